@@ -1,0 +1,68 @@
+# Telemetry API. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN := $(CURDIR)/.bin
+SQLC_VERSION := v1.31.1
+SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
+STATICCHECK_VERSION := 2025.1.1
+SWAGGER_UI_VERSION := 5.35.0
+
+# The database `make run`, `migrate` and `psql` use: DATABASE_URL when set,
+# otherwise the local cluster under ./.data/pg (started on demand).
+DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
+
+.DEFAULT_GOAL := help
+.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the binary into .bin/telemetry
+	$(GO) build -o $(BIN)/telemetry ./cmd/telemetry
+
+run: build ## migrate, then serve (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
+	@url="$(DB_URL)" && echo "database: $$url" && \
+	DATABASE_URL="$$url" $(BIN)/telemetry migrate && \
+	DATABASE_URL="$$url" exec $(BIN)/telemetry serve
+
+migrate: build ## apply pending migrations to the configured database
+	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate
+
+test: $(SQLC) ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
+	$(GO) vet ./...
+	SQLC=$(SQLC) $(GO) test -count=1 -timeout 20m ./...
+
+generate: $(SQLC) ## regenerate the sqlc code in internal/db
+	$(SQLC) generate
+
+openapi: ## regenerate openapi.yaml (OpenAPI 3.0.3) from the code
+	$(GO) run ./cmd/telemetry openapi > openapi.yaml
+
+lint: $(SQLC) ## go vet, gofmt, staticcheck, sqlc diff
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(SQLC) diff
+
+psql: ## open psql on the configured database
+	@url="$(DB_URL)" && exec psql "$$url"
+
+db-stop: ## stop the local PostgreSQL started by make run
+	$(GO) run ./cmd/devdb stop
+
+bench: ## run the benchmarks against a real server and PostgreSQL; writes docs/benchmarks.md
+	$(GO) run ./cmd/bench -out docs/benchmarks.md
+
+clean: db-stop ## stop the local database and delete ./.data and ./.bin
+	rm -rf .data $(BIN)
+
+swagger-ui: ## refresh the embedded Swagger UI from the swagger-ui-dist npm package
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && tar xzf swagger-ui-dist-*.tgz && \
+	cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE package/favicon-32x32.png $(CURDIR)/internal/api/swaggerui/ && rm -rf $$tmp
+
+# sqlc is a Go module: built from source at a pinned version, never downloaded as a binary.
+$(SQLC):
+	@mkdir -p $(BIN)
+	@echo "installing sqlc $(SQLC_VERSION) into .bin (a few minutes the first time)"
+	GOBIN=$(BIN) $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	mv $(BIN)/sqlc $(SQLC)

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/api"
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/obs"
+)
+
+const usage = `Usage: telemetry <command>
+
+Commands:
+  serve            run the HTTP API (the schema must be migrated first)
+  migrate          apply every pending migration and exit
+  migrate status   list migrations and whether each is applied
+  migrate down     roll back the most recent migration
+  openapi          print the OpenAPI 3.0.3 document (YAML) to stdout
+  help, --help     show this help
+
+Environment:
+`
+
+// run is the whole program; main only wires it to the OS, so tests can run
+// it end to end with their own arguments, environment and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	switch args[0] {
+	case "openapi":
+		y, err := api.Spec().DowngradeYAML()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(y)
+		return err
+	case "migrate":
+		sub := ""
+		if len(args) > 1 {
+			sub = args[1]
+		}
+		return runMigrate(ctx, cfg, log, sub, stdout)
+	case "serve":
+		return serve(ctx, cfg, log, stdout)
+	}
+	printUsage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usage)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, v := range config.Vars {
+		def := v.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Doc)
+	}
+	tw.Flush()
+}
+
+// openPool connects to the database; a short connect timeout keeps requests
+// from hanging when the database is down (they answer 503 instead).
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	if err := cfg.RequireDatabase(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		pc.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, nil
+}
+
+func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub string, stdout io.Writer) error {
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := migrate.New(pool)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch sub {
+	case "", "up":
+		return m.Up(ctx, log)
+	case "status":
+		return m.Status(ctx, stdout)
+	case "down":
+		return m.Down(ctx, log)
+	}
+	return fmt.Errorf("unknown migrate command %q (want status or down)", sub)
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	m, err := migrate.New(pool)
+	if err != nil {
+		return err
+	}
+	err = m.CheckCurrent(ctx)
+	m.Close()
+	if err != nil {
+		return err
+	}
+
+	metrics := obs.New()
+	metrics.RegisterPool(pool)
+	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg})
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "telemetry: serving on http://%s (docs at /docs)\n", ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// SIGTERM: stop accepting, let requests in flight finish, then close
+	// the pool (deferred) and exit 0.
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

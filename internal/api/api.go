@@ -1,0 +1,166 @@
+// Package api is the HTTP API: huma operations on a chi router, one file per
+// resource, and this file, which builds the API and lists every route.
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/obs"
+)
+
+// Version is the API version shown in the OpenAPI document.
+const Version = "1.0.0"
+
+func init() { installErrorModel() }
+
+// Deps is everything the API needs. Pool may be nil when the API is built
+// only to print its OpenAPI document.
+type Deps struct {
+	Pool    *pgxpool.Pool
+	Log     *slog.Logger
+	Metrics *obs.Metrics
+	Config  config.Config
+}
+
+// server carries the dependencies into the handlers.
+type server struct {
+	pool    *pgxpool.Pool
+	q       *db.Queries
+	log     *slog.Logger
+	metrics *obs.Metrics
+	cfg     config.Config
+}
+
+// New builds the router and the huma API on it.
+func New(d Deps) (http.Handler, huma.API) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = obs.New()
+	}
+	s := &server{pool: d.Pool, log: d.Log, metrics: d.Metrics, cfg: d.Config}
+	if d.Pool != nil {
+		s.q = db.New(d.Pool)
+	}
+
+	mux := chi.NewMux()
+	mux.Use(observe(d.Log, d.Metrics), recoverer(d.Log))
+	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
+	})
+	mux.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		allowed := allowedMethods(mux, r.URL.Path)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, r, NewProblem(http.StatusMethodNotAllowed,
+			fmt.Sprintf("%s is not supported on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))))
+	})
+	mux.Method(http.MethodGet, "/metrics", d.Metrics.Handler())
+	mux.Method(http.MethodGet, "/docs", docsHandler())
+	mux.Method(http.MethodGet, "/docs/*", docsHandler())
+
+	api := humachi.New(mux, humaConfig())
+	api.UseMiddleware(negotiate)
+
+	// Every route of the API, by resource.
+	s.registerOperations(api) // /healthz, /readyz
+	s.registerFlows(api)      // /flows
+
+	return mux, api
+}
+
+func humaConfig() huma.Config {
+	cfg := huma.DefaultConfig("Telemetry API", Version)
+	// No $schema field in bodies and no describedBy Link header: generated
+	// clients should see exactly the documented fields.
+	cfg.CreateHooks = nil
+	// Problems built in handlers learn the request id on the way out.
+	cfg.Transformers = append(cfg.Transformers, func(ctx huma.Context, _ string, v any) (any, error) {
+		if p, ok := v.(*Problem); ok && p.RequestID == "" {
+			p.RequestID = RequestID(ctx.Context())
+		}
+		return v, nil
+	})
+	// The default docs page loads its renderer from a CDN; ours is embedded.
+	cfg.DocsPath = ""
+	cfg.Info.Description = "One service for five kinds of operational data: hourly network flows, " +
+		"load-test events, device metrics, request measurements and metrics collections.\n\n" +
+		"Errors are RFC 9457 problem details (application/problem+json) whose `errors` items name the " +
+		"failed rule (`title`), the field (`source`) and where it is (`location`). Lists are paginated " +
+		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header."
+	cfg.Tags = []*huma.Tag{
+		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
+		{Name: "operations", Description: "Liveness and readiness."},
+	}
+	return cfg
+}
+
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// allowedMethods lists the methods some route serves at path.
+func allowedMethods(mux *chi.Mux, path string) []string {
+	var allowed []string
+	for _, m := range methods {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
+// recoverer turns a panic into a logged 500 problem instead of a dropped
+// connection.
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.ErrorContext(r.Context(), "panic", "value", fmt.Sprint(v), "request_id", RequestID(r.Context()))
+					writeProblem(w, r, internalError(r.Context()))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Spec builds the API without a database and returns its OpenAPI document.
+func Spec() *huma.OpenAPI {
+	_, api := New(Deps{})
+	return api.OpenAPI()
+}
+
+// readiness is what /readyz checks: the database answers and the schema
+// is at the latest migration.
+func (s *server) readiness(ctx context.Context) (version int64, mode string, err error) {
+	m, err := migrate.New(s.pool)
+	if err != nil {
+		return 0, "", err
+	}
+	defer m.Close()
+	current, latest, err := m.Versions(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	if current != latest {
+		return current, "", fmt.Errorf("schema at version %d, latest is %d", current, latest)
+	}
+	mode, err = migrate.Mode(ctx, s.pool)
+	return current, mode, err
+}

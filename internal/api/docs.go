@@ -1,0 +1,30 @@
+package api
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+// swaggerUI holds Swagger UI (the swagger-ui-dist npm package, version in
+// the Makefile's SWAGGER_UI_VERSION, Apache-2.0: swaggerui/LICENSE and
+// NOTICE) with our own index page, so /docs works with no internet access.
+//
+//go:embed swaggerui
+var swaggerUI embed.FS
+
+// docsHandler serves /docs (the page) and /docs/{asset}.
+func docsHandler() http.Handler {
+	sub, _ := fs.Sub(swaggerUI, "swaggerui")
+	index, _ := fs.ReadFile(sub, "index.html")
+	files := http.StripPrefix("/docs/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/docs" || r.URL.Path == "/docs/" || r.URL.Path == "/docs/index.html" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(index)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,323 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/telemetry/telemetry/internal/config"
+)
+
+// seedFlows is aggregation_ws's own test data.
+const seedFlows = `[
+ {"src_app": "foo", "dest_app": "bar", "vpc_id": "vpc-0", "bytes_tx": 100, "bytes_rx": 300, "hour": 1},
+ {"src_app": "foo", "dest_app": "bar", "vpc_id": "vpc-0", "bytes_tx": 200, "bytes_rx": 600, "hour": 1},
+ {"src_app": "baz", "dest_app": "qux", "vpc_id": "vpc-0", "bytes_tx": 100, "bytes_rx": 500, "hour": 1},
+ {"src_app": "baz", "dest_app": "qux", "vpc_id": "vpc-0", "bytes_tx": 100, "bytes_rx": 500, "hour": 2},
+ {"src_app": "baz", "dest_app": "qux", "vpc_id": "vpc-1", "bytes_tx": 100, "bytes_rx": 500, "hour": 2}
+]`
+
+func TestFlowsSeedExample(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.do("POST", "/flows", seedFlows).wantStatus(t, http.StatusCreated)
+
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=1", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	want := []Flow{
+		{SrcApp: "baz", DestApp: "qux", VpcID: "vpc-0", BytesTx: 100, BytesRx: 500, Hour: 1},
+		{SrcApp: "foo", DestApp: "bar", VpcID: "vpc-0", BytesTx: 300, BytesRx: 900, Hour: 1},
+	}
+	if fmt.Sprint(page.Items) != fmt.Sprint(want) || page.Total != 2 || page.Page != 1 || page.Size != 50 {
+		t.Fatalf("hour 1 = %+v, want items %+v total 2 page 1 size 50", page, want)
+	}
+	s.do("GET", "/flows?hour=2", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 2 || page.Items[0].VpcID != "vpc-0" || page.Items[1].VpcID != "vpc-1" {
+		t.Fatalf("hour 2 = %+v", page)
+	}
+
+	// Posting again adds to the totals: sums over everything ever posted.
+	s.do("POST", "/flows", seedFlows).wantStatus(t, http.StatusCreated)
+	s.do("GET", "/flows?hour=1", nil).decode(t, &page)
+	if page.Items[1].BytesTx != 600 || page.Items[1].BytesRx != 1800 {
+		t.Fatalf("after a second post: %+v", page.Items)
+	}
+}
+
+func TestFlowsEmptyBatchAndEmptyHour(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	r := s.do("POST", "/flows", "[]").wantStatus(t, http.StatusCreated)
+	if !strings.Contains(string(r.Body), `"received":0`) {
+		t.Fatalf("body %s", r.Body)
+	}
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=7", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 0 || page.Items == nil || len(page.Items) != 0 {
+		t.Fatalf("empty hour = %+v (items must be [], not null)", page)
+	}
+}
+
+func TestFlowsPagination(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var flows []Flow
+	for i := 0; i < 25; i++ {
+		flows = append(flows, Flow{SrcApp: fmt.Sprintf("app-%02d", i), DestApp: "d", VpcID: "v", BytesTx: 1, BytesRx: 2, Hour: 5})
+	}
+	s.do("POST", "/flows", flows).wantStatus(t, http.StatusCreated)
+
+	seen := map[string]bool{}
+	for page := 1; page <= 3; page++ {
+		var p Page[Flow]
+		r := s.do("GET", fmt.Sprintf("/flows?hour=5&size=10&page=%d", page), nil).wantStatus(t, http.StatusOK)
+		r.decode(t, &p)
+		if p.Total != 25 || p.Page != int64(page) || p.Size != 10 {
+			t.Fatalf("page %d: %+v", page, p)
+		}
+		wantLen := 10
+		if page == 3 {
+			wantLen = 5
+		}
+		if len(p.Items) != wantLen {
+			t.Fatalf("page %d has %d items, want %d", page, len(p.Items), wantLen)
+		}
+		for i, f := range p.Items {
+			if seen[f.SrcApp] {
+				t.Fatalf("page %d repeats %s", page, f.SrcApp)
+			}
+			seen[f.SrcApp] = true
+			if want := fmt.Sprintf("app-%02d", (page-1)*10+i); f.SrcApp != want {
+				t.Fatalf("page %d item %d = %s, want %s (order by src_app)", page, i, f.SrcApp, want)
+			}
+		}
+		link := r.Header.Get("Link")
+		if !strings.Contains(link, `rel="first"`) || !strings.Contains(link, `page=3&size=10>; rel="last"`) {
+			t.Fatalf("page %d Link = %q", page, link)
+		}
+		if hasNext := strings.Contains(link, `rel="next"`); hasNext != (page < 3) {
+			t.Fatalf("page %d Link next = %v: %q", page, hasNext, link)
+		}
+		if hasPrev := strings.Contains(link, `rel="prev"`); hasPrev != (page > 1) {
+			t.Fatalf("page %d Link prev = %v: %q", page, hasPrev, link)
+		}
+	}
+	// Past the end: no items, the true total.
+	var p Page[Flow]
+	s.do("GET", "/flows?hour=5&size=10&page=9", nil).wantStatus(t, http.StatusOK).decode(t, &p)
+	if len(p.Items) != 0 || p.Total != 25 {
+		t.Fatalf("past the end: %+v", p)
+	}
+}
+
+func TestFlowsListValidation(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	cases := []struct {
+		query, location, title string
+	}{
+		{"", "query.hour", "required"},
+		{"hour=x", "query.hour", "type"},
+		{"hour=1.5", "query.hour", "type"},
+		{"hour=-1", "query.hour", "min"},
+		{"hour=2147483648", "query.hour", "max"},
+		{"hour=1&page=0", "query.page", "min"},
+		{"hour=1&page=x", "query.page", "type"},
+		{"hour=1&size=0", "query.size", "min"},
+		{"hour=1&size=101", "query.size", "max"},
+	}
+	for _, c := range cases {
+		t.Run(c.query, func(t *testing.T) {
+			p := s.do("GET", "/flows?"+c.query, nil).problem(t, http.StatusUnprocessableEntity)
+			if !p.hasError(c.location, c.title) {
+				t.Fatalf("errors %+v lack %s/%s", p.Errors, c.location, c.title)
+			}
+			for _, e := range p.Errors {
+				if e.Status != 422 || e.Detail == "" || e.Source == "" {
+					t.Fatalf("incomplete error item %+v", e)
+				}
+			}
+		})
+	}
+	// Several bad parameters are all reported at once.
+	p := s.do("GET", "/flows?hour=x&page=0&size=500", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 3 {
+		t.Fatalf("want 3 errors, got %+v", p.Errors)
+	}
+}
+
+func TestFlowsPostValidation(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	good := `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`
+	cases := []struct {
+		name, item, field, title string
+	}{
+		{"missing src_app", `{"dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`, "src_app", "required"},
+		{"missing hour", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2}`, "hour", "required"},
+		{"empty dest_app", `{"src_app":"a","dest_app":"","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`, "dest_app", "min"},
+		{"long vpc_id", `{"src_app":"a","dest_app":"b","vpc_id":"` + strings.Repeat("v", 256) + `","bytes_tx":1,"bytes_rx":2,"hour":3}`, "vpc_id", "max"},
+		{"string for integer", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":"5","bytes_rx":2,"hour":3}`, "bytes_tx", "type"},
+		{"float for integer", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1.5,"bytes_rx":2,"hour":3}`, "bytes_tx", "type"},
+		{"negative bytes", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":-2,"hour":3}`, "bytes_rx", "min"},
+		{"negative hour", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":-3}`, "hour", "min"},
+		{"number for string", `{"src_app":7,"dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`, "src_app", "type"},
+		{"null", `{"src_app":null,"dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`, "src_app", "type"},
+		{"unknown field", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3,"extra":1}`, "extra", "unknown"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// The bad item is third: the error names it by index, and the
+			// good items around it are not stored either.
+			body := "[" + good + "," + good + "," + c.item + "]"
+			p := s.do("POST", "/flows", body).problem(t, http.StatusUnprocessableEntity)
+			loc := "body[2]." + c.field
+			if !p.hasError(loc, c.title) {
+				t.Fatalf("errors %+v lack %s/%s", p.Errors, loc, c.title)
+			}
+			for _, e := range p.Errors {
+				if e.Source != c.field || e.Status != 422 || e.Detail == "" {
+					t.Fatalf("error item %+v: want source %s, status 422, a detail", e, c.field)
+				}
+			}
+			var page Page[Flow]
+			s.do("GET", "/flows?hour=3", nil).decode(t, &page)
+			if page.Total != 0 {
+				t.Fatalf("an invalid batch stored %d rows", page.Total)
+			}
+		})
+	}
+
+	// Every failing item is named by index, at once.
+	body := "[" + good + `,{"src_app":"","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3},` + good +
+		`,{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":-1,"bytes_rx":2,"hour":3}]`
+	p := s.do("POST", "/flows", body).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body[1].src_app", "min") || !p.hasError("body[3].bytes_tx", "min") || len(p.Errors) != 2 {
+		t.Fatalf("errors = %+v", p.Errors)
+	}
+}
+
+func TestFlowsPostBadBodies(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.MaxBodyBytes = 2000 })
+	cases := []struct {
+		name, body string
+		status     int
+	}{
+		{"malformed JSON", `[{"src_app":`, http.StatusBadRequest},
+		{"not JSON", `hello`, http.StatusBadRequest},
+		{"object instead of array", `{"src_app":"a"}`, http.StatusUnprocessableEntity},
+		{"array of numbers", `[1,2]`, http.StatusUnprocessableEntity},
+		{"overflowing integer", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":99999999999999999999,"bytes_rx":2,"hour":3}]`, http.StatusUnprocessableEntity},
+		{"too large", "[" + strings.Repeat(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3},`, 40) + "]", http.StatusRequestEntityTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := s.do("POST", "/flows", c.body).problem(t, c.status)
+			for _, e := range p.Errors {
+				if v, ok := e.Value.(string); ok && len(v) > 300 {
+					t.Fatalf("the body was echoed back: %d bytes", len(v))
+				}
+			}
+		})
+	}
+	// A missing body is a 400 too.
+	s.do("POST", "/flows", nil).problem(t, http.StatusBadRequest)
+}
+
+func TestFlowsBodyLimitIsInclusive(t *testing.T) {
+	t.Parallel()
+	item := `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`
+	body := "[" + item + "," + item + "]"
+	s := newTestServer(t, func(c *config.Config) { c.MaxBodyBytes = int64(len(body)) })
+	s.do("POST", "/flows", body).wantStatus(t, http.StatusCreated)
+	s.do("POST", "/flows", body+" ").problem(t, http.StatusRequestEntityTooLarge)
+}
+
+func TestFlowsTooMany(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.FlowsMaxBatch = 3 })
+	flows := make([]Flow, 4)
+	for i := range flows {
+		flows[i] = Flow{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 1, BytesRx: 1, Hour: 9}
+	}
+	p := s.do("POST", "/flows", flows).problem(t, http.StatusNotAcceptable)
+	if p.Detail != TooManyFlows {
+		t.Fatalf("detail = %q", p.Detail)
+	}
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=9", nil).decode(t, &page)
+	if page.Total != 0 {
+		t.Fatal("a refused batch was stored")
+	}
+	s.do("POST", "/flows", flows[:3]).wantStatus(t, http.StatusCreated)
+}
+
+func TestFlowsOverflowIsRefused(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	big := Flow{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 1 << 62, BytesRx: 0, Hour: 4}
+	s.do("POST", "/flows", []Flow{big}).wantStatus(t, http.StatusCreated)
+	// Two more of these would wrap a 64-bit total: refused, nothing changed.
+	s.do("POST", "/flows", []Flow{big, big}).problem(t, http.StatusUnprocessableEntity)
+	s.do("POST", "/flows", []Flow{big, big, {SrcApp: "other", DestApp: "b", VpcID: "v", BytesTx: 1, Hour: 4}}).
+		problem(t, http.StatusUnprocessableEntity)
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=4", nil).decode(t, &page)
+	if page.Total != 1 || page.Items[0].BytesTx != 1<<62 {
+		t.Fatalf("after refused overflows: %+v", page)
+	}
+}
+
+// Concurrent posts of the same keys lose no update and never fail with
+// "cannot affect row a second time" or a deadlock.
+func TestFlowsConcurrentPostsSumExactly(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	const clients, rounds = 8, 10
+	// Each batch repeats keys and lists them in a different order.
+	batch := func(c int) []Flow {
+		var fs []Flow
+		for k := 0; k < 20; k++ {
+			key := (k*7 + c) % 10
+			fs = append(fs, Flow{SrcApp: fmt.Sprintf("s%d", key), DestApp: "d", VpcID: "v", BytesTx: 1, BytesRx: 3, Hour: 11})
+		}
+		return fs
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, clients*rounds)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				if res := s.do("POST", "/flows", batch(c)); res.Status != http.StatusCreated {
+					errs <- fmt.Sprintf("%d %s", res.Status, res.Body)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=11", nil).decode(t, &page)
+	if page.Total != 10 {
+		t.Fatalf("total = %d, want 10 keys", page.Total)
+	}
+	var tx, rx int64
+	for _, f := range page.Items {
+		tx += f.BytesTx
+		rx += f.BytesRx
+		if f.BytesTx != clients*rounds*2 {
+			t.Fatalf("key %s has bytes_tx %d, want %d", f.SrcApp, f.BytesTx, clients*rounds*2)
+		}
+	}
+	if tx != clients*rounds*20 || rx != 3*clients*rounds*20 {
+		t.Fatalf("sums tx=%d rx=%d, want %d and %d", tx, rx, clients*rounds*20, 3*clients*rounds*20)
+	}
+}

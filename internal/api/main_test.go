@@ -1,0 +1,141 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+
+// testServer is a real API on a real, freshly migrated database.
+type testServer struct {
+	*httptest.Server
+	Pool    *pgxpool.Pool
+	Metrics *obs.Metrics
+	t       testing.TB
+}
+
+// newTestServer starts the API on its own database; tweak adjusts the
+// configuration (defaults are those of production).
+func newTestServer(t testing.TB, tweak ...func(*config.Config)) *testServer {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	pool := testdb.New(t)
+	metrics := obs.New()
+	metrics.RegisterPool(pool)
+	h, _ := New(Deps{Pool: pool, Config: cfg, Metrics: metrics})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}
+}
+
+// response is what a test needs of an answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// do sends method path with body (a string or []byte is sent as is, anything
+// else as JSON) and optional header pairs.
+func (s *testServer) do(method, path string, body any, header ...string) response {
+	s.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = bytes.NewBufferString(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// decode unmarshals the body into v, failing the test when it cannot.
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.Body, err)
+	}
+}
+
+// problem decodes an error answer, checking its status and content type.
+func (r response) problem(t testing.TB, status int) Problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, r.Body)
+	}
+	var p Problem
+	r.decode(t, &p)
+	if p.Status != status || p.Title != http.StatusText(status) {
+		t.Fatalf("problem status/title = %d %q, want %d %q", p.Status, p.Title, status, http.StatusText(status))
+	}
+	if p.RequestID == "" || p.RequestID != r.Header.Get("X-Request-Id") {
+		t.Fatalf("problem requestId %q does not match X-Request-Id %q", p.RequestID, r.Header.Get("X-Request-Id"))
+	}
+	return p
+}
+
+// wantStatus fails unless the answer has the status.
+func (r response) wantStatus(t testing.TB, status int) response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+// hasError reports whether the problem lists an item for location with title.
+func (p Problem) hasError(location, title string) bool {
+	for _, e := range p.Errors {
+		if e.Location == location && e.Title == title {
+			return true
+		}
+	}
+	return false
+}

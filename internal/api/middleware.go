@@ -1,0 +1,181 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/telemetry/telemetry/internal/obs"
+)
+
+type ctxKey int
+
+const requestInfoKey ctxKey = 0
+
+// requestInfo travels in the request context so that handlers can name
+// the request (errors, logs) and build Link headers.
+type requestInfo struct {
+	id  string
+	url *url.URL
+}
+
+// RequestID is the request's X-Request-Id ("" outside a request).
+func RequestID(ctx context.Context) string {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return ri.id
+	}
+	return ""
+}
+
+func requestURL(ctx context.Context) *url.URL {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return ri.url
+	}
+	return &url.URL{}
+}
+
+// validRequestID accepts a caller's id only when it is short and printable,
+// so that it cannot forge log lines or bloat them.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusRecorder remembers what the handler wrote, for the log and metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer (deadlines, flush).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// observe is the outermost middleware: request id, one JSON log line and the
+// Prometheus figures per request, labelled by route pattern (never by raw
+// path, which would let clients explode the label set).
+func observe(log *slog.Logger, m *obs.Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			id := r.Header.Get("X-Request-Id")
+			if !validRequestID(id) {
+				id = newRequestID()
+			}
+			w.Header().Set("X-Request-Id", id)
+			ctx := context.WithValue(r.Context(), requestInfoKey, &requestInfo{id: id, url: r.URL})
+			rec := &statusRecorder{ResponseWriter: w}
+			next.ServeHTTP(rec, r.WithContext(ctx))
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			elapsed := time.Since(start)
+			route := routePattern(r)
+			m.Requests.WithLabelValues(r.Method, route, strconv.Itoa(rec.status)).Inc()
+			m.RequestDuration.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+			level := slog.LevelInfo
+			if rec.status >= 500 {
+				level = slog.LevelError
+			}
+			log.LogAttrs(ctx, level, "request",
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+				slog.Int64("bytes", rec.bytes),
+				slog.String("request_id", id),
+				slog.String("remote", r.RemoteAddr),
+			)
+		})
+	}
+}
+
+// routePattern is the chi pattern that matched, or "unmatched".
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "unmatched"
+}
+
+// acceptable reports whether an Accept header admits JSON (or problem+json).
+// A missing header, */* and application/* all do; a media range with q=0
+// does not count.
+func acceptable(accept string) bool {
+	if strings.TrimSpace(accept) == "" {
+		return true
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
+				continue
+			}
+		}
+		switch mt {
+		case "*/*", "application/*", "application/json", "application/problem+json":
+			return true
+		}
+	}
+	return false
+}
+
+// negotiate answers 406 when the client accepts nothing this API produces
+// (huma alone would answer JSON whatever the Accept header says).
+func negotiate(ctx huma.Context, next func(huma.Context)) {
+	if acceptable(ctx.Header("Accept")) {
+		next(ctx)
+		return
+	}
+	p := NewProblem(http.StatusNotAcceptable, "this endpoint produces application/json (errors: application/problem+json); the Accept header admits neither")
+	p.RequestID = RequestID(ctx.Context())
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+type healthOutput struct {
+	Body struct {
+		Status string `json:"status" example:"ok" doc:"Always ok: the process is alive."`
+	}
+}
+
+type readyOutput struct {
+	Body struct {
+		Status        string `json:"status" example:"ready" doc:"ready when the database answers and the schema is current."`
+		SchemaVersion int64  `json:"schemaVersion" example:"2" doc:"Applied migration version."`
+		Mode          string `json:"mode" example:"timescaledb" enum:"timescaledb,postgresql" doc:"Whether time-series tables are TimescaleDB hypertables or plain tables."`
+	}
+}
+
+func (s *server) registerOperations(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID: "getHealth",
+		Method:      http.MethodGet,
+		Path:        "/healthz",
+		Summary:     "Liveness: the process is alive",
+		Tags:        []string{"operations"},
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "getReady",
+		Method:      http.MethodGet,
+		Path:        "/readyz",
+		Summary:     "Readiness: the database answers and the schema is current",
+		Tags:        []string{"operations"},
+		Errors:      []int{http.StatusServiceUnavailable},
+	}, func(ctx context.Context, _ *struct{}) (*readyOutput, error) {
+		version, mode, err := s.readiness(ctx)
+		if err != nil {
+			s.log.WarnContext(ctx, "not ready", "error", err.Error())
+			return nil, NewProblem(http.StatusServiceUnavailable, "not ready: "+readyReason(err)).
+				WithHeader("Retry-After", "5")
+		}
+		out := &readyOutput{}
+		out.Body.Status, out.Body.SchemaVersion, out.Body.Mode = "ready", version, mode
+		return out, nil
+	})
+}
+
+// readyReason says why without leaking driver messages.
+func readyReason(err error) string {
+	if Unavailable(err) {
+		return "the database is unreachable"
+	}
+	return err.Error()
+}

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// PageQuery is embedded in the input of every list operation.
+type PageQuery struct {
+	Page int64 `query:"page" minimum:"1" maximum:"2147483647" default:"1" doc:"Page number, from 1."`
+	Size int64 `query:"size" minimum:"1" maximum:"100" default:"50" doc:"Items per page, 1 to 100."`
+}
+
+// Offset is the number of rows before this page.
+func (p PageQuery) Offset() int64 { return (p.Page - 1) * p.Size }
+
+// Page is the body of every list answer.
+type Page[T any] struct {
+	Items []T   `json:"items" doc:"This page's items; empty past the last page."`
+	Total int64 `json:"total" example:"1234" doc:"Items matching the filter, over all pages."`
+	Page  int64 `json:"page" example:"1" doc:"This page's number."`
+	Size  int64 `json:"size" example:"50" doc:"The page size asked for."`
+}
+
+// PageOutput is the answer of a list operation: the page and its Link header.
+type PageOutput[T any] struct {
+	Link string `header:"Link" doc:"RFC 8288 links to the first, last, previous and next pages, where they exist."`
+	Body Page[T]
+}
+
+// newPage builds the answer for one page of items out of total.
+func newPage[T any](ctx context.Context, q PageQuery, items []T, total int64) *PageOutput[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return &PageOutput[T]{
+		Link: pageLinks(ctx, q, total),
+		Body: Page[T]{Items: items, Total: total, Page: q.Page, Size: q.Size},
+	}
+}
+
+// pageLinks builds the Link header from the request's own URL, so every
+// filter the client gave is kept.
+func pageLinks(ctx context.Context, q PageQuery, total int64) string {
+	u := *requestURL(ctx)
+	last := (total + q.Size - 1) / q.Size
+	if last < 1 {
+		last = 1
+	}
+	link := func(page int64, rel string) string {
+		v := u.Query()
+		v.Set("page", strconv.FormatInt(page, 10))
+		v.Set("size", strconv.FormatInt(q.Size, 10))
+		u.RawQuery = v.Encode()
+		return fmt.Sprintf("<%s>; rel=%q", u.RequestURI(), rel)
+	}
+	links := []string{link(1, "first")}
+	if q.Page > 1 {
+		links = append(links, link(min(q.Page-1, last), "prev"))
+	}
+	if q.Page < last {
+		links = append(links, link(q.Page+1, "next"))
+	}
+	links = append(links, link(last, "last"))
+	return strings.Join(links, ", ")
+}

@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Problem is the one error body of the service (RFC 9457 problem details),
+// extended with the device-metrics seed's error items so that clients of the
+// original APIs and generic problem+json clients both understand it.
+type Problem struct {
+	Type      string         `json:"type,omitempty" doc:"A URI reference identifying the problem type; absent means about:blank."`
+	Title     string         `json:"title" example:"Unprocessable Entity" doc:"Short summary of the problem type: the HTTP status text."`
+	Status    int            `json:"status" example:"422" doc:"HTTP status code."`
+	Detail    string         `json:"detail,omitempty" example:"validation failed" doc:"Explanation of this occurrence."`
+	RequestID string         `json:"requestId,omitempty" example:"5f0c3a7e9b1d4c2a" doc:"The request's X-Request-Id: quote it when reporting a problem."`
+	Errors    []*ProblemItem `json:"errors,omitempty" doc:"One item per failed rule, all of them at once."`
+
+	headers http.Header
+}
+
+// ProblemItem is one failed rule.
+type ProblemItem struct {
+	Status   int    `json:"status" example:"422" doc:"HTTP status of the error."`
+	Title    string `json:"title" example:"required" doc:"The rule that failed: required, min, max, type, oneof, pattern, unknown, ..."`
+	Detail   string `json:"detail" example:"units is a required field" doc:"What is wrong, for people."`
+	Source   string `json:"source,omitempty" example:"units" doc:"The field or parameter at fault."`
+	Location string `json:"location,omitempty" example:"body.units" doc:"Where the field is: body.units, body[3].bytes_tx, query.hour."`
+	Value    any    `json:"value" doc:"The value received, null when missing."`
+}
+
+func (p *Problem) Error() string { return p.Detail }
+
+// GetStatus implements huma.StatusError.
+func (p *Problem) GetStatus() int { return p.Status }
+
+// GetHeaders implements huma.HeadersError (Retry-After, WWW-Authenticate).
+func (p *Problem) GetHeaders() http.Header { return p.headers }
+
+// ContentType makes huma send application/problem+json.
+func (p *Problem) ContentType(ct string) string {
+	if ct == "application/json" || ct == "" {
+		return "application/problem+json"
+	}
+	return ct
+}
+
+// WithHeader adds a response header to the problem.
+func (p *Problem) WithHeader(name, value string) *Problem {
+	if p.headers == nil {
+		p.headers = http.Header{}
+	}
+	p.headers.Set(name, value)
+	return p
+}
+
+func (e *ProblemItem) Error() string { return e.Detail }
+
+// NewProblem builds a problem; errs may be *ProblemItem (used as they are),
+// huma.ErrorDetailer (translated) or plain errors (their text as detail).
+func NewProblem(status int, detail string, errs ...error) *Problem {
+	p := &Problem{Title: http.StatusText(status), Status: status, Detail: detail}
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var item *ProblemItem
+		var hd huma.ErrorDetailer
+		switch {
+		case errors.As(err, &item):
+			if item.Status == 0 {
+				item.Status = status
+			}
+		case errors.As(err, &hd):
+			item = fromHumaDetail(status, hd.ErrorDetail())
+		default:
+			item = &ProblemItem{Status: status, Title: "invalid", Detail: err.Error()}
+		}
+		p.Errors = append(p.Errors, item)
+	}
+	return p
+}
+
+// installErrorModel makes huma produce Problem for every error it writes:
+// validation, body parsing, body size, and the handlers' own errors.
+func installErrorModel() {
+	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
+		return NewProblem(status, msg, errs...)
+	}
+	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
+		p := NewProblem(status, msg, errs...)
+		if ctx != nil {
+			p.RequestID = RequestID(ctx.Context())
+		}
+		return p
+	}
+}
+
+// fromHumaDetail turns huma's {message, location, value} into an item that
+// names the rule (title) and the field (source).
+func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
+	it := &ProblemItem{Status: status, Location: d.Location, Value: d.Value, Title: "invalid", Detail: d.Message}
+	msg := d.Message
+	if m := reRequired.FindStringSubmatch(msg); m != nil {
+		it.Location = joinLocation(d.Location, m[1])
+		it.Value = nil
+	}
+	field := leafName(it.Location)
+	it.Source = field
+	if field == "" {
+		field = "value"
+	}
+	switch {
+	case reRequired.MatchString(msg), strings.HasPrefix(msg, "required ") && strings.HasSuffix(msg, " parameter is missing"):
+		it.Title, it.Detail = "required", field+" is a required field"
+	case msg == "unexpected property":
+		it.Title, it.Detail = "unknown", field+" is not a known field"
+	case strings.HasPrefix(msg, "expected number >= "):
+		it.Title, it.Detail = "min", field+" must be "+strings.TrimPrefix(msg, "expected number >= ")+" or greater"
+	case strings.HasPrefix(msg, "expected number > "):
+		it.Title, it.Detail = "gt", field+" must be greater than "+strings.TrimPrefix(msg, "expected number > ")
+	case strings.HasPrefix(msg, "expected number <= "):
+		it.Title, it.Detail = "max", field+" must be "+strings.TrimPrefix(msg, "expected number <= ")+" or less"
+	case strings.HasPrefix(msg, "expected number < "):
+		it.Title, it.Detail = "lt", field+" must be less than "+strings.TrimPrefix(msg, "expected number < ")
+	case strings.HasPrefix(msg, "expected length >= "):
+		it.Title, it.Detail = "min", field+" must be at least "+strings.TrimPrefix(msg, "expected length >= ")+" characters long"
+	case strings.HasPrefix(msg, "expected length <= "):
+		it.Title, it.Detail = "max", field+" must be at most "+strings.TrimPrefix(msg, "expected length <= ")+" characters long"
+	case strings.HasPrefix(msg, "expected array length >= "):
+		it.Title, it.Detail = "min", field+" must have at least "+strings.TrimPrefix(msg, "expected array length >= ")+" items"
+	case strings.HasPrefix(msg, "expected array length <= "):
+		it.Title, it.Detail = "max", field+" must have at most "+strings.TrimPrefix(msg, "expected array length <= ")+" items"
+	case strings.HasPrefix(msg, "expected value to be one of "):
+		it.Title, it.Detail = "oneof", field+" must be one of "+strings.Trim(strings.TrimPrefix(msg, "expected value to be one of "), `"`)
+	case strings.HasPrefix(msg, "expected string to match pattern"):
+		it.Title, it.Detail = "pattern", field+" "+strings.TrimPrefix(msg, "expected ")
+	case strings.HasPrefix(msg, "expected string to be "):
+		it.Title, it.Detail = "format", field+" must be "+strings.TrimPrefix(msg, "expected string to be ")
+	case msg == "expected integer", msg == "expected number", msg == "expected string", msg == "expected boolean",
+		msg == "expected array", msg == "expected object":
+		it.Title, it.Detail = "type", field+" must be "+article(strings.TrimPrefix(msg, "expected "))
+	case msg == "invalid integer", msg == "invalid float", msg == "invalid boolean":
+		kind := map[string]string{"invalid integer": "integer", "invalid float": "number", "invalid boolean": "boolean"}[msg]
+		it.Title, it.Detail = "type", field+" must be "+article(kind)
+	case msg == "unknown query parameter":
+		it.Title, it.Detail = "unknown", field+" is not a known parameter"
+	case strings.HasPrefix(msg, "unknown content type"):
+		it.Title, it.Detail, it.Value = "contentType", msg+"; send Content-Type: application/json", nil
+	case it.Location == "body" && status == http.StatusBadRequest:
+		it.Title, it.Detail, it.Value = "json", "the body is not valid JSON: "+msg, nil
+	case it.Location == "body" && strings.Contains(msg, "cannot unmarshal number"):
+		it.Title, it.Detail, it.Value = "range", "a number in the body is outside the range of a 64-bit integer", nil
+	}
+	// Never echo a large body back (huma puts the whole body in value).
+	if s, ok := it.Value.(string); ok && len(s) > 256 {
+		it.Value = s[:256] + "..."
+	}
+	return it
+}
+
+var reRequired = regexp.MustCompile(`^expected required property (.+) to be present$`)
+
+func article(kind string) string {
+	switch kind {
+	case "integer", "array", "object":
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+func joinLocation(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
+// leafName is the last field of a location: body[3].bytes_tx -> bytes_tx,
+// query.hour -> hour, body[3] -> "".
+func leafName(loc string) string {
+	i := strings.LastIndexAny(loc, ".]")
+	if i < 0 || loc[i] == ']' {
+		return ""
+	}
+	return loc[i+1:]
+}
+
+// writeProblem writes a problem outside huma (router-level 404/405/406).
+func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
+	p.RequestID = RequestID(r.Context())
+	for k, v := range p.headers {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// dbError maps a database failure to the problem a client should see: 503
+// with Retry-After when the database cannot be reached or is overloaded,
+// 422 for a value out of range, and otherwise a logged 500 that shows only
+// the request id, never the driver's message or SQL.
+func dbError(ctx context.Context, log *slog.Logger, what string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "22003" {
+		return NewProblem(http.StatusUnprocessableEntity, "a value is out of range: a 64-bit total would overflow")
+	}
+	if Unavailable(err) {
+		log.WarnContext(ctx, "database unavailable", "op", what, "error", err.Error(), "request_id", RequestID(ctx))
+		return NewProblem(http.StatusServiceUnavailable, "the database is unavailable; retry later").
+			WithHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away; nobody reads this answer.
+		return NewProblem(499, "request cancelled")
+	}
+	log.ErrorContext(ctx, "internal error", "op", what, "error", err.Error(), "request_id", RequestID(ctx))
+	return internalError(ctx)
+}
+
+func internalError(ctx context.Context) *Problem {
+	id := RequestID(ctx)
+	return &Problem{Title: http.StatusText(500), Status: 500, RequestID: id,
+		Detail: fmt.Sprintf("internal error; quote request id %s when reporting it", id)}
+}
+
+const retryAfterSeconds = 5
+
+// Unavailable reports whether err means the database cannot be reached or
+// refuses work for now (as opposed to a bug or bad input).
+func Unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "53300", // too_many_connections
+			pgErr.Code == "57P01", // admin_shutdown
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now
+			pgErr.Code == "55P03": // lock_not_available
+			return true
+		}
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+}

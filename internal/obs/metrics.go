@@ -1,0 +1,86 @@
+// Package obs holds the service's Prometheus metrics: HTTP requests by route,
+// database pool figures and batch sizes, on a registry of its own (no global
+// default registry, so tests can build as many servers as they like).
+package obs
+
+import (
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of collectors the service updates.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	Requests        *prometheus.CounterVec
+	RequestDuration *prometheus.HistogramVec
+	BatchItems      *prometheus.HistogramVec
+}
+
+// New registers the HTTP, batch, Go runtime and process collectors.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telemetry_http_requests_total",
+			Help: "HTTP requests served, by method, route pattern and status code.",
+		}, []string{"method", "route", "status"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "telemetry_http_request_duration_seconds",
+			Help:    "Time to serve HTTP requests, by method and route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+		BatchItems: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "telemetry_batch_items",
+			Help:    "Items per accepted ingest batch, by resource.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}, []string{"resource"}),
+	}
+	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// RegisterPool exports the figures of a pgx pool.
+func (m *Metrics) RegisterPool(pool *pgxpool.Pool) {
+	m.Registry.MustRegister(&poolCollector{pool: pool})
+}
+
+var (
+	poolMaxConns = prometheus.NewDesc("telemetry_db_pool_max_conns", "Largest number of connections the pool may open.", nil, nil)
+	poolTotal    = prometheus.NewDesc("telemetry_db_pool_conns", "Connections open, by state.", []string{"state"}, nil)
+	poolAcquires = prometheus.NewDesc("telemetry_db_pool_acquires_total", "Connections handed out by the pool.", nil, nil)
+	poolWaits    = prometheus.NewDesc("telemetry_db_pool_empty_acquires_total", "Acquires that had to wait for a connection.", nil, nil)
+	poolWaitSecs = prometheus.NewDesc("telemetry_db_pool_acquire_seconds_total", "Time spent acquiring connections.", nil, nil)
+)
+
+type poolCollector struct{ pool *pgxpool.Pool }
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolMaxConns
+	ch <- poolTotal
+	ch <- poolAcquires
+	ch <- poolWaits
+	ch <- poolWaitSecs
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(poolMaxConns, prometheus.GaugeValue, float64(s.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.AcquiredConns()), "acquired")
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.IdleConns()), "idle")
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.ConstructingConns()), "constructing")
+	ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(s.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(poolWaitSecs, prometheus.CounterValue, s.AcquireDuration().Seconds())
+}

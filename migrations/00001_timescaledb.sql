@@ -1,0 +1,54 @@
+-- Optional TimescaleDB support. When the server has the extension installed
+-- and preloaded, it is created and later migrations turn their time-series
+-- tables into hypertables; otherwise they stay plain PostgreSQL tables with
+-- the same columns and indexes.
+
+-- +goose Up
+-- +goose StatementBegin
+DO $$
+BEGIN
+    -- CREATE EXTENSION fails ("must be preloaded") unless the library is in
+    -- shared_preload_libraries, even when pg_available_extensions lists it.
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND current_setting('shared_preload_libraries') ~ '(^|[\s,])"?timescaledb"?([\s,]|$)' THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
+    END IF;
+END
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION telemetry_timescaledb_enabled() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+$$;
+-- +goose StatementEnd
+
+COMMENT ON FUNCTION telemetry_timescaledb_enabled() IS
+    'True when the timescaledb extension is installed in this database, so time-series tables are hypertables.';
+
+-- +goose StatementBegin
+-- telemetry_create_hypertable makes tbl a hypertable partitioned on
+-- time_column when TimescaleDB is enabled, and does nothing otherwise.
+-- Default indexes are not created: every table declares its own, and
+-- TimescaleDB's default name (<table>_<column>_idx) would clash with them.
+CREATE FUNCTION telemetry_create_hypertable(tbl regclass, time_column name, chunk interval)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT telemetry_timescaledb_enabled() THEN
+        RETURN false;
+    END IF;
+    PERFORM create_hypertable(tbl, by_range(time_column, chunk), create_default_indexes => false);
+    RETURN true;
+END
+$$;
+-- +goose StatementEnd
+
+COMMENT ON FUNCTION telemetry_create_hypertable(regclass, name, interval) IS
+    'Turns a table into a TimescaleDB hypertable when the extension is enabled; a no-op on plain PostgreSQL.';
+
+-- +goose Down
+DROP FUNCTION IF EXISTS telemetry_create_hypertable(regclass, name, interval);
+DROP FUNCTION IF EXISTS telemetry_timescaledb_enabled();
+-- The extension is left in place: other databases objects may depend on it.
