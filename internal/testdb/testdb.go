@@ -50,7 +50,10 @@ func Run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "testdb:", err)
 			return 1
 		}
-		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
+		// Benchmarks (TESTDB_DURABLE=1) measure a server with initdb's
+		// defaults; tests run with fsync off.
+		fast := os.Getenv("TESTDB_DURABLE") != "1"
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: fast})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testdb: starting a throwaway PostgreSQL cluster:", err)
 			os.RemoveAll(dir)
