@@ -41,9 +41,7 @@ func newTestServer(t testing.TB, tweak ...func(*config.Config)) *testServer {
 	metrics := obs.New()
 	metrics.RegisterPool(pool)
 	h, _ := New(Deps{Pool: pool, Config: cfg, Metrics: metrics})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}
+	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: metrics, t: t}
 }
 
 // response is what a test needs of an answer.
@@ -138,4 +136,10 @@ func (p Problem) hasError(location, title string) bool {
 		}
 	}
 	return false
+}
+
+func newHTTPTest(t testing.TB, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"serve", "migrate status", "migrate down", "openapi", "DATABASE_URL", "LISTEN_ADDR",
+		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("--help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "no command"},
+		{[]string{"frobnicate"}, nil, "unknown command"},
+		{[]string{"serve"}, nil, "DATABASE_URL is not set"},
+		{[]string{"migrate"}, nil, "DATABASE_URL is not set"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "FLOWS_MAX_BATCH": "-1"}, "FLOWS_MAX_BATCH"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{[]string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": testdb.Empty(t)}, "unknown migrate command"},
+	}
+	for _, c := range cases {
+		err := run(context.Background(), c.args, env(c.env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("run %v: error %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestServeRefusesAnUnmigratedDatabase(t *testing.T) {
+	url := testdb.Empty(t)
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "telemetry migrate") {
+		t.Fatalf("serve on an empty database: %v", err)
+	}
+}
+
+func TestMigrateStatusAndDown(t *testing.T) {
+	vars := env(map[string]string{"DATABASE_URL": testdb.Empty(t)})
+	ctx := context.Background()
+	var logs bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, vars, io.Discard, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"mode":"postgresql"`) && !strings.Contains(logs.String(), `"mode":"timescaledb"`) {
+		t.Fatalf("migrate does not log its mode: %s", logs.String())
+	}
+	var status bytes.Buffer
+	if err := run(ctx, []string{"migrate", "status"}, vars, &status, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(status.String(), "pending") || !strings.Contains(status.String(), "00002_flows.sql") {
+		t.Fatalf("status after migrate:\n%s", status.String())
+	}
+	if err := run(ctx, []string{"migrate", "down"}, vars, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	status.Reset()
+	if err := run(ctx, []string{"migrate", "status"}, vars, &status, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(status.String(), "pending") != 1 {
+		t.Fatalf("status after down should show one pending migration:\n%s", status.String())
+	}
+	// Re-applying works: down is a true inverse.
+	if err := run(ctx, []string{"migrate"}, vars, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two processes migrating one database at once: both succeed, the schema is
+// applied once (goose's session lock serialises them).
+func TestConcurrentMigrations(t *testing.T) {
+	vars := env(map[string]string{"DATABASE_URL": testdb.Empty(t)})
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = run(context.Background(), []string{"migrate"}, vars, io.Discard, io.Discard)
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var status bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "status"}, vars, &status, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(status.String(), "pending") {
+		t.Fatalf("after concurrent migrations:\n%s", status.String())
+	}
+}
+
+// startServe runs `serve` and returns its base URL and a stop function
+// that cancels it (as SIGTERM does) and returns run's error.
+func startServe(t *testing.T, vars map[string]string) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, env(vars), pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("serve printed nothing: %v (%v)", err, <-done)
+	}
+	go io.Copy(io.Discard, pr)
+	var base string
+	if _, err := fmt.Sscanf(line, "telemetry: serving on %s", &base); err != nil {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	t.Cleanup(cancel)
+	return base, cancel, done
+}
+
+// End to end: migrate, serve, answer, then a graceful shutdown that lets a
+// request in flight finish and exits cleanly.
+func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, done := startServe(t, vars)
+
+	res, err := http.Get(base + "/readyz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	// A request whose body is still arriving when shutdown starts.
+	pr, pw := io.Pipe()
+	result := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/flows", pr)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			result <- -1
+			return
+		}
+		res.Body.Close()
+		result <- res.StatusCode
+	}()
+	item := `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`
+	if _, err := io.WriteString(pw, "["+item); err != nil {
+		t.Fatal(err)
+	}
+	// The first bytes were taken by the client transport, so the connection
+	// is open; give the server's accept loop a moment to pick it up (it
+	// keeps new and active connections through Shutdown).
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	time.Sleep(100 * time.Millisecond) // let Shutdown close the listener first
+	if _, err := io.WriteString(pw, ","+item+"]"); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-result; code != http.StatusCreated {
+		t.Fatalf("in-flight request got %d, want 201", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve after shutdown: %v", err)
+	}
+	// The flows were committed, and the server no longer accepts.
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still accepting after shutdown")
+	}
+	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0"}
+	base2, _, _ := startServe(t, vars2)
+	res, err = http.Get(base2 + "/flows?hour=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), `"bytes_tx":2`) {
+		t.Fatalf("after restart: %s", b)
+	}
+}

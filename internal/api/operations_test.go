@@ -1,0 +1,215 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+func TestHealthAndReady(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	r := s.do("GET", "/healthz", nil).wantStatus(t, http.StatusOK)
+	if string(r.Body) != "{\"status\":\"ok\"}\n" && string(r.Body) != `{"status":"ok"}` {
+		t.Fatalf("healthz body %s", r.Body)
+	}
+	var ready struct {
+		Status        string
+		SchemaVersion int64
+		Mode          string
+	}
+	s.do("GET", "/readyz", nil).wantStatus(t, http.StatusOK).decode(t, &ready)
+	if ready.Status != "ready" || ready.SchemaVersion < 2 || (ready.Mode != "postgresql" && ready.Mode != "timescaledb") {
+		t.Fatalf("readyz = %+v", ready)
+	}
+}
+
+func TestReadyFailsWhenSchemaIsBehind(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	if _, err := s.Pool.Exec(context.Background(), `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("GET", "/readyz", nil)
+	p := r.problem(t, http.StatusServiceUnavailable)
+	if !strings.Contains(p.Detail, "schema") || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("detail %q, Retry-After %q", p.Detail, r.Header.Get("Retry-After"))
+	}
+}
+
+// With the database gone, requests answer 503 with Retry-After (not 500,
+// and no driver message).
+func TestDatabaseDownIs503(t *testing.T) {
+	t.Parallel()
+	pc, err := pgxpool.ParseConfig("postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	cfg, _ := config.Load(func(string) string { return "" })
+	h, _ := New(Deps{Pool: pool, Config: cfg})
+	s := &testServer{Server: newHTTPTest(t, h), t: t}
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/flows?hour=1", ""},
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`},
+		{"GET", "/readyz", ""},
+	} {
+		var body any
+		if c.body != "" {
+			body = c.body
+		}
+		r := s.do(c.method, c.path, body)
+		p := r.problem(t, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s %s: no Retry-After", c.method, c.path)
+		}
+		if strings.Contains(p.Detail, "dial") || strings.Contains(p.Detail, "127.0.0.1") {
+			t.Fatalf("driver message leaked: %q", p.Detail)
+		}
+	}
+	// Liveness does not depend on the database.
+	s.do("GET", "/healthz", nil).wantStatus(t, http.StatusOK)
+}
+
+func TestNotFoundAndMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	p := s.do("GET", "/no/such/path", nil).problem(t, http.StatusNotFound)
+	if !strings.Contains(p.Detail, "/no/such/path") {
+		t.Fatalf("detail %q", p.Detail)
+	}
+	for _, c := range []struct{ method, path, allow string }{
+		{"DELETE", "/flows", "GET, POST"},
+		{"PUT", "/flows", "GET, POST"},
+		{"POST", "/healthz", "GET"},
+		{"POST", "/readyz", "GET"},
+		{"DELETE", "/openapi.json", "GET"},
+		{"POST", "/docs", "GET"},
+		{"POST", "/metrics", "GET"},
+	} {
+		r := s.do(c.method, c.path, nil)
+		r.problem(t, http.StatusMethodNotAllowed)
+		if got := r.Header.Get("Allow"); got != c.allow {
+			t.Fatalf("%s %s: Allow = %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+}
+
+func TestAcceptNegotiation(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, accept := range []string{"", "*/*", "application/*", "application/json", "application/problem+json",
+		"text/html, application/xhtml+xml, */*;q=0.8", "application/json; charset=utf-8"} {
+		r := s.do("GET", "/flows?hour=1", nil, "Accept", accept)
+		if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("Accept %q: %d %s", accept, r.Status, r.Header.Get("Content-Type"))
+		}
+	}
+	for _, accept := range []string{"text/html", "application/xml", "text/plain, image/png", "application/json;q=0"} {
+		p := s.do("GET", "/flows?hour=1", nil, "Accept", accept).problem(t, http.StatusNotAcceptable)
+		if !strings.Contains(p.Detail, "application/json") {
+			t.Fatalf("Accept %q: detail %q", accept, p.Detail)
+		}
+		s.do("POST", "/flows", "[]", "Accept", accept).problem(t, http.StatusNotAcceptable)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	r := s.do("GET", "/healthz", nil, "X-Request-Id", "abc-123")
+	if got := r.Header.Get("X-Request-Id"); got != "abc-123" {
+		t.Fatalf("echoed id %q", got)
+	}
+	a := s.do("GET", "/healthz", nil).Header.Get("X-Request-Id")
+	b := s.do("GET", "/healthz", nil).Header.Get("X-Request-Id")
+	if a == "" || a == b {
+		t.Fatalf("generated ids %q %q", a, b)
+	}
+	// An id that could forge log lines is replaced.
+	if got := s.do("GET", "/healthz", nil, "X-Request-Id", "bad id\twith spaces").Header.Get("X-Request-Id"); got == "bad id\twith spaces" || got == "" {
+		t.Fatalf("unsafe id kept: %q", got)
+	}
+}
+
+func TestOpenAPIDocumentsAndDocs(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for path, want := range map[string]string{
+		"/openapi.json":     `"openapi":"3.1.0"`,
+		"/openapi.yaml":     "openapi: 3.1.0",
+		"/openapi-3.0.json": `"openapi":"3.0.3"`,
+		"/openapi-3.0.yaml": "openapi: 3.0.3",
+	} {
+		r := s.do("GET", path, nil).wantStatus(t, http.StatusOK)
+		if !strings.Contains(string(r.Body), want) || !strings.Contains(string(r.Body), "postFlows") {
+			t.Fatalf("%s lacks %q or postFlows", path, want)
+		}
+	}
+	page := s.do("GET", "/docs", nil).wantStatus(t, http.StatusOK)
+	if !strings.Contains(string(page.Body), "/docs/swagger-ui-bundle.js") || strings.Contains(string(page.Body), "https://") {
+		t.Fatalf("docs page must load its assets locally: %s", page.Body)
+	}
+	for _, asset := range []string{"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/init.js", "/docs/LICENSE"} {
+		r := s.do("GET", asset, nil).wantStatus(t, http.StatusOK)
+		if len(r.Body) == 0 {
+			t.Fatalf("%s is empty", asset)
+		}
+	}
+	init := s.do("GET", "/docs/init.js", nil)
+	if !strings.Contains(string(init.Body), `"/openapi.json"`) {
+		t.Fatalf("init.js does not point at the served spec: %s", init.Body)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`).wantStatus(t, http.StatusCreated)
+	s.do("GET", "/flows?hour=3", nil).wantStatus(t, http.StatusOK)
+	r := s.do("GET", "/metrics", nil).wantStatus(t, http.StatusOK)
+	body := string(r.Body)
+	for _, want := range []string{
+		`telemetry_http_requests_total{method="POST",route="/flows",status="201"} 1`,
+		`telemetry_http_request_duration_seconds_bucket{method="GET",route="/flows"`,
+		`telemetry_db_pool_max_conns`,
+		`telemetry_batch_items_count{resource="flows"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// The schema must be the same whichever way it was built; when the server
+// has TimescaleDB, the time-series tables must be hypertables.
+func TestTimescaleDBHypertables(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	var enabled bool
+	if err := pool.QueryRow(context.Background(), `SELECT telemetry_timescaledb_enabled()`).Scan(&enabled); err != nil {
+		t.Fatal(err)
+	}
+	if !enabled {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded); the schema was built as plain tables")
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'flows'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatal("flows is not a hypertable")
+	}
+}
