@@ -50,8 +50,18 @@ psql: ## open psql on the configured database
 db-stop: ## stop the local PostgreSQL started by make run
 	$(GO) run ./cmd/devdb stop
 
-bench: ## run the benchmarks against a real server and PostgreSQL; writes docs/benchmarks.md
-	$(GO) run ./cmd/bench -out docs/benchmarks.md
+BENCH ?= .
+bench: ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
+	@mkdir -p $(BIN)
+	set -o pipefail; TESTDB_DURABLE=1 $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 120m ./internal/api | tee $(BIN)/bench.txt
+	@{ echo "# Benchmark results"; echo; \
+	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%dT%H:%MZ): $$(nproc) cores, $$(free -g | awk '/^Mem:/{print $$2}') GiB," \
+	       "$$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 | sed 's|$$|/postgres|' | xargs -r sh -c '$$0 --version') || echo PostgreSQL)" \
+	       "with initdb defaults (fsync on), load generator on the same machine."; \
+	  echo "Figures are per benchmark; \`ratio\` compares the API with the same work done straight against the database in the same run."; \
+	  echo "See docs/flows-storage.md and each resource's doc for what the figures mean."; echo; \
+	  echo '```'; grep -E '^(Benchmark|goos|goarch|cpu|pkg|    [a-z_]+_test.go)' $(BIN)/bench.txt; echo '```'; } > docs/benchmarks.md
+	@echo "wrote docs/benchmarks.md"
 
 clean: db-stop ## stop the local database and delete ./.data and ./.bin
 	rm -rf .data $(BIN)

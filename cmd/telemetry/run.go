@@ -28,6 +28,7 @@ Commands:
   migrate status   list migrations and whether each is applied
   migrate down     roll back the most recent migration
   openapi          print the OpenAPI 3.0.3 document (YAML) to stdout
+  healthcheck      exit 0 when the local server's /readyz answers 200 (for containers)
   help, --help     show this help
 
 Environment:
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, cfg, log, sub, stdout)
 	case "serve":
 		return serve(ctx, cfg, log, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, cfg)
 	}
 	printUsage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -179,5 +182,32 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// healthcheck asks the server listening on LISTEN_ADDR whether it is ready;
+// container images have no curl, so the binary checks itself.
+func healthcheck(ctx context.Context, cfg config.Config) error {
+	host, port, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s", res.Status)
+	}
 	return nil
 }

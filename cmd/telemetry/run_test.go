@@ -166,6 +166,10 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 		t.Fatalf("readyz: %v %v", res, err)
 	}
 	res.Body.Close()
+	hc := map[string]string{"LISTEN_ADDR": strings.TrimPrefix(base, "http://")}
+	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err != nil {
+		t.Fatalf("healthcheck against a ready server: %v", err)
+	}
 
 	// A request whose body is still arriving when shutdown starts.
 	pr, pw := io.Pipe()
@@ -204,6 +208,9 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	// The flows were committed, and the server no longer accepts.
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("server still accepting after shutdown")
+	}
+	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err == nil {
+		t.Fatal("healthcheck passed with the server stopped")
 	}
 	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0"}
 	base2, _, _ := startServe(t, vars2)

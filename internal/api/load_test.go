@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -73,4 +77,21 @@ func report(b *testing.B, name string, s loadStats) {
 	b.ReportMetric(float64(s.P50.Microseconds())/1000, name+"_p50_ms")
 	b.ReportMetric(float64(s.P99.Microseconds())/1000, name+"_p99_ms")
 	b.Logf("%s: %s", name, s)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// drain reads and closes a response body so the connection is reused.
+func drain(res *http.Response) {
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
 }
