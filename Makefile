@@ -4,7 +4,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := $(CURDIR)/.bin
 SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 SWAGGER_UI_VERSION := 5.35.0
 
 # The database `make run`, `migrate` and `psql` use: DATABASE_URL when set,
