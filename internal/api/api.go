@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -24,6 +25,8 @@ import (
 const Version = "1.0.0"
 
 func init() { installErrorModel() }
+
+var reflectProblem = reflect.TypeOf(Problem{})
 
 // Deps is everything the API needs. Pool may be nil when the API is built
 // only to print its OpenAPI document.
@@ -93,6 +96,7 @@ func humaConfig() huma.Config {
 		}
 		return v, nil
 	})
+	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors)
 	// The default docs page loads its renderer from a CDN; ours is embedded.
 	cfg.DocsPath = ""
 	cfg.Info.Description = "One service for five kinds of operational data: hourly network flows, " +

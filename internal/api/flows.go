@@ -27,11 +27,12 @@ type postFlowsInput struct {
 	Body []Flow `doc:"Flows to add to the hourly totals; an empty array is accepted."`
 }
 
-type postFlowsOutput struct {
-	Body struct {
-		Received int `json:"received" example:"5" doc:"Number of flows stored."`
-	}
+// FlowsReceived answers a stored batch.
+type FlowsReceived struct {
+	Received int `json:"received" example:"5" doc:"Number of flows stored."`
 }
+
+type postFlowsOutput struct{ Body FlowsReceived }
 
 type listFlowsInput struct {
 	Hour int64 `query:"hour" required:"true" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC)."`
@@ -58,6 +59,13 @@ func (s *server) registerFlows(api huma.API) {
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 			http.StatusServiceUnavailable},
 	}, s.postFlows)
+	tooMany := problemExample(http.StatusNotAcceptable)
+	tooMany.Detail = TooManyFlows
+	api.OpenAPI().Paths["/flows"].Post.Responses["406"].Content["application/problem+json"].Examples = map[string]*huma.Example{
+		"tooManyFlows": {Summary: "more than FLOWS_MAX_BATCH flows", Value: tooMany},
+		"accept":       {Summary: "an Accept header that admits no JSON", Value: problemExample(http.StatusNotAcceptable)},
+	}
+	api.OpenAPI().Paths["/flows"].Post.Responses["406"].Content["application/problem+json"].Example = nil
 
 	huma.Register(api, huma.Operation{
 		OperationID: "listFlows",

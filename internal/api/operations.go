@@ -7,19 +7,21 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 )
 
-type healthOutput struct {
-	Body struct {
-		Status string `json:"status" example:"ok" doc:"Always ok: the process is alive."`
-	}
+// Health is the liveness answer.
+type Health struct {
+	Status string `json:"status" example:"ok" doc:"Always ok: the process is alive."`
 }
 
-type readyOutput struct {
-	Body struct {
-		Status        string `json:"status" example:"ready" doc:"ready when the database answers and the schema is current."`
-		SchemaVersion int64  `json:"schemaVersion" example:"2" doc:"Applied migration version."`
-		Mode          string `json:"mode" example:"timescaledb" enum:"timescaledb,postgresql" doc:"Whether time-series tables are TimescaleDB hypertables or plain tables."`
-	}
+type healthOutput struct{ Body Health }
+
+// Readiness is the readiness answer.
+type Readiness struct {
+	Status        string `json:"status" example:"ready" doc:"ready when the database answers and the schema is current."`
+	SchemaVersion int64  `json:"schemaVersion" example:"2" doc:"Applied migration version."`
+	Mode          string `json:"mode" example:"timescaledb" enum:"timescaledb,postgresql" doc:"Whether time-series tables are TimescaleDB hypertables or plain tables."`
 }
+
+type readyOutput struct{ Body Readiness }
 
 func (s *server) registerOperations(api huma.API) {
 	huma.Register(api, huma.Operation{
