@@ -44,6 +44,7 @@ type server struct {
 	log     *slog.Logger
 	metrics *obs.Metrics
 	cfg     config.Config
+	flows   *flowDecoder
 }
 
 // New builds the router and the huma API on it.

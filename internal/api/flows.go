@@ -23,8 +23,17 @@ type Flow struct {
 	Hour    int64  `json:"hour" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC)."`
 }
 
+// postFlowsInput takes the body raw: flows_decode.go decodes it (the
+// documented schema is set on the operation after registration).
 type postFlowsInput struct {
-	Body []Flow `doc:"Flows to add to the hourly totals; an empty array is accepted."`
+	RawBody     []byte
+	contentType string
+}
+
+// Resolve captures the Content-Type, which the decoder checks.
+func (in *postFlowsInput) Resolve(ctx huma.Context) []error {
+	in.contentType = ctx.Header("Content-Type")
+	return nil
 }
 
 // FlowsReceived answers a stored batch.
@@ -43,6 +52,7 @@ type listFlowsInput struct {
 const TooManyFlows = "Too many flow objects are being registered"
 
 func (s *server) registerFlows(api huma.API) {
+	s.flows = newFlowDecoder(api)
 	huma.Register(api, huma.Operation{
 		OperationID: "postFlows",
 		Method:      http.MethodPost,
@@ -59,13 +69,19 @@ func (s *server) registerFlows(api huma.API) {
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 			http.StatusServiceUnavailable},
 	}, s.postFlows)
+	post := api.OpenAPI().Paths["/flows"].Post
+	post.RequestBody = &huma.RequestBody{
+		Required:    true,
+		Description: "Flows to add to the hourly totals; an empty array is accepted.",
+		Content:     map[string]*huma.MediaType{"application/json": {Schema: s.flows.schema}},
+	}
 	tooMany := problemExample(http.StatusNotAcceptable)
 	tooMany.Detail = TooManyFlows
-	api.OpenAPI().Paths["/flows"].Post.Responses["406"].Content["application/problem+json"].Examples = map[string]*huma.Example{
+	post.Responses["406"].Content["application/problem+json"].Examples = map[string]*huma.Example{
 		"tooManyFlows": {Summary: "more than FLOWS_MAX_BATCH flows", Value: tooMany},
 		"accept":       {Summary: "an Accept header that admits no JSON", Value: problemExample(http.StatusNotAcceptable)},
 	}
-	api.OpenAPI().Paths["/flows"].Post.Responses["406"].Content["application/problem+json"].Example = nil
+	post.Responses["406"].Content["application/problem+json"].Example = nil
 
 	huma.Register(api, huma.Operation{
 		OperationID: "listFlows",
@@ -82,7 +98,11 @@ func (s *server) registerFlows(api huma.API) {
 func hourTime(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }
 
 func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsOutput, error) {
-	n := len(in.Body)
+	flows, err := s.flows.decode(in.contentType, in.RawBody)
+	if err != nil {
+		return nil, err
+	}
+	n := len(flows)
 	if n > s.cfg.FlowsMaxBatch {
 		return nil, NewProblem(http.StatusNotAcceptable, TooManyFlows)
 	}
@@ -99,7 +119,7 @@ func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsO
 		BytesTx:  make([]int64, n),
 		BytesRx:  make([]int64, n),
 	}
-	for i, f := range in.Body {
+	for i, f := range flows {
 		p.Hours[i] = hourTime(f.Hour)
 		p.SrcApps[i], p.DestApps[i], p.VpcIds[i] = f.SrcApp, f.DestApp, f.VpcID
 		p.BytesTx[i], p.BytesRx[i] = f.BytesTx, f.BytesRx

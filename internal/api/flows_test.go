@@ -321,3 +321,53 @@ func TestFlowsConcurrentPostsSumExactly(t *testing.T) {
 		t.Fatalf("sums tx=%d rx=%d, want %d and %d", tx, rx, clients*rounds*20, 3*clients*rounds*20)
 	}
 }
+
+// The decoder's fast path and huma's validator must agree on every edge.
+func TestFlowsDecodingEdges(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	item := func(src string) string {
+		return `{"src_app":` + src + `,"dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":12}`
+	}
+	// 255 characters is the limit, counted in characters, not bytes.
+	s.do("POST", "/flows", "["+item(`"`+strings.Repeat("é", 255)+`"`)+"]").wantStatus(t, http.StatusCreated)
+	p := s.do("POST", "/flows", "["+item(`"`+strings.Repeat("é", 256)+`"`)+"]").problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body[0].src_app", "max") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	// Keys are case-sensitive.
+	p = s.do("POST", "/flows", `[{"SRC_APP":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":12}]`).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body[0].SRC_APP", "unknown") || !p.hasError("body[0].src_app", "required") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	// Escaped characters in values are fine; an escaped key is still checked.
+	s.do("POST", "/flows", "["+item(`"a\"b:c\\"`)+"]").wantStatus(t, http.StatusCreated)
+	s.do("POST", "/flows", `[{"src_\u0061pp":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":12}]`).wantStatus(t, http.StatusCreated)
+	// Integers are JSON integers within 64 bits.
+	for body, title := range map[string]string{
+		`1.0`: "type", `1e3`: "type", `9223372036854775808`: "max", `-9223372036854775809`: "max",
+	} {
+		p := s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":`+body+`,"bytes_rx":2,"hour":12}]`).
+			problem(t, http.StatusUnprocessableEntity)
+		if !p.hasError("body[0].bytes_tx", title) && !p.hasError("body[0].bytes_tx", "min") {
+			t.Fatalf("bytes_tx %s: errors %+v", body, p.Errors)
+		}
+	}
+	// Not one JSON document, or not an array.
+	s.do("POST", "/flows", "[] []").problem(t, http.StatusBadRequest)
+	s.do("POST", "/flows", "null").problem(t, http.StatusUnprocessableEntity)
+	s.do("POST", "/flows", `"flows"`).problem(t, http.StatusUnprocessableEntity)
+	// A body that is not JSON by its Content-Type.
+	r := s.do("POST", "/flows", "[]", "Content-Type", "text/plain")
+	p = r.problem(t, http.StatusUnsupportedMediaType)
+	if !p.hasError("body", "contentType") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	s.do("POST", "/flows", "[]", "Content-Type", "application/json; charset=utf-8").wantStatus(t, http.StatusCreated)
+
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=12", nil).decode(t, &page)
+	if page.Total != 3 {
+		t.Fatalf("stored %d keys, want 3: %+v", page.Total, page.Items)
+	}
+}

@@ -95,6 +95,9 @@ func NewProblem(status int, detail string, errs ...error) *Problem {
 // installErrorModel makes huma produce Problem for every error it writes:
 // validation, body parsing, body size, and the handlers' own errors.
 func installErrorModel() {
+	// Field names are exact: "SRC_APP" is an unknown field, not src_app
+	// (huma, like encoding/json, folds case by default).
+	huma.ValidateStrictCasing = true
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		return NewProblem(status, msg, errs...)
 	}

@@ -1,0 +1,207 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// Batches of up to 100,000 flows arrive on POST /flows, so the body is
+// decoded here rather than by huma, which parses a body twice (into generic
+// maps to validate it, then into structs). The fast path decodes once into
+// typed values and checks the rules by hand; only a body that breaks some
+// rule goes through huma's schema validator, so that the 422 lists every
+// failure exactly as for any other endpoint.
+
+// flowWire is a flow as decoded: pointers tell a missing (or null) field
+// from a zero.
+type flowWire struct {
+	SrcApp  *string `json:"src_app"`
+	DestApp *string `json:"dest_app"`
+	VpcID   *string `json:"vpc_id"`
+	BytesTx *int64  `json:"bytes_tx"`
+	BytesRx *int64  `json:"bytes_rx"`
+	Hour    *int64  `json:"hour"`
+}
+
+const (
+	maxNameLen = 255
+	maxHour    = 2147483647
+)
+
+// flowKeys are the only keys a flow may have, spelt exactly.
+var flowKeys = map[string]bool{"src_app": true, "dest_app": true, "vpc_id": true, "bytes_tx": true, "bytes_rx": true, "hour": true}
+
+// flowDecoder validates flow batches; schema is the OpenAPI schema of the
+// request body, used for the detailed errors of the slow path.
+type flowDecoder struct {
+	registry huma.Registry
+	schema   *huma.Schema
+}
+
+func newFlowDecoder(api huma.API) *flowDecoder {
+	reg := api.OpenAPI().Components.Schemas
+	s := reg.Schema(reflect.TypeOf([]Flow{}), true, "")
+	s.Nullable = false // null is not a batch
+	s.PrecomputeMessages()
+	return &flowDecoder{registry: reg, schema: s}
+}
+
+// decode returns the batch, or the problem to answer.
+func (d *flowDecoder) decode(contentType string, body []byte) ([]Flow, error) {
+	if !isJSON(contentType) {
+		return nil, NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
+			Title: "contentType", Location: "body",
+			Detail: "unknown content type: " + contentType + "; send Content-Type: application/json",
+		})
+	}
+	if flows, ok := fastDecode(body); ok {
+		return flows, nil
+	}
+	return nil, d.explain(body)
+}
+
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json"))
+}
+
+// fastDecode accepts only a fully valid batch.
+func fastDecode(body []byte) ([]Flow, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var wire []flowWire
+	if err := dec.Decode(&wire); err != nil || wire == nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, false // trailing data
+	}
+	// encoding/json matches keys case-insensitively; the schema does not.
+	if !exactKeys(body, flowKeys) {
+		return nil, false
+	}
+	flows := make([]Flow, len(wire))
+	for i, w := range wire {
+		if w.SrcApp == nil || w.DestApp == nil || w.VpcID == nil || w.BytesTx == nil || w.BytesRx == nil || w.Hour == nil ||
+			!validName(*w.SrcApp) || !validName(*w.DestApp) || !validName(*w.VpcID) ||
+			*w.BytesTx < 0 || *w.BytesRx < 0 || *w.Hour < 0 || *w.Hour > maxHour {
+			return nil, false
+		}
+		flows[i] = Flow{SrcApp: *w.SrcApp, DestApp: *w.DestApp, VpcID: *w.VpcID, BytesTx: *w.BytesTx, BytesRx: *w.BytesRx, Hour: *w.Hour}
+	}
+	return flows, true
+}
+
+// validName applies the schema's length rule, counted in characters.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	n := 0
+	for range s {
+		n++
+	}
+	return n <= maxNameLen
+}
+
+// exactKeys reports whether every object key in a valid JSON document is
+// in keys, byte for byte. It only needs to tell keys from values: a string
+// followed by a colon is a key.
+func exactKeys(body []byte, keys map[string]bool) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '"' {
+			continue
+		}
+		start, escaped := i+1, false
+		for i++; i < len(body) && body[i] != '"'; i++ {
+			if body[i] == '\\' {
+				escaped = true
+				i++
+			}
+		}
+		end := i
+		j := i + 1
+		for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r') {
+			j++
+		}
+		if j >= len(body) || body[j] != ':' {
+			continue
+		}
+		key := string(body[start:end])
+		if escaped {
+			if err := json.Unmarshal(body[start-1:end+1], &key); err != nil {
+				return false
+			}
+		}
+		if !keys[key] {
+			return false
+		}
+	}
+	return true
+}
+
+// explain builds the answer for a body the fast path refused: 400 when it
+// is not JSON, else a 422 listing every rule broken, item by item.
+func (d *flowDecoder) explain(body []byte) error {
+	var parsed any
+	if err := json.Unmarshal(body, &parsed); err != nil {
+		return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
+			Title: "json", Location: "body", Detail: "the body is not valid JSON: " + err.Error(),
+		})
+	}
+	res := &huma.ValidateResult{}
+	pb := huma.NewPathBuffer([]byte{}, 0)
+	pb.Push("body")
+	huma.Validate(d.registry, d.schema, pb, huma.ModeWriteToServer, parsed, res)
+	if len(res.Errors) > 0 {
+		return NewProblem(http.StatusUnprocessableEntity, "validation failed", res.Errors...)
+	}
+	// Valid for the schema (whose numbers are float64) yet refused by the
+	// typed decode: integers written as 1.0 or 1e3, or beyond 64 bits.
+	return NewProblem(http.StatusUnprocessableEntity, "validation failed", integerErrors(body)...)
+}
+
+// integerErrors finds the integer fields that do not parse as int64.
+func integerErrors(body []byte) []error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var items []map[string]any
+	if err := dec.Decode(&items); err != nil {
+		return []error{&ProblemItem{Title: "json", Location: "body", Detail: "the body is not a valid batch: " + err.Error()}}
+	}
+	var errs []error
+	for i, item := range items {
+		for _, field := range []string{"bytes_tx", "bytes_rx", "hour"} {
+			n, ok := item[field].(json.Number)
+			if !ok {
+				continue
+			}
+			if _, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+				continue
+			}
+			it := &ProblemItem{Title: "type", Source: field, Location: fmt.Sprintf("body[%d].%s", i, field), Value: n,
+				Detail: field + " must be an integer written without a fraction or exponent"}
+			if strings.Trim(string(n), "-0123456789") == "" {
+				it.Title, it.Detail = "max", field+" must fit in a 64-bit integer (at most 9223372036854775807)"
+			}
+			errs = append(errs, it)
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
+	}
+	return errs
+}
