@@ -1,6 +1,7 @@
 # Telemetry API. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+export PATH := $(dir $(GO)):$(PATH)
 BIN := $(CURDIR)/.bin
 SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
@@ -35,8 +36,9 @@ test: $(SQLC) ## vet and run every test against a throwaway PostgreSQL (or TEST_
 generate: $(SQLC) ## regenerate the sqlc code in internal/db
 	$(SQLC) generate
 
-openapi: ## regenerate openapi.yaml (OpenAPI 3.0.3) from the code
+openapi: ## regenerate openapi.yaml (OpenAPI 3.0.3) from the code, and the Go client generated from it
 	$(GO) run ./cmd/telemetry openapi > openapi.yaml
+	cd internal/apiclient && $(GO) generate .
 
 lint: $(SQLC) ## go vet, gofmt, staticcheck, sqlc diff
 	$(GO) vet ./...
