@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return runMigrate(ctx, cfg, log, sub, stdout)
 	case "serve":
-		return serve(ctx, cfg, log, stdout)
+		return serve(ctx, cfg, log, stdout, getenv)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
 	}
@@ -131,7 +132,12 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 	return fmt.Errorf("unknown migrate command %q (want status or down)", sub)
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, getenv func(string) string) error {
+	if getenv("GOMEMLIMIT") == "" {
+		// Large batches make short-lived garbage; without a limit the heap
+		// (and resident memory) doubles past the live set before a GC.
+		debug.SetMemoryLimit(config.DefaultMemoryLimit)
+	}
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err
