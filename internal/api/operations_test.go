@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -211,5 +213,41 @@ func TestTimescaleDBHypertables(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatal("flows is not a hypertable")
+	}
+}
+
+// An unexpected failure is a 500 that names the request and nothing else:
+// no SQL, no driver message.
+func TestUnexpectedErrorIs500WithRequestID(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	if _, err := s.Pool.Exec(context.Background(), `ALTER TABLE flows RENAME TO flows_gone`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/flows?hour=1", ""},
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`},
+	} {
+		var body any
+		if c.body != "" {
+			body = c.body
+		}
+		r := s.do(c.method, c.path, body)
+		p := r.problem(t, http.StatusInternalServerError)
+		if !strings.Contains(p.Detail, p.RequestID) || strings.Contains(string(r.Body), "flows") || strings.Contains(string(r.Body), "SQLSTATE") {
+			t.Fatalf("%s %s: 500 body %s", c.method, c.path, r.Body)
+		}
+	}
+}
+
+func TestPanicIs500(t *testing.T) {
+	t.Parallel()
+	h := observe(slog.New(slog.DiscardHandler), obs.New())(recoverer(slog.New(slog.DiscardHandler))(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
+	s := &testServer{Server: newHTTPTest(t, h), t: t}
+	r := s.do("GET", "/anything", nil)
+	r.problem(t, http.StatusInternalServerError)
+	if strings.Contains(string(r.Body), "boom") {
+		t.Fatalf("panic value leaked: %s", r.Body)
 	}
 }
