@@ -25,14 +25,14 @@ import (
 // sends (hostname instead of host, top-level targetHost/tags/state,
 // startedAt as epoch seconds), so the existing integration works unchanged.
 
-// Timestamp documents startedAt, which arrives as an RFC 3339 string or as
+// EventTimestamp documents startedAt, which arrives as an RFC 3339 string or as
 // Unix epoch seconds. Its schema is deliberately untyped: the check is made
 // by hand (eventChecks) so that a failure names its rule like every other
 // field error instead of huma's generic "matched none" of a oneOf.
-type Timestamp struct{}
+type EventTimestamp struct{}
 
 // Schema implements huma.SchemaProvider.
-func (Timestamp) Schema(huma.Registry) *huma.Schema {
+func (EventTimestamp) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{
 		Description: "An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds " +
 			"(1763805600, fractions allowed). Absent or null: the time the server receives the request.",
@@ -41,19 +41,19 @@ func (Timestamp) Schema(huma.Registry) *huma.Schema {
 }
 
 // UnmarshalJSON accepts anything: the raw value is checked by eventChecks.
-func (*Timestamp) UnmarshalJSON([]byte) error { return nil }
+func (*EventTimestamp) UnmarshalJSON([]byte) error { return nil }
 
-// JSONObject is a JSON object passed through verbatim (requestStats and
+// EventJSON is a JSON object passed through verbatim (requestStats and
 // stored payloads).
-type JSONObject []byte
+type EventJSON []byte
 
 // Schema implements huma.SchemaProvider.
-func (JSONObject) Schema(huma.Registry) *huma.Schema {
+func (EventJSON) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true}
 }
 
 // MarshalJSON writes the object as stored.
-func (o JSONObject) MarshalJSON() ([]byte, error) {
+func (o EventJSON) MarshalJSON() ([]byte, error) {
 	if len(o) == 0 {
 		return []byte("null"), nil
 	}
@@ -61,7 +61,7 @@ func (o JSONObject) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON keeps a copy of the object (the decoder's buffer is reused).
-func (o *JSONObject) UnmarshalJSON(b []byte) error {
+func (o *EventJSON) UnmarshalJSON(b []byte) error {
 	*o = bytes.Clone(b)
 	return nil
 }
@@ -79,40 +79,40 @@ func (t *EventTags) targetHost() *string {
 	if t == nil {
 		return nil
 	}
-	return firstNonBlank(t.TargetHost, t.Hostname)
+	return eventsFirstNonBlank(t.TargetHost, t.Hostname)
 }
 
 func (t *EventTags) mode() *string {
 	if t == nil {
 		return nil
 	}
-	return firstNonBlank(t.Mode)
+	return eventsFirstNonBlank(t.Mode)
 }
 
-// RegisterFields are measurement.fields of a register.
-type RegisterFields struct {
+// EventRegisterFields are measurement.fields of a register.
+type EventRegisterFields struct {
 	_         struct{} `json:"-" additionalProperties:"true"`
 	Clients   *int64   `json:"clients,omitempty" nullable:"true" minimum:"0" maximum:"2147483647" example:"10" doc:"Number of concurrent clients (users)."`
 	HatchRate *float64 `json:"hatchRate,omitempty" nullable:"true" minimum:"0" example:"0.1" doc:"Clients spawned per second."`
 	Requests  *int64   `json:"requests,omitempty" nullable:"true" minimum:"0" maximum:"9007199254740991" example:"1000" doc:"Number of requests to make; null or absent when unlimited."`
 }
 
-// RegisterMeasurement is the measurement of a register.
-type RegisterMeasurement struct {
-	_      struct{}       `json:"-" additionalProperties:"true"`
-	Fields RegisterFields `json:"fields" doc:"The run's settings."`
-	Tags   *EventTags     `json:"tags,omitempty" doc:"targetHost and mode (the document's place for them)."`
+// EventRegisterMeasurement is the measurement of a register.
+type EventRegisterMeasurement struct {
+	_      struct{}            `json:"-" additionalProperties:"true"`
+	Fields EventRegisterFields `json:"fields" doc:"The run's settings."`
+	Tags   *EventTags          `json:"tags,omitempty" doc:"targetHost and mode (the document's place for them)."`
 }
 
 // EventCommon is what register and commit bodies share beyond the seed's
 // document: the Locust client's fields and the raw body.
 type EventCommon struct {
-	StartedAt  Timestamp  `json:"startedAt,omitempty"`
-	Host       string     `json:"host,omitempty" maxLength:"255" example:"loadgen-1" doc:"The load generator sending the event (the document's name)."`
-	Hostname   string     `json:"hostname,omitempty" maxLength:"255" example:"loadgen-1" doc:"The Locust client's name for host; used when host is absent."`
-	TargetHost *string    `json:"targetHost,omitempty" nullable:"true" maxLength:"2048" example:"http://10.0.0.5:8089" doc:"The Locust client's place for the system under test; may be null."`
-	Tags       *EventTags `json:"tags,omitempty" doc:"The Locust client's place for mode and the target (as hostname)."`
-	State      *string    `json:"state,omitempty" nullable:"true" maxLength:"64" example:"ready" doc:"The Locust runner state (informational, stored with the payload)."`
+	StartedAt  EventTimestamp `json:"startedAt,omitempty"`
+	Host       string         `json:"host,omitempty" maxLength:"255" example:"loadgen-1" doc:"The load generator sending the event (the document's name)."`
+	Hostname   string         `json:"hostname,omitempty" maxLength:"255" example:"loadgen-1" doc:"The Locust client's name for host; used when host is absent."`
+	TargetHost *string        `json:"targetHost,omitempty" nullable:"true" maxLength:"2048" example:"http://10.0.0.5:8089" doc:"The Locust client's place for the system under test; may be null."`
+	Tags       *EventTags     `json:"tags,omitempty" doc:"The Locust client's place for mode and the target (as hostname)."`
+	State      *string        `json:"state,omitempty" nullable:"true" maxLength:"64" example:"ready" doc:"The Locust runner state (informational, stored with the payload)."`
 }
 
 // eventBody is filled while decoding: the raw body (stored as the event's
@@ -137,15 +137,15 @@ func (e *eventBody) decode(data []byte, hostRequired bool) {
 	} else {
 		e.startedAt = t
 	}
-	if hostRequired && !hostGiven(top["host"]) && !hostGiven(top["hostname"]) {
+	if hostRequired && !eventsHostGiven(top["host"]) && !eventsHostGiven(top["hostname"]) {
 		e.problems = append(e.problems, &ProblemItem{Title: "required", Source: "host", Location: "body.host",
 			Detail: "host is a required field (the Locust client may send it as hostname)"})
 	}
 }
 
-// hostGiven is false when a host field is absent, null or blank. A value of
+// eventsHostGiven is false when a host field is absent, null or blank. A value of
 // another type counts as given: the schema check reports its type.
-func hostGiven(raw json.RawMessage) bool {
+func eventsHostGiven(raw json.RawMessage) bool {
 	if len(raw) == 0 || string(raw) == "null" {
 		return false
 	}
@@ -157,7 +157,7 @@ func hostGiven(raw json.RawMessage) bool {
 }
 
 // Epoch seconds up to the end of year 9999.
-const maxEpochSeconds = 253402300799
+const eventsMaxEpochSeconds = 253402300799
 
 // parseStartedAt reads startedAt: absent or null gives nil (the time of
 // receipt), else an RFC 3339 string or a number of epoch seconds.
@@ -188,8 +188,8 @@ func parseStartedAt(raw json.RawMessage) (*time.Time, *ProblemItem) {
 		switch {
 		case err == nil && f < 0:
 			return nil, item("min", "startedAt must be 0 or greater (Unix epoch seconds)", f)
-		case err != nil || f > maxEpochSeconds:
-			return nil, item("max", fmt.Sprintf("startedAt must be %d or less (Unix epoch seconds; milliseconds are not accepted)", maxEpochSeconds), json.Number(raw))
+		case err != nil || f > eventsMaxEpochSeconds:
+			return nil, item("max", fmt.Sprintf("startedAt must be %d or less (Unix epoch seconds; milliseconds are not accepted)", eventsMaxEpochSeconds), json.Number(raw))
 		}
 		sec, frac := math.Modf(f)
 		t := time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
@@ -200,59 +200,59 @@ func parseStartedAt(raw json.RawMessage) (*time.Time, *ProblemItem) {
 	return nil, item("type", "startedAt must be a string or a number", v)
 }
 
-func (c *EventCommon) host() *string { return firstNonBlank(&c.Host, &c.Hostname) }
+func (c *EventCommon) host() *string { return eventsFirstNonBlank(&c.Host, &c.Hostname) }
 
-// RegisterBody is the body of POST /apiv0.1/events/register.
-type RegisterBody struct {
+// EventRegisterBody is the body of POST /apiv0.1/events/register.
+type EventRegisterBody struct {
 	_ struct{} `json:"-" additionalProperties:"true"`
 	EventCommon
-	Measurement RegisterMeasurement `json:"measurement" doc:"The run's settings (fields) and tags."`
+	Measurement EventRegisterMeasurement `json:"measurement" doc:"The run's settings (fields) and tags."`
 
 	eventBody
 }
 
 // UnmarshalJSON decodes the body and keeps what the checks need.
-func (b *RegisterBody) UnmarshalJSON(data []byte) error {
-	type plain RegisterBody
+func (b *EventRegisterBody) UnmarshalJSON(data []byte) error {
+	type plain EventRegisterBody
 	err := json.Unmarshal(data, (*plain)(b))
 	b.decode(data, true)
 	return err
 }
 
-// CommitFields are measurement.fields of a commit.
-type CommitFields struct {
-	_            struct{}   `json:"-" additionalProperties:"true"`
-	RequestStats JSONObject `json:"requestStats" doc:"The results of the run, any JSON object. Locust sends stats[] (one item per request name, and a Total), errors[], total_rps, fail_ratio, ..."`
+// EventCommitFields are measurement.fields of a commit.
+type EventCommitFields struct {
+	_            struct{}  `json:"-" additionalProperties:"true"`
+	RequestStats EventJSON `json:"requestStats" doc:"The results of the run, any JSON object. Locust sends stats[] (one item per request name, and a Total), errors[], total_rps, fail_ratio, ..."`
 }
 
-// CommitMeasurement is the measurement of a commit.
-type CommitMeasurement struct {
-	_      struct{}     `json:"-" additionalProperties:"true"`
-	Fields CommitFields `json:"fields" doc:"The results."`
-	Tags   *EventTags   `json:"tags,omitempty" doc:"Tags; targetHost and mode fill in what the register left out."`
+// EventCommitMeasurement is the measurement of a commit.
+type EventCommitMeasurement struct {
+	_      struct{}          `json:"-" additionalProperties:"true"`
+	Fields EventCommitFields `json:"fields" doc:"The results."`
+	Tags   *EventTags        `json:"tags,omitempty" doc:"Tags; targetHost and mode fill in what the register left out."`
 }
 
-// CommitBody is the body of POST /apiv0.1/events/commit.
-type CommitBody struct {
+// EventCommitBody is the body of POST /apiv0.1/events/commit.
+type EventCommitBody struct {
 	_ struct{} `json:"-" additionalProperties:"true"`
 	EventCommon
-	UUID        string            `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id, as register answered it."`
-	UserCount   *int64            `json:"user_count,omitempty" nullable:"true" minimum:"0" example:"1" doc:"The Locust client's user count (informational)."`
-	Measurement CommitMeasurement `json:"measurement" doc:"The results (fields.requestStats) and tags."`
+	UUID        string                 `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id, as register answered it."`
+	UserCount   *int64                 `json:"user_count,omitempty" nullable:"true" minimum:"0" example:"1" doc:"The Locust client's user count (informational)."`
+	Measurement EventCommitMeasurement `json:"measurement" doc:"The results (fields.requestStats) and tags."`
 
 	eventBody
 }
 
 // UnmarshalJSON decodes the body and keeps what the checks need.
-func (b *CommitBody) UnmarshalJSON(data []byte) error {
-	type plain CommitBody
+func (b *EventCommitBody) UnmarshalJSON(data []byte) error {
+	type plain EventCommitBody
 	err := json.Unmarshal(data, (*plain)(b))
 	b.decode(data, false)
 	return err
 }
 
 type registerEventInput struct {
-	Body RegisterBody
+	Body EventRegisterBody
 }
 
 // Resolve adds the hand-made checks to huma's, so that every failure is
@@ -260,7 +260,7 @@ type registerEventInput struct {
 func (in *registerEventInput) Resolve(huma.Context) []error { return in.Body.problems }
 
 type commitEventInput struct {
-	Body CommitBody
+	Body EventCommitBody
 }
 
 // Resolve adds the hand-made checks to huma's.
@@ -294,7 +294,7 @@ type isRunningOutput struct {
 	Body map[string]bool `doc:"One key <host>-<uuid> per run registered and not yet committed, each true."`
 }
 
-type pingOutput struct {
+type eventsPingOutput struct {
 	Body struct {
 		Res string `json:"res" example:"PONG!" doc:"Always PONG!"`
 	}
@@ -317,18 +317,18 @@ type EventRun struct {
 
 // RunEvent is one stored register or commit.
 type RunEvent struct {
-	Time       time.Time  `json:"time" example:"2025-11-22T10:00:00Z" doc:"The event's startedAt (the end of the run for a commit)."`
-	ReceivedAt time.Time  `json:"receivedAt" example:"2025-11-22T10:00:00.123Z" doc:"When the server stored it."`
-	Host       string     `json:"host" example:"loadgen-1" doc:"The host that sent it."`
-	Payload    JSONObject `json:"payload" doc:"The body as received (JSON-normalised: key order and duplicate keys are not kept)."`
+	Time       time.Time `json:"time" example:"2025-11-22T10:00:00Z" doc:"The event's startedAt (the end of the run for a commit)."`
+	ReceivedAt time.Time `json:"receivedAt" example:"2025-11-22T10:00:00.123Z" doc:"When the server stored it."`
+	Host       string    `json:"host" example:"loadgen-1" doc:"The host that sent it."`
+	Payload    EventJSON `json:"payload" doc:"The body as received (JSON-normalised: key order and duplicate keys are not kept)."`
 }
 
 // EventRunDetail is a run with its register and commit.
 type EventRunDetail struct {
 	EventRun
-	Register     RunEvent   `json:"register" doc:"The register event."`
-	Commit       *RunEvent  `json:"commit,omitempty" doc:"The commit event; absent while running."`
-	RequestStats JSONObject `json:"requestStats,omitempty" doc:"The commit's measurement.fields.requestStats; absent while running."`
+	Register     RunEvent  `json:"register" doc:"The register event."`
+	Commit       *RunEvent `json:"commit,omitempty" doc:"The commit event; absent while running."`
+	RequestStats EventJSON `json:"requestStats,omitempty" doc:"The commit's measurement.fields.requestStats; absent while running."`
 }
 
 type getEventInput struct {
@@ -350,8 +350,8 @@ type listStatesInput struct {
 
 const (
 	eventsPrefix = "/apiv0.1"
-	// exampleUUID is the id the documented examples use.
-	exampleUUID = "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f"
+	// eventsExampleUUID is the id the documented examples use.
+	eventsExampleUUID = "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f"
 )
 
 func (s *server) registerEvents(api huma.API) {
@@ -373,8 +373,8 @@ func (s *server) registerEvents(api huma.API) {
 		MaxBodyBytes: s.cfg.MaxBodyBytes + 1, // huma refuses a body of exactly MaxBodyBytes
 		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 			Examples: map[string]*huma.Example{
-				"document": {Summary: "The body the seed documents", Value: exampleRegisterDocument},
-				"locust":   {Summary: "What the original's Locust client sends", Value: exampleRegisterLocust},
+				"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
+				"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleRegisterLocust},
 			},
 		}}},
 		Errors: bodyErrors,
@@ -393,8 +393,8 @@ func (s *server) registerEvents(api huma.API) {
 		MaxBodyBytes: s.cfg.MaxBodyBytes + 1,
 		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 			Examples: map[string]*huma.Example{
-				"document": {Summary: "The body the seed documents", Value: exampleCommitDocument},
-				"locust":   {Summary: "What the original's Locust client sends", Value: exampleCommitLocust},
+				"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},
+				"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleCommitLocust},
 			},
 		}}},
 		Errors: append(bodyErrors, http.StatusNotFound, http.StatusConflict),
@@ -434,14 +434,14 @@ func (s *server) registerEvents(api huma.API) {
 	}, s.listStates)
 
 	huma.Register(api, huma.Operation{
-		OperationID: "ping",
+		OperationID: "eventsPing",
 		Method:      http.MethodGet,
 		Path:        eventsPrefix + "/ping",
 		Summary:     "Ping: answers PONG!",
 		Tags:        []string{"events"},
 		Errors:      []int{http.StatusNotAcceptable},
-	}, func(context.Context, *struct{}) (*pingOutput, error) {
-		out := &pingOutput{}
+	}, func(context.Context, *struct{}) (*eventsPingOutput, error) {
+		out := &eventsPingOutput{}
 		out.Body.Res = "PONG!"
 		return out, nil
 	})
@@ -455,8 +455,8 @@ func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*re
 	id, err := s.q.RegisterRun(ctx, db.RegisterRunParams{
 		Payload:    b.raw,
 		Host:       strings.TrimSpace(*b.host()),
-		TargetHost: firstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
-		Mode:       firstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
+		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
+		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
 		Clients:    f.Clients,
 		HatchRate:  f.HatchRate,
 		Requests:   f.Requests,
@@ -473,11 +473,11 @@ func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*re
 
 func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commitEventOutput, error) {
 	b := &in.Body
-	id, ok := parseUUID(b.UUID)
+	id, ok := parseRunID(b.UUID)
 	if !ok { // huma's uuid format accepts a few spellings pgtype does not
 		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
 			Title: "format", Source: "uuid", Location: "body.uuid", Value: b.UUID,
-			Detail: "uuid must be a UUID such as " + exampleUUID})
+			Detail: "uuid must be a UUID such as " + eventsExampleUUID})
 	}
 	host := b.host()
 	if host != nil {
@@ -488,8 +488,8 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 		Host:       host,
 		Payload:    b.raw,
 		EndedAt:    b.startedAt,
-		TargetHost: firstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
-		Mode:       firstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
+		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
+		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Nothing was committed: the run is unknown or no longer running.
@@ -529,9 +529,9 @@ func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutp
 		return nil, NewProblem(http.StatusMethodNotAllowed,
 			fmt.Sprintf("GET is not supported on %s/events/%s; allowed: POST", eventsPrefix, in.UUID)).WithHeader("Allow", "POST")
 	}
-	id, ok := parseUUID(in.UUID)
+	id, ok := parseRunID(in.UUID)
 	if !ok {
-		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %q: run ids are UUIDs", truncate(in.UUID, 64)))
+		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %q: run ids are UUIDs", eventsTruncate(in.UUID, 64)))
 	}
 	run, err := s.q.GetRun(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -563,7 +563,7 @@ func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutp
 
 func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutput[EventRun], error) {
 	p := db.ListRunsParams{RowLimit: in.Size, RowOffset: in.Offset(),
-		State: optional(in.State), Host: optional(in.Host), Mode: optional(in.Mode)}
+		State: eventsOptional(in.State), Host: eventsOptional(in.Host), Mode: eventsOptional(in.Mode)}
 	var errs []error
 	for _, t := range []struct {
 		name, value string
@@ -628,9 +628,9 @@ func (s *server) eventsDBError(ctx context.Context, what string, err error) erro
 	return dbError(ctx, s.log, what, err)
 }
 
-// parseUUID reads a run id in the spellings huma's uuid format admits:
+// parseRunID reads a run id in the spellings huma's uuid format admits:
 // plain, without hyphens, in braces or as a urn:uuid: URN.
-func parseUUID(s string) (pgtype.UUID, bool) {
+func parseRunID(s string) (pgtype.UUID, bool) {
 	if len(s) == 45 && strings.EqualFold(s[:9], "urn:uuid:") {
 		s = s[9:]
 	} else if len(s) == 38 && s[0] == '{' && s[37] == '}' {
@@ -643,7 +643,7 @@ func parseUUID(s string) (pgtype.UUID, bool) {
 	return id, true
 }
 
-func firstNonBlank(vs ...*string) *string {
+func eventsFirstNonBlank(vs ...*string) *string {
 	for _, v := range vs {
 		if v != nil && strings.TrimSpace(*v) != "" {
 			return v
@@ -652,14 +652,14 @@ func firstNonBlank(vs ...*string) *string {
 	return nil
 }
 
-func optional(s string) *string {
+func eventsOptional(s string) *string {
 	if s == "" {
 		return nil
 	}
 	return &s
 }
 
-func truncate(s string, n int) string {
+func eventsTruncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

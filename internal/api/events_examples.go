@@ -12,7 +12,7 @@ import (
 // are the seed document's (filled in) and the original Locust client's, as
 // the tests send them.
 
-const exampleRegisterDocumentJSON = `{
+const eventsExampleRegisterDocumentJSON = `{
   "startedAt": "2025-11-22T10:00:00Z",
   "host": "loadgen-1",
   "measurement": {
@@ -21,13 +21,13 @@ const exampleRegisterDocumentJSON = `{
   }
 }`
 
-const exampleRegisterLocustJSON = `{"startedAt": 1763805600, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089",
+const eventsExampleRegisterLocustJSON = `{"startedAt": 1763805600, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089",
  "tags": {"mode": "single", "hostname": "http://10.0.0.5:8089"},
  "measurement": {"fields": {"clients": 1, "hatchRate": 1, "requests": null}}, "state": "ready"}`
 
-const exampleCommitDocumentJSON = `{
+const eventsExampleCommitDocumentJSON = `{
   "startedAt": "2025-11-22T10:01:00Z",
-  "uuid": "` + exampleUUID + `",
+  "uuid": "` + eventsExampleUUID + `",
   "host": "loadgen-1",
   "measurement": {
     "fields": {"requestStats": {"stats": [{"method": "GET", "name": "/", "num_requests": 120, "num_failures": 2}], "total_rps": 11.5}},
@@ -35,7 +35,7 @@ const exampleCommitDocumentJSON = `{
   }
 }`
 
-const exampleCommitLocustJSON = `{"startedAt": 1763805660, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "user_count": 1,
+const eventsExampleCommitLocustJSON = `{"startedAt": 1763805660, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "user_count": 1,
  "tags": {"mode": "single", "hostname": "http://10.0.0.5:8089"},
  "measurement": {"fields": {"requestStats": {"stats": [{"method": "GET", "name": "/", "num_requests": 120,
    "num_failures": 2, "avg_response_time": 35.2, "min_response_time": 4, "max_response_time": 210,
@@ -45,16 +45,16 @@ const exampleCommitLocustJSON = `{"startedAt": 1763805660, "hostname": "loadgen-
    "avg_content_length": 5120}],
    "errors": [{"method": "GET", "name": "/", "error": "ConnectionError()", "occurences": 2}],
    "total_rps": 11.5, "fail_ratio": 0.016, "state": "stopped", "user_count": 1}}},
- "uuid": "` + exampleUUID + `", "state": "stopped"}`
+ "uuid": "` + eventsExampleUUID + `", "state": "stopped"}`
 
 var (
-	exampleRegisterDocument = mustJSON(exampleRegisterDocumentJSON)
-	exampleRegisterLocust   = mustJSON(exampleRegisterLocustJSON)
-	exampleCommitDocument   = mustJSON(exampleCommitDocumentJSON)
-	exampleCommitLocust     = mustJSON(exampleCommitLocustJSON)
+	eventsExampleRegisterDocument = eventsExampleJSON(eventsExampleRegisterDocumentJSON)
+	eventsExampleRegisterLocust   = eventsExampleJSON(eventsExampleRegisterLocustJSON)
+	eventsExampleCommitDocument   = eventsExampleJSON(eventsExampleCommitDocumentJSON)
+	eventsExampleCommitLocust     = eventsExampleJSON(eventsExampleCommitLocustJSON)
 )
 
-func mustJSON(s string) any {
+func eventsExampleJSON(s string) any {
 	var v any
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		panic(err)
@@ -62,7 +62,7 @@ func mustJSON(s string) any {
 	return v
 }
 
-func exampleProblem(status int, detail string, items ...*ProblemItem) *Problem {
+func eventsExampleProblem(status int, detail string, items ...*ProblemItem) *Problem {
 	p := &Problem{Title: http.StatusText(status), Status: status, Detail: detail, RequestID: "5f0c3a7e9b1d4c2a"}
 	for _, it := range items {
 		it.Status = status
@@ -97,47 +97,47 @@ func addEventExamples(oapi *huma.OpenAPI) {
 	}
 
 	reg := path("/events/register").Post
-	set(reg, 200, "registered", "The new run's id", map[string]any{"uuid": exampleUUID, "data": map[string]any{"uuid": exampleUUID}})
-	set(reg, 400, "malformed", "Malformed JSON", exampleProblem(400, "validation failed",
+	set(reg, 200, "registered", "The new run's id", map[string]any{"uuid": eventsExampleUUID, "data": map[string]any{"uuid": eventsExampleUUID}})
+	set(reg, 400, "malformed", "Malformed JSON", eventsExampleProblem(400, "validation failed",
 		&ProblemItem{Title: "json", Location: "body", Detail: "the body is not valid JSON: unexpected end of JSON input"}))
-	set(reg, 422, "invalid", "Every failed rule at once", exampleProblem(422, "validation failed",
+	set(reg, 422, "invalid", "Every failed rule at once", eventsExampleProblem(422, "validation failed",
 		&ProblemItem{Title: "min", Source: "clients", Location: "body.measurement.fields.clients", Value: -1, Detail: "clients must be 0 or greater"},
 		&ProblemItem{Title: "oneof", Source: "mode", Location: "body.measurement.tags.mode", Value: "solo", Detail: "mode must be one of single, cluster"},
 		&ProblemItem{Title: "required", Source: "host", Location: "body.host", Detail: "host is a required field (the Locust client may send it as hostname)"}))
 
 	commit := path("/events/commit").Post
-	set(commit, 200, "committed", "The run is committed", map[string]any{"uuid": exampleUUID,
-		"data": map[string]any{"description": "run " + exampleUUID + " committed"}})
-	set(commit, 404, "unknown", "No such run", exampleProblem(404, "no run with uuid "+exampleUUID+": register it first"))
-	set(commit, 409, "committed", "Committed before", exampleProblem(409, "run "+exampleUUID+" is already committed: a run is committed once"))
-	set(commit, 422, "invalid", "Every failed rule at once", exampleProblem(422, "validation failed",
+	set(commit, 200, "committed", "The run is committed", map[string]any{"uuid": eventsExampleUUID,
+		"data": map[string]any{"description": "run " + eventsExampleUUID + " committed"}})
+	set(commit, 404, "unknown", "No such run", eventsExampleProblem(404, "no run with uuid "+eventsExampleUUID+": register it first"))
+	set(commit, 409, "committed", "Committed before", eventsExampleProblem(409, "run "+eventsExampleUUID+" is already committed: a run is committed once"))
+	set(commit, 422, "invalid", "Every failed rule at once", eventsExampleProblem(422, "validation failed",
 		&ProblemItem{Title: "format", Source: "uuid", Location: "body.uuid", Value: "xkjpw-ajta-jwt", Detail: "uuid must be RFC 4122 uuid: invalid UUID length: 14"},
 		&ProblemItem{Title: "required", Source: "requestStats", Location: "body.measurement.fields.requestStats", Detail: "requestStats is a required field"},
 		&ProblemItem{Title: "format", Source: "startedAt", Location: "body.startedAt", Value: "yesterday", Detail: "startedAt must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z, or Unix epoch seconds"}))
 
-	set(path("/events/isrunning").Get, 200, "running", "One run running", map[string]bool{"loadgen-1-" + exampleUUID: true})
+	set(path("/events/isrunning").Get, 200, "running", "One run running", map[string]bool{"loadgen-1-" + eventsExampleUUID: true})
 
 	get := path("/events/{uuid}").Get
-	registered := exampleRegisterLocust
-	committed := exampleCommitLocust
+	registered := eventsExampleRegisterLocust
+	committed := eventsExampleCommitLocust
 	stats := committed.(map[string]any)["measurement"].(map[string]any)["fields"].(map[string]any)["requestStats"]
 	set(get, 200, "committed", "A committed run (Locust client)", map[string]any{
-		"uuid": exampleUUID, "host": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "mode": "single",
+		"uuid": eventsExampleUUID, "host": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "mode": "single",
 		"clients": 1, "hatchRate": 1, "requests": nil, "state": "committed",
 		"startedAt": "2025-11-22T10:00:00Z", "endedAt": "2025-11-22T10:01:00Z", "duration": 60,
 		"register":     map[string]any{"time": "2025-11-22T10:00:00Z", "receivedAt": "2025-11-22T10:00:00.021Z", "host": "loadgen-1", "payload": registered},
 		"commit":       map[string]any{"time": "2025-11-22T10:01:00Z", "receivedAt": "2025-11-22T10:01:00.017Z", "host": "loadgen-1", "payload": committed},
 		"requestStats": stats,
 	})
-	set(get, 404, "unknown", "No such run", exampleProblem(404, "no run with uuid "+exampleUUID))
+	set(get, 404, "unknown", "No such run", eventsExampleProblem(404, "no run with uuid "+eventsExampleUUID))
 
 	states := path("/states").Get
 	set(states, 200, "page", "First page", map[string]any{"items": []any{map[string]any{
-		"uuid": exampleUUID, "host": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "mode": "single",
+		"uuid": eventsExampleUUID, "host": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "mode": "single",
 		"clients": 1, "hatchRate": 1, "requests": nil, "state": "committed",
 		"startedAt": "2025-11-22T10:00:00Z", "endedAt": "2025-11-22T10:01:00Z", "duration": 60,
 	}}, "total": 1, "page": 1, "size": 50})
-	set(states, 422, "invalid", "Bad filters", exampleProblem(422, "validation failed",
+	set(states, 422, "invalid", "Bad filters", eventsExampleProblem(422, "validation failed",
 		&ProblemItem{Title: "oneof", Source: "state", Location: "query.state", Value: "done", Detail: "state must be one of running, committed"},
 		&ProblemItem{Title: "format", Source: "from", Location: "query.from", Value: "yesterday", Detail: "from must be RFC 3339 date-time"}))
 

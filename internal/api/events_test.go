@@ -15,7 +15,7 @@ import (
 
 // The seed document's bodies, filled in.
 const (
-	seedRegister = `{
+	eventsSeedRegister = `{
   "startedAt": "2025-11-22T10:00:00.000Z",
   "host": "loadgen-doc",
   "measurement": {
@@ -23,7 +23,7 @@ const (
     "tags": {"targetHost": "http://10.10.10.1", "mode": "cluster"}
   }
 }`
-	seedCommit = `{
+	eventsSeedCommit = `{
   "startedAt": "2025-11-22T10:05:00.000Z",
   "uuid": "%s",
   "host": "loadgen-doc",
@@ -37,10 +37,10 @@ const (
 // The original Locust client's payloads, exactly as seeds/README.md shows
 // them (including the Total row's literal "...": "same fields").
 const (
-	locustRegister = `{"startedAt": 1763805600, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089",
+	eventsLocustRegister = `{"startedAt": 1763805600, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089",
  "tags": {"mode": "single", "hostname": "http://10.0.0.5:8089"},
  "measurement": {"fields": {"clients": 1, "hatchRate": 1, "requests": null}}, "state": "ready"}`
-	locustCommit = `{"startedAt": 1763805660, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "user_count": 1,
+	eventsLocustCommit = `{"startedAt": 1763805660, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089", "user_count": 1,
  "tags": {"mode": "single", "hostname": "http://10.0.0.5:8089"},
  "measurement": {"fields": {"requestStats": {"stats": [{"method": "GET", "name": "/", "num_requests": 120,
    "num_failures": 2, "avg_response_time": 35.2, "min_response_time": 4, "max_response_time": 210,
@@ -53,7 +53,7 @@ const (
 
 // registerRun registers body and returns the run's id, checking both
 // places the answer carries it.
-func (s *testServer) registerRun(t *testing.T, body string) string {
+func (s *testServer) eventsRegister(t *testing.T, body string) string {
 	t.Helper()
 	var out struct {
 		UUID string `json:"uuid"`
@@ -65,29 +65,29 @@ func (s *testServer) registerRun(t *testing.T, body string) string {
 	if out.UUID == "" || out.UUID != out.Data.UUID {
 		t.Fatalf("register answered uuid %q and data.uuid %q", out.UUID, out.Data.UUID)
 	}
-	if _, ok := parseUUID(out.UUID); !ok {
+	if _, ok := parseRunID(out.UUID); !ok {
 		t.Fatalf("register answered a uuid that is not one: %q", out.UUID)
 	}
 	return out.UUID
 }
 
-func simpleRegister(host, mode, startedAt string) string {
+func eventsRegisterBody(host, mode, startedAt string) string {
 	return fmt.Sprintf(`{"startedAt": %q, "host": %q, "measurement": {"fields": {"clients": 2, "hatchRate": 1, "requests": 10}, "tags": {"mode": %q}}}`,
 		startedAt, host, mode)
 }
 
-func simpleCommit(id string) string {
+func eventsCommitBody(id string) string {
 	return fmt.Sprintf(`{"uuid": %q, "host": "h", "measurement": {"fields": {"requestStats": {"stats": []}}}}`, id)
 }
 
-func (s *testServer) isRunning(t *testing.T) map[string]bool {
+func (s *testServer) eventsRunning(t *testing.T) map[string]bool {
 	t.Helper()
 	var m map[string]bool
 	s.do("GET", "/apiv0.1/events/isrunning", nil).wantStatus(t, http.StatusOK).decode(t, &m)
 	return m
 }
 
-func (s *testServer) countEvents(t *testing.T, id, kind string) int {
+func (s *testServer) eventsCount(t *testing.T, id, kind string) int {
 	t.Helper()
 	var n int
 	err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM events WHERE uuid = $1 AND kind = $2", id, kind).Scan(&n)
@@ -100,9 +100,9 @@ func (s *testServer) countEvents(t *testing.T, id, kind string) int {
 func TestEventsSeedExamples(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	id := s.registerRun(t, seedRegister)
+	id := s.eventsRegister(t, eventsSeedRegister)
 
-	if m := s.isRunning(t); len(m) != 1 || !m["loadgen-doc-"+id] {
+	if m := s.eventsRunning(t); len(m) != 1 || !m["loadgen-doc-"+id] {
 		t.Fatalf("isrunning = %v, want {loadgen-doc-%s: true}", m, id)
 	}
 
@@ -112,11 +112,11 @@ func TestEventsSeedExamples(t *testing.T) {
 			Description string `json:"description"`
 		} `json:"data"`
 	}
-	s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(seedCommit, id)).wantStatus(t, http.StatusOK).decode(t, &commit)
+	s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(eventsSeedCommit, id)).wantStatus(t, http.StatusOK).decode(t, &commit)
 	if commit.UUID != id || !strings.Contains(commit.Data.Description, id) {
 		t.Fatalf("commit answered %+v", commit)
 	}
-	if m := s.isRunning(t); len(m) != 0 {
+	if m := s.eventsRunning(t); len(m) != 0 {
 		t.Fatalf("isrunning after commit = %v, want {}", m)
 	}
 
@@ -124,38 +124,38 @@ func TestEventsSeedExamples(t *testing.T) {
 	s.do("GET", "/apiv0.1/events/"+id, nil).wantStatus(t, http.StatusOK).decode(t, &run)
 	start := time.Date(2025, 11, 22, 10, 0, 0, 0, time.UTC)
 	end := start.Add(5 * time.Minute)
-	if run.UUID != id || run.Host != "loadgen-doc" || deref(run.TargetHost) != "http://10.10.10.1" ||
-		deref(run.Mode) != "cluster" || *run.Clients != 10 || *run.HatchRate != 0.1 || *run.Requests != 1000 ||
+	if run.UUID != id || run.Host != "loadgen-doc" || eventsDeref(run.TargetHost) != "http://10.10.10.1" ||
+		eventsDeref(run.Mode) != "cluster" || *run.Clients != 10 || *run.HatchRate != 0.1 || *run.Requests != 1000 ||
 		run.State != "committed" || !run.StartedAt.Equal(start) || !run.EndedAt.Equal(end) || *run.Duration != 300 {
 		t.Fatalf("run = %+v", run.EventRun)
 	}
 	if !run.Register.Time.Equal(start) || run.Register.Host != "loadgen-doc" || run.Commit == nil || !run.Commit.Time.Equal(end) {
 		t.Fatalf("events = %+v / %+v", run.Register, run.Commit)
 	}
-	assertJSONEqual(t, "register payload", run.Register.Payload, seedRegister)
-	assertJSONEqual(t, "commit payload", run.Commit.Payload, fmt.Sprintf(seedCommit, id))
-	assertJSONEqual(t, "requestStats", run.RequestStats, `{"stats": [{"method": "GET", "name": "/a", "num_requests": 7}]}`)
+	assertEventJSON(t, "register payload", run.Register.Payload, eventsSeedRegister)
+	assertEventJSON(t, "commit payload", run.Commit.Payload, fmt.Sprintf(eventsSeedCommit, id))
+	assertEventJSON(t, "requestStats", run.RequestStats, `{"stats": [{"method": "GET", "name": "/a", "num_requests": 7}]}`)
 }
 
 func TestEventsLocustClient(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	id := s.registerRun(t, locustRegister)
-	if m := s.isRunning(t); !m["loadgen-1-"+id] {
+	id := s.eventsRegister(t, eventsLocustRegister)
+	if m := s.eventsRunning(t); !m["loadgen-1-"+id] {
 		t.Fatalf("isrunning = %v", m)
 	}
-	s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(locustCommit, id)).wantStatus(t, http.StatusOK)
+	s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(eventsLocustCommit, id)).wantStatus(t, http.StatusOK)
 
 	var run EventRunDetail
 	s.do("GET", "/apiv0.1/events/"+id, nil).wantStatus(t, http.StatusOK).decode(t, &run)
-	if run.Host != "loadgen-1" || deref(run.TargetHost) != "http://10.0.0.5:8089" || deref(run.Mode) != "single" ||
+	if run.Host != "loadgen-1" || eventsDeref(run.TargetHost) != "http://10.0.0.5:8089" || eventsDeref(run.Mode) != "single" ||
 		*run.Clients != 1 || *run.HatchRate != 1 || run.Requests != nil || run.State != "committed" ||
 		run.StartedAt.Unix() != 1763805600 || run.EndedAt.Unix() != 1763805660 || *run.Duration != 60 {
 		t.Fatalf("run = %+v", run.EventRun)
 	}
 	// Everything the client sent is kept, extras included.
-	assertJSONEqual(t, "register payload", run.Register.Payload, locustRegister)
-	assertJSONEqual(t, "commit payload", run.Commit.Payload, fmt.Sprintf(locustCommit, id))
+	assertEventJSON(t, "register payload", run.Register.Payload, eventsLocustRegister)
+	assertEventJSON(t, "commit payload", run.Commit.Payload, fmt.Sprintf(eventsLocustCommit, id))
 
 	// The analysts' view: one row per stats[] item, numbers as columns.
 	rows, err := s.Pool.Query(context.Background(), `
@@ -177,7 +177,7 @@ func TestEventsLocustClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, fmt.Sprintf("%d %s %s %v %s %s %s %s %s %s %s %s %s %s", pos, method, name, total, host, target, mode,
-			str(numReq), str(numFail), str(avg), str(maxRT), str(rps), str(length), str(p90)))
+			eventsStr(numReq), eventsStr(numFail), eventsStr(avg), eventsStr(maxRT), eventsStr(rps), eventsStr(length), eventsStr(p90)))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -191,21 +191,21 @@ func TestEventsLocustClient(t *testing.T) {
 	}
 }
 
-func str[T any](p *T) string {
+func eventsStr[T any](p *T) string {
 	if p == nil {
 		return "<nil>"
 	}
 	return fmt.Sprint(*p)
 }
 
-func deref(p *string) string {
+func eventsDeref(p *string) string {
 	if p == nil {
 		return "<nil>"
 	}
 	return *p
 }
 
-func assertJSONEqual(t *testing.T, what string, got []byte, want string) {
+func assertEventJSON(t *testing.T, what string, got []byte, want string) {
 	t.Helper()
 	var g, w any
 	if err := json.Unmarshal(got, &g); err != nil {
@@ -230,8 +230,8 @@ func TestEventsRegisterVariants(t *testing.T) {
 		name, body                string
 		host, target, mode, start string // start "" = the time of receipt
 	}{
-		{"document", seedRegister, "loadgen-doc", "http://10.10.10.1", "cluster", "2025-11-22T10:00:00Z"},
-		{"locust", locustRegister, "loadgen-1", "http://10.0.0.5:8089", "single", "2025-11-22T10:00:00Z"},
+		{"document", eventsSeedRegister, "loadgen-doc", "http://10.10.10.1", "cluster", "2025-11-22T10:00:00Z"},
+		{"locust", eventsLocustRegister, "loadgen-1", "http://10.0.0.5:8089", "single", "2025-11-22T10:00:00Z"},
 		{"no startedAt", `{"host": "a", "measurement": {"fields": {}}}`, "a", "<nil>", "<nil>", ""},
 		{"null startedAt and targetHost", `{"startedAt": null, "hostname": "b", "targetHost": null, "measurement": {"fields": {"requests": null}}}`, "b", "<nil>", "<nil>", ""},
 		{"offset and fraction", `{"startedAt": "2025-11-22T12:00:00.25+02:00", "host": "c", "measurement": {"fields": {}}}`, "c", "<nil>", "<nil>", "2025-11-22T10:00:00.25Z"},
@@ -244,11 +244,11 @@ func TestEventsRegisterVariants(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			id := s.registerRun(t, c.body)
+			id := s.eventsRegister(t, c.body)
 			var run EventRunDetail
 			s.do("GET", "/apiv0.1/events/"+id, nil).wantStatus(t, http.StatusOK).decode(t, &run)
-			if run.Host != c.host || deref(run.TargetHost) != c.target || deref(run.Mode) != c.mode || run.State != "running" {
-				t.Fatalf("run = host %s target %s mode %s state %s", run.Host, deref(run.TargetHost), deref(run.Mode), run.State)
+			if run.Host != c.host || eventsDeref(run.TargetHost) != c.target || eventsDeref(run.Mode) != c.mode || run.State != "running" {
+				t.Fatalf("run = host %s target %s mode %s state %s", run.Host, eventsDeref(run.TargetHost), eventsDeref(run.Mode), run.State)
 			}
 			if c.start == "" {
 				if run.StartedAt.Before(before) || run.StartedAt.After(time.Now().Add(time.Minute)) {
@@ -260,7 +260,7 @@ func TestEventsRegisterVariants(t *testing.T) {
 			if run.Commit != nil || run.RequestStats != nil || run.EndedAt != nil || run.Duration != nil {
 				t.Fatalf("a running run has commit data: %+v", run)
 			}
-			assertJSONEqual(t, "payload", run.Register.Payload, c.body)
+			assertEventJSON(t, "payload", run.Register.Payload, c.body)
 		})
 	}
 }
@@ -326,7 +326,7 @@ func TestEventsRegisterValidation(t *testing.T) {
 			}
 		})
 	}
-	if m := s.isRunning(t); len(m) != 0 {
+	if m := s.eventsRunning(t); len(m) != 0 {
 		t.Fatalf("refused registers were stored: %v", m)
 	}
 
@@ -376,7 +376,7 @@ func TestEventsBadBodies(t *testing.T) {
 			s.do("POST", path, nil).problem(t, http.StatusBadRequest)
 		})
 		t.Run(path+" wrong content type", func(t *testing.T) {
-			s.do("POST", path, seedRegister, "Content-Type", "text/plain").problem(t, http.StatusUnsupportedMediaType)
+			s.do("POST", path, eventsSeedRegister, "Content-Type", "text/plain").problem(t, http.StatusUnsupportedMediaType)
 		})
 	}
 
@@ -386,40 +386,40 @@ func TestEventsBadBodies(t *testing.T) {
 	if len(p.Errors) != 1 || p.Errors[0].Title != "unicode" {
 		t.Fatalf("errors = %+v", p.Errors)
 	}
-	id := s.registerRun(t, seedRegister)
+	id := s.eventsRegister(t, eventsSeedRegister)
 	p = s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(`{"uuid": %q, "measurement": {"fields": {"requestStats": {"e": "\u0000"}}}}`, id)).
 		problem(t, http.StatusUnprocessableEntity)
 	if len(p.Errors) != 1 || p.Errors[0].Title != "unicode" {
 		t.Fatalf("errors = %+v", p.Errors)
 	}
 	// Nothing of it was stored: the run is still running and commits fine.
-	s.do("POST", "/apiv0.1/events/commit", simpleCommit(id)).wantStatus(t, http.StatusOK)
+	s.do("POST", "/apiv0.1/events/commit", eventsCommitBody(id)).wantStatus(t, http.StatusOK)
 }
 
 func TestEventsCommitStatuses(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	id := s.registerRun(t, simpleRegister("h1", "single", "2025-11-22T10:00:00Z"))
+	id := s.eventsRegister(t, eventsRegisterBody("h1", "single", "2025-11-22T10:00:00Z"))
 
 	// Unknown run: 404, nothing stored.
 	unknown := "7d444840-9dc0-11d1-b245-5ffdce74fad2"
-	p := s.do("POST", "/apiv0.1/events/commit", simpleCommit(unknown)).problem(t, http.StatusNotFound)
+	p := s.do("POST", "/apiv0.1/events/commit", eventsCommitBody(unknown)).problem(t, http.StatusNotFound)
 	if !strings.Contains(p.Detail, unknown) {
 		t.Fatalf("detail %q does not name the uuid", p.Detail)
 	}
 
 	// First commit: 200; second: 409, and it stores nothing.
-	s.do("POST", "/apiv0.1/events/commit", simpleCommit(id)).wantStatus(t, http.StatusOK)
-	p = s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(locustCommit, id)).problem(t, http.StatusConflict)
+	s.do("POST", "/apiv0.1/events/commit", eventsCommitBody(id)).wantStatus(t, http.StatusOK)
+	p = s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(eventsLocustCommit, id)).problem(t, http.StatusConflict)
 	if !strings.Contains(p.Detail, "already committed") {
 		t.Fatalf("detail = %q", p.Detail)
 	}
-	if n := s.countEvents(t, id, "commit"); n != 1 {
+	if n := s.eventsCount(t, id, "commit"); n != 1 {
 		t.Fatalf("%d commit events, want 1", n)
 	}
 	var run EventRunDetail
 	s.do("GET", "/apiv0.1/events/"+id, nil).decode(t, &run)
-	assertJSONEqual(t, "requestStats after a refused second commit", run.RequestStats, `{"stats": []}`)
+	assertEventJSON(t, "requestStats after a refused second commit", run.RequestStats, `{"stats": []}`)
 
 	// A commit's uuid in the other spellings huma's uuid format admits.
 	for _, spelling := range []func(string) string{
@@ -427,15 +427,15 @@ func TestEventsCommitStatuses(t *testing.T) {
 		func(u string) string { return "{" + strings.ToUpper(u) + "}" },
 		func(u string) string { return strings.ReplaceAll(u, "-", "") },
 	} {
-		other := s.registerRun(t, simpleRegister("h2", "single", "2025-11-22T11:00:00Z"))
-		s.do("POST", "/apiv0.1/events/commit", simpleCommit(spelling(other))).wantStatus(t, http.StatusOK)
+		other := s.eventsRegister(t, eventsRegisterBody("h2", "single", "2025-11-22T11:00:00Z"))
+		s.do("POST", "/apiv0.1/events/commit", eventsCommitBody(spelling(other))).wantStatus(t, http.StatusOK)
 	}
 }
 
 func TestEventsCommitValidation(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	id := s.registerRun(t, simpleRegister("h", "single", "2025-11-22T10:00:00Z"))
+	id := s.eventsRegister(t, eventsRegisterBody("h", "single", "2025-11-22T10:00:00Z"))
 	body := func(top, fields string) string {
 		if top == "" {
 			top = fmt.Sprintf(`"uuid": %q`, id)
@@ -476,7 +476,7 @@ func TestEventsCommitValidation(t *testing.T) {
 		})
 	}
 	// None of them committed the run; a host is optional on commit.
-	if m := s.isRunning(t); !m["h-"+id] {
+	if m := s.eventsRunning(t); !m["h-"+id] {
 		t.Fatalf("a refused commit closed the run: %v", m)
 	}
 	s.do("POST", "/apiv0.1/events/commit", body("", "")).wantStatus(t, http.StatusOK)
@@ -494,7 +494,7 @@ func TestEventsConcurrentCommits(t *testing.T) {
 	s := newTestServer(t)
 	const runs, clients = 5, 8
 	for r := 0; r < runs; r++ {
-		id := s.registerRun(t, simpleRegister("h", "cluster", "2025-11-22T10:00:00Z"))
+		id := s.eventsRegister(t, eventsRegisterBody("h", "cluster", "2025-11-22T10:00:00Z"))
 		statuses := make(chan int, clients)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
@@ -517,7 +517,7 @@ func TestEventsConcurrentCommits(t *testing.T) {
 		if counts[http.StatusOK] != 1 || counts[http.StatusConflict] != clients-1 {
 			t.Fatalf("run %d: statuses %v, want one 200 and %d 409", r, counts, clients-1)
 		}
-		if n := s.countEvents(t, id, "commit"); n != 1 {
+		if n := s.eventsCount(t, id, "commit"); n != 1 {
 			t.Fatalf("run %d: %d commit events", r, n)
 		}
 		// The stored commit is the winner's, whole.
@@ -533,7 +533,7 @@ func TestEventsConcurrentCommits(t *testing.T) {
 func TestEventsGet(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	s.registerRun(t, seedRegister)
+	s.eventsRegister(t, eventsSeedRegister)
 	for _, id := range []string{
 		"7d444840-9dc0-11d1-b245-5ffdce74fad2", // well formed, unknown
 		"nope", "1234", "7d444840-9dc0-11d1-b245-5ffdce74fad", "zd444840-9dc0-11d1-b245-5ffdce74fad2",
@@ -571,14 +571,14 @@ func TestEventsPing(t *testing.T) {
 func TestEventsIsRunning(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	if m := s.isRunning(t); m == nil || len(m) != 0 {
+	if m := s.eventsRunning(t); m == nil || len(m) != 0 {
 		t.Fatalf("fresh isrunning = %v, want {}", m)
 	}
-	a := s.registerRun(t, simpleRegister("gen-a", "single", "2025-11-22T10:00:00Z"))
-	b := s.registerRun(t, locustRegister)
-	c := s.registerRun(t, simpleRegister("gen-a", "cluster", "2025-11-22T11:00:00Z"))
-	s.do("POST", "/apiv0.1/events/commit", simpleCommit(b)).wantStatus(t, http.StatusOK)
-	m := s.isRunning(t)
+	a := s.eventsRegister(t, eventsRegisterBody("gen-a", "single", "2025-11-22T10:00:00Z"))
+	b := s.eventsRegister(t, eventsLocustRegister)
+	c := s.eventsRegister(t, eventsRegisterBody("gen-a", "cluster", "2025-11-22T11:00:00Z"))
+	s.do("POST", "/apiv0.1/events/commit", eventsCommitBody(b)).wantStatus(t, http.StatusOK)
+	m := s.eventsRunning(t)
 	if len(m) != 2 || !m["gen-a-"+a] || !m["gen-a-"+c] {
 		t.Fatalf("isrunning = %v", m)
 	}
@@ -599,7 +599,7 @@ func TestEventsStates(t *testing.T) {
 		if i >= 6 {
 			mode = "cluster"
 		}
-		ids[i] = s.registerRun(t, simpleRegister(host, mode, base.Add(time.Duration(i)*time.Hour).Format(time.RFC3339)))
+		ids[i] = s.eventsRegister(t, eventsRegisterBody(host, mode, base.Add(time.Duration(i)*time.Hour).Format(time.RFC3339)))
 		if i%3 == 0 {
 			s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(`{"uuid": %q, "startedAt": %q, "measurement": {"fields": {"requestStats": {}}}}`,
 				ids[i], base.Add(time.Duration(i)*time.Hour+90*time.Second).Format(time.RFC3339))).wantStatus(t, http.StatusOK)
@@ -726,19 +726,19 @@ func TestEventsStatesValidation(t *testing.T) {
 func TestEventsCommitFillsInTags(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	bare := s.registerRun(t, `{"host": "h", "measurement": {"fields": {}}}`)
-	tagged := s.registerRun(t, seedRegister)
+	bare := s.eventsRegister(t, `{"host": "h", "measurement": {"fields": {}}}`)
+	tagged := s.eventsRegister(t, eventsSeedRegister)
 	for _, id := range []string{bare, tagged} {
-		s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(locustCommit, id)).wantStatus(t, http.StatusOK)
+		s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(eventsLocustCommit, id)).wantStatus(t, http.StatusOK)
 	}
 	var run EventRunDetail
 	s.do("GET", "/apiv0.1/events/"+bare, nil).decode(t, &run)
-	if deref(run.TargetHost) != "http://10.0.0.5:8089" || deref(run.Mode) != "single" {
-		t.Fatalf("bare run after commit: target %s mode %s", deref(run.TargetHost), deref(run.Mode))
+	if eventsDeref(run.TargetHost) != "http://10.0.0.5:8089" || eventsDeref(run.Mode) != "single" {
+		t.Fatalf("bare run after commit: target %s mode %s", eventsDeref(run.TargetHost), eventsDeref(run.Mode))
 	}
 	s.do("GET", "/apiv0.1/events/"+tagged, nil).decode(t, &run)
-	if deref(run.TargetHost) != "http://10.10.10.1" || deref(run.Mode) != "cluster" {
-		t.Fatalf("tagged run after commit: target %s mode %s", deref(run.TargetHost), deref(run.Mode))
+	if eventsDeref(run.TargetHost) != "http://10.10.10.1" || eventsDeref(run.Mode) != "cluster" {
+		t.Fatalf("tagged run after commit: target %s mode %s", eventsDeref(run.TargetHost), eventsDeref(run.Mode))
 	}
 }
 
@@ -761,7 +761,7 @@ func TestEventsRequestStatsViewOddShapes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.stats, func(t *testing.T) {
-			id := s.registerRun(t, `{"host": "h", "measurement": {"fields": {}}}`)
+			id := s.eventsRegister(t, `{"host": "h", "measurement": {"fields": {}}}`)
 			s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(`{"uuid": %q, "measurement": {"fields": {"requestStats": %s}}}`, id, c.stats)).
 				wantStatus(t, http.StatusOK)
 			rows, err := s.Pool.Query(context.Background(),
@@ -778,7 +778,7 @@ func TestEventsRequestStatsViewOddShapes(t *testing.T) {
 				if err := rows.Scan(&name, &n, &avg); err != nil {
 					t.Fatal(err)
 				}
-				got = append(got, fmt.Sprintf("%s %s %s", str(name), str(n), str(avg)))
+				got = append(got, fmt.Sprintf("%s %s %s", eventsStr(name), eventsStr(n), eventsStr(avg)))
 			}
 			if err := rows.Err(); err != nil {
 				t.Fatal(err)
