@@ -81,6 +81,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	// Every route of the API, by resource.
 	s.registerOperations(api) // /healthz, /readyz
 	s.registerFlows(api)      // /flows
+	s.registerEvents(api)     // /apiv0.1/... (load-test events)
 
 	return mux, api
 }
@@ -107,6 +108,7 @@ func humaConfig() huma.Config {
 		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header."
 	cfg.Tags = []*huma.Tag{
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
+		{Name: "events", Description: "Load-test events from Locust (Metrics-Consumer): register, commit, running and past runs."},
 		{Name: "operations", Description: "Liveness and readiness."},
 	}
 	return cfg

@@ -6,7 +6,109 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+// Load-test events, one row per register or commit request (the InfluxDB measurement of the original Metrics-Consumer). event_runs holds the state of each run; event_request_stats flattens requestStats.
+type Event struct {
+	// The event's time: the start of the run for register, its end for commit (the payload's startedAt, or the time of receipt).
+	Time time.Time
+	// The run (event_runs.uuid).
+	Uuid pgtype.UUID
+	// register or commit.
+	Kind string
+	// Host that sent the event (payload host or hostname; for a commit without one, the run's host).
+	Host string
+	// The payload's top-level tags merged with measurement.tags (measurement.tags wins), e.g. {"mode": "single", "targetHost": "..."}.
+	Tags []byte
+	// The payload's measurement.fields without requestStats, e.g. {"clients": 10, "hatchRate": 2, "requests": null}.
+	Fields []byte
+	// Commit only: measurement.fields.requestStats, the Locust results (stats[] per endpoint, errors[], total_rps, fail_ratio, ...).
+	RequestStats []byte
+	// The request body as received, except measurement.fields.requestStats (kept once, in request_stats).
+	Payload []byte
+	// Server time the event was stored.
+	ReceivedAt time.Time
+}
+
+// Locust results per run and request name: one row per item of the commit's requestStats.stats[], numeric fields as columns (NULL where absent or not a number). The Total/Aggregated row has is_total = true.
+type EventRequestStat struct {
+	// The run (event_runs.uuid).
+	Uuid pgtype.UUID
+	// Position of the item in stats[], from 1.
+	Position int32
+	// HTTP method of the request name (NULL on the Total row).
+	Method interface{}
+	// Request name as Locust reports it (usually the path), or Total / Aggregated.
+	Name interface{}
+	// True for Locust's summary row (name Total or Aggregated).
+	IsTotal interface{}
+	// The load generator (event_runs.host).
+	Host string
+	// The system under test (event_runs.target_host).
+	TargetHost *string
+	// single or cluster (event_runs.mode).
+	Mode *string
+	// Concurrent users of the run (event_runs.clients).
+	Clients *int64
+	// Start of the run.
+	StartedAt time.Time
+	// End of the run (the commit event's time).
+	EndedAt time.Time
+	// Requests made (num_requests).
+	NumRequests int64
+	// Requests failed (num_failures).
+	NumFailures int64
+	// Mean response time, ms.
+	AvgResponseTime float64
+	// Fastest response, ms.
+	MinResponseTime float64
+	// Slowest response, ms.
+	MaxResponseTime float64
+	// Median response time, ms.
+	MedianResponseTime float64
+	// 90th percentile response time, ms (newer Locust versions).
+	NinetiethResponseTime float64
+	// 99th percentile response time, ms (newer Locust versions).
+	NinetyNinthResponseTime float64
+	// Requests per second when the run stopped.
+	CurrentRps float64
+	// Failures per second when the run stopped (newer Locust versions).
+	CurrentFailPerSec float64
+	// Mean response size, bytes.
+	AvgContentLength float64
+	// The whole stats[] item, for fields without a column.
+	Stat interface{}
+}
+
+// One row per load-test run (Locust): registered by POST /apiv0.1/events/register (state running), closed once by POST /apiv0.1/events/commit (state committed). The events table holds the payloads.
+type EventRun struct {
+	// Run id handed out by register; the client quotes it on commit.
+	Uuid pgtype.UUID
+	// The load generator that registered the run (the payload's host, or hostname for the Locust client).
+	Host string
+	// The system under test, e.g. http://10.0.0.5:8089 (measurement.tags.targetHost, top-level targetHost or tags.hostname).
+	TargetHost *string
+	// Locust mode: single or cluster; NULL when the client did not say.
+	Mode *string
+	// Number of concurrent simulated users (measurement.fields.clients).
+	Clients *int64
+	// Users spawned per second (measurement.fields.hatchRate).
+	HatchRate *float64
+	// Number of requests asked for (measurement.fields.requests); NULL when unlimited or unset.
+	Requests *int64
+	// running until the one commit, then committed.
+	State string
+	// Start of the run: the register payload's startedAt, or the time of receipt when absent.
+	StartedAt time.Time
+	// End of the run: the commit payload's startedAt (the document names the end time so), or the time of receipt.
+	EndedAt *time.Time
+	// Server time the register request was stored.
+	RegisteredAt time.Time
+	// Server time the commit request was stored.
+	CommittedAt *time.Time
+}
 
 // Hourly network flow totals: one row per (hour, src_app, dest_app, vpc_id) with the sums of every flow ever posted for that key (POST /flows upserts into it).
 type Flow struct {

@@ -1,0 +1,667 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/telemetry/telemetry/internal/db"
+)
+
+// The load-test events API (seed: Metrics-Consumer). It accepts both the
+// body the seed documents and the one the original's Locust client really
+// sends (hostname instead of host, top-level targetHost/tags/state,
+// startedAt as epoch seconds), so the existing integration works unchanged.
+
+// EventTimestamp documents startedAt, which arrives as an RFC 3339 string or as
+// Unix epoch seconds. Its schema is deliberately untyped: the check is made
+// by hand (eventChecks) so that a failure names its rule like every other
+// field error instead of huma's generic "matched none" of a oneOf.
+type EventTimestamp struct{}
+
+// Schema implements huma.SchemaProvider.
+func (EventTimestamp) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{
+		Description: "An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds " +
+			"(1763805600, fractions allowed). Absent or null: the time the server receives the request.",
+		Examples: []any{"2025-11-22T10:00:00Z"},
+	}
+}
+
+// UnmarshalJSON accepts anything: the raw value is checked by eventChecks.
+func (*EventTimestamp) UnmarshalJSON([]byte) error { return nil }
+
+// EventJSON is a JSON object passed through verbatim (requestStats and
+// stored payloads).
+type EventJSON []byte
+
+// Schema implements huma.SchemaProvider.
+func (EventJSON) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true}
+}
+
+// MarshalJSON writes the object as stored.
+func (o EventJSON) MarshalJSON() ([]byte, error) {
+	if len(o) == 0 {
+		return []byte("null"), nil
+	}
+	return o, nil
+}
+
+// UnmarshalJSON keeps a copy of the object (the decoder's buffer is reused).
+func (o *EventJSON) UnmarshalJSON(b []byte) error {
+	*o = bytes.Clone(b)
+	return nil
+}
+
+// EventTags are the tags of a register or commit, at measurement.tags (the
+// document) or at the top level (the Locust client).
+type EventTags struct {
+	_          struct{} `json:"-" additionalProperties:"true"`
+	TargetHost *string  `json:"targetHost,omitempty" nullable:"true" maxLength:"2048" example:"http://10.10.10.1" doc:"The system under test."`
+	Mode       *string  `json:"mode,omitempty" nullable:"true" enum:"single,cluster" example:"single" doc:"Locust mode."`
+	Hostname   *string  `json:"hostname,omitempty" nullable:"true" maxLength:"2048" example:"http://10.10.10.1" doc:"The Locust client's name for the system under test (used when targetHost is absent)."`
+}
+
+func (t *EventTags) targetHost() *string {
+	if t == nil {
+		return nil
+	}
+	return eventsFirstNonBlank(t.TargetHost, t.Hostname)
+}
+
+func (t *EventTags) mode() *string {
+	if t == nil {
+		return nil
+	}
+	return eventsFirstNonBlank(t.Mode)
+}
+
+// EventRegisterFields are measurement.fields of a register.
+type EventRegisterFields struct {
+	_         struct{} `json:"-" additionalProperties:"true"`
+	Clients   *int64   `json:"clients,omitempty" nullable:"true" minimum:"0" maximum:"2147483647" example:"10" doc:"Number of concurrent clients (users)."`
+	HatchRate *float64 `json:"hatchRate,omitempty" nullable:"true" minimum:"0" example:"0.1" doc:"Clients spawned per second."`
+	Requests  *int64   `json:"requests,omitempty" nullable:"true" minimum:"0" maximum:"9007199254740991" example:"1000" doc:"Number of requests to make; null or absent when unlimited."`
+}
+
+// EventRegisterMeasurement is the measurement of a register.
+type EventRegisterMeasurement struct {
+	_      struct{}            `json:"-" additionalProperties:"true"`
+	Fields EventRegisterFields `json:"fields" doc:"The run's settings."`
+	Tags   *EventTags          `json:"tags,omitempty" doc:"targetHost and mode (the document's place for them)."`
+}
+
+// EventCommon is what register and commit bodies share beyond the seed's
+// document: the Locust client's fields and the raw body.
+type EventCommon struct {
+	StartedAt  EventTimestamp `json:"startedAt,omitempty"`
+	Host       string         `json:"host,omitempty" maxLength:"255" example:"loadgen-1" doc:"The load generator sending the event (the document's name)."`
+	Hostname   string         `json:"hostname,omitempty" maxLength:"255" example:"loadgen-1" doc:"The Locust client's name for host; used when host is absent."`
+	TargetHost *string        `json:"targetHost,omitempty" nullable:"true" maxLength:"2048" example:"http://10.0.0.5:8089" doc:"The Locust client's place for the system under test; may be null."`
+	Tags       *EventTags     `json:"tags,omitempty" doc:"The Locust client's place for mode and the target (as hostname)."`
+	State      *string        `json:"state,omitempty" nullable:"true" maxLength:"64" example:"ready" doc:"The Locust runner state (informational, stored with the payload)."`
+}
+
+// eventBody is filled while decoding: the raw body (stored as the event's
+// payload), startedAt and the field errors that the schema cannot express.
+type eventBody struct {
+	raw       []byte
+	startedAt *time.Time
+	problems  []error
+}
+
+// decode keeps the raw body and runs the hand-made checks. It never fails:
+// huma reports wrong JSON and wrong types, this only adds to them.
+func (e *eventBody) decode(data []byte, hostRequired bool) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil || top == nil {
+		return // not an object: huma's schema check says so
+	}
+	e.raw = bytes.Clone(data)
+	e.startedAt, e.problems = nil, nil
+	if t, p := parseStartedAt(top["startedAt"]); p != nil {
+		e.problems = append(e.problems, p)
+	} else {
+		e.startedAt = t
+	}
+	if hostRequired && !eventsHostGiven(top["host"]) && !eventsHostGiven(top["hostname"]) {
+		e.problems = append(e.problems, &ProblemItem{Title: "required", Source: "host", Location: "body.host",
+			Detail: "host is a required field (the Locust client may send it as hostname)"})
+	}
+}
+
+// eventsHostGiven is false when a host field is absent, null or blank. A value of
+// another type counts as given: the schema check reports its type.
+func eventsHostGiven(raw json.RawMessage) bool {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return true
+	}
+	return strings.TrimSpace(s) != ""
+}
+
+// Epoch seconds up to the end of year 9999.
+const eventsMaxEpochSeconds = 253402300799
+
+// parseStartedAt reads startedAt: absent or null gives nil (the time of
+// receipt), else an RFC 3339 string or a number of epoch seconds.
+func parseStartedAt(raw json.RawMessage) (*time.Time, *ProblemItem) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	item := func(title, detail string, value any) *ProblemItem {
+		return &ProblemItem{Title: title, Source: "startedAt", Location: "body.startedAt", Detail: detail, Value: value}
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, item("type", "startedAt must be a string or a number", nil)
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			if len(s) > 64 {
+				s = s[:64] + "..."
+			}
+			return nil, item("format", "startedAt must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z, or Unix epoch seconds", s)
+		}
+		t = t.UTC()
+		return &t, nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		f, err := strconv.ParseFloat(string(raw), 64)
+		switch {
+		case err == nil && f < 0:
+			return nil, item("min", "startedAt must be 0 or greater (Unix epoch seconds)", f)
+		case err != nil || f > eventsMaxEpochSeconds:
+			return nil, item("max", fmt.Sprintf("startedAt must be %d or less (Unix epoch seconds; milliseconds are not accepted)", eventsMaxEpochSeconds), json.Number(raw))
+		}
+		sec, frac := math.Modf(f)
+		t := time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
+		return &t, nil
+	}
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	return nil, item("type", "startedAt must be a string or a number", v)
+}
+
+func (c *EventCommon) host() *string { return eventsFirstNonBlank(&c.Host, &c.Hostname) }
+
+// EventRegisterBody is the body of POST /apiv0.1/events/register.
+type EventRegisterBody struct {
+	_ struct{} `json:"-" additionalProperties:"true"`
+	EventCommon
+	Measurement EventRegisterMeasurement `json:"measurement" doc:"The run's settings (fields) and tags."`
+
+	eventBody
+}
+
+// UnmarshalJSON decodes the body and keeps what the checks need.
+func (b *EventRegisterBody) UnmarshalJSON(data []byte) error {
+	type plain EventRegisterBody
+	err := json.Unmarshal(data, (*plain)(b))
+	b.decode(data, true)
+	return err
+}
+
+// EventCommitFields are measurement.fields of a commit.
+type EventCommitFields struct {
+	_            struct{}  `json:"-" additionalProperties:"true"`
+	RequestStats EventJSON `json:"requestStats" doc:"The results of the run, any JSON object. Locust sends stats[] (one item per request name, and a Total), errors[], total_rps, fail_ratio, ..."`
+}
+
+// EventCommitMeasurement is the measurement of a commit.
+type EventCommitMeasurement struct {
+	_      struct{}          `json:"-" additionalProperties:"true"`
+	Fields EventCommitFields `json:"fields" doc:"The results."`
+	Tags   *EventTags        `json:"tags,omitempty" doc:"Tags; targetHost and mode fill in what the register left out."`
+}
+
+// EventCommitBody is the body of POST /apiv0.1/events/commit.
+type EventCommitBody struct {
+	_ struct{} `json:"-" additionalProperties:"true"`
+	EventCommon
+	UUID        string                 `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id, as register answered it."`
+	UserCount   *int64                 `json:"user_count,omitempty" nullable:"true" minimum:"0" example:"1" doc:"The Locust client's user count (informational)."`
+	Measurement EventCommitMeasurement `json:"measurement" doc:"The results (fields.requestStats) and tags."`
+
+	eventBody
+}
+
+// UnmarshalJSON decodes the body and keeps what the checks need.
+func (b *EventCommitBody) UnmarshalJSON(data []byte) error {
+	type plain EventCommitBody
+	err := json.Unmarshal(data, (*plain)(b))
+	b.decode(data, false)
+	return err
+}
+
+type registerEventInput struct {
+	Body EventRegisterBody
+}
+
+// Resolve adds the hand-made checks to huma's, so that every failure is
+// reported at once.
+func (in *registerEventInput) Resolve(huma.Context) []error { return in.Body.problems }
+
+type commitEventInput struct {
+	Body EventCommitBody
+}
+
+// Resolve adds the hand-made checks to huma's.
+func (in *commitEventInput) Resolve(huma.Context) []error { return in.Body.problems }
+
+// RegisterEventData is where the original's Locust client reads the id.
+type RegisterEventData struct {
+	UUID string `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The same id as uuid."`
+}
+
+type registerEventOutput struct {
+	Body struct {
+		UUID string            `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The new run's id: quote it on commit."`
+		Data RegisterEventData `json:"data" doc:"The original's answer: data.uuid."`
+	}
+}
+
+// CommitEventData says what the commit did.
+type CommitEventData struct {
+	Description string `json:"description" example:"run 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f committed" doc:"What happened, for people."`
+}
+
+type commitEventOutput struct {
+	Body struct {
+		UUID string          `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The committed run's id."`
+		Data CommitEventData `json:"data"`
+	}
+}
+
+type isRunningOutput struct {
+	Body map[string]bool `doc:"One key <host>-<uuid> per run registered and not yet committed, each true."`
+}
+
+type eventsPingOutput struct {
+	Body struct {
+		Res string `json:"res" example:"PONG!" doc:"Always PONG!"`
+	}
+}
+
+// EventRun is one load-test run.
+type EventRun struct {
+	UUID       string     `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id."`
+	Host       string     `json:"host" example:"loadgen-1" doc:"The load generator."`
+	TargetHost *string    `json:"targetHost" nullable:"true" example:"http://10.0.0.5:8089" doc:"The system under test; null when unknown."`
+	Mode       *string    `json:"mode" nullable:"true" enum:"single,cluster" example:"single" doc:"Locust mode; null when unknown."`
+	Clients    *int64     `json:"clients" nullable:"true" example:"10" doc:"Concurrent clients; null when not given."`
+	HatchRate  *float64   `json:"hatchRate" nullable:"true" example:"0.1" doc:"Clients spawned per second; null when not given."`
+	Requests   *int64     `json:"requests" nullable:"true" example:"1000" doc:"Requests asked for; null when unlimited or not given."`
+	State      string     `json:"state" enum:"running,committed" example:"committed" doc:"running until committed."`
+	StartedAt  time.Time  `json:"startedAt" example:"2025-11-22T10:00:00Z" doc:"Start of the run (RFC 3339, UTC)."`
+	EndedAt    *time.Time `json:"endedAt" nullable:"true" example:"2025-11-22T10:01:00Z" doc:"End of the run: the commit's startedAt; null while running."`
+	Duration   *float64   `json:"duration" nullable:"true" example:"60" doc:"endedAt - startedAt in seconds; null while running."`
+}
+
+// RunEvent is one stored register or commit.
+type RunEvent struct {
+	Time       time.Time `json:"time" example:"2025-11-22T10:00:00Z" doc:"The event's startedAt (the end of the run for a commit)."`
+	ReceivedAt time.Time `json:"receivedAt" example:"2025-11-22T10:00:00.123Z" doc:"When the server stored it."`
+	Host       string    `json:"host" example:"loadgen-1" doc:"The host that sent it."`
+	Payload    EventJSON `json:"payload" doc:"The body as received (JSON-normalised: key order and duplicate keys are not kept)."`
+}
+
+// EventRunDetail is a run with its register and commit.
+type EventRunDetail struct {
+	EventRun
+	Register     RunEvent  `json:"register" doc:"The register event."`
+	Commit       *RunEvent `json:"commit,omitempty" doc:"The commit event; absent while running."`
+	RequestStats EventJSON `json:"requestStats,omitempty" doc:"The commit's measurement.fields.requestStats; absent while running."`
+}
+
+type getEventInput struct {
+	UUID string `path:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id. An id that is not a UUID names no run (404)."`
+}
+
+type getEventOutput struct {
+	Body EventRunDetail
+}
+
+type listStatesInput struct {
+	State string `query:"state" enum:"running,committed" doc:"Only runs in this state."`
+	Host  string `query:"host" maxLength:"255" example:"loadgen-1" doc:"Only runs of this load generator (exact match)."`
+	Mode  string `query:"mode" enum:"single,cluster" doc:"Only runs in this Locust mode."`
+	From  string `query:"from" format:"date-time" example:"2025-11-22T00:00:00Z" doc:"Only runs started at or after this time (RFC 3339; escape + as %2B)."`
+	To    string `query:"to" format:"date-time" example:"2025-11-23T00:00:00Z" doc:"Only runs started before this time (RFC 3339; escape + as %2B)."`
+	PageQuery
+}
+
+const (
+	eventsPrefix = "/apiv0.1"
+	// eventsExampleUUID is the id the documented examples use.
+	eventsExampleUUID = "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f"
+)
+
+func (s *server) registerEvents(api huma.API) {
+	bodyErrors := []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
+		http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
+		http.StatusServiceUnavailable}
+
+	huma.Register(api, huma.Operation{
+		OperationID: "registerEvent",
+		Method:      http.MethodPost,
+		Path:        eventsPrefix + "/events/register",
+		Summary:     "Register the start of a load-test run",
+		Description: "Stores a new run (state running) with its settings and answers its id, both as `uuid` and " +
+			"as `data.uuid` (where the original's Locust client reads it). Accepts the documented body " +
+			"(`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level " +
+			"`targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. " +
+			"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
+		Tags:         []string{"events"},
+		MaxBodyBytes: s.cfg.MaxBodyBytes + 1, // huma refuses a body of exactly MaxBodyBytes
+		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
+			Examples: map[string]*huma.Example{
+				"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
+				"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleRegisterLocust},
+			},
+		}}},
+		Errors: bodyErrors,
+	}, s.registerEvent)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "commitEvent",
+		Method:      http.MethodPost,
+		Path:        eventsPrefix + "/events/commit",
+		Summary:     "Commit the results of a load-test run",
+		Description: "Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run " +
+			"and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is " +
+			"committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits " +
+			"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
+		Tags:         []string{"events"},
+		MaxBodyBytes: s.cfg.MaxBodyBytes + 1,
+		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
+			Examples: map[string]*huma.Example{
+				"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},
+				"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleCommitLocust},
+			},
+		}}},
+		Errors: append(bodyErrors, http.StatusNotFound, http.StatusConflict),
+	}, s.commitEvent)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "listRunningEvents",
+		Method:      http.MethodGet,
+		Path:        eventsPrefix + "/events/isrunning",
+		Summary:     "Runs registered and not yet committed",
+		Description: "An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).",
+		Tags:        []string{"events"},
+		Errors:      []int{http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusServiceUnavailable},
+	}, s.listRunningEvents)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "getEvent",
+		Method:      http.MethodGet,
+		Path:        eventsPrefix + "/events/{uuid}",
+		Summary:     "One run with its register and commit payloads",
+		Description: "The run's state and settings, the register and commit events with their payloads as " +
+			"received, and the commit's requestStats. An unknown or malformed id is a 404.",
+		Tags: []string{"events"},
+		Errors: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotAcceptable,
+			http.StatusInternalServerError, http.StatusServiceUnavailable},
+	}, s.getEvent)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "listStates",
+		Method:      http.MethodGet,
+		Path:        eventsPrefix + "/states",
+		Summary:     "Load-test runs, newest first",
+		Description: "The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode " +
+			"and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.",
+		Tags:   []string{"events"},
+		Errors: []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
+	}, s.listStates)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "eventsPing",
+		Method:      http.MethodGet,
+		Path:        eventsPrefix + "/ping",
+		Summary:     "Ping: answers PONG!",
+		Tags:        []string{"events"},
+		Errors:      []int{http.StatusNotAcceptable},
+	}, func(context.Context, *struct{}) (*eventsPingOutput, error) {
+		out := &eventsPingOutput{}
+		out.Body.Res = "PONG!"
+		return out, nil
+	})
+
+	addEventExamples(api.OpenAPI())
+}
+
+func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*registerEventOutput, error) {
+	b := &in.Body
+	f := b.Measurement.Fields
+	id, err := s.q.RegisterRun(ctx, db.RegisterRunParams{
+		Payload:    b.raw,
+		Host:       strings.TrimSpace(*b.host()),
+		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
+		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
+		Clients:    f.Clients,
+		HatchRate:  f.HatchRate,
+		Requests:   f.Requests,
+		StartedAt:  b.startedAt,
+	})
+	if err != nil {
+		return nil, s.eventsDBError(ctx, "register run", err)
+	}
+	out := &registerEventOutput{}
+	out.Body.UUID = id.String()
+	out.Body.Data.UUID = out.Body.UUID
+	return out, nil
+}
+
+func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commitEventOutput, error) {
+	b := &in.Body
+	id, ok := parseRunID(b.UUID)
+	if !ok { // huma's uuid format accepts a few spellings pgtype does not
+		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
+			Title: "format", Source: "uuid", Location: "body.uuid", Value: b.UUID,
+			Detail: "uuid must be a UUID such as " + eventsExampleUUID})
+	}
+	host := b.host()
+	if host != nil {
+		*host = strings.TrimSpace(*host)
+	}
+	_, err := s.q.CommitRun(ctx, db.CommitRunParams{
+		Uuid:       id,
+		Host:       host,
+		Payload:    b.raw,
+		EndedAt:    b.startedAt,
+		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
+		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Nothing was committed: the run is unknown or no longer running.
+		state, err := s.q.GetRunState(ctx, id)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %s: register it first", id))
+		case err != nil:
+			return nil, s.eventsDBError(ctx, "run state", err)
+		}
+		return nil, NewProblem(http.StatusConflict, fmt.Sprintf("run %s is already %s: a run is committed once", id, state))
+	}
+	if err != nil {
+		return nil, s.eventsDBError(ctx, "commit run", err)
+	}
+	out := &commitEventOutput{}
+	out.Body.UUID = id.String()
+	out.Body.Data.Description = fmt.Sprintf("run %s committed", id)
+	return out, nil
+}
+
+func (s *server) listRunningEvents(ctx context.Context, _ *struct{}) (*isRunningOutput, error) {
+	rows, err := s.q.ListRunningRuns(ctx)
+	if err != nil {
+		return nil, s.eventsDBError(ctx, "list running runs", err)
+	}
+	out := &isRunningOutput{Body: make(map[string]bool, len(rows))}
+	for _, r := range rows {
+		out.Body[r.Host+"-"+r.Uuid.String()] = true
+	}
+	return out, nil
+}
+
+func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutput, error) {
+	if in.UUID == "register" || in.UUID == "commit" {
+		// GET on a POST-only path lands on this route: answer like the router does.
+		return nil, NewProblem(http.StatusMethodNotAllowed,
+			fmt.Sprintf("GET is not supported on %s/events/%s; allowed: POST", eventsPrefix, in.UUID)).WithHeader("Allow", "POST")
+	}
+	id, ok := parseRunID(in.UUID)
+	if !ok {
+		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %q: run ids are UUIDs", eventsTruncate(in.UUID, 64)))
+	}
+	run, err := s.q.GetRun(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %s", id))
+	}
+	if err != nil {
+		return nil, s.eventsDBError(ctx, "get run", err)
+	}
+	events, err := s.q.ListRunEvents(ctx, id)
+	if err != nil {
+		return nil, s.eventsDBError(ctx, "list run events", err)
+	}
+	out := &getEventOutput{}
+	out.Body.EventRun = eventRun(db.ListRunsRow{Uuid: run.Uuid, Host: run.Host, TargetHost: run.TargetHost, Mode: run.Mode,
+		Clients: run.Clients, HatchRate: run.HatchRate, Requests: run.Requests, State: run.State,
+		StartedAt: run.StartedAt, EndedAt: run.EndedAt})
+	for _, e := range events {
+		ev := RunEvent{Time: e.Time.UTC(), ReceivedAt: e.ReceivedAt.UTC(), Host: e.Host, Payload: e.Payload}
+		switch e.Kind {
+		case "register":
+			out.Body.Register = ev
+		case "commit":
+			out.Body.Commit = &ev
+			out.Body.RequestStats = e.RequestStats
+		}
+	}
+	return out, nil
+}
+
+func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutput[EventRun], error) {
+	p := db.ListRunsParams{RowLimit: in.Size, RowOffset: in.Offset(),
+		State: eventsOptional(in.State), Host: eventsOptional(in.Host), Mode: eventsOptional(in.Mode)}
+	var errs []error
+	for _, t := range []struct {
+		name, value string
+		dst         **time.Time
+	}{{"from", in.From, &p.StartedFrom}, {"to", in.To, &p.StartedTo}} {
+		if t.value == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, t.value)
+		if err != nil { // the schema's date-time check is a little more lenient
+			errs = append(errs, &ProblemItem{Title: "format", Source: t.name, Location: "query." + t.name, Value: t.value,
+				Detail: t.name + " must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z"})
+			continue
+		}
+		*t.dst = &v
+	}
+	if errs != nil {
+		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
+	}
+	rows, err := s.q.ListRuns(ctx, p)
+	if err != nil {
+		return nil, s.eventsDBError(ctx, "list runs", err)
+	}
+	var total int64
+	if len(rows) > 0 {
+		total = rows[0].Total
+	} else if in.Page > 1 {
+		// Past the last page the window function has no row to ride on.
+		total, err = s.q.CountRuns(ctx, db.CountRunsParams{State: p.State, Host: p.Host, Mode: p.Mode,
+			StartedFrom: p.StartedFrom, StartedTo: p.StartedTo})
+		if err != nil {
+			return nil, s.eventsDBError(ctx, "count runs", err)
+		}
+	}
+	items := make([]EventRun, len(rows))
+	for i, r := range rows {
+		items[i] = eventRun(r)
+	}
+	return newPage(ctx, in.PageQuery, items, total), nil
+}
+
+func eventRun(r db.ListRunsRow) EventRun {
+	run := EventRun{UUID: r.Uuid.String(), Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode, Clients: r.Clients,
+		HatchRate: r.HatchRate, Requests: r.Requests, State: r.State, StartedAt: r.StartedAt.UTC()}
+	if r.EndedAt != nil {
+		end := r.EndedAt.UTC()
+		d := end.Sub(run.StartedAt).Seconds()
+		run.EndedAt, run.Duration = &end, &d
+	}
+	return run
+}
+
+// eventsDBError is dbError plus the one database refusal a client can cause
+// here: PostgreSQL's jsonb cannot store the character \u0000.
+func (s *server) eventsDBError(ctx context.Context, what string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "22P05" || pgErr.Code == "22021") {
+		return NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
+			Title: "unicode", Location: "body",
+			Detail: `the body contains a string with \u0000 (or another character PostgreSQL cannot store)`})
+	}
+	return dbError(ctx, s.log, what, err)
+}
+
+// parseRunID reads a run id in the spellings huma's uuid format admits:
+// plain, without hyphens, in braces or as a urn:uuid: URN.
+func parseRunID(s string) (pgtype.UUID, bool) {
+	if len(s) == 45 && strings.EqualFold(s[:9], "urn:uuid:") {
+		s = s[9:]
+	} else if len(s) == 38 && s[0] == '{' && s[37] == '}' {
+		s = s[1:37]
+	}
+	var id pgtype.UUID
+	if (len(s) != 36 && len(s) != 32) || id.Scan(s) != nil {
+		return pgtype.UUID{}, false
+	}
+	return id, true
+}
+
+func eventsFirstNonBlank(vs ...*string) *string {
+	for _, v := range vs {
+		if v != nil && strings.TrimSpace(*v) != "" {
+			return v
+		}
+	}
+	return nil
+}
+
+func eventsOptional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func eventsTruncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
