@@ -12,9 +12,101 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
+
+// Defines values for EventRunMode.
+const (
+	EventRunModeCluster EventRunMode = "cluster"
+	EventRunModeSingle  EventRunMode = "single"
+)
+
+// Valid indicates whether the value is a known member of the EventRunMode enum.
+func (e EventRunMode) Valid() bool {
+	switch e {
+	case EventRunModeCluster:
+		return true
+	case EventRunModeSingle:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventRunState.
+const (
+	EventRunStateCommitted EventRunState = "committed"
+	EventRunStateRunning   EventRunState = "running"
+)
+
+// Valid indicates whether the value is a known member of the EventRunState enum.
+func (e EventRunState) Valid() bool {
+	switch e {
+	case EventRunStateCommitted:
+		return true
+	case EventRunStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventRunDetailMode.
+const (
+	EventRunDetailModeCluster EventRunDetailMode = "cluster"
+	EventRunDetailModeSingle  EventRunDetailMode = "single"
+)
+
+// Valid indicates whether the value is a known member of the EventRunDetailMode enum.
+func (e EventRunDetailMode) Valid() bool {
+	switch e {
+	case EventRunDetailModeCluster:
+		return true
+	case EventRunDetailModeSingle:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventRunDetailState.
+const (
+	EventRunDetailStateCommitted EventRunDetailState = "committed"
+	EventRunDetailStateRunning   EventRunDetailState = "running"
+)
+
+// Valid indicates whether the value is a known member of the EventRunDetailState enum.
+func (e EventRunDetailState) Valid() bool {
+	switch e {
+	case EventRunDetailStateCommitted:
+		return true
+	case EventRunDetailStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventTagsMode.
+const (
+	EventTagsModeCluster EventTagsMode = "cluster"
+	EventTagsModeSingle  EventTagsMode = "single"
+)
+
+// Valid indicates whether the value is a known member of the EventTagsMode enum.
+func (e EventTagsMode) Valid() bool {
+	switch e {
+	case EventTagsModeCluster:
+		return true
+	case EventTagsModeSingle:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for ReadinessMode.
 const (
@@ -32,6 +124,345 @@ func (e ReadinessMode) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Defines values for ListStatesParamsState.
+const (
+	ListStatesParamsStateCommitted ListStatesParamsState = "committed"
+	ListStatesParamsStateRunning   ListStatesParamsState = "running"
+)
+
+// Valid indicates whether the value is a known member of the ListStatesParamsState enum.
+func (e ListStatesParamsState) Valid() bool {
+	switch e {
+	case ListStatesParamsStateCommitted:
+		return true
+	case ListStatesParamsStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListStatesParamsMode.
+const (
+	ListStatesParamsModeCluster ListStatesParamsMode = "cluster"
+	ListStatesParamsModeSingle  ListStatesParamsMode = "single"
+)
+
+// Valid indicates whether the value is a known member of the ListStatesParamsMode enum.
+func (e ListStatesParamsMode) Valid() bool {
+	switch e {
+	case ListStatesParamsModeCluster:
+		return true
+	case ListStatesParamsModeSingle:
+		return true
+	default:
+		return false
+	}
+}
+
+// CommitEventData defines model for CommitEventData.
+type CommitEventData struct {
+	// Description What happened, for people.
+	//
+	// Example: run 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f committed
+	Description string `json:"description"`
+}
+
+// CommitEventOutputBody defines model for CommitEventOutputBody.
+type CommitEventOutputBody struct {
+	Data CommitEventData `json:"data"`
+
+	// Uuid The committed run's id.
+	//
+	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
+	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// EventCommitBody defines model for EventCommitBody.
+type EventCommitBody struct {
+	// Host The load generator sending the event (the document's name).
+	//
+	// Example: loadgen-1
+	Host *string `json:"host,omitempty"`
+
+	// Hostname The Locust client's name for host; used when host is absent.
+	//
+	// Example: loadgen-1
+	Hostname    *string                `json:"hostname,omitempty"`
+	Measurement EventCommitMeasurement `json:"measurement"`
+
+	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+	//
+	// Example: 2025-11-22T10:00:00Z
+	StartedAt interface{} `json:"startedAt,omitempty"`
+
+	// State The Locust runner state (informational, stored with the payload).
+	//
+	// Example: ready
+	State *string    `json:"state,omitempty"`
+	Tags  *EventTags `json:"tags,omitempty"`
+
+	// TargetHost The Locust client's place for the system under test; may be null.
+	//
+	// Example: http://10.0.0.5:8089
+	TargetHost *string `json:"targetHost,omitempty"`
+
+	// UserCount The Locust client's user count (informational).
+	//
+	// Example: 1
+	UserCount *int64 `json:"user_count,omitempty"`
+
+	// Uuid The run's id, as register answered it.
+	//
+	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
+	Uuid                 openapi_types.UUID     `json:"uuid"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventCommitFields defines model for EventCommitFields.
+type EventCommitFields struct {
+	// RequestStats The results of the run, any JSON object. Locust sends stats[] (one item per request name, and a Total), errors[], total_rps, fail_ratio, ...
+	RequestStats         map[string]interface{} `json:"requestStats"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventCommitMeasurement defines model for EventCommitMeasurement.
+type EventCommitMeasurement struct {
+	Fields               EventCommitFields      `json:"fields"`
+	Tags                 *EventTags             `json:"tags,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventRegisterBody defines model for EventRegisterBody.
+type EventRegisterBody struct {
+	// Host The load generator sending the event (the document's name).
+	//
+	// Example: loadgen-1
+	Host *string `json:"host,omitempty"`
+
+	// Hostname The Locust client's name for host; used when host is absent.
+	//
+	// Example: loadgen-1
+	Hostname    *string                  `json:"hostname,omitempty"`
+	Measurement EventRegisterMeasurement `json:"measurement"`
+
+	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+	//
+	// Example: 2025-11-22T10:00:00Z
+	StartedAt interface{} `json:"startedAt,omitempty"`
+
+	// State The Locust runner state (informational, stored with the payload).
+	//
+	// Example: ready
+	State *string    `json:"state,omitempty"`
+	Tags  *EventTags `json:"tags,omitempty"`
+
+	// TargetHost The Locust client's place for the system under test; may be null.
+	//
+	// Example: http://10.0.0.5:8089
+	TargetHost           *string                `json:"targetHost,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventRegisterFields defines model for EventRegisterFields.
+type EventRegisterFields struct {
+	// Clients Number of concurrent clients (users).
+	//
+	// Example: 10
+	Clients *int64 `json:"clients,omitempty"`
+
+	// HatchRate Clients spawned per second.
+	//
+	// Example: 0.1
+	HatchRate *float64 `json:"hatchRate,omitempty"`
+
+	// Requests Number of requests to make; null or absent when unlimited.
+	//
+	// Example: 1000
+	Requests             *int64                 `json:"requests,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventRegisterMeasurement defines model for EventRegisterMeasurement.
+type EventRegisterMeasurement struct {
+	Fields               EventRegisterFields    `json:"fields"`
+	Tags                 *EventTags             `json:"tags,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventRun defines model for EventRun.
+type EventRun struct {
+	// Clients Concurrent clients; null when not given.
+	//
+	// Example: 10
+	Clients *int64 `json:"clients"`
+
+	// Duration endedAt - startedAt in seconds; null while running.
+	//
+	// Example: 60
+	Duration *float64 `json:"duration"`
+
+	// EndedAt End of the run: the commit's startedAt; null while running.
+	//
+	// Example: 2025-11-22T10:01:00Z
+	EndedAt *time.Time `json:"endedAt"`
+
+	// HatchRate Clients spawned per second; null when not given.
+	//
+	// Example: 0.1
+	HatchRate *float64 `json:"hatchRate"`
+
+	// Host The load generator.
+	//
+	// Example: loadgen-1
+	Host string `json:"host"`
+
+	// Mode Locust mode; null when unknown.
+	//
+	// Example: single
+	Mode *EventRunMode `json:"mode"`
+
+	// Requests Requests asked for; null when unlimited or not given.
+	//
+	// Example: 1000
+	Requests *int64 `json:"requests"`
+
+	// StartedAt Start of the run (RFC 3339, UTC).
+	//
+	// Example: 2025-11-22T10:00:00Z
+	StartedAt time.Time `json:"startedAt"`
+
+	// State running until committed.
+	//
+	// Example: committed
+	State EventRunState `json:"state"`
+
+	// TargetHost The system under test; null when unknown.
+	//
+	// Example: http://10.0.0.5:8089
+	TargetHost *string `json:"targetHost"`
+
+	// Uuid The run's id.
+	//
+	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
+	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// EventRunMode Locust mode; null when unknown.
+//
+// Example: single
+type EventRunMode string
+
+// EventRunState running until committed.
+//
+// Example: committed
+type EventRunState string
+
+// EventRunDetail defines model for EventRunDetail.
+type EventRunDetail struct {
+	// Clients Concurrent clients; null when not given.
+	//
+	// Example: 10
+	Clients *int64    `json:"clients"`
+	Commit  *RunEvent `json:"commit,omitempty"`
+
+	// Duration endedAt - startedAt in seconds; null while running.
+	//
+	// Example: 60
+	Duration *float64 `json:"duration"`
+
+	// EndedAt End of the run: the commit's startedAt; null while running.
+	//
+	// Example: 2025-11-22T10:01:00Z
+	EndedAt *time.Time `json:"endedAt"`
+
+	// HatchRate Clients spawned per second; null when not given.
+	//
+	// Example: 0.1
+	HatchRate *float64 `json:"hatchRate"`
+
+	// Host The load generator.
+	//
+	// Example: loadgen-1
+	Host string `json:"host"`
+
+	// Mode Locust mode; null when unknown.
+	//
+	// Example: single
+	Mode     *EventRunDetailMode `json:"mode"`
+	Register RunEvent            `json:"register"`
+
+	// RequestStats The commit's measurement.fields.requestStats; absent while running.
+	RequestStats *map[string]interface{} `json:"requestStats,omitempty"`
+
+	// Requests Requests asked for; null when unlimited or not given.
+	//
+	// Example: 1000
+	Requests *int64 `json:"requests"`
+
+	// StartedAt Start of the run (RFC 3339, UTC).
+	//
+	// Example: 2025-11-22T10:00:00Z
+	StartedAt time.Time `json:"startedAt"`
+
+	// State running until committed.
+	//
+	// Example: committed
+	State EventRunDetailState `json:"state"`
+
+	// TargetHost The system under test; null when unknown.
+	//
+	// Example: http://10.0.0.5:8089
+	TargetHost *string `json:"targetHost"`
+
+	// Uuid The run's id.
+	//
+	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
+	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// EventRunDetailMode Locust mode; null when unknown.
+//
+// Example: single
+type EventRunDetailMode string
+
+// EventRunDetailState running until committed.
+//
+// Example: committed
+type EventRunDetailState string
+
+// EventTags defines model for EventTags.
+type EventTags struct {
+	// Hostname The Locust client's name for the system under test (used when targetHost is absent).
+	//
+	// Example: http://10.10.10.1
+	Hostname *string `json:"hostname,omitempty"`
+
+	// Mode Locust mode.
+	//
+	// Example: single
+	Mode *EventTagsMode `json:"mode,omitempty"`
+
+	// TargetHost The system under test.
+	//
+	// Example: http://10.10.10.1
+	TargetHost           *string                `json:"targetHost,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventTagsMode Locust mode.
+//
+// Example: single
+type EventTagsMode string
+
+// EventsPingOutputBody defines model for EventsPingOutputBody.
+type EventsPingOutputBody struct {
+	// Res Always PONG!
+	//
+	// Example: PONG!
+	Res string `json:"res"`
 }
 
 // Flow defines model for Flow.
@@ -81,6 +512,27 @@ type Health struct {
 	//
 	// Example: ok
 	Status string `json:"status"`
+}
+
+// PageEventRun defines model for PageEventRun.
+type PageEventRun struct {
+	// Items This page's items; empty past the last page.
+	Items *[]EventRun `json:"items"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
 }
 
 // PageFlow defines model for PageFlow.
@@ -187,6 +639,75 @@ type Readiness struct {
 // Example: timescaledb
 type ReadinessMode string
 
+// RegisterEventData defines model for RegisterEventData.
+type RegisterEventData struct {
+	// Uuid The same id as uuid.
+	//
+	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
+	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// RegisterEventOutputBody defines model for RegisterEventOutputBody.
+type RegisterEventOutputBody struct {
+	Data RegisterEventData `json:"data"`
+
+	// Uuid The new run's id: quote it on commit.
+	//
+	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
+	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// RunEvent defines model for RunEvent.
+type RunEvent struct {
+	// Host The host that sent it.
+	//
+	// Example: loadgen-1
+	Host string `json:"host"`
+
+	// Payload The body as received (JSON-normalised: key order and duplicate keys are not kept).
+	Payload map[string]interface{} `json:"payload"`
+
+	// ReceivedAt When the server stored it.
+	//
+	// Example: 2025-11-22T10:00:00.123Z
+	ReceivedAt time.Time `json:"receivedAt"`
+
+	// Time The event's startedAt (the end of the run for a commit).
+	//
+	// Example: 2025-11-22T10:00:00Z
+	Time time.Time `json:"time"`
+}
+
+// ListStatesParams defines parameters for ListStates.
+type ListStatesParams struct {
+	// State Only runs in this state.
+	State *ListStatesParamsState `form:"state,omitempty" json:"state,omitempty"`
+
+	// Host Only runs of this load generator (exact match).
+	Host *string `form:"host,omitempty" json:"host,omitempty"`
+
+	// Mode Only runs in this Locust mode.
+	Mode *ListStatesParamsMode `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// From Only runs started at or after this time (RFC 3339; escape + as %2B).
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only runs started before this time (RFC 3339; escape + as %2B).
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// ListStatesParamsState defines parameters for ListStates.
+type ListStatesParamsState string
+
+// ListStatesParamsMode defines parameters for ListStates.
+type ListStatesParamsMode string
+
 // ListFlowsParams defines parameters for ListFlows.
 type ListFlowsParams struct {
 	// Hour Hours since the Unix epoch (UTC).
@@ -202,8 +723,776 @@ type ListFlowsParams struct {
 // PostFlowsJSONBody defines parameters for PostFlows.
 type PostFlowsJSONBody = []Flow
 
+// CommitEventJSONRequestBody defines body for CommitEvent for application/json ContentType.
+type CommitEventJSONRequestBody = EventCommitBody
+
+// RegisterEventJSONRequestBody defines body for RegisterEvent for application/json ContentType.
+type RegisterEventJSONRequestBody = EventRegisterBody
+
 // PostFlowsJSONRequestBody defines body for PostFlows for application/json ContentType.
 type PostFlowsJSONRequestBody = PostFlowsJSONBody
+
+// Getter for additional properties for EventCommitBody. Returns the specified
+// element and whether it was found
+func (a EventCommitBody) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventCommitBody
+func (a *EventCommitBody) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventCommitBody to handle AdditionalProperties
+func (a *EventCommitBody) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["host"]; found {
+		err = json.Unmarshal(raw, &a.Host)
+		if err != nil {
+			return fmt.Errorf("error reading 'host': %w", err)
+		}
+		delete(object, "host")
+	}
+
+	if raw, found := object["hostname"]; found {
+		err = json.Unmarshal(raw, &a.Hostname)
+		if err != nil {
+			return fmt.Errorf("error reading 'hostname': %w", err)
+		}
+		delete(object, "hostname")
+	}
+
+	if raw, found := object["measurement"]; found {
+		err = json.Unmarshal(raw, &a.Measurement)
+		if err != nil {
+			return fmt.Errorf("error reading 'measurement': %w", err)
+		}
+		delete(object, "measurement")
+	}
+
+	if raw, found := object["startedAt"]; found {
+		err = json.Unmarshal(raw, &a.StartedAt)
+		if err != nil {
+			return fmt.Errorf("error reading 'startedAt': %w", err)
+		}
+		delete(object, "startedAt")
+	}
+
+	if raw, found := object["state"]; found {
+		err = json.Unmarshal(raw, &a.State)
+		if err != nil {
+			return fmt.Errorf("error reading 'state': %w", err)
+		}
+		delete(object, "state")
+	}
+
+	if raw, found := object["tags"]; found {
+		err = json.Unmarshal(raw, &a.Tags)
+		if err != nil {
+			return fmt.Errorf("error reading 'tags': %w", err)
+		}
+		delete(object, "tags")
+	}
+
+	if raw, found := object["targetHost"]; found {
+		err = json.Unmarshal(raw, &a.TargetHost)
+		if err != nil {
+			return fmt.Errorf("error reading 'targetHost': %w", err)
+		}
+		delete(object, "targetHost")
+	}
+
+	if raw, found := object["user_count"]; found {
+		err = json.Unmarshal(raw, &a.UserCount)
+		if err != nil {
+			return fmt.Errorf("error reading 'user_count': %w", err)
+		}
+		delete(object, "user_count")
+	}
+
+	if raw, found := object["uuid"]; found {
+		err = json.Unmarshal(raw, &a.Uuid)
+		if err != nil {
+			return fmt.Errorf("error reading 'uuid': %w", err)
+		}
+		delete(object, "uuid")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventCommitBody to handle AdditionalProperties
+func (a EventCommitBody) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Host != nil {
+		object["host"], err = json.Marshal(a.Host)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'host': %w", err)
+		}
+	}
+
+	if a.Hostname != nil {
+		object["hostname"], err = json.Marshal(a.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'hostname': %w", err)
+		}
+	}
+
+	object["measurement"], err = json.Marshal(a.Measurement)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'measurement': %w", err)
+	}
+
+	object["startedAt"], err = json.Marshal(a.StartedAt)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'startedAt': %w", err)
+	}
+
+	if a.State != nil {
+		object["state"], err = json.Marshal(a.State)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'state': %w", err)
+		}
+	}
+
+	if a.Tags != nil {
+		object["tags"], err = json.Marshal(a.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'tags': %w", err)
+		}
+	}
+
+	if a.TargetHost != nil {
+		object["targetHost"], err = json.Marshal(a.TargetHost)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'targetHost': %w", err)
+		}
+	}
+
+	if a.UserCount != nil {
+		object["user_count"], err = json.Marshal(a.UserCount)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'user_count': %w", err)
+		}
+	}
+
+	object["uuid"], err = json.Marshal(a.Uuid)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'uuid': %w", err)
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for EventCommitFields. Returns the specified
+// element and whether it was found
+func (a EventCommitFields) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventCommitFields
+func (a *EventCommitFields) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventCommitFields to handle AdditionalProperties
+func (a *EventCommitFields) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["requestStats"]; found {
+		err = json.Unmarshal(raw, &a.RequestStats)
+		if err != nil {
+			return fmt.Errorf("error reading 'requestStats': %w", err)
+		}
+		delete(object, "requestStats")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventCommitFields to handle AdditionalProperties
+func (a EventCommitFields) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.RequestStats != nil {
+		object["requestStats"], err = json.Marshal(a.RequestStats)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'requestStats': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for EventCommitMeasurement. Returns the specified
+// element and whether it was found
+func (a EventCommitMeasurement) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventCommitMeasurement
+func (a *EventCommitMeasurement) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventCommitMeasurement to handle AdditionalProperties
+func (a *EventCommitMeasurement) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["fields"]; found {
+		err = json.Unmarshal(raw, &a.Fields)
+		if err != nil {
+			return fmt.Errorf("error reading 'fields': %w", err)
+		}
+		delete(object, "fields")
+	}
+
+	if raw, found := object["tags"]; found {
+		err = json.Unmarshal(raw, &a.Tags)
+		if err != nil {
+			return fmt.Errorf("error reading 'tags': %w", err)
+		}
+		delete(object, "tags")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventCommitMeasurement to handle AdditionalProperties
+func (a EventCommitMeasurement) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	object["fields"], err = json.Marshal(a.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'fields': %w", err)
+	}
+
+	if a.Tags != nil {
+		object["tags"], err = json.Marshal(a.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'tags': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for EventRegisterBody. Returns the specified
+// element and whether it was found
+func (a EventRegisterBody) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventRegisterBody
+func (a *EventRegisterBody) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventRegisterBody to handle AdditionalProperties
+func (a *EventRegisterBody) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["host"]; found {
+		err = json.Unmarshal(raw, &a.Host)
+		if err != nil {
+			return fmt.Errorf("error reading 'host': %w", err)
+		}
+		delete(object, "host")
+	}
+
+	if raw, found := object["hostname"]; found {
+		err = json.Unmarshal(raw, &a.Hostname)
+		if err != nil {
+			return fmt.Errorf("error reading 'hostname': %w", err)
+		}
+		delete(object, "hostname")
+	}
+
+	if raw, found := object["measurement"]; found {
+		err = json.Unmarshal(raw, &a.Measurement)
+		if err != nil {
+			return fmt.Errorf("error reading 'measurement': %w", err)
+		}
+		delete(object, "measurement")
+	}
+
+	if raw, found := object["startedAt"]; found {
+		err = json.Unmarshal(raw, &a.StartedAt)
+		if err != nil {
+			return fmt.Errorf("error reading 'startedAt': %w", err)
+		}
+		delete(object, "startedAt")
+	}
+
+	if raw, found := object["state"]; found {
+		err = json.Unmarshal(raw, &a.State)
+		if err != nil {
+			return fmt.Errorf("error reading 'state': %w", err)
+		}
+		delete(object, "state")
+	}
+
+	if raw, found := object["tags"]; found {
+		err = json.Unmarshal(raw, &a.Tags)
+		if err != nil {
+			return fmt.Errorf("error reading 'tags': %w", err)
+		}
+		delete(object, "tags")
+	}
+
+	if raw, found := object["targetHost"]; found {
+		err = json.Unmarshal(raw, &a.TargetHost)
+		if err != nil {
+			return fmt.Errorf("error reading 'targetHost': %w", err)
+		}
+		delete(object, "targetHost")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventRegisterBody to handle AdditionalProperties
+func (a EventRegisterBody) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Host != nil {
+		object["host"], err = json.Marshal(a.Host)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'host': %w", err)
+		}
+	}
+
+	if a.Hostname != nil {
+		object["hostname"], err = json.Marshal(a.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'hostname': %w", err)
+		}
+	}
+
+	object["measurement"], err = json.Marshal(a.Measurement)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'measurement': %w", err)
+	}
+
+	object["startedAt"], err = json.Marshal(a.StartedAt)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'startedAt': %w", err)
+	}
+
+	if a.State != nil {
+		object["state"], err = json.Marshal(a.State)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'state': %w", err)
+		}
+	}
+
+	if a.Tags != nil {
+		object["tags"], err = json.Marshal(a.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'tags': %w", err)
+		}
+	}
+
+	if a.TargetHost != nil {
+		object["targetHost"], err = json.Marshal(a.TargetHost)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'targetHost': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for EventRegisterFields. Returns the specified
+// element and whether it was found
+func (a EventRegisterFields) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventRegisterFields
+func (a *EventRegisterFields) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventRegisterFields to handle AdditionalProperties
+func (a *EventRegisterFields) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["clients"]; found {
+		err = json.Unmarshal(raw, &a.Clients)
+		if err != nil {
+			return fmt.Errorf("error reading 'clients': %w", err)
+		}
+		delete(object, "clients")
+	}
+
+	if raw, found := object["hatchRate"]; found {
+		err = json.Unmarshal(raw, &a.HatchRate)
+		if err != nil {
+			return fmt.Errorf("error reading 'hatchRate': %w", err)
+		}
+		delete(object, "hatchRate")
+	}
+
+	if raw, found := object["requests"]; found {
+		err = json.Unmarshal(raw, &a.Requests)
+		if err != nil {
+			return fmt.Errorf("error reading 'requests': %w", err)
+		}
+		delete(object, "requests")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventRegisterFields to handle AdditionalProperties
+func (a EventRegisterFields) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Clients != nil {
+		object["clients"], err = json.Marshal(a.Clients)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'clients': %w", err)
+		}
+	}
+
+	if a.HatchRate != nil {
+		object["hatchRate"], err = json.Marshal(a.HatchRate)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'hatchRate': %w", err)
+		}
+	}
+
+	if a.Requests != nil {
+		object["requests"], err = json.Marshal(a.Requests)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'requests': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for EventRegisterMeasurement. Returns the specified
+// element and whether it was found
+func (a EventRegisterMeasurement) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventRegisterMeasurement
+func (a *EventRegisterMeasurement) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventRegisterMeasurement to handle AdditionalProperties
+func (a *EventRegisterMeasurement) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["fields"]; found {
+		err = json.Unmarshal(raw, &a.Fields)
+		if err != nil {
+			return fmt.Errorf("error reading 'fields': %w", err)
+		}
+		delete(object, "fields")
+	}
+
+	if raw, found := object["tags"]; found {
+		err = json.Unmarshal(raw, &a.Tags)
+		if err != nil {
+			return fmt.Errorf("error reading 'tags': %w", err)
+		}
+		delete(object, "tags")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventRegisterMeasurement to handle AdditionalProperties
+func (a EventRegisterMeasurement) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	object["fields"], err = json.Marshal(a.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'fields': %w", err)
+	}
+
+	if a.Tags != nil {
+		object["tags"], err = json.Marshal(a.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'tags': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for EventTags. Returns the specified
+// element and whether it was found
+func (a EventTags) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for EventTags
+func (a *EventTags) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for EventTags to handle AdditionalProperties
+func (a *EventTags) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["hostname"]; found {
+		err = json.Unmarshal(raw, &a.Hostname)
+		if err != nil {
+			return fmt.Errorf("error reading 'hostname': %w", err)
+		}
+		delete(object, "hostname")
+	}
+
+	if raw, found := object["mode"]; found {
+		err = json.Unmarshal(raw, &a.Mode)
+		if err != nil {
+			return fmt.Errorf("error reading 'mode': %w", err)
+		}
+		delete(object, "mode")
+	}
+
+	if raw, found := object["targetHost"]; found {
+		err = json.Unmarshal(raw, &a.TargetHost)
+		if err != nil {
+			return fmt.Errorf("error reading 'targetHost': %w", err)
+		}
+		delete(object, "targetHost")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for EventTags to handle AdditionalProperties
+func (a EventTags) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Hostname != nil {
+		object["hostname"], err = json.Marshal(a.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'hostname': %w", err)
+		}
+	}
+
+	if a.Mode != nil {
+		object["mode"], err = json.Marshal(a.Mode)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'mode': %w", err)
+		}
+	}
+
+	if a.TargetHost != nil {
+		object["targetHost"], err = json.Marshal(a.TargetHost)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'targetHost': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -279,6 +1568,68 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// CommitEventWithBody Commit the results of a load-test run
+	//
+	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+	CommitEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CommitEvent Commit the results of a load-test run
+	//
+	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+	CommitEvent(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRunningEvents Runs registered and not yet committed
+	//
+	// An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
+	//
+	// Corresponds with GET /apiv0.1/events/isrunning (the `ListRunningEvents` operationId).
+	ListRunningEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterEventWithBody Register the start of a load-test run
+	//
+	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+	RegisterEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterEvent Register the start of a load-test run
+	//
+	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+	RegisterEvent(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEvent One run with its register and commit payloads
+	//
+	// The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
+	//
+	// Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
+	GetEvent(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EventsPing Ping: answers PONG!
+	//
+	// Corresponds with GET /apiv0.1/ping (the `EventsPing` operationId).
+	EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListStates Load-test runs, newest first
+	//
+	// The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
+	//
+	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
+	ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows Hourly totals per (src_app, dest_app, vpc_id)
 	//
 	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
@@ -313,6 +1664,148 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// CommitEventWithBody Commit the results of a load-test run
+//
+// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+func (c *Client) CommitEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCommitEventRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CommitEvent Commit the results of a load-test run
+//
+// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+func (c *Client) CommitEvent(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCommitEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRunningEvents Runs registered and not yet committed
+//
+// An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
+//
+// Corresponds with GET /apiv0.1/events/isrunning (the `ListRunningEvents` operationId).
+func (c *Client) ListRunningEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRunningEventsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterEventWithBody Register the start of a load-test run
+//
+// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+func (c *Client) RegisterEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterEventRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterEvent Register the start of a load-test run
+//
+// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+func (c *Client) RegisterEvent(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEvent One run with its register and commit payloads
+//
+// The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
+//
+// Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
+func (c *Client) GetEvent(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventRequest(c.Server, uuid)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EventsPing Ping: answers PONG!
+//
+// Corresponds with GET /apiv0.1/ping (the `EventsPing` operationId).
+func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEventsPingRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListStates Load-test runs, newest first
+//
+// The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
+//
+// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
+func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListStatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListFlows Hourly totals per (src_app, dest_app, vpc_id)
@@ -398,6 +1891,300 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewCommitEventRequest calls the generic CommitEvent builder with application/json body
+func NewCommitEventRequest(server string, body CommitEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCommitEventRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCommitEventRequestWithBody constructs an http.Request for the CommitEvent method, with any body, and a specified content type
+func NewCommitEventRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/apiv0.1/events/commit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListRunningEventsRequest constructs an http.Request for the ListRunningEvents method
+func NewListRunningEventsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/apiv0.1/events/isrunning")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRegisterEventRequest calls the generic RegisterEvent builder with application/json body
+func NewRegisterEventRequest(server string, body RegisterEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegisterEventRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRegisterEventRequestWithBody constructs an http.Request for the RegisterEvent method, with any body, and a specified content type
+func NewRegisterEventRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/apiv0.1/events/register")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetEventRequest constructs an http.Request for the GetEvent method
+func NewGetEventRequest(server string, uuid string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "uuid", uuid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/apiv0.1/events/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEventsPingRequest constructs an http.Request for the EventsPing method
+func NewEventsPingRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/apiv0.1/ping")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListStatesRequest constructs an http.Request for the ListStates method
+func NewListStatesRequest(server string, params *ListStatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/apiv0.1/states")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Host != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "host", *params.Host, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListFlowsRequest constructs an http.Request for the ListFlows method
@@ -612,6 +2399,76 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// CommitEventWithBodyWithResponse Commit the results of a load-test run
+	//
+	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+	CommitEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitEventResponse, error)
+
+	// CommitEventWithResponse Commit the results of a load-test run
+	//
+	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+	CommitEventWithResponse(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitEventResponse, error)
+
+	// ListRunningEventsWithResponse Runs registered and not yet committed
+	//
+	// An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /apiv0.1/events/isrunning (the `ListRunningEvents` operationId).
+	ListRunningEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRunningEventsResponse, error)
+
+	// RegisterEventWithBodyWithResponse Register the start of a load-test run
+	//
+	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+	RegisterEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error)
+
+	// RegisterEventWithResponse Register the start of a load-test run
+	//
+	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+	RegisterEventWithResponse(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error)
+
+	// GetEventWithResponse One run with its register and commit payloads
+	//
+	// The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
+	GetEventWithResponse(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*GetEventResponse, error)
+
+	// EventsPingWithResponse Ping: answers PONG!
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /apiv0.1/ping (the `EventsPing` operationId).
+	EventsPingWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EventsPingResponse, error)
+
+	// ListStatesWithResponse Load-test runs, newest first
+	//
+	// The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
+	ListStatesWithResponse(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*ListStatesResponse, error)
+
 	// ListFlowsWithResponse Hourly totals per (src_app, dest_app, vpc_id)
 	//
 	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
@@ -652,6 +2509,476 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
+}
+
+type CommitEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CommitEventOutputBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CommitEventResponse) GetJSON200() *CommitEventOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CommitEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CommitEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CommitEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CommitEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListRunningEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]bool
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRunningEventsResponse) GetJSON200() *map[string]bool {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListRunningEventsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListRunningEventsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListRunningEventsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRunningEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRunningEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRunningEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRunningEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RegisterEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RegisterEventOutputBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RegisterEventResponse) GetJSON200() *RegisterEventOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RegisterEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegisterEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegisterEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegisterEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventRunDetail
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventResponse) GetJSON200() *EventRunDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON405() *Problem {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type EventsPingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventsPingOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EventsPingResponse) GetJSON200() *EventsPingOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r EventsPingResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EventsPingResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r EventsPingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EventsPingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EventsPingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EventsPingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListStatesResponse200Headers the declared response headers of an HTTP 200 response for ListStates
+type ListStatesResponse200Headers struct {
+	Link *string
+}
+
+type ListStatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PageEventRun
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListStatesResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListStatesResponse) GetJSON200() *PageEventRun {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListStatesResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListStatesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListStatesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListStatesResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListStatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListStatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListStatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListStatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListFlowsResponse200Headers the declared response headers of an HTTP 200 response for ListFlows
@@ -944,6 +3271,124 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
+// CommitEventWithBodyWithResponse Commit the results of a load-test run
+//
+// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+func (c *ClientWithResponses) CommitEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitEventResponse, error) {
+	rsp, err := c.CommitEventWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCommitEventResponse(rsp)
+}
+
+// CommitEventWithResponse Commit the results of a load-test run
+//
+// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
+func (c *ClientWithResponses) CommitEventWithResponse(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitEventResponse, error) {
+	rsp, err := c.CommitEvent(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCommitEventResponse(rsp)
+}
+
+// ListRunningEventsWithResponse Runs registered and not yet committed
+//
+// An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /apiv0.1/events/isrunning (the `ListRunningEvents` operationId).
+func (c *ClientWithResponses) ListRunningEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRunningEventsResponse, error) {
+	rsp, err := c.ListRunningEvents(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRunningEventsResponse(rsp)
+}
+
+// RegisterEventWithBodyWithResponse Register the start of a load-test run
+//
+// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+func (c *ClientWithResponses) RegisterEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error) {
+	rsp, err := c.RegisterEventWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterEventResponse(rsp)
+}
+
+// RegisterEventWithResponse Register the start of a load-test run
+//
+// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
+func (c *ClientWithResponses) RegisterEventWithResponse(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error) {
+	rsp, err := c.RegisterEvent(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterEventResponse(rsp)
+}
+
+// GetEventWithResponse One run with its register and commit payloads
+//
+// The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
+func (c *ClientWithResponses) GetEventWithResponse(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*GetEventResponse, error) {
+	rsp, err := c.GetEvent(ctx, uuid, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventResponse(rsp)
+}
+
+// EventsPingWithResponse Ping: answers PONG!
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /apiv0.1/ping (the `EventsPing` operationId).
+func (c *ClientWithResponses) EventsPingWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EventsPingResponse, error) {
+	rsp, err := c.EventsPing(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEventsPingResponse(rsp)
+}
+
+// ListStatesWithResponse Load-test runs, newest first
+//
+// The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
+func (c *ClientWithResponses) ListStatesWithResponse(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*ListStatesResponse, error) {
+	rsp, err := c.ListStates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListStatesResponse(rsp)
+}
+
 // ListFlowsWithResponse Hourly totals per (src_app, dest_app, vpc_id)
 //
 // The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
@@ -1013,6 +3458,392 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 		return nil, err
 	}
 	return ParseGetReadyResponse(rsp)
+}
+
+// ParseCommitEventResponse parses an HTTP response from a CommitEventWithResponse call
+func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CommitEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CommitEventOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListRunningEventsResponse parses an HTTP response from a ListRunningEventsWithResponse call
+func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRunningEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]bool
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRegisterEventResponse parses an HTTP response from a RegisterEventWithResponse call
+func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegisterEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RegisterEventOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetEventResponse parses an HTTP response from a GetEventWithResponse call
+func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventRunDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseEventsPingResponse parses an HTTP response from a EventsPingWithResponse call
+func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EventsPingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventsPingOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListStatesResponse parses an HTTP response from a ListStatesWithResponse call
+func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListStatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PageEventRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListStatesResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListFlowsResponse parses an HTTP response from a ListFlowsWithResponse call
