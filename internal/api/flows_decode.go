@@ -162,6 +162,13 @@ func (d *flowDecoder) explain(body []byte) error {
 			Title: "json", Location: "body", Detail: "the body is not valid JSON: " + err.Error(),
 		})
 	}
+	if _, ok := parsed.([]any); !ok {
+		// The wrong JSON type for the body as a whole is a 400, like
+		// malformed JSON (CONVENTIONS.md); item errors are 422s.
+		return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
+			Title: "type", Location: "body", Detail: "the body must be a JSON array of flows",
+		})
+	}
 	res := &huma.ValidateResult{}
 	pb := huma.NewPathBuffer([]byte{}, 0)
 	pb.Push("body")

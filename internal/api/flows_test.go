@@ -208,7 +208,7 @@ func TestFlowsPostBadBodies(t *testing.T) {
 	}{
 		{"malformed JSON", `[{"src_app":`, http.StatusBadRequest},
 		{"not JSON", `hello`, http.StatusBadRequest},
-		{"object instead of array", `{"src_app":"a"}`, http.StatusUnprocessableEntity},
+		{"object instead of array", `{"src_app":"a"}`, http.StatusBadRequest},
 		{"array of numbers", `[1,2]`, http.StatusUnprocessableEntity},
 		{"overflowing integer", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":99999999999999999999,"bytes_rx":2,"hour":3}]`, http.StatusUnprocessableEntity},
 		{"too large", "[" + strings.Repeat(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3},`, 40) + "]", http.StatusRequestEntityTooLarge},
@@ -355,8 +355,8 @@ func TestFlowsDecodingEdges(t *testing.T) {
 	}
 	// Not one JSON document, or not an array.
 	s.do("POST", "/flows", "[] []").problem(t, http.StatusBadRequest)
-	s.do("POST", "/flows", "null").problem(t, http.StatusUnprocessableEntity)
-	s.do("POST", "/flows", `"flows"`).problem(t, http.StatusUnprocessableEntity)
+	s.do("POST", "/flows", "null").problem(t, http.StatusBadRequest)
+	s.do("POST", "/flows", `"flows"`).problem(t, http.StatusBadRequest)
 	// A body that is not JSON by its Content-Type.
 	r := s.do("POST", "/flows", "[]", "Content-Type", "text/plain")
 	p = r.problem(t, http.StatusUnsupportedMediaType)

@@ -89,6 +89,19 @@ func NewProblem(status int, detail string, errs ...error) *Problem {
 		}
 		p.Errors = append(p.Errors, item)
 	}
+	// A body of the wrong JSON type as a whole (an array where an object
+	// is expected) is a 400, like malformed JSON; field errors stay 422s.
+	if status == http.StatusUnprocessableEntity {
+		for _, it := range p.Errors {
+			if it.Location == "body" && it.Title == "type" {
+				p.Status, p.Title = http.StatusBadRequest, http.StatusText(http.StatusBadRequest)
+				for _, it := range p.Errors {
+					it.Status = http.StatusBadRequest
+				}
+				break
+			}
+		}
+	}
 	return p
 }
 
