@@ -16,6 +16,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/devicemetrics"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
 )
@@ -32,6 +33,9 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *obs.Metrics
 	Config  config.Config
+	// DeviceMetrics writes metric reports (serve closes it at shutdown);
+	// nil builds one from Config.
+	DeviceMetrics *devicemetrics.Writer
 }
 
 // server carries the dependencies into the handlers.
@@ -75,8 +79,9 @@ func New(d Deps) (http.Handler, huma.API) {
 	api.UseMiddleware(negotiate)
 
 	// Every route of the API, by resource.
-	s.registerOperations(api) // /healthz, /readyz
-	s.registerFlows(api)      // /flows
+	s.registerOperations(api)               // /healthz, /readyz
+	s.registerFlows(api)                    // /flows
+	s.registerDevices(api, d.DeviceMetrics) // /mrd
 
 	return mux, api
 }
@@ -102,6 +107,7 @@ func humaConfig() huma.Config {
 		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header."
 	cfg.Tags = []*huma.Tag{
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
+		{Name: "devices", Description: "Device metrics (Concertim metric reporting daemon) under /mrd; writes need a JWT."},
 		{Name: "operations", Description: "Liveness and readiness."},
 	}
 	return cfg
