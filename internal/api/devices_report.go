@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -254,6 +256,11 @@ func decodeString(raw json.RawMessage) (s string, ok bool) {
 	case "", "null":
 		return "", true
 	case "string":
+		// Most strings have no escapes: take them as they are (the body
+		// already parsed as JSON, so the quotes are balanced).
+		if inner := raw[1 : len(raw)-1]; !bytes.ContainsAny(inner, `\"`) && utf8.Valid(inner) {
+			return string(inner), true
+		}
 		return s, json.Unmarshal(raw, &s) == nil
 	}
 	return "", false
@@ -283,7 +290,9 @@ func setValue(row *devicemetrics.Row, typ string, raw json.RawMessage) bool {
 		if kind != "string" {
 			return false
 		}
-		return json.Unmarshal(raw, &row.Text) == nil
+		var ok bool
+		row.Text, ok = decodeString(raw)
+		return ok
 	}
 	if kind != "number" {
 		return false

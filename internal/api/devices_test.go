@@ -28,7 +28,7 @@ func newDevicesServer(t *testing.T, tweak ...func(*config.Config)) *testServer {
 }
 
 // signed returns a token with claims, signed by method with key.
-func signed(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+func signed(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
 	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
@@ -38,7 +38,7 @@ func signed(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaim
 }
 
 // validToken is an HS256 token that expires in an hour.
-func validToken(t *testing.T) string {
+func validToken(t testing.TB) string {
 	return signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
 }
 
@@ -204,7 +204,7 @@ func TestDevicesReportValuesRoundTrip(t *testing.T) {
 		typ   string
 		value any
 	}{
-		{"string", "bar"}, {"string", ""}, {"string", "<not & html>"},
+		{"string", "bar"}, {"string", ""}, {"string", "<not & html>"}, {"string", "quote\" backslash\\ é \n\u2028"},
 		{"int8", -128.0}, {"int8", 127.0}, {"uint8", 0.0}, {"uint8", 255.0},
 		{"int16", -32768.0}, {"uint16", 65535.0}, {"int32", -20.0}, {"int32", 2147483647.0},
 		{"uint32", 4294967295.0}, {"float", 3.25}, {"double", -20.1234}, {"double", 1.7976931348623157e308},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,11 +26,25 @@ type Authenticator struct {
 	secret []byte
 	parser *jwt.Parser
 	now    func() time.Time
+
+	// verified remembers the time claims of tokens whose signature checked
+	// out: reporters send the same token with every request, and the cache
+	// turns base64, JSON and HMAC into one map lookup. Time claims are still
+	// checked on every use. Only valid tokens get in, so nobody can fill it
+	// without the secret; it is cleared when full.
+	mu       sync.RWMutex
+	verified map[string]timeClaims
 }
+
+// timeClaims are a verified token's exp, nbf and iat (zero when absent).
+type timeClaims struct{ exp, nbf, iat time.Time }
+
+// maxVerified bounds the cache of verified tokens.
+const maxVerified = 4096
 
 // New returns an Authenticator for secret. An empty secret verifies nothing.
 func New(secret []byte) *Authenticator {
-	a := &Authenticator{secret: secret, now: time.Now}
+	a := &Authenticator{secret: secret, now: time.Now, verified: map[string]timeClaims{}}
 	a.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuedAt(),
@@ -59,10 +74,44 @@ func (a *Authenticator) Verify(token string) error {
 	if len(a.secret) == 0 {
 		return errors.New("no JWT secret configured")
 	}
+	a.mu.RLock()
+	tc, ok := a.verified[token]
+	a.mu.RUnlock()
+	if ok {
+		return tc.check(a.now())
+	}
 	var claims jwt.RegisteredClaims
 	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
 	if err != nil {
 		return describe(err)
+	}
+	tc = timeClaims{exp: numericTime(claims.ExpiresAt), nbf: numericTime(claims.NotBefore), iat: numericTime(claims.IssuedAt)}
+	a.mu.Lock()
+	if len(a.verified) >= maxVerified {
+		clear(a.verified)
+	}
+	a.verified[token] = tc
+	a.mu.Unlock()
+	return nil
+}
+
+func numericTime(d *jwt.NumericDate) time.Time {
+	if d == nil {
+		return time.Time{}
+	}
+	return d.Time
+}
+
+// check applies the library's rules to a cached token: valid before exp,
+// from nbf, and not issued in the future.
+func (tc timeClaims) check(now time.Time) error {
+	switch {
+	case !tc.exp.IsZero() && !now.Before(tc.exp):
+		return errors.New("token has expired")
+	case !tc.nbf.IsZero() && now.Before(tc.nbf):
+		return errors.New("token is not valid yet (nbf)")
+	case !tc.iat.IsZero() && now.Before(tc.iat):
+		return errors.New("token is issued in the future (iat)")
 	}
 	return nil
 }

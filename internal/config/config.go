@@ -48,7 +48,7 @@ var Vars = []Var{
 	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd). Required by serve unless JWT_SECRET_FILE is set."},
 	{"JWT_SECRET_FILE", "", "file holding the JWT secret (surrounding whitespace is ignored); alternative to JWT_SECRET"},
 	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404"},
-	{"DEVICE_METRICS_WRITERS", "4", "commits of device metric reports that may run at once; concurrent reports share them"},
+	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)"},
 	{"DEVICE_METRICS_MAX_BATCH", "1000", "most device metric reports written in one commit"},
 }
 

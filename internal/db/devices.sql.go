@@ -175,7 +175,7 @@ WITH batch AS (
     SELECT t.time, t.device_id, t.name, t.type,
            CASE WHEN t.type = 'string' THEN NULL ELSE t.value_num END AS value_num,
            CASE WHEN t.type = 'string' THEN t.value_text ELSE NULL END AS value_text,
-           t.units, t.slope, t.ttl
+           t.units, t.slope, t.ttl, t.ord
     FROM ROWS FROM (
         unnest($1::timestamptz[]),
         unnest($2::text[]),
@@ -186,31 +186,26 @@ WITH batch AS (
         unnest($7::text[]),
         unnest($8::text[]),
         unnest($9::integer[])
-    ) AS t (time, device_id, name, type, value_num, value_text, units, slope, ttl)
-),
-known AS (
-    SELECT d.id FROM devices d
-    WHERE d.id = ANY ($2::text[])
-    ORDER BY d.id
-    FOR KEY SHARE
+    ) WITH ORDINALITY AS t (time, device_id, name, type, value_num, value_text, units, slope, ttl, ord)
+    WHERE t.device_id IN (SELECT d.id FROM devices d WHERE d.id = ANY ($2::text[]))
 ),
 history AS (
     INSERT INTO device_metrics (time, device_id, name, type, value_num, value_text, units, slope, ttl)
     SELECT b.time, b.device_id, b.name, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
-    FROM batch b JOIN known k ON k.id = b.device_id
+    FROM batch b
 ),
 latest AS (
     INSERT INTO device_metrics_latest AS l (device_id, name, time, type, value_num, value_text, units, slope, ttl)
     SELECT DISTINCT ON (b.device_id, b.name)
            b.device_id, b.name, b.time, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
-    FROM batch b JOIN known k ON k.id = b.device_id
-    ORDER BY b.device_id, b.name, b.time DESC
+    FROM batch b
+    ORDER BY b.device_id, b.name, b.time DESC, b.ord DESC
     ON CONFLICT (device_id, name) DO UPDATE
     SET time = excluded.time, type = excluded.type, value_num = excluded.value_num,
         value_text = excluded.value_text, units = excluded.units, slope = excluded.slope, ttl = excluded.ttl
     WHERE l.time <= excluded.time
 )
-SELECT id FROM known
+SELECT DISTINCT device_id::text FROM batch
 `
 
 type InsertDeviceMetricsParams struct {
@@ -228,10 +223,12 @@ type InsertDeviceMetricsParams struct {
 // Stores a batch of reports in one statement (one commit): each row goes to
 // the history and, the newest per (device, name), to device_metrics_latest.
 // Rows of unknown devices are left out; the answer lists the devices that
-// exist, so the caller can tell which rows were stored. The devices are
-// locked FOR KEY SHARE first, so a concurrent DELETE waits for this commit
-// (and then removes these rows too) instead of failing the batch. Latest
-// rows are written in key order so that concurrent batches cannot deadlock.
+// exist, so the caller can tell which rows were stored. A device deleted
+// between that lookup and the foreign key checks fails the statement with
+// 23503 (the caller then retries row by row); the foreign key checks lock
+// the devices FOR KEY SHARE, so a DELETE after them waits for this commit
+// and removes these rows too. Latest rows are written in key order so that
+// concurrent batches cannot deadlock.
 func (q *Queries) InsertDeviceMetrics(ctx context.Context, arg InsertDeviceMetricsParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, insertDeviceMetrics,
 		arg.Times,
@@ -250,11 +247,11 @@ func (q *Queries) InsertDeviceMetrics(ctx context.Context, arg InsertDeviceMetri
 	defer rows.Close()
 	items := []string{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var device_id string
+		if err := rows.Scan(&device_id); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, device_id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

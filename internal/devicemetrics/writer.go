@@ -50,7 +50,7 @@ type Row struct {
 // Options tunes a Writer.
 type Options struct {
 	// Writers is how many batches may be committing at once (pool
-	// connections used for writing). Default 4.
+	// connections used for writing). Default 2.
 	Writers int
 	// MaxBatch is the most rows per commit. Default 1000.
 	MaxBatch int
@@ -90,7 +90,7 @@ type Writer struct {
 // New returns a Writer that stores rows through pool.
 func New(pool *pgxpool.Pool, opts Options) *Writer {
 	if opts.Writers < 1 {
-		opts.Writers = 4
+		opts.Writers = 2
 	}
 	if opts.MaxBatch < 1 {
 		opts.MaxBatch = 1000
