@@ -842,3 +842,74 @@ func TestDevicesOpenAPI(t *testing.T) {
 		t.Fatalf("MetricReport schema = %s", b)
 	}
 }
+
+// A row that PostgreSQL refuses fails alone: the rest of its batch is
+// retried row by row and stored.
+func TestDeviceMetricsWriterBadRowFailsAlone(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "w1")
+	var mu sync.Mutex
+	maxBatch := 0
+	w := devicemetrics.New(s.Pool, devicemetrics.Options{Writers: 1, MaxBatch: 64, Observe: func(n int) {
+		mu.Lock()
+		maxBatch = max(maxBatch, n)
+		mu.Unlock()
+	}})
+	defer w.Close()
+	// Hold the device row so that the first batch waits on its foreign key
+	// check while the other rows queue into the next batch.
+	tx, err := s.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM devices WHERE id = 'w1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 120)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			row := devicemetrics.Row{Time: time.Now(), DeviceID: "w1", Name: fmt.Sprint("m", i), Type: "int32",
+				Num: float64(i), Units: "u", Slope: "both", TTL: 60}
+			switch i % 10 {
+			case 3:
+				row.Type = "bogus" // violates device_metrics_type_valid
+			case 7:
+				row.DeviceID = "ghost"
+			}
+			errs[i] = w.Write(context.Background(), row)
+		}(i)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = tx.Rollback(context.Background())
+	wg.Wait()
+	want := 0
+	for i, err := range errs {
+		switch i % 10 {
+		case 3:
+			if err == nil || !strings.Contains(err.Error(), "23514") {
+				t.Errorf("row %d with a bad type: %v", i, err)
+			}
+		case 7:
+			if err != devicemetrics.ErrUnknownDevice {
+				t.Errorf("row %d of an unknown device: %v", i, err)
+			}
+		default:
+			want++
+			if err != nil {
+				t.Errorf("row %d: %v", i, err)
+			}
+		}
+	}
+	var stored int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != want {
+		t.Fatalf("stored %d rows, want %d", stored, want)
+	}
+	t.Logf("largest committed batch: %d rows", maxBatch)
+}
