@@ -24,7 +24,10 @@ build: ## build the binary into .bin/telemetry
 run: build ## migrate, then serve (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
 	@url="$(DB_URL)" && echo "database: $$url" && \
 	DATABASE_URL="$$url" $(BIN)/telemetry migrate && \
-	DATABASE_URL="$$url" exec $(BIN)/telemetry serve
+	if [ -z "$$JWT_SECRET$$JWT_SECRET_FILE" ]; then \
+		mkdir -p .data && { [ -s .data/jwt-secret ] || (umask 077 && head -c 32 /dev/urandom | base64 > .data/jwt-secret); } && \
+		export JWT_SECRET_FILE="$(CURDIR)/.data/jwt-secret"; fi && \
+	DATABASE_URL="$$url" ENABLE_TOKEN_ENDPOINT=true exec $(BIN)/telemetry serve
 
 migrate: build ## apply pending migrations to the configured database
 	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate

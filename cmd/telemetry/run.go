@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/api"
+	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
@@ -30,6 +32,7 @@ Commands:
   migrate down     roll back the most recent migration
   openapi          print the OpenAPI 3.0.3 document (YAML) to stdout
   healthcheck      exit 0 when the local server's /readyz answers 200 (for containers)
+  token [--ttl 24h]  print a JWT for the device metrics API (signed with JWT_SECRET)
   help, --help     show this help
 
 Environment:
@@ -69,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, log, stdout, getenv)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
+	case "token":
+		return printToken(cfg, args[1:], stdout, stderr)
 	}
 	printUsage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -132,7 +137,30 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 	return fmt.Errorf("unknown migrate command %q (want status or down)", sub)
 }
 
+// printToken prints a token for the device metrics API, like the Concertim
+// daemon's create-auth-token.
+func printToken(cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.RequireJWTSecret(); err != nil {
+		return err
+	}
+	token, err := auth.New(cfg.JWTSecret).Issue(*ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, token)
+	return err
+}
+
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, getenv func(string) string) error {
+	if err := cfg.RequireJWTSecret(); err != nil {
+		return err
+	}
 	if getenv("GOMEMLIMIT") == "" {
 		// Large batches make short-lived garbage; without a limit the heap
 		// (and resident memory) doubles past the live set before a GC.
@@ -158,7 +186,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	metrics := obs.New()
 	metrics.RegisterPool(pool)
-	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg})
+	deviceMetrics := api.NewDeviceMetricsWriter(pool, cfg, metrics)
+	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -184,7 +213,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	// Commit the device metric reports still queued before the pool closes.
+	deviceMetrics.Close()
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -43,7 +43,8 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{nil, nil, "no command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
-		{[]string{"serve"}, nil, "DATABASE_URL is not set"},
+		{[]string{"serve"}, map[string]string{"JWT_SECRET": "s"}, "DATABASE_URL is not set"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x"}, "no JWT secret"},
 		{[]string{"migrate"}, nil, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "FLOWS_MAX_BATCH": "-1"}, "FLOWS_MAX_BATCH"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
@@ -59,7 +60,7 @@ func TestCommandErrors(t *testing.T) {
 
 func TestServeRefusesAnUnmigratedDatabase(t *testing.T) {
 	url := testdb.Empty(t)
-	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0"}), io.Discard, io.Discard)
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s"}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "telemetry migrate") {
 		t.Fatalf("serve on an empty database: %v", err)
 	}
@@ -155,7 +156,7 @@ func startServe(t *testing.T, vars map[string]string) (string, context.CancelFun
 // request in flight finish and exits cleanly.
 func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	url := testdb.Empty(t)
-	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s"}
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s", "JWT_SECRET": "s"}
 	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err == nil {
 		t.Fatal("healthcheck passed with the server stopped")
 	}
-	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0"}
+	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s"}
 	base2, _, _ := startServe(t, vars2)
 	res, err = http.Get(base2 + "/flows?hour=3")
 	if err != nil {

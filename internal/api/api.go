@@ -17,6 +17,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/devicemetrics"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
 )
@@ -35,6 +36,9 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *obs.Metrics
 	Config  config.Config
+	// DeviceMetrics writes metric reports (serve closes it at shutdown);
+	// nil builds one from Config.
+	DeviceMetrics *devicemetrics.Writer
 }
 
 // server carries the dependencies into the handlers.
@@ -79,9 +83,10 @@ func New(d Deps) (http.Handler, huma.API) {
 	api.UseMiddleware(negotiate)
 
 	// Every route of the API, by resource.
-	s.registerOperations(api) // /healthz, /readyz
-	s.registerFlows(api)      // /flows
-	s.registerEvents(api)     // /apiv0.1/... (load-test events)
+	s.registerOperations(api)               // /healthz, /readyz
+	s.registerFlows(api)                    // /flows
+	s.registerEvents(api)                   // /apiv0.1/... (load-test events)
+	s.registerDevices(api, d.DeviceMetrics) // /mrd
 
 	return mux, api
 }
@@ -109,6 +114,7 @@ func humaConfig() huma.Config {
 	cfg.Tags = []*huma.Tag{
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
 		{Name: "events", Description: "Load-test events from Locust (Metrics-Consumer): register, commit, running and past runs."},
+		{Name: "devices", Description: "Device metrics (Concertim metric reporting daemon) under /mrd; writes need a JWT."},
 		{Name: "operations", Description: "Liveness and readiness."},
 	}
 	return cfg

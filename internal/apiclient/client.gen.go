@@ -18,6 +18,72 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for CurrentMetricSlope.
+const (
+	CurrentMetricSlopeBoth       CurrentMetricSlope = "both"
+	CurrentMetricSlopeDerivative CurrentMetricSlope = "derivative"
+	CurrentMetricSlopeNegative   CurrentMetricSlope = "negative"
+	CurrentMetricSlopePositive   CurrentMetricSlope = "positive"
+	CurrentMetricSlopeZero       CurrentMetricSlope = "zero"
+)
+
+// Valid indicates whether the value is a known member of the CurrentMetricSlope enum.
+func (e CurrentMetricSlope) Valid() bool {
+	switch e {
+	case CurrentMetricSlopeBoth:
+		return true
+	case CurrentMetricSlopeDerivative:
+		return true
+	case CurrentMetricSlopeNegative:
+		return true
+	case CurrentMetricSlopePositive:
+		return true
+	case CurrentMetricSlopeZero:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CurrentMetricType.
+const (
+	CurrentMetricTypeDouble CurrentMetricType = "double"
+	CurrentMetricTypeFloat  CurrentMetricType = "float"
+	CurrentMetricTypeInt16  CurrentMetricType = "int16"
+	CurrentMetricTypeInt32  CurrentMetricType = "int32"
+	CurrentMetricTypeInt8   CurrentMetricType = "int8"
+	CurrentMetricTypeString CurrentMetricType = "string"
+	CurrentMetricTypeUint16 CurrentMetricType = "uint16"
+	CurrentMetricTypeUint32 CurrentMetricType = "uint32"
+	CurrentMetricTypeUint8  CurrentMetricType = "uint8"
+)
+
+// Valid indicates whether the value is a known member of the CurrentMetricType enum.
+func (e CurrentMetricType) Valid() bool {
+	switch e {
+	case CurrentMetricTypeDouble:
+		return true
+	case CurrentMetricTypeFloat:
+		return true
+	case CurrentMetricTypeInt16:
+		return true
+	case CurrentMetricTypeInt32:
+		return true
+	case CurrentMetricTypeInt8:
+		return true
+	case CurrentMetricTypeString:
+		return true
+	case CurrentMetricTypeUint16:
+		return true
+	case CurrentMetricTypeUint32:
+		return true
+	case CurrentMetricTypeUint8:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for EventRunMode.
 const (
 	EventRunModeCluster EventRunMode = "cluster"
@@ -108,6 +174,72 @@ func (e EventTagsMode) Valid() bool {
 	}
 }
 
+// Defines values for MetricReportSlope.
+const (
+	MetricReportSlopeBoth       MetricReportSlope = "both"
+	MetricReportSlopeDerivative MetricReportSlope = "derivative"
+	MetricReportSlopeNegative   MetricReportSlope = "negative"
+	MetricReportSlopePositive   MetricReportSlope = "positive"
+	MetricReportSlopeZero       MetricReportSlope = "zero"
+)
+
+// Valid indicates whether the value is a known member of the MetricReportSlope enum.
+func (e MetricReportSlope) Valid() bool {
+	switch e {
+	case MetricReportSlopeBoth:
+		return true
+	case MetricReportSlopeDerivative:
+		return true
+	case MetricReportSlopeNegative:
+		return true
+	case MetricReportSlopePositive:
+		return true
+	case MetricReportSlopeZero:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MetricReportType.
+const (
+	MetricReportTypeDouble MetricReportType = "double"
+	MetricReportTypeFloat  MetricReportType = "float"
+	MetricReportTypeInt16  MetricReportType = "int16"
+	MetricReportTypeInt32  MetricReportType = "int32"
+	MetricReportTypeInt8   MetricReportType = "int8"
+	MetricReportTypeString MetricReportType = "string"
+	MetricReportTypeUint16 MetricReportType = "uint16"
+	MetricReportTypeUint32 MetricReportType = "uint32"
+	MetricReportTypeUint8  MetricReportType = "uint8"
+)
+
+// Valid indicates whether the value is a known member of the MetricReportType enum.
+func (e MetricReportType) Valid() bool {
+	switch e {
+	case MetricReportTypeDouble:
+		return true
+	case MetricReportTypeFloat:
+		return true
+	case MetricReportTypeInt16:
+		return true
+	case MetricReportTypeInt32:
+		return true
+	case MetricReportTypeInt8:
+		return true
+	case MetricReportTypeString:
+		return true
+	case MetricReportTypeUint16:
+		return true
+	case MetricReportTypeUint32:
+		return true
+	case MetricReportTypeUint8:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadinessMode.
 const (
 	Postgresql  ReadinessMode = "postgresql"
@@ -178,6 +310,92 @@ type CommitEventOutputBody struct {
 	//
 	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
 	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// CurrentMetric defines model for CurrentMetric.
+type CurrentMetric struct {
+	// Name Metric name.
+	//
+	// Example: ct.ipmi.temperature
+	Name string `json:"name"`
+
+	// ReportedAt When the report was received (RFC 3339, UTC).
+	ReportedAt time.Time `json:"reportedAt"`
+
+	// Slope Declared slope.
+	//
+	// Example: both
+	Slope CurrentMetricSlope `json:"slope"`
+
+	// Ttl Seconds after reportedAt at which the metric goes stale.
+	//
+	// Example: 180
+	Ttl int32 `json:"ttl"`
+
+	// Type Declared type.
+	//
+	// Example: int32
+	Type CurrentMetricType `json:"type"`
+
+	// Units Units.
+	//
+	// Example: degrees C
+	Units string `json:"units"`
+
+	// Value The value, in its JSON type (string or number).
+	//
+	// Example: 42
+	Value CurrentMetric_Value `json:"value"`
+}
+
+// CurrentMetricSlope Declared slope.
+//
+// Example: both
+type CurrentMetricSlope string
+
+// CurrentMetricType Declared type.
+//
+// Example: int32
+type CurrentMetricType string
+
+// CurrentMetricValue0 defines model for CurrentMetric.Value.0.
+type CurrentMetricValue0 = string
+
+// CurrentMetricValue1 defines model for CurrentMetric.Value.1.
+type CurrentMetricValue1 = float32
+
+// CurrentMetric_Value The value, in its JSON type (string or number).
+//
+// Example: 42
+type CurrentMetric_Value struct {
+	union json.RawMessage
+}
+
+// Device defines model for Device.
+type Device struct {
+	// CreatedAt When the device was registered (RFC 3339, UTC).
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Id Device id, as used in /mrd/{device_id}/metrics.
+	//
+	// Example: node01
+	Id string `json:"id"`
+
+	// Name Human-readable name.
+	//
+	// Example: Compute node 1
+	Name string `json:"name"`
+
+	// UpdatedAt When the device was last renamed (RFC 3339, UTC).
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// DeviceUpdate defines model for DeviceUpdate.
+type DeviceUpdate struct {
+	// Name New name.
+	//
+	// Example: Compute node 1
+	Name string `json:"name"`
 }
 
 // EventCommitBody defines model for EventCommitBody.
@@ -514,6 +732,180 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// HistoryPoint defines model for HistoryPoint.
+type HistoryPoint struct {
+	// Avg Average over the bucket (with bucket only).
+	//
+	// Example: 41.5
+	Avg *float64 `json:"avg,omitempty"`
+
+	// Count Points in the bucket (with bucket only).
+	//
+	// Example: 10
+	Count *int64 `json:"count,omitempty"`
+
+	// Max Largest value in the bucket (with bucket only).
+	//
+	// Example: 44
+	Max *float64 `json:"max,omitempty"`
+
+	// Min Smallest value in the bucket (with bucket only).
+	//
+	// Example: 39
+	Min *float64 `json:"min,omitempty"`
+
+	// Time When the value was reported, or the start of the bucket (RFC 3339, UTC).
+	Time time.Time `json:"time"`
+
+	// Value The value (raw points only).
+	//
+	// Example: 42
+	Value *float64 `json:"value,omitempty"`
+}
+
+// MetricReport defines model for MetricReport.
+type MetricReport struct {
+	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank.
+	//
+	// Example: ct.ipmi.temperature
+	Name string `json:"name"`
+
+	// Slope How the value changes: zero (never), positive (only increases), negative (only decreases), both, derivative.
+	//
+	// Example: both
+	Slope MetricReportSlope `json:"slope"`
+
+	// Ttl Seconds until the metric is stale and leaves the current views.
+	//
+	// Example: 180
+	Ttl int64 `json:"ttl"`
+
+	// Type Type of the value.
+	//
+	// Example: int32
+	Type MetricReportType `json:"type"`
+
+	// Units Units of the value; may not contain < > ' " &.
+	//
+	// Example: degrees C
+	Units string `json:"units"`
+
+	// Value The value: a JSON string when type is string (empty allowed), otherwise a JSON number: integral and within range for the integer types (int8 -128..127, uint8 0..255, int16, uint16, int32, uint32), any finite number for float and double. Booleans and null are refused.
+	//
+	// Example: 42
+	Value                MetricReport_Value     `json:"value"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// MetricReportSlope How the value changes: zero (never), positive (only increases), negative (only decreases), both, derivative.
+//
+// Example: both
+type MetricReportSlope string
+
+// MetricReportType Type of the value.
+//
+// Example: int32
+type MetricReportType string
+
+// MetricReportValue0 defines model for MetricReport.Value.0.
+type MetricReportValue0 = string
+
+// MetricReportValue1 defines model for MetricReport.Value.1.
+type MetricReportValue1 = float32
+
+// MetricReport_Value The value: a JSON string when type is string (empty allowed), otherwise a JSON number: integral and within range for the integer types (int8 -128..127, uint8 0..255, int16, uint16, int32, uint32), any finite number for float and double. Booleans and null are refused.
+//
+// Example: 42
+type MetricReport_Value struct {
+	union json.RawMessage
+}
+
+// MetricSummary defines model for MetricSummary.
+type MetricSummary struct {
+	// Devices Devices whose latest report of this metric is not stale.
+	//
+	// Example: 12
+	Devices int64 `json:"devices"`
+
+	// Max Largest current value; null when the values are strings.
+	//
+	// Example: 58
+	Max *float64 `json:"max"`
+
+	// Min Smallest current value; null when the values are strings.
+	//
+	// Example: 31
+	Min *float64 `json:"min"`
+
+	// Name Metric name.
+	//
+	// Example: ct.ipmi.temperature
+	Name string `json:"name"`
+}
+
+// MrdStatus defines model for MrdStatus.
+type MrdStatus struct {
+	// Status Always 200.
+	//
+	// Example: 200
+	Status int64 `json:"status"`
+}
+
+// NewDevice defines model for NewDevice.
+type NewDevice struct {
+	// Id Device id: 1 to 64 of A-Z a-z 0-9 . _ -.
+	//
+	// Example: node01
+	Id string `json:"id"`
+
+	// Name Human-readable name.
+	//
+	// Example: Compute node 1
+	Name string `json:"name"`
+}
+
+// PageCurrentMetric defines model for PageCurrentMetric.
+type PageCurrentMetric struct {
+	// Items This page's items; empty past the last page.
+	Items *[]CurrentMetric `json:"items"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
+}
+
+// PageDevice defines model for PageDevice.
+type PageDevice struct {
+	// Items This page's items; empty past the last page.
+	Items *[]Device `json:"items"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
+}
+
 // PageEventRun defines model for PageEventRun.
 type PageEventRun struct {
 	// Items This page's items; empty past the last page.
@@ -539,6 +931,48 @@ type PageEventRun struct {
 type PageFlow struct {
 	// Items This page's items; empty past the last page.
 	Items *[]Flow `json:"items"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
+}
+
+// PageHistoryPoint defines model for PageHistoryPoint.
+type PageHistoryPoint struct {
+	// Items This page's items; empty past the last page.
+	Items *[]HistoryPoint `json:"items"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
+}
+
+// PageMetricSummary defines model for PageMetricSummary.
+type PageMetricSummary struct {
+	// Items This page's items; empty past the last page.
+	Items *[]MetricSummary `json:"items"`
 
 	// Page This page's number.
 	//
@@ -678,6 +1112,27 @@ type RunEvent struct {
 	Time time.Time `json:"time"`
 }
 
+// TokenRequest defines model for TokenRequest.
+type TokenRequest struct {
+	// ExpiresIn Lifetime of the token in seconds (default 86400, at most 366 days).
+	//
+	// Example: 86400
+	ExpiresIn *int64 `json:"expires_in,omitempty"`
+}
+
+// TokenResponse defines model for TokenResponse.
+type TokenResponse struct {
+	// Status Always 200.
+	//
+	// Example: 200
+	Status int64 `json:"status"`
+
+	// Token An HS256 JWT to send as Authorization: Bearer <token>.
+	//
+	// Example: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE2NzQwNjUzNzB9.mwoJLkw0eKZhRgyX2BX6RwzE1XDzb1b3VDWh-dW2AXk
+	Token string `json:"token"`
+}
+
 // ListStatesParams defines parameters for ListStates.
 type ListStatesParams struct {
 	// State Only runs in this state.
@@ -723,6 +1178,51 @@ type ListFlowsParams struct {
 // PostFlowsJSONBody defines parameters for PostFlows.
 type PostFlowsJSONBody = []Flow
 
+// ListDevicesParams defines parameters for ListDevices.
+type ListDevicesParams struct {
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// ListCurrentDeviceMetricsParams defines parameters for ListCurrentDeviceMetrics.
+type ListCurrentDeviceMetricsParams struct {
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// GetDeviceMetricHistoryParams defines parameters for GetDeviceMetricHistory.
+type GetDeviceMetricHistoryParams struct {
+	// From Start of the window, inclusive (RFC 3339). Default: 24 hours before to.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To End of the window, exclusive (RFC 3339). Default: now.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Bucket Aggregate per bucket of this width (a duration such as 30s, 5m, 1h; at least 1s), aligned to the Unix epoch. Without it: raw points.
+	Bucket *string `form:"bucket,omitempty" json:"bucket,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// ListCurrentMetricNamesParams defines parameters for ListCurrentMetricNames.
+type ListCurrentMetricNamesParams struct {
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
 // CommitEventJSONRequestBody defines body for CommitEvent for application/json ContentType.
 type CommitEventJSONRequestBody = EventCommitBody
 
@@ -731,6 +1231,18 @@ type RegisterEventJSONRequestBody = EventRegisterBody
 
 // PostFlowsJSONRequestBody defines body for PostFlows for application/json ContentType.
 type PostFlowsJSONRequestBody = PostFlowsJSONBody
+
+// CreateDeviceJSONRequestBody defines body for CreateDevice for application/json ContentType.
+type CreateDeviceJSONRequestBody = NewDevice
+
+// UpdateDeviceJSONRequestBody defines body for UpdateDevice for application/json ContentType.
+type UpdateDeviceJSONRequestBody = DeviceUpdate
+
+// CreateMrdTokenJSONRequestBody defines body for CreateMrdToken for application/json ContentType.
+type CreateMrdTokenJSONRequestBody = TokenRequest
+
+// PutDeviceMetricJSONRequestBody defines body for PutDeviceMetric for application/json ContentType.
+type PutDeviceMetricJSONRequestBody = MetricReport
 
 // Getter for additional properties for EventCommitBody. Returns the specified
 // element and whether it was found
@@ -1494,6 +2006,261 @@ func (a EventTags) MarshalJSON() ([]byte, error) {
 	return json.Marshal(object)
 }
 
+// Getter for additional properties for MetricReport. Returns the specified
+// element and whether it was found
+func (a MetricReport) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for MetricReport
+func (a *MetricReport) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for MetricReport to handle AdditionalProperties
+func (a *MetricReport) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["name"]; found {
+		err = json.Unmarshal(raw, &a.Name)
+		if err != nil {
+			return fmt.Errorf("error reading 'name': %w", err)
+		}
+		delete(object, "name")
+	}
+
+	if raw, found := object["slope"]; found {
+		err = json.Unmarshal(raw, &a.Slope)
+		if err != nil {
+			return fmt.Errorf("error reading 'slope': %w", err)
+		}
+		delete(object, "slope")
+	}
+
+	if raw, found := object["ttl"]; found {
+		err = json.Unmarshal(raw, &a.Ttl)
+		if err != nil {
+			return fmt.Errorf("error reading 'ttl': %w", err)
+		}
+		delete(object, "ttl")
+	}
+
+	if raw, found := object["type"]; found {
+		err = json.Unmarshal(raw, &a.Type)
+		if err != nil {
+			return fmt.Errorf("error reading 'type': %w", err)
+		}
+		delete(object, "type")
+	}
+
+	if raw, found := object["units"]; found {
+		err = json.Unmarshal(raw, &a.Units)
+		if err != nil {
+			return fmt.Errorf("error reading 'units': %w", err)
+		}
+		delete(object, "units")
+	}
+
+	if raw, found := object["value"]; found {
+		err = json.Unmarshal(raw, &a.Value)
+		if err != nil {
+			return fmt.Errorf("error reading 'value': %w", err)
+		}
+		delete(object, "value")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for MetricReport to handle AdditionalProperties
+func (a MetricReport) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	object["name"], err = json.Marshal(a.Name)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'name': %w", err)
+	}
+
+	object["slope"], err = json.Marshal(a.Slope)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'slope': %w", err)
+	}
+
+	object["ttl"], err = json.Marshal(a.Ttl)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'ttl': %w", err)
+	}
+
+	object["type"], err = json.Marshal(a.Type)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'type': %w", err)
+	}
+
+	object["units"], err = json.Marshal(a.Units)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'units': %w", err)
+	}
+
+	object["value"], err = json.Marshal(a.Value)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'value': %w", err)
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// AsCurrentMetricValue0 returns the union data inside the CurrentMetric_Value as a CurrentMetricValue0
+func (t CurrentMetric_Value) AsCurrentMetricValue0() (CurrentMetricValue0, error) {
+	var body CurrentMetricValue0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCurrentMetricValue0 overwrites any union data inside the CurrentMetric_Value as the provided CurrentMetricValue0
+func (t *CurrentMetric_Value) FromCurrentMetricValue0(v CurrentMetricValue0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCurrentMetricValue0 performs a merge with any union data inside the CurrentMetric_Value, using the provided CurrentMetricValue0
+func (t *CurrentMetric_Value) MergeCurrentMetricValue0(v CurrentMetricValue0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsCurrentMetricValue1 returns the union data inside the CurrentMetric_Value as a CurrentMetricValue1
+func (t CurrentMetric_Value) AsCurrentMetricValue1() (CurrentMetricValue1, error) {
+	var body CurrentMetricValue1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCurrentMetricValue1 overwrites any union data inside the CurrentMetric_Value as the provided CurrentMetricValue1
+func (t *CurrentMetric_Value) FromCurrentMetricValue1(v CurrentMetricValue1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCurrentMetricValue1 performs a merge with any union data inside the CurrentMetric_Value, using the provided CurrentMetricValue1
+func (t *CurrentMetric_Value) MergeCurrentMetricValue1(v CurrentMetricValue1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t CurrentMetric_Value) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *CurrentMetric_Value) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsMetricReportValue0 returns the union data inside the MetricReport_Value as a MetricReportValue0
+func (t MetricReport_Value) AsMetricReportValue0() (MetricReportValue0, error) {
+	var body MetricReportValue0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMetricReportValue0 overwrites any union data inside the MetricReport_Value as the provided MetricReportValue0
+func (t *MetricReport_Value) FromMetricReportValue0(v MetricReportValue0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeMetricReportValue0 performs a merge with any union data inside the MetricReport_Value, using the provided MetricReportValue0
+func (t *MetricReport_Value) MergeMetricReportValue0(v MetricReportValue0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMetricReportValue1 returns the union data inside the MetricReport_Value as a MetricReportValue1
+func (t MetricReport_Value) AsMetricReportValue1() (MetricReportValue1, error) {
+	var body MetricReportValue1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMetricReportValue1 overwrites any union data inside the MetricReport_Value as the provided MetricReportValue1
+func (t *MetricReport_Value) FromMetricReportValue1(v MetricReportValue1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeMetricReportValue1 performs a merge with any union data inside the MetricReport_Value, using the provided MetricReportValue1
+func (t *MetricReport_Value) MergeMetricReportValue1(v MetricReportValue1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t MetricReport_Value) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *MetricReport_Value) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -1659,6 +2426,121 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDevices List devices
+	//
+	// Registered devices ordered by id.
+	//
+	// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
+	ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateDeviceWithBody Register a device
+	//
+	// Registers a device so that it may report metrics. 409 when the id is taken.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+	CreateDeviceWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateDevice Register a device
+	//
+	// Registers a device so that it may report metrics. 409 when the id is taken.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+	CreateDevice(ctx context.Context, body CreateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteDevice Delete a device and its metrics
+	//
+	// Deletes the device and every metric it reported (current and history), in one transaction. Reports in flight for it either commit before the delete (and are deleted with it) or answer 404 after it.
+	//
+	// Corresponds with DELETE /mrd/devices/{id} (the `DeleteDevice` operationId).
+	DeleteDevice(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDevice Get a device
+	//
+	// Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
+	GetDevice(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateDeviceWithBody Rename a device
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+	UpdateDeviceWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateDevice Rename a device
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+	UpdateDevice(ctx context.Context, id string, body UpdateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListCurrentDeviceMetrics A device's current metrics
+	//
+	// The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
+	//
+	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
+	ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDeviceMetricHistory History of a numeric metric
+	//
+	// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+	//
+	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
+	GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListCurrentMetricNames Metrics reported now, across devices
+	//
+	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+	//
+	// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
+	ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMrdStatus Daemon status (no token needed)
+	//
+	// Answers `{"status": 200}` while the service runs, as the Concertim daemon's /status did.
+	//
+	// Corresponds with GET /mrd/status (the `GetMrdStatus` operationId).
+	GetMrdStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateMrdTokenWithBody Get a token (development only)
+	//
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+	CreateMrdTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateMrdToken Get a token (development only)
+	//
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+	CreateMrdToken(ctx context.Context, body CreateMrdTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutDeviceMetricWithBody Report a metric of a device
+	//
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+	PutDeviceMetricWithBody(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutDeviceMetric Report a metric of a device
+	//
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+	PutDeviceMetric(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReady Readiness: the database answers and the schema is current
 	//
@@ -1868,6 +2750,271 @@ func (c *Client) PostFlows(ctx context.Context, body PostFlowsJSONRequestBody, r
 // Corresponds with GET /healthz (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetHealthRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDevices List devices
+//
+// Registered devices ordered by id.
+//
+// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
+func (c *Client) ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDevicesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateDeviceWithBody Register a device
+//
+// Registers a device so that it may report metrics. 409 when the id is taken.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+func (c *Client) CreateDeviceWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateDeviceRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateDevice Register a device
+//
+// Registers a device so that it may report metrics. 409 when the id is taken.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+func (c *Client) CreateDevice(ctx context.Context, body CreateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateDeviceRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteDevice Delete a device and its metrics
+//
+// Deletes the device and every metric it reported (current and history), in one transaction. Reports in flight for it either commit before the delete (and are deleted with it) or answer 404 after it.
+//
+// Corresponds with DELETE /mrd/devices/{id} (the `DeleteDevice` operationId).
+func (c *Client) DeleteDevice(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteDeviceRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDevice Get a device
+//
+// Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
+func (c *Client) GetDevice(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDeviceRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateDeviceWithBody Rename a device
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+func (c *Client) UpdateDeviceWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateDeviceRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateDevice Rename a device
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+func (c *Client) UpdateDevice(ctx context.Context, id string, body UpdateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateDeviceRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCurrentDeviceMetrics A device's current metrics
+//
+// The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
+//
+// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
+func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCurrentDeviceMetricsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDeviceMetricHistory History of a numeric metric
+//
+// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+//
+// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
+func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDeviceMetricHistoryRequest(c.Server, id, name, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCurrentMetricNames Metrics reported now, across devices
+//
+// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+//
+// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
+func (c *Client) ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCurrentMetricNamesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMrdStatus Daemon status (no token needed)
+//
+// Answers `{"status": 200}` while the service runs, as the Concertim daemon's /status did.
+//
+// Corresponds with GET /mrd/status (the `GetMrdStatus` operationId).
+func (c *Client) GetMrdStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMrdStatusRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateMrdTokenWithBody Get a token (development only)
+//
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+func (c *Client) CreateMrdTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateMrdTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateMrdToken Get a token (development only)
+//
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+func (c *Client) CreateMrdToken(ctx context.Context, body CreateMrdTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateMrdTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutDeviceMetricWithBody Report a metric of a device
+//
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutDeviceMetricRequestWithBody(c.Server, deviceId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutDeviceMetric Report a metric of a device
+//
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+func (c *Client) PutDeviceMetric(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutDeviceMetricRequest(c.Server, deviceId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2328,6 +3475,596 @@ func NewGetHealthRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListDevicesRequest constructs an http.Request for the ListDevices method
+func NewListDevicesRequest(server string, params *ListDevicesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateDeviceRequest calls the generic CreateDevice builder with application/json body
+func NewCreateDeviceRequest(server string, body CreateDeviceJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateDeviceRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateDeviceRequestWithBody constructs an http.Request for the CreateDevice method, with any body, and a specified content type
+func NewCreateDeviceRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteDeviceRequest constructs an http.Request for the DeleteDevice method
+func NewDeleteDeviceRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDeviceRequest constructs an http.Request for the GetDevice method
+func NewGetDeviceRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateDeviceRequest calls the generic UpdateDevice builder with application/json body
+func NewUpdateDeviceRequest(server string, id string, body UpdateDeviceJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateDeviceRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateDeviceRequestWithBody constructs an http.Request for the UpdateDevice method, with any body, and a specified content type
+func NewUpdateDeviceRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListCurrentDeviceMetricsRequest constructs an http.Request for the ListCurrentDeviceMetrics method
+func NewListCurrentDeviceMetricsRequest(server string, id string, params *ListCurrentDeviceMetricsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDeviceMetricHistoryRequest constructs an http.Request for the GetDeviceMetricHistory method
+func NewGetDeviceMetricHistoryRequest(server string, id string, name string, params *GetDeviceMetricHistoryParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/devices/%s/metrics/%s/history", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListCurrentMetricNamesRequest constructs an http.Request for the ListCurrentMetricNames method
+func NewListCurrentMetricNamesRequest(server string, params *ListCurrentMetricNamesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/metrics/current")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMrdStatusRequest constructs an http.Request for the GetMrdStatus method
+func NewGetMrdStatusRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateMrdTokenRequest calls the generic CreateMrdToken builder with application/json body
+func NewCreateMrdTokenRequest(server string, body CreateMrdTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateMrdTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateMrdTokenRequestWithBody constructs an http.Request for the CreateMrdToken method, with any body, and a specified content type
+func NewCreateMrdTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/token")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPutDeviceMetricRequest calls the generic PutDeviceMetric builder with application/json body
+func NewPutDeviceMetricRequest(server string, deviceId string, body PutDeviceMetricJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutDeviceMetricRequestWithBody(server, deviceId, "application/json", bodyReader)
+}
+
+// NewPutDeviceMetricRequestWithBody constructs an http.Request for the PutDeviceMetric method, with any body, and a specified content type
+func NewPutDeviceMetricRequestWithBody(server string, deviceId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "device_id", deviceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/mrd/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetReadyRequest constructs an http.Request for the GetReady method
 func NewGetReadyRequest(server string) (*http.Request, error) {
 	var err error
@@ -2502,6 +4239,135 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
+
+	// ListDevicesWithResponse List devices
+	//
+	// Registered devices ordered by id.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
+	ListDevicesWithResponse(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*ListDevicesResponse, error)
+
+	// CreateDeviceWithBodyWithResponse Register a device
+	//
+	// Registers a device so that it may report metrics. 409 when the id is taken.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+	CreateDeviceWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateDeviceResponse, error)
+
+	// CreateDeviceWithResponse Register a device
+	//
+	// Registers a device so that it may report metrics. 409 when the id is taken.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+	CreateDeviceWithResponse(ctx context.Context, body CreateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateDeviceResponse, error)
+
+	// DeleteDeviceWithResponse Delete a device and its metrics
+	//
+	// Deletes the device and every metric it reported (current and history), in one transaction. Reports in flight for it either commit before the delete (and are deleted with it) or answer 404 after it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /mrd/devices/{id} (the `DeleteDevice` operationId).
+	DeleteDeviceWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteDeviceResponse, error)
+
+	// GetDeviceWithResponse Get a device
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
+	GetDeviceWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetDeviceResponse, error)
+
+	// UpdateDeviceWithBodyWithResponse Rename a device
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+	UpdateDeviceWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateDeviceResponse, error)
+
+	// UpdateDeviceWithResponse Rename a device
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+	UpdateDeviceWithResponse(ctx context.Context, id string, body UpdateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateDeviceResponse, error)
+
+	// ListCurrentDeviceMetricsWithResponse A device's current metrics
+	//
+	// The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
+	ListCurrentDeviceMetricsWithResponse(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*ListCurrentDeviceMetricsResponse, error)
+
+	// GetDeviceMetricHistoryWithResponse History of a numeric metric
+	//
+	// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
+	GetDeviceMetricHistoryWithResponse(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*GetDeviceMetricHistoryResponse, error)
+
+	// ListCurrentMetricNamesWithResponse Metrics reported now, across devices
+	//
+	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
+	ListCurrentMetricNamesWithResponse(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*ListCurrentMetricNamesResponse, error)
+
+	// GetMrdStatusWithResponse Daemon status (no token needed)
+	//
+	// Answers `{"status": 200}` while the service runs, as the Concertim daemon's /status did.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /mrd/status (the `GetMrdStatus` operationId).
+	GetMrdStatusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMrdStatusResponse, error)
+
+	// CreateMrdTokenWithBodyWithResponse Get a token (development only)
+	//
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+	CreateMrdTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateMrdTokenResponse, error)
+
+	// CreateMrdTokenWithResponse Get a token (development only)
+	//
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+	CreateMrdTokenWithResponse(ctx context.Context, body CreateMrdTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateMrdTokenResponse, error)
+
+	// PutDeviceMetricWithBodyWithResponse Report a metric of a device
+	//
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+	PutDeviceMetricWithBodyWithResponse(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
+
+	// PutDeviceMetricWithResponse Report a metric of a device
+	//
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+	PutDeviceMetricWithResponse(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
 
 	// GetReadyWithResponse Readiness: the database answers and the schema is current
 	//
@@ -3209,6 +5075,898 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// ListDevicesResponse200Headers the declared response headers of an HTTP 200 response for ListDevices
+type ListDevicesResponse200Headers struct {
+	Link *string
+}
+
+type ListDevicesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PageDevice
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListDevicesResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDevicesResponse) GetJSON200() *PageDevice {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListDevicesResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListDevicesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListDevicesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListDevicesResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDevicesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDevicesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDevicesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDevicesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateDeviceResponse201Headers the declared response headers of an HTTP 201 response for CreateDevice
+type CreateDeviceResponse201Headers struct {
+	Location *string
+}
+
+type CreateDeviceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Device
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateDeviceResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateDeviceResponse) GetJSON201() *Device {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateDeviceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateDeviceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateDeviceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteDeviceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteDeviceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteDeviceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteDeviceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetDeviceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Device
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDeviceResponse) GetJSON200() *Device {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDeviceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDeviceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDeviceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateDeviceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Device
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateDeviceResponse) GetJSON200() *Device {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateDeviceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateDeviceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateDeviceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCurrentDeviceMetricsResponse200Headers the declared response headers of an HTTP 200 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse200Headers struct {
+	Link *string
+}
+
+type ListCurrentDeviceMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PageCurrentMetric
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCurrentDeviceMetricsResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCurrentDeviceMetricsResponse) GetJSON200() *PageCurrentMetric {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCurrentDeviceMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCurrentDeviceMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCurrentDeviceMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCurrentDeviceMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetDeviceMetricHistoryResponse200Headers the declared response headers of an HTTP 200 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse200Headers struct {
+	Link *string
+}
+
+type GetDeviceMetricHistoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PageHistoryPoint
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDeviceMetricHistoryResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDeviceMetricHistoryResponse) GetJSON200() *PageHistoryPoint {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDeviceMetricHistoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDeviceMetricHistoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDeviceMetricHistoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDeviceMetricHistoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCurrentMetricNamesResponse200Headers the declared response headers of an HTTP 200 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse200Headers struct {
+	Link *string
+}
+
+type ListCurrentMetricNamesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PageMetricSummary
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCurrentMetricNamesResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCurrentMetricNamesResponse) GetJSON200() *PageMetricSummary {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCurrentMetricNamesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCurrentMetricNamesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCurrentMetricNamesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCurrentMetricNamesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMrdStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MrdStatus
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMrdStatusResponse) GetJSON200() *MrdStatus {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMrdStatusResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMrdStatusResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMrdStatusResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMrdStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMrdStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMrdStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMrdStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateMrdTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateMrdTokenResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateMrdTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateMrdTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateMrdTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateMrdTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutDeviceMetricResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MrdStatus
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutDeviceMetricResponse) GetJSON200() *MrdStatus {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutDeviceMetricResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutDeviceMetricResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutDeviceMetricResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutDeviceMetricResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetReadyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3445,6 +6203,225 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseGetHealthResponse(rsp)
+}
+
+// ListDevicesWithResponse List devices
+//
+// Registered devices ordered by id.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
+func (c *ClientWithResponses) ListDevicesWithResponse(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*ListDevicesResponse, error) {
+	rsp, err := c.ListDevices(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDevicesResponse(rsp)
+}
+
+// CreateDeviceWithBodyWithResponse Register a device
+//
+// Registers a device so that it may report metrics. 409 when the id is taken.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+func (c *ClientWithResponses) CreateDeviceWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateDeviceResponse, error) {
+	rsp, err := c.CreateDeviceWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateDeviceResponse(rsp)
+}
+
+// CreateDeviceWithResponse Register a device
+//
+// Registers a device so that it may report metrics. 409 when the id is taken.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /mrd/devices (the `CreateDevice` operationId).
+func (c *ClientWithResponses) CreateDeviceWithResponse(ctx context.Context, body CreateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateDeviceResponse, error) {
+	rsp, err := c.CreateDevice(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateDeviceResponse(rsp)
+}
+
+// DeleteDeviceWithResponse Delete a device and its metrics
+//
+// Deletes the device and every metric it reported (current and history), in one transaction. Reports in flight for it either commit before the delete (and are deleted with it) or answer 404 after it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /mrd/devices/{id} (the `DeleteDevice` operationId).
+func (c *ClientWithResponses) DeleteDeviceWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteDeviceResponse, error) {
+	rsp, err := c.DeleteDevice(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteDeviceResponse(rsp)
+}
+
+// GetDeviceWithResponse Get a device
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
+func (c *ClientWithResponses) GetDeviceWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetDeviceResponse, error) {
+	rsp, err := c.GetDevice(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDeviceResponse(rsp)
+}
+
+// UpdateDeviceWithBodyWithResponse Rename a device
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+func (c *ClientWithResponses) UpdateDeviceWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateDeviceResponse, error) {
+	rsp, err := c.UpdateDeviceWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateDeviceResponse(rsp)
+}
+
+// UpdateDeviceWithResponse Rename a device
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /mrd/devices/{id} (the `UpdateDevice` operationId).
+func (c *ClientWithResponses) UpdateDeviceWithResponse(ctx context.Context, id string, body UpdateDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateDeviceResponse, error) {
+	rsp, err := c.UpdateDevice(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateDeviceResponse(rsp)
+}
+
+// ListCurrentDeviceMetricsWithResponse A device's current metrics
+//
+// The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
+func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*ListCurrentDeviceMetricsResponse, error) {
+	rsp, err := c.ListCurrentDeviceMetrics(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCurrentDeviceMetricsResponse(rsp)
+}
+
+// GetDeviceMetricHistoryWithResponse History of a numeric metric
+//
+// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
+func (c *ClientWithResponses) GetDeviceMetricHistoryWithResponse(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*GetDeviceMetricHistoryResponse, error) {
+	rsp, err := c.GetDeviceMetricHistory(ctx, id, name, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDeviceMetricHistoryResponse(rsp)
+}
+
+// ListCurrentMetricNamesWithResponse Metrics reported now, across devices
+//
+// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
+func (c *ClientWithResponses) ListCurrentMetricNamesWithResponse(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*ListCurrentMetricNamesResponse, error) {
+	rsp, err := c.ListCurrentMetricNames(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCurrentMetricNamesResponse(rsp)
+}
+
+// GetMrdStatusWithResponse Daemon status (no token needed)
+//
+// Answers `{"status": 200}` while the service runs, as the Concertim daemon's /status did.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /mrd/status (the `GetMrdStatus` operationId).
+func (c *ClientWithResponses) GetMrdStatusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMrdStatusResponse, error) {
+	rsp, err := c.GetMrdStatus(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMrdStatusResponse(rsp)
+}
+
+// CreateMrdTokenWithBodyWithResponse Get a token (development only)
+//
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+func (c *ClientWithResponses) CreateMrdTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateMrdTokenResponse, error) {
+	rsp, err := c.CreateMrdTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateMrdTokenResponse(rsp)
+}
+
+// CreateMrdTokenWithResponse Get a token (development only)
+//
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /mrd/token (the `CreateMrdToken` operationId).
+func (c *ClientWithResponses) CreateMrdTokenWithResponse(ctx context.Context, body CreateMrdTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateMrdTokenResponse, error) {
+	rsp, err := c.CreateMrdToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateMrdTokenResponse(rsp)
+}
+
+// PutDeviceMetricWithBodyWithResponse Report a metric of a device
+//
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error) {
+	rsp, err := c.PutDeviceMetricWithBody(ctx, deviceId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutDeviceMetricResponse(rsp)
+}
+
+// PutDeviceMetricWithResponse Report a metric of a device
+//
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
+func (c *ClientWithResponses) PutDeviceMetricWithResponse(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error) {
+	rsp, err := c.PutDeviceMetric(ctx, deviceId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutDeviceMetricResponse(rsp)
 }
 
 // GetReadyWithResponse Readiness: the database answers and the schema is current
@@ -4029,6 +7006,766 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListDevicesResponse parses an HTTP response from a ListDevicesWithResponse call
+func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDevicesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PageDevice
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListDevicesResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateDeviceResponse parses an HTTP response from a CreateDeviceWithResponse call
+func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateDeviceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Device
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateDeviceResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteDeviceResponse parses an HTTP response from a DeleteDeviceWithResponse call
+func ParseDeleteDeviceResponse(rsp *http.Response) (*DeleteDeviceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteDeviceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetDeviceResponse parses an HTTP response from a GetDeviceWithResponse call
+func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDeviceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Device
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateDeviceResponse parses an HTTP response from a UpdateDeviceWithResponse call
+func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateDeviceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Device
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListCurrentDeviceMetricsResponse parses an HTTP response from a ListCurrentDeviceMetricsWithResponse call
+func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDeviceMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCurrentDeviceMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PageCurrentMetric
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCurrentDeviceMetricsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetDeviceMetricHistoryResponse parses an HTTP response from a GetDeviceMetricHistoryWithResponse call
+func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHistoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDeviceMetricHistoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PageHistoryPoint
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDeviceMetricHistoryResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCurrentMetricNamesResponse parses an HTTP response from a ListCurrentMetricNamesWithResponse call
+func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetricNamesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCurrentMetricNamesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PageMetricSummary
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCurrentMetricNamesResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMrdStatusResponse parses an HTTP response from a GetMrdStatusWithResponse call
+func ParseGetMrdStatusResponse(rsp *http.Response) (*GetMrdStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMrdStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MrdStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateMrdTokenResponse parses an HTTP response from a CreateMrdTokenWithResponse call
+func ParseCreateMrdTokenResponse(rsp *http.Response) (*CreateMrdTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateMrdTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutDeviceMetricResponse parses an HTTP response from a PutDeviceMetricWithResponse call
+func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutDeviceMetricResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MrdStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	}
 

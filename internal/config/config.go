@@ -4,9 +4,11 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,14 @@ type Config struct {
 	MaxBodyBytes    int64
 	FlowsMaxBatch   int
 	ShutdownTimeout time.Duration
+
+	// Device metrics (/mrd): the HS256 secret for JWTs (from JWT_SECRET or
+	// the file named by JWT_SECRET_FILE), whether POST /mrd/token issues
+	// tokens, and how reports are coalesced into commits.
+	JWTSecret            []byte
+	EnableTokenEndpoint  bool
+	DeviceMetricsWriters int
+	DeviceMetricsBatch   int
 }
 
 // Var documents one environment variable.
@@ -36,6 +46,11 @@ var Vars = []Var{
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)"},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing"},
 	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches"},
+	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd). Required by serve unless JWT_SECRET_FILE is set."},
+	{"JWT_SECRET_FILE", "", "file holding the JWT secret (surrounding whitespace is ignored); alternative to JWT_SECRET"},
+	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404"},
+	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)"},
+	{"DEVICE_METRICS_MAX_BATCH", "1000", "most device metric reports written in one commit"},
 }
 
 // DefaultMemoryLimit is the soft memory limit serve sets when GOMEMLIMIT is unset.
@@ -72,7 +87,38 @@ func Load(getenv func(string) string) (Config, error) {
 	if cfg.ShutdownTimeout, err = time.ParseDuration(get("SHUTDOWN_TIMEOUT")); err != nil || cfg.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT must be a positive duration such as 30s, got %q", get("SHUTDOWN_TIMEOUT")))
 	}
+	secret, secretFile := getenv("JWT_SECRET"), strings.TrimSpace(getenv("JWT_SECRET_FILE"))
+	switch {
+	case secret != "" && secretFile != "":
+		errs = append(errs, errors.New("set JWT_SECRET or JWT_SECRET_FILE, not both"))
+	case secretFile != "":
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("JWT_SECRET_FILE: %w", err))
+		} else if cfg.JWTSecret = bytes.TrimSpace(b); len(cfg.JWTSecret) == 0 {
+			errs = append(errs, fmt.Errorf("JWT_SECRET_FILE: %s is empty", secretFile))
+		}
+	case secret != "":
+		cfg.JWTSecret = []byte(secret)
+	}
+	if cfg.EnableTokenEndpoint, err = strconv.ParseBool(get("ENABLE_TOKEN_ENDPOINT")); err != nil {
+		errs = append(errs, fmt.Errorf("ENABLE_TOKEN_ENDPOINT must be true or false, got %q", get("ENABLE_TOKEN_ENDPOINT")))
+	}
+	if cfg.DeviceMetricsWriters, err = strconv.Atoi(get("DEVICE_METRICS_WRITERS")); err != nil || cfg.DeviceMetricsWriters < 1 {
+		errs = append(errs, fmt.Errorf("DEVICE_METRICS_WRITERS must be a positive integer, got %q", get("DEVICE_METRICS_WRITERS")))
+	}
+	if cfg.DeviceMetricsBatch, err = strconv.Atoi(get("DEVICE_METRICS_MAX_BATCH")); err != nil || cfg.DeviceMetricsBatch < 1 {
+		errs = append(errs, fmt.Errorf("DEVICE_METRICS_MAX_BATCH must be a positive integer, got %q", get("DEVICE_METRICS_MAX_BATCH")))
+	}
 	return cfg, errors.Join(errs...)
+}
+
+// RequireJWTSecret fails with a helpful message when no JWT secret is set.
+func (c Config) RequireJWTSecret() error {
+	if len(c.JWTSecret) == 0 {
+		return errors.New("no JWT secret: set JWT_SECRET or JWT_SECRET_FILE (make run creates a local one under ./.data)")
+	}
+	return nil
 }
 
 // RequireDatabase fails with a helpful message when DATABASE_URL is unset.

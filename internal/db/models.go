@@ -10,6 +10,62 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// Devices allowed to report metrics (PUT /mrd/{id}/metrics answers 404 "Host Not Found" for any other id). Deleting a device deletes its metrics (ON DELETE CASCADE).
+type Device struct {
+	// Device id as reporters use it in the URL: 1 to 64 of [A-Za-z0-9._-].
+	ID string
+	// Human-readable device name.
+	Name string
+	// When the device was registered.
+	CreatedAt time.Time
+	// When the device was last renamed.
+	UpdatedAt time.Time
+}
+
+// Every metric report ever accepted by PUT /mrd/{device_id}/metrics, one row per report (history; TimescaleDB hypertable on time when enabled).
+type DeviceMetric struct {
+	// When the report was received (server clock).
+	Time time.Time
+	// The reporting device (devices.id).
+	DeviceID string
+	// Metric name, e.g. ct.ipmi.temperature.
+	Name string
+	// Declared value type: string, int8, uint8, int16, uint16, int32, uint32, float or double.
+	Type string
+	// The value when type is numeric (exact for every integer type; float and double as IEEE 754 doubles); NULL for strings.
+	ValueNum *float64
+	// The value when type is string (may be empty); NULL for numbers.
+	ValueText *string
+	// Units as reported.
+	Units string
+	// How the value changes: zero, positive, negative, both or derivative.
+	Slope string
+	// Seconds after time at which the report becomes stale.
+	Ttl int32
+}
+
+// The latest report per (device, name), written in the same statement as device_metrics. Current views read it and leave out rows whose time + ttl has passed (stale).
+type DeviceMetricsLatest struct {
+	// The reporting device (devices.id).
+	DeviceID string
+	// Metric name.
+	Name string
+	// When the latest report was received.
+	Time time.Time
+	// Declared value type of the latest report.
+	Type string
+	// Latest numeric value; NULL for strings.
+	ValueNum *float64
+	// Latest string value; NULL for numbers.
+	ValueText *string
+	// Units of the latest report.
+	Units string
+	// Slope of the latest report.
+	Slope string
+	// Seconds after time at which the latest report becomes stale.
+	Ttl int32
+}
+
 // Load-test events, one row per register or commit request (the InfluxDB measurement of the original Metrics-Consumer). event_runs holds the state of each run; event_request_stats flattens requestStats.
 type Event struct {
 	// The event's time: the start of the run for register, its end for commit (the payload's startedAt, or the time of receipt).

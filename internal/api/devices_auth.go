@@ -1,0 +1,112 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/telemetry/telemetry/internal/auth"
+)
+
+// Security scheme names in the OpenAPI document.
+const (
+	securityBearer = "bearerAuth"
+	securityCookie = "jwtCookie"
+)
+
+// deviceSecurity is the security requirement of the operations that need a
+// token: the Bearer header or the jwt cookie.
+var deviceSecurity = []map[string][]string{{securityBearer: {}}, {securityCookie: {}}}
+
+// documentSecurity adds the two ways to send a token to the document, so
+// that Swagger UI's Authorize button can send one.
+func documentSecurity(api huma.API) {
+	c := api.OpenAPI().Components
+	if c.SecuritySchemes == nil {
+		c.SecuritySchemes = map[string]*huma.SecurityScheme{}
+	}
+	c.SecuritySchemes[securityBearer] = &huma.SecurityScheme{
+		Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+		Description: "A JWT signed with HS256 and the server's JWT_SECRET: `Authorization: Bearer <token>` " +
+			"(the scheme name is case-insensitive). Get one with `telemetry token` or, when enabled, POST /mrd/token.",
+	}
+	c.SecuritySchemes[securityCookie] = &huma.SecurityScheme{
+		Type: "apiKey", In: "cookie", Name: auth.CookieName,
+		Description: "The same JWT in a cookie named jwt, used when there is no Authorization header.",
+	}
+}
+
+// requireToken is the middleware of the operations that need a token: 401
+// with WWW-Authenticate: Bearer unless the request carries a valid one.
+func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		token, err := auth.Token(ctx.Header("Authorization"), cookiesIfNoHeader(ctx))
+		if err == nil {
+			err = a.Verify(token)
+		}
+		if err == nil {
+			next(ctx)
+			return
+		}
+		// RFC 6750: no error code when the request had no credentials.
+		challenge := `Bearer`
+		if !errors.Is(err, auth.ErrNoToken) {
+			challenge = `Bearer error="invalid_token"`
+		}
+		ctx.SetHeader("WWW-Authenticate", challenge)
+		_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, err.Error(), &ProblemItem{
+			Title: "Unauthorized", Detail: err.Error(), Source: "Authorization", Location: "header.Authorization",
+		})
+	}
+}
+
+func cookiesIfNoHeader(ctx huma.Context) []*http.Cookie {
+	if ctx.Header("Authorization") != "" || ctx.Header("Cookie") == "" {
+		return nil
+	}
+	return huma.ReadCookies(ctx)
+}
+
+// TokenRequest asks for a token; the body is optional.
+type TokenRequest struct {
+	ExpiresIn int64 `json:"expires_in,omitempty" minimum:"1" maximum:"31622400" example:"86400" doc:"Lifetime of the token in seconds (default 86400, at most 366 days)."`
+}
+
+// TokenResponse carries a new token.
+type TokenResponse struct {
+	Status int    `json:"status" example:"200" doc:"Always 200."`
+	Token  string `json:"token" example:"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE2NzQwNjUzNzB9.mwoJLkw0eKZhRgyX2BX6RwzE1XDzb1b3VDWh-dW2AXk" doc:"An HS256 JWT to send as Authorization: Bearer <token>."`
+}
+
+type tokenInput struct {
+	Body *TokenRequest `doc:"Optional: {} or {\"expires_in\": seconds}."`
+}
+
+type tokenOutput struct {
+	Body TokenResponse
+}
+
+// defaultTokenTTL is the lifetime of tokens from POST /mrd/token and
+// `telemetry token` when none is asked for.
+const defaultTokenTTL = 24 * time.Hour
+
+func (d *devicesAPI) issueToken(ctx context.Context, in *tokenInput) (*tokenOutput, error) {
+	if !d.cfg.EnableTokenEndpoint {
+		return nil, NewProblem(http.StatusNotFound, "the token endpoint is disabled (ENABLE_TOKEN_ENDPOINT=false); use `telemetry token`")
+	}
+	ttl := defaultTokenTTL
+	if in.Body != nil && in.Body.ExpiresIn > 0 {
+		ttl = time.Duration(in.Body.ExpiresIn) * time.Second
+	}
+	token, err := d.auth.Issue(ttl)
+	if err != nil {
+		d.log.ErrorContext(ctx, "issue token", "error", err.Error(), "request_id", RequestID(ctx))
+		return nil, internalError(ctx)
+	}
+	out := &tokenOutput{}
+	out.Body.Status, out.Body.Token = http.StatusOK, token
+	return out, nil
+}

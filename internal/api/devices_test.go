@@ -1,0 +1,915 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/telemetry/telemetry/internal/auth"
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/devicemetrics"
+)
+
+var testSecret = []byte("device-metrics-test-secret-0123456789")
+
+// newDevicesServer is a test server with a JWT secret; tweaks apply after.
+func newDevicesServer(t *testing.T, tweak ...func(*config.Config)) *testServer {
+	t.Helper()
+	return newTestServer(t, append([]func(*config.Config){func(c *config.Config) { c.JWTSecret = testSecret }}, tweak...)...)
+}
+
+// signed returns a token with claims, signed by method with key.
+func signed(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// validToken is an HS256 token that expires in an hour.
+func validToken(t testing.TB) string {
+	return signed(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
+}
+
+func bearer(t *testing.T) []string { return []string{"Authorization", "Bearer " + validToken(t)} }
+
+func (s *testServer) createDevice(t *testing.T, id string) {
+	t.Helper()
+	s.do("POST", "/mrd/devices", map[string]string{"id": id, "name": "device " + id}, bearer(t)...).wantStatus(t, http.StatusCreated)
+}
+
+func metricDoc(name string, value any, typ string, ttl int) map[string]any {
+	return map[string]any{"name": name, "value": value, "units": "u", "type": typ, "slope": "both", "ttl": ttl}
+}
+
+// currentMetric is CurrentMetric with the value as decoded JSON, so tests
+// see its JSON type.
+type currentMetric struct {
+	Name       string    `json:"name"`
+	Value      any       `json:"value"`
+	Units      string    `json:"units"`
+	Type       string    `json:"type"`
+	Slope      string    `json:"slope"`
+	TTL        int       `json:"ttl"`
+	ReportedAt time.Time `json:"reportedAt"`
+}
+
+func (s *testServer) current(t *testing.T, id string) map[string]currentMetric {
+	t.Helper()
+	var page Page[currentMetric]
+	s.do("GET", "/mrd/devices/"+id+"/metrics?size=100", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	m := map[string]currentMetric{}
+	for _, c := range page.Items {
+		m[c.Name] = c
+	}
+	if int(page.Total) != len(m) {
+		t.Fatalf("total %d for %d items", page.Total, len(m))
+	}
+	return m
+}
+
+func TestDevicesSeedExample(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "1")
+	body := `{"name": "my-metric", "value": 12, "units": "my-units", "type": "uint32", "slope": "both", "ttl": 180}`
+	r := s.do("PUT", "/mrd/1/metrics", body, bearer(t)...).wantStatus(t, http.StatusOK)
+	if strings.TrimSpace(string(r.Body)) != `{"status":200}` {
+		t.Fatalf("body %s, want {\"status\":200}", r.Body)
+	}
+	got := s.current(t, "1")["my-metric"]
+	if got.Value != float64(12) || got.Units != "my-units" || got.Type != "uint32" || got.Slope != "both" || got.TTL != 180 ||
+		time.Since(got.ReportedAt) > time.Minute {
+		t.Fatalf("current = %+v", got)
+	}
+	// /status needs no token.
+	r = s.do("GET", "/mrd/status", nil).wantStatus(t, http.StatusOK)
+	if strings.TrimSpace(string(r.Body)) != `{"status":200}` {
+		t.Fatalf("status body %s", r.Body)
+	}
+}
+
+func TestDevicesReportValidation(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	const types = "[string int8 uint8 int16 uint16 int32 uint32 float double]"
+	const slopes = "[zero positive negative both derivative]"
+	cases := []struct {
+		name, doc, source, title, detail string
+	}{
+		{"name empty", `{"type": "int32", "name": "", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "name", "required", "name is a required field"},
+		{"name missing", `{"type": "int32", "value": 1, "units": "u", "slope": "both", "ttl": 60}`, "name", "required", "name is a required field"},
+		{"name blank", `{"type": "int32", "name": " ", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "name", "notblank", "name cannot be blank"},
+		{"name not a string", `{"type": "int32", "name": 5, "value": 1, "units": "u", "slope": "both", "ttl": 60}`, "name", "type", "name must be a string"},
+		{"value missing", `{"type": "int32", "name": "foo", "units": "u", "slope": "both", "ttl": 60}`, "value", "required", "value is a required field"},
+		{"string for int32", `{"type": "int32", "name": "foo", "value": "a string", "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int32"},
+		{"float for int32", `{"type": "int32", "name": "foo", "value": 3.14, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int32"},
+		{"string for double", `{"type": "double", "name": "foo", "value": "a string", "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type double"},
+		{"int for string", `{"type": "string", "name": "foo", "value": 10, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type string"},
+		{"float for string", `{"type": "string", "name": "foo", "value": 3.14, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type string"},
+		{"negative uint32", `{"type": "uint32", "name": "foo", "value": -1, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type uint32"},
+		{"uint32 overflow", `{"type": "uint32", "name": "foo", "value": 4294967296, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type uint32"},
+		{"int8 overflow", `{"type": "int8", "name": "foo", "value": 128, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int8"},
+		{"int8 underflow", `{"type": "int8", "name": "foo", "value": -129, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int8"},
+		{"negative uint8", `{"type": "uint8", "name": "foo", "value": -1, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type uint8"},
+		{"int16 overflow", `{"type": "int16", "name": "foo", "value": 32768, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int16"},
+		{"uint16 overflow", `{"type": "uint16", "name": "foo", "value": 65536, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type uint16"},
+		{"int32 overflow", `{"type": "int32", "name": "foo", "value": 2147483648, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int32"},
+		{"double overflow", `{"type": "double", "name": "foo", "value": 1e400, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type double"},
+		{"bool for double", `{"type": "double", "name": "foo", "value": true, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type double"},
+		{"bool for string", `{"type": "string", "name": "foo", "value": false, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type string"},
+		{"bool for int8", `{"type": "int8", "name": "foo", "value": true, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int8"},
+		{"null for string", `{"type": "string", "name": "foo", "value": null, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type string"},
+		{"null for float", `{"type": "float", "name": "foo", "value": null, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type float"},
+		{"object for uint16", `{"type": "uint16", "name": "foo", "value": {}, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type uint16"},
+		{"units missing", `{"type": "int32", "name": "foo", "value": 1, "slope": "both", "ttl": 60}`, "units", "required", "units is a required field"},
+		{"units empty", `{"type": "int32", "name": "foo", "value": 1, "units": "", "slope": "both", "ttl": 60}`, "units", "required", "units is a required field"},
+		{"units <", `{"type": "int32", "name": "foo", "value": 1, "units": "<", "slope": "both", "ttl": 1}`, "units", "excludesall", `units cannot contain any of the following characters '<>'"&'`},
+		{"units &", `{"type": "int32", "name": "foo", "value": 1, "units": "a&b", "slope": "both", "ttl": 1}`, "units", "excludesall", `units cannot contain any of the following characters '<>'"&'`},
+		{"type empty", `{"type": "", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "type", "required", "type is a required field"},
+		{"type missing", `{"name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "type", "required", "type is a required field"},
+		{"type invalid", `{"type": "invalid", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "type", "oneof", "type must be one of " + types},
+		{"type not a string", `{"type": 3, "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "type", "type", "type must be a string"},
+		{"slope empty", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "", "ttl": 60}`, "slope", "required", "slope is a required field"},
+		{"slope invalid", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "invalid", "ttl": 60}`, "slope", "oneof", "slope must be one of " + slopes},
+		{"ttl 0", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 0}`, "ttl", "required", "ttl is a required field"},
+		{"ttl missing", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "both"}`, "ttl", "required", "ttl is a required field"},
+		{"ttl -1", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": -1}`, "ttl", "min", "ttl must be 1 or greater"},
+		{"ttl fraction", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 1.5}`, "ttl", "type", "ttl must be an integer"},
+		{"ttl string", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": "60"}`, "ttl", "type", "ttl must be an integer"},
+		{"ttl too large", `{"type": "int32", "name": "foo", "value": 1, "units": " ", "slope": "both", "ttl": 2147483648}`, "ttl", "max", "ttl must be 2147483647 or less"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := s.do("PUT", "/mrd/n1/metrics", c.doc, bearer(t)...).problem(t, http.StatusUnprocessableEntity)
+			if len(p.Errors) != 1 {
+				t.Fatalf("want one error, got %+v", p.Errors)
+			}
+			e := p.Errors[0]
+			if e.Status != 422 || e.Source != c.source || e.Title != c.title || e.Detail != c.detail || e.Location != "body."+c.source {
+				t.Fatalf("error = %+v, want source %s title %s detail %q", e, c.source, c.title, c.detail)
+			}
+		})
+	}
+	if n := len(s.current(t, "n1")); n != 0 {
+		t.Fatalf("invalid reports stored %d metrics", n)
+	}
+}
+
+func TestDevicesReportErrorsAllAtOnceInOrder(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	// Every field fails; value has no validtype error because type is invalid.
+	p := s.do("PUT", "/mrd/n1/metrics", `{"name": "", "value": true, "units": "<b>", "type": "bool", "slope": "up", "ttl": -5}`,
+		bearer(t)...).problem(t, http.StatusUnprocessableEntity)
+	var got []string
+	for _, e := range p.Errors {
+		got = append(got, e.Source+"/"+e.Title)
+	}
+	want := "name/required units/excludesall type/oneof slope/oneof ttl/min"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("errors = %v, want %s", got, want)
+	}
+	// With a valid type the value error comes second.
+	p = s.do("PUT", "/mrd/n1/metrics", `{"name": " ", "value": "x", "units": "", "type": "int8", "slope": "", "ttl": 0}`,
+		bearer(t)...).problem(t, http.StatusUnprocessableEntity)
+	got = got[:0]
+	for _, e := range p.Errors {
+		got = append(got, e.Source+"/"+e.Title)
+	}
+	want = "name/notblank value/validtype units/required slope/required ttl/required"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("errors = %v, want %s", got, want)
+	}
+}
+
+func TestDevicesReportValuesRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	cases := []struct {
+		typ   string
+		value any
+	}{
+		{"string", "bar"}, {"string", ""}, {"string", "<not & html>"}, {"string", "quote\" backslash\\ é \n\u2028"},
+		{"int8", -128.0}, {"int8", 127.0}, {"uint8", 0.0}, {"uint8", 255.0},
+		{"int16", -32768.0}, {"uint16", 65535.0}, {"int32", -20.0}, {"int32", 2147483647.0},
+		{"uint32", 4294967295.0}, {"float", 3.25}, {"double", -20.1234}, {"double", 1.7976931348623157e308},
+		{"double", 5e-324}, {"double", 0.1},
+	}
+	for i, c := range cases {
+		name := fmt.Sprintf("m%02d", i)
+		s.do("PUT", "/mrd/n1/metrics", metricDoc(name, c.value, c.typ, 60), bearer(t)...).wantStatus(t, http.StatusOK)
+	}
+	cur := s.current(t, "n1")
+	for i, c := range cases {
+		got := cur[fmt.Sprintf("m%02d", i)]
+		if got.Value != c.value || got.Type != c.typ {
+			t.Errorf("%s %v came back as %s %#v", c.typ, c.value, got.Type, got.Value)
+		}
+	}
+	// 20.0 is an integral number: a valid int32, returned as 20.
+	s.do("PUT", "/mrd/n1/metrics", `{"name":"whole","value":20.0,"units":"u","type":"int32","slope":"zero","ttl":9}`, bearer(t)...).
+		wantStatus(t, http.StatusOK)
+	if v := s.current(t, "n1")["whole"].Value; v != 20.0 {
+		t.Fatalf("whole = %v", v)
+	}
+}
+
+func TestDevicesReportExtraFieldsIgnored(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	s.do("PUT", "/mrd/n1/metrics", `{"name":"x","value":1,"units":"u","type":"int8","slope":"zero","ttl":5,"extra":[1,2],"host":"h"}`,
+		bearer(t)...).wantStatus(t, http.StatusOK)
+	if _, ok := s.current(t, "n1")["x"]; !ok {
+		t.Fatal("metric with extra fields not stored")
+	}
+}
+
+func TestDevicesReportBadJSON(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	for _, body := range []string{`{"name": "x",`, `not json`, `[]`, `"a string"`, `{"name":"x"} {}`, ``} {
+		t.Run(body, func(t *testing.T) {
+			p := s.do("PUT", "/mrd/n1/metrics", body, bearer(t)...).problem(t, http.StatusBadRequest)
+			if len(p.Errors) != 1 || p.Errors[0].Title != "error parsing JSON body" || p.Errors[0].Detail == "" {
+				t.Fatalf("errors = %+v", p.Errors)
+			}
+		})
+	}
+}
+
+func TestDevicesReportUnknownDevice(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	p := s.do("PUT", "/mrd/nope/metrics", metricDoc("x", 1, "int8", 5), bearer(t)...).problem(t, http.StatusNotFound)
+	if len(p.Errors) != 1 || p.Errors[0].Title != "Host Not Found" || p.Errors[0].Detail != "Unknown host: nope" {
+		t.Fatalf("errors = %+v", p.Errors)
+	}
+	// Validation comes first: an invalid report of an unknown device is a 422.
+	s.do("PUT", "/mrd/nope/metrics", metricDoc("", 1, "int8", 5), bearer(t)...).problem(t, http.StatusUnprocessableEntity)
+}
+
+func TestDevicesAuth(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	now := time.Now()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := func(claims jwt.MapClaims) string { return signed(t, jwt.SigningMethodHS256, testSecret, claims) }
+	good := hs(jwt.MapClaims{"exp": now.Add(time.Hour).Unix()})
+	cases := []struct {
+		name   string
+		header []string
+		status int
+	}{
+		{"missing", nil, 401},
+		{"bad signature", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte("another secret"), jwt.MapClaims{})}, 401},
+		{"alg none", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{})}, 401},
+		{"HS512", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS512, testSecret, jwt.MapClaims{})}, 401},
+		{"RS256", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodRS256, rsaKey, jwt.MapClaims{})}, 401},
+		{"expired", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()})}, 401},
+		{"nbf in future", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})}, 401},
+		{"iat in future", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"iat": now.Add(time.Hour).Unix()})}, 401},
+		{"malformed", []string{"Authorization", "Bearer not.a.jwt"}, 401},
+		{"garbage", []string{"Authorization", "Bearer abc"}, 401},
+		{"empty bearer", []string{"Authorization", "Bearer "}, 401},
+		{"basic scheme", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401},
+		{"bad cookie", []string{"Cookie", "jwt=" + signed(t, jwt.SigningMethodHS256, []byte("x"), jwt.MapClaims{})}, 401},
+		{"bearer", []string{"Authorization", "Bearer " + good}, 200},
+		{"lowercase bearer", []string{"Authorization", "bearer " + good}, 200},
+		{"upper case BEARER", []string{"Authorization", "BEARER " + good}, 200},
+		{"cookie", []string{"Cookie", "other=1; jwt=" + good}, 200},
+		{"no claims at all", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{})}, 200},
+		{"nbf and iat past", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"nbf": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Minute).Unix()})}, 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), c.header...)
+			if c.status == 200 {
+				r.wantStatus(t, http.StatusOK)
+				return
+			}
+			p := r.problem(t, http.StatusUnauthorized)
+			if ch := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, "Bearer") {
+				t.Fatalf("WWW-Authenticate = %q", ch)
+			}
+			if len(p.Errors) != 1 || p.Errors[0].Title != "Unauthorized" || p.Errors[0].Detail == "" {
+				t.Fatalf("errors = %+v", p.Errors)
+			}
+		})
+	}
+	// Auth comes before body parsing: garbage without a token is a 401.
+	s.do("PUT", "/mrd/n1/metrics", "{", "X-Nothing", "1").problem(t, http.StatusUnauthorized)
+	// Every write of the registry needs a token; reads do not.
+	s.do("POST", "/mrd/devices", map[string]string{"id": "n2", "name": "x"}).problem(t, http.StatusUnauthorized)
+	s.do("PUT", "/mrd/devices/n1", map[string]string{"name": "x"}).problem(t, http.StatusUnauthorized)
+	s.do("DELETE", "/mrd/devices/n1", nil).problem(t, http.StatusUnauthorized)
+	s.do("GET", "/mrd/devices/n1", nil).wantStatus(t, http.StatusOK)
+	s.do("GET", "/mrd/devices", nil).wantStatus(t, http.StatusOK)
+}
+
+func TestDevicesAuthWithoutSecret(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t) // no JWT secret: nothing verifies
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), bearer(t)...).problem(t, http.StatusUnauthorized)
+}
+
+func TestDevicesTokenEndpoint(t *testing.T) {
+	t.Parallel()
+	off := newDevicesServer(t)
+	off.do("POST", "/mrd/token", `{}`).problem(t, http.StatusNotFound)
+
+	s := newDevicesServer(t, func(c *config.Config) { c.EnableTokenEndpoint = true })
+	s.createDevice(t, "n1")
+	for _, body := range []string{`{}`, `{"expires_in": 60}`} {
+		var out struct {
+			Status int    `json:"status"`
+			Token  string `json:"token"`
+		}
+		s.do("POST", "/mrd/token", body).wantStatus(t, http.StatusOK).decode(t, &out)
+		if out.Status != 200 || out.Token == "" {
+			t.Fatalf("token answer %+v", out)
+		}
+		s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), "Authorization", "Bearer "+out.Token).wantStatus(t, http.StatusOK)
+		claims := jwt.MapClaims{}
+		if _, err := jwt.ParseWithClaims(out.Token, claims, func(*jwt.Token) (any, error) { return testSecret, nil }); err != nil {
+			t.Fatal(err)
+		}
+		exp, _ := claims.GetExpirationTime()
+		want := 24 * time.Hour
+		if body != `{}` {
+			want = time.Minute
+		}
+		if d := time.Until(exp.Time); d > want || d < want-time.Minute {
+			t.Fatalf("%s: token expires in %s, want about %s", body, d, want)
+		}
+	}
+	s.do("POST", "/mrd/token", nil).wantStatus(t, http.StatusOK)
+	p := s.do("POST", "/mrd/token", `{"expires_in": 0}`).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body.expires_in", "min") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	s.do("POST", "/mrd/token", `{`).problem(t, http.StatusBadRequest)
+}
+
+func TestDevicesTokenIssuedByAuthPackage(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	tok, err := auth.New(testSecret).Issue(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), "Authorization", "Bearer "+tok).wantStatus(t, http.StatusOK)
+	if _, err := auth.New(nil).Issue(time.Minute); err == nil {
+		t.Fatal("issued a token without a secret")
+	}
+}
+
+func TestDevicesCRUD(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	tok := bearer(t)
+
+	r := s.do("POST", "/mrd/devices", map[string]string{"id": "node-01.a_b", "name": "Node 1"}, tok...).wantStatus(t, http.StatusCreated)
+	var dev Device
+	r.decode(t, &dev)
+	if dev.ID != "node-01.a_b" || dev.Name != "Node 1" || dev.CreatedAt.IsZero() || r.Header.Get("Location") != "/mrd/devices/node-01.a_b" {
+		t.Fatalf("created %+v, Location %q", dev, r.Header.Get("Location"))
+	}
+	s.do("POST", "/mrd/devices", map[string]string{"id": "node-01.a_b", "name": "again"}, tok...).problem(t, http.StatusConflict)
+
+	cases := []struct {
+		name, body, location, title string
+	}{
+		{"id missing", `{"name":"x"}`, "body.id", "required"},
+		{"id empty", `{"id":"","name":"x"}`, "body.id", "min"},
+		{"id too long", `{"id":"` + strings.Repeat("a", 65) + `","name":"x"}`, "body.id", "max"},
+		{"id with slash", `{"id":"a/b","name":"x"}`, "body.id", "pattern"},
+		{"id with space", `{"id":"a b","name":"x"}`, "body.id", "pattern"},
+		{"id reserved", `{"id":"devices","name":"x"}`, "body.id", "reserved"},
+		{"name missing", `{"id":"a"}`, "body.name", "required"},
+		{"name empty", `{"id":"a","name":""}`, "body.name", "min"},
+		{"name too long", `{"id":"a","name":"` + strings.Repeat("n", 256) + `"}`, "body.name", "max"},
+		{"unknown field", `{"id":"a","name":"x","rack":1}`, "body.rack", "unknown"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := s.do("POST", "/mrd/devices", c.body, tok...).problem(t, http.StatusUnprocessableEntity)
+			if !p.hasError(c.location, c.title) {
+				t.Fatalf("errors %+v lack %s/%s", p.Errors, c.location, c.title)
+			}
+		})
+	}
+	s.do("POST", "/mrd/devices", `{"id":`, tok...).problem(t, http.StatusBadRequest)
+	// 64 characters is the longest id.
+	s.createDevice(t, strings.Repeat("z", 64))
+
+	s.do("GET", "/mrd/devices/node-01.a_b", nil).wantStatus(t, http.StatusOK).decode(t, &dev)
+	if dev.Name != "Node 1" {
+		t.Fatalf("got %+v", dev)
+	}
+	p := s.do("GET", "/mrd/devices/nope", nil).problem(t, http.StatusNotFound)
+	if p.Errors[0].Title != "Host Not Found" {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+
+	s.do("PUT", "/mrd/devices/node-01.a_b", map[string]string{"name": "Renamed"}, tok...).wantStatus(t, http.StatusOK).decode(t, &dev)
+	if dev.Name != "Renamed" || dev.UpdatedAt.Before(dev.CreatedAt) {
+		t.Fatalf("updated %+v", dev)
+	}
+	s.do("PUT", "/mrd/devices/nope", map[string]string{"name": "x"}, tok...).problem(t, http.StatusNotFound)
+	s.do("PUT", "/mrd/devices/node-01.a_b", map[string]string{"name": ""}, tok...).problem(t, http.StatusUnprocessableEntity)
+
+	// Deleting a device deletes its metrics, current and history, and
+	// later reports are 404.
+	s.do("PUT", "/mrd/node-01.a_b/metrics", metricDoc("temp", 40, "int8", 60), tok...).wantStatus(t, http.StatusOK)
+	s.do("DELETE", "/mrd/devices/node-01.a_b", nil, tok...).wantStatus(t, http.StatusNoContent)
+	s.do("DELETE", "/mrd/devices/node-01.a_b", nil, tok...).problem(t, http.StatusNotFound)
+	s.do("GET", "/mrd/devices/node-01.a_b", nil).problem(t, http.StatusNotFound)
+	s.do("GET", "/mrd/devices/node-01.a_b/metrics", nil).problem(t, http.StatusNotFound)
+	s.do("PUT", "/mrd/node-01.a_b/metrics", metricDoc("temp", 40, "int8", 60), tok...).problem(t, http.StatusNotFound)
+	var left int
+	if err := s.Pool.QueryRow(context.Background(),
+		`SELECT (SELECT count(*) FROM device_metrics WHERE device_id = 'node-01.a_b') + (SELECT count(*) FROM device_metrics_latest WHERE device_id = 'node-01.a_b')`).
+		Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d metric rows left after delete (%v)", left, err)
+	}
+	// Re-registering starts from nothing.
+	s.createDevice(t, "node-01.a_b")
+	if n := len(s.current(t, "node-01.a_b")); n != 0 {
+		t.Fatalf("re-registered device has %d metrics", n)
+	}
+}
+
+// Device ids that are also words of other /mrd routes still report.
+func TestDevicesIDsLikeRoutes(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	for _, id := range []string{"metrics", "status", "token", "current", "history"} {
+		s.createDevice(t, id)
+		s.do("PUT", "/mrd/"+id+"/metrics", metricDoc("x", 1, "int8", 60), bearer(t)...).wantStatus(t, http.StatusOK)
+		if _, ok := s.current(t, id)["x"]; !ok {
+			t.Fatalf("device %s: report not stored", id)
+		}
+	}
+}
+
+func TestDevicesList(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	for i := 0; i < 7; i++ {
+		s.createDevice(t, fmt.Sprintf("d%d", 6-i))
+	}
+	var page Page[Device]
+	r := s.do("GET", "/mrd/devices?size=3&page=2", nil).wantStatus(t, http.StatusOK)
+	r.decode(t, &page)
+	if page.Total != 7 || len(page.Items) != 3 || page.Items[0].ID != "d3" || page.Items[2].ID != "d5" {
+		t.Fatalf("page 2 = %+v", page)
+	}
+	if !strings.Contains(r.Header.Get("Link"), `rel="next"`) {
+		t.Fatalf("Link %q", r.Header.Get("Link"))
+	}
+	s.do("GET", "/mrd/devices?size=3&page=9", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 7 || len(page.Items) != 0 {
+		t.Fatalf("past the end = %+v", page)
+	}
+	p := s.do("GET", "/mrd/devices?size=0", nil).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("query.size", "min") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+}
+
+func TestDevicesStaleMetricsDropOut(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "n1")
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("short", 1, "int8", 1), bearer(t)...).wantStatus(t, http.StatusOK)
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("long", 2, "int8", 600), bearer(t)...).wantStatus(t, http.StatusOK)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cur := s.current(t, "n1")
+		if _, ok := cur["long"]; !ok {
+			t.Fatalf("the ttl=600 metric left the current view: %+v", cur)
+		}
+		if _, ok := cur["short"]; !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ttl=1 metric never went stale")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Stale metrics leave the cross-device view too, but stay in history.
+	var names Page[MetricSummary]
+	s.do("GET", "/mrd/metrics/current", nil).wantStatus(t, http.StatusOK).decode(t, &names)
+	if names.Total != 1 || names.Items[0].Name != "long" {
+		t.Fatalf("current names = %+v", names)
+	}
+	var hist Page[HistoryPoint]
+	s.do("GET", "/mrd/devices/n1/metrics/short/history", nil).wantStatus(t, http.StatusOK).decode(t, &hist)
+	if hist.Total != 1 {
+		t.Fatalf("history of the stale metric = %+v", hist)
+	}
+	// A new report brings it back.
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("short", 3, "int8", 60), bearer(t)...).wantStatus(t, http.StatusOK)
+	if got := s.current(t, "n1")["short"].Value; got != 3.0 {
+		t.Fatalf("short = %v after a new report", got)
+	}
+}
+
+func TestDevicesConcurrentReports(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	const devices, clients, perClient = 3, 40, 10
+	for d := 0; d < devices; d++ {
+		s.createDevice(t, fmt.Sprintf("c%d", d))
+	}
+	tok := bearer(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, clients*perClient)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; i < perClient; i++ {
+				// Every client reports its own metric (the last value is
+				// i = perClient-1) and a shared one, also to an unknown device.
+				dev := fmt.Sprintf("c%d", c%devices)
+				if r := s.do("PUT", "/mrd/"+dev+"/metrics", metricDoc(fmt.Sprintf("own%02d", c), i, "int32", 300), tok...); r.Status != 200 {
+					errs <- fmt.Sprintf("own: %d %s", r.Status, r.Body)
+				}
+				if r := s.do("PUT", "/mrd/"+dev+"/metrics", metricDoc("shared", c, "int32", 300), tok...); r.Status != 200 {
+					errs <- fmt.Sprintf("shared: %d %s", r.Status, r.Body)
+				}
+				if r := s.do("PUT", "/mrd/ghost/metrics", metricDoc("x", c, "int32", 300), tok...); r.Status != 404 {
+					errs <- fmt.Sprintf("ghost: %d %s", r.Status, r.Body)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	var stored int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 2*clients*perClient {
+		t.Fatalf("stored %d rows, want %d", stored, 2*clients*perClient)
+	}
+	for d := 0; d < devices; d++ {
+		cur := s.current(t, fmt.Sprintf("c%d", d))
+		for c := d; c < clients; c += devices {
+			if got := cur[fmt.Sprintf("own%02d", c)].Value; got != float64(perClient-1) {
+				t.Errorf("device c%d own%02d = %v, want the last report %d", d, c, got, perClient-1)
+			}
+		}
+		if _, ok := cur["shared"]; !ok {
+			t.Errorf("device c%d lacks shared", d)
+		}
+	}
+	// Reports were coalesced: fewer commits than requests (the batch size
+	// histogram counts commits).
+	var batches, rows float64
+	mfs, err := s.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "telemetry_batch_items" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "device_metrics" {
+				batches, rows = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	if rows < float64(3*clients*perClient) || batches == 0 {
+		t.Fatalf("batch histogram: %v batches, %v rows", batches, rows)
+	}
+	t.Logf("%v rows in %v commits", rows, batches)
+}
+
+func TestDevicesCurrentMetricNames(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	tok := bearer(t)
+	for _, d := range []string{"a", "b", "c"} {
+		s.createDevice(t, d)
+	}
+	s.do("PUT", "/mrd/a/metrics", metricDoc("temp", -5, "int32", 60), tok...).wantStatus(t, http.StatusOK)
+	s.do("PUT", "/mrd/b/metrics", metricDoc("temp", 70, "int32", 60), tok...).wantStatus(t, http.StatusOK)
+	s.do("PUT", "/mrd/c/metrics", metricDoc("temp", 12.5, "double", 60), tok...).wantStatus(t, http.StatusOK)
+	s.do("PUT", "/mrd/a/metrics", metricDoc("os", "linux", "string", 60), tok...).wantStatus(t, http.StatusOK)
+	// A newer report replaces the device's value.
+	s.do("PUT", "/mrd/b/metrics", metricDoc("temp", 30, "int32", 60), tok...).wantStatus(t, http.StatusOK)
+
+	var page struct {
+		Items []struct {
+			Name    string   `json:"name"`
+			Devices int      `json:"devices"`
+			Min     *float64 `json:"min"`
+			Max     *float64 `json:"max"`
+		} `json:"items"`
+		Total int `json:"total"`
+	}
+	r := s.do("GET", "/mrd/metrics/current", nil).wantStatus(t, http.StatusOK)
+	r.decode(t, &page)
+	var raw struct {
+		Items []map[string]any `json:"items"`
+	}
+	r.decode(t, &raw)
+	if page.Total != 2 || page.Items[0].Name != "os" || page.Items[1].Name != "temp" || page.Items[1].Devices != 3 {
+		t.Fatalf("current names = %s", r.Body)
+	}
+	if raw.Items[0]["min"] != nil || raw.Items[0]["max"] != nil || raw.Items[1]["min"] != -5.0 || raw.Items[1]["max"] != 30.0 {
+		t.Fatalf("min/max = %s", r.Body)
+	}
+	s.do("GET", "/mrd/metrics/current?page=3&size=1", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 2 || len(page.Items) != 0 {
+		t.Fatalf("past the end: %+v", page)
+	}
+}
+
+func TestDevicesHistory(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "h1")
+	s.createDevice(t, "empty")
+	// Points every minute from 10:00 to 10:14 (values 0..14), written
+	// straight to the table to control their times, plus one string.
+	base := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 15; i++ {
+		if _, err := s.Pool.Exec(context.Background(), `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
+			VALUES ($1, 'h1', 'load', 'double', $2, 'u', 'both', 60)`, base.Add(time.Duration(i)*time.Minute), float64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO device_metrics (time, device_id, name, type, value_text, units, slope, ttl)
+		VALUES ($1, 'h1', 'os', 'string', 'linux', 'u', 'zero', 60)`, base); err != nil {
+		t.Fatal(err)
+	}
+	window := "from=2024-05-01T10:00:00Z&to=2024-05-01T10:15:00Z"
+
+	var raw Page[HistoryPoint]
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&size=100", nil).wantStatus(t, http.StatusOK).decode(t, &raw)
+	if raw.Total != 15 || len(raw.Items) != 15 || *raw.Items[0].Value != 0 || *raw.Items[14].Value != 14 ||
+		!raw.Items[3].Time.Equal(base.Add(3*time.Minute)) || raw.Items[0].Avg != nil {
+		t.Fatalf("raw history = %+v", raw)
+	}
+	// to is exclusive, from inclusive.
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?from=2024-05-01T10:05:00Z&to=2024-05-01T10:10:00Z", nil).decode(t, &raw)
+	if raw.Total != 5 || *raw.Items[0].Value != 5 || *raw.Items[4].Value != 9 {
+		t.Fatalf("window history = %+v", raw)
+	}
+	// Pages of raw points.
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&size=4&page=4", nil).decode(t, &raw)
+	if raw.Total != 15 || len(raw.Items) != 3 || *raw.Items[0].Value != 12 {
+		t.Fatalf("page 4 = %+v", raw)
+	}
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&size=4&page=9", nil).decode(t, &raw)
+	if raw.Total != 15 || len(raw.Items) != 0 {
+		t.Fatalf("past the end = %+v", raw)
+	}
+
+	var buckets Page[HistoryPoint]
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&bucket=5m", nil).wantStatus(t, http.StatusOK).decode(t, &buckets)
+	if buckets.Total != 3 || len(buckets.Items) != 3 {
+		t.Fatalf("buckets = %+v", buckets)
+	}
+	for i, b := range buckets.Items {
+		lo := float64(5 * i)
+		if !b.Time.Equal(base.Add(time.Duration(5*i)*time.Minute)) || *b.Count != 5 || *b.Min != lo || *b.Max != lo+4 || *b.Avg != lo+2 || b.Value != nil {
+			t.Fatalf("bucket %d = %+v", i, b)
+		}
+	}
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&bucket=1h", nil).decode(t, &buckets)
+	if buckets.Total != 1 || *buckets.Items[0].Count != 15 || *buckets.Items[0].Avg != 7 {
+		t.Fatalf("hour bucket = %+v", buckets)
+	}
+	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&bucket=5m&size=1&page=5", nil).decode(t, &buckets)
+	if buckets.Total != 3 || len(buckets.Items) != 0 {
+		t.Fatalf("buckets past the end = %+v", buckets)
+	}
+
+	// Default window: the last 24 hours (those points are older).
+	s.do("GET", "/mrd/devices/h1/metrics/load/history", nil).decode(t, &raw)
+	if raw.Total != 0 || raw.Items == nil {
+		t.Fatalf("default window = %+v", raw)
+	}
+	// String metrics have no numeric history; unknown names are empty too.
+	for _, name := range []string{"os", "nothing"} {
+		s.do("GET", "/mrd/devices/h1/metrics/"+name+"/history?"+window, nil).wantStatus(t, http.StatusOK).decode(t, &raw)
+		if raw.Total != 0 {
+			t.Fatalf("%s history = %+v", name, raw)
+		}
+	}
+	s.do("GET", "/mrd/devices/empty/metrics/load/history", nil).wantStatus(t, http.StatusOK)
+	s.do("GET", "/mrd/devices/nope/metrics/load/history", nil).problem(t, http.StatusNotFound)
+
+	cases := []struct {
+		query, location, title string
+	}{
+		{"bucket=x", "query.bucket", "format"},
+		{"bucket=0s", "query.bucket", "format"},
+		{"bucket=500ms", "query.bucket", "format"},
+		{"bucket=9000h", "query.bucket", "format"},
+		{"from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z", "query.from", "range"},
+		{"from=yesterday", "query.from", "format"},
+		{"size=101", "query.size", "max"},
+	}
+	for _, c := range cases {
+		t.Run(c.query, func(t *testing.T) {
+			p := s.do("GET", "/mrd/devices/h1/metrics/load/history?"+c.query, nil).problem(t, http.StatusUnprocessableEntity)
+			if !p.hasError(c.location, c.title) {
+				t.Fatalf("errors %+v lack %s/%s", p.Errors, c.location, c.title)
+			}
+		})
+	}
+}
+
+func TestDevicesCurrentMetricsPages(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "p1")
+	for i := 0; i < 5; i++ {
+		s.do("PUT", "/mrd/p1/metrics", metricDoc(fmt.Sprintf("m%d", 4-i), i, "int8", 60), bearer(t)...).wantStatus(t, http.StatusOK)
+	}
+	var page Page[currentMetric]
+	s.do("GET", "/mrd/devices/p1/metrics?size=2&page=2", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 5 || len(page.Items) != 2 || page.Items[0].Name != "m2" || page.Items[1].Name != "m3" {
+		t.Fatalf("page 2 = %+v", page)
+	}
+	s.do("GET", "/mrd/devices/p1/metrics?size=2&page=4", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 5 || len(page.Items) != 0 {
+		t.Fatalf("past the end = %+v", page)
+	}
+	p := s.do("GET", "/mrd/devices/p9/metrics", nil).problem(t, http.StatusNotFound)
+	if p.Errors[0].Title != "Host Not Found" || p.Errors[0].Detail != "Unknown host: p9" {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+}
+
+// The writer answers every queued row before Close returns, and refuses
+// rows after it.
+func TestDeviceMetricsWriterClose(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "w1")
+	w := devicemetrics.New(s.Pool, devicemetrics.Options{Writers: 2, MaxBatch: 16})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, closed := 0, 0
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			err := w.Write(context.Background(), devicemetrics.Row{Time: time.Now(), DeviceID: "w1", Name: fmt.Sprint("m", i),
+				Type: "int32", Num: float64(i), Units: "u", Slope: "both", TTL: 60})
+			mu.Lock()
+			defer mu.Unlock()
+			switch err {
+			case nil:
+				ok++
+			case devicemetrics.ErrClosed:
+				closed++
+			default:
+				t.Errorf("write %d: %v", i, err)
+			}
+		}(i)
+	}
+	time.Sleep(5 * time.Millisecond)
+	w.Close()
+	// Rows answered nil are committed by the time Close returns.
+	mu.Lock()
+	committedBefore := ok
+	mu.Unlock()
+	var stored int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if stored != ok || committedBefore != ok || ok+closed != 200 {
+		t.Fatalf("stored %d, ok %d (%d at Close), closed %d", stored, ok, committedBefore, closed)
+	}
+	if err := w.Write(context.Background(), devicemetrics.Row{DeviceID: "w1"}); err != devicemetrics.ErrClosed {
+		t.Fatalf("write after Close = %v", err)
+	}
+}
+
+func TestDevicesOpenAPI(t *testing.T) {
+	t.Parallel()
+	doc := Spec()
+	put := doc.Paths["/mrd/{device_id}/metrics"].Put
+	if put == nil || len(put.Security) == 0 {
+		t.Fatal("PUT /mrd/{device_id}/metrics lacks security")
+	}
+	if _, ok := put.RequestBody.Content["application/octet-stream"]; ok || put.RequestBody.Content["application/json"] == nil ||
+		put.RequestBody.Content["application/json"].Schema.Ref != "#/components/schemas/MetricReport" {
+		t.Fatalf("request body = %+v", put.RequestBody.Content)
+	}
+	if doc.Components.SecuritySchemes[securityBearer] == nil || doc.Components.SecuritySchemes[securityCookie] == nil {
+		t.Fatal("security schemes missing")
+	}
+	if doc.Paths["/mrd/status"].Get.Security != nil {
+		t.Fatal("/mrd/status must need no token")
+	}
+	b, _ := json.Marshal(doc.Components.Schemas.Map()["MetricReport"])
+	if !strings.Contains(string(b), `"additionalProperties":true`) {
+		t.Fatalf("MetricReport schema = %s", b)
+	}
+}
+
+// A row that PostgreSQL refuses fails alone: the rest of its batch is
+// retried row by row and stored.
+func TestDeviceMetricsWriterBadRowFailsAlone(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "w1")
+	var mu sync.Mutex
+	maxBatch := 0
+	w := devicemetrics.New(s.Pool, devicemetrics.Options{Writers: 1, MaxBatch: 64, Observe: func(n int) {
+		mu.Lock()
+		maxBatch = max(maxBatch, n)
+		mu.Unlock()
+	}})
+	defer w.Close()
+	// Hold the device row so that the first batch waits on its foreign key
+	// check while the other rows queue into the next batch.
+	tx, err := s.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM devices WHERE id = 'w1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 120)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			row := devicemetrics.Row{Time: time.Now(), DeviceID: "w1", Name: fmt.Sprint("m", i), Type: "int32",
+				Num: float64(i), Units: "u", Slope: "both", TTL: 60}
+			switch i % 10 {
+			case 3:
+				row.Type = "bogus" // violates device_metrics_type_valid
+			case 7:
+				row.DeviceID = "ghost"
+			}
+			errs[i] = w.Write(context.Background(), row)
+		}(i)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = tx.Rollback(context.Background())
+	wg.Wait()
+	want := 0
+	for i, err := range errs {
+		switch i % 10 {
+		case 3:
+			if err == nil || !strings.Contains(err.Error(), "23514") {
+				t.Errorf("row %d with a bad type: %v", i, err)
+			}
+		case 7:
+			if err != devicemetrics.ErrUnknownDevice {
+				t.Errorf("row %d of an unknown device: %v", i, err)
+			}
+		default:
+			want++
+			if err != nil {
+				t.Errorf("row %d: %v", i, err)
+			}
+		}
+	}
+	var stored int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != want {
+		t.Fatalf("stored %d rows, want %d", stored, want)
+	}
+	t.Logf("largest committed batch: %d rows", maxBatch)
+}

@@ -1,0 +1,81 @@
+package auth
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// A cached token is still checked against its time claims on every use.
+func TestVerifyCacheKeepsCheckingTime(t *testing.T) {
+	now := time.Now()
+	a := New([]byte("secret"))
+	a.now = func() time.Time { return now }
+	tok, err := a.Issue(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.verified) != 1 {
+		t.Fatalf("cache holds %d tokens", len(a.verified))
+	}
+	if err := a.Verify(tok); err != nil {
+		t.Fatalf("cached token: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	if err := a.Verify(tok); err == nil || err.Error() != "token has expired" {
+		t.Fatalf("expired cached token: %v", err)
+	}
+
+	nbf, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}).SignedString([]byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(nbf); err == nil {
+		t.Fatal("nbf in the future accepted")
+	}
+	now = now.Add(2 * time.Hour)
+	if err := a.Verify(nbf); err != nil {
+		t.Fatalf("nbf passed: %v", err)
+	}
+
+	// Other secrets and algorithms never get in.
+	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{}).SignedString([]byte("other"))
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{}).SignedString([]byte("secret"))
+	for _, bad := range []string{other, hs512, "a.b.c", ""} {
+		if err := a.Verify(bad); err == nil {
+			t.Fatalf("accepted %q", bad)
+		}
+	}
+	if _, ok := a.verified[other]; ok {
+		t.Fatal("an invalid token was cached")
+	}
+}
+
+func TestToken(t *testing.T) {
+	cookie := []*http.Cookie{{Name: "x", Value: "1"}, {Name: "jwt", Value: "c"}}
+	cases := []struct {
+		header  string
+		cookies []*http.Cookie
+		want    string
+		ok      bool
+	}{
+		{"Bearer abc", nil, "abc", true},
+		{"bearer abc", nil, "abc", true},
+		{"BeArEr  abc ", nil, "abc", true},
+		{"Basic abc", cookie, "", false},
+		{"Bearer", nil, "", false},
+		{"", cookie, "c", true},
+		{"", nil, "", false},
+	}
+	for _, c := range cases {
+		got, err := Token(c.header, c.cookies)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("Token(%q) = %q, %v", c.header, got, err)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+-- name: CreateDevice :one
+-- No row back means the id is taken.
+INSERT INTO devices (id, name) VALUES (@id, @name)
+ON CONFLICT (id) DO NOTHING
+RETURNING id, name, created_at, updated_at;
+
+-- name: GetDevice :one
+SELECT id, name, created_at, updated_at FROM devices WHERE id = @id;
+
+-- name: DeviceExists :one
+SELECT EXISTS (SELECT 1 FROM devices WHERE id = @id);
+
+-- name: UpdateDevice :one
+UPDATE devices SET name = @name, updated_at = now()
+WHERE id = @id
+RETURNING id, name, created_at, updated_at;
+
+-- name: DeleteDevice :execrows
+-- Its metrics go with it (ON DELETE CASCADE).
+DELETE FROM devices WHERE id = @id;
+
+-- name: ListDevices :many
+SELECT id, name, created_at, updated_at, count(*) OVER () AS total
+FROM devices
+ORDER BY id
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountDevices :one
+SELECT count(*) FROM devices;
+
+-- name: InsertDeviceMetrics :many
+-- Stores a batch of reports in one statement (one commit): each row goes to
+-- the history and, the newest per (device, name), to device_metrics_latest.
+-- Rows of unknown devices are left out; the answer lists the devices that
+-- exist, so the caller can tell which rows were stored. A device deleted
+-- between that lookup and the foreign key checks fails the statement with
+-- 23503 (the caller then retries row by row); the foreign key checks lock
+-- the devices FOR KEY SHARE, so a DELETE after them waits for this commit
+-- and removes these rows too. Latest rows are written in key order so that
+-- concurrent batches cannot deadlock.
+WITH batch AS (
+    SELECT t.time, t.device_id, t.name, t.type,
+           CASE WHEN t.type = 'string' THEN NULL ELSE t.value_num END AS value_num,
+           CASE WHEN t.type = 'string' THEN t.value_text ELSE NULL END AS value_text,
+           t.units, t.slope, t.ttl, t.ord
+    FROM ROWS FROM (
+        unnest(@times::timestamptz[]),
+        unnest(@device_ids::text[]),
+        unnest(@names::text[]),
+        unnest(@types::text[]),
+        unnest(@value_nums::float8[]),
+        unnest(@value_texts::text[]),
+        unnest(@units::text[]),
+        unnest(@slopes::text[]),
+        unnest(@ttls::integer[])
+    ) WITH ORDINALITY AS t (time, device_id, name, type, value_num, value_text, units, slope, ttl, ord)
+    WHERE t.device_id IN (SELECT d.id FROM devices d WHERE d.id = ANY (@device_ids::text[]))
+),
+history AS (
+    INSERT INTO device_metrics (time, device_id, name, type, value_num, value_text, units, slope, ttl)
+    SELECT b.time, b.device_id, b.name, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
+    FROM batch b
+),
+latest AS (
+    INSERT INTO device_metrics_latest AS l (device_id, name, time, type, value_num, value_text, units, slope, ttl)
+    SELECT DISTINCT ON (b.device_id, b.name)
+           b.device_id, b.name, b.time, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
+    FROM batch b
+    ORDER BY b.device_id, b.name, b.time DESC, b.ord DESC
+    ON CONFLICT (device_id, name) DO UPDATE
+    SET time = excluded.time, type = excluded.type, value_num = excluded.value_num,
+        value_text = excluded.value_text, units = excluded.units, slope = excluded.slope, ttl = excluded.ttl
+    WHERE l.time <= excluded.time
+)
+SELECT DISTINCT device_id::text FROM batch;
+
+-- name: ListCurrentDeviceMetrics :many
+-- A device's current metrics: the latest report per name unless stale.
+SELECT name, time, type, value_num, value_text, units, slope, ttl, count(*) OVER () AS total
+FROM device_metrics_latest
+WHERE device_id = @device_id
+  AND time + make_interval(secs => ttl) > @now::timestamptz
+ORDER BY name
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountCurrentDeviceMetrics :one
+SELECT count(*) FROM device_metrics_latest
+WHERE device_id = @device_id
+  AND time + make_interval(secs => ttl) > @now::timestamptz;
+
+-- name: ListCurrentMetricNames :many
+-- Metric names reported now across devices; min and max over the numeric
+-- values (numeric = 0 means there are none: the metric is a string).
+SELECT name,
+       count(*) AS devices,
+       count(value_num) AS numeric,
+       coalesce(min(value_num), 0)::float8 AS min_value,
+       coalesce(max(value_num), 0)::float8 AS max_value,
+       count(*) OVER () AS total
+FROM device_metrics_latest
+WHERE time + make_interval(secs => ttl) > @now::timestamptz
+GROUP BY name
+ORDER BY name
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountCurrentMetricNames :one
+SELECT count(DISTINCT name) FROM device_metrics_latest
+WHERE time + make_interval(secs => ttl) > @now::timestamptz;
+
+-- name: ListMetricHistory :many
+-- Raw numeric points of one series in [from, to), oldest first.
+SELECT time, value_num::float8 AS value, count(*) OVER () AS total
+FROM device_metrics
+WHERE device_id = @device_id AND name = @name
+  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
+  AND value_num IS NOT NULL
+ORDER BY time
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountMetricHistory :one
+SELECT count(*) FROM device_metrics
+WHERE device_id = @device_id AND name = @name
+  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
+  AND value_num IS NOT NULL;
+
+-- name: ListMetricHistoryBuckets :many
+-- Numeric points of one series in [from, to) per bucket of the given width
+-- (aligned to the Unix epoch), oldest first; empty buckets are left out.
+SELECT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
+       avg(value_num)::float8 AS avg_value,
+       min(value_num)::float8 AS min_value,
+       max(value_num)::float8 AS max_value,
+       count(*) AS points,
+       count(*) OVER () AS total
+FROM device_metrics
+WHERE device_id = @device_id AND name = @name
+  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
+  AND value_num IS NOT NULL
+GROUP BY bucket
+ORDER BY bucket
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountMetricHistoryBuckets :one
+SELECT count(DISTINCT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz))
+FROM device_metrics
+WHERE device_id = @device_id AND name = @name
+  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
+  AND value_num IS NOT NULL;
