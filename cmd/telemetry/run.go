@@ -18,6 +18,7 @@ import (
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
 const usage = `Usage: telemetry <command>
@@ -149,7 +150,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	metrics := obs.New()
 	metrics.RegisterPool(pool)
-	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg})
+	// Self-profiling writes through the pool: it is closed (flushed) after
+	// the server stops and before the deferred pool.Close.
+	var prof *selfprofile.Profiler
+	if cfg.SelfProfile && cfg.SelfProfileSample > 0 {
+		prof = selfprofile.New(pool, log, metrics.Registry, selfprofile.Config{
+			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
+		prof.Start()
+		defer prof.Close(context.Background())
+	}
+	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg, Profiler: prof})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -170,13 +180,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	case <-ctx.Done():
 	}
-	// SIGTERM: stop accepting, let requests in flight finish, then close
-	// the pool (deferred) and exit 0.
+	// SIGTERM: stop accepting, let requests in flight finish, write the
+	// buffered self-profiling measurements, then close the pool (deferred)
+	// and exit 0.
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := prof.Close(sctx); err != nil {
+		log.Error("self-profiling: final flush failed", "error", err.Error())
 	}
 	log.Info("stopped")
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/telemetry/telemetry/internal/db"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -32,6 +33,9 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *obs.Metrics
 	Config  config.Config
+	// Profiler records the service's own requests as measurements; nil
+	// turns self-profiling off.
+	Profiler *selfprofile.Profiler
 }
 
 // server carries the dependencies into the handlers.
@@ -57,7 +61,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	}
 
 	mux := chi.NewMux()
-	mux.Use(observe(d.Log, d.Metrics), recoverer(d.Log))
+	mux.Use(observe(d.Log, d.Metrics), d.Profiler.Middleware, recoverer(d.Log))
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})
@@ -72,11 +76,12 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Method(http.MethodGet, "/docs/*", docsHandler())
 
 	api := humachi.New(mux, humaConfig())
-	api.UseMiddleware(negotiate)
+	api.UseMiddleware(negotiate, d.Profiler.OperationID)
 
 	// Every route of the API, by resource.
-	s.registerOperations(api) // /healthz, /readyz
-	s.registerFlows(api)      // /flows
+	s.registerOperations(api)   // /healthz, /readyz
+	s.registerFlows(api)        // /flows
+	s.registerMeasurements(api) // /api/measurements, /api/v1/...
 
 	return mux, api
 }
@@ -102,6 +107,7 @@ func humaConfig() huma.Config {
 		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header."
 	cfg.Tags = []*huma.Tag{
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
+		{Name: "measurements", Description: "Request measurements (flask-profiler), including the service's own requests (app=telemetry)."},
 		{Name: "operations", Description: "Liveness and readiness."},
 	}
 	return cfg

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
@@ -166,6 +167,10 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	// Never echo a large body back (huma puts the whole body in value).
 	if s, ok := it.Value.(string); ok && len(s) > 256 {
 		it.Value = s[:256] + "..."
+	}
+	// JSON has no Inf or NaN (a float parameter given as "Inf"): say it as text.
+	if f, ok := it.Value.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+		it.Value = strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return it
 }

@@ -20,6 +20,11 @@ type Config struct {
 	MaxBodyBytes    int64
 	FlowsMaxBatch   int
 	ShutdownTimeout time.Duration
+
+	MeasurementsMaxBatch int
+	SelfProfile          bool
+	SelfProfileSample    float64
+	SelfProfileExclude   []string
 }
 
 // Var documents one environment variable.
@@ -35,6 +40,10 @@ var Vars = []Var{
 	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names"},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)"},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing"},
+	{"MEASUREMENTS_MAX_BATCH", "10000", "most measurements one POST /api/measurements may carry (more: 406)"},
+	{"SELF_PROFILE", "true", "record every request the service serves as a measurement with app=telemetry (true or false)"},
+	{"SELF_PROFILE_SAMPLE", "1", "fraction of requests self-profiling records, 0 to 1"},
+	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -67,6 +76,21 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if cfg.ShutdownTimeout, err = time.ParseDuration(get("SHUTDOWN_TIMEOUT")); err != nil || cfg.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT must be a positive duration such as 30s, got %q", get("SHUTDOWN_TIMEOUT")))
+	}
+	if cfg.MeasurementsMaxBatch, err = strconv.Atoi(get("MEASUREMENTS_MAX_BATCH")); err != nil || cfg.MeasurementsMaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("MEASUREMENTS_MAX_BATCH must be a positive integer, got %q", get("MEASUREMENTS_MAX_BATCH")))
+	}
+	if cfg.SelfProfile, err = strconv.ParseBool(get("SELF_PROFILE")); err != nil {
+		errs = append(errs, fmt.Errorf("SELF_PROFILE must be true or false, got %q", get("SELF_PROFILE")))
+	}
+	if cfg.SelfProfileSample, err = strconv.ParseFloat(get("SELF_PROFILE_SAMPLE"), 64); err != nil ||
+		!(cfg.SelfProfileSample >= 0 && cfg.SelfProfileSample <= 1) {
+		errs = append(errs, fmt.Errorf("SELF_PROFILE_SAMPLE must be a fraction from 0 to 1, got %q", get("SELF_PROFILE_SAMPLE")))
+	}
+	for _, p := range strings.Split(get("SELF_PROFILE_EXCLUDE"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.SelfProfileExclude = append(cfg.SelfProfileExclude, p)
+		}
 	}
 	return cfg, errors.Join(errs...)
 }
