@@ -42,6 +42,25 @@ type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// customPlans runs every query as an unnamed statement, planned with its
+// actual parameters. The window queries' best plan depends on the values
+// (which index bounds the edge parts, whether the optional filters are
+// null); a cached generic plan was measured picking a BitmapAnd over a
+// week of start_idx for an edge of an hour (24 ms instead of 1 ms).
+type customPlans struct{ DB }
+
+func (c customPlans) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.DB.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+}
+
+func (c customPlans) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return c.DB.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+}
+
+func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return c.DB.Exec(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+}
+
 // Insert stores the records, all or none, and returns their new ids in
 // order. The ids are reserved first (COPY cannot return them), then the rows
 // are copied and the batch's hourly aggregates added to the rollup, in one
@@ -211,7 +230,7 @@ func (f Filter) methods() []string {
 // Count is the exact number of measurements f matches.
 func Count(ctx context.Context, pool DB, f Filter) (int64, error) {
 	h1, h2 := f.split()
-	return db.New(pool).CountMeasurements(ctx, db.CountMeasurementsParams{
+	return db.New(customPlans{pool}).CountMeasurements(ctx, db.CountMeasurementsParams{
 		H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: f.methods(), App: f.App, MinElapsed: f.MinElapsed,
 	})
@@ -230,7 +249,7 @@ func Grouped(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, 
 		H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: f.methods(), App: f.App, MinElapsed: f.MinElapsed,
 	}
-	q := db.New(pool)
+	q := db.New(customPlans{pool})
 	rows, err := q.GroupMeasurements(ctx, p)
 	if err != nil {
 		return nil, 0, err
@@ -255,7 +274,7 @@ func Grouped(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, 
 // MethodDistribution counts the measurements of the window by method.
 func MethodDistribution(ctx context.Context, pool DB, f Filter) (map[string]int64, error) {
 	h1, h2 := f.split()
-	rows, err := db.New(pool).MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
+	rows, err := db.New(customPlans{pool}).MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
 		H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 	})
 	if err != nil {
@@ -280,12 +299,12 @@ func Timeseries(ctx context.Context, pool DB, f Filter, daily bool) ([]Bucket, e
 	if daily {
 		p.Unit, p.StepHours = "day", 24
 	}
-	return db.New(pool).MeasurementTimeseries(ctx, p)
+	return db.New(customPlans{pool}).MeasurementTimeseries(ctx, p)
 }
 
 // Get returns one measurement; pgx.ErrNoRows when there is none.
 func Get(ctx context.Context, pool DB, id int64) (Record, error) {
-	m, err := db.New(pool).GetMeasurement(ctx, id)
+	m, err := db.New(customPlans{pool}).GetMeasurement(ctx, id)
 	if err != nil {
 		return Record{}, err
 	}
@@ -332,7 +351,7 @@ func List(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, lim
 		dir = "DESC"
 	}
 	sql := fmt.Sprintf(listSQL, fmt.Sprintf(order, dir))
-	rows, err := pool.Query(ctx, sql, f.StartedAt, f.EndedAt, f.Name, f.methods(), f.App, f.MinElapsed, limit, offset)
+	rows, err := customPlans{pool}.Query(ctx, sql, f.StartedAt, f.EndedAt, f.Name, f.methods(), f.App, f.MinElapsed, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list measurements: %w", err)
 	}
