@@ -21,6 +21,7 @@ import (
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
 const usage = `Usage: telemetry <command>
@@ -186,8 +187,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	metrics := obs.New()
 	metrics.RegisterPool(pool)
+	// Self-profiling writes through the pool: it is closed (flushed) after
+	// the server stops and before the deferred pool.Close.
+	var prof *selfprofile.Profiler
+	if cfg.SelfProfile && cfg.SelfProfileSample > 0 {
+		prof = selfprofile.New(pool, log, metrics.Registry, selfprofile.Config{
+			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
+		prof.Start()
+		defer prof.Close(context.Background())
+	}
 	deviceMetrics := api.NewDeviceMetricsWriter(pool, cfg, metrics)
-	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics})
+	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics, Profiler: prof})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -208,8 +218,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	case <-ctx.Done():
 	}
-	// SIGTERM: stop accepting, let requests in flight finish, then close
-	// the pool (deferred) and exit 0.
+	// SIGTERM: stop accepting, let requests in flight finish, write the
+	// buffered self-profiling measurements, then close the pool (deferred)
+	// and exit 0.
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -218,6 +229,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	deviceMetrics.Close()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := prof.Close(sctx); err != nil {
+		log.Error("self-profiling: final flush failed", "error", err.Error())
 	}
 	log.Info("stopped")
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/telemetry/telemetry/internal/devicemetrics"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -39,6 +40,9 @@ type Deps struct {
 	// DeviceMetrics writes metric reports (serve closes it at shutdown);
 	// nil builds one from Config.
 	DeviceMetrics *devicemetrics.Writer
+	// Profiler records the service's own requests as measurements; nil
+	// turns self-profiling off.
+	Profiler *selfprofile.Profiler
 }
 
 // server carries the dependencies into the handlers.
@@ -65,7 +69,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	}
 
 	mux := chi.NewMux()
-	mux.Use(observe(d.Log, d.Metrics), recoverer(d.Log))
+	mux.Use(observe(d.Log, d.Metrics), d.Profiler.Middleware, recoverer(d.Log))
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})
@@ -80,13 +84,14 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Method(http.MethodGet, "/docs/*", docsHandler())
 
 	api := humachi.New(mux, humaConfig())
-	api.UseMiddleware(negotiate)
+	api.UseMiddleware(negotiate, d.Profiler.OperationID)
 
 	// Every route of the API, by resource.
 	s.registerOperations(api)               // /healthz, /readyz
 	s.registerFlows(api)                    // /flows
 	s.registerEvents(api)                   // /apiv0.1/... (load-test events)
 	s.registerDevices(api, d.DeviceMetrics) // /mrd
+	s.registerMeasurements(api)             // /api/measurements, /api/v1/...
 
 	return mux, api
 }
@@ -115,6 +120,7 @@ func humaConfig() huma.Config {
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
 		{Name: "events", Description: "Load-test events from Locust (Metrics-Consumer): register, commit, running and past runs."},
 		{Name: "devices", Description: "Device metrics (Concertim metric reporting daemon) under /mrd; writes need a JWT."},
+		{Name: "measurements", Description: "Request measurements (flask-profiler), including the service's own requests (app=telemetry)."},
 		{Name: "operations", Description: "Liveness and readiness."},
 	}
 	return cfg

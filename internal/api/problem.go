@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
@@ -136,6 +137,9 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	it.Source = field
 	if field == "" {
 		field = "value"
+		if it.Location == "body" {
+			field = "the body"
+		}
 	}
 	switch {
 	case reRequired.MatchString(msg), strings.HasPrefix(msg, "required ") && strings.HasSuffix(msg, " parameter is missing"):
@@ -182,6 +186,10 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	// Never echo a large body back (huma puts the whole body in value).
 	if s, ok := it.Value.(string); ok && len(s) > 256 {
 		it.Value = s[:256] + "..."
+	}
+	// JSON has no Inf or NaN (a float parameter given as "Inf"): say it as text.
+	if f, ok := it.Value.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+		it.Value = strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return it
 }

@@ -174,6 +174,45 @@ func (e EventTagsMode) Valid() bool {
 	}
 }
 
+// Defines values for MeasurementInputMethod.
+const (
+	CONNECT MeasurementInputMethod = "CONNECT"
+	DELETE  MeasurementInputMethod = "DELETE"
+	GET     MeasurementInputMethod = "GET"
+	HEAD    MeasurementInputMethod = "HEAD"
+	OPTIONS MeasurementInputMethod = "OPTIONS"
+	PATCH   MeasurementInputMethod = "PATCH"
+	POST    MeasurementInputMethod = "POST"
+	PUT     MeasurementInputMethod = "PUT"
+	TRACE   MeasurementInputMethod = "TRACE"
+)
+
+// Valid indicates whether the value is a known member of the MeasurementInputMethod enum.
+func (e MeasurementInputMethod) Valid() bool {
+	switch e {
+	case CONNECT:
+		return true
+	case DELETE:
+		return true
+	case GET:
+		return true
+	case HEAD:
+		return true
+	case OPTIONS:
+		return true
+	case PATCH:
+		return true
+	case POST:
+		return true
+	case PUT:
+		return true
+	case TRACE:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MetricReportSlope.
 const (
 	MetricReportSlopeBoth       MetricReportSlope = "both"
@@ -252,6 +291,78 @@ func (e ReadinessMode) Valid() bool {
 	case Postgresql:
 		return true
 	case Timescaledb:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetMeasurementTimeseriesNoSlashParamsInterval.
+const (
+	GetMeasurementTimeseriesNoSlashParamsIntervalDaily  GetMeasurementTimeseriesNoSlashParamsInterval = "daily"
+	GetMeasurementTimeseriesNoSlashParamsIntervalHourly GetMeasurementTimeseriesNoSlashParamsInterval = "hourly"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesNoSlashParamsInterval enum.
+func (e GetMeasurementTimeseriesNoSlashParamsInterval) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesNoSlashParamsIntervalDaily:
+		return true
+	case GetMeasurementTimeseriesNoSlashParamsIntervalHourly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetMeasurementTimeseriesParamsInterval.
+const (
+	GetMeasurementTimeseriesParamsIntervalDaily  GetMeasurementTimeseriesParamsInterval = "daily"
+	GetMeasurementTimeseriesParamsIntervalHourly GetMeasurementTimeseriesParamsInterval = "hourly"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesParamsInterval enum.
+func (e GetMeasurementTimeseriesParamsInterval) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesParamsIntervalDaily:
+		return true
+	case GetMeasurementTimeseriesParamsIntervalHourly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetMeasurementTimeseriesV1NoSlashParamsInterval.
+const (
+	GetMeasurementTimeseriesV1NoSlashParamsIntervalDaily  GetMeasurementTimeseriesV1NoSlashParamsInterval = "daily"
+	GetMeasurementTimeseriesV1NoSlashParamsIntervalHourly GetMeasurementTimeseriesV1NoSlashParamsInterval = "hourly"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesV1NoSlashParamsInterval enum.
+func (e GetMeasurementTimeseriesV1NoSlashParamsInterval) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesV1NoSlashParamsIntervalDaily:
+		return true
+	case GetMeasurementTimeseriesV1NoSlashParamsIntervalHourly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetMeasurementTimeseriesV1ParamsInterval.
+const (
+	GetMeasurementTimeseriesV1ParamsIntervalDaily  GetMeasurementTimeseriesV1ParamsInterval = "daily"
+	GetMeasurementTimeseriesV1ParamsIntervalHourly GetMeasurementTimeseriesV1ParamsInterval = "hourly"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesV1ParamsInterval enum.
+func (e GetMeasurementTimeseriesV1ParamsInterval) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesV1ParamsIntervalDaily:
+		return true
+	case GetMeasurementTimeseriesV1ParamsIntervalHourly:
 		return true
 	default:
 		return false
@@ -396,6 +507,14 @@ type DeviceUpdate struct {
 	//
 	// Example: Compute node 1
 	Name string `json:"name"`
+}
+
+// DistributionOutputBody defines model for DistributionOutputBody.
+type DistributionOutputBody struct {
+	// Distribution Measurements in the window per method.
+	//
+	// Example: {"GET":1558,"POST":1213}
+	Distribution map[string]int64 `json:"distribution"`
 }
 
 // EventCommitBody defines model for EventCommitBody.
@@ -724,6 +843,11 @@ type FlowsReceived struct {
 	Received int64 `json:"received"`
 }
 
+// GetMeasurementOutputBody defines model for GetMeasurementOutputBody.
+type GetMeasurementOutputBody struct {
+	Measurement Measurement `json:"measurement"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	// Status Always ok: the process is alive.
@@ -761,6 +885,181 @@ type HistoryPoint struct {
 	//
 	// Example: 42
 	Value *float64 `json:"value,omitempty"`
+}
+
+// Measurement defines model for Measurement.
+type Measurement struct {
+	// App The profiled application; absent when the client did not say.
+	//
+	// Example: telemetry
+	App *string `json:"app,omitempty"`
+
+	// Args Positional arguments.
+	Args []interface{} `json:"args"`
+
+	// Context The request: url, args, headers, func, ip, ...
+	Context map[string]interface{} `json:"context"`
+
+	// Elapsed Seconds.
+	//
+	// Example: 0.000003
+	Elapsed float64 `json:"elapsed"`
+
+	// EndedAt Epoch seconds.
+	//
+	// Example: 1444991539.945816
+	EndedAt float64 `json:"endedAt"`
+
+	// Id Measurement id.
+	//
+	// Example: 95
+	Id int64 `json:"id"`
+
+	// Kwargs Keyword arguments (path parameters).
+	Kwargs map[string]interface{} `json:"kwargs"`
+
+	// Method HTTP method.
+	//
+	// Example: GET
+	Method string `json:"method"`
+
+	// Name The route.
+	//
+	// Example: /products
+	Name string `json:"name"`
+
+	// StartedAt Epoch seconds.
+	//
+	// Example: 1444991539.945813
+	StartedAt float64 `json:"startedAt"`
+}
+
+// MeasurementGroup defines model for MeasurementGroup.
+type MeasurementGroup struct {
+	// AvgElapsed Mean elapsed seconds.
+	//
+	// Example: 1.203
+	AvgElapsed float64 `json:"avgElapsed"`
+
+	// Count Measurements in the window.
+	//
+	// Example: 214
+	Count int64 `json:"count"`
+
+	// MaxElapsed Largest elapsed seconds.
+	//
+	// Example: 2.075
+	MaxElapsed float64 `json:"maxElapsed"`
+
+	// Method HTTP method.
+	//
+	// Example: GET
+	Method string `json:"method"`
+
+	// MinElapsed Smallest elapsed seconds.
+	//
+	// Example: 0.807
+	MinElapsed float64 `json:"minElapsed"`
+
+	// Name The route.
+	//
+	// Example: /api/products
+	Name string `json:"name"`
+}
+
+// MeasurementInput defines model for MeasurementInput.
+type MeasurementInput struct {
+	// App The profiled application.
+	//
+	// Example: shop
+	App *string `json:"app,omitempty"`
+
+	// Args Positional arguments of the profiled function.
+	Args *[]interface{} `json:"args,omitempty"`
+
+	// Context The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too.
+	Context *map[string]interface{} `json:"context,omitempty"`
+
+	// Elapsed Seconds it took; endedAt - startedAt when absent.
+	//
+	// Example: 0.000003
+	Elapsed *float64 `json:"elapsed,omitempty"`
+
+	// EndedAt When it ended, epoch seconds; not before startedAt.
+	//
+	// Example: 1444991539.945816
+	EndedAt float64 `json:"endedAt"`
+
+	// Kwargs Keyword arguments, e.g. path parameters: {"productId": 412}.
+	Kwargs *map[string]interface{} `json:"kwargs,omitempty"`
+
+	// Method HTTP method.
+	//
+	// Example: GET
+	Method MeasurementInputMethod `json:"method"`
+
+	// Name The route (a pattern, not the raw path).
+	//
+	// Example: /api/products/<id>
+	Name string `json:"name"`
+
+	// StartedAt When the request started, epoch seconds (microsecond precision is kept).
+	//
+	// Example: 1444991539.945813
+	StartedAt float64 `json:"startedAt"`
+}
+
+// MeasurementInputMethod HTTP method.
+//
+// Example: GET
+type MeasurementInputMethod string
+
+// MeasurementPageMeasurement defines model for MeasurementPageMeasurement.
+type MeasurementPageMeasurement struct {
+	// Items This page's items; empty past the last page.
+	Items *[]Measurement `json:"items"`
+
+	// Measurements The same items under flask-profiler's key.
+	Measurements *[]Measurement `json:"measurements"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
+}
+
+// MeasurementPageMeasurementGroup defines model for MeasurementPageMeasurementGroup.
+type MeasurementPageMeasurementGroup struct {
+	// Items This page's items; empty past the last page.
+	Items *[]MeasurementGroup `json:"items"`
+
+	// Measurements The same items under flask-profiler's key.
+	Measurements *[]MeasurementGroup `json:"measurements"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
 }
 
 // MetricReport defines model for MetricReport.
@@ -990,6 +1289,14 @@ type PageMetricSummary struct {
 	Total int64 `json:"total"`
 }
 
+// PostMeasurementsOutputBody defines model for PostMeasurementsOutputBody.
+type PostMeasurementsOutputBody struct {
+	// Ids The new measurements' ids, in the order posted.
+	//
+	// Example: [96,97]
+	Ids *[]int64 `json:"ids"`
+}
+
 // Problem defines model for Problem.
 type Problem struct {
 	// Detail Explanation of this occurrence.
@@ -1112,6 +1419,17 @@ type RunEvent struct {
 	Time time.Time `json:"time"`
 }
 
+// TimeseriesOutputBody defines model for TimeseriesOutputBody.
+type TimeseriesOutputBody struct {
+	// Serie Measurements started in each UTC bucket of the window, every bucket present (0 when empty).
+	//
+	// Example: {"2015-10-14":0,"2015-10-15":62}
+	Serie map[string]int64 `json:"serie"`
+
+	// Series The same map under the key flask-profiler's code used.
+	Series map[string]int64 `json:"series"`
+}
+
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
 	// ExpiresIn Lifetime of the token in seconds (default 86400, at most 366 days).
@@ -1132,6 +1450,348 @@ type TokenResponse struct {
 	// Example: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE2NzQwNjUzNzB9.mwoJLkw0eKZhRgyX2BX6RwzE1XDzb1b3VDWh-dW2AXk
 	Token string `json:"token"`
 }
+
+// ListMeasurementsNoSlashParams defines parameters for ListMeasurementsNoSlash.
+type ListMeasurementsNoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// PostMeasurementsJSONBody defines parameters for PostMeasurements.
+type PostMeasurementsJSONBody = []MeasurementInput
+
+// ListMeasurementsParams defines parameters for ListMeasurements.
+type ListMeasurementsParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// PostMeasurementsSlashJSONBody defines parameters for PostMeasurementsSlash.
+type PostMeasurementsSlashJSONBody = []MeasurementInput
+
+// FilterMeasurementsNoSlashParams defines parameters for FilterMeasurementsNoSlash.
+type FilterMeasurementsNoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// FilterMeasurementsParams defines parameters for FilterMeasurements.
+type FilterMeasurementsParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// ListMeasurementGroupsNoSlashParams defines parameters for ListMeasurementGroupsNoSlash.
+type ListMeasurementGroupsNoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// ListMeasurementGroupsParams defines parameters for ListMeasurementGroups.
+type ListMeasurementGroupsParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// GetMethodDistributionNoSlashParams defines parameters for GetMethodDistributionNoSlash.
+type GetMethodDistributionNoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+}
+
+// GetMethodDistributionParams defines parameters for GetMethodDistribution.
+type GetMethodDistributionParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+}
+
+// GetMeasurementTimeseriesNoSlashParams defines parameters for GetMeasurementTimeseriesNoSlash.
+type GetMeasurementTimeseriesNoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	Interval *GetMeasurementTimeseriesNoSlashParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// GetMeasurementTimeseriesNoSlashParamsInterval defines parameters for GetMeasurementTimeseriesNoSlash.
+type GetMeasurementTimeseriesNoSlashParamsInterval string
+
+// GetMeasurementTimeseriesParams defines parameters for GetMeasurementTimeseries.
+type GetMeasurementTimeseriesParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	Interval *GetMeasurementTimeseriesParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// GetMeasurementTimeseriesParamsInterval defines parameters for GetMeasurementTimeseries.
+type GetMeasurementTimeseriesParamsInterval string
+
+// ListMeasurementGroupsV1NoSlashParams defines parameters for ListMeasurementGroupsV1NoSlash.
+type ListMeasurementGroupsV1NoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// ListMeasurementGroupsV1Params defines parameters for ListMeasurementGroupsV1.
+type ListMeasurementGroupsV1Params struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Elapsed Only measurements that took at least this many seconds.
+	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+
+	// Method Only these methods: one, or a comma list (exact match).
+	Method *string `form:"method,omitempty" json:"method,omitempty"`
+
+	// Name Only this name (exact match).
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// App Only this application (exact match).
+	App *string `form:"app,omitempty" json:"app,omitempty"`
+
+	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// GetMethodDistributionV1NoSlashParams defines parameters for GetMethodDistributionV1NoSlash.
+type GetMethodDistributionV1NoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+}
+
+// GetMethodDistributionV1Params defines parameters for GetMethodDistributionV1.
+type GetMethodDistributionV1Params struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+}
+
+// GetMeasurementTimeseriesV1NoSlashParams defines parameters for GetMeasurementTimeseriesV1NoSlash.
+type GetMeasurementTimeseriesV1NoSlashParams struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	Interval *GetMeasurementTimeseriesV1NoSlashParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// GetMeasurementTimeseriesV1NoSlashParamsInterval defines parameters for GetMeasurementTimeseriesV1NoSlash.
+type GetMeasurementTimeseriesV1NoSlashParamsInterval string
+
+// GetMeasurementTimeseriesV1Params defines parameters for GetMeasurementTimeseriesV1.
+type GetMeasurementTimeseriesV1Params struct {
+	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
+	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+
+	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
+	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+
+	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	Interval *GetMeasurementTimeseriesV1ParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// GetMeasurementTimeseriesV1ParamsInterval defines parameters for GetMeasurementTimeseriesV1.
+type GetMeasurementTimeseriesV1ParamsInterval string
 
 // ListStatesParams defines parameters for ListStates.
 type ListStatesParams struct {
@@ -1222,6 +1882,12 @@ type ListCurrentMetricNamesParams struct {
 	// Size Items per page, 1 to 100.
 	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
 }
+
+// PostMeasurementsJSONRequestBody defines body for PostMeasurements for application/json ContentType.
+type PostMeasurementsJSONRequestBody = PostMeasurementsJSONBody
+
+// PostMeasurementsSlashJSONRequestBody defines body for PostMeasurementsSlash for application/json ContentType.
+type PostMeasurementsSlashJSONRequestBody = PostMeasurementsSlashJSONBody
 
 // CommitEventJSONRequestBody defines body for CommitEvent for application/json ContentType.
 type CommitEventJSONRequestBody = EventCommitBody
@@ -2335,6 +3001,214 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListMeasurementsNoSlash List measurements (alias of /api/measurements/)
+	//
+	// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	//
+	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
+	ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostMeasurementsWithBody Store measurements
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+	PostMeasurementsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostMeasurements Store measurements
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+	PostMeasurements(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMeasurements List measurements
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	//
+	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
+	ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostMeasurementsSlashWithBody Store measurements (alias of /api/measurements)
+	//
+	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+	PostMeasurementsSlashWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostMeasurementsSlash Store measurements (alias of /api/measurements)
+	//
+	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+	PostMeasurementsSlash(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FilterMeasurementsNoSlash Filter measurements (alias of /api/measurements/filter/)
+	//
+	// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	//
+	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
+	FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FilterMeasurements Filter measurements
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	//
+	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
+	FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMeasurementGroupsNoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
+	//
+	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
+	ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMeasurementGroups Measurements grouped by name and method
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
+	ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMethodDistributionNoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
+	//
+	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
+	GetMethodDistributionNoSlash(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMethodDistribution Number of measurements per method
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
+	GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementTimeseriesNoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	//
+	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
+	GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementTimeseries Number of measurements per day or hour
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
+	GetMeasurementTimeseries(ctx context.Context, params *GetMeasurementTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurement Get a measurement
+	//
+	// Every field of one measurement.
+	//
+	// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
+	GetMeasurement(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementSlash Get a measurement (alias of /api/measurements/{id})
+	//
+	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+	//
+	// Every field of one measurement.
+	//
+	// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
+	GetMeasurementSlash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMeasurementGroupsV1NoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
+	//
+	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
+	ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMeasurementGroupsV1 Measurements grouped by name and method (alias of /api/measurements/grouped/)
+	//
+	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
+	ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementV1 Get a measurement (alias of /api/measurements/{id})
+	//
+	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+	//
+	// Every field of one measurement.
+	//
+	// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
+	GetMeasurementV1(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementV1Slash Get a measurement (alias of /api/measurements/{id})
+	//
+	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+	//
+	// Every field of one measurement.
+	//
+	// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
+	GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMethodDistributionV1NoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
+	//
+	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
+	GetMethodDistributionV1NoSlash(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMethodDistributionV1 Number of measurements per method (alias of /api/measurements/methodDistribution/)
+	//
+	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
+	GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementTimeseriesV1NoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	//
+	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
+	GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeasurementTimeseriesV1 Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	//
+	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
+	GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CommitEventWithBody Commit the results of a load-test run
 	//
 	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
@@ -2546,6 +3420,454 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListMeasurementsNoSlash List measurements (alias of /api/measurements/)
+//
+// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+//
+// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
+func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMeasurementsNoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostMeasurementsWithBody Store measurements
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+func (c *Client) PostMeasurementsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostMeasurements Store measurements
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+func (c *Client) PostMeasurements(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMeasurements List measurements
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+//
+// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
+func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMeasurementsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostMeasurementsSlashWithBody Store measurements (alias of /api/measurements)
+//
+// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsSlashRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostMeasurementsSlash Store measurements (alias of /api/measurements)
+//
+// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+func (c *Client) PostMeasurementsSlash(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsSlashRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FilterMeasurementsNoSlash Filter measurements (alias of /api/measurements/filter/)
+//
+// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+//
+// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
+func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFilterMeasurementsNoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FilterMeasurements Filter measurements
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+//
+// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
+func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFilterMeasurementsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMeasurementGroupsNoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
+//
+// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
+func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMeasurementGroupsNoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMeasurementGroups Measurements grouped by name and method
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
+func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMeasurementGroupsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMethodDistributionNoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
+//
+// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
+func (c *Client) GetMethodDistributionNoSlash(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMethodDistributionNoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMethodDistribution Number of measurements per method
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
+func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMethodDistributionRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementTimeseriesNoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+//
+// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
+func (c *Client) GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementTimeseriesNoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementTimeseries Number of measurements per day or hour
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
+func (c *Client) GetMeasurementTimeseries(ctx context.Context, params *GetMeasurementTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementTimeseriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurement Get a measurement
+//
+// Every field of one measurement.
+//
+// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
+func (c *Client) GetMeasurement(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementSlash Get a measurement (alias of /api/measurements/{id})
+//
+// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+//
+// Every field of one measurement.
+//
+// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
+func (c *Client) GetMeasurementSlash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementSlashRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMeasurementGroupsV1NoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
+//
+// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
+func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMeasurementGroupsV1NoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMeasurementGroupsV1 Measurements grouped by name and method (alias of /api/measurements/grouped/)
+//
+// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
+func (c *Client) ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMeasurementGroupsV1Request(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementV1 Get a measurement (alias of /api/measurements/{id})
+//
+// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+//
+// Every field of one measurement.
+//
+// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
+func (c *Client) GetMeasurementV1(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementV1Request(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementV1Slash Get a measurement (alias of /api/measurements/{id})
+//
+// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+//
+// Every field of one measurement.
+//
+// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
+func (c *Client) GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementV1SlashRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMethodDistributionV1NoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
+//
+// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
+func (c *Client) GetMethodDistributionV1NoSlash(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMethodDistributionV1NoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMethodDistributionV1 Number of measurements per method (alias of /api/measurements/methodDistribution/)
+//
+// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
+func (c *Client) GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMethodDistributionV1Request(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementTimeseriesV1NoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+//
+// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
+func (c *Client) GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementTimeseriesV1NoSlashRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeasurementTimeseriesV1 Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+//
+// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
+func (c *Client) GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeasurementTimeseriesV1Request(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // CommitEventWithBody Commit the results of a load-test run
@@ -3038,6 +4360,1998 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListMeasurementsNoSlashRequest constructs an http.Request for the ListMeasurementsNoSlash method
+func NewListMeasurementsNoSlashRequest(server string, params *ListMeasurementsNoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostMeasurementsRequest calls the generic PostMeasurements builder with application/json body
+func NewPostMeasurementsRequest(server string, body PostMeasurementsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostMeasurementsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostMeasurementsRequestWithBody constructs an http.Request for the PostMeasurements method, with any body, and a specified content type
+func NewPostMeasurementsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListMeasurementsRequest constructs an http.Request for the ListMeasurements method
+func NewListMeasurementsRequest(server string, params *ListMeasurementsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostMeasurementsSlashRequest calls the generic PostMeasurementsSlash builder with application/json body
+func NewPostMeasurementsSlashRequest(server string, body PostMeasurementsSlashJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostMeasurementsSlashRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostMeasurementsSlashRequestWithBody constructs an http.Request for the PostMeasurementsSlash method, with any body, and a specified content type
+func NewPostMeasurementsSlashRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewFilterMeasurementsNoSlashRequest constructs an http.Request for the FilterMeasurementsNoSlash method
+func NewFilterMeasurementsNoSlashRequest(server string, params *FilterMeasurementsNoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/filter")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFilterMeasurementsRequest constructs an http.Request for the FilterMeasurements method
+func NewFilterMeasurementsRequest(server string, params *FilterMeasurementsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/filter/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMeasurementGroupsNoSlashRequest constructs an http.Request for the ListMeasurementGroupsNoSlash method
+func NewListMeasurementGroupsNoSlashRequest(server string, params *ListMeasurementGroupsNoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/grouped")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMeasurementGroupsRequest constructs an http.Request for the ListMeasurementGroups method
+func NewListMeasurementGroupsRequest(server string, params *ListMeasurementGroupsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/grouped/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMethodDistributionNoSlashRequest constructs an http.Request for the GetMethodDistributionNoSlash method
+func NewGetMethodDistributionNoSlashRequest(server string, params *GetMethodDistributionNoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/methodDistribution")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMethodDistributionRequest constructs an http.Request for the GetMethodDistribution method
+func NewGetMethodDistributionRequest(server string, params *GetMethodDistributionParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/methodDistribution/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementTimeseriesNoSlashRequest constructs an http.Request for the GetMeasurementTimeseriesNoSlash method
+func NewGetMeasurementTimeseriesNoSlashRequest(server string, params *GetMeasurementTimeseriesNoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/timeseries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Interval != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementTimeseriesRequest constructs an http.Request for the GetMeasurementTimeseries method
+func NewGetMeasurementTimeseriesRequest(server string, params *GetMeasurementTimeseriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/timeseries/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Interval != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementRequest constructs an http.Request for the GetMeasurement method
+func NewGetMeasurementRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementSlashRequest constructs an http.Request for the GetMeasurementSlash method
+func NewGetMeasurementSlashRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/measurements/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMeasurementGroupsV1NoSlashRequest constructs an http.Request for the ListMeasurementGroupsV1NoSlash method
+func NewListMeasurementGroupsV1NoSlashRequest(server string, params *ListMeasurementGroupsV1NoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/measurements/grouped")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMeasurementGroupsV1Request constructs an http.Request for the ListMeasurementGroupsV1 method
+func NewListMeasurementGroupsV1Request(server string, params *ListMeasurementGroupsV1Params) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/measurements/grouped/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Elapsed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Method != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Name != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.App != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementV1Request constructs an http.Request for the GetMeasurementV1 method
+func NewGetMeasurementV1Request(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/measurements/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementV1SlashRequest constructs an http.Request for the GetMeasurementV1Slash method
+func NewGetMeasurementV1SlashRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/measurements/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMethodDistributionV1NoSlashRequest constructs an http.Request for the GetMethodDistributionV1NoSlash method
+func NewGetMethodDistributionV1NoSlashRequest(server string, params *GetMethodDistributionV1NoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/methodDistribution")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMethodDistributionV1Request constructs an http.Request for the GetMethodDistributionV1 method
+func NewGetMethodDistributionV1Request(server string, params *GetMethodDistributionV1Params) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/methodDistribution/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementTimeseriesV1NoSlashRequest constructs an http.Request for the GetMeasurementTimeseriesV1NoSlash method
+func NewGetMeasurementTimeseriesV1NoSlashRequest(server string, params *GetMeasurementTimeseriesV1NoSlashParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/timeseries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Interval != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeasurementTimeseriesV1Request constructs an http.Request for the GetMeasurementTimeseriesV1 method
+func NewGetMeasurementTimeseriesV1Request(server string, params *GetMeasurementTimeseriesV1Params) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/timeseries/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StartedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndedAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Interval != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewCommitEventRequest calls the generic CommitEvent builder with application/json body
@@ -4136,6 +7450,254 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListMeasurementsNoSlashWithResponse List measurements (alias of /api/measurements/)
+	//
+	// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
+	ListMeasurementsNoSlashWithResponse(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementsNoSlashResponse, error)
+
+	// PostMeasurementsWithBodyWithResponse Store measurements
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+	PostMeasurementsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error)
+
+	// PostMeasurementsWithResponse Store measurements
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+	PostMeasurementsWithResponse(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error)
+
+	// ListMeasurementsWithResponse List measurements
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
+	ListMeasurementsWithResponse(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*ListMeasurementsResponse, error)
+
+	// PostMeasurementsSlashWithBodyWithResponse Store measurements (alias of /api/measurements)
+	//
+	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+	PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
+
+	// PostMeasurementsSlashWithResponse Store measurements (alias of /api/measurements)
+	//
+	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+	//
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+	PostMeasurementsSlashWithResponse(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
+
+	// FilterMeasurementsNoSlashWithResponse Filter measurements (alias of /api/measurements/filter/)
+	//
+	// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
+	FilterMeasurementsNoSlashWithResponse(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsNoSlashResponse, error)
+
+	// FilterMeasurementsWithResponse Filter measurements
+	//
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
+	FilterMeasurementsWithResponse(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsResponse, error)
+
+	// ListMeasurementGroupsNoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
+	//
+	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
+	ListMeasurementGroupsNoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsNoSlashResponse, error)
+
+	// ListMeasurementGroupsWithResponse Measurements grouped by name and method
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
+	ListMeasurementGroupsWithResponse(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsResponse, error)
+
+	// GetMethodDistributionNoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
+	//
+	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
+	GetMethodDistributionNoSlashWithResponse(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionNoSlashResponse, error)
+
+	// GetMethodDistributionWithResponse Number of measurements per method
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
+	GetMethodDistributionWithResponse(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionResponse, error)
+
+	// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	//
+	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
+	GetMeasurementTimeseriesNoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesNoSlashResponse, error)
+
+	// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
+	GetMeasurementTimeseriesWithResponse(ctx context.Context, params *GetMeasurementTimeseriesParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesResponse, error)
+
+	// GetMeasurementWithResponse Get a measurement
+	//
+	// Every field of one measurement.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
+	GetMeasurementWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementResponse, error)
+
+	// GetMeasurementSlashWithResponse Get a measurement (alias of /api/measurements/{id})
+	//
+	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+	//
+	// Every field of one measurement.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
+	GetMeasurementSlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementSlashResponse, error)
+
+	// ListMeasurementGroupsV1NoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
+	//
+	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
+	ListMeasurementGroupsV1NoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1NoSlashResponse, error)
+
+	// ListMeasurementGroupsV1WithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
+	//
+	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+	//
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
+	ListMeasurementGroupsV1WithResponse(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1Response, error)
+
+	// GetMeasurementV1WithResponse Get a measurement (alias of /api/measurements/{id})
+	//
+	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+	//
+	// Every field of one measurement.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
+	GetMeasurementV1WithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1Response, error)
+
+	// GetMeasurementV1SlashWithResponse Get a measurement (alias of /api/measurements/{id})
+	//
+	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+	//
+	// Every field of one measurement.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
+	GetMeasurementV1SlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1SlashResponse, error)
+
+	// GetMethodDistributionV1NoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
+	//
+	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
+	GetMethodDistributionV1NoSlashWithResponse(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1NoSlashResponse, error)
+
+	// GetMethodDistributionV1WithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
+	//
+	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+	//
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
+	GetMethodDistributionV1WithResponse(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1Response, error)
+
+	// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	//
+	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
+	GetMeasurementTimeseriesV1NoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1NoSlashResponse, error)
+
+	// GetMeasurementTimeseriesV1WithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	//
+	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+	//
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
+	GetMeasurementTimeseriesV1WithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1Response, error)
+
 	// CommitEventWithBodyWithResponse Commit the results of a load-test run
 	//
 	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
@@ -4375,6 +7937,1650 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
+}
+
+// ListMeasurementsNoSlashResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementsNoSlash
+type ListMeasurementsNoSlashResponse200Headers struct {
+	Link *string
+}
+
+type ListMeasurementsNoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMeasurementsNoSlashResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMeasurementsNoSlashResponse) GetJSON200() *MeasurementPageMeasurement {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMeasurementsNoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMeasurementsNoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMeasurementsNoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMeasurementsNoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostMeasurementsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PostMeasurementsOutputBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostMeasurementsResponse) GetJSON201() *PostMeasurementsOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostMeasurementsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostMeasurementsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostMeasurementsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostMeasurementsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMeasurementsResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurements
+type ListMeasurementsResponse200Headers struct {
+	Link *string
+}
+
+type ListMeasurementsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMeasurementsResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMeasurementsResponse) GetJSON200() *MeasurementPageMeasurement {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListMeasurementsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMeasurementsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMeasurementsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMeasurementsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMeasurementsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMeasurementsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMeasurementsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostMeasurementsSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PostMeasurementsOutputBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostMeasurementsSlashResponse) GetJSON201() *PostMeasurementsOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostMeasurementsSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostMeasurementsSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostMeasurementsSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostMeasurementsSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FilterMeasurementsNoSlashResponse200Headers the declared response headers of an HTTP 200 response for FilterMeasurementsNoSlash
+type FilterMeasurementsNoSlashResponse200Headers struct {
+	Link *string
+}
+
+type FilterMeasurementsNoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *FilterMeasurementsNoSlashResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FilterMeasurementsNoSlashResponse) GetJSON200() *MeasurementPageMeasurement {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r FilterMeasurementsNoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FilterMeasurementsNoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FilterMeasurementsNoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FilterMeasurementsNoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FilterMeasurementsResponse200Headers the declared response headers of an HTTP 200 response for FilterMeasurements
+type FilterMeasurementsResponse200Headers struct {
+	Link *string
+}
+
+type FilterMeasurementsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *FilterMeasurementsResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FilterMeasurementsResponse) GetJSON200() *MeasurementPageMeasurement {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r FilterMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r FilterMeasurementsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r FilterMeasurementsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r FilterMeasurementsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r FilterMeasurementsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FilterMeasurementsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FilterMeasurementsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FilterMeasurementsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMeasurementGroupsNoSlashResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroupsNoSlash
+type ListMeasurementGroupsNoSlashResponse200Headers struct {
+	Link *string
+}
+
+type ListMeasurementGroupsNoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMeasurementGroupsNoSlashResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMeasurementGroupsNoSlashResponse) GetJSON200() *MeasurementPageMeasurementGroup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMeasurementGroupsNoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMeasurementGroupsNoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMeasurementGroupsNoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMeasurementGroupsNoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMeasurementGroupsResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse200Headers struct {
+	Link *string
+}
+
+type ListMeasurementGroupsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMeasurementGroupsResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMeasurementGroupsResponse) GetJSON200() *MeasurementPageMeasurementGroup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMeasurementGroupsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMeasurementGroupsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMeasurementGroupsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMeasurementGroupsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMethodDistributionNoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMethodDistributionNoSlashResponse) GetJSON200() *DistributionOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMethodDistributionNoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMethodDistributionNoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMethodDistributionNoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMethodDistributionNoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMethodDistributionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMethodDistributionResponse) GetJSON200() *DistributionOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMethodDistributionResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMethodDistributionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMethodDistributionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMethodDistributionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMethodDistributionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMethodDistributionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMethodDistributionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMethodDistributionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementTimeseriesNoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementTimeseriesNoSlashResponse) GetJSON200() *TimeseriesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementTimeseriesNoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementTimeseriesNoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementTimeseriesNoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementTimeseriesNoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementTimeseriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementTimeseriesResponse) GetJSON200() *TimeseriesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementTimeseriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementTimeseriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementTimeseriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementTimeseriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementResponse) GetJSON200() *GetMeasurementOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementSlashResponse) GetJSON200() *GetMeasurementOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMeasurementSlashResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMeasurementGroupsV1NoSlashResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroupsV1NoSlash
+type ListMeasurementGroupsV1NoSlashResponse200Headers struct {
+	Link *string
+}
+
+type ListMeasurementGroupsV1NoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMeasurementGroupsV1NoSlashResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMeasurementGroupsV1NoSlashResponse) GetJSON200() *MeasurementPageMeasurementGroup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMeasurementGroupsV1NoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMeasurementGroupsV1NoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMeasurementGroupsV1NoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMeasurementGroupsV1NoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMeasurementGroupsV1Response200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroupsV1
+type ListMeasurementGroupsV1Response200Headers struct {
+	Link *string
+}
+
+type ListMeasurementGroupsV1Response struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMeasurementGroupsV1Response200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMeasurementGroupsV1Response) GetJSON200() *MeasurementPageMeasurementGroup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMeasurementGroupsV1Response) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMeasurementGroupsV1Response) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMeasurementGroupsV1Response) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMeasurementGroupsV1Response) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementV1Response struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementV1Response) GetJSON200() *GetMeasurementOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMeasurementV1Response) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementV1Response) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementV1Response) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementV1Response) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementV1Response) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementV1Response) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementV1Response) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementV1Response) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementV1Response) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementV1SlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementV1SlashResponse) GetJSON200() *GetMeasurementOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementV1SlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementV1SlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementV1SlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementV1SlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMethodDistributionV1NoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMethodDistributionV1NoSlashResponse) GetJSON200() *DistributionOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMethodDistributionV1NoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMethodDistributionV1NoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMethodDistributionV1NoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMethodDistributionV1NoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMethodDistributionV1Response struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMethodDistributionV1Response) GetJSON200() *DistributionOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMethodDistributionV1Response) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMethodDistributionV1Response) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMethodDistributionV1Response) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMethodDistributionV1Response) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMethodDistributionV1Response) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMethodDistributionV1Response) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMethodDistributionV1Response) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMethodDistributionV1Response) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementTimeseriesV1NoSlashResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetJSON200() *TimeseriesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementTimeseriesV1NoSlashResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementTimeseriesV1NoSlashResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementTimeseriesV1NoSlashResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeasurementTimeseriesV1Response struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeasurementTimeseriesV1Response) GetJSON200() *TimeseriesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeasurementTimeseriesV1Response) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeasurementTimeseriesV1Response) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeasurementTimeseriesV1Response) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeasurementTimeseriesV1Response) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type CommitEventResponse struct {
@@ -6029,6 +11235,398 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
+// ListMeasurementsNoSlashWithResponse List measurements (alias of /api/measurements/)
+//
+// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
+func (c *ClientWithResponses) ListMeasurementsNoSlashWithResponse(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementsNoSlashResponse, error) {
+	rsp, err := c.ListMeasurementsNoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMeasurementsNoSlashResponse(rsp)
+}
+
+// PostMeasurementsWithBodyWithResponse Store measurements
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error) {
+	rsp, err := c.PostMeasurementsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostMeasurementsResponse(rsp)
+}
+
+// PostMeasurementsWithResponse Store measurements
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
+func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error) {
+	rsp, err := c.PostMeasurements(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostMeasurementsResponse(rsp)
+}
+
+// ListMeasurementsWithResponse List measurements
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
+func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*ListMeasurementsResponse, error) {
+	rsp, err := c.ListMeasurements(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMeasurementsResponse(rsp)
+}
+
+// PostMeasurementsSlashWithBodyWithResponse Store measurements (alias of /api/measurements)
+//
+// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
+	rsp, err := c.PostMeasurementsSlashWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostMeasurementsSlashResponse(rsp)
+}
+
+// PostMeasurementsSlashWithResponse Store measurements (alias of /api/measurements)
+//
+// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
+//
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
+func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
+	rsp, err := c.PostMeasurementsSlash(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostMeasurementsSlashResponse(rsp)
+}
+
+// FilterMeasurementsNoSlashWithResponse Filter measurements (alias of /api/measurements/filter/)
+//
+// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
+func (c *ClientWithResponses) FilterMeasurementsNoSlashWithResponse(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsNoSlashResponse, error) {
+	rsp, err := c.FilterMeasurementsNoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFilterMeasurementsNoSlashResponse(rsp)
+}
+
+// FilterMeasurementsWithResponse Filter measurements
+//
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
+func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsResponse, error) {
+	rsp, err := c.FilterMeasurements(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFilterMeasurementsResponse(rsp)
+}
+
+// ListMeasurementGroupsNoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
+//
+// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
+func (c *ClientWithResponses) ListMeasurementGroupsNoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsNoSlashResponse, error) {
+	rsp, err := c.ListMeasurementGroupsNoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMeasurementGroupsNoSlashResponse(rsp)
+}
+
+// ListMeasurementGroupsWithResponse Measurements grouped by name and method
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
+func (c *ClientWithResponses) ListMeasurementGroupsWithResponse(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsResponse, error) {
+	rsp, err := c.ListMeasurementGroups(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMeasurementGroupsResponse(rsp)
+}
+
+// GetMethodDistributionNoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
+//
+// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
+func (c *ClientWithResponses) GetMethodDistributionNoSlashWithResponse(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionNoSlashResponse, error) {
+	rsp, err := c.GetMethodDistributionNoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMethodDistributionNoSlashResponse(rsp)
+}
+
+// GetMethodDistributionWithResponse Number of measurements per method
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
+func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionResponse, error) {
+	rsp, err := c.GetMethodDistribution(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMethodDistributionResponse(rsp)
+}
+
+// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+//
+// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
+func (c *ClientWithResponses) GetMeasurementTimeseriesNoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesNoSlashResponse, error) {
+	rsp, err := c.GetMeasurementTimeseriesNoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementTimeseriesNoSlashResponse(rsp)
+}
+
+// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
+func (c *ClientWithResponses) GetMeasurementTimeseriesWithResponse(ctx context.Context, params *GetMeasurementTimeseriesParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesResponse, error) {
+	rsp, err := c.GetMeasurementTimeseries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementTimeseriesResponse(rsp)
+}
+
+// GetMeasurementWithResponse Get a measurement
+//
+// Every field of one measurement.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
+func (c *ClientWithResponses) GetMeasurementWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementResponse, error) {
+	rsp, err := c.GetMeasurement(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementResponse(rsp)
+}
+
+// GetMeasurementSlashWithResponse Get a measurement (alias of /api/measurements/{id})
+//
+// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+//
+// Every field of one measurement.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
+func (c *ClientWithResponses) GetMeasurementSlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementSlashResponse, error) {
+	rsp, err := c.GetMeasurementSlash(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementSlashResponse(rsp)
+}
+
+// ListMeasurementGroupsV1NoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
+//
+// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
+func (c *ClientWithResponses) ListMeasurementGroupsV1NoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1NoSlashResponse, error) {
+	rsp, err := c.ListMeasurementGroupsV1NoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMeasurementGroupsV1NoSlashResponse(rsp)
+}
+
+// ListMeasurementGroupsV1WithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
+//
+// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
+//
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
+func (c *ClientWithResponses) ListMeasurementGroupsV1WithResponse(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1Response, error) {
+	rsp, err := c.ListMeasurementGroupsV1(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMeasurementGroupsV1Response(rsp)
+}
+
+// GetMeasurementV1WithResponse Get a measurement (alias of /api/measurements/{id})
+//
+// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+//
+// Every field of one measurement.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
+func (c *ClientWithResponses) GetMeasurementV1WithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1Response, error) {
+	rsp, err := c.GetMeasurementV1(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementV1Response(rsp)
+}
+
+// GetMeasurementV1SlashWithResponse Get a measurement (alias of /api/measurements/{id})
+//
+// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
+//
+// Every field of one measurement.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
+func (c *ClientWithResponses) GetMeasurementV1SlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1SlashResponse, error) {
+	rsp, err := c.GetMeasurementV1Slash(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementV1SlashResponse(rsp)
+}
+
+// GetMethodDistributionV1NoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
+//
+// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
+func (c *ClientWithResponses) GetMethodDistributionV1NoSlashWithResponse(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1NoSlashResponse, error) {
+	rsp, err := c.GetMethodDistributionV1NoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMethodDistributionV1NoSlashResponse(rsp)
+}
+
+// GetMethodDistributionV1WithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
+//
+// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
+//
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
+func (c *ClientWithResponses) GetMethodDistributionV1WithResponse(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1Response, error) {
+	rsp, err := c.GetMethodDistributionV1(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMethodDistributionV1Response(rsp)
+}
+
+// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+//
+// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
+func (c *ClientWithResponses) GetMeasurementTimeseriesV1NoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1NoSlashResponse, error) {
+	rsp, err := c.GetMeasurementTimeseriesV1NoSlash(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementTimeseriesV1NoSlashResponse(rsp)
+}
+
+// GetMeasurementTimeseriesV1WithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+//
+// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
+//
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
+func (c *ClientWithResponses) GetMeasurementTimeseriesV1WithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1Response, error) {
+	rsp, err := c.GetMeasurementTimeseriesV1(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeasurementTimeseriesV1Response(rsp)
+}
+
 // CommitEventWithBodyWithResponse Commit the results of a load-test run
 //
 // Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
@@ -6435,6 +12033,1368 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 		return nil, err
 	}
 	return ParseGetReadyResponse(rsp)
+}
+
+// ParseListMeasurementsNoSlashResponse parses an HTTP response from a ListMeasurementsNoSlashWithResponse call
+func ParseListMeasurementsNoSlashResponse(rsp *http.Response) (*ListMeasurementsNoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMeasurementsNoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurement
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMeasurementsNoSlashResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostMeasurementsResponse parses an HTTP response from a PostMeasurementsWithResponse call
+func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostMeasurementsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PostMeasurementsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMeasurementsResponse parses an HTTP response from a ListMeasurementsWithResponse call
+func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMeasurementsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurement
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMeasurementsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostMeasurementsSlashResponse parses an HTTP response from a PostMeasurementsSlashWithResponse call
+func ParsePostMeasurementsSlashResponse(rsp *http.Response) (*PostMeasurementsSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostMeasurementsSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PostMeasurementsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseFilterMeasurementsNoSlashResponse parses an HTTP response from a FilterMeasurementsNoSlashWithResponse call
+func ParseFilterMeasurementsNoSlashResponse(rsp *http.Response) (*FilterMeasurementsNoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FilterMeasurementsNoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurement
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers FilterMeasurementsNoSlashResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFilterMeasurementsResponse parses an HTTP response from a FilterMeasurementsWithResponse call
+func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FilterMeasurementsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurement
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers FilterMeasurementsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMeasurementGroupsNoSlashResponse parses an HTTP response from a ListMeasurementGroupsNoSlashWithResponse call
+func ParseListMeasurementGroupsNoSlashResponse(rsp *http.Response) (*ListMeasurementGroupsNoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMeasurementGroupsNoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurementGroup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMeasurementGroupsNoSlashResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMeasurementGroupsResponse parses an HTTP response from a ListMeasurementGroupsWithResponse call
+func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGroupsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMeasurementGroupsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurementGroup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMeasurementGroupsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMethodDistributionNoSlashResponse parses an HTTP response from a GetMethodDistributionNoSlashWithResponse call
+func ParseGetMethodDistributionNoSlashResponse(rsp *http.Response) (*GetMethodDistributionNoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMethodDistributionNoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DistributionOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMethodDistributionResponse parses an HTTP response from a GetMethodDistributionWithResponse call
+func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistributionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMethodDistributionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DistributionOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementTimeseriesNoSlashResponse parses an HTTP response from a GetMeasurementTimeseriesNoSlashWithResponse call
+func ParseGetMeasurementTimeseriesNoSlashResponse(rsp *http.Response) (*GetMeasurementTimeseriesNoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementTimeseriesNoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimeseriesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementTimeseriesResponse parses an HTTP response from a GetMeasurementTimeseriesWithResponse call
+func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementTimeseriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementTimeseriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimeseriesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementResponse parses an HTTP response from a GetMeasurementWithResponse call
+func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GetMeasurementOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementSlashResponse parses an HTTP response from a GetMeasurementSlashWithResponse call
+func ParseGetMeasurementSlashResponse(rsp *http.Response) (*GetMeasurementSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GetMeasurementOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMeasurementGroupsV1NoSlashResponse parses an HTTP response from a ListMeasurementGroupsV1NoSlashWithResponse call
+func ParseListMeasurementGroupsV1NoSlashResponse(rsp *http.Response) (*ListMeasurementGroupsV1NoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMeasurementGroupsV1NoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurementGroup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMeasurementGroupsV1NoSlashResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMeasurementGroupsV1Response parses an HTTP response from a ListMeasurementGroupsV1WithResponse call
+func ParseListMeasurementGroupsV1Response(rsp *http.Response) (*ListMeasurementGroupsV1Response, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMeasurementGroupsV1Response{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeasurementPageMeasurementGroup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMeasurementGroupsV1Response200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementV1Response parses an HTTP response from a GetMeasurementV1WithResponse call
+func ParseGetMeasurementV1Response(rsp *http.Response) (*GetMeasurementV1Response, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementV1Response{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GetMeasurementOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementV1SlashResponse parses an HTTP response from a GetMeasurementV1SlashWithResponse call
+func ParseGetMeasurementV1SlashResponse(rsp *http.Response) (*GetMeasurementV1SlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementV1SlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GetMeasurementOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMethodDistributionV1NoSlashResponse parses an HTTP response from a GetMethodDistributionV1NoSlashWithResponse call
+func ParseGetMethodDistributionV1NoSlashResponse(rsp *http.Response) (*GetMethodDistributionV1NoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMethodDistributionV1NoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DistributionOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMethodDistributionV1Response parses an HTTP response from a GetMethodDistributionV1WithResponse call
+func ParseGetMethodDistributionV1Response(rsp *http.Response) (*GetMethodDistributionV1Response, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMethodDistributionV1Response{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DistributionOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementTimeseriesV1NoSlashResponse parses an HTTP response from a GetMeasurementTimeseriesV1NoSlashWithResponse call
+func ParseGetMeasurementTimeseriesV1NoSlashResponse(rsp *http.Response) (*GetMeasurementTimeseriesV1NoSlashResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementTimeseriesV1NoSlashResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimeseriesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeasurementTimeseriesV1Response parses an HTTP response from a GetMeasurementTimeseriesV1WithResponse call
+func ParseGetMeasurementTimeseriesV1Response(rsp *http.Response) (*GetMeasurementTimeseriesV1Response, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeasurementTimeseriesV1Response{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimeseriesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseCommitEventResponse parses an HTTP response from a CommitEventWithResponse call

@@ -30,6 +30,11 @@ type Config struct {
 	EnableTokenEndpoint  bool
 	DeviceMetricsWriters int
 	DeviceMetricsBatch   int
+	// Measurements and self-profiling.
+	MeasurementsMaxBatch int
+	SelfProfile          bool
+	SelfProfileSample    float64
+	SelfProfileExclude   []string
 }
 
 // Var documents one environment variable.
@@ -51,6 +56,10 @@ var Vars = []Var{
 	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404"},
 	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)"},
 	{"DEVICE_METRICS_MAX_BATCH", "1000", "most device metric reports written in one commit"},
+	{"MEASUREMENTS_MAX_BATCH", "10000", "most measurements one POST /api/measurements may carry (more: 406)"},
+	{"SELF_PROFILE", "true", "record every request the service serves as a measurement with app=telemetry (true or false)"},
+	{"SELF_PROFILE_SAMPLE", "1", "fraction of requests self-profiling records, 0 to 1"},
+	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix"},
 }
 
 // DefaultMemoryLimit is the soft memory limit serve sets when GOMEMLIMIT is unset.
@@ -109,6 +118,21 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if cfg.DeviceMetricsBatch, err = strconv.Atoi(get("DEVICE_METRICS_MAX_BATCH")); err != nil || cfg.DeviceMetricsBatch < 1 {
 		errs = append(errs, fmt.Errorf("DEVICE_METRICS_MAX_BATCH must be a positive integer, got %q", get("DEVICE_METRICS_MAX_BATCH")))
+	}
+	if cfg.MeasurementsMaxBatch, err = strconv.Atoi(get("MEASUREMENTS_MAX_BATCH")); err != nil || cfg.MeasurementsMaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("MEASUREMENTS_MAX_BATCH must be a positive integer, got %q", get("MEASUREMENTS_MAX_BATCH")))
+	}
+	if cfg.SelfProfile, err = strconv.ParseBool(get("SELF_PROFILE")); err != nil {
+		errs = append(errs, fmt.Errorf("SELF_PROFILE must be true or false, got %q", get("SELF_PROFILE")))
+	}
+	if cfg.SelfProfileSample, err = strconv.ParseFloat(get("SELF_PROFILE_SAMPLE"), 64); err != nil ||
+		!(cfg.SelfProfileSample >= 0 && cfg.SelfProfileSample <= 1) {
+		errs = append(errs, fmt.Errorf("SELF_PROFILE_SAMPLE must be a fraction from 0 to 1, got %q", get("SELF_PROFILE_SAMPLE")))
+	}
+	for _, p := range strings.Split(get("SELF_PROFILE_EXCLUDE"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.SelfProfileExclude = append(cfg.SelfProfileExclude, p)
+		}
 	}
 	return cfg, errors.Join(errs...)
 }

@@ -181,3 +181,49 @@ type Flow struct {
 	// Total bytes received in that hour, summed over every posted flow.
 	BytesRx int64
 }
+
+// Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry). Append-only; write through the API so that measurements_hourly stays in step.
+type Measurement struct {
+	// Measurement id, increasing in insertion order (reserved before the COPY so the API can answer the ids).
+	ID int64
+	// When the request started (API: startedAt, epoch seconds). Partition column.
+	StartedAt time.Time
+	// When the request ended (API: endedAt, epoch seconds); never before started_at.
+	EndedAt time.Time
+	// Seconds the request took (API: elapsed); ended_at - started_at unless the client said otherwise.
+	Elapsed float64
+	// The route, e.g. /api/products/<id> or /api/measurements/{id}: a pattern, not the raw path.
+	Name string
+	// HTTP method, upper case.
+	Method string
+	// Positional arguments of the profiled function (JSON array).
+	Args []byte
+	// Keyword arguments of the profiled function, e.g. path parameters (JSON object).
+	Kwargs []byte
+	// Request context (JSON object): url, args (query), form, body, headers, func (handler or operationId), ip.
+	Context []byte
+	// The profiled application; '' when the client did not say; telemetry for the service itself.
+	App string
+}
+
+// Rollup of measurements per (UTC hour of started_at, UTC hour of ended_at, app, name, method), written in the same transaction as the rows. A measurement with started_at >= H1 and ended_at < H2 (both whole hours) is counted exactly in the cells with start_hour >= H1 and end_hour < H2.
+type MeasurementsHourly struct {
+	// UTC hour of started_at (date_trunc('hour', started_at, 'UTC')).
+	StartHour time.Time
+	// UTC hour of ended_at.
+	EndHour time.Time
+	// measurements.app.
+	App string
+	// measurements.name.
+	Name string
+	// measurements.method.
+	Method string
+	// Number of measurements in the cell.
+	Count int64
+	// Sum of their elapsed seconds (average = sum_elapsed / count).
+	SumElapsed float64
+	// Smallest elapsed in the cell.
+	MinElapsed float64
+	// Largest elapsed in the cell.
+	MaxElapsed float64
+}

@@ -1,0 +1,551 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/telemetry/telemetry/internal/measurements"
+)
+
+// maxEpoch is 9999-12-31T23:59:59Z: later times are refused (422).
+const maxEpoch = 253402300799
+
+// defaultWindow is how far back the queries look without startedAt.
+const defaultWindow = 7 * 24 * time.Hour
+
+// maxBuckets bounds a timeseries answer.
+const maxBuckets = 50000
+
+// jsonObject is a JSON object passed through as it is (kwargs, context).
+type jsonObject []byte
+
+func (j jsonObject) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 || string(j) == "null" {
+		return []byte("{}"), nil
+	}
+	return j, nil
+}
+
+func (j *jsonObject) UnmarshalJSON(b []byte) error {
+	*j = append(jsonObject(nil), b...)
+	return nil
+}
+
+func (jsonObject) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true}
+}
+
+// jsonArray is a JSON array passed through as it is (args).
+type jsonArray []byte
+
+func (j jsonArray) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 || string(j) == "null" {
+		return []byte("[]"), nil
+	}
+	return j, nil
+}
+
+func (j *jsonArray) UnmarshalJSON(b []byte) error {
+	*j = append(jsonArray(nil), b...)
+	return nil
+}
+
+func (jsonArray) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeArray, Items: &huma.Schema{}}
+}
+
+// MeasurementInput is one record of POST /api/measurements.
+type MeasurementInput struct {
+	Name      string     `json:"name" minLength:"1" maxLength:"1024" example:"/api/products/<id>" doc:"The route (a pattern, not the raw path)."`
+	Method    string     `json:"method" enum:"GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE,CONNECT" example:"GET" doc:"HTTP method."`
+	StartedAt float64    `json:"startedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945813" doc:"When the request started, epoch seconds (microsecond precision is kept)."`
+	EndedAt   float64    `json:"endedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945816" doc:"When it ended, epoch seconds; not before startedAt."`
+	Elapsed   *float64   `json:"elapsed,omitempty" minimum:"0" example:"0.000003" doc:"Seconds it took; endedAt - startedAt when absent."`
+	Args      jsonArray  `json:"args,omitempty" doc:"Positional arguments of the profiled function."`
+	Kwargs    jsonObject `json:"kwargs,omitempty" doc:"Keyword arguments, e.g. path parameters: {\"productId\": 412}."`
+	Context   jsonObject `json:"context,omitempty" doc:"The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too."`
+	App       string     `json:"app,omitempty" maxLength:"255" example:"shop" doc:"The profiled application."`
+}
+
+// Resolve checks what the schema cannot: endedAt >= startedAt, and no
+// null for args, kwargs or context (huma's validator lets null through).
+func (m *MeasurementInput) Resolve(_ huma.Context, prefix *huma.PathBuffer) []error {
+	var errs []error
+	for _, f := range []struct {
+		name, kind string
+		raw        []byte
+	}{{"args", "an array", m.Args}, {"kwargs", "an object", m.Kwargs}, {"context", "an object", m.Context}} {
+		if string(f.raw) == "null" {
+			errs = append(errs, &ProblemItem{Title: "type", Source: f.name, Location: prefix.With(f.name),
+				Detail: f.name + " must be " + f.kind + "; leave it out for an empty one"})
+		}
+	}
+	// A field that failed to decode is 0 here and already reported.
+	if m.StartedAt > 0 && m.EndedAt > 0 && m.EndedAt < m.StartedAt {
+		errs = append(errs, &ProblemItem{Title: "gtefield", Source: "endedAt", Location: prefix.With("endedAt"),
+			Detail: "endedAt must be greater than or equal to startedAt", Value: m.EndedAt})
+	}
+	return errs
+}
+
+// Measurement is one stored measurement, as flask-profiler shows it.
+type Measurement struct {
+	ID        int64      `json:"id" example:"95" doc:"Measurement id."`
+	Name      string     `json:"name" example:"/products" doc:"The route."`
+	Method    string     `json:"method" example:"GET" doc:"HTTP method."`
+	StartedAt float64    `json:"startedAt" example:"1444991539.945813" doc:"Epoch seconds."`
+	EndedAt   float64    `json:"endedAt" example:"1444991539.945816" doc:"Epoch seconds."`
+	Elapsed   float64    `json:"elapsed" example:"0.000003" doc:"Seconds."`
+	Args      jsonArray  `json:"args" doc:"Positional arguments."`
+	Kwargs    jsonObject `json:"kwargs" doc:"Keyword arguments (path parameters)."`
+	Context   jsonObject `json:"context" doc:"The request: url, args, headers, func, ip, ..."`
+	App       string     `json:"app,omitempty" example:"telemetry" doc:"The profiled application; absent when the client did not say."`
+}
+
+// MeasurementGroup is the statistics of one (name, method).
+type MeasurementGroup struct {
+	Name       string  `json:"name" example:"/api/products" doc:"The route."`
+	Method     string  `json:"method" example:"GET" doc:"HTTP method."`
+	Count      int64   `json:"count" example:"214" doc:"Measurements in the window."`
+	AvgElapsed float64 `json:"avgElapsed" example:"1.203" doc:"Mean elapsed seconds."`
+	MinElapsed float64 `json:"minElapsed" example:"0.807" doc:"Smallest elapsed seconds."`
+	MaxElapsed float64 `json:"maxElapsed" example:"2.075" doc:"Largest elapsed seconds."`
+}
+
+func epoch(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
+
+func fromEpoch(s float64) time.Time { return time.UnixMicro(int64(math.Round(s * 1e6))).UTC() }
+
+func measurementOf(r measurements.Record) Measurement {
+	return Measurement{ID: r.ID, Name: r.Name, Method: r.Method, StartedAt: epoch(r.StartedAt), EndedAt: epoch(r.EndedAt),
+		Elapsed: r.Elapsed, Args: r.Args, Kwargs: r.Kwargs, Context: r.Context, App: r.App}
+}
+
+// optionalNumber is a number query parameter that may be absent.
+type optionalNumber struct {
+	Value float64
+	Set   bool
+}
+
+func (o *optionalNumber) Receiver() reflect.Value      { return reflect.ValueOf(o).Elem().Field(0) }
+func (o *optionalNumber) OnParamSet(isSet bool, _ any) { o.Set = isSet }
+
+// Schema documents the parameter as the number it carries.
+func (optionalNumber) Schema(huma.Registry) *huma.Schema { return &huma.Schema{Type: huma.TypeNumber} }
+
+// MeasurementWindow is the time window every measurements query takes
+// (exported because huma only reads the parameters of exported embedded
+// structs).
+type MeasurementWindow struct {
+	StartedAt optionalNumber `query:"startedAt" minimum:"0" maximum:"253402300799" example:"1444780800" doc:"Only measurements started at or after this time, epoch seconds. Default: 7 days before now."`
+	EndedAt   optionalNumber `query:"endedAt" minimum:"0" maximum:"253402300799" example:"1444953600" doc:"Only measurements ended at or before this time, epoch seconds. Default: now."`
+}
+
+func (w *MeasurementWindow) check() []error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		v    optionalNumber
+	}{{"startedAt", w.StartedAt}, {"endedAt", w.EndedAt}} {
+		if p.v.Set && math.IsNaN(p.v.Value) {
+			errs = append(errs, notANumber(p.name))
+		}
+	}
+	return errs
+}
+
+func notANumber(name string) *ProblemItem {
+	return &ProblemItem{Title: "type", Source: name, Location: "query." + name, Detail: name + " must be a number", Value: "NaN"}
+}
+
+func (w *MeasurementWindow) filter() measurements.Filter {
+	now := time.Now()
+	f := measurements.Filter{StartedAt: now.Add(-defaultWindow), EndedAt: now}
+	if w.StartedAt.Set {
+		f.StartedAt = fromEpoch(w.StartedAt.Value)
+	}
+	if w.EndedAt.Set {
+		f.EndedAt = fromEpoch(w.EndedAt.Value)
+	}
+	return f
+}
+
+// MeasurementFilter is the list and grouped filters.
+type MeasurementFilter struct {
+	MeasurementWindow
+	Elapsed optionalNumber `query:"elapsed" minimum:"0" example:"3.5" doc:"Only measurements that took at least this many seconds."`
+	Method  string         `query:"method" example:"PUT,POST" doc:"Only these methods: one, or a comma list (exact match)."`
+	Name    string         `query:"name" example:"/api/products" doc:"Only this name (exact match)."`
+	App     string         `query:"app" example:"telemetry" doc:"Only this application (exact match)."`
+}
+
+func (q *MeasurementFilter) check() []error {
+	errs := q.MeasurementWindow.check()
+	if q.Elapsed.Set && math.IsNaN(q.Elapsed.Value) {
+		errs = append(errs, notANumber("elapsed"))
+	}
+	return errs
+}
+
+func (q *MeasurementFilter) filter() measurements.Filter {
+	f := q.MeasurementWindow.filter()
+	if q.Elapsed.Set {
+		v := q.Elapsed.Value
+		f.MinElapsed = &v
+	}
+	if q.Name != "" {
+		f.Name = &q.Name
+	}
+	if q.App != "" {
+		f.App = &q.App
+	}
+	f.Methods = measurements.ParseMethods(q.Method)
+	return f
+}
+
+// parseSort splits "field,direction" (direction asc or desc, default desc).
+func parseSort(s string, keys []string) (key string, desc bool, err error) {
+	field, dir, hasDir := strings.Cut(s, ",")
+	field = strings.TrimSpace(field)
+	dir = strings.ToLower(strings.TrimSpace(dir))
+	ok := false
+	for _, k := range keys {
+		if field == k {
+			ok = true
+		}
+	}
+	if !ok {
+		return "", false, &ProblemItem{Title: "oneof", Source: "sort", Location: "query.sort", Value: s,
+			Detail: fmt.Sprintf("sort field must be one of [%s], as field,asc or field,desc", strings.Join(keys, " "))}
+	}
+	if hasDir && dir != "asc" && dir != "desc" {
+		return "", false, &ProblemItem{Title: "oneof", Source: "sort", Location: "query.sort", Value: s,
+			Detail: "sort direction must be one of [asc desc]"}
+	}
+	return field, dir != "asc", nil
+}
+
+type listMeasurementsInput struct {
+	MeasurementFilter
+	Sort string `query:"sort" default:"endedAt,desc" example:"elapsed,desc" doc:"Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id."`
+	PageQuery
+	sortKey string
+	desc    bool
+}
+
+func (in *listMeasurementsInput) Resolve(huma.Context) []error {
+	errs := in.check()
+	var err error
+	if in.sortKey, in.desc, err = parseSort(in.Sort, measurements.SortKeys); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+var groupSortKeys = []string{"count", "avgElapsed", "minElapsed", "maxElapsed", "name"}
+
+type groupMeasurementsInput struct {
+	MeasurementFilter
+	Sort string `query:"sort" default:"count,desc" example:"avgElapsed,asc" doc:"Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method."`
+	PageQuery
+	sortKey string
+	desc    bool
+}
+
+func (in *groupMeasurementsInput) Resolve(huma.Context) []error {
+	errs := in.check()
+	var err error
+	if in.sortKey, in.desc, err = parseSort(in.Sort, groupSortKeys); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+type windowInput struct {
+	MeasurementWindow
+}
+
+func (in *windowInput) Resolve(huma.Context) []error { return in.check() }
+
+type timeseriesInput struct {
+	MeasurementWindow
+	Interval string `query:"interval" enum:"daily,hourly" default:"hourly" doc:"Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH)."`
+}
+
+func (in *timeseriesInput) Resolve(huma.Context) []error { return in.check() }
+
+type getMeasurementInput struct {
+	ID int64 `path:"id" example:"95" doc:"Measurement id."`
+}
+
+type postMeasurementsInput struct {
+	Body []MeasurementInput `doc:"Measurements to store; an empty array is accepted."`
+}
+
+type postMeasurementsOutput struct {
+	Body struct {
+		IDs []int64 `json:"ids" example:"[96,97]" doc:"The new measurements' ids, in the order posted."`
+	}
+}
+
+// MeasurementPage is a page of a measurements list: the conventions'
+// {items, total, page, size}, with the items also under flask-profiler's
+// key so that its dashboard can read them.
+type MeasurementPage[T any] struct {
+	Items        []T   `json:"items" doc:"This page's items; empty past the last page."`
+	Measurements []T   `json:"measurements" doc:"The same items under flask-profiler's key."`
+	Total        int64 `json:"total" example:"1234" doc:"Items matching the filter, over all pages."`
+	Page         int64 `json:"page" example:"1" doc:"This page's number."`
+	Size         int64 `json:"size" example:"50" doc:"The page size asked for."`
+}
+
+type measurementPageOutput[T any] struct {
+	Link string `header:"Link" doc:"RFC 8288 links to the first, last, previous and next pages, where they exist."`
+	Body MeasurementPage[T]
+}
+
+func newMeasurementPage[T any](ctx context.Context, q PageQuery, items []T, total int64) *measurementPageOutput[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return &measurementPageOutput[T]{
+		Link: pageLinks(ctx, q, total),
+		Body: MeasurementPage[T]{Items: items, Measurements: items, Total: total, Page: q.Page, Size: q.Size},
+	}
+}
+
+type getMeasurementOutput struct {
+	Body struct {
+		Measurement Measurement `json:"measurement"`
+	}
+}
+
+type distributionOutput struct {
+	Body struct {
+		Distribution map[string]int64 `json:"distribution" example:"{\"GET\":1558,\"POST\":1213}" doc:"Measurements in the window per method."`
+	}
+}
+
+type timeseriesOutput struct {
+	Body struct {
+		Serie  map[string]int64 `json:"serie" example:"{\"2015-10-14\":0,\"2015-10-15\":62}" doc:"Measurements started in each UTC bucket of the window, every bucket present (0 when empty)."`
+		Series map[string]int64 `json:"series" doc:"The same map under the key flask-profiler's code used."`
+	}
+}
+
+// TooManyMeasurements is the 406 detail for a batch over MEASUREMENTS_MAX_BATCH.
+const TooManyMeasurements = "Too many measurements are being registered"
+
+// route is one path an operation answers at; the first of a list is the
+// documented one, the others aliases.
+type route struct{ id, path string }
+
+// registerRoutes registers op at each route: the aliases keep the
+// operation's documentation, with a summary that names the original.
+func registerRoutes[I, O any](api huma.API, op huma.Operation, routes []route, h func(context.Context, *I) (*O, error)) {
+	summary, desc := op.Summary, op.Description
+	for i, r := range routes {
+		o := op
+		o.OperationID, o.Path = r.id, r.path
+		o.Tags = append([]string(nil), op.Tags...)
+		o.Errors = append([]int(nil), op.Errors...)
+		if i > 0 {
+			o.Summary = summary + " (alias of " + routes[0].path + ")"
+			o.Description = "Alias of `" + op.Method + " " + routes[0].path + "` (" + routes[0].id + "), same parameters and answers.\n\n" + desc
+		}
+		huma.Register(api, o, h)
+	}
+}
+
+func (s *server) registerMeasurements(api huma.API) {
+	tags := []string{"measurements"}
+	queryErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
+
+	registerRoutes(api, huma.Operation{
+		Method:  http.MethodPost,
+		Summary: "Store measurements",
+		Description: "Stores a batch of request measurements and answers their new ids in order. The batch is " +
+			"one transaction: when any record is invalid nothing is stored and the 422 names every failing " +
+			"record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is " +
+			"a 406. Bodies over MAX_BODY_BYTES are a 413.",
+		Tags:          tags,
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  s.cfg.MaxBodyBytes + 1, // huma refuses a body of exactly MaxBodyBytes
+		Errors: []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
+			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
+			http.StatusServiceUnavailable},
+	}, []route{{"postMeasurements", "/api/measurements"}, {"postMeasurementsSlash", "/api/measurements/"}}, s.postMeasurements)
+
+	listDoc := "Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= " +
+		"endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, " +
+		"newest first unless sort says otherwise. Times are epoch seconds."
+	registerRoutes(api, huma.Operation{
+		Method: http.MethodGet, Summary: "List measurements", Description: listDoc, Tags: tags, Errors: queryErrors,
+	}, []route{{"listMeasurements", "/api/measurements/"}, {"listMeasurementsNoSlash", "/api/measurements"}}, s.listMeasurements)
+	registerRoutes(api, huma.Operation{
+		Method: http.MethodGet, Summary: "Filter measurements", Description: listDoc + " The same list as GET /api/measurements/, at flask-profiler's filter path.",
+		Tags: tags, Errors: queryErrors,
+	}, []route{{"filterMeasurements", "/api/measurements/filter/"}, {"filterMeasurementsNoSlash", "/api/measurements/filter"}}, s.listMeasurements)
+
+	registerRoutes(api, huma.Operation{
+		Method:  http.MethodGet,
+		Summary: "Measurements grouped by name and method",
+		Description: "Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, " +
+			"with the list's filters; sorted by count descending unless sort says otherwise.",
+		Tags: tags, Errors: queryErrors,
+	}, []route{
+		{"listMeasurementGroups", "/api/measurements/grouped/"}, {"listMeasurementGroupsNoSlash", "/api/measurements/grouped"},
+		{"listMeasurementGroupsV1", "/api/v1/measurements/grouped/"}, {"listMeasurementGroupsV1NoSlash", "/api/v1/measurements/grouped"},
+	}, s.groupMeasurements)
+
+	registerRoutes(api, huma.Operation{
+		Method:  http.MethodGet,
+		Summary: "Number of measurements per method",
+		Description: "How many measurements of the window (startedAt, endedAt; default the last 7 days) " +
+			"each method has.",
+		Tags: tags, Errors: queryErrors,
+	}, []route{
+		{"getMethodDistribution", "/api/measurements/methodDistribution/"}, {"getMethodDistributionNoSlash", "/api/measurements/methodDistribution"},
+		{"getMethodDistributionV1", "/api/v1/methodDistribution/"}, {"getMethodDistributionV1NoSlash", "/api/v1/methodDistribution"},
+	}, s.methodDistribution)
+
+	registerRoutes(api, huma.Operation{
+		Method:  http.MethodGet,
+		Summary: "Number of measurements per day or hour",
+		Description: "How many measurements of the window started in each UTC day or hour, every bucket from " +
+			"the one holding startedAt to the one holding endedAt present (0 when empty). The map is " +
+			"answered under both serie and series. At most 50,000 buckets.",
+		Tags: tags, Errors: queryErrors,
+	}, []route{
+		{"getMeasurementTimeseries", "/api/measurements/timeseries/"}, {"getMeasurementTimeseriesNoSlash", "/api/measurements/timeseries"},
+		{"getMeasurementTimeseriesV1", "/api/v1/timeseries/"}, {"getMeasurementTimeseriesV1NoSlash", "/api/v1/timeseries"},
+	}, s.measurementTimeseries)
+
+	registerRoutes(api, huma.Operation{
+		Method: http.MethodGet, Summary: "Get a measurement", Description: "Every field of one measurement.",
+		Tags: tags, Errors: []int{http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
+	}, []route{
+		{"getMeasurement", "/api/measurements/{id}"}, {"getMeasurementSlash", "/api/measurements/{id}/"},
+		{"getMeasurementV1", "/api/v1/measurements/{id}"}, {"getMeasurementV1Slash", "/api/v1/measurements/{id}/"},
+	}, s.getMeasurement)
+}
+
+func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput) (*postMeasurementsOutput, error) {
+	n := len(in.Body)
+	if n > s.cfg.MeasurementsMaxBatch {
+		return nil, NewProblem(http.StatusNotAcceptable,
+			fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)", TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
+	}
+	recs := make([]measurements.Record, n)
+	for i, m := range in.Body {
+		r := measurements.Record{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Name: m.Name,
+			Method: m.Method, App: m.App, Args: m.Args, Kwargs: m.Kwargs, Context: m.Context}
+		if m.Elapsed != nil {
+			r.Elapsed = *m.Elapsed
+		} else {
+			r.Elapsed = r.EndedAt.Sub(r.StartedAt).Seconds()
+		}
+		recs[i] = r
+	}
+	ids, err := measurements.Insert(ctx, s.pool, recs)
+	if err != nil {
+		return nil, dbError(ctx, s.log, "insert measurements", err)
+	}
+	s.metrics.BatchItems.WithLabelValues("measurements").Observe(float64(n))
+	out := &postMeasurementsOutput{}
+	out.Body.IDs = ids
+	return out, nil
+}
+
+func (s *server) listMeasurements(ctx context.Context, in *listMeasurementsInput) (*measurementPageOutput[Measurement], error) {
+	f := in.filter()
+	recs, err := measurements.List(ctx, s.pool, f, in.sortKey, in.desc, in.Size, in.Offset())
+	if err != nil {
+		return nil, dbError(ctx, s.log, "list measurements", err)
+	}
+	total, err := measurements.Count(ctx, s.pool, f)
+	if err != nil {
+		return nil, dbError(ctx, s.log, "count measurements", err)
+	}
+	items := make([]Measurement, len(recs))
+	for i, r := range recs {
+		items[i] = measurementOf(r)
+	}
+	return newMeasurementPage(ctx, in.PageQuery, items, total), nil
+}
+
+func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInput) (*measurementPageOutput[MeasurementGroup], error) {
+	rows, total, err := measurements.Grouped(ctx, s.pool, in.filter(), in.sortKey, in.desc, in.Size, in.Offset())
+	if err != nil {
+		return nil, dbError(ctx, s.log, "group measurements", err)
+	}
+	items := make([]MeasurementGroup, len(rows))
+	for i, r := range rows {
+		items[i] = MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
+			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+	}
+	return newMeasurementPage(ctx, in.PageQuery, items, total), nil
+}
+
+func (s *server) getMeasurement(ctx context.Context, in *getMeasurementInput) (*getMeasurementOutput, error) {
+	r, err := measurements.Get(ctx, s.pool, in.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no measurement with id %d", in.ID))
+	}
+	if err != nil {
+		return nil, dbError(ctx, s.log, "get measurement", err)
+	}
+	out := &getMeasurementOutput{}
+	out.Body.Measurement = measurementOf(r)
+	return out, nil
+}
+
+func (s *server) methodDistribution(ctx context.Context, in *windowInput) (*distributionOutput, error) {
+	d, err := measurements.MethodDistribution(ctx, s.pool, in.filter())
+	if err != nil {
+		return nil, dbError(ctx, s.log, "method distribution", err)
+	}
+	out := &distributionOutput{}
+	out.Body.Distribution = d
+	return out, nil
+}
+
+func (s *server) measurementTimeseries(ctx context.Context, in *timeseriesInput) (*timeseriesOutput, error) {
+	f := in.filter()
+	daily := in.Interval == "daily"
+	step, layout := time.Hour, "2006-01-02 15"
+	if daily {
+		step, layout = 24*time.Hour, "2006-01-02"
+	}
+	if n := int64(f.EndedAt.Truncate(step).Sub(f.StartedAt.Truncate(step))/step) + 1; n > maxBuckets {
+		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
+			Title: "max", Source: "startedAt", Location: "query.startedAt", Value: epoch(f.StartedAt),
+			Detail: fmt.Sprintf("the window holds %d %s buckets, at most %d: move startedAt or endedAt, or ask for interval=daily", n, in.Interval, maxBuckets),
+		})
+	}
+	out := &timeseriesOutput{}
+	if f.EndedAt.Before(f.StartedAt) {
+		// An empty window has no buckets (not even the one both ends fall in).
+		out.Body.Serie, out.Body.Series = map[string]int64{}, map[string]int64{}
+		return out, nil
+	}
+	buckets, err := measurements.Timeseries(ctx, s.pool, f, daily)
+	if err != nil {
+		return nil, dbError(ctx, s.log, "measurement timeseries", err)
+	}
+	serie := make(map[string]int64, len(buckets))
+	for _, b := range buckets {
+		serie[b.Bucket.UTC().Format(layout)] = b.Count
+	}
+	out.Body.Serie, out.Body.Series = serie, serie
+	return out, nil
+}
