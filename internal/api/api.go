@@ -82,6 +82,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s.registerOperations(api)   // /healthz, /readyz
 	s.registerFlows(api)        // /flows
 	s.registerMeasurements(api) // /api/measurements, /api/v1/...
+	s.registerCollections(api)  // /appmetrics/api/v1/collections
 
 	return mux, api
 }
@@ -106,6 +107,7 @@ func humaConfig() huma.Config {
 		"failed rule (`title`), the field (`source`) and where it is (`location`). Lists are paginated " +
 		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header."
 	cfg.Tags = []*huma.Tag{
+		{Name: "collections", Description: "Metrics collections (appmetrics): windows over the service's own CPU, GC, memory and HTTP figures."},
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
 		{Name: "measurements", Description: "Request measurements (flask-profiler), including the service's own requests (app=telemetry)."},
 		{Name: "operations", Description: "Liveness and readiness."},
