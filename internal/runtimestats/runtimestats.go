@@ -257,7 +257,9 @@ func (s *Sampler) read() reading {
 	metrics.Read(samples[:])
 	r := reading{at: time.Now()}
 	r.gcCPU = float64Of(samples[mGCCPU].Value)
-	r.gcPause = histogramSum(samples[mGCPause].Value)
+	if v := samples[mGCPause].Value; v.Kind() == metrics.KindFloat64Histogram {
+		r.gcPause = histogramSum(v.Float64Histogram())
+	}
 	r.gcCycles = uint64Of(samples[mGCCycles].Value)
 	r.gomaxprocs = uint64Of(samples[mGOMAXPROCS].Value)
 	r.heapLive = uint64Of(samples[mHeapLive].Value)
@@ -291,11 +293,7 @@ func uint64Of(v metrics.Value) uint64 {
 // histogramSum estimates the sum of the values a cumulative histogram
 // counted, taking each bucket's midpoint (the finite bound for the open
 // buckets at the ends).
-func histogramSum(v metrics.Value) float64 {
-	if v.Kind() != metrics.KindFloat64Histogram {
-		return 0
-	}
-	h := v.Float64Histogram()
+func histogramSum(h *metrics.Float64Histogram) float64 {
 	var sum float64
 	for i, c := range h.Counts {
 		if c == 0 {
