@@ -486,3 +486,71 @@ func TestCollectionWithLiveSampler(t *testing.T) {
 		t.Fatalf("resident %d below live heap %d", c.Memory.Data.UsedNativePeak, c.Memory.Data.UsedHeapAfterGCPeak)
 	}
 }
+
+// Database failures: 503 with Retry-After when it cannot be reached, a
+// 500 with a request id (and no driver text) for anything else.
+func TestCollectionsDatabaseErrors(t *testing.T) {
+	t.Parallel()
+	cfg, _ := config.Load(func(string) string { return "" })
+	pc, err := pgxpool.ParseConfig("postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	h, _ := New(Deps{Pool: dead, Config: cfg})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	down := &testServer{Server: srv, Pool: dead, t: t}
+
+	broken := newCollectionServers(t, collectionsEnv{})[0]
+	createCollection(t, broken)
+	if _, err := broken.Pool.Exec(context.Background(), "DROP TABLE runtime_samples"); err != nil {
+		t.Fatal(err)
+	}
+	// Reading 0 needs runtime_samples; the others need collections, dropped afterwards.
+	p := broken.do("GET", collectionsURL+"/0", nil).problem(t, http.StatusInternalServerError)
+	if !strings.Contains(p.Detail, p.RequestID) || strings.Contains(p.Detail, "runtime_samples") {
+		t.Fatalf("500 detail %q", p.Detail)
+	}
+	if _, err := broken.Pool.Exec(context.Background(), "DROP TABLE collections"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct{ method, path string }{
+		{"GET", collectionsURL}, {"POST", collectionsURL},
+		{"GET", collectionsURL + "/0"}, {"PUT", collectionsURL + "/0"}, {"DELETE", collectionsURL + "/0"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			r := down.do(tc.method, tc.path, nil)
+			r.problem(t, http.StatusServiceUnavailable)
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			p := broken.do(tc.method, tc.path, nil).problem(t, http.StatusInternalServerError)
+			if strings.Contains(p.Detail, "collections\"") || strings.Contains(p.Detail, "SQLSTATE") {
+				t.Fatalf("driver text leaked: %q", p.Detail)
+			}
+		})
+	}
+}
+
+// An Accept the API cannot produce is a 406 problem.
+func TestCollectionsNotAcceptable(t *testing.T) {
+	t.Parallel()
+	s := newCollectionServers(t, collectionsEnv{})[0]
+	createCollection(t, s)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", collectionsURL}, {"POST", collectionsURL},
+		{"GET", collectionsURL + "/0"}, {"PUT", collectionsURL + "/0"}, {"DELETE", collectionsURL + "/0"},
+	} {
+		s.do(tc.method, tc.path, nil, "Accept", "text/html").problem(t, http.StatusNotAcceptable)
+	}
+	// Nothing was created, cleared or deleted by the refused requests.
+	if got := listCollectionURIs(t, s); fmt.Sprint(got) != "[collections/0]" {
+		t.Fatalf("list = %v", got)
+	}
+}
