@@ -234,18 +234,13 @@ func collectionURI(id int64) string { return "collections/" + strconv.FormatInt(
 // collectionID parses a path id; anything but a decimal number in range
 // names no collection.
 func collectionID(raw string) (int64, error) {
-	notFound := NewProblem(http.StatusNotFound, fmt.Sprintf("no collection with id %q", raw))
-	if raw == "" || len(raw) > 19 {
-		return 0, notFound
-	}
+	valid := raw != "" && len(raw) <= 19
 	for _, c := range raw {
-		if c < '0' || c > '9' {
-			return 0, notFound
-		}
+		valid = valid && c >= '0' && c <= '9'
 	}
 	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil {
-		return 0, notFound
+	if !valid || err != nil {
+		return 0, NewProblem(http.StatusNotFound, fmt.Sprintf("no collection with id %q", raw))
 	}
 	return id, nil
 }
