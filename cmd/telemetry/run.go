@@ -21,6 +21,7 @@ import (
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
@@ -195,6 +196,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
 		prof.Start()
 		defer prof.Close(context.Background())
+	}
+	// Runtime samples for the collections API; stopped (deferred) before the pool closes.
+	if cfg.SelfSampleInterval > 0 {
+		sampler := runtimestats.New(pool, log, metrics.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
+		sampler.Start()
+		defer sampler.Close()
 	}
 	deviceMetrics := api.NewDeviceMetricsWriter(pool, cfg, metrics)
 	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics, Profiler: prof})

@@ -92,6 +92,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s.registerEvents(api)                   // /apiv0.1/... (load-test events)
 	s.registerDevices(api, d.DeviceMetrics) // /mrd
 	s.registerMeasurements(api)             // /api/measurements, /api/v1/...
+	s.registerCollections(api)              // /appmetrics/api/v1/collections
 
 	return mux, api
 }
@@ -121,6 +122,7 @@ func humaConfig() huma.Config {
 		{Name: "events", Description: "Load-test events from Locust (Metrics-Consumer): register, commit, running and past runs."},
 		{Name: "devices", Description: "Device metrics (Concertim metric reporting daemon) under /mrd; writes need a JWT."},
 		{Name: "measurements", Description: "Request measurements (flask-profiler), including the service's own requests (app=telemetry)."},
+		{Name: "collections", Description: "Metrics collections (appmetrics): windows over the service's own CPU, GC, memory and HTTP figures."},
 		{Name: "operations", Description: "Liveness and readiness."},
 	}
 	return cfg

@@ -18,6 +18,186 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for CollectionCPUUnitsProcessMean.
+const (
+	CollectionCPUUnitsProcessMeanDecimalFraction CollectionCPUUnitsProcessMean = "decimal fraction"
+)
+
+// Valid indicates whether the value is a known member of the CollectionCPUUnitsProcessMean enum.
+func (e CollectionCPUUnitsProcessMean) Valid() bool {
+	switch e {
+	case CollectionCPUUnitsProcessMeanDecimalFraction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionCPUUnitsProcessPeak.
+const (
+	CollectionCPUUnitsProcessPeakDecimalFraction CollectionCPUUnitsProcessPeak = "decimal fraction"
+)
+
+// Valid indicates whether the value is a known member of the CollectionCPUUnitsProcessPeak enum.
+func (e CollectionCPUUnitsProcessPeak) Valid() bool {
+	switch e {
+	case CollectionCPUUnitsProcessPeakDecimalFraction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionCPUUnitsSystemMean.
+const (
+	CollectionCPUUnitsSystemMeanDecimalFraction CollectionCPUUnitsSystemMean = "decimal fraction"
+)
+
+// Valid indicates whether the value is a known member of the CollectionCPUUnitsSystemMean enum.
+func (e CollectionCPUUnitsSystemMean) Valid() bool {
+	switch e {
+	case CollectionCPUUnitsSystemMeanDecimalFraction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionCPUUnitsSystemPeak.
+const (
+	CollectionCPUUnitsSystemPeakDecimalFraction CollectionCPUUnitsSystemPeak = "decimal fraction"
+)
+
+// Valid indicates whether the value is a known member of the CollectionCPUUnitsSystemPeak enum.
+func (e CollectionCPUUnitsSystemPeak) Valid() bool {
+	switch e {
+	case CollectionCPUUnitsSystemPeakDecimalFraction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionGCUnitsGcTime.
+const (
+	CollectionGCUnitsGcTimeDecimalFraction CollectionGCUnitsGcTime = "decimal fraction"
+)
+
+// Valid indicates whether the value is a known member of the CollectionGCUnitsGcTime enum.
+func (e CollectionGCUnitsGcTime) Valid() bool {
+	switch e {
+	case CollectionGCUnitsGcTimeDecimalFraction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionHTTPUnitsAverageResponseTime.
+const (
+	CollectionHTTPUnitsAverageResponseTimeMs CollectionHTTPUnitsAverageResponseTime = "ms"
+)
+
+// Valid indicates whether the value is a known member of the CollectionHTTPUnitsAverageResponseTime enum.
+func (e CollectionHTTPUnitsAverageResponseTime) Valid() bool {
+	switch e {
+	case CollectionHTTPUnitsAverageResponseTimeMs:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionHTTPUnitsHits.
+const (
+	Count CollectionHTTPUnitsHits = "count"
+)
+
+// Valid indicates whether the value is a known member of the CollectionHTTPUnitsHits enum.
+func (e CollectionHTTPUnitsHits) Valid() bool {
+	switch e {
+	case Count:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionHTTPUnitsLongestResponseTime.
+const (
+	CollectionHTTPUnitsLongestResponseTimeMs CollectionHTTPUnitsLongestResponseTime = "ms"
+)
+
+// Valid indicates whether the value is a known member of the CollectionHTTPUnitsLongestResponseTime enum.
+func (e CollectionHTTPUnitsLongestResponseTime) Valid() bool {
+	switch e {
+	case CollectionHTTPUnitsLongestResponseTimeMs:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionMemoryUnitsUsedHeapAfterGCPeak.
+const (
+	CollectionMemoryUnitsUsedHeapAfterGCPeakBytes CollectionMemoryUnitsUsedHeapAfterGCPeak = "bytes"
+)
+
+// Valid indicates whether the value is a known member of the CollectionMemoryUnitsUsedHeapAfterGCPeak enum.
+func (e CollectionMemoryUnitsUsedHeapAfterGCPeak) Valid() bool {
+	switch e {
+	case CollectionMemoryUnitsUsedHeapAfterGCPeakBytes:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionMemoryUnitsUsedNativePeak.
+const (
+	CollectionMemoryUnitsUsedNativePeakBytes CollectionMemoryUnitsUsedNativePeak = "bytes"
+)
+
+// Valid indicates whether the value is a known member of the CollectionMemoryUnitsUsedNativePeak enum.
+func (e CollectionMemoryUnitsUsedNativePeak) Valid() bool {
+	switch e {
+	case CollectionMemoryUnitsUsedNativePeakBytes:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionTimeUnitsEnd.
+const (
+	CollectionTimeUnitsEndUNIXTimeMs CollectionTimeUnitsEnd = "UNIX time (ms)"
+)
+
+// Valid indicates whether the value is a known member of the CollectionTimeUnitsEnd enum.
+func (e CollectionTimeUnitsEnd) Valid() bool {
+	switch e {
+	case CollectionTimeUnitsEndUNIXTimeMs:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CollectionTimeUnitsStart.
+const (
+	CollectionTimeUnitsStartUNIXTimeMs CollectionTimeUnitsStart = "UNIX time (ms)"
+)
+
+// Valid indicates whether the value is a known member of the CollectionTimeUnitsStart enum.
+func (e CollectionTimeUnitsStart) Valid() bool {
+	switch e {
+	case CollectionTimeUnitsStartUNIXTimeMs:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CurrentMetricSlope.
 const (
 	CurrentMetricSlopeBoth       CurrentMetricSlope = "both"
@@ -405,6 +585,223 @@ func (e ListStatesParamsMode) Valid() bool {
 	}
 }
 
+// Collection defines model for Collection.
+type Collection struct {
+	Cpu      CollectionCPU  `json:"cpu"`
+	Gc       CollectionGC   `json:"gc"`
+	HttpUrls CollectionHTTP `json:"httpUrls"`
+
+	// Id Collection id.
+	//
+	// Example: 0
+	Id     int64            `json:"id"`
+	Memory CollectionMemory `json:"memory"`
+	Time   CollectionTime   `json:"time"`
+}
+
+// CollectionCPU defines model for CollectionCPU.
+type CollectionCPU struct {
+	Data  CollectionCPUData  `json:"data"`
+	Units CollectionCPUUnits `json:"units"`
+}
+
+// CollectionCPUData defines model for CollectionCPUData.
+type CollectionCPUData struct {
+	// ProcessMean Mean fraction of the machine's CPU capacity (all cores) one service process used, over the window.
+	//
+	// Example: 0.00083
+	ProcessMean float64 `json:"processMean"`
+
+	// ProcessPeak Largest such fraction of one process in one sample interval.
+	//
+	// Example: 0.00083
+	ProcessPeak float64 `json:"processPeak"`
+
+	// SystemMean Mean fraction of the machine's CPU time that was busy, over the window (time-weighted mean of the samples, all instances).
+	//
+	// Example: 0.0111
+	SystemMean float64 `json:"systemMean"`
+
+	// SystemPeak Largest busy fraction of the machine in one sample interval.
+	//
+	// Example: 0.0117
+	SystemPeak float64 `json:"systemPeak"`
+}
+
+// CollectionCPUUnits defines model for CollectionCPUUnits.
+type CollectionCPUUnits struct {
+	// ProcessMean Example: decimal fraction
+	ProcessMean CollectionCPUUnitsProcessMean `json:"processMean"`
+
+	// ProcessPeak Example: decimal fraction
+	ProcessPeak CollectionCPUUnitsProcessPeak `json:"processPeak"`
+
+	// SystemMean Example: decimal fraction
+	SystemMean CollectionCPUUnitsSystemMean `json:"systemMean"`
+
+	// SystemPeak Example: decimal fraction
+	SystemPeak CollectionCPUUnitsSystemPeak `json:"systemPeak"`
+}
+
+// CollectionCPUUnitsProcessMean Example: decimal fraction
+type CollectionCPUUnitsProcessMean string
+
+// CollectionCPUUnitsProcessPeak Example: decimal fraction
+type CollectionCPUUnitsProcessPeak string
+
+// CollectionCPUUnitsSystemMean Example: decimal fraction
+type CollectionCPUUnitsSystemMean string
+
+// CollectionCPUUnitsSystemPeak Example: decimal fraction
+type CollectionCPUUnitsSystemPeak string
+
+// CollectionGC defines model for CollectionGC.
+type CollectionGC struct {
+	Data  CollectionGCData  `json:"data"`
+	Units CollectionGCUnits `json:"units"`
+}
+
+// CollectionGCData defines model for CollectionGCData.
+type CollectionGCData struct {
+	// GcTime Fraction of the window spent in garbage collection: GC CPU time over the CPU time available to Go (GOMAXPROCS x wall time) during the window, summed over every instance.
+	//
+	// Example: 0.0021
+	GcTime float64 `json:"gcTime"`
+}
+
+// CollectionGCUnits defines model for CollectionGCUnits.
+type CollectionGCUnits struct {
+	// GcTime Example: decimal fraction
+	GcTime CollectionGCUnitsGcTime `json:"gcTime"`
+}
+
+// CollectionGCUnitsGcTime Example: decimal fraction
+type CollectionGCUnitsGcTime string
+
+// CollectionHTTP defines model for CollectionHTTP.
+type CollectionHTTP struct {
+	// Data One entry per (url, method) the service served in the window, by url then method.
+	Data  *[]CollectionURL    `json:"data"`
+	Units CollectionHTTPUnits `json:"units"`
+}
+
+// CollectionHTTPUnits defines model for CollectionHTTPUnits.
+type CollectionHTTPUnits struct {
+	// AverageResponseTime Example: ms
+	AverageResponseTime CollectionHTTPUnitsAverageResponseTime `json:"averageResponseTime"`
+
+	// Hits Example: count
+	Hits CollectionHTTPUnitsHits `json:"hits"`
+
+	// LongestResponseTime Example: ms
+	LongestResponseTime CollectionHTTPUnitsLongestResponseTime `json:"longestResponseTime"`
+}
+
+// CollectionHTTPUnitsAverageResponseTime Example: ms
+type CollectionHTTPUnitsAverageResponseTime string
+
+// CollectionHTTPUnitsHits Example: count
+type CollectionHTTPUnitsHits string
+
+// CollectionHTTPUnitsLongestResponseTime Example: ms
+type CollectionHTTPUnitsLongestResponseTime string
+
+// CollectionMemory defines model for CollectionMemory.
+type CollectionMemory struct {
+	Data  CollectionMemoryData  `json:"data"`
+	Units CollectionMemoryUnits `json:"units"`
+}
+
+// CollectionMemoryData defines model for CollectionMemoryData.
+type CollectionMemoryData struct {
+	// UsedHeapAfterGCPeak Largest heap live after a garbage collection of one process in the window, bytes.
+	//
+	// Example: 4194304
+	UsedHeapAfterGCPeak int64 `json:"usedHeapAfterGCPeak"`
+
+	// UsedNativePeak Largest resident memory (RSS) of one process in the window, bytes.
+	//
+	// Example: 31457280
+	UsedNativePeak int64 `json:"usedNativePeak"`
+}
+
+// CollectionMemoryUnits defines model for CollectionMemoryUnits.
+type CollectionMemoryUnits struct {
+	// UsedHeapAfterGCPeak Example: bytes
+	UsedHeapAfterGCPeak CollectionMemoryUnitsUsedHeapAfterGCPeak `json:"usedHeapAfterGCPeak"`
+
+	// UsedNativePeak Example: bytes
+	UsedNativePeak CollectionMemoryUnitsUsedNativePeak `json:"usedNativePeak"`
+}
+
+// CollectionMemoryUnitsUsedHeapAfterGCPeak Example: bytes
+type CollectionMemoryUnitsUsedHeapAfterGCPeak string
+
+// CollectionMemoryUnitsUsedNativePeak Example: bytes
+type CollectionMemoryUnitsUsedNativePeak string
+
+// CollectionTime defines model for CollectionTime.
+type CollectionTime struct {
+	Data  CollectionTimeData  `json:"data"`
+	Units CollectionTimeUnits `json:"units"`
+}
+
+// CollectionTimeData defines model for CollectionTimeData.
+type CollectionTimeData struct {
+	// End Now (the time of this answer), epoch milliseconds.
+	//
+	// Example: 1532697174416
+	End int64 `json:"end"`
+
+	// Start When the window opened (creation or last clear), epoch milliseconds.
+	//
+	// Example: 1532697164637
+	Start int64 `json:"start"`
+}
+
+// CollectionTimeUnits defines model for CollectionTimeUnits.
+type CollectionTimeUnits struct {
+	// End Example: UNIX time (ms)
+	End CollectionTimeUnitsEnd `json:"end"`
+
+	// Start Example: UNIX time (ms)
+	Start CollectionTimeUnitsStart `json:"start"`
+}
+
+// CollectionTimeUnitsEnd Example: UNIX time (ms)
+type CollectionTimeUnitsEnd string
+
+// CollectionTimeUnitsStart Example: UNIX time (ms)
+type CollectionTimeUnitsStart string
+
+// CollectionURL defines model for CollectionURL.
+type CollectionURL struct {
+	// AverageResponseTime Mean response time, ms.
+	//
+	// Example: 5.0827
+	AverageResponseTime float64 `json:"averageResponseTime"`
+
+	// Hits Requests in the window.
+	//
+	// Example: 1
+	Hits int64 `json:"hits"`
+
+	// LongestResponseTime Longest response time, ms.
+	//
+	// Example: 5.0827
+	LongestResponseTime float64 `json:"longestResponseTime"`
+
+	// Method HTTP method.
+	//
+	// Example: GET
+	Method string `json:"method"`
+
+	// Url Request path, without the query.
+	//
+	// Example: /flows
+	Url string `json:"url"`
+}
+
 // CommitEventData defines model for CommitEventData.
 type CommitEventData struct {
 	// Description What happened, for people.
@@ -421,6 +818,14 @@ type CommitEventOutputBody struct {
 	//
 	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
 	Uuid openapi_types.UUID `json:"uuid"`
+}
+
+// CreateCollectionOutputBody defines model for CreateCollectionOutputBody.
+type CreateCollectionOutputBody struct {
+	// Uri URI of the new collection, relative to /appmetrics/api/v1.
+	//
+	// Example: collections/1
+	Uri string `json:"uri"`
 }
 
 // CurrentMetric defines model for CurrentMetric.
@@ -885,6 +1290,14 @@ type HistoryPoint struct {
 	//
 	// Example: 42
 	Value *float64 `json:"value,omitempty"`
+}
+
+// ListCollectionsOutputBody defines model for ListCollectionsOutputBody.
+type ListCollectionsOutputBody struct {
+	// CollectionUris URIs of the existing collections, relative to /appmetrics/api/v1, in creation order.
+	//
+	// Example: ["collections/0","collections/1"]
+	CollectionUris *[]string `json:"collectionUris"`
 }
 
 // Measurement defines model for Measurement.
@@ -3271,6 +3684,41 @@ type ClientInterface interface {
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 	ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCollections List metrics collections
+	//
+	// The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+	//
+	// Corresponds with GET /appmetrics/api/v1/collections (the `ListCollections` operationId).
+	ListCollections(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCollection Create a metrics collection
+	//
+	// Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
+	//
+	// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
+	CreateCollection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteCollection Delete a metrics collection
+	//
+	// Deletes the collection; its id is not given to another one.
+	//
+	// Corresponds with DELETE /appmetrics/api/v1/collections/{id} (the `DeleteCollection` operationId).
+	DeleteCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCollection Read a metrics collection
+	//
+	// The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
+	//
+	// Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
+	GetCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClearCollection Clear a metrics collection
+	//
+	// Restarts the collection's window now; the id stays the same.
+	//
+	// Corresponds with PUT /appmetrics/api/v1/collections/{id} (the `ClearCollection` operationId).
+	ClearCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows Hourly totals per (src_app, dest_app, vpc_id)
 	//
 	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
@@ -4002,6 +4450,91 @@ func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListStatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCollections List metrics collections
+//
+// The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+//
+// Corresponds with GET /appmetrics/api/v1/collections (the `ListCollections` operationId).
+func (c *Client) ListCollections(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCollectionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCollection Create a metrics collection
+//
+// Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
+//
+// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
+func (c *Client) CreateCollection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCollectionRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteCollection Delete a metrics collection
+//
+// Deletes the collection; its id is not given to another one.
+//
+// Corresponds with DELETE /appmetrics/api/v1/collections/{id} (the `DeleteCollection` operationId).
+func (c *Client) DeleteCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteCollectionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCollection Read a metrics collection
+//
+// The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
+//
+// Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
+func (c *Client) GetCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCollectionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClearCollection Clear a metrics collection
+//
+// Restarts the collection's window now; the id stays the same.
+//
+// Corresponds with PUT /appmetrics/api/v1/collections/{id} (the `ClearCollection` operationId).
+func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClearCollectionRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -6648,6 +7181,162 @@ func NewListStatesRequest(server string, params *ListStatesParams) (*http.Reques
 	return req, nil
 }
 
+// NewListCollectionsRequest constructs an http.Request for the ListCollections method
+func NewListCollectionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/appmetrics/api/v1/collections")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateCollectionRequest constructs an http.Request for the CreateCollection method
+func NewCreateCollectionRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/appmetrics/api/v1/collections")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteCollectionRequest constructs an http.Request for the DeleteCollection method
+func NewDeleteCollectionRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/appmetrics/api/v1/collections/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCollectionRequest constructs an http.Request for the GetCollection method
+func NewGetCollectionRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/appmetrics/api/v1/collections/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewClearCollectionRequest constructs an http.Request for the ClearCollection method
+func NewClearCollectionRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/appmetrics/api/v1/collections/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListFlowsRequest constructs an http.Request for the ListFlows method
 func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request, error) {
 	var err error
@@ -7767,6 +8456,51 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 	ListStatesWithResponse(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*ListStatesResponse, error)
+
+	// ListCollectionsWithResponse List metrics collections
+	//
+	// The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /appmetrics/api/v1/collections (the `ListCollections` operationId).
+	ListCollectionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCollectionsResponse, error)
+
+	// CreateCollectionWithResponse Create a metrics collection
+	//
+	// Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
+	CreateCollectionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreateCollectionResponse, error)
+
+	// DeleteCollectionWithResponse Delete a metrics collection
+	//
+	// Deletes the collection; its id is not given to another one.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /appmetrics/api/v1/collections/{id} (the `DeleteCollection` operationId).
+	DeleteCollectionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteCollectionResponse, error)
+
+	// GetCollectionWithResponse Read a metrics collection
+	//
+	// The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
+	GetCollectionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCollectionResponse, error)
+
+	// ClearCollectionWithResponse Clear a metrics collection
+	//
+	// Restarts the collection's window now; the id stays the same.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /appmetrics/api/v1/collections/{id} (the `ClearCollection` operationId).
+	ClearCollectionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ClearCollectionResponse, error)
 
 	// ListFlowsWithResponse Hourly totals per (src_app, dest_app, vpc_id)
 	//
@@ -10053,6 +10787,337 @@ func (r ListStatesResponse) ContentType() string {
 	return ""
 }
 
+type ListCollectionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListCollectionsOutputBody
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCollectionsResponse) GetJSON200() *ListCollectionsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ListCollectionsResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCollectionsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCollectionsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCollectionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCollectionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCollectionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCollectionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateCollectionResponse201Headers the declared response headers of an HTTP 201 response for CreateCollection
+type CreateCollectionResponse201Headers struct {
+	Location *string
+}
+
+type CreateCollectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CreateCollectionOutputBody
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateCollectionResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateCollectionResponse) GetJSON201() *CreateCollectionOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateCollectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateCollectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateCollectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateCollectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteCollectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteCollectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteCollectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteCollectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteCollectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetCollectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Collection
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCollectionResponse) GetJSON200() *Collection {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCollectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCollectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCollectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCollectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ClearCollectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ClearCollectionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r ClearCollectionResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ClearCollectionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ClearCollectionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ClearCollectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ClearCollectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ClearCollectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ClearCollectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListFlowsResponse200Headers the declared response headers of an HTTP 200 response for ListFlows
 type ListFlowsResponse200Headers struct {
 	Link *string
@@ -11743,6 +12808,81 @@ func (c *ClientWithResponses) ListStatesWithResponse(ctx context.Context, params
 		return nil, err
 	}
 	return ParseListStatesResponse(rsp)
+}
+
+// ListCollectionsWithResponse List metrics collections
+//
+// The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /appmetrics/api/v1/collections (the `ListCollections` operationId).
+func (c *ClientWithResponses) ListCollectionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCollectionsResponse, error) {
+	rsp, err := c.ListCollections(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCollectionsResponse(rsp)
+}
+
+// CreateCollectionWithResponse Create a metrics collection
+//
+// Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
+func (c *ClientWithResponses) CreateCollectionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreateCollectionResponse, error) {
+	rsp, err := c.CreateCollection(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCollectionResponse(rsp)
+}
+
+// DeleteCollectionWithResponse Delete a metrics collection
+//
+// Deletes the collection; its id is not given to another one.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /appmetrics/api/v1/collections/{id} (the `DeleteCollection` operationId).
+func (c *ClientWithResponses) DeleteCollectionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteCollectionResponse, error) {
+	rsp, err := c.DeleteCollection(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteCollectionResponse(rsp)
+}
+
+// GetCollectionWithResponse Read a metrics collection
+//
+// The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
+func (c *ClientWithResponses) GetCollectionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCollectionResponse, error) {
+	rsp, err := c.GetCollection(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCollectionResponse(rsp)
+}
+
+// ClearCollectionWithResponse Clear a metrics collection
+//
+// Restarts the collection's window now; the id stays the same.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /appmetrics/api/v1/collections/{id} (the `ClearCollection` operationId).
+func (c *ClientWithResponses) ClearCollectionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ClearCollectionResponse, error) {
+	rsp, err := c.ClearCollection(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClearCollectionResponse(rsp)
 }
 
 // ListFlowsWithResponse Hourly totals per (src_app, dest_app, vpc_id)
@@ -13778,6 +14918,274 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCollectionsResponse parses an HTTP response from a ListCollectionsWithResponse call
+func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCollectionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListCollectionsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateCollectionResponse parses an HTTP response from a CreateCollectionWithResponse call
+func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateCollectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CreateCollectionOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateCollectionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteCollectionResponse parses an HTTP response from a DeleteCollectionWithResponse call
+func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteCollectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetCollectionResponse parses an HTTP response from a GetCollectionWithResponse call
+func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCollectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Collection
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseClearCollectionResponse parses an HTTP response from a ClearCollectionWithResponse call
+func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ClearCollectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	return response, nil

@@ -35,6 +35,8 @@ type Config struct {
 	SelfProfile          bool
 	SelfProfileSample    float64
 	SelfProfileExclude   []string
+
+	SelfSampleInterval time.Duration
 }
 
 // Var documents one environment variable.
@@ -60,6 +62,7 @@ var Vars = []Var{
 	{"SELF_PROFILE", "true", "record every request the service serves as a measurement with app=telemetry (true or false)"},
 	{"SELF_PROFILE_SAMPLE", "1", "fraction of requests self-profiling records, 0 to 1"},
 	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix"},
+	{"SELF_SAMPLE_INTERVAL", "5s", "how often the service samples its own CPU, GC and memory into runtime_samples for the collections API; 0 turns sampling off"},
 }
 
 // DefaultMemoryLimit is the soft memory limit serve sets when GOMEMLIMIT is unset.
@@ -133,6 +136,10 @@ func Load(getenv func(string) string) (Config, error) {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.SelfProfileExclude = append(cfg.SelfProfileExclude, p)
 		}
+	}
+	if cfg.SelfSampleInterval, err = time.ParseDuration(get("SELF_SAMPLE_INTERVAL")); err != nil ||
+		cfg.SelfSampleInterval < 0 || (cfg.SelfSampleInterval > 0 && cfg.SelfSampleInterval < 100*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("SELF_SAMPLE_INTERVAL must be 0 (off) or a duration of at least 100ms such as 5s, got %q", get("SELF_SAMPLE_INTERVAL")))
 	}
 	return cfg, errors.Join(errs...)
 }

@@ -10,6 +10,16 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// Metrics collections (appmetrics): windows over the service's own runtime samples and requests. At most 10 rows at a time: POST /appmetrics/api/v1/collections locks this table, counts and inserts in one transaction.
+type Collection struct {
+	// Collection id (URI collections/<id>): from an identity sequence starting at 0, so ids are never reused, even after a delete.
+	ID int64
+	// Start of the window: creation time, moved to the time of each clear (PUT).
+	StartedAt time.Time
+	// When the collection was created; a clear leaves it unchanged.
+	CreatedAt time.Time
+}
+
 // Devices allowed to report metrics (PUT /mrd/{id}/metrics answers 404 "Host Not Found" for any other id). Deleting a device deletes its metrics (ON DELETE CASCADE).
 type Device struct {
 	// Device id as reporters use it in the URL: 1 to 64 of [A-Za-z0-9._-].
@@ -226,4 +236,34 @@ type MeasurementsHourly struct {
 	MinElapsed float64
 	// Largest elapsed in the cell.
 	MaxElapsed float64
+}
+
+// Runtime figures of the service's own processes: each instance (server process) writes one row every SELF_SAMPLE_INTERVAL (default 5 s), plus one about a second after it starts. A row describes the interval (time - interval_seconds, time] of one instance. Read by the collections API (GET /appmetrics/api/v1/collections/{id}).
+type RuntimeSample struct {
+	// When the sample was taken: the end of the interval it describes. Partition column.
+	Time time.Time
+	// Random id the server process drew at start: rows of one id form one process's series.
+	InstanceID pgtype.UUID
+	// Wall-clock seconds since the instance's previous reading (the interval the deltas below cover); always > 0.
+	IntervalSeconds float64
+	// Fraction 0..1 of the machine's whole CPU capacity (all cores) this process used during the interval: delta of utime+stime (/proc/self/stat) over delta of all CPU time (/proc/stat). NULL where /proc is not readable.
+	ProcessCpu *float64
+	// Fraction 0..1 of the machine's CPU time that was busy (neither idle nor iowait) during the interval, from /proc/stat. NULL where /proc is not readable.
+	SystemCpu *float64
+	// CPU seconds the Go garbage collector used during the interval: delta of runtime/metrics /cpu/classes/gc/total:cpu-seconds (an estimate the runtime updates at the end of each GC cycle, so it arrives in steps).
+	GcCpuSeconds float64
+	// Wall-clock seconds the process was stopped for garbage collection during the interval, from the runtime/metrics histogram /sched/pauses/total/gc:seconds (bucket midpoints: an estimate within a few percent).
+	GcPauseSeconds float64
+	// Garbage collection cycles completed during the interval (/gc/cycles/total:gc-cycles delta).
+	GcCycles int64
+	// GOMAXPROCS at the time of the sample: the CPU capacity available to Go code (gc_cpu_seconds is measured against interval_seconds * gomaxprocs).
+	Gomaxprocs int32
+	// Heap bytes live after the most recent garbage collection (/gc/heap/live:bytes).
+	HeapLiveBytes int64
+	// All memory the Go runtime has mapped, heap and otherwise (/memory/classes/total:bytes).
+	GoMemoryBytes int64
+	// Resident set size of the process in bytes (/proc/self/stat rss times the page size). NULL where /proc is not readable.
+	RssBytes *int64
+	// Live goroutines (/sched/goroutines:goroutines).
+	Goroutines int64
 }

@@ -1,0 +1,78 @@
+-- Metrics collections (appmetrics) and the runtime samples they read.
+
+-- name: InsertRuntimeSample :exec
+-- One sample of one instance (written by internal/runtimestats).
+INSERT INTO runtime_samples (time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds,
+    gc_pause_seconds, gc_cycles, gomaxprocs, heap_live_bytes, go_memory_bytes, rss_bytes, goroutines)
+VALUES (@time, @instance_id, @interval_seconds, sqlc.narg('process_cpu'), sqlc.narg('system_cpu'), @gc_cpu_seconds,
+    @gc_pause_seconds, @gc_cycles, @gomaxprocs, @heap_live_bytes, @go_memory_bytes, sqlc.narg('rss_bytes'), @goroutines);
+
+-- name: LockCollections :exec
+-- Serialises creates (and makes deletes and clears wait) until the end of
+-- the transaction, in every server process sharing the database, so that the
+-- count below and the insert after it see the same set of collections.
+-- Reads are not blocked.
+LOCK TABLE collections IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: CountCollections :one
+SELECT count(*)::bigint FROM collections;
+
+-- name: CreateCollection :one
+INSERT INTO collections DEFAULT VALUES
+RETURNING id;
+
+-- name: ListCollectionIDs :many
+-- Ids come from a sequence under the create lock: id order is creation order.
+SELECT id FROM collections ORDER BY id;
+
+-- name: GetCollectionWindow :one
+-- The window [started_at, now] of a collection.
+SELECT id, started_at, clock_timestamp()::timestamptz AS now
+FROM collections
+WHERE id = @id;
+
+-- name: ClearCollection :execrows
+UPDATE collections SET started_at = clock_timestamp() WHERE id = @id;
+
+-- name: DeleteCollection :execrows
+DELETE FROM collections WHERE id = @id;
+
+-- name: CollectionRuntime :one
+-- Aggregates the samples of every instance that fall in (@since, @until].
+-- A sample describes the interval (time - interval_seconds, time]; the part
+-- of it inside the window (w seconds) weights its CPU fractions, and its GC
+-- CPU time is prorated by the same share. gc_time is GC CPU time over the CPU
+-- capacity available to Go (w * gomaxprocs) summed over the samples. Every
+-- figure is 0 when the window holds no sample yet.
+WITH s AS (
+    SELECT r.process_cpu, r.system_cpu, r.gc_cpu_seconds, r.interval_seconds, r.gomaxprocs,
+           r.heap_live_bytes, r.rss_bytes, r.instance_id,
+           least(r.interval_seconds, extract(epoch FROM r.time - @since::timestamptz)::float8) AS w
+    FROM runtime_samples r
+    WHERE r.time > @since::timestamptz AND r.time <= @until::timestamptz
+)
+SELECT
+    count(*)::bigint AS samples,
+    count(DISTINCT s.instance_id)::bigint AS instances,
+    coalesce(sum(s.w * s.system_cpu) / nullif(sum(s.w) FILTER (WHERE s.system_cpu IS NOT NULL), 0), 0)::float8 AS system_mean,
+    coalesce(max(s.system_cpu), 0)::float8 AS system_peak,
+    coalesce(sum(s.w * s.process_cpu) / nullif(sum(s.w) FILTER (WHERE s.process_cpu IS NOT NULL), 0), 0)::float8 AS process_mean,
+    coalesce(max(s.process_cpu), 0)::float8 AS process_peak,
+    least(1, coalesce(sum(s.gc_cpu_seconds * s.w / s.interval_seconds) / nullif(sum(s.w * s.gomaxprocs), 0), 0))::float8 AS gc_time,
+    coalesce(max(s.heap_live_bytes), 0)::bigint AS heap_live_peak,
+    coalesce(max(s.rss_bytes), 0)::bigint AS rss_peak
+FROM s;
+
+-- name: CollectionHTTP :many
+-- The service's own requests started in [@since, @until], per (URL path
+-- without query, method), in path then method order. Elapsed is in seconds.
+SELECT coalesce(m.context->>'path', split_part(m.context->>'url', '?', 1), m.name)::text AS path,
+       m.method,
+       count(*)::bigint AS hits,
+       avg(m.elapsed)::float8 AS avg_elapsed,
+       max(m.elapsed)::float8 AS max_elapsed
+FROM measurements m
+WHERE m.app = 'telemetry'
+  AND m.started_at >= @since::timestamptz AND m.started_at <= @until::timestamptz
+GROUP BY 1, 2
+ORDER BY 1, 2;
