@@ -16,8 +16,8 @@ import (
 	"github.com/telemetry/telemetry/internal/measurements"
 )
 
-// maxEpoch is 9999-12-31T23:59:59Z: later times are refused (422).
-const maxEpoch = 253402300799
+// Epoch-second fields and parameters take at most 253402300799
+// (9999-12-31T23:59:59Z, the struct tags' maximum): later is a 422.
 
 // defaultWindow is how far back the queries look without startedAt.
 const defaultWindow = 7 * 24 * time.Hour
