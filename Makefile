@@ -13,7 +13,7 @@ SWAGGER_UI_VERSION := 5.35.0
 DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui
+.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ help: ## list the targets
 build: ## build the binary into .bin/telemetry
 	$(GO) build -o $(BIN)/telemetry ./cmd/telemetry
 
-run: build ## migrate, then serve (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
+run: build pg-bin ## migrate, then serve (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
 	@url="$(DB_URL)" && echo "database: $$url" && \
 	DATABASE_URL="$$url" $(BIN)/telemetry migrate && \
 	if [ -z "$$JWT_SECRET$$JWT_SECRET_FILE" ]; then \
@@ -32,7 +32,7 @@ run: build ## migrate, then serve (starts a local PostgreSQL under ./.data when 
 migrate: build ## apply pending migrations to the configured database
 	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate
 
-test: $(SQLC) ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
+test: $(SQLC) pg-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
 	$(GO) vet ./...
 	SQLC=$(SQLC) $(GO) test -count=1 -timeout 20m ./...
 
@@ -56,7 +56,7 @@ db-stop: ## stop the local PostgreSQL started by make run
 	$(GO) run ./cmd/devdb stop
 
 BENCH ?= .
-bench: ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
+bench: pg-bin ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
 	@mkdir -p $(BIN)
 	set -o pipefail; TESTDB_DURABLE=1 $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 120m ./internal/api | tee $(BIN)/bench.txt
 	@{ echo "# Benchmark results"; echo; \
@@ -74,6 +74,18 @@ clean: db-stop ## stop the local database and delete ./.data and ./.bin
 swagger-ui: ## refresh the embedded Swagger UI from the swagger-ui-dist npm package
 	tmp=$$(mktemp -d) && cd $$tmp && npm pack swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && tar xzf swagger-ui-dist-*.tgz && \
 	cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE package/favicon-32x32.png $(CURDIR)/internal/api/swaggerui/ && rm -rf $$tmp
+
+# The PostgreSQL server binaries (initdb, pg_ctl) for the throwaway and local
+# clusters: found in /usr/lib/postgresql/*/bin or on PATH, else installed
+# from Debian's packages when we may (root). Not needed with DATABASE_URL and
+# TEST_DATABASE_URL pointing at a server.
+pg-bin:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	[ -n "$$TEST_DATABASE_URL$$DATABASE_URL" ] || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing the PostgreSQL server binaries (apt-get install postgresql)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL server binaries (initdb, pg_ctl) not found: install them, or set DATABASE_URL / TEST_DATABASE_URL"; exit 1; fi
 
 # sqlc is a Go module: built from source at a pinned version, never downloaded as a binary.
 $(SQLC):
