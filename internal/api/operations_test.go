@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
@@ -249,5 +250,47 @@ func TestPanicIs500(t *testing.T) {
 	r.problem(t, http.StatusInternalServerError)
 	if strings.Contains(string(r.Body), "boom") {
 		t.Fatalf("panic value leaked: %s", r.Body)
+	}
+}
+
+// Every operation is documented as CONVENTIONS.md asks: an operationId, a
+// summary, a tag, 406 and 500 among its answers, and an example body for
+// every error answer.
+func TestEveryOperationIsDocumented(t *testing.T) {
+	t.Parallel()
+	spec := Spec()
+	tags := map[string]bool{}
+	for _, tag := range spec.Tags {
+		tags[tag.Name] = true
+	}
+	n := 0
+	for path, item := range spec.Paths {
+		for method, op := range map[string]*huma.Operation{"GET": item.Get, "POST": item.Post, "PUT": item.Put, "DELETE": item.Delete, "PATCH": item.Patch} {
+			if op == nil {
+				continue
+			}
+			n++
+			where := method + " " + path
+			if op.OperationID == "" || op.Summary == "" || len(op.Tags) != 1 || !tags[op.Tags[0]] {
+				t.Errorf("%s: operationId %q, summary %q, tags %v", where, op.OperationID, op.Summary, op.Tags)
+			}
+			for _, code := range []string{"406", "500"} {
+				if op.Responses[code] == nil {
+					t.Errorf("%s does not document %s", where, code)
+				}
+			}
+			for code, r := range op.Responses {
+				if code == "default" || code[0] < '4' {
+					continue
+				}
+				mt := r.Content["application/problem+json"]
+				if mt == nil || (mt.Example == nil && len(mt.Examples) == 0) {
+					t.Errorf("%s: answer %s has no problem+json example", where, code)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d operations found", n)
 	}
 }
