@@ -35,6 +35,8 @@ migrate: build ## apply pending migrations to the configured database
 test: $(SQLC) pg-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
 	$(GO) vet ./...
 	SQLC=$(SQLC) $(GO) test -count=1 -timeout 20m ./...
+	@# Say whether the TimescaleDB checks ran or were skipped (go test hides skips).
+	@$(GO) test -count=1 -run 'TimescaleDB' -v ./internal/api | grep -E -- '--- (SKIP|PASS|FAIL)|SKIPPED|^(ok|FAIL)' || true
 
 generate: $(SQLC) ## regenerate the sqlc code in internal/db
 	$(SQLC) generate
