@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -223,5 +225,49 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	res.Body.Close()
 	if !strings.Contains(string(b), `"bytes_tx":2`) {
 		t.Fatalf("after restart: %s", b)
+	}
+}
+
+// Self-profiling end to end: the server's own requests become measurements
+// (app=telemetry) while it runs, and those still buffered at SIGTERM are
+// written before it exits: none is lost.
+func TestServeRecordsItsOwnRequestsAndFlushesAtShutdown(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s", "SELF_SAMPLE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, done := startServe(t, vars)
+	const n = 25
+	for i := 0; i < n; i++ {
+		res, err := http.Get(fmt.Sprintf("%s/flows?hour=%d", base, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /flows: %d", res.StatusCode)
+		}
+	}
+	// Stop at once: most of the records are still in the buffer.
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var count int
+	var name, method string
+	err = pool.QueryRow(context.Background(),
+		`SELECT count(*), min(name), min(method) FROM measurements WHERE app = 'telemetry' AND name = '/flows'`).Scan(&count, &name, &method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != n || method != "GET" {
+		t.Fatalf("%d measurements of GET /flows recorded, want %d (method %q)", count, n, method)
 	}
 }
