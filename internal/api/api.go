@@ -53,6 +53,8 @@ type server struct {
 	metrics *obs.Metrics
 	cfg     config.Config
 	flows   *flowDecoder
+	// flowWriter combines concurrent flow batches into shared upserts.
+	flowWriter *flowWriter
 }
 
 // New builds the router and the huma API on it.

@@ -53,6 +53,7 @@ const TooManyFlows = "Too many flow objects are being registered"
 
 func (s *server) registerFlows(api huma.API) {
 	s.flows = newFlowDecoder(api)
+	s.flowWriter = newFlowWriter(s.q)
 	huma.Register(api, huma.Operation{
 		OperationID: "postFlows",
 		Method:      http.MethodPost,
@@ -111,20 +112,7 @@ func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsO
 	if n == 0 {
 		return out, nil
 	}
-	p := db.UpsertFlowsParams{
-		Hours:    make([]time.Time, n),
-		SrcApps:  make([]string, n),
-		DestApps: make([]string, n),
-		VpcIds:   make([]string, n),
-		BytesTx:  make([]int64, n),
-		BytesRx:  make([]int64, n),
-	}
-	for i, f := range flows {
-		p.Hours[i] = hourTime(f.Hour)
-		p.SrcApps[i], p.DestApps[i], p.VpcIds[i] = f.SrcApp, f.DestApp, f.VpcID
-		p.BytesTx[i], p.BytesRx[i] = f.BytesTx, f.BytesRx
-	}
-	if err := retryConflicts(ctx, func() error { return s.q.UpsertFlows(ctx, p) }); err != nil {
+	if err := s.flowWriter.write(flows); err != nil {
 		return nil, dbError(ctx, s.log, "upsert flows", err)
 	}
 	s.metrics.BatchItems.WithLabelValues("flows").Observe(float64(n))

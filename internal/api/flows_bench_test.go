@@ -36,19 +36,6 @@ func flowBatch(rng *rand.Rand, n, keys int) []Flow {
 	return fs
 }
 
-func upsertParams(fs []Flow) db.UpsertFlowsParams {
-	p := db.UpsertFlowsParams{}
-	for _, f := range fs {
-		p.Hours = append(p.Hours, hourTime(f.Hour))
-		p.SrcApps = append(p.SrcApps, f.SrcApp)
-		p.DestApps = append(p.DestApps, f.DestApp)
-		p.VpcIds = append(p.VpcIds, f.VpcID)
-		p.BytesTx = append(p.BytesTx, f.BytesTx)
-		p.BytesRx = append(p.BytesRx, f.BytesRx)
-	}
-	return p
-}
-
 // BenchmarkFlowsIngest: flows/s through POST /flows beside the same upsert
 // statement run straight against the database, same batches, same clients.
 func BenchmarkFlowsIngest(b *testing.B) {
