@@ -53,6 +53,7 @@ type server struct {
 	metrics *obs.Metrics
 	cfg     config.Config
 	flows   *flowDecoder
+	meas    *measurementDecoder
 }
 
 // New builds the router and the huma API on it.

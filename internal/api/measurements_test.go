@@ -744,3 +744,43 @@ func TestMeasurementsDatabaseDown(t *testing.T) {
 		}
 	}
 }
+
+// The body is decoded by a fast path that accepts only what the schema
+// accepts and hands every other body to huma's validator: bodies at the
+// border of the two get the same answer as ever.
+func TestMeasurementsPostDecodeEdges(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	cases := []struct {
+		name, body string
+		status     int
+		location   string // an expected error (location, title), if any
+		title      string
+	}{
+		{"null elapsed is left out", `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"elapsed":null}]`, 201, "", ""},
+		{"null app is left out", `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"app":null}]`, 201, "", ""},
+		{"nulls inside context", `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"context":{"form":null,"NAME":[null]}}]`, 201, "", ""},
+		{"escaped key", `[{"na\u006de":"/a","method":"GET","startedAt":100,"endedAt":101}]`, 201, "", ""},
+		{"key in another case", `[{"NAME":"/a","name":"/a","method":"GET","startedAt":100,"endedAt":101}]`, 422, "body[0].NAME", "unknown"},
+		{"name of 1024 characters", `[{"name":"` + strings.Repeat("é", 1024) + `","method":"GET","startedAt":100,"endedAt":101}]`, 201, "", ""},
+		{"name of 1025 characters", `[{"name":"` + strings.Repeat("é", 1025) + `","method":"GET","startedAt":100,"endedAt":101}]`, 422, "body[0].name", "max"},
+		{"lower-case method", `[{"name":"/a","method":"get","startedAt":100,"endedAt":101}]`, 422, "body[0].method", "oneof"},
+		{"args null", `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"args":null}]`, 422, "body[0].args", "type"},
+		{"null record", `[null]`, 422, "", ""},
+		{"trailing data", `[] []`, 400, "", ""},
+		{"null body", `null`, 201, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := s.do("POST", "/api/measurements", c.body)
+			if c.status == 201 {
+				r.wantStatus(t, http.StatusCreated)
+				return
+			}
+			p := r.problem(t, c.status)
+			if c.location != "" && !p.hasError(c.location, c.title) {
+				t.Fatalf("errors %+v lack %s/%s", p.Errors, c.location, c.title)
+			}
+		})
+	}
+}
