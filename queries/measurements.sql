@@ -1,14 +1,21 @@
 -- Request measurements (flask-profiler). The read queries take a window
 -- [started_at, ended_at] (rows with started_at >= @started_at and
--- ended_at <= @ended_at) split by the caller into three disjoint parts:
---   rollup: measurements_hourly cells with start_hour >= @h1 and end_hour < @h2
+-- ended_at <= @ended_at) split by the caller into disjoint parts, with @h1 =
+-- @started_at rounded up to the hour, @h2 = @ended_at rounded down, @d1 =
+-- @started_at rounded up to the UTC day and @d2 = @ended_at rounded down to
+-- the day (so @h1 <= @d1 and @d2 <= @h2):
 --   edge A: rows with started_at in [@started_at, @h1)
 --   edge B: rows with started_at >= @h1 and ended_at in [@h2, @ended_at]
--- where @h1 is @started_at rounded up to the hour and @h2 is @ended_at
--- rounded down. Every row of the window is in exactly one part, and each
--- edge covers less than an hour of rows. A filter the rollup cannot answer
--- (elapsed) is handled by passing a far-future @h1: the rollup and edge B
--- are then empty and edge A is the whole window.
+--   hours:  measurements_hourly cells with start_hour in [@h1, @d1) and end_hour < @h2,
+--           and cells with start_hour >= @d1 and end_hour in [@d2, @h2)
+--   days:   measurements_daily cells with start_day >= @d1 and end_day < @d2
+-- Every row of the window is in exactly one part; each edge covers less
+-- than an hour of rows, the hours part at most two partial days. The
+-- distribution and the timeseries, which have no other filter, read
+-- measurements_method_hourly cells with start_hour >= @h1 and end_hour < @h2
+-- instead of the hours and days parts. A filter the rollups cannot answer
+-- (elapsed) is handled by passing a far-future @h1 and @d1: the rollup parts
+-- and edge B are then empty and edge A is the whole window.
 -- started_at <= ended_at holds for every row (a CHECK), so the redundant
 -- bounds below (started_at <= @ended_at) only help the planner.
 
@@ -25,10 +32,11 @@ VALUES (@id, @started_at, @ended_at, @elapsed, @name, @method, @args, @kwargs, @
 
 -- name: AddMeasurementRollup :exec
 -- Adds a batch's per-cell aggregates (computed by the caller, one element
--- per cell) to the rollup. Cells are written in key order so concurrent
--- batches take their row locks in the same order and cannot deadlock.
--- (Spreading cells over shards to avoid lock waits was measured: no gain,
--- the waits are short next to the COPY, and it multiplies what readers scan.)
+-- per cell, in key order) to the hourly rollup. Cells are written in key
+-- order so concurrent batches take their row locks in the same order and
+-- cannot deadlock. (Spreading cells over shards to avoid lock waits was
+-- measured: no gain, the waits are short next to the COPY, and it
+-- multiplies what readers scan.)
 INSERT INTO measurements_hourly AS h
     (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
 SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
@@ -50,19 +58,78 @@ SET count = h.count + excluded.count,
     min_elapsed = least(h.min_elapsed, excluded.min_elapsed),
     max_elapsed = greatest(h.max_elapsed, excluded.max_elapsed);
 
+-- name: AddMeasurementDailyRollup :exec
+-- The same for the daily rollup (one element per day cell, in key order).
+INSERT INTO measurements_daily AS d
+    (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
+SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
+FROM ROWS FROM (
+    unnest(@start_days::timestamptz[]),
+    unnest(@end_days::timestamptz[]),
+    unnest(@apps::text[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@counts::bigint[]),
+    unnest(@sums::float8[]),
+    unnest(@mins::float8[]),
+    unnest(@maxes::float8[])
+) AS t (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
+ORDER BY t.start_day, t.end_day, t.app, t.name, t.method
+ON CONFLICT (start_day, end_day, app, name, method) DO UPDATE
+SET count = d.count + excluded.count,
+    sum_elapsed = d.sum_elapsed + excluded.sum_elapsed,
+    min_elapsed = least(d.min_elapsed, excluded.min_elapsed),
+    max_elapsed = greatest(d.max_elapsed, excluded.max_elapsed);
+
+-- name: AddMeasurementMethodRollup :exec
+-- The same for the per-method hourly counts.
+INSERT INTO measurements_method_hourly AS c (start_hour, end_hour, method, count)
+SELECT t.start_hour, t.end_hour, t.method, t.count
+FROM ROWS FROM (
+    unnest(@start_hours::timestamptz[]),
+    unnest(@end_hours::timestamptz[]),
+    unnest(@methods::text[]),
+    unnest(@counts::bigint[])
+) AS t (start_hour, end_hour, method, count)
+ORDER BY t.start_hour, t.end_hour, t.method
+ON CONFLICT (start_hour, end_hour, method) DO UPDATE
+SET count = c.count + excluded.count;
+
 -- name: DeleteMeasurementRollup :exec
--- First half of a rebuild: forget the cells of rows started in [@since, @until).
-DELETE FROM measurements_hourly WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz;
+-- First step of a rebuild: forget the cells of rows started in [@since,
+-- @until) (whole UTC days) in every rollup.
+WITH hourly AS (
+    DELETE FROM measurements_hourly WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
+), methods AS (
+    DELETE FROM measurements_method_hourly WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
+)
+DELETE FROM measurements_daily WHERE start_day >= @since::timestamptz AND start_day < @until::timestamptz;
 
 -- name: FillMeasurementRollup :exec
--- Second half of a rebuild: recompute those cells from the rows (after a
--- bulk load written straight into measurements). @since and @until are whole hours.
+-- Second step of a rebuild: recompute the hourly cells from the rows (after
+-- a bulk load written straight into measurements). @since and @until are whole days.
 INSERT INTO measurements_hourly (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
 SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
        count(*), sum(elapsed), min(elapsed), max(elapsed)
 FROM measurements
 WHERE started_at >= @since::timestamptz AND started_at < @until::timestamptz
 GROUP BY 1, 2, 3, 4, 5;
+
+-- name: FillMeasurementCoarseRollups :exec
+-- Third step: the daily and per-method cells, from the hourly ones just filled.
+WITH daily AS (
+    INSERT INTO measurements_daily (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
+    SELECT date_trunc('day', start_hour, 'UTC'), date_trunc('day', end_hour, 'UTC'), app, name, method,
+           sum(count), sum(sum_elapsed), min(min_elapsed), max(max_elapsed)
+    FROM measurements_hourly
+    WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
+    GROUP BY 1, 2, 3, 4, 5
+)
+INSERT INTO measurements_method_hourly (start_hour, end_hour, method, count)
+SELECT start_hour, end_hour, method, sum(count)
+FROM measurements_hourly
+WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
+GROUP BY 1, 2, 3;
 
 -- name: GetMeasurement :one
 SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
@@ -73,8 +140,22 @@ WHERE id = @id;
 -- The exact number of rows the list filter matches.
 SELECT (
     COALESCE((
+        SELECT sum(r.count) FROM measurements_daily r
+        WHERE r.start_day >= @d1::timestamptz AND r.end_day < @d2::timestamptz
+          AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+          AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    ), 0)
+    + COALESCE((
         SELECT sum(r.count) FROM measurements_hourly r
-        WHERE r.start_hour >= @h1::timestamptz AND r.end_hour < @h2::timestamptz
+        WHERE r.start_hour >= @h1::timestamptz AND r.start_hour < @d1::timestamptz AND r.end_hour < @h2::timestamptz
+          AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+          AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    ), 0)
+    + COALESCE((
+        SELECT sum(r.count) FROM measurements_hourly r
+        WHERE r.end_hour >= @d2::timestamptz AND r.end_hour < @h2::timestamptz AND r.start_hour >= @d1::timestamptz
           AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
           AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
           AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
@@ -104,11 +185,25 @@ SELECT (
 -- order (ties by name, method), with the number of groups.
 WITH parts AS (
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
+    FROM measurements_daily r
+    WHERE r.start_day >= @d1::timestamptz AND r.end_day < @d2::timestamptz
+    AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+    AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    UNION ALL
+    SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour < @h2::timestamptz
-      AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
-      AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
-      AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    WHERE r.start_hour >= @h1::timestamptz AND r.start_hour < @d1::timestamptz AND r.end_hour < @h2::timestamptz
+    AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+    AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    UNION ALL
+    SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
+    FROM measurements_hourly r
+    WHERE r.end_hour >= @d2::timestamptz AND r.end_hour < @h2::timestamptz AND r.start_hour >= @d1::timestamptz
+    AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+    AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
     UNION ALL
     SELECT m.name, m.method, count(*), sum(m.elapsed), min(m.elapsed), max(m.elapsed)
     FROM measurements m
@@ -159,7 +254,7 @@ LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 -- Number of measurements per method in the window.
 WITH parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
-    FROM measurements_hourly r
+    FROM measurements_method_hourly r
     WHERE r.start_hour >= @h1::timestamptz AND r.end_hour < @h2::timestamptz
     GROUP BY r.method
     UNION ALL
@@ -185,7 +280,7 @@ ORDER BY p.method;
 -- @step_hours: 1 or 24), every bucket of the window present, empty ones 0.
 WITH parts AS (
     SELECT date_trunc(@unit::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
-    FROM measurements_hourly r
+    FROM measurements_method_hourly r
     WHERE r.start_hour >= @h1::timestamptz AND r.end_hour < @h2::timestamptz
     GROUP BY 1
     UNION ALL

@@ -53,6 +53,7 @@ type server struct {
 	metrics *obs.Metrics
 	cfg     config.Config
 	flows   *flowDecoder
+	meas    *measurementDecoder
 	// flowWriter combines concurrent flow batches into shared upserts.
 	flowWriter *flowWriter
 }

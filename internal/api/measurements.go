@@ -287,8 +287,17 @@ type getMeasurementInput struct {
 	ID int64 `path:"id" example:"95" doc:"Measurement id."`
 }
 
+// postMeasurementsInput takes the body raw: measurements_decode.go decodes
+// it (the documented schema is set on the operations after registration).
 type postMeasurementsInput struct {
-	Body []MeasurementInput `doc:"Measurements to store; an empty array is accepted."`
+	RawBody     []byte
+	contentType string
+}
+
+// Resolve captures the Content-Type, which the decoder checks.
+func (in *postMeasurementsInput) Resolve(ctx huma.Context) []error {
+	in.contentType = ctx.Header("Content-Type")
+	return nil
 }
 
 type postMeasurementsOutput struct {
@@ -368,6 +377,7 @@ func registerRoutes[I, O any](api huma.API, op huma.Operation, routes []route, h
 
 func (s *server) registerMeasurements(api huma.API) {
 	tags := []string{"measurements"}
+	s.meas = newMeasurementDecoder(api)
 	queryErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
 
 	registerRoutes(api, huma.Operation{
@@ -384,6 +394,12 @@ func (s *server) registerMeasurements(api huma.API) {
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 			http.StatusServiceUnavailable},
 	}, []route{{"postMeasurements", "/api/measurements"}, {"postMeasurementsSlash", "/api/measurements/"}}, s.postMeasurements)
+	for _, path := range []string{"/api/measurements", "/api/measurements/"} {
+		api.OpenAPI().Paths[path].Post.RequestBody = &huma.RequestBody{
+			Required: true,
+			Content:  map[string]*huma.MediaType{"application/json": {Schema: s.meas.schema}},
+		}
+	}
 
 	listDoc := "Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= " +
 		"endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, " +
@@ -440,13 +456,17 @@ func (s *server) registerMeasurements(api huma.API) {
 }
 
 func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput) (*postMeasurementsOutput, error) {
-	n := len(in.Body)
+	body, err := s.meas.decode(in.contentType, in.RawBody)
+	if err != nil {
+		return nil, err
+	}
+	n := len(body)
 	if n > s.cfg.MeasurementsMaxBatch {
 		return nil, NewProblem(http.StatusNotAcceptable,
 			fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)", TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
 	}
 	recs := make([]measurements.Record, n)
-	for i, m := range in.Body {
+	for i, m := range body {
 		r := measurements.Record{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Name: m.Name,
 			Method: m.Method, App: m.App, Args: m.Args, Kwargs: m.Kwargs, Context: m.Context}
 		if m.Elapsed != nil {

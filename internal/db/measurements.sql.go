@@ -10,6 +10,89 @@ import (
 	"time"
 )
 
+const addMeasurementDailyRollup = `-- name: AddMeasurementDailyRollup :exec
+INSERT INTO measurements_daily AS d
+    (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
+SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[]),
+    unnest($6::bigint[]),
+    unnest($7::float8[]),
+    unnest($8::float8[]),
+    unnest($9::float8[])
+) AS t (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
+ORDER BY t.start_day, t.end_day, t.app, t.name, t.method
+ON CONFLICT (start_day, end_day, app, name, method) DO UPDATE
+SET count = d.count + excluded.count,
+    sum_elapsed = d.sum_elapsed + excluded.sum_elapsed,
+    min_elapsed = least(d.min_elapsed, excluded.min_elapsed),
+    max_elapsed = greatest(d.max_elapsed, excluded.max_elapsed)
+`
+
+type AddMeasurementDailyRollupParams struct {
+	StartDays []time.Time
+	EndDays   []time.Time
+	Apps      []string
+	Names     []string
+	Methods   []string
+	Counts    []int64
+	Sums      []float64
+	Mins      []float64
+	Maxes     []float64
+}
+
+// The same for the daily rollup (one element per day cell, in key order).
+func (q *Queries) AddMeasurementDailyRollup(ctx context.Context, arg AddMeasurementDailyRollupParams) error {
+	_, err := q.db.Exec(ctx, addMeasurementDailyRollup,
+		arg.StartDays,
+		arg.EndDays,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+		arg.Counts,
+		arg.Sums,
+		arg.Mins,
+		arg.Maxes,
+	)
+	return err
+}
+
+const addMeasurementMethodRollup = `-- name: AddMeasurementMethodRollup :exec
+INSERT INTO measurements_method_hourly AS c (start_hour, end_hour, method, count)
+SELECT t.start_hour, t.end_hour, t.method, t.count
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::bigint[])
+) AS t (start_hour, end_hour, method, count)
+ORDER BY t.start_hour, t.end_hour, t.method
+ON CONFLICT (start_hour, end_hour, method) DO UPDATE
+SET count = c.count + excluded.count
+`
+
+type AddMeasurementMethodRollupParams struct {
+	StartHours []time.Time
+	EndHours   []time.Time
+	Methods    []string
+	Counts     []int64
+}
+
+// The same for the per-method hourly counts.
+func (q *Queries) AddMeasurementMethodRollup(ctx context.Context, arg AddMeasurementMethodRollupParams) error {
+	_, err := q.db.Exec(ctx, addMeasurementMethodRollup,
+		arg.StartHours,
+		arg.EndHours,
+		arg.Methods,
+		arg.Counts,
+	)
+	return err
+}
+
 const addMeasurementRollup = `-- name: AddMeasurementRollup :exec
 INSERT INTO measurements_hourly AS h
     (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
@@ -46,10 +129,11 @@ type AddMeasurementRollupParams struct {
 }
 
 // Adds a batch's per-cell aggregates (computed by the caller, one element
-// per cell) to the rollup. Cells are written in key order so concurrent
-// batches take their row locks in the same order and cannot deadlock.
-// (Spreading cells over shards to avoid lock waits was measured: no gain,
-// the waits are short next to the COPY, and it multiplies what readers scan.)
+// per cell, in key order) to the hourly rollup. Cells are written in key
+// order so concurrent batches take their row locks in the same order and
+// cannot deadlock. (Spreading cells over shards to avoid lock waits was
+// measured: no gain, the waits are short next to the COPY, and it
+// multiplies what readers scan.)
 func (q *Queries) AddMeasurementRollup(ctx context.Context, arg AddMeasurementRollupParams) error {
 	_, err := q.db.Exec(ctx, addMeasurementRollup,
 		arg.StartHours,
@@ -81,39 +165,55 @@ type CopyMeasurementsParams struct {
 const countMeasurements = `-- name: CountMeasurements :one
 SELECT (
     COALESCE((
+        SELECT sum(r.count) FROM measurements_daily r
+        WHERE r.start_day >= $1::timestamptz AND r.end_day < $2::timestamptz
+          AND ($3::text IS NULL OR r.name = $3::text)
+          AND (cardinality($4::text[]) = 0 OR r.method = ANY($4::text[]))
+          AND ($5::text IS NULL OR r.app = $5::text)
+    ), 0)
+    + COALESCE((
         SELECT sum(r.count) FROM measurements_hourly r
-        WHERE r.start_hour >= $1::timestamptz AND r.end_hour < $2::timestamptz
+        WHERE r.start_hour >= $6::timestamptz AND r.start_hour < $1::timestamptz AND r.end_hour < $7::timestamptz
+          AND ($3::text IS NULL OR r.name = $3::text)
+          AND (cardinality($4::text[]) = 0 OR r.method = ANY($4::text[]))
+          AND ($5::text IS NULL OR r.app = $5::text)
+    ), 0)
+    + COALESCE((
+        SELECT sum(r.count) FROM measurements_hourly r
+        WHERE r.end_hour >= $2::timestamptz AND r.end_hour < $7::timestamptz AND r.start_hour >= $1::timestamptz
           AND ($3::text IS NULL OR r.name = $3::text)
           AND (cardinality($4::text[]) = 0 OR r.method = ANY($4::text[]))
           AND ($5::text IS NULL OR r.app = $5::text)
     ), 0)
     + (
         SELECT count(*) FROM measurements m
-        WHERE m.started_at >= $6::timestamptz AND m.started_at < $1::timestamptz
-          AND m.started_at <= $7::timestamptz AND m.ended_at <= $7::timestamptz
+        WHERE m.started_at >= $8::timestamptz AND m.started_at < $6::timestamptz
+          AND m.started_at <= $9::timestamptz AND m.ended_at <= $9::timestamptz
           AND ($3::text IS NULL OR m.name = $3::text)
           AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
           AND ($5::text IS NULL OR m.app = $5::text)
-          AND ($8::float8 IS NULL OR m.elapsed >= $8::float8)
+          AND ($10::float8 IS NULL OR m.elapsed >= $10::float8)
     )
     + (
         SELECT count(*) FROM measurements m
-        WHERE m.started_at >= $1::timestamptz AND m.started_at <= $7::timestamptz
-          AND m.ended_at >= $2::timestamptz AND m.ended_at <= $7::timestamptz
+        WHERE m.started_at >= $6::timestamptz AND m.started_at <= $9::timestamptz
+          AND m.ended_at >= $7::timestamptz AND m.ended_at <= $9::timestamptz
           AND ($3::text IS NULL OR m.name = $3::text)
           AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
           AND ($5::text IS NULL OR m.app = $5::text)
-          AND ($8::float8 IS NULL OR m.elapsed >= $8::float8)
+          AND ($10::float8 IS NULL OR m.elapsed >= $10::float8)
     )
 )::bigint AS total
 `
 
 type CountMeasurementsParams struct {
-	H1         time.Time
-	H2         time.Time
+	D1         time.Time
+	D2         time.Time
 	Name       *string
 	Methods    []string
 	App        *string
+	H1         time.Time
+	H2         time.Time
 	StartedAt  time.Time
 	EndedAt    time.Time
 	MinElapsed *float64
@@ -122,11 +222,13 @@ type CountMeasurementsParams struct {
 // The exact number of rows the list filter matches.
 func (q *Queries) CountMeasurements(ctx context.Context, arg CountMeasurementsParams) (int64, error) {
 	row := q.db.QueryRow(ctx, countMeasurements,
-		arg.H1,
-		arg.H2,
+		arg.D1,
+		arg.D2,
 		arg.Name,
 		arg.Methods,
 		arg.App,
+		arg.H1,
+		arg.H2,
 		arg.StartedAt,
 		arg.EndedAt,
 		arg.MinElapsed,
@@ -137,7 +239,12 @@ func (q *Queries) CountMeasurements(ctx context.Context, arg CountMeasurementsPa
 }
 
 const deleteMeasurementRollup = `-- name: DeleteMeasurementRollup :exec
-DELETE FROM measurements_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+WITH hourly AS (
+    DELETE FROM measurements_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+), methods AS (
+    DELETE FROM measurements_method_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+)
+DELETE FROM measurements_daily WHERE start_day >= $1::timestamptz AND start_day < $2::timestamptz
 `
 
 type DeleteMeasurementRollupParams struct {
@@ -145,9 +252,37 @@ type DeleteMeasurementRollupParams struct {
 	Until time.Time
 }
 
-// First half of a rebuild: forget the cells of rows started in [@since, @until).
+// First step of a rebuild: forget the cells of rows started in [@since,
+// @until) (whole UTC days) in every rollup.
 func (q *Queries) DeleteMeasurementRollup(ctx context.Context, arg DeleteMeasurementRollupParams) error {
 	_, err := q.db.Exec(ctx, deleteMeasurementRollup, arg.Since, arg.Until)
+	return err
+}
+
+const fillMeasurementCoarseRollups = `-- name: FillMeasurementCoarseRollups :exec
+WITH daily AS (
+    INSERT INTO measurements_daily (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
+    SELECT date_trunc('day', start_hour, 'UTC'), date_trunc('day', end_hour, 'UTC'), app, name, method,
+           sum(count), sum(sum_elapsed), min(min_elapsed), max(max_elapsed)
+    FROM measurements_hourly
+    WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+    GROUP BY 1, 2, 3, 4, 5
+)
+INSERT INTO measurements_method_hourly (start_hour, end_hour, method, count)
+SELECT start_hour, end_hour, method, sum(count)
+FROM measurements_hourly
+WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+GROUP BY 1, 2, 3
+`
+
+type FillMeasurementCoarseRollupsParams struct {
+	Since time.Time
+	Until time.Time
+}
+
+// Third step: the daily and per-method cells, from the hourly ones just filled.
+func (q *Queries) FillMeasurementCoarseRollups(ctx context.Context, arg FillMeasurementCoarseRollupsParams) error {
+	_, err := q.db.Exec(ctx, fillMeasurementCoarseRollups, arg.Since, arg.Until)
 	return err
 }
 
@@ -165,8 +300,8 @@ type FillMeasurementRollupParams struct {
 	Until time.Time
 }
 
-// Second half of a rebuild: recompute those cells from the rows (after a
-// bulk load written straight into measurements). @since and @until are whole hours.
+// Second step of a rebuild: recompute the hourly cells from the rows (after
+// a bulk load written straight into measurements). @since and @until are whole days.
 func (q *Queries) FillMeasurementRollup(ctx context.Context, arg FillMeasurementRollupParams) error {
 	_, err := q.db.Exec(ctx, fillMeasurementRollup, arg.Since, arg.Until)
 	return err
@@ -199,30 +334,44 @@ func (q *Queries) GetMeasurement(ctx context.Context, id int64) (Measurement, er
 const groupMeasurements = `-- name: GroupMeasurements :many
 WITH parts AS (
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
+    FROM measurements_daily r
+    WHERE r.start_day >= $5::timestamptz AND r.end_day < $6::timestamptz
+    AND ($7::text IS NULL OR r.name = $7::text)
+    AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
+    AND ($9::text IS NULL OR r.app = $9::text)
+    UNION ALL
+    SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.start_hour >= $5::timestamptz AND r.end_hour < $6::timestamptz
-      AND ($7::text IS NULL OR r.name = $7::text)
-      AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
-      AND ($9::text IS NULL OR r.app = $9::text)
+    WHERE r.start_hour >= $10::timestamptz AND r.start_hour < $5::timestamptz AND r.end_hour < $11::timestamptz
+    AND ($7::text IS NULL OR r.name = $7::text)
+    AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
+    AND ($9::text IS NULL OR r.app = $9::text)
+    UNION ALL
+    SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
+    FROM measurements_hourly r
+    WHERE r.end_hour >= $6::timestamptz AND r.end_hour < $11::timestamptz AND r.start_hour >= $5::timestamptz
+    AND ($7::text IS NULL OR r.name = $7::text)
+    AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
+    AND ($9::text IS NULL OR r.app = $9::text)
     UNION ALL
     SELECT m.name, m.method, count(*), sum(m.elapsed), min(m.elapsed), max(m.elapsed)
     FROM measurements m
-    WHERE m.started_at >= $10::timestamptz AND m.started_at < $5::timestamptz
-      AND m.started_at <= $11::timestamptz AND m.ended_at <= $11::timestamptz
+    WHERE m.started_at >= $12::timestamptz AND m.started_at < $10::timestamptz
+      AND m.started_at <= $13::timestamptz AND m.ended_at <= $13::timestamptz
       AND ($7::text IS NULL OR m.name = $7::text)
       AND (cardinality($8::text[]) = 0 OR m.method = ANY($8::text[]))
       AND ($9::text IS NULL OR m.app = $9::text)
-      AND ($12::float8 IS NULL OR m.elapsed >= $12::float8)
+      AND ($14::float8 IS NULL OR m.elapsed >= $14::float8)
     GROUP BY m.name, m.method
     UNION ALL
     SELECT m.name, m.method, count(*), sum(m.elapsed), min(m.elapsed), max(m.elapsed)
     FROM measurements m
-    WHERE m.started_at >= $5::timestamptz AND m.started_at <= $11::timestamptz
-      AND m.ended_at >= $6::timestamptz AND m.ended_at <= $11::timestamptz
+    WHERE m.started_at >= $10::timestamptz AND m.started_at <= $13::timestamptz
+      AND m.ended_at >= $11::timestamptz AND m.ended_at <= $13::timestamptz
       AND ($7::text IS NULL OR m.name = $7::text)
       AND (cardinality($8::text[]) = 0 OR m.method = ANY($8::text[]))
       AND ($9::text IS NULL OR m.app = $9::text)
-      AND ($12::float8 IS NULL OR m.elapsed >= $12::float8)
+      AND ($14::float8 IS NULL OR m.elapsed >= $14::float8)
     GROUP BY m.name, m.method
 ), groups AS (
     SELECT p.name, p.method, sum(p.count)::bigint AS count,
@@ -256,11 +405,13 @@ type GroupMeasurementsParams struct {
 	SortKey    string
 	RowOffset  int64
 	RowLimit   int64
-	H1         time.Time
-	H2         time.Time
+	D1         time.Time
+	D2         time.Time
 	Name       *string
 	Methods    []string
 	App        *string
+	H1         time.Time
+	H2         time.Time
 	StartedAt  time.Time
 	EndedAt    time.Time
 	MinElapsed *float64
@@ -284,11 +435,13 @@ func (q *Queries) GroupMeasurements(ctx context.Context, arg GroupMeasurementsPa
 		arg.SortKey,
 		arg.RowOffset,
 		arg.RowLimit,
-		arg.H1,
-		arg.H2,
+		arg.D1,
+		arg.D2,
 		arg.Name,
 		arg.Methods,
 		arg.App,
+		arg.H1,
+		arg.H2,
 		arg.StartedAt,
 		arg.EndedAt,
 		arg.MinElapsed,
@@ -322,7 +475,7 @@ func (q *Queries) GroupMeasurements(ctx context.Context, arg GroupMeasurementsPa
 const measurementMethodDistribution = `-- name: MeasurementMethodDistribution :many
 WITH parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
-    FROM measurements_hourly r
+    FROM measurements_method_hourly r
     WHERE r.start_hour >= $1::timestamptz AND r.end_hour < $2::timestamptz
     GROUP BY r.method
     UNION ALL
@@ -385,7 +538,7 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 const measurementTimeseries = `-- name: MeasurementTimeseries :many
 WITH parts AS (
     SELECT date_trunc($1::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
-    FROM measurements_hourly r
+    FROM measurements_method_hourly r
     WHERE r.start_hour >= $5::timestamptz AND r.end_hour < $6::timestamptz
     GROUP BY 1
     UNION ALL
@@ -464,17 +617,24 @@ FROM generate_series(1, $1::int)
 
 // Request measurements (flask-profiler). The read queries take a window
 // [started_at, ended_at] (rows with started_at >= @started_at and
-// ended_at <= @ended_at) split by the caller into three disjoint parts:
+// ended_at <= @ended_at) split by the caller into disjoint parts, with @h1 =
+// @started_at rounded up to the hour, @h2 = @ended_at rounded down, @d1 =
+// @started_at rounded up to the UTC day and @d2 = @ended_at rounded down to
+// the day (so @h1 <= @d1 and @d2 <= @h2):
 //
-//	rollup: measurements_hourly cells with start_hour >= @h1 and end_hour < @h2
 //	edge A: rows with started_at in [@started_at, @h1)
 //	edge B: rows with started_at >= @h1 and ended_at in [@h2, @ended_at]
+//	hours:  measurements_hourly cells with start_hour in [@h1, @d1) and end_hour < @h2,
+//	        and cells with start_hour >= @d1 and end_hour in [@d2, @h2)
+//	days:   measurements_daily cells with start_day >= @d1 and end_day < @d2
 //
-// where @h1 is @started_at rounded up to the hour and @h2 is @ended_at
-// rounded down. Every row of the window is in exactly one part, and each
-// edge covers less than an hour of rows. A filter the rollup cannot answer
-// (elapsed) is handled by passing a far-future @h1: the rollup and edge B
-// are then empty and edge A is the whole window.
+// Every row of the window is in exactly one part; each edge covers less
+// than an hour of rows, the hours part at most two partial days. The
+// distribution and the timeseries, which have no other filter, read
+// measurements_method_hourly cells with start_hour >= @h1 and end_hour < @h2
+// instead of the hours and days parts. A filter the rollups cannot answer
+// (elapsed) is handled by passing a far-future @h1 and @d1: the rollup parts
+// and edge B are then empty and edge A is the whole window.
 // started_at <= ended_at holds for every row (a CHECK), so the redundant
 // bounds below (started_at <= @ended_at) only help the planner.
 // Ids for a batch, in order: COPY cannot return the ids it assigns.

@@ -192,7 +192,7 @@ type Flow struct {
 	BytesRx int64
 }
 
-// Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry). Append-only; write through the API so that measurements_hourly stays in step.
+// Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry). Append-only; write through the API so that the rollups (measurements_hourly, measurements_daily, measurements_method_hourly) stay in step.
 type Measurement struct {
 	// Measurement id, increasing in insertion order (reserved before the COPY so the API can answer the ids).
 	ID int64
@@ -216,6 +216,28 @@ type Measurement struct {
 	App string
 }
 
+// Rollup of measurements per (UTC day of started_at, UTC day of ended_at, app, name, method), written in the same transaction as the rows: the whole days of a query window are read from here, the hours at its edges from measurements_hourly.
+type MeasurementsDaily struct {
+	// UTC day of started_at (date_trunc('day', started_at, 'UTC')).
+	StartDay time.Time
+	// UTC day of ended_at.
+	EndDay time.Time
+	// measurements.app.
+	App string
+	// measurements.name.
+	Name string
+	// measurements.method.
+	Method string
+	// Number of measurements in the cell.
+	Count int64
+	// Sum of their elapsed seconds.
+	SumElapsed float64
+	// Smallest elapsed in the cell.
+	MinElapsed float64
+	// Largest elapsed in the cell.
+	MaxElapsed float64
+}
+
 // Rollup of measurements per (UTC hour of started_at, UTC hour of ended_at, app, name, method), written in the same transaction as the rows. A measurement with started_at >= H1 and ended_at < H2 (both whole hours) is counted exactly in the cells with start_hour >= H1 and end_hour < H2.
 type MeasurementsHourly struct {
 	// UTC hour of started_at (date_trunc('hour', started_at, 'UTC')).
@@ -236,6 +258,18 @@ type MeasurementsHourly struct {
 	MinElapsed float64
 	// Largest elapsed in the cell.
 	MaxElapsed float64
+}
+
+// Number of measurements per (UTC hour of started_at, UTC hour of ended_at, method), written in the same transaction as the rows: the method distribution and the timeseries (which have no name or app filter) read a window's whole hours from these few cells.
+type MeasurementsMethodHourly struct {
+	// UTC hour of started_at.
+	StartHour time.Time
+	// UTC hour of ended_at.
+	EndHour time.Time
+	// measurements.method.
+	Method string
+	// Number of measurements in the cell.
+	Count int64
 }
 
 // Runtime figures of the service's own processes: each instance (server process) writes one row every SELF_SAMPLE_INTERVAL (default 5 s), plus one about a second after it starts. A row describes the interval (time - interval_seconds, time] of one instance. Read by the collections API (GET /appmetrics/api/v1/collections/{id}).

@@ -7,6 +7,7 @@ package measurements
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -63,8 +64,8 @@ func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 
 // Insert stores the records, all or none, and returns their new ids in
 // order. The ids are reserved first (COPY cannot return them), then the rows
-// are copied and the batch's hourly aggregates added to the rollup, in one
-// transaction.
+// are copied and the batch's aggregates added to the three rollups, in one
+// transaction. The three upserts go in one pipelined batch (one round trip).
 func Insert(ctx context.Context, pool DB, recs []Record) ([]int64, error) {
 	if len(recs) == 0 {
 		return []int64{}, nil
@@ -90,7 +91,15 @@ func Insert(ctx context.Context, pool DB, recs []Record) ([]int64, error) {
 	if _, err := q.CopyMeasurements(ctx, rows); err != nil {
 		return nil, fmt.Errorf("copy measurements: %w", err)
 	}
-	if err := q.AddMeasurementRollup(ctx, rollupOf(recs)); err != nil {
+	r := rollupOf(recs)
+	b := &batcher{}
+	qb := db.New(b)
+	// Same order in every transaction (hourly, daily, per method; each in
+	// key order), so concurrent batches cannot deadlock.
+	_ = qb.AddMeasurementRollup(ctx, r.hourly)
+	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
+	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
+	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("measurements rollup: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -98,6 +107,30 @@ func Insert(ctx context.Context, pool DB, recs []Record) ([]int64, error) {
 	}
 	return ids, nil
 }
+
+// batcher is a db.DBTX that queues the :exec queries it is given into a
+// pgx.Batch instead of running them, so that sqlc's queries can be
+// pipelined. Only Exec is meant to be used.
+type batcher struct{ batch pgx.Batch }
+
+func (b *batcher) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	b.batch.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (b *batcher) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errors.New("batcher: only Exec is queued")
+}
+
+func (b *batcher) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{} }
+
+func (b *batcher) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 0, errors.New("batcher: only Exec is queued")
+}
+
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errors.New("batcher: only Exec is queued") }
 
 func orEmpty(b []byte, empty string) []byte {
 	if len(b) == 0 {
@@ -107,8 +140,24 @@ func orEmpty(b []byte, empty string) []byte {
 }
 
 type cellKey struct {
-	start, end        int64 // Unix hours
+	start, end        int64 // Unix hours or days
 	app, name, method string
+}
+
+func (a cellKey) less(b cellKey) bool {
+	if a.start != b.start {
+		return a.start < b.start
+	}
+	if a.end != b.end {
+		return a.end < b.end
+	}
+	if a.app != b.app {
+		return a.app < b.app
+	}
+	if a.name != b.name {
+		return a.name < b.name
+	}
+	return a.method < b.method
 }
 
 type cell struct {
@@ -116,68 +165,111 @@ type cell struct {
 	sum, min, max float64
 }
 
+func (c *cell) add(o cell) {
+	c.count += o.count
+	c.sum += o.sum
+	c.min = min(c.min, o.min)
+	c.max = max(c.max, o.max)
+}
+
 // HourOf is the start of t's UTC hour.
 func HourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
-// rollupOf aggregates a batch into rollup cells.
-func rollupOf(recs []Record) db.AddMeasurementRollupParams {
-	cells := make(map[cellKey]*cell)
-	for _, r := range recs {
-		k := cellKey{HourOf(r.StartedAt).Unix(), HourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}
-		c := cells[k]
-		if c == nil {
-			cells[k] = &cell{count: 1, sum: r.Elapsed, min: r.Elapsed, max: r.Elapsed}
-			continue
-		}
-		c.count++
-		c.sum += r.Elapsed
-		c.min = min(c.min, r.Elapsed)
-		c.max = max(c.max, r.Elapsed)
-	}
+// DayOf is the start of t's UTC day.
+func DayOf(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
+
+type rollups struct {
+	hourly  db.AddMeasurementRollupParams
+	daily   db.AddMeasurementDailyRollupParams
+	methods db.AddMeasurementMethodRollupParams
+}
+
+// sortedCells aggregates cells into a map and returns its keys in order.
+func sortedKeys(cells map[cellKey]*cell) []cellKey {
 	keys := make([]cellKey, 0, len(cells))
 	for k := range cells {
 		keys = append(keys, k)
 	}
 	// The SQL orders the cells again; sorting here keeps the arrays (and so
 	// any error message) deterministic.
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.start != b.start {
-			return a.start < b.start
-		}
-		if a.end != b.end {
-			return a.end < b.end
-		}
-		if a.app != b.app {
-			return a.app < b.app
-		}
-		if a.name != b.name {
-			return a.name < b.name
-		}
-		return a.method < b.method
-	})
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	return keys
+}
+
+func addCell(cells map[cellKey]*cell, k cellKey, c cell) {
+	if have := cells[k]; have != nil {
+		have.add(c)
+		return
+	}
+	cells[k] = &c
+}
+
+// rollupOf aggregates a batch into the cells of the three rollups: the
+// hourly cells from the records, the daily and per-method ones from the
+// hourly cells (a few hundred per batch).
+func rollupOf(recs []Record) rollups {
+	hourly := make(map[cellKey]*cell)
+	for i := range recs {
+		r := &recs[i]
+		k := cellKey{HourOf(r.StartedAt).Unix(), HourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}
+		addCell(hourly, k, cell{count: 1, sum: r.Elapsed, min: r.Elapsed, max: r.Elapsed})
+	}
+	daily := make(map[cellKey]*cell)
+	methods := make(map[cellKey]*cell)
+	for k, c := range hourly {
+		const day = 86400
+		addCell(daily, cellKey{k.start - k.start%day, k.end - k.end%day, k.app, k.name, k.method}, *c)
+		addCell(methods, cellKey{start: k.start, end: k.end, method: k.method}, *c)
+	}
+	var out rollups
+	keys := sortedKeys(hourly)
 	n := len(keys)
-	p := db.AddMeasurementRollupParams{
+	h := db.AddMeasurementRollupParams{
 		StartHours: make([]time.Time, n), EndHours: make([]time.Time, n),
 		Apps: make([]string, n), Names: make([]string, n), Methods: make([]string, n),
 		Counts: make([]int64, n), Sums: make([]float64, n), Mins: make([]float64, n), Maxes: make([]float64, n),
 	}
 	for i, k := range keys {
-		c := cells[k]
-		p.StartHours[i], p.EndHours[i] = time.Unix(k.start, 0).UTC(), time.Unix(k.end, 0).UTC()
-		p.Apps[i], p.Names[i], p.Methods[i] = k.app, k.name, k.method
-		p.Counts[i], p.Sums[i], p.Mins[i], p.Maxes[i] = c.count, c.sum, c.min, c.max
+		c := hourly[k]
+		h.StartHours[i], h.EndHours[i] = time.Unix(k.start, 0).UTC(), time.Unix(k.end, 0).UTC()
+		h.Apps[i], h.Names[i], h.Methods[i] = k.app, k.name, k.method
+		h.Counts[i], h.Sums[i], h.Mins[i], h.Maxes[i] = c.count, c.sum, c.min, c.max
 	}
-	return p
+	out.hourly = h
+	keys = sortedKeys(daily)
+	n = len(keys)
+	d := db.AddMeasurementDailyRollupParams{
+		StartDays: make([]time.Time, n), EndDays: make([]time.Time, n),
+		Apps: make([]string, n), Names: make([]string, n), Methods: make([]string, n),
+		Counts: make([]int64, n), Sums: make([]float64, n), Mins: make([]float64, n), Maxes: make([]float64, n),
+	}
+	for i, k := range keys {
+		c := daily[k]
+		d.StartDays[i], d.EndDays[i] = time.Unix(k.start, 0).UTC(), time.Unix(k.end, 0).UTC()
+		d.Apps[i], d.Names[i], d.Methods[i] = k.app, k.name, k.method
+		d.Counts[i], d.Sums[i], d.Mins[i], d.Maxes[i] = c.count, c.sum, c.min, c.max
+	}
+	out.daily = d
+	keys = sortedKeys(methods)
+	n = len(keys)
+	m := db.AddMeasurementMethodRollupParams{
+		StartHours: make([]time.Time, n), EndHours: make([]time.Time, n), Methods: make([]string, n), Counts: make([]int64, n),
+	}
+	for i, k := range keys {
+		m.StartHours[i], m.EndHours[i] = time.Unix(k.start, 0).UTC(), time.Unix(k.end, 0).UTC()
+		m.Methods[i], m.Counts[i] = k.method, methods[k].count
+	}
+	out.methods = m
+	return out
 }
 
 // RebuildRollup recomputes the rollup cells of every row started in
-// [since, until) (widened to whole hours) from the rows themselves: for rows
-// loaded straight into the table, bypassing Insert.
+// [since, until) (widened to whole UTC days) from the rows themselves: for
+// rows loaded straight into the table, bypassing Insert.
 func RebuildRollup(ctx context.Context, pool DB, since, until time.Time) error {
-	since = HourOf(since)
-	if h := HourOf(until); !h.Equal(until) {
-		until = h.Add(time.Hour)
+	since = DayOf(since)
+	if d := DayOf(until); !d.Equal(until) {
+		until = d.Add(24 * time.Hour)
 	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -189,6 +281,9 @@ func RebuildRollup(ctx context.Context, pool DB, since, until time.Time) error {
 		return fmt.Errorf("rebuild rollup: %w", err)
 	}
 	if err := q.FillMeasurementRollup(ctx, db.FillMeasurementRollupParams{Since: since, Until: until}); err != nil {
+		return fmt.Errorf("rebuild rollup: %w", err)
+	}
+	if err := q.FillMeasurementCoarseRollups(ctx, db.FillMeasurementCoarseRollupsParams{Since: since, Until: until}); err != nil {
 		return fmt.Errorf("rebuild rollup: %w", err)
 	}
 	return tx.Commit(ctx)
@@ -206,18 +301,27 @@ type Filter struct {
 // farFuture disables the rollup part of a window (see queries/measurements.sql).
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// split returns the rollup bounds of the window: h1 is StartedAt rounded up
-// to the hour, h2 EndedAt rounded down. With a filter the rollup cannot
-// answer, h1 is far in the future so the rows answer alone.
-func (f Filter) split() (h1, h2 time.Time) {
-	h1, h2 = HourOf(f.StartedAt), HourOf(f.EndedAt)
-	if h1.Before(f.StartedAt) {
-		h1 = h1.Add(time.Hour)
+// bounds are the parts of a window (see queries/measurements.sql): h1 is
+// StartedAt rounded up to the hour, h2 EndedAt rounded down, d1 and d2 the
+// same to whole UTC days (h1 <= d1, d2 <= h2).
+type bounds struct{ h1, h2, d1, d2 time.Time }
+
+// split returns the rollup bounds of the window. With a filter the rollups
+// cannot answer, h1 and d1 are far in the future so the rows answer alone.
+func (f Filter) split() bounds {
+	var b bounds
+	b.h1, b.h2 = HourOf(f.StartedAt), HourOf(f.EndedAt)
+	if b.h1.Before(f.StartedAt) {
+		b.h1 = b.h1.Add(time.Hour)
+	}
+	b.d1, b.d2 = DayOf(f.StartedAt), DayOf(f.EndedAt)
+	if b.d1.Before(f.StartedAt) {
+		b.d1 = b.d1.Add(24 * time.Hour)
 	}
 	if f.MinElapsed != nil {
-		h1 = farFuture
+		b.h1, b.d1 = farFuture, farFuture
 	}
-	return h1, h2
+	return b
 }
 
 func (f Filter) methods() []string {
@@ -229,9 +333,9 @@ func (f Filter) methods() []string {
 
 // Count is the exact number of measurements f matches.
 func Count(ctx context.Context, pool DB, f Filter) (int64, error) {
-	h1, h2 := f.split()
+	b := f.split()
 	return db.New(customPlans{pool}).CountMeasurements(ctx, db.CountMeasurementsParams{
-		H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: f.methods(), App: f.App, MinElapsed: f.MinElapsed,
 	})
 }
@@ -243,10 +347,10 @@ type Group = db.GroupMeasurementsRow
 // sortKey (count, avgElapsed, minElapsed, maxElapsed or name), and the
 // number of groups.
 func Grouped(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, limit, offset int64) ([]Group, int64, error) {
-	h1, h2 := f.split()
+	b := f.split()
 	p := db.GroupMeasurementsParams{
 		Descending: desc, SortKey: sortKey, RowLimit: limit, RowOffset: offset,
-		H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: f.methods(), App: f.App, MinElapsed: f.MinElapsed,
 	}
 	q := db.New(customPlans{pool})
@@ -273,9 +377,9 @@ func Grouped(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, 
 
 // MethodDistribution counts the measurements of the window by method.
 func MethodDistribution(ctx context.Context, pool DB, f Filter) (map[string]int64, error) {
-	h1, h2 := f.split()
+	b := f.split()
 	rows, err := db.New(customPlans{pool}).MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
-		H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 	})
 	if err != nil {
 		return nil, err
@@ -294,8 +398,8 @@ type Bucket = db.MeasurementTimeseriesRow
 // Timeseries counts the measurements of the window per UTC hour (daily
 // false) or day, every bucket of the window present.
 func Timeseries(ctx context.Context, pool DB, f Filter, daily bool) ([]Bucket, error) {
-	h1, h2 := f.split()
-	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: h1, H2: h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt}
+	b := f.split()
+	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: b.h1, H2: b.h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt}
 	if daily {
 		p.Unit, p.StepHours = "day", 24
 	}
