@@ -13,7 +13,7 @@ SWAGGER_UI_VERSION := 5.35.0
 DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin
+.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ db-stop: ## stop the local PostgreSQL started by make run
 	$(GO) run ./cmd/devdb stop
 
 BENCH ?= .
-bench: pg-bin ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
+bench: pg-bin wrk-bin ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
 	@mkdir -p $(BIN)
 	set -o pipefail; TESTDB_DURABLE=1 $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 120m ./internal/api | tee $(BIN)/bench.txt
 	@{ echo "# Benchmark results"; echo; \
@@ -88,6 +88,16 @@ pg-bin:
 		echo "installing the PostgreSQL server binaries (apt-get install postgresql)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL server binaries (initdb, pg_ctl) not found: install them, or set DATABASE_URL / TEST_DATABASE_URL"; exit 1; fi
+
+# wrk drives the HTTP benchmarks from outside the Go process when installed;
+# without it they fall back to the Go client and say so: never fatal.
+wrk-bin:
+	@command -v wrk >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing wrk (apt-get install wrk) for the HTTP benchmarks"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+		echo "wrk could not be installed: the benchmarks use the Go HTTP client"; \
+	else echo "wrk not found: the benchmarks use the Go HTTP client (install the wrk package for steadier figures)"; fi
 
 # sqlc is a Go module: built from source at a pinned version, never downloaded as a binary.
 $(SQLC):

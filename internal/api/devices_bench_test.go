@@ -27,9 +27,15 @@ import (
 // concurrent clients, beside the same rows inserted straight into
 // device_metrics with pgx, one INSERT per transaction, at the same client
 // counts. The API also maintains device_metrics_latest; the baseline does
-// not. Run with `make bench` (TESTDB_DURABLE=1: fsync on). It also logs CPU
-// time per request (this process, PostgreSQL), steadier than req/s on a
-// shared machine. DEVICE_METRICS_* environment variables tune the writer.
+// not. Run with `make bench` (TESTDB_DURABLE=1: fsync on).
+//
+// wrk drives the API when it is installed (put_cN, ratio_cN), then the Go
+// HTTP client in this process (put_go_cN, ratio_go_cN); without wrk only the
+// Go client, under the put_cN names, and the log says so. It also logs CPU
+// time per request (this process, PostgreSQL, wrk), steadier than req/s on a
+// shared machine. BENCH_CLIENTS=N runs one client count and
+// BENCH_GENERATOR=wrk|go one generator (for profiling); DEVICE_METRICS_*
+// environment variables tune the writer.
 func BenchmarkDevicesPutMetric(b *testing.B) {
 	ctx := context.Background()
 	const maxClients = 64
@@ -68,14 +74,20 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * maxClients, MaxIdleConnsPerHost: 2 * maxClients}}
 	token := "Bearer " + validToken(b)
 
+	// The Go generator: each client is a device of its own, with its URL
+	// and body built once.
+	urls, bodies := make([]string, maxClients), make([][]byte, maxClients)
+	for c := range maxClients {
+		urls[c] = fmt.Sprintf("%s/mrd/bench%02d/metrics", srv.URL, c)
+		bodies[c] = fmt.Appendf(nil, `{"name":"cpu.load","value":%d,"units":"percent","type":"int32","slope":"both","ttl":60}`, c)
+	}
 	put := func(ctx context.Context, c int) error {
-		body := fmt.Appendf(nil, `{"name":"cpu.load","value":%d,"units":"percent","type":"int32","slope":"both","ttl":60}`, c)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/mrd/bench%02d/metrics", srv.URL, c), bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, urls[c], bytes.NewReader(bodies[c]))
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Authorization", token)
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Authorization"] = []string{token}
+		req.Header["Content-Type"] = []string{"application/json"}
 		res, err := client.Do(req)
 		if err != nil {
 			return err
@@ -94,6 +106,28 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 		return err
 	}
 
+	// Generators of API load: wrk (outside this process, so the Go CPU
+	// figure is the server's alone) when installed, and the Go client in
+	// this process. BENCH_GENERATOR=wrk or go runs one of them only.
+	type generator struct {
+		name   string // "" for the main figures
+		wrk    string
+		suffix string
+	}
+	var gens []generator
+	wrk := wrkPath()
+	switch g := os.Getenv("BENCH_GENERATOR"); {
+	case wrk == "":
+		b.Logf("wrk not found (Debian package wrk; `make bench` installs it when it can): the Go HTTP client in this process drives the API, and its CPU counts in the API's Go CPU")
+		gens = []generator{{name: "go"}}
+	case g == "go":
+		gens = []generator{{name: "go"}}
+	case g == "wrk":
+		gens = []generator{{name: "wrk", wrk: wrk}}
+	default:
+		gens = []generator{{name: "wrk", wrk: wrk}, {name: "go", suffix: "_go"}}
+	}
+
 	// Warm both paths (connections, plans) before measuring.
 	runLoad(maxClients, 500*time.Millisecond, 2000, put)
 	runLoad(maxClients, 500*time.Millisecond, 2000, direct)
@@ -103,37 +137,76 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 		n, _ := strconv.Atoi(v)
 		counts = []int{n}
 	}
+	// testing keeps only 10 log lines of a benchmark: one line per client
+	// count.
 	for _, clients := range counts {
 		cpu0 := readCPU(b, basePool)
 		base := runLoad(clients, perFigure, 1_000_000, direct)
 		cpu1 := readCPU(b, basePool)
-		api := runLoad(clients, perFigure, 1_000_000, put)
-		cpu2 := readCPU(b, basePool)
-		b.Logf("%d clients: CPU per request: API go %s pg %s; baseline go %s pg %s", clients,
-			perOp(cpu2.Go-cpu1.Go, api), perOp(cpu2.PG-cpu1.PG, api), perOp(cpu1.Go-cpu0.Go, base), perOp(cpu1.PG-cpu0.PG, base))
-		if api.Errors > 0 || base.Errors > 0 {
-			b.Errorf("%d clients: %d API errors, %d baseline errors", clients, api.Errors, base.Errors)
+		reportMetrics(b, fmt.Sprintf("sql_c%d", clients), base)
+		if base.Errors > 0 {
+			b.Errorf("%d clients: %d baseline errors", clients, base.Errors)
 		}
-		report(b, fmt.Sprintf("put_c%d", clients), api)
-		report(b, fmt.Sprintf("sql_c%d", clients), base)
-		ratio := api.PerSecond() / base.PerSecond()
-		b.ReportMetric(ratio, fmt.Sprintf("ratio_c%d", clients))
-		b.Logf("%d clients: API %.0f req/s (p50 %s, p99 %s) vs one INSERT per transaction %.0f/s (p50 %s, p99 %s): ratio %.2f",
-			clients, api.PerSecond(), api.P50, api.P99, base.PerSecond(), base.P50, base.P99, ratio)
-	}
-	var batches, rows float64
-	if mfs, err := metrics.Registry.Gather(); err == nil {
-		for _, mf := range mfs {
-			if mf.GetName() == "telemetry_batch_items" {
-				for _, m := range mf.GetMetric() {
-					batches, rows = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+		line := fmt.Sprintf("%d clients: one INSERT per transaction %.0f/s (p50 %s, p99 %s, CPU per row go %s pg %s)",
+			clients, base.PerSecond(), ms(base.P50), ms(base.P99), perOp(cpu1.Go-cpu0.Go, base), perOp(cpu1.PG-cpu0.PG, base))
+		for _, g := range gens {
+			var api loadStats
+			var genCPU time.Duration
+			batches0, rows0 := batchStats(metrics)
+			cpu1 := readCPU(b, basePool)
+			if g.wrk != "" {
+				api, genCPU, err = runWrk(g.wrk, srv.URL, clients, maxClients, token, perFigure)
+				if err != nil {
+					b.Fatal(err)
 				}
+			} else {
+				api = runLoad(clients, perFigure, 1_000_000, put)
+			}
+			cpu2 := readCPU(b, basePool)
+			batches1, rows1 := batchStats(metrics)
+			if api.Errors > 0 {
+				b.Errorf("%d clients (%s): %d API errors", clients, g.name, api.Errors)
+			}
+			reportMetrics(b, fmt.Sprintf("put%s_c%d", g.suffix, clients), api)
+			ratio := api.PerSecond() / base.PerSecond()
+			b.ReportMetric(ratio, fmt.Sprintf("ratio%s_c%d", g.suffix, clients))
+			gen := ""
+			if g.wrk != "" {
+				gen = " wrk " + perOp(genCPU, api)
+			}
+			line += fmt.Sprintf("; API (%s) %.0f req/s (p50 %s, p99 %s, CPU per request go %s pg %s%s, %.1f rows per commit): ratio %.2f",
+				g.name, api.PerSecond(), ms(api.P50), ms(api.P99), perOp(cpu2.Go-cpu1.Go, api), perOp(cpu2.PG-cpu1.PG, api), gen,
+				(rows1-rows0)/max(1, batches1-batches0), ratio)
+		}
+		b.Log(line)
+	}
+}
+
+// reportMetrics publishes a load run's figures on b, prefixed by name,
+// without a log line (report's).
+func reportMetrics(b *testing.B, name string, s loadStats) {
+	b.ReportMetric(s.PerSecond(), name+"/s")
+	b.ReportMetric(float64(s.P50.Microseconds())/1000, name+"_p50_ms")
+	b.ReportMetric(float64(s.P99.Microseconds())/1000, name+"_p99_ms")
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// batchStats is how many device metric batches were committed so far and
+// how many rows they held.
+func batchStats(m *obs.Metrics) (batches, rows float64) {
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "telemetry_batch_items" {
+			for _, m := range mf.GetMetric() {
+				batches, rows = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
 			}
 		}
 	}
-	if batches > 0 {
-		b.Logf("API commits: %.0f rows in %.0f batches (%.1f rows per commit)", rows, batches, rows/batches)
-	}
+	return batches, rows
 }
 
 // cpuTimes is CPU time used so far by this process (server and load

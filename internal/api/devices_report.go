@@ -133,20 +133,22 @@ func errParse(detail string) *Problem {
 // a JSON object and a 422 listing every failed rule otherwise.
 func parseReport(body []byte) (devicemetrics.Row, error) {
 	var row devicemetrics.Row
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return row, errParse("the body is empty; send a JSON object")
 	}
 	var raw rawReport
-	if err := json.Unmarshal(body, &raw); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syn):
-			return row, errParse(fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset))
-		case errors.As(err, &typ) && typ.Field == "":
-			return row, errParse("the body must be a JSON object, not " + article(typ.Value))
+	if !scanReport(body, &raw) {
+		if err := json.Unmarshal(body, &raw); err != nil {
+			var syn *json.SyntaxError
+			var typ *json.UnmarshalTypeError
+			switch {
+			case errors.As(err, &syn):
+				return row, errParse(fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset))
+			case errors.As(err, &typ) && typ.Field == "":
+				return row, errParse("the body must be a JSON object, not " + article(typ.Value))
+			}
+			return row, errParse(err.Error())
 		}
-		return row, errParse(err.Error())
 	}
 
 	var errs []error
@@ -306,4 +308,162 @@ func setValue(row *devicemetrics.Row, typ string, raw json.RawMessage) bool {
 	}
 	row.Num = f
 	return true
+}
+
+// scanReport is the fast path of parseReport (encoding/json's reflection
+// and copies cost more than the rest of a report's handling): it splits a
+// flat JSON object into rawReport's fields without copying, exactly as
+// json.Unmarshal would, and returns false, leaving raw to json.Unmarshal,
+// for anything outside a strict subset of JSON: keys or strings with
+// escapes or control characters, nested objects or arrays, keys that match
+// a field only case-insensitively, malformed input.
+func scanReport(b []byte, raw *rawReport) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	var r rawReport
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		*raw = r
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		ks, ke, ok := scanSimpleString(b, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		vs := skipSpace(b, i+1)
+		ve, ok := scanSimpleValue(b, vs)
+		if !ok {
+			return false
+		}
+		var field *json.RawMessage
+		switch key := string(b[ks+1 : ke-1]); key {
+		case "name":
+			field = &r.Name
+		case "value":
+			field = &r.Value
+		case "units":
+			field = &r.Units
+		case "type":
+			field = &r.Type
+		case "slope":
+			field = &r.Slope
+		case "ttl":
+			field = &r.TTL
+		default:
+			for _, f := range [...]string{"name", "value", "units", "type", "slope", "ttl"} {
+				if strings.EqualFold(key, f) {
+					return false // encoding/json would match it
+				}
+			}
+		}
+		if field != nil {
+			*field = b[vs:ve:ve] // the last of repeated keys wins, as in encoding/json
+		}
+		i = skipSpace(b, ve)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			*raw = r
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanSimpleString scans a JSON string at b[i] without escapes or control
+// characters and returns its bounds, quotes included.
+func scanSimpleString(b []byte, i int) (start, end int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return i, j + 1, true
+		case c == '\\' || c < 0x20:
+			return 0, 0, false
+		}
+	}
+	return 0, 0, false
+}
+
+// scanSimpleValue scans a JSON string (as scanSimpleString), number, true,
+// false or null at b[i] and returns where it ends.
+func scanSimpleValue(b []byte, i int) (end int, ok bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		_, end, ok := scanSimpleString(b, i)
+		return end, ok
+	case c == '-' || (c >= '0' && c <= '9'):
+		return scanNumber(b, i)
+	}
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if bytes.HasPrefix(b[i:], []byte(lit)) {
+			return i + len(lit), true
+		}
+	}
+	return 0, false
+}
+
+// scanNumber scans a number by JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(b []byte, i int) (end int, ok bool) {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
 }

@@ -3,11 +3,15 @@
 // once its row is committed, so concurrent reports share commits instead of
 // paying one each.
 //
-// Write queues a row and waits. One collector goroutine takes whatever is
-// queued (up to MaxBatch rows) as soon as one of Writers commit slots is
-// free and hands it to a flusher, which stores the batch in one statement
-// and answers every waiting request. Nothing waits for a timer: a lone
-// report is written at once, and under load rows pile up while the slots are
+// Write queues a row. When one of Writers commit slots is free, the
+// writing goroutine itself takes everything queued (up to MaxBatch rows,
+// its own row first), stores the batch in one statement and answers every
+// row of it; otherwise it waits. A goroutine that finishes a batch while rows
+// are queued hands the next batch to the first of them, whose goroutine
+// wakes up to write it (it had to wake up anyway, to answer its request),
+// then answers its own request. Nothing waits for a timer and no goroutine
+// sits between a request and the database: a lone report is written at
+// once by its own goroutine, and under load rows pile up while the slots are
 // busy, so batches grow with concurrency.
 //
 // Device existence is checked inside that statement (see
@@ -58,33 +62,34 @@ type Options struct {
 	Timeout time.Duration
 	// Observe, when set, learns the size of every committed batch.
 	Observe func(rows int)
-	// idle is how long the collector waits for work before it exits (it
-	// restarts on the next Write); tests shorten it.
-	idle time.Duration
 }
 
 type pending struct {
 	row  Row
-	done chan error
+	done chan error // the row's result, or errLead
+	// batch is set, before errLead is sent, on the row whose goroutine is
+	// to write the batch (the batch's first row).
+	batch []*pending
 }
 
-// Writer coalesces concurrent Writes into shared commits. Its goroutines run
-// only while there is work, so a Writer nobody closes leaks nothing; Close
-// still matters at shutdown: it refuses new rows and waits until every
-// queued row is committed and answered.
+// errLead tells a waiting Write to write the batch in its pending.batch.
+var errLead = errors.New("lead the next batch")
+
+// Writer coalesces concurrent Writes into shared commits. It has no
+// goroutines of its own (the writing goroutines write the batches), so a
+// Writer nobody closes leaks nothing; Close still matters at shutdown: it
+// refuses new rows and waits until every queued row is committed and
+// answered.
 type Writer struct {
 	q    *db.Queries
 	opts Options
-	in   chan *pending
-	slot chan struct{}
 
 	mu       sync.Mutex
 	drained  *sync.Cond
 	closed   bool
-	inflight int  // rows queued or being written, not yet answered
-	running  bool // the collector goroutine is alive
-	stop     chan struct{}
-	wg       sync.WaitGroup // collector and flushers
+	queue    []*pending // rows waiting for a batch
+	active   int        // batches being written (at most opts.Writers)
+	inflight int        // rows queued or being written, not yet answered
 }
 
 // New returns a Writer that stores rows through pool.
@@ -98,16 +103,7 @@ func New(pool *pgxpool.Pool, opts Options) *Writer {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	if opts.idle <= 0 {
-		opts.idle = 10 * time.Second
-	}
-	w := &Writer{
-		q:    db.New(pool),
-		opts: opts,
-		in:   make(chan *pending, 4*opts.MaxBatch),
-		slot: make(chan struct{}, opts.Writers),
-		stop: make(chan struct{}),
-	}
+	w := &Writer{q: db.New(pool), opts: opts}
 	w.drained = sync.NewCond(&w.mu)
 	return w
 }
@@ -118,24 +114,36 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan er
 // ErrClosed, or the database error of its batch. It does not give up when
 // ctx ends, because the row may already be on its way to a commit.
 func (w *Writer) Write(ctx context.Context, r Row) error {
+	p := pendingPool.Get().(*pending)
+	p.row = r
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
+		pendingPool.Put(p)
 		return ErrClosed
 	}
 	w.inflight++
-	if !w.running {
-		w.running = true
-		w.wg.Add(1)
-		go w.collect()
+	w.queue = append(w.queue, p)
+	var leader *pending
+	if w.active < w.opts.Writers {
+		// A free slot: start a batch of the queue's head (normally just
+		// this row).
+		w.active++
+		leader = w.takeBatchLocked()
 	}
 	w.mu.Unlock()
 
-	p := pendingPool.Get().(*pending)
-	p.row = r
-	w.in <- p
+	if leader == p {
+		w.lead(p)
+	} else if leader != nil {
+		leader.done <- errLead
+	}
 	err := <-p.done
-	p.row = Row{}
+	if err == errLead {
+		w.lead(p)
+		err = <-p.done
+	}
+	p.row, p.batch = Row{}, nil
 	pendingPool.Put(p)
 
 	w.mu.Lock()
@@ -147,88 +155,47 @@ func (w *Writer) Write(ctx context.Context, r Row) error {
 	return err
 }
 
-// Close refuses new rows, waits until every row already queued is
-// committed and answered, and stops the goroutines. Call it after the HTTP
-// server has stopped and before the pool closes.
+// takeBatchLocked moves up to MaxBatch rows from the head of the queue
+// into a batch and returns its first row, which is to write it.
+func (w *Writer) takeBatchLocked() *pending {
+	n := min(len(w.queue), w.opts.MaxBatch)
+	batch := make([]*pending, n)
+	copy(batch, w.queue)
+	rest := copy(w.queue, w.queue[n:])
+	clear(w.queue[rest:])
+	w.queue = w.queue[:rest]
+	batch[0].batch = batch
+	return batch[0]
+}
+
+// lead writes p.batch (which answers every row of it, p included), then
+// hands the next batch to the first queued row, or frees the slot when
+// nothing is queued.
+func (w *Writer) lead(p *pending) {
+	w.flush(p.batch)
+	var next *pending
+	w.mu.Lock()
+	if len(w.queue) > 0 {
+		next = w.takeBatchLocked()
+	} else {
+		w.active--
+	}
+	w.mu.Unlock()
+	if next != nil {
+		next.done <- errLead
+	}
+}
+
+// Close refuses new rows and waits until every row already queued is
+// committed and answered. Call it after the HTTP server has stopped and
+// before the pool closes.
 func (w *Writer) Close() {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.stop)
-	}
+	w.closed = true
 	for w.inflight > 0 {
 		w.drained.Wait()
 	}
 	w.mu.Unlock()
-	w.wg.Wait()
-}
-
-// collect forms batches: it takes the first queued row, waits for a free
-// commit slot (rows keep queueing meanwhile), then takes everything else
-// queued, up to MaxBatch, and hands the batch to a flusher.
-func (w *Writer) collect() {
-	defer w.wg.Done()
-	idle := time.NewTimer(w.opts.idle)
-	defer idle.Stop()
-	for {
-		var first *pending
-		select {
-		case first = <-w.in:
-		case <-idle.C:
-			if w.exitIfIdle() {
-				return
-			}
-			idle.Reset(w.opts.idle)
-			continue
-		case <-w.stop:
-			if w.exitIfIdle() {
-				return
-			}
-			// Rows are still on their way in: keep serving them.
-			select {
-			case first = <-w.in:
-			case <-time.After(time.Millisecond):
-				continue
-			}
-		}
-		w.slot <- struct{}{}
-		batch := make([]*pending, 1, min(w.opts.MaxBatch, 1+len(w.in)))
-		batch[0] = first
-	fill:
-		for len(batch) < w.opts.MaxBatch {
-			select {
-			case p := <-w.in:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			w.flush(batch)
-			<-w.slot
-		}()
-		if !idle.Stop() {
-			select {
-			case <-idle.C:
-			default:
-			}
-		}
-		idle.Reset(w.opts.idle)
-	}
-}
-
-// exitIfIdle ends the collector when no row is waiting for an answer; a
-// later Write starts a new one.
-func (w *Writer) exitIfIdle() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.inflight > 0 {
-		return false
-	}
-	w.running = false
-	return true
 }
 
 // flush stores a batch and answers each row. When the batch fails on its
