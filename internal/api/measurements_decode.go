@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 
@@ -228,6 +229,16 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 	}
 	if len(errs) == 0 && decodeErr != nil {
 		errs = append(errs, &huma.ErrorDetail{Location: "body", Message: decodeErr.Error()})
+	}
+	if len(errs) == 0 {
+		// Every time decoded, so Resolve's guard against undecoded zeros no
+		// longer hides an endedAt of 0 before a later startedAt.
+		for i, r := range recs {
+			if r.EndedAt < r.StartedAt {
+				errs = append(errs, &ProblemItem{Title: "gtefield", Source: "endedAt", Location: fmt.Sprintf("body[%d].endedAt", i),
+					Detail: "endedAt must be greater than or equal to startedAt", Value: r.EndedAt})
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)

@@ -676,6 +676,7 @@ func TestMeasurementsPostValidation(t *testing.T) {
 		{"huge endedAt", `{"name":"/a","method":"GET","startedAt":100,"endedAt":1e12}`, "endedAt", "max"},
 		{"missing endedAt", `{"name":"/a","method":"GET","startedAt":100}`, "endedAt", "required"},
 		{"endedAt before startedAt", `{"name":"/a","method":"GET","startedAt":100,"endedAt":99.5}`, "endedAt", "gtefield"},
+		{"endedAt 0 before startedAt", `{"name":"/a","method":"GET","startedAt":5,"endedAt":0}`, "endedAt", "gtefield"},
 		{"negative elapsed", `{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"elapsed":-0.1}`, "elapsed", "min"},
 		{"string elapsed", `{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"elapsed":"0.051"}`, "elapsed", "type"},
 		{"args object", `{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"args":{}}`, "args", "type"},
