@@ -29,7 +29,7 @@ func TestFlowWriterIsolatesOverflowingBatches(t *testing.T) {
 		fail []bool
 	}{
 		// Summing in Go already overflows.
-		{"overflow in the batch sum", [][]Flow{{key("k", 1 << 62)}, {key("k", 1 << 62)}, {key("other", 1)}}, []bool{false, true, false}},
+		{"overflow in the batch sum", [][]Flow{{key("k", 1<<62)}, {key("k", 1<<62)}, {key("other", 1)}}, []bool{false, true, false}},
 		// Only the database knows the stored total.
 		{"overflow against the stored total", [][]Flow{{key("near", 20)}, {key("fine", 5)}}, []bool{true, false}},
 	}
