@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -41,41 +40,24 @@ const (
 // flowKeys are the only keys a flow may have, spelt exactly.
 var flowKeys = map[string]bool{"src_app": true, "dest_app": true, "vpc_id": true, "bytes_tx": true, "bytes_rx": true, "hour": true}
 
-// flowDecoder validates flow batches; schema is the OpenAPI schema of the
-// request body, used for the detailed errors of the slow path.
-type flowDecoder struct {
-	registry huma.Registry
-	schema   *huma.Schema
-}
+// flowDecoder validates flow batches (batch_decode.go).
+type flowDecoder struct{ batchSchema }
 
 func newFlowDecoder(api huma.API) *flowDecoder {
-	reg := api.OpenAPI().Components.Schemas
-	s := reg.Schema(reflect.TypeOf([]Flow{}), true, "")
-	s.Nullable = false // null is not a batch
-	s.PrecomputeMessages()
-	return &flowDecoder{registry: reg, schema: s}
+	// null is not a batch: the schema says so.
+	return &flowDecoder{newBatchSchema(api, reflect.TypeOf([]Flow{}),
+		"Flows to add to the hourly totals; an empty array is accepted.", false)}
 }
 
 // decode returns the batch, or the problem to answer.
 func (d *flowDecoder) decode(contentType string, body []byte) ([]Flow, error) {
-	if !isJSON(contentType) {
-		return nil, NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
-			Title: "contentType", Location: "body",
-			Detail: "unknown content type: " + contentType + "; send Content-Type: application/json",
-		})
+	if err := checkContentType(contentType); err != nil {
+		return nil, err
 	}
 	if flows, ok := fastDecode(body); ok {
 		return flows, nil
 	}
 	return nil, d.explain(body)
-}
-
-func isJSON(contentType string) bool {
-	if contentType == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json"))
 }
 
 // fastDecode accepts only a fully valid batch.
@@ -90,67 +72,19 @@ func fastDecode(body []byte) ([]Flow, bool) {
 		return nil, false // trailing data
 	}
 	// encoding/json matches keys case-insensitively; the schema does not.
-	if !exactKeys(body, flowKeys) {
+	if !itemKeysExact(body, flowKeys) {
 		return nil, false
 	}
 	flows := make([]Flow, len(wire))
 	for i, w := range wire {
 		if w.SrcApp == nil || w.DestApp == nil || w.VpcID == nil || w.BytesTx == nil || w.BytesRx == nil || w.Hour == nil ||
-			!validName(*w.SrcApp) || !validName(*w.DestApp) || !validName(*w.VpcID) ||
+			!validLength(*w.SrcApp, 1, maxNameLen) || !validLength(*w.DestApp, 1, maxNameLen) || !validLength(*w.VpcID, 1, maxNameLen) ||
 			*w.BytesTx < 0 || *w.BytesRx < 0 || *w.Hour < 0 || *w.Hour > maxHour {
 			return nil, false
 		}
 		flows[i] = Flow{SrcApp: *w.SrcApp, DestApp: *w.DestApp, VpcID: *w.VpcID, BytesTx: *w.BytesTx, BytesRx: *w.BytesRx, Hour: *w.Hour}
 	}
 	return flows, true
-}
-
-// validName applies the schema's length rule, counted in characters.
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	n := 0
-	for range s {
-		n++
-	}
-	return n <= maxNameLen
-}
-
-// exactKeys reports whether every object key in a valid JSON document is
-// in keys, byte for byte. It only needs to tell keys from values: a string
-// followed by a colon is a key.
-func exactKeys(body []byte, keys map[string]bool) bool {
-	for i := 0; i < len(body); i++ {
-		if body[i] != '"' {
-			continue
-		}
-		start, escaped := i+1, false
-		for i++; i < len(body) && body[i] != '"'; i++ {
-			if body[i] == '\\' {
-				escaped = true
-				i++
-			}
-		}
-		end := i
-		j := i + 1
-		for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r') {
-			j++
-		}
-		if j >= len(body) || body[j] != ':' {
-			continue
-		}
-		key := string(body[start:end])
-		if escaped {
-			if err := json.Unmarshal(body[start-1:end+1], &key); err != nil {
-				return false
-			}
-		}
-		if !keys[key] {
-			return false
-		}
-	}
-	return true
 }
 
 // explain builds the answer for a body the fast path refused: 400 when it
@@ -169,12 +103,8 @@ func (d *flowDecoder) explain(body []byte) error {
 			Title: "type", Location: "body", Detail: "the body must be a JSON array of flows",
 		})
 	}
-	res := &huma.ValidateResult{}
-	pb := huma.NewPathBuffer([]byte{}, 0)
-	pb.Push("body")
-	huma.Validate(d.registry, d.schema, pb, huma.ModeWriteToServer, parsed, res)
-	if len(res.Errors) > 0 {
-		return NewProblem(http.StatusUnprocessableEntity, "validation failed", res.Errors...)
+	if errs := d.validate(parsed); len(errs) > 0 {
+		return NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
 	}
 	// Valid for the schema (whose numbers are float64) yet refused by the
 	// typed decode: integers written as 1.0 or 1e3, or beyond 64 bits.

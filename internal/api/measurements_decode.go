@@ -56,29 +56,19 @@ var measurementKeys = map[string]bool{"name": true, "method": true, "startedAt":
 var measurementMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
 	"DELETE": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
 
-// measurementDecoder validates measurement batches; schema is the OpenAPI
-// schema of the request body (the one huma generated before, nullable
-// included), used for the detailed errors of the slow path.
-type measurementDecoder struct {
-	registry huma.Registry
-	schema   *huma.Schema
-}
+// measurementDecoder validates measurement batches (batch_decode.go). Its
+// schema stays nullable, as huma generated it before the fast path.
+type measurementDecoder struct{ batchSchema }
 
 func newMeasurementDecoder(api huma.API) *measurementDecoder {
-	reg := api.OpenAPI().Components.Schemas
-	s := reg.Schema(reflect.TypeOf([]MeasurementInput{}), true, "")
-	s.Description = "Measurements to store; an empty array is accepted."
-	s.PrecomputeMessages()
-	return &measurementDecoder{registry: reg, schema: s}
+	return &measurementDecoder{newBatchSchema(api, reflect.TypeOf([]MeasurementInput{}),
+		"Measurements to store; an empty array is accepted.", true)}
 }
 
 // decode returns the batch, or the problem to answer.
 func (d *measurementDecoder) decode(contentType string, body []byte) ([]MeasurementInput, error) {
-	if !isJSON(contentType) {
-		return nil, NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
-			Title: "contentType", Location: "body",
-			Detail: "unknown content type: " + contentType + "; send Content-Type: application/json",
-		})
+	if err := checkContentType(contentType); err != nil {
+		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, NewProblem(http.StatusBadRequest, "request body is required")
@@ -128,79 +118,6 @@ func fastDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 
 func validEpoch(f float64) bool { return f >= 0 && f <= maxEpochSeconds }
 
-// validLength applies a schema length rule, counted in characters.
-func validLength(s string, lo, hi int) bool {
-	if len(s) < lo {
-		return false
-	}
-	if len(s) <= hi && len(s) >= lo && isASCII(s) {
-		return true
-	}
-	n := 0
-	for range s {
-		n++
-	}
-	return n >= lo && n <= hi
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// itemKeysExact reports whether every key of the objects directly inside
-// the top-level array of a valid JSON document is in keys, byte for byte,
-// and none of their values is null. Deeper objects (kwargs, context) may
-// hold any keys and nulls.
-func itemKeysExact(body []byte, keys map[string]bool) bool {
-	depth := 0
-	for i := 0; i < len(body); i++ {
-		switch body[i] {
-		case '[', '{':
-			depth++
-		case ']', '}':
-			depth--
-		case 'n':
-			if depth == 2 { // a literal null as a record's field value
-				return false
-			}
-		case '"':
-			start, escaped := i+1, false
-			for i++; i < len(body) && body[i] != '"'; i++ {
-				if body[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			if depth != 2 {
-				continue
-			}
-			end := i
-			j := i + 1
-			for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r') {
-				j++
-			}
-			if j >= len(body) || body[j] != ':' {
-				continue // a string value, not a key
-			}
-			key := string(body[start:end])
-			if escaped {
-				if err := json.Unmarshal(body[start-1:end+1], &key); err != nil {
-					return false
-				}
-			}
-			if !keys[key] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // slow answers a body the fast path refused exactly as huma did: 400 when
 // it is not JSON, else the schema's errors and the records' Resolve errors
 // (422, or 400 when the body as a whole has the wrong type), else the
@@ -212,11 +129,7 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 			Title: "json", Location: "body", Detail: "the body is not valid JSON: " + err.Error(),
 		})
 	}
-	res := &huma.ValidateResult{}
-	pb := huma.NewPathBuffer([]byte{}, 0)
-	pb.Push("body")
-	huma.Validate(d.registry, d.schema, pb, huma.ModeWriteToServer, parsed, res)
-	errs := res.Errors
+	errs := d.validate(parsed)
 	var recs []MeasurementInput
 	// Like huma: decode into the structs whatever the validator said (a
 	// field of the wrong type stays zero), then run every record's Resolve.

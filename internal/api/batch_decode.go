@@ -1,0 +1,132 @@
+package api
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// The batch endpoints (POST /flows, POST /api/measurements) take their body
+// raw and decode it once into typed values, checking the schema's rules by
+// hand; only a body that fast path refuses is explained by huma's validator
+// against the documented schema, so that the 422 lists every failure as for
+// any other endpoint. This file holds what they share.
+
+// batchSchema is the documented schema of a batch body and the registry
+// that resolves its references.
+type batchSchema struct {
+	registry huma.Registry
+	schema   *huma.Schema
+}
+
+// newBatchSchema makes the schema of a JSON array of itemType.
+func newBatchSchema(api huma.API, sliceType reflect.Type, description string, nullable bool) batchSchema {
+	reg := api.OpenAPI().Components.Schemas
+	s := reg.Schema(sliceType, true, "")
+	s.Description = description
+	s.Nullable = nullable
+	s.PrecomputeMessages()
+	return batchSchema{registry: reg, schema: s}
+}
+
+// validate runs huma's validator on a parsed body.
+func (b batchSchema) validate(parsed any) []error {
+	res := &huma.ValidateResult{}
+	pb := huma.NewPathBuffer([]byte{}, 0)
+	pb.Push("body")
+	huma.Validate(b.registry, b.schema, pb, huma.ModeWriteToServer, parsed, res)
+	return res.Errors
+}
+
+// checkContentType is nil for a JSON body (or none given), else the 415.
+func checkContentType(contentType string) error {
+	if contentType == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
+		Title: "contentType", Location: "body",
+		Detail: "unknown content type: " + contentType + "; send Content-Type: application/json",
+	})
+}
+
+// validLength applies a schema length rule, counted in characters.
+func validLength(s string, lo, hi int) bool {
+	if len(s) < lo {
+		return false
+	}
+	if len(s) <= hi && isASCII(s) {
+		return true
+	}
+	n := 0
+	for range s {
+		n++
+	}
+	return n >= lo && n <= hi
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// itemKeysExact reports whether every key of the objects directly inside
+// the top-level array of a valid JSON document is in keys, byte for byte,
+// and none of their values is null: encoding/json folds the case of keys
+// and lets null through, the schema does neither. Deeper objects (a
+// measurement's kwargs, context) may hold any keys and nulls.
+func itemKeysExact(body []byte, keys map[string]bool) bool {
+	depth := 0
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '[', '{':
+			depth++
+		case ']', '}':
+			depth--
+		case 'n':
+			if depth == 2 { // a literal null as an item's field value
+				return false
+			}
+		case '"':
+			start, escaped := i+1, false
+			for i++; i < len(body) && body[i] != '"'; i++ {
+				if body[i] == '\\' {
+					escaped = true
+					i++
+				}
+			}
+			if depth != 2 {
+				continue
+			}
+			end := i
+			j := i + 1
+			for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r') {
+				j++
+			}
+			if j >= len(body) || body[j] != ':' {
+				continue // a string value, not a key
+			}
+			key := string(body[start:end])
+			if escaped {
+				if err := json.Unmarshal(body[start-1:end+1], &key); err != nil {
+					return false
+				}
+			}
+			if !keys[key] {
+				return false
+			}
+		}
+	}
+	return true
+}
