@@ -170,6 +170,11 @@ func Spec() *huma.OpenAPI {
 	return api.OpenAPI()
 }
 
+// bodyLimit is the MaxBodyBytes of the operations that take large bodies:
+// MAX_BODY_BYTES is the largest body accepted, and huma refuses a body of
+// exactly its limit.
+func (s *server) bodyLimit() int64 { return s.cfg.MaxBodyBytes + 1 }
+
 // readiness is what /readyz checks: the database answers and the schema
 // is at the latest migration.
 func (s *server) readiness(ctx context.Context) (version int64, mode string, err error) {

@@ -370,7 +370,7 @@ func (s *server) registerEvents(api huma.API) {
 			"`targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. " +
 			"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
 		Tags:         []string{"events"},
-		MaxBodyBytes: s.cfg.MaxBodyBytes + 1, // huma refuses a body of exactly MaxBodyBytes
+		MaxBodyBytes: s.bodyLimit(),
 		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 			Examples: map[string]*huma.Example{
 				"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
@@ -390,7 +390,7 @@ func (s *server) registerEvents(api huma.API) {
 			"committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits " +
 			"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
 		Tags:         []string{"events"},
-		MaxBodyBytes: s.cfg.MaxBodyBytes + 1,
+		MaxBodyBytes: s.bodyLimit(),
 		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 			Examples: map[string]*huma.Example{
 				"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},

@@ -65,7 +65,7 @@ func (s *server) registerFlows(api huma.API) {
 			"more is a 406. Bodies over MAX_BODY_BYTES are a 413.",
 		Tags:          []string{"flows"},
 		DefaultStatus: http.StatusCreated,
-		MaxBodyBytes:  s.cfg.MaxBodyBytes + 1, // huma refuses a body of exactly MaxBodyBytes
+		MaxBodyBytes:  s.bodyLimit(),
 		Errors: []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 			http.StatusServiceUnavailable},

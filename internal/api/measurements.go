@@ -389,7 +389,7 @@ func (s *server) registerMeasurements(api huma.API) {
 			"a 406. Bodies over MAX_BODY_BYTES are a 413.",
 		Tags:          tags,
 		DefaultStatus: http.StatusCreated,
-		MaxBodyBytes:  s.cfg.MaxBodyBytes + 1, // huma refuses a body of exactly MaxBodyBytes
+		MaxBodyBytes:  s.bodyLimit(),
 		Errors: []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 			http.StatusServiceUnavailable},
