@@ -28,14 +28,14 @@ import (
 const usage = `Usage: telemetry <command>
 
 Commands:
-  serve            run the HTTP API (the schema must be migrated first)
-  migrate          apply every pending migration and exit
-  migrate status   list migrations and whether each is applied
-  migrate down     roll back the most recent migration
-  openapi          print the OpenAPI 3.0.3 document (YAML) to stdout
-  healthcheck      exit 0 when the local server's /readyz answers 200 (for containers)
-  token [--ttl 24h]  print a JWT for the device metrics API (signed with JWT_SECRET)
-  help, --help     show this help
+  serve               run the HTTP API (the schema must be migrated first)
+  migrate             apply every pending migration and exit
+  migrate status      list migrations and whether each is applied
+  migrate down        roll back the most recent migration
+  openapi             print the OpenAPI 3.0.3 document (YAML) to stdout
+  healthcheck         exit 0 when the local server's /readyz answers 200 (for containers)
+  token [--ttl 24h]   print a JWT for the device metrics API (signed with JWT_SECRET)
+  help, --help        show this help
 
 Environment:
 `
