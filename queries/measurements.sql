@@ -16,6 +16,17 @@
 -- instead of the hours and days parts. A filter the rollups cannot answer
 -- (elapsed) is handled by passing a far-future @h1 and @d1: the rollup parts
 -- and edge B are then empty and edge A is the whole window.
+-- Edge B is not read from its rows either (with endedAt = now it is the whole
+-- current hour): it equals the cells with start_hour >= @h1 and end_hour =
+-- @h2 (measurements_hourly, or measurements_method_hourly for the
+-- distribution and the timeseries; none of the other parts reads an end_hour
+-- = @h2 cell) less the "late" rows: started_at >= @h1 and ended_at in
+-- (@ended_at, @h2_next), @h2_next = @h2 + 1 hour, rows of those cells that
+-- ended after the window, an empty range of measurements_end_idx when
+-- @ended_at is now. Counts subtract exactly, so the count, the distribution
+-- and the timeseries always subtract; minima and maxima do not, so the
+-- grouped query reads edge B from the rows when a late row matches its
+-- filters and from the cells otherwise.
 -- started_at <= ended_at holds for every row (a CHECK), so the redundant
 -- bounds below (started_at <= @ended_at) only help the planner.
 
@@ -169,21 +180,38 @@ SELECT (
           AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
           AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
     )
-    + (
+    + COALESCE((
+        SELECT sum(r.count) FROM measurements_hourly r
+        WHERE r.end_hour = @h2::timestamptz AND r.start_hour >= @h1::timestamptz
+          AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+          AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    ), 0)
+    - (
         SELECT count(*) FROM measurements m
-        WHERE m.started_at >= @h1::timestamptz AND m.started_at <= @ended_at::timestamptz
-          AND m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz
+        WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
+          AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
           AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
           AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
           AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
-          AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
     )
 )::bigint AS total;
 
 -- name: GroupMeasurements :many
 -- Per (name, method): count and elapsed statistics, one page in the asked
 -- order (ties by name, method), with the number of groups.
-WITH parts AS (
+WITH late AS (
+    -- Whether edge B's cells hold a row that ended after the window: their
+    -- minima and maxima cannot be corrected, so edge B is then read from the rows.
+    SELECT EXISTS (
+        SELECT 1 FROM measurements m
+        WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
+          AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
+          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
+          AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
+    ) AS found
+), parts AS (
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_daily r
     WHERE r.start_day >= @d1::timestamptz AND r.end_day < @d2::timestamptz
@@ -215,6 +243,14 @@ WITH parts AS (
       AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
     GROUP BY m.name, m.method
     UNION ALL
+    SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
+    FROM measurements_hourly r
+    WHERE r.end_hour = @h2::timestamptz AND r.start_hour >= @h1::timestamptz
+    AND (sqlc.narg('name')::text IS NULL OR r.name = sqlc.narg('name')::text)
+    AND (cardinality(@methods::text[]) = 0 OR r.method = ANY(@methods::text[]))
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    AND NOT (SELECT l.found FROM late l)
+    UNION ALL
     SELECT m.name, m.method, count(*), sum(m.elapsed), min(m.elapsed), max(m.elapsed)
     FROM measurements m
     WHERE m.started_at >= @h1::timestamptz AND m.started_at <= @ended_at::timestamptz
@@ -223,6 +259,7 @@ WITH parts AS (
       AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
       AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
       AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
+      AND (SELECT l.found FROM late l)
     GROUP BY m.name, m.method
 ), groups AS (
     SELECT p.name, p.method, sum(p.count)::bigint AS count,
@@ -255,7 +292,7 @@ LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 WITH parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour < @h2::timestamptz
+    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz
     GROUP BY r.method
     UNION ALL
     SELECT m.method, count(*) AS n
@@ -264,15 +301,16 @@ WITH parts AS (
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
     GROUP BY m.method
     UNION ALL
-    SELECT m.method, count(*) AS n
+    SELECT m.method, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= @h1::timestamptz AND m.started_at <= @ended_at::timestamptz
-      AND m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz
+    WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
+      AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
     GROUP BY m.method
 )
 SELECT p.method, sum(p.n)::bigint AS count
 FROM parts p
 GROUP BY p.method
+HAVING sum(p.n) > 0
 ORDER BY p.method;
 
 -- name: MeasurementTimeseries :many
@@ -281,7 +319,7 @@ ORDER BY p.method;
 WITH parts AS (
     SELECT date_trunc(@unit::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour < @h2::timestamptz
+    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz
     GROUP BY 1
     UNION ALL
     SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, count(*) AS n
@@ -290,10 +328,10 @@ WITH parts AS (
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, count(*) AS n
+    SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= @h1::timestamptz AND m.started_at <= @ended_at::timestamptz
-      AND m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz
+    WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
+      AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
     GROUP BY 1
 ), counts AS (
     SELECT p.bucket, sum(p.n)::bigint AS n FROM parts p GROUP BY p.bucket

@@ -509,6 +509,7 @@ func TestMeasurementsRollupMatchesRows(t *testing.T) {
 		}
 		postIDs(t, s, recs)
 	}
+	var lateWindows int // windows whose hour H2 has rows ending after them
 	check := func(t *testing.T, w int) {
 		x := base*1e6 - 3600*1e6 + rng.Int64N((span+4)*3600*1e6)
 		y := x + rng.Int64N(100*3600*1e6)
@@ -519,6 +520,34 @@ func TestMeasurementsRollupMatchesRows(t *testing.T) {
 			x, y = x/(86400*1e6)*(86400*1e6), y/(86400*1e6)*(86400*1e6)
 		case 5: // the whole data set, with days inside
 			x, y = base*1e6-rng.Int64N(7200*1e6), (base+span*3600+30*3600)*1e6+rng.Int64N(7200*1e6)
+		}
+		// Edge B (rows started >= H1 that ended in [H2, endedAt]) is read as
+		// the cells ending in hour H2 less the rows of those cells that ended
+		// after endedAt. End some windows at the last row ending in its hour
+		// (as the default window, endedAt = now, does: no such row, the cells
+		// answer) and some just before a row ending in the same hour (the
+		// correction is needed).
+		switch w % 7 {
+		case 2, 4:
+			r := rows[rng.IntN(len(rows))]
+			y = r.end
+			for _, o := range rows {
+				if o.end > y && o.end/(3600*1e6) == r.end/(3600*1e6) {
+					y = o.end
+				}
+			}
+			if w%7 == 2 && y-1 >= r.end/(3600*1e6)*(3600*1e6) {
+				y-- // the hour's last row ends after the window
+			}
+			x = y - rng.Int64N(100*3600*1e6)
+		}
+		h1 := (x + 3600*1e6 - 1) / (3600 * 1e6) * (3600 * 1e6)
+		h2 := y / (3600 * 1e6) * (3600 * 1e6)
+		for _, r := range rows {
+			if r.start >= h1 && r.end > y && r.end < h2+3600*1e6 {
+				lateWindows++
+				break
+			}
 		}
 		q := fmt.Sprintf("startedAt=%.6f&endedAt=%.6f", float64(x)/1e6, float64(y)/1e6)
 		var minEl float64
@@ -597,6 +626,9 @@ func TestMeasurementsRollupMatchesRows(t *testing.T) {
 	}
 	for w := 0; w < 60; w++ {
 		check(t, w)
+	}
+	if lateWindows < 5 || lateWindows > 55 {
+		t.Fatalf("%d of 60 windows have rows ending after them in their last hour: both cases should be common", lateWindows)
 	}
 	// Rows loaded around the API get their cells from RebuildRollup: the
 	// rebuilt rollups answer the same.

@@ -194,14 +194,20 @@ SELECT (
           AND ($5::text IS NULL OR m.app = $5::text)
           AND ($10::float8 IS NULL OR m.elapsed >= $10::float8)
     )
-    + (
+    + COALESCE((
+        SELECT sum(r.count) FROM measurements_hourly r
+        WHERE r.end_hour = $7::timestamptz AND r.start_hour >= $6::timestamptz
+          AND ($3::text IS NULL OR r.name = $3::text)
+          AND (cardinality($4::text[]) = 0 OR r.method = ANY($4::text[]))
+          AND ($5::text IS NULL OR r.app = $5::text)
+    ), 0)
+    - (
         SELECT count(*) FROM measurements m
-        WHERE m.started_at >= $6::timestamptz AND m.started_at <= $9::timestamptz
-          AND m.ended_at >= $7::timestamptz AND m.ended_at <= $9::timestamptz
+        WHERE m.started_at >= $6::timestamptz AND m.started_at < $11::timestamptz
+          AND m.ended_at > $9::timestamptz AND m.ended_at < $11::timestamptz
           AND ($3::text IS NULL OR m.name = $3::text)
           AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
           AND ($5::text IS NULL OR m.app = $5::text)
-          AND ($10::float8 IS NULL OR m.elapsed >= $10::float8)
     )
 )::bigint AS total
 `
@@ -217,6 +223,7 @@ type CountMeasurementsParams struct {
 	StartedAt  time.Time
 	EndedAt    time.Time
 	MinElapsed *float64
+	H2Next     time.Time
 }
 
 // The exact number of rows the list filter matches.
@@ -232,6 +239,7 @@ func (q *Queries) CountMeasurements(ctx context.Context, arg CountMeasurementsPa
 		arg.StartedAt,
 		arg.EndedAt,
 		arg.MinElapsed,
+		arg.H2Next,
 	)
 	var total int64
 	err := row.Scan(&total)
@@ -332,46 +340,66 @@ func (q *Queries) GetMeasurement(ctx context.Context, id int64) (Measurement, er
 }
 
 const groupMeasurements = `-- name: GroupMeasurements :many
-WITH parts AS (
+WITH late AS (
+    -- Whether edge B's cells hold a row that ended after the window: their
+    -- minima and maxima cannot be corrected, so edge B is then read from the rows.
+    SELECT EXISTS (
+        SELECT 1 FROM measurements m
+        WHERE m.started_at >= $5::timestamptz AND m.started_at < $6::timestamptz
+          AND m.ended_at > $7::timestamptz AND m.ended_at < $6::timestamptz
+          AND ($8::text IS NULL OR m.name = $8::text)
+          AND (cardinality($9::text[]) = 0 OR m.method = ANY($9::text[]))
+          AND ($10::text IS NULL OR m.app = $10::text)
+    ) AS found
+), parts AS (
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_daily r
-    WHERE r.start_day >= $5::timestamptz AND r.end_day < $6::timestamptz
-    AND ($7::text IS NULL OR r.name = $7::text)
-    AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
-    AND ($9::text IS NULL OR r.app = $9::text)
+    WHERE r.start_day >= $11::timestamptz AND r.end_day < $12::timestamptz
+    AND ($8::text IS NULL OR r.name = $8::text)
+    AND (cardinality($9::text[]) = 0 OR r.method = ANY($9::text[]))
+    AND ($10::text IS NULL OR r.app = $10::text)
     UNION ALL
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.start_hour >= $10::timestamptz AND r.start_hour < $5::timestamptz AND r.end_hour < $11::timestamptz
-    AND ($7::text IS NULL OR r.name = $7::text)
-    AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
-    AND ($9::text IS NULL OR r.app = $9::text)
+    WHERE r.start_hour >= $5::timestamptz AND r.start_hour < $11::timestamptz AND r.end_hour < $13::timestamptz
+    AND ($8::text IS NULL OR r.name = $8::text)
+    AND (cardinality($9::text[]) = 0 OR r.method = ANY($9::text[]))
+    AND ($10::text IS NULL OR r.app = $10::text)
     UNION ALL
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.end_hour >= $6::timestamptz AND r.end_hour < $11::timestamptz AND r.start_hour >= $5::timestamptz
-    AND ($7::text IS NULL OR r.name = $7::text)
-    AND (cardinality($8::text[]) = 0 OR r.method = ANY($8::text[]))
-    AND ($9::text IS NULL OR r.app = $9::text)
+    WHERE r.end_hour >= $12::timestamptz AND r.end_hour < $13::timestamptz AND r.start_hour >= $11::timestamptz
+    AND ($8::text IS NULL OR r.name = $8::text)
+    AND (cardinality($9::text[]) = 0 OR r.method = ANY($9::text[]))
+    AND ($10::text IS NULL OR r.app = $10::text)
     UNION ALL
     SELECT m.name, m.method, count(*), sum(m.elapsed), min(m.elapsed), max(m.elapsed)
     FROM measurements m
-    WHERE m.started_at >= $12::timestamptz AND m.started_at < $10::timestamptz
-      AND m.started_at <= $13::timestamptz AND m.ended_at <= $13::timestamptz
-      AND ($7::text IS NULL OR m.name = $7::text)
-      AND (cardinality($8::text[]) = 0 OR m.method = ANY($8::text[]))
-      AND ($9::text IS NULL OR m.app = $9::text)
-      AND ($14::float8 IS NULL OR m.elapsed >= $14::float8)
+    WHERE m.started_at >= $14::timestamptz AND m.started_at < $5::timestamptz
+      AND m.started_at <= $7::timestamptz AND m.ended_at <= $7::timestamptz
+      AND ($8::text IS NULL OR m.name = $8::text)
+      AND (cardinality($9::text[]) = 0 OR m.method = ANY($9::text[]))
+      AND ($10::text IS NULL OR m.app = $10::text)
+      AND ($15::float8 IS NULL OR m.elapsed >= $15::float8)
     GROUP BY m.name, m.method
     UNION ALL
+    SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
+    FROM measurements_hourly r
+    WHERE r.end_hour = $13::timestamptz AND r.start_hour >= $5::timestamptz
+    AND ($8::text IS NULL OR r.name = $8::text)
+    AND (cardinality($9::text[]) = 0 OR r.method = ANY($9::text[]))
+    AND ($10::text IS NULL OR r.app = $10::text)
+    AND NOT (SELECT l.found FROM late l)
+    UNION ALL
     SELECT m.name, m.method, count(*), sum(m.elapsed), min(m.elapsed), max(m.elapsed)
     FROM measurements m
-    WHERE m.started_at >= $10::timestamptz AND m.started_at <= $13::timestamptz
-      AND m.ended_at >= $11::timestamptz AND m.ended_at <= $13::timestamptz
-      AND ($7::text IS NULL OR m.name = $7::text)
-      AND (cardinality($8::text[]) = 0 OR m.method = ANY($8::text[]))
-      AND ($9::text IS NULL OR m.app = $9::text)
-      AND ($14::float8 IS NULL OR m.elapsed >= $14::float8)
+    WHERE m.started_at >= $5::timestamptz AND m.started_at <= $7::timestamptz
+      AND m.ended_at >= $13::timestamptz AND m.ended_at <= $7::timestamptz
+      AND ($8::text IS NULL OR m.name = $8::text)
+      AND (cardinality($9::text[]) = 0 OR m.method = ANY($9::text[]))
+      AND ($10::text IS NULL OR m.app = $10::text)
+      AND ($15::float8 IS NULL OR m.elapsed >= $15::float8)
+      AND (SELECT l.found FROM late l)
     GROUP BY m.name, m.method
 ), groups AS (
     SELECT p.name, p.method, sum(p.count)::bigint AS count,
@@ -405,15 +433,16 @@ type GroupMeasurementsParams struct {
 	SortKey    string
 	RowOffset  int64
 	RowLimit   int64
-	D1         time.Time
-	D2         time.Time
+	H1         time.Time
+	H2Next     time.Time
+	EndedAt    time.Time
 	Name       *string
 	Methods    []string
 	App        *string
-	H1         time.Time
+	D1         time.Time
+	D2         time.Time
 	H2         time.Time
 	StartedAt  time.Time
-	EndedAt    time.Time
 	MinElapsed *float64
 }
 
@@ -435,15 +464,16 @@ func (q *Queries) GroupMeasurements(ctx context.Context, arg GroupMeasurementsPa
 		arg.SortKey,
 		arg.RowOffset,
 		arg.RowLimit,
-		arg.D1,
-		arg.D2,
+		arg.H1,
+		arg.H2Next,
+		arg.EndedAt,
 		arg.Name,
 		arg.Methods,
 		arg.App,
-		arg.H1,
+		arg.D1,
+		arg.D2,
 		arg.H2,
 		arg.StartedAt,
-		arg.EndedAt,
 		arg.MinElapsed,
 	)
 	if err != nil {
@@ -476,7 +506,7 @@ const measurementMethodDistribution = `-- name: MeasurementMethodDistribution :m
 WITH parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $1::timestamptz AND r.end_hour < $2::timestamptz
+    WHERE r.start_hour >= $1::timestamptz AND r.end_hour <= $2::timestamptz
     GROUP BY r.method
     UNION ALL
     SELECT m.method, count(*) AS n
@@ -485,15 +515,16 @@ WITH parts AS (
       AND m.started_at <= $4::timestamptz AND m.ended_at <= $4::timestamptz
     GROUP BY m.method
     UNION ALL
-    SELECT m.method, count(*) AS n
+    SELECT m.method, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $1::timestamptz AND m.started_at <= $4::timestamptz
-      AND m.ended_at >= $2::timestamptz AND m.ended_at <= $4::timestamptz
+    WHERE m.started_at >= $1::timestamptz AND m.started_at < $5::timestamptz
+      AND m.ended_at > $4::timestamptz AND m.ended_at < $5::timestamptz
     GROUP BY m.method
 )
 SELECT p.method, sum(p.n)::bigint AS count
 FROM parts p
 GROUP BY p.method
+HAVING sum(p.n) > 0
 ORDER BY p.method
 `
 
@@ -502,6 +533,7 @@ type MeasurementMethodDistributionParams struct {
 	H2        time.Time
 	StartedAt time.Time
 	EndedAt   time.Time
+	H2Next    time.Time
 }
 
 type MeasurementMethodDistributionRow struct {
@@ -516,6 +548,7 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 		arg.H2,
 		arg.StartedAt,
 		arg.EndedAt,
+		arg.H2Next,
 	)
 	if err != nil {
 		return nil, err
@@ -539,7 +572,7 @@ const measurementTimeseries = `-- name: MeasurementTimeseries :many
 WITH parts AS (
     SELECT date_trunc($1::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $5::timestamptz AND r.end_hour < $6::timestamptz
+    WHERE r.start_hour >= $5::timestamptz AND r.end_hour <= $6::timestamptz
     GROUP BY 1
     UNION ALL
     SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, count(*) AS n
@@ -548,10 +581,10 @@ WITH parts AS (
       AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, count(*) AS n
+    SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $5::timestamptz AND m.started_at <= $3::timestamptz
-      AND m.ended_at >= $6::timestamptz AND m.ended_at <= $3::timestamptz
+    WHERE m.started_at >= $5::timestamptz AND m.started_at < $7::timestamptz
+      AND m.ended_at > $3::timestamptz AND m.ended_at < $7::timestamptz
     GROUP BY 1
 ), counts AS (
     SELECT p.bucket, sum(p.n)::bigint AS n FROM parts p GROUP BY p.bucket
@@ -573,6 +606,7 @@ type MeasurementTimeseriesParams struct {
 	StepHours int32
 	H1        time.Time
 	H2        time.Time
+	H2Next    time.Time
 }
 
 type MeasurementTimeseriesRow struct {
@@ -590,6 +624,7 @@ func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTime
 		arg.StepHours,
 		arg.H1,
 		arg.H2,
+		arg.H2Next,
 	)
 	if err != nil {
 		return nil, err
@@ -635,6 +670,17 @@ FROM generate_series(1, $1::int)
 // instead of the hours and days parts. A filter the rollups cannot answer
 // (elapsed) is handled by passing a far-future @h1 and @d1: the rollup parts
 // and edge B are then empty and edge A is the whole window.
+// Edge B is not read from its rows either (with endedAt = now it is the whole
+// current hour): it equals the cells with start_hour >= @h1 and end_hour =
+// @h2 (measurements_hourly, or measurements_method_hourly for the
+// distribution and the timeseries; none of the other parts reads an end_hour
+// = @h2 cell) less the "late" rows: started_at >= @h1 and ended_at in
+// (@ended_at, @h2_next), @h2_next = @h2 + 1 hour, rows of those cells that
+// ended after the window, an empty range of measurements_end_idx when
+// @ended_at is now. Counts subtract exactly, so the count, the distribution
+// and the timeseries always subtract; minima and maxima do not, so the
+// grouped query reads edge B from the rows when a late row matches its
+// filters and from the cells otherwise.
 // started_at <= ended_at holds for every row (a CHECK), so the redundant
 // bounds below (started_at <= @ended_at) only help the planner.
 // Ids for a batch, in order: COPY cannot return the ids it assigns.

@@ -335,7 +335,7 @@ func (f Filter) methods() []string {
 func Count(ctx context.Context, pool DB, f Filter) (int64, error) {
 	b := f.split()
 	return db.New(customPlans{pool}).CountMeasurements(ctx, db.CountMeasurementsParams{
-		H1: b.h1, H2: b.h2, D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: f.methods(), App: f.App, MinElapsed: f.MinElapsed,
 	})
 }
@@ -350,7 +350,7 @@ func Grouped(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, 
 	b := f.split()
 	p := db.GroupMeasurementsParams{
 		Descending: desc, SortKey: sortKey, RowLimit: limit, RowOffset: offset,
-		H1: b.h1, H2: b.h2, D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: f.methods(), App: f.App, MinElapsed: f.MinElapsed,
 	}
 	q := db.New(customPlans{pool})
@@ -379,7 +379,7 @@ func Grouped(ctx context.Context, pool DB, f Filter, sortKey string, desc bool, 
 func MethodDistribution(ctx context.Context, pool DB, f Filter) (map[string]int64, error) {
 	b := f.split()
 	rows, err := db.New(customPlans{pool}).MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
-		H1: b.h1, H2: b.h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 	})
 	if err != nil {
 		return nil, err
@@ -399,7 +399,8 @@ type Bucket = db.MeasurementTimeseriesRow
 // false) or day, every bucket of the window present.
 func Timeseries(ctx context.Context, pool DB, f Filter, daily bool) ([]Bucket, error) {
 	b := f.split()
-	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: b.h1, H2: b.h2, StartedAt: f.StartedAt, EndedAt: f.EndedAt}
+	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
+		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
 	if daily {
 		p.Unit, p.StepHours = "day", 24
 	}
