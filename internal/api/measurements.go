@@ -310,11 +310,8 @@ type postMeasurementsOutput struct {
 // {items, total, page, size}, with the items also under flask-profiler's
 // key so that its dashboard can read them.
 type MeasurementPage[T any] struct {
-	Items        []T   `json:"items" doc:"This page's items; empty past the last page."`
-	Measurements []T   `json:"measurements" doc:"The same items under flask-profiler's key."`
-	Total        int64 `json:"total" example:"1234" doc:"Items matching the filter, over all pages."`
-	Page         int64 `json:"page" example:"1" doc:"This page's number."`
-	Size         int64 `json:"size" example:"50" doc:"The page size asked for."`
+	Page[T]
+	Measurements []T `json:"measurements" doc:"The same items under flask-profiler's key."`
 }
 
 type measurementPageOutput[T any] struct {
@@ -322,14 +319,10 @@ type measurementPageOutput[T any] struct {
 	Body MeasurementPage[T]
 }
 
+// newMeasurementPage is newPage with the items also under "measurements".
 func newMeasurementPage[T any](ctx context.Context, q PageQuery, items []T, total int64) *measurementPageOutput[T] {
-	if items == nil {
-		items = []T{}
-	}
-	return &measurementPageOutput[T]{
-		Link: pageLinks(ctx, q, total),
-		Body: MeasurementPage[T]{Items: items, Measurements: items, Total: total, Page: q.Page, Size: q.Size},
-	}
+	p := newPage(ctx, q, items, total)
+	return &measurementPageOutput[T]{Link: p.Link, Body: MeasurementPage[T]{Page: p.Body, Measurements: p.Body.Items}}
 }
 
 type getMeasurementOutput struct {
