@@ -38,7 +38,7 @@ test: $(SQLC) pg-bin ## vet and run every test against a throwaway PostgreSQL (o
 	@# Say whether the TimescaleDB checks ran or were skipped (go test hides skips).
 	@$(GO) test -count=1 -run 'TimescaleDB' -v ./internal/api | grep -E -- '--- (SKIP|PASS|FAIL)|SKIPPED|^(ok|FAIL)' || true
 
-generate: $(SQLC) ## regenerate the sqlc code in internal/db
+generate: $(SQLC) ## regenerate the sqlc code in internal/store/db
 	$(SQLC) generate
 
 openapi: ## regenerate openapi.yaml (OpenAPI 3.0.3) from the code, and the Go client generated from it

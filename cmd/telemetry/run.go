@@ -10,11 +10,8 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/auth"
@@ -23,6 +20,7 @@ import (
 	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 const usage = `Usage: telemetry <command>
@@ -94,36 +92,21 @@ func printUsage(w io.Writer) {
 	tw.Flush()
 }
 
-// openPool connects to the database; a short connect timeout keeps requests
-// from hanging when the database is down (they answer 503 instead).
-func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+// openStore connects to the database.
+func openStore(ctx context.Context, cfg config.Config, opts store.Options) (*store.Store, error) {
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
-	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	if pc.ConnConfig.ConnectTimeout == 0 {
-		pc.ConnConfig.ConnectTimeout = 5 * time.Second
-	}
-	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
-		pc.MaxConns = 16
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	return pool, nil
+	return store.Open(ctx, cfg.DatabaseURL, opts)
 }
 
 func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub string, stdout io.Writer) error {
-	pool, err := openPool(ctx, cfg)
+	st, err := openStore(ctx, cfg, store.Options{})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	m, err := migrate.New(pool)
+	defer st.Close()
+	m, err := migrate.New(st.Pool())
 	if err != nil {
 		return err
 	}
@@ -168,12 +151,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		// (and resident memory) doubles past the live set before a GC.
 		debug.SetMemoryLimit(config.DefaultMemoryLimit)
 	}
-	pool, err := openPool(ctx, cfg)
+	metrics := obs.New()
+	st, err := openStore(ctx, cfg, store.Options{
+		DeviceWriters:  cfg.DeviceMetricsWriters,
+		DeviceMaxBatch: cfg.DeviceMetricsBatch,
+		ObserveBatch: func(resource string, n int) {
+			metrics.BatchItems.WithLabelValues(resource).Observe(float64(n))
+		},
+	})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
+	defer st.Close()
+	pool := st.Pool()
+	if err := st.Ping(ctx); err != nil {
 		return fmt.Errorf("database unreachable: %w", err)
 	}
 	m, err := migrate.New(pool)
@@ -186,7 +177,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 
-	metrics := obs.New()
 	metrics.RegisterPool(pool)
 	// Self-profiling writes through the pool: it is closed (flushed) after
 	// the server stops and before the deferred pool.Close.
@@ -204,7 +194,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		defer sampler.Close()
 	}
 	deviceMetrics := api.NewDeviceMetricsWriter(pool, cfg, metrics)
-	handler, _ := api.New(api.Deps{Pool: pool, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics, Profiler: prof})
+	handler, _ := api.New(api.Deps{Store: st, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics, Profiler: prof})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

@@ -3,7 +3,6 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,11 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/db"
 	"github.com/telemetry/telemetry/internal/devicemetrics"
-	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/selfprofile"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -30,10 +29,10 @@ func init() { installErrorModel() }
 
 var reflectProblem = reflect.TypeOf(Problem{})
 
-// Deps is everything the API needs. Pool may be nil when the API is built
+// Deps is everything the API needs. Store may be nil when the API is built
 // only to print its OpenAPI document.
 type Deps struct {
-	Pool    *pgxpool.Pool
+	Store   *store.Store
 	Log     *slog.Logger
 	Metrics *obs.Metrics
 	Config  config.Config
@@ -47,7 +46,8 @@ type Deps struct {
 
 // server carries the dependencies into the handlers.
 type server struct {
-	pool    *pgxpool.Pool
+	st      *store.Store
+	pool    *pgxpool.Pool // Deprecated: moving to st
 	q       *db.Queries
 	log     *slog.Logger
 	metrics *obs.Metrics
@@ -66,9 +66,10 @@ func New(d Deps) (http.Handler, huma.API) {
 	if d.Metrics == nil {
 		d.Metrics = obs.New()
 	}
-	s := &server{pool: d.Pool, log: d.Log, metrics: d.Metrics, cfg: d.Config}
-	if d.Pool != nil {
-		s.q = db.New(d.Pool)
+	s := &server{st: d.Store, log: d.Log, metrics: d.Metrics, cfg: d.Config}
+	if d.Store != nil {
+		s.pool = d.Store.Pool()
+		s.q = db.New(s.pool)
 	}
 
 	mux := chi.NewMux()
@@ -90,7 +91,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	api.UseMiddleware(negotiate, d.Profiler.OperationID)
 
 	// Every route of the API, by resource.
-	s.registerOperations(api)               // /healthz, /readyz
+	s.registerRoutes(api)                   // routes.go: the routes moved to the table
 	s.registerFlows(api)                    // /flows
 	s.registerEvents(api)                   // /apiv0.1/... (load-test events)
 	s.registerDevices(api, d.DeviceMetrics) // /mrd
@@ -174,22 +175,3 @@ func Spec() *huma.OpenAPI {
 // MAX_BODY_BYTES is the largest body accepted, and huma refuses a body of
 // exactly its limit.
 func (s *server) bodyLimit() int64 { return s.cfg.MaxBodyBytes + 1 }
-
-// readiness is what /readyz checks: the database answers and the schema
-// is at the latest migration.
-func (s *server) readiness(ctx context.Context) (version int64, mode string, err error) {
-	m, err := migrate.New(s.pool)
-	if err != nil {
-		return 0, "", err
-	}
-	defer m.Close()
-	current, latest, err := m.Versions(ctx)
-	if err != nil {
-		return 0, "", err
-	}
-	if current != latest {
-		return current, "", fmt.Errorf("schema at version %d, latest is %d", current, latest)
-	}
-	mode, err = migrate.Mode(ctx, s.pool)
-	return current, mode, err
-}

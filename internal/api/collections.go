@@ -11,7 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // MaxCollections is how many collections may exist at a time (the seed's

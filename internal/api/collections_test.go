@@ -19,6 +19,7 @@ import (
 	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -59,7 +60,7 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 			sampler.Start()
 			t.Cleanup(sampler.Close)
 		}
-		h, _ := New(Deps{Pool: pool, Config: cfg, Metrics: metrics, Profiler: prof})
+		h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg, Metrics: metrics, Profiler: prof})
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		servers[i] = &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}
@@ -501,7 +502,7 @@ func TestCollectionsDatabaseErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(dead.Close)
-	h, _ := New(Deps{Pool: dead, Config: cfg})
+	h, _ := New(Deps{Store: store.New(dead, store.Options{}), Config: cfg})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	down := &testServer{Server: srv, Pool: dead, t: t}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/db"
 	"github.com/telemetry/telemetry/internal/devicemetrics"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // Device metrics: the Concertim metric reporting daemon's API under /mrd
@@ -477,7 +477,7 @@ func (d *devicesAPI) listCurrentMetrics(ctx context.Context, in *currentMetricsI
 			v.Num = *r.ValueNum
 		}
 		items[i] = CurrentMetric{Name: r.Name, Value: v, Units: r.Units, Type: r.Type, Slope: r.Slope,
-			TTL: r.Ttl, ReportedAt: r.Time.UTC()}
+			TTL: r.TTL, ReportedAt: r.Time.UTC()}
 	}
 	return newPage(ctx, in.PageQuery, items, total), nil
 }

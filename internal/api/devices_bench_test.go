@@ -19,6 +19,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -67,7 +68,7 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 	cfg.JWTSecret = testSecret
 	metrics := obs.New()
 	writer := NewDeviceMetricsWriter(serverPool, cfg, metrics)
-	h, _ := New(Deps{Pool: serverPool, Config: cfg, Metrics: metrics, DeviceMetrics: writer})
+	h, _ := New(Deps{Store: store.New(serverPool, store.Options{}), Config: cfg, Metrics: metrics, DeviceMetrics: writer})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer writer.Close()

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // The load-test events API (seed: Metrics-Consumer). It accepts both the
@@ -484,7 +484,7 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 		*host = strings.TrimSpace(*host)
 	}
 	_, err := s.q.CommitRun(ctx, db.CommitRunParams{
-		Uuid:       id,
+		UUID:       id,
 		Host:       host,
 		Payload:    b.raw,
 		EndedAt:    b.startedAt,
@@ -518,7 +518,7 @@ func (s *server) listRunningEvents(ctx context.Context, _ *struct{}) (*isRunning
 	}
 	out := &isRunningOutput{Body: make(map[string]bool, len(rows))}
 	for _, r := range rows {
-		out.Body[r.Host+"-"+r.Uuid.String()] = true
+		out.Body[r.Host+"-"+r.UUID.String()] = true
 	}
 	return out, nil
 }
@@ -545,17 +545,17 @@ func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutp
 		return nil, s.eventsDBError(ctx, "list run events", err)
 	}
 	out := &getEventOutput{}
-	out.Body.EventRun = eventRun(db.ListRunsRow{Uuid: run.Uuid, Host: run.Host, TargetHost: run.TargetHost, Mode: run.Mode,
+	out.Body.EventRun = eventRun(db.ListRunsRow{UUID: run.UUID, Host: run.Host, TargetHost: run.TargetHost, Mode: run.Mode,
 		Clients: run.Clients, HatchRate: run.HatchRate, Requests: run.Requests, State: run.State,
 		StartedAt: run.StartedAt, EndedAt: run.EndedAt})
 	for _, e := range events {
-		ev := RunEvent{Time: e.Time.UTC(), ReceivedAt: e.ReceivedAt.UTC(), Host: e.Host, Payload: e.Payload}
+		ev := RunEvent{Time: e.Time.UTC(), ReceivedAt: e.ReceivedAt.UTC(), Host: e.Host, Payload: EventJSON(e.Payload)}
 		switch e.Kind {
 		case "register":
 			out.Body.Register = ev
 		case "commit":
 			out.Body.Commit = &ev
-			out.Body.RequestStats = e.RequestStats
+			out.Body.RequestStats = EventJSON(e.RequestStats)
 		}
 	}
 	return out, nil
@@ -606,7 +606,7 @@ func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutp
 }
 
 func eventRun(r db.ListRunsRow) EventRun {
-	run := EventRun{UUID: r.Uuid.String(), Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode, Clients: r.Clients,
+	run := EventRun{UUID: r.UUID.String(), Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode, Clients: r.Clients,
 		HatchRate: r.HatchRate, Requests: r.Requests, State: r.State, StartedAt: r.StartedAt.UTC()}
 	if r.EndedAt != nil {
 		end := r.EndedAt.UTC()
@@ -630,17 +630,17 @@ func (s *server) eventsDBError(ctx context.Context, what string, err error) erro
 
 // parseRunID reads a run id in the spellings huma's uuid format admits:
 // plain, without hyphens, in braces or as a urn:uuid: URN.
-func parseRunID(s string) (pgtype.UUID, bool) {
+func parseRunID(s string) (uuid.UUID, bool) {
 	if len(s) == 45 && strings.EqualFold(s[:9], "urn:uuid:") {
 		s = s[9:]
 	} else if len(s) == 38 && s[0] == '{' && s[37] == '}' {
 		s = s[1:37]
 	}
-	var id pgtype.UUID
-	if (len(s) != 36 && len(s) != 32) || id.Scan(s) != nil {
-		return pgtype.UUID{}, false
+	if len(s) != 36 && len(s) != 32 {
+		return uuid.UUID{}, false
 	}
-	return id, true
+	id, err := uuid.Parse(s)
+	return id, err == nil
 }
 
 func eventsFirstNonBlank(vs ...*string) *string {

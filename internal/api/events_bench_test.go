@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -35,7 +35,7 @@ func BenchmarkEventsRunCycle(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				_, err = q.CommitRun(ctx, db.CommitRunParams{Uuid: id, Host: &host,
+				_, err = q.CommitRun(ctx, db.CommitRunParams{UUID: id, Host: &host,
 					Payload: []byte(fmt.Sprintf(commitTemplate, id.String())), EndedAt: &end, TargetHost: &target, Mode: &mode})
 				return err
 			})

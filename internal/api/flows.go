@@ -9,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // Flow is one network flow: the seed's flow object, used both to post a

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -40,7 +41,7 @@ func newTestServer(t testing.TB, tweak ...func(*config.Config)) *testServer {
 	pool := testdb.New(t)
 	metrics := obs.New()
 	metrics.RegisterPool(pool)
-	h, _ := New(Deps{Pool: pool, Config: cfg, Metrics: metrics})
+	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg, Metrics: metrics})
 	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: metrics, t: t}
 }
 

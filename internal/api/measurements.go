@@ -349,11 +349,11 @@ const TooManyMeasurements = "Too many measurements are being registered"
 
 // route is one path an operation answers at; the first of a list is the
 // documented one, the others aliases.
-type route struct{ id, path string }
+type measRoute struct{ id, path string }
 
 // registerRoutes registers op at each route: the aliases keep the
 // operation's documentation, with a summary that names the original.
-func registerRoutes[I, O any](api huma.API, op huma.Operation, routes []route, h func(context.Context, *I) (*O, error)) {
+func registerMeasRoutes[I, O any](api huma.API, op huma.Operation, routes []measRoute, h func(context.Context, *I) (*O, error)) {
 	summary, desc := op.Summary, op.Description
 	for i, r := range routes {
 		o := op
@@ -373,7 +373,7 @@ func (s *server) registerMeasurements(api huma.API) {
 	s.meas = newMeasurementDecoder(api)
 	queryErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
 
-	registerRoutes(api, huma.Operation{
+	registerMeasRoutes(api, huma.Operation{
 		Method:  http.MethodPost,
 		Summary: "Store measurements",
 		Description: "Stores a batch of request measurements and answers their new ids in order. The batch is " +
@@ -386,7 +386,7 @@ func (s *server) registerMeasurements(api huma.API) {
 		Errors: []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 			http.StatusServiceUnavailable},
-	}, []route{{"postMeasurements", "/api/measurements"}, {"postMeasurementsSlash", "/api/measurements/"}}, s.postMeasurements)
+	}, []measRoute{{"postMeasurements", "/api/measurements"}, {"postMeasurementsSlash", "/api/measurements/"}}, s.postMeasurements)
 	for _, path := range []string{"/api/measurements", "/api/measurements/"} {
 		api.OpenAPI().Paths[path].Post.RequestBody = &huma.RequestBody{
 			Required: true,
@@ -397,52 +397,52 @@ func (s *server) registerMeasurements(api huma.API) {
 	listDoc := "Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= " +
 		"endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, " +
 		"newest first unless sort says otherwise. Times are epoch seconds."
-	registerRoutes(api, huma.Operation{
+	registerMeasRoutes(api, huma.Operation{
 		Method: http.MethodGet, Summary: "List measurements", Description: listDoc, Tags: tags, Errors: queryErrors,
-	}, []route{{"listMeasurements", "/api/measurements/"}, {"listMeasurementsNoSlash", "/api/measurements"}}, s.listMeasurements)
-	registerRoutes(api, huma.Operation{
+	}, []measRoute{{"listMeasurements", "/api/measurements/"}, {"listMeasurementsNoSlash", "/api/measurements"}}, s.listMeasurements)
+	registerMeasRoutes(api, huma.Operation{
 		Method: http.MethodGet, Summary: "Filter measurements", Description: listDoc + " The same list as GET /api/measurements/, at flask-profiler's filter path.",
 		Tags: tags, Errors: queryErrors,
-	}, []route{{"filterMeasurements", "/api/measurements/filter/"}, {"filterMeasurementsNoSlash", "/api/measurements/filter"}}, s.listMeasurements)
+	}, []measRoute{{"filterMeasurements", "/api/measurements/filter/"}, {"filterMeasurementsNoSlash", "/api/measurements/filter"}}, s.listMeasurements)
 
-	registerRoutes(api, huma.Operation{
+	registerMeasRoutes(api, huma.Operation{
 		Method:  http.MethodGet,
 		Summary: "Measurements grouped by name and method",
 		Description: "Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, " +
 			"with the list's filters; sorted by count descending unless sort says otherwise.",
 		Tags: tags, Errors: queryErrors,
-	}, []route{
+	}, []measRoute{
 		{"listMeasurementGroups", "/api/measurements/grouped/"}, {"listMeasurementGroupsNoSlash", "/api/measurements/grouped"},
 		{"listMeasurementGroupsV1", "/api/v1/measurements/grouped/"}, {"listMeasurementGroupsV1NoSlash", "/api/v1/measurements/grouped"},
 	}, s.groupMeasurements)
 
-	registerRoutes(api, huma.Operation{
+	registerMeasRoutes(api, huma.Operation{
 		Method:  http.MethodGet,
 		Summary: "Number of measurements per method",
 		Description: "How many measurements of the window (startedAt, endedAt; default the last 7 days) " +
 			"each method has.",
 		Tags: tags, Errors: queryErrors,
-	}, []route{
+	}, []measRoute{
 		{"getMethodDistribution", "/api/measurements/methodDistribution/"}, {"getMethodDistributionNoSlash", "/api/measurements/methodDistribution"},
 		{"getMethodDistributionV1", "/api/v1/methodDistribution/"}, {"getMethodDistributionV1NoSlash", "/api/v1/methodDistribution"},
 	}, s.methodDistribution)
 
-	registerRoutes(api, huma.Operation{
+	registerMeasRoutes(api, huma.Operation{
 		Method:  http.MethodGet,
 		Summary: "Number of measurements per day or hour",
 		Description: "How many measurements of the window started in each UTC day or hour, every bucket from " +
 			"the one holding startedAt to the one holding endedAt present (0 when empty). The map is " +
 			"answered under both serie and series. At most 50,000 buckets.",
 		Tags: tags, Errors: queryErrors,
-	}, []route{
+	}, []measRoute{
 		{"getMeasurementTimeseries", "/api/measurements/timeseries/"}, {"getMeasurementTimeseriesNoSlash", "/api/measurements/timeseries"},
 		{"getMeasurementTimeseriesV1", "/api/v1/timeseries/"}, {"getMeasurementTimeseriesV1NoSlash", "/api/v1/timeseries"},
 	}, s.measurementTimeseries)
 
-	registerRoutes(api, huma.Operation{
+	registerMeasRoutes(api, huma.Operation{
 		Method: http.MethodGet, Summary: "Get a measurement", Description: "Every field of one measurement.",
 		Tags: tags, Errors: []int{http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
-	}, []route{
+	}, []measRoute{
 		{"getMeasurement", "/api/measurements/{id}"}, {"getMeasurementSlash", "/api/measurements/{id}/"},
 		{"getMeasurementV1", "/api/v1/measurements/{id}"}, {"getMeasurementV1Slash", "/api/v1/measurements/{id}/"},
 	}, s.getMeasurement)

@@ -15,6 +15,7 @@ import (
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/selfprofile"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -33,7 +34,7 @@ func newProfiledServer(t *testing.T, pc selfprofile.Config) (*testServer, *selfp
 	prof := selfprofile.New(pool, nil, metrics.Registry, pc)
 	prof.Start()
 	t.Cleanup(func() { prof.Close(context.Background()) })
-	h, _ := New(Deps{Pool: pool, Config: cfg, Metrics: metrics, Profiler: prof})
+	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg, Metrics: metrics, Profiler: prof})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}, prof
@@ -53,7 +54,7 @@ func newTestServerOnDeadDatabase(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	h, _ := New(Deps{Pool: pool, Config: cfg})
+	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, Pool: pool, t: t}

@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // Health is the liveness answer.
@@ -23,42 +26,36 @@ type Readiness struct {
 
 type readyOutput struct{ Body Readiness }
 
-func (s *server) registerOperations(api huma.API) {
-	huma.Register(api, huma.Operation{
-		OperationID: "getHealth",
-		Method:      http.MethodGet,
-		Path:        "/healthz",
-		Summary:     "Liveness: the process is alive",
-		Tags:        []string{"operations"},
-	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
-		out := &healthOutput{}
-		out.Body.Status = "ok"
-		return out, nil
-	})
+func (s *server) operationsDocs() map[string]huma.Operation {
+	tags := []string{"operations"}
+	return map[string]huma.Operation{
+		"getHealth": {Summary: "Liveness: the process is alive", Tags: tags},
+		"getReady": {Summary: "Readiness: the database answers and the schema is current", Tags: tags,
+			Errors: []int{http.StatusServiceUnavailable}},
+	}
+}
 
-	huma.Register(api, huma.Operation{
-		OperationID: "getReady",
-		Method:      http.MethodGet,
-		Path:        "/readyz",
-		Summary:     "Readiness: the database answers and the schema is current",
-		Tags:        []string{"operations"},
-		Errors:      []int{http.StatusServiceUnavailable},
-	}, func(ctx context.Context, _ *struct{}) (*readyOutput, error) {
-		version, mode, err := s.readiness(ctx)
-		if err != nil {
-			s.log.WarnContext(ctx, "not ready", "error", err.Error())
-			return nil, NewProblem(http.StatusServiceUnavailable, "not ready: "+readyReason(err)).
-				WithHeader("Retry-After", "5")
-		}
-		out := &readyOutput{}
-		out.Body.Status, out.Body.SchemaVersion, out.Body.Mode = "ready", version, mode
-		return out, nil
-	})
+func (s *server) getHealth(context.Context, *struct{}) (*healthOutput, error) {
+	out := &healthOutput{}
+	out.Body.Status = "ok"
+	return out, nil
+}
+
+func (s *server) getReady(ctx context.Context, _ *struct{}) (*readyOutput, error) {
+	version, mode, err := s.st.Ready(ctx)
+	if err != nil {
+		s.log.WarnContext(ctx, "not ready", "error", err.Error())
+		return nil, NewProblem(http.StatusServiceUnavailable, "not ready: "+readyReason(err)).
+			WithHeader("Retry-After", "5")
+	}
+	out := &readyOutput{}
+	out.Body.Status, out.Body.SchemaVersion, out.Body.Mode = "ready", version, mode
+	return out, nil
 }
 
 // readyReason says why without leaking driver messages.
 func readyReason(err error) string {
-	if Unavailable(err) {
+	if errors.Is(err, store.ErrUnavailable) {
 		return "the database is unreachable"
 	}
 	return err.Error()

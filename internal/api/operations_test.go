@@ -12,6 +12,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -60,7 +61,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	}
 	defer pool.Close()
 	cfg, _ := config.Load(func(string) string { return "" })
-	h, _ := New(Deps{Pool: pool, Config: cfg})
+	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg})
 	s := &testServer{Server: newHTTPTest(t, h), t: t}
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/flows?hour=1", ""},

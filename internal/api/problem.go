@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // Problem is the one error body of the service (RFC 9457 problem details),
@@ -232,26 +232,48 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// dbError maps a database failure to the problem a client should see: 503
-// with Retry-After when the database cannot be reached or is overloaded,
-// 422 for a value out of range, and otherwise a logged 500 that shows only
-// the request id, never the driver's message or SQL.
-func dbError(ctx context.Context, log *slog.Logger, what string, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "22003" {
-		return NewProblem(http.StatusUnprocessableEntity, "a value is out of range: a 64-bit total would overflow")
-	}
-	if Unavailable(err) {
-		log.WarnContext(ctx, "database unavailable", "op", what, "error", err.Error(), "request_id", RequestID(ctx))
-		return NewProblem(http.StatusServiceUnavailable, "the database is unavailable; retry later").
-			WithHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
-	}
-	if errors.Is(err, context.Canceled) {
+// storeError is the one place that maps a store failure to the problem a
+// client sees: 503 with Retry-After when the database cannot be reached or
+// is overloaded, 422 for a value PostgreSQL refused, 404 and 409 for the
+// generic cases (handlers that can say more check those kinds first), and
+// otherwise a logged 500 that shows only the request id, never the
+// driver's message or SQL.
+func (s *server) storeError(ctx context.Context, op string, err error) error {
+	return storeProblem(ctx, s.log, op, err)
+}
+
+func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) error {
+	rule, detail := store.Explain(err)
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		log.WarnContext(ctx, "database unavailable", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
+		return unavailable("the database is unavailable; retry later")
+	case errors.Is(err, store.ErrTooLarge):
+		return NewProblem(http.StatusUnprocessableEntity, detail)
+	case errors.Is(err, store.ErrInvalid):
+		return NewProblem(http.StatusUnprocessableEntity, "validation failed",
+			&ProblemItem{Title: rule, Location: "body", Detail: "the request " + detail})
+	case errors.Is(err, store.ErrNotFound):
+		return NewProblem(http.StatusNotFound, "not found")
+	case errors.Is(err, store.ErrConflict):
+		return NewProblem(http.StatusConflict, detail)
+	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return NewProblem(499, "request cancelled")
 	}
-	log.ErrorContext(ctx, "internal error", "op", what, "error", err.Error(), "request_id", RequestID(ctx))
+	log.ErrorContext(ctx, "internal error", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
 	return internalError(ctx)
+}
+
+// unavailable is a 503 with Retry-After.
+func unavailable(detail string) *Problem {
+	return NewProblem(http.StatusServiceUnavailable, detail).WithHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
+}
+
+// dbError is the old name of storeProblem, kept while resources move to
+// the store.
+func dbError(ctx context.Context, log *slog.Logger, what string, err error) error {
+	return storeProblem(ctx, log, what, wrapLegacy(what, err))
 }
 
 func internalError(ctx context.Context) *Problem {
@@ -264,22 +286,7 @@ const retryAfterSeconds = 5
 
 // Unavailable reports whether err means the database cannot be reached or
 // refuses work for now (as opposed to a bug or bad input).
-func Unavailable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			pgErr.Code == "53300", // too_many_connections
-			pgErr.Code == "57P01", // admin_shutdown
-			pgErr.Code == "57P02", // crash_shutdown
-			pgErr.Code == "57P03", // cannot_connect_now
-			pgErr.Code == "55P03": // lock_not_available
-			return true
-		}
-		return false
-	}
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
-		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
-}
+func Unavailable(err error) bool { return errors.Is(wrapLegacy("", err), store.ErrUnavailable) }
+
+// wrapLegacy interprets raw database errors of code not yet moved to the store.
+func wrapLegacy(op string, err error) error { return store.Interpret(op, err) }

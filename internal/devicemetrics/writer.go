@@ -28,7 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // ErrUnknownDevice means the row's device is not registered.
@@ -243,11 +243,11 @@ func (w *Writer) insert(ctx context.Context, rows []Row) (map[string]bool, error
 		ValueTexts: make([]string, n),
 		Units:      make([]string, n),
 		Slopes:     make([]string, n),
-		Ttls:       make([]int32, n),
+		TTLs:       make([]int32, n),
 	}
 	for i, r := range rows {
 		p.Times[i], p.DeviceIds[i], p.Names[i], p.Types[i] = r.Time, r.DeviceID, r.Name, r.Type
-		p.ValueNums[i], p.ValueTexts[i], p.Units[i], p.Slopes[i], p.Ttls[i] = r.Num, r.Text, r.Units, r.Slope, r.TTL
+		p.ValueNums[i], p.ValueTexts[i], p.Units[i], p.Slopes[i], p.TTLs[i] = r.Num, r.Text, r.Units, r.Slope, r.TTL
 	}
 	var ids []string
 	var err error

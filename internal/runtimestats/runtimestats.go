@@ -21,10 +21,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/telemetry/telemetry/internal/db"
+	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // Config tunes a Sampler. Zero values take the defaults noted.
@@ -198,7 +198,7 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 		return smp, errors.New("runtime sample: no time elapsed since the previous reading")
 	}
 	err := s.q.InsertRuntimeSample(ctx, db.InsertRuntimeSampleParams{
-		Time: smp.Time, InstanceID: pgtype.UUID{Bytes: s.id, Valid: true}, IntervalSeconds: smp.Interval.Seconds(),
+		Time: smp.Time, InstanceID: uuid.UUID(s.id), IntervalSeconds: smp.Interval.Seconds(),
 		ProcessCpu: smp.ProcessCPU, SystemCpu: smp.SystemCPU,
 		GcCpuSeconds: smp.GCCPUSeconds, GcPauseSeconds: smp.GCPauseSeconds, GcCycles: smp.GCCycles,
 		Gomaxprocs: smp.GOMAXPROCS, HeapLiveBytes: smp.HeapLiveBytes, GoMemoryBytes: smp.GoMemoryBytes,

@@ -217,7 +217,7 @@ type InsertDeviceMetricsParams struct {
 	ValueTexts []string
 	Units      []string
 	Slopes     []string
-	Ttls       []int32
+	TTLs       []int32
 }
 
 // Stores a batch of reports in one statement (one commit): each row goes to
@@ -239,7 +239,7 @@ func (q *Queries) InsertDeviceMetrics(ctx context.Context, arg InsertDeviceMetri
 		arg.ValueTexts,
 		arg.Units,
 		arg.Slopes,
-		arg.Ttls,
+		arg.TTLs,
 	)
 	if err != nil {
 		return nil, err
@@ -283,7 +283,7 @@ type ListCurrentDeviceMetricsRow struct {
 	ValueText *string
 	Units     string
 	Slope     string
-	Ttl       int32
+	TTL       int32
 	Total     int64
 }
 
@@ -310,7 +310,7 @@ func (q *Queries) ListCurrentDeviceMetrics(ctx context.Context, arg ListCurrentD
 			&i.ValueText,
 			&i.Units,
 			&i.Slope,
-			&i.Ttl,
+			&i.TTL,
 			&i.Total,
 		); err != nil {
 			return nil, err

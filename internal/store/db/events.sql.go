@@ -7,9 +7,10 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/google/uuid"
 )
 
 const commitRun = `-- name: CommitRun :one
@@ -34,27 +35,27 @@ RETURNING uuid
 
 type CommitRunParams struct {
 	Host       *string
-	Payload    []byte
+	Payload    json.RawMessage
 	EndedAt    *time.Time
 	TargetHost *string
 	Mode       *string
-	Uuid       pgtype.UUID
+	UUID       uuid.UUID
 }
 
 // Closes a running run and stores its commit event in one statement. The
 // UPDATE only matches a running run: of two concurrent commits the second
 // waits for the first's row lock, then finds the run committed and returns
 // no row (the caller tells 404 from 409 with GetRunState).
-func (q *Queries) CommitRun(ctx context.Context, arg CommitRunParams) (pgtype.UUID, error) {
+func (q *Queries) CommitRun(ctx context.Context, arg CommitRunParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, commitRun,
 		arg.Host,
 		arg.Payload,
 		arg.EndedAt,
 		arg.TargetHost,
 		arg.Mode,
-		arg.Uuid,
+		arg.UUID,
 	)
-	var uuid pgtype.UUID
+	var uuid uuid.UUID
 	err := row.Scan(&uuid)
 	return uuid, err
 }
@@ -97,7 +98,7 @@ WHERE uuid = $1
 `
 
 type GetRunRow struct {
-	Uuid       pgtype.UUID
+	UUID       uuid.UUID
 	Host       string
 	TargetHost *string
 	Mode       *string
@@ -109,11 +110,11 @@ type GetRunRow struct {
 	EndedAt    *time.Time
 }
 
-func (q *Queries) GetRun(ctx context.Context, uuid pgtype.UUID) (GetRunRow, error) {
-	row := q.db.QueryRow(ctx, getRun, uuid)
+func (q *Queries) GetRun(ctx context.Context, argUuid uuid.UUID) (GetRunRow, error) {
+	row := q.db.QueryRow(ctx, getRun, argUuid)
 	var i GetRunRow
 	err := row.Scan(
-		&i.Uuid,
+		&i.UUID,
 		&i.Host,
 		&i.TargetHost,
 		&i.Mode,
@@ -131,8 +132,8 @@ const getRunState = `-- name: GetRunState :one
 SELECT state FROM event_runs WHERE uuid = $1
 `
 
-func (q *Queries) GetRunState(ctx context.Context, uuid pgtype.UUID) (string, error) {
-	row := q.db.QueryRow(ctx, getRunState, uuid)
+func (q *Queries) GetRunState(ctx context.Context, argUuid uuid.UUID) (string, error) {
+	row := q.db.QueryRow(ctx, getRunState, argUuid)
 	var state string
 	err := row.Scan(&state)
 	return state, err
@@ -153,14 +154,14 @@ type ListRunEventsRow struct {
 	Time         time.Time
 	Host         string
 	ReceivedAt   time.Time
-	Payload      []byte
-	RequestStats []byte
+	Payload      json.RawMessage
+	RequestStats json.RawMessage
 }
 
 // A run's events, register first, each payload whole again (requestStats
 // put back where it was received).
-func (q *Queries) ListRunEvents(ctx context.Context, uuid pgtype.UUID) ([]ListRunEventsRow, error) {
-	rows, err := q.db.Query(ctx, listRunEvents, uuid)
+func (q *Queries) ListRunEvents(ctx context.Context, argUuid uuid.UUID) ([]ListRunEventsRow, error) {
+	rows, err := q.db.Query(ctx, listRunEvents, argUuid)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,7 @@ SELECT uuid, host FROM event_runs WHERE state = 'running' ORDER BY started_at, u
 `
 
 type ListRunningRunsRow struct {
-	Uuid pgtype.UUID
+	UUID uuid.UUID
 	Host string
 }
 
@@ -204,7 +205,7 @@ func (q *Queries) ListRunningRuns(ctx context.Context) ([]ListRunningRunsRow, er
 	items := []ListRunningRunsRow{}
 	for rows.Next() {
 		var i ListRunningRunsRow
-		if err := rows.Scan(&i.Uuid, &i.Host); err != nil {
+		if err := rows.Scan(&i.UUID, &i.Host); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -239,7 +240,7 @@ type ListRunsParams struct {
 }
 
 type ListRunsRow struct {
-	Uuid       pgtype.UUID
+	UUID       uuid.UUID
 	Host       string
 	TargetHost *string
 	Mode       *string
@@ -271,7 +272,7 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]ListRunsR
 	for rows.Next() {
 		var i ListRunsRow
 		if err := rows.Scan(
-			&i.Uuid,
+			&i.UUID,
 			&i.Host,
 			&i.TargetHost,
 			&i.Mode,
@@ -309,7 +310,7 @@ RETURNING uuid
 `
 
 type RegisterRunParams struct {
-	Payload    []byte
+	Payload    json.RawMessage
 	Host       string
 	TargetHost *string
 	Mode       *string
@@ -321,7 +322,7 @@ type RegisterRunParams struct {
 
 // Stores a new run (state running) and its register event in one
 // statement, so neither exists without the other.
-func (q *Queries) RegisterRun(ctx context.Context, arg RegisterRunParams) (pgtype.UUID, error) {
+func (q *Queries) RegisterRun(ctx context.Context, arg RegisterRunParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, registerRun,
 		arg.Payload,
 		arg.Host,
@@ -332,7 +333,7 @@ func (q *Queries) RegisterRun(ctx context.Context, arg RegisterRunParams) (pgtyp
 		arg.Requests,
 		arg.StartedAt,
 	)
-	var uuid pgtype.UUID
+	var uuid uuid.UUID
 	err := row.Scan(&uuid)
 	return uuid, err
 }

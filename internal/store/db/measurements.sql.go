@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -156,9 +157,9 @@ type CopyMeasurementsParams struct {
 	Elapsed   float64
 	Name      string
 	Method    string
-	Args      []byte
-	Kwargs    []byte
-	Context   []byte
+	Args      json.RawMessage
+	Kwargs    json.RawMessage
+	Context   json.RawMessage
 	App       string
 }
 

@@ -5,9 +5,10 @@
 package db
 
 import (
+	"encoding/json"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/google/uuid"
 )
 
 // Metrics collections (appmetrics): windows over the service's own runtime samples and requests. At most 10 rows at a time: POST /appmetrics/api/v1/collections locks this table, counts and inserts in one transaction.
@@ -51,7 +52,7 @@ type DeviceMetric struct {
 	// How the value changes: zero, positive, negative, both or derivative.
 	Slope string
 	// Seconds after time at which the report becomes stale.
-	Ttl int32
+	TTL int32
 }
 
 // The latest report per (device, name), written in the same statement as device_metrics. Current views read it and leave out rows whose time + ttl has passed (stale).
@@ -73,7 +74,7 @@ type DeviceMetricsLatest struct {
 	// Slope of the latest report.
 	Slope string
 	// Seconds after time at which the latest report becomes stale.
-	Ttl int32
+	TTL int32
 }
 
 // Load-test events, one row per register or commit request (the InfluxDB measurement of the original Metrics-Consumer). event_runs holds the state of each run; event_request_stats flattens requestStats.
@@ -81,19 +82,19 @@ type Event struct {
 	// The event's time: the start of the run for register, its end for commit (the payload's startedAt, or the time of receipt).
 	Time time.Time
 	// The run (event_runs.uuid).
-	Uuid pgtype.UUID
+	UUID uuid.UUID
 	// register or commit.
 	Kind string
 	// Host that sent the event (payload host or hostname; for a commit without one, the run's host).
 	Host string
 	// The payload's top-level tags merged with measurement.tags (measurement.tags wins), e.g. {"mode": "single", "targetHost": "..."}.
-	Tags []byte
+	Tags json.RawMessage
 	// The payload's measurement.fields without requestStats, e.g. {"clients": 10, "hatchRate": 2, "requests": null}.
-	Fields []byte
+	Fields json.RawMessage
 	// Commit only: measurement.fields.requestStats, the Locust results (stats[] per endpoint, errors[], total_rps, fail_ratio, ...).
-	RequestStats []byte
+	RequestStats json.RawMessage
 	// The request body as received, except measurement.fields.requestStats (kept once, in request_stats).
-	Payload []byte
+	Payload json.RawMessage
 	// Server time the event was stored.
 	ReceivedAt time.Time
 }
@@ -101,7 +102,7 @@ type Event struct {
 // Locust results per run and request name: one row per item of the commit's requestStats.stats[], numeric fields as columns (NULL where absent or not a number). The Total/Aggregated row has is_total = true.
 type EventRequestStat struct {
 	// The run (event_runs.uuid).
-	Uuid pgtype.UUID
+	UUID uuid.UUID
 	// Position of the item in stats[], from 1.
 	Position int32
 	// HTTP method of the request name (NULL on the Total row).
@@ -151,7 +152,7 @@ type EventRequestStat struct {
 // One row per load-test run (Locust): registered by POST /apiv0.1/events/register (state running), closed once by POST /apiv0.1/events/commit (state committed). The events table holds the payloads.
 type EventRun struct {
 	// Run id handed out by register; the client quotes it on commit.
-	Uuid pgtype.UUID
+	UUID uuid.UUID
 	// The load generator that registered the run (the payload's host, or hostname for the Locust client).
 	Host string
 	// The system under test, e.g. http://10.0.0.5:8089 (measurement.tags.targetHost, top-level targetHost or tags.hostname).
@@ -207,11 +208,11 @@ type Measurement struct {
 	// HTTP method, upper case.
 	Method string
 	// Positional arguments of the profiled function (JSON array).
-	Args []byte
+	Args json.RawMessage
 	// Keyword arguments of the profiled function, e.g. path parameters (JSON object).
-	Kwargs []byte
+	Kwargs json.RawMessage
 	// Request context (JSON object): url, args (query), form, body, headers, func (handler or operationId), ip.
-	Context []byte
+	Context json.RawMessage
 	// The profiled application; '' when the client did not say; telemetry for the service itself.
 	App string
 }
@@ -277,7 +278,7 @@ type RuntimeSample struct {
 	// When the sample was taken: the end of the interval it describes. Partition column.
 	Time time.Time
 	// Random id the server process drew at start: rows of one id form one process's series.
-	InstanceID pgtype.UUID
+	InstanceID uuid.UUID
 	// Wall-clock seconds since the instance's previous reading (the interval the deltas below cover); always > 0.
 	IntervalSeconds float64
 	// Fraction 0..1 of the machine's whole CPU capacity (all cores) this process used during the interval: delta of utime+stime (/proc/self/stat) over delta of all CPU time (/proc/stat). NULL where /proc is not readable.

@@ -9,7 +9,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/google/uuid"
 )
 
 const clearCollection = `-- name: ClearCollection :execrows
@@ -204,7 +204,7 @@ VALUES ($1, $2, $3, $4, $5, $6,
 
 type InsertRuntimeSampleParams struct {
 	Time            time.Time
-	InstanceID      pgtype.UUID
+	InstanceID      uuid.UUID
 	IntervalSeconds float64
 	ProcessCpu      *float64
 	SystemCpu       *float64
