@@ -90,13 +90,19 @@ func New(d Deps) (http.Handler, huma.API) {
 	api := humachi.New(mux, humaConfig())
 	api.UseMiddleware(negotiate, d.Profiler.OperationID)
 
-	// Every route of the API, by resource.
-	s.registerRoutes(api)                   // routes.go: the routes moved to the table
+	// Each resource's setup (decoders, authentication), then every route
+	// (routes.go), then what the document needs beyond the routes.
 	s.registerFlows(api)                    // /flows
 	s.registerEvents(api)                   // /apiv0.1/... (load-test events)
 	s.registerDevices(api, d.DeviceMetrics) // /mrd
 	s.registerMeasurements(api)             // /api/measurements, /api/v1/...
 	s.registerCollections(api)              // /appmetrics/api/v1/collections
+	s.registerRoutes(api)
+	s.documentFlows(api)
+	s.documentEvents(api)
+	s.documentDevices(api)
+	s.documentMeasurements(api)
+	s.documentCollections(api)
 
 	return mux, api
 }

@@ -361,3 +361,10 @@ func (s *server) changeCollection(ctx context.Context, raw, what string, fn func
 	}
 	return nil
 }
+
+// collectionsDocs documents the collections operations by id (routes.go lists them).
+// TODO(store layer): registerCollections still registers these routes itself.
+func (s *server) collectionsDocs() map[string]huma.Operation { return nil }
+
+// documentCollections completes the document after registration.
+func (s *server) documentCollections(huma.API) {}

@@ -162,3 +162,10 @@ func retryConflicts(ctx context.Context, fn func() error) error {
 	}
 	return err
 }
+
+// flowsDocs documents the flows operations by id (routes.go lists them).
+// TODO(store layer): registerFlows still registers these routes itself.
+func (s *server) flowsDocs() map[string]huma.Operation { return nil }
+
+// documentFlows completes the document after registration.
+func (s *server) documentFlows(huma.API) {}

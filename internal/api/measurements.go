@@ -562,3 +562,10 @@ func (s *server) measurementTimeseries(ctx context.Context, in *timeseriesInput)
 	out.Body.Serie, out.Body.Series = serie, serie
 	return out, nil
 }
+
+// measurementsDocs documents the measurements operations by id (routes.go lists them).
+// TODO(store layer): registerMeasurements still registers these routes itself.
+func (s *server) measurementsDocs() map[string]huma.Operation { return nil }
+
+// documentMeasurements completes the document after registration.
+func (s *server) documentMeasurements(huma.API) {}

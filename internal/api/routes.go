@@ -59,6 +59,11 @@ func (s *server) operationDocs() map[string]huma.Operation {
 	docs := map[string]huma.Operation{}
 	for _, part := range []map[string]huma.Operation{
 		s.operationsDocs(),
+		s.flowsDocs(),
+		s.eventsDocs(),
+		s.devicesDocs(),
+		s.measurementsDocs(),
+		s.collectionsDocs(),
 	} {
 		for id, op := range part {
 			docs[id] = op
