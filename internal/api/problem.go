@@ -252,7 +252,7 @@ func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) e
 		return NewProblem(http.StatusUnprocessableEntity, detail)
 	case errors.Is(err, store.ErrInvalid):
 		return NewProblem(http.StatusUnprocessableEntity, "validation failed",
-			&ProblemItem{Title: rule, Location: "body", Detail: "the request " + detail})
+			&ProblemItem{Title: rule, Location: "body", Detail: detail})
 	case errors.Is(err, store.ErrNotFound):
 		return NewProblem(http.StatusNotFound, "not found")
 	case errors.Is(err, store.ErrConflict):

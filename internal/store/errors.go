@@ -97,12 +97,12 @@ func kindOf(pgErr *pgconn.PgError) (kind error, rule, detail string) {
 		return ErrTooLarge, "", "a value is out of range: a 64-bit total would overflow"
 	case code == "22P05", // untranslatable_character (\u0000 in jsonb)
 		code == "22021": // character_not_in_repertoire (NUL or invalid UTF-8 in text)
-		return ErrInvalid, "unicode", `a string contains \u0000 or a character PostgreSQL cannot store`
+		return ErrInvalid, "unicode", `a string in the request contains \u0000 or a character PostgreSQL cannot store`
 	case code == "22P02", // invalid_text_representation
 		code == "22007", code == "22008", // invalid datetime format, datetime field overflow
 		code == "22001", // string_data_right_truncation
 		code == "23514": // check_violation
-		return ErrInvalid, "invalid", "a value cannot be stored"
+		return ErrInvalid, "invalid", "a value in the request cannot be stored"
 	case strings.HasPrefix(code, "08"), // connection exception
 		code == "53300", // too_many_connections
 		code == "57P01", // admin_shutdown
