@@ -25,8 +25,6 @@ import (
 // Version is the API version shown in the OpenAPI document.
 const Version = "1.0.0"
 
-func init() { installErrorModel() }
-
 var reflectProblem = reflect.TypeOf(Problem{})
 
 // Deps is everything the API needs. Store may be nil when the API is built
@@ -60,6 +58,7 @@ type server struct {
 
 // New builds the router and the huma API on it.
 func New(d Deps) (http.Handler, huma.API) {
+	installErrorModel()
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -73,7 +72,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	}
 
 	mux := chi.NewMux()
-	mux.Use(observe(d.Log, d.Metrics), d.Profiler.Middleware, recoverer(d.Log))
+	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log))
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})
@@ -88,7 +87,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Method(http.MethodGet, "/docs/*", docsHandler())
 
 	api := humachi.New(mux, humaConfig())
-	api.UseMiddleware(negotiate, d.Profiler.OperationID)
+	api.UseMiddleware(negotiate, operationID)
 
 	// Each resource's setup (decoders, authentication), then every route
 	// (routes.go), then what the document needs beyond the routes.

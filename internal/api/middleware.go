@@ -15,8 +15,10 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
 type ctxKey int
@@ -28,6 +30,7 @@ const requestInfoKey ctxKey = 0
 type requestInfo struct {
 	id  string
 	url *url.URL
+	op  string // the huma operation that served the request, set by operationID
 }
 
 // RequestID is the request's X-Request-Id ("" outside a request).
@@ -65,36 +68,12 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// statusRecorder remembers what the handler wrote, for the log and metrics.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(b)
-	r.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the real writer (deadlines, flush).
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// observe is the outermost middleware: request id, one JSON log line and the
-// Prometheus figures per request, labelled by route pattern (never by raw
-// path, which would let clients explode the label set).
-func observe(log *slog.Logger, m *obs.Metrics) func(http.Handler) http.Handler {
+// observe is the outermost middleware: request id, then, once the request
+// is served, one JSON log line, the Prometheus figures and the
+// self-profiling record, all from one response-writer wrapper and one
+// look-up of the route pattern (never the raw path as a label, which would
+// let clients explode the label set).
+func observe(log *slog.Logger, m *obs.Metrics, prof *selfprofile.Profiler) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -103,32 +82,46 @@ func observe(log *slog.Logger, m *obs.Metrics) func(http.Handler) http.Handler {
 				id = newRequestID()
 			}
 			w.Header().Set("X-Request-Id", id)
-			ctx := context.WithValue(r.Context(), requestInfoKey, &requestInfo{id: id, url: r.URL})
-			rec := &statusRecorder{ResponseWriter: w}
-			next.ServeHTTP(rec, r.WithContext(ctx))
-			if rec.status == 0 {
-				rec.status = http.StatusOK
+			info := &requestInfo{id: id, url: r.URL}
+			ctx := context.WithValue(r.Context(), requestInfoKey, info)
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r.WithContext(ctx))
+			end := time.Now()
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
 			}
-			elapsed := time.Since(start)
+			elapsed := end.Sub(start)
 			route := routePattern(r)
-			m.Requests.WithLabelValues(r.Method, route, strconv.Itoa(rec.status)).Inc()
+			m.Requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
 			m.RequestDuration.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
-			if rec.status >= 500 {
+			if status >= 500 {
 				level = slog.LevelError
 			}
 			log.LogAttrs(ctx, level, "request",
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.String("path", r.URL.Path),
-				slog.Int("status", rec.status),
+				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.Int64("bytes", rec.bytes),
+				slog.Int("bytes", ww.BytesWritten()),
 				slog.String("request_id", id),
 				slog.String("remote", r.RemoteAddr),
 			)
+			prof.Record(selfprofile.Served{Request: r, Start: start, End: end, Status: status,
+				Route: route, OperationID: info.op, RequestID: id})
 		})
 	}
+}
+
+// operationID is the huma middleware that tells observe which operation
+// served the request.
+func operationID(ctx huma.Context, next func(huma.Context)) {
+	if ri, ok := ctx.Context().Value(requestInfoKey).(*requestInfo); ok && ctx.Operation() != nil {
+		ri.op = ctx.Operation().OperationID
+	}
+	next(ctx)
 }
 
 // routePattern is the chi pattern that matched, or "unmatched".

@@ -246,7 +246,7 @@ func TestUnexpectedErrorIs500WithRequestID(t *testing.T) {
 
 func TestPanicIs500(t *testing.T) {
 	t.Parallel()
-	h := observe(slog.New(slog.DiscardHandler), obs.New())(recoverer(slog.New(slog.DiscardHandler))(
+	h := observe(slog.New(slog.DiscardHandler), obs.New(), nil)(recoverer(slog.New(slog.DiscardHandler))(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
 	s := &testServer{Server: newHTTPTest(t, h), t: t}
 	r := s.do("GET", "/anything", nil)

@@ -11,8 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/validation"
 
 	"github.com/telemetry/telemetry/internal/store"
 )
@@ -90,38 +92,46 @@ func NewProblem(status int, detail string, errs ...error) *Problem {
 		}
 		p.Errors = append(p.Errors, item)
 	}
-	// A body of the wrong JSON type as a whole (an array where an object
-	// is expected) is a 400, like malformed JSON; field errors stay 422s.
-	if status == http.StatusUnprocessableEntity {
-		for _, it := range p.Errors {
-			if it.Location == "body" && it.Title == "type" {
-				p.Status, p.Title = http.StatusBadRequest, http.StatusText(http.StatusBadRequest)
-				for _, it := range p.Errors {
-					it.Status = http.StatusBadRequest
-				}
-				break
-			}
-		}
-	}
 	return p
 }
 
 // installErrorModel makes huma produce Problem for every error it writes:
-// validation, body parsing, body size, and the handlers' own errors.
-func installErrorModel() {
+// validation, body parsing, body size, and the handlers' own errors. huma
+// keeps these hooks in package variables, so New sets them once (not an
+// init: importing the package changes nothing).
+var installErrorModel = sync.OnceFunc(func() {
 	// Field names are exact: "SRC_APP" is an unknown field, not src_app
 	// (huma, like encoding/json, folds case by default).
 	huma.ValidateStrictCasing = true
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-		return NewProblem(status, msg, errs...)
+		return bodyTypeIsMalformed(NewProblem(status, msg, errs...))
 	}
 	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
-		p := NewProblem(status, msg, errs...)
+		p := bodyTypeIsMalformed(NewProblem(status, msg, errs...))
 		if ctx != nil {
 			p.RequestID = RequestID(ctx.Context())
 		}
 		return p
 	}
+})
+
+// bodyTypeIsMalformed makes huma's 422 for a body of the wrong JSON type as
+// a whole (an array where an object is expected) a 400, like malformed JSON
+// (CONVENTIONS); field errors stay 422s.
+func bodyTypeIsMalformed(p *Problem) *Problem {
+	if p.Status != http.StatusUnprocessableEntity {
+		return p
+	}
+	for _, it := range p.Errors {
+		if it.Location == "body" && it.Title == "type" {
+			p.Status, p.Title = http.StatusBadRequest, http.StatusText(http.StatusBadRequest)
+			for _, it := range p.Errors {
+				it.Status = http.StatusBadRequest
+			}
+			break
+		}
+	}
+	return p
 }
 
 // fromHumaDetail turns huma's {message, location, value} into an item that
@@ -130,6 +140,7 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	it := &ProblemItem{Status: status, Location: d.Location, Value: d.Value, Title: "invalid", Detail: d.Message}
 	msg := d.Message
 	if m := reRequired.FindStringSubmatch(msg); m != nil {
+		// huma names the missing property in the message, at its parent's location.
 		it.Location = joinLocation(d.Location, m[1])
 		it.Value = nil
 	}
@@ -141,47 +152,29 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 			field = "the body"
 		}
 	}
+	matched := false
+	for _, r := range humaRules {
+		if m := r.re.FindStringSubmatch(msg); m != nil {
+			arg := ""
+			if len(m) > 1 {
+				arg = m[1]
+			}
+			it.Title, it.Detail = r.title, r.detail(field, arg)
+			matched = true
+			break
+		}
+	}
 	switch {
-	case reRequired.MatchString(msg), strings.HasPrefix(msg, "required ") && strings.HasSuffix(msg, " parameter is missing"):
-		it.Title, it.Detail = "required", field+" is a required field"
-	case msg == "unexpected property":
-		it.Title, it.Detail = "unknown", field+" is not a known field"
-	case strings.HasPrefix(msg, "expected number >= "):
-		it.Title, it.Detail = "min", field+" must be "+strings.TrimPrefix(msg, "expected number >= ")+" or greater"
-	case strings.HasPrefix(msg, "expected number > "):
-		it.Title, it.Detail = "gt", field+" must be greater than "+strings.TrimPrefix(msg, "expected number > ")
-	case strings.HasPrefix(msg, "expected number <= "):
-		it.Title, it.Detail = "max", field+" must be "+strings.TrimPrefix(msg, "expected number <= ")+" or less"
-	case strings.HasPrefix(msg, "expected number < "):
-		it.Title, it.Detail = "lt", field+" must be less than "+strings.TrimPrefix(msg, "expected number < ")
-	case strings.HasPrefix(msg, "expected length >= "):
-		it.Title, it.Detail = "min", field+" must be at least "+strings.TrimPrefix(msg, "expected length >= ")+" characters long"
-	case strings.HasPrefix(msg, "expected length <= "):
-		it.Title, it.Detail = "max", field+" must be at most "+strings.TrimPrefix(msg, "expected length <= ")+" characters long"
-	case strings.HasPrefix(msg, "expected array length >= "):
-		it.Title, it.Detail = "min", field+" must have at least "+strings.TrimPrefix(msg, "expected array length >= ")+" items"
-	case strings.HasPrefix(msg, "expected array length <= "):
-		it.Title, it.Detail = "max", field+" must have at most "+strings.TrimPrefix(msg, "expected array length <= ")+" items"
-	case strings.HasPrefix(msg, "expected value to be one of "):
-		it.Title, it.Detail = "oneof", field+" must be one of "+strings.Trim(strings.TrimPrefix(msg, "expected value to be one of "), `"`)
-	case strings.HasPrefix(msg, "expected string to match pattern"):
-		it.Title, it.Detail = "pattern", field+" "+strings.TrimPrefix(msg, "expected ")
-	case strings.HasPrefix(msg, "expected string to be "):
-		it.Title, it.Detail = "format", field+" must be "+strings.TrimPrefix(msg, "expected string to be ")
-	case msg == "expected integer", msg == "expected number", msg == "expected string", msg == "expected boolean",
-		msg == "expected array", msg == "expected object":
-		it.Title, it.Detail = "type", field+" must be "+article(strings.TrimPrefix(msg, "expected "))
-	case msg == "invalid integer", msg == "invalid float", msg == "invalid boolean":
-		kind := map[string]string{"invalid integer": "integer", "invalid float": "number", "invalid boolean": "boolean"}[msg]
-		it.Title, it.Detail = "type", field+" must be "+article(kind)
-	case msg == "unknown query parameter":
-		it.Title, it.Detail = "unknown", field+" is not a known parameter"
-	case strings.HasPrefix(msg, "unknown content type"):
+	case matched:
+	case strings.HasPrefix(msg, huma.ErrUnknownContentType.Error()):
 		it.Title, it.Detail, it.Value = "contentType", msg+"; send Content-Type: application/json", nil
 	case it.Location == "body" && status == http.StatusBadRequest:
 		it.Title, it.Detail, it.Value = "json", "the body is not valid JSON: "+msg, nil
 	case it.Location == "body" && strings.Contains(msg, "cannot unmarshal number"):
 		it.Title, it.Detail, it.Value = "range", "a number in the body is outside the range of a 64-bit integer", nil
+	}
+	if it.Title == "required" {
+		it.Value = nil
 	}
 	// Never echo a large body back (huma puts the whole body in value).
 	if s, ok := it.Value.(string); ok && len(s) > 256 {
@@ -194,7 +187,80 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	return it
 }
 
-var reRequired = regexp.MustCompile(`^expected required property (.+) to be present$`)
+// humaRule names the rule behind one of huma's validation messages.
+type humaRule struct {
+	format string // huma's message, with %v, %d or %s where it puts the rule's argument
+	title  string
+	detail func(field, arg string) string
+	re     *regexp.Regexp
+}
+
+// humaRules are built from huma's exported message formats (package
+// validation), so that a huma upgrade that rewords one fails
+// TestValidationTitles instead of silently changing a title. The few
+// messages huma writes as literals are listed as such.
+var humaRules = compileHumaRules([]humaRule{
+	{format: validation.MsgExpectedRequiredProperty, title: "required",
+		detail: func(f, _ string) string { return f + " is a required field" }},
+	{format: "required %s parameter is missing", title: "required",
+		detail: func(f, _ string) string { return f + " is a required field" }},
+	{format: validation.MsgUnexpectedProperty, title: "unknown",
+		detail: func(f, _ string) string { return f + " is not a known field" }},
+	{format: "unknown query parameter", title: "unknown",
+		detail: func(f, _ string) string { return f + " is not a known parameter" }},
+	{format: validation.MsgExpectedMinimumNumber, title: "min",
+		detail: func(f, a string) string { return f + " must be " + a + " or greater" }},
+	{format: validation.MsgExpectedExclusiveMinimumNumber, title: "gt",
+		detail: func(f, a string) string { return f + " must be greater than " + a }},
+	{format: validation.MsgExpectedMaximumNumber, title: "max",
+		detail: func(f, a string) string { return f + " must be " + a + " or less" }},
+	{format: validation.MsgExpectedExclusiveMaximumNumber, title: "lt",
+		detail: func(f, a string) string { return f + " must be less than " + a }},
+	{format: validation.MsgExpectedMinLength, title: "min",
+		detail: func(f, a string) string { return f + " must be at least " + a + " characters long" }},
+	{format: validation.MsgExpectedMaxLength, title: "max",
+		detail: func(f, a string) string { return f + " must be at most " + a + " characters long" }},
+	{format: validation.MsgExpectedMinItems, title: "min",
+		detail: func(f, a string) string { return f + " must have at least " + a + " items" }},
+	{format: validation.MsgExpectedMaxItems, title: "max",
+		detail: func(f, a string) string { return f + " must have at most " + a + " items" }},
+	{format: validation.MsgExpectedOneOf, title: "oneof",
+		detail: func(f, a string) string { return f + " must be one of " + a }},
+	{format: validation.MsgExpectedMatchPattern, title: "pattern",
+		detail: func(f, a string) string { return f + " string to match pattern " + a }},
+	{format: validation.MsgExpectedBePattern, title: "format", // every "expected string to be <format>"
+		detail: func(f, a string) string { return f + " must be " + a }},
+	{format: validation.MsgExpectedInteger, title: "type", detail: typeDetail("integer")},
+	{format: validation.MsgExpectedNumber, title: "type", detail: typeDetail("number")},
+	{format: validation.MsgExpectedString, title: "type", detail: typeDetail("string")},
+	{format: validation.MsgExpectedBoolean, title: "type", detail: typeDetail("boolean")},
+	{format: validation.MsgExpectedArray, title: "type", detail: typeDetail("array")},
+	{format: validation.MsgExpectedObject, title: "type", detail: typeDetail("object")},
+	// Query and path values that do not parse (huma's literals).
+	{format: "invalid integer", title: "type", detail: typeDetail("integer")},
+	{format: "invalid float", title: "type", detail: typeDetail("number")},
+	{format: "invalid boolean", title: "type", detail: typeDetail("boolean")},
+})
+
+func typeDetail(kind string) func(string, string) string {
+	return func(f, _ string) string { return f + " must be " + article(kind) }
+}
+
+// compileHumaRules turns each format into an anchored pattern whose one
+// group is the argument.
+func compileHumaRules(rules []humaRule) []humaRule {
+	verb := regexp.MustCompile(`%[vds]`)
+	for i := range rules {
+		parts := verb.Split(rules[i].format, -1)
+		for j := range parts {
+			parts[j] = regexp.QuoteMeta(parts[j])
+		}
+		rules[i].re = regexp.MustCompile("^" + strings.Join(parts, "(.+?)") + "$")
+	}
+	return rules
+}
+
+var reRequired = compileHumaRules([]humaRule{{format: validation.MsgExpectedRequiredProperty}})[0].re
 
 func article(kind string) string {
 	switch kind {

@@ -1,7 +1,7 @@
 // Package selfprofile records every request the service serves as a
 // measurement of its own (app = "telemetry"), the way flask-profiler
-// profiles a Flask application. A chi middleware times the handler and puts
-// what it saw into a bounded in-memory buffer; a background writer COPYs the
+// profiles a Flask application. The HTTP layer hands it each request it
+// served (Record), which goes into a bounded in-memory buffer; a background writer COPYs the
 // buffer into the measurements table at least every second and once more at
 // Close. Recording never blocks or fails a request: when the buffer is full,
 // records are dropped, counted in /metrics and logged.
@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,7 +64,7 @@ type entry struct {
 }
 
 // Profiler records requests. A nil *Profiler records nothing, so callers
-// can install its middlewares unconditionally.
+// can call Record unconditionally.
 type Profiler struct {
 	db      measurements.DB
 	log     *slog.Logger
@@ -297,67 +296,48 @@ func (p *Profiler) excluded(path string) bool {
 	return false
 }
 
-type holderKey struct{}
-
-// holder carries the operationId from the huma middleware (inside) back to
-// the chi middleware (outside) of the same request.
-type holder struct{ op string }
-
-// Middleware is the chi middleware that records each request.
-func (p *Profiler) Middleware(next http.Handler) http.Handler {
-	if p == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.excluded(r.URL.Path) || (p.cfg.Sample < 1 && rand.Float64() >= p.cfg.Sample) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h := &holder{}
-		rec := &statusWriter{ResponseWriter: w}
-		start := time.Now()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), holderKey{}, h)))
-		end := time.Now()
-		e := entry{start: start, end: end, method: r.Method, op: h.op, path: r.URL.Path,
-			rawQuery: r.URL.RawQuery, ip: clientIP(r.RemoteAddr), status: rec.status, pattern: "unmatched"}
-		if e.status == 0 {
-			e.status = http.StatusOK
-		}
-		if rc := chi.RouteContext(r.Context()); rc != nil {
-			if pat := rc.RoutePattern(); pat != "" {
-				e.pattern = pat
-			}
-			for i, k := range rc.URLParams.Keys {
-				if k != "*" && i < len(rc.URLParams.Values) {
-					e.params = append(e.params, [2]string{k, rc.URLParams.Values[i]})
-				}
-			}
-		}
-		for _, name := range recordedHeaders {
-			if v := r.Header.Get(name); v != "" {
-				e.headers = append(e.headers, [2]string{name, v})
-			}
-		}
-		if r.Host != "" {
-			e.headers = append(e.headers, [2]string{"Host", r.Host})
-		}
-		if id := w.Header().Get("X-Request-Id"); id != "" {
-			e.headers = append(e.headers, [2]string{"X-Request-Id", id})
-		}
-		p.add(e)
-	})
+// Served is what the HTTP layer saw of one request it served.
+type Served struct {
+	Request     *http.Request
+	Start, End  time.Time
+	Status      int
+	Route       string // the route pattern that matched, or "unmatched"
+	OperationID string // "" for routes outside the OpenAPI document
+	RequestID   string
 }
 
-// OperationID is the huma middleware that tells Middleware which operation
-// served the request. Install it with api.UseMiddleware before registering
-// operations.
-func (p *Profiler) OperationID(ctx huma.Context, next func(huma.Context)) {
-	if p != nil {
-		if h, ok := ctx.Context().Value(holderKey{}).(*holder); ok && ctx.Operation() != nil {
-			h.op = ctx.Operation().OperationID
+// Record buffers one served request as a measurement, unless its path is
+// excluded or sampling leaves it out. It never blocks: a full buffer drops
+// the record (counted). The HTTP layer calls it after each request.
+func (p *Profiler) Record(s Served) {
+	if p == nil {
+		return
+	}
+	r := s.Request
+	if p.excluded(r.URL.Path) || (p.cfg.Sample < 1 && rand.Float64() >= p.cfg.Sample) {
+		return
+	}
+	e := entry{start: s.Start, end: s.End, method: r.Method, op: s.OperationID, path: r.URL.Path,
+		rawQuery: r.URL.RawQuery, ip: clientIP(r.RemoteAddr), status: s.Status, pattern: s.Route}
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		for i, k := range rc.URLParams.Keys {
+			if k != "*" && i < len(rc.URLParams.Values) {
+				e.params = append(e.params, [2]string{k, rc.URLParams.Values[i]})
+			}
 		}
 	}
-	next(ctx)
+	for _, name := range recordedHeaders {
+		if v := r.Header.Get(name); v != "" {
+			e.headers = append(e.headers, [2]string{name, v})
+		}
+	}
+	if r.Host != "" {
+		e.headers = append(e.headers, [2]string{"Host", r.Host})
+	}
+	if s.RequestID != "" {
+		e.headers = append(e.headers, [2]string{"X-Request-Id", s.RequestID})
+	}
+	p.add(e)
 }
 
 // recordedHeaders are the request headers kept in the context. It is an
@@ -412,26 +392,3 @@ func (e entry) record() measurements.Record {
 		Name: e.pattern, Method: e.method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
 	}
 }
-
-// statusWriter remembers the status the handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+)
+
+// ruleProbe has one field per validation rule whose title the API names.
+type ruleProbe struct {
+	Body struct {
+		Required string   `json:"required" required:"true"`
+		Min      int64    `json:"min,omitempty" minimum:"1"`
+		Gt       float64  `json:"gt,omitempty" exclusiveMinimum:"1"`
+		Max      int64    `json:"max,omitempty" maximum:"1"`
+		Lt       float64  `json:"lt,omitempty" exclusiveMaximum:"1"`
+		MinLen   string   `json:"minLen,omitempty" minLength:"2"`
+		MaxLen   string   `json:"maxLen,omitempty" maxLength:"2"`
+		MinItems []int64  `json:"minItems,omitempty" minItems:"2"`
+		MaxItems []int64  `json:"maxItems,omitempty" maxItems:"1"`
+		OneOf    string   `json:"oneOf,omitempty" enum:"a,b"`
+		Pattern  string   `json:"pattern,omitempty" pattern:"^x+$"`
+		Format   string   `json:"format,omitempty" format:"date-time"`
+		Integer  *int64   `json:"integer,omitempty"`
+		Number   *float64 `json:"number,omitempty"`
+		String   *string  `json:"string,omitempty"`
+		Bool     *bool    `json:"bool,omitempty"`
+		Array    []string `json:"array,omitempty"`
+		Object   *struct {
+			A string `json:"a,omitempty"`
+		} `json:"object,omitempty"`
+	}
+	Hour   int64   `query:"hour"`
+	Ratio  float64 `query:"ratio"`
+	Flag   bool    `query:"flag"`
+	Needed string  `query:"needed" required:"true"`
+}
+
+// The titles of validation errors are derived from huma's messages: this
+// sends every rule's failure through a real huma API and fails when a huma
+// upgrade rewords a message (the title would silently become "invalid").
+func TestValidationTitles(t *testing.T) {
+	installErrorModel()
+	mux := chi.NewMux()
+	cfg := humaConfig()
+	cfg.OpenAPIPath, cfg.SchemasPath = "", ""
+	api := humachi.New(mux, cfg)
+	huma.Register(api, huma.Operation{OperationID: "probe", Method: http.MethodPost, Path: "/probe"},
+		func(context.Context, *ruleProbe) (*struct{}, error) { return nil, nil })
+
+	cases := []struct {
+		name, query, body string
+		location, title   string
+	}{
+		{"required property", "needed=1", `{}`, "body.required", "required"},
+		{"required parameter", "", `{"required":"x"}`, "query.needed", "required"},
+		{"unknown property", "needed=1", `{"required":"x","nope":1}`, "body.nope", "unknown"},
+		{"minimum", "needed=1", `{"required":"x","min":0}`, "body.min", "min"},
+		{"exclusive minimum", "needed=1", `{"required":"x","gt":1}`, "body.gt", "gt"},
+		{"maximum", "needed=1", `{"required":"x","max":2}`, "body.max", "max"},
+		{"exclusive maximum", "needed=1", `{"required":"x","lt":1}`, "body.lt", "lt"},
+		{"min length", "needed=1", `{"required":"x","minLen":"a"}`, "body.minLen", "min"},
+		{"max length", "needed=1", `{"required":"x","maxLen":"abc"}`, "body.maxLen", "max"},
+		{"min items", "needed=1", `{"required":"x","minItems":[1]}`, "body.minItems", "min"},
+		{"max items", "needed=1", `{"required":"x","maxItems":[1,2]}`, "body.maxItems", "max"},
+		{"enum", "needed=1", `{"required":"x","oneOf":"c"}`, "body.oneOf", "oneof"},
+		{"pattern", "needed=1", `{"required":"x","pattern":"y"}`, "body.pattern", "pattern"},
+		{"format", "needed=1", `{"required":"x","format":"yesterday"}`, "body.format", "format"},
+		{"integer", "needed=1", `{"required":"x","integer":"1"}`, "body.integer", "type"},
+		{"number", "needed=1", `{"required":"x","number":"1"}`, "body.number", "type"},
+		{"string", "needed=1", `{"required":"x","string":1}`, "body.string", "type"},
+		{"boolean", "needed=1", `{"required":"x","bool":1}`, "body.bool", "type"},
+		{"array", "needed=1", `{"required":"x","array":1}`, "body.array", "type"},
+		{"object", "needed=1", `{"required":"x","object":1}`, "body.object", "type"},
+		{"integer parameter", "needed=1&hour=x", `{"required":"x"}`, "query.hour", "type"},
+		{"float parameter", "needed=1&ratio=x", `{"required":"x"}`, "query.ratio", "type"},
+		{"boolean parameter", "needed=1&flag=x", `{"required":"x"}`, "query.flag", "type"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/probe?"+c.query, strings.NewReader(c.body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("status = %d, want 422; body %s", rec.Code, rec.Body)
+			}
+			var p Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if !p.hasError(c.location, c.title) {
+				t.Fatalf("want an item %s titled %q; got %s", c.location, c.title, rec.Body)
+			}
+		})
+	}
+}
+
+// Only a body of the wrong JSON type as a whole is a 400; NewProblem keeps
+// the status it is given.
+func TestBodyOfWrongTypeIs400(t *testing.T) {
+	p := NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{Title: "type", Location: "body"})
+	if p.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("NewProblem changed the status to %d", p.Status)
+	}
+	if got := bodyTypeIsMalformed(p); got.Status != http.StatusBadRequest || got.Errors[0].Status != http.StatusBadRequest {
+		t.Fatalf("wrong body type: status %d, item %d; want 400", got.Status, got.Errors[0].Status)
+	}
+	field := NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{Title: "type", Location: "body.hour"})
+	if got := bodyTypeIsMalformed(field); got.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("a field of the wrong type: status %d, want 422", got.Status)
+	}
+}
