@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/elnormous/contenttype"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -134,29 +135,24 @@ func routePattern(r *http.Request) string {
 	return "unmatched"
 }
 
-// acceptable reports whether an Accept header admits JSON (or problem+json).
-// A missing header, */* and application/* all do; a media range with q=0
-// does not count.
+// produced is what the API answers: JSON, and problem+json for errors,
+// both UTF-8 (so an Accept naming charset=utf-8 matches too).
+var produced = []contenttype.MediaType{
+	contenttype.NewMediaType("application/json; charset=utf-8"),
+	contenttype.NewMediaType("application/problem+json; charset=utf-8"),
+}
+
+// acceptable reports whether an Accept header admits JSON (or problem+json),
+// by RFC 9110 proactive negotiation (wildcards, q=0 refusals, precedence).
+// A missing header admits anything, and so does a malformed one (a server
+// may ignore it); the common headers skip the parser.
 func acceptable(accept string) bool {
-	if strings.TrimSpace(accept) == "" {
+	switch strings.TrimSpace(accept) {
+	case "", "*/*", "application/json":
 		return true
 	}
-	for _, part := range strings.Split(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		if q, ok := params["q"]; ok {
-			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-				continue
-			}
-		}
-		switch mt {
-		case "*/*", "application/*", "application/json", "application/problem+json":
-			return true
-		}
-	}
-	return false
+	_, _, err := contenttype.GetAcceptableMediaTypeFromHeader(accept, produced)
+	return err == nil || !errors.Is(err, contenttype.ErrNoAcceptableTypeFound)
 }
 
 // negotiate answers 406 when the client accepts nothing this API produces
