@@ -39,65 +39,140 @@ type Config struct {
 	SelfSampleInterval time.Duration
 }
 
-// Var documents one environment variable.
+// Var documents one environment variable and says how to read it into a
+// Config; Load walks the table, so a variable is declared in one place.
 type Var struct {
 	Name, Default, Doc string
+	// set parses the (trimmed) value, the default when unset; nil for the
+	// variables read by hand (JWT_SECRET, JWT_SECRET_FILE, GOMEMLIMIT).
+	set func(c *Config, v string) error
 }
 
 // Vars is every variable the service reads, in the order --help prints them.
 var Vars = []Var{
-	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:port/db). Pool settings such as pool_max_conns may be added as URL parameters. Required."},
-	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on"},
-	{"LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names"},
-	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)"},
-	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing"},
-	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches"},
-	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd). Required by serve unless JWT_SECRET_FILE is set."},
-	{"JWT_SECRET_FILE", "", "file holding the JWT secret (surrounding whitespace is ignored); alternative to JWT_SECRET"},
-	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404"},
-	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)"},
-	{"DEVICE_METRICS_MAX_BATCH", "1000", "most device metric reports written in one commit"},
-	{"MEASUREMENTS_MAX_BATCH", "10000", "most measurements one POST /api/measurements may carry (more: 406)"},
-	{"SELF_PROFILE", "true", "record every request the service serves as a measurement with app=telemetry (true or false)"},
-	{"SELF_PROFILE_SAMPLE", "1", "fraction of requests self-profiling records, 0 to 1"},
-	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix"},
-	{"SELF_SAMPLE_INTERVAL", "5s", "how often the service samples its own CPU, GC and memory into runtime_samples for the collections API; 0 turns sampling off"},
+	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:port/db). Pool settings such as pool_max_conns may be added as URL parameters. Required.",
+		str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
+		str(func(c *Config) *string { return &c.ListenAddr })},
+	{"LOG_LEVEL", "info", "debug, info, warn or error",
+		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names",
+		positive(func(c *Config) *int64 { return &c.MaxBodyBytes })},
+	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
+		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
+	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
+		duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, "a positive duration such as 30s")},
+	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches", nil},
+	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd). Required by serve unless JWT_SECRET_FILE is set.", nil},
+	{"JWT_SECRET_FILE", "", "file holding the JWT secret (surrounding whitespace is ignored); alternative to JWT_SECRET", nil},
+	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404",
+		boolean(func(c *Config) *bool { return &c.EnableTokenEndpoint })},
+	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)",
+		positiveInt(func(c *Config) *int { return &c.DeviceMetricsWriters })},
+	{"DEVICE_METRICS_MAX_BATCH", "1000", "most device metric reports written in one commit",
+		positiveInt(func(c *Config) *int { return &c.DeviceMetricsBatch })},
+	{"MEASUREMENTS_MAX_BATCH", "10000", "most measurements one POST /api/measurements may carry (more: 406)",
+		positiveInt(func(c *Config) *int { return &c.MeasurementsMaxBatch })},
+	{"SELF_PROFILE", "true", "record every request the service serves as a measurement with app=telemetry (true or false)",
+		boolean(func(c *Config) *bool { return &c.SelfProfile })},
+	{"SELF_PROFILE_SAMPLE", "1", "fraction of requests self-profiling records, 0 to 1",
+		func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f >= 0 && f <= 1) {
+				return errors.New("must be a fraction from 0 to 1")
+			}
+			c.SelfProfileSample = f
+			return nil
+		}},
+	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix",
+		func(c *Config, v string) error {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.SelfProfileExclude = append(c.SelfProfileExclude, p)
+				}
+			}
+			return nil
+		}},
+	{"SELF_SAMPLE_INTERVAL", "5s", "how often the service samples its own CPU, GC and memory into runtime_samples for the collections API; 0 turns sampling off",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < 100*time.Millisecond) {
+				return errors.New("must be 0 (off) or a duration of at least 100ms such as 5s")
+			}
+			c.SelfSampleInterval = d
+			return nil
+		}},
+}
+
+// The parsers of the table's common kinds of value.
+
+func str(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+func positive(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive integer")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func positiveInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive integer")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func duration(field func(*Config) *time.Duration, least time.Duration, want string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least {
+			return errors.New("must be " + want)
+		}
+		*field(c) = d
+		return nil
+	}
 }
 
 // DefaultMemoryLimit is the soft memory limit serve sets when GOMEMLIMIT is unset.
 const DefaultMemoryLimit = 128 << 20
 
 // Load reads the configuration through getenv (os.Getenv in production).
+// Every bad value is reported at once, each naming its variable.
 func Load(getenv func(string) string) (Config, error) {
-	get := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		for _, v := range Vars {
-			if v.Name == name {
-				return v.Default
-			}
-		}
-		return ""
-	}
+	var cfg Config
 	var errs []error
-	cfg := Config{
-		DatabaseURL: get("DATABASE_URL"),
-		ListenAddr:  get("LISTEN_ADDR"),
-	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
-		errs = append(errs, fmt.Errorf("LOG_LEVEL: %w", err))
-	}
-	var err error
-	if cfg.MaxBodyBytes, err = strconv.ParseInt(get("MAX_BODY_BYTES"), 10, 64); err != nil || cfg.MaxBodyBytes < 1 {
-		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be a positive integer, got %q", get("MAX_BODY_BYTES")))
-	}
-	if cfg.FlowsMaxBatch, err = strconv.Atoi(get("FLOWS_MAX_BATCH")); err != nil || cfg.FlowsMaxBatch < 1 {
-		errs = append(errs, fmt.Errorf("FLOWS_MAX_BATCH must be a positive integer, got %q", get("FLOWS_MAX_BATCH")))
-	}
-	if cfg.ShutdownTimeout, err = time.ParseDuration(get("SHUTDOWN_TIMEOUT")); err != nil || cfg.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT must be a positive duration such as 30s, got %q", get("SHUTDOWN_TIMEOUT")))
+	for _, v := range Vars {
+		if v.set == nil {
+			continue
+		}
+		val := strings.TrimSpace(getenv(v.Name))
+		if val == "" {
+			val = v.Default
+		}
+		if err := v.set(&cfg, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s %v, got %q", v.Name, err, val))
+		}
 	}
 	secret, secretFile := getenv("JWT_SECRET"), strings.TrimSpace(getenv("JWT_SECRET_FILE"))
 	switch {
@@ -112,34 +187,6 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	case secret != "":
 		cfg.JWTSecret = []byte(secret)
-	}
-	if cfg.EnableTokenEndpoint, err = strconv.ParseBool(get("ENABLE_TOKEN_ENDPOINT")); err != nil {
-		errs = append(errs, fmt.Errorf("ENABLE_TOKEN_ENDPOINT must be true or false, got %q", get("ENABLE_TOKEN_ENDPOINT")))
-	}
-	if cfg.DeviceMetricsWriters, err = strconv.Atoi(get("DEVICE_METRICS_WRITERS")); err != nil || cfg.DeviceMetricsWriters < 1 {
-		errs = append(errs, fmt.Errorf("DEVICE_METRICS_WRITERS must be a positive integer, got %q", get("DEVICE_METRICS_WRITERS")))
-	}
-	if cfg.DeviceMetricsBatch, err = strconv.Atoi(get("DEVICE_METRICS_MAX_BATCH")); err != nil || cfg.DeviceMetricsBatch < 1 {
-		errs = append(errs, fmt.Errorf("DEVICE_METRICS_MAX_BATCH must be a positive integer, got %q", get("DEVICE_METRICS_MAX_BATCH")))
-	}
-	if cfg.MeasurementsMaxBatch, err = strconv.Atoi(get("MEASUREMENTS_MAX_BATCH")); err != nil || cfg.MeasurementsMaxBatch < 1 {
-		errs = append(errs, fmt.Errorf("MEASUREMENTS_MAX_BATCH must be a positive integer, got %q", get("MEASUREMENTS_MAX_BATCH")))
-	}
-	if cfg.SelfProfile, err = strconv.ParseBool(get("SELF_PROFILE")); err != nil {
-		errs = append(errs, fmt.Errorf("SELF_PROFILE must be true or false, got %q", get("SELF_PROFILE")))
-	}
-	if cfg.SelfProfileSample, err = strconv.ParseFloat(get("SELF_PROFILE_SAMPLE"), 64); err != nil ||
-		!(cfg.SelfProfileSample >= 0 && cfg.SelfProfileSample <= 1) {
-		errs = append(errs, fmt.Errorf("SELF_PROFILE_SAMPLE must be a fraction from 0 to 1, got %q", get("SELF_PROFILE_SAMPLE")))
-	}
-	for _, p := range strings.Split(get("SELF_PROFILE_EXCLUDE"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			cfg.SelfProfileExclude = append(cfg.SelfProfileExclude, p)
-		}
-	}
-	if cfg.SelfSampleInterval, err = time.ParseDuration(get("SELF_SAMPLE_INTERVAL")); err != nil ||
-		cfg.SelfSampleInterval < 0 || (cfg.SelfSampleInterval > 0 && cfg.SelfSampleInterval < 100*time.Millisecond) {
-		errs = append(errs, fmt.Errorf("SELF_SAMPLE_INTERVAL must be 0 (off) or a duration of at least 100ms such as 5s, got %q", get("SELF_SAMPLE_INTERVAL")))
 	}
 	return cfg, errors.Join(errs...)
 }
