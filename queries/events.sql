@@ -18,7 +18,7 @@ RETURNING uuid;
 -- Closes a running run and stores its commit event in one statement. The
 -- UPDATE only matches a running run: of two concurrent commits the second
 -- waits for the first's row lock, then finds the run committed and returns
--- no row (the caller tells 404 from 409 with GetRunState).
+-- no row (Events.Commit then tells 404 from 409 with GetRunState).
 WITH done AS (
     UPDATE event_runs AS r
     SET state        = 'committed',

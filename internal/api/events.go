@@ -14,10 +14,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/telemetry/telemetry/internal/store/db"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // The load-test events API (seed: Metrics-Consumer). It accepts both the
@@ -354,116 +352,109 @@ const (
 	eventsExampleUUID = "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f"
 )
 
-func (s *server) registerEvents(api huma.API) {
-	bodyErrors := []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
+// eventsBodyErrors are the answers of an operation with a JSON body.
+func eventsBodyErrors() []int {
+	return []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
 		http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
 		http.StatusServiceUnavailable}
+}
 
-	huma.Register(api, huma.Operation{
-		OperationID: "registerEvent",
-		Method:      http.MethodPost,
-		Path:        eventsPrefix + "/events/register",
-		Summary:     "Register the start of a load-test run",
-		Description: "Stores a new run (state running) with its settings and answers its id, both as `uuid` and " +
-			"as `data.uuid` (where the original's Locust client reads it). Accepts the documented body " +
-			"(`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level " +
-			"`targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. " +
-			"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
-		Tags:         []string{"events"},
-		MaxBodyBytes: s.bodyLimit(),
-		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
-			Examples: map[string]*huma.Example{
-				"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
-				"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleRegisterLocust},
-			},
-		}}},
-		Errors: bodyErrors,
-	}, s.registerEvent)
+// eventsDocs documents the events operations by id (routes.go lists them).
+func (s *server) eventsDocs() map[string]huma.Operation {
+	tags := []string{"events"}
+	return map[string]huma.Operation{
+		"registerEvent": {
+			Summary: "Register the start of a load-test run",
+			Description: "Stores a new run (state running) with its settings and answers its id, both as `uuid` and " +
+				"as `data.uuid` (where the original's Locust client reads it). Accepts the documented body " +
+				"(`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level " +
+				"`targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. " +
+				"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
+			Tags:         tags,
+			MaxBodyBytes: s.bodyLimit(),
+			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
+				Examples: map[string]*huma.Example{
+					"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
+					"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleRegisterLocust},
+				},
+			}}},
+			Errors: eventsBodyErrors(),
+		},
+		"commitEvent": {
+			Summary: "Commit the results of a load-test run",
+			Description: "Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run " +
+				"and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is " +
+				"committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits " +
+				"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
+			Tags:         tags,
+			MaxBodyBytes: s.bodyLimit(),
+			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
+				Examples: map[string]*huma.Example{
+					"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},
+					"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleCommitLocust},
+				},
+			}}},
+			Errors: append(eventsBodyErrors(), http.StatusNotFound, http.StatusConflict),
+		},
+		"listRunningEvents": {
+			Summary:     "Runs registered and not yet committed",
+			Description: "An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).",
+			Tags:        tags,
+			Errors:      []int{http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusServiceUnavailable},
+		},
+		"getEvent": {
+			Summary: "One run with its register and commit payloads",
+			Description: "The run's state and settings, the register and commit events with their payloads as " +
+				"received, and the commit's requestStats. An unknown or malformed id is a 404.",
+			Tags: tags,
+			Errors: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotAcceptable,
+				http.StatusInternalServerError, http.StatusServiceUnavailable},
+		},
+		"listStates": {
+			Summary: "Load-test runs, newest first",
+			Description: "The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode " +
+				"and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.",
+			Tags:   tags,
+			Errors: []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
+		},
+		"eventsPing": {
+			Summary: "Ping: answers PONG!",
+			Tags:    tags,
+			Errors:  []int{http.StatusNotAcceptable},
+		},
+	}
+}
 
-	huma.Register(api, huma.Operation{
-		OperationID: "commitEvent",
-		Method:      http.MethodPost,
-		Path:        eventsPrefix + "/events/commit",
-		Summary:     "Commit the results of a load-test run",
-		Description: "Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run " +
-			"and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is " +
-			"committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits " +
-			"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
-		Tags:         []string{"events"},
-		MaxBodyBytes: s.bodyLimit(),
-		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
-			Examples: map[string]*huma.Example{
-				"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},
-				"locust":   {Summary: "What the original's Locust client sends", Value: eventsExampleCommitLocust},
-			},
-		}}},
-		Errors: append(bodyErrors, http.StatusNotFound, http.StatusConflict),
-	}, s.commitEvent)
+// registerEvents is the events API's setup step: it has none (the routes
+// are in routes.go).
+func (s *server) registerEvents(huma.API) {}
 
-	huma.Register(api, huma.Operation{
-		OperationID: "listRunningEvents",
-		Method:      http.MethodGet,
-		Path:        eventsPrefix + "/events/isrunning",
-		Summary:     "Runs registered and not yet committed",
-		Description: "An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).",
-		Tags:        []string{"events"},
-		Errors:      []int{http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusServiceUnavailable},
-	}, s.listRunningEvents)
+// documentEvents puts named example answers on the events operations.
+func (s *server) documentEvents(api huma.API) { addEventExamples(api.OpenAPI()) }
 
-	huma.Register(api, huma.Operation{
-		OperationID: "getEvent",
-		Method:      http.MethodGet,
-		Path:        eventsPrefix + "/events/{uuid}",
-		Summary:     "One run with its register and commit payloads",
-		Description: "The run's state and settings, the register and commit events with their payloads as " +
-			"received, and the commit's requestStats. An unknown or malformed id is a 404.",
-		Tags: []string{"events"},
-		Errors: []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotAcceptable,
-			http.StatusInternalServerError, http.StatusServiceUnavailable},
-	}, s.getEvent)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "listStates",
-		Method:      http.MethodGet,
-		Path:        eventsPrefix + "/states",
-		Summary:     "Load-test runs, newest first",
-		Description: "The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode " +
-			"and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.",
-		Tags:   []string{"events"},
-		Errors: []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
-	}, s.listStates)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "eventsPing",
-		Method:      http.MethodGet,
-		Path:        eventsPrefix + "/ping",
-		Summary:     "Ping: answers PONG!",
-		Tags:        []string{"events"},
-		Errors:      []int{http.StatusNotAcceptable},
-	}, func(context.Context, *struct{}) (*eventsPingOutput, error) {
-		out := &eventsPingOutput{}
-		out.Body.Res = "PONG!"
-		return out, nil
-	})
-
-	addEventExamples(api.OpenAPI())
+func (s *server) eventsPing(context.Context, *struct{}) (*eventsPingOutput, error) {
+	out := &eventsPingOutput{}
+	out.Body.Res = "PONG!"
+	return out, nil
 }
 
 func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*registerEventOutput, error) {
 	b := &in.Body
 	f := b.Measurement.Fields
-	id, err := s.q.RegisterRun(ctx, db.RegisterRunParams{
-		Payload:    b.raw,
-		Host:       strings.TrimSpace(*b.host()),
-		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
-		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
-		Clients:    f.Clients,
-		HatchRate:  f.HatchRate,
-		Requests:   f.Requests,
-		StartedAt:  b.startedAt,
+	id, err := s.st.Events.Register(ctx, store.NewRun{
+		Host: strings.TrimSpace(*b.host()),
+		RunSettings: store.RunSettings{
+			TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
+			Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
+			Clients:    f.Clients,
+			HatchRate:  f.HatchRate,
+			Requests:   f.Requests,
+		},
+		StartedAt: b.startedAt,
+		Payload:   b.raw,
 	})
 	if err != nil {
-		return nil, s.eventsDBError(ctx, "register run", err)
+		return nil, s.storeError(ctx, "register run", err)
 	}
 	out := &registerEventOutput{}
 	out.Body.UUID = id.String()
@@ -474,7 +465,7 @@ func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*re
 func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commitEventOutput, error) {
 	b := &in.Body
 	id, ok := parseRunID(b.UUID)
-	if !ok { // huma's uuid format accepts a few spellings pgtype does not
+	if !ok { // huma's uuid format accepts a few spellings uuid.Parse does not
 		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
 			Title: "format", Source: "uuid", Location: "body.uuid", Value: b.UUID,
 			Detail: "uuid must be a UUID such as " + eventsExampleUUID})
@@ -483,27 +474,22 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 	if host != nil {
 		*host = strings.TrimSpace(*host)
 	}
-	_, err := s.q.CommitRun(ctx, db.CommitRunParams{
-		UUID:       id,
+	err := s.st.Events.Commit(ctx, store.RunCommit{
+		ID:         id,
 		Host:       host,
-		Payload:    b.raw,
-		EndedAt:    b.startedAt,
 		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
 		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
+		EndedAt:    b.startedAt,
+		Payload:    b.raw,
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Nothing was committed: the run is unknown or no longer running.
-		state, err := s.q.GetRunState(ctx, id)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %s: register it first", id))
-		case err != nil:
-			return nil, s.eventsDBError(ctx, "run state", err)
-		}
-		return nil, NewProblem(http.StatusConflict, fmt.Sprintf("run %s is already %s: a run is committed once", id, state))
-	}
-	if err != nil {
-		return nil, s.eventsDBError(ctx, "commit run", err)
+	var committed *store.CommittedError
+	switch {
+	case errors.As(err, &committed):
+		return nil, NewProblem(http.StatusConflict, fmt.Sprintf("run %s is already %s: a run is committed once", id, committed.State))
+	case errors.Is(err, store.ErrNotFound):
+		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %s: register it first", id))
+	case err != nil:
+		return nil, s.storeError(ctx, "commit run", err)
 	}
 	out := &commitEventOutput{}
 	out.Body.UUID = id.String()
@@ -512,13 +498,13 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 }
 
 func (s *server) listRunningEvents(ctx context.Context, _ *struct{}) (*isRunningOutput, error) {
-	rows, err := s.q.ListRunningRuns(ctx)
+	runs, err := s.st.Events.Running(ctx)
 	if err != nil {
-		return nil, s.eventsDBError(ctx, "list running runs", err)
+		return nil, s.storeError(ctx, "list running runs", err)
 	}
-	out := &isRunningOutput{Body: make(map[string]bool, len(rows))}
-	for _, r := range rows {
-		out.Body[r.Host+"-"+r.UUID.String()] = true
+	out := &isRunningOutput{Body: make(map[string]bool, len(runs))}
+	for _, r := range runs {
+		out.Body[r.Host+"-"+r.ID.String()] = true
 	}
 	return out, nil
 }
@@ -533,42 +519,35 @@ func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutp
 	if !ok {
 		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %q: run ids are UUIDs", eventsTruncate(in.UUID, 64)))
 	}
-	run, err := s.q.GetRun(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	run, err := s.st.Events.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no run with uuid %s", id))
 	}
 	if err != nil {
-		return nil, s.eventsDBError(ctx, "get run", err)
-	}
-	events, err := s.q.ListRunEvents(ctx, id)
-	if err != nil {
-		return nil, s.eventsDBError(ctx, "list run events", err)
+		return nil, s.storeError(ctx, "get run", err)
 	}
 	out := &getEventOutput{}
-	out.Body.EventRun = eventRun(db.ListRunsRow{UUID: run.UUID, Host: run.Host, TargetHost: run.TargetHost, Mode: run.Mode,
-		Clients: run.Clients, HatchRate: run.HatchRate, Requests: run.Requests, State: run.State,
-		StartedAt: run.StartedAt, EndedAt: run.EndedAt})
-	for _, e := range events {
-		ev := RunEvent{Time: e.Time.UTC(), ReceivedAt: e.ReceivedAt.UTC(), Host: e.Host, Payload: EventJSON(e.Payload)}
-		switch e.Kind {
-		case "register":
-			out.Body.Register = ev
-		case "commit":
-			out.Body.Commit = &ev
-			out.Body.RequestStats = EventJSON(e.RequestStats)
-		}
+	out.Body.EventRun = eventRun(run.Run)
+	out.Body.Register = runEvent(run.Register)
+	if run.Commit != nil {
+		c := runEvent(*run.Commit)
+		out.Body.Commit = &c
+		out.Body.RequestStats = EventJSON(run.RequestStats)
 	}
 	return out, nil
 }
 
+func runEvent(e store.RunEvent) RunEvent {
+	return RunEvent{Time: e.Time, ReceivedAt: e.ReceivedAt, Host: e.Host, Payload: EventJSON(e.Payload)}
+}
+
 func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutput[EventRun], error) {
-	p := db.ListRunsParams{RowLimit: in.Size, RowOffset: in.Offset(),
-		State: eventsOptional(in.State), Host: eventsOptional(in.Host), Mode: eventsOptional(in.Mode)}
+	f := store.RunFilter{State: store.RunState(in.State), Host: in.Host, Mode: in.Mode}
 	var errs []error
 	for _, t := range []struct {
 		name, value string
 		dst         **time.Time
-	}{{"from", in.From, &p.StartedFrom}, {"to", in.To, &p.StartedTo}} {
+	}{{"from", in.From, &f.StartedFrom}, {"to", in.To, &f.StartedTo}} {
 		if t.value == "" {
 			continue
 		}
@@ -583,49 +562,26 @@ func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutp
 	if errs != nil {
 		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
 	}
-	rows, err := s.q.ListRuns(ctx, p)
+	page, err := s.st.Events.List(ctx, f, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
 	if err != nil {
-		return nil, s.eventsDBError(ctx, "list runs", err)
+		return nil, s.storeError(ctx, "list runs", err)
 	}
-	var total int64
-	if len(rows) > 0 {
-		total = rows[0].Total
-	} else if in.Page > 1 {
-		// Past the last page the window function has no row to ride on.
-		total, err = s.q.CountRuns(ctx, db.CountRunsParams{State: p.State, Host: p.Host, Mode: p.Mode,
-			StartedFrom: p.StartedFrom, StartedTo: p.StartedTo})
-		if err != nil {
-			return nil, s.eventsDBError(ctx, "count runs", err)
-		}
-	}
-	items := make([]EventRun, len(rows))
-	for i, r := range rows {
+	items := make([]EventRun, len(page.Items))
+	for i, r := range page.Items {
 		items[i] = eventRun(r)
 	}
-	return newPage(ctx, in.PageQuery, items, total), nil
+	return newPage(ctx, in.PageQuery, items, page.Total), nil
 }
 
-func eventRun(r db.ListRunsRow) EventRun {
-	run := EventRun{UUID: r.UUID.String(), Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode, Clients: r.Clients,
-		HatchRate: r.HatchRate, Requests: r.Requests, State: r.State, StartedAt: r.StartedAt.UTC()}
+func eventRun(r store.Run) EventRun {
+	run := EventRun{UUID: r.ID.String(), Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode, Clients: r.Clients,
+		HatchRate: r.HatchRate, Requests: r.Requests, State: string(r.State), StartedAt: r.StartedAt}
 	if r.EndedAt != nil {
-		end := r.EndedAt.UTC()
+		end := *r.EndedAt
 		d := end.Sub(run.StartedAt).Seconds()
 		run.EndedAt, run.Duration = &end, &d
 	}
 	return run
-}
-
-// eventsDBError is dbError plus the one database refusal a client can cause
-// here: PostgreSQL's jsonb cannot store the character \u0000.
-func (s *server) eventsDBError(ctx context.Context, what string, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "22P05" || pgErr.Code == "22021") {
-		return NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
-			Title: "unicode", Location: "body",
-			Detail: `the body contains a string with \u0000 (or another character PostgreSQL cannot store)`})
-	}
-	return dbError(ctx, s.log, what, err)
 }
 
 // parseRunID reads a run id in the spellings huma's uuid format admits:
@@ -652,23 +608,9 @@ func eventsFirstNonBlank(vs ...*string) *string {
 	return nil
 }
 
-func eventsOptional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 func eventsTruncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n] + "..."
 }
-
-// eventsDocs documents the events operations by id (routes.go lists them).
-// TODO(store layer): registerEvents still registers these routes itself.
-func (s *server) eventsDocs() map[string]huma.Operation { return nil }
-
-// documentEvents completes the document after registration.
-func (s *server) documentEvents(huma.API) {}

@@ -43,7 +43,13 @@ func (s *server) routes() []route {
 
 		// flows.go (routes still registered by registerFlows)
 
-		// events.go (routes still registered by registerEvents)
+		// events.go
+		{post, eventsPrefix + "/events/register", "registerEvent", nil, handle(s.registerEvent)},
+		{post, eventsPrefix + "/events/commit", "commitEvent", nil, handle(s.commitEvent)},
+		{get, eventsPrefix + "/events/isrunning", "listRunningEvents", nil, handle(s.listRunningEvents)},
+		{get, eventsPrefix + "/events/{uuid}", "getEvent", nil, handle(s.getEvent)},
+		{get, eventsPrefix + "/states", "listStates", nil, handle(s.listStates)},
+		{get, eventsPrefix + "/ping", "eventsPing", nil, handle(s.eventsPing)},
 
 		// devices.go (routes still registered by registerDevices)
 

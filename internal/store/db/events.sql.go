@@ -45,7 +45,7 @@ type CommitRunParams struct {
 // Closes a running run and stores its commit event in one statement. The
 // UPDATE only matches a running run: of two concurrent commits the second
 // waits for the first's row lock, then finds the run committed and returns
-// no row (the caller tells 404 from 409 with GetRunState).
+// no row (Events.Commit then tells 404 from 409 with GetRunState).
 func (q *Queries) CommitRun(ctx context.Context, arg CommitRunParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, commitRun,
 		arg.Host,
