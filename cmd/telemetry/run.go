@@ -189,7 +189,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	// Runtime samples for the collections API; stopped (deferred) before the pool closes.
 	if cfg.SelfSampleInterval > 0 {
-		sampler := runtimestats.New(pool, log, metrics.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
+		sampler := runtimestats.New(st.Runtime, log, metrics.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
 		sampler.Start()
 		defer sampler.Close()
 	}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/telemetry/telemetry/internal/store/db"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // MaxCollections is how many collections may exist at a time (the seed's
@@ -156,72 +154,62 @@ type getCollectionOutput struct {
 	Body Collection
 }
 
-func (s *server) registerCollections(api huma.API) {
+// registerCollections is the collections' setup step: they need none (the
+// routes are in routes.go, their documentation in collectionsDocs).
+func (s *server) registerCollections(huma.API) {}
+
+// collectionsDocs documents the collections operations by id (routes.go lists them).
+func (s *server) collectionsDocs() map[string]huma.Operation {
 	tags := []string{"collections"}
 	dbErrors := []int{http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusServiceUnavailable}
 	idErrors := append([]int{http.StatusNotFound}, dbErrors...)
+	return map[string]huma.Operation{
+		"listCollections": {
+			Summary:     "List metrics collections",
+			Description: fmt.Sprintf("The URIs of the existing collections in creation order (at most %d, so the list is not paginated).", MaxCollections),
+			Tags:        tags,
+			Errors:      dbErrors,
+		},
+		"createCollection": {
+			Summary: "Create a metrics collection",
+			Description: fmt.Sprintf("Opens a collection whose window starts now and answers its URI, also in the "+
+				"Location header. Ids start at 0 and are never reused. At most %d collections exist at a time, "+
+				"whichever server process is asked: one more is a 400 (delete one first).", MaxCollections),
+			Tags:          tags,
+			DefaultStatus: http.StatusCreated,
+			Errors:        append([]int{http.StatusBadRequest}, dbErrors...),
+		},
+		"getCollection": {
+			Summary: "Read a metrics collection",
+			Description: "The service's figures since the collection's window opened (creation or last clear) until " +
+				"now, aggregated over every server process sharing the database: CPU, garbage collection and " +
+				"memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the " +
+				"requests the service recorded about itself (self-profiling) per URL path and method. Runtime " +
+				"figures are 0 until the first sample after the window opened.",
+			Tags:   tags,
+			Errors: idErrors,
+		},
+		"clearCollection": {
+			Summary:       "Clear a metrics collection",
+			Description:   "Restarts the collection's window now; the id stays the same.",
+			Tags:          tags,
+			DefaultStatus: http.StatusNoContent,
+			Errors:        idErrors,
+		},
+		"deleteCollection": {
+			Summary:       "Delete a metrics collection",
+			Description:   "Deletes the collection; its id is not given to another one.",
+			Tags:          tags,
+			DefaultStatus: http.StatusNoContent,
+			Errors:        idErrors,
+		},
+	}
+}
 
-	huma.Register(api, huma.Operation{
-		OperationID: "listCollections",
-		Method:      http.MethodGet,
-		Path:        collectionsPath,
-		Summary:     "List metrics collections",
-		Description: fmt.Sprintf("The URIs of the existing collections in creation order (at most %d, so the list is not paginated).", MaxCollections),
-		Tags:        tags,
-		Errors:      dbErrors,
-	}, s.listCollections)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "createCollection",
-		Method:      http.MethodPost,
-		Path:        collectionsPath,
-		Summary:     "Create a metrics collection",
-		Description: fmt.Sprintf("Opens a collection whose window starts now and answers its URI, also in the "+
-			"Location header. Ids start at 0 and are never reused. At most %d collections exist at a time, "+
-			"whichever server process is asked: one more is a 400 (delete one first).", MaxCollections),
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-		Errors:        append([]int{http.StatusBadRequest}, dbErrors...),
-	}, s.createCollection)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "getCollection",
-		Method:      http.MethodGet,
-		Path:        collectionsPath + "/{id}",
-		Summary:     "Read a metrics collection",
-		Description: "The service's figures since the collection's window opened (creation or last clear) until " +
-			"now, aggregated over every server process sharing the database: CPU, garbage collection and " +
-			"memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the " +
-			"requests the service recorded about itself (self-profiling) per URL path and method. Runtime " +
-			"figures are 0 until the first sample after the window opened.",
-		Tags:   tags,
-		Errors: idErrors,
-	}, s.getCollection)
-
-	huma.Register(api, huma.Operation{
-		OperationID:   "clearCollection",
-		Method:        http.MethodPut,
-		Path:          collectionsPath + "/{id}",
-		Summary:       "Clear a metrics collection",
-		Description:   "Restarts the collection's window now; the id stays the same.",
-		Tags:          tags,
-		DefaultStatus: http.StatusNoContent,
-		Errors:        idErrors,
-	}, s.clearCollection)
-
-	huma.Register(api, huma.Operation{
-		OperationID:   "deleteCollection",
-		Method:        http.MethodDelete,
-		Path:          collectionsPath + "/{id}",
-		Summary:       "Delete a metrics collection",
-		Description:   "Deletes the collection; its id is not given to another one.",
-		Tags:          tags,
-		DefaultStatus: http.StatusNoContent,
-		Errors:        idErrors,
-	}, s.deleteCollection)
-
-	// huma documents a 422 for every operation with a path parameter, but the
-	// id is taken as a plain string (a malformed one is a 404): no 422 here.
+// documentCollections completes the document after registration: huma
+// documents a 422 for every operation with a path parameter, but the id is
+// taken as a plain string (a malformed one is a 404): no 422 here.
+func (s *server) documentCollections(api huma.API) {
 	if item := api.OpenAPI().Paths[collectionsPath+"/{id}"]; item != nil {
 		for _, op := range []*huma.Operation{item.Get, item.Put, item.Delete} {
 			delete(op.Responses, "422")
@@ -246,9 +234,9 @@ func collectionID(raw string) (int64, error) {
 }
 
 func (s *server) listCollections(ctx context.Context, _ *struct{}) (*listCollectionsOutput, error) {
-	ids, err := s.q.ListCollectionIDs(ctx)
+	ids, err := s.st.Collections.IDs(ctx)
 	if err != nil {
-		return nil, dbError(ctx, s.log, "list collections", err)
+		return nil, s.storeError(ctx, "list collections", err)
 	}
 	out := &listCollectionsOutput{}
 	out.Body.CollectionURIs = make([]string, len(ids))
@@ -258,33 +246,14 @@ func (s *server) listCollections(ctx context.Context, _ *struct{}) (*listCollect
 	return out, nil
 }
 
-var errTooManyCollections = errors.New("too many collections")
-
 func (s *server) createCollection(ctx context.Context, _ *struct{}) (*createCollectionOutput, error) {
-	var id int64
-	// Lock, count and insert in one transaction: the lock is PostgreSQL's, so
-	// the limit holds across every server process sharing the database.
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		if err := q.LockCollections(ctx); err != nil {
-			return err
-		}
-		n, err := q.CountCollections(ctx)
-		if err != nil {
-			return err
-		}
-		if n >= MaxCollections {
-			return errTooManyCollections
-		}
-		id, err = q.CreateCollection(ctx)
-		return err
-	})
-	if errors.Is(err, errTooManyCollections) {
+	id, err := s.st.Collections.Create(ctx, MaxCollections)
+	if errors.Is(err, store.ErrTooManyCollections) {
 		return nil, NewProblem(http.StatusBadRequest,
 			fmt.Sprintf("at most %d collections may exist at a time: delete one first", MaxCollections))
 	}
 	if err != nil {
-		return nil, dbError(ctx, s.log, "create collection", err)
+		return nil, s.storeError(ctx, "create collection", err)
 	}
 	out := &createCollectionOutput{Location: collectionURI(id)}
 	out.Body.URI = out.Location
@@ -296,41 +265,45 @@ func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getC
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.q.GetCollectionWindow(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no collection with id %d", id))
+	w, err := s.st.Collections.Window(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, noCollection(id)
 	}
 	if err != nil {
-		return nil, dbError(ctx, s.log, "get collection", err)
+		return nil, s.storeError(ctx, "get collection", err)
 	}
-	rt, err := s.q.CollectionRuntime(ctx, db.CollectionRuntimeParams{Since: w.StartedAt, Until: w.Now})
+	rt, err := s.st.Collections.Runtime(ctx, w.Start, w.End)
 	if err != nil {
-		return nil, dbError(ctx, s.log, "collection runtime figures", err)
+		return nil, s.storeError(ctx, "collection runtime figures", err)
 	}
-	urls, err := s.q.CollectionHTTP(ctx, db.CollectionHTTPParams{Since: w.StartedAt, Until: w.Now})
+	urls, err := s.st.Collections.HTTP(ctx, w.Start, w.End)
 	if err != nil {
-		return nil, dbError(ctx, s.log, "collection http figures", err)
+		return nil, s.storeError(ctx, "collection http figures", err)
 	}
-	return &getCollectionOutput{Body: collectionOf(w.ID, w.StartedAt, w.Now, rt, urls)}, nil
+	return &getCollectionOutput{Body: collectionOf(w, rt, urls)}, nil
+}
+
+func noCollection(id int64) *Problem {
+	return NewProblem(http.StatusNotFound, fmt.Sprintf("no collection with id %d", id))
 }
 
 // collectionOf builds the seed's document; times are in epoch ms and the
 // response times, stored in seconds, in ms.
-func collectionOf(id int64, start, end time.Time, rt db.CollectionRuntimeRow, urls []db.CollectionHTTPRow) Collection {
-	c := Collection{ID: id}
-	c.Time.Data.Start, c.Time.Data.End = start.UnixMilli(), end.UnixMilli()
+func collectionOf(w store.CollectionWindow, rt store.CollectionRuntime, urls []store.CollectionURL) Collection {
+	c := Collection{ID: w.ID}
+	c.Time.Data.Start, c.Time.Data.End = w.Start.UnixMilli(), w.End.UnixMilli()
 	c.Time.Units.Start, c.Time.Units.End = unitEpochMs, unitEpochMs
 	c.CPU.Data.SystemMean, c.CPU.Data.SystemPeak = rt.SystemMean, rt.SystemPeak
 	c.CPU.Data.ProcessMean, c.CPU.Data.ProcessPeak = rt.ProcessMean, rt.ProcessPeak
 	c.CPU.Units.SystemMean, c.CPU.Units.SystemPeak = unitFraction, unitFraction
 	c.CPU.Units.ProcessMean, c.CPU.Units.ProcessPeak = unitFraction, unitFraction
-	c.GC.Data.GCTime, c.GC.Units.GCTime = rt.GcTime, unitFraction
-	c.Memory.Data.UsedHeapAfterGCPeak, c.Memory.Data.UsedNativePeak = rt.HeapLivePeak, rt.RssPeak
+	c.GC.Data.GCTime, c.GC.Units.GCTime = rt.GCTime, unitFraction
+	c.Memory.Data.UsedHeapAfterGCPeak, c.Memory.Data.UsedNativePeak = rt.HeapLivePeak, rt.RSSPeak
 	c.Memory.Units.UsedHeapAfterGCPeak, c.Memory.Units.UsedNativePeak = unitBytes, unitBytes
 	c.HTTPURLs.Data = make([]CollectionURL, len(urls))
 	for i, u := range urls {
 		c.HTTPURLs.Data[i] = CollectionURL{URL: u.Path, Method: u.Method, Hits: u.Hits,
-			AverageResponseTime: u.AvgElapsed * 1000, LongestResponseTime: u.MaxElapsed * 1000}
+			AverageResponseTime: u.AvgSeconds * 1000, LongestResponseTime: u.MaxSeconds * 1000}
 	}
 	c.HTTPURLs.Units.AverageResponseTime, c.HTTPURLs.Units.LongestResponseTime = unitMs, unitMs
 	c.HTTPURLs.Units.Hits = unitCount
@@ -338,33 +311,26 @@ func collectionOf(id int64, start, end time.Time, rt db.CollectionRuntimeRow, ur
 }
 
 func (s *server) clearCollection(ctx context.Context, in *collectionIDPath) (*struct{}, error) {
-	return nil, s.changeCollection(ctx, in.ID, "clear collection", s.q.ClearCollection)
+	return nil, s.changeCollection(ctx, in.ID, "clear collection", s.st.Collections.Clear)
 }
 
 func (s *server) deleteCollection(ctx context.Context, in *collectionIDPath) (*struct{}, error) {
-	return nil, s.changeCollection(ctx, in.ID, "delete collection", s.q.DeleteCollection)
+	return nil, s.changeCollection(ctx, in.ID, "delete collection", s.st.Collections.Delete)
 }
 
-// changeCollection runs an update or delete of one collection: 404 when
-// it touched no row.
-func (s *server) changeCollection(ctx context.Context, raw, what string, fn func(context.Context, int64) (int64, error)) error {
+// changeCollection runs a clear or delete of one collection: 404 when
+// there is no such collection.
+func (s *server) changeCollection(ctx context.Context, raw, what string, fn func(context.Context, int64) error) error {
 	id, err := collectionID(raw)
 	if err != nil {
 		return err
 	}
-	n, err := fn(ctx, id)
-	if err != nil {
-		return dbError(ctx, s.log, what, err)
+	err = fn(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return noCollection(id)
 	}
-	if n == 0 {
-		return NewProblem(http.StatusNotFound, fmt.Sprintf("no collection with id %d", id))
+	if err != nil {
+		return s.storeError(ctx, what, err)
 	}
 	return nil
 }
-
-// collectionsDocs documents the collections operations by id (routes.go lists them).
-// TODO(store layer): registerCollections still registers these routes itself.
-func (s *server) collectionsDocs() map[string]huma.Operation { return nil }
-
-// documentCollections completes the document after registration.
-func (s *server) documentCollections(huma.API) {}

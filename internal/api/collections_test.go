@@ -56,7 +56,7 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 			t.Cleanup(func() { prof.Close(context.Background()) })
 		}
 		if env.sample > 0 {
-			sampler := runtimestats.New(pool, nil, metrics.Registry, runtimestats.Config{Interval: env.sample})
+			sampler := runtimestats.New(store.New(pool, store.Options{}).Runtime, nil, metrics.Registry, runtimestats.Config{Interval: env.sample})
 			sampler.Start()
 			t.Cleanup(sampler.Close)
 		}

@@ -55,7 +55,12 @@ func (s *server) routes() []route {
 
 		// measurements.go (routes still registered by registerMeasurements)
 
-		// collections.go (routes still registered by registerCollections)
+		// collections.go
+		{get, collectionsPath, "listCollections", nil, handle(s.listCollections)},
+		{post, collectionsPath, "createCollection", nil, handle(s.createCollection)},
+		{get, collectionsPath + "/{id}", "getCollection", nil, handle(s.getCollection)},
+		{put, collectionsPath + "/{id}", "clearCollection", nil, handle(s.clearCollection)},
+		{del, collectionsPath + "/{id}", "deleteCollection", nil, handle(s.deleteCollection)},
 	}
 }
 

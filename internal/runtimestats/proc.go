@@ -1,14 +1,11 @@
 package runtimestats
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"math"
+
+	"github.com/prometheus/procfs"
 )
 
 // procStat is what one read of /proc/self/stat and /proc/stat gives.
@@ -21,70 +18,59 @@ type procStat struct {
 	rssPages     int64  // resident set size, in pages
 }
 
-// readProc reads the two files under root (normally /proc).
+// readProc reads the two files of the proc(5) mounted at root (normally
+// /proc).
 func readProc(root string) (procStat, error) {
+	fs, err := procfs.NewFS(root)
+	if err != nil {
+		return procStat{}, err
+	}
 	var ps procStat
-	self, err := os.ReadFile(filepath.Join(root, "self", "stat"))
-	if err != nil {
+	if ps.processTicks, ps.rssPages, err = readSelfStat(fs); err != nil {
 		return ps, err
 	}
-	if ps.processTicks, ps.rssPages, err = parseSelfStat(self); err != nil {
-		return ps, err
-	}
-	sys, err := os.ReadFile(filepath.Join(root, "stat"))
-	if err != nil {
-		return ps, err
-	}
-	ps.totalTicks, ps.idleTicks, err = parseSystemStat(sys)
+	ps.totalTicks, ps.idleTicks, err = readSystemStat(fs)
 	return ps, err
 }
 
-// parseSelfStat reads utime, stime (fields 14, 15) and rss (field 24) of
-// proc(5)'s /proc/[pid]/stat. The command name (field 2) is in parentheses
-// and may itself hold spaces and parentheses, so fields are counted from
-// the last ')'.
-func parseSelfStat(b []byte) (ticks uint64, rssPages int64, err error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, errors.New("/proc/self/stat: no command name")
+// readSelfStat reads utime, stime and rss of /proc/self/stat, which procfs
+// leaves in ticks and pages.
+func readSelfStat(fs procfs.FS) (ticks uint64, rssPages int64, err error) {
+	p, err := fs.Self()
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/self: %w", err)
 	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
-	if len(f) < 22 {
-		return 0, 0, fmt.Errorf("/proc/self/stat: %d fields after the command name, want at least 22", len(f))
-	}
-	utime, err1 := strconv.ParseUint(f[14-3], 10, 64)
-	stime, err2 := strconv.ParseUint(f[15-3], 10, 64)
-	rss, err3 := strconv.ParseInt(f[24-3], 10, 64)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	st, err := p.Stat()
+	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/self/stat: %w", err)
 	}
-	return utime + stime, max(rss, 0), nil
+	return uint64(st.UTime + st.STime), int64(max(st.RSS, 0)), nil
 }
 
-// parseSystemStat reads the aggregate "cpu" line of /proc/stat: user nice
+// procfsUserHZ is the tick rate procfs divides /proc/stat's ticks by (its
+// fixed USER_HZ, as in ProcStat.CPUTime). Multiplying back gives the
+// kernel's tick counts, comparable with /proc/self/stat's.
+const procfsUserHZ = 100
+
+// readSystemStat reads the aggregate "cpu" line of /proc/stat: user nice
 // system idle iowait irq softirq steal [guest guest_nice]. guest and
 // guest_nice are already counted in user and nice, so they are left out of
-// the total.
-func parseSystemStat(b []byte) (total, idle uint64, err error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || f[0] != "cpu" {
-			continue
-		}
-		if len(f) < 5 {
-			return 0, 0, errors.New("/proc/stat: short cpu line")
-		}
-		var v [8]uint64
-		for k := 0; k < len(v) && k+1 < len(f); k++ {
-			if v[k], err = strconv.ParseUint(f[k+1], 10, 64); err != nil {
-				return 0, 0, fmt.Errorf("/proc/stat: %w", err)
-			}
-		}
-		for _, x := range v {
-			total += x
-		}
-		return total, v[3] + v[4], nil
+// the total. procfs reads a missing column as 0: a line without idle time is
+// one that lacks the idle column (a running kernel always has idled), or no
+// aggregate line at all.
+func readSystemStat(fs procfs.FS) (total, idle uint64, err error) {
+	st, err := fs.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/stat: %w", err)
 	}
-	return 0, 0, errors.New("/proc/stat: no cpu line")
+	c := st.CPUTotal
+	if c.Idle <= 0 {
+		return 0, 0, errors.New("/proc/stat: no cpu line with user, nice, system and idle time")
+	}
+	for _, seconds := range []float64{c.User, c.Nice, c.System, c.Idle, c.Iowait, c.IRQ, c.SoftIRQ, c.Steal} {
+		total += ticks(seconds)
+	}
+	return total, ticks(c.Idle) + ticks(c.Iowait), nil
 }
+
+func ticks(seconds float64) uint64 { return uint64(math.Round(max(seconds, 0) * procfsUserHZ)) }

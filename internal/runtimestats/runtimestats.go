@@ -24,7 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/telemetry/telemetry/internal/store/db"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // Config tunes a Sampler. Zero values take the defaults noted.
@@ -41,27 +41,19 @@ type Config struct {
 }
 
 // Sample is one row of runtime_samples: the figures of one instance over
-// the interval that ends at Time.
-type Sample struct {
-	Time     time.Time
-	Interval time.Duration
-	// ProcessCPU and SystemCPU are fractions 0..1 of the machine's CPU
-	// capacity; nil when /proc could not be read.
-	ProcessCPU, SystemCPU *float64
-	GCCPUSeconds          float64 // GC CPU time during the interval
-	GCPauseSeconds        float64 // stop-the-world GC pauses during the interval (estimate)
-	GCCycles              int64   // GC cycles completed during the interval
-	GOMAXPROCS            int32
-	HeapLiveBytes         int64  // heap live after the last GC
-	GoMemoryBytes         int64  // all memory mapped by the Go runtime
-	RSSBytes              *int64 // resident set size; nil when /proc could not be read
-	Goroutines            int64
+// the interval that ends at Time. CPU and RSS are nil when /proc could not
+// be read.
+type Sample = store.RuntimeSample
+
+// Writer stores samples; *store.RuntimeSamples is one.
+type Writer interface {
+	Insert(ctx context.Context, s store.RuntimeSample) error
 }
 
 // Sampler takes and writes samples. A nil *Sampler does nothing, so callers
 // can call its methods unconditionally.
 type Sampler struct {
-	q   *db.Queries
+	w   Writer
 	log *slog.Logger
 	cfg Config
 	id  [16]byte
@@ -79,10 +71,9 @@ type Sampler struct {
 	written, failures prometheus.Counter
 }
 
-// New builds a Sampler writing through d (a pool) and takes its baseline
-// reading. reg (may be nil) receives its metrics. Call Start to sample
+// New builds a Sampler writing through w and takes its baseline reading. reg (may be nil) receives its metrics. Call Start to sample
 // periodically and Close to stop.
-func New(d db.DBTX, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Sampler {
+func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Sampler {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Second
 	}
@@ -99,7 +90,7 @@ func New(d db.DBTX, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Sa
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sampler{
-		q: db.New(d), log: log, cfg: cfg,
+		w: w, log: log, cfg: cfg,
 		done: make(chan struct{}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_runtime_samples_written_total",
@@ -197,16 +188,10 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 	if !ok {
 		return smp, errors.New("runtime sample: no time elapsed since the previous reading")
 	}
-	err := s.q.InsertRuntimeSample(ctx, db.InsertRuntimeSampleParams{
-		Time: smp.Time, InstanceID: uuid.UUID(s.id), IntervalSeconds: smp.Interval.Seconds(),
-		ProcessCpu: smp.ProcessCPU, SystemCpu: smp.SystemCPU,
-		GcCpuSeconds: smp.GCCPUSeconds, GcPauseSeconds: smp.GCPauseSeconds, GcCycles: smp.GCCycles,
-		Gomaxprocs: smp.GOMAXPROCS, HeapLiveBytes: smp.HeapLiveBytes, GoMemoryBytes: smp.GoMemoryBytes,
-		RssBytes: smp.RSSBytes, Goroutines: smp.Goroutines,
-	})
-	if err != nil {
+	smp.InstanceID = uuid.UUID(s.id)
+	if err := s.w.Insert(ctx, smp); err != nil {
 		s.failures.Inc()
-		return smp, fmt.Errorf("insert runtime sample: %w", err)
+		return smp, err // the store's error says what failed
 	}
 	s.written.Inc()
 	return smp, nil

@@ -13,7 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -50,6 +52,44 @@ func selfStat(comm string, utime, stime, rss string) string {
 	return strings.Join(f, " ") + "\n"
 }
 
+// fakeProc builds a proc(5) tree under a temporary directory holding only
+// the named files (self is a link to process 4242, as /proc/self is).
+func fakeProc(t *testing.T, files map[string]string) procfs.FS {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "4242"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("4242", filepath.Join(root, "self")); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := procfs.NewFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// parseSelfStat reads b as /proc/self/stat.
+func parseSelfStat(t *testing.T, b []byte) (uint64, int64, error) {
+	return readSelfStat(fakeProc(t, map[string]string{"4242/stat": string(b)}))
+}
+
+// parseSystemStat reads b as /proc/stat.
+func parseSystemStat(t *testing.T, b []byte) (uint64, uint64, error) {
+	return readSystemStat(fakeProc(t, map[string]string{"stat": string(b)}))
+}
+
+// samples is the runtime samples store on pool.
+func samples(pool *pgxpool.Pool) *store.RuntimeSamples {
+	return store.New(pool, store.Options{}).Runtime
+}
+
 func TestParseSelfStat(t *testing.T) {
 	for _, tc := range []struct {
 		name, in   string
@@ -64,7 +104,7 @@ func TestParseSelfStat(t *testing.T) {
 		{"not a number", selfStat("x", "abc", "1", "1"), 0, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ticks, rss, err := parseSelfStat([]byte(tc.in))
+			ticks, rss, err := parseSelfStat(t, []byte(tc.in))
 			if (err != nil) != tc.wantsError {
 				t.Fatalf("error = %v, want error: %v", err, tc.wantsError)
 			}
@@ -89,7 +129,7 @@ func TestParseSystemStat(t *testing.T) {
 		{"not a number", "cpu 1 2 x 4 5\n", 0, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			total, idle, err := parseSystemStat([]byte(tc.in))
+			total, idle, err := parseSystemStat(t, []byte(tc.in))
 			if (err != nil) != tc.wantsError {
 				t.Fatalf("error = %v, want error: %v", err, tc.wantsError)
 			}
@@ -235,7 +275,7 @@ func TestSampleWritesARow(t *testing.T) {
 	}
 	pool := testdb.New(t)
 	reg := prometheus.NewRegistry()
-	s := New(pool, nil, reg, Config{})
+	s := New(samples(pool), nil, reg, Config{})
 	runtime.GC()
 	spin(300 * time.Millisecond)
 	smp, err := s.Sample(context.Background())
@@ -275,7 +315,7 @@ func TestSampleWritesARow(t *testing.T) {
 func TestSampleWithoutProc(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
-	s := New(pool, nil, nil, Config{ProcRoot: filepath.Join(t.TempDir(), "none")})
+	s := New(samples(pool), nil, nil, Config{ProcRoot: filepath.Join(t.TempDir(), "none")})
 	time.Sleep(10 * time.Millisecond)
 	if _, err := s.Sample(context.Background()); err != nil {
 		t.Fatal(err)
@@ -291,7 +331,7 @@ func TestSampleFailure(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
 	reg := prometheus.NewRegistry()
-	s := New(pool, nil, reg, Config{})
+	s := New(samples(pool), nil, reg, Config{})
 	if _, err := pool.Exec(context.Background(), "DROP TABLE runtime_samples"); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +349,7 @@ func TestSampleFailure(t *testing.T) {
 func TestStartAndClose(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
-	s := New(pool, nil, nil, Config{Interval: 100 * time.Millisecond, First: 10 * time.Millisecond})
+	s := New(samples(pool), nil, nil, Config{Interval: 100 * time.Millisecond, First: 10 * time.Millisecond})
 	s.Start()
 	s.Start() // a second Start does nothing
 	deadline := time.Now().Add(10 * time.Second)
