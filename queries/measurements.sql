@@ -147,6 +147,141 @@ SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, a
 FROM measurements
 WHERE id = @id;
 
+-- name: ListMeasurementsByStartedAtAsc :many
+-- One page of the list. There is one query per order (sort key and
+-- direction): ORDER BY cannot be a parameter, and CASE expressions in it
+-- could use no index. Every order but method's is served by an index (see
+-- docs/measurements.md); ties are broken by id (for name and method by
+-- ended_at first, as measurements_name_idx). The WHERE clause, the same in
+-- every list query, is CountMeasurements' edge A over the whole window.
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY started_at ASC, id ASC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByStartedAtDesc :many
+-- The list by started_at, descending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY started_at DESC, id DESC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByEndedAtAsc :many
+-- The list by ended_at, ascending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY ended_at ASC, id ASC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByEndedAtDesc :many
+-- The list by ended_at, descending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY ended_at DESC, id DESC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByElapsedAsc :many
+-- The list by elapsed, ascending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY elapsed ASC, id ASC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByElapsedDesc :many
+-- The list by elapsed, descending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY elapsed DESC, id DESC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByNameAsc :many
+-- The list by name, ascending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY name ASC, ended_at ASC, id ASC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByNameDesc :many
+-- The list by name, descending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY name DESC, ended_at DESC, id DESC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByMethodAsc :many
+-- The list by method, ascending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY method ASC, ended_at ASC, id ASC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListMeasurementsByMethodDesc :many
+-- The list by method, descending (see ListMeasurementsByStartedAtAsc).
+SELECT id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app
+FROM measurements
+WHERE started_at >= @started_at::timestamptz AND started_at <= @ended_at::timestamptz
+  AND ended_at <= @ended_at::timestamptz AND ended_at >= @started_at::timestamptz
+  AND (sqlc.narg('name')::text IS NULL OR name = sqlc.narg('name')::text)
+  AND (cardinality(@methods::text[]) = 0 OR method = ANY(@methods::text[]))
+  AND (sqlc.narg('app')::text IS NULL OR app = sqlc.narg('app')::text)
+  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR elapsed >= sqlc.narg('min_elapsed')::float8)
+ORDER BY method DESC, ended_at DESC, id DESC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
 -- name: CountMeasurements :one
 -- The exact number of rows the list filter matches.
 SELECT (

@@ -178,11 +178,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 
 	metrics.RegisterPool(pool)
-	// Self-profiling writes through the pool: it is closed (flushed) after
-	// the server stops and before the deferred pool.Close.
+	// Self-profiling writes through the store: it is closed (flushed) after
+	// the server stops and before the deferred st.Close.
 	var prof *selfprofile.Profiler
 	if cfg.SelfProfile && cfg.SelfProfileSample > 0 {
-		prof = selfprofile.New(pool, log, metrics.Registry, selfprofile.Config{
+		prof = selfprofile.New(st.Measurements, log, metrics.Registry, selfprofile.Config{
 			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
 		prof.Start()
 		defer prof.Close(context.Background())

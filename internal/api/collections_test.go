@@ -49,9 +49,10 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 		}
 		t.Cleanup(pool.Close)
 		metrics := obs.New()
+		st := store.New(pool, store.Options{})
 		var prof *selfprofile.Profiler
 		if env.profile {
-			prof = selfprofile.New(pool, nil, metrics.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
+			prof = selfprofile.New(st.Measurements, nil, metrics.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
 			prof.Start()
 			t.Cleanup(func() { prof.Close(context.Background()) })
 		}
@@ -60,7 +61,7 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 			sampler.Start()
 			t.Cleanup(sampler.Close)
 		}
-		h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg, Metrics: metrics, Profiler: prof})
+		h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics, Profiler: prof})
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		servers[i] = &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}

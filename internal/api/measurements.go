@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,9 +12,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/telemetry/telemetry/internal/measurements"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // Epoch-second fields and parameters take at most 253402300799
@@ -125,9 +125,9 @@ func epoch(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
 
 func fromEpoch(s float64) time.Time { return time.UnixMicro(int64(math.Round(s * 1e6))).UTC() }
 
-func measurementOf(r measurements.Record) Measurement {
+func measurementOf(r store.Measurement) Measurement {
 	return Measurement{ID: r.ID, Name: r.Name, Method: r.Method, StartedAt: epoch(r.StartedAt), EndedAt: epoch(r.EndedAt),
-		Elapsed: r.Elapsed, Args: r.Args, Kwargs: r.Kwargs, Context: r.Context, App: r.App}
+		Elapsed: r.Elapsed, Args: jsonArray(r.Args), Kwargs: jsonObject(r.Kwargs), Context: jsonObject(r.Context), App: r.App}
 }
 
 // optionalNumber is a number query parameter that may be absent.
@@ -167,9 +167,9 @@ func notANumber(name string) *ProblemItem {
 	return &ProblemItem{Title: "type", Source: name, Location: "query." + name, Detail: name + " must be a number", Value: "NaN"}
 }
 
-func (w *MeasurementWindow) filter() measurements.Filter {
+func (w *MeasurementWindow) filter() store.MeasurementFilter {
 	now := time.Now()
-	f := measurements.Filter{StartedAt: now.Add(-defaultWindow), EndedAt: now}
+	f := store.MeasurementFilter{StartedAt: now.Add(-defaultWindow), EndedAt: now}
 	if w.StartedAt.Set {
 		f.StartedAt = fromEpoch(w.StartedAt.Value)
 	}
@@ -196,7 +196,7 @@ func (q *MeasurementFilter) check() []error {
 	return errs
 }
 
-func (q *MeasurementFilter) filter() measurements.Filter {
+func (q *MeasurementFilter) filter() store.MeasurementFilter {
 	f := q.MeasurementWindow.filter()
 	if q.Elapsed.Set {
 		v := q.Elapsed.Value
@@ -208,8 +208,19 @@ func (q *MeasurementFilter) filter() measurements.Filter {
 	if q.App != "" {
 		f.App = &q.App
 	}
-	f.Methods = measurements.ParseMethods(q.Method)
+	f.Methods = parseMethods(q.Method)
 	return f
+}
+
+// parseMethods splits a comma list of methods ("PUT,POST"), dropping blanks.
+func parseMethods(s string) []string {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // parseSort splits "field,direction" (direction asc or desc, default desc).
@@ -245,13 +256,11 @@ type listMeasurementsInput struct {
 func (in *listMeasurementsInput) Resolve(huma.Context) []error {
 	errs := in.check()
 	var err error
-	if in.sortKey, in.desc, err = parseSort(in.Sort, measurements.SortKeys); err != nil {
+	if in.sortKey, in.desc, err = parseSort(in.Sort, store.MeasurementSortKeys()); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
 }
-
-var groupSortKeys = []string{"count", "avgElapsed", "minElapsed", "maxElapsed", "name"}
 
 type groupMeasurementsInput struct {
 	MeasurementFilter
@@ -264,7 +273,7 @@ type groupMeasurementsInput struct {
 func (in *groupMeasurementsInput) Resolve(huma.Context) []error {
 	errs := in.check()
 	var err error
-	if in.sortKey, in.desc, err = parseSort(in.Sort, groupSortKeys); err != nil {
+	if in.sortKey, in.desc, err = parseSort(in.Sort, store.MeasurementGroupSortKeys()); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
@@ -319,6 +328,11 @@ type measurementPageOutput[T any] struct {
 	Body MeasurementPage[T]
 }
 
+// measurementPageRequest is the rows a page query asks the store for.
+func measurementPageRequest(q PageQuery) store.PageRequest {
+	return store.PageRequest{Limit: q.Size, Offset: q.Offset()}
+}
+
 // newMeasurementPage is newPage with the items also under "measurements".
 func newMeasurementPage[T any](ctx context.Context, q PageQuery, items []T, total int64) *measurementPageOutput[T] {
 	p := newPage(ctx, q, items, total)
@@ -347,105 +361,73 @@ type timeseriesOutput struct {
 // TooManyMeasurements is the 406 detail for a batch over MEASUREMENTS_MAX_BATCH.
 const TooManyMeasurements = "Too many measurements are being registered"
 
-// route is one path an operation answers at; the first of a list is the
-// documented one, the others aliases.
-type measRoute struct{ id, path string }
+// registerMeasurements builds the batch decoder; routes.go registers the
+// routes.
+func (s *server) registerMeasurements(api huma.API) {
+	s.meas = newMeasurementDecoder(api)
+}
 
-// registerRoutes registers op at each route: the aliases keep the
-// operation's documentation, with a summary that names the original.
-func registerMeasRoutes[I, O any](api huma.API, op huma.Operation, routes []measRoute, h func(context.Context, *I) (*O, error)) {
-	summary, desc := op.Summary, op.Description
-	for i, r := range routes {
-		o := op
-		o.OperationID, o.Path = r.id, r.path
-		o.Tags = append([]string(nil), op.Tags...)
-		o.Errors = append([]int(nil), op.Errors...)
-		if i > 0 {
-			o.Summary = summary + " (alias of " + routes[0].path + ")"
-			o.Description = "Alias of `" + op.Method + " " + routes[0].path + "` (" + routes[0].id + "), same parameters and answers.\n\n" + desc
-		}
-		huma.Register(api, o, h)
+// measurementsDocs documents the measurements operations by id (routes.go
+// lists them with their aliases).
+func (s *server) measurementsDocs() map[string]huma.Operation {
+	tags := []string{"measurements"}
+	queryErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
+	listDoc := "Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= " +
+		"endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, " +
+		"newest first unless sort says otherwise. Times are epoch seconds."
+	return map[string]huma.Operation{
+		"postMeasurements": {
+			Summary: "Store measurements",
+			Description: "Stores a batch of request measurements and answers their new ids in order. The batch is " +
+				"one transaction: when any record is invalid nothing is stored and the 422 names every failing " +
+				"record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is " +
+				"a 406. Bodies over MAX_BODY_BYTES are a 413.",
+			Tags:          tags,
+			DefaultStatus: http.StatusCreated,
+			MaxBodyBytes:  s.bodyLimit(),
+			Errors: []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
+				http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
+				http.StatusServiceUnavailable},
+		},
+		"listMeasurements": {Summary: "List measurements", Description: listDoc, Tags: tags, Errors: queryErrors},
+		"filterMeasurements": {Summary: "Filter measurements",
+			Description: listDoc + " The same list as GET /api/measurements/, at flask-profiler's filter path.",
+			Tags:        tags, Errors: queryErrors},
+		"listMeasurementGroups": {
+			Summary: "Measurements grouped by name and method",
+			Description: "Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, " +
+				"with the list's filters; sorted by count descending unless sort says otherwise.",
+			Tags: tags, Errors: queryErrors,
+		},
+		"getMethodDistribution": {
+			Summary: "Number of measurements per method",
+			Description: "How many measurements of the window (startedAt, endedAt; default the last 7 days) " +
+				"each method has.",
+			Tags: tags, Errors: queryErrors,
+		},
+		"getMeasurementTimeseries": {
+			Summary: "Number of measurements per day or hour",
+			Description: "How many measurements of the window started in each UTC day or hour, every bucket from " +
+				"the one holding startedAt to the one holding endedAt present (0 when empty). The map is " +
+				"answered under both serie and series. At most 50,000 buckets.",
+			Tags: tags, Errors: queryErrors,
+		},
+		"getMeasurement": {
+			Summary: "Get a measurement", Description: "Every field of one measurement.", Tags: tags,
+			Errors: []int{http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
+		},
 	}
 }
 
-func (s *server) registerMeasurements(api huma.API) {
-	tags := []string{"measurements"}
-	s.meas = newMeasurementDecoder(api)
-	queryErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
-
-	registerMeasRoutes(api, huma.Operation{
-		Method:  http.MethodPost,
-		Summary: "Store measurements",
-		Description: "Stores a batch of request measurements and answers their new ids in order. The batch is " +
-			"one transaction: when any record is invalid nothing is stored and the 422 names every failing " +
-			"record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is " +
-			"a 406. Bodies over MAX_BODY_BYTES are a 413.",
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-		MaxBodyBytes:  s.bodyLimit(),
-		Errors: []int{http.StatusBadRequest, http.StatusNotAcceptable, http.StatusRequestEntityTooLarge,
-			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInternalServerError,
-			http.StatusServiceUnavailable},
-	}, []measRoute{{"postMeasurements", "/api/measurements"}, {"postMeasurementsSlash", "/api/measurements/"}}, s.postMeasurements)
+// documentMeasurements documents POST's request body: the handler takes
+// the body raw (measurements_decode.go decodes it), so huma knows no schema.
+func (s *server) documentMeasurements(api huma.API) {
 	for _, path := range []string{"/api/measurements", "/api/measurements/"} {
 		api.OpenAPI().Paths[path].Post.RequestBody = &huma.RequestBody{
 			Required: true,
 			Content:  map[string]*huma.MediaType{"application/json": {Schema: s.meas.schema}},
 		}
 	}
-
-	listDoc := "Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= " +
-		"endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, " +
-		"newest first unless sort says otherwise. Times are epoch seconds."
-	registerMeasRoutes(api, huma.Operation{
-		Method: http.MethodGet, Summary: "List measurements", Description: listDoc, Tags: tags, Errors: queryErrors,
-	}, []measRoute{{"listMeasurements", "/api/measurements/"}, {"listMeasurementsNoSlash", "/api/measurements"}}, s.listMeasurements)
-	registerMeasRoutes(api, huma.Operation{
-		Method: http.MethodGet, Summary: "Filter measurements", Description: listDoc + " The same list as GET /api/measurements/, at flask-profiler's filter path.",
-		Tags: tags, Errors: queryErrors,
-	}, []measRoute{{"filterMeasurements", "/api/measurements/filter/"}, {"filterMeasurementsNoSlash", "/api/measurements/filter"}}, s.listMeasurements)
-
-	registerMeasRoutes(api, huma.Operation{
-		Method:  http.MethodGet,
-		Summary: "Measurements grouped by name and method",
-		Description: "Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, " +
-			"with the list's filters; sorted by count descending unless sort says otherwise.",
-		Tags: tags, Errors: queryErrors,
-	}, []measRoute{
-		{"listMeasurementGroups", "/api/measurements/grouped/"}, {"listMeasurementGroupsNoSlash", "/api/measurements/grouped"},
-		{"listMeasurementGroupsV1", "/api/v1/measurements/grouped/"}, {"listMeasurementGroupsV1NoSlash", "/api/v1/measurements/grouped"},
-	}, s.groupMeasurements)
-
-	registerMeasRoutes(api, huma.Operation{
-		Method:  http.MethodGet,
-		Summary: "Number of measurements per method",
-		Description: "How many measurements of the window (startedAt, endedAt; default the last 7 days) " +
-			"each method has.",
-		Tags: tags, Errors: queryErrors,
-	}, []measRoute{
-		{"getMethodDistribution", "/api/measurements/methodDistribution/"}, {"getMethodDistributionNoSlash", "/api/measurements/methodDistribution"},
-		{"getMethodDistributionV1", "/api/v1/methodDistribution/"}, {"getMethodDistributionV1NoSlash", "/api/v1/methodDistribution"},
-	}, s.methodDistribution)
-
-	registerMeasRoutes(api, huma.Operation{
-		Method:  http.MethodGet,
-		Summary: "Number of measurements per day or hour",
-		Description: "How many measurements of the window started in each UTC day or hour, every bucket from " +
-			"the one holding startedAt to the one holding endedAt present (0 when empty). The map is " +
-			"answered under both serie and series. At most 50,000 buckets.",
-		Tags: tags, Errors: queryErrors,
-	}, []measRoute{
-		{"getMeasurementTimeseries", "/api/measurements/timeseries/"}, {"getMeasurementTimeseriesNoSlash", "/api/measurements/timeseries"},
-		{"getMeasurementTimeseriesV1", "/api/v1/timeseries/"}, {"getMeasurementTimeseriesV1NoSlash", "/api/v1/timeseries"},
-	}, s.measurementTimeseries)
-
-	registerMeasRoutes(api, huma.Operation{
-		Method: http.MethodGet, Summary: "Get a measurement", Description: "Every field of one measurement.",
-		Tags: tags, Errors: []int{http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
-	}, []measRoute{
-		{"getMeasurement", "/api/measurements/{id}"}, {"getMeasurementSlash", "/api/measurements/{id}/"},
-		{"getMeasurementV1", "/api/v1/measurements/{id}"}, {"getMeasurementV1Slash", "/api/v1/measurements/{id}/"},
-	}, s.getMeasurement)
 }
 
 func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput) (*postMeasurementsOutput, error) {
@@ -458,10 +440,11 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		return nil, NewProblem(http.StatusNotAcceptable,
 			fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)", TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
 	}
-	recs := make([]measurements.Record, n)
+	recs := make([]store.Measurement, n)
 	for i, m := range body {
-		r := measurements.Record{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Name: m.Name,
-			Method: m.Method, App: m.App, Args: m.Args, Kwargs: m.Kwargs, Context: m.Context}
+		r := store.Measurement{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Name: m.Name,
+			Method: m.Method, App: m.App, Args: json.RawMessage(m.Args), Kwargs: json.RawMessage(m.Kwargs),
+			Context: json.RawMessage(m.Context)}
 		if m.Elapsed != nil {
 			r.Elapsed = *m.Elapsed
 		} else {
@@ -469,9 +452,9 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		}
 		recs[i] = r
 	}
-	ids, err := measurements.Insert(ctx, s.pool, recs)
+	ids, err := s.st.Measurements.Insert(ctx, recs)
 	if err != nil {
-		return nil, dbError(ctx, s.log, "insert measurements", err)
+		return nil, s.storeError(ctx, "insert measurements", err)
 	}
 	s.metrics.BatchItems.WithLabelValues("measurements").Observe(float64(n))
 	out := &postMeasurementsOutput{}
@@ -480,42 +463,39 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 }
 
 func (s *server) listMeasurements(ctx context.Context, in *listMeasurementsInput) (*measurementPageOutput[Measurement], error) {
-	f := in.filter()
-	recs, err := measurements.List(ctx, s.pool, f, in.sortKey, in.desc, in.Size, in.Offset())
+	page, err := s.st.Measurements.List(ctx, in.filter(), store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
+		measurementPageRequest(in.PageQuery))
 	if err != nil {
-		return nil, dbError(ctx, s.log, "list measurements", err)
+		return nil, s.storeError(ctx, "list measurements", err)
 	}
-	total, err := measurements.Count(ctx, s.pool, f)
-	if err != nil {
-		return nil, dbError(ctx, s.log, "count measurements", err)
-	}
-	items := make([]Measurement, len(recs))
-	for i, r := range recs {
+	items := make([]Measurement, len(page.Items))
+	for i, r := range page.Items {
 		items[i] = measurementOf(r)
 	}
-	return newMeasurementPage(ctx, in.PageQuery, items, total), nil
+	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
 }
 
 func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInput) (*measurementPageOutput[MeasurementGroup], error) {
-	rows, total, err := measurements.Grouped(ctx, s.pool, in.filter(), in.sortKey, in.desc, in.Size, in.Offset())
+	page, err := s.st.Measurements.Grouped(ctx, in.filter(), store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
+		measurementPageRequest(in.PageQuery))
 	if err != nil {
-		return nil, dbError(ctx, s.log, "group measurements", err)
+		return nil, s.storeError(ctx, "group measurements", err)
 	}
-	items := make([]MeasurementGroup, len(rows))
-	for i, r := range rows {
+	items := make([]MeasurementGroup, len(page.Items))
+	for i, r := range page.Items {
 		items[i] = MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
 			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
 	}
-	return newMeasurementPage(ctx, in.PageQuery, items, total), nil
+	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
 }
 
 func (s *server) getMeasurement(ctx context.Context, in *getMeasurementInput) (*getMeasurementOutput, error) {
-	r, err := measurements.Get(ctx, s.pool, in.ID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	r, err := s.st.Measurements.Get(ctx, in.ID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, NewProblem(http.StatusNotFound, fmt.Sprintf("no measurement with id %d", in.ID))
 	}
 	if err != nil {
-		return nil, dbError(ctx, s.log, "get measurement", err)
+		return nil, s.storeError(ctx, "get measurement", err)
 	}
 	out := &getMeasurementOutput{}
 	out.Body.Measurement = measurementOf(r)
@@ -523,9 +503,9 @@ func (s *server) getMeasurement(ctx context.Context, in *getMeasurementInput) (*
 }
 
 func (s *server) methodDistribution(ctx context.Context, in *windowInput) (*distributionOutput, error) {
-	d, err := measurements.MethodDistribution(ctx, s.pool, in.filter())
+	d, err := s.st.Measurements.MethodDistribution(ctx, in.filter())
 	if err != nil {
-		return nil, dbError(ctx, s.log, "method distribution", err)
+		return nil, s.storeError(ctx, "method distribution", err)
 	}
 	out := &distributionOutput{}
 	out.Body.Distribution = d
@@ -551,21 +531,14 @@ func (s *server) measurementTimeseries(ctx context.Context, in *timeseriesInput)
 		out.Body.Serie, out.Body.Series = map[string]int64{}, map[string]int64{}
 		return out, nil
 	}
-	buckets, err := measurements.Timeseries(ctx, s.pool, f, daily)
+	buckets, err := s.st.Measurements.Timeseries(ctx, f, daily)
 	if err != nil {
-		return nil, dbError(ctx, s.log, "measurement timeseries", err)
+		return nil, s.storeError(ctx, "measurement timeseries", err)
 	}
 	serie := make(map[string]int64, len(buckets))
 	for _, b := range buckets {
-		serie[b.Bucket.UTC().Format(layout)] = b.Count
+		serie[b.Start.UTC().Format(layout)] = b.Count
 	}
 	out.Body.Serie, out.Body.Series = serie, serie
 	return out, nil
 }
-
-// measurementsDocs documents the measurements operations by id (routes.go lists them).
-// TODO(store layer): registerMeasurements still registers these routes itself.
-func (s *server) measurementsDocs() map[string]huma.Operation { return nil }
-
-// documentMeasurements completes the document after registration.
-func (s *server) documentMeasurements(huma.API) {}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/telemetry/telemetry/internal/measurements"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // benchClient keeps a connection per load client.
@@ -49,10 +49,10 @@ func benchGet(url string) error {
 
 // benchRecords builds n realistic measurements of the last hour (a
 // flask-profiler-sized context: url, query, a few headers, func, ip).
-func benchRecords(rng *rand.Rand, n int) ([]MeasurementInput, []measurements.Record) {
+func benchRecords(rng *rand.Rand, n int) ([]MeasurementInput, []store.Measurement) {
 	methods := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}
 	in := make([]MeasurementInput, n)
-	recs := make([]measurements.Record, n)
+	recs := make([]store.Measurement, n)
 	now := float64(time.Now().UnixMicro()) / 1e6
 	for i := range in {
 		route := rng.IntN(50)
@@ -68,7 +68,7 @@ func benchRecords(rng *rand.Rand, n int) ([]MeasurementInput, []measurements.Rec
 		m := MeasurementInput{Name: fmt.Sprintf("/api/r%d/<id>", route), Method: methods[rng.IntN(len(methods))],
 			StartedAt: start, EndedAt: start + el, Elapsed: &el, Args: jsonArray("[]"), Kwargs: kw, Context: ctx, App: "shop"}
 		in[i] = m
-		recs[i] = measurements.Record{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Elapsed: el,
+		recs[i] = store.Measurement{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Elapsed: el,
 			Name: m.Name, Method: m.Method, Args: []byte("[]"), Kwargs: kw, Context: ctx, App: m.App}
 	}
 	return in, recs
@@ -189,7 +189,7 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 	}
 	indexes := time.Since(t1)
 	t2 := time.Now()
-	if err := measurements.RebuildRollup(ctx, s.Pool, time.Now().AddDate(0, 0, -days-1), time.Now().Add(time.Hour)); err != nil {
+	if err := store.New(s.Pool, store.Options{}).Measurements.RebuildRollup(ctx, time.Now().AddDate(0, 0, -days-1), time.Now().Add(time.Hour)); err != nil {
 		b.Fatal(err)
 	}
 	exec("VACUUM ANALYZE measurements")
@@ -211,7 +211,8 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 
 	const clients = 4
 	now := time.Now()
-	window := measurements.Filter{StartedAt: now.Add(-7 * 24 * time.Hour), EndedAt: now}
+	st := store.New(s.Pool, store.Options{}).Measurements
+	window := store.MeasurementFilter{StartedAt: now.Add(-7 * 24 * time.Hour), EndedAt: now}
 	name, el := "/api/r7/<id>", 1.0
 	withName, withElapsed := window, window
 	withName.Name = &name
@@ -222,62 +223,47 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 		direct     func() error
 	}{
 		{"list", "/api/measurements/", func() error {
-			if _, err := measurements.List(ctx, s.Pool, window, "endedAt", true, 50, 0); err != nil {
-				return err
-			}
-			_, err := measurements.Count(ctx, s.Pool, window)
+			_, err := st.List(ctx, window, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50})
 			return err
 		}},
 		{"list_name", "/api/measurements/?name=" + name, func() error {
-			if _, err := measurements.List(ctx, s.Pool, withName, "endedAt", true, 50, 0); err != nil {
-				return err
-			}
-			_, err := measurements.Count(ctx, s.Pool, withName)
+			_, err := st.List(ctx, withName, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50})
 			return err
 		}},
 		{"list_page100", "/api/measurements/?page=100", func() error {
-			if _, err := measurements.List(ctx, s.Pool, window, "endedAt", true, 50, 99*50); err != nil {
-				return err
-			}
-			_, err := measurements.Count(ctx, s.Pool, window)
+			_, err := st.List(ctx, window, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50, Offset: 99 * 50})
 			return err
 		}},
 		{"list_elapsed", "/api/measurements/?elapsed=1", func() error {
-			if _, err := measurements.List(ctx, s.Pool, withElapsed, "endedAt", true, 50, 0); err != nil {
-				return err
-			}
-			_, err := measurements.Count(ctx, s.Pool, withElapsed)
+			_, err := st.List(ctx, withElapsed, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50})
 			return err
 		}},
 		{"list_sort_elapsed", "/api/measurements/?sort=elapsed,desc", func() error {
-			if _, err := measurements.List(ctx, s.Pool, window, "elapsed", true, 50, 0); err != nil {
-				return err
-			}
-			_, err := measurements.Count(ctx, s.Pool, window)
+			_, err := st.List(ctx, window, store.MeasurementSort{Key: "elapsed", Desc: true}, store.PageRequest{Limit: 50})
 			return err
 		}},
 		{"grouped", "/api/measurements/grouped/", func() error {
-			_, _, err := measurements.Grouped(ctx, s.Pool, window, "count", true, 50, 0)
+			_, err := st.Grouped(ctx, window, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 50})
 			return err
 		}},
 		{"grouped_elapsed", "/api/measurements/grouped/?elapsed=1", func() error {
-			_, _, err := measurements.Grouped(ctx, s.Pool, withElapsed, "count", true, 50, 0)
+			_, err := st.Grouped(ctx, withElapsed, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 50})
 			return err
 		}},
 		{"distribution", "/api/measurements/methodDistribution/", func() error {
-			_, err := measurements.MethodDistribution(ctx, s.Pool, window)
+			_, err := st.MethodDistribution(ctx, window)
 			return err
 		}},
 		{"timeseries_hourly", "/api/measurements/timeseries/?interval=hourly", func() error {
-			_, err := measurements.Timeseries(ctx, s.Pool, window, false)
+			_, err := st.Timeseries(ctx, window, false)
 			return err
 		}},
 		{"timeseries_daily", "/api/measurements/timeseries/?interval=daily", func() error {
-			_, err := measurements.Timeseries(ctx, s.Pool, window, true)
+			_, err := st.Timeseries(ctx, window, true)
 			return err
 		}},
 		{"get", "/api/measurements/123456", func() error {
-			_, err := measurements.Get(ctx, s.Pool, 123456)
+			_, err := st.Get(ctx, 123456)
 			return err
 		}},
 	}

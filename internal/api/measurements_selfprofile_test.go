@@ -31,10 +31,11 @@ func newProfiledServer(t *testing.T, pc selfprofile.Config) (*testServer, *selfp
 	}
 	pool := testdb.New(t)
 	metrics := obs.New()
-	prof := selfprofile.New(pool, nil, metrics.Registry, pc)
+	st := store.New(pool, store.Options{})
+	prof := selfprofile.New(st.Measurements, nil, metrics.Registry, pc)
 	prof.Start()
 	t.Cleanup(func() { prof.Close(context.Background()) })
-	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg, Metrics: metrics, Profiler: prof})
+	h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics, Profiler: prof})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}, prof

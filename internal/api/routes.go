@@ -53,7 +53,36 @@ func (s *server) routes() []route {
 
 		// devices.go (routes still registered by registerDevices)
 
-		// measurements.go (routes still registered by registerMeasurements)
+		// measurements.go
+		{post, "/api/measurements", "postMeasurements", []alias{
+			{"postMeasurementsSlash", "/api/measurements/"},
+		}, handle(s.postMeasurements)},
+		{get, "/api/measurements/", "listMeasurements", []alias{
+			{"listMeasurementsNoSlash", "/api/measurements"},
+		}, handle(s.listMeasurements)},
+		{get, "/api/measurements/filter/", "filterMeasurements", []alias{
+			{"filterMeasurementsNoSlash", "/api/measurements/filter"},
+		}, handle(s.listMeasurements)},
+		{get, "/api/measurements/grouped/", "listMeasurementGroups", []alias{
+			{"listMeasurementGroupsNoSlash", "/api/measurements/grouped"},
+			{"listMeasurementGroupsV1", "/api/v1/measurements/grouped/"},
+			{"listMeasurementGroupsV1NoSlash", "/api/v1/measurements/grouped"},
+		}, handle(s.groupMeasurements)},
+		{get, "/api/measurements/methodDistribution/", "getMethodDistribution", []alias{
+			{"getMethodDistributionNoSlash", "/api/measurements/methodDistribution"},
+			{"getMethodDistributionV1", "/api/v1/methodDistribution/"},
+			{"getMethodDistributionV1NoSlash", "/api/v1/methodDistribution"},
+		}, handle(s.methodDistribution)},
+		{get, "/api/measurements/timeseries/", "getMeasurementTimeseries", []alias{
+			{"getMeasurementTimeseriesNoSlash", "/api/measurements/timeseries"},
+			{"getMeasurementTimeseriesV1", "/api/v1/timeseries/"},
+			{"getMeasurementTimeseriesV1NoSlash", "/api/v1/timeseries"},
+		}, handle(s.measurementTimeseries)},
+		{get, "/api/measurements/{id}", "getMeasurement", []alias{
+			{"getMeasurementSlash", "/api/measurements/{id}/"},
+			{"getMeasurementV1", "/api/v1/measurements/{id}"},
+			{"getMeasurementV1Slash", "/api/v1/measurements/{id}/"},
+		}, handle(s.getMeasurement)},
 
 		// collections.go
 		{get, collectionsPath, "listCollections", nil, handle(s.listCollections)},

@@ -22,7 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/telemetry/telemetry/internal/measurements"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // App is the app name of the service's own measurements.
@@ -63,10 +63,15 @@ type entry struct {
 	headers    [][2]string
 }
 
+// Writer stores measurements, all or none: *store.Measurements.
+type Writer interface {
+	Insert(ctx context.Context, recs []store.Measurement) ([]int64, error)
+}
+
 // Profiler records requests. A nil *Profiler records nothing, so callers
 // can call Record unconditionally.
 type Profiler struct {
-	db      measurements.DB
+	w       Writer
 	log     *slog.Logger
 	cfg     Config
 	exclude []string
@@ -88,9 +93,9 @@ type Profiler struct {
 	failures          prometheus.Counter
 }
 
-// New builds a Profiler writing to db; reg (may be nil) receives its
+// New builds a Profiler writing through w; reg (may be nil) receives its
 // metrics. Call Start to begin writing and Close to flush and stop.
-func New(db measurements.DB, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Profiler {
+func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Profiler {
 	cfg.Sample = min(max(cfg.Sample, 0), 1)
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = 10000
@@ -108,7 +113,7 @@ func New(db measurements.DB, log *slog.Logger, reg prometheus.Registerer, cfg Co
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Profiler{
-		db: db, log: log, cfg: cfg,
+		w: w, log: log, cfg: cfg,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		recorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_recorded_total",
@@ -234,12 +239,12 @@ func (p *Profiler) Flush(ctx context.Context) error {
 	var firstErr error
 	for len(batch) > 0 {
 		n := min(len(batch), writeBatch)
-		recs := make([]measurements.Record, n)
+		recs := make([]store.Measurement, n)
 		for i := range recs {
 			recs[i] = batch[i].record()
 		}
 		wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
-		_, err := measurements.Insert(wctx, p.db, recs)
+		_, err := p.w.Insert(wctx, recs)
 		cancel()
 		if err != nil {
 			p.failures.Inc()
@@ -353,7 +358,7 @@ func clientIP(remote string) string {
 }
 
 // record turns an entry into a measurement in the seed's shape.
-func (e entry) record() measurements.Record {
+func (e entry) record() store.Measurement {
 	kwargs := make(map[string]string, len(e.params))
 	for _, kv := range e.params {
 		kwargs[kv[0]] = kv[1]
@@ -387,7 +392,7 @@ func (e entry) record() measurements.Record {
 	}
 	kj, _ := json.Marshal(kwargs)
 	cj, _ := json.Marshal(ctx)
-	return measurements.Record{
+	return store.Measurement{
 		StartedAt: e.start, EndedAt: e.end, Elapsed: e.end.Sub(e.start).Seconds(),
 		Name: e.pattern, Method: e.method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
 	}
