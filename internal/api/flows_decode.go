@@ -104,11 +104,11 @@ func (d *flowDecoder) explain(body []byte) error {
 		})
 	}
 	if errs := d.validate(parsed); len(errs) > 0 {
-		return NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
+		return validationFailed(errs...)
 	}
 	// Valid for the schema (whose numbers are float64) yet refused by the
 	// typed decode: integers written as 1.0 or 1e3, or beyond 64 bits.
-	return NewProblem(http.StatusUnprocessableEntity, "validation failed", integerErrors(body)...)
+	return validationFailed(integerErrors(body)...)
 }
 
 // integerErrors finds the integer fields that do not parse as int64.

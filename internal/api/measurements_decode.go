@@ -154,7 +154,7 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
+		return nil, validationFailed(errs...)
 	}
 	return recs, nil
 }

@@ -115,6 +115,12 @@ var installErrorModel = sync.OnceFunc(func() {
 	}
 })
 
+// validationFailed is the 422 listing every failed rule (a 400 when the body
+// as a whole has the wrong JSON type).
+func validationFailed(errs ...error) *Problem {
+	return bodyTypeIsMalformed(NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...))
+}
+
 // bodyTypeIsMalformed makes huma's 422 for a body of the wrong JSON type as
 // a whole (an array where an object is expected) a 400, like malformed JSON
 // (CONVENTIONS); field errors stay 422s.
