@@ -49,16 +49,17 @@ type deviceWriterOptions struct {
 	Observe func(rows int)
 }
 
-type pending struct {
+type pendingReport struct {
 	row  MetricRow
-	done chan error // the row's result, or errLead
-	// batch is set, before errLead is sent, on the row whose goroutine is
-	// to write the batch (the batch's first row).
-	batch []*pending
+	done chan error // the row's result, or errLeadBatch
+	// batch is set, before errLeadBatch is sent, on the row whose
+	// goroutine is to write the batch (the batch's first row).
+	batch []*pendingReport
 }
 
-// errLead tells a waiting Write to write the batch in its pending.batch.
-var errLead = errors.New("lead the next batch")
+// errLeadBatch tells a waiting Write to write the batch in its
+// pendingReport.batch.
+var errLeadBatch = errors.New("lead the next batch")
 
 // deviceWriter coalesces concurrent Writes into shared commits. It has no
 // goroutines of its own (the writing goroutines write the batches), so a
@@ -68,15 +69,15 @@ var errLead = errors.New("lead the next batch")
 type deviceWriter struct {
 	q    *db.Queries
 	opts deviceWriterOptions
-	// pending recycles the rows' waiting slots (and their channels).
-	pending sync.Pool
+	// slots recycles the rows' waiting slots (and their channels).
+	slots sync.Pool
 
 	mu       sync.Mutex
 	drained  *sync.Cond
 	closed   bool
-	queue    []*pending // rows waiting for a batch
-	active   int        // batches being written (at most opts.Writers)
-	inflight int        // rows queued or being written, not yet answered
+	queue    []*pendingReport // rows waiting for a batch
+	active   int              // batches being written (at most opts.Writers)
+	inflight int              // rows queued or being written, not yet answered
 }
 
 // newDeviceWriter returns a writer that stores rows through q.
@@ -91,7 +92,7 @@ func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 		opts.Observe = func(int) {}
 	}
 	w := &deviceWriter{q: q, opts: opts}
-	w.pending.New = func() any { return &pending{done: make(chan error, 1)} }
+	w.slots.New = func() any { return &pendingReport{done: make(chan error, 1)} }
 	w.drained = sync.NewCond(&w.mu)
 	return w
 }
@@ -100,17 +101,17 @@ func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 // ErrClosed, or the database error of its batch. It does not give up when
 // ctx ends, because the row may already be on its way to a commit.
 func (w *deviceWriter) Write(ctx context.Context, r MetricRow) error {
-	p := w.pending.Get().(*pending)
+	p := w.slots.Get().(*pendingReport)
 	p.row = r
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.pending.Put(p)
+		w.slots.Put(p)
 		return ErrClosed
 	}
 	w.inflight++
 	w.queue = append(w.queue, p)
-	var leader *pending
+	var leader *pendingReport
 	if w.active < w.opts.Writers {
 		// A free slot: start a batch of the queue's head (normally just
 		// this row).
@@ -122,15 +123,15 @@ func (w *deviceWriter) Write(ctx context.Context, r MetricRow) error {
 	if leader == p {
 		w.lead(p)
 	} else if leader != nil {
-		leader.done <- errLead
+		leader.done <- errLeadBatch
 	}
 	err := <-p.done
-	if err == errLead {
+	if err == errLeadBatch {
 		w.lead(p)
 		err = <-p.done
 	}
 	p.row, p.batch = MetricRow{}, nil
-	w.pending.Put(p)
+	w.slots.Put(p)
 
 	w.mu.Lock()
 	w.inflight--
@@ -143,9 +144,9 @@ func (w *deviceWriter) Write(ctx context.Context, r MetricRow) error {
 
 // takeBatchLocked moves up to MaxBatch rows from the head of the queue
 // into a batch and returns its first row, which is to write it.
-func (w *deviceWriter) takeBatchLocked() *pending {
+func (w *deviceWriter) takeBatchLocked() *pendingReport {
 	n := min(len(w.queue), w.opts.MaxBatch)
-	batch := make([]*pending, n)
+	batch := make([]*pendingReport, n)
 	copy(batch, w.queue)
 	rest := copy(w.queue, w.queue[n:])
 	clear(w.queue[rest:])
@@ -157,9 +158,9 @@ func (w *deviceWriter) takeBatchLocked() *pending {
 // lead writes p.batch (which answers every row of it, p included), then
 // hands the next batch to the first queued row, or frees the slot when
 // nothing is queued.
-func (w *deviceWriter) lead(p *pending) {
+func (w *deviceWriter) lead(p *pendingReport) {
 	w.flush(p.batch)
-	var next *pending
+	var next *pendingReport
 	w.mu.Lock()
 	if len(w.queue) > 0 {
 		next = w.takeBatchLocked()
@@ -168,7 +169,7 @@ func (w *deviceWriter) lead(p *pending) {
 	}
 	w.mu.Unlock()
 	if next != nil {
-		next.done <- errLead
+		next.done <- errLeadBatch
 	}
 }
 
@@ -188,7 +189,7 @@ func (w *deviceWriter) Close() {
 // data (a constraint, a value PostgreSQL refuses), each row is retried
 // alone so that one bad row cannot fail its neighbours; when the database
 // is unreachable every row gets that error.
-func (w *deviceWriter) flush(batch []*pending) {
+func (w *deviceWriter) flush(batch []*pendingReport) {
 	ctx, cancel := context.WithTimeout(context.Background(), deviceBatchTimeout)
 	defer cancel()
 	rows := make([]MetricRow, len(batch))
