@@ -193,8 +193,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		sampler.Start()
 		defer sampler.Close()
 	}
-	deviceMetrics := api.NewDeviceMetricsWriter(pool, cfg, metrics)
-	handler, _ := api.New(api.Deps{Store: st, Log: log, Metrics: metrics, Config: cfg, DeviceMetrics: deviceMetrics, Profiler: prof})
+	handler, _ := api.New(api.Deps{Store: st, Log: log, Metrics: metrics, Config: cfg, Profiler: prof})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -222,8 +221,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	// Commit the device metric reports still queued before the pool closes.
-	deviceMetrics.Close()
+	// Commit the device metric reports still queued before the
+	// self-profiling flush and the pool close (st.Close, deferred, closes
+	// the devices again: a no-op).
+	st.Devices.Close()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/devicemetrics"
 	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
@@ -34,9 +33,6 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *obs.Metrics
 	Config  config.Config
-	// DeviceMetrics writes metric reports (serve closes it at shutdown);
-	// nil builds one from Config.
-	DeviceMetrics *devicemetrics.Writer
 	// Profiler records the service's own requests as measurements; nil
 	// turns self-profiling off.
 	Profiler *selfprofile.Profiler
@@ -54,6 +50,8 @@ type server struct {
 	meas    *measurementDecoder
 	// flowWriter combines concurrent flow batches into shared upserts.
 	flowWriter *flowWriter
+	// dev is the devices API (its handlers and authentication).
+	dev *devicesAPI
 }
 
 // New builds the router and the huma API on it.
@@ -91,11 +89,11 @@ func New(d Deps) (http.Handler, huma.API) {
 
 	// Each resource's setup (decoders, authentication), then every route
 	// (routes.go), then what the document needs beyond the routes.
-	s.registerFlows(api)                    // /flows
-	s.registerEvents(api)                   // /apiv0.1/... (load-test events)
-	s.registerDevices(api, d.DeviceMetrics) // /mrd
-	s.registerMeasurements(api)             // /api/measurements, /api/v1/...
-	s.registerCollections(api)              // /appmetrics/api/v1/collections
+	s.registerFlows(api)        // /flows
+	s.registerEvents(api)       // /apiv0.1/... (load-test events)
+	s.registerDevices(api)      // /mrd
+	s.registerMeasurements(api) // /api/measurements, /api/v1/...
+	s.registerCollections(api)  // /appmetrics/api/v1/collections
 	s.registerRoutes(api)
 	s.documentFlows(api)
 	s.documentEvents(api)

@@ -10,38 +10,24 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/auth"
-	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/devicemetrics"
-	"github.com/telemetry/telemetry/internal/obs"
-	"github.com/telemetry/telemetry/internal/store/db"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // Device metrics: the Concertim metric reporting daemon's API under /mrd
 // (reporters PUT one metric per request), plus a device registry and
 // read-back of current and historic values. docs/devices.md has the details.
 
-// NewDeviceMetricsWriter builds the group-commit writer of metric reports
-// from the configuration. serve builds one and closes it at shutdown (after
-// the HTTP server, before the pool).
-func NewDeviceMetricsWriter(pool *pgxpool.Pool, cfg config.Config, m *obs.Metrics) *devicemetrics.Writer {
-	opts := devicemetrics.Options{Writers: cfg.DeviceMetricsWriters, MaxBatch: cfg.DeviceMetricsBatch}
-	if m != nil {
-		batch := m.BatchItems.WithLabelValues("device_metrics")
-		opts.Observe = func(n int) { batch.Observe(float64(n)) }
-	}
-	return devicemetrics.New(pool, opts)
-}
-
-// devicesAPI carries what the /mrd handlers need beyond the server.
+// devicesAPI carries what the /mrd handlers and their middlewares need
+// beyond the server. registerDevices builds it before the routes are
+// registered (the routes table and devicesDocs use it).
 type devicesAPI struct {
 	*server
-	auth   *auth.Authenticator
-	writer *devicemetrics.Writer
-	now    func() time.Time
+	auth *auth.Authenticator
+	now  func() time.Time
+	// authn requires a token; reportMiddlewares also refuse an empty body.
+	authn, reportMiddlewares huma.Middlewares
 }
 
 // Device is a registered device.
@@ -52,8 +38,8 @@ type Device struct {
 	UpdatedAt time.Time `json:"updatedAt" doc:"When the device was last renamed (RFC 3339, UTC)."`
 }
 
-func deviceFrom(id, name string, created, updated time.Time) Device {
-	return Device{ID: id, Name: name, CreatedAt: created.UTC(), UpdatedAt: updated.UTC()}
+func deviceOf(d store.Device) Device {
+	return Device{ID: d.ID, Name: d.Name, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
 
 // NewDevice is the body that registers a device.
@@ -167,169 +153,130 @@ func errHostNotFound(id string) *Problem {
 // device registry's PUT /mrd/devices/{id}, not a report of device "devices".
 var reservedDeviceIDs = map[string]bool{"devices": true}
 
-func (s *server) registerDevices(api huma.API, writer *devicemetrics.Writer) {
-	d := &devicesAPI{server: s, auth: auth.New(s.cfg.JWTSecret), writer: writer, now: time.Now}
-	if d.writer == nil && s.pool != nil {
-		d.writer = NewDeviceMetricsWriter(s.pool, s.cfg, s.metrics)
-	}
+// registerDevices builds the devices API (authentication and its
+// middlewares) and documents the two ways to send a token.
+func (s *server) registerDevices(api huma.API) {
+	d := &devicesAPI{server: s, auth: auth.New(s.cfg.JWTSecret), now: time.Now}
+	d.authn = huma.Middlewares{requireToken(api, d.auth)}
+	d.reportMiddlewares = huma.Middlewares{requireToken(api, d.auth), requireBody(api)}
+	s.dev = d
 	documentSecurity(api)
-	authn := huma.Middlewares{requireToken(api, d.auth)}
+}
+
+// devicesDocs documents the devices operations by id (routes.go lists them).
+func (s *server) devicesDocs() map[string]huma.Operation {
+	d := s.dev
 	tags := []string{"devices"}
 	readErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
-
-	huma.Register(api, huma.Operation{
-		OperationID: "getMrdStatus",
-		Method:      http.MethodGet,
-		Path:        "/mrd/status",
-		Summary:     "Daemon status (no token needed)",
-		Description: "Answers `{\"status\": 200}` while the service runs, as the Concertim daemon's /status did.",
-		Tags:        tags,
-	}, func(ctx context.Context, _ *struct{}) (*statusOutput, error) {
-		out := &statusOutput{}
-		out.Body.Status = http.StatusOK
-		return out, nil
-	})
-
-	reportBody := &huma.RequestBody{
-		Description: "One metric report. Fields other than these six are ignored.",
-		Required:    true,
-		Content: map[string]*huma.MediaType{"application/json": {
-			Schema: api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[MetricReport](), true, "MetricReport"),
-			Example: map[string]any{"name": "my-metric", "value": 12, "units": "my-units", "type": "uint32",
-				"slope": "both", "ttl": 180},
-		}},
+	return map[string]huma.Operation{
+		"getMrdStatus": {
+			Summary:     "Daemon status (no token needed)",
+			Description: "Answers `{\"status\": 200}` while the service runs, as the Concertim daemon's /status did.",
+			Tags:        tags,
+		},
+		"putDeviceMetric": {
+			Summary: "Report a metric of a device",
+			Description: "Stores one metric report of a registered device. The 200 means the report is committed. " +
+				"Errors use the Concertim daemon's shapes inside the service's problem model: 400 with " +
+				"`errors[0].title` \"error parsing JSON body\" when the body is not a JSON object; 422 listing every " +
+				"failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; " +
+				"source = field) in the order name, value, units, type, slope, ttl; 404 with " +
+				"`errors[0].title` \"Host Not Found\" for an unregistered device.",
+			Tags:         tags,
+			Security:     deviceSecurity,
+			Middlewares:  d.reportMiddlewares,
+			MaxBodyBytes: 1 << 20,
+			Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable,
+				http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+		},
+		"createMrdToken": {
+			Summary: "Get a token (development only)",
+			Description: "Answers `{\"status\": 200, \"token\": \"...\"}` with a token valid for `expires_in` seconds " +
+				"(default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true " +
+				"(`make run` sets it); otherwise 404. In production use `telemetry token`.",
+			Tags:   tags,
+			Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity},
+		},
+		"createDevice": {
+			Summary:       "Register a device",
+			Description:   "Registers a device so that it may report metrics. 409 when the id is taken.",
+			Tags:          tags,
+			Security:      deviceSecurity,
+			Middlewares:   d.authn,
+			DefaultStatus: http.StatusCreated,
+			Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusConflict, http.StatusNotAcceptable,
+				http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+		},
+		"listDevices": {
+			Summary:     "List devices",
+			Description: "Registered devices ordered by id.",
+			Tags:        tags,
+			Errors:      readErrors,
+		},
+		"getDevice": {
+			Summary: "Get a device",
+			Tags:    tags,
+			Errors:  append([]int{http.StatusNotFound}, readErrors...),
+		},
+		"updateDevice": {
+			Summary:     "Rename a device",
+			Tags:        tags,
+			Security:    deviceSecurity,
+			Middlewares: d.authn,
+			Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable,
+				http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+		},
+		"deleteDevice": {
+			Summary: "Delete a device and its metrics",
+			Description: "Deletes the device and every metric it reported (current and history), in one " +
+				"transaction. Reports in flight for it either commit before the delete (and are deleted with it) " +
+				"or answer 404 after it.",
+			Tags:          tags,
+			Security:      deviceSecurity,
+			Middlewares:   d.authn,
+			DefaultStatus: http.StatusNoContent,
+			Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable, http.StatusServiceUnavailable},
+		},
+		"listCurrentDeviceMetrics": {
+			Summary: "A device's current metrics",
+			Description: "The latest report of each metric of the device, ordered by name, leaving out stale ones " +
+				"(reportedAt + ttl in the past).",
+			Tags:   tags,
+			Errors: append([]int{http.StatusNotFound}, readErrors...),
+		},
+		"getDeviceMetricHistory": {
+			Summary: "History of a numeric metric",
+			Description: "Every numeric report of the metric in [from, to), oldest first, or with `bucket` the " +
+				"average, minimum, maximum and count per bucket (empty buckets are left out). String metrics " +
+				"have no numeric history: their list is empty.",
+			Tags:   tags,
+			Errors: append([]int{http.StatusNotFound}, readErrors...),
+		},
+		"listCurrentMetricNames": {
+			Summary: "Metrics reported now, across devices",
+			Description: "Each metric name with at least one current (not stale) report: how many devices report " +
+				"it and the smallest and largest current value. Ordered by name.",
+			Tags:   tags,
+			Errors: readErrors,
+		},
 	}
-	op := huma.Operation{
-		OperationID: "putDeviceMetric",
-		Method:      http.MethodPut,
-		Path:        "/mrd/{device_id}/metrics",
-		Summary:     "Report a metric of a device",
-		Description: "Stores one metric report of a registered device. The 200 means the report is committed. " +
-			"Errors use the Concertim daemon's shapes inside the service's problem model: 400 with " +
-			"`errors[0].title` \"error parsing JSON body\" when the body is not a JSON object; 422 listing every " +
-			"failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; " +
-			"source = field) in the order name, value, units, type, slope, ttl; 404 with " +
-			"`errors[0].title` \"Host Not Found\" for an unregistered device.",
-		Tags:         tags,
-		Security:     deviceSecurity,
-		Middlewares:  huma.Middlewares{requireToken(api, d.auth), requireBody(api)},
-		MaxBodyBytes: 1 << 20,
-		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable,
-			http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+}
+
+// documentDevices completes the document after registration: the report's
+// body is read raw (RawBody makes huma document an octet-stream body), but
+// it is JSON, documented by MetricReport.
+func (s *server) documentDevices(api huma.API) {
+	put := api.OpenAPI().Paths["/mrd/{device_id}/metrics"].Put
+	if put == nil {
+		return
 	}
-	huma.Register(api, op, d.putMetric)
-	// RawBody makes huma document an octet-stream body; the body is JSON.
-	if put := api.OpenAPI().Paths["/mrd/{device_id}/metrics"].Put; put != nil {
-		delete(put.RequestBody.Content, "application/octet-stream")
-		put.RequestBody.Description = reportBody.Description
-		put.RequestBody.Content["application/json"] = reportBody.Content["application/json"]
+	delete(put.RequestBody.Content, "application/octet-stream")
+	put.RequestBody.Description = "One metric report. Fields other than these six are ignored."
+	put.RequestBody.Content["application/json"] = &huma.MediaType{
+		Schema: api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[MetricReport](), true, "MetricReport"),
+		Example: map[string]any{"name": "my-metric", "value": 12, "units": "my-units", "type": "uint32",
+			"slope": "both", "ttl": 180},
 	}
-
-	huma.Register(api, huma.Operation{
-		OperationID: "createMrdToken",
-		Method:      http.MethodPost,
-		Path:        "/mrd/token",
-		Summary:     "Get a token (development only)",
-		Description: "Answers `{\"status\": 200, \"token\": \"...\"}` with a token valid for `expires_in` seconds " +
-			"(default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true " +
-			"(`make run` sets it); otherwise 404. In production use `telemetry token`.",
-		Tags:   tags,
-		Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity},
-	}, d.issueToken)
-
-	huma.Register(api, huma.Operation{
-		OperationID:   "createDevice",
-		Method:        http.MethodPost,
-		Path:          "/mrd/devices",
-		Summary:       "Register a device",
-		Description:   "Registers a device so that it may report metrics. 409 when the id is taken.",
-		Tags:          tags,
-		Security:      deviceSecurity,
-		Middlewares:   authn,
-		DefaultStatus: http.StatusCreated,
-		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusConflict, http.StatusNotAcceptable,
-			http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
-	}, d.createDevice)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "listDevices",
-		Method:      http.MethodGet,
-		Path:        "/mrd/devices",
-		Summary:     "List devices",
-		Description: "Registered devices ordered by id.",
-		Tags:        tags,
-		Errors:      readErrors,
-	}, d.listDevices)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "getDevice",
-		Method:      http.MethodGet,
-		Path:        "/mrd/devices/{id}",
-		Summary:     "Get a device",
-		Tags:        tags,
-		Errors:      append([]int{http.StatusNotFound}, readErrors...),
-	}, d.getDevice)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "updateDevice",
-		Method:      http.MethodPut,
-		Path:        "/mrd/devices/{id}",
-		Summary:     "Rename a device",
-		Tags:        tags,
-		Security:    deviceSecurity,
-		Middlewares: authn,
-		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable,
-			http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
-	}, d.updateDevice)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "deleteDevice",
-		Method:      http.MethodDelete,
-		Path:        "/mrd/devices/{id}",
-		Summary:     "Delete a device and its metrics",
-		Description: "Deletes the device and every metric it reported (current and history), in one " +
-			"transaction. Reports in flight for it either commit before the delete (and are deleted with it) " +
-			"or answer 404 after it.",
-		Tags:          tags,
-		Security:      deviceSecurity,
-		Middlewares:   authn,
-		DefaultStatus: http.StatusNoContent,
-		Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable, http.StatusServiceUnavailable},
-	}, d.deleteDevice)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "listCurrentDeviceMetrics",
-		Method:      http.MethodGet,
-		Path:        "/mrd/devices/{id}/metrics",
-		Summary:     "A device's current metrics",
-		Description: "The latest report of each metric of the device, ordered by name, leaving out stale ones " +
-			"(reportedAt + ttl in the past).",
-		Tags:   tags,
-		Errors: append([]int{http.StatusNotFound}, readErrors...),
-	}, d.listCurrentMetrics)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "getDeviceMetricHistory",
-		Method:      http.MethodGet,
-		Path:        "/mrd/devices/{id}/metrics/{name}/history",
-		Summary:     "History of a numeric metric",
-		Description: "Every numeric report of the metric in [from, to), oldest first, or with `bucket` the " +
-			"average, minimum, maximum and count per bucket (empty buckets are left out). String metrics " +
-			"have no numeric history: their list is empty.",
-		Tags:   tags,
-		Errors: append([]int{http.StatusNotFound}, readErrors...),
-	}, d.history)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "listCurrentMetricNames",
-		Method:      http.MethodGet,
-		Path:        "/mrd/metrics/current",
-		Summary:     "Metrics reported now, across devices",
-		Description: "Each metric name with at least one current (not stale) report: how many devices report " +
-			"it and the smallest and largest current value. Ordered by name.",
-		Tags:   tags,
-		Errors: readErrors,
-	}, d.listCurrentNames)
 }
 
 // requireBody answers an empty body with the seed's 400 (huma's own answer
@@ -345,20 +292,27 @@ func requireBody(api huma.API) func(huma.Context, func(huma.Context)) {
 	}
 }
 
+func (d *devicesAPI) getStatus(context.Context, *struct{}) (*statusOutput, error) {
+	out := &statusOutput{}
+	out.Body.Status = http.StatusOK
+	return out, nil
+}
+
 func (d *devicesAPI) putMetric(ctx context.Context, in *putMetricInput) (*statusOutput, error) {
 	row, err := parseReport(in.RawBody)
 	if err != nil {
 		return nil, err
 	}
 	row.DeviceID, row.Time = in.DeviceID, d.now()
-	switch err := d.writer.Write(ctx, row); {
-	case errors.Is(err, devicemetrics.ErrUnknownDevice):
-		return nil, errHostNotFound(in.DeviceID)
-	case errors.Is(err, devicemetrics.ErrClosed):
-		return nil, NewProblem(http.StatusServiceUnavailable, "the server is shutting down; retry").
-			WithHeader("Retry-After", "1")
-	case err != nil:
-		return nil, dbError(ctx, d.log, "insert device metric", err)
+	if err := d.st.Devices.Report(ctx, row); err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, errHostNotFound(in.DeviceID)
+		case errors.Is(err, store.ErrClosed):
+			return nil, NewProblem(http.StatusServiceUnavailable, "the server is shutting down; retry").
+				WithHeader("Retry-After", "1")
+		}
+		return nil, d.storeError(ctx, "report device metric", err)
 	}
 	out := &statusOutput{}
 	out.Body.Status = http.StatusOK
@@ -372,138 +326,83 @@ func (d *devicesAPI) createDevice(ctx context.Context, in *createDeviceInput) (*
 			Source: "id", Location: "body.id", Value: in.Body.ID,
 		})
 	}
-	dev, err := d.q.CreateDevice(ctx, db.CreateDeviceParams{ID: in.Body.ID, Name: in.Body.Name})
-	if errors.Is(err, pgx.ErrNoRows) {
+	dev, err := d.st.Devices.Create(ctx, in.Body.ID, in.Body.Name)
+	if errors.Is(err, store.ErrConflict) {
 		return nil, NewProblem(http.StatusConflict, fmt.Sprintf("device %q already exists", in.Body.ID))
 	}
 	if err != nil {
-		return nil, dbError(ctx, d.log, "create device", err)
+		return nil, d.storeError(ctx, "create device", err)
 	}
-	return &createDeviceOutput{
-		Location: "/mrd/devices/" + dev.ID,
-		Body:     deviceFrom(dev.ID, dev.Name, dev.CreatedAt, dev.UpdatedAt),
-	}, nil
+	return &createDeviceOutput{Location: "/mrd/devices/" + dev.ID, Body: deviceOf(dev)}, nil
 }
 
 func (d *devicesAPI) listDevices(ctx context.Context, in *listDevicesInput) (*PageOutput[Device], error) {
-	rows, err := d.q.ListDevices(ctx, db.ListDevicesParams{RowLimit: in.Size, RowOffset: in.Offset()})
+	page, err := d.st.Devices.List(ctx, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
 	if err != nil {
-		return nil, dbError(ctx, d.log, "list devices", err)
+		return nil, d.storeError(ctx, "list devices", err)
 	}
-	var total int64
-	if len(rows) > 0 {
-		total = rows[0].Total
-	} else if in.Page > 1 {
-		if total, err = d.q.CountDevices(ctx); err != nil {
-			return nil, dbError(ctx, d.log, "count devices", err)
-		}
+	items := make([]Device, len(page.Items))
+	for i, dev := range page.Items {
+		items[i] = deviceOf(dev)
 	}
-	items := make([]Device, len(rows))
-	for i, r := range rows {
-		items[i] = deviceFrom(r.ID, r.Name, r.CreatedAt, r.UpdatedAt)
+	return newPage(ctx, in.PageQuery, items, page.Total), nil
+}
+
+// deviceError answers a store error of a device's operation: the seed's
+// 404 for an unknown device.
+func (d *devicesAPI) deviceError(ctx context.Context, op, id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errHostNotFound(id)
 	}
-	return newPage(ctx, in.PageQuery, items, total), nil
+	return d.storeError(ctx, op, err)
 }
 
 func (d *devicesAPI) getDevice(ctx context.Context, in *deviceIDInput) (*deviceOutput, error) {
-	dev, err := d.q.GetDevice(ctx, in.ID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errHostNotFound(in.ID)
-	}
+	dev, err := d.st.Devices.Get(ctx, in.ID)
 	if err != nil {
-		return nil, dbError(ctx, d.log, "get device", err)
+		return nil, d.deviceError(ctx, "get device", in.ID, err)
 	}
-	return &deviceOutput{Body: deviceFrom(dev.ID, dev.Name, dev.CreatedAt, dev.UpdatedAt)}, nil
+	return &deviceOutput{Body: deviceOf(dev)}, nil
 }
 
 func (d *devicesAPI) updateDevice(ctx context.Context, in *updateDeviceInput) (*deviceOutput, error) {
-	dev, err := d.q.UpdateDevice(ctx, db.UpdateDeviceParams{ID: in.ID, Name: in.Body.Name})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errHostNotFound(in.ID)
-	}
+	dev, err := d.st.Devices.Rename(ctx, in.ID, in.Body.Name)
 	if err != nil {
-		return nil, dbError(ctx, d.log, "update device", err)
+		return nil, d.deviceError(ctx, "update device", in.ID, err)
 	}
-	return &deviceOutput{Body: deviceFrom(dev.ID, dev.Name, dev.CreatedAt, dev.UpdatedAt)}, nil
+	return &deviceOutput{Body: deviceOf(dev)}, nil
 }
 
 func (d *devicesAPI) deleteDevice(ctx context.Context, in *deviceIDInput) (*struct{}, error) {
-	n, err := d.q.DeleteDevice(ctx, in.ID)
-	if err != nil {
-		return nil, dbError(ctx, d.log, "delete device", err)
-	}
-	if n == 0 {
-		return nil, errHostNotFound(in.ID)
+	if err := d.st.Devices.Delete(ctx, in.ID); err != nil {
+		return nil, d.deviceError(ctx, "delete device", in.ID, err)
 	}
 	return nil, nil
 }
 
-// deviceExists answers the 404 of read endpoints that found no rows.
-func (d *devicesAPI) deviceExists(ctx context.Context, id string) error {
-	ok, err := d.q.DeviceExists(ctx, id)
-	if err != nil {
-		return dbError(ctx, d.log, "device exists", err)
-	}
-	if !ok {
-		return errHostNotFound(id)
-	}
-	return nil
-}
-
 func (d *devicesAPI) listCurrentMetrics(ctx context.Context, in *currentMetricsInput) (*PageOutput[CurrentMetric], error) {
-	now := d.now()
-	rows, err := d.q.ListCurrentDeviceMetrics(ctx, db.ListCurrentDeviceMetricsParams{
-		DeviceID: in.ID, Now: now, RowLimit: in.Size, RowOffset: in.Offset()})
+	page, err := d.st.Devices.Current(ctx, in.ID, d.now(), store.PageRequest{Limit: in.Size, Offset: in.Offset()})
 	if err != nil {
-		return nil, dbError(ctx, d.log, "list current device metrics", err)
+		return nil, d.deviceError(ctx, "list current device metrics", in.ID, err)
 	}
-	var total int64
-	if len(rows) > 0 {
-		total = rows[0].Total
-	} else {
-		if err := d.deviceExists(ctx, in.ID); err != nil {
-			return nil, err
-		}
-		if in.Page > 1 {
-			if total, err = d.q.CountCurrentDeviceMetrics(ctx, db.CountCurrentDeviceMetricsParams{DeviceID: in.ID, Now: now}); err != nil {
-				return nil, dbError(ctx, d.log, "count current device metrics", err)
-			}
-		}
+	items := make([]CurrentMetric, len(page.Items))
+	for i, m := range page.Items {
+		items[i] = CurrentMetric{Name: m.Name, Value: MetricValue{Str: m.Text, Num: m.Num}, Units: m.Units,
+			Type: m.Type, Slope: m.Slope, TTL: m.TTL, ReportedAt: m.ReportedAt}
 	}
-	items := make([]CurrentMetric, len(rows))
-	for i, r := range rows {
-		v := MetricValue{Str: r.ValueText}
-		if r.ValueNum != nil {
-			v.Num = *r.ValueNum
-		}
-		items[i] = CurrentMetric{Name: r.Name, Value: v, Units: r.Units, Type: r.Type, Slope: r.Slope,
-			TTL: r.TTL, ReportedAt: r.Time.UTC()}
-	}
-	return newPage(ctx, in.PageQuery, items, total), nil
+	return newPage(ctx, in.PageQuery, items, page.Total), nil
 }
 
 func (d *devicesAPI) listCurrentNames(ctx context.Context, in *currentNamesInput) (*PageOutput[MetricSummary], error) {
-	now := d.now()
-	rows, err := d.q.ListCurrentMetricNames(ctx, db.ListCurrentMetricNamesParams{Now: now, RowLimit: in.Size, RowOffset: in.Offset()})
+	page, err := d.st.Devices.CurrentNames(ctx, d.now(), store.PageRequest{Limit: in.Size, Offset: in.Offset()})
 	if err != nil {
-		return nil, dbError(ctx, d.log, "list current metric names", err)
+		return nil, d.storeError(ctx, "list current metric names", err)
 	}
-	var total int64
-	if len(rows) > 0 {
-		total = rows[0].Total
-	} else if in.Page > 1 {
-		if total, err = d.q.CountCurrentMetricNames(ctx, now); err != nil {
-			return nil, dbError(ctx, d.log, "count current metric names", err)
-		}
+	items := make([]MetricSummary, len(page.Items))
+	for i, m := range page.Items {
+		items[i] = MetricSummary{Name: m.Name, Devices: m.Devices, Min: m.Min, Max: m.Max}
 	}
-	items := make([]MetricSummary, len(rows))
-	for i, r := range rows {
-		items[i] = MetricSummary{Name: r.Name, Devices: r.Devices}
-		if r.Numeric > 0 {
-			items[i].Min, items[i].Max = &r.MinValue, &r.MaxValue
-		}
-	}
-	return newPage(ctx, in.PageQuery, items, total), nil
+	return newPage(ctx, in.PageQuery, items, page.Total), nil
 }
 
 // maxBucket bounds bucket widths (a year is plenty for any chart).
@@ -538,49 +437,28 @@ func (d *devicesAPI) history(ctx context.Context, in *historyInput) (*PageOutput
 		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
 	}
 
+	q := store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: from, To: to}
+	p := store.PageRequest{Limit: in.Size, Offset: in.Offset()}
 	var items []HistoryPoint
 	var total int64
-	var err error
 	if width == 0 {
-		var rows []db.ListMetricHistoryRow
-		rows, err = d.q.ListMetricHistory(ctx, db.ListMetricHistoryParams{DeviceID: in.ID, Name: in.Name,
-			FromTime: from, ToTime: to, RowLimit: in.Size, RowOffset: in.Offset()})
-		for _, r := range rows {
-			items = append(items, HistoryPoint{Time: r.Time.UTC(), Value: &r.Value})
-			total = r.Total
+		page, err := d.st.Devices.History(ctx, q, p)
+		if err != nil {
+			return nil, d.deviceError(ctx, "metric history", in.ID, err)
 		}
-		if err == nil && len(rows) == 0 && in.Page > 1 {
-			total, err = d.q.CountMetricHistory(ctx, db.CountMetricHistoryParams{DeviceID: in.ID, Name: in.Name,
-				FromTime: from, ToTime: to})
+		items, total = make([]HistoryPoint, len(page.Items)), page.Total
+		for i, pt := range page.Items {
+			items[i] = HistoryPoint{Time: pt.Time, Value: &pt.Value}
 		}
 	} else {
-		var rows []db.ListMetricHistoryBucketsRow
-		rows, err = d.q.ListMetricHistoryBuckets(ctx, db.ListMetricHistoryBucketsParams{WidthSeconds: width.Seconds(),
-			DeviceID: in.ID, Name: in.Name, FromTime: from, ToTime: to, RowLimit: in.Size, RowOffset: in.Offset()})
-		for _, r := range rows {
-			items = append(items, HistoryPoint{Time: r.Bucket.UTC(), Avg: &r.AvgValue, Min: &r.MinValue,
-				Max: &r.MaxValue, Count: &r.Points})
-			total = r.Total
+		page, err := d.st.Devices.HistoryBuckets(ctx, q, width, p)
+		if err != nil {
+			return nil, d.deviceError(ctx, "metric history", in.ID, err)
 		}
-		if err == nil && len(rows) == 0 && in.Page > 1 {
-			total, err = d.q.CountMetricHistoryBuckets(ctx, db.CountMetricHistoryBucketsParams{WidthSeconds: width.Seconds(),
-				DeviceID: in.ID, Name: in.Name, FromTime: from, ToTime: to})
-		}
-	}
-	if err != nil {
-		return nil, dbError(ctx, d.log, "metric history", err)
-	}
-	if len(items) == 0 {
-		if err := d.deviceExists(ctx, in.ID); err != nil {
-			return nil, err
+		items, total = make([]HistoryPoint, len(page.Items)), page.Total
+		for i, b := range page.Items {
+			items[i] = HistoryPoint{Time: b.Start, Avg: &b.Avg, Min: &b.Min, Max: &b.Max, Count: &b.Count}
 		}
 	}
 	return newPage(ctx, in.PageQuery, items, total), nil
 }
-
-// devicesDocs documents the devices operations by id (routes.go lists them).
-// TODO(store layer): registerDevices still registers these routes itself.
-func (s *server) devicesDocs() map[string]huma.Operation { return nil }
-
-// documentDevices completes the document after registration.
-func (s *server) documentDevices(huma.API) {}

@@ -67,11 +67,17 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 	}
 	cfg.JWTSecret = testSecret
 	metrics := obs.New()
-	writer := NewDeviceMetricsWriter(serverPool, cfg, metrics)
-	h, _ := New(Deps{Store: store.New(serverPool, store.Options{}), Config: cfg, Metrics: metrics, DeviceMetrics: writer})
+	st := store.New(serverPool, store.Options{
+		DeviceWriters:  cfg.DeviceMetricsWriters,
+		DeviceMaxBatch: cfg.DeviceMetricsBatch,
+		ObserveBatch: func(resource string, n int) {
+			metrics.BatchItems.WithLabelValues(resource).Observe(float64(n))
+		},
+	})
+	h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	defer writer.Close()
+	defer st.Devices.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * maxClients, MaxIdleConnsPerHost: 2 * maxClients}}
 	token := "Bearer " + validToken(b)
 

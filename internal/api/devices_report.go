@@ -13,7 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/telemetry/telemetry/internal/devicemetrics"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // The body of PUT /mrd/{device_id}/metrics is read raw and validated here,
@@ -131,8 +131,8 @@ func errParse(detail string) *Problem {
 // parseReport decodes and validates a report body into a row (DeviceID and
 // Time left for the caller). It returns a 400 problem for a body that is not
 // a JSON object and a 422 listing every failed rule otherwise.
-func parseReport(body []byte) (devicemetrics.Row, error) {
-	var row devicemetrics.Row
+func parseReport(body []byte) (store.MetricRow, error) {
+	var row store.MetricRow
 	if len(bytes.TrimSpace(body)) == 0 {
 		return row, errParse("the body is empty; send a JSON object")
 	}
@@ -286,7 +286,7 @@ var intRanges = map[string][2]float64{
 
 // setValue checks that raw is a valid value of type typ and stores it in
 // row. Booleans, null, objects and arrays are never valid.
-func setValue(row *devicemetrics.Row, typ string, raw json.RawMessage) bool {
+func setValue(row *store.MetricRow, typ string, raw json.RawMessage) bool {
 	kind := jsonKind(raw)
 	if typ == "string" {
 		if kind != "string" {

@@ -16,7 +16,8 @@ import (
 
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/devicemetrics"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/testdb"
 )
 
 var testSecret = []byte("device-metrics-test-secret-0123456789")
@@ -263,6 +264,27 @@ func TestDevicesReportUnknownDevice(t *testing.T) {
 	}
 	// Validation comes first: an invalid report of an unknown device is a 422.
 	s.do("PUT", "/mrd/nope/metrics", metricDoc("", 1, "int8", 5), bearer(t)...).problem(t, http.StatusUnprocessableEntity)
+}
+
+// A report that arrives after the store's devices are closed (shutdown)
+// answers 503 with Retry-After: 1.
+func TestDevicesReportAfterClose(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.JWTSecret = testSecret
+	st := store.New(testdb.New(t), store.Options{})
+	h, _ := New(Deps{Store: st, Config: cfg})
+	s := &testServer{Server: newHTTPTest(t, h), t: t}
+	s.createDevice(t, "n1")
+	st.Devices.Close()
+	r := s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), bearer(t)...)
+	p := r.problem(t, http.StatusServiceUnavailable)
+	if p.Detail != "the server is shutting down; retry" || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("answer %+v, Retry-After %q", p, r.Header.Get("Retry-After"))
+	}
 }
 
 func TestDevicesAuth(t *testing.T) {
@@ -773,53 +795,6 @@ func TestDevicesCurrentMetricsPages(t *testing.T) {
 	}
 }
 
-// The writer answers every queued row before Close returns, and refuses
-// rows after it.
-func TestDeviceMetricsWriterClose(t *testing.T) {
-	t.Parallel()
-	s := newDevicesServer(t)
-	s.createDevice(t, "w1")
-	w := devicemetrics.New(s.Pool, devicemetrics.Options{Writers: 2, MaxBatch: 16})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, closed := 0, 0
-	for i := 0; i < 200; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			err := w.Write(context.Background(), devicemetrics.Row{Time: time.Now(), DeviceID: "w1", Name: fmt.Sprint("m", i),
-				Type: "int32", Num: float64(i), Units: "u", Slope: "both", TTL: 60})
-			mu.Lock()
-			defer mu.Unlock()
-			switch err {
-			case nil:
-				ok++
-			case devicemetrics.ErrClosed:
-				closed++
-			default:
-				t.Errorf("write %d: %v", i, err)
-			}
-		}(i)
-	}
-	time.Sleep(5 * time.Millisecond)
-	w.Close()
-	// Rows answered nil are committed by the time Close returns.
-	mu.Lock()
-	committedBefore := ok
-	mu.Unlock()
-	var stored int
-	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if stored != ok || committedBefore != ok || ok+closed != 200 {
-		t.Fatalf("stored %d, ok %d (%d at Close), closed %d", stored, ok, committedBefore, closed)
-	}
-	if err := w.Write(context.Background(), devicemetrics.Row{DeviceID: "w1"}); err != devicemetrics.ErrClosed {
-		t.Fatalf("write after Close = %v", err)
-	}
-}
-
 func TestDevicesOpenAPI(t *testing.T) {
 	t.Parallel()
 	doc := Spec()
@@ -841,75 +816,4 @@ func TestDevicesOpenAPI(t *testing.T) {
 	if !strings.Contains(string(b), `"additionalProperties":true`) {
 		t.Fatalf("MetricReport schema = %s", b)
 	}
-}
-
-// A row that PostgreSQL refuses fails alone: the rest of its batch is
-// retried row by row and stored.
-func TestDeviceMetricsWriterBadRowFailsAlone(t *testing.T) {
-	t.Parallel()
-	s := newDevicesServer(t)
-	s.createDevice(t, "w1")
-	var mu sync.Mutex
-	maxBatch := 0
-	w := devicemetrics.New(s.Pool, devicemetrics.Options{Writers: 1, MaxBatch: 64, Observe: func(n int) {
-		mu.Lock()
-		maxBatch = max(maxBatch, n)
-		mu.Unlock()
-	}})
-	defer w.Close()
-	// Hold the device row so that the first batch waits on its foreign key
-	// check while the other rows queue into the next batch.
-	tx, err := s.Pool.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM devices WHERE id = 'w1' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, 120)
-	for i := range errs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			row := devicemetrics.Row{Time: time.Now(), DeviceID: "w1", Name: fmt.Sprint("m", i), Type: "int32",
-				Num: float64(i), Units: "u", Slope: "both", TTL: 60}
-			switch i % 10 {
-			case 3:
-				row.Type = "bogus" // violates device_metrics_type_valid
-			case 7:
-				row.DeviceID = "ghost"
-			}
-			errs[i] = w.Write(context.Background(), row)
-		}(i)
-	}
-	time.Sleep(100 * time.Millisecond)
-	_ = tx.Rollback(context.Background())
-	wg.Wait()
-	want := 0
-	for i, err := range errs {
-		switch i % 10 {
-		case 3:
-			if err == nil || !strings.Contains(err.Error(), "23514") {
-				t.Errorf("row %d with a bad type: %v", i, err)
-			}
-		case 7:
-			if err != devicemetrics.ErrUnknownDevice {
-				t.Errorf("row %d of an unknown device: %v", i, err)
-			}
-		default:
-			want++
-			if err != nil {
-				t.Errorf("row %d: %v", i, err)
-			}
-		}
-	}
-	var stored int
-	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	if stored != want {
-		t.Fatalf("stored %d rows, want %d", stored, want)
-	}
-	t.Logf("largest committed batch: %d rows", maxBatch)
 }

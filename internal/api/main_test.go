@@ -41,7 +41,16 @@ func newTestServer(t testing.TB, tweak ...func(*config.Config)) *testServer {
 	pool := testdb.New(t)
 	metrics := obs.New()
 	metrics.RegisterPool(pool)
-	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg, Metrics: metrics})
+	// The store as serve builds it (TestDevicesConcurrentReports reads the
+	// batch histogram).
+	st := store.New(pool, store.Options{
+		DeviceWriters:  cfg.DeviceMetricsWriters,
+		DeviceMaxBatch: cfg.DeviceMetricsBatch,
+		ObserveBatch: func(resource string, n int) {
+			metrics.BatchItems.WithLabelValues(resource).Observe(float64(n))
+		},
+	})
+	h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics})
 	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: metrics, t: t}
 }
 

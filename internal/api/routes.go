@@ -51,7 +51,18 @@ func (s *server) routes() []route {
 		{get, eventsPrefix + "/states", "listStates", nil, handle(s.listStates)},
 		{get, eventsPrefix + "/ping", "eventsPing", nil, handle(s.eventsPing)},
 
-		// devices.go (routes still registered by registerDevices)
+		// devices.go
+		{get, "/mrd/status", "getMrdStatus", nil, handle(s.dev.getStatus)},
+		{put, "/mrd/{device_id}/metrics", "putDeviceMetric", nil, handle(s.dev.putMetric)},
+		{post, "/mrd/token", "createMrdToken", nil, handle(s.dev.issueToken)},
+		{post, "/mrd/devices", "createDevice", nil, handle(s.dev.createDevice)},
+		{get, "/mrd/devices", "listDevices", nil, handle(s.dev.listDevices)},
+		{get, "/mrd/devices/{id}", "getDevice", nil, handle(s.dev.getDevice)},
+		{put, "/mrd/devices/{id}", "updateDevice", nil, handle(s.dev.updateDevice)},
+		{del, "/mrd/devices/{id}", "deleteDevice", nil, handle(s.dev.deleteDevice)},
+		{get, "/mrd/devices/{id}/metrics", "listCurrentDeviceMetrics", nil, handle(s.dev.listCurrentMetrics)},
+		{get, "/mrd/devices/{id}/metrics/{name}/history", "getDeviceMetricHistory", nil, handle(s.dev.history)},
+		{get, "/mrd/metrics/current", "listCurrentMetricNames", nil, handle(s.dev.listCurrentNames)},
 
 		// measurements.go
 		{post, "/api/measurements", "postMeasurements", []alias{

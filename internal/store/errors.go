@@ -30,6 +30,13 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 )
 
+// ErrClosed: the store is shutting down and takes no more writes (a device
+// metric report after Devices.Close). It is an ErrUnavailable too, as the
+// same request may succeed on a server that runs; callers that say more
+// (the API's "shutting down" 503) check it first.
+var ErrClosed error = &Error{Op: "write", Kind: ErrUnavailable, Detail: "the server is shutting down",
+	Err: errors.New("the store is closed")}
+
 // Error is a store failure: what the store was doing, the kind (one of the
 // sentinels above, nil when unexpected) and the cause. Its text may carry
 // the driver's message: log it, never show it to clients; Detail is what a
@@ -136,3 +143,12 @@ func retryable(err error) bool {
 //
 // Deprecated: kept only while the resources move into the store.
 func Interpret(op string, err error) error { return wrap(op, err) }
+
+// dataError reports whether a statement failed on what it was asked to
+// store (classes 22 data exception and 23 integrity constraint violation),
+// as opposed to the database failing: the same rows sent one by one would
+// show which of them is at fault.
+func dataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}

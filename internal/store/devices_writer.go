@@ -1,7 +1,9 @@
-// Package devicemetrics writes device metric reports with group commit:
-// reporters send one metric per request, and every request must answer only
-// once its row is committed, so concurrent reports share commits instead of
-// paying one each.
+package store
+
+// Device metric reports are written with group commit: reporters send one
+// metric per request, and every request must answer only once its row is
+// committed, so concurrent reports share commits instead of paying one
+// each.
 //
 // Write queues a row. When one of Writers commit slots is free, the
 // writing goroutine itself takes everything queued (up to MaxBatch rows,
@@ -17,7 +19,6 @@
 // Device existence is checked inside that statement (see
 // queries/devices.sql: InsertDeviceMetrics), never cached, so a deleted
 // device is refused at once, also when several servers share the database.
-package devicemetrics
 
 import (
 	"context"
@@ -25,106 +26,92 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
-// ErrUnknownDevice means the row's device is not registered.
-var ErrUnknownDevice = errors.New("unknown device")
+// errUnknownDevice is the answer to a row of a device that is not
+// registered; one value, built once, because refusing such rows is common
+// and must stay cheap.
+var errUnknownDevice error = &Error{Op: "report device metric", Kind: ErrNotFound, Detail: "unknown device",
+	Err: errors.New("unknown device")}
 
-// ErrClosed means the writer is shutting down and takes no more rows.
-var ErrClosed = errors.New("device metrics writer is closed")
+// deviceBatchTimeout bounds one batch's statement.
+const deviceBatchTimeout = 30 * time.Second
 
-// Row is one metric report. Num holds numeric values, Text string values
-// (Type "string").
-type Row struct {
-	Time     time.Time
-	DeviceID string
-	Name     string
-	Type     string
-	Num      float64
-	Text     string
-	Units    string
-	Slope    string
-	TTL      int32
-}
-
-// Options tunes a Writer.
-type Options struct {
+// deviceWriterOptions tunes a deviceWriter.
+type deviceWriterOptions struct {
 	// Writers is how many batches may be committing at once (pool
 	// connections used for writing). Default 2.
 	Writers int
 	// MaxBatch is the most rows per commit. Default 1000.
 	MaxBatch int
-	// Timeout bounds one batch's statement. Default 30 s.
-	Timeout time.Duration
-	// Observe, when set, learns the size of every committed batch.
+	// Observe learns the size of every committed batch.
 	Observe func(rows int)
 }
 
-type pending struct {
-	row  Row
-	done chan error // the row's result, or errLead
-	// batch is set, before errLead is sent, on the row whose goroutine is
-	// to write the batch (the batch's first row).
-	batch []*pending
+type pendingReport struct {
+	row  MetricRow
+	done chan error // the row's result, or errLeadBatch
+	// batch is set, before errLeadBatch is sent, on the row whose
+	// goroutine is to write the batch (the batch's first row).
+	batch []*pendingReport
 }
 
-// errLead tells a waiting Write to write the batch in its pending.batch.
-var errLead = errors.New("lead the next batch")
+// errLeadBatch tells a waiting Write to write the batch in its
+// pendingReport.batch.
+var errLeadBatch = errors.New("lead the next batch")
 
-// Writer coalesces concurrent Writes into shared commits. It has no
+// deviceWriter coalesces concurrent Writes into shared commits. It has no
 // goroutines of its own (the writing goroutines write the batches), so a
-// Writer nobody closes leaks nothing; Close still matters at shutdown: it
+// writer nobody closes leaks nothing; Close still matters at shutdown: it
 // refuses new rows and waits until every queued row is committed and
 // answered.
-type Writer struct {
+type deviceWriter struct {
 	q    *db.Queries
-	opts Options
+	opts deviceWriterOptions
+	// slots recycles the rows' waiting slots (and their channels).
+	slots sync.Pool
 
 	mu       sync.Mutex
 	drained  *sync.Cond
 	closed   bool
-	queue    []*pending // rows waiting for a batch
-	active   int        // batches being written (at most opts.Writers)
-	inflight int        // rows queued or being written, not yet answered
+	queue    []*pendingReport // rows waiting for a batch
+	active   int              // batches being written (at most opts.Writers)
+	inflight int              // rows queued or being written, not yet answered
 }
 
-// New returns a Writer that stores rows through pool.
-func New(pool *pgxpool.Pool, opts Options) *Writer {
+// newDeviceWriter returns a writer that stores rows through q.
+func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 	if opts.Writers < 1 {
 		opts.Writers = 2
 	}
 	if opts.MaxBatch < 1 {
 		opts.MaxBatch = 1000
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
+	if opts.Observe == nil {
+		opts.Observe = func(int) {}
 	}
-	w := &Writer{q: db.New(pool), opts: opts}
+	w := &deviceWriter{q: q, opts: opts}
+	w.slots.New = func() any { return &pendingReport{done: make(chan error, 1)} }
 	w.drained = sync.NewCond(&w.mu)
 	return w
 }
 
-var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
-
-// Write stores r and returns once it is committed: nil, ErrUnknownDevice,
+// Write stores r and returns once it is committed: nil, errUnknownDevice,
 // ErrClosed, or the database error of its batch. It does not give up when
 // ctx ends, because the row may already be on its way to a commit.
-func (w *Writer) Write(ctx context.Context, r Row) error {
-	p := pendingPool.Get().(*pending)
+func (w *deviceWriter) Write(ctx context.Context, r MetricRow) error {
+	p := w.slots.Get().(*pendingReport)
 	p.row = r
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		pendingPool.Put(p)
+		w.slots.Put(p)
 		return ErrClosed
 	}
 	w.inflight++
 	w.queue = append(w.queue, p)
-	var leader *pending
+	var leader *pendingReport
 	if w.active < w.opts.Writers {
 		// A free slot: start a batch of the queue's head (normally just
 		// this row).
@@ -136,15 +123,15 @@ func (w *Writer) Write(ctx context.Context, r Row) error {
 	if leader == p {
 		w.lead(p)
 	} else if leader != nil {
-		leader.done <- errLead
+		leader.done <- errLeadBatch
 	}
 	err := <-p.done
-	if err == errLead {
+	if err == errLeadBatch {
 		w.lead(p)
 		err = <-p.done
 	}
-	p.row, p.batch = Row{}, nil
-	pendingPool.Put(p)
+	p.row, p.batch = MetricRow{}, nil
+	w.slots.Put(p)
 
 	w.mu.Lock()
 	w.inflight--
@@ -157,9 +144,9 @@ func (w *Writer) Write(ctx context.Context, r Row) error {
 
 // takeBatchLocked moves up to MaxBatch rows from the head of the queue
 // into a batch and returns its first row, which is to write it.
-func (w *Writer) takeBatchLocked() *pending {
+func (w *deviceWriter) takeBatchLocked() *pendingReport {
 	n := min(len(w.queue), w.opts.MaxBatch)
-	batch := make([]*pending, n)
+	batch := make([]*pendingReport, n)
 	copy(batch, w.queue)
 	rest := copy(w.queue, w.queue[n:])
 	clear(w.queue[rest:])
@@ -171,9 +158,9 @@ func (w *Writer) takeBatchLocked() *pending {
 // lead writes p.batch (which answers every row of it, p included), then
 // hands the next batch to the first queued row, or frees the slot when
 // nothing is queued.
-func (w *Writer) lead(p *pending) {
+func (w *deviceWriter) lead(p *pendingReport) {
 	w.flush(p.batch)
-	var next *pending
+	var next *pendingReport
 	w.mu.Lock()
 	if len(w.queue) > 0 {
 		next = w.takeBatchLocked()
@@ -182,14 +169,14 @@ func (w *Writer) lead(p *pending) {
 	}
 	w.mu.Unlock()
 	if next != nil {
-		next.done <- errLead
+		next.done <- errLeadBatch
 	}
 }
 
 // Close refuses new rows and waits until every row already queued is
 // committed and answered. Call it after the HTTP server has stopped and
 // before the pool closes.
-func (w *Writer) Close() {
+func (w *deviceWriter) Close() {
 	w.mu.Lock()
 	w.closed = true
 	for w.inflight > 0 {
@@ -202,27 +189,28 @@ func (w *Writer) Close() {
 // data (a constraint, a value PostgreSQL refuses), each row is retried
 // alone so that one bad row cannot fail its neighbours; when the database
 // is unreachable every row gets that error.
-func (w *Writer) flush(batch []*pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+func (w *deviceWriter) flush(batch []*pendingReport) {
+	ctx, cancel := context.WithTimeout(context.Background(), deviceBatchTimeout)
 	defer cancel()
-	rows := make([]Row, len(batch))
+	rows := make([]MetricRow, len(batch))
 	for i, p := range batch {
 		rows[i] = p.row
 	}
 	known, err := w.insert(ctx, rows)
 	if err != nil && len(batch) > 1 && dataError(err) {
 		for _, p := range batch {
-			_, err := w.insert(ctx, []Row{p.row})
-			p.done <- err
+			_, err := w.insert(ctx, []MetricRow{p.row})
+			p.done <- wrap("report device metric", err)
 		}
 		return
 	}
+	err = wrap("report device metrics", err)
 	for _, p := range batch {
 		switch {
 		case err != nil:
 			p.done <- err
 		case !known[p.row.DeviceID]:
-			p.done <- ErrUnknownDevice
+			p.done <- errUnknownDevice
 		default:
 			p.done <- nil
 		}
@@ -231,8 +219,9 @@ func (w *Writer) flush(batch []*pending) {
 
 // insert writes rows in one statement and returns the devices that exist
 // (rows of other devices were not stored). A lone row of an unknown device
-// comes back as ErrUnknownDevice.
-func (w *Writer) insert(ctx context.Context, rows []Row) (map[string]bool, error) {
+// comes back as errUnknownDevice; database errors come back as they are,
+// for flush to judge.
+func (w *deviceWriter) insert(ctx context.Context, rows []MetricRow) (map[string]bool, error) {
 	n := len(rows)
 	p := db.InsertDeviceMetricsParams{
 		Times:      make([]time.Time, n),
@@ -249,40 +238,23 @@ func (w *Writer) insert(ctx context.Context, rows []Row) (map[string]bool, error
 		p.Times[i], p.DeviceIds[i], p.Names[i], p.Types[i] = r.Time, r.DeviceID, r.Name, r.Type
 		p.ValueNums[i], p.ValueTexts[i], p.Units[i], p.Slopes[i], p.TTLs[i] = r.Num, r.Text, r.Units, r.Slope, r.TTL
 	}
+	// The statement is atomic: running it again after a deadlock or a
+	// serialization failure never doubles a row.
 	var ids []string
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if ids, err = w.q.InsertDeviceMetrics(ctx, p); err == nil || !retryable(err) {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
+	err := withRetry(ctx, func() (err error) {
+		ids, err = w.q.InsertDeviceMetrics(ctx, p)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if w.opts.Observe != nil {
-		w.opts.Observe(n)
-	}
+	w.opts.Observe(n)
 	known := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		known[id] = true
 	}
 	if n == 1 && !known[rows[0].DeviceID] {
-		return known, ErrUnknownDevice
+		return known, errUnknownDevice
 	}
 	return known, nil
-}
-
-// retryable: PostgreSQL aborted the statement for a deadlock or a
-// serialization failure; it is atomic, so running it again never doubles.
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
-}
-
-// dataError: the statement failed on what it was asked to store (classes
-// 22 data exception and 23 integrity constraint violation).
-func dataError(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23")
 }
