@@ -24,7 +24,7 @@ func collectionsStore(t *testing.T) (*store.Collections, *pgxpool.Pool) {
 	return store.New(pool, store.Options{}).Collections, pool
 }
 
-func mustCreate(t *testing.T, c *store.Collections) int64 {
+func mustCreateCollection(t *testing.T, c *store.Collections) int64 {
 	t.Helper()
 	id, err := c.Create(context.Background(), maxCollections)
 	if err != nil {
@@ -102,14 +102,14 @@ func TestCollectionsIDsNeverReused(t *testing.T) {
 		t.Fatalf("fresh ids %s", got)
 	}
 	for want := range int64(3) {
-		if id := mustCreate(t, c); id != want {
+		if id := mustCreateCollection(t, c); id != want {
 			t.Fatalf("id %d, want %d", id, want)
 		}
 	}
 	if err := c.Delete(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if id := mustCreate(t, c); id != 3 {
+	if id := mustCreateCollection(t, c); id != 3 {
 		t.Fatalf("id after deleting the last one: %d, want 3", id)
 	}
 	if err := c.Delete(ctx, 0); err != nil {
@@ -121,7 +121,7 @@ func TestCollectionsIDsNeverReused(t *testing.T) {
 	if _, err := c.Create(ctx, 2); !errors.Is(err, store.ErrTooManyCollections) {
 		t.Fatalf("create past a limit of 2: %v", err)
 	}
-	if id := mustCreate(t, c); id != 4 {
+	if id := mustCreateCollection(t, c); id != 4 {
 		t.Fatalf("id %d, want 4", id)
 	}
 }
@@ -131,7 +131,7 @@ func TestCollectionsClearRestartsWindow(t *testing.T) {
 	t.Parallel()
 	c, _ := collectionsStore(t)
 	ctx := context.Background()
-	id := mustCreate(t, c)
+	id := mustCreateCollection(t, c)
 	before, err := c.Window(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestCollectionsUnknownID(t *testing.T) {
 	t.Parallel()
 	c, _ := collectionsStore(t)
 	ctx := context.Background()
-	id := mustCreate(t, c)
+	id := mustCreateCollection(t, c)
 	if err := c.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
