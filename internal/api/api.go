@@ -54,8 +54,6 @@ type server struct {
 	cfg     config.Config
 	flows   *flowDecoder
 	meas    *measurementDecoder
-	// flowWriter combines concurrent flow batches into shared upserts.
-	flowWriter *flowWriter
 }
 
 // New builds the router and the huma API on it.
