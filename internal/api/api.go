@@ -12,13 +12,11 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
-	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -41,15 +39,11 @@ type Deps struct {
 // server carries the dependencies into the handlers.
 type server struct {
 	st      *store.Store
-	pool    *pgxpool.Pool // Deprecated: moving to st
-	q       *db.Queries
 	log     *slog.Logger
 	metrics *obs.Metrics
 	cfg     config.Config
 	flows   *flowDecoder
 	meas    *measurementDecoder
-	// flowWriter combines concurrent flow batches into shared upserts.
-	flowWriter *flowWriter
 	// dev is the devices API (its handlers and authentication).
 	dev *devicesAPI
 }
@@ -64,10 +58,6 @@ func New(d Deps) (http.Handler, huma.API) {
 		d.Metrics = obs.New()
 	}
 	s := &server{st: d.Store, log: d.Log, metrics: d.Metrics, cfg: d.Config}
-	if d.Store != nil {
-		s.pool = d.Store.Pool()
-		s.q = db.New(s.pool)
-	}
 
 	mux := chi.NewMux()
 	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log))

@@ -238,3 +238,26 @@ func copyRaw(ctx context.Context, pool *pgxpool.Pool, fs []Flow) error {
 		}))
 	return err
 }
+
+// upsertParams lays flows out as the upsert's column arrays, as the store
+// does, for the statement the benchmarks run directly.
+func upsertParams(flows []Flow) db.UpsertFlowsParams {
+	n := len(flows)
+	p := db.UpsertFlowsParams{
+		Hours:    make([]time.Time, n),
+		SrcApps:  make([]string, n),
+		DestApps: make([]string, n),
+		VpcIds:   make([]string, n),
+		BytesTx:  make([]int64, n),
+		BytesRx:  make([]int64, n),
+	}
+	for i, f := range flows {
+		p.Hours[i] = hourTime(f.Hour)
+		p.SrcApps[i], p.DestApps[i], p.VpcIds[i] = f.SrcApp, f.DestApp, f.VpcID
+		p.BytesTx[i], p.BytesRx[i] = f.BytesTx, f.BytesRx
+	}
+	return p
+}
+
+// hourTime is the start of an hour given in hours since the Unix epoch.
+func hourTime(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }

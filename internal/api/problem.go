@@ -342,12 +342,6 @@ func unavailable(detail string) *Problem {
 	return NewProblem(http.StatusServiceUnavailable, detail).WithHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
 }
 
-// dbError is the old name of storeProblem, kept while resources move to
-// the store.
-func dbError(ctx context.Context, log *slog.Logger, what string, err error) error {
-	return storeProblem(ctx, log, what, wrapLegacy(what, err))
-}
-
 func internalError(ctx context.Context) *Problem {
 	id := RequestID(ctx)
 	return &Problem{Title: http.StatusText(500), Status: 500, RequestID: id,
@@ -355,10 +349,3 @@ func internalError(ctx context.Context) *Problem {
 }
 
 const retryAfterSeconds = 5
-
-// Unavailable reports whether err means the database cannot be reached or
-// refuses work for now (as opposed to a bug or bad input).
-func Unavailable(err error) bool { return errors.Is(wrapLegacy("", err), store.ErrUnavailable) }
-
-// wrapLegacy interprets raw database errors of code not yet moved to the store.
-func wrapLegacy(op string, err error) error { return store.Interpret(op, err) }

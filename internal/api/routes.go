@@ -41,7 +41,9 @@ func (s *server) routes() []route {
 		{get, "/healthz", "getHealth", nil, handle(s.getHealth)},
 		{get, "/readyz", "getReady", nil, handle(s.getReady)},
 
-		// flows.go (routes still registered by registerFlows)
+		// flows.go
+		{post, "/flows", "postFlows", nil, handle(s.postFlows)},
+		{get, "/flows", "listFlows", nil, handle(s.listFlows)},
 
 		// events.go
 		{post, eventsPrefix + "/events/register", "registerEvent", nil, handle(s.registerEvent)},

@@ -138,12 +138,6 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
-// Interpret wraps an error from the database in a store Error (as the store
-// does with its own), for callers not yet moved into the store.
-//
-// Deprecated: kept only while the resources move into the store.
-func Interpret(op string, err error) error { return wrap(op, err) }
-
 // dataError reports whether a statement failed on what it was asked to
 // store (classes 22 data exception and 23 integrity constraint violation),
 // as opposed to the database failing: the same rows sent one by one would

@@ -1,4 +1,4 @@
-package api
+package store
 
 import (
 	"context"
@@ -8,20 +8,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
-// flowWriter combines concurrent POST /flows batches into one upsert.
+// flowWriter combines concurrent Flows.Add batches into one upsert.
 //
 // Batches that hit the same keys cannot run side by side: each waits for
 // the row locks of the one before and updates the same rows again, so 16
 // concurrent posts of one hour's keys took up to 8 s each (measured). Here
 // the batches that arrive while an upsert runs are summed by key in Go and
 // written by the next upsert, one transaction for all of them: each batch
-// is still all or nothing, each 201 still means committed, and hot keys are
-// updated once per round instead of once per batch.
+// is still all or nothing, a nil from Add still means committed, and hot
+// keys are updated once per round instead of once per batch.
 type flowWriter struct {
 	q *db.Queries
 
@@ -104,7 +102,7 @@ func (w *flowWriter) flushRound() {
 	merged, ok := combine(jobs)
 	if ok {
 		err := w.upsert(ctx, merged)
-		if !isOverflow(err) {
+		if !errors.Is(err, ErrTooLarge) {
 			for _, j := range jobs {
 				j.done <- err
 			}
@@ -120,7 +118,7 @@ func (w *flowWriter) flushRound() {
 
 func (w *flowWriter) upsert(ctx context.Context, flows []Flow) error {
 	p := upsertParams(flows)
-	return retryConflicts(ctx, func() error { return w.q.UpsertFlows(ctx, p) })
+	return wrap("upsert flows", withRetry(ctx, func() error { return w.q.UpsertFlows(ctx, p) }))
 }
 
 type flowKey struct {
@@ -166,11 +164,6 @@ func combine(jobs []*flowJob) ([]Flow, bool) {
 		return a.VpcID < b.VpcID
 	})
 	return out, true
-}
-
-func isOverflow(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "22003"
 }
 
 // upsertParams lays flows out as the upsert's column arrays.
