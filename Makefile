@@ -45,8 +45,10 @@ openapi: ## regenerate openapi.yaml (OpenAPI 3.0.3) from the code, and the Go cl
 	$(GO) run ./cmd/telemetry openapi > openapi.yaml
 	cd internal/apiclient && $(GO) generate .
 
-lint: $(SQLC) ## go vet, gofmt, staticcheck, sqlc diff
+lint: $(SQLC) ## go vet, gofmt, staticcheck, sqlc diff, and internal/api free of the database driver
 	$(GO) vet ./...
+	@deps=$$($(GO) list -deps ./internal/api | grep -E '^github.com/jackc/pgx|internal/store/(db|postgres)$$'); \
+	  if [ -n "$$deps" ]; then echo "internal/api depends on the database:"; echo "$$deps"; exit 1; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(SQLC) diff

@@ -16,11 +16,11 @@ import (
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/migrate"
-	"github.com/telemetry/telemetry/internal/obs"
 	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
 const usage = `Usage: telemetry <command>
@@ -93,15 +93,15 @@ func printUsage(w io.Writer) {
 }
 
 // openStore connects to the database.
-func openStore(ctx context.Context, cfg config.Config, opts store.Options) (*store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, opts postgres.Options) (*postgres.Store, error) {
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, cfg.DatabaseURL, opts)
+	return postgres.Open(ctx, cfg.DatabaseURL, opts)
 }
 
 func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub string, stdout io.Writer) error {
-	st, err := openStore(ctx, cfg, store.Options{})
+	st, err := openStore(ctx, cfg, postgres.Options{})
 	if err != nil {
 		return err
 	}
@@ -151,12 +151,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		// (and resident memory) doubles past the live set before a GC.
 		debug.SetMemoryLimit(config.DefaultMemoryLimit)
 	}
-	metrics := obs.New()
-	st, err := openStore(ctx, cfg, store.Options{
+	prom := metrics.New()
+	st, err := openStore(ctx, cfg, postgres.Options{
 		DeviceWriters:  cfg.DeviceMetricsWriters,
 		DeviceMaxBatch: cfg.DeviceMetricsBatch,
 		ObserveBatch: func(resource string, n int) {
-			metrics.BatchItems.WithLabelValues(resource).Observe(float64(n))
+			prom.BatchItems.WithLabelValues(resource).Observe(float64(n))
 		},
 	})
 	if err != nil {
@@ -177,23 +177,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 
-	metrics.RegisterPool(pool)
+	prom.RegisterPool(st.PoolStats)
 	// Self-profiling writes through the store: it is closed (flushed) after
 	// the server stops and before the deferred st.Close.
 	var prof *selfprofile.Profiler
 	if cfg.SelfProfile && cfg.SelfProfileSample > 0 {
-		prof = selfprofile.New(st.Measurements, log, metrics.Registry, selfprofile.Config{
+		prof = selfprofile.New(st.Measurements, log, prom.Registry, selfprofile.Config{
 			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
 		prof.Start()
 		defer prof.Close(context.Background())
 	}
 	// Runtime samples for the collections API; stopped (deferred) before the pool closes.
 	if cfg.SelfSampleInterval > 0 {
-		sampler := runtimestats.New(st.Runtime, log, metrics.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
+		sampler := runtimestats.New(st.Runtime, log, prom.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
 		sampler.Start()
 		defer sampler.Close()
 	}
-	handler, _ := api.New(api.Deps{Store: st, Log: log, Metrics: metrics, Config: cfg, Profiler: prof})
+	handler, _ := api.New(api.Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
 )
@@ -29,7 +29,7 @@ var reflectProblem = reflect.TypeOf(Problem{})
 type Deps struct {
 	Store   *store.Store
 	Log     *slog.Logger
-	Metrics *obs.Metrics
+	Metrics *metrics.Metrics
 	Config  config.Config
 	// Profiler records the service's own requests as measurements; nil
 	// turns self-profiling off.
@@ -38,12 +38,12 @@ type Deps struct {
 
 // server carries the dependencies into the handlers.
 type server struct {
-	st      *store.Store
-	log     *slog.Logger
-	metrics *obs.Metrics
-	cfg     config.Config
-	flows   *flowDecoder
-	meas    *measurementDecoder
+	st    *store.Store
+	log   *slog.Logger
+	prom  *metrics.Metrics
+	cfg   config.Config
+	flows *flowDecoder
+	meas  *measurementDecoder
 	// dev is the devices API (its handlers and authentication).
 	dev *devicesAPI
 }
@@ -55,9 +55,9 @@ func New(d Deps) (http.Handler, huma.API) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	if d.Metrics == nil {
-		d.Metrics = obs.New()
+		d.Metrics = metrics.New()
 	}
-	s := &server{st: d.Store, log: d.Log, metrics: d.Metrics, cfg: d.Config}
+	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config}
 
 	mux := chi.NewMux()
 	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log))

@@ -16,10 +16,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -48,23 +48,23 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		metrics := obs.New()
-		st := store.New(pool, store.Options{})
+		prom := metrics.New()
+		st := postgres.New(pool, postgres.Options{})
 		var prof *selfprofile.Profiler
 		if env.profile {
-			prof = selfprofile.New(st.Measurements, nil, metrics.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
+			prof = selfprofile.New(st.Measurements, nil, prom.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
 			prof.Start()
 			t.Cleanup(func() { prof.Close(context.Background()) })
 		}
 		if env.sample > 0 {
-			sampler := runtimestats.New(store.New(pool, store.Options{}).Runtime, nil, metrics.Registry, runtimestats.Config{Interval: env.sample})
+			sampler := runtimestats.New(postgres.New(pool, postgres.Options{}).Runtime, nil, prom.Registry, runtimestats.Config{Interval: env.sample})
 			sampler.Start()
 			t.Cleanup(sampler.Close)
 		}
-		h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics, Profiler: prof})
+		h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Profiler: prof})
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
-		servers[i] = &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}
+		servers[i] = &testServer{Server: srv, Pool: pool, Metrics: prom, t: t}
 	}
 	return servers
 }
@@ -503,7 +503,7 @@ func TestCollectionsDatabaseErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(dead.Close)
-	h, _ := New(Deps{Store: store.New(dead, store.Options{}), Config: cfg})
+	h, _ := New(Deps{Store: postgres.New(dead, postgres.Options{}).Stores(), Config: cfg})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	down := &testServer{Server: srv, Pool: dead, t: t}

@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/obs"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -66,15 +66,15 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.JWTSecret = testSecret
-	metrics := obs.New()
-	st := store.New(serverPool, store.Options{
+	prom := metrics.New()
+	st := postgres.New(serverPool, postgres.Options{
 		DeviceWriters:  cfg.DeviceMetricsWriters,
 		DeviceMaxBatch: cfg.DeviceMetricsBatch,
 		ObserveBatch: func(resource string, n int) {
-			metrics.BatchItems.WithLabelValues(resource).Observe(float64(n))
+			prom.BatchItems.WithLabelValues(resource).Observe(float64(n))
 		},
 	})
-	h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics})
+	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer st.Devices.Close()
@@ -159,7 +159,7 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 		for _, g := range gens {
 			var api loadStats
 			var genCPU time.Duration
-			batches0, rows0 := batchStats(metrics)
+			batches0, rows0 := batchStats(prom)
 			cpu1 := readCPU(b, basePool)
 			if g.wrk != "" {
 				api, genCPU, err = runWrk(g.wrk, srv.URL, clients, maxClients, token, perFigure)
@@ -170,7 +170,7 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 				api = runLoad(clients, perFigure, 1_000_000, put)
 			}
 			cpu2 := readCPU(b, basePool)
-			batches1, rows1 := batchStats(metrics)
+			batches1, rows1 := batchStats(prom)
 			if api.Errors > 0 {
 				b.Errorf("%d clients (%s): %d API errors", clients, g.name, api.Errors)
 			}
@@ -201,7 +201,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microse
 
 // batchStats is how many device metric batches were committed so far and
 // how many rows they held.
-func batchStats(m *obs.Metrics) (batches, rows float64) {
+func batchStats(m *metrics.Metrics) (batches, rows float64) {
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		return 0, 0

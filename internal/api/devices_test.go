@@ -16,7 +16,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -275,8 +275,8 @@ func TestDevicesReportAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.JWTSecret = testSecret
-	st := store.New(testdb.New(t), store.Options{})
-	h, _ := New(Deps{Store: st, Config: cfg})
+	st := postgres.New(testdb.New(t), postgres.Options{})
+	h, _ := New(Deps{Store: st.Stores(), Config: cfg})
 	s := &testServer{Server: newHTTPTest(t, h), t: t}
 	s.createDevice(t, "n1")
 	st.Devices.Close()

@@ -118,7 +118,7 @@ func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsO
 	if err := s.st.Flows.Add(ctx, flows); err != nil {
 		return nil, s.storeError(ctx, "add flows", err)
 	}
-	s.metrics.BatchItems.WithLabelValues("flows").Observe(float64(n))
+	s.prom.BatchItems.WithLabelValues("flows").Observe(float64(n))
 	return out, nil
 }
 

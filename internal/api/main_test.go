@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/obs"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
 type testServer struct {
 	*httptest.Server
 	Pool    *pgxpool.Pool
-	Metrics *obs.Metrics
+	Metrics *metrics.Metrics
 	t       testing.TB
 }
 
@@ -39,19 +39,19 @@ func newTestServer(t testing.TB, tweak ...func(*config.Config)) *testServer {
 		f(&cfg)
 	}
 	pool := testdb.New(t)
-	metrics := obs.New()
-	metrics.RegisterPool(pool)
+	prom := metrics.New()
 	// The store as serve builds it (TestDevicesConcurrentReports reads the
 	// batch histogram).
-	st := store.New(pool, store.Options{
+	st := postgres.New(pool, postgres.Options{
 		DeviceWriters:  cfg.DeviceMetricsWriters,
 		DeviceMaxBatch: cfg.DeviceMetricsBatch,
 		ObserveBatch: func(resource string, n int) {
-			metrics.BatchItems.WithLabelValues(resource).Observe(float64(n))
+			prom.BatchItems.WithLabelValues(resource).Observe(float64(n))
 		},
 	})
-	h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics})
-	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: metrics, t: t}
+	prom.RegisterPool(st.PoolStats)
+	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom})
+	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: prom, t: t}
 }
 
 // response is what a test needs of an answer.

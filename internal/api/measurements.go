@@ -456,7 +456,7 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 	if err != nil {
 		return nil, s.storeError(ctx, "insert measurements", err)
 	}
-	s.metrics.BatchItems.WithLabelValues("measurements").Observe(float64(n))
+	s.prom.BatchItems.WithLabelValues("measurements").Observe(float64(n))
 	out := &postMeasurementsOutput{}
 	out.Body.IDs = ids
 	return out, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
 // benchClient keeps a connection per load client.
@@ -189,7 +190,7 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 	}
 	indexes := time.Since(t1)
 	t2 := time.Now()
-	if err := store.New(s.Pool, store.Options{}).Measurements.RebuildRollup(ctx, time.Now().AddDate(0, 0, -days-1), time.Now().Add(time.Hour)); err != nil {
+	if err := postgres.New(s.Pool, postgres.Options{}).Measurements.RebuildRollup(ctx, time.Now().AddDate(0, 0, -days-1), time.Now().Add(time.Hour)); err != nil {
 		b.Fatal(err)
 	}
 	exec("VACUUM ANALYZE measurements")
@@ -211,7 +212,7 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 
 	const clients = 4
 	now := time.Now()
-	st := store.New(s.Pool, store.Options{}).Measurements
+	st := postgres.New(s.Pool, postgres.Options{}).Measurements
 	window := store.MeasurementFilter{StartedAt: now.Add(-7 * 24 * time.Hour), EndedAt: now}
 	name, el := "/api/r7/<id>", 1.0
 	withName, withElapsed := window, window

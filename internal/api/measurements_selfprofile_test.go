@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/selfprofile"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -30,15 +30,15 @@ func newProfiledServer(t *testing.T, pc selfprofile.Config) (*testServer, *selfp
 		pc.Exclude = cfg.SelfProfileExclude
 	}
 	pool := testdb.New(t)
-	metrics := obs.New()
-	st := store.New(pool, store.Options{})
-	prof := selfprofile.New(st.Measurements, nil, metrics.Registry, pc)
+	prom := metrics.New()
+	st := postgres.New(pool, postgres.Options{})
+	prof := selfprofile.New(st.Measurements, nil, prom.Registry, pc)
 	prof.Start()
 	t.Cleanup(func() { prof.Close(context.Background()) })
-	h, _ := New(Deps{Store: st, Config: cfg, Metrics: metrics, Profiler: prof})
+	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Profiler: prof})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, Pool: pool, Metrics: metrics, t: t}, prof
+	return &testServer{Server: srv, Pool: pool, Metrics: prom, t: t}, prof
 }
 
 // newTestServerOnDeadDatabase serves the API over a pool whose server does
@@ -55,7 +55,7 @@ func newTestServerOnDeadDatabase(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg})
+	h, _ := New(Deps{Store: postgres.New(pool, postgres.Options{}).Stores(), Config: cfg})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, Pool: pool, t: t}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
 // rec is a measurement as a client posts it (map, so tests can leave
@@ -633,7 +633,7 @@ func TestMeasurementsRollupMatchesRows(t *testing.T) {
 	// Rows loaded around the API get their cells from RebuildRollup: the
 	// rebuilt rollups answer the same.
 	from, to := time.Unix(base-86400, 0), time.Unix(base+(span+48)*3600, 0)
-	if err := store.New(s.Pool, store.Options{}).Measurements.RebuildRollup(context.Background(), from, to); err != nil {
+	if err := postgres.New(s.Pool, postgres.Options{}).Measurements.RebuildRollup(context.Background(), from, to); err != nil {
 		t.Fatal(err)
 	}
 	for w := 0; w < 30; w++ {

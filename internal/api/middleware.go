@@ -18,7 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
-	"github.com/telemetry/telemetry/internal/obs"
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
@@ -74,7 +74,7 @@ func newRequestID() string {
 // self-profiling record, all from one response-writer wrapper and one
 // look-up of the route pattern (never the raw path as a label, which would
 // let clients explode the label set).
-func observe(log *slog.Logger, m *obs.Metrics, prof *selfprofile.Profiler) func(http.Handler) http.Handler {
+func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()

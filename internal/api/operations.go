@@ -42,7 +42,7 @@ func (s *server) getHealth(context.Context, *struct{}) (*healthOutput, error) {
 }
 
 func (s *server) getReady(ctx context.Context, _ *struct{}) (*readyOutput, error) {
-	version, mode, err := s.st.Ready(ctx)
+	version, mode, err := s.st.Health.Ready(ctx)
 	if err != nil {
 		s.log.WarnContext(ctx, "not ready", "error", err.Error())
 		return nil, NewProblem(http.StatusServiceUnavailable, "not ready: "+readyReason(err)).

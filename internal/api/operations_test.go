@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/obs"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -61,7 +61,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	}
 	defer pool.Close()
 	cfg, _ := config.Load(func(string) string { return "" })
-	h, _ := New(Deps{Store: store.New(pool, store.Options{}), Config: cfg})
+	h, _ := New(Deps{Store: postgres.New(pool, postgres.Options{}).Stores(), Config: cfg})
 	s := &testServer{Server: newHTTPTest(t, h), t: t}
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/flows?hour=1", ""},
@@ -246,7 +246,7 @@ func TestUnexpectedErrorIs500WithRequestID(t *testing.T) {
 
 func TestPanicIs500(t *testing.T) {
 	t.Parallel()
-	h := observe(slog.New(slog.DiscardHandler), obs.New(), nil)(recoverer(slog.New(slog.DiscardHandler))(
+	h := observe(slog.New(slog.DiscardHandler), metrics.New(), nil)(recoverer(slog.New(slog.DiscardHandler))(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
 	s := &testServer{Server: newHTTPTest(t, h), t: t}
 	r := s.do("GET", "/anything", nil)

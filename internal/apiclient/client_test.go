@@ -13,7 +13,7 @@ import (
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/apiclient"
 	"github.com/telemetry/telemetry/internal/config"
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -27,7 +27,7 @@ func newClient(t *testing.T) *apiclient.ClientWithResponses {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := api.New(api.Deps{Store: store.New(testdb.New(t), store.Options{}), Config: cfg})
+	h, _ := api.New(api.Deps{Store: postgres.New(testdb.New(t), postgres.Options{}).Stores(), Config: cfg})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	c, err := apiclient.NewClientWithResponses(srv.URL)

@@ -45,7 +45,7 @@ type Config struct {
 // be read.
 type Sample = store.RuntimeSample
 
-// Writer stores samples; *store.RuntimeSamples is one.
+// Writer stores samples; *postgres.RuntimeSamples is one.
 type Writer interface {
 	Insert(ctx context.Context, s store.RuntimeSample) error
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
 
-	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -86,8 +86,8 @@ func parseSystemStat(t *testing.T, b []byte) (uint64, uint64, error) {
 }
 
 // samples is the runtime samples store on pool.
-func samples(pool *pgxpool.Pool) *store.RuntimeSamples {
-	return store.New(pool, store.Options{}).Runtime
+func samples(pool *pgxpool.Pool) *postgres.RuntimeSamples {
+	return postgres.New(pool, postgres.Options{}).Runtime
 }
 
 func TestParseSelfStat(t *testing.T) {

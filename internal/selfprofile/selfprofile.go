@@ -63,7 +63,7 @@ type entry struct {
 	headers    [][2]string
 }
 
-// Writer stores measurements, all or none: *store.Measurements.
+// Writer stores measurements, all or none: *postgres.Measurements.
 type Writer interface {
 	Insert(ctx context.Context, recs []store.Measurement) ([]int64, error)
 }

@@ -1,25 +1,10 @@
 package store
 
 import (
-	"context"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/telemetry/telemetry/internal/store/db"
 )
-
-// RuntimeSamples is the store of runtime samples: each server process's
-// CPU, garbage collection and memory figures, which collections aggregate.
-type RuntimeSamples struct {
-	pool *pgxpool.Pool
-	q    *db.Queries
-}
-
-func newRuntimeSamples(pool *pgxpool.Pool, q *db.Queries) *RuntimeSamples {
-	return &RuntimeSamples{pool: pool, q: q}
-}
 
 // RuntimeSample is the figures of one instance (server process) over the
 // interval that ends at Time.
@@ -38,16 +23,4 @@ type RuntimeSample struct {
 	GoMemoryBytes         int64  // all memory mapped by the Go runtime
 	RSSBytes              *int64 // resident set size; nil when it could not be measured
 	Goroutines            int64
-}
-
-// Insert writes one sample.
-func (r *RuntimeSamples) Insert(ctx context.Context, s RuntimeSample) error {
-	err := r.q.InsertRuntimeSample(ctx, db.InsertRuntimeSampleParams{
-		Time: s.Time, InstanceID: s.InstanceID, IntervalSeconds: s.Interval.Seconds(),
-		ProcessCpu: s.ProcessCPU, SystemCpu: s.SystemCPU,
-		GcCpuSeconds: s.GCCPUSeconds, GcPauseSeconds: s.GCPauseSeconds, GcCycles: s.GCCycles,
-		Gomaxprocs: s.GOMAXPROCS, HeapLiveBytes: s.HeapLiveBytes, GoMemoryBytes: s.GoMemoryBytes,
-		RssBytes: s.RSSBytes, Goroutines: s.Goroutines,
-	})
-	return wrap("insert runtime sample", err)
 }

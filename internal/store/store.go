@@ -1,152 +1,100 @@
-// Package store is the service's storage: one file per resource, each
-// returning the service's own types. It alone talks to PostgreSQL (pgx and
-// the sqlc code in store/db); errors.go is the one place that knows
-// SQLSTATE codes, page.go gives a list page with its exact total, and every
-// failure it returns wraps one of a few sentinel errors (ErrNotFound,
-// ErrConflict, ErrInvalid, ErrTooLarge, ErrUnavailable).
+// Package store is what the service needs of its storage, and nothing of
+// how it is done: the service's own types (one file per resource), the
+// interfaces each resource's store satisfies, pages with exact totals, and
+// the few errors callers tell apart (errors.go). It imports no database
+// driver: internal/store/postgres implements it on PostgreSQL (TimescaleDB
+// when available) and is the only package that talks to the database;
+// cmd/telemetry hands it to the API as a Store.
 package store
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/telemetry/telemetry/internal/migrate"
-	"github.com/telemetry/telemetry/internal/store/db"
+	"github.com/google/uuid"
 )
 
-// Options tunes the stores.
-type Options struct {
-	// DeviceWriters is how many device metric commits may run at once.
-	DeviceWriters int
-	// DeviceMaxBatch is the most device metric reports in one commit.
-	DeviceMaxBatch int
-	// ObserveBatch, when set, learns the size of every ingest batch
-	// committed, by resource ("flows", "device_metrics", ...).
-	ObserveBatch func(resource string, items int)
-}
-
-// Store holds one store per resource, all on one pool.
+// Store is every resource's store.
 type Store struct {
-	pool *pgxpool.Pool
-
-	Flows        *Flows
-	Events       *Events
-	Devices      *Devices
-	Measurements *Measurements
-	Collections  *Collections
-	Runtime      *RuntimeSamples
-
-	readyOnce sync.Once
-	migrator  *migrate.Migrator
-	readyErr  error
+	Flows        FlowStore
+	Events       EventStore
+	Devices      DeviceStore
+	Measurements MeasurementStore
+	Collections  CollectionStore
+	Runtime      RuntimeSampleStore
+	Health       Health
 }
 
-// DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
-const DefaultMaxConns = 16
-
-// Open connects to the database at url. A short connect timeout keeps
-// requests from hanging when the database is down (they fail with
-// ErrUnavailable instead).
-func Open(ctx context.Context, url string, opts Options) (*Store, error) {
-	pc, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	if pc.ConnConfig.ConnectTimeout == 0 {
-		pc.ConnConfig.ConnectTimeout = 5 * time.Second
-	}
-	if !strings.Contains(url, "pool_max_conns") {
-		pc.MaxConns = DefaultMaxConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	return New(pool, opts), nil
+// FlowStore keeps the hourly flow totals.
+type FlowStore interface {
+	// Add adds the flows to their hours' totals, all or nothing; nil means
+	// committed. A total that would overflow is ErrTooLarge.
+	Add(ctx context.Context, flows []Flow) error
+	// ListHour is one page of an hour's totals, in key order.
+	ListHour(ctx context.Context, hour int64, p PageRequest) (Page[Flow], error)
 }
 
-// New builds the stores on an open pool (tests bring their own).
-func New(pool *pgxpool.Pool, opts Options) *Store {
-	if opts.ObserveBatch == nil {
-		opts.ObserveBatch = func(string, int) {}
-	}
-	q := db.New(pool)
-	return &Store{
-		pool:         pool,
-		Flows:        newFlows(pool, q, opts),
-		Events:       newEvents(pool, q),
-		Devices:      newDevices(pool, q, opts),
-		Measurements: newMeasurements(pool, q, opts),
-		Collections:  newCollections(pool, q),
-		Runtime:      newRuntimeSamples(pool, q),
-	}
+// EventStore keeps load-test runs and their register and commit events.
+type EventStore interface {
+	Register(ctx context.Context, r NewRun) (uuid.UUID, error)
+	// Commit closes a running run: ErrNotFound for an unknown run,
+	// ErrConflict (with a *CommittedError) for one no longer running.
+	Commit(ctx context.Context, c RunCommit) error
+	Running(ctx context.Context) ([]RunningRun, error)
+	Get(ctx context.Context, id uuid.UUID) (RunDetail, error)
+	List(ctx context.Context, f RunFilter, p PageRequest) (Page[Run], error)
 }
 
-// Pool is the connection pool, for migrations and the pool metrics.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return wrap("ping", s.pool.Ping(ctx)) }
-
-// Ready reports the applied schema version and the storage mode
-// ("timescaledb" or "postgresql"), or why the service is not ready: the
-// database does not answer or the schema is not at the latest migration.
-// The migration provider is built once, not on every probe.
-func (s *Store) Ready(ctx context.Context) (version int64, mode string, err error) {
-	s.readyOnce.Do(func() { s.migrator, s.readyErr = migrate.New(s.pool) })
-	if s.readyErr != nil {
-		return 0, "", s.readyErr
-	}
-	current, latest, err := s.migrator.Versions(ctx)
-	if err != nil {
-		return 0, "", wrap("schema version", err)
-	}
-	if current != latest {
-		return current, "", fmt.Errorf("schema at version %d, latest is %d", current, latest)
-	}
-	mode, err = migrate.Mode(ctx, s.pool)
-	return current, mode, wrap("storage mode", err)
+// DeviceStore keeps the device registry and the metrics devices report.
+type DeviceStore interface {
+	Create(ctx context.Context, id, name string) (Device, error)
+	Get(ctx context.Context, id string) (Device, error)
+	Rename(ctx context.Context, id, name string) (Device, error)
+	Delete(ctx context.Context, id string) error
+	List(ctx context.Context, p PageRequest) (Page[Device], error)
+	Current(ctx context.Context, id string, now time.Time, p PageRequest) (Page[CurrentMetric], error)
+	CurrentNames(ctx context.Context, now time.Time, p PageRequest) (Page[MetricSummary], error)
+	History(ctx context.Context, h HistoryQuery, p PageRequest) (Page[HistoryPoint], error)
+	HistoryBuckets(ctx context.Context, h HistoryQuery, width time.Duration, p PageRequest) (Page[HistoryBucket], error)
+	// Report stores one metric report and returns once it is committed
+	// (reports arriving together share commits): ErrNotFound for an
+	// unregistered device, ErrClosed once the store is shutting down.
+	Report(ctx context.Context, r MetricRow) error
 }
 
-// Close stops the stores' background work (the device metric writer
-// commits what is queued) and closes the pool.
-func (s *Store) Close() {
-	s.Devices.Close()
-	if s.migrator != nil {
-		s.migrator.Close()
-	}
-	s.pool.Close()
+// MeasurementStore keeps request measurements and their rollups.
+type MeasurementStore interface {
+	// Insert stores the records, all or none, and returns their ids in order.
+	Insert(ctx context.Context, recs []Measurement) ([]int64, error)
+	Get(ctx context.Context, id int64) (Measurement, error)
+	Count(ctx context.Context, f MeasurementFilter) (int64, error)
+	List(ctx context.Context, f MeasurementFilter, s MeasurementSort, p PageRequest) (Page[Measurement], error)
+	Grouped(ctx context.Context, f MeasurementFilter, s MeasurementSort, p PageRequest) (Page[MeasurementGroup], error)
+	MethodDistribution(ctx context.Context, f MeasurementFilter) (map[string]int64, error)
+	Timeseries(ctx context.Context, f MeasurementFilter, daily bool) ([]MeasurementBucket, error)
 }
 
-// inTx runs fn in a transaction, committed when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	return inTx(ctx, s.pool, fn)
+// CollectionStore keeps the metrics collections and reads their figures.
+type CollectionStore interface {
+	IDs(ctx context.Context) ([]int64, error)
+	// Create opens a collection unless limit exist already
+	// (ErrTooManyCollections).
+	Create(ctx context.Context, limit int) (int64, error)
+	Window(ctx context.Context, id int64) (CollectionWindow, error)
+	Runtime(ctx context.Context, since, until time.Time) (CollectionRuntime, error)
+	HTTP(ctx context.Context, since, until time.Time) ([]CollectionURL, error)
+	Clear(ctx context.Context, id int64) error
+	Delete(ctx context.Context, id int64) error
 }
 
-func inTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *db.Queries) error) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(db.New(tx)) })
+// RuntimeSampleStore keeps each instance's runtime samples.
+type RuntimeSampleStore interface {
+	Insert(ctx context.Context, s RuntimeSample) error
 }
 
-// withRetry runs fn again, a few times, when PostgreSQL aborted it for a
-// deadlock or a serialization failure (concurrent upserts of the same keys
-// can meet one). fn must be atomic, so that a retry never doubles a write.
-func withRetry(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = fn(); err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
-		}
-	}
-	return err
+// Health says whether the storage is ready to serve.
+type Health interface {
+	// Ready reports the applied schema version and the storage mode
+	// ("timescaledb" or "postgresql"), or why it is not ready.
+	Ready(ctx context.Context) (version int64, mode string, err error)
 }

@@ -1,4 +1,4 @@
-package store
+package postgres
 
 // DeviceReportsQueued is how many device metric reports wait for a commit
 // slot, so that tests can hold a batch open until they have all queued.

@@ -1,4 +1,4 @@
-package store_test
+package postgres_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -74,7 +75,7 @@ func (tr *upsertTracer) count() int {
 }
 
 // tracedStore is a store on a fresh database whose upserts tr sees.
-func tracedStore(t *testing.T) (*store.Store, *upsertTracer) {
+func tracedStore(t *testing.T) (*postgres.Store, *upsertTracer) {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
 	if err != nil {
@@ -86,7 +87,7 @@ func tracedStore(t *testing.T) (*store.Store, *upsertTracer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(pool, store.Options{})
+	st := postgres.New(pool, postgres.Options{})
 	t.Cleanup(st.Close)
 	return st, tr
 }
@@ -94,7 +95,7 @@ func tracedStore(t *testing.T) (*store.Store, *upsertTracer) {
 // heldRound adds first, holds its upsert at the database while the batches
 // are added concurrently, then lets it go: the batches queue behind it and
 // are written in the next round. It returns each batch's error.
-func heldRound(t *testing.T, st *store.Store, tr *upsertTracer, first []store.Flow, batches [][]store.Flow) []error {
+func heldRound(t *testing.T, st *postgres.Store, tr *upsertTracer, first []store.Flow, batches [][]store.Flow) []error {
 	t.Helper()
 	ctx := context.Background()
 	held, release := tr.arm()
@@ -128,7 +129,7 @@ func heldRound(t *testing.T, st *store.Store, tr *upsertTracer, first []store.Fl
 }
 
 // totals is the hour's stored (bytes_tx, bytes_rx) by src_app.
-func totals(t *testing.T, st *store.Store, hour int64) map[string][2]int64 {
+func totals(t *testing.T, st *postgres.Store, hour int64) map[string][2]int64 {
 	t.Helper()
 	page, err := st.Flows.ListHour(context.Background(), hour, store.PageRequest{Limit: 100})
 	if err != nil {
@@ -253,7 +254,7 @@ func TestFlowsAddIsolatesOverflowingBatch(t *testing.T) {
 // A page past the last keeps the hour's exact total; an empty hour has none.
 func TestFlowsListHour(t *testing.T) {
 	t.Parallel()
-	st := store.New(testdb.New(t), store.Options{})
+	st := postgres.New(testdb.New(t), postgres.Options{})
 	t.Cleanup(st.Close)
 	ctx := context.Background()
 	flows := []store.Flow{

@@ -1,4 +1,4 @@
-package store
+package postgres
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
@@ -29,7 +30,7 @@ type flowWriter struct {
 }
 
 type flowJob struct {
-	flows []Flow
+	flows []store.Flow
 	done  chan error
 }
 
@@ -39,7 +40,7 @@ const maxCombinedFlows = 200_000
 func newFlowWriter(q *db.Queries) *flowWriter { return &flowWriter{q: q} }
 
 // write stores the batch and returns once it is committed (or failed).
-func (w *flowWriter) write(flows []Flow) error {
+func (w *flowWriter) write(flows []store.Flow) error {
 	job := &flowJob{flows: flows, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, job)
@@ -102,7 +103,7 @@ func (w *flowWriter) flushRound() {
 	merged, ok := combine(jobs)
 	if ok {
 		err := w.upsert(ctx, merged)
-		if !errors.Is(err, ErrTooLarge) {
+		if !errors.Is(err, store.ErrTooLarge) {
 			for _, j := range jobs {
 				j.done <- err
 			}
@@ -116,7 +117,7 @@ func (w *flowWriter) flushRound() {
 	}
 }
 
-func (w *flowWriter) upsert(ctx context.Context, flows []Flow) error {
+func (w *flowWriter) upsert(ctx context.Context, flows []store.Flow) error {
 	p := upsertParams(flows)
 	return wrap("upsert flows", withRetry(ctx, func() error { return w.q.UpsertFlows(ctx, p) }))
 }
@@ -128,8 +129,8 @@ type flowKey struct {
 
 // combine sums the jobs' flows by key, in key order; ok is false when a
 // sum would overflow 64 bits.
-func combine(jobs []*flowJob) ([]Flow, bool) {
-	sums := map[flowKey]*Flow{}
+func combine(jobs []*flowJob) ([]store.Flow, bool) {
+	sums := map[flowKey]*store.Flow{}
 	for _, j := range jobs {
 		for _, f := range j.flows {
 			k := flowKey{f.Hour, f.SrcApp, f.DestApp, f.VpcID}
@@ -146,7 +147,7 @@ func combine(jobs []*flowJob) ([]Flow, bool) {
 			s.BytesRx += f.BytesRx
 		}
 	}
-	out := make([]Flow, 0, len(sums))
+	out := make([]store.Flow, 0, len(sums))
 	for _, f := range sums {
 		out = append(out, *f)
 	}
@@ -167,7 +168,7 @@ func combine(jobs []*flowJob) ([]Flow, bool) {
 }
 
 // upsertParams lays flows out as the upsert's column arrays.
-func upsertParams(flows []Flow) db.UpsertFlowsParams {
+func upsertParams(flows []store.Flow) db.UpsertFlowsParams {
 	n := len(flows)
 	p := db.UpsertFlowsParams{
 		Hours:    make([]time.Time, n),

@@ -1,4 +1,4 @@
-package store_test
+package postgres_test
 
 import (
 	"context"
@@ -13,18 +13,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
 const maxCollections = 10
 
-func collectionsStore(t *testing.T) (*store.Collections, *pgxpool.Pool) {
+func collectionsStore(t *testing.T) (*postgres.Collections, *pgxpool.Pool) {
 	t.Helper()
 	pool := testdb.New(t)
-	return store.New(pool, store.Options{}).Collections, pool
+	return postgres.New(pool, postgres.Options{}).Collections, pool
 }
 
-func mustCreateCollection(t *testing.T, c *store.Collections) int64 {
+func mustCreateCollection(t *testing.T, c *postgres.Collections) int64 {
 	t.Helper()
 	id, err := c.Create(context.Background(), maxCollections)
 	if err != nil {
@@ -33,7 +34,7 @@ func mustCreateCollection(t *testing.T, c *store.Collections) int64 {
 	return id
 }
 
-func ids(t *testing.T, c *store.Collections) string {
+func ids(t *testing.T, c *postgres.Collections) string {
 	t.Helper()
 	got, err := c.IDs(context.Background())
 	if err != nil {
@@ -48,14 +49,14 @@ func ids(t *testing.T, c *store.Collections) string {
 func TestCollectionsLimitUnderConcurrentCreates(t *testing.T) {
 	t.Parallel()
 	url := testdb.URL(t)
-	var stores []*store.Collections
+	var stores []*postgres.Collections
 	for range 3 {
 		pool, err := pgxpool.New(context.Background(), url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		stores = append(stores, store.New(pool, store.Options{}).Collections)
+		stores = append(stores, postgres.New(pool, postgres.Options{}).Collections)
 	}
 	const attempts = 30
 	var (
@@ -181,7 +182,7 @@ func TestCollectionsUnknownID(t *testing.T) {
 func TestCollectionsRuntimeFigures(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
-	st := store.New(pool, store.Options{})
+	st := postgres.New(pool, postgres.Options{})
 	ctx := context.Background()
 	t0 := time.Now().Truncate(time.Second)
 	f := func(v float64) *float64 { return &v }

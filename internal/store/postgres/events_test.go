@@ -1,4 +1,4 @@
-package store_test
+package postgres_test
 
 import (
 	"context"
@@ -13,12 +13,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
-func newEventsStore(t *testing.T) *store.Events {
+func newEventsStore(t *testing.T) *postgres.Events {
 	t.Helper()
-	return store.New(testdb.New(t), store.Options{}).Events
+	return postgres.New(testdb.New(t), postgres.Options{}).Events
 }
 
 func eventsPtr[T any](v T) *T { return &v }
@@ -39,7 +40,7 @@ func eventsSameJSON(t *testing.T, what string, got, want json.RawMessage) {
 	}
 }
 
-func eventsRegister(t *testing.T, ev *store.Events, host, mode string, started time.Time) uuid.UUID {
+func eventsRegister(t *testing.T, ev *postgres.Events, host, mode string, started time.Time) uuid.UUID {
 	t.Helper()
 	id, err := ev.Register(context.Background(), store.NewRun{Host: host,
 		RunSettings: store.RunSettings{Mode: eventsOptional(mode), Clients: eventsPtr(int64(2))},
@@ -57,7 +58,7 @@ func eventsOptional(s string) *string {
 	return &s
 }
 
-func eventsCommit(ctx context.Context, ev *store.Events, id uuid.UUID) error {
+func eventsCommit(ctx context.Context, ev *postgres.Events, id uuid.UUID) error {
 	return ev.Commit(ctx, store.RunCommit{ID: id,
 		Payload: json.RawMessage(`{"measurement": {"fields": {"requestStats": {"stats": []}}}}`)})
 }

@@ -1,4 +1,4 @@
-package store_test
+package postgres_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestRuntimeSampleInsert(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
-	rs := store.New(pool, store.Options{}).Runtime
+	rs := postgres.New(pool, postgres.Options{}).Runtime
 	ctx := context.Background()
 	at := time.Now().Truncate(time.Microsecond)
 	proc, sys, rss := 0.25, 0.5, int64(64<<20)
@@ -72,7 +73,7 @@ func TestRuntimeSampleInsert(t *testing.T) {
 // is refused as invalid.
 func TestRuntimeSampleInsertRefused(t *testing.T) {
 	t.Parallel()
-	rs := store.New(testdb.New(t), store.Options{}).Runtime
+	rs := postgres.New(testdb.New(t), postgres.Options{}).Runtime
 	ctx := context.Background()
 	s := store.RuntimeSample{InstanceID: uuid.New(), Time: time.Now(), Interval: time.Second, GOMAXPROCS: 1}
 	if err := rs.Insert(ctx, s); err != nil {

@@ -1,4 +1,4 @@
-package store
+package postgres
 
 // Device metric reports are written with group commit: reporters send one
 // metric per request, and every request must answer only once its row is
@@ -26,13 +26,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // errUnknownDevice is the answer to a row of a device that is not
 // registered; one value, built once, because refusing such rows is common
 // and must stay cheap.
-var errUnknownDevice error = &Error{Op: "report device metric", Kind: ErrNotFound, Detail: "unknown device",
+var errUnknownDevice error = &store.Error{Op: "report device metric", Kind: store.ErrNotFound, Detail: "unknown device",
 	Err: errors.New("unknown device")}
 
 // deviceBatchTimeout bounds one batch's statement.
@@ -50,7 +51,7 @@ type deviceWriterOptions struct {
 }
 
 type pendingReport struct {
-	row  MetricRow
+	row  store.MetricRow
 	done chan error // the row's result, or errLeadBatch
 	// batch is set, before errLeadBatch is sent, on the row whose
 	// goroutine is to write the batch (the batch's first row).
@@ -100,14 +101,14 @@ func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 // Write stores r and returns once it is committed: nil, errUnknownDevice,
 // ErrClosed, or the database error of its batch. It does not give up when
 // ctx ends, because the row may already be on its way to a commit.
-func (w *deviceWriter) Write(ctx context.Context, r MetricRow) error {
+func (w *deviceWriter) Write(ctx context.Context, r store.MetricRow) error {
 	p := w.slots.Get().(*pendingReport)
 	p.row = r
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		w.slots.Put(p)
-		return ErrClosed
+		return store.ErrClosed
 	}
 	w.inflight++
 	w.queue = append(w.queue, p)
@@ -130,7 +131,7 @@ func (w *deviceWriter) Write(ctx context.Context, r MetricRow) error {
 		w.lead(p)
 		err = <-p.done
 	}
-	p.row, p.batch = MetricRow{}, nil
+	p.row, p.batch = store.MetricRow{}, nil
 	w.slots.Put(p)
 
 	w.mu.Lock()
@@ -192,14 +193,14 @@ func (w *deviceWriter) Close() {
 func (w *deviceWriter) flush(batch []*pendingReport) {
 	ctx, cancel := context.WithTimeout(context.Background(), deviceBatchTimeout)
 	defer cancel()
-	rows := make([]MetricRow, len(batch))
+	rows := make([]store.MetricRow, len(batch))
 	for i, p := range batch {
 		rows[i] = p.row
 	}
 	known, err := w.insert(ctx, rows)
 	if err != nil && len(batch) > 1 && dataError(err) {
 		for _, p := range batch {
-			_, err := w.insert(ctx, []MetricRow{p.row})
+			_, err := w.insert(ctx, []store.MetricRow{p.row})
 			p.done <- wrap("report device metric", err)
 		}
 		return
@@ -221,7 +222,7 @@ func (w *deviceWriter) flush(batch []*pendingReport) {
 // (rows of other devices were not stored). A lone row of an unknown device
 // comes back as errUnknownDevice; database errors come back as they are,
 // for flush to judge.
-func (w *deviceWriter) insert(ctx context.Context, rows []MetricRow) (map[string]bool, error) {
+func (w *deviceWriter) insert(ctx context.Context, rows []store.MetricRow) (map[string]bool, error) {
 	n := len(rows)
 	p := db.InsertDeviceMetricsParams{
 		Times:      make([]time.Time, n),

@@ -1,4 +1,4 @@
-package store
+package postgres
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
@@ -107,7 +108,7 @@ func addCell(cells map[cellKey]*cell, k cellKey, c cell) {
 // rollupOf aggregates a batch into the cells of the three rollups: the
 // hourly cells from the records, the daily and per-method ones from the
 // hourly cells (a few hundred per batch).
-func rollupOf(recs []Measurement) rollups {
+func rollupOf(recs []store.Measurement) rollups {
 	hourly := make(map[cellKey]*cell)
 	for i := range recs {
 		r := &recs[i]

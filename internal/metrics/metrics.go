@@ -1,12 +1,12 @@
-// Package obs holds the service's Prometheus metrics: HTTP requests by route,
+// Package metrics holds the service's Prometheus metrics: HTTP requests by route,
 // database pool figures and batch sizes, on a registry of its own (no global
 // default registry, so tests can build as many servers as they like).
-package obs
+package metrics
 
 import (
 	"net/http"
+	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -51,9 +51,17 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// RegisterPool exports the figures of a pgx pool.
-func (m *Metrics) RegisterPool(pool *pgxpool.Pool) {
-	m.Registry.MustRegister(&poolCollector{pool: pool})
+// PoolStats are the connection pool's figures.
+type PoolStats struct {
+	MaxConns, Acquired, Idle, Constructing int32
+	Acquires, EmptyAcquires                int64
+	AcquireTime                            time.Duration
+}
+
+// RegisterPool exports the figures of a connection pool, read by stats at
+// each scrape.
+func (m *Metrics) RegisterPool(stats func() PoolStats) {
+	m.Registry.MustRegister(&poolCollector{stats: stats})
 }
 
 var (
@@ -64,7 +72,7 @@ var (
 	poolWaitSecs = prometheus.NewDesc("telemetry_db_pool_acquire_seconds_total", "Time spent acquiring connections.", nil, nil)
 )
 
-type poolCollector struct{ pool *pgxpool.Pool }
+type poolCollector struct{ stats func() PoolStats }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolMaxConns
@@ -75,12 +83,12 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.pool.Stat()
-	ch <- prometheus.MustNewConstMetric(poolMaxConns, prometheus.GaugeValue, float64(s.MaxConns()))
-	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.AcquiredConns()), "acquired")
-	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.IdleConns()), "idle")
-	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.ConstructingConns()), "constructing")
-	ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(s.AcquireCount()))
-	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
-	ch <- prometheus.MustNewConstMetric(poolWaitSecs, prometheus.CounterValue, s.AcquireDuration().Seconds())
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(poolMaxConns, prometheus.GaugeValue, float64(s.MaxConns))
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.Acquired), "acquired")
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.Idle), "idle")
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.Constructing), "constructing")
+	ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(s.Acquires))
+	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquires))
+	ch <- prometheus.MustNewConstMetric(poolWaitSecs, prometheus.CounterValue, s.AcquireTime.Seconds())
 }

@@ -1,4 +1,4 @@
-package store_test
+package postgres_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -64,7 +65,7 @@ func (b *batchLog) snapshot() (committed, attempted, failed []int) {
 
 // newDevices is a store on a fresh database whose pool traces the batches;
 // the devices are closed (their reports committed) before the pool.
-func newDevices(t *testing.T, writers, maxBatch int) (*store.Devices, *pgxpool.Pool, *batchLog) {
+func newDevices(t *testing.T, writers, maxBatch int) (*postgres.Devices, *pgxpool.Pool, *batchLog) {
 	t.Helper()
 	log := &batchLog{}
 	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
@@ -77,12 +78,12 @@ func newDevices(t *testing.T, writers, maxBatch int) (*store.Devices, *pgxpool.P
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	st := store.New(pool, store.Options{DeviceWriters: writers, DeviceMaxBatch: maxBatch, ObserveBatch: log.observe})
+	st := postgres.New(pool, postgres.Options{DeviceWriters: writers, DeviceMaxBatch: maxBatch, ObserveBatch: log.observe})
 	t.Cleanup(st.Devices.Close)
 	return st.Devices, pool, log
 }
 
-func mustCreate(t *testing.T, d *store.Devices, ids ...string) {
+func mustCreate(t *testing.T, d *postgres.Devices, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
 		if _, err := d.Create(context.Background(), id, "device "+id); err != nil {
@@ -95,7 +96,7 @@ func numRow(dev, name string, v float64, at time.Time, ttl int32) store.MetricRo
 	return store.MetricRow{Time: at, DeviceID: dev, Name: name, Type: "int32", Num: v, Units: "u", Slope: "both", TTL: ttl}
 }
 
-func mustReport(t *testing.T, d *store.Devices, rows ...store.MetricRow) {
+func mustReport(t *testing.T, d *postgres.Devices, rows ...store.MetricRow) {
 	t.Helper()
 	for _, r := range rows {
 		if err := d.Report(context.Background(), r); err != nil {
@@ -358,7 +359,7 @@ func TestDevicesReportsShareCommits(t *testing.T) {
 // row so that a first report of it waits on its foreign key check, waits
 // until every row is queued, then lets the first report go. It returns
 // each row's answer.
-func forceBatch(t *testing.T, d *store.Devices, pool *pgxpool.Pool, holder string, rows []store.MetricRow) []error {
+func forceBatch(t *testing.T, d *postgres.Devices, pool *pgxpool.Pool, holder string, rows []store.MetricRow) []error {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
@@ -387,7 +388,7 @@ func forceBatch(t *testing.T, d *store.Devices, pool *pgxpool.Pool, holder strin
 			errs[i] = d.Report(ctx, r)
 		}()
 	}
-	waitFor(t, "the reports to queue", func() bool { return store.DeviceReportsQueued(d) == len(rows) })
+	waitFor(t, "the reports to queue", func() bool { return postgres.DeviceReportsQueued(d) == len(rows) })
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package store_test
+package postgres_test
 
 import (
 	"cmp"
@@ -14,13 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
-func newMeasurements(t *testing.T) (*store.Measurements, *pgxpool.Pool) {
+func newMeasurements(t *testing.T) (*postgres.Measurements, *pgxpool.Pool) {
 	t.Helper()
 	pool := testdb.New(t)
-	return store.New(pool, store.Options{}).Measurements, pool
+	return postgres.New(pool, postgres.Options{}).Measurements, pool
 }
 
 // measurementBase is a UTC day boundary minus 90 minutes, so that batches

@@ -1,0 +1,120 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// Collections is the store of metrics collections (appmetrics): windows
+// over the service's own runtime samples and self-profiled requests.
+type Collections struct {
+	pool *pgxpool.Pool
+	q    *db.Queries
+}
+
+func newCollections(pool *pgxpool.Pool, q *db.Queries) *Collections {
+	return &Collections{pool: pool, q: q}
+}
+
+// IDs lists the ids of the existing collections in creation order.
+func (c *Collections) IDs(ctx context.Context) ([]int64, error) {
+	ids, err := c.q.ListCollectionIDs(ctx)
+	return ids, wrap("list collections", err)
+}
+
+// Create opens a collection whose window starts now and returns its id,
+// or ErrTooManyCollections when limit collections exist already. The
+// count and the insert run under a table lock in one transaction: the lock
+// is PostgreSQL's, so the limit holds across every process sharing the
+// database.
+func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
+	var id int64
+	err := inTx(ctx, c.pool, func(q *db.Queries) error {
+		if err := q.LockCollections(ctx); err != nil {
+			return err
+		}
+		n, err := q.CountCollections(ctx)
+		if err != nil {
+			return err
+		}
+		if n >= int64(limit) {
+			return &store.Error{Op: "create collection", Kind: store.ErrConflict, Err: store.ErrTooManyCollections,
+				Detail: fmt.Sprintf("at most %d collections may exist at a time", limit)}
+		}
+		id, err = q.CreateCollection(ctx)
+		return err
+	})
+	return id, wrap("create collection", err)
+}
+
+// Window reads the window of collection id, ending now; ErrNotFound when
+// there is no such collection.
+func (c *Collections) Window(ctx context.Context, id int64) (store.CollectionWindow, error) {
+	w, err := c.q.GetCollectionWindow(ctx, id)
+	if err != nil {
+		return store.CollectionWindow{}, wrap("get collection", err)
+	}
+	return store.CollectionWindow{ID: w.ID, Start: w.StartedAt, End: w.Now}, nil
+}
+
+// Runtime aggregates the runtime samples of every instance that end in
+// (since, until].
+func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (store.CollectionRuntime, error) {
+	r, err := c.q.CollectionRuntime(ctx, db.CollectionRuntimeParams{Since: since, Until: until})
+	if err != nil {
+		return store.CollectionRuntime{}, wrap("collection runtime figures", err)
+	}
+	return store.CollectionRuntime{
+		Samples: r.Samples, Instances: r.Instances,
+		SystemMean: r.SystemMean, SystemPeak: r.SystemPeak,
+		ProcessMean: r.ProcessMean, ProcessPeak: r.ProcessPeak,
+		GCTime:       r.GcTime,
+		HeapLivePeak: r.HeapLivePeak, RSSPeak: r.RssPeak,
+	}, nil
+}
+
+// HTTP aggregates the service's own requests started in [since, until],
+// per path and method, in path then method order. Never nil.
+func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store.CollectionURL, error) {
+	rows, err := c.q.CollectionHTTP(ctx, db.CollectionHTTPParams{Since: since, Until: until})
+	if err != nil {
+		return nil, wrap("collection http figures", err)
+	}
+	out := make([]store.CollectionURL, len(rows))
+	for i, r := range rows {
+		out[i] = store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
+	}
+	return out, nil
+}
+
+// Clear restarts the window of collection id now; ErrNotFound when there
+// is no such collection.
+func (c *Collections) Clear(ctx context.Context, id int64) error {
+	n, err := c.q.ClearCollection(ctx, id)
+	return collectionChanged("clear collection", id, n, err)
+}
+
+// Delete deletes collection id (its id is never given again); ErrNotFound
+// when there is no such collection.
+func (c *Collections) Delete(ctx context.Context, id int64) error {
+	n, err := c.q.DeleteCollection(ctx, id)
+	return collectionChanged("delete collection", id, n, err)
+}
+
+// collectionChanged turns the outcome of an update or delete of one collection into
+// an error: ErrNotFound when it touched no row.
+func collectionChanged(op string, id, rows int64, err error) error {
+	if err != nil {
+		return wrap(op, err)
+	}
+	if rows == 0 {
+		return &store.Error{Op: op, Kind: store.ErrNotFound, Err: fmt.Errorf("no collection %d", id)}
+	}
+	return nil
+}

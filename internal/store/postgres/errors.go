@@ -1,0 +1,90 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/telemetry/telemetry/internal/store"
+)
+
+// wrap interprets err, returned by the database while doing op. This and
+// the helpers below are the only place that knows SQLSTATE codes and
+// pgx.ErrNoRows.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *store.Error
+	if errors.As(err, &se) {
+		return err // already interpreted (a nested store call)
+	}
+	e := &store.Error{Op: op, Err: err}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		e.Kind = store.ErrNotFound
+	case errors.As(err, &pgErr):
+		e.Rule, e.Detail, e.Kind = kindOf(pgErr)
+	case errors.Is(err, context.Canceled):
+		// The caller went away: nothing to interpret (errors.Is still sees it).
+	case unreachable(err):
+		e.Kind = store.ErrUnavailable
+	}
+	return e
+}
+
+// kindOf maps a SQLSTATE to a kind and what a client may be told of it.
+func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
+	switch code := pgErr.Code; {
+	case code == "23505": // unique_violation
+		return "", "already exists", store.ErrConflict
+	case code == "22003": // numeric_value_out_of_range
+		return "", "a value is out of range: a 64-bit total would overflow", store.ErrTooLarge
+	case code == "22P05", // untranslatable_character (\u0000 in jsonb)
+		code == "22021": // character_not_in_repertoire (NUL or invalid UTF-8 in text)
+		return "unicode", `a string in the request contains \u0000 or a character PostgreSQL cannot store`, store.ErrInvalid
+	case code == "22P02", // invalid_text_representation
+		code == "22007", code == "22008", // invalid datetime format, datetime field overflow
+		code == "22001", // string_data_right_truncation
+		code == "23514": // check_violation
+		return "invalid", "a value in the request cannot be stored", store.ErrInvalid
+	case strings.HasPrefix(code, "08"), // connection exception
+		code == "53300", // too_many_connections
+		code == "57P01", // admin_shutdown
+		code == "57P02", // crash_shutdown
+		code == "57P03", // cannot_connect_now
+		code == "57014", // query_canceled (statement_timeout)
+		code == "55P03": // lock_not_available
+		return "", "the database is unavailable", store.ErrUnavailable
+	}
+	return "", "", nil
+}
+
+// unreachable reports whether a non-PostgreSQL error means the server could
+// not be reached or the connection broke.
+func unreachable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+}
+
+// retryable reports whether PostgreSQL aborted a transaction that may
+// simply be run again: a deadlock or a serialization failure.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// dataError reports whether a statement failed on what it was asked to
+// store (classes 22 data exception and 23 integrity constraint violation),
+// as opposed to the database failing: the same rows sent one by one would
+// show which of them is at fault.
+func dataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}

@@ -1,0 +1,52 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// Flows keeps the hourly totals of network flows: one row per key and
+// hour, to which every posted flow adds its bytes.
+type Flows struct {
+	q      *db.Queries
+	writer *flowWriter
+}
+
+func newFlows(_ *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
+	return &Flows{q: q, writer: newFlowWriter(q)}
+}
+
+// Add adds the batch to the hourly totals, all or nothing: when it returns
+// nil the batch is committed. Concurrent batches are combined into shared
+// upserts (flows_writer.go), so ctx does not abort the write: the upsert
+// may carry other callers' batches too. A total that would overflow 64
+// bits fails the batch with ErrTooLarge.
+func (f *Flows) Add(_ context.Context, flows []store.Flow) error {
+	if len(flows) == 0 {
+		return nil
+	}
+	return f.writer.write(flows)
+}
+
+// ListHour gives one page of the hour's totals, ordered by src_app,
+// dest_app, vpc_id, with the number of keys in that hour.
+func (f *Flows) ListHour(ctx context.Context, hour int64, p store.PageRequest) (store.Page[store.Flow], error) {
+	at := hourTime(hour)
+	return listPage(ctx, "list flows", p,
+		func(ctx context.Context) ([]db.ListFlowsByHourRow, error) {
+			return f.q.ListFlowsByHour(ctx, db.ListFlowsByHourParams{Hour: at, RowLimit: p.Limit, RowOffset: p.Offset})
+		},
+		func(r db.ListFlowsByHourRow) int64 { return r.Total },
+		func(ctx context.Context) (int64, error) { return f.q.CountFlowsByHour(ctx, at) },
+		func(r db.ListFlowsByHourRow) store.Flow {
+			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: hour}
+		})
+}
+
+// hourTime is the start of an hour given in hours since the epoch.
+func hourTime(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }

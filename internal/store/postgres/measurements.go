@@ -1,0 +1,327 @@
+package postgres
+
+import (
+	"github.com/telemetry/telemetry/internal/store"
+
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// Measurements is the store of request measurements (flask-profiler): the
+// one write path (rows and their rollups in one transaction) and the window
+// queries, which read whole days and hours from the rollups and only the
+// partial hours at the window's edges from the rows (see
+// queries/measurements.sql). The API and the service's self-profiling both
+// write through Insert.
+type Measurements struct {
+	pool *pgxpool.Pool
+	// read runs every read query with a custom plan (see customPlans).
+	read *db.Queries
+}
+
+func newMeasurements(pool *pgxpool.Pool, _ *db.Queries, _ Options) *Measurements {
+	return &Measurements{pool: pool, read: db.New(customPlans{pool})}
+}
+
+// customPlans runs every query as an unnamed statement, planned with its
+// actual parameters. The window queries' best plan depends on the values
+// (which index bounds the edge parts, whether the optional filters are
+// null); a cached generic plan was measured picking a BitmapAnd over a
+// week of start_idx for an edge of an hour (24 ms instead of 1 ms).
+type customPlans struct{ db.DBTX }
+
+func (c customPlans) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.DBTX.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+}
+
+func (c customPlans) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return c.DBTX.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+}
+
+func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return c.DBTX.Exec(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+}
+
+// Insert stores the measurements, all or none, and returns their new ids in
+// order (their ID fields are ignored). The ids are reserved first (COPY
+// cannot return them), then the rows are copied and the batch's aggregates
+// added to the three rollups, in one transaction. The three upserts go in
+// one pipelined batch (one round trip).
+func (m *Measurements) Insert(ctx context.Context, recs []store.Measurement) ([]int64, error) {
+	if len(recs) == 0 {
+		return []int64{}, nil
+	}
+	ids, err := m.insert(ctx, recs)
+	if err != nil {
+		return nil, wrap("insert measurements", err)
+	}
+	return ids, nil
+}
+
+func (m *Measurements) insert(ctx context.Context, recs []store.Measurement) ([]int64, error) {
+	tx, err := m.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Rolled back even when ctx is done, so that the connection goes back
+	// to the pool clean.
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	q := db.New(tx)
+	ids, err := q.ReserveMeasurementIDs(ctx, int32(len(recs)))
+	if err != nil {
+		return nil, fmt.Errorf("reserve ids: %w", err)
+	}
+	rows := make([]db.CopyMeasurementsParams, len(recs))
+	for i, r := range recs {
+		rows[i] = db.CopyMeasurementsParams{
+			ID: ids[i], StartedAt: r.StartedAt, EndedAt: r.EndedAt, Elapsed: r.Elapsed,
+			Name: r.Name, Method: r.Method, App: r.App,
+			Args: orEmpty(r.Args, "[]"), Kwargs: orEmpty(r.Kwargs, "{}"), Context: orEmpty(r.Context, "{}"),
+		}
+	}
+	if _, err := q.CopyMeasurements(ctx, rows); err != nil {
+		return nil, fmt.Errorf("copy: %w", err)
+	}
+	r := rollupOf(recs)
+	b := &batcher{}
+	qb := db.New(b)
+	// Same order in every transaction (hourly, daily, per method; each in
+	// key order), so concurrent batches cannot deadlock.
+	_ = qb.AddMeasurementRollup(ctx, r.hourly)
+	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
+	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
+	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
+		return nil, fmt.Errorf("rollup: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return ids, nil
+}
+
+func orEmpty(b json.RawMessage, empty string) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage(empty)
+	}
+	return b
+}
+
+// Get returns one measurement; ErrNotFound when there is none.
+func (m *Measurements) Get(ctx context.Context, id int64) (store.Measurement, error) {
+	r, err := m.read.GetMeasurement(ctx, id)
+	if err != nil {
+		return store.Measurement{}, wrap("get measurement", err)
+	}
+	return measurementOf(r), nil
+}
+
+func measurementOf(r db.Measurement) store.Measurement {
+	return store.Measurement{ID: r.ID, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Elapsed: r.Elapsed, Name: r.Name,
+		Method: r.Method, Args: r.Args, Kwargs: r.Kwargs, Context: r.Context, App: r.App}
+}
+
+// farFuture disables the rollup part of a window (see queries/measurements.sql).
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// bounds are the parts of a window (see queries/measurements.sql): h1 is
+// StartedAt rounded up to the hour, h2 EndedAt rounded down, d1 and d2 the
+// same to whole UTC days (h1 <= d1, d2 <= h2).
+type bounds struct{ h1, h2, d1, d2 time.Time }
+
+// Count is the exact number of measurements f matches.
+func (m *Measurements) Count(ctx context.Context, f store.MeasurementFilter) (int64, error) {
+	b := split(f)
+	n, err := m.read.CountMeasurements(ctx, db.CountMeasurementsParams{
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+	})
+	return n, wrap("count measurements", err)
+}
+
+// listParams are the parameters of every list query (sqlc generates one
+// struct per query; all have these fields).
+type listParams = db.ListMeasurementsByStartedAtAscParams
+
+type listQuery func(context.Context, *db.Queries, listParams) ([]db.Measurement, error)
+
+// listQueryOf is the list query of an order (queries/measurements.sql has
+// one per sort key and direction, each served by its index); nil for an
+// unknown sort key.
+func listQueryOf(s store.MeasurementSort) listQuery {
+	switch s {
+	case store.MeasurementSort{Key: "startedAt"}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByStartedAtAsc(ctx, p)
+		}
+	case store.MeasurementSort{Key: "startedAt", Desc: true}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByStartedAtDesc(ctx, db.ListMeasurementsByStartedAtDescParams(p))
+		}
+	case store.MeasurementSort{Key: "endedAt"}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByEndedAtAsc(ctx, db.ListMeasurementsByEndedAtAscParams(p))
+		}
+	case store.MeasurementSort{Key: "endedAt", Desc: true}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByEndedAtDesc(ctx, db.ListMeasurementsByEndedAtDescParams(p))
+		}
+	case store.MeasurementSort{Key: "elapsed"}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByElapsedAsc(ctx, db.ListMeasurementsByElapsedAscParams(p))
+		}
+	case store.MeasurementSort{Key: "elapsed", Desc: true}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByElapsedDesc(ctx, db.ListMeasurementsByElapsedDescParams(p))
+		}
+	case store.MeasurementSort{Key: "name"}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByNameAsc(ctx, db.ListMeasurementsByNameAscParams(p))
+		}
+	case store.MeasurementSort{Key: "name", Desc: true}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByNameDesc(ctx, db.ListMeasurementsByNameDescParams(p))
+		}
+	case store.MeasurementSort{Key: "method"}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByMethodAsc(ctx, db.ListMeasurementsByMethodAscParams(p))
+		}
+	case store.MeasurementSort{Key: "method", Desc: true}:
+		return func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByMethodDesc(ctx, db.ListMeasurementsByMethodDescParams(p))
+		}
+	}
+	return nil
+}
+
+// List answers one page of the measurements f matches in the order s (a
+// key of MeasurementSortKeys), ties broken by id, with the exact number of
+// measurements f matches. The page is read from the rows through the
+// order's index, the total from the rollups (Count).
+func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, p store.PageRequest) (store.Page[store.Measurement], error) {
+	list := listQueryOf(s)
+	if list == nil {
+		return store.Page[store.Measurement]{}, fmt.Errorf("list measurements: unknown sort key %q", s.Key)
+	}
+	rows, err := list(ctx, m.read, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
+		Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset})
+	if err != nil {
+		return store.Page[store.Measurement]{}, wrap("list measurements", err)
+	}
+	out := store.Page[store.Measurement]{Items: make([]store.Measurement, len(rows))}
+	for i, r := range rows {
+		out.Items[i] = measurementOf(r)
+	}
+	if out.Total, err = m.Count(ctx, f); err != nil {
+		return store.Page[store.Measurement]{}, err
+	}
+	return out, nil
+}
+
+// Grouped answers one page of per-(name, method) statistics ordered by s
+// (a key of MeasurementGroupSortKeys; ties broken by name, method), with
+// the number of groups.
+func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, p store.PageRequest) (store.Page[store.MeasurementGroup], error) {
+	if !slices.Contains(store.MeasurementGroupSortKeys(), s.Key) {
+		return store.Page[store.MeasurementGroup]{}, fmt.Errorf("group measurements: unknown sort key %q", s.Key)
+	}
+	b := split(f)
+	params := db.GroupMeasurementsParams{
+		Descending: s.Desc, SortKey: s.Key, RowLimit: p.Limit, RowOffset: p.Offset,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+	}
+	return listPage(ctx, "group measurements", p,
+		func(ctx context.Context) ([]db.GroupMeasurementsRow, error) {
+			return m.read.GroupMeasurements(ctx, params)
+		},
+		func(r db.GroupMeasurementsRow) int64 { return r.Total },
+		func(ctx context.Context) (int64, error) {
+			// The groups are computed whatever the page: the first one
+			// carries their number.
+			first := params
+			first.RowLimit, first.RowOffset = 1, 0
+			rows, err := m.read.GroupMeasurements(ctx, first)
+			if err != nil || len(rows) == 0 {
+				return 0, err
+			}
+			return rows[0].Total, nil
+		},
+		func(r db.GroupMeasurementsRow) store.MeasurementGroup {
+			return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
+				AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+		})
+}
+
+// MethodDistribution counts the measurements of the window by method; a
+// method with none is absent. Only the window of f is used.
+func (m *Measurements) MethodDistribution(ctx context.Context, f store.MeasurementFilter) (map[string]int64, error) {
+	b := split(f)
+	rows, err := m.read.MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+	})
+	if err != nil {
+		return nil, wrap("measurements by method", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Method] = r.Count
+	}
+	return out, nil
+}
+
+// Timeseries counts the measurements of the window per UTC hour (daily
+// false) or day, every bucket of the window present, in order. Only the
+// window of f is used.
+func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter, daily bool) ([]store.MeasurementBucket, error) {
+	b := split(f)
+	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
+		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
+	if daily {
+		p.Unit, p.StepHours = "day", 24
+	}
+	rows, err := m.read.MeasurementTimeseries(ctx, p)
+	if err != nil {
+		return nil, wrap("measurement timeseries", err)
+	}
+	out := make([]store.MeasurementBucket, len(rows))
+	for i, r := range rows {
+		out[i] = store.MeasurementBucket{Start: r.Bucket, Count: r.Count}
+	}
+	return out, nil
+}
+
+// split returns the rollup bounds of the window. With a filter the rollups
+// cannot answer, h1 and d1 are far in the future so the rows answer alone.
+func split(f store.MeasurementFilter) bounds {
+	var b bounds
+	b.h1, b.h2 = hourOf(f.StartedAt), hourOf(f.EndedAt)
+	if b.h1.Before(f.StartedAt) {
+		b.h1 = b.h1.Add(time.Hour)
+	}
+	b.d1, b.d2 = dayOf(f.StartedAt), dayOf(f.EndedAt)
+	if b.d1.Before(f.StartedAt) {
+		b.d1 = b.d1.Add(24 * time.Hour)
+	}
+	if f.MinElapsed != nil {
+		b.h1, b.d1 = farFuture, farFuture
+	}
+	return b
+}
+
+// methods is never nil: the queries take an empty array for "every method"
+// (a NULL array would match nothing).
+func methodsOf(f store.MeasurementFilter) []string {
+	if f.Methods == nil {
+		return []string{}
+	}
+	return f.Methods
+}
