@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,9 +137,13 @@ func (e *eventBody) decode(data []byte, hostRequired bool) {
 		e.startedAt = t
 	}
 	if hostRequired && !eventsHostGiven(top["host"]) && !eventsHostGiven(top["hostname"]) {
-		e.problems = append(e.problems, &ProblemItem{Title: "required", Source: "host", Location: "body.host",
-			Detail: "host is a required field (the Locust client may send it as hostname)"})
+		e.problems = append(e.problems, errEventsHostRequired())
 	}
+}
+
+func errEventsHostRequired() *ProblemItem {
+	return &ProblemItem{Title: "required", Source: "host", Location: "body.host",
+		Detail: "host is a required field (the Locust client may send it as hostname)"}
 }
 
 // eventsHostGiven is false when a host field is absent, null or blank. A value of
@@ -214,7 +219,19 @@ func (b *EventRegisterBody) UnmarshalJSON(data []byte) error {
 	type plain EventRegisterBody
 	err := json.Unmarshal(data, (*plain)(b))
 	b.decode(data, true)
+	// decode judges host by the exact names, encoding/json fills Host and
+	// Hostname case-insensitively: {"host":"a","HOST":" "} passes the first
+	// and leaves both blank. Refuse it as missing rather than let
+	// registerEvent dereference no host.
+	if err == nil && b.raw != nil && b.host() == nil && !slices.ContainsFunc(b.problems, isEventsHostProblem) {
+		b.problems = append(b.problems, errEventsHostRequired())
+	}
 	return err
+}
+
+func isEventsHostProblem(err error) bool {
+	p, ok := err.(*ProblemItem)
+	return ok && p.Source == "host"
 }
 
 // EventCommitFields are measurement.fields of a commit.

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+)
+
+// The batch bodies (POST /flows, POST /api/measurements) have a fast typed
+// decode (encoding/json into pointers, then the rules by hand, with
+// itemKeysExact refusing what encoding/json would let through: names that
+// match a field only case-insensitively, and null) and a slow path (huma's
+// validator on the generic parse) that explains a refusal. These targets
+// check that the fast path accepts only what the slow path and
+// encoding/json agree on, and decodes the same items. Repeated names are
+// not refused: the last one wins, in the fast path as in encoding/json and
+// in the generic parse the schema is checked on.
+//
+// Run them with: go test ./internal/api -run '^$' -fuzz '^FuzzFlowsDecode$' -fuzztime 25s
+// (and FuzzMeasurementsDecode). Seeds: the f.Add lists and testdata/fuzz/<name>.
+
+// fuzzDecoders are the batch decoders as the server makes them (same huma
+// configuration), without routes or a database.
+var fuzzDecoders = sync.OnceValues(func() (*flowDecoder, *measurementDecoder) {
+	api := humachi.New(chi.NewMux(), humaConfig())
+	return newFlowDecoder(api), newMeasurementDecoder(api)
+})
+
+// FuzzFlowsDecode: the POST /flows decoder.
+//
+//   - decode accepts exactly what fastDecode accepts, and never panics;
+//   - accepted: encoding/json decodes the same flows into []Flow, every
+//     item's names are spelt exactly as documented (none missing), and
+//     huma's validator finds nothing wrong with the generic parse;
+//   - refused: a 400 when the body is not JSON, else a 400 or 422 that
+//     names a broken rule (never the "could not be decoded" fallback, which
+//     would mean a valid batch refused).
+func FuzzFlowsDecode(f *testing.F) {
+	const flow = `{"src_app":"foo","dest_app":"bar","vpc_id":"vpc-0","bytes_tx":300,"bytes_rx":900,"hour":1}`
+	for _, s := range []string{
+		`[` + flow + `]`,
+		`[` + flow + `,` + flow + `]`,
+		`[]`, ` [ ] `, `null`, `[null]`, `{}`, `[{}]`, `"x"`, ``, `[` + flow + `] x`, `[` + flow,
+		`[{"src_app":"a","src_app":"b","dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[{"SRC_APP":"a","dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[{"src_app":"a","Src_App":"b","dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[{"src_app":null,"dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[{"src_app":"a","dest_app":"c","vpc_id":"v","bytes_tx":1.0,"bytes_rx":1e3,"hour":-0}]`,
+		`[{"src_app":"a","dest_app":"c","vpc_id":"v","bytes_tx":9223372036854775808,"bytes_rx":1e309,"hour":2147483648}]`,
+		`[{"src_app":"a\u0000","dest_app":"\ud800","vpc_id":"\u00e9","bytes_tx":0,"bytes_rx":0,"hour":0,"extra":1}]`,
+		"[{\"src_app\":\"\xff\",\"dest_app\":\"c\",\"vpc_id\":\"v\",\"bytes_tx\":0,\"bytes_rx\":0,\"hour\":0}]",
+		"[{\"src_app\":\"a\x00\",\"dest_app\":\"c\",\"vpc_id\":\"v\",\"bytes_tx\":0,\"bytes_rx\":0,\"hour\":0}]",
+		`[{"src_\u0061pp":"a","dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[{"src_app":"` + strings.Repeat("é", 255) + `","dest_app":"` + strings.Repeat("x", 256) + `","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{}]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d, _ := fuzzDecoders()
+		flows, err := d.decode("application/json", body)
+		fast, ok := fastDecode(body)
+		if ok != (err == nil) {
+			t.Fatalf("%q: fastDecode ok=%v, decode error %v", body, ok, err)
+		}
+		if err != nil {
+			checkBatchRefusal(t, body, err)
+			return
+		}
+		if !reflect.DeepEqual(flows, fast) {
+			t.Fatalf("%q: decode %+v, fastDecode %+v", body, flows, fast)
+		}
+		var ref []Flow
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted %q, encoding/json refuses it: %v", body, err)
+		}
+		if !reflect.DeepEqual(ref, flows) {
+			t.Fatalf("%q: fast path %+v, encoding/json %+v", body, flows, ref)
+		}
+		checkItemNames(t, body, flowKeys, flowKeys)
+		var parsed any
+		if err := json.Unmarshal(body, &parsed); err != nil {
+			t.Fatalf("accepted %q, encoding/json cannot parse it: %v", body, err)
+		}
+		if errs := d.validate(parsed); len(errs) > 0 {
+			t.Fatalf("accepted %q, the schema refuses it: %v", body, errs)
+		}
+	})
+}
+
+// FuzzMeasurementsDecode: the POST /api/measurements decoder.
+//
+//   - whenever fastDecodeMeasurements accepts a body, the slow path (huma's
+//     validator, then encoding/json into []MeasurementInput and Resolve, as
+//     huma did before the fast path) accepts it too and decodes the same
+//     records, and every item's names are spelt exactly as documented;
+//   - decode never panics; it accepts whatever the fast path accepts (and
+//     may accept more: the slow path lets some nulls through, as huma did);
+//     a refusal is a 400 when the body is not JSON, else a 400 or 422.
+func FuzzMeasurementsDecode(f *testing.F) {
+	const rec = `{"name":"/api/products/<id>","method":"GET","startedAt":1444991539.945813,"endedAt":1444991539.945816,` +
+		`"elapsed":0.000003,"args":[1,"a"],"kwargs":{"productId":412},"context":{"url":"/x","h":null},"app":"shop"}`
+	for _, s := range []string{
+		`[` + rec + `]`,
+		`[{"name":"n","method":"POST","startedAt":0,"endedAt":0}]`,
+		`[]`, `null`, `[null]`, `{}`, `[{}]`, ``, `[` + rec + `]]`,
+		`[{"name":"n","name":"m","method":"GET","startedAt":1,"endedAt":2}]`,
+		`[{"Name":"n","method":"GET","startedAt":1,"endedAt":2}]`,
+		`[{"name":"n","method":"get","startedAt":1,"endedAt":2}]`,
+		`[{"name":"n","method":"GET","startedAt":2,"endedAt":1}]`,
+		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":null,"kwargs":null,"context":null,"app":null,"elapsed":null}]`,
+		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":{},"kwargs":[],"context":"x"}]`,
+		`[{"name":"n","method":"GET","startedAt":-0,"endedAt":1e309}]`,
+		`[{"name":"n","method":"GET","startedAt":253402300799,"endedAt":253402300800,"elapsed":-0}]`,
+		`[{"name":"\u0000\ud800","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":{"b":[null,{"c":null}]}}}]`,
+		"[{\"name\":\"\xff\xfe\",\"method\":\"GET\",\"startedAt\":1,\"endedAt\":2,\"app\":\"\x00\"}]",
+		`[{"n\u0061me":"n","method":"GET","startedAt":1,"endedAt":2,"unknown":true}]`,
+		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, d := fuzzDecoders()
+		recs, err := d.decode("application/json", body)
+		fast, ok := fastDecodeMeasurements(body)
+		if !ok {
+			if err != nil {
+				checkBatchRefusal(t, body, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: fast path accepted it, decode refused it: %v", body, err)
+		}
+		if !reflect.DeepEqual(recs, fast) {
+			t.Fatalf("%q: decode %+v, fast path %+v", body, recs, fast)
+		}
+		slow, err := d.slow(body)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, the slow path refuses it: %v", body, err)
+		}
+		if !reflect.DeepEqual(slow, fast) {
+			t.Fatalf("%q: fast path %+v, slow path %+v", body, fast, slow)
+		}
+		checkItemNames(t, body, measurementKeys, map[string]bool{"name": true, "method": true, "startedAt": true, "endedAt": true})
+	})
+}
+
+// checkBatchRefusal checks a batch decoder's refusal: a problem, 400 for
+// a body that is not JSON, else 400 or 422, never the fallback that means
+// nothing wrong was found.
+func checkBatchRefusal(t *testing.T, body []byte, err error) {
+	t.Helper()
+	var p *Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("%q: error %T %v, want a *Problem", body, err, err)
+	}
+	switch {
+	case !json.Valid(body) && p.Status != http.StatusBadRequest:
+		t.Fatalf("%q is not JSON: status %d, want 400", body, p.Status)
+	case p.Status != http.StatusBadRequest && p.Status != http.StatusUnprocessableEntity:
+		t.Fatalf("%q: status %d", body, p.Status)
+	}
+	for _, it := range p.Errors {
+		if it.Detail == "the batch could not be decoded" {
+			t.Fatalf("%q: refused without a reason (the schema and the integer checks accept it)", body)
+		}
+	}
+}
+
+// checkItemNames checks that every name of every item of an accepted batch
+// is in allowed, spelt exactly, and that each item has the required names.
+func checkItemNames(t *testing.T, body []byte, allowed, required map[string]bool) {
+	t.Helper()
+	items, ok := batchItemNames(body)
+	if !ok {
+		t.Fatalf("accepted %q, which is not a JSON array of objects", body)
+	}
+	for i, names := range items {
+		seen := map[string]bool{}
+		for _, n := range names {
+			if !allowed[n] {
+				t.Fatalf("%q: item %d: accepted the name %q", body, i, n)
+			}
+			seen[n] = true
+		}
+		for n := range required {
+			if !seen[n] {
+				t.Fatalf("%q: item %d: accepted without %q", body, i, n)
+			}
+		}
+	}
+}
+
+// batchItemNames lists the member names of each object directly inside a
+// top-level JSON array, in order, as encoding/json's tokenizer reads them
+// (independently of itemKeysExact). ok is false when body is not a JSON
+// array of objects.
+func batchItemNames(body []byte) (items [][]string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct{ object, wantName bool }
+	var stack []frame
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, false
+	}
+	stack = append(stack, frame{})
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return items, len(stack) == 0
+		}
+		if err != nil {
+			return nil, false
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			name, _ := tok.(string)
+			stack[n-1].wantName = false
+			if n == 2 {
+				items[len(items)-1] = append(items[len(items)-1], name)
+			}
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			if len(stack) == 1 {
+				items = append(items, []string{})
+			} else if len(stack) == 0 {
+				return nil, false
+			}
+			stack = append(stack, frame{object: true, wantName: true})
+		case json.Delim('['):
+			if len(stack) == 1 {
+				return nil, false // an item that is not an object
+			}
+			stack = append(stack, frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			if len(stack) == 1 {
+				return nil, false
+			}
+			valueDone()
+		}
+	}
+}
