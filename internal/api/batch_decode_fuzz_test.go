@@ -13,6 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // The batch bodies (POST /flows, POST /api/measurements) have a fast typed
@@ -79,9 +80,13 @@ func FuzzFlowsDecode(f *testing.F) {
 		if !reflect.DeepEqual(flows, fast) {
 			t.Fatalf("%q: decode %+v, fastDecode %+v", body, flows, fast)
 		}
-		var ref []Flow
-		if err := json.Unmarshal(body, &ref); err != nil {
+		var decoded []Flow
+		if err := json.Unmarshal(body, &decoded); err != nil {
 			t.Fatalf("accepted %q, encoding/json refuses it: %v", body, err)
+		}
+		ref := make([]store.Flow, len(decoded))
+		for i, f := range decoded {
+			ref[i] = store.Flow(f)
 		}
 		if !reflect.DeepEqual(ref, flows) {
 			t.Fatalf("%q: fast path %+v, encoding/json %+v", body, flows, ref)
