@@ -2,6 +2,8 @@ package api
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -369,5 +371,80 @@ func TestFlowsDecodingEdges(t *testing.T) {
 	s.do("GET", "/flows?hour=12", nil).decode(t, &page)
 	if page.Total != 3 {
 		t.Fatalf("stored %d keys, want 3: %+v", page.Total, page.Items)
+	}
+}
+
+// Concurrent posts are combined into shared upserts; a hostile batch among
+// them (a NUL byte in a name, a total that would overflow the stored one)
+// fails alone with a 422, and every valid batch is a 201 with its bytes
+// counted exactly once.
+func TestFlowsHostileBatchFailsAlone(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	const hour = 15
+	s.do("POST", "/flows", []Flow{{SrcApp: "near", DestApp: "d", VpcID: "v", BytesTx: math.MaxInt64 - 10, Hour: hour}}).
+		wantStatus(t, http.StatusCreated)
+	hostile := []string{
+		`[{"src_app":"hot","dest_app":"d","vpc_id":"v","bytes_tx":5,"bytes_rx":5,"hour":15},
+		  {"src_app":"a\u0000b","dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":15}]`,
+		`[{"src_app":"hot","dest_app":"d","vpc_id":"v","bytes_tx":5,"bytes_rx":5,"hour":15},
+		  {"src_app":"near","dest_app":"d","vpc_id":"v","bytes_tx":20,"bytes_rx":0,"hour":15}]`,
+	}
+	const waves, valid = 4, 12
+	type result struct {
+		hostile bool
+		status  int
+		body    string
+	}
+	results := make(chan result, waves*(valid+len(hostile)))
+	for w := range waves {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range valid {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				body := []Flow{{SrcApp: "hot", DestApp: "d", VpcID: "v", BytesTx: 1, BytesRx: 2, Hour: hour},
+					{SrcApp: fmt.Sprintf("own-%d-%d", w, i), DestApp: "d", VpcID: "v", BytesTx: 3, BytesRx: 4, Hour: hour}}
+				r := s.do("POST", "/flows", body)
+				results <- result{false, r.Status, string(r.Body)}
+			}()
+		}
+		for _, h := range hostile {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				r := s.do("POST", "/flows", h)
+				results <- result{true, r.Status, string(r.Body)}
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+	close(results)
+	for r := range results {
+		switch {
+		case r.hostile && r.status != http.StatusUnprocessableEntity:
+			t.Errorf("hostile batch: %d %s, want 422", r.status, r.body)
+		case !r.hostile && r.status != http.StatusCreated:
+			t.Errorf("valid batch: %d %s, want 201", r.status, r.body)
+		}
+	}
+	var page Page[Flow]
+	s.do("GET", fmt.Sprintf("/flows?hour=%d&size=100", hour), nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	got := map[string][2]int64{}
+	for _, f := range page.Items {
+		got[f.SrcApp] = [2]int64{f.BytesTx, f.BytesRx}
+	}
+	want := map[string][2]int64{"near": {math.MaxInt64 - 10, 0}, "hot": {waves * valid, 2 * waves * valid}}
+	for w := range waves {
+		for i := range valid {
+			want[fmt.Sprintf("own-%d-%d", w, i)] = [2]int64{3, 4}
+		}
+	}
+	if page.Total != int64(len(want)) || !maps.Equal(got, want) {
+		t.Fatalf("stored %d keys %v, want %v", page.Total, got, want)
 	}
 }

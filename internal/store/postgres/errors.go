@@ -88,3 +88,12 @@ func dataError(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
+
+// refused reports whether PostgreSQL itself answered a statement with an
+// error other than being unavailable: the statement took no effect, so
+// running its parts again apart cannot apply anything twice (after a broken
+// connection, a commit may or may not have happened).
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && !errors.Is(err, store.ErrUnavailable)
+}

@@ -24,8 +24,11 @@ func newFlows(_ *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
 // Add adds the batch to the hourly totals, all or nothing: when it returns
 // nil the batch is committed. Concurrent batches are combined into shared
 // upserts (flows_writer.go), so ctx does not abort the write: the upsert
-// may carry other callers' batches too. A total that would overflow 64
-// bits fails the batch with ErrTooLarge.
+// may carry other callers' batches too. A batch holding a value the flows
+// table refuses (store.MaxFlowName, store.MaxFlowHour, NUL or invalid
+// UTF-8, a negative count) fails with ErrInvalid before it is written; a
+// total that would overflow 64 bits fails it with ErrTooLarge. Either way
+// only that batch fails, never the others written with it.
 func (f *Flows) Add(_ context.Context, flows []store.Flow) error {
 	if len(flows) == 0 {
 		return nil

@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,13 +24,14 @@ import (
 // how many rows each one carries and, when armed, holds the next one until
 // released, so that the batches added meanwhile queue up for one round.
 type upsertTracer struct {
-	mu   sync.Mutex
-	rows []int
-	hold chan struct{} // closed by release
-	held chan struct{} // closed when an upsert is held
+	mu      sync.Mutex
+	rows    []int
+	hold    chan struct{} // closed by release
+	held    chan struct{} // closed when an upsert is held
+	heldPID uint32        // backend of the upsert held last
 }
 
-func (tr *upsertTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+func (tr *upsertTracer) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	if !strings.Contains(d.SQL, "INSERT INTO flows") {
 		return ctx
 	}
@@ -41,6 +45,9 @@ func (tr *upsertTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.
 	tr.rows = append(tr.rows, n)
 	hold, held := tr.hold, tr.held
 	tr.hold, tr.held = nil, nil
+	if hold != nil {
+		tr.heldPID = c.PgConn().PID()
+	}
 	tr.mu.Unlock()
 	if hold != nil {
 		close(held)
@@ -77,6 +84,13 @@ func (tr *upsertTracer) count() int {
 // tracedStore is a store on a fresh database whose upserts tr sees.
 func tracedStore(t *testing.T) (*postgres.Store, *upsertTracer) {
 	t.Helper()
+	st, tr, _ := tracedStorePool(t)
+	return st, tr
+}
+
+// tracedStorePool is tracedStore with the store's pool.
+func tracedStorePool(t *testing.T) (*postgres.Store, *upsertTracer, *pgxpool.Pool) {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +103,7 @@ func tracedStore(t *testing.T) (*postgres.Store, *upsertTracer) {
 	}
 	st := postgres.New(pool, postgres.Options{})
 	t.Cleanup(st.Close)
-	return st, tr
+	return st, tr, pool
 }
 
 // heldRound adds first, holds its upsert at the database while the batches
@@ -248,6 +262,211 @@ func TestFlowsAddIsolatesOverflowingBatch(t *testing.T) {
 		if got[k] != v {
 			t.Fatalf("stored %v, want %v", got, want)
 		}
+	}
+}
+
+// A batch holding a string PostgreSQL refuses fails alone with ErrInvalid,
+// before it joins a round: the valid batches added with it are combined
+// and committed, and the bad one never reaches the database.
+func TestFlowsAddRefusesInvalidBatchBeforeTheRound(t *testing.T) {
+	t.Parallel()
+	st, tr := tracedStore(t)
+	const hour = 12
+	flow := func(src string, tx int64) store.Flow {
+		return store.Flow{SrcApp: src, DestApp: "d", VpcID: "v", BytesTx: tx, BytesRx: 2 * tx, Hour: hour}
+	}
+	bad := map[string]store.Flow{
+		"NUL in src_app":          flow("a\x00b", 1),
+		"invalid UTF-8 in dest":   {SrcApp: "s", DestApp: "\xff\xfe", VpcID: "v", BytesTx: 1, Hour: hour},
+		"vpc_id too long":         {SrcApp: "s", DestApp: "d", VpcID: strings.Repeat("é", 256), BytesTx: 1, Hour: hour},
+		"empty src_app":           flow("", 1),
+		"negative bytes":          flow("neg", -1),
+		"hour beyond the maximum": {SrcApp: "s", DestApp: "d", VpcID: "v", BytesTx: 1, Hour: store.MaxFlowHour + 1},
+		"negative hour":           {SrcApp: "s", DestApp: "d", VpcID: "v", BytesTx: 1, Hour: -1},
+	}
+	for name, f := range bad {
+		// The bad flow is the third of its batch: the whole batch fails.
+		err := st.Flows.Add(context.Background(), []store.Flow{flow("ok1", 1), flow("ok2", 1), f})
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s: error %v, want ErrInvalid", name, err)
+		}
+		if rule, detail := store.Explain(err); rule == "" || !strings.HasPrefix(detail, "flow 2: ") {
+			t.Errorf("%s: rule %q detail %q, want a rule and the flow's index", name, rule, detail)
+		}
+	}
+	if got := totals(t, st, hour); len(got) != 0 {
+		t.Fatalf("refused batches stored %v", got)
+	}
+
+	const n = 8
+	batches := make([][]store.Flow, 0, n+1)
+	for i := range n {
+		batches = append(batches, []store.Flow{flow("hot", 1), flow(fmt.Sprintf("own%d", i), int64(i+1))})
+	}
+	const badAt = 3
+	batches = slices.Insert(batches, badAt, []store.Flow{flow("hot", 1000), flow("a\x00b", 1)})
+	before := tr.count()
+	errs := heldRound(t, st, tr, []store.Flow{flow("first", 1)}, batches)
+	for i, err := range errs {
+		switch {
+		case i == badAt && !errors.Is(err, store.ErrInvalid):
+			t.Errorf("bad batch: error %v, want ErrInvalid", err)
+		case i != badAt && err != nil:
+			t.Errorf("valid batch %d: %v", i, err)
+		}
+	}
+	// The first batch, then the valid ones combined: no batch retried alone.
+	upserts := tr.since(before)
+	sum := 0
+	for _, rows := range upserts[1:] {
+		sum += rows
+	}
+	if len(upserts)-1 >= n || sum != n+1 {
+		t.Errorf("rows per upsert %v: want the %d valid batches combined (%d keys in all, no retries)", upserts, n, n+1)
+	}
+	want := map[string][2]int64{"first": {1, 2}, "hot": {n, 2 * n}}
+	for i := range n {
+		want[fmt.Sprintf("own%d", i)] = [2]int64{int64(i + 1), int64(2 * (i + 1))}
+	}
+	if got := totals(t, st, hour); !maps.Equal(got, want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+}
+
+// A round PostgreSQL refuses for a reason checkFlows does not know (here a
+// CHECK added to the table for the test) is retried batch by batch: only
+// the batch at fault fails, with ErrInvalid.
+func TestFlowsAddIsolatesRefusedRound(t *testing.T) {
+	t.Parallel()
+	st, tr, pool := tracedStorePool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `ALTER TABLE flows ADD CONSTRAINT test_no_evil CHECK (src_app <> 'evil')`); err != nil {
+		t.Fatal(err)
+	}
+	const hour = 13
+	flow := func(src string, tx int64) store.Flow {
+		return store.Flow{SrcApp: src, DestApp: "d", VpcID: "v", BytesTx: tx, Hour: hour}
+	}
+	const n = 8
+	var batches [][]store.Flow
+	for i := range n {
+		batches = append(batches, []store.Flow{flow("hot", 1), flow(fmt.Sprintf("own%d", i), 1)})
+	}
+	const badAt = 5
+	batches = slices.Insert(batches, badAt, []store.Flow{flow("hot", 1000), flow("evil", 1)})
+	before := tr.count()
+	errs := heldRound(t, st, tr, []store.Flow{flow("first", 1)}, batches)
+	for i, err := range errs {
+		switch {
+		case i == badAt && !errors.Is(err, store.ErrInvalid):
+			t.Errorf("bad batch: error %v, want ErrInvalid", err)
+		case i != badAt && err != nil:
+			t.Errorf("valid batch %d: %v", i, err)
+		}
+	}
+	// At least one combined round failed and its batches went alone.
+	if upserts := tr.since(before); len(upserts) < 1+2+n/2 {
+		t.Errorf("rows per upsert %v: want a refused combined round, then its batches one by one", upserts)
+	}
+	want := map[string][2]int64{"first": {1, 0}, "hot": {n, 0}}
+	for i := range n {
+		want[fmt.Sprintf("own%d", i)] = [2]int64{1, 0}
+	}
+	if got := totals(t, st, hour); !maps.Equal(got, want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+}
+
+// A round whose connection breaks fails whole, as before: whether it was
+// committed is unknown, so its batches are not retried (a retry could add
+// their bytes twice); the clients retry.
+func TestFlowsAddConnectionFailureFailsTheRound(t *testing.T) {
+	t.Parallel()
+	st, tr, pool := tracedStorePool(t)
+	ctx := context.Background()
+	const hour = 14
+	flow := func(src string) store.Flow {
+		return store.Flow{SrcApp: src, DestApp: "d", VpcID: "v", BytesTx: 1, Hour: hour}
+	}
+	held1, release1 := tr.arm()
+	t.Cleanup(release1)
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- st.Flows.Add(ctx, []store.Flow{flow("first")}) }()
+	<-held1
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = st.Flows.Add(ctx, []store.Flow{flow(fmt.Sprintf("b%d", i))})
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the batches queue behind the held upsert
+	// Hold the next upsert too (the round of the n batches), and kill its
+	// connection while it waits.
+	held2, release2 := tr.arm()
+	t.Cleanup(release2)
+	before := tr.count()
+	release1()
+	if err := <-firstErr; err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+	select {
+	case <-held2:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the round never reached the database")
+	}
+	tr.mu.Lock()
+	pid := tr.heldPID
+	tr.mu.Unlock()
+	var killed bool
+	if err := pool.QueryRow(ctx, "SELECT pg_terminate_backend($1::int)", int32(pid)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminating backend %d: %v %v", pid, killed, err)
+	}
+	// Wait until the backend is gone, so that the held upsert meets a
+	// closed connection.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var alive bool
+		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::int)", int32(pid)).Scan(&alive); err != nil {
+			t.Fatal(err)
+		}
+		if !alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release2()
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge) {
+				t.Errorf("error %v: a broken connection is no data error", err)
+			}
+		}
+	}
+	upserts := tr.since(before)
+	// The held round failed; batches that came later may have had a round
+	// of their own, but none was retried alone after the failure.
+	if failed == 0 || upserts[0] != failed {
+		t.Fatalf("%d of %d batches failed, rows per upsert %v: want the whole held round (%d rows) failed", failed, n, upserts, upserts[0])
+	}
+	rest := 0
+	for _, rows := range upserts[1:] {
+		rest += rows
+	}
+	if rest != n-failed {
+		t.Fatalf("rows per upsert %v with %d failed: the failed round's batches were retried", upserts, failed)
+	}
+	got := totals(t, st, hour)
+	if len(got) != 1+n-failed {
+		t.Fatalf("stored %v with %d of %d failed", got, failed, n)
 	}
 }
 

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
@@ -39,8 +41,13 @@ const maxCombinedFlows = 200_000
 
 func newFlowWriter(q *db.Queries) *flowWriter { return &flowWriter{q: q} }
 
-// write stores the batch and returns once it is committed (or failed).
+// write stores the batch and returns once it is committed (or failed). A
+// batch holding anything the database would refuse fails here, before it
+// joins a round: it cannot fail the other batches of one.
 func (w *flowWriter) write(flows []store.Flow) error {
+	if err := checkFlows(flows); err != nil {
+		return err
+	}
 	job := &flowJob{flows: flows, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, job)
@@ -103,18 +110,31 @@ func (w *flowWriter) flushRound() {
 	merged, ok := combine(jobs)
 	if ok {
 		err := w.upsert(ctx, merged)
-		if !errors.Is(err, store.ErrTooLarge) {
+		if err == nil || !isolate(err) {
 			for _, j := range jobs {
 				j.done <- err
 			}
 			return
 		}
 	}
-	// A total would overflow: write the batches one by one so that only
-	// the offending one fails.
+	// PostgreSQL refused the round (a stored total that would overflow, or
+	// anything else checkFlows did not foresee), or the batches' sums
+	// already overflow in Go: write the batches one by one, so that only the
+	// offending one fails. Each request answers as soon as its own batch
+	// is done.
 	for _, j := range jobs {
 		j.done <- w.upsert(ctx, j.flows)
 	}
+}
+
+// isolate reports whether a failed round is retried batch by batch: when
+// PostgreSQL refused the upsert (errors.go: refused), it took no effect and
+// one of the batches may be at fault. A connection failure or an
+// overloaded database fails the round whole, as before: it would fail each
+// batch alike, a broken connection leaves unknown whether the round was
+// committed (a retry could add its bytes twice), and the clients retry.
+func isolate(err error) bool {
+	return refused(err)
 }
 
 func (w *flowWriter) upsert(ctx context.Context, flows []store.Flow) error {
@@ -184,4 +204,35 @@ func upsertParams(flows []store.Flow) db.UpsertFlowsParams {
 		p.BytesTx[i], p.BytesRx[i] = f.BytesTx, f.BytesRx
 	}
 	return p
+}
+
+// checkFlows refuses a batch that PostgreSQL would refuse, with the error
+// the database's refusal would have given (errors.go), naming the flow.
+// The API's decoder checks the same rules first; the store does not rely
+// on it. Totals that would overflow are left to combine and the database
+// (a stored total only it knows): flushRound isolates them.
+func checkFlows(flows []store.Flow) error {
+	invalid := func(i int, rule, detail string) error {
+		return &store.Error{Op: "add flows", Kind: store.ErrInvalid, Rule: rule,
+			Detail: fmt.Sprintf("flow %d: %s", i, detail), Err: fmt.Errorf("flow %d: %s", i, detail)}
+	}
+	for i, f := range flows {
+		for _, field := range [...]struct{ name, value string }{{"src_app", f.SrcApp}, {"dest_app", f.DestApp}, {"vpc_id", f.VpcID}} {
+			// text cannot hold NUL, and the database's encoding is UTF-8.
+			if strings.IndexByte(field.value, 0) >= 0 || !utf8.ValidString(field.value) {
+				return invalid(i, "unicode", field.name+` contains \u0000 or a character PostgreSQL cannot store`)
+			}
+			// flows_*_length: length() counts characters.
+			if n := utf8.RuneCountInString(field.value); n < 1 || n > store.MaxFlowName {
+				return invalid(i, "invalid", fmt.Sprintf("%s must be 1 to %d characters", field.name, store.MaxFlowName))
+			}
+		}
+		if f.BytesTx < 0 || f.BytesRx < 0 { // flows_bytes_*_nonnegative
+			return invalid(i, "invalid", "bytes_tx and bytes_rx must not be negative")
+		}
+		if f.Hour < 0 || f.Hour > store.MaxFlowHour {
+			return invalid(i, "invalid", fmt.Sprintf("hour must be 0 to %d", store.MaxFlowHour))
+		}
+	}
+	return nil
 }
