@@ -5,16 +5,24 @@
 // buffer into the measurements table at least every second and once more at
 // Close. Recording never blocks or fails a request: when the buffer is full,
 // records are dropped, counted in /metrics and logged.
+//
+// A record never holds a secret or text PostgreSQL refuses (sanitize.go):
+// headers come from an allow-list without Authorization or Cookie,
+// secret-looking query values are replaced by "[redacted]", and every string
+// is cleaned of NUL bytes and invalid UTF-8 and bounded in length. A batch
+// the database still refuses for its data is split until only the records
+// at fault are dropped.
 package selfprofile
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -125,11 +133,11 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 		}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_dropped_total",
-			Help: "Self-profiling measurements lost, by reason: buffer_full (more requests than the writer keeps up with), write_failed (the database refused the batch), closed (recorded after shutdown).",
+			Help: "Self-profiling measurements lost, by reason: buffer_full (more requests than the writer keeps up with), write_failed (the database refused the records or could not be reached), closed (recorded after shutdown).",
 		}, []string{"reason"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_write_failures_total",
-			Help: "Self-profiling batches the database refused.",
+			Help: "Self-profiling batches that lost records (refused by the database, or it could not be reached).",
 		}),
 	}
 	for _, reason := range []string{"buffer_full", "write_failed", "closed"} {
@@ -243,22 +251,55 @@ func (p *Profiler) Flush(ctx context.Context) error {
 		for i := range recs {
 			recs[i] = batch[i].record()
 		}
-		wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
-		_, err := p.w.Insert(wctx, recs)
-		cancel()
+		budget := maxIsolationWrites
+		lost, err := p.write(ctx, recs, &budget)
+		p.written.Add(float64(n - lost))
 		if err != nil {
 			p.failures.Inc()
-			p.drops.WithLabelValues("write_failed").Add(float64(n))
-			p.log.Error("self-profiling: writing measurements failed", "count", n, "error", err.Error())
+			p.drops.WithLabelValues("write_failed").Add(float64(lost))
+			p.log.Error("self-profiling: writing measurements failed", "count", lost, "batch", n,
+				"data_error", dataError(err), "error", err.Error())
 			if firstErr == nil {
 				firstErr = err
 			}
-		} else {
-			p.written.Add(float64(n))
 		}
 		batch = batch[n:]
 	}
 	return firstErr
+}
+
+// maxIsolationWrites bounds the extra writes that look for the records at
+// fault in a refused batch: about 2·log2(n) per bad record (28 for one in
+// 10,000), so a few hundred allow several; past it, the undecided rest of
+// the batch is dropped rather than hammering the database.
+const maxIsolationWrites = 256
+
+// write inserts recs and returns how many were lost. A batch the database
+// refuses for its data (a record no cleaning foresaw) is split in halves,
+// recursively, so that only the records at fault are lost; a connection
+// failure loses the batch, as retrying it piecemeal would fail the same.
+// err is the first failure, nil when nothing was lost.
+func (p *Profiler) write(ctx context.Context, recs []store.Measurement, budget *int) (lost int, err error) {
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	_, err = p.w.Insert(wctx, recs)
+	cancel()
+	if err == nil {
+		return 0, nil
+	}
+	if len(recs) == 1 || !dataError(err) || *budget < 2 || ctx.Err() != nil {
+		return len(recs), err
+	}
+	*budget -= 2
+	h := len(recs) / 2
+	lost1, err1 := p.write(ctx, recs[:h], budget)
+	lost2, err2 := p.write(ctx, recs[h:], budget)
+	return lost1 + lost2, cmp.Or(err1, err2)
+}
+
+// dataError reports whether the database refused what a batch holds
+// rather than failing itself.
+func dataError(err error) bool {
+	return errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge)
 }
 
 // add buffers e unless the buffer is full or closed.
@@ -322,31 +363,36 @@ func (p *Profiler) Record(s Served) {
 	if p.excluded(r.URL.Path) || (p.cfg.Sample < 1 && rand.Float64() >= p.cfg.Sample) {
 		return
 	}
-	e := entry{start: s.Start, end: s.End, method: r.Method, op: s.OperationID, path: r.URL.Path,
-		rawQuery: r.URL.RawQuery, ip: clientIP(r.RemoteAddr), status: s.Status, pattern: s.Route}
+	// Everything kept is clipped and copied here (sanitize.go); redaction
+	// and cleaning happen in the writer, off the request path.
+	e := entry{start: s.Start, end: s.End, method: clip(r.Method, maxMethod), op: clip(s.OperationID, maxValue),
+		path: clip(r.URL.Path, maxValue), rawQuery: clip(r.URL.RawQuery, maxQuery),
+		ip: clip(clientIP(r.RemoteAddr), maxValue), status: s.Status, pattern: clip(s.Route, maxValue)}
 	if rc := chi.RouteContext(r.Context()); rc != nil {
 		for i, k := range rc.URLParams.Keys {
-			if k != "*" && i < len(rc.URLParams.Values) {
-				e.params = append(e.params, [2]string{k, rc.URLParams.Values[i]})
+			if k != "*" && i < len(rc.URLParams.Values) && len(e.params) < maxParams {
+				e.params = append(e.params, [2]string{clip(k, maxValue), clip(rc.URLParams.Values[i], maxValue)})
 			}
 		}
 	}
 	for _, name := range recordedHeaders {
 		if v := r.Header.Get(name); v != "" {
-			e.headers = append(e.headers, [2]string{name, v})
+			e.headers = append(e.headers, [2]string{name, clip(v, maxValue)})
 		}
 	}
 	if r.Host != "" {
-		e.headers = append(e.headers, [2]string{"Host", r.Host})
+		e.headers = append(e.headers, [2]string{"Host", clip(r.Host, maxValue)})
 	}
 	if s.RequestID != "" {
-		e.headers = append(e.headers, [2]string{"X-Request-Id", s.RequestID})
+		e.headers = append(e.headers, [2]string{"X-Request-Id", clip(s.RequestID, maxValue)})
 	}
 	p.add(e)
 }
 
 // recordedHeaders are the request headers kept in the context. It is an
-// allow-list: credentials (Authorization, Cookie, API keys) never get in.
+// allow-list: credentials (Authorization, Cookie, Proxy-Authorization, API
+// key headers) never get in. Referer may carry a query: its secret-looking
+// values are redacted like the request's own.
 var recordedHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "Content-Length",
 	"Origin", "Referer", "User-Agent", "X-Forwarded-For"}
 
@@ -357,43 +403,61 @@ func clientIP(remote string) string {
 	return remote
 }
 
-// record turns an entry into a measurement in the seed's shape.
+// record turns an entry into a measurement in the seed's shape. Every
+// string is cleaned (sanitize.go), so that no request can make a record
+// PostgreSQL refuses, and secret-looking query values are redacted in args,
+// url and the Referer alike.
 func (e entry) record() store.Measurement {
 	kwargs := make(map[string]string, len(e.params))
 	for _, kv := range e.params {
-		kwargs[kv[0]] = kv[1]
+		kwargs[clean(kv[0], maxValue)] = clean(kv[1], maxValue)
 	}
+	query, parts := redactQuery(e.rawQuery)
 	args := map[string]string{}
-	if e.rawQuery != "" {
-		for _, part := range strings.Split(e.rawQuery, "&") {
-			k, v, _ := strings.Cut(part, "=")
-			if uk, err := url.QueryUnescape(k); err == nil {
-				k = uk
-			}
-			if uv, err := url.QueryUnescape(v); err == nil {
-				v = uv
-			}
-			if _, seen := args[k]; !seen && k != "" {
-				args[k] = v
-			}
+	for _, q := range parts {
+		if len(args) >= maxArgs {
+			break
+		}
+		if _, seen := args[q.key]; !seen && q.key != "" {
+			args[q.key] = q.value
 		}
 	}
 	headers := make(map[string]string, len(e.headers))
 	for _, kv := range e.headers {
-		headers[kv[0]] = kv[1]
+		v := kv[1]
+		if kv[0] == "Referer" {
+			v = redactURL(v)
+		}
+		headers[kv[0]] = clean(v, maxValue)
 	}
-	uri := e.path
+	path := clean(e.path, maxValue)
+	uri := path
 	if e.rawQuery != "" {
-		uri += "?" + e.rawQuery
+		uri += "?" + query
 	}
-	ctx := map[string]any{"url": uri, "path": e.path, "args": args, "headers": headers, "ip": e.ip, "status": e.status}
-	if e.op != "" {
-		ctx["func"] = e.op
+	ctx := map[string]any{"url": clean(uri, maxURL), "path": path, "args": args, "headers": headers,
+		"ip": clean(e.ip, maxValue), "status": e.status}
+	if op := clean(e.op, maxValue); op != "" {
+		ctx["func"] = op
 	}
 	kj, _ := json.Marshal(kwargs)
 	cj, _ := json.Marshal(ctx)
+	name := clean(e.pattern, maxValue)
+	if name == "" {
+		name = "unmatched"
+	}
+	method := clean(e.method, maxMethod)
+	if method == "" {
+		method = "UNKNOWN" // net/http refuses an empty method; a direct caller might not
+	}
+	// measurements_ended_after_started and _elapsed_nonnegative: times
+	// without a monotonic reading (set by a caller) could go backwards.
+	end := e.end
+	if end.Before(e.start) {
+		end = e.start
+	}
 	return store.Measurement{
-		StartedAt: e.start, EndedAt: e.end, Elapsed: e.end.Sub(e.start).Seconds(),
-		Name: e.pattern, Method: e.method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
+		StartedAt: e.start, EndedAt: end, Elapsed: end.Sub(e.start).Seconds(),
+		Name: name, Method: method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
 	}
 }
