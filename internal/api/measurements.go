@@ -13,6 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
 )
 
@@ -73,7 +74,7 @@ type MeasurementInput struct {
 	Args      jsonArray  `json:"args,omitempty" doc:"Positional arguments of the profiled function."`
 	Kwargs    jsonObject `json:"kwargs,omitempty" doc:"Keyword arguments, e.g. path parameters: {\"productId\": 412}."`
 	Context   jsonObject `json:"context,omitempty" doc:"The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too."`
-	App       string     `json:"app,omitempty" maxLength:"255" example:"shop" doc:"The profiled application."`
+	App       string     `json:"app,omitempty" maxLength:"255" example:"shop" doc:"The profiled application; \"telemetry\" is reserved for the service's own measurements."`
 }
 
 // Resolve checks what the schema cannot: endedAt >= startedAt, and no
@@ -381,7 +382,8 @@ func (s *server) measurementsDocs() map[string]huma.Operation {
 			Description: "Stores a batch of request measurements and answers their new ids in order. The batch is " +
 				"one transaction: when any record is invalid nothing is stored and the 422 names every failing " +
 				"record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is " +
-				"a 406. Bodies over MAX_BODY_BYTES are a 413.",
+				"a 406. Bodies over MAX_BODY_BYTES are a 413. The app \"telemetry\" is reserved for the " +
+				"service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).",
 			Tags:          tags,
 			DefaultStatus: http.StatusCreated,
 			MaxBodyBytes:  s.bodyLimit(),
@@ -440,6 +442,9 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		return nil, NewProblem(http.StatusNotAcceptable,
 			fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)", TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
 	}
+	if errs := reservedApps(body); len(errs) > 0 {
+		return nil, validationFailed(errs...)
+	}
 	recs := make([]store.Measurement, n)
 	for i, m := range body {
 		r := store.Measurement{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Name: m.Name,
@@ -460,6 +465,20 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 	out := &postMeasurementsOutput{}
 	out.Body.IDs = ids
 	return out, nil
+}
+
+// reservedApps refuses records that claim to be the service's own
+// (selfprofile.App): the collections' httpUrls are read from them, and a
+// client must not be able to forge entries there.
+func reservedApps(body []MeasurementInput) []error {
+	var errs []error
+	for i, m := range body {
+		if m.App == selfprofile.App {
+			errs = append(errs, &ProblemItem{Title: "reserved", Source: "app", Location: fmt.Sprintf("body[%d].app", i),
+				Value: m.App, Detail: fmt.Sprintf("app %q is reserved for the service's own measurements", selfprofile.App)})
+		}
+	}
+	return errs
 }
 
 func (s *server) listMeasurements(ctx context.Context, in *listMeasurementsInput) (*measurementPageOutput[Measurement], error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +227,155 @@ func TestSelfProfileSamplingAndExclusion(t *testing.T) {
 	if fmt.Sprint(names) != "[/api/measurements/grouped /healthz]" {
 		t.Fatalf("recorded %v", names)
 	}
+}
+
+// ownRows is every stored self-profiling row as PostgreSQL prints it: a
+// secret anywhere in a row shows in this text.
+func ownRows(t *testing.T, s *testServer) []string {
+	t.Helper()
+	rows, err := s.Pool.Query(context.Background(), "SELECT m::text FROM measurements m WHERE app = 'telemetry' ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// No secret is stored: Authorization and Cookie are never recorded, and
+// secret-looking query values are redacted in args, url and the Referer;
+// other values are kept.
+func TestSelfProfileRedactsSecrets(t *testing.T) {
+	t.Parallel()
+	s, prof := newProfiledServer(t, selfprofile.Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000})
+	s.do("GET", "/api/measurements/?token=abc-s3cr3t&access_token=x-s3cr3t&Password=y-s3cr3t&ok=1&to%6Ben=enc-s3cr3t&apiKey=k-s3cr3t", nil,
+		"Authorization", "Bearer s3cr3t-bearer", "Cookie", "session=s3cr3t-cookie",
+		"Referer", "https://ref.example/page?ok=2&client_secret=ref-s3cr3t#access_token=frag-s3cr3t")
+	s.Server.Close() // every request recorded
+	if err := prof.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows := ownRows(t, s)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows recorded, want 1: %v", len(rows), rows)
+	}
+	row := rows[0]
+	for _, leak := range []string{"s3cr3t", "Authorization", "Cookie"} {
+		if strings.Contains(row, leak) {
+			t.Errorf("%q stored: %s", leak, row)
+		}
+	}
+	var m struct {
+		Context struct {
+			URL     string
+			Args    map[string]string
+			Headers map[string]string
+		}
+	}
+	var ctxText string
+	if err := s.Pool.QueryRow(context.Background(), "SELECT context::text FROM measurements WHERE app = 'telemetry'").Scan(&ctxText); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(ctxText), &m.Context); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Context
+	if c.Args["ok"] != "1" || c.Args["token"] != selfprofile.Redacted || c.Args["access_token"] != selfprofile.Redacted ||
+		c.Args["Password"] != selfprofile.Redacted || c.Args["apiKey"] != selfprofile.Redacted {
+		t.Errorf("args %v", c.Args)
+	}
+	wantURL := "/api/measurements/?token=[redacted]&access_token=[redacted]&Password=[redacted]&ok=1&to%6Ben=[redacted]&apiKey=[redacted]"
+	if c.URL != wantURL {
+		t.Errorf("url %q, want %q", c.URL, wantURL)
+	}
+	if c.Headers["Referer"] != "https://ref.example/page?ok=2&client_secret=[redacted]" {
+		t.Errorf("Referer %q", c.Headers["Referer"])
+	}
+}
+
+// Hostile requests (NUL bytes and invalid UTF-8 in the query, path and
+// headers, a method longer than the column allows, a huge query) are
+// recorded like the others, and none of them makes a batch fail: every
+// request is stored.
+func TestSelfProfileRecordsHostileRequests(t *testing.T) {
+	t.Parallel()
+	s, prof := newProfiledServer(t, selfprofile.Config{Sample: 1, FlushEvery: 50 * time.Millisecond, FlushAt: 100, BufferSize: 100000})
+	type req struct{ method, path, ua string }
+	hostile := []req{
+		{"GET", "/nowhere?a=%00", ""},
+		{"GET", "/nowhere?a=%ff", ""},
+		{"GET", "/api/measurements/?name=%ff", ""},
+		{"GET", "/api/measurements/?name=a%00b", ""},
+		{"GET", "/nowhere/a%00b/%ff", ""},
+		{"GET", "/nowhere?%00=%00&k%ff=v%ff&%ed%a0%80=x", ""},
+		{"GET", "/nowhere?" + strings.Repeat("a%00=%ff%00&", 3000), ""},
+		{"GET", "/nowhere?ua=1", "agent\xff\xfe"},
+		{"VERYLONGMETHODNAME", "/nowhere?m=%00", ""},
+		{"GET", "/mrd/devices/a%00b", ""},
+	}
+	const normal = 960
+	work := make(chan req)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				var h []string
+				if r.ua != "" {
+					h = []string{"User-Agent", r.ua}
+				}
+				s.do(r.method, r.path, nil, h...)
+			}
+		}()
+	}
+	for i := range normal {
+		work <- req{"GET", fmt.Sprintf("/nowhere?i=%d", i), ""}
+		if i%96 == 0 {
+			work <- hostile[i/96]
+		}
+	}
+	close(work)
+	wg.Wait()
+	s.Server.Close() // every request recorded
+	if err := prof.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, want := countOwn(t, s), int64(normal+len(hostile)); got != want {
+		t.Fatalf("%d requests recorded, want %d", got, want)
+	}
+	var n int64
+	if err := s.Pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM measurements WHERE app = 'telemetry' AND (method = 'VERYLONGMETHODNA' OR context->>'path' = '/nowhere/ab/`+"\uFFFD"+`')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the long method and the NUL path: %d rows (%v), want 2", n, err)
+	}
+}
+
+// app=telemetry is the service's own: a record claiming it is a 422 naming
+// it, and nothing of the batch is stored.
+func TestPostMeasurementsRefusesReservedApp(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	recs := []rec{mrec("/a", "GET", 100, 1, "app", "shop"), mrec("/b", "GET", 100, 1, "app", selfprofile.App),
+		mrec("/c", "GET", 100, 1), mrec("/d", "POST", 100, 1, "app", selfprofile.App)}
+	p := s.do("POST", "/api/measurements", recs).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 2 || p.Errors[0].Location != "body[1].app" || p.Errors[1].Location != "body[3].app" ||
+		p.Errors[0].Title != "reserved" || p.Errors[0].Source != "app" {
+		t.Fatalf("problem %+v", p)
+	}
+	var n int64
+	if err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM measurements").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d stored (%v) after a refused batch", n, err)
+	}
+	postIDs(t, s, []rec{recs[0], recs[2]})
 }

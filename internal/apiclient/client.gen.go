@@ -1382,7 +1382,7 @@ type MeasurementGroup struct {
 
 // MeasurementInput defines model for MeasurementInput.
 type MeasurementInput struct {
-	// App The profiled application.
+	// App The profiled application; "telemetry" is reserved for the service's own measurements.
 	//
 	// Example: shop
 	App *string `json:"app,omitempty"`
@@ -3425,7 +3425,7 @@ type ClientInterface interface {
 
 	// PostMeasurementsWithBody Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3434,7 +3434,7 @@ type ClientInterface interface {
 
 	// PostMeasurements Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3452,7 +3452,7 @@ type ClientInterface interface {
 	//
 	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3463,7 +3463,7 @@ type ClientInterface interface {
 	//
 	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3891,7 +3891,7 @@ func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasur
 
 // PostMeasurementsWithBody Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3910,7 +3910,7 @@ func (c *Client) PostMeasurementsWithBody(ctx context.Context, contentType strin
 
 // PostMeasurements Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3948,7 +3948,7 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 //
 // Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3969,7 +3969,7 @@ func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, contentType 
 //
 // Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8152,7 +8152,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostMeasurementsWithBodyWithResponse Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8161,7 +8161,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostMeasurementsWithResponse Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8181,7 +8181,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8192,7 +8192,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12319,7 +12319,7 @@ func (c *ClientWithResponses) ListMeasurementsNoSlashWithResponse(ctx context.Co
 
 // PostMeasurementsWithBodyWithResponse Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12334,7 +12334,7 @@ func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.C
 
 // PostMeasurementsWithResponse Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12366,7 +12366,7 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 //
 // Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12383,7 +12383,7 @@ func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx cont
 //
 // Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
