@@ -28,7 +28,7 @@ const (
 )
 
 type collectionIDPath struct {
-	ID string `path:"id" example:"0" doc:"Collection id, as in the URI collections/<id>. Anything that is not the id of an existing collection (a number not in use, or not a number) is 404."`
+	ID string `path:"id" example:"0" doc:"Collection id, as in the URI collections/<id>. Anything that is not the id of an existing collection (a number not in use, or not a number) is 404; an id holding a NUL byte or invalid UTF-8 is 422."`
 }
 
 type listCollectionsOutput struct {
@@ -206,13 +206,22 @@ func (s *server) collectionsDocs() map[string]huma.Operation {
 	}
 }
 
-// documentCollections completes the document after registration: huma
-// documents a 422 for every operation with a path parameter, but the id is
-// taken as a plain string (a malformed one is a 404): no 422 here.
+// documentCollections completes the document after registration. huma
+// documents a 422 for every operation with a path parameter; here it is
+// only the id that is not valid text (params.go): any other id that names
+// no collection is a 404.
 func (s *server) documentCollections(api huma.API) {
 	if item := api.OpenAPI().Paths[collectionsPath+"/{id}"]; item != nil {
 		for _, op := range []*huma.Operation{item.Get, item.Put, item.Delete} {
-			delete(op.Responses, "422")
+			r := op.Responses["422"]
+			if r == nil || r.Content["application/problem+json"] == nil {
+				continue
+			}
+			r.Description = "The id holds a NUL byte or is not valid UTF-8."
+			ex := problemExample(http.StatusUnprocessableEntity)
+			ex.Errors = []*ProblemItem{{Status: 422, Title: "unicode", Source: "id", Location: "path.id",
+				Detail: "id must not contain NUL bytes (%00)", Value: "0\uFFFD"}}
+			r.Content["application/problem+json"].Example = ex
 		}
 	}
 }
