@@ -65,7 +65,7 @@ func rowCounts(t *testing.T, s *testServer) string {
 // hostileCase is one request of the table.
 type hostileCase struct {
 	method, template, path string
-	param, in, value      string // the parameter given a hostile value, if any
+	param, in, value       string // the parameter given a hostile value, if any
 }
 
 // hostileCases builds the requests for every operation of the document.
