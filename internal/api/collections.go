@@ -302,17 +302,17 @@ func collectionOf(w store.CollectionWindow, rt store.CollectionRuntime, urls []s
 	c := Collection{ID: w.ID}
 	c.Time.Data.Start, c.Time.Data.End = w.Start.UnixMilli(), w.End.UnixMilli()
 	c.Time.Units.Start, c.Time.Units.End = unitEpochMs, unitEpochMs
-	c.CPU.Data.SystemMean, c.CPU.Data.SystemPeak = rt.SystemMean, rt.SystemPeak
-	c.CPU.Data.ProcessMean, c.CPU.Data.ProcessPeak = rt.ProcessMean, rt.ProcessPeak
+	c.CPU.Data.SystemMean, c.CPU.Data.SystemPeak = finite(rt.SystemMean), finite(rt.SystemPeak)
+	c.CPU.Data.ProcessMean, c.CPU.Data.ProcessPeak = finite(rt.ProcessMean), finite(rt.ProcessPeak)
 	c.CPU.Units.SystemMean, c.CPU.Units.SystemPeak = unitFraction, unitFraction
 	c.CPU.Units.ProcessMean, c.CPU.Units.ProcessPeak = unitFraction, unitFraction
-	c.GC.Data.GCTime, c.GC.Units.GCTime = rt.GCTime, unitFraction
+	c.GC.Data.GCTime, c.GC.Units.GCTime = finite(rt.GCTime), unitFraction
 	c.Memory.Data.UsedHeapAfterGCPeak, c.Memory.Data.UsedNativePeak = rt.HeapLivePeak, rt.RSSPeak
 	c.Memory.Units.UsedHeapAfterGCPeak, c.Memory.Units.UsedNativePeak = unitBytes, unitBytes
 	c.HTTPURLs.Data = make([]CollectionURL, len(urls))
 	for i, u := range urls {
 		c.HTTPURLs.Data[i] = CollectionURL{URL: u.Path, Method: u.Method, Hits: u.Hits,
-			AverageResponseTime: u.AvgSeconds * 1000, LongestResponseTime: u.MaxSeconds * 1000}
+			AverageResponseTime: finite(u.AvgSeconds * 1000), LongestResponseTime: finite(u.MaxSeconds * 1000)}
 	}
 	c.HTTPURLs.Units.AverageResponseTime, c.HTTPURLs.Units.LongestResponseTime = unitMs, unitMs
 	c.HTTPURLs.Units.Hits = unitCount

@@ -134,7 +134,7 @@ func fromEpoch(s float64) time.Time { return time.UnixMicro(int64(math.Round(s *
 
 func measurementOf(r store.Measurement) Measurement {
 	return Measurement{ID: r.ID, Name: r.Name, Method: r.Method, StartedAt: epoch(r.StartedAt), EndedAt: epoch(r.EndedAt),
-		Elapsed: r.Elapsed, Args: jsonArray(r.Args), Kwargs: jsonObject(r.Kwargs), Context: jsonObject(r.Context), App: r.App}
+		Elapsed: finite(r.Elapsed), Args: jsonArray(r.Args), Kwargs: jsonObject(r.Kwargs), Context: jsonObject(r.Context), App: r.App}
 }
 
 // optionalNumber is a number query parameter that may be absent.
@@ -455,7 +455,8 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		if m.Elapsed != nil {
 			r.Elapsed = *m.Elapsed
 		} else {
-			r.Elapsed = r.EndedAt.Sub(r.StartedAt).Seconds()
+			// In microseconds, not time.Duration, which stops at 292 years.
+			r.Elapsed = float64(r.EndedAt.UnixMicro()-r.StartedAt.UnixMicro()) / 1e6
 		}
 		recs[i] = r
 	}
@@ -491,7 +492,7 @@ func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInp
 	items := make([]MeasurementGroup, len(page.Items))
 	for i, r := range page.Items {
 		items[i] = MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+			AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed)}
 	}
 	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
 }
