@@ -126,8 +126,14 @@ WHERE device_id = @device_id AND name = @name
 -- name: ListMetricHistoryBuckets :many
 -- Numeric points of one series in [from, to) per bucket of the given width
 -- (aligned to the Unix epoch), oldest first; empty buckets are left out.
+-- The average is taken over numeric: a float8 sum of two values near the
+-- largest double overflows (an error for every reader of the bucket),
+-- whereas the numeric sum is exact and the average, between min and max,
+-- always fits a float8 again. Through text, because float8::numeric keeps
+-- 15 digits only (it would round the largest double past the float8 range);
+-- float8's text is the shortest exact form.
 SELECT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
-       avg(value_num)::float8 AS avg_value,
+       avg(value_num::text::numeric)::float8 AS avg_value,
        min(value_num)::float8 AS min_value,
        max(value_num)::float8 AS max_value,
        count(*) AS points,

@@ -28,7 +28,7 @@ const (
 )
 
 type collectionIDPath struct {
-	ID string `path:"id" example:"0" doc:"Collection id, as in the URI collections/<id>. Anything that is not the id of an existing collection (a number not in use, or not a number) is 404."`
+	ID string `path:"id" example:"0" doc:"Collection id, as in the URI collections/<id>. Anything that is not the id of an existing collection (a number not in use, or not a number) is 404; an id holding a NUL byte or invalid UTF-8 is 422."`
 }
 
 type listCollectionsOutput struct {
@@ -206,13 +206,22 @@ func (s *server) collectionsDocs() map[string]huma.Operation {
 	}
 }
 
-// documentCollections completes the document after registration: huma
-// documents a 422 for every operation with a path parameter, but the id is
-// taken as a plain string (a malformed one is a 404): no 422 here.
+// documentCollections completes the document after registration. huma
+// documents a 422 for every operation with a path parameter; here it is
+// only the id that is not valid text (params.go): any other id that names
+// no collection is a 404.
 func (s *server) documentCollections(api huma.API) {
 	if item := api.OpenAPI().Paths[collectionsPath+"/{id}"]; item != nil {
 		for _, op := range []*huma.Operation{item.Get, item.Put, item.Delete} {
-			delete(op.Responses, "422")
+			r := op.Responses["422"]
+			if r == nil || r.Content["application/problem+json"] == nil {
+				continue
+			}
+			r.Description = "The id holds a NUL byte or is not valid UTF-8."
+			ex := problemExample(http.StatusUnprocessableEntity)
+			ex.Errors = []*ProblemItem{{Status: 422, Title: "unicode", Source: "id", Location: "path.id",
+				Detail: "id must not contain NUL bytes (%00)", Value: "0\uFFFD"}}
+			r.Content["application/problem+json"].Example = ex
 		}
 	}
 }
@@ -293,17 +302,17 @@ func collectionOf(w store.CollectionWindow, rt store.CollectionRuntime, urls []s
 	c := Collection{ID: w.ID}
 	c.Time.Data.Start, c.Time.Data.End = w.Start.UnixMilli(), w.End.UnixMilli()
 	c.Time.Units.Start, c.Time.Units.End = unitEpochMs, unitEpochMs
-	c.CPU.Data.SystemMean, c.CPU.Data.SystemPeak = rt.SystemMean, rt.SystemPeak
-	c.CPU.Data.ProcessMean, c.CPU.Data.ProcessPeak = rt.ProcessMean, rt.ProcessPeak
+	c.CPU.Data.SystemMean, c.CPU.Data.SystemPeak = finite(rt.SystemMean), finite(rt.SystemPeak)
+	c.CPU.Data.ProcessMean, c.CPU.Data.ProcessPeak = finite(rt.ProcessMean), finite(rt.ProcessPeak)
 	c.CPU.Units.SystemMean, c.CPU.Units.SystemPeak = unitFraction, unitFraction
 	c.CPU.Units.ProcessMean, c.CPU.Units.ProcessPeak = unitFraction, unitFraction
-	c.GC.Data.GCTime, c.GC.Units.GCTime = rt.GCTime, unitFraction
+	c.GC.Data.GCTime, c.GC.Units.GCTime = finite(rt.GCTime), unitFraction
 	c.Memory.Data.UsedHeapAfterGCPeak, c.Memory.Data.UsedNativePeak = rt.HeapLivePeak, rt.RSSPeak
 	c.Memory.Units.UsedHeapAfterGCPeak, c.Memory.Units.UsedNativePeak = unitBytes, unitBytes
 	c.HTTPURLs.Data = make([]CollectionURL, len(urls))
 	for i, u := range urls {
 		c.HTTPURLs.Data[i] = CollectionURL{URL: u.Path, Method: u.Method, Hits: u.Hits,
-			AverageResponseTime: u.AvgSeconds * 1000, LongestResponseTime: u.MaxSeconds * 1000}
+			AverageResponseTime: finite(u.AvgSeconds * 1000), LongestResponseTime: finite(u.MaxSeconds * 1000)}
 	}
 	c.HTTPURLs.Units.AverageResponseTime, c.HTTPURLs.Units.LongestResponseTime = unitMs, unitMs
 	c.HTTPURLs.Units.Hits = unitCount

@@ -92,7 +92,7 @@ func (t *EventTags) mode() *string {
 type EventRegisterFields struct {
 	_         struct{} `json:"-" additionalProperties:"true"`
 	Clients   *int64   `json:"clients,omitempty" nullable:"true" minimum:"0" maximum:"2147483647" example:"10" doc:"Number of concurrent clients (users)."`
-	HatchRate *float64 `json:"hatchRate,omitempty" nullable:"true" minimum:"0" example:"0.1" doc:"Clients spawned per second."`
+	HatchRate *float64 `json:"hatchRate,omitempty" nullable:"true" minimum:"0" maximum:"2147483647" example:"0.1" doc:"Clients spawned per second."`
 	Requests  *int64   `json:"requests,omitempty" nullable:"true" minimum:"0" maximum:"9007199254740991" example:"1000" doc:"Number of requests to make; null or absent when unlimited."`
 }
 
@@ -252,7 +252,7 @@ type EventCommitBody struct {
 	_ struct{} `json:"-" additionalProperties:"true"`
 	EventCommon
 	UUID        string                 `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id, as register answered it."`
-	UserCount   *int64                 `json:"user_count,omitempty" nullable:"true" minimum:"0" example:"1" doc:"The Locust client's user count (informational)."`
+	UserCount   *int64                 `json:"user_count,omitempty" nullable:"true" minimum:"0" maximum:"2147483647" example:"1" doc:"The Locust client's user count (informational)."`
 	Measurement EventCommitMeasurement `json:"measurement" doc:"The results (fields.requestStats) and tags."`
 
 	eventBody
@@ -347,7 +347,7 @@ type EventRunDetail struct {
 }
 
 type getEventInput struct {
-	UUID string `path:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id. An id that is not a UUID names no run (404)."`
+	UUID string `path:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The run's id. An id that is not a UUID names no run (404); one holding a NUL byte or invalid UTF-8 is a 422."`
 }
 
 type getEventOutput struct {

@@ -19,6 +19,13 @@ import (
 
 // Epoch-second fields and parameters take at most 253402300799
 // (9999-12-31T23:59:59Z, the struct tags' maximum): later is a 422.
+// elapsed, given or computed as endedAt - startedAt, is at most as much:
+// the widest span two valid times have, so a record without elapsed always
+// fits the documented range. Bounded so, no sum of the rollups can reach
+// +Inf: 2.5e11 s times 2^63 rows is about 2.3e30, far below 1.8e308.
+
+// maxElapsedSeconds is the largest elapsed (the struct tags' maximum).
+const maxElapsedSeconds = 253402300799
 
 // defaultWindow is how far back the queries look without startedAt.
 const defaultWindow = 7 * 24 * time.Hour
@@ -70,7 +77,7 @@ type MeasurementInput struct {
 	Method    string     `json:"method" enum:"GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE,CONNECT" example:"GET" doc:"HTTP method."`
 	StartedAt float64    `json:"startedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945813" doc:"When the request started, epoch seconds (microsecond precision is kept)."`
 	EndedAt   float64    `json:"endedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945816" doc:"When it ended, epoch seconds; not before startedAt."`
-	Elapsed   *float64   `json:"elapsed,omitempty" minimum:"0" example:"0.000003" doc:"Seconds it took; endedAt - startedAt when absent."`
+	Elapsed   *float64   `json:"elapsed,omitempty" minimum:"0" maximum:"253402300799" example:"0.000003" doc:"Seconds it took (at most 253402300799, the widest span of two valid times); endedAt - startedAt when absent."`
 	Args      jsonArray  `json:"args,omitempty" doc:"Positional arguments of the profiled function."`
 	Kwargs    jsonObject `json:"kwargs,omitempty" doc:"Keyword arguments, e.g. path parameters: {\"productId\": 412}."`
 	Context   jsonObject `json:"context,omitempty" doc:"The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too."`
@@ -128,7 +135,7 @@ func fromEpoch(s float64) time.Time { return time.UnixMicro(int64(math.Round(s *
 
 func measurementOf(r store.Measurement) Measurement {
 	return Measurement{ID: r.ID, Name: r.Name, Method: r.Method, StartedAt: epoch(r.StartedAt), EndedAt: epoch(r.EndedAt),
-		Elapsed: r.Elapsed, Args: jsonArray(r.Args), Kwargs: jsonObject(r.Kwargs), Context: jsonObject(r.Context), App: r.App}
+		Elapsed: finite(r.Elapsed), Args: jsonArray(r.Args), Kwargs: jsonObject(r.Kwargs), Context: jsonObject(r.Context), App: r.App}
 }
 
 // optionalNumber is a number query parameter that may be absent.
@@ -183,7 +190,7 @@ func (w *MeasurementWindow) filter() store.MeasurementFilter {
 // MeasurementFilter is the list and grouped filters.
 type MeasurementFilter struct {
 	MeasurementWindow
-	Elapsed optionalNumber `query:"elapsed" minimum:"0" example:"3.5" doc:"Only measurements that took at least this many seconds."`
+	Elapsed optionalNumber `query:"elapsed" minimum:"0" maximum:"253402300799" example:"3.5" doc:"Only measurements that took at least this many seconds."`
 	Method  string         `query:"method" example:"PUT,POST" doc:"Only these methods: one, or a comma list (exact match)."`
 	Name    string         `query:"name" example:"/api/products" doc:"Only this name (exact match)."`
 	App     string         `query:"app" example:"telemetry" doc:"Only this application (exact match)."`
@@ -453,7 +460,8 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		if m.Elapsed != nil {
 			r.Elapsed = *m.Elapsed
 		} else {
-			r.Elapsed = r.EndedAt.Sub(r.StartedAt).Seconds()
+			// In microseconds, not time.Duration, which stops at 292 years.
+			r.Elapsed = float64(r.EndedAt.UnixMicro()-r.StartedAt.UnixMicro()) / 1e6
 		}
 		recs[i] = r
 	}
@@ -503,7 +511,7 @@ func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInp
 	items := make([]MeasurementGroup, len(page.Items))
 	for i, r := range page.Items {
 		items[i] = MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+			AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed)}
 	}
 	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
 }

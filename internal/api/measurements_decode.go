@@ -99,7 +99,7 @@ func fastDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 			w.Method == nil || !measurementMethods[*w.Method] ||
 			w.StartedAt == nil || !validEpoch(*w.StartedAt) ||
 			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt < *w.StartedAt ||
-			(w.Elapsed != nil && !(*w.Elapsed >= 0)) ||
+			(w.Elapsed != nil && !(*w.Elapsed >= 0 && *w.Elapsed <= maxElapsedSeconds)) ||
 			(w.Args != nil && w.Args[0] != '[') ||
 			(w.Kwargs != nil && w.Kwargs[0] != '{') ||
 			(w.Context != nil && w.Context[0] != '{') ||

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 )
@@ -129,12 +130,14 @@ func (s *server) operationDocs() map[string]huma.Operation {
 // operation's documentation, with a summary that names the original.
 func (s *server) registerRoutes(api huma.API) {
 	docs := s.operationDocs()
+	params := checkParams(api) // params.go: last, after authentication
 	for _, r := range s.routes() {
 		op, ok := docs[r.id]
 		if !ok {
 			panic(fmt.Sprintf("api: route %s %s: no documentation for operation %q", r.method, r.path, r.id))
 		}
 		op.Method, op.Path, op.OperationID = r.method, r.path, r.id
+		op.Middlewares = append(slices.Clip(op.Middlewares), params)
 		r.register(api, op)
 		for _, a := range r.aliases {
 			o := op

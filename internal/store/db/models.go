@@ -201,7 +201,7 @@ type Measurement struct {
 	StartedAt time.Time
 	// When the request ended (API: endedAt, epoch seconds); never before started_at.
 	EndedAt time.Time
-	// Seconds the request took (API: elapsed); ended_at - started_at unless the client said otherwise.
+	// Seconds the request took (API: elapsed), 0 to 253402300799; ended_at - started_at unless the client said otherwise.
 	Elapsed float64
 	// The route, e.g. /api/products/<id> or /api/measurements/{id}: a pattern, not the raw path.
 	Name string

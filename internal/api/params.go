@@ -1,0 +1,115 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// Query, path and header parameters are text that may end up in a SQL
+// parameter (a filter, an id to look up). PostgreSQL refuses text holding a
+// NUL byte or invalid UTF-8 (a lone UTF-16 surrogate, %ED%A0%80, is invalid
+// UTF-8 too), and that refusal used to surface as a 500. checkParams refuses
+// such values before the handler runs, naming each parameter at fault, so
+// the database is never asked.
+
+// checkParams is the middleware that checks every parameter the operation
+// declares (so a new operation is covered without anything to add). It runs
+// as the operation's last middleware, after authentication, as huma's own
+// parameter validation does: a request without a valid token is a 401
+// whatever its parameters.
+func checkParams(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		if errs := paramErrors(ctx); len(errs) > 0 {
+			_ = huma.WriteErr(api, ctx, http.StatusUnprocessableEntity, "validation failed", errs...)
+			return
+		}
+		next(ctx)
+	}
+}
+
+// paramErrors lists one item per parameter value that is not valid text.
+func paramErrors(ctx huma.Context) []error {
+	op := ctx.Operation()
+	if op == nil {
+		return nil
+	}
+	var errs []error
+	var query map[string][]string // every value of each query parameter, read once
+	for _, p := range op.Parameters {
+		if p == nil {
+			continue
+		}
+		var values []string
+		switch p.In {
+		case "path":
+			values = []string{ctx.Param(p.Name)}
+		case "query":
+			if query == nil {
+				u := ctx.URL()
+				query = rawQueryValues(u.RawQuery)
+			}
+			values = query[p.Name]
+		case "header":
+			values = []string{ctx.Header(p.Name)}
+		default:
+			continue
+		}
+		for _, v := range values {
+			if it := textProblem(p.In, p.Name, v); it != nil {
+				errs = append(errs, it)
+				break // one item per parameter
+			}
+		}
+	}
+	return errs
+}
+
+// rawQueryValues decodes a query string the way huma reads it (pairs split
+// at '&' only, names and values unescaped; a value that does not unescape is
+// empty for huma, so it is left out here), keeping every value of a name:
+// huma reads the first, or all of them for a list.
+func rawQueryValues(raw string) map[string][]string {
+	out := map[string][]string{}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		name, value, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(name)
+		if err != nil {
+			continue
+		}
+		if value, err = url.QueryUnescape(value); err != nil {
+			continue
+		}
+		out[name] = append(out[name], value)
+	}
+	return out
+}
+
+// textProblem is the 422 item for a parameter value holding a NUL byte or
+// invalid UTF-8, or nil when the value is valid text.
+func textProblem(in, name, v string) *ProblemItem {
+	var detail string
+	switch {
+	case strings.IndexByte(v, 0) >= 0:
+		detail = name + " must not contain NUL bytes (%00)"
+	case !utf8.ValidString(v):
+		detail = name + " must be valid UTF-8 text: no invalid bytes and no UTF-16 surrogates"
+	default:
+		return nil
+	}
+	return &ProblemItem{Title: "unicode", Source: name, Location: in + "." + name, Detail: detail, Value: shownText(v)}
+}
+
+// shownText is a value fit to echo in a problem: invalid bytes and NUL
+// replaced by U+FFFD, at most 256 bytes.
+func shownText(v string) string {
+	if len(v) > 256 {
+		v = v[:256] + "..."
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\x00", "\uFFFD")
+}
