@@ -20,6 +20,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
 
+// testSecret is a JWT secret of the length serve requires (32 bytes or more).
+const testSecret = "cmd-test-secret-0123456789abcdef"
+
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
@@ -45,7 +48,7 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{nil, nil, "no command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
-		{[]string{"serve"}, map[string]string{"JWT_SECRET": "s"}, "DATABASE_URL is not set"},
+		{[]string{"serve"}, map[string]string{"JWT_SECRET": testSecret}, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x"}, "no JWT secret"},
 		{[]string{"migrate"}, nil, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "FLOWS_MAX_BATCH": "-1"}, "FLOWS_MAX_BATCH"},
@@ -62,7 +65,7 @@ func TestCommandErrors(t *testing.T) {
 
 func TestServeRefusesAnUnmigratedDatabase(t *testing.T) {
 	url := testdb.Empty(t)
-	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s"}), io.Discard, io.Discard)
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "telemetry migrate") {
 		t.Fatalf("serve on an empty database: %v", err)
 	}
@@ -158,7 +161,7 @@ func startServe(t *testing.T, vars map[string]string) (string, context.CancelFun
 // request in flight finish and exits cleanly.
 func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	url := testdb.Empty(t)
-	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s", "JWT_SECRET": "s"}
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s", "JWT_SECRET": testSecret}
 	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +218,7 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err == nil {
 		t.Fatal("healthcheck passed with the server stopped")
 	}
-	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s"}
+	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret}
 	base2, _, _ := startServe(t, vars2)
 	res, err = http.Get(base2 + "/flows?hour=3")
 	if err != nil {
@@ -233,7 +236,7 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 // written before it exits: none is lost.
 func TestServeRecordsItsOwnRequestsAndFlushesAtShutdown(t *testing.T) {
 	url := testdb.Empty(t)
-	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s", "SELF_SAMPLE_INTERVAL": "0"}
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret, "SELF_SAMPLE_INTERVAL": "0"}
 	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
