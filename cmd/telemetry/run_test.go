@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -33,7 +34,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"serve", "migrate status", "migrate down", "openapi", "DATABASE_URL", "LISTEN_ADDR",
-		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL"} {
+		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL", "READ_HEADER_TIMEOUT", "READ_TIMEOUT", "WRITE_TIMEOUT",
+		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("--help lacks %q:\n%s", want, out.String())
 		}
@@ -53,6 +55,13 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"migrate"}, nil, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "FLOWS_MAX_BATCH": "-1"}, "FLOWS_MAX_BATCH"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_TIMEOUT": "soon"}, "READ_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_HEADER_TIMEOUT": "0"}, "READ_HEADER_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "IDLE_TIMEOUT": "-1s"}, "IDLE_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "DB_TIMEOUT": "-1s"}, "DB_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "WRITE_TIMEOUT": "30s"}, "WRITE_TIMEOUT (30s) must be longer than READ_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_WRITES": "maybe"}, "AUTH_WRITES"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_READS": "2"}, "AUTH_READS"},
 		{[]string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": testdb.Empty(t)}, "unknown migrate command"},
 	}
 	for _, c := range cases {
@@ -228,6 +237,52 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	res.Body.Close()
 	if !strings.Contains(string(b), `"bytes_tx":2`) {
 		t.Fatalf("after restart: %s", b)
+	}
+}
+
+// A client dribbling a body at SIGTERM does not hold the process: once
+// SHUTDOWN_TIMEOUT has passed its connection is closed and serve returns
+// nil (exit 0), long before the body's READ_TIMEOUT.
+func TestServeShutdownWithSlowClient(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"SHUTDOWN_TIMEOUT": "1s", "READ_TIMEOUT": "10m", "WRITE_TIMEOUT": "20m", "SELF_SAMPLE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, done := startServe(t, vars)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /flows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n["); err != nil {
+		t.Fatal(err)
+	}
+	dribbling := make(chan struct{})
+	go func() {
+		defer close(dribbling)
+		for {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return // closed by the server
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is being read
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve with a slow client at SIGTERM: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("serve still running: the slow client holds it")
+	}
+	select {
+	case <-dribbling:
+	case <-time.After(time.Minute):
+		t.Fatal("the slow client's connection was left open")
 	}
 }
 
