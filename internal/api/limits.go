@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -129,5 +130,27 @@ func withDBDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 func withReadTimeout(op *huma.Operation, readTimeout time.Duration) {
 	if op.BodyReadTimeout == 0 && readTimeout > 0 {
 		op.BodyReadTimeout = readTimeout
+	}
+}
+
+// documentBodyErrors lists, on every operation that takes a body, the
+// answers to a body that does not arrive: 400 (cut off, malformed chunked
+// encoding) and 408 (too slow); documentErrors gives them their examples.
+func documentBodyErrors(oapi *huma.OpenAPI, op *huma.Operation) {
+	if op.RequestBody == nil {
+		return
+	}
+	if op.Responses == nil {
+		op.Responses = map[string]*huma.Response{}
+	}
+	for _, status := range []int{http.StatusBadRequest, http.StatusRequestTimeout} {
+		code := strconv.Itoa(status)
+		if op.Responses[code] == nil {
+			op.Responses[code] = &huma.Response{
+				Description: http.StatusText(status),
+				Content: map[string]*huma.MediaType{"application/problem+json": {
+					Schema: oapi.Components.Schemas.Schema(reflectProblem, true, "")}},
+			}
+		}
 	}
 }

@@ -144,6 +144,7 @@ func (s *server) registerRoutes(api huma.API) {
 		}
 		op.Method, op.Path, op.OperationID = r.method, r.path, r.id
 		withReadTimeout(&op, s.cfg.ReadTimeout)
+		s.applyAccess(api, &op) // AUTH_WRITES, AUTH_READS (access.go)
 		r.register(api, op)
 		for _, a := range r.aliases {
 			o := op
