@@ -89,8 +89,8 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 				id = newRequestID()
 			}
 			w.Header().Set("X-Request-Id", id)
-			// Every answer is JSON, problem+json, CSV or the docs' assets,
-			// each with its type: browsers must not guess another.
+			// Every answer (JSON, problem+json, the metrics text, the docs'
+			// assets) says its type: browsers must not guess another.
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			info := &requestInfo{id: id, url: r.URL}
 			ctx := context.WithValue(r.Context(), requestInfoKey, info)
