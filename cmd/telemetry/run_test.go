@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -284,6 +285,55 @@ func TestServeShutdownWithSlowClient(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the slow client's connection was left open")
 	}
+}
+
+// READ_HEADER_TIMEOUT and IDLE_TIMEOUT reach the server: a client that
+// never finishes its headers, and a kept-alive connection left idle, are
+// closed by the server (300 ms here), well before the test's own 5 s
+// deadline, which the defaults (10 s, 120 s) would hit.
+func TestServeHeaderAndIdleTimeouts(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"READ_HEADER_TIMEOUT": "300ms", "IDLE_TIMEOUT": "300ms", "SELF_SAMPLE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := startServe(t, vars)
+	closedByServer := func(r io.Reader) {
+		t.Helper()
+		_, err := io.Copy(io.Discard, r)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server kept the connection open")
+		}
+	}
+	dial := func() net.Conn {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		return conn
+	}
+	headers := dial()
+	if _, err := io.WriteString(headers, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	closedByServer(headers)
+
+	idle := dial()
+	if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(idle)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	closedByServer(br)
 }
 
 // Self-profiling end to end: the server's own requests become measurements
