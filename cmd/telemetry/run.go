@@ -199,10 +199,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	// READ_TIMEOUT is not the server's ReadTimeout: the API bounds each
+	// request's body itself (internal/api/limits.go), in step with huma's
+	// per-operation body read timeout.
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String())
 	fmt.Fprintf(stdout, "telemetry: serving on http://%s (docs at /docs)\n", ln.Addr().String())
@@ -220,20 +225,38 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		// Connections still busy after SHUTDOWN_TIMEOUT (a client
+		// dribbling a body, a request stuck on the database) are closed:
+		// the stop is still a clean one, and the process exits 0.
+		log.Warn("shutdown timeout: closing the connections still open")
+		if err := srv.Close(); err != nil {
+			log.Warn("closing connections", "error", err.Error())
+		}
+	}
 	// Commit the device metric reports still queued before the
 	// self-profiling flush and the pool close (st.Close, deferred, closes
 	// the devices again: a no-op).
 	st.Devices.Close()
-	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	fctx, fcancel := sctx, context.CancelFunc(func() {})
+	if sctx.Err() != nil {
+		// SHUTDOWN_TIMEOUT is spent: the final flush gets a short time of its own.
+		fctx, fcancel = context.WithTimeout(context.Background(), finalFlushTimeout)
 	}
-	if err := prof.Close(sctx); err != nil {
+	defer fcancel()
+	if err := prof.Close(fctx); err != nil {
 		log.Error("self-profiling: final flush failed", "error", err.Error())
 	}
 	log.Info("stopped")
 	return nil
 }
+
+// finalFlushTimeout bounds the self-profiling flush after a shutdown that
+// used all of SHUTDOWN_TIMEOUT.
+const finalFlushTimeout = 5 * time.Second
 
 // healthcheck asks the server listening on LISTEN_ADDR whether it is ready;
 // container images have no curl, so the binary checks itself.

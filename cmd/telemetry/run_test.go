@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -20,6 +22,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
 
+// testSecret is a JWT secret of the length serve requires (32 bytes or more).
+const testSecret = "cmd-test-secret-0123456789abcdef"
+
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
@@ -30,7 +35,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"serve", "migrate status", "migrate down", "openapi", "DATABASE_URL", "LISTEN_ADDR",
-		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL"} {
+		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL", "READ_HEADER_TIMEOUT", "READ_TIMEOUT", "WRITE_TIMEOUT",
+		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("--help lacks %q:\n%s", want, out.String())
 		}
@@ -45,11 +51,18 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{nil, nil, "no command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
-		{[]string{"serve"}, map[string]string{"JWT_SECRET": "s"}, "DATABASE_URL is not set"},
+		{[]string{"serve"}, map[string]string{"JWT_SECRET": testSecret}, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x"}, "no JWT secret"},
 		{[]string{"migrate"}, nil, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "FLOWS_MAX_BATCH": "-1"}, "FLOWS_MAX_BATCH"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_TIMEOUT": "soon"}, "READ_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_HEADER_TIMEOUT": "0"}, "READ_HEADER_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "IDLE_TIMEOUT": "-1s"}, "IDLE_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "DB_TIMEOUT": "-1s"}, "DB_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "WRITE_TIMEOUT": "30s"}, "WRITE_TIMEOUT (30s) must be longer than READ_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_WRITES": "maybe"}, "AUTH_WRITES"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_READS": "2"}, "AUTH_READS"},
 		{[]string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": testdb.Empty(t)}, "unknown migrate command"},
 	}
 	for _, c := range cases {
@@ -62,7 +75,7 @@ func TestCommandErrors(t *testing.T) {
 
 func TestServeRefusesAnUnmigratedDatabase(t *testing.T) {
 	url := testdb.Empty(t)
-	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s"}), io.Discard, io.Discard)
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "telemetry migrate") {
 		t.Fatalf("serve on an empty database: %v", err)
 	}
@@ -158,7 +171,7 @@ func startServe(t *testing.T, vars map[string]string) (string, context.CancelFun
 // request in flight finish and exits cleanly.
 func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	url := testdb.Empty(t)
-	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s", "JWT_SECRET": "s"}
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "20s", "JWT_SECRET": testSecret}
 	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +228,7 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err == nil {
 		t.Fatal("healthcheck passed with the server stopped")
 	}
-	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s"}
+	vars2 := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret}
 	base2, _, _ := startServe(t, vars2)
 	res, err = http.Get(base2 + "/flows?hour=3")
 	if err != nil {
@@ -228,12 +241,107 @@ func TestServeEndToEndAndGracefulShutdown(t *testing.T) {
 	}
 }
 
+// A client dribbling a body at SIGTERM does not hold the process: once
+// SHUTDOWN_TIMEOUT has passed its connection is closed and serve returns
+// nil (exit 0), long before the body's READ_TIMEOUT.
+func TestServeShutdownWithSlowClient(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"SHUTDOWN_TIMEOUT": "1s", "READ_TIMEOUT": "10m", "WRITE_TIMEOUT": "20m", "SELF_SAMPLE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, done := startServe(t, vars)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /flows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n["); err != nil {
+		t.Fatal(err)
+	}
+	dribbling := make(chan struct{})
+	go func() {
+		defer close(dribbling)
+		for {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return // closed by the server
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is being read
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve with a slow client at SIGTERM: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("serve still running: the slow client holds it")
+	}
+	select {
+	case <-dribbling:
+	case <-time.After(time.Minute):
+		t.Fatal("the slow client's connection was left open")
+	}
+}
+
+// READ_HEADER_TIMEOUT and IDLE_TIMEOUT reach the server: a client that
+// never finishes its headers, and a kept-alive connection left idle, are
+// closed by the server (300 ms here), well before the test's own 5 s
+// deadline, which the defaults (10 s, 120 s) would hit.
+func TestServeHeaderAndIdleTimeouts(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"READ_HEADER_TIMEOUT": "300ms", "IDLE_TIMEOUT": "300ms", "SELF_SAMPLE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := startServe(t, vars)
+	closedByServer := func(r io.Reader) {
+		t.Helper()
+		_, err := io.Copy(io.Discard, r)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server kept the connection open")
+		}
+	}
+	dial := func() net.Conn {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		return conn
+	}
+	headers := dial()
+	if _, err := io.WriteString(headers, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	closedByServer(headers)
+
+	idle := dial()
+	if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(idle)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	closedByServer(br)
+}
+
 // Self-profiling end to end: the server's own requests become measurements
 // (app=telemetry) while it runs, and those still buffered at SIGTERM are
 // written before it exits: none is lost.
 func TestServeRecordsItsOwnRequestsAndFlushesAtShutdown(t *testing.T) {
 	url := testdb.Empty(t)
-	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": "s", "SELF_SAMPLE_INTERVAL": "0"}
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret, "SELF_SAMPLE_INTERVAL": "0"}
 	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}

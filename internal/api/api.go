@@ -60,7 +60,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config}
 
 	mux := chi.NewMux()
-	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log))
+	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), limits(d.Config.ReadTimeout, d.Config.DBTimeout))
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})
@@ -70,7 +70,7 @@ func New(d Deps) (http.Handler, huma.API) {
 		writeProblem(w, r, NewProblem(http.StatusMethodNotAllowed,
 			fmt.Sprintf("%s is not supported on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))))
 	})
-	mux.Method(http.MethodGet, "/metrics", d.Metrics.Handler())
+	mux.Method(http.MethodGet, "/metrics", protectMetrics(d.Config.MetricsToken, d.Metrics.Handler()))
 	mux.Method(http.MethodGet, "/docs", docsHandler())
 	mux.Method(http.MethodGet, "/docs/*", docsHandler())
 
@@ -106,14 +106,19 @@ func humaConfig() huma.Config {
 		}
 		return v, nil
 	})
-	cfg.OnAddOperation = append(cfg.OnAddOperation, documentErrors)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, documentBodyErrors, documentErrors)
 	// The default docs page loads its renderer from a CDN; ours is embedded.
 	cfg.DocsPath = ""
 	cfg.Info.Description = "One service for five kinds of operational data: hourly network flows, " +
 		"load-test events, device metrics, request measurements and metrics collections.\n\n" +
 		"Errors are RFC 9457 problem details (application/problem+json) whose `errors` items name the " +
 		"failed rule (`title`), the field (`source`) and where it is (`location`). Lists are paginated " +
-		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header."
+		"with `page` and `size` and answer `{items, total, page, size}` with an RFC 8288 `Link` header.\n\n" +
+		"Tokens: the device registry's writes and the metric reports always need a JWT " +
+		"(`Authorization: Bearer <JWT>` or a `jwt` cookie). A server started with AUTH_WRITES=true also requires " +
+		"one on every other write, and with AUTH_READS=true on every read, except /healthz, /readyz, /mrd/status, " +
+		"POST /mrd/token, /docs and the OpenAPI documents; those operations list the token as optional in their " +
+		"`security`. /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set."
 	cfg.Tags = []*huma.Tag{
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
 		{Name: "events", Description: "Load-test events from Locust (Metrics-Consumer): register, commit, running and past runs."},

@@ -298,30 +298,35 @@ func TestDevicesAuth(t *testing.T) {
 	}
 	hs := func(claims jwt.MapClaims) string { return signed(t, jwt.SigningMethodHS256, testSecret, claims) }
 	good := hs(jwt.MapClaims{"exp": now.Add(time.Hour).Unix()})
+	// The refused tokens carry exp, so that each is refused for its own fault.
+	live := jwt.MapClaims{"exp": now.Add(time.Hour).Unix()}
 	cases := []struct {
 		name   string
 		header []string
 		status int
 	}{
 		{"missing", nil, 401},
-		{"bad signature", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte("another secret"), jwt.MapClaims{})}, 401},
-		{"alg none", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{})}, 401},
-		{"HS512", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS512, testSecret, jwt.MapClaims{})}, 401},
-		{"RS256", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodRS256, rsaKey, jwt.MapClaims{})}, 401},
+		{"bad signature", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte("another secret"), live)}, 401},
+		{"alg none", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, live)}, 401},
+		{"HS512", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS512, testSecret, live)}, 401},
+		{"RS256", []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodRS256, rsaKey, live)}, 401},
 		{"expired", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()})}, 401},
-		{"nbf in future", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})}, 401},
-		{"iat in future", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"iat": now.Add(time.Hour).Unix()})}, 401},
+		{"nbf in future", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()})}, 401},
+		{"iat in future", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()})}, 401},
 		{"malformed", []string{"Authorization", "Bearer not.a.jwt"}, 401},
 		{"garbage", []string{"Authorization", "Bearer abc"}, 401},
 		{"empty bearer", []string{"Authorization", "Bearer "}, 401},
 		{"basic scheme", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401},
-		{"bad cookie", []string{"Cookie", "jwt=" + signed(t, jwt.SigningMethodHS256, []byte("x"), jwt.MapClaims{})}, 401},
+		{"bad cookie", []string{"Cookie", "jwt=" + signed(t, jwt.SigningMethodHS256, []byte("x"), live)}, 401},
 		{"bearer", []string{"Authorization", "Bearer " + good}, 200},
 		{"lowercase bearer", []string{"Authorization", "bearer " + good}, 200},
 		{"upper case BEARER", []string{"Authorization", "BEARER " + good}, 200},
 		{"cookie", []string{"Cookie", "other=1; jwt=" + good}, 200},
-		{"no claims at all", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{})}, 200},
-		{"nbf and iat past", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"nbf": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Minute).Unix()})}, 200},
+		// A token without exp would be good forever (issue 10, point 8).
+		{"no claims at all", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{})}, 401},
+		{"no exp", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"iat": now.Add(-time.Minute).Unix()})}, 401},
+		{"nbf and iat past", []string{"Authorization", "Bearer " + hs(jwt.MapClaims{"nbf": now.Add(-time.Minute).Unix(),
+			"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()})}, 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,6 +32,10 @@ type requestInfo struct {
 	id  string
 	url *url.URL
 	op  string // the huma operation that served the request, set by operationID
+	// dbTimeout is DB_TIMEOUT, and bodyErr the error that stopped the
+	// reading of the body, if any (limits.go).
+	dbTimeout time.Duration
+	bodyErr   error
 }
 
 // RequestID is the request's X-Request-Id ("" outside a request).
@@ -49,14 +53,16 @@ func requestURL(ctx context.Context) *url.URL {
 	return &url.URL{}
 }
 
-// validRequestID accepts a caller's id only when it is short and printable,
-// so that it cannot forge log lines or bloat them.
+// validRequestID accepts a caller's id only when it is a short token,
+// ^[A-Za-z0-9._:-]{1,64}$ (UUIDs, hex, trace ids), so that it can forge
+// neither log lines nor markup wherever it is shown, nor bloat the logs.
 func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
+	if id == "" || len(id) > 64 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
 			return false
 		}
 	}
@@ -83,6 +89,9 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 				id = newRequestID()
 			}
 			w.Header().Set("X-Request-Id", id)
+			// Every answer (JSON, problem+json, the metrics text, the docs'
+			// assets) says its type: browsers must not guess another.
+			w.Header().Set("X-Content-Type-Options", "nosniff")
 			info := &requestInfo{id: id, url: r.URL}
 			ctx := context.WithValue(r.Context(), requestInfoKey, info)
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -100,7 +109,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			if status >= 500 {
 				level = slog.LevelError
 			}
-			log.LogAttrs(ctx, level, "request",
+			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.String("path", r.URL.Path),
@@ -109,7 +118,13 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 				slog.Int("bytes", ww.BytesWritten()),
 				slog.String("request_id", id),
 				slog.String("remote", r.RemoteAddr),
-			)
+			}
+			if info.bodyErr != nil {
+				// A slow or aborted upload: the client's doing, logged at
+				// the level of its 4xx, with the cause for the operator.
+				attrs = append(attrs, slog.String("body_error", info.bodyErr.Error()))
+			}
+			log.LogAttrs(ctx, level, "request", attrs...)
 			prof.Record(selfprofile.Served{Request: r, Start: start, End: end, Status: status,
 				Route: route, OperationID: info.op, RequestID: id})
 		})

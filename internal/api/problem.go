@@ -107,7 +107,14 @@ var installErrorModel = sync.OnceFunc(func() {
 		return bodyTypeIsMalformed(NewProblem(status, msg, errs...))
 	}
 	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
-		p := bodyTypeIsMalformed(NewProblem(status, msg, errs...))
+		var p *Problem
+		if ctx != nil {
+			// A body that did not arrive is not a 500 (limits.go).
+			p = bodyReadProblem(ctx.Context(), status, errs)
+		}
+		if p == nil {
+			p = bodyTypeIsMalformed(NewProblem(status, msg, errs...))
+		}
 		if ctx != nil {
 			p.RequestID = RequestID(ctx.Context())
 		}

@@ -23,9 +23,17 @@ type route struct {
 // alias is another path (and operation id) of a route.
 type alias struct{ id, path string }
 
-// handle adapts a typed huma handler to the table.
+// handle adapts a typed huma handler to the table. The handler's context
+// carries the request's DB_TIMEOUT, counted from here: the body has been
+// read (limits.go).
 func handle[I, O any](h func(context.Context, *I) (*O, error)) func(huma.API, huma.Operation) {
-	return func(api huma.API, op huma.Operation) { huma.Register(api, op, h) }
+	return func(api huma.API, op huma.Operation) {
+		huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+			ctx, cancel := withDBDeadline(ctx)
+			defer cancel()
+			return h(ctx, in)
+		})
+	}
 }
 
 const (
@@ -137,6 +145,8 @@ func (s *server) registerRoutes(api huma.API) {
 			panic(fmt.Sprintf("api: route %s %s: no documentation for operation %q", r.method, r.path, r.id))
 		}
 		op.Method, op.Path, op.OperationID = r.method, r.path, r.id
+		withReadTimeout(&op, s.cfg.ReadTimeout)
+		s.applyAccess(api, &op) // AUTH_WRITES, AUTH_READS (access.go)
 		op.Middlewares = append(slices.Clip(op.Middlewares), params)
 		r.register(api, op)
 		for _, a := range r.aliases {

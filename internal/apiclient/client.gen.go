@@ -3420,12 +3420,16 @@ type ClientInterface interface {
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
 	ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostMeasurementsWithBody Store measurements
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3436,6 +3440,8 @@ type ClientInterface interface {
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
@@ -3445,6 +3451,8 @@ type ClientInterface interface {
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 	ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3453,6 +3461,8 @@ type ClientInterface interface {
 	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3465,6 +3475,8 @@ type ClientInterface interface {
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
@@ -3476,12 +3488,16 @@ type ClientInterface interface {
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
 	FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// FilterMeasurements Filter measurements
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 	FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3492,12 +3508,16 @@ type ClientInterface interface {
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
 	ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMeasurementGroups Measurements grouped by name and method
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 	ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3508,12 +3528,16 @@ type ClientInterface interface {
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
 	GetMethodDistributionNoSlash(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMethodDistribution Number of measurements per method
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3524,6 +3548,8 @@ type ClientInterface interface {
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
 	GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3531,12 +3557,16 @@ type ClientInterface interface {
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
 	GetMeasurementTimeseries(ctx context.Context, params *GetMeasurementTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMeasurement Get a measurement
 	//
 	// Every field of one measurement.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
 	GetMeasurement(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3547,6 +3577,8 @@ type ClientInterface interface {
 	//
 	// Every field of one measurement.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
 	GetMeasurementSlash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3555,6 +3587,8 @@ type ClientInterface interface {
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
 	ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3565,6 +3599,8 @@ type ClientInterface interface {
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
 	ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3573,6 +3609,8 @@ type ClientInterface interface {
 	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
 	//
 	// Every field of one measurement.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
 	GetMeasurementV1(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3583,6 +3621,8 @@ type ClientInterface interface {
 	//
 	// Every field of one measurement.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
 	GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3591,6 +3631,8 @@ type ClientInterface interface {
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
 	GetMethodDistributionV1NoSlash(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3601,6 +3643,8 @@ type ClientInterface interface {
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
 	GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3609,6 +3653,8 @@ type ClientInterface interface {
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
 	GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3619,12 +3665,16 @@ type ClientInterface interface {
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
 	GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CommitEventWithBody Commit the results of a load-test run
 	//
 	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3635,6 +3685,8 @@ type ClientInterface interface {
 	//
 	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
@@ -3644,12 +3696,16 @@ type ClientInterface interface {
 	//
 	// An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /apiv0.1/events/isrunning (the `ListRunningEvents` operationId).
 	ListRunningEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RegisterEventWithBody Register the start of a load-test run
 	//
 	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3660,6 +3716,8 @@ type ClientInterface interface {
 	//
 	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
@@ -3669,10 +3727,16 @@ type ClientInterface interface {
 	//
 	// The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
 	GetEvent(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// EventsPing Ping: answers PONG!
+	//
+	//
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /apiv0.1/ping (the `EventsPing` operationId).
 	EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3681,12 +3745,16 @@ type ClientInterface interface {
 	//
 	// The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 	ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCollections List metrics collections
 	//
 	// The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /appmetrics/api/v1/collections (the `ListCollections` operationId).
 	ListCollections(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3695,12 +3763,16 @@ type ClientInterface interface {
 	//
 	// Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
 	CreateCollection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteCollection Delete a metrics collection
 	//
 	// Deletes the collection; its id is not given to another one.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Corresponds with DELETE /appmetrics/api/v1/collections/{id} (the `DeleteCollection` operationId).
 	DeleteCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3709,12 +3781,16 @@ type ClientInterface interface {
 	//
 	// The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
 	GetCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ClearCollection Clear a metrics collection
 	//
 	// Restarts the collection's window now; the id stays the same.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Corresponds with PUT /appmetrics/api/v1/collections/{id} (the `ClearCollection` operationId).
 	ClearCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3723,12 +3799,16 @@ type ClientInterface interface {
 	//
 	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
 	ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostFlowsWithBody Add flows to the hourly totals
 	//
 	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3738,6 +3818,8 @@ type ClientInterface interface {
 	// PostFlows Add flows to the hourly totals
 	//
 	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3752,6 +3834,8 @@ type ClientInterface interface {
 	// ListDevices List devices
 	//
 	// Registered devices ordered by id.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 	ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3783,6 +3867,10 @@ type ClientInterface interface {
 
 	// GetDevice Get a device
 	//
+	//
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
 	GetDevice(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3804,6 +3892,8 @@ type ClientInterface interface {
 	//
 	// The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 	ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3811,12 +3901,16 @@ type ClientInterface interface {
 	//
 	// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 	GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCurrentMetricNames Metrics reported now, across devices
 	//
 	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 	ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3876,6 +3970,8 @@ type ClientInterface interface {
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
 func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementsNoSlashRequest(c.Server, params)
@@ -3892,6 +3988,8 @@ func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasur
 // PostMeasurementsWithBody Store measurements
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3912,6 +4010,8 @@ func (c *Client) PostMeasurementsWithBody(ctx context.Context, contentType strin
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
@@ -3931,6 +4031,8 @@ func (c *Client) PostMeasurements(ctx context.Context, body PostMeasurementsJSON
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementsRequest(c.Server, params)
@@ -3949,6 +4051,8 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 // Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3971,6 +4075,8 @@ func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, contentType 
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
@@ -3992,6 +4098,8 @@ func (c *Client) PostMeasurementsSlash(ctx context.Context, body PostMeasurement
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
 func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewFilterMeasurementsNoSlashRequest(c.Server, params)
@@ -4008,6 +4116,8 @@ func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMe
 // FilterMeasurements Filter measurements
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4028,6 +4138,8 @@ func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasureme
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
 func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementGroupsNoSlashRequest(c.Server, params)
@@ -4044,6 +4156,8 @@ func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListM
 // ListMeasurementGroups Measurements grouped by name and method
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4064,6 +4178,8 @@ func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurem
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
 func (c *Client) GetMethodDistributionNoSlash(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMethodDistributionNoSlashRequest(c.Server, params)
@@ -4080,6 +4196,8 @@ func (c *Client) GetMethodDistributionNoSlash(ctx context.Context, params *GetMe
 // GetMethodDistribution Number of measurements per method
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4100,6 +4218,8 @@ func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDis
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
 func (c *Client) GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeasurementTimeseriesNoSlashRequest(c.Server, params)
@@ -4117,6 +4237,8 @@ func (c *Client) GetMeasurementTimeseriesNoSlash(ctx context.Context, params *Ge
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
 func (c *Client) GetMeasurementTimeseries(ctx context.Context, params *GetMeasurementTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeasurementTimeseriesRequest(c.Server, params)
@@ -4133,6 +4255,8 @@ func (c *Client) GetMeasurementTimeseries(ctx context.Context, params *GetMeasur
 // GetMeasurement Get a measurement
 //
 // Every field of one measurement.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
 func (c *Client) GetMeasurement(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4153,6 +4277,8 @@ func (c *Client) GetMeasurement(ctx context.Context, id int64, reqEditors ...Req
 //
 // Every field of one measurement.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
 func (c *Client) GetMeasurementSlash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeasurementSlashRequest(c.Server, id)
@@ -4171,6 +4297,8 @@ func (c *Client) GetMeasurementSlash(ctx context.Context, id int64, reqEditors .
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
 func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4191,6 +4319,8 @@ func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *Lis
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
 func (c *Client) ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementGroupsV1Request(c.Server, params)
@@ -4209,6 +4339,8 @@ func (c *Client) ListMeasurementGroupsV1(ctx context.Context, params *ListMeasur
 // Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
 //
 // Every field of one measurement.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
 func (c *Client) GetMeasurementV1(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4229,6 +4361,8 @@ func (c *Client) GetMeasurementV1(ctx context.Context, id int64, reqEditors ...R
 //
 // Every field of one measurement.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
 func (c *Client) GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeasurementV1SlashRequest(c.Server, id)
@@ -4247,6 +4381,8 @@ func (c *Client) GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
 func (c *Client) GetMethodDistributionV1NoSlash(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4267,6 +4403,8 @@ func (c *Client) GetMethodDistributionV1NoSlash(ctx context.Context, params *Get
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
 func (c *Client) GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMethodDistributionV1Request(c.Server, params)
@@ -4285,6 +4423,8 @@ func (c *Client) GetMethodDistributionV1(ctx context.Context, params *GetMethodD
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
 func (c *Client) GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4305,6 +4445,8 @@ func (c *Client) GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
 func (c *Client) GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeasurementTimeseriesV1Request(c.Server, params)
@@ -4321,6 +4463,8 @@ func (c *Client) GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeas
 // CommitEventWithBody Commit the results of a load-test run
 //
 // Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4341,6 +4485,8 @@ func (c *Client) CommitEventWithBody(ctx context.Context, contentType string, bo
 //
 // Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
@@ -4360,6 +4506,8 @@ func (c *Client) CommitEvent(ctx context.Context, body CommitEventJSONRequestBod
 //
 // An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /apiv0.1/events/isrunning (the `ListRunningEvents` operationId).
 func (c *Client) ListRunningEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListRunningEventsRequest(c.Server)
@@ -4376,6 +4524,8 @@ func (c *Client) ListRunningEvents(ctx context.Context, reqEditors ...RequestEdi
 // RegisterEventWithBody Register the start of a load-test run
 //
 // Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4396,6 +4546,8 @@ func (c *Client) RegisterEventWithBody(ctx context.Context, contentType string, 
 //
 // Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
@@ -4415,6 +4567,8 @@ func (c *Client) RegisterEvent(ctx context.Context, body RegisterEventJSONReques
 //
 // The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
 func (c *Client) GetEvent(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetEventRequest(c.Server, uuid)
@@ -4429,6 +4583,8 @@ func (c *Client) GetEvent(ctx context.Context, uuid string, reqEditors ...Reques
 }
 
 // EventsPing Ping: answers PONG!
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /apiv0.1/ping (the `EventsPing` operationId).
 func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4447,6 +4603,8 @@ func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) 
 //
 // The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListStatesRequest(c.Server, params)
@@ -4463,6 +4621,8 @@ func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEd
 // ListCollections List metrics collections
 //
 // The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /appmetrics/api/v1/collections (the `ListCollections` operationId).
 func (c *Client) ListCollections(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4481,6 +4641,8 @@ func (c *Client) ListCollections(ctx context.Context, reqEditors ...RequestEdito
 //
 // Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
 func (c *Client) CreateCollection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateCollectionRequest(c.Server)
@@ -4497,6 +4659,8 @@ func (c *Client) CreateCollection(ctx context.Context, reqEditors ...RequestEdit
 // DeleteCollection Delete a metrics collection
 //
 // Deletes the collection; its id is not given to another one.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Corresponds with DELETE /appmetrics/api/v1/collections/{id} (the `DeleteCollection` operationId).
 func (c *Client) DeleteCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4515,6 +4679,8 @@ func (c *Client) DeleteCollection(ctx context.Context, id string, reqEditors ...
 //
 // The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
 func (c *Client) GetCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCollectionRequest(c.Server, id)
@@ -4531,6 +4697,8 @@ func (c *Client) GetCollection(ctx context.Context, id string, reqEditors ...Req
 // ClearCollection Clear a metrics collection
 //
 // Restarts the collection's window now; the id stays the same.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Corresponds with PUT /appmetrics/api/v1/collections/{id} (the `ClearCollection` operationId).
 func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4549,6 +4717,8 @@ func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...R
 //
 // The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /flows (the `ListFlows` operationId).
 func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListFlowsRequest(c.Server, params)
@@ -4565,6 +4735,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // PostFlowsWithBody Add flows to the hourly totals
 //
 // Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4584,6 +4756,8 @@ func (c *Client) PostFlowsWithBody(ctx context.Context, contentType string, body
 // PostFlows Add flows to the hourly totals
 //
 // Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4618,6 +4792,8 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // ListDevices List devices
 //
 // Registered devices ordered by id.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 func (c *Client) ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4689,6 +4865,8 @@ func (c *Client) DeleteDevice(ctx context.Context, id string, reqEditors ...Requ
 
 // GetDevice Get a device
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
 func (c *Client) GetDevice(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetDeviceRequest(c.Server, id)
@@ -4740,6 +4918,8 @@ func (c *Client) UpdateDevice(ctx context.Context, id string, body UpdateDeviceJ
 //
 // The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListCurrentDeviceMetricsRequest(c.Server, id, params)
@@ -4757,6 +4937,8 @@ func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params
 //
 // Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetDeviceMetricHistoryRequest(c.Server, id, name, params)
@@ -4773,6 +4955,8 @@ func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name str
 // ListCurrentMetricNames Metrics reported now, across devices
 //
 // Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 func (c *Client) ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8145,6 +8329,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
@@ -8153,6 +8339,8 @@ type ClientWithResponsesInterface interface {
 	// PostMeasurementsWithBodyWithResponse Store measurements
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8163,6 +8351,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
@@ -8171,6 +8361,8 @@ type ClientWithResponsesInterface interface {
 	// ListMeasurementsWithResponse List measurements
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8183,6 +8375,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
@@ -8193,6 +8387,8 @@ type ClientWithResponsesInterface interface {
 	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8205,6 +8401,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
@@ -8213,6 +8411,8 @@ type ClientWithResponsesInterface interface {
 	// FilterMeasurementsWithResponse Filter measurements
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8225,6 +8425,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
@@ -8233,6 +8435,8 @@ type ClientWithResponsesInterface interface {
 	// ListMeasurementGroupsWithResponse Measurements grouped by name and method
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8245,6 +8449,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
@@ -8253,6 +8459,8 @@ type ClientWithResponsesInterface interface {
 	// GetMethodDistributionWithResponse Number of measurements per method
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8265,6 +8473,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
@@ -8274,6 +8484,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
@@ -8282,6 +8494,8 @@ type ClientWithResponsesInterface interface {
 	// GetMeasurementWithResponse Get a measurement
 	//
 	// Every field of one measurement.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8294,6 +8508,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every field of one measurement.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
@@ -8304,6 +8520,8 @@ type ClientWithResponsesInterface interface {
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8316,6 +8534,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
@@ -8326,6 +8546,8 @@ type ClientWithResponsesInterface interface {
 	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
 	//
 	// Every field of one measurement.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8338,6 +8560,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every field of one measurement.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
@@ -8348,6 +8572,8 @@ type ClientWithResponsesInterface interface {
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8360,6 +8586,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
@@ -8370,6 +8598,8 @@ type ClientWithResponsesInterface interface {
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8382,6 +8612,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
@@ -8390,6 +8622,8 @@ type ClientWithResponsesInterface interface {
 	// CommitEventWithBodyWithResponse Commit the results of a load-test run
 	//
 	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8400,6 +8634,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
@@ -8408,6 +8644,8 @@ type ClientWithResponsesInterface interface {
 	// ListRunningEventsWithResponse Runs registered and not yet committed
 	//
 	// An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8418,6 +8656,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
@@ -8426,6 +8666,8 @@ type ClientWithResponsesInterface interface {
 	// RegisterEventWithResponse Register the start of a load-test run
 	//
 	// Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8436,12 +8678,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
 	GetEventWithResponse(ctx context.Context, uuid string, reqEditors ...RequestEditorFn) (*GetEventResponse, error)
 
 	// EventsPingWithResponse Ping: answers PONG!
+	//
+	//
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8452,6 +8700,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
@@ -8460,6 +8710,8 @@ type ClientWithResponsesInterface interface {
 	// ListCollectionsWithResponse List metrics collections
 	//
 	// The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8470,6 +8722,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
@@ -8478,6 +8732,8 @@ type ClientWithResponsesInterface interface {
 	// DeleteCollectionWithResponse Delete a metrics collection
 	//
 	// Deletes the collection; its id is not given to another one.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8488,6 +8744,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
@@ -8496,6 +8754,8 @@ type ClientWithResponsesInterface interface {
 	// ClearCollectionWithResponse Clear a metrics collection
 	//
 	// Restarts the collection's window now; the id stays the same.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8506,6 +8766,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
@@ -8515,6 +8777,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
@@ -8523,6 +8787,8 @@ type ClientWithResponsesInterface interface {
 	// PostFlowsWithResponse Add flows to the hourly totals
 	//
 	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8539,6 +8805,8 @@ type ClientWithResponsesInterface interface {
 	// ListDevicesWithResponse List devices
 	//
 	// Registered devices ordered by id.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8574,6 +8842,10 @@ type ClientWithResponsesInterface interface {
 
 	// GetDeviceWithResponse Get a device
 	//
+	//
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
@@ -8597,6 +8869,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
@@ -8606,6 +8880,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
@@ -8614,6 +8890,8 @@ type ClientWithResponsesInterface interface {
 	// ListCurrentMetricNamesWithResponse Metrics reported now, across devices
 	//
 	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8683,6 +8961,8 @@ type ListMeasurementsNoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -8698,6 +8978,11 @@ type ListMeasurementsNoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListMeasurementsNoSlashResponse) GetJSON200() *MeasurementPageMeasurement {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -8756,8 +9041,12 @@ type PostMeasurementsResponse struct {
 	JSON201 *PostMeasurementsOutputBody
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -8780,9 +9069,19 @@ func (r PostMeasurementsResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r PostMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -8849,6 +9148,8 @@ type ListMeasurementsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -8864,6 +9165,11 @@ type ListMeasurementsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListMeasurementsResponse) GetJSON200() *MeasurementPageMeasurement {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMeasurementsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -8922,8 +9228,12 @@ type PostMeasurementsSlashResponse struct {
 	JSON201 *PostMeasurementsOutputBody
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -8946,9 +9256,19 @@ func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -9015,6 +9335,8 @@ type FilterMeasurementsNoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9030,6 +9352,11 @@ type FilterMeasurementsNoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r FilterMeasurementsNoSlashResponse) GetJSON200() *MeasurementPageMeasurement {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9091,6 +9418,8 @@ type FilterMeasurementsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurement
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9106,6 +9435,11 @@ type FilterMeasurementsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r FilterMeasurementsResponse) GetJSON200() *MeasurementPageMeasurement {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r FilterMeasurementsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9167,6 +9501,8 @@ type ListMeasurementGroupsNoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9182,6 +9518,11 @@ type ListMeasurementGroupsNoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListMeasurementGroupsNoSlashResponse) GetJSON200() *MeasurementPageMeasurementGroup {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9243,6 +9584,8 @@ type ListMeasurementGroupsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9258,6 +9601,11 @@ type ListMeasurementGroupsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListMeasurementGroupsResponse) GetJSON200() *MeasurementPageMeasurementGroup {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9314,6 +9662,8 @@ type GetMethodDistributionNoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9327,6 +9677,11 @@ type GetMethodDistributionNoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMethodDistributionNoSlashResponse) GetJSON200() *DistributionOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9383,6 +9738,8 @@ type GetMethodDistributionResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9396,6 +9753,11 @@ type GetMethodDistributionResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMethodDistributionResponse) GetJSON200() *DistributionOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMethodDistributionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9452,6 +9814,8 @@ type GetMeasurementTimeseriesNoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9465,6 +9829,11 @@ type GetMeasurementTimeseriesNoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementTimeseriesNoSlashResponse) GetJSON200() *TimeseriesOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9521,6 +9890,8 @@ type GetMeasurementTimeseriesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9534,6 +9905,11 @@ type GetMeasurementTimeseriesResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementTimeseriesResponse) GetJSON200() *TimeseriesOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9590,6 +9966,8 @@ type GetMeasurementResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -9605,6 +9983,11 @@ type GetMeasurementResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementResponse) GetJSON200() *GetMeasurementOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -9666,6 +10049,8 @@ type GetMeasurementSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -9681,6 +10066,11 @@ type GetMeasurementSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementSlashResponse) GetJSON200() *GetMeasurementOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -9747,6 +10137,8 @@ type ListMeasurementGroupsV1NoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9762,6 +10154,11 @@ type ListMeasurementGroupsV1NoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListMeasurementGroupsV1NoSlashResponse) GetJSON200() *MeasurementPageMeasurementGroup {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9823,6 +10220,8 @@ type ListMeasurementGroupsV1Response struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *MeasurementPageMeasurementGroup
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9838,6 +10237,11 @@ type ListMeasurementGroupsV1Response struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListMeasurementGroupsV1Response) GetJSON200() *MeasurementPageMeasurementGroup {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -9894,6 +10298,8 @@ type GetMeasurementV1Response struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -9909,6 +10315,11 @@ type GetMeasurementV1Response struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementV1Response) GetJSON200() *GetMeasurementOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementV1Response) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -9970,6 +10381,8 @@ type GetMeasurementV1SlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GetMeasurementOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -9985,6 +10398,11 @@ type GetMeasurementV1SlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementV1SlashResponse) GetJSON200() *GetMeasurementOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -10046,6 +10464,8 @@ type GetMethodDistributionV1NoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -10059,6 +10479,11 @@ type GetMethodDistributionV1NoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMethodDistributionV1NoSlashResponse) GetJSON200() *DistributionOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10115,6 +10540,8 @@ type GetMethodDistributionV1Response struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *DistributionOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -10128,6 +10555,11 @@ type GetMethodDistributionV1Response struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMethodDistributionV1Response) GetJSON200() *DistributionOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMethodDistributionV1Response) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10184,6 +10616,8 @@ type GetMeasurementTimeseriesV1NoSlashResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -10197,6 +10631,11 @@ type GetMeasurementTimeseriesV1NoSlashResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementTimeseriesV1NoSlashResponse) GetJSON200() *TimeseriesOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10253,6 +10692,8 @@ type GetMeasurementTimeseriesV1Response struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TimeseriesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -10266,6 +10707,11 @@ type GetMeasurementTimeseriesV1Response struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetMeasurementTimeseriesV1Response) GetJSON200() *TimeseriesOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10324,10 +10770,14 @@ type CommitEventResponse struct {
 	JSON200 *CommitEventOutputBody
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -10352,6 +10802,11 @@ func (r CommitEventResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CommitEventResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
@@ -10360,6 +10815,11 @@ func (r CommitEventResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r CommitEventResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -10426,6 +10886,8 @@ type ListRunningEventsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *map[string]bool
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10437,6 +10899,11 @@ type ListRunningEventsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListRunningEventsResponse) GetJSON200() *map[string]bool {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListRunningEventsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10490,8 +10957,12 @@ type RegisterEventResponse struct {
 	JSON200 *RegisterEventOutputBody
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -10514,9 +10985,19 @@ func (r RegisterEventResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r RegisterEventResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -10578,6 +11059,8 @@ type GetEventResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EventRunDetail
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
@@ -10595,6 +11078,11 @@ type GetEventResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetEventResponse) GetJSON200() *EventRunDetail {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -10661,6 +11149,8 @@ type EventsPingResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EventsPingOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10670,6 +11160,11 @@ type EventsPingResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r EventsPingResponse) GetJSON200() *EventsPingOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EventsPingResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10721,6 +11216,8 @@ type ListStatesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PageEventRun
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -10736,6 +11233,11 @@ type ListStatesResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListStatesResponse) GetJSON200() *PageEventRun {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListStatesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10792,6 +11294,8 @@ type ListCollectionsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ListCollectionsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10803,6 +11307,11 @@ type ListCollectionsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListCollectionsResponse) GetJSON200() *ListCollectionsOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCollectionsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10861,6 +11370,8 @@ type CreateCollectionResponse struct {
 	JSON201 *CreateCollectionOutputBody
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10879,6 +11390,11 @@ func (r CreateCollectionResponse) GetJSON201() *CreateCollectionOutputBody {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r CreateCollectionResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -10928,6 +11444,8 @@ func (r CreateCollectionResponse) ContentType() string {
 type DeleteCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -10938,6 +11456,11 @@ type DeleteCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -10999,6 +11522,8 @@ type GetCollectionResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Collection
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -11014,6 +11539,11 @@ type GetCollectionResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetCollectionResponse) GetJSON200() *Collection {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -11073,6 +11603,8 @@ func (r GetCollectionResponse) ContentType() string {
 type ClearCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -11083,6 +11615,11 @@ type ClearCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ClearCollectionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -11149,6 +11686,8 @@ type ListFlowsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PageFlow
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -11164,6 +11703,11 @@ type ListFlowsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListFlowsResponse) GetJSON200() *PageFlow {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListFlowsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -11222,8 +11766,12 @@ type PostFlowsResponse struct {
 	JSON201 *FlowsReceived
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -11246,9 +11794,19 @@ func (r PostFlowsResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostFlowsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r PostFlowsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PostFlowsResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -11377,6 +11935,8 @@ type ListDevicesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PageDevice
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -11392,6 +11952,11 @@ type ListDevicesResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListDevicesResponse) GetJSON200() *PageDevice {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDevicesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -11459,6 +12024,8 @@ type CreateDeviceResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -11489,6 +12056,11 @@ func (r CreateDeviceResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r CreateDeviceResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -11621,6 +12193,8 @@ type GetDeviceResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Device
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -11636,6 +12210,11 @@ type GetDeviceResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetDeviceResponse) GetJSON200() *Device {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -11705,6 +12284,8 @@ type UpdateDeviceResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11736,6 +12317,11 @@ func (r UpdateDeviceResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r UpdateDeviceResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11792,6 +12378,8 @@ type ListCurrentDeviceMetricsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PageCurrentMetric
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -11809,6 +12397,11 @@ type ListCurrentDeviceMetricsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListCurrentDeviceMetricsResponse) GetJSON200() *PageCurrentMetric {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -11875,6 +12468,8 @@ type GetDeviceMetricHistoryResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PageHistoryPoint
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -11892,6 +12487,11 @@ type GetDeviceMetricHistoryResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetDeviceMetricHistoryResponse) GetJSON200() *PageHistoryPoint {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -11958,6 +12558,8 @@ type ListCurrentMetricNamesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PageMetricSummary
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -11973,6 +12575,11 @@ type ListCurrentMetricNamesResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListCurrentMetricNamesResponse) GetJSON200() *PageMetricSummary {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
@@ -12097,6 +12704,8 @@ type CreateMrdTokenResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -12121,6 +12730,11 @@ func (r CreateMrdTokenResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r CreateMrdTokenResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -12175,6 +12789,8 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -12208,6 +12824,11 @@ func (r PutDeviceMetricResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r PutDeviceMetricResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -12327,6 +12948,8 @@ func (r GetReadyResponse) ContentType() string {
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
@@ -12341,6 +12964,8 @@ func (c *ClientWithResponses) ListMeasurementsNoSlashWithResponse(ctx context.Co
 // PostMeasurementsWithBodyWithResponse Store measurements
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12357,6 +12982,8 @@ func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.C
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
@@ -12371,6 +12998,8 @@ func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, 
 // ListMeasurementsWithResponse List measurements
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12389,6 +13018,8 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
@@ -12405,6 +13036,8 @@ func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx cont
 // Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12423,6 +13056,8 @@ func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Cont
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
@@ -12437,6 +13072,8 @@ func (c *ClientWithResponses) FilterMeasurementsNoSlashWithResponse(ctx context.
 // FilterMeasurementsWithResponse Filter measurements
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12455,6 +13092,8 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
@@ -12469,6 +13108,8 @@ func (c *ClientWithResponses) ListMeasurementGroupsNoSlashWithResponse(ctx conte
 // ListMeasurementGroupsWithResponse Measurements grouped by name and method
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12487,6 +13128,8 @@ func (c *ClientWithResponses) ListMeasurementGroupsWithResponse(ctx context.Cont
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
@@ -12501,6 +13144,8 @@ func (c *ClientWithResponses) GetMethodDistributionNoSlashWithResponse(ctx conte
 // GetMethodDistributionWithResponse Number of measurements per method
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12519,6 +13164,8 @@ func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Cont
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
@@ -12534,6 +13181,8 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesNoSlashWithResponse(ctx co
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/timeseries/ (the `GetMeasurementTimeseries` operationId).
@@ -12548,6 +13197,8 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesWithResponse(ctx context.C
 // GetMeasurementWithResponse Get a measurement
 //
 // Every field of one measurement.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12566,6 +13217,8 @@ func (c *ClientWithResponses) GetMeasurementWithResponse(ctx context.Context, id
 //
 // Every field of one measurement.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
@@ -12582,6 +13235,8 @@ func (c *ClientWithResponses) GetMeasurementSlashWithResponse(ctx context.Contex
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12600,6 +13255,8 @@ func (c *ClientWithResponses) ListMeasurementGroupsV1NoSlashWithResponse(ctx con
 //
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
@@ -12616,6 +13273,8 @@ func (c *ClientWithResponses) ListMeasurementGroupsV1WithResponse(ctx context.Co
 // Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
 //
 // Every field of one measurement.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12634,6 +13293,8 @@ func (c *ClientWithResponses) GetMeasurementV1WithResponse(ctx context.Context, 
 //
 // Every field of one measurement.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
@@ -12650,6 +13311,8 @@ func (c *ClientWithResponses) GetMeasurementV1SlashWithResponse(ctx context.Cont
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12668,6 +13331,8 @@ func (c *ClientWithResponses) GetMethodDistributionV1NoSlashWithResponse(ctx con
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
@@ -12684,6 +13349,8 @@ func (c *ClientWithResponses) GetMethodDistributionV1WithResponse(ctx context.Co
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12702,6 +13369,8 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesV1NoSlashWithResponse(ctx 
 //
 // How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
@@ -12716,6 +13385,8 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesV1WithResponse(ctx context
 // CommitEventWithBodyWithResponse Commit the results of a load-test run
 //
 // Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12732,6 +13403,8 @@ func (c *ClientWithResponses) CommitEventWithBodyWithResponse(ctx context.Contex
 //
 // Stores the results (`measurement.fields.requestStats`, any JSON object) of a running run and marks it committed; `startedAt` is the end of the run (absent: the time of receipt). A run is committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
@@ -12746,6 +13419,8 @@ func (c *ClientWithResponses) CommitEventWithResponse(ctx context.Context, body 
 // ListRunningEventsWithResponse Runs registered and not yet committed
 //
 // An object with one key `<host>-<uuid>` per running run, each `true` (the original's format).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12762,6 +13437,8 @@ func (c *ClientWithResponses) ListRunningEventsWithResponse(ctx context.Context,
 //
 // Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
@@ -12776,6 +13453,8 @@ func (c *ClientWithResponses) RegisterEventWithBodyWithResponse(ctx context.Cont
 // RegisterEventWithResponse Register the start of a load-test run
 //
 // Stores a new run (state running) with its settings and answers its id, both as `uuid` and as `data.uuid` (where the original's Locust client reads it). Accepts the documented body (`host`, `measurement.tags.{targetHost,mode}`) and the Locust client's (`hostname`, top-level `targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. `startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12792,6 +13471,8 @@ func (c *ClientWithResponses) RegisterEventWithResponse(ctx context.Context, bod
 //
 // The run's state and settings, the register and commit events with their payloads as received, and the commit's requestStats. An unknown or malformed id is a 404.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /apiv0.1/events/{uuid} (the `GetEvent` operationId).
@@ -12804,6 +13485,8 @@ func (c *ClientWithResponses) GetEventWithResponse(ctx context.Context, uuid str
 }
 
 // EventsPingWithResponse Ping: answers PONG!
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12820,6 +13503,8 @@ func (c *ClientWithResponses) EventsPingWithResponse(ctx context.Context, reqEdi
 //
 // The runs ordered by startedAt, newest first (ties by uuid), filtered by state, host, mode and a startedAt window [from, to). Paginated: `{items, total, page, size}` and a Link header.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
@@ -12834,6 +13519,8 @@ func (c *ClientWithResponses) ListStatesWithResponse(ctx context.Context, params
 // ListCollectionsWithResponse List metrics collections
 //
 // The URIs of the existing collections in creation order (at most 10, so the list is not paginated).
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12850,6 +13537,8 @@ func (c *ClientWithResponses) ListCollectionsWithResponse(ctx context.Context, r
 //
 // Opens a collection whose window starts now and answers its URI, also in the Location header. Ids start at 0 and are never reused. At most 10 collections exist at a time, whichever server process is asked: one more is a 400 (delete one first).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
@@ -12864,6 +13553,8 @@ func (c *ClientWithResponses) CreateCollectionWithResponse(ctx context.Context, 
 // DeleteCollectionWithResponse Delete a metrics collection
 //
 // Deletes the collection; its id is not given to another one.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12880,6 +13571,8 @@ func (c *ClientWithResponses) DeleteCollectionWithResponse(ctx context.Context, 
 //
 // The service's figures since the collection's window opened (creation or last clear) until now, aggregated over every server process sharing the database: CPU, garbage collection and memory from the runtime samples each process writes every SELF_SAMPLE_INTERVAL, and the requests the service recorded about itself (self-profiling) per URL path and method. Runtime figures are 0 until the first sample after the window opened.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /appmetrics/api/v1/collections/{id} (the `GetCollection` operationId).
@@ -12894,6 +13587,8 @@ func (c *ClientWithResponses) GetCollectionWithResponse(ctx context.Context, id 
 // ClearCollectionWithResponse Clear a metrics collection
 //
 // Restarts the collection's window now; the id stays the same.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12910,6 +13605,8 @@ func (c *ClientWithResponses) ClearCollectionWithResponse(ctx context.Context, i
 //
 // The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /flows (the `ListFlows` operationId).
@@ -12925,6 +13622,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 //
 // Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `PostFlows` operationId).
@@ -12939,6 +13638,8 @@ func (c *ClientWithResponses) PostFlowsWithBodyWithResponse(ctx context.Context,
 // PostFlowsWithResponse Add flows to the hourly totals
 //
 // Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12967,6 +13668,8 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 // ListDevicesWithResponse List devices
 //
 // Registered devices ordered by id.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13026,6 +13729,8 @@ func (c *ClientWithResponses) DeleteDeviceWithResponse(ctx context.Context, id s
 
 // GetDeviceWithResponse Get a device
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id} (the `GetDevice` operationId).
@@ -13067,6 +13772,8 @@ func (c *ClientWithResponses) UpdateDeviceWithResponse(ctx context.Context, id s
 //
 // The latest report of each metric of the device, ordered by name, leaving out stale ones (reportedAt + ttl in the past).
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
@@ -13082,6 +13789,8 @@ func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.C
 //
 // Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 //
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
@@ -13096,6 +13805,8 @@ func (c *ClientWithResponses) GetDeviceMetricHistoryWithResponse(ctx context.Con
 // ListCurrentMetricNamesWithResponse Metrics reported now, across devices
 //
 // Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13217,6 +13928,13 @@ func ParseListMeasurementsNoSlashResponse(rsp *http.Response) (*ListMeasurements
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13291,12 +14009,26 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
@@ -13358,6 +14090,13 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -13433,12 +14172,26 @@ func ParsePostMeasurementsSlashResponse(rsp *http.Response) (*PostMeasurementsSl
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
@@ -13500,6 +14253,13 @@ func ParseFilterMeasurementsNoSlashResponse(rsp *http.Response) (*FilterMeasurem
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -13568,6 +14328,13 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13634,6 +14401,13 @@ func ParseListMeasurementGroupsNoSlashResponse(rsp *http.Response) (*ListMeasure
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -13702,6 +14476,13 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13769,6 +14550,13 @@ func ParseGetMethodDistributionNoSlashResponse(rsp *http.Response) (*GetMethodDi
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13822,6 +14610,13 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -13877,6 +14672,13 @@ func ParseGetMeasurementTimeseriesNoSlashResponse(rsp *http.Response) (*GetMeasu
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13931,6 +14733,13 @@ func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementT
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13984,6 +14793,13 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -14046,6 +14862,13 @@ func ParseGetMeasurementSlashResponse(rsp *http.Response) (*GetMeasurementSlashR
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14106,6 +14929,13 @@ func ParseListMeasurementGroupsV1NoSlashResponse(rsp *http.Response) (*ListMeasu
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -14174,6 +15004,13 @@ func ParseListMeasurementGroupsV1Response(rsp *http.Response) (*ListMeasurementG
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14241,6 +15078,13 @@ func ParseGetMeasurementV1Response(rsp *http.Response) (*GetMeasurementV1Respons
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14301,6 +15145,13 @@ func ParseGetMeasurementV1SlashResponse(rsp *http.Response) (*GetMeasurementV1Sl
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -14363,6 +15214,13 @@ func ParseGetMethodDistributionV1NoSlashResponse(rsp *http.Response) (*GetMethod
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14416,6 +15274,13 @@ func ParseGetMethodDistributionV1Response(rsp *http.Response) (*GetMethodDistrib
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -14471,6 +15336,13 @@ func ParseGetMeasurementTimeseriesV1NoSlashResponse(rsp *http.Response) (*GetMea
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14524,6 +15396,13 @@ func ParseGetMeasurementTimeseriesV1Response(rsp *http.Response) (*GetMeasuremen
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -14586,6 +15465,13 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14599,6 +15485,13 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
@@ -14668,6 +15561,13 @@ func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsRespo
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14722,12 +15622,26 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
@@ -14789,6 +15703,13 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -14858,6 +15779,13 @@ func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14897,6 +15825,13 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -14965,6 +15900,13 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15018,6 +15960,13 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -15074,6 +16023,13 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -15136,6 +16092,13 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15192,6 +16155,13 @@ func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse,
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -15253,6 +16223,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -15328,12 +16305,26 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
@@ -15443,6 +16434,13 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15530,6 +16528,13 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
@@ -15662,6 +16667,13 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15751,6 +16763,13 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15797,6 +16816,13 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -15872,6 +16898,13 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15945,6 +16978,13 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem
@@ -16081,6 +17121,13 @@ func ParseCreateMrdTokenResponse(rsp *http.Response) (*CreateMrdTokenResponse, e
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16148,6 +17195,13 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem

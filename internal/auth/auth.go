@@ -1,6 +1,7 @@
 // Package auth issues and verifies the JWTs of the device metrics API: HS256
 // with one shared secret, as the Concertim daemon did. Every other algorithm,
-// "none" included, is refused; exp, nbf and iat are enforced when present.
+// "none" included, is refused; exp is required (a token without it would be
+// good forever), nbf and iat are enforced when present.
 package auth
 
 import (
@@ -48,6 +49,7 @@ func New(secret []byte) *Authenticator {
 	a.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(func() time.Time { return a.now() }),
 	)
 	return a
@@ -119,6 +121,8 @@ func (tc timeClaims) check(now time.Time) error {
 // describe turns the library's error into a short reason for the client.
 func describe(err error) error {
 	switch {
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return errors.New("token has no exp claim: tokens must expire")
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return errors.New("malformed token")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

@@ -8,10 +8,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// secret is as long as the service requires (config.MinJWTSecret).
+var secret = []byte("auth-test-secret-0123456789abcdef")
+
 // A cached token is still checked against its time claims on every use.
 func TestVerifyCacheKeepsCheckingTime(t *testing.T) {
 	now := time.Now()
-	a := New([]byte("secret"))
+	a := New(secret)
 	a.now = func() time.Time { return now }
 	tok, err := a.Issue(time.Minute)
 	if err != nil {
@@ -31,7 +34,7 @@ func TestVerifyCacheKeepsCheckingTime(t *testing.T) {
 		t.Fatalf("expired cached token: %v", err)
 	}
 
-	nbf, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}).SignedString([]byte("secret"))
+	nbf, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"nbf": now.Add(time.Hour).Unix(), "exp": now.Add(3 * time.Hour).Unix()}).SignedString(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +47,9 @@ func TestVerifyCacheKeepsCheckingTime(t *testing.T) {
 	}
 
 	// Other secrets and algorithms never get in.
-	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{}).SignedString([]byte("other"))
-	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{}).SignedString([]byte("secret"))
+	exp := jwt.MapClaims{"exp": now.Add(time.Hour).Unix()}
+	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, exp).SignedString([]byte("other-secret-0123456789abcdef-xyz"))
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, exp).SignedString(secret)
 	for _, bad := range []string{other, hs512, "a.b.c", ""} {
 		if err := a.Verify(bad); err == nil {
 			t.Fatalf("accepted %q", bad)
@@ -53,6 +57,36 @@ func TestVerifyCacheKeepsCheckingTime(t *testing.T) {
 	}
 	if _, ok := a.verified[other]; ok {
 		t.Fatal("an invalid token was cached")
+	}
+}
+
+// A token without exp would be good forever: refused, signature valid or not,
+// and never cached.
+func TestVerifyRequiresExp(t *testing.T) {
+	a := New(secret)
+	for name, claims := range map[string]jwt.MapClaims{
+		"no claims": {},
+		"iat only":  {"iat": time.Now().Unix()},
+		"nbf only":  {"nbf": time.Now().Add(-time.Minute).Unix()},
+	} {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Verify(tok); err == nil || err.Error() != "token has no exp claim: tokens must expire" {
+			t.Errorf("%s: Verify = %v, want the missing exp refused", name, err)
+		}
+		if _, ok := a.verified[tok]; ok {
+			t.Errorf("%s: a token without exp was cached", name)
+		}
+	}
+	// What Issue makes always carries exp.
+	tok, err := a.Issue(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(tok); err != nil {
+		t.Fatalf("issued token: %v", err)
 	}
 }
 

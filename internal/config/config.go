@@ -23,10 +23,25 @@ type Config struct {
 	FlowsMaxBatch   int
 	ShutdownTimeout time.Duration
 
+	// HTTP timeouts (see Vars) and the deadline of each request's database
+	// work (0: none).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	DBTimeout         time.Duration
+
+	// AuthWrites and AuthReads require a JWT on every write or read
+	// operation; MetricsToken, when set, is the Bearer token /metrics wants.
+	AuthWrites   bool
+	AuthReads    bool
+	MetricsToken string
+
 	// Device metrics (/mrd): the HS256 secret for JWTs (from JWT_SECRET or
 	// the file named by JWT_SECRET_FILE), whether POST /mrd/token issues
 	// tokens, and how reports are coalesced into commits.
 	JWTSecret            []byte
+	jwtSecretVar         string // the variable JWTSecret came from, for messages
 	EnableTokenEndpoint  bool
 	DeviceMetricsWriters int
 	DeviceMetricsBatch   int
@@ -62,9 +77,24 @@ var Vars = []Var{
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
 		duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, "a positive duration such as 30s")},
+	{"READ_HEADER_TIMEOUT", "10s", "longest time to receive a request's headers; the connection is closed past it",
+		duration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }, time.Millisecond, "a positive duration such as 10s")},
+	{"READ_TIMEOUT", "60s", "longest time to receive a request's body, counted from the start of the request; a body still arriving past it (or never finished) is a 408. The default lets a 64 MiB batch arrive at about 1 MB/s",
+		duration(func(c *Config) *time.Duration { return &c.ReadTimeout }, time.Millisecond, "a positive duration such as 60s")},
+	{"WRITE_TIMEOUT", "120s", "longest time from the end of a request's headers to the end of its answer (body, work and response); keep it above READ_TIMEOUT",
+		duration(func(c *Config) *time.Duration { return &c.WriteTimeout }, time.Millisecond, "a positive duration such as 120s")},
+	{"IDLE_TIMEOUT", "120s", "how long a kept-alive connection may wait for its next request",
+		duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, time.Millisecond, "a positive duration such as 120s")},
+	{"DB_TIMEOUT", "10s", "deadline of each request's database work, counted once its body is read; past it the request is a 503 with Retry-After. 0 turns it off",
+		duration(func(c *Config) *time.Duration { return &c.DBTimeout }, 0, "0 (off) or a duration such as 10s")},
+	{"AUTH_WRITES", "false", "true requires a JWT (Authorization: Bearer, as for /mrd) on every write (POST, PUT, DELETE) except POST /mrd/token",
+		boolean(func(c *Config) *bool { return &c.AuthWrites })},
+	{"AUTH_READS", "false", "true requires a JWT on every read (GET) except /healthz, /readyz, /mrd/status, /docs, /openapi* and /metrics",
+		boolean(func(c *Config) *bool { return &c.AuthReads })},
+	{"METRICS_TOKEN", "", "when set, /metrics wants Authorization: Bearer <this token>; unset, /metrics is open", nil},
 	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches", nil},
-	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd). Required by serve unless JWT_SECRET_FILE is set.", nil},
-	{"JWT_SECRET_FILE", "", "file holding the JWT secret (surrounding whitespace is ignored); alternative to JWT_SECRET", nil},
+	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd) and of AUTH_WRITES/AUTH_READS; at least 32 bytes. Required by serve unless JWT_SECRET_FILE is set.", nil},
+	{"JWT_SECRET_FILE", "", "file holding the JWT secret, at least 32 bytes (surrounding whitespace is ignored); alternative to JWT_SECRET", nil},
 	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404",
 		boolean(func(c *Config) *bool { return &c.EnableTokenEndpoint })},
 	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)",
@@ -103,6 +133,10 @@ var Vars = []Var{
 			return nil
 		}},
 }
+
+// MinJWTSecret is the shortest JWT secret accepted, in bytes: RFC 7518
+// (3.2) wants an HS256 key of at least the hash's size.
+const MinJWTSecret = 32
 
 // The parsers of the table's common kinds of value.
 
@@ -185,8 +219,16 @@ func Load(getenv func(string) string) (Config, error) {
 		} else if cfg.JWTSecret = bytes.TrimSpace(b); len(cfg.JWTSecret) == 0 {
 			errs = append(errs, fmt.Errorf("JWT_SECRET_FILE: %s is empty", secretFile))
 		}
+		cfg.jwtSecretVar = "JWT_SECRET_FILE"
 	case secret != "":
 		cfg.JWTSecret = []byte(secret)
+		cfg.jwtSecretVar = "JWT_SECRET"
+	}
+	// METRICS_TOKEN is a secret: read by hand, so that --help never prints a default.
+	cfg.MetricsToken = strings.TrimSpace(getenv("METRICS_TOKEN"))
+	if cfg.WriteTimeout <= cfg.ReadTimeout && cfg.WriteTimeout > 0 {
+		// The 408 of a body that ran out of READ_TIMEOUT could not be written.
+		errs = append(errs, fmt.Errorf("WRITE_TIMEOUT (%s) must be longer than READ_TIMEOUT (%s)", cfg.WriteTimeout, cfg.ReadTimeout))
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -195,6 +237,14 @@ func Load(getenv func(string) string) (Config, error) {
 func (c Config) RequireJWTSecret() error {
 	if len(c.JWTSecret) == 0 {
 		return errors.New("no JWT secret: set JWT_SECRET or JWT_SECRET_FILE (make run creates a local one under ./.data)")
+	}
+	if len(c.JWTSecret) < MinJWTSecret {
+		name := c.jwtSecretVar
+		if name == "" {
+			name = "the JWT secret"
+		}
+		return fmt.Errorf("%s is %d bytes long; an HS256 secret needs at least %d (for instance: head -c 32 /dev/urandom | base64)",
+			name, len(c.JWTSecret), MinJWTSecret)
 	}
 	return nil
 }

@@ -1,0 +1,204 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/telemetry/telemetry/internal/config"
+)
+
+// operation is one operation of the document: method, path (with its
+// parameters filled in) and id.
+type operation struct{ method, path, id string }
+
+var pathParam = regexp.MustCompile(`\{[^}]+\}`)
+
+// itemOperations are the operations of a path, by method.
+func itemOperations(item *huma.PathItem) map[string]*huma.Operation {
+	ops := map[string]*huma.Operation{}
+	for method, op := range map[string]*huma.Operation{http.MethodGet: item.Get, http.MethodPost: item.Post,
+		http.MethodPut: item.Put, http.MethodDelete: item.Delete, http.MethodPatch: item.Patch, http.MethodHead: item.Head} {
+		if op != nil {
+			ops[method] = op
+		}
+	}
+	return ops
+}
+
+// operations lists every operation of the API's document, path parameters
+// filled in.
+func operations(t *testing.T) []operation {
+	t.Helper()
+	var ops []operation
+	for path, item := range Spec().Paths {
+		for method, op := range itemOperations(item) {
+			ops = append(ops, operation{method, pathParam.ReplaceAllString(path, "1"), op.OperationID})
+		}
+	}
+	if len(ops) < 30 {
+		t.Fatalf("only %d operations in the document", len(ops))
+	}
+	return ops
+}
+
+// neverGuarded are the operations that stay open whatever the switches say
+// (the test's own list: the code's could not check itself).
+var neverGuarded = map[string]bool{"getHealth": true, "getReady": true, "getMrdStatus": true, "createMrdToken": true}
+
+// alwaysGuarded are the operations that need a token whatever the switches
+// say (the device registry's writes and the reports).
+var alwaysGuarded = map[string]bool{"putDeviceMetric": true, "createDevice": true, "updateDevice": true, "deleteDevice": true}
+
+// unauthorized reports whether an answer is the token 401.
+func unauthorized(t *testing.T, r response) bool {
+	t.Helper()
+	if r.Status != http.StatusUnauthorized {
+		return false
+	}
+	r.problem(t, http.StatusUnauthorized)
+	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("401 without WWW-Authenticate: Bearer: %v", r.Header)
+	}
+	return true
+}
+
+// Every operation, with each switch: without a token, exactly the
+// operations the switches name answer 401; the open ones never do.
+func TestAuthSwitchesCoverEveryOperation(t *testing.T) {
+	t.Parallel()
+	ops := operations(t)
+	for _, c := range []struct {
+		name          string
+		writes, reads bool
+	}{{"default", false, false}, {"AUTH_WRITES", true, false}, {"AUTH_READS", false, true}, {"both", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newDevicesServer(t, func(cfg *config.Config) {
+				cfg.AuthWrites, cfg.AuthReads, cfg.EnableTokenEndpoint = c.writes, c.reads, true
+			})
+			for _, op := range ops {
+				read := op.method == http.MethodGet
+				want := alwaysGuarded[op.id] || !neverGuarded[op.id] && (read && c.reads || !read && c.writes)
+				// A body that would be accepted, so that an operation not
+				// guarded answers something other than 401 for sure.
+				var body any
+				if !read {
+					body = "{}"
+				}
+				if got := unauthorized(t, s.do(op.method, op.path, body)); got != want {
+					t.Errorf("%s %s (%s): 401 without a token = %v, want %v", op.method, op.path, op.id, got, want)
+				}
+			}
+			// Outside the document: the docs and /metrics stay open.
+			for _, path := range []string{"/docs", "/openapi.json", "/openapi-3.0.yaml", "/metrics"} {
+				s.do("GET", path, nil).wantStatus(t, http.StatusOK)
+			}
+		})
+	}
+}
+
+// AUTH_WRITES=true: a POST /flows needs a token and is stored with one;
+// reads stay open.
+func TestAuthWrites(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.AuthWrites = true })
+	flows := `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":5}]`
+	p := s.do("POST", "/flows", flows).problem(t, http.StatusUnauthorized)
+	if len(p.Errors) != 1 || p.Errors[0].Location != "header.Authorization" {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	if got := s.do("POST", "/flows", flows, "Authorization", "Bearer not-a-token").Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+		t.Fatalf("bad token: WWW-Authenticate %q", got)
+	}
+	var page struct{ Total int }
+	s.do("GET", "/flows?hour=5", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 0 {
+		t.Fatal("a refused write was stored")
+	}
+	s.do("POST", "/flows", flows, bearer(t)...).wantStatus(t, http.StatusCreated)
+	s.do("GET", "/flows?hour=5", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 1 {
+		t.Fatalf("total %d after an authorised write", page.Total)
+	}
+	// The token may come in the jwt cookie, as for /mrd.
+	s.do("POST", "/flows", flows, "Cookie", "jwt="+validToken(t)).wantStatus(t, http.StatusCreated)
+	s.do("GET", "/healthz", nil).wantStatus(t, http.StatusOK)
+}
+
+// AUTH_READS=true: GET /flows needs a token; health, readiness and
+// /metrics do not.
+func TestAuthReads(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.AuthReads = true })
+	s.do("GET", "/flows?hour=1", nil).problem(t, http.StatusUnauthorized)
+	s.do("GET", "/flows?hour=1", nil, bearer(t)...).wantStatus(t, http.StatusOK)
+	// Writes stay open with AUTH_READS alone.
+	s.do("POST", "/flows", `[]`).wantStatus(t, http.StatusCreated)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/mrd/status"} {
+		s.do("GET", path, nil).wantStatus(t, http.StatusOK)
+	}
+}
+
+// METRICS_TOKEN puts /metrics behind its own Bearer token.
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	const token = "metrics-token-0123456789"
+	s := newTestServer(t, func(c *config.Config) { c.MetricsToken = token })
+	r := s.do("GET", "/metrics", nil)
+	if !unauthorized(t, r) || r.Header.Get("WWW-Authenticate") != "Bearer" {
+		t.Fatalf("/metrics without a token: %d %v", r.Status, r.Header)
+	}
+	for _, bad := range []string{"Bearer wrong", "Bearer " + token + "x", "Bearer " + token[:len(token)-1], "Basic " + token} {
+		if r := s.do("GET", "/metrics", nil, "Authorization", bad); !unauthorized(t, r) {
+			t.Fatalf("/metrics with %q: %d", bad, r.Status)
+		}
+	}
+	r = s.do("GET", "/metrics", nil, "Authorization", "Bearer "+token).wantStatus(t, http.StatusOK)
+	if !strings.Contains(string(r.Body), "telemetry_http_requests_total") {
+		t.Fatalf("/metrics body: %.200s", r.Body)
+	}
+	// The API's token does not open /metrics, nor METRICS_TOKEN the API.
+	open := newTestServer(t)
+	open.do("GET", "/metrics", nil).wantStatus(t, http.StatusOK)
+}
+
+// The document says which operations may need a token: every operation
+// not always guarded nor open lists the token as optional ({} first) and
+// documents the 401.
+func TestAuthSwitchesDocumented(t *testing.T) {
+	t.Parallel()
+	for _, item := range Spec().Paths {
+		for _, op := range itemOperations(item) {
+			id := op.OperationID
+			switch {
+			case neverGuarded[id]:
+				if len(op.Security) != 0 {
+					t.Errorf("%s: open operation with security %v", id, op.Security)
+				}
+			case alwaysGuarded[id]:
+				if len(op.Security) == 0 || len(op.Security[0]) == 0 {
+					t.Errorf("%s: security %v, want a required token", id, op.Security)
+				}
+			default:
+				if len(op.Security) != 3 || len(op.Security[0]) != 0 {
+					t.Errorf("%s: security %v, want an optional token", id, op.Security)
+				}
+				if op.Responses["401"] == nil {
+					t.Errorf("%s: no 401 documented", id)
+				}
+				if !strings.Contains(op.Description, "AUTH_WRITES=true") && !strings.Contains(op.Description, "AUTH_READS=true") {
+					t.Errorf("%s: the description does not name its switch", id)
+				}
+			}
+			if op.RequestBody != nil && (op.Responses["408"] == nil || op.Responses["400"] == nil) {
+				t.Errorf("%s: takes a body but does not document 400 and 408", id)
+			}
+		}
+	}
+	if !strings.Contains(Spec().Info.Description, "AUTH_WRITES=true") {
+		t.Error("the document's description does not mention AUTH_WRITES")
+	}
+}

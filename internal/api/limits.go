@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// Time limits of one request, beyond the server's own (READ_HEADER_TIMEOUT,
+// WRITE_TIMEOUT, IDLE_TIMEOUT, set on the http.Server by serve):
+//
+//   - READ_TIMEOUT bounds the arrival of a request's body: a read deadline
+//     on the connection from the start of a request that has one (huma moves
+//     it to the start of its body read: every operation's BodyReadTimeout is
+//     READ_TIMEOUT, see registerRoutes, instead of huma's 5 s). net/http
+//     lifts it once the body has been read to its end, when it starts
+//     watching the connection for a client that goes away, so the handler's
+//     work is not bounded by it. A handler that never reads the body (a GET
+//     with one) leaves it in place: net/http then gives up on draining a
+//     dribbled body and closes the connection. The API sets the deadline
+//     itself rather than rely on http.Server.ReadTimeout so that the limit
+//     holds wherever the handler is served.
+//   - DB_TIMEOUT is a deadline on the context handed to the handlers, started
+//     once huma has read and validated the input (handle, routes.go), so that
+//     a slow upload does not eat the database's time. A query still waiting
+//     past it ends, and the store reports it as unavailable: a 503 with
+//     Retry-After.
+//
+// A body that fails to arrive is the client's doing: huma answers a read
+// error with a 500 (or a 408 for a timeout); bodyReadProblem makes it a 408,
+// a 413 or a 400, never with the reader's own message, and observe logs it
+// at info with the cause.
+
+// limits is the router middleware that applies READ_TIMEOUT to a request's
+// body, records why a body could not be read, and carries DB_TIMEOUT to
+// handle.
+func limits(readTimeout, dbTimeout time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info, _ := r.Context().Value(requestInfoKey).(*requestInfo)
+			if info != nil {
+				info.dbTimeout = dbTimeout
+			}
+			if r.Body != nil && r.Body != http.NoBody {
+				if readTimeout > 0 {
+					// Unsupported only on writers that are no connection
+					// (httptest.ResponseRecorder): nothing to bound there.
+					_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readTimeout))
+				}
+				if info != nil {
+					r.Body = &recordedBody{ReadCloser: r.Body, info: info}
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// recordedBody remembers the first error of a body's reader (other than
+// its end), for bodyReadProblem and the log line.
+type recordedBody struct {
+	io.ReadCloser
+	info *requestInfo
+}
+
+func (b *recordedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.info.bodyErr == nil {
+		b.info.bodyErr = err
+	}
+	return n, err
+}
+
+// bodyReadProblem is the answer to a body that could not be read, or nil
+// when the error huma is about to write (status, errs) does not come from
+// reading the body: 408 when it did not arrive in time, 413 when it was too
+// large for a limit, 400 when it was cut off or its chunked encoding is
+// malformed. The reader's own message is never shown.
+func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
+	info, _ := ctx.Value(requestInfoKey).(*requestInfo)
+	if info == nil || info.bodyErr == nil {
+		return nil
+	}
+	switch status {
+	case http.StatusRequestTimeout:
+		// huma's own answer to a timeout: same status, a better detail.
+	case http.StatusInternalServerError:
+		// huma's "cannot read request body", carrying the reader's error.
+		fromBody := false
+		for _, err := range errs {
+			fromBody = fromBody || err == info.bodyErr
+		}
+		if !fromBody {
+			return nil
+		}
+	default:
+		return nil
+	}
+	var ne net.Error
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(info.bodyErr, &ne) && ne.Timeout():
+		return NewProblem(http.StatusRequestTimeout, "the request body did not arrive in time (READ_TIMEOUT)")
+	case errors.As(info.bodyErr, &tooLarge):
+		return NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", tooLarge.Limit))
+	}
+	return NewProblem(http.StatusBadRequest, "the request body was cut off or its chunked encoding is malformed", &ProblemItem{
+		Title: "body", Location: "body",
+		Detail: "the body ended before its announced length, or a chunk of a chunked body is malformed",
+	})
+}
+
+// withDBDeadline gives ctx the request's DB_TIMEOUT, if any (see limits).
+func withDBDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if info, _ := ctx.Value(requestInfoKey).(*requestInfo); info != nil && info.dbTimeout > 0 {
+		return context.WithTimeout(ctx, info.dbTimeout)
+	}
+	return ctx, func() {}
+}
+
+// withReadTimeout gives an operation READ_TIMEOUT as its body read timeout
+// (huma's default, 5 s, would cut a large batch on a slow link short).
+func withReadTimeout(op *huma.Operation, readTimeout time.Duration) {
+	if op.BodyReadTimeout == 0 && readTimeout > 0 {
+		op.BodyReadTimeout = readTimeout
+	}
+}
+
+// documentBodyErrors lists, on every operation that takes a body, the
+// answers to a body that does not arrive: 400 (cut off, malformed chunked
+// encoding) and 408 (too slow); documentErrors gives them their examples.
+func documentBodyErrors(oapi *huma.OpenAPI, op *huma.Operation) {
+	if op.RequestBody == nil {
+		return
+	}
+	if op.Responses == nil {
+		op.Responses = map[string]*huma.Response{}
+	}
+	for _, status := range []int{http.StatusBadRequest, http.StatusRequestTimeout} {
+		code := strconv.Itoa(status)
+		if op.Responses[code] == nil {
+			op.Responses[code] = &huma.Response{
+				Description: http.StatusText(status),
+				Content: map[string]*huma.MediaType{"application/problem+json": {
+					Schema: oapi.Components.Schemas.Schema(reflectProblem, true, "")}},
+			}
+		}
+	}
+}

@@ -1,0 +1,428 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// logBuffer collects a server's JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines are the log lines whose msg is msg, decoded.
+func (b *logBuffer) lines(msg string) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// newLoggedServer is newTestServer with the server's log kept.
+func newLoggedServer(t *testing.T, tweak ...func(*config.Config)) (*testServer, *logBuffer) {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.JWTSecret = testSecret
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	pool := testdb.New(t)
+	prom := metrics.New()
+	st := postgres.New(pool, postgres.Options{DeviceWriters: cfg.DeviceMetricsWriters, DeviceMaxBatch: cfg.DeviceMetricsBatch})
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Log: log})
+	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: prom, t: t}, logs
+}
+
+// raw sends a request written by hand (head: the request line and headers,
+// lines ending in \n, and the blank line) on its own connection, then runs
+// feed (which may write more, dribble or half-close), then reads the answer.
+// The whole exchange is bounded so that a server that never answers fails
+// the test instead of hanging it.
+func raw(t *testing.T, s *testServer, head string, feed func(net.Conn)) (*http.Response, []byte, net.Conn) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if feed != nil {
+		feed(conn)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, body, conn
+}
+
+// wantProblem checks a raw answer's status and problem body, and that the
+// body says nothing of the reader's own errors.
+func wantProblem(t *testing.T, res *http.Response, body []byte, status int) Problem {
+	t.Helper()
+	r := response{Status: res.StatusCode, Header: res.Header, Body: body}
+	p := r.problem(t, status)
+	for _, leak := range []string{"cannot read request body", "invalid byte in chunk length", "malformed chunked encoding",
+		"unexpected EOF", "i/o timeout", "chunk length", "read tcp"} {
+		if bytes.Contains(body, []byte(leak)) {
+			t.Fatalf("the reader's error reaches the client: %s", body)
+		}
+	}
+	return p
+}
+
+// count is the number of requests served on route with status, as
+// /metrics tells it.
+func count(s *testServer, method, route string, status int) float64 {
+	s.t.Helper()
+	r := s.do("GET", "/metrics", nil).wantStatus(s.t, http.StatusOK)
+	series := fmt.Sprintf("telemetry_http_requests_total{method=%q,route=%q,status=\"%d\"} ", method, route, status)
+	for _, l := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(l, series); ok {
+			var n float64
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	return 0
+}
+
+// The three raw-body endpoints and a header line for each (PUT /mrd needs a
+// token and a registered device).
+type bodyEndpoint struct {
+	method, path, route, auth string
+}
+
+func bodyEndpoints(t *testing.T, s *testServer) []bodyEndpoint {
+	s.createDevice(t, "n1")
+	return []bodyEndpoint{
+		{"POST", "/flows", "/flows", ""},
+		{"POST", "/api/measurements", "/api/measurements", ""},
+		{"PUT", "/mrd/n1/metrics", "/mrd/{device_id}/metrics", "Authorization: Bearer " + validToken(t) + "\n"},
+	}
+}
+
+func (e bodyEndpoint) head(s *testServer, framing string) string {
+	return e.method + " " + e.path + " HTTP/1.1\nHost: " + strings.TrimPrefix(s.URL, "http://") +
+		"\nContent-Type: application/json\n" + e.auth + framing + "\n"
+}
+
+// A body that arrives too slowly is a 408 problem once READ_TIMEOUT has
+// passed (not huma's 5 s, not never), logged at info with its cause, and
+// never counted as a 500; the connection is then closed.
+func TestSlowBodyIs408(t *testing.T) {
+	t.Parallel()
+	s, logs := newLoggedServer(t, func(c *config.Config) { c.ReadTimeout = 700 * time.Millisecond })
+	for _, e := range bodyEndpoints(t, s) {
+		t.Run(e.path, func(t *testing.T) {
+			stop := make(chan struct{})
+			res, body, conn := raw(t, s, e.head(s, "Content-Length: 100000\n"), func(c net.Conn) {
+				// Dribble a byte every 50 ms, far slower than needed, from
+				// another goroutine (the answer comes while it writes).
+				go func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						case <-time.After(50 * time.Millisecond):
+						}
+						if _, err := c.Write([]byte(" ")); err != nil {
+							return
+						}
+					}
+				}()
+			})
+			close(stop)
+			wantProblem(t, res, body, http.StatusRequestTimeout)
+			// The server is done with this connection.
+			if _, err := conn.Read(make([]byte, 1)); err == nil {
+				t.Fatal("connection still open after the 408")
+			}
+			if n := count(s, e.method, e.route, 500); n != 0 {
+				t.Fatalf("%v requests counted as 500", n)
+			}
+			if n := count(s, e.method, e.route, 408); n != 1 {
+				t.Fatalf("%v requests counted as 408, want 1", n)
+			}
+		})
+	}
+	lines := logs.lines("request")
+	n := 0
+	for _, l := range lines {
+		if l["status"] == float64(408) {
+			n++
+			if l["level"] != "INFO" || !strings.Contains(fmt.Sprint(l["body_error"]), "timeout") {
+				t.Fatalf("408 logged as %v", l)
+			}
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d 408s logged, want 3", n)
+	}
+}
+
+// READ_TIMEOUT, not huma's own 5 s body read timeout (which it gives the
+// operations with a typed body), is what bounds a body: one that takes about
+// 6 s to arrive, well within READ_TIMEOUT, is served.
+func TestSlowButTimelyBodyIsServed(t *testing.T) {
+	t.Parallel()
+	s, _ := newLoggedServer(t, func(c *config.Config) { c.ReadTimeout = time.Minute })
+	body := `{"id":"slow-device-0001","name":"registered over a slow link"}`
+	e := bodyEndpoint{"POST", "/mrd/devices", "/mrd/devices", "Authorization: Bearer " + validToken(t) + "\n"}
+	res, out, _ := raw(t, s, e.head(s, fmt.Sprintf("Content-Length: %d\n", len(body))), func(c net.Conn) {
+		const pieces = 30 // every 200 ms
+		for i := 0; i < pieces; i++ {
+			time.Sleep(200 * time.Millisecond)
+			piece := body[i*len(body)/pieces : (i+1)*len(body)/pieces]
+			if _, err := io.WriteString(c, piece); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d: %s", res.StatusCode, out)
+	}
+	s.do("GET", "/mrd/devices/slow-device-0001", nil).wantStatus(t, http.StatusOK)
+}
+
+// A client that gives up mid-body (sends part of it, then closes its side)
+// gets a 400, logged at info and counted as a 400, never a 500.
+func TestAbortedBodyIs400(t *testing.T) {
+	t.Parallel()
+	s, logs := newLoggedServer(t)
+	for _, e := range bodyEndpoints(t, s) {
+		t.Run(e.path, func(t *testing.T) {
+			res, body, _ := raw(t, s, e.head(s, "Content-Length: 1000\n"), func(c net.Conn) {
+				if _, err := io.WriteString(c, `[{"src_app":"a"`); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			wantProblem(t, res, body, http.StatusBadRequest)
+			if n := count(s, e.method, e.route, 500); n != 0 {
+				t.Fatalf("%v requests counted as 500", n)
+			}
+			if n := count(s, e.method, e.route, 400); n != 1 {
+				t.Fatalf("%v requests counted as 400, want 1", n)
+			}
+		})
+	}
+	for _, l := range logs.lines("request") {
+		if l["level"] != "INFO" {
+			t.Fatalf("logged above info: %v", l)
+		}
+	}
+	if len(logs.lines("internal error")) != 0 {
+		t.Fatal("an aborted body was logged as an internal error")
+	}
+}
+
+// Malformed chunked bodies: an invalid chunk length is a 400 problem at
+// once; a chunk shorter than announced, the connection then idle, is a 408
+// after READ_TIMEOUT. Neither is a 500, nor left unanswered, and the raw
+// reader error never reaches the client.
+func TestMalformedChunkedBodies(t *testing.T) {
+	t.Parallel()
+	s, _ := newLoggedServer(t, func(c *config.Config) { c.ReadTimeout = 700 * time.Millisecond })
+	rows := func() int {
+		var n int
+		if err := s.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM flows) + (SELECT count(*) FROM measurements) + (SELECT count(*) FROM device_metrics)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, e := range bodyEndpoints(t, s) {
+		for _, c := range []struct {
+			name, body string
+			status     int
+		}{
+			{"invalid length", "zz\r\n[]\r\n0\r\n\r\n", http.StatusBadRequest},
+			{"negative length", "-1\r\n[]\r\n0\r\n\r\n", http.StatusBadRequest},
+			{"length too large", "ffffffffffffffffff\r\n[]\r\n", http.StatusBadRequest},
+			{"NUL in the length", "2\x00\r\n[]\r\n0\r\n\r\n", http.StatusBadRequest},
+			{"no CRLF after the data", "2\r\n[]XX0\r\n\r\n", http.StatusBadRequest},
+			{"short chunk then idle", "400\r\n[{\"src_app\":", http.StatusRequestTimeout},
+		} {
+			t.Run(e.path+"/"+c.name, func(t *testing.T) {
+				before := rows()
+				res, body, _ := raw(t, s, e.head(s, "Transfer-Encoding: chunked\n"), func(conn net.Conn) {
+					if _, err := io.WriteString(conn, c.body); err != nil {
+						t.Fatal(err)
+					}
+				})
+				wantProblem(t, res, body, c.status)
+				if after := rows(); after != before {
+					t.Fatalf("rows %d -> %d", before, after)
+				}
+			})
+		}
+		if n := count(s, e.method, e.route, 500); n != 0 {
+			t.Fatalf("%s: %v requests counted as 500", e.path, n)
+		}
+	}
+}
+
+// A request whose handler ignores the body (a GET with one) cannot hold
+// its connection open by dribbling: it is answered, then closed once
+// READ_TIMEOUT has passed.
+func TestDribbledBodyOnAnyRouteIsCut(t *testing.T) {
+	t.Parallel()
+	s, _ := newLoggedServer(t, func(c *config.Config) { c.ReadTimeout = 500 * time.Millisecond })
+	head := "GET /flows?hour=1 HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n"
+	res, _, conn := raw(t, s, head, func(c net.Conn) { _, _ = io.WriteString(c, "1\r\n") })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	// The server closes the connection rather than wait for the rest;
+	// the test's own 30 s deadline would report a timeout instead.
+	_, err := conn.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection kept open: %v", err)
+	}
+}
+
+// READ_TIMEOUT bounds the body, not the work: a request whose body arrived
+// in time and whose handler then works longer than READ_TIMEOUT (here,
+// waiting for a lock) is served, its context not cancelled.
+func TestReadTimeoutDoesNotCutTheHandler(t *testing.T) {
+	t.Parallel()
+	s, _ := newLoggedServer(t, func(c *config.Config) {
+		c.ReadTimeout = 300 * time.Millisecond
+		c.DBTimeout = 0
+	})
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE measurements IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan response, 1)
+	go func() {
+		done <- s.do("POST", "/api/measurements", []rec{mrec("/x", "GET", 1.7e9, 0.5)})
+	}()
+	// Hold the lock well past READ_TIMEOUT; the request waits on it.
+	select {
+	case r := <-done:
+		t.Fatalf("answered %d while the table was locked: %s", r.Status, r.Body)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	(<-done).wantStatus(t, http.StatusCreated)
+}
+
+// DB_TIMEOUT: a query stuck behind a lock ends with a 503 and Retry-After
+// once the request's database deadline has passed.
+func TestDBTimeoutIs503(t *testing.T) {
+	t.Parallel()
+	s, logs := newLoggedServer(t, func(c *config.Config) { c.DBTimeout = 300 * time.Millisecond })
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(t, http.StatusCreated)
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE flows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan response, 1)
+	go func() { answer <- s.do("GET", "/flows?hour=1", nil) }()
+	var r response
+	select {
+	case r = <-answer:
+	case <-time.After(time.Minute):
+		t.Fatal("no answer while the table is locked: no database deadline")
+	}
+	r.problem(t, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	if len(logs.lines("internal error")) != 0 {
+		t.Fatal("the deadline was logged as an internal error")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The lock gone, the same request is served.
+	s.do("GET", "/flows?hour=1", nil).wantStatus(t, http.StatusOK)
+}
+
+// X-Request-Id is taken from the client only when it is a short token;
+// every answer says nosniff.
+func TestRequestIDCharsetAndNosniff(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for id, kept := range map[string]bool{
+		"abc-123":                             true,
+		"5f0c3a7e-9b1d-4c2a.trace:01_x":       true,
+		strings.Repeat("a", 64):               true,
+		strings.Repeat("a", 65):               false,
+		"<script>alert(1)</script>":           false,
+		"a b":                                 false,
+		"id\"with\"quotes":                    false,
+		"a/b":                                 false,
+		"caf\u00e9":                           false,
+		"{\"level\":\"ERROR\",\"msg\":\"x\"}": false,
+	} {
+		got := s.do("GET", "/healthz", nil, "X-Request-Id", id).Header.Get("X-Request-Id")
+		if kept && got != id || !kept && (got == id || !validRequestID(got)) {
+			t.Errorf("X-Request-Id %q answered as %q", id, got)
+		}
+	}
+	for _, path := range []string{"/healthz", "/nowhere", "/metrics", "/docs", "/openapi.json", "/flows?hour=x"} {
+		if got := s.do("GET", path, nil).Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q", path, got)
+		}
+	}
+}
