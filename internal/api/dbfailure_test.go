@@ -319,4 +319,3 @@ func (s *testServer) routesForTest() []route {
 	srv := &server{dev: &devicesAPI{}}
 	return srv.routes()
 }
-

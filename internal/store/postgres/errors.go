@@ -64,7 +64,7 @@ func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 		// query_canceled (statement_timeout).
 		strings.HasPrefix(code, "57"),
 		strings.HasPrefix(code, "58"), // system error: an I/O error on the server
-		code == "55P03": // lock_not_available
+		code == "55P03":               // lock_not_available
 		return "", "the database is unavailable", store.ErrUnavailable
 	}
 	return "", "", nil
