@@ -17,20 +17,23 @@ type Flows struct {
 	writer *flowWriter
 }
 
-func newFlows(_ *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
-	return &Flows{q: q, writer: newFlowWriter(q)}
+func newFlows(pool *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
+	return &Flows{q: q, writer: newFlowWriter(pool, q)}
 }
 
 // Add adds the batch to the hourly totals, all or nothing: when it returns
 // nil the batch is committed. Concurrent batches are combined into shared
 // upserts (flows_writer.go), so ctx does not abort the write: the upsert
 // may carry other callers' batches too. A total that would overflow 64
-// bits fails the batch with ErrTooLarge.
-func (f *Flows) Add(_ context.Context, flows []store.Flow) error {
-	if len(flows) == 0 {
+// bits fails the batch with ErrTooLarge. A keyed batch (store.Idempotent in
+// ctx, read here and nowhere else) has its answer recorded in the
+// transaction that writes it, even when it is empty.
+func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
+	idem := store.IdempotentFrom(ctx)
+	if len(flows) == 0 && idem == nil {
 		return nil
 	}
-	return f.writer.write(flows)
+	return f.writer.write(flows, idem)
 }
 
 // ListHour gives one page of the hour's totals, ordered by src_app,

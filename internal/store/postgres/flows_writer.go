@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 )
@@ -20,9 +22,12 @@ import (
 // the batches that arrive while an upsert runs are summed by key in Go and
 // written by the next upsert, one transaction for all of them: each batch
 // is still all or nothing, a nil from Add still means committed, and hot
-// keys are updated once per round instead of once per batch.
+// keys are updated once per round instead of once per batch. Batches with
+// an Idempotency-Key have their answers recorded in the round's
+// transaction (upsert).
 type flowWriter struct {
-	q *db.Queries
+	pool *pgxpool.Pool
+	q    *db.Queries
 
 	mu      sync.Mutex
 	pending []*flowJob
@@ -31,17 +36,19 @@ type flowWriter struct {
 
 type flowJob struct {
 	flows []store.Flow
+	idem  *store.Idempotent // nil: no Idempotency-Key
 	done  chan error
 }
 
 // maxCombinedFlows bounds one combined upsert.
 const maxCombinedFlows = 200_000
 
-func newFlowWriter(q *db.Queries) *flowWriter { return &flowWriter{q: q} }
+func newFlowWriter(pool *pgxpool.Pool, q *db.Queries) *flowWriter { return &flowWriter{pool: pool, q: q} }
 
-// write stores the batch and returns once it is committed (or failed).
-func (w *flowWriter) write(flows []store.Flow) error {
-	job := &flowJob{flows: flows, done: make(chan error, 1)}
+// write stores the batch (recording its answer under idem's key, when not
+// nil) and returns once it is committed (or failed).
+func (w *flowWriter) write(flows []store.Flow, idem *store.Idempotent) error {
+	job := &flowJob{flows: flows, idem: idem, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, job)
 	if w.busy {
@@ -97,29 +104,57 @@ func (w *flowWriter) flushRound() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if len(jobs) == 1 {
-		jobs[0].done <- w.upsert(ctx, jobs[0].flows)
+		jobs[0].done <- w.upsert(ctx, jobs, jobs[0].flows)
 		return
 	}
 	merged, ok := combine(jobs)
 	if ok {
-		err := w.upsert(ctx, merged)
-		if !errors.Is(err, store.ErrTooLarge) {
+		err := w.upsert(ctx, jobs, merged)
+		if !errors.Is(err, store.ErrTooLarge) && !errors.Is(err, store.ErrKeyInUse) {
 			for _, j := range jobs {
 				j.done <- err
 			}
 			return
 		}
 	}
-	// A total would overflow: write the batches one by one so that only
-	// the offending one fails.
+	// A total would overflow, or another request holds a batch's
+	// Idempotency-Key: write the batches one by one so that only the
+	// offending one fails.
 	for _, j := range jobs {
-		j.done <- w.upsert(ctx, j.flows)
+		j.done <- w.upsert(ctx, []*flowJob{j}, j.flows)
 	}
 }
 
-func (w *flowWriter) upsert(ctx context.Context, flows []store.Flow) error {
+// upsert writes flows, the sum of the jobs' batches: one statement, or,
+// when some of the jobs carry an Idempotency-Key, one transaction that
+// records their answers first and then upserts. ErrKeyInUse (nothing
+// written) when another request holds one of the keys, or two of the jobs
+// carry the same key.
+func (w *flowWriter) upsert(ctx context.Context, jobs []*flowJob, flows []store.Flow) error {
+	var claims []keyClaim
+	for _, j := range jobs {
+		if j.idem != nil {
+			claims = append(claims, keyClaim{idem: j.idem})
+		}
+	}
 	p := upsertParams(flows)
-	return wrap("upsert flows", withRetry(ctx, func() error { return w.q.UpsertFlows(ctx, p) }))
+	return wrap("upsert flows", inKeyedTx(ctx, w.pool, w.q, claims != nil, func(q *db.Queries) error {
+		if claims != nil {
+			free, err := claimKeys(ctx, q, claims)
+			if err != nil {
+				return err
+			}
+			for _, ok := range free {
+				if !ok {
+					return store.ErrKeyInUse
+				}
+			}
+			if len(flows) == 0 {
+				return nil
+			}
+		}
+		return q.UpsertFlows(ctx, p)
+	}))
 }
 
 type flowKey struct {
