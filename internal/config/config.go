@@ -37,6 +37,10 @@ type Config struct {
 	SelfProfileExclude   []string
 
 	SelfSampleInterval time.Duration
+
+	// IdempotencyTTL is how long the answer of a write sent with an
+	// Idempotency-Key is kept for repeats.
+	IdempotencyTTL time.Duration
 }
 
 // Var documents one environment variable and says how to read it into a
@@ -102,6 +106,8 @@ var Vars = []Var{
 			c.SelfSampleInterval = d
 			return nil
 		}},
+	{"IDEMPOTENCY_TTL", "24h", "how long the answer of a write sent with an Idempotency-Key header is kept: a repeat with the same key within it gets the same answer without a second write",
+		duration(func(c *Config) *time.Duration { return &c.IdempotencyTTL }, time.Second, "a duration of at least 1s such as 24h")},
 }
 
 // The parsers of the table's common kinds of value.
