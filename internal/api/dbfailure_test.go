@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -32,6 +33,9 @@ type faultProxy struct {
 	mu    sync.Mutex
 	cut   bool
 	reset bool
+	// after, when set, cuts the one connection that sends it, once it is
+	// forwarded (a one-shot cut at a chosen message).
+	after []byte
 	conns map[net.Conn]bool
 }
 
@@ -61,6 +65,19 @@ func (p *faultProxy) set(cut, reset bool) {
 	p.cut, p.reset = cut, reset
 	p.mu.Unlock()
 }
+
+// cutAfter arms a one-shot cut: the first connection to send message is cut
+// right after it is forwarded, so the server acts on it (a COMMIT commits)
+// and its answer is lost.
+func (p *faultProxy) cutAfter(message []byte) {
+	p.mu.Lock()
+	p.after = message
+	p.mu.Unlock()
+}
+
+// pgCommit is the message pgx sends to commit a transaction: a simple
+// query "commit".
+var pgCommit = []byte("Q\x00\x00\x00\x0bcommit\x00")
 
 func (p *faultProxy) serve() {
 	for {
@@ -97,6 +114,9 @@ func (p *faultProxy) forward(client, server net.Conn) {
 			_, _ = server.Write(buf[:n])
 			p.mu.Lock()
 			cut, reset := p.cut, p.reset
+			if p.after != nil && bytes.Contains(buf[:n], p.after) {
+				cut, p.after = true, nil
+			}
 			p.mu.Unlock()
 			if cut {
 				if tc, ok := client.(*net.TCPConn); ok && reset {
@@ -175,6 +195,24 @@ func endpointSamples(t *testing.T) map[string]struct{ method, path, body string 
 // noDatabase are the routes that never touch the database.
 var noDatabase = map[string]bool{"getHealth": true, "eventsPing": true, "getMrdStatus": true, "createMrdToken": true}
 
+// newProxiedServer is a test server (with a JWT secret) whose database
+// connections go through a faultProxy.
+func newProxiedServer(t *testing.T) (*testServer, *faultProxy) {
+	t.Helper()
+	dbURL := testdb.URL(t)
+	proxy := newFaultProxy(t, "")
+	pool, err := pgxpool.New(context.Background(), proxy.url(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := config.Load(func(string) string { return "" })
+	cfg.JWTSecret = testSecret
+	st := postgres.New(pool, postgres.Options{})
+	t.Cleanup(st.Close)
+	h, _ := New(Deps{Store: st.Stores(), Config: cfg})
+	return &testServer{Server: newHTTPTest(t, h), Pool: pool, t: t}, proxy
+}
+
 // When the connection to PostgreSQL breaks mid-request (the server crashed
 // or restarted, a network cut), every endpoint that uses the database
 // answers 503 with Retry-After, never a 500, whether the client reads EOF
@@ -182,23 +220,12 @@ var noDatabase = map[string]bool{"getHealth": true, "eventsPing": true, "getMrdS
 // back the same requests succeed.
 func TestConnectionLostMidRequestIs503(t *testing.T) {
 	t.Parallel()
-	dbURL := testdb.URL(t)
-	proxy := newFaultProxy(t, "")
-	pool, err := pgxpool.New(context.Background(), proxy.url(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	cfg, _ := config.Load(func(string) string { return "" })
-	cfg.JWTSecret = testSecret
-	st := postgres.New(pool, postgres.Options{})
-	h, _ := New(Deps{Store: st.Stores(), Config: cfg})
-	s := &testServer{Server: newHTTPTest(t, h), Pool: pool, t: t}
+	s, proxy := newProxiedServer(t)
 	auth := bearer(t)
 	s.do("POST", "/mrd/devices", `{"id":"n1","name":"N1"}`, auth...).wantStatus(t, http.StatusCreated)
 
 	samples := endpointSamples(t)
-	for _, r := range s.routesForTest() {
+	for _, r := range routesForTest() {
 		if _, ok := samples[r.id]; !ok && !noDatabase[r.id] {
 			t.Fatalf("route %s %s (%s) has no sample request: add one to endpointSamples", r.method, r.path, r.id)
 		}
@@ -315,7 +342,7 @@ func TestClosedPoolIs503(t *testing.T) {
 }
 
 // routesForTest lists the routes without needing a database.
-func (s *testServer) routesForTest() []route {
+func routesForTest() []route {
 	srv := &server{dev: &devicesAPI{}}
 	return srv.routes()
 }

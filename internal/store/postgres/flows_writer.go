@@ -43,7 +43,9 @@ type flowJob struct {
 // maxCombinedFlows bounds one combined upsert.
 const maxCombinedFlows = 200_000
 
-func newFlowWriter(pool *pgxpool.Pool, q *db.Queries) *flowWriter { return &flowWriter{pool: pool, q: q} }
+func newFlowWriter(pool *pgxpool.Pool, q *db.Queries) *flowWriter {
+	return &flowWriter{pool: pool, q: q}
+}
 
 // write stores the batch (recording its answer under idem's key, when not
 // nil) and returns once it is committed (or failed).
