@@ -304,7 +304,12 @@ func (d *devicesAPI) putMetric(ctx context.Context, in *putMetricInput) (*status
 		return nil, err
 	}
 	row.DeviceID, row.Time = in.DeviceID, d.now()
-	if err := d.st.Devices.Report(ctx, row); err != nil {
+	out := &statusOutput{}
+	out.Body.Status = http.StatusOK
+	body, _, err := keyedWrite(ctx, d.server, in.RawBody, http.StatusOK,
+		func(ctx context.Context) (any, error) { return nil, d.st.Devices.Report(ctx, row) },
+		func(any) MrdStatus { return out.Body })
+	if err != nil {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return nil, errHostNotFound(in.DeviceID)
@@ -314,8 +319,7 @@ func (d *devicesAPI) putMetric(ctx context.Context, in *putMetricInput) (*status
 		}
 		return nil, d.storeError(ctx, "report device metric", err)
 	}
-	out := &statusOutput{}
-	out.Body.Status = http.StatusOK
+	out.Body = body
 	return out, nil
 }
 

@@ -287,10 +287,14 @@ type RegisterEventData struct {
 }
 
 type registerEventOutput struct {
-	Body struct {
-		UUID string            `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The new run's id: quote it on commit."`
-		Data RegisterEventData `json:"data" doc:"The original's answer: data.uuid."`
-	}
+	Body registerEventBody
+}
+
+// registerEventBody is an alias, not a type, so that the document keeps the
+// body's schema name.
+type registerEventBody = struct {
+	UUID string            `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The new run's id: quote it on commit."`
+	Data RegisterEventData `json:"data" doc:"The original's answer: data.uuid."`
 }
 
 // CommitEventData says what the commit did.
@@ -299,10 +303,14 @@ type CommitEventData struct {
 }
 
 type commitEventOutput struct {
-	Body struct {
-		UUID string          `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The committed run's id."`
-		Data CommitEventData `json:"data"`
-	}
+	Body commitEventBody
+}
+
+// commitEventBody is an alias, not a type, so that the document keeps the
+// body's schema name.
+type commitEventBody = struct {
+	UUID string          `json:"uuid" format:"uuid" example:"0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f" doc:"The committed run's id."`
+	Data CommitEventData `json:"data"`
 }
 
 type isRunningOutput struct {
@@ -458,7 +466,7 @@ func (s *server) eventsPing(context.Context, *struct{}) (*eventsPingOutput, erro
 func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*registerEventOutput, error) {
 	b := &in.Body
 	f := b.Measurement.Fields
-	id, err := s.st.Events.Register(ctx, store.NewRun{
+	run := store.NewRun{
 		Host: strings.TrimSpace(*b.host()),
 		RunSettings: store.RunSettings{
 			TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
@@ -469,14 +477,17 @@ func (s *server) registerEvent(ctx context.Context, in *registerEventInput) (*re
 		},
 		StartedAt: b.startedAt,
 		Payload:   b.raw,
-	})
+	}
+	body, _, err := keyedWrite(ctx, s, b.raw, http.StatusOK,
+		func(ctx context.Context) (any, error) { return s.st.Events.Register(ctx, run) },
+		func(id any) registerEventBody {
+			u := id.(uuid.UUID).String()
+			return registerEventBody{UUID: u, Data: RegisterEventData{UUID: u}}
+		})
 	if err != nil {
 		return nil, s.storeError(ctx, "register run", err)
 	}
-	out := &registerEventOutput{}
-	out.Body.UUID = id.String()
-	out.Body.Data.UUID = out.Body.UUID
-	return out, nil
+	return &registerEventOutput{Body: body}, nil
 }
 
 func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commitEventOutput, error) {
@@ -491,14 +502,19 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 	if host != nil {
 		*host = strings.TrimSpace(*host)
 	}
-	err := s.st.Events.Commit(ctx, store.RunCommit{
+	commit := store.RunCommit{
 		ID:         id,
 		Host:       host,
 		TargetHost: eventsFirstNonBlank(b.Measurement.Tags.targetHost(), b.TargetHost, b.Tags.targetHost()),
 		Mode:       eventsFirstNonBlank(b.Measurement.Tags.mode(), b.Tags.mode()),
 		EndedAt:    b.startedAt,
 		Payload:    b.raw,
-	})
+	}
+	body, _, err := keyedWrite(ctx, s, b.raw, http.StatusOK,
+		func(ctx context.Context) (any, error) { return nil, s.st.Events.Commit(ctx, commit) },
+		func(any) commitEventBody {
+			return commitEventBody{UUID: id.String(), Data: CommitEventData{Description: fmt.Sprintf("run %s committed", id)}}
+		})
 	var committed *store.CommittedError
 	switch {
 	case errors.As(err, &committed):
@@ -508,10 +524,7 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 	case err != nil:
 		return nil, s.storeError(ctx, "commit run", err)
 	}
-	out := &commitEventOutput{}
-	out.Body.UUID = id.String()
-	out.Body.Data.Description = fmt.Sprintf("run %s committed", id)
-	return out, nil
+	return &commitEventOutput{Body: body}, nil
 }
 
 func (s *server) listRunningEvents(ctx context.Context, _ *struct{}) (*isRunningOutput, error) {

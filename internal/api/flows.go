@@ -111,14 +111,20 @@ func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsO
 	}
 	out := &postFlowsOutput{}
 	out.Body.Received = n
-	if n == 0 {
+	if n == 0 && keyedRequestOf(ctx) == nil {
 		return out, nil
 	}
 	// A total that would overflow is the store's ErrTooLarge: a 422.
-	if err := s.st.Flows.Add(ctx, flows); err != nil {
+	body, replayed, err := keyedWrite(ctx, s, in.RawBody, http.StatusCreated,
+		func(ctx context.Context) (any, error) { return nil, s.st.Flows.Add(ctx, flows) },
+		func(any) FlowsReceived { return out.Body })
+	if err != nil {
 		return nil, s.storeError(ctx, "add flows", err)
 	}
-	s.prom.BatchItems.WithLabelValues("flows").Observe(float64(n))
+	if !replayed {
+		s.prom.BatchItems.WithLabelValues("flows").Observe(float64(n))
+	}
+	out.Body = body
 	return out, nil
 }
 

@@ -318,9 +318,13 @@ func (in *postMeasurementsInput) Resolve(ctx huma.Context) []error {
 }
 
 type postMeasurementsOutput struct {
-	Body struct {
-		IDs []int64 `json:"ids" example:"[96,97]" doc:"The new measurements' ids, in the order posted."`
-	}
+	Body measurementIDs
+}
+
+// measurementIDs is an alias, not a type, so that the document keeps the
+// body's schema name.
+type measurementIDs = struct {
+	IDs []int64 `json:"ids" example:"[96,97]" doc:"The new measurements' ids, in the order posted."`
 }
 
 // MeasurementPage is a page of a measurements list: the conventions'
@@ -465,13 +469,17 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		}
 		recs[i] = r
 	}
-	ids, err := s.st.Measurements.Insert(ctx, recs)
+	out := &postMeasurementsOutput{}
+	answer, replayed, err := keyedWrite(ctx, s, in.RawBody, http.StatusCreated,
+		func(ctx context.Context) (any, error) { return s.st.Measurements.Insert(ctx, recs) },
+		func(ids any) measurementIDs { return measurementIDs{IDs: ids.([]int64)} })
 	if err != nil {
 		return nil, s.storeError(ctx, "insert measurements", err)
 	}
-	s.prom.BatchItems.WithLabelValues("measurements").Observe(float64(n))
-	out := &postMeasurementsOutput{}
-	out.Body.IDs = ids
+	if !replayed {
+		s.prom.BatchItems.WithLabelValues("measurements").Observe(float64(n))
+	}
+	out.Body = answer
 	return out, nil
 }
 

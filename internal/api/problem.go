@@ -323,7 +323,10 @@ func (s *server) storeError(ctx context.Context, op string, err error) error {
 
 func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) error {
 	rule, detail := store.Explain(err)
+	var p *Problem
 	switch {
+	case errors.As(err, &p):
+		return p // already an answer (keyedWrite's 422 and 409)
 	case errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "database unavailable", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is unavailable; retry later")

@@ -1897,6 +1897,12 @@ type ListMeasurementsNoSlashParams struct {
 // PostMeasurementsJSONBody defines parameters for PostMeasurements.
 type PostMeasurementsJSONBody = []MeasurementInput
 
+// PostMeasurementsParams defines parameters for PostMeasurements.
+type PostMeasurementsParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // ListMeasurementsParams defines parameters for ListMeasurements.
 type ListMeasurementsParams struct {
 	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
@@ -1929,6 +1935,12 @@ type ListMeasurementsParams struct {
 
 // PostMeasurementsSlashJSONBody defines parameters for PostMeasurementsSlash.
 type PostMeasurementsSlashJSONBody = []MeasurementInput
+
+// PostMeasurementsSlashParams defines parameters for PostMeasurementsSlash.
+type PostMeasurementsSlashParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
 
 // FilterMeasurementsNoSlashParams defines parameters for FilterMeasurementsNoSlash.
 type FilterMeasurementsNoSlashParams struct {
@@ -2206,6 +2218,18 @@ type GetMeasurementTimeseriesV1Params struct {
 // GetMeasurementTimeseriesV1ParamsInterval defines parameters for GetMeasurementTimeseriesV1.
 type GetMeasurementTimeseriesV1ParamsInterval string
 
+// CommitEventParams defines parameters for CommitEvent.
+type CommitEventParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// RegisterEventParams defines parameters for RegisterEvent.
+type RegisterEventParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // ListStatesParams defines parameters for ListStates.
 type ListStatesParams struct {
 	// State Only runs in this state.
@@ -2251,6 +2275,12 @@ type ListFlowsParams struct {
 // PostFlowsJSONBody defines parameters for PostFlows.
 type PostFlowsJSONBody = []Flow
 
+// PostFlowsParams defines parameters for PostFlows.
+type PostFlowsParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // ListDevicesParams defines parameters for ListDevices.
 type ListDevicesParams struct {
 	// Page Page number, from 1.
@@ -2294,6 +2324,12 @@ type ListCurrentMetricNamesParams struct {
 
 	// Size Items per page, 1 to 100.
 	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// PutDeviceMetricParams defines parameters for PutDeviceMetric.
+type PutDeviceMetricParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // PostMeasurementsJSONRequestBody defines body for PostMeasurements for application/json ContentType.
@@ -3431,10 +3467,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-	PostMeasurementsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostMeasurementsWithBody(ctx context.Context, params *PostMeasurementsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostMeasurements Store measurements
 	//
@@ -3442,10 +3480,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-	PostMeasurements(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostMeasurements(ctx context.Context, params *PostMeasurementsParams, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMeasurements List measurements
 	//
@@ -3464,10 +3504,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlashWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostMeasurementsSlashWithBody(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostMeasurementsSlash Store measurements (alias of /api/measurements)
 	//
@@ -3477,10 +3519,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlash(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostMeasurementsSlash(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// FilterMeasurementsNoSlash Filter measurements (alias of /api/measurements/filter/)
 	//
@@ -3676,10 +3720,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-	CommitEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CommitEventWithBody(ctx context.Context, params *CommitEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CommitEvent Commit the results of a load-test run
 	//
@@ -3687,10 +3733,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-	CommitEvent(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CommitEvent(ctx context.Context, params *CommitEventParams, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListRunningEvents Runs registered and not yet committed
 	//
@@ -3707,10 +3755,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-	RegisterEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegisterEventWithBody(ctx context.Context, params *RegisterEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RegisterEvent Register the start of a load-test run
 	//
@@ -3718,10 +3768,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-	RegisterEvent(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegisterEvent(ctx context.Context, params *RegisterEventParams, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetEvent One run with its register and commit payloads
 	//
@@ -3810,10 +3862,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
-	PostFlowsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostFlowsWithBody(ctx context.Context, params *PostFlowsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostFlows Add flows to the hourly totals
 	//
@@ -3821,10 +3875,12 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
-	PostFlows(ctx context.Context, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostFlows(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness: the process is alive
 	//
@@ -3944,19 +4000,23 @@ type ClientInterface interface {
 	//
 	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-	PutDeviceMetricWithBody(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PutDeviceMetricWithBody(ctx context.Context, deviceId string, params *PutDeviceMetricParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutDeviceMetric Report a metric of a device
 	//
 	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-	PutDeviceMetric(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PutDeviceMetric(ctx context.Context, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReady Readiness: the database answers and the schema is current
 	//
@@ -3991,11 +4051,13 @@ func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasur
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-func (c *Client) PostMeasurementsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostMeasurementsRequestWithBody(c.Server, contentType, body)
+func (c *Client) PostMeasurementsWithBody(ctx context.Context, params *PostMeasurementsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4012,11 +4074,13 @@ func (c *Client) PostMeasurementsWithBody(ctx context.Context, contentType strin
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-func (c *Client) PostMeasurements(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostMeasurementsRequest(c.Server, body)
+func (c *Client) PostMeasurements(ctx context.Context, params *PostMeasurementsParams, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4054,11 +4118,13 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostMeasurementsSlashRequestWithBody(c.Server, contentType, body)
+func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsSlashRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4077,11 +4143,13 @@ func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, contentType 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *Client) PostMeasurementsSlash(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostMeasurementsSlashRequest(c.Server, body)
+func (c *Client) PostMeasurementsSlash(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMeasurementsSlashRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4466,11 +4534,13 @@ func (c *Client) GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeas
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-func (c *Client) CommitEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCommitEventRequestWithBody(c.Server, contentType, body)
+func (c *Client) CommitEventWithBody(ctx context.Context, params *CommitEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCommitEventRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4487,11 +4557,13 @@ func (c *Client) CommitEventWithBody(ctx context.Context, contentType string, bo
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-func (c *Client) CommitEvent(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCommitEventRequest(c.Server, body)
+func (c *Client) CommitEvent(ctx context.Context, params *CommitEventParams, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCommitEventRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4527,11 +4599,13 @@ func (c *Client) ListRunningEvents(ctx context.Context, reqEditors ...RequestEdi
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-func (c *Client) RegisterEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegisterEventRequestWithBody(c.Server, contentType, body)
+func (c *Client) RegisterEventWithBody(ctx context.Context, params *RegisterEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterEventRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4548,11 +4622,13 @@ func (c *Client) RegisterEventWithBody(ctx context.Context, contentType string, 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-func (c *Client) RegisterEvent(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegisterEventRequest(c.Server, body)
+func (c *Client) RegisterEvent(ctx context.Context, params *RegisterEventParams, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterEventRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4738,11 +4814,13 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `PostFlows` operationId).
-func (c *Client) PostFlowsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostFlowsRequestWithBody(c.Server, contentType, body)
+func (c *Client) PostFlowsWithBody(ctx context.Context, params *PostFlowsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostFlowsRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4759,11 +4837,13 @@ func (c *Client) PostFlowsWithBody(ctx context.Context, contentType string, body
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `PostFlows` operationId).
-func (c *Client) PostFlows(ctx context.Context, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostFlowsRequest(c.Server, body)
+func (c *Client) PostFlows(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostFlowsRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5030,11 +5110,13 @@ func (c *Client) CreateMrdToken(ctx context.Context, body CreateMrdTokenJSONRequ
 //
 // Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPutDeviceMetricRequestWithBody(c.Server, deviceId, contentType, body)
+func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, params *PutDeviceMetricParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutDeviceMetricRequestWithBody(c.Server, deviceId, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5049,11 +5131,13 @@ func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, c
 //
 // Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-func (c *Client) PutDeviceMetric(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPutDeviceMetricRequest(c.Server, deviceId, body)
+func (c *Client) PutDeviceMetric(ctx context.Context, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutDeviceMetricRequest(c.Server, deviceId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5230,18 +5314,18 @@ func NewListMeasurementsNoSlashRequest(server string, params *ListMeasurementsNo
 }
 
 // NewPostMeasurementsRequest calls the generic PostMeasurements builder with application/json body
-func NewPostMeasurementsRequest(server string, body PostMeasurementsJSONRequestBody) (*http.Request, error) {
+func NewPostMeasurementsRequest(server string, params *PostMeasurementsParams, body PostMeasurementsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostMeasurementsRequestWithBody(server, "application/json", bodyReader)
+	return NewPostMeasurementsRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewPostMeasurementsRequestWithBody constructs an http.Request for the PostMeasurements method, with any body, and a specified content type
-func NewPostMeasurementsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewPostMeasurementsRequestWithBody(server string, params *PostMeasurementsParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5265,6 +5349,21 @@ func NewPostMeasurementsRequestWithBody(server string, contentType string, body 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -5420,18 +5519,18 @@ func NewListMeasurementsRequest(server string, params *ListMeasurementsParams) (
 }
 
 // NewPostMeasurementsSlashRequest calls the generic PostMeasurementsSlash builder with application/json body
-func NewPostMeasurementsSlashRequest(server string, body PostMeasurementsSlashJSONRequestBody) (*http.Request, error) {
+func NewPostMeasurementsSlashRequest(server string, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostMeasurementsSlashRequestWithBody(server, "application/json", bodyReader)
+	return NewPostMeasurementsSlashRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewPostMeasurementsSlashRequestWithBody constructs an http.Request for the PostMeasurementsSlash method, with any body, and a specified content type
-func NewPostMeasurementsSlashRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewPostMeasurementsSlashRequestWithBody(server string, params *PostMeasurementsSlashParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5455,6 +5554,21 @@ func NewPostMeasurementsSlashRequestWithBody(server string, contentType string, 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7072,18 +7186,18 @@ func NewGetMeasurementTimeseriesV1Request(server string, params *GetMeasurementT
 }
 
 // NewCommitEventRequest calls the generic CommitEvent builder with application/json body
-func NewCommitEventRequest(server string, body CommitEventJSONRequestBody) (*http.Request, error) {
+func NewCommitEventRequest(server string, params *CommitEventParams, body CommitEventJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCommitEventRequestWithBody(server, "application/json", bodyReader)
+	return NewCommitEventRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCommitEventRequestWithBody constructs an http.Request for the CommitEvent method, with any body, and a specified content type
-func NewCommitEventRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCommitEventRequestWithBody(server string, params *CommitEventParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7107,6 +7221,21 @@ func NewCommitEventRequestWithBody(server string, contentType string, body io.Re
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7139,18 +7268,18 @@ func NewListRunningEventsRequest(server string) (*http.Request, error) {
 }
 
 // NewRegisterEventRequest calls the generic RegisterEvent builder with application/json body
-func NewRegisterEventRequest(server string, body RegisterEventJSONRequestBody) (*http.Request, error) {
+func NewRegisterEventRequest(server string, params *RegisterEventParams, body RegisterEventJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRegisterEventRequestWithBody(server, "application/json", bodyReader)
+	return NewRegisterEventRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewRegisterEventRequestWithBody constructs an http.Request for the RegisterEvent method, with any body, and a specified content type
-func NewRegisterEventRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewRegisterEventRequestWithBody(server string, params *RegisterEventParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7174,6 +7303,21 @@ func NewRegisterEventRequestWithBody(server string, contentType string, body io.
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7596,18 +7740,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewPostFlowsRequest calls the generic PostFlows builder with application/json body
-func NewPostFlowsRequest(server string, body PostFlowsJSONRequestBody) (*http.Request, error) {
+func NewPostFlowsRequest(server string, params *PostFlowsParams, body PostFlowsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostFlowsRequestWithBody(server, "application/json", bodyReader)
+	return NewPostFlowsRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewPostFlowsRequestWithBody constructs an http.Request for the PostFlows method, with any body, and a specified content type
-func NewPostFlowsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewPostFlowsRequestWithBody(server string, params *PostFlowsParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7631,6 +7775,21 @@ func NewPostFlowsRequestWithBody(server string, contentType string, body io.Read
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8206,18 +8365,18 @@ func NewCreateMrdTokenRequestWithBody(server string, contentType string, body io
 }
 
 // NewPutDeviceMetricRequest calls the generic PutDeviceMetric builder with application/json body
-func NewPutDeviceMetricRequest(server string, deviceId string, body PutDeviceMetricJSONRequestBody) (*http.Request, error) {
+func NewPutDeviceMetricRequest(server string, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPutDeviceMetricRequestWithBody(server, deviceId, "application/json", bodyReader)
+	return NewPutDeviceMetricRequestWithBody(server, deviceId, params, "application/json", bodyReader)
 }
 
 // NewPutDeviceMetricRequestWithBody constructs an http.Request for the PutDeviceMetric method, with any body, and a specified content type
-func NewPutDeviceMetricRequestWithBody(server string, deviceId string, contentType string, body io.Reader) (*http.Request, error) {
+func NewPutDeviceMetricRequestWithBody(server string, deviceId string, params *PutDeviceMetricParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8248,6 +8407,21 @@ func NewPutDeviceMetricRequestWithBody(server string, deviceId string, contentTy
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8342,10 +8516,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-	PostMeasurementsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error)
+	PostMeasurementsWithBodyWithResponse(ctx context.Context, params *PostMeasurementsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error)
 
 	// PostMeasurementsWithResponse Store measurements
 	//
@@ -8353,10 +8529,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-	PostMeasurementsWithResponse(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error)
+	PostMeasurementsWithResponse(ctx context.Context, params *PostMeasurementsParams, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error)
 
 	// ListMeasurementsWithResponse List measurements
 	//
@@ -8377,10 +8555,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
+	PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
 
 	// PostMeasurementsSlashWithResponse Store measurements (alias of /api/measurements)
 	//
@@ -8390,10 +8570,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlashWithResponse(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
+	PostMeasurementsSlashWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
 
 	// FilterMeasurementsNoSlashWithResponse Filter measurements (alias of /api/measurements/filter/)
 	//
@@ -8625,10 +8807,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-	CommitEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitEventResponse, error)
+	CommitEventWithBodyWithResponse(ctx context.Context, params *CommitEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitEventResponse, error)
 
 	// CommitEventWithResponse Commit the results of a load-test run
 	//
@@ -8636,10 +8820,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-	CommitEventWithResponse(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitEventResponse, error)
+	CommitEventWithResponse(ctx context.Context, params *CommitEventParams, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitEventResponse, error)
 
 	// ListRunningEventsWithResponse Runs registered and not yet committed
 	//
@@ -8658,10 +8844,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-	RegisterEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error)
+	RegisterEventWithBodyWithResponse(ctx context.Context, params *RegisterEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error)
 
 	// RegisterEventWithResponse Register the start of a load-test run
 	//
@@ -8669,10 +8857,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-	RegisterEventWithResponse(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error)
+	RegisterEventWithResponse(ctx context.Context, params *RegisterEventParams, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error)
 
 	// GetEventWithResponse One run with its register and commit payloads
 	//
@@ -8779,10 +8969,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
-	PostFlowsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error)
+	PostFlowsWithBodyWithResponse(ctx context.Context, params *PostFlowsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error)
 
 	// PostFlowsWithResponse Add flows to the hourly totals
 	//
@@ -8790,10 +8982,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
-	PostFlowsWithResponse(ctx context.Context, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error)
+	PostFlowsWithResponse(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error)
 
 	// GetHealthWithResponse Liveness: the process is alive
 	//
@@ -8929,19 +9123,23 @@ type ClientWithResponsesInterface interface {
 	//
 	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-	PutDeviceMetricWithBodyWithResponse(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
+	PutDeviceMetricWithBodyWithResponse(ctx context.Context, deviceId string, params *PutDeviceMetricParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
 
 	// PutDeviceMetricWithResponse Report a metric of a device
 	//
 	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-	PutDeviceMetricWithResponse(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
+	PutDeviceMetricWithResponse(ctx context.Context, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
 
 	// GetReadyWithResponse Readiness: the database answers and the schema is current
 	//
@@ -9034,6 +9232,11 @@ func (r ListMeasurementsNoSlashResponse) ContentType() string {
 	return ""
 }
 
+// PostMeasurementsResponse201Headers the declared response headers of an HTTP 201 response for PostMeasurements
+type PostMeasurementsResponse201Headers struct {
+	IdempotencyReplayed *string
+}
+
 type PostMeasurementsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9047,6 +9250,8 @@ type PostMeasurementsResponse struct {
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -9057,6 +9262,8 @@ type PostMeasurementsResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostMeasurementsResponse201Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -9082,6 +9289,11 @@ func (r PostMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
 // GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
 func (r PostMeasurementsResponse) GetApplicationproblemJSON408() *Problem {
 	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -9221,6 +9433,11 @@ func (r ListMeasurementsResponse) ContentType() string {
 	return ""
 }
 
+// PostMeasurementsSlashResponse201Headers the declared response headers of an HTTP 201 response for PostMeasurementsSlash
+type PostMeasurementsSlashResponse201Headers struct {
+	IdempotencyReplayed *string
+}
+
 type PostMeasurementsSlashResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9234,6 +9451,8 @@ type PostMeasurementsSlashResponse struct {
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -9244,6 +9463,8 @@ type PostMeasurementsSlashResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostMeasurementsSlashResponse201Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -9269,6 +9490,11 @@ func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON406() *Problem {
 // GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
 func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON408() *Problem {
 	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -10763,6 +10989,11 @@ func (r GetMeasurementTimeseriesV1Response) ContentType() string {
 	return ""
 }
 
+// CommitEventResponse200Headers the declared response headers of an HTTP 200 response for CommitEvent
+type CommitEventResponse200Headers struct {
+	IdempotencyReplayed *string
+}
+
 type CommitEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10790,6 +11021,8 @@ type CommitEventResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CommitEventResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10950,6 +11183,11 @@ func (r ListRunningEventsResponse) ContentType() string {
 	return ""
 }
 
+// RegisterEventResponse200Headers the declared response headers of an HTTP 200 response for RegisterEvent
+type RegisterEventResponse200Headers struct {
+	IdempotencyReplayed *string
+}
+
 type RegisterEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10963,6 +11201,8 @@ type RegisterEventResponse struct {
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -10973,6 +11213,8 @@ type RegisterEventResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RegisterEventResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10998,6 +11240,11 @@ func (r RegisterEventResponse) GetApplicationproblemJSON406() *Problem {
 // GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
 func (r RegisterEventResponse) GetApplicationproblemJSON408() *Problem {
 	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -11759,6 +12006,11 @@ func (r ListFlowsResponse) ContentType() string {
 	return ""
 }
 
+// PostFlowsResponse201Headers the declared response headers of an HTTP 201 response for PostFlows
+type PostFlowsResponse201Headers struct {
+	IdempotencyReplayed *string
+}
+
 type PostFlowsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11772,6 +12024,8 @@ type PostFlowsResponse struct {
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -11782,6 +12036,8 @@ type PostFlowsResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostFlowsResponse201Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -11807,6 +12063,11 @@ func (r PostFlowsResponse) GetApplicationproblemJSON406() *Problem {
 // GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
 func (r PostFlowsResponse) GetApplicationproblemJSON408() *Problem {
 	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostFlowsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -12776,6 +13037,11 @@ func (r CreateMrdTokenResponse) ContentType() string {
 	return ""
 }
 
+// PutDeviceMetricResponse200Headers the declared response headers of an HTTP 200 response for PutDeviceMetric
+type PutDeviceMetricResponse200Headers struct {
+	IdempotencyReplayed *string
+}
+
 type PutDeviceMetricResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12791,6 +13057,8 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -12799,6 +13067,8 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutDeviceMetricResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12829,6 +13099,11 @@ func (r PutDeviceMetricResponse) GetApplicationproblemJSON406() *Problem {
 // GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
 func (r PutDeviceMetricResponse) GetApplicationproblemJSON408() *Problem {
 	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -12967,11 +13242,13 @@ func (c *ClientWithResponses) ListMeasurementsNoSlashWithResponse(ctx context.Co
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error) {
-	rsp, err := c.PostMeasurementsWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.Context, params *PostMeasurementsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error) {
+	rsp, err := c.PostMeasurementsWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -12984,11 +13261,13 @@ func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.C
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/measurements (the `PostMeasurements` operationId).
-func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error) {
-	rsp, err := c.PostMeasurements(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, params *PostMeasurementsParams, body PostMeasurementsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsResponse, error) {
+	rsp, err := c.PostMeasurements(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13020,11 +13299,13 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
-	rsp, err := c.PostMeasurementsSlashWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
+	rsp, err := c.PostMeasurementsSlashWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13039,11 +13320,13 @@ func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx cont
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Context, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
-	rsp, err := c.PostMeasurementsSlash(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
+	rsp, err := c.PostMeasurementsSlash(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13388,11 +13671,13 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesV1WithResponse(ctx context
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-func (c *ClientWithResponses) CommitEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitEventResponse, error) {
-	rsp, err := c.CommitEventWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CommitEventWithBodyWithResponse(ctx context.Context, params *CommitEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitEventResponse, error) {
+	rsp, err := c.CommitEventWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13405,11 +13690,13 @@ func (c *ClientWithResponses) CommitEventWithBodyWithResponse(ctx context.Contex
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /apiv0.1/events/commit (the `CommitEvent` operationId).
-func (c *ClientWithResponses) CommitEventWithResponse(ctx context.Context, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitEventResponse, error) {
-	rsp, err := c.CommitEvent(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CommitEventWithResponse(ctx context.Context, params *CommitEventParams, body CommitEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitEventResponse, error) {
+	rsp, err := c.CommitEvent(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13439,11 +13726,13 @@ func (c *ClientWithResponses) ListRunningEventsWithResponse(ctx context.Context,
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-func (c *ClientWithResponses) RegisterEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error) {
-	rsp, err := c.RegisterEventWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) RegisterEventWithBodyWithResponse(ctx context.Context, params *RegisterEventParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error) {
+	rsp, err := c.RegisterEventWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13456,11 +13745,13 @@ func (c *ClientWithResponses) RegisterEventWithBodyWithResponse(ctx context.Cont
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /apiv0.1/events/register (the `RegisterEvent` operationId).
-func (c *ClientWithResponses) RegisterEventWithResponse(ctx context.Context, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error) {
-	rsp, err := c.RegisterEvent(ctx, body, reqEditors...)
+func (c *ClientWithResponses) RegisterEventWithResponse(ctx context.Context, params *RegisterEventParams, body RegisterEventJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterEventResponse, error) {
+	rsp, err := c.RegisterEvent(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13624,11 +13915,13 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `PostFlows` operationId).
-func (c *ClientWithResponses) PostFlowsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error) {
-	rsp, err := c.PostFlowsWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) PostFlowsWithBodyWithResponse(ctx context.Context, params *PostFlowsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error) {
+	rsp, err := c.PostFlowsWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13641,11 +13934,13 @@ func (c *ClientWithResponses) PostFlowsWithBodyWithResponse(ctx context.Context,
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `PostFlows` operationId).
-func (c *ClientWithResponses) PostFlowsWithResponse(ctx context.Context, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error) {
-	rsp, err := c.PostFlows(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostFlowsWithResponse(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error) {
+	rsp, err := c.PostFlows(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13868,11 +14163,13 @@ func (c *ClientWithResponses) CreateMrdTokenWithResponse(ctx context.Context, bo
 //
 // Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Context, deviceId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error) {
-	rsp, err := c.PutDeviceMetricWithBody(ctx, deviceId, contentType, body, reqEditors...)
+func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Context, deviceId string, params *PutDeviceMetricParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error) {
+	rsp, err := c.PutDeviceMetricWithBody(ctx, deviceId, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13883,11 +14180,13 @@ func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Co
 //
 // Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
-func (c *ClientWithResponses) PutDeviceMetricWithResponse(ctx context.Context, deviceId string, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error) {
-	rsp, err := c.PutDeviceMetric(ctx, deviceId, body, reqEditors...)
+func (c *ClientWithResponses) PutDeviceMetricWithResponse(ctx context.Context, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error) {
+	rsp, err := c.PutDeviceMetric(ctx, deviceId, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -14030,6 +14329,13 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 		}
 		response.ApplicationproblemJSON408 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14065,6 +14371,19 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostMeasurementsResponse201Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers201 = &headers
 	}
 
 	return response, nil
@@ -14193,6 +14512,13 @@ func ParsePostMeasurementsSlashResponse(rsp *http.Response) (*PostMeasurementsSl
 		}
 		response.ApplicationproblemJSON408 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14228,6 +14554,19 @@ func ParsePostMeasurementsSlashResponse(rsp *http.Response) (*PostMeasurementsSl
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostMeasurementsSlashResponse201Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers201 = &headers
 	}
 
 	return response, nil
@@ -15537,6 +15876,19 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CommitEventResponse200Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers200 = &headers
+	}
+
 	return response, nil
 }
 
@@ -15643,6 +15995,13 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 		}
 		response.ApplicationproblemJSON408 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15678,6 +16037,19 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RegisterEventResponse200Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -16326,6 +16698,13 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 		}
 		response.ApplicationproblemJSON408 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16361,6 +16740,19 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostFlowsResponse201Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers201 = &headers
 	}
 
 	return response, nil
@@ -17203,6 +17595,13 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 		}
 		response.ApplicationproblemJSON408 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17231,6 +17630,19 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutDeviceMetricResponse200Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

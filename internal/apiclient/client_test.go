@@ -64,15 +64,20 @@ func TestGeneratedClientFlows(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	ctx := context.Background()
-	post, err := c.PostFlowsWithResponse(ctx, apiclient.PostFlowsJSONRequestBody{
-		{SrcApp: "foo", DestApp: "bar", VpcId: "vpc-0", BytesTx: 100, BytesRx: 300, Hour: 1},
-		{SrcApp: "foo", DestApp: "bar", VpcId: "vpc-0", BytesTx: 200, BytesRx: 600, Hour: 1},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if post.StatusCode() != http.StatusCreated || post.JSON201 == nil || post.JSON201.Received != 2 {
-		t.Fatalf("post: %d %s", post.StatusCode(), post.Body)
+	// Sent twice with one Idempotency-Key (a generated parameter): stored
+	// once, the same answer twice.
+	key := "client-test-key"
+	for range 2 {
+		post, err := c.PostFlowsWithResponse(ctx, &apiclient.PostFlowsParams{IdempotencyKey: &key}, apiclient.PostFlowsJSONRequestBody{
+			{SrcApp: "foo", DestApp: "bar", VpcId: "vpc-0", BytesTx: 100, BytesRx: 300, Hour: 1},
+			{SrcApp: "foo", DestApp: "bar", VpcId: "vpc-0", BytesTx: 200, BytesRx: 600, Hour: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if post.StatusCode() != http.StatusCreated || post.JSON201 == nil || post.JSON201.Received != 2 {
+			t.Fatalf("post: %d %s", post.StatusCode(), post.Body)
+		}
 	}
 	list, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{Hour: 1})
 	if err != nil {
@@ -82,7 +87,7 @@ func TestGeneratedClientFlows(t *testing.T) {
 		t.Fatalf("list: %d %s", list.StatusCode(), list.Body)
 	}
 	// Errors decode into the documented problem type.
-	bad, err := c.PostFlowsWithResponse(ctx, apiclient.PostFlowsJSONRequestBody{{SrcApp: "", DestApp: "b", VpcId: "v", Hour: 1}})
+	bad, err := c.PostFlowsWithResponse(ctx, nil, apiclient.PostFlowsJSONRequestBody{{SrcApp: "", DestApp: "b", VpcId: "v", Hour: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

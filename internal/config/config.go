@@ -52,6 +52,10 @@ type Config struct {
 	SelfProfileExclude   []string
 
 	SelfSampleInterval time.Duration
+
+	// IdempotencyTTL is how long the answer of a write sent with an
+	// Idempotency-Key is kept for repeats.
+	IdempotencyTTL time.Duration
 }
 
 // Var documents one environment variable and says how to read it into a
@@ -132,6 +136,8 @@ var Vars = []Var{
 			c.SelfSampleInterval = d
 			return nil
 		}},
+	{"IDEMPOTENCY_TTL", "24h", "how long the answer of a write sent with an Idempotency-Key header is kept: a repeat with the same key within it gets the same answer without a second write",
+		duration(func(c *Config) *time.Duration { return &c.IdempotencyTTL }, time.Second, "a duration of at least 1s such as 24h")},
 }
 
 // MinJWTSecret is the shortest JWT secret accepted, in bytes: RFC 7518

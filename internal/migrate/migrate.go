@@ -68,6 +68,19 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 }
 
 // Down rolls back the most recent migration.
+// DownTo rolls back every migration after version (tests that need the
+// schema as it was).
+func (m *Migrator) DownTo(ctx context.Context, log *slog.Logger, version int64) error {
+	rs, err := m.provider.DownTo(ctx, version)
+	for _, r := range rs {
+		log.Info("migration rolled back", "version", r.Source.Version, "file", r.Source.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate down to %d: %w", version, err)
+	}
+	return nil
+}
+
 func (m *Migrator) Down(ctx context.Context, log *slog.Logger) error {
 	r, err := m.provider.Down(ctx)
 	if r != nil {

@@ -22,13 +22,15 @@ type Store struct {
 	Measurements MeasurementStore
 	Collections  CollectionStore
 	Runtime      RuntimeSampleStore
+	Idempotency  IdempotencyStore
 	Health       Health
 }
 
 // FlowStore keeps the hourly flow totals.
 type FlowStore interface {
 	// Add adds the flows to their hours' totals, all or nothing; nil means
-	// committed. A total that would overflow is ErrTooLarge.
+	// committed. A total that would overflow is ErrTooLarge. Honours an
+	// Idempotent in ctx (even for no flows).
 	Add(ctx context.Context, flows []Flow) error
 	// ListHour is one page of an hour's totals, in key order.
 	ListHour(ctx context.Context, hour int64, p PageRequest) (Page[Flow], error)
@@ -36,9 +38,12 @@ type FlowStore interface {
 
 // EventStore keeps load-test runs and their register and commit events.
 type EventStore interface {
+	// Register stores a new running run and returns its id. Honours an
+	// Idempotent in ctx.
 	Register(ctx context.Context, r NewRun) (uuid.UUID, error)
 	// Commit closes a running run: ErrNotFound for an unknown run,
 	// ErrConflict (with a *CommittedError) for one no longer running.
+	// Honours an Idempotent in ctx.
 	Commit(ctx context.Context, c RunCommit) error
 	Running(ctx context.Context) ([]RunningRun, error)
 	Get(ctx context.Context, id uuid.UUID) (RunDetail, error)
@@ -59,12 +64,14 @@ type DeviceStore interface {
 	// Report stores one metric report and returns once it is committed
 	// (reports arriving together share commits): ErrNotFound for an
 	// unregistered device, ErrClosed once the store is shutting down.
+	// Honours an Idempotent in ctx.
 	Report(ctx context.Context, r MetricRow) error
 }
 
 // MeasurementStore keeps request measurements and their rollups.
 type MeasurementStore interface {
-	// Insert stores the records, all or none, and returns their ids in order.
+	// Insert stores the records, all or none, and returns their ids in
+	// order. Honours an Idempotent in ctx (even for no records).
 	Insert(ctx context.Context, recs []Measurement) ([]int64, error)
 	Get(ctx context.Context, id int64) (Measurement, error)
 	Count(ctx context.Context, f MeasurementFilter) (int64, error)

@@ -193,6 +193,24 @@ type Flow struct {
 	BytesRx int64
 }
 
+// Answers of keyed writes (Idempotency-Key request header): one row per key, inserted in the same transaction as the write it answers, so a row exists exactly when its write was committed. A repeat with the same key and the same method, path and body is answered from here (status and body) without writing again; the same key with another request is refused (422). Refused writes are never recorded. Rows live IDEMPOTENCY_TTL (default 24 h): an expired row is ignored, overwritten when its key is used again, and deleted lazily (each keyed request deletes up to 10 expired rows).
+type IdempotencyKey struct {
+	// The client's Idempotency-Key: 1 to 255 printable ASCII characters. One key names one request of any endpoint.
+	Key string
+	// Method and path of the request that recorded the key, e.g. POST /flows or PUT /mrd/node01/metrics.
+	Endpoint string
+	// SHA-256 of the request's method, path and body (method, a space, the path, a newline, the body bytes as received): a repeat must have the same.
+	RequestHash []byte
+	// HTTP status of the recorded answer (always a success).
+	Status int32
+	// The recorded answer's body, the exact JSON bytes sent (e.g. {"received":3}).
+	Body []byte
+	// When the write that recorded the key started its transaction.
+	CreatedAt time.Time
+	// created_at + IDEMPOTENCY_TTL: from then on the key is free again and the row may be deleted.
+	ExpiresAt time.Time
+}
+
 // Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry). Append-only; write through the API so that the rollups (measurements_hourly, measurements_daily, measurements_method_hourly) stay in step.
 type Measurement struct {
 	// Measurement id, increasing in insertion order (reserved before the COPY so the API can answer the ids).

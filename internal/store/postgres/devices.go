@@ -21,9 +21,9 @@ type Devices struct {
 	writer *deviceWriter
 }
 
-func newDevices(_ *pgxpool.Pool, q *db.Queries, opts Options) *Devices {
+func newDevices(pool *pgxpool.Pool, q *db.Queries, opts Options) *Devices {
 	observe := opts.ObserveBatch
-	return &Devices{q: q, writer: newDeviceWriter(q, deviceWriterOptions{
+	return &Devices{q: q, writer: newDeviceWriter(pool, q, deviceWriterOptions{
 		Writers:  opts.DeviceWriters,
 		MaxBatch: opts.DeviceMaxBatch,
 		Observe:  func(n int) { observe("device_metrics", n) },
@@ -199,7 +199,9 @@ func (d *Devices) emptyOf(ctx context.Context, op, id string, items int, err err
 // Report stores a metric report and returns once it is committed, sharing
 // the commit with concurrent reports. It fails with ErrNotFound when the
 // device is not registered and ErrClosed after Close. It does not give up
-// when ctx ends, because the row may already be on its way to a commit.
+// when ctx ends, because the row may already be on its way to a commit. A
+// keyed report (store.Idempotent in ctx) has its answer recorded in the
+// transaction of its batch.
 func (d *Devices) Report(ctx context.Context, r store.MetricRow) error { return d.writer.Write(ctx, r) }
 
 func notFound(op, id string) error {

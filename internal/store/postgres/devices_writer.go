@@ -19,12 +19,17 @@ package postgres
 // Device existence is checked inside that statement (see
 // queries/devices.sql: InsertDeviceMetrics), never cached, so a deleted
 // device is refused at once, also when several servers share the database.
+//
+// A batch with reports that carry an Idempotency-Key is written in a
+// transaction that records their answers first, then the statement (commit).
 
 import (
 	"context"
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
@@ -52,7 +57,8 @@ type deviceWriterOptions struct {
 
 type pendingReport struct {
 	row  store.MetricRow
-	done chan error // the row's result, or errLeadBatch
+	idem *store.Idempotent // nil: no Idempotency-Key
+	done chan error        // the row's result, or errLeadBatch
 	// batch is set, before errLeadBatch is sent, on the row whose
 	// goroutine is to write the batch (the batch's first row).
 	batch []*pendingReport
@@ -68,6 +74,7 @@ var errLeadBatch = errors.New("lead the next batch")
 // refuses new rows and waits until every queued row is committed and
 // answered.
 type deviceWriter struct {
+	pool *pgxpool.Pool
 	q    *db.Queries
 	opts deviceWriterOptions
 	// slots recycles the rows' waiting slots (and their channels).
@@ -81,8 +88,9 @@ type deviceWriter struct {
 	inflight int              // rows queued or being written, not yet answered
 }
 
-// newDeviceWriter returns a writer that stores rows through q.
-func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
+// newDeviceWriter returns a writer that stores rows through q (in
+// transactions on pool for keyed rows).
+func newDeviceWriter(pool *pgxpool.Pool, q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 	if opts.Writers < 1 {
 		opts.Writers = 2
 	}
@@ -92,7 +100,7 @@ func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 	if opts.Observe == nil {
 		opts.Observe = func(int) {}
 	}
-	w := &deviceWriter{q: q, opts: opts}
+	w := &deviceWriter{pool: pool, q: q, opts: opts}
 	w.slots.New = func() any { return &pendingReport{done: make(chan error, 1)} }
 	w.drained = sync.NewCond(&w.mu)
 	return w
@@ -103,7 +111,7 @@ func newDeviceWriter(q *db.Queries, opts deviceWriterOptions) *deviceWriter {
 // ctx ends, because the row may already be on its way to a commit.
 func (w *deviceWriter) Write(ctx context.Context, r store.MetricRow) error {
 	p := w.slots.Get().(*pendingReport)
-	p.row = r
+	p.row, p.idem = r, store.IdempotentFrom(ctx)
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -131,7 +139,7 @@ func (w *deviceWriter) Write(ctx context.Context, r store.MetricRow) error {
 		w.lead(p)
 		err = <-p.done
 	}
-	p.row, p.batch = store.MetricRow{}, nil
+	p.row, p.idem, p.batch = store.MetricRow{}, nil, nil
 	w.slots.Put(p)
 
 	w.mu.Lock()
@@ -193,21 +201,24 @@ func (w *deviceWriter) Close() {
 func (w *deviceWriter) flush(batch []*pendingReport) {
 	ctx, cancel := context.WithTimeout(context.Background(), deviceBatchTimeout)
 	defer cancel()
-	rows := make([]store.MetricRow, len(batch))
-	for i, p := range batch {
-		rows[i] = p.row
-	}
-	known, err := w.insert(ctx, rows)
+	known, taken, err := w.commit(ctx, batch)
 	if err != nil && len(batch) > 1 && dataError(err) {
 		for _, p := range batch {
-			_, err := w.insert(ctx, []store.MetricRow{p.row})
+			_, taken, err := w.commit(ctx, []*pendingReport{p})
+			if taken != nil && taken[0] {
+				err = store.ErrKeyInUse
+			}
 			p.done <- wrap("report device metric", err)
 		}
 		return
 	}
 	err = wrap("report device metrics", err)
-	for _, p := range batch {
+	for i, p := range batch {
 		switch {
+		case taken != nil && taken[i]:
+			// Another request holds its key (found before anything
+			// failed): the caller reads that request's answer.
+			p.done <- store.ErrKeyInUse
 		case err != nil:
 			p.done <- err
 		case !known[p.row.DeviceID]:
@@ -218,11 +229,68 @@ func (w *deviceWriter) flush(batch []*pendingReport) {
 	}
 }
 
-// insert writes rows in one statement and returns the devices that exist
-// (rows of other devices were not stored). A lone row of an unknown device
-// comes back as errUnknownDevice; database errors come back as they are,
-// for flush to judge.
-func (w *deviceWriter) insert(ctx context.Context, rows []store.MetricRow) (map[string]bool, error) {
+// commit writes the batch's rows and returns the devices that exist (see
+// insert). When some rows carry an Idempotency-Key, it does so in a
+// transaction that first records their answers: taken reports, by index,
+// the rows whose key another request holds (or an earlier row of the
+// batch carries), which are left out; the keys of rows refused for an
+// unknown device are taken back before the commit.
+func (w *deviceWriter) commit(ctx context.Context, batch []*pendingReport) (known map[string]bool, taken []bool, err error) {
+	var claims []keyClaim
+	var keyed []int // batch index of each claim
+	for i, p := range batch {
+		if p.idem != nil {
+			claims = append(claims, keyClaim{idem: p.idem})
+			keyed = append(keyed, i)
+		}
+	}
+	if claims != nil {
+		taken = make([]bool, len(batch))
+	}
+	// Run again whole after a deadlock or a serialization failure: the
+	// statement alone, or the transaction.
+	err = inKeyedTx(ctx, w.pool, w.q, claims != nil, func(q *db.Queries) (err error) {
+		known = nil
+		var free []bool
+		if claims != nil {
+			if free, err = claimKeys(ctx, q, claims); err != nil {
+				return err
+			}
+			for j, i := range keyed {
+				taken[i] = !free[j]
+			}
+		}
+		rows := make([]store.MetricRow, 0, len(batch))
+		for i, p := range batch {
+			if taken == nil || !taken[i] {
+				rows = append(rows, p.row)
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if known, err = w.insert(ctx, q, rows); err != nil {
+			return err
+		}
+		var refused []string
+		for j, i := range keyed {
+			if free[j] && !known[batch[i].row.DeviceID] {
+				refused = append(refused, batch[i].idem.Key)
+			}
+		}
+		if refused == nil {
+			return nil
+		}
+		return q.DeleteIdempotencyKeys(ctx, refused)
+	})
+	return known, taken, err
+}
+
+// insert writes rows in one statement through q and returns the devices
+// that exist (rows of other devices were not stored). A lone row of an
+// unknown device comes back as errUnknownDevice; database errors come back
+// as they are, for flush to judge.
+func (w *deviceWriter) insert(ctx context.Context, q *db.Queries, rows []store.MetricRow) (map[string]bool, error) {
 	n := len(rows)
 	p := db.InsertDeviceMetricsParams{
 		Times:      make([]time.Time, n),
@@ -240,12 +308,8 @@ func (w *deviceWriter) insert(ctx context.Context, rows []store.MetricRow) (map[
 		p.ValueNums[i], p.ValueTexts[i], p.Units[i], p.Slopes[i], p.TTLs[i] = r.Num, r.Text, r.Units, r.Slope, r.TTL
 	}
 	// The statement is atomic: running it again after a deadlock or a
-	// serialization failure never doubles a row.
-	var ids []string
-	err := withRetry(ctx, func() (err error) {
-		ids, err = w.q.InsertDeviceMetrics(ctx, p)
-		return err
-	})
+	// serialization failure (commit does) never doubles a row.
+	ids, err := q.InsertDeviceMetrics(ctx, p)
 	if err != nil {
 		return nil, err
 	}

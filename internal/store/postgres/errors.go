@@ -3,11 +3,15 @@ package postgres
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
 	"github.com/telemetry/telemetry/internal/store"
 )
 
@@ -53,24 +57,50 @@ func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 		code == "23514": // check_violation
 		return "invalid", "a value in the request cannot be stored", store.ErrInvalid
 	case strings.HasPrefix(code, "08"), // connection exception
-		code == "53300", // too_many_connections
-		code == "57P01", // admin_shutdown
-		code == "57P02", // crash_shutdown
-		code == "57P03", // cannot_connect_now
-		code == "57014", // query_canceled (statement_timeout)
-		code == "55P03": // lock_not_available
+		strings.HasPrefix(code, "53"), // insufficient resources: too many connections, disk full, out of memory
+		// Operator intervention: admin_shutdown (pg_terminate_backend,
+		// a fast shutdown), crash_shutdown, cannot_connect_now (starting
+		// up or in recovery), database_dropped, idle_session_timeout and
+		// query_canceled (statement_timeout).
+		strings.HasPrefix(code, "57"),
+		strings.HasPrefix(code, "58"), // system error: an I/O error on the server
+		code == "55P03":               // lock_not_available
 		return "", "the database is unavailable", store.ErrUnavailable
 	}
 	return "", "", nil
 }
 
 // unreachable reports whether a non-PostgreSQL error means the server could
-// not be reached or the connection broke.
+// not be reached, the connection broke (the server died or was restarted
+// mid-request, a proxy cut it) or the pool cannot hand out a connection:
+// failures of the database, not of the request, so the same request may
+// succeed later. pgx reports these as values of several kinds, depending on
+// when the connection went away:
+//   - connecting failed: *pgconn.ConnectError;
+//   - the socket failed: a net.Error (*net.OpError: connection refused or
+//     reset, broken pipe, a timeout), or the bare syscall error, or
+//     net.ErrClosed;
+//   - the server closed it: io.ErrUnexpectedEOF ("unexpected EOF"), io.EOF;
+//   - pgx closed it after an earlier failure: pgconn.ErrConnClosed ("conn
+//     closed");
+//   - nothing was sent at all (pgconn.SafeToRetry): "conn busy", a context
+//     done before the query started;
+//   - the pool is closed (puddle.ErrClosedPool, during shutdown) or could
+//     not connect in time (context.DeadlineExceeded, pgconn.Timeout).
 func unreachable(err error) bool {
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
-	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
-		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, net.ErrClosed),
+		errors.Is(err, puddle.ErrClosedPool),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err), pgconn.SafeToRetry(err):
+		return true
+	}
+	return false
 }
 
 // retryable reports whether PostgreSQL aborted a transaction that may

@@ -26,17 +26,27 @@ func newEvents(pool *pgxpool.Pool, q *db.Queries) *Events {
 }
 
 // Register stores a new running run and its register event (one
-// statement: neither exists without the other) and returns its id.
+// statement: neither exists without the other) and returns its id. A keyed
+// register (store.Idempotent in ctx) records its answer, which holds the id
+// PostgreSQL generated, in the same transaction.
 func (s *Events) Register(ctx context.Context, r store.NewRun) (uuid.UUID, error) {
-	id, err := s.q.RegisterRun(ctx, db.RegisterRunParams{
-		Payload:    r.Payload,
-		Host:       r.Host,
-		TargetHost: r.TargetHost,
-		Mode:       r.Mode,
-		Clients:    r.Clients,
-		HatchRate:  r.HatchRate,
-		Requests:   r.Requests,
-		StartedAt:  r.StartedAt,
+	idem := store.IdempotentFrom(ctx)
+	var id uuid.UUID
+	err := inKeyedTx(ctx, s.pool, s.q, idem != nil, func(q *db.Queries) (err error) {
+		id, err = q.RegisterRun(ctx, db.RegisterRunParams{
+			Payload:    r.Payload,
+			Host:       r.Host,
+			TargetHost: r.TargetHost,
+			Mode:       r.Mode,
+			Clients:    r.Clients,
+			HatchRate:  r.HatchRate,
+			Requests:   r.Requests,
+			StartedAt:  r.StartedAt,
+		})
+		if err != nil || idem == nil {
+			return err
+		}
+		return claimKey(ctx, q, idem, id)
 	})
 	return id, wrap("register run", err)
 }
@@ -61,21 +71,35 @@ func (s *Events) Commit(ctx context.Context, c store.RunCommit) error {
 	// tells 404 from 409 without a race. The one way to read running is a
 	// register of that id committed between the two statements: then the
 	// commit is simply tried again.
-	for attempt := 0; ; attempt++ {
-		_, err := s.q.CommitRun(ctx, p)
-		if err = wrap("commit run", err); !errors.Is(err, store.ErrNotFound) {
-			return err
+	//
+	// A keyed commit (store.Idempotent in ctx) runs in a transaction that
+	// records its key first: a concurrent repeat waits there for this one
+	// and then finds the key taken, instead of being refused as a second
+	// commit. A refused commit rolls the key back with it.
+	idem := store.IdempotentFrom(ctx)
+	err := inKeyedTx(ctx, s.pool, s.q, idem != nil, func(q *db.Queries) error {
+		if idem != nil {
+			if err := claimKey(ctx, q, idem, nil); err != nil {
+				return wrap("commit run", err)
+			}
 		}
-		state, err := s.q.GetRunState(ctx, c.ID)
-		if err != nil {
-			return wrap("commit run: state", err) // ErrNotFound: no such run
+		for attempt := 0; ; attempt++ {
+			_, err := q.CommitRun(ctx, p)
+			if err = wrap("commit run", err); !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			state, err := q.GetRunState(ctx, c.ID)
+			if err != nil {
+				return wrap("commit run: state", err) // ErrNotFound: no such run
+			}
+			if store.RunState(state) == store.RunRunning && attempt < 2 {
+				continue
+			}
+			return &store.Error{Op: "commit run", Kind: store.ErrConflict, Detail: "the run is already " + state,
+				Err: &store.CommittedError{ID: c.ID, State: store.RunState(state)}}
 		}
-		if store.RunState(state) == store.RunRunning && attempt < 2 {
-			continue
-		}
-		return &store.Error{Op: "commit run", Kind: store.ErrConflict, Detail: "the run is already " + state,
-			Err: &store.CommittedError{ID: c.ID, State: store.RunState(state)}}
-	}
+	})
+	return wrap("commit run", err)
 }
 
 // Running lists the runs not yet committed, oldest first.

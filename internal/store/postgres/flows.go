@@ -17,8 +17,8 @@ type Flows struct {
 	writer *flowWriter
 }
 
-func newFlows(_ *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
-	return &Flows{q: q, writer: newFlowWriter(q)}
+func newFlows(pool *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
+	return &Flows{q: q, writer: newFlowWriter(pool, q)}
 }
 
 // Add adds the batch to the hourly totals, all or nothing: when it returns
@@ -28,12 +28,15 @@ func newFlows(_ *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
 // table refuses (store.MaxFlowName, store.MaxFlowHour, NUL or invalid
 // UTF-8, a negative count) fails with ErrInvalid before it is written; a
 // total that would overflow 64 bits fails it with ErrTooLarge. Either way
-// only that batch fails, never the others written with it.
-func (f *Flows) Add(_ context.Context, flows []store.Flow) error {
-	if len(flows) == 0 {
+// only that batch fails, never the others written with it. A keyed batch
+// (store.Idempotent in ctx, read here and nowhere else) has its answer
+// recorded in the transaction that writes it, even when it is empty.
+func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
+	idem := store.IdempotentFrom(ctx)
+	if len(flows) == 0 && idem == nil {
 		return nil
 	}
-	return f.writer.write(flows)
+	return f.writer.write(flows, idem)
 }
 
 // ListHour gives one page of the hour's totals, ordered by src_app,

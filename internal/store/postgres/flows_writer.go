@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
@@ -22,9 +25,12 @@ import (
 // the batches that arrive while an upsert runs are summed by key in Go and
 // written by the next upsert, one transaction for all of them: each batch
 // is still all or nothing, a nil from Add still means committed, and hot
-// keys are updated once per round instead of once per batch.
+// keys are updated once per round instead of once per batch. Batches with
+// an Idempotency-Key have their answers recorded in the round's
+// transaction (upsert).
 type flowWriter struct {
-	q *db.Queries
+	pool *pgxpool.Pool
+	q    *db.Queries
 
 	mu      sync.Mutex
 	pending []*flowJob
@@ -33,22 +39,26 @@ type flowWriter struct {
 
 type flowJob struct {
 	flows []store.Flow
+	idem  *store.Idempotent // nil: no Idempotency-Key
 	done  chan error
 }
 
 // maxCombinedFlows bounds one combined upsert.
 const maxCombinedFlows = 200_000
 
-func newFlowWriter(q *db.Queries) *flowWriter { return &flowWriter{q: q} }
+func newFlowWriter(pool *pgxpool.Pool, q *db.Queries) *flowWriter {
+	return &flowWriter{pool: pool, q: q}
+}
 
-// write stores the batch and returns once it is committed (or failed). A
-// batch holding anything the database would refuse fails here, before it
-// joins a round: it cannot fail the other batches of one.
-func (w *flowWriter) write(flows []store.Flow) error {
+// write stores the batch (recording its answer under idem's key, when not
+// nil) and returns once it is committed (or failed). A batch holding
+// anything the database would refuse fails here, before it joins a round:
+// it cannot fail the other batches of one.
+func (w *flowWriter) write(flows []store.Flow, idem *store.Idempotent) error {
 	if err := checkFlows(flows); err != nil {
 		return err
 	}
-	job := &flowJob{flows: flows, done: make(chan error, 1)}
+	job := &flowJob{flows: flows, idem: idem, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, job)
 	if w.busy {
@@ -104,12 +114,12 @@ func (w *flowWriter) flushRound() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if len(jobs) == 1 {
-		jobs[0].done <- w.upsert(ctx, jobs[0].flows)
+		jobs[0].done <- w.upsert(ctx, jobs, jobs[0].flows)
 		return
 	}
 	merged, ok := combine(jobs)
 	if ok {
-		err := w.upsert(ctx, merged)
+		err := w.upsert(ctx, jobs, merged)
 		if err == nil || !isolate(err) {
 			for _, j := range jobs {
 				j.done <- err
@@ -118,28 +128,55 @@ func (w *flowWriter) flushRound() {
 		}
 	}
 	// PostgreSQL refused the round (a stored total that would overflow, or
-	// anything else checkFlows did not foresee), or the batches' sums
-	// already overflow in Go: write the batches one by one, so that only the
-	// offending one fails. Each request answers as soon as its own batch
-	// is done.
+	// anything else checkFlows did not foresee), the batches' sums already
+	// overflow in Go, or another request holds a batch's Idempotency-Key:
+	// write the batches one by one, so that only the offending one fails.
 	for _, j := range jobs {
-		j.done <- w.upsert(ctx, j.flows)
+		j.done <- w.upsert(ctx, []*flowJob{j}, j.flows)
 	}
 }
 
 // isolate reports whether a failed round is retried batch by batch: when
 // PostgreSQL refused the upsert (errors.go: refused), it took no effect and
-// one of the batches may be at fault. A connection failure or an
-// overloaded database fails the round whole, as before: it would fail each
-// batch alike, a broken connection leaves unknown whether the round was
+// one of the batches may be at fault; likewise when one of the batches'
+// Idempotency-Keys is taken. A connection failure or an overloaded
+// database fails the round whole, as before: it would fail each batch
+// alike, a broken connection leaves unknown whether the round was
 // committed (a retry could add its bytes twice), and the clients retry.
 func isolate(err error) bool {
-	return refused(err)
+	return refused(err) || errors.Is(err, store.ErrKeyInUse)
 }
 
-func (w *flowWriter) upsert(ctx context.Context, flows []store.Flow) error {
+// upsert writes flows, the sum of the jobs' batches: one statement, or,
+// when some of the jobs carry an Idempotency-Key, one transaction that
+// records their answers first and then upserts. ErrKeyInUse (nothing
+// written) when another request holds one of the keys, or two of the jobs
+// carry the same key.
+func (w *flowWriter) upsert(ctx context.Context, jobs []*flowJob, flows []store.Flow) error {
+	var claims []keyClaim
+	for _, j := range jobs {
+		if j.idem != nil {
+			claims = append(claims, keyClaim{idem: j.idem})
+		}
+	}
 	p := upsertParams(flows)
-	return wrap("upsert flows", withRetry(ctx, func() error { return w.q.UpsertFlows(ctx, p) }))
+	return wrap("upsert flows", inKeyedTx(ctx, w.pool, w.q, claims != nil, func(q *db.Queries) error {
+		if claims != nil {
+			free, err := claimKeys(ctx, q, claims)
+			if err != nil {
+				return err
+			}
+			for _, ok := range free {
+				if !ok {
+					return store.ErrKeyInUse
+				}
+			}
+			if len(flows) == 0 {
+				return nil
+			}
+		}
+		return q.UpsertFlows(ctx, p)
+	}))
 }
 
 type flowKey struct {

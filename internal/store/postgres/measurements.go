@@ -55,19 +55,23 @@ func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 // order (their ID fields are ignored). The ids are reserved first (COPY
 // cannot return them), then the rows are copied and the batch's aggregates
 // added to the three rollups, in one transaction. The three upserts go in
-// one pipelined batch (one round trip).
+// one pipelined batch (one round trip). A keyed insert (store.Idempotent in
+// ctx) also records its answer, which holds the ids, in that transaction,
+// right after reserving them: a concurrent repeat waits there, before the
+// copy. A keyed empty batch records its answer alone.
 func (m *Measurements) Insert(ctx context.Context, recs []store.Measurement) ([]int64, error) {
-	if len(recs) == 0 {
+	idem := store.IdempotentFrom(ctx)
+	if len(recs) == 0 && idem == nil {
 		return []int64{}, nil
 	}
-	ids, err := m.insert(ctx, recs)
+	ids, err := m.insert(ctx, recs, idem)
 	if err != nil {
 		return nil, wrap("insert measurements", err)
 	}
 	return ids, nil
 }
 
-func (m *Measurements) insert(ctx context.Context, recs []store.Measurement) ([]int64, error) {
+func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, idem *store.Idempotent) ([]int64, error) {
 	tx, err := m.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -76,9 +80,19 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement) ([]
 	// to the pool clean.
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	q := db.New(tx)
-	ids, err := q.ReserveMeasurementIDs(ctx, int32(len(recs)))
-	if err != nil {
-		return nil, fmt.Errorf("reserve ids: %w", err)
+	ids := []int64{}
+	if len(recs) > 0 {
+		if ids, err = q.ReserveMeasurementIDs(ctx, int32(len(recs))); err != nil {
+			return nil, fmt.Errorf("reserve ids: %w", err)
+		}
+	}
+	if idem != nil {
+		if err := claimKey(ctx, q, idem, ids); err != nil {
+			return nil, err
+		}
+		if len(recs) == 0 {
+			return ids, tx.Commit(ctx)
+		}
 	}
 	rows := make([]db.CopyMeasurementsParams, len(recs))
 	for i, r := range recs {

@@ -45,6 +45,7 @@ type Store struct {
 	Measurements *Measurements
 	Collections  *Collections
 	Runtime      *RuntimeSamples
+	Idempotency  *Idempotency
 
 	readyOnce sync.Once
 	migrator  *migrate.Migrator
@@ -89,13 +90,14 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		Measurements: newMeasurements(pool, q, opts),
 		Collections:  newCollections(pool, q),
 		Runtime:      newRuntimeSamples(pool, q),
+		Idempotency:  newIdempotency(pool, q),
 	}
 }
 
 // Stores is the store as the API takes it.
 func (s *Store) Stores() *store.Store {
 	return &store.Store{Flows: s.Flows, Events: s.Events, Devices: s.Devices, Measurements: s.Measurements,
-		Collections: s.Collections, Runtime: s.Runtime, Health: s}
+		Collections: s.Collections, Runtime: s.Runtime, Idempotency: s.Idempotency, Health: s}
 }
 
 // PoolStats are the pool's figures, for /metrics.
