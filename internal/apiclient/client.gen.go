@@ -1477,7 +1477,7 @@ type MeasurementPageMeasurementGroup struct {
 
 // MetricReport defines model for MetricReport.
 type MetricReport struct {
-	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank.
+	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank; at most 255 characters.
 	//
 	// Example: ct.ipmi.temperature
 	Name string `json:"name"`
@@ -1497,7 +1497,7 @@ type MetricReport struct {
 	// Example: int32
 	Type MetricReportType `json:"type"`
 
-	// Units Units of the value; may not contain < > ' " &.
+	// Units Units of the value; at most 255 characters, none of < > ' " &.
 	//
 	// Example: degrees C
 	Units string `json:"units"`
@@ -3848,7 +3848,7 @@ type ClientInterface interface {
 
 	// PutDeviceMetricWithBody Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3857,7 +3857,7 @@ type ClientInterface interface {
 
 	// PutDeviceMetric Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4844,7 +4844,7 @@ func (c *Client) CreateMrdToken(ctx context.Context, body CreateMrdTokenJSONRequ
 
 // PutDeviceMetricWithBody Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes any type of body and a specified content type.
 //
@@ -4863,7 +4863,7 @@ func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, c
 
 // PutDeviceMetric Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8649,7 +8649,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutDeviceMetricWithBodyWithResponse Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8658,7 +8658,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutDeviceMetricWithResponse Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12156,6 +12156,8 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON406 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -12192,6 +12194,11 @@ func (r PutDeviceMetricResponse) GetApplicationproblemJSON406() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r PutDeviceMetricResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -13134,7 +13141,7 @@ func (c *ClientWithResponses) CreateMrdTokenWithResponse(ctx context.Context, bo
 
 // PutDeviceMetricWithBodyWithResponse Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13149,7 +13156,7 @@ func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Co
 
 // PutDeviceMetricWithResponse Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16113,6 +16120,13 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
