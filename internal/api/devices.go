@@ -48,11 +48,24 @@ func deviceOf(d store.Device) Device {
 type NewDevice struct {
 	ID   string `json:"id" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9._-]+$" example:"node01" doc:"Device id: 1 to 64 of A-Z a-z 0-9 . _ -."`
 	Name string `json:"name" minLength:"1" maxLength:"255" example:"Compute node 1" doc:"Human-readable name."`
+
+	faults []error // strings that cannot be stored, repeated names
+}
+
+// UnmarshalJSON decodes with json v2 and checks the body's strings
+// (textcheck.go); Resolve reports what it found.
+func (b *NewDevice) UnmarshalJSON(data []byte) error {
+	type plain NewDevice
+	b.faults, _ = checkBodyText(data)
+	return unmarshalBody(data, (*plain)(b))
 }
 
 type createDeviceInput struct {
 	Body NewDevice
 }
+
+// Resolve reports the body's faults with huma's own checks.
+func (in *createDeviceInput) Resolve(huma.Context) []error { return in.Body.faults }
 
 type deviceOutput struct {
 	Body Device
@@ -70,12 +83,24 @@ type deviceIDInput struct {
 // DeviceUpdate is the body that renames a device.
 type DeviceUpdate struct {
 	Name string `json:"name" minLength:"1" maxLength:"255" example:"Compute node 1" doc:"New name."`
+
+	faults []error // strings that cannot be stored, repeated names
+}
+
+// UnmarshalJSON decodes with json v2 and checks the body's strings.
+func (b *DeviceUpdate) UnmarshalJSON(data []byte) error {
+	type plain DeviceUpdate
+	b.faults, _ = checkBodyText(data)
+	return unmarshalBody(data, (*plain)(b))
 }
 
 type updateDeviceInput struct {
 	ID   string `path:"id" example:"node01" doc:"Device id."`
 	Body DeviceUpdate
 }
+
+// Resolve reports the body's faults with huma's own checks.
+func (in *updateDeviceInput) Resolve(huma.Context) []error { return in.Body.faults }
 
 type listDevicesInput struct {
 	PageQuery
