@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // checkBodyText names every faulty string and repeated name of a body, at
@@ -70,4 +74,81 @@ func manyNames(n int) string {
 		b.WriteString(`"n` + string(rune('0'+i/10)) + string(rune('0'+i%10)) + `":1`)
 	}
 	return b.String()
+}
+
+// FuzzCheckBodyText checks checkBodyText against json v2's own validation
+// and encoding/json's decoding:
+//
+//   - it fails exactly when jsontext finds the body is not one JSON value
+//     (invalid UTF-8 and repeated names allowed);
+//   - it reports no "unicode" item exactly when jsontext accepts the body
+//     with its UTF-8 checks on (no invalid UTF-8, no lone surrogate) and no
+//     string or name encoding/json decodes holds a NUL;
+//   - for a body without such faults, it reports no "duplicate" item
+//     exactly when jsontext, which refuses repeated names by default,
+//     accepts it;
+//   - every item has a title, a detail and a location under body.
+//
+// Run it with: go test ./internal/api -run '^$' -fuzz '^FuzzCheckBodyText$' -fuzztime 25s
+func FuzzCheckBodyText(f *testing.F) {
+	for _, s := range []string{
+		`{"a":"x","b":[1,"y",{"c":"é\u00e9\ud83d\ude00"}]}`, `[]`, ` "x" `, `{"a":"\u0000"}`, "[{\"a\":\"\xff\"}]",
+		`{"a":"\ud800"}`, `{"a":"\ud800\u0041"}`, `{"a":"\udc00\ud800"}`, `{"a":"\\u0000"}`, `{"a\u0000":1}`,
+		`{"a":1,"a":2}`, `{"a":"\u0000","a":2}`, `{"a":1,"\u0061":2}`, "{\"\xff\":1,\"\xfe\":2}", `{"a":1}{}`, `{"a":`, ``, "\"\x00\"",
+		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{"a":1,"a":1}]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, err := checkBodyText(body)
+		lenient := jsontext.Value(body).IsValid(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+		if (err == nil) != lenient {
+			t.Fatalf("%q: checkBodyText error %v, jsontext valid %v", body, err, lenient)
+		}
+		if err != nil {
+			return
+		}
+		var unicode, duplicate bool
+		for _, it := range items {
+			p := it.(*ProblemItem)
+			switch {
+			case p.Title == titleUnicode:
+				unicode = true
+			case p.Title == titleDuplicate:
+				duplicate = true
+			default:
+				t.Fatalf("%q: item %+v", body, p)
+			}
+			if p.Detail == "" || !within(p.Location, "body") {
+				t.Fatalf("%q: item %+v", body, p)
+			}
+		}
+		if !json.Valid(body) {
+			t.Fatalf("%q: checkBodyText accepts it, encoding/json does not", body)
+		}
+		wantUnicode := !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) || holdsNUL(body)
+		if unicode != wantUnicode {
+			t.Fatalf("%q: unicode items %v, want %v (%v)", body, unicode, wantUnicode, items)
+		}
+		if !unicode {
+			if wantDup := !jsontext.Value(body).IsValid(); duplicate != wantDup {
+				t.Fatalf("%q: duplicate items %v, want %v (%v)", body, duplicate, wantDup, items)
+			}
+		}
+	})
+}
+
+// holdsNUL reports whether a string or a name of a JSON body, as
+// encoding/json's tokenizer reads it (repeated names included), has a NUL.
+func holdsNUL(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(string); ok && strings.IndexByte(s, 0) >= 0 {
+			return true
+		}
+	}
 }
