@@ -116,8 +116,8 @@ func TestHostileBodies(t *testing.T) {
 		body: func(x string) string {
 			return fmt.Sprintf(`{"uuid":%q,"host":"h","measurement":{"fields":{"requestStats":{"stats":[{"name":%s}],"e":%s}}}}`, run, x, x)
 		},
-		places: []string{"body.measurement.fields.requestStats.stats[0].name", "body.measurement.fields.requestStats.e"},
-		long:   fmt.Sprintf(`{"uuid":%q,"hostname":%s,"measurement":{"fields":{"requestStats":{}}}}`, run, longString),
+		places:  []string{"body.measurement.fields.requestStats.stats[0].name", "body.measurement.fields.requestStats.e"},
+		long:    fmt.Sprintf(`{"uuid":%q,"hostname":%s,"measurement":{"fields":{"requestStats":{}}}}`, run, longString),
 		longLoc: "body.hostname", longTitle: "max",
 		dup:    fmt.Sprintf(`{"uuid":%q,"measurement":{"fields":{"requestStats":{"x":1,"x":2}}}}`, run),
 		dupLoc: "body.measurement.fields.requestStats.x",
@@ -127,14 +127,16 @@ func TestHostileBodies(t *testing.T) {
 		body:   func(x string) string { return `{"id":"d2","name":` + x + `}` },
 		places: []string{"body.name"},
 		long:   `{"id":"d2","name":` + longString + `}`, longLoc: "body.name", longTitle: "max",
-		dup:    `{"id":"d2","name":"a","id":"d3"}`, dupLoc: "body.id",
+		dup:    `{"id":"d2","name":"a","id":"d3"}`,
+		dupLoc: "body.id",
 		tables: []string{"devices"},
 	}, {
 		name: "PUT /mrd/devices/n1", method: "PUT", path: "/mrd/devices/n1", header: auth,
 		body:   func(x string) string { return `{"name":` + x + `}` },
 		places: []string{"body.name"},
 		long:   `{"name":` + longString + `}`, longLoc: "body.name", longTitle: "max",
-		dup:    `{"name":"a","name":"b"}`, dupLoc: "body.name",
+		dup:    `{"name":"a","name":"b"}`,
+		dupLoc: "body.name",
 		tables: []string{"devices"},
 	}, {
 		name: "POST /mrd/token", method: "POST", path: "/mrd/token",
