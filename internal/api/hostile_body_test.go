@@ -279,3 +279,41 @@ func TestHostileContentTypes(t *testing.T) {
 		t.Fatalf("no Content-Type: status %d, want 200", res.StatusCode)
 	}
 }
+
+// Names match exactly in every body (json v2): a name that differs from a
+// field only by case does not fill it. It used to for the bodies huma
+// decoded with encoding/json, after huma had validated the exact names, so
+// an events handler received clients -5 that the schema never saw
+// (docs/decoders.md, "Findings").
+func TestBodyNamesAreExact(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.EnableTokenEndpoint = true })
+	s.createDevice(t, "n1")
+
+	id := s.eventsRegister(t, `{"host":"h","HOST":" ","measurement":{"fields":{"clients":1,"CLIENTS":-5},`+
+		`"tags":{"mode":"single","Mode":"bogus"}}}`)
+	var run EventRunDetail
+	s.do("GET", "/apiv0.1/events/"+id, nil).wantStatus(t, http.StatusOK).decode(t, &run)
+	if run.Host != "h" || run.Clients == nil || *run.Clients != 1 || run.Mode == nil || *run.Mode != "single" {
+		t.Fatalf("run %+v: want host h, clients 1, mode single", run.EventRun)
+	}
+
+	p := s.do("POST", "/mrd/devices", `{"id":"d2","name":"n","NAME":"x"}`, bearer(t)...).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body.NAME", "unknown") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	p = s.do("POST", "/mrd/token", `{"EXPIRES_IN":60}`).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body.EXPIRES_IN", "unknown") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	p = s.do("PUT", "/mrd/n1/metrics", `{"NAME":"m","value":1,"units":"u","type":"int8","slope":"both","ttl":60}`, bearer(t)...).
+		problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 1 || !p.hasError("body.name", "required") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	p = s.do("POST", "/flows", `[{"SRC_APP":"a","dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":1}]`).
+		problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body[0].src_app", "required") || !p.hasError("body[0].SRC_APP", "unknown") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+}
