@@ -192,7 +192,7 @@ type reportDecoder struct {
 }
 
 // errReportSlow makes split leave a body to the careful path.
-var errReportSlow = errors.New("escaped NUL")
+var errReportSlow = errors.New("left to the careful path")
 
 // split fills raw from a body that is a JSON object. strict (the fast
 // path) fails on anything checkBodyText would report: a repeated name,
@@ -206,7 +206,10 @@ func (p *reportParser) split(body []byte, raw *rawReport, strict bool) error {
 	if d == nil {
 		d = new(reportDecoder)
 	}
-	defer p.decoders.Put(d)
+	defer func() {
+		d.r.Reset(nil) // keep no reference to the request's body
+		p.decoders.Put(d)
+	}()
 	d.r.Reset(body)
 	if strict {
 		d.dec.Reset(&d.r)
@@ -344,17 +347,18 @@ func (p *reportParser) parse(body []byte) (store.MetricRow, error) {
 	}
 
 	// name: required, notblank, max.
-	if faulty("name") {
-	} else if name, ok := str("name", raw.Name); ok {
-		switch {
-		case name == "":
-			fail("name", "required", "name is a required field", rawValue(raw.Name))
-		case strings.TrimSpace(name) == "":
-			fail("name", "notblank", "name cannot be blank", name)
-		case !validLength(name, 0, maxMetricText):
-			fail("name", "max", fmt.Sprintf("name must be at most %d characters long", maxMetricText), itemString(name))
+	if !faulty("name") {
+		if name, ok := str("name", raw.Name); ok {
+			switch {
+			case name == "":
+				fail("name", "required", "name is a required field", rawValue(raw.Name))
+			case strings.TrimSpace(name) == "":
+				fail("name", "notblank", "name cannot be blank", itemString(name))
+			case !validLength(name, 0, maxMetricText):
+				fail("name", "max", fmt.Sprintf("name must be at most %d characters long", maxMetricText), itemString(name))
+			}
+			row.Name = name
 		}
-		row.Name = name
 	}
 
 	// type is needed to judge value; its own errors come later in order.
@@ -373,17 +377,18 @@ func (p *reportParser) parse(body []byte) (store.MetricRow, error) {
 	}
 
 	// units: required, max, excludesall.
-	if faulty("units") {
-	} else if units, ok := str("units", raw.Units); ok {
-		switch {
-		case units == "":
-			fail("units", "required", "units is a required field", rawValue(raw.Units))
-		case !validLength(units, 0, maxMetricText):
-			fail("units", "max", fmt.Sprintf("units must be at most %d characters long", maxMetricText), itemString(units))
-		case strings.ContainsAny(units, unitsForbidden):
-			fail("units", "excludesall", `units cannot contain any of the following characters '<>'"&'`, units)
+	if !faulty("units") {
+		if units, ok := str("units", raw.Units); ok {
+			switch {
+			case units == "":
+				fail("units", "required", "units is a required field", rawValue(raw.Units))
+			case !validLength(units, 0, maxMetricText):
+				fail("units", "max", fmt.Sprintf("units must be at most %d characters long", maxMetricText), itemString(units))
+			case strings.ContainsAny(units, unitsForbidden):
+				fail("units", "excludesall", `units cannot contain any of the following characters '<>'"&'`, itemString(units))
+			}
+			row.Units = units
 		}
-		row.Units = units
 	}
 
 	// type: required, oneof.
@@ -399,15 +404,16 @@ func (p *reportParser) parse(body []byte) (store.MetricRow, error) {
 	row.Type = typ
 
 	// slope: required, oneof.
-	if faulty("slope") {
-	} else if slope, ok := str("slope", raw.Slope); ok {
-		switch {
-		case slope == "":
-			fail("slope", "required", "slope is a required field", rawValue(raw.Slope))
-		case !oneOf(slope, MetricSlopes):
-			fail("slope", "oneof", "slope must be one of ["+strings.Join(MetricSlopes, " ")+"]", itemString(slope))
+	if !faulty("slope") {
+		if slope, ok := str("slope", raw.Slope); ok {
+			switch {
+			case slope == "":
+				fail("slope", "required", "slope is a required field", rawValue(raw.Slope))
+			case !oneOf(slope, MetricSlopes):
+				fail("slope", "oneof", "slope must be one of ["+strings.Join(MetricSlopes, " ")+"]", itemString(slope))
+			}
+			row.Slope = slope
 		}
-		row.Slope = slope
 	}
 
 	// ttl: an integer; 0 (or missing) is "required", below 1 "min".
