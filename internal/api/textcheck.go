@@ -114,7 +114,12 @@ func checkBodyText(body []byte) (items []error, err error) {
 			if _, err := dec.ReadToken(); err != nil {
 				return items, err
 			}
-			stack = append(stack, textFrame{object: kind == '{', index: -1})
+			// Reuse a closed frame's name list: a batch has one object per item.
+			var names [][]byte
+			if len(stack) < cap(stack) {
+				names = stack[:len(stack)+1][len(stack)].names[:0]
+			}
+			stack = append(stack, textFrame{object: kind == '{', index: -1, names: names})
 			continue
 		}
 		raw, err := readRaw(dec, body)
