@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"mime"
 	"net/http"
 	"reflect"
@@ -81,52 +80,8 @@ func isASCII(s string) bool {
 	return true
 }
 
-// itemKeysExact reports whether every key of the objects directly inside
-// the top-level array of a valid JSON document is in keys, byte for byte,
-// and none of their values is null: encoding/json folds the case of keys
-// and lets null through, the schema does neither. Deeper objects (a
-// measurement's kwargs, context) may hold any keys and nulls.
-func itemKeysExact(body []byte, keys map[string]bool) bool {
-	depth := 0
-	for i := 0; i < len(body); i++ {
-		switch body[i] {
-		case '[', '{':
-			depth++
-		case ']', '}':
-			depth--
-		case 'n':
-			if depth == 2 { // a literal null as an item's field value
-				return false
-			}
-		case '"':
-			start, escaped := i+1, false
-			for i++; i < len(body) && body[i] != '"'; i++ {
-				if body[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			if depth != 2 {
-				continue
-			}
-			end := i
-			j := i + 1
-			for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r') {
-				j++
-			}
-			if j >= len(body) || body[j] != ':' {
-				continue // a string value, not a key
-			}
-			key := string(body[start:end])
-			if escaped {
-				if err := json.Unmarshal(body[start-1:end+1], &key); err != nil {
-					return false
-				}
-			}
-			if !keys[key] {
-				return false
-			}
-		}
-	}
-	return true
+// validText is validLength for a string the fast paths decoded, which
+// json v2 has checked is valid UTF-8: it must hold no NUL either.
+func validText(s string, lo, hi int) bool {
+	return validLength(s, lo, hi) && strings.IndexByte(s, 0) < 0
 }

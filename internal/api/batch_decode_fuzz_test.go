@@ -17,21 +17,28 @@ import (
 )
 
 // The batch bodies (POST /flows, POST /api/measurements) have a fast typed
-// decode (encoding/json into pointers, then the rules by hand, with
-// itemKeysExact refusing what encoding/json would let through: names that
-// match a field only case-insensitively, and null) and a slow path (huma's
-// validator on the generic parse) that explains a refusal. These targets
+// decode (json v2 into pointers, names exact, unknown and repeated names,
+// invalid UTF-8 and lone surrogates refused, then the rules and the NUL
+// check by hand) and a slow path (checkBodyText, then huma's validator on
+// encoding/json's generic parse) that explains a refusal. These targets
 // check that the fast path accepts only what the slow path and
-// encoding/json agree on, and decodes the same items. Repeated names are
-// not refused: the last one wins, in the fast path as in encoding/json and
-// in the generic parse the schema is checked on.
+// encoding/json agree on, decodes the same items, and that a refusal
+// lists every string that cannot be stored and every repeated name.
 //
 // Run them with: go test ./internal/api -run '^$' -fuzz '^FuzzFlowsDecode$' -fuzztime 25s
 // (and FuzzMeasurementsDecode). Seeds: the f.Add lists and testdata/fuzz/<name>.
 
+// The names a flow and a measurement may have, spelt exactly.
+var (
+	flowKeys        = map[string]bool{"src_app": true, "dest_app": true, "vpc_id": true, "bytes_tx": true, "bytes_rx": true, "hour": true}
+	measurementKeys = map[string]bool{"name": true, "method": true, "startedAt": true, "endedAt": true,
+		"elapsed": true, "args": true, "kwargs": true, "context": true, "app": true}
+)
+
 // fuzzDecoders are the batch decoders as the server makes them (same huma
 // configuration), without routes or a database.
 var fuzzDecoders = sync.OnceValues(func() (*flowDecoder, *measurementDecoder) {
+	installErrorModel() // as New does: names are matched exactly
 	api := humachi.New(chi.NewMux(), humaConfig())
 	return newFlowDecoder(api), newMeasurementDecoder(api)
 })
@@ -40,11 +47,13 @@ var fuzzDecoders = sync.OnceValues(func() (*flowDecoder, *measurementDecoder) {
 //
 //   - decode accepts exactly what fastDecode accepts, and never panics;
 //   - accepted: encoding/json decodes the same flows into []Flow, every
-//     item's names are spelt exactly as documented (none missing), and
+//     item's names are spelt exactly as documented (none missing, none
+//     repeated), checkBodyText finds no string that cannot be stored, and
 //     huma's validator finds nothing wrong with the generic parse;
 //   - refused: a 400 when the body is not JSON, else a 400 or 422 that
 //     names a broken rule (never the "could not be decoded" fallback, which
-//     would mean a valid batch refused).
+//     would mean a valid batch refused) and, when a 422, lists every fault
+//     checkBodyText finds.
 func FuzzFlowsDecode(f *testing.F) {
 	const flow = `{"src_app":"foo","dest_app":"bar","vpc_id":"vpc-0","bytes_tx":300,"bytes_rx":900,"hour":1}`
 	for _, s := range []string{
@@ -92,6 +101,7 @@ func FuzzFlowsDecode(f *testing.F) {
 			t.Fatalf("%q: fast path %+v, encoding/json %+v", body, flows, ref)
 		}
 		checkItemNames(t, body, flowKeys, flowKeys)
+		checkNoFaults(t, body)
 		var parsed any
 		if err := json.Unmarshal(body, &parsed); err != nil {
 			t.Fatalf("accepted %q, encoding/json cannot parse it: %v", body, err)
@@ -109,8 +119,10 @@ func FuzzFlowsDecode(f *testing.F) {
 //     huma did before the fast path) accepts it too and decodes the same
 //     records, and every item's names are spelt exactly as documented;
 //   - decode never panics; it accepts whatever the fast path accepts (and
-//     may accept more: the slow path lets some nulls through, as huma did);
-//     a refusal is a 400 when the body is not JSON, else a 400 or 422.
+//     may accept more: the slow path lets some nulls through, as huma did),
+//     never a body with a fault checkBodyText finds; a refusal is a 400
+//     when the body is not JSON, else a 400 or 422 listing every such
+//     fault.
 func FuzzMeasurementsDecode(f *testing.F) {
 	const rec = `{"name":"/api/products/<id>","method":"GET","startedAt":1444991539.945813,"endedAt":1444991539.945816,` +
 		`"elapsed":0.000003,"args":[1,"a"],"kwargs":{"productId":412},"context":{"url":"/x","h":null},"app":"shop"}`
@@ -137,6 +149,9 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		_, d := fuzzDecoders()
 		recs, err := d.decode("application/json", body)
 		fast, ok := fastDecodeMeasurements(body)
+		if err == nil {
+			checkNoFaults(t, body)
+		}
 		if !ok {
 			if err != nil {
 				checkBatchRefusal(t, body, err)
@@ -180,10 +195,23 @@ func checkBatchRefusal(t *testing.T, body []byte, err error) {
 			t.Fatalf("%q: refused without a reason (the schema and the integer checks accept it)", body)
 		}
 	}
+	if p.Status == http.StatusUnprocessableEntity {
+		checkFaultsListed(t, body, p)
+	}
+}
+
+// checkNoFaults fails when an accepted body has a string that cannot be
+// stored or a repeated name.
+func checkNoFaults(t *testing.T, body []byte) {
+	t.Helper()
+	if faults, err := checkBodyText(body); err != nil || len(faults) > 0 {
+		t.Fatalf("accepted %q: faults %v, error %v", body, faults, err)
+	}
 }
 
 // checkItemNames checks that every name of every item of an accepted batch
-// is in allowed, spelt exactly, and that each item has the required names.
+// is in allowed, spelt exactly, appears once, and that each item has the
+// required names.
 func checkItemNames(t *testing.T, body []byte, allowed, required map[string]bool) {
 	t.Helper()
 	items, ok := batchItemNames(body)
@@ -193,7 +221,7 @@ func checkItemNames(t *testing.T, body []byte, allowed, required map[string]bool
 	for i, names := range items {
 		seen := map[string]bool{}
 		for _, n := range names {
-			if !allowed[n] {
+			if !allowed[n] || seen[n] {
 				t.Fatalf("%q: item %d: accepted the name %q", body, i, n)
 			}
 			seen[n] = true
@@ -208,7 +236,7 @@ func checkItemNames(t *testing.T, body []byte, allowed, required map[string]bool
 
 // batchItemNames lists the member names of each object directly inside a
 // top-level JSON array, in order, as encoding/json's tokenizer reads them
-// (independently of itemKeysExact). ok is false when body is not a JSON
+// (independently of the decoders). ok is false when body is not a JSON
 // array of objects.
 func batchItemNames(body []byte) (items [][]string, ok bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))

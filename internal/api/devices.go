@@ -28,6 +28,8 @@ type devicesAPI struct {
 	now  func() time.Time
 	// authn requires a token; reportMiddlewares also refuse an empty body.
 	authn, reportMiddlewares huma.Middlewares
+	// reports decodes report bodies (devices_report.go).
+	reports reportParser
 }
 
 // Device is a registered device.
@@ -46,11 +48,24 @@ func deviceOf(d store.Device) Device {
 type NewDevice struct {
 	ID   string `json:"id" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9._-]+$" example:"node01" doc:"Device id: 1 to 64 of A-Z a-z 0-9 . _ -."`
 	Name string `json:"name" minLength:"1" maxLength:"255" example:"Compute node 1" doc:"Human-readable name."`
+
+	faults []error // strings that cannot be stored, repeated names
+}
+
+// UnmarshalJSON decodes with json v2 and checks the body's strings
+// (textcheck.go); Resolve reports what it found.
+func (b *NewDevice) UnmarshalJSON(data []byte) error {
+	type plain NewDevice
+	b.faults, _ = checkBodyText(data)
+	return unmarshalBody(data, (*plain)(b))
 }
 
 type createDeviceInput struct {
 	Body NewDevice
 }
+
+// Resolve reports the body's faults with huma's own checks.
+func (in *createDeviceInput) Resolve(huma.Context) []error { return in.Body.faults }
 
 type deviceOutput struct {
 	Body Device
@@ -68,12 +83,24 @@ type deviceIDInput struct {
 // DeviceUpdate is the body that renames a device.
 type DeviceUpdate struct {
 	Name string `json:"name" minLength:"1" maxLength:"255" example:"Compute node 1" doc:"New name."`
+
+	faults []error // strings that cannot be stored, repeated names
+}
+
+// UnmarshalJSON decodes with json v2 and checks the body's strings.
+func (b *DeviceUpdate) UnmarshalJSON(data []byte) error {
+	type plain DeviceUpdate
+	b.faults, _ = checkBodyText(data)
+	return unmarshalBody(data, (*plain)(b))
 }
 
 type updateDeviceInput struct {
 	ID   string `path:"id" example:"node01" doc:"Device id."`
 	Body DeviceUpdate
 }
+
+// Resolve reports the body's faults with huma's own checks.
+func (in *updateDeviceInput) Resolve(huma.Context) []error { return in.Body.faults }
 
 type listDevicesInput struct {
 	PageQuery
@@ -89,8 +116,16 @@ type statusOutput struct {
 }
 
 type putMetricInput struct {
-	DeviceID string `path:"device_id" example:"node01" doc:"Id of a registered device."`
-	RawBody  []byte
+	DeviceID    string `path:"device_id" example:"node01" doc:"Id of a registered device."`
+	RawBody     []byte
+	contentType string
+}
+
+// Resolve captures the Content-Type, which putMetric checks (huma does not
+// for a raw body).
+func (in *putMetricInput) Resolve(ctx huma.Context) []error {
+	in.contentType = ctx.Header("Content-Type")
+	return nil
 }
 
 // CurrentMetric is a device's latest report of one metric.
@@ -180,14 +215,18 @@ func (s *server) devicesDocs() map[string]huma.Operation {
 				"Errors use the Concertim daemon's shapes inside the service's problem model: 400 with " +
 				"`errors[0].title` \"error parsing JSON body\" when the body is not a JSON object; 422 listing every " +
 				"failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; " +
-				"source = field) in the order name, value, units, type, slope, ttl; 404 with " +
-				"`errors[0].title` \"Host Not Found\" for an unregistered device.",
+				"source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string " +
+				"anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a " +
+				"repeated name (each at its field's place when in one of the six); 404 with " +
+				"`errors[0].title` \"Host Not Found\" for an unregistered device; 415 for a Content-Type other " +
+				"than JSON (none is accepted).",
 			Tags:         tags,
 			Security:     deviceSecurity,
 			Middlewares:  d.reportMiddlewares,
 			MaxBodyBytes: 1 << 20,
 			Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusNotAcceptable,
-				http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+				http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity,
+				http.StatusServiceUnavailable},
 		},
 		"createMrdToken": {
 			Summary: "Get a token (development only)",
@@ -299,7 +338,11 @@ func (d *devicesAPI) getStatus(context.Context, *struct{}) (*statusOutput, error
 }
 
 func (d *devicesAPI) putMetric(ctx context.Context, in *putMetricInput) (*statusOutput, error) {
-	row, err := parseReport(in.RawBody)
+	// A JSON Content-Type or none (the Concertim daemon may send none).
+	if err := checkContentType(in.contentType); err != nil {
+		return nil, err
+	}
+	row, err := d.reports.parse(in.RawBody)
 	if err != nil {
 		return nil, err
 	}

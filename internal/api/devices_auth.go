@@ -73,6 +73,18 @@ func cookiesIfNoHeader(ctx huma.Context) []*http.Cookie {
 // TokenRequest asks for a token; the body is optional.
 type TokenRequest struct {
 	ExpiresIn int64 `json:"expires_in,omitempty" minimum:"1" maximum:"31622400" example:"86400" doc:"Lifetime of the token in seconds (default 86400, at most 366 days)."`
+
+	faults []error // strings that cannot be stored, repeated names
+}
+
+// UnmarshalJSON decodes with json v2 and checks the body's strings
+// (textcheck.go), as for every body: the token body has no string field,
+// but {"expires_in":1,"expires_in":9} is ambiguous, and {"EXPIRES_IN":9}
+// must not set expires_in behind the schema's back.
+func (b *TokenRequest) UnmarshalJSON(data []byte) error {
+	type plain TokenRequest
+	b.faults, _ = checkBodyText(data)
+	return unmarshalBody(data, (*plain)(b))
 }
 
 // TokenResponse carries a new token.
@@ -83,6 +95,14 @@ type TokenResponse struct {
 
 type tokenInput struct {
 	Body *TokenRequest `doc:"Optional: {} or {\"expires_in\": seconds}."`
+}
+
+// Resolve reports the body's faults with huma's own checks.
+func (in *tokenInput) Resolve(huma.Context) []error {
+	if in.Body == nil {
+		return nil
+	}
+	return in.Body.faults
 }
 
 type tokenOutput struct {

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/telemetry/telemetry/internal/store"
 )
@@ -36,9 +40,9 @@ const unitsForbidden = `<>'"&`
 // see parseReport).
 type MetricReport struct {
 	_     struct{}    `additionalProperties:"true"`
-	Name  string      `json:"name" required:"true" minLength:"1" pattern:"\\S" example:"ct.ipmi.temperature" doc:"Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank."`
+	Name  string      `json:"name" required:"true" minLength:"1" maxLength:"255" pattern:"\\S" example:"ct.ipmi.temperature" doc:"Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank; at most 255 characters."`
 	Value MetricValue `json:"value" required:"true" doc:"The value: a JSON string when type is string (empty allowed), otherwise a JSON number: integral and within range for the integer types (int8 -128..127, uint8 0..255, int16, uint16, int32, uint32), any finite number for float and double. Booleans and null are refused."`
-	Units string      `json:"units" required:"true" minLength:"1" pattern:"^[^<>'\"&]*$" example:"degrees C" doc:"Units of the value; may not contain < > ' \" &."`
+	Units string      `json:"units" required:"true" minLength:"1" maxLength:"255" pattern:"^[^<>'\"&]*$" example:"degrees C" doc:"Units of the value; at most 255 characters, none of < > ' \" &."`
 	Type  string      `json:"type" required:"true" enum:"string,int8,uint8,int16,uint16,int32,uint32,float,double" example:"int32" doc:"Type of the value."`
 	Slope string      `json:"slope" required:"true" enum:"zero,positive,negative,both,derivative" example:"both" doc:"How the value changes: zero (never), positive (only increases), negative (only decreases), both, derivative."`
 	TTL   int64       `json:"ttl" required:"true" minimum:"1" maximum:"2147483647" example:"180" doc:"Seconds until the metric is stale and leaves the current views."`
@@ -81,19 +85,38 @@ func (v *MetricValue) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &v.Num)
 }
 
-// rawReport keeps each field undecoded so that a wrong JSON type can be
-// reported per field. encoding/json ignores unknown fields.
+// rawReport keeps each field's JSON text (a slice of the body; nil when
+// absent) so that a wrong JSON type can be reported per field.
 type rawReport struct {
-	Name  json.RawMessage `json:"name"`
-	Value json.RawMessage `json:"value"`
-	Units json.RawMessage `json:"units"`
-	Type  json.RawMessage `json:"type"`
-	Slope json.RawMessage `json:"slope"`
-	TTL   json.RawMessage `json:"ttl"`
+	Name, Value, Units, Type, Slope, TTL []byte
+}
+
+// slot is the field a member name (as in the body, quotes included) fills:
+// names are matched exactly, and nil means a name that is ignored.
+func (r *rawReport) slot(quoted []byte) *[]byte {
+	name := quoted
+	if bytes.IndexByte(quoted, '\\') >= 0 { // "na\u006de" is name too
+		name, _ = jsontext.AppendQuote(nil, unquoteLenient(quoted))
+	}
+	switch string(name) {
+	case `"name"`:
+		return &r.Name
+	case `"value"`:
+		return &r.Value
+	case `"units"`:
+		return &r.Units
+	case `"type"`:
+		return &r.Type
+	case `"slope"`:
+		return &r.Slope
+	case `"ttl"`:
+		return &r.TTL
+	}
+	return nil
 }
 
 // jsonKind is the JSON type of a raw value; "" when missing.
-func jsonKind(raw json.RawMessage) string {
+func jsonKind(raw []byte) string {
 	if len(raw) == 0 {
 		return ""
 	}
@@ -112,14 +135,41 @@ func jsonKind(raw json.RawMessage) string {
 	return "number"
 }
 
-func rawValue(raw json.RawMessage) any {
+// rawValue is a field's value as a problem item echoes it (long strings
+// cut short).
+func rawValue(raw []byte) any {
 	if len(raw) == 0 {
 		return nil
 	}
+	if raw[0] == '"' {
+		s, _ := decodeString(raw)
+		return itemString(s)
+	}
 	var v any
-	_ = json.Unmarshal(raw, &v)
+	_ = jsonv2.Unmarshal(raw, &v, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 	return v
 }
+
+// itemString is a string as a problem item echoes it: at most
+// maxItemValue bytes (on a character boundary), so that a 70 KB name is
+// not sent back whole.
+func itemString(s string) string {
+	if len(s) <= maxItemValue {
+		return s
+	}
+	cut := maxItemValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// maxItemValue is the longest string value a problem item echoes, as for
+// huma's items (fromHumaDetail).
+const maxItemValue = 256
+
+// maxMetricText is the longest name and units, in characters.
+const maxMetricText = 255
 
 // errParse is the seed's 400: the body is not a JSON object.
 func errParse(detail string) *Problem {
@@ -128,26 +178,144 @@ func errParse(detail string) *Problem {
 	})
 }
 
-// parseReport decodes and validates a report body into a row (DeviceID and
-// Time left for the caller). It returns a 400 problem for a body that is not
-// a JSON object and a 422 listing every failed rule otherwise.
+// reportParser decodes report bodies with pooled json v2 decoders
+// (github.com/go-json-experiment/json, encoding/json/v2 from Go 1.27). Its
+// zero value is ready to use.
+type reportParser struct {
+	decoders sync.Pool // of *reportDecoder
+}
+
+// reportDecoder is a decoder and the reader it reads a body from.
+type reportDecoder struct {
+	r   bytes.Reader
+	dec jsontext.Decoder
+}
+
+// errReportSlow makes split leave a body to the careful path.
+var errReportSlow = errors.New("left to the careful path")
+
+// split fills raw from a body that is a JSON object. strict (the fast
+// path) fails on anything checkBodyText would report: a repeated name,
+// invalid UTF-8 or a lone surrogate (json v2 refuses them by default), an
+// escaped NUL (errReportSlow). Otherwise (strict false) those are let
+// through, the last repeated name winning, for the rules to run on a body
+// whose faults checkBodyText lists. The error is a *Problem (400) when the
+// body is not an object.
+func (p *reportParser) split(body []byte, raw *rawReport, strict bool) error {
+	d, _ := p.decoders.Get().(*reportDecoder)
+	if d == nil {
+		d = new(reportDecoder)
+	}
+	defer func() {
+		d.r.Reset(nil) // keep no reference to the request's body
+		p.decoders.Put(d)
+	}()
+	d.r.Reset(body)
+	if strict {
+		d.dec.Reset(&d.r)
+	} else {
+		d.dec.Reset(&d.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	}
+	dec := &d.dec
+	switch kind := dec.PeekKind(); kind {
+	case '{':
+	case '[', '"', '0', 't', 'f', 'n':
+		// A complete value of another type is a 400 in the seed's words;
+		// anything malformed is left to the caller, which explains it.
+		if _, err := dec.ReadValue(); err != nil {
+			return err
+		}
+		if _, err := dec.ReadValue(); !errors.Is(err, io.EOF) {
+			return errReportSlow
+		}
+		return errParse("the body must be a JSON object, not " + kindName(kind))
+	default:
+		_, err := dec.ReadValue()
+		return err
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := readRaw(dec, body)
+		if err != nil {
+			return err
+		}
+		value, err := readRaw(dec, body)
+		if err != nil {
+			return err
+		}
+		if strict && (hasEscapedNUL(value) || hasEscapedNUL(name)) {
+			return errReportSlow
+		}
+		if f := raw.slot(name); f != nil {
+			*f = value
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	if _, err := dec.ReadValue(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			err = errors.New("jsontext: invalid data after the top-level object")
+		}
+		return err
+	}
+	return nil
+}
+
+// kindName names a JSON kind as jsontext reports it.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "null"
+}
+
+// parseReport decodes and validates a report body with a parser of its
+// own (the handler keeps one, whose decoders are reused).
 func parseReport(body []byte) (store.MetricRow, error) {
+	var p reportParser
+	return p.parse(body)
+}
+
+// parse decodes and validates a report body into a row (DeviceID and Time
+// left for the caller). It returns a 400 problem for a body that is not a
+// JSON object and a 422 listing every failed rule otherwise: strings with
+// a NUL, invalid UTF-8 or a lone surrogate and repeated names (textcheck.go)
+// included, each at its field's place in the order name, value, units,
+// type, slope, ttl, those of other members last.
+func (p *reportParser) parse(body []byte) (store.MetricRow, error) {
 	var row store.MetricRow
 	if len(bytes.TrimSpace(body)) == 0 {
 		return row, errParse("the body is empty; send a JSON object")
 	}
 	var raw rawReport
-	if !scanReport(body, &raw) {
-		if err := json.Unmarshal(body, &raw); err != nil {
-			var syn *json.SyntaxError
-			var typ *json.UnmarshalTypeError
-			switch {
-			case errors.As(err, &syn):
-				return row, errParse(fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset))
-			case errors.As(err, &typ) && typ.Field == "":
-				return row, errParse("the body must be a JSON object, not " + article(typ.Value))
+	var faults []error
+	if err := p.split(body, &raw, true); err != nil {
+		var prob *Problem
+		if errors.As(err, &prob) {
+			return row, prob
+		}
+		// The careful path: checkBodyText explains what the fast one
+		// refused, then the rules run on the body read leniently.
+		faults, err = checkBodyText(body)
+		if err != nil {
+			return row, errParse(strings.TrimPrefix(err.Error(), "jsontext: "))
+		}
+		raw = rawReport{}
+		if err := p.split(body, &raw, false); err != nil {
+			if errors.As(err, &prob) {
+				return row, prob
 			}
-			return row, errParse(err.Error())
+			return row, errParse(strings.TrimPrefix(err.Error(), "jsontext: "))
 		}
 	}
 
@@ -155,25 +323,42 @@ func parseReport(body []byte) (store.MetricRow, error) {
 	fail := func(field, title, detail string, value any) {
 		errs = append(errs, &ProblemItem{Title: title, Detail: detail, Source: field, Location: "body." + field, Value: value})
 	}
+	// faulty reports the faults inside field (at its place in the order)
+	// and whether there were any: its rules are then not checked.
+	faulty := func(field string) bool {
+		found := false
+		for i, f := range faults {
+			if f != nil && within(f.(*ProblemItem).Location, "body."+field) {
+				errs = append(errs, f)
+				faults[i] = nil
+				found = true
+			}
+		}
+		return found
+	}
 	// str decodes a string field; a missing or null field is "", as the
 	// original (Go's encoding/json) had it. ok is false after a type error,
 	// which it reports.
-	str := func(field string, raw json.RawMessage) (s string, ok bool) {
+	str := func(field string, raw []byte) (s string, ok bool) {
 		if s, ok = decodeString(raw); !ok {
 			fail(field, "type", field+" must be a string", rawValue(raw))
 		}
 		return s, ok
 	}
 
-	// name: required, notblank.
-	if name, ok := str("name", raw.Name); ok {
-		switch {
-		case name == "":
-			fail("name", "required", "name is a required field", rawValue(raw.Name))
-		case strings.TrimSpace(name) == "":
-			fail("name", "notblank", "name cannot be blank", name)
+	// name: required, notblank, max.
+	if !faulty("name") {
+		if name, ok := str("name", raw.Name); ok {
+			switch {
+			case name == "":
+				fail("name", "required", "name is a required field", rawValue(raw.Name))
+			case strings.TrimSpace(name) == "":
+				fail("name", "notblank", "name cannot be blank", itemString(name))
+			case !validLength(name, 0, maxMetricText):
+				fail("name", "max", fmt.Sprintf("name must be at most %d characters long", maxMetricText), itemString(name))
+			}
+			row.Name = name
 		}
-		row.Name = name
 	}
 
 	// type is needed to judge value; its own errors come later in order.
@@ -182,6 +367,7 @@ func parseReport(body []byte) (store.MetricRow, error) {
 
 	// value: required; validtype when type is valid.
 	switch {
+	case faulty("value"):
 	case jsonKind(raw.Value) == "":
 		fail("value", "required", "value is a required field", nil)
 	case typeValid:
@@ -190,44 +376,52 @@ func parseReport(body []byte) (store.MetricRow, error) {
 		}
 	}
 
-	// units: required, excludesall.
-	if units, ok := str("units", raw.Units); ok {
-		switch {
-		case units == "":
-			fail("units", "required", "units is a required field", rawValue(raw.Units))
-		case strings.ContainsAny(units, unitsForbidden):
-			fail("units", "excludesall", `units cannot contain any of the following characters '<>'"&'`, units)
+	// units: required, max, excludesall.
+	if !faulty("units") {
+		if units, ok := str("units", raw.Units); ok {
+			switch {
+			case units == "":
+				fail("units", "required", "units is a required field", rawValue(raw.Units))
+			case !validLength(units, 0, maxMetricText):
+				fail("units", "max", fmt.Sprintf("units must be at most %d characters long", maxMetricText), itemString(units))
+			case strings.ContainsAny(units, unitsForbidden):
+				fail("units", "excludesall", `units cannot contain any of the following characters '<>'"&'`, itemString(units))
+			}
+			row.Units = units
 		}
-		row.Units = units
 	}
 
 	// type: required, oneof.
 	switch {
+	case faulty("type"):
 	case !typOK:
 		fail("type", "type", "type must be a string", rawValue(raw.Type))
 	case typ == "":
 		fail("type", "required", "type is a required field", rawValue(raw.Type))
 	case !typeValid:
-		fail("type", "oneof", "type must be one of ["+strings.Join(MetricTypes, " ")+"]", typ)
+		fail("type", "oneof", "type must be one of ["+strings.Join(MetricTypes, " ")+"]", itemString(typ))
 	}
 	row.Type = typ
 
 	// slope: required, oneof.
-	if slope, ok := str("slope", raw.Slope); ok {
-		switch {
-		case slope == "":
-			fail("slope", "required", "slope is a required field", rawValue(raw.Slope))
-		case !oneOf(slope, MetricSlopes):
-			fail("slope", "oneof", "slope must be one of ["+strings.Join(MetricSlopes, " ")+"]", slope)
+	if !faulty("slope") {
+		if slope, ok := str("slope", raw.Slope); ok {
+			switch {
+			case slope == "":
+				fail("slope", "required", "slope is a required field", rawValue(raw.Slope))
+			case !oneOf(slope, MetricSlopes):
+				fail("slope", "oneof", "slope must be one of ["+strings.Join(MetricSlopes, " ")+"]", itemString(slope))
+			}
+			row.Slope = slope
 		}
-		row.Slope = slope
 	}
 
 	// ttl: an integer; 0 (or missing) is "required", below 1 "min".
-	switch jsonKind(raw.TTL) {
-	case "", "null":
+	switch kind := jsonKind(raw.TTL); {
+	case faulty("ttl"):
+	case kind == "" || kind == "null":
 		fail("ttl", "required", "ttl is a required field", nil)
-	case "number":
+	case kind == "number":
 		f, err := strconv.ParseFloat(string(raw.TTL), 64)
 		switch {
 		case err != nil || f != math.Trunc(f):
@@ -245,25 +439,35 @@ func parseReport(body []byte) (store.MetricRow, error) {
 		fail("ttl", "type", "ttl must be an integer", rawValue(raw.TTL))
 	}
 
+	// Faults of the other members (ignored fields) come last.
+	for _, f := range faults {
+		if f != nil {
+			errs = append(errs, f)
+		}
+	}
 	if len(errs) > 0 {
 		return row, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
 	}
 	return row, nil
 }
 
+// within reports whether location is field or inside it.
+func within(location, field string) bool {
+	if !strings.HasPrefix(location, field) {
+		return false
+	}
+	rest := location[len(field):]
+	return rest == "" || rest[0] == '.' || rest[0] == '['
+}
+
 // decodeString decodes a JSON string; missing and null give "". ok is false
 // for any other JSON type.
-func decodeString(raw json.RawMessage) (s string, ok bool) {
+func decodeString(raw []byte) (s string, ok bool) {
 	switch jsonKind(raw) {
 	case "", "null":
 		return "", true
 	case "string":
-		// Most strings have no escapes: take them as they are (the body
-		// already parsed as JSON, so the quotes are balanced).
-		if inner := raw[1 : len(raw)-1]; !bytes.ContainsAny(inner, `\"`) && utf8.Valid(inner) {
-			return string(inner), true
-		}
-		return s, json.Unmarshal(raw, &s) == nil
+		return string(unquoteLenient(raw)), true
 	}
 	return "", false
 }
@@ -286,7 +490,7 @@ var intRanges = map[string][2]float64{
 
 // setValue checks that raw is a valid value of type typ and stores it in
 // row. Booleans, null, objects and arrays are never valid.
-func setValue(row *store.MetricRow, typ string, raw json.RawMessage) bool {
+func setValue(row *store.MetricRow, typ string, raw []byte) bool {
 	kind := jsonKind(raw)
 	if typ == "string" {
 		if kind != "string" {
@@ -308,162 +512,4 @@ func setValue(row *store.MetricRow, typ string, raw json.RawMessage) bool {
 	}
 	row.Num = f
 	return true
-}
-
-// scanReport is the fast path of parseReport (encoding/json's reflection
-// and copies cost more than the rest of a report's handling): it splits a
-// flat JSON object into rawReport's fields without copying, exactly as
-// json.Unmarshal would, and returns false, leaving raw to json.Unmarshal,
-// for anything outside a strict subset of JSON: keys or strings with
-// escapes or control characters, nested objects or arrays, keys that match
-// a field only case-insensitively, malformed input.
-func scanReport(b []byte, raw *rawReport) bool {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	var r rawReport
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		*raw = r
-		return skipSpace(b, i+1) == len(b)
-	}
-	for {
-		ks, ke, ok := scanSimpleString(b, i)
-		if !ok {
-			return false
-		}
-		i = skipSpace(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		vs := skipSpace(b, i+1)
-		ve, ok := scanSimpleValue(b, vs)
-		if !ok {
-			return false
-		}
-		var field *json.RawMessage
-		switch key := string(b[ks+1 : ke-1]); key {
-		case "name":
-			field = &r.Name
-		case "value":
-			field = &r.Value
-		case "units":
-			field = &r.Units
-		case "type":
-			field = &r.Type
-		case "slope":
-			field = &r.Slope
-		case "ttl":
-			field = &r.TTL
-		default:
-			for _, f := range [...]string{"name", "value", "units", "type", "slope", "ttl"} {
-				if strings.EqualFold(key, f) {
-					return false // encoding/json would match it
-				}
-			}
-		}
-		if field != nil {
-			*field = b[vs:ve:ve] // the last of repeated keys wins, as in encoding/json
-		}
-		i = skipSpace(b, ve)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			*raw = r
-			return skipSpace(b, i+1) == len(b)
-		default:
-			return false
-		}
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// scanSimpleString scans a JSON string at b[i] without escapes or control
-// characters and returns its bounds, quotes included.
-func scanSimpleString(b []byte, i int) (start, end int, ok bool) {
-	if i >= len(b) || b[i] != '"' {
-		return 0, 0, false
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return i, j + 1, true
-		case c == '\\' || c < 0x20:
-			return 0, 0, false
-		}
-	}
-	return 0, 0, false
-}
-
-// scanSimpleValue scans a JSON string (as scanSimpleString), number, true,
-// false or null at b[i] and returns where it ends.
-func scanSimpleValue(b []byte, i int) (end int, ok bool) {
-	if i >= len(b) {
-		return 0, false
-	}
-	switch c := b[i]; {
-	case c == '"':
-		_, end, ok := scanSimpleString(b, i)
-		return end, ok
-	case c == '-' || (c >= '0' && c <= '9'):
-		return scanNumber(b, i)
-	}
-	for _, lit := range [...]string{"true", "false", "null"} {
-		if bytes.HasPrefix(b[i:], []byte(lit)) {
-			return i + len(lit), true
-		}
-	}
-	return 0, false
-}
-
-// scanNumber scans a number by JSON's grammar:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func scanNumber(b []byte, i int) (end int, ok bool) {
-	digits := func(i int) int {
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i
-	}
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = digits(i)
-	default:
-		return 0, false
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(i + 1)
-		if j == i+1 {
-			return 0, false
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(i)
-		if j == i {
-			return 0, false
-		}
-		i = j
-	}
-	return i, true
 }

@@ -1,73 +1,73 @@
 package api
 
 import (
-	"encoding/json"
-	"reflect"
+	"errors"
+	"strings"
 	"testing"
 )
 
-// scanReport, parseReport's fast path, either splits a body exactly as
-// json.Unmarshal does or declines and leaves it to json.Unmarshal.
-func TestDevicesScanReportMatchesEncodingJSON(t *testing.T) {
+// parseReport's edge cases beyond the HTTP tests (devices_test.go): names
+// match exactly, repeated names and strings that cannot be stored are
+// refused at their field's place, null is not an object.
+func TestParseReportEdges(t *testing.T) {
 	t.Parallel()
+	const rest = `"value":1,"units":"u","type":"int8","slope":"both","ttl":60`
 	cases := []struct {
-		body string
-		fast bool // scanReport takes it
+		body   string
+		status int    // 0: accepted
+		items  string // source/title of each item, or the accepted name
 	}{
-		{`{"name":"cpu","value":12,"units":"%","type":"int32","slope":"both","ttl":60}`, true},
-		{" \n{ \"name\" : \"cpu\" ,\t\"value\" : -1.5e+3 , \"ttl\":0 } \r\n", true},
-		{`{}`, true},
-		{` { } `, true},
-		{`{"value":"text","type":"string","extra":true,"other":null,"n":false}`, true},
-		{`{"name":"a","name":"b"}`, true},             // the last wins
-		{`{"value":0,"value":"x"}`, true},             // the last wins
-		{`{"ttl":1.5,"value":-0,"units":"é°"}`, true}, // raw UTF-8
-		{`{"unknown":"x","ttl":"60"}`, true},
-		{`{"NAME":"cpu"}`, false},   // encoding/json matches keys case-insensitively
-		{`{"ſlope":"both"}`, false}, // and by Unicode folding
-		{`{"name":"a\"b"}`, false},  // escapes
-		{`{"na\u006de":"a"}`, false},
-		{`{"value":{"a":1}}`, false},
-		{`{"value":[1,2]}`, false},
-		{`{"value":01}`, false},
-		{`{"value":1.}`, false},
-		{`{"value":.5}`, false},
-		{`{"value":1e}`, false},
-		{`{"value":-}`, false},
-		{`{"value":truex}`, false},
-		{`{"value":tru}`, false},
-		{`{"value":1,}`, false},
-		{`{"value":1}x`, false},
-		{`{"value":1}{}`, false},
-		{`{"value" 1}`, false},
-		{`{"value":1`, false},
-		{`{"name":"a` + "\x01" + `"}`, false},
-		{`{,}`, false},
-		{`[]`, false},
-		{`"x"`, false},
-		{`null`, false},
-		{``, false},
+		{`{"name":"cpu",` + rest + `}`, 0, "cpu"},
+		{`{"na\u006de":"cpu",` + rest + `}`, 0, "cpu"},
+		{`{"name":"cpu","NAME":"gpu",` + rest + `}`, 0, "cpu"}, // NAME is another, ignored, member
+		{`{"name":"a\\u0000b",` + rest + `}`, 0, `a\u0000b`},   // an escaped backslash: no NUL
+		{`{"name":"` + strings.Repeat("é", 255) + `",` + rest + `}`, 0, strings.Repeat("é", 255)},
+		{`{"NAME":"cpu",` + rest + `}`, 422, "name/required"},
+		{`{"name":"cpu","name":"cpu",` + rest + `}`, 422, "name/duplicate"},
+		{`{"name":"a\u0000",` + rest + `}`, 422, "name/unicode"},
+		{"{\"name\":\"a\xff\"," + rest + `}`, 422, "name/unicode"},
+		{`{"name":"\ud800",` + rest + `}`, 422, "name/unicode"},
+		{`{"name":"\udc00",` + rest + `}`, 422, "name/unicode"},
+		{`{"name":"` + strings.Repeat("é", 256) + `",` + rest + `}`, 422, "name/max"},
+		{`{"name":"n","value":1,"units":"` + strings.Repeat("u", 256) + `","type":"int8","slope":"both","ttl":60}`, 422, "units/max"},
+		{`{"name":"n","value":"\u0000","units":"u","type":"string","slope":"both","ttl":60}`, 422, "value/unicode"},
+		{`{"name":"cpu",` + rest + `,"extra":{"x":["\ud800"]}}`, 422, "/unicode"},
+		{`{"name":"cpu",` + rest + `,"extra":1,"extra":2}`, 422, "extra/duplicate"},
+		// Every failure at once, faults at their field's place, others last.
+		{`{"x":"\u0000","name":"\u0000","value":true,"units":"\udc00","type":"bool","slope":"up","ttl":-5,"slope":"zero"}`, 422,
+			"name/unicode units/unicode type/oneof slope/duplicate ttl/min x/unicode"},
+		{`null`, 400, "/error parsing JSON body"},
+		{`[]`, 400, "/error parsing JSON body"},
+		{"[\"\xff\"]", 400, "/error parsing JSON body"},
+		{`{"name":"cpu"} {}`, 400, "/error parsing JSON body"},
+		{`{"name":"cpu"} x`, 400, "/error parsing JSON body"},
+		{"{\"name\":\"a\x00\"}", 400, "/error parsing JSON body"}, // a raw NUL is not JSON
 	}
 	for _, c := range cases {
-		var fast rawReport
-		ok := scanReport([]byte(c.body), &fast)
-		if ok != c.fast {
-			t.Errorf("%q: scanReport took it: %v, want %v", c.body, ok, c.fast)
-		}
-		if !ok {
+		row, err := parseReport([]byte(c.body))
+		if c.status == 0 {
+			if err != nil || row.Name != c.items {
+				t.Errorf("%q: row %+v, error %v; want name %q", c.body, row, err, c.items)
+			}
 			continue
 		}
-		var slow rawReport
-		if err := json.Unmarshal([]byte(c.body), &slow); err != nil {
-			t.Errorf("%q: scanReport took what json.Unmarshal refuses: %v", c.body, err)
+		var p *Problem
+		if !errors.As(err, &p) || p.Status != c.status {
+			t.Errorf("%q: error %v, want a %d problem", c.body, err, c.status)
 			continue
 		}
-		if !reflect.DeepEqual(norm(fast), norm(slow)) {
-			t.Errorf("%q: scanReport %+v, json.Unmarshal %+v", c.body, norm(fast), norm(slow))
+		var got []string
+		for _, it := range p.Errors {
+			got = append(got, it.Source+"/"+it.Title)
+			if it.Detail == "" || (c.status == 422 && it.Location != "body."+it.Source && it.Title != titleUnicode) {
+				t.Errorf("%q: item %+v", c.body, it)
+			}
+			if s, ok := it.Value.(string); ok && len(s) > maxItemValue+3 {
+				t.Errorf("%q: item echoes %d bytes", c.body, len(s))
+			}
+		}
+		if strings.Join(got, " ") != c.items {
+			t.Errorf("%q: items %v, want %s", c.body, got, c.items)
 		}
 	}
-}
-
-func norm(r rawReport) [6]string {
-	return [6]string{string(r.Name), string(r.Value), string(r.Units), string(r.Type), string(r.Slope), string(r.TTL)}
 }

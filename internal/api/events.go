@@ -122,8 +122,10 @@ type eventBody struct {
 	problems  []error
 }
 
-// decode keeps the raw body and runs the hand-made checks. It never fails:
-// huma reports wrong JSON and wrong types, this only adds to them.
+// decode keeps the raw body and runs the hand-made checks: the strings
+// that cannot be stored and the repeated names (textcheck.go), startedAt,
+// host. It never fails: huma reports wrong JSON and wrong types, this only
+// adds to them.
 func (e *eventBody) decode(data []byte, hostRequired bool) {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil || top == nil {
@@ -131,6 +133,7 @@ func (e *eventBody) decode(data []byte, hostRequired bool) {
 	}
 	e.raw = bytes.Clone(data)
 	e.startedAt, e.problems = nil, nil
+	e.problems, _ = checkBodyText(data)
 	if t, p := parseStartedAt(top["startedAt"]); p != nil {
 		e.problems = append(e.problems, p)
 	} else {
@@ -211,18 +214,19 @@ type EventRegisterBody struct {
 	EventCommon
 	Measurement EventRegisterMeasurement `json:"measurement" doc:"The run's settings (fields) and tags."`
 
-	eventBody
+	eventBody `json:"-"`
 }
 
 // UnmarshalJSON decodes the body and keeps what the checks need.
 func (b *EventRegisterBody) UnmarshalJSON(data []byte) error {
 	type plain EventRegisterBody
-	err := json.Unmarshal(data, (*plain)(b))
+	err := unmarshalBody(data, (*plain)(b))
 	b.decode(data, true)
-	// decode judges host by the exact names, encoding/json fills Host and
-	// Hostname case-insensitively: {"host":"a","HOST":" "} passes the first
-	// and leaves both blank. Refuse it as missing rather than let
-	// registerEvent dereference no host.
+	// decode judges host by the exact names, and so does json v2 when it
+	// fills Host and Hostname (encoding/json, used before, matched them
+	// case-insensitively: {"host":"a","HOST":" "} passed the first and
+	// left both blank). Should they ever disagree, refuse the body as
+	// without a host rather than let registerEvent dereference no host.
 	if err == nil && b.raw != nil && b.host() == nil && !slices.ContainsFunc(b.problems, isEventsHostProblem) {
 		b.problems = append(b.problems, errEventsHostRequired())
 	}
@@ -255,13 +259,13 @@ type EventCommitBody struct {
 	UserCount   *int64                 `json:"user_count,omitempty" nullable:"true" minimum:"0" maximum:"2147483647" example:"1" doc:"The Locust client's user count (informational)."`
 	Measurement EventCommitMeasurement `json:"measurement" doc:"The results (fields.requestStats) and tags."`
 
-	eventBody
+	eventBody `json:"-"`
 }
 
 // UnmarshalJSON decodes the body and keeps what the checks need.
 func (b *EventCommitBody) UnmarshalJSON(data []byte) error {
 	type plain EventCommitBody
-	err := json.Unmarshal(data, (*plain)(b))
+	err := unmarshalBody(data, (*plain)(b))
 	b.decode(data, false)
 	return err
 }

@@ -3,15 +3,14 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/telemetry/telemetry/internal/store"
 )
@@ -39,9 +38,6 @@ const (
 	maxHour    = 2147483647
 )
 
-// flowKeys are the only keys a flow may have, spelt exactly.
-var flowKeys = map[string]bool{"src_app": true, "dest_app": true, "vpc_id": true, "bytes_tx": true, "bytes_rx": true, "hour": true}
-
 // flowDecoder validates flow batches (batch_decode.go).
 type flowDecoder struct{ batchSchema }
 
@@ -63,25 +59,19 @@ func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, err
 }
 
 // fastDecode accepts only a fully valid batch, decoded straight into the
-// store's flows (no copy of a 100,000-flow batch on the way).
+// store's flows (no copy of a 100,000-flow batch on the way). json v2
+// (github.com/go-json-experiment/json) matches names exactly and refuses
+// unknown and repeated names, invalid UTF-8 and lone surrogates; null
+// leaves a field nil, and an escaped NUL is looked for here.
 func fastDecode(body []byte) ([]store.Flow, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var wire []flowWire
-	if err := dec.Decode(&wire); err != nil || wire == nil {
-		return nil, false
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, false // trailing data
-	}
-	// encoding/json matches keys case-insensitively; the schema does not.
-	if !itemKeysExact(body, flowKeys) {
+	if err := jsonv2.Unmarshal(body, &wire, jsonv2.RejectUnknownMembers(true)); err != nil || wire == nil {
 		return nil, false
 	}
 	flows := make([]store.Flow, len(wire))
 	for i, w := range wire {
 		if w.SrcApp == nil || w.DestApp == nil || w.VpcID == nil || w.BytesTx == nil || w.BytesRx == nil || w.Hour == nil ||
-			!validLength(*w.SrcApp, 1, maxNameLen) || !validLength(*w.DestApp, 1, maxNameLen) || !validLength(*w.VpcID, 1, maxNameLen) ||
+			!validText(*w.SrcApp, 1, maxNameLen) || !validText(*w.DestApp, 1, maxNameLen) || !validText(*w.VpcID, 1, maxNameLen) ||
 			*w.BytesTx < 0 || *w.BytesRx < 0 || *w.Hour < 0 || *w.Hour > maxHour {
 			return nil, false
 		}
@@ -91,13 +81,17 @@ func fastDecode(body []byte) ([]store.Flow, bool) {
 }
 
 // explain builds the answer for a body the fast path refused: 400 when it
-// is not JSON, else a 422 listing every rule broken, item by item.
+// is not JSON, else a 422 listing every rule broken, item by item: the
+// strings that cannot be stored and the repeated names (textcheck.go),
+// then the schema's rules.
 func (d *flowDecoder) explain(body []byte) error {
+	faults, err := checkBodyText(body)
+	if err != nil {
+		return notJSON(err)
+	}
 	var parsed any
 	if err := json.Unmarshal(body, &parsed); err != nil {
-		return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
-			Title: "json", Location: "body", Detail: "the body is not valid JSON: " + err.Error(),
-		})
+		return notJSON(err)
 	}
 	if _, ok := parsed.([]any); !ok {
 		// The wrong JSON type for the body as a whole is a 400, like
@@ -106,12 +100,24 @@ func (d *flowDecoder) explain(body []byte) error {
 			Title: "type", Location: "body", Detail: "the body must be a JSON array of flows",
 		})
 	}
-	if errs := d.validate(parsed); len(errs) > 0 {
-		return validationFailed(errs...)
+	errs := append(faults, d.validate(parsed)...)
+	if len(errs) == len(faults) {
+		// Valid for the schema (whose numbers are float64) yet refused by
+		// the typed decode: integers written as 1.0 or 1e3, or beyond 64
+		// bits.
+		errs = append(errs, integerErrors(body)...)
 	}
-	// Valid for the schema (whose numbers are float64) yet refused by the
-	// typed decode: integers written as 1.0 or 1e3, or beyond 64 bits.
-	return validationFailed(integerErrors(body)...)
+	if len(errs) == 0 {
+		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
+	}
+	return validationFailed(errs...)
+}
+
+// notJSON is the 400 for a body that is not JSON.
+func notJSON(err error) *Problem {
+	return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
+		Title: "json", Location: "body", Detail: "the body is not valid JSON: " + strings.TrimPrefix(err.Error(), "jsontext: "),
+	})
 }
 
 // integerErrors finds the integer fields that do not parse as int64.
@@ -139,9 +145,6 @@ func integerErrors(body []byte) []error {
 			}
 			errs = append(errs, it)
 		}
-	}
-	if len(errs) == 0 {
-		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
 	}
 	return errs
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // POST /api/measurements takes batches of up to MEASUREMENTS_MAX_BATCH
@@ -23,23 +25,15 @@ import (
 // from a zero; args, kwargs and context stay raw (checked by their first
 // byte: any array, any object).
 type measurementWire struct {
-	Name      *string  `json:"name"`
-	Method    *string  `json:"method"`
-	StartedAt *float64 `json:"startedAt"`
-	EndedAt   *float64 `json:"endedAt"`
-	Elapsed   *float64 `json:"elapsed"`
-	Args      rawJSON  `json:"args"`
-	Kwargs    rawJSON  `json:"kwargs"`
-	Context   rawJSON  `json:"context"`
-	App       *string  `json:"app"`
-}
-
-// rawJSON keeps a value's JSON text.
-type rawJSON []byte
-
-func (r *rawJSON) UnmarshalJSON(b []byte) error {
-	*r = append(rawJSON(nil), b...)
-	return nil
+	Name      *string        `json:"name"`
+	Method    *string        `json:"method"`
+	StartedAt *float64       `json:"startedAt"`
+	EndedAt   *float64       `json:"endedAt"`
+	Elapsed   *float64       `json:"elapsed"`
+	Args      jsontext.Value `json:"args"`
+	Kwargs    jsontext.Value `json:"kwargs"`
+	Context   jsontext.Value `json:"context"`
+	App       *string        `json:"app"`
 }
 
 const (
@@ -47,10 +41,6 @@ const (
 	maxMeasurementApp  = 255
 	maxEpochSeconds    = 253402300799
 )
-
-// measurementKeys are the only keys a record may have, spelt exactly.
-var measurementKeys = map[string]bool{"name": true, "method": true, "startedAt": true, "endedAt": true,
-	"elapsed": true, "args": true, "kwargs": true, "context": true, "app": true}
 
 // measurementMethods is the schema's enum for method.
 var measurementMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
@@ -81,29 +71,26 @@ func (d *measurementDecoder) decode(contentType string, body []byte) ([]Measurem
 
 // fastDecodeMeasurements accepts only a batch the schema and Resolve accept
 // (and decodes it as huma did); anything else, including nulls, goes to
-// the slow path.
+// the slow path. As for flows (fastDecode), json v2 matches names exactly
+// and refuses unknown and repeated names (at any depth: in kwargs too),
+// invalid UTF-8 and lone surrogates; an escaped NUL is looked for here.
 func fastDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 	var wire []measurementWire
-	if err := json.Unmarshal(body, &wire); err != nil || wire == nil {
-		return nil, false
-	}
-	// encoding/json folds the case of keys and lets null through; the
-	// schema does neither.
-	if !itemKeysExact(body, measurementKeys) {
+	if err := jsonv2.Unmarshal(body, &wire, jsonv2.RejectUnknownMembers(true)); err != nil || wire == nil {
 		return nil, false
 	}
 	recs := make([]MeasurementInput, len(wire))
 	for i := range wire {
 		w := &wire[i]
-		if w.Name == nil || !validLength(*w.Name, 1, maxMeasurementName) ||
+		if w.Name == nil || !validText(*w.Name, 1, maxMeasurementName) ||
 			w.Method == nil || !measurementMethods[*w.Method] ||
 			w.StartedAt == nil || !validEpoch(*w.StartedAt) ||
 			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt < *w.StartedAt ||
 			(w.Elapsed != nil && !(*w.Elapsed >= 0 && *w.Elapsed <= maxElapsedSeconds)) ||
-			(w.Args != nil && w.Args[0] != '[') ||
-			(w.Kwargs != nil && w.Kwargs[0] != '{') ||
-			(w.Context != nil && w.Context[0] != '{') ||
-			(w.App != nil && !validLength(*w.App, 0, maxMeasurementApp)) {
+			(w.Args != nil && (w.Args[0] != '[' || hasEscapedNUL(w.Args))) ||
+			(w.Kwargs != nil && (w.Kwargs[0] != '{' || hasEscapedNUL(w.Kwargs))) ||
+			(w.Context != nil && (w.Context[0] != '{' || hasEscapedNUL(w.Context))) ||
+			(w.App != nil && !validText(*w.App, 0, maxMeasurementApp)) {
 			return nil, false
 		}
 		r := MeasurementInput{Name: *w.Name, Method: *w.Method, StartedAt: *w.StartedAt, EndedAt: *w.EndedAt,
@@ -118,18 +105,23 @@ func fastDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 
 func validEpoch(f float64) bool { return f >= 0 && f <= maxEpochSeconds }
 
-// slow answers a body the fast path refused exactly as huma did: 400 when
-// it is not JSON, else the schema's errors and the records' Resolve errors
-// (422, or 400 when the body as a whole has the wrong type), else the
-// batch decoded as huma decoded it (nulls huma lets through included).
+// slow answers a body the fast path refused as huma did: 400 when it is
+// not JSON, else the strings that cannot be stored, the repeated names,
+// the schema's errors and the records' Resolve errors (422, or 400 when
+// the body as a whole has the wrong type), else the batch decoded as huma
+// decoded it (nulls huma lets through included).
 func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
+	// The strings that cannot be stored and repeated names (textcheck.go)
+	// come first.
+	errs, err := checkBodyText(body)
+	if err != nil {
+		return nil, notJSON(err)
+	}
 	var parsed any
 	if err := json.Unmarshal(body, &parsed); err != nil {
-		return nil, NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
-			Title: "json", Location: "body", Detail: "the body is not valid JSON: " + err.Error(),
-		})
+		return nil, notJSON(err)
 	}
-	errs := d.validate(parsed)
+	errs = append(errs, d.validate(parsed)...)
 	var recs []MeasurementInput
 	// Like huma: decode into the structs whatever the validator said (a
 	// field of the wrong type stays zero), then run every record's Resolve.

@@ -183,7 +183,8 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 		it.Title, it.Detail, it.Value = "contentType", msg+"; send Content-Type: application/json", nil
 	case it.Location == "body" && status == http.StatusBadRequest:
 		it.Title, it.Detail, it.Value = "json", "the body is not valid JSON: "+msg, nil
-	case it.Location == "body" && strings.Contains(msg, "cannot unmarshal number"):
+	case it.Location == "body" && (strings.Contains(msg, "cannot unmarshal number") || // encoding/json
+		strings.Contains(msg, "cannot unmarshal JSON number")): // json v2 (unmarshalBody)
 		it.Title, it.Detail, it.Value = "range", "a number in the body is outside the range of a 64-bit integer", nil
 	}
 	if it.Title == "required" {

@@ -1477,7 +1477,7 @@ type MeasurementPageMeasurementGroup struct {
 
 // MetricReport defines model for MetricReport.
 type MetricReport struct {
-	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank.
+	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank; at most 255 characters.
 	//
 	// Example: ct.ipmi.temperature
 	Name string `json:"name"`
@@ -1497,7 +1497,7 @@ type MetricReport struct {
 	// Example: int32
 	Type MetricReportType `json:"type"`
 
-	// Units Units of the value; may not contain < > ' " &.
+	// Units Units of the value; at most 255 characters, none of < > ' " &.
 	//
 	// Example: degrees C
 	Units string `json:"units"`
@@ -3998,7 +3998,7 @@ type ClientInterface interface {
 
 	// PutDeviceMetricWithBody Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -4009,7 +4009,7 @@ type ClientInterface interface {
 
 	// PutDeviceMetric Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -5108,7 +5108,7 @@ func (c *Client) CreateMrdToken(ctx context.Context, body CreateMrdTokenJSONRequ
 
 // PutDeviceMetricWithBody Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -5129,7 +5129,7 @@ func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, p
 
 // PutDeviceMetric Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -9121,7 +9121,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutDeviceMetricWithBodyWithResponse Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -9132,7 +9132,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutDeviceMetricWithResponse Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -13061,6 +13061,8 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -13109,6 +13111,11 @@ func (r PutDeviceMetricResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r PutDeviceMetricResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -14161,7 +14168,7 @@ func (c *ClientWithResponses) CreateMrdTokenWithResponse(ctx context.Context, bo
 
 // PutDeviceMetricWithBodyWithResponse Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -14178,7 +14185,7 @@ func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Co
 
 // PutDeviceMetricWithResponse Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl; 404 with `errors[0].title` "Host Not Found" for an unregistered device.
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -17608,6 +17615,13 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
