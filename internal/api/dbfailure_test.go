@@ -27,12 +27,12 @@ import (
 // mid-request. The cut closes the connection (the client reads EOF) or,
 // with reset, aborts it (the client sees "connection reset by peer").
 type faultProxy struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	reset bool
+	mu     sync.Mutex
+	target string
+	cut    bool
+	reset  bool
 	// after, when set, cuts the one connection that sends it, once it is
 	// forwarded (a one-shot cut at a chosen message).
 	after []byte
@@ -85,7 +85,10 @@ func (p *faultProxy) serve() {
 		if err != nil {
 			return
 		}
-		server, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		server, err := net.Dial("tcp", target)
 		if err != nil {
 			client.Close()
 			continue
@@ -142,7 +145,9 @@ func (p *faultProxy) url(t *testing.T, dbURL string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.mu.Lock()
 	p.target = u.Host
+	p.mu.Unlock()
 	u.Host = p.ln.Addr().String()
 	q := u.Query()
 	q.Set("connect_timeout", "5")
