@@ -114,21 +114,28 @@ func (p *faultProxy) forward(client, server net.Conn) {
 	for {
 		n, err := client.Read(buf)
 		if n > 0 {
-			_, _ = server.Write(buf[:n])
 			p.mu.Lock()
-			cut, reset := p.cut, p.reset
+			cut, reset, after := p.cut, p.reset, false
 			if p.after != nil && bytes.Contains(buf[:n], p.after) {
-				cut, p.after = true, nil
+				after, p.after = true, nil
 			}
 			p.mu.Unlock()
-			if cut {
+			if cut || after {
+				// The client's side goes first, so that no answer the
+				// server sends can still reach it; a one-shot cut then
+				// forwards the message (the server acts on it), a cut link
+				// forwards nothing.
 				if tc, ok := client.(*net.TCPConn); ok && reset {
 					_ = tc.SetLinger(0) // an RST instead of a FIN
 				}
 				client.Close()
+				if after {
+					_, _ = server.Write(buf[:n])
+				}
 				server.Close()
 				return
 			}
+			_, _ = server.Write(buf[:n])
 		}
 		if err != nil {
 			client.Close()
