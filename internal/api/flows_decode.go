@@ -33,9 +33,10 @@ type flowWire struct {
 	Hour    *int64  `json:"hour"`
 }
 
+// The flow rules the schema documents, as the store enforces them.
 const (
-	maxNameLen = 255
-	maxHour    = 2147483647
+	maxNameLen = store.MaxFlowName
+	maxHour    = store.MaxFlowHour
 )
 
 // flowDecoder validates flow batches (batch_decode.go).

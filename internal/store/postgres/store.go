@@ -14,13 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/telemetry/telemetry/internal/metrics"
-	"github.com/telemetry/telemetry/internal/store"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
