@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,6 +36,10 @@ type faultProxy struct {
 	// forwarded (a one-shot cut at a chosen message).
 	after []byte
 	conns map[net.Conn]bool
+	// lost marks the client connections whose next answer from the server
+	// is to be lost (cutAfter): the server acts on the message, and the
+	// link breaks once it has answered.
+	lost map[net.Conn]bool
 }
 
 func newFaultProxy(t *testing.T, target string) *faultProxy {
@@ -45,7 +48,7 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &faultProxy{ln: ln, target: target, conns: map[net.Conn]bool{}, lost: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -96,7 +99,7 @@ func (p *faultProxy) serve() {
 		p.mu.Lock()
 		p.conns[client], p.conns[server] = true, true
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(client, server); client.Close() }()
+		go p.answer(client, server)
 		go p.forward(client, server)
 	}
 }
@@ -115,23 +118,20 @@ func (p *faultProxy) forward(client, server net.Conn) {
 		n, err := client.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			cut, reset, after := p.cut, p.reset, false
+			cut, reset := p.cut, p.reset
 			if p.after != nil && bytes.Contains(buf[:n], p.after) {
-				after, p.after = true, nil
+				// Forwarded below, so that the server acts on it (a COMMIT
+				// commits); answer drops the reply and breaks the link.
+				p.after, p.lost[client] = nil, true
 			}
 			p.mu.Unlock()
-			if cut || after {
-				// The client's side goes first, so that no answer the
-				// server sends can still reach it; a one-shot cut then
-				// forwards the message (the server acts on it), a cut link
-				// forwards nothing.
+			if cut {
+				// The link is down: nothing is forwarded, so no answer can
+				// slip through.
 				if tc, ok := client.(*net.TCPConn); ok && reset {
 					_ = tc.SetLinger(0) // an RST instead of a FIN
 				}
 				client.Close()
-				if after {
-					_, _ = server.Write(buf[:n])
-				}
 				server.Close()
 				return
 			}
@@ -140,6 +140,33 @@ func (p *faultProxy) forward(client, server net.Conn) {
 		if err != nil {
 			client.Close()
 			server.Close()
+			return
+		}
+	}
+}
+
+// answer copies what the server sends back to the client, unless the
+// client's answer is to be lost (cutAfter): then both ends are closed
+// before the client sees it.
+func (p *faultProxy) answer(client, server net.Conn) {
+	defer client.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			lost := p.lost[client]
+			delete(p.lost, client)
+			p.mu.Unlock()
+			if lost {
+				server.Close()
+				return
+			}
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
 			return
 		}
 	}
