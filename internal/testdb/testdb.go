@@ -156,7 +156,21 @@ func setupTemplate() error {
 		return err
 	}
 	defer m.Close()
-	return m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		return err
+	}
+	pool.Close()
+	// CREATE DATABASE ... TEMPLATE fails while anyone is connected to the
+	// template, and with TimescaleDB its background scheduler connects to
+	// every database that has the extension: close the template to new
+	// connections and end the ones already there.
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" ALLOW_CONNECTIONS false"); err != nil {
+		return fmt.Errorf("close template: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name); err != nil {
+		return fmt.Errorf("close template: %w", err)
+	}
+	return nil
 }
 
 func withDatabase(t testing.TB, base, name string) string {
