@@ -149,6 +149,17 @@ func TestMigrateGivesUpOnTheDatabase(t *testing.T) {
 	}
 }
 
+// TestServeWaitsForTheDatabaseToo: serve goes through the same wait.
+func TestServeWaitsForTheDatabaseToo(t *testing.T) {
+	dbURL := "postgres://telemetry@" + closedAddr(t) + "/telemetry?sslmode=disable"
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": dbURL, "DATABASE_WAIT": "1s",
+		"JWT_SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0"}), io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_WAIT=1s") || !strings.Contains(stderr.String(), "database unreachable, retrying") {
+		t.Fatalf("serve against a closed port: %v\n%s", err, stderr.String())
+	}
+}
+
 // TestWaitDoesNotRetryWhatTimeCannotMend: an unknown database fails at
 // once, without a retry.
 func TestWaitDoesNotRetryWhatTimeCannotMend(t *testing.T) {
