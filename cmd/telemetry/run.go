@@ -106,6 +106,9 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 		return err
 	}
 	defer st.Close()
+	if err := waitForDatabase(ctx, st.Ping, cfg.DatabaseWait, log); err != nil {
+		return err
+	}
 	m, err := migrate.New(st.Pool())
 	if err != nil {
 		return err
@@ -164,8 +167,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	defer st.Close()
 	pool := st.Pool()
-	if err := st.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+	if err := waitForDatabase(ctx, st.Ping, cfg.DatabaseWait, log); err != nil {
+		return err
 	}
 	m, err := migrate.New(pool)
 	if err != nil {

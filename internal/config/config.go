@@ -17,6 +17,7 @@ import (
 // Config is the whole configuration of the service.
 type Config struct {
 	DatabaseURL     string
+	DatabaseWait    time.Duration
 	ListenAddr      string
 	LogLevel        slog.Level
 	MaxBodyBytes    int64
@@ -71,6 +72,8 @@ type Var struct {
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:port/db). Pool settings such as pool_max_conns may be added as URL parameters. Required.",
 		str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"DATABASE_WAIT", "60s", "how long migrate and serve wait for the database to accept connections at start (a container starting beside it), retrying and logging each attempt; 0 tries once. A wrong password or database name fails at once",
+		duration(func(c *Config) *time.Duration { return &c.DatabaseWait }, 0, "0 (try once) or a duration such as 60s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",
