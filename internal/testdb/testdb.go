@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,7 +111,11 @@ func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	u := URL(t)
 	if mode := os.Getenv("TESTDB_EXEC_MODE"); mode != "" {
-		u += "&default_query_exec_mode=" + url.QueryEscape(mode)
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "default_query_exec_mode=" + url.QueryEscape(mode)
 	}
 	pool, err := pgxpool.New(context.Background(), u)
 	if err != nil {
