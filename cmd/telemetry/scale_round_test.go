@@ -18,6 +18,7 @@ type client struct {
 	t     testing.TB
 	base  string
 	token string
+	sent  int // requests sent
 }
 
 // do sends body (a string as is, anything else as JSON) and returns the
@@ -49,6 +50,7 @@ func (c *client) do(method, path string, body any, extra ...string) (int, http.H
 	for i := 0; i+1 < len(extra); i += 2 {
 		req.Header.Set(extra[i], extra[i+1])
 	}
+	c.sent++
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -83,8 +85,9 @@ func (c *client) want(status int, method, path string, body, out any, extra ...s
 // states and the run (jsonb both ways), device token, registration, report
 // and current metrics, measurements post, get, list and grouped (jsonb
 // args, kwargs, context), and a collection created, read and deleted. The
-// server must run with ENABLE_TOKEN_ENDPOINT=true.
-func roundTrip(t testing.TB, base, tag string) {
+// server must run with ENABLE_TOKEN_ENDPOINT=true. It returns how many
+// requests it sent.
+func roundTrip(t testing.TB, base, tag string) int {
 	t.Helper()
 	c := &client{t: t, base: base}
 	hour := time.Now().Unix()/3600 - 1
@@ -194,4 +197,5 @@ func roundTrip(t testing.TB, base, tag string) {
 	}
 	c.want(200, "GET", "/appmetrics/api/v1/"+loc, nil, nil)
 	c.want(204, "DELETE", "/appmetrics/api/v1/"+loc, nil, nil)
+	return c.sent
 }

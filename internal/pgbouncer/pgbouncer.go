@@ -10,6 +10,7 @@
 package pgbouncer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,6 +126,9 @@ logfile = %s
 	}
 	cmd := exec.Command(Binary(), iniPath)
 	cmd.Dir = dir
+	// Before the log file opens, PgBouncer complains on stderr.
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	// Its own process group: a test's Ctrl-C reaches the test, which stops
 	// the pooler itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -135,7 +139,7 @@ logfile = %s
 	go func() { b.done <- cmd.Wait() }()
 	if err := b.waitListening(ctx); err != nil {
 		_ = b.Stop()
-		return nil, fmt.Errorf("pgbouncer did not start (log in %s): %w", filepath.Join(dir, "pgbouncer.log"), err)
+		return nil, fmt.Errorf("pgbouncer did not start (log in %s): %w %s", filepath.Join(dir, "pgbouncer.log"), err, strings.TrimSpace(stderr.String()))
 	}
 	return b, nil
 }
