@@ -10,9 +10,9 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
-	"errors"
 	"io/fs"
 	"log/slog"
 	"time"
