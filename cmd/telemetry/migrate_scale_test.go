@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/pgcluster"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 	"github.com/telemetry/telemetry/migrations"
 )
@@ -28,15 +30,34 @@ func TestConcurrentMigrationsThroughPgBouncer(t *testing.T) {
 	b := startBouncer(t)
 	direct := testdb.Empty(t)
 	vars := env(map[string]string{"DATABASE_URL": b.Via(direct)})
+	// Each migrator's pool is open and connected before they all start at
+	// once, so that none gets ahead while the others connect.
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
+	start := make(chan struct{})
 	for i := range errs {
+		st, err := postgres.Open(context.Background(), b.Via(direct), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		pool := st.Pool()
+		if err := pool.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		m, err := migrate.New(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = run(context.Background(), []string{"migrate"}, vars, io.Discard, io.Discard)
+			<-start
+			errs[i] = m.Up(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		}()
 	}
+	close(start)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,13 @@ import (
 // test server, stopped when t ends.
 func startBouncer(t *testing.T) *pgbouncer.Bouncer {
 	t.Helper()
+	return startBouncerWith(t, pgbouncer.Options{})
+}
+
+// startBouncerWith is startBouncer with options (the server and directory
+// are filled in).
+func startBouncerWith(t *testing.T, opts pgbouncer.Options) *pgbouncer.Bouncer {
+	t.Helper()
 	if !pgbouncer.Available() {
 		t.Skip("pgbouncer is not installed (make test installs it: apt-get install pgbouncer)")
 	}
@@ -45,7 +52,8 @@ func startBouncer(t *testing.T) *pgbouncer.Bouncer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := pgbouncer.Start(context.Background(), pgbouncer.Options{Dir: dir, ServerHost: u.Hostname(), ServerPort: port})
+	opts.Dir, opts.ServerHost, opts.ServerPort = dir, u.Hostname(), port
+	b, err := pgbouncer.Start(context.Background(), opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)

@@ -38,6 +38,11 @@ type Options struct {
 	// DefaultPoolSize is the server connections per database and user pair
 	// (PgBouncer's default_pool_size; 20 when 0).
 	DefaultPoolSize int
+	// RoundRobin hands out server connections in turn (server_round_robin)
+	// instead of the most recently used first: consecutive transactions of
+	// one client then land on different server connections, as they do in
+	// a busy deployment, so a test can see session state go astray.
+	RoundRobin bool
 }
 
 // Bouncer is a running PgBouncer.
@@ -117,6 +122,9 @@ max_client_conn = 2000
 ignore_startup_parameters = extra_float_digits
 logfile = %s
 `, opts.ServerHost, opts.ServerPort, port, userlist, opts.PoolMode, opts.DefaultPoolSize, filepath.Join(dir, "pgbouncer.log"))
+	if opts.RoundRobin {
+		ini += "server_round_robin = 1\n"
+	}
 	if runAs != "" {
 		ini += "user = " + runAs + "\n"
 	}
