@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -45,7 +46,11 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 	url := testdb.URL(b)
 	// The server's pool as serve sizes it; the baseline gets one connection
 	// per client.
-	serverPool, err := pgxpool.New(ctx, url+"&pool_max_conns=16")
+	// In the exec mode serve uses (DATABASE_EXEC_MODE, else its default),
+	// so that modes can be compared.
+	mode := cmp.Or(os.Getenv("DATABASE_EXEC_MODE"), postgres.DefaultExecMode)
+	b.Logf("server pool exec mode: %s", mode)
+	serverPool, err := pgxpool.New(ctx, url+"&pool_max_conns=16&default_query_exec_mode="+mode)
 	if err != nil {
 		b.Fatal(err)
 	}
