@@ -37,7 +37,8 @@ import (
 // time per request (this process, PostgreSQL, wrk), steadier than req/s on a
 // shared machine. BENCH_CLIENTS=N runs one client count and
 // BENCH_GENERATOR=wrk|go one generator (for profiling); DEVICE_METRICS_*
-// environment variables tune the writer.
+// environment variables tune the writer; DATABASE_EXEC_MODE sets the
+// server pool's exec mode and BENCH_PGBOUNCER=1 puts PgBouncer in front of it.
 func BenchmarkDevicesPutMetric(b *testing.B) {
 	ctx := context.Background()
 	const maxClients = 64
@@ -50,7 +51,7 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 	// so that modes can be compared.
 	mode := cmp.Or(os.Getenv("DATABASE_EXEC_MODE"), postgres.DefaultExecMode)
 	b.Logf("server pool exec mode: %s", mode)
-	serverPool, err := pgxpool.New(ctx, url+"&pool_max_conns=16&default_query_exec_mode="+mode)
+	serverPool, err := pgxpool.New(ctx, benchViaPgBouncer(b, url)+"&pool_max_conns=16&default_query_exec_mode="+mode)
 	if err != nil {
 		b.Fatal(err)
 	}
