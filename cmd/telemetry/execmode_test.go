@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/telemetry/telemetry/internal/testdb"
@@ -27,5 +28,13 @@ func TestServeInEveryExecMode(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestUnknownExecModeRefused(t *testing.T) {
+	vars := env(map[string]string{"DATABASE_URL": "x", "JWT_SECRET": testSecret, "DATABASE_EXEC_MODE": "prepared"})
+	err := run(context.Background(), []string{"serve"}, vars, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_EXEC_MODE must be cache_statement, cache_describe") {
+		t.Fatalf("serve with DATABASE_EXEC_MODE=prepared: %v", err)
 	}
 }
