@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -158,14 +159,14 @@ func (b *Bouncer) URL(database string) string {
 }
 
 // Via rewrites a URL of the pooled server (as testdb gives) to go through
-// the pooler: same user and database, the pooler's address.
+// the pooler: same user, database and parameters, the pooler's address.
 func (b *Bouncer) Via(serverURL string) string {
-	i := strings.Index(serverURL, "@")
-	j := strings.Index(serverURL[i+1:], "/")
-	if i < 0 || j < 0 {
+	u, err := url.Parse(serverURL)
+	if err != nil {
 		return serverURL
 	}
-	return serverURL[:i+1] + "127.0.0.1:" + strconv.Itoa(b.Port) + serverURL[i+1+j:]
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port))
+	return u.String()
 }
 
 // Log is what PgBouncer logged so far (for a failing test's message).
