@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/pgbouncer"
 	"github.com/telemetry/telemetry/internal/pgcluster"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
@@ -25,9 +26,11 @@ import (
 // Three migrators at once through PgBouncer in transaction pooling mode
 // (where a session advisory lock does not hold): all succeed, every
 // migration is applied exactly once, and `migrate down` afterwards works
-// through the pooler too.
+// through the pooler too. Server connections go round robin, so that a
+// client's consecutive transactions land on different ones, as in a busy
+// deployment.
 func TestConcurrentMigrationsThroughPgBouncer(t *testing.T) {
-	b := startBouncer(t)
+	b := startBouncerWith(t, pgbouncer.Options{RoundRobin: true})
 	direct := testdb.Empty(t)
 	vars := env(map[string]string{"DATABASE_URL": b.Via(direct)})
 	// Each migrator's pool is open and connected before they all start at
