@@ -16,8 +16,14 @@ import (
 
 // Config is the whole configuration of the service.
 type Config struct {
-	DatabaseURL     string
-	DatabaseWait    time.Duration
+	DatabaseURL  string
+	DatabaseWait time.Duration
+	// DatabaseExecMode is how pgx sends queries (pgx's QueryExecMode names);
+	// MigrateDatabaseURL, when set, is the database `migrate` uses instead
+	// of DatabaseURL (a direct connection past a transaction pooler).
+	DatabaseExecMode   string
+	MigrateDatabaseURL string
+
 	ListenAddr      string
 	LogLevel        slog.Level
 	MaxBodyBytes    int64
@@ -74,6 +80,17 @@ var Vars = []Var{
 		str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"DATABASE_WAIT", "60s", "how long migrate and serve wait for the database to accept connections at start (a container starting beside it), retrying and logging each attempt; 0 tries once. A wrong password or database name fails at once",
 		duration(func(c *Config) *time.Duration { return &c.DatabaseWait }, 0, "0 (try once) or a duration such as 60s")},
+	{"DATABASE_EXEC_MODE", "cache_describe", "how queries are sent (pgx's query exec modes): cache_describe (default: no named prepared statements, so PgBouncer in transaction pooling mode works with the URL as written), cache_statement (named prepared statements: fastest, direct connections or session pooling only), describe_exec, exec or simple_protocol. A default_query_exec_mode parameter in DATABASE_URL wins",
+		func(c *Config, v string) error {
+			switch v {
+			case "cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol":
+				c.DatabaseExecMode = v
+				return nil
+			}
+			return errors.New("must be cache_statement, cache_describe, describe_exec, exec or simple_protocol")
+		}},
+	{"MIGRATE_DATABASE_URL", "", "database URL `migrate` uses instead of DATABASE_URL: point it past a transaction pooler (straight at the primary, or through session pooling) when DATABASE_URL goes through PgBouncer. Unset: DATABASE_URL",
+		str(func(c *Config) *string { return &c.MigrateDatabaseURL })},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,9 +103,21 @@ func URL(t testing.TB) string {
 }
 
 // New is URL plus a pool on the new database, closed when t ends.
+//
+// TESTDB_EXEC_MODE (a pgx query exec mode: exec, simple_protocol, ...) makes
+// these pools use it, so that a whole package's tests can be run in each
+// mode (docs/scaling.md).
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), URL(t))
+	u := URL(t)
+	if mode := os.Getenv("TESTDB_EXEC_MODE"); mode != "" {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "default_query_exec_mode=" + url.QueryEscape(mode)
+	}
+	pool, err := pgxpool.New(context.Background(), u)
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}

@@ -305,7 +305,7 @@ func TestAnalystsQueries(t *testing.T) {
 	// The same text through psql, as a person would run it.
 	psql, err := exec.LookPath("psql")
 	if err != nil {
-		t.Skip("psql is not on PATH (apt-get install postgresql-client): the queries ran through pgx only")
+		t.Fatal("psql is not on PATH (make test installs it: apt-get install postgresql-client)")
 	}
 	for name, want := range analystsAnswers {
 		file := filepath.Join(t.TempDir(), name+".sql")

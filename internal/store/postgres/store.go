@@ -32,6 +32,9 @@ type Options struct {
 	// ObserveBatch, when set, learns the size of every ingest batch
 	// committed, by resource ("flows", "device_metrics", ...).
 	ObserveBatch func(resource string, items int)
+	// ExecMode is how Open's pool sends queries (DATABASE_EXEC_MODE, see
+	// execmode.go); empty means DefaultExecMode.
+	ExecMode string
 }
 
 // Store holds one store per resource, all on one pool.
@@ -67,6 +70,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		pc.MaxConns = DefaultMaxConns
+	}
+	if err := applyExecMode(pc.ConnConfig, url, opts.ExecMode); err != nil {
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
