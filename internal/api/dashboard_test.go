@@ -471,8 +471,10 @@ func TestDashboard(t *testing.T) {
 		if fmt.Sprint(rows) != fmt.Sprint(want) {
 			t.Errorf("grouped rows = %v, want %v", rows, want)
 		}
-		// Sort by maximum: a header button, and the URL says so.
-		tb.click(`//th/button[contains(., "Max")]`)
+		// Sort by maximum with the keyboard: a header button, and the URL says so.
+		n := tb.renders()
+		tb.run(chromedp.Focus(`//th/button[contains(., "Max")]`), chromedp.KeyEvent("\r"))
+		tb.waitRender(n)
 		rows = eval[[][]string](tb, rowsJS)
 		if len(rows) != 2 || rows[0][0] != "/ui-test/pay" {
 			t.Errorf("sorted by max: rows = %v", rows)
@@ -483,7 +485,7 @@ func TestDashboard(t *testing.T) {
 		tb.screenshot("measurements")
 		// A row opens the endpoint's requests, a request its detail.
 		tb.click(`//td/button[text()="/ui-test/orders"]`)
-		tb.contains("Requests of GET /ui-test/orders", "3 requests")
+		tb.contains("Requests of GET /ui-test/orders", "3 requests, newest first")
 		tb.click(`(//h2[@id="requests"]/following::table[1]//td/button)[1]`)
 		tb.contains("orderId", "412", "alpha", "10.1.2.3", "shop.local/ui-test/orders")
 		if loc := tb.location(); !strings.Contains(loc, "ep=%2Fui-test%2Forders") || !strings.Contains(loc, "id=") {
@@ -494,6 +496,15 @@ func TestDashboard(t *testing.T) {
 		loc := tb.location()
 		tb.open(s.URL + loc)
 		tb.contains("orderId", "Requests of GET /ui-test/orders")
+		// A custom window (UTC) around the seeded requests, then one before them.
+		at := func(d time.Duration) string { return time.Now().UTC().Add(d).Format("2006-01-02T15:04") }
+		tb.open(s.URL + "/ui/measurements?app=uitest&window=custom&from=" + at(-20*time.Minute) + "&to=" + at(time.Minute))
+		tb.contains("2 endpoints", "/ui-test/orders")
+		if v := value(tb, chromedp.Value(chromedp.CSS(`input[name="from"]`))); v != at(-20*time.Minute) {
+			t.Errorf("custom from = %q, want %q", v, at(-20*time.Minute))
+		}
+		tb.open(s.URL + "/ui/measurements?app=uitest&window=custom&from=" + at(-72*time.Hour) + "&to=" + at(-48*time.Hour))
+		tb.contains("0 endpoints", "Nothing here.")
 		tb.clean()
 	})
 
@@ -546,7 +557,7 @@ func TestDashboard(t *testing.T) {
 		tb.title("Runs")
 		tb.contains("loadgen-ui", "loadgen-ui-2", "2 runs", "running", "committed")
 		tb.choose("state", "committed")
-		tb.contains("1 runs")
+		tb.contains("1 run, newest first")
 		tb.click(fmt.Sprintf(`//td/button[text()=%q]`, data.run))
 		tb.contains("Run "+data.run+" on loadgen-ui", "POST /ui-test/checkout", "120", "35.5", "210", "11.5", "GET /ui-test/cart", "12.25")
 		tb.charts(1)
@@ -610,7 +621,7 @@ func TestDashboardAsksForToken(t *testing.T) {
 	n := tb.renders()
 	tb.run(chromedp.SendKeys(chromedp.CSS(`#token-input`), validToken(t)), chromedp.Click(`//button[text()="Use token"]`))
 	tb.waitRender(n)
-	tb.contains("secret-node", "1 devices")
+	tb.contains("secret-node", "1 device")
 	// Kept for the session: a reload needs no prompt.
 	tb.open(s.URL + "/ui/devices")
 	tb.contains("secret-node")

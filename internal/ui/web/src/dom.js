@@ -31,6 +31,11 @@ export function fmt(v, digits = 3) {
   return v.toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 
+// count says "1 run", "2 runs", "1,024 keys".
+export function count(n, word) {
+  return `${fmt(n)} ${word}${n === 1 ? "" : "s"}`;
+}
+
 // bytes formats a byte count (1,536 → "1.5 KiB").
 export function bytes(n) {
   if (n === null || n === undefined) return "–";

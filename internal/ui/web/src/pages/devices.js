@@ -3,7 +3,7 @@
 // choice.
 import { allPages, get } from "../api.js";
 import { timeChart } from "../charts.js";
-import { field, fmt, h, select, table, when } from "../dom.js";
+import { count, field, fmt, h, select, table, when } from "../dom.js";
 import { pager } from "./measurements.js";
 
 const buckets = [["", "Raw points"], ["1m", "1 minute"], ["5m", "5 minutes"], ["1h", "1 hour"], ["1d", "1 day"]];
@@ -29,7 +29,7 @@ export default async function devices(q, nav) {
   ]);
 
   const nodes = [h("h1", {}, "Devices"), table({
-    caption: `${fmt(list.total)} devices`,
+    caption: count(list.total, "device"),
     columns: [
       { key: "id", label: "Id", cell: (r) => r.id },
       { key: "name", label: "Name", cell: (r) => r.name },

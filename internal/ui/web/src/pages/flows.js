@@ -3,7 +3,7 @@
 // (up to a cap) and sorts by bytes here.
 import { allPages } from "../api.js";
 import { barChart } from "../charts.js";
-import { bytes, field, fmt, h, table, when } from "../dom.js";
+import { bytes, count, field, fmt, h, table, when } from "../dom.js";
 
 const MAX_PAGES = 50; // 5,000 keys
 
@@ -30,7 +30,7 @@ export default async function flows(q, nav) {
       h("button", { type: "button", onclick: () => nav({ hour: hour - 1 }) }, "Previous hour"),
       h("button", { type: "button", onclick: () => nav({ hour: hour + 1 }) }, "Next hour"),
       h("button", { type: "button", onclick: () => nav({ hour: null }) }, "Current hour")),
-      h("p", { id: "flows-summary" }, `${when(hour * 3600)} to ${when((hour + 1) * 3600)}: ${fmt(r.total)} keys, `,
+      h("p", { id: "flows-summary" }, `${when(hour * 3600)} to ${when((hour + 1) * 3600)}: ${count(r.total, "key")}, `,
         `${bytes(tx)} sent (${fmt(tx)} B), ${bytes(rx)} received (${fmt(rx)} B)`),
       r.complete ? null : h("p", { class: "muted" }, `Only the first ${fmt(rows.length)} keys (in key order) were read and sorted.`),
       top.length ? barChart("Largest keys (bytes sent + received)", top.map((f) => `${f.src_app}→${f.dest_app}`), top.map((f) => f.total), { wide: true, yLabel: "bytes" }) : null,

@@ -3,7 +3,7 @@
 // endpoint's requests, and a request opens its detail.
 import { get } from "../api.js";
 import { barChart, timeChart } from "../charts.js";
-import { field, fmt, h, select, table, when } from "../dom.js";
+import { count, field, fmt, h, select, table, when } from "../dom.js";
 import { bounds, windowControls } from "./window.js";
 
 // Percentile columns appear when the API's groups carry them.
@@ -66,7 +66,7 @@ export default async function measurements(q, nav) {
       ({ key, label, num: true, sort: true, cell: (r) => fmt(r[key], 4) })),
   ];
   const grouped = table({
-    caption: `${fmt(groups.total)} endpoints, ${when(b.startedAt)} to ${when(b.endedAt)}`,
+    caption: `${count(groups.total, "endpoint")}, ${when(b.startedAt)} to ${when(b.endedAt)}`,
     columns: cols, rows: items,
     sort: { key: sortKey, desc: sortDir !== "asc" },
     onSort: (k) => nav({ sort: k + "," + (k === sortKey && sortDir !== "asc" ? "asc" : "desc"), page: null }),
@@ -86,7 +86,7 @@ export default async function measurements(q, nav) {
 
   if (requests) {
     nodes.push(h("h2", { id: "requests" }, `Requests of ${epMethod} ${ep}`), table({
-      caption: `${fmt(requests.total)} requests, newest first`,
+      caption: `${count(requests.total, "request")}, newest first`,
       columns: [
         { key: "id", label: "Id", cell: (r) => String(r.id) },
         { key: "startedAt", label: "Started", cell: (r) => when(r.startedAt) },

@@ -2,7 +2,7 @@
 // as a table and a chart.
 import { get } from "../api.js";
 import { barChart } from "../charts.js";
-import { field, fmt, h, select, table, when } from "../dom.js";
+import { count, field, fmt, h, select, table, when } from "../dom.js";
 import { pager } from "./measurements.js";
 
 const states = [["", "Any state"], ["running", "Running"], ["committed", "Committed"]];
@@ -21,7 +21,7 @@ export default async function runs(q, nav) {
     h("form", { class: "filters", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
       field("State", select("state", states, state, (v) => nav({ state: v, page: null })))),
     table({
-      caption: `${fmt(list.total)} runs, newest first`,
+      caption: `${count(list.total, "run")}, newest first`,
       columns: [
         { key: "uuid", label: "Run", cell: (r) => r.uuid },
         { key: "host", label: "Host", cell: (r) => r.host },
