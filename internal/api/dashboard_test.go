@@ -454,6 +454,7 @@ func TestDashboard(t *testing.T) {
 		if figures["Measurements/last hour"] == "" || figures["Measurements/last hour"] == "0" {
 			t.Errorf("measurements last hour = %q", figures["Measurements/last hour"])
 		}
+		tb.charts(1)
 		tb.screenshot("overview")
 		tb.clean()
 	})

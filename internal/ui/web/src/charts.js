@@ -41,7 +41,11 @@ export function barChart(title, labels, values, { wide = false, yLabel = "" } = 
   const xs = labels.map((_, i) => i);
   new uPlot({
     width: width(wide), height: 240,
-    scales: { x: { time: false, range: () => [-0.5, Math.max(0.5, labels.length - 0.5)] } },
+    // Bars start at zero, or their heights would mislead.
+    scales: {
+      x: { time: false, range: () => [-0.5, Math.max(0.5, labels.length - 0.5)] },
+      y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+    },
     series: [
       { label: "", value: (u, i) => (i === null ? "" : labels[i] ?? "") },
       { label: yLabel || title, fill: palette[0], stroke: palette[0], width: 0, paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } },

@@ -1,6 +1,7 @@
 // Overview: per resource, what arrived in the last hour and day (the totals
 // of the API's own lists), with links, and the service's health (/readyz).
 import { get } from "../api.js";
+import { timeChart } from "../charts.js";
 import { fmt, h } from "../dom.js";
 
 const HOUR = 3600;
@@ -24,8 +25,9 @@ export default async function overview() {
 
   // Flows are hourly totals: the last day is the sum over its 24 hours.
   const flowHours = Array.from({ length: 24 }, (_, i) => total("/flows", { hour: hourNow - i }));
-  const [ready, mHour, mDay, rHour, rDay, running, devices, metrics, colls, ...fh] = await Promise.all([
+  const [ready, series, mHour, mDay, rHour, rDay, running, devices, metrics, colls, ...fh] = await Promise.all([
     settle(fetch("/readyz", { headers: { Accept: "application/json" } }).then(async (r) => ({ ok: r.ok, body: await r.json() }))),
+    settle(get("/api/measurements/timeseries/", { startedAt: now - 24 * HOUR, endedAt: now, interval: "hourly" })),
     total("/api/measurements/", { startedAt: now - HOUR, endedAt: now }),
     total("/api/measurements/", { startedAt: now - 24 * HOUR, endedAt: now }),
     total("/apiv0.1/states", { from: iso(now - HOUR) }),
@@ -60,6 +62,12 @@ export default async function overview() {
         card("Devices", "/ui/devices", [["devices", devices], ["metric names reported now", metrics]]),
         card("Collections", "/ui/collections", [["open", colls]])),
       h("p", { class: "muted" }, "Counts are the totals of the API's lists over windows ending now (UTC)."),
+      h("h2", {}, "Measurements over the last day"),
+      series instanceof Error ? h("p", { class: "bad" }, series.message) : (() => {
+        const keys = Object.keys(series.serie || {}).sort();
+        return timeChart("Requests per hour (UTC)", keys.map((k) => Date.parse(k.replace(" ", "T") + ":00:00Z") / 1000),
+          [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { yLabel: "requests" });
+      })(),
     ],
   };
 }
