@@ -44,14 +44,15 @@ async function render() {
   }
   document.body.dataset.state = "loading";
   const root = document.getElementById("page");
-  let title = "Not found";
+  const page = pages[name];
+  let title = page ? page.title : "Not found";
   let nodes;
   try {
-    const page = pages[name];
     if (!page) nodes = [h("h1", {}, title), h("p", {}, "No dashboard page at ", location.pathname, ".")];
     else ({ title, nodes } = await page(new URLSearchParams(location.search), nav));
   } catch (e) {
-    nodes = [h("h1", {}, pages[name] ? pages[name].title || "Error" : title), alertBox(e)];
+    // The API refused or failed: say so where the page would be.
+    nodes = [h("h1", {}, title), alertBox(e)];
   }
   if (gen !== generation) return;
   document.title = title + " · Telemetry";
