@@ -366,6 +366,14 @@ func seedDashboard(t *testing.T, s *testServer, prof *selfprofile.Profiler) seed
 		{"src_app": "big-src", "dest_app": "big-dest", "vpc_id": "vpc-1", "bytes_tx": 1000, "bytes_rx": 0, "hour": out.hour},
 	}).wantStatus(t, http.StatusCreated)
 
+	// Two hours earlier, more keys than one page of the API (100).
+	var many []map[string]any
+	for i := range 150 {
+		many = append(many, map[string]any{"src_app": fmt.Sprintf("svc-%03d", i), "dest_app": "db", "vpc_id": "vpc-9",
+			"bytes_tx": i * 10, "bytes_rx": 1, "hour": out.hour - 2})
+	}
+	s.do("POST", "/flows", many).wantStatus(t, http.StatusCreated)
+
 	register := func(host string, ago int64) string {
 		var r struct{ UUID string }
 		s.do("POST", eventsPrefix+"/events/register", fmt.Sprintf(`{"startedAt": %d, "hostname": %q, "targetHost": "http://shop.local",
@@ -441,7 +449,7 @@ func TestDashboard(t *testing.T) {
 		figures := eval[map[string]string](tb, `Object.fromEntries([...document.querySelectorAll("section.card dd")].map((d) =>
 			[d.closest("section").getAttribute("aria-label") + "/" + d.dataset.figure, d.innerText]))`)
 		for k, want := range map[string]string{
-			"Flows/keys this hour": "3", "Flows/keys over the last day": "3",
+			"Flows/keys this hour": "3", "Flows/keys over the last day": "153",
 			"Runs/started last hour": "2", "Runs/running": "1",
 			"Devices/devices": "2", "Devices/metric names reported now": "2",
 			"Collections/open": "1",
@@ -548,6 +556,13 @@ func TestDashboard(t *testing.T) {
 		tb.contains("0 keys")
 		if loc := tb.location(); loc != fmt.Sprintf("/ui/flows?hour=%d", data.hour-1) {
 			t.Errorf("location = %s", loc)
+		}
+		// An hour of two API pages: every key read, then sorted.
+		tb.click(`//button[text()="Previous hour"]`)
+		tb.contains("150 keys")
+		rows := eval[[][]string](tb, `[...document.querySelector("main table.data").tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText))`)
+		if len(rows) != 150 || rows[0][0] != "svc-149" || rows[149][0] != "svc-000" {
+			t.Errorf("%d rows, first %v, last %v; want 150, svc-149 first, svc-000 last", len(rows), rows[0], rows[len(rows)-1])
 		}
 		tb.clean()
 	})

@@ -63,16 +63,14 @@ export const get = async (path, params) => (await call("GET", path, params)).bod
 let onUnauthorized = null;
 export function whenUnauthorized(f) { onUnauthorized = f; }
 
-// allPages reads a paginated list page by page (size 100, the most the API
-// gives) up to maxPages, and returns {items, total, complete}.
+// allPages reads a paginated list (size 100, the most the API gives): the
+// first page tells the total, the others (up to maxPages) are asked for at
+// once. Returns {items, total, complete}.
 export async function allPages(path, params, maxPages = 20) {
-  const items = [];
-  let total = 0;
-  for (let page = 1; page <= maxPages; page++) {
-    const r = await get(path, { ...params, page, size: 100 });
-    items.push(...r.items);
-    total = r.total;
-    if (items.length >= total || r.items.length === 0) break;
-  }
-  return { items, total, complete: items.length >= total };
+  const first = await get(path, { ...params, page: 1, size: 100 });
+  const pages = Math.min(maxPages, Math.ceil(first.total / 100));
+  const rest = await Promise.all(Array.from({ length: Math.max(0, pages - 1) }, (_, i) =>
+    get(path, { ...params, page: i + 2, size: 100 })));
+  const items = [first, ...rest].flatMap((r) => r.items);
+  return { items, total: first.total, complete: items.length >= first.total };
 }
