@@ -29,6 +29,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
@@ -307,9 +308,16 @@ func (tb *tab) screenshot(name string) {
 	}
 }
 
-// newDashboardServer is the API as serve builds it, with self-profiling on
-// (the collections page reads the service's own requests) and a JWT secret.
-func newDashboardServer(t testing.TB, tweak func(*config.Config)) (*testServer, *selfprofile.Profiler) {
+// dashboardServer is the API as serve builds it, with self-profiling on and
+// a runtime sampler (the collections page reads the service's own requests
+// and samples), and a JWT secret.
+type dashboardServer struct {
+	*testServer
+	prof    *selfprofile.Profiler
+	sampler *runtimestats.Sampler
+}
+
+func newDashboardServer(t testing.TB, tweak func(*config.Config)) dashboardServer {
 	t.Helper()
 	cfg, err := config.Load(func(string) string { return "" })
 	if err != nil {
@@ -325,10 +333,12 @@ func newDashboardServer(t testing.TB, tweak func(*config.Config)) (*testServer, 
 	prof := selfprofile.New(st.Measurements, nil, prom.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
 	prof.Start()
 	t.Cleanup(func() { _ = prof.Close(context.Background()) })
+	// Sampled when the test says (Sample), not on a timer.
+	sampler := runtimestats.New(st.Runtime, nil, prom.Registry, runtimestats.Config{Interval: time.Hour})
 	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Profiler: prof})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, Pool: pool, Metrics: prom, t: t}, prof
+	return dashboardServer{&testServer{Server: srv, Pool: pool, Metrics: prom, t: t}, prof, sampler}
 }
 
 // seeded is what seedDashboard stored.
@@ -339,8 +349,9 @@ type seeded struct {
 }
 
 // seedDashboard stores, through the API, a little of every resource.
-func seedDashboard(t *testing.T, s *testServer, prof *selfprofile.Profiler) seeded {
+func seedDashboard(t *testing.T, ds dashboardServer) seeded {
 	t.Helper()
+	s := ds.testServer
 	var out seeded
 	// A collection first, so that its window holds the requests below.
 	var coll struct{ URI string }
@@ -404,15 +415,20 @@ func seedDashboard(t *testing.T, s *testServer, prof *selfprofile.Profiler) seed
 		s.do("PUT", "/mrd/ui-node-1/metrics", m, bearer(t)...).wantStatus(t, http.StatusOK)
 	}
 	// The collection reads the service's own requests: write them now.
-	if err := prof.Flush(context.Background()); err != nil {
+	if err := ds.prof.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// And one runtime sample (CPU, GC, memory) since the server started.
+	if _, err := ds.sampler.Sample(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
 func TestDashboard(t *testing.T) {
-	s, prof := newDashboardServer(t, nil)
-	data := seedDashboard(t, s, prof)
+	ds := newDashboardServer(t, nil)
+	s := ds.testServer
+	data := seedDashboard(t, ds)
 	browser := newBrowser(t)
 
 	t.Run("assets", func(t *testing.T) {
@@ -590,6 +606,10 @@ func TestDashboard(t *testing.T) {
 		tb.title("Collection " + data.collection)
 		tb.contains("collections/"+data.collection, "CPU", "Memory", "GC", "/flows", "POST", "/api/measurements")
 		tb.charts(1)
+		memory := value(tb, chromedp.Text(chromedp.CSS(`section[aria-label="Memory"] dl`)))
+		if !strings.Contains(memory, "resident, peak") || strings.Contains(memory, "resident, peak\n0 B") || strings.Contains(memory, "resident, peak\t0 B") {
+			t.Errorf("memory figures = %q, want a resident peak from the runtime sample", memory)
+		}
 		tb.screenshot("collections")
 		tb.click(`//button[text()="Restart window"]`)
 		tb.contains("Collection " + data.collection)
@@ -634,7 +654,7 @@ func TestDashboard(t *testing.T) {
 // TestDashboardAsksForToken: with AUTH_READS=true the API wants a token; the
 // page asks for it once, keeps it for the session and sends it.
 func TestDashboardAsksForToken(t *testing.T) {
-	s, _ := newDashboardServer(t, func(c *config.Config) { c.AuthReads = true })
+	s := newDashboardServer(t, func(c *config.Config) { c.AuthReads = true }).testServer
 	s.do("POST", "/mrd/devices", map[string]string{"id": "secret-node", "name": "Secret"}, bearer(t)...).wantStatus(t, http.StatusCreated)
 	browser := newBrowser(t)
 	tb := newTab(t, browser)

@@ -60,5 +60,5 @@ export function barChart(title, labels, values, { wide = false, yLabel = "" } = 
 }
 
 function shorten(s) {
-  return s.length > 18 ? s.slice(0, 17) + "…" : s;
+  return s.length > 16 ? s.slice(0, 15) + "…" : s;
 }
