@@ -632,7 +632,9 @@ func TestDashboard(t *testing.T) {
 		// A refused query (a sort the API does not know) is shown on the
 		// page, with the API's own words; the browser logs the 422 itself.
 		tb := newTab(t, browser)
-		tb.allow = func(e *cdplog.Entry) bool { return e.Source == cdplog.EntrySourceNetwork && strings.Contains(e.Text, "422") }
+		tb.allow = func(e *cdplog.Entry) bool {
+			return e.Source == cdplog.EntrySourceNetwork && strings.Contains(e.Text, "422")
+		}
 		tb.open(s.URL + "/ui/measurements?sort=bogus,desc")
 		alert := value(tb, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
 		if !strings.Contains(alert, "422") || !strings.Contains(alert, "validation failed") {
