@@ -144,6 +144,14 @@ func newTab(t testing.TB, browser context.Context) *tab {
 	return tb
 }
 
+// expect says which browser log entries are expected (the listener reads
+// it, hence the lock).
+func (tb *tab) expect(allow func(e *cdplog.Entry) bool) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.allow = allow
+}
+
 // run runs chromedp actions, failing the test on error.
 func (tb *tab) run(actions ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
@@ -192,9 +200,8 @@ func (tb *tab) click(xpath string) {
 	tb.waitRender(n)
 }
 
-// choose picks an option of the select named name with the keyboard (focus,
-// then the option's first letters... here: set and send change, as a user
-// choosing would) and waits for the page to render again.
+// choose selects an option of the select named name, as a user does (focus,
+// pick, change event), and waits for the page to render again.
 func (tb *tab) choose(name, option string) {
 	tb.t.Helper()
 	n := tb.renders()
@@ -632,9 +639,9 @@ func TestDashboard(t *testing.T) {
 		// A refused query (a sort the API does not know) is shown on the
 		// page, with the API's own words; the browser logs the 422 itself.
 		tb := newTab(t, browser)
-		tb.allow = func(e *cdplog.Entry) bool {
+		tb.expect(func(e *cdplog.Entry) bool {
 			return e.Source == cdplog.EntrySourceNetwork && strings.Contains(e.Text, "422")
-		}
+		})
 		tb.open(s.URL + "/ui/measurements?sort=bogus,desc")
 		alert := value(tb, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
 		if !strings.Contains(alert, "422") || !strings.Contains(alert, "validation failed") {
@@ -661,9 +668,9 @@ func TestDashboardAsksForToken(t *testing.T) {
 	browser := newBrowser(t)
 	tb := newTab(t, browser)
 	// The refused requests are expected: the browser logs each 401.
-	tb.allow = func(e *cdplog.Entry) bool {
+	tb.expect(func(e *cdplog.Entry) bool {
 		return e.Source == cdplog.EntrySourceNetwork && strings.Contains(e.Text, "401")
-	}
+	})
 	tb.open(s.URL + "/ui/devices")
 	tb.contains("401")
 	prompt := value(tb, chromedp.Text(chromedp.CSS(`#token`)))
