@@ -95,7 +95,7 @@ type tab struct {
 func newTab(t testing.TB, browser context.Context) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute) // generous: a loaded machine, -race
 	t.Cleanup(func() { cancelTimeout(); cancel() })
 	tb := &tab{ctx: ctx, t: t}
 	err := chromedp.Listen(ctx, func(ev any) {
@@ -188,7 +188,7 @@ func (tb *tab) open(u string) {
 func (tb *tab) waitRender(after int) {
 	tb.t.Helper()
 	value(tb, chromedp.Poll[bool](fmt.Sprintf(`Number(document.body.dataset.renders || 0) > %d && document.body.dataset.state === "ready"`, after),
-		chromedp.WithPollingTimeout(30*time.Second)))
+		chromedp.WithPollingTimeout(time.Minute)))
 }
 
 // click clicks what the XPath finds first and waits for the page to render
