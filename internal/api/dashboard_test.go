@@ -530,10 +530,11 @@ func TestDashboard(t *testing.T) {
 		tb.contains("orderId", "Requests of GET /ui-test/orders")
 		// A custom window (UTC) around the seeded requests, then one before them.
 		at := func(d time.Duration) string { return time.Now().UTC().Add(d).Format("2006-01-02T15:04") }
-		tb.open(s.URL + "/ui/measurements?app=uitest&window=custom&from=" + at(-20*time.Minute) + "&to=" + at(time.Minute))
+		from := at(-20 * time.Minute)
+		tb.open(s.URL + "/ui/measurements?app=uitest&window=custom&from=" + from + "&to=" + at(2*time.Minute))
 		tb.contains("2 endpoints", "/ui-test/orders")
-		if v := value(tb, chromedp.Value(chromedp.CSS(`input[name="from"]`))); v != at(-20*time.Minute) {
-			t.Errorf("custom from = %q, want %q", v, at(-20*time.Minute))
+		if v := value(tb, chromedp.Value(chromedp.CSS(`input[name="from"]`))); v != from {
+			t.Errorf("custom from = %q, want %q", v, from)
 		}
 		tb.open(s.URL + "/ui/measurements?app=uitest&window=custom&from=" + at(-72*time.Hour) + "&to=" + at(-48*time.Hour))
 		tb.contains("0 endpoints", "Nothing here.")
