@@ -466,7 +466,9 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("overview", func(t *testing.T) {
 		tb := newTab(t, browser)
+		before := time.Now().Unix() / 3600
 		tb.open(s.URL + "/ui/")
+		sameHour := before == data.hour && time.Now().Unix()/3600 == data.hour
 		tb.title("Overview")
 		tb.contains("Ready", "Measurements", "Flows", "Runs", "Devices", "Collections")
 		figures := eval[map[string]string](tb, `Object.fromEntries([...document.querySelectorAll("section.card dd")].map((d) =>
@@ -477,6 +479,9 @@ func TestDashboard(t *testing.T) {
 			"Devices/devices": "2", "Devices/metric names reported now": "2",
 			"Collections/open": "1",
 		} {
+			if k == "Flows/keys this hour" && !sameHour {
+				continue // the hour turned since the seeding
+			}
 			if figures[k] != want {
 				t.Errorf("%s = %q, want %q (all: %v)", k, figures[k], want, figures)
 			}
@@ -565,7 +570,7 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("flows", func(t *testing.T) {
 		tb := newTab(t, browser)
-		tb.open(s.URL + "/ui/flows")
+		tb.open(s.URL + fmt.Sprintf("/ui/flows?hour=%d", data.hour))
 		tb.title("Flows, hour " + fmt.Sprint(data.hour))
 		tb.contains("3 keys", "6,310 B", "9,420 B")
 		first := eval[[][]string](tb, `[...document.querySelector("main table.data").tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText))`)
