@@ -13,7 +13,7 @@ SWAGGER_UI_VERSION := 5.35.0
 DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbouncer-bin
+.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbouncer-bin ui ui-screenshots ui-bench chromium-bin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ run: build pg-bin ## migrate, then serve (starts a local PostgreSQL under ./.dat
 migrate: build ## apply pending migrations to the configured database
 	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate
 
-test: $(SQLC) pg-bin psql-bin pgbouncer-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
+test: $(SQLC) pg-bin psql-bin pgbouncer-bin chromium-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
 	$(GO) vet ./...
 	SQLC=$(SQLC) $(GO) test -race -count=1 -timeout 20m ./...
 	@# Say whether the TimescaleDB checks ran or were skipped (go test hides skips).
@@ -78,6 +78,25 @@ clean: db-stop ## stop the local database and delete ./.data and ./.bin
 swagger-ui: ## refresh the embedded Swagger UI from the swagger-ui-dist npm package
 	tmp=$$(mktemp -d) && cd $$tmp && npm pack swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && tar xzf swagger-ui-dist-*.tgz && \
 	cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE package/favicon-32x32.png $(CURDIR)/internal/api/swaggerui/ && rm -rf $$tmp
+
+ui: ## rebuild the dashboard bundle (internal/ui/dist) from internal/ui/web with the pinned esbuild (needs npm)
+	cd internal/ui/web && npm ci --no-audit --no-fund && node build.mjs
+
+ui-screenshots: chromium-bin pg-bin ## run the dashboard's browser tests and write each page to docs/ui/*.png
+	UI_SCREENSHOTS=1 $(GO) test -count=1 -run '^TestDashboard$$' ./internal/api
+
+ui-bench: chromium-bin pg-bin ## first render of each dashboard page with 10 M measurements stored (UI_BENCH_ROWS to change)
+	TESTDB_DURABLE=1 UI_BENCH=1 $(GO) test -run '^$$' -bench '^BenchmarkDashboardFirstRender$$' -benchtime 1x -timeout 60m ./internal/api
+
+# Headless Chromium for the dashboard's browser tests (internal/api/dashboard_test.go):
+# Debian's chromium, installed when missing and we may (root). The tests fail
+# without it, they do not skip.
+chromium-bin:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CHROMIUM" ] || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (apt-get install chromium) for the dashboard tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM to a Chrome binary"; exit 1; fi
 
 # The PostgreSQL server binaries (initdb, pg_ctl) for the throwaway and local
 # clusters: found in /usr/lib/postgresql/*/bin or on PATH, else installed

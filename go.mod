@@ -3,6 +3,8 @@ module github.com/telemetry/telemetry
 go 1.26.0
 
 require (
+	github.com/chromedp/cdproto v0.159.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/danielgtaylor/huma/v2 v2.37.2
 	github.com/elnormous/contenttype v1.0.4
 	github.com/go-chi/chi/v5 v5.5.0

@@ -17,6 +17,7 @@ import (
 	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/ui"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -73,6 +74,11 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Method(http.MethodGet, "/metrics", protectMetrics(d.Config.MetricsToken, d.Metrics.Handler()))
 	mux.Method(http.MethodGet, "/docs", docsHandler())
 	mux.Method(http.MethodGet, "/docs/*", docsHandler())
+	// The dashboard (internal/ui): static files, outside the OpenAPI
+	// document and AUTH_READS; the API calls it makes carry the token.
+	dashboard := ui.Handler()
+	mux.Handle("/ui", dashboard)
+	mux.Handle("/ui/*", dashboard)
 
 	api := humachi.New(mux, humaConfig())
 	api.UseMiddleware(negotiate, operationID)

@@ -113,7 +113,7 @@ var Vars = []Var{
 		duration(func(c *Config) *time.Duration { return &c.DBTimeout }, 0, "0 (off) or a duration such as 10s")},
 	{"AUTH_WRITES", "false", "true requires a JWT (Authorization: Bearer, as for /mrd) on every write (POST, PUT, DELETE) except POST /mrd/token",
 		boolean(func(c *Config) *bool { return &c.AuthWrites })},
-	{"AUTH_READS", "false", "true requires a JWT on every read (GET) except /healthz, /readyz, /mrd/status, /docs, /openapi* and /metrics",
+	{"AUTH_READS", "false", "true requires a JWT on every read (GET) except /healthz, /readyz, /mrd/status, /docs, /ui, /openapi* and /metrics",
 		boolean(func(c *Config) *bool { return &c.AuthReads })},
 	{"METRICS_TOKEN", "", "when set, /metrics wants Authorization: Bearer <this token>; unset, /metrics is open", nil},
 	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches", nil},
@@ -138,7 +138,7 @@ var Vars = []Var{
 			c.SelfProfileSample = f
 			return nil
 		}},
-	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix",
+	{"SELF_PROFILE_EXCLUDE", "/healthz,/readyz,/metrics,/docs*,/openapi*,/ui*", "comma list of paths self-profiling leaves out; a trailing * matches a prefix",
 		func(c *Config, v string) error {
 			for _, p := range strings.Split(v, ",") {
 				if p = strings.TrimSpace(p); p != "" {

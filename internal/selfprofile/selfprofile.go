@@ -52,9 +52,10 @@ type Config struct {
 	WriteTimeout time.Duration
 }
 
-// DefaultExclude is SELF_PROFILE_EXCLUDE's default: probes, metrics, docs
-// and the OpenAPI documents.
-var DefaultExclude = []string{"/healthz", "/readyz", "/metrics", "/docs*", "/openapi*"}
+// DefaultExclude is SELF_PROFILE_EXCLUDE's default: probes, metrics, docs,
+// the OpenAPI documents and the dashboard's static files (its API calls
+// are recorded as any other).
+var DefaultExclude = []string{"/healthz", "/readyz", "/metrics", "/docs*", "/openapi*", "/ui*"}
 
 // entry is what the middleware captured; it is turned into a measurement
 // (JSON and all) by the writer, off the request path.

@@ -1,0 +1,101 @@
+// Package ui serves the dashboard under /ui/: a single-page application
+// whose sources are in web/ and whose bundle, built by `make ui` (esbuild,
+// pinned in web/package.json), is committed in dist/ and embedded here, so
+// the binary needs neither npm nor the network to serve it.
+package ui
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed dist
+var dist embed.FS
+
+// CSP allows nothing but the dashboard's own files and the API on the same
+// origin: no inline script or style, no other host.
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// asset is one embedded file with its validator.
+type asset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// Handler serves /ui/ (and redirects /ui there). The bundle's files are
+// served by name; every other path under /ui/ is a page of the
+// application and gets index.html, which routes on the path.
+func Handler() http.Handler {
+	assets := map[string]asset{}
+	sub, err := fs.Sub(dist, "dist")
+	if err != nil {
+		panic(err)
+	}
+	types := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+		".html": "text/html; charset=utf-8"}
+	_ = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(sub, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ct := types[path.Ext(p)]
+		if ct == "" {
+			ct = "text/plain; charset=utf-8"
+		}
+		assets[p] = asset{body: b, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	index, ok := assets["index.html"]
+	if !ok {
+		panic("ui: dist/index.html missing: run make ui")
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.URL.Path == "/ui" {
+			target := "/ui/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		name := strings.TrimPrefix(r.URL.Path, "/ui/")
+		a, ok := assets[name]
+		switch {
+		case !ok && path.Ext(name) != "":
+			// A missing file, not a page: the application's pages have no
+			// extension.
+			http.NotFound(w, r)
+			return
+		case !ok:
+			a = index
+		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", CSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Type", a.contentType)
+		h.Set("ETag", a.etag)
+		// Revalidate every time: the bundle changes with the binary, and a
+		// 304 costs one round trip.
+		h.Set("Cache-Control", "no-cache")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+	})
+}

@@ -1,0 +1,76 @@
+// The API client: the public operations only (the same ones generated
+// clients use), with only their declared query parameters. A token, once
+// given, is kept for the browser session (sessionStorage) and sent as
+// Authorization: Bearer.
+
+const TOKEN_KEY = "telemetry.token";
+
+export class APIError extends Error {
+  constructor(status, problem, path) {
+    const detail = problem && (problem.detail || problem.title);
+    super(`${path}: ${status}${detail ? " " + detail : ""}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function setToken(t) {
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// query builds "?a=1&b=2" from an object, leaving out empty values: the API
+// refuses parameters it does not declare, and empty ones mean "unset".
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === undefined || v === null || v === "") continue;
+    q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+// call sends one request and returns the decoded JSON (null for 204). A 401
+// asks for a token (onUnauthorized) and is thrown as an APIError.
+export async function call(method, path, params, body) {
+  const headers = { Accept: "application/json" };
+  const t = token();
+  if (t) headers.Authorization = "Bearer " + t;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path + query(params), {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
+  });
+  if (res.status === 204) return { status: 204, headers: res.headers, body: null };
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { detail: text.slice(0, 200) }; }
+  }
+  if (!res.ok) {
+    if (res.status === 401 && onUnauthorized) onUnauthorized(data);
+    throw new APIError(res.status, data, path);
+  }
+  return { status: res.status, headers: res.headers, body: data };
+}
+
+export const get = async (path, params) => (await call("GET", path, params)).body;
+
+let onUnauthorized = null;
+export function whenUnauthorized(f) { onUnauthorized = f; }
+
+// allPages reads a paginated list (size 100, the most the API gives): the
+// first page tells the total, the others (up to maxPages) are asked for at
+// once. Returns {items, total, complete}.
+export async function allPages(path, params, maxPages = 20) {
+  const first = await get(path, { ...params, page: 1, size: 100 });
+  const pages = Math.min(maxPages, Math.ceil(first.total / 100));
+  const rest = await Promise.all(Array.from({ length: Math.max(0, pages - 1) }, (_, i) =>
+    get(path, { ...params, page: i + 2, size: 100 })));
+  const items = [first, ...rest].flatMap((r) => r.items);
+  return { items, total: first.total, complete: items.length >= first.total };
+}

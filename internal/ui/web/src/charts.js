@@ -1,0 +1,64 @@
+// Charts, drawn by uPlot on a canvas. Each chart's container says how many
+// points it drew (data-points), which the browser tests read.
+import uPlot from "uplot";
+import { h } from "./dom.js";
+
+const palette = ["#1f5fbf", "#d9480f", "#2b8a3e", "#ae3ec9", "#e67700", "#0b7285"];
+
+function width(wide) {
+  const main = document.getElementById("page");
+  const avail = Math.max(320, (main ? main.clientWidth : 900) - 40);
+  return wide ? Math.min(1100, avail) : Math.min(540, avail);
+}
+
+function frame(title, points) {
+  return h("figure", { class: "chart", "data-chart": title, "data-points": points },
+    h("figcaption", { class: "muted" }, title));
+}
+
+const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+
+// timeChart draws series over time: xs in epoch seconds, series
+// [{label, values}]. Times are shown in UTC, like the tables.
+export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) {
+  const fig = frame(title, xs.length);
+  new uPlot({
+    width: width(wide), height: 240, tzDate: utc,
+    // One point alone would sit on a zero-width scale: centre it in an hour.
+    scales: { x: xs.length === 1 ? { time: true, auto: false, range: [xs[0] - 1800, xs[0] + 1800] } : { time: true } },
+    series: [{}, ...series.map((s, i) => ({
+      label: s.label, stroke: palette[i % palette.length], width: 2,
+      fill: series.length === 1 ? "rgba(31,95,191,0.08)" : undefined, points: { show: xs.length < 60, fill: palette[i % palette.length] },
+    }))],
+    axes: [{}, { label: yLabel, size: 60 }],
+  }, [xs, ...series.map((s) => s.values)], fig);
+  return fig;
+}
+
+// barChart draws one bar per category: labels and their values.
+export function barChart(title, labels, values, { wide = false, yLabel = "" } = {}) {
+  const fig = frame(title, labels.length);
+  const xs = labels.map((_, i) => i);
+  new uPlot({
+    width: width(wide), height: 240,
+    // Bars start at zero, or their heights would mislead.
+    scales: {
+      x: { time: false, range: () => [-0.5, Math.max(0.5, labels.length - 0.5)] },
+      y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+    },
+    series: [
+      { label: "", value: (u, i) => (i === null ? "" : labels[i] ?? "") },
+      { label: yLabel || title, fill: palette[0], stroke: palette[0], width: 0, paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } },
+    ],
+    axes: [
+      { splits: () => xs, values: (u, splits) => splits.map((i) => shorten(labels[i] ?? "")), gap: 4, size: 40 },
+      { label: yLabel, size: 60 },
+    ],
+    legend: { show: false },
+  }, [xs, values], fig);
+  return fig;
+}
+
+function shorten(s) {
+  return s.length > 16 ? s.slice(0, 15) + "…" : s;
+}

@@ -1,0 +1,95 @@
+// Small DOM helpers. Text always goes in as text nodes (never innerHTML), so
+// whatever the API returns cannot inject markup.
+
+// h builds an element: h("a", {href: "/ui/"}, "Overview", child, ...).
+// Attributes starting with "on" are listeners; null/undefined/false are skipped.
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "value") el.value = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+// fmt formats a number for a table cell: integers with separators, others
+// with at most `digits` decimals.
+export function fmt(v, digits = 3) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return v.toLocaleString("en-US");
+  return v.toLocaleString("en-US", { maximumFractionDigits: digits });
+}
+
+// count says "1 run", "2 runs", "1,024 keys".
+export function count(n, word) {
+  return `${fmt(n)} ${word}${n === 1 ? "" : "s"}`;
+}
+
+// bytes formats a byte count (1,536 → "1.5 KiB").
+export function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+}
+
+// when formats epoch seconds or an RFC 3339 string as UTC "YYYY-MM-DD HH:MM:SS".
+export function when(t) {
+  if (t === null || t === undefined || t === "") return "–";
+  const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
+  if (isNaN(d)) return String(t);
+  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace("Z", " UTC");
+}
+
+// table builds a table from columns [{key, label, num, cell(row) → node|text,
+// sort: true}] and rows. sortState {key, desc} and onSort(key) make the
+// sortable headers buttons (keyboard usable); onRow(row) makes each row's
+// first cell a button that opens it.
+export function table({ caption, columns, rows, sort, onSort, onRow, selected }) {
+  const head = h("tr", {}, columns.map((c) => {
+    let label = c.label;
+    let ariaSort = null;
+    if (c.sort && onSort) {
+      const active = sort && sort.key === c.key;
+      ariaSort = active ? (sort.desc ? "descending" : "ascending") : "none";
+      label = h("button", { type: "button", onclick: () => onSort(c.key) },
+        c.label, active ? (sort.desc ? " ▼" : " ▲") : "");
+    }
+    return h("th", { scope: "col", class: c.num ? "num" : null, "aria-sort": ariaSort }, label);
+  }));
+  const body = rows.map((r) => h("tr", { class: selected && selected(r) ? "selected" : null },
+    columns.map((c, i) => {
+      let v = c.cell ? c.cell(r) : fmt(r[c.key]);
+      if (i === 0 && onRow) v = h("button", { type: "button", class: "link", onclick: () => onRow(r) }, v);
+      return h("td", { class: c.num ? "num" : null }, v);
+    })));
+  return h("table", { class: "data" }, caption ? h("caption", { class: "muted" }, caption) : null,
+    h("thead", {}, head), h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing here."))));
+}
+
+// field wraps a control in its label.
+export function field(label, control) {
+  return h("label", {}, label, control);
+}
+
+// select builds a <select> with options [[value, text]].
+export function select(name, options, value, onchange) {
+  return h("select", { name, onchange: (e) => onchange(e.target.value) },
+    options.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
+}
+
+export function alertBox(err) {
+  return h("p", { class: "alert", role: "alert" }, err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,100 @@
+// The dashboard: one page per resource under /ui/, chosen by the path; the
+// query string carries each page's state (filters, window, selection), so a
+// view can be shared. Navigation inside /ui/ uses the History API.
+import { alertBox, h } from "./dom.js";
+import { setToken, token, whenUnauthorized } from "./api.js";
+import overview from "./pages/overview.js";
+import measurements from "./pages/measurements.js";
+import devices from "./pages/devices.js";
+import flows from "./pages/flows.js";
+import runs from "./pages/runs.js";
+import collections from "./pages/collections.js";
+
+const pages = { "": overview, measurements, devices, flows, runs, collections };
+
+function pageName() {
+  return location.pathname.replace(/^\/ui\/?/, "").replace(/\/+$/, "");
+}
+
+// nav changes the query string (null or "" removes a key) and renders again;
+// push adds a history entry (a new view), otherwise the entry is replaced.
+function nav(changes, { push = true, path } = {}) {
+  const q = path ? new URLSearchParams() : new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(changes || {})) {
+    if (v === null || v === undefined || v === "") q.delete(k);
+    else q.set(k, String(v));
+  }
+  const s = q.toString();
+  const url = (path || location.pathname) + (s ? "?" + s : "");
+  history[push ? "pushState" : "replaceState"](null, "", url);
+  return render();
+}
+
+let generation = 0;
+let renders = 0;
+
+// render draws the current page. A render started later wins: an older one
+// still waiting for the API leaves the page alone.
+async function render() {
+  const gen = ++generation;
+  const name = pageName();
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.getAttribute("href") === "/ui/" + name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  document.body.dataset.state = "loading";
+  const root = document.getElementById("page");
+  const page = pages[name];
+  let title = page ? page.title : "Not found";
+  let nodes;
+  try {
+    if (!page) nodes = [h("h1", {}, title), h("p", {}, "No dashboard page at ", location.pathname, ".")];
+    else ({ title, nodes } = await page(new URLSearchParams(location.search), nav));
+  } catch (e) {
+    // The API refused or failed: say so where the page would be.
+    nodes = [h("h1", {}, title), alertBox(e)];
+  }
+  if (gen !== generation) return;
+  document.title = title + " · Telemetry";
+  root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+  renders++;
+  document.body.dataset.renders = String(renders);
+  document.body.dataset.state = "ready";
+  if (renders === 1) performance.mark("rendered");
+}
+
+// The token form: shown when the API answers 401, and while a token is kept.
+function tokenForm(message) {
+  const box = document.getElementById("token");
+  if (!message && !token()) { box.replaceChildren(); return; }
+  const input = h("input", { type: "password", name: "token", id: "token-input", autocomplete: "off", size: 40 });
+  box.replaceChildren(h("form", {
+    onsubmit: (e) => {
+      e.preventDefault();
+      setToken(input.value.trim());
+      tokenForm();
+      render();
+    },
+  },
+  message ? h("p", { role: "alert" }, message) : h("span", { class: "muted" }, "A token is kept for this browser session."),
+  h("label", { for: "token-input" }, "API token (JWT)", input),
+  h("button", { type: "submit", class: "primary" }, "Use token"),
+  token() ? h("button", { type: "button", onclick: () => { setToken(""); tokenForm(); render(); } }, "Forget token") : null));
+}
+
+whenUnauthorized((problem) => tokenForm(
+  "The API wants a token" + (problem && problem.detail ? ": " + problem.detail : "") + ". Paste one (telemetry token) to go on."));
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a");
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || !url.pathname.startsWith("/ui")) return;
+  e.preventDefault();
+  history.pushState(null, "", url.pathname + url.search);
+  render().then(() => document.getElementById("page").focus({ preventScroll: true }));
+});
+window.addEventListener("popstate", () => render());
+
+tokenForm();
+render();

@@ -1,0 +1,125 @@
+// Measurements: the grouped table (per name and method) over a window with
+// filters, the method distribution and timeseries charts; a row opens that
+// endpoint's requests, and a request opens its detail.
+import { get } from "../api.js";
+import { barChart, timeChart } from "../charts.js";
+import { count, field, fmt, h, select, table, when } from "../dom.js";
+import { bounds, windowControls } from "./window.js";
+
+// Percentile columns appear when the API's groups carry them.
+const optional = [["p50Elapsed", "p50 (s)"], ["p95Elapsed", "p95 (s)"], ["p99Elapsed", "p99 (s)"]];
+
+// bucketTime reads a timeseries key ("YYYY-MM-DD" or "YYYY-MM-DD HH", UTC).
+function bucketTime(k) {
+  const [d, hh] = k.split(" ");
+  return Date.parse(d + "T" + (hh || "00") + ":00:00Z") / 1000;
+}
+
+export default async function measurements(q, nav) {
+  const b = bounds(q);
+  const filters = { app: q.get("app") || "", method: q.get("method") || "", name: q.get("name") || "" };
+  const sort = q.get("sort") || "count,desc";
+  const [sortKey, sortDir] = sort.split(",");
+  const interval = q.get("interval") === "daily" ? "daily" : "hourly";
+  const page = Math.max(1, parseInt(q.get("page") || "1", 10) || 1);
+  const win = { startedAt: b.startedAt, endedAt: b.endedAt };
+  const ep = q.get("ep");
+  const epMethod = q.get("epm") || "";
+  const rpage = Math.max(1, parseInt(q.get("rpage") || "1", 10) || 1);
+  const id = q.get("id");
+
+  const [groups, dist, series, requests, detail] = await Promise.all([
+    get("/api/measurements/grouped/", { ...win, ...filters, sort, page, size: 50 }),
+    get("/api/measurements/methodDistribution/", win),
+    get("/api/measurements/timeseries/", { ...win, interval }),
+    ep ? get("/api/measurements/", { ...win, app: filters.app, name: ep, method: epMethod, sort: "endedAt,desc", page: rpage, size: 20 }) : null,
+    id ? get("/api/measurements/" + encodeURIComponent(id)) : null,
+  ]);
+
+  const form = h("form", {
+    class: "filters", "aria-label": "Filters",
+    onsubmit: (e) => {
+      e.preventDefault();
+      const f = new FormData(e.target);
+      const v = (k) => (f.get(k) || "").toString().trim();
+      nav({ window: v("window"), from: v("from"), to: v("to"), app: v("app"), method: v("method"), name: v("name"),
+        interval: v("interval"), page: null, ep: null, epm: null, rpage: null, id: null });
+    },
+    onchange: (e) => { if (e.target.tagName === "SELECT") e.currentTarget.requestSubmit(); },
+  },
+  windowControls(b),
+  field("App", h("input", { name: "app", value: filters.app, placeholder: "any" })),
+  field("Method", h("input", { name: "method", value: filters.method, placeholder: "any (GET,POST)", size: 12 })),
+  field("Name", h("input", { name: "name", value: filters.name, placeholder: "any (exact)" })),
+  field("Timeseries", select("interval", [["hourly", "Hourly"], ["daily", "Daily"]], interval, () => {})),
+  h("button", { type: "submit", class: "primary" }, "Apply"));
+
+  const items = groups.items || [];
+  const cols = [
+    { key: "name", label: "Name", sort: true, cell: (r) => r.name },
+    { key: "method", label: "Method", cell: (r) => r.method },
+    { key: "count", label: "Count", num: true, sort: true },
+    { key: "avgElapsed", label: "Avg (s)", num: true, sort: true, cell: (r) => fmt(r.avgElapsed, 4) },
+    { key: "minElapsed", label: "Min (s)", num: true, sort: true, cell: (r) => fmt(r.minElapsed, 4) },
+    { key: "maxElapsed", label: "Max (s)", num: true, sort: true, cell: (r) => fmt(r.maxElapsed, 4) },
+    ...optional.filter(([k]) => items.some((r) => k in r)).map(([key, label]) =>
+      ({ key, label, num: true, sort: true, cell: (r) => fmt(r[key], 4) })),
+  ];
+  const grouped = table({
+    caption: `${count(groups.total, "endpoint")}, ${when(b.startedAt)} to ${when(b.endedAt)}`,
+    columns: cols, rows: items,
+    sort: { key: sortKey, desc: sortDir !== "asc" },
+    onSort: (k) => nav({ sort: k + "," + (k === sortKey && sortDir !== "asc" ? "asc" : "desc"), page: null }),
+    onRow: (r) => nav({ ep: r.name, epm: r.method, rpage: null, id: null }),
+    selected: (r) => r.name === ep && r.method === epMethod,
+  });
+
+  const methods = Object.keys(dist.distribution || {}).sort();
+  const keys = Object.keys(series.serie || {}).sort();
+  const charts = h("div", { class: "charts" },
+    barChart("Requests per method", methods, methods.map((m) => dist.distribution[m]), { yLabel: "requests" }),
+    timeChart(`Requests ${interval === "daily" ? "per day" : "per hour"} (UTC)`, keys.map(bucketTime),
+      [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "requests" }));
+
+  const nodes = [h("h1", {}, "Measurements"), form, charts, h("h2", {}, "Endpoints"), grouped,
+    pager(groups, page, (p) => nav({ page: p }))];
+
+  if (requests) {
+    nodes.push(h("h2", { id: "requests" }, `Requests of ${epMethod} ${ep}`), table({
+      caption: `${count(requests.total, "request")}, newest first`,
+      columns: [
+        { key: "id", label: "Id", cell: (r) => String(r.id) },
+        { key: "startedAt", label: "Started", cell: (r) => when(r.startedAt) },
+        { key: "elapsed", label: "Elapsed (s)", num: true, cell: (r) => fmt(r.elapsed, 4) },
+        { key: "method", label: "Method", cell: (r) => r.method },
+        { key: "name", label: "Name", cell: (r) => r.name },
+        { key: "app", label: "App", cell: (r) => r.app },
+      ],
+      rows: requests.items || [],
+      onRow: (r) => nav({ id: r.id }),
+      selected: (r) => String(r.id) === id,
+    }), pager(requests, rpage, (p) => nav({ rpage: p })));
+  }
+  if (detail) {
+    const m = detail.measurement;
+    nodes.push(h("section", { "aria-labelledby": "detail-title", id: "detail" },
+      h("h2", { id: "detail-title" }, `Request ${m.id}: ${m.method} ${m.name}`),
+      h("p", {}, `${when(m.startedAt)} → ${when(m.endedAt)}, ${fmt(m.elapsed, 6)} s, app ${m.app || "–"}`),
+      h("h3", {}, "args"), h("pre", {}, JSON.stringify(m.args ?? [], null, 2)),
+      h("h3", {}, "kwargs"), h("pre", {}, JSON.stringify(m.kwargs ?? {}, null, 2)),
+      h("h3", {}, "context"), h("pre", {}, JSON.stringify(m.context ?? {}, null, 2)),
+      h("button", { type: "button", onclick: () => nav({ id: null }) }, "Close")));
+  }
+  return { title: ep ? `Measurements: ${ep}` : "Measurements", nodes };
+}
+measurements.title = "Measurements";
+
+// pager gives Previous/Next buttons for a page of {total, size}.
+export function pager(r, page, go) {
+  const last = Math.max(1, Math.ceil((r.total || 0) / (r.size || 50)));
+  if (last <= 1) return null;
+  return h("div", { class: "pager" },
+    h("button", { type: "button", disabled: page <= 1, onclick: () => go(page - 1) }, "Previous"),
+    h("span", {}, `page ${page} of ${last}`),
+    h("button", { type: "button", disabled: page >= last, onclick: () => go(page + 1) }, "Next"));
+}

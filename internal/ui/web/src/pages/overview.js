@@ -1,0 +1,74 @@
+// Overview: per resource, what arrived in the last hour and day (the totals
+// of the API's own lists), with links, and the service's health (/readyz).
+import { get } from "../api.js";
+import { timeChart } from "../charts.js";
+import { fmt, h } from "../dom.js";
+
+const HOUR = 3600;
+
+// settle turns a promise into its value or an Error, so one failing
+// resource does not hide the others.
+const settle = (p) => p.then((v) => v, (e) => (e instanceof Error ? e : new Error(String(e))));
+
+function card(title, href, rows) {
+  return h("section", { class: "card", "aria-label": title },
+    h("h2", {}, h("a", { href }, title)),
+    h("dl", {}, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-figure": k },
+      v instanceof Error ? h("span", { class: "bad", title: v.message }, "error") : fmt(v))])));
+}
+
+export default async function overview() {
+  const now = Math.floor(Date.now() / 1000);
+  const hourNow = Math.floor(now / HOUR);
+  const iso = (t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+  const total = (path, params) => settle(get(path, { ...params, page: 1, size: 1 }).then((r) => r.total));
+
+  // Flows are hourly totals: the last day is the sum over its 24 hours.
+  const flowHours = Array.from({ length: 24 }, (_, i) => total("/flows", { hour: hourNow - i }));
+  const [ready, series, mHour, mDay, rHour, rDay, running, devices, metrics, colls, ...fh] = await Promise.all([
+    settle(fetch("/readyz", { headers: { Accept: "application/json" } }).then(async (r) => ({ ok: r.ok, body: await r.json() }))),
+    settle(get("/api/measurements/timeseries/", { startedAt: now - 24 * HOUR, endedAt: now, interval: "hourly" })),
+    total("/api/measurements/", { startedAt: now - HOUR, endedAt: now }),
+    total("/api/measurements/", { startedAt: now - 24 * HOUR, endedAt: now }),
+    total("/apiv0.1/states", { from: iso(now - HOUR) }),
+    total("/apiv0.1/states", { from: iso(now - 24 * HOUR) }),
+    settle(get("/apiv0.1/events/isrunning").then((m) => Object.keys(m).length)),
+    total("/mrd/devices"),
+    total("/mrd/metrics/current"),
+    settle(get("/appmetrics/api/v1/collections").then((r) => (r.collectionUris || []).length)),
+    ...flowHours,
+  ]);
+  const sum = (xs) => xs.find((x) => x instanceof Error) || xs.reduce((a, b) => a + b, 0);
+
+  let health;
+  if (ready instanceof Error) health = h("p", { class: "bad" }, "Unreachable: ", ready.message);
+  else health = h("p", { id: "health" },
+    h("span", { class: ready.ok ? "ok" : "bad" }, ready.ok ? "Ready" : "Not ready"),
+    ` · status ${ready.body.status ?? "?"}`,
+    ready.body.mode ? ` · storage ${ready.body.mode}` : "",
+    ready.body.schemaVersion ? ` · schema version ${ready.body.schemaVersion}` : "",
+    ready.body.detail ? ` · ${ready.body.detail}` : "");
+
+  return {
+    title: "Overview",
+    nodes: [
+      h("h1", {}, "Overview"),
+      h("h2", {}, "Service health"), health,
+      h("h2", {}, "Arrived recently"),
+      h("div", { class: "cards" },
+        card("Measurements", "/ui/measurements", [["last hour", mHour], ["last day", mDay]]),
+        card("Flows", "/ui/flows", [["keys this hour", fh[0]], ["keys over the last day", sum(fh)]]),
+        card("Runs", "/ui/runs", [["started last hour", rHour], ["started last day", rDay], ["running", running]]),
+        card("Devices", "/ui/devices", [["devices", devices], ["metric names reported now", metrics]]),
+        card("Collections", "/ui/collections", [["open", colls]])),
+      h("p", { class: "muted" }, "Counts are the totals of the API's lists over windows ending now (UTC)."),
+      h("h2", {}, "Measurements over the last day"),
+      series instanceof Error ? h("p", { class: "bad" }, series.message) : (() => {
+        const keys = Object.keys(series.serie || {}).sort();
+        return timeChart("Requests per hour (UTC)", keys.map((k) => Date.parse(k.replace(" ", "T") + ":00:00Z") / 1000),
+          [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { yLabel: "requests" });
+      })(),
+    ],
+  };
+}
+overview.title = "Overview";
