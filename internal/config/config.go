@@ -17,6 +17,10 @@ import (
 // Config is the whole configuration of the service.
 type Config struct {
 	DatabaseURL     string
+	// DatabaseReadURL names a streaming replica for the reads that
+	// tolerate lag, used while it is at most ReadMaxLag behind.
+	DatabaseReadURL string
+	ReadMaxLag      time.Duration
 	ListenAddr      string
 	LogLevel        slog.Level
 	MaxBodyBytes    int64
@@ -71,6 +75,10 @@ type Var struct {
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:port/db). Pool settings such as pool_max_conns may be added as URL parameters. Required.",
 		str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"DATABASE_READ_URL", "", "PostgreSQL URL of a streaming replica of DATABASE_URL (hot standby). The read-only GET endpoints that tolerate a little lag (flows, states, device lists, current metrics and history, measurements, collection figures; see docs/scaling.md) read from it while it is at most READ_MAX_LAG behind, and from DATABASE_URL otherwise. Unset: every query goes to DATABASE_URL",
+		str(func(c *Config) *string { return &c.DatabaseReadURL })},
+	{"READ_MAX_LAG", "5s", "how far behind the primary DATABASE_READ_URL may be and still serve reads (measured every second from WAL positions); past it, or when the replica is unreachable, reads go to DATABASE_URL",
+		duration(func(c *Config) *time.Duration { return &c.ReadMaxLag }, 100*time.Millisecond, "a duration of at least 100ms such as 5s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",

@@ -48,6 +48,9 @@ func (m *Migrator) Close() error { return m.db.Close() }
 // Up applies every pending migration and logs each one, then the storage
 // mode the schema ended up in.
 func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
+	if err := m.refuseReplica(ctx, "migrate up"); err != nil {
+		return err
+	}
 	results, err := m.provider.Up(ctx)
 	for _, r := range results {
 		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
@@ -71,6 +74,9 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 // DownTo rolls back every migration after version (tests that need the
 // schema as it was).
 func (m *Migrator) DownTo(ctx context.Context, log *slog.Logger, version int64) error {
+	if err := m.refuseReplica(ctx, "migrate down"); err != nil {
+		return err
+	}
 	rs, err := m.provider.DownTo(ctx, version)
 	for _, r := range rs {
 		log.Info("migration rolled back", "version", r.Source.Version, "file", r.Source.Path)
@@ -82,6 +88,9 @@ func (m *Migrator) DownTo(ctx context.Context, log *slog.Logger, version int64) 
 }
 
 func (m *Migrator) Down(ctx context.Context, log *slog.Logger) error {
+	if err := m.refuseReplica(ctx, "migrate down"); err != nil {
+		return err
+	}
 	r, err := m.provider.Down(ctx)
 	if r != nil {
 		log.Info("migration rolled back", "version", r.Source.Version, "file", r.Source.Path)
@@ -125,6 +134,30 @@ func (m *Migrator) CheckCurrent(ctx context.Context) error {
 	}
 	if current != latest {
 		return fmt.Errorf("database schema is at version %d, this binary needs %d: run `telemetry migrate` (or `make migrate`) first", current, latest)
+	}
+	return nil
+}
+
+// InRecovery reports whether the server is in recovery: a streaming
+// replica (hot standby) or a primary still replaying its WAL, which takes
+// no writes.
+func InRecovery(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var recovering bool
+	if err := pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&recovering); err != nil {
+		return false, fmt.Errorf("recovery state: %w", err)
+	}
+	return recovering, nil
+}
+
+// refuseReplica fails when the server is in recovery: a migration there
+// cannot write, and "up to date" would be a lie when the primary is behind.
+func (m *Migrator) refuseReplica(ctx context.Context, what string) error {
+	recovering, err := InRecovery(ctx, m.pool)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if recovering {
+		return fmt.Errorf("%s: the database is a read-only replica (in recovery); run migrations against the primary", what)
 	}
 	return nil
 }
