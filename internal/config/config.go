@@ -16,7 +16,7 @@ import (
 
 // Config is the whole configuration of the service.
 type Config struct {
-	DatabaseURL     string
+	DatabaseURL string
 	// DatabaseReadURL names a streaming replica for the reads that
 	// tolerate lag, used while it is at most ReadMaxLag behind.
 	DatabaseReadURL string

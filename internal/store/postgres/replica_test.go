@@ -309,9 +309,11 @@ func TestStoreOnAReadOnlyServer(t *testing.T) {
 			_, err := st.Measurements.Insert(ctx, []store.Measurement{{StartedAt: time.Unix(1, 0), EndedAt: time.Unix(2, 0), Name: "/", Method: "GET", App: "a"}})
 			return err
 		},
-		"device":        func() error { _, err := st.Devices.Create(ctx, "other", "Other"); return err },
-		"device report": func() error { return st.Devices.Report(ctx, store.MetricRow{DeviceID: "dev", Name: "m", Type: "int32", Slope: "both", Text: "1", TTL: 60, Time: time.Now()}) },
-		"collection":    func() error { _, err := st.Collections.Create(ctx, 10); return err },
+		"device": func() error { _, err := st.Devices.Create(ctx, "other", "Other"); return err },
+		"device report": func() error {
+			return st.Devices.Report(ctx, store.MetricRow{DeviceID: "dev", Name: "m", Type: "int32", Slope: "both", Text: "1", TTL: 60, Time: time.Now()})
+		},
+		"collection": func() error { _, err := st.Collections.Create(ctx, 10); return err },
 	}
 	for name, write := range writes {
 		err := write()
