@@ -33,7 +33,10 @@ import (
 // Each probe remembers (when it started, the primary's position). The
 // replica holds everything the primary had at the start of the newest probe
 // whose position it has replayed: that moment is its "fresh as of", and a
-// read served by it at time t is at most t - freshAsOf behind. An idle
+// read served by it at time t is at most t - freshAsOf behind. A replica a
+// little short of the position just read is asked again for a moment
+// (under a steady write load it always is, by a few milliseconds), so that
+// the lag reported is the replay's, not the interval between probes. An idle
 // primary is no problem (its position does not move, the replica has it,
 // freshAsOf is the latest probe), unlike now() - pg_last_xact_replay_timestamp()
 // on the replica, which grows while nothing is written. The times are this
@@ -153,8 +156,27 @@ func (r *readRouter) probe() {
 	primaryErr := r.primary.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&primaryLSN)
 	var inRecovery bool
 	var replayed *int64
-	replicaErr := r.replica.QueryRow(ctx,
-		`SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&inRecovery, &replayed)
+	check := func() error {
+		return r.replica.QueryRow(ctx,
+			`SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&inRecovery, &replayed)
+	}
+	replicaErr := check()
+	checked := r.now()
+	behind := func() bool {
+		return primaryErr == nil && replicaErr == nil && inRecovery && replayed != nil && *replayed < primaryLSN
+	}
+	// Had it all at once: no lag at all.
+	caughtUp := primaryErr == nil && replicaErr == nil && replayed != nil && *replayed >= primaryLSN
+	// Under a steady write load the replica is usually a few milliseconds
+	// short of the position just read: look again for a short while, so
+	// that the lag measured is the replay's, not the probe interval.
+	for window := min(r.interval/2, 250*time.Millisecond); behind() && checked-start < window; {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+		replicaErr, checked = check(), r.now()
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -194,10 +216,12 @@ func (r *readRouter) probe() {
 			}
 		}
 		switch {
+		case caughtUp:
+			r.lag = 0
 		case r.freshAsOf > 0:
-			r.lag = max(0, start-r.freshAsOf)
+			r.lag = max(0, checked-r.freshAsOf)
 		case len(r.samples) > 0:
-			r.lag = start - r.samples[0].at // behind every sample kept: at least that
+			r.lag = checked - r.samples[0].at // behind every sample kept: at least that
 		}
 	}
 	// Samples older than freshAsOf are of no more use, nor those too old to
