@@ -153,3 +153,23 @@ func TestServeReadsFromTheReplica(t *testing.T) {
 		return strings.Contains(body, `"total":1`)
 	})
 }
+
+// A bad DATABASE_READ_URL or READ_MAX_LAG stops serve with a message naming it.
+func TestReplicaSettingErrors(t *testing.T) {
+	for _, c := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"READ_MAX_LAG": "10ms"}, "READ_MAX_LAG must be a duration of at least 100ms"},
+		{map[string]string{"READ_MAX_LAG": "soon"}, "READ_MAX_LAG"},
+		{map[string]string{"DATABASE_READ_URL": "postgres://%zz"}, "DATABASE_READ_URL"},
+	} {
+		c.vars["DATABASE_URL"] = testdb.Empty(t)
+		c.vars["JWT_SECRET"] = testSecret
+		c.vars["LISTEN_ADDR"] = "127.0.0.1:0"
+		err := run(context.Background(), []string{"serve"}, env(c.vars), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("serve with %v: %v, want an error containing %q", c.vars, err, c.want)
+		}
+	}
+}
