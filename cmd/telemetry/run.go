@@ -97,15 +97,27 @@ func openStore(ctx context.Context, cfg config.Config, opts postgres.Options) (*
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
+	opts.ExecMode = cfg.DatabaseExecMode
 	return postgres.Open(ctx, cfg.DatabaseURL, opts)
 }
 
+// runMigrate migrates the database at MIGRATE_DATABASE_URL, or DATABASE_URL
+// when that is unset. Up and down refuse a server in recovery (a replica).
 func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub string, stdout io.Writer) error {
+	if sub != "" && sub != "up" && sub != "status" && sub != "down" {
+		return fmt.Errorf("unknown migrate command %q (want status or down)", sub)
+	}
+	if cfg.MigrateDatabaseURL != "" {
+		cfg.DatabaseURL = cfg.MigrateDatabaseURL
+	}
 	st, err := openStore(ctx, cfg, postgres.Options{})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := waitForDatabase(ctx, st.Ping, cfg.DatabaseWait, log); err != nil {
+		return err
+	}
 	m, err := migrate.New(st.Pool())
 	if err != nil {
 		return err
@@ -116,10 +128,8 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 		return m.Up(ctx, log)
 	case "status":
 		return m.Status(ctx, stdout)
-	case "down":
-		return m.Down(ctx, log)
 	}
-	return fmt.Errorf("unknown migrate command %q (want status or down)", sub)
+	return m.Down(ctx, log)
 }
 
 // printToken prints a token for the device metrics API, like the Concertim
@@ -167,8 +177,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	defer st.Close()
 	pool := st.Pool()
-	if err := st.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+	if err := waitForDatabase(ctx, st.Ping, cfg.DatabaseWait, log); err != nil {
+		return err
 	}
 	m, err := migrate.New(pool)
 	if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -36,7 +37,8 @@ import (
 // time per request (this process, PostgreSQL, wrk), steadier than req/s on a
 // shared machine. BENCH_CLIENTS=N runs one client count and
 // BENCH_GENERATOR=wrk|go one generator (for profiling); DEVICE_METRICS_*
-// environment variables tune the writer.
+// environment variables tune the writer; DATABASE_EXEC_MODE sets the
+// server pool's exec mode and BENCH_PGBOUNCER=1 puts PgBouncer in front of it.
 func BenchmarkDevicesPutMetric(b *testing.B) {
 	ctx := context.Background()
 	const maxClients = 64
@@ -45,7 +47,11 @@ func BenchmarkDevicesPutMetric(b *testing.B) {
 	url := testdb.URL(b)
 	// The server's pool as serve sizes it; the baseline gets one connection
 	// per client.
-	serverPool, err := pgxpool.New(ctx, url+"&pool_max_conns=16")
+	// In the exec mode serve uses (DATABASE_EXEC_MODE, else its default),
+	// so that modes can be compared.
+	mode := cmp.Or(os.Getenv("DATABASE_EXEC_MODE"), postgres.DefaultExecMode)
+	b.Logf("server pool exec mode: %s", mode)
+	serverPool, err := pgxpool.New(ctx, benchViaPgBouncer(b, url)+"&pool_max_conns=16&default_query_exec_mode="+mode)
 	if err != nil {
 		b.Fatal(err)
 	}

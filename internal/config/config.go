@@ -16,7 +16,14 @@ import (
 
 // Config is the whole configuration of the service.
 type Config struct {
-	DatabaseURL     string
+	DatabaseURL  string
+	DatabaseWait time.Duration
+	// DatabaseExecMode is how pgx sends queries (pgx's QueryExecMode names);
+	// MigrateDatabaseURL, when set, is the database `migrate` uses instead
+	// of DatabaseURL (a direct connection past a transaction pooler).
+	DatabaseExecMode   string
+	MigrateDatabaseURL string
+
 	ListenAddr      string
 	LogLevel        slog.Level
 	MaxBodyBytes    int64
@@ -76,6 +83,19 @@ type Var struct {
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:port/db). Pool settings such as pool_max_conns may be added as URL parameters. Required.",
 		str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"DATABASE_WAIT", "60s", "how long migrate and serve wait for the database to accept connections at start (a container starting beside it), retrying and logging each attempt; 0 tries once. A wrong password or database name fails at once",
+		duration(func(c *Config) *time.Duration { return &c.DatabaseWait }, 0, "0 (try once) or a duration such as 60s")},
+	{"DATABASE_EXEC_MODE", "cache_describe", "how queries are sent (pgx's query exec modes): cache_describe (default: no named prepared statements, so PgBouncer in transaction pooling mode works with the URL as written), cache_statement (named prepared statements: fastest, direct connections or session pooling only), describe_exec, exec or simple_protocol. A default_query_exec_mode parameter in DATABASE_URL wins",
+		func(c *Config, v string) error {
+			switch v {
+			case "cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol":
+				c.DatabaseExecMode = v
+				return nil
+			}
+			return errors.New("must be cache_statement, cache_describe, describe_exec, exec or simple_protocol")
+		}},
+	{"MIGRATE_DATABASE_URL", "", "database URL `migrate` uses instead of DATABASE_URL: point it past a transaction pooler (straight at the primary, or through session pooling) when DATABASE_URL goes through PgBouncer. Unset: DATABASE_URL",
+		str(func(c *Config) *string { return &c.MigrateDatabaseURL })},
 	{"DATABASE_READ_URL", "", "PostgreSQL URL of a streaming replica of DATABASE_URL (hot standby). The read-only GET endpoints that tolerate a little lag (flows, states, device lists, current metrics and history, measurements, collection figures; see docs/scaling.md) read from it while it is at most READ_MAX_LAG behind, and from DATABASE_URL otherwise. Unset: every query goes to DATABASE_URL",
 		str(func(c *Config) *string { return &c.DatabaseReadURL })},
 	{"READ_MAX_LAG", "5s", "how far behind the primary DATABASE_READ_URL may be and still serve reads (measured from WAL positions every second, or four times per READ_MAX_LAG when it is under 4s); past it, or when the replica is unreachable, reads go to DATABASE_URL",

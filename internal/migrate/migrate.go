@@ -1,15 +1,21 @@
 // Package migrate applies the embedded goose migrations. Concurrent
-// migrators are safe: goose's PostgreSQL session locker (an advisory lock)
-// lets one of them migrate while the others wait and then find nothing to do.
+// migrators are safe, also through a transaction pooler such as PgBouncer:
+// goose's table locker (a lease row in goose_lock, renewed while a migrator
+// works) lets one of them migrate while the others wait and then find
+// nothing to do. A session advisory lock would not do there: it stays on
+// whichever server connection took it, which the pooler hands to other
+// clients, and the unlock goes to another one.
 package migrate
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -28,18 +34,49 @@ type Migrator struct {
 
 // New builds a Migrator on pool. Close it when done.
 func New(pool *pgxpool.Pool) (*Migrator, error) {
-	locker, err := lock.NewPostgresSessionLocker()
+	// A waiting migrator tries again every half second (goose's default, 5
+	// s, would slow every concurrent start) for up to five minutes; the
+	// holder renews its 30 s lease every 5 s, so a migrator that died
+	// holding the lock delays the others by 30 s at most.
+	locker, err := lock.NewPostgresTableLocker(
+		lock.WithTableLockTimeout(lockRetry, uint64(lockWait/lockRetry)),
+		lock.WithTableLeaseDuration(30*time.Second),
+		lock.WithTableHeartbeatInterval(5*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("migration locker: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	fsys := fs.FS(migrations.FS)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithLocker(locker))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migration provider: %w", err)
 	}
 	return &Migrator{pool: pool, db: db, provider: p}, nil
+}
+
+// How often a migrator waiting for the lock tries again, and for how long.
+const (
+	lockRetry = 500 * time.Millisecond
+	lockWait  = 5 * time.Minute
+)
+
+// ErrReadOnly is returned by Up and Down on a server in recovery (a
+// streaming replica), which cannot be migrated: migrate the primary.
+var ErrReadOnly = errors.New("the database server is in recovery (a read-only replica): migrate the primary instead (set MIGRATE_DATABASE_URL or DATABASE_URL to it)")
+
+// refuseReplica fails with ErrReadOnly on a server in recovery. Without it,
+// goose on a replica finds the schema current (it only reads the version
+// table) and reports "up to date", or fails on its first write.
+func (m *Migrator) refuseReplica(ctx context.Context) error {
+	inRecovery, err := InRecovery(ctx, m.pool)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if inRecovery {
+		return ErrReadOnly
+	}
+	return nil
 }
 
 // Close releases the database handle (the pool itself stays open).
@@ -48,7 +85,7 @@ func (m *Migrator) Close() error { return m.db.Close() }
 // Up applies every pending migration and logs each one, then the storage
 // mode the schema ended up in.
 func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
-	if err := m.refuseReplica(ctx, "migrate up"); err != nil {
+	if err := m.refuseReplica(ctx); err != nil {
 		return err
 	}
 	results, err := m.provider.Up(ctx)
@@ -70,11 +107,10 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// Down rolls back the most recent migration.
 // DownTo rolls back every migration after version (tests that need the
 // schema as it was).
 func (m *Migrator) DownTo(ctx context.Context, log *slog.Logger, version int64) error {
-	if err := m.refuseReplica(ctx, "migrate down"); err != nil {
+	if err := m.refuseReplica(ctx); err != nil {
 		return err
 	}
 	rs, err := m.provider.DownTo(ctx, version)
@@ -87,8 +123,9 @@ func (m *Migrator) DownTo(ctx context.Context, log *slog.Logger, version int64) 
 	return nil
 }
 
+// Down rolls back the most recent migration.
 func (m *Migrator) Down(ctx context.Context, log *slog.Logger) error {
-	if err := m.refuseReplica(ctx, "migrate down"); err != nil {
+	if err := m.refuseReplica(ctx); err != nil {
 		return err
 	}
 	r, err := m.provider.Down(ctx)
@@ -140,26 +177,13 @@ func (m *Migrator) CheckCurrent(ctx context.Context) error {
 
 // InRecovery reports whether the server is in recovery: a streaming
 // replica (hot standby) or a primary still replaying its WAL, which takes
-// no writes.
+// no writes (the store's readiness asks it too).
 func InRecovery(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	var recovering bool
 	if err := pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&recovering); err != nil {
 		return false, fmt.Errorf("recovery state: %w", err)
 	}
 	return recovering, nil
-}
-
-// refuseReplica fails when the server is in recovery: a migration there
-// cannot write, and "up to date" would be a lie when the primary is behind.
-func (m *Migrator) refuseReplica(ctx context.Context, what string) error {
-	recovering, err := InRecovery(ctx, m.pool)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if recovering {
-		return fmt.Errorf("%s: the database is a read-only replica (in recovery); run migrations against the primary", what)
-	}
-	return nil
 }
 
 // Mode says whether the time-series tables are TimescaleDB hypertables

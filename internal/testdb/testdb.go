@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -103,9 +104,21 @@ func URL(t testing.TB) string {
 }
 
 // New is URL plus a pool on the new database, closed when t ends.
+//
+// TESTDB_EXEC_MODE (a pgx query exec mode: exec, simple_protocol, ...) makes
+// these pools use it, so that a whole package's tests can be run in each
+// mode (docs/scaling.md).
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), URL(t))
+	u := URL(t)
+	if mode := os.Getenv("TESTDB_EXEC_MODE"); mode != "" {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "default_query_exec_mode=" + url.QueryEscape(mode)
+	}
+	pool, err := pgxpool.New(context.Background(), u)
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
@@ -157,7 +170,21 @@ func setupTemplate() error {
 		return err
 	}
 	defer m.Close()
-	return m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		return err
+	}
+	pool.Close()
+	// CREATE DATABASE ... TEMPLATE fails while anyone is connected to the
+	// template, and with TimescaleDB its background scheduler connects to
+	// every database that has the extension: close the template to new
+	// connections and end the ones already there.
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" ALLOW_CONNECTIONS false"); err != nil {
+		return fmt.Errorf("close template: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name); err != nil {
+		return fmt.Errorf("close template: %w", err)
+	}
+	return nil
 }
 
 func withDatabase(t testing.TB, base, name string) string {

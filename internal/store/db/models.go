@@ -55,6 +55,32 @@ type DeviceMetric struct {
 	TTL int32
 }
 
+// The metrics each device reports now: the latest report per (device, name) from device_metrics_latest, left out once stale (time + ttl seconds has passed, at the start of the reading transaction). The same rule as GET /mrd/{device_id}/metrics/current.
+type DeviceMetricsCurrent struct {
+	// The reporting device (devices.id).
+	DeviceID string
+	// The device's name (devices.name).
+	DeviceName string
+	// Metric name, e.g. cpu_temp.
+	Name string
+	// When the latest report was received (server clock).
+	Time time.Time
+	// Declared value type: string or a numeric type (int8 ... double).
+	Type string
+	// The value when numeric; NULL for strings.
+	ValueNum *float64
+	// The value when type is string; NULL for numbers.
+	ValueText *string
+	// Units as reported.
+	Units string
+	// zero, positive, negative, both or derivative.
+	Slope string
+	// Seconds after time at which the report becomes stale.
+	TTL int32
+	// time + ttl: from then on the row leaves the view until the device reports again.
+	ExpiresAt time.Time
+}
+
 // The latest report per (device, name), written in the same statement as device_metrics. Current views read it and leave out rows whose time + ttl has passed (stale).
 type DeviceMetricsLatest struct {
 	// The reporting device (devices.id).

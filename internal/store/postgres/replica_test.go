@@ -27,16 +27,16 @@ import (
 func replicated(t *testing.T, opts postgres.Options) (*postgres.Store, *testdb.Pair, string, string) {
 	t.Helper()
 	pair, primaryURL, replicaURL := testdb.Replicated(t)
-	primary := openPool(t, primaryURL)
+	primary := replicaTestPool(t, primaryURL)
 	if opts.ReadPool == nil {
-		opts.ReadPool = openPool(t, replicaURL)
+		opts.ReadPool = replicaTestPool(t, replicaURL)
 	}
 	st := postgres.New(primary, opts)
 	t.Cleanup(st.Close)
 	return st, pair, primaryURL, replicaURL
 }
 
-func openPool(t *testing.T, url string) *pgxpool.Pool {
+func replicaTestPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
@@ -213,7 +213,7 @@ func TestReadsFallBackWhenTheReplicaStops(t *testing.T) {
 		t.Fatalf("next read: %d on primary, %d on replica, %d fallbacks; want 1, 0, 0", p, r, f)
 	}
 
-	st2 := postgres.New(openPool(t, primaryURL), postgres.Options{ReadPool: openPool(t, replicaURL),
+	st2 := postgres.New(replicaTestPool(t, primaryURL), postgres.Options{ReadPool: replicaTestPool(t, replicaURL),
 		ReadProbeInterval: 20 * time.Millisecond})
 	defer st2.Close()
 	eventually(t, "probes of the stopped replica", func() bool { return st2.ReplicaStats().Probes >= 3 })
@@ -265,7 +265,7 @@ func TestRowsNotYetOnTheReplicaComeFromThePrimary(t *testing.T) {
 // primary itself; a promoted replica is the same) serves no reads.
 func TestAReadURLThatIsNotAReplicaIsNotUsed(t *testing.T) {
 	_, primaryURL, _ := testdb.Replicated(t)
-	st := postgres.New(openPool(t, primaryURL), postgres.Options{ReadPool: openPool(t, primaryURL),
+	st := postgres.New(replicaTestPool(t, primaryURL), postgres.Options{ReadPool: replicaTestPool(t, primaryURL),
 		ReadProbeInterval: 20 * time.Millisecond})
 	defer st.Close()
 	eventually(t, "probes", func() bool { return st.ReplicaStats().Probes >= 3 })
@@ -285,7 +285,7 @@ func TestAReadURLThatIsNotAReplicaIsNotUsed(t *testing.T) {
 func TestStoreOnAReadOnlyServer(t *testing.T) {
 	ctx := context.Background()
 	pair, primaryURL, replicaURL := testdb.Replicated(t)
-	primary := postgres.New(openPool(t, primaryURL), postgres.Options{})
+	primary := postgres.New(replicaTestPool(t, primaryURL), postgres.Options{})
 	defer primary.Close()
 	if _, err := primary.Devices.Create(ctx, "dev", "Dev"); err != nil {
 		t.Fatal(err)
@@ -294,7 +294,7 @@ func TestStoreOnAReadOnlyServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	replicaPool := openPool(t, replicaURL)
+	replicaPool := replicaTestPool(t, replicaURL)
 	st := postgres.New(replicaPool, postgres.Options{})
 	defer st.Close()
 	if _, _, err := st.Ready(ctx); !errors.Is(err, store.ErrReadOnly) {

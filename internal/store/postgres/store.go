@@ -34,6 +34,9 @@ type Options struct {
 	// ObserveBatch, when set, learns the size of every ingest batch
 	// committed, by resource ("flows", "device_metrics", ...).
 	ObserveBatch func(resource string, items int)
+	// ExecMode is how Open's pool sends queries (DATABASE_EXEC_MODE, see
+	// execmode.go); empty means DefaultExecMode.
+	ExecMode string
 
 	// ReadURL (DATABASE_READ_URL), when set, names a streaming replica of
 	// the database for the reads that tolerate a little lag (replica.go);
@@ -76,12 +79,12 @@ const DefaultMaxConns = 16
 // requests from hanging when the database is down (they fail with
 // ErrUnavailable instead).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
-	pool, err := openPool(ctx, url, "DATABASE_URL")
+	pool, err := openPool(ctx, url, "DATABASE_URL", opts.ExecMode)
 	if err != nil {
 		return nil, err
 	}
 	if opts.ReadURL != "" {
-		if opts.ReadPool, err = openPool(ctx, opts.ReadURL, "DATABASE_READ_URL"); err != nil {
+		if opts.ReadPool, err = openPool(ctx, opts.ReadURL, "DATABASE_READ_URL", opts.ExecMode); err != nil {
 			pool.Close()
 			return nil, err
 		}
@@ -90,8 +93,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 }
 
 // openPool opens a pool on url, named by the variable it came from in
-// messages.
-func openPool(ctx context.Context, url, variable string) (*pgxpool.Pool, error) {
+// messages, sending queries in execMode (both pools may go through
+// PgBouncer).
+func openPool(ctx context.Context, url, variable, execMode string) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", variable, err)
@@ -101,6 +105,9 @@ func openPool(ctx context.Context, url, variable string) (*pgxpool.Pool, error) 
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		pc.MaxConns = DefaultMaxConns
+	}
+	if err := applyExecMode(pc.ConnConfig, url, execMode); err != nil {
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
