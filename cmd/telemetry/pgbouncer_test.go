@@ -153,7 +153,23 @@ func TestServeBehindPgBouncer(t *testing.T) {
 		insts = append(insts, in)
 		return in
 	}
+	pool, err := pgxpool.New(context.Background(), direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// An instance is stopped only once its runtime samples are stored (the
+	// sampler's first one may come after a quick round on a loaded machine).
+	sampled := func() (n int64) {
+		if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT instance_id) FROM runtime_samples`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	stopIt := func(in instance) {
+		for deadline := time.Now().Add(30 * time.Second); sampled() < int64(len(insts)) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
 		in.stop()
 		if err := <-in.done; err != nil {
 			t.Fatalf("serve %s: %v", in.base, err)
@@ -203,18 +219,12 @@ func TestServeBehindPgBouncer(t *testing.T) {
 	stopIt(c)
 	c2 := start()
 	sent.Add(int64(roundTrip(t, c2.base, "pgb-third-again")))
-	time.Sleep(300 * time.Millisecond) // a few runtime samples from each
 	for _, in := range []instance{a, bb, c2} {
 		stopIt(in)
 	}
 	for i, in := range insts {
 		noErrorsLogged(t, fmt.Sprintf("instance %d", i), in.logs)
 	}
-	pool, err := pgxpool.New(context.Background(), direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
 	var flows, profiled, samplers int64
 	ctx := context.Background()
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM flows WHERE src_app LIKE 'burst-%'`).Scan(&flows); err != nil {
