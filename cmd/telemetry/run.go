@@ -168,6 +168,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		ObserveBatch: func(resource string, n int) {
 			prom.BatchItems.WithLabelValues(resource).Observe(float64(n))
 		},
+		ReadURL:    cfg.DatabaseReadURL,
+		ReadMaxLag: cfg.ReadMaxLag,
+		Log:        log,
 	})
 	if err != nil {
 		return err
@@ -188,6 +191,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 
 	prom.RegisterPool(st.PoolStats)
+	if st.Replicated() {
+		prom.RegisterReplica(st.ReplicaStats)
+	}
 	// Self-profiling writes through the store: it is closed (flushed) after
 	// the server stops and before the deferred st.Close.
 	var prof *selfprofile.Profiler

@@ -55,6 +55,9 @@ func (s *server) getReady(ctx context.Context, _ *struct{}) (*readyOutput, error
 
 // readyReason says why without leaking driver messages.
 func readyReason(err error) string {
+	if errors.Is(err, store.ErrReadOnly) {
+		return "the database is read-only (a replica or in recovery): writes would fail"
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return "the database is unreachable"
 	}

@@ -328,6 +328,11 @@ func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) e
 	switch {
 	case errors.As(err, &p):
 		return p // already an answer (keyedWrite's 422 and 409)
+	case errors.Is(err, store.ErrReadOnly):
+		// DATABASE_URL reaches a replica, or a primary in recovery: a
+		// failover may be under way, so a retry may succeed.
+		log.WarnContext(ctx, "database read-only", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
+		return unavailable("the database is read-only (a replica or in recovery); retry later")
 	case errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "database unavailable", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is unavailable; retry later")

@@ -30,6 +30,11 @@ type Config struct {
 	FlowsMaxBatch   int
 	ShutdownTimeout time.Duration
 
+	// DatabaseReadURL names a streaming replica for the reads that
+	// tolerate lag, used while it is at most ReadMaxLag behind.
+	DatabaseReadURL string
+	ReadMaxLag      time.Duration
+
 	// HTTP timeouts (see Vars) and the deadline of each request's database
 	// work (0: none).
 	ReadHeaderTimeout time.Duration
@@ -91,6 +96,10 @@ var Vars = []Var{
 		}},
 	{"MIGRATE_DATABASE_URL", "", "database URL `migrate` uses instead of DATABASE_URL: point it past a transaction pooler (straight at the primary, or through session pooling) when DATABASE_URL goes through PgBouncer. Unset: DATABASE_URL",
 		str(func(c *Config) *string { return &c.MigrateDatabaseURL })},
+	{"DATABASE_READ_URL", "", "PostgreSQL URL of a streaming replica of DATABASE_URL (hot standby). The read-only GET endpoints that tolerate a little lag (flows, states, device lists, current metrics and history, measurements, collection figures; see docs/scaling.md) read from it while it is at most READ_MAX_LAG behind, and from DATABASE_URL otherwise. Unset: every query goes to DATABASE_URL",
+		str(func(c *Config) *string { return &c.DatabaseReadURL })},
+	{"READ_MAX_LAG", "5s", "how far behind the primary DATABASE_READ_URL may be and still serve reads (measured from WAL positions every second, or four times per READ_MAX_LAG when it is under 4s); past it, or when the replica is unreachable, reads go to DATABASE_URL",
+		duration(func(c *Config) *time.Duration { return &c.ReadMaxLag }, 100*time.Millisecond, "a duration of at least 100ms such as 5s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",

@@ -69,8 +69,8 @@ var ErrReadOnly = errors.New("the database server is in recovery (a read-only re
 // goose on a replica finds the schema current (it only reads the version
 // table) and reports "up to date", or fails on its first write.
 func (m *Migrator) refuseReplica(ctx context.Context) error {
-	var inRecovery bool
-	if err := m.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil {
+	inRecovery, err := InRecovery(ctx, m.pool)
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if inRecovery {
@@ -173,6 +173,17 @@ func (m *Migrator) CheckCurrent(ctx context.Context) error {
 		return fmt.Errorf("database schema is at version %d, this binary needs %d: run `telemetry migrate` (or `make migrate`) first", current, latest)
 	}
 	return nil
+}
+
+// InRecovery reports whether the server is in recovery: a streaming
+// replica (hot standby) or a primary still replaying its WAL, which takes
+// no writes (the store's readiness asks it too).
+func InRecovery(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var recovering bool
+	if err := pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&recovering); err != nil {
+		return false, fmt.Errorf("recovery state: %w", err)
+	}
+	return recovering, nil
 }
 
 // Mode says whether the time-series tables are TimescaleDB hypertables

@@ -24,6 +24,18 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 )
 
+// ErrReadOnly: the database refuses writes, being a replica (in recovery)
+// or read-only. It is an ErrUnavailable too (errors.Is), as a retry may
+// find the primary once a failover is done; callers that say more (the
+// API's "the database is read-only" 503) check it first.
+var ErrReadOnly error = readOnly{}
+
+type readOnly struct{}
+
+func (readOnly) Error() string { return "database is read-only" }
+
+func (readOnly) Is(target error) bool { return target == ErrUnavailable }
+
 // ErrClosed: the store is shutting down and takes no more writes (a device
 // metric report after Devices.Close). It is an ErrUnavailable too, as the
 // same request may succeed on a server that runs; callers that say more

@@ -63,6 +63,7 @@ func Run(m *testing.M) int {
 		serverURL = cluster.URL("postgres")
 	}
 	code := m.Run()
+	removePair(ctx)
 	if template != "" && cluster == nil {
 		dropDatabase(ctx, template)
 	}

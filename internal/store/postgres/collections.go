@@ -14,8 +14,9 @@ import (
 // Collections is the store of metrics collections (appmetrics): windows
 // over the service's own runtime samples and self-profiled requests.
 type Collections struct {
-	pool *pgxpool.Pool
-	q    *db.Queries
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	reads readers // the window's aggregates, on the replica when fresh
 }
 
 func newCollections(pool *pgxpool.Pool, q *db.Queries) *Collections {
@@ -66,7 +67,11 @@ func (c *Collections) Window(ctx context.Context, id int64) (store.CollectionWin
 // Runtime aggregates the runtime samples of every instance that end in
 // (since, until].
 func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (store.CollectionRuntime, error) {
-	r, err := c.q.CollectionRuntime(ctx, db.CollectionRuntimeParams{Since: since, Until: until})
+	var r db.CollectionRuntimeRow
+	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
+		r, err = q.CollectionRuntime(ctx, db.CollectionRuntimeParams{Since: since, Until: until})
+		return err
+	})
 	if err != nil {
 		return store.CollectionRuntime{}, wrap("collection runtime figures", err)
 	}
@@ -82,7 +87,11 @@ func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (stor
 // HTTP aggregates the service's own requests started in [since, until],
 // per path and method, in path then method order. Never nil.
 func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store.CollectionURL, error) {
-	rows, err := c.q.CollectionHTTP(ctx, db.CollectionHTTPParams{Since: since, Until: until})
+	var rows []db.CollectionHTTPRow
+	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
+		rows, err = q.CollectionHTTP(ctx, db.CollectionHTTPParams{Since: since, Until: until})
+		return err
+	})
 	if err != nil {
 		return nil, wrap("collection http figures", err)
 	}

@@ -18,6 +18,7 @@ import (
 // historic values.
 type Devices struct {
 	q      *db.Queries
+	reads  readers // the lists, on the replica when fresh
 	writer *deviceWriter
 }
 
@@ -84,109 +85,126 @@ func (d *Devices) Delete(ctx context.Context, id string) error {
 }
 
 // List gives a page of the devices, ordered by id.
-func (d *Devices) List(ctx context.Context, p store.PageRequest) (store.Page[store.Device], error) {
-	return listPage(ctx, "list devices", p,
-		func(ctx context.Context) ([]db.ListDevicesRow, error) {
-			return d.q.ListDevices(ctx, db.ListDevicesParams{RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListDevicesRow) int64 { return r.Total },
-		d.q.CountDevices,
-		func(r db.ListDevicesRow) store.Device {
-			return store.Device{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
-		})
+func (d *Devices) List(ctx context.Context, p store.PageRequest) (page store.Page[store.Device], err error) {
+	err = d.reads.do(ctx, func(q *db.Queries) error {
+		page, err = listPage(ctx, "list devices", p,
+			func(ctx context.Context) ([]db.ListDevicesRow, error) {
+				return q.ListDevices(ctx, db.ListDevicesParams{RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListDevicesRow) int64 { return r.Total },
+			q.CountDevices,
+			func(r db.ListDevicesRow) store.Device {
+				return store.Device{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+			})
+		return err
+	})
+	return page, err
 }
 
 // Current gives a page of a device's current metrics (the latest report of
 // each name, unless stale at now), ordered by name: ErrNotFound when the
 // device is not registered.
-func (d *Devices) Current(ctx context.Context, id string, now time.Time, p store.PageRequest) (store.Page[store.CurrentMetric], error) {
-	page, err := listPage(ctx, "list current device metrics", p,
-		func(ctx context.Context) ([]db.ListCurrentDeviceMetricsRow, error) {
-			return d.q.ListCurrentDeviceMetrics(ctx, db.ListCurrentDeviceMetricsParams{
-				DeviceID: id, Now: now, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListCurrentDeviceMetricsRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) {
-			return d.q.CountCurrentDeviceMetrics(ctx, db.CountCurrentDeviceMetricsParams{DeviceID: id, Now: now})
-		},
-		func(r db.ListCurrentDeviceMetricsRow) store.CurrentMetric {
-			m := store.CurrentMetric{Name: r.Name, Text: r.ValueText, Units: r.Units, Type: r.Type, Slope: r.Slope,
-				TTL: r.TTL, ReportedAt: r.Time.UTC()}
-			if r.ValueNum != nil {
-				m.Num = *r.ValueNum
-			}
-			return m
-		})
-	return page, d.emptyOf(ctx, "list current device metrics", id, len(page.Items), err)
+func (d *Devices) Current(ctx context.Context, id string, now time.Time, p store.PageRequest) (page store.Page[store.CurrentMetric], err error) {
+	err = d.reads.do(ctx, func(q *db.Queries) error {
+		page, err = listPage(ctx, "list current device metrics", p,
+			func(ctx context.Context) ([]db.ListCurrentDeviceMetricsRow, error) {
+				return q.ListCurrentDeviceMetrics(ctx, db.ListCurrentDeviceMetricsParams{
+					DeviceID: id, Now: now, RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListCurrentDeviceMetricsRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) {
+				return q.CountCurrentDeviceMetrics(ctx, db.CountCurrentDeviceMetricsParams{DeviceID: id, Now: now})
+			},
+			func(r db.ListCurrentDeviceMetricsRow) store.CurrentMetric {
+				m := store.CurrentMetric{Name: r.Name, Text: r.ValueText, Units: r.Units, Type: r.Type, Slope: r.Slope,
+					TTL: r.TTL, ReportedAt: r.Time.UTC()}
+				if r.ValueNum != nil {
+					m.Num = *r.ValueNum
+				}
+				return m
+			})
+		return emptyOf(ctx, q, "list current device metrics", id, len(page.Items), err)
+	})
+	return page, err
 }
 
 // CurrentNames gives a page of the metric names with a current (not stale
 // at now) report on some device, ordered by name.
-func (d *Devices) CurrentNames(ctx context.Context, now time.Time, p store.PageRequest) (store.Page[store.MetricSummary], error) {
-	return listPage(ctx, "list current metric names", p,
-		func(ctx context.Context) ([]db.ListCurrentMetricNamesRow, error) {
-			return d.q.ListCurrentMetricNames(ctx, db.ListCurrentMetricNamesParams{Now: now, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListCurrentMetricNamesRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) { return d.q.CountCurrentMetricNames(ctx, now) },
-		func(r db.ListCurrentMetricNamesRow) store.MetricSummary {
-			s := store.MetricSummary{Name: r.Name, Devices: r.Devices}
-			if r.Numeric > 0 {
-				s.Min, s.Max = &r.MinValue, &r.MaxValue
-			}
-			return s
-		})
+func (d *Devices) CurrentNames(ctx context.Context, now time.Time, p store.PageRequest) (page store.Page[store.MetricSummary], err error) {
+	err = d.reads.do(ctx, func(q *db.Queries) error {
+		page, err = listPage(ctx, "list current metric names", p,
+			func(ctx context.Context) ([]db.ListCurrentMetricNamesRow, error) {
+				return q.ListCurrentMetricNames(ctx, db.ListCurrentMetricNamesParams{Now: now, RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListCurrentMetricNamesRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) { return q.CountCurrentMetricNames(ctx, now) },
+			func(r db.ListCurrentMetricNamesRow) store.MetricSummary {
+				s := store.MetricSummary{Name: r.Name, Devices: r.Devices}
+				if r.Numeric > 0 {
+					s.Min, s.Max = &r.MinValue, &r.MaxValue
+				}
+				return s
+			})
+		return err
+	})
+	return page, err
 }
 
 // History gives a page of the numeric reports of one series, oldest first
 // (string metrics have none): ErrNotFound when the device is not
 // registered.
-func (d *Devices) History(ctx context.Context, h store.HistoryQuery, p store.PageRequest) (store.Page[store.HistoryPoint], error) {
-	page, err := listPage(ctx, "metric history", p,
-		func(ctx context.Context) ([]db.ListMetricHistoryRow, error) {
-			return d.q.ListMetricHistory(ctx, db.ListMetricHistoryParams{DeviceID: h.DeviceID, Name: h.Name,
-				FromTime: h.From, ToTime: h.To, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListMetricHistoryRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) {
-			return d.q.CountMetricHistory(ctx, db.CountMetricHistoryParams{DeviceID: h.DeviceID, Name: h.Name,
-				FromTime: h.From, ToTime: h.To})
-		},
-		func(r db.ListMetricHistoryRow) store.HistoryPoint {
-			return store.HistoryPoint{Time: r.Time.UTC(), Value: r.Value}
-		})
-	return page, d.emptyOf(ctx, "metric history", h.DeviceID, len(page.Items), err)
+func (d *Devices) History(ctx context.Context, h store.HistoryQuery, p store.PageRequest) (page store.Page[store.HistoryPoint], err error) {
+	err = d.reads.do(ctx, func(q *db.Queries) error {
+		page, err = listPage(ctx, "metric history", p,
+			func(ctx context.Context) ([]db.ListMetricHistoryRow, error) {
+				return q.ListMetricHistory(ctx, db.ListMetricHistoryParams{DeviceID: h.DeviceID, Name: h.Name,
+					FromTime: h.From, ToTime: h.To, RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListMetricHistoryRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) {
+				return q.CountMetricHistory(ctx, db.CountMetricHistoryParams{DeviceID: h.DeviceID, Name: h.Name,
+					FromTime: h.From, ToTime: h.To})
+			},
+			func(r db.ListMetricHistoryRow) store.HistoryPoint {
+				return store.HistoryPoint{Time: r.Time.UTC(), Value: r.Value}
+			})
+		return emptyOf(ctx, q, "metric history", h.DeviceID, len(page.Items), err)
+	})
+	return page, err
 }
 
 // HistoryBuckets gives a page of the buckets of one numeric series, each
 // width wide and aligned to the Unix epoch, oldest first; empty buckets
 // are left out. ErrNotFound when the device is not registered.
-func (d *Devices) HistoryBuckets(ctx context.Context, h store.HistoryQuery, width time.Duration, p store.PageRequest) (store.Page[store.HistoryBucket], error) {
-	secs := width.Seconds()
-	page, err := listPage(ctx, "metric history buckets", p,
-		func(ctx context.Context) ([]db.ListMetricHistoryBucketsRow, error) {
-			return d.q.ListMetricHistoryBuckets(ctx, db.ListMetricHistoryBucketsParams{WidthSeconds: secs,
-				DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListMetricHistoryBucketsRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) {
-			return d.q.CountMetricHistoryBuckets(ctx, db.CountMetricHistoryBucketsParams{WidthSeconds: secs,
-				DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To})
-		},
-		func(r db.ListMetricHistoryBucketsRow) store.HistoryBucket {
-			return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, Count: r.Points}
-		})
-	return page, d.emptyOf(ctx, "metric history buckets", h.DeviceID, len(page.Items), err)
+func (d *Devices) HistoryBuckets(ctx context.Context, h store.HistoryQuery, width time.Duration, p store.PageRequest) (page store.Page[store.HistoryBucket], err error) {
+	err = d.reads.do(ctx, func(q *db.Queries) error {
+		secs := width.Seconds()
+		page, err = listPage(ctx, "metric history buckets", p,
+			func(ctx context.Context) ([]db.ListMetricHistoryBucketsRow, error) {
+				return q.ListMetricHistoryBuckets(ctx, db.ListMetricHistoryBucketsParams{WidthSeconds: secs,
+					DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To, RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListMetricHistoryBucketsRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) {
+				return q.CountMetricHistoryBuckets(ctx, db.CountMetricHistoryBucketsParams{WidthSeconds: secs,
+					DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To})
+			},
+			func(r db.ListMetricHistoryBucketsRow) store.HistoryBucket {
+				return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, Count: r.Points}
+			})
+		return emptyOf(ctx, q, "metric history buckets", h.DeviceID, len(page.Items), err)
+	})
+	return page, err
 }
 
 // emptyOf completes a device's list: an empty page of a device that is
 // not registered is ErrNotFound (the lists do not join the devices, so
 // that a page costs one query).
-func (d *Devices) emptyOf(ctx context.Context, op, id string, items int, err error) error {
+func emptyOf(ctx context.Context, q *db.Queries, op, id string, items int, err error) error {
 	if err != nil || items > 0 {
 		return err
 	}
-	ok, err := d.q.DeviceExists(ctx, id)
+	ok, err := q.DeviceExists(ctx, id)
 	if err != nil {
 		return wrap(op+": device exists", err)
 	}

@@ -56,6 +56,10 @@ func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 		code == "22001", // string_data_right_truncation
 		code == "23514": // check_violation
 		return "invalid", "a value in the request cannot be stored", store.ErrInvalid
+	case code == "25006", // read_only_sql_transaction: a hot standby, default_transaction_read_only
+		strings.Contains(pgErr.Message, "read-only transaction"),                      // the same, raised under another code
+		code == "55000" && strings.Contains(pgErr.Message, "recovery is in progress"): // WAL functions on a standby
+		return "", "the database is read-only (a replica or in recovery)", store.ErrReadOnly
 	case strings.HasPrefix(code, "08"), // connection exception
 		strings.HasPrefix(code, "53"), // insufficient resources: too many connections, disk full, out of memory
 		// Operator intervention: admin_shutdown (pg_terminate_backend,

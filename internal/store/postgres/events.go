@@ -17,8 +17,9 @@ import (
 // results. Each register and commit is also kept as an event with the body
 // it came with.
 type Events struct {
-	pool *pgxpool.Pool
-	q    *db.Queries
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	reads readers // the list of runs, on the replica when fresh
 }
 
 func newEvents(pool *pgxpool.Pool, q *db.Queries) *Events {
@@ -155,19 +156,23 @@ func (s *Events) Get(ctx context.Context, id uuid.UUID) (store.RunDetail, error)
 
 // List returns one page of the runs f matches, newest first (ties by id),
 // with their exact total.
-func (s *Events) List(ctx context.Context, f store.RunFilter, p store.PageRequest) (store.Page[store.Run], error) {
+func (s *Events) List(ctx context.Context, f store.RunFilter, p store.PageRequest) (page store.Page[store.Run], err error) {
 	state, host, mode := runsMatch(string(f.State)), runsMatch(f.Host), runsMatch(f.Mode)
-	return listPage(ctx, "list runs", p,
-		func(ctx context.Context) ([]db.ListRunsRow, error) {
-			return s.q.ListRuns(ctx, db.ListRunsParams{State: state, Host: host, Mode: mode,
-				StartedFrom: f.StartedFrom, StartedTo: f.StartedTo, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListRunsRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) {
-			return s.q.CountRuns(ctx, db.CountRunsParams{State: state, Host: host, Mode: mode,
-				StartedFrom: f.StartedFrom, StartedTo: f.StartedTo})
-		},
-		runOf)
+	err = s.reads.do(ctx, func(q *db.Queries) error {
+		page, err = listPage(ctx, "list runs", p,
+			func(ctx context.Context) ([]db.ListRunsRow, error) {
+				return q.ListRuns(ctx, db.ListRunsParams{State: state, Host: host, Mode: mode,
+					StartedFrom: f.StartedFrom, StartedTo: f.StartedTo, RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListRunsRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) {
+				return q.CountRuns(ctx, db.CountRunsParams{State: state, Host: host, Mode: mode,
+					StartedFrom: f.StartedFrom, StartedTo: f.StartedTo})
+			},
+			runOf)
+		return err
+	})
+	return page, err
 }
 
 func runOf(r db.ListRunsRow) store.Run {

@@ -14,6 +14,7 @@ import (
 // hour, to which every posted flow adds its bytes.
 type Flows struct {
 	q      *db.Queries
+	reads  readers // the hour's totals, on the replica when fresh
 	writer *flowWriter
 }
 
@@ -41,17 +42,21 @@ func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
 
 // ListHour gives one page of the hour's totals, ordered by src_app,
 // dest_app, vpc_id, with the number of keys in that hour.
-func (f *Flows) ListHour(ctx context.Context, hour int64, p store.PageRequest) (store.Page[store.Flow], error) {
+func (f *Flows) ListHour(ctx context.Context, hour int64, p store.PageRequest) (page store.Page[store.Flow], err error) {
 	at := hourTime(hour)
-	return listPage(ctx, "list flows", p,
-		func(ctx context.Context) ([]db.ListFlowsByHourRow, error) {
-			return f.q.ListFlowsByHour(ctx, db.ListFlowsByHourParams{Hour: at, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListFlowsByHourRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) { return f.q.CountFlowsByHour(ctx, at) },
-		func(r db.ListFlowsByHourRow) store.Flow {
-			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: hour}
-		})
+	err = f.reads.do(ctx, func(q *db.Queries) error {
+		page, err = listPage(ctx, "list flows", p,
+			func(ctx context.Context) ([]db.ListFlowsByHourRow, error) {
+				return q.ListFlowsByHour(ctx, db.ListFlowsByHourParams{Hour: at, RowLimit: p.Limit, RowOffset: p.Offset})
+			},
+			func(r db.ListFlowsByHourRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) { return q.CountFlowsByHour(ctx, at) },
+			func(r db.ListFlowsByHourRow) store.Flow {
+				return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: hour}
+			})
+		return err
+	})
+	return page, err
 }
 
 // hourTime is the start of an hour given in hours since the epoch.

@@ -24,12 +24,13 @@ import (
 // write through Insert.
 type Measurements struct {
 	pool *pgxpool.Pool
-	// read runs every read query with a custom plan (see customPlans).
-	read *db.Queries
+	// reads runs every read query with a custom plan (see customPlans),
+	// on the replica when it is fresh (New sets it).
+	reads readers
 }
 
 func newMeasurements(pool *pgxpool.Pool, _ *db.Queries, _ Options) *Measurements {
-	return &Measurements{pool: pool, read: db.New(customPlans{pool})}
+	return &Measurements{pool: pool}
 }
 
 // customPlans runs every query as an unnamed statement, planned with its
@@ -131,7 +132,11 @@ func orEmpty(b json.RawMessage, empty string) json.RawMessage {
 
 // Get returns one measurement; ErrNotFound when there is none.
 func (m *Measurements) Get(ctx context.Context, id int64) (store.Measurement, error) {
-	r, err := m.read.GetMeasurement(ctx, id)
+	var r db.Measurement
+	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
+		r, err = q.GetMeasurement(ctx, id)
+		return err
+	})
 	if err != nil {
 		return store.Measurement{}, wrap("get measurement", err)
 	}
@@ -152,9 +157,17 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 type bounds struct{ h1, h2, d1, d2 time.Time }
 
 // Count is the exact number of measurements f matches.
-func (m *Measurements) Count(ctx context.Context, f store.MeasurementFilter) (int64, error) {
+func (m *Measurements) Count(ctx context.Context, f store.MeasurementFilter) (n int64, err error) {
+	err = m.reads.do(ctx, func(q *db.Queries) error {
+		n, err = count(ctx, q, f)
+		return err
+	})
+	return n, err
+}
+
+func count(ctx context.Context, q *db.Queries, f store.MeasurementFilter) (int64, error) {
 	b := split(f)
-	n, err := m.read.CountMeasurements(ctx, db.CountMeasurementsParams{
+	n, err := q.CountMeasurements(ctx, db.CountMeasurementsParams{
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
 	})
@@ -225,16 +238,21 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 	if list == nil {
 		return store.Page[store.Measurement]{}, fmt.Errorf("list measurements: unknown sort key %q", s.Key)
 	}
-	rows, err := list(ctx, m.read, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
-		Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset})
+	var out store.Page[store.Measurement]
+	err := m.reads.do(ctx, func(q *db.Queries) error {
+		rows, err := list(ctx, q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
+			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset})
+		if err != nil {
+			return wrap("list measurements", err)
+		}
+		out = store.Page[store.Measurement]{Items: make([]store.Measurement, len(rows))}
+		for i, r := range rows {
+			out.Items[i] = measurementOf(r)
+		}
+		out.Total, err = count(ctx, q, f)
+		return err
+	})
 	if err != nil {
-		return store.Page[store.Measurement]{}, wrap("list measurements", err)
-	}
-	out := store.Page[store.Measurement]{Items: make([]store.Measurement, len(rows))}
-	for i, r := range rows {
-		out.Items[i] = measurementOf(r)
-	}
-	if out.Total, err = m.Count(ctx, f); err != nil {
 		return store.Page[store.Measurement]{}, err
 	}
 	return out, nil
@@ -253,34 +271,43 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
 	}
-	return listPage(ctx, "group measurements", p,
-		func(ctx context.Context) ([]db.GroupMeasurementsRow, error) {
-			return m.read.GroupMeasurements(ctx, params)
-		},
-		func(r db.GroupMeasurementsRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) {
-			// The groups are computed whatever the page: the first one
-			// carries their number.
-			first := params
-			first.RowLimit, first.RowOffset = 1, 0
-			rows, err := m.read.GroupMeasurements(ctx, first)
-			if err != nil || len(rows) == 0 {
-				return 0, err
-			}
-			return rows[0].Total, nil
-		},
-		func(r db.GroupMeasurementsRow) store.MeasurementGroup {
-			return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-				AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
-		})
+	var page store.Page[store.MeasurementGroup]
+	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
+		page, err = listPage(ctx, "group measurements", p,
+			func(ctx context.Context) ([]db.GroupMeasurementsRow, error) {
+				return q.GroupMeasurements(ctx, params)
+			},
+			func(r db.GroupMeasurementsRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) {
+				// The groups are computed whatever the page: the first one
+				// carries their number.
+				first := params
+				first.RowLimit, first.RowOffset = 1, 0
+				rows, err := q.GroupMeasurements(ctx, first)
+				if err != nil || len(rows) == 0 {
+					return 0, err
+				}
+				return rows[0].Total, nil
+			},
+			func(r db.GroupMeasurementsRow) store.MeasurementGroup {
+				return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
+					AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+			})
+		return err
+	})
+	return page, err
 }
 
 // MethodDistribution counts the measurements of the window by method; a
 // method with none is absent. Only the window of f is used.
 func (m *Measurements) MethodDistribution(ctx context.Context, f store.MeasurementFilter) (map[string]int64, error) {
 	b := split(f)
-	rows, err := m.read.MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
-		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+	var rows []db.MeasurementMethodDistributionRow
+	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
+		rows, err = q.MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
+			H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, wrap("measurements by method", err)
@@ -302,7 +329,11 @@ func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter
 	if daily {
 		p.Unit, p.StepHours = "day", 24
 	}
-	rows, err := m.read.MeasurementTimeseries(ctx, p)
+	var rows []db.MeasurementTimeseriesRow
+	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
+		rows, err = q.MeasurementTimeseries(ctx, p)
+		return err
+	})
 	if err != nil {
 		return nil, wrap("measurement timeseries", err)
 	}

@@ -9,7 +9,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -35,11 +37,27 @@ type Options struct {
 	// ExecMode is how Open's pool sends queries (DATABASE_EXEC_MODE, see
 	// execmode.go); empty means DefaultExecMode.
 	ExecMode string
+
+	// ReadURL (DATABASE_READ_URL), when set, names a streaming replica of
+	// the database for the reads that tolerate a little lag (replica.go);
+	// Open opens ReadPool on it. New takes ReadPool as it is (tests), and
+	// the store closes it.
+	ReadURL  string
+	ReadPool *pgxpool.Pool
+	// ReadMaxLag (READ_MAX_LAG) is how far behind the replica may be and
+	// still serve reads; DefaultReadMaxLag when 0.
+	ReadMaxLag time.Duration
+	// ReadProbeInterval is how often the replica's lag is measured;
+	// ReadProbeInterval when 0.
+	ReadProbeInterval time.Duration
+	// Log hears when the replica goes in or out of service (nowhere when nil).
+	Log *slog.Logger
 }
 
 // Store holds one store per resource, all on one pool.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	reads *readRouter // the replica, when there is one
 
 	Flows        *Flows
 	Events       *Events
@@ -61,9 +79,26 @@ const DefaultMaxConns = 16
 // requests from hanging when the database is down (they fail with
 // ErrUnavailable instead).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	pool, err := openPool(ctx, url, "DATABASE_URL", opts.ExecMode)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ReadURL != "" {
+		if opts.ReadPool, err = openPool(ctx, opts.ReadURL, "DATABASE_READ_URL", opts.ExecMode); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return New(pool, opts), nil
+}
+
+// openPool opens a pool on url, named by the variable it came from in
+// messages, sending queries in execMode (both pools may go through
+// PgBouncer).
+func openPool(ctx context.Context, url, variable, execMode string) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("%s: %w", variable, err)
 	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -71,14 +106,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		pc.MaxConns = DefaultMaxConns
 	}
-	if err := applyExecMode(pc.ConnConfig, url, opts.ExecMode); err != nil {
+	if err := applyExecMode(pc.ConnConfig, url, execMode); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		return nil, fmt.Errorf("database (%s): %w", variable, err)
 	}
-	return New(pool, opts), nil
+	return pool, nil
 }
 
 // New builds the stores on an open pool (tests bring their own).
@@ -87,7 +122,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		opts.ObserveBatch = func(string, int) {}
 	}
 	q := db.New(pool)
-	return &Store{
+	s := &Store{
 		pool:         pool,
 		Flows:        newFlows(pool, q, opts),
 		Events:       newEvents(pool, q),
@@ -97,6 +132,15 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		Runtime:      newRuntimeSamples(pool, q),
 		Idempotency:  newIdempotency(pool, q),
 	}
+	// The lag-tolerant reads of each store go through the router
+	// (replica.go); with no replica it sends them all to the primary.
+	s.reads = newReadRouter(pool, opts.ReadPool, opts.ReadMaxLag, opts.ReadProbeInterval, opts.Log)
+	s.Flows.reads = s.reads.readersOf(nil)
+	s.Events.reads = s.reads.readersOf(nil)
+	s.Devices.reads = s.reads.readersOf(nil)
+	s.Measurements.reads = s.reads.readersOf(func(d db.DBTX) db.DBTX { return customPlans{d} })
+	s.Collections.reads = s.reads.readersOf(nil)
+	return s
 }
 
 // Stores is the store as the API takes it.
@@ -113,6 +157,13 @@ func (s *Store) PoolStats() metrics.PoolStats {
 		AcquireTime: st.AcquireDuration()}
 }
 
+// Replicated reports whether a replica (DATABASE_READ_URL) serves reads.
+func (s *Store) Replicated() bool { return s.reads.replica != nil }
+
+// ReplicaStats are the replica's figures (lag, reads served by each pool),
+// for /metrics.
+func (s *Store) ReplicaStats() metrics.ReplicaStats { return s.reads.stats() }
+
 // Pool is the connection pool, for migrations.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
@@ -124,6 +175,16 @@ func (s *Store) Ping(ctx context.Context) error { return wrap("ping", s.pool.Pin
 // database does not answer or the schema is not at the latest migration.
 // The migration provider is built once, not on every probe.
 func (s *Store) Ready(ctx context.Context) (version int64, mode string, err error) {
+	// A primary pool on a server in recovery answers reads but no write:
+	// not ready, so that a load balancer sends requests elsewhere.
+	recovering, err := migrate.InRecovery(ctx, s.pool)
+	if err != nil {
+		return 0, "", wrap("recovery state", err)
+	}
+	if recovering {
+		return 0, "", &store.Error{Op: "ready", Kind: store.ErrReadOnly, Detail: "the database is a replica in recovery (read-only)",
+			Err: errors.New("DATABASE_URL names a server in recovery (pg_is_in_recovery): a replica, or a primary not yet promoted")}
+	}
 	s.readyOnce.Do(func() { s.migrator, s.readyErr = migrate.New(s.pool) })
 	if s.readyErr != nil {
 		return 0, "", s.readyErr
@@ -143,10 +204,14 @@ func (s *Store) Ready(ctx context.Context) (version int64, mode string, err erro
 // commits what is queued) and closes the pool.
 func (s *Store) Close() {
 	s.Devices.Close()
+	s.reads.close()
 	if s.migrator != nil {
 		s.migrator.Close()
 	}
 	s.pool.Close()
+	if s.reads.replica != nil {
+		s.reads.replica.Close()
+	}
 }
 
 // inTx runs fn in a transaction, committed when fn returns nil.

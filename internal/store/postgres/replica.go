@@ -1,0 +1,319 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// Reads on a streaming replica (DATABASE_READ_URL).
+//
+// The read-only GET endpoints that tolerate a little lag (see
+// docs/scaling.md) run their queries through a readers, which sends them to
+// the replica while it is fresh and to the primary otherwise. Everything
+// else (writes, and the reads that must see the caller's own writes) uses
+// the primary's queries directly.
+//
+// Freshness is measured by the store's own monitor goroutine, once per
+// ReadProbeInterval, by positions in the WAL rather than by timestamps:
+//
+//  1. on the primary, pg_current_wal_insert_lsn(): every change visible on
+//     the primary at that moment was inserted into the WAL before it;
+//  2. on the replica, pg_last_wal_replay_lsn(): how far it has applied it.
+//
+// Each probe remembers (when it started, the primary's position). The
+// replica holds everything the primary had at the start of the newest probe
+// whose position it has replayed: that moment is its "fresh as of", and a
+// read served by it at time t is at most t - freshAsOf behind. A replica a
+// little short of the position just read is asked again for a moment
+// (under a steady write load it always is, by a few milliseconds), so that
+// the lag reported is the replay's, not the interval between probes. An idle
+// primary is no problem (its position does not move, the replica has it,
+// freshAsOf is the latest probe), unlike now() - pg_last_xact_replay_timestamp()
+// on the replica, which grows while nothing is written. The times are this
+// process's monotonic clock, so clock skew between the servers does not
+// matter either. A heartbeat row written by the primary would measure the
+// same, but costs a write per second per instance (through PgBouncer, in the
+// WAL, on every replica) and a migration.
+//
+// A read goes to the replica while now - freshAsOf <= READ_MAX_LAG. Between
+// probes that bound grows with time, so a replica whose probes stop
+// answering is left within READ_MAX_LAG even before a probe fails; a failed
+// probe, or a read that fails on the replica because it is unreachable,
+// leaves it at once until a probe succeeds again.
+
+// ReadProbeInterval is how often the lag of the replica is measured.
+const ReadProbeInterval = time.Second
+
+// DefaultReadMaxLag is READ_MAX_LAG's default.
+const DefaultReadMaxLag = 5 * time.Second
+
+// readRouter decides which pool serves the lag-tolerant reads.
+type readRouter struct {
+	primary, replica *pgxpool.Pool
+	maxLag, interval time.Duration
+	log              *slog.Logger
+	epoch            time.Time // origin of the monotonic times below
+
+	// freshUntil is the monotonic time (since epoch) until which the
+	// replica may serve reads: freshAsOf + maxLag, 0 when it may not.
+	freshUntil atomic.Int64
+
+	onPrimary, onReplica, fallbacks, probes atomic.Int64
+
+	mu        sync.Mutex
+	up        bool          // the last probe reached the replica, in recovery
+	state     string        // "up" or why not, logged when it changes
+	lag       time.Duration // measured by the last probe that reached it
+	freshAsOf time.Duration // 0: unknown
+	samples   []lsnSample   // the primary's positions, oldest first
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type lsnSample struct {
+	at  time.Duration // since epoch
+	lsn int64
+}
+
+// newReadRouter starts the monitor of replica; a nil replica makes a
+// router that sends every read to the primary.
+func newReadRouter(primary, replica *pgxpool.Pool, maxLag, interval time.Duration, log *slog.Logger) *readRouter {
+	r := &readRouter{primary: primary, replica: replica, maxLag: maxLag, interval: interval, log: log,
+		epoch: time.Now()}
+	if replica == nil {
+		return r
+	}
+	if r.maxLag <= 0 {
+		r.maxLag = DefaultReadMaxLag
+	}
+	if r.interval <= 0 {
+		// A few probes within the limit, so that a caught-up replica
+		// stays in service from one probe to the next.
+		r.interval = min(ReadProbeInterval, r.maxLag/4)
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	go r.monitor()
+	return r
+}
+
+func (r *readRouter) now() time.Duration { return time.Since(r.epoch) }
+
+// close stops the monitor (the pools are closed by the store).
+func (r *readRouter) close() {
+	if r.stop == nil {
+		return
+	}
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+}
+
+func (r *readRouter) monitor() {
+	defer close(r.done)
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		r.probe()
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe measures the replica's lag once (see the comment at the top).
+func (r *readRouter) probe() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.interval+time.Second)
+	defer cancel()
+	go func() {
+		// Close must not wait for a probe stuck on an unreachable server.
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := r.now()
+	var primaryLSN int64
+	primaryErr := r.primary.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&primaryLSN)
+	var inRecovery bool
+	var replayed *int64
+	check := func() error {
+		return r.replica.QueryRow(ctx,
+			`SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&inRecovery, &replayed)
+	}
+	replicaErr := check()
+	checked := r.now()
+	behind := func() bool {
+		return primaryErr == nil && replicaErr == nil && inRecovery && replayed != nil && *replayed < primaryLSN
+	}
+	// Had it all at once: no lag at all.
+	caughtUp := primaryErr == nil && replicaErr == nil && replayed != nil && *replayed >= primaryLSN
+	// Under a steady write load the replica is usually a few milliseconds
+	// short of the position just read: look again for a short while, so
+	// that the lag measured is the replay's, not the probe interval.
+	for window := min(r.interval/2, 250*time.Millisecond); behind() && checked-start < window; {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+		replicaErr, checked = check(), r.now()
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if primaryErr == nil {
+		r.samples = append(r.samples, lsnSample{at: start, lsn: primaryLSN})
+	}
+	state := "up"
+	switch {
+	case replicaErr != nil:
+		state = "unreachable"
+	case !inRecovery || replayed == nil:
+		// A promoted replica, or DATABASE_READ_URL naming a primary: its
+		// data may differ from the primary's, so it serves no reads.
+		state = "not a replica (not in recovery)"
+	}
+	if state != r.state {
+		if state == "up" {
+			r.log.Info("read replica in service", "replayed_lsn", *replayed)
+		} else if ctx.Err() == nil || replicaErr == nil {
+			attrs := []any{"state", state}
+			if replicaErr != nil {
+				attrs = append(attrs, "error", replicaErr.Error())
+			}
+			r.log.Warn("read replica out of service: reads go to the primary", attrs...)
+		}
+		r.state = state
+	}
+	r.up = state == "up"
+	if r.up {
+		// The newest sample the replica has replayed: it holds everything
+		// the primary had then. Replay never goes back, so an older
+		// freshAsOf stays true when none qualifies.
+		for i := len(r.samples) - 1; i >= 0; i-- {
+			if r.samples[i].lsn <= *replayed {
+				r.freshAsOf = max(r.freshAsOf, r.samples[i].at)
+				break
+			}
+		}
+		switch {
+		case caughtUp:
+			r.lag = 0
+		case r.freshAsOf > 0:
+			r.lag = max(0, checked-r.freshAsOf)
+		case len(r.samples) > 0:
+			r.lag = checked - r.samples[0].at // behind every sample kept: at least that
+		}
+	}
+	// Samples older than freshAsOf are of no more use, nor those too old to
+	// make the replica fresh again; the newest always stays.
+	keep := 0
+	for keep < len(r.samples)-1 && (r.samples[keep+1].at <= r.freshAsOf || start-r.samples[keep].at > 2*r.maxLag+2*r.interval) {
+		keep++
+	}
+	r.samples = r.samples[keep:]
+	if r.up && r.freshAsOf > 0 {
+		r.freshUntil.Store(int64(r.freshAsOf + r.maxLag))
+	} else {
+		r.freshUntil.Store(0)
+	}
+	r.probes.Add(1)
+}
+
+// fresh reports whether the replica may serve a read now.
+func (r *readRouter) fresh() bool {
+	return r.replica != nil && int64(r.now()) <= r.freshUntil.Load()
+}
+
+// replicaFailed takes the replica out of service until a probe reaches it
+// again.
+func (r *readRouter) replicaFailed() {
+	r.mu.Lock()
+	r.up = false
+	r.freshUntil.Store(0)
+	r.mu.Unlock()
+}
+
+// stats are the router's figures, for /metrics.
+func (r *readRouter) stats() metrics.ReplicaStats {
+	r.mu.Lock()
+	up, lag := r.up, r.lag
+	r.mu.Unlock()
+	return metrics.ReplicaStats{Up: up, Lag: lag, InUse: r.fresh(),
+		PrimaryReads: r.onPrimary.Load(), ReplicaReads: r.onReplica.Load(), Fallbacks: r.fallbacks.Load(),
+		Probes: r.probes.Load()}
+}
+
+// readers runs a store's lag-tolerant reads: on the replica's queries when
+// it is fresh, else on the primary's.
+type readers struct {
+	router           *readRouter
+	primary, replica *db.Queries
+}
+
+// readersOf builds the readers of a store; through wraps each pool's
+// queries (Measurements plans every read with its parameters).
+func (r *readRouter) readersOf(through func(db.DBTX) db.DBTX) readers {
+	if through == nil {
+		through = func(d db.DBTX) db.DBTX { return d }
+	}
+	rs := readers{router: r, primary: db.New(through(r.primary))}
+	if r.replica != nil {
+		rs.replica = db.New(through(r.replica))
+	}
+	return rs
+}
+
+// do runs fn, a read, on the replica when it is fresh and on the primary
+// otherwise. A read the replica could not answer runs again on the
+// primary: the replica unreachable or shutting down (it is then left until
+// a probe reaches it again), a query cancelled by a conflict with the
+// replay, or a row not found (written on the primary less than the lag ago:
+// a client that gets an id back from a write and reads it at once finds
+// it). fn may run twice, so it must only read.
+func (rs readers) do(ctx context.Context, fn func(q *db.Queries) error) error {
+	r := rs.router
+	if !r.fresh() {
+		r.onPrimary.Add(1)
+		return fn(rs.primary)
+	}
+	err := fn(rs.replica)
+	if err == nil || ctx.Err() != nil || !replicaMissed(err) {
+		r.onReplica.Add(1)
+		return err
+	}
+	if errors.Is(err, store.ErrUnavailable) || unreachable(err) {
+		r.replicaFailed()
+		r.log.Warn("read replica failed: reads go to the primary", "error", err.Error())
+	}
+	r.fallbacks.Add(1)
+	r.onPrimary.Add(1)
+	return fn(rs.primary)
+}
+
+// replicaMissed reports whether the primary may answer a read the replica
+// failed.
+func replicaMissed(err error) bool {
+	err = wrap("replica read", err) // the kind of a raw driver error
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) || retryable(err) ||
+		unreachable(err)
+}

@@ -1,0 +1,337 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// These tests share one primary and replica (testdb.Replicated): none of
+// them runs in parallel.
+
+// replicated opens a store on a fresh database of the test pair, reading
+// from its replica, and waits until the replica serves reads (unless
+// opts.ReadPool says to use another read pool).
+func replicated(t *testing.T, opts postgres.Options) (*postgres.Store, *testdb.Pair, string, string) {
+	t.Helper()
+	pair, primaryURL, replicaURL := testdb.Replicated(t)
+	primary := replicaTestPool(t, primaryURL)
+	if opts.ReadPool == nil {
+		opts.ReadPool = replicaTestPool(t, replicaURL)
+	}
+	st := postgres.New(primary, opts)
+	t.Cleanup(st.Close)
+	return st, pair, primaryURL, replicaURL
+}
+
+func replicaTestPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// eventually polls cond until it holds, failing the test after a generous
+// deadline (a condition that never comes is the failure, not a slow one).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func inUse(st *postgres.Store) func() bool { return func() bool { return st.ReplicaStats().InUse } }
+
+func keyFlow(src string, hour int64) store.Flow {
+	return store.Flow{SrcApp: src, DestApp: "b", VpcID: "v", BytesTx: 1, BytesRx: 2, Hour: hour}
+}
+
+func listFlows(t *testing.T, st *postgres.Store, hour int64) []string {
+	t.Helper()
+	page, err := st.Flows.ListHour(context.Background(), hour, store.PageRequest{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srcs []string
+	for _, f := range page.Items {
+		srcs = append(srcs, f.SrcApp)
+	}
+	return srcs
+}
+
+// reads is the change in the number of reads each pool served since before.
+func reads(before, after metrics.ReplicaStats) (primary, replica, fallbacks int64) {
+	return after.PrimaryReads - before.PrimaryReads, after.ReplicaReads - before.ReplicaReads, after.Fallbacks - before.Fallbacks
+}
+
+// A fresh replica serves the reads: with replay paused, a flow added on the
+// primary is not in the answer (the primary would have it) while the lag is
+// under READ_MAX_LAG, and is once replay resumes.
+func TestReadsOnAFreshReplica(t *testing.T) {
+	ctx := context.Background()
+	st, pair, _, _ := replicated(t, postgres.Options{ReadMaxLag: time.Hour})
+	eventually(t, "the replica in use", inUse(st))
+	if err := st.Flows.Add(ctx, []store.Flow{keyFlow("first", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := st.ReplicaStats()
+	if got := listFlows(t, st, 1); len(got) != 1 {
+		t.Fatalf("caught-up replica: flows %v, want [first]", got)
+	}
+	if p, r, _ := reads(before, st.ReplicaStats()); p != 0 || r != 1 {
+		t.Fatalf("reads on primary %d, on replica %d; want 0 and 1", p, r)
+	}
+
+	if err := pair.PauseReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Flows.Add(ctx, []store.Flow{keyFlow("second", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	// The probes see the replica fall behind, and keep it in service.
+	eventually(t, "a lag measured", func() bool { return st.ReplicaStats().Lag > 0 })
+	if !st.ReplicaStats().InUse {
+		t.Fatal("a replica an hour within READ_MAX_LAG is out of service")
+	}
+	before = st.ReplicaStats()
+	if got := listFlows(t, st, 1); len(got) != 1 {
+		t.Fatalf("paused replica: flows %v, want only [first] (the read went to the primary)", got)
+	}
+	if p, r, _ := reads(before, st.ReplicaStats()); p != 0 || r != 1 {
+		t.Fatalf("reads on primary %d, on replica %d; want 0 and 1", p, r)
+	}
+
+	if err := pair.ResumeReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second flow on the replica", func() bool { return len(listFlows(t, st, 1)) == 2 })
+	eventually(t, "the lag back to 0", func() bool { return st.ReplicaStats().Lag == 0 })
+}
+
+// Past READ_MAX_LAG the reads go to the primary, and see what it has; an
+// idle primary with a caught-up replica is no lag at all (a lag taken from
+// the replica's last replayed transaction would grow while nothing is
+// written).
+func TestReadsGoToThePrimaryPastReadMaxLag(t *testing.T) {
+	ctx := context.Background()
+	const maxLag = 300 * time.Millisecond
+	st, pair, _, _ := replicated(t, postgres.Options{ReadMaxLag: maxLag})
+	eventually(t, "the replica in use", inUse(st))
+
+	// Idle: nothing written for several times READ_MAX_LAG.
+	probes := st.ReplicaStats().Probes
+	eventually(t, "probes over 4 times READ_MAX_LAG", func() bool { return st.ReplicaStats().Probes >= probes+16 })
+	if s := st.ReplicaStats(); !s.InUse || s.Lag >= maxLag {
+		t.Fatalf("idle primary, caught-up replica: in use %v, lag %v; want in use, lag under %v", s.InUse, s.Lag, maxLag)
+	}
+	before := st.ReplicaStats()
+	listFlows(t, st, 2)
+	if p, r, _ := reads(before, st.ReplicaStats()); p != 0 || r != 1 {
+		t.Fatalf("idle: reads on primary %d, on replica %d; want 0 and 1", p, r)
+	}
+
+	if err := pair.PauseReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Flows.Add(ctx, []store.Flow{keyFlow("late", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica out of service", func() bool { return !st.ReplicaStats().InUse })
+	eventually(t, "a lag of READ_MAX_LAG measured", func() bool { return st.ReplicaStats().Lag >= maxLag })
+	before = st.ReplicaStats()
+	if got := listFlows(t, st, 2); len(got) != 1 || got[0] != "late" {
+		t.Fatalf("lagging replica: flows %v, want [late] from the primary", got)
+	}
+	if p, r, _ := reads(before, st.ReplicaStats()); p != 1 || r != 0 {
+		t.Fatalf("lagging: reads on primary %d, on replica %d; want 1 and 0", p, r)
+	}
+
+	if err := pair.ResumeReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica back in service", inUse(st))
+}
+
+// A replica that stops answering leaves service at the first read it
+// fails, which the primary answers instead; a store that starts with the
+// replica down never uses it.
+func TestReadsFallBackWhenTheReplicaStops(t *testing.T) {
+	ctx := context.Background()
+	// The probes are the test's (one an hour otherwise): only the failed
+	// read can take the replica out of service.
+	st, pair, primaryURL, replicaURL := replicated(t, postgres.Options{ReadMaxLag: 2 * time.Hour, ReadProbeInterval: time.Hour})
+	if err := st.Flows.Add(ctx, []store.Flow{keyFlow("kept", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica in use", func() bool {
+		if err := pair.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		postgres.ProbeReplica(st)
+		return st.ReplicaStats().InUse
+	})
+	listFlows(t, st, 3) // a replica connection in the pool, now to be cut
+	if err := pair.StopReplica(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := st.ReplicaStats()
+	if got := listFlows(t, st, 3); len(got) != 1 {
+		t.Fatalf("replica stopped: flows %v, want [kept]", got)
+	}
+	p, r, f := reads(before, st.ReplicaStats())
+	if f != 1 || p != 1 || r != 0 {
+		t.Fatalf("replica stopped: %d fallbacks, %d reads on primary, %d on replica; want 1, 1, 0", f, p, r)
+	}
+	if st.ReplicaStats().InUse {
+		t.Fatal("the replica is still in use after a read failed on it")
+	}
+	before = st.ReplicaStats()
+	listFlows(t, st, 3)
+	if p, r, f := reads(before, st.ReplicaStats()); p != 1 || r != 0 || f != 0 {
+		t.Fatalf("next read: %d on primary, %d on replica, %d fallbacks; want 1, 0, 0", p, r, f)
+	}
+
+	st2 := postgres.New(replicaTestPool(t, primaryURL), postgres.Options{ReadPool: replicaTestPool(t, replicaURL),
+		ReadProbeInterval: 20 * time.Millisecond})
+	defer st2.Close()
+	eventually(t, "probes of the stopped replica", func() bool { return st2.ReplicaStats().Probes >= 3 })
+	if s := st2.ReplicaStats(); s.Up || s.InUse {
+		t.Fatalf("stopped replica: up %v, in use %v", s.Up, s.InUse)
+	}
+	if got := listFlows(t, st2, 3); len(got) != 1 {
+		t.Fatalf("with the replica down from the start: flows %v, want [kept]", got)
+	}
+}
+
+// A row written on the primary less than the lag ago is found: the
+// replica's "not found" is asked again of the primary.
+func TestRowsNotYetOnTheReplicaComeFromThePrimary(t *testing.T) {
+	ctx := context.Background()
+	st, pair, _, _ := replicated(t, postgres.Options{ReadMaxLag: time.Hour})
+	eventually(t, "the replica in use", inUse(st))
+	if err := pair.PauseReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := st.Measurements.Insert(ctx, []store.Measurement{{StartedAt: time.Unix(1, 0), EndedAt: time.Unix(2, 0), Elapsed: 1,
+		Name: "/x", Method: "GET", App: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Devices.Create(ctx, "new-device", "New"); err != nil {
+		t.Fatal(err)
+	}
+	before := st.ReplicaStats()
+	if m, err := st.Measurements.Get(ctx, ids[0]); err != nil || m.Name != "/x" {
+		t.Fatalf("measurement %d written on the primary: %+v, %v", ids[0], m, err)
+	}
+	if _, err := st.Devices.Current(ctx, "new-device", time.Now(), store.PageRequest{Limit: 10}); err != nil {
+		t.Fatalf("current metrics of a device registered on the primary: %v", err)
+	}
+	_, err = st.Devices.Current(ctx, "no-such-device", time.Now(), store.PageRequest{Limit: 10})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown device: %v, want ErrNotFound", err)
+	}
+	if _, _, f := reads(before, st.ReplicaStats()); f != 3 {
+		t.Fatalf("%d fallbacks, want 3 (each read missed on the replica)", f)
+	}
+	if !st.ReplicaStats().InUse {
+		t.Fatal("a row not found took the replica out of service")
+	}
+}
+
+// DATABASE_READ_URL naming a server that is not in recovery (here the
+// primary itself; a promoted replica is the same) serves no reads.
+func TestAReadURLThatIsNotAReplicaIsNotUsed(t *testing.T) {
+	_, primaryURL, _ := testdb.Replicated(t)
+	st := postgres.New(replicaTestPool(t, primaryURL), postgres.Options{ReadPool: replicaTestPool(t, primaryURL),
+		ReadProbeInterval: 20 * time.Millisecond})
+	defer st.Close()
+	eventually(t, "probes", func() bool { return st.ReplicaStats().Probes >= 3 })
+	if s := st.ReplicaStats(); s.Up || s.InUse {
+		t.Fatalf("a primary as read replica: up %v, in use %v", s.Up, s.InUse)
+	}
+	before := st.ReplicaStats()
+	listFlows(t, st, 1)
+	if p, r, _ := reads(before, st.ReplicaStats()); p != 1 || r != 0 {
+		t.Fatalf("reads on primary %d, on replica %d; want 1 and 0", p, r)
+	}
+}
+
+// A store whose primary pool reaches a replica: not ready, and every write
+// is ErrReadOnly (an ErrUnavailable: a 503), never an unexpected error; a
+// migration refuses to run there.
+func TestStoreOnAReadOnlyServer(t *testing.T) {
+	ctx := context.Background()
+	pair, primaryURL, replicaURL := testdb.Replicated(t)
+	primary := postgres.New(replicaTestPool(t, primaryURL), postgres.Options{})
+	defer primary.Close()
+	if _, err := primary.Devices.Create(ctx, "dev", "Dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	replicaPool := replicaTestPool(t, replicaURL)
+	st := postgres.New(replicaPool, postgres.Options{})
+	defer st.Close()
+	if _, _, err := st.Ready(ctx); !errors.Is(err, store.ErrReadOnly) {
+		t.Fatalf("Ready on a replica: %v, want ErrReadOnly", err)
+	}
+	if _, _, err := primary.Ready(ctx); err != nil {
+		t.Fatalf("Ready on the primary: %v", err)
+	}
+	writes := map[string]func() error{
+		"flows": func() error { return st.Flows.Add(ctx, []store.Flow{keyFlow("a", 1)}) },
+		"measurements": func() error {
+			_, err := st.Measurements.Insert(ctx, []store.Measurement{{StartedAt: time.Unix(1, 0), EndedAt: time.Unix(2, 0), Name: "/", Method: "GET", App: "a"}})
+			return err
+		},
+		"device": func() error { _, err := st.Devices.Create(ctx, "other", "Other"); return err },
+		"device report": func() error {
+			return st.Devices.Report(ctx, store.MetricRow{DeviceID: "dev", Name: "m", Type: "int32", Slope: "both", Text: "1", TTL: 60, Time: time.Now()})
+		},
+		"collection": func() error { _, err := st.Collections.Create(ctx, 10); return err },
+	}
+	for name, write := range writes {
+		err := write()
+		if !errors.Is(err, store.ErrReadOnly) || !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s on a replica: %v, want ErrReadOnly (an ErrUnavailable)", name, err)
+		}
+	}
+
+	m, err := migrate.New(replicaPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	err = m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "read-only replica") {
+		t.Fatalf("migrate up on a replica: %v", err)
+	}
+	if err := m.Down(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "read-only replica") {
+		t.Fatalf("migrate down on a replica: %v", err)
+	}
+}
