@@ -90,6 +90,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s.documentDevices(api)
 	s.documentMeasurements(api)
 	s.documentCollections(api)
+	s.hideAliases(api) // last: the aliases stay served, out of the document
 
 	return mux, api
 }
@@ -107,6 +108,12 @@ func humaConfig() huma.Config {
 		return v, nil
 	})
 	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors)
+	// A misspelt or unsupported query parameter is a 422 item titled
+	// `unknown`, never silently ignored (a filter that does nothing returns
+	// every row). Every operation, present and future, is covered; the
+	// parameters the seeds' clients send beyond the contract are declared
+	// hidden where they are taken (measurements_dashboard.go).
+	cfg.RejectUnknownQueryParameters = true
 	// The default docs page loads its renderer from a CDN; ours is embedded.
 	cfg.DocsPath = ""
 	cfg.Info.Description = "One service for five kinds of operational data: hourly network flows, " +

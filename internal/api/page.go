@@ -51,6 +51,10 @@ func pageLinks(ctx context.Context, q PageQuery, total int64) string {
 	}
 	link := func(page int64, rel string) string {
 		v := u.Query()
+		// flask-profiler's skip and limit (measurements_dashboard.go) would
+		// override page and size.
+		v.Del("skip")
+		v.Del("limit")
 		v.Set("page", strconv.FormatInt(page, 10))
 		v.Set("size", strconv.FormatInt(q.Size, 10))
 		u.RawQuery = v.Encode()

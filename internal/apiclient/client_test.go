@@ -83,7 +83,7 @@ func TestGeneratedClientFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list.JSON200 == nil || list.JSON200.Total != 1 || (*list.JSON200.Items)[0].BytesTx != 300 {
+	if list.JSON200 == nil || list.JSON200.Total != 1 || list.JSON200.Items[0].BytesTx != 300 {
 		t.Fatalf("list: %d %s", list.StatusCode(), list.Body)
 	}
 	// Errors decode into the documented problem type.
