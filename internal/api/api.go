@@ -75,6 +75,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Method(http.MethodGet, "/docs/*", docsHandler())
 
 	api := humachi.New(mux, humaConfig())
+	documentServer(api.OpenAPI(), d.Config.BasePath)
 	api.UseMiddleware(negotiate, operationID)
 
 	// Each resource's setup (decoders, authentication), then every route
@@ -107,7 +108,7 @@ func humaConfig() huma.Config {
 		}
 		return v, nil
 	})
-	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors, explicitSecurity)
 	// A misspelt or unsupported query parameter is a 422 item titled
 	// `unknown`, never silently ignored (a filter that does nothing returns
 	// every row). Every operation, present and future, is covered; the

@@ -1,11 +1,11 @@
 package api
 
 import (
-	"maps"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"

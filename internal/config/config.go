@@ -16,8 +16,11 @@ import (
 
 // Config is the whole configuration of the service.
 type Config struct {
-	DatabaseURL     string
-	ListenAddr      string
+	DatabaseURL string
+	ListenAddr  string
+	// BasePath is the path prefix a reverse proxy serves the API under
+	// ("" or "/telemetry"; the proxy strips it before forwarding).
+	BasePath        string
 	LogLevel        slog.Level
 	MaxBodyBytes    int64
 	FlowsMaxBatch   int
@@ -73,6 +76,15 @@ var Vars = []Var{
 		str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
+	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page works under any prefix without it",
+		func(c *Config, v string) error {
+			v = strings.TrimRight(v, "/")
+			if v != "" && (!strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ")) {
+				return errors.New("must be a path starting with /, such as /telemetry")
+			}
+			c.BasePath = v
+			return nil
+		}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names",
