@@ -60,7 +60,8 @@ func New(d Deps) (http.Handler, huma.API) {
 	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config}
 
 	mux := chi.NewMux()
-	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), limits(d.Config.ReadTimeout, d.Config.DBTimeout))
+	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), limits(d.Config.ReadTimeout, d.Config.DBTimeout),
+		withBasePath(d.Config.BasePath))
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})

@@ -58,7 +58,7 @@ func pageLinks(ctx context.Context, q PageQuery, total int64) string {
 		v.Set("page", strconv.FormatInt(page, 10))
 		v.Set("size", strconv.FormatInt(q.Size, 10))
 		u.RawQuery = v.Encode()
-		return fmt.Sprintf("<%s>; rel=%q", u.RequestURI(), rel)
+		return fmt.Sprintf("<%s%s>; rel=%q", basePath(ctx), u.RequestURI(), rel)
 	}
 	links := []string{link(1, "first")}
 	if q.Page > 1 {
