@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,11 @@ func tsTools(t *testing.T) string {
 			t.Skipf("TypeScript client checks skipped: %s is not installed", tool)
 		}
 	}
+	if out, err := exec.Command("node", "--version").Output(); err != nil {
+		t.Skipf("TypeScript client checks skipped: node --version: %v", err)
+	} else if v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v"); !nodeAtLeast20(v) {
+		t.Skipf("TypeScript client checks skipped: node %s is older than 20 (Redocly CLI and openapi-fetch need 20)", v)
+	}
 	npmOnce.Do(func() {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
 			return // installed; `rm -rf internal/apiclient/ts/node_modules` after changing package.json
@@ -59,6 +65,12 @@ func tsTools(t *testing.T) string {
 		t.Skipf("TypeScript client checks skipped: npm ci failed (is the npm registry reachable?): %v", npmErr)
 	}
 	return dir
+}
+
+func nodeAtLeast20(version string) bool {
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 20
 }
 
 func lastLines(s string, n int) string {
