@@ -13,7 +13,7 @@ SWAGGER_UI_VERSION := 5.35.0
 DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbouncer-bin ui ui-screenshots ui-bench chromium-bin
+.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbouncer-bin ui ui-screenshots ui-bench chromium-bin node-bin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ run: build pg-bin ## migrate, then serve (starts a local PostgreSQL under ./.dat
 migrate: build ## apply pending migrations to the configured database
 	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate
 
-test: $(SQLC) pg-bin psql-bin pgbouncer-bin chromium-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
+test: $(SQLC) pg-bin psql-bin pgbouncer-bin chromium-bin node-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
 	$(GO) vet ./...
 	SQLC=$(SQLC) $(GO) test -race -count=1 -timeout 20m ./...
 	@# Say whether the TimescaleDB checks ran or were skipped (go test hides skips).
@@ -126,6 +126,16 @@ pgbouncer-bin:
 		echo "installing pgbouncer (apt-get install pgbouncer) for the PgBouncer tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
 	else echo "pgbouncer not found: install the pgbouncer package"; exit 1; fi
+
+# node and npm run the TypeScript client and Redocly checks (internal/apiclient/ts);
+# without them (or with a node older than 20) those two tests skip and say so.
+node-bin:
+	@command -v npm >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing node and npm (apt-get install nodejs npm) for the TypeScript client tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+		echo "node could not be installed: the TypeScript client tests skip"; \
+	else echo "npm not found: the TypeScript client tests skip (install nodejs 20+ and npm)"; fi
 
 # wrk drives the HTTP benchmarks from outside the Go process when installed;
 # without it they fall back to the Go client and say so: never fatal.

@@ -23,65 +23,213 @@ import (
 	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
-const usage = `Usage: telemetry <command>
+// command is one subcommand: its usage line and summary (the help lists
+// them in this order), the flags it takes, and what it does. A command's
+// -h or --help prints its usage and does nothing else (no configuration
+// read, no database connection); main exits 1 on any error, including an
+// unknown flag.
+type command struct {
+	name, args, summary string
+	// flags declares the command's flags on fs and returns what runs once
+	// they are parsed, with the remaining arguments.
+	flags func(fs *flag.FlagSet) func(ctx context.Context, e *cmdEnv, args []string) error
+}
 
-Commands:
-  serve               run the HTTP API (the schema must be migrated first)
-  migrate             apply every pending migration and exit
-  migrate status      list migrations and whether each is applied
-  migrate down        roll back the most recent migration
-  openapi             print the OpenAPI 3.0.3 document (YAML) to stdout
-  healthcheck         exit 0 when the local server's /readyz answers 200 (for containers)
-  token [--ttl 24h]   print a JWT for the device metrics API (signed with JWT_SECRET)
-  help, --help        show this help
+// cmdEnv is the process as run sees it.
+type cmdEnv struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
 
-Environment:
-`
+// config loads the configuration and the logger of a command that needs them.
+func (e *cmdEnv) config() (config.Config, *slog.Logger, error) {
+	cfg, err := config.Load(e.getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.LogLevel})), nil
+}
+
+// noFlags is the flags of a command that takes none.
+func noFlags(do func(ctx context.Context, e *cmdEnv, args []string) error) func(*flag.FlagSet) func(context.Context, *cmdEnv, []string) error {
+	return func(*flag.FlagSet) func(context.Context, *cmdEnv, []string) error { return do }
+}
+
+// commands is every subcommand, in the order the help lists them.
+var commands = []command{
+	{"serve", "", "run the HTTP API (the schema must be migrated first)", noFlags(
+		func(ctx context.Context, e *cmdEnv, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			cfg, log, err := e.config()
+			if err != nil {
+				return err
+			}
+			return serve(ctx, cfg, log, e.stdout, e.getenv)
+		})},
+	{"migrate", "[up|status|down]", "apply every pending migration (up, the default), list them (status), or roll back the most recent (down)", noFlags(
+		func(ctx context.Context, e *cmdEnv, args []string) error {
+			sub := ""
+			if len(args) > 0 {
+				sub = args[0]
+			}
+			if len(args) > 1 {
+				return fmt.Errorf("unexpected arguments %q", args[1:])
+			}
+			switch sub {
+			case "", "up", "status", "down":
+			default:
+				return fmt.Errorf("unknown migrate command %q (want up, status or down)", sub)
+			}
+			cfg, log, err := e.config()
+			if err != nil {
+				return err
+			}
+			return runMigrate(ctx, cfg, log, sub, e.stdout)
+		})},
+	{"openapi", "", "print the OpenAPI 3.0.3 document (YAML) to stdout", noFlags(
+		func(_ context.Context, e *cmdEnv, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			y, err := api.Spec().DowngradeYAML()
+			if err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(y)
+			return err
+		})},
+	{"healthcheck", "", "exit 0 when the local server's /readyz answers 200 (for containers)", noFlags(
+		func(ctx context.Context, e *cmdEnv, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			cfg, _, err := e.config()
+			if err != nil {
+				return err
+			}
+			return healthcheck(ctx, cfg)
+		})},
+	{"token", "[--ttl 24h]", "print a JWT for the device metrics API (signed with JWT_SECRET)",
+		func(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error {
+			ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token")
+			return func(_ context.Context, e *cmdEnv, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				cfg, _, err := e.config()
+				if err != nil {
+					return err
+				}
+				return printToken(cfg, *ttl, e.stdout)
+			}
+		}},
+	{"version", "", "print the module version (also --version)", noFlags(
+		func(_ context.Context, e *cmdEnv, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(e.stdout, "telemetry", version())
+			return err
+		})},
+}
+
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q", args)
+	}
+	return nil
+}
+
+// version is the main module's version from the build information: a
+// release tag, or the pseudo-version go build stamps from the VCS, with
+// the commit and the Go version.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown: built without module support)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)" // go run and go test stamp no version
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+		if s.Key == "vcs.modified" && s.Value == "true" {
+			v += " (modified)"
+		}
+	}
+	return v + " " + bi.GoVersion
+}
 
 // run is the whole program; main only wires it to the OS, so tests can run
 // it end to end with their own arguments, environment and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		printUsage(stdout)
-		if len(args) == 0 {
-			return errors.New("no command given")
-		}
-		return nil
+	e := &cmdEnv{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		printUsage(stderr)
+		return errors.New("no command given")
 	}
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-
 	switch args[0] {
-	case "openapi":
-		y, err := api.Spec().DowngradeYAML()
-		if err != nil {
-			return err
+	case "help", "-h", "-help", "--help":
+		printUsage(stdout)
+		return nil
+	case "-version", "--version", "-v":
+		args = []string{"version"}
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
 		}
-		_, err = stdout.Write(y)
-		return err
-	case "migrate":
-		sub := ""
-		if len(args) > 1 {
-			sub = args[1]
+		fs := flag.NewFlagSet("telemetry "+c.name, flag.ContinueOnError)
+		fs.SetOutput(io.Discard) // help and errors are printed below
+		do := c.flags(fs)
+		usage := func(w io.Writer) {
+			fmt.Fprintf(w, "Usage: telemetry %s %s\n\n%s\n", c.name, c.args, c.summary)
+			hasFlags := false
+			fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+			if hasFlags {
+				fmt.Fprintln(w, "\nFlags:")
+				fs.SetOutput(w)
+				fs.PrintDefaults()
+				fs.SetOutput(io.Discard)
+			}
+			fmt.Fprintln(w, "\nThe environment variables are listed by telemetry --help.")
 		}
-		return runMigrate(ctx, cfg, log, sub, stdout)
-	case "serve":
-		return serve(ctx, cfg, log, stdout, getenv)
-	case "healthcheck":
-		return healthcheck(ctx, cfg)
-	case "token":
-		return printToken(cfg, args[1:], stdout, stderr)
+		switch err := fs.Parse(args[1:]); {
+		case errors.Is(err, flag.ErrHelp):
+			usage(stdout)
+			return nil
+		case err != nil:
+			usage(stderr)
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		// -h or --help after a positional argument (migrate status --help).
+		for _, a := range fs.Args() {
+			if a == "-h" || a == "-help" || a == "--help" {
+				usage(stdout)
+				return nil
+			}
+		}
+		return do(ctx, e, fs.Args())
 	}
 	printUsage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, usage)
+	fmt.Fprint(w, "Usage: telemetry <command> [flags]\n\nCommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintf(tw, "  help, --help\tshow this help; <command> --help shows one command's\n")
+	tw.Flush()
+	fmt.Fprint(w, "\nEnvironment:\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, v := range config.Vars {
 		def := v.Default
 		if def == "" {
@@ -134,17 +282,11 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 
 // printToken prints a token for the device metrics API, like the Concertim
 // daemon's create-auth-token.
-func printToken(cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func printToken(cfg config.Config, ttl time.Duration, stdout io.Writer) error {
 	if err := cfg.RequireJWTSecret(); err != nil {
 		return err
 	}
-	token, err := auth.New(cfg.JWTSecret).Issue(*ttl)
+	token, err := auth.New(cfg.JWTSecret).Issue(ttl)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "migrate status", "migrate down", "openapi", "DATABASE_URL", "LISTEN_ADDR",
+	for _, want := range []string{"serve", "migrate [up|status|down]", "openapi", "token", "version", "DATABASE_URL", "LISTEN_ADDR", "BASE_PATH",
 		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL", "READ_HEADER_TIMEOUT", "READ_TIMEOUT", "WRITE_TIMEOUT",
 		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN"} {
 		if !strings.Contains(out.String(), want) {
@@ -377,5 +377,72 @@ func TestServeRecordsItsOwnRequestsAndFlushesAtShutdown(t *testing.T) {
 	}
 	if count != n || method != "GET" {
 		t.Fatalf("%d measurements of GET /flows recorded, want %d (method %q)", count, n, method)
+	}
+}
+
+// Every command's -h and --help print its usage to stdout and do nothing
+// else: no configuration is read (an invalid one does not matter), no
+// database is asked (DATABASE_URL points nowhere), no server starts.
+func TestEveryCommandHelp(t *testing.T) {
+	broken := env(map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "LOG_LEVEL": "loud"})
+	for _, c := range commands {
+		for _, args := range [][]string{{c.name, "-h"}, {c.name, "--help"}, {c.name, "-help"}} {
+			var out, errOut bytes.Buffer
+			if err := run(context.Background(), args, broken, &out, &errOut); err != nil {
+				t.Errorf("%v: %v", args, err)
+			}
+			if !strings.HasPrefix(out.String(), "Usage: telemetry "+c.name) || errOut.Len() != 0 {
+				t.Errorf("%v: stdout %q stderr %q", args, out.String(), errOut.String())
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "status", "--help"}, broken, &out, io.Discard); err != nil ||
+		!strings.Contains(out.String(), "Usage: telemetry migrate") {
+		t.Errorf("migrate status --help: %v %q", err, out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "-h"}, broken, &out, io.Discard); err != nil ||
+		!strings.Contains(out.String(), "-ttl") {
+		t.Errorf("token -h: %v %q", err, out.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}, {"-v"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, env(nil), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), "telemetry ") || !strings.Contains(out.String(), "go1.") {
+			t.Errorf("%v: %q", args, out.String())
+		}
+	}
+}
+
+// Unknown flags and stray arguments are errors (main exits 1) that say
+// what was wrong and print the command's usage to stderr; nothing runs.
+func TestUnknownFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--port", "80"}, "flag provided but not defined: -port"},
+		{[]string{"token", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"token", "--ttl", "soon"}, "invalid value"},
+		{[]string{"openapi", "extra"}, "unexpected arguments"},
+		{[]string{"migrate", "sideways"}, "unknown migrate command"},
+		{[]string{"--frobnicate"}, "unknown command"},
+	} {
+		var errOut bytes.Buffer
+		err := run(context.Background(), c.args, env(nil), io.Discard, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
+		}
+		if strings.HasPrefix(c.args[0], "-") || c.args[0] == "serve" || c.args[0] == "token" {
+			if !strings.Contains(errOut.String(), "Usage: telemetry") {
+				t.Errorf("%v: no usage on stderr: %q", c.args, errOut.String())
+			}
+		}
 	}
 }

@@ -58,7 +58,7 @@ type MetricValue struct {
 func (MetricValue) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{
 		Description: "A string for type string, otherwise a number.",
-		OneOf:       []*huma.Schema{{Type: "string"}, {Type: "number"}},
+		OneOf:       []*huma.Schema{{Type: "string"}, {Type: "number", Format: "double"}},
 		Examples:    []any{42},
 	}
 }

@@ -19,9 +19,17 @@ func docsHandler() http.Handler {
 	index, _ := fs.ReadFile(sub, "index.html")
 	files := http.StripPrefix("/docs/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/docs" || r.URL.Path == "/docs/" || r.URL.Path == "/docs/index.html" {
+		switch r.URL.Path {
+		case "/docs":
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			_, _ = w.Write(index)
+			return
+		case "/docs/", "/docs/index.html":
+			// The page's URLs are relative to /docs: send the browser there
+			// with a relative Location (http.Redirect would make it
+			// absolute and lose a proxy's path prefix).
+			w.Header().Set("Location", "../docs")
+			w.WriteHeader(http.StatusMovedPermanently)
 			return
 		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")

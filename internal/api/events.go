@@ -36,8 +36,17 @@ func (EventTimestamp) Schema(huma.Registry) *huma.Schema {
 		Description: "An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds " +
 			"(1763805600, fractions allowed). Absent or null: the time the server receives the request.",
 		Examples: []any{"2025-11-22T10:00:00Z"},
+		// Either form or null; generated clients get string | number | null.
+		// parseStartedAt's items are the ones a client sees (problem.go
+		// drops the schema's "matched none" where a hand check spoke).
+		AnyOf: []*huma.Schema{
+			{Type: huma.TypeString, Format: "date-time", Nullable: true},
+			{Type: huma.TypeNumber, Format: "double", Minimum: &zero, Maximum: &maxEpoch, Nullable: true},
+		},
 	}
 }
+
+var zero, maxEpoch = 0.0, float64(eventsMaxEpochSeconds)
 
 // UnmarshalJSON accepts anything: the raw value is checked by eventChecks.
 func (*EventTimestamp) UnmarshalJSON([]byte) error { return nil }

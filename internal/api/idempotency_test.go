@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -421,7 +422,14 @@ func TestIdempotencyKeyDocumented(t *testing.T) {
 			}
 		}
 	}
-	if len(seen) != len(idempotentOperations) {
-		t.Fatalf("documented on %v, want %v", seen, idempotentOperations)
+	// Aliases are served (with the header) but not in the document.
+	want := map[string]bool{}
+	for id := range idempotentOperations {
+		if !aliasIDs()[id] {
+			want[id] = true
+		}
+	}
+	if !maps.Equal(seen, want) {
+		t.Fatalf("documented on %v, want %v", seen, want)
 	}
 }

@@ -148,7 +148,9 @@ func (o *optionalNumber) Receiver() reflect.Value      { return reflect.ValueOf(
 func (o *optionalNumber) OnParamSet(isSet bool, _ any) { o.Set = isSet }
 
 // Schema documents the parameter as the number it carries.
-func (optionalNumber) Schema(huma.Registry) *huma.Schema { return &huma.Schema{Type: huma.TypeNumber} }
+func (optionalNumber) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeNumber, Format: "double"}
+}
 
 // MeasurementWindow is the time window every measurements query takes
 // (exported because huma only reads the parameters of exported embedded
@@ -255,6 +257,7 @@ func parseSort(s string, keys []string) (key string, desc bool, err error) {
 
 type listMeasurementsInput struct {
 	MeasurementFilter
+	DashboardParams
 	Sort string `query:"sort" default:"endedAt,desc" example:"elapsed,desc" doc:"Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id."`
 	PageQuery
 	sortKey string
@@ -263,6 +266,7 @@ type listMeasurementsInput struct {
 
 func (in *listMeasurementsInput) Resolve(huma.Context) []error {
 	errs := in.check()
+	in.PageQuery = in.DashboardParams.page(in.PageQuery)
 	var err error
 	if in.sortKey, in.desc, err = parseSort(in.Sort, store.MeasurementSortKeys()); err != nil {
 		errs = append(errs, err)
@@ -272,6 +276,7 @@ func (in *listMeasurementsInput) Resolve(huma.Context) []error {
 
 type groupMeasurementsInput struct {
 	MeasurementFilter
+	DashboardParams
 	Sort string `query:"sort" default:"count,desc" example:"avgElapsed,asc" doc:"Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method."`
 	PageQuery
 	sortKey string
@@ -280,6 +285,7 @@ type groupMeasurementsInput struct {
 
 func (in *groupMeasurementsInput) Resolve(huma.Context) []error {
 	errs := in.check()
+	in.PageQuery = in.DashboardParams.page(in.PageQuery)
 	var err error
 	if in.sortKey, in.desc, err = parseSort(in.Sort, store.MeasurementGroupSortKeys()); err != nil {
 		errs = append(errs, err)
@@ -434,11 +440,16 @@ func (s *server) measurementsDocs() map[string]huma.Operation {
 
 // documentMeasurements documents POST's request body: the handler takes
 // the body raw (measurements_decode.go decodes it), so huma knows no schema.
+// The document says array, not array-or-null: a null body is still taken
+// as an empty batch (the decoder's schema keeps it), but generated clients
+// should send an array.
 func (s *server) documentMeasurements(api huma.API) {
+	doc := *s.meas.schema
+	doc.Nullable = false
 	for _, path := range []string{"/api/measurements", "/api/measurements/"} {
 		api.OpenAPI().Paths[path].Post.RequestBody = &huma.RequestBody{
 			Required: true,
-			Content:  map[string]*huma.MediaType{"application/json": {Schema: s.meas.schema}},
+			Content:  map[string]*huma.MediaType{"application/json": {Schema: &doc}},
 		}
 	}
 }
@@ -472,7 +483,13 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 	out := &postMeasurementsOutput{}
 	answer, replayed, err := keyedWrite(ctx, s, in.RawBody, http.StatusCreated,
 		func(ctx context.Context) (any, error) { return s.st.Measurements.Insert(ctx, recs) },
-		func(ids any) measurementIDs { return measurementIDs{IDs: ids.([]int64)} })
+		func(ids any) measurementIDs {
+			out, _ := ids.([]int64)
+			if out == nil {
+				out = []int64{} // an empty batch: [], never null
+			}
+			return measurementIDs{IDs: out}
+		})
 	if err != nil {
 		return nil, s.storeError(ctx, "insert measurements", err)
 	}

@@ -115,7 +115,8 @@ func TestSelfProfileRecordsOwnRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ctx.Func != "getMeasurementV1" || ctx.Path != fmt.Sprintf("/api/v1/measurements/%d", id) ||
-		ctx.URL != ctx.Path+"?verbose=1&verbose=2" || ctx.Args["verbose"] != "1" || ctx.IP != "127.0.0.1" || ctx.Status != 200 {
+		ctx.URL != ctx.Path+"?verbose=1&verbose=2" || ctx.Args["verbose"] != "1" || ctx.IP != "127.0.0.1" ||
+		ctx.Status != http.StatusUnprocessableEntity { // verbose is an unknown parameter: refused, and recorded all the same
 		t.Fatalf("context %s", get.Context)
 	}
 	if ctx.Headers["User-Agent"] != "probe/1.0" || ctx.Headers["X-Request-Id"] != "req-42" || ctx.Headers["Host"] == "" {

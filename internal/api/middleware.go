@@ -36,12 +36,36 @@ type requestInfo struct {
 	// reading of the body, if any (limits.go).
 	dbTimeout time.Duration
 	bodyErr   error
+	// basePath is BASE_PATH: links the service writes (Link headers) are
+	// prefixed with it, as clients reach the service through the proxy.
+	basePath string
 }
 
 // RequestID is the request's X-Request-Id ("" outside a request).
 func RequestID(ctx context.Context) string {
 	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
 		return ri.id
+	}
+	return ""
+}
+
+// withBasePath records BASE_PATH in each request's info (after observe,
+// which creates it).
+func withBasePath(basePath string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ri, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
+				ri.basePath = basePath
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// basePath is BASE_PATH as the request's info carries it.
+func basePath(ctx context.Context) string {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return ri.basePath
 	}
 	return ""
 }

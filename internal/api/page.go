@@ -51,10 +51,14 @@ func pageLinks(ctx context.Context, q PageQuery, total int64) string {
 	}
 	link := func(page int64, rel string) string {
 		v := u.Query()
+		// flask-profiler's skip and limit (measurements_dashboard.go) would
+		// override page and size.
+		v.Del("skip")
+		v.Del("limit")
 		v.Set("page", strconv.FormatInt(page, 10))
 		v.Set("size", strconv.FormatInt(q.Size, 10))
 		u.RawQuery = v.Encode()
-		return fmt.Sprintf("<%s>; rel=%q", u.RequestURI(), rel)
+		return fmt.Sprintf("<%s%s>; rel=%q", basePath(ctx), u.RequestURI(), rel)
 	}
 	links := []string{link(1, "first")}
 	if q.Page > 1 {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,7 +93,34 @@ func NewProblem(status int, detail string, errs ...error) *Problem {
 		}
 		p.Errors = append(p.Errors, item)
 	}
+	p.Errors = dropUnmatchedSchema(p.Errors)
 	return p
+}
+
+// dropUnmatchedSchema drops huma's "matched none" item of an anyOf/oneOf
+// (a value of several allowed forms, such as a string or a number) where
+// a hand-made check reported the same location with a precise rule.
+func dropUnmatchedSchema(items []*ProblemItem) []*ProblemItem {
+	out := items[:0]
+	for _, it := range items {
+		if unmatched(it) && slices.ContainsFunc(items, func(o *ProblemItem) bool {
+			return o.Location == it.Location && !unmatched(o)
+		}) {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// A value that matches none of its allowed forms is a type error.
+const (
+	titleUnmatched  = "type"
+	detailUnmatched = " is none of the forms it may take (see the schema)"
+)
+
+func unmatched(it *ProblemItem) bool {
+	return it.Title == titleUnmatched && strings.HasSuffix(it.Detail, detailUnmatched)
 }
 
 // installErrorModel makes huma produce Problem for every error it writes:
@@ -103,6 +131,10 @@ var installErrorModel = sync.OnceFunc(func() {
 	// Field names are exact: "SRC_APP" is an unknown field, not src_app
 	// (huma, like encoding/json, folds case by default).
 	huma.ValidateStrictCasing = true
+	// An array in an answer is always an array, empty rather than null
+	// (newPage and the handlers make sure), so the document says so and
+	// generated clients get X[] rather than X[] | null.
+	huma.DefaultArrayNullable = false
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		return bodyTypeIsMalformed(NewProblem(status, msg, errs...))
 	}
@@ -244,6 +276,10 @@ var humaRules = compileHumaRules([]humaRule{
 		detail: func(f, a string) string { return f + " string to match pattern " + a }},
 	{format: validation.MsgExpectedBePattern, title: "format", // every "expected string to be <format>"
 		detail: func(f, a string) string { return f + " must be " + a }},
+	{format: validation.MsgExpectedMatchAtLeastOneSchema, title: titleUnmatched,
+		detail: func(f, _ string) string { return f + detailUnmatched }},
+	{format: validation.MsgExpectedMatchExactlyOneSchema, title: titleUnmatched,
+		detail: func(f, _ string) string { return f + detailUnmatched }},
 	{format: validation.MsgExpectedInteger, title: "type", detail: typeDetail("integer")},
 	{format: validation.MsgExpectedNumber, title: "type", detail: typeDetail("number")},
 	{format: validation.MsgExpectedString, title: "type", detail: typeDetail("string")},
@@ -292,8 +328,14 @@ func joinLocation(parent, name string) string {
 }
 
 // leafName is the last field of a location: body[3].bytes_tx -> bytes_tx,
-// query.hour -> hour, body[3] -> "".
+// query.hour -> hour, body[3] -> "". A parameter's name is everything after
+// its place (query.a.b -> a.b: an unknown query parameter may hold dots).
 func leafName(loc string) string {
+	for _, in := range []string{"query.", "path.", "header.", "cookie."} {
+		if name, ok := strings.CutPrefix(loc, in); ok {
+			return name
+		}
+	}
 	i := strings.LastIndexAny(loc, ".]")
 	if i < 0 || loc[i] == ']' {
 		return ""

@@ -134,8 +134,10 @@ func (s *server) operationDocs() map[string]huma.Operation {
 	return docs
 }
 
-// registerRoutes registers every route and its aliases. An alias keeps the
-// operation's documentation, with a summary that names the original.
+// registerRoutes registers every route and its aliases. An alias is
+// registered as a full operation (so every hook that adds behaviour, such
+// as idempotency, applies to it too) and then taken out of the document by
+// hideAliases: generated clients see each operation once.
 func (s *server) registerRoutes(api huma.API) {
 	docs := s.operationDocs()
 	params := checkParams(api) // params.go: last, after authentication
@@ -157,6 +159,37 @@ func (s *server) registerRoutes(api huma.API) {
 			o.Summary = op.Summary + " (alias of " + r.path + ")"
 			o.Description = "Alias of `" + r.method + " " + r.path + "` (" + r.id + "), same parameters and answers.\n\n" + op.Description
 			r.register(api, o)
+		}
+	}
+}
+
+// hideAliases removes the aliases from the document once every operation
+// is registered; they stay served. Each operation then appears once in
+// generated SDKs, under its main path.
+func (s *server) hideAliases(api huma.API) {
+	paths := api.OpenAPI().Paths
+	for _, r := range s.routes() {
+		for _, a := range r.aliases {
+			item := paths[a.path]
+			if item == nil {
+				continue
+			}
+			switch r.method {
+			case get:
+				item.Get = nil
+			case post:
+				item.Post = nil
+			case put:
+				item.Put = nil
+			case del:
+				item.Delete = nil
+			default:
+				panic("api: hideAliases: method " + r.method + " not handled")
+			}
+			if item.Get == nil && item.Post == nil && item.Put == nil && item.Delete == nil &&
+				item.Patch == nil && item.Head == nil && item.Options == nil && item.Trace == nil {
+				delete(paths, a.path)
+			}
 		}
 	}
 }

@@ -477,72 +477,18 @@ func (e ReadinessMode) Valid() bool {
 	}
 }
 
-// Defines values for GetMeasurementTimeseriesNoSlashParamsInterval.
-const (
-	GetMeasurementTimeseriesNoSlashParamsIntervalDaily  GetMeasurementTimeseriesNoSlashParamsInterval = "daily"
-	GetMeasurementTimeseriesNoSlashParamsIntervalHourly GetMeasurementTimeseriesNoSlashParamsInterval = "hourly"
-)
-
-// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesNoSlashParamsInterval enum.
-func (e GetMeasurementTimeseriesNoSlashParamsInterval) Valid() bool {
-	switch e {
-	case GetMeasurementTimeseriesNoSlashParamsIntervalDaily:
-		return true
-	case GetMeasurementTimeseriesNoSlashParamsIntervalHourly:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for GetMeasurementTimeseriesParamsInterval.
 const (
-	GetMeasurementTimeseriesParamsIntervalDaily  GetMeasurementTimeseriesParamsInterval = "daily"
-	GetMeasurementTimeseriesParamsIntervalHourly GetMeasurementTimeseriesParamsInterval = "hourly"
+	Daily  GetMeasurementTimeseriesParamsInterval = "daily"
+	Hourly GetMeasurementTimeseriesParamsInterval = "hourly"
 )
 
 // Valid indicates whether the value is a known member of the GetMeasurementTimeseriesParamsInterval enum.
 func (e GetMeasurementTimeseriesParamsInterval) Valid() bool {
 	switch e {
-	case GetMeasurementTimeseriesParamsIntervalDaily:
+	case Daily:
 		return true
-	case GetMeasurementTimeseriesParamsIntervalHourly:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for GetMeasurementTimeseriesV1NoSlashParamsInterval.
-const (
-	GetMeasurementTimeseriesV1NoSlashParamsIntervalDaily  GetMeasurementTimeseriesV1NoSlashParamsInterval = "daily"
-	GetMeasurementTimeseriesV1NoSlashParamsIntervalHourly GetMeasurementTimeseriesV1NoSlashParamsInterval = "hourly"
-)
-
-// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesV1NoSlashParamsInterval enum.
-func (e GetMeasurementTimeseriesV1NoSlashParamsInterval) Valid() bool {
-	switch e {
-	case GetMeasurementTimeseriesV1NoSlashParamsIntervalDaily:
-		return true
-	case GetMeasurementTimeseriesV1NoSlashParamsIntervalHourly:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for GetMeasurementTimeseriesV1ParamsInterval.
-const (
-	GetMeasurementTimeseriesV1ParamsIntervalDaily  GetMeasurementTimeseriesV1ParamsInterval = "daily"
-	GetMeasurementTimeseriesV1ParamsIntervalHourly GetMeasurementTimeseriesV1ParamsInterval = "hourly"
-)
-
-// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesV1ParamsInterval enum.
-func (e GetMeasurementTimeseriesV1ParamsInterval) Valid() bool {
-	switch e {
-	case GetMeasurementTimeseriesV1ParamsIntervalDaily:
-		return true
-	case GetMeasurementTimeseriesV1ParamsIntervalHourly:
+	case Hourly:
 		return true
 	default:
 		return false
@@ -681,7 +627,7 @@ type CollectionGCUnitsGcTime string
 // CollectionHTTP defines model for CollectionHTTP.
 type CollectionHTTP struct {
 	// Data One entry per (url, method) the service served in the window, by url then method.
-	Data  *[]CollectionURL    `json:"data"`
+	Data  []CollectionURL     `json:"data"`
 	Units CollectionHTTPUnits `json:"units"`
 }
 
@@ -878,7 +824,7 @@ type CurrentMetricType string
 type CurrentMetricValue0 = string
 
 // CurrentMetricValue1 defines model for CurrentMetric.Value.1.
-type CurrentMetricValue1 = float32
+type CurrentMetricValue1 = float64
 
 // CurrentMetric_Value The value, in its JSON type (string or number).
 //
@@ -938,7 +884,7 @@ type EventCommitBody struct {
 	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
 	//
 	// Example: 2025-11-22T10:00:00Z
-	StartedAt interface{} `json:"startedAt,omitempty"`
+	StartedAt *EventCommitBody_StartedAt `json:"startedAt,omitempty"`
 
 	// State The Locust runner state (informational, stored with the payload).
 	//
@@ -961,6 +907,19 @@ type EventCommitBody struct {
 	// Example: 0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f
 	Uuid                 openapi_types.UUID     `json:"uuid"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventCommitBodyStartedAt0 defines model for EventCommitBody.StartedAt.0.
+type EventCommitBodyStartedAt0 = time.Time
+
+// EventCommitBodyStartedAt1 defines model for EventCommitBody.StartedAt.1.
+type EventCommitBodyStartedAt1 = float64
+
+// EventCommitBody_StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+//
+// Example: 2025-11-22T10:00:00Z
+type EventCommitBody_StartedAt struct {
+	union json.RawMessage
 }
 
 // EventCommitFields defines model for EventCommitFields.
@@ -993,7 +952,7 @@ type EventRegisterBody struct {
 	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
 	//
 	// Example: 2025-11-22T10:00:00Z
-	StartedAt interface{} `json:"startedAt,omitempty"`
+	StartedAt *EventRegisterBody_StartedAt `json:"startedAt,omitempty"`
 
 	// State The Locust runner state (informational, stored with the payload).
 	//
@@ -1006,6 +965,19 @@ type EventRegisterBody struct {
 	// Example: http://10.0.0.5:8089
 	TargetHost           *string                `json:"targetHost,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// EventRegisterBodyStartedAt0 defines model for EventRegisterBody.StartedAt.0.
+type EventRegisterBodyStartedAt0 = time.Time
+
+// EventRegisterBodyStartedAt1 defines model for EventRegisterBody.StartedAt.1.
+type EventRegisterBodyStartedAt1 = float64
+
+// EventRegisterBody_StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+//
+// Example: 2025-11-22T10:00:00Z
+type EventRegisterBody_StartedAt struct {
+	union json.RawMessage
 }
 
 // EventRegisterFields defines model for EventRegisterFields.
@@ -1297,7 +1269,7 @@ type ListCollectionsOutputBody struct {
 	// CollectionUris URIs of the existing collections, relative to /appmetrics/api/v1, in creation order.
 	//
 	// Example: ["collections/0","collections/1"]
-	CollectionUris *[]string `json:"collectionUris"`
+	CollectionUris []string `json:"collectionUris"`
 }
 
 // Measurement defines model for Measurement.
@@ -1430,10 +1402,10 @@ type MeasurementInputMethod string
 // MeasurementPageMeasurement defines model for MeasurementPageMeasurement.
 type MeasurementPageMeasurement struct {
 	// Items This page's items; empty past the last page.
-	Items *[]Measurement `json:"items"`
+	Items []Measurement `json:"items"`
 
 	// Measurements The same items under flask-profiler's key.
-	Measurements *[]Measurement `json:"measurements"`
+	Measurements []Measurement `json:"measurements"`
 
 	// Page This page's number.
 	//
@@ -1454,10 +1426,10 @@ type MeasurementPageMeasurement struct {
 // MeasurementPageMeasurementGroup defines model for MeasurementPageMeasurementGroup.
 type MeasurementPageMeasurementGroup struct {
 	// Items This page's items; empty past the last page.
-	Items *[]MeasurementGroup `json:"items"`
+	Items []MeasurementGroup `json:"items"`
 
 	// Measurements The same items under flask-profiler's key.
-	Measurements *[]MeasurementGroup `json:"measurements"`
+	Measurements []MeasurementGroup `json:"measurements"`
 
 	// Page This page's number.
 	//
@@ -1523,7 +1495,7 @@ type MetricReportType string
 type MetricReportValue0 = string
 
 // MetricReportValue1 defines model for MetricReport.Value.1.
-type MetricReportValue1 = float32
+type MetricReportValue1 = float64
 
 // MetricReport_Value The value: a JSON string when type is string (empty allowed), otherwise a JSON number: integral and within range for the integer types (int8 -128..127, uint8 0..255, int16, uint16, int32, uint32), any finite number for float and double. Booleans and null are refused.
 //
@@ -1579,7 +1551,7 @@ type NewDevice struct {
 // PageCurrentMetric defines model for PageCurrentMetric.
 type PageCurrentMetric struct {
 	// Items This page's items; empty past the last page.
-	Items *[]CurrentMetric `json:"items"`
+	Items []CurrentMetric `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1600,7 +1572,7 @@ type PageCurrentMetric struct {
 // PageDevice defines model for PageDevice.
 type PageDevice struct {
 	// Items This page's items; empty past the last page.
-	Items *[]Device `json:"items"`
+	Items []Device `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1621,7 +1593,7 @@ type PageDevice struct {
 // PageEventRun defines model for PageEventRun.
 type PageEventRun struct {
 	// Items This page's items; empty past the last page.
-	Items *[]EventRun `json:"items"`
+	Items []EventRun `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1642,7 +1614,7 @@ type PageEventRun struct {
 // PageFlow defines model for PageFlow.
 type PageFlow struct {
 	// Items This page's items; empty past the last page.
-	Items *[]Flow `json:"items"`
+	Items []Flow `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1663,7 +1635,7 @@ type PageFlow struct {
 // PageHistoryPoint defines model for PageHistoryPoint.
 type PageHistoryPoint struct {
 	// Items This page's items; empty past the last page.
-	Items *[]HistoryPoint `json:"items"`
+	Items []HistoryPoint `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1684,7 +1656,7 @@ type PageHistoryPoint struct {
 // PageMetricSummary defines model for PageMetricSummary.
 type PageMetricSummary struct {
 	// Items This page's items; empty past the last page.
-	Items *[]MetricSummary `json:"items"`
+	Items []MetricSummary `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1707,7 +1679,7 @@ type PostMeasurementsOutputBody struct {
 	// Ids The new measurements' ids, in the order posted.
 	//
 	// Example: [96,97]
-	Ids *[]int64 `json:"ids"`
+	Ids []int64 `json:"ids"`
 }
 
 // Problem defines model for Problem.
@@ -1864,36 +1836,6 @@ type TokenResponse struct {
 	Token string `json:"token"`
 }
 
-// ListMeasurementsNoSlashParams defines parameters for ListMeasurementsNoSlash.
-type ListMeasurementsNoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
-
-	// Method Only these methods: one, or a comma list (exact match).
-	Method *string `form:"method,omitempty" json:"method,omitempty"`
-
-	// Name Only this name (exact match).
-	Name *string `form:"name,omitempty" json:"name,omitempty"`
-
-	// App Only this application (exact match).
-	App *string `form:"app,omitempty" json:"app,omitempty"`
-
-	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
-	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
-
-	// Page Page number, from 1.
-	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
-
-	// Size Items per page, 1 to 100.
-	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
-}
-
 // PostMeasurementsJSONBody defines parameters for PostMeasurements.
 type PostMeasurementsJSONBody = []MeasurementInput
 
@@ -1906,52 +1848,13 @@ type PostMeasurementsParams struct {
 // ListMeasurementsParams defines parameters for ListMeasurements.
 type ListMeasurementsParams struct {
 	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+	StartedAt *float64 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
 
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+	EndedAt *float64 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
 	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
-
-	// Method Only these methods: one, or a comma list (exact match).
-	Method *string `form:"method,omitempty" json:"method,omitempty"`
-
-	// Name Only this name (exact match).
-	Name *string `form:"name,omitempty" json:"name,omitempty"`
-
-	// App Only this application (exact match).
-	App *string `form:"app,omitempty" json:"app,omitempty"`
-
-	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
-	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
-
-	// Page Page number, from 1.
-	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
-
-	// Size Items per page, 1 to 100.
-	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
-}
-
-// PostMeasurementsSlashJSONBody defines parameters for PostMeasurementsSlash.
-type PostMeasurementsSlashJSONBody = []MeasurementInput
-
-// PostMeasurementsSlashParams defines parameters for PostMeasurementsSlash.
-type PostMeasurementsSlashParams struct {
-	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
-	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
-}
-
-// FilterMeasurementsNoSlashParams defines parameters for FilterMeasurementsNoSlash.
-type FilterMeasurementsNoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+	Elapsed *float64 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
 
 	// Method Only these methods: one, or a comma list (exact match).
 	Method *string `form:"method,omitempty" json:"method,omitempty"`
@@ -1975,13 +1878,13 @@ type FilterMeasurementsNoSlashParams struct {
 // FilterMeasurementsParams defines parameters for FilterMeasurements.
 type FilterMeasurementsParams struct {
 	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+	StartedAt *float64 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
 
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+	EndedAt *float64 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
 	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+	Elapsed *float64 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
 
 	// Method Only these methods: one, or a comma list (exact match).
 	Method *string `form:"method,omitempty" json:"method,omitempty"`
@@ -2002,46 +1905,16 @@ type FilterMeasurementsParams struct {
 	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
 }
 
-// ListMeasurementGroupsNoSlashParams defines parameters for ListMeasurementGroupsNoSlash.
-type ListMeasurementGroupsNoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
-
-	// Method Only these methods: one, or a comma list (exact match).
-	Method *string `form:"method,omitempty" json:"method,omitempty"`
-
-	// Name Only this name (exact match).
-	Name *string `form:"name,omitempty" json:"name,omitempty"`
-
-	// App Only this application (exact match).
-	App *string `form:"app,omitempty" json:"app,omitempty"`
-
-	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
-	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
-
-	// Page Page number, from 1.
-	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
-
-	// Size Items per page, 1 to 100.
-	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
-}
-
 // ListMeasurementGroupsParams defines parameters for ListMeasurementGroups.
 type ListMeasurementGroupsParams struct {
 	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+	StartedAt *float64 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
 
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+	EndedAt *float64 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
 	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
+	Elapsed *float64 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
 
 	// Method Only these methods: one, or a comma list (exact match).
 	Method *string `form:"method,omitempty" json:"method,omitempty"`
@@ -2060,48 +1933,24 @@ type ListMeasurementGroupsParams struct {
 
 	// Size Items per page, 1 to 100.
 	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
-}
-
-// GetMethodDistributionNoSlashParams defines parameters for GetMethodDistributionNoSlash.
-type GetMethodDistributionNoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 }
 
 // GetMethodDistributionParams defines parameters for GetMethodDistribution.
 type GetMethodDistributionParams struct {
 	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+	StartedAt *float64 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
 
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+	EndedAt *float64 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 }
-
-// GetMeasurementTimeseriesNoSlashParams defines parameters for GetMeasurementTimeseriesNoSlash.
-type GetMeasurementTimeseriesNoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
-	Interval *GetMeasurementTimeseriesNoSlashParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
-}
-
-// GetMeasurementTimeseriesNoSlashParamsInterval defines parameters for GetMeasurementTimeseriesNoSlash.
-type GetMeasurementTimeseriesNoSlashParamsInterval string
 
 // GetMeasurementTimeseriesParams defines parameters for GetMeasurementTimeseries.
 type GetMeasurementTimeseriesParams struct {
 	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
+	StartedAt *float64 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
 
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
+	EndedAt *float64 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
 	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
 	Interval *GetMeasurementTimeseriesParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
@@ -2109,114 +1958,6 @@ type GetMeasurementTimeseriesParams struct {
 
 // GetMeasurementTimeseriesParamsInterval defines parameters for GetMeasurementTimeseries.
 type GetMeasurementTimeseriesParamsInterval string
-
-// ListMeasurementGroupsV1NoSlashParams defines parameters for ListMeasurementGroupsV1NoSlash.
-type ListMeasurementGroupsV1NoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
-
-	// Method Only these methods: one, or a comma list (exact match).
-	Method *string `form:"method,omitempty" json:"method,omitempty"`
-
-	// Name Only this name (exact match).
-	Name *string `form:"name,omitempty" json:"name,omitempty"`
-
-	// App Only this application (exact match).
-	App *string `form:"app,omitempty" json:"app,omitempty"`
-
-	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
-	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
-
-	// Page Page number, from 1.
-	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
-
-	// Size Items per page, 1 to 100.
-	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
-}
-
-// ListMeasurementGroupsV1Params defines parameters for ListMeasurementGroupsV1.
-type ListMeasurementGroupsV1Params struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Elapsed Only measurements that took at least this many seconds.
-	Elapsed *float32 `form:"elapsed,omitempty" json:"elapsed,omitempty"`
-
-	// Method Only these methods: one, or a comma list (exact match).
-	Method *string `form:"method,omitempty" json:"method,omitempty"`
-
-	// Name Only this name (exact match).
-	Name *string `form:"name,omitempty" json:"name,omitempty"`
-
-	// App Only this application (exact match).
-	App *string `form:"app,omitempty" json:"app,omitempty"`
-
-	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
-	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
-
-	// Page Page number, from 1.
-	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
-
-	// Size Items per page, 1 to 100.
-	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
-}
-
-// GetMethodDistributionV1NoSlashParams defines parameters for GetMethodDistributionV1NoSlash.
-type GetMethodDistributionV1NoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-}
-
-// GetMethodDistributionV1Params defines parameters for GetMethodDistributionV1.
-type GetMethodDistributionV1Params struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-}
-
-// GetMeasurementTimeseriesV1NoSlashParams defines parameters for GetMeasurementTimeseriesV1NoSlash.
-type GetMeasurementTimeseriesV1NoSlashParams struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
-	Interval *GetMeasurementTimeseriesV1NoSlashParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
-}
-
-// GetMeasurementTimeseriesV1NoSlashParamsInterval defines parameters for GetMeasurementTimeseriesV1NoSlash.
-type GetMeasurementTimeseriesV1NoSlashParamsInterval string
-
-// GetMeasurementTimeseriesV1Params defines parameters for GetMeasurementTimeseriesV1.
-type GetMeasurementTimeseriesV1Params struct {
-	// StartedAt Only measurements started at or after this time, epoch seconds. Default: 7 days before now.
-	StartedAt *float32 `form:"startedAt,omitempty" json:"startedAt,omitempty"`
-
-	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
-	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
-
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
-	Interval *GetMeasurementTimeseriesV1ParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
-}
-
-// GetMeasurementTimeseriesV1ParamsInterval defines parameters for GetMeasurementTimeseriesV1.
-type GetMeasurementTimeseriesV1ParamsInterval string
 
 // CommitEventParams defines parameters for CommitEvent.
 type CommitEventParams struct {
@@ -2334,9 +2075,6 @@ type PutDeviceMetricParams struct {
 
 // PostMeasurementsJSONRequestBody defines body for PostMeasurements for application/json ContentType.
 type PostMeasurementsJSONRequestBody = PostMeasurementsJSONBody
-
-// PostMeasurementsSlashJSONRequestBody defines body for PostMeasurementsSlash for application/json ContentType.
-type PostMeasurementsSlashJSONRequestBody = PostMeasurementsSlashJSONBody
 
 // CommitEventJSONRequestBody defines body for CommitEvent for application/json ContentType.
 type CommitEventJSONRequestBody = EventCommitBody
@@ -2494,9 +2232,11 @@ func (a EventCommitBody) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'measurement': %w", err)
 	}
 
-	object["startedAt"], err = json.Marshal(a.StartedAt)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'startedAt': %w", err)
+	if a.StartedAt != nil {
+		object["startedAt"], err = json.Marshal(a.StartedAt)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'startedAt': %w", err)
+		}
 	}
 
 	if a.State != nil {
@@ -2809,9 +2549,11 @@ func (a EventRegisterBody) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'measurement': %w", err)
 	}
 
-	object["startedAt"], err = json.Marshal(a.StartedAt)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'startedAt': %w", err)
+	if a.StartedAt != nil {
+		object["startedAt"], err = json.Marshal(a.StartedAt)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'startedAt': %w", err)
+		}
 	}
 
 	if a.State != nil {
@@ -3314,6 +3056,130 @@ func (t *CurrentMetric_Value) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// AsEventCommitBodyStartedAt0 returns the union data inside the EventCommitBody_StartedAt as a EventCommitBodyStartedAt0
+func (t EventCommitBody_StartedAt) AsEventCommitBodyStartedAt0() (EventCommitBodyStartedAt0, error) {
+	var body EventCommitBodyStartedAt0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEventCommitBodyStartedAt0 overwrites any union data inside the EventCommitBody_StartedAt as the provided EventCommitBodyStartedAt0
+func (t *EventCommitBody_StartedAt) FromEventCommitBodyStartedAt0(v EventCommitBodyStartedAt0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEventCommitBodyStartedAt0 performs a merge with any union data inside the EventCommitBody_StartedAt, using the provided EventCommitBodyStartedAt0
+func (t *EventCommitBody_StartedAt) MergeEventCommitBodyStartedAt0(v EventCommitBodyStartedAt0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsEventCommitBodyStartedAt1 returns the union data inside the EventCommitBody_StartedAt as a EventCommitBodyStartedAt1
+func (t EventCommitBody_StartedAt) AsEventCommitBodyStartedAt1() (EventCommitBodyStartedAt1, error) {
+	var body EventCommitBodyStartedAt1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEventCommitBodyStartedAt1 overwrites any union data inside the EventCommitBody_StartedAt as the provided EventCommitBodyStartedAt1
+func (t *EventCommitBody_StartedAt) FromEventCommitBodyStartedAt1(v EventCommitBodyStartedAt1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEventCommitBodyStartedAt1 performs a merge with any union data inside the EventCommitBody_StartedAt, using the provided EventCommitBodyStartedAt1
+func (t *EventCommitBody_StartedAt) MergeEventCommitBodyStartedAt1(v EventCommitBodyStartedAt1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t EventCommitBody_StartedAt) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *EventCommitBody_StartedAt) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsEventRegisterBodyStartedAt0 returns the union data inside the EventRegisterBody_StartedAt as a EventRegisterBodyStartedAt0
+func (t EventRegisterBody_StartedAt) AsEventRegisterBodyStartedAt0() (EventRegisterBodyStartedAt0, error) {
+	var body EventRegisterBodyStartedAt0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEventRegisterBodyStartedAt0 overwrites any union data inside the EventRegisterBody_StartedAt as the provided EventRegisterBodyStartedAt0
+func (t *EventRegisterBody_StartedAt) FromEventRegisterBodyStartedAt0(v EventRegisterBodyStartedAt0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEventRegisterBodyStartedAt0 performs a merge with any union data inside the EventRegisterBody_StartedAt, using the provided EventRegisterBodyStartedAt0
+func (t *EventRegisterBody_StartedAt) MergeEventRegisterBodyStartedAt0(v EventRegisterBodyStartedAt0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsEventRegisterBodyStartedAt1 returns the union data inside the EventRegisterBody_StartedAt as a EventRegisterBodyStartedAt1
+func (t EventRegisterBody_StartedAt) AsEventRegisterBodyStartedAt1() (EventRegisterBodyStartedAt1, error) {
+	var body EventRegisterBodyStartedAt1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEventRegisterBodyStartedAt1 overwrites any union data inside the EventRegisterBody_StartedAt as the provided EventRegisterBodyStartedAt1
+func (t *EventRegisterBody_StartedAt) FromEventRegisterBodyStartedAt1(v EventRegisterBodyStartedAt1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEventRegisterBodyStartedAt1 performs a merge with any union data inside the EventRegisterBody_StartedAt, using the provided EventRegisterBodyStartedAt1
+func (t *EventRegisterBody_StartedAt) MergeEventRegisterBodyStartedAt1(v EventRegisterBodyStartedAt1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t EventRegisterBody_StartedAt) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *EventRegisterBody_StartedAt) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // AsMetricReportValue0 returns the union data inside the MetricReport_Value as a MetricReportValue0
 func (t MetricReport_Value) AsMetricReportValue0() (MetricReportValue0, error) {
 	var body MetricReportValue0
@@ -3450,17 +3316,6 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// ListMeasurementsNoSlash List measurements (alias of /api/measurements/)
-	//
-	// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
-	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
-	ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
 	// PostMeasurementsWithBody Store measurements
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
@@ -3496,47 +3351,6 @@ type ClientInterface interface {
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 	ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostMeasurementsSlashWithBody Store measurements (alias of /api/measurements)
-	//
-	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-	//
-	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-	//
-	// Takes any type of body and a specified content type.
-	//
-	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlashWithBody(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// PostMeasurementsSlash Store measurements (alias of /api/measurements)
-	//
-	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-	//
-	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-	//
-	// Takes a body of the `application/json` content type.
-	//
-	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlash(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// FilterMeasurementsNoSlash Filter measurements (alias of /api/measurements/filter/)
-	//
-	// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
-	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
-	FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
 	// FilterMeasurements Filter measurements
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
@@ -3545,17 +3359,6 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 	FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// ListMeasurementGroupsNoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
-	//
-	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
-	ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMeasurementGroups Measurements grouped by name and method
 	//
@@ -3566,17 +3369,6 @@ type ClientInterface interface {
 	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 	ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMethodDistributionNoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
-	//
-	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
-	GetMethodDistributionNoSlash(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
 	// GetMethodDistribution Number of measurements per method
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
@@ -3585,17 +3377,6 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMeasurementTimeseriesNoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-	//
-	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
-	GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMeasurementTimeseries Number of measurements per day or hour
 	//
@@ -3614,105 +3395,6 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
 	GetMeasurement(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMeasurementSlash Get a measurement (alias of /api/measurements/{id})
-	//
-	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-	//
-	// Every field of one measurement.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
-	GetMeasurementSlash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// ListMeasurementGroupsV1NoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
-	//
-	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
-	ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// ListMeasurementGroupsV1 Measurements grouped by name and method (alias of /api/measurements/grouped/)
-	//
-	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
-	ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMeasurementV1 Get a measurement (alias of /api/measurements/{id})
-	//
-	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-	//
-	// Every field of one measurement.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
-	GetMeasurementV1(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMeasurementV1Slash Get a measurement (alias of /api/measurements/{id})
-	//
-	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-	//
-	// Every field of one measurement.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
-	GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMethodDistributionV1NoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
-	//
-	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
-	GetMethodDistributionV1NoSlash(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMethodDistributionV1 Number of measurements per method (alias of /api/measurements/methodDistribution/)
-	//
-	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
-	GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMeasurementTimeseriesV1NoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-	//
-	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
-	GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetMeasurementTimeseriesV1 Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-	//
-	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
-	GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CommitEventWithBody Commit the results of a load-test run
 	//
@@ -4024,27 +3706,6 @@ type ClientInterface interface {
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// ListMeasurementsNoSlash List measurements (alias of /api/measurements/)
-//
-// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
-//
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
-func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListMeasurementsNoSlashRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
 // PostMeasurementsWithBody Store measurements
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
@@ -4110,77 +3771,6 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 	return c.Client.Do(req)
 }
 
-// PostMeasurementsSlashWithBody Store measurements (alias of /api/measurements)
-//
-// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-//
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-//
-// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-//
-// Takes any type of body and a specified content type.
-//
-// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *Client) PostMeasurementsSlashWithBody(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostMeasurementsSlashRequestWithBody(c.Server, params, contentType, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// PostMeasurementsSlash Store measurements (alias of /api/measurements)
-//
-// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-//
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-//
-// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-//
-// Takes a body of the `application/json` content type.
-//
-// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *Client) PostMeasurementsSlash(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostMeasurementsSlashRequest(c.Server, params, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// FilterMeasurementsNoSlash Filter measurements (alias of /api/measurements/filter/)
-//
-// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
-//
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
-func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewFilterMeasurementsNoSlashRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
 // FilterMeasurements Filter measurements
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
@@ -4190,27 +3780,6 @@ func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMe
 // Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewFilterMeasurementsRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// ListMeasurementGroupsNoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
-//
-// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-//
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
-func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListMeasurementGroupsNoSlashRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4240,27 +3809,6 @@ func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurem
 	return c.Client.Do(req)
 }
 
-// GetMethodDistributionNoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
-//
-// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-//
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
-func (c *Client) GetMethodDistributionNoSlash(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMethodDistributionNoSlashRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
 // GetMethodDistribution Number of measurements per method
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
@@ -4270,27 +3818,6 @@ func (c *Client) GetMethodDistributionNoSlash(ctx context.Context, params *GetMe
 // Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMethodDistributionRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMeasurementTimeseriesNoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-//
-// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-//
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
-func (c *Client) GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMeasurementTimeseriesNoSlashRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4329,195 +3856,6 @@ func (c *Client) GetMeasurementTimeseries(ctx context.Context, params *GetMeasur
 // Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
 func (c *Client) GetMeasurement(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeasurementRequest(c.Server, id)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMeasurementSlash Get a measurement (alias of /api/measurements/{id})
-//
-// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-//
-// Every field of one measurement.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
-func (c *Client) GetMeasurementSlash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMeasurementSlashRequest(c.Server, id)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// ListMeasurementGroupsV1NoSlash Measurements grouped by name and method (alias of /api/measurements/grouped/)
-//
-// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-//
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
-func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListMeasurementGroupsV1NoSlashRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// ListMeasurementGroupsV1 Measurements grouped by name and method (alias of /api/measurements/grouped/)
-//
-// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-//
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
-func (c *Client) ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListMeasurementGroupsV1Request(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMeasurementV1 Get a measurement (alias of /api/measurements/{id})
-//
-// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-//
-// Every field of one measurement.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
-func (c *Client) GetMeasurementV1(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMeasurementV1Request(c.Server, id)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMeasurementV1Slash Get a measurement (alias of /api/measurements/{id})
-//
-// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-//
-// Every field of one measurement.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
-func (c *Client) GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMeasurementV1SlashRequest(c.Server, id)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMethodDistributionV1NoSlash Number of measurements per method (alias of /api/measurements/methodDistribution/)
-//
-// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-//
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
-func (c *Client) GetMethodDistributionV1NoSlash(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMethodDistributionV1NoSlashRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMethodDistributionV1 Number of measurements per method (alias of /api/measurements/methodDistribution/)
-//
-// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-//
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
-func (c *Client) GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMethodDistributionV1Request(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMeasurementTimeseriesV1NoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-//
-// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-//
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
-func (c *Client) GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMeasurementTimeseriesV1NoSlashRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetMeasurementTimeseriesV1 Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-//
-// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-//
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
-func (c *Client) GetMeasurementTimeseriesV1(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMeasurementTimeseriesV1Request(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5163,156 +4501,6 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 	return c.Client.Do(req)
 }
 
-// NewListMeasurementsNoSlashRequest constructs an http.Request for the ListMeasurementsNoSlash method
-func NewListMeasurementsNoSlashRequest(server string, params *ListMeasurementsNoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Elapsed != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Method != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Name != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.App != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Sort != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Page != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Size != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
 // NewPostMeasurementsRequest calls the generic PostMeasurements builder with application/json body
 func NewPostMeasurementsRequest(server string, params *PostMeasurementsParams, body PostMeasurementsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5398,7 +4586,7 @@ func NewListMeasurementsRequest(server string, params *ListMeasurementsParams) (
 
 		if params.StartedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5410,7 +4598,7 @@ func NewListMeasurementsRequest(server string, params *ListMeasurementsParams) (
 
 		if params.EndedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5422,212 +4610,7 @@ func NewListMeasurementsRequest(server string, params *ListMeasurementsParams) (
 
 		if params.Elapsed != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Method != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Name != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.App != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Sort != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Page != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Size != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewPostMeasurementsSlashRequest calls the generic PostMeasurementsSlash builder with application/json body
-func NewPostMeasurementsSlashRequest(server string, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = bytes.NewReader(buf)
-	return NewPostMeasurementsSlashRequestWithBody(server, params, "application/json", bodyReader)
-}
-
-// NewPostMeasurementsSlashRequestWithBody constructs an http.Request for the PostMeasurementsSlash method, with any body, and a specified content type
-func NewPostMeasurementsSlashRequestWithBody(server string, params *PostMeasurementsSlashParams, contentType string, body io.Reader) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements/")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
-	if err != nil {
-		return nil, err
-	}
-
-	req.Header.Add("Content-Type", contentType)
-
-	if params != nil {
-
-		if params.IdempotencyKey != nil {
-			var headerParam0 string
-
-			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
-			if err != nil {
-				return nil, err
-			}
-
-			req.Header.Set("Idempotency-Key", headerParam0)
-		}
-
-	}
-
-	return req, nil
-}
-
-// NewFilterMeasurementsNoSlashRequest constructs an http.Request for the FilterMeasurementsNoSlash method
-func NewFilterMeasurementsNoSlashRequest(server string, params *FilterMeasurementsNoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements/filter")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Elapsed != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5753,7 +4736,7 @@ func NewFilterMeasurementsRequest(server string, params *FilterMeasurementsParam
 
 		if params.StartedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5765,7 +4748,7 @@ func NewFilterMeasurementsRequest(server string, params *FilterMeasurementsParam
 
 		if params.EndedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5777,157 +4760,7 @@ func NewFilterMeasurementsRequest(server string, params *FilterMeasurementsParam
 
 		if params.Elapsed != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Method != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Name != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.App != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Sort != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Page != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Size != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewListMeasurementGroupsNoSlashRequest constructs an http.Request for the ListMeasurementGroupsNoSlash method
-func NewListMeasurementGroupsNoSlashRequest(server string, params *ListMeasurementGroupsNoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements/grouped")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Elapsed != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6053,7 +4886,7 @@ func NewListMeasurementGroupsRequest(server string, params *ListMeasurementGroup
 
 		if params.StartedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6065,7 +4898,7 @@ func NewListMeasurementGroupsRequest(server string, params *ListMeasurementGroup
 
 		if params.EndedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6077,7 +4910,7 @@ func NewListMeasurementGroupsRequest(server string, params *ListMeasurementGroup
 
 		if params.Elapsed != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6173,72 +5006,6 @@ func NewListMeasurementGroupsRequest(server string, params *ListMeasurementGroup
 	return req, nil
 }
 
-// NewGetMethodDistributionNoSlashRequest constructs an http.Request for the GetMethodDistributionNoSlash method
-func NewGetMethodDistributionNoSlashRequest(server string, params *GetMethodDistributionNoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements/methodDistribution")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
 // NewGetMethodDistributionRequest constructs an http.Request for the GetMethodDistribution method
 func NewGetMethodDistributionRequest(server string, params *GetMethodDistributionParams) (*http.Request, error) {
 	var err error
@@ -6269,7 +5036,7 @@ func NewGetMethodDistributionRequest(server string, params *GetMethodDistributio
 
 		if params.StartedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6281,85 +5048,7 @@ func NewGetMethodDistributionRequest(server string, params *GetMethodDistributio
 
 		if params.EndedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMeasurementTimeseriesNoSlashRequest constructs an http.Request for the GetMeasurementTimeseriesNoSlash method
-func NewGetMeasurementTimeseriesNoSlashRequest(server string, params *GetMeasurementTimeseriesNoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements/timeseries")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Interval != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6413,7 +5102,7 @@ func NewGetMeasurementTimeseriesRequest(server string, params *GetMeasurementTim
 
 		if params.StartedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6425,7 +5114,7 @@ func NewGetMeasurementTimeseriesRequest(server string, params *GetMeasurementTim
 
 		if params.EndedAt != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6485,696 +5174,6 @@ func NewGetMeasurementRequest(server string, id int64) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMeasurementSlashRequest constructs an http.Request for the GetMeasurementSlash method
-func NewGetMeasurementSlashRequest(server string, id int64) (*http.Request, error) {
-	var err error
-
-	var pathParam0 string
-
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
-	if err != nil {
-		return nil, err
-	}
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/measurements/%s/", pathParam0)
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewListMeasurementGroupsV1NoSlashRequest constructs an http.Request for the ListMeasurementGroupsV1NoSlash method
-func NewListMeasurementGroupsV1NoSlashRequest(server string, params *ListMeasurementGroupsV1NoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/measurements/grouped")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Elapsed != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Method != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Name != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.App != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Sort != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Page != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Size != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewListMeasurementGroupsV1Request constructs an http.Request for the ListMeasurementGroupsV1 method
-func NewListMeasurementGroupsV1Request(server string, params *ListMeasurementGroupsV1Params) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/measurements/grouped/")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Elapsed != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "elapsed", *params.Elapsed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Method != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "method", *params.Method, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Name != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", *params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.App != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "app", *params.App, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Sort != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Page != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Size != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMeasurementV1Request constructs an http.Request for the GetMeasurementV1 method
-func NewGetMeasurementV1Request(server string, id int64) (*http.Request, error) {
-	var err error
-
-	var pathParam0 string
-
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
-	if err != nil {
-		return nil, err
-	}
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/measurements/%s", pathParam0)
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMeasurementV1SlashRequest constructs an http.Request for the GetMeasurementV1Slash method
-func NewGetMeasurementV1SlashRequest(server string, id int64) (*http.Request, error) {
-	var err error
-
-	var pathParam0 string
-
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
-	if err != nil {
-		return nil, err
-	}
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/measurements/%s/", pathParam0)
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMethodDistributionV1NoSlashRequest constructs an http.Request for the GetMethodDistributionV1NoSlash method
-func NewGetMethodDistributionV1NoSlashRequest(server string, params *GetMethodDistributionV1NoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/methodDistribution")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMethodDistributionV1Request constructs an http.Request for the GetMethodDistributionV1 method
-func NewGetMethodDistributionV1Request(server string, params *GetMethodDistributionV1Params) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/methodDistribution/")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMeasurementTimeseriesV1NoSlashRequest constructs an http.Request for the GetMeasurementTimeseriesV1NoSlash method
-func NewGetMeasurementTimeseriesV1NoSlashRequest(server string, params *GetMeasurementTimeseriesV1NoSlashParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/timeseries")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Interval != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewGetMeasurementTimeseriesV1Request constructs an http.Request for the GetMeasurementTimeseriesV1 method
-func NewGetMeasurementTimeseriesV1Request(server string, params *GetMeasurementTimeseriesV1Params) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/api/v1/timeseries/")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.StartedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "startedAt", *params.StartedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.EndedAt != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endedAt", *params.EndedAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Interval != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -8497,19 +6496,6 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// ListMeasurementsNoSlashWithResponse List measurements (alias of /api/measurements/)
-	//
-	// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
-	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
-	ListMeasurementsNoSlashWithResponse(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementsNoSlashResponse, error)
-
 	// PostMeasurementsWithBodyWithResponse Store measurements
 	//
 	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
@@ -8547,49 +6533,6 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 	ListMeasurementsWithResponse(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*ListMeasurementsResponse, error)
 
-	// PostMeasurementsSlashWithBodyWithResponse Store measurements (alias of /api/measurements)
-	//
-	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-	//
-	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-	//
-	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
-
-	// PostMeasurementsSlashWithResponse Store measurements (alias of /api/measurements)
-	//
-	// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-	//
-	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-	//
-	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-	PostMeasurementsSlashWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error)
-
-	// FilterMeasurementsNoSlashWithResponse Filter measurements (alias of /api/measurements/filter/)
-	//
-	// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
-	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
-	FilterMeasurementsNoSlashWithResponse(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsNoSlashResponse, error)
-
 	// FilterMeasurementsWithResponse Filter measurements
 	//
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
@@ -8600,19 +6543,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 	FilterMeasurementsWithResponse(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsResponse, error)
-
-	// ListMeasurementGroupsNoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
-	//
-	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
-	ListMeasurementGroupsNoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsNoSlashResponse, error)
 
 	// ListMeasurementGroupsWithResponse Measurements grouped by name and method
 	//
@@ -8625,19 +6555,6 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 	ListMeasurementGroupsWithResponse(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsResponse, error)
 
-	// GetMethodDistributionNoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
-	//
-	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
-	GetMethodDistributionNoSlashWithResponse(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionNoSlashResponse, error)
-
 	// GetMethodDistributionWithResponse Number of measurements per method
 	//
 	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
@@ -8648,19 +6565,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistributionWithResponse(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionResponse, error)
-
-	// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-	//
-	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
-	GetMeasurementTimeseriesNoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesNoSlashResponse, error)
 
 	// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
 	//
@@ -8683,123 +6587,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/measurements/{id} (the `GetMeasurement` operationId).
 	GetMeasurementWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementResponse, error)
-
-	// GetMeasurementSlashWithResponse Get a measurement (alias of /api/measurements/{id})
-	//
-	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-	//
-	// Every field of one measurement.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
-	GetMeasurementSlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementSlashResponse, error)
-
-	// ListMeasurementGroupsV1NoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
-	//
-	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
-	ListMeasurementGroupsV1NoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1NoSlashResponse, error)
-
-	// ListMeasurementGroupsV1WithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
-	//
-	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
-	ListMeasurementGroupsV1WithResponse(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1Response, error)
-
-	// GetMeasurementV1WithResponse Get a measurement (alias of /api/measurements/{id})
-	//
-	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-	//
-	// Every field of one measurement.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
-	GetMeasurementV1WithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1Response, error)
-
-	// GetMeasurementV1SlashWithResponse Get a measurement (alias of /api/measurements/{id})
-	//
-	// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-	//
-	// Every field of one measurement.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
-	GetMeasurementV1SlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1SlashResponse, error)
-
-	// GetMethodDistributionV1NoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
-	//
-	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
-	GetMethodDistributionV1NoSlashWithResponse(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1NoSlashResponse, error)
-
-	// GetMethodDistributionV1WithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
-	//
-	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
-	GetMethodDistributionV1WithResponse(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1Response, error)
-
-	// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-	//
-	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
-	GetMeasurementTimeseriesV1NoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1NoSlashResponse, error)
-
-	// GetMeasurementTimeseriesV1WithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-	//
-	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-	//
-	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
-	GetMeasurementTimeseriesV1WithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1Response, error)
 
 	// CommitEventWithBodyWithResponse Commit the results of a load-test run
 	//
@@ -9149,89 +6936,6 @@ type ClientWithResponsesInterface interface {
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
 }
 
-// ListMeasurementsNoSlashResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementsNoSlash
-type ListMeasurementsNoSlashResponse200Headers struct {
-	Link *string
-}
-
-type ListMeasurementsNoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *MeasurementPageMeasurement
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ListMeasurementsNoSlashResponse200Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListMeasurementsNoSlashResponse) GetJSON200() *MeasurementPageMeasurement {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ListMeasurementsNoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r ListMeasurementsNoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ListMeasurementsNoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ListMeasurementsNoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListMeasurementsNoSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
 // PostMeasurementsResponse201Headers the declared response headers of an HTTP 201 response for PostMeasurements
 type PostMeasurementsResponse201Headers struct {
 	IdempotencyReplayed *string
@@ -9433,207 +7137,6 @@ func (r ListMeasurementsResponse) ContentType() string {
 	return ""
 }
 
-// PostMeasurementsSlashResponse201Headers the declared response headers of an HTTP 201 response for PostMeasurementsSlash
-type PostMeasurementsSlashResponse201Headers struct {
-	IdempotencyReplayed *string
-}
-
-type PostMeasurementsSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *PostMeasurementsOutputBody
-	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *Problem
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
-	ApplicationproblemJSON408 *Problem
-	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationproblemJSON409 *Problem
-	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *Problem
-	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-	// Headers201 the parsed response headers for an HTTP 201 response
-	Headers201 *PostMeasurementsSlashResponse201Headers
-}
-
-// GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r PostMeasurementsSlashResponse) GetJSON201() *PostMeasurementsOutputBody {
-	return r.JSON201
-}
-
-// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON400() *Problem {
-	return r.ApplicationproblemJSON400
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON408() *Problem {
-	return r.ApplicationproblemJSON408
-}
-
-// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON409() *Problem {
-	return r.ApplicationproblemJSON409
-}
-
-// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON413() *Problem {
-	return r.ApplicationproblemJSON413
-}
-
-// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON415() *Problem {
-	return r.ApplicationproblemJSON415
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r PostMeasurementsSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r PostMeasurementsSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r PostMeasurementsSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r PostMeasurementsSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r PostMeasurementsSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// FilterMeasurementsNoSlashResponse200Headers the declared response headers of an HTTP 200 response for FilterMeasurementsNoSlash
-type FilterMeasurementsNoSlashResponse200Headers struct {
-	Link *string
-}
-
-type FilterMeasurementsNoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *MeasurementPageMeasurement
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *FilterMeasurementsNoSlashResponse200Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r FilterMeasurementsNoSlashResponse) GetJSON200() *MeasurementPageMeasurement {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r FilterMeasurementsNoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r FilterMeasurementsNoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r FilterMeasurementsNoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r FilterMeasurementsNoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r FilterMeasurementsNoSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
 // FilterMeasurementsResponse200Headers the declared response headers of an HTTP 200 response for FilterMeasurements
 type FilterMeasurementsResponse200Headers struct {
 	Link *string
@@ -9711,89 +7214,6 @@ func (r FilterMeasurementsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r FilterMeasurementsResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// ListMeasurementGroupsNoSlashResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroupsNoSlash
-type ListMeasurementGroupsNoSlashResponse200Headers struct {
-	Link *string
-}
-
-type ListMeasurementGroupsNoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *MeasurementPageMeasurementGroup
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ListMeasurementGroupsNoSlashResponse200Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListMeasurementGroupsNoSlashResponse) GetJSON200() *MeasurementPageMeasurementGroup {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ListMeasurementGroupsNoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r ListMeasurementGroupsNoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ListMeasurementGroupsNoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ListMeasurementGroupsNoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListMeasurementGroupsNoSlashResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9883,82 +7303,6 @@ func (r ListMeasurementGroupsResponse) ContentType() string {
 	return ""
 }
 
-type GetMethodDistributionNoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *DistributionOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMethodDistributionNoSlashResponse) GetJSON200() *DistributionOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMethodDistributionNoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMethodDistributionNoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMethodDistributionNoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMethodDistributionNoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMethodDistributionNoSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
 type GetMethodDistributionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10029,82 +7373,6 @@ func (r GetMethodDistributionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMethodDistributionResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMeasurementTimeseriesNoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *TimeseriesOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMeasurementTimeseriesNoSlashResponse) GetJSON200() *TimeseriesOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMeasurementTimeseriesNoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMeasurementTimeseriesNoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMeasurementTimeseriesNoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMeasurementTimeseriesNoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMeasurementTimeseriesNoSlashResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10264,725 +7532,6 @@ func (r GetMeasurementResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMeasurementResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMeasurementSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *GetMeasurementOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMeasurementSlashResponse) GetJSON200() *GetMeasurementOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeasurementSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetMeasurementSlashResponse) GetApplicationproblemJSON404() *Problem {
-	return r.ApplicationproblemJSON404
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMeasurementSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMeasurementSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMeasurementSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMeasurementSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMeasurementSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMeasurementSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMeasurementSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMeasurementSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// ListMeasurementGroupsV1NoSlashResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroupsV1NoSlash
-type ListMeasurementGroupsV1NoSlashResponse200Headers struct {
-	Link *string
-}
-
-type ListMeasurementGroupsV1NoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *MeasurementPageMeasurementGroup
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ListMeasurementGroupsV1NoSlashResponse200Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListMeasurementGroupsV1NoSlashResponse) GetJSON200() *MeasurementPageMeasurementGroup {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ListMeasurementGroupsV1NoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r ListMeasurementGroupsV1NoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ListMeasurementGroupsV1NoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ListMeasurementGroupsV1NoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListMeasurementGroupsV1NoSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// ListMeasurementGroupsV1Response200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroupsV1
-type ListMeasurementGroupsV1Response200Headers struct {
-	Link *string
-}
-
-type ListMeasurementGroupsV1Response struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *MeasurementPageMeasurementGroup
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ListMeasurementGroupsV1Response200Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListMeasurementGroupsV1Response) GetJSON200() *MeasurementPageMeasurementGroup {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ListMeasurementGroupsV1Response) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r ListMeasurementGroupsV1Response) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ListMeasurementGroupsV1Response) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ListMeasurementGroupsV1Response) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListMeasurementGroupsV1Response) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMeasurementV1Response struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *GetMeasurementOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMeasurementV1Response) GetJSON200() *GetMeasurementOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeasurementV1Response) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetMeasurementV1Response) GetApplicationproblemJSON404() *Problem {
-	return r.ApplicationproblemJSON404
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMeasurementV1Response) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMeasurementV1Response) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMeasurementV1Response) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMeasurementV1Response) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMeasurementV1Response) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMeasurementV1Response) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMeasurementV1Response) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMeasurementV1Response) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMeasurementV1SlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *GetMeasurementOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMeasurementV1SlashResponse) GetJSON200() *GetMeasurementOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON404() *Problem {
-	return r.ApplicationproblemJSON404
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMeasurementV1SlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMeasurementV1SlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMeasurementV1SlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMeasurementV1SlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMeasurementV1SlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMethodDistributionV1NoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *DistributionOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMethodDistributionV1NoSlashResponse) GetJSON200() *DistributionOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMethodDistributionV1NoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMethodDistributionV1NoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMethodDistributionV1NoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMethodDistributionV1NoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMethodDistributionV1NoSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMethodDistributionV1Response struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *DistributionOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMethodDistributionV1Response) GetJSON200() *DistributionOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMethodDistributionV1Response) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMethodDistributionV1Response) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMethodDistributionV1Response) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMethodDistributionV1Response) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMethodDistributionV1Response) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMethodDistributionV1Response) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMethodDistributionV1Response) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMethodDistributionV1Response) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMethodDistributionV1Response) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMeasurementTimeseriesV1NoSlashResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *TimeseriesOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetJSON200() *TimeseriesOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMeasurementTimeseriesV1NoSlashResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMeasurementTimeseriesV1NoSlashResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMeasurementTimeseriesV1NoSlashResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMeasurementTimeseriesV1NoSlashResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetMeasurementTimeseriesV1Response struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *TimeseriesOutputBody
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
-	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
-	ApplicationproblemJSON406 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetMeasurementTimeseriesV1Response) GetJSON200() *TimeseriesOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON401() *Problem {
-	return r.ApplicationproblemJSON401
-}
-
-// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON406() *Problem {
-	return r.ApplicationproblemJSON406
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
-}
-
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON500() *Problem {
-	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetMeasurementTimeseriesV1Response) GetApplicationproblemJSON503() *Problem {
-	return r.ApplicationproblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMeasurementTimeseriesV1Response) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMeasurementTimeseriesV1Response) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMeasurementTimeseriesV1Response) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMeasurementTimeseriesV1Response) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13224,25 +9773,6 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
-// ListMeasurementsNoSlashWithResponse List measurements (alias of /api/measurements/)
-//
-// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
-//
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
-func (c *ClientWithResponses) ListMeasurementsNoSlashWithResponse(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementsNoSlashResponse, error) {
-	rsp, err := c.ListMeasurementsNoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseListMeasurementsNoSlashResponse(rsp)
-}
-
 // PostMeasurementsWithBodyWithResponse Store measurements
 //
 // Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
@@ -13298,67 +9828,6 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 	return ParseListMeasurementsResponse(rsp)
 }
 
-// PostMeasurementsSlashWithBodyWithResponse Store measurements (alias of /api/measurements)
-//
-// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-//
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-//
-// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-//
-// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *ClientWithResponses) PostMeasurementsSlashWithBodyWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
-	rsp, err := c.PostMeasurementsSlashWithBody(ctx, params, contentType, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParsePostMeasurementsSlashResponse(rsp)
-}
-
-// PostMeasurementsSlashWithResponse Store measurements (alias of /api/measurements)
-//
-// Alias of `POST /api/measurements` (postMeasurements), same parameters and answers.
-//
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
-//
-// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
-//
-// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /api/measurements/ (the `PostMeasurementsSlash` operationId).
-func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Context, params *PostMeasurementsSlashParams, body PostMeasurementsSlashJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMeasurementsSlashResponse, error) {
-	rsp, err := c.PostMeasurementsSlash(ctx, params, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParsePostMeasurementsSlashResponse(rsp)
-}
-
-// FilterMeasurementsNoSlashWithResponse Filter measurements (alias of /api/measurements/filter/)
-//
-// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
-//
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
-func (c *ClientWithResponses) FilterMeasurementsNoSlashWithResponse(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*FilterMeasurementsNoSlashResponse, error) {
-	rsp, err := c.FilterMeasurementsNoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseFilterMeasurementsNoSlashResponse(rsp)
-}
-
 // FilterMeasurementsWithResponse Filter measurements
 //
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
@@ -13374,25 +9843,6 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseFilterMeasurementsResponse(rsp)
-}
-
-// ListMeasurementGroupsNoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
-//
-// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-//
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
-func (c *ClientWithResponses) ListMeasurementGroupsNoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsNoSlashResponse, error) {
-	rsp, err := c.ListMeasurementGroupsNoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseListMeasurementGroupsNoSlashResponse(rsp)
 }
 
 // ListMeasurementGroupsWithResponse Measurements grouped by name and method
@@ -13412,25 +9862,6 @@ func (c *ClientWithResponses) ListMeasurementGroupsWithResponse(ctx context.Cont
 	return ParseListMeasurementGroupsResponse(rsp)
 }
 
-// GetMethodDistributionNoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
-//
-// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-//
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/measurements/methodDistribution (the `GetMethodDistributionNoSlash` operationId).
-func (c *ClientWithResponses) GetMethodDistributionNoSlashWithResponse(ctx context.Context, params *GetMethodDistributionNoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionNoSlashResponse, error) {
-	rsp, err := c.GetMethodDistributionNoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMethodDistributionNoSlashResponse(rsp)
-}
-
 // GetMethodDistributionWithResponse Number of measurements per method
 //
 // How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
@@ -13446,25 +9877,6 @@ func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseGetMethodDistributionResponse(rsp)
-}
-
-// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-//
-// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-//
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
-func (c *ClientWithResponses) GetMeasurementTimeseriesNoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesNoSlashResponse, error) {
-	rsp, err := c.GetMeasurementTimeseriesNoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMeasurementTimeseriesNoSlashResponse(rsp)
 }
 
 // GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
@@ -13499,177 +9911,6 @@ func (c *ClientWithResponses) GetMeasurementWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseGetMeasurementResponse(rsp)
-}
-
-// GetMeasurementSlashWithResponse Get a measurement (alias of /api/measurements/{id})
-//
-// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-//
-// Every field of one measurement.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/measurements/{id}/ (the `GetMeasurementSlash` operationId).
-func (c *ClientWithResponses) GetMeasurementSlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementSlashResponse, error) {
-	rsp, err := c.GetMeasurementSlash(ctx, id, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMeasurementSlashResponse(rsp)
-}
-
-// ListMeasurementGroupsV1NoSlashWithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
-//
-// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-//
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
-func (c *ClientWithResponses) ListMeasurementGroupsV1NoSlashWithResponse(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1NoSlashResponse, error) {
-	rsp, err := c.ListMeasurementGroupsV1NoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseListMeasurementGroupsV1NoSlashResponse(rsp)
-}
-
-// ListMeasurementGroupsV1WithResponse Measurements grouped by name and method (alias of /api/measurements/grouped/)
-//
-// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
-//
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
-func (c *ClientWithResponses) ListMeasurementGroupsV1WithResponse(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*ListMeasurementGroupsV1Response, error) {
-	rsp, err := c.ListMeasurementGroupsV1(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseListMeasurementGroupsV1Response(rsp)
-}
-
-// GetMeasurementV1WithResponse Get a measurement (alias of /api/measurements/{id})
-//
-// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-//
-// Every field of one measurement.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/measurements/{id} (the `GetMeasurementV1` operationId).
-func (c *ClientWithResponses) GetMeasurementV1WithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1Response, error) {
-	rsp, err := c.GetMeasurementV1(ctx, id, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMeasurementV1Response(rsp)
-}
-
-// GetMeasurementV1SlashWithResponse Get a measurement (alias of /api/measurements/{id})
-//
-// Alias of `GET /api/measurements/{id}` (getMeasurement), same parameters and answers.
-//
-// Every field of one measurement.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/measurements/{id}/ (the `GetMeasurementV1Slash` operationId).
-func (c *ClientWithResponses) GetMeasurementV1SlashWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetMeasurementV1SlashResponse, error) {
-	rsp, err := c.GetMeasurementV1Slash(ctx, id, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMeasurementV1SlashResponse(rsp)
-}
-
-// GetMethodDistributionV1NoSlashWithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
-//
-// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-//
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/methodDistribution (the `GetMethodDistributionV1NoSlash` operationId).
-func (c *ClientWithResponses) GetMethodDistributionV1NoSlashWithResponse(ctx context.Context, params *GetMethodDistributionV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1NoSlashResponse, error) {
-	rsp, err := c.GetMethodDistributionV1NoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMethodDistributionV1NoSlashResponse(rsp)
-}
-
-// GetMethodDistributionV1WithResponse Number of measurements per method (alias of /api/measurements/methodDistribution/)
-//
-// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
-//
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
-func (c *ClientWithResponses) GetMethodDistributionV1WithResponse(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1Response, error) {
-	rsp, err := c.GetMethodDistributionV1(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMethodDistributionV1Response(rsp)
-}
-
-// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-//
-// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-//
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
-func (c *ClientWithResponses) GetMeasurementTimeseriesV1NoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1NoSlashResponse, error) {
-	rsp, err := c.GetMeasurementTimeseriesV1NoSlash(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMeasurementTimeseriesV1NoSlashResponse(rsp)
-}
-
-// GetMeasurementTimeseriesV1WithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
-//
-// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
-//
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
-//
-// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /api/v1/timeseries/ (the `GetMeasurementTimeseriesV1` operationId).
-func (c *ClientWithResponses) GetMeasurementTimeseriesV1WithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1Params, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1Response, error) {
-	rsp, err := c.GetMeasurementTimeseriesV1(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMeasurementTimeseriesV1Response(rsp)
 }
 
 // CommitEventWithBodyWithResponse Commit the results of a load-test run
@@ -14213,80 +10454,6 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 	return ParseGetReadyResponse(rsp)
 }
 
-// ParseListMeasurementsNoSlashResponse parses an HTTP response from a ListMeasurementsNoSlashWithResponse call
-func ParseListMeasurementsNoSlashResponse(rsp *http.Response) (*ListMeasurementsNoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ListMeasurementsNoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest MeasurementPageMeasurement
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers ListMeasurementsNoSlashResponse200Headers
-		if values := rsp.Header.Values("Link"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.Link = &value
-		}
-		response.Headers200 = &headers
-	}
-
-	return response, nil
-}
-
 // ParsePostMeasurementsResponse parses an HTTP response from a PostMeasurementsWithResponse call
 func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14470,189 +10637,6 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 	return response, nil
 }
 
-// ParsePostMeasurementsSlashResponse parses an HTTP response from a PostMeasurementsSlashWithResponse call
-func ParsePostMeasurementsSlashResponse(rsp *http.Response) (*PostMeasurementsSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &PostMeasurementsSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest PostMeasurementsOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON201 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON400 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON408 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 201:
-		var headers PostMeasurementsSlashResponse201Headers
-		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.IdempotencyReplayed = &value
-		}
-		response.Headers201 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseFilterMeasurementsNoSlashResponse parses an HTTP response from a FilterMeasurementsNoSlashWithResponse call
-func ParseFilterMeasurementsNoSlashResponse(rsp *http.Response) (*FilterMeasurementsNoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &FilterMeasurementsNoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest MeasurementPageMeasurement
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers FilterMeasurementsNoSlashResponse200Headers
-		if values := rsp.Header.Values("Link"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.Link = &value
-		}
-		response.Headers200 = &headers
-	}
-
-	return response, nil
-}
-
 // ParseFilterMeasurementsResponse parses an HTTP response from a FilterMeasurementsWithResponse call
 func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14714,80 +10698,6 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 	switch {
 	case rsp.StatusCode == 200:
 		var headers FilterMeasurementsResponse200Headers
-		if values := rsp.Header.Values("Link"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.Link = &value
-		}
-		response.Headers200 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseListMeasurementGroupsNoSlashResponse parses an HTTP response from a ListMeasurementGroupsNoSlashWithResponse call
-func ParseListMeasurementGroupsNoSlashResponse(rsp *http.Response) (*ListMeasurementGroupsNoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ListMeasurementGroupsNoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest MeasurementPageMeasurementGroup
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers ListMeasurementGroupsNoSlashResponse200Headers
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14875,67 +10785,6 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 	return response, nil
 }
 
-// ParseGetMethodDistributionNoSlashResponse parses an HTTP response from a GetMethodDistributionNoSlashWithResponse call
-func ParseGetMethodDistributionNoSlashResponse(rsp *http.Response) (*GetMethodDistributionNoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMethodDistributionNoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest DistributionOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
 // ParseGetMethodDistributionResponse parses an HTTP response from a GetMethodDistributionWithResponse call
 func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistributionResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14952,67 +10801,6 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest DistributionOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMeasurementTimeseriesNoSlashResponse parses an HTTP response from a GetMeasurementTimeseriesNoSlashWithResponse call
-func ParseGetMeasurementTimeseriesNoSlashResponse(rsp *http.Response) (*GetMeasurementTimeseriesNoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMeasurementTimeseriesNoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest TimeseriesOutputBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -15153,602 +10941,6 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMeasurementSlashResponse parses an HTTP response from a GetMeasurementSlashWithResponse call
-func ParseGetMeasurementSlashResponse(rsp *http.Response) (*GetMeasurementSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMeasurementSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest GetMeasurementOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseListMeasurementGroupsV1NoSlashResponse parses an HTTP response from a ListMeasurementGroupsV1NoSlashWithResponse call
-func ParseListMeasurementGroupsV1NoSlashResponse(rsp *http.Response) (*ListMeasurementGroupsV1NoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ListMeasurementGroupsV1NoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest MeasurementPageMeasurementGroup
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers ListMeasurementGroupsV1NoSlashResponse200Headers
-		if values := rsp.Header.Values("Link"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.Link = &value
-		}
-		response.Headers200 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseListMeasurementGroupsV1Response parses an HTTP response from a ListMeasurementGroupsV1WithResponse call
-func ParseListMeasurementGroupsV1Response(rsp *http.Response) (*ListMeasurementGroupsV1Response, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ListMeasurementGroupsV1Response{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest MeasurementPageMeasurementGroup
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers ListMeasurementGroupsV1Response200Headers
-		if values := rsp.Header.Values("Link"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.Link = &value
-		}
-		response.Headers200 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseGetMeasurementV1Response parses an HTTP response from a GetMeasurementV1WithResponse call
-func ParseGetMeasurementV1Response(rsp *http.Response) (*GetMeasurementV1Response, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMeasurementV1Response{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest GetMeasurementOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMeasurementV1SlashResponse parses an HTTP response from a GetMeasurementV1SlashWithResponse call
-func ParseGetMeasurementV1SlashResponse(rsp *http.Response) (*GetMeasurementV1SlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMeasurementV1SlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest GetMeasurementOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMethodDistributionV1NoSlashResponse parses an HTTP response from a GetMethodDistributionV1NoSlashWithResponse call
-func ParseGetMethodDistributionV1NoSlashResponse(rsp *http.Response) (*GetMethodDistributionV1NoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMethodDistributionV1NoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest DistributionOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMethodDistributionV1Response parses an HTTP response from a GetMethodDistributionV1WithResponse call
-func ParseGetMethodDistributionV1Response(rsp *http.Response) (*GetMethodDistributionV1Response, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMethodDistributionV1Response{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest DistributionOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMeasurementTimeseriesV1NoSlashResponse parses an HTTP response from a GetMeasurementTimeseriesV1NoSlashWithResponse call
-func ParseGetMeasurementTimeseriesV1NoSlashResponse(rsp *http.Response) (*GetMeasurementTimeseriesV1NoSlashResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMeasurementTimeseriesV1NoSlashResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest TimeseriesOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON406 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetMeasurementTimeseriesV1Response parses an HTTP response from a GetMeasurementTimeseriesV1WithResponse call
-func ParseGetMeasurementTimeseriesV1Response(rsp *http.Response) (*GetMeasurementTimeseriesV1Response, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMeasurementTimeseriesV1Response{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest TimeseriesOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
 		var dest Problem

@@ -3,12 +3,14 @@ package apiclient_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/apiclient"
@@ -83,7 +85,7 @@ func TestGeneratedClientFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list.JSON200 == nil || list.JSON200.Total != 1 || (*list.JSON200.Items)[0].BytesTx != 300 {
+	if list.JSON200 == nil || list.JSON200.Total != 1 || list.JSON200.Items[0].BytesTx != 300 {
 		t.Fatalf("list: %d %s", list.StatusCode(), list.Body)
 	}
 	// Errors decode into the documented problem type.
@@ -102,5 +104,30 @@ func TestGeneratedClientFlows(t *testing.T) {
 	}
 	if badList.ApplicationproblemJSON422 == nil || badList.ApplicationproblemJSON422.Status != 422 {
 		t.Fatalf("422 list: %d %s", badList.StatusCode(), badList.Body)
+	}
+}
+
+// A one-hour window asked through the generated client finds a measurement
+// posted 10 s earlier: the window parameters are float64 in the client
+// (float32 epoch seconds are off by up to 128 s today).
+func TestGeneratedClientMeasurementWindow(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	ctx := context.Background()
+	now := float64(time.Now().UnixMicro()) / 1e6
+	name := "/window-check"
+	post, err := c.PostMeasurementsWithResponse(ctx, nil, apiclient.PostMeasurementsJSONRequestBody{
+		{Name: name, Method: "GET", StartedAt: now - 10, EndedAt: now - 9.5},
+	})
+	if err != nil || post.StatusCode() != http.StatusCreated {
+		t.Fatalf("post: %v %s", err, post.Body)
+	}
+	var from, to float64 = now - 3600, now // float64: a float32 here does not compile
+	list, err := c.ListMeasurementsWithResponse(ctx, &apiclient.ListMeasurementsParams{StartedAt: &from, EndedAt: &to, Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.JSON200 == nil || len(list.JSON200.Items) != 1 || math.Abs(list.JSON200.Items[0].StartedAt-(now-10)) > 1e-6 {
+		t.Fatalf("window query: %d %s", list.StatusCode(), list.Body)
 	}
 }

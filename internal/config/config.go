@@ -24,7 +24,10 @@ type Config struct {
 	DatabaseExecMode   string
 	MigrateDatabaseURL string
 
-	ListenAddr      string
+	ListenAddr string
+	// BasePath is the path prefix a reverse proxy serves the API under
+	// ("" or "/telemetry"; the proxy strips it before forwarding).
+	BasePath        string
 	LogLevel        slog.Level
 	MaxBodyBytes    int64
 	FlowsMaxBatch   int
@@ -102,6 +105,15 @@ var Vars = []Var{
 		duration(func(c *Config) *time.Duration { return &c.ReadMaxLag }, 100*time.Millisecond, "a duration of at least 100ms such as 5s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
+	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page works under any prefix without it",
+		func(c *Config, v string) error {
+			v = strings.TrimRight(v, "/")
+			if v != "" && (!strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ")) {
+				return errors.New("must be a path starting with /, such as /telemetry")
+			}
+			c.BasePath = v
+			return nil
+		}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names",

@@ -1,0 +1,278 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// aliasIDs is the operation id of every alias in the route table.
+func aliasIDs() map[string]bool {
+	ids := map[string]bool{}
+	for _, r := range (&server{}).routes() {
+		for _, a := range r.aliases {
+			ids[a.id] = true
+		}
+	}
+	return ids
+}
+
+// samplePath fills a route's path parameters with values that parse.
+func samplePath(p string) string {
+	return strings.NewReplacer("{id}", "1", "{uuid}", "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f",
+		"{device_id}", "rack1-node3", "{name}", "cpu_temp").Replace(p)
+}
+
+// Every operation, and every alias, refuses a query parameter it does not
+// take with a 422 item titled unknown that names it: the table is the
+// route table, so an operation added later is covered too.
+func TestUnknownQueryParameterEveryOperation(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	auth := bearer(t)
+	n := 0
+	for _, r := range (&server{}).routes() {
+		paths := []string{r.path}
+		for _, a := range r.aliases {
+			paths = append(paths, a.path)
+		}
+		for _, p := range paths {
+			n++
+			var body any
+			if r.method == post || r.method == put {
+				body = "{}"
+			}
+			// A name with a dot and one given twice are named whole, once.
+			res := s.do(r.method, samplePath(p)+"?bogus.param=1&bogus.param=2", body, auth...)
+			pr := res.problem(t, http.StatusUnprocessableEntity)
+			if len(pr.Errors) != 1 || !pr.hasError("query.bogus.param", "unknown") || pr.Errors[0].Source != "bogus.param" ||
+				!strings.Contains(pr.Errors[0].Detail, "bogus.param") {
+				t.Errorf("%s %s: %s", r.method, p, res.Body)
+			}
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d paths tried", n)
+	}
+	// Every unknown parameter is listed, next to none of the known ones.
+	pr := s.do(get, "/flows?hour=1&src_app=web&size=5&limit=1", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 2 || !pr.hasError("query.src_app", "unknown") || !pr.hasError("query.limit", "unknown") {
+		t.Fatalf("flows: %+v", pr.Errors)
+	}
+	// Authentication comes first: without a token the answer is 401.
+	s.do(put, "/mrd/rack1-node3/metrics?bogus=1", "{}").problem(t, http.StatusUnauthorized)
+}
+
+// The parameters flask-profiler's dashboard and the seed's document send
+// beyond the contract stay accepted; skip and limit page as they did.
+func TestSeedClientParamsAccepted(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	now := time.Now().Unix()
+	var recs []map[string]any
+	for i := range 3 {
+		recs = append(recs, map[string]any{"name": fmt.Sprintf("/r%d", i), "method": "GET",
+			"startedAt": now - 60 + int64(i), "endedAt": now - 59 + int64(i), "context": map[string]any{}})
+	}
+	s.do(post, "/api/measurements", recs).wantStatus(t, http.StatusCreated)
+	window := fmt.Sprintf("startedAt=%d&endedAt=%d", now-3600, now+60)
+
+	// The dashboard's grouped table: DataTables' server-side parameters, the
+	// dashboard's own, and jQuery's cache buster.
+	dt := url.Values{}
+	dt.Set("draw", "1")
+	for i := range 6 {
+		c := fmt.Sprintf("columns[%d]", i)
+		dt.Set(c+"[data]", fmt.Sprint(i))
+		dt.Set(c+"[name]", "")
+		dt.Set(c+"[searchable]", "true")
+		dt.Set(c+"[orderable]", "false")
+		dt.Set(c+"[search][value]", "")
+		dt.Set(c+"[search][regex]", "false")
+	}
+	dt.Set("order[0][column]", "2")
+	dt.Set("order[0][dir]", "desc")
+	dt.Set("start", "0")
+	dt.Set("length", "-1")
+	dt.Set("search[value]", "")
+	dt.Set("search[regex]", "false")
+	dt.Set("sort", "count,desc")
+	dt.Set("skip", "0")
+	dt.Set("limit", "-1")
+	dt.Set("_", "1763805600000")
+
+	for _, path := range []string{
+		"/api/measurements/grouped?" + dt.Encode() + "&" + window,
+		"/api/measurements/?method=&name=&elapsed=0&sort=startedAt,desc&skip=0&limit=100&" + window,
+		"/api/measurements/grouped/?sort=count%2Cdesc&skip=0&limit=-1&" + window, // the seed's document
+		"/api/v1/measurements/grouped/?sort=avgElapsed,asc&" + window,
+		"/api/measurements/filter/?elapsed=3.5&method=PUT,POST",
+		"/api/measurements/methodDistribution/?" + window,
+		"/api/measurements/timeseries/?interval=daily&" + window,
+		"/flows?hour=1&page=1&size=50",
+	} {
+		s.do(get, path, nil).wantStatus(t, http.StatusOK)
+	}
+
+	// limit is the page size; skip selects the page holding row skip+1.
+	var page struct {
+		Items []Measurement `json:"items"`
+		Total int64         `json:"total"`
+		Page  int64         `json:"page"`
+		Size  int64         `json:"size"`
+	}
+	res := s.do(get, "/api/measurements/?limit=1&skip=2&sort=startedAt,asc&"+window, nil).wantStatus(t, http.StatusOK)
+	res.decode(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Name != "/r2" || page.Total != 3 || page.Page != 3 || page.Size != 1 {
+		t.Fatalf("skip=2&limit=1: %s", res.Body)
+	}
+	if link := res.Header.Get("Link"); strings.Contains(link, "skip=") || strings.Contains(link, "limit=") ||
+		!strings.Contains(link, "page=2") {
+		t.Fatalf("Link keeps skip/limit or lacks prev: %s", link)
+	}
+	res = s.do(get, "/api/measurements/grouped?limit=-1&"+window, nil).wantStatus(t, http.StatusOK)
+	res.decode(t, &page)
+	if page.Size != 100 || page.Total != 3 {
+		t.Fatalf("limit=-1: %s", res.Body)
+	}
+	pr := s.do(get, "/api/measurements/?limit=-2&skip=-1", nil).problem(t, http.StatusUnprocessableEntity)
+	if !pr.hasError("query.limit", "min") || !pr.hasError("query.skip", "min") {
+		t.Fatalf("bad skip/limit: %+v", pr.Errors)
+	}
+}
+
+// The document gives generated clients exact types: every number has a
+// format (no float32 epoch times), no array is nullable, and each
+// operation appears once (the aliases are served but not documented).
+func TestDocumentIsExact(t *testing.T) {
+	t.Parallel()
+	for _, version := range []string{"3.1", "3.0"} {
+		var raw []byte
+		var err error
+		if version == "3.1" {
+			raw, err = json.Marshal(Spec())
+		} else {
+			raw, err = Spec().Downgrade()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		var numbers int
+		walkSchemas(doc, "", func(where string, m map[string]any) {
+			types := schemaTypes(m)
+			if slices.Contains(types, "number") || slices.Contains(types, "integer") {
+				numbers++
+				if f, _ := m["format"].(string); f != "double" && f != "int64" && f != "int32" {
+					t.Errorf("%s %s: number without an exact format: %v", version, where, m)
+				}
+			}
+			if slices.Contains(types, "array") && (m["nullable"] == true || slices.Contains(types, "null")) {
+				t.Errorf("%s %s: nullable array", version, where)
+			}
+			// ProblemItem.value is any JSON value: {} is its exact schema.
+			if _, ok := m["$ref"]; !ok && len(types) == 0 && !strings.HasSuffix(where, "/ProblemItem/properties/value") && m["anyOf"] == nil && m["oneOf"] == nil && m["allOf"] == nil &&
+				m["additionalProperties"] == nil && m["properties"] == nil && strings.Contains(where, "/properties/") {
+				t.Errorf("%s %s: property without a schema: %v", version, where, m)
+			}
+		})
+		if numbers < 50 {
+			t.Fatalf("%s: only %d numbers seen", version, numbers)
+		}
+	}
+
+	spec := Spec()
+	aliases := aliasIDs()
+	for path, item := range spec.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Delete, item.Patch} {
+			if op != nil && aliases[op.OperationID] {
+				t.Errorf("alias %s documented at %s", op.OperationID, path)
+			}
+		}
+	}
+	for _, r := range (&server{}).routes() {
+		for _, a := range r.aliases {
+			if item := spec.Paths[a.path]; item != nil && map[string]*huma.Operation{
+				get: item.Get, post: item.Post, put: item.Put, del: item.Delete}[r.method] != nil {
+				t.Errorf("alias %s %s is in the document", r.method, a.path)
+			}
+		}
+	}
+	// The events' startedAt is a string or a number (or null).
+	body := spec.Components.Schemas.Map()["EventRegisterBody"]
+	if st := body.Properties["startedAt"]; st == nil || len(st.AnyOf) != 2 {
+		t.Fatalf("events startedAt has no schema: %+v", st)
+	}
+}
+
+// walkSchemas calls f on every object of the document that has a type,
+// with its JSON pointer.
+func walkSchemas(n any, where string, f func(string, map[string]any)) {
+	switch v := n.(type) {
+	case map[string]any:
+		parent := where[:max(strings.LastIndex(where, "/"), 0)]
+		_, typed := v["type"].(string)
+		_, typeList := v["type"].([]any)
+		if typed || typeList || strings.HasSuffix(where, "/schema") || strings.HasSuffix(parent, "/properties") {
+			f(where, v)
+		}
+		for k, c := range v {
+			if k == "example" || k == "examples" {
+				continue // values, not schemas
+			}
+			walkSchemas(c, where+"/"+k, f)
+		}
+	case []any:
+		for i, c := range v {
+			walkSchemas(c, fmt.Sprintf("%s/%d", where, i), f)
+		}
+	}
+}
+
+// schemaTypes is a schema's type, as a list (3.1 allows several).
+func schemaTypes(m map[string]any) []string {
+	switch t := m["type"].(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// The aliases are out of the document but still served.
+func TestAliasesAnswer(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, r := range (&server{}).routes() {
+		for _, a := range r.aliases {
+			switch {
+			case r.method == post:
+				s.do(post, a.path, "[]").wantStatus(t, http.StatusCreated)
+			case strings.Contains(a.path, "{id}"):
+				pr := s.do(get, samplePath(a.path), nil).problem(t, http.StatusNotFound)
+				if !strings.Contains(pr.Detail, "no measurement with id 1") {
+					t.Errorf("%s: %+v", a.path, pr)
+				}
+			default:
+				s.do(r.method, a.path, nil).wantStatus(t, http.StatusOK)
+			}
+		}
+	}
+}
