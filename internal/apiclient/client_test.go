@@ -79,7 +79,8 @@ func TestGeneratedClientFlows(t *testing.T) {
 			t.Fatalf("post: %d %s", post.StatusCode(), post.Body)
 		}
 	}
-	list, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{Hour: 1})
+	one := int64(1)
+	list, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{Hour: &one})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +97,54 @@ func TestGeneratedClientFlows(t *testing.T) {
 		t.Fatalf("422: %d %s", bad.StatusCode(), bad.Body)
 	}
 	page := int64(0)
-	badList, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{Hour: 1, Page: &page})
+	badList, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{Hour: &one, Page: &page})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if badList.ApplicationproblemJSON422 == nil || badList.ApplicationproblemJSON422.Status != 422 {
 		t.Fatalf("422 list: %d %s", badList.StatusCode(), badList.Body)
+	}
+}
+
+// The flows filters and summary (issue 12, point 4) through the generated
+// client: a range, a filter, the top-talker sort, totals per key, and a
+// range error decoded as the documented problem.
+func TestGeneratedClientFlowsRangeAndSummary(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	ctx := context.Background()
+	post, err := c.PostFlowsWithResponse(ctx, nil, apiclient.PostFlowsJSONRequestBody{
+		{SrcApp: "web", DestApp: "db", VpcId: "vpc-0", BytesTx: 10, BytesRx: 20, Hour: 10},
+		{SrcApp: "web", DestApp: "cache", VpcId: "vpc-0", BytesTx: 500, BytesRx: 500, Hour: 11},
+		{SrcApp: "batch", DestApp: "db", VpcId: "vpc-1", BytesTx: 1, BytesRx: 1, Hour: 11},
+		{SrcApp: "web", DestApp: "db", VpcId: "vpc-0", BytesTx: 7, BytesRx: 7, Hour: 12},
+	})
+	if err != nil || post.StatusCode() != http.StatusCreated {
+		t.Fatalf("post: %v %v", err, post)
+	}
+	from, to, src, sort := int64(10), int64(12), "web", "bytes,desc"
+	list, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{FromHour: &from, ToHour: &to, SrcApp: &src, Sort: &sort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.JSON200 == nil || list.JSON200.Total != 2 || len(*list.JSON200.Items) != 2 ||
+		(*list.JSON200.Items)[0].DestApp != "cache" || (*list.JSON200.Items)[1].Hour != 10 {
+		t.Fatalf("range list: %d %s", list.StatusCode(), list.Body)
+	}
+	sum, err := c.GetFlowSummaryWithResponse(ctx, &apiclient.GetFlowSummaryParams{FromHour: &from, ToHour: &to, By: apiclient.GetFlowSummaryParamsBy("dest_app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.JSON200 == nil || sum.JSON200.Total != 2 || (*sum.JSON200.Items)[0].Key != "cache" ||
+		(*sum.JSON200.Items)[0].Bytes != 1000 || (*sum.JSON200.Items)[1].Bytes != 32 {
+		t.Fatalf("summary: %d %s", sum.StatusCode(), sum.Body)
+	}
+	bad, err := c.GetFlowSummaryWithResponse(ctx, &apiclient.GetFlowSummaryParams{FromHour: &to, ToHour: &from, By: "src_app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.ApplicationproblemJSON422 == nil || bad.ApplicationproblemJSON422.Errors == nil ||
+		(*bad.ApplicationproblemJSON422.Errors)[0].Source == nil || *(*bad.ApplicationproblemJSON422.Errors)[0].Source != "to_hour" {
+		t.Fatalf("422 summary: %d %s", bad.StatusCode(), bad.Body)
 	}
 }

@@ -32,8 +32,13 @@ type FlowStore interface {
 	// committed. A total that would overflow is ErrTooLarge. Honours an
 	// Idempotent in ctx (even for no flows).
 	Add(ctx context.Context, flows []Flow) error
-	// ListHour is one page of an hour's totals, in key order.
-	ListHour(ctx context.Context, hour int64, p PageRequest) (Page[Flow], error)
+	// List is one page of the hourly totals the filter selects, in the
+	// sort's order.
+	List(ctx context.Context, f FlowFilter, s FlowSort, p PageRequest) (Page[Flow], error)
+	// Summary is one page of the totals per by (one of FlowSummaryKeys)
+	// over the filter's rows, largest bytes_tx + bytes_rx first, ties by
+	// key. A total that would overflow 64 bits is ErrTooLarge.
+	Summary(ctx context.Context, f FlowFilter, by string, p PageRequest) (Page[FlowTotal], error)
 }
 
 // EventStore keeps load-test runs and their register and commit events.

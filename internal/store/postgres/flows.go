@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,18 +41,46 @@ func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
 	return f.writer.write(flows, idem)
 }
 
-// ListHour gives one page of the hour's totals, ordered by src_app,
-// dest_app, vpc_id, with the number of keys in that hour.
-func (f *Flows) ListHour(ctx context.Context, hour int64, p store.PageRequest) (store.Page[store.Flow], error) {
-	at := hourTime(hour)
+// List gives one page of the hourly totals the filter selects, in the
+// sort's order, with the number of rows the filter matches.
+func (f *Flows) List(ctx context.Context, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (store.Page[store.Flow], error) {
+	from, to := hourTime(fl.FromHour), hourTime(fl.ToHour)
 	return listPage(ctx, "list flows", p,
-		func(ctx context.Context) ([]db.ListFlowsByHourRow, error) {
-			return f.q.ListFlowsByHour(ctx, db.ListFlowsByHourParams{Hour: at, RowLimit: p.Limit, RowOffset: p.Offset})
+		func(ctx context.Context) ([]db.ListFlowsRow, error) {
+			return f.q.ListFlows(ctx, db.ListFlowsParams{FromHour: from, ToHour: to,
+				SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID,
+				ByBytes: so.ByBytes, Descending: so.Desc, RowLimit: p.Limit, RowOffset: p.Offset})
 		},
-		func(r db.ListFlowsByHourRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) { return f.q.CountFlowsByHour(ctx, at) },
-		func(r db.ListFlowsByHourRow) store.Flow {
-			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: hour}
+		func(r db.ListFlowsRow) int64 { return r.Total },
+		func(ctx context.Context) (int64, error) {
+			return f.q.CountFlows(ctx, db.CountFlowsParams{FromHour: from, ToHour: to,
+				SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+		},
+		func(r db.ListFlowsRow) store.Flow {
+			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
+				BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
+		})
+}
+
+// Summary gives one page of the totals per by over the filter's rows,
+// largest first, with the number of keys.
+func (f *Flows) Summary(ctx context.Context, fl store.FlowFilter, by string, p store.PageRequest) (store.Page[store.FlowTotal], error) {
+	if !slices.Contains(store.FlowSummaryKeys(), by) {
+		return store.Page[store.FlowTotal]{}, fmt.Errorf("summarize flows by %q: %w", by, store.ErrInvalid)
+	}
+	from, to := hourTime(fl.FromHour), hourTime(fl.ToHour)
+	return listPage(ctx, "summarize flows", p,
+		func(ctx context.Context) ([]db.SummarizeFlowsRow, error) {
+			return f.q.SummarizeFlows(ctx, db.SummarizeFlowsParams{By: by, FromHour: from, ToHour: to,
+				SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, RowLimit: p.Limit, RowOffset: p.Offset})
+		},
+		func(r db.SummarizeFlowsRow) int64 { return r.Total },
+		func(ctx context.Context) (int64, error) {
+			return f.q.CountFlowKeys(ctx, db.CountFlowKeysParams{By: by, FromHour: from, ToHour: to,
+				SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+		},
+		func(r db.SummarizeFlowsRow) store.FlowTotal {
+			return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
 		})
 }
 
