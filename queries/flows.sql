@@ -19,29 +19,56 @@ ON CONFLICT (hour, src_app, dest_app, vpc_id) DO UPDATE
 SET bytes_tx = f.bytes_tx + excluded.bytes_tx,
     bytes_rx = f.bytes_rx + excluded.bytes_rx;
 
--- name: ListFlows :many
--- One page of the hourly totals of [@from_hour, @to_hour) matching the
--- optional filters, by key or by bytes_tx + bytes_rx (summed as numeric so
--- two large counters cannot overflow), ties by key; total is the number of
--- rows the filter matches.
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, count(*) OVER () AS total
+-- The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
+-- matching the optional filters, one query per order so that each is a
+-- plain ORDER BY ... LIMIT the planner can serve from an index (key order)
+-- or with a bounded top-N sort (bytes order); the exact total is CountFlows.
+-- A window count(*) OVER () here made every page sort the whole range
+-- (BenchmarkFlowsRange10M, docs/flows-storage.md).
+-- name: ListFlowsByKeyAsc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
 FROM flows
 WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
   AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
   AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
-ORDER BY
-    CASE WHEN @by_bytes::bool AND @descending::bool THEN bytes_tx::numeric + bytes_rx END DESC,
-    CASE WHEN @by_bytes::bool AND NOT @descending::bool THEN bytes_tx::numeric + bytes_rx END ASC,
-    CASE WHEN NOT @by_bytes::bool AND @descending::bool THEN hour END DESC,
-    CASE WHEN NOT @by_bytes::bool AND @descending::bool THEN src_app END DESC,
-    CASE WHEN NOT @by_bytes::bool AND @descending::bool THEN dest_app END DESC,
-    CASE WHEN NOT @by_bytes::bool AND @descending::bool THEN vpc_id END DESC,
-    hour, src_app, dest_app, vpc_id
+ORDER BY hour, src_app, dest_app, vpc_id
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListFlowsByKeyDesc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
+  AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
+  AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
+  AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+ORDER BY hour DESC, src_app DESC, dest_app DESC, vpc_id DESC
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListFlowsByBytesDesc :many
+-- Top talkers: bytes_tx + bytes_rx summed as numeric, so two large
+-- counters cannot overflow; ties by key.
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
+  AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
+  AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
+  AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+ORDER BY bytes_tx::numeric + bytes_rx DESC, hour, src_app, dest_app, vpc_id
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListFlowsByBytesAsc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
+  AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
+  AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
+  AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+ORDER BY bytes_tx::numeric + bytes_rx, hour, src_app, dest_app, vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
 -- name: CountFlows :one
--- The rows ListFlows's filter matches (for a page past the last).
+-- The rows the flows lists' filter matches.
 SELECT count(*) FROM flows
 WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)

@@ -59,7 +59,7 @@ type CountFlowsParams struct {
 	VpcID    *string
 }
 
-// The rows ListFlows's filter matches (for a page past the last).
+// The rows the flows lists' filter matches.
 func (q *Queries) CountFlows(ctx context.Context, arg CountFlowsParams) (int64, error) {
 	row := q.db.QueryRow(ctx, countFlows,
 		arg.FromHour,
@@ -73,59 +73,34 @@ func (q *Queries) CountFlows(ctx context.Context, arg CountFlowsParams) (int64, 
 	return count, err
 }
 
-const listFlows = `-- name: ListFlows :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, count(*) OVER () AS total
+const listFlowsByBytesAsc = `-- name: ListFlowsByBytesAsc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
 FROM flows
 WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
   AND ($3::text IS NULL OR src_app = $3::text)
   AND ($4::text IS NULL OR dest_app = $4::text)
   AND ($5::text IS NULL OR vpc_id = $5::text)
-ORDER BY
-    CASE WHEN $6::bool AND $7::bool THEN bytes_tx::numeric + bytes_rx END DESC,
-    CASE WHEN $6::bool AND NOT $7::bool THEN bytes_tx::numeric + bytes_rx END ASC,
-    CASE WHEN NOT $6::bool AND $7::bool THEN hour END DESC,
-    CASE WHEN NOT $6::bool AND $7::bool THEN src_app END DESC,
-    CASE WHEN NOT $6::bool AND $7::bool THEN dest_app END DESC,
-    CASE WHEN NOT $6::bool AND $7::bool THEN vpc_id END DESC,
-    hour, src_app, dest_app, vpc_id
-LIMIT $9::bigint OFFSET $8::bigint
+ORDER BY bytes_tx::numeric + bytes_rx, hour, src_app, dest_app, vpc_id
+LIMIT $7::bigint OFFSET $6::bigint
 `
 
-type ListFlowsParams struct {
-	FromHour   time.Time
-	ToHour     time.Time
-	SrcApp     *string
-	DestApp    *string
-	VpcID      *string
-	ByBytes    bool
-	Descending bool
-	RowOffset  int64
-	RowLimit   int64
+type ListFlowsByBytesAscParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
 }
 
-type ListFlowsRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-	Total   int64
-}
-
-// One page of the hourly totals of [@from_hour, @to_hour) matching the
-// optional filters, by key or by bytes_tx + bytes_rx (summed as numeric so
-// two large counters cannot overflow), ties by key; total is the number of
-// rows the filter matches.
-func (q *Queries) ListFlows(ctx context.Context, arg ListFlowsParams) ([]ListFlowsRow, error) {
-	rows, err := q.db.Query(ctx, listFlows,
+func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByBytesAsc,
 		arg.FromHour,
 		arg.ToHour,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
-		arg.ByBytes,
-		arg.Descending,
 		arg.RowOffset,
 		arg.RowLimit,
 	)
@@ -133,9 +108,9 @@ func (q *Queries) ListFlows(ctx context.Context, arg ListFlowsParams) ([]ListFlo
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -143,7 +118,182 @@ func (q *Queries) ListFlows(ctx context.Context, arg ListFlowsParams) ([]ListFlo
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
-			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsByBytesDesc = `-- name: ListFlowsByBytesDesc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY bytes_tx::numeric + bytes_rx DESC, hour, src_app, dest_app, vpc_id
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByBytesDescParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
+}
+
+// Top talkers: bytes_tx + bytes_rx summed as numeric, so two large
+// counters cannot overflow; ties by key.
+func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByBytesDesc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsByKeyAsc = `-- name: ListFlowsByKeyAsc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY hour, src_app, dest_app, vpc_id
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByKeyAscParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
+}
+
+// The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
+// matching the optional filters, one query per order so that each is a
+// plain ORDER BY ... LIMIT the planner can serve from an index (key order)
+// or with a bounded top-N sort (bytes order); the exact total is CountFlows.
+// A window count(*) OVER () here made every page sort the whole range
+// (BenchmarkFlowsRange10M, docs/flows-storage.md).
+func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByKeyAsc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsByKeyDesc = `-- name: ListFlowsByKeyDesc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY hour DESC, src_app DESC, dest_app DESC, vpc_id DESC
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByKeyDescParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
+}
+
+func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByKeyDesc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
 		); err != nil {
 			return nil, err
 		}

@@ -42,24 +42,40 @@ func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
 }
 
 // List gives one page of the hourly totals the filter selects, in the
-// sort's order, with the number of rows the filter matches.
+// sort's order, with the number of rows the filter matches. The total is
+// counted apart: in the page query a window count would make it sort the
+// whole range instead of stopping after the page.
 func (f *Flows) List(ctx context.Context, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (store.Page[store.Flow], error) {
-	from, to := hourTime(fl.FromHour), hourTime(fl.ToHour)
-	return listPage(ctx, "list flows", p,
-		func(ctx context.Context) ([]db.ListFlowsRow, error) {
-			return f.q.ListFlows(ctx, db.ListFlowsParams{FromHour: from, ToHour: to,
-				SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID,
-				ByBytes: so.ByBytes, Descending: so.Desc, RowLimit: p.Limit, RowOffset: p.Offset})
-		},
-		func(r db.ListFlowsRow) int64 { return r.Total },
-		func(ctx context.Context) (int64, error) {
-			return f.q.CountFlows(ctx, db.CountFlowsParams{FromHour: from, ToHour: to,
-				SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
-		},
-		func(r db.ListFlowsRow) store.Flow {
-			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
-				BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
-		})
+	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(fl.FromHour), ToHour: hourTime(fl.ToHour),
+		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, RowLimit: p.Limit, RowOffset: p.Offset}
+	total, err := f.q.CountFlows(ctx, db.CountFlowsParams{FromHour: arg.FromHour, ToHour: arg.ToHour,
+		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+	if err != nil {
+		return store.Page[store.Flow]{}, wrap("count flows", err)
+	}
+	out := store.Page[store.Flow]{Items: []store.Flow{}, Total: total}
+	if p.Offset >= total {
+		return out, nil
+	}
+	var rows []db.Flow
+	switch {
+	case so.ByBytes && so.Desc:
+		rows, err = f.q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
+	case so.ByBytes:
+		rows, err = f.q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg))
+	case so.Desc:
+		rows, err = f.q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg))
+	default:
+		rows, err = f.q.ListFlowsByKeyAsc(ctx, arg)
+	}
+	if err != nil {
+		return store.Page[store.Flow]{}, wrap("list flows", err)
+	}
+	for _, r := range rows {
+		out.Items = append(out.Items, store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
+			BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600})
+	}
+	return out, nil
 }
 
 // Summary gives one page of the totals per by over the filter's rows,
