@@ -127,6 +127,9 @@ type MeasurementGroup struct {
 	AvgElapsed float64 `json:"avgElapsed" example:"1.203" doc:"Mean elapsed seconds."`
 	MinElapsed float64 `json:"minElapsed" example:"0.807" doc:"Smallest elapsed seconds."`
 	MaxElapsed float64 `json:"maxElapsed" example:"2.075" doc:"Largest elapsed seconds."`
+	P50Elapsed float64 `json:"p50Elapsed" format:"double" example:"1.1" doc:"Median elapsed seconds (nearest rank, as percentile_disc(0.5)), from a log-scale histogram: within 2.44 % of the exact value (within 1 microsecond below 1 microsecond), and never outside [minElapsed, maxElapsed]."`
+	P95Elapsed float64 `json:"p95Elapsed" format:"double" example:"1.9" doc:"95th percentile of elapsed seconds (nearest rank), within 2.44 % of the exact value, as p50Elapsed."`
+	P99Elapsed float64 `json:"p99Elapsed" format:"double" example:"2.05" doc:"99th percentile of elapsed seconds (nearest rank), within 2.44 % of the exact value, as p50Elapsed."`
 }
 
 func epoch(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
@@ -519,7 +522,8 @@ func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInp
 	items := make([]MeasurementGroup, len(page.Items))
 	for i, r := range page.Items {
 		items[i] = MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-			AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed)}
+			AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed),
+			P50Elapsed: finite(r.P50Elapsed), P95Elapsed: finite(r.P95Elapsed), P99Elapsed: finite(r.P99Elapsed)}
 	}
 	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
 }

@@ -1422,6 +1422,21 @@ type MeasurementGroup struct {
 	//
 	// Example: /api/products
 	Name string `json:"name"`
+
+	// P50Elapsed Median elapsed seconds (nearest rank, as percentile_disc(0.5)), from a log-scale histogram: within 2.44 % of the exact value (within 1 microsecond below 1 microsecond), and never outside [minElapsed, maxElapsed].
+	//
+	// Example: 1.1
+	P50Elapsed float64 `json:"p50Elapsed"`
+
+	// P95Elapsed 95th percentile of elapsed seconds (nearest rank), within 2.44 % of the exact value, as p50Elapsed.
+	//
+	// Example: 1.9
+	P95Elapsed float64 `json:"p95Elapsed"`
+
+	// P99Elapsed 99th percentile of elapsed seconds (nearest rank), within 2.44 % of the exact value, as p50Elapsed.
+	//
+	// Example: 2.05
+	P99Elapsed float64 `json:"p99Elapsed"`
 }
 
 // MeasurementInput defines model for MeasurementInput.

@@ -113,6 +113,9 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	_ = qb.AddMeasurementRollup(ctx, r.hourly)
 	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
+	hh, dh := histOf(recs)
+	_ = qb.AddMeasurementHourlyHist(ctx, hh)
+	_ = qb.AddMeasurementDailyHist(ctx, dh)
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
@@ -253,7 +256,7 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
 	}
-	return listPage(ctx, "group measurements", p,
+	page, err := listPage(ctx, "group measurements", p,
 		func(ctx context.Context) ([]db.GroupMeasurementsRow, error) {
 			return m.read.GroupMeasurements(ctx, params)
 		},
@@ -273,6 +276,13 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 			return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
 				AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
 		})
+	if err != nil {
+		return page, err
+	}
+	if err := m.addPercentiles(ctx, f, b, page.Items); err != nil {
+		return store.Page[store.MeasurementGroup]{}, err
+	}
+	return page, nil
 }
 
 // MethodDistribution counts the measurements of the window by method; a
