@@ -571,21 +571,24 @@ HAVING sum(p.n) > 0
 ORDER BY p.method;
 
 -- name: MeasurementTimeseries :many
--- Number of measurements per UTC bucket of started_at (@unit: hour or day,
--- @step_hours: 1 or 24), every bucket of the window present, empty ones 0.
+-- Number of measurements per UTC bucket of started_at, @width_seconds wide
+-- (5 minutes to 1 day, aligned on the Unix epoch, so 1 day is the UTC day),
+-- every bucket of the window present, empty ones 0. Widths of whole hours
+-- read whole hours from the rollup; the caller disables the rollup part
+-- (@h1 far in the future) for narrower buckets, which are counted from the rows.
 WITH parts AS (
-    SELECT date_trunc(@unit::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_hour, '1970-01-01'::timestamptz) AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
     WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, count(*) AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, count(*) AS n
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, -count(*) AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
     FROM measurements m
     WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
       AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
@@ -595,9 +598,9 @@ WITH parts AS (
 )
 SELECT b.bucket::timestamptz AS bucket, COALESCE(c.n, 0)::bigint AS count
 FROM generate_series(
-    date_trunc(@unit::text, @started_at::timestamptz, 'UTC'),
-    date_trunc(@unit::text, @ended_at::timestamptz, 'UTC'),
-    make_interval(hours => @step_hours::int)
+    date_bin(make_interval(secs => @width_seconds::int), @started_at::timestamptz, '1970-01-01'::timestamptz),
+    date_bin(make_interval(secs => @width_seconds::int), @ended_at::timestamptz, '1970-01-01'::timestamptz),
+    make_interval(secs => @width_seconds::int)
 ) AS b (bucket)
 LEFT JOIN counts c ON c.bucket = b.bucket
 ORDER BY b.bucket;

@@ -495,6 +495,33 @@ func (e GetMeasurementTimeseriesNoSlashParamsInterval) Valid() bool {
 	}
 }
 
+// Defines values for GetMeasurementTimeseriesNoSlashParamsBucket.
+const (
+	GetMeasurementTimeseriesNoSlashParamsBucketN15m GetMeasurementTimeseriesNoSlashParamsBucket = "15m"
+	GetMeasurementTimeseriesNoSlashParamsBucketN1d  GetMeasurementTimeseriesNoSlashParamsBucket = "1d"
+	GetMeasurementTimeseriesNoSlashParamsBucketN1h  GetMeasurementTimeseriesNoSlashParamsBucket = "1h"
+	GetMeasurementTimeseriesNoSlashParamsBucketN5m  GetMeasurementTimeseriesNoSlashParamsBucket = "5m"
+	GetMeasurementTimeseriesNoSlashParamsBucketN6h  GetMeasurementTimeseriesNoSlashParamsBucket = "6h"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesNoSlashParamsBucket enum.
+func (e GetMeasurementTimeseriesNoSlashParamsBucket) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesNoSlashParamsBucketN15m:
+		return true
+	case GetMeasurementTimeseriesNoSlashParamsBucketN1d:
+		return true
+	case GetMeasurementTimeseriesNoSlashParamsBucketN1h:
+		return true
+	case GetMeasurementTimeseriesNoSlashParamsBucketN5m:
+		return true
+	case GetMeasurementTimeseriesNoSlashParamsBucketN6h:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetMeasurementTimeseriesParamsInterval.
 const (
 	GetMeasurementTimeseriesParamsIntervalDaily  GetMeasurementTimeseriesParamsInterval = "daily"
@@ -507,6 +534,33 @@ func (e GetMeasurementTimeseriesParamsInterval) Valid() bool {
 	case GetMeasurementTimeseriesParamsIntervalDaily:
 		return true
 	case GetMeasurementTimeseriesParamsIntervalHourly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetMeasurementTimeseriesParamsBucket.
+const (
+	GetMeasurementTimeseriesParamsBucketN15m GetMeasurementTimeseriesParamsBucket = "15m"
+	GetMeasurementTimeseriesParamsBucketN1d  GetMeasurementTimeseriesParamsBucket = "1d"
+	GetMeasurementTimeseriesParamsBucketN1h  GetMeasurementTimeseriesParamsBucket = "1h"
+	GetMeasurementTimeseriesParamsBucketN5m  GetMeasurementTimeseriesParamsBucket = "5m"
+	GetMeasurementTimeseriesParamsBucketN6h  GetMeasurementTimeseriesParamsBucket = "6h"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesParamsBucket enum.
+func (e GetMeasurementTimeseriesParamsBucket) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesParamsBucketN15m:
+		return true
+	case GetMeasurementTimeseriesParamsBucketN1d:
+		return true
+	case GetMeasurementTimeseriesParamsBucketN1h:
+		return true
+	case GetMeasurementTimeseriesParamsBucketN5m:
+		return true
+	case GetMeasurementTimeseriesParamsBucketN6h:
 		return true
 	default:
 		return false
@@ -531,6 +585,33 @@ func (e GetMeasurementTimeseriesV1NoSlashParamsInterval) Valid() bool {
 	}
 }
 
+// Defines values for GetMeasurementTimeseriesV1NoSlashParamsBucket.
+const (
+	GetMeasurementTimeseriesV1NoSlashParamsBucketN15m GetMeasurementTimeseriesV1NoSlashParamsBucket = "15m"
+	GetMeasurementTimeseriesV1NoSlashParamsBucketN1d  GetMeasurementTimeseriesV1NoSlashParamsBucket = "1d"
+	GetMeasurementTimeseriesV1NoSlashParamsBucketN1h  GetMeasurementTimeseriesV1NoSlashParamsBucket = "1h"
+	GetMeasurementTimeseriesV1NoSlashParamsBucketN5m  GetMeasurementTimeseriesV1NoSlashParamsBucket = "5m"
+	GetMeasurementTimeseriesV1NoSlashParamsBucketN6h  GetMeasurementTimeseriesV1NoSlashParamsBucket = "6h"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesV1NoSlashParamsBucket enum.
+func (e GetMeasurementTimeseriesV1NoSlashParamsBucket) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesV1NoSlashParamsBucketN15m:
+		return true
+	case GetMeasurementTimeseriesV1NoSlashParamsBucketN1d:
+		return true
+	case GetMeasurementTimeseriesV1NoSlashParamsBucketN1h:
+		return true
+	case GetMeasurementTimeseriesV1NoSlashParamsBucketN5m:
+		return true
+	case GetMeasurementTimeseriesV1NoSlashParamsBucketN6h:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetMeasurementTimeseriesV1ParamsInterval.
 const (
 	GetMeasurementTimeseriesV1ParamsIntervalDaily  GetMeasurementTimeseriesV1ParamsInterval = "daily"
@@ -543,6 +624,33 @@ func (e GetMeasurementTimeseriesV1ParamsInterval) Valid() bool {
 	case GetMeasurementTimeseriesV1ParamsIntervalDaily:
 		return true
 	case GetMeasurementTimeseriesV1ParamsIntervalHourly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetMeasurementTimeseriesV1ParamsBucket.
+const (
+	GetMeasurementTimeseriesV1ParamsBucketN15m GetMeasurementTimeseriesV1ParamsBucket = "15m"
+	GetMeasurementTimeseriesV1ParamsBucketN1d  GetMeasurementTimeseriesV1ParamsBucket = "1d"
+	GetMeasurementTimeseriesV1ParamsBucketN1h  GetMeasurementTimeseriesV1ParamsBucket = "1h"
+	GetMeasurementTimeseriesV1ParamsBucketN5m  GetMeasurementTimeseriesV1ParamsBucket = "5m"
+	GetMeasurementTimeseriesV1ParamsBucketN6h  GetMeasurementTimeseriesV1ParamsBucket = "6h"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesV1ParamsBucket enum.
+func (e GetMeasurementTimeseriesV1ParamsBucket) Valid() bool {
+	switch e {
+	case GetMeasurementTimeseriesV1ParamsBucketN15m:
+		return true
+	case GetMeasurementTimeseriesV1ParamsBucketN1d:
+		return true
+	case GetMeasurementTimeseriesV1ParamsBucketN1h:
+		return true
+	case GetMeasurementTimeseriesV1ParamsBucketN5m:
+		return true
+	case GetMeasurementTimeseriesV1ParamsBucketN6h:
 		return true
 	default:
 		return false
@@ -2168,12 +2276,18 @@ type GetMeasurementTimeseriesNoSlashParams struct {
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
 	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	// Interval Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given.
 	Interval *GetMeasurementTimeseriesNoSlashParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+
+	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval.
+	Bucket *GetMeasurementTimeseriesNoSlashParamsBucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
 
 // GetMeasurementTimeseriesNoSlashParamsInterval defines parameters for GetMeasurementTimeseriesNoSlash.
 type GetMeasurementTimeseriesNoSlashParamsInterval string
+
+// GetMeasurementTimeseriesNoSlashParamsBucket defines parameters for GetMeasurementTimeseriesNoSlash.
+type GetMeasurementTimeseriesNoSlashParamsBucket string
 
 // GetMeasurementTimeseriesParams defines parameters for GetMeasurementTimeseries.
 type GetMeasurementTimeseriesParams struct {
@@ -2183,12 +2297,18 @@ type GetMeasurementTimeseriesParams struct {
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
 	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	// Interval Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given.
 	Interval *GetMeasurementTimeseriesParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+
+	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval.
+	Bucket *GetMeasurementTimeseriesParamsBucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
 
 // GetMeasurementTimeseriesParamsInterval defines parameters for GetMeasurementTimeseries.
 type GetMeasurementTimeseriesParamsInterval string
+
+// GetMeasurementTimeseriesParamsBucket defines parameters for GetMeasurementTimeseries.
+type GetMeasurementTimeseriesParamsBucket string
 
 // ListMeasurementGroupsV1NoSlashParams defines parameters for ListMeasurementGroupsV1NoSlash.
 type ListMeasurementGroupsV1NoSlashParams struct {
@@ -2276,12 +2396,18 @@ type GetMeasurementTimeseriesV1NoSlashParams struct {
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
 	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	// Interval Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given.
 	Interval *GetMeasurementTimeseriesV1NoSlashParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+
+	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval.
+	Bucket *GetMeasurementTimeseriesV1NoSlashParamsBucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
 
 // GetMeasurementTimeseriesV1NoSlashParamsInterval defines parameters for GetMeasurementTimeseriesV1NoSlash.
 type GetMeasurementTimeseriesV1NoSlashParamsInterval string
+
+// GetMeasurementTimeseriesV1NoSlashParamsBucket defines parameters for GetMeasurementTimeseriesV1NoSlash.
+type GetMeasurementTimeseriesV1NoSlashParamsBucket string
 
 // GetMeasurementTimeseriesV1Params defines parameters for GetMeasurementTimeseriesV1.
 type GetMeasurementTimeseriesV1Params struct {
@@ -2291,12 +2417,18 @@ type GetMeasurementTimeseriesV1Params struct {
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
 	EndedAt *float32 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	// Interval Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given.
 	Interval *GetMeasurementTimeseriesV1ParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+
+	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval.
+	Bucket *GetMeasurementTimeseriesV1ParamsBucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
 
 // GetMeasurementTimeseriesV1ParamsInterval defines parameters for GetMeasurementTimeseriesV1.
 type GetMeasurementTimeseriesV1ParamsInterval string
+
+// GetMeasurementTimeseriesV1ParamsBucket defines parameters for GetMeasurementTimeseriesV1.
+type GetMeasurementTimeseriesV1ParamsBucket string
 
 // CommitEventParams defines parameters for CommitEvent.
 type CommitEventParams struct {
@@ -3717,20 +3849,20 @@ type ClientInterface interface {
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMeasurementTimeseriesNoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	// GetMeasurementTimeseriesNoSlash Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
 	GetMeasurementTimeseriesNoSlash(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMeasurementTimeseries Number of measurements per day or hour
+	// GetMeasurementTimeseries Number of measurements per bucket of time
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3823,22 +3955,22 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
 	GetMethodDistributionV1(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMeasurementTimeseriesV1NoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	// GetMeasurementTimeseriesV1NoSlash Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
 	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
 	GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMeasurementTimeseriesV1 Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	// GetMeasurementTimeseriesV1 Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -4420,11 +4552,11 @@ func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDis
 	return c.Client.Do(req)
 }
 
-// GetMeasurementTimeseriesNoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+// GetMeasurementTimeseriesNoSlash Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4441,9 +4573,9 @@ func (c *Client) GetMeasurementTimeseriesNoSlash(ctx context.Context, params *Ge
 	return c.Client.Do(req)
 }
 
-// GetMeasurementTimeseries Number of measurements per day or hour
+// GetMeasurementTimeseries Number of measurements per bucket of time
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4626,11 +4758,11 @@ func (c *Client) GetMethodDistributionV1(ctx context.Context, params *GetMethodD
 	return c.Client.Do(req)
 }
 
-// GetMeasurementTimeseriesV1NoSlash Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+// GetMeasurementTimeseriesV1NoSlash Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4647,11 +4779,11 @@ func (c *Client) GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *
 	return c.Client.Do(req)
 }
 
-// GetMeasurementTimeseriesV1 Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+// GetMeasurementTimeseriesV1 Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -6528,6 +6660,18 @@ func NewGetMeasurementTimeseriesNoSlashRequest(server string, params *GetMeasure
 
 		}
 
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -6597,6 +6741,18 @@ func NewGetMeasurementTimeseriesRequest(server string, params *GetMeasurementTim
 		if params.Interval != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7252,6 +7408,18 @@ func NewGetMeasurementTimeseriesV1NoSlashRequest(server string, params *GetMeasu
 
 		}
 
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -7321,6 +7489,18 @@ func NewGetMeasurementTimeseriesV1Request(server string, params *GetMeasurementT
 		if params.Interval != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "interval", *params.Interval, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -9030,11 +9210,11 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistributionWithResponse(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionResponse, error)
 
-	// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -9043,9 +9223,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/measurements/timeseries (the `GetMeasurementTimeseriesNoSlash` operationId).
 	GetMeasurementTimeseriesNoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesNoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesNoSlashResponse, error)
 
-	// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
+	// GetMeasurementTimeseriesWithResponse Number of measurements per bucket of time
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -9156,11 +9336,11 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/methodDistribution/ (the `GetMethodDistributionV1` operationId).
 	GetMethodDistributionV1WithResponse(ctx context.Context, params *GetMethodDistributionV1Params, reqEditors ...RequestEditorFn) (*GetMethodDistributionV1Response, error)
 
-	// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -9169,11 +9349,11 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/timeseries (the `GetMeasurementTimeseriesV1NoSlash` operationId).
 	GetMeasurementTimeseriesV1NoSlashWithResponse(ctx context.Context, params *GetMeasurementTimeseriesV1NoSlashParams, reqEditors ...RequestEditorFn) (*GetMeasurementTimeseriesV1NoSlashResponse, error)
 
-	// GetMeasurementTimeseriesV1WithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+	// GetMeasurementTimeseriesV1WithResponse Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -13923,11 +14103,11 @@ func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Cont
 	return ParseGetMethodDistributionResponse(rsp)
 }
 
-// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+// GetMeasurementTimeseriesNoSlashWithResponse Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13942,9 +14122,9 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesNoSlashWithResponse(ctx co
 	return ParseGetMeasurementTimeseriesNoSlashResponse(rsp)
 }
 
-// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
+// GetMeasurementTimeseriesWithResponse Number of measurements per bucket of time
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -14109,11 +14289,11 @@ func (c *ClientWithResponses) GetMethodDistributionV1WithResponse(ctx context.Co
 	return ParseGetMethodDistributionV1Response(rsp)
 }
 
-// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+// GetMeasurementTimeseriesV1NoSlashWithResponse Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -14128,11 +14308,11 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesV1NoSlashWithResponse(ctx 
 	return ParseGetMeasurementTimeseriesV1NoSlashResponse(rsp)
 }
 
-// GetMeasurementTimeseriesV1WithResponse Number of measurements per day or hour (alias of /api/measurements/timeseries/)
+// GetMeasurementTimeseriesV1WithResponse Number of measurements per bucket of time (alias of /api/measurements/timeseries/)
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //

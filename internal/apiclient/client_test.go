@@ -3,6 +3,7 @@ package apiclient_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/apiclient"
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
@@ -146,5 +148,57 @@ func TestGeneratedClientFlowsRangeAndSummary(t *testing.T) {
 	if bad.ApplicationproblemJSON422 == nil || bad.ApplicationproblemJSON422.Errors == nil ||
 		(*bad.ApplicationproblemJSON422.Errors)[0].Source == nil || *(*bad.ApplicationproblemJSON422.Errors)[0].Source != "to_hour" {
 		t.Fatalf("422 summary: %d %s", bad.StatusCode(), bad.Body)
+	}
+}
+
+// Grouped percentiles and timeseries bucket widths (issue 12, point 5)
+// through the generated client: 100 measurements of one route with elapsed
+// 0.01 .. 1.00 s, so the exact nearest-rank percentiles are 0.50, 0.95 and
+// 0.99; a bucket the enum lacks is a documented 422.
+func TestGeneratedClientPercentilesAndBuckets(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	ctx := context.Background()
+	const start = 1444780800 // a whole UTC day, exact in the float32 the generated window parameters still use
+	var body apiclient.PostMeasurementsJSONRequestBody
+	for i := 1; i <= 100; i++ {
+		e := float64(i) / 100
+		body = append(body, apiclient.MeasurementInput{Name: "/api/p", Method: "GET",
+			StartedAt: start + float64(i*60), EndedAt: start + float64(i*60) + e, Elapsed: &e})
+	}
+	post, err := c.PostMeasurementsWithResponse(ctx, nil, body)
+	if err != nil || post.StatusCode() != http.StatusCreated {
+		t.Fatalf("post: %v %v", err, post)
+	}
+	from, to := float32(start), float32(start+2*86400)
+	g, err := c.ListMeasurementGroupsWithResponse(ctx, &apiclient.ListMeasurementGroupsParams{StartedAt: &from, EndedAt: &to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.JSON200 == nil || len(*g.JSON200.Items) != 1 {
+		t.Fatalf("grouped: %d %s", g.StatusCode(), g.Body)
+	}
+	it := (*g.JSON200.Items)[0]
+	for _, p := range []struct{ got, exact float64 }{{it.P50Elapsed, 0.50}, {it.P95Elapsed, 0.95}, {it.P99Elapsed, 0.99}} {
+		if math.Abs(p.got-p.exact) > p.exact*store.PercentileRelativeError {
+			t.Fatalf("grouped percentiles %+v, want 0.50 0.95 0.99 within %.4f", it, store.PercentileRelativeError)
+		}
+	}
+	bucket := apiclient.GetMeasurementTimeseriesParamsBucket("15m")
+	ts, err := c.GetMeasurementTimeseriesWithResponse(ctx, &apiclient.GetMeasurementTimeseriesParams{StartedAt: &from, EndedAt: &to, Bucket: &bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.JSON200 == nil || ts.JSON200.Serie["2015-10-14 00:15"] != 15 || ts.JSON200.Serie["2015-10-14 01:30"] != 11 {
+		t.Fatalf("timeseries 15m: %d %s", ts.StatusCode(), ts.Body)
+	}
+	bad := apiclient.GetMeasurementTimeseriesParamsBucket("2h")
+	ts, err = c.GetMeasurementTimeseriesWithResponse(ctx, &apiclient.GetMeasurementTimeseriesParams{Bucket: &bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.ApplicationproblemJSON422 == nil || ts.ApplicationproblemJSON422.Errors == nil ||
+		(*ts.ApplicationproblemJSON422.Errors)[0].Title != "oneof" {
+		t.Fatalf("bucket=2h: %d %s", ts.StatusCode(), ts.Body)
 	}
 }

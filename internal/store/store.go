@@ -83,7 +83,9 @@ type MeasurementStore interface {
 	List(ctx context.Context, f MeasurementFilter, s MeasurementSort, p PageRequest) (Page[Measurement], error)
 	Grouped(ctx context.Context, f MeasurementFilter, s MeasurementSort, p PageRequest) (Page[MeasurementGroup], error)
 	MethodDistribution(ctx context.Context, f MeasurementFilter) (map[string]int64, error)
-	Timeseries(ctx context.Context, f MeasurementFilter, daily bool) ([]MeasurementBucket, error)
+	// Timeseries counts per bucket of started_at, width wide (a divisor of
+	// a day in whole minutes, aligned on the epoch), every bucket present.
+	Timeseries(ctx context.Context, f MeasurementFilter, width time.Duration) ([]MeasurementBucket, error)
 }
 
 // CollectionStore keeps the metrics collections and reads their figures.

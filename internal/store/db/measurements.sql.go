@@ -1481,43 +1481,42 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 
 const measurementTimeseries = `-- name: MeasurementTimeseries :many
 WITH parts AS (
-    SELECT date_trunc($1::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
+    SELECT date_bin(make_interval(secs => $1::int), r.start_hour, '1970-01-01'::timestamptz) AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $5::timestamptz AND r.end_hour <= $6::timestamptz
+    WHERE r.start_hour >= $4::timestamptz AND r.end_hour <= $5::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, count(*) AS n
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $2::timestamptz AND m.started_at < $5::timestamptz
+    WHERE m.started_at >= $2::timestamptz AND m.started_at < $4::timestamptz
       AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, -count(*) AS n
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $5::timestamptz AND m.started_at < $7::timestamptz
-      AND m.ended_at > $3::timestamptz AND m.ended_at < $7::timestamptz
+    WHERE m.started_at >= $4::timestamptz AND m.started_at < $6::timestamptz
+      AND m.ended_at > $3::timestamptz AND m.ended_at < $6::timestamptz
     GROUP BY 1
 ), counts AS (
     SELECT p.bucket, sum(p.n)::bigint AS n FROM parts p GROUP BY p.bucket
 )
 SELECT b.bucket::timestamptz AS bucket, COALESCE(c.n, 0)::bigint AS count
 FROM generate_series(
-    date_trunc($1::text, $2::timestamptz, 'UTC'),
-    date_trunc($1::text, $3::timestamptz, 'UTC'),
-    make_interval(hours => $4::int)
+    date_bin(make_interval(secs => $1::int), $2::timestamptz, '1970-01-01'::timestamptz),
+    date_bin(make_interval(secs => $1::int), $3::timestamptz, '1970-01-01'::timestamptz),
+    make_interval(secs => $1::int)
 ) AS b (bucket)
 LEFT JOIN counts c ON c.bucket = b.bucket
 ORDER BY b.bucket
 `
 
 type MeasurementTimeseriesParams struct {
-	Unit      string
-	StartedAt time.Time
-	EndedAt   time.Time
-	StepHours int32
-	H1        time.Time
-	H2        time.Time
-	H2Next    time.Time
+	WidthSeconds int32
+	StartedAt    time.Time
+	EndedAt      time.Time
+	H1           time.Time
+	H2           time.Time
+	H2Next       time.Time
 }
 
 type MeasurementTimeseriesRow struct {
@@ -1525,14 +1524,16 @@ type MeasurementTimeseriesRow struct {
 	Count  int64
 }
 
-// Number of measurements per UTC bucket of started_at (@unit: hour or day,
-// @step_hours: 1 or 24), every bucket of the window present, empty ones 0.
+// Number of measurements per UTC bucket of started_at, @width_seconds wide
+// (5 minutes to 1 day, aligned on the Unix epoch, so 1 day is the UTC day),
+// every bucket of the window present, empty ones 0. Widths of whole hours
+// read whole hours from the rollup; the caller disables the rollup part
+// (@h1 far in the future) for narrower buckets, which are counted from the rows.
 func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTimeseriesParams) ([]MeasurementTimeseriesRow, error) {
 	rows, err := q.db.Query(ctx, measurementTimeseries,
-		arg.Unit,
+		arg.WidthSeconds,
 		arg.StartedAt,
 		arg.EndedAt,
-		arg.StepHours,
 		arg.H1,
 		arg.H2,
 		arg.H2Next,

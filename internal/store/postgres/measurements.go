@@ -302,16 +302,22 @@ func (m *Measurements) MethodDistribution(ctx context.Context, f store.Measureme
 	return out, nil
 }
 
-// Timeseries counts the measurements of the window per UTC hour (daily
-// false) or day, every bucket of the window present, in order. Only the
-// window of f is used.
-func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter, daily bool) ([]store.MeasurementBucket, error) {
-	b := split(f)
-	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
-		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
-	if daily {
-		p.Unit, p.StepHours = "day", 24
+// Timeseries counts the measurements of the window per bucket of started_at
+// width wide (buckets aligned on the Unix epoch: a day is the UTC day),
+// every bucket of the window present, in order. Only the window of f is
+// used. Widths of whole hours read the window's whole hours from the
+// rollup; narrower ones count the rows (there is no finer rollup), so they
+// see only rows that have not expired.
+func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter, width time.Duration) ([]store.MeasurementBucket, error) {
+	if width < time.Minute || width%time.Minute != 0 || (24*time.Hour)%width != 0 {
+		return nil, fmt.Errorf("measurement timeseries: width %s does not divide a day in whole minutes: %w", width, store.ErrInvalid)
 	}
+	b := split(f)
+	if width%time.Hour != 0 {
+		b.h1 = farFuture
+	}
+	p := db.MeasurementTimeseriesParams{WidthSeconds: int32(width / time.Second), H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
+		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
 	rows, err := m.read.MeasurementTimeseries(ctx, p)
 	if err != nil {
 		return nil, wrap("measurement timeseries", err)
