@@ -1435,6 +1435,11 @@ type HistoryPoint struct {
 	// Example: 39
 	Min *float64 `json:"min,omitempty"`
 
+	// P95 95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc) (with bucket only).
+	//
+	// Example: 43.5
+	P95 *float64 `json:"p95,omitempty"`
+
 	// Time When the value was reported, or the start of the bucket (RFC 3339, UTC).
 	Time time.Time `json:"time"`
 
