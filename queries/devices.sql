@@ -131,11 +131,15 @@ WHERE device_id = @device_id AND name = @name
 -- whereas the numeric sum is exact and the average, between min and max,
 -- always fits a float8 again. Through text, because float8::numeric keeps
 -- 15 digits only (it would round the largest double past the float8 range);
--- float8's text is the shortest exact form.
+-- float8's text is the shortest exact form. p95 is exact and nearest-rank
+-- (percentile_disc: a value of the bucket, so it never overflows as an
+-- interpolation between extreme values could); the bucket's rows are read
+-- anyway, the ordered aggregate only sorts each bucket's values.
 SELECT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
        avg(value_num::text::numeric)::float8 AS avg_value,
        min(value_num)::float8 AS min_value,
        max(value_num)::float8 AS max_value,
+       (percentile_disc(0.95) WITHIN GROUP (ORDER BY value_num))::float8 AS p95_value,
        count(*) AS points,
        count(*) OVER () AS total
 FROM device_metrics

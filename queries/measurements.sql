@@ -106,6 +106,66 @@ ORDER BY t.start_hour, t.end_hour, t.method
 ON CONFLICT (start_hour, end_hour, method) DO UPDATE
 SET count = c.count + excluded.count;
 
+-- name: AddMeasurementHourlyHist :exec
+-- Adds a batch's elapsed histograms (one element per cell and bucket, in
+-- key order) to measurements_hourly_hist.
+INSERT INTO measurements_hourly_hist AS h (start_hour, end_hour, app, name, method, bucket, count)
+SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.bucket, t.count
+FROM ROWS FROM (
+    unnest(@start_hours::timestamptz[]),
+    unnest(@end_hours::timestamptz[]),
+    unnest(@apps::text[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@buckets::smallint[]),
+    unnest(@counts::bigint[])
+) AS t (start_hour, end_hour, app, name, method, bucket, count)
+ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method, t.bucket
+ON CONFLICT (start_hour, end_hour, app, name, method, bucket) DO UPDATE
+SET count = h.count + excluded.count;
+
+-- name: AddMeasurementDailyHist :exec
+-- The same for measurements_daily_hist.
+INSERT INTO measurements_daily_hist AS d (start_day, end_day, app, name, method, bucket, count)
+SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.bucket, t.count
+FROM ROWS FROM (
+    unnest(@start_days::timestamptz[]),
+    unnest(@end_days::timestamptz[]),
+    unnest(@apps::text[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@buckets::smallint[]),
+    unnest(@counts::bigint[])
+) AS t (start_day, end_day, app, name, method, bucket, count)
+ORDER BY t.start_day, t.end_day, t.app, t.name, t.method, t.bucket
+ON CONFLICT (start_day, end_day, app, name, method, bucket) DO UPDATE
+SET count = d.count + excluded.count;
+
+-- name: DeleteMeasurementHist :exec
+-- With DeleteMeasurementRollup: forget the histograms of rows started in
+-- [@since, @until) (whole UTC days).
+WITH hourly AS (
+    DELETE FROM measurements_hourly_hist WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
+)
+DELETE FROM measurements_daily_hist WHERE start_day >= @since::timestamptz AND start_day < @until::timestamptz;
+
+-- name: FillMeasurementHist :exec
+-- With FillMeasurementRollup: recompute the histograms from the rows.
+WITH hourly AS (
+    INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, bucket, count)
+    SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
+           telemetry_elapsed_bucket(elapsed), count(*)
+    FROM measurements
+    WHERE started_at >= @since::timestamptz AND started_at < @until::timestamptz
+    GROUP BY 1, 2, 3, 4, 5, 6
+)
+INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, bucket, count)
+SELECT date_trunc('day', started_at, 'UTC'), date_trunc('day', ended_at, 'UTC'), app, name, method,
+       telemetry_elapsed_bucket(elapsed), count(*)
+FROM measurements
+WHERE started_at >= @since::timestamptz AND started_at < @until::timestamptz
+GROUP BY 1, 2, 3, 4, 5, 6;
+
 -- name: DeleteMeasurementRollup :exec
 -- First step of a rebuild: forget the cells of rows started in [@since,
 -- @until) (whole UTC days) in every rollup.
@@ -422,6 +482,68 @@ ORDER BY
     s.name, s.method
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
+-- name: GroupMeasurementHistograms :many
+-- The merged elapsed histogram (bucket, count) of each of the given
+-- (name, method) groups over the window: the same parts as
+-- GroupMeasurements (whole days and hours from the *_hist rollups, the
+-- partial hours from the rows), for the groups of one page only.
+WITH late AS (
+    -- Whether edge B's cells hold a row that ended after the window: their
+    -- minima and maxima cannot be corrected, so edge B is then read from the rows.
+    SELECT EXISTS (
+        SELECT 1 FROM measurements m
+        WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
+          AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
+          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
+          AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
+    ) AS found
+), wanted AS (
+    SELECT w.name, w.method FROM ROWS FROM (unnest(@group_names::text[]), unnest(@group_methods::text[])) AS w (name, method)
+), parts AS (
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.start_day >= @d1::timestamptz AND r.end_day < @d2::timestamptz
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    UNION ALL
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.start_hour >= @h1::timestamptz AND r.start_hour < @d1::timestamptz AND r.end_hour < @h2::timestamptz
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    UNION ALL
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.end_hour >= @d2::timestamptz AND r.end_hour < @h2::timestamptz AND r.start_hour >= @d1::timestamptz
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    UNION ALL
+    SELECT m.name, m.method, telemetry_elapsed_bucket(m.elapsed), count(*)
+    FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
+    WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
+      AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
+      AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
+      AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
+    GROUP BY m.name, m.method, 3
+    UNION ALL
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.end_hour = @h2::timestamptz AND r.start_hour >= @h1::timestamptz
+    AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+    AND NOT (SELECT l.found FROM late l)
+    UNION ALL
+    SELECT m.name, m.method, telemetry_elapsed_bucket(m.elapsed), count(*)
+    FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
+    WHERE m.started_at >= @h1::timestamptz AND m.started_at <= @ended_at::timestamptz
+      AND m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz
+      AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
+      AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
+      AND (SELECT l.found FROM late l)
+    GROUP BY m.name, m.method, 3
+)
+SELECT p.name, p.method, p.bucket::int AS bucket, sum(p.count)::bigint AS count
+FROM parts p
+GROUP BY p.name, p.method, p.bucket
+ORDER BY p.name, p.method, p.bucket;
+
 -- name: MeasurementMethodDistribution :many
 -- Number of measurements per method in the window.
 WITH parts AS (
@@ -449,21 +571,24 @@ HAVING sum(p.n) > 0
 ORDER BY p.method;
 
 -- name: MeasurementTimeseries :many
--- Number of measurements per UTC bucket of started_at (@unit: hour or day,
--- @step_hours: 1 or 24), every bucket of the window present, empty ones 0.
+-- Number of measurements per UTC bucket of started_at, @width_seconds wide
+-- (5 minutes to 1 day, aligned on the Unix epoch, so 1 day is the UTC day),
+-- every bucket of the window present, empty ones 0. Widths of whole hours
+-- read whole hours from the rollup; the caller disables the rollup part
+-- (@h1 far in the future) for narrower buckets, which are counted from the rows.
 WITH parts AS (
-    SELECT date_trunc(@unit::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_hour, '1970-01-01'::timestamptz) AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
     WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, count(*) AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, count(*) AS n
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc(@unit::text, m.started_at, 'UTC') AS bucket, -count(*) AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
     FROM measurements m
     WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
       AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
@@ -473,9 +598,9 @@ WITH parts AS (
 )
 SELECT b.bucket::timestamptz AS bucket, COALESCE(c.n, 0)::bigint AS count
 FROM generate_series(
-    date_trunc(@unit::text, @started_at::timestamptz, 'UTC'),
-    date_trunc(@unit::text, @ended_at::timestamptz, 'UTC'),
-    make_interval(hours => @step_hours::int)
+    date_bin(make_interval(secs => @width_seconds::int), @started_at::timestamptz, '1970-01-01'::timestamptz),
+    date_bin(make_interval(secs => @width_seconds::int), @ended_at::timestamptz, '1970-01-01'::timestamptz),
+    make_interval(secs => @width_seconds::int)
 ) AS b (bucket)
 LEFT JOIN counts c ON c.bucket = b.bucket
 ORDER BY b.bucket;

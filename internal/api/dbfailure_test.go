@@ -202,6 +202,7 @@ func endpointSamples(t *testing.T) map[string]struct{ method, path, body string 
 		"getReady":                 {"GET", "/readyz", ""},
 		"postFlows":                {"POST", "/flows", flow},
 		"listFlows":                {"GET", "/flows?hour=3", ""},
+		"getFlowSummary":           {"GET", "/flows/summary?from_hour=1&to_hour=5&by=src_app", ""},
 		"registerEvent":            {"POST", "/apiv0.1/events/register", eventsSeedRegister},
 		"commitEvent":              {"POST", "/apiv0.1/events/commit", strings.Replace(eventsSeedCommit, "%s", id, 1)},
 		"listRunningEvents":        {"GET", "/apiv0.1/events/isrunning", ""},

@@ -164,6 +164,7 @@ type HistoryPoint struct {
 	Avg   *float64  `json:"avg,omitempty" example:"41.5" doc:"Average over the bucket (with bucket only)."`
 	Min   *float64  `json:"min,omitempty" example:"39" doc:"Smallest value in the bucket (with bucket only)."`
 	Max   *float64  `json:"max,omitempty" example:"44" doc:"Largest value in the bucket (with bucket only)."`
+	P95   *float64  `json:"p95,omitempty" format:"double" example:"43.5" doc:"95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc) (with bucket only)."`
 	Count *int64    `json:"count,omitempty" example:"10" doc:"Points in the bucket (with bucket only)."`
 }
 
@@ -504,7 +505,7 @@ func (d *devicesAPI) history(ctx context.Context, in *historyInput) (*PageOutput
 		}
 		items, total = make([]HistoryPoint, len(page.Items)), page.Total
 		for i, b := range page.Items {
-			items[i] = HistoryPoint{Time: b.Start, Avg: &b.Avg, Min: &b.Min, Max: &b.Max, Count: &b.Count}
+			items[i] = HistoryPoint{Time: b.Start, Avg: &b.Avg, Min: &b.Min, Max: &b.Max, P95: &b.P95, Count: &b.Count}
 		}
 	}
 	return newPage(ctx, in.PageQuery, items, total), nil

@@ -729,13 +729,26 @@ func TestDevicesHistory(t *testing.T) {
 	}
 	for i, b := range buckets.Items {
 		lo := float64(5 * i)
-		if !b.Time.Equal(base.Add(time.Duration(5*i)*time.Minute)) || *b.Count != 5 || *b.Min != lo || *b.Max != lo+4 || *b.Avg != lo+2 || b.Value != nil {
+		if !b.Time.Equal(base.Add(time.Duration(5*i)*time.Minute)) || *b.Count != 5 || *b.Min != lo || *b.Max != lo+4 || *b.Avg != lo+2 || b.Value != nil ||
+			b.P95 == nil || *b.P95 != lo+4 {
 			t.Fatalf("bucket %d = %+v", i, b)
 		}
 	}
 	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&bucket=1h", nil).decode(t, &buckets)
-	if buckets.Total != 1 || *buckets.Items[0].Count != 15 || *buckets.Items[0].Avg != 7 {
+	// p95 of 0..14: the 15th of 15 values (nearest rank ceil(0.95 * 15) = 15).
+	if buckets.Total != 1 || *buckets.Items[0].Count != 15 || *buckets.Items[0].Avg != 7 || *buckets.Items[0].P95 != 14 {
 		t.Fatalf("hour bucket = %+v", buckets)
+	}
+	// p95 is nearest rank, not the max: of 0..19 the 19th value, 18.
+	for i := 0; i < 20; i++ {
+		if _, err := s.Pool.Exec(context.Background(), `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
+			VALUES ($1, 'h1', 'lat', 'double', $2, 'u', 'both', 60)`, base.Add(time.Duration(i)*time.Second), float64(19-i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.do("GET", "/mrd/devices/h1/metrics/lat/history?"+window+"&bucket=1h", nil).wantStatus(t, http.StatusOK).decode(t, &buckets)
+	if buckets.Total != 1 || *buckets.Items[0].P95 != 18 || *buckets.Items[0].Max != 19 {
+		t.Fatalf("p95 of 0..19 = %+v", buckets.Items)
 	}
 	s.do("GET", "/mrd/devices/h1/metrics/load/history?"+window+"&bucket=5m&size=1&page=5", nil).decode(t, &buckets)
 	if buckets.Total != 3 || len(buckets.Items) != 0 {

@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/telemetry/telemetry/internal/store"
 )
 
 // Flow is one network flow: the seed's flow object, used both to post a
@@ -41,11 +39,6 @@ type FlowsReceived struct {
 
 type postFlowsOutput struct{ Body FlowsReceived }
 
-type listFlowsInput struct {
-	Hour int64 `query:"hour" required:"true" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC)."`
-	PageQuery
-}
-
 // TooManyFlows is the seed's message for a batch over FLOWS_MAX_BATCH.
 const TooManyFlows = "Too many flow objects are being registered"
 
@@ -75,10 +68,14 @@ func (s *server) flowsDocs() map[string]huma.Operation {
 		"listFlows": {
 			Summary: "Hourly totals per (src_app, dest_app, vpc_id)",
 			Description: "The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item " +
-				"per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.",
+				"per (src_app, dest_app, vpc_id, hour), ordered by hour, src_app, dest_app, vpc_id. Either one hour " +
+				"(hour, the seed's query) or a range [from_hour, to_hour) of at most 744 hours, optionally " +
+				"narrowed to one src_app, dest_app or vpc_id; sort=bytes,desc lists the top talkers " +
+				"(bytes_tx + bytes_rx) first.",
 			Tags:   tags,
 			Errors: []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable},
 		},
+		"getFlowSummary": flowsQueryDocs(tags),
 	}
 }
 
@@ -126,16 +123,4 @@ func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsO
 	}
 	out.Body = body
 	return out, nil
-}
-
-func (s *server) listFlows(ctx context.Context, in *listFlowsInput) (*PageOutput[Flow], error) {
-	page, err := s.st.Flows.ListHour(ctx, in.Hour, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
-	if err != nil {
-		return nil, s.storeError(ctx, "list flows", err)
-	}
-	items := make([]Flow, len(page.Items))
-	for i, f := range page.Items {
-		items[i] = Flow(f)
-	}
-	return newPage(ctx, in.PageQuery, items, page.Total), nil
 }

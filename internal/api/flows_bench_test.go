@@ -150,7 +150,8 @@ func BenchmarkFlowsStorage(b *testing.B) {
 		return runLoad(4, 5*time.Second, 5000, func(ctx context.Context, c int) error { return fn(ctx, rngs[c]) })
 	}
 	agg := queryLoad(func(ctx context.Context, rng *rand.Rand) error {
-		_, err := q.ListFlowsByHour(ctx, db.ListFlowsByHourParams{Hour: randomHour(rng), RowLimit: 50, RowOffset: rng.Int64N(50) * 50})
+		h := randomHour(rng)
+		_, err := q.ListFlowsByKeyAsc(ctx, db.ListFlowsByKeyAscParams{FromHour: h, ToHour: h.Add(time.Hour), RowLimit: 50, RowOffset: rng.Int64N(50) * 50})
 		return err
 	})
 	raw := queryLoad(func(ctx context.Context, rng *rand.Rand) error {

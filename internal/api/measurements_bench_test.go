@@ -256,11 +256,11 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 			return err
 		}},
 		{"timeseries_hourly", "/api/measurements/timeseries/?interval=hourly", func() error {
-			_, err := st.Timeseries(ctx, window, false)
+			_, err := st.Timeseries(ctx, window, time.Hour)
 			return err
 		}},
 		{"timeseries_daily", "/api/measurements/timeseries/?interval=daily", func() error {
-			_, err := st.Timeseries(ctx, window, true)
+			_, err := st.Timeseries(ctx, window, 24*time.Hour)
 			return err
 		}},
 		{"get", "/api/measurements/123456", func() error {

@@ -53,6 +53,7 @@ func (s *server) routes() []route {
 		// flows.go
 		{post, "/flows", "postFlows", nil, handle(s.postFlows)},
 		{get, "/flows", "listFlows", nil, handle(s.listFlows)},
+		{get, "/flows/summary", "getFlowSummary", nil, handle(s.flowSummary)},
 
 		// events.go
 		{post, eventsPrefix + "/events/register", "registerEvent", nil, handle(s.registerEvent)},

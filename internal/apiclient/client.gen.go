@@ -495,6 +495,33 @@ func (e GetMeasurementTimeseriesParamsInterval) Valid() bool {
 	}
 }
 
+// Defines values for GetMeasurementTimeseriesParamsBucket.
+const (
+	N15m GetMeasurementTimeseriesParamsBucket = "15m"
+	N1d  GetMeasurementTimeseriesParamsBucket = "1d"
+	N1h  GetMeasurementTimeseriesParamsBucket = "1h"
+	N5m  GetMeasurementTimeseriesParamsBucket = "5m"
+	N6h  GetMeasurementTimeseriesParamsBucket = "6h"
+)
+
+// Valid indicates whether the value is a known member of the GetMeasurementTimeseriesParamsBucket enum.
+func (e GetMeasurementTimeseriesParamsBucket) Valid() bool {
+	switch e {
+	case N15m:
+		return true
+	case N1d:
+		return true
+	case N1h:
+		return true
+	case N5m:
+		return true
+	case N6h:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListStatesParamsState.
 const (
 	ListStatesParamsStateCommitted ListStatesParamsState = "committed"
@@ -525,6 +552,27 @@ func (e ListStatesParamsMode) Valid() bool {
 	case ListStatesParamsModeCluster:
 		return true
 	case ListStatesParamsModeSingle:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetFlowSummaryParamsBy.
+const (
+	DestApp GetFlowSummaryParamsBy = "dest_app"
+	SrcApp  GetFlowSummaryParamsBy = "src_app"
+	VpcId   GetFlowSummaryParamsBy = "vpc_id"
+)
+
+// Valid indicates whether the value is a known member of the GetFlowSummaryParamsBy enum.
+func (e GetFlowSummaryParamsBy) Valid() bool {
+	switch e {
+	case DestApp:
+		return true
+	case SrcApp:
+		return true
+	case VpcId:
 		return true
 	default:
 		return false
@@ -1212,6 +1260,29 @@ type Flow struct {
 	VpcId string `json:"vpc_id"`
 }
 
+// FlowTotal defines model for FlowTotal.
+type FlowTotal struct {
+	// Bytes bytes_tx + bytes_rx: the order of the summary, largest first.
+	//
+	// Example: 1200
+	Bytes int64 `json:"bytes"`
+
+	// BytesRx Sum of bytes_rx over the key's flows in the range.
+	//
+	// Example: 900
+	BytesRx int64 `json:"bytes_rx"`
+
+	// BytesTx Sum of bytes_tx over the key's flows in the range.
+	//
+	// Example: 300
+	BytesTx int64 `json:"bytes_tx"`
+
+	// Key The src_app, dest_app or vpc_id (as asked by by).
+	//
+	// Example: web
+	Key string `json:"key"`
+}
+
 // FlowsReceived defines model for FlowsReceived.
 type FlowsReceived struct {
 	// Received Number of flows stored.
@@ -1254,6 +1325,11 @@ type HistoryPoint struct {
 	//
 	// Example: 39
 	Min *float64 `json:"min,omitempty"`
+
+	// P95 95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc) (with bucket only).
+	//
+	// Example: 43.5
+	P95 *float64 `json:"p95,omitempty"`
 
 	// Time When the value was reported, or the start of the bucket (RFC 3339, UTC).
 	Time time.Time `json:"time"`
@@ -1350,6 +1426,21 @@ type MeasurementGroup struct {
 	//
 	// Example: /api/products
 	Name string `json:"name"`
+
+	// P50Elapsed Median elapsed seconds (nearest rank, as percentile_disc(0.5)), from a log-scale histogram: within 2.44 % of the exact value (within 1 microsecond below 1 microsecond), and never outside [minElapsed, maxElapsed].
+	//
+	// Example: 1.1
+	P50Elapsed float64 `json:"p50Elapsed"`
+
+	// P95Elapsed 95th percentile of elapsed seconds (nearest rank), within 2.44 % of the exact value, as p50Elapsed.
+	//
+	// Example: 1.9
+	P95Elapsed float64 `json:"p95Elapsed"`
+
+	// P99Elapsed 99th percentile of elapsed seconds (nearest rank), within 2.44 % of the exact value, as p50Elapsed.
+	//
+	// Example: 2.05
+	P99Elapsed float64 `json:"p99Elapsed"`
 }
 
 // MeasurementInput defines model for MeasurementInput.
@@ -1615,6 +1706,27 @@ type PageEventRun struct {
 type PageFlow struct {
 	// Items This page's items; empty past the last page.
 	Items []Flow `json:"items"`
+
+	// Page This page's number.
+	//
+	// Example: 1
+	Page int64 `json:"page"`
+
+	// Size The page size asked for.
+	//
+	// Example: 50
+	Size int64 `json:"size"`
+
+	// Total Items matching the filter, over all pages.
+	//
+	// Example: 1234
+	Total int64 `json:"total"`
+}
+
+// PageFlowTotal defines model for PageFlowTotal.
+type PageFlowTotal struct {
+	// Items This page's items; empty past the last page.
+	Items []FlowTotal `json:"items"`
 
 	// Page This page's number.
 	//
@@ -1952,12 +2064,18 @@ type GetMeasurementTimeseriesParams struct {
 	// EndedAt Only measurements ended at or before this time, epoch seconds. Default: now.
 	EndedAt *float64 `form:"endedAt,omitempty" json:"endedAt,omitempty"`
 
-	// Interval Bucket size: UTC days (keys YYYY-MM-DD) or UTC hours (keys YYYY-MM-DD HH).
+	// Interval Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given.
 	Interval *GetMeasurementTimeseriesParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
+
+	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval.
+	Bucket *GetMeasurementTimeseriesParamsBucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
 
 // GetMeasurementTimeseriesParamsInterval defines parameters for GetMeasurementTimeseries.
 type GetMeasurementTimeseriesParamsInterval string
+
+// GetMeasurementTimeseriesParamsBucket defines parameters for GetMeasurementTimeseries.
+type GetMeasurementTimeseriesParamsBucket string
 
 // CommitEventParams defines parameters for CommitEvent.
 type CommitEventParams struct {
@@ -2003,8 +2121,26 @@ type ListStatesParamsMode string
 
 // ListFlowsParams defines parameters for ListFlows.
 type ListFlowsParams struct {
-	// Hour Hours since the Unix epoch (UTC).
-	Hour int64 `form:"hour" json:"hour"`
+	// Hour Hours since the Unix epoch (UTC): this hour only. Give either hour, or from_hour and to_hour.
+	Hour *int64 `form:"hour,omitempty" json:"hour,omitempty"`
+
+	// FromHour First hour of a range (hours since the Unix epoch, inclusive). Needs to_hour; not with hour.
+	FromHour *int64 `form:"from_hour,omitempty" json:"from_hour,omitempty"`
+
+	// ToHour End of the range (hours since the Unix epoch, exclusive): from_hour=456000&to_hour=456024 is one day. Greater than from_hour, at most 744 hours (31 days) after it.
+	ToHour *int64 `form:"to_hour,omitempty" json:"to_hour,omitempty"`
+
+	// SrcApp Only flows from this source application (exact match).
+	SrcApp *string `form:"src_app,omitempty" json:"src_app,omitempty"`
+
+	// DestApp Only flows to this destination application (exact match).
+	DestApp *string `form:"dest_app,omitempty" json:"dest_app,omitempty"`
+
+	// VpcId Only flows in this VPC (exact match).
+	VpcId *string `form:"vpc_id,omitempty" json:"vpc_id,omitempty"`
+
+	// Sort Order: field,direction with field hour (hour, src_app, dest_app, vpc_id) or bytes (bytes_tx + bytes_rx: top talkers first with bytes,desc) and direction asc or desc (default asc for hour, desc for bytes). Ties are broken by hour, src_app, dest_app, vpc_id.
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
 
 	// Page Page number, from 1.
 	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
@@ -2021,6 +2157,39 @@ type PostFlowsParams struct {
 	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
+
+// GetFlowSummaryParams defines parameters for GetFlowSummary.
+type GetFlowSummaryParams struct {
+	// Hour Hours since the Unix epoch (UTC): this hour only. Give either hour, or from_hour and to_hour.
+	Hour *int64 `form:"hour,omitempty" json:"hour,omitempty"`
+
+	// FromHour First hour of a range (hours since the Unix epoch, inclusive). Needs to_hour; not with hour.
+	FromHour *int64 `form:"from_hour,omitempty" json:"from_hour,omitempty"`
+
+	// ToHour End of the range (hours since the Unix epoch, exclusive): from_hour=456000&to_hour=456024 is one day. Greater than from_hour, at most 744 hours (31 days) after it.
+	ToHour *int64 `form:"to_hour,omitempty" json:"to_hour,omitempty"`
+
+	// SrcApp Only flows from this source application (exact match).
+	SrcApp *string `form:"src_app,omitempty" json:"src_app,omitempty"`
+
+	// DestApp Only flows to this destination application (exact match).
+	DestApp *string `form:"dest_app,omitempty" json:"dest_app,omitempty"`
+
+	// VpcId Only flows in this VPC (exact match).
+	VpcId *string `form:"vpc_id,omitempty" json:"vpc_id,omitempty"`
+
+	// By The key to total by.
+	By GetFlowSummaryParamsBy `form:"by" json:"by"`
+
+	// Page Page number, from 1.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Size Items per page, 1 to 100.
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+}
+
+// GetFlowSummaryParamsBy defines parameters for GetFlowSummary.
+type GetFlowSummaryParamsBy string
 
 // ListDevicesParams defines parameters for ListDevices.
 type ListDevicesParams struct {
@@ -3378,9 +3547,9 @@ type ClientInterface interface {
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistribution(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMeasurementTimeseries Number of measurements per day or hour
+	// GetMeasurementTimeseries Number of measurements per bucket of time
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3531,7 +3700,7 @@ type ClientInterface interface {
 
 	// ListFlows Hourly totals per (src_app, dest_app, vpc_id)
 	//
-	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
+	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id, hour), ordered by hour, src_app, dest_app, vpc_id. Either one hour (hour, the seed's query) or a range [from_hour, to_hour) of at most 744 hours, optionally narrowed to one src_app, dest_app or vpc_id; sort=bytes,desc lists the top talkers (bytes_tx + bytes_rx) first.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3563,6 +3732,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
 	PostFlows(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetFlowSummary Totals per src_app, dest_app or vpc_id over a range of hours
+	//
+	// Sums bytes_tx and bytes_rx over the hourly totals of the range (hour, or from_hour and to_hour: [from_hour, to_hour), at most 744 hours), optionally narrowed by src_app, dest_app and vpc_id, per value of by, largest bytes_tx + bytes_rx first, ties by key. total is the number of keys. A total past 64 bits is a 422.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
+	GetFlowSummary(ctx context.Context, params *GetFlowSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness: the process is alive
 	//
@@ -3828,9 +4006,9 @@ func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDis
 	return c.Client.Do(req)
 }
 
-// GetMeasurementTimeseries Number of measurements per day or hour
+// GetMeasurementTimeseries Number of measurements per bucket of time
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4129,7 +4307,7 @@ func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...R
 
 // ListFlows Hourly totals per (src_app, dest_app, vpc_id)
 //
-// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
+// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id, hour), ordered by hour, src_app, dest_app, vpc_id. Either one hour (hour, the seed's query) or a range [from_hour, to_hour) of at most 744 hours, optionally narrowed to one src_app, dest_app or vpc_id; sort=bytes,desc lists the top talkers (bytes_tx + bytes_rx) first.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4182,6 +4360,25 @@ func (c *Client) PostFlowsWithBody(ctx context.Context, params *PostFlowsParams,
 // Corresponds with POST /flows (the `PostFlows` operationId).
 func (c *Client) PostFlows(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostFlowsRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFlowSummary Totals per src_app, dest_app or vpc_id over a range of hours
+//
+// Sums bytes_tx and bytes_rx over the hourly totals of the range (hour, or from_hour and to_hour: [from_hour, to_hour), at most 744 hours), optionally narrowed by src_app, dest_app and vpc_id, per value of by, largest bytes_tx + bytes_rx first, ties by key. total is the number of keys. A total past 64 bits is a 422.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
+func (c *Client) GetFlowSummary(ctx context.Context, params *GetFlowSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFlowSummaryRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5136,6 +5333,18 @@ func NewGetMeasurementTimeseriesRequest(server string, params *GetMeasurementTim
 
 		}
 
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -5692,12 +5901,88 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
-		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "hour", params.Hour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
-			return nil, err
-		} else {
-			for _, qp := range strings.Split(queryFrag, "&") {
-				rawQueryFragments = append(rawQueryFragments, qp)
+		if params.Hour != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "hour", *params.Hour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
 			}
+
+		}
+
+		if params.FromHour != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from_hour", *params.FromHour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ToHour != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to_hour", *params.ToHour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SrcApp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "src_app", *params.SrcApp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DestApp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "dest_app", *params.DestApp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.VpcId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "vpc_id", *params.VpcId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
 		}
 
 		if params.Page != nil {
@@ -5788,6 +6073,152 @@ func NewPostFlowsRequestWithBody(server string, params *PostFlowsParams, content
 			req.Header.Set("Idempotency-Key", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewGetFlowSummaryRequest constructs an http.Request for the GetFlowSummary method
+func NewGetFlowSummaryRequest(server string, params *GetFlowSummaryParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/summary")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Hour != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "hour", *params.Hour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FromHour != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from_hour", *params.FromHour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ToHour != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to_hour", *params.ToHour, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SrcApp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "src_app", *params.SrcApp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DestApp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "dest_app", *params.DestApp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.VpcId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "vpc_id", *params.VpcId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "by", params.By, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Size != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "size", *params.Size, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -6566,9 +6997,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/measurements/methodDistribution/ (the `GetMethodDistribution` operationId).
 	GetMethodDistributionWithResponse(ctx context.Context, params *GetMethodDistributionParams, reqEditors ...RequestEditorFn) (*GetMethodDistributionResponse, error)
 
-	// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
+	// GetMeasurementTimeseriesWithResponse Number of measurements per bucket of time
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -6741,7 +7172,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListFlowsWithResponse Hourly totals per (src_app, dest_app, vpc_id)
 	//
-	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
+	// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id, hour), ordered by hour, src_app, dest_app, vpc_id. Either one hour (hour, the seed's query) or a range [from_hour, to_hour) of at most 744 hours, optionally narrowed to one src_app, dest_app or vpc_id; sort=bytes,desc lists the top talkers (bytes_tx + bytes_rx) first.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -6775,6 +7206,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows (the `PostFlows` operationId).
 	PostFlowsWithResponse(ctx context.Context, params *PostFlowsParams, body PostFlowsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostFlowsResponse, error)
+
+	// GetFlowSummaryWithResponse Totals per src_app, dest_app or vpc_id over a range of hours
+	//
+	// Sums bytes_tx and bytes_rx over the hourly totals of the range (hour, or from_hour and to_hour: [from_hour, to_hour), at most 744 hours), optionally narrowed by src_app, dest_app and vpc_id, per value of by, largest bytes_tx + bytes_rx first, ties by key. total is the number of keys. A total past 64 bits is a 422.
+	//
+	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
+	GetFlowSummaryWithResponse(ctx context.Context, params *GetFlowSummaryParams, reqEditors ...RequestEditorFn) (*GetFlowSummaryResponse, error)
 
 	// GetHealthWithResponse Liveness: the process is alive
 	//
@@ -8673,6 +9115,89 @@ func (r PostFlowsResponse) ContentType() string {
 	return ""
 }
 
+// GetFlowSummaryResponse200Headers the declared response headers of an HTTP 200 response for GetFlowSummary
+type GetFlowSummaryResponse200Headers struct {
+	Link *string
+}
+
+type GetFlowSummaryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PageFlowTotal
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
+	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetFlowSummaryResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFlowSummaryResponse) GetJSON200() *PageFlowTotal {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetFlowSummaryResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
+func (r GetFlowSummaryResponse) GetApplicationproblemJSON406() *Problem {
+	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetFlowSummaryResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetFlowSummaryResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetFlowSummaryResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFlowSummaryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFlowSummaryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFlowSummaryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFlowSummaryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9879,9 +10404,9 @@ func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Cont
 	return ParseGetMethodDistributionResponse(rsp)
 }
 
-// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
+// GetMeasurementTimeseriesWithResponse Number of measurements per bucket of time
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -10142,7 +10667,7 @@ func (c *ClientWithResponses) ClearCollectionWithResponse(ctx context.Context, i
 
 // ListFlowsWithResponse Hourly totals per (src_app, dest_app, vpc_id)
 //
-// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id), ordered by src_app, dest_app, vpc_id.
+// The sums of bytes_tx and bytes_rx of every flow ever posted for the hour, one item per (src_app, dest_app, vpc_id, hour), ordered by hour, src_app, dest_app, vpc_id. Either one hour (hour, the seed's query) or a range [from_hour, to_hour) of at most 744 hours, optionally narrowed to one src_app, dest_app or vpc_id; sort=bytes,desc lists the top talkers (bytes_tx + bytes_rx) first.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -10193,6 +10718,23 @@ func (c *ClientWithResponses) PostFlowsWithResponse(ctx context.Context, params 
 		return nil, err
 	}
 	return ParsePostFlowsResponse(rsp)
+}
+
+// GetFlowSummaryWithResponse Totals per src_app, dest_app or vpc_id over a range of hours
+//
+// Sums bytes_tx and bytes_rx over the hourly totals of the range (hour, or from_hour and to_hour: [from_hour, to_hour), at most 744 hours), optionally narrowed by src_app, dest_app and vpc_id, per value of by, largest bytes_tx + bytes_rx first, ties by key. total is the number of keys. A total past 64 bits is a 422.
+//
+// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
+func (c *ClientWithResponses) GetFlowSummaryWithResponse(ctx context.Context, params *GetFlowSummaryParams, reqEditors ...RequestEditorFn) (*GetFlowSummaryResponse, error) {
+	rsp, err := c.GetFlowSummary(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFlowSummaryResponse(rsp)
 }
 
 // GetHealthWithResponse Liveness: the process is alive
@@ -11952,6 +12494,80 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFlowSummaryResponse parses an HTTP response from a GetFlowSummaryWithResponse call
+func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFlowSummaryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PageFlowTotal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetFlowSummaryResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

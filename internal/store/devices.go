@@ -63,5 +63,6 @@ type HistoryPoint struct {
 type HistoryBucket struct {
 	Start         time.Time // UTC
 	Avg, Min, Max float64
+	P95           float64 // exact, nearest rank (percentile_disc)
 	Count         int64
 }

@@ -44,7 +44,16 @@ type MeasurementGroup struct {
 	Name, Method                       string
 	Count                              int64
 	AvgElapsed, MinElapsed, MaxElapsed float64
+	// Nearest-rank percentiles of elapsed from the rollups' histograms:
+	// within PercentileRelativeError of the exact percentile_disc value
+	// (within 1 microsecond for values below that).
+	P50Elapsed, P95Elapsed, P99Elapsed float64
 }
+
+// PercentileRelativeError bounds the relative error of the grouped
+// percentiles: (1.05 - 1) / (1.05 + 1), the half-width of a histogram
+// bucket (internal/store/postgres/measurements_percentiles.go).
+const PercentileRelativeError = 0.05 / 2.05
 
 // MeasurementBucket is one timeseries bucket: its UTC start and how many
 // measurements started in it.

@@ -32,8 +32,13 @@ type FlowStore interface {
 	// committed. A total that would overflow is ErrTooLarge. Honours an
 	// Idempotent in ctx (even for no flows).
 	Add(ctx context.Context, flows []Flow) error
-	// ListHour is one page of an hour's totals, in key order.
-	ListHour(ctx context.Context, hour int64, p PageRequest) (Page[Flow], error)
+	// List is one page of the hourly totals the filter selects, in the
+	// sort's order.
+	List(ctx context.Context, f FlowFilter, s FlowSort, p PageRequest) (Page[Flow], error)
+	// Summary is one page of the totals per by (one of FlowSummaryKeys)
+	// over the filter's rows, largest bytes_tx + bytes_rx first, ties by
+	// key. A total that would overflow 64 bits is ErrTooLarge.
+	Summary(ctx context.Context, f FlowFilter, by string, p PageRequest) (Page[FlowTotal], error)
 }
 
 // EventStore keeps load-test runs and their register and commit events.
@@ -78,7 +83,9 @@ type MeasurementStore interface {
 	List(ctx context.Context, f MeasurementFilter, s MeasurementSort, p PageRequest) (Page[Measurement], error)
 	Grouped(ctx context.Context, f MeasurementFilter, s MeasurementSort, p PageRequest) (Page[MeasurementGroup], error)
 	MethodDistribution(ctx context.Context, f MeasurementFilter) (map[string]int64, error)
-	Timeseries(ctx context.Context, f MeasurementFilter, daily bool) ([]MeasurementBucket, error)
+	// Timeseries counts per bucket of started_at, width wide (a divisor of
+	// a day in whole minutes, aligned on the epoch), every bucket present.
+	Timeseries(ctx context.Context, f MeasurementFilter, width time.Duration) ([]MeasurementBucket, error)
 }
 
 // CollectionStore keeps the metrics collections and reads their figures.

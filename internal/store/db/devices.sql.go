@@ -485,6 +485,7 @@ SELECT date_bin(make_interval(secs => $1::float8), time, '1970-01-01 00:00:00+00
        avg(value_num::text::numeric)::float8 AS avg_value,
        min(value_num)::float8 AS min_value,
        max(value_num)::float8 AS max_value,
+       (percentile_disc(0.95) WITHIN GROUP (ORDER BY value_num))::float8 AS p95_value,
        count(*) AS points,
        count(*) OVER () AS total
 FROM device_metrics
@@ -511,6 +512,7 @@ type ListMetricHistoryBucketsRow struct {
 	AvgValue float64
 	MinValue float64
 	MaxValue float64
+	P95Value float64
 	Points   int64
 	Total    int64
 }
@@ -522,7 +524,10 @@ type ListMetricHistoryBucketsRow struct {
 // whereas the numeric sum is exact and the average, between min and max,
 // always fits a float8 again. Through text, because float8::numeric keeps
 // 15 digits only (it would round the largest double past the float8 range);
-// float8's text is the shortest exact form.
+// float8's text is the shortest exact form. p95 is exact and nearest-rank
+// (percentile_disc: a value of the bucket, so it never overflows as an
+// interpolation between extreme values could); the bucket's rows are read
+// anyway, the ordered aggregate only sorts each bucket's values.
 func (q *Queries) ListMetricHistoryBuckets(ctx context.Context, arg ListMetricHistoryBucketsParams) ([]ListMetricHistoryBucketsRow, error) {
 	rows, err := q.db.Query(ctx, listMetricHistoryBuckets,
 		arg.WidthSeconds,
@@ -545,6 +550,7 @@ func (q *Queries) ListMetricHistoryBuckets(ctx context.Context, arg ListMetricHi
 			&i.AvgValue,
 			&i.MinValue,
 			&i.MaxValue,
+			&i.P95Value,
 			&i.Points,
 			&i.Total,
 		); err != nil {

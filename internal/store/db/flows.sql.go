@@ -10,56 +10,365 @@ import (
 	"time"
 )
 
-const countFlowsByHour = `-- name: CountFlowsByHour :one
-SELECT count(*) FROM flows WHERE hour = $1
+const countFlowKeys = `-- name: CountFlowKeys :one
+SELECT count(DISTINCT CASE $1::text WHEN 'src_app' THEN src_app WHEN 'dest_app' THEN dest_app ELSE vpc_id END)
+FROM flows
+WHERE hour >= $2::timestamptz AND hour < $3::timestamptz
+  AND ($4::text IS NULL OR src_app = $4::text)
+  AND ($5::text IS NULL OR dest_app = $5::text)
+  AND ($6::text IS NULL OR vpc_id = $6::text)
 `
 
-func (q *Queries) CountFlowsByHour(ctx context.Context, hour time.Time) (int64, error) {
-	row := q.db.QueryRow(ctx, countFlowsByHour, hour)
+type CountFlowKeysParams struct {
+	By       string
+	FromHour time.Time
+	ToHour   time.Time
+	SrcApp   *string
+	DestApp  *string
+	VpcID    *string
+}
+
+// The keys SummarizeFlows's filter has (for a page past the last).
+func (q *Queries) CountFlowKeys(ctx context.Context, arg CountFlowKeysParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countFlowKeys,
+		arg.By,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+	)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
 }
 
-const listFlowsByHour = `-- name: ListFlowsByHour :many
-SELECT src_app, dest_app, vpc_id, bytes_tx, bytes_rx, count(*) OVER () AS total
-FROM flows
-WHERE hour = $1
-ORDER BY src_app, dest_app, vpc_id
-LIMIT $3::bigint OFFSET $2::bigint
+const countFlows = `-- name: CountFlows :one
+SELECT count(*) FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
 `
 
-type ListFlowsByHourParams struct {
-	Hour      time.Time
+type CountFlowsParams struct {
+	FromHour time.Time
+	ToHour   time.Time
+	SrcApp   *string
+	DestApp  *string
+	VpcID    *string
+}
+
+// The rows the flows lists' filter matches.
+func (q *Queries) CountFlows(ctx context.Context, arg CountFlowsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countFlows,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+	)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const listFlowsByBytesAsc = `-- name: ListFlowsByBytesAsc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY bytes_tx::numeric + bytes_rx, hour, src_app, dest_app, vpc_id
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByBytesAscParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
 	RowOffset int64
 	RowLimit  int64
 }
 
-type ListFlowsByHourRow struct {
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-	Total   int64
-}
-
-// One page of an hour's totals; total is the number of keys in that hour.
-func (q *Queries) ListFlowsByHour(ctx context.Context, arg ListFlowsByHourParams) ([]ListFlowsByHourRow, error) {
-	rows, err := q.db.Query(ctx, listFlowsByHour, arg.Hour, arg.RowOffset, arg.RowLimit)
+func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByBytesAsc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsByHourRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsByHourRow
+		var i Flow
 		if err := rows.Scan(
+			&i.Hour,
 			&i.SrcApp,
 			&i.DestApp,
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsByBytesDesc = `-- name: ListFlowsByBytesDesc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY bytes_tx::numeric + bytes_rx DESC, hour, src_app, dest_app, vpc_id
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByBytesDescParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
+}
+
+// Top talkers: bytes_tx + bytes_rx summed as numeric, so two large
+// counters cannot overflow; ties by key.
+func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByBytesDesc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsByKeyAsc = `-- name: ListFlowsByKeyAsc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY hour, src_app, dest_app, vpc_id
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByKeyAscParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
+}
+
+// The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
+// matching the optional filters, one query per order so that each is a
+// plain ORDER BY ... LIMIT the planner can serve from an index (key order)
+// or with a bounded top-N sort (bytes order); the exact total is CountFlows.
+// A window count(*) OVER () here made every page sort the whole range
+// (BenchmarkFlowsRange10M, docs/flows-storage.md).
+func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByKeyAsc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsByKeyDesc = `-- name: ListFlowsByKeyDesc :many
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
+  AND ($3::text IS NULL OR src_app = $3::text)
+  AND ($4::text IS NULL OR dest_app = $4::text)
+  AND ($5::text IS NULL OR vpc_id = $5::text)
+ORDER BY hour DESC, src_app DESC, dest_app DESC, vpc_id DESC
+LIMIT $7::bigint OFFSET $6::bigint
+`
+
+type ListFlowsByKeyDescParams struct {
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	RowOffset int64
+	RowLimit  int64
+}
+
+func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsByKeyDesc,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const summarizeFlows = `-- name: SummarizeFlows :many
+WITH totals AS (
+    SELECT CASE $3::text WHEN 'src_app' THEN src_app WHEN 'dest_app' THEN dest_app ELSE vpc_id END AS key,
+           sum(bytes_tx) AS tx, sum(bytes_rx) AS rx
+    FROM flows
+    WHERE hour >= $4::timestamptz AND hour < $5::timestamptz
+      AND ($6::text IS NULL OR src_app = $6::text)
+      AND ($7::text IS NULL OR dest_app = $7::text)
+      AND ($8::text IS NULL OR vpc_id = $8::text)
+    GROUP BY 1
+)
+SELECT t.key::text AS key, t.tx::bigint AS bytes_tx, t.rx::bigint AS bytes_rx, (t.tx + t.rx)::bigint AS bytes,
+       count(*) OVER () AS total
+FROM totals t
+ORDER BY t.tx + t.rx DESC, t.key
+LIMIT $2::bigint OFFSET $1::bigint
+`
+
+type SummarizeFlowsParams struct {
+	RowOffset int64
+	RowLimit  int64
+	By        string
+	FromHour  time.Time
+	ToHour    time.Time
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+}
+
+type SummarizeFlowsRow struct {
+	Key     string
+	BytesTx int64
+	BytesRx int64
+	Bytes   int64
+	Total   int64
+}
+
+// Totals per @by (src_app, dest_app or vpc_id; checked by the caller) over
+// the filter's rows, one page, largest bytes_tx + bytes_rx first, ties by
+// key; total is the number of keys. Sums are numeric: a total past 64 bits
+// fails the cast (22003) instead of wrapping.
+func (q *Queries) SummarizeFlows(ctx context.Context, arg SummarizeFlowsParams) ([]SummarizeFlowsRow, error) {
+	rows, err := q.db.Query(ctx, summarizeFlows,
+		arg.RowOffset,
+		arg.RowLimit,
+		arg.By,
+		arg.FromHour,
+		arg.ToHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SummarizeFlowsRow{}
+	for rows.Next() {
+		var i SummarizeFlowsRow
+		if err := rows.Scan(
+			&i.Key,
+			&i.BytesTx,
+			&i.BytesRx,
+			&i.Bytes,
 			&i.Total,
 		); err != nil {
 			return nil, err

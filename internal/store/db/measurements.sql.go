@@ -11,6 +11,47 @@ import (
 	"time"
 )
 
+const addMeasurementDailyHist = `-- name: AddMeasurementDailyHist :exec
+INSERT INTO measurements_daily_hist AS d (start_day, end_day, app, name, method, bucket, count)
+SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.bucket, t.count
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[]),
+    unnest($6::smallint[]),
+    unnest($7::bigint[])
+) AS t (start_day, end_day, app, name, method, bucket, count)
+ORDER BY t.start_day, t.end_day, t.app, t.name, t.method, t.bucket
+ON CONFLICT (start_day, end_day, app, name, method, bucket) DO UPDATE
+SET count = d.count + excluded.count
+`
+
+type AddMeasurementDailyHistParams struct {
+	StartDays []time.Time
+	EndDays   []time.Time
+	Apps      []string
+	Names     []string
+	Methods   []string
+	Buckets   []int16
+	Counts    []int64
+}
+
+// The same for measurements_daily_hist.
+func (q *Queries) AddMeasurementDailyHist(ctx context.Context, arg AddMeasurementDailyHistParams) error {
+	_, err := q.db.Exec(ctx, addMeasurementDailyHist,
+		arg.StartDays,
+		arg.EndDays,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+		arg.Buckets,
+		arg.Counts,
+	)
+	return err
+}
+
 const addMeasurementDailyRollup = `-- name: AddMeasurementDailyRollup :exec
 INSERT INTO measurements_daily AS d
     (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
@@ -58,6 +99,48 @@ func (q *Queries) AddMeasurementDailyRollup(ctx context.Context, arg AddMeasurem
 		arg.Sums,
 		arg.Mins,
 		arg.Maxes,
+	)
+	return err
+}
+
+const addMeasurementHourlyHist = `-- name: AddMeasurementHourlyHist :exec
+INSERT INTO measurements_hourly_hist AS h (start_hour, end_hour, app, name, method, bucket, count)
+SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.bucket, t.count
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[]),
+    unnest($6::smallint[]),
+    unnest($7::bigint[])
+) AS t (start_hour, end_hour, app, name, method, bucket, count)
+ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method, t.bucket
+ON CONFLICT (start_hour, end_hour, app, name, method, bucket) DO UPDATE
+SET count = h.count + excluded.count
+`
+
+type AddMeasurementHourlyHistParams struct {
+	StartHours []time.Time
+	EndHours   []time.Time
+	Apps       []string
+	Names      []string
+	Methods    []string
+	Buckets    []int16
+	Counts     []int64
+}
+
+// Adds a batch's elapsed histograms (one element per cell and bucket, in
+// key order) to measurements_hourly_hist.
+func (q *Queries) AddMeasurementHourlyHist(ctx context.Context, arg AddMeasurementHourlyHistParams) error {
+	_, err := q.db.Exec(ctx, addMeasurementHourlyHist,
+		arg.StartHours,
+		arg.EndHours,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+		arg.Buckets,
+		arg.Counts,
 	)
 	return err
 }
@@ -247,6 +330,25 @@ func (q *Queries) CountMeasurements(ctx context.Context, arg CountMeasurementsPa
 	return total, err
 }
 
+const deleteMeasurementHist = `-- name: DeleteMeasurementHist :exec
+WITH hourly AS (
+    DELETE FROM measurements_hourly_hist WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+)
+DELETE FROM measurements_daily_hist WHERE start_day >= $1::timestamptz AND start_day < $2::timestamptz
+`
+
+type DeleteMeasurementHistParams struct {
+	Since time.Time
+	Until time.Time
+}
+
+// With DeleteMeasurementRollup: forget the histograms of rows started in
+// [@since, @until) (whole UTC days).
+func (q *Queries) DeleteMeasurementHist(ctx context.Context, arg DeleteMeasurementHistParams) error {
+	_, err := q.db.Exec(ctx, deleteMeasurementHist, arg.Since, arg.Until)
+	return err
+}
+
 const deleteMeasurementRollup = `-- name: DeleteMeasurementRollup :exec
 WITH hourly AS (
     DELETE FROM measurements_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
@@ -295,6 +397,34 @@ func (q *Queries) FillMeasurementCoarseRollups(ctx context.Context, arg FillMeas
 	return err
 }
 
+const fillMeasurementHist = `-- name: FillMeasurementHist :exec
+WITH hourly AS (
+    INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, bucket, count)
+    SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
+           telemetry_elapsed_bucket(elapsed), count(*)
+    FROM measurements
+    WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz
+    GROUP BY 1, 2, 3, 4, 5, 6
+)
+INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, bucket, count)
+SELECT date_trunc('day', started_at, 'UTC'), date_trunc('day', ended_at, 'UTC'), app, name, method,
+       telemetry_elapsed_bucket(elapsed), count(*)
+FROM measurements
+WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz
+GROUP BY 1, 2, 3, 4, 5, 6
+`
+
+type FillMeasurementHistParams struct {
+	Since time.Time
+	Until time.Time
+}
+
+// With FillMeasurementRollup: recompute the histograms from the rows.
+func (q *Queries) FillMeasurementHist(ctx context.Context, arg FillMeasurementHistParams) error {
+	_, err := q.db.Exec(ctx, fillMeasurementHist, arg.Since, arg.Until)
+	return err
+}
+
 const fillMeasurementRollup = `-- name: FillMeasurementRollup :exec
 INSERT INTO measurements_hourly (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
 SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
@@ -338,6 +468,131 @@ func (q *Queries) GetMeasurement(ctx context.Context, id int64) (Measurement, er
 		&i.App,
 	)
 	return i, err
+}
+
+const groupMeasurementHistograms = `-- name: GroupMeasurementHistograms :many
+WITH late AS (
+    -- Whether edge B's cells hold a row that ended after the window: their
+    -- minima and maxima cannot be corrected, so edge B is then read from the rows.
+    SELECT EXISTS (
+        SELECT 1 FROM measurements m
+        WHERE m.started_at >= $1::timestamptz AND m.started_at < $2::timestamptz
+          AND m.ended_at > $3::timestamptz AND m.ended_at < $2::timestamptz
+          AND ($4::text IS NULL OR m.name = $4::text)
+          AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
+          AND ($6::text IS NULL OR m.app = $6::text)
+    ) AS found
+), wanted AS (
+    SELECT w.name, w.method FROM ROWS FROM (unnest($7::text[]), unnest($8::text[])) AS w (name, method)
+), parts AS (
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.start_day >= $9::timestamptz AND r.end_day < $10::timestamptz
+    AND ($6::text IS NULL OR r.app = $6::text)
+    UNION ALL
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $9::timestamptz AND r.end_hour < $11::timestamptz
+    AND ($6::text IS NULL OR r.app = $6::text)
+    UNION ALL
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.end_hour >= $10::timestamptz AND r.end_hour < $11::timestamptz AND r.start_hour >= $9::timestamptz
+    AND ($6::text IS NULL OR r.app = $6::text)
+    UNION ALL
+    SELECT m.name, m.method, telemetry_elapsed_bucket(m.elapsed), count(*)
+    FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
+    WHERE m.started_at >= $12::timestamptz AND m.started_at < $1::timestamptz
+      AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
+      AND ($6::text IS NULL OR m.app = $6::text)
+      AND ($13::float8 IS NULL OR m.elapsed >= $13::float8)
+    GROUP BY m.name, m.method, 3
+    UNION ALL
+    SELECT r.name, r.method, r.bucket, r.count
+    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
+    WHERE r.end_hour = $11::timestamptz AND r.start_hour >= $1::timestamptz
+    AND ($6::text IS NULL OR r.app = $6::text)
+    AND NOT (SELECT l.found FROM late l)
+    UNION ALL
+    SELECT m.name, m.method, telemetry_elapsed_bucket(m.elapsed), count(*)
+    FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
+    WHERE m.started_at >= $1::timestamptz AND m.started_at <= $3::timestamptz
+      AND m.ended_at >= $11::timestamptz AND m.ended_at <= $3::timestamptz
+      AND ($6::text IS NULL OR m.app = $6::text)
+      AND ($13::float8 IS NULL OR m.elapsed >= $13::float8)
+      AND (SELECT l.found FROM late l)
+    GROUP BY m.name, m.method, 3
+)
+SELECT p.name, p.method, p.bucket::int AS bucket, sum(p.count)::bigint AS count
+FROM parts p
+GROUP BY p.name, p.method, p.bucket
+ORDER BY p.name, p.method, p.bucket
+`
+
+type GroupMeasurementHistogramsParams struct {
+	H1           time.Time
+	H2Next       time.Time
+	EndedAt      time.Time
+	Name         *string
+	Methods      []string
+	App          *string
+	GroupNames   []string
+	GroupMethods []string
+	D1           time.Time
+	D2           time.Time
+	H2           time.Time
+	StartedAt    time.Time
+	MinElapsed   *float64
+}
+
+type GroupMeasurementHistogramsRow struct {
+	Name   string
+	Method string
+	Bucket int32
+	Count  int64
+}
+
+// The merged elapsed histogram (bucket, count) of each of the given
+// (name, method) groups over the window: the same parts as
+// GroupMeasurements (whole days and hours from the *_hist rollups, the
+// partial hours from the rows), for the groups of one page only.
+func (q *Queries) GroupMeasurementHistograms(ctx context.Context, arg GroupMeasurementHistogramsParams) ([]GroupMeasurementHistogramsRow, error) {
+	rows, err := q.db.Query(ctx, groupMeasurementHistograms,
+		arg.H1,
+		arg.H2Next,
+		arg.EndedAt,
+		arg.Name,
+		arg.Methods,
+		arg.App,
+		arg.GroupNames,
+		arg.GroupMethods,
+		arg.D1,
+		arg.D2,
+		arg.H2,
+		arg.StartedAt,
+		arg.MinElapsed,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []GroupMeasurementHistogramsRow{}
+	for rows.Next() {
+		var i GroupMeasurementHistogramsRow
+		if err := rows.Scan(
+			&i.Name,
+			&i.Method,
+			&i.Bucket,
+			&i.Count,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const groupMeasurements = `-- name: GroupMeasurements :many
@@ -1226,43 +1481,42 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 
 const measurementTimeseries = `-- name: MeasurementTimeseries :many
 WITH parts AS (
-    SELECT date_trunc($1::text, r.start_hour, 'UTC') AS bucket, sum(r.count)::bigint AS n
+    SELECT date_bin(make_interval(secs => $1::int), r.start_hour, '1970-01-01'::timestamptz) AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $5::timestamptz AND r.end_hour <= $6::timestamptz
+    WHERE r.start_hour >= $4::timestamptz AND r.end_hour <= $5::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, count(*) AS n
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $2::timestamptz AND m.started_at < $5::timestamptz
+    WHERE m.started_at >= $2::timestamptz AND m.started_at < $4::timestamptz
       AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_trunc($1::text, m.started_at, 'UTC') AS bucket, -count(*) AS n
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $5::timestamptz AND m.started_at < $7::timestamptz
-      AND m.ended_at > $3::timestamptz AND m.ended_at < $7::timestamptz
+    WHERE m.started_at >= $4::timestamptz AND m.started_at < $6::timestamptz
+      AND m.ended_at > $3::timestamptz AND m.ended_at < $6::timestamptz
     GROUP BY 1
 ), counts AS (
     SELECT p.bucket, sum(p.n)::bigint AS n FROM parts p GROUP BY p.bucket
 )
 SELECT b.bucket::timestamptz AS bucket, COALESCE(c.n, 0)::bigint AS count
 FROM generate_series(
-    date_trunc($1::text, $2::timestamptz, 'UTC'),
-    date_trunc($1::text, $3::timestamptz, 'UTC'),
-    make_interval(hours => $4::int)
+    date_bin(make_interval(secs => $1::int), $2::timestamptz, '1970-01-01'::timestamptz),
+    date_bin(make_interval(secs => $1::int), $3::timestamptz, '1970-01-01'::timestamptz),
+    make_interval(secs => $1::int)
 ) AS b (bucket)
 LEFT JOIN counts c ON c.bucket = b.bucket
 ORDER BY b.bucket
 `
 
 type MeasurementTimeseriesParams struct {
-	Unit      string
-	StartedAt time.Time
-	EndedAt   time.Time
-	StepHours int32
-	H1        time.Time
-	H2        time.Time
-	H2Next    time.Time
+	WidthSeconds int32
+	StartedAt    time.Time
+	EndedAt      time.Time
+	H1           time.Time
+	H2           time.Time
+	H2Next       time.Time
 }
 
 type MeasurementTimeseriesRow struct {
@@ -1270,14 +1524,16 @@ type MeasurementTimeseriesRow struct {
 	Count  int64
 }
 
-// Number of measurements per UTC bucket of started_at (@unit: hour or day,
-// @step_hours: 1 or 24), every bucket of the window present, empty ones 0.
+// Number of measurements per UTC bucket of started_at, @width_seconds wide
+// (5 minutes to 1 day, aligned on the Unix epoch, so 1 day is the UTC day),
+// every bucket of the window present, empty ones 0. Widths of whole hours
+// read whole hours from the rollup; the caller disables the rollup part
+// (@h1 far in the future) for narrower buckets, which are counted from the rows.
 func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTimeseriesParams) ([]MeasurementTimeseriesRow, error) {
 	rows, err := q.db.Query(ctx, measurementTimeseries,
-		arg.Unit,
+		arg.WidthSeconds,
 		arg.StartedAt,
 		arg.EndedAt,
-		arg.StepHours,
 		arg.H1,
 		arg.H2,
 		arg.H2Next,

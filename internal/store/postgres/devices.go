@@ -190,7 +190,7 @@ func (d *Devices) HistoryBuckets(ctx context.Context, h store.HistoryQuery, widt
 					DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To})
 			},
 			func(r db.ListMetricHistoryBucketsRow) store.HistoryBucket {
-				return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, Count: r.Points}
+				return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, P95: r.P95Value, Count: r.Points}
 			})
 		return emptyOf(ctx, q, "metric history buckets", h.DeviceID, len(page.Items), err)
 	})

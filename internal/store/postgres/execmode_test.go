@@ -34,7 +34,7 @@ func TestOpenExecMode(t *testing.T) {
 			}
 			defer st.Close()
 			for range 2 {
-				if _, err := st.Flows.ListHour(ctx, 1, store.PageRequest{Limit: 10}); err != nil {
+				if _, err := st.Flows.List(ctx, store.FlowFilter{FromHour: 1, ToHour: 2}, store.FlowSort{}, store.PageRequest{Limit: 10}); err != nil {
 					t.Fatal(err)
 				}
 			}

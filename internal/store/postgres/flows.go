@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,19 +42,73 @@ func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
 	return f.writer.write(flows, idem)
 }
 
-// ListHour gives one page of the hour's totals, ordered by src_app,
-// dest_app, vpc_id, with the number of keys in that hour.
-func (f *Flows) ListHour(ctx context.Context, hour int64, p store.PageRequest) (page store.Page[store.Flow], err error) {
-	at := hourTime(hour)
-	err = f.reads.do(ctx, func(q *db.Queries) error {
-		page, err = listPage(ctx, "list flows", p,
-			func(ctx context.Context) ([]db.ListFlowsByHourRow, error) {
-				return q.ListFlowsByHour(ctx, db.ListFlowsByHourParams{Hour: at, RowLimit: p.Limit, RowOffset: p.Offset})
+// List gives one page of the hourly totals the filter selects, in the
+// sort's order, with the number of rows the filter matches. The total is
+// counted apart: in the page query a window count would make it sort the
+// whole range instead of stopping after the page.
+func (f *Flows) List(ctx context.Context, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (page store.Page[store.Flow], err error) {
+	err = f.reads.do(ctx, func(q *db.Queries) (err error) {
+		page, err = f.list(ctx, q, fl, so, p)
+		return err
+	})
+	return page, err
+}
+
+// list is List on q's server (the count and the page on the same one).
+func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (store.Page[store.Flow], error) {
+	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(fl.FromHour), ToHour: hourTime(fl.ToHour),
+		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, RowLimit: p.Limit, RowOffset: p.Offset}
+	total, err := q.CountFlows(ctx, db.CountFlowsParams{FromHour: arg.FromHour, ToHour: arg.ToHour,
+		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+	if err != nil {
+		return store.Page[store.Flow]{}, wrap("count flows", err)
+	}
+	out := store.Page[store.Flow]{Items: []store.Flow{}, Total: total}
+	if p.Offset >= total {
+		return out, nil
+	}
+	var rows []db.Flow
+	switch {
+	case so.ByBytes && so.Desc:
+		rows, err = q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
+	case so.ByBytes:
+		rows, err = q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg))
+	case so.Desc:
+		rows, err = q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg))
+	default:
+		rows, err = q.ListFlowsByKeyAsc(ctx, arg)
+	}
+	if err != nil {
+		return store.Page[store.Flow]{}, wrap("list flows", err)
+	}
+	for _, r := range rows {
+		out.Items = append(out.Items, store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
+			BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600})
+	}
+	return out, nil
+}
+
+// Summary gives one page of the totals per by over the filter's rows,
+// largest first, with the number of keys.
+func (f *Flows) Summary(ctx context.Context, fl store.FlowFilter, by string, p store.PageRequest) (store.Page[store.FlowTotal], error) {
+	if !slices.Contains(store.FlowSummaryKeys(), by) {
+		return store.Page[store.FlowTotal]{}, fmt.Errorf("summarize flows by %q: %w", by, store.ErrInvalid)
+	}
+	from, to := hourTime(fl.FromHour), hourTime(fl.ToHour)
+	var page store.Page[store.FlowTotal]
+	err := f.reads.do(ctx, func(q *db.Queries) (err error) {
+		page, err = listPage(ctx, "summarize flows", p,
+			func(ctx context.Context) ([]db.SummarizeFlowsRow, error) {
+				return q.SummarizeFlows(ctx, db.SummarizeFlowsParams{By: by, FromHour: from, ToHour: to,
+					SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, RowLimit: p.Limit, RowOffset: p.Offset})
 			},
-			func(r db.ListFlowsByHourRow) int64 { return r.Total },
-			func(ctx context.Context) (int64, error) { return q.CountFlowsByHour(ctx, at) },
-			func(r db.ListFlowsByHourRow) store.Flow {
-				return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: hour}
+			func(r db.SummarizeFlowsRow) int64 { return r.Total },
+			func(ctx context.Context) (int64, error) {
+				return q.CountFlowKeys(ctx, db.CountFlowKeysParams{By: by, FromHour: from, ToHour: to,
+					SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+			},
+			func(r db.SummarizeFlowsRow) store.FlowTotal {
+				return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
 			})
 		return err
 	})

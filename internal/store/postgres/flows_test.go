@@ -145,7 +145,7 @@ func heldRound(t *testing.T, st *postgres.Store, tr *upsertTracer, first []store
 // totals is the hour's stored (bytes_tx, bytes_rx) by src_app.
 func totals(t *testing.T, st *postgres.Store, hour int64) map[string][2]int64 {
 	t.Helper()
-	page, err := st.Flows.ListHour(context.Background(), hour, store.PageRequest{Limit: 100})
+	page, err := st.Flows.List(context.Background(), store.FlowFilter{FromHour: hour, ToHour: hour + 1}, store.FlowSort{}, store.PageRequest{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestFlowsListHour(t *testing.T) {
 		{"empty hour past the end", 9, store.PageRequest{Limit: 2, Offset: 4}, "", 0},
 	}
 	for _, c := range cases {
-		page, err := st.Flows.ListHour(ctx, c.hour, c.p)
+		page, err := st.Flows.List(ctx, store.FlowFilter{FromHour: c.hour, ToHour: c.hour + 1}, store.FlowSort{}, c.p)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -515,7 +515,7 @@ func TestFlowsListHour(t *testing.T) {
 			t.Errorf("%s: items %+v total %d, want src_apps %q total %d (items never nil)", c.name, page.Items, page.Total, c.srcs, c.total)
 		}
 	}
-	page, err := st.Flows.ListHour(ctx, 5, store.PageRequest{Limit: 1})
+	page, err := st.Flows.List(ctx, store.FlowFilter{FromHour: 5, ToHour: 6}, store.FlowSort{}, store.PageRequest{Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,9 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	_ = qb.AddMeasurementRollup(ctx, r.hourly)
 	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
+	hh, dh := histOf(recs)
+	_ = qb.AddMeasurementHourlyHist(ctx, hh)
+	_ = qb.AddMeasurementDailyHist(ctx, dh)
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
@@ -293,9 +296,16 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 				return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
 					AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
 			})
-		return err
+		if err != nil {
+			return err
+		}
+		// On the same server as the page, so the percentiles describe it.
+		return m.addPercentiles(ctx, q, f, b, page.Items)
 	})
-	return page, err
+	if err != nil {
+		return store.Page[store.MeasurementGroup]{}, err
+	}
+	return page, nil
 }
 
 // MethodDistribution counts the measurements of the window by method; a
@@ -319,16 +329,22 @@ func (m *Measurements) MethodDistribution(ctx context.Context, f store.Measureme
 	return out, nil
 }
 
-// Timeseries counts the measurements of the window per UTC hour (daily
-// false) or day, every bucket of the window present, in order. Only the
-// window of f is used.
-func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter, daily bool) ([]store.MeasurementBucket, error) {
-	b := split(f)
-	p := db.MeasurementTimeseriesParams{Unit: "hour", StepHours: 1, H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
-		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
-	if daily {
-		p.Unit, p.StepHours = "day", 24
+// Timeseries counts the measurements of the window per bucket of started_at
+// width wide (buckets aligned on the Unix epoch: a day is the UTC day),
+// every bucket of the window present, in order. Only the window of f is
+// used. Widths of whole hours read the window's whole hours from the
+// rollup; narrower ones count the rows (there is no finer rollup), so they
+// see only rows that have not expired.
+func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter, width time.Duration) ([]store.MeasurementBucket, error) {
+	if width < time.Minute || width%time.Minute != 0 || (24*time.Hour)%width != 0 {
+		return nil, fmt.Errorf("measurement timeseries: width %s does not divide a day in whole minutes: %w", width, store.ErrInvalid)
 	}
+	b := split(f)
+	if width%time.Hour != 0 {
+		b.h1 = farFuture
+	}
+	p := db.MeasurementTimeseriesParams{WidthSeconds: int32(width / time.Second), H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
+		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
 	var rows []db.MeasurementTimeseriesRow
 	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
 		rows, err = q.MeasurementTimeseries(ctx, p)

@@ -176,6 +176,12 @@ func (m *Measurements) RebuildRollup(ctx context.Context, since, until time.Time
 		if err := q.DeleteMeasurementRollup(ctx, db.DeleteMeasurementRollupParams{Since: since, Until: until}); err != nil {
 			return err
 		}
+		if err := q.DeleteMeasurementHist(ctx, db.DeleteMeasurementHistParams{Since: since, Until: until}); err != nil {
+			return err
+		}
+		if err := q.FillMeasurementHist(ctx, db.FillMeasurementHistParams{Since: since, Until: until}); err != nil {
+			return err
+		}
 		if err := q.FillMeasurementRollup(ctx, db.FillMeasurementRollupParams{Since: since, Until: until}); err != nil {
 			return err
 		}

@@ -156,19 +156,47 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 	if sum != wantCount {
 		t.Fatalf("distribution %v sums to %d, want %d", dist, sum, wantCount)
 	}
-	buckets, err := m.Timeseries(ctx, f, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum = 0
-	for i, b := range buckets {
-		sum += b.Count
-		if i > 0 && !b.Start.Equal(buckets[i-1].Start.Add(time.Hour)) {
-			t.Fatalf("bucket %d starts at %s after %s", i, b.Start, buckets[i-1].Start)
+	// Every bucket width: the buckets follow each other, and each counts
+	// exactly the rows started in it (rollup for whole hours, rows below).
+	for _, width := range []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
+		buckets, err := m.Timeseries(ctx, f, width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := pool.Query(ctx, `SELECT date_bin(make_interval(secs => $3), started_at, '1970-01-01'), count(*)
+			FROM measurements WHERE started_at >= $1 AND ended_at <= $2 GROUP BY 1`, f.StartedAt, f.EndedAt, int(width.Seconds()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exact := map[time.Time]int64{}
+		for rows.Next() {
+			var at time.Time
+			var n int64
+			if err := rows.Scan(&at, &n); err != nil {
+				t.Fatal(err)
+			}
+			exact[at.UTC()] = n
+		}
+		rows.Close()
+		sum = 0
+		for i, b := range buckets {
+			sum += b.Count
+			if i > 0 && !b.Start.Equal(buckets[i-1].Start.Add(width)) {
+				t.Fatalf("%s: bucket %d starts at %s after %s", width, i, b.Start, buckets[i-1].Start)
+			}
+			if b.Count != exact[b.Start.UTC()] {
+				t.Fatalf("%s: bucket %s counts %d, the rows %d", width, b.Start, b.Count, exact[b.Start.UTC()])
+			}
+		}
+		if sum != wantCount {
+			t.Fatalf("%s: %d buckets summing to %d, want %d", width, len(buckets), sum, wantCount)
+		}
+		if width == time.Hour && len(buckets) != 39 {
+			t.Fatalf("%d hourly buckets, want 39 (00:00 to 14:00 the next day)", len(buckets))
 		}
 	}
-	if sum != wantCount || len(buckets) != 39 {
-		t.Fatalf("%d hourly buckets summing to %d, want 39 (00:00 to 14:00 the next day) summing to %d", len(buckets), sum, wantCount)
+	if _, err := m.Timeseries(ctx, f, 7*time.Minute); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a width that does not divide a day: %v", err)
 	}
 
 	// Cells lost (as if the rows had been loaded around Insert) come back.

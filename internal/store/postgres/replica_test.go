@@ -67,7 +67,7 @@ func keyFlow(src string, hour int64) store.Flow {
 
 func listFlows(t *testing.T, st *postgres.Store, hour int64) []string {
 	t.Helper()
-	page, err := st.Flows.ListHour(context.Background(), hour, store.PageRequest{Limit: 50})
+	page, err := st.Flows.List(context.Background(), store.FlowFilter{FromHour: hour, ToHour: hour + 1}, store.FlowSort{}, store.PageRequest{Limit: 50})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,191 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+)
+
+// percentileSeed fixes the random data of the percentile tests; change it
+// to explore, a failure names it.
+const percentileSeed = 20261130
+
+// spreadElapsed gives the records elapsed times over many decades: zeros,
+// sub-microsecond and microsecond values (the histogram's first bucket and
+// its floor), and a log-normal body around 0.2 s with a long tail.
+func spreadElapsed(rng *rand.Rand, recs []store.Measurement) {
+	for i := range recs {
+		switch rng.IntN(20) {
+		case 0:
+			recs[i].Elapsed = 0
+		case 1:
+			recs[i].Elapsed = math.Pow(10, -7+2*rng.Float64())
+		default:
+			recs[i].Elapsed = 0.2 * math.Exp(1.5*rng.NormFloat64())
+		}
+	}
+}
+
+type exactPercentiles struct{ p50, p95, p99 float64 }
+
+// exactGroupPercentiles is percentile_disc per (name, method) over the
+// rows the filter's window selects (started at or after StartedAt, ended
+// at or before EndedAt), computed from the raw rows.
+func exactGroupPercentiles(t *testing.T, pool *pgxpool.Pool, f store.MeasurementFilter) map[string]exactPercentiles {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT name, method, percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY elapsed)
+		FROM measurements
+		WHERE started_at >= $1 AND ended_at <= $2 AND ($3::text IS NULL OR name = $3) AND ($4::text IS NULL OR app = $4)
+		  AND ($5::float8 IS NULL OR elapsed >= $5)
+		GROUP BY name, method`, f.StartedAt, f.EndedAt, f.Name, f.App, f.MinElapsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]exactPercentiles{}
+	for rows.Next() {
+		var name, method string
+		var ps []float64
+		if err := rows.Scan(&name, &method, &ps); err != nil {
+			t.Fatal(err)
+		}
+		out[name+" "+method] = exactPercentiles{ps[0], ps[1], ps[2]}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// withinBound: the documented bound, relative above 1 microsecond and
+// absolute at or below it (a hair of slack for float rounding at a bucket's
+// edge, where Go's and PostgreSQL's logarithms may differ in the last bit).
+func withinBound(got, exact float64) bool {
+	if exact <= 1e-6 {
+		return math.Abs(got-exact) <= 1e-6
+	}
+	return math.Abs(got-exact) <= exact*store.PercentileRelativeError*(1+1e-9)
+}
+
+// The grouped percentiles, read from the rollups' histograms, are within
+// store.PercentileRelativeError of percentile_disc over the raw rows, for
+// windows with partial hours and days at both ends and with each filter.
+func TestMeasurementsGroupedPercentilesWithinBound(t *testing.T) {
+	t.Parallel()
+	ms, pool := newMeasurements(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 2))
+	recs := randomMeasurements(rng, 6000)
+	spreadElapsed(rng, recs)
+	for i := 0; i < len(recs); i += 500 {
+		if _, err := ms.Insert(ctx, recs[i:i+500]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name, app, slow := "/b/<id>", "shop", 0.3
+	windows := []store.MeasurementFilter{
+		{StartedAt: measurementBase.Add(-time.Hour), EndedAt: measurementBase.Add(60 * time.Hour)},
+		{StartedAt: measurementBase.Add(37*time.Minute + 13*time.Second), EndedAt: measurementBase.Add(40*time.Hour + 11*time.Minute)},
+		{StartedAt: measurementBase.Add(2 * time.Hour), EndedAt: measurementBase.Add(2*time.Hour + 20*time.Minute)},
+		{StartedAt: measurementBase.Add(90 * time.Minute), EndedAt: measurementBase.Add(30 * time.Hour), Name: &name},
+		{StartedAt: measurementBase.Add(90 * time.Minute), EndedAt: measurementBase.Add(30 * time.Hour), App: &app},
+		{StartedAt: measurementBase, EndedAt: measurementBase.Add(47 * time.Hour), MinElapsed: &slow},
+	}
+	for wi, f := range windows {
+		exact := exactGroupPercentiles(t, pool, f)
+		page, err := ms.Grouped(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != len(exact) || len(exact) == 0 {
+			t.Fatalf("seed %d window %d: %d groups, %d exact", percentileSeed, wi, len(page.Items), len(exact))
+		}
+		for _, g := range page.Items {
+			e := exact[g.Name+" "+g.Method]
+			for _, c := range []struct {
+				q          string
+				got, exact float64
+			}{{"p50", g.P50Elapsed, e.p50}, {"p95", g.P95Elapsed, e.p95}, {"p99", g.P99Elapsed, e.p99}} {
+				if !withinBound(c.got, c.exact) {
+					t.Errorf("seed %d window %d %s %s %s: %v, exact %v (error %.4f %%)", percentileSeed, wi, g.Name, g.Method,
+						c.q, c.got, c.exact, 100*math.Abs(c.got-c.exact)/c.exact)
+				}
+			}
+		}
+	}
+}
+
+// Percentiles come from the rollups for whole hours: once the raw rows
+// those cells cover are gone, the same window answers the same values.
+// RebuildRollup recomputes the histograms with the rollups.
+func TestMeasurementsPercentilesSurviveRawRows(t *testing.T) {
+	t.Parallel()
+	ms, pool := newMeasurements(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 3))
+	recs := randomMeasurements(rng, 3000)
+	spreadElapsed(rng, recs)
+	if _, err := ms.Insert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	f := store.MeasurementFilter{StartedAt: measurementBase.Add(30 * time.Minute), EndedAt: measurementBase.Add(26*time.Hour + 30*time.Minute)}
+	grouped := func() string {
+		page, err := ms.Grouped(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(page.Items)
+	}
+	before := grouped()
+	// Rows that ended before the window's last hour are counted by the
+	// rollup cells only (the partial hours at the edges are read from rows).
+	tag, err := pool.Exec(ctx, `DELETE FROM measurements WHERE started_at >= $1 AND ended_at < $2`,
+		f.StartedAt.Truncate(time.Hour).Add(time.Hour), f.EndedAt.Truncate(time.Hour))
+	if err != nil || tag.RowsAffected() < 1000 {
+		t.Fatalf("delete: %v, %d rows", err, tag.RowsAffected())
+	}
+	if after := grouped(); after != before {
+		t.Fatalf("after the raw rows went:\n%s\nbefore:\n%s", after, before)
+	}
+}
+
+// The Go and SQL bucket functions agree (telemetry_elapsed_bucket is what
+// the backfill, the rebuild and the partial hours use).
+func TestMeasurementsHistogramBackfillMatchesWrites(t *testing.T) {
+	t.Parallel()
+	ms, pool := newMeasurements(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 4))
+	recs := randomMeasurements(rng, 2000)
+	spreadElapsed(rng, recs)
+	if _, err := ms.Insert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	const snapshot = `SELECT string_agg(concat_ws(' ', start_hour, end_hour, app, name, method, bucket, count), ';'
+		ORDER BY start_hour, end_hour, app, name, method, bucket) FROM measurements_hourly_hist`
+	const daily = `SELECT string_agg(concat_ws(' ', start_day, end_day, app, name, method, bucket, count), ';'
+		ORDER BY start_day, end_day, app, name, method, bucket) FROM measurements_daily_hist`
+	var h1, d1, h2, d2 string
+	if err := pool.QueryRow(ctx, snapshot).Scan(&h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, daily).Scan(&d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.RebuildRollup(ctx, measurementBase.Add(-48*time.Hour), measurementBase.Add(96*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	_ = pool.QueryRow(ctx, snapshot).Scan(&h2)
+	_ = pool.QueryRow(ctx, daily).Scan(&d2)
+	if h1 == "" || h1 != h2 || d1 != d2 {
+		t.Fatalf("histograms written by Insert differ from those rebuilt from the rows")
+	}
+}
