@@ -29,3 +29,12 @@ LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
 -- name: CountFlowsByHour :one
 SELECT count(*) FROM flows WHERE hour = @hour;
+
+-- name: ExportFlowsByHour :many
+-- Every total of an hour, in ListFlowsByHour's order, for an export: no
+-- window count (it would make PostgreSQL read every row before the first
+-- one is sent) and no page. The store reads its rows one at a time.
+SELECT src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour = @hour
+ORDER BY src_app, dest_app, vpc_id;

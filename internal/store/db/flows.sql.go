@@ -21,6 +21,50 @@ func (q *Queries) CountFlowsByHour(ctx context.Context, hour time.Time) (int64, 
 	return count, err
 }
 
+const exportFlowsByHour = `-- name: ExportFlowsByHour :many
+SELECT src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+FROM flows
+WHERE hour = $1
+ORDER BY src_app, dest_app, vpc_id
+`
+
+type ExportFlowsByHourRow struct {
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+}
+
+// Every total of an hour, in ListFlowsByHour's order, for an export: no
+// window count (it would make PostgreSQL read every row before the first
+// one is sent) and no page. The store reads its rows one at a time.
+func (q *Queries) ExportFlowsByHour(ctx context.Context, hour time.Time) ([]ExportFlowsByHourRow, error) {
+	rows, err := q.db.Query(ctx, exportFlowsByHour, hour)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportFlowsByHourRow{}
+	for rows.Next() {
+		var i ExportFlowsByHourRow
+		if err := rows.Scan(
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listFlowsByHour = `-- name: ListFlowsByHour :many
 SELECT src_app, dest_app, vpc_id, bytes_tx, bytes_rx, count(*) OVER () AS total
 FROM flows
