@@ -106,7 +106,7 @@ func humaConfig() huma.Config {
 		}
 		return v, nil
 	})
-	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors, documentExport)
 	// The default docs page loads its renderer from a CDN; ours is embedded.
 	cfg.DocsPath = ""
 	cfg.Info.Description = "One service for five kinds of operational data: hourly network flows, " +

@@ -3458,6 +3458,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
 	ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3492,6 +3494,8 @@ type ClientInterface interface {
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 	ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3534,6 +3538,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
 	FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3542,6 +3548,8 @@ type ClientInterface interface {
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 	FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3554,6 +3562,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
 	ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3562,6 +3572,8 @@ type ClientInterface interface {
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 	ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3634,6 +3646,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
 	ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3644,6 +3658,8 @@ type ClientInterface interface {
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
 	ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3799,6 +3815,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 	ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3853,6 +3871,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
 	ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3892,6 +3912,8 @@ type ClientInterface interface {
 	// Registered devices ordered by id.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 	ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3950,6 +3972,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 	ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3959,6 +3983,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 	GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3967,6 +3993,8 @@ type ClientInterface interface {
 	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 	ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4032,6 +4060,8 @@ type ClientInterface interface {
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
 func (c *Client) ListMeasurementsNoSlash(ctx context.Context, params *ListMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementsNoSlashRequest(c.Server, params)
@@ -4096,6 +4126,8 @@ func (c *Client) PostMeasurements(ctx context.Context, params *PostMeasurementsP
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4168,6 +4200,8 @@ func (c *Client) PostMeasurementsSlash(ctx context.Context, params *PostMeasurem
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
 func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMeasurementsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewFilterMeasurementsNoSlashRequest(c.Server, params)
@@ -4186,6 +4220,8 @@ func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMe
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4208,6 +4244,8 @@ func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasureme
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
 func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListMeasurementGroupsNoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementGroupsNoSlashRequest(c.Server, params)
@@ -4226,6 +4264,8 @@ func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListM
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4368,6 +4408,8 @@ func (c *Client) GetMeasurementSlash(ctx context.Context, id int64, reqEditors .
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
 func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *ListMeasurementGroupsV1NoSlashParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementGroupsV1NoSlashRequest(c.Server, params)
@@ -4388,6 +4430,8 @@ func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *Lis
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /api/v1/measurements/grouped/ (the `ListMeasurementGroupsV1` operationId).
 func (c *Client) ListMeasurementGroupsV1(ctx context.Context, params *ListMeasurementGroupsV1Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4681,6 +4725,8 @@ func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListStatesRequest(c.Server, params)
@@ -4795,6 +4841,8 @@ func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...R
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /flows (the `ListFlows` operationId).
 func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListFlowsRequest(c.Server, params)
@@ -4874,6 +4922,8 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Registered devices ordered by id.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 func (c *Client) ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5000,6 +5050,8 @@ func (c *Client) UpdateDevice(ctx context.Context, id string, body UpdateDeviceJ
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListCurrentDeviceMetricsRequest(c.Server, id, params)
@@ -5019,6 +5071,8 @@ func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetDeviceMetricHistoryRequest(c.Server, id, name, params)
@@ -5037,6 +5091,8 @@ func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name str
 // Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 func (c *Client) ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8505,6 +8561,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
@@ -8541,6 +8599,8 @@ type ClientWithResponsesInterface interface {
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8585,6 +8645,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
@@ -8595,6 +8657,8 @@ type ClientWithResponsesInterface interface {
 	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8609,6 +8673,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
@@ -8619,6 +8685,8 @@ type ClientWithResponsesInterface interface {
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8705,6 +8773,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
@@ -8717,6 +8787,8 @@ type ClientWithResponsesInterface interface {
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8892,6 +8964,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
@@ -8958,6 +9032,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
@@ -9001,6 +9077,8 @@ type ClientWithResponsesInterface interface {
 	// Registered devices ordered by id.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9065,6 +9143,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
@@ -9076,6 +9156,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
@@ -9086,6 +9168,8 @@ type ClientWithResponsesInterface interface {
 	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13232,6 +13316,8 @@ func (r GetReadyResponse) ContentType() string {
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements (the `ListMeasurementsNoSlash` operationId).
@@ -13286,6 +13372,8 @@ func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, 
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13348,6 +13436,8 @@ func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Cont
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/filter (the `FilterMeasurementsNoSlash` operationId).
@@ -13364,6 +13454,8 @@ func (c *ClientWithResponses) FilterMeasurementsNoSlashWithResponse(ctx context.
 // Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13384,6 +13476,8 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/grouped (the `ListMeasurementGroupsNoSlash` operationId).
@@ -13400,6 +13494,8 @@ func (c *ClientWithResponses) ListMeasurementGroupsNoSlashWithResponse(ctx conte
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13528,6 +13624,8 @@ func (c *ClientWithResponses) GetMeasurementSlashWithResponse(ctx context.Contex
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/measurements/grouped (the `ListMeasurementGroupsV1NoSlash` operationId).
@@ -13546,6 +13644,8 @@ func (c *ClientWithResponses) ListMeasurementGroupsV1NoSlashWithResponse(ctx con
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13803,6 +13903,8 @@ func (c *ClientWithResponses) EventsPingWithResponse(ctx context.Context, reqEdi
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
@@ -13905,6 +14007,8 @@ func (c *ClientWithResponses) ClearCollectionWithResponse(ctx context.Context, i
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /flows (the `ListFlows` operationId).
@@ -13972,6 +14076,8 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 // Registered devices ordered by id.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -14076,6 +14182,8 @@ func (c *ClientWithResponses) UpdateDeviceWithResponse(ctx context.Context, id s
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
@@ -14093,6 +14201,8 @@ func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.C
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
@@ -14109,6 +14219,8 @@ func (c *ClientWithResponses) GetDeviceMetricHistoryWithResponse(ctx context.Con
 // Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -14268,6 +14380,9 @@ func ParseListMeasurementsNoSlashResponse(rsp *http.Response) (*ListMeasurements
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -14452,6 +14567,9 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -14635,6 +14753,9 @@ func ParseFilterMeasurementsNoSlashResponse(rsp *http.Response) (*FilterMeasurem
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -14708,6 +14829,9 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -14783,6 +14907,9 @@ func ParseListMeasurementGroupsNoSlashResponse(rsp *http.Response) (*ListMeasure
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -14856,6 +14983,9 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -15311,6 +15441,9 @@ func ParseListMeasurementGroupsV1NoSlashResponse(rsp *http.Response) (*ListMeasu
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -15384,6 +15517,9 @@ func ParseListMeasurementGroupsV1Response(rsp *http.Response) (*ListMeasurementG
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -16240,6 +16376,9 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -16638,6 +16777,9 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -16867,6 +17009,9 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -17258,6 +17403,9 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -17339,6 +17487,9 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -17412,6 +17563,9 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
