@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,10 +39,12 @@ import (
 //     client reports a truncated body (curl exits 18; Go's client reads
 //     io.ErrUnexpectedEOF); it is logged and counted
 //     (telemetry_exports_total{outcome="failed"}).
-//   - The buffers are flushed at least every exportFlushInterval, each time
-//     extending the connection's write deadline by WRITE_TIMEOUT: a client
-//     that reads keeps the export going, one that stops reading for
-//     WRITE_TIMEOUT is cut off. A client that goes away cancels the query.
+//   - The rows go out in chunks of exportBuffer bytes, and at least every
+//     exportFlushInterval; each chunk moves the connection's write deadline
+//     WRITE_TIMEOUT ahead (http.ResponseController): a client that reads
+//     keeps the export going however long it takes, one that stops reading
+//     for WRITE_TIMEOUT is cut off. A client that goes away cancels the
+//     query.
 
 // exportFormat is one of the two export formats.
 type exportFormat struct {
@@ -201,7 +202,7 @@ type exportWriter struct {
 	started   bool
 	rc        *http.ResponseController
 	bw        *bufio.Writer
-	csv       *csv.Writer
+	csv       bool
 	record    []string
 	lastFlush time.Time
 	rows      int64
@@ -216,13 +217,16 @@ func (w *exportWriter) start() {
 	body.Header().Set("Content-Type", w.f.contentType)
 	body.Header().Set("Cache-Control", "no-store")
 	body.WriteHeader(http.StatusOK)
-	w.bw = bufio.NewWriterSize(body, exportBuffer)
+	w.bw = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) {
+		// Each chunk gets WRITE_TIMEOUT to reach the client.
+		w.extendDeadline()
+		return body.Write(p)
+	}), exportBuffer)
 	w.lastFlush = time.Now()
 	if w.f == csvExport {
-		w.csv = csv.NewWriter(w.bw)
-		w.csv.UseCRLF = true // RFC 4180
+		w.csv = true
 		w.record = make([]string, len(w.cols.names))
-		w.setErr(w.csv.Write(w.cols.names))
+		w.setErr(writeCSV(w.bw, w.cols.names))
 	}
 }
 
@@ -256,11 +260,11 @@ func (w *exportWriter) row(v any) error {
 	if err != nil {
 		return err
 	}
-	if w.csv != nil {
+	if w.csv {
 		if err := w.cols.split(b, w.record); err != nil {
 			return err
 		}
-		w.setErr(w.csv.Write(w.record))
+		w.setErr(writeCSV(w.bw, w.record))
 	} else {
 		_, err := w.bw.Write(b)
 		w.setErr(err)
@@ -273,15 +277,11 @@ func (w *exportWriter) row(v any) error {
 	return nil
 }
 
-// flush sends what the buffers hold, the deadline extended first.
+// flush sends what the buffers hold.
 func (w *exportWriter) flush() {
-	w.extendDeadline()
-	if w.csv != nil {
-		w.csv.Flush()
-		w.setErr(w.csv.Error())
-	}
 	w.setErr(w.bw.Flush())
 	if w.writeErr == nil {
+		w.extendDeadline()
 		w.setErr(w.rc.Flush())
 	}
 	w.lastFlush = time.Now()
@@ -309,6 +309,40 @@ func (w *exportWriter) abort() {
 		return
 	}
 	panic(http.ErrAbortHandler)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// writeCSV writes one RFC 4180 record ending in CRLF. A field holding a
+// comma, a quote, a CR or an LF (or starting with a space) is quoted, its
+// quotes doubled; every byte is kept as it is (encoding/csv's writer would
+// turn a field's LF into CRLF and drop a lone CR).
+func writeCSV(w *bufio.Writer, record []string) error {
+	for i, field := range record {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		if field == "" || !(strings.ContainsAny(field, ",\"\r\n") || field[0] == ' ') {
+			w.WriteString(field)
+			continue
+		}
+		w.WriteByte('"')
+		for {
+			j := strings.IndexByte(field, '"')
+			if j < 0 {
+				break
+			}
+			w.WriteString(field[:j+1])
+			w.WriteByte('"')
+			field = field[j+1:]
+		}
+		w.WriteString(field)
+		w.WriteByte('"')
+	}
+	_, err := w.WriteString("\r\n")
+	return err
 }
 
 // columns are the CSV columns of an item type: its JSON fields in order.
