@@ -15,7 +15,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/elnormous/contenttype"
-
 )
 
 // Exports: every list operation that answers pages of items (see
@@ -474,4 +473,3 @@ func documentExport(oapi *huma.OpenAPI, op *huma.Operation) {
 		"and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts " +
 		"the connection, so the body ends truncated (no final chunk)."
 }
-

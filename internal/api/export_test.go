@@ -255,10 +255,10 @@ func TestExportNegotiation(t *testing.T) {
 		}
 	}
 	for accept, want := range map[string]string{
-		"text/csv":                            "text/csv; charset=utf-8; header=present",
-		"text/*":                              "text/csv; charset=utf-8; header=present",
-		"text/csv; charset=utf-8":             "text/csv; charset=utf-8; header=present",
-		"application/x-ndjson":                "application/x-ndjson",
+		"text/csv":                             "text/csv; charset=utf-8; header=present",
+		"text/*":                               "text/csv; charset=utf-8; header=present",
+		"text/csv; charset=utf-8":              "text/csv; charset=utf-8; header=present",
+		"application/x-ndjson":                 "application/x-ndjson",
 		"application/x-ndjson, text/csv;q=0.5": "application/x-ndjson",
 	} {
 		r := s.do("GET", "/flows?hour=1&page=2&size=1", nil, "Accept", accept).wantStatus(t, http.StatusOK)
