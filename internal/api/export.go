@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -380,13 +381,17 @@ func (c columns) split(b []byte, record []string) error {
 	i := 1 // past '{'
 	for i < len(b) && b[i] != '}' {
 		kEnd := stringEnd(b, i)
-		key := string(b[i+1 : kEnd-1])
 		vStart := kEnd + 1 // past ':'
 		vEnd := valueEnd(b, vStart)
-		if col, ok := c.index[key]; ok {
+		// (string(...) in the index expression allocates nothing.)
+		if col, ok := c.index[string(b[i+1:kEnd-1])]; ok {
 			v := b[vStart:vEnd]
 			switch v[0] {
 			case '"':
+				if bytes.IndexByte(v, '\\') < 0 {
+					record[col] = string(v[1 : len(v)-1]) // nothing escaped
+					break
+				}
 				var s string
 				if err := json.Unmarshal(v, &s); err != nil {
 					return err

@@ -496,3 +496,43 @@ func TestExportOutlastsWriteTimeout(t *testing.T) {
 		t.Fatalf("%d lines, want 60000 (the export was cut)", lines)
 	}
 }
+
+// The CSV writer keeps every byte of a field and quotes what RFC 4180
+// asks; the splitter reads every kind of JSON value.
+func TestExportCSVRecord(t *testing.T) {
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	if err := writeCSV(w, []string{"plain", "", "a,b", `say "hi"`, "cr\ronly", "lf\nonly", " lead", "é✓"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if want := "plain,,\"a,b\",\"say \"\"hi\"\"\",\"cr\ronly\",\"lf\nonly\",\" lead\",é✓\r\n"; out.String() != want {
+		t.Fatalf("CSV record %q, want %q", out.String(), want)
+	}
+
+	type item struct {
+		S    string          `json:"s"`
+		E    string          `json:"e"`
+		N    float64         `json:"n"`
+		B    bool            `json:"b"`
+		Null *int            `json:"null"`
+		Obj  json.RawMessage `json:"obj"`
+		Arr  []any           `json:"arr"`
+		Omit string          `json:"omit,omitempty"`
+		Skip string          `json:"-"`
+	}
+	cols := columnsOf(reflect.TypeFor[item]())
+	if got := strings.Join(cols.names, ","); got != "s,e,n,b,null,obj,arr,omit" {
+		t.Fatalf("columns %s", got)
+	}
+	b, _ := json.Marshal(item{S: "x", E: "q\"<\\\n", N: 1.5e-7, B: true, Obj: json.RawMessage(`{"a":"},]","b":[1,{"c":null}]}`),
+		Arr: []any{"[", 2}, Skip: "no"})
+	record := make([]string, len(cols.names))
+	if err := cols.split(b, record); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"x", "q\"<\\\n", "1.5e-7", "true", "", `{"a":"},]","b":[1,{"c":null}]}`, `["[",2]`, ""}
+	if !reflect.DeepEqual(record, want) {
+		t.Fatalf("record %q, want %q", record, want)
+	}
+}
