@@ -167,6 +167,10 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 			return unavailable("the database did not start the export within DB_TIMEOUT; retry later")
 		}
 		if err != nil {
+			if isCanceled(err) {
+				// The client went away before the first row; nobody reads this.
+				return NewProblem(499, "request cancelled")
+			}
 			return err
 		}
 		w.start() // an empty export: the CSV header alone
