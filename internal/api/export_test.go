@@ -536,3 +536,39 @@ func TestExportCSVRecord(t *testing.T) {
 		t.Fatalf("record %q, want %q", record, want)
 	}
 }
+
+// A client that gives up before the first row is a 499 in the logs and
+// metrics (as for the JSON lists), never a 500.
+func TestExportClientGoneBeforeFirstRow(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.DBTimeout = 0; c.SelfProfile = false })
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(cctx, "GET", s.URL+"/flows?hour=1", nil)
+	req.Header.Set("Accept", "text/csv")
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("an answer (%d) while the table is locked", res.StatusCode)
+	}
+	want := `telemetry_http_requests_total{method="GET",route="/flows",status="499"} 1`
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := string(s.do("GET", "/metrics", nil).Body)
+		if strings.Contains(body, want) {
+			break
+		}
+		if strings.Contains(body, `route="/flows",status="500"`) || time.Now().After(deadline) {
+			t.Fatalf("no %s in /metrics", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
