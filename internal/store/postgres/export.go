@@ -78,14 +78,33 @@ func capture[R any](call func(q *db.Queries) ([]R, error)) *captured {
 // into R (sqlc's row struct, whose fields follow the SELECT list), to fn
 // as item converts it. fn's error is returned as is; others are wrapped.
 // custom plans the query with its parameters, as the measurement reads do
-// (see customPlans). It returns the number of rows read.
+// (see customPlans), and for its first rows. It returns the number of rows
+// read.
 func each[R, T any](ctx context.Context, pool *pgxpool.Pool, op string, c *captured, custom bool,
 	item func(R) T, fn func(T) error) (int64, error) {
 	args := c.args
+	var q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	} = pool
 	if custom {
 		args = append([]any{pgx.QueryExecModeExec}, args...)
+		// Planned for the first rows: with no limit, PostgreSQL would read
+		// and sort the whole window before sending a row (a minute for 10 M
+		// rows, past DB_TIMEOUT, the export's wait for its first row), where
+		// the order's index streams from the start. enable_sort off, for
+		// this read-only transaction alone, makes it take the index; an
+		// order no index serves (method) still sorts.
+		tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return 0, wrap(op, err)
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to keep: it only read
+		if _, err := tx.Exec(ctx, "SET LOCAL enable_sort = off"); err != nil {
+			return 0, wrap(op, err)
+		}
+		q = tx
 	}
-	rows, err := pool.Query(ctx, c.sql, args...)
+	rows, err := q.Query(ctx, c.sql, args...)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
