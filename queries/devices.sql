@@ -156,3 +156,32 @@ FROM device_metrics
 WHERE device_id = @device_id AND name = @name
   AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
   AND value_num IS NOT NULL;
+
+-- name: ExportDevices :many
+-- Every device, in ListDevices' order, for an export (no count, no page).
+SELECT id, name, created_at, updated_at
+FROM devices
+ORDER BY id;
+
+-- name: ExportMetricHistory :many
+-- Every raw point of ListMetricHistory's series, for an export.
+SELECT time, value_num::float8 AS value
+FROM device_metrics
+WHERE device_id = @device_id AND name = @name
+  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
+  AND value_num IS NOT NULL
+ORDER BY time;
+
+-- name: ExportMetricHistoryBuckets :many
+-- Every bucket of ListMetricHistoryBuckets' series, for an export.
+SELECT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
+       avg(value_num::text::numeric)::float8 AS avg_value,
+       min(value_num)::float8 AS min_value,
+       max(value_num)::float8 AS max_value,
+       count(*) AS points
+FROM device_metrics
+WHERE device_id = @device_id AND name = @name
+  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
+  AND value_num IS NOT NULL
+GROUP BY bucket
+ORDER BY bucket;

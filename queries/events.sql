@@ -56,6 +56,18 @@ WHERE (sqlc.narg('state')::text IS NULL OR state = sqlc.narg('state')::text)
 ORDER BY started_at DESC, uuid DESC
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
+-- name: ExportRuns :many
+-- Every run ListRuns' filter matches, in its order, for an export (no
+-- count, no page).
+SELECT uuid, host, target_host, mode, clients, hatch_rate, requests, state, started_at, ended_at
+FROM event_runs
+WHERE (sqlc.narg('state')::text IS NULL OR state = sqlc.narg('state')::text)
+  AND (sqlc.narg('host')::text IS NULL OR host = sqlc.narg('host')::text)
+  AND (sqlc.narg('mode')::text IS NULL OR mode = sqlc.narg('mode')::text)
+  AND (sqlc.narg('started_from')::timestamptz IS NULL OR started_at >= sqlc.narg('started_from')::timestamptz)
+  AND (sqlc.narg('started_to')::timestamptz IS NULL OR started_at < sqlc.narg('started_to')::timestamptz)
+ORDER BY started_at DESC, uuid DESC;
+
 -- name: CountRuns :one
 SELECT count(*)
 FROM event_runs

@@ -115,7 +115,7 @@ func humaConfig() huma.Config {
 		}
 		return v, nil
 	})
-	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors, explicitSecurity)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors, explicitSecurity, documentExport)
 	// A misspelt or unsupported query parameter is a 422 item titled
 	// `unknown`, never silently ignored (a filter that does nothing returns
 	// every row). Every operation, present and future, is covered; the

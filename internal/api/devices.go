@@ -457,6 +457,46 @@ func (d *devicesAPI) listCurrentNames(ctx context.Context, in *currentNamesInput
 const maxBucket = 366 * 24 * time.Hour
 
 func (d *devicesAPI) history(ctx context.Context, in *historyInput) (*PageOutput[HistoryPoint], error) {
+	q, width, err := d.historyQuery(in)
+	if err != nil {
+		return nil, err
+	}
+	p := store.PageRequest{Limit: in.Size, Offset: in.Offset()}
+	var items []HistoryPoint
+	var total int64
+	if width == 0 {
+		page, err := d.st.Devices.History(ctx, q, p)
+		if err != nil {
+			return nil, d.deviceError(ctx, "metric history", in.ID, err)
+		}
+		items, total = make([]HistoryPoint, len(page.Items)), page.Total
+		for i, pt := range page.Items {
+			items[i] = historyPoint(pt)
+		}
+	} else {
+		page, err := d.st.Devices.HistoryBuckets(ctx, q, width, p)
+		if err != nil {
+			return nil, d.deviceError(ctx, "metric history", in.ID, err)
+		}
+		items, total = make([]HistoryPoint, len(page.Items)), page.Total
+		for i, b := range page.Items {
+			items[i] = historyBucket(b)
+		}
+	}
+	return newPage(ctx, in.PageQuery, items, total), nil
+}
+
+func historyPoint(pt store.HistoryPoint) HistoryPoint {
+	return HistoryPoint{Time: pt.Time, Value: &pt.Value}
+}
+
+func historyBucket(b store.HistoryBucket) HistoryPoint {
+	return HistoryPoint{Time: b.Start, Avg: &b.Avg, Min: &b.Min, Max: &b.Max, P95: &b.P95, Count: &b.Count}
+}
+
+// historyQuery is the series and window a history request asks for, and
+// its bucket width (0: raw points), or the 422 of its parameters.
+func (d *devicesAPI) historyQuery(in *historyInput) (store.HistoryQuery, time.Duration, error) {
 	// huma has checked the format of both.
 	to := d.now()
 	if in.To != "" {
@@ -482,31 +522,8 @@ func (d *devicesAPI) history(ctx context.Context, in *historyInput) (*PageOutput
 		}
 	}
 	if len(errs) > 0 {
-		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
+		return store.HistoryQuery{}, 0, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
 	}
 
-	q := store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: from, To: to}
-	p := store.PageRequest{Limit: in.Size, Offset: in.Offset()}
-	var items []HistoryPoint
-	var total int64
-	if width == 0 {
-		page, err := d.st.Devices.History(ctx, q, p)
-		if err != nil {
-			return nil, d.deviceError(ctx, "metric history", in.ID, err)
-		}
-		items, total = make([]HistoryPoint, len(page.Items)), page.Total
-		for i, pt := range page.Items {
-			items[i] = HistoryPoint{Time: pt.Time, Value: &pt.Value}
-		}
-	} else {
-		page, err := d.st.Devices.HistoryBuckets(ctx, q, width, p)
-		if err != nil {
-			return nil, d.deviceError(ctx, "metric history", in.ID, err)
-		}
-		items, total = make([]HistoryPoint, len(page.Items)), page.Total
-		for i, b := range page.Items {
-			items[i] = HistoryPoint{Time: b.Start, Avg: &b.Avg, Min: &b.Min, Max: &b.Max, P95: &b.P95, Count: &b.Count}
-		}
-	}
-	return newPage(ctx, in.PageQuery, items, total), nil
+	return store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: from, To: to}, width, nil
 }

@@ -585,6 +585,24 @@ func runEvent(e store.RunEvent) RunEvent {
 }
 
 func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutput[EventRun], error) {
+	f, err := in.filter()
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.st.Events.List(ctx, f, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
+	if err != nil {
+		return nil, s.storeError(ctx, "list runs", err)
+	}
+	items := make([]EventRun, len(page.Items))
+	for i, r := range page.Items {
+		items[i] = eventRun(r)
+	}
+	return newPage(ctx, in.PageQuery, items, page.Total), nil
+}
+
+// filter is the runs a listStates request selects, or the 422 of its
+// from and to.
+func (in *listStatesInput) filter() (store.RunFilter, error) {
 	f := store.RunFilter{State: store.RunState(in.State), Host: in.Host, Mode: in.Mode}
 	var errs []error
 	for _, t := range []struct {
@@ -603,17 +621,9 @@ func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutp
 		*t.dst = &v
 	}
 	if errs != nil {
-		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
+		return f, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
 	}
-	page, err := s.st.Events.List(ctx, f, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
-	if err != nil {
-		return nil, s.storeError(ctx, "list runs", err)
-	}
-	items := make([]EventRun, len(page.Items))
-	for i, r := range page.Items {
-		items[i] = eventRun(r)
-	}
-	return newPage(ctx, in.PageQuery, items, page.Total), nil
+	return f, nil
 }
 
 func eventRun(r store.Run) EventRun {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/elnormous/contenttype"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -39,6 +40,10 @@ type requestInfo struct {
 	// basePath is BASE_PATH: links the service writes (Link headers) are
 	// prefixed with it, as clients reach the service through the proxy.
 	basePath string
+	// export is the CSV or NDJSON format negotiate chose for a list
+	// operation, and w the response writer the export writes to (export.go).
+	export *exportFormat
+	w      http.ResponseWriter
 }
 
 // RequestID is the request's X-Request-Id ("" outside a request).
@@ -196,12 +201,23 @@ func acceptable(accept string) bool {
 
 // negotiate answers 406 when the client accepts nothing this API produces
 // (huma alone would answer JSON whatever the Accept header says).
+// The list operations that export (export.go) also produce text/csv and
+// application/x-ndjson, and remember which one the client chose.
 func negotiate(ctx huma.Context, next func(huma.Context)) {
-	if acceptable(ctx.Header("Accept")) {
+	exports := exportsOf(ctx.Operation())
+	if f, ok := chooseFormat(ctx.Header("Accept"), exports); ok {
+		if ri, _ := ctx.Context().Value(requestInfoKey).(*requestInfo); ri != nil && f != nil {
+			_, ri.w = humachi.Unwrap(ctx)
+			ri.export = f
+		}
 		next(ctx)
 		return
 	}
-	p := NewProblem(http.StatusNotAcceptable, "this endpoint produces application/json (errors: application/problem+json); the Accept header admits neither")
+	detail := "this endpoint produces application/json (errors: application/problem+json); the Accept header admits neither"
+	if exports {
+		detail = "this endpoint produces application/json, text/csv and application/x-ndjson (errors: application/problem+json); the Accept header admits none of them"
+	}
+	p := NewProblem(http.StatusNotAcceptable, detail)
 	p.RequestID = RequestID(ctx.Context())
 	ctx.SetHeader("Content-Type", "application/problem+json")
 	ctx.SetStatus(p.Status)

@@ -23,7 +23,8 @@ type route struct {
 // alias is another path (and operation id) of a route.
 type alias struct{ id, path string }
 
-// handle adapts a typed huma handler to the table. The handler's context
+// handle adapts a typed huma handler to the table (exportable, export.go,
+// adapts a list handler that also streams CSV and NDJSON). The handler's context
 // carries the request's DB_TIMEOUT, counted from here: the body has been
 // read (limits.go).
 func handle[I, O any](h func(context.Context, *I) (*O, error)) func(huma.API, huma.Operation) {
@@ -52,7 +53,7 @@ func (s *server) routes() []route {
 
 		// flows.go
 		{post, "/flows", "postFlows", nil, handle(s.postFlows)},
-		{get, "/flows", "listFlows", nil, handle(s.listFlows)},
+		{get, "/flows", "listFlows", nil, exportable(s, s.listFlows, s.exportFlows)},
 		{get, "/flows/summary", "getFlowSummary", nil, handle(s.flowSummary)},
 
 		// events.go
@@ -60,7 +61,7 @@ func (s *server) routes() []route {
 		{post, eventsPrefix + "/events/commit", "commitEvent", nil, handle(s.commitEvent)},
 		{get, eventsPrefix + "/events/isrunning", "listRunningEvents", nil, handle(s.listRunningEvents)},
 		{get, eventsPrefix + "/events/{uuid}", "getEvent", nil, handle(s.getEvent)},
-		{get, eventsPrefix + "/states", "listStates", nil, handle(s.listStates)},
+		{get, eventsPrefix + "/states", "listStates", nil, exportable(s, s.listStates, s.exportStates)},
 		{get, eventsPrefix + "/ping", "eventsPing", nil, handle(s.eventsPing)},
 
 		// devices.go
@@ -68,13 +69,13 @@ func (s *server) routes() []route {
 		{put, "/mrd/{device_id}/metrics", "putDeviceMetric", nil, handle(s.dev.putMetric)},
 		{post, "/mrd/token", "createMrdToken", nil, handle(s.dev.issueToken)},
 		{post, "/mrd/devices", "createDevice", nil, handle(s.dev.createDevice)},
-		{get, "/mrd/devices", "listDevices", nil, handle(s.dev.listDevices)},
+		{get, "/mrd/devices", "listDevices", nil, exportable(s, s.dev.listDevices, s.dev.exportDevices)},
 		{get, "/mrd/devices/{id}", "getDevice", nil, handle(s.dev.getDevice)},
 		{put, "/mrd/devices/{id}", "updateDevice", nil, handle(s.dev.updateDevice)},
 		{del, "/mrd/devices/{id}", "deleteDevice", nil, handle(s.dev.deleteDevice)},
-		{get, "/mrd/devices/{id}/metrics", "listCurrentDeviceMetrics", nil, handle(s.dev.listCurrentMetrics)},
-		{get, "/mrd/devices/{id}/metrics/{name}/history", "getDeviceMetricHistory", nil, handle(s.dev.history)},
-		{get, "/mrd/metrics/current", "listCurrentMetricNames", nil, handle(s.dev.listCurrentNames)},
+		{get, "/mrd/devices/{id}/metrics", "listCurrentDeviceMetrics", nil, exportable(s, s.dev.listCurrentMetrics, s.dev.exportCurrentMetrics)},
+		{get, "/mrd/devices/{id}/metrics/{name}/history", "getDeviceMetricHistory", nil, exportable(s, s.dev.history, s.dev.exportHistory)},
+		{get, "/mrd/metrics/current", "listCurrentMetricNames", nil, exportable(s, s.dev.listCurrentNames, s.dev.exportCurrentNames)},
 
 		// measurements.go
 		{post, "/api/measurements", "postMeasurements", []alias{
@@ -82,15 +83,15 @@ func (s *server) routes() []route {
 		}, handle(s.postMeasurements)},
 		{get, "/api/measurements/", "listMeasurements", []alias{
 			{"listMeasurementsNoSlash", "/api/measurements"},
-		}, handle(s.listMeasurements)},
+		}, exportable(s, s.listMeasurements, s.exportMeasurements)},
 		{get, "/api/measurements/filter/", "filterMeasurements", []alias{
 			{"filterMeasurementsNoSlash", "/api/measurements/filter"},
-		}, handle(s.listMeasurements)},
+		}, exportable(s, s.listMeasurements, s.exportMeasurements)},
 		{get, "/api/measurements/grouped/", "listMeasurementGroups", []alias{
 			{"listMeasurementGroupsNoSlash", "/api/measurements/grouped"},
 			{"listMeasurementGroupsV1", "/api/v1/measurements/grouped/"},
 			{"listMeasurementGroupsV1NoSlash", "/api/v1/measurements/grouped"},
-		}, handle(s.groupMeasurements)},
+		}, exportable(s, s.groupMeasurements, s.exportMeasurementGroups)},
 		{get, "/api/measurements/methodDistribution/", "getMethodDistribution", []alias{
 			{"getMethodDistributionNoSlash", "/api/measurements/methodDistribution"},
 			{"getMethodDistributionV1", "/api/v1/methodDistribution/"},

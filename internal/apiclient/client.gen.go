@@ -3517,6 +3517,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 	ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3526,6 +3528,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 	FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3534,6 +3538,8 @@ type ClientInterface interface {
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 	ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3650,6 +3656,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 	ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3704,6 +3712,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
 	ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3752,6 +3762,8 @@ type ClientInterface interface {
 	// Registered devices ordered by id.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 	ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3810,6 +3822,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 	ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3819,6 +3833,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 	GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3827,6 +3843,8 @@ type ClientInterface interface {
 	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 	ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3936,6 +3954,8 @@ func (c *Client) PostMeasurements(ctx context.Context, params *PostMeasurementsP
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMeasurementsRequest(c.Server, params)
@@ -3955,6 +3975,8 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewFilterMeasurementsRequest(c.Server, params)
@@ -3973,6 +3995,8 @@ func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasureme
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4197,6 +4221,8 @@ func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListStatesRequest(c.Server, params)
@@ -4311,6 +4337,8 @@ func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...R
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /flows (the `ListFlows` operationId).
 func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListFlowsRequest(c.Server, params)
@@ -4409,6 +4437,8 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Registered devices ordered by id.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 func (c *Client) ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4535,6 +4565,8 @@ func (c *Client) UpdateDevice(ctx context.Context, id string, body UpdateDeviceJ
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListCurrentDeviceMetricsRequest(c.Server, id, params)
@@ -4554,6 +4586,8 @@ func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetDeviceMetricHistoryRequest(c.Server, id, name, params)
@@ -4572,6 +4606,8 @@ func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name str
 // Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 func (c *Client) ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6959,6 +6995,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
@@ -6970,6 +7008,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
@@ -6980,6 +7020,8 @@ type ClientWithResponsesInterface interface {
 	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7110,6 +7152,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
@@ -7176,6 +7220,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
@@ -7230,6 +7276,8 @@ type ClientWithResponsesInterface interface {
 	// Registered devices ordered by id.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7294,6 +7342,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
@@ -7305,6 +7355,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
@@ -7315,6 +7367,8 @@ type ClientWithResponsesInterface interface {
 	// Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10342,6 +10396,8 @@ func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
@@ -10359,6 +10415,8 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
@@ -10375,6 +10433,8 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 // Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10569,6 +10629,8 @@ func (c *ClientWithResponses) EventsPingWithResponse(ctx context.Context, reqEdi
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
@@ -10671,6 +10733,8 @@ func (c *ClientWithResponses) ClearCollectionWithResponse(ctx context.Context, i
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /flows (the `ListFlows` operationId).
@@ -10755,6 +10819,8 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 // Registered devices ordered by id.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10859,6 +10925,8 @@ func (c *ClientWithResponses) UpdateDeviceWithResponse(ctx context.Context, id s
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
@@ -10876,6 +10944,8 @@ func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.C
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
@@ -10892,6 +10962,8 @@ func (c *ClientWithResponses) GetDeviceMetricHistoryWithResponse(ctx context.Con
 // Each metric name with at least one current (not stale) report: how many devices report it and the smallest and largest current value. Ordered by name.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11161,6 +11233,9 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -11235,6 +11310,9 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -11308,6 +11386,9 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -11974,6 +12055,9 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -12372,6 +12456,9 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -12675,6 +12762,9 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -13066,6 +13156,9 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -13147,6 +13240,9 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -13220,6 +13316,9 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 

@@ -18,6 +18,11 @@ type Metrics struct {
 	Requests        *prometheus.CounterVec
 	RequestDuration *prometheus.HistogramVec
 	BatchItems      *prometheus.HistogramVec
+	// Exports counts the CSV and NDJSON exports by format and outcome
+	// (complete, failed: cut short by a database error after the first
+	// byte, client_gone), and ExportRows the rows they sent.
+	Exports    *prometheus.CounterVec
+	ExportRows *prometheus.CounterVec
 }
 
 // New registers the HTTP, batch, Go runtime and process collectors.
@@ -39,8 +44,16 @@ func New() *Metrics {
 			Help:    "Items per accepted ingest batch, by resource.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}, []string{"resource"}),
+		Exports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telemetry_exports_total",
+			Help: "CSV and NDJSON exports that started streaming, by format and outcome (complete, failed, client_gone).",
+		}, []string{"format", "outcome"}),
+		ExportRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telemetry_export_rows_total",
+			Help: "Rows sent by CSV and NDJSON exports, by format.",
+		}, []string{"format"}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems,
+	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems, m.Exports, m.ExportRows,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -24,6 +24,8 @@ type Store struct {
 	Runtime      RuntimeSampleStore
 	Idempotency  IdempotencyStore
 	Health       Health
+	// Export streams the lists whole (export.go).
+	Export Exporter
 }
 
 // FlowStore keeps the hourly flow totals.

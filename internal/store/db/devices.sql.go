@@ -154,6 +154,148 @@ func (q *Queries) DeviceExists(ctx context.Context, id string) (bool, error) {
 	return exists, err
 }
 
+const exportDevices = `-- name: ExportDevices :many
+SELECT id, name, created_at, updated_at
+FROM devices
+ORDER BY id
+`
+
+// Every device, in ListDevices' order, for an export (no count, no page).
+func (q *Queries) ExportDevices(ctx context.Context) ([]Device, error) {
+	rows, err := q.db.Query(ctx, exportDevices)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Device{}
+	for rows.Next() {
+		var i Device
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const exportMetricHistory = `-- name: ExportMetricHistory :many
+SELECT time, value_num::float8 AS value
+FROM device_metrics
+WHERE device_id = $1 AND name = $2
+  AND time >= $3::timestamptz AND time < $4::timestamptz
+  AND value_num IS NOT NULL
+ORDER BY time
+`
+
+type ExportMetricHistoryParams struct {
+	DeviceID string
+	Name     string
+	FromTime time.Time
+	ToTime   time.Time
+}
+
+type ExportMetricHistoryRow struct {
+	Time  time.Time
+	Value float64
+}
+
+// Every raw point of ListMetricHistory's series, for an export.
+func (q *Queries) ExportMetricHistory(ctx context.Context, arg ExportMetricHistoryParams) ([]ExportMetricHistoryRow, error) {
+	rows, err := q.db.Query(ctx, exportMetricHistory,
+		arg.DeviceID,
+		arg.Name,
+		arg.FromTime,
+		arg.ToTime,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportMetricHistoryRow{}
+	for rows.Next() {
+		var i ExportMetricHistoryRow
+		if err := rows.Scan(&i.Time, &i.Value); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const exportMetricHistoryBuckets = `-- name: ExportMetricHistoryBuckets :many
+SELECT date_bin(make_interval(secs => $1::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
+       avg(value_num::text::numeric)::float8 AS avg_value,
+       min(value_num)::float8 AS min_value,
+       max(value_num)::float8 AS max_value,
+       count(*) AS points
+FROM device_metrics
+WHERE device_id = $2 AND name = $3
+  AND time >= $4::timestamptz AND time < $5::timestamptz
+  AND value_num IS NOT NULL
+GROUP BY bucket
+ORDER BY bucket
+`
+
+type ExportMetricHistoryBucketsParams struct {
+	WidthSeconds float64
+	DeviceID     string
+	Name         string
+	FromTime     time.Time
+	ToTime       time.Time
+}
+
+type ExportMetricHistoryBucketsRow struct {
+	Bucket   time.Time
+	AvgValue float64
+	MinValue float64
+	MaxValue float64
+	Points   int64
+}
+
+// Every bucket of ListMetricHistoryBuckets' series, for an export.
+func (q *Queries) ExportMetricHistoryBuckets(ctx context.Context, arg ExportMetricHistoryBucketsParams) ([]ExportMetricHistoryBucketsRow, error) {
+	rows, err := q.db.Query(ctx, exportMetricHistoryBuckets,
+		arg.WidthSeconds,
+		arg.DeviceID,
+		arg.Name,
+		arg.FromTime,
+		arg.ToTime,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportMetricHistoryBucketsRow{}
+	for rows.Next() {
+		var i ExportMetricHistoryBucketsRow
+		if err := rows.Scan(
+			&i.Bucket,
+			&i.AvgValue,
+			&i.MinValue,
+			&i.MaxValue,
+			&i.Points,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getDevice = `-- name: GetDevice :one
 SELECT id, name, created_at, updated_at FROM devices WHERE id = $1
 `

@@ -91,6 +91,77 @@ func (q *Queries) CountRuns(ctx context.Context, arg CountRunsParams) (int64, er
 	return count, err
 }
 
+const exportRuns = `-- name: ExportRuns :many
+SELECT uuid, host, target_host, mode, clients, hatch_rate, requests, state, started_at, ended_at
+FROM event_runs
+WHERE ($1::text IS NULL OR state = $1::text)
+  AND ($2::text IS NULL OR host = $2::text)
+  AND ($3::text IS NULL OR mode = $3::text)
+  AND ($4::timestamptz IS NULL OR started_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR started_at < $5::timestamptz)
+ORDER BY started_at DESC, uuid DESC
+`
+
+type ExportRunsParams struct {
+	State       *string
+	Host        *string
+	Mode        *string
+	StartedFrom *time.Time
+	StartedTo   *time.Time
+}
+
+type ExportRunsRow struct {
+	UUID       uuid.UUID
+	Host       string
+	TargetHost *string
+	Mode       *string
+	Clients    *int64
+	HatchRate  *float64
+	Requests   *int64
+	State      string
+	StartedAt  time.Time
+	EndedAt    *time.Time
+}
+
+// Every run ListRuns' filter matches, in its order, for an export (no
+// count, no page).
+func (q *Queries) ExportRuns(ctx context.Context, arg ExportRunsParams) ([]ExportRunsRow, error) {
+	rows, err := q.db.Query(ctx, exportRuns,
+		arg.State,
+		arg.Host,
+		arg.Mode,
+		arg.StartedFrom,
+		arg.StartedTo,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportRunsRow{}
+	for rows.Next() {
+		var i ExportRunsRow
+		if err := rows.Scan(
+			&i.UUID,
+			&i.Host,
+			&i.TargetHost,
+			&i.Mode,
+			&i.Clients,
+			&i.HatchRate,
+			&i.Requests,
+			&i.State,
+			&i.StartedAt,
+			&i.EndedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getRun = `-- name: GetRun :one
 SELECT uuid, host, target_host, mode, clients, hatch_rate, requests, state, started_at, ended_at
 FROM event_runs

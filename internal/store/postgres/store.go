@@ -146,7 +146,8 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 // Stores is the store as the API takes it.
 func (s *Store) Stores() *store.Store {
 	return &store.Store{Flows: s.Flows, Events: s.Events, Devices: s.Devices, Measurements: s.Measurements,
-		Collections: s.Collections, Runtime: s.Runtime, Idempotency: s.Idempotency, Health: s}
+		Collections: s.Collections, Runtime: s.Runtime, Idempotency: s.Idempotency, Health: s,
+		Export: &Exports{pool: s.pool, devices: s.Devices}}
 }
 
 // PoolStats are the pool's figures, for /metrics.

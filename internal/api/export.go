@@ -1,0 +1,484 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/elnormous/contenttype"
+)
+
+// Exports: every list operation that answers pages of items (see
+// exportRoutes) also answers `Accept: text/csv` and
+// `Accept: application/x-ndjson` with every item its filters select, in the
+// list's order, streamed from the database row by row (store.Exporter):
+// constant memory and no page limit; page and size are ignored. JSON stays
+// the default. docs/export.md has the design; in short:
+//
+//   - negotiate (middleware.go) picks the format from Accept, only on these
+//     operations (406 elsewhere), and exportable's handler streams instead
+//     of answering a page. huma has validated the input by then, so bad
+//     filters are the usual 422s.
+//   - Nothing is written before the first row (or the end of an empty
+//     export): a failure until then (unknown device, database unavailable,
+//     DB_TIMEOUT) is a normal problem+json answer. DB_TIMEOUT bounds the wait
+//     for the first row only: an export of millions of rows must not be cut
+//     at 10 s.
+//   - Once streaming, the status is sent: a database failure then cuts the
+//     connection without the chunked encoding's last chunk, so every HTTP
+//     client reports a truncated body (curl exits 18; Go's client reads
+//     io.ErrUnexpectedEOF); it is logged and counted
+//     (telemetry_exports_total{outcome="failed"}).
+//   - The rows go out in chunks of exportBuffer bytes, and at least every
+//     exportFlushInterval; each chunk moves the connection's write deadline
+//     WRITE_TIMEOUT ahead (http.ResponseController): a client that reads
+//     keeps the export going however long it takes, one that stops reading
+//     for WRITE_TIMEOUT is cut off. A client that goes away cancels the
+//     query.
+
+// exportFormat is one of the two export formats.
+type exportFormat struct {
+	name        string // metrics label
+	mediaType   string // what Accept names
+	contentType string // what the answer says
+}
+
+var (
+	csvExport    = &exportFormat{"csv", "text/csv", "text/csv; charset=utf-8; header=present"}
+	ndjsonExport = &exportFormat{"ndjson", "application/x-ndjson", "application/x-ndjson"}
+)
+
+// exportKey marks, in an operation's Metadata, the operations that export.
+const exportKey = "telemetry-export"
+
+// exportFlushInterval is the longest time rows wait in the buffers.
+const exportFlushInterval = time.Second
+
+// exportBuffer is the size of the buffer between the encoders and the
+// connection.
+const exportBuffer = 32 << 10
+
+func exportsOf(op *huma.Operation) bool {
+	return op != nil && op.Metadata[exportKey] == true
+}
+
+// exportProduced is what an exporting operation produces; JSON first, so
+// that */* and ties choose it.
+var exportProduced = append(append([]contenttype.MediaType{}, produced...),
+	contenttype.NewMediaType("text/csv; charset=utf-8"),
+	contenttype.NewMediaType("application/x-ndjson"),
+)
+
+// chooseFormat is negotiate's choice: ok false for a 406, f nil for JSON.
+func chooseFormat(accept string, exports bool) (f *exportFormat, ok bool) {
+	if !exports {
+		return nil, acceptable(accept)
+	}
+	switch strings.TrimSpace(accept) {
+	case "", "*/*", "application/json":
+		return nil, true
+	}
+	mt, _, err := contenttype.GetAcceptableMediaTypeFromHeader(accept, exportProduced)
+	if err != nil {
+		// A malformed header admits anything (see acceptable).
+		return nil, !errors.Is(err, contenttype.ErrNoAcceptableTypeFound)
+	}
+	switch mt.Type + "/" + mt.Subtype {
+	case "text/csv":
+		return csvExport, true
+	case "application/x-ndjson":
+		return ndjsonExport, true
+	}
+	return nil, true
+}
+
+// exportable registers a list operation whose handler streams the whole
+// list with ex when the client asked for CSV or NDJSON, and answers h's
+// page otherwise. ex hands each item to emit, in the list's order, and
+// answers a problem for a failure (as h would).
+func exportable[I, O, T any](s *server, h func(context.Context, *I) (*O, error),
+	ex func(ctx context.Context, in *I, emit func(T) error) error) func(huma.API, huma.Operation) {
+	cols := columnsOf(reflect.TypeFor[T]())
+	return func(api huma.API, op huma.Operation) {
+		op.Metadata = maps.Clone(op.Metadata)
+		if op.Metadata == nil {
+			op.Metadata = map[string]any{}
+		}
+		op.Metadata[exportKey] = true
+		huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+			if ri, _ := ctx.Value(requestInfoKey).(*requestInfo); ri != nil && ri.export != nil && ri.w != nil {
+				return nil, runExport(ctx, s, ri, cols, func(ctx context.Context, emit func(T) error) error {
+					return ex(ctx, in, emit)
+				})
+			}
+			ctx, cancel := withDBDeadline(ctx)
+			defer cancel()
+			return h(ctx, in)
+		})
+	}
+}
+
+// errFirstRow is why an export that waited DB_TIMEOUT for its first row
+// was cancelled.
+var errFirstRow = errors.New("no row within DB_TIMEOUT")
+
+// runExport streams what run emits in the format negotiate chose. It
+// answers an error only before anything was written; afterwards it ends
+// the stream itself (see the top of the file) and answers nil, so that
+// huma writes nothing more.
+func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols columns,
+	run func(context.Context, func(T) error) error) error {
+	reqCtx := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var timedOut atomic.Bool
+	var timer *time.Timer
+	if ri.dbTimeout > 0 {
+		timer = time.AfterFunc(ri.dbTimeout, func() {
+			timedOut.Store(true)
+			cancel(errFirstRow)
+		})
+	}
+	// begin stops the first-row deadline, unless it has fired already.
+	begin := func() bool { return timer == nil || timer.Stop() }
+	w := &exportWriter{s: s, ri: ri, f: ri.export, cols: cols}
+	err := run(ctx, func(v T) error {
+		if !w.started {
+			if !begin() {
+				return context.Cause(ctx)
+			}
+			w.start()
+		}
+		return w.row(v)
+	})
+	if !w.started {
+		if timedOut.Load() || !begin() {
+			s.log.WarnContext(ctx, "export: no row within DB_TIMEOUT", "request_id", ri.id, "db_timeout", ri.dbTimeout.String())
+			return unavailable("the database did not start the export within DB_TIMEOUT; retry later")
+		}
+		if err != nil {
+			if isCanceled(err) {
+				// The client went away before the first row; nobody reads this.
+				return NewProblem(499, "request cancelled")
+			}
+			return err
+		}
+		w.start() // an empty export: the CSV header alone
+	}
+	if err == nil {
+		err = w.finish()
+	}
+	switch {
+	case err == nil:
+		s.prom.Exports.WithLabelValues(w.f.name, "complete").Inc()
+	case w.writeErr != nil || reqCtx.Err() != nil:
+		// The client went away or stopped reading: nothing to tell it.
+		s.prom.Exports.WithLabelValues(w.f.name, "client_gone").Inc()
+		s.log.InfoContext(ctx, "export: client went away", "request_id", ri.id, "rows", w.rows,
+			"error", fmt.Sprint(errors.Join(w.writeErr, reqCtx.Err())))
+	default:
+		s.prom.Exports.WithLabelValues(w.f.name, "failed").Inc()
+		s.log.ErrorContext(ctx, "export cut short after the first byte", "request_id", ri.id, "rows", w.rows,
+			"format", w.f.name, "error", err.Error())
+		w.abort()
+	}
+	return nil
+}
+
+// exportWriter writes one export: the status and headers before the first
+// row, then each row, flushed at least every exportFlushInterval.
+type exportWriter struct {
+	s    *server
+	ri   *requestInfo
+	f    *exportFormat
+	cols columns
+
+	started   bool
+	rc        *http.ResponseController
+	bw        *bufio.Writer
+	csv       bool
+	record    []string
+	lastFlush time.Time
+	rows      int64
+	writeErr  error // the first failed write: the client is gone
+}
+
+func (w *exportWriter) start() {
+	w.started = true
+	body := w.ri.w
+	w.rc = http.NewResponseController(body)
+	w.extendDeadline()
+	body.Header().Set("Content-Type", w.f.contentType)
+	body.Header().Set("Cache-Control", "no-store")
+	body.WriteHeader(http.StatusOK)
+	w.bw = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) {
+		// Each chunk gets WRITE_TIMEOUT to reach the client.
+		w.extendDeadline()
+		return body.Write(p)
+	}), exportBuffer)
+	w.lastFlush = time.Now()
+	if w.f == csvExport {
+		w.csv = true
+		w.record = make([]string, len(w.cols.names))
+		w.setErr(writeCSV(w.bw, w.cols.names))
+	}
+}
+
+// extendDeadline moves the connection's write deadline WRITE_TIMEOUT ahead
+// (not supported by a test's ResponseRecorder: nothing to extend there).
+func (w *exportWriter) extendDeadline() {
+	if d := w.s.cfg.WriteTimeout; d > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+func (w *exportWriter) setErr(err error) {
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+}
+
+// errClientGone is what emit answers once a write failed. It is a
+// context.Canceled, which the stores return as is and storeError answers
+// without logging an internal error.
+var errClientGone = fmt.Errorf("export: the client stopped reading: %w", context.Canceled)
+
+func (w *exportWriter) row(v any) error {
+	if w.writeErr != nil {
+		return errClientGone
+	}
+	if time.Since(w.lastFlush) >= exportFlushInterval {
+		w.flush()
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if w.csv {
+		if err := w.cols.split(b, w.record); err != nil {
+			return err
+		}
+		w.setErr(writeCSV(w.bw, w.record))
+	} else {
+		_, err := w.bw.Write(b)
+		w.setErr(err)
+		w.setErr(w.bw.WriteByte('\n'))
+	}
+	w.rows++
+	if w.writeErr != nil {
+		return errClientGone
+	}
+	return nil
+}
+
+// flush sends what the buffers hold.
+func (w *exportWriter) flush() {
+	w.setErr(w.bw.Flush())
+	if w.writeErr == nil {
+		w.extendDeadline()
+		w.setErr(w.rc.Flush())
+	}
+	w.lastFlush = time.Now()
+}
+
+// finish sends the rest: the export is complete.
+func (w *exportWriter) finish() error {
+	w.flush()
+	w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
+	if w.writeErr != nil {
+		return errClientGone
+	}
+	return nil
+}
+
+// abort ends an export that failed after its first byte so that the client
+// sees a truncated body: the rows written so far are sent, then the
+// connection is closed without the chunked encoding's last chunk (HTTP/1),
+// or the stream reset (HTTP/2, through http.ErrAbortHandler).
+func (w *exportWriter) abort() {
+	w.flush()
+	w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
+	if conn, _, err := w.rc.Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// writeCSV writes one RFC 4180 record ending in CRLF. A field holding a
+// comma, a quote, a CR or an LF (or starting with a space) is quoted, its
+// quotes doubled; every byte is kept as it is (encoding/csv's writer would
+// turn a field's LF into CRLF and drop a lone CR).
+func writeCSV(w *bufio.Writer, record []string) error {
+	for i, field := range record {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		if field == "" || !(strings.ContainsAny(field, ",\"\r\n") || field[0] == ' ') {
+			w.WriteString(field)
+			continue
+		}
+		w.WriteByte('"')
+		for {
+			j := strings.IndexByte(field, '"')
+			if j < 0 {
+				break
+			}
+			w.WriteString(field[:j+1])
+			w.WriteByte('"')
+			field = field[j+1:]
+		}
+		w.WriteString(field)
+		w.WriteByte('"')
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// columns are the CSV columns of an item type: its JSON fields in order.
+type columns struct {
+	names []string
+	index map[string]int
+}
+
+func columnsOf(t reflect.Type) columns {
+	c := columns{index: map[string]int{}}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		c.index[name] = len(c.names)
+		c.names = append(c.names, name)
+	}
+	return c
+}
+
+// split turns an item's JSON object (as encoding/json writes it: compact,
+// valid) into its CSV record: a string is its text, null (or a field left
+// out) an empty cell, a number or boolean its JSON text, and an object or
+// array (args, kwargs, context) its JSON text.
+func (c columns) split(b []byte, record []string) error {
+	for i := range record {
+		record[i] = ""
+	}
+	i := 1 // past '{'
+	for i < len(b) && b[i] != '}' {
+		kEnd := stringEnd(b, i)
+		vStart := kEnd + 1 // past ':'
+		vEnd := valueEnd(b, vStart)
+		// (string(...) in the index expression allocates nothing.)
+		if col, ok := c.index[string(b[i+1:kEnd-1])]; ok {
+			v := b[vStart:vEnd]
+			switch v[0] {
+			case '"':
+				if bytes.IndexByte(v, '\\') < 0 {
+					record[col] = string(v[1 : len(v)-1]) // nothing escaped
+					break
+				}
+				var s string
+				if err := json.Unmarshal(v, &s); err != nil {
+					return err
+				}
+				record[col] = s
+			case 'n':
+			default:
+				record[col] = string(v)
+			}
+		}
+		i = vEnd
+		if i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+	return nil
+}
+
+// stringEnd is the index just past the JSON string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd is the index just past the JSON value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for j := i; j < len(b); j++ {
+		if b[j] == ',' || b[j] == '}' {
+			return j
+		}
+	}
+	return len(b)
+}
+
+// documentExport (an OnAddOperation hook) lists the export formats in the
+// 200 answer of every exporting operation, and says how they behave.
+func documentExport(oapi *huma.OpenAPI, op *huma.Operation) {
+	if !exportsOf(op) {
+		return
+	}
+	ok := op.Responses["200"]
+	if ok == nil || ok.Content["application/json"] == nil {
+		return
+	}
+	items := oapi.Components.Schemas.SchemaFromRef(ok.Content["application/json"].Schema.Ref)
+	var item *huma.Schema
+	if items != nil && items.Properties["items"] != nil {
+		item = items.Properties["items"].Items
+	}
+	ok.Content["text/csv"] = &huma.MediaType{Schema: &huma.Schema{Type: "string",
+		Description: "Every item the filters select, in the list's order: a header row of the JSON field names, then one " +
+			"row per item (RFC 4180: CRLF line ends, fields with commas, quotes or line breaks quoted). A string is its " +
+			"text, null an empty cell, an object or array (args, kwargs, context) its JSON text."}}
+	ok.Content["application/x-ndjson"] = &huma.MediaType{Schema: item}
+	op.Description += "\n\n**Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, " +
+		"the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` " +
+		"and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts " +
+		"the connection, so the body ends truncated (no final chunk)."
+}

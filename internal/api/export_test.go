@@ -1,0 +1,574 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+)
+
+// decodeJSON decodes b keeping numbers' text (json.Number), so that a CSV
+// cell can be compared with the JSON value it comes from.
+func decodeJSON(t testing.TB, b []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	return v
+}
+
+// allPages reads every page of a JSON list (size 100, the largest) and
+// returns its items in order.
+func (s *testServer) allPages(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	var items []map[string]any
+	for page := 1; ; page++ {
+		r := s.do("GET", fmt.Sprintf("%s%spage=%d&size=100", path, sep, page), nil, bearer(t)...).wantStatus(t, http.StatusOK)
+		body := decodeJSON(t, r.Body).(map[string]any)
+		got := body["items"].([]any)
+		if len(got) == 0 {
+			return items
+		}
+		for _, it := range got {
+			items = append(items, it.(map[string]any))
+		}
+	}
+}
+
+// export fetches path with Accept, checking the answer's status and type.
+func (s *testServer) export(t *testing.T, path, accept string) []byte {
+	t.Helper()
+	r := s.do("GET", path, nil, append(bearer(t), "Accept", accept)...).wantStatus(t, http.StatusOK)
+	want := map[string]string{"text/csv": "text/csv; charset=utf-8; header=present", "application/x-ndjson": "application/x-ndjson"}[accept]
+	if ct := r.Header.Get("Content-Type"); ct != want {
+		t.Fatalf("%s: Content-Type = %q, want %q", path, ct, want)
+	}
+	return r.Body
+}
+
+// checkExport compares both exports of path with the items of its JSON
+// pages: NDJSON line by line, CSV cell by cell (a string its text, null
+// empty, a number its JSON text, an object or array its JSON). It returns
+// the number of items.
+func (s *testServer) checkExport(t *testing.T, path string) int {
+	t.Helper()
+	want := s.allPages(t, path)
+
+	nd := s.export(t, path, "application/x-ndjson")
+	if len(want) > 0 && !bytes.HasSuffix(nd, []byte("\n")) {
+		t.Fatalf("%s: NDJSON does not end with a newline", path)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(nd))
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		if n >= len(want) {
+			t.Fatalf("%s: NDJSON has more than the %d items of the JSON pages", path, len(want))
+		}
+		if got := decodeJSON(t, sc.Bytes()); !reflect.DeepEqual(got, any(want[n])) {
+			t.Fatalf("%s: NDJSON line %d = %v, want %v", path, n+1, got, want[n])
+		}
+		n++
+	}
+	if n != len(want) {
+		t.Fatalf("%s: NDJSON has %d items, the JSON pages %d", path, n, len(want))
+	}
+
+	raw := s.export(t, path, "text/csv")
+	if !bytes.HasSuffix(raw, []byte("\r\n")) {
+		t.Fatalf("%s: CSV does not end with CRLF: %q", path, raw[max(0, len(raw)-20):])
+	}
+	records, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: CSV: %v", path, err)
+	}
+	if len(records) != len(want)+1 {
+		t.Fatalf("%s: CSV has %d records, want a header and %d", path, len(records), len(want))
+	}
+	header := records[0]
+	for i, item := range want {
+		row := records[i+1]
+		for j, col := range header {
+			v, ok := item[col]
+			cell := row[j]
+			switch v := v.(type) {
+			case nil:
+				if cell != "" {
+					t.Fatalf("%s: row %d %s = %q, want empty (%v, present %v)", path, i+1, col, cell, v, ok)
+				}
+			case string:
+				// encoding/csv reads a quoted CRLF as LF.
+				if cell != strings.ReplaceAll(v, "\r\n", "\n") {
+					t.Fatalf("%s: row %d %s = %q, want %q", path, i+1, col, cell, v)
+				}
+			case json.Number:
+				if cell != v.String() {
+					t.Fatalf("%s: row %d %s = %q, want %q", path, i+1, col, cell, v)
+				}
+			case bool:
+				if cell != fmt.Sprint(v) {
+					t.Fatalf("%s: row %d %s = %q, want %v", path, i+1, col, cell, v)
+				}
+			default: // an object or array: its JSON
+				if got := decodeJSON(t, []byte(cell)); !reflect.DeepEqual(got, v) {
+					t.Fatalf("%s: row %d %s = %q, want %v", path, i+1, col, cell, v)
+				}
+			}
+		}
+		for k := range item {
+			if !contains(header, k) {
+				t.Fatalf("%s: CSV header %v lacks the JSON field %q", path, header, k)
+			}
+		}
+	}
+	return len(want)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// A name with every character CSV must quote, and more.
+const awkward = "a,b \"quoted\"\nline2\r\nline3; é ✓"
+
+func TestExportEveryList(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.SelfProfile = false })
+	ctx := context.Background()
+
+	// Flows: 150 keys in hour 7 (more than a page of 100), a few in hour 8.
+	var flows []map[string]any
+	for i := range 150 {
+		flows = append(flows, map[string]any{"src_app": fmt.Sprintf("src-%03d", i), "dest_app": awkward,
+			"vpc_id": "vpc", "bytes_tx": i, "bytes_rx": 2 * i, "hour": 7})
+	}
+	for i := range 3 {
+		flows = append(flows, map[string]any{"src_app": fmt.Sprint(i), "dest_app": "d", "vpc_id": "v", "bytes_tx": 1, "bytes_rx": 1, "hour": 8})
+	}
+	s.do("POST", "/flows", flows).wantStatus(t, http.StatusCreated)
+	if n := s.checkExport(t, "/flows?hour=7"); n != 150 {
+		t.Fatalf("flows export: %d items, want 150 (hour 7 only)", n)
+	}
+
+	// Devices: 120, and one with current metrics and a history of 130
+	// points.
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO devices (id, name) SELECT 'dev-' || lpad(i::text, 3, '0'), $1 || i FROM generate_series(1, 120) i`, awkward); err != nil {
+		t.Fatal(err)
+	}
+	s.checkExport(t, "/mrd/devices")
+	for i, doc := range []map[string]any{metricDoc("cpu", 41.5, "float", 600), metricDoc("label", awkward, "string", 600)} {
+		s.do("PUT", "/mrd/dev-001/metrics", doc, bearer(t)...).wantStatus(t, http.StatusOK)
+		_ = i
+	}
+	s.checkExport(t, "/mrd/devices/dev-001/metrics")
+	s.checkExport(t, "/mrd/metrics/current")
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
+		SELECT $1::timestamptz + make_interval(secs => i * 30), 'dev-001', 'temp', 'float', i * 0.5, 'C', 'both', 60
+		FROM generate_series(1, 130) i`, base); err != nil {
+		t.Fatal(err)
+	}
+	from := base.Format(time.RFC3339)
+	if n := s.checkExport(t, "/mrd/devices/dev-001/metrics/temp/history?from="+from); n != 130 {
+		t.Fatalf("history export: %d points, want 130", n)
+	}
+	if n := s.checkExport(t, "/mrd/devices/dev-001/metrics/temp/history?bucket=1m&from="+from); n < 60 {
+		t.Fatalf("history buckets export: %d buckets", n)
+	}
+
+	// Runs: 105, half committed; the state filter applies.
+	for i := range 105 {
+		var out struct{ UUID string }
+		body := map[string]any{"host": fmt.Sprintf("gen-%d", i%2), "measurement": map[string]any{
+			"fields": map[string]any{"clients": i, "hatchRate": 0.5}, "tags": map[string]any{"targetHost": awkward}}}
+		if i%3 == 0 {
+			body["measurement"] = map[string]any{"fields": map[string]any{}, "tags": map[string]any{"mode": "single"}}
+		}
+		s.do("POST", "/apiv0.1/events/register", body).wantStatus(t, http.StatusOK).decode(t, &out)
+	}
+	if n := s.checkExport(t, "/apiv0.1/states"); n != 105 {
+		t.Fatalf("states export: %d runs, want 105", n)
+	}
+	if n := s.checkExport(t, "/apiv0.1/states?host=gen-1"); n != 52 {
+		t.Fatalf("states export with host: %d runs, want 52", n)
+	}
+
+	// Measurements: 230, awkward names, args and context; filters and sorts.
+	now := float64(time.Now().Add(-time.Hour).Unix())
+	var recs []rec
+	for i := range 230 {
+		method := []string{"GET", "POST"}[i%2]
+		recs = append(recs, mrec(fmt.Sprintf("/r/%d/%s", i%7, awkward), method, now+float64(i), float64(i%13)/10,
+			"args", []any{awkward, i}, "kwargs", map[string]any{"k": awkward}, "context", map[string]any{"url": "/x?a=1,2"}))
+	}
+	postIDs(t, s, recs)
+	if n := s.checkExport(t, "/api/measurements/"); n != 230 {
+		t.Fatalf("measurements export: %d, want 230", n)
+	}
+	if n := s.checkExport(t, "/api/measurements?method=GET&sort=elapsed,asc"); n != 115 {
+		t.Fatalf("measurements export with method: %d, want 115", n)
+	}
+	s.checkExport(t, "/api/measurements/filter/?sort=name,desc&elapsed=0.5")
+	if n := s.checkExport(t, "/api/measurements/grouped/?sort=count,desc"); n != 14 {
+		t.Fatalf("grouped export: %d groups, want 14", n)
+	}
+	s.checkExport(t, "/api/v1/measurements/grouped")
+}
+
+// page and size are ignored by the exports, JSON is the default, and
+// JSON stays the answer of the other Accept headers that admit it.
+func TestExportNegotiation(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.do("POST", "/flows", []map[string]any{{"src_app": "a", "dest_app": "b", "vpc_id": "v", "bytes_tx": 1, "bytes_rx": 2, "hour": 1},
+		{"src_app": "c", "dest_app": "d", "vpc_id": "v", "bytes_tx": 1, "bytes_rx": 2, "hour": 1}}).wantStatus(t, http.StatusCreated)
+
+	for _, accept := range []string{"", "*/*", "application/json", "application/*", "application/json, text/csv;q=0.5", "text/csv;q=0.1, */*"} {
+		r := s.do("GET", "/flows?hour=1", nil, "Accept", accept).wantStatus(t, http.StatusOK)
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Accept %q: Content-Type %q, want JSON", accept, ct)
+		}
+	}
+	for accept, want := range map[string]string{
+		"text/csv":                             "text/csv; charset=utf-8; header=present",
+		"text/*":                               "text/csv; charset=utf-8; header=present",
+		"text/csv; charset=utf-8":              "text/csv; charset=utf-8; header=present",
+		"application/x-ndjson":                 "application/x-ndjson",
+		"application/x-ndjson, text/csv;q=0.5": "application/x-ndjson",
+	} {
+		r := s.do("GET", "/flows?hour=1&page=2&size=1", nil, "Accept", accept).wantStatus(t, http.StatusOK)
+		if ct := r.Header.Get("Content-Type"); ct != want {
+			t.Errorf("Accept %q: Content-Type %q, want %q", accept, ct, want)
+		}
+		if lines := strings.Count(string(r.Body), "\n"); lines < 2 {
+			t.Errorf("Accept %q: page and size were not ignored: %q", accept, r.Body)
+		}
+	}
+	csvBody := s.do("GET", "/flows?hour=1", nil, "Accept", "text/csv").Body
+	if want := "src_app,dest_app,vpc_id,bytes_tx,bytes_rx,hour\r\na,b,v,1,2,1\r\nc,d,v,1,2,1\r\n"; string(csvBody) != want {
+		t.Errorf("CSV = %q, want %q", csvBody, want)
+	}
+	// An empty export: the header alone.
+	if b := s.do("GET", "/flows?hour=2", nil, "Accept", "text/csv").wantStatus(t, http.StatusOK).Body; string(b) != "src_app,dest_app,vpc_id,bytes_tx,bytes_rx,hour\r\n" {
+		t.Errorf("empty CSV = %q", b)
+	}
+	if b := s.do("GET", "/flows?hour=2", nil, "Accept", "application/x-ndjson").wantStatus(t, http.StatusOK).Body; len(b) != 0 {
+		t.Errorf("empty NDJSON = %q", b)
+	}
+
+	// 406: an export type on an operation that does not export, or a type
+	// no operation produces.
+	for _, c := range []struct{ path, accept string }{
+		{"/apiv0.1/ping", "text/csv"},
+		{"/apiv0.1/events/isrunning", "application/x-ndjson"},
+		{"/api/measurements/timeseries/", "text/csv"},
+		{"/flows?hour=1", "text/html"},
+		{"/flows?hour=1", "text/csv;q=0, application/json;q=0"},
+	} {
+		p := s.do("GET", c.path, nil, "Accept", c.accept).problem(t, http.StatusNotAcceptable)
+		if !strings.Contains(p.Detail, "application/json") {
+			t.Errorf("%s %s: detail %q", c.path, c.accept, p.Detail)
+		}
+	}
+}
+
+// Errors found before the first row are problem+json, whatever Accept
+// asked for.
+func TestExportErrorsBeforeStreaming(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.DBTimeout = 300 * time.Millisecond })
+	for _, accept := range []string{"text/csv", "application/x-ndjson"} {
+		p := s.do("GET", "/flows", nil, "Accept", accept).problem(t, http.StatusUnprocessableEntity)
+		if !p.hasError("query.hour", "required") {
+			t.Errorf("%s: missing hour: %+v", accept, p.Errors)
+		}
+		s.do("GET", "/flows?hour=-1", nil, "Accept", accept).problem(t, http.StatusUnprocessableEntity)
+		s.do("GET", "/api/measurements/?sort=nope", nil, "Accept", accept).problem(t, http.StatusUnprocessableEntity)
+		s.do("GET", "/apiv0.1/states?from=yesterday", nil, "Accept", accept).problem(t, http.StatusUnprocessableEntity)
+		s.do("GET", "/mrd/devices/ghost/metrics/x/history?bucket=0s", nil, "Accept", accept).problem(t, http.StatusUnprocessableEntity)
+		s.do("GET", "/mrd/devices/ghost/metrics/x/history", nil, "Accept", accept).problem(t, http.StatusNotFound)
+		s.do("GET", "/mrd/devices/ghost/metrics", nil, "Accept", accept).problem(t, http.StatusNotFound)
+	}
+
+	// A table locked by another session: no first row within DB_TIMEOUT
+	// is a 503, as for the JSON list.
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("GET", "/flows?hour=1", nil, "Accept", "text/csv")
+	r.problem(t, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+}
+
+// AUTH_READS covers the exports: no token, no rows.
+func TestExportNeedsTokenWithAuthReads(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.AuthReads = true })
+	r := s.do("GET", "/flows?hour=1", nil, "Accept", "text/csv")
+	r.problem(t, http.StatusUnauthorized)
+	s.do("GET", "/flows?hour=1", nil, "Accept", "text/csv", "Authorization", "Bearer "+validToken(t)).wantStatus(t, http.StatusOK)
+}
+
+// fillMeasurements inserts n measurements straight into the table (the
+// list exports read the rows only), one a millisecond from an hour ago.
+func fillMeasurements(t *testing.T, s *testServer, n int) {
+	t.Helper()
+	start := time.Now()
+	_, err := s.Pool.Exec(context.Background(), `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, context)
+		SELECT now() - interval '1 hour' + i * interval '1 ms', now() - interval '1 hour' + i * interval '1 ms', 0,
+		       '/bulk/' || (i % 50), 'GET', jsonb_build_object('url', repeat('x', 200))
+		FROM generate_series(1, $1::int) i`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("filled %d in %v", n, time.Since(start))
+}
+
+// exportRequest starts an export and returns the answer unread.
+func exportRequest(t *testing.T, s *testServer, ctx context.Context, path, accept string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+path, nil)
+	req.Header.Set("Accept", accept)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	return res
+}
+
+// waitIdle waits until the pool has no connection acquired.
+func waitIdle(t *testing.T, s *testServer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Pool.Stat().AcquiredConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the export's connection is still acquired: %d", s.Pool.Stat().AcquiredConns())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A client that goes away mid-stream stops the query: its connection goes
+// back to the pool.
+func TestExportClientDisconnect(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+	fillMeasurements(t, s, 60_000) // ~25 MB of NDJSON: more than the sockets buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	res := exportRequest(t, s, ctx, "/api/measurements/", "application/x-ndjson")
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "{") {
+		t.Fatalf("first line %q: %v", line, err)
+	}
+	if s.Pool.Stat().AcquiredConns() == 0 {
+		t.Fatal("no connection acquired while the export streams")
+	}
+	cancel()
+	res.Body.Close()
+	waitIdle(t, s)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.exportsCounted(t, "ndjson", "client_gone") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the export was not counted as client_gone")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A database failure after the first byte cuts the connection: the client
+// reads a truncated body (no final chunk), never a clean end.
+func TestExportFailureAfterFirstByte(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+	fillMeasurements(t, s, 60_000)
+	res := exportRequest(t, s, context.Background(), "/api/measurements/", "text/csv")
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	// The export's backend is terminated, as by an operator or a failover.
+	var n int
+	err := s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%FROM measurements%'`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("terminated %d backends: %v", n, err)
+	}
+	_, err = io.Copy(io.Discard, br)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("reading the rest: %v, want io.ErrUnexpectedEOF (a truncated body)", err)
+	}
+	if got := s.exportsCounted(t, "csv", "failed"); got != "1" {
+		t.Fatalf("failed exports = %q, want 1", got)
+	}
+	waitIdle(t, s)
+}
+
+// exportsCounted reads telemetry_exports_total{format, outcome} from
+// /metrics ("" when absent).
+func (s *testServer) exportsCounted(t *testing.T, format, outcome string) string {
+	t.Helper()
+	body := string(s.do("GET", "/metrics", nil).wantStatus(t, http.StatusOK).Body)
+	prefix := fmt.Sprintf("telemetry_exports_total{format=%q,outcome=%q} ", format, outcome)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// WRITE_TIMEOUT bounds a stall, not an export: a client that keeps reading
+// gets every row however long the export takes.
+func TestExportOutlastsWriteTimeout(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+	fillMeasurements(t, s, 60_000)
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SelfProfile, cfg.WriteTimeout = false, 300*time.Millisecond
+	h, _ := New(Deps{Store: postgres.New(s.Pool, postgres.Options{}).Stores(), Config: cfg})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = cfg.WriteTimeout // as serve sets it
+	srv.Start()
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/api/measurements/", nil)
+	req.Header.Set("Accept", "application/x-ndjson")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	// About 2 s for ~25 MB: several WRITE_TIMEOUTs, never one without reading.
+	buf := make([]byte, 256<<10)
+	var body bytes.Buffer
+	for {
+		n, err := io.ReadFull(res.Body, buf)
+		body.Write(buf[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", body.Len(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lines := bytes.Count(body.Bytes(), []byte("\n")); lines != 60_000 {
+		t.Fatalf("%d lines, want 60000 (the export was cut)", lines)
+	}
+}
+
+// The CSV writer keeps every byte of a field and quotes what RFC 4180
+// asks; the splitter reads every kind of JSON value.
+func TestExportCSVRecord(t *testing.T) {
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	if err := writeCSV(w, []string{"plain", "", "a,b", `say "hi"`, "cr\ronly", "lf\nonly", " lead", "é✓"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if want := "plain,,\"a,b\",\"say \"\"hi\"\"\",\"cr\ronly\",\"lf\nonly\",\" lead\",é✓\r\n"; out.String() != want {
+		t.Fatalf("CSV record %q, want %q", out.String(), want)
+	}
+
+	type item struct {
+		S    string          `json:"s"`
+		E    string          `json:"e"`
+		N    float64         `json:"n"`
+		B    bool            `json:"b"`
+		Null *int            `json:"null"`
+		Obj  json.RawMessage `json:"obj"`
+		Arr  []any           `json:"arr"`
+		Omit string          `json:"omit,omitempty"`
+		Skip string          `json:"-"`
+	}
+	cols := columnsOf(reflect.TypeFor[item]())
+	if got := strings.Join(cols.names, ","); got != "s,e,n,b,null,obj,arr,omit" {
+		t.Fatalf("columns %s", got)
+	}
+	b, _ := json.Marshal(item{S: "x", E: "q\"<\\\n", N: 1.5e-7, B: true, Obj: json.RawMessage(`{"a":"},]","b":[1,{"c":null}]}`),
+		Arr: []any{"[", 2}, Skip: "no"})
+	record := make([]string, len(cols.names))
+	if err := cols.split(b, record); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"x", "q\"<\\\n", "1.5e-7", "true", "", `{"a":"},]","b":[1,{"c":null}]}`, `["[",2]`, ""}
+	if !reflect.DeepEqual(record, want) {
+		t.Fatalf("record %q, want %q", record, want)
+	}
+}
+
+// A client that gives up before the first row is a 499 in the logs and
+// metrics (as for the JSON lists), never a 500.
+func TestExportClientGoneBeforeFirstRow(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.DBTimeout = 0; c.SelfProfile = false })
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(cctx, "GET", s.URL+"/flows?hour=1", nil)
+	req.Header.Set("Accept", "text/csv")
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("an answer (%d) while the table is locked", res.StatusCode)
+	}
+	want := `telemetry_http_requests_total{method="GET",route="/flows",status="499"} 1`
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := string(s.do("GET", "/metrics", nil).Body)
+		if strings.Contains(body, want) {
+			break
+		}
+		if strings.Contains(body, `route="/flows",status="500"`) || time.Now().After(deadline) {
+			t.Fatalf("no %s in /metrics", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,265 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// Exports streams whole lists (store.Exporter). sqlc's :many methods
+// collect every row into a slice, so each export takes its query text and
+// arguments from the generated method (through captured, which runs
+// nothing) and reads the rows itself, one at a time, from pgx.
+//
+// Flows, devices, runs and the history have their own queries (queries/):
+// the list queries count every row in a window (count(*) OVER ()), which
+// makes PostgreSQL read the whole result before it sends the first row.
+// The measurement lists, the grouped statistics and the current metrics
+// reuse their list query with no limit (LIMIT 9223372036854775807, OFFSET
+// 0), so the order and filters are the list's by construction: the
+// measurement lists have no window count, and the other two are as small
+// as the number of names (their count is computed over the groups).
+type Exports struct {
+	pool    *pgxpool.Pool
+	devices *Devices
+}
+
+var _ store.Exporter = (*Exports)(nil)
+
+// noLimit is the LIMIT of a list query reused whole.
+const noLimit = math.MaxInt64
+
+// errCaptured is what captured answers instead of running the query.
+var errCaptured = errors.New("captured")
+
+// captured is a db.DBTX that keeps the text and arguments of the query a
+// generated method would run, in the order of its placeholders.
+type captured struct {
+	sql  string
+	args []any
+}
+
+func (c *captured) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	c.sql, c.args = sql, args
+	return nil, errCaptured
+}
+
+func (c *captured) QueryRow(context.Context, string, ...any) pgx.Row {
+	panic("export: only :many queries are captured")
+}
+
+func (c *captured) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	panic("export: only :many queries are captured")
+}
+
+func (c *captured) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	panic("export: only :many queries are captured")
+}
+
+// capture runs call on a db.Queries that records its query instead.
+func capture[R any](call func(q *db.Queries) ([]R, error)) *captured {
+	c := &captured{}
+	if _, err := call(db.New(c)); !errors.Is(err, errCaptured) {
+		panic(fmt.Sprintf("export: the query was not captured: %v", err))
+	}
+	return c
+}
+
+// each runs the captured query and hands every row, scanned by position
+// into R (sqlc's row struct, whose fields follow the SELECT list), to fn
+// as item converts it. fn's error is returned as is; others are wrapped.
+// custom plans the query with its parameters, as the measurement reads do
+// (see customPlans), and for its first rows. It returns the number of rows
+// read.
+func each[R, T any](ctx context.Context, pool *pgxpool.Pool, op string, c *captured, custom bool,
+	item func(R) T, fn func(T) error) (int64, error) {
+	args := c.args
+	var q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	} = pool
+	if custom {
+		args = append([]any{pgx.QueryExecModeExec}, args...)
+		// Planned for the first rows: with no limit, PostgreSQL would read
+		// and sort the whole window before sending a row (a minute for 10 M
+		// rows, past DB_TIMEOUT, the export's wait for its first row), where
+		// the order's index streams from the start. enable_sort off, for
+		// this read-only transaction alone, makes it take the index; an
+		// order no index serves (method) still sorts.
+		tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return 0, wrap(op, err)
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to keep: it only read
+		if _, err := tx.Exec(ctx, "SET LOCAL enable_sort = off"); err != nil {
+			return 0, wrap(op, err)
+		}
+		q = tx
+	}
+	rows, err := q.Query(ctx, c.sql, args...)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	// Close drains nothing once ctx is cancelled: pgx cancels the query and
+	// the connection goes back to the pool (or is closed when it cannot be
+	// recovered).
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		r, err := pgx.RowToStructByPos[R](rows)
+		if err != nil {
+			return n, wrap(op+": scan", err)
+		}
+		if err := fn(item(r)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, wrap(op, rows.Err())
+}
+
+// Flows streams the hourly totals f selects in the order of s, with the
+// list's own queries (they carry no window count) and no page.
+func (e *Exports) Flows(ctx context.Context, f store.FlowFilter, s store.FlowSort, fn func(store.Flow) error) error {
+	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(f.FromHour), ToHour: hourTime(f.ToHour),
+		SrcApp: f.SrcApp, DestApp: f.DestApp, VpcID: f.VpcID, RowLimit: math.MaxInt64}
+	c := capture(func(q *db.Queries) ([]db.Flow, error) {
+		ctx := context.Background()
+		switch {
+		case s.ByBytes && s.Desc:
+			return q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
+		case s.ByBytes:
+			return q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg))
+		case s.Desc:
+			return q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg))
+		}
+		return q.ListFlowsByKeyAsc(ctx, arg)
+	})
+	_, err := each(ctx, e.pool, "export flows", c, false, func(r db.Flow) store.Flow {
+		return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
+	}, fn)
+	return err
+}
+
+// Runs streams the runs f matches, newest first.
+func (e *Exports) Runs(ctx context.Context, f store.RunFilter, fn func(store.Run) error) error {
+	c := capture(func(q *db.Queries) ([]db.ExportRunsRow, error) {
+		return q.ExportRuns(context.Background(), db.ExportRunsParams{State: runsMatch(string(f.State)),
+			Host: runsMatch(f.Host), Mode: runsMatch(f.Mode), StartedFrom: f.StartedFrom, StartedTo: f.StartedTo})
+	})
+	_, err := each(ctx, e.pool, "export runs", c, false, func(r db.ExportRunsRow) store.Run {
+		return runOf(db.ListRunsRow{UUID: r.UUID, Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode,
+			Clients: r.Clients, HatchRate: r.HatchRate, Requests: r.Requests, State: r.State,
+			StartedAt: r.StartedAt, EndedAt: r.EndedAt})
+	}, fn)
+	return err
+}
+
+// Devices streams every device by id.
+func (e *Exports) Devices(ctx context.Context, fn func(store.Device) error) error {
+	c := capture(func(q *db.Queries) ([]db.Device, error) { return q.ExportDevices(context.Background()) })
+	_, err := each(ctx, e.pool, "export devices", c, false, func(r db.Device) store.Device {
+		return store.Device{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+	}, fn)
+	return err
+}
+
+// CurrentMetrics streams a device's current metrics by name.
+func (e *Exports) CurrentMetrics(ctx context.Context, id string, now time.Time, fn func(store.CurrentMetric) error) error {
+	c := capture(func(q *db.Queries) ([]db.ListCurrentDeviceMetricsRow, error) {
+		return q.ListCurrentDeviceMetrics(context.Background(), db.ListCurrentDeviceMetricsParams{
+			DeviceID: id, Now: now, RowLimit: noLimit})
+	})
+	const op = "export current device metrics"
+	n, err := each(ctx, e.pool, op, c, false, func(r db.ListCurrentDeviceMetricsRow) store.CurrentMetric {
+		m := store.CurrentMetric{Name: r.Name, Text: r.ValueText, Units: r.Units, Type: r.Type, Slope: r.Slope,
+			TTL: r.TTL, ReportedAt: r.Time.UTC()}
+		if r.ValueNum != nil {
+			m.Num = *r.ValueNum
+		}
+		return m
+	}, fn)
+	return emptyOf(ctx, e.devices.q, op, id, int(min(n, 1)), err)
+}
+
+// CurrentNames streams the metric names reported now, by name.
+func (e *Exports) CurrentNames(ctx context.Context, now time.Time, fn func(store.MetricSummary) error) error {
+	c := capture(func(q *db.Queries) ([]db.ListCurrentMetricNamesRow, error) {
+		return q.ListCurrentMetricNames(context.Background(), db.ListCurrentMetricNamesParams{Now: now, RowLimit: noLimit})
+	})
+	_, err := each(ctx, e.pool, "export current metric names", c, false, func(r db.ListCurrentMetricNamesRow) store.MetricSummary {
+		s := store.MetricSummary{Name: r.Name, Devices: r.Devices}
+		if r.Numeric > 0 {
+			s.Min, s.Max = &r.MinValue, &r.MaxValue
+		}
+		return s
+	}, fn)
+	return err
+}
+
+// History streams a series' raw points, oldest first.
+func (e *Exports) History(ctx context.Context, h store.HistoryQuery, fn func(store.HistoryPoint) error) error {
+	c := capture(func(q *db.Queries) ([]db.ExportMetricHistoryRow, error) {
+		return q.ExportMetricHistory(context.Background(), db.ExportMetricHistoryParams{DeviceID: h.DeviceID,
+			Name: h.Name, FromTime: h.From, ToTime: h.To})
+	})
+	const op = "export metric history"
+	n, err := each(ctx, e.pool, op, c, false, func(r db.ExportMetricHistoryRow) store.HistoryPoint {
+		return store.HistoryPoint{Time: r.Time.UTC(), Value: r.Value}
+	}, fn)
+	return emptyOf(ctx, e.devices.q, op, h.DeviceID, int(min(n, 1)), err)
+}
+
+// HistoryBuckets streams a series' buckets, oldest first.
+func (e *Exports) HistoryBuckets(ctx context.Context, h store.HistoryQuery, width time.Duration, fn func(store.HistoryBucket) error) error {
+	c := capture(func(q *db.Queries) ([]db.ExportMetricHistoryBucketsRow, error) {
+		return q.ExportMetricHistoryBuckets(context.Background(), db.ExportMetricHistoryBucketsParams{
+			WidthSeconds: width.Seconds(), DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To})
+	})
+	const op = "export metric history buckets"
+	n, err := each(ctx, e.pool, op, c, false, func(r db.ExportMetricHistoryBucketsRow) store.HistoryBucket {
+		return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, Count: r.Points}
+	}, fn)
+	return emptyOf(ctx, e.devices.q, op, h.DeviceID, int(min(n, 1)), err)
+}
+
+// Measurements streams the measurements f matches in the order s, through
+// the list query of that order (the same index).
+func (e *Exports) Measurements(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.Measurement) error) error {
+	list := listQueryOf(s)
+	if list == nil {
+		return fmt.Errorf("export measurements: unknown sort key %q", s.Key)
+	}
+	c := capture(func(q *db.Queries) ([]db.Measurement, error) {
+		return list(context.Background(), q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
+			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: noLimit})
+	})
+	_, err := each(ctx, e.pool, "export measurements", c, true, measurementOf, fn)
+	return err
+}
+
+// MeasurementGroups streams the per-(name, method) statistics in the
+// order s.
+func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.MeasurementGroup) error) error {
+	b := split(f)
+	c := capture(func(q *db.Queries) ([]db.GroupMeasurementsRow, error) {
+		return q.GroupMeasurements(context.Background(), db.GroupMeasurementsParams{
+			Descending: s.Desc, SortKey: s.Key, RowLimit: noLimit,
+			H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+			Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+		})
+	})
+	_, err := each(ctx, e.pool, "export measurement groups", c, true, func(r db.GroupMeasurementsRow) store.MeasurementGroup {
+		return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
+			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+	}, fn)
+	return err
+}
