@@ -16,6 +16,7 @@ import (
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/lifecycle"
 	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/runtimestats"
@@ -30,6 +31,7 @@ Commands:
   migrate             apply every pending migration and exit
   migrate status      list migrations and whether each is applied
   migrate down        roll back the most recent migration
+  maintain            run one data lifecycle pass (retention, compression) and exit
   openapi             print the OpenAPI 3.0.3 document (YAML) to stdout
   healthcheck         exit 0 when the local server's /readyz answers 200 (for containers)
   token [--ttl 24h]   print a JWT for the device metrics API (signed with JWT_SECRET)
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, cfg, log, sub, stdout)
 	case "serve":
 		return serve(ctx, cfg, log, stdout, getenv)
+	case "maintain":
+		return maintain(ctx, cfg, log, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
 	case "token":
@@ -192,6 +196,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		sampler := runtimestats.New(st.Runtime, log, prom.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
 		sampler.Start()
 		defer sampler.Close()
+	}
+	// The data lifecycle loop; stopped (deferred) before the pool closes.
+	if cfg.MaintenanceInterval > 0 {
+		lc := lifecycle.New(st.Lifecycle, retentionOf(cfg), log, prom.Registry)
+		lc.Start(cfg.MaintenanceInterval)
+		defer lc.Close()
 	}
 	handler, _ := api.New(api.Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
 

@@ -32,6 +32,9 @@ type Options struct {
 	// ObserveBatch, when set, learns the size of every ingest batch
 	// committed, by resource ("flows", "device_metrics", ...).
 	ObserveBatch func(resource string, items int)
+	// MaintenanceBatch is the most rows one DELETE of the maintenance pass
+	// removes (0: DefaultMaintenanceBatch).
+	MaintenanceBatch int
 }
 
 // Store holds one store per resource, all on one pool.
@@ -45,6 +48,7 @@ type Store struct {
 	Collections  *Collections
 	Runtime      *RuntimeSamples
 	Idempotency  *Idempotency
+	Lifecycle    *Lifecycle
 
 	readyOnce sync.Once
 	migrator  *migrate.Migrator
@@ -90,6 +94,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		Collections:  newCollections(pool, q),
 		Runtime:      newRuntimeSamples(pool, q),
 		Idempotency:  newIdempotency(pool, q),
+		Lifecycle:    newLifecycle(pool, q, opts),
 	}
 }
 
