@@ -100,6 +100,8 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 	res := store.MaintenanceResult{Mode: mode}
 	ts := mode == "timescaledb"
 	var errs []error
+	// work is the entry of table in res, added on first use; the pointer
+	// is good until the next table is added.
 	work := func(table string) *store.TableWork {
 		for i := range res.Tables {
 			if res.Tables[i].Table == table {
@@ -167,12 +169,12 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		if err := l.enter(ctx, "events", renew); err != nil {
 			return res, errors.Join(append(errs, err)...)
 		}
-		runs, events := work("event_runs"), work("events")
 		before := now.Add(-r.Events)
 		for {
 			n, err := q.DeleteExpiredRuns(ctx, db.DeleteExpiredRunsParams{Before: before, Batch: l.batch})
-			runs.Rows += n.Runs
-			events.Rows += n.Events
+			// (work's pointers last until the next new table: look up again.)
+			work("event_runs").Rows += n.Runs
+			work("events").Rows += n.Events
 			if err == nil && n.Runs == int64(l.batch) {
 				err = renew(ctx)
 				if err == nil {
