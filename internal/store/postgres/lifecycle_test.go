@@ -320,3 +320,83 @@ func TestMaintainWhileWriting(t *testing.T) {
 		t.Errorf("%d expired rows left", got)
 	}
 }
+
+// On TimescaleDB the pass compresses chunks older than COMPRESS_AFTER, and
+// everything keeps working on them: reads, late inserts (measurements with
+// their rollups, device reports, runtime samples) and the flows upsert
+// adding to a total stored in a compressed chunk.
+func TestMaintainCompressionKeepsEverythingWorking(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	if !timescaleEnabled(t, pool) {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): compression is TimescaleDB only")
+	}
+	ctx := context.Background()
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 20*day, 10*day)
+	res, err := st.Lifecycle.Maintain(ctx, store.Retention{Measurements: 30 * day, Flows: 30 * day, CompressAfter: 7 * day}, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed := map[string]int64{}
+	for _, w := range res.Tables {
+		compressed[w.Table] = w.Compressed
+	}
+	for _, table := range []string{"measurements", "device_metrics", "runtime_samples", "flows"} {
+		if compressed[table] == 0 {
+			t.Errorf("%s: no chunk compressed: %+v", table, res)
+		}
+		if n := countOf(t, pool, `SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = $1 AND is_compressed`, table); n == 0 {
+			t.Errorf("%s: no compressed chunk", table)
+		}
+	}
+	old := lifecycleNow.Add(-20 * day)
+
+	// Late writes into the compressed chunks.
+	if _, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(old.Add(2*time.Minute), "/a")}); err != nil {
+		t.Fatalf("late measurement: %v", err)
+	}
+	if err := st.Devices.Report(ctx, numRow("dev1", "temp", 42, old.Add(time.Minute), 3600)); err != nil {
+		t.Fatalf("late device report: %v", err)
+	}
+	if err := st.Runtime.Insert(ctx, store.RuntimeSample{InstanceID: uuid.New(), Time: old.Add(time.Minute), Interval: time.Second,
+		GOMAXPROCS: 1, Goroutines: 1}); err != nil {
+		t.Fatalf("late runtime sample: %v", err)
+	}
+	hour := old.Unix() / 3600
+	if err := st.Flows.Add(ctx, []store.Flow{{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 10, BytesRx: 20, Hour: hour}}); err != nil {
+		t.Fatalf("flows upsert into a compressed chunk: %v", err)
+	}
+
+	// Reads.
+	flows, err := st.Flows.ListHour(ctx, hour, store.PageRequest{Limit: 10})
+	if err != nil || len(flows.Items) != 1 || flows.Items[0].BytesTx != 11 || flows.Items[0].BytesRx != 21 {
+		t.Fatalf("flows of the compressed hour: %+v %v", flows, err)
+	}
+	f := store.MeasurementFilter{StartedAt: old.Add(-time.Hour), EndedAt: old.Add(time.Hour)}
+	list, err := st.Measurements.List(ctx, f, store.MeasurementSort{Key: "startedAt"}, store.PageRequest{Limit: 10})
+	if err != nil || len(list.Items) != 3 || list.Total != 3 {
+		t.Fatalf("measurements list: %d items, total %d, %v", len(list.Items), list.Total, err)
+	}
+	if _, err := st.Measurements.Get(ctx, list.Items[2].ID); err != nil {
+		t.Fatalf("get a measurement of a compressed chunk: %v", err)
+	}
+	wide := store.MeasurementFilter{StartedAt: lifecycleNow.Add(-25 * day), EndedAt: lifecycleNow}
+	groups, err := st.Measurements.Grouped(ctx, wide, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 10})
+	if err != nil || len(groups.Items) != 2 || groups.Items[0].Count != 3 {
+		t.Fatalf("grouped: %+v %v", groups, err)
+	}
+	minElapsed := 0.5
+	wide.MinElapsed = &minElapsed // read from the rows, not the rollups
+	if n, err := st.Measurements.Count(ctx, wide); err != nil || n != 5 {
+		t.Fatalf("count from the rows: %d %v", n, err)
+	}
+	hist, err := st.Devices.History(ctx, store.HistoryQuery{DeviceID: "dev1", Name: "temp", From: old.Add(-time.Hour), To: lifecycleNow},
+		store.PageRequest{Limit: 10})
+	if err != nil || len(hist.Items) != 3 {
+		t.Fatalf("device history over compressed chunks: %+v %v", hist, err)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM runtime_samples WHERE time < $1`, lifecycleNow.Add(-7*day)); n != 3 {
+		t.Fatalf("runtime samples in compressed chunks: %d", n)
+	}
+}
