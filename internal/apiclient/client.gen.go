@@ -3454,7 +3454,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3489,7 +3489,7 @@ type ClientInterface interface {
 
 	// ListMeasurements List measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3530,7 +3530,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3539,7 +3539,7 @@ type ClientInterface interface {
 
 	// FilterMeasurements Filter measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3550,7 +3550,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3559,7 +3559,7 @@ type ClientInterface interface {
 
 	// ListMeasurementGroups Measurements grouped by name and method
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3570,7 +3570,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3579,7 +3579,7 @@ type ClientInterface interface {
 
 	// GetMethodDistribution Number of measurements per method
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3590,7 +3590,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3599,7 +3599,7 @@ type ClientInterface interface {
 
 	// GetMeasurementTimeseries Number of measurements per day or hour
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3630,7 +3630,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3641,7 +3641,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3674,7 +3674,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3685,7 +3685,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3696,7 +3696,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3707,7 +3707,7 @@ type ClientInterface interface {
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -4028,7 +4028,7 @@ type ClientInterface interface {
 //
 // Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4093,7 +4093,7 @@ func (c *Client) PostMeasurements(ctx context.Context, params *PostMeasurementsP
 
 // ListMeasurements List measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4164,7 +4164,7 @@ func (c *Client) PostMeasurementsSlash(ctx context.Context, params *PostMeasurem
 //
 // Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4183,7 +4183,7 @@ func (c *Client) FilterMeasurementsNoSlash(ctx context.Context, params *FilterMe
 
 // FilterMeasurements Filter measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4204,7 +4204,7 @@ func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasureme
 //
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4223,7 +4223,7 @@ func (c *Client) ListMeasurementGroupsNoSlash(ctx context.Context, params *ListM
 
 // ListMeasurementGroups Measurements grouped by name and method
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4244,7 +4244,7 @@ func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurem
 //
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4263,7 +4263,7 @@ func (c *Client) GetMethodDistributionNoSlash(ctx context.Context, params *GetMe
 
 // GetMethodDistribution Number of measurements per method
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4284,7 +4284,7 @@ func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDis
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4303,7 +4303,7 @@ func (c *Client) GetMeasurementTimeseriesNoSlash(ctx context.Context, params *Ge
 
 // GetMeasurementTimeseries Number of measurements per day or hour
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4364,7 +4364,7 @@ func (c *Client) GetMeasurementSlash(ctx context.Context, id int64, reqEditors .
 //
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4385,7 +4385,7 @@ func (c *Client) ListMeasurementGroupsV1NoSlash(ctx context.Context, params *Lis
 //
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4448,7 +4448,7 @@ func (c *Client) GetMeasurementV1Slash(ctx context.Context, id int64, reqEditors
 //
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4469,7 +4469,7 @@ func (c *Client) GetMethodDistributionV1NoSlash(ctx context.Context, params *Get
 //
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4490,7 +4490,7 @@ func (c *Client) GetMethodDistributionV1(ctx context.Context, params *GetMethodD
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4511,7 +4511,7 @@ func (c *Client) GetMeasurementTimeseriesV1NoSlash(ctx context.Context, params *
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -8501,7 +8501,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8538,7 +8538,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListMeasurementsWithResponse List measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8581,7 +8581,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8592,7 +8592,7 @@ type ClientWithResponsesInterface interface {
 
 	// FilterMeasurementsWithResponse Filter measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8605,7 +8605,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8616,7 +8616,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListMeasurementGroupsWithResponse Measurements grouped by name and method
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8629,7 +8629,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8640,7 +8640,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetMethodDistributionWithResponse Number of measurements per method
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8653,7 +8653,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8664,7 +8664,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8701,7 +8701,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8714,7 +8714,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8753,7 +8753,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8766,7 +8766,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8779,7 +8779,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -8792,7 +8792,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 	//
-	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -13228,7 +13228,7 @@ func (r GetReadyResponse) ContentType() string {
 //
 // Alias of `GET /api/measurements/` (listMeasurements), same parameters and answers.
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13283,7 +13283,7 @@ func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, 
 
 // ListMeasurementsWithResponse List measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13344,7 +13344,7 @@ func (c *ClientWithResponses) PostMeasurementsSlashWithResponse(ctx context.Cont
 //
 // Alias of `GET /api/measurements/filter/` (filterMeasurements), same parameters and answers.
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13361,7 +13361,7 @@ func (c *ClientWithResponses) FilterMeasurementsNoSlashWithResponse(ctx context.
 
 // FilterMeasurementsWithResponse Filter measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13380,7 +13380,7 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 //
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13397,7 +13397,7 @@ func (c *ClientWithResponses) ListMeasurementGroupsNoSlashWithResponse(ctx conte
 
 // ListMeasurementGroupsWithResponse Measurements grouped by name and method
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13416,7 +13416,7 @@ func (c *ClientWithResponses) ListMeasurementGroupsWithResponse(ctx context.Cont
 //
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13433,7 +13433,7 @@ func (c *ClientWithResponses) GetMethodDistributionNoSlashWithResponse(ctx conte
 
 // GetMethodDistributionWithResponse Number of measurements per method
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13452,7 +13452,7 @@ func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Cont
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13469,7 +13469,7 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesNoSlashWithResponse(ctx co
 
 // GetMeasurementTimeseriesWithResponse Number of measurements per day or hour
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13524,7 +13524,7 @@ func (c *ClientWithResponses) GetMeasurementSlashWithResponse(ctx context.Contex
 //
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13543,7 +13543,7 @@ func (c *ClientWithResponses) ListMeasurementGroupsV1NoSlashWithResponse(ctx con
 //
 // Alias of `GET /api/measurements/grouped/` (listMeasurementGroups), same parameters and answers.
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13600,7 +13600,7 @@ func (c *ClientWithResponses) GetMeasurementV1SlashWithResponse(ctx context.Cont
 //
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13619,7 +13619,7 @@ func (c *ClientWithResponses) GetMethodDistributionV1NoSlashWithResponse(ctx con
 //
 // Alias of `GET /api/measurements/methodDistribution/` (getMethodDistribution), same parameters and answers.
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13638,7 +13638,7 @@ func (c *ClientWithResponses) GetMethodDistributionV1WithResponse(ctx context.Co
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -13657,7 +13657,7 @@ func (c *ClientWithResponses) GetMeasurementTimeseriesV1NoSlashWithResponse(ctx 
 //
 // Alias of `GET /api/measurements/timeseries/` (getMeasurementTimeseries), same parameters and answers.
 //
-// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC day or hour, every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
