@@ -64,11 +64,12 @@ type expiry struct {
 func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
 	holder := uuid.New()
 	_, err := l.q.AcquireMaintenanceLease(ctx, db.AcquireMaintenanceLeaseParams{Holder: holder, LeaseSeconds: leaseSeconds})
-	if errors.Is(err, pgx.ErrNoRows) {
+	// No row back: another pass holds the lease.
+	if err = wrap("maintenance lease", err); errors.Is(err, store.ErrNotFound) {
 		return store.MaintenanceResult{Skipped: true}, nil
 	}
 	if err != nil {
-		return store.MaintenanceResult{}, wrap("maintenance lease", err)
+		return store.MaintenanceResult{}, err
 	}
 	defer func() {
 		// Released even when ctx is cancelled (shutdown), so the next
