@@ -112,10 +112,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 // HasTimescaleDB says whether the installation in use ships TimescaleDB:
-// its library in the package library directory (pg_config --pkglibdir),
-// which is <bindir>/../lib in the Debian layout and in a source build.
+// its library in the package library directory, as the installation's
+// pg_config --pkglibdir names it (<bindir>/../lib, the Debian layout, when
+// there is no pg_config beside the binaries).
 func (c *Cluster) HasTimescaleDB() bool {
-	_, err := os.Stat(filepath.Join(c.bin, "..", "lib", "timescaledb.so"))
+	lib := filepath.Join(c.bin, "..", "lib")
+	if out, err := exec.Command(filepath.Join(c.bin, "pg_config"), "--pkglibdir").Output(); err == nil {
+		lib = strings.TrimSpace(string(out))
+	}
+	_, err := os.Stat(filepath.Join(lib, "timescaledb.so"))
 	return err == nil
 }
 
