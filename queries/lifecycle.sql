@@ -2,9 +2,14 @@
 -- docs/lifecycle.md). Expired rows go in batches of at most @batch rows per
 -- statement, oldest first through an index on the time column: each batch
 -- is its own short transaction, so no lock is held for long and writes keep
--- flowing. ctid is the row's physical address: the plain tables these
--- statements run on (hypertables drop whole chunks instead) need no key to
--- find the rows the inner SELECT picked.
+-- flowing. Each batch starts at @after, the last time the previous batch
+-- deleted (inclusive: rows of that same instant left over are taken now),
+-- so the index scan starts past the entries already deleted instead of
+-- stepping over all of them again (that made every batch slower than the
+-- last: 25,000 rows/s falling to under 5,000 after 4 M rows). ctid is the
+-- row's physical address: the plain tables these statements run on
+-- (hypertables drop whole chunks instead) need no key to find the rows the
+-- batch picked.
 
 -- name: AcquireMaintenanceLease :one
 -- Takes the lease when nobody holds it or the holder's has lapsed; no row
@@ -25,27 +30,51 @@ WHERE name = 'maintenance' AND holder = @holder;
 -- name: ReleaseMaintenanceLease :exec
 DELETE FROM maintenance_lease WHERE name = 'maintenance' AND holder = @holder;
 
--- name: DeleteExpiredMeasurements :execrows
-DELETE FROM measurements
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements x WHERE x.started_at < @before ORDER BY x.started_at LIMIT @batch));
+-- name: DeleteExpiredMeasurements :one
+WITH gone AS (
+    DELETE FROM measurements
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements x
+        WHERE x.started_at >= @after::timestamptz AND x.started_at < @before::timestamptz
+        ORDER BY x.started_at LIMIT @batch))
+    RETURNING started_at
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(started_at), @after::timestamptz)::timestamptz AS last FROM gone;
 
--- name: DeleteExpiredDeviceMetrics :execrows
+-- name: DeleteExpiredDeviceMetrics :one
 -- History only: device_metrics_latest keeps the latest report of every
 -- series (the current views read it, and leave out stale values by ttl).
-DELETE FROM device_metrics
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM device_metrics x WHERE x.time < @before ORDER BY x.time LIMIT @batch));
+WITH gone AS (
+    DELETE FROM device_metrics
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM device_metrics x
+        WHERE x.time >= @after::timestamptz AND x.time < @before::timestamptz
+        ORDER BY x.time LIMIT @batch))
+    RETURNING time
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(time), @after::timestamptz)::timestamptz AS last FROM gone;
 
--- name: DeleteExpiredRuntimeSamples :execrows
-DELETE FROM runtime_samples
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM runtime_samples x WHERE x.time < @before ORDER BY x.time LIMIT @batch));
+-- name: DeleteExpiredRuntimeSamples :one
+WITH gone AS (
+    DELETE FROM runtime_samples
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM runtime_samples x
+        WHERE x.time >= @after::timestamptz AND x.time < @before::timestamptz
+        ORDER BY x.time LIMIT @batch))
+    RETURNING time
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(time), @after::timestamptz)::timestamptz AS last FROM gone;
 
--- name: DeleteExpiredFlows :execrows
-DELETE FROM flows
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM flows x WHERE x.hour < @before ORDER BY x.hour LIMIT @batch));
+-- name: DeleteExpiredFlows :one
+WITH gone AS (
+    DELETE FROM flows
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM flows x
+        WHERE x.hour >= @after::timestamptz AND x.hour < @before::timestamptz
+        ORDER BY x.hour LIMIT @batch))
+    RETURNING hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(hour), @after::timestamptz)::timestamptz AS last FROM gone;
 
 -- name: DeleteExpiredRuns :one
 -- Load-test runs go whole, with their events (ON DELETE CASCADE): a
@@ -64,17 +93,35 @@ WITH gone AS (
 SELECT (SELECT count(*) FROM gone)::bigint AS runs,
        (SELECT count(*) FROM events e WHERE e.uuid IN (SELECT uuid FROM gone))::bigint AS events;
 
--- name: DeleteExpiredHourlyRollup :execrows
-DELETE FROM measurements_hourly
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements_hourly x WHERE x.start_hour < @before ORDER BY x.start_hour LIMIT @batch));
+-- name: DeleteExpiredHourlyRollup :one
+WITH gone AS (
+    DELETE FROM measurements_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_hourly x
+        WHERE x.start_hour >= @after::timestamptz AND x.start_hour < @before::timestamptz
+        ORDER BY x.start_hour LIMIT @batch))
+    RETURNING start_hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_hour), @after::timestamptz)::timestamptz AS last FROM gone;
 
--- name: DeleteExpiredDailyRollup :execrows
-DELETE FROM measurements_daily
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements_daily x WHERE x.start_day < @before ORDER BY x.start_day LIMIT @batch));
+-- name: DeleteExpiredDailyRollup :one
+WITH gone AS (
+    DELETE FROM measurements_daily
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_daily x
+        WHERE x.start_day >= @after::timestamptz AND x.start_day < @before::timestamptz
+        ORDER BY x.start_day LIMIT @batch))
+    RETURNING start_day
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_day), @after::timestamptz)::timestamptz AS last FROM gone;
 
--- name: DeleteExpiredMethodRollup :execrows
-DELETE FROM measurements_method_hourly
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements_method_hourly x WHERE x.start_hour < @before ORDER BY x.start_hour LIMIT @batch));
+-- name: DeleteExpiredMethodRollup :one
+WITH gone AS (
+    DELETE FROM measurements_method_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_method_hourly x
+        WHERE x.start_hour >= @after::timestamptz AND x.start_hour < @before::timestamptz
+        ORDER BY x.start_hour LIMIT @batch))
+    RETURNING start_hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_hour), @after::timestamptz)::timestamptz AS last FROM gone;

@@ -31,9 +31,14 @@ type AcquireMaintenanceLeaseParams struct {
 // docs/lifecycle.md). Expired rows go in batches of at most @batch rows per
 // statement, oldest first through an index on the time column: each batch
 // is its own short transaction, so no lock is held for long and writes keep
-// flowing. ctid is the row's physical address: the plain tables these
-// statements run on (hypertables drop whole chunks instead) need no key to
-// find the rows the inner SELECT picked.
+// flowing. Each batch starts at @after, the last time the previous batch
+// deleted (inclusive: rows of that same instant left over are taken now),
+// so the index scan starts past the entries already deleted instead of
+// stepping over all of them again (that made every batch slower than the
+// last: 25,000 rows/s falling to under 5,000 after 4 M rows). ctid is the
+// row's physical address: the plain tables these statements run on
+// (hypertables drop whole chunks instead) need no key to find the rows the
+// batch picked.
 // Takes the lease when nobody holds it or the holder's has lapsed; no row
 // when another pass holds it.
 func (q *Queries) AcquireMaintenanceLease(ctx context.Context, arg AcquireMaintenanceLeaseParams) (uuid.UUID, error) {
@@ -43,120 +48,186 @@ func (q *Queries) AcquireMaintenanceLease(ctx context.Context, arg AcquireMainte
 	return holder, err
 }
 
-const deleteExpiredDailyRollup = `-- name: DeleteExpiredDailyRollup :execrows
-DELETE FROM measurements_daily
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements_daily x WHERE x.start_day < $1 ORDER BY x.start_day LIMIT $2))
+const deleteExpiredDailyRollup = `-- name: DeleteExpiredDailyRollup :one
+WITH gone AS (
+    DELETE FROM measurements_daily
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_daily x
+        WHERE x.start_day >= $1::timestamptz AND x.start_day < $2::timestamptz
+        ORDER BY x.start_day LIMIT $3))
+    RETURNING start_day
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_day), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredDailyRollupParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
 }
 
-func (q *Queries) DeleteExpiredDailyRollup(ctx context.Context, arg DeleteExpiredDailyRollupParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredDailyRollup, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type DeleteExpiredDailyRollupRow struct {
+	Deleted int64
+	Last    time.Time
 }
 
-const deleteExpiredDeviceMetrics = `-- name: DeleteExpiredDeviceMetrics :execrows
-DELETE FROM device_metrics
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM device_metrics x WHERE x.time < $1 ORDER BY x.time LIMIT $2))
+func (q *Queries) DeleteExpiredDailyRollup(ctx context.Context, arg DeleteExpiredDailyRollupParams) (DeleteExpiredDailyRollupRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredDailyRollup, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredDailyRollupRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
+const deleteExpiredDeviceMetrics = `-- name: DeleteExpiredDeviceMetrics :one
+WITH gone AS (
+    DELETE FROM device_metrics
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM device_metrics x
+        WHERE x.time >= $1::timestamptz AND x.time < $2::timestamptz
+        ORDER BY x.time LIMIT $3))
+    RETURNING time
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(time), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredDeviceMetricsParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
+}
+
+type DeleteExpiredDeviceMetricsRow struct {
+	Deleted int64
+	Last    time.Time
 }
 
 // History only: device_metrics_latest keeps the latest report of every
 // series (the current views read it, and leave out stale values by ttl).
-func (q *Queries) DeleteExpiredDeviceMetrics(ctx context.Context, arg DeleteExpiredDeviceMetricsParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredDeviceMetrics, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+func (q *Queries) DeleteExpiredDeviceMetrics(ctx context.Context, arg DeleteExpiredDeviceMetricsParams) (DeleteExpiredDeviceMetricsRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredDeviceMetrics, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredDeviceMetricsRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
 }
 
-const deleteExpiredFlows = `-- name: DeleteExpiredFlows :execrows
-DELETE FROM flows
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM flows x WHERE x.hour < $1 ORDER BY x.hour LIMIT $2))
+const deleteExpiredFlows = `-- name: DeleteExpiredFlows :one
+WITH gone AS (
+    DELETE FROM flows
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM flows x
+        WHERE x.hour >= $1::timestamptz AND x.hour < $2::timestamptz
+        ORDER BY x.hour LIMIT $3))
+    RETURNING hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(hour), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredFlowsParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
 }
 
-func (q *Queries) DeleteExpiredFlows(ctx context.Context, arg DeleteExpiredFlowsParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredFlows, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type DeleteExpiredFlowsRow struct {
+	Deleted int64
+	Last    time.Time
 }
 
-const deleteExpiredHourlyRollup = `-- name: DeleteExpiredHourlyRollup :execrows
-DELETE FROM measurements_hourly
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements_hourly x WHERE x.start_hour < $1 ORDER BY x.start_hour LIMIT $2))
+func (q *Queries) DeleteExpiredFlows(ctx context.Context, arg DeleteExpiredFlowsParams) (DeleteExpiredFlowsRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredFlows, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredFlowsRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
+const deleteExpiredHourlyRollup = `-- name: DeleteExpiredHourlyRollup :one
+WITH gone AS (
+    DELETE FROM measurements_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_hourly x
+        WHERE x.start_hour >= $1::timestamptz AND x.start_hour < $2::timestamptz
+        ORDER BY x.start_hour LIMIT $3))
+    RETURNING start_hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_hour), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredHourlyRollupParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
 }
 
-func (q *Queries) DeleteExpiredHourlyRollup(ctx context.Context, arg DeleteExpiredHourlyRollupParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredHourlyRollup, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type DeleteExpiredHourlyRollupRow struct {
+	Deleted int64
+	Last    time.Time
 }
 
-const deleteExpiredMeasurements = `-- name: DeleteExpiredMeasurements :execrows
-DELETE FROM measurements
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements x WHERE x.started_at < $1 ORDER BY x.started_at LIMIT $2))
+func (q *Queries) DeleteExpiredHourlyRollup(ctx context.Context, arg DeleteExpiredHourlyRollupParams) (DeleteExpiredHourlyRollupRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredHourlyRollup, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredHourlyRollupRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
+const deleteExpiredMeasurements = `-- name: DeleteExpiredMeasurements :one
+WITH gone AS (
+    DELETE FROM measurements
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements x
+        WHERE x.started_at >= $1::timestamptz AND x.started_at < $2::timestamptz
+        ORDER BY x.started_at LIMIT $3))
+    RETURNING started_at
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(started_at), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredMeasurementsParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
 }
 
-func (q *Queries) DeleteExpiredMeasurements(ctx context.Context, arg DeleteExpiredMeasurementsParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredMeasurements, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type DeleteExpiredMeasurementsRow struct {
+	Deleted int64
+	Last    time.Time
 }
 
-const deleteExpiredMethodRollup = `-- name: DeleteExpiredMethodRollup :execrows
-DELETE FROM measurements_method_hourly
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM measurements_method_hourly x WHERE x.start_hour < $1 ORDER BY x.start_hour LIMIT $2))
+func (q *Queries) DeleteExpiredMeasurements(ctx context.Context, arg DeleteExpiredMeasurementsParams) (DeleteExpiredMeasurementsRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredMeasurements, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredMeasurementsRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
+const deleteExpiredMethodRollup = `-- name: DeleteExpiredMethodRollup :one
+WITH gone AS (
+    DELETE FROM measurements_method_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_method_hourly x
+        WHERE x.start_hour >= $1::timestamptz AND x.start_hour < $2::timestamptz
+        ORDER BY x.start_hour LIMIT $3))
+    RETURNING start_hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_hour), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredMethodRollupParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
 }
 
-func (q *Queries) DeleteExpiredMethodRollup(ctx context.Context, arg DeleteExpiredMethodRollupParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredMethodRollup, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type DeleteExpiredMethodRollupRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+func (q *Queries) DeleteExpiredMethodRollup(ctx context.Context, arg DeleteExpiredMethodRollupParams) (DeleteExpiredMethodRollupRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredMethodRollup, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredMethodRollupRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
 }
 
 const deleteExpiredRuns = `-- name: DeleteExpiredRuns :one
@@ -194,23 +265,34 @@ func (q *Queries) DeleteExpiredRuns(ctx context.Context, arg DeleteExpiredRunsPa
 	return i, err
 }
 
-const deleteExpiredRuntimeSamples = `-- name: DeleteExpiredRuntimeSamples :execrows
-DELETE FROM runtime_samples
-WHERE ctid = ANY (ARRAY(
-    SELECT x.ctid FROM runtime_samples x WHERE x.time < $1 ORDER BY x.time LIMIT $2))
+const deleteExpiredRuntimeSamples = `-- name: DeleteExpiredRuntimeSamples :one
+WITH gone AS (
+    DELETE FROM runtime_samples
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM runtime_samples x
+        WHERE x.time >= $1::timestamptz AND x.time < $2::timestamptz
+        ORDER BY x.time LIMIT $3))
+    RETURNING time
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(time), $1::timestamptz)::timestamptz AS last FROM gone
 `
 
 type DeleteExpiredRuntimeSamplesParams struct {
+	After  time.Time
 	Before time.Time
 	Batch  int32
 }
 
-func (q *Queries) DeleteExpiredRuntimeSamples(ctx context.Context, arg DeleteExpiredRuntimeSamplesParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredRuntimeSamples, arg.Before, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+type DeleteExpiredRuntimeSamplesRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+func (q *Queries) DeleteExpiredRuntimeSamples(ctx context.Context, arg DeleteExpiredRuntimeSamplesParams) (DeleteExpiredRuntimeSamplesRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredRuntimeSamples, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredRuntimeSamplesRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
 }
 
 const releaseMaintenanceLease = `-- name: ReleaseMaintenanceLease :exec

@@ -57,8 +57,13 @@ type expiry struct {
 	table      string
 	keep       time.Duration
 	hypertable bool
-	del        func(ctx context.Context, before time.Time, batch int32) (int64, error)
+	del        batchDelete
 }
+
+// batchDelete deletes one batch of rows expired before `before`, from
+// `after` on (keyset: where the previous batch stopped), and returns how
+// many it deleted and the time of the last one (after when none).
+type batchDelete func(ctx context.Context, after, before time.Time, batch int32) (int64, time.Time, error)
 
 // Maintain runs one pass unless another one holds the lease.
 func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
@@ -114,17 +119,21 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 	}
 	q := l.q
 	expiries := []expiry{
-		{"measurements", r.Measurements, true, func(ctx context.Context, b time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredMeasurements(ctx, db.DeleteExpiredMeasurementsParams{Before: b, Batch: n})
+		{"measurements", r.Measurements, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredMeasurements(ctx, db.DeleteExpiredMeasurementsParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
-		{"device_metrics", r.DeviceMetrics, true, func(ctx context.Context, b time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredDeviceMetrics(ctx, db.DeleteExpiredDeviceMetricsParams{Before: b, Batch: n})
+		{"device_metrics", r.DeviceMetrics, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredDeviceMetrics(ctx, db.DeleteExpiredDeviceMetricsParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
-		{"runtime_samples", r.RuntimeSamples, true, func(ctx context.Context, b time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredRuntimeSamples(ctx, db.DeleteExpiredRuntimeSamplesParams{Before: b, Batch: n})
+		{"runtime_samples", r.RuntimeSamples, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredRuntimeSamples(ctx, db.DeleteExpiredRuntimeSamplesParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
-		{"flows", r.Flows, true, func(ctx context.Context, b time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredFlows(ctx, db.DeleteExpiredFlowsParams{Before: b, Batch: n})
+		{"flows", r.Flows, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredFlows(ctx, db.DeleteExpiredFlowsParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
 	}
 	// The rollups are cut at a UTC day, so that the hourly and the daily
@@ -135,14 +144,17 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		rollupsBefore = dayOf(now.Add(-keep))
 	}
 	rollups := []expiry{
-		{"measurements_hourly", r.RollupsKept(), false, func(ctx context.Context, _ time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredHourlyRollup(ctx, db.DeleteExpiredHourlyRollupParams{Before: rollupsBefore, Batch: n})
+		{"measurements_hourly", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredHourlyRollup(ctx, db.DeleteExpiredHourlyRollupParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
-		{"measurements_daily", r.RollupsKept(), false, func(ctx context.Context, _ time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredDailyRollup(ctx, db.DeleteExpiredDailyRollupParams{Before: rollupsBefore, Batch: n})
+		{"measurements_daily", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredDailyRollup(ctx, db.DeleteExpiredDailyRollupParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
-		{"measurements_method_hourly", r.RollupsKept(), false, func(ctx context.Context, _ time.Time, n int32) (int64, error) {
-			return q.DeleteExpiredMethodRollup(ctx, db.DeleteExpiredMethodRollupParams{Before: rollupsBefore, Batch: n})
+		{"measurements_method_hourly", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredMethodRollup(ctx, db.DeleteExpiredMethodRollupParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
 		}},
 	}
 	for _, e := range append(expiries, rollups...) {
@@ -224,16 +236,18 @@ func (l *Lifecycle) enter(ctx context.Context, table string, renew func(context.
 }
 
 // batches deletes expired rows batch by batch (each DELETE its own
-// transaction) until a batch comes back short.
-func (l *Lifecycle) batches(ctx context.Context, del func(context.Context, time.Time, int32) (int64, error),
-	before time.Time, renew func(context.Context) error) (int64, error) {
+// transaction), oldest first, each batch starting at the time the previous
+// one stopped, until a batch comes back short.
+func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Time, renew func(context.Context) error) (int64, error) {
 	var total int64
+	after := time.Time{} // year 1: before any time the API stores
 	for {
-		n, err := del(ctx, before, l.batch)
+		n, last, err := del(ctx, after, before, l.batch)
 		total += n
 		if err != nil || n < int64(l.batch) {
 			return total, err
 		}
+		after = last
 		if err := renew(ctx); err != nil {
 			return total, err
 		}
