@@ -242,6 +242,7 @@ func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Ti
 	var total int64
 	after := time.Time{} // year 1: before any time the API stores
 	for {
+		t0 := time.Now()
 		n, last, err := del(ctx, after, before, l.batch)
 		total += n
 		if err != nil || n < int64(l.batch) {
@@ -250,6 +251,14 @@ func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Ti
 		after = last
 		if err := renew(ctx); err != nil {
 			return total, err
+		}
+		// Rest as long as the batch took (at most a second): the pass uses
+		// at most about half of a connection's time, leaving the server to
+		// the writes (docs/lifecycle.md, the benchmark).
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(min(time.Since(t0), time.Second)):
 		}
 	}
 }
