@@ -16,6 +16,7 @@ import (
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/lifecycle"
 	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/runtimestats"
@@ -87,6 +88,17 @@ var commands = []command{
 				return err
 			}
 			return runMigrate(ctx, cfg, log, sub, e.stdout)
+		})},
+	{"maintain", "", "run one data lifecycle pass (retention, compression) and exit", noFlags(
+		func(ctx context.Context, e *cmdEnv, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			cfg, log, err := e.config()
+			if err != nil {
+				return err
+			}
+			return maintain(ctx, cfg, log, e.stdout)
 		})},
 	{"openapi", "", "print the OpenAPI 3.0.3 document (YAML) to stdout", noFlags(
 		func(_ context.Context, e *cmdEnv, args []string) error {
@@ -350,6 +362,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		sampler := runtimestats.New(st.Runtime, log, prom.Registry, runtimestats.Config{Interval: cfg.SelfSampleInterval})
 		sampler.Start()
 		defer sampler.Close()
+	}
+	// The data lifecycle loop; stopped (deferred) before the pool closes.
+	if cfg.MaintenanceInterval > 0 {
+		lc := lifecycle.New(st.Lifecycle, retentionOf(cfg), log, prom.Registry)
+		lc.Start(cfg.MaintenanceInterval)
+		defer lc.Close()
 	}
 	handler, _ := api.New(api.Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
 

@@ -406,9 +406,17 @@ func (s *server) registerMeasurements(api huma.API) {
 func (s *server) measurementsDocs() map[string]huma.Operation {
 	tags := []string{"measurements"}
 	queryErrors := []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError, http.StatusServiceUnavailable}
+	// What a window reaching past MEASUREMENTS_RETENTION answers
+	// (docs/lifecycle.md): the rollups outlive the rows.
+	retentionDoc := " Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily " +
+		"rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what " +
+		"is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from " +
+		"the rows that remain."
 	listDoc := "Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= " +
 		"endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, " +
-		"newest first unless sort says otherwise. Times are epoch seconds."
+		"newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept " +
+		"(MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from " +
+		"the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed."
 	return map[string]huma.Operation{
 		"postMeasurements": {
 			Summary: "Store measurements",
@@ -431,13 +439,13 @@ func (s *server) measurementsDocs() map[string]huma.Operation {
 		"listMeasurementGroups": {
 			Summary: "Measurements grouped by name and method",
 			Description: "Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, " +
-				"with the list's filters; sorted by count descending unless sort says otherwise.",
+				"with the list's filters; sorted by count descending unless sort says otherwise." + retentionDoc,
 			Tags: tags, Errors: queryErrors,
 		},
 		"getMethodDistribution": {
 			Summary: "Number of measurements per method",
 			Description: "How many measurements of the window (startedAt, endedAt; default the last 7 days) " +
-				"each method has.",
+				"each method has." + retentionDoc,
 			Tags: tags, Errors: queryErrors,
 		},
 		"getMeasurementTimeseries": {
@@ -445,7 +453,7 @@ func (s *server) measurementsDocs() map[string]huma.Operation {
 			Description: "How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, " +
 				"1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to " +
 				"the one holding endedAt present (0 when empty). The map is answered under both serie and series. " +
-				"At most 50,000 buckets.",
+				"At most 50,000 buckets." + retentionDoc,
 			Tags: tags, Errors: queryErrors,
 		},
 		"getMeasurement": {

@@ -3513,7 +3513,7 @@ type ClientInterface interface {
 
 	// ListMeasurements List measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3524,7 +3524,7 @@ type ClientInterface interface {
 
 	// FilterMeasurements Filter measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3535,7 +3535,7 @@ type ClientInterface interface {
 
 	// ListMeasurementGroups Measurements grouped by name and method
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3546,7 +3546,7 @@ type ClientInterface interface {
 
 	// GetMethodDistribution Number of measurements per method
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3555,7 +3555,7 @@ type ClientInterface interface {
 
 	// GetMeasurementTimeseries Number of measurements per bucket of time
 	//
-	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -3950,7 +3950,7 @@ func (c *Client) PostMeasurements(ctx context.Context, params *PostMeasurementsP
 
 // ListMeasurements List measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -3971,7 +3971,7 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 
 // FilterMeasurements Filter measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -3992,7 +3992,7 @@ func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasureme
 
 // ListMeasurementGroups Measurements grouped by name and method
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4013,7 +4013,7 @@ func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurem
 
 // GetMethodDistribution Number of measurements per method
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -4032,7 +4032,7 @@ func (c *Client) GetMethodDistribution(ctx context.Context, params *GetMethodDis
 
 // GetMeasurementTimeseries Number of measurements per bucket of time
 //
-// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -6991,7 +6991,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListMeasurementsWithResponse List measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -7004,7 +7004,7 @@ type ClientWithResponsesInterface interface {
 
 	// FilterMeasurementsWithResponse Filter measurements
 	//
-	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+	// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -7017,7 +7017,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListMeasurementGroupsWithResponse Measurements grouped by name and method
 	//
-	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+	// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -7030,7 +7030,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetMethodDistributionWithResponse Number of measurements per method
 	//
-	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+	// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -7041,7 +7041,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetMeasurementTimeseriesWithResponse Number of measurements per bucket of time
 	//
-	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+	// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -10392,7 +10392,7 @@ func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, 
 
 // ListMeasurementsWithResponse List measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -10411,7 +10411,7 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 
 // FilterMeasurementsWithResponse Filter measurements
 //
-// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. The same list as GET /api/measurements/, at flask-profiler's filter path.
+// Measurements with startedAt >= the startedAt parameter (default: 7 days ago) and endedAt <= endedAt (default: now), filtered by elapsed (>=), method (one or a comma list), name and app, newest first unless sort says otherwise. Times are epoch seconds. Only the measurements still kept (MEASUREMENTS_RETENTION, default 30 days) are listed; the total counts the window's whole hours from the rollups (kept ROLLUPS_RETENTION), so over an older window it can exceed the items listed. The same list as GET /api/measurements/, at flask-profiler's filter path.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -10430,7 +10430,7 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 
 // ListMeasurementGroupsWithResponse Measurements grouped by name and method
 //
-// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise.
+// Per (name, method) of the window: count, avgElapsed, minElapsed and maxElapsed, with the list's filters; sorted by count descending unless sort says otherwise. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -10449,7 +10449,7 @@ func (c *ClientWithResponses) ListMeasurementGroupsWithResponse(ctx context.Cont
 
 // GetMethodDistributionWithResponse Number of measurements per method
 //
-// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has.
+// How many measurements of the window (startedAt, endedAt; default the last 7 days) each method has. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -10466,7 +10466,7 @@ func (c *ClientWithResponses) GetMethodDistributionWithResponse(ctx context.Cont
 
 // GetMeasurementTimeseriesWithResponse Number of measurements per bucket of time
 //
-// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets.
+// How many measurements of the window started in each UTC bucket (bucket: 5m, 15m, 1h, 6h, 1d; or flask-profiler's interval: hourly, daily), every bucket from the one holding startedAt to the one holding endedAt present (0 when empty). The map is answered under both serie and series. At most 50,000 buckets. Raw measurements are kept MEASUREMENTS_RETENTION (default 30 days), their hourly and daily rollups ROLLUPS_RETENTION (default 400 days): a window reaching past the raw retention answers from what is kept, its whole hours from the rollups and its partial hours at the edges (and any elapsed filter) from the rows that remain.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //

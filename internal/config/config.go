@@ -71,6 +71,18 @@ type Config struct {
 	// IdempotencyTTL is how long the answer of a write sent with an
 	// Idempotency-Key is kept for repeats.
 	IdempotencyTTL time.Duration
+
+	// Data lifecycle (docs/lifecycle.md): how long each kind of data is
+	// kept (0: forever), when TimescaleDB chunks are compressed, and how
+	// often serve runs the maintenance pass (0: never).
+	MeasurementsRetention   time.Duration
+	DeviceMetricsRetention  time.Duration
+	RuntimeSamplesRetention time.Duration
+	EventsRetention         time.Duration
+	FlowsRetention          time.Duration
+	RollupsRetention        time.Duration
+	CompressAfter           time.Duration
+	MaintenanceInterval     time.Duration
 }
 
 // Var documents one environment variable and says how to read it into a
@@ -179,6 +191,29 @@ var Vars = []Var{
 		}},
 	{"IDEMPOTENCY_TTL", "24h", "how long the answer of a write sent with an Idempotency-Key header is kept: a repeat with the same key within it gets the same answer without a second write",
 		duration(func(c *Config) *time.Duration { return &c.IdempotencyTTL }, time.Second, "a duration of at least 1s such as 24h")},
+	{"MEASUREMENTS_RETENTION", "30d", "how long request measurements are kept (by startedAt); 0 keeps them forever. Days (14d), hours (36h) or minutes (90m). Their rollups keep ROLLUPS_RETENTION",
+		age(func(c *Config) *time.Duration { return &c.MeasurementsRetention })},
+	{"DEVICE_METRICS_RETENTION", "90d", "how long the history of device metric reports is kept; 0 keeps it forever. The latest report of each metric (the current views) is kept whatever its age",
+		age(func(c *Config) *time.Duration { return &c.DeviceMetricsRetention })},
+	{"RUNTIME_SAMPLES_RETENTION", "7d", "how long the service's runtime samples (collections API) are kept; 0 keeps them forever",
+		age(func(c *Config) *time.Duration { return &c.RuntimeSamplesRetention })},
+	{"EVENTS_RETENTION", "0", "how long load-test runs and their events are kept, counted from a run's end (from its start while it is still running); 0 keeps them forever",
+		age(func(c *Config) *time.Duration { return &c.EventsRetention })},
+	{"FLOWS_RETENTION", "0", "how long hourly flow totals are kept; 0 keeps them forever",
+		age(func(c *Config) *time.Duration { return &c.FlowsRetention })},
+	{"ROLLUPS_RETENTION", "400d", "how long the measurement rollups (hourly, daily, per method) are kept, so grouped, distribution and timeseries answers over long windows outlive the raw rows; never less than MEASUREMENTS_RETENTION; 0 keeps them forever",
+		age(func(c *Config) *time.Duration { return &c.RollupsRetention })},
+	{"COMPRESS_AFTER", "7d", "TimescaleDB only: chunks older than this are compressed by the maintenance pass; 0 turns compression off",
+		age(func(c *Config) *time.Duration { return &c.CompressAfter })},
+	{"MAINTENANCE_INTERVAL", "1h", "how often serve runs the maintenance pass (retention, compression; also `telemetry maintain`); the first pass runs at start. 0 turns the loop off",
+		func(c *Config, v string) error {
+			d, err := parseAge(v)
+			if err != nil || (d > 0 && d < time.Second) {
+				return errors.New("must be 0 (off) or a duration of at least 1s such as 1h, 90m or 1d")
+			}
+			c.MaintenanceInterval = d
+			return nil
+		}},
 }
 
 // MinJWTSecret is the shortest JWT secret accepted, in bytes: RFC 7518
@@ -233,6 +268,45 @@ func duration(field func(*Config) *time.Duration, least time.Duration, want stri
 		*field(c) = d
 		return nil
 	}
+}
+
+// age parses a retention: 0 (forever), whole days (14d), or a Go duration
+// (36h, 90m, 1h30m) of at least a minute.
+func age(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := parseAge(v)
+		if err != nil || (d > 0 && d < time.Minute) {
+			return errors.New("must be 0 (keep forever) or a duration of at least 1m such as 30d, 36h or 90m")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// parseAge reads 0, a number of days (14d) or a Go duration; negative
+// values are an error.
+func parseAge(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		// 100 years at most: past it the duration would overflow.
+		if err != nil || n < 0 || n > 36500 {
+			return 0, errors.New("bad number of days")
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, err
+		}
+	}
+	if d < 0 {
+		return 0, errors.New("negative")
+	}
+	return d, nil
 }
 
 // DefaultMemoryLimit is the soft memory limit serve sets when GOMEMLIMIT is unset.

@@ -100,6 +100,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Fast {
 		settings = append(settings, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
+	settings = append(settings, c.timescaleSettings(opts.Fast)...)
 	if err := c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-l", filepath.Join(dir, "postgres.log"),
 		"-w", "-t", "60", "-o", strings.Join(settings, " "), "start"); err != nil {
 		return nil, fmt.Errorf("pg_ctl start (log in %s): %w", filepath.Join(dir, "postgres.log"), err)
@@ -108,6 +109,36 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// HasTimescaleDB says whether the installation in use ships TimescaleDB:
+// its library in the package library directory, as the installation's
+// pg_config --pkglibdir names it (<bindir>/../lib, the Debian layout, when
+// there is no pg_config beside the binaries).
+func (c *Cluster) HasTimescaleDB() bool {
+	lib := filepath.Join(c.bin, "..", "lib")
+	if out, err := exec.Command(filepath.Join(c.bin, "pg_config"), "--pkglibdir").Output(); err == nil {
+		lib = strings.TrimSpace(string(out))
+	}
+	_, err := os.Stat(filepath.Join(lib, "timescaledb.so"))
+	return err == nil
+}
+
+// timescaleSettings preloads TimescaleDB when the installation has it, so
+// that migrations/00001 creates the extension and the time-series tables
+// become hypertables: the whole test suite then runs on them. Telemetry
+// (phoning home) is off. Throwaway clusters also get no background
+// workers: the maintenance pass (internal/lifecycle) does the retention and
+// compression work itself, and tests must not race a job scheduler.
+func (c *Cluster) timescaleSettings(fast bool) []string {
+	if !c.HasTimescaleDB() {
+		return nil
+	}
+	s := []string{"-c", "shared_preload_libraries=timescaledb", "-c", "timescaledb.telemetry_level=off"}
+	if fast {
+		s = append(s, "-c", "timescaledb.max_background_workers=0")
+	}
+	return s
 }
 
 // Open names the cluster in dir without starting it (to stop it, say).

@@ -237,6 +237,18 @@ type IdempotencyKey struct {
 	ExpiresAt time.Time
 }
 
+// Who runs the maintenance pass (retention and compression) now: at most one row per name, taken by an atomic INSERT .. ON CONFLICT DO UPDATE .. WHERE expires_at <= now(), renewed while the pass works and deleted at its end. A crashed pass's lease lapses at expires_at.
+type MaintenanceLease struct {
+	// The work the lease is for (maintenance).
+	Name string
+	// Random id of the pass holding the lease.
+	Holder uuid.UUID
+	// When the holder took the lease.
+	AcquiredAt time.Time
+	// When the lease lapses unless renewed; another pass may take it from then on.
+	ExpiresAt time.Time
+}
+
 // Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry). Append-only; write through the API so that the rollups (measurements_hourly, measurements_daily, measurements_method_hourly) stay in step.
 type Measurement struct {
 	// Measurement id, increasing in insertion order (reserved before the COPY so the API can answer the ids).

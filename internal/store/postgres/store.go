@@ -52,6 +52,10 @@ type Options struct {
 	ReadProbeInterval time.Duration
 	// Log hears when the replica goes in or out of service (nowhere when nil).
 	Log *slog.Logger
+
+	// MaintenanceBatch is the most rows one DELETE of the maintenance pass
+	// removes (0: DefaultMaintenanceBatch).
+	MaintenanceBatch int
 }
 
 // Store holds one store per resource, all on one pool.
@@ -66,6 +70,7 @@ type Store struct {
 	Collections  *Collections
 	Runtime      *RuntimeSamples
 	Idempotency  *Idempotency
+	Lifecycle    *Lifecycle
 
 	readyOnce sync.Once
 	migrator  *migrate.Migrator
@@ -131,6 +136,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		Collections:  newCollections(pool, q),
 		Runtime:      newRuntimeSamples(pool, q),
 		Idempotency:  newIdempotency(pool, q),
+		Lifecycle:    newLifecycle(pool, q, opts),
 	}
 	// The lag-tolerant reads of each store go through the router
 	// (replica.go); with no replica it sends them all to the primary.

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/lifecycle"
+	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+)
+
+// maintain runs one data lifecycle pass and exits (docs/lifecycle.md): for
+// cron users, and for instances started with MAINTENANCE_INTERVAL=0.
+func maintain(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	st, err := openStore(ctx, cfg, postgres.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := migrate.New(st.Pool())
+	if err != nil {
+		return err
+	}
+	err = m.CheckCurrent(ctx)
+	m.Close()
+	if err != nil {
+		return err
+	}
+	res, err := lifecycle.New(st.Lifecycle, retentionOf(cfg), log, nil).RunOnce(ctx)
+	if err != nil {
+		return fmt.Errorf("maintenance: %w", err)
+	}
+	if res.Skipped {
+		_, err = fmt.Fprintln(stdout, "telemetry: maintenance skipped: another pass is running")
+		return err
+	}
+	fmt.Fprintf(stdout, "telemetry: maintenance done (%s)\n", res.Mode)
+	for _, t := range res.Tables {
+		fmt.Fprintf(stdout, "  %-28s rows %d, chunks dropped %d, chunks compressed %d\n", t.Table, t.Rows, t.Chunks, t.Compressed)
+	}
+	return nil
+}
+
+// retentionOf is the lifecycle part of the configuration.
+func retentionOf(cfg config.Config) store.Retention {
+	return store.Retention{
+		Measurements:   cfg.MeasurementsRetention,
+		DeviceMetrics:  cfg.DeviceMetricsRetention,
+		RuntimeSamples: cfg.RuntimeSamplesRetention,
+		Events:         cfg.EventsRetention,
+		Flows:          cfg.FlowsRetention,
+		Rollups:        cfg.RollupsRetention,
+		CompressAfter:  cfg.CompressAfter,
+	}
+}

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLifecycleDefaults(t *testing.T) {
+	c, err := Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]time.Duration{
+		"MEASUREMENTS_RETENTION":    {c.MeasurementsRetention, 30 * 24 * time.Hour},
+		"DEVICE_METRICS_RETENTION":  {c.DeviceMetricsRetention, 90 * 24 * time.Hour},
+		"RUNTIME_SAMPLES_RETENTION": {c.RuntimeSamplesRetention, 7 * 24 * time.Hour},
+		"EVENTS_RETENTION":          {c.EventsRetention, 0},
+		"FLOWS_RETENTION":           {c.FlowsRetention, 0},
+		"ROLLUPS_RETENTION":         {c.RollupsRetention, 400 * 24 * time.Hour},
+		"COMPRESS_AFTER":            {c.CompressAfter, 7 * 24 * time.Hour},
+		"MAINTENANCE_INTERVAL":      {c.MaintenanceInterval, time.Hour},
+	}
+	for name, v := range want {
+		if v[0] != v[1] {
+			t.Errorf("%s defaults to %v, want %v", name, v[0], v[1])
+		}
+	}
+}
+
+func TestLifecycleValues(t *testing.T) {
+	for v, want := range map[string]time.Duration{
+		"0": 0, "14d": 14 * 24 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute, "1h30m": 90 * time.Minute,
+		" 2d ": 48 * time.Hour, "0d": 0, "0s": 0,
+	} {
+		c, err := Load(func(k string) string {
+			if k == "FLOWS_RETENTION" {
+				return v
+			}
+			return ""
+		})
+		if err != nil || c.FlowsRetention != want {
+			t.Errorf("FLOWS_RETENTION=%q: %v %v, want %v", v, c.FlowsRetention, err, want)
+		}
+	}
+}
+
+// A bad value is refused with a message naming its variable (Load's
+// error stops every command, serve and maintain included).
+func TestLifecycleBadValues(t *testing.T) {
+	for _, c := range []struct{ name, value string }{
+		{"MEASUREMENTS_RETENTION", "-1d"}, {"MEASUREMENTS_RETENTION", "14days"}, {"DEVICE_METRICS_RETENTION", "1.5d"},
+		{"RUNTIME_SAMPLES_RETENTION", "30s"}, {"EVENTS_RETENTION", "forever"}, {"FLOWS_RETENTION", "-90m"},
+		{"ROLLUPS_RETENTION", "99999999d"}, {"COMPRESS_AFTER", "7"}, {"MAINTENANCE_INTERVAL", "10ms"},
+		{"MAINTENANCE_INTERVAL", "-1h"},
+	} {
+		_, err := Load(func(k string) string {
+			if k == c.name {
+				return c.value
+			}
+			return ""
+		})
+		if err == nil || !strings.Contains(err.Error(), c.name) || !strings.Contains(err.Error(), c.value) {
+			t.Errorf("%s=%q: error %v, want one naming the variable and the value", c.name, c.value, err)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package lifecycle_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/telemetry/telemetry/internal/lifecycle"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+
+var retention = store.Retention{Measurements: 30 * 24 * time.Hour, Rollups: 400 * 24 * time.Hour}
+
+// metric is the text of the metric family name as gathered from reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) string {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, f := range families {
+		if f.GetName() == name {
+			out.WriteString(f.String())
+		}
+	}
+	return out.String()
+}
+
+// Each outcome is logged on one line and counted: done, skipped (lease
+// held elsewhere), failed (the database is gone).
+func TestRunnerOutcomes(t *testing.T) {
+	url := testdb.URL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(context.Background(), `
+		INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
+		VALUES (now() - interval '60 days', now() - interval '60 days', 0, '/x', 'GET')`); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	reg := prometheus.NewRegistry()
+	r := lifecycle.New(postgres.New(pool, postgres.Options{}).Lifecycle, retention, log, reg)
+	ctx := context.Background()
+
+	if _, err := r.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Plain PostgreSQL deletes the row, TimescaleDB drops its chunk.
+	if !strings.Contains(logs.String(), `"msg":"maintenance pass"`) ||
+		(!strings.Contains(logs.String(), `"measurements":{"rows":1`) && !strings.Contains(logs.String(), `"measurements":{"rows":0,"chunks":1`)) {
+		t.Errorf("pass log: %s", logs.String())
+	}
+	if got := metric(t, reg, "telemetry_maintenance_removed_rows_total"); !strings.Contains(got, `value:"measurements"`) {
+		t.Errorf("removed rows metric: %s", got)
+	}
+
+	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.RunOnce(ctx); err != nil || !res.Skipped {
+		t.Fatalf("with the lease held: %+v %v", res, err)
+	}
+
+	// A store whose pool is closed: the pass fails, is logged and counted.
+	closed, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	failing := lifecycle.New(postgres.New(closed, postgres.Options{}).Lifecycle, retention, log, nil)
+	if _, err := failing.RunOnce(ctx); err == nil {
+		t.Fatal("a pass on a closed pool succeeded")
+	}
+	if !strings.Contains(logs.String(), `"msg":"maintenance pass failed"`) {
+		t.Errorf("no failure logged: %s", logs.String())
+	}
+	// The first runner's figures: one pass done, one skipped, no failure.
+	passes := metric(t, reg, "telemetry_maintenance_passes_total")
+	if !strings.Contains(passes, `value:"done"`) || !strings.Contains(passes, `value:"skipped"`) || strings.Contains(passes, `value:"failed"`) {
+		t.Errorf("passes: %s", passes)
+	}
+	if got := metric(t, reg, "telemetry_maintenance_last_pass_duration_seconds"); got == "" {
+		t.Error("no last pass duration")
+	}
+}
+
+// Start runs a first pass at once; Close stops the loop.
+func TestRunnerLoop(t *testing.T) {
+	pool := testdb.New(t)
+	if _, err := pool.Exec(context.Background(), `
+		INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
+		VALUES (now() - interval '60 days', now() - interval '60 days', 0, '/x', 'GET')`); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := lifecycle.New(postgres.New(pool, postgres.Options{}).Lifecycle, retention, slog.New(slog.DiscardHandler), reg)
+	r.Start(time.Hour)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int64
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM measurements`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the loop's first pass did not run")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.Close()
+}

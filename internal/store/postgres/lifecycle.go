@@ -1,0 +1,319 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/migrate"
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// DefaultMaintenanceBatch is how many rows one DELETE of the maintenance
+// pass removes at most: a few tens of milliseconds of work, so each batch
+// is a short transaction and concurrent writes wait on nothing for long.
+const DefaultMaintenanceBatch = 5000
+
+// leaseSeconds is how long the maintenance lease lasts unless renewed; the
+// pass renews it well before (every leaseSeconds/4), so only a pass that
+// died leaves it to lapse.
+const leaseSeconds = 120
+
+// errLeaseLost stops a pass whose lease lapsed and was taken by another
+// pass (this one stalled for over leaseSeconds): two passes never work at
+// once.
+var errLeaseLost = errors.New("maintenance lease lost to another pass")
+
+// Lifecycle runs the maintenance pass (docs/lifecycle.md): retention on
+// every time-series table and the rollups, compression on TimescaleDB.
+type Lifecycle struct {
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	batch int32
+	// beforeTable, when set (tests), is called as the pass starts on each
+	// table, lease held.
+	beforeTable func(table string)
+}
+
+func newLifecycle(pool *pgxpool.Pool, q *db.Queries, opts Options) *Lifecycle {
+	batch := opts.MaintenanceBatch
+	if batch <= 0 {
+		batch = DefaultMaintenanceBatch
+	}
+	return &Lifecycle{pool: pool, q: q, batch: int32(batch)}
+}
+
+var _ store.Maintainer = (*Lifecycle)(nil)
+
+// expiry is one table's retention work: on TimescaleDB a hypertable drops
+// whole chunks; otherwise del removes one batch of expired rows.
+type expiry struct {
+	table      string
+	keep       time.Duration
+	hypertable bool
+	del        batchDelete
+}
+
+// batchDelete deletes one batch of rows expired before `before`, from
+// `after` on (keyset: where the previous batch stopped), and returns how
+// many it deleted and the time of the last one (after when none).
+type batchDelete func(ctx context.Context, after, before time.Time, batch int32) (int64, time.Time, error)
+
+// Maintain runs one pass unless another one holds the lease.
+func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
+	holder := uuid.New()
+	_, err := l.q.AcquireMaintenanceLease(ctx, db.AcquireMaintenanceLeaseParams{Holder: holder, LeaseSeconds: leaseSeconds})
+	// No row back: another pass holds the lease.
+	if err = wrap("maintenance lease", err); errors.Is(err, store.ErrNotFound) {
+		return store.MaintenanceResult{Skipped: true}, nil
+	}
+	if err != nil {
+		return store.MaintenanceResult{}, err
+	}
+	defer func() {
+		// Released even when ctx is cancelled (shutdown), so the next
+		// pass need not wait for the lease to lapse.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = l.q.ReleaseMaintenanceLease(rctx, holder)
+	}()
+	renewed := time.Now()
+	renew := func(ctx context.Context) error {
+		if time.Since(renewed) < leaseSeconds*time.Second/4 {
+			return nil
+		}
+		n, err := l.q.RenewMaintenanceLease(ctx, db.RenewMaintenanceLeaseParams{Holder: holder, LeaseSeconds: leaseSeconds})
+		if err != nil {
+			return wrap("maintenance lease", err)
+		}
+		if n == 0 {
+			return errLeaseLost
+		}
+		renewed = time.Now()
+		return nil
+	}
+
+	mode, err := migrate.Mode(ctx, l.pool)
+	if err != nil {
+		return store.MaintenanceResult{}, wrap("maintenance", err)
+	}
+	res := store.MaintenanceResult{Mode: mode}
+	ts := mode == "timescaledb"
+	var errs []error
+	// work is the entry of table in res, added on first use; the pointer
+	// is good until the next table is added.
+	work := func(table string) *store.TableWork {
+		for i := range res.Tables {
+			if res.Tables[i].Table == table {
+				return &res.Tables[i]
+			}
+		}
+		res.Tables = append(res.Tables, store.TableWork{Table: table})
+		return &res.Tables[len(res.Tables)-1]
+	}
+	q := l.q
+	expiries := []expiry{
+		{"measurements", r.Measurements, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredMeasurements(ctx, db.DeleteExpiredMeasurementsParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"device_metrics", r.DeviceMetrics, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredDeviceMetrics(ctx, db.DeleteExpiredDeviceMetricsParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"runtime_samples", r.RuntimeSamples, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredRuntimeSamples(ctx, db.DeleteExpiredRuntimeSamplesParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"flows", r.Flows, true, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredFlows(ctx, db.DeleteExpiredFlowsParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+	}
+	// The rollups are cut at a UTC day, so that the hourly and the daily
+	// cells always cover the same days (a window reads its whole days from
+	// one and its edge hours from the other).
+	var rollupsBefore time.Time
+	if keep := r.RollupsKept(); keep > 0 {
+		rollupsBefore = dayOf(now.Add(-keep))
+	}
+	rollups := []expiry{
+		{"measurements_hourly", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredHourlyRollup(ctx, db.DeleteExpiredHourlyRollupParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"measurements_daily", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredDailyRollup(ctx, db.DeleteExpiredDailyRollupParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"measurements_method_hourly", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredMethodRollup(ctx, db.DeleteExpiredMethodRollupParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"measurements_hourly_hist", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredHourlyHistogram(ctx, db.DeleteExpiredHourlyHistogramParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+		{"measurements_daily_hist", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredDailyHistogram(ctx, db.DeleteExpiredDailyHistogramParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
+	}
+	for _, e := range append(expiries, rollups...) {
+		if e.keep <= 0 {
+			continue
+		}
+		if err := l.enter(ctx, e.table, renew); err != nil {
+			return res, errors.Join(append(errs, err)...)
+		}
+		w := work(e.table)
+		before := now.Add(-e.keep)
+		if ts && e.hypertable {
+			w.Chunks, err = l.dropChunks(ctx, e.table, before)
+		} else {
+			w.Rows, err = l.batches(ctx, e.del, before, renew)
+		}
+		if errors.Is(err, errLeaseLost) {
+			return res, errors.Join(append(errs, err)...)
+		}
+		if err != nil {
+			errs = append(errs, wrap("maintenance "+e.table, err))
+		}
+	}
+	if r.Events > 0 {
+		if err := l.enter(ctx, "events", renew); err != nil {
+			return res, errors.Join(append(errs, err)...)
+		}
+		before := now.Add(-r.Events)
+		for {
+			n, err := q.DeleteExpiredRuns(ctx, db.DeleteExpiredRunsParams{Before: before, Batch: l.batch})
+			// (work's pointers last until the next new table: look up again.)
+			work("event_runs").Rows += n.Runs
+			work("events").Rows += n.Events
+			if err == nil && n.Runs == int64(l.batch) {
+				err = renew(ctx)
+				if err == nil {
+					continue
+				}
+			}
+			if errors.Is(err, errLeaseLost) {
+				return res, errors.Join(append(errs, err)...)
+			}
+			if err != nil {
+				errs = append(errs, wrap("maintenance events", err))
+			}
+			break
+		}
+	}
+	if ts && r.CompressAfter > 0 {
+		for _, e := range expiries {
+			if err := l.enter(ctx, e.table, renew); err != nil {
+				return res, errors.Join(append(errs, err)...)
+			}
+			n, err := l.compress(ctx, e.table, now.Add(-r.CompressAfter), renew)
+			if n > 0 {
+				work(e.table).Compressed += n
+			}
+			if errors.Is(err, errLeaseLost) {
+				return res, errors.Join(append(errs, err)...)
+			}
+			if err != nil {
+				errs = append(errs, wrap("compress "+e.table, err))
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// enter is called before each table's work: it stops a cancelled pass and
+// keeps the lease.
+func (l *Lifecycle) enter(ctx context.Context, table string, renew func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.beforeTable != nil {
+		l.beforeTable(table)
+	}
+	return renew(ctx)
+}
+
+// batches deletes expired rows batch by batch (each DELETE its own
+// transaction), oldest first, each batch starting at the time the previous
+// one stopped, until a batch comes back short.
+func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Time, renew func(context.Context) error) (int64, error) {
+	var total int64
+	after := time.Time{} // year 1: before any time the API stores
+	for {
+		t0 := time.Now()
+		n, last, err := del(ctx, after, before, l.batch)
+		total += n
+		if err != nil || n < int64(l.batch) {
+			return total, err
+		}
+		after = last
+		if err := renew(ctx); err != nil {
+			return total, err
+		}
+		// Rest as long as the batch took (at most a second): the pass uses
+		// at most about half of a connection's time, leaving the server to
+		// the writes (docs/lifecycle.md, the benchmark).
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(min(time.Since(t0), time.Second)):
+		}
+	}
+}
+
+// The TimescaleDB calls. The table is a parameter cast to regclass, not
+// text spliced into the statement.
+const (
+	dropChunksSQL = `SELECT count(*) FROM drop_chunks($1::text::regclass, older_than => $2::timestamptz)`
+	// Chunks wholly older than the cutoff that are not compressed yet.
+	uncompressedChunksSQL = `
+SELECT format('%I.%I', chunk_schema, chunk_name)
+FROM timescaledb_information.chunks
+WHERE hypertable_schema = current_schema() AND hypertable_name = $1
+  AND NOT is_compressed AND range_end <= $2::timestamptz
+ORDER BY range_start`
+	compressChunkSQL = `SELECT compress_chunk($1::text::regclass, if_not_compressed => true)`
+)
+
+// dropChunks drops the chunks of table whose whole range is older than
+// before: rows in the chunk holding the cutoff wait for the next pass after
+// the chunk's end passes it.
+func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Time) (int64, error) {
+	var n int64
+	err := l.pool.QueryRow(ctx, dropChunksSQL, table, before).Scan(&n)
+	return n, err
+}
+
+// compress compresses table's chunks older than before, one statement (and
+// transaction) per chunk so that each holds its locks briefly.
+func (l *Lifecycle) compress(ctx context.Context, table string, before time.Time, renew func(context.Context) error) (int64, error) {
+	rows, err := l.pool.Query(ctx, uncompressedChunksSQL, table, before)
+	if err != nil {
+		return 0, err
+	}
+	chunks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range chunks {
+		if _, err := l.pool.Exec(ctx, compressChunkSQL, c); err != nil {
+			return n, fmt.Errorf("chunk %s: %w", c, err)
+		}
+		n++
+		if err := renew(ctx); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

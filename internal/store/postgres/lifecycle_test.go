@@ -1,0 +1,402 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// lifecycleNow is the "now" of the passes in these tests: the data is
+// placed around it, whatever the real clock says.
+var lifecycleNow = time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC)
+
+const day = 24 * time.Hour
+
+func timescaleEnabled(t *testing.T, pool *pgxpool.Pool) bool {
+	t.Helper()
+	var on bool
+	if err := pool.QueryRow(context.Background(), `SELECT telemetry_timescaledb_enabled()`).Scan(&on); err != nil {
+		t.Fatal(err)
+	}
+	return on
+}
+
+func countOf(t *testing.T, pool *pgxpool.Pool, query string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func measurementAt(start time.Time, name string) store.Measurement {
+	return store.Measurement{StartedAt: start, EndedAt: start.Add(time.Second), Elapsed: 1, Name: name, Method: "GET", App: "shop"}
+}
+
+// lifecycleData stores, through the stores, rows of every table at the
+// given ages before lifecycleNow.
+func lifecycleData(t *testing.T, st *postgres.Store, ages ...time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := st.Devices.Create(ctx, "dev1", "Device 1"); err != nil {
+		t.Fatal(err)
+	}
+	for i, age := range ages {
+		at := lifecycleNow.Add(-age)
+		if _, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(at, "/a"), measurementAt(at.Add(time.Minute), "/b")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Devices.Report(ctx, numRow("dev1", "temp", float64(i), at, 3600)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Runtime.Insert(ctx, store.RuntimeSample{InstanceID: uuid.New(), Time: at, Interval: 5 * time.Second,
+			GOMAXPROCS: 1, Goroutines: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Flows.Add(ctx, []store.Flow{{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 1, BytesRx: 1,
+			Hour: at.Unix() / 3600}}); err != nil {
+			t.Fatal(err)
+		}
+		id, err := st.Events.Register(ctx, store.NewRun{Host: "h", StartedAt: &at, Payload: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := at.Add(time.Hour)
+		if err := st.Events.Commit(ctx, store.RunCommit{ID: id, EndedAt: &end, Payload: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var allThirtyDays = store.Retention{Measurements: 30 * day, DeviceMetrics: 30 * day, RuntimeSamples: 30 * day,
+	Events: 30 * day, Flows: 30 * day, Rollups: 400 * day}
+
+// Rows older than their retention vanish (on TimescaleDB with their
+// chunks, so the old rows are placed well past a chunk's width); newer
+// ones, the latest device metric and the rollups within ROLLUPS_RETENTION
+// stay; rollups past it go.
+func TestMaintainExpiresOldRows(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{MaintenanceBatch: 1})
+	lifecycleData(t, st, 500*day, 60*day, day)
+	cutoff := lifecycleNow.Add(-30 * day)
+
+	res, err := st.Lifecycle.Maintain(context.Background(), allThirtyDays, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped {
+		t.Fatal("pass skipped with no other pass running")
+	}
+	for _, c := range []struct{ table, query string }{
+		{"measurements", `SELECT count(*) FROM measurements WHERE started_at < $1`},
+		{"device_metrics", `SELECT count(*) FROM device_metrics WHERE time < $1`},
+		{"runtime_samples", `SELECT count(*) FROM runtime_samples WHERE time < $1`},
+		{"flows", `SELECT count(*) FROM flows WHERE hour < $1`},
+		{"events", `SELECT count(*) FROM events WHERE time < $1`},
+		{"event_runs", `SELECT count(*) FROM event_runs WHERE started_at < $1`},
+	} {
+		if n := countOf(t, pool, c.query, cutoff); n != 0 {
+			t.Errorf("%s: %d expired rows left", c.table, n)
+		}
+	}
+	for table, want := range map[string]int64{"measurements": 2, "device_metrics": 1, "runtime_samples": 1, "flows": 1,
+		"events": 2, "event_runs": 1, "device_metrics_latest": 1} {
+		if n := countOf(t, pool, `SELECT count(*) FROM `+table); n != want {
+			t.Errorf("%s: %d rows left, want %d", table, n, want)
+		}
+	}
+	// The rollups keep the 60-day-old hour, not the 500-day-old one.
+	for _, table := range []string{"measurements_hourly", "measurements_method_hourly"} {
+		if n := countOf(t, pool, `SELECT coalesce(sum(count), 0) FROM `+table+` WHERE start_hour < $1`, cutoff); n != 2 {
+			t.Errorf("%s: %d measurements summarised before the raw cutoff, want the 2 of 60 days ago", table, n)
+		}
+	}
+	if n := countOf(t, pool, `SELECT coalesce(sum(count), 0) FROM measurements_daily WHERE start_day < $1`, cutoff); n != 2 {
+		t.Errorf("measurements_daily: %d measurements summarised before the raw cutoff, want 2", n)
+	}
+	// What the pass says it did.
+	got := map[string]store.TableWork{}
+	for _, w := range res.Tables {
+		got[w.Table] = w
+	}
+	if timescaleEnabled(t, pool) {
+		if res.Mode != "timescaledb" || got["measurements"].Chunks < 2 || got["flows"].Chunks < 2 {
+			t.Errorf("TimescaleDB pass: %+v", res)
+		}
+	} else if res.Mode != "postgresql" || got["measurements"].Rows != 4 || got["device_metrics"].Rows != 2 || got["flows"].Rows != 2 {
+		t.Errorf("plain pass: %+v", res)
+	}
+	if got["events"].Rows != 4 || got["event_runs"].Rows != 2 || got["measurements_daily"].Rows == 0 {
+		t.Errorf("pass: %+v", res)
+	}
+
+	// A second pass finds nothing more to do.
+	res, err = st.Lifecycle.Maintain(context.Background(), allThirtyDays, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Tables {
+		if w.Rows != 0 || w.Chunks != 0 {
+			t.Errorf("second pass removed more: %+v", w)
+		}
+	}
+}
+
+// Retention 0 keeps everything, rollups included; with raw measurements
+// kept forever the rollups are too, whatever ROLLUPS_RETENTION says.
+func TestMaintainZeroRetentionKeepsEverything(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 3000*day, 500*day, day)
+	tables := []string{"measurements", "device_metrics", "runtime_samples", "flows", "events", "event_runs",
+		"measurements_hourly", "measurements_daily", "measurements_method_hourly"}
+	before := map[string]int64{}
+	for _, table := range tables {
+		before[table] = countOf(t, pool, `SELECT count(*) FROM `+table)
+	}
+	for _, r := range []store.Retention{{}, {Rollups: 400 * day, CompressAfter: 0}} {
+		res, err := st.Lifecycle.Maintain(context.Background(), r, lifecycleNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Tables) != 0 {
+			t.Errorf("%+v: the pass worked on %+v", r, res.Tables)
+		}
+		for _, table := range tables {
+			if n := countOf(t, pool, `SELECT count(*) FROM `+table); n != before[table] {
+				t.Errorf("%+v: %s has %d rows, had %d", r, table, n, before[table])
+			}
+		}
+	}
+}
+
+func TestRollupsKept(t *testing.T) {
+	for _, c := range []struct{ raw, rollups, want time.Duration }{
+		{30 * day, 400 * day, 400 * day}, {30 * day, 0, 0}, {0, 400 * day, 0}, {500 * day, 400 * day, 500 * day},
+	} {
+		if got := (store.Retention{Measurements: c.raw, Rollups: c.rollups}).RollupsKept(); got != c.want {
+			t.Errorf("raw %v rollups %v: kept %v, want %v", c.raw, c.rollups, got, c.want)
+		}
+	}
+}
+
+// Two passes at once: the second finds the lease taken and does nothing;
+// once the first is done, the lease is free again.
+func TestMaintainOnePassAtATime(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	first := postgres.New(pool, postgres.Options{})
+	second := postgres.New(pool, postgres.Options{}) // another instance
+	lifecycleData(t, first, 60*day)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	postgres.SetBeforeMaintainTable(first.Lifecycle, func(string) {
+		once.Do(func() { close(entered); <-release })
+	})
+	done := make(chan error, 1)
+	var res store.MaintenanceResult
+	go func() {
+		var err error
+		res, err = first.Lifecycle.Maintain(context.Background(), allThirtyDays, lifecycleNow)
+		done <- err
+	}()
+	<-entered
+	other, err := second.Lifecycle.Maintain(context.Background(), allThirtyDays, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !other.Skipped || len(other.Tables) != 0 {
+		t.Fatalf("second pass ran while the first held the lease: %+v", other)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements`); n != 2 {
+		t.Fatalf("second pass removed rows: %d left", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped || countOf(t, pool, `SELECT count(*) FROM measurements`) != 0 {
+		t.Fatalf("first pass: %+v", res)
+	}
+	again, err := second.Lifecycle.Maintain(context.Background(), allThirtyDays, lifecycleNow)
+	if err != nil || again.Skipped {
+		t.Fatalf("pass after the first finished: %+v %v", again, err)
+	}
+}
+
+// A pass that fails on one table still does the others, and says which
+// failed.
+func TestMaintainTableFailureDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 60*day)
+	// The retention statement of runtime_samples now fails (on
+	// TimescaleDB, drop_chunks of a table that is no hypertable).
+	if _, err := pool.Exec(context.Background(), `
+		ALTER TABLE runtime_samples RENAME TO runtime_samples_gone;
+		CREATE TABLE runtime_samples (time timestamptz)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), `DROP TABLE runtime_samples; CREATE VIEW runtime_samples AS SELECT 1 AS x`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Lifecycle.Maintain(context.Background(), allThirtyDays, lifecycleNow)
+	if err == nil || !strings.Contains(err.Error(), "runtime_samples") {
+		t.Fatalf("pass error %v, want one naming runtime_samples", err)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements`); n != 0 || len(res.Tables) < 5 {
+		t.Fatalf("the other tables were not done: %d measurements left, %+v", n, res)
+	}
+}
+
+// A pass deleting thousands of rows in small batches while writers keep
+// inserting: every write succeeds and stays, every expired row goes.
+func TestMaintainWhileWriting(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{MaintenanceBatch: 200})
+	ctx := context.Background()
+	old := make([]store.Measurement, 5000)
+	for i := range old {
+		old[i] = measurementAt(lifecycleNow.Add(-60*day).Add(time.Duration(i)*time.Second), "/old")
+	}
+	if _, err := st.Measurements.Insert(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var written sync.Map
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ids, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(lifecycleNow.Add(-time.Hour), "/new")})
+				if err != nil {
+					errs <- err
+					return
+				}
+				written.Store(ids[0], true)
+			}
+		}()
+	}
+	res, err := st.Lifecycle.Maintain(ctx, store.Retention{Measurements: 30 * day}, lifecycleNow)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("write during the pass: %v", err)
+	}
+	if err != nil || res.Skipped {
+		t.Fatalf("pass: %+v %v", res, err)
+	}
+	var n int64
+	written.Range(func(any, any) bool { n++; return true })
+	if got := countOf(t, pool, `SELECT count(*) FROM measurements WHERE name = '/new'`); got != n || n == 0 {
+		t.Errorf("%d new rows stored, %d written", got, n)
+	}
+	if got := countOf(t, pool, `SELECT count(*) FROM measurements WHERE name = '/old'`); got != 0 {
+		t.Errorf("%d expired rows left", got)
+	}
+}
+
+// On TimescaleDB the pass compresses chunks older than COMPRESS_AFTER, and
+// everything keeps working on them: reads, late inserts (measurements with
+// their rollups, device reports, runtime samples) and the flows upsert
+// adding to a total stored in a compressed chunk.
+func TestMaintainCompressionKeepsEverythingWorking(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	if !timescaleEnabled(t, pool) {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): compression is TimescaleDB only")
+	}
+	ctx := context.Background()
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 20*day, 10*day)
+	res, err := st.Lifecycle.Maintain(ctx, store.Retention{Measurements: 30 * day, Flows: 30 * day, CompressAfter: 7 * day}, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed := map[string]int64{}
+	for _, w := range res.Tables {
+		compressed[w.Table] = w.Compressed
+	}
+	for _, table := range []string{"measurements", "device_metrics", "runtime_samples", "flows"} {
+		if compressed[table] == 0 {
+			t.Errorf("%s: no chunk compressed: %+v", table, res)
+		}
+		if n := countOf(t, pool, `SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = $1 AND is_compressed`, table); n == 0 {
+			t.Errorf("%s: no compressed chunk", table)
+		}
+	}
+	old := lifecycleNow.Add(-20 * day)
+
+	// Late writes into the compressed chunks.
+	if _, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(old.Add(2*time.Minute), "/a")}); err != nil {
+		t.Fatalf("late measurement: %v", err)
+	}
+	if err := st.Devices.Report(ctx, numRow("dev1", "temp", 42, old.Add(time.Minute), 3600)); err != nil {
+		t.Fatalf("late device report: %v", err)
+	}
+	if err := st.Runtime.Insert(ctx, store.RuntimeSample{InstanceID: uuid.New(), Time: old.Add(time.Minute), Interval: time.Second,
+		GOMAXPROCS: 1, Goroutines: 1}); err != nil {
+		t.Fatalf("late runtime sample: %v", err)
+	}
+	hour := old.Unix() / 3600
+	if err := st.Flows.Add(ctx, []store.Flow{{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 10, BytesRx: 20, Hour: hour}}); err != nil {
+		t.Fatalf("flows upsert into a compressed chunk: %v", err)
+	}
+
+	// Reads.
+	flows, err := st.Flows.List(ctx, store.FlowFilter{FromHour: hour, ToHour: hour + 1}, store.FlowSort{}, store.PageRequest{Limit: 10})
+	if err != nil || len(flows.Items) != 1 || flows.Items[0].BytesTx != 11 || flows.Items[0].BytesRx != 21 {
+		t.Fatalf("flows of the compressed hour: %+v %v", flows, err)
+	}
+	f := store.MeasurementFilter{StartedAt: old.Add(-time.Hour), EndedAt: old.Add(time.Hour)}
+	list, err := st.Measurements.List(ctx, f, store.MeasurementSort{Key: "startedAt"}, store.PageRequest{Limit: 10})
+	if err != nil || len(list.Items) != 3 || list.Total != 3 {
+		t.Fatalf("measurements list: %d items, total %d, %v", len(list.Items), list.Total, err)
+	}
+	if _, err := st.Measurements.Get(ctx, list.Items[2].ID); err != nil {
+		t.Fatalf("get a measurement of a compressed chunk: %v", err)
+	}
+	wide := store.MeasurementFilter{StartedAt: lifecycleNow.Add(-25 * day), EndedAt: lifecycleNow}
+	groups, err := st.Measurements.Grouped(ctx, wide, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 10})
+	if err != nil || len(groups.Items) != 2 || groups.Items[0].Count != 3 {
+		t.Fatalf("grouped: %+v %v", groups, err)
+	}
+	minElapsed := 0.5
+	wide.MinElapsed = &minElapsed // read from the rows, not the rollups
+	if n, err := st.Measurements.Count(ctx, wide); err != nil || n != 5 {
+		t.Fatalf("count from the rows: %d %v", n, err)
+	}
+	hist, err := st.Devices.History(ctx, store.HistoryQuery{DeviceID: "dev1", Name: "temp", From: old.Add(-time.Hour), To: lifecycleNow},
+		store.PageRequest{Limit: 10})
+	if err != nil || len(hist.Items) != 3 {
+		t.Fatalf("device history over compressed chunks: %+v %v", hist, err)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM runtime_samples WHERE time < $1`, lifecycleNow.Add(-7*day)); n != 3 {
+		t.Fatalf("runtime samples in compressed chunks: %d", n)
+	}
+}
