@@ -178,6 +178,7 @@ SELECT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01
        avg(value_num::text::numeric)::float8 AS avg_value,
        min(value_num)::float8 AS min_value,
        max(value_num)::float8 AS max_value,
+       (percentile_disc(0.95) WITHIN GROUP (ORDER BY value_num))::float8 AS p95_value,
        count(*) AS points
 FROM device_metrics
 WHERE device_id = @device_id AND name = @name

@@ -72,10 +72,7 @@ func (s *server) exportMeasurements(ctx context.Context, in *listMeasurementsInp
 
 func (s *server) exportMeasurementGroups(ctx context.Context, in *groupMeasurementsInput, emit func(MeasurementGroup) error) error {
 	err := s.st.Export.MeasurementGroups(ctx, in.filter(), store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
-		func(r store.MeasurementGroup) error {
-			return emit(MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-				AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed)})
-		})
+		func(r store.MeasurementGroup) error { return emit(measurementGroupOf(r)) })
 	return s.exportError(ctx, "export measurement groups", err)
 }
 

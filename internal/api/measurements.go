@@ -560,9 +560,7 @@ func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInp
 	}
 	items := make([]MeasurementGroup, len(page.Items))
 	for i, r := range page.Items {
-		items[i] = MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-			AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed),
-			P50Elapsed: finite(r.P50Elapsed), P95Elapsed: finite(r.P95Elapsed), P99Elapsed: finite(r.P99Elapsed)}
+		items[i] = measurementGroupOf(r)
 	}
 	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
 }
@@ -620,4 +618,11 @@ func (s *server) measurementTimeseries(ctx context.Context, in *timeseriesInput)
 	}
 	out.Body.Serie, out.Body.Series = serie, serie
 	return out, nil
+}
+
+// measurementGroupOf is a group as the grouped list and its export answer it.
+func measurementGroupOf(r store.MeasurementGroup) MeasurementGroup {
+	return MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
+		AvgElapsed: finite(r.AvgElapsed), MinElapsed: finite(r.MinElapsed), MaxElapsed: finite(r.MaxElapsed),
+		P50Elapsed: finite(r.P50Elapsed), P95Elapsed: finite(r.P95Elapsed), P99Elapsed: finite(r.P99Elapsed)}
 }

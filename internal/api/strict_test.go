@@ -62,8 +62,8 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 		t.Fatalf("only %d paths tried", n)
 	}
 	// Every unknown parameter is listed, next to none of the known ones.
-	pr := s.do(get, "/flows?hour=1&src_app=web&size=5&limit=1", nil).problem(t, http.StatusUnprocessableEntity)
-	if len(pr.Errors) != 2 || !pr.hasError("query.src_app", "unknown") || !pr.hasError("query.limit", "unknown") {
+	pr := s.do(get, "/flows?hour=1&src_app=web&app=web&size=5&limit=1", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 2 || !pr.hasError("query.app", "unknown") || !pr.hasError("query.limit", "unknown") {
 		t.Fatalf("flows: %+v", pr.Errors)
 	}
 	// Authentication comes first: without a token the answer is 401.

@@ -9,7 +9,9 @@ import type { paths, components } from "./gen/api.js";
 // Node's globals, without pulling in @types/node.
 declare const process: { argv: string[]; exitCode?: number };
 
-type Client = ReturnType<typeof createClient<paths>>;
+// JSON answers only: the list operations also answer text/csv and
+// application/x-ndjson (exports), which this client does not ask for.
+type Client = ReturnType<typeof createClient<paths, "application/json">>;
 type Problem = components["schemas"]["Problem"];
 
 function check(ok: boolean, what: string, got?: unknown): void {
@@ -36,15 +38,15 @@ async function measurementWindow(c: Client): Promise<string> {
 }
 
 // An unknown query parameter is a 422 whose item is titled unknown. The
-// generated types refuse src_app at compile time; the cast sends it anyway.
+// generated types refuse app at compile time; the cast sends it anyway.
 async function unknownParameter(c: Client): Promise<string> {
   const res = await c.GET("/flows", {
-    params: { query: { hour: 1, src_app: "web" } as { hour: number } },
+    params: { query: { hour: 1, app: "web" } as { hour: number } },
   });
   const p = res.error as Problem | undefined;
   const item = p?.errors?.[0];
-  check(res.response.status === 422 && item?.title === "unknown" && item?.source === "src_app", "unknown parameter", p);
-  return "422 unknown src_app";
+  check(res.response.status === 422 && item?.title === "unknown" && item?.source === "app", "unknown parameter", p);
+  return "422 unknown app";
 }
 
 // Flows round trip: arrays are arrays (never null) in the generated types.
@@ -62,7 +64,7 @@ async function flows(c: Client): Promise<string> {
 const checks: Record<string, (c: Client) => Promise<string>> = { measurementWindow, unknownParameter, flows };
 
 async function main(): Promise<void> {
-  const client = createClient<paths>({ baseUrl: process.argv[2] });
+  const client = createClient<paths, "application/json">({ baseUrl: process.argv[2] });
   const results: Record<string, string> = {};
   for (const [name, run] of Object.entries(checks)) {
     results[name] = await run(client);

@@ -238,6 +238,7 @@ SELECT date_bin(make_interval(secs => $1::float8), time, '1970-01-01 00:00:00+00
        avg(value_num::text::numeric)::float8 AS avg_value,
        min(value_num)::float8 AS min_value,
        max(value_num)::float8 AS max_value,
+       (percentile_disc(0.95) WITHIN GROUP (ORDER BY value_num))::float8 AS p95_value,
        count(*) AS points
 FROM device_metrics
 WHERE device_id = $2 AND name = $3
@@ -260,6 +261,7 @@ type ExportMetricHistoryBucketsRow struct {
 	AvgValue float64
 	MinValue float64
 	MaxValue float64
+	P95Value float64
 	Points   int64
 }
 
@@ -284,6 +286,7 @@ func (q *Queries) ExportMetricHistoryBuckets(ctx context.Context, arg ExportMetr
 			&i.AvgValue,
 			&i.MinValue,
 			&i.MaxValue,
+			&i.P95Value,
 			&i.Points,
 		); err != nil {
 			return nil, err

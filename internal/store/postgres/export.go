@@ -29,8 +29,9 @@ import (
 // measurement lists have no window count, and the other two are as small
 // as the number of names (their count is computed over the groups).
 type Exports struct {
-	pool    *pgxpool.Pool
-	devices *Devices
+	pool         *pgxpool.Pool
+	devices      *Devices
+	measurements *Measurements
 }
 
 var _ store.Exporter = (*Exports)(nil)
@@ -226,7 +227,7 @@ func (e *Exports) HistoryBuckets(ctx context.Context, h store.HistoryQuery, widt
 	})
 	const op = "export metric history buckets"
 	n, err := each(ctx, e.pool, op, c, false, func(r db.ExportMetricHistoryBucketsRow) store.HistoryBucket {
-		return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, Count: r.Points}
+		return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, P95: r.P95Value, Count: r.Points}
 	}, fn)
 	return emptyOf(ctx, e.devices.q, op, h.DeviceID, int(min(n, 1)), err)
 }
@@ -257,9 +258,37 @@ func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilt
 			Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
 		})
 	})
+	// The percentiles come from the histograms, a query per run of groups
+	// (on another connection: the stream holds its own).
+	q := db.New(customPlans{e.pool})
+	var run []store.MeasurementGroup
+	flush := func() error {
+		if err := e.measurements.addPercentiles(ctx, q, f, b, run); err != nil {
+			return err
+		}
+		for _, g := range run {
+			if err := fn(g); err != nil {
+				return err
+			}
+		}
+		run = run[:0]
+		return nil
+	}
 	_, err := each(ctx, e.pool, "export measurement groups", c, true, func(r db.GroupMeasurementsRow) store.MeasurementGroup {
 		return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
 			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
-	}, fn)
+	}, func(g store.MeasurementGroup) error {
+		if run = append(run, g); len(run) == exportGroupRun {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(run) > 0 {
+		err = flush()
+	}
 	return err
 }
+
+// exportGroupRun is how many groups an export gives their percentiles at
+// once.
+const exportGroupRun = 256

@@ -153,7 +153,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 func (s *Store) Stores() *store.Store {
 	return &store.Store{Flows: s.Flows, Events: s.Events, Devices: s.Devices, Measurements: s.Measurements,
 		Collections: s.Collections, Runtime: s.Runtime, Idempotency: s.Idempotency, Health: s,
-		Export: &Exports{pool: s.pool, devices: s.Devices}}
+		Export: &Exports{pool: s.pool, devices: s.Devices, measurements: s.Measurements}}
 }
 
 // PoolStats are the pool's figures, for /metrics.
