@@ -6,12 +6,27 @@
 -- +goose Up
 -- +goose StatementBegin
 DO $$
+DECLARE
+    preloaded boolean;
 BEGIN
     -- CREATE EXTENSION fails ("must be preloaded") unless the library is in
     -- shared_preload_libraries, even when pg_available_extensions lists it.
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-       AND current_setting('shared_preload_libraries') ~ '(^|[\s,])"?timescaledb"?([\s,]|$)' THEN
-        CREATE EXTENSION IF NOT EXISTS timescaledb;
+    IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+        RETURN;
+    END IF;
+    BEGIN
+        preloaded := current_setting('shared_preload_libraries') ~ '(^|[\s,])"?timescaledb"?([\s,]|$)';
+    EXCEPTION WHEN insufficient_privilege THEN
+        -- Only superusers (and pg_read_all_settings) may read that setting;
+        -- the library registers its own settings once loaded.
+        preloaded := current_setting('timescaledb.license', true) IS NOT NULL;
+    END;
+    IF preloaded THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS timescaledb;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'timescaledb is available but this user may not create it: the tables stay plain PostgreSQL tables (a superuser can run CREATE EXTENSION timescaledb in this database before migrating)';
+        END;
     END IF;
 END
 $$;
