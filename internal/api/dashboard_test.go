@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
@@ -301,6 +302,50 @@ func (tb *tab) location() string {
 	return eval[string](tb, `location.pathname + location.search`)
 }
 
+// download clicks the button the XPath finds, lets the browser save the file
+// it downloads in a temporary directory, and returns the file's name and
+// content.
+func (tb *tab) download(xpath string) (string, string) {
+	tb.t.Helper()
+	dir := tb.t.TempDir()
+	events := true
+	if _, err := chromedp.CallBrowser(tb.ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir, EventsEnabled: &events}); err != nil {
+		tb.t.Fatal(err)
+	}
+	done := make(chan *cdpbrowser.EventDownloadProgress, 1)
+	ctx, stop := context.WithCancel(tb.ctx)
+	defer stop()
+	if err := chromedp.ListenBrowser(ctx, func(ev any) {
+		if ev, ok := ev.(*cdpbrowser.EventDownloadProgress); ok && ev.State != cdpbrowser.DownloadProgressStateInProgress {
+			select {
+			case done <- ev:
+			default:
+			}
+		}
+	}); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.run(chromedp.Click(xpath))
+	select {
+	case ev := <-done:
+		if ev.State != cdpbrowser.DownloadProgressStateCompleted {
+			tb.t.Fatalf("download %s", ev.State)
+		}
+	case <-time.After(time.Minute):
+		tb.t.Fatal("no download within a minute")
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil || len(files) != 1 {
+		tb.t.Fatalf("downloaded %v (%v), want one file", files, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return files[0].Name(), string(b)
+}
+
 // screenshot writes the page to docs/ui/<name>.png when UI_SCREENSHOTS=1.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
@@ -552,13 +597,20 @@ func TestDashboard(t *testing.T) {
 		tb.charts(2)
 		// (Titles and points only: reading a canvas twice makes Chromium warn.)
 		cs := eval[[][]string](tb, `[...document.querySelectorAll("figure.chart")].map((f) => [f.dataset.chart, f.dataset.points])`)
-		if points, _ := strconv.Atoi(cs[len(cs)-1][1]); len(cs) != 2 || cs[1][0] != "Requests per 15 minutes (UTC)" || points < 4 {
-			t.Errorf("charts = %v, want the second per 15 minutes over the hour (4 or 5 points)", cs)
+		if len(cs) != 2 {
+			t.Errorf("charts = %v, want 2", cs)
+		} else if points, _ := strconv.Atoi(cs[1][1]); cs[1][0] != "Requests per 15 minutes (UTC)" || points < 4 {
+			t.Errorf("timeseries chart = %v, want per 15 minutes over the hour (4 or 5 points)", cs[1])
 		}
 		tb.screenshot("measurements")
 		// A row opens the endpoint's requests, a request its detail.
 		tb.click(`//td/button[text()="/ui-test/orders"]`)
 		tb.contains("Requests of GET /ui-test/orders", "3 requests, newest first")
+		// The endpoint's requests as CSV (the second button: the first is the grouped
+		// table's); each row names the endpoint twice, in name and in context.url.
+		if name, csv := tb.download(`(//button[text()="Download CSV"])[2]`); name != "measurements.csv" || strings.Count(csv, "/ui-test/orders") != 2*3 || strings.Contains(csv, "/ui-test/pay") {
+			t.Errorf("downloaded %s:\n%s\nwant the three requests of GET /ui-test/orders", name, csv)
+		}
 		tb.click(`(//h2[@id="requests"]/following::table[1]//td/button)[1]`)
 		tb.contains("orderId", "412", "alpha", "10.1.2.3", "shop.local/ui-test/orders")
 		if loc := tb.location(); !strings.Contains(loc, "ep=%2Fui-test%2Forders") || !strings.Contains(loc, "id=") {
@@ -641,6 +693,12 @@ func TestDashboard(t *testing.T) {
 		talkers = eval[[][]string](tb, rowsJS(1))
 		if len(talkers) != 2 || talkers[0][1] != "big-src" || talkers[1][1] != "small-src" {
 			t.Errorf("vpc-1's flows = %v", talkers)
+		}
+		// The same list as CSV (the API's export, Accept: text/csv).
+		name, csv := tb.download(`//button[text()="Download CSV"]`)
+		wantCSV := fmt.Sprintf("src_app,dest_app,vpc_id,bytes_tx,bytes_rx,hour\r\nbig-src,big-dest,vpc-1,6000,9000,%d\r\nsmall-src,small-dest,vpc-1,10,20,%d\r\n", data.hour, data.hour)
+		if name != fmt.Sprintf("flows-%d-%d.csv", data.hour-5, data.hour+1) || csv != wantCSV {
+			t.Errorf("downloaded %s:\n%q\nwant\n%q", name, csv, wantCSV)
 		}
 
 		// One hour, as the older links say it.

@@ -3,9 +3,9 @@
 // (the API's summary), and its hourly totals with the top talkers first (the
 // API's list sorted by bytes). The API does the ordering and paging: the page
 // reads one page of each.
-import { get } from "../api.js";
+import { download, get } from "../api.js";
 import { barChart } from "../charts.js";
-import { bytes, count, field, fmt, h, select, table, when } from "../dom.js";
+import { actionButton, bytes, count, field, fmt, h, select, table, when } from "../dom.js";
 import { pager } from "./measurements.js";
 
 const ranges = [["hour", "One hour"], ["day", "Last 24 hours"], ["week", "Last 7 days"], ["custom", "Custom (UTC)"]];
@@ -136,6 +136,7 @@ export default async function flows(q, nav) {
         rows,
       }),
       pager(list, page, (p) => nav({ page: p })),
+      actionButton("Download CSV", () => download("/flows", { ...range, sort: "bytes,desc" }, `flows-${r.from}-${r.to}.csv`)),
     ],
   };
 }

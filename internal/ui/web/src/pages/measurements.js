@@ -1,9 +1,9 @@
 // Measurements: the grouped table (per name and method) over a window with
 // filters, the method distribution and timeseries charts; a row opens that
 // endpoint's requests, and a request opens its detail.
-import { get } from "../api.js";
+import { download, get } from "../api.js";
 import { barChart, timeChart } from "../charts.js";
-import { count, field, fmt, h, select, table, when } from "../dom.js";
+import { actionButton, count, field, fmt, h, select, table, when } from "../dom.js";
 import { bounds, windowControls } from "./window.js";
 
 const percentiles = [["p50Elapsed", "p50 (s)"], ["p95Elapsed", "p95 (s)"], ["p99Elapsed", "p99 (s)"]];
@@ -97,7 +97,8 @@ export default async function measurements(q, nav) {
       [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "requests" }));
 
   const nodes = [h("h1", {}, "Measurements"), form, charts, h("h2", {}, "Endpoints"), grouped,
-    pager(groups, page, (p) => nav({ page: p }))];
+    pager(groups, page, (p) => nav({ page: p })),
+    actionButton("Download CSV", () => download("/api/measurements/grouped/", { ...win, ...filters, sort }, "measurements-grouped.csv"))];
 
   if (requests) {
     nodes.push(h("h2", { id: "requests" }, `Requests of ${epMethod} ${ep}`), table({
@@ -113,7 +114,8 @@ export default async function measurements(q, nav) {
       rows: requests.items || [],
       onRow: (r) => nav({ id: r.id }),
       selected: (r) => String(r.id) === id,
-    }), pager(requests, rpage, (p) => nav({ rpage: p })));
+    }), pager(requests, rpage, (p) => nav({ rpage: p })),
+    actionButton("Download CSV", () => download("/api/measurements/", { ...win, app: filters.app, name: ep, method: epMethod, sort: "endedAt,desc" }, "measurements.csv")));
   }
   if (detail) {
     const m = detail.measurement;
