@@ -666,15 +666,15 @@ func TestDashboard(t *testing.T) {
 		at := func(hour int64) string { return time.Unix(hour*3600, 0).UTC().Format("2006-01-02T15:04") }
 		tb.open(s.URL + "/ui/flows?range=custom&from=" + at(data.hour-5) + "&to=" + at(data.hour+1))
 		tb.title(fmt.Sprintf("Flows, hours %d to %d", data.hour-5, data.hour+1))
-		tb.contains("(6 hours)", "153 source apps", "155 hourly totals", "page 1 of 4")
+		tb.contains("(6 hours)", "153 source apps", "155 hourly totals", "page 1 of 7")
 		summary := eval[[][]string](tb, rowsJS(0))
-		if len(summary) != 50 || fmt.Sprint(summary[:3]) != fmt.Sprint([][]string{
+		if len(summary) != 25 || fmt.Sprint(summary[:3]) != fmt.Sprint([][]string{
 			{"big-src", "8,000", "9,500", "17,500"}, {"svc-149", "1,490", "1", "1,491"}, {"svc-148", "1,480", "1", "1,481"}}) {
-			t.Errorf("%d summary rows, first %v; want 50, big-src (two hours added) then svc-149, svc-148", len(summary), summary[:min(3, len(summary))])
+			t.Errorf("%d summary rows, first %v; want 25, big-src (two hours added) then svc-149, svc-148", len(summary), summary[:min(3, len(summary))])
 		}
 		talkers := eval[[][]string](tb, rowsJS(1))
-		if len(talkers) != 50 || fmt.Sprint(talkers[0][1:]) != fmt.Sprint([]string{"big-src", "big-dest", "vpc-1", "6,000", "9,000", "15,000"}) || talkers[1][2] != "other-dest" || talkers[2][1] != "svc-149" {
-			t.Errorf("%d top talkers, first %v, second %v; want 50, big-src's two hours then svc-149", len(talkers), talkers[0], talkers[min(1, len(talkers)-1)])
+		if len(talkers) != 25 || fmt.Sprint(talkers[0][1:]) != fmt.Sprint([]string{"big-src", "big-dest", "vpc-1", "6,000", "9,000", "15,000"}) || talkers[1][2] != "other-dest" || talkers[2][1] != "svc-149" {
+			t.Errorf("%d top talkers, first %v, second %v; want 25, big-src's two hours then svc-149", len(talkers), talkers[0], talkers[min(1, len(talkers)-1)])
 		}
 		tb.charts(1)
 		// Per VPC: everything fits one page, so the range's totals show.
@@ -717,13 +717,16 @@ func TestDashboard(t *testing.T) {
 		}
 		// An hour of more keys than a page: the API orders and pages them.
 		tb.click(`//button[text()="Previous hour"]`)
-		tb.contains("150 source apps", "page 1 of 3")
-		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 50 || rows[0][0] != "svc-149" || rows[49][0] != "svc-100" {
-			t.Errorf("%d rows, first %v, last %v; want 50, svc-149 first, svc-100 last", len(rows), rows[0], rows[len(rows)-1])
+		tb.contains("150 source apps", "page 1 of 6")
+		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 25 || rows[0][0] != "svc-149" || rows[24][0] != "svc-125" {
+			t.Errorf("%d rows, first %v, last %v; want 25, svc-149 first, svc-125 last", len(rows), rows[0], rows[len(rows)-1])
 		}
 		tb.click(`(//div[@class="pager"])[1]/button[text()="Next"]`)
-		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 50 || rows[0][0] != "svc-099" {
-			t.Errorf("second page: %d rows, first %v; want svc-099", len(rows), rows[0])
+		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 25 || rows[0][0] != "svc-124" {
+			t.Errorf("second page: %d rows, first %v; want svc-124", len(rows), rows[0])
+		}
+		if loc := tb.location(); !strings.Contains(loc, "spage=2") {
+			t.Errorf("location = %s", loc)
 		}
 
 		// The default: the last 24 hours.

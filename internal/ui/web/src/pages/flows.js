@@ -49,8 +49,8 @@ export default async function flows(q, nav) {
   const range = { from_hour: r.from, to_hour: r.to, ...filters };
 
   const [summary, list] = await Promise.all([
-    get("/flows/summary", { ...range, by, page: spage, size: 50 }),
-    get("/flows", { ...range, sort: "bytes,desc", page, size: 50 }),
+    get("/flows/summary", { ...range, by, page: spage, size: 25 }),
+    get("/flows", { ...range, sort: "bytes,desc", page, size: 25 }),
   ]);
   const totals = summary.items || [];
   const rows = (list.items || []).map((f) => ({ ...f, total: f.bytes_tx + f.bytes_rx }));
