@@ -796,6 +796,13 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("alert = %q", alert)
 		}
 		tb.title("Measurements")
+		// A flows range longer than the API allows (744 hours): its 422.
+		tb.open(s.URL + "/ui/flows?range=custom&from=2026-01-01T00:00&to=2026-03-01T00:00")
+		alert = value(tb, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
+		if !strings.Contains(alert, "/flows") || !strings.Contains(alert, "422") {
+			t.Errorf("flows alert = %q", alert)
+		}
+		tb.title("Flows")
 		tb.clean()
 	})
 
