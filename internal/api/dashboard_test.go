@@ -735,6 +735,13 @@ func TestDashboard(t *testing.T) {
 		tb.contains("(24 hours)", "155 hourly totals")
 		tb.charts(1)
 		tb.screenshot("flows")
+		// From the last 24 hours to one hour: the current one.
+		before := time.Now().Unix() / 3600
+		tb.choose("range", "hour")
+		if loc, now := tb.location(), time.Now().Unix()/3600; !strings.Contains(loc, "range=hour") ||
+			(!strings.Contains(loc, fmt.Sprintf("hour=%d", before)) && !strings.Contains(loc, fmt.Sprintf("hour=%d", now))) {
+			t.Errorf("location after choosing one hour = %s, want hour=%d", loc, now)
+		}
 		tb.clean()
 	})
 

@@ -70,8 +70,9 @@ export default async function flows(q, nav) {
       const f = new FormData(e.target);
       const v = (k) => (f.get(k) || "").toString().trim();
       const range = v("range");
+      // Into one hour from a longer range: its last hour; into a custom range: the one shown.
       nav({
-        range, hour: range === "hour" ? v("hour") || r.from : null,
+        range, hour: range === "hour" ? v("hour") || r.to - 1 : null,
         from: range === "custom" ? v("from") || toLocal(r.from) : null, to: range === "custom" ? v("to") || toLocal(r.to) : null,
         by: v("by"), src_app: v("src_app"), dest_app: v("dest_app"), vpc_id: v("vpc_id"), page: null, spage: null,
       });
