@@ -34,7 +34,7 @@ func BenchmarkDashboardFirstRender(b *testing.B) {
 		{"overview", "/ui/"},
 		{"measurements_day", "/ui/measurements"},
 		{"measurements_week", "/ui/measurements?window=week"},
-		{"measurements_hour_daily", "/ui/measurements?window=hour&interval=daily"},
+		{"measurements_hour_daily", "/ui/measurements?window=hour&bucket=1d"},
 		{"measurements_endpoint", "/ui/measurements?ep=%2Fapi%2Fr7%2F%3Cid%3E&epm=GET"},
 		{"devices", "/ui/devices"},
 		{"flows", "/ui/flows"},

@@ -10,17 +10,20 @@ package api
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
@@ -299,6 +302,50 @@ func (tb *tab) location() string {
 	return eval[string](tb, `location.pathname + location.search`)
 }
 
+// download clicks the button the XPath finds, lets the browser save the file
+// it downloads in a temporary directory, and returns the file's name and
+// content.
+func (tb *tab) download(xpath string) (string, string) {
+	tb.t.Helper()
+	dir := tb.t.TempDir()
+	events := true
+	if _, err := chromedp.CallBrowser(tb.ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir, EventsEnabled: &events}); err != nil {
+		tb.t.Fatal(err)
+	}
+	done := make(chan *cdpbrowser.EventDownloadProgress, 1)
+	ctx, stop := context.WithCancel(tb.ctx)
+	defer stop()
+	if err := chromedp.ListenBrowser(ctx, func(ev any) {
+		if ev, ok := ev.(*cdpbrowser.EventDownloadProgress); ok && ev.State != cdpbrowser.DownloadProgressStateInProgress {
+			select {
+			case done <- ev:
+			default:
+			}
+		}
+	}); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.run(chromedp.Click(xpath))
+	select {
+	case ev := <-done:
+		if ev.State != cdpbrowser.DownloadProgressStateCompleted {
+			tb.t.Fatalf("download %s", ev.State)
+		}
+	case <-time.After(time.Minute):
+		tb.t.Fatal("no download within a minute")
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil || len(files) != 1 {
+		tb.t.Fatalf("downloaded %v (%v), want one file", files, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return files[0].Name(), string(b)
+}
+
 // screenshot writes the page to docs/ui/<name>.png when UI_SCREENSHOTS=1.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
@@ -391,6 +438,11 @@ func seedDashboard(t *testing.T, ds dashboardServer) seeded {
 			"bytes_tx": i * 10, "bytes_rx": 1, "hour": out.hour - 2})
 	}
 	s.do("POST", "/flows", many).wantStatus(t, http.StatusCreated)
+	// Five hours earlier, keys seen again later, so that a range adds them up.
+	s.do("POST", "/flows", []map[string]any{
+		{"src_app": "big-src", "dest_app": "other-dest", "vpc_id": "vpc-3", "bytes_tx": 2000, "bytes_rx": 500, "hour": out.hour - 5},
+		{"src_app": "mid-src", "dest_app": "mid-dest", "vpc_id": "vpc-2", "bytes_tx": 100, "bytes_rx": 0, "hour": out.hour - 5},
+	}).wantStatus(t, http.StatusCreated)
 
 	register := func(host string, ago int64) string {
 		var r struct{ UUID string }
@@ -474,7 +526,7 @@ func TestDashboard(t *testing.T) {
 		figures := eval[map[string]string](tb, `Object.fromEntries([...document.querySelectorAll("section.card dd")].map((d) =>
 			[d.closest("section").getAttribute("aria-label") + "/" + d.dataset.figure, d.innerText]))`)
 		for k, want := range map[string]string{
-			"Flows/keys this hour": "3", "Flows/keys over the last day": "153",
+			"Flows/keys this hour": "3", "Flows/hourly totals, last 24 hours": "155",
 			"Runs/started last hour": "2", "Runs/running": "1",
 			"Devices/devices": "2", "Devices/metric names reported now": "2",
 			"Collections/open": "1",
@@ -503,10 +555,28 @@ func TestDashboard(t *testing.T) {
 		tb.charts(2)
 		rowsJS := `[...document.querySelector("main table.data").tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText))`
 		rows := eval[[][]string](tb, rowsJS)
-		// Count, average, minimum, maximum, most requested first.
+		// Count, average, minimum, maximum, most requested first; then the
+		// percentiles p50, p95, p99 (nearest rank, from the API's histogram:
+		// within 2.44 % of the exact value).
 		want := [][]string{{"/ui-test/orders", "GET", "3", "0.5", "0.25", "0.75"}, {"/ui-test/pay", "POST", "1", "1.5", "1.5", "1.5"}}
-		if fmt.Sprint(rows) != fmt.Sprint(want) {
-			t.Errorf("grouped rows = %v, want %v", rows, want)
+		wantP := [][]float64{{0.5, 0.75, 0.75}, {1.5, 1.5, 1.5}}
+		if len(rows) != 2 {
+			t.Fatalf("grouped rows = %v, want 2", rows)
+		}
+		for i, row := range rows {
+			if len(row) != 9 || fmt.Sprint(row[:6]) != fmt.Sprint(want[i]) {
+				t.Errorf("grouped row %d = %v, want %v and three percentiles", i, row, want[i])
+				continue
+			}
+			for j, p := range wantP[i] {
+				got, err := strconv.ParseFloat(row[6+j], 64)
+				if err != nil || math.Abs(got-p) > 0.0244*p {
+					t.Errorf("row %d (%s): percentile column %d = %q, want %g within 2.44 %%", i, row[0], j, row[6+j], p)
+				}
+			}
+		}
+		if heads := eval[[]string](tb, `[...document.querySelectorAll("main table.data th")].map((c) => c.innerText)`); !strings.Contains(strings.Join(heads, "|"), "p50 (s)|p95 (s)|p99 (s)") {
+			t.Errorf("grouped headers = %v", heads)
 		}
 		// Sort by maximum with the keyboard: a header button, and the URL says so.
 		n := tb.renders()
@@ -519,10 +589,28 @@ func TestDashboard(t *testing.T) {
 		if loc := tb.location(); !strings.Contains(loc, "sort=maxElapsed%2Cdesc") {
 			t.Errorf("location after sorting = %s", loc)
 		}
+		// Timeseries in 15-minute buckets: the URL says so and it draws.
+		tb.choose("bucket", "15m")
+		if loc := tb.location(); !strings.Contains(loc, "bucket=15m") {
+			t.Errorf("location after choosing 15m = %s", loc)
+		}
+		tb.charts(2)
+		// (Titles and points only: reading a canvas twice makes Chromium warn.)
+		cs := eval[[][]string](tb, `[...document.querySelectorAll("figure.chart")].map((f) => [f.dataset.chart, f.dataset.points])`)
+		if len(cs) != 2 {
+			t.Errorf("charts = %v, want 2", cs)
+		} else if points, _ := strconv.Atoi(cs[1][1]); cs[1][0] != "Requests per 15 minutes (UTC)" || points < 4 {
+			t.Errorf("timeseries chart = %v, want per 15 minutes over the hour (4 or 5 points)", cs[1])
+		}
 		tb.screenshot("measurements")
 		// A row opens the endpoint's requests, a request its detail.
 		tb.click(`//td/button[text()="/ui-test/orders"]`)
 		tb.contains("Requests of GET /ui-test/orders", "3 requests, newest first")
+		// The endpoint's requests as CSV (the second button: the first is the grouped
+		// table's); each row names the endpoint twice, in name and in context.url.
+		if name, csv := tb.download(`(//button[text()="Download CSV"])[2]`); name != "measurements.csv" || strings.Count(csv, "/ui-test/orders") != 2*3 || strings.Contains(csv, "/ui-test/pay") {
+			t.Errorf("downloaded %s:\n%s\nwant the three requests of GET /ui-test/orders", name, csv)
+		}
 		tb.click(`(//h2[@id="requests"]/following::table[1]//td/button)[1]`)
 		tb.contains("orderId", "412", "alpha", "10.1.2.3", "shop.local/ui-test/orders")
 		if loc := tb.location(); !strings.Contains(loc, "ep=%2Fui-test%2Forders") || !strings.Contains(loc, "id=") {
@@ -570,28 +658,89 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("flows", func(t *testing.T) {
 		tb := newTab(t, browser)
-		tb.open(s.URL + fmt.Sprintf("/ui/flows?hour=%d", data.hour))
-		tb.title("Flows, hour " + fmt.Sprint(data.hour))
-		tb.contains("3 keys", "6,310 B", "9,420 B")
-		first := eval[[][]string](tb, `[...document.querySelector("main table.data").tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText))`)
-		want := [][]string{{"big-src", "big-dest", "vpc-1", "6,000", "9,000", "15,000"},
-			{"mid-src", "mid-dest", "vpc-2", "300", "400", "700"}, {"small-src", "small-dest", "vpc-1", "10", "20", "30"}}
-		if fmt.Sprint(first) != fmt.Sprint(want) {
-			t.Errorf("flows rows = %v, want %v (largest first)", first, want)
+		rowsJS := func(table int) string {
+			return fmt.Sprintf(`[...document.querySelectorAll("main table.data")[%d].tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText))`, table)
+		}
+		// A custom range of six hours: the totals per source app add up
+		// the hours, largest first, one page of the API's summary.
+		at := func(hour int64) string { return time.Unix(hour*3600, 0).UTC().Format("2006-01-02T15:04") }
+		tb.open(s.URL + "/ui/flows?range=custom&from=" + at(data.hour-5) + "&to=" + at(data.hour+1))
+		tb.title(fmt.Sprintf("Flows, hours %d to %d", data.hour-5, data.hour+1))
+		tb.contains("(6 hours)", "153 source apps", "155 hourly totals", "page 1 of 7")
+		summary := eval[[][]string](tb, rowsJS(0))
+		if len(summary) != 25 || fmt.Sprint(summary[:3]) != fmt.Sprint([][]string{
+			{"big-src", "8,000", "9,500", "17,500"}, {"svc-149", "1,490", "1", "1,491"}, {"svc-148", "1,480", "1", "1,481"}}) {
+			t.Errorf("%d summary rows, first %v; want 25, big-src (two hours added) then svc-149, svc-148", len(summary), summary[:min(3, len(summary))])
+		}
+		talkers := eval[[][]string](tb, rowsJS(1))
+		if len(talkers) != 25 || fmt.Sprint(talkers[0][1:]) != fmt.Sprint([]string{"big-src", "big-dest", "vpc-1", "6,000", "9,000", "15,000"}) || talkers[1][2] != "other-dest" || talkers[2][1] != "svc-149" {
+			t.Errorf("%d top talkers, first %v, second %v; want 25, big-src's two hours then svc-149", len(talkers), talkers[0], talkers[min(1, len(talkers)-1)])
 		}
 		tb.charts(1)
-		tb.screenshot("flows")
-		tb.click(`//button[text()="Previous hour"]`)
-		tb.contains("0 keys")
-		if loc := tb.location(); loc != fmt.Sprintf("/ui/flows?hour=%d", data.hour-1) {
+		// Per VPC: everything fits one page, so the range's totals show.
+		tb.choose("by", "vpc_id")
+		tb.contains("4 VPCs", "120,160 B", "10,070 B")
+		if summary := eval[[][]string](tb, rowsJS(0)); fmt.Sprint(summary) != fmt.Sprint([][]string{
+			{"vpc-9", "111,750", "150", "111,900"}, {"vpc-1", "6,010", "9,020", "15,030"}, {"vpc-3", "2,000", "500", "2,500"}, {"vpc-2", "400", "400", "800"}}) {
+			t.Errorf("per VPC = %v", summary)
+		}
+		if loc := tb.location(); !strings.Contains(loc, "by=vpc_id") || !strings.Contains(loc, "range=custom") {
 			t.Errorf("location = %s", loc)
 		}
-		// An hour of two API pages: every key read, then sorted.
+		// A key narrows the range to its flows.
+		tb.click(`//td/button[text()="vpc-1"]`)
+		tb.contains("vpc_id vpc-1", "1 VPC", "2 hourly totals")
+		talkers = eval[[][]string](tb, rowsJS(1))
+		if len(talkers) != 2 || talkers[0][1] != "big-src" || talkers[1][1] != "small-src" {
+			t.Errorf("vpc-1's flows = %v", talkers)
+		}
+		// The same list as CSV (the API's export, Accept: text/csv).
+		name, csv := tb.download(`//button[text()="Download CSV"]`)
+		wantCSV := fmt.Sprintf("src_app,dest_app,vpc_id,bytes_tx,bytes_rx,hour\r\nbig-src,big-dest,vpc-1,6000,9000,%d\r\nsmall-src,small-dest,vpc-1,10,20,%d\r\n", data.hour, data.hour)
+		if name != fmt.Sprintf("flows-%d-%d.csv", data.hour-5, data.hour+1) || csv != wantCSV {
+			t.Errorf("downloaded %s:\n%q\nwant\n%q", name, csv, wantCSV)
+		}
+
+		// One hour, as the older links say it.
+		tb.open(s.URL + fmt.Sprintf("/ui/flows?hour=%d", data.hour))
+		tb.title("Flows, hour " + fmt.Sprint(data.hour))
+		tb.contains("3 source apps", "6,310 B", "9,420 B")
+		want := [][]string{{"big-src", "6,000", "9,000", "15,000"}, {"mid-src", "300", "400", "700"}, {"small-src", "10", "20", "30"}}
+		if got := eval[[][]string](tb, rowsJS(0)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("summary rows = %v, want %v (largest first)", got, want)
+		}
+		tb.charts(1)
 		tb.click(`//button[text()="Previous hour"]`)
-		tb.contains("150 keys")
-		rows := eval[[][]string](tb, `[...document.querySelector("main table.data").tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText))`)
-		if len(rows) != 150 || rows[0][0] != "svc-149" || rows[149][0] != "svc-000" {
-			t.Errorf("%d rows, first %v, last %v; want 150, svc-149 first, svc-000 last", len(rows), rows[0], rows[len(rows)-1])
+		tb.contains("0 source apps")
+		if loc := tb.location(); !strings.Contains(loc, fmt.Sprintf("hour=%d", data.hour-1)) {
+			t.Errorf("location = %s", loc)
+		}
+		// An hour of more keys than a page: the API orders and pages them.
+		tb.click(`//button[text()="Previous hour"]`)
+		tb.contains("150 source apps", "page 1 of 6")
+		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 25 || rows[0][0] != "svc-149" || rows[24][0] != "svc-125" {
+			t.Errorf("%d rows, first %v, last %v; want 25, svc-149 first, svc-125 last", len(rows), rows[0], rows[len(rows)-1])
+		}
+		tb.click(`(//div[@class="pager"])[1]/button[text()="Next"]`)
+		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 25 || rows[0][0] != "svc-124" {
+			t.Errorf("second page: %d rows, first %v; want svc-124", len(rows), rows[0])
+		}
+		if loc := tb.location(); !strings.Contains(loc, "spage=2") {
+			t.Errorf("location = %s", loc)
+		}
+
+		// The default: the last 24 hours.
+		tb.open(s.URL + "/ui/flows")
+		tb.title("Flows, hours")
+		tb.contains("(24 hours)", "155 hourly totals")
+		tb.charts(1)
+		tb.screenshot("flows")
+		// From the last 24 hours to one hour: the current one.
+		before := time.Now().Unix() / 3600
+		tb.choose("range", "hour")
+		if loc, now := tb.location(), time.Now().Unix()/3600; !strings.Contains(loc, "range=hour") ||
+			(!strings.Contains(loc, fmt.Sprintf("hour=%d", before)) && !strings.Contains(loc, fmt.Sprintf("hour=%d", now))) {
+			t.Errorf("location after choosing one hour = %s, want hour=%d", loc, now)
 		}
 		tb.clean()
 	})
@@ -654,6 +803,13 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("alert = %q", alert)
 		}
 		tb.title("Measurements")
+		// A flows range longer than the API allows (744 hours): its 422.
+		tb.open(s.URL + "/ui/flows?range=custom&from=2026-01-01T00:00&to=2026-03-01T00:00")
+		alert = value(tb, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
+		if !strings.Contains(alert, "/flows") || !strings.Contains(alert, "422") {
+			t.Errorf("flows alert = %q", alert)
+		}
+		tb.title("Flows")
 		tb.clean()
 	})
 

@@ -93,3 +93,24 @@ export function select(name, options, value, onchange) {
 export function alertBox(err) {
   return h("p", { class: "alert", role: "alert" }, err instanceof Error ? err.message : String(err));
 }
+
+// actionButton runs an async action on click (a download): the button is
+// disabled meanwhile, and a failure is shown beside it.
+export function actionButton(label, action) {
+  const status = h("span", { class: "muted", role: "status" });
+  const button = h("button", {
+    type: "button",
+    onclick: async () => {
+      button.disabled = true;
+      status.replaceChildren();
+      try {
+        await action();
+      } catch (e) {
+        status.replaceChildren(h("span", { class: "bad" }, e instanceof Error ? e.message : String(e)));
+      } finally {
+        button.disabled = false;
+      }
+    },
+  }, label);
+  return h("span", { class: "action" }, button, " ", status);
+}

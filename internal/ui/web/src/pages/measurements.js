@@ -1,18 +1,25 @@
 // Measurements: the grouped table (per name and method) over a window with
 // filters, the method distribution and timeseries charts; a row opens that
 // endpoint's requests, and a request opens its detail.
-import { get } from "../api.js";
+import { download, get } from "../api.js";
 import { barChart, timeChart } from "../charts.js";
-import { count, field, fmt, h, select, table, when } from "../dom.js";
+import { actionButton, count, field, fmt, h, select, table, when } from "../dom.js";
 import { bounds, windowControls } from "./window.js";
 
-// Percentile columns appear when the API's groups carry them.
-const optional = [["p50Elapsed", "p50 (s)"], ["p95Elapsed", "p95 (s)"], ["p99Elapsed", "p99 (s)"]];
+const percentiles = [["p50Elapsed", "p50 (s)"], ["p95Elapsed", "p95 (s)"], ["p99Elapsed", "p99 (s)"]];
 
-// bucketTime reads a timeseries key ("YYYY-MM-DD" or "YYYY-MM-DD HH", UTC).
+// The timeseries buckets the API takes, and the one each window starts with
+// (a few dozen points at most).
+const buckets = [["5m", "5 minutes"], ["15m", "15 minutes"], ["1h", "1 hour"], ["6h", "6 hours"], ["1d", "1 day"]];
+const bucketFor = { hour: "5m", day: "1h", week: "6h", custom: "1h" };
+const per = { "5m": "per 5 minutes", "15m": "per 15 minutes", "1h": "per hour", "6h": "per 6 hours", "1d": "per day" };
+
+// bucketTime reads a timeseries key ("YYYY-MM-DD", "YYYY-MM-DD HH" or
+// "YYYY-MM-DD HH:MM", UTC).
 function bucketTime(k) {
-  const [d, hh] = k.split(" ");
-  return Date.parse(d + "T" + (hh || "00") + ":00:00Z") / 1000;
+  const [d, t] = k.split(" ");
+  const [hh, mm] = (t || "00").split(":");
+  return Date.parse(`${d}T${hh}:${mm || "00"}:00Z`) / 1000;
 }
 
 export default async function measurements(q, nav) {
@@ -20,7 +27,10 @@ export default async function measurements(q, nav) {
   const filters = { app: q.get("app") || "", method: q.get("method") || "", name: q.get("name") || "" };
   const sort = q.get("sort") || "count,desc";
   const [sortKey, sortDir] = sort.split(",");
-  const interval = q.get("interval") === "daily" ? "daily" : "hourly";
+  // interval=daily|hourly: the links made before the bucket choice.
+  const older = { daily: "1d", hourly: "1h" }[q.get("interval")];
+  const bq = q.get("bucket") || older;
+  const bucket = buckets.some(([v]) => v === bq) ? bq : bucketFor[b.win];
   const page = Math.max(1, parseInt(q.get("page") || "1", 10) || 1);
   const win = { startedAt: b.startedAt, endedAt: b.endedAt };
   const ep = q.get("ep");
@@ -31,7 +41,7 @@ export default async function measurements(q, nav) {
   const [groups, dist, series, requests, detail] = await Promise.all([
     get("/api/measurements/grouped/", { ...win, ...filters, sort, page, size: 50 }),
     get("/api/measurements/methodDistribution/", win),
-    get("/api/measurements/timeseries/", { ...win, interval }),
+    get("/api/measurements/timeseries/", { ...win, bucket }),
     ep ? get("/api/measurements/", { ...win, app: filters.app, name: ep, method: epMethod, sort: "endedAt,desc", page: rpage, size: 20 }) : null,
     id ? get("/api/measurements/" + encodeURIComponent(id)) : null,
   ]);
@@ -43,15 +53,20 @@ export default async function measurements(q, nav) {
       const f = new FormData(e.target);
       const v = (k) => (f.get(k) || "").toString().trim();
       nav({ window: v("window"), from: v("from"), to: v("to"), app: v("app"), method: v("method"), name: v("name"),
-        interval: v("interval"), page: null, ep: null, epm: null, rpage: null, id: null });
+        bucket: v("bucket"), interval: null, page: null, ep: null, epm: null, rpage: null, id: null });
     },
-    onchange: (e) => { if (e.target.tagName === "SELECT") e.currentTarget.requestSubmit(); },
+    onchange: (e) => {
+      if (e.target.tagName !== "SELECT") return;
+      // Another window starts with its own bucket (a week in 5 minutes is 2,016 points).
+      if (e.target.name === "window") e.currentTarget.elements.bucket.value = bucketFor[e.target.value] || "1h";
+      e.currentTarget.requestSubmit();
+    },
   },
   windowControls(b),
   field("App", h("input", { name: "app", value: filters.app, placeholder: "any" })),
   field("Method", h("input", { name: "method", value: filters.method, placeholder: "any (GET,POST)", size: 12 })),
   field("Name", h("input", { name: "name", value: filters.name, placeholder: "any (exact)" })),
-  field("Timeseries", select("interval", [["hourly", "Hourly"], ["daily", "Daily"]], interval, () => {})),
+  field("Timeseries bucket", select("bucket", buckets, bucket, () => {})),
   h("button", { type: "submit", class: "primary" }, "Apply"));
 
   const items = groups.items || [];
@@ -62,7 +77,7 @@ export default async function measurements(q, nav) {
     { key: "avgElapsed", label: "Avg (s)", num: true, sort: true, cell: (r) => fmt(r.avgElapsed, 4) },
     { key: "minElapsed", label: "Min (s)", num: true, sort: true, cell: (r) => fmt(r.minElapsed, 4) },
     { key: "maxElapsed", label: "Max (s)", num: true, sort: true, cell: (r) => fmt(r.maxElapsed, 4) },
-    ...optional.filter(([k]) => items.some((r) => k in r)).map(([key, label]) =>
+    ...percentiles.map(([key, label]) =>
       ({ key, label, num: true, sort: true, cell: (r) => fmt(r[key], 4) })),
   ];
   const grouped = table({
@@ -78,11 +93,12 @@ export default async function measurements(q, nav) {
   const keys = Object.keys(series.serie || {}).sort();
   const charts = h("div", { class: "charts" },
     barChart("Requests per method", methods, methods.map((m) => dist.distribution[m]), { yLabel: "requests" }),
-    timeChart(`Requests ${interval === "daily" ? "per day" : "per hour"} (UTC)`, keys.map(bucketTime),
+    timeChart(`Requests ${per[bucket]} (UTC)`, keys.map(bucketTime),
       [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "requests" }));
 
   const nodes = [h("h1", {}, "Measurements"), form, charts, h("h2", {}, "Endpoints"), grouped,
-    pager(groups, page, (p) => nav({ page: p }))];
+    pager(groups, page, (p) => nav({ page: p })),
+    actionButton("Download CSV", () => download("/api/measurements/grouped/", { ...win, ...filters, sort }, "measurements-grouped.csv"))];
 
   if (requests) {
     nodes.push(h("h2", { id: "requests" }, `Requests of ${epMethod} ${ep}`), table({
@@ -98,7 +114,8 @@ export default async function measurements(q, nav) {
       rows: requests.items || [],
       onRow: (r) => nav({ id: r.id }),
       selected: (r) => String(r.id) === id,
-    }), pager(requests, rpage, (p) => nav({ rpage: p })));
+    }), pager(requests, rpage, (p) => nav({ rpage: p })),
+    actionButton("Download CSV", () => download("/api/measurements/", { ...win, app: filters.app, name: ep, method: epMethod, sort: "endedAt,desc" }, "measurements.csv")));
   }
   if (detail) {
     const m = detail.measurement;

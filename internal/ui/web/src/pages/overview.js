@@ -23,11 +23,10 @@ export default async function overview() {
   const iso = (t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const total = (path, params) => settle(get(path, { ...params, page: 1, size: 1 }).then((r) => r.total));
 
-  // Flows are hourly totals: the last day is the sum over its 24 hours.
-  const flowHours = Array.from({ length: 24 }, (_, i) => total("/flows", { hour: hourNow - i }));
-  const [ready, series, mHour, mDay, rHour, rDay, running, devices, metrics, colls, ...fh] = await Promise.all([
+  // Flows are hourly totals per key: a range's total counts (key, hour) pairs.
+  const [ready, series, mHour, mDay, rHour, rDay, running, devices, metrics, colls, fHour, fDay] = await Promise.all([
     settle(fetch("/readyz", { headers: { Accept: "application/json" } }).then(async (r) => ({ ok: r.ok, body: await r.json() }))),
-    settle(get("/api/measurements/timeseries/", { startedAt: now - 24 * HOUR, endedAt: now, interval: "hourly" })),
+    settle(get("/api/measurements/timeseries/", { startedAt: now - 24 * HOUR, endedAt: now, bucket: "1h" })),
     total("/api/measurements/", { startedAt: now - HOUR, endedAt: now }),
     total("/api/measurements/", { startedAt: now - 24 * HOUR, endedAt: now }),
     total("/apiv0.1/states", { from: iso(now - HOUR) }),
@@ -36,9 +35,9 @@ export default async function overview() {
     total("/mrd/devices"),
     total("/mrd/metrics/current"),
     settle(get("/appmetrics/api/v1/collections").then((r) => (r.collectionUris || []).length)),
-    ...flowHours,
+    total("/flows", { from_hour: hourNow, to_hour: hourNow + 1 }),
+    total("/flows", { from_hour: hourNow - 23, to_hour: hourNow + 1 }),
   ]);
-  const sum = (xs) => xs.find((x) => x instanceof Error) || xs.reduce((a, b) => a + b, 0);
 
   let health;
   if (ready instanceof Error) health = h("p", { class: "bad" }, "Unreachable: ", ready.message);
@@ -57,7 +56,7 @@ export default async function overview() {
       h("h2", {}, "Arrived recently"),
       h("div", { class: "cards" },
         card("Measurements", "/ui/measurements", [["last hour", mHour], ["last day", mDay]]),
-        card("Flows", "/ui/flows", [["keys this hour", fh[0]], ["keys over the last day", sum(fh)]]),
+        card("Flows", "/ui/flows", [["keys this hour", fHour], ["hourly totals, last 24 hours", fDay]]),
         card("Runs", "/ui/runs", [["started last hour", rHour], ["started last day", rDay], ["running", running]]),
         card("Devices", "/ui/devices", [["devices", devices], ["metric names reported now", metrics]]),
         card("Collections", "/ui/collections", [["open", colls]])),
