@@ -19,7 +19,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the binary into .bin/telemetry
-	$(GO) build -o $(BIN)/telemetry ./cmd/telemetry
+	$(GO) build -buildvcs=auto -o $(BIN)/telemetry ./cmd/telemetry
 
 run: build pg-bin ## migrate, then serve (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
 	@url="$(DB_URL)" && echo "database: $$url" && \

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -170,7 +171,7 @@ func version() string {
 		if s.Key == "vcs.revision" {
 			v += " " + s.Value
 		}
-		if s.Key == "vcs.modified" && s.Value == "true" {
+		if s.Key == "vcs.modified" && s.Value == "true" && !strings.HasSuffix(bi.Main.Version, "+dirty") {
 			v += " (modified)"
 		}
 	}
