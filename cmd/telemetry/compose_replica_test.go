@@ -2,11 +2,8 @@ package main
 
 import (
 	"net/url"
-	"os"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // compose.yaml's streaming replica (profile scale), kept right by reading
@@ -14,35 +11,7 @@ import (
 // first start once db is healthy, a hot standby; db lets replication
 // connections in; every API instance of the profile reads from it.
 func TestComposeReplica(t *testing.T) {
-	b, err := os.ReadFile("../../compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type service struct {
-		Image       string            `yaml:"image"`
-		Profiles    []string          `yaml:"profiles"`
-		Entrypoint  []string          `yaml:"entrypoint"`
-		Command     []string          `yaml:"command"`
-		Environment map[string]string `yaml:"environment"`
-		Volumes     []string          `yaml:"volumes"`
-		Configs     []struct {
-			Source string `yaml:"source"`
-			Target string `yaml:"target"`
-		} `yaml:"configs"`
-		DependsOn map[string]struct {
-			Condition string `yaml:"condition"`
-		} `yaml:"depends_on"`
-	}
-	var doc struct {
-		Services map[string]service `yaml:"services"`
-		Volumes  map[string]any     `yaml:"volumes"`
-		Configs  map[string]struct {
-			Content string `yaml:"content"`
-		} `yaml:"configs"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
-	}
+	doc, _ := readCompose(t)
 	db, replica := doc.Services["db"], doc.Services["replica"]
 	if replica.Image == "" || replica.Image != db.Image {
 		t.Errorf("replica image %q, want db's %q", replica.Image, db.Image)

@@ -2,14 +2,11 @@ package main
 
 import (
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // compose.yaml's scale profile cannot run here (no Docker): it is kept
@@ -18,16 +15,7 @@ import (
 // pool that fits the pooler's client limit and an exec mode that works
 // through it; migrate goes straight to db, and the instances start after it.
 func TestComposeScaleProfile(t *testing.T) {
-	b, err := os.ReadFile("../../compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Services map[string]composeService `yaml:"services"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
-	}
+	doc, _ := readCompose(t)
 	for _, s := range doc.Services {
 		for k, v := range s.Environment {
 			s.Environment[k] = interpolate(v)

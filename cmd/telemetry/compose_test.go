@@ -21,16 +21,26 @@ type composeFile struct {
 	Secrets  map[string]struct {
 		File string `yaml:"file"`
 	} `yaml:"secrets"`
+	Volumes map[string]any `yaml:"volumes"`
+	Configs map[string]struct {
+		Content string `yaml:"content"`
+	} `yaml:"configs"`
 }
 
 type composeService struct {
 	Image       string            `yaml:"image"`
 	Profiles    []string          `yaml:"profiles"`
 	Build       any               `yaml:"build"`
+	Entrypoint  []string          `yaml:"entrypoint"`
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	Secrets     []string          `yaml:"secrets"`
-	DependsOn   map[string]struct {
+	Volumes     []string          `yaml:"volumes"`
+	Configs     []struct {
+		Source string `yaml:"source"`
+		Target string `yaml:"target"`
+	} `yaml:"configs"`
+	DependsOn map[string]struct {
 		Condition string `yaml:"condition"`
 	} `yaml:"depends_on"`
 	Healthcheck struct {
