@@ -25,6 +25,9 @@ type Config struct {
 	MigrateDatabaseURL string
 
 	ListenAddr string
+	// PprofAddr, when set, is where serve answers net/http/pprof (apart
+	// from the API, for profiling under load).
+	PprofAddr string
 	// BasePath is the path prefix a reverse proxy serves the API under
 	// ("" or "/telemetry"; the proxy strips it before forwarding).
 	BasePath        string
@@ -117,6 +120,8 @@ var Vars = []Var{
 		duration(func(c *Config) *time.Duration { return &c.ReadMaxLag }, 100*time.Millisecond, "a duration of at least 100ms such as 5s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		str(func(c *Config) *string { return &c.ListenAddr })},
+	{"PPROF_ADDR", "", "when set (e.g. 127.0.0.1:6060), serve answers Go's profiler (/debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback. Unset: no profiler",
+		str(func(c *Config) *string { return &c.PprofAddr })},
 	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page works under any prefix without it",
 		func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// PPROF_ADDR serves the profiler on its own address only, and stops with
+// the server.
+func TestServePprofAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base, stop, done := startServe(t, map[string]string{"DATABASE_URL": testdb.URL(t), "LISTEN_ADDR": "127.0.0.1:0",
+		"JWT_SECRET": testSecret, "PPROF_ADDR": addr, "SELF_SAMPLE_INTERVAL": "0"})
+	res, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "telemetry") {
+		t.Fatalf("pprof cmdline: %d %q", res.StatusCode, body)
+	}
+	res, err = http.Get(base + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("the API's address answers the profiler: %d", res.StatusCode)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if res, err := http.Get("http://" + addr + "/debug/pprof/cmdline"); err == nil {
+		res.Body.Close()
+		t.Fatalf("the profiler still answers after the server stopped: %d", res.StatusCode)
+	}
+}
+
+// A PPROF_ADDR that cannot be listened on stops serve with an error naming it.
+func TestServePprofAddrTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = run(context.Background(), []string{"serve"}, env(map[string]string{"DATABASE_URL": testdb.URL(t),
+		"LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret, "PPROF_ADDR": ln.Addr().String(), "SELF_SAMPLE_INTERVAL": "0"}),
+		io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PPROF_ADDR") {
+		t.Fatalf("serve with PPROF_ADDR taken: %v", err)
+	}
+}
