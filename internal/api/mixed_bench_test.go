@@ -2,50 +2,100 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
-// BenchmarkMixedLoadMemory runs the real binary (`telemetry serve`, with
-// self-profiling and the runtime sampler on, as in production) under a
-// mixed load of every resource for MIXED_SECONDS (default 300) and samples
-// its resident memory every 5 s: the target is at most 150 MB, flat. The
-// server is a separate process so that its figure excludes the load
-// generator.
+// BenchmarkMixedLoadMemory runs the real binary (`telemetry serve` with its
+// defaults: self-profiling and the runtime sampler on, as in production)
+// under 16 clients spread over every resource, reads and writes, for
+// MIXED_DURATION (default 5m; MIXED_SECONDS is the older spelling), and
+// says where the time goes (docs/performance-mixed.md):
+//
+//   - per operation: count, p50, p99 and max latency (a table in the log;
+//     p99 of each also as a metric);
+//   - overall requests/s, p50 and p99;
+//   - the server's resident memory every 5 s (target: at most 150 MB, flat);
+//   - CPU split over the run, from /proc: the server process, every
+//     PostgreSQL process, this process (the load generator), and the rest
+//     of the machine (other work sharing the cores), each in µs per request.
+//
+// The server is a separate process so that its figures exclude the load
+// generator. Optional, for profiling:
+//
+//   - MIXED_BIN: run this binary instead of building ../../cmd/telemetry
+//     (to measure another build under the same load);
+//   - MIXED_CPUPROFILE=file: a CPU profile of the server over the middle of
+//     the run, through PPROF_ADDR;
+//   - MIXED_PG_LOG_MS=n with MIXED_PG_LOG=file: PostgreSQL logs every
+//     statement of the run's database slower than n ms, copied to file;
+//     with MIXED_PG_EXPLAIN=1 also their plans (auto_explain).
 func BenchmarkMixedLoadMemory(b *testing.B) {
-	seconds := 300
+	duration := 5 * time.Minute
 	if v := os.Getenv("MIXED_SECONDS"); v != "" {
-		seconds, _ = strconv.Atoi(v)
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("MIXED_SECONDS: %v", err)
+		}
+		duration = time.Duration(n) * time.Second
+	}
+	if v := os.Getenv("MIXED_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("MIXED_DURATION: %v", err)
+		}
+		duration = d
 	}
 	ctx := context.Background()
 	pool := testdb.New(b) // migrated, and dropped at the end
 	if _, err := pool.Exec(ctx, `INSERT INTO devices (id, name) SELECT 'dev' || g, 'Device ' || g FROM generate_series(0, 63) g`); err != nil {
 		b.Fatal(err)
 	}
+	var dbName string
+	if err := pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+		b.Fatal(err)
+	}
+	pgLog := startStatementLog(b, ctx, pool, dbName)
 	url := pool.Config().ConnString()
 
-	bin := filepath.Join(b.TempDir(), "telemetry")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/telemetry").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
+	bin := os.Getenv("MIXED_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "telemetry")
+		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/telemetry").CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
 	}
 	secret := "mixed-load-secret-0123456789abcdef"
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "LISTEN_ADDR=127.0.0.1:0", "JWT_SECRET="+secret, "LOG_LEVEL=warn")
+	profile := os.Getenv("MIXED_CPUPROFILE")
+	var pprofAddr string
+	if profile != "" {
+		pprofAddr = freeAddr(b)
+		cmd.Env = append(cmd.Env, "PPROF_ADDR="+pprofAddr)
+	}
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
+	cmd.Stderr = os.Stderr // LOG_LEVEL=warn: only what went wrong
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -65,63 +115,24 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	call := func(method, path, body string) error {
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		if err != nil {
-			return err
+	lg := &mixedLoad{base: base, auth: "Bearer " + token,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}}
+	lg.seed(b)
+	ops := lg.ops()
+	// The schedule: each op as many times as its weight, interleaved, so
+	// that every client walks the same mix.
+	var schedule []int
+	for round := 0; ; round++ {
+		added := false
+		for i, op := range ops {
+			if round < op.weight {
+				schedule = append(schedule, i)
+				added = true
+			}
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := client.Do(req)
-		if err != nil {
-			return err
+		if !added {
+			break
 		}
-		drain(res)
-		if res.StatusCode >= 300 {
-			return fmt.Errorf("%s %s: %d", method, path, res.StatusCode)
-		}
-		return nil
-	}
-	var flows strings.Builder
-	flows.WriteString("[")
-	for i := 0; i < 1000; i++ {
-		if i > 0 {
-			flows.WriteString(",")
-		}
-		fmt.Fprintf(&flows, `{"src_app":"app-%d","dest_app":"db-%d","vpc_id":"vpc-%d","bytes_tx":%d,"bytes_rx":%d,"hour":490000}`, i%100, i%7, i%3, i, 2*i)
-	}
-	flows.WriteString("]")
-	now := float64(time.Now().Unix())
-	var meas strings.Builder
-	meas.WriteString("[")
-	for i := 0; i < 200; i++ {
-		if i > 0 {
-			meas.WriteString(",")
-		}
-		fmt.Fprintf(&meas, `{"name":"/api/item/<id>","method":"GET","startedAt":%f,"endedAt":%f,"kwargs":{"id":%d},"app":"shop"}`, now-float64(i), now-float64(i)+0.02, i)
-	}
-	meas.WriteString("]")
-	var seq atomic.Int64
-	ops := []func() error{
-		func() error { return call("POST", "/flows", flows.String()) },
-		func() error {
-			return call("PUT", fmt.Sprintf("/mrd/dev%d/metrics", seq.Add(1)%64),
-				`{"name":"cpu","value":42.5,"units":"percent","type":"float","slope":"both","ttl":60}`)
-		},
-		func() error { return call("POST", "/api/measurements", meas.String()) },
-		func() error { return call("GET", "/flows?hour=490000&page=2", "") },
-		func() error { return call("GET", "/api/measurements/grouped/", "") },
-		func() error { return call("GET", "/api/measurements/timeseries/?interval=hourly", "") },
-		func() error { return call("GET", "/mrd/devices/dev1/metrics", "") },
-		func() error {
-			return call("POST", "/apiv0.1/events/register", `{"host":"loadgen","measurement":{"fields":{"clients":1,"hatchRate":1,"requests":10}}}`)
-		},
-		func() error { return call("GET", "/apiv0.1/states", "") },
-		func() error { return call("GET", "/appmetrics/api/v1/collections", "") },
-	}
-	for i := 0; i < 10; i++ { // mostly single-metric reports, as in production
-		ops = append(ops, ops[1])
 	}
 
 	pid := cmd.Process.Pid
@@ -142,29 +153,69 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 			}
 		}
 	}()
-	names := []string{"POST /flows", "PUT /mrd", "POST /api/measurements", "GET /flows", "GET grouped", "GET timeseries",
-		"GET device metrics", "POST register", "GET states", "GET collections"}
-	slowest := make([]atomic.Int64, len(names))
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile(pprofAddr, duration, profile) }()
+	}
+
+	const clients = 16
+	states := make([]mixedClient, clients)
+	latencies := make([][][]time.Duration, clients) // client, op: latencies
+	for c := range latencies {
+		latencies[c] = make([][]time.Duration, len(ops))
+	}
+	cpu0 := mixedCPU(pid, pool)
 	var next atomic.Int64
-	load := runLoad(16, time.Duration(seconds)*time.Second, 50_000_000, func(ctx context.Context, c int) error {
-		i := int(next.Add(1)) % len(ops)
+	load := runLoad(clients, duration, 1<<40, func(_ context.Context, c int) error {
+		i := schedule[int(next.Add(1))%len(schedule)]
 		t0 := time.Now()
-		err := ops[i]()
-		if i >= len(names) {
-			i = 1
-		}
-		if d := int64(time.Since(t0)); d > slowest[i].Load() {
-			slowest[i].Store(d)
+		err := ops[i].do(lg, &states[c])
+		latencies[c][i] = append(latencies[c][i], time.Since(t0))
+		if err != nil && ops[i].failed.Add(1) <= 3 {
+			b.Logf("%s: %v", ops[i].name, err)
 		}
 		return err
 	})
-	var slow []string
-	for i, n := range names {
-		slow = append(slow, fmt.Sprintf("%s %s", n, time.Duration(slowest[i].Load()).Round(time.Millisecond)))
-	}
-	b.Logf("slowest call per operation: %s", strings.Join(slow, ", "))
+	cpu1 := mixedCPU(pid, pool)
 	close(stopSampling)
 	<-sampled
+
+	// Per operation.
+	var tab strings.Builder
+	fmt.Fprintf(&tab, "\n%-28s %7s %6s %9s %9s %9s %6s\n", "operation", "count", "share", "p50 ms", "p99 ms", "max ms", "errors")
+	for i, op := range ops {
+		var all []time.Duration
+		for c := range latencies {
+			all = append(all, latencies[c][i]...)
+		}
+		slices.Sort(all)
+		var p50, p99, top time.Duration
+		if n := len(all); n > 0 {
+			p50, p99, top = all[n*50/100], all[min(n-1, n*99/100)], all[n-1]
+		}
+		var sum time.Duration
+		for _, d := range all {
+			sum += d
+		}
+		fmt.Fprintf(&tab, "%-28s %7d %5.1f%% %9.1f %9.1f %9.1f %6d\n", op.name, len(all),
+			100*float64(sum)/float64(max(1, load.Elapsed*clients)), msOf(p50), msOf(p99), msOf(top), op.failed.Load())
+		b.ReportMetric(msOf(p99), op.metric+"_p99_ms")
+	}
+	// Printed whole: a benchmark's log is cut after a few lines.
+	fmt.Printf("per operation (share: of the clients' time):%s", tab.String())
+
+	// CPU split.
+	req := float64(max(1, load.Requests))
+	d := cpu1.sub(cpu0)
+	wall := load.Elapsed.Seconds()
+	other := d.machine - d.server - d.postgres - d.loadgen
+	b.Logf("CPU over %.0f s of wall time (2 cores = %.0f core-s): server %.1f s, PostgreSQL %.1f s, load generator %.1f s, rest of the machine %.1f s, idle %.1f s",
+		wall, 2*wall, d.server, d.postgres, d.loadgen, other, d.idle)
+	b.ReportMetric(d.server/req*1e6, "server_cpu_us/req")
+	b.ReportMetric(d.postgres/req*1e6, "postgres_cpu_us/req")
+	b.ReportMetric(d.loadgen/req*1e6, "loadgen_cpu_us/req")
+	b.ReportMetric(other/wall, "other_cores")
+
 	var peak int64
 	for _, kb := range rss {
 		peak = max(peak, kb)
@@ -172,10 +223,430 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	b.ReportMetric(float64(peak)/1024, "peak_rss_MB")
 	b.ReportMetric(float64(rss[len(rss)-1])/1024, "final_rss_MB")
 	b.ReportMetric(load.PerSecond(), "requests/s")
-	b.Logf("%d s of mixed load: %s; resident MB every 5 s: %s", seconds, load, mbList(rss))
+	b.ReportMetric(msOf(load.P50), "p50_ms")
+	b.ReportMetric(msOf(load.P99), "p99_ms")
+	b.Logf("%s of mixed load: %s; resident MB every 5 s: %s", duration, load, mbList(rss))
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			b.Errorf("cpu profile: %v", err)
+		}
+	}
+	pgLog(b)
 	if load.Errors > 0 {
 		b.Errorf("%d requests failed", load.Errors)
 	}
+}
+
+// mixedOp is one operation of the mix: how often it comes (weight per
+// round of the schedule) and what it sends.
+type mixedOp struct {
+	name, metric string
+	weight       int
+	do           func(lg *mixedLoad, c *mixedClient) error
+	failed       atomic.Int64
+}
+
+// mixedClient is one client's own state: the runs it registered and has
+// not committed yet, and the last ones it committed (it reads them back).
+type mixedClient struct {
+	n         int
+	running   []string
+	committed []string
+}
+
+// mixedLoad is the load generator: one HTTP client, prebuilt bodies.
+type mixedLoad struct {
+	base, auth string
+	client     *http.Client
+	collection string // the path of the collection the clients read
+	hour       int64  // the current hour, epoch hours
+	flows      [][]byte
+	meas       [][]byte
+	seq        atomic.Int64
+}
+
+// call sends one request and reads the whole answer; into, when not nil,
+// receives the decoded JSON body.
+func (lg *mixedLoad) call(method, path string, body []byte, into any) error {
+	var r io.Reader = http.NoBody
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, lg.base+path, r)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", lg.auth)
+	res, err := lg.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer drain(res)
+	if res.StatusCode >= 300 {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 300))
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, msg)
+	}
+	if into != nil {
+		return json.NewDecoder(res.Body).Decode(into)
+	}
+	return nil
+}
+
+// seed prepares the bodies and the data the reads need at the start: a
+// collection, a week of measurements (MIXED_SEED_MEASUREMENTS, default
+// 100,000, through the API so that the rollups hold them too) and the
+// day's flows.
+func (lg *mixedLoad) seed(b *testing.B) {
+	now := time.Now()
+	lg.hour = now.Unix() / 3600
+	// 10 flow batches of 1,000 distinct keys each: 10,000 flows in the
+	// current hour, upserted again and again (a flow is a total per hour).
+	for k := 0; k < 10; k++ {
+		var f bytes.Buffer
+		f.WriteString("[")
+		for i := 0; i < 1000; i++ {
+			if i > 0 {
+				f.WriteString(",")
+			}
+			fmt.Fprintf(&f, `{"src_app":"app-%d","dest_app":"db-%d","vpc_id":"vpc-%d","bytes_tx":%d,"bytes_rx":%d,"hour":%d}`,
+				k*100+i%100, i%7, i%3, i+1, 2*i+1, lg.hour)
+		}
+		f.WriteString("]")
+		lg.flows = append(lg.flows, f.Bytes())
+	}
+	// 8 measurement batches of 200 records over 40 endpoints, ending now.
+	for k := 0; k < 8; k++ {
+		lg.meas = append(lg.meas, measurementBatch(200, k, func(i int) float64 { return float64(now.Unix()) - float64(i)*0.05 }))
+	}
+	var created struct{ URI string }
+	if err := lg.call("POST", collectionsPath, nil, &created); err != nil {
+		b.Fatal(err)
+	}
+	lg.collection = "/appmetrics/api/v1/" + created.URI
+	seed := 100_000
+	if v := os.Getenv("MIXED_SEED_MEASUREMENTS"); v != "" {
+		seed, _ = strconv.Atoi(v)
+	}
+	week := 7 * 24 * time.Hour.Seconds()
+	for done := 0; done < seed; done += 1000 {
+		body := measurementBatch(1000, done/1000, func(i int) float64 {
+			return float64(now.Unix()) - week*float64(done+i)/float64(seed)
+		})
+		if err := lg.call("POST", "/api/measurements", body, nil); err != nil {
+			b.Fatalf("seeding measurements: %v", err)
+		}
+	}
+	for h := int64(1); h <= 24; h++ {
+		body := bytes.ReplaceAll(lg.flows[h%10], []byte(fmt.Sprintf(`"hour":%d`, lg.hour)), []byte(fmt.Sprintf(`"hour":%d`, lg.hour-h)))
+		if err := lg.call("POST", "/flows", body, nil); err != nil {
+			b.Fatalf("seeding flows: %v", err)
+		}
+	}
+}
+
+// measurementBatch is n records of endpoint k*7+i%40 started at at(i).
+func measurementBatch(n, k int, at func(i int) float64) []byte {
+	var m bytes.Buffer
+	m.WriteString("[")
+	methods := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			m.WriteString(",")
+		}
+		start := at(i)
+		fmt.Fprintf(&m, `{"name":"/api/item%d/<id>","method":%q,"startedAt":%.3f,"endedAt":%.3f,"kwargs":{"id":%d},"app":"shop"}`,
+			(k*7+i)%40, methods[(k+i)%len(methods)], start, start+0.002+float64(i%97)/1000, i)
+	}
+	m.WriteString("]")
+	return m.Bytes()
+}
+
+// ops is the mix: device reports dominate (one metric per request, from
+// 64 devices), each resource is written and read, and every read asks
+// what a dashboard or a client of that resource asks.
+func (lg *mixedLoad) ops() []*mixedOp {
+	report := []byte(`{"name":"cpu","value":42.5,"units":"percent","type":"float","slope":"both","ttl":60}`)
+	dev := func() int64 { return lg.seq.Add(1) % 64 }
+	register := []byte(`{"host":"loadgen","measurement":{"fields":{"clients":16,"hatchRate":1,"requests":1000},"tags":{"targetHost":"http://10.0.0.1","mode":"single"}}}`)
+	hourQ := "?hour=" + strconv.FormatInt(lg.hour, 10)
+	return []*mixedOp{
+		// writes
+		{name: "PUT /mrd/{id}/metrics", metric: "put_mrd", weight: 16, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("PUT", fmt.Sprintf("/mrd/dev%d/metrics", dev()), report, nil)
+		}},
+		{name: "POST /api/measurements 200", metric: "post_meas", weight: 1, do: func(lg *mixedLoad, c *mixedClient) error {
+			c.n++
+			return lg.call("POST", "/api/measurements", lg.meas[c.n%len(lg.meas)], nil)
+		}},
+		{name: "POST /flows 1000", metric: "post_flows", weight: 1, do: func(lg *mixedLoad, c *mixedClient) error {
+			c.n++
+			return lg.call("POST", "/flows", lg.flows[c.n%len(lg.flows)], nil)
+		}},
+		{name: "POST events/register", metric: "register", weight: 1, do: func(lg *mixedLoad, c *mixedClient) error {
+			var out struct{ UUID string }
+			err := lg.call("POST", "/apiv0.1/events/register", register, &out)
+			if err == nil {
+				c.running = append(c.running, out.UUID)
+			}
+			return err
+		}},
+		{name: "POST events/commit", metric: "commit", weight: 1, do: func(lg *mixedLoad, c *mixedClient) error {
+			if len(c.running) == 0 {
+				return nil
+			}
+			id := c.running[0]
+			c.running = c.running[1:]
+			body := fmt.Sprintf(`{"uuid":%q,"host":"loadgen","measurement":{"fields":{"requestStats":{"stats":[{"name":"/","num_requests":1000,"num_failures":0,"avg_response_time":12.5}]}}}}`, id)
+			err := lg.call("POST", "/apiv0.1/events/commit", []byte(body), nil)
+			if err == nil {
+				c.committed = append(c.committed[max(0, len(c.committed)-9):], id)
+			}
+			return err
+		}},
+		// reads
+		{name: "GET /mrd/devices/{id}/metrics", metric: "mrd_current", weight: 2, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", fmt.Sprintf("/mrd/devices/dev%d/metrics", dev()), nil, nil)
+		}},
+		{name: "GET .../history?bucket=1m", metric: "mrd_history_1m", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+			return lg.call("GET", fmt.Sprintf("/mrd/devices/dev%d/metrics/cpu/history?bucket=1m&from=%s", dev(), from), nil, nil)
+		}},
+		{name: "GET .../history (raw)", metric: "mrd_history", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", fmt.Sprintf("/mrd/devices/dev%d/metrics/cpu/history", dev()), nil, nil)
+		}},
+		{name: "GET /mrd/devices", metric: "mrd_devices", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/mrd/devices", nil, nil)
+		}},
+		{name: "GET /mrd/metrics/current", metric: "mrd_names", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/mrd/metrics/current", nil, nil)
+		}},
+		{name: "GET /flows?hour", metric: "flows_list", weight: 1, do: func(lg *mixedLoad, c *mixedClient) error {
+			c.n++
+			return lg.call("GET", fmt.Sprintf("/flows%s&page=%d", hourQ, 1+c.n%3), nil, nil)
+		}},
+		{name: "GET /flows/summary", metric: "flows_summary", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/flows/summary"+hourQ+"&by=src_app", nil, nil)
+		}},
+		{name: "GET /api/measurements/", metric: "meas_list", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/api/measurements/", nil, nil)
+		}},
+		{name: "GET measurements grouped", metric: "meas_grouped", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/api/measurements/grouped/", nil, nil)
+		}},
+		{name: "GET measurements timeseries", metric: "meas_timeseries", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/api/measurements/timeseries/?interval=hourly", nil, nil)
+		}},
+		{name: "GET methodDistribution", metric: "meas_distribution", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/api/measurements/methodDistribution/", nil, nil)
+		}},
+		{name: "GET /apiv0.1/states", metric: "states", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/apiv0.1/states", nil, nil)
+		}},
+		{name: "GET /apiv0.1/events/{uuid}", metric: "event_get", weight: 1, do: func(lg *mixedLoad, c *mixedClient) error {
+			if len(c.committed) == 0 {
+				return lg.call("GET", "/apiv0.1/events/isrunning", nil, nil)
+			}
+			c.n++
+			return lg.call("GET", "/apiv0.1/events/"+c.committed[c.n%len(c.committed)], nil, nil)
+		}},
+		{name: "GET events/isrunning", metric: "isrunning", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", "/apiv0.1/events/isrunning", nil, nil)
+		}},
+		{name: "GET collections", metric: "collections", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", collectionsPath, nil, nil)
+		}},
+		{name: "GET collections/{id}", metric: "collection", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
+			return lg.call("GET", lg.collection, nil, nil)
+		}},
+	}
+}
+
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// fetchProfile saves a CPU profile of the server over the run, less its
+// first and last 5 s.
+func fetchProfile(addr string, run time.Duration, file string) error {
+	time.Sleep(5 * time.Second)
+	secs := int((run - 10*time.Second).Seconds())
+	if secs < 1 {
+		return fmt.Errorf("the run is too short to profile (%s)", run)
+	}
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", res.Status)
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, res.Body); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// startStatementLog, with MIXED_PG_LOG_MS and MIXED_PG_LOG set, makes
+// PostgreSQL log the run database's statements slower than that, and
+// returns what copies the log's new lines to MIXED_PG_LOG at the end.
+// The server's log is the file beside its data directory (the harness's
+// postgres.log; pgcluster).
+func startStatementLog(b *testing.B, ctx context.Context, pool *pgxpool.Pool, dbName string) func(*testing.B) {
+	threshold, dst := os.Getenv("MIXED_PG_LOG_MS"), os.Getenv("MIXED_PG_LOG")
+	if threshold == "" || dst == "" {
+		return func(*testing.B) {}
+	}
+	if _, err := strconv.Atoi(threshold); err != nil {
+		b.Fatalf("MIXED_PG_LOG_MS: %v", err)
+	}
+	var dataDir string
+	if err := pool.QueryRow(ctx, `SHOW data_directory`).Scan(&dataDir); err != nil {
+		b.Fatal(err)
+	}
+	src := filepath.Join(filepath.Dir(dataDir), "postgres.log")
+	st, err := os.Stat(src)
+	if err != nil {
+		b.Fatalf("MIXED_PG_LOG: the server's log: %v", err)
+	}
+	from := st.Size()
+	settings := []string{"log_min_duration_statement = " + threshold}
+	if os.Getenv("MIXED_PG_EXPLAIN") == "1" {
+		// The plans of the slow statements, with their row counts and
+		// buffers (no per-node timing: it would slow every statement).
+		settings = append(settings, "session_preload_libraries = 'auto_explain'",
+			"auto_explain.log_min_duration = "+threshold, "auto_explain.log_analyze = on",
+			"auto_explain.log_buffers = on", "auto_explain.log_timing = off")
+	}
+	for _, set := range settings {
+		if _, err := pool.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbName}.Sanitize()+" SET "+set); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return func(b *testing.B) {
+		f, err := os.Open(src)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer f.Close()
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			b.Error(err)
+			return
+		}
+		out, err := os.Create(dst)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer out.Close()
+		if _, err := io.Copy(out, f); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// cpuSample is CPU seconds used so far: by the server, by PostgreSQL (the
+// postmaster, its live children, and the children it reaped), by this
+// process, and by the whole machine (busy and idle, /proc/stat).
+type cpuSample struct {
+	server, postgres, loadgen, machine, idle float64
+}
+
+func (a cpuSample) sub(b cpuSample) cpuSample {
+	return cpuSample{a.server - b.server, a.postgres - b.postgres, a.loadgen - b.loadgen, a.machine - b.machine, a.idle - b.idle}
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100.0
+
+func mixedCPU(server int, pool *pgxpool.Pool) cpuSample {
+	var s cpuSample
+	s.server = procCPU(server, false)
+	s.loadgen = procCPU(os.Getpid(), false)
+	var backend int
+	if err := pool.QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&backend); err == nil {
+		if postmaster := procParent(backend); postmaster > 0 {
+			s.postgres = procCPU(postmaster, true)
+			entries, _ := os.ReadDir("/proc")
+			for _, e := range entries {
+				pid, err := strconv.Atoi(e.Name())
+				if err == nil && procParent(pid) == postmaster {
+					s.postgres += procCPU(pid, false)
+				}
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(data), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		for i := 1; i < len(f) && i <= 8; i++ {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			if i == 4 || i == 5 {
+				s.idle += v / clockTicks
+			} else {
+				s.machine += v / clockTicks
+			}
+		}
+	}
+	return s
+}
+
+// procStat is the fields of /proc/pid/stat after the command.
+func procStat(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(data[i+1:])) // [0] is the state (field 3)
+}
+
+func procParent(pid int) int {
+	f := procStat(pid)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// procCPU is a process's user and system CPU seconds, with its reaped
+// children's when children is true.
+func procCPU(pid int, children bool) float64 {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	last := 13 // utime, stime are fields 14 and 15: f[11], f[12]
+	if children {
+		last = 15
+	}
+	var ticks float64
+	for i := 11; i < last; i++ {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		ticks += v
+	}
+	return ticks / clockTicks
 }
 
 // residentKB is a process's resident set size in KiB (VmRSS).
