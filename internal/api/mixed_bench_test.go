@@ -38,10 +38,14 @@ import (
 //   - the server's resident memory every 5 s (target: at most 150 MB, flat);
 //   - CPU split over the run, from /proc: the server process, every
 //     PostgreSQL process, this process (the load generator), and the rest
-//     of the machine (other work sharing the cores), each in µs per request.
+//     of the machine (other work sharing the cores), each in µs per request;
+//   - after the run, each operation alone (MIXED_PROBE_CALLS sequential
+//     calls, default 20): its server and PostgreSQL CPU per call, its share
+//     of the mix's CPU, and the rate the two cores could sustain at most;
+//   - the database pool's waits (/metrics).
 //
 // The server is a separate process so that its figures exclude the load
-// generator. Optional, for profiling:
+// generator. Options, for profiling:
 //
 //   - MIXED_BIN: run this binary instead of building ../../cmd/telemetry
 //     (to measure another build under the same load);
@@ -118,6 +122,12 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	lg := &mixedLoad{base: base, auth: "Bearer " + token,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}}
 	lg.seed(b)
+	// A database in service has planner statistics; this one was just
+	// filled, and autovacuum would analyze it only some way into the run
+	// (until then, plans assume empty tables).
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
 	ops := lg.ops()
 	// The schedule: each op as many times as its weight, interleaved, so
 	// that every client walks the same mix.
@@ -164,6 +174,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	for c := range latencies {
 		latencies[c] = make([][]time.Duration, len(ops))
 	}
+	pool0 := lg.poolFigures()
 	cpu0 := mixedCPU(pid, pool)
 	var next atomic.Int64
 	load := runLoad(clients, duration, 1<<40, func(_ context.Context, c int) error {
@@ -177,6 +188,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 		return err
 	})
 	cpu1 := mixedCPU(pid, pool)
+	pool1 := lg.poolFigures()
 	close(stopSampling)
 	<-sampled
 
@@ -215,6 +227,46 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	b.ReportMetric(d.postgres/req*1e6, "postgres_cpu_us/req")
 	b.ReportMetric(d.loadgen/req*1e6, "loadgen_cpu_us/req")
 	b.ReportMetric(other/wall, "other_cores")
+
+	// What each operation costs alone, at the data volume the run left:
+	// times its weight, where the CPU of the mix goes.
+	if n := probeCalls(); n > 0 {
+		var probe mixedClient
+		costs := make([]cpuSample, len(ops))
+		var perRound float64 // server + PostgreSQL CPU seconds of one round of the schedule
+		for i, op := range ops {
+			c0 := mixedCPU(pid, pool)
+			for k := 0; k < n; k++ {
+				if err := op.do(lg, &probe); err != nil {
+					b.Errorf("probe %s: %v", op.name, err)
+					break
+				}
+			}
+			costs[i] = mixedCPU(pid, pool).sub(c0)
+			perRound += float64(op.weight) * (costs[i].server + costs[i].postgres) / float64(n)
+		}
+		var tab strings.Builder
+		fmt.Fprintf(&tab, "\n%-28s %6s %12s %12s %9s\n", "operation", "weight", "server µs", "postgres µs", "CPU share")
+		for i, op := range ops {
+			c := costs[i]
+			fmt.Fprintf(&tab, "%-28s %6d %12.0f %12.0f %8.1f%%\n", op.name, op.weight, c.server/float64(n)*1e6, c.postgres/float64(n)*1e6,
+				100*float64(op.weight)*(c.server+c.postgres)/float64(n)/perRound)
+		}
+		perRequest := perRound / float64(len(schedule))
+		fmt.Fprintf(&tab, "one request of the mix: %.0f µs of server and PostgreSQL CPU: at most %.0f requests/s on 2 cores, with nothing else running\n",
+			perRequest*1e6, 2/perRequest)
+		fmt.Printf("CPU per call, each operation alone (%d calls, sequential, after the run):%s", n, tab.String())
+		b.ReportMetric(2/perRequest, "cpu_bound_requests/s")
+	}
+
+	// The database pool (/metrics): how often a request waited for a
+	// connection, and how long.
+	acquires := pool1["telemetry_db_pool_acquires_total"] - pool0["telemetry_db_pool_acquires_total"]
+	waits := pool1["telemetry_db_pool_empty_acquires_total"] - pool0["telemetry_db_pool_empty_acquires_total"]
+	waited := pool1["telemetry_db_pool_acquire_seconds_total"] - pool0["telemetry_db_pool_acquire_seconds_total"]
+	b.Logf("database pool: %.0f acquires, %.0f waited for a connection (%.1f %%), %.1f s waiting in all (%.2f ms per acquire)",
+		acquires, waits, 100*waits/max(1, acquires), waited, 1000*waited/max(1, acquires))
+	b.ReportMetric(100*waits/max(1, acquires), "pool_waited_%")
 
 	var peak int64
 	for _, kb := range rss {
@@ -462,6 +514,34 @@ func (lg *mixedLoad) ops() []*mixedOp {
 			return lg.call("GET", lg.collection, nil, nil)
 		}},
 	}
+}
+
+// probeCalls is how many sequential calls of each operation measure its
+// CPU cost after the run (MIXED_PROBE_CALLS, default 20; 0: none).
+func probeCalls() int {
+	if v := os.Getenv("MIXED_PROBE_CALLS"); v != "" {
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	return 20
+}
+
+// poolFigures reads the pool's counters from the server's /metrics.
+func (lg *mixedLoad) poolFigures() map[string]float64 {
+	out := map[string]float64{}
+	res, err := lg.client.Get(lg.base + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer drain(res)
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if ok && strings.HasPrefix(name, "telemetry_db_pool_") && !strings.Contains(name, "{") {
+			out[name], _ = strconv.ParseFloat(value, 64)
+		}
+	}
+	return out
 }
 
 func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
