@@ -69,7 +69,7 @@ bench: pg-bin wrk-bin ## run the benchmarks (real server, durable PostgreSQL) an
 	       "with initdb defaults (fsync on), load generator on the same machine."; \
 	  echo "Figures are per benchmark; \`ratio\` compares the API with the same work done straight against the database in the same run."; \
 	  echo "See docs/flows-storage.md and each resource's doc for what the figures mean."; echo; \
-	  echo '```'; grep -E '^(Benchmark|goos|goarch|cpu|pkg|    [a-z_]+_test.go)' $(BIN)/bench.txt; echo '```'; } > docs/benchmarks.md
+	  echo '```'; grep -E '^(Benchmark|goos|goarch|cpu|pkg|    [a-z_]+_test.go|    mixed: )' $(BIN)/bench.txt; echo '```'; } > docs/benchmarks.md
 	@echo "wrote docs/benchmarks.md"
 
 clean: db-stop ## stop the local database and delete ./.data and ./.bin

@@ -214,7 +214,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 		b.ReportMetric(msOf(p99), op.metric+"_p99_ms")
 	}
 	// Printed whole: a benchmark's log is cut after a few lines.
-	fmt.Printf("per operation (share: of the clients' time):%s", tab.String())
+	mixedPrint("per operation (share: of the clients' time):" + tab.String())
 
 	// CPU split.
 	req := float64(max(1, load.Requests))
@@ -255,7 +255,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 		perRequest := perRound / float64(len(schedule))
 		fmt.Fprintf(&tab, "one request of the mix: %.0f µs of server and PostgreSQL CPU: at most %.0f requests/s on 2 cores, with nothing else running\n",
 			perRequest*1e6, 2/perRequest)
-		fmt.Printf("CPU per call, each operation alone (%d calls, sequential, after the run):%s", n, tab.String())
+		mixedPrint(fmt.Sprintf("CPU per call, each operation alone (%d calls, sequential, after the run):%s", n, tab.String()))
 		b.ReportMetric(2/perRequest, "cpu_bound_requests/s")
 	}
 
@@ -513,6 +513,14 @@ func (lg *mixedLoad) ops() []*mixedOp {
 		{name: "GET collections/{id}", metric: "collection", weight: 1, do: func(lg *mixedLoad, _ *mixedClient) error {
 			return lg.call("GET", lg.collection, nil, nil)
 		}},
+	}
+}
+
+// mixedPrint writes a table to stdout, each line prefixed so that make
+// bench copies it into docs/benchmarks.md.
+func mixedPrint(s string) {
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		fmt.Println("    mixed: " + line)
 	}
 }
 
