@@ -260,6 +260,34 @@ func (w *exportWriter) row(v any) error {
 	if time.Since(w.lastFlush) >= exportFlushInterval {
 		w.flush()
 	}
+	if err := w.encode(v); err != nil {
+		return err
+	}
+	w.rows++
+	if w.writeErr != nil {
+		return errClientGone
+	}
+	return nil
+}
+
+// encode writes v's row: through its hand-written appender when it has one
+// that takes it (export_rows.go), into the buffer's free space, or through
+// encoding/json.
+func (w *exportWriter) encode(v any) error {
+	if ra, ok := v.(rowAppender); ok {
+		buf := w.bw.AvailableBuffer()
+		var fast bool
+		if w.csv {
+			buf, fast = ra.appendCSV(buf)
+		} else {
+			buf, fast = ra.appendNDJSON(buf)
+		}
+		if fast {
+			_, err := w.bw.Write(buf)
+			w.setErr(err)
+			return nil
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -273,10 +301,6 @@ func (w *exportWriter) row(v any) error {
 		_, err := w.bw.Write(b)
 		w.setErr(err)
 		w.setErr(w.bw.WriteByte('\n'))
-	}
-	w.rows++
-	if w.writeErr != nil {
-		return errClientGone
 	}
 	return nil
 }

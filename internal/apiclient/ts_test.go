@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -122,8 +123,18 @@ func TestTypeScriptClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := api.New(api.Deps{Store: postgres.New(testdb.New(t), postgres.Options{}).Stores(), Config: cfg})
-	srv := httptest.NewServer(h)
+	cfg.JWTSecret, cfg.EnableTokenEndpoint = testSecret, true // the device checks get a token
+	st := postgres.New(testdb.New(t), postgres.Options{}).Stores()
+	h, _ := api.New(api.Deps{Store: st, Config: cfg})
+	// /telemetry/ is the same API behind a reverse proxy that strips the
+	// prefix, with BASE_PATH set (the basePath check).
+	prefixed := cfg
+	prefixed.BasePath = "/telemetry"
+	hp, _ := api.New(api.Deps{Store: st, Config: prefixed})
+	mux := http.NewServeMux()
+	mux.Handle("/telemetry/", http.StripPrefix("/telemetry", hp))
+	mux.Handle("/", h)
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -138,7 +149,8 @@ func TestTypeScriptClient(t *testing.T) {
 	if err := json.Unmarshal([]byte(lastLines(string(out), 1)), &results); err != nil {
 		t.Fatalf("main.js output: %v\n%s", err, out)
 	}
-	for _, check := range []string{"measurementWindow", "unknownParameter", "flows"} {
+	for _, check := range []string{"measurementWindow", "unknownParameter", "flows", "legacyLimit", "exactTypes",
+		"exportCsv", "exportNdjson", "flowsFilters", "percentiles", "basePath"} {
 		if results[check] == "" {
 			t.Errorf("check %s did not run: %s", check, out)
 		}

@@ -243,8 +243,25 @@ func (e *Exports) Measurements(ctx context.Context, f store.MeasurementFilter, s
 		return list(context.Background(), q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
 			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: noLimit})
 	})
-	_, err := each(ctx, e.pool, "export measurements", c, true, measurementOf, fn)
+	_, err := each(ctx, e.pool, "export measurements", c, true, func(r measurementRow) store.Measurement {
+		return store.Measurement{ID: r.ID, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Elapsed: r.Elapsed, Name: r.Name,
+			Method: r.Method, Args: r.Args, Kwargs: r.Kwargs, Context: r.Context, App: r.App}
+	}, fn)
 	return err
+}
+
+// measurementRow is db.Measurement (the columns in the same order) with
+// its jsonb columns as []byte: pgx copies those as they come, where it
+// runs a json.RawMessage through json.Unmarshal, which validates the text
+// and was a quarter of a measurement export's CPU. PostgreSQL sends jsonb
+// valid by construction.
+type measurementRow struct {
+	ID                    int64
+	StartedAt, EndedAt    time.Time
+	Elapsed               float64
+	Name, Method          string
+	Args, Kwargs, Context []byte
+	App                   string
 }
 
 // MeasurementGroups streams the per-(name, method) statistics in the
