@@ -79,7 +79,7 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 	// hour's first rows of flows_bytes_idx; with one, the filter's index
 	// holds few rows (an application's) and a top-N sort of them is cheaper.
 	perHour := so.ByBytes && fl.SrcApp == nil && fl.DestApp == nil
-	top := db.ListFlowsTopByHourDescParams{FromHour: arg.FromHour, LastHour: hourTime(fl.ToHour - 1),
+	top := db.ListFlowsTopByHourDescParams{FirstHour: fl.FromHour, LastHour: fl.ToHour - 1,
 		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit}
 	switch {
 	case perHour && so.Desc:
