@@ -1,23 +1,44 @@
 -- name: UpsertFlows :exec
--- Adds a batch to the hourly totals. Duplicated keys inside the batch are
--- summed first (ON CONFLICT cannot touch one row twice in a statement), and
--- rows are written in key order so that concurrent batches lock the same
--- keys in the same order and cannot deadlock each other.
-INSERT INTO flows AS f (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
-SELECT t.hour, t.src_app, t.dest_app, t.vpc_id, sum(t.bytes_tx)::bigint, sum(t.bytes_rx)::bigint
-FROM ROWS FROM (
-    unnest(@hours::timestamptz[]),
-    unnest(@src_apps::text[]),
-    unnest(@dest_apps::text[]),
-    unnest(@vpc_ids::text[]),
-    unnest(@bytes_tx::bigint[]),
-    unnest(@bytes_rx::bigint[])
-) AS t (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
-GROUP BY t.hour, t.src_app, t.dest_app, t.vpc_id
-ORDER BY t.hour, t.src_app, t.dest_app, t.vpc_id
-ON CONFLICT (hour, src_app, dest_app, vpc_id) DO UPDATE
-SET bytes_tx = f.bytes_tx + excluded.bytes_tx,
-    bytes_rx = f.bytes_rx + excluded.bytes_rx;
+-- Adds a batch to the hourly totals and to their rollup flows_hourly
+-- (migration 00014), in one statement. Duplicated keys inside the batch
+-- are summed first (ON CONFLICT cannot touch one row twice in a
+-- statement), and rows are written in key order, flows first and then
+-- flows_hourly, so that concurrent batches lock the same rows in the same
+-- order and cannot deadlock each other. The rollup gets the batch's bytes
+-- per hour and key, and one more row for each flows row the upsert
+-- inserted (xmax = 0: an inserted row, not an updated one).
+WITH batch AS (
+    SELECT t.hour, t.src_app, t.dest_app, t.vpc_id, sum(t.bytes_tx)::bigint AS bytes_tx, sum(t.bytes_rx)::bigint AS bytes_rx
+    FROM ROWS FROM (
+        unnest(@hours::timestamptz[]),
+        unnest(@src_apps::text[]),
+        unnest(@dest_apps::text[]),
+        unnest(@vpc_ids::text[]),
+        unnest(@bytes_tx::bigint[]),
+        unnest(@bytes_rx::bigint[])
+    ) AS t (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
+    GROUP BY t.hour, t.src_app, t.dest_app, t.vpc_id
+), up AS (
+    INSERT INTO flows AS f (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
+    SELECT b.hour, b.src_app, b.dest_app, b.vpc_id, b.bytes_tx, b.bytes_rx
+    FROM batch b
+    ORDER BY b.hour, b.src_app, b.dest_app, b.vpc_id
+    ON CONFLICT (hour, src_app, dest_app, vpc_id) DO UPDATE
+    SET bytes_tx = f.bytes_tx + excluded.bytes_tx,
+        bytes_rx = f.bytes_rx + excluded.bytes_rx
+    RETURNING f.hour, f.src_app, f.dest_app, f.vpc_id, (f.xmax = 0) AS inserted
+)
+INSERT INTO flows_hourly AS r (dim, hour, key, flows, bytes_tx, bytes_rx)
+SELECT d.dim, b.hour, d.key, count(*) FILTER (WHERE u.inserted), sum(b.bytes_tx), sum(b.bytes_rx)
+FROM batch b
+JOIN up u ON u.hour = b.hour AND u.src_app = b.src_app AND u.dest_app = b.dest_app AND u.vpc_id = b.vpc_id
+CROSS JOIN LATERAL (VALUES ('all', ''), ('src_app', b.src_app), ('dest_app', b.dest_app), ('vpc_id', b.vpc_id)) AS d (dim, key)
+GROUP BY d.dim, b.hour, d.key
+ORDER BY d.dim, b.hour, d.key
+ON CONFLICT (dim, hour, key) DO UPDATE
+SET flows = r.flows + excluded.flows,
+    bytes_tx = r.bytes_tx + excluded.bytes_tx,
+    bytes_rx = r.bytes_rx + excluded.bytes_rx;
 
 -- The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
 -- matching the optional filters, one query per order so that each is a
@@ -104,3 +125,80 @@ WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
   AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
   AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text);
+
+-- name: ListFlowsTopByHourDesc :many
+-- Top talkers of a range without a src_app or dest_app filter. The
+-- range's first offset + limit rows are among the first offset + limit
+-- rows (@per_hour) of each of its hours (@first_hour to @last_hour, in
+-- hours since the epoch), which
+-- flows_bytes_idx (migration 00014) gives in order: the page reads
+-- hours x (offset + limit) rows instead of the whole range. Same order as
+-- ListFlowsByBytesDesc. The hours are an integer series, whose row count
+-- the planner knows: a timestamptz series is estimated at 1,000 rows,
+-- which priced the query past jit_above_cost and spent 7 ms compiling it
+-- (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+FROM generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
+CROSS JOIN LATERAL (
+    SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
+    FROM flows x
+    WHERE x.hour = to_timestamp(h.n * 3600)
+      AND (sqlc.narg('src_app')::text IS NULL OR x.src_app = sqlc.narg('src_app')::text)
+      AND (sqlc.narg('dest_app')::text IS NULL OR x.dest_app = sqlc.narg('dest_app')::text)
+      AND (sqlc.narg('vpc_id')::text IS NULL OR x.vpc_id = sqlc.narg('vpc_id')::text)
+    ORDER BY x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
+    LIMIT @per_hour::bigint
+) AS f
+ORDER BY f.bytes_tx::numeric + f.bytes_rx DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: ListFlowsTopByHourAsc :many
+-- ListFlowsTopByHourDesc, smallest first.
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+FROM generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
+CROSS JOIN LATERAL (
+    SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
+    FROM flows x
+    WHERE x.hour = to_timestamp(h.n * 3600)
+      AND (sqlc.narg('src_app')::text IS NULL OR x.src_app = sqlc.narg('src_app')::text)
+      AND (sqlc.narg('dest_app')::text IS NULL OR x.dest_app = sqlc.narg('dest_app')::text)
+      AND (sqlc.narg('vpc_id')::text IS NULL OR x.vpc_id = sqlc.narg('vpc_id')::text)
+    ORDER BY x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
+    LIMIT @per_hour::bigint
+) AS f
+ORDER BY f.bytes_tx::numeric + f.bytes_rx, f.hour, f.src_app, f.dest_app, f.vpc_id
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountFlowsRollup :one
+-- CountFlows for no filter (@dim 'all', @key empty) or one filter (@dim the
+-- filtered column, @key its value), from flows_hourly: 24 rows a day for
+-- the whole hour, 24 x keys for one key.
+SELECT coalesce(sum(flows), 0)::bigint FROM flows_hourly
+WHERE dim = @dim::text AND hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz AND key = @key::text;
+
+-- name: SummarizeFlowsRollup :many
+-- SummarizeFlows when no filter names another column than @by (the only
+-- possible filter is @by's own value, @key), from flows_hourly.
+WITH totals AS (
+    SELECT key, sum(bytes_tx) AS tx, sum(bytes_rx) AS rx
+    FROM flows_hourly
+    WHERE dim = @by::text AND hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
+      AND (sqlc.narg('key')::text IS NULL OR key = sqlc.narg('key')::text)
+    GROUP BY key
+    HAVING sum(flows) > 0
+)
+SELECT t.key::text AS key, t.tx::bigint AS bytes_tx, t.rx::bigint AS bytes_rx, (t.tx + t.rx)::bigint AS bytes,
+       count(*) OVER () AS total
+FROM totals t
+ORDER BY t.tx + t.rx DESC, t.key
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: CountFlowKeysRollup :one
+-- CountFlowKeys for SummarizeFlowsRollup.
+SELECT count(*) FROM (
+    SELECT key FROM flows_hourly
+    WHERE dim = @by::text AND hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
+      AND (sqlc.narg('key')::text IS NULL OR key = sqlc.narg('key')::text)
+    GROUP BY key
+    HAVING sum(flows) > 0
+) k;

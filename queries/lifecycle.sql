@@ -76,6 +76,22 @@ WITH gone AS (
 )
 SELECT count(*)::bigint AS deleted, coalesce(max(hour), @after::timestamptz)::timestamptz AS last FROM gone;
 
+-- name: DeleteExpiredFlowsHourly :one
+-- The flows rollup (migration 00014) of the hours the pass expired from
+-- flows: only hours flows has no row of any more, so that it keeps
+-- counting exactly what flows holds also when TimescaleDB dropped whole
+-- chunks (which may stop short of the cutoff).
+WITH gone AS (
+    DELETE FROM flows_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM flows_hourly x
+        WHERE x.hour >= @after::timestamptz AND x.hour < @before::timestamptz
+          AND NOT EXISTS (SELECT 1 FROM flows f WHERE f.hour = x.hour)
+        ORDER BY x.hour LIMIT @batch))
+    RETURNING hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(hour), @after::timestamptz)::timestamptz AS last FROM gone;
+
 -- name: DeleteExpiredRuns :one
 -- Load-test runs go whole, with their events (ON DELETE CASCADE): a
 -- committed run once its end is expired, a run still running once its

@@ -43,6 +43,36 @@ func (q *Queries) CountFlowKeys(ctx context.Context, arg CountFlowKeysParams) (i
 	return count, err
 }
 
+const countFlowKeysRollup = `-- name: CountFlowKeysRollup :one
+SELECT count(*) FROM (
+    SELECT key FROM flows_hourly
+    WHERE dim = $1::text AND hour >= $2::timestamptz AND hour < $3::timestamptz
+      AND ($4::text IS NULL OR key = $4::text)
+    GROUP BY key
+    HAVING sum(flows) > 0
+) k
+`
+
+type CountFlowKeysRollupParams struct {
+	By       string
+	FromHour time.Time
+	ToHour   time.Time
+	Key      *string
+}
+
+// CountFlowKeys for SummarizeFlowsRollup.
+func (q *Queries) CountFlowKeysRollup(ctx context.Context, arg CountFlowKeysRollupParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countFlowKeysRollup,
+		arg.By,
+		arg.FromHour,
+		arg.ToHour,
+		arg.Key,
+	)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countFlows = `-- name: CountFlows :one
 SELECT count(*) FROM flows
 WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
@@ -71,6 +101,33 @@ func (q *Queries) CountFlows(ctx context.Context, arg CountFlowsParams) (int64, 
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const countFlowsRollup = `-- name: CountFlowsRollup :one
+SELECT coalesce(sum(flows), 0)::bigint FROM flows_hourly
+WHERE dim = $1::text AND hour >= $2::timestamptz AND hour < $3::timestamptz AND key = $4::text
+`
+
+type CountFlowsRollupParams struct {
+	Dim      string
+	FromHour time.Time
+	ToHour   time.Time
+	Key      string
+}
+
+// CountFlows for no filter (@dim 'all', @key empty) or one filter (@dim the
+// filtered column, @key its value), from flows_hourly: 24 rows a day for
+// the whole hour, 24 x keys for one key.
+func (q *Queries) CountFlowsRollup(ctx context.Context, arg CountFlowsRollupParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countFlowsRollup,
+		arg.Dim,
+		arg.FromHour,
+		arg.ToHour,
+		arg.Key,
+	)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const listFlowsByBytesAsc = `-- name: ListFlowsByBytesAsc :many
@@ -305,6 +362,145 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 	return items, nil
 }
 
+const listFlowsTopByHourAsc = `-- name: ListFlowsTopByHourAsc :many
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+FROM generate_series($1::bigint, $2::bigint) AS h (n)
+CROSS JOIN LATERAL (
+    SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
+    FROM flows x
+    WHERE x.hour = to_timestamp(h.n * 3600)
+      AND ($3::text IS NULL OR x.src_app = $3::text)
+      AND ($4::text IS NULL OR x.dest_app = $4::text)
+      AND ($5::text IS NULL OR x.vpc_id = $5::text)
+    ORDER BY x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
+    LIMIT $6::bigint
+) AS f
+ORDER BY f.bytes_tx::numeric + f.bytes_rx, f.hour, f.src_app, f.dest_app, f.vpc_id
+LIMIT $8::bigint OFFSET $7::bigint
+`
+
+type ListFlowsTopByHourAscParams struct {
+	FirstHour int64
+	LastHour  int64
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	PerHour   int64
+	RowOffset int64
+	RowLimit  int64
+}
+
+// ListFlowsTopByHourDesc, smallest first.
+func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsTopByHourAsc,
+		arg.FirstHour,
+		arg.LastHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.PerHour,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listFlowsTopByHourDesc = `-- name: ListFlowsTopByHourDesc :many
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+FROM generate_series($1::bigint, $2::bigint) AS h (n)
+CROSS JOIN LATERAL (
+    SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
+    FROM flows x
+    WHERE x.hour = to_timestamp(h.n * 3600)
+      AND ($3::text IS NULL OR x.src_app = $3::text)
+      AND ($4::text IS NULL OR x.dest_app = $4::text)
+      AND ($5::text IS NULL OR x.vpc_id = $5::text)
+    ORDER BY x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
+    LIMIT $6::bigint
+) AS f
+ORDER BY f.bytes_tx::numeric + f.bytes_rx DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
+LIMIT $8::bigint OFFSET $7::bigint
+`
+
+type ListFlowsTopByHourDescParams struct {
+	FirstHour int64
+	LastHour  int64
+	SrcApp    *string
+	DestApp   *string
+	VpcID     *string
+	PerHour   int64
+	RowOffset int64
+	RowLimit  int64
+}
+
+// Top talkers of a range without a src_app or dest_app filter. The
+// range's first offset + limit rows are among the first offset + limit
+// rows (@per_hour) of each of its hours (@first_hour to @last_hour, in
+// hours since the epoch), which
+// flows_bytes_idx (migration 00014) gives in order: the page reads
+// hours x (offset + limit) rows instead of the whole range. Same order as
+// ListFlowsByBytesDesc. The hours are an integer series, whose row count
+// the planner knows: a timestamptz series is estimated at 1,000 rows,
+// which priced the query past jit_above_cost and spent 7 ms compiling it
+// (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
+func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, listFlowsTopByHourDesc,
+		arg.FirstHour,
+		arg.LastHour,
+		arg.SrcApp,
+		arg.DestApp,
+		arg.VpcID,
+		arg.PerHour,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const summarizeFlows = `-- name: SummarizeFlows :many
 WITH totals AS (
     SELECT CASE $3::text WHEN 'src_app' THEN src_app WHEN 'dest_app' THEN dest_app ELSE vpc_id END AS key,
@@ -381,22 +577,107 @@ func (q *Queries) SummarizeFlows(ctx context.Context, arg SummarizeFlowsParams) 
 	return items, nil
 }
 
+const summarizeFlowsRollup = `-- name: SummarizeFlowsRollup :many
+WITH totals AS (
+    SELECT key, sum(bytes_tx) AS tx, sum(bytes_rx) AS rx
+    FROM flows_hourly
+    WHERE dim = $3::text AND hour >= $4::timestamptz AND hour < $5::timestamptz
+      AND ($6::text IS NULL OR key = $6::text)
+    GROUP BY key
+    HAVING sum(flows) > 0
+)
+SELECT t.key::text AS key, t.tx::bigint AS bytes_tx, t.rx::bigint AS bytes_rx, (t.tx + t.rx)::bigint AS bytes,
+       count(*) OVER () AS total
+FROM totals t
+ORDER BY t.tx + t.rx DESC, t.key
+LIMIT $2::bigint OFFSET $1::bigint
+`
+
+type SummarizeFlowsRollupParams struct {
+	RowOffset int64
+	RowLimit  int64
+	By        string
+	FromHour  time.Time
+	ToHour    time.Time
+	Key       *string
+}
+
+type SummarizeFlowsRollupRow struct {
+	Key     string
+	BytesTx int64
+	BytesRx int64
+	Bytes   int64
+	Total   int64
+}
+
+// SummarizeFlows when no filter names another column than @by (the only
+// possible filter is @by's own value, @key), from flows_hourly.
+func (q *Queries) SummarizeFlowsRollup(ctx context.Context, arg SummarizeFlowsRollupParams) ([]SummarizeFlowsRollupRow, error) {
+	rows, err := q.db.Query(ctx, summarizeFlowsRollup,
+		arg.RowOffset,
+		arg.RowLimit,
+		arg.By,
+		arg.FromHour,
+		arg.ToHour,
+		arg.Key,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SummarizeFlowsRollupRow{}
+	for rows.Next() {
+		var i SummarizeFlowsRollupRow
+		if err := rows.Scan(
+			&i.Key,
+			&i.BytesTx,
+			&i.BytesRx,
+			&i.Bytes,
+			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const upsertFlows = `-- name: UpsertFlows :exec
-INSERT INTO flows AS f (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
-SELECT t.hour, t.src_app, t.dest_app, t.vpc_id, sum(t.bytes_tx)::bigint, sum(t.bytes_rx)::bigint
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::text[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::bigint[]),
-    unnest($6::bigint[])
-) AS t (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
-GROUP BY t.hour, t.src_app, t.dest_app, t.vpc_id
-ORDER BY t.hour, t.src_app, t.dest_app, t.vpc_id
-ON CONFLICT (hour, src_app, dest_app, vpc_id) DO UPDATE
-SET bytes_tx = f.bytes_tx + excluded.bytes_tx,
-    bytes_rx = f.bytes_rx + excluded.bytes_rx
+WITH batch AS (
+    SELECT t.hour, t.src_app, t.dest_app, t.vpc_id, sum(t.bytes_tx)::bigint AS bytes_tx, sum(t.bytes_rx)::bigint AS bytes_rx
+    FROM ROWS FROM (
+        unnest($1::timestamptz[]),
+        unnest($2::text[]),
+        unnest($3::text[]),
+        unnest($4::text[]),
+        unnest($5::bigint[]),
+        unnest($6::bigint[])
+    ) AS t (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
+    GROUP BY t.hour, t.src_app, t.dest_app, t.vpc_id
+), up AS (
+    INSERT INTO flows AS f (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
+    SELECT b.hour, b.src_app, b.dest_app, b.vpc_id, b.bytes_tx, b.bytes_rx
+    FROM batch b
+    ORDER BY b.hour, b.src_app, b.dest_app, b.vpc_id
+    ON CONFLICT (hour, src_app, dest_app, vpc_id) DO UPDATE
+    SET bytes_tx = f.bytes_tx + excluded.bytes_tx,
+        bytes_rx = f.bytes_rx + excluded.bytes_rx
+    RETURNING f.hour, f.src_app, f.dest_app, f.vpc_id, (f.xmax = 0) AS inserted
+)
+INSERT INTO flows_hourly AS r (dim, hour, key, flows, bytes_tx, bytes_rx)
+SELECT d.dim, b.hour, d.key, count(*) FILTER (WHERE u.inserted), sum(b.bytes_tx), sum(b.bytes_rx)
+FROM batch b
+JOIN up u ON u.hour = b.hour AND u.src_app = b.src_app AND u.dest_app = b.dest_app AND u.vpc_id = b.vpc_id
+CROSS JOIN LATERAL (VALUES ('all', ''), ('src_app', b.src_app), ('dest_app', b.dest_app), ('vpc_id', b.vpc_id)) AS d (dim, key)
+GROUP BY d.dim, b.hour, d.key
+ORDER BY d.dim, b.hour, d.key
+ON CONFLICT (dim, hour, key) DO UPDATE
+SET flows = r.flows + excluded.flows,
+    bytes_tx = r.bytes_tx + excluded.bytes_tx,
+    bytes_rx = r.bytes_rx + excluded.bytes_rx
 `
 
 type UpsertFlowsParams struct {
@@ -408,10 +689,14 @@ type UpsertFlowsParams struct {
 	BytesRx  []int64
 }
 
-// Adds a batch to the hourly totals. Duplicated keys inside the batch are
-// summed first (ON CONFLICT cannot touch one row twice in a statement), and
-// rows are written in key order so that concurrent batches lock the same
-// keys in the same order and cannot deadlock each other.
+// Adds a batch to the hourly totals and to their rollup flows_hourly
+// (migration 00014), in one statement. Duplicated keys inside the batch
+// are summed first (ON CONFLICT cannot touch one row twice in a
+// statement), and rows are written in key order, flows first and then
+// flows_hourly, so that concurrent batches lock the same rows in the same
+// order and cannot deadlock each other. The rollup gets the batch's bytes
+// per hour and key, and one more row for each flows row the upsert
+// inserted (xmax = 0: an inserted row, not an updated one).
 func (q *Queries) UpsertFlows(ctx context.Context, arg UpsertFlowsParams) error {
 	_, err := q.db.Exec(ctx, upsertFlows,
 		arg.Hours,

@@ -170,6 +170,41 @@ func (q *Queries) DeleteExpiredFlows(ctx context.Context, arg DeleteExpiredFlows
 	return i, err
 }
 
+const deleteExpiredFlowsHourly = `-- name: DeleteExpiredFlowsHourly :one
+WITH gone AS (
+    DELETE FROM flows_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM flows_hourly x
+        WHERE x.hour >= $1::timestamptz AND x.hour < $2::timestamptz
+          AND NOT EXISTS (SELECT 1 FROM flows f WHERE f.hour = x.hour)
+        ORDER BY x.hour LIMIT $3))
+    RETURNING hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(hour), $1::timestamptz)::timestamptz AS last FROM gone
+`
+
+type DeleteExpiredFlowsHourlyParams struct {
+	After  time.Time
+	Before time.Time
+	Batch  int32
+}
+
+type DeleteExpiredFlowsHourlyRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+// The flows rollup (migration 00014) of the hours the pass expired from
+// flows: only hours flows has no row of any more, so that it keeps
+// counting exactly what flows holds also when TimescaleDB dropped whole
+// chunks (which may stop short of the cutoff).
+func (q *Queries) DeleteExpiredFlowsHourly(ctx context.Context, arg DeleteExpiredFlowsHourlyParams) (DeleteExpiredFlowsHourlyRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredFlowsHourly, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredFlowsHourlyRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
 const deleteExpiredHourlyHistogram = `-- name: DeleteExpiredHourlyHistogram :one
 WITH gone AS (
     DELETE FROM measurements_hourly_hist

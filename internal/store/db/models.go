@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Metrics collections (appmetrics): windows over the service's own runtime samples and requests. At most 10 rows at a time: POST /appmetrics/api/v1/collections locks this table, counts and inserts in one transaction.
@@ -217,6 +218,21 @@ type Flow struct {
 	BytesTx int64
 	// Total bytes received in that hour, summed over every posted flow.
 	BytesRx int64
+}
+
+// Per hour, the number of flows rows and their byte sums: for the whole hour (dim all) and per src_app, dest_app and vpc_id. Maintained by the flows upsert in the same statement; read for the exact totals of flows ranges and summaries.
+type FlowsHourly struct {
+	// all (the whole hour, key is empty), src_app, dest_app or vpc_id.
+	Dim  string
+	Hour time.Time
+	// The src_app, dest_app or vpc_id value ('' for dim all).
+	Key string
+	// Rows of flows for that hour (and key).
+	Flows int64
+	// Sum of flows.bytes_tx of those rows.
+	BytesTx pgtype.Numeric
+	// Sum of flows.bytes_rx of those rows.
+	BytesRx pgtype.Numeric
 }
 
 // Answers of keyed writes (Idempotency-Key request header): one row per key, inserted in the same transaction as the write it answers, so a row exists exactly when its write was committed. A repeat with the same key and the same method, path and body is answered from here (status and body) without writing again; the same key with another request is refused (422). Refused writes are never recorded. Rows live IDEMPOTENCY_TTL (default 24 h): an expired row is ignored, overwritten when its key is used again, and deleted lazily (each keyed request deletes up to 10 expired rows).

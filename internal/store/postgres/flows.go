@@ -58,8 +58,15 @@ func (f *Flows) List(ctx context.Context, fl store.FlowFilter, so store.FlowSort
 func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (store.Page[store.Flow], error) {
 	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(fl.FromHour), ToHour: hourTime(fl.ToHour),
 		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, RowLimit: p.Limit, RowOffset: p.Offset}
-	total, err := q.CountFlows(ctx, db.CountFlowsParams{FromHour: arg.FromHour, ToHour: arg.ToHour,
-		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+	var total int64
+	var err error
+	if dim, key, ok := rollupFilter(fl); ok {
+		// No filter, or one: the rollup has the count per hour (and key).
+		total, err = q.CountFlowsRollup(ctx, db.CountFlowsRollupParams{Dim: dim, Key: key, FromHour: arg.FromHour, ToHour: arg.ToHour})
+	} else {
+		total, err = q.CountFlows(ctx, db.CountFlowsParams{FromHour: arg.FromHour, ToHour: arg.ToHour,
+			SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+	}
 	if err != nil {
 		return store.Page[store.Flow]{}, wrap("count flows", err)
 	}
@@ -68,7 +75,17 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 		return out, nil
 	}
 	var rows []db.Flow
+	// Without a src_app or dest_app filter the bytes order merges each
+	// hour's first rows of flows_bytes_idx; with one, the filter's index
+	// holds few rows (an application's) and a top-N sort of them is cheaper.
+	perHour := so.ByBytes && fl.SrcApp == nil && fl.DestApp == nil
+	top := db.ListFlowsTopByHourDescParams{FirstHour: fl.FromHour, LastHour: fl.ToHour - 1,
+		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit}
 	switch {
+	case perHour && so.Desc:
+		rows, err = q.ListFlowsTopByHourDesc(ctx, top)
+	case perHour:
+		rows, err = q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top))
 	case so.ByBytes && so.Desc:
 		rows, err = q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
 	case so.ByBytes:
@@ -97,6 +114,10 @@ func (f *Flows) Summary(ctx context.Context, fl store.FlowFilter, by string, p s
 	from, to := hourTime(fl.FromHour), hourTime(fl.ToHour)
 	var page store.Page[store.FlowTotal]
 	err := f.reads.do(ctx, func(q *db.Queries) (err error) {
+		if key, ok := summaryRollupKey(fl, by); ok {
+			page, err = summaryFromRollup(ctx, q, by, key, from, to, p)
+			return err
+		}
 		page, err = listPage(ctx, "summarize flows", p,
 			func(ctx context.Context) ([]db.SummarizeFlowsRow, error) {
 				return q.SummarizeFlows(ctx, db.SummarizeFlowsParams{By: by, FromHour: from, ToHour: to,
@@ -113,6 +134,59 @@ func (f *Flows) Summary(ctx context.Context, fl store.FlowFilter, by string, p s
 		return err
 	})
 	return page, err
+}
+
+// summaryFromRollup is Summary read from flows_hourly.
+func summaryFromRollup(ctx context.Context, q *db.Queries, by string, key *string, from, to time.Time, p store.PageRequest) (store.Page[store.FlowTotal], error) {
+	return listPage(ctx, "summarize flows", p,
+		func(ctx context.Context) ([]db.SummarizeFlowsRollupRow, error) {
+			return q.SummarizeFlowsRollup(ctx, db.SummarizeFlowsRollupParams{By: by, Key: key, FromHour: from, ToHour: to,
+				RowLimit: p.Limit, RowOffset: p.Offset})
+		},
+		func(r db.SummarizeFlowsRollupRow) int64 { return r.Total },
+		func(ctx context.Context) (int64, error) {
+			return q.CountFlowKeysRollup(ctx, db.CountFlowKeysRollupParams{By: by, Key: key, FromHour: from, ToHour: to})
+		},
+		func(r db.SummarizeFlowsRollupRow) store.FlowTotal {
+			return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
+		})
+}
+
+// rollupFilter gives the flows_hourly rows that count the filter's flows
+// rows: the hour's ('all', ”) without a filter, the key's with one; ok
+// is false with two or more filters (the rollup has no pairs).
+func rollupFilter(fl store.FlowFilter) (dim, key string, ok bool) {
+	dim, key = "all", ""
+	n := 0
+	for _, f := range []struct {
+		dim string
+		v   *string
+	}{{"src_app", fl.SrcApp}, {"dest_app", fl.DestApp}, {"vpc_id", fl.VpcID}} {
+		if f.v != nil {
+			dim, key = f.dim, *f.v
+			n++
+		}
+	}
+	return dim, key, n <= 1
+}
+
+// summaryRollupKey reports whether a summary by `by` can be read from
+// flows_hourly: when no filter names another column (the rollup keeps each
+// column apart); key is by's own filter, if any.
+func summaryRollupKey(fl store.FlowFilter, by string) (key *string, ok bool) {
+	for _, f := range []struct {
+		dim string
+		v   *string
+	}{{"src_app", fl.SrcApp}, {"dest_app", fl.DestApp}, {"vpc_id", fl.VpcID}} {
+		if f.v == nil {
+			continue
+		}
+		if f.dim != by {
+			return nil, false
+		}
+		key = f.v
+	}
+	return key, true
 }
 
 // hourTime is the start of an hour given in hours since the epoch.

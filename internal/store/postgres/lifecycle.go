@@ -135,6 +135,11 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			r, err := q.DeleteExpiredFlows(ctx, db.DeleteExpiredFlowsParams{After: a, Before: b, Batch: n})
 			return r.Deleted, r.Last, err
 		}},
+		// After flows: it removes the rollup of the hours flows no longer has.
+		{"flows_hourly", r.Flows, false, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredFlowsHourly(ctx, db.DeleteExpiredFlowsHourlyParams{After: a, Before: b, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
 	}
 	// The rollups are cut at a UTC day, so that the hourly and the daily
 	// cells always cover the same days (a window reads its whole days from
