@@ -66,11 +66,14 @@ FROM s;
 -- name: CollectionHTTP :many
 -- The service's own requests started in [@since, @until], per (URL path
 -- without query, method), in path then method order. Elapsed is in seconds.
+-- A summary row (internal/selfprofile/summary.go) stands for context.count
+-- requests: elapsed is their mean, context.elapsedMax their longest.
 SELECT coalesce(m.context->>'path', split_part(m.context->>'url', '?', 1), m.name)::text AS path,
        m.method,
-       count(*)::bigint AS hits,
-       avg(m.elapsed)::float8 AS avg_elapsed,
-       max(m.elapsed)::float8 AS max_elapsed
+       sum(coalesce((m.context->>'count')::bigint, 1))::bigint AS hits,
+       (sum(m.elapsed * coalesce((m.context->>'count')::bigint, 1))
+         / sum(coalesce((m.context->>'count')::bigint, 1)))::float8 AS avg_elapsed,
+       max(coalesce((m.context->>'elapsedMax')::float8, m.elapsed))::float8 AS max_elapsed
 FROM measurements m
 WHERE m.app = 'telemetry'
   AND m.started_at >= @since::timestamptz AND m.started_at <= @until::timestamptz

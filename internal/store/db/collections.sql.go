@@ -27,9 +27,10 @@ func (q *Queries) ClearCollection(ctx context.Context, id int64) (int64, error) 
 const collectionHTTP = `-- name: CollectionHTTP :many
 SELECT coalesce(m.context->>'path', split_part(m.context->>'url', '?', 1), m.name)::text AS path,
        m.method,
-       count(*)::bigint AS hits,
-       avg(m.elapsed)::float8 AS avg_elapsed,
-       max(m.elapsed)::float8 AS max_elapsed
+       sum(coalesce((m.context->>'count')::bigint, 1))::bigint AS hits,
+       (sum(m.elapsed * coalesce((m.context->>'count')::bigint, 1))
+         / sum(coalesce((m.context->>'count')::bigint, 1)))::float8 AS avg_elapsed,
+       max(coalesce((m.context->>'elapsedMax')::float8, m.elapsed))::float8 AS max_elapsed
 FROM measurements m
 WHERE m.app = 'telemetry'
   AND m.started_at >= $1::timestamptz AND m.started_at <= $2::timestamptz
@@ -52,6 +53,8 @@ type CollectionHTTPRow struct {
 
 // The service's own requests started in [@since, @until], per (URL path
 // without query, method), in path then method order. Elapsed is in seconds.
+// A summary row (internal/selfprofile/summary.go) stands for context.count
+// requests: elapsed is their mean, context.elapsedMax their longest.
 func (q *Queries) CollectionHTTP(ctx context.Context, arg CollectionHTTPParams) ([]CollectionHTTPRow, error) {
 	rows, err := q.db.Query(ctx, collectionHTTP, arg.Since, arg.Until)
 	if err != nil {
