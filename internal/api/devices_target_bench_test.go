@@ -102,7 +102,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		b.Fatalf("self-profiling is not on for every request by default any more: adjust this benchmark")
 	}
 	prof := selfprofile.New(st.Measurements, log, prom.Registry, selfprofile.Config{
-		Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
+		Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude, Detail: cfg.SelfProfileDetail})
 	prof.Start()
 	defer prof.Close(ctx)
 	on, _ := New(Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
