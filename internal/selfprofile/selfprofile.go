@@ -1,7 +1,9 @@
 // Package selfprofile records every request the service serves as a
 // measurement of its own (app = "telemetry"), the way flask-profiler
 // profiles a Flask application. The HTTP layer hands it each request it
-// served (Record), which goes into a bounded in-memory buffer; a background writer COPYs the
+// served (Record), which goes into a bounded in-memory buffer (past
+// Config.Detail requests a second, summed into summary rows: summary.go);
+// a background writer COPYs the
 // buffer into the measurements table at least every second and once more at
 // Close. Recording never blocks or fails a request: when the buffer is full,
 // records are dropped, counted in /metrics and logged.
