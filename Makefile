@@ -13,7 +13,7 @@ SWAGGER_UI_VERSION := 5.35.0
 DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbouncer-bin ui ui-screenshots ui-bench chromium-bin node-bin
+.PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbench-bin pgbouncer-bin ui ui-screenshots ui-bench chromium-bin node-bin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ db-stop: ## stop the local PostgreSQL started by make run
 	$(GO) run ./cmd/devdb stop
 
 BENCH ?= .
-bench: pg-bin wrk-bin ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
+bench: pg-bin wrk-bin pgbench-bin ## run the benchmarks (real server, durable PostgreSQL) and write docs/benchmarks.md; BENCH=regexp for a subset
 	@mkdir -p $(BIN)
 	set -o pipefail; TESTDB_DURABLE=1 $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 120m ./internal/api | tee $(BIN)/bench.txt
 	@{ echo "# Benchmark results"; echo; \
@@ -119,6 +119,16 @@ psql-bin:
 		echo "installing psql (apt-get install postgresql-client) for the analysts' queries test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null; \
 	else echo "psql not found: install postgresql-client"; exit 1; fi
+
+# pgbench is BenchmarkDevicesTarget's baseline (one INSERT per transaction):
+# Debian ships it with the server (/usr/lib/postgresql/N/bin, where the
+# benchmark looks first) and as a wrapper on PATH; installed when missing.
+pgbench-bin:
+	@ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || command -v pgbench >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing pgbench (apt-get install postgresql) for the device metrics benchmark"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "pgbench not found: install postgresql (BenchmarkDevicesTarget skips without it)"; fi
 
 pgbouncer-bin:
 	@command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || \

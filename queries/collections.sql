@@ -65,8 +65,9 @@ FROM s;
 
 -- name: CollectionHTTP :many
 -- The service's own requests started in [@since, @until], per (URL path
--- without query, method), in path then method order. Elapsed is in seconds.
--- The function (migrations/00016) groups by hashing, whatever the planner
+-- without query, method), in path then method order. Elapsed is in seconds;
+-- a self-profiling summary row counts for the requests it stands for. The
+-- function (migrations/00015) groups by hashing, whatever the planner
 -- expects of the window.
 SELECT c.path::text AS path, c.method::text AS method, c.hits::bigint AS hits,
        c.avg_elapsed::float8 AS avg_elapsed, c.max_elapsed::float8 AS max_elapsed

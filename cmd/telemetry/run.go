@@ -354,7 +354,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	var prof *selfprofile.Profiler
 	if cfg.SelfProfile && cfg.SelfProfileSample > 0 {
 		prof = selfprofile.New(st.Measurements, log, prom.Registry, selfprofile.Config{
-			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude})
+			Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude, Detail: selfProfileDetail(cfg.SelfProfileDetail)})
 		prof.Start()
 		defer prof.Close(context.Background())
 	}
@@ -467,4 +467,13 @@ func healthcheck(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("not ready: %s", res.Status)
 	}
 	return nil
+}
+
+// selfProfileDetail maps SELF_PROFILE_DETAIL to selfprofile.Config.Detail,
+// where 0 means the default and a negative number none.
+func selfProfileDetail(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -63,6 +63,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "WRITE_TIMEOUT": "30s"}, "WRITE_TIMEOUT (30s) must be longer than READ_TIMEOUT"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_WRITES": "maybe"}, "AUTH_WRITES"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_READS": "2"}, "AUTH_READS"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "SELF_PROFILE_DETAIL": "-1"}, "SELF_PROFILE_DETAIL"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "SELF_PROFILE_DETAIL": "lots"}, "SELF_PROFILE_DETAIL"},
 		{[]string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": testdb.Empty(t)}, "unknown migrate command"},
 	}
 	for _, c := range cases {
@@ -444,5 +446,17 @@ func TestUnknownFlags(t *testing.T) {
 				t.Errorf("%v: no usage on stderr: %q", c.args, errOut.String())
 			}
 		}
+	}
+}
+
+// SELF_PROFILE_DETAIL=0 means no request gets a row of its own (every one is
+// summarised), which selfprofile.Config spells as a negative Detail (its 0
+// is the default).
+func TestSelfProfileDetail(t *testing.T) {
+	if got := selfProfileDetail(0); got >= 0 {
+		t.Errorf("SELF_PROFILE_DETAIL=0 gives Detail %d, want a negative number", got)
+	}
+	if got := selfProfileDetail(250); got != 250 {
+		t.Errorf("SELF_PROFILE_DETAIL=250 gives Detail %d", got)
 	}
 }

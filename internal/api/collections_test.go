@@ -29,6 +29,7 @@ const collectionsURL = "/appmetrics/api/v1/collections"
 type collectionsEnv struct {
 	servers int           // API servers, each with its own pool, like separate processes (default 1)
 	profile bool          // self-profiling on, as in production
+	detail  int           // selfprofile.Config.Detail (0: its default)
 	sample  time.Duration // > 0: a runtime sampler per server at this interval
 }
 
@@ -52,7 +53,7 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 		st := postgres.New(pool, postgres.Options{})
 		var prof *selfprofile.Profiler
 		if env.profile {
-			prof = selfprofile.New(st.Measurements, nil, prom.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
+			prof = selfprofile.New(st.Measurements, nil, prom.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude, Detail: env.detail})
 			prof.Start()
 			t.Cleanup(func() { prof.Close(context.Background()) })
 		}
@@ -554,5 +555,48 @@ func TestCollectionsNotAcceptable(t *testing.T) {
 	// Nothing was created, cleared or deleted by the refused requests.
 	if got := listCollectionURIs(t, s); fmt.Sprint(got) != "[collections/0]" {
 		t.Fatalf("list = %v", got)
+	}
+}
+
+// Requests self-profiling summed into summary rows (past
+// SELF_PROFILE_DETAIL a second; here every request) count in httpUrls
+// exactly as rows of their own would: hits, mean and longest.
+func TestCollectionHTTPURLsCountSummaries(t *testing.T) {
+	t.Parallel()
+	s := newCollectionServers(t, collectionsEnv{profile: true, detail: -1})[0]
+	uri := createCollection(t, s)
+	const gets = 40
+	for i := range gets {
+		s.do("GET", fmt.Sprintf("/flows?hour=%d", i), nil).wantStatus(t, http.StatusOK)
+	}
+	s.do("GET", "/no/such/path", nil).wantStatus(t, http.StatusNotFound)
+	var c Collection
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c = getCollection(t, s, uri)
+		if _, ok := urlEntry(c, "/no/such/path", "GET"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traffic never showed up: %+v", c.HTTPURLs.Data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	flows, ok := urlEntry(c, "/flows", "GET")
+	if !ok || flows.Hits != gets {
+		t.Fatalf("GET /flows entry %+v (found %v), want %d hits: %+v", flows, ok, gets, c.HTTPURLs.Data)
+	}
+	var rows, counted int64
+	var total, longest float64
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*), sum((context->>'count')::bigint),
+		sum((context->>'elapsedTotal')::float8), max((context->>'elapsedMax')::float8)
+		FROM measurements WHERE app = 'telemetry' AND method = 'GET' AND context->>'path' = '/flows'`).Scan(&rows, &counted, &total, &longest); err != nil {
+		t.Fatal(err)
+	}
+	if rows >= gets || counted != gets {
+		t.Fatalf("%d rows for %d requests (counted %d): not summarised", rows, gets, counted)
+	}
+	if math.Abs(flows.AverageResponseTime-total/gets*1000) > 1e-6 || math.Abs(flows.LongestResponseTime-longest*1000) > 1e-6 {
+		t.Fatalf("entry %+v, stored total %v s, longest %v s", flows, total, longest)
 	}
 }

@@ -249,6 +249,13 @@ func readCPU(b *testing.B, pool *pgxpool.Pool) cpuTimes {
 		f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
+		if pid == strconv.Itoa(pm) {
+			// Backends that exited (pgbench's, a pool's closed
+			// connections) count in the postmaster's reaped children.
+			cut, _ := strconv.ParseInt(f[13], 10, 64)
+			cst, _ := strconv.ParseInt(f[14], 10, 64)
+			ut, st = ut+cut, st+cst
+		}
 		c.PG += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
 	}
 	return c

@@ -65,21 +65,38 @@ function done(summary, latency, requests)
 end
 `
 
+// wrkGetScript makes wrk send the GET of its URL as is, and print its
+// figures as wrkPutScript does.
+const wrkGetScript = `
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK requests=%d duration_us=%d status_errors=%d socket_errors=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+`
+
 // runWrk runs wrk with `clients` connections (one thread: its event loop
 // handles them all, leaving the other core to the server) for duration
 // against url with the PUT script, and returns its figures and its CPU time.
 func runWrk(wrk, url string, clients, devices int, token string, duration time.Duration) (loadStats, time.Duration, error) {
+	return runWrkScript(wrk, url, wrkPutScript, clients, duration, strconv.Itoa(devices), token)
+}
+
+// runWrkScript runs wrk as runWrk does with a Lua script of its own (which
+// must print the WRK summary line) and the script's arguments.
+func runWrkScript(wrk, url, lua string, clients int, duration time.Duration, args ...string) (loadStats, time.Duration, error) {
 	dir, err := os.MkdirTemp("", "devices-wrk-")
 	if err != nil {
 		return loadStats{}, 0, err
 	}
 	defer os.RemoveAll(dir)
-	script := filepath.Join(dir, "put.lua")
-	if err := os.WriteFile(script, []byte(wrkPutScript), 0o600); err != nil {
+	script := filepath.Join(dir, "script.lua")
+	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
 		return loadStats{}, 0, err
 	}
-	cmd := exec.Command(wrk, "-t1", "-c", strconv.Itoa(clients), "-d", fmt.Sprintf("%ds", max(1, int(duration.Round(time.Second).Seconds()))),
-		"--timeout", "10s", "-s", script, url, "--", strconv.Itoa(devices), token)
+	cmd := exec.Command(wrk, append([]string{"-t1", "-c", strconv.Itoa(clients), "-d", fmt.Sprintf("%ds", max(1, int(duration.Round(time.Second).Seconds()))),
+		"--timeout", "10s", "-s", script, url, "--"}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

@@ -310,7 +310,8 @@ func TestSelfProfileRedactsSecrets(t *testing.T) {
 // request is stored.
 func TestSelfProfileRecordsHostileRequests(t *testing.T) {
 	t.Parallel()
-	s, prof := newProfiledServer(t, selfprofile.Config{Sample: 1, FlushEvery: 50 * time.Millisecond, FlushAt: 100, BufferSize: 100000})
+	// Detail: every request a row of its own, as the test looks for some.
+	s, prof := newProfiledServer(t, selfprofile.Config{Sample: 1, FlushEvery: 50 * time.Millisecond, FlushAt: 100, BufferSize: 100000, Detail: 1 << 30})
 	type req struct{ method, path, ua string }
 	hostile := []req{
 		{"GET", "/nowhere?a=%00", ""},

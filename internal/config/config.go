@@ -68,6 +68,7 @@ type Config struct {
 	SelfProfile          bool
 	SelfProfileSample    float64
 	SelfProfileExclude   []string
+	SelfProfileDetail    int
 
 	SelfSampleInterval time.Duration
 
@@ -183,6 +184,15 @@ var Vars = []Var{
 					c.SelfProfileExclude = append(c.SelfProfileExclude, p)
 				}
 			}
+			return nil
+		}},
+	{"SELF_PROFILE_DETAIL", "100", "requests a second self-profiling records one row each; the rest of that second are summed into one row per route, path, method and status (context.count requests); 0 summarises every request",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return errors.New("must be a whole number, 0 or more")
+			}
+			c.SelfProfileDetail = n
 			return nil
 		}},
 	{"SELF_SAMPLE_INTERVAL", "5s", "how often the service samples its own CPU, GC and memory into runtime_samples for the collections API; 0 turns sampling off",

@@ -1,7 +1,9 @@
 // Package selfprofile records every request the service serves as a
 // measurement of its own (app = "telemetry"), the way flask-profiler
 // profiles a Flask application. The HTTP layer hands it each request it
-// served (Record), which goes into a bounded in-memory buffer; a background writer COPYs the
+// served (Record), which goes into a bounded in-memory buffer (past
+// Config.Detail requests a second, summed into summary rows: summary.go);
+// a background writer COPYs the
 // buffer into the measurements table at least every second and once more at
 // Close. Recording never blocks or fails a request: when the buffer is full,
 // records are dropped, counted in /metrics and logged.
@@ -27,7 +29,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telemetry/telemetry/internal/store"
@@ -50,7 +51,16 @@ type Config struct {
 	FlushAt int
 	// WriteTimeout bounds one COPY (default 10 s).
 	WriteTimeout time.Duration
+	// Detail is how many requests a second are recorded one row each
+	// (default 100; negative: none). The others of that second are
+	// summarised: one row per route, method, path, operation and status of
+	// the second they started in, with their count, mean, total and longest
+	// elapsed.
+	Detail int
 }
+
+// DefaultDetail is Detail's (and SELF_PROFILE_DETAIL's) default.
+const DefaultDetail = 100
 
 // DefaultExclude is SELF_PROFILE_EXCLUDE's default: probes, metrics, docs,
 // the OpenAPI documents and the dashboard's static files (its API calls
@@ -88,8 +98,13 @@ type Profiler struct {
 
 	mu      sync.Mutex
 	buf     []entry
+	sums    map[sumKey]sumVal // requests past the second's Detail
 	closed  bool
 	dropped int64 // since the last log line
+	// detailSec is the second (Unix, of the request's end) whose Detail
+	// budget detailN counts.
+	detailSec int64
+	detailN   int
 
 	wake    chan struct{}
 	stop    chan struct{}
@@ -97,9 +112,9 @@ type Profiler struct {
 	started bool
 	once    sync.Once
 
-	recorded, written prometheus.Counter
-	drops             *prometheus.CounterVec
-	failures          prometheus.Counter
+	recorded, written, summarised prometheus.Counter
+	drops                         *prometheus.CounterVec
+	failures                      prometheus.Counter
 }
 
 // New builds a Profiler writing through w; reg (may be nil) receives its
@@ -118,6 +133,9 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
+	if cfg.Detail == 0 {
+		cfg.Detail = DefaultDetail
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -131,6 +149,10 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_written_total",
 			Help: "Self-profiling measurements written to the database.",
+		}),
+		summarised: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "telemetry_selfprofile_summarised_total",
+			Help: "Requests recorded in a summary row (past SELF_PROFILE_DETAIL in their second) rather than a row of their own.",
 		}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_dropped_total",
@@ -159,7 +181,7 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 			Name: "telemetry_selfprofile_buffered",
 			Help: "Self-profiling measurements waiting to be written.",
 		}, func() float64 { return float64(p.Buffered()) })
-		reg.MustRegister(p.recorded, p.written, p.drops, p.failures, buffered)
+		reg.MustRegister(p.recorded, p.written, p.summarised, p.drops, p.failures, buffered)
 	}
 	return p
 }
@@ -208,11 +230,11 @@ func (p *Profiler) Close(ctx context.Context) error {
 	return err
 }
 
-// Buffered is the number of records waiting to be written.
+// Buffered is the number of records (rows to be) waiting to be written.
 func (p *Profiler) Buffered() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.buf)
+	return len(p.buf) + len(p.sums)
 }
 
 func (p *Profiler) writer() {
@@ -237,21 +259,25 @@ const writeBatch = 10000
 // Flush writes everything buffered now.
 func (p *Profiler) Flush(ctx context.Context) error {
 	p.mu.Lock()
-	batch := p.buf
-	p.buf = nil
+	batch, sums := p.buf, p.sums
+	p.buf, p.sums = nil, nil
 	dropped := p.dropped
 	p.dropped = 0
 	p.mu.Unlock()
 	if dropped > 0 {
 		p.log.Warn("self-profiling buffer full: measurements dropped", "dropped", dropped, "buffer_size", p.cfg.BufferSize)
 	}
+	all := make([]store.Measurement, 0, len(batch)+len(sums))
+	for _, e := range batch {
+		all = append(all, e.record())
+	}
+	for k, v := range sums {
+		all = append(all, k.record(v))
+	}
 	var firstErr error
-	for len(batch) > 0 {
-		n := min(len(batch), writeBatch)
-		recs := make([]store.Measurement, n)
-		for i := range recs {
-			recs[i] = batch[i].record()
-		}
+	for len(all) > 0 {
+		n := min(len(all), writeBatch)
+		recs := all[:n]
 		budget := maxIsolationWrites
 		lost, err := p.write(ctx, recs, &budget)
 		p.written.Add(float64(n - lost))
@@ -264,7 +290,7 @@ func (p *Profiler) Flush(ctx context.Context) error {
 				firstErr = err
 			}
 		}
-		batch = batch[n:]
+		all = all[n:]
 	}
 	return firstErr
 }
@@ -311,14 +337,14 @@ func (p *Profiler) add(e entry) {
 		p.mu.Unlock()
 		p.drops.WithLabelValues("closed").Inc()
 		return
-	case len(p.buf) >= p.cfg.BufferSize:
+	case len(p.buf)+len(p.sums) >= p.cfg.BufferSize:
 		p.dropped++
 		p.mu.Unlock()
 		p.drops.WithLabelValues("buffer_full").Inc()
 		return
 	}
 	p.buf = append(p.buf, e)
-	full := len(p.buf) >= p.cfg.FlushAt
+	full := len(p.buf)+len(p.sums) >= p.cfg.FlushAt
 	p.mu.Unlock()
 	p.recorded.Inc()
 	if full {
@@ -364,18 +390,16 @@ func (p *Profiler) Record(s Served) {
 	if p.excluded(r.URL.Path) || (p.cfg.Sample < 1 && rand.Float64() >= p.cfg.Sample) {
 		return
 	}
+	if !p.detailed(s.End.Unix()) {
+		p.summarise(s)
+		return
+	}
 	// Everything kept is clipped and copied here (sanitize.go); redaction
 	// and cleaning happen in the writer, off the request path.
 	e := entry{start: s.Start, end: s.End, method: clip(r.Method, maxMethod), op: clip(s.OperationID, maxValue),
 		path: clip(r.URL.Path, maxValue), rawQuery: clip(r.URL.RawQuery, maxQuery),
 		ip: clip(clientIP(r.RemoteAddr), maxValue), status: s.Status, pattern: clip(s.Route, maxValue)}
-	if rc := chi.RouteContext(r.Context()); rc != nil {
-		for i, k := range rc.URLParams.Keys {
-			if k != "*" && i < len(rc.URLParams.Values) && len(e.params) < maxParams {
-				e.params = append(e.params, [2]string{clip(k, maxValue), clip(rc.URLParams.Values[i], maxValue)})
-			}
-		}
-	}
+	e.params = pathParams(r)
 	for _, name := range recordedHeaders {
 		if v := r.Header.Get(name); v != "" {
 			e.headers = append(e.headers, [2]string{name, clip(v, maxValue)})

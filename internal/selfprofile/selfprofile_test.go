@@ -139,7 +139,7 @@ func TestFlushDropsOnlyRefusedRecords(t *testing.T) {
 	m, count := measurements(t)
 	w := &countingWriter{w: m, poison: func(r store.Measurement) bool { return r.Name == "/poison" }}
 	reg := prometheus.NewRegistry()
-	p := New(w, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000})
+	p := New(w, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 1 << 30})
 	for i := range 300 {
 		path := fmt.Sprintf("/r/%d", i)
 		if i == 10 || i == 250 {
@@ -193,7 +193,7 @@ func TestIsolationIsBounded(t *testing.T) {
 	w := &countingWriter{w: failingWriter{&store.Error{Op: "insert measurements", Kind: store.ErrInvalid,
 		Err: errors.New("refused")}}}
 	reg := prometheus.NewRegistry()
-	p := New(w, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, BufferSize: 20000})
+	p := New(w, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, BufferSize: 20000, Detail: 1 << 30})
 	for i := range writeBatch {
 		p.Record(served(fmt.Sprintf("/r/%d", i)))
 	}

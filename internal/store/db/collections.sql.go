@@ -44,8 +44,9 @@ type CollectionHTTPRow struct {
 }
 
 // The service's own requests started in [@since, @until], per (URL path
-// without query, method), in path then method order. Elapsed is in seconds.
-// The function (migrations/00016) groups by hashing, whatever the planner
+// without query, method), in path then method order. Elapsed is in seconds;
+// a self-profiling summary row counts for the requests it stands for. The
+// function (migrations/00015) groups by hashing, whatever the planner
 // expects of the window.
 func (q *Queries) CollectionHTTP(ctx context.Context, arg CollectionHTTPParams) ([]CollectionHTTPRow, error) {
 	rows, err := q.db.Query(ctx, collectionHTTP, arg.Since, arg.Until)

@@ -9,6 +9,9 @@
 -- setting applies to nothing else. jit is off with it: the penalty cost
 -- enable_sort adds to the final sort of the groups would otherwise make
 -- every call pay for compiling the query (hundreds of ms).
+-- A self-profiling summary row (internal/selfprofile/summary.go) stands for
+-- context.count requests: elapsed is their mean, context.elapsedMax their
+-- longest.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -22,9 +25,10 @@ AS $$
     FROM (
         SELECT coalesce(m.context->>'path', split_part(m.context->>'url', '?', 1), m.name)::text AS path,
                m.method,
-               count(*)::bigint AS hits,
-               avg(m.elapsed)::float8 AS avg_elapsed,
-               max(m.elapsed)::float8 AS max_elapsed
+               sum(coalesce((m.context->>'count')::bigint, 1))::bigint AS hits,
+               (sum(m.elapsed * coalesce((m.context->>'count')::bigint, 1))
+                 / sum(coalesce((m.context->>'count')::bigint, 1)))::float8 AS avg_elapsed,
+               max(coalesce((m.context->>'elapsedMax')::float8, m.elapsed))::float8 AS max_elapsed
         FROM measurements m
         WHERE m.app = 'telemetry'
           AND m.started_at >= since AND m.started_at <= until

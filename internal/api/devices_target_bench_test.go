@@ -1,0 +1,335 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/metrics"
+	"github.com/telemetry/telemetry/internal/selfprofile"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// BenchmarkDevicesTarget measures, in one run, the figures issue 14's first
+// two targets are judged by:
+//
+//   - pgbench_tps: pgbench, 64 clients, one INSERT per transaction into a
+//     table of device_metrics' columns (and indexes), the baseline;
+//   - put_on: PUT /mrd/{id}/metrics through wrk, 64 connections, valid
+//     tokens, one metric per request, every 200 committed, with the
+//     service's default settings (self-profiling on, every request recorded);
+//   - put_off: the same with self-profiling off (SELF_PROFILE=false);
+//   - flows_on / flows_off: GET /flows?hour=1 the same way, on and off;
+//   - ratio_put = put_on / pgbench_tps (target >= 1.0, put_on p99 <= 15 ms),
+//     overhead_put and overhead_flows = 1 - on/off (target <= 0.05).
+//
+// Both servers (on and off) are built as serve builds them (JSON request
+// log, to io.Discard here) on one store and one pool, in this process; wrk
+// and pgbench run outside it, on the same cores. Each round runs every
+// figure for BENCH_SECONDS (default 5) and the rounds (BENCH_ROUNDS, default
+// 2) alternate the order of on and off, so that drift over the run falls on
+// both; a figure is the sum over rounds, its p99 the worst round's. The
+// self-profiler's drops are reported (selfprofile_dropped): recording must
+// not get cheap by losing records. BENCH_ONLY=<figure> runs one figure
+// once (for -cpuprofile). It needs wrk and pgbench (`make bench`
+// installs both when it can) and skips without them.
+func BenchmarkDevicesTarget(b *testing.B) {
+	wrk := wrkPath()
+	pgbench := pgbenchPath()
+	if wrk == "" || pgbench == "" {
+		b.Skip("needs wrk and pgbench (Debian packages wrk and postgresql; `make bench` installs them)")
+	}
+	ctx := context.Background()
+	const clients = 64
+	perFigure := 5 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && v > 0 {
+		perFigure = time.Duration(v) * time.Second
+	}
+	rounds := 2
+	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+
+	url := testdb.URL(b)
+	pool, err := pgxpool.New(ctx, url+"&pool_max_conns=16") // serve's default size
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	for c := 0; c < clients; c++ {
+		if _, err := pool.Exec(ctx, `INSERT INTO devices (id, name) VALUES ($1, $1)`, fmt.Sprintf("bench%02d", c)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_device_metrics
+		(LIKE device_metrics INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)`); err != nil {
+		b.Fatal(err)
+	}
+
+	cfg, err := config.Load(func(string) string { return "" }) // the defaults
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.JWTSecret = testSecret
+	prom := metrics.New()
+	st := postgres.New(pool, postgres.Options{
+		DeviceWriters:  cfg.DeviceMetricsWriters,
+		DeviceMaxBatch: cfg.DeviceMetricsBatch,
+		ObserveBatch: func(resource string, n int) {
+			prom.BatchItems.WithLabelValues(resource).Observe(float64(n))
+		},
+	})
+	defer st.Devices.Close()
+	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if !cfg.SelfProfile || cfg.SelfProfileSample != 1 {
+		b.Fatalf("self-profiling is not on for every request by default any more: adjust this benchmark")
+	}
+	prof := selfprofile.New(st.Measurements, log, prom.Registry, selfprofile.Config{
+		Sample: cfg.SelfProfileSample, Exclude: cfg.SelfProfileExclude, Detail: cfg.SelfProfileDetail})
+	prof.Start()
+	defer prof.Close(ctx)
+	on, _ := New(Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
+	off, _ := New(Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg})
+	srvOn, srvOff := httptest.NewServer(on), httptest.NewServer(off)
+	defer srvOn.Close()
+	defer srvOff.Close()
+
+	res, err := http.Post(srvOff.URL+"/flows", "application/json", bytes.NewBufferString(seedFlows))
+	if err != nil || res.StatusCode != http.StatusCreated {
+		b.Fatalf("seeding flows: %v %v", err, res)
+	}
+	res.Body.Close()
+	token := "Bearer " + validToken(b)
+
+	// The pgbench script: the row the API stores for a report.
+	dir := b.TempDir()
+	script := filepath.Join(dir, "insert.sql")
+	if err := os.WriteFile(script, []byte(`INSERT INTO bench_device_metrics (time, device_id, name, type, value_num, units, slope, ttl) `+
+		`VALUES (now(), 'bench' || lpad((:client_id % 64)::text, 2, '0'), 'cpu.load', 'int32', :client_id, 'percent', 'both', 60);`+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+
+	type figure struct {
+		stats  loadStats
+		cpu    cpuTimes // of this process and PostgreSQL
+		genCPU time.Duration
+		rows   float64 // device metric rows and batches committed
+		batch  float64
+	}
+	figures := map[string]*figure{}
+	add := func(name string, s loadStats, cpu cpuTimes, gen time.Duration, rows, batches float64) {
+		f := figures[name]
+		if f == nil {
+			f = &figure{}
+			figures[name] = f
+		}
+		f.stats.Requests += s.Requests
+		f.stats.Errors += s.Errors
+		f.stats.Elapsed += s.Elapsed
+		f.stats.P50 = max(f.stats.P50, s.P50)
+		f.stats.P99 = max(f.stats.P99, s.P99)
+		f.cpu.Go += cpu.Go
+		f.cpu.PG += cpu.PG
+		f.genCPU += gen
+		f.rows += rows
+		f.batch += batches
+	}
+	settle := func() {
+		// The self-profiler writes what a figure recorded within a second
+		// or two; the next figure must not pay for it.
+		deadline := time.Now().Add(30 * time.Second)
+		for prof.Buffered() > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(1200 * time.Millisecond) // the writer's last COPY
+	}
+	// BENCH_ONLY=put_on (say) runs that figure only, for a CPU profile.
+	only := os.Getenv("BENCH_ONLY")
+	runAPI := func(name, target, lua string, args ...string) {
+		if only != "" && only != name {
+			return
+		}
+		settle()
+		batches0, rows0 := batchStats(prom)
+		c0 := readCPU(b, pool)
+		s, gen, err := runWrkScript(wrk, target, lua, clients, perFigure, args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if strings.HasSuffix(name, "_on") {
+			settle() // its records' writing is part of its cost
+		}
+		c1 := readCPU(b, pool)
+		batches1, rows1 := batchStats(prom)
+		if s.Errors > 0 {
+			b.Errorf("%s: %d errors", name, s.Errors)
+		}
+		add(name, s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, rows1-rows0, batches1-batches0)
+	}
+	runPgbench := func() {
+		if only != "" {
+			return
+		}
+		settle()
+		c0 := readCPU(b, pool)
+		s, gen, err := runPgbenchScript(pgbench, url, script, clients, perFigure)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c1 := readCPU(b, pool)
+		add("pgbench", s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, 0, 0)
+	}
+	put := func(srv *httptest.Server, name string) func() {
+		return func() { runAPI(name, srv.URL, wrkPutScript, strconv.Itoa(clients), token) }
+	}
+	flows := func(srv *httptest.Server, name string) func() {
+		return func() { runAPI(name, srv.URL+"/flows?hour=1", wrkGetScript) }
+	}
+
+	// Warm-up: connections, plans, the writer's batches.
+	for _, srv := range []*httptest.Server{srvOn, srvOff} {
+		if _, _, err := runWrkScript(wrk, srv.URL, wrkPutScript, clients, time.Second, strconv.Itoa(clients), token); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, _, err := runPgbenchScript(pgbench, url, script, clients, time.Second); err != nil {
+		b.Fatal(err)
+	}
+	dropped0 := selfprofileDropped(prom)
+	for r := range rounds {
+		steps := []func(){runPgbench, put(srvOn, "put_on"), put(srvOff, "put_off"), flows(srvOn, "flows_on"), flows(srvOff, "flows_off")}
+		if r%2 == 1 {
+			steps = []func(){put(srvOff, "put_off"), put(srvOn, "put_on"), flows(srvOff, "flows_off"), flows(srvOn, "flows_on"), runPgbench}
+		}
+		for _, step := range steps {
+			step()
+		}
+		if only != "" {
+			break
+		}
+	}
+	settle()
+	dropped := selfprofileDropped(prom) - dropped0
+
+	if only != "" {
+		for n, f := range figures {
+			b.Logf("%s: %.0f/s p99 %s; CPU per op go %s pg %s", n, f.stats.PerSecond(), ms(f.stats.P99), perOp(f.cpu.Go, f.stats), perOp(f.cpu.PG, f.stats))
+		}
+		return
+	}
+	names := make([]string, 0, len(figures))
+	for n := range figures {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := figures[n]
+		if n == "pgbench" {
+			b.ReportMetric(f.stats.PerSecond(), "pgbench_tps")
+		} else {
+			reportMetrics(b, n, f.stats)
+		}
+		line := fmt.Sprintf("%s: %.0f/s p50 %s p99 %s; CPU per op go %s pg %s gen %s", n, f.stats.PerSecond(),
+			ms(f.stats.P50), ms(f.stats.P99), perOp(f.cpu.Go, f.stats), perOp(f.cpu.PG, f.stats), perOp(f.genCPU, f.stats))
+		if f.batch > 0 {
+			line += fmt.Sprintf("; %.1f rows per commit", f.rows/f.batch)
+		}
+		b.Log(line)
+	}
+	base, putOn, putOff := figures["pgbench"].stats.PerSecond(), figures["put_on"].stats.PerSecond(), figures["put_off"].stats.PerSecond()
+	flowsOn, flowsOff := figures["flows_on"].stats.PerSecond(), figures["flows_off"].stats.PerSecond()
+	b.ReportMetric(putOn/base, "ratio_put")
+	b.ReportMetric(putOff/base, "ratio_put_off")
+	b.ReportMetric(1-putOn/putOff, "overhead_put")
+	b.ReportMetric(1-flowsOn/flowsOff, "overhead_flows")
+	b.ReportMetric(dropped, "selfprofile_dropped")
+	b.Logf("PUT /mrd default %.0f req/s = %.2fx pgbench %.0f TPS (p99 %s); self-profiling overhead: PUT %.1f%%, GET /flows %.1f%%; %.0f records dropped",
+		putOn, putOn/base, base, ms(figures["put_on"].stats.P99), 100*(1-putOn/putOff), 100*(1-flowsOn/flowsOff), dropped)
+}
+
+// pgbenchPath is the pgbench of the newest installed PostgreSQL (Debian
+// keeps it in /usr/lib/postgresql/N/bin, as it does initdb), else the one
+// on PATH, else "".
+func pgbenchPath() string {
+	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench"); len(m) > 0 {
+		sort.Slice(m, func(i, j int) bool { return pgVersionOf(m[i]) < pgVersionOf(m[j]) })
+		return m[len(m)-1]
+	}
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return p
+	}
+	return ""
+}
+
+func pgVersionOf(path string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return n
+}
+
+var pgbenchTPS = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+var pgbenchTx = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
+var pgbenchFailed = regexp.MustCompile(`(?m)^number of failed transactions: ([0-9]+)`)
+
+// runPgbenchScript runs pgbench with `clients` connections (one thread, as
+// wrk) for duration on the database at url with the custom script, and
+// returns its figures (no latencies) and its CPU time.
+func runPgbenchScript(pgbench, url, script string, clients int, duration time.Duration) (loadStats, time.Duration, error) {
+	cmd := exec.Command(pgbench, "-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", "1",
+		"-T", strconv.Itoa(max(1, int(duration.Round(time.Second).Seconds()))), "-f", script, url)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return loadStats{}, 0, fmt.Errorf("pgbench: %v: %s%s", err, out.String(), errOut.String())
+	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	tps, tx := pgbenchTPS.FindStringSubmatch(out.String()), pgbenchTx.FindStringSubmatch(out.String())
+	if tps == nil || tx == nil {
+		return loadStats{}, cpu, fmt.Errorf("pgbench printed no figures: %s", out.String())
+	}
+	rate, _ := strconv.ParseFloat(tps[1], 64)
+	n, _ := strconv.ParseInt(tx[1], 10, 64)
+	var failed int64
+	if f := pgbenchFailed.FindStringSubmatch(out.String()); f != nil {
+		failed, _ = strconv.ParseInt(f[1], 10, 64)
+	}
+	if rate <= 0 {
+		return loadStats{}, cpu, fmt.Errorf("pgbench: no transactions: %s", out.String())
+	}
+	// Elapsed as pgbench measured it (connections excluded), so that
+	// PerSecond is its tps.
+	return loadStats{Requests: n, Errors: failed, Elapsed: time.Duration(float64(n-failed) / rate * float64(time.Second))}, cpu, nil
+}
+
+// selfprofileDropped is how many self-profiling records were lost so far.
+func selfprofileDropped(m *metrics.Metrics) float64 {
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "telemetry_selfprofile_dropped_total" {
+			for _, c := range mf.GetMetric() {
+				n += c.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
