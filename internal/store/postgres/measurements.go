@@ -253,7 +253,13 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset}
 		var rows []db.Measurement
 		var err error
-		if s == (store.MeasurementSort{Key: "elapsed", Desc: true}) && (f.MinElapsed == nil || *f.MinElapsed < slowElapsed) {
+		if f.MinElapsed != nil && *f.MinElapsed >= slowElapsed {
+			// Few rows, all in measurements_slow_idx: read them and sort
+			// them in memory, whatever the order.
+			rows, err = q.ListSlowMeasurements(ctx, db.ListSlowMeasurementsParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+				Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: *f.MinElapsed, Descending: s.Desc, SortKey: s.Key,
+				RowLimit: p.Limit, RowOffset: p.Offset})
+		} else if s == (store.MeasurementSort{Key: "elapsed", Desc: true}) {
 			// The slowest rows come first in this order, and only they
 			// are indexed (measurements_slow_idx): when they fill the page
 			// it is the page of the whole order; otherwise read the rows.
