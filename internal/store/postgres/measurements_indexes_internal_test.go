@@ -35,6 +35,12 @@ func TestMeasurementsSlowIndexMatchesThreshold(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
+	// A row, so that a hypertable has a chunk (whose copy of the index
+	// is named after it) to plan over.
+	if _, err := conn.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
+		VALUES (now(), now() + interval '1 second', 1, '/a', 'GET')`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
 		t.Fatal(err)
 	}
