@@ -9,11 +9,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
@@ -77,9 +81,15 @@ func benchRecords(rng *rand.Rand, n int) ([]MeasurementInput, []store.Measuremen
 
 // BenchmarkMeasurementsIngest: records/s through POST /api/measurements in
 // batches of 1,000 and 10,000 from several clients, beside pgx CopyFrom of
-// the same rows straight into the table (same clients, same run).
+// the same rows into an unindexed table of the same columns (no index, no
+// constraint, no rollup: the ground PostgreSQL allows; same clients, same
+// run).
 func BenchmarkMeasurementsIngest(b *testing.B) {
 	s := newTestServer(b)
+	if _, err := s.Pool.Exec(context.Background(),
+		`CREATE TABLE measurements_copy_baseline (LIKE measurements INCLUDING DEFAULTS INCLUDING IDENTITY)`); err != nil {
+		b.Fatal(err)
+	}
 	const clients = 4
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, size := range []int{1000, 10000} {
@@ -96,7 +106,7 @@ func BenchmarkMeasurementsIngest(b *testing.B) {
 		}
 		cols := []string{"started_at", "ended_at", "elapsed", "name", "method", "args", "kwargs", "context", "app"}
 		copyOp := func(ctx context.Context, c int) error {
-			_, err := s.Pool.CopyFrom(ctx, pgx.Identifier{"measurements"}, cols, pgx.CopyFromRows(rows[rand.IntN(distinct)]))
+			_, err := s.Pool.CopyFrom(ctx, pgx.Identifier{"measurements_copy_baseline"}, cols, pgx.CopyFromRows(rows[rand.IntN(distinct)]))
 			return err
 		}
 		apiOp := func(ctx context.Context, c int) error {
@@ -113,9 +123,9 @@ func BenchmarkMeasurementsIngest(b *testing.B) {
 		apiRate, baseRate := api.PerSecond()*float64(size), base.PerSecond()*float64(size)
 		b.ReportMetric(apiRate, name+"_api_records/s")
 		b.ReportMetric(baseRate, name+"_copy_records/s")
-		b.ReportMetric(apiRate/baseRate, name+"_api/copy")
+		b.ReportMetric(apiRate/baseRate, name+"_api/copy_unindexed")
 		b.ReportMetric(float64(api.P99.Microseconds())/1000, name+"_api_p99_ms")
-		b.Logf("%s (%d clients, %d KiB bodies): API %s = %.0f records/s; pgx CopyFrom %s = %.0f records/s; ratio %.2f",
+		b.Logf("%s (%d clients, %d KiB bodies): API %s = %.0f records/s; pgx CopyFrom (unindexed) %s = %.0f records/s; ratio %.2f",
 			name, clients, len(bodies[0])/1024, api, apiRate, base, baseRate, apiRate/baseRate)
 	}
 }
@@ -199,81 +209,162 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 		n, days, load.Round(time.Second), len(defs), indexes.Round(time.Second), time.Since(t2).Round(time.Second))
 }
 
-// BenchmarkMeasurementsQueries: latency of each query over a 7-day window
-// with 10 million rows stored (30 days of them), through the API, beside the
-// same store call made directly with pgx (no HTTP) in the same run.
+// BenchmarkMeasurementsQueries: latency of every measurements query (each
+// list order, each filter, the elapsed filter above and below the slow-row
+// threshold, grouped, distribution, timeseries, one by id) over a 7-day
+// window with 10 million rows stored (30 days of them), through the API,
+// beside the same store call made directly with pgx (no HTTP) in the same
+// run. Skipped unless named or BIG_BENCH=1 (MEASUREMENTS_BENCH_ROWS sets the
+// row count). MEASUREMENTS_BENCH_EXPLAIN=1 also logs each direct call's
+// plans (EXPLAIN ANALYZE, BUFFERS, through auto_explain) from the
+// throwaway server's log; MEASUREMENTS_BENCH_CASES=list,grouped measures only
+// the cases named.
 func BenchmarkMeasurementsQueries(b *testing.B) {
+	bigBenchSelected(b)
 	s := newTestServer(b)
 	n, days := benchRows(), 30
 	generateMeasurements(b, s, n, days)
-	var total int64
-	_ = s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM measurements").Scan(&total)
+	var total, someID int64
+	_ = s.Pool.QueryRow(context.Background(), "SELECT count(*), min(id) + count(*) / 2 FROM measurements").Scan(&total, &someID)
 	b.ReportMetric(float64(total), "rows")
 
 	const clients = 4
 	now := time.Now()
-	st := postgres.New(s.Pool, postgres.Options{}).Measurements
 	window := store.MeasurementFilter{StartedAt: now.Add(-7 * 24 * time.Hour), EndedAt: now}
-	name, el := "/api/r7/<id>", 1.0
-	withName, withElapsed := window, window
-	withName.Name = &name
-	withElapsed.MinElapsed = &el
+	name, app, el, low := "/api/r7/<id>", "billing", 1.0, 0.1
+	with := func(f func(*store.MeasurementFilter)) store.MeasurementFilter {
+		w := window
+		f(&w)
+		return w
+	}
+	withName := with(func(w *store.MeasurementFilter) { w.Name = &name })
+	withElapsed := with(func(w *store.MeasurementFilter) { w.MinElapsed = &el })
+	withLow := with(func(w *store.MeasurementFilter) { w.MinElapsed = &low })
+	withMethod := with(func(w *store.MeasurementFilter) { w.Methods = []string{"POST"} })
+	withApp := with(func(w *store.MeasurementFilter) { w.App = &app })
 	ctx := context.Background()
+	type call func(st *postgres.Measurements) error
+	list := func(f store.MeasurementFilter, key string, desc bool, off int64) call {
+		return func(st *postgres.Measurements) error {
+			_, err := st.List(ctx, f, store.MeasurementSort{Key: key, Desc: desc}, store.PageRequest{Limit: 50, Offset: off})
+			return err
+		}
+	}
+	grouped := func(f store.MeasurementFilter, key string) call {
+		return func(st *postgres.Measurements) error {
+			_, err := st.Grouped(ctx, f, store.MeasurementSort{Key: key, Desc: true}, store.PageRequest{Limit: 50})
+			return err
+		}
+	}
+	series := func(w time.Duration) call {
+		return func(st *postgres.Measurements) error {
+			_, err := st.Timeseries(ctx, window, w)
+			return err
+		}
+	}
 	cases := []struct {
 		name, path string
-		direct     func() error
+		direct     call
 	}{
-		{"list", "/api/measurements/", func() error {
-			_, err := st.List(ctx, window, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50})
-			return err
-		}},
-		{"list_name", "/api/measurements/?name=" + name, func() error {
-			_, err := st.List(ctx, withName, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50})
-			return err
-		}},
-		{"list_page100", "/api/measurements/?page=100", func() error {
-			_, err := st.List(ctx, window, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50, Offset: 99 * 50})
-			return err
-		}},
-		{"list_elapsed", "/api/measurements/?elapsed=1", func() error {
-			_, err := st.List(ctx, withElapsed, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 50})
-			return err
-		}},
-		{"list_sort_elapsed", "/api/measurements/?sort=elapsed,desc", func() error {
-			_, err := st.List(ctx, window, store.MeasurementSort{Key: "elapsed", Desc: true}, store.PageRequest{Limit: 50})
-			return err
-		}},
-		{"grouped", "/api/measurements/grouped/", func() error {
-			_, err := st.Grouped(ctx, window, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 50})
-			return err
-		}},
-		{"grouped_elapsed", "/api/measurements/grouped/?elapsed=1", func() error {
-			_, err := st.Grouped(ctx, withElapsed, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 50})
-			return err
-		}},
-		{"distribution", "/api/measurements/methodDistribution/", func() error {
+		{"list", "/api/measurements/", list(window, "endedAt", true, 0)},
+		{"list_name", "/api/measurements/?name=" + name, list(withName, "endedAt", true, 0)},
+		{"list_method", "/api/measurements/?method=POST", list(withMethod, "endedAt", true, 0)},
+		{"list_app", "/api/measurements/?app=" + app, list(withApp, "endedAt", true, 0)},
+		{"list_page100", "/api/measurements/?page=100", list(window, "endedAt", true, 99*50)},
+		{"list_elapsed", "/api/measurements/?elapsed=1", list(withElapsed, "endedAt", true, 0)},
+		{"list_elapsed_0.1", "/api/measurements/?elapsed=0.1", list(withLow, "endedAt", true, 0)},
+		{"list_sort_endedAt_asc", "/api/measurements/?sort=endedAt,asc", list(window, "endedAt", false, 0)},
+		{"list_sort_startedAt", "/api/measurements/?sort=startedAt,desc", list(window, "startedAt", true, 0)},
+		{"list_sort_elapsed", "/api/measurements/?sort=elapsed,desc", list(window, "elapsed", true, 0)},
+		{"list_sort_elapsed_asc", "/api/measurements/?sort=elapsed,asc", list(window, "elapsed", false, 0)},
+		{"list_sort_name", "/api/measurements/?sort=name,desc", list(window, "name", true, 0)},
+		{"list_sort_method", "/api/measurements/?sort=method,desc", list(window, "method", true, 0)},
+		{"grouped", "/api/measurements/grouped/", grouped(window, "count")},
+		{"grouped_name", "/api/measurements/grouped/?name=" + name, grouped(withName, "count")},
+		{"grouped_sort_avg", "/api/measurements/grouped/?sort=avgElapsed,desc", grouped(window, "avgElapsed")},
+		{"grouped_elapsed", "/api/measurements/grouped/?elapsed=1", grouped(withElapsed, "count")},
+		{"grouped_elapsed_0.1", "/api/measurements/grouped/?elapsed=0.1", grouped(withLow, "count")},
+		{"distribution", "/api/measurements/methodDistribution/", func(st *postgres.Measurements) error {
 			_, err := st.MethodDistribution(ctx, window)
 			return err
 		}},
-		{"timeseries_hourly", "/api/measurements/timeseries/?interval=hourly", func() error {
-			_, err := st.Timeseries(ctx, window, time.Hour)
-			return err
-		}},
-		{"timeseries_daily", "/api/measurements/timeseries/?interval=daily", func() error {
-			_, err := st.Timeseries(ctx, window, 24*time.Hour)
-			return err
-		}},
-		{"get", "/api/measurements/123456", func() error {
-			_, err := st.Get(ctx, 123456)
+		{"timeseries_hourly", "/api/measurements/timeseries/?interval=hourly", series(time.Hour)},
+		{"timeseries_daily", "/api/measurements/timeseries/?interval=daily", series(24 * time.Hour)},
+		{"timeseries_5m", "/api/measurements/timeseries/?bucket=5m", series(5 * time.Minute)},
+		{"get", "/api/measurements/" + strconv.FormatInt(someID, 10), func(st *postgres.Measurements) error {
+			_, err := st.Get(ctx, someID)
 			return err
 		}},
 	}
+	if only := os.Getenv("MEASUREMENTS_BENCH_CASES"); only != "" {
+		// A comma list of case names: re-measure a few after a change.
+		names := strings.Split(only, ",")
+		cases = slices.DeleteFunc(cases, func(c struct {
+			name, path string
+			direct     call
+		}) bool {
+			return !slices.Contains(names, c.name)
+		})
+	}
+	if os.Getenv("MEASUREMENTS_BENCH_EXPLAIN") == "1" {
+		explainCalls(b, s, func(st *postgres.Measurements, logPlans func(string)) {
+			for _, c := range cases {
+				if err := c.direct(st); err != nil {
+					b.Fatalf("%s: %v", c.name, err)
+				}
+				logPlans(c.name)
+			}
+		})
+	}
+	st := postgres.New(s.Pool, postgres.Options{}).Measurements
 	for _, c := range cases {
-		direct := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct() })
+		direct := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
 		api := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return benchGet(s.URL + c.path) })
 		report(b, c.name+"_api", api)
 		b.ReportMetric(float64(direct.P99.Microseconds())/1000, c.name+"_direct_p99_ms")
 		b.ReportMetric(api.PerSecond()/direct.PerSecond(), c.name+"_api/direct")
 		b.Logf("%s: direct %s", c.name, direct)
+		if api.Errors > 0 || direct.Errors > 0 {
+			// A query slower than the client's timeout: reported, so the
+			// other queries are still measured.
+			b.ReportMetric(float64(api.Errors+direct.Errors), c.name+"_errors")
+			b.Logf("%s: %d API errors, %d direct errors", c.name, api.Errors, direct.Errors)
+		}
 	}
+}
+
+// explainCalls runs calls on a store whose connections log every
+// statement's plan with EXPLAIN (ANALYZE, BUFFERS) (auto_explain); logPlans
+// logs the plans written since its last call, from the throwaway server's
+// log (testdb's cluster writes it next to its data directory).
+func explainCalls(b *testing.B, s *testServer, calls func(st *postgres.Measurements, logPlans func(string))) {
+	ctx := context.Background()
+	var dataDir string
+	if err := s.Pool.QueryRow(ctx, "SHOW data_directory").Scan(&dataDir); err != nil {
+		b.Fatal(err)
+	}
+	logPath := filepath.Join(filepath.Dir(dataDir), "postgres.log")
+	seen, _ := os.ReadFile(logPath)
+	cfg := s.Pool.Config().Copy()
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `LOAD 'auto_explain';
+			SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
+			SET auto_explain.log_buffers = on; SET auto_explain.log_nested_statements = on`)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	calls(postgres.New(pool, postgres.Options{}).Measurements, func(name string) {
+		all, err := os.ReadFile(logPath)
+		if err != nil {
+			b.Fatalf("reading the server log: %v", err)
+		}
+		if len(all) > len(seen) {
+			b.Logf("plans of %s:\n%s", name, all[len(seen):])
+		}
+		seen = all
+	})
 }

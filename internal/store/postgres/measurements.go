@@ -151,6 +151,12 @@ func measurementOf(r db.Measurement) store.Measurement {
 		Method: r.Method, Args: r.Args, Kwargs: r.Kwargs, Context: r.Context, App: r.App}
 }
 
+// slowElapsed is the elapsed, in seconds, from which rows are in
+// measurements_slow_idx (its predicate, migration 00012; a test checks that
+// both agree). An elapsed filter at or above it reads that small index
+// alone; the list in elapsed-descending order reads it first.
+const slowElapsed = 0.25
+
 // farFuture disables the rollup part of a window (see queries/measurements.sql).
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -243,8 +249,28 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 	}
 	var out store.Page[store.Measurement]
 	err := m.reads.do(ctx, func(q *db.Queries) error {
-		rows, err := list(ctx, q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
-			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset})
+		params := listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
+			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset}
+		var rows []db.Measurement
+		var err error
+		if f.MinElapsed != nil && *f.MinElapsed >= slowElapsed {
+			// Few rows, all in measurements_slow_idx: read them and sort
+			// them in memory, whatever the order.
+			rows, err = q.ListSlowMeasurements(ctx, db.ListSlowMeasurementsParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+				Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: *f.MinElapsed, Descending: s.Desc, SortKey: s.Key,
+				RowLimit: p.Limit, RowOffset: p.Offset})
+		} else if s == (store.MeasurementSort{Key: "elapsed", Desc: true}) {
+			// The slowest rows come first in this order, and only they
+			// are indexed (measurements_slow_idx): when they fill the page
+			// it is the page of the whole order; otherwise read the rows.
+			slow := params
+			slow.MinElapsed = new(slowElapsed)
+			if rows, err = list(ctx, q, slow); err == nil && int64(len(rows)) < p.Limit {
+				rows, err = list(ctx, q, params)
+			}
+		} else {
+			rows, err = list(ctx, q, params)
+		}
 		if err != nil {
 			return wrap("list measurements", err)
 		}

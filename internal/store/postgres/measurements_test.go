@@ -339,6 +339,39 @@ func TestMeasurementsListOrders(t *testing.T) {
 		}
 	}
 
+	// An elapsed filter at or above the slow-row threshold (0.25 s) reads
+	// ListSlowMeasurements, whose order is a parameter: every order again.
+	slowMin := 0.5
+	slowWindow := window
+	slowWindow.MinElapsed = &slowMin
+	var slow []store.Measurement
+	for _, r := range recs {
+		if r.Elapsed >= slowMin {
+			slow = append(slow, r)
+		}
+	}
+	for _, key := range store.MeasurementSortKeys() {
+		for _, desc := range []bool{false, true} {
+			s := store.MeasurementSort{Key: key, Desc: desc}
+			want := slices.Clone(slow)
+			slices.SortFunc(want, measurementLess(s))
+			var got []int64
+			for off := int64(0); off < int64(len(slow))+7; off += 5 {
+				p, err := m.List(ctx, slowWindow, s, store.PageRequest{Limit: 5, Offset: off})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Total != int64(len(slow)) {
+					t.Fatalf("elapsed >= %v, offset %d: total %d, want %d", slowMin, off, p.Total, len(slow))
+				}
+				got = append(got, idsOf(p.Items)...)
+			}
+			if !slices.Equal(got, idsOf(want)) {
+				t.Fatalf("elapsed >= %v, order by %+v: ids %v, want %v", slowMin, s, got, idsOf(want))
+			}
+		}
+	}
+
 	if _, err := m.List(ctx, window, store.MeasurementSort{Key: "id"}, store.PageRequest{Limit: 10}); err == nil {
 		t.Fatal("List by an unknown sort key succeeded")
 	}
