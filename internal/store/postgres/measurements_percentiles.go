@@ -416,7 +416,9 @@ func (queuedRow) Scan(...any) error { return errQueued }
 
 type replayed struct{ br pgx.BatchResults }
 
-func (r replayed) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) { return r.br.Exec() }
+func (r replayed) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return r.br.Exec()
+}
 
 func (r replayed) Query(context.Context, string, ...any) (pgx.Rows, error) { return r.br.Query() }
 
