@@ -11,47 +11,6 @@ import (
 	"time"
 )
 
-const addMeasurementDailyHist = `-- name: AddMeasurementDailyHist :exec
-INSERT INTO measurements_daily_hist AS d (start_day, end_day, app, name, method, bucket, count)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.bucket, t.count
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::smallint[]),
-    unnest($7::bigint[])
-) AS t (start_day, end_day, app, name, method, bucket, count)
-ORDER BY t.start_day, t.end_day, t.app, t.name, t.method, t.bucket
-ON CONFLICT (start_day, end_day, app, name, method, bucket) DO UPDATE
-SET count = d.count + excluded.count
-`
-
-type AddMeasurementDailyHistParams struct {
-	StartDays []time.Time
-	EndDays   []time.Time
-	Apps      []string
-	Names     []string
-	Methods   []string
-	Buckets   []int16
-	Counts    []int64
-}
-
-// The same for measurements_daily_hist.
-func (q *Queries) AddMeasurementDailyHist(ctx context.Context, arg AddMeasurementDailyHistParams) error {
-	_, err := q.db.Exec(ctx, addMeasurementDailyHist,
-		arg.StartDays,
-		arg.EndDays,
-		arg.Apps,
-		arg.Names,
-		arg.Methods,
-		arg.Buckets,
-		arg.Counts,
-	)
-	return err
-}
-
 const addMeasurementDailyRollup = `-- name: AddMeasurementDailyRollup :exec
 INSERT INTO measurements_daily AS d
     (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
@@ -99,48 +58,6 @@ func (q *Queries) AddMeasurementDailyRollup(ctx context.Context, arg AddMeasurem
 		arg.Sums,
 		arg.Mins,
 		arg.Maxes,
-	)
-	return err
-}
-
-const addMeasurementHourlyHist = `-- name: AddMeasurementHourlyHist :exec
-INSERT INTO measurements_hourly_hist AS h (start_hour, end_hour, app, name, method, bucket, count)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.bucket, t.count
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::smallint[]),
-    unnest($7::bigint[])
-) AS t (start_hour, end_hour, app, name, method, bucket, count)
-ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method, t.bucket
-ON CONFLICT (start_hour, end_hour, app, name, method, bucket) DO UPDATE
-SET count = h.count + excluded.count
-`
-
-type AddMeasurementHourlyHistParams struct {
-	StartHours []time.Time
-	EndHours   []time.Time
-	Apps       []string
-	Names      []string
-	Methods    []string
-	Buckets    []int16
-	Counts     []int64
-}
-
-// Adds a batch's elapsed histograms (one element per cell and bucket, in
-// key order) to measurements_hourly_hist.
-func (q *Queries) AddMeasurementHourlyHist(ctx context.Context, arg AddMeasurementHourlyHistParams) error {
-	_, err := q.db.Exec(ctx, addMeasurementHourlyHist,
-		arg.StartHours,
-		arg.EndHours,
-		arg.Apps,
-		arg.Names,
-		arg.Methods,
-		arg.Buckets,
-		arg.Counts,
 	)
 	return err
 }
@@ -330,25 +247,6 @@ func (q *Queries) CountMeasurements(ctx context.Context, arg CountMeasurementsPa
 	return total, err
 }
 
-const deleteMeasurementHist = `-- name: DeleteMeasurementHist :exec
-WITH hourly AS (
-    DELETE FROM measurements_hourly_hist WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
-)
-DELETE FROM measurements_daily_hist WHERE start_day >= $1::timestamptz AND start_day < $2::timestamptz
-`
-
-type DeleteMeasurementHistParams struct {
-	Since time.Time
-	Until time.Time
-}
-
-// With DeleteMeasurementRollup: forget the histograms of rows started in
-// [@since, @until) (whole UTC days).
-func (q *Queries) DeleteMeasurementHist(ctx context.Context, arg DeleteMeasurementHistParams) error {
-	_, err := q.db.Exec(ctx, deleteMeasurementHist, arg.Since, arg.Until)
-	return err
-}
-
 const deleteMeasurementRollup = `-- name: DeleteMeasurementRollup :exec
 WITH hourly AS (
     DELETE FROM measurements_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
@@ -397,34 +295,6 @@ func (q *Queries) FillMeasurementCoarseRollups(ctx context.Context, arg FillMeas
 	return err
 }
 
-const fillMeasurementHist = `-- name: FillMeasurementHist :exec
-WITH hourly AS (
-    INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, bucket, count)
-    SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
-           telemetry_elapsed_bucket(elapsed), count(*)
-    FROM measurements
-    WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz
-    GROUP BY 1, 2, 3, 4, 5, 6
-)
-INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, bucket, count)
-SELECT date_trunc('day', started_at, 'UTC'), date_trunc('day', ended_at, 'UTC'), app, name, method,
-       telemetry_elapsed_bucket(elapsed), count(*)
-FROM measurements
-WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz
-GROUP BY 1, 2, 3, 4, 5, 6
-`
-
-type FillMeasurementHistParams struct {
-	Since time.Time
-	Until time.Time
-}
-
-// With FillMeasurementRollup: recompute the histograms from the rows.
-func (q *Queries) FillMeasurementHist(ctx context.Context, arg FillMeasurementHistParams) error {
-	_, err := q.db.Exec(ctx, fillMeasurementHist, arg.Since, arg.Until)
-	return err
-}
-
 const fillMeasurementRollup = `-- name: FillMeasurementRollup :exec
 INSERT INTO measurements_hourly (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
 SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
@@ -468,131 +338,6 @@ func (q *Queries) GetMeasurement(ctx context.Context, id int64) (Measurement, er
 		&i.App,
 	)
 	return i, err
-}
-
-const groupMeasurementHistograms = `-- name: GroupMeasurementHistograms :many
-WITH late AS (
-    -- Whether edge B's cells hold a row that ended after the window: their
-    -- minima and maxima cannot be corrected, so edge B is then read from the rows.
-    SELECT EXISTS (
-        SELECT 1 FROM measurements m
-        WHERE m.started_at >= $1::timestamptz AND m.started_at < $2::timestamptz
-          AND m.ended_at > $3::timestamptz AND m.ended_at < $2::timestamptz
-          AND ($4::text IS NULL OR m.name = $4::text)
-          AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
-          AND ($6::text IS NULL OR m.app = $6::text)
-    ) AS found
-), wanted AS (
-    SELECT w.name, w.method FROM ROWS FROM (unnest($7::text[]), unnest($8::text[])) AS w (name, method)
-), parts AS (
-    SELECT r.name, r.method, r.bucket, r.count
-    FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-    WHERE r.start_day >= $9::timestamptz AND r.end_day < $10::timestamptz
-    AND ($6::text IS NULL OR r.app = $6::text)
-    UNION ALL
-    SELECT r.name, r.method, r.bucket, r.count
-    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-    WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $9::timestamptz AND r.end_hour < $11::timestamptz
-    AND ($6::text IS NULL OR r.app = $6::text)
-    UNION ALL
-    SELECT r.name, r.method, r.bucket, r.count
-    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-    WHERE r.end_hour >= $10::timestamptz AND r.end_hour < $11::timestamptz AND r.start_hour >= $9::timestamptz
-    AND ($6::text IS NULL OR r.app = $6::text)
-    UNION ALL
-    SELECT m.name, m.method, telemetry_elapsed_bucket(m.elapsed), count(*)
-    FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-    WHERE m.started_at >= $12::timestamptz AND m.started_at < $1::timestamptz
-      AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
-      AND ($6::text IS NULL OR m.app = $6::text)
-      AND ($13::float8 IS NULL OR m.elapsed >= $13::float8)
-    GROUP BY m.name, m.method, 3
-    UNION ALL
-    SELECT r.name, r.method, r.bucket, r.count
-    FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-    WHERE r.end_hour = $11::timestamptz AND r.start_hour >= $1::timestamptz
-    AND ($6::text IS NULL OR r.app = $6::text)
-    AND NOT (SELECT l.found FROM late l)
-    UNION ALL
-    SELECT m.name, m.method, telemetry_elapsed_bucket(m.elapsed), count(*)
-    FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-    WHERE m.started_at >= $1::timestamptz AND m.started_at <= $3::timestamptz
-      AND m.ended_at >= $11::timestamptz AND m.ended_at <= $3::timestamptz
-      AND ($6::text IS NULL OR m.app = $6::text)
-      AND ($13::float8 IS NULL OR m.elapsed >= $13::float8)
-      AND (SELECT l.found FROM late l)
-    GROUP BY m.name, m.method, 3
-)
-SELECT p.name, p.method, p.bucket::int AS bucket, sum(p.count)::bigint AS count
-FROM parts p
-GROUP BY p.name, p.method, p.bucket
-ORDER BY p.name, p.method, p.bucket
-`
-
-type GroupMeasurementHistogramsParams struct {
-	H1           time.Time
-	H2Next       time.Time
-	EndedAt      time.Time
-	Name         *string
-	Methods      []string
-	App          *string
-	GroupNames   []string
-	GroupMethods []string
-	D1           time.Time
-	D2           time.Time
-	H2           time.Time
-	StartedAt    time.Time
-	MinElapsed   *float64
-}
-
-type GroupMeasurementHistogramsRow struct {
-	Name   string
-	Method string
-	Bucket int32
-	Count  int64
-}
-
-// The merged elapsed histogram (bucket, count) of each of the given
-// (name, method) groups over the window: the same parts as
-// GroupMeasurements (whole days and hours from the *_hist rollups, the
-// partial hours from the rows), for the groups of one page only.
-func (q *Queries) GroupMeasurementHistograms(ctx context.Context, arg GroupMeasurementHistogramsParams) ([]GroupMeasurementHistogramsRow, error) {
-	rows, err := q.db.Query(ctx, groupMeasurementHistograms,
-		arg.H1,
-		arg.H2Next,
-		arg.EndedAt,
-		arg.Name,
-		arg.Methods,
-		arg.App,
-		arg.GroupNames,
-		arg.GroupMethods,
-		arg.D1,
-		arg.D2,
-		arg.H2,
-		arg.StartedAt,
-		arg.MinElapsed,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []GroupMeasurementHistogramsRow{}
-	for rows.Next() {
-		var i GroupMeasurementHistogramsRow
-		if err := rows.Scan(
-			&i.Name,
-			&i.Method,
-			&i.Bucket,
-			&i.Count,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const groupMeasurements = `-- name: GroupMeasurements :many

@@ -318,10 +318,8 @@ type MeasurementsDailyHist struct {
 	App      string
 	Name     string
 	Method   string
-	// telemetry_elapsed_bucket(elapsed).
-	Bucket int16
-	// Measurements of the cell in that bucket.
-	Count int64
+	// The counts per bucket (see measurements_hourly_hist.hist).
+	Hist []byte
 }
 
 // Rollup of measurements per (UTC hour of started_at, UTC hour of ended_at, app, name, method), written in the same transaction as the rows. A measurement with started_at >= H1 and ended_at < H2 (both whole hours) is counted exactly in the cells with start_hour >= H1 and end_hour < H2.
@@ -346,17 +344,15 @@ type MeasurementsHourly struct {
 	MaxElapsed float64
 }
 
-// Elapsed histogram of each measurements_hourly cell: how many of its measurements fall in each bucket of telemetry_elapsed_bucket (a log scale of ratio 1.05). Written in the same transaction as the rows; the grouped view's p50/p95/p99 are read from it, so they survive the raw rows.
+// Elapsed histogram of each measurements_hourly cell: how many of its measurements fall in each bucket of telemetry_elapsed_bucket (a log scale of ratio 1.05), encoded in hist. Written in the same transaction as the rows; the grouped view's p50/p95/p99 are read from it, so they survive the raw rows.
 type MeasurementsHourlyHist struct {
 	StartHour time.Time
 	EndHour   time.Time
 	App       string
 	Name      string
 	Method    string
-	// telemetry_elapsed_bucket(elapsed): 0 is at most 1 microsecond; b >= 1 is [1e-6 * 1.05^(b-1), 1e-6 * 1.05^b) seconds.
-	Bucket int16
-	// Measurements of the cell in that bucket.
-	Count int64
+	// The counts per bucket: byte 0 the width w of each count (1, 2, 4 or 8 bytes), bytes 1-2 the first bucket, then one big-endian count of w bytes per bucket from it. telemetry_hist_buckets(hist) lists the occupied buckets.
+	Hist []byte
 }
 
 // Number of measurements per (UTC hour of started_at, UTC hour of ended_at, method), written in the same transaction as the rows: the method distribution and the timeseries (which have no name or app filter) read a window's whole hours from these few cells.

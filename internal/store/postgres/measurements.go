@@ -114,11 +114,13 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	_ = qb.AddMeasurementRollup(ctx, r.hourly)
 	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
-	hh, dh := histOf(recs)
-	_ = qb.AddMeasurementHourlyHist(ctx, hh)
-	_ = qb.AddMeasurementDailyHist(ctx, dh)
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
+	}
+	// The percentiles' histograms, after the rollups (the same order in
+	// every transaction).
+	if err := writeHistograms(ctx, tx, histOf(recs)); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)

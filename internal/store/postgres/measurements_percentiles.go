@@ -2,21 +2,28 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
 // The grouped measurements' percentiles come from elapsed histograms kept
-// beside the rollups (measurements_hourly_hist, measurements_daily_hist,
-// migration 00010): per cell, the count of measurements in each bucket of
-// a fixed log scale. A window's histogram is the sum of its cells' (and of
-// the partial hours' rows, bucketed by the same function in SQL), so a
-// percentile costs one read of the page's groups' buckets whatever the
-// number of rows, and keeps answering after raw rows expire.
+// beside the rollups (measurements_hourly_hist, measurements_daily_hist):
+// per cell, the count of measurements in each bucket of a fixed log scale,
+// one row per cell with the counts encoded in one bytea (migration 00013).
+// A window's histogram is the sum of its cells' (and of the partial hours'
+// rows, bucketed by the same function in SQL), merged here, so a percentile
+// costs one read of the page's groups' cells whatever the number of rows,
+// and keeps answering after raw rows expire.
 //
 // Bucket 0 holds elapsed <= histFloor; bucket b >= 1 holds
 // [histFloor*histRatio^(b-1), histFloor*histRatio^b). A percentile is the
@@ -40,7 +47,7 @@ func elapsedBucket(e float64) int16 {
 }
 
 // bucketValue is the value a percentile falling in bucket b is answered with.
-func bucketValue(b int32) float64 {
+func bucketValue(b int) float64 {
 	if b <= 0 {
 		return 0 // clamped to the group's min by the caller
 	}
@@ -48,20 +55,130 @@ func bucketValue(b int32) float64 {
 	return 2 * lo * histRatio / (histRatio + 1)
 }
 
-// bucketCount is one occupied bucket of a merged histogram.
-type bucketCount struct {
-	bucket int32
-	count  int64
+// histogram is the counts of the buckets lo, lo+1, ...; the zero value is
+// empty. It grows both ways as buckets are added.
+type histogram struct {
+	lo     int
+	counts []int64
+}
+
+// add adds n measurements to bucket b.
+func (h *histogram) add(b int, n int64) {
+	switch {
+	case len(h.counts) == 0:
+		h.lo, h.counts = b, append(h.counts[:0], n)
+		return
+	case b < h.lo:
+		grown := make([]int64, h.lo-b+len(h.counts))
+		copy(grown[h.lo-b:], h.counts)
+		h.lo, h.counts = b, grown
+	case b >= h.lo+len(h.counts):
+		h.counts = append(h.counts, make([]int64, b-h.lo-len(h.counts)+1)...)
+	}
+	h.counts[b-h.lo] += n
+}
+
+// merge adds o's counts.
+func (h *histogram) merge(o *histogram) {
+	if len(o.counts) == 0 {
+		return
+	}
+	// Grow once to cover o, then add in place.
+	h.add(o.lo, 0)
+	h.add(o.lo+len(o.counts)-1, 0)
+	for i, n := range o.counts {
+		h.counts[o.lo-h.lo+i] += n
+	}
+}
+
+// errHistEncoding is a hist value that is not in the encoding of migration
+// 00013 (only a bug or a hand edit makes one).
+var errHistEncoding = errors.New("malformed elapsed histogram")
+
+// encode is h in the encoding of migration 00013: the width w of each
+// count, the first occupied bucket (2 bytes), then one w-byte count per
+// bucket up to the last occupied one, all big-endian. telemetry_hist_encode
+// (SQL) gives the same bytes. An empty histogram has no encoding (nil).
+func (h *histogram) encode() []byte {
+	first, last := -1, -1
+	var most int64
+	for i, n := range h.counts {
+		if n != 0 {
+			if first < 0 {
+				first = i
+			}
+			last, most = i, max(most, n)
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	w := 8
+	switch {
+	case most < 1<<8:
+		w = 1
+	case most < 1<<16:
+		w = 2
+	case most < 1<<32:
+		w = 4
+	}
+	out := make([]byte, 3+w*(last-first+1))
+	out[0] = byte(w)
+	binary.BigEndian.PutUint16(out[1:], uint16(h.lo+first))
+	var buf [8]byte
+	for i, n := range h.counts[first : last+1] {
+		binary.BigEndian.PutUint64(buf[:], uint64(n))
+		copy(out[3+i*w:], buf[8-w:])
+	}
+	return out
+}
+
+// addEncoded adds the counts of an encoded histogram.
+func (h *histogram) addEncoded(b []byte) error {
+	if len(b) < 4 {
+		return errHistEncoding
+	}
+	w := int(b[0])
+	if (w != 1 && w != 2 && w != 4 && w != 8) || (len(b)-3)%w != 0 {
+		return errHistEncoding
+	}
+	lo, n := int(binary.BigEndian.Uint16(b[1:])), (len(b)-3)/w
+	h.add(lo, 0)
+	h.add(lo+n-1, 0)
+	c := h.counts[lo-h.lo:]
+	body := b[3:]
+	switch w {
+	case 1:
+		for i, v := range body {
+			c[i] += int64(v)
+		}
+	case 2:
+		for i := range n {
+			c[i] += int64(binary.BigEndian.Uint16(body[2*i:]))
+		}
+	case 4:
+		for i := range n {
+			c[i] += int64(binary.BigEndian.Uint32(body[4*i:]))
+		}
+	case 8:
+		for i := range n {
+			v := binary.BigEndian.Uint64(body[8*i:])
+			if v > math.MaxInt64 {
+				return errHistEncoding
+			}
+			c[i] += int64(v)
+		}
+	}
+	return nil
 }
 
 // percentile is the nearest-rank q-quantile (as PostgreSQL's
 // percentile_disc: the smallest value whose cumulative share is >= q) of a
-// histogram in bucket order, clamped to [lo, hi]. ok is false for an empty
-// histogram.
-func percentile(h []bucketCount, q, lo, hi float64) (v float64, ok bool) {
+// histogram, clamped to [lo, hi]. ok is false for an empty histogram.
+func percentile(h *histogram, q, lo, hi float64) (v float64, ok bool) {
 	var n int64
-	for _, b := range h {
-		n += b.count
+	for _, c := range h.counts {
+		n += c
 	}
 	if n == 0 {
 		return 0, false
@@ -75,62 +192,240 @@ func percentile(h []bucketCount, q, lo, hi float64) (v float64, ok bool) {
 		return hi, true
 	}
 	var seen int64
-	for _, b := range h {
-		seen += b.count
-		if seen >= rank {
-			return min(max(bucketValue(b.bucket), lo), hi), true
+	for i, c := range h.counts {
+		if seen += c; seen >= rank {
+			return min(max(bucketValue(h.lo+i), lo), hi), true
 		}
 	}
 	return hi, true
 }
 
-// histCells is a batch's histogram rows for one rollup: per cell key and
-// bucket, the number of measurements.
-type histCell struct {
-	cellKey
-	bucket int16
-}
+// histCells is a batch's elapsed histograms per measurements_hourly cell
+// (start and end hours, app, name, method): what the ingest transaction
+// hands to writeHistograms.
+type histCells map[cellKey]*histogram
 
-func sortedHist(cells map[histCell]int64) []histCell {
-	keys := make([]histCell, 0, len(cells))
-	for k := range cells {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].cellKey != keys[j].cellKey {
-			return keys[i].less(keys[j].cellKey)
-		}
-		return keys[i].bucket < keys[j].bucket
-	})
-	return keys
-}
-
-// histOf is a batch's additions to the two histogram tables, each in key
-// order (as the rollups, so concurrent batches lock rows in one order).
-func histOf(recs []store.Measurement) (db.AddMeasurementHourlyHistParams, db.AddMeasurementDailyHistParams) {
-	hourly := make(map[histCell]int64)
-	daily := make(map[histCell]int64)
+// histOf is a batch's histograms per hourly cell.
+func histOf(recs []store.Measurement) histCells {
+	cells := make(histCells)
 	for i := range recs {
 		r := &recs[i]
-		b := elapsedBucket(r.Elapsed)
-		hourly[histCell{cellKey{hourOf(r.StartedAt).Unix(), hourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}, b}]++
-		daily[histCell{cellKey{dayOf(r.StartedAt).Unix(), dayOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}, b}]++
+		k := cellKey{hourOf(r.StartedAt).Unix(), hourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}
+		h := cells[k]
+		if h == nil {
+			h = &histogram{}
+			cells[k] = h
+		}
+		h.add(int(elapsedBucket(r.Elapsed)), 1)
 	}
-	var h db.AddMeasurementHourlyHistParams
-	for _, k := range sortedHist(hourly) {
-		h.StartHours = append(h.StartHours, time.Unix(k.start, 0).UTC())
-		h.EndHours = append(h.EndHours, time.Unix(k.end, 0).UTC())
-		h.Apps, h.Names, h.Methods = append(h.Apps, k.app), append(h.Names, k.name), append(h.Methods, k.method)
-		h.Buckets, h.Counts = append(h.Buckets, k.bucket), append(h.Counts, hourly[k])
+	return cells
+}
+
+// daily folds hourly cells into the cells of measurements_daily_hist.
+func (hourly histCells) daily() histCells {
+	const day = 86400
+	out := make(histCells)
+	for k, h := range hourly {
+		d := cellKey{k.start - k.start%day, k.end - k.end%day, k.app, k.name, k.method}
+		if have := out[d]; have != nil {
+			have.merge(h)
+		} else {
+			c := &histogram{}
+			c.merge(h)
+			out[d] = c
+		}
 	}
-	var d db.AddMeasurementDailyHistParams
-	for _, k := range sortedHist(daily) {
-		d.StartDays = append(d.StartDays, time.Unix(k.start, 0).UTC())
-		d.EndDays = append(d.EndDays, time.Unix(k.end, 0).UTC())
-		d.Apps, d.Names, d.Methods = append(d.Apps, k.app), append(d.Names, k.name), append(d.Methods, k.method)
-		d.Buckets, d.Counts = append(d.Buckets, k.bucket), append(d.Counts, daily[k])
+	return out
+}
+
+// keyed is the cells in key order, as the parallel arrays of the queries.
+type keyed struct {
+	keys                 []cellKey
+	starts, ends         []time.Time
+	apps, names, methods []string
+	hists                [][]byte
+}
+
+func keyedOf(cells histCells) keyed {
+	var k keyed
+	for key := range cells {
+		k.keys = append(k.keys, key)
 	}
-	return h, d
+	sortCellKeys(k.keys)
+	for _, key := range k.keys {
+		k.starts, k.ends = append(k.starts, time.Unix(key.start, 0).UTC()), append(k.ends, time.Unix(key.end, 0).UTC())
+		k.apps, k.names, k.methods = append(k.apps, key.app), append(k.names, key.name), append(k.methods, key.method)
+		k.hists = append(k.hists, cells[key].encode())
+	}
+	return k
+}
+
+func sortCellKeys(keys []cellKey) {
+	slices.SortFunc(keys, func(a, b cellKey) int {
+		switch {
+		case a.less(b):
+			return -1
+		case b.less(a):
+			return 1
+		}
+		return 0
+	})
+}
+
+// writeHistograms adds a batch's histograms (per hourly cell; the daily
+// cells are folded from them) to measurements_hourly_hist and
+// measurements_daily_hist in the caller's transaction, as
+// queries/measurements_percentiles.sql describes: new cells are inserted
+// and existing ones locked in key order, read, added to in Go and written
+// back; two round trips whatever the batch's size.
+func writeHistograms(ctx context.Context, tx pgx.Tx, hourly histCells) error {
+	if len(hourly) == 0 {
+		return nil
+	}
+	dcells := hourly.daily()
+	h, d := keyedOf(hourly), keyedOf(dcells)
+	var batch pgx.Batch
+	qq := db.New(queued{&batch})
+	// Hourly before daily in every transaction, each in key order.
+	_, _ = qq.ClaimMeasurementHourlyHist(ctx, db.ClaimMeasurementHourlyHistParams{StartHours: h.starts, EndHours: h.ends,
+		Apps: h.apps, Names: h.names, Methods: h.methods, Hists: h.hists})
+	_, _ = qq.GetMeasurementHourlyHist(ctx, db.GetMeasurementHourlyHistParams{StartHours: h.starts, EndHours: h.ends,
+		Apps: h.apps, Names: h.names, Methods: h.methods})
+	_, _ = qq.ClaimMeasurementDailyHist(ctx, db.ClaimMeasurementDailyHistParams{StartDays: d.starts, EndDays: d.ends,
+		Apps: d.apps, Names: d.names, Methods: d.methods, Hists: d.hists})
+	_, _ = qq.GetMeasurementDailyHist(ctx, db.GetMeasurementDailyHistParams{StartDays: d.starts, EndDays: d.ends,
+		Apps: d.apps, Names: d.names, Methods: d.methods})
+	br := tx.SendBatch(ctx, &batch)
+	qr := db.New(replayed{br})
+	var hourlySet db.SetMeasurementHourlyHistParams
+	var dailySet db.SetMeasurementDailyHistParams
+	err := func() error {
+		claimed, err := qr.ClaimMeasurementHourlyHist(ctx, db.ClaimMeasurementHourlyHistParams{})
+		if err != nil {
+			return err
+		}
+		inserted := make(map[cellKey]bool, len(claimed))
+		for _, r := range claimed {
+			inserted[cellKey{r.StartHour.Unix(), r.EndHour.Unix(), r.App, r.Name, r.Method}] = true
+		}
+		current, err := qr.GetMeasurementHourlyHist(ctx, db.GetMeasurementHourlyHistParams{})
+		if err != nil {
+			return err
+		}
+		for _, r := range current {
+			k := cellKey{r.StartHour.Unix(), r.EndHour.Unix(), r.App, r.Name, r.Method}
+			if inserted[k] {
+				continue
+			}
+			sum, err := addTo(r.Hist, hourly[k])
+			if err != nil {
+				return fmt.Errorf("hourly cell %v: %w", k, err)
+			}
+			p := &hourlySet
+			p.StartHours, p.EndHours = append(p.StartHours, r.StartHour), append(p.EndHours, r.EndHour)
+			p.Apps, p.Names, p.Methods = append(p.Apps, r.App), append(p.Names, r.Name), append(p.Methods, r.Method)
+			p.Hists = append(p.Hists, sum)
+		}
+		dclaimed, err := qr.ClaimMeasurementDailyHist(ctx, db.ClaimMeasurementDailyHistParams{})
+		if err != nil {
+			return err
+		}
+		clear(inserted)
+		for _, r := range dclaimed {
+			inserted[cellKey{r.StartDay.Unix(), r.EndDay.Unix(), r.App, r.Name, r.Method}] = true
+		}
+		dcurrent, err := qr.GetMeasurementDailyHist(ctx, db.GetMeasurementDailyHistParams{})
+		if err != nil {
+			return err
+		}
+		for _, r := range dcurrent {
+			k := cellKey{r.StartDay.Unix(), r.EndDay.Unix(), r.App, r.Name, r.Method}
+			if inserted[k] {
+				continue
+			}
+			sum, err := addTo(r.Hist, dcells[k])
+			if err != nil {
+				return fmt.Errorf("daily cell %v: %w", k, err)
+			}
+			p := &dailySet
+			p.StartDays, p.EndDays = append(p.StartDays, r.StartDay), append(p.EndDays, r.EndDay)
+			p.Apps, p.Names, p.Methods = append(p.Apps, r.App), append(p.Names, r.Name), append(p.Methods, r.Method)
+			p.Hists = append(p.Hists, sum)
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("histograms: %w", err)
+	}
+	if len(hourlySet.Hists) == 0 && len(dailySet.Hists) == 0 {
+		return nil
+	}
+	batch = pgx.Batch{}
+	if len(hourlySet.Hists) > 0 {
+		_ = qq.SetMeasurementHourlyHist(ctx, hourlySet)
+	}
+	if len(dailySet.Hists) > 0 {
+		_ = qq.SetMeasurementDailyHist(ctx, dailySet)
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("histograms: %w", err)
+	}
+	return nil
+}
+
+// addTo is the encoding of a stored histogram plus delta.
+func addTo(stored []byte, delta *histogram) ([]byte, error) {
+	var sum histogram
+	if err := sum.addEncoded(stored); err != nil {
+		return nil, err
+	}
+	sum.merge(delta)
+	return sum.encode(), nil
+}
+
+// queued is a db.DBTX that queues the queries it is given into a pgx.Batch
+// instead of running them; replayed then answers the same calls, in the
+// same order, from the batch's results. So sqlc's queries, :many ones
+// included, can share one round trip.
+type queued struct{ batch *pgx.Batch }
+
+var errQueued = errors.New("queued: the answer comes from replayed")
+
+func (q queued) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	q.batch.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (q queued) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	q.batch.Queue(sql, args...)
+	return nil, errQueued
+}
+
+func (q queued) QueryRow(context.Context, string, ...any) pgx.Row { return queuedRow{} }
+
+func (q queued) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 0, errQueued
+}
+
+type queuedRow struct{}
+
+func (queuedRow) Scan(...any) error { return errQueued }
+
+type replayed struct{ br pgx.BatchResults }
+
+func (r replayed) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return r.br.Exec()
+}
+
+func (r replayed) Query(context.Context, string, ...any) (pgx.Rows, error) { return r.br.Query() }
+
+func (r replayed) QueryRow(context.Context, string, ...any) pgx.Row { return r.br.QueryRow() }
+
+func (r replayed) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 0, errQueued
 }
 
 // addPercentiles fills P50, P95 and P99 of a page of groups from their
@@ -151,14 +446,26 @@ func (m *Measurements) addPercentiles(ctx context.Context, q *db.Queries, f stor
 		return wrap("group measurements: percentiles", err)
 	}
 	type key struct{ name, method string }
-	hists := make(map[key][]bucketCount, len(groups))
-	for _, r := range rows { // in bucket order per group
+	hists := make(map[key]*histogram, len(groups))
+	for _, r := range rows {
 		k := key{r.Name, r.Method}
-		hists[k] = append(hists[k], bucketCount{r.Bucket, r.Count})
+		h := hists[k]
+		if h == nil {
+			h = &histogram{}
+			hists[k] = h
+		}
+		if r.Bucket >= 0 { // a partial hour's rows
+			h.add(int(r.Bucket), r.Count)
+		} else if err := h.addEncoded(r.Hist); err != nil {
+			return wrap("group measurements: percentiles", fmt.Errorf("%s %s: %w", r.Name, r.Method, err))
+		}
 	}
 	for i := range groups {
 		g := &groups[i]
 		h := hists[key{g.Name, g.Method}]
+		if h == nil {
+			h = &histogram{}
+		}
 		g.P50Elapsed, _ = percentile(h, 0.50, g.MinElapsed, g.MaxElapsed)
 		g.P95Elapsed, _ = percentile(h, 0.95, g.MinElapsed, g.MaxElapsed)
 		g.P99Elapsed, _ = percentile(h, 0.99, g.MinElapsed, g.MaxElapsed)

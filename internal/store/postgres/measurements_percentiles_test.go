@@ -157,8 +157,11 @@ func TestMeasurementsPercentilesSurviveRawRows(t *testing.T) {
 	}
 }
 
-// The Go and SQL bucket functions agree (telemetry_elapsed_bucket is what
-// the backfill, the rebuild and the partial hours use).
+// The Go and SQL bucket functions and encodings agree
+// (telemetry_elapsed_bucket and telemetry_hist_encode are what the
+// migration's backfill, the rebuild and the partial hours use): the
+// histograms Insert writes, batch after batch through the read-modify-write,
+// are byte for byte those RebuildRollup computes from the rows.
 func TestMeasurementsHistogramBackfillMatchesWrites(t *testing.T) {
 	t.Parallel()
 	ms, pool := newMeasurements(t)
@@ -166,19 +169,37 @@ func TestMeasurementsHistogramBackfillMatchesWrites(t *testing.T) {
 	rng := rand.New(rand.NewPCG(percentileSeed, 4))
 	recs := randomMeasurements(rng, 2000)
 	spreadElapsed(rng, recs)
-	if _, err := ms.Insert(ctx, recs); err != nil {
-		t.Fatal(err)
+	// Cells whose counts need two and four bytes (the wider encodings).
+	for i := range 70300 {
+		name := "/wide"
+		if i%234 == 0 {
+			name = "/mid"
+		}
+		recs = append(recs, store.Measurement{StartedAt: measurementBase, EndedAt: measurementBase, Elapsed: 0.25,
+			Name: name, Method: "GET", Args: []byte("[]"), Kwargs: []byte("{}"), Context: []byte("{}")})
 	}
-	const snapshot = `SELECT string_agg(concat_ws(' ', start_hour, end_hour, app, name, method, bucket, count), ';'
-		ORDER BY start_hour, end_hour, app, name, method, bucket) FROM measurements_hourly_hist`
-	const daily = `SELECT string_agg(concat_ws(' ', start_day, end_day, app, name, method, bucket, count), ';'
-		ORDER BY start_day, end_day, app, name, method, bucket) FROM measurements_daily_hist`
+	for i := 0; i < len(recs); i += 5000 {
+		if _, err := ms.Insert(ctx, recs[i:min(i+5000, len(recs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const snapshot = `SELECT string_agg(concat_ws(' ', start_hour, end_hour, app, name, method, encode(hist, 'hex')), ';'
+		ORDER BY start_hour, end_hour, app, name, method) FROM measurements_hourly_hist`
+	const daily = `SELECT string_agg(concat_ws(' ', start_day, end_day, app, name, method, encode(hist, 'hex')), ';'
+		ORDER BY start_day, end_day, app, name, method) FROM measurements_daily_hist`
 	var h1, d1, h2, d2 string
 	if err := pool.QueryRow(ctx, snapshot).Scan(&h1); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, daily).Scan(&d1); err != nil {
 		t.Fatal(err)
+	}
+	var widths []int
+	if err := pool.QueryRow(ctx, `SELECT array_agg(DISTINCT get_byte(hist, 0) ORDER BY get_byte(hist, 0)) FROM measurements_daily_hist`).Scan(&widths); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(widths) != "[1 2 4]" {
+		t.Fatalf("count widths %v, want the test to cover 1, 2 and 4", widths)
 	}
 	if err := ms.RebuildRollup(ctx, measurementBase.Add(-48*time.Hour), measurementBase.Add(96*time.Hour)); err != nil {
 		t.Fatal(err)
@@ -187,5 +208,14 @@ func TestMeasurementsHistogramBackfillMatchesWrites(t *testing.T) {
 	_ = pool.QueryRow(ctx, daily).Scan(&d2)
 	if h1 == "" || h1 != h2 || d1 != d2 {
 		t.Fatalf("histograms written by Insert differ from those rebuilt from the rows")
+	}
+	// telemetry_hist_buckets (for psql) lists what the encoding holds.
+	var n, total int64
+	if err := pool.QueryRow(ctx, `SELECT sum(b.count), (SELECT sum(count) FROM measurements_daily)
+		FROM measurements_daily_hist d, telemetry_hist_buckets(d.hist) b`).Scan(&n, &total); err != nil {
+		t.Fatal(err)
+	}
+	if n != total || n != int64(len(recs)) {
+		t.Fatalf("telemetry_hist_buckets sums to %d, the rollup counts %d, %d inserted", n, total, len(recs))
 	}
 }
