@@ -230,7 +230,7 @@ func TestServeBehindPgBouncer(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM flows WHERE src_app LIKE 'burst-%'`).Scan(&flows); err != nil {
 		t.Fatal(err)
 	}
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements WHERE app = 'telemetry'`).Scan(&profiled); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(coalesce((context->>'count')::bigint, 1)), 0) FROM measurements WHERE app = 'telemetry'`).Scan(&profiled); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, `SELECT count(DISTINCT instance_id) FROM runtime_samples`).Scan(&samplers); err != nil {
