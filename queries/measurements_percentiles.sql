@@ -1,47 +1,53 @@
 -- The elapsed histograms of the grouped measurements' percentiles
--- (measurements_hourly_hist, measurements_daily_hist: one row per rollup
--- cell, the bucket counts encoded in hist as migration 00013 describes;
+-- (measurements_hourly_hist, measurements_daily_hist: a row per rollup
+-- cell and part, the bucket counts encoded in hist as migration 00013 describes;
 -- internal/store/postgres/measurements_percentiles.go).
 --
--- Writing a batch's histograms is a read-modify-write in the ingest
--- transaction, since SQL has no cheap way to add two encoded histograms:
---   1. Claim*: insert the cells that are new (with the batch's histogram as
---      their value) and lock the others, all in key order in one statement,
---      so that concurrent batches take their locks in one order and cannot
---      deadlock; answers the cells it inserted.
---   2. Get*: the batch's cells as they are now (a statement after the
---      locks, so under READ COMMITTED it sees every earlier commit).
---   3. Go adds the batch's counts to the cells it did not insert, and Set*
---      writes them back.
--- 1 and 2 go in one pipelined round trip, 3 in a second.
+-- Writing a batch's histograms, in the ingest transaction (a cell may be
+-- held in several rows, its parts: migration 00016):
+--   1. Lock*: of each of the batch's cells, a part no other transaction
+--      holds, now locked by this one (SKIP LOCKED: a batch never waits
+--      here), with its histogram;
+--   2. Go adds the batch's counts to one locked part of each cell, and Set*
+--      writes them back (in the batch of the rollups that follows);
+--   3. Insert* adds a part for each cell that had none free (a new cell, or
+--      every part held by a concurrent batch), with a random part number;
+--      Go retries with another number for a row the insert skipped.
 
--- name: ClaimMeasurementHourlyHist :many
-INSERT INTO measurements_hourly_hist AS h (start_hour, end_hour, app, name, method, hist)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.hist
+-- name: LockMeasurementHourlyHist :many
+-- One part per cell at most (the lowest free one): locking them all would
+-- leave none for the next concurrent batch, which would add a part each
+-- time.
+SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, h.part, h.hist
 FROM ROWS FROM (
-    unnest(@start_hours::timestamptz[]),
-    unnest(@end_hours::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@hists::bytea[])
-) AS t (start_hour, end_hour, app, name, method, hist)
-ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method
--- WHERE false: the existing row is locked, not updated (and not returned).
-ON CONFLICT (start_hour, end_hour, app, name, method) DO UPDATE SET hist = h.hist WHERE false
-RETURNING h.start_hour, h.end_hour, h.app, h.name, h.method;
-
--- name: GetMeasurementHourlyHist :many
-SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, h.hist
-FROM measurements_hourly_hist h
-JOIN ROWS FROM (
     unnest(@start_hours::timestamptz[]),
     unnest(@end_hours::timestamptz[]),
     unnest(@apps::text[]),
     unnest(@names::text[]),
     unnest(@methods::text[])
 ) AS t (start_hour, end_hour, app, name, method)
-  ON h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method;
+CROSS JOIN LATERAL (
+    SELECT x.start_hour, x.end_hour, x.app, x.name, x.method, x.part, x.hist FROM measurements_hourly_hist x
+    WHERE x.start_hour = t.start_hour AND x.end_hour = t.end_hour AND x.app = t.app AND x.name = t.name AND x.method = t.method
+    ORDER BY x.part
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AS h;
+
+-- name: InsertMeasurementHourlyHist :many
+INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, part, hist)
+SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.part, t.hist
+FROM ROWS FROM (
+    unnest(@start_hours::timestamptz[]),
+    unnest(@end_hours::timestamptz[]),
+    unnest(@apps::text[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@parts::smallint[]),
+    unnest(@hists::bytea[])
+) AS t (start_hour, end_hour, app, name, method, part, hist)
+ON CONFLICT DO NOTHING
+RETURNING start_hour, end_hour, app, name, method;
 
 -- name: SetMeasurementHourlyHist :exec
 UPDATE measurements_hourly_hist AS h SET hist = t.hist
@@ -51,37 +57,44 @@ FROM ROWS FROM (
     unnest(@apps::text[]),
     unnest(@names::text[]),
     unnest(@methods::text[]),
+    unnest(@parts::smallint[]),
     unnest(@hists::bytea[])
-) AS t (start_hour, end_hour, app, name, method, hist)
-WHERE h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method;
+) AS t (start_hour, end_hour, app, name, method, part, hist)
+WHERE h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method
+  AND h.part = t.part;
 
--- name: ClaimMeasurementDailyHist :many
+-- name: LockMeasurementDailyHist :many
 -- The same three for measurements_daily_hist.
-INSERT INTO measurements_daily_hist AS d (start_day, end_day, app, name, method, hist)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.hist
+SELECT d.start_day, d.end_day, d.app, d.name, d.method, d.part, d.hist
 FROM ROWS FROM (
-    unnest(@start_days::timestamptz[]),
-    unnest(@end_days::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@hists::bytea[])
-) AS t (start_day, end_day, app, name, method, hist)
-ORDER BY t.start_day, t.end_day, t.app, t.name, t.method
-ON CONFLICT (start_day, end_day, app, name, method) DO UPDATE SET hist = d.hist WHERE false
-RETURNING d.start_day, d.end_day, d.app, d.name, d.method;
-
--- name: GetMeasurementDailyHist :many
-SELECT d.start_day, d.end_day, d.app, d.name, d.method, d.hist
-FROM measurements_daily_hist d
-JOIN ROWS FROM (
     unnest(@start_days::timestamptz[]),
     unnest(@end_days::timestamptz[]),
     unnest(@apps::text[]),
     unnest(@names::text[]),
     unnest(@methods::text[])
 ) AS t (start_day, end_day, app, name, method)
-  ON d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method;
+CROSS JOIN LATERAL (
+    SELECT x.start_day, x.end_day, x.app, x.name, x.method, x.part, x.hist FROM measurements_daily_hist x
+    WHERE x.start_day = t.start_day AND x.end_day = t.end_day AND x.app = t.app AND x.name = t.name AND x.method = t.method
+    ORDER BY x.part
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AS d;
+
+-- name: InsertMeasurementDailyHist :many
+INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, part, hist)
+SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.part, t.hist
+FROM ROWS FROM (
+    unnest(@start_days::timestamptz[]),
+    unnest(@end_days::timestamptz[]),
+    unnest(@apps::text[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@parts::smallint[]),
+    unnest(@hists::bytea[])
+) AS t (start_day, end_day, app, name, method, part, hist)
+ON CONFLICT DO NOTHING
+RETURNING start_day, end_day, app, name, method;
 
 -- name: SetMeasurementDailyHist :exec
 UPDATE measurements_daily_hist AS d SET hist = t.hist
@@ -91,9 +104,11 @@ FROM ROWS FROM (
     unnest(@apps::text[]),
     unnest(@names::text[]),
     unnest(@methods::text[]),
+    unnest(@parts::smallint[]),
     unnest(@hists::bytea[])
-) AS t (start_day, end_day, app, name, method, hist)
-WHERE d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method;
+) AS t (start_day, end_day, app, name, method, part, hist)
+WHERE d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method
+  AND d.part = t.part;
 
 -- name: DeleteMeasurementHist :exec
 -- With DeleteMeasurementRollup: forget the histograms of rows started in
@@ -135,7 +150,10 @@ GROUP BY d.start_day, d.end_day, d.app, d.name, d.method;
 -- -1), the partial hours from the rows as (bucket, count) per group (hist
 -- empty); the caller adds them up per group. Edge B, as in
 -- GroupMeasurements, is read from its cells unless a late row matches the
--- filters, and from the rows then.
+-- filters, and from the rows then. With an elapsed filter the rollups
+-- cannot answer (the caller's bounds leave their parts empty) and are not
+-- read at all: the condition on min_elapsed is settled when the statement
+-- is planned.
 WITH late AS (
     SELECT EXISTS (
         SELECT 1 FROM measurements m
@@ -152,21 +170,25 @@ SELECT r.name, r.method, r.hist, -1 AS bucket, 0::bigint AS count
 FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
 WHERE r.start_day >= @d1::timestamptz AND r.end_day < @d2::timestamptz
   AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+  AND sqlc.narg('min_elapsed')::float8 IS NULL
 UNION ALL
 SELECT r.name, r.method, r.hist, -1, 0
 FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
 WHERE r.start_hour >= @h1::timestamptz AND r.start_hour < @d1::timestamptz AND r.end_hour < @h2::timestamptz
   AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+  AND sqlc.narg('min_elapsed')::float8 IS NULL
 UNION ALL
 SELECT r.name, r.method, r.hist, -1, 0
 FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
 WHERE r.end_hour >= @d2::timestamptz AND r.end_hour < @h2::timestamptz AND r.start_hour >= @d1::timestamptz
   AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+  AND sqlc.narg('min_elapsed')::float8 IS NULL
 UNION ALL
 SELECT r.name, r.method, r.hist, -1, 0
 FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
 WHERE r.end_hour = @h2::timestamptz AND r.start_hour >= @h1::timestamptz
   AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
+  AND sqlc.narg('min_elapsed')::float8 IS NULL
   AND NOT (SELECT l.found FROM late l)
 UNION ALL
 SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)

@@ -250,12 +250,12 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 		}
 		return recs
 	}
-	// Today's Insert also writes the elapsed histograms (migrations 00010, 00013):
+	// Today's Insert also writes the elapsed histograms (migrations 00010, 00013, 00016):
 	// give it their tables while the schema is older, and drop them before
 	// migrating up (00010 creates them and backfills them from the rows).
 	for _, table := range []string{"measurements_hourly_hist", "measurements_daily_hist"} {
 		if _, err := s.Pool.Exec(ctx, `CREATE TABLE `+table+` (start_hour timestamptz, end_hour timestamptz, app text,
-			name text, method text, hist bytea, PRIMARY KEY (start_hour, end_hour, app, name, method))`); err != nil {
+			name text, method text, part smallint, hist bytea, PRIMARY KEY (start_hour, end_hour, app, name, method, part))`); err != nil {
 			t.Fatal(err)
 		}
 	}

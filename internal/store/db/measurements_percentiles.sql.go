@@ -10,158 +10,6 @@ import (
 	"time"
 )
 
-const claimMeasurementDailyHist = `-- name: ClaimMeasurementDailyHist :many
-INSERT INTO measurements_daily_hist AS d (start_day, end_day, app, name, method, hist)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::bytea[])
-) AS t (start_day, end_day, app, name, method, hist)
-ORDER BY t.start_day, t.end_day, t.app, t.name, t.method
-ON CONFLICT (start_day, end_day, app, name, method) DO UPDATE SET hist = d.hist WHERE false
-RETURNING d.start_day, d.end_day, d.app, d.name, d.method
-`
-
-type ClaimMeasurementDailyHistParams struct {
-	StartDays []time.Time
-	EndDays   []time.Time
-	Apps      []string
-	Names     []string
-	Methods   []string
-	Hists     [][]byte
-}
-
-type ClaimMeasurementDailyHistRow struct {
-	StartDay time.Time
-	EndDay   time.Time
-	App      string
-	Name     string
-	Method   string
-}
-
-// The same three for measurements_daily_hist.
-func (q *Queries) ClaimMeasurementDailyHist(ctx context.Context, arg ClaimMeasurementDailyHistParams) ([]ClaimMeasurementDailyHistRow, error) {
-	rows, err := q.db.Query(ctx, claimMeasurementDailyHist,
-		arg.StartDays,
-		arg.EndDays,
-		arg.Apps,
-		arg.Names,
-		arg.Methods,
-		arg.Hists,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ClaimMeasurementDailyHistRow{}
-	for rows.Next() {
-		var i ClaimMeasurementDailyHistRow
-		if err := rows.Scan(
-			&i.StartDay,
-			&i.EndDay,
-			&i.App,
-			&i.Name,
-			&i.Method,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const claimMeasurementHourlyHist = `-- name: ClaimMeasurementHourlyHist :many
-
-INSERT INTO measurements_hourly_hist AS h (start_hour, end_hour, app, name, method, hist)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::bytea[])
-) AS t (start_hour, end_hour, app, name, method, hist)
-ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method
-ON CONFLICT (start_hour, end_hour, app, name, method) DO UPDATE SET hist = h.hist WHERE false
-RETURNING h.start_hour, h.end_hour, h.app, h.name, h.method
-`
-
-type ClaimMeasurementHourlyHistParams struct {
-	StartHours []time.Time
-	EndHours   []time.Time
-	Apps       []string
-	Names      []string
-	Methods    []string
-	Hists      [][]byte
-}
-
-type ClaimMeasurementHourlyHistRow struct {
-	StartHour time.Time
-	EndHour   time.Time
-	App       string
-	Name      string
-	Method    string
-}
-
-// The elapsed histograms of the grouped measurements' percentiles
-// (measurements_hourly_hist, measurements_daily_hist: one row per rollup
-// cell, the bucket counts encoded in hist as migration 00013 describes;
-// internal/store/postgres/measurements_percentiles.go).
-//
-// Writing a batch's histograms is a read-modify-write in the ingest
-// transaction, since SQL has no cheap way to add two encoded histograms:
-//  1. Claim*: insert the cells that are new (with the batch's histogram as
-//     their value) and lock the others, all in key order in one statement,
-//     so that concurrent batches take their locks in one order and cannot
-//     deadlock; answers the cells it inserted.
-//  2. Get*: the batch's cells as they are now (a statement after the
-//     locks, so under READ COMMITTED it sees every earlier commit).
-//  3. Go adds the batch's counts to the cells it did not insert, and Set*
-//     writes them back.
-//
-// 1 and 2 go in one pipelined round trip, 3 in a second.
-// WHERE false: the existing row is locked, not updated (and not returned).
-func (q *Queries) ClaimMeasurementHourlyHist(ctx context.Context, arg ClaimMeasurementHourlyHistParams) ([]ClaimMeasurementHourlyHistRow, error) {
-	rows, err := q.db.Query(ctx, claimMeasurementHourlyHist,
-		arg.StartHours,
-		arg.EndHours,
-		arg.Apps,
-		arg.Names,
-		arg.Methods,
-		arg.Hists,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ClaimMeasurementHourlyHistRow{}
-	for rows.Next() {
-		var i ClaimMeasurementHourlyHistRow
-		if err := rows.Scan(
-			&i.StartHour,
-			&i.EndHour,
-			&i.App,
-			&i.Name,
-			&i.Method,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const deleteMeasurementHist = `-- name: DeleteMeasurementHist :exec
 WITH hourly AS (
     DELETE FROM measurements_hourly_hist WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
@@ -217,114 +65,6 @@ func (q *Queries) FillMeasurementHist(ctx context.Context, arg FillMeasurementHi
 	return err
 }
 
-const getMeasurementDailyHist = `-- name: GetMeasurementDailyHist :many
-SELECT d.start_day, d.end_day, d.app, d.name, d.method, d.hist
-FROM measurements_daily_hist d
-JOIN ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[])
-) AS t (start_day, end_day, app, name, method)
-  ON d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method
-`
-
-type GetMeasurementDailyHistParams struct {
-	StartDays []time.Time
-	EndDays   []time.Time
-	Apps      []string
-	Names     []string
-	Methods   []string
-}
-
-func (q *Queries) GetMeasurementDailyHist(ctx context.Context, arg GetMeasurementDailyHistParams) ([]MeasurementsDailyHist, error) {
-	rows, err := q.db.Query(ctx, getMeasurementDailyHist,
-		arg.StartDays,
-		arg.EndDays,
-		arg.Apps,
-		arg.Names,
-		arg.Methods,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []MeasurementsDailyHist{}
-	for rows.Next() {
-		var i MeasurementsDailyHist
-		if err := rows.Scan(
-			&i.StartDay,
-			&i.EndDay,
-			&i.App,
-			&i.Name,
-			&i.Method,
-			&i.Hist,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const getMeasurementHourlyHist = `-- name: GetMeasurementHourlyHist :many
-SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, h.hist
-FROM measurements_hourly_hist h
-JOIN ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[])
-) AS t (start_hour, end_hour, app, name, method)
-  ON h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method
-`
-
-type GetMeasurementHourlyHistParams struct {
-	StartHours []time.Time
-	EndHours   []time.Time
-	Apps       []string
-	Names      []string
-	Methods    []string
-}
-
-func (q *Queries) GetMeasurementHourlyHist(ctx context.Context, arg GetMeasurementHourlyHistParams) ([]MeasurementsHourlyHist, error) {
-	rows, err := q.db.Query(ctx, getMeasurementHourlyHist,
-		arg.StartHours,
-		arg.EndHours,
-		arg.Apps,
-		arg.Names,
-		arg.Methods,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []MeasurementsHourlyHist{}
-	for rows.Next() {
-		var i MeasurementsHourlyHist
-		if err := rows.Scan(
-			&i.StartHour,
-			&i.EndHour,
-			&i.App,
-			&i.Name,
-			&i.Method,
-			&i.Hist,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const groupMeasurementHistograms = `-- name: GroupMeasurementHistograms :many
 WITH late AS (
     SELECT EXISTS (
@@ -342,37 +82,41 @@ SELECT r.name, r.method, r.hist, -1 AS bucket, 0::bigint AS count
 FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
 WHERE r.start_day >= $9::timestamptz AND r.end_day < $10::timestamptz
   AND ($6::text IS NULL OR r.app = $6::text)
+  AND $11::float8 IS NULL
 UNION ALL
 SELECT r.name, r.method, r.hist, -1, 0
 FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $9::timestamptz AND r.end_hour < $11::timestamptz
+WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $9::timestamptz AND r.end_hour < $12::timestamptz
   AND ($6::text IS NULL OR r.app = $6::text)
+  AND $11::float8 IS NULL
 UNION ALL
 SELECT r.name, r.method, r.hist, -1, 0
 FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.end_hour >= $10::timestamptz AND r.end_hour < $11::timestamptz AND r.start_hour >= $9::timestamptz
+WHERE r.end_hour >= $10::timestamptz AND r.end_hour < $12::timestamptz AND r.start_hour >= $9::timestamptz
   AND ($6::text IS NULL OR r.app = $6::text)
+  AND $11::float8 IS NULL
 UNION ALL
 SELECT r.name, r.method, r.hist, -1, 0
 FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.end_hour = $11::timestamptz AND r.start_hour >= $1::timestamptz
+WHERE r.end_hour = $12::timestamptz AND r.start_hour >= $1::timestamptz
   AND ($6::text IS NULL OR r.app = $6::text)
+  AND $11::float8 IS NULL
   AND NOT (SELECT l.found FROM late l)
 UNION ALL
 SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)
 FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-WHERE m.started_at >= $12::timestamptz AND m.started_at < $1::timestamptz
+WHERE m.started_at >= $13::timestamptz AND m.started_at < $1::timestamptz
   AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
   AND ($6::text IS NULL OR m.app = $6::text)
-  AND ($13::float8 IS NULL OR m.elapsed >= $13::float8)
+  AND ($11::float8 IS NULL OR m.elapsed >= $11::float8)
 GROUP BY m.name, m.method, 4
 UNION ALL
 SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)
 FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
 WHERE m.started_at >= $1::timestamptz AND m.started_at <= $3::timestamptz
-  AND m.ended_at >= $11::timestamptz AND m.ended_at <= $3::timestamptz
+  AND m.ended_at >= $12::timestamptz AND m.ended_at <= $3::timestamptz
   AND ($6::text IS NULL OR m.app = $6::text)
-  AND ($13::float8 IS NULL OR m.elapsed >= $13::float8)
+  AND ($11::float8 IS NULL OR m.elapsed >= $11::float8)
   AND (SELECT l.found FROM late l)
 GROUP BY m.name, m.method, 4
 `
@@ -388,9 +132,9 @@ type GroupMeasurementHistogramsParams struct {
 	GroupMethods []string
 	D1           time.Time
 	D2           time.Time
+	MinElapsed   *float64
 	H2           time.Time
 	StartedAt    time.Time
-	MinElapsed   *float64
 }
 
 type GroupMeasurementHistogramsRow struct {
@@ -407,7 +151,10 @@ type GroupMeasurementHistogramsRow struct {
 // -1), the partial hours from the rows as (bucket, count) per group (hist
 // empty); the caller adds them up per group. Edge B, as in
 // GroupMeasurements, is read from its cells unless a late row matches the
-// filters, and from the rows then.
+// filters, and from the rows then. With an elapsed filter the rollups
+// cannot answer (the caller's bounds leave their parts empty) and are not
+// read at all: the condition on min_elapsed is settled when the statement
+// is planned.
 func (q *Queries) GroupMeasurementHistograms(ctx context.Context, arg GroupMeasurementHistogramsParams) ([]GroupMeasurementHistogramsRow, error) {
 	rows, err := q.db.Query(ctx, groupMeasurementHistograms,
 		arg.H1,
@@ -420,9 +167,9 @@ func (q *Queries) GroupMeasurementHistograms(ctx context.Context, arg GroupMeasu
 		arg.GroupMethods,
 		arg.D1,
 		arg.D2,
+		arg.MinElapsed,
 		arg.H2,
 		arg.StartedAt,
-		arg.MinElapsed,
 	)
 	if err != nil {
 		return nil, err
@@ -448,6 +195,303 @@ func (q *Queries) GroupMeasurementHistograms(ctx context.Context, arg GroupMeasu
 	return items, nil
 }
 
+const insertMeasurementDailyHist = `-- name: InsertMeasurementDailyHist :many
+INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, part, hist)
+SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.part, t.hist
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[]),
+    unnest($6::smallint[]),
+    unnest($7::bytea[])
+) AS t (start_day, end_day, app, name, method, part, hist)
+ON CONFLICT DO NOTHING
+RETURNING start_day, end_day, app, name, method
+`
+
+type InsertMeasurementDailyHistParams struct {
+	StartDays []time.Time
+	EndDays   []time.Time
+	Apps      []string
+	Names     []string
+	Methods   []string
+	Parts     []int16
+	Hists     [][]byte
+}
+
+type InsertMeasurementDailyHistRow struct {
+	StartDay time.Time
+	EndDay   time.Time
+	App      string
+	Name     string
+	Method   string
+}
+
+func (q *Queries) InsertMeasurementDailyHist(ctx context.Context, arg InsertMeasurementDailyHistParams) ([]InsertMeasurementDailyHistRow, error) {
+	rows, err := q.db.Query(ctx, insertMeasurementDailyHist,
+		arg.StartDays,
+		arg.EndDays,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+		arg.Parts,
+		arg.Hists,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []InsertMeasurementDailyHistRow{}
+	for rows.Next() {
+		var i InsertMeasurementDailyHistRow
+		if err := rows.Scan(
+			&i.StartDay,
+			&i.EndDay,
+			&i.App,
+			&i.Name,
+			&i.Method,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const insertMeasurementHourlyHist = `-- name: InsertMeasurementHourlyHist :many
+INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, part, hist)
+SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.part, t.hist
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[]),
+    unnest($6::smallint[]),
+    unnest($7::bytea[])
+) AS t (start_hour, end_hour, app, name, method, part, hist)
+ON CONFLICT DO NOTHING
+RETURNING start_hour, end_hour, app, name, method
+`
+
+type InsertMeasurementHourlyHistParams struct {
+	StartHours []time.Time
+	EndHours   []time.Time
+	Apps       []string
+	Names      []string
+	Methods    []string
+	Parts      []int16
+	Hists      [][]byte
+}
+
+type InsertMeasurementHourlyHistRow struct {
+	StartHour time.Time
+	EndHour   time.Time
+	App       string
+	Name      string
+	Method    string
+}
+
+func (q *Queries) InsertMeasurementHourlyHist(ctx context.Context, arg InsertMeasurementHourlyHistParams) ([]InsertMeasurementHourlyHistRow, error) {
+	rows, err := q.db.Query(ctx, insertMeasurementHourlyHist,
+		arg.StartHours,
+		arg.EndHours,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+		arg.Parts,
+		arg.Hists,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []InsertMeasurementHourlyHistRow{}
+	for rows.Next() {
+		var i InsertMeasurementHourlyHistRow
+		if err := rows.Scan(
+			&i.StartHour,
+			&i.EndHour,
+			&i.App,
+			&i.Name,
+			&i.Method,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockMeasurementDailyHist = `-- name: LockMeasurementDailyHist :many
+SELECT d.start_day, d.end_day, d.app, d.name, d.method, d.part, d.hist
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[])
+) AS t (start_day, end_day, app, name, method)
+CROSS JOIN LATERAL (
+    SELECT x.start_day, x.end_day, x.app, x.name, x.method, x.part, x.hist FROM measurements_daily_hist x
+    WHERE x.start_day = t.start_day AND x.end_day = t.end_day AND x.app = t.app AND x.name = t.name AND x.method = t.method
+    ORDER BY x.part
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AS d
+`
+
+type LockMeasurementDailyHistParams struct {
+	StartDays []time.Time
+	EndDays   []time.Time
+	Apps      []string
+	Names     []string
+	Methods   []string
+}
+
+type LockMeasurementDailyHistRow struct {
+	StartDay time.Time
+	EndDay   time.Time
+	App      string
+	Name     string
+	Method   string
+	Part     int16
+	Hist     []byte
+}
+
+// The same three for measurements_daily_hist.
+func (q *Queries) LockMeasurementDailyHist(ctx context.Context, arg LockMeasurementDailyHistParams) ([]LockMeasurementDailyHistRow, error) {
+	rows, err := q.db.Query(ctx, lockMeasurementDailyHist,
+		arg.StartDays,
+		arg.EndDays,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LockMeasurementDailyHistRow{}
+	for rows.Next() {
+		var i LockMeasurementDailyHistRow
+		if err := rows.Scan(
+			&i.StartDay,
+			&i.EndDay,
+			&i.App,
+			&i.Name,
+			&i.Method,
+			&i.Part,
+			&i.Hist,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockMeasurementHourlyHist = `-- name: LockMeasurementHourlyHist :many
+
+SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, h.part, h.hist
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[])
+) AS t (start_hour, end_hour, app, name, method)
+CROSS JOIN LATERAL (
+    SELECT x.start_hour, x.end_hour, x.app, x.name, x.method, x.part, x.hist FROM measurements_hourly_hist x
+    WHERE x.start_hour = t.start_hour AND x.end_hour = t.end_hour AND x.app = t.app AND x.name = t.name AND x.method = t.method
+    ORDER BY x.part
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AS h
+`
+
+type LockMeasurementHourlyHistParams struct {
+	StartHours []time.Time
+	EndHours   []time.Time
+	Apps       []string
+	Names      []string
+	Methods    []string
+}
+
+type LockMeasurementHourlyHistRow struct {
+	StartHour time.Time
+	EndHour   time.Time
+	App       string
+	Name      string
+	Method    string
+	Part      int16
+	Hist      []byte
+}
+
+// The elapsed histograms of the grouped measurements' percentiles
+// (measurements_hourly_hist, measurements_daily_hist: a row per rollup
+// cell and part, the bucket counts encoded in hist as migration 00013 describes;
+// internal/store/postgres/measurements_percentiles.go).
+//
+// Writing a batch's histograms, in the ingest transaction (a cell may be
+// held in several rows, its parts: migration 00016):
+//  1. Lock*: of each of the batch's cells, a part no other transaction
+//     holds, now locked by this one (SKIP LOCKED: a batch never waits
+//     here), with its histogram;
+//  2. Go adds the batch's counts to one locked part of each cell, and Set*
+//     writes them back (in the batch of the rollups that follows);
+//  3. Insert* adds a part for each cell that had none free (a new cell, or
+//     every part held by a concurrent batch), with a random part number;
+//     Go retries with another number for a row the insert skipped.
+//
+// One part per cell at most (the lowest free one): locking them all would
+// leave none for the next concurrent batch, which would add a part each
+// time.
+func (q *Queries) LockMeasurementHourlyHist(ctx context.Context, arg LockMeasurementHourlyHistParams) ([]LockMeasurementHourlyHistRow, error) {
+	rows, err := q.db.Query(ctx, lockMeasurementHourlyHist,
+		arg.StartHours,
+		arg.EndHours,
+		arg.Apps,
+		arg.Names,
+		arg.Methods,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LockMeasurementHourlyHistRow{}
+	for rows.Next() {
+		var i LockMeasurementHourlyHistRow
+		if err := rows.Scan(
+			&i.StartHour,
+			&i.EndHour,
+			&i.App,
+			&i.Name,
+			&i.Method,
+			&i.Part,
+			&i.Hist,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setMeasurementDailyHist = `-- name: SetMeasurementDailyHist :exec
 UPDATE measurements_daily_hist AS d SET hist = t.hist
 FROM ROWS FROM (
@@ -456,9 +500,11 @@ FROM ROWS FROM (
     unnest($3::text[]),
     unnest($4::text[]),
     unnest($5::text[]),
-    unnest($6::bytea[])
-) AS t (start_day, end_day, app, name, method, hist)
+    unnest($6::smallint[]),
+    unnest($7::bytea[])
+) AS t (start_day, end_day, app, name, method, part, hist)
 WHERE d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method
+  AND d.part = t.part
 `
 
 type SetMeasurementDailyHistParams struct {
@@ -467,6 +513,7 @@ type SetMeasurementDailyHistParams struct {
 	Apps      []string
 	Names     []string
 	Methods   []string
+	Parts     []int16
 	Hists     [][]byte
 }
 
@@ -477,6 +524,7 @@ func (q *Queries) SetMeasurementDailyHist(ctx context.Context, arg SetMeasuremen
 		arg.Apps,
 		arg.Names,
 		arg.Methods,
+		arg.Parts,
 		arg.Hists,
 	)
 	return err
@@ -490,9 +538,11 @@ FROM ROWS FROM (
     unnest($3::text[]),
     unnest($4::text[]),
     unnest($5::text[]),
-    unnest($6::bytea[])
-) AS t (start_hour, end_hour, app, name, method, hist)
+    unnest($6::smallint[]),
+    unnest($7::bytea[])
+) AS t (start_hour, end_hour, app, name, method, part, hist)
 WHERE h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method
+  AND h.part = t.part
 `
 
 type SetMeasurementHourlyHistParams struct {
@@ -501,6 +551,7 @@ type SetMeasurementHourlyHistParams struct {
 	Apps       []string
 	Names      []string
 	Methods    []string
+	Parts      []int16
 	Hists      [][]byte
 }
 
@@ -511,6 +562,7 @@ func (q *Queries) SetMeasurementHourlyHist(ctx context.Context, arg SetMeasureme
 		arg.Apps,
 		arg.Names,
 		arg.Methods,
+		arg.Parts,
 		arg.Hists,
 	)
 	return err

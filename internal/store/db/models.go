@@ -320,6 +320,8 @@ type MeasurementsDailyHist struct {
 	Method   string
 	// The counts per bucket (see measurements_hourly_hist.hist).
 	Hist []byte
+	// A cell may be held in several rows (parts), written by concurrent ingest batches: its histogram is the sum of its parts.
+	Part int16
 }
 
 // Rollup of measurements per (UTC hour of started_at, UTC hour of ended_at, app, name, method), written in the same transaction as the rows. A measurement with started_at >= H1 and ended_at < H2 (both whole hours) is counted exactly in the cells with start_hour >= H1 and end_hour < H2.
@@ -353,6 +355,8 @@ type MeasurementsHourlyHist struct {
 	Method    string
 	// The counts per bucket: byte 0 the width w of each count (1, 2, 4 or 8 bytes), bytes 1-2 the first bucket, then one big-endian count of w bytes per bucket from it. telemetry_hist_buckets(hist) lists the occupied buckets.
 	Hist []byte
+	// A cell may be held in several rows (parts), written by concurrent ingest batches: its histogram is the sum of its parts.
+	Part int16
 }
 
 // Number of measurements per (UTC hour of started_at, UTC hour of ended_at, method), written in the same transaction as the rows: the method distribution and the timeseries (which have no name or app filter) read a window's whole hours from these few cells.

@@ -106,21 +106,25 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	if _, err := q.CopyMeasurements(ctx, rows); err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
 	}
+	// The percentiles' histograms first (their cells locked and read in
+	// one round trip), then in one more round trip the histograms written
+	// back and the rollups, then the commit: the locks a batch takes are
+	// held for as few round trips as can be, since concurrent batches of
+	// the same routes (and, for the per-method cells, of every app) wait
+	// on them. Same order in every transaction (histograms hourly then
+	// daily, rollups hourly, daily, per method; each in key order), so
+	// concurrent batches cannot deadlock.
 	r := rollupOf(recs)
 	b := &batcher{}
+	if err := writeHistograms(ctx, tx, histOf(recs), &b.batch); err != nil {
+		return nil, err
+	}
 	qb := db.New(b)
-	// Same order in every transaction (hourly, daily, per method; each in
-	// key order), so concurrent batches cannot deadlock.
 	_ = qb.AddMeasurementRollup(ctx, r.hourly)
 	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
-		return nil, fmt.Errorf("rollup: %w", err)
-	}
-	// The percentiles' histograms, after the rollups (the same order in
-	// every transaction).
-	if err := writeHistograms(ctx, tx, histOf(recs)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("histograms and rollup: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -275,10 +276,13 @@ func sortCellKeys(keys []cellKey) {
 // writeHistograms adds a batch's histograms (per hourly cell; the daily
 // cells are folded from them) to measurements_hourly_hist and
 // measurements_daily_hist in the caller's transaction, as
-// queries/measurements_percentiles.sql describes: new cells are inserted
-// and existing ones locked in key order, read, added to in Go and written
-// back; two round trips whatever the batch's size.
-func writeHistograms(ctx context.Context, tx pgx.Tx, hourly histCells) error {
+// queries/measurements_percentiles.sql describes: of each cell, the parts
+// no concurrent batch holds are locked and read (one round trip, never
+// waiting on another batch), the batch's counts are added in Go to one of
+// them, and the sums are written back by statements queued into next, the
+// caller's batch of the statements that follow (the rollups). A cell with
+// no free part gets a new one (one more round trip, only then).
+func writeHistograms(ctx context.Context, tx pgx.Tx, hourly histCells, next *pgx.Batch) error {
 	if len(hourly) == 0 {
 		return nil
 	}
@@ -286,71 +290,27 @@ func writeHistograms(ctx context.Context, tx pgx.Tx, hourly histCells) error {
 	h, d := keyedOf(hourly), keyedOf(dcells)
 	var batch pgx.Batch
 	qq := db.New(queued{&batch})
-	// Hourly before daily in every transaction, each in key order.
-	_, _ = qq.ClaimMeasurementHourlyHist(ctx, db.ClaimMeasurementHourlyHistParams{StartHours: h.starts, EndHours: h.ends,
-		Apps: h.apps, Names: h.names, Methods: h.methods, Hists: h.hists})
-	_, _ = qq.GetMeasurementHourlyHist(ctx, db.GetMeasurementHourlyHistParams{StartHours: h.starts, EndHours: h.ends,
+	_, _ = qq.LockMeasurementHourlyHist(ctx, db.LockMeasurementHourlyHistParams{StartHours: h.starts, EndHours: h.ends,
 		Apps: h.apps, Names: h.names, Methods: h.methods})
-	_, _ = qq.ClaimMeasurementDailyHist(ctx, db.ClaimMeasurementDailyHistParams{StartDays: d.starts, EndDays: d.ends,
-		Apps: d.apps, Names: d.names, Methods: d.methods, Hists: d.hists})
-	_, _ = qq.GetMeasurementDailyHist(ctx, db.GetMeasurementDailyHistParams{StartDays: d.starts, EndDays: d.ends,
+	_, _ = qq.LockMeasurementDailyHist(ctx, db.LockMeasurementDailyHistParams{StartDays: d.starts, EndDays: d.ends,
 		Apps: d.apps, Names: d.names, Methods: d.methods})
 	br := tx.SendBatch(ctx, &batch)
 	qr := db.New(replayed{br})
-	var hourlySet db.SetMeasurementHourlyHistParams
-	var dailySet db.SetMeasurementDailyHistParams
+	var hourlyParts, dailyParts []histPart
 	err := func() error {
-		claimed, err := qr.ClaimMeasurementHourlyHist(ctx, db.ClaimMeasurementHourlyHistParams{})
+		locked, err := qr.LockMeasurementHourlyHist(ctx, db.LockMeasurementHourlyHistParams{})
 		if err != nil {
 			return err
 		}
-		inserted := make(map[cellKey]bool, len(claimed))
-		for _, r := range claimed {
-			inserted[cellKey{r.StartHour.Unix(), r.EndHour.Unix(), r.App, r.Name, r.Method}] = true
+		for _, r := range locked {
+			hourlyParts = append(hourlyParts, histPart{cellKey{r.StartHour.Unix(), r.EndHour.Unix(), r.App, r.Name, r.Method}, r.Part, r.Hist})
 		}
-		current, err := qr.GetMeasurementHourlyHist(ctx, db.GetMeasurementHourlyHistParams{})
+		dlocked, err := qr.LockMeasurementDailyHist(ctx, db.LockMeasurementDailyHistParams{})
 		if err != nil {
 			return err
 		}
-		for _, r := range current {
-			k := cellKey{r.StartHour.Unix(), r.EndHour.Unix(), r.App, r.Name, r.Method}
-			if inserted[k] {
-				continue
-			}
-			sum, err := addTo(r.Hist, hourly[k])
-			if err != nil {
-				return fmt.Errorf("hourly cell %v: %w", k, err)
-			}
-			p := &hourlySet
-			p.StartHours, p.EndHours = append(p.StartHours, r.StartHour), append(p.EndHours, r.EndHour)
-			p.Apps, p.Names, p.Methods = append(p.Apps, r.App), append(p.Names, r.Name), append(p.Methods, r.Method)
-			p.Hists = append(p.Hists, sum)
-		}
-		dclaimed, err := qr.ClaimMeasurementDailyHist(ctx, db.ClaimMeasurementDailyHistParams{})
-		if err != nil {
-			return err
-		}
-		clear(inserted)
-		for _, r := range dclaimed {
-			inserted[cellKey{r.StartDay.Unix(), r.EndDay.Unix(), r.App, r.Name, r.Method}] = true
-		}
-		dcurrent, err := qr.GetMeasurementDailyHist(ctx, db.GetMeasurementDailyHistParams{})
-		if err != nil {
-			return err
-		}
-		for _, r := range dcurrent {
-			k := cellKey{r.StartDay.Unix(), r.EndDay.Unix(), r.App, r.Name, r.Method}
-			if inserted[k] {
-				continue
-			}
-			sum, err := addTo(r.Hist, dcells[k])
-			if err != nil {
-				return fmt.Errorf("daily cell %v: %w", k, err)
-			}
-			p := &dailySet
-			p.StartDays, p.EndDays = append(p.StartDays, r.StartDay), append(p.EndDays, r.EndDay)
-			p.Apps, p.Names, p.Methods = append(p.Apps, r.App), append(p.Names, r.Name), append(p.Methods, r.Method)
-			p.Hists = append(p.Hists, sum)
+		for _, r := range dlocked {
+			dailyParts = append(dailyParts, histPart{cellKey{r.StartDay.Unix(), r.EndDay.Unix(), r.App, r.Name, r.Method}, r.Part, r.Hist})
 		}
 		return nil
 	}()
@@ -360,20 +320,139 @@ func writeHistograms(ctx context.Context, tx pgx.Tx, hourly histCells) error {
 	if err != nil {
 		return fmt.Errorf("histograms: %w", err)
 	}
-	if len(hourlySet.Hists) == 0 && len(dailySet.Hists) == 0 {
-		return nil
+	hourlySet, hourlyNew, err := addToParts(hourly, hourlyParts)
+	if err != nil {
+		return fmt.Errorf("hourly histograms: %w", err)
 	}
-	batch = pgx.Batch{}
-	if len(hourlySet.Hists) > 0 {
-		_ = qq.SetMeasurementHourlyHist(ctx, hourlySet)
+	dailySet, dailyNew, err := addToParts(dcells, dailyParts)
+	if err != nil {
+		return fmt.Errorf("daily histograms: %w", err)
 	}
-	if len(dailySet.Hists) > 0 {
-		_ = qq.SetMeasurementDailyHist(ctx, dailySet)
+	// New parts: a random number each, again for any the insert skipped (a
+	// number another batch took at the same moment).
+	for try := 0; len(hourlyNew)+len(dailyNew) > 0; try++ {
+		if try == 10 {
+			return fmt.Errorf("histograms: no free part number for %d cells after %d tries", len(hourlyNew)+len(dailyNew), try)
+		}
+		batch = pgx.Batch{}
+		hn, dn := partsParams(hourlyNew), partsParams(dailyNew)
+		if len(hourlyNew) > 0 {
+			_, _ = qq.InsertMeasurementHourlyHist(ctx, db.InsertMeasurementHourlyHistParams{StartHours: hn.starts, EndHours: hn.ends,
+				Apps: hn.apps, Names: hn.names, Methods: hn.methods, Parts: hn.parts, Hists: hn.hists})
+		}
+		if len(dailyNew) > 0 {
+			_, _ = qq.InsertMeasurementDailyHist(ctx, db.InsertMeasurementDailyHistParams{StartDays: dn.starts, EndDays: dn.ends,
+				Apps: dn.apps, Names: dn.names, Methods: dn.methods, Parts: dn.parts, Hists: dn.hists})
+		}
+		br := tx.SendBatch(ctx, &batch)
+		qr := db.New(replayed{br})
+		err := func() error {
+			if len(hourlyNew) > 0 {
+				rows, err := qr.InsertMeasurementHourlyHist(ctx, db.InsertMeasurementHourlyHistParams{})
+				if err != nil {
+					return err
+				}
+				done := make(map[cellKey]bool, len(rows))
+				for _, r := range rows {
+					done[cellKey{r.StartHour.Unix(), r.EndHour.Unix(), r.App, r.Name, r.Method}] = true
+				}
+				hourlyNew = slices.DeleteFunc(hourlyNew, func(p histPart) bool { return done[p.key] })
+			}
+			if len(dailyNew) > 0 {
+				rows, err := qr.InsertMeasurementDailyHist(ctx, db.InsertMeasurementDailyHistParams{})
+				if err != nil {
+					return err
+				}
+				done := make(map[cellKey]bool, len(rows))
+				for _, r := range rows {
+					done[cellKey{r.StartDay.Unix(), r.EndDay.Unix(), r.App, r.Name, r.Method}] = true
+				}
+				dailyNew = slices.DeleteFunc(dailyNew, func(p histPart) bool { return done[p.key] })
+			}
+			return nil
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("histograms: %w", err)
+		}
+		for i := range hourlyNew {
+			hourlyNew[i].part = randomPart()
+		}
+		for i := range dailyNew {
+			dailyNew[i].part = randomPart()
+		}
 	}
-	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
-		return fmt.Errorf("histograms: %w", err)
+	qn := db.New(queued{next})
+	if len(hourlySet) > 0 {
+		p := partsParams(hourlySet)
+		_ = qn.SetMeasurementHourlyHist(ctx, db.SetMeasurementHourlyHistParams{StartHours: p.starts, EndHours: p.ends,
+			Apps: p.apps, Names: p.names, Methods: p.methods, Parts: p.parts, Hists: p.hists})
+	}
+	if len(dailySet) > 0 {
+		p := partsParams(dailySet)
+		_ = qn.SetMeasurementDailyHist(ctx, db.SetMeasurementDailyHistParams{StartDays: p.starts, EndDays: p.ends,
+			Apps: p.apps, Names: p.names, Methods: p.methods, Parts: p.parts, Hists: p.hists})
 	}
 	return nil
+}
+
+// histPart is one row of a histogram table: a cell's part and its encoded
+// counts.
+type histPart struct {
+	key  cellKey
+	part int16
+	hist []byte
+}
+
+// addToParts adds each cell's delta to the first of its locked parts
+// (updates, with the sums), or makes it a new part when none was free
+// (inserts, with random part numbers).
+func addToParts(cells histCells, locked []histPart) (updates, inserts []histPart, err error) {
+	chosen := make(map[cellKey]bool, len(locked))
+	for _, p := range locked {
+		if chosen[p.key] {
+			continue // locked too, left as it is until the commit
+		}
+		delta := cells[p.key]
+		if delta == nil {
+			continue
+		}
+		chosen[p.key] = true
+		sum, err := addTo(p.hist, delta)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cell %v part %d: %w", p.key, p.part, err)
+		}
+		updates = append(updates, histPart{p.key, p.part, sum})
+	}
+	for k, delta := range cells {
+		if !chosen[k] {
+			inserts = append(inserts, histPart{k, randomPart(), delta.encode()})
+		}
+	}
+	return updates, inserts, nil
+}
+
+// randomPart is a new part's number: 1 to 32767 (0 is the rebuild's).
+func randomPart() int16 { return int16(1 + rand.IntN(math.MaxInt16)) }
+
+// partsParams is parts as the parallel arrays of the queries.
+type partsArrays struct {
+	starts, ends         []time.Time
+	apps, names, methods []string
+	parts                []int16
+	hists                [][]byte
+}
+
+func partsParams(parts []histPart) partsArrays {
+	var a partsArrays
+	for _, p := range parts {
+		a.starts, a.ends = append(a.starts, time.Unix(p.key.start, 0).UTC()), append(a.ends, time.Unix(p.key.end, 0).UTC())
+		a.apps, a.names, a.methods = append(a.apps, p.key.app), append(a.names, p.key.name), append(a.methods, p.key.method)
+		a.parts, a.hists = append(a.parts, p.part), append(a.hists, p.hist)
+	}
+	return a
 }
 
 // addTo is the encoding of a stored histogram plus delta.

@@ -219,3 +219,145 @@ func TestMeasurementsHistogramBackfillMatchesWrites(t *testing.T) {
 		t.Fatalf("telemetry_hist_buckets sums to %d, the rollup counts %d, %d inserted", n, total, len(recs))
 	}
 }
+
+// histogramMismatches counts the (cell, bucket) pairs of both histogram
+// tables whose count, summed over the cell's parts, differs from the rows'.
+func histogramMismatches(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	var n int64
+	err := pool.QueryRow(context.Background(), `
+		WITH rows AS (
+		    SELECT date_trunc('hour', started_at, 'UTC') AS sh, date_trunc('hour', ended_at, 'UTC') AS eh,
+		           date_trunc('day', started_at, 'UTC') AS sd, date_trunc('day', ended_at, 'UTC') AS ed,
+		           app, name, method, telemetry_elapsed_bucket(elapsed)::integer AS bucket
+		    FROM measurements
+		), hourly AS (
+		    SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, b.bucket, sum(b.count) AS n
+		    FROM measurements_hourly_hist h, telemetry_hist_buckets(h.hist) b GROUP BY 1, 2, 3, 4, 5, 6
+		), daily AS (
+		    SELECT d.start_day, d.end_day, d.app, d.name, d.method, b.bucket, sum(b.count) AS n
+		    FROM measurements_daily_hist d, telemetry_hist_buckets(d.hist) b GROUP BY 1, 2, 3, 4, 5, 6
+		)
+		SELECT
+		    (SELECT count(*) FROM (SELECT sh, eh, app, name, method, bucket, count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6) w
+		     FULL JOIN hourly r ON (r.start_hour, r.end_hour, r.app, r.name, r.method, r.bucket) = (w.sh, w.eh, w.app, w.name, w.method, w.bucket)
+		     WHERE w.n IS DISTINCT FROM r.n)
+		  + (SELECT count(*) FROM (SELECT sd, ed, app, name, method, bucket, count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6) w
+		     FULL JOIN daily r ON (r.start_day, r.end_day, r.app, r.name, r.method, r.bucket) = (w.sd, w.ed, w.app, w.name, w.method, w.bucket)
+		     WHERE w.n IS DISTINCT FROM r.n)`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A batch does not wait for another batch's histogram cells (migration
+// 00016): while a transaction holds every part of a cell, an Insert of the
+// same cell completes, adding a part, and the cell's parts add up to its
+// rows, as do the percentiles. Then concurrent batches of the same cells
+// keep every count exact.
+func TestMeasurementsHistogramPartsDoNotWait(t *testing.T) {
+	t.Parallel()
+	ms, pool := newMeasurements(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 5))
+	batch := func(n int) []store.Measurement {
+		recs := make([]store.Measurement, n)
+		for i := range recs {
+			recs[i] = store.Measurement{StartedAt: measurementBase, EndedAt: measurementBase.Add(time.Second),
+				Elapsed: 0.2 * math.Exp(rng.NormFloat64()), Name: fmt.Sprintf("/hot%d", i%3), Method: "GET",
+				Args: []byte("[]"), Kwargs: []byte("{}"), Context: []byte("{}")}
+		}
+		return recs
+	}
+	if _, err := ms.Insert(ctx, batch(30)); err != nil {
+		t.Fatal(err)
+	}
+	// Another transaction holds every part of the cells, hourly and daily.
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	var held int
+	if err := holder.QueryRow(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM measurements_hourly_hist FOR UPDATE) h)
+		+ (SELECT count(*) FROM (SELECT 1 FROM measurements_daily_hist FOR UPDATE) d)`).Scan(&held); err != nil || held != 6 {
+		t.Fatalf("holder locked %d parts (%v), want 3 hourly and 3 daily", held, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ms.Insert(ctx, batch(30))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Insert waited for the cells another transaction holds")
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var parts int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements_hourly_hist`).Scan(&parts); err != nil || parts != 6 {
+		t.Fatalf("%d hourly parts (%v), want 2 for each of the 3 cells", parts, err)
+	}
+	if n := histogramMismatches(t, pool); n != 0 {
+		t.Fatalf("%d histogram buckets differ from the rows", n)
+	}
+	f := store.MeasurementFilter{StartedAt: measurementBase.Add(-time.Hour), EndedAt: measurementBase.Add(2 * time.Hour)}
+	groups, err := ms.Grouped(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact := exactGroupPercentiles(t, pool, f)
+	if len(groups.Items) != 3 {
+		t.Fatalf("%d groups, want 3", len(groups.Items))
+	}
+	for _, g := range groups.Items {
+		e := exact[g.Name+" "+g.Method]
+		if g.Count != 20 || !withinBound(g.P50Elapsed, e.p50) || !withinBound(g.P95Elapsed, e.p95) || !withinBound(g.P99Elapsed, e.p99) {
+			t.Errorf("%s %s: count %d p50/p95/p99 %v %v %v, exact %+v", g.Name, g.Method, g.Count, g.P50Elapsed, g.P95Elapsed, g.P99Elapsed, e)
+		}
+	}
+
+	// Eight writers, twenty batches each, over the same cells.
+	errs := make(chan error, 8)
+	recsOf := make([][][]store.Measurement, 8)
+	for w := range recsOf {
+		for range 20 {
+			recsOf[w] = append(recsOf[w], batch(12))
+		}
+	}
+	for w := range 8 {
+		go func() {
+			for _, b := range recsOf[w] {
+				if _, err := ms.Insert(ctx, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := histogramMismatches(t, pool); n != 0 {
+		t.Fatalf("%d histogram buckets differ from the rows after concurrent batches", n)
+	}
+	if n := rollupMismatches(t, pool); n != 0 {
+		t.Fatalf("%d rollup cells differ from the rows after concurrent batches", n)
+	}
+	// A batch takes one part of a cell, so a new part is added only when
+	// every part is taken by a concurrent batch: at most one per writer.
+	var most int
+	if err := pool.QueryRow(ctx, `SELECT max(n) FROM (SELECT count(*) AS n FROM measurements_hourly_hist
+		GROUP BY start_hour, end_hour, app, name, method) c`).Scan(&most); err != nil || most > 8 {
+		t.Fatalf("a cell has %d parts (%v) after 8 concurrent writers, want at most 8", most, err)
+	}
+}
