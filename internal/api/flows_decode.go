@@ -96,7 +96,7 @@ func (d *flowDecoder) explain(body []byte) error {
 	}
 	if _, ok := parsed.([]any); !ok {
 		// The wrong JSON type for the body as a whole is a 400, like
-		// malformed JSON (CONVENTIONS.md); item errors are 422s.
+		// malformed JSON (README.md, "API at a glance"); item errors are 422s.
 		return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
 			Title: "type", Location: "body", Detail: "the body must be a JSON array of flows",
 		})

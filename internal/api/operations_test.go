@@ -260,7 +260,7 @@ func TestPanicIs500(t *testing.T) {
 	}
 }
 
-// Every operation is documented as CONVENTIONS.md asks: an operationId, a
+// Every operation is documented as docs/architecture.md asks: an operationId, a
 // summary, a tag, 406 and 500 among its answers, and an example body for
 // every error answer.
 func TestEveryOperationIsDocumented(t *testing.T) {
