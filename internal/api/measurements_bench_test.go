@@ -217,7 +217,8 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 // run. Skipped unless named or BIG_BENCH=1 (MEASUREMENTS_BENCH_ROWS sets the
 // row count). MEASUREMENTS_BENCH_EXPLAIN=1 also logs each direct call's
 // plans (EXPLAIN ANALYZE, BUFFERS, through auto_explain) from the
-// throwaway server's log; MEASUREMENTS_BENCH_CASES=list,grouped measures only
+// throwaway server's log (into MEASUREMENTS_BENCH_EXPLAIN_FILE when set:
+// go test cuts long benchmark logs); MEASUREMENTS_BENCH_CASES=list,grouped measures only
 // the cases named.
 func BenchmarkMeasurementsQueries(b *testing.B) {
 	bigBenchSelected(b)
@@ -363,7 +364,17 @@ func explainCalls(b *testing.B, s *testServer, calls func(st *postgres.Measureme
 			b.Fatalf("reading the server log: %v", err)
 		}
 		if len(all) > len(seen) {
-			b.Logf("plans of %s:\n%s", name, all[len(seen):])
+			if f := os.Getenv("MEASUREMENTS_BENCH_EXPLAIN_FILE"); f != "" {
+				// go test cuts long benchmark logs; the file keeps every plan.
+				out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fmt.Fprintf(out, "plans of %s:\n%s\n", name, all[len(seen):])
+				out.Close()
+			} else {
+				b.Logf("plans of %s:\n%s", name, all[len(seen):])
+			}
 		}
 		seen = all
 	})
