@@ -339,6 +339,8 @@ SELECT (
         SELECT count(*) FROM measurements m
         WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
           AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
+          -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
+          AND m.ended_at >= @started_at::timestamptz
           AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
           AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
           AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
@@ -401,6 +403,8 @@ WITH late AS (
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
+      -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
+      AND m.ended_at >= @started_at::timestamptz
       AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
       AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
       AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
@@ -463,6 +467,8 @@ WITH parts AS (
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
+      -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
+      AND m.ended_at >= @started_at::timestamptz
     GROUP BY m.method
     UNION ALL
     SELECT m.method, -count(*) AS n
@@ -493,6 +499,8 @@ WITH parts AS (
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
+      -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
+      AND m.ended_at >= @started_at::timestamptz
     GROUP BY 1
     UNION ALL
     SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
