@@ -239,38 +239,20 @@ func (hourly histCells) daily() histCells {
 	return out
 }
 
-// keyed is the cells in key order, as the parallel arrays of the queries.
+// keyed is the cells' keys in key order, as the parallel arrays of the
+// queries.
 type keyed struct {
-	keys                 []cellKey
 	starts, ends         []time.Time
 	apps, names, methods []string
-	hists                [][]byte
 }
 
 func keyedOf(cells histCells) keyed {
 	var k keyed
-	for key := range cells {
-		k.keys = append(k.keys, key)
-	}
-	sortCellKeys(k.keys)
-	for _, key := range k.keys {
+	for _, key := range sortedKeys(cells) {
 		k.starts, k.ends = append(k.starts, time.Unix(key.start, 0).UTC()), append(k.ends, time.Unix(key.end, 0).UTC())
 		k.apps, k.names, k.methods = append(k.apps, key.app), append(k.names, key.name), append(k.methods, key.method)
-		k.hists = append(k.hists, cells[key].encode())
 	}
 	return k
-}
-
-func sortCellKeys(keys []cellKey) {
-	slices.SortFunc(keys, func(a, b cellKey) int {
-		switch {
-		case a.less(b):
-			return -1
-		case b.less(a):
-			return 1
-		}
-		return 0
-	})
 }
 
 // writeHistograms adds a batch's histograms (per hourly cell; the daily
@@ -415,12 +397,8 @@ func addToParts(cells histCells, locked []histPart) (updates, inserts []histPart
 		if chosen[p.key] {
 			continue // locked too, left as it is until the commit
 		}
-		delta := cells[p.key]
-		if delta == nil {
-			continue
-		}
 		chosen[p.key] = true
-		sum, err := addTo(p.hist, delta)
+		sum, err := addTo(p.hist, cells[p.key])
 		if err != nil {
 			return nil, nil, fmt.Errorf("cell %v part %d: %w", p.key, p.part, err)
 		}

@@ -86,7 +86,7 @@ type rollups struct {
 }
 
 // sortedKeys returns the cells' keys in order.
-func sortedKeys(cells map[cellKey]*cell) []cellKey {
+func sortedKeys[V any](cells map[cellKey]V) []cellKey {
 	keys := make([]cellKey, 0, len(cells))
 	for k := range cells {
 		keys = append(keys, k)
