@@ -34,22 +34,26 @@ func newMeasurements(pool *pgxpool.Pool, _ *db.Queries, _ Options) *Measurements
 }
 
 // customPlans runs every query as an unnamed statement, planned with its
-// actual parameters. The window queries' best plan depends on the values
-// (which index bounds the edge parts, whether the optional filters are
-// null); a cached generic plan was measured picking a BitmapAnd over a
-// week of start_idx for an edge of an hour (24 ms instead of 1 ms).
+// actual parameters, whatever DATABASE_EXEC_MODE says. The window queries'
+// best plan depends on the values (which index bounds the edge parts,
+// whether the optional filters are null); a cached generic plan was
+// measured picking a BitmapAnd over a week of start_idx for an edge of an
+// hour (24 ms instead of 1 ms). pgx's cache_describe mode does that with
+// binary results; its exec mode, used here before, has PostgreSQL write
+// every value as text and pgx parse it back, which was 40 % of a grouped
+// page's time at 10 M rows (its histograms as hex bytea[]).
 type customPlans struct{ db.DBTX }
 
 func (c customPlans) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return c.DBTX.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	return c.DBTX.Query(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
 
 func (c customPlans) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return c.DBTX.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	return c.DBTX.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
 
 func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return c.DBTX.Exec(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	return c.DBTX.Exec(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
 
 // Insert stores the measurements, all or none, and returns their new ids in
@@ -301,38 +305,49 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 		return store.Page[store.MeasurementGroup]{}, fmt.Errorf("group measurements: unknown sort key %q", s.Key)
 	}
 	b := split(f)
-	params := db.GroupMeasurementsParams{
+	params := db.GroupMeasurementsPageParams{
 		Descending: s.Desc, SortKey: s.Key, RowLimit: p.Limit, RowOffset: p.Offset,
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
 	}
+	// One statement gives the page, the number of groups and the page's
+	// histograms (queries/measurements_percentiles.sql, GroupMeasurementsPage).
+	type row struct {
+		group store.MeasurementGroup
+		total int64
+	}
+	read := func(ctx context.Context, q *db.Queries, params db.GroupMeasurementsPageParams) ([]row, error) {
+		rows, err := q.GroupMeasurementsPage(ctx, params)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]row, len(rows))
+		for i, r := range rows {
+			if out[i].group, err = pageGroup(r); err != nil {
+				return nil, err
+			}
+			out[i].total = r.Total
+		}
+		return out, nil
+	}
 	var page store.Page[store.MeasurementGroup]
 	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
 		page, err = listPage(ctx, "group measurements", p,
-			func(ctx context.Context) ([]db.GroupMeasurementsRow, error) {
-				return q.GroupMeasurements(ctx, params)
-			},
-			func(r db.GroupMeasurementsRow) int64 { return r.Total },
+			func(ctx context.Context) ([]row, error) { return read(ctx, q, params) },
+			func(r row) int64 { return r.total },
 			func(ctx context.Context) (int64, error) {
 				// The groups are computed whatever the page: the first one
 				// carries their number.
 				first := params
 				first.RowLimit, first.RowOffset = 1, 0
-				rows, err := q.GroupMeasurements(ctx, first)
+				rows, err := read(ctx, q, first)
 				if err != nil || len(rows) == 0 {
 					return 0, err
 				}
-				return rows[0].Total, nil
+				return rows[0].total, nil
 			},
-			func(r db.GroupMeasurementsRow) store.MeasurementGroup {
-				return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-					AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
-			})
-		if err != nil {
-			return err
-		}
-		// On the same server as the page, so the percentiles describe it.
-		return m.addPercentiles(ctx, q, f, b, page.Items)
+			func(r row) store.MeasurementGroup { return r.group })
+		return err
 	})
 	if err != nil {
 		return store.Page[store.MeasurementGroup]{}, err

@@ -518,14 +518,37 @@ func (m *Measurements) addPercentiles(ctx context.Context, q *db.Queries, f stor
 		}
 	}
 	for i := range groups {
-		g := &groups[i]
-		h := hists[key{g.Name, g.Method}]
+		h := hists[key{groups[i].Name, groups[i].Method}]
 		if h == nil {
 			h = &histogram{}
 		}
-		g.P50Elapsed, _ = percentile(h, 0.50, g.MinElapsed, g.MaxElapsed)
-		g.P95Elapsed, _ = percentile(h, 0.95, g.MinElapsed, g.MaxElapsed)
-		g.P99Elapsed, _ = percentile(h, 0.99, g.MinElapsed, g.MaxElapsed)
+		setPercentiles(&groups[i], h)
 	}
 	return nil
+}
+
+// setPercentiles fills P50, P95 and P99 of g from its histogram.
+func setPercentiles(g *store.MeasurementGroup, h *histogram) {
+	g.P50Elapsed, _ = percentile(h, 0.50, g.MinElapsed, g.MaxElapsed)
+	g.P95Elapsed, _ = percentile(h, 0.95, g.MinElapsed, g.MaxElapsed)
+	g.P99Elapsed, _ = percentile(h, 0.99, g.MinElapsed, g.MaxElapsed)
+}
+
+// pageGroup is a row of GroupMeasurementsPage with its percentiles: the
+// encoded histograms of its whole days and hours plus its rows of the
+// partial hours.
+func pageGroup(r db.GroupMeasurementsPageRow) (store.MeasurementGroup, error) {
+	g := store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
+		AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
+	var h histogram
+	for _, e := range r.Hists {
+		if err := h.addEncoded(e); err != nil {
+			return g, fmt.Errorf("%s %s: %w", r.Name, r.Method, err)
+		}
+	}
+	for _, e := range r.EdgeElapsed {
+		h.add(int(elapsedBucket(e)), 1)
+	}
+	setPercentiles(&g, &h)
+	return g, nil
 }
