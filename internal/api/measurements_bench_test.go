@@ -274,6 +274,7 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 		{"list_page100", "/api/measurements/?page=100", list(window, "endedAt", true, 99*50)},
 		{"list_elapsed", "/api/measurements/?elapsed=1", list(withElapsed, "endedAt", true, 0)},
 		{"list_elapsed_0.1", "/api/measurements/?elapsed=0.1", list(withLow, "endedAt", true, 0)},
+		{"list_elapsed_sort_startedAt", "/api/measurements/?elapsed=1&sort=startedAt,asc", list(withElapsed, "startedAt", false, 0)},
 		{"list_sort_endedAt_asc", "/api/measurements/?sort=endedAt,asc", list(window, "endedAt", false, 0)},
 		{"list_sort_startedAt", "/api/measurements/?sort=startedAt,desc", list(window, "startedAt", true, 0)},
 		{"list_sort_elapsed", "/api/measurements/?sort=elapsed,desc", list(window, "elapsed", true, 0)},
