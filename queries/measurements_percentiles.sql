@@ -231,8 +231,21 @@ WITH late AS (
           AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
     ) AS found
 ), edges AS MATERIALIZED (
-    -- The rows of the partial hours (the whole window with an elapsed
-    -- filter: the bounds then leave no whole hour).
+    -- The rows of the partial hours: edge A read by time (as in
+    -- CountMeasurements), or the whole window with an elapsed filter (the
+    -- bounds then leave no whole hour), then edge B.
+    SELECT m.name, m.method, m.elapsed
+    FROM (
+        SELECT m.name, m.method, m.app, m.elapsed FROM measurements m
+        WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
+          AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
+          AND sqlc.narg('min_elapsed')::float8 IS NULL
+        OFFSET 0
+    ) m
+    WHERE (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
+      AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
+      AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
+    UNION ALL
     SELECT m.name, m.method, m.elapsed
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
@@ -242,7 +255,7 @@ WITH late AS (
       AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
       AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
       AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
-      AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
+      AND m.elapsed >= sqlc.narg('min_elapsed')::float8
     UNION ALL
     SELECT m.name, m.method, m.elapsed
     FROM measurements m

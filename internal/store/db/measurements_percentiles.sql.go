@@ -210,8 +210,21 @@ WITH late AS (
           AND ($6::text IS NULL OR m.app = $6::text)
     ) AS found
 ), edges AS MATERIALIZED (
-    -- The rows of the partial hours (the whole window with an elapsed
-    -- filter: the bounds then leave no whole hour).
+    -- The rows of the partial hours: edge A read by time (as in
+    -- CountMeasurements), or the whole window with an elapsed filter (the
+    -- bounds then leave no whole hour), then edge B.
+    SELECT m.name, m.method, m.elapsed
+    FROM (
+        SELECT m.name, m.method, m.app, m.elapsed FROM measurements m
+        WHERE m.started_at >= $7::timestamptz AND m.started_at < $1::timestamptz
+          AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
+          AND $8::float8 IS NULL
+        OFFSET 0
+    ) m
+    WHERE ($4::text IS NULL OR m.name = $4::text)
+      AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
+      AND ($6::text IS NULL OR m.app = $6::text)
+    UNION ALL
     SELECT m.name, m.method, m.elapsed
     FROM measurements m
     WHERE m.started_at >= $7::timestamptz AND m.started_at < $1::timestamptz
@@ -221,7 +234,7 @@ WITH late AS (
       AND ($4::text IS NULL OR m.name = $4::text)
       AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
       AND ($6::text IS NULL OR m.app = $6::text)
-      AND ($8::float8 IS NULL OR m.elapsed >= $8::float8)
+      AND m.elapsed >= $8::float8
     UNION ALL
     SELECT m.name, m.method, m.elapsed
     FROM measurements m
