@@ -142,6 +142,17 @@ WITH gone AS (
 )
 SELECT count(*)::bigint AS deleted, coalesce(max(start_hour), @after::timestamptz)::timestamptz AS last FROM gone;
 
+-- name: DeleteExpired5minRollup :one
+WITH gone AS (
+    DELETE FROM measurements_5min
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_5min x
+        WHERE x.start_bin >= @after::timestamptz AND x.start_bin < @before::timestamptz
+        ORDER BY x.start_bin LIMIT @batch))
+    RETURNING start_bin
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_bin), @after::timestamptz)::timestamptz AS last FROM gone;
+
 -- name: DeleteExpiredHourlyHistogram :one
 -- The percentile histograms go with their rollup cells (the same cut).
 WITH gone AS (

@@ -106,6 +106,19 @@ ORDER BY t.start_hour, t.end_hour, t.method
 ON CONFLICT (start_hour, end_hour, method) DO UPDATE
 SET count = c.count + excluded.count;
 
+-- name: AddMeasurement5minRollup :exec
+-- The same for the 5-minute counts (migration 00019).
+INSERT INTO measurements_5min AS c (start_bin, end_bin, count)
+SELECT t.start_bin, t.end_bin, t.count
+FROM ROWS FROM (
+    unnest(@start_bins::timestamptz[]),
+    unnest(@end_bins::timestamptz[]),
+    unnest(@counts::bigint[])
+) AS t (start_bin, end_bin, count)
+ORDER BY t.start_bin, t.end_bin
+ON CONFLICT (start_bin, end_bin) DO UPDATE
+SET count = c.count + excluded.count;
+
 -- name: DeleteMeasurementRollup :exec
 -- First step of a rebuild: forget the cells of rows started in [@since,
 -- @until) (whole UTC days) in every rollup.
@@ -113,12 +126,22 @@ WITH hourly AS (
     DELETE FROM measurements_hourly WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
 ), methods AS (
     DELETE FROM measurements_method_hourly WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
+), bins AS (
+    DELETE FROM measurements_5min WHERE start_bin >= @since::timestamptz AND start_bin < @until::timestamptz
 )
 DELETE FROM measurements_daily WHERE start_day >= @since::timestamptz AND start_day < @until::timestamptz;
 
 -- name: FillMeasurementRollup :exec
--- Second step of a rebuild: recompute the hourly cells from the rows (after
--- a bulk load written straight into measurements). @since and @until are whole days.
+-- Second step of a rebuild: recompute the hourly and 5-minute cells from the
+-- rows (after a bulk load written straight into measurements). @since and
+-- @until are whole days.
+WITH bins AS (
+    INSERT INTO measurements_5min (start_bin, end_bin, count)
+    SELECT date_bin('5 minutes', started_at, '1970-01-01 00:00:00+00'), date_bin('5 minutes', ended_at, '1970-01-01 00:00:00+00'), count(*)
+    FROM measurements
+    WHERE started_at >= @since::timestamptz AND started_at < @until::timestamptz
+    GROUP BY 1, 2
+)
 INSERT INTO measurements_hourly (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
 SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
        count(*), sum(elapsed), min(elapsed), max(elapsed)
@@ -520,17 +543,26 @@ ORDER BY p.method;
 
 -- name: MeasurementTimeseries :many
 -- Number of measurements per UTC bucket of started_at, @width_seconds wide
--- (5 minutes to 1 day, aligned on the Unix epoch, so 1 day is the UTC day),
+-- (1 minute to 1 day, aligned on the Unix epoch, so 1 day is the UTC day;
+-- the origin is written in UTC, so the session's TimeZone does not move it),
 -- every bucket of the window present, empty ones 0. Widths of whole hours
--- read whole hours from the rollup; the caller disables the rollup part
--- (@h1 far in the future) for narrower buckets, which are counted from the rows.
+-- read whole hours from measurements_method_hourly; widths of whole 5
+-- minutes (@bins) read whole 5-minute bins from measurements_5min, @h1,
+-- @h2 and @h2_next then being the window's bounds on that grid, the
+-- edges as for the hours; the caller disables both (@h1 far in the
+-- future) for other widths, which are counted from the rows.
 WITH parts AS (
-    SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_hour, '1970-01-01'::timestamptz) AS bucket, sum(r.count)::bigint AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz
+    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz AND NOT @bins::bool
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, count(*) AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, sum(r.count)::bigint AS n
+    FROM measurements_5min r
+    WHERE r.start_bin >= @h1::timestamptz AND r.end_bin <= @h2::timestamptz AND @bins::bool
+    GROUP BY 1
+    UNION ALL
+    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, count(*) AS n
     FROM measurements m
     WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
       AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
@@ -538,7 +570,7 @@ WITH parts AS (
       AND m.ended_at >= @started_at::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
+    SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, -count(*) AS n
     FROM measurements m
     WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
       AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
@@ -548,8 +580,8 @@ WITH parts AS (
 )
 SELECT b.bucket::timestamptz AS bucket, COALESCE(c.n, 0)::bigint AS count
 FROM generate_series(
-    date_bin(make_interval(secs => @width_seconds::int), @started_at::timestamptz, '1970-01-01'::timestamptz),
-    date_bin(make_interval(secs => @width_seconds::int), @ended_at::timestamptz, '1970-01-01'::timestamptz),
+    date_bin(make_interval(secs => @width_seconds::int), @started_at::timestamptz, '1970-01-01 00:00:00+00'::timestamptz),
+    date_bin(make_interval(secs => @width_seconds::int), @ended_at::timestamptz, '1970-01-01 00:00:00+00'::timestamptz),
     make_interval(secs => @width_seconds::int)
 ) AS b (bucket)
 LEFT JOIN counts c ON c.bucket = b.bucket

@@ -43,7 +43,7 @@ func hostileBodies() map[string]any {
 
 // resourceTables are every table a request may write.
 var resourceTables = []string{"flows", "event_runs", "events", "devices", "device_metrics", "device_metrics_latest",
-	"measurements", "measurements_hourly", "measurements_daily", "measurements_method_hourly", "collections"}
+	"measurements", "measurements_hourly", "measurements_daily", "measurements_method_hourly", "measurements_5min", "collections"}
 
 func rowCounts(t *testing.T, s *testServer) string {
 	t.Helper()

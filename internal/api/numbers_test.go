@@ -263,12 +263,17 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 		ALTER TABLE measurements_daily_hist RENAME end_hour TO end_day`); err != nil {
 		t.Fatal(err)
 	}
+	// And the 5-minute counts (migration 00019, which fills them from the rows).
+	if _, err := s.Pool.Exec(ctx, `CREATE TABLE measurements_5min (start_bin timestamptz, end_bin timestamptz,
+		count bigint, PRIMARY KEY (start_bin, end_bin))`); err != nil {
+		t.Fatal(err)
+	}
 	for _, batch := range [][]store.Measurement{old(now, 1.7e308, 1.7e308), old(now.Add(-2*time.Hour), 1e306)} {
 		if _, err := st.Insert(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist`); err != nil {
+	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min`); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Up(ctx, slog.New(slog.DiscardHandler)); err != nil {

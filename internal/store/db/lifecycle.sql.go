@@ -48,6 +48,36 @@ func (q *Queries) AcquireMaintenanceLease(ctx context.Context, arg AcquireMainte
 	return holder, err
 }
 
+const deleteExpired5minRollup = `-- name: DeleteExpired5minRollup :one
+WITH gone AS (
+    DELETE FROM measurements_5min
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM measurements_5min x
+        WHERE x.start_bin >= $1::timestamptz AND x.start_bin < $2::timestamptz
+        ORDER BY x.start_bin LIMIT $3))
+    RETURNING start_bin
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(start_bin), $1::timestamptz)::timestamptz AS last FROM gone
+`
+
+type DeleteExpired5minRollupParams struct {
+	After  time.Time
+	Before time.Time
+	Batch  int32
+}
+
+type DeleteExpired5minRollupRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+func (q *Queries) DeleteExpired5minRollup(ctx context.Context, arg DeleteExpired5minRollupParams) (DeleteExpired5minRollupRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpired5minRollup, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpired5minRollupRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
 const deleteExpiredDailyHistogram = `-- name: DeleteExpiredDailyHistogram :one
 WITH gone AS (
     DELETE FROM measurements_daily_hist

@@ -11,6 +11,31 @@ import (
 	"time"
 )
 
+const addMeasurement5minRollup = `-- name: AddMeasurement5minRollup :exec
+INSERT INTO measurements_5min AS c (start_bin, end_bin, count)
+SELECT t.start_bin, t.end_bin, t.count
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::timestamptz[]),
+    unnest($3::bigint[])
+) AS t (start_bin, end_bin, count)
+ORDER BY t.start_bin, t.end_bin
+ON CONFLICT (start_bin, end_bin) DO UPDATE
+SET count = c.count + excluded.count
+`
+
+type AddMeasurement5minRollupParams struct {
+	StartBins []time.Time
+	EndBins   []time.Time
+	Counts    []int64
+}
+
+// The same for the 5-minute counts (migration 00019).
+func (q *Queries) AddMeasurement5minRollup(ctx context.Context, arg AddMeasurement5minRollupParams) error {
+	_, err := q.db.Exec(ctx, addMeasurement5minRollup, arg.StartBins, arg.EndBins, arg.Counts)
+	return err
+}
+
 const addMeasurementDailyRollup = `-- name: AddMeasurementDailyRollup :exec
 INSERT INTO measurements_daily AS d
     (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
@@ -274,6 +299,8 @@ WITH hourly AS (
     DELETE FROM measurements_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
 ), methods AS (
     DELETE FROM measurements_method_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
+), bins AS (
+    DELETE FROM measurements_5min WHERE start_bin >= $1::timestamptz AND start_bin < $2::timestamptz
 )
 DELETE FROM measurements_daily WHERE start_day >= $1::timestamptz AND start_day < $2::timestamptz
 `
@@ -318,6 +345,13 @@ func (q *Queries) FillMeasurementCoarseRollups(ctx context.Context, arg FillMeas
 }
 
 const fillMeasurementRollup = `-- name: FillMeasurementRollup :exec
+WITH bins AS (
+    INSERT INTO measurements_5min (start_bin, end_bin, count)
+    SELECT date_bin('5 minutes', started_at, '1970-01-01 00:00:00+00'), date_bin('5 minutes', ended_at, '1970-01-01 00:00:00+00'), count(*)
+    FROM measurements
+    WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz
+    GROUP BY 1, 2
+)
 INSERT INTO measurements_hourly (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
 SELECT date_trunc('hour', started_at, 'UTC'), date_trunc('hour', ended_at, 'UTC'), app, name, method,
        count(*), sum(elapsed), min(elapsed), max(elapsed)
@@ -331,8 +365,9 @@ type FillMeasurementRollupParams struct {
 	Until time.Time
 }
 
-// Second step of a rebuild: recompute the hourly cells from the rows (after
-// a bulk load written straight into measurements). @since and @until are whole days.
+// Second step of a rebuild: recompute the hourly and 5-minute cells from the
+// rows (after a bulk load written straight into measurements). @since and
+// @until are whole days.
 func (q *Queries) FillMeasurementRollup(ctx context.Context, arg FillMeasurementRollupParams) error {
 	_, err := q.db.Exec(ctx, fillMeasurementRollup, arg.Since, arg.Until)
 	return err
@@ -1352,12 +1387,17 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 
 const measurementTimeseries = `-- name: MeasurementTimeseries :many
 WITH parts AS (
-    SELECT date_bin(make_interval(secs => $1::int), r.start_hour, '1970-01-01'::timestamptz) AS bucket, sum(r.count)::bigint AS n
+    SELECT date_bin(make_interval(secs => $1::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $4::timestamptz AND r.end_hour <= $5::timestamptz
+    WHERE r.start_hour >= $4::timestamptz AND r.end_hour <= $5::timestamptz AND NOT $6::bool
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, count(*) AS n
+    SELECT date_bin(make_interval(secs => $1::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, sum(r.count)::bigint AS n
+    FROM measurements_5min r
+    WHERE r.start_bin >= $4::timestamptz AND r.end_bin <= $5::timestamptz AND $6::bool
+    GROUP BY 1
+    UNION ALL
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, count(*) AS n
     FROM measurements m
     WHERE m.started_at >= $2::timestamptz AND m.started_at < $4::timestamptz
       AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
@@ -1365,18 +1405,18 @@ WITH parts AS (
       AND m.ended_at >= $2::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01'::timestamptz) AS bucket, -count(*) AS n
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $4::timestamptz AND m.started_at < $6::timestamptz
-      AND m.ended_at > $3::timestamptz AND m.ended_at < $6::timestamptz
+    WHERE m.started_at >= $4::timestamptz AND m.started_at < $7::timestamptz
+      AND m.ended_at > $3::timestamptz AND m.ended_at < $7::timestamptz
     GROUP BY 1
 ), counts AS (
     SELECT p.bucket, sum(p.n)::bigint AS n FROM parts p GROUP BY p.bucket
 )
 SELECT b.bucket::timestamptz AS bucket, COALESCE(c.n, 0)::bigint AS count
 FROM generate_series(
-    date_bin(make_interval(secs => $1::int), $2::timestamptz, '1970-01-01'::timestamptz),
-    date_bin(make_interval(secs => $1::int), $3::timestamptz, '1970-01-01'::timestamptz),
+    date_bin(make_interval(secs => $1::int), $2::timestamptz, '1970-01-01 00:00:00+00'::timestamptz),
+    date_bin(make_interval(secs => $1::int), $3::timestamptz, '1970-01-01 00:00:00+00'::timestamptz),
     make_interval(secs => $1::int)
 ) AS b (bucket)
 LEFT JOIN counts c ON c.bucket = b.bucket
@@ -1389,6 +1429,7 @@ type MeasurementTimeseriesParams struct {
 	EndedAt      time.Time
 	H1           time.Time
 	H2           time.Time
+	Bins         bool
 	H2Next       time.Time
 }
 
@@ -1398,10 +1439,14 @@ type MeasurementTimeseriesRow struct {
 }
 
 // Number of measurements per UTC bucket of started_at, @width_seconds wide
-// (5 minutes to 1 day, aligned on the Unix epoch, so 1 day is the UTC day),
+// (1 minute to 1 day, aligned on the Unix epoch, so 1 day is the UTC day;
+// the origin is written in UTC, so the session's TimeZone does not move it),
 // every bucket of the window present, empty ones 0. Widths of whole hours
-// read whole hours from the rollup; the caller disables the rollup part
-// (@h1 far in the future) for narrower buckets, which are counted from the rows.
+// read whole hours from measurements_method_hourly; widths of whole 5
+// minutes (@bins) read whole 5-minute bins from measurements_5min, @h1,
+// @h2 and @h2_next then being the window's bounds on that grid, the
+// edges as for the hours; the caller disables both (@h1 far in the
+// future) for other widths, which are counted from the rows.
 func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTimeseriesParams) ([]MeasurementTimeseriesRow, error) {
 	rows, err := q.db.Query(ctx, measurementTimeseries,
 		arg.WidthSeconds,
@@ -1409,6 +1454,7 @@ func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTime
 		arg.EndedAt,
 		arg.H1,
 		arg.H2,
+		arg.Bins,
 		arg.H2Next,
 	)
 	if err != nil {

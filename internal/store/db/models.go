@@ -289,6 +289,16 @@ type Measurement struct {
 	App string
 }
 
+// Number of measurements per (5-minute bin of started_at, 5-minute bin of ended_at), bins aligned on the Unix epoch, written in the same transaction as the rows: the timeseries in 5- and 15-minute buckets read a window's whole bins from these cells.
+type Measurements5min struct {
+	// started_at rounded down to 5 minutes (date_bin from the Unix epoch).
+	StartBin time.Time
+	// ended_at rounded down to 5 minutes.
+	EndBin time.Time
+	// Number of measurements in the cell.
+	Count int64
+}
+
 // Rollup of measurements per (UTC day of started_at, UTC day of ended_at, app, name, method), written in the same transaction as the rows: the whole days of a query window are read from here, the hours at its edges from measurements_hourly.
 type MeasurementsDaily struct {
 	// UTC day of started_at (date_trunc('day', started_at, 'UTC')).

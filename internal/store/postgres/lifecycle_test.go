@@ -127,6 +127,9 @@ func TestMaintainExpiresOldRows(t *testing.T) {
 	if n := countOf(t, pool, `SELECT coalesce(sum(count), 0) FROM measurements_daily WHERE start_day < $1`, cutoff); n != 2 {
 		t.Errorf("measurements_daily: %d measurements summarised before the raw cutoff, want 2", n)
 	}
+	if n := countOf(t, pool, `SELECT coalesce(sum(count), 0) FROM measurements_5min WHERE start_bin < $1`, cutoff); n != 2 {
+		t.Errorf("measurements_5min: %d measurements summarised before the raw cutoff, want 2", n)
+	}
 	// What the pass says it did.
 	got := map[string]store.TableWork{}
 	for _, w := range res.Tables {
@@ -163,7 +166,7 @@ func TestMaintainZeroRetentionKeepsEverything(t *testing.T) {
 	st := postgres.New(pool, postgres.Options{})
 	lifecycleData(t, st, 3000*day, 500*day, day)
 	tables := []string{"measurements", "device_metrics", "runtime_samples", "flows", "events", "event_runs",
-		"measurements_hourly", "measurements_daily", "measurements_method_hourly"}
+		"measurements_hourly", "measurements_daily", "measurements_method_hourly", "measurements_5min"}
 	before := map[string]int64{}
 	for _, table := range tables {
 		before[table] = countOf(t, pool, `SELECT count(*) FROM `+table)

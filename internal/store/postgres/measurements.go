@@ -116,7 +116,7 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	// held for as few round trips as can be, since concurrent batches of
 	// the same routes (and, for the per-method cells, of every app) wait
 	// on them. Same order in every transaction (histograms hourly then
-	// daily, rollups hourly, daily, per method; each in key order), so
+	// daily, rollups hourly, daily, per method, 5-minute; each in key order), so
 	// concurrent batches cannot deadlock.
 	r := rollupOf(recs)
 	b := &batcher{}
@@ -127,6 +127,7 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	_ = qb.AddMeasurementRollup(ctx, r.hourly)
 	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
+	_ = qb.AddMeasurement5minRollup(ctx, r.bins)
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("histograms and rollup: %w", err)
 	}
@@ -380,18 +381,30 @@ func (m *Measurements) MethodDistribution(ctx context.Context, f store.Measureme
 // width wide (buckets aligned on the Unix epoch: a day is the UTC day),
 // every bucket of the window present, in order. Only the window of f is
 // used. Widths of whole hours read the window's whole hours from the
-// rollup; narrower ones count the rows (there is no finer rollup), so they
-// see only rows that have not expired.
+// per-method rollup, widths of whole 5 minutes its whole 5-minute bins from
+// measurements_5min; other widths (1 to 4 minutes, ...) count the rows, so
+// they see only rows that have not expired.
 func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter, width time.Duration) ([]store.MeasurementBucket, error) {
 	if width < time.Minute || width%time.Minute != 0 || (24*time.Hour)%width != 0 {
 		return nil, fmt.Errorf("measurement timeseries: width %s does not divide a day in whole minutes: %w", width, store.ErrInvalid)
 	}
 	b := split(f)
-	if width%time.Hour != 0 {
-		b.h1 = farFuture
-	}
 	p := db.MeasurementTimeseriesParams{WidthSeconds: int32(width / time.Second), H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour),
 		StartedAt: f.StartedAt, EndedAt: f.EndedAt}
+	switch {
+	case width%time.Hour == 0:
+	case width%binWidth == 0:
+		// The window's whole 5-minute bins from measurements_5min, the
+		// edges on that grid from the rows.
+		p.Bins = true
+		p.H1, p.H2 = binOf(f.StartedAt), binOf(f.EndedAt)
+		if p.H1.Before(f.StartedAt) {
+			p.H1 = p.H1.Add(binWidth)
+		}
+		p.H2Next = p.H2.Add(binWidth)
+	default:
+		p.H1 = farFuture
+	}
 	var rows []db.MeasurementTimeseriesRow
 	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
 		rows, err = q.MeasurementTimeseries(ctx, p)

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -79,10 +81,17 @@ func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 // dayOf is the start of t's UTC day.
 func dayOf(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
 
+// binWidth is the width of measurements_5min's bins (migration 00019).
+const binWidth = 5 * time.Minute
+
+// binOf is the start of t's 5-minute bin (aligned on the Unix epoch).
+func binOf(t time.Time) time.Time { return t.UTC().Truncate(binWidth) }
+
 type rollups struct {
 	hourly  db.AddMeasurementRollupParams
 	daily   db.AddMeasurementDailyRollupParams
 	methods db.AddMeasurementMethodRollupParams
+	bins    db.AddMeasurement5minRollupParams
 }
 
 // sortedKeys returns the cells' keys in order.
@@ -105,15 +114,17 @@ func addCell(cells map[cellKey]*cell, k cellKey, c cell) {
 	cells[k] = &c
 }
 
-// rollupOf aggregates a batch into the cells of the three rollups: the
-// hourly cells from the records, the daily and per-method ones from the
-// hourly cells (a few hundred per batch).
+// rollupOf aggregates a batch into the cells of the four rollups: the
+// hourly and 5-minute cells from the records, the daily and per-method ones
+// from the hourly cells (a few hundred per batch).
 func rollupOf(recs []store.Measurement) rollups {
 	hourly := make(map[cellKey]*cell)
+	bins := make(map[[2]int64]int64)
 	for i := range recs {
 		r := &recs[i]
 		k := cellKey{hourOf(r.StartedAt).Unix(), hourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}
 		addCell(hourly, k, cell{count: 1, sum: r.Elapsed, min: r.Elapsed, max: r.Elapsed})
+		bins[[2]int64{binOf(r.StartedAt).Unix(), binOf(r.EndedAt).Unix()}]++
 	}
 	daily := make(map[cellKey]*cell)
 	methods := make(map[cellKey]*cell)
@@ -161,6 +172,19 @@ func rollupOf(recs []store.Measurement) rollups {
 		m.Methods[i], m.Counts[i] = k.method, methods[k].count
 	}
 	out.methods = m
+	binKeys := make([][2]int64, 0, len(bins))
+	for k := range bins {
+		binKeys = append(binKeys, k)
+	}
+	slices.SortFunc(binKeys, func(a, b [2]int64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+	n = len(binKeys)
+	out.bins = db.AddMeasurement5minRollupParams{
+		StartBins: make([]time.Time, n), EndBins: make([]time.Time, n), Counts: make([]int64, n),
+	}
+	for i, k := range binKeys {
+		out.bins.StartBins[i], out.bins.EndBins[i] = time.Unix(k[0], 0).UTC(), time.Unix(k[1], 0).UTC()
+		out.bins.Counts[i] = bins[k]
+	}
 	return out
 }
 

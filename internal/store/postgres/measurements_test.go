@@ -51,7 +51,7 @@ func randomMeasurements(rng *rand.Rand, n int) []store.Measurement {
 	return out
 }
 
-// rollupMismatches counts the cells of the three rollups that differ from
+// rollupMismatches counts the cells of the four rollups that differ from
 // the same aggregates computed from the rows (missing or extra cells
 // included).
 func rollupMismatches(t *testing.T, pool *pgxpool.Pool) int64 {
@@ -60,6 +60,8 @@ func rollupMismatches(t *testing.T, pool *pgxpool.Pool) int64 {
 WITH rows AS (
     SELECT date_trunc('hour', started_at, 'UTC') AS sh, date_trunc('hour', ended_at, 'UTC') AS eh,
            date_trunc('day', started_at, 'UTC') AS sd, date_trunc('day', ended_at, 'UTC') AS ed,
+           date_bin('5 minutes', started_at, '1970-01-01 00:00:00+00') AS sb,
+           date_bin('5 minutes', ended_at, '1970-01-01 00:00:00+00') AS eb,
            app, name, method, elapsed
     FROM measurements
 ), hourly AS (
@@ -70,6 +72,8 @@ WITH rows AS (
     FROM rows GROUP BY 1, 2, 3, 4, 5
 ), methods AS (
     SELECT sh, eh, method, count(*) AS n FROM rows GROUP BY 1, 2, 3
+), bins AS (
+    SELECT sb, eb, count(*) AS n FROM rows GROUP BY 1, 2
 )
 SELECT
     (SELECT count(*) FROM hourly w FULL JOIN measurements_hourly r
@@ -82,6 +86,9 @@ SELECT
         OR w.lo IS DISTINCT FROM r.min_elapsed OR w.hi IS DISTINCT FROM r.max_elapsed)
   + (SELECT count(*) FROM methods w FULL JOIN measurements_method_hourly r
         ON (r.start_hour, r.end_hour, r.method) = (w.sh, w.eh, w.method)
+     WHERE w.n IS DISTINCT FROM r.count)
+  + (SELECT count(*) FROM bins w FULL JOIN measurements_5min r
+        ON (r.start_bin, r.end_bin) = (w.sb, w.eb)
      WHERE w.n IS DISTINCT FROM r.count)`
 	var n int64
 	if err := pool.QueryRow(context.Background(), q).Scan(&n); err != nil {
@@ -157,8 +164,24 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 		t.Fatalf("distribution %v sums to %d, want %d", dist, sum, wantCount)
 	}
 	// Every bucket width: the buckets follow each other, and each counts
-	// exactly the rows started in it (rollup for whole hours, rows below).
-	for _, width := range []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
+	// exactly the rows started in it (per-method rollup for whole hours,
+	// 5-minute bins for whole 5 minutes, rows for the others), in this
+	// window and in one whose ends fall inside 5-minute bins.
+	odd := store.MeasurementFilter{StartedAt: f.StartedAt.Add(2*time.Minute + 13*time.Second), EndedAt: f.EndedAt.Add(-4 * time.Minute)}
+	for _, c := range []struct {
+		f     store.MeasurementFilter
+		width time.Duration
+	}{
+		{f, 5 * time.Minute}, {f, 15 * time.Minute}, {f, time.Hour}, {f, 6 * time.Hour}, {f, 24 * time.Hour},
+		{f, 2 * time.Minute}, {f, 10 * time.Minute}, {odd, 5 * time.Minute}, {odd, 15 * time.Minute}, {odd, 3 * time.Minute},
+	} {
+		f, width := c.f, c.width
+		wantCount := int64(0)
+		for _, r := range all {
+			if !r.StartedAt.Before(f.StartedAt) && !r.EndedAt.After(f.EndedAt) {
+				wantCount++
+			}
+		}
 		buckets, err := m.Timeseries(ctx, f, width)
 		if err != nil {
 			t.Fatal(err)
@@ -204,6 +227,9 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE measurements_daily SET count = count + 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM measurements_5min WHERE start_bin < $1`, measurementBase.Add(12*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if n := rollupMismatches(t, pool); n == 0 {
