@@ -215,8 +215,9 @@ GROUP BY m.name, m.method, 4;
 -- page of groups: per (name, method) count and elapsed statistics in the
 -- asked order (ties by name, method) with the number of groups, and for
 -- each group of the page the encoded histograms of its whole days and hours
--- (hists) and the elapsed of its rows in the window's partial hours
--- (edge_elapsed), which the caller adds up into its percentiles. The rows of the partial hours are read once for both (at 10 M
+-- (hists) and the (bucket, count) pairs of its rows in the window's
+-- partial hours (edge_buckets, edge_counts), which the caller adds up into
+-- its percentiles. The rows of the partial hours are read once for both (at 10 M
 -- rows a partial hour holds up to 14,000 of them, the largest part of the
 -- cost), and the statement is planned once.
 WITH late AS (
@@ -266,13 +267,20 @@ WITH late AS (
       AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
       AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
       AND (SELECT l.found FROM late l)
-), edge_groups AS (
-    -- Hashed (the partial hours hold few groups): the page's elapsed values
-    -- are handed over as they are, and the caller puts them in their buckets.
-    SELECT e.name, e.method, count(*) AS count, sum(e.elapsed) AS sum_elapsed,
-           min(e.elapsed) AS min_elapsed, max(e.elapsed) AS max_elapsed, array_agg(e.elapsed) AS elapsed
+), edge_buckets AS (
+    -- The rows of the partial hours counted per group and histogram bucket
+    -- in one pass: edge B read from the rows is a whole hour (hundreds of
+    -- thousands of rows under load), too many to hand over one by one.
+    SELECT e.name, e.method, telemetry_elapsed_bucket(e.elapsed)::integer AS bucket, count(*) AS count,
+           sum(e.elapsed) AS sum_elapsed, min(e.elapsed) AS min_elapsed, max(e.elapsed) AS max_elapsed
     FROM edges e
-    GROUP BY e.name, e.method
+    GROUP BY e.name, e.method, 3
+), edge_groups AS (
+    SELECT b.name, b.method, sum(b.count)::bigint AS count, sum(b.sum_elapsed) AS sum_elapsed,
+           min(b.min_elapsed) AS min_elapsed, max(b.max_elapsed) AS max_elapsed,
+           array_agg(b.bucket) AS buckets, array_agg(b.count) AS counts
+    FROM edge_buckets b
+    GROUP BY b.name, b.method
 ), parts AS (
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_daily r
@@ -363,7 +371,8 @@ WITH late AS (
 )
 SELECT p.name, p.method, p.count, p.avg_elapsed, p.min_elapsed, p.max_elapsed, p.total,
        COALESCE(h.hists, '{}')::bytea[] AS hists,
-       COALESCE(e.elapsed, '{}')::float8[] AS edge_elapsed
+       COALESCE(e.buckets, '{}')::integer[] AS edge_buckets,
+       COALESCE(e.counts, '{}')::bigint[] AS edge_counts
 FROM page p
 LEFT JOIN hists h ON h.name = p.name AND h.method = p.method
 LEFT JOIN edge_groups e ON e.name = p.name AND e.method = p.method

@@ -535,8 +535,8 @@ func setPercentiles(g *store.MeasurementGroup, h *histogram) {
 }
 
 // pageGroup is a row of GroupMeasurementsPage with its percentiles: the
-// encoded histograms of its whole days and hours plus its rows of the
-// partial hours.
+// encoded histograms of its whole days and hours plus the bucket counts of
+// its rows in the partial hours.
 func pageGroup(r db.GroupMeasurementsPageRow) (store.MeasurementGroup, error) {
 	g := store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
 		AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
@@ -546,8 +546,11 @@ func pageGroup(r db.GroupMeasurementsPageRow) (store.MeasurementGroup, error) {
 			return g, fmt.Errorf("%s %s: %w", r.Name, r.Method, err)
 		}
 	}
-	for _, e := range r.EdgeElapsed {
-		h.add(int(elapsedBucket(e)), 1)
+	if len(r.EdgeBuckets) != len(r.EdgeCounts) {
+		return g, fmt.Errorf("%s %s: %d edge buckets, %d counts", r.Name, r.Method, len(r.EdgeBuckets), len(r.EdgeCounts))
+	}
+	for i, b := range r.EdgeBuckets {
+		h.add(int(b), r.EdgeCounts[i])
 	}
 	setPercentiles(&g, &h)
 	return g, nil
