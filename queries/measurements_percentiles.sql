@@ -143,86 +143,21 @@ FROM (
 ) AS d
 GROUP BY d.start_day, d.end_day, d.app, d.name, d.method;
 
--- name: GroupMeasurementHistograms :many
--- The elapsed histograms of the given (name, method) groups over the window,
--- over exactly the parts GroupMeasurements reads (queries/measurements.sql):
--- whole days and hours as the cells' encoded histograms (hist, with bucket
--- -1), the partial hours from the rows as (bucket, count) per group (hist
--- empty); the caller adds them up per group. Edge B, as in
--- GroupMeasurements, is read from its cells unless a late row matches the
--- filters, and from the rows then. With an elapsed filter the rollups
--- cannot answer (the caller's bounds leave their parts empty) and are not
--- read at all: the condition on min_elapsed is settled when the statement
--- is planned.
-WITH late AS (
-    SELECT EXISTS (
-        SELECT 1 FROM measurements m
-        WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
-          AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
-          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
-          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
-          AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
-    ) AS found
-), wanted AS (
-    SELECT w.name, w.method FROM ROWS FROM (unnest(@group_names::text[]), unnest(@group_methods::text[])) AS w (name, method)
-)
-SELECT r.name, r.method, r.hist, -1 AS bucket, 0::bigint AS count
-FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.start_day >= @d1::timestamptz AND r.end_day < @d2::timestamptz
-  AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
-  AND sqlc.narg('min_elapsed')::float8 IS NULL
-UNION ALL
-SELECT r.name, r.method, r.hist, -1, 0
-FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.start_hour >= @h1::timestamptz AND r.start_hour < @d1::timestamptz AND r.end_hour < @h2::timestamptz
-  AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
-  AND sqlc.narg('min_elapsed')::float8 IS NULL
-UNION ALL
-SELECT r.name, r.method, r.hist, -1, 0
-FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.end_hour >= @d2::timestamptz AND r.end_hour < @h2::timestamptz AND r.start_hour >= @d1::timestamptz
-  AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
-  AND sqlc.narg('min_elapsed')::float8 IS NULL
-UNION ALL
-SELECT r.name, r.method, r.hist, -1, 0
-FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.end_hour = @h2::timestamptz AND r.start_hour >= @h1::timestamptz
-  AND (sqlc.narg('app')::text IS NULL OR r.app = sqlc.narg('app')::text)
-  AND sqlc.narg('min_elapsed')::float8 IS NULL
-  AND NOT (SELECT l.found FROM late l)
-UNION ALL
-SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)
-FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-WHERE m.started_at >= @started_at::timestamptz AND m.started_at < @h1::timestamptz
-  AND m.started_at <= @ended_at::timestamptz AND m.ended_at <= @ended_at::timestamptz
-  -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
-  AND m.ended_at >= @started_at::timestamptz
-  AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
-  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
-GROUP BY m.name, m.method, 4
-UNION ALL
-SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)
-FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-WHERE m.started_at >= @h1::timestamptz AND m.started_at <= @ended_at::timestamptz
-  AND m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz
-  AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
-  AND (sqlc.narg('min_elapsed')::float8 IS NULL OR m.elapsed >= sqlc.narg('min_elapsed')::float8)
-  AND (SELECT l.found FROM late l)
-GROUP BY m.name, m.method, 4;
-
 -- name: GroupMeasurementsPage :many
--- GroupMeasurements and GroupMeasurementHistograms in one statement, for a
--- page of groups: per (name, method) count and elapsed statistics in the
--- asked order (ties by name, method) with the number of groups, and for
--- each group of the page the encoded histograms of its whole days and hours
--- (hists) and the (bucket, count) pairs of its rows in the window's
--- partial hours (edge_buckets, edge_counts), which the caller adds up into
--- its percentiles. The rows of the partial hours are read once for both (at 10 M
+-- The grouped view, one page of it (the API's page, or a run of an export):
+-- per (name, method) count and elapsed statistics in the asked order (ties
+-- by name, method) with the number of groups, and for each group of the
+-- page the encoded histograms of its whole days and hours (hists) and the
+-- (bucket, count) pairs of its rows in the window's partial hours
+-- (edge_buckets, edge_counts), which the caller adds up into its
+-- percentiles. The rows of the partial hours are read once for both (at 10 M
 -- rows a partial hour holds up to 14,000 of them, the largest part of the
--- cost), and the statement is planned once.
+-- cost), and the statement is planned once. Until 2026-12-01 two queries
+-- did this (the statistics, then the page's histograms).
 WITH late AS (
-    -- As in GroupMeasurements: edge B is read from the rows when a row
-    -- of its cells ended after the window.
+    -- Whether edge B's cells hold a row that ended after the window: their
+    -- minima and maxima cannot be corrected, so edge B is then read from
+    -- the rows.
     SELECT EXISTS (
         SELECT 1 FROM measurements m
         WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz

@@ -65,142 +65,11 @@ func (q *Queries) FillMeasurementHist(ctx context.Context, arg FillMeasurementHi
 	return err
 }
 
-const groupMeasurementHistograms = `-- name: GroupMeasurementHistograms :many
-WITH late AS (
-    SELECT EXISTS (
-        SELECT 1 FROM measurements m
-        WHERE m.started_at >= $1::timestamptz AND m.started_at < $2::timestamptz
-          AND m.ended_at > $3::timestamptz AND m.ended_at < $2::timestamptz
-          AND ($4::text IS NULL OR m.name = $4::text)
-          AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
-          AND ($6::text IS NULL OR m.app = $6::text)
-    ) AS found
-), wanted AS (
-    SELECT w.name, w.method FROM ROWS FROM (unnest($7::text[]), unnest($8::text[])) AS w (name, method)
-)
-SELECT r.name, r.method, r.hist, -1 AS bucket, 0::bigint AS count
-FROM measurements_daily_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.start_day >= $9::timestamptz AND r.end_day < $10::timestamptz
-  AND ($6::text IS NULL OR r.app = $6::text)
-  AND $11::float8 IS NULL
-UNION ALL
-SELECT r.name, r.method, r.hist, -1, 0
-FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $9::timestamptz AND r.end_hour < $12::timestamptz
-  AND ($6::text IS NULL OR r.app = $6::text)
-  AND $11::float8 IS NULL
-UNION ALL
-SELECT r.name, r.method, r.hist, -1, 0
-FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.end_hour >= $10::timestamptz AND r.end_hour < $12::timestamptz AND r.start_hour >= $9::timestamptz
-  AND ($6::text IS NULL OR r.app = $6::text)
-  AND $11::float8 IS NULL
-UNION ALL
-SELECT r.name, r.method, r.hist, -1, 0
-FROM measurements_hourly_hist r JOIN wanted w ON w.name = r.name AND w.method = r.method
-WHERE r.end_hour = $12::timestamptz AND r.start_hour >= $1::timestamptz
-  AND ($6::text IS NULL OR r.app = $6::text)
-  AND $11::float8 IS NULL
-  AND NOT (SELECT l.found FROM late l)
-UNION ALL
-SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)
-FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-WHERE m.started_at >= $13::timestamptz AND m.started_at < $1::timestamptz
-  AND m.started_at <= $3::timestamptz AND m.ended_at <= $3::timestamptz
-  -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
-  AND m.ended_at >= $13::timestamptz
-  AND ($6::text IS NULL OR m.app = $6::text)
-  AND ($11::float8 IS NULL OR m.elapsed >= $11::float8)
-GROUP BY m.name, m.method, 4
-UNION ALL
-SELECT m.name, m.method, ''::bytea, telemetry_elapsed_bucket(m.elapsed)::integer, count(*)
-FROM measurements m JOIN wanted w ON w.name = m.name AND w.method = m.method
-WHERE m.started_at >= $1::timestamptz AND m.started_at <= $3::timestamptz
-  AND m.ended_at >= $12::timestamptz AND m.ended_at <= $3::timestamptz
-  AND ($6::text IS NULL OR m.app = $6::text)
-  AND ($11::float8 IS NULL OR m.elapsed >= $11::float8)
-  AND (SELECT l.found FROM late l)
-GROUP BY m.name, m.method, 4
-`
-
-type GroupMeasurementHistogramsParams struct {
-	H1           time.Time
-	H2Next       time.Time
-	EndedAt      time.Time
-	Name         *string
-	Methods      []string
-	App          *string
-	GroupNames   []string
-	GroupMethods []string
-	D1           time.Time
-	D2           time.Time
-	MinElapsed   *float64
-	H2           time.Time
-	StartedAt    time.Time
-}
-
-type GroupMeasurementHistogramsRow struct {
-	Name   string
-	Method string
-	Hist   []byte
-	Bucket int32
-	Count  int64
-}
-
-// The elapsed histograms of the given (name, method) groups over the window,
-// over exactly the parts GroupMeasurements reads (queries/measurements.sql):
-// whole days and hours as the cells' encoded histograms (hist, with bucket
-// -1), the partial hours from the rows as (bucket, count) per group (hist
-// empty); the caller adds them up per group. Edge B, as in
-// GroupMeasurements, is read from its cells unless a late row matches the
-// filters, and from the rows then. With an elapsed filter the rollups
-// cannot answer (the caller's bounds leave their parts empty) and are not
-// read at all: the condition on min_elapsed is settled when the statement
-// is planned.
-func (q *Queries) GroupMeasurementHistograms(ctx context.Context, arg GroupMeasurementHistogramsParams) ([]GroupMeasurementHistogramsRow, error) {
-	rows, err := q.db.Query(ctx, groupMeasurementHistograms,
-		arg.H1,
-		arg.H2Next,
-		arg.EndedAt,
-		arg.Name,
-		arg.Methods,
-		arg.App,
-		arg.GroupNames,
-		arg.GroupMethods,
-		arg.D1,
-		arg.D2,
-		arg.MinElapsed,
-		arg.H2,
-		arg.StartedAt,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []GroupMeasurementHistogramsRow{}
-	for rows.Next() {
-		var i GroupMeasurementHistogramsRow
-		if err := rows.Scan(
-			&i.Name,
-			&i.Method,
-			&i.Hist,
-			&i.Bucket,
-			&i.Count,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const groupMeasurementsPage = `-- name: GroupMeasurementsPage :many
 WITH late AS (
-    -- As in GroupMeasurements: edge B is read from the rows when a row
-    -- of its cells ended after the window.
+    -- Whether edge B's cells hold a row that ended after the window: their
+    -- minima and maxima cannot be corrected, so edge B is then read from
+    -- the rows.
     SELECT EXISTS (
         SELECT 1 FROM measurements m
         WHERE m.started_at >= $1::timestamptz AND m.started_at < $2::timestamptz
@@ -388,15 +257,16 @@ type GroupMeasurementsPageRow struct {
 	EdgeCounts  []int64
 }
 
-// GroupMeasurements and GroupMeasurementHistograms in one statement, for a
-// page of groups: per (name, method) count and elapsed statistics in the
-// asked order (ties by name, method) with the number of groups, and for
-// each group of the page the encoded histograms of its whole days and hours
-// (hists) and the (bucket, count) pairs of its rows in the window's
-// partial hours (edge_buckets, edge_counts), which the caller adds up into
-// its percentiles. The rows of the partial hours are read once for both (at 10 M
+// The grouped view, one page of it (the API's page, or a run of an export):
+// per (name, method) count and elapsed statistics in the asked order (ties
+// by name, method) with the number of groups, and for each group of the
+// page the encoded histograms of its whole days and hours (hists) and the
+// (bucket, count) pairs of its rows in the window's partial hours
+// (edge_buckets, edge_counts), which the caller adds up into its
+// percentiles. The rows of the partial hours are read once for both (at 10 M
 // rows a partial hour holds up to 14,000 of them, the largest part of the
-// cost), and the statement is planned once.
+// cost), and the statement is planned once. Until 2026-12-01 two queries
+// did this (the statistics, then the page's histograms).
 func (q *Queries) GroupMeasurementsPage(ctx context.Context, arg GroupMeasurementsPageParams) ([]GroupMeasurementsPageRow, error) {
 	rows, err := q.db.Query(ctx, groupMeasurementsPage,
 		arg.H1,

@@ -265,47 +265,43 @@ type measurementRow struct {
 }
 
 // MeasurementGroups streams the per-(name, method) statistics in the
-// order s.
+// order s, with their percentiles: the grouped page's statement
+// (GroupMeasurementsPage), exportGroupRun groups at a time, every page in
+// one read-only transaction, so that they all see one snapshot.
 func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.MeasurementGroup) error) error {
+	const op = "export measurement groups"
 	b := split(f)
-	c := capture(func(q *db.Queries) ([]db.GroupMeasurementsRow, error) {
-		return q.GroupMeasurements(context.Background(), db.GroupMeasurementsParams{
-			Descending: s.Desc, SortKey: s.Key, RowLimit: noLimit,
-			H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-			Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
-		})
-	})
-	// The percentiles come from the histograms, a query per run of groups
-	// (on another connection: the stream holds its own).
-	q := db.New(customPlans{e.pool})
-	var run []store.MeasurementGroup
-	flush := func() error {
-		if err := e.measurements.addPercentiles(ctx, q, f, b, run); err != nil {
-			return err
+	params := db.GroupMeasurementsPageParams{
+		Descending: s.Desc, SortKey: s.Key, RowLimit: exportGroupRun,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+	}
+	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to keep: it only read
+	q := db.New(customPlans{tx})
+	for {
+		rows, err := q.GroupMeasurementsPage(ctx, params)
+		if err != nil {
+			return wrap(op, err)
 		}
-		for _, g := range run {
+		for _, r := range rows {
+			g, err := pageGroup(r)
+			if err != nil {
+				return wrap(op, err)
+			}
 			if err := fn(g); err != nil {
 				return err
 			}
 		}
-		run = run[:0]
-		return nil
-	}
-	_, err := each(ctx, e.pool, "export measurement groups", c, true, func(r db.GroupMeasurementsRow) store.MeasurementGroup {
-		return store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
-			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed}
-	}, func(g store.MeasurementGroup) error {
-		if run = append(run, g); len(run) == exportGroupRun {
-			return flush()
+		if len(rows) < exportGroupRun {
+			return nil
 		}
-		return nil
-	})
-	if err == nil && len(run) > 0 {
-		err = flush()
+		params.RowOffset += exportGroupRun
 	}
-	return err
 }
 
-// exportGroupRun is how many groups an export gives their percentiles at
-// once.
+// exportGroupRun is how many groups an export reads at once.
 const exportGroupRun = 256

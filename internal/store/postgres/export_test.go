@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -66,6 +68,56 @@ func TestExporter(t *testing.T) {
 		store.MeasurementSort{Key: "nope"}, func(store.Measurement) error { return nil })
 	if err == nil {
 		t.Fatal("an unknown sort key was accepted")
+	}
+	if n := pool.Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("%d connections still acquired", n)
+	}
+}
+
+// The groups' export reads the grouped page's statement a run of groups at
+// a time: over more groups than a run it gives every group once, in the
+// asked order, with the same statistics and percentiles as the API's pages.
+func TestExportMeasurementGroupsAcrossRuns(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{}).Stores()
+	ctx := context.Background()
+	base := time.Date(2024, 5, 1, 10, 20, 0, 0, time.UTC)
+	var recs []store.Measurement
+	for i := range 700 { // 700 groups, more than two runs of 256
+		for j := range 1 + i%3 {
+			start := base.Add(time.Duration(i*7+j*3) * time.Minute)
+			elapsed := float64(1+(i*j)%17) / 100
+			recs = append(recs, store.Measurement{StartedAt: start, EndedAt: start.Add(time.Duration(elapsed * float64(time.Second))),
+				Elapsed: elapsed, Name: fmt.Sprintf("/r%03d", i), Method: "GET", App: "a"})
+		}
+	}
+	if _, err := st.Measurements.Insert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	f := store.MeasurementFilter{StartedAt: base.Add(-13 * time.Minute), EndedAt: base.Add(100 * time.Hour)}
+	for _, s := range []store.MeasurementSort{{Key: "count", Desc: true}, {Key: "name"}} {
+		var want []store.MeasurementGroup
+		for page := int64(0); ; page++ {
+			p, err := st.Measurements.Grouped(ctx, f, s, store.PageRequest{Limit: 100, Offset: page * 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, p.Items...)
+			if len(p.Items) < 100 {
+				break
+			}
+		}
+		var got []store.MeasurementGroup
+		if err := st.Export.MeasurementGroups(ctx, f, s, func(g store.MeasurementGroup) error {
+			got = append(got, g)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(want) != 700 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%+v: exported %d groups, the pages %d (equal: %v)", s, len(got), len(want), reflect.DeepEqual(got, want))
+		}
 	}
 	if n := pool.Stat().AcquiredConns(); n != 0 {
 		t.Fatalf("%d connections still acquired", n)

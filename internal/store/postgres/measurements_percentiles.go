@@ -485,48 +485,6 @@ func (r replayed) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFr
 	return 0, errQueued
 }
 
-// addPercentiles fills P50, P95 and P99 of a page of groups from their
-// merged histograms over the window (one query for the page).
-func (m *Measurements) addPercentiles(ctx context.Context, q *db.Queries, f store.MeasurementFilter, b bounds, groups []store.MeasurementGroup) error {
-	if len(groups) == 0 {
-		return nil
-	}
-	p := db.GroupMeasurementHistogramsParams{
-		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
-	}
-	for _, g := range groups {
-		p.GroupNames, p.GroupMethods = append(p.GroupNames, g.Name), append(p.GroupMethods, g.Method)
-	}
-	rows, err := q.GroupMeasurementHistograms(ctx, p)
-	if err != nil {
-		return wrap("group measurements: percentiles", err)
-	}
-	type key struct{ name, method string }
-	hists := make(map[key]*histogram, len(groups))
-	for _, r := range rows {
-		k := key{r.Name, r.Method}
-		h := hists[k]
-		if h == nil {
-			h = &histogram{}
-			hists[k] = h
-		}
-		if r.Bucket >= 0 { // a partial hour's rows
-			h.add(int(r.Bucket), r.Count)
-		} else if err := h.addEncoded(r.Hist); err != nil {
-			return wrap("group measurements: percentiles", fmt.Errorf("%s %s: %w", r.Name, r.Method, err))
-		}
-	}
-	for i := range groups {
-		h := hists[key{groups[i].Name, groups[i].Method}]
-		if h == nil {
-			h = &histogram{}
-		}
-		setPercentiles(&groups[i], h)
-	}
-	return nil
-}
-
 // setPercentiles fills P50, P95 and P99 of g from its histogram.
 func setPercentiles(g *store.MeasurementGroup, h *histogram) {
 	g.P50Elapsed, _ = percentile(h, 0.50, g.MinElapsed, g.MaxElapsed)
