@@ -59,8 +59,8 @@ func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 // Insert stores the measurements, all or none, and returns their new ids in
 // order (their ID fields are ignored). The ids are reserved first (COPY
 // cannot return them), then the rows are copied and the batch's aggregates
-// added to the three rollups, in one transaction. The three upserts go in
-// one pipelined batch (one round trip). A keyed insert (store.Idempotent in
+// added to the four rollups, in one transaction. Their upserts go in one
+// pipelined batch (one round trip), after the histograms'. A keyed insert (store.Idempotent in
 // ctx) also records its answer, which holds the ids, in that transaction,
 // right after reserving them: a concurrent repeat waits there, before the
 // copy. A keyed empty batch records its answer alone.

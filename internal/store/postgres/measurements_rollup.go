@@ -15,8 +15,9 @@ import (
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
-// The measurements' write side: a batch's aggregates for the three rollups
-// (hourly, daily, per method), and the batcher that pipelines their upserts.
+// The measurements' write side: a batch's aggregates for the four rollups
+// (hourly, daily, per method, 5-minute), and the batcher that pipelines
+// their upserts.
 
 // batcher is a db.DBTX that queues the :exec queries it is given into a
 // pgx.Batch instead of running them, so that sqlc's queries can be

@@ -98,7 +98,7 @@ SELECT
 }
 
 // Insert writes the rows and, in the same transaction, their cells in the
-// three rollups; batches touching the same cells add up. RebuildRollup
+// four rollups; batches touching the same cells add up. RebuildRollup
 // recomputes the same cells from the rows.
 func TestMeasurementsInsertRollups(t *testing.T) {
 	t.Parallel()
