@@ -270,12 +270,8 @@ type measurementRow struct {
 // one read-only transaction, so that they all see one snapshot.
 func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.MeasurementGroup) error) error {
 	const op = "export measurement groups"
-	b := split(f)
-	params := db.GroupMeasurementsPageParams{
-		Descending: s.Desc, SortKey: s.Key, RowLimit: exportGroupRun,
-		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
-	}
+	params := groupPageParams(f, s)
+	params.RowLimit = exportGroupRun
 	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return wrap(op, err)

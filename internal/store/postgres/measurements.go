@@ -305,12 +305,8 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 	if !slices.Contains(store.MeasurementGroupSortKeys(), s.Key) {
 		return store.Page[store.MeasurementGroup]{}, fmt.Errorf("group measurements: unknown sort key %q", s.Key)
 	}
-	b := split(f)
-	params := db.GroupMeasurementsPageParams{
-		Descending: s.Desc, SortKey: s.Key, RowLimit: p.Limit, RowOffset: p.Offset,
-		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
-	}
+	params := groupPageParams(f, s)
+	params.RowLimit, params.RowOffset = p.Limit, p.Offset
 	// One statement gives the page, the number of groups and the page's
 	// histograms (queries/measurements_percentiles.sql, GroupMeasurementsPage).
 	type row struct {

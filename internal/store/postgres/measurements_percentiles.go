@@ -485,11 +485,15 @@ func (r replayed) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFr
 	return 0, errQueued
 }
 
-// setPercentiles fills P50, P95 and P99 of g from its histogram.
-func setPercentiles(g *store.MeasurementGroup, h *histogram) {
-	g.P50Elapsed, _ = percentile(h, 0.50, g.MinElapsed, g.MaxElapsed)
-	g.P95Elapsed, _ = percentile(h, 0.95, g.MinElapsed, g.MaxElapsed)
-	g.P99Elapsed, _ = percentile(h, 0.99, g.MinElapsed, g.MaxElapsed)
+// groupPageParams is GroupMeasurementsPage's parameters for the window,
+// filters and order of f and s (the caller sets the page).
+func groupPageParams(f store.MeasurementFilter, s store.MeasurementSort) db.GroupMeasurementsPageParams {
+	b := split(f)
+	return db.GroupMeasurementsPageParams{
+		Descending: s.Desc, SortKey: s.Key,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+	}
 }
 
 // pageGroup is a row of GroupMeasurementsPage with its percentiles: the
@@ -510,6 +514,8 @@ func pageGroup(r db.GroupMeasurementsPageRow) (store.MeasurementGroup, error) {
 	for i, b := range r.EdgeBuckets {
 		h.add(int(b), r.EdgeCounts[i])
 	}
-	setPercentiles(&g, &h)
+	g.P50Elapsed, _ = percentile(&h, 0.50, g.MinElapsed, g.MaxElapsed)
+	g.P95Elapsed, _ = percentile(&h, 0.95, g.MinElapsed, g.MaxElapsed)
+	g.P99Elapsed, _ = percentile(&h, 0.99, g.MinElapsed, g.MaxElapsed)
 	return g, nil
 }
