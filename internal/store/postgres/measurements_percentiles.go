@@ -497,7 +497,7 @@ func groupPageParams(f store.MeasurementFilter, s store.MeasurementSort) db.Grou
 }
 
 // pageGroup is a row of GroupMeasurementsPage with its percentiles: the
-// encoded histograms of its whole days and hours plus the bucket counts of
+// encoded histograms of its whole days and hours plus the bucket of each of
 // its rows in the partial hours.
 func pageGroup(r db.GroupMeasurementsPageRow) (store.MeasurementGroup, error) {
 	g := store.MeasurementGroup{Name: r.Name, Method: r.Method, Count: r.Count,
@@ -508,11 +508,8 @@ func pageGroup(r db.GroupMeasurementsPageRow) (store.MeasurementGroup, error) {
 			return g, fmt.Errorf("%s %s: %w", r.Name, r.Method, err)
 		}
 	}
-	if len(r.EdgeBuckets) != len(r.EdgeCounts) {
-		return g, fmt.Errorf("%s %s: %d edge buckets, %d counts", r.Name, r.Method, len(r.EdgeBuckets), len(r.EdgeCounts))
-	}
-	for i, b := range r.EdgeBuckets {
-		h.add(int(b), r.EdgeCounts[i])
+	for _, b := range r.EdgeBuckets {
+		h.add(int(b), 1)
 	}
 	g.P50Elapsed, _ = percentile(&h, 0.50, g.MinElapsed, g.MaxElapsed)
 	g.P95Elapsed, _ = percentile(&h, 0.95, g.MinElapsed, g.MaxElapsed)
