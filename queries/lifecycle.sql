@@ -153,6 +153,18 @@ WITH gone AS (
 )
 SELECT count(*)::bigint AS deleted, coalesce(max(start_bin), @after::timestamptz)::timestamptz AS last FROM gone;
 
+-- name: DeleteExpiredCollectionHTTPMinutes :one
+-- The requests' minute cells of the metrics collections (migration 00020).
+WITH gone AS (
+    DELETE FROM collection_http_minute
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM collection_http_minute x
+        WHERE x.minute >= @after::timestamptz AND x.minute < @before::timestamptz
+        ORDER BY x.minute LIMIT @batch))
+    RETURNING minute
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(minute), @after::timestamptz)::timestamptz AS last FROM gone;
+
 -- name: DeleteExpiredHourlyHistogram :one
 -- The percentile histograms go with their rollup cells (the same cut).
 WITH gone AS (

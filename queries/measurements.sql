@@ -119,6 +119,26 @@ ORDER BY t.start_bin, t.end_bin
 ON CONFLICT (start_bin, end_bin) DO UPDATE
 SET count = c.count + excluded.count;
 
+-- name: AddCollectionHTTPMinutes :exec
+-- The batch's requests of app 'telemetry' added to their minute cells
+-- (migration 00020: a metrics collection's httpUrls), their fields read as
+-- collection_http reads them; last in the batch's lock order.
+INSERT INTO collection_http_minute AS c (minute, path, method, hits, sum_elapsed, max_elapsed)
+SELECT date_trunc('minute', t.started_at, 'UTC'), f.path, t.method, sum(f.hits), sum(t.elapsed * f.hits), max(f.longest)
+FROM ROWS FROM (
+    unnest(@started_ats::timestamptz[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@elapsed::float8[]),
+    unnest(@contexts::jsonb[])
+) AS t (started_at, name, method, elapsed, context),
+LATERAL collection_http_fields(t.context, t.name, t.elapsed) AS f
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+ON CONFLICT (minute, path, method) DO UPDATE
+SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
+    max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed);
+
 -- name: DeleteMeasurementRollup :exec
 -- First step of a rebuild: forget the cells of rows started in [@since,
 -- @until) (whole UTC days) in every rollup.
@@ -128,14 +148,22 @@ WITH hourly AS (
     DELETE FROM measurements_method_hourly WHERE start_hour >= @since::timestamptz AND start_hour < @until::timestamptz
 ), bins AS (
     DELETE FROM measurements_5min WHERE start_bin >= @since::timestamptz AND start_bin < @until::timestamptz
+), requests AS (
+    DELETE FROM collection_http_minute WHERE minute >= @since::timestamptz AND minute < @until::timestamptz
 )
 DELETE FROM measurements_daily WHERE start_day >= @since::timestamptz AND start_day < @until::timestamptz;
 
 -- name: FillMeasurementRollup :exec
--- Second step of a rebuild: recompute the hourly and 5-minute cells from the
--- rows (after a bulk load written straight into measurements). @since and
--- @until are whole days.
-WITH bins AS (
+-- Second step of a rebuild: recompute the hourly, 5-minute and requests'
+-- minute cells from the rows (after a bulk load written straight into
+-- measurements). @since and @until are whole days.
+WITH requests AS (
+    INSERT INTO collection_http_minute (minute, path, method, hits, sum_elapsed, max_elapsed)
+    SELECT date_trunc('minute', m.started_at, 'UTC'), f.path, m.method, sum(f.hits), sum(m.elapsed * f.hits), max(f.longest)
+    FROM measurements m, collection_http_fields(m.context, m.name, m.elapsed) f
+    WHERE m.app = 'telemetry' AND m.started_at >= @since::timestamptz AND m.started_at < @until::timestamptz
+    GROUP BY 1, 2, 3
+), bins AS (
     INSERT INTO measurements_5min (start_bin, end_bin, count)
     SELECT date_bin('5 minutes', started_at, '1970-01-01 00:00:00+00'), date_bin('5 minutes', ended_at, '1970-01-01 00:00:00+00'), count(*)
     FROM measurements

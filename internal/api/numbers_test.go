@@ -263,9 +263,16 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 		ALTER TABLE measurements_daily_hist RENAME end_hour TO end_day`); err != nil {
 		t.Fatal(err)
 	}
-	// And the 5-minute counts (migration 00019, which fills them from the rows).
+	// And the 5-minute counts (migration 00019, which fills them from the
+	// rows), and the collections' minute cells with their field function
+	// (migration 00020, which does too; this stand-in counts no request, so
+	// that the sum of these unbounded elapsed values cannot overflow).
 	if _, err := s.Pool.Exec(ctx, `CREATE TABLE measurements_5min (start_bin timestamptz, end_bin timestamptz,
-		count bigint, PRIMARY KEY (start_bin, end_bin))`); err != nil {
+		count bigint, PRIMARY KEY (start_bin, end_bin));
+		CREATE TABLE collection_http_minute (minute timestamptz, path text, method text, hits bigint,
+		sum_elapsed float8, max_elapsed float8, PRIMARY KEY (minute, path, method));
+		CREATE FUNCTION collection_http_fields(context jsonb, name text, elapsed float8)
+		RETURNS TABLE (path text, hits bigint, longest float8) LANGUAGE sql AS $$ SELECT name, 0::bigint, 0::float8 $$`); err != nil {
 		t.Fatal(err)
 	}
 	for _, batch := range [][]store.Measurement{old(now, 1.7e308, 1.7e308), old(now.Add(-2*time.Hour), 1e306)} {
@@ -273,7 +280,8 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min`); err != nil {
+	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute;
+		DROP FUNCTION collection_http_fields(jsonb, text, float8)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Up(ctx, slog.New(slog.DiscardHandler)); err != nil {

@@ -78,6 +78,37 @@ func (q *Queries) DeleteExpired5minRollup(ctx context.Context, arg DeleteExpired
 	return i, err
 }
 
+const deleteExpiredCollectionHTTPMinutes = `-- name: DeleteExpiredCollectionHTTPMinutes :one
+WITH gone AS (
+    DELETE FROM collection_http_minute
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM collection_http_minute x
+        WHERE x.minute >= $1::timestamptz AND x.minute < $2::timestamptz
+        ORDER BY x.minute LIMIT $3))
+    RETURNING minute
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(minute), $1::timestamptz)::timestamptz AS last FROM gone
+`
+
+type DeleteExpiredCollectionHTTPMinutesParams struct {
+	After  time.Time
+	Before time.Time
+	Batch  int32
+}
+
+type DeleteExpiredCollectionHTTPMinutesRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+// The requests' minute cells of the metrics collections (migration 00020).
+func (q *Queries) DeleteExpiredCollectionHTTPMinutes(ctx context.Context, arg DeleteExpiredCollectionHTTPMinutesParams) (DeleteExpiredCollectionHTTPMinutesRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredCollectionHTTPMinutes, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredCollectionHTTPMinutesRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
 const deleteExpiredDailyHistogram = `-- name: DeleteExpiredDailyHistogram :one
 WITH gone AS (
     DELETE FROM measurements_daily_hist

@@ -11,6 +11,46 @@ import (
 	"time"
 )
 
+const addCollectionHTTPMinutes = `-- name: AddCollectionHTTPMinutes :exec
+INSERT INTO collection_http_minute AS c (minute, path, method, hits, sum_elapsed, max_elapsed)
+SELECT date_trunc('minute', t.started_at, 'UTC'), f.path, t.method, sum(f.hits), sum(t.elapsed * f.hits), max(f.longest)
+FROM ROWS FROM (
+    unnest($1::timestamptz[]),
+    unnest($2::text[]),
+    unnest($3::text[]),
+    unnest($4::float8[]),
+    unnest($5::jsonb[])
+) AS t (started_at, name, method, elapsed, context),
+LATERAL collection_http_fields(t.context, t.name, t.elapsed) AS f
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+ON CONFLICT (minute, path, method) DO UPDATE
+SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
+    max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed)
+`
+
+type AddCollectionHTTPMinutesParams struct {
+	StartedAts []time.Time
+	Names      []string
+	Methods    []string
+	Elapsed    []float64
+	Contexts   []json.RawMessage
+}
+
+// The batch's requests of app 'telemetry' added to their minute cells
+// (migration 00020: a metrics collection's httpUrls), their fields read as
+// collection_http reads them; last in the batch's lock order.
+func (q *Queries) AddCollectionHTTPMinutes(ctx context.Context, arg AddCollectionHTTPMinutesParams) error {
+	_, err := q.db.Exec(ctx, addCollectionHTTPMinutes,
+		arg.StartedAts,
+		arg.Names,
+		arg.Methods,
+		arg.Elapsed,
+		arg.Contexts,
+	)
+	return err
+}
+
 const addMeasurement5minRollup = `-- name: AddMeasurement5minRollup :exec
 INSERT INTO measurements_5min AS c (start_bin, end_bin, count)
 SELECT t.start_bin, t.end_bin, t.count
@@ -301,6 +341,8 @@ WITH hourly AS (
     DELETE FROM measurements_method_hourly WHERE start_hour >= $1::timestamptz AND start_hour < $2::timestamptz
 ), bins AS (
     DELETE FROM measurements_5min WHERE start_bin >= $1::timestamptz AND start_bin < $2::timestamptz
+), requests AS (
+    DELETE FROM collection_http_minute WHERE minute >= $1::timestamptz AND minute < $2::timestamptz
 )
 DELETE FROM measurements_daily WHERE start_day >= $1::timestamptz AND start_day < $2::timestamptz
 `
@@ -345,7 +387,13 @@ func (q *Queries) FillMeasurementCoarseRollups(ctx context.Context, arg FillMeas
 }
 
 const fillMeasurementRollup = `-- name: FillMeasurementRollup :exec
-WITH bins AS (
+WITH requests AS (
+    INSERT INTO collection_http_minute (minute, path, method, hits, sum_elapsed, max_elapsed)
+    SELECT date_trunc('minute', m.started_at, 'UTC'), f.path, m.method, sum(f.hits), sum(m.elapsed * f.hits), max(f.longest)
+    FROM measurements m, collection_http_fields(m.context, m.name, m.elapsed) f
+    WHERE m.app = 'telemetry' AND m.started_at >= $1::timestamptz AND m.started_at < $2::timestamptz
+    GROUP BY 1, 2, 3
+), bins AS (
     INSERT INTO measurements_5min (start_bin, end_bin, count)
     SELECT date_bin('5 minutes', started_at, '1970-01-01 00:00:00+00'), date_bin('5 minutes', ended_at, '1970-01-01 00:00:00+00'), count(*)
     FROM measurements
@@ -365,9 +413,9 @@ type FillMeasurementRollupParams struct {
 	Until time.Time
 }
 
-// Second step of a rebuild: recompute the hourly and 5-minute cells from the
-// rows (after a bulk load written straight into measurements). @since and
-// @until are whole days.
+// Second step of a rebuild: recompute the hourly, 5-minute and requests'
+// minute cells from the rows (after a bulk load written straight into
+// measurements). @since and @until are whole days.
 func (q *Queries) FillMeasurementRollup(ctx context.Context, arg FillMeasurementRollupParams) error {
 	_, err := q.db.Exec(ctx, fillMeasurementRollup, arg.Since, arg.Until)
 	return err

@@ -22,6 +22,21 @@ type Collection struct {
 	CreatedAt time.Time
 }
 
+// The service's own requests (measurements of app 'telemetry') per (minute of started_at, URL path, method), written in the same transaction as the rows: a metrics collection reads its window's whole minutes from these cells.
+type CollectionHttpMinute struct {
+	// started_at rounded down to the minute (UTC).
+	Minute time.Time
+	// The request path without its query (context path, else the url before ?, else name).
+	Path   string
+	Method string
+	// Requests, a self-profiling summary row counting as its context.count.
+	Hits int64
+	// Sum of the requests' elapsed seconds.
+	SumElapsed float64
+	// The longest request, seconds.
+	MaxElapsed float64
+}
+
 // Devices allowed to report metrics (PUT /mrd/{id}/metrics answers 404 "Host Not Found" for any other id). Deleting a device deletes its metrics (ON DELETE CASCADE).
 type Device struct {
 	// Device id as reporters use it in the URL: 1 to 64 of [A-Za-z0-9._-].

@@ -165,6 +165,10 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			r, err := q.DeleteExpired5minRollup(ctx, db.DeleteExpired5minRollupParams{After: a, Before: rollupsBefore, Batch: n})
 			return r.Deleted, r.Last, err
 		}},
+		{"collection_http_minute", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredCollectionHTTPMinutes(ctx, db.DeleteExpiredCollectionHTTPMinutesParams{After: a, Before: rollupsBefore, Batch: n})
+			return r.Deleted, r.Last, err
+		}},
 		{"measurements_hourly_hist", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
 			r, err := q.DeleteExpiredHourlyHistogram(ctx, db.DeleteExpiredHourlyHistogramParams{After: a, Before: rollupsBefore, Batch: n})
 			return r.Deleted, r.Last, err

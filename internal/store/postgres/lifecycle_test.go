@@ -44,6 +44,14 @@ func measurementAt(start time.Time, name string) store.Measurement {
 	return store.Measurement{StartedAt: start, EndedAt: start.Add(time.Second), Elapsed: 1, Name: name, Method: "GET", App: "shop"}
 }
 
+// selfRequestAt is measurementAt as one of the service's own requests
+// (app telemetry), which the metrics collections' minute cells count.
+func selfRequestAt(start time.Time, name string) store.Measurement {
+	m := measurementAt(start, name)
+	m.App = "telemetry"
+	return m
+}
+
 // lifecycleData stores, through the stores, rows of every table at the
 // given ages before lifecycleNow.
 func lifecycleData(t *testing.T, st *postgres.Store, ages ...time.Duration) {
@@ -54,7 +62,7 @@ func lifecycleData(t *testing.T, st *postgres.Store, ages ...time.Duration) {
 	}
 	for i, age := range ages {
 		at := lifecycleNow.Add(-age)
-		if _, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(at, "/a"), measurementAt(at.Add(time.Minute), "/b")}); err != nil {
+		if _, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(at, "/a"), selfRequestAt(at.Add(time.Minute), "/b")}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Devices.Report(ctx, numRow("dev1", "temp", float64(i), at, 3600)); err != nil {
@@ -130,6 +138,9 @@ func TestMaintainExpiresOldRows(t *testing.T) {
 	if n := countOf(t, pool, `SELECT coalesce(sum(count), 0) FROM measurements_5min WHERE start_bin < $1`, cutoff); n != 2 {
 		t.Errorf("measurements_5min: %d measurements summarised before the raw cutoff, want 2", n)
 	}
+	if n := countOf(t, pool, `SELECT coalesce(sum(hits), 0) FROM collection_http_minute WHERE minute < $1`, cutoff); n != 1 {
+		t.Errorf("collection_http_minute: %d requests summarised before the raw cutoff, want the 1 of 60 days ago", n)
+	}
 	// What the pass says it did.
 	got := map[string]store.TableWork{}
 	for _, w := range res.Tables {
@@ -166,7 +177,7 @@ func TestMaintainZeroRetentionKeepsEverything(t *testing.T) {
 	st := postgres.New(pool, postgres.Options{})
 	lifecycleData(t, st, 3000*day, 500*day, day)
 	tables := []string{"measurements", "device_metrics", "runtime_samples", "flows", "events", "event_runs",
-		"measurements_hourly", "measurements_daily", "measurements_method_hourly", "measurements_5min"}
+		"measurements_hourly", "measurements_daily", "measurements_method_hourly", "measurements_5min", "collection_http_minute"}
 	before := map[string]int64{}
 	for _, table := range tables {
 		before[table] = countOf(t, pool, `SELECT count(*) FROM `+table)

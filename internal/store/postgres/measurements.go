@@ -116,7 +116,8 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	// held for as few round trips as can be, since concurrent batches of
 	// the same routes (and, for the per-method cells, of every app) wait
 	// on them. Same order in every transaction (histograms hourly then
-	// daily, rollups hourly, daily, per method, 5-minute; each in key order), so
+	// daily, rollups hourly, daily, per method, 5-minute, then the minute
+	// cells of the service's own requests; each in key order), so
 	// concurrent batches cannot deadlock.
 	r := rollupOf(recs)
 	b := &batcher{}
@@ -128,6 +129,9 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	_ = qb.AddMeasurementDailyRollup(ctx, r.daily)
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
 	_ = qb.AddMeasurement5minRollup(ctx, r.bins)
+	if len(r.requests.StartedAts) > 0 {
+		_ = qb.AddCollectionHTTPMinutes(ctx, r.requests)
+	}
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("histograms and rollup: %w", err)
 	}

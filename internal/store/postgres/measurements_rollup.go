@@ -93,7 +93,14 @@ type rollups struct {
 	daily   db.AddMeasurementDailyRollupParams
 	methods db.AddMeasurementMethodRollupParams
 	bins    db.AddMeasurement5minRollupParams
+	// requests are the batch's rows of app selfApp, for the metrics
+	// collections' minute cells (migration 00020); empty for most batches.
+	requests db.AddCollectionHTTPMinutesParams
 }
+
+// selfApp is the app of the service's own requests (self-profiling): the
+// rows a metrics collection's httpUrls count.
+const selfApp = "telemetry"
 
 // sortedKeys returns the cells' keys in order.
 func sortedKeys[V any](cells map[cellKey]V) []cellKey {
@@ -117,8 +124,10 @@ func addCell(cells map[cellKey]*cell, k cellKey, c cell) {
 
 // rollupOf aggregates a batch into the cells of the four rollups: the
 // hourly and 5-minute cells from the records, the daily and per-method ones
-// from the hourly cells (a few hundred per batch).
+// from the hourly cells (a few hundred per batch); and it picks the rows of
+// the service's own requests, which the database adds to their minute cells.
 func rollupOf(recs []store.Measurement) rollups {
+	var out rollups
 	hourly := make(map[cellKey]*cell)
 	bins := make(map[[2]int64]int64)
 	for i := range recs {
@@ -126,6 +135,11 @@ func rollupOf(recs []store.Measurement) rollups {
 		k := cellKey{hourOf(r.StartedAt).Unix(), hourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}
 		addCell(hourly, k, cell{count: 1, sum: r.Elapsed, min: r.Elapsed, max: r.Elapsed})
 		bins[[2]int64{binOf(r.StartedAt).Unix(), binOf(r.EndedAt).Unix()}]++
+		if r.App == selfApp {
+			q := &out.requests
+			q.StartedAts, q.Names, q.Methods = append(q.StartedAts, r.StartedAt), append(q.Names, r.Name), append(q.Methods, r.Method)
+			q.Elapsed, q.Contexts = append(q.Elapsed, r.Elapsed), append(q.Contexts, orEmpty(r.Context, "{}"))
+		}
 	}
 	daily := make(map[cellKey]*cell)
 	methods := make(map[cellKey]*cell)
@@ -134,7 +148,6 @@ func rollupOf(recs []store.Measurement) rollups {
 		addCell(daily, cellKey{k.start - k.start%day, k.end - k.end%day, k.app, k.name, k.method}, *c)
 		addCell(methods, cellKey{start: k.start, end: k.end, method: k.method}, *c)
 	}
-	var out rollups
 	keys := sortedKeys(hourly)
 	n := len(keys)
 	h := db.AddMeasurementRollupParams{
