@@ -174,6 +174,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	for c := range latencies {
 		latencies[c] = make([][]time.Duration, len(ops))
 	}
+	statements := startStatementStats(b, ctx, pool)
 	pool0 := lg.poolFigures()
 	cpu0 := mixedCPU(pid, pool)
 	var next atomic.Int64
@@ -228,9 +229,19 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	b.ReportMetric(d.loadgen/req*1e6, "loadgen_cpu_us/req")
 	b.ReportMetric(other/wall, "other_cores")
 
+	statements(b)
+
 	// What each operation costs alone, at the data volume the run left:
-	// times its weight, where the CPU of the mix goes.
+	// times its weight, where the CPU of the mix goes. The vacuum and the
+	// checkpoint the run has left to do are done first, or they would be
+	// counted to whichever operation is probed meanwhile.
 	if n := probeCalls(); n > 0 {
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
+			b.Fatal(err)
+		}
 		var probe mixedClient
 		costs := make([]cpuSample, len(ops))
 		var perRound float64 // server + PostgreSQL CPU seconds of one round of the schedule
@@ -758,4 +769,55 @@ func mbList(kbs []int64) string {
 		parts[i] = strconv.FormatInt(kb/1024, 10)
 	}
 	return strings.Join(parts, " ")
+}
+
+// startStatementStats, when the server preloads pg_stat_statements
+// (TESTDB_STAT_STATEMENTS=1), resets it and returns what prints the run
+// database's statements that took the most execution time over the run:
+// calls, mean planning and execution time, the fastest execution and the
+// share of all execution time. Times are wall clock inside PostgreSQL: under
+// the saturated load they include waiting for a core and for locks, so the
+// fastest execution is the closest to a statement's own cost.
+func startStatementStats(b *testing.B, ctx context.Context, pool *pgxpool.Pool) func(*testing.B) {
+	var libs string
+	if err := pool.QueryRow(ctx, `SHOW shared_preload_libraries`).Scan(&libs); err != nil || !strings.Contains(libs, "pg_stat_statements") {
+		return func(*testing.B) {}
+	}
+	if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		b.Fatal(err)
+	}
+	return func(b *testing.B) {
+		rows, err := pool.Query(ctx, `
+			SELECT s.calls, s.mean_plan_time, s.mean_exec_time, s.min_exec_time,
+			       100 * s.total_exec_time / sum(s.total_exec_time) OVER (),
+			       regexp_replace(split_part(ltrim(s.query), E'\n', 1), '^-- name: (\S+).*$', '\1')
+			FROM pg_stat_statements s
+			WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+			ORDER BY s.total_exec_time DESC LIMIT 15`)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer rows.Close()
+		var tab strings.Builder
+		fmt.Fprintf(&tab, "\n%-36s %7s %9s %9s %9s %6s\n", "statement", "calls", "plan ms", "exec ms", "min ms", "share")
+		for rows.Next() {
+			var calls int64
+			var plan, exec, least, share float64
+			var name string
+			if err := rows.Scan(&calls, &plan, &exec, &least, &share, &name); err != nil {
+				b.Error(err)
+				return
+			}
+			fmt.Fprintf(&tab, "%-36.36s %7d %9.2f %9.2f %9.2f %5.1f%%\n", name, calls, plan, exec, least, share)
+		}
+		if err := rows.Err(); err != nil {
+			b.Error(err)
+			return
+		}
+		mixedPrint("statements over the run, by execution time (pg_stat_statements; mean times in ms):" + tab.String())
+	}
 }

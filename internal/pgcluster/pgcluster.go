@@ -31,6 +31,10 @@ type Options struct {
 	Fast bool
 	// Port to listen on; 0 picks a free one (or the one used last time).
 	Port int
+	// StatStatements preloads pg_stat_statements (with planning times), so
+	// that a benchmark can say which statements took the time. It ships
+	// with PostgreSQL itself.
+	StatStatements bool
 }
 
 // Cluster is a running PostgreSQL cluster.
@@ -100,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Fast {
 		settings = append(settings, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
-	settings = append(settings, c.timescaleSettings(opts.Fast)...)
+	settings = append(settings, c.preloadSettings(opts)...)
 	if err := c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-l", filepath.Join(dir, "postgres.log"),
 		"-w", "-t", "60", "-o", strings.Join(settings, " "), "start"); err != nil {
 		return nil, fmt.Errorf("pg_ctl start (log in %s): %w", filepath.Join(dir, "postgres.log"), err)
@@ -124,21 +128,30 @@ func (c *Cluster) HasTimescaleDB() bool {
 	return err == nil
 }
 
-// timescaleSettings preloads TimescaleDB when the installation has it, so
+// preloadSettings preloads TimescaleDB when the installation has it, so
 // that migrations/00001 creates the extension and the time-series tables
 // become hypertables: the whole test suite then runs on them. Telemetry
 // (phoning home) is off. Throwaway clusters also get no background
 // workers: the maintenance pass (internal/lifecycle) does the retention and
 // compression work itself, and tests must not race a job scheduler.
-func (c *Cluster) timescaleSettings(fast bool) []string {
-	if !c.HasTimescaleDB() {
+// pg_stat_statements, when asked for, is preloaded beside it.
+func (c *Cluster) preloadSettings(opts Options) []string {
+	var libs, s []string
+	if c.HasTimescaleDB() {
+		libs = append(libs, "timescaledb")
+		s = append(s, "-c", "timescaledb.telemetry_level=off")
+		if opts.Fast {
+			s = append(s, "-c", "timescaledb.max_background_workers=0")
+		}
+	}
+	if opts.StatStatements {
+		libs = append(libs, "pg_stat_statements")
+		s = append(s, "-c", "pg_stat_statements.track_planning=on")
+	}
+	if len(libs) == 0 {
 		return nil
 	}
-	s := []string{"-c", "shared_preload_libraries=timescaledb", "-c", "timescaledb.telemetry_level=off"}
-	if fast {
-		s = append(s, "-c", "timescaledb.max_background_workers=0")
-	}
-	return s
+	return append([]string{"-c", "shared_preload_libraries=" + strings.Join(libs, ",")}, s...)
 }
 
 // Open names the cluster in dir without starting it (to stop it, say).

@@ -54,7 +54,10 @@ func Run(m *testing.M) int {
 		// Benchmarks (TESTDB_DURABLE=1) measure a server with initdb's
 		// defaults; tests run with fsync off.
 		fast := os.Getenv("TESTDB_DURABLE") != "1"
-		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: fast})
+		// TESTDB_STAT_STATEMENTS=1 preloads pg_stat_statements (the mixed
+		// load benchmark then lists the statements that took its time).
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: fast,
+			StatStatements: os.Getenv("TESTDB_STAT_STATEMENTS") == "1"})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testdb: starting a throwaway PostgreSQL cluster:", err)
 			os.RemoveAll(dir)
