@@ -35,7 +35,7 @@ import (
 )
 
 // App is the app name of the service's own measurements.
-const App = "telemetry"
+const App = store.SelfApp
 
 // Config tunes a Profiler. Zero values take the defaults noted.
 type Config struct {

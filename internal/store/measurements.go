@@ -5,6 +5,11 @@ import (
 	"time"
 )
 
+// SelfApp is the app of the service's own measurements (self-profiling):
+// the rows a metrics collection's httpUrls count, which the API refuses from
+// clients.
+const SelfApp = "telemetry"
+
 // Measurement is one request measurement. Args, Kwargs and Context are JSON
 // texts (an array, an object, an object); empty stands for the empty one.
 type Measurement struct {

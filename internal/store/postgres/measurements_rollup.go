@@ -93,14 +93,10 @@ type rollups struct {
 	daily   db.AddMeasurementDailyRollupParams
 	methods db.AddMeasurementMethodRollupParams
 	bins    db.AddMeasurement5minRollupParams
-	// requests are the batch's rows of app selfApp, for the metrics
+	// requests are the batch's rows of app store.SelfApp, for the metrics
 	// collections' minute cells (migration 00020); empty for most batches.
 	requests db.AddCollectionHTTPMinutesParams
 }
-
-// selfApp is the app of the service's own requests (self-profiling): the
-// rows a metrics collection's httpUrls count.
-const selfApp = "telemetry"
 
 // sortedKeys returns the cells' keys in order.
 func sortedKeys[V any](cells map[cellKey]V) []cellKey {
@@ -135,7 +131,7 @@ func rollupOf(recs []store.Measurement) rollups {
 		k := cellKey{hourOf(r.StartedAt).Unix(), hourOf(r.EndedAt).Unix(), r.App, r.Name, r.Method}
 		addCell(hourly, k, cell{count: 1, sum: r.Elapsed, min: r.Elapsed, max: r.Elapsed})
 		bins[[2]int64{binOf(r.StartedAt).Unix(), binOf(r.EndedAt).Unix()}]++
-		if r.App == selfApp {
+		if r.App == store.SelfApp {
 			q := &out.requests
 			q.StartedAts, q.Names, q.Methods = append(q.StartedAts, r.StartedAt), append(q.Names, r.Name), append(q.Methods, r.Method)
 			q.Elapsed, q.Contexts = append(q.Elapsed, r.Elapsed), append(q.Contexts, orEmpty(r.Context, "{}"))
