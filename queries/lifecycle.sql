@@ -187,3 +187,10 @@ WITH gone AS (
     RETURNING start_day
 )
 SELECT count(*)::bigint AS deleted, coalesce(max(start_day), @after::timestamptz)::timestamptz AS last FROM gone;
+
+-- name: RaiseRetentionWatermark :exec
+-- Before a pass deletes rows of @table_name started before @before
+-- (migration 00021): the mark only moves forward.
+INSERT INTO retention_watermarks AS w (table_name, deleted_before)
+VALUES (@table_name::text, @before::timestamptz)
+ON CONFLICT (table_name) DO UPDATE SET deleted_before = greatest(w.deleted_before, excluded.deleted_before);

@@ -462,6 +462,12 @@ GROUP BY p.method
 HAVING sum(p.n) > 0
 ORDER BY p.method;
 
+-- name: MeasurementsExpiredSince :one
+-- Whether rows started at or after @started_at may have been expired while
+-- the rollups still count them (migration 00021; no mark: assume so).
+SELECT coalesce((SELECT w.deleted_before > @started_at::timestamptz FROM retention_watermarks w
+                 WHERE w.table_name = 'measurements'), true)::bool AS expired;
+
 -- name: MeasurementTimeseries :many
 -- Number of measurements per UTC bucket of started_at, @width_seconds wide
 -- (1 minute to 1 day, aligned on the Unix epoch, so 1 day is the UTC day;

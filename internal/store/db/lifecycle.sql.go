@@ -452,6 +452,24 @@ func (q *Queries) DeleteExpiredRuntimeSamples(ctx context.Context, arg DeleteExp
 	return i, err
 }
 
+const raiseRetentionWatermark = `-- name: RaiseRetentionWatermark :exec
+INSERT INTO retention_watermarks AS w (table_name, deleted_before)
+VALUES ($1::text, $2::timestamptz)
+ON CONFLICT (table_name) DO UPDATE SET deleted_before = greatest(w.deleted_before, excluded.deleted_before)
+`
+
+type RaiseRetentionWatermarkParams struct {
+	TableName string
+	Before    time.Time
+}
+
+// Before a pass deletes rows of @table_name started before @before
+// (migration 00021): the mark only moves forward.
+func (q *Queries) RaiseRetentionWatermark(ctx context.Context, arg RaiseRetentionWatermarkParams) error {
+	_, err := q.db.Exec(ctx, raiseRetentionWatermark, arg.TableName, arg.Before)
+	return err
+}
+
 const releaseMaintenanceLease = `-- name: ReleaseMaintenanceLease :exec
 DELETE FROM maintenance_lease WHERE name = 'maintenance' AND holder = $1
 `

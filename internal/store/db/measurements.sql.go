@@ -1343,6 +1343,20 @@ func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTime
 	return items, nil
 }
 
+const measurementsExpiredSince = `-- name: MeasurementsExpiredSince :one
+SELECT coalesce((SELECT w.deleted_before > $1::timestamptz FROM retention_watermarks w
+                 WHERE w.table_name = 'measurements'), true)::bool AS expired
+`
+
+// Whether rows started at or after @started_at may have been expired while
+// the rollups still count them (migration 00021; no mark: assume so).
+func (q *Queries) MeasurementsExpiredSince(ctx context.Context, startedAt time.Time) (bool, error) {
+	row := q.db.QueryRow(ctx, measurementsExpiredSince, startedAt)
+	var expired bool
+	err := row.Scan(&expired)
+	return expired, err
+}
+
 const reserveMeasurementIDs = `-- name: ReserveMeasurementIDs :many
 
 SELECT nextval('measurements_id_seq')::bigint AS id

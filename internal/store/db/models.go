@@ -396,6 +396,12 @@ type MeasurementsMethodHourly struct {
 	Count int64
 }
 
+// Per table the maintenance pass expires: rows started before deleted_before may have been deleted (the rollups, kept longer, may still count them).
+type RetentionWatermark struct {
+	TableName     string
+	DeletedBefore time.Time
+}
+
 // Runtime figures of the service's own processes: each instance (server process) writes one row every SELF_SAMPLE_INTERVAL (default 5 s), plus one about a second after it starts. A row describes the interval (time - interval_seconds, time] of one instance. Read by the collections API (GET /appmetrics/api/v1/collections/{id}).
 type RuntimeSample struct {
 	// When the sample was taken: the end of the interval it describes. Partition column.

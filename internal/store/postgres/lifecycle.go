@@ -187,6 +187,15 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		}
 		w := work(e.table)
 		before := now.Add(-e.keep)
+		if e.table == "measurements" {
+			// Raised before the first row goes, so that a pass stopped
+			// halfway leaves it where rows may be missing: the rollups
+			// still count them (migration 00021).
+			if err := q.RaiseRetentionWatermark(ctx, db.RaiseRetentionWatermarkParams{TableName: e.table, Before: before}); err != nil {
+				errs = append(errs, wrap("maintenance "+e.table, err))
+				continue
+			}
+		}
 		if ts && e.hypertable {
 			w.Chunks, err = l.dropChunks(ctx, e.table, before)
 		} else {
