@@ -322,18 +322,13 @@ func listByMethod(ctx context.Context, q *db.Queries, f store.MeasurementFilter,
 		return nil, err
 	}
 	if expired {
-		if desc {
-			return q.ListMeasurementsByMethodDesc(ctx, db.ListMeasurementsByMethodDescParams(params))
-		}
-		return q.ListMeasurementsByMethodAsc(ctx, db.ListMeasurementsByMethodAscParams(params))
+		return listQueryOf(store.MeasurementSort{Key: "method", Desc: desc})(ctx, q, params)
 	}
-	b := split(store.MeasurementFilter{StartedAt: f.StartedAt, EndedAt: f.EndedAt})
-	counts, err := q.MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
-		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-	})
+	counts, err := q.MeasurementMethodDistribution(ctx, distributionParams(store.MeasurementFilter{StartedAt: f.StartedAt, EndedAt: f.EndedAt}))
 	if err != nil {
 		return nil, err
 	}
+	byEndedAt := listQueryOf(store.MeasurementSort{Key: "endedAt", Desc: desc})
 	if desc {
 		slices.Reverse(counts) // they come in method order
 	}
@@ -352,12 +347,7 @@ func listByMethod(ctx context.Context, q *db.Queries, f store.MeasurementFilter,
 		}
 		part := params
 		part.Methods, part.RowOffset, part.RowLimit = []string{c.Method}, offset, limit
-		var rows []db.Measurement
-		if desc {
-			rows, err = q.ListMeasurementsByEndedAtDesc(ctx, db.ListMeasurementsByEndedAtDescParams(part))
-		} else {
-			rows, err = q.ListMeasurementsByEndedAtAsc(ctx, db.ListMeasurementsByEndedAtAscParams(part))
-		}
+		rows, err := byEndedAt(ctx, q, part)
 		if err != nil {
 			return nil, err
 		}
@@ -424,12 +414,9 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 // MethodDistribution counts the measurements of the window by method; a
 // method with none is absent. Only the window of f is used.
 func (m *Measurements) MethodDistribution(ctx context.Context, f store.MeasurementFilter) (map[string]int64, error) {
-	b := split(f)
 	var rows []db.MeasurementMethodDistributionRow
 	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
-		rows, err = q.MeasurementMethodDistribution(ctx, db.MeasurementMethodDistributionParams{
-			H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-		})
+		rows, err = q.MeasurementMethodDistribution(ctx, distributionParams(f))
 		return err
 	})
 	if err != nil {
@@ -440,6 +427,15 @@ func (m *Measurements) MethodDistribution(ctx context.Context, f store.Measureme
 		out[r.Method] = r.Count
 	}
 	return out, nil
+}
+
+// distributionParams is MeasurementMethodDistribution's parameters for the
+// window of f.
+func distributionParams(f store.MeasurementFilter) db.MeasurementMethodDistributionParams {
+	b := split(f)
+	return db.MeasurementMethodDistributionParams{
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+	}
 }
 
 // Timeseries counts the measurements of the window per bucket of started_at
