@@ -1,0 +1,100 @@
+package postgres_test
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/store"
+)
+
+// The grouped statistics (count, min, max, average) equal the same
+// aggregates over the raw rows, and the percentiles stay within their
+// bound, for windows of every shape the rollups split them into: whole
+// days and hours at both ends or none, rows that ended later the same day
+// or in the window's last hour (late rows: that hour is then read from the
+// rows), windows inside one day, each with and without filters.
+func TestMeasurementsGroupedExactOverWindowShapes(t *testing.T) {
+	t.Parallel()
+	ms, pool := newMeasurements(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 7))
+	recs := randomMeasurements(rng, 4000)
+	for i := 0; i < len(recs); i += 400 {
+		if _, err := ms.Insert(ctx, recs[i:i+400]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last time.Time
+	if err := pool.QueryRow(ctx, `SELECT max(ended_at) FROM measurements`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	at := func(day, hour, min int) time.Time { return time.Date(2024, 3, day, hour, min, 0, 0, time.UTC) }
+	name, app := "/b/<id>", "shop"
+	windows := map[string]store.MeasurementFilter{
+		"last day whole":                     {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0)},
+		"last day by hours":                  {StartedAt: at(10, 23, 17), EndedAt: at(13, 0, 40)},
+		"later days":                         {StartedAt: at(11, 3, 10), EndedAt: at(12, 20, 5)},
+		"late row in the last hour":          {StartedAt: at(11, 0, 30), EndedAt: last.Add(-time.Microsecond)},
+		"from a midnight":                    {StartedAt: at(11, 0, 0), EndedAt: at(13, 12, 0)},
+		"ends just after the last row":       {StartedAt: at(12, 21, 40), EndedAt: last.Add(time.Microsecond)},
+		"one day, no whole day":              {StartedAt: at(12, 21, 0), EndedAt: at(12, 23, 30)},
+		"its first whole day its last":       {StartedAt: at(12, 22, 5), EndedAt: at(13, 12, 0)},
+		"last day whole, by name":            {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), Name: &name},
+		"last day whole, by app":             {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), App: &app},
+		"last day whole, by methods":         {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), Methods: []string{"GET", "PUT"}},
+		"last day by hours, by app":          {StartedAt: at(10, 23, 17), EndedAt: at(13, 0, 40), App: &app},
+		"late row in the last hour, by name": {StartedAt: at(11, 0, 30), EndedAt: last.Add(-time.Microsecond), Name: &name},
+	}
+	type stats struct {
+		count             int64
+		avg, minEl, maxEl float64
+	}
+	for label, f := range windows {
+		rows, err := pool.Query(ctx, `
+			SELECT name, method, count(*), avg(elapsed), min(elapsed), max(elapsed) FROM measurements
+			WHERE started_at >= $1 AND ended_at <= $2 AND ($3::text IS NULL OR name = $3) AND ($4::text IS NULL OR app = $4)
+			  AND (cardinality($5::text[]) = 0 OR method = ANY($5))
+			GROUP BY name, method`, f.StartedAt, f.EndedAt, f.Name, f.App, append([]string{}, f.Methods...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]stats{}
+		for rows.Next() {
+			var n, m string
+			var s stats
+			if err := rows.Scan(&n, &m, &s.count, &s.avg, &s.minEl, &s.maxEl); err != nil {
+				t.Fatal(err)
+			}
+			want[n+" "+m] = s
+		}
+		rows.Close()
+		if len(want) == 0 {
+			t.Fatalf("%s: no rows in the window: the test data moved", label)
+		}
+		page, err := ms.Grouped(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != int64(len(want)) || len(page.Items) != len(want) {
+			t.Fatalf("%s: %d groups (total %d), want %d", label, len(page.Items), page.Total, len(want))
+		}
+		var exact map[string]exactPercentiles
+		if f.Methods == nil {
+			exact = exactGroupPercentiles(t, pool, f)
+		}
+		for _, g := range page.Items {
+			w, ok := want[g.Name+" "+g.Method]
+			if !ok || g.Count != w.count || g.MinElapsed != w.minEl || g.MaxElapsed != w.maxEl ||
+				math.Abs(g.AvgElapsed-w.avg) > 1e-9*w.avg {
+				t.Errorf("%s: %s %s count %d avg %v min %v max %v; rows: %+v", label, g.Name, g.Method,
+					g.Count, g.AvgElapsed, g.MinElapsed, g.MaxElapsed, w)
+			}
+			if e, ok := exact[g.Name+" "+g.Method]; ok && (!withinBound(g.P50Elapsed, e.p50) || !withinBound(g.P95Elapsed, e.p95) || !withinBound(g.P99Elapsed, e.p99)) {
+				t.Errorf("%s: %s %s percentiles %v %v %v, exact %+v", label, g.Name, g.Method, g.P50Elapsed, g.P95Elapsed, g.P99Elapsed, e)
+			}
+		}
+	}
+}
