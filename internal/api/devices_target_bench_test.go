@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -243,6 +244,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		f := figures[n]
 		if n == "pgbench" {
 			b.ReportMetric(f.stats.PerSecond(), "pgbench_tps")
+			b.ReportMetric(float64(f.stats.P99.Microseconds())/1000, "pgbench_p99_ms")
 		} else {
 			reportMetrics(b, n, f.stats)
 		}
@@ -272,9 +274,9 @@ func BenchmarkDevicesTarget(b *testing.B) {
 	b.ReportMetric(putCPU, "overhead_put_cpu")
 	b.ReportMetric(flowsCPU, "overhead_flows_cpu")
 	b.ReportMetric(dropped, "selfprofile_dropped")
-	b.Logf("PUT /mrd default %.0f req/s = %.2fx pgbench %.0f TPS (p99 %s); self-profiling overhead: PUT %.1f%%, GET /flows %.1f%% "+
+	b.Logf("PUT /mrd default %.0f req/s = %.2fx pgbench %.0f TPS (p99 %s, pgbench's %s); self-profiling overhead: PUT %.1f%%, GET /flows %.1f%% "+
 		"(by CPU per request: PUT %.1f%%, GET /flows %.1f%%); %.0f records dropped",
-		putOn, putOn/base, base, ms(figures["put_on"].stats.P99), 100*(1-putOn/putOff), 100*(1-flowsOn/flowsOff),
+		putOn, putOn/base, base, ms(figures["put_on"].stats.P99), ms(figures["pgbench"].stats.P99), 100*(1-putOn/putOff), 100*(1-flowsOn/flowsOff),
 		100*putCPU, 100*flowsCPU, dropped)
 }
 
@@ -303,10 +305,18 @@ var pgbenchFailed = regexp.MustCompile(`(?m)^number of failed transactions: ([0-
 
 // runPgbenchScript runs pgbench with `clients` connections (one thread, as
 // wrk) for duration on the database at url with the custom script, and
-// returns its figures (no latencies) and its CPU time.
+// returns its figures and its CPU time. Its p50 and p99 come from the
+// transaction log of a tenth of the transactions (pgbench --sampling-rate:
+// logging every one would slow the baseline down).
 func runPgbenchScript(pgbench, url, script string, clients int, duration time.Duration) (loadStats, time.Duration, error) {
+	logDir, err := os.MkdirTemp("", "pgbench-log")
+	if err != nil {
+		return loadStats{}, 0, err
+	}
+	defer os.RemoveAll(logDir)
 	cmd := exec.Command(pgbench, "-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", "1",
-		"-T", strconv.Itoa(max(1, int(duration.Round(time.Second).Seconds()))), "-f", script, url)
+		"-T", strconv.Itoa(max(1, int(duration.Round(time.Second).Seconds()))), "-f", script,
+		"-l", "--sampling-rate=0.1", "--log-prefix="+filepath.Join(logDir, "tx"), url)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
@@ -328,7 +338,39 @@ func runPgbenchScript(pgbench, url, script string, clients int, duration time.Du
 	}
 	// Elapsed as pgbench measured it (connections excluded), so that
 	// PerSecond is its tps.
-	return loadStats{Requests: n, Errors: failed, Elapsed: time.Duration(float64(n-failed) / rate * float64(time.Second))}, cpu, nil
+	st := loadStats{Requests: n, Errors: failed, Elapsed: time.Duration(float64(n-failed) / rate * float64(time.Second))}
+	st.P50, st.P99, err = pgbenchLatencies(logDir)
+	return st, cpu, err
+}
+
+// pgbenchLatencies is the p50 and p99 of the transactions in pgbench's
+// logs under dir (one line per transaction: client, transaction number,
+// latency in microseconds, ...).
+func pgbenchLatencies(dir string) (p50, p99 time.Duration, err error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "tx*"))
+	var lat []time.Duration
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 3 {
+				continue
+			}
+			us, err := strconv.ParseInt(fields[2], 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("pgbench log %s: %q: %v", f, line, err)
+			}
+			lat = append(lat, time.Duration(us)*time.Microsecond)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, fmt.Errorf("pgbench logged no transactions in %s", dir)
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
 }
 
 // selfprofileDropped is how many self-profiling records were lost so far.
