@@ -34,18 +34,18 @@ func TestMeasurementsGroupedExactOverWindowShapes(t *testing.T) {
 	at := func(day, hour, min int) time.Time { return time.Date(2024, 3, day, hour, min, 0, 0, time.UTC) }
 	name, app := "/b/<id>", "shop"
 	windows := map[string]store.MeasurementFilter{
-		"last day whole":                     {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0)},
-		"last day by hours":                  {StartedAt: at(10, 23, 17), EndedAt: at(13, 0, 40)},
+		"nothing after it that day":          {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0)},
+		"rows after it that day":             {StartedAt: at(10, 23, 17), EndedAt: at(13, 0, 40)},
 		"later days":                         {StartedAt: at(11, 3, 10), EndedAt: at(12, 20, 5)},
 		"late row in the last hour":          {StartedAt: at(11, 0, 30), EndedAt: last.Add(-time.Microsecond)},
 		"from a midnight":                    {StartedAt: at(11, 0, 0), EndedAt: at(13, 12, 0)},
 		"ends just after the last row":       {StartedAt: at(12, 21, 40), EndedAt: last.Add(time.Microsecond)},
 		"one day, no whole day":              {StartedAt: at(12, 21, 0), EndedAt: at(12, 23, 30)},
 		"its first whole day its last":       {StartedAt: at(12, 22, 5), EndedAt: at(13, 12, 0)},
-		"last day whole, by name":            {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), Name: &name},
-		"last day whole, by app":             {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), App: &app},
-		"last day whole, by methods":         {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), Methods: []string{"GET", "PUT"}},
-		"last day by hours, by app":          {StartedAt: at(10, 23, 17), EndedAt: at(13, 0, 40), App: &app},
+		"nothing after it, by name":          {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), Name: &name},
+		"nothing after it, by app":           {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), App: &app},
+		"nothing after it, by methods":       {StartedAt: at(10, 23, 17), EndedAt: at(13, 12, 0), Methods: []string{"GET", "PUT"}},
+		"rows after it, by app":              {StartedAt: at(10, 23, 17), EndedAt: at(13, 0, 40), App: &app},
 		"late row in the last hour, by name": {StartedAt: at(11, 0, 30), EndedAt: last.Add(-time.Microsecond), Name: &name},
 	}
 	type stats struct {
