@@ -223,7 +223,7 @@ func TestDevicesReportValuesRoundTrip(t *testing.T) {
 		}
 	}
 	// 20.0 is an integral number: a valid int32, returned as 20.
-	s.do("PUT", "/mrd/n1/metrics", `{"name":"whole","value":20.0,"units":"u","type":"int32","slope":"zero","ttl":9}`, bearer(t)...).
+	s.do("PUT", "/mrd/n1/metrics", `{"name":"whole","value":20.0,"units":"u","type":"int32","slope":"zero","ttl":60}`, bearer(t)...).
 		wantStatus(t, http.StatusOK)
 	if v := s.current(t, "n1")["whole"].Value; v != 20.0 {
 		t.Fatalf("whole = %v", v)
@@ -234,7 +234,7 @@ func TestDevicesReportExtraFieldsIgnored(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
 	s.createDevice(t, "n1")
-	s.do("PUT", "/mrd/n1/metrics", `{"name":"x","value":1,"units":"u","type":"int8","slope":"zero","ttl":5,"extra":[1,2],"host":"h"}`,
+	s.do("PUT", "/mrd/n1/metrics", `{"name":"x","value":1,"units":"u","type":"int8","slope":"zero","ttl":60,"extra":[1,2],"host":"h"}`,
 		bearer(t)...).wantStatus(t, http.StatusOK)
 	if _, ok := s.current(t, "n1")["x"]; !ok {
 		t.Fatal("metric with extra fields not stored")

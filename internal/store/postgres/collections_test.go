@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -224,52 +225,58 @@ func TestCollectionsRuntimeFigures(t *testing.T) {
 }
 
 // The HTTP figures of a window are the service's own requests (app
-// telemetry) started in it, per path (without the query) and method.
+// telemetry) started in it, per path (without the query) and method, for a
+// window starting mid-minute (read from the rows) and one starting on a
+// minute's first second (its first minute whole, read from the minute
+// cells Insert writes).
 func TestCollectionsHTTPFigures(t *testing.T) {
 	t.Parallel()
 	c, pool := collectionsStore(t)
+	ms := postgres.New(pool, postgres.Options{}).Measurements
 	ctx := context.Background()
-	t0 := time.Now().Truncate(time.Second)
-	for _, m := range []struct {
-		at              time.Duration
-		elapsed         float64
-		method, context string
-		app             string
-	}{
-		{time.Second, 0.010, "GET", `{"path": "/a"}`, "telemetry"},
-		{2 * time.Second, 0.030, "GET", `{"path": "/a", "url": "/a?x=1"}`, "telemetry"},
-		{3 * time.Second, 0.005, "POST", `{"path": "/a"}`, "telemetry"},
-		{4 * time.Second, 0.002, "GET", `{"url": "/b?page=2"}`, "telemetry"},
-		{5 * time.Second, 9, "GET", `{"path": "/a"}`, "someone-else"},
-		{-time.Second, 9, "GET", `{"path": "/a"}`, "telemetry"},
-	} {
-		start := t0.Add(m.at)
-		if _, err := pool.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, context, app)
-			VALUES ($1, $2, $3, 'x', $4, $5, $6)`, start, start.Add(time.Duration(m.elapsed*float64(time.Second))),
-			m.elapsed, m.method, m.context, m.app); err != nil {
+	base := time.Now().Truncate(time.Minute).Add(-time.Hour)
+	for _, t0 := range []time.Time{base.Add(10*time.Minute + 27*time.Second), base} {
+		for _, m := range []struct {
+			at              time.Duration
+			elapsed         float64
+			method, context string
+			app             string
+		}{
+			{time.Second, 0.010, "GET", `{"path": "/a"}`, "telemetry"},
+			{2 * time.Second, 0.030, "GET", `{"path": "/a", "url": "/a?x=1"}`, "telemetry"},
+			{3 * time.Second, 0.005, "POST", `{"path": "/a"}`, "telemetry"},
+			{4 * time.Second, 0.002, "GET", `{"url": "/b?page=2"}`, "telemetry"},
+			{5 * time.Second, 9, "GET", `{"path": "/a"}`, "someone-else"},
+			{-time.Second, 9, "GET", `{"path": "/a"}`, "telemetry"},
+		} {
+			start := t0.Add(m.at)
+			if _, err := ms.Insert(ctx, []store.Measurement{{
+				StartedAt: start, EndedAt: start.Add(time.Duration(m.elapsed * float64(time.Second))), Elapsed: m.elapsed,
+				Name: "x", Method: m.method, Context: json.RawMessage(m.context), App: m.app}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := c.HTTP(ctx, t0, t0.Add(time.Minute))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	got, err := c.HTTP(ctx, t0, t0.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []store.CollectionURL{
-		{Path: "/a", Method: "GET", Hits: 2, AvgSeconds: 0.02, MaxSeconds: 0.03},
-		{Path: "/a", Method: "POST", Hits: 1, AvgSeconds: 0.005, MaxSeconds: 0.005},
-		{Path: "/b", Method: "GET", Hits: 1, AvgSeconds: 0.002, MaxSeconds: 0.002},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("figures %+v", got)
-	}
-	for k := range want {
-		g, w := got[k], want[k]
-		if g.Path != w.Path || g.Method != w.Method || g.Hits != w.Hits ||
-			math.Abs(g.AvgSeconds-w.AvgSeconds) > 1e-12 || g.MaxSeconds != w.MaxSeconds {
-			t.Fatalf("figure %d: %+v, want %+v", k, g, w)
+		want := []store.CollectionURL{
+			{Path: "/a", Method: "GET", Hits: 2, AvgSeconds: 0.02, MaxSeconds: 0.03},
+			{Path: "/a", Method: "POST", Hits: 1, AvgSeconds: 0.005, MaxSeconds: 0.005},
+			{Path: "/b", Method: "GET", Hits: 1, AvgSeconds: 0.002, MaxSeconds: 0.002},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("window from %s: figures %+v", t0, got)
+		}
+		for k := range want {
+			g, w := got[k], want[k]
+			if g.Path != w.Path || g.Method != w.Method || g.Hits != w.Hits ||
+				math.Abs(g.AvgSeconds-w.AvgSeconds) > 1e-12 || g.MaxSeconds != w.MaxSeconds {
+				t.Fatalf("window from %s: figure %d: %+v, want %+v", t0, k, g, w)
+			}
 		}
 	}
-	none, err := c.HTTP(ctx, t0.Add(time.Hour), t0.Add(2*time.Hour))
+	none, err := c.HTTP(ctx, base.Add(2*time.Hour), base.Add(3*time.Hour))
 	if err != nil || none == nil || len(none) != 0 {
 		t.Fatalf("empty window: %#v, %v", none, err)
 	}
