@@ -256,14 +256,15 @@ func listQueryOf(s store.MeasurementSort) listQuery {
 // List answers one page of the measurements f matches in the order s (a
 // key of MeasurementSortKeys), ties broken by id, with the exact number of
 // measurements f matches. The page is read from the rows through the
-// order's index, the total from the rollups (Count).
+// order's index, the total from the rollups (Count), both in one snapshot
+// (rows committed between the two reads would make them disagree).
 func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, p store.PageRequest) (store.Page[store.Measurement], error) {
 	list := listQueryOf(s)
 	if list == nil {
 		return store.Page[store.Measurement]{}, fmt.Errorf("list measurements: unknown sort key %q", s.Key)
 	}
 	var out store.Page[store.Measurement]
-	err := m.reads.do(ctx, func(q *db.Queries) error {
+	err := m.reads.snapshot(ctx, func(q *db.Queries) error {
 		params := listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
 			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: p.Limit, RowOffset: p.Offset}
 		var rows []db.Measurement
@@ -299,7 +300,8 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 		return err
 	})
 	if err != nil {
-		return store.Page[store.Measurement]{}, err
+		// Beginning or ending the snapshot fails as a read would.
+		return store.Page[store.Measurement]{}, wrap("list measurements", err)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/metrics"
@@ -268,6 +269,7 @@ func (r *readRouter) stats() metrics.ReplicaStats {
 type readers struct {
 	router           *readRouter
 	primary, replica *db.Queries
+	through          func(db.DBTX) db.DBTX // what readersOf wraps the pools' queries in
 }
 
 // readersOf builds the readers of a store; through wraps each pool's
@@ -276,7 +278,7 @@ func (r *readRouter) readersOf(through func(db.DBTX) db.DBTX) readers {
 	if through == nil {
 		through = func(d db.DBTX) db.DBTX { return d }
 	}
-	rs := readers{router: r, primary: db.New(through(r.primary))}
+	rs := readers{router: r, primary: db.New(through(r.primary)), through: through}
 	if r.replica != nil {
 		rs.replica = db.New(through(r.replica))
 	}
@@ -291,12 +293,28 @@ func (r *readRouter) readersOf(through func(db.DBTX) db.DBTX) readers {
 // a client that gets an id back from a write and reads it at once finds
 // it). fn may run twice, so it must only read.
 func (rs readers) do(ctx context.Context, fn func(q *db.Queries) error) error {
+	return rs.route(ctx, func(_ *pgxpool.Pool, q *db.Queries) error { return fn(q) })
+}
+
+// snapshot is do with fn's reads in one read-only repeatable-read
+// transaction: they see one snapshot, so that a page and the total read
+// after it agree even while rows are being written.
+func (rs readers) snapshot(ctx context.Context, fn func(q *db.Queries) error) error {
+	return rs.route(ctx, func(pool *pgxpool.Pool, _ *db.Queries) error {
+		return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+			func(tx pgx.Tx) error { return fn(db.New(rs.through(tx))) })
+	})
+}
+
+// route runs run with the replica's pool and queries when it is fresh, else
+// with the primary's, as do describes.
+func (rs readers) route(ctx context.Context, run func(pool *pgxpool.Pool, q *db.Queries) error) error {
 	r := rs.router
 	if !r.fresh() {
 		r.onPrimary.Add(1)
-		return fn(rs.primary)
+		return run(r.primary, rs.primary)
 	}
-	err := fn(rs.replica)
+	err := run(r.replica, rs.replica)
 	if err == nil || ctx.Err() != nil || !replicaMissed(err) {
 		r.onReplica.Add(1)
 		return err
@@ -307,7 +325,7 @@ func (rs readers) do(ctx context.Context, fn func(q *db.Queries) error) error {
 	}
 	r.fallbacks.Add(1)
 	r.onPrimary.Add(1)
-	return fn(rs.primary)
+	return run(r.primary, rs.primary)
 }
 
 // replicaMissed reports whether the primary may answer a read the replica
