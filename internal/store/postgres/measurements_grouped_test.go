@@ -22,11 +22,7 @@ func TestMeasurementsGroupedExactOverWindowShapes(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(percentileSeed, 7))
 	recs := randomMeasurements(rng, 4000)
-	for i := 0; i < len(recs); i += 400 {
-		if _, err := ms.Insert(ctx, recs[i:i+400]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insertInBatches(t, ms, recs, 400)
 	var last time.Time
 	if err := pool.QueryRow(ctx, `SELECT max(ended_at) FROM measurements`).Scan(&last); err != nil {
 		t.Fatal(err)

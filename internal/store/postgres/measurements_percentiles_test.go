@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
 // percentileSeed fixes the random data of the percentile tests; change it
@@ -29,6 +30,16 @@ func spreadElapsed(rng *rand.Rand, recs []store.Measurement) {
 			recs[i].Elapsed = math.Pow(10, -7+2*rng.Float64())
 		default:
 			recs[i].Elapsed = 0.2 * math.Exp(1.5*rng.NormFloat64())
+		}
+	}
+}
+
+// insertInBatches stores recs through Insert, size at a time.
+func insertInBatches(t *testing.T, ms *postgres.Measurements, recs []store.Measurement, size int) {
+	t.Helper()
+	for i := 0; i < len(recs); i += size {
+		if _, err := ms.Insert(context.Background(), recs[i:min(i+size, len(recs))]); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -85,11 +96,7 @@ func TestMeasurementsGroupedPercentilesWithinBound(t *testing.T) {
 	rng := rand.New(rand.NewPCG(percentileSeed, 2))
 	recs := randomMeasurements(rng, 6000)
 	spreadElapsed(rng, recs)
-	for i := 0; i < len(recs); i += 500 {
-		if _, err := ms.Insert(ctx, recs[i:i+500]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insertInBatches(t, ms, recs, 500)
 	name, app, slow := "/b/<id>", "shop", 0.3
 	windows := []store.MeasurementFilter{
 		{StartedAt: measurementBase.Add(-time.Hour), EndedAt: measurementBase.Add(60 * time.Hour)},
@@ -178,11 +185,7 @@ func TestMeasurementsHistogramBackfillMatchesWrites(t *testing.T) {
 		recs = append(recs, store.Measurement{StartedAt: measurementBase, EndedAt: measurementBase, Elapsed: 0.25,
 			Name: name, Method: "GET", Args: []byte("[]"), Kwargs: []byte("{}"), Context: []byte("{}")})
 	}
-	for i := 0; i < len(recs); i += 5000 {
-		if _, err := ms.Insert(ctx, recs[i:min(i+5000, len(recs))]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insertInBatches(t, ms, recs, 5000)
 	const snapshot = `SELECT string_agg(concat_ws(' ', start_hour, end_hour, app, name, method, encode(hist, 'hex')), ';'
 		ORDER BY start_hour, end_hour, app, name, method) FROM measurements_hourly_hist`
 	const daily = `SELECT string_agg(concat_ws(' ', start_day, end_day, app, name, method, encode(hist, 'hex')), ';'
