@@ -3,26 +3,68 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
-// closedAddr is a local TCP address nothing listens on (for now).
-func closedAddr(t *testing.T) string {
+// closedPort is a local TCP port that refuses connections until open is
+// called: a socket bound to it that does not listen yet. Bound for the
+// whole test, so no other process can take the port meanwhile (a port
+// found free and released could be, and was, about once in 10,000 runs).
+type closedPort struct {
+	addr string
+	fd   int
+}
+
+func newClosedPort(t *testing.T) *closedPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	p := &closedPort{fd: fd}
+	t.Cleanup(func() {
+		if p.fd >= 0 {
+			syscall.Close(p.fd)
+		}
+	})
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	return p
+}
+
+// open starts listening on the port; the listener then owns the socket.
+func (p *closedPort) open() (net.Listener, error) {
+	if err := syscall.Listen(p.fd, 128); err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(p.fd), p.addr)
+	p.fd = -1                      // f owns it now
+	ln, err := net.FileListener(f) // listens on a duplicate
+	return ln, errors.Join(err, f.Close())
+}
+
+// closedAddr is a local TCP address that refuses connections for the
+// whole test.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	return newClosedPort(t).addr
 }
 
 // withHost is dbURL with its host and port replaced by addr.
@@ -91,10 +133,11 @@ func TestMigrateWaitsForTheDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := closedAddr(t)
+	port := newClosedPort(t)
+	addr := port.addr
 	var opened net.Listener
 	stderr := &onLine{marker: "database unreachable, retrying", fn: func() {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := port.open()
 		if err != nil {
 			t.Errorf("opening the database port: %v", err)
 			return
