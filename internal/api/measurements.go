@@ -1,13 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -387,9 +391,79 @@ type distributionOutput struct {
 
 type timeseriesOutput struct {
 	Body struct {
-		Serie  map[string]int64 `json:"serie" example:"{\"2015-10-14\":0,\"2015-10-15\":62}" doc:"Measurements started in each UTC bucket of the window, every bucket present (0 when empty)."`
-		Series map[string]int64 `json:"series" doc:"The same map under the key flask-profiler's code used."`
+		Serie  bucketCounts `json:"serie" example:"{\"2015-10-14\":0,\"2015-10-15\":62}" doc:"Measurements started in each UTC bucket of the window, every bucket present (0 when empty)."`
+		Series bucketCounts `json:"series" doc:"The same map under the key flask-profiler's code used."`
 	}
+}
+
+// bucketCounts is a timeseries' counts by bucket key, its keys in
+// increasing order and each once. It is written as the JSON object a
+// map[string]int64 is (keys sorted, the same bytes) and documented as one,
+// without the reflection and the sort of the map's keys that took 3 ms of
+// a 7-day answer in 5-minute buckets (2,017 keys, written twice).
+type bucketCounts []bucketCount
+
+type bucketCount struct {
+	key string
+	n   int64
+}
+
+// bucketCountsOf is the counts of buckets (in time order) under their
+// start's UTC time in layout.
+func bucketCountsOf(buckets []store.MeasurementBucket, layout string) bucketCounts {
+	out := make(bucketCounts, 0, len(buckets))
+	for _, b := range buckets {
+		k := b.Start.UTC().Format(layout)
+		if len(out) > 0 && out[len(out)-1].key == k {
+			out[len(out)-1].n = b.Count // as a map's assignment would
+			continue
+		}
+		out = append(out, bucketCount{k, b.Count})
+	}
+	// Time order is the keys' order for every layout of timeseriesBuckets
+	// (fixed widths, the largest unit first); sorted anyway should a layout
+	// ever break that.
+	if !slices.IsSortedFunc(out, func(a, b bucketCount) int { return strings.Compare(a.key, b.key) }) {
+		m := make(map[string]int64, len(out))
+		for _, c := range out {
+			m[c.key] = c.n
+		}
+		out = out[:0]
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, bucketCount{k, m[k]})
+		}
+	}
+	return out
+}
+
+// MarshalJSON writes b as a JSON object.
+func (b bucketCounts) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, 2+len(b)*28)
+	out = append(out, '{')
+	for i, c := range b {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if plain(c.key) { // as encoding/json writes it
+			out = append(append(append(out, '"'), c.key...), '"')
+		} else { // not from a time layout: as huma's encoder writes it
+			var k bytes.Buffer
+			enc := json.NewEncoder(&k)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(c.key); err != nil {
+				return nil, err
+			}
+			out = append(out, bytes.TrimSuffix(k.Bytes(), []byte("\n"))...)
+		}
+		out = append(out, ':')
+		out = strconv.AppendInt(out, c.n, 10)
+	}
+	return append(out, '}'), nil
+}
+
+// Schema documents b as the map[string]int64 it is written as.
+func (bucketCounts) Schema(r huma.Registry) *huma.Schema {
+	return huma.SchemaFromType(r, reflect.TypeFor[map[string]int64]())
 }
 
 // TooManyMeasurements is the 406 detail for a batch over MEASUREMENTS_MAX_BATCH.
@@ -605,17 +679,14 @@ func (s *server) measurementTimeseries(ctx context.Context, in *timeseriesInput)
 	out := &timeseriesOutput{}
 	if f.EndedAt.Before(f.StartedAt) {
 		// An empty window has no buckets (not even the one both ends fall in).
-		out.Body.Serie, out.Body.Series = map[string]int64{}, map[string]int64{}
+		out.Body.Serie, out.Body.Series = bucketCounts{}, bucketCounts{}
 		return out, nil
 	}
 	buckets, err := s.st.Measurements.Timeseries(ctx, f, step)
 	if err != nil {
 		return nil, s.storeError(ctx, "measurement timeseries", err)
 	}
-	serie := make(map[string]int64, len(buckets))
-	for _, b := range buckets {
-		serie[b.Start.UTC().Format(layout)] = b.Count
-	}
+	serie := bucketCountsOf(buckets, layout)
 	out.Body.Serie, out.Body.Series = serie, serie
 	return out, nil
 }
