@@ -19,8 +19,12 @@ import (
 // and rows that end after it (late rows, which the counts subtract). After
 // the maintenance pass expired the window's first rows (the rollups still
 // count them), the same holds: the list falls back to its sorting query.
-// It fails when the counts or the offsets inside a method are wrong, or
-// when the expiry mark is ignored (tried).
+// Every page's total is the number of those rows until rows expire (then
+// it also counts the expired rows' whole hours, as documented in
+// docs/lifecycle.md). It fails when the counts
+// or the offsets inside a method are wrong, when the expiry mark is
+// ignored, or when the total sums every method's count whatever the
+// method filter (tried).
 func TestMeasurementsListByMethodPages(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
@@ -75,6 +79,9 @@ func TestMeasurementsListByMethodPages(t *testing.T) {
 						}
 						if int64(len(p.Items)) > size {
 							t.Fatalf("%s: page of %d items, size %d", stage, len(p.Items), size)
+						}
+						if stage == "all rows" && p.Total != int64(len(want)) {
+							t.Fatalf("%s, methods %v: total %d, want %d", stage, filter, p.Total, len(want))
 						}
 						for _, r := range p.Items {
 							got = append(got, r.ID)
