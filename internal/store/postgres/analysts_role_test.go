@@ -197,4 +197,27 @@ func TestAnalystRoleAcrossDatabasesAndUsers(t *testing.T) {
 	if _, err := conn.Exec(ctx, "SELECT * FROM later"); err != nil {
 		t.Fatalf("a table created after the grants: %v", err)
 	}
+	// Migration 00022 turned JIT off for the migrating (service) role only:
+	// an analyst's login keeps the server's default.
+	if got := showSetting(t, asUser(t, d1, "migrator"), "jit"); got != "off" {
+		t.Fatalf("jit for the migrating role: %q, want off", got)
+	}
+	if got := showSetting(t, asUser(t, d1, "carol"), "jit"); got != "on" {
+		t.Fatalf("jit for an analyst: %q, want the server's default, on", got)
+	}
+}
+
+// showSetting is SHOW name on a new connection to dbURL.
+func showSetting(t *testing.T, dbURL, name string) string {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var v string
+	if err := conn.QueryRow(context.Background(), "SHOW "+name).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
