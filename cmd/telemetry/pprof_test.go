@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -14,14 +15,20 @@ import (
 // PPROF_ADDR serves the profiler on its own address only, and stops with
 // the server.
 func TestServePprofAddr(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Port 0: the profiler's log line says where it listens (a port found
+	// free beforehand could be taken before serve binds it).
+	base, stop, done, logs := startServeLogged(t, map[string]string{"DATABASE_URL": testdb.URL(t), "LISTEN_ADDR": "127.0.0.1:0",
+		"JWT_SECRET": testSecret, "PPROF_ADDR": "127.0.0.1:0", "SELF_SAMPLE_INTERVAL": "0"})
+	addr := ""
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "profiler listening" {
+			addr = l.Addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	base, stop, done := startServe(t, map[string]string{"DATABASE_URL": testdb.URL(t), "LISTEN_ADDR": "127.0.0.1:0",
-		"JWT_SECRET": testSecret, "PPROF_ADDR": addr, "SELF_SAMPLE_INTERVAL": "0"})
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		t.Fatalf("no profiler address logged:\n%s", logs)
+	}
 	res, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
 	if err != nil {
 		t.Fatal(err)
