@@ -92,55 +92,44 @@ func TestMeasurementsTimeseriesBucketErrors(t *testing.T) {
 }
 
 // bucketCounts writes the bytes encoding/json writes for the same
-// map[string]int64 (keys sorted, the last count of a repeated key), for
+// map[string]int64 (keys sorted, the last count of a repeated key), with
+// HTML escaping (json.Marshal) and without (as huma writes bodies), for
 // every layout of timeseriesBuckets and for keys no layout gives.
 func TestBucketCountsWriteAsTheMap(t *testing.T) {
+	encode := func(v any, escapeHTML bool) string {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(escapeHTML)
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	check := func(series []store.MeasurementBucket, layout string) {
+		t.Helper()
+		want := map[string]int64{}
+		for _, b := range series {
+			want[b.Start.UTC().Format(layout)] = b.Count
+		}
+		for _, escapeHTML := range []bool{true, false} {
+			if got, w := encode(bucketCountsOf(series, layout), escapeHTML), encode(want, escapeHTML); got != w {
+				t.Fatalf("layout %q, %d buckets, HTML escaped %v: %s, want %s", layout, len(series), escapeHTML, got, w)
+			}
+		}
+	}
 	start := time.Date(2026, 12, 1, 22, 50, 0, 0, time.UTC)
-	var cases [][]store.MeasurementBucket
-	var layouts []string
 	for _, b := range timeseriesBuckets {
 		var series []store.MeasurementBucket
 		for i := range 300 {
 			series = append(series, store.MeasurementBucket{Start: start.Add(time.Duration(i) * b.width).Truncate(b.width), Count: int64(i * i)})
 		}
-		cases, layouts = append(cases, series), append(layouts, b.layout)
+		check(series, b.layout)
 	}
-	cases, layouts = append(cases, nil, []store.MeasurementBucket{{Start: start, Count: 7}}), append(layouts, "2006-01-02", "2006-01-02")
-	for n, series := range cases {
-		layout := layouts[n]
-		want := map[string]int64{}
-		for _, b := range series {
-			want[b.Start.UTC().Format(layout)] = b.Count
-		}
-		wantJSON, _ := json.Marshal(want)
-		got, err := json.Marshal(bucketCountsOf(series, layout))
-		if err != nil || string(got) != string(wantJSON) {
-			t.Fatalf("layout %q, %d buckets: %s (%v), want %s", layout, len(series), got, err, wantJSON)
-		}
-	}
+	check(nil, "2006-01-02")
+	check([]store.MeasurementBucket{{Start: start, Count: 7}}, "2006-01-02")
 	// Keys out of order, repeated, or to be escaped (no layout gives them).
 	odd := []store.MeasurementBucket{{Count: 1}, {Start: start, Count: 2}, {Start: start, Count: 3}, {Start: start.Add(-time.Hour), Count: 4}}
 	for _, layout := range []string{"15", `"Jan" 2 <15>\`, "Monday"} {
-		want := map[string]int64{}
-		for _, b := range odd {
-			want[b.Start.UTC().Format(layout)] = b.Count
-		}
-		wantJSON, _ := json.Marshal(want)
-		got, err := json.Marshal(bucketCountsOf(odd, layout))
-		if err != nil || string(got) != string(wantJSON) {
-			t.Fatalf("layout %q: %s (%v), want %s", layout, got, err, wantJSON)
-		}
-		// And as the API writes its bodies (huma: no HTML escaping).
-		var w, g bytes.Buffer
-		for b, v := range map[*bytes.Buffer]any{&w: want, &g: bucketCountsOf(odd, layout)} {
-			enc := json.NewEncoder(b)
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(v); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if g.String() != w.String() {
-			t.Fatalf("layout %q, without HTML escaping: %s, want %s", layout, g.String(), w.String())
-		}
+		check(odd, layout)
 	}
 }
