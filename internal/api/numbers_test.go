@@ -264,11 +264,13 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And the 5-minute counts (migration 00019, which fills them from the
-	// rows), and the collections' minute cells with their field function
+	// rows), the collections' minute cells with their field function
 	// (migration 00020, which does too; this stand-in counts no request, so
-	// that the sum of these unbounded elapsed values cannot overflow).
+	// that the sum of these unbounded elapsed values cannot overflow), and
+	// the sealed units the ingest unseals (migration 00023).
 	if _, err := s.Pool.Exec(ctx, `CREATE TABLE measurements_5min (start_bin timestamptz, end_bin timestamptz,
 		count bigint, PRIMARY KEY (start_bin, end_bin));
+		CREATE TABLE measurements_sealed (unit_secs integer, unit_start timestamptz, PRIMARY KEY (unit_secs, unit_start));
 		CREATE TABLE collection_http_minute (minute timestamptz, path text, method text, hits bigint,
 		sum_elapsed float8, max_elapsed float8, PRIMARY KEY (minute, path, method));
 		CREATE FUNCTION collection_http_fields(context jsonb, name text, elapsed float8)
@@ -280,7 +282,7 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute;
+	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute, measurements_sealed;
 		DROP FUNCTION collection_http_fields(jsonb, text, float8)`); err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,11 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 		l.removedRows.WithLabelValues(t.Table).Add(float64(t.Rows))
 		l.removedChunks.WithLabelValues(t.Table).Add(float64(t.Chunks))
 		l.compressed.WithLabelValues(t.Table).Add(float64(t.Compressed))
-		attrs = append(attrs, slog.Group(t.Table, "rows", t.Rows, "chunks", t.Chunks, "compressed", t.Compressed))
+		group := []any{"rows", t.Rows, "chunks", t.Chunks, "compressed", t.Compressed}
+		if t.Sealed > 0 {
+			group = append(group, "sealed", t.Sealed)
+		}
+		attrs = append(attrs, slog.Group(t.Table, group...))
 	}
 	switch {
 	case err != nil && l.ctx.Err() != nil && errors.Is(err, context.Canceled):

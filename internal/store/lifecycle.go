@@ -43,6 +43,9 @@ type TableWork struct {
 	Chunks int64
 	// Compressed is the number of TimescaleDB chunks compressed.
 	Compressed int64
+	// Sealed is the number of units (closed hours and days) whose grouped
+	// statistics the pass built (measurements_sealed).
+	Sealed int64
 }
 
 // MaintenanceResult is what one maintenance pass did.

@@ -396,6 +396,38 @@ type MeasurementsMethodHourly struct {
 	Count int64
 }
 
+// Units (UTC hours with their 5-minute bins, quarters of UTC days, UTC days) whose measurements_sealed_cells match their rows; the ingest deletes the units its rows start in.
+type MeasurementsSealed struct {
+	// Width of the unit in seconds: 3600 (an hour and its twelve 5-minute bins), 21600 (a quarter of a UTC day) or 86400 (a day).
+	UnitSecs int32
+	// Start of the unit (UTC, aligned on its width).
+	UnitStart time.Time
+	// Latest ended_at of the rows started in the unit (-infinity when none).
+	MaxEndedAt time.Time
+	// When the maintenance pass built the unit.
+	SealedAt time.Time
+}
+
+// Per sealed unit (measurements_sealed) and its 5-minute bins: count and elapsed statistics per (name, method) of the rows started in it, all apps, with their elapsed histogram. Valid only while measurements_sealed holds the unit (the hour, for a 5-minute bin).
+type MeasurementsSealedCell struct {
+	// 300 (a 5-minute bin of a sealed hour), 3600, 21600 or 86400.
+	UnitSecs int32
+	// Start of the bin, hour, quarter or day (UTC).
+	UnitStart time.Time
+	Name      string
+	Method    string
+	// Number of measurements started in the unit with this name and method.
+	Count int64
+	// Sum of their elapsed seconds.
+	SumElapsed float64
+	// Smallest elapsed.
+	MinElapsed float64
+	// Largest elapsed.
+	MaxElapsed float64
+	// Their elapsed histogram, encoded as in measurements_hourly_hist (telemetry_hist_buckets decodes it).
+	Hist []byte
+}
+
 // Per table the maintenance pass expires: rows started before deleted_before may have been deleted (the rollups, kept longer, may still count them).
 type RetentionWatermark struct {
 	TableName     string

@@ -266,7 +266,7 @@ type measurementRow struct {
 
 // MeasurementGroups streams the per-(name, method) statistics in the
 // order s, with their percentiles: the grouped page's statement
-// (GroupMeasurementsPage), exportGroupRun groups at a time, every page in
+// (groupPage), exportGroupRun groups at a time, every page in
 // one read-only transaction, so that they all see one snapshot.
 func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.MeasurementGroup) error) error {
 	const op = "export measurement groups"
@@ -279,7 +279,7 @@ func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilt
 	defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to keep: it only read
 	q := db.New(customPlans{tx})
 	for {
-		rows, err := q.GroupMeasurementsPage(ctx, params)
+		rows, err := groupPage(ctx, q, f, params)
 		if err != nil {
 			return wrap(op, err)
 		}

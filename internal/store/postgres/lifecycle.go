@@ -208,6 +208,36 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			errs = append(errs, wrap("maintenance "+e.table, err))
 		}
 	}
+	// The grouped measurements' sealed units (measurements_sealed.go): those
+	// past the rollups' retention go with them (their 5-minute bins with the
+	// raw rows), the closed ones not sealed yet are built.
+	if err := l.enter(ctx, "measurements_sealed", renew); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	if !rollupsBefore.IsZero() {
+		if err := q.DeleteMeasurementSealed(ctx, db.DeleteMeasurementSealedParams{Since: time.Time{}, Until: rollupsBefore}); err != nil {
+			errs = append(errs, wrap("maintenance measurements_sealed", err))
+		}
+	}
+	if r.Measurements > 0 {
+		n, err := q.DeleteExpiredSealedBins(ctx, now.Add(-r.Measurements))
+		if n > 0 {
+			work("measurements_sealed_cells").Rows += n
+		}
+		if err != nil {
+			errs = append(errs, wrap("maintenance measurements_sealed_cells", err))
+		}
+	}
+	sealed, err := (&Measurements{pool: l.pool}).Seal(ctx, now, rollupsBefore, renew)
+	if n := sealed.Hours + sealed.Quarters + sealed.Days; n > 0 {
+		work("measurements_sealed").Sealed += n
+	}
+	if errors.Is(err, errLeaseLost) {
+		return res, errors.Join(append(errs, err)...)
+	}
+	if err != nil {
+		errs = append(errs, wrap("maintenance measurements_sealed", err))
+	}
 	if r.Events > 0 {
 		if err := l.enter(ctx, "events", renew); err != nil {
 			return res, errors.Join(append(errs, err)...)

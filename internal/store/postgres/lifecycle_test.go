@@ -187,8 +187,11 @@ func TestMaintainZeroRetentionKeepsEverything(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Tables) != 0 {
-			t.Errorf("%+v: the pass worked on %+v", r, res.Tables)
+		for _, w := range res.Tables {
+			// (It may seal closed hours and days: that removes nothing.)
+			if w.Rows != 0 || w.Chunks != 0 || w.Compressed != 0 {
+				t.Errorf("%+v: the pass removed or compressed %+v", r, w)
+			}
 		}
 		for _, table := range tables {
 			if n := countOf(t, pool, `SELECT count(*) FROM `+table); n != before[table] {

@@ -132,6 +132,9 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	if len(r.requests.StartedAts) > 0 {
 		_ = qb.AddCollectionHTTPMinutes(ctx, r.requests)
 	}
+	// Last, so that the shared locks are held for the shortest time: the
+	// batch's hours and days unsealed (measurements_sealed.go).
+	unseal(ctx, qb, recs)
 	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
 		return nil, fmt.Errorf("histograms and rollup: %w", err)
 	}
@@ -386,7 +389,7 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 		total int64
 	}
 	read := func(ctx context.Context, q *db.Queries, params db.GroupMeasurementsPageParams) ([]row, error) {
-		rows, err := q.GroupMeasurementsPage(ctx, params)
+		rows, err := groupPage(ctx, q, f, params)
 		if err != nil {
 			return nil, err
 		}

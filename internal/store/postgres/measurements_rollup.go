@@ -213,6 +213,10 @@ func (m *Measurements) RebuildRollup(ctx context.Context, since, until time.Time
 		if err := q.DeleteMeasurementHist(ctx, db.DeleteMeasurementHistParams{Since: since, Until: until}); err != nil {
 			return err
 		}
+		// Built again from the rows by the next maintenance pass.
+		if err := q.DeleteMeasurementSealed(ctx, db.DeleteMeasurementSealedParams{Since: since, Until: until}); err != nil {
+			return err
+		}
 		if err := q.FillMeasurementHist(ctx, db.FillMeasurementHistParams{Since: since, Until: until}); err != nil {
 			return err
 		}

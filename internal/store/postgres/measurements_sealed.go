@@ -1,0 +1,225 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// Sealed units (migration 00023, queries/measurements_sealed.sql): the
+// maintenance pass builds, for every closed UTC hour (with its twelve
+// 5-minute bins), quarter of a UTC day and UTC day, the grouped view's statistics per
+// (name, method) with their histogram, and the grouped measurements read a
+// window's sealed units from them. The ingest never writes them: it takes
+// the shared advisory lock of each hour, quarter and day its rows start in and
+// deletes their seal, and a build holds the unit's exclusive lock, so a seal
+// always matches the rows (the migration's comment has the argument).
+
+// The advisory lock classes (the first key of the two-key form) of the
+// sealed hours and days; the second key is the unit's number since the Unix
+// epoch.
+const (
+	sealHourClass    int32 = 0x5e_a1_01
+	sealDayClass     int32 = 0x5e_a1_02
+	sealQuarterClass int32 = 0x5e_a1_03
+)
+
+// sealWidths are the units' widths in seconds, with their lock classes and
+// the widths of the cells a build of one writes (an hour also its 5-minute
+// bins).
+var sealWidths = []struct {
+	secs, class int32
+	cells       []int32
+}{
+	{3600, sealHourClass, []int32{300, 3600}},
+	{21600, sealQuarterClass, []int32{21600}},
+	{86400, sealDayClass, []int32{86400}},
+}
+
+// SealDelay is how long after its end an hour or a day is sealed: batches
+// that arrive later than that for it unseal it again (it is then read from
+// the rollups until the next pass seals it anew).
+const SealDelay = 15 * time.Minute
+
+// maxSealsPerPass bounds a pass's work on the seals (a first pass on a
+// large table catches up over several passes).
+const maxSealsPerPass = 2000
+
+// sealUnits is the hours, quarters and days records start in, ascending,
+// as their lock keys and start times.
+type sealUnits struct {
+	keys   [3][]int32
+	starts [3][]time.Time
+}
+
+func unitsOf(recs []store.Measurement) sealUnits {
+	var u sealUnits
+	for i, w := range sealWidths {
+		var ns []int64
+		for j := range recs {
+			ns = append(ns, floorDiv(recs[j].StartedAt.Unix(), int64(w.secs)))
+		}
+		slices.Sort(ns)
+		for _, n := range slices.Compact(ns) {
+			u.keys[i] = append(u.keys[i], lockKey(n))
+			u.starts[i] = append(u.starts[i], time.Unix(n*int64(w.secs), 0).UTC())
+		}
+	}
+	return u
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// lockKey is a unit number as the int4 second key of the lock: exact for
+// hours from 1725 BC to 6215 AD; outside that, units share keys, which only
+// makes a batch and a build wait for each other.
+func lockKey(n int64) int32 {
+	return int32(min(max(n, math.MinInt32), math.MaxInt32))
+}
+
+// unseal queues, into the ingest transaction's last batch, the shared locks
+// on the batch's units and the deletion of their seals.
+func unseal(ctx context.Context, q *db.Queries, recs []store.Measurement) {
+	if len(recs) == 0 {
+		return
+	}
+	u := unitsOf(recs)
+	_ = q.LockMeasurementUnitsShared(ctx, db.LockMeasurementUnitsSharedParams{
+		HourClass: sealHourClass, Hours: u.keys[0], QuarterClass: sealQuarterClass, Quarters: u.keys[1],
+		DayClass: sealDayClass, Days: u.keys[2]})
+	_ = q.UnsealMeasurementUnits(ctx, db.UnsealMeasurementUnitsParams{Hours: u.starts[0], Quarters: u.starts[1], Days: u.starts[2]})
+}
+
+// SealResult is what a call of Seal did: the units it sealed.
+type SealResult struct {
+	Hours, Quarters, Days int64
+}
+
+// Seal builds the seals of the closed hours and days (ended SealDelay before
+// now) from the first hour of the hourly rollup or from keepFrom on,
+// whichever is later, and not before the first row that may have been
+// expired: at most maxSealsPerPass units, each in its own transaction.
+// renew is called between units (the maintenance lease).
+func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew func(context.Context) error) (SealResult, error) {
+	var res SealResult
+	q := db.New(customPlans{m.pool})
+	first, err := q.FirstMeasurementHour(ctx)
+	// No row back: no measurements.
+	if err = wrap("seal measurements", err); errors.Is(err, store.ErrNotFound) {
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	kept, err := q.MeasurementRowsKeptSince(ctx)
+	if err != nil {
+		return res, err
+	}
+	counts := []*int64{&res.Hours, &res.Quarters, &res.Days}
+	for i, u := range sealWidths {
+		// From the first unit with rows, but only whole units after the
+		// rollups' and the rows' retention marks.
+		w := time.Duration(u.secs) * time.Second
+		from := first.UTC().Truncate(w)
+		for _, mark := range []time.Time{keepFrom, kept} {
+			if m := mark.UTC().Truncate(w); m.Before(mark) {
+				mark = m.Add(w)
+			}
+			if mark.After(from) {
+				from = mark
+			}
+		}
+		until := now.Add(-SealDelay).UTC().Truncate(w)
+		if !from.Before(until) {
+			continue
+		}
+		left := maxSealsPerPass - int32(res.Hours+res.Quarters+res.Days)
+		if left <= 0 {
+			break
+		}
+		starts, err := q.MeasurementUnitsToSeal(ctx, db.MeasurementUnitsToSealParams{Since: from, Until: until, Width: u.secs, MaxUnits: left})
+		if err != nil {
+			return res, err
+		}
+		for _, s := range starts {
+			if err := renew(ctx); err != nil {
+				return res, err
+			}
+			if err := m.sealUnit(ctx, u.secs, u.class, u.cells, s); err != nil {
+				return res, fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), u.secs, err)
+			}
+			*counts[i]++
+		}
+	}
+	return res, nil
+}
+
+// sealUnit builds one unit in one transaction: its exclusive lock, then
+// (in statements after it, so that every batch that held the shared lock
+// has committed and is seen) its cells from its rows and its seal. An hour
+// also gets the cells of its 5-minute bins.
+func (m *Measurements) sealUnit(ctx context.Context, width, class int32, widths []int32, start time.Time) error {
+	until := start.Add(time.Duration(width) * time.Second)
+	// Custom plans (customPlans): a generic plan of these statements does
+	// not know how narrow the unit's range is and was seen reading the
+	// whole table (4 s an hour at 10 M rows).
+	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		q := db.New(customPlans{tx})
+		if err := q.LockMeasurementUnit(ctx, db.LockMeasurementUnitParams{Class: class, ID: lockKey(floorDiv(start.Unix(), int64(width)))}); err != nil {
+			return err
+		}
+		if err := q.DeleteMeasurementSealedCells(ctx, db.DeleteMeasurementSealedCellsParams{Widths: widths, Since: start, Until: until}); err != nil {
+			return err
+		}
+		for _, w := range widths {
+			if err := q.FillMeasurementSealedCells(ctx, db.FillMeasurementSealedCellsParams{Width: w, Since: start, Until: until}); err != nil {
+				return err
+			}
+		}
+		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: width, UnitStart: start})
+	})
+}
+
+// groupPage runs GroupMeasurementsPage, or its sealed form when the filter
+// has no app and no elapsed bound (the sealed units hold neither).
+func groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) ([]db.GroupMeasurementsPageRow, error) {
+	if f.App != nil || f.MinElapsed != nil {
+		return q.GroupMeasurementsPage(ctx, p)
+	}
+	rows, err := q.GroupMeasurementsPageSealed(ctx, db.GroupMeasurementsPageSealedParams{
+		H1: p.H1, H2: p.H2, H2Next: p.H2Next, D1: p.D1, D2: p.D2, A5: binCeil(f.StartedAt),
+		StartedAt: p.StartedAt, EndedAt: p.EndedAt, Name: p.Name, Methods: p.Methods,
+		SortKey: p.SortKey, Descending: p.Descending, RowOffset: p.RowOffset, RowLimit: p.RowLimit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]db.GroupMeasurementsPageRow, len(rows))
+	for i, r := range rows {
+		out[i] = db.GroupMeasurementsPageRow(r)
+	}
+	return out, nil
+}
+
+// binCeil is t rounded up to the 5-minute bins of the sealed hours.
+func binCeil(t time.Time) time.Time {
+	b := t.UTC().Truncate(5 * time.Minute)
+	if b.Before(t) {
+		b = b.Add(5 * time.Minute)
+	}
+	return b
+}

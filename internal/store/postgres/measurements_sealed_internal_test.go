@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// waitForLockWait returns once some backend waits for the advisory lock
+// (class, key) (pg_locks: two-key advisory locks have objsubid 2).
+func waitForLockWait(t *testing.T, pool *pgxpool.Pool, class, key int32) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting bool
+		if err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2 AND NOT granted)`,
+			class, key).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nobody waits for the unit's lock after 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The seal's locks: a build waits for a batch of its hour still in flight
+// and then counts its rows; a batch that meets a build in flight waits for
+// it and then unseals the hour. Without the locks the first build would
+// miss the row and the batch would delete the seal before it existed.
+func TestSealedUnitLocks(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ms := New(pool, Options{}).Measurements
+	ctx := context.Background()
+	hour := time.Date(2024, 5, 6, 7, 0, 0, 0, time.UTC)
+	key := lockKey(hour.Unix() / 3600)
+	rec := store.Measurement{StartedAt: hour.Add(10 * time.Second), EndedAt: hour.Add(11 * time.Second), Elapsed: 1, Name: "/a", Method: "GET"}
+	if _, err := ms.Insert(ctx, []store.Measurement{rec}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A batch in flight (its shared lock held, its row written, not
+	// committed) and a build of its hour.
+	batch, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batch.Rollback(ctx)
+	if _, err := batch.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, $2)`, sealHourClass, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batch.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, app)
+		VALUES ($1, $2, 1, '/a', 'GET', '')`, hour.Add(20*time.Second), hour.Add(21*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	built := make(chan error, 1)
+	go func() { built <- ms.sealUnit(ctx, 3600, sealHourClass, []int32{300, 3600}, hour) }()
+	waitForLockWait(t, pool, sealHourClass, key)
+	if err := batch.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-built; err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT count FROM measurements_sealed_cells WHERE unit_secs = 3600 AND unit_start = $1`, hour).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the build counted %d rows (%v), want 2: it did not wait for the batch", n, err)
+	}
+
+	// A build in flight (lock held, its seal written, not committed) and a
+	// batch of its hour.
+	build, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer build.Rollback(ctx)
+	if _, err := pool.Exec(ctx, `DELETE FROM measurements_sealed`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, sealHourClass, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build.Exec(ctx, `INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at) VALUES (3600, $1, $2)`, hour, hour.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	inserted := make(chan error, 1)
+	go func() {
+		_, err := ms.Insert(ctx, []store.Measurement{rec})
+		inserted <- err
+	}()
+	waitForLockWait(t, pool, sealHourClass, key)
+	if err := build.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements_sealed WHERE unit_secs = 3600`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d seals of the hour left after the batch (%v): it did not wait for the build", n, err)
+	}
+}
+
+// lockKey and unitsOf: hours, quarters and days before the epoch round down, and a
+// batch's units come sorted and distinct.
+func TestSealUnitsOf(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	u := unitsOf([]store.Measurement{
+		{StartedAt: at("1970-01-02T01:30:00Z")}, {StartedAt: at("1969-12-31T23:59:59Z")},
+		{StartedAt: at("1970-01-02T01:00:00Z")}, {StartedAt: at("1970-01-01T00:00:00Z")},
+	})
+	if got, want := u.keys[0], []int32{-1, 0, 25}; !slices.Equal(got, want) {
+		t.Errorf("hour keys %v, want %v", got, want)
+	}
+	if got, want := u.keys[1], []int32{-1, 0, 4}; !slices.Equal(got, want) {
+		t.Errorf("quarter keys %v, want %v", got, want)
+	}
+	if got, want := u.keys[2], []int32{-1, 0, 1}; !slices.Equal(got, want) {
+		t.Errorf("day keys %v, want %v", got, want)
+	}
+	if !u.starts[0][0].Equal(at("1969-12-31T23:00:00Z")) || !u.starts[1][2].Equal(at("1970-01-02T00:00:00Z")) || !u.starts[2][2].Equal(at("1970-01-02T00:00:00Z")) {
+		t.Errorf("starts %v", u.starts)
+	}
+}

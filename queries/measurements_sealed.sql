@@ -1,0 +1,138 @@
+-- Sealed units of measurements (migration 00023): per closed UTC hour, its
+-- 5-minute bins, per closed quarter of a UTC day and per closed UTC day, the grouped view's statistics per
+-- (name, method) with the histogram in the same row, built by the
+-- maintenance pass (internal/store/postgres/measurements_sealed.go) under an
+-- exclusive advisory lock per unit; the ingest takes the shared locks of
+-- its units and unseals them. Lock keys: (@hour_class, hours since the Unix
+-- epoch), (@quarter_class, quarter days since the epoch) and (@day_class,
+-- days since the epoch).
+
+-- name: LockMeasurementUnitsShared :exec
+-- The ingest's shared locks on the units its rows start in (hours and days
+-- in ascending order, so every transaction takes them in the same order),
+-- held until it commits.
+SELECT count(pg_advisory_xact_lock_shared(k.lock_class, k.lock_id))
+FROM (
+    SELECT sqlc.arg('hour_class')::int AS lock_class, h.id AS lock_id, 0 AS kind FROM unnest(sqlc.arg('hours')::int[]) AS h (id)
+    UNION ALL
+    SELECT sqlc.arg('quarter_class')::int AS lock_class, q.id AS lock_id, 1 AS kind FROM unnest(sqlc.arg('quarters')::int[]) AS q (id)
+    UNION ALL
+    SELECT sqlc.arg('day_class')::int AS lock_class, d.id AS lock_id, 2 AS kind FROM unnest(sqlc.arg('days')::int[]) AS d (id)
+    ORDER BY kind, lock_id
+) AS k;
+
+-- name: UnsealMeasurementUnits :exec
+-- After LockMeasurementUnitsShared, in a statement of its own (so that it
+-- sees a build that committed while the lock waited).
+DELETE FROM measurements_sealed
+WHERE (unit_secs = 3600 AND unit_start = ANY(@hours::timestamptz[]))
+   OR (unit_secs = 21600 AND unit_start = ANY(@quarters::timestamptz[]))
+   OR (unit_secs = 86400 AND unit_start = ANY(@days::timestamptz[]));
+
+-- name: LockMeasurementUnit :exec
+-- A build's exclusive lock on its unit, until it commits.
+SELECT pg_advisory_xact_lock(@class::int, @id::int);
+
+-- name: MeasurementUnitsToSeal :many
+-- The units of @width seconds in [@since, @until) that hold measurements
+-- (by the hourly rollup) and are not sealed, oldest first, at most
+-- @max_units. (An empty unit is read from the rollups at no cost.)
+SELECT u.unit_start::timestamptz AS unit_start
+FROM generate_series(@since::timestamptz, (@until::timestamptz) - ((@width::int) * '1 second'::interval), ((@width::int) * '1 second'::interval)) AS u (unit_start)
+WHERE NOT EXISTS (
+    SELECT 1 FROM measurements_sealed s WHERE s.unit_secs = @width::int AND s.unit_start = u.unit_start
+) AND EXISTS (
+    SELECT 1 FROM measurements_hourly r
+    WHERE r.start_hour >= u.unit_start AND r.start_hour < u.unit_start + ((@width::int) * '1 second'::interval)
+)
+ORDER BY u.unit_start
+LIMIT @max_units::int;
+
+-- name: FirstMeasurementHour :one
+-- The first hour that holds measurements (in the hourly rollup), if any.
+SELECT start_hour FROM measurements_hourly ORDER BY start_hour LIMIT 1;
+
+-- name: DeleteMeasurementSealedCells :exec
+-- A build's first step: the unit's old cells (of widths @widths, in [@since, @until)).
+DELETE FROM measurements_sealed_cells
+WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz;
+
+-- name: FillMeasurementSealedCells :exec
+-- The cells of @width seconds of the rows started in [@since, @until).
+INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
+SELECT @width::int, b.unit_start, b.name, b.method, sum(b.n)::bigint, sum(b.s), min(b.lo), max(b.hi),
+       telemetry_hist_encode(array_agg(b.bucket), array_agg(b.n))
+FROM (
+    SELECT date_bin(((@width::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00') AS unit_start,
+           m.name, m.method, telemetry_elapsed_bucket(m.elapsed)::integer AS bucket,
+           count(*) AS n, sum(m.elapsed) AS s, min(m.elapsed) AS lo, max(m.elapsed) AS hi
+    FROM measurements m
+    WHERE m.started_at >= @since::timestamptz AND m.started_at < @until::timestamptz
+    GROUP BY 1, 2, 3, 4
+) AS b
+GROUP BY b.unit_start, b.name, b.method;
+
+-- name: SealMeasurementUnit :exec
+-- A build's last step: the unit is sealed, with the latest end of its rows.
+-- (Read in a subquery that is kept apart, OFFSET 0: max over the table
+-- itself lets the planner walk measurements_end_idx down from the newest
+-- row until one falls in the unit, the whole table for an old unit.)
+INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at)
+SELECT @width::int, @unit_start::timestamptz, coalesce(max(m.ended_at), '-infinity')
+FROM (
+    SELECT m.ended_at FROM measurements m
+    WHERE m.started_at >= @unit_start::timestamptz AND m.started_at < (@unit_start::timestamptz) + ((@width::int) * '1 second'::interval)
+    OFFSET 0
+) AS m
+ON CONFLICT (unit_secs, unit_start) DO UPDATE SET max_ended_at = excluded.max_ended_at, sealed_at = now();
+
+-- name: DeleteMeasurementSealed :exec
+-- The sealed units and cells started in [@since, @until): retention (with
+-- the rollups, @since = -infinity) and a rebuild of the rollups.
+WITH units AS (
+    DELETE FROM measurements_sealed WHERE unit_start >= @since::timestamptz AND unit_start < @until::timestamptz
+)
+DELETE FROM measurements_sealed_cells WHERE unit_start >= @since::timestamptz AND unit_start < @until::timestamptz;
+
+-- name: DeleteExpiredSealedBins :execrows
+-- The 5-minute bins go with the raw rows (MEASUREMENTS_RETENTION), not with
+-- the rollups: they are most of the cells (12 per hour), and they stand for
+-- rows, edge A's, that are read from the table otherwise. A bin is deleted
+-- once all of its 5 minutes are before @before.
+DELETE FROM measurements_sealed_cells
+WHERE unit_secs = 300 AND unit_start <= (@before::timestamptz) - '5 minutes'::interval;
+
+-- name: GroupMeasurementsPageSealed :many
+-- GroupMeasurementsPage (queries/measurements_percentiles.sql) for a window
+-- with no app or elapsed filter, reading its sealed units where it can:
+--   units:  the sealed quarters of a day and hours among its partial
+--           hours ([@h1, @d1) and [@d2, @h2); an hour only when its quarter
+--           is not used) and the sealed whole days ([@d1, @d2)) whose rows
+--           all ended before @h2, read from measurements_sealed_cells; the
+--           others (open_hours, open_days) from the rollups as before: an
+--           open hour's cells with end_hour < @h2, an open day's with
+--           end_day < @d2, and (only while a day is open) the cells of an
+--           open day that end in [@d2, @h2);
+--   edge A: the rows started in [@started_at, @a5), @a5 = @started_at
+--           rounded up to 5 minutes, then the 5-minute bins [@a5, @h1) from
+--           the cells when their hour is sealed with its rows ended before
+--           @h2, else from the rows;
+--   edge B and the end_hour = @h2 cells: as in GroupMeasurementsPage (a
+--           unit read from its cells has no row that ends at or after @h2).
+-- The statement is the function telemetry_measurements_grouped (migration
+-- 00023), whose plan PostgreSQL keeps.
+SELECT g.name::text AS name, g.method::text AS method, g.count::bigint AS count, g.avg_elapsed::float8 AS avg_elapsed,
+       g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed, g.total::bigint AS total,
+       g.hists::bytea[] AS hists, g.edge_buckets::smallint[] AS edge_buckets
+FROM telemetry_measurements_grouped(
+    @h1::timestamptz, @h2::timestamptz, @h2_next::timestamptz, @d1::timestamptz, @d2::timestamptz,
+    @a5::timestamptz, @started_at::timestamptz, @ended_at::timestamptz, sqlc.narg('name')::text, @methods::text[],
+    @sort_key::text, @descending::boolean, @row_offset::bigint, @row_limit::bigint)
+    AS g (name, method, count, avg_elapsed, min_elapsed, max_elapsed, total, hists, edge_buckets);
+
+-- name: MeasurementRowsKeptSince :one
+-- Rows started at or after this time were never expired (migration 00021;
+-- no mark: none is known to be whole, so now). Not before 1970 (the mark of
+-- an empty table is -infinity, which Go's time cannot hold).
+SELECT coalesce((SELECT greatest(w.deleted_before, '1970-01-01 00:00:00+00'::timestamptz) FROM retention_watermarks w
+                 WHERE w.table_name = 'measurements'), now())::timestamptz AS since;
