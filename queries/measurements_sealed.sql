@@ -1,15 +1,21 @@
 -- Sealed units of measurements (migration 00023): per closed UTC hour, its
--- 5-minute bins, per closed quarter of a UTC day and per closed UTC day, the grouped view's statistics per
--- (name, method) with the histogram in the same row, built by the
+-- 5-minute bins, per closed quarter of a UTC day and per closed UTC day,
+-- the grouped view's statistics per (name, method) with the histogram in
+-- the same row, built by the
 -- maintenance pass (internal/store/postgres/measurements_sealed.go) under an
 -- exclusive advisory lock per unit; the ingest takes the shared locks of
 -- its units and unseals them. Lock keys: (@hour_class, hours since the Unix
 -- epoch), (@quarter_class, quarter days since the epoch) and (@day_class,
 -- days since the epoch).
+--
+-- sqlc (v1.31.1) rejects a parameter followed by an operator, as in
+-- `@until::timestamptz - x` ("edited query syntax is invalid"): such
+-- parameters are written in parentheses here.
 
 -- name: LockMeasurementUnitsShared :exec
--- The ingest's shared locks on the units its rows start in (hours and days
--- in ascending order, so every transaction takes them in the same order),
+-- The ingest's shared locks on the units its rows start in (hours, quarters
+-- and days in ascending order, so every transaction takes them in the same
+-- order),
 -- held until it commits.
 SELECT count(pg_advisory_xact_lock_shared(k.lock_class, k.lock_id))
 FROM (
@@ -120,7 +126,8 @@ WHERE unit_secs = 300 AND unit_start <= (@before::timestamptz) - '5 minutes'::in
 --   edge B and the end_hour = @h2 cells: as in GroupMeasurementsPage (a
 --           unit read from its cells has no row that ends at or after @h2).
 -- The statement is the function telemetry_measurements_grouped (migration
--- 00023), whose plan PostgreSQL keeps.
+-- 00023), whose plan PostgreSQL keeps. sqlc cannot type a table function's
+-- columns: they are named in the alias list and cast.
 SELECT g.name::text AS name, g.method::text AS method, g.count::bigint AS count, g.avg_elapsed::float8 AS avg_elapsed,
        g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed, g.total::bigint AS total,
        g.hists::bytea[] AS hists, g.edge_buckets::smallint[] AS edge_buckets

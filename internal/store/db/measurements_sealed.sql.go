@@ -161,7 +161,8 @@ type GroupMeasurementsPageSealedRow struct {
 //	        unit read from its cells has no row that ends at or after @h2).
 //
 // The statement is the function telemetry_measurements_grouped (migration
-// 00023), whose plan PostgreSQL keeps.
+// 00023), whose plan PostgreSQL keeps. sqlc cannot type a table function's
+// columns: they are named in the alias list and cast.
 func (q *Queries) GroupMeasurementsPageSealed(ctx context.Context, arg GroupMeasurementsPageSealedParams) ([]GroupMeasurementsPageSealedRow, error) {
 	rows, err := q.db.Query(ctx, groupMeasurementsPageSealed,
 		arg.H1,
@@ -245,15 +246,21 @@ type LockMeasurementUnitsSharedParams struct {
 }
 
 // Sealed units of measurements (migration 00023): per closed UTC hour, its
-// 5-minute bins, per closed quarter of a UTC day and per closed UTC day, the grouped view's statistics per
-// (name, method) with the histogram in the same row, built by the
+// 5-minute bins, per closed quarter of a UTC day and per closed UTC day,
+// the grouped view's statistics per (name, method) with the histogram in
+// the same row, built by the
 // maintenance pass (internal/store/postgres/measurements_sealed.go) under an
 // exclusive advisory lock per unit; the ingest takes the shared locks of
 // its units and unseals them. Lock keys: (@hour_class, hours since the Unix
 // epoch), (@quarter_class, quarter days since the epoch) and (@day_class,
 // days since the epoch).
-// The ingest's shared locks on the units its rows start in (hours and days
-// in ascending order, so every transaction takes them in the same order),
+//
+// sqlc (v1.31.1) rejects a parameter followed by an operator, as in
+// `@until::timestamptz - x` ("edited query syntax is invalid"): such
+// parameters are written in parentheses here.
+// The ingest's shared locks on the units its rows start in (hours, quarters
+// and days in ascending order, so every transaction takes them in the same
+// order),
 // held until it commits.
 func (q *Queries) LockMeasurementUnitsShared(ctx context.Context, arg LockMeasurementUnitsSharedParams) error {
 	_, err := q.db.Exec(ctx, lockMeasurementUnitsShared,

@@ -16,16 +16,17 @@ import (
 
 // Sealed units (migration 00023, queries/measurements_sealed.sql): the
 // maintenance pass builds, for every closed UTC hour (with its twelve
-// 5-minute bins), quarter of a UTC day and UTC day, the grouped view's statistics per
-// (name, method) with their histogram, and the grouped measurements read a
-// window's sealed units from them. The ingest never writes them: it takes
-// the shared advisory lock of each hour, quarter and day its rows start in and
-// deletes their seal, and a build holds the unit's exclusive lock, so a seal
-// always matches the rows (the migration's comment has the argument).
+// 5-minute bins), quarter of a UTC day and UTC day, the grouped view's
+// statistics per (name, method) with their histogram, and the grouped
+// measurements read a window's sealed units from them. The ingest never
+// writes them: it takes the shared advisory lock of each hour, quarter and
+// day its rows start in and deletes their seals, and a build holds the
+// unit's exclusive lock, so a seal always matches the rows (the migration's
+// comment has the argument).
 
 // The advisory lock classes (the first key of the two-key form) of the
-// sealed hours and days; the second key is the unit's number since the Unix
-// epoch.
+// sealed hours, days and quarters; the second key is the unit's number since
+// the Unix epoch.
 const (
 	sealHourClass    int32 = 0x5e_a1_01
 	sealDayClass     int32 = 0x5e_a1_02
@@ -44,8 +45,8 @@ var sealWidths = []struct {
 	{86400, sealDayClass, []int32{86400}},
 }
 
-// SealDelay is how long after its end an hour or a day is sealed: batches
-// that arrive later than that for it unseal it again (it is then read from
+// SealDelay is how long after its end a unit is sealed: batches that arrive
+// later than that for it unseal it again (it is then read from
 // the rollups until the next pass seals it anew).
 const SealDelay = 15 * time.Minute
 
@@ -63,9 +64,13 @@ type sealUnits struct {
 func unitsOf(recs []store.Measurement) sealUnits {
 	var u sealUnits
 	for i, w := range sealWidths {
+		// A batch's records mostly come in time order: only the changes
+		// of unit are kept before sorting.
 		var ns []int64
 		for j := range recs {
-			ns = append(ns, floorDiv(recs[j].StartedAt.Unix(), int64(w.secs)))
+			if n := floorDiv(recs[j].StartedAt.Unix(), int64(w.secs)); len(ns) == 0 || ns[len(ns)-1] != n {
+				ns = append(ns, n)
+			}
 		}
 		slices.Sort(ns)
 		for _, n := range slices.Compact(ns) {
@@ -85,7 +90,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 // lockKey is a unit number as the int4 second key of the lock: exact for
-// hours from 1725 BC to 6215 AD; outside that, units share keys, which only
+// hours within 245,000 years of 1970; beyond, units share keys, which only
 // makes a batch and a build wait for each other.
 func lockKey(n int64) int32 {
 	return int32(min(max(n, math.MinInt32), math.MaxInt32))
@@ -109,8 +114,8 @@ type SealResult struct {
 	Hours, Quarters, Days int64
 }
 
-// Seal builds the seals of the closed hours and days (ended SealDelay before
-// now) from the first hour of the hourly rollup or from keepFrom on,
+// Seal builds the seals of the closed hours, quarters and days (ended
+// SealDelay before now) from the first hour of the hourly rollup or from keepFrom on,
 // whichever is later, and not before the first row that may have been
 // expired: at most maxSealsPerPass units, each in its own transaction.
 // renew is called between units (the maintenance lease).
