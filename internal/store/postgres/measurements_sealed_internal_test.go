@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -136,5 +137,50 @@ func TestSealUnitsOf(t *testing.T) {
 	}
 	if !u.starts[0][0].Equal(at("1969-12-31T23:00:00Z")) || !u.starts[1][2].Equal(at("1970-01-02T00:00:00Z")) || !u.starts[2][2].Equal(at("1970-01-02T00:00:00Z")) {
 		t.Errorf("starts %v", u.starts)
+	}
+}
+
+// telemetry_measurements_grouped keeps its plan per connection: rows
+// written after the plan was made, in a part of the table that did not
+// exist yet (a new TimescaleDB chunk, on TimescaleDB), are still read.
+func TestSealedGroupedPlanSeesNewRows(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ms := New(pool, Options{}).Measurements
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	q := db.New(customPlans{conn})
+	day := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
+	f := store.MeasurementFilter{StartedAt: day.Add(30 * time.Minute), EndedAt: day.Add(30*24*time.Hour + 10*time.Minute)}
+	count := func() int64 {
+		t.Helper()
+		params := groupPageParams(f, store.MeasurementSort{Key: "count", Desc: true})
+		params.RowLimit = 10
+		rows, err := groupPage(ctx, q, f, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range rows {
+			n += r.Count
+		}
+		return n
+	}
+	var want int64
+	for i, at := range []time.Time{day.Add(45 * time.Minute), day.Add(20 * 24 * time.Hour), day.Add(30*24*time.Hour + 5*time.Minute), day.Add(29*24*time.Hour + 7*time.Hour)} {
+		// Each batch lands in days the table had no row in.
+		if _, err := ms.Insert(ctx, []store.Measurement{{StartedAt: at, EndedAt: at.Add(time.Second), Elapsed: 1, Name: "/a", Method: "GET"}}); err != nil {
+			t.Fatal(err)
+		}
+		want++
+		for range 7 { // past PostgreSQL's five custom plans, in case
+			if got := count(); got != want {
+				t.Fatalf("after batch %d: the grouped view counts %d rows, want %d", i, got, want)
+			}
+		}
 	}
 }
