@@ -63,33 +63,40 @@ SELECT start_hour FROM measurements_hourly ORDER BY start_hour LIMIT 1;
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz;
 
--- name: FillMeasurementSealedCells :exec
--- The cells of @width seconds of the rows started in [@since, @until).
-INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
-SELECT @width::int, b.unit_start, b.name, b.method, sum(b.n)::bigint, sum(b.s), min(b.lo), max(b.hi),
-       telemetry_hist_encode(array_agg(b.bucket), array_agg(b.n))
-FROM (
-    SELECT date_bin(((@width::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00') AS unit_start,
+-- name: BuildMeasurementUnit :exec
+-- A build's last step, after its lock and DeleteMeasurementSealedCells: the
+-- unit [@unit_start, +@width s) read once, counted per (bin of @bin_width
+-- s, name, method, histogram bucket); from that, the cells of its bins (an
+-- hour's 5-minute bins; a quarter's or day's bin is the unit itself), the
+-- unit's cells when its bins are smaller, and its seal with the latest end
+-- of its rows.
+WITH b AS MATERIALIZED (
+    SELECT date_bin(((@bin_width::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00') AS bin,
            m.name, m.method, telemetry_elapsed_bucket(m.elapsed)::integer AS bucket,
-           count(*) AS n, sum(m.elapsed) AS s, min(m.elapsed) AS lo, max(m.elapsed) AS hi
+           count(*) AS n, sum(m.elapsed) AS s, min(m.elapsed) AS lo, max(m.elapsed) AS hi, max(m.ended_at) AS last_end
     FROM measurements m
-    WHERE m.started_at >= @since::timestamptz AND m.started_at < @until::timestamptz
-    GROUP BY 1, 2, 3, 4
-) AS b
-GROUP BY b.unit_start, b.name, b.method;
-
--- name: SealMeasurementUnit :exec
--- A build's last step: the unit is sealed, with the latest end of its rows.
--- (Read in a subquery that is kept apart, OFFSET 0: max over the table
--- itself lets the planner walk measurements_end_idx down from the newest
--- row until one falls in the unit, the whole table for an old unit.)
-INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at)
-SELECT @width::int, @unit_start::timestamptz, coalesce(max(m.ended_at), '-infinity')
-FROM (
-    SELECT m.ended_at FROM measurements m
     WHERE m.started_at >= @unit_start::timestamptz AND m.started_at < (@unit_start::timestamptz) + ((@width::int) * '1 second'::interval)
-    OFFSET 0
-) AS m
+    GROUP BY 1, 2, 3, 4
+), bins AS (
+    INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
+    SELECT @bin_width::int, b.bin, b.name, b.method, sum(b.n)::bigint, sum(b.s), min(b.lo), max(b.hi),
+           telemetry_hist_encode(array_agg(b.bucket), array_agg(b.n))
+    FROM b
+    GROUP BY b.bin, b.name, b.method
+), unit AS (
+    INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
+    SELECT @width::int, @unit_start::timestamptz, u.name, u.method, sum(u.n)::bigint, sum(u.s), min(u.lo), max(u.hi),
+           telemetry_hist_encode(array_agg(u.bucket), array_agg(u.n))
+    FROM (
+        SELECT b.name, b.method, b.bucket, sum(b.n)::bigint AS n, sum(b.s) AS s, min(b.lo) AS lo, max(b.hi) AS hi
+        FROM b
+        GROUP BY b.name, b.method, b.bucket
+    ) AS u
+    WHERE @bin_width::int < @width::int
+    GROUP BY u.name, u.method
+)
+INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at)
+SELECT @width::int, @unit_start::timestamptz, coalesce(max(b.last_end), '-infinity') FROM b
 ON CONFLICT (unit_secs, unit_start) DO UPDATE SET max_ended_at = excluded.max_ended_at, sealed_at = now();
 
 -- name: DeleteMeasurementSealed :exec

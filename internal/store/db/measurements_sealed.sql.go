@@ -10,6 +10,54 @@ import (
 	"time"
 )
 
+const buildMeasurementUnit = `-- name: BuildMeasurementUnit :exec
+WITH b AS MATERIALIZED (
+    SELECT date_bin((($3::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00') AS bin,
+           m.name, m.method, telemetry_elapsed_bucket(m.elapsed)::integer AS bucket,
+           count(*) AS n, sum(m.elapsed) AS s, min(m.elapsed) AS lo, max(m.elapsed) AS hi, max(m.ended_at) AS last_end
+    FROM measurements m
+    WHERE m.started_at >= $2::timestamptz AND m.started_at < ($2::timestamptz) + (($1::int) * '1 second'::interval)
+    GROUP BY 1, 2, 3, 4
+), bins AS (
+    INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
+    SELECT $3::int, b.bin, b.name, b.method, sum(b.n)::bigint, sum(b.s), min(b.lo), max(b.hi),
+           telemetry_hist_encode(array_agg(b.bucket), array_agg(b.n))
+    FROM b
+    GROUP BY b.bin, b.name, b.method
+), unit AS (
+    INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
+    SELECT $1::int, $2::timestamptz, u.name, u.method, sum(u.n)::bigint, sum(u.s), min(u.lo), max(u.hi),
+           telemetry_hist_encode(array_agg(u.bucket), array_agg(u.n))
+    FROM (
+        SELECT b.name, b.method, b.bucket, sum(b.n)::bigint AS n, sum(b.s) AS s, min(b.lo) AS lo, max(b.hi) AS hi
+        FROM b
+        GROUP BY b.name, b.method, b.bucket
+    ) AS u
+    WHERE $3::int < $1::int
+    GROUP BY u.name, u.method
+)
+INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at)
+SELECT $1::int, $2::timestamptz, coalesce(max(b.last_end), '-infinity') FROM b
+ON CONFLICT (unit_secs, unit_start) DO UPDATE SET max_ended_at = excluded.max_ended_at, sealed_at = now()
+`
+
+type BuildMeasurementUnitParams struct {
+	Width     int32
+	UnitStart time.Time
+	BinWidth  int32
+}
+
+// A build's last step, after its lock and DeleteMeasurementSealedCells: the
+// unit [@unit_start, +@width s) read once, counted per (bin of @bin_width
+// s, name, method, histogram bucket); from that, the cells of its bins (an
+// hour's 5-minute bins; a quarter's or day's bin is the unit itself), the
+// unit's cells when its bins are smaller, and its seal with the latest end
+// of its rows.
+func (q *Queries) BuildMeasurementUnit(ctx context.Context, arg BuildMeasurementUnitParams) error {
+	_, err := q.db.Exec(ctx, buildMeasurementUnit, arg.Width, arg.UnitStart, arg.BinWidth)
+	return err
+}
+
 const deleteExpiredSealedBins = `-- name: DeleteExpiredSealedBins :execrows
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interval
@@ -60,33 +108,6 @@ type DeleteMeasurementSealedCellsParams struct {
 // A build's first step: the unit's old cells (of widths @widths, in [@since, @until)).
 func (q *Queries) DeleteMeasurementSealedCells(ctx context.Context, arg DeleteMeasurementSealedCellsParams) error {
 	_, err := q.db.Exec(ctx, deleteMeasurementSealedCells, arg.Widths, arg.Since, arg.Until)
-	return err
-}
-
-const fillMeasurementSealedCells = `-- name: FillMeasurementSealedCells :exec
-INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
-SELECT $1::int, b.unit_start, b.name, b.method, sum(b.n)::bigint, sum(b.s), min(b.lo), max(b.hi),
-       telemetry_hist_encode(array_agg(b.bucket), array_agg(b.n))
-FROM (
-    SELECT date_bin((($1::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00') AS unit_start,
-           m.name, m.method, telemetry_elapsed_bucket(m.elapsed)::integer AS bucket,
-           count(*) AS n, sum(m.elapsed) AS s, min(m.elapsed) AS lo, max(m.elapsed) AS hi
-    FROM measurements m
-    WHERE m.started_at >= $2::timestamptz AND m.started_at < $3::timestamptz
-    GROUP BY 1, 2, 3, 4
-) AS b
-GROUP BY b.unit_start, b.name, b.method
-`
-
-type FillMeasurementSealedCellsParams struct {
-	Width int32
-	Since time.Time
-	Until time.Time
-}
-
-// The cells of @width seconds of the rows started in [@since, @until).
-func (q *Queries) FillMeasurementSealedCells(ctx context.Context, arg FillMeasurementSealedCellsParams) error {
-	_, err := q.db.Exec(ctx, fillMeasurementSealedCells, arg.Width, arg.Since, arg.Until)
 	return err
 }
 
@@ -335,31 +356,6 @@ func (q *Queries) MeasurementUnitsToSeal(ctx context.Context, arg MeasurementUni
 		return nil, err
 	}
 	return items, nil
-}
-
-const sealMeasurementUnit = `-- name: SealMeasurementUnit :exec
-INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at)
-SELECT $1::int, $2::timestamptz, coalesce(max(m.ended_at), '-infinity')
-FROM (
-    SELECT m.ended_at FROM measurements m
-    WHERE m.started_at >= $2::timestamptz AND m.started_at < ($2::timestamptz) + (($1::int) * '1 second'::interval)
-    OFFSET 0
-) AS m
-ON CONFLICT (unit_secs, unit_start) DO UPDATE SET max_ended_at = excluded.max_ended_at, sealed_at = now()
-`
-
-type SealMeasurementUnitParams struct {
-	Width     int32
-	UnitStart time.Time
-}
-
-// A build's last step: the unit is sealed, with the latest end of its rows.
-// (Read in a subquery that is kept apart, OFFSET 0: max over the table
-// itself lets the planner walk measurements_end_idx down from the newest
-// row until one falls in the unit, the whole table for an old unit.)
-func (q *Queries) SealMeasurementUnit(ctx context.Context, arg SealMeasurementUnitParams) error {
-	_, err := q.db.Exec(ctx, sealMeasurementUnit, arg.Width, arg.UnitStart)
-	return err
 }
 
 const unsealMeasurementUnits = `-- name: UnsealMeasurementUnits :exec

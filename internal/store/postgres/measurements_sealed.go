@@ -175,8 +175,8 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 
 // sealUnit builds one unit in one transaction: its exclusive lock, then
 // (in statements after it, so that every batch that held the shared lock
-// has committed and is seen) its cells from its rows and its seal. An hour
-// also gets the cells of its 5-minute bins.
+// has committed and is seen) its cells from one read of its rows and its
+// seal. An hour also gets the cells of its 5-minute bins (widths[0]).
 func (m *Measurements) sealUnit(ctx context.Context, width, class int32, widths []int32, start time.Time) error {
 	until := start.Add(time.Duration(width) * time.Second)
 	// Custom plans (customPlans): a generic plan of these statements does
@@ -190,12 +190,7 @@ func (m *Measurements) sealUnit(ctx context.Context, width, class int32, widths 
 		if err := q.DeleteMeasurementSealedCells(ctx, db.DeleteMeasurementSealedCellsParams{Widths: widths, Since: start, Until: until}); err != nil {
 			return err
 		}
-		for _, w := range widths {
-			if err := q.FillMeasurementSealedCells(ctx, db.FillMeasurementSealedCellsParams{Width: w, Since: start, Until: until}); err != nil {
-				return err
-			}
-		}
-		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: width, UnitStart: start})
+		return q.BuildMeasurementUnit(ctx, db.BuildMeasurementUnitParams{BinWidth: widths[0], Width: width, UnitStart: start})
 	})
 }
 
