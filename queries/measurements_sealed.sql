@@ -63,40 +63,41 @@ SELECT start_hour FROM measurements_hourly ORDER BY start_hour LIMIT 1;
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz;
 
--- name: BuildMeasurementUnit :exec
--- A build's last step, after its lock and DeleteMeasurementSealedCells: the
--- unit [@unit_start, +@width s) read once, counted per (bin of @bin_width
--- s, name, method, histogram bucket); from that, the cells of its bins (an
--- hour's 5-minute bins; a quarter's or day's bin is the unit itself), the
--- unit's cells when its bins are smaller, and its seal with the latest end
--- of its rows.
-WITH b AS MATERIALIZED (
-    SELECT date_bin(((@bin_width::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00') AS bin,
-           m.name, m.method, telemetry_elapsed_bucket(m.elapsed)::integer AS bucket,
-           count(*) AS n, sum(m.elapsed) AS s, min(m.elapsed) AS lo, max(m.elapsed) AS hi, max(m.ended_at) AS last_end
-    FROM measurements m
-    WHERE m.started_at >= @unit_start::timestamptz AND m.started_at < (@unit_start::timestamptz) + ((@width::int) * '1 second'::interval)
-    GROUP BY 1, 2, 3, 4
-), bins AS (
-    INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
-    SELECT @bin_width::int, b.bin, b.name, b.method, sum(b.n)::bigint, sum(b.s), min(b.lo), max(b.hi),
-           telemetry_hist_encode(array_agg(b.bucket), array_agg(b.n))
-    FROM b
-    GROUP BY b.bin, b.name, b.method
-), unit AS (
-    INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
-    SELECT @width::int, @unit_start::timestamptz, u.name, u.method, sum(u.n)::bigint, sum(u.s), min(u.lo), max(u.hi),
-           telemetry_hist_encode(array_agg(u.bucket), array_agg(u.n))
-    FROM (
-        SELECT b.name, b.method, b.bucket, sum(b.n)::bigint AS n, sum(b.s) AS s, min(b.lo) AS lo, max(b.hi) AS hi
-        FROM b
-        GROUP BY b.name, b.method, b.bucket
-    ) AS u
-    WHERE @bin_width::int < @width::int
-    GROUP BY u.name, u.method
-)
+-- name: MeasurementUnitBuckets :many
+-- A build's read, after its lock: the rows of the unit [@unit_start,
+-- +@width s) counted per (bin of @bin_width s, name, method, histogram
+-- bucket), with their elapsed sum, minimum and maximum and latest end. Go
+-- adds them up into the cells of the bins and of the unit and encodes their
+-- histograms (the SQL encoder costs 0.17 ms a cell: 1,625 cells an hour).
+SELECT date_bin(((@bin_width::int) * '1 second'::interval), m.started_at, '1970-01-01 00:00:00+00')::timestamptz AS bin,
+       m.name, m.method, telemetry_elapsed_bucket(m.elapsed)::smallint AS bucket,
+       count(*)::bigint AS n, sum(m.elapsed)::float8 AS sum_elapsed, min(m.elapsed)::float8 AS min_elapsed,
+       max(m.elapsed)::float8 AS max_elapsed, max(m.ended_at)::timestamptz AS last_end
+FROM measurements m
+WHERE m.started_at >= @unit_start::timestamptz AND m.started_at < (@unit_start::timestamptz) + ((@width::int) * '1 second'::interval)
+GROUP BY 1, 2, 3, 4;
+
+-- name: InsertMeasurementSealedCells :exec
+-- A build's cells, one element per cell.
+INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
+SELECT t.unit_secs, t.unit_start, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed, t.hist
+FROM ROWS FROM (
+    unnest(@unit_secs::int[]),
+    unnest(@unit_starts::timestamptz[]),
+    unnest(@names::text[]),
+    unnest(@methods::text[]),
+    unnest(@counts::bigint[]),
+    unnest(@sum_elapsed::float8[]),
+    unnest(@min_elapsed::float8[]),
+    unnest(@max_elapsed::float8[]),
+    unnest(@hists::bytea[])
+) AS t (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist);
+
+-- name: SealMeasurementUnit :exec
+-- A build's last step: the unit is sealed, with the latest end of its rows
+-- (-infinity for none).
 INSERT INTO measurements_sealed (unit_secs, unit_start, max_ended_at)
-SELECT @width::int, @unit_start::timestamptz, coalesce(max(b.last_end), '-infinity') FROM b
+VALUES (@width::int, @unit_start::timestamptz, coalesce(sqlc.narg('max_ended_at')::timestamptz, '-infinity'))
 ON CONFLICT (unit_secs, unit_start) DO UPDATE SET max_ended_at = excluded.max_ended_at, sealed_at = now();
 
 -- name: DeleteMeasurementSealed :exec

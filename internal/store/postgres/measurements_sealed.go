@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -190,8 +192,92 @@ func (m *Measurements) sealUnit(ctx context.Context, width, class int32, widths 
 		if err := q.DeleteMeasurementSealedCells(ctx, db.DeleteMeasurementSealedCellsParams{Widths: widths, Since: start, Until: until}); err != nil {
 			return err
 		}
-		return q.BuildMeasurementUnit(ctx, db.BuildMeasurementUnitParams{BinWidth: widths[0], Width: width, UnitStart: start})
+		rows, err := q.MeasurementUnitBuckets(ctx, db.MeasurementUnitBucketsParams{BinWidth: widths[0], Width: width, UnitStart: start})
+		if err != nil {
+			return err
+		}
+		cells, last, err := sealedCellsOf(rows, widths[0], width, start)
+		if err != nil {
+			return err
+		}
+		if len(cells.UnitSecs) > 0 {
+			if err := q.InsertMeasurementSealedCells(ctx, cells); err != nil {
+				return err
+			}
+		}
+		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: width, UnitStart: start, MaxEndedAt: last})
 	})
+}
+
+// sealedCell is a cell of measurements_sealed_cells being added up.
+type sealedCell struct {
+	count             int64
+	sum, minEl, maxEl float64
+	hist              histogram
+}
+
+// sealedCellsOf adds a unit's bucket counts (MeasurementUnitBuckets, per
+// bin of binWidth seconds) up into the cells of its bins and, when the bins
+// are smaller than the unit, of the unit, with their histograms encoded, in
+// key order; last is the latest end of the unit's rows (nil for none).
+func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) (db.InsertMeasurementSealedCellsParams, *time.Time, error) {
+	type key struct {
+		secs         int32
+		start        int64
+		name, method string
+	}
+	cells := map[key]*sealedCell{}
+	add := func(k key, r *db.MeasurementUnitBucketsRow) {
+		c := cells[k]
+		if c == nil {
+			c = &sealedCell{minEl: r.MinElapsed, maxEl: r.MaxElapsed}
+			cells[k] = c
+		}
+		c.count += r.N
+		c.sum += r.SumElapsed
+		c.minEl, c.maxEl = min(c.minEl, r.MinElapsed), max(c.maxEl, r.MaxElapsed)
+		c.hist.add(int(r.Bucket), r.N)
+	}
+	var last *time.Time
+	for i := range rows {
+		r := &rows[i]
+		add(key{binWidth, r.Bin.Unix(), r.Name, r.Method}, r)
+		if binWidth < width {
+			add(key{width, start.Unix(), r.Name, r.Method}, r)
+		}
+		if last == nil || r.LastEnd.After(*last) {
+			last = &r.LastEnd
+		}
+	}
+	keys := make([]key, 0, len(cells))
+	for k := range cells {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		switch {
+		case a.secs != b.secs:
+			return int(a.secs - b.secs)
+		case a.start != b.start:
+			return cmp.Compare(a.start, b.start)
+		case a.name != b.name:
+			return strings.Compare(a.name, b.name)
+		}
+		return strings.Compare(a.method, b.method)
+	})
+	var p db.InsertMeasurementSealedCellsParams
+	for _, k := range keys {
+		c := cells[k]
+		h := c.hist.encode()
+		if h == nil {
+			return p, nil, fmt.Errorf("cell %v: empty histogram", k)
+		}
+		p.UnitSecs, p.UnitStarts = append(p.UnitSecs, k.secs), append(p.UnitStarts, time.Unix(k.start, 0).UTC())
+		p.Names, p.Methods = append(p.Names, k.name), append(p.Methods, k.method)
+		p.Counts, p.SumElapsed = append(p.Counts, c.count), append(p.SumElapsed, c.sum)
+		p.MinElapsed, p.MaxElapsed = append(p.MinElapsed, c.minEl), append(p.MaxElapsed, c.maxEl)
+		p.Hists = append(p.Hists, h)
+	}
+	return p, last, nil
 }
 
 // groupPage runs GroupMeasurementsPage, or its sealed form when the filter
