@@ -1,22 +1,23 @@
 -- Sealed units of measurements: per closed UTC hour (with its twelve
 -- 5-minute bins), per closed quarter of a UTC day (6 hours) and per closed
--- UTC day, the grouped view's statistics per
--- (name, method), with no app and no end hour, and each cell's elapsed
--- histogram in the same row. The grouped measurements without an app or
--- elapsed filter read a window's partial days (by quarters and hours),
--- whole days and its first partial hour's whole 5-minute bins from here when they are sealed
--- (queries/measurements_sealed.sql), instead of the app- and end-hour-keyed
--- rollups and their separate histogram rows: a third of the cells to read,
--- and each read once.
+-- UTC day, the grouped view's statistics per (name, method), with no app
+-- and no end hour, and each cell's elapsed histogram in the same row. The
+-- grouped measurements without an app or elapsed filter read a window's
+-- partial days (by quarters and hours), whole days and its first partial
+-- hour's whole 5-minute bins from here when they are sealed (the function
+-- telemetry_measurements_grouped below, called by
+-- queries/measurements_sealed.sql), instead of the app- and end-hour-keyed
+-- rollups and their separate histogram rows: a sixth of the cells for a
+-- week at 10 M rows, each read once.
 --
 -- Nothing here is written by the ingest: the maintenance pass builds a unit
 -- once it is closed (internal/store/postgres/measurements_sealed.go), each
 -- in its own transaction holding an exclusive transaction-level advisory
 -- lock on the unit; an ingest transaction takes the shared lock of every
--- hour, quarter and day its rows start in and then deletes their measurements_sealed
--- rows. So a build either sees every batch of its unit that committed
--- before it, or the batch waits for the build to commit and then unseals the
--- unit: a sealed unit's cells always match its rows. A read uses a unit only
+-- hour, quarter and day its rows start in and then deletes their
+-- measurements_sealed rows. So a build either sees every batch of its unit
+-- that committed before it, or the batch waits for the build to commit and
+-- then unseals the unit: a sealed unit's cells always match its rows. A read uses a unit only
 -- when measurements_sealed has it, and only when every row of the unit ended
 -- before the window's last hour (max_ended_at), so that none of them is
 -- counted twice or outside the window.
