@@ -35,13 +35,16 @@ const (
 	sealQuarterClass int32 = 0x5e_a1_03
 )
 
-// sealWidths are the units' widths in seconds, with their lock classes and
-// the widths of the cells a build of one writes (an hour also its 5-minute
-// bins).
-var sealWidths = []struct {
+// sealWidth is a kind of unit: its width in seconds, its lock class and
+// the widths of the cells a build of one writes, its bins' width first (an hour
+// also its 5-minute bins).
+type sealWidth struct {
 	secs, class int32
 	cells       []int32
-}{
+}
+
+// sealWidths are the kinds of unit: hours, quarters, days.
+var sealWidths = []sealWidth{
 	{3600, sealHourClass, []int32{300, 3600}},
 	{21600, sealQuarterClass, []int32{21600}},
 	{86400, sealDayClass, []int32{86400}},
@@ -166,7 +169,7 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 			if err := renew(ctx); err != nil {
 				return res, err
 			}
-			if err := m.sealUnit(ctx, u.secs, u.class, u.cells, s); err != nil {
+			if err := m.sealUnit(ctx, u, s); err != nil {
 				return res, fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), u.secs, err)
 			}
 			*counts[i]++
@@ -178,34 +181,31 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 // sealUnit builds one unit in one transaction: its exclusive lock, then
 // (in statements after it, so that every batch that held the shared lock
 // has committed and is seen) its cells from one read of its rows and its
-// seal. An hour also gets the cells of its 5-minute bins (widths[0]).
-func (m *Measurements) sealUnit(ctx context.Context, width, class int32, widths []int32, start time.Time) error {
-	until := start.Add(time.Duration(width) * time.Second)
+// seal. An hour also gets the cells of its 5-minute bins.
+func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Time) error {
+	until := start.Add(time.Duration(u.secs) * time.Second)
 	// Custom plans (customPlans): a generic plan of these statements does
 	// not know how narrow the unit's range is and was seen reading the
 	// whole table (4 s an hour at 10 M rows).
 	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		q := db.New(customPlans{tx})
-		if err := q.LockMeasurementUnit(ctx, db.LockMeasurementUnitParams{Class: class, ID: lockKey(floorDiv(start.Unix(), int64(width)))}); err != nil {
+		if err := q.LockMeasurementUnit(ctx, db.LockMeasurementUnitParams{Class: u.class, ID: lockKey(floorDiv(start.Unix(), int64(u.secs)))}); err != nil {
 			return err
 		}
-		if err := q.DeleteMeasurementSealedCells(ctx, db.DeleteMeasurementSealedCellsParams{Widths: widths, Since: start, Until: until}); err != nil {
+		if err := q.DeleteMeasurementSealedCells(ctx, db.DeleteMeasurementSealedCellsParams{Widths: u.cells, Since: start, Until: until}); err != nil {
 			return err
 		}
-		rows, err := q.MeasurementUnitBuckets(ctx, db.MeasurementUnitBucketsParams{BinWidth: widths[0], Width: width, UnitStart: start})
+		rows, err := q.MeasurementUnitBuckets(ctx, db.MeasurementUnitBucketsParams{BinWidth: u.cells[0], Width: u.secs, UnitStart: start})
 		if err != nil {
 			return err
 		}
-		cells, last, err := sealedCellsOf(rows, widths[0], width, start)
-		if err != nil {
-			return err
-		}
+		cells, last := sealedCellsOf(rows, u.cells[0], u.secs, start)
 		if len(cells.UnitSecs) > 0 {
 			if err := q.InsertMeasurementSealedCells(ctx, cells); err != nil {
 				return err
 			}
 		}
-		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: width, UnitStart: start, MaxEndedAt: last})
+		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: u.secs, UnitStart: start, MaxEndedAt: last})
 	})
 }
 
@@ -220,7 +220,7 @@ type sealedCell struct {
 // bin of binWidth seconds) up into the cells of its bins and, when the bins
 // are smaller than the unit, of the unit, with their histograms encoded, in
 // key order; last is the latest end of the unit's rows (nil for none).
-func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) (db.InsertMeasurementSealedCellsParams, *time.Time, error) {
+func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) (db.InsertMeasurementSealedCellsParams, *time.Time) {
 	type key struct {
 		secs         int32
 		start        int64
@@ -266,18 +266,14 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 	})
 	var p db.InsertMeasurementSealedCellsParams
 	for _, k := range keys {
-		c := cells[k]
-		h := c.hist.encode()
-		if h == nil {
-			return p, nil, fmt.Errorf("cell %v: empty histogram", k)
-		}
+		c := cells[k] // every row counts at least one measurement: never an empty histogram
 		p.UnitSecs, p.UnitStarts = append(p.UnitSecs, k.secs), append(p.UnitStarts, time.Unix(k.start, 0).UTC())
 		p.Names, p.Methods = append(p.Names, k.name), append(p.Methods, k.method)
 		p.Counts, p.SumElapsed = append(p.Counts, c.count), append(p.SumElapsed, c.sum)
 		p.MinElapsed, p.MaxElapsed = append(p.MinElapsed, c.minEl), append(p.MaxElapsed, c.maxEl)
-		p.Hists = append(p.Hists, h)
+		p.Hists = append(p.Hists, c.hist.encode())
 	}
-	return p, last, nil
+	return p, last
 }
 
 // groupPage runs GroupMeasurementsPage, or its sealed form when the filter

@@ -66,7 +66,7 @@ func TestSealedUnitLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	built := make(chan error, 1)
-	go func() { built <- ms.sealUnit(ctx, 3600, sealHourClass, []int32{300, 3600}, hour) }()
+	go func() { built <- ms.sealUnit(ctx, sealWidths[0], hour) }()
 	waitForLockWait(t, pool, sealHourClass, key)
 	if err := batch.Commit(ctx); err != nil {
 		t.Fatal(err)

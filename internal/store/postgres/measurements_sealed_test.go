@@ -124,14 +124,6 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 		}
 		return out
 	}
-	count := func(sql string) int64 {
-		t.Helper()
-		var n int64
-		if err := pool.QueryRow(ctx, sql).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	noRenew := func(context.Context) error { return nil }
 	now := time.Date(2024, 3, 20, 0, 0, 0, 0, time.UTC)
 
@@ -140,10 +132,10 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hours, quarters, days := count(`SELECT count(DISTINCT date_trunc('hour', started_at, 'UTC')) FROM measurements`),
-		count(`SELECT count(DISTINCT date_bin('6 hours', started_at, '1970-01-01Z')) FROM measurements`),
-		count(`SELECT count(DISTINCT date_trunc('day', started_at, 'UTC')) FROM measurements`)
-	if res.Hours != hours || res.Quarters != quarters || res.Days != days || count(`SELECT count(*) FROM measurements_sealed`) != hours+quarters+days {
+	hours, quarters, days := countOf(t, pool, `SELECT count(DISTINCT date_trunc('hour', started_at, 'UTC')) FROM measurements`),
+		countOf(t, pool, `SELECT count(DISTINCT date_bin('6 hours', started_at, '1970-01-01Z')) FROM measurements`),
+		countOf(t, pool, `SELECT count(DISTINCT date_trunc('day', started_at, 'UTC')) FROM measurements`)
+	if res.Hours != hours || res.Quarters != quarters || res.Days != days || countOf(t, pool, `SELECT count(*) FROM measurements_sealed`) != hours+quarters+days {
 		t.Fatalf("sealed %+v, want %d hours, %d quarters and %d days", res, hours, quarters, days)
 	}
 	if res, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil || res.Hours+res.Quarters+res.Days != 0 {
@@ -208,12 +200,12 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 	if _, err := ms.Insert(ctx, late); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(`SELECT count(*) FROM measurements_sealed WHERE (unit_secs = 3600 AND unit_start IN ('2024-03-11 09:00Z', '2024-03-10 22:00Z', '2024-03-11 23:00Z'))
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed WHERE (unit_secs = 3600 AND unit_start IN ('2024-03-11 09:00Z', '2024-03-10 22:00Z', '2024-03-11 23:00Z'))
 		OR (unit_secs = 21600 AND unit_start IN ('2024-03-11 06:00Z', '2024-03-10 18:00Z', '2024-03-11 18:00Z'))
 		OR (unit_secs = 86400 AND unit_start IN ('2024-03-11', '2024-03-10'))`); n != 0 {
 		t.Fatalf("%d of the late rows' units still sealed", n)
 	}
-	if n := count(`SELECT count(*) FROM measurements_sealed`); n != hours+quarters+days-8 {
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed`); n != hours+quarters+days-8 {
 		t.Fatalf("%d units sealed after the late batch, want %d", n, hours+quarters+days-8)
 	}
 	check("after late batches")
@@ -234,14 +226,6 @@ func TestMaintainSealsClosedUnitsAndExpiresBins(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(percentileSeed, 29))
 	insertInBatches(t, ms, randomMeasurements(rng, 2000), 500)
-	count := func(sql string) int64 {
-		t.Helper()
-		var n int64
-		if err := pool.QueryRow(ctx, sql).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	now := time.Date(2024, 3, 12, 12, 10, 0, 0, time.UTC)
 	res, err := st.Lifecycle.Maintain(ctx, store.Retention{}, now)
 	if err != nil {
@@ -251,7 +235,7 @@ func TestMaintainSealsClosedUnitsAndExpiresBins(t *testing.T) {
 	for _, w := range res.Tables {
 		sealed += w.Sealed
 	}
-	if want := count(`SELECT count(*) FROM measurements_sealed`); sealed == 0 || sealed != want {
+	if want := countOf(t, pool, `SELECT count(*) FROM measurements_sealed`); sealed == 0 || sealed != want {
 		t.Fatalf("the pass reports %d units sealed, the table holds %d", sealed, want)
 	}
 	// 12:10: the hour from 10:00 closed 70 minutes ago, the one from 11:00
@@ -261,7 +245,7 @@ func TestMaintainSealsClosedUnitsAndExpiresBins(t *testing.T) {
 		"21600, '2024-03-12 00:00Z'": 1, "21600, '2024-03-12 06:00Z'": 0,
 		"86400, '2024-03-11Z'": 1, "86400, '2024-03-12Z'": 0,
 	} {
-		if n := count(`SELECT count(*) FROM measurements_sealed WHERE (unit_secs, unit_start) = (` + unit + `)`); n != want {
+		if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed WHERE (unit_secs, unit_start) = (`+unit+`)`); n != want {
 			t.Errorf("unit (%s): %d seals, want %d", unit, n, want)
 		}
 	}
@@ -271,11 +255,11 @@ func TestMaintainSealsClosedUnitsAndExpiresBins(t *testing.T) {
 	if _, err := st.Lifecycle.Maintain(ctx, store.Retention{Measurements: 24 * time.Hour, Rollups: 400 * 24 * time.Hour}, now); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(`SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start <= '2024-03-11 12:05Z'`); n != 0 {
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start <= '2024-03-11 12:05Z'`); n != 0 {
 		t.Errorf("%d expired 5-minute bins left", n)
 	}
-	if count(`SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start >= '2024-03-11 12:10Z'`) == 0 ||
-		count(`SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 3600 AND unit_start < '2024-03-11 12:00Z'`) == 0 {
+	if countOf(t, pool, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start >= '2024-03-11 12:10Z'`) == 0 ||
+		countOf(t, pool, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 3600 AND unit_start < '2024-03-11 12:00Z'`) == 0 {
 		t.Error("the pass removed bins of kept rows or hours' cells")
 	}
 	f := store.MeasurementFilter{StartedAt: time.Date(2024, 3, 11, 12, 20, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 12, 11, 40, 0, 0, time.UTC)}
