@@ -195,6 +195,12 @@ WITH late AS (
       AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
       AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
       AND m.elapsed >= sqlc.narg('min_elapsed')::float8
+      -- Below the slow-row threshold the caller passes the filter again as
+      -- @bucket_floor, the same bound in measurements_elapsed_bucket_idx's terms
+      -- (migration 00024); at or above it the slow-row indexes serve the
+      -- filter alone (with the bound, the planner ANDed both indexes: 7 -> 20 ms).
+      AND (sqlc.narg('bucket_floor')::float8 IS NULL
+           OR telemetry_elapsed_bucket(m.elapsed) >= telemetry_elapsed_bucket(sqlc.narg('bucket_floor')::float8))
     UNION ALL
     SELECT m.name, m.method, m.elapsed
     FROM measurements m

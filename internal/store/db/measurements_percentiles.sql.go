@@ -107,11 +107,17 @@ WITH late AS (
       AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
       AND ($6::text IS NULL OR m.app = $6::text)
       AND m.elapsed >= $8::float8
+      -- Below the slow-row threshold the caller passes the filter again as
+      -- @bucket_floor, the same bound in measurements_elapsed_bucket_idx's terms
+      -- (migration 00024); at or above it the slow-row indexes serve the
+      -- filter alone (with the bound, the planner ANDed both indexes: 7 -> 20 ms).
+      AND ($9::float8 IS NULL
+           OR telemetry_elapsed_bucket(m.elapsed) >= telemetry_elapsed_bucket($9::float8))
     UNION ALL
     SELECT m.name, m.method, m.elapsed
     FROM measurements m
     WHERE m.started_at >= $1::timestamptz AND m.started_at <= $3::timestamptz
-      AND m.ended_at >= $9::timestamptz AND m.ended_at <= $3::timestamptz
+      AND m.ended_at >= $10::timestamptz AND m.ended_at <= $3::timestamptz
       AND ($4::text IS NULL OR m.name = $4::text)
       AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
       AND ($6::text IS NULL OR m.app = $6::text)
@@ -131,28 +137,28 @@ WITH late AS (
 ), parts AS (
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_daily r
-    WHERE r.start_day >= $10::timestamptz AND r.end_day < $11::timestamptz
+    WHERE r.start_day >= $11::timestamptz AND r.end_day < $12::timestamptz
     AND ($4::text IS NULL OR r.name = $4::text)
     AND (cardinality($5::text[]) = 0 OR r.method = ANY($5::text[]))
     AND ($6::text IS NULL OR r.app = $6::text)
     UNION ALL
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $10::timestamptz AND r.end_hour < $9::timestamptz
+    WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $11::timestamptz AND r.end_hour < $10::timestamptz
     AND ($4::text IS NULL OR r.name = $4::text)
     AND (cardinality($5::text[]) = 0 OR r.method = ANY($5::text[]))
     AND ($6::text IS NULL OR r.app = $6::text)
     UNION ALL
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.end_hour >= $11::timestamptz AND r.end_hour < $9::timestamptz AND r.start_hour >= $10::timestamptz
+    WHERE r.end_hour >= $12::timestamptz AND r.end_hour < $10::timestamptz AND r.start_hour >= $11::timestamptz
     AND ($4::text IS NULL OR r.name = $4::text)
     AND (cardinality($5::text[]) = 0 OR r.method = ANY($5::text[]))
     AND ($6::text IS NULL OR r.app = $6::text)
     UNION ALL
     SELECT r.name, r.method, r.count, r.sum_elapsed, r.min_elapsed, r.max_elapsed
     FROM measurements_hourly r
-    WHERE r.end_hour = $9::timestamptz AND r.start_hour >= $1::timestamptz
+    WHERE r.end_hour = $10::timestamptz AND r.start_hour >= $1::timestamptz
     AND ($4::text IS NULL OR r.name = $4::text)
     AND (cardinality($5::text[]) = 0 OR r.method = ANY($5::text[]))
     AND ($6::text IS NULL OR r.app = $6::text)
@@ -164,7 +170,7 @@ WITH late AS (
     SELECT p.name, p.method, sum(p.count)::bigint AS count,
            (sum(p.sum_elapsed) / sum(p.count))::float8 AS avg_elapsed,
            min(p.min_elapsed)::float8 AS min_elapsed, max(p.max_elapsed)::float8 AS max_elapsed,
-           CASE $12::text
+           CASE $13::text
                WHEN 'count' THEN sum(p.count)::float8
                WHEN 'avgElapsed' THEN (sum(p.sum_elapsed) / sum(p.count))::float8
                WHEN 'minElapsed' THEN min(p.min_elapsed)::float8
@@ -175,41 +181,41 @@ WITH late AS (
 ), ranked AS (
     SELECT g.name, g.method, g.count, g.avg_elapsed, g.min_elapsed, g.max_elapsed,
            (row_number() OVER (ORDER BY
-               CASE WHEN $13::bool THEN g.sort_value END DESC,
-               CASE WHEN NOT $13::bool THEN g.sort_value END ASC,
-               CASE WHEN $13::bool AND $12::text = 'name' THEN g.name END DESC,
-               CASE WHEN $13::bool AND $12::text = 'name' THEN g.method END DESC,
+               CASE WHEN $14::bool THEN g.sort_value END DESC,
+               CASE WHEN NOT $14::bool THEN g.sort_value END ASC,
+               CASE WHEN $14::bool AND $13::text = 'name' THEN g.name END DESC,
+               CASE WHEN $14::bool AND $13::text = 'name' THEN g.method END DESC,
                g.name, g.method))::bigint AS ord,
            (count(*) OVER ())::bigint AS total
     FROM groups g
 ), page AS MATERIALIZED (
     SELECT r.name, r.method, r.count, r.avg_elapsed, r.min_elapsed, r.max_elapsed, r.ord, r.total
     FROM ranked r
-    WHERE r.ord > $14::bigint AND r.ord - $14::bigint <= $15::bigint
+    WHERE r.ord > $15::bigint AND r.ord - $15::bigint <= $16::bigint
 ), hists AS (
     SELECT h.name, h.method, array_agg(h.hist) AS hists
     FROM (
         SELECT r.name, r.method, r.hist
         FROM measurements_daily_hist r JOIN page p ON p.name = r.name AND p.method = r.method
-        WHERE r.start_day >= $10::timestamptz AND r.end_day < $11::timestamptz
+        WHERE r.start_day >= $11::timestamptz AND r.end_day < $12::timestamptz
           AND ($6::text IS NULL OR r.app = $6::text)
           AND $8::float8 IS NULL
         UNION ALL
         SELECT r.name, r.method, r.hist
         FROM measurements_hourly_hist r JOIN page p ON p.name = r.name AND p.method = r.method
-        WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $10::timestamptz AND r.end_hour < $9::timestamptz
+        WHERE r.start_hour >= $1::timestamptz AND r.start_hour < $11::timestamptz AND r.end_hour < $10::timestamptz
           AND ($6::text IS NULL OR r.app = $6::text)
           AND $8::float8 IS NULL
         UNION ALL
         SELECT r.name, r.method, r.hist
         FROM measurements_hourly_hist r JOIN page p ON p.name = r.name AND p.method = r.method
-        WHERE r.end_hour >= $11::timestamptz AND r.end_hour < $9::timestamptz AND r.start_hour >= $10::timestamptz
+        WHERE r.end_hour >= $12::timestamptz AND r.end_hour < $10::timestamptz AND r.start_hour >= $11::timestamptz
           AND ($6::text IS NULL OR r.app = $6::text)
           AND $8::float8 IS NULL
         UNION ALL
         SELECT r.name, r.method, r.hist
         FROM measurements_hourly_hist r JOIN page p ON p.name = r.name AND p.method = r.method
-        WHERE r.end_hour = $9::timestamptz AND r.start_hour >= $1::timestamptz
+        WHERE r.end_hour = $10::timestamptz AND r.start_hour >= $1::timestamptz
           AND ($6::text IS NULL OR r.app = $6::text)
           AND $8::float8 IS NULL
           AND NOT (SELECT l.found FROM late l)
@@ -226,21 +232,22 @@ ORDER BY p.ord
 `
 
 type GroupMeasurementsPageParams struct {
-	H1         time.Time
-	H2Next     time.Time
-	EndedAt    time.Time
-	Name       *string
-	Methods    []string
-	App        *string
-	StartedAt  time.Time
-	MinElapsed *float64
-	H2         time.Time
-	D1         time.Time
-	D2         time.Time
-	SortKey    string
-	Descending bool
-	RowOffset  int64
-	RowLimit   int64
+	H1          time.Time
+	H2Next      time.Time
+	EndedAt     time.Time
+	Name        *string
+	Methods     []string
+	App         *string
+	StartedAt   time.Time
+	MinElapsed  *float64
+	BucketFloor *float64
+	H2          time.Time
+	D1          time.Time
+	D2          time.Time
+	SortKey     string
+	Descending  bool
+	RowOffset   int64
+	RowLimit    int64
 }
 
 type GroupMeasurementsPageRow struct {
@@ -275,6 +282,7 @@ func (q *Queries) GroupMeasurementsPage(ctx context.Context, arg GroupMeasuremen
 		arg.App,
 		arg.StartedAt,
 		arg.MinElapsed,
+		arg.BucketFloor,
 		arg.H2,
 		arg.D1,
 		arg.D2,

@@ -175,6 +175,18 @@ func measurementOf(r db.Measurement) store.Measurement {
 // alone; the list in elapsed-descending order reads it first.
 const slowElapsed = 0.25
 
+// bucketFloor is the elapsed filter of f when it is below slowElapsed (nil
+// otherwise): the queries that count or group by an elapsed filter bound
+// the rows' histogram bucket by it too, so that the filter can read
+// measurements_elapsed_bucket_idx (migration 00024). At or above the
+// threshold the slow-row indexes serve the filter better alone.
+func bucketFloor(f store.MeasurementFilter) *float64 {
+	if f.MinElapsed != nil && *f.MinElapsed < slowElapsed {
+		return f.MinElapsed
+	}
+	return nil
+}
+
 // farFuture disables the rollup part of a window (see queries/measurements.sql).
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -196,7 +208,7 @@ func count(ctx context.Context, q *db.Queries, f store.MeasurementFilter) (int64
 	b := split(f)
 	n, err := q.CountMeasurements(ctx, db.CountMeasurementsParams{
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, BucketFloor: bucketFloor(f),
 	})
 	return n, wrap("count measurements", err)
 }
@@ -282,13 +294,14 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 		} else if s.Key == "method" && f.Name == nil && f.App == nil && f.MinElapsed == nil {
 			rows, total, err = listByMethod(ctx, q, f, s.Desc, p)
 		} else if s == (store.MeasurementSort{Key: "elapsed", Desc: true}) {
-			// The slowest rows come first in this order, and only they
-			// are indexed (measurements_slow_idx): when they fill the page
-			// it is the page of the whole order; otherwise read the rows.
+			// The slowest rows come first in this order
+			// (measurements_slow_idx holds them in it): when they fill the
+			// page it is the page of the whole order; otherwise the rows
+			// are read from the top of measurements_elapsed_bucket_idx.
 			slow := params
 			slow.MinElapsed = new(slowElapsed)
 			if rows, err = list(ctx, q, slow); err == nil && int64(len(rows)) < p.Limit {
-				rows, err = list(ctx, q, params)
+				rows, err = q.ListMeasurementsByElapsedBucketsDesc(ctx, db.ListMeasurementsByElapsedBucketsDescParams(params))
 			}
 		} else {
 			rows, err = list(ctx, q, params)

@@ -492,7 +492,7 @@ func groupPageParams(f store.MeasurementFilter, s store.MeasurementSort) db.Grou
 	return db.GroupMeasurementsPageParams{
 		Descending: s.Desc, SortKey: s.Key,
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
-		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed,
+		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, BucketFloor: bucketFloor(f),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,15 +45,20 @@ func insertInBatches(t *testing.T, ms *postgres.Measurements, recs []store.Measu
 	}
 }
 
-type exactPercentiles struct{ p50, p95, p99 float64 }
+type exactPercentiles struct {
+	p50, p95, p99 float64
+	count         int64
+	min, max      float64
+}
 
-// exactGroupPercentiles is percentile_disc per (name, method) over the
-// rows the filter's window selects (started at or after StartedAt, ended
+// exactGroupPercentiles is percentile_disc (and the count, minimum and
+// maximum) per (name, method) over the rows the filter's window selects (started at or after StartedAt, ended
 // at or before EndedAt), computed from the raw rows.
 func exactGroupPercentiles(t *testing.T, pool *pgxpool.Pool, f store.MeasurementFilter) map[string]exactPercentiles {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `
-		SELECT name, method, percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY elapsed)
+		SELECT name, method, percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY elapsed),
+		       count(*), min(elapsed), max(elapsed)
 		FROM measurements
 		WHERE started_at >= $1 AND ended_at <= $2 AND ($3::text IS NULL OR name = $3) AND ($4::text IS NULL OR app = $4)
 		  AND ($5::float8 IS NULL OR elapsed >= $5)
@@ -65,10 +71,12 @@ func exactGroupPercentiles(t *testing.T, pool *pgxpool.Pool, f store.Measurement
 	for rows.Next() {
 		var name, method string
 		var ps []float64
-		if err := rows.Scan(&name, &method, &ps); err != nil {
+		var e exactPercentiles
+		if err := rows.Scan(&name, &method, &ps, &e.count, &e.min, &e.max); err != nil {
 			t.Fatal(err)
 		}
-		out[name+" "+method] = exactPercentiles{ps[0], ps[1], ps[2]}
+		e.p50, e.p95, e.p99 = ps[0], ps[1], ps[2]
+		out[name+" "+method] = e
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -97,7 +105,19 @@ func TestMeasurementsGroupedPercentilesWithinBound(t *testing.T) {
 	recs := randomMeasurements(rng, 6000)
 	spreadElapsed(rng, recs)
 	insertInBatches(t, ms, recs, 500)
+	// slow reads the slow-row indexes, low measurements_elapsed_bucket_idx
+	// (a bound on the bucket beside the filter): just above a row's value,
+	// so that its bucket holds rows on both sides of the filter.
 	name, app, slow := "/b/<id>", "shop", 0.3
+	els := make([]float64, len(recs))
+	for i, r := range recs {
+		els[i] = r.Elapsed
+	}
+	slices.Sort(els)
+	low := math.Nextafter(els[len(els)/10], math.Inf(1))
+	if low >= 0.25 || low <= 1e-6 {
+		t.Fatalf("seed %d: %v is no filter below the slow rows", percentileSeed, low)
+	}
 	windows := []store.MeasurementFilter{
 		{StartedAt: measurementBase.Add(-time.Hour), EndedAt: measurementBase.Add(60 * time.Hour)},
 		{StartedAt: measurementBase.Add(37*time.Minute + 13*time.Second), EndedAt: measurementBase.Add(40*time.Hour + 11*time.Minute)},
@@ -105,6 +125,7 @@ func TestMeasurementsGroupedPercentilesWithinBound(t *testing.T) {
 		{StartedAt: measurementBase.Add(90 * time.Minute), EndedAt: measurementBase.Add(30 * time.Hour), Name: &name},
 		{StartedAt: measurementBase.Add(90 * time.Minute), EndedAt: measurementBase.Add(30 * time.Hour), App: &app},
 		{StartedAt: measurementBase, EndedAt: measurementBase.Add(47 * time.Hour), MinElapsed: &slow},
+		{StartedAt: measurementBase.Add(-time.Hour), EndedAt: measurementBase.Add(60 * time.Hour), MinElapsed: &low},
 	}
 	for wi, f := range windows {
 		exact := exactGroupPercentiles(t, pool, f)
@@ -117,6 +138,10 @@ func TestMeasurementsGroupedPercentilesWithinBound(t *testing.T) {
 		}
 		for _, g := range page.Items {
 			e := exact[g.Name+" "+g.Method]
+			if g.Count != e.count || g.MinElapsed != e.min || g.MaxElapsed != e.max {
+				t.Errorf("seed %d window %d %s %s: count %d, min %v, max %v; exact %d, %v, %v", percentileSeed, wi, g.Name, g.Method,
+					g.Count, g.MinElapsed, g.MaxElapsed, e.count, e.min, e.max)
+			}
 			for _, c := range []struct {
 				q          string
 				got, exact float64
