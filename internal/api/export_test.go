@@ -234,6 +234,11 @@ func TestExportEveryList(t *testing.T) {
 		t.Fatalf("measurements export with method: %d, want 115", n)
 	}
 	s.checkExport(t, "/api/measurements/filter/?sort=name,desc&elapsed=0.5")
+	// Read through measurements_elapsed_bucket_idx backwards (the list
+	// reads its first pages from the slow rows), ties by id.
+	if n := s.checkExport(t, "/api/measurements?sort=elapsed,desc"); n != 230 {
+		t.Fatalf("measurements export by elapsed: %d, want 230", n)
+	}
 	if n := s.checkExport(t, "/api/measurements/grouped/?sort=count,desc"); n != 14 {
 		t.Fatalf("grouped export: %d groups, want 14", n)
 	}

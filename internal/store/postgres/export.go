@@ -233,11 +233,17 @@ func (e *Exports) HistoryBuckets(ctx context.Context, h store.HistoryQuery, widt
 }
 
 // Measurements streams the measurements f matches in the order s, through
-// the list query of that order (the same index).
+// the list query of that order (the same index; for elapsed descending the
+// one the list reads past the slow rows, which streams the whole order).
 func (e *Exports) Measurements(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.Measurement) error) error {
 	list := listQueryOf(s)
 	if list == nil {
 		return fmt.Errorf("export measurements: unknown sort key %q", s.Key)
+	}
+	if s == (store.MeasurementSort{Key: "elapsed", Desc: true}) {
+		list = func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+			return q.ListMeasurementsByElapsedBucketsDesc(ctx, db.ListMeasurementsByElapsedBucketsDescParams(p))
+		}
 	}
 	c := capture(func(q *db.Queries) ([]db.Measurement, error) {
 		return list(context.Background(), q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
