@@ -254,6 +254,11 @@ var analystsAnswers = map[string][][]string{
 		// of 0.5 and 1.5: 0.5 + 0.95 * 1.
 		{"shop", "POST", "/orders", "2", "1.450"},
 	},
+	"fastest-last-day": {
+		{"shop", "POST", "/orders", "0.5"},
+		{"shop", "GET", "/products", "1"},
+		{"shop", "POST", "/orders", "1.5"},
+	},
 	"hot-devices": {
 		{"n2", "rack1-node2", "92", "C"},
 		{"n1", "rack1-node1", "85.5", "C"},
