@@ -16,10 +16,34 @@
 -- own, is the elapsed order; and elapsed >= x implies bucket(elapsed) >=
 -- bucket(x), the bound the queries add beside the filter. elapsed and
 -- ended_at are included so that the filter's count reads the index alone.
+--
+-- An index evaluates its expression for every row version still visible to
+-- some transaction, dead ones included: the values above the CHECK's
+-- 253402300799 s that migration 00007 replaced can still be there (they
+-- were, in a test, while parallel tests held old snapshots), and ln(elapsed
+-- / 1e-6) overflows float8 above 1.8e302. The function therefore gives
+-- values above 1e300 the bucket of 1e300: the same answer for every value
+-- the table accepts (and for NULL: 32767, as before, since least() skips
+-- the NULL of ln(NULL)), still non-decreasing.
 
 -- +goose Up
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION telemetry_elapsed_bucket(elapsed double precision) RETURNS smallint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (CASE WHEN elapsed <= 1e-6::float8 THEN 0
+                 WHEN elapsed > 1e300::float8 THEN least(1 + floor(ln(1e300::float8 / 1e-6::float8) / ln(1.05::float8)), 32767)
+                 ELSE least(1 + floor(ln(elapsed / 1e-6::float8) / ln(1.05::float8)), 32767) END)::smallint
+$$;
+-- +goose StatementEnd
 CREATE INDEX measurements_elapsed_bucket_idx ON measurements (telemetry_elapsed_bucket(elapsed), started_at)
     INCLUDE (elapsed, ended_at);
 
 -- +goose Down
 DROP INDEX measurements_elapsed_bucket_idx;
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION telemetry_elapsed_bucket(elapsed double precision) RETURNS smallint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (CASE WHEN elapsed <= 1e-6::float8 THEN 0
+                 ELSE least(1 + floor(ln(elapsed / 1e-6::float8) / ln(1.05::float8)), 32767) END)::smallint
+$$;
+-- +goose StatementEnd
