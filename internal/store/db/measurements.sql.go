@@ -285,8 +285,15 @@ SELECT (
           -- @bucket_floor, the same bound in measurements_elapsed_bucket_idx's terms
           -- (migration 00024); at or above it the slow-row indexes serve the
           -- filter alone (with the bound, the planner ANDed both indexes: 7 -> 20 ms).
+          -- Each bucket up to that of the largest elapsed the table accepts
+          -- (its CHECK, migration 00007) is named, so that the index is read
+          -- as one range of the window per bucket instead of every entry of
+          -- the buckets, whatever its time: at 10 M rows, elapsed=0.1, half
+          -- the pages, p99 of the list 384-430 -> 181-186 ms.
           AND ($11::float8 IS NULL
-               OR telemetry_elapsed_bucket(m.elapsed) >= telemetry_elapsed_bucket($11::float8))
+               OR telemetry_elapsed_bucket(m.elapsed) = ANY(ARRAY(
+                   SELECT generate_series(telemetry_elapsed_bucket($11::float8)::integer,
+                                          telemetry_elapsed_bucket(253402300799::float8)::integer)::smallint)))
     )
     + COALESCE((
         SELECT sum(r.count) FROM measurements_hourly r
