@@ -241,9 +241,7 @@ func (e *Exports) Measurements(ctx context.Context, f store.MeasurementFilter, s
 		return fmt.Errorf("export measurements: unknown sort key %q", s.Key)
 	}
 	if s == (store.MeasurementSort{Key: "elapsed", Desc: true}) {
-		list = func(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
-			return q.ListMeasurementsByElapsedBucketsDesc(ctx, db.ListMeasurementsByElapsedBucketsDescParams(p))
-		}
+		list = listElapsedBucketsDesc
 	}
 	c := capture(func(q *db.Queries) ([]db.Measurement, error) {
 		return list(context.Background(), q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,

@@ -301,7 +301,7 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 			slow := params
 			slow.MinElapsed = new(slowElapsed)
 			if rows, err = list(ctx, q, slow); err == nil && int64(len(rows)) < p.Limit {
-				rows, err = q.ListMeasurementsByElapsedBucketsDesc(ctx, db.ListMeasurementsByElapsedBucketsDescParams(params))
+				rows, err = listElapsedBucketsDesc(ctx, q, params)
 			}
 		} else {
 			rows, err = list(ctx, q, params)
@@ -323,6 +323,13 @@ func (m *Measurements) List(ctx context.Context, f store.MeasurementFilter, s st
 		return store.Page[store.Measurement]{}, wrap("list measurements", err)
 	}
 	return out, nil
+}
+
+// listElapsedBucketsDesc is the list in elapsed-descending order read from
+// the top of measurements_elapsed_bucket_idx, every row (the order's list
+// query reads measurements_slow_idx, which holds only the slow ones).
+func listElapsedBucketsDesc(ctx context.Context, q *db.Queries, p listParams) ([]db.Measurement, error) {
+	return q.ListMeasurementsByElapsedBucketsDesc(ctx, db.ListMeasurementsByElapsedBucketsDescParams(p))
 }
 
 // listByMethod is one page of the list in method order (then ended_at,
