@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -34,40 +36,51 @@ func TestMeasurementsSlowIndexMatchesThreshold(t *testing.T) {
 	}
 	// The planner uses the index for the threshold itself (and, being a
 	// partial index, could not for anything below it).
+	plan := planOverOneRow(t, pool, []string{"enable_seqscan"}, "SELECT count(*) FROM measurements WHERE elapsed >= $1", slowElapsed)
+	if !strings.Contains(plan, "measurements_slow_idx") {
+		t.Fatalf("a query with elapsed >= slowElapsed does not use measurements_slow_idx:\n%s", plan)
+	}
+}
+
+// planOverOneRow is the plan of query (EXPLAIN) over a table of one
+// measurement, with the planner settings named turned off: whether an index
+// can serve a query, not whether the planner prefers it on a large table.
+// The row gives a hypertable a chunk (whose copy of each index is named
+// after it) to plan over.
+func planOverOneRow(t *testing.T, pool *pgxpool.Pool, off []string, query string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	// A row, so that a hypertable has a chunk (whose copy of the index
-	// is named after it) to plan over.
 	if _, err := conn.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
 		VALUES (now(), now() + interval '1 second', 1, '/a', 'GET')`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
-		t.Fatal(err)
+	for _, set := range off {
+		if _, err := conn.Exec(ctx, "SET "+set+" = off"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	rows, err := conn.Query(ctx, "EXPLAIN SELECT count(*) FROM measurements WHERE elapsed >= $1",
-		slowElapsed)
+	rows, err := conn.Query(ctx, "EXPLAIN "+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	found := false
+	var plan strings.Builder
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
 			t.Fatal(err)
 		}
-		found = found || strings.Contains(line, "measurements_slow_idx")
+		plan.WriteString(line + "\n")
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !found {
-		t.Fatal("a query with elapsed >= slowElapsed does not use measurements_slow_idx")
-	}
+	return plan.String()
 }
 
 // The elapsed orders read measurements_elapsed_bucket_idx (migration 00024)
@@ -115,42 +128,12 @@ func TestMeasurementsElapsedBucketIndex(t *testing.T) {
 		t.Fatalf("%d bucket steps among the values, want every edge (829): the values miss the edges", steps)
 	}
 
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
-		VALUES (now(), now() + interval '1 second', 1, '/a', 'GET')`); err != nil {
-		t.Fatal(err)
-	}
-	// One row: the planner's choice on a large table is measured in
-	// docs/measurements.md; here only that the index can serve the order.
-	for _, set := range []string{"enable_seqscan", "enable_bitmapscan", "enable_sort"} {
-		if _, err := conn.Exec(ctx, "SET "+set+" = off"); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, dir := range []string{"ASC", "DESC"} {
-		var plan strings.Builder
-		rows, err := conn.Query(ctx, `EXPLAIN SELECT id FROM measurements
+		plan := planOverOneRow(t, pool, []string{"enable_seqscan", "enable_bitmapscan", "enable_sort"}, `SELECT id FROM measurements
 			WHERE started_at >= now() - interval '1 day' AND started_at <= now() + interval '1 day'
 			ORDER BY telemetry_elapsed_bucket(elapsed) `+dir+`, elapsed `+dir+`, id `+dir+` LIMIT 50`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan.WriteString(line + "\n")
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(plan.String(), "measurements_elapsed_bucket_idx") || !strings.Contains(plan.String(), "Incremental Sort") {
-			t.Fatalf("elapsed %s order not read from measurements_elapsed_bucket_idx bucket by bucket:\n%s", dir, plan.String())
+		if !strings.Contains(plan, "measurements_elapsed_bucket_idx") || !strings.Contains(plan, "Incremental Sort") {
+			t.Fatalf("elapsed %s order not read from measurements_elapsed_bucket_idx bucket by bucket:\n%s", dir, plan)
 		}
 	}
 }
