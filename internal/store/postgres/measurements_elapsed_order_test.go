@@ -72,19 +72,7 @@ func TestMeasurementsElapsedOrderWithinBuckets(t *testing.T) {
 			t.Run(fmt.Sprintf("elapsed>=%v,desc=%v", min, desc), func(t *testing.T) {
 				want := slices.Clone(match)
 				slices.SortFunc(want, measurementLess(s))
-				var got []int64
-				for off := int64(0); off < int64(len(want)); off += 9 {
-					p, err := m.List(ctx, f, s, store.PageRequest{Limit: 9, Offset: off})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if p.Total != int64(len(want)) {
-						t.Fatalf("offset %d: total %d, want %d", off, p.Total, len(want))
-					}
-					for _, r := range p.Items {
-						got = append(got, r.ID)
-					}
-				}
+				got := pagedIDs(t, m, f, s, 9, int64(len(want)), int64(len(want)))
 				if !slices.Equal(got, idsOf(want)) {
 					t.Fatalf("ids %v, want %v", got, idsOf(want))
 				}

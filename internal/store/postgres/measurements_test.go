@@ -340,19 +340,7 @@ func TestMeasurementsListOrders(t *testing.T) {
 			t.Run(fmt.Sprintf("%s,%v", key, desc), func(t *testing.T) {
 				want := slices.Clone(recs)
 				slices.SortFunc(want, measurementLess(s))
-				var got []int64
-				for off := int64(0); off < 50; off += 7 {
-					p, err := m.List(ctx, window, s, store.PageRequest{Limit: 7, Offset: off})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if p.Total != int64(len(recs)) {
-						t.Fatalf("offset %d: total %d, want %d", off, p.Total, len(recs))
-					}
-					for _, r := range p.Items {
-						got = append(got, r.ID)
-					}
-				}
+				got := pagedIDs(t, m, window, s, 7, 50, int64(len(recs)))
 				for i := range want {
 					if i >= len(got) || got[i] != want[i].ID {
 						t.Fatalf("order by %+v: ids %v, want %v", s, got, idsOf(want))
@@ -381,17 +369,7 @@ func TestMeasurementsListOrders(t *testing.T) {
 			s := store.MeasurementSort{Key: key, Desc: desc}
 			want := slices.Clone(slow)
 			slices.SortFunc(want, measurementLess(s))
-			var got []int64
-			for off := int64(0); off < int64(len(slow))+7; off += 5 {
-				p, err := m.List(ctx, slowWindow, s, store.PageRequest{Limit: 5, Offset: off})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if p.Total != int64(len(slow)) {
-					t.Fatalf("elapsed >= %v, offset %d: total %d, want %d", slowMin, off, p.Total, len(slow))
-				}
-				got = append(got, idsOf(p.Items)...)
-			}
+			got := pagedIDs(t, m, slowWindow, s, 5, int64(len(slow))+7, int64(len(slow)))
 			if !slices.Equal(got, idsOf(want)) {
 				t.Fatalf("elapsed >= %v, order by %+v: ids %v, want %v", slowMin, s, got, idsOf(want))
 			}
@@ -421,6 +399,25 @@ func TestMeasurementsListOrders(t *testing.T) {
 	if !slices.Equal(got, want) || p.Total != int64(len(want)) || len(want) == 0 {
 		t.Fatalf("filtered list %v (total %d), want %v", got, p.Total, want)
 	}
+}
+
+// pagedIDs lists f in the order s page by page (size rows a page, from
+// offset 0 while it is below upTo) and gives the ids end to end; every
+// page must carry the total wantTotal.
+func pagedIDs(t *testing.T, m *postgres.Measurements, f store.MeasurementFilter, s store.MeasurementSort, size, upTo, wantTotal int64) []int64 {
+	t.Helper()
+	var got []int64
+	for off := int64(0); off < upTo; off += size {
+		p, err := m.List(context.Background(), f, s, store.PageRequest{Limit: size, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Total != wantTotal {
+			t.Fatalf("order %+v, offset %d: total %d, want %d", s, off, p.Total, wantTotal)
+		}
+		got = append(got, idsOf(p.Items)...)
+	}
+	return got
 }
 
 func idsOf(recs []store.Measurement) []int64 {
