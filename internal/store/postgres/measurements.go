@@ -510,9 +510,23 @@ func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter
 	if err != nil {
 		return nil, wrap("measurement timeseries", err)
 	}
-	out := make([]store.MeasurementBucket, len(rows))
-	for i, r := range rows {
-		out[i] = store.MeasurementBucket{Start: r.Bucket, Count: r.Count}
+	// Every bucket of the window, from the one holding its start to the one
+	// holding its end (widths divide a day, so truncating from Go's zero
+	// time is aligning on the Unix epoch, as date_bin does), then the counts
+	// laid on them; the query gives the buckets that hold measurements.
+	first, last := f.StartedAt.UTC().Truncate(width), f.EndedAt.UTC().Truncate(width)
+	if last.Before(first) {
+		return []store.MeasurementBucket{}, nil
+	}
+	out := make([]store.MeasurementBucket, last.Sub(first)/width+1)
+	for i := range out {
+		out[i].Start = first.Add(time.Duration(i) * width)
+	}
+	for _, r := range rows {
+		d := r.Bucket.Sub(first)
+		if i := d / width; d >= 0 && d%width == 0 && int(i) < len(out) {
+			out[i].Count = r.Count
+		}
 	}
 	return out, nil
 }

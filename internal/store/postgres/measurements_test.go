@@ -214,12 +214,26 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 		if sum != wantCount {
 			t.Fatalf("%s: %d buckets summing to %d, want %d", width, len(buckets), sum, wantCount)
 		}
+		// From the bucket of the window's start to that of its end (the
+		// epoch-aligned grid of date_bin).
+		var first, last time.Time
+		if err := pool.QueryRow(ctx, `SELECT date_bin(make_interval(secs => $3), $1::timestamptz, '1970-01-01'),
+			date_bin(make_interval(secs => $3), $2::timestamptz, '1970-01-01')`,
+			f.StartedAt, f.EndedAt, int(width.Seconds())).Scan(&first, &last); err != nil {
+			t.Fatal(err)
+		}
+		if len(buckets) == 0 || !buckets[0].Start.Equal(first) || !buckets[len(buckets)-1].Start.Equal(last) {
+			t.Fatalf("%s: %d buckets, want %s to %s", width, len(buckets), first, last)
+		}
 		if width == time.Hour && len(buckets) != 39 {
 			t.Fatalf("%d hourly buckets, want 39 (00:00 to 14:00 the next day)", len(buckets))
 		}
 	}
 	if _, err := m.Timeseries(ctx, f, 7*time.Minute); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("a width that does not divide a day: %v", err)
+	}
+	if b, err := m.Timeseries(ctx, store.MeasurementFilter{StartedAt: f.EndedAt, EndedAt: f.StartedAt}, time.Hour); err != nil || len(b) != 0 {
+		t.Fatalf("a window ending before it starts: %v, %v", b, err)
 	}
 
 	// Cells lost (as if the rows had been loaded around Insert) come back.
