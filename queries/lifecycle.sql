@@ -93,11 +93,11 @@ WITH gone AS (
 SELECT count(*)::bigint AS deleted, coalesce(max(hour), @after::timestamptz)::timestamptz AS last FROM gone;
 
 -- name: DeleteExpiredRuns :one
--- Load-test runs go whole, with their events (ON DELETE CASCADE): a
+-- Load-test runs go whole, with their events, in one statement: a
 -- committed run once its end is expired, a run still running once its
 -- start is (it was abandoned; a late commit is then a 404). Answers the
--- runs and the events removed (the statement's snapshot still sees the
--- events the cascade removes).
+-- runs and the events removed. The events are deleted here, not by a
+-- foreign key's cascade (migration 00025 dropped it).
 WITH gone AS (
     DELETE FROM event_runs
     WHERE uuid = ANY (ARRAY(
@@ -105,9 +105,13 @@ WITH gone AS (
         WHERE coalesce(r.ended_at, r.started_at) < @before::timestamptz
         LIMIT @batch))
     RETURNING uuid
+), gone_events AS (
+    DELETE FROM events e
+    WHERE e.uuid IN (SELECT uuid FROM gone)
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone)::bigint AS runs,
-       (SELECT count(*) FROM events e WHERE e.uuid IN (SELECT uuid FROM gone))::bigint AS events;
+       (SELECT count(*) FROM gone_events)::bigint AS events;
 
 -- name: DeleteExpiredHourlyRollup :one
 WITH gone AS (

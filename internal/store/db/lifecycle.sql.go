@@ -395,9 +395,13 @@ WITH gone AS (
         WHERE coalesce(r.ended_at, r.started_at) < $1::timestamptz
         LIMIT $2))
     RETURNING uuid
+), gone_events AS (
+    DELETE FROM events e
+    WHERE e.uuid IN (SELECT uuid FROM gone)
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone)::bigint AS runs,
-       (SELECT count(*) FROM events e WHERE e.uuid IN (SELECT uuid FROM gone))::bigint AS events
+       (SELECT count(*) FROM gone_events)::bigint AS events
 `
 
 type DeleteExpiredRunsParams struct {
@@ -410,11 +414,11 @@ type DeleteExpiredRunsRow struct {
 	Events int64
 }
 
-// Load-test runs go whole, with their events (ON DELETE CASCADE): a
+// Load-test runs go whole, with their events, in one statement: a
 // committed run once its end is expired, a run still running once its
 // start is (it was abandoned; a late commit is then a 404). Answers the
-// runs and the events removed (the statement's snapshot still sees the
-// events the cascade removes).
+// runs and the events removed. The events are deleted here, not by a
+// foreign key's cascade (migration 00025 dropped it).
 func (q *Queries) DeleteExpiredRuns(ctx context.Context, arg DeleteExpiredRunsParams) (DeleteExpiredRunsRow, error) {
 	row := q.db.QueryRow(ctx, deleteExpiredRuns, arg.Before, arg.Batch)
 	var i DeleteExpiredRunsRow

@@ -275,3 +275,53 @@ func TestEventsList(t *testing.T) {
 		t.Fatalf("item = %+v", r)
 	}
 }
+
+// On TimescaleDB the first event of a time range creates its chunk. While
+// events had a foreign key to event_runs (until migration 00025), the
+// chunk's copy of it took SHARE ROW EXCLUSIVE on event_runs, so a commit
+// creating a chunk waited for every transaction writing another run, and
+// deadlocked with those that waited for it (docs/events.md). Here another
+// run's row is held written while a commit creates the chunk of its end
+// time: the commit must not wait for it.
+func TestEventsCommitCreatingAChunkDoesNotWaitForOtherRuns(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := context.Background()
+	var enabled bool
+	if err := pool.QueryRow(ctx, `SELECT telemetry_timescaledb_enabled()`).Scan(&enabled); err != nil {
+		t.Fatal(err)
+	}
+	if !enabled {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded); plain tables have no chunks to create")
+	}
+	ev := postgres.New(pool, postgres.Options{}).Events
+	start := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	a, err := ev.Register(ctx, store.NewRun{Host: "a", StartedAt: &start, Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ev.Register(ctx, store.NewRun{Host: "b", StartedAt: &start, Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `UPDATE event_runs SET host = host WHERE uuid = $1`, b); err != nil {
+		t.Fatal(err)
+	}
+	// Ten years on: a range no event has touched, so a new chunk.
+	end := start.AddDate(10, 0, 0)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := ev.Commit(cctx, store.RunCommit{ID: a, EndedAt: &end, Payload: json.RawMessage(`{}`)}); err != nil {
+		t.Fatalf("commit creating a chunk while another run's row is written: %v", err)
+	}
+	var chunks int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM timescaledb_information.chunks
+		WHERE hypertable_name = 'events' AND range_start <= $1 AND range_end > $1`, end).Scan(&chunks); err != nil || chunks != 1 {
+		t.Fatalf("chunk of the commit's time: %d, %v", chunks, err)
+	}
+}
