@@ -199,13 +199,18 @@ func withDatabase(t testing.TB, base, name string) string {
 }
 
 // databaseURL is base with its database replaced by name. TEST_DATABASE_URL
-// must therefore be a URL (postgres://...), not a key=value string.
+// must therefore be a URL (postgres://...), not a key=value string. The
+// result always has a query string (application_name when base has none),
+// so that tests may append "&pool_max_conns=1" and the like.
 func databaseURL(base, name string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return "", fmt.Errorf("TEST_DATABASE_URL must be a postgres:// URL")
 	}
 	u.Path = "/" + name
+	if u.RawQuery == "" {
+		u.RawQuery = "application_name=telemetry-test"
+	}
 	return u.String(), nil
 }
 
