@@ -287,11 +287,7 @@ func TestEventsCommitCreatingAChunkDoesNotWaitForOtherRuns(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
 	ctx := context.Background()
-	var enabled bool
-	if err := pool.QueryRow(ctx, `SELECT telemetry_timescaledb_enabled()`).Scan(&enabled); err != nil {
-		t.Fatal(err)
-	}
-	if !enabled {
+	if !timescaleEnabled(t, pool) {
 		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded); plain tables have no chunks to create")
 	}
 	ev := postgres.New(pool, postgres.Options{}).Events
