@@ -444,6 +444,9 @@ SELECT (
           AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
           AND (sqlc.narg('app')::text IS NULL OR m.app = sqlc.narg('app')::text)
           AND m.elapsed >= sqlc.narg('min_elapsed')::float8
+          -- (Below the slow-row threshold this part serves only a filter with
+          -- an app: without one, CountMeasurementsAboveSealed answers,
+          -- queries/measurements_sealed.sql.)
           -- Below the slow-row threshold the caller passes the filter again as
           -- @bucket_floor, the same bound in measurements_elapsed_bucket_idx's terms
           -- (migration 00024); at or above it the slow-row indexes serve the

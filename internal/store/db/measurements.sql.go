@@ -281,6 +281,9 @@ SELECT (
           AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
           AND ($5::text IS NULL OR m.app = $5::text)
           AND m.elapsed >= $10::float8
+          -- (Below the slow-row threshold this part serves only a filter with
+          -- an app: without one, CountMeasurementsAboveSealed answers,
+          -- queries/measurements_sealed.sql.)
           -- Below the slow-row threshold the caller passes the filter again as
           -- @bucket_floor, the same bound in measurements_elapsed_bucket_idx's terms
           -- (migration 00024); at or above it the slow-row indexes serve the

@@ -10,6 +10,144 @@ import (
 	"time"
 )
 
+const countMeasurementsAboveSealed = `-- name: CountMeasurementsAboveSealed :one
+WITH mark AS (
+    SELECT coalesce((SELECT w.deleted_before FROM retention_watermarks w WHERE w.table_name = 'measurements'),
+                    'infinity'::timestamptz) AS kept_from
+), usable AS (
+    SELECT s.unit_secs, s.unit_start, s.unit_start + make_interval(secs => s.unit_secs) AS unit_end
+    FROM measurements_sealed s
+    WHERE s.unit_start >= (SELECT k.kept_from FROM mark k)
+      AND s.unit_start < $3::timestamptz
+      AND s.unit_start + make_interval(secs => s.unit_secs) > $2::timestamptz
+      AND s.max_ended_at <= $3::timestamptz
+), days AS (
+    SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
+    WHERE u.unit_secs = 86400 AND u.unit_start >= $2::timestamptz AND u.unit_end <= $3::timestamptz
+), quarters AS (
+    SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
+    WHERE u.unit_secs = 21600 AND u.unit_start >= $2::timestamptz AND u.unit_end <= $3::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM days d WHERE d.unit_start = date_bin('1 day', u.unit_start, '1970-01-01 00:00:00+00'))
+), hours AS (
+    SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
+    WHERE u.unit_secs = 3600 AND u.unit_start >= $2::timestamptz AND u.unit_end <= $3::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM days d WHERE d.unit_start = date_bin('1 day', u.unit_start, '1970-01-01 00:00:00+00'))
+      AND NOT EXISTS (SELECT 1 FROM quarters q WHERE q.unit_start = date_bin('6 hours', u.unit_start, '1970-01-01 00:00:00+00'))
+), bins AS (
+    SELECT 300 AS unit_secs, b.bin AS unit_start, b.bin + '5 minutes'::interval AS unit_end
+    FROM usable u
+    CROSS JOIN LATERAL generate_series(u.unit_start, u.unit_end - '5 minutes'::interval, '5 minutes'::interval) AS b (bin)
+    WHERE u.unit_secs = 3600 AND (u.unit_start < $2::timestamptz OR u.unit_end > $3::timestamptz)
+      AND b.bin >= $2::timestamptz AND b.bin + '5 minutes'::interval <= $3::timestamptz
+), units AS (
+    SELECT d.unit_secs, d.unit_start, d.unit_end FROM days d
+    UNION ALL
+    SELECT q.unit_secs, q.unit_start, q.unit_end FROM quarters q
+    UNION ALL
+    SELECT h.unit_secs, h.unit_start, h.unit_end FROM hours h
+    UNION ALL
+    SELECT b.unit_secs, b.unit_start, b.unit_end FROM bins b
+), ordered AS (
+    SELECT u.unit_start, u.unit_end, lag(u.unit_end) OVER (ORDER BY u.unit_start) AS prev_end FROM units u
+), gaps AS (
+    -- Before each unit, and after the last (to the window's end, inclusive).
+    SELECT coalesce(o.prev_end, $2::timestamptz) AS gap_start, o.unit_start AS gap_end
+    FROM ordered o
+    WHERE coalesce(o.prev_end, $2::timestamptz) < o.unit_start
+    UNION ALL
+    SELECT coalesce((SELECT max(u.unit_end) FROM units u), $2::timestamptz), 'infinity'::timestamptz
+), bucket AS (
+    -- B, and the highest bucket a row has: that of the largest elapsed
+    -- (one probe of measurements_slow_idx), so that a gap's scan names
+    -- a hundred buckets or so instead of every one up to the CHECK's bound.
+    SELECT telemetry_elapsed_bucket($1::float8)::integer AS b,
+           telemetry_elapsed_bucket(greatest((SELECT max(m.elapsed) FROM measurements m WHERE m.elapsed >= 0.25::float8),
+                                             0.25::float8))::integer AS top
+)
+SELECT
+    (SELECT count(*) FROM measurements m
+     WHERE telemetry_elapsed_bucket(m.elapsed) = (SELECT k.b FROM bucket k)::smallint
+       AND m.elapsed >= $1::float8
+       AND m.started_at >= $2::timestamptz AND m.started_at <= $3::timestamptz
+       AND m.ended_at <= $3::timestamptz
+       -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
+       AND m.ended_at >= $2::timestamptz
+       AND ($4::text IS NULL OR m.name = $4::text)
+       AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[])))::bigint AS rows_below,
+    -- One count per gap (a subquery per gap row: as a join, the planner
+    -- read the whole window's higher buckets and filtered them by gap).
+    (SELECT coalesce(sum((
+         SELECT count(*) FROM measurements m
+         WHERE telemetry_elapsed_bucket(m.elapsed) = ANY(ARRAY(
+                   SELECT generate_series((SELECT k.b FROM bucket k) + 1, (SELECT k.top FROM bucket k))::smallint))
+           AND m.started_at >= g.gap_start AND m.started_at < g.gap_end
+           AND m.started_at >= $2::timestamptz AND m.started_at <= $3::timestamptz
+           AND m.ended_at <= $3::timestamptz AND m.ended_at >= g.gap_start
+           AND ($4::text IS NULL OR m.name = $4::text)
+           AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
+     )), 0) FROM gaps g)::bigint AS rows_above,
+    (SELECT k.b FROM bucket k)::integer AS bucket,
+    coalesce((SELECT array_agg(c.hist) FROM units u
+              JOIN measurements_sealed_cells c ON c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
+              WHERE ($4::text IS NULL OR c.name = $4::text)
+                AND (cardinality($5::text[]) = 0 OR c.method = ANY($5::text[]))),
+             '{}')::bytea[] AS hists
+`
+
+type CountMeasurementsAboveSealedParams struct {
+	MinElapsed float64
+	StartedAt  time.Time
+	EndedAt    time.Time
+	Name       *string
+	Methods    []string
+}
+
+type CountMeasurementsAboveSealedRow struct {
+	RowsBelow int64
+	RowsAbove int64
+	Bucket    int32
+	Hists     [][]byte
+}
+
+// The rows of CountMeasurements' filter with an elapsed filter @min_elapsed
+// below the slow-row threshold and no app, counted from the sealed units
+// where the window has them (measurements.go, countAboveSealed): the
+// window's rows with elapsed >= @min_elapsed are those of its bucket B =
+// telemetry_elapsed_bucket(@min_elapsed) that pass the filter, and every
+// row of a higher bucket (the bucket never decreases as elapsed grows).
+// The first are counted from measurements_elapsed_bucket_idx over the
+// whole window (rows_below: about a hundredth of the window's rows at 10 M
+// rows, where the filter matches an eighth). The second come from the
+// histograms of the sealed units that tile the window (hists, the buckets
+// above B added up in Go: the units' histograms were built by the same SQL
+// function as the index) and from the rows of the gaps the units leave
+// (rows_above). The units are the sealed days inside the window, then the
+// sealed quarters inside it outside those days, then the sealed hours
+// outside both, then the 5-minute bins of the sealed hours only partly
+// inside it; each only when every row of it ended by @ended_at
+// (max_ended_at) and it starts after the rows' retention mark
+// (retention_watermarks: an older unit may count rows since expired), so
+// the total is the rows' count as before. They do not overlap: a day
+// excludes its quarters and hours, a quarter its hours, and a bin's hour is
+// not inside the window, so no day, quarter or hour inside it holds it.
+func (q *Queries) CountMeasurementsAboveSealed(ctx context.Context, arg CountMeasurementsAboveSealedParams) (CountMeasurementsAboveSealedRow, error) {
+	row := q.db.QueryRow(ctx, countMeasurementsAboveSealed,
+		arg.MinElapsed,
+		arg.StartedAt,
+		arg.EndedAt,
+		arg.Name,
+		arg.Methods,
+	)
+	var i CountMeasurementsAboveSealedRow
+	err := row.Scan(
+		&i.RowsBelow,
+		&i.RowsAbove,
+		&i.Bucket,
+		&i.Hists,
+	)
+	return i, err
+}
+
 const deleteExpiredSealedBins = `-- name: DeleteExpiredSealedBins :execrows
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interval

@@ -205,12 +205,43 @@ func (m *Measurements) Count(ctx context.Context, f store.MeasurementFilter) (n 
 }
 
 func count(ctx context.Context, q *db.Queries, f store.MeasurementFilter) (int64, error) {
+	if bucketFloor(f) != nil && f.App == nil {
+		return countAboveSealed(ctx, q, f)
+	}
 	b := split(f)
 	n, err := q.CountMeasurements(ctx, db.CountMeasurementsParams{
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, BucketFloor: bucketFloor(f),
 	})
 	return n, wrap("count measurements", err)
+}
+
+// countAboveSealed is count for an elapsed filter below slowElapsed and no
+// app (the sealed units have none): the rows of the filter's own histogram
+// bucket and those of the higher buckets in the gaps between the window's
+// sealed units are counted from the rows, the higher buckets inside the
+// units from their histograms (CountMeasurementsAboveSealed). At 10 M rows
+// the filter elapsed >= 0.1 matches 14 % of a week's rows, its bucket 1.3 %.
+func countAboveSealed(ctx context.Context, q *db.Queries, f store.MeasurementFilter) (int64, error) {
+	r, err := q.CountMeasurementsAboveSealed(ctx, db.CountMeasurementsAboveSealedParams{
+		MinElapsed: *f.MinElapsed, StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name, Methods: methodsOf(f),
+	})
+	if err != nil {
+		return 0, wrap("count measurements", err)
+	}
+	var h histogram
+	for _, b := range r.Hists {
+		if err := h.addEncoded(b); err != nil {
+			return 0, wrap("count measurements", err)
+		}
+	}
+	n := r.RowsBelow + r.RowsAbove
+	for i, c := range h.counts {
+		if h.lo+i > int(r.Bucket) {
+			n += c
+		}
+	}
+	return n, nil
 }
 
 // listParams are the parameters of every list query (sqlc generates one

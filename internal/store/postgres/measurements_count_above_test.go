@@ -1,0 +1,142 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+)
+
+// rawCount is the number of rows f matches, counted from the rows.
+func rawCount(t *testing.T, pool *pgxpool.Pool, f store.MeasurementFilter) int64 {
+	t.Helper()
+	return countOf(t, pool, `SELECT count(*) FROM measurements
+		WHERE started_at >= $1 AND ended_at <= $2 AND ($3::text IS NULL OR name = $3) AND ($4::text IS NULL OR app = $4)
+		  AND (cardinality($5::text[]) = 0 OR method = ANY($5)) AND ($6::float8 IS NULL OR elapsed >= $6)`,
+		f.StartedAt, f.EndedAt, f.Name, f.App, append([]string{}, f.Methods...), f.MinElapsed)
+}
+
+// The list's total with an elapsed filter below the slow-row threshold and
+// no app is counted from the sealed units' histograms where the window has
+// them (countAboveSealed): the same number as the rows' before any unit is
+// sealed, once they are, after late batches unsealed some, with filters
+// equal to a row's elapsed and just above it (the filter's own bucket comes
+// from the rows), and after rows expired (the units older than the
+// retention mark are not used). The histograms are read: a count added to
+// a sealed cell by hand shows.
+func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
+	t.Parallel()
+	ms, pool := newMeasurements(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 29))
+	recs := randomMeasurements(rng, 5000)
+	spreadElapsed(rng, recs)
+	insertInBatches(t, ms, recs, 500)
+
+	// Filters: bucket edges and values of rows, each with the next float
+	// above it (which leaves that row out), over every window shape.
+	var at float64
+	if err := pool.QueryRow(ctx, `SELECT elapsed FROM measurements WHERE elapsed BETWEEN 0.05 AND 0.2 ORDER BY id LIMIT 1`).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	filters := []float64{0, 1e-6, 0.001, 0.1, 0.2, at, math.Nextafter(at, 1), 1e-6 * math.Pow(1.05, 200)}
+	windows := sealedWindows(rng)
+	name := "/c"
+	windows["by name, whole days"] = store.MeasurementFilter{StartedAt: measurementBase, EndedAt: measurementBase.Add(50 * time.Hour), Name: &name}
+	check := func(state string) {
+		t.Helper()
+		for label, w := range windows {
+			for _, el := range filters {
+				f := w
+				f.MinElapsed = &el
+				got, err := ms.Count(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := rawCount(t, pool, f); got != want {
+					t.Errorf("%s, %s, elapsed >= %v: count %d, rows %d", state, label, el, got, want)
+				}
+				page, err := ms.List(ctx, f, store.MeasurementSort{Key: "endedAt", Desc: true}, store.PageRequest{Limit: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page.Total != got {
+					t.Errorf("%s, %s, elapsed >= %v: list total %d, count %d", state, label, el, page.Total, got)
+				}
+			}
+		}
+	}
+	noRenew := func(context.Context) error { return nil }
+	now := time.Date(2024, 3, 20, 0, 0, 0, 0, time.UTC)
+
+	check("nothing sealed")
+	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
+		t.Fatal(err)
+	}
+	check("sealed")
+
+	// A thousand measurements added by hand to the top bucket of one
+	// sealed day's cell: every count of a window holding the day grows by
+	// a thousand (the day is inside "from a midnight", all of whose rows
+	// end in it).
+	const day = "2024-03-11Z"
+	tag, err := pool.Exec(ctx, `
+		UPDATE measurements_sealed_cells c SET hist = (
+			SELECT telemetry_hist_encode(array_agg(b.bucket) || (max(b.bucket) + 1), array_agg(b.count) || 1000::bigint)
+			FROM telemetry_hist_buckets(c.hist) b)
+		WHERE c.unit_secs = 86400 AND c.unit_start = $1 AND c.name = '/a' AND c.method = 'GET'`, day)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("changing the cell: %v, %v", tag, err)
+	}
+	whole := store.MeasurementFilter{StartedAt: time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 13, 0, 0, 0, 0, time.UTC)}
+	for _, el := range filters {
+		f := whole
+		f.MinElapsed = &el
+		if got, err := ms.Count(ctx, f); err != nil || got != rawCount(t, pool, f)+1000 {
+			t.Errorf("elapsed >= %v with the day's cell changed: %d, %v; want the rows' %d + 1000", el, got, err, rawCount(t, pool, f))
+		}
+	}
+	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM measurements_sealed WHERE unit_secs = 86400 AND unit_start = $1`, day); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
+		t.Fatal(err)
+	}
+	check("resealed")
+
+	// Late batches unseal their units (one long row ends a day later).
+	late := []store.Measurement{
+		{StartedAt: time.Date(2024, 3, 11, 9, 30, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 11, 9, 30, 0, 150000, time.UTC), Elapsed: 0.15, Name: "/a", Method: "GET", App: "shop"},
+		{StartedAt: time.Date(2024, 3, 10, 22, 50, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 10, 22, 50, 0, 100000, time.UTC), Elapsed: 0.1, Name: "/c", Method: "PUT"},
+		{StartedAt: time.Date(2024, 3, 11, 23, 10, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 12, 23, 10, 0, 0, time.UTC), Elapsed: 86400, Name: "/c", Method: "GET"},
+	}
+	if _, err := ms.Insert(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	check("after late batches")
+	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
+		t.Fatal(err)
+	}
+	check("sealed again")
+
+	// Rows expire up to a mark inside the first day (the maintenance pass
+	// records the mark first, then deletes): the units before it still
+	// hold the expired rows and must not be counted.
+	mark := time.Date(2024, 3, 11, 13, 0, 0, 0, time.UTC)
+	if _, err := pool.Exec(ctx, `UPDATE retention_watermarks SET deleted_before = $1 WHERE table_name = 'measurements'`, mark); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM measurements WHERE started_at < $1`, mark); err != nil {
+		t.Fatal(err)
+	}
+	check(fmt.Sprintf("rows expired before %s", mark.Format(time.RFC3339)))
+}
