@@ -41,12 +41,15 @@ SELECT pg_advisory_xact_lock(@class::int, @id::int);
 
 -- name: MeasurementUnitsToSeal :many
 -- The units of @width seconds in [@since, @until) that hold measurements
--- (by the hourly rollup) and are not sealed, oldest first, at most
--- @max_units. (An empty unit is read from the rollups at no cost.)
+-- (by the hourly rollup) and are not sealed, or were sealed before their
+-- totals existed (migration 00026), oldest first, at most @max_units. (An
+-- empty unit is read from the rollups at no cost.)
 SELECT u.unit_start::timestamptz AS unit_start
 FROM generate_series(@since::timestamptz, (@until::timestamptz) - ((@width::int) * '1 second'::interval), ((@width::int) * '1 second'::interval)) AS u (unit_start)
 WHERE NOT EXISTS (
-    SELECT 1 FROM measurements_sealed s WHERE s.unit_secs = @width::int AND s.unit_start = u.unit_start
+    SELECT 1 FROM measurements_sealed s
+    JOIN measurements_sealed_totals t ON t.unit_secs = s.unit_secs AND t.unit_start = s.unit_start
+    WHERE s.unit_secs = @width::int AND s.unit_start = u.unit_start
 ) AND EXISTS (
     SELECT 1 FROM measurements_hourly r
     WHERE r.start_hour >= u.unit_start AND r.start_hour < u.unit_start + ((@width::int) * '1 second'::interval)
@@ -59,7 +62,12 @@ LIMIT @max_units::int;
 SELECT start_hour FROM measurements_hourly ORDER BY start_hour LIMIT 1;
 
 -- name: DeleteMeasurementSealedCells :exec
--- A build's first step: the unit's old cells (of widths @widths, in [@since, @until)).
+-- A build's first step: the unit's old cells and totals (of widths
+-- @widths, in [@since, @until)).
+WITH totals AS (
+    DELETE FROM measurements_sealed_totals
+    WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz
+)
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz;
 
@@ -93,6 +101,18 @@ FROM ROWS FROM (
     unnest(@hists::bytea[])
 ) AS t (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist);
 
+-- name: InsertMeasurementSealedTotals :exec
+-- A build's totals (migration 00026), one element per bin or unit; a NULL
+-- histogram for an empty one.
+INSERT INTO measurements_sealed_totals (unit_secs, unit_start, count, hist)
+SELECT t.unit_secs, t.unit_start, t.count, t.hist
+FROM ROWS FROM (
+    unnest(@unit_secs::int[]),
+    unnest(@unit_starts::timestamptz[]),
+    unnest(@counts::bigint[]),
+    unnest(@hists::bytea[])
+) AS t (unit_secs, unit_start, count, hist);
+
 -- name: SealMeasurementUnit :exec
 -- A build's last step: the unit is sealed, with the latest end of its rows
 -- (-infinity for none).
@@ -105,6 +125,8 @@ ON CONFLICT (unit_secs, unit_start) DO UPDATE SET max_ended_at = excluded.max_en
 -- the rollups, @since = -infinity) and a rebuild of the rollups.
 WITH units AS (
     DELETE FROM measurements_sealed WHERE unit_start >= @since::timestamptz AND unit_start < @until::timestamptz
+), totals AS (
+    DELETE FROM measurements_sealed_totals WHERE unit_start >= @since::timestamptz AND unit_start < @until::timestamptz
 )
 DELETE FROM measurements_sealed_cells WHERE unit_start >= @since::timestamptz AND unit_start < @until::timestamptz;
 
@@ -112,7 +134,12 @@ DELETE FROM measurements_sealed_cells WHERE unit_start >= @since::timestamptz AN
 -- The 5-minute bins go with the raw rows (MEASUREMENTS_RETENTION), not with
 -- the rollups: they are most of the cells (12 per hour), and they stand for
 -- rows, edge A's, that are read from the table otherwise. A bin is deleted
--- once all of its 5 minutes are before @before.
+-- once all of its 5 minutes are before @before; its totals (migration
+-- 00026) with it. The count is the cells'.
+WITH totals AS (
+    DELETE FROM measurements_sealed_totals
+    WHERE unit_secs = 300 AND unit_start <= (@before::timestamptz) - '5 minutes'::interval
+)
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = 300 AND unit_start <= (@before::timestamptz) - '5 minutes'::interval;
 
@@ -184,6 +211,11 @@ WITH mark AS (
       AND s.unit_start < @ended_at::timestamptz
       AND s.unit_start + make_interval(secs => s.unit_secs) > @started_at::timestamptz
       AND s.max_ended_at <= @ended_at::timestamptz
+      -- Without a name or methods the totals answer: only units that have
+      -- them (a unit sealed before migration 00026 is read from its rows
+      -- until the pass builds it again).
+      AND (sqlc.narg('name')::text IS NOT NULL OR cardinality(@methods::text[]) > 0 OR EXISTS (
+          SELECT 1 FROM measurements_sealed_totals t WHERE t.unit_secs = s.unit_secs AND t.unit_start = s.unit_start))
 ), days AS (
     SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
     WHERE u.unit_secs = 86400 AND u.unit_start >= @started_at::timestamptz AND u.unit_end <= @ended_at::timestamptz
@@ -250,8 +282,14 @@ SELECT
            AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
      )), 0) FROM gaps g)::bigint AS rows_above,
     (SELECT k.b FROM bucket k)::integer AS bucket,
-    coalesce((SELECT array_agg(c.hist) FROM units u
-              JOIN measurements_sealed_cells c ON c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
-              WHERE (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
-                AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[]))),
-             '{}')::bytea[] AS hists;
+    -- A unit's totals (migration 00026) without a name or methods, else its
+    -- cells of them.
+    coalesce(CASE WHEN sqlc.narg('name')::text IS NULL AND cardinality(@methods::text[]) = 0
+             THEN (SELECT array_agg(t.hist) FROM units u
+                   JOIN measurements_sealed_totals t ON t.unit_secs = u.unit_secs AND t.unit_start = u.unit_start
+                   WHERE t.hist IS NOT NULL)
+             ELSE (SELECT array_agg(c.hist) FROM units u
+                   JOIN measurements_sealed_cells c ON c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
+                   WHERE (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
+                     AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[])))
+             END, '{}')::bytea[] AS hists;

@@ -21,6 +21,11 @@ WITH mark AS (
       AND s.unit_start < $3::timestamptz
       AND s.unit_start + make_interval(secs => s.unit_secs) > $2::timestamptz
       AND s.max_ended_at <= $3::timestamptz
+      -- Without a name or methods the totals answer: only units that have
+      -- them (a unit sealed before migration 00026 is read from its rows
+      -- until the pass builds it again).
+      AND ($4::text IS NOT NULL OR cardinality($5::text[]) > 0 OR EXISTS (
+          SELECT 1 FROM measurements_sealed_totals t WHERE t.unit_secs = s.unit_secs AND t.unit_start = s.unit_start))
 ), days AS (
     SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
     WHERE u.unit_secs = 86400 AND u.unit_start >= $2::timestamptz AND u.unit_end <= $3::timestamptz
@@ -87,11 +92,17 @@ SELECT
            AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
      )), 0) FROM gaps g)::bigint AS rows_above,
     (SELECT k.b FROM bucket k)::integer AS bucket,
-    coalesce((SELECT array_agg(c.hist) FROM units u
-              JOIN measurements_sealed_cells c ON c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
-              WHERE ($4::text IS NULL OR c.name = $4::text)
-                AND (cardinality($5::text[]) = 0 OR c.method = ANY($5::text[]))),
-             '{}')::bytea[] AS hists
+    -- A unit's totals (migration 00026) without a name or methods, else its
+    -- cells of them.
+    coalesce(CASE WHEN $4::text IS NULL AND cardinality($5::text[]) = 0
+             THEN (SELECT array_agg(t.hist) FROM units u
+                   JOIN measurements_sealed_totals t ON t.unit_secs = u.unit_secs AND t.unit_start = u.unit_start
+                   WHERE t.hist IS NOT NULL)
+             ELSE (SELECT array_agg(c.hist) FROM units u
+                   JOIN measurements_sealed_cells c ON c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
+                   WHERE ($4::text IS NULL OR c.name = $4::text)
+                     AND (cardinality($5::text[]) = 0 OR c.method = ANY($5::text[])))
+             END, '{}')::bytea[] AS hists
 `
 
 type CountMeasurementsAboveSealedParams struct {
@@ -149,6 +160,10 @@ func (q *Queries) CountMeasurementsAboveSealed(ctx context.Context, arg CountMea
 }
 
 const deleteExpiredSealedBins = `-- name: DeleteExpiredSealedBins :execrows
+WITH totals AS (
+    DELETE FROM measurements_sealed_totals
+    WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interval
+)
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interval
 `
@@ -156,7 +171,8 @@ WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interva
 // The 5-minute bins go with the raw rows (MEASUREMENTS_RETENTION), not with
 // the rollups: they are most of the cells (12 per hour), and they stand for
 // rows, edge A's, that are read from the table otherwise. A bin is deleted
-// once all of its 5 minutes are before @before.
+// once all of its 5 minutes are before @before; its totals (migration
+// 00026) with it. The count is the cells'.
 func (q *Queries) DeleteExpiredSealedBins(ctx context.Context, before time.Time) (int64, error) {
 	result, err := q.db.Exec(ctx, deleteExpiredSealedBins, before)
 	if err != nil {
@@ -168,6 +184,8 @@ func (q *Queries) DeleteExpiredSealedBins(ctx context.Context, before time.Time)
 const deleteMeasurementSealed = `-- name: DeleteMeasurementSealed :exec
 WITH units AS (
     DELETE FROM measurements_sealed WHERE unit_start >= $1::timestamptz AND unit_start < $2::timestamptz
+), totals AS (
+    DELETE FROM measurements_sealed_totals WHERE unit_start >= $1::timestamptz AND unit_start < $2::timestamptz
 )
 DELETE FROM measurements_sealed_cells WHERE unit_start >= $1::timestamptz AND unit_start < $2::timestamptz
 `
@@ -185,6 +203,10 @@ func (q *Queries) DeleteMeasurementSealed(ctx context.Context, arg DeleteMeasure
 }
 
 const deleteMeasurementSealedCells = `-- name: DeleteMeasurementSealedCells :exec
+WITH totals AS (
+    DELETE FROM measurements_sealed_totals
+    WHERE unit_secs = ANY($1::int[]) AND unit_start >= $2::timestamptz AND unit_start < $3::timestamptz
+)
 DELETE FROM measurements_sealed_cells
 WHERE unit_secs = ANY($1::int[]) AND unit_start >= $2::timestamptz AND unit_start < $3::timestamptz
 `
@@ -195,7 +217,8 @@ type DeleteMeasurementSealedCellsParams struct {
 	Until  time.Time
 }
 
-// A build's first step: the unit's old cells (of widths @widths, in [@since, @until)).
+// A build's first step: the unit's old cells and totals (of widths
+// @widths, in [@since, @until)).
 func (q *Queries) DeleteMeasurementSealedCells(ctx context.Context, arg DeleteMeasurementSealedCellsParams) error {
 	_, err := q.db.Exec(ctx, deleteMeasurementSealedCells, arg.Widths, arg.Since, arg.Until)
 	return err
@@ -363,6 +386,36 @@ func (q *Queries) InsertMeasurementSealedCells(ctx context.Context, arg InsertMe
 	return err
 }
 
+const insertMeasurementSealedTotals = `-- name: InsertMeasurementSealedTotals :exec
+INSERT INTO measurements_sealed_totals (unit_secs, unit_start, count, hist)
+SELECT t.unit_secs, t.unit_start, t.count, t.hist
+FROM ROWS FROM (
+    unnest($1::int[]),
+    unnest($2::timestamptz[]),
+    unnest($3::bigint[]),
+    unnest($4::bytea[])
+) AS t (unit_secs, unit_start, count, hist)
+`
+
+type InsertMeasurementSealedTotalsParams struct {
+	UnitSecs   []int32
+	UnitStarts []time.Time
+	Counts     []int64
+	Hists      [][]byte
+}
+
+// A build's totals (migration 00026), one element per bin or unit; a NULL
+// histogram for an empty one.
+func (q *Queries) InsertMeasurementSealedTotals(ctx context.Context, arg InsertMeasurementSealedTotalsParams) error {
+	_, err := q.db.Exec(ctx, insertMeasurementSealedTotals,
+		arg.UnitSecs,
+		arg.UnitStarts,
+		arg.Counts,
+		arg.Hists,
+	)
+	return err
+}
+
 const lockMeasurementUnit = `-- name: LockMeasurementUnit :exec
 SELECT pg_advisory_xact_lock($1::int, $2::int)
 `
@@ -511,7 +564,9 @@ const measurementUnitsToSeal = `-- name: MeasurementUnitsToSeal :many
 SELECT u.unit_start::timestamptz AS unit_start
 FROM generate_series($1::timestamptz, ($2::timestamptz) - (($3::int) * '1 second'::interval), (($3::int) * '1 second'::interval)) AS u (unit_start)
 WHERE NOT EXISTS (
-    SELECT 1 FROM measurements_sealed s WHERE s.unit_secs = $3::int AND s.unit_start = u.unit_start
+    SELECT 1 FROM measurements_sealed s
+    JOIN measurements_sealed_totals t ON t.unit_secs = s.unit_secs AND t.unit_start = s.unit_start
+    WHERE s.unit_secs = $3::int AND s.unit_start = u.unit_start
 ) AND EXISTS (
     SELECT 1 FROM measurements_hourly r
     WHERE r.start_hour >= u.unit_start AND r.start_hour < u.unit_start + (($3::int) * '1 second'::interval)
@@ -528,8 +583,9 @@ type MeasurementUnitsToSealParams struct {
 }
 
 // The units of @width seconds in [@since, @until) that hold measurements
-// (by the hourly rollup) and are not sealed, oldest first, at most
-// @max_units. (An empty unit is read from the rollups at no cost.)
+// (by the hourly rollup) and are not sealed, or were sealed before their
+// totals existed (migration 00026), oldest first, at most @max_units. (An
+// empty unit is read from the rollups at no cost.)
 func (q *Queries) MeasurementUnitsToSeal(ctx context.Context, arg MeasurementUnitsToSealParams) ([]time.Time, error) {
 	rows, err := q.db.Query(ctx, measurementUnitsToSeal,
 		arg.Since,

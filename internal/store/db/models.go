@@ -428,6 +428,18 @@ type MeasurementsSealedCell struct {
 	Hist []byte
 }
 
+// Per sealed unit (measurements_sealed) and per 5-minute bin of a sealed hour: the number of measurements started in it and their elapsed histogram, all names, methods and apps. Valid only while measurements_sealed holds the unit (the hour, for a bin).
+type MeasurementsSealedTotal struct {
+	// 300 (a 5-minute bin of a sealed hour), 3600, 21600 or 86400.
+	UnitSecs int32
+	// Start of the bin, hour, quarter or day (UTC).
+	UnitStart time.Time
+	// Number of measurements started in it (0 for an empty bin or unit).
+	Count int64
+	// Their elapsed histogram, encoded as in measurements_hourly_hist (telemetry_hist_buckets decodes it); NULL when count is 0.
+	Hist []byte
+}
+
 // Per table the maintenance pass expires: rows started before deleted_before may have been deleted (the rollups, kept longer, may still count them).
 type RetentionWatermark struct {
 	TableName     string

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
 // rawCount is the number of rows f matches, counted from the rows.
@@ -81,35 +82,54 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	}
 	check("sealed")
 
-	// A thousand measurements added by hand to the top bucket of one
-	// sealed day's cell: every count of a window holding the day grows by
-	// a thousand (the day is inside "from a midnight", all of whose rows
-	// end in it).
+	// Measurements added by hand to the top bucket of one sealed day's
+	// totals (a thousand) and of one of its cells (700): every count of a
+	// window holding the day grows, by the totals' without a name or
+	// methods, by the cell's with its name or method (the window's rows all
+	// end within it).
 	const day = "2024-03-11Z"
-	tag, err := pool.Exec(ctx, `
-		UPDATE measurements_sealed_cells c SET hist = (
-			SELECT telemetry_hist_encode(array_agg(b.bucket) || (max(b.bucket) + 1), array_agg(b.count) || 1000::bigint)
-			FROM telemetry_hist_buckets(c.hist) b)
-		WHERE c.unit_secs = 86400 AND c.unit_start = $1 AND c.name = '/a' AND c.method = 'GET'`, day)
-	if err != nil || tag.RowsAffected() != 1 {
-		t.Fatalf("changing the cell: %v, %v", tag, err)
-	}
-	whole := store.MeasurementFilter{StartedAt: time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 13, 0, 0, 0, 0, time.UTC)}
-	for _, el := range filters {
-		f := whole
-		f.MinElapsed = &el
-		if got, err := ms.Count(ctx, f); err != nil || got != rawCount(t, pool, f)+1000 {
-			t.Errorf("elapsed >= %v with the day's cell changed: %d, %v; want the rows' %d + 1000", el, got, err, rawCount(t, pool, f))
+	const more = `SELECT telemetry_hist_encode(array_agg(b.bucket) || (max(b.bucket) + 1), array_agg(b.count) || %d::bigint)
+		FROM telemetry_hist_buckets(%s.hist) b`
+	for _, change := range []string{
+		`UPDATE measurements_sealed_totals t SET count = count + 1000, hist = (` + fmt.Sprintf(more, 1000, "t") + `)
+			WHERE t.unit_secs = 86400 AND t.unit_start = $1`,
+		`UPDATE measurements_sealed_cells c SET count = count + 700, hist = (` + fmt.Sprintf(more, 700, "c") + `)
+			WHERE c.unit_secs = 86400 AND c.unit_start = $1 AND c.name = '/a' AND c.method = 'GET'`,
+	} {
+		if tag, err := pool.Exec(ctx, change, day); err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("changing the day: %v, %v", tag, err)
 		}
 	}
-	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
+	a := "/a"
+	whole := store.MeasurementFilter{StartedAt: time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 13, 0, 0, 0, 0, time.UTC)}
+	byName, byMethod := whole, whole
+	byName.Name, byMethod.Methods = &a, []string{"GET"}
+	countsMore := func(state string, windows map[string]store.MeasurementFilter, extra map[string]int64) {
+		t.Helper()
+		for label, w := range windows {
+			for _, el := range filters {
+				f := w
+				f.MinElapsed = &el
+				if got, err := ms.Count(ctx, f); err != nil || got != rawCount(t, pool, f)+extra[label] {
+					t.Errorf("%s, %s, elapsed >= %v: %d, %v; want the rows' %d + %d", state, label, el, got, err, rawCount(t, pool, f), extra[label])
+				}
+			}
+		}
+	}
+	windowsOfDay := map[string]store.MeasurementFilter{"whole": whole, "by name": byName, "by method": byMethod}
+	countsMore("day changed", windowsOfDay, map[string]int64{"whole": 1000, "by name": 700, "by method": 700})
+	// A unit sealed before its totals existed (migration 00026) is read
+	// from its rows without a name or methods (its cells still answer with
+	// them), and the next pass builds it again, the totals with it.
+	if _, err := pool.Exec(ctx, `DELETE FROM measurements_sealed_totals WHERE unit_secs = 86400 AND unit_start = $1`, day); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `DELETE FROM measurements_sealed WHERE unit_secs = 86400 AND unit_start = $1`, day); err != nil {
-		t.Fatal(err)
+	countsMore("day without totals", windowsOfDay, map[string]int64{"by name": 700, "by method": 700})
+	if res, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil || res != (postgres.SealResult{Days: 1}) {
+		t.Fatalf("pass after the totals went: %+v, %v; want the day built again", res, err)
 	}
-	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
-		t.Fatal(err)
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals WHERE unit_secs = 86400 AND unit_start = $1 AND count > 0`, day); n != 1 {
+		t.Fatalf("%d totals of the day after the pass", n)
 	}
 	check("resealed")
 

@@ -205,6 +205,9 @@ func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Tim
 				return err
 			}
 		}
+		if err := q.InsertMeasurementSealedTotals(ctx, sealedTotalsOf(rows, u.cells[0], u.secs, start)); err != nil {
+			return err
+		}
 		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: u.secs, UnitStart: start, MaxEndedAt: last})
 	})
 }
@@ -274,6 +277,40 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 		p.Hists = append(p.Hists, c.hist.encode())
 	}
 	return p, last
+}
+
+// sealedTotalsOf adds a unit's bucket counts (MeasurementUnitBuckets, per
+// bin of binWidth seconds) up into the totals of its bins (when they are
+// smaller than the unit) and of the unit, all names and methods together
+// (migration 00026): one for each bin and for the unit, empty ones with a
+// count of 0 and no histogram, bins first, in time order.
+func sealedTotalsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) db.InsertMeasurementSealedTotalsParams {
+	bins := int(width / binWidth)
+	if bins == 1 {
+		bins = 0 // the unit is its own bin
+	}
+	counts := make([]int64, bins+1)
+	hists := make([]histogram, bins+1)
+	for i := range rows {
+		r := &rows[i]
+		if bins > 0 {
+			b := int(r.Bin.Sub(start) / (time.Duration(binWidth) * time.Second))
+			counts[b] += r.N
+			hists[b].add(int(r.Bucket), r.N)
+		}
+		counts[bins] += r.N
+		hists[bins].add(int(r.Bucket), r.N)
+	}
+	var p db.InsertMeasurementSealedTotalsParams
+	for i := range counts {
+		secs, at := width, start
+		if i < bins {
+			secs, at = binWidth, start.Add(time.Duration(i)*time.Duration(binWidth)*time.Second)
+		}
+		p.UnitSecs, p.UnitStarts = append(p.UnitSecs, secs), append(p.UnitStarts, at.UTC())
+		p.Counts, p.Hists = append(p.Counts, counts[i]), append(p.Hists, hists[i].encode())
+	}
+	return p
 }
 
 // groupPage runs GroupMeasurementsPage, or its sealed form when the filter

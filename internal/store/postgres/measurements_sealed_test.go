@@ -238,6 +238,17 @@ func TestMaintainSealsClosedUnitsAndExpiresBins(t *testing.T) {
 	if want := countOf(t, pool, `SELECT count(*) FROM measurements_sealed`); sealed == 0 || sealed != want {
 		t.Fatalf("the pass reports %d units sealed, the table holds %d", sealed, want)
 	}
+	// Every sealed unit has its totals (migration 00026), every sealed
+	// hour its twelve bins' as well, counting its rows.
+	if n, want := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals`),
+		countOf(t, pool, `SELECT count(*) + 12 * count(*) FILTER (WHERE unit_secs = 3600) FROM measurements_sealed`); n != want {
+		t.Errorf("%d totals, want %d", n, want)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals t
+		WHERE t.count <> (SELECT count(*) FROM measurements m
+		                  WHERE m.started_at >= t.unit_start AND m.started_at < t.unit_start + make_interval(secs => t.unit_secs))`); n != 0 {
+		t.Errorf("%d totals differ from their rows' count", n)
+	}
 	// 12:10: the hour from 10:00 closed 70 minutes ago, the one from 11:00
 	// only 10 (SealDelay is 15); the quarter from 06:00 and the 12th not yet.
 	for unit, want := range map[string]int64{
@@ -257,6 +268,13 @@ func TestMaintainSealsClosedUnitsAndExpiresBins(t *testing.T) {
 	}
 	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start <= '2024-03-11 12:05Z'`); n != 0 {
 		t.Errorf("%d expired 5-minute bins left", n)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals WHERE unit_secs = 300 AND unit_start <= '2024-03-11 12:05Z'`); n != 0 {
+		t.Errorf("%d expired 5-minute bins' totals left", n)
+	}
+	if countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals WHERE unit_secs = 300 AND unit_start >= '2024-03-11 12:10Z'`) == 0 ||
+		countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals WHERE unit_secs = 3600 AND unit_start < '2024-03-11 12:00Z'`) == 0 {
+		t.Error("the pass removed totals of kept bins or of hours")
 	}
 	if countOf(t, pool, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start >= '2024-03-11 12:10Z'`) == 0 ||
 		countOf(t, pool, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 3600 AND unit_start < '2024-03-11 12:00Z'`) == 0 {
