@@ -62,12 +62,20 @@ WITH mark AS (
     UNION ALL
     SELECT coalesce((SELECT max(u.unit_end) FROM units u), $2::timestamptz), 'infinity'::timestamptz
 ), bucket AS (
-    -- B, and the highest bucket a row has: that of the largest elapsed
-    -- (one probe of measurements_slow_idx), so that a gap's scan names
-    -- a hundred buckets or so instead of every one up to the CHECK's bound.
-    SELECT telemetry_elapsed_bucket($1::float8)::integer AS b,
-           telemetry_elapsed_bucket(greatest((SELECT max(m.elapsed) FROM measurements m WHERE m.elapsed >= 0.25::float8),
-                                             0.25::float8))::integer AS top
+    SELECT telemetry_elapsed_bucket($1::float8)::integer AS b
+), gap_buckets AS (
+    -- Each gap's buckets above B, up to that of the largest elapsed of the
+    -- hourly rollup's cells of its hours (written with the rows, so no row
+    -- of the gap is slower), so that its scan names a hundred buckets or so
+    -- instead of every one up to the CHECK's bound (571 index descents,
+    -- 2 ms a gap at 10 M rows). None when the gap's hours hold no cell
+    -- (the bucket of 0 is 0; that of NULL would be 32767).
+    SELECT g.gap_start, g.gap_end, ARRAY(
+               SELECT generate_series((SELECT k.b FROM bucket k) + 1, (
+                   SELECT telemetry_elapsed_bucket(coalesce(max(r.max_elapsed), 0::float8))::integer FROM measurements_hourly r
+                   WHERE r.start_hour >= date_bin('1 hour', g.gap_start, '1970-01-01 00:00:00+00')
+                     AND r.start_hour < g.gap_end AND r.start_hour <= $3::timestamptz))::smallint) AS buckets
+    FROM gaps g
 )
 SELECT
     (SELECT count(*) FROM measurements m
@@ -83,14 +91,13 @@ SELECT
     -- read the whole window's higher buckets and filtered them by gap).
     (SELECT coalesce(sum((
          SELECT count(*) FROM measurements m
-         WHERE telemetry_elapsed_bucket(m.elapsed) = ANY(ARRAY(
-                   SELECT generate_series((SELECT k.b FROM bucket k) + 1, (SELECT k.top FROM bucket k))::smallint))
+         WHERE telemetry_elapsed_bucket(m.elapsed) = ANY(g.buckets)
            AND m.started_at >= g.gap_start AND m.started_at < g.gap_end
            AND m.started_at >= $2::timestamptz AND m.started_at <= $3::timestamptz
            AND m.ended_at <= $3::timestamptz AND m.ended_at >= g.gap_start
            AND ($4::text IS NULL OR m.name = $4::text)
            AND (cardinality($5::text[]) = 0 OR m.method = ANY($5::text[]))
-     )), 0) FROM gaps g)::bigint AS rows_above,
+     )), 0) FROM gap_buckets g)::bigint AS rows_above,
     (SELECT k.b FROM bucket k)::integer AS bucket,
     -- A unit's totals (migration 00026) without a name or methods, else its
     -- cells of them.
