@@ -136,14 +136,15 @@ type CountMeasurementsAboveSealedRow struct {
 // The first are counted from measurements_elapsed_bucket_idx over the
 // whole window (rows_below: about a hundredth of the window's rows at 10 M
 // rows, where the filter matches an eighth). The second come from the
-// histograms of the sealed units that tile the window (hists, the buckets
-// above B added up in Go: the units' histograms were built by the same SQL
-// function as the index) and from the rows of the gaps the units leave
-// (rows_above). The units are the sealed days inside the window, then the
+// histograms of the sealed units that tile the window (hists: a unit's
+// totals without a name or methods, migration 00026, else its cells of
+// them; the buckets above B added up in Go: the units' histograms were
+// built by the same SQL function as the index) and from the rows of the
+// gaps the units leave (rows_above). The units are the sealed days inside the window, then the
 // sealed quarters inside it outside those days, then the sealed hours
 // outside both, then the 5-minute bins of the sealed hours only partly
 // inside it; each only when every row of it ended by @ended_at
-// (max_ended_at) and it starts after the rows' retention mark
+// (max_ended_at) and it starts at or after the rows' retention mark
 // (retention_watermarks: an older unit may count rows since expired), so
 // the total is the rows' count as before. They do not overlap: a day
 // excludes its quarters and hours, a quarter its hours, and a bin's hour is
