@@ -199,13 +199,13 @@ func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Tim
 		if err != nil {
 			return err
 		}
-		cells, last := sealedCellsOf(rows, u.cells[0], u.secs, start)
+		cells, totals, last := sealedCellsOf(rows, u.cells[0], u.secs, start)
 		if len(cells.UnitSecs) > 0 {
 			if err := q.InsertMeasurementSealedCells(ctx, cells); err != nil {
 				return err
 			}
 		}
-		if err := q.InsertMeasurementSealedTotals(ctx, sealedTotalsOf(rows, u.cells[0], u.secs, start)); err != nil {
+		if err := q.InsertMeasurementSealedTotals(ctx, totals); err != nil {
 			return err
 		}
 		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: u.secs, UnitStart: start, MaxEndedAt: last})
@@ -222,14 +222,21 @@ type sealedCell struct {
 // sealedCellsOf adds a unit's bucket counts (MeasurementUnitBuckets, per
 // bin of binWidth seconds) up into the cells of its bins and, when the bins
 // are smaller than the unit, of the unit, with their histograms encoded, in
-// key order; last is the latest end of the unit's rows (nil for none).
-func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) (db.InsertMeasurementSealedCellsParams, *time.Time) {
+// key order, and into the totals of the same bins and unit, all names and
+// methods together (migration 00026): one for each bin and for the unit,
+// empty ones with a count of 0 and no histogram, in width then time order.
+// last is the latest end of the unit's rows (nil for none).
+func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) (db.InsertMeasurementSealedCellsParams, db.InsertMeasurementSealedTotalsParams, *time.Time) {
+	type unit struct {
+		secs  int32
+		start int64
+	}
 	type key struct {
-		secs         int32
-		start        int64
+		unit
 		name, method string
 	}
 	cells := map[key]*sealedCell{}
+	totals := map[unit]*sealedCell{}
 	add := func(k key, r *db.MeasurementUnitBucketsRow) {
 		c := cells[k]
 		if c == nil {
@@ -240,13 +247,20 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 		c.sum += r.SumElapsed
 		c.minEl, c.maxEl = min(c.minEl, r.MinElapsed), max(c.maxEl, r.MaxElapsed)
 		c.hist.add(int(r.Bucket), r.N)
+		t := totals[k.unit]
+		if t == nil {
+			t = &sealedCell{}
+			totals[k.unit] = t
+		}
+		t.count += r.N
+		t.hist.add(int(r.Bucket), r.N)
 	}
 	var last *time.Time
 	for i := range rows {
 		r := &rows[i]
-		add(key{binWidth, r.Bin.Unix(), r.Name, r.Method}, r)
+		add(key{unit{binWidth, r.Bin.Unix()}, r.Name, r.Method}, r)
 		if binWidth < width {
-			add(key{width, start.Unix(), r.Name, r.Method}, r)
+			add(key{unit{width, start.Unix()}, r.Name, r.Method}, r)
 		}
 		if last == nil || r.LastEnd.After(*last) {
 			last = &r.LastEnd
@@ -276,41 +290,22 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 		p.MinElapsed, p.MaxElapsed = append(p.MinElapsed, c.minEl), append(p.MaxElapsed, c.maxEl)
 		p.Hists = append(p.Hists, c.hist.encode())
 	}
-	return p, last
-}
-
-// sealedTotalsOf adds a unit's bucket counts (MeasurementUnitBuckets, per
-// bin of binWidth seconds) up into the totals of its bins (when they are
-// smaller than the unit) and of the unit, all names and methods together
-// (migration 00026): one for each bin and for the unit, empty ones with a
-// count of 0 and no histogram, bins first, in time order.
-func sealedTotalsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) db.InsertMeasurementSealedTotalsParams {
-	bins := int(width / binWidth)
-	if bins == 1 {
-		bins = 0 // the unit is its own bin
-	}
-	counts := make([]int64, bins+1)
-	hists := make([]histogram, bins+1)
-	for i := range rows {
-		r := &rows[i]
-		if bins > 0 {
-			b := int(r.Bin.Sub(start) / (time.Duration(binWidth) * time.Second))
-			counts[b] += r.N
-			hists[b].add(int(r.Bucket), r.N)
+	var t db.InsertMeasurementSealedTotalsParams
+	addTotal := func(u unit) {
+		c := totals[u]
+		if c == nil {
+			c = &sealedCell{} // empty: count 0, no histogram
 		}
-		counts[bins] += r.N
-		hists[bins].add(int(r.Bucket), r.N)
+		t.UnitSecs, t.UnitStarts = append(t.UnitSecs, u.secs), append(t.UnitStarts, time.Unix(u.start, 0).UTC())
+		t.Counts, t.Hists = append(t.Counts, c.count), append(t.Hists, c.hist.encode())
 	}
-	var p db.InsertMeasurementSealedTotalsParams
-	for i := range counts {
-		secs, at := width, start
-		if i < bins {
-			secs, at = binWidth, start.Add(time.Duration(i)*time.Duration(binWidth)*time.Second)
+	if binWidth < width {
+		for b := start.Unix(); b < start.Unix()+int64(width); b += int64(binWidth) {
+			addTotal(unit{binWidth, b})
 		}
-		p.UnitSecs, p.UnitStarts = append(p.UnitSecs, secs), append(p.UnitStarts, at.UTC())
-		p.Counts, p.Hists = append(p.Counts, counts[i]), append(p.Hists, hists[i].encode())
 	}
-	return p
+	addTotal(unit{width, start.Unix()})
+	return p, t, last
 }
 
 // groupPage runs GroupMeasurementsPage, or its sealed form when the filter
