@@ -85,22 +85,13 @@ FROM measurements m
 WHERE m.started_at >= @unit_start::timestamptz AND m.started_at < (@unit_start::timestamptz) + ((@width::int) * '1 second'::interval)
 GROUP BY 1, 2, 3, 4;
 
--- name: InsertMeasurementSealedCells :exec
--- A build's cells, one element per cell.
-INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist)
-SELECT t.unit_secs, t.unit_start, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed, t.hist
-FROM ROWS FROM (
-    unnest(@unit_secs::int[]),
-    unnest(@unit_starts::timestamptz[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@counts::bigint[]),
-    unnest(@sum_elapsed::float8[]),
-    unnest(@min_elapsed::float8[]),
-    unnest(@max_elapsed::float8[]),
-    unnest(@hists::bytea[])
-) AS t (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist);
-
+-- name: InsertMeasurementSealedCells :copyfrom
+-- A build's cells, by COPY (each carries four arrays of its own length,
+-- which unnest of parameter arrays cannot pass).
+INSERT INTO measurements_sealed_cells (unit_secs, unit_start, name, method, count, sum_elapsed, min_elapsed, max_elapsed, hist,
+                                       above_buckets, above_counts, above_sums, above_mins)
+VALUES (@unit_secs, @unit_start, @name, @method, @count, @sum_elapsed, @min_elapsed, @max_elapsed, @hist,
+        @above_buckets, @above_counts, @above_sums, @above_mins);
 -- name: InsertMeasurementSealedTotals :exec
 -- A build's totals (migration 00026), one element per bin or unit; a NULL
 -- histogram for an empty one.
@@ -193,91 +184,25 @@ SELECT coalesce((SELECT greatest(w.deleted_before, '1970-01-01 00:00:00+00'::tim
 -- totals without a name or methods, migration 00026, else its cells of
 -- them; the buckets above B added up in Go: the units' histograms were
 -- built by the same SQL function as the index) and from the rows of the
--- gaps the units leave (rows_above). The units are the sealed days inside the window, then the
--- sealed quarters inside it outside those days, then the sealed hours
--- outside both, then the 5-minute bins of the sealed hours only partly
--- inside it; each only when every row of it ended by @ended_at
--- (max_ended_at) and it starts at or after the rows' retention mark
--- (retention_watermarks: an older unit may count rows since expired), so
--- the total is the rows' count as before. They do not overlap: a day
--- excludes its quarters and hours, a quarter its hours, and a bin's hour is
--- not inside the window, so no day, quarter or hour inside it holds it.
-WITH mark AS (
-    SELECT coalesce((SELECT w.deleted_before FROM retention_watermarks w WHERE w.table_name = 'measurements'),
-                    'infinity'::timestamptz) AS kept_from
-), usable AS (
-    SELECT s.unit_secs, s.unit_start, s.unit_start + make_interval(secs => s.unit_secs) AS unit_end
-    FROM measurements_sealed s
-    -- By its key: each width, from a day before the window (no unit is
-    -- longer) to its end (the table holds every sealed hour of the
-    -- rollups' retention: 9,600 of them for 400 days).
-    WHERE s.unit_secs = ANY('{3600,21600,86400}'::int[])
-      AND s.unit_start > (@started_at::timestamptz) - '1 day'::interval
-      AND s.unit_start >= (SELECT k.kept_from FROM mark k)
-      AND s.unit_start < @ended_at::timestamptz
-      AND s.unit_start + make_interval(secs => s.unit_secs) > @started_at::timestamptz
-      AND s.max_ended_at <= @ended_at::timestamptz
-      -- Without a name or methods the totals answer: only units that have
-      -- them (a unit sealed before migration 00026 is read from its rows
-      -- until the pass builds it again).
-      -- (The planner hashes this EXISTS: the range keeps the hash to the
-      -- window's units instead of every total of the table, 9,500 for the
-      -- 30 days at 10 M rows, more with each day the rollups are kept.)
-      AND (sqlc.narg('name')::text IS NOT NULL OR cardinality(@methods::text[]) > 0 OR EXISTS (
-          SELECT 1 FROM measurements_sealed_totals t
-          WHERE t.unit_secs = s.unit_secs AND t.unit_start = s.unit_start
-            AND t.unit_secs = ANY('{3600,21600,86400}'::int[])
-            AND t.unit_start > (@started_at::timestamptz) - '1 day'::interval AND t.unit_start < @ended_at::timestamptz))
-), days AS (
-    SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
-    WHERE u.unit_secs = 86400 AND u.unit_start >= @started_at::timestamptz AND u.unit_end <= @ended_at::timestamptz
-), quarters AS (
-    SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
-    WHERE u.unit_secs = 21600 AND u.unit_start >= @started_at::timestamptz AND u.unit_end <= @ended_at::timestamptz
-      AND NOT EXISTS (SELECT 1 FROM days d WHERE d.unit_start = date_bin('1 day', u.unit_start, '1970-01-01 00:00:00+00'))
-), hours AS (
-    SELECT u.unit_secs, u.unit_start, u.unit_end FROM usable u
-    WHERE u.unit_secs = 3600 AND u.unit_start >= @started_at::timestamptz AND u.unit_end <= @ended_at::timestamptz
-      AND NOT EXISTS (SELECT 1 FROM days d WHERE d.unit_start = date_bin('1 day', u.unit_start, '1970-01-01 00:00:00+00'))
-      AND NOT EXISTS (SELECT 1 FROM quarters q WHERE q.unit_start = date_bin('6 hours', u.unit_start, '1970-01-01 00:00:00+00'))
-), bins AS (
-    SELECT 300 AS unit_secs, b.bin AS unit_start, b.bin + '5 minutes'::interval AS unit_end
-    FROM usable u
-    CROSS JOIN LATERAL generate_series(u.unit_start, u.unit_end - '5 minutes'::interval, '5 minutes'::interval) AS b (bin)
-    WHERE u.unit_secs = 3600 AND (u.unit_start < @started_at::timestamptz OR u.unit_end > @ended_at::timestamptz)
-      AND b.bin >= @started_at::timestamptz AND b.bin + '5 minutes'::interval <= @ended_at::timestamptz
+-- gaps the units leave (rows_above). The units and gaps are
+-- telemetry_measurements_sealed_tiling's (migration 00027: days, quarters,
+-- hours, then 5-minute bins, each only when all its rows ended by
+-- @ended_at and it starts at or after the retention mark), so the total is
+-- the rows' count as before.
+WITH tiling AS MATERIALIZED (
+    -- Without a name or methods the totals answer: only units that have them.
+    -- (sqlc cannot type a table function's columns: named and cast here.)
+    SELECT t.tile_secs::integer AS tile_secs, t.tile_start::timestamptz AS tile_start,
+           t.tile_end::timestamptz AS tile_end, t.gap_buckets::smallint[] AS gap_buckets
+    FROM telemetry_measurements_sealed_tiling(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8,
+                                              sqlc.narg('name')::text IS NULL AND cardinality(@methods::text[]) = 0)
+        AS t (tile_secs, tile_start, tile_end, gap_buckets)
 ), units AS (
-    SELECT d.unit_secs, d.unit_start, d.unit_end FROM days d
-    UNION ALL
-    SELECT q.unit_secs, q.unit_start, q.unit_end FROM quarters q
-    UNION ALL
-    SELECT h.unit_secs, h.unit_start, h.unit_end FROM hours h
-    UNION ALL
-    SELECT b.unit_secs, b.unit_start, b.unit_end FROM bins b
-), ordered AS (
-    SELECT u.unit_start, u.unit_end, lag(u.unit_end) OVER (ORDER BY u.unit_start) AS prev_end FROM units u
-), gaps AS (
-    -- Before each unit, and after the last (to the window's end, inclusive).
-    SELECT coalesce(o.prev_end, @started_at::timestamptz) AS gap_start, o.unit_start AS gap_end
-    FROM ordered o
-    WHERE coalesce(o.prev_end, @started_at::timestamptz) < o.unit_start
-    UNION ALL
-    SELECT coalesce((SELECT max(u.unit_end) FROM units u), @started_at::timestamptz), 'infinity'::timestamptz
+    SELECT t.tile_secs AS unit_secs, t.tile_start AS unit_start FROM tiling t WHERE t.tile_secs IS NOT NULL
+), gap_buckets AS (
+    SELECT t.tile_start AS gap_start, t.tile_end AS gap_end, t.gap_buckets AS buckets FROM tiling t WHERE t.tile_secs IS NULL
 ), bucket AS (
     SELECT telemetry_elapsed_bucket(@min_elapsed::float8)::integer AS b
-), gap_buckets AS (
-    -- Each gap's buckets above B, up to that of the largest elapsed of the
-    -- hourly rollup's cells of its hours (written with the rows, so no row
-    -- of the gap is slower), so that its scan names a hundred buckets or so
-    -- instead of every one up to the CHECK's bound (571 index descents,
-    -- 2 ms a gap at 10 M rows). None when the gap's hours hold no cell
-    -- (the bucket of 0 is 0; that of NULL would be 32767).
-    SELECT g.gap_start, g.gap_end, ARRAY(
-               SELECT generate_series((SELECT k.b FROM bucket k) + 1, (
-                   SELECT telemetry_elapsed_bucket(coalesce(max(r.max_elapsed), 0::float8))::integer FROM measurements_hourly r
-                   WHERE r.start_hour >= date_bin('1 hour', g.gap_start, '1970-01-01 00:00:00+00')
-                     AND r.start_hour < g.gap_end AND r.start_hour <= @ended_at::timestamptz))::smallint) AS buckets
-    FROM gaps g
 )
 SELECT
     (SELECT count(*) FROM measurements m
@@ -312,3 +237,118 @@ SELECT
                    WHERE (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
                      AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[])))
              END, '{}')::bytea[] AS hists;
+
+-- name: GroupMeasurementsAboveSealed :many
+-- GroupMeasurementsPage's page with an elapsed filter @min_elapsed below the
+-- slow-row threshold and no app (measurements_sealed.go, groupPage), from
+-- the sealed units where the window has them, as CountMeasurementsAboveSealed
+-- counts: with B the filter's bucket, the window's rows with elapsed >=
+-- @min_elapsed are
+--   - its rows of bucket B that pass the filter: found in
+--     measurements_elapsed_bucket_idx alone (below_keys: a few hundred of
+--     the bucket's ~30,000 in a week at 10 M rows), then read one by one
+--     for their name and method (by started_at and elapsed: the index does
+--     not hold the row's id; DISTINCT so that two rows alike are read once);
+--   - in the units of telemetry_measurements_sealed_tiling, every row of a
+--     higher bucket: per cell, the suffix statistics of migration 00027 at
+--     the first occupied bucket above B (width_bucket finds it), with the
+--     cell's histogram, whose buckets above B Go adds up (floor_bucket),
+--     and the cell's maximum (its highest bucket is above B);
+--   - in the gaps between the units, the rows of the higher buckets.
+-- Minima, maxima, counts and sums of these disjoint parts combine exactly;
+-- the percentiles come from the same buckets as GroupMeasurementsPage's.
+-- The page's order is GroupMeasurementsPage's.
+WITH tiling AS MATERIALIZED (
+    -- (sqlc cannot type a table function's columns: named and cast here.)
+    SELECT t.tile_secs::integer AS tile_secs, t.tile_start::timestamptz AS tile_start,
+           t.tile_end::timestamptz AS tile_end, t.gap_buckets::smallint[] AS gap_buckets
+    FROM telemetry_measurements_sealed_tiling(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8, false)
+        AS t (tile_secs, tile_start, tile_end, gap_buckets)
+), bucket AS (
+    SELECT telemetry_elapsed_bucket(@min_elapsed::float8)::smallint AS b
+), cells AS (
+    SELECT c.name, c.method, c.hist, c.max_elapsed,
+           c.above_counts[x.k] AS count, c.above_sums[x.k] AS sum_elapsed, c.above_mins[x.k] AS min_elapsed
+    FROM tiling t
+    JOIN measurements_sealed_cells c ON c.unit_secs = t.tile_secs AND c.unit_start = t.tile_start
+    CROSS JOIN LATERAL (SELECT width_bucket((SELECT k.b FROM bucket k), c.above_buckets) + 1 AS k) x
+    WHERE t.tile_secs IS NOT NULL AND x.k <= cardinality(c.above_buckets)
+      AND (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
+      AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[]))
+), below_keys AS MATERIALIZED (
+    SELECT DISTINCT m.started_at, m.elapsed FROM measurements m
+    WHERE telemetry_elapsed_bucket(m.elapsed) = (SELECT k.b FROM bucket k)
+      AND m.elapsed >= @min_elapsed::float8
+      AND m.started_at >= @started_at::timestamptz AND m.started_at <= @ended_at::timestamptz
+      AND m.ended_at <= @ended_at::timestamptz
+), rows_above AS (
+    SELECT r.name, r.method, r.elapsed, r.bucket
+    FROM below_keys k
+    CROSS JOIN LATERAL (
+        SELECT m.name, m.method, m.elapsed, telemetry_elapsed_bucket(m.elapsed) AS bucket FROM measurements m
+        WHERE m.started_at = k.started_at AND m.elapsed = k.elapsed AND m.ended_at <= @ended_at::timestamptz
+          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))) r
+    UNION ALL
+    -- One scan per gap (LATERAL: as a join, the planner read the whole
+    -- window's higher buckets and filtered them by gap, see the count).
+    SELECT r.name, r.method, r.elapsed, r.bucket
+    FROM tiling t
+    CROSS JOIN LATERAL (
+        SELECT m.name, m.method, m.elapsed, telemetry_elapsed_bucket(m.elapsed) AS bucket FROM measurements m
+        WHERE telemetry_elapsed_bucket(m.elapsed) = ANY(t.gap_buckets)
+          AND m.started_at >= t.tile_start AND m.started_at < t.tile_end
+          AND m.started_at >= @started_at::timestamptz AND m.started_at <= @ended_at::timestamptz
+          AND m.ended_at <= @ended_at::timestamptz AND m.ended_at >= t.tile_start
+          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
+          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))) r
+    WHERE t.tile_secs IS NULL
+), edge_groups AS (
+    SELECT r.name, r.method, count(*)::bigint AS count, sum(r.elapsed)::float8 AS sum_elapsed,
+           min(r.elapsed)::float8 AS min_elapsed, max(r.elapsed)::float8 AS max_elapsed,
+           array_agg(r.bucket)::smallint[] AS buckets
+    FROM rows_above r
+    GROUP BY r.name, r.method
+), parts AS (
+    SELECT c.name, c.method, c.count, c.sum_elapsed, c.min_elapsed, c.max_elapsed FROM cells c
+    UNION ALL
+    SELECT e.name, e.method, e.count, e.sum_elapsed, e.min_elapsed, e.max_elapsed FROM edge_groups e
+), groups AS (
+    SELECT p.name, p.method, sum(p.count)::bigint AS count,
+           (sum(p.sum_elapsed) / sum(p.count))::float8 AS avg_elapsed,
+           min(p.min_elapsed)::float8 AS min_elapsed, max(p.max_elapsed)::float8 AS max_elapsed,
+           CASE @sort_key::text
+               WHEN 'count' THEN sum(p.count)::float8
+               WHEN 'avgElapsed' THEN (sum(p.sum_elapsed) / sum(p.count))::float8
+               WHEN 'minElapsed' THEN min(p.min_elapsed)::float8
+               WHEN 'maxElapsed' THEN max(p.max_elapsed)::float8
+           END AS sort_value
+    FROM parts p
+    GROUP BY p.name, p.method
+), ranked AS (
+    SELECT g.name, g.method, g.count, g.avg_elapsed, g.min_elapsed, g.max_elapsed,
+           (row_number() OVER (ORDER BY
+               CASE WHEN @descending::bool THEN g.sort_value END DESC,
+               CASE WHEN NOT @descending::bool THEN g.sort_value END ASC,
+               CASE WHEN @descending::bool AND @sort_key::text = 'name' THEN g.name END DESC,
+               CASE WHEN @descending::bool AND @sort_key::text = 'name' THEN g.method END DESC,
+               g.name, g.method))::bigint AS ord,
+           (count(*) OVER ())::bigint AS total
+    FROM groups g
+), page AS MATERIALIZED (
+    SELECT r.name, r.method, r.count, r.avg_elapsed, r.min_elapsed, r.max_elapsed, r.ord, r.total
+    FROM ranked r
+    WHERE r.ord > @row_offset::bigint AND r.ord - @row_offset::bigint <= @row_limit::bigint
+), hists AS (
+    SELECT c.name, c.method, array_agg(c.hist) AS hists
+    FROM cells c JOIN page p ON p.name = c.name AND p.method = c.method
+    GROUP BY c.name, c.method
+)
+SELECT p.name, p.method, p.count, p.avg_elapsed, p.min_elapsed, p.max_elapsed, p.total,
+       COALESCE(h.hists, '{}')::bytea[] AS hists,
+       COALESCE(e.buckets, '{}')::smallint[] AS edge_buckets,
+       (SELECT k.b FROM bucket k)::smallint AS floor_bucket
+FROM page p
+LEFT JOIN hists h ON h.name = p.name AND h.method = p.method
+LEFT JOIN edge_groups e ON e.name = p.name AND e.method = p.method
+ORDER BY p.ord;

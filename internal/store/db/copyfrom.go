@@ -49,3 +49,49 @@ func (r iteratorForCopyMeasurements) Err() error {
 func (q *Queries) CopyMeasurements(ctx context.Context, arg []CopyMeasurementsParams) (int64, error) {
 	return q.db.CopyFrom(ctx, []string{"measurements"}, []string{"id", "started_at", "ended_at", "elapsed", "name", "method", "args", "kwargs", "context", "app"}, &iteratorForCopyMeasurements{rows: arg})
 }
+
+// iteratorForInsertMeasurementSealedCells implements pgx.CopyFromSource.
+type iteratorForInsertMeasurementSealedCells struct {
+	rows                 []InsertMeasurementSealedCellsParams
+	skippedFirstNextCall bool
+}
+
+func (r *iteratorForInsertMeasurementSealedCells) Next() bool {
+	if len(r.rows) == 0 {
+		return false
+	}
+	if !r.skippedFirstNextCall {
+		r.skippedFirstNextCall = true
+		return true
+	}
+	r.rows = r.rows[1:]
+	return len(r.rows) > 0
+}
+
+func (r iteratorForInsertMeasurementSealedCells) Values() ([]interface{}, error) {
+	return []interface{}{
+		r.rows[0].UnitSecs,
+		r.rows[0].UnitStart,
+		r.rows[0].Name,
+		r.rows[0].Method,
+		r.rows[0].Count,
+		r.rows[0].SumElapsed,
+		r.rows[0].MinElapsed,
+		r.rows[0].MaxElapsed,
+		r.rows[0].Hist,
+		r.rows[0].AboveBuckets,
+		r.rows[0].AboveCounts,
+		r.rows[0].AboveSums,
+		r.rows[0].AboveMins,
+	}, nil
+}
+
+func (r iteratorForInsertMeasurementSealedCells) Err() error {
+	return nil
+}
+
+// A build's cells, by COPY (each carries four arrays of its own length,
+// which unnest of parameter arrays cannot pass).
+func (q *Queries) InsertMeasurementSealedCells(ctx context.Context, arg []InsertMeasurementSealedCellsParams) (int64, error) {
+	return q.db.CopyFrom(ctx, []string{"measurements_sealed_cells"}, []string{"unit_secs", "unit_start", "name", "method", "count", "sum_elapsed", "min_elapsed", "max_elapsed", "hist", "above_buckets", "above_counts", "above_sums", "above_mins"}, &iteratorForInsertMeasurementSealedCells{rows: arg})
+}

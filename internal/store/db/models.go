@@ -426,6 +426,14 @@ type MeasurementsSealedCell struct {
 	MaxElapsed float64
 	// Their elapsed histogram, encoded as in measurements_hourly_hist (telemetry_hist_buckets decodes it).
 	Hist []byte
+	// The occupied elapsed histogram buckets of the cell (telemetry_elapsed_bucket), ascending.
+	AboveBuckets []int16
+	// Element k: the number of the cell's measurements in buckets >= above_buckets[k] (the first is count).
+	AboveCounts []int64
+	// Element k: the sum of elapsed of the cell's measurements in buckets >= above_buckets[k].
+	AboveSums []float64
+	// Element k: the least elapsed of the cell's measurements in buckets >= above_buckets[k].
+	AboveMins []float64
 }
 
 // Per sealed unit (measurements_sealed) and per 5-minute bin of a sealed hour: the number of measurements started in it and their elapsed histogram, all names, methods and apps. Valid only while measurements_sealed holds the unit (the hour, for a bin).

@@ -23,6 +23,44 @@ func rawCount(t *testing.T, pool *pgxpool.Pool, f store.MeasurementFilter) int64
 		f.StartedAt, f.EndedAt, f.Name, f.App, append([]string{}, f.Methods...), f.MinElapsed)
 }
 
+// groupedAsFromRows reports where the grouped view of f (with an elapsed
+// filter below the slow-row threshold and no app: from the sealed units
+// where the window has them, GroupMeasurementsAboveSealed) differs from
+// the statement that reads every row above the filter, in each order: the
+// same groups in the same order, counts, minima, maxima and percentiles
+// equal (the same buckets), averages to the last digits (sums added in
+// another order); and from the raw rows.
+func groupedAsFromRows(t *testing.T, ms *postgres.Measurements, pool *pgxpool.Pool, label string, f store.MeasurementFilter, sorts ...store.MeasurementSort) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range sorts {
+		got, err := ms.Grouped(ctx, f, s, store.PageRequest{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ms.GroupedFromRows(ctx, f, s, store.PageRequest{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Total != want.Total || len(got.Items) != len(want.Items) {
+			t.Errorf("%s, by %s: %d groups (total %d), from the rows %d (total %d)", label, s.Key, len(got.Items), got.Total, len(want.Items), want.Total)
+			continue
+		}
+		for i, g := range got.Items {
+			w := want.Items[i]
+			if avg := g.AvgElapsed; math.Abs(avg-w.AvgElapsed) <= 1e-12*w.AvgElapsed {
+				g.AvgElapsed = w.AvgElapsed
+			}
+			if g != w {
+				t.Errorf("%s, by %s, #%d: %+v; from the rows %+v", label, s.Key, i, g, w)
+			}
+		}
+		if s == sorts[0] {
+			sameAsRows(t, label, got, rawGroups(t, pool, f))
+		}
+	}
+}
+
 // The list's total with an elapsed filter below the slow-row threshold and
 // no app is counted from the sealed units' histograms where the window has
 // them (countAboveSealed): the same number as the rows' before any unit is
@@ -38,19 +76,35 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	rng := rand.New(rand.NewPCG(percentileSeed, 29))
 	recs := randomMeasurements(rng, 5000)
 	spreadElapsed(rng, recs)
+	// Twins: rows alike in started_at and elapsed, every other one in its
+	// name too (the grouped view finds its filter's bucket's rows by these
+	// two and must read each once).
+	for i := 0; i < len(recs); i += 25 {
+		twin := recs[i]
+		if i%50 == 0 {
+			twin.Name = "/twin"
+		}
+		recs = append(recs, twin)
+	}
 	insertInBatches(t, ms, recs, 500)
 
-	// Filters: bucket edges and values of rows, each with the next float
-	// above it (which leaves that row out), over every window shape.
+	// Filters: bucket edges and the elapsed of a row with a twin, with the
+	// next float above it (which leaves the two out), over every window shape.
 	var at float64
-	if err := pool.QueryRow(ctx, `SELECT elapsed FROM measurements WHERE elapsed BETWEEN 0.05 AND 0.2 ORDER BY id LIMIT 1`).Scan(&at); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT m.elapsed FROM measurements m WHERE m.elapsed BETWEEN 0.05 AND 0.2
+		AND EXISTS (SELECT 1 FROM measurements t WHERE t.started_at = m.started_at AND t.elapsed = m.elapsed AND t.id <> m.id)
+		ORDER BY m.id LIMIT 1`).Scan(&at); err != nil {
 		t.Fatal(err)
 	}
 	filters := []float64{0, 1e-6, 0.001, 0.1, 0.2, at, math.Nextafter(at, 1), 1e-6 * math.Pow(1.05, 200)}
 	windows := sealedWindows(rng)
 	name := "/c"
 	windows["by name, whole days"] = store.MeasurementFilter{StartedAt: measurementBase, EndedAt: measurementBase.Add(50 * time.Hour), Name: &name}
-	check := func(state string) {
+	// The grouped view (about 30 ms a window and filter, both ways) at
+	// five of the filters, in a second order only once everything is sealed.
+	groupFilter := map[float64]bool{0: true, 0.001: true, 0.1: true, at: true, math.Nextafter(at, 1): true}
+	byCount := store.MeasurementSort{Key: "count", Desc: true}
+	check := func(state string, sorts ...store.MeasurementSort) {
 		t.Helper()
 		for label, w := range windows {
 			for _, el := range filters {
@@ -70,17 +124,20 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 				if page.Total != got {
 					t.Errorf("%s, %s, elapsed >= %v: list total %d, count %d", state, label, el, page.Total, got)
 				}
+				if groupFilter[el] {
+					groupedAsFromRows(t, ms, pool, fmt.Sprintf("%s, %s, elapsed >= %v", state, label, el), f, sorts...)
+				}
 			}
 		}
 	}
 	noRenew := func(context.Context) error { return nil }
 	now := time.Date(2024, 3, 20, 0, 0, 0, 0, time.UTC)
 
-	check("nothing sealed")
+	check("nothing sealed", byCount)
 	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
 		t.Fatal(err)
 	}
-	check("sealed")
+	check("sealed", byCount, store.MeasurementSort{Key: "minElapsed"})
 
 	// Measurements added by hand to the top bucket of one sealed day's
 	// totals (a thousand) and of one of its cells (700): every count of a
@@ -93,7 +150,17 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	for _, change := range []string{
 		`UPDATE measurements_sealed_totals t SET count = count + 1000, hist = (` + fmt.Sprintf(more, 1000, "t") + `)
 			WHERE t.unit_secs = 86400 AND t.unit_start = $1`,
-		`UPDATE measurements_sealed_cells c SET count = count + 700, hist = (` + fmt.Sprintf(more, 700, "c") + `)
+		// The cell's suffix statistics (migration 00027) with them: 700
+		// rows of elapsed v in the bucket above its top one.
+		`UPDATE measurements_sealed_cells c SET count = count + 700, hist = (` + fmt.Sprintf(more, 700, "c") + `),
+				sum_elapsed = sum_elapsed + 700 * v.v, max_elapsed = v.v,
+				above_buckets = above_buckets || (above_buckets[cardinality(above_buckets)] + 1)::smallint,
+				above_counts = ARRAY(SELECT x + 700 FROM unnest(c.above_counts) WITH ORDINALITY AS u (x, o) ORDER BY o) || 700::bigint,
+				above_sums = ARRAY(SELECT x + 700 * v.v FROM unnest(c.above_sums) WITH ORDINALITY AS u (x, o) ORDER BY o) || (700 * v.v),
+				above_mins = above_mins || v.v
+			FROM (SELECT 1e-6 * power(1.05::float8, above_buckets[cardinality(above_buckets)] + 1.5) AS v
+			      FROM measurements_sealed_cells
+			      WHERE unit_secs = 86400 AND unit_start = $1 AND name = '/a' AND method = 'GET') v
 			WHERE c.unit_secs = 86400 AND c.unit_start = $1 AND c.name = '/a' AND c.method = 'GET'`,
 	} {
 		if tag, err := pool.Exec(ctx, change, day); err != nil || tag.RowsAffected() != 1 {
@@ -118,9 +185,35 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	}
 	windowsOfDay := map[string]store.MeasurementFilter{"whole": whole, "by name": byName, "by method": byMethod}
 	countsMore("day changed", windowsOfDay, map[string]int64{"whole": 1000, "by name": 700, "by method": 700})
-	// A unit sealed before its totals existed (migration 00026) is read
-	// from its rows without a name or methods (its cells still answer with
-	// them), and the next pass builds it again, the totals with it.
+	// The grouped view reads the cell's suffix statistics: its group has the
+	// 700 rows more, whatever the filter, and their elapsed as its maximum.
+	for label, w := range windowsOfDay {
+		for _, el := range filters {
+			f := w
+			f.MinElapsed = &el
+			find := func(p store.Page[store.MeasurementGroup], err error) store.MeasurementGroup {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, g := range p.Items {
+					if g.Name == "/a" && g.Method == "GET" {
+						return g
+					}
+				}
+				return store.MeasurementGroup{}
+			}
+			got := find(ms.Grouped(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 1000}))
+			want := find(ms.GroupedFromRows(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 1000}))
+			if got.Count != want.Count+700 || !(got.MaxElapsed > want.MaxElapsed) || !(got.AvgElapsed > want.AvgElapsed) {
+				t.Errorf("day changed, %s, elapsed >= %v: /a GET %+v; from the rows %+v, want 700 slower rows more", label, el, got, want)
+			}
+		}
+	}
+	// A unit without its totals (only a hand edit leaves one: every build
+	// writes them with the cells) is read from its rows without a name or
+	// methods (its cells still answer with them), and the next pass builds
+	// it again, the totals with it.
 	if _, err := pool.Exec(ctx, `DELETE FROM measurements_sealed_totals WHERE unit_secs = 86400 AND unit_start = $1`, day); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +224,7 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed_totals WHERE unit_secs = 86400 AND unit_start = $1 AND count > 0`, day); n != 1 {
 		t.Fatalf("%d totals of the day after the pass", n)
 	}
-	check("resealed")
+	check("resealed", byCount)
 
 	// Late batches unseal their units (one long row ends a day later).
 	late := []store.Measurement{
@@ -142,11 +235,11 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	if _, err := ms.Insert(ctx, late); err != nil {
 		t.Fatal(err)
 	}
-	check("after late batches")
+	check("after late batches", byCount)
 	if _, err := ms.Seal(ctx, now, time.Time{}, noRenew); err != nil {
 		t.Fatal(err)
 	}
-	check("sealed again")
+	check("sealed again", byCount)
 
 	// Rows expire up to a mark inside the first day (the maintenance pass
 	// records the mark first, then deletes): the units before it still
@@ -158,5 +251,5 @@ func TestMeasurementsCountAboveFromSealedUnits(t *testing.T) {
 	if _, err := pool.Exec(ctx, `DELETE FROM measurements WHERE started_at < $1`, mark); err != nil {
 		t.Fatal(err)
 	}
-	check(fmt.Sprintf("rows expired before %s", mark.Format(time.RFC3339)))
+	check(fmt.Sprintf("rows expired before %s", mark.Format(time.RFC3339)), byCount)
 }

@@ -200,8 +200,8 @@ func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Tim
 			return err
 		}
 		cells, totals, last := sealedCellsOf(rows, u.cells[0], u.secs, start)
-		if len(cells.UnitSecs) > 0 {
-			if err := q.InsertMeasurementSealedCells(ctx, cells); err != nil {
+		if len(cells) > 0 {
+			if _, err := q.InsertMeasurementSealedCells(ctx, cells); err != nil {
 				return err
 			}
 		}
@@ -212,11 +212,55 @@ func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Tim
 	})
 }
 
-// sealedCell is a cell of measurements_sealed_cells being added up.
+// sealedCell is a cell of measurements_sealed_cells being added up, with
+// the sum and minimum of its rows per histogram bucket (migration 00027).
 type sealedCell struct {
 	count             int64
 	sum, minEl, maxEl float64
 	hist              histogram
+	buckets           map[int16]bucketStat
+}
+
+// bucketStat is the sum and minimum of elapsed of a cell's rows in a bucket.
+type bucketStat struct{ sum, min float64 }
+
+// addBucket adds n rows of bucket b with their sum and minimum.
+func (c *sealedCell) addBucket(b int16, n int64, sum, minEl float64) {
+	c.hist.add(int(b), n)
+	if c.buckets == nil {
+		c.buckets = map[int16]bucketStat{}
+	}
+	s, ok := c.buckets[b]
+	if !ok {
+		s.min = minEl
+	}
+	s.sum += sum
+	s.min = min(s.min, minEl)
+	c.buckets[b] = s
+}
+
+// above sets the cell's suffix statistics of migration 00027: for each
+// occupied bucket, ascending, the count, sum and minimum of the rows in it
+// and every higher one.
+func (c *sealedCell) above(p *db.InsertMeasurementSealedCellsParams) {
+	bs := make([]int16, 0, len(c.buckets))
+	for b := range c.buckets {
+		bs = append(bs, b)
+	}
+	slices.Sort(bs)
+	n := len(bs)
+	p.AboveBuckets, p.AboveCounts = bs, make([]int64, n)
+	p.AboveSums, p.AboveMins = make([]float64, n), make([]float64, n)
+	var count int64
+	var sum float64
+	low := math.Inf(1)
+	for i := n - 1; i >= 0; i-- {
+		s := c.buckets[bs[i]]
+		count += c.hist.counts[int(bs[i])-c.hist.lo]
+		sum += s.sum
+		low = min(low, s.min)
+		p.AboveCounts[i], p.AboveSums[i], p.AboveMins[i] = count, sum, low
+	}
 }
 
 // sealedCellsOf adds a unit's bucket counts (MeasurementUnitBuckets, per
@@ -226,7 +270,7 @@ type sealedCell struct {
 // methods together (migration 00026): one for each bin and for the unit,
 // empty ones with a count of 0 and no histogram, in width then time order.
 // last is the latest end of the unit's rows (nil for none).
-func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) (db.InsertMeasurementSealedCellsParams, db.InsertMeasurementSealedTotalsParams, *time.Time) {
+func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, start time.Time) ([]db.InsertMeasurementSealedCellsParams, db.InsertMeasurementSealedTotalsParams, *time.Time) {
 	type unit struct {
 		secs  int32
 		start int64
@@ -246,7 +290,7 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 		c.count += r.N
 		c.sum += r.SumElapsed
 		c.minEl, c.maxEl = min(c.minEl, r.MinElapsed), max(c.maxEl, r.MaxElapsed)
-		c.hist.add(int(r.Bucket), r.N)
+		c.addBucket(r.Bucket, r.N, r.SumElapsed, r.MinElapsed)
 		t := totals[k.unit]
 		if t == nil {
 			t = &sealedCell{}
@@ -281,14 +325,14 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 		}
 		return strings.Compare(a.method, b.method)
 	})
-	var p db.InsertMeasurementSealedCellsParams
-	for _, k := range keys {
+	p := make([]db.InsertMeasurementSealedCellsParams, len(keys))
+	for i, k := range keys {
 		c := cells[k] // every row counts at least one measurement: never an empty histogram
-		p.UnitSecs, p.UnitStarts = append(p.UnitSecs, k.secs), append(p.UnitStarts, time.Unix(k.start, 0).UTC())
-		p.Names, p.Methods = append(p.Names, k.name), append(p.Methods, k.method)
-		p.Counts, p.SumElapsed = append(p.Counts, c.count), append(p.SumElapsed, c.sum)
-		p.MinElapsed, p.MaxElapsed = append(p.MinElapsed, c.minEl), append(p.MaxElapsed, c.maxEl)
-		p.Hists = append(p.Hists, c.hist.encode())
+		p[i] = db.InsertMeasurementSealedCellsParams{
+			UnitSecs: k.secs, UnitStart: time.Unix(k.start, 0).UTC(), Name: k.name, Method: k.method,
+			Count: c.count, SumElapsed: c.sum, MinElapsed: c.minEl, MaxElapsed: c.maxEl, Hist: c.hist.encode(),
+		}
+		c.above(&p[i])
 	}
 	var t db.InsertMeasurementSealedTotalsParams
 	addTotal := func(u unit) {
@@ -309,8 +353,13 @@ func sealedCellsOf(rows []db.MeasurementUnitBucketsRow, binWidth, width int32, s
 }
 
 // groupPage runs GroupMeasurementsPage, or its sealed form when the filter
-// has no app and no elapsed bound (the sealed units hold neither).
+// has no app (the sealed units hold none): GroupMeasurementsPageSealed
+// without an elapsed bound, GroupMeasurementsAboveSealed with one below the
+// slow-row threshold.
 func groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) ([]db.GroupMeasurementsPageRow, error) {
+	if f.App == nil && bucketFloor(f) != nil {
+		return groupAboveSealed(ctx, q, f, p)
+	}
 	if f.App != nil || f.MinElapsed != nil {
 		return q.GroupMeasurementsPage(ctx, p)
 	}
@@ -325,6 +374,41 @@ func groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p 
 	out := make([]db.GroupMeasurementsPageRow, len(rows))
 	for i, r := range rows {
 		out[i] = db.GroupMeasurementsPageRow(r)
+	}
+	return out, nil
+}
+
+// groupAboveSealed runs GroupMeasurementsAboveSealed. Its histograms are
+// the page's groups' sealed cells, whose buckets up to the filter's own
+// (floor_bucket, bucketed in SQL as the cells were) count rows below the
+// filter or already read from the rows: each group's are added up here
+// without them, into one histogram.
+func groupAboveSealed(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) ([]db.GroupMeasurementsPageRow, error) {
+	rows, err := q.GroupMeasurementsAboveSealed(ctx, db.GroupMeasurementsAboveSealedParams{
+		StartedAt: f.StartedAt, EndedAt: f.EndedAt, MinElapsed: *f.MinElapsed, Name: p.Name, Methods: p.Methods,
+		SortKey: p.SortKey, Descending: p.Descending, RowOffset: p.RowOffset, RowLimit: p.RowLimit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]db.GroupMeasurementsPageRow, len(rows))
+	for i, r := range rows {
+		var h histogram
+		for _, e := range r.Hists {
+			if err := h.addEncoded(e); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", r.Name, r.Method, err)
+			}
+		}
+		for b := h.lo; b <= int(r.FloorBucket) && b < h.lo+len(h.counts); b++ {
+			h.counts[b-h.lo] = 0
+		}
+		var hists [][]byte
+		if e := h.encode(); e != nil {
+			hists = [][]byte{e}
+		}
+		out[i] = db.GroupMeasurementsPageRow{Name: r.Name, Method: r.Method, Count: r.Count,
+			AvgElapsed: r.AvgElapsed, MinElapsed: r.MinElapsed, MaxElapsed: r.MaxElapsed, Total: r.Total,
+			Hists: hists, EdgeBuckets: r.EdgeBuckets}
 	}
 	return out, nil
 }

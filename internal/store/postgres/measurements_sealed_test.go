@@ -19,15 +19,15 @@ type rawGroup struct {
 	avg, minEl, maxEl float64
 }
 
-// rawGroups is the grouped view of f (no elapsed filter) computed from the
-// raw rows, by "name method".
+// rawGroups is the grouped view of f computed from the raw rows, by "name
+// method".
 func rawGroups(t *testing.T, pool *pgxpool.Pool, f store.MeasurementFilter) map[string]rawGroup {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `
 		SELECT name, method, count(*), avg(elapsed), min(elapsed), max(elapsed) FROM measurements
 		WHERE started_at >= $1 AND ended_at <= $2 AND ($3::text IS NULL OR name = $3) AND ($4::text IS NULL OR app = $4)
-		  AND (cardinality($5::text[]) = 0 OR method = ANY($5))
-		GROUP BY name, method`, f.StartedAt, f.EndedAt, f.Name, f.App, append([]string{}, f.Methods...))
+		  AND (cardinality($5::text[]) = 0 OR method = ANY($5)) AND ($6::float8 IS NULL OR elapsed >= $6)
+		GROUP BY name, method`, f.StartedAt, f.EndedAt, f.Name, f.App, append([]string{}, f.Methods...), f.MinElapsed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 			unit.secs, unit.unit).Scan(&name, &method); err != nil {
 			t.Fatalf("%v: %v", unit, err)
 		}
-		const cell = `UPDATE measurements_sealed_cells SET count = count + $5
+		const cell = `UPDATE measurements_sealed_cells SET count = count + $5, above_counts[1] = above_counts[1] + $5
 			WHERE unit_secs = $1 AND unit_start = $2 AND name = $3 AND method = $4`
 		if _, err := pool.Exec(ctx, cell, unit.secs, unit.unit, name, method, 1000); err != nil {
 			t.Fatal(err)
