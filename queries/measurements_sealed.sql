@@ -257,98 +257,14 @@ SELECT
 --   - in the gaps between the units, the rows of the higher buckets.
 -- Minima, maxima, counts and sums of these disjoint parts combine exactly;
 -- the percentiles come from the same buckets as GroupMeasurementsPage's.
--- The page's order is GroupMeasurementsPage's.
-WITH tiling AS MATERIALIZED (
-    -- (sqlc cannot type a table function's columns: named and cast here.)
-    SELECT t.tile_secs::integer AS tile_secs, t.tile_start::timestamptz AS tile_start,
-           t.tile_end::timestamptz AS tile_end, t.gap_buckets::smallint[] AS gap_buckets
-    FROM telemetry_measurements_sealed_tiling(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8, false)
-        AS t (tile_secs, tile_start, tile_end, gap_buckets)
-), bucket AS (
-    SELECT telemetry_elapsed_bucket(@min_elapsed::float8)::smallint AS b
-), cells AS (
-    SELECT c.name, c.method, c.hist, c.max_elapsed,
-           c.above_counts[x.k] AS count, c.above_sums[x.k] AS sum_elapsed, c.above_mins[x.k] AS min_elapsed
-    FROM tiling t
-    JOIN measurements_sealed_cells c ON c.unit_secs = t.tile_secs AND c.unit_start = t.tile_start
-    CROSS JOIN LATERAL (SELECT width_bucket((SELECT k.b FROM bucket k), c.above_buckets) + 1 AS k) x
-    WHERE t.tile_secs IS NOT NULL AND x.k <= cardinality(c.above_buckets)
-      AND (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
-      AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[]))
-), below_keys AS MATERIALIZED (
-    SELECT DISTINCT m.started_at, m.elapsed FROM measurements m
-    WHERE telemetry_elapsed_bucket(m.elapsed) = (SELECT k.b FROM bucket k)
-      AND m.elapsed >= @min_elapsed::float8
-      AND m.started_at >= @started_at::timestamptz AND m.started_at <= @ended_at::timestamptz
-      AND m.ended_at <= @ended_at::timestamptz
-), rows_above AS (
-    SELECT r.name, r.method, r.elapsed, r.bucket
-    FROM below_keys k
-    CROSS JOIN LATERAL (
-        SELECT m.name, m.method, m.elapsed, telemetry_elapsed_bucket(m.elapsed) AS bucket FROM measurements m
-        WHERE m.started_at = k.started_at AND m.elapsed = k.elapsed AND m.ended_at <= @ended_at::timestamptz
-          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
-          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))) r
-    UNION ALL
-    -- One scan per gap (LATERAL: as a join, the planner read the whole
-    -- window's higher buckets and filtered them by gap, see the count).
-    SELECT r.name, r.method, r.elapsed, r.bucket
-    FROM tiling t
-    CROSS JOIN LATERAL (
-        SELECT m.name, m.method, m.elapsed, telemetry_elapsed_bucket(m.elapsed) AS bucket FROM measurements m
-        WHERE telemetry_elapsed_bucket(m.elapsed) = ANY(t.gap_buckets)
-          AND m.started_at >= t.tile_start AND m.started_at < t.tile_end
-          AND m.started_at >= @started_at::timestamptz AND m.started_at <= @ended_at::timestamptz
-          AND m.ended_at <= @ended_at::timestamptz AND m.ended_at >= t.tile_start
-          AND (sqlc.narg('name')::text IS NULL OR m.name = sqlc.narg('name')::text)
-          AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))) r
-    WHERE t.tile_secs IS NULL
-), edge_groups AS (
-    SELECT r.name, r.method, count(*)::bigint AS count, sum(r.elapsed)::float8 AS sum_elapsed,
-           min(r.elapsed)::float8 AS min_elapsed, max(r.elapsed)::float8 AS max_elapsed,
-           array_agg(r.bucket)::smallint[] AS buckets
-    FROM rows_above r
-    GROUP BY r.name, r.method
-), parts AS (
-    SELECT c.name, c.method, c.count, c.sum_elapsed, c.min_elapsed, c.max_elapsed FROM cells c
-    UNION ALL
-    SELECT e.name, e.method, e.count, e.sum_elapsed, e.min_elapsed, e.max_elapsed FROM edge_groups e
-), groups AS (
-    SELECT p.name, p.method, sum(p.count)::bigint AS count,
-           (sum(p.sum_elapsed) / sum(p.count))::float8 AS avg_elapsed,
-           min(p.min_elapsed)::float8 AS min_elapsed, max(p.max_elapsed)::float8 AS max_elapsed,
-           CASE @sort_key::text
-               WHEN 'count' THEN sum(p.count)::float8
-               WHEN 'avgElapsed' THEN (sum(p.sum_elapsed) / sum(p.count))::float8
-               WHEN 'minElapsed' THEN min(p.min_elapsed)::float8
-               WHEN 'maxElapsed' THEN max(p.max_elapsed)::float8
-           END AS sort_value
-    FROM parts p
-    GROUP BY p.name, p.method
-), ranked AS (
-    SELECT g.name, g.method, g.count, g.avg_elapsed, g.min_elapsed, g.max_elapsed,
-           (row_number() OVER (ORDER BY
-               CASE WHEN @descending::bool THEN g.sort_value END DESC,
-               CASE WHEN NOT @descending::bool THEN g.sort_value END ASC,
-               CASE WHEN @descending::bool AND @sort_key::text = 'name' THEN g.name END DESC,
-               CASE WHEN @descending::bool AND @sort_key::text = 'name' THEN g.method END DESC,
-               g.name, g.method))::bigint AS ord,
-           (count(*) OVER ())::bigint AS total
-    FROM groups g
-), page AS MATERIALIZED (
-    SELECT r.name, r.method, r.count, r.avg_elapsed, r.min_elapsed, r.max_elapsed, r.ord, r.total
-    FROM ranked r
-    WHERE r.ord > @row_offset::bigint AND r.ord - @row_offset::bigint <= @row_limit::bigint
-), hists AS (
-    SELECT c.name, c.method, array_agg(c.hist) AS hists
-    FROM cells c JOIN page p ON p.name = c.name AND p.method = c.method
-    GROUP BY c.name, c.method
-)
-SELECT p.name, p.method, p.count, p.avg_elapsed, p.min_elapsed, p.max_elapsed, p.total,
-       COALESCE(h.hists, '{}')::bytea[] AS hists,
-       COALESCE(e.buckets, '{}')::smallint[] AS edge_buckets,
-       (SELECT k.b FROM bucket k)::smallint AS floor_bucket
-FROM page p
-LEFT JOIN hists h ON h.name = p.name AND h.method = p.method
-LEFT JOIN edge_groups e ON e.name = p.name AND e.method = p.method
-ORDER BY p.ord;
+-- The page's order is GroupMeasurementsPage's. The statement is the
+-- function telemetry_measurements_grouped_above (migration 00028), whose
+-- plan PostgreSQL keeps; sqlc cannot type a table function's columns: they
+-- are named in the alias list and cast.
+SELECT g.name::text AS name, g.method::text AS method, g.count::bigint AS count, g.avg_elapsed::float8 AS avg_elapsed,
+       g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed, g.total::bigint AS total,
+       g.hists::bytea[] AS hists, g.edge_buckets::smallint[] AS edge_buckets, g.floor_bucket::smallint AS floor_bucket
+FROM telemetry_measurements_grouped_above(
+    @started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8, sqlc.narg('name')::text, @methods::text[],
+    @sort_key::text, @descending::boolean, @row_offset::bigint, @row_limit::bigint)
+    AS g (name, method, count, avg_elapsed, min_elapsed, max_elapsed, total, hists, edge_buckets, floor_bucket);
