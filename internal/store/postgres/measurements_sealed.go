@@ -265,8 +265,8 @@ func (c *sealedCell) above(p *db.InsertMeasurementSealedCellsParams) {
 
 // sealedCellsOf adds a unit's bucket counts (MeasurementUnitBuckets, per
 // bin of binWidth seconds) up into the cells of its bins and, when the bins
-// are smaller than the unit, of the unit, with their histograms encoded, in
-// key order, and into the totals of the same bins and unit, all names and
+// are smaller than the unit, of the unit, with their histograms encoded and
+// their per-bucket suffix statistics (migration 00027), in key order, and into the totals of the same bins and unit, all names and
 // methods together (migration 00026): one for each bin and for the unit,
 // empty ones with a count of 0 and no histogram, in width then time order.
 // last is the latest end of the unit's rows (nil for none).
