@@ -229,17 +229,13 @@ func countAboveSealed(ctx context.Context, q *db.Queries, f store.MeasurementFil
 	if err != nil {
 		return 0, wrap("count measurements", err)
 	}
-	var h histogram
-	for _, b := range r.Hists {
-		if err := h.addEncoded(b); err != nil {
-			return 0, wrap("count measurements", err)
-		}
+	h, err := histogramAbove(r.Hists, int(r.Bucket))
+	if err != nil {
+		return 0, wrap("count measurements", err)
 	}
 	n := r.RowsBelow + r.RowsAbove
-	for i, c := range h.counts {
-		if h.lo+i > int(r.Bucket) {
-			n += c
-		}
+	for _, c := range h.counts {
+		n += c
 	}
 	return n, nil
 }

@@ -173,6 +173,23 @@ func (h *histogram) addEncoded(b []byte) error {
 	return nil
 }
 
+// histogramAbove adds up encoded histograms without their buckets up to
+// floor: the higher buckets that the sealed units answer for an elapsed
+// filter whose own bucket is floor (CountMeasurementsAboveSealed,
+// GroupMeasurementsAboveSealed).
+func histogramAbove(encoded [][]byte, floor int) (histogram, error) {
+	var h histogram
+	for _, e := range encoded {
+		if err := h.addEncoded(e); err != nil {
+			return h, err
+		}
+	}
+	for b := h.lo; b <= floor && b < h.lo+len(h.counts); b++ {
+		h.counts[b-h.lo] = 0
+	}
+	return h, nil
+}
+
 // percentile is the nearest-rank q-quantile (as PostgreSQL's
 // percentile_disc: the smallest value whose cumulative share is >= q) of a
 // histogram, clamped to [lo, hi]. ok is false for an empty histogram.

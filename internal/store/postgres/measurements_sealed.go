@@ -393,14 +393,9 @@ func groupAboveSealed(ctx context.Context, q *db.Queries, f store.MeasurementFil
 	}
 	out := make([]db.GroupMeasurementsPageRow, len(rows))
 	for i, r := range rows {
-		var h histogram
-		for _, e := range r.Hists {
-			if err := h.addEncoded(e); err != nil {
-				return nil, fmt.Errorf("%s %s: %w", r.Name, r.Method, err)
-			}
-		}
-		for b := h.lo; b <= int(r.FloorBucket) && b < h.lo+len(h.counts); b++ {
-			h.counts[b-h.lo] = 0
+		h, err := histogramAbove(r.Hists, int(r.FloorBucket))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", r.Name, r.Method, err)
 		}
 		var hists [][]byte
 		if e := h.encode(); e != nil {
