@@ -128,6 +128,33 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 	if n := rollupMismatches(t, pool); n != 0 {
 		t.Fatalf("%d rollup cells differ from the rows after Insert", n)
 	}
+	// Insert copies each batch in started_at order (randomMeasurements'
+	// are not): every id still names the record it was answered for.
+	stored := map[int64]store.Measurement{}
+	rows, err := pool.Query(ctx, `SELECT id, started_at, ended_at, name, method, app, kwargs FROM measurements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r store.Measurement
+		if err := rows.Scan(&r.ID, &r.StartedAt, &r.EndedAt, &r.Name, &r.Method, &r.App, &r.Kwargs); err != nil {
+			t.Fatal(err)
+		}
+		stored[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(all) {
+		t.Fatalf("%d rows stored, want %d", len(stored), len(all))
+	}
+	for _, want := range all {
+		got, ok := stored[want.ID]
+		if !ok || !got.StartedAt.Equal(want.StartedAt) || !got.EndedAt.Equal(want.EndedAt) || got.Name != want.Name ||
+			got.Method != want.Method || got.App != want.App || !jsonEqual(got.Kwargs, want.Kwargs) {
+			t.Fatalf("id %d holds %+v, want %+v", want.ID, got, want)
+		}
+	}
 
 	// Get answers every field as posted, the empty JSON values filled in.
 	want := all[17]
