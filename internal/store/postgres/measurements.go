@@ -145,7 +145,8 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 // measurements_name_idx) instead of on a leaf page anywhere in each index.
 // Batches already in time order are unchanged; for the benchmark's, spread
 // at random over an hour, it was 14 % more records/s at 10,000 records and
-// 7 % at 1,000 (docs/performance.md, "Ninth session").
+// 7 % at 1,000 (docs/performance.md, "Ninth session"). The records'
+// indexes are sorted, not the rows: 7.7 ms for 10,000 against 16 ms.
 func copyRows(recs []store.Measurement, ids []int64) []db.CopyMeasurementsParams {
 	order := make([]int, len(recs))
 	for i := range order {
