@@ -11,10 +11,10 @@
 -- with the default: a week 10.2 -> 8.1 ms, a day 8.3 -> 6.2, 30 days
 -- 23.7 -> 17.7, a week in the past with its last hour from the rows
 -- 24.8 -> 18.5); a name filter (one group) and the other sort keys within
--- the noise. The sorts that order the page
--- (the ranking's window and the final ORDER BY) still run: enable_sort off
--- only prices a sort out where the planner has another way, as for
--- collection_http (migrations 00015 and 00020).
+-- the noise. The sorts that order the page (the ranking's window and the
+-- final ORDER BY) still run: enable_sort off only prices a sort out where
+-- the planner has another way, as for collection_http (migrations 00015
+-- and 00020).
 -- telemetry_measurements_grouped_above (migration 00028) is left as it is:
 -- the same setting did not change its time.
 

@@ -47,8 +47,8 @@ import (
 // figure for BENCH_SECONDS (default 5) and the rounds (BENCH_ROUNDS, default
 // 6) alternate the order of on and off, so that drift over the run falls on
 // both; a figure is the sum over rounds, its p99 the worst round's. With 2
-// rounds the GET /flows overhead moved between -10 % and +10 % from run to
-// run, as much as the 5 % it is judged against (docs/devices.md). The
+// rounds the GET /flows overhead moved between -11 % and +11 % from run to
+// run, more than the 5 % it is judged against (docs/devices.md). The
 // self-profiler's drops are reported (selfprofile_dropped): recording must
 // not get cheap by losing records. BENCH_ONLY=<figure> runs one figure
 // once (for -cpuprofile). It needs wrk and pgbench (`make bench`
