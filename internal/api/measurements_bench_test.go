@@ -108,14 +108,13 @@ func BenchmarkMeasurementsIngest(b *testing.B) {
 			}
 		}
 		cols := []string{"started_at", "ended_at", "elapsed", "name", "method", "args", "kwargs", "context", "app"}
-		copyOp := func(ctx context.Context, c int) error {
-			_, err := s.Pool.CopyFrom(ctx, pgx.Identifier{"measurements_copy_baseline"}, cols, pgx.CopyFromRows(rows[rand.IntN(distinct)]))
-			return err
+		copyInto := func(table string) func(context.Context, int) error {
+			return func(ctx context.Context, c int) error {
+				_, err := s.Pool.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows[rand.IntN(distinct)]))
+				return err
+			}
 		}
-		tableOp := func(ctx context.Context, c int) error {
-			_, err := s.Pool.CopyFrom(ctx, pgx.Identifier{"measurements_copy_indexed"}, cols, pgx.CopyFromRows(rows[rand.IntN(distinct)]))
-			return err
-		}
+		copyOp, tableOp := copyInto("measurements_copy_baseline"), copyInto("measurements_copy_indexed")
 		apiOp := func(ctx context.Context, c int) error {
 			return benchPost(s.URL+"/api/measurements", bodies[rand.IntN(distinct)])
 		}

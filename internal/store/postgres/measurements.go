@@ -60,8 +60,8 @@ func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 // order (their ID fields are ignored). The ids are reserved first (COPY
 // cannot return them), then the rows are copied (in started_at order,
 // copyRows) and the batch's aggregates added to the four rollups, in one
-// transaction. Their upserts go in one
-// pipelined batch (one round trip), after the histograms'. A keyed insert (store.Idempotent in
+// transaction. Their upserts go in one pipelined batch (one round trip),
+// after the histograms'. A keyed insert (store.Idempotent in
 // ctx) also records its answer, which holds the ids, in that transaction,
 // right after reserving them: a concurrent repeat waits there, before the
 // copy. A keyed empty batch records its answer alone.
