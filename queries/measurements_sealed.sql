@@ -265,7 +265,8 @@ SELECT
 -- Minima, maxima, counts and sums of these disjoint parts combine exactly;
 -- the percentiles come from the same buckets as GroupMeasurementsPage's.
 -- The page's order is GroupMeasurementsPage's. The statement is the
--- function telemetry_measurements_grouped_above (migration 00028), whose
+-- function telemetry_measurements_grouped_above (migration 00028; its body
+-- since migration 00030 groups by hashing, histograms included), whose
 -- plan PostgreSQL keeps; sqlc cannot type a table function's columns: they
 -- are named in the alias list and cast.
 SELECT g.name::text AS name, g.method::text AS method, g.count::bigint AS count, g.avg_elapsed::float8 AS avg_elapsed,

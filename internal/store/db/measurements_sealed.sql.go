@@ -251,7 +251,8 @@ type GroupMeasurementsAboveSealedRow struct {
 // Minima, maxima, counts and sums of these disjoint parts combine exactly;
 // the percentiles come from the same buckets as GroupMeasurementsPage's.
 // The page's order is GroupMeasurementsPage's. The statement is the
-// function telemetry_measurements_grouped_above (migration 00028), whose
+// function telemetry_measurements_grouped_above (migration 00028; its body
+// since migration 00030 groups by hashing, histograms included), whose
 // plan PostgreSQL keeps; sqlc cannot type a table function's columns: they
 // are named in the alias list and cast.
 func (q *Queries) GroupMeasurementsAboveSealed(ctx context.Context, arg GroupMeasurementsAboveSealedParams) ([]GroupMeasurementsAboveSealedRow, error) {

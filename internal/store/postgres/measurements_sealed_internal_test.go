@@ -185,22 +185,26 @@ func TestSealedGroupedPlanSeesNewRows(t *testing.T) {
 	}
 }
 
-// telemetry_measurements_grouped plans once per connection
-// (force_generic_plan, migration 00023) and groups its parts by hashing
-// (enable_sort off, migration 00029): sorting a week's sealed cells by
-// group was a fifth of the statement at 10 M rows. The page's order, which
-// still needs its sorts, is TestMeasurementsGrouped's (internal/api).
+// The grouped view's functions, without a filter and with an elapsed filter
+// below 0.25 s, plan once per connection (force_generic_plan, migrations
+// 00023 and 00028) and group their parts by hashing (enable_sort off,
+// migrations 00029 and 00030): sorting a week's sealed cells by group was a
+// fifth of the first's statement at 10 M rows. The page's order, which
+// still needs its sorts, is TestMeasurementsGrouped's (internal/api); the
+// second's answers are TestMeasurementsCountAboveFromSealedUnits'.
 func TestSealedGroupedFunctionSettings(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
-	var config []string
-	if err := pool.QueryRow(context.Background(), `SELECT coalesce(proconfig, '{}') FROM pg_proc
-		WHERE proname = 'telemetry_measurements_grouped'`).Scan(&config); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"plan_cache_mode=force_generic_plan", "enable_sort=off"} {
-		if !slices.Contains(config, want) {
-			t.Errorf("telemetry_measurements_grouped's settings %v lack %s", config, want)
+	for _, fn := range []string{"telemetry_measurements_grouped", "telemetry_measurements_grouped_above"} {
+		var config []string
+		if err := pool.QueryRow(context.Background(), `SELECT coalesce(proconfig, '{}') FROM pg_proc
+			WHERE proname = $1`, fn).Scan(&config); err != nil {
+			t.Fatalf("%s: %v", fn, err)
+		}
+		for _, want := range []string{"plan_cache_mode=force_generic_plan", "enable_sort=off"} {
+			if !slices.Contains(config, want) {
+				t.Errorf("%s's settings %v lack %s", fn, config, want)
+			}
 		}
 	}
 }
