@@ -169,6 +169,19 @@ WITH gone AS (
 )
 SELECT count(*)::bigint AS deleted, coalesce(max(minute), @after::timestamptz)::timestamptz AS last FROM gone;
 
+-- name: DeleteExpiredCollectionHTTPBins :one
+-- The requests' 10-second bins (migration 00031), kept as long as the rows
+-- they stand in for: @before is a bin start.
+WITH gone AS (
+    DELETE FROM collection_http_10s
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM collection_http_10s x
+        WHERE x.bin >= @after::timestamptz AND x.bin < @before::timestamptz
+        ORDER BY x.bin LIMIT @batch))
+    RETURNING bin
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(bin), @after::timestamptz)::timestamptz AS last FROM gone;
+
 -- name: DeleteExpiredHourlyHistogram :one
 -- The percentile histograms go with their rollup cells (the same cut).
 WITH gone AS (

@@ -119,23 +119,39 @@ ORDER BY t.start_bin, t.end_bin
 ON CONFLICT (start_bin, end_bin) DO UPDATE
 SET count = c.count + excluded.count;
 
--- name: AddCollectionHTTPMinutes :exec
+-- name: AddCollectionHTTPCells :exec
 -- The batch's requests of app 'telemetry' added to their minute cells
--- (migration 00020: a metrics collection's httpUrls), their fields read as
--- collection_http reads them; last in the batch's lock order.
-INSERT INTO collection_http_minute AS c (minute, path, method, hits, sum_elapsed, max_elapsed)
-SELECT date_trunc('minute', t.started_at, 'UTC'), f.path, t.method, sum(f.hits), sum(t.elapsed * f.hits), max(f.longest)
-FROM ROWS FROM (
-    unnest(@started_ats::timestamptz[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@elapsed::float8[]),
-    unnest(@contexts::jsonb[])
-) AS t (started_at, name, method, elapsed, context),
-LATERAL collection_http_fields(t.context, t.name, t.elapsed) AS f
+-- (migration 00020) and their 10-second bins (migration 00031): a metrics
+-- collection's httpUrls. Their fields read once, as collection_http reads
+-- them; last in the batch's lock order (the bins, the main statement, are
+-- written before the minute cells, an unreferenced WITH that runs at the
+-- statement's end: the same order in every batch).
+WITH t AS MATERIALIZED (
+    SELECT t.started_at, f.path, t.method, f.hits, t.elapsed * f.hits AS sum_elapsed, f.longest
+    FROM ROWS FROM (
+        unnest(@started_ats::timestamptz[]),
+        unnest(@names::text[]),
+        unnest(@methods::text[]),
+        unnest(@elapsed::float8[]),
+        unnest(@contexts::jsonb[])
+    ) AS t (started_at, name, method, elapsed, context),
+    LATERAL collection_http_fields(t.context, t.name, t.elapsed) AS f (path, hits, longest)
+), minutes AS (
+    INSERT INTO collection_http_minute AS c (minute, path, method, hits, sum_elapsed, max_elapsed)
+    SELECT date_trunc('minute', t.started_at, 'UTC'), t.path, t.method, sum(t.hits), sum(t.sum_elapsed), max(t.longest)
+    FROM t
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (minute, path, method) DO UPDATE
+    SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
+        max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed)
+)
+INSERT INTO collection_http_10s AS c (bin, path, method, hits, sum_elapsed, max_elapsed)
+SELECT date_bin('10 seconds', t.started_at, '1970-01-01 00:00:00+00'), t.path, t.method, sum(t.hits), sum(t.sum_elapsed), max(t.longest)
+FROM t
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
-ON CONFLICT (minute, path, method) DO UPDATE
+ON CONFLICT (bin, path, method) DO UPDATE
 SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
     max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed);
 
@@ -150,18 +166,28 @@ WITH hourly AS (
     DELETE FROM measurements_5min WHERE start_bin >= @since::timestamptz AND start_bin < @until::timestamptz
 ), requests AS (
     DELETE FROM collection_http_minute WHERE minute >= @since::timestamptz AND minute < @until::timestamptz
+), request_bins AS (
+    DELETE FROM collection_http_10s WHERE bin >= @since::timestamptz AND bin < @until::timestamptz
 )
 DELETE FROM measurements_daily WHERE start_day >= @since::timestamptz AND start_day < @until::timestamptz;
 
 -- name: FillMeasurementRollup :exec
 -- Second step of a rebuild: recompute the hourly, 5-minute and requests'
--- minute cells from the rows (after a bulk load written straight into
--- measurements). @since and @until are whole days.
-WITH requests AS (
-    INSERT INTO collection_http_minute (minute, path, method, hits, sum_elapsed, max_elapsed)
-    SELECT date_trunc('minute', m.started_at, 'UTC'), f.path, m.method, sum(f.hits), sum(m.elapsed * f.hits), max(f.longest)
-    FROM measurements m, collection_http_fields(m.context, m.name, m.elapsed) f
+-- minute and 10-second cells from the rows (after a bulk load written
+-- straight into measurements). @since and @until are whole days.
+WITH request_rows AS MATERIALIZED (
+    SELECT m.started_at, f.path, m.method, f.hits, m.elapsed * f.hits AS sum_elapsed, f.longest
+    FROM measurements m, collection_http_fields(m.context, m.name, m.elapsed) AS f (path, hits, longest)
     WHERE m.app = 'telemetry' AND m.started_at >= @since::timestamptz AND m.started_at < @until::timestamptz
+), requests AS (
+    INSERT INTO collection_http_minute (minute, path, method, hits, sum_elapsed, max_elapsed)
+    SELECT date_trunc('minute', r.started_at, 'UTC'), r.path, r.method, sum(r.hits), sum(r.sum_elapsed), max(r.longest)
+    FROM request_rows r
+    GROUP BY 1, 2, 3
+), request_bins AS (
+    INSERT INTO collection_http_10s (bin, path, method, hits, sum_elapsed, max_elapsed)
+    SELECT date_bin('10 seconds', r.started_at, '1970-01-01 00:00:00+00'), r.path, r.method, sum(r.hits), sum(r.sum_elapsed), max(r.longest)
+    FROM request_rows r
     GROUP BY 1, 2, 3
 ), bins AS (
     INSERT INTO measurements_5min (start_bin, end_bin, count)

@@ -273,6 +273,8 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 		CREATE TABLE measurements_sealed (unit_secs integer, unit_start timestamptz, PRIMARY KEY (unit_secs, unit_start));
 		CREATE TABLE collection_http_minute (minute timestamptz, path text, method text, hits bigint,
 		sum_elapsed float8, max_elapsed float8, PRIMARY KEY (minute, path, method));
+		CREATE TABLE collection_http_10s (bin timestamptz, path text, method text, hits bigint,
+		sum_elapsed float8, max_elapsed float8, PRIMARY KEY (bin, path, method));
 		CREATE FUNCTION collection_http_fields(context jsonb, name text, elapsed float8)
 		RETURNS TABLE (path text, hits bigint, longest float8) LANGUAGE sql AS $$ SELECT name, 0::bigint, 0::float8 $$`); err != nil {
 		t.Fatal(err)
@@ -282,7 +284,7 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute, measurements_sealed;
+	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute, collection_http_10s, measurements_sealed;
 		DROP FUNCTION collection_http_fields(jsonb, text, float8)`); err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,38 @@ func (q *Queries) DeleteExpired5minRollup(ctx context.Context, arg DeleteExpired
 	return i, err
 }
 
+const deleteExpiredCollectionHTTPBins = `-- name: DeleteExpiredCollectionHTTPBins :one
+WITH gone AS (
+    DELETE FROM collection_http_10s
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM collection_http_10s x
+        WHERE x.bin >= $1::timestamptz AND x.bin < $2::timestamptz
+        ORDER BY x.bin LIMIT $3))
+    RETURNING bin
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(bin), $1::timestamptz)::timestamptz AS last FROM gone
+`
+
+type DeleteExpiredCollectionHTTPBinsParams struct {
+	After  time.Time
+	Before time.Time
+	Batch  int32
+}
+
+type DeleteExpiredCollectionHTTPBinsRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+// The requests' 10-second bins (migration 00031), kept as long as the rows
+// they stand in for: @before is a bin start.
+func (q *Queries) DeleteExpiredCollectionHTTPBins(ctx context.Context, arg DeleteExpiredCollectionHTTPBinsParams) (DeleteExpiredCollectionHTTPBinsRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredCollectionHTTPBins, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredCollectionHTTPBinsRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
 const deleteExpiredCollectionHTTPMinutes = `-- name: DeleteExpiredCollectionHTTPMinutes :one
 WITH gone AS (
     DELETE FROM collection_http_minute

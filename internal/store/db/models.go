@@ -22,6 +22,21 @@ type Collection struct {
 	CreatedAt time.Time
 }
 
+// The service's own requests (measurements of app 'telemetry') per (10-second bin of started_at, URL path, method), written in the same transaction as the rows and kept as long as they are: a metrics collection reads the whole bins of its partial first and last minutes from these cells.
+type CollectionHttp10 struct {
+	// started_at rounded down to 10 seconds (bins aligned on the Unix epoch, so on UTC minutes).
+	Bin time.Time
+	// The request path without its query (context path, else the url before ?, else name).
+	Path   string
+	Method string
+	// Requests, a self-profiling summary row counting as its context.count.
+	Hits int64
+	// Sum of the requests' elapsed seconds.
+	SumElapsed float64
+	// The longest request, seconds.
+	MaxElapsed float64
+}
+
 // The service's own requests (measurements of app 'telemetry') per (minute of started_at, URL path, method), written in the same transaction as the rows: a metrics collection reads its window's whole minutes from these cells.
 type CollectionHttpMinute struct {
 	// started_at rounded down to the minute (UTC).

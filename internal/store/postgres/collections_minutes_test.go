@@ -40,14 +40,16 @@ var selfRequestKinds = []selfRequest{
 	{`{"path": "/c", "count": 3}`, "/c", 3, 0},
 }
 
-// The figures of a window are the minute cells of its whole minutes plus
-// the rows of its partial ones (migration 00020): for windows of every
-// shape (inside one minute, on minute boundaries, across many minutes, at
+// The figures of a window are the minute cells of its whole minutes, the
+// 10-second bins of the whole bins outside them and the rows of the rest
+// (migrations 00020 and 00031): for windows of every shape (inside one bin,
+// inside one minute, on minute and bin boundaries, across many minutes, at
 // sub-second offsets), HTTP answers what the rows alone give, computed here
 // from the requests' hand-written figures; after RebuildRollup too. Rows of
-// other apps never count. It fails when either part is dropped, when a
-// partial minute is read from the cells or a whole one from the rows, or
-// when a summary row's count or longest is misread.
+// other apps never count. It fails when any part is dropped or counted
+// twice, when a partial minute or bin is read from the cells or a whole one
+// from the rows, when a summary row's count or longest is misread, or when
+// the read ignores the cells (they are inflated, and the answer must move).
 func TestCollectionsHTTPMinuteCellsMatchRows(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
@@ -77,8 +79,10 @@ func TestCollectionsHTTPMinuteCellsMatchRows(t *testing.T) {
 				Elapsed: r.elapsed, Name: "name-fallback", Method: r.method, App: r.app,
 				Context: json.RawMessage(selfRequestKinds[r.kind].context)})
 		}
-		// A row exactly on a minute boundary and one just before it.
-		for _, at := range []time.Time{base.Add(2 * time.Minute), base.Add(2*time.Minute - time.Microsecond)} {
+		// Rows exactly on a minute boundary and on a bin boundary, and one
+		// just before each.
+		for _, at := range []time.Time{base.Add(2 * time.Minute), base.Add(2*time.Minute - time.Microsecond),
+			base.Add(70 * time.Second), base.Add(70*time.Second - time.Microsecond)} {
 			r := row{at: at, elapsed: 0.5, method: "GET", kind: 0, app: "telemetry"}
 			rows = append(rows, r)
 			recs = append(recs, store.Measurement{StartedAt: at, EndedAt: at.Add(500 * time.Millisecond), Elapsed: 0.5,
@@ -123,14 +127,45 @@ func TestCollectionsHTTPMinuteCellsMatchRows(t *testing.T) {
 		return out
 	}
 	windows := [][2]time.Duration{
-		{0, 6 * time.Minute},                                // whole minutes only
-		{-time.Hour, time.Hour},                             // around everything
-		{90 * time.Second, 4*time.Minute + 10*time.Second},  // partial at both ends
-		{2 * time.Minute, 2 * time.Minute},                  // one instant on a boundary
-		{2*time.Minute - time.Microsecond, 2 * time.Minute}, // across a boundary, inside no minute
-		{65 * time.Second, 115 * time.Second},               // inside one minute
-		{61500 * time.Millisecond, 3 * time.Minute},         // sub-second start, whole end
-		{time.Minute, 5*time.Minute + 999*time.Millisecond}, // whole start, partial end
+		{0, 6 * time.Minute},                                                    // whole minutes only
+		{-time.Hour, time.Hour},                                                 // around everything
+		{90 * time.Second, 4*time.Minute + 10*time.Second},                      // partial at both ends
+		{2 * time.Minute, 2 * time.Minute},                                      // one instant on a boundary
+		{2*time.Minute - time.Microsecond, 2 * time.Minute},                     // across a boundary, inside no minute
+		{65 * time.Second, 115 * time.Second},                                   // inside one minute
+		{61500 * time.Millisecond, 3 * time.Minute},                             // sub-second start, whole end
+		{time.Minute, 5*time.Minute + 999*time.Millisecond},                     // whole start, partial end
+		{63*time.Second + 250*time.Millisecond, 4*time.Minute + 47*time.Second}, // partial bins and minutes at both ends
+		{62 * time.Second, 68 * time.Second},                                    // inside one bin
+		{65 * time.Second, 75 * time.Second},                                    // across a bin boundary, no whole bin
+		{70 * time.Second, 110 * time.Second},                                   // whole bins inside one minute
+		{70*time.Second - time.Microsecond, 70 * time.Second},                   // across a bin boundary, one instant each side
+		{50 * time.Second, 2*time.Minute + 10*time.Second},                      // bins, a whole minute, bins
+	}
+	// Windows whose answer must move when the minute cells or the bins are
+	// inflated: they hold whole minutes, and whole bins outside them.
+	usesMinutes := [2]time.Duration{90 * time.Second, 4*time.Minute + 10*time.Second}
+	usesBins := [2]time.Duration{70 * time.Second, 110 * time.Second}
+	moved := func(table string, w [2]time.Duration) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `UPDATE `+table+` SET hits = hits * 100`); err != nil {
+			t.Fatal(err)
+		}
+		since, until := base.Add(w[0]), base.Add(w[1])
+		got, err := st.Collections.HTTP(ctx, since, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotHits, wantHits int64
+		for _, g := range got {
+			gotHits += g.Hits
+		}
+		for _, e := range want(since, until) {
+			wantHits += e.Hits
+		}
+		if wantHits == 0 || gotHits <= wantHits {
+			t.Fatalf("window %v with %s inflated: %d hits, want more than %d (the cells are not read)", w, table, gotHits, wantHits)
+		}
 	}
 	check := func(stage string) {
 		t.Helper()
@@ -159,13 +194,14 @@ func TestCollectionsHTTPMinuteCellsMatchRows(t *testing.T) {
 		}
 	}
 	check("after Insert")
-	var cells int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM collection_http_minute`).Scan(&cells); err != nil || cells == 0 {
-		t.Fatalf("minute cells: %d, %v", cells, err)
+	for _, table := range []string{"collection_http_minute", "collection_http_10s"} {
+		var cells int64
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&cells); err != nil || cells == 0 {
+			t.Fatalf("%s: %d cells, %v", table, cells, err)
+		}
 	}
-	if _, err := pool.Exec(ctx, `UPDATE collection_http_minute SET hits = hits * 100`); err != nil {
-		t.Fatal(err)
-	}
+	moved("collection_http_minute", usesMinutes)
+	moved("collection_http_10s", usesBins)
 	if err := st.Measurements.RebuildRollup(ctx, base, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -169,6 +169,14 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			r, err := q.DeleteExpiredCollectionHTTPMinutes(ctx, db.DeleteExpiredCollectionHTTPMinutesParams{After: a, Before: rollupsBefore, Batch: n})
 			return r.Deleted, r.Last, err
 		}},
+		// The collections' 10-second bins stand in for the rows, so they go
+		// with them (MEASUREMENTS_RETENTION): every bin whose 10 s are all
+		// before the rows' cutoff. (In this list, not in expiries, since
+		// they are a plain table in both modes.)
+		{"collection_http_10s", r.Measurements, false, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredCollectionHTTPBins(ctx, db.DeleteExpiredCollectionHTTPBinsParams{After: a, Before: b.Add(-10 * time.Second), Batch: n})
+			return r.Deleted, r.Last, err
+		}},
 		{"measurements_hourly_hist", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
 			r, err := q.DeleteExpiredHourlyHistogram(ctx, db.DeleteExpiredHourlyHistogramParams{After: a, Before: rollupsBefore, Batch: n})
 			return r.Deleted, r.Last, err

@@ -141,6 +141,14 @@ func TestMaintainExpiresOldRows(t *testing.T) {
 	if n := countOf(t, pool, `SELECT coalesce(sum(hits), 0) FROM collection_http_minute WHERE minute < $1`, cutoff); n != 1 {
 		t.Errorf("collection_http_minute: %d requests summarised before the raw cutoff, want the 1 of 60 days ago", n)
 	}
+	// The 10-second bins go with the rows: none before the cutoff, the
+	// request of a day ago kept.
+	if n := countOf(t, pool, `SELECT coalesce(sum(hits), 0) FROM collection_http_10s WHERE bin < $1`, cutoff); n != 0 {
+		t.Errorf("collection_http_10s: %d requests before the raw cutoff, want none", n)
+	}
+	if n := countOf(t, pool, `SELECT coalesce(sum(hits), 0) FROM collection_http_10s`); n != 1 {
+		t.Errorf("collection_http_10s: %d requests kept, want the 1 of a day ago", n)
+	}
 	// What the pass says it did.
 	got := map[string]store.TableWork{}
 	for _, w := range res.Tables {
@@ -177,7 +185,8 @@ func TestMaintainZeroRetentionKeepsEverything(t *testing.T) {
 	st := postgres.New(pool, postgres.Options{})
 	lifecycleData(t, st, 3000*day, 500*day, day)
 	tables := []string{"measurements", "device_metrics", "runtime_samples", "flows", "events", "event_runs",
-		"measurements_hourly", "measurements_daily", "measurements_method_hourly", "measurements_5min", "collection_http_minute"}
+		"measurements_hourly", "measurements_daily", "measurements_method_hourly", "measurements_5min", "collection_http_minute",
+		"collection_http_10s"}
 	before := map[string]int64{}
 	for _, table := range tables {
 		before[table] = countOf(t, pool, `SELECT count(*) FROM `+table)

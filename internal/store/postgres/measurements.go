@@ -123,7 +123,7 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	_ = qb.AddMeasurementMethodRollup(ctx, r.methods)
 	_ = qb.AddMeasurement5minRollup(ctx, r.bins)
 	if len(r.requests.StartedAts) > 0 {
-		_ = qb.AddCollectionHTTPMinutes(ctx, r.requests)
+		_ = qb.AddCollectionHTTPCells(ctx, r.requests)
 	}
 	// Last, so that the shared locks are held for the shortest time: the
 	// batch's hours and days unsealed (measurements_sealed.go).

@@ -94,8 +94,9 @@ type rollups struct {
 	methods db.AddMeasurementMethodRollupParams
 	bins    db.AddMeasurement5minRollupParams
 	// requests are the batch's rows of app store.SelfApp, for the metrics
-	// collections' minute cells (migration 00020); empty for most batches.
-	requests db.AddCollectionHTTPMinutesParams
+	// collections' minute cells and 10-second bins (migrations 00020 and
+	// 00031); empty for most batches.
+	requests db.AddCollectionHTTPCellsParams
 }
 
 // sortedKeys returns the cells' keys in order.
