@@ -151,7 +151,16 @@ type ListFlowsByBytesAscParams struct {
 	RowLimit  int64
 }
 
-func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]Flow, error) {
+type ListFlowsByBytesAscRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+}
+
+func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]ListFlowsByBytesAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByBytesAsc,
 		arg.FromHour,
 		arg.ToHour,
@@ -165,9 +174,9 @@ func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesA
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByBytesAscRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByBytesAscRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -207,9 +216,18 @@ type ListFlowsByBytesDescParams struct {
 	RowLimit  int64
 }
 
+type ListFlowsByBytesDescRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+}
+
 // Top talkers: bytes_tx + bytes_rx summed as numeric, so two large
 // counters cannot overflow; ties by key.
-func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]Flow, error) {
+func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]ListFlowsByBytesDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByBytesDesc,
 		arg.FromHour,
 		arg.ToHour,
@@ -223,9 +241,9 @@ func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytes
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByBytesDescRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByBytesDescRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -265,13 +283,22 @@ type ListFlowsByKeyAscParams struct {
 	RowLimit  int64
 }
 
+type ListFlowsByKeyAscRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+}
+
 // The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
 // matching the optional filters, one query per order so that each is a
 // plain ORDER BY ... LIMIT the planner can serve from an index (key order)
 // or with a bounded top-N sort (bytes order); the exact total is CountFlows.
 // A window count(*) OVER () here made every page sort the whole range
 // (BenchmarkFlowsRange10M, docs/flows-storage.md).
-func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]Flow, error) {
+func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]ListFlowsByKeyAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByKeyAsc,
 		arg.FromHour,
 		arg.ToHour,
@@ -285,9 +312,9 @@ func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscPa
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByKeyAscRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByKeyAscRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -327,7 +354,16 @@ type ListFlowsByKeyDescParams struct {
 	RowLimit  int64
 }
 
-func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]Flow, error) {
+type ListFlowsByKeyDescRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+}
+
+func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]ListFlowsByKeyDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByKeyDesc,
 		arg.FromHour,
 		arg.ToHour,
@@ -341,9 +377,9 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByKeyDescRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByKeyDescRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -363,52 +399,74 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 }
 
 const listFlowsTopByHourAsc = `-- name: ListFlowsTopByHourAsc :many
+WITH p AS (
+    SELECT $5::text AS src_app, $6::text AS dest_app,
+           $7::text AS vpc_id, $8::bigint AS per_hour
+)
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM generate_series($1::bigint, $2::bigint) AS h (n)
+FROM p, generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
     WHERE x.hour = to_timestamp(h.n * 3600)
-      AND ($3::text IS NULL OR x.src_app = $3::text)
-      AND ($4::text IS NULL OR x.dest_app = $4::text)
-      AND ($5::text IS NULL OR x.vpc_id = $5::text)
+      AND (p.src_app IS NULL OR x.src_app = p.src_app)
+      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
+      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
+      AND (x.bytes_rank IS NULL OR x.bytes_rank <= coalesce((
+          SELECT y.bytes_rank FROM flows y
+          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
+            AND (p.src_app IS NULL OR y.src_app = p.src_app)
+            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
+            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
+          ORDER BY y.bytes_rank ASC NULLS FIRST
+          LIMIT 1 OFFSET p.per_hour - 1), 32767))
     ORDER BY x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
-    LIMIT $6::bigint
+    LIMIT p.per_hour
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx, f.hour, f.src_app, f.dest_app, f.vpc_id
-LIMIT $8::bigint OFFSET $7::bigint
+LIMIT $4::bigint OFFSET $3::bigint
 `
 
 type ListFlowsTopByHourAscParams struct {
 	FirstHour int64
 	LastHour  int64
+	RowOffset int64
+	RowLimit  int64
 	SrcApp    *string
 	DestApp   *string
 	VpcID     *string
 	PerHour   int64
-	RowOffset int64
-	RowLimit  int64
 }
 
-// ListFlowsTopByHourDesc, smallest first.
-func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]Flow, error) {
+type ListFlowsTopByHourAscRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+}
+
+// ListFlowsTopByHourDesc, smallest first: the rows whose rank is at most
+// that of the hour's @per_hour-th row from the lowest.
+func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]ListFlowsTopByHourAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourAsc,
 		arg.FirstHour,
 		arg.LastHour,
+		arg.RowOffset,
+		arg.RowLimit,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
 		arg.PerHour,
-		arg.RowOffset,
-		arg.RowLimit,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsTopByHourAscRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsTopByHourAscRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -428,61 +486,84 @@ func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByH
 }
 
 const listFlowsTopByHourDesc = `-- name: ListFlowsTopByHourDesc :many
+WITH p AS (
+    SELECT $5::text AS src_app, $6::text AS dest_app,
+           $7::text AS vpc_id, $8::bigint AS per_hour
+)
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM generate_series($1::bigint, $2::bigint) AS h (n)
+FROM p, generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
     WHERE x.hour = to_timestamp(h.n * 3600)
-      AND ($3::text IS NULL OR x.src_app = $3::text)
-      AND ($4::text IS NULL OR x.dest_app = $4::text)
-      AND ($5::text IS NULL OR x.vpc_id = $5::text)
+      AND (p.src_app IS NULL OR x.src_app = p.src_app)
+      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
+      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
+      AND (x.bytes_rank IS NULL OR x.bytes_rank >= coalesce((
+          SELECT y.bytes_rank FROM flows y
+          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
+            AND (p.src_app IS NULL OR y.src_app = p.src_app)
+            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
+            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
+          ORDER BY y.bytes_rank DESC NULLS LAST
+          LIMIT 1 OFFSET p.per_hour - 1), -1))
     ORDER BY x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
-    LIMIT $6::bigint
+    LIMIT p.per_hour
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
-LIMIT $8::bigint OFFSET $7::bigint
+LIMIT $4::bigint OFFSET $3::bigint
 `
 
 type ListFlowsTopByHourDescParams struct {
 	FirstHour int64
 	LastHour  int64
+	RowOffset int64
+	RowLimit  int64
 	SrcApp    *string
 	DestApp   *string
 	VpcID     *string
 	PerHour   int64
-	RowOffset int64
-	RowLimit  int64
+}
+
+type ListFlowsTopByHourDescRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
 }
 
 // Top talkers of a range without a src_app or dest_app filter. The
 // range's first offset + limit rows are among the first offset + limit
 // rows (@per_hour) of each of its hours (@first_hour to @last_hour, in
-// hours since the epoch), which
-// flows_bytes_idx (migration 00014) gives in order: the page reads
-// hours x (offset + limit) rows instead of the whole range. Same order as
-// ListFlowsByBytesDesc. The hours are an integer series, whose row count
-// the planner knows: a timestamptz series is estimated at 1,000 rows,
-// which priced the query past jit_above_cost and spent 7 ms compiling it
-// (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
-func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]Flow, error) {
+// hours since the epoch). Those are among the hour's rows whose bytes_rank
+// (migration 00032: a bucket of the total that never decreases as the total
+// grows) is at least that of its @per_hour-th row in rank order, which
+// flows_bytes_rank_idx gives, and its rows of a NULL (unknown) rank: the
+// page reads those and sorts them by the total, instead of the whole range.
+// Same order as ListFlowsByBytesDesc. The hours are an integer series,
+// whose row count the planner knows: a timestamptz series is estimated at
+// 1,000 rows, which priced the query past jit_above_cost and spent 7 ms
+// compiling it (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
+func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]ListFlowsTopByHourDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourDesc,
 		arg.FirstHour,
 		arg.LastHour,
+		arg.RowOffset,
+		arg.RowLimit,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
 		arg.PerHour,
-		arg.RowOffset,
-		arg.RowLimit,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsTopByHourDescRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsTopByHourDescRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
