@@ -399,38 +399,43 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 }
 
 const listFlowsTopByHourAsc = `-- name: ListFlowsTopByHourAsc :many
+WITH p AS (
+    SELECT $5::text AS src_app, $6::text AS dest_app,
+           $7::text AS vpc_id, $8::bigint AS per_hour
+)
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM generate_series($1::bigint, $2::bigint) AS h (n)
+FROM p, generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
-    (SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
-     FROM flows x
-     WHERE x.hour = to_timestamp(h.n * 3600) AND x.bytes_rank IS NOT NULL
-       AND ($3::text IS NULL OR x.src_app = $3::text)
-       AND ($4::text IS NULL OR x.dest_app = $4::text)
-       AND ($5::text IS NULL OR x.vpc_id = $5::text)
-     ORDER BY x.bytes_rank ASC NULLS FIRST, x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
-     LIMIT $6::bigint)
-    UNION ALL
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
-    WHERE x.hour = to_timestamp(h.n * 3600) AND x.bytes_rank IS NULL
-      AND ($3::text IS NULL OR x.src_app = $3::text)
-      AND ($4::text IS NULL OR x.dest_app = $4::text)
-      AND ($5::text IS NULL OR x.vpc_id = $5::text)
+    WHERE x.hour = to_timestamp(h.n * 3600)
+      AND (p.src_app IS NULL OR x.src_app = p.src_app)
+      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
+      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
+      AND (x.bytes_rank IS NULL OR x.bytes_rank <= coalesce((
+          SELECT y.bytes_rank FROM flows y
+          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
+            AND (p.src_app IS NULL OR y.src_app = p.src_app)
+            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
+            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
+          ORDER BY y.bytes_rank ASC NULLS FIRST
+          LIMIT 1 OFFSET p.per_hour - 1), 32767))
+    ORDER BY x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
+    LIMIT p.per_hour
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx, f.hour, f.src_app, f.dest_app, f.vpc_id
-LIMIT $8::bigint OFFSET $7::bigint
+LIMIT $4::bigint OFFSET $3::bigint
 `
 
 type ListFlowsTopByHourAscParams struct {
 	FirstHour int64
 	LastHour  int64
+	RowOffset int64
+	RowLimit  int64
 	SrcApp    *string
 	DestApp   *string
 	VpcID     *string
 	PerHour   int64
-	RowOffset int64
-	RowLimit  int64
 }
 
 type ListFlowsTopByHourAscRow struct {
@@ -442,17 +447,18 @@ type ListFlowsTopByHourAscRow struct {
 	BytesRx int64
 }
 
-// ListFlowsTopByHourDesc, smallest first (the index read backwards).
+// ListFlowsTopByHourDesc, smallest first: the rows whose rank is at most
+// that of the hour's @per_hour-th row from the lowest.
 func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]ListFlowsTopByHourAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourAsc,
 		arg.FirstHour,
 		arg.LastHour,
+		arg.RowOffset,
+		arg.RowLimit,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
 		arg.PerHour,
-		arg.RowOffset,
-		arg.RowLimit,
 	)
 	if err != nil {
 		return nil, err
@@ -480,38 +486,43 @@ func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByH
 }
 
 const listFlowsTopByHourDesc = `-- name: ListFlowsTopByHourDesc :many
+WITH p AS (
+    SELECT $5::text AS src_app, $6::text AS dest_app,
+           $7::text AS vpc_id, $8::bigint AS per_hour
+)
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM generate_series($1::bigint, $2::bigint) AS h (n)
+FROM p, generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
-    (SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
-     FROM flows x
-     WHERE x.hour = to_timestamp(h.n * 3600) AND x.bytes_rank IS NOT NULL
-       AND ($3::text IS NULL OR x.src_app = $3::text)
-       AND ($4::text IS NULL OR x.dest_app = $4::text)
-       AND ($5::text IS NULL OR x.vpc_id = $5::text)
-     ORDER BY x.bytes_rank DESC NULLS LAST, x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
-     LIMIT $6::bigint)
-    UNION ALL
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
-    WHERE x.hour = to_timestamp(h.n * 3600) AND x.bytes_rank IS NULL
-      AND ($3::text IS NULL OR x.src_app = $3::text)
-      AND ($4::text IS NULL OR x.dest_app = $4::text)
-      AND ($5::text IS NULL OR x.vpc_id = $5::text)
+    WHERE x.hour = to_timestamp(h.n * 3600)
+      AND (p.src_app IS NULL OR x.src_app = p.src_app)
+      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
+      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
+      AND (x.bytes_rank IS NULL OR x.bytes_rank >= coalesce((
+          SELECT y.bytes_rank FROM flows y
+          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
+            AND (p.src_app IS NULL OR y.src_app = p.src_app)
+            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
+            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
+          ORDER BY y.bytes_rank DESC NULLS LAST
+          LIMIT 1 OFFSET p.per_hour - 1), -1))
+    ORDER BY x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
+    LIMIT p.per_hour
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
-LIMIT $8::bigint OFFSET $7::bigint
+LIMIT $4::bigint OFFSET $3::bigint
 `
 
 type ListFlowsTopByHourDescParams struct {
 	FirstHour int64
 	LastHour  int64
+	RowOffset int64
+	RowLimit  int64
 	SrcApp    *string
 	DestApp   *string
 	VpcID     *string
 	PerHour   int64
-	RowOffset int64
-	RowLimit  int64
 }
 
 type ListFlowsTopByHourDescRow struct {
@@ -526,27 +537,25 @@ type ListFlowsTopByHourDescRow struct {
 // Top talkers of a range without a src_app or dest_app filter. The
 // range's first offset + limit rows are among the first offset + limit
 // rows (@per_hour) of each of its hours (@first_hour to @last_hour, in
-// hours since the epoch). flows_bytes_rank_idx (migration 00032) gives an
-// hour's rows by bytes_rank, a bucket of the total that never decreases as
-// the total grows, so (bytes_rank, total) order is the total's order: the
-// hour's rows are read bucket by bucket, each bucket sorted by the total on
-// its own (an incremental sort), until @per_hour of them; rows of a NULL
-// (unknown) rank are all read. The page reads about hours x (offset +
-// limit) rows instead of the whole range. Same order as
-// ListFlowsByBytesDesc. The hours are an integer series, whose row count
-// the planner knows: a timestamptz series is estimated at 1,000 rows,
-// which priced the query past jit_above_cost and spent 7 ms compiling it
-// (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
+// hours since the epoch). Those are among the hour's rows whose bytes_rank
+// (migration 00032: a bucket of the total that never decreases as the total
+// grows) is at least that of its @per_hour-th row in rank order, which
+// flows_bytes_rank_idx gives, and its rows of a NULL (unknown) rank: the
+// page reads those and sorts them by the total, instead of the whole range.
+// Same order as ListFlowsByBytesDesc. The hours are an integer series,
+// whose row count the planner knows: a timestamptz series is estimated at
+// 1,000 rows, which priced the query past jit_above_cost and spent 7 ms
+// compiling it (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
 func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]ListFlowsTopByHourDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourDesc,
 		arg.FirstHour,
 		arg.LastHour,
+		arg.RowOffset,
+		arg.RowLimit,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
 		arg.PerHour,
-		arg.RowOffset,
-		arg.RowLimit,
 	)
 	if err != nil {
 		return nil, err
