@@ -130,68 +130,41 @@ WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
 -- Top talkers of a range without a src_app or dest_app filter. The
 -- range's first offset + limit rows are among the first offset + limit
 -- rows (@per_hour) of each of its hours (@first_hour to @last_hour, in
--- hours since the epoch). Those are among the hour's rows whose bytes_rank
--- (migration 00032: a bucket of the total that never decreases as the total
--- grows) is at least that of its @per_hour-th row in rank order, which
--- flows_bytes_rank_idx gives, and its rows of a NULL (unknown) rank: the
--- page reads those and sorts them by the total, instead of the whole range.
--- Same order as ListFlowsByBytesDesc. The hours are an integer series,
--- whose row count the planner knows: a timestamptz series is estimated at
--- 1,000 rows, which priced the query past jit_above_cost and spent 7 ms
--- compiling it (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
-WITH p AS (
-    SELECT sqlc.narg('src_app')::text AS src_app, sqlc.narg('dest_app')::text AS dest_app,
-           sqlc.narg('vpc_id')::text AS vpc_id, @per_hour::bigint AS per_hour
-)
+-- hours since the epoch), which
+-- flows_bytes_idx (migration 00014) gives in order: the page reads
+-- hours x (offset + limit) rows instead of the whole range. Same order as
+-- ListFlowsByBytesDesc. The hours are an integer series, whose row count
+-- the planner knows: a timestamptz series is estimated at 1,000 rows,
+-- which priced the query past jit_above_cost and spent 7 ms compiling it
+-- (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM p, generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
+FROM generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
     WHERE x.hour = to_timestamp(h.n * 3600)
-      AND (p.src_app IS NULL OR x.src_app = p.src_app)
-      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
-      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
-      AND (x.bytes_rank IS NULL OR x.bytes_rank >= coalesce((
-          SELECT y.bytes_rank FROM flows y
-          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
-            AND (p.src_app IS NULL OR y.src_app = p.src_app)
-            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
-            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
-          ORDER BY y.bytes_rank DESC NULLS LAST
-          LIMIT 1 OFFSET p.per_hour - 1), -1))
+      AND (sqlc.narg('src_app')::text IS NULL OR x.src_app = sqlc.narg('src_app')::text)
+      AND (sqlc.narg('dest_app')::text IS NULL OR x.dest_app = sqlc.narg('dest_app')::text)
+      AND (sqlc.narg('vpc_id')::text IS NULL OR x.vpc_id = sqlc.narg('vpc_id')::text)
     ORDER BY x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
-    LIMIT p.per_hour
+    LIMIT @per_hour::bigint
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
 -- name: ListFlowsTopByHourAsc :many
--- ListFlowsTopByHourDesc, smallest first: the rows whose rank is at most
--- that of the hour's @per_hour-th row from the lowest.
-WITH p AS (
-    SELECT sqlc.narg('src_app')::text AS src_app, sqlc.narg('dest_app')::text AS dest_app,
-           sqlc.narg('vpc_id')::text AS vpc_id, @per_hour::bigint AS per_hour
-)
+-- ListFlowsTopByHourDesc, smallest first.
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM p, generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
+FROM generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
     WHERE x.hour = to_timestamp(h.n * 3600)
-      AND (p.src_app IS NULL OR x.src_app = p.src_app)
-      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
-      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
-      AND (x.bytes_rank IS NULL OR x.bytes_rank <= coalesce((
-          SELECT y.bytes_rank FROM flows y
-          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
-            AND (p.src_app IS NULL OR y.src_app = p.src_app)
-            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
-            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
-          ORDER BY y.bytes_rank ASC NULLS FIRST
-          LIMIT 1 OFFSET p.per_hour - 1), 32767))
+      AND (sqlc.narg('src_app')::text IS NULL OR x.src_app = sqlc.narg('src_app')::text)
+      AND (sqlc.narg('dest_app')::text IS NULL OR x.dest_app = sqlc.narg('dest_app')::text)
+      AND (sqlc.narg('vpc_id')::text IS NULL OR x.vpc_id = sqlc.narg('vpc_id')::text)
     ORDER BY x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
-    LIMIT p.per_hour
+    LIMIT @per_hour::bigint
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx, f.hour, f.src_app, f.dest_app, f.vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;

@@ -151,16 +151,7 @@ type ListFlowsByBytesAscParams struct {
 	RowLimit  int64
 }
 
-type ListFlowsByBytesAscRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-}
-
-func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]ListFlowsByBytesAscRow, error) {
+func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]Flow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByBytesAsc,
 		arg.FromHour,
 		arg.ToHour,
@@ -174,9 +165,9 @@ func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesA
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsByBytesAscRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsByBytesAscRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -216,18 +207,9 @@ type ListFlowsByBytesDescParams struct {
 	RowLimit  int64
 }
 
-type ListFlowsByBytesDescRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-}
-
 // Top talkers: bytes_tx + bytes_rx summed as numeric, so two large
 // counters cannot overflow; ties by key.
-func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]ListFlowsByBytesDescRow, error) {
+func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]Flow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByBytesDesc,
 		arg.FromHour,
 		arg.ToHour,
@@ -241,9 +223,9 @@ func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytes
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsByBytesDescRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsByBytesDescRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -283,22 +265,13 @@ type ListFlowsByKeyAscParams struct {
 	RowLimit  int64
 }
 
-type ListFlowsByKeyAscRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-}
-
 // The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
 // matching the optional filters, one query per order so that each is a
 // plain ORDER BY ... LIMIT the planner can serve from an index (key order)
 // or with a bounded top-N sort (bytes order); the exact total is CountFlows.
 // A window count(*) OVER () here made every page sort the whole range
 // (BenchmarkFlowsRange10M, docs/flows-storage.md).
-func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]ListFlowsByKeyAscRow, error) {
+func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]Flow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByKeyAsc,
 		arg.FromHour,
 		arg.ToHour,
@@ -312,9 +285,9 @@ func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscPa
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsByKeyAscRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsByKeyAscRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -354,16 +327,7 @@ type ListFlowsByKeyDescParams struct {
 	RowLimit  int64
 }
 
-type ListFlowsByKeyDescRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-}
-
-func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]ListFlowsByKeyDescRow, error) {
+func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]Flow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByKeyDesc,
 		arg.FromHour,
 		arg.ToHour,
@@ -377,9 +341,9 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsByKeyDescRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsByKeyDescRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -399,74 +363,52 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 }
 
 const listFlowsTopByHourAsc = `-- name: ListFlowsTopByHourAsc :many
-WITH p AS (
-    SELECT $5::text AS src_app, $6::text AS dest_app,
-           $7::text AS vpc_id, $8::bigint AS per_hour
-)
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM p, generate_series($1::bigint, $2::bigint) AS h (n)
+FROM generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
     WHERE x.hour = to_timestamp(h.n * 3600)
-      AND (p.src_app IS NULL OR x.src_app = p.src_app)
-      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
-      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
-      AND (x.bytes_rank IS NULL OR x.bytes_rank <= coalesce((
-          SELECT y.bytes_rank FROM flows y
-          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
-            AND (p.src_app IS NULL OR y.src_app = p.src_app)
-            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
-            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
-          ORDER BY y.bytes_rank ASC NULLS FIRST
-          LIMIT 1 OFFSET p.per_hour - 1), 32767))
+      AND ($3::text IS NULL OR x.src_app = $3::text)
+      AND ($4::text IS NULL OR x.dest_app = $4::text)
+      AND ($5::text IS NULL OR x.vpc_id = $5::text)
     ORDER BY x.bytes_tx::numeric + x.bytes_rx, x.src_app, x.dest_app, x.vpc_id
-    LIMIT p.per_hour
+    LIMIT $6::bigint
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx, f.hour, f.src_app, f.dest_app, f.vpc_id
-LIMIT $4::bigint OFFSET $3::bigint
+LIMIT $8::bigint OFFSET $7::bigint
 `
 
 type ListFlowsTopByHourAscParams struct {
 	FirstHour int64
 	LastHour  int64
-	RowOffset int64
-	RowLimit  int64
 	SrcApp    *string
 	DestApp   *string
 	VpcID     *string
 	PerHour   int64
+	RowOffset int64
+	RowLimit  int64
 }
 
-type ListFlowsTopByHourAscRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-}
-
-// ListFlowsTopByHourDesc, smallest first: the rows whose rank is at most
-// that of the hour's @per_hour-th row from the lowest.
-func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]ListFlowsTopByHourAscRow, error) {
+// ListFlowsTopByHourDesc, smallest first.
+func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]Flow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourAsc,
 		arg.FirstHour,
 		arg.LastHour,
-		arg.RowOffset,
-		arg.RowLimit,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
 		arg.PerHour,
+		arg.RowOffset,
+		arg.RowLimit,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsTopByHourAscRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsTopByHourAscRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -486,84 +428,61 @@ func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByH
 }
 
 const listFlowsTopByHourDesc = `-- name: ListFlowsTopByHourDesc :many
-WITH p AS (
-    SELECT $5::text AS src_app, $6::text AS dest_app,
-           $7::text AS vpc_id, $8::bigint AS per_hour
-)
 SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
-FROM p, generate_series($1::bigint, $2::bigint) AS h (n)
+FROM generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
     FROM flows x
     WHERE x.hour = to_timestamp(h.n * 3600)
-      AND (p.src_app IS NULL OR x.src_app = p.src_app)
-      AND (p.dest_app IS NULL OR x.dest_app = p.dest_app)
-      AND (p.vpc_id IS NULL OR x.vpc_id = p.vpc_id)
-      AND (x.bytes_rank IS NULL OR x.bytes_rank >= coalesce((
-          SELECT y.bytes_rank FROM flows y
-          WHERE y.hour = to_timestamp(h.n * 3600) AND y.bytes_rank IS NOT NULL
-            AND (p.src_app IS NULL OR y.src_app = p.src_app)
-            AND (p.dest_app IS NULL OR y.dest_app = p.dest_app)
-            AND (p.vpc_id IS NULL OR y.vpc_id = p.vpc_id)
-          ORDER BY y.bytes_rank DESC NULLS LAST
-          LIMIT 1 OFFSET p.per_hour - 1), -1))
+      AND ($3::text IS NULL OR x.src_app = $3::text)
+      AND ($4::text IS NULL OR x.dest_app = $4::text)
+      AND ($5::text IS NULL OR x.vpc_id = $5::text)
     ORDER BY x.bytes_tx::numeric + x.bytes_rx DESC, x.src_app, x.dest_app, x.vpc_id
-    LIMIT p.per_hour
+    LIMIT $6::bigint
 ) AS f
 ORDER BY f.bytes_tx::numeric + f.bytes_rx DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
-LIMIT $4::bigint OFFSET $3::bigint
+LIMIT $8::bigint OFFSET $7::bigint
 `
 
 type ListFlowsTopByHourDescParams struct {
 	FirstHour int64
 	LastHour  int64
-	RowOffset int64
-	RowLimit  int64
 	SrcApp    *string
 	DestApp   *string
 	VpcID     *string
 	PerHour   int64
-}
-
-type ListFlowsTopByHourDescRow struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
+	RowOffset int64
+	RowLimit  int64
 }
 
 // Top talkers of a range without a src_app or dest_app filter. The
 // range's first offset + limit rows are among the first offset + limit
 // rows (@per_hour) of each of its hours (@first_hour to @last_hour, in
-// hours since the epoch). Those are among the hour's rows whose bytes_rank
-// (migration 00032: a bucket of the total that never decreases as the total
-// grows) is at least that of its @per_hour-th row in rank order, which
-// flows_bytes_rank_idx gives, and its rows of a NULL (unknown) rank: the
-// page reads those and sorts them by the total, instead of the whole range.
-// Same order as ListFlowsByBytesDesc. The hours are an integer series,
-// whose row count the planner knows: a timestamptz series is estimated at
-// 1,000 rows, which priced the query past jit_above_cost and spent 7 ms
-// compiling it (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
-func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]ListFlowsTopByHourDescRow, error) {
+// hours since the epoch), which
+// flows_bytes_idx (migration 00014) gives in order: the page reads
+// hours x (offset + limit) rows instead of the whole range. Same order as
+// ListFlowsByBytesDesc. The hours are an integer series, whose row count
+// the planner knows: a timestamptz series is estimated at 1,000 rows,
+// which priced the query past jit_above_cost and spent 7 ms compiling it
+// (EXPLAIN ANALYZE in BenchmarkFlowsRange10M).
+func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]Flow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourDesc,
 		arg.FirstHour,
 		arg.LastHour,
-		arg.RowOffset,
-		arg.RowLimit,
 		arg.SrcApp,
 		arg.DestApp,
 		arg.VpcID,
 		arg.PerHour,
+		arg.RowOffset,
+		arg.RowLimit,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListFlowsTopByHourDescRow{}
+	items := []Flow{}
 	for rows.Next() {
-		var i ListFlowsTopByHourDescRow
+		var i Flow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,

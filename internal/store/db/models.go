@@ -248,8 +248,6 @@ type Flow struct {
 	BytesTx int64
 	// Total bytes received in that hour, summed over every posted flow.
 	BytesRx int64
-	// The 10 %-wide bucket of bytes_tx + bytes_rx (telemetry_flow_bytes_rank), set by a trigger on every write: the top talkers' index orders an hour by it. NULL only in TimescaleDB chunks compressed before migration 00032.
-	BytesRank *int16
 }
 
 // Per hour, the number of flows rows and their byte sums: for the whole hour (dim all) and per src_app, dest_app and vpc_id. Maintained by the flows upsert in the same statement; read for the exact totals of flows ranges and summaries.

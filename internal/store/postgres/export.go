@@ -132,19 +132,19 @@ func each[R, T any](ctx context.Context, pool *pgxpool.Pool, op string, c *captu
 func (e *Exports) Flows(ctx context.Context, f store.FlowFilter, s store.FlowSort, fn func(store.Flow) error) error {
 	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(f.FromHour), ToHour: hourTime(f.ToHour),
 		SrcApp: f.SrcApp, DestApp: f.DestApp, VpcID: f.VpcID, RowLimit: math.MaxInt64}
-	c := capture(func(q *db.Queries) ([]flowRow, error) {
+	c := capture(func(q *db.Queries) ([]db.Flow, error) {
 		ctx := context.Background()
 		switch {
 		case s.ByBytes && s.Desc:
-			return flowRows(q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg)))
+			return q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
 		case s.ByBytes:
-			return flowRows(q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg)))
+			return q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg))
 		case s.Desc:
-			return flowRows(q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg)))
+			return q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg))
 		}
 		return q.ListFlowsByKeyAsc(ctx, arg)
 	})
-	_, err := each(ctx, e.pool, "export flows", c, false, func(r flowRow) store.Flow {
+	_, err := each(ctx, e.pool, "export flows", c, false, func(r db.Flow) store.Flow {
 		return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
 	}, fn)
 	return err

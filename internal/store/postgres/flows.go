@@ -74,27 +74,26 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 	if p.Offset >= total {
 		return out, nil
 	}
-	var rows []flowRow
+	var rows []db.Flow
 	// Without a src_app or dest_app filter the bytes order merges each
-	// hour's first rows of flows_bytes_rank_idx; with one, the filter's
-	// index holds few rows (an application's) and a top-N sort of them is
-	// cheaper.
+	// hour's first rows of flows_bytes_idx; with one, the filter's index
+	// holds few rows (an application's) and a top-N sort of them is cheaper.
 	perHour := so.ByBytes && fl.SrcApp == nil && fl.DestApp == nil
 	top := db.ListFlowsTopByHourDescParams{FirstHour: fl.FromHour, LastHour: fl.ToHour - 1,
 		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit}
 	switch {
 	case perHour && so.Desc:
-		rows, err = flowRows(q.ListFlowsTopByHourDesc(ctx, top))
+		rows, err = q.ListFlowsTopByHourDesc(ctx, top)
 	case perHour:
-		rows, err = flowRows(q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top)))
+		rows, err = q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top))
 	case so.ByBytes && so.Desc:
-		rows, err = flowRows(q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg)))
+		rows, err = q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
 	case so.ByBytes:
-		rows, err = flowRows(q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg)))
+		rows, err = q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg))
 	case so.Desc:
-		rows, err = flowRows(q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg)))
+		rows, err = q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg))
 	default:
-		rows, err = flowRows(q.ListFlowsByKeyAsc(ctx, arg))
+		rows, err = q.ListFlowsByKeyAsc(ctx, arg)
 	}
 	if err != nil {
 		return store.Page[store.Flow]{}, wrap("list flows", err)
@@ -104,27 +103,6 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 			BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600})
 	}
 	return out, nil
-}
-
-// flowRow is a flows row as the lists read it: sqlc generates one type per
-// list query, all with these fields (the table's own model also has
-// bytes_rank, which they do not read).
-type flowRow = db.ListFlowsByKeyAscRow
-
-// flowRows converts a list query's rows to flowRow.
-func flowRows[R ~struct {
-	Hour    time.Time
-	SrcApp  string
-	DestApp string
-	VpcID   string
-	BytesTx int64
-	BytesRx int64
-}](rows []R, err error) ([]flowRow, error) {
-	out := make([]flowRow, len(rows))
-	for i, r := range rows {
-		out[i] = flowRow(r)
-	}
-	return out, err
 }
 
 // Summary gives one page of the totals per by over the filter's rows,
