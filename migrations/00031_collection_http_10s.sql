@@ -31,6 +31,8 @@ COMMENT ON TABLE collection_http_10s IS
     'The service''s own requests (measurements of app ''telemetry'') per (10-second bin of started_at, URL path, method), written in the same transaction as the rows and kept as long as they are: a metrics collection reads the whole bins of its partial first and last minutes from these cells.';
 COMMENT ON COLUMN collection_http_10s.bin IS 'started_at rounded down to 10 seconds (bins aligned on the Unix epoch, so on UTC minutes).';
 COMMENT ON COLUMN collection_http_10s.path IS 'The request path without its query (context path, else the url before ?, else name).';
+COMMENT ON COLUMN collection_http_10s.method IS 'The request''s HTTP method.';
+COMMENT ON COLUMN collection_http_minute.method IS 'The request''s HTTP method.';
 COMMENT ON COLUMN collection_http_10s.hits IS 'Requests, a self-profiling summary row counting as its context.count.';
 COMMENT ON COLUMN collection_http_10s.sum_elapsed IS 'Sum of the requests'' elapsed seconds.';
 COMMENT ON COLUMN collection_http_10s.max_elapsed IS 'The longest request, seconds.';
@@ -141,4 +143,5 @@ AS $$
     ORDER BY g.path, g.method
 $$;
 -- +goose StatementEnd
+COMMENT ON COLUMN collection_http_minute.method IS NULL;
 DROP TABLE IF EXISTS collection_http_10s;

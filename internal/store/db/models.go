@@ -27,7 +27,8 @@ type CollectionHttp10 struct {
 	// started_at rounded down to 10 seconds (bins aligned on the Unix epoch, so on UTC minutes).
 	Bin time.Time
 	// The request path without its query (context path, else the url before ?, else name).
-	Path   string
+	Path string
+	// The request's HTTP method.
 	Method string
 	// Requests, a self-profiling summary row counting as its context.count.
 	Hits int64
@@ -42,7 +43,8 @@ type CollectionHttpMinute struct {
 	// started_at rounded down to the minute (UTC).
 	Minute time.Time
 	// The request path without its query (context path, else the url before ?, else name).
-	Path   string
+	Path string
+	// The request's HTTP method.
 	Method string
 	// Requests, a self-profiling summary row counting as its context.count.
 	Hits int64
