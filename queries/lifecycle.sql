@@ -171,7 +171,8 @@ SELECT count(*)::bigint AS deleted, coalesce(max(minute), @after::timestamptz)::
 
 -- name: DeleteExpiredCollectionHTTPBins :one
 -- The requests' 10-second bins (migration 00031), kept as long as the rows
--- they stand in for: @before is a bin start.
+-- they stand in for: @before is the rows' cutoff less 10 s, so that only
+-- bins wholly before the cutoff go.
 WITH gone AS (
     DELETE FROM collection_http_10s
     WHERE ctid = ANY (ARRAY(

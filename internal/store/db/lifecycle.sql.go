@@ -102,7 +102,8 @@ type DeleteExpiredCollectionHTTPBinsRow struct {
 }
 
 // The requests' 10-second bins (migration 00031), kept as long as the rows
-// they stand in for: @before is a bin start.
+// they stand in for: @before is the rows' cutoff less 10 s, so that only
+// bins wholly before the cutoff go.
 func (q *Queries) DeleteExpiredCollectionHTTPBins(ctx context.Context, arg DeleteExpiredCollectionHTTPBinsParams) (DeleteExpiredCollectionHTTPBinsRow, error) {
 	row := q.db.QueryRow(ctx, deleteExpiredCollectionHTTPBins, arg.After, arg.Before, arg.Batch)
 	var i DeleteExpiredCollectionHTTPBinsRow
