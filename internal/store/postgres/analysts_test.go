@@ -239,6 +239,8 @@ func seedAnalysts(t *testing.T, st *postgres.Store, now time.Time) {
 	run(time.Date(2025, 11, 22, 12, 0, 0, 0, time.UTC), "", false)
 }
 
+// ptrTo returns a pointer to a copy of v: this package's tests use it for
+// optional fields and filters.
 func ptrTo[T any](v T) *T { return &v }
 
 // analystsAnswers are the doc's questions' answers on seedAnalysts' data.

@@ -22,8 +22,6 @@ func newEventsStore(t *testing.T) *postgres.Events {
 	return postgres.New(testdb.New(t), postgres.Options{}).Events
 }
 
-func eventsPtr[T any](v T) *T { return &v }
-
 // eventsSameJSON fails unless got and want are the same JSON value (jsonb does
 // not keep key order or spacing).
 func eventsSameJSON(t *testing.T, what string, got, want json.RawMessage) {
@@ -43,7 +41,7 @@ func eventsSameJSON(t *testing.T, what string, got, want json.RawMessage) {
 func eventsRegister(t *testing.T, ev *postgres.Events, host, mode string, started time.Time) uuid.UUID {
 	t.Helper()
 	id, err := ev.Register(context.Background(), store.NewRun{Host: host,
-		RunSettings: store.RunSettings{Mode: eventsOptional(mode), Clients: eventsPtr(int64(2))},
+		RunSettings: store.RunSettings{Mode: eventsOptional(mode), Clients: ptrTo(int64(2))},
 		StartedAt:   &started, Payload: json.RawMessage(`{"host": "` + host + `"}`)})
 	if err != nil {
 		t.Fatalf("register: %v", err)
@@ -71,7 +69,7 @@ func TestEventsRegisterCommitGet(t *testing.T) {
 	regPayload := json.RawMessage(`{"hostname": "loadgen-1", "tags": {"mode": "single"},
 		"measurement": {"fields": {"clients": 1, "hatchRate": 0.5, "requests": null}}, "extra": [1, "two"]}`)
 	id, err := ev.Register(ctx, store.NewRun{Host: "loadgen-1",
-		RunSettings: store.RunSettings{Mode: eventsPtr("single"), Clients: eventsPtr(int64(1)), HatchRate: eventsPtr(0.5)},
+		RunSettings: store.RunSettings{Mode: ptrTo("single"), Clients: ptrTo(int64(1)), HatchRate: ptrTo(0.5)},
 		StartedAt:   &started, Payload: regPayload})
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +90,8 @@ func TestEventsRegisterCommitGet(t *testing.T) {
 	stats := `{"stats": [{"name": "/", "num_requests": 120}, {"name": "Total", "num_requests": 120}], "total_rps": 11.5}`
 	commitPayload := json.RawMessage(`{"uuid": "` + id.String() + `", "user_count": 1,
 		"measurement": {"fields": {"requestStats": ` + stats + `, "other": true}, "tags": {"hostname": "http://t"}}}`)
-	err = ev.Commit(ctx, store.RunCommit{ID: id, Host: eventsPtr("loadgen-2"), TargetHost: eventsPtr("http://t"),
-		Mode: eventsPtr("cluster"), EndedAt: &ended, Payload: commitPayload})
+	err = ev.Commit(ctx, store.RunCommit{ID: id, Host: ptrTo("loadgen-2"), TargetHost: ptrTo("http://t"),
+		Mode: ptrTo("cluster"), EndedAt: &ended, Payload: commitPayload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +103,8 @@ func TestEventsRegisterCommitGet(t *testing.T) {
 	want := store.Run{ID: id, Host: "loadgen-1", State: store.RunCommitted, StartedAt: started, EndedAt: &ended,
 		// The commit fills in the target the register left out, and never
 		// replaces the mode it gave.
-		RunSettings: store.RunSettings{TargetHost: eventsPtr("http://t"), Mode: eventsPtr("single"), Clients: eventsPtr(int64(1)),
-			HatchRate: eventsPtr(0.5)}}
+		RunSettings: store.RunSettings{TargetHost: ptrTo("http://t"), Mode: ptrTo("single"), Clients: ptrTo(int64(1)),
+			HatchRate: ptrTo(0.5)}}
 	if !reflect.DeepEqual(d.Run, want) {
 		t.Fatalf("run = %+v, want %+v", d.Run, want)
 	}

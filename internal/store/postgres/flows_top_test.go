@@ -36,6 +36,9 @@ func TestFlowsTopTalkersMatchFullSort(t *testing.T) {
 		hour          int64
 		src, dst, vpc string
 	}
+	keyOf := func(hour int64, i int) key {
+		return key{hour, fmt.Sprintf("app-%03d", i), fmt.Sprintf("db-%d", i%5), fmt.Sprintf("vpc-%d", i%3)}
+	}
 	totals := map[key][2]int64{}
 	var batch []store.Flow
 	add := func(k key, tx, rx int64) {
@@ -52,7 +55,7 @@ func TestFlowsTopTalkersMatchFullSort(t *testing.T) {
 	}
 	for hour := int64(100); hour < 103; hour++ {
 		for i := 0; i < 240; i++ {
-			k := key{hour, fmt.Sprintf("app-%03d", i), fmt.Sprintf("db-%d", i%5), fmt.Sprintf("vpc-%d", i%3)}
+			k := keyOf(hour, i)
 			var tx, rx int64
 			switch {
 			case i < 80: // close totals: 1,000,000 to 1,009,999
@@ -82,7 +85,7 @@ func TestFlowsTopTalkersMatchFullSort(t *testing.T) {
 		// The three hours, and single hours (where a page's cut falls
 		// inside a run of close totals).
 		for _, hours := range [][2]int64{{100, 103}, {100, 101}, {102, 103}} {
-			for _, vpc := range []*string{nil, ptr("vpc-1")} {
+			for _, vpc := range []*string{nil, ptrTo("vpc-1")} {
 				for _, desc := range []bool{true, false} {
 					var want []store.Flow
 					for k, v := range totals {
@@ -121,7 +124,7 @@ func TestFlowsTopTalkersMatchFullSort(t *testing.T) {
 	// Upserts: some keys grow past others.
 	for hour := int64(100); hour < 103; hour++ {
 		for i := 0; i < 240; i += 3 {
-			k := key{hour, fmt.Sprintf("app-%03d", i), fmt.Sprintf("db-%d", i%5), fmt.Sprintf("vpc-%d", i%3)}
+			k := keyOf(hour, i)
 			if hour == 101 && (i == 130 || i == 131) {
 				continue // already past 64 bits
 			}
@@ -130,7 +133,4 @@ func TestFlowsTopTalkersMatchFullSort(t *testing.T) {
 	}
 	flush()
 	check("after the upserts")
-
 }
-
-func ptr[T any](v T) *T { return &v }
