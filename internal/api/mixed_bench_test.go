@@ -230,6 +230,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	b.ReportMetric(other/wall, "other_cores")
 
 	statements(b)
+	printFlowsUpdates(b, ctx, pool)
 
 	// What each operation costs alone, at the data volume the run left:
 	// times its weight, where the CPU of the mix goes. The vacuum and the
@@ -769,6 +770,27 @@ func mbList(kbs []int64) string {
 		parts[i] = strconv.FormatInt(kb/1024, 10)
 	}
 	return strings.Join(parts, " ")
+}
+
+// printFlowsUpdates prints how many updates of flows (on TimescaleDB of its
+// chunks) were HOT since the database was created: POST /flows re-adds to
+// the same keys, and each update that is not HOT writes an entry in every
+// index of flows (migration 00032).
+func printFlowsUpdates(b *testing.B, ctx context.Context, pool *pgxpool.Pool) {
+	var upd, hot, dead, live, size int64
+	err := pool.QueryRow(ctx, `
+		SELECT coalesce(sum(n_tup_upd), 0)::bigint, coalesce(sum(n_tup_hot_upd), 0)::bigint,
+		       coalesce(sum(n_dead_tup), 0)::bigint, coalesce(sum(n_live_tup), 0)::bigint,
+		       coalesce(sum(pg_total_relation_size(relid)), 0)::bigint
+		FROM pg_stat_all_tables
+		WHERE relid = 'flows'::regclass
+		   OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'flows'::regclass)`).Scan(&upd, &hot, &dead, &live, &size)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	mixedPrint(fmt.Sprintf("flows: %d updates, %d HOT (%.0f %%); %d live rows, %d dead; %.1f MB with its indexes",
+		upd, hot, 100*float64(hot)/float64(max(upd, 1)), live, dead, float64(size)/(1<<20)))
 }
 
 // startStatementStats, when the server preloads pg_stat_statements
