@@ -76,8 +76,10 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 	}
 	var rows []db.Flow
 	// Without a src_app or dest_app filter the bytes order merges each
-	// hour's first rows of flows_bytes_idx; with one, the filter's index
-	// holds few rows (an application's) and a top-N sort of them is cheaper.
+	// hour's first rows (a top-N sort per hour: at 10 M rows its p99 was
+	// lower than one top-N sort of the range's rows); with one, the
+	// filter's index holds few rows (an application's) and a top-N sort of
+	// them is cheaper.
 	perHour := so.ByBytes && fl.SrcApp == nil && fl.DestApp == nil
 	top := db.ListFlowsTopByHourDescParams{FirstHour: fl.FromHour, LastHour: fl.ToHour - 1,
 		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit}

@@ -16,15 +16,16 @@ import (
 )
 
 // The top talkers (the bytes order without a src_app or dest_app filter)
-// merge each hour's first offset + limit rows of flows_bytes_idx instead of
-// sorting the range: every page, both directions, with and without a
-// vpc_id filter, over three hours and over single hours, equals the full
-// sort of the rows computed here. The hours hold more rows than a page,
-// many with close totals (among the largest and among the smallest), equal
-// totals under different keys (ties by key), zero totals and totals past
-// 64 bits; then upserts reorder keys. It fails when an hour gives fewer rows
-// than the page needs, when an hour's rows are not taken in the total's
-// order, or when ties are not broken by key.
+// merge each hour's first offset + limit rows instead of sorting the range,
+// and order by two bigint keys that make up the total (queries/flows.sql):
+// every page, both directions, with and without a vpc_id filter, over three
+// hours and over single hours, equals the full sort of the rows computed
+// here. The hours hold more rows than a page, many with close totals (among
+// the largest and among the smallest), equal totals under different keys
+// (ties by key), zero totals and totals past 64 bits; then upserts reorder
+// keys. It fails when an hour gives fewer rows than the page needs, when an
+// hour's rows are not taken in the total's order (the carry or the low bit
+// of the total left out, each tried), or when ties are not broken by key.
 func TestFlowsTopTalkersMatchFullSort(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
