@@ -19,8 +19,9 @@
 --
 -- The price: the top talkers (sort=bytes) sort each hour's rows instead of
 -- reading the index's first ones. At 10 M rows (BenchmarkFlowsRange10M),
--- a day's top talkers p50 / p99 30 / 41 ms instead of 6 / 13 ms; with a
--- vpc_id filter 17 / 22 instead of 5 / 10 (docs/flows-storage.md). A
+-- a day's top talkers p50 / p99 23-36 / 41-44 ms instead of 6-8 / 13-15 ms;
+-- with a vpc_id filter 15-17 / 20-22 instead of 5-6 / 10; a week's 157 /
+-- 194 instead of 35 / 47 (docs/flows-storage.md, "HOT updates"). A
 -- TimescaleDB chunk already compressed had none of these indexes anyway.
 --
 -- The fillfactor applies to pages filled from now on: the hours ingested
