@@ -76,7 +76,7 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 	}
 	var rows []db.Flow
 	// Without a src_app or dest_app filter the bytes order merges each
-	// hour's first rows (a top-N sort per hour: at 10 M rows its p99 was
+	// hour's first rows (a top-N sort per hour: at 2 M rows its p99 was
 	// lower than one top-N sort of the range's rows); with one, the
 	// filter's index holds few rows (an application's) and a top-N sort of
 	// them is cheaper.
