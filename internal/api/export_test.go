@@ -474,10 +474,11 @@ func TestExportOutlastsWriteTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 s, not less: on a loaded machine (the whole suite on 2 cores) a
-	// 300 ms timeout also cut the export while the reading client was
-	// merely descheduled; the export still lasts several timeouts.
-	cfg.SelfProfile, cfg.WriteTimeout = false, time.Second
+	// 3 s: on a loaded machine (the whole suite under -race on 2 cores) a
+	// 300 ms timeout, and once (2026-12-02) a 1 s one, cut the export while
+	// the reading client was merely descheduled. The reader below is slow
+	// enough that the export still lasts twice the timeout or more.
+	cfg.SelfProfile, cfg.WriteTimeout = false, 3*time.Second
 	h, _ := New(Deps{Store: postgres.New(s.Pool, postgres.Options{}).Stores(), Config: cfg})
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.WriteTimeout = cfg.WriteTimeout // as serve sets it
@@ -491,8 +492,9 @@ func TestExportOutlastsWriteTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	// About 4 s for ~25 MB: several WRITE_TIMEOUTs, never one without reading.
-	buf := make([]byte, 256<<10)
+	// About 8 s for ~25 MB (the last few MB wait in the sockets' buffers):
+	// more than twice WRITE_TIMEOUT, never one without reading.
+	buf := make([]byte, 128<<10)
 	var body bytes.Buffer
 	for {
 		n, err := io.ReadFull(res.Body, buf)
