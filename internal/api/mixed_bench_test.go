@@ -777,20 +777,13 @@ func mbList(kbs []int64) string {
 // the same keys, and each update that is not HOT writes an entry in every
 // index of flows (migration 00032).
 func printFlowsUpdates(b *testing.B, ctx context.Context, pool *pgxpool.Pool) {
-	var upd, hot, dead, live, size int64
-	err := pool.QueryRow(ctx, `
-		SELECT coalesce(sum(n_tup_upd), 0)::bigint, coalesce(sum(n_tup_hot_upd), 0)::bigint,
-		       coalesce(sum(n_dead_tup), 0)::bigint, coalesce(sum(n_live_tup), 0)::bigint,
-		       coalesce(sum(pg_total_relation_size(relid)), 0)::bigint
-		FROM pg_stat_all_tables
-		WHERE relid = 'flows'::regclass
-		   OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'flows'::regclass)`).Scan(&upd, &hot, &dead, &live, &size)
+	st, err := testdb.ReadTableStats(ctx, pool, "flows")
 	if err != nil {
 		b.Error(err)
 		return
 	}
 	mixedPrint(fmt.Sprintf("flows: %d updates, %d HOT (%.0f %%); %d live rows, %d dead; %.1f MB with its indexes",
-		upd, hot, 100*float64(hot)/float64(max(upd, 1)), live, dead, float64(size)/(1<<20)))
+		st.Updates, st.HOTUpdates, 100*float64(st.HOTUpdates)/float64(max(st.Updates, 1)), st.Live, st.Dead, float64(st.Bytes)/(1<<20)))
 }
 
 // startStatementStats, when the server preloads pg_stat_statements

@@ -47,15 +47,11 @@ func TestFlowsUpsertsAreHOT(t *testing.T) {
 		if _, err := conn.Exec(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
 			t.Fatal(err)
 		}
-		err := conn.QueryRow(ctx, `
-			SELECT coalesce(sum(n_tup_upd), 0)::bigint, coalesce(sum(n_tup_hot_upd), 0)::bigint
-			FROM pg_stat_all_tables
-			WHERE relid = 'flows'::regclass
-			   OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'flows'::regclass)`).Scan(&upd, &hot)
+		st, err := testdb.ReadTableStats(ctx, conn, "flows")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return upd, hot
+		return st.Updates, st.HOTUpdates
 	}
 	var upd0, hot0 int64
 	for round := range 12 {
