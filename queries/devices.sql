@@ -37,42 +37,14 @@ SELECT count(*) FROM devices;
 -- 23503 (the caller then retries row by row); the foreign key checks lock
 -- the devices FOR KEY SHARE, so a DELETE after them waits for this commit
 -- and removes these rows too. Latest rows are written in key order so that
--- concurrent batches cannot deadlock.
-WITH batch AS (
-    SELECT t.time, t.device_id, t.name, t.type,
-           CASE WHEN t.type = 'string' THEN NULL ELSE t.value_num END AS value_num,
-           CASE WHEN t.type = 'string' THEN t.value_text ELSE NULL END AS value_text,
-           t.units, t.slope, t.ttl, t.ord
-    FROM ROWS FROM (
-        unnest(@times::timestamptz[]),
-        unnest(@device_ids::text[]),
-        unnest(@names::text[]),
-        unnest(@types::text[]),
-        unnest(@value_nums::float8[]),
-        unnest(@value_texts::text[]),
-        unnest(@units::text[]),
-        unnest(@slopes::text[]),
-        unnest(@ttls::integer[])
-    ) WITH ORDINALITY AS t (time, device_id, name, type, value_num, value_text, units, slope, ttl, ord)
-    WHERE t.device_id IN (SELECT d.id FROM devices d WHERE d.id = ANY (@device_ids::text[]))
-),
-history AS (
-    INSERT INTO device_metrics (time, device_id, name, type, value_num, value_text, units, slope, ttl)
-    SELECT b.time, b.device_id, b.name, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
-    FROM batch b
-),
-latest AS (
-    INSERT INTO device_metrics_latest AS l (device_id, name, time, type, value_num, value_text, units, slope, ttl)
-    SELECT DISTINCT ON (b.device_id, b.name)
-           b.device_id, b.name, b.time, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
-    FROM batch b
-    ORDER BY b.device_id, b.name, b.time DESC, b.ord DESC
-    ON CONFLICT (device_id, name) DO UPDATE
-    SET time = excluded.time, type = excluded.type, value_num = excluded.value_num,
-        value_text = excluded.value_text, units = excluded.units, slope = excluded.slope, ttl = excluded.ttl
-    WHERE l.time <= excluded.time
-)
-SELECT DISTINCT device_id::text FROM batch;
+-- concurrent batches cannot deadlock. The statement is the body of
+-- telemetry_insert_device_metrics (migration 00033), which each connection
+-- plans once: sent as an unnamed statement, as the service sends its
+-- queries, it was parsed and planned at every call, most of its cost.
+SELECT d.id::text AS device_id
+FROM telemetry_insert_device_metrics(
+    @times::timestamptz[], @device_ids::text[], @names::text[], @types::text[], @value_nums::float8[],
+    @value_texts::text[], @units::text[], @slopes::text[], @ttls::integer[]) AS d (id);
 
 -- name: ListCurrentDeviceMetrics :many
 -- A device's current metrics: the latest report per name unless stale.

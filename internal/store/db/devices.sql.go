@@ -316,41 +316,10 @@ func (q *Queries) GetDevice(ctx context.Context, id string) (Device, error) {
 }
 
 const insertDeviceMetrics = `-- name: InsertDeviceMetrics :many
-WITH batch AS (
-    SELECT t.time, t.device_id, t.name, t.type,
-           CASE WHEN t.type = 'string' THEN NULL ELSE t.value_num END AS value_num,
-           CASE WHEN t.type = 'string' THEN t.value_text ELSE NULL END AS value_text,
-           t.units, t.slope, t.ttl, t.ord
-    FROM ROWS FROM (
-        unnest($1::timestamptz[]),
-        unnest($2::text[]),
-        unnest($3::text[]),
-        unnest($4::text[]),
-        unnest($5::float8[]),
-        unnest($6::text[]),
-        unnest($7::text[]),
-        unnest($8::text[]),
-        unnest($9::integer[])
-    ) WITH ORDINALITY AS t (time, device_id, name, type, value_num, value_text, units, slope, ttl, ord)
-    WHERE t.device_id IN (SELECT d.id FROM devices d WHERE d.id = ANY ($2::text[]))
-),
-history AS (
-    INSERT INTO device_metrics (time, device_id, name, type, value_num, value_text, units, slope, ttl)
-    SELECT b.time, b.device_id, b.name, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
-    FROM batch b
-),
-latest AS (
-    INSERT INTO device_metrics_latest AS l (device_id, name, time, type, value_num, value_text, units, slope, ttl)
-    SELECT DISTINCT ON (b.device_id, b.name)
-           b.device_id, b.name, b.time, b.type, b.value_num, b.value_text, b.units, b.slope, b.ttl
-    FROM batch b
-    ORDER BY b.device_id, b.name, b.time DESC, b.ord DESC
-    ON CONFLICT (device_id, name) DO UPDATE
-    SET time = excluded.time, type = excluded.type, value_num = excluded.value_num,
-        value_text = excluded.value_text, units = excluded.units, slope = excluded.slope, ttl = excluded.ttl
-    WHERE l.time <= excluded.time
-)
-SELECT DISTINCT device_id::text FROM batch
+SELECT d.id::text AS device_id
+FROM telemetry_insert_device_metrics(
+    $1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::float8[],
+    $6::text[], $7::text[], $8::text[], $9::integer[]) AS d (id)
 `
 
 type InsertDeviceMetricsParams struct {
@@ -373,7 +342,10 @@ type InsertDeviceMetricsParams struct {
 // 23503 (the caller then retries row by row); the foreign key checks lock
 // the devices FOR KEY SHARE, so a DELETE after them waits for this commit
 // and removes these rows too. Latest rows are written in key order so that
-// concurrent batches cannot deadlock.
+// concurrent batches cannot deadlock. The statement is the body of
+// telemetry_insert_device_metrics (migration 00033), which each connection
+// plans once: sent as an unnamed statement, as the service sends its
+// queries, it was parsed and planned at every call, most of its cost.
 func (q *Queries) InsertDeviceMetrics(ctx context.Context, arg InsertDeviceMetricsParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, insertDeviceMetrics,
 		arg.Times,
