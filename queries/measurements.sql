@@ -34,8 +34,12 @@
 -- Ids for a batch, in order: COPY cannot return the ids it assigns.
 -- (The sequence is named literally: pg_get_serial_sequence per row costs a
 -- catalog lookup each, 3 ms per 1,000 ids.)
-SELECT nextval('measurements_id_seq')::bigint AS id
-FROM generate_series(1, @n::int);
+-- The statement is the body of telemetry_reserve_measurement_ids
+-- (migration 00034), which each connection plans once. sqlc cannot type a
+-- table function's columns: they are named in the alias list and cast.
+SELECT f.id::bigint AS id
+FROM telemetry_reserve_measurement_ids(
+    @n::int) AS f (id);
 
 -- name: CopyMeasurements :copyfrom
 INSERT INTO measurements (id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app)
@@ -48,76 +52,31 @@ VALUES (@id, @started_at, @ended_at, @elapsed, @name, @method, @args, @kwargs, @
 -- cannot deadlock. (Spreading cells over shards to avoid lock waits was
 -- measured: no gain, the waits are short next to the COPY, and it
 -- multiplies what readers scan.)
-INSERT INTO measurements_hourly AS h
-    (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
-FROM ROWS FROM (
-    unnest(@start_hours::timestamptz[]),
-    unnest(@end_hours::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@counts::bigint[]),
-    unnest(@sums::float8[]),
-    unnest(@mins::float8[]),
-    unnest(@maxes::float8[])
-) AS t (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method
-ON CONFLICT (start_hour, end_hour, app, name, method) DO UPDATE
-SET count = h.count + excluded.count,
-    sum_elapsed = h.sum_elapsed + excluded.sum_elapsed,
-    min_elapsed = least(h.min_elapsed, excluded.min_elapsed),
-    max_elapsed = greatest(h.max_elapsed, excluded.max_elapsed);
+-- The statement is the body of telemetry_add_measurement_rollup
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_add_measurement_rollup(
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[], @counts::bigint[], @sums::float8[], @mins::float8[], @maxes::float8[]);
 
 -- name: AddMeasurementDailyRollup :exec
 -- The same for the daily rollup (one element per day cell, in key order).
-INSERT INTO measurements_daily AS d
-    (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
-FROM ROWS FROM (
-    unnest(@start_days::timestamptz[]),
-    unnest(@end_days::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@counts::bigint[]),
-    unnest(@sums::float8[]),
-    unnest(@mins::float8[]),
-    unnest(@maxes::float8[])
-) AS t (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-ORDER BY t.start_day, t.end_day, t.app, t.name, t.method
-ON CONFLICT (start_day, end_day, app, name, method) DO UPDATE
-SET count = d.count + excluded.count,
-    sum_elapsed = d.sum_elapsed + excluded.sum_elapsed,
-    min_elapsed = least(d.min_elapsed, excluded.min_elapsed),
-    max_elapsed = greatest(d.max_elapsed, excluded.max_elapsed);
+-- The statement is the body of telemetry_add_measurement_daily_rollup
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_add_measurement_daily_rollup(
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[], @counts::bigint[], @sums::float8[], @mins::float8[], @maxes::float8[]);
 
 -- name: AddMeasurementMethodRollup :exec
 -- The same for the per-method hourly counts.
-INSERT INTO measurements_method_hourly AS c (start_hour, end_hour, method, count)
-SELECT t.start_hour, t.end_hour, t.method, t.count
-FROM ROWS FROM (
-    unnest(@start_hours::timestamptz[]),
-    unnest(@end_hours::timestamptz[]),
-    unnest(@methods::text[]),
-    unnest(@counts::bigint[])
-) AS t (start_hour, end_hour, method, count)
-ORDER BY t.start_hour, t.end_hour, t.method
-ON CONFLICT (start_hour, end_hour, method) DO UPDATE
-SET count = c.count + excluded.count;
+-- The statement is the body of telemetry_add_measurement_method_rollup
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_add_measurement_method_rollup(
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @methods::text[], @counts::bigint[]);
 
 -- name: AddMeasurement5minRollup :exec
 -- The same for the 5-minute counts (migration 00019).
-INSERT INTO measurements_5min AS c (start_bin, end_bin, count)
-SELECT t.start_bin, t.end_bin, t.count
-FROM ROWS FROM (
-    unnest(@start_bins::timestamptz[]),
-    unnest(@end_bins::timestamptz[]),
-    unnest(@counts::bigint[])
-) AS t (start_bin, end_bin, count)
-ORDER BY t.start_bin, t.end_bin
-ON CONFLICT (start_bin, end_bin) DO UPDATE
-SET count = c.count + excluded.count;
+-- The statement is the body of telemetry_add_measurement_5min_rollup
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_add_measurement_5min_rollup(
+    @start_bins::timestamptz[], @end_bins::timestamptz[], @counts::bigint[]);
 
 -- name: AddCollectionHTTPCells :exec
 -- The batch's requests of app 'telemetry' added to their minute cells
@@ -126,34 +85,10 @@ SET count = c.count + excluded.count;
 -- them; last in the batch's lock order (the bins, the main statement, are
 -- written before the minute cells, an unreferenced WITH that runs at the
 -- statement's end: the same order in every batch).
-WITH t AS MATERIALIZED (
-    SELECT t.started_at, f.path, t.method, f.hits, t.elapsed * f.hits AS sum_elapsed, f.longest
-    FROM ROWS FROM (
-        unnest(@started_ats::timestamptz[]),
-        unnest(@names::text[]),
-        unnest(@methods::text[]),
-        unnest(@elapsed::float8[]),
-        unnest(@contexts::jsonb[])
-    ) AS t (started_at, name, method, elapsed, context),
-    LATERAL collection_http_fields(t.context, t.name, t.elapsed) AS f (path, hits, longest)
-), minutes AS (
-    INSERT INTO collection_http_minute AS c (minute, path, method, hits, sum_elapsed, max_elapsed)
-    SELECT date_trunc('minute', t.started_at, 'UTC'), t.path, t.method, sum(t.hits), sum(t.sum_elapsed), max(t.longest)
-    FROM t
-    GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
-    ON CONFLICT (minute, path, method) DO UPDATE
-    SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
-        max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed)
-)
-INSERT INTO collection_http_10s AS c (bin, path, method, hits, sum_elapsed, max_elapsed)
-SELECT date_bin('10 seconds', t.started_at, '1970-01-01 00:00:00+00'), t.path, t.method, sum(t.hits), sum(t.sum_elapsed), max(t.longest)
-FROM t
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
-ON CONFLICT (bin, path, method) DO UPDATE
-SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
-    max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed);
+-- The statement is the body of telemetry_add_collection_http_cells
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_add_collection_http_cells(
+    @started_ats::timestamptz[], @names::text[], @methods::text[], @elapsed::float8[], @contexts::jsonb[]);
 
 -- name: DeleteMeasurementRollup :exec
 -- First step of a rebuild: forget the cells of rows started in [@since,

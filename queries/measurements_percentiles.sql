@@ -18,97 +18,69 @@
 -- One part per cell at most (the lowest free one): locking them all would
 -- leave none for the next concurrent batch, which would add a part each
 -- time.
-SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, h.part, h.hist
-FROM ROWS FROM (
-    unnest(@start_hours::timestamptz[]),
-    unnest(@end_hours::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[])
-) AS t (start_hour, end_hour, app, name, method)
-CROSS JOIN LATERAL (
-    SELECT x.start_hour, x.end_hour, x.app, x.name, x.method, x.part, x.hist FROM measurements_hourly_hist x
-    WHERE x.start_hour = t.start_hour AND x.end_hour = t.end_hour AND x.app = t.app AND x.name = t.name AND x.method = t.method
-    ORDER BY x.part
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-) AS h;
+-- The statement is the body of telemetry_lock_measurement_hourly_hist
+-- (migration 00034), which each connection plans once. sqlc cannot type a
+-- table function's columns: they are named in the alias list and cast.
+SELECT f.start_hour::timestamptz AS start_hour,
+       f.end_hour::timestamptz AS end_hour,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method,
+       f.part::smallint AS part,
+       f.hist::bytea AS hist
+FROM telemetry_lock_measurement_hourly_hist(
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[]) AS f (start_hour, end_hour, app, name, method, part, hist);
 
 -- name: InsertMeasurementHourlyHist :many
-INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, part, hist)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.part, t.hist
-FROM ROWS FROM (
-    unnest(@start_hours::timestamptz[]),
-    unnest(@end_hours::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@parts::smallint[]),
-    unnest(@hists::bytea[])
-) AS t (start_hour, end_hour, app, name, method, part, hist)
-ON CONFLICT DO NOTHING
-RETURNING start_hour, end_hour, app, name, method;
+-- The statement is the body of telemetry_insert_measurement_hourly_hist
+-- (migration 00034), which each connection plans once. sqlc cannot type a
+-- table function's columns: they are named in the alias list and cast.
+SELECT f.start_hour::timestamptz AS start_hour,
+       f.end_hour::timestamptz AS end_hour,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method
+FROM telemetry_insert_measurement_hourly_hist(
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]) AS f (start_hour, end_hour, app, name, method);
 
 -- name: SetMeasurementHourlyHist :exec
-UPDATE measurements_hourly_hist AS h SET hist = t.hist
-FROM ROWS FROM (
-    unnest(@start_hours::timestamptz[]),
-    unnest(@end_hours::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@parts::smallint[]),
-    unnest(@hists::bytea[])
-) AS t (start_hour, end_hour, app, name, method, part, hist)
-WHERE h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method
-  AND h.part = t.part;
+-- The statement is the body of telemetry_set_measurement_hourly_hist
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_set_measurement_hourly_hist(
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]);
 
 -- name: LockMeasurementDailyHist :many
 -- The same three for measurements_daily_hist.
-SELECT d.start_day, d.end_day, d.app, d.name, d.method, d.part, d.hist
-FROM ROWS FROM (
-    unnest(@start_days::timestamptz[]),
-    unnest(@end_days::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[])
-) AS t (start_day, end_day, app, name, method)
-CROSS JOIN LATERAL (
-    SELECT x.start_day, x.end_day, x.app, x.name, x.method, x.part, x.hist FROM measurements_daily_hist x
-    WHERE x.start_day = t.start_day AND x.end_day = t.end_day AND x.app = t.app AND x.name = t.name AND x.method = t.method
-    ORDER BY x.part
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-) AS d;
+-- The statement is the body of telemetry_lock_measurement_daily_hist
+-- (migration 00034), which each connection plans once. sqlc cannot type a
+-- table function's columns: they are named in the alias list and cast.
+SELECT f.start_day::timestamptz AS start_day,
+       f.end_day::timestamptz AS end_day,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method,
+       f.part::smallint AS part,
+       f.hist::bytea AS hist
+FROM telemetry_lock_measurement_daily_hist(
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[]) AS f (start_day, end_day, app, name, method, part, hist);
 
 -- name: InsertMeasurementDailyHist :many
-INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, part, hist)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.part, t.hist
-FROM ROWS FROM (
-    unnest(@start_days::timestamptz[]),
-    unnest(@end_days::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@parts::smallint[]),
-    unnest(@hists::bytea[])
-) AS t (start_day, end_day, app, name, method, part, hist)
-ON CONFLICT DO NOTHING
-RETURNING start_day, end_day, app, name, method;
+-- The statement is the body of telemetry_insert_measurement_daily_hist
+-- (migration 00034), which each connection plans once. sqlc cannot type a
+-- table function's columns: they are named in the alias list and cast.
+SELECT f.start_day::timestamptz AS start_day,
+       f.end_day::timestamptz AS end_day,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method
+FROM telemetry_insert_measurement_daily_hist(
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]) AS f (start_day, end_day, app, name, method);
 
 -- name: SetMeasurementDailyHist :exec
-UPDATE measurements_daily_hist AS d SET hist = t.hist
-FROM ROWS FROM (
-    unnest(@start_days::timestamptz[]),
-    unnest(@end_days::timestamptz[]),
-    unnest(@apps::text[]),
-    unnest(@names::text[]),
-    unnest(@methods::text[]),
-    unnest(@parts::smallint[]),
-    unnest(@hists::bytea[])
-) AS t (start_day, end_day, app, name, method, part, hist)
-WHERE d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method
-  AND d.part = t.part;
+-- The statement is the body of telemetry_set_measurement_daily_hist
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_set_measurement_daily_hist(
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]);
 
 -- name: DeleteMeasurementHist :exec
 -- With DeleteMeasurementRollup: forget the histograms of rows started in

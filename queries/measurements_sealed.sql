@@ -17,23 +17,18 @@
 -- and days in ascending order, so every transaction takes them in the same
 -- order),
 -- held until it commits.
-SELECT count(pg_advisory_xact_lock_shared(k.lock_class, k.lock_id))
-FROM (
-    SELECT sqlc.arg('hour_class')::int AS lock_class, h.id AS lock_id, 0 AS kind FROM unnest(sqlc.arg('hours')::int[]) AS h (id)
-    UNION ALL
-    SELECT sqlc.arg('quarter_class')::int AS lock_class, q.id AS lock_id, 1 AS kind FROM unnest(sqlc.arg('quarters')::int[]) AS q (id)
-    UNION ALL
-    SELECT sqlc.arg('day_class')::int AS lock_class, d.id AS lock_id, 2 AS kind FROM unnest(sqlc.arg('days')::int[]) AS d (id)
-    ORDER BY kind, lock_id
-) AS k;
+-- The statement is the body of telemetry_lock_measurement_units_shared
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_lock_measurement_units_shared(
+    sqlc.arg('hour_class')::int, sqlc.arg('hours')::int[], sqlc.arg('quarter_class')::int, sqlc.arg('quarters')::int[], sqlc.arg('day_class')::int, sqlc.arg('days')::int[]);
 
 -- name: UnsealMeasurementUnits :exec
 -- After LockMeasurementUnitsShared, in a statement of its own (so that it
 -- sees a build that committed while the lock waited).
-DELETE FROM measurements_sealed
-WHERE (unit_secs = 3600 AND unit_start = ANY(@hours::timestamptz[]))
-   OR (unit_secs = 21600 AND unit_start = ANY(@quarters::timestamptz[]))
-   OR (unit_secs = 86400 AND unit_start = ANY(@days::timestamptz[]));
+-- The statement is the body of telemetry_unseal_measurement_units
+-- (migration 00034), which each connection plans once.
+SELECT telemetry_unseal_measurement_units(
+    @hours::timestamptz[], @quarters::timestamptz[], @days::timestamptz[]);
 
 -- name: LockMeasurementUnit :exec
 -- A build's exclusive lock on its unit, until it commits.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/migrations"
 )
 
 func TestFinite(t *testing.T) {
@@ -279,12 +281,19 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 		RETURNS TABLE (path text, hits bigint, longest float8) LANGUAGE sql AS $$ SELECT name, 0::bigint, 0::float8 $$`); err != nil {
 		t.Fatal(err)
 	}
+	// And the write path's functions (migration 00034), created from the
+	// migration itself and dropped by its own Down section.
+	up, down := migrationSections(t, "00034_measurements_write_functions.sql")
+	if _, err := s.Pool.Exec(ctx, up); err != nil {
+		t.Fatal(err)
+	}
 	for _, batch := range [][]store.Measurement{old(now, 1.7e308, 1.7e308), old(now.Add(-2*time.Hour), 1e306)} {
 		if _, err := st.Insert(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Pool.Exec(ctx, `DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute, collection_http_10s, measurements_sealed;
+	if _, err := s.Pool.Exec(ctx, down+`;
+		DROP TABLE measurements_hourly_hist, measurements_daily_hist, measurements_5min, collection_http_minute, collection_http_10s, measurements_sealed;
 		DROP FUNCTION collection_http_fields(jsonb, text, float8)`); err != nil {
 		t.Fatal(err)
 	}
@@ -339,4 +348,20 @@ func TestDeviceHistoryAverageOfLargestDoubles(t *testing.T) {
 			t.Fatalf("%s: %+v", name, p.Items)
 		}
 	}
+}
+
+// migrationSections returns the Up and Down SQL of one of migrations/ (goose
+// annotations are comments to PostgreSQL), for a test that needs a later
+// migration's objects on an older schema.
+func migrationSections(t *testing.T, name string) (up, down string) {
+	t.Helper()
+	b, err := migrations.FS.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, down, ok := strings.Cut(string(b), "-- +goose Down")
+	if !ok {
+		t.Fatalf("%s: no Down section", name)
+	}
+	return up, down
 }

@@ -12,34 +12,8 @@ import (
 )
 
 const addCollectionHTTPCells = `-- name: AddCollectionHTTPCells :exec
-WITH t AS MATERIALIZED (
-    SELECT t.started_at, f.path, t.method, f.hits, t.elapsed * f.hits AS sum_elapsed, f.longest
-    FROM ROWS FROM (
-        unnest($1::timestamptz[]),
-        unnest($2::text[]),
-        unnest($3::text[]),
-        unnest($4::float8[]),
-        unnest($5::jsonb[])
-    ) AS t (started_at, name, method, elapsed, context),
-    LATERAL collection_http_fields(t.context, t.name, t.elapsed) AS f (path, hits, longest)
-), minutes AS (
-    INSERT INTO collection_http_minute AS c (minute, path, method, hits, sum_elapsed, max_elapsed)
-    SELECT date_trunc('minute', t.started_at, 'UTC'), t.path, t.method, sum(t.hits), sum(t.sum_elapsed), max(t.longest)
-    FROM t
-    GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
-    ON CONFLICT (minute, path, method) DO UPDATE
-    SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
-        max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed)
-)
-INSERT INTO collection_http_10s AS c (bin, path, method, hits, sum_elapsed, max_elapsed)
-SELECT date_bin('10 seconds', t.started_at, '1970-01-01 00:00:00+00'), t.path, t.method, sum(t.hits), sum(t.sum_elapsed), max(t.longest)
-FROM t
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
-ON CONFLICT (bin, path, method) DO UPDATE
-SET hits = c.hits + excluded.hits, sum_elapsed = c.sum_elapsed + excluded.sum_elapsed,
-    max_elapsed = greatest(c.max_elapsed, excluded.max_elapsed)
+SELECT telemetry_add_collection_http_cells(
+    $1::timestamptz[], $2::text[], $3::text[], $4::float8[], $5::jsonb[])
 `
 
 type AddCollectionHTTPCellsParams struct {
@@ -56,6 +30,8 @@ type AddCollectionHTTPCellsParams struct {
 // them; last in the batch's lock order (the bins, the main statement, are
 // written before the minute cells, an unreferenced WITH that runs at the
 // statement's end: the same order in every batch).
+// The statement is the body of telemetry_add_collection_http_cells
+// (migration 00034), which each connection plans once.
 func (q *Queries) AddCollectionHTTPCells(ctx context.Context, arg AddCollectionHTTPCellsParams) error {
 	_, err := q.db.Exec(ctx, addCollectionHTTPCells,
 		arg.StartedAts,
@@ -68,16 +44,8 @@ func (q *Queries) AddCollectionHTTPCells(ctx context.Context, arg AddCollectionH
 }
 
 const addMeasurement5minRollup = `-- name: AddMeasurement5minRollup :exec
-INSERT INTO measurements_5min AS c (start_bin, end_bin, count)
-SELECT t.start_bin, t.end_bin, t.count
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::bigint[])
-) AS t (start_bin, end_bin, count)
-ORDER BY t.start_bin, t.end_bin
-ON CONFLICT (start_bin, end_bin) DO UPDATE
-SET count = c.count + excluded.count
+SELECT telemetry_add_measurement_5min_rollup(
+    $1::timestamptz[], $2::timestamptz[], $3::bigint[])
 `
 
 type AddMeasurement5minRollupParams struct {
@@ -87,32 +55,16 @@ type AddMeasurement5minRollupParams struct {
 }
 
 // The same for the 5-minute counts (migration 00019).
+// The statement is the body of telemetry_add_measurement_5min_rollup
+// (migration 00034), which each connection plans once.
 func (q *Queries) AddMeasurement5minRollup(ctx context.Context, arg AddMeasurement5minRollupParams) error {
 	_, err := q.db.Exec(ctx, addMeasurement5minRollup, arg.StartBins, arg.EndBins, arg.Counts)
 	return err
 }
 
 const addMeasurementDailyRollup = `-- name: AddMeasurementDailyRollup :exec
-INSERT INTO measurements_daily AS d
-    (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::bigint[]),
-    unnest($7::float8[]),
-    unnest($8::float8[]),
-    unnest($9::float8[])
-) AS t (start_day, end_day, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-ORDER BY t.start_day, t.end_day, t.app, t.name, t.method
-ON CONFLICT (start_day, end_day, app, name, method) DO UPDATE
-SET count = d.count + excluded.count,
-    sum_elapsed = d.sum_elapsed + excluded.sum_elapsed,
-    min_elapsed = least(d.min_elapsed, excluded.min_elapsed),
-    max_elapsed = greatest(d.max_elapsed, excluded.max_elapsed)
+SELECT telemetry_add_measurement_daily_rollup(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $8::float8[], $9::float8[])
 `
 
 type AddMeasurementDailyRollupParams struct {
@@ -128,6 +80,8 @@ type AddMeasurementDailyRollupParams struct {
 }
 
 // The same for the daily rollup (one element per day cell, in key order).
+// The statement is the body of telemetry_add_measurement_daily_rollup
+// (migration 00034), which each connection plans once.
 func (q *Queries) AddMeasurementDailyRollup(ctx context.Context, arg AddMeasurementDailyRollupParams) error {
 	_, err := q.db.Exec(ctx, addMeasurementDailyRollup,
 		arg.StartDays,
@@ -144,17 +98,8 @@ func (q *Queries) AddMeasurementDailyRollup(ctx context.Context, arg AddMeasurem
 }
 
 const addMeasurementMethodRollup = `-- name: AddMeasurementMethodRollup :exec
-INSERT INTO measurements_method_hourly AS c (start_hour, end_hour, method, count)
-SELECT t.start_hour, t.end_hour, t.method, t.count
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::bigint[])
-) AS t (start_hour, end_hour, method, count)
-ORDER BY t.start_hour, t.end_hour, t.method
-ON CONFLICT (start_hour, end_hour, method) DO UPDATE
-SET count = c.count + excluded.count
+SELECT telemetry_add_measurement_method_rollup(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::bigint[])
 `
 
 type AddMeasurementMethodRollupParams struct {
@@ -165,6 +110,8 @@ type AddMeasurementMethodRollupParams struct {
 }
 
 // The same for the per-method hourly counts.
+// The statement is the body of telemetry_add_measurement_method_rollup
+// (migration 00034), which each connection plans once.
 func (q *Queries) AddMeasurementMethodRollup(ctx context.Context, arg AddMeasurementMethodRollupParams) error {
 	_, err := q.db.Exec(ctx, addMeasurementMethodRollup,
 		arg.StartHours,
@@ -176,26 +123,8 @@ func (q *Queries) AddMeasurementMethodRollup(ctx context.Context, arg AddMeasure
 }
 
 const addMeasurementRollup = `-- name: AddMeasurementRollup :exec
-INSERT INTO measurements_hourly AS h
-    (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.count, t.sum_elapsed, t.min_elapsed, t.max_elapsed
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::bigint[]),
-    unnest($7::float8[]),
-    unnest($8::float8[]),
-    unnest($9::float8[])
-) AS t (start_hour, end_hour, app, name, method, count, sum_elapsed, min_elapsed, max_elapsed)
-ORDER BY t.start_hour, t.end_hour, t.app, t.name, t.method
-ON CONFLICT (start_hour, end_hour, app, name, method) DO UPDATE
-SET count = h.count + excluded.count,
-    sum_elapsed = h.sum_elapsed + excluded.sum_elapsed,
-    min_elapsed = least(h.min_elapsed, excluded.min_elapsed),
-    max_elapsed = greatest(h.max_elapsed, excluded.max_elapsed)
+SELECT telemetry_add_measurement_rollup(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $8::float8[], $9::float8[])
 `
 
 type AddMeasurementRollupParams struct {
@@ -216,6 +145,8 @@ type AddMeasurementRollupParams struct {
 // cannot deadlock. (Spreading cells over shards to avoid lock waits was
 // measured: no gain, the waits are short next to the COPY, and it
 // multiplies what readers scan.)
+// The statement is the body of telemetry_add_measurement_rollup
+// (migration 00034), which each connection plans once.
 func (q *Queries) AddMeasurementRollup(ctx context.Context, arg AddMeasurementRollupParams) error {
 	_, err := q.db.Exec(ctx, addMeasurementRollup,
 		arg.StartHours,
@@ -1480,8 +1411,9 @@ func (q *Queries) MeasurementsExpiredSince(ctx context.Context, startedAt time.T
 
 const reserveMeasurementIDs = `-- name: ReserveMeasurementIDs :many
 
-SELECT nextval('measurements_id_seq')::bigint AS id
-FROM generate_series(1, $1::int)
+SELECT f.id::bigint AS id
+FROM telemetry_reserve_measurement_ids(
+    $1::int) AS f (id)
 `
 
 // Request measurements (flask-profiler). The read queries take a window
@@ -1520,6 +1452,9 @@ FROM generate_series(1, $1::int)
 // Ids for a batch, in order: COPY cannot return the ids it assigns.
 // (The sequence is named literally: pg_get_serial_sequence per row costs a
 // catalog lookup each, 3 ms per 1,000 ids.)
+// The statement is the body of telemetry_reserve_measurement_ids
+// (migration 00034), which each connection plans once. sqlc cannot type a
+// table function's columns: they are named in the alias list and cast.
 func (q *Queries) ReserveMeasurementIDs(ctx context.Context, n int32) ([]int64, error) {
 	rows, err := q.db.Query(ctx, reserveMeasurementIDs, n)
 	if err != nil {

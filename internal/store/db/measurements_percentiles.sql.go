@@ -320,19 +320,13 @@ func (q *Queries) GroupMeasurementsPage(ctx context.Context, arg GroupMeasuremen
 }
 
 const insertMeasurementDailyHist = `-- name: InsertMeasurementDailyHist :many
-INSERT INTO measurements_daily_hist (start_day, end_day, app, name, method, part, hist)
-SELECT t.start_day, t.end_day, t.app, t.name, t.method, t.part, t.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::smallint[]),
-    unnest($7::bytea[])
-) AS t (start_day, end_day, app, name, method, part, hist)
-ON CONFLICT DO NOTHING
-RETURNING start_day, end_day, app, name, method
+SELECT f.start_day::timestamptz AS start_day,
+       f.end_day::timestamptz AS end_day,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method
+FROM telemetry_insert_measurement_daily_hist(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[]) AS f (start_day, end_day, app, name, method)
 `
 
 type InsertMeasurementDailyHistParams struct {
@@ -353,6 +347,9 @@ type InsertMeasurementDailyHistRow struct {
 	Method   string
 }
 
+// The statement is the body of telemetry_insert_measurement_daily_hist
+// (migration 00034), which each connection plans once. sqlc cannot type a
+// table function's columns: they are named in the alias list and cast.
 func (q *Queries) InsertMeasurementDailyHist(ctx context.Context, arg InsertMeasurementDailyHistParams) ([]InsertMeasurementDailyHistRow, error) {
 	rows, err := q.db.Query(ctx, insertMeasurementDailyHist,
 		arg.StartDays,
@@ -388,19 +385,13 @@ func (q *Queries) InsertMeasurementDailyHist(ctx context.Context, arg InsertMeas
 }
 
 const insertMeasurementHourlyHist = `-- name: InsertMeasurementHourlyHist :many
-INSERT INTO measurements_hourly_hist (start_hour, end_hour, app, name, method, part, hist)
-SELECT t.start_hour, t.end_hour, t.app, t.name, t.method, t.part, t.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::smallint[]),
-    unnest($7::bytea[])
-) AS t (start_hour, end_hour, app, name, method, part, hist)
-ON CONFLICT DO NOTHING
-RETURNING start_hour, end_hour, app, name, method
+SELECT f.start_hour::timestamptz AS start_hour,
+       f.end_hour::timestamptz AS end_hour,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method
+FROM telemetry_insert_measurement_hourly_hist(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[]) AS f (start_hour, end_hour, app, name, method)
 `
 
 type InsertMeasurementHourlyHistParams struct {
@@ -421,6 +412,9 @@ type InsertMeasurementHourlyHistRow struct {
 	Method    string
 }
 
+// The statement is the body of telemetry_insert_measurement_hourly_hist
+// (migration 00034), which each connection plans once. sqlc cannot type a
+// table function's columns: they are named in the alias list and cast.
 func (q *Queries) InsertMeasurementHourlyHist(ctx context.Context, arg InsertMeasurementHourlyHistParams) ([]InsertMeasurementHourlyHistRow, error) {
 	rows, err := q.db.Query(ctx, insertMeasurementHourlyHist,
 		arg.StartHours,
@@ -456,21 +450,15 @@ func (q *Queries) InsertMeasurementHourlyHist(ctx context.Context, arg InsertMea
 }
 
 const lockMeasurementDailyHist = `-- name: LockMeasurementDailyHist :many
-SELECT d.start_day, d.end_day, d.app, d.name, d.method, d.part, d.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[])
-) AS t (start_day, end_day, app, name, method)
-CROSS JOIN LATERAL (
-    SELECT x.start_day, x.end_day, x.app, x.name, x.method, x.part, x.hist FROM measurements_daily_hist x
-    WHERE x.start_day = t.start_day AND x.end_day = t.end_day AND x.app = t.app AND x.name = t.name AND x.method = t.method
-    ORDER BY x.part
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-) AS d
+SELECT f.start_day::timestamptz AS start_day,
+       f.end_day::timestamptz AS end_day,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method,
+       f.part::smallint AS part,
+       f.hist::bytea AS hist
+FROM telemetry_lock_measurement_daily_hist(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) AS f (start_day, end_day, app, name, method, part, hist)
 `
 
 type LockMeasurementDailyHistParams struct {
@@ -492,6 +480,9 @@ type LockMeasurementDailyHistRow struct {
 }
 
 // The same three for measurements_daily_hist.
+// The statement is the body of telemetry_lock_measurement_daily_hist
+// (migration 00034), which each connection plans once. sqlc cannot type a
+// table function's columns: they are named in the alias list and cast.
 func (q *Queries) LockMeasurementDailyHist(ctx context.Context, arg LockMeasurementDailyHistParams) ([]LockMeasurementDailyHistRow, error) {
 	rows, err := q.db.Query(ctx, lockMeasurementDailyHist,
 		arg.StartDays,
@@ -528,21 +519,15 @@ func (q *Queries) LockMeasurementDailyHist(ctx context.Context, arg LockMeasurem
 
 const lockMeasurementHourlyHist = `-- name: LockMeasurementHourlyHist :many
 
-SELECT h.start_hour, h.end_hour, h.app, h.name, h.method, h.part, h.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[])
-) AS t (start_hour, end_hour, app, name, method)
-CROSS JOIN LATERAL (
-    SELECT x.start_hour, x.end_hour, x.app, x.name, x.method, x.part, x.hist FROM measurements_hourly_hist x
-    WHERE x.start_hour = t.start_hour AND x.end_hour = t.end_hour AND x.app = t.app AND x.name = t.name AND x.method = t.method
-    ORDER BY x.part
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-) AS h
+SELECT f.start_hour::timestamptz AS start_hour,
+       f.end_hour::timestamptz AS end_hour,
+       f.app::text AS app,
+       f.name::text AS name,
+       f.method::text AS method,
+       f.part::smallint AS part,
+       f.hist::bytea AS hist
+FROM telemetry_lock_measurement_hourly_hist(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) AS f (start_hour, end_hour, app, name, method, part, hist)
 `
 
 type LockMeasurementHourlyHistParams struct {
@@ -582,6 +567,9 @@ type LockMeasurementHourlyHistRow struct {
 // One part per cell at most (the lowest free one): locking them all would
 // leave none for the next concurrent batch, which would add a part each
 // time.
+// The statement is the body of telemetry_lock_measurement_hourly_hist
+// (migration 00034), which each connection plans once. sqlc cannot type a
+// table function's columns: they are named in the alias list and cast.
 func (q *Queries) LockMeasurementHourlyHist(ctx context.Context, arg LockMeasurementHourlyHistParams) ([]LockMeasurementHourlyHistRow, error) {
 	rows, err := q.db.Query(ctx, lockMeasurementHourlyHist,
 		arg.StartHours,
@@ -617,18 +605,8 @@ func (q *Queries) LockMeasurementHourlyHist(ctx context.Context, arg LockMeasure
 }
 
 const setMeasurementDailyHist = `-- name: SetMeasurementDailyHist :exec
-UPDATE measurements_daily_hist AS d SET hist = t.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::smallint[]),
-    unnest($7::bytea[])
-) AS t (start_day, end_day, app, name, method, part, hist)
-WHERE d.start_day = t.start_day AND d.end_day = t.end_day AND d.app = t.app AND d.name = t.name AND d.method = t.method
-  AND d.part = t.part
+SELECT telemetry_set_measurement_daily_hist(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[])
 `
 
 type SetMeasurementDailyHistParams struct {
@@ -641,6 +619,8 @@ type SetMeasurementDailyHistParams struct {
 	Hists     [][]byte
 }
 
+// The statement is the body of telemetry_set_measurement_daily_hist
+// (migration 00034), which each connection plans once.
 func (q *Queries) SetMeasurementDailyHist(ctx context.Context, arg SetMeasurementDailyHistParams) error {
 	_, err := q.db.Exec(ctx, setMeasurementDailyHist,
 		arg.StartDays,
@@ -655,18 +635,8 @@ func (q *Queries) SetMeasurementDailyHist(ctx context.Context, arg SetMeasuremen
 }
 
 const setMeasurementHourlyHist = `-- name: SetMeasurementHourlyHist :exec
-UPDATE measurements_hourly_hist AS h SET hist = t.hist
-FROM ROWS FROM (
-    unnest($1::timestamptz[]),
-    unnest($2::timestamptz[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::smallint[]),
-    unnest($7::bytea[])
-) AS t (start_hour, end_hour, app, name, method, part, hist)
-WHERE h.start_hour = t.start_hour AND h.end_hour = t.end_hour AND h.app = t.app AND h.name = t.name AND h.method = t.method
-  AND h.part = t.part
+SELECT telemetry_set_measurement_hourly_hist(
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[])
 `
 
 type SetMeasurementHourlyHistParams struct {
@@ -679,6 +649,8 @@ type SetMeasurementHourlyHistParams struct {
 	Hists      [][]byte
 }
 
+// The statement is the body of telemetry_set_measurement_hourly_hist
+// (migration 00034), which each connection plans once.
 func (q *Queries) SetMeasurementHourlyHist(ctx context.Context, arg SetMeasurementHourlyHistParams) error {
 	_, err := q.db.Exec(ctx, setMeasurementHourlyHist,
 		arg.StartHours,

@@ -465,15 +465,8 @@ func (q *Queries) LockMeasurementUnit(ctx context.Context, arg LockMeasurementUn
 
 const lockMeasurementUnitsShared = `-- name: LockMeasurementUnitsShared :exec
 
-SELECT count(pg_advisory_xact_lock_shared(k.lock_class, k.lock_id))
-FROM (
-    SELECT $1::int AS lock_class, h.id AS lock_id, 0 AS kind FROM unnest($2::int[]) AS h (id)
-    UNION ALL
-    SELECT $3::int AS lock_class, q.id AS lock_id, 1 AS kind FROM unnest($4::int[]) AS q (id)
-    UNION ALL
-    SELECT $5::int AS lock_class, d.id AS lock_id, 2 AS kind FROM unnest($6::int[]) AS d (id)
-    ORDER BY kind, lock_id
-) AS k
+SELECT telemetry_lock_measurement_units_shared(
+    $1::int, $2::int[], $3::int, $4::int[], $5::int, $6::int[])
 `
 
 type LockMeasurementUnitsSharedParams struct {
@@ -502,6 +495,8 @@ type LockMeasurementUnitsSharedParams struct {
 // and days in ascending order, so every transaction takes them in the same
 // order),
 // held until it commits.
+// The statement is the body of telemetry_lock_measurement_units_shared
+// (migration 00034), which each connection plans once.
 func (q *Queries) LockMeasurementUnitsShared(ctx context.Context, arg LockMeasurementUnitsSharedParams) error {
 	_, err := q.db.Exec(ctx, lockMeasurementUnitsShared,
 		arg.HourClass,
@@ -663,10 +658,8 @@ func (q *Queries) SealMeasurementUnit(ctx context.Context, arg SealMeasurementUn
 }
 
 const unsealMeasurementUnits = `-- name: UnsealMeasurementUnits :exec
-DELETE FROM measurements_sealed
-WHERE (unit_secs = 3600 AND unit_start = ANY($1::timestamptz[]))
-   OR (unit_secs = 21600 AND unit_start = ANY($2::timestamptz[]))
-   OR (unit_secs = 86400 AND unit_start = ANY($3::timestamptz[]))
+SELECT telemetry_unseal_measurement_units(
+    $1::timestamptz[], $2::timestamptz[], $3::timestamptz[])
 `
 
 type UnsealMeasurementUnitsParams struct {
@@ -677,6 +670,8 @@ type UnsealMeasurementUnitsParams struct {
 
 // After LockMeasurementUnitsShared, in a statement of its own (so that it
 // sees a build that committed while the lock waited).
+// The statement is the body of telemetry_unseal_measurement_units
+// (migration 00034), which each connection plans once.
 func (q *Queries) UnsealMeasurementUnits(ctx context.Context, arg UnsealMeasurementUnitsParams) error {
 	_, err := q.db.Exec(ctx, unsealMeasurementUnits, arg.Hours, arg.Quarters, arg.Days)
 	return err
