@@ -39,7 +39,8 @@
 -- table function's columns: they are named in the alias list and cast.
 SELECT f.id::bigint AS id
 FROM telemetry_reserve_measurement_ids(
-    @n::int) AS f (id);
+    @n::int)
+    AS f (id);
 
 -- name: CopyMeasurements :copyfrom
 INSERT INTO measurements (id, started_at, ended_at, elapsed, name, method, args, kwargs, context, app)
@@ -55,14 +56,16 @@ VALUES (@id, @started_at, @ended_at, @elapsed, @name, @method, @args, @kwargs, @
 -- The statement is the body of telemetry_add_measurement_rollup
 -- (migration 00034), which each connection plans once.
 SELECT telemetry_add_measurement_rollup(
-    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[], @counts::bigint[], @sums::float8[], @mins::float8[], @maxes::float8[]);
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[],
+    @counts::bigint[], @sums::float8[], @mins::float8[], @maxes::float8[]);
 
 -- name: AddMeasurementDailyRollup :exec
 -- The same for the daily rollup (one element per day cell, in key order).
 -- The statement is the body of telemetry_add_measurement_daily_rollup
 -- (migration 00034), which each connection plans once.
 SELECT telemetry_add_measurement_daily_rollup(
-    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[], @counts::bigint[], @sums::float8[], @mins::float8[], @maxes::float8[]);
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[],
+    @counts::bigint[], @sums::float8[], @mins::float8[], @maxes::float8[]);
 
 -- name: AddMeasurementMethodRollup :exec
 -- The same for the per-method hourly counts.

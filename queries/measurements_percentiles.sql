@@ -29,7 +29,8 @@ SELECT f.start_hour::timestamptz AS start_hour,
        f.part::smallint AS part,
        f.hist::bytea AS hist
 FROM telemetry_lock_measurement_hourly_hist(
-    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[]) AS f (start_hour, end_hour, app, name, method, part, hist);
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[])
+    AS f (start_hour, end_hour, app, name, method, part, hist);
 
 -- name: InsertMeasurementHourlyHist :many
 -- The statement is the body of telemetry_insert_measurement_hourly_hist
@@ -41,13 +42,16 @@ SELECT f.start_hour::timestamptz AS start_hour,
        f.name::text AS name,
        f.method::text AS method
 FROM telemetry_insert_measurement_hourly_hist(
-    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]) AS f (start_hour, end_hour, app, name, method);
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[],
+    @parts::smallint[], @hists::bytea[])
+    AS f (start_hour, end_hour, app, name, method);
 
 -- name: SetMeasurementHourlyHist :exec
 -- The statement is the body of telemetry_set_measurement_hourly_hist
 -- (migration 00034), which each connection plans once.
 SELECT telemetry_set_measurement_hourly_hist(
-    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]);
+    @start_hours::timestamptz[], @end_hours::timestamptz[], @apps::text[], @names::text[], @methods::text[],
+    @parts::smallint[], @hists::bytea[]);
 
 -- name: LockMeasurementDailyHist :many
 -- The same three for measurements_daily_hist.
@@ -62,7 +66,8 @@ SELECT f.start_day::timestamptz AS start_day,
        f.part::smallint AS part,
        f.hist::bytea AS hist
 FROM telemetry_lock_measurement_daily_hist(
-    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[]) AS f (start_day, end_day, app, name, method, part, hist);
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[])
+    AS f (start_day, end_day, app, name, method, part, hist);
 
 -- name: InsertMeasurementDailyHist :many
 -- The statement is the body of telemetry_insert_measurement_daily_hist
@@ -74,13 +79,16 @@ SELECT f.start_day::timestamptz AS start_day,
        f.name::text AS name,
        f.method::text AS method
 FROM telemetry_insert_measurement_daily_hist(
-    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]) AS f (start_day, end_day, app, name, method);
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[],
+    @parts::smallint[], @hists::bytea[])
+    AS f (start_day, end_day, app, name, method);
 
 -- name: SetMeasurementDailyHist :exec
 -- The statement is the body of telemetry_set_measurement_daily_hist
 -- (migration 00034), which each connection plans once.
 SELECT telemetry_set_measurement_daily_hist(
-    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[], @parts::smallint[], @hists::bytea[]);
+    @start_days::timestamptz[], @end_days::timestamptz[], @apps::text[], @names::text[], @methods::text[],
+    @parts::smallint[], @hists::bytea[]);
 
 -- name: DeleteMeasurementHist :exec
 -- With DeleteMeasurementRollup: forget the histograms of rows started in

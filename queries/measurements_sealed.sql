@@ -20,7 +20,8 @@
 -- The statement is the body of telemetry_lock_measurement_units_shared
 -- (migration 00034), which each connection plans once.
 SELECT telemetry_lock_measurement_units_shared(
-    sqlc.arg('hour_class')::int, sqlc.arg('hours')::int[], sqlc.arg('quarter_class')::int, sqlc.arg('quarters')::int[], sqlc.arg('day_class')::int, sqlc.arg('days')::int[]);
+    sqlc.arg('hour_class')::int, sqlc.arg('hours')::int[], sqlc.arg('quarter_class')::int,
+    sqlc.arg('quarters')::int[], sqlc.arg('day_class')::int, sqlc.arg('days')::int[]);
 
 -- name: UnsealMeasurementUnits :exec
 -- After LockMeasurementUnitsShared, in a statement of its own (so that it

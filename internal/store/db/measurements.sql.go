@@ -64,7 +64,8 @@ func (q *Queries) AddMeasurement5minRollup(ctx context.Context, arg AddMeasureme
 
 const addMeasurementDailyRollup = `-- name: AddMeasurementDailyRollup :exec
 SELECT telemetry_add_measurement_daily_rollup(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $8::float8[], $9::float8[])
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::bigint[], $7::float8[], $8::float8[], $9::float8[])
 `
 
 type AddMeasurementDailyRollupParams struct {
@@ -124,7 +125,8 @@ func (q *Queries) AddMeasurementMethodRollup(ctx context.Context, arg AddMeasure
 
 const addMeasurementRollup = `-- name: AddMeasurementRollup :exec
 SELECT telemetry_add_measurement_rollup(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $8::float8[], $9::float8[])
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::bigint[], $7::float8[], $8::float8[], $9::float8[])
 `
 
 type AddMeasurementRollupParams struct {
@@ -1413,7 +1415,8 @@ const reserveMeasurementIDs = `-- name: ReserveMeasurementIDs :many
 
 SELECT f.id::bigint AS id
 FROM telemetry_reserve_measurement_ids(
-    $1::int) AS f (id)
+    $1::int)
+    AS f (id)
 `
 
 // Request measurements (flask-profiler). The read queries take a window

@@ -326,7 +326,9 @@ SELECT f.start_day::timestamptz AS start_day,
        f.name::text AS name,
        f.method::text AS method
 FROM telemetry_insert_measurement_daily_hist(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[]) AS f (start_day, end_day, app, name, method)
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::smallint[], $7::bytea[])
+    AS f (start_day, end_day, app, name, method)
 `
 
 type InsertMeasurementDailyHistParams struct {
@@ -391,7 +393,9 @@ SELECT f.start_hour::timestamptz AS start_hour,
        f.name::text AS name,
        f.method::text AS method
 FROM telemetry_insert_measurement_hourly_hist(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[]) AS f (start_hour, end_hour, app, name, method)
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::smallint[], $7::bytea[])
+    AS f (start_hour, end_hour, app, name, method)
 `
 
 type InsertMeasurementHourlyHistParams struct {
@@ -458,7 +462,8 @@ SELECT f.start_day::timestamptz AS start_day,
        f.part::smallint AS part,
        f.hist::bytea AS hist
 FROM telemetry_lock_measurement_daily_hist(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) AS f (start_day, end_day, app, name, method, part, hist)
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
+    AS f (start_day, end_day, app, name, method, part, hist)
 `
 
 type LockMeasurementDailyHistParams struct {
@@ -527,7 +532,8 @@ SELECT f.start_hour::timestamptz AS start_hour,
        f.part::smallint AS part,
        f.hist::bytea AS hist
 FROM telemetry_lock_measurement_hourly_hist(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) AS f (start_hour, end_hour, app, name, method, part, hist)
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
+    AS f (start_hour, end_hour, app, name, method, part, hist)
 `
 
 type LockMeasurementHourlyHistParams struct {
@@ -606,7 +612,8 @@ func (q *Queries) LockMeasurementHourlyHist(ctx context.Context, arg LockMeasure
 
 const setMeasurementDailyHist = `-- name: SetMeasurementDailyHist :exec
 SELECT telemetry_set_measurement_daily_hist(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[])
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::smallint[], $7::bytea[])
 `
 
 type SetMeasurementDailyHistParams struct {
@@ -636,7 +643,8 @@ func (q *Queries) SetMeasurementDailyHist(ctx context.Context, arg SetMeasuremen
 
 const setMeasurementHourlyHist = `-- name: SetMeasurementHourlyHist :exec
 SELECT telemetry_set_measurement_hourly_hist(
-    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[])
+    $1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::smallint[], $7::bytea[])
 `
 
 type SetMeasurementHourlyHistParams struct {

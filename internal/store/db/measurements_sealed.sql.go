@@ -466,7 +466,8 @@ func (q *Queries) LockMeasurementUnit(ctx context.Context, arg LockMeasurementUn
 const lockMeasurementUnitsShared = `-- name: LockMeasurementUnitsShared :exec
 
 SELECT telemetry_lock_measurement_units_shared(
-    $1::int, $2::int[], $3::int, $4::int[], $5::int, $6::int[])
+    $1::int, $2::int[], $3::int,
+    $4::int[], $5::int, $6::int[])
 `
 
 type LockMeasurementUnitsSharedParams struct {
