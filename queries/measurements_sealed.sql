@@ -247,11 +247,11 @@ SELECT
 -- the sealed units where the window has them, as CountMeasurementsAboveSealed
 -- counts: with B the filter's bucket, the window's rows with elapsed >=
 -- @min_elapsed are
---   - its rows of bucket B that pass the filter: found in
---     measurements_elapsed_bucket_idx alone (below_keys: a few hundred of
---     the bucket's ~30,000 in a week at 10 M rows), then read one by one
---     for their name and method (by started_at and elapsed: the index does
---     not hold the row's id; DISTINCT so that two rows alike are read once);
+--   - its rows of bucket B that pass the filter: a scan of bucket B's
+--     window in measurements_elapsed_bucket_idx, which tests the filter in
+--     the index (elapsed is its third key column since migration 00035) and
+--     fetches only the rows that pass (a few hundred of the bucket's
+--     ~30,000 in a week at 10 M rows) for their name and method;
 --   - in the units of telemetry_measurements_sealed_tiling, every row of a
 --     higher bucket: per cell, the suffix statistics of migration 00027 at
 --     the first occupied bucket above B (width_bucket finds it), with the
@@ -262,7 +262,8 @@ SELECT
 -- the percentiles come from the same buckets as GroupMeasurementsPage's.
 -- The page's order is GroupMeasurementsPage's. The statement is the
 -- function telemetry_measurements_grouped_above (migration 00028; its body
--- since migration 00030 groups by hashing, histograms included), whose
+-- since migration 00030 groups by hashing, histograms included; bucket B
+-- read in one scan since migration 00035), whose
 -- plan PostgreSQL keeps; sqlc cannot type a table function's columns: they
 -- are named in the alias list and cast.
 SELECT g.name::text AS name, g.method::text AS method, g.count::bigint AS count, g.avg_elapsed::float8 AS avg_elapsed,
