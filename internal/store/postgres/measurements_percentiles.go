@@ -136,14 +136,10 @@ func (h *histogram) encode() []byte {
 
 // addEncoded adds the counts of an encoded histogram.
 func (h *histogram) addEncoded(b []byte) error {
-	if len(b) < 4 {
-		return errHistEncoding
+	w, lo, n, err := histHeader(b)
+	if err != nil {
+		return err
 	}
-	w := int(b[0])
-	if (w != 1 && w != 2 && w != 4 && w != 8) || (len(b)-3)%w != 0 {
-		return errHistEncoding
-	}
-	lo, n := int(binary.BigEndian.Uint16(b[1:])), (len(b)-3)/w
 	h.add(lo, 0)
 	h.add(lo+n-1, 0)
 	c := h.counts[lo-h.lo:]
@@ -176,18 +172,68 @@ func (h *histogram) addEncoded(b []byte) error {
 // histogramAbove adds up encoded histograms without their buckets up to
 // floor: the higher buckets that the sealed units answer for an elapsed
 // filter whose own bucket is floor (CountMeasurementsAboveSealed,
-// GroupMeasurementsAboveSealed).
+// GroupMeasurementsAboveSealed). It reads each histogram's header first and
+// allocates the sum once, from floor+1 to the highest bucket (adding them
+// whole grew the sum again for each histogram that started lower, and kept
+// the buckets below the filter).
 func histogramAbove(encoded [][]byte, floor int) (histogram, error) {
-	var h histogram
+	lo, hi := floor+1, floor
 	for _, e := range encoded {
-		if err := h.addEncoded(e); err != nil {
-			return h, err
+		_, first, n, err := histHeader(e)
+		if err != nil {
+			return histogram{}, err
+		}
+		hi = max(hi, first+n-1)
+	}
+	if hi < lo {
+		return histogram{}, nil
+	}
+	h := histogram{lo: lo, counts: make([]int64, hi-lo+1)}
+	for _, e := range encoded {
+		w, first, n, _ := histHeader(e)
+		skip := max(lo-first, 0)
+		if skip >= n {
+			continue
+		}
+		c := h.counts[first+skip-lo:]
+		body := e[3+skip*w:]
+		switch w {
+		case 1:
+			for i, v := range body {
+				c[i] += int64(v)
+			}
+		case 2:
+			for i := range n - skip {
+				c[i] += int64(binary.BigEndian.Uint16(body[2*i:]))
+			}
+		case 4:
+			for i := range n - skip {
+				c[i] += int64(binary.BigEndian.Uint32(body[4*i:]))
+			}
+		case 8:
+			for i := range n - skip {
+				v := binary.BigEndian.Uint64(body[8*i:])
+				if v > math.MaxInt64 {
+					return histogram{}, errHistEncoding
+				}
+				c[i] += int64(v)
+			}
 		}
 	}
-	for b := h.lo; b <= floor && b < h.lo+len(h.counts); b++ {
-		h.counts[b-h.lo] = 0
-	}
 	return h, nil
+}
+
+// histHeader is an encoded histogram's count width, first bucket and
+// number of buckets (the encoding of migration 00013; see encode).
+func histHeader(b []byte) (w, first, n int, err error) {
+	if len(b) < 4 {
+		return 0, 0, 0, errHistEncoding
+	}
+	w = int(b[0])
+	if (w != 1 && w != 2 && w != 4 && w != 8) || (len(b)-3)%w != 0 {
+		return 0, 0, 0, errHistEncoding
+	}
+	return w, int(binary.BigEndian.Uint16(b[1:])), (len(b) - 3) / w, nil
 }
 
 // percentile is the nearest-rank q-quantile (as PostgreSQL's
