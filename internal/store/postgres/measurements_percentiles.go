@@ -142,23 +142,26 @@ func (h *histogram) addEncoded(b []byte) error {
 	}
 	h.add(lo, 0)
 	h.add(lo+n-1, 0)
-	c := h.counts[lo-h.lo:]
-	body := b[3:]
+	return addCounts(h.counts[lo-h.lo:], b[3:], w)
+}
+
+// addCounts adds the w-byte big-endian counts of body to c, one by one.
+func addCounts(c []int64, body []byte, w int) error {
 	switch w {
 	case 1:
 		for i, v := range body {
 			c[i] += int64(v)
 		}
 	case 2:
-		for i := range n {
+		for i := range len(body) / 2 {
 			c[i] += int64(binary.BigEndian.Uint16(body[2*i:]))
 		}
 	case 4:
-		for i := range n {
+		for i := range len(body) / 4 {
 			c[i] += int64(binary.BigEndian.Uint32(body[4*i:]))
 		}
 	case 8:
-		for i := range n {
+		for i := range len(body) / 8 {
 			v := binary.BigEndian.Uint64(body[8*i:])
 			if v > math.MaxInt64 {
 				return errHistEncoding
@@ -195,29 +198,8 @@ func histogramAbove(encoded [][]byte, floor int) (histogram, error) {
 		if skip >= n {
 			continue
 		}
-		c := h.counts[first+skip-lo:]
-		body := e[3+skip*w:]
-		switch w {
-		case 1:
-			for i, v := range body {
-				c[i] += int64(v)
-			}
-		case 2:
-			for i := range n - skip {
-				c[i] += int64(binary.BigEndian.Uint16(body[2*i:]))
-			}
-		case 4:
-			for i := range n - skip {
-				c[i] += int64(binary.BigEndian.Uint32(body[4*i:]))
-			}
-		case 8:
-			for i := range n - skip {
-				v := binary.BigEndian.Uint64(body[8*i:])
-				if v > math.MaxInt64 {
-					return histogram{}, errHistEncoding
-				}
-				c[i] += int64(v)
-			}
+		if err := addCounts(h.counts[first+skip-lo:], e[3+skip*w:], w); err != nil {
+			return histogram{}, err
 		}
 	}
 	return h, nil
