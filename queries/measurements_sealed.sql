@@ -255,15 +255,17 @@ SELECT
 --   - in the units of telemetry_measurements_sealed_tiling, every row of a
 --     higher bucket: per cell, the suffix statistics of migration 00027 at
 --     the first occupied bucket above B (width_bucket finds it), with the
---     cell's histogram, whose buckets above B Go adds up (floor_bucket),
---     and the cell's maximum (its highest bucket is above B);
+--     cell's histogram from that bucket on (cut since migration 00036),
+--     whose buckets Go adds up (above floor_bucket), and the cell's
+--     maximum (its highest bucket is above B);
 --   - in the gaps between the units, the rows of the higher buckets.
 -- Minima, maxima, counts and sums of these disjoint parts combine exactly;
 -- the percentiles come from the same buckets as GroupMeasurementsPage's.
 -- The page's order is GroupMeasurementsPage's. The statement is the
 -- function telemetry_measurements_grouped_above (migration 00028; its body
 -- since migration 00030 groups by hashing, histograms included; bucket B
--- read in one scan since migration 00035), whose
+-- read in one scan since migration 00035; histograms cut at B since
+-- 00036), whose
 -- plan PostgreSQL keeps; sqlc cannot type a table function's columns: they
 -- are named in the alias list and cast.
 SELECT g.name::text AS name, g.method::text AS method, g.count::bigint AS count, g.avg_elapsed::float8 AS avg_elapsed,

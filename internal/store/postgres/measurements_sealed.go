@@ -379,10 +379,12 @@ func groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p 
 }
 
 // groupAboveSealed runs GroupMeasurementsAboveSealed. Its histograms are
-// the page's groups' sealed cells, whose buckets up to the filter's own
-// (floor_bucket, bucketed in SQL as the cells were) count rows below the
-// filter or already read from the rows: each group's are added up here
-// without them, into one histogram.
+// the page's groups' sealed cells from their first bucket above the
+// filter's own (floor_bucket, bucketed in SQL as the cells were; the
+// buckets up to it count rows below the filter or already read from the
+// rows, and the function cuts them off since migration 00036): each
+// group's are added up here into one histogram, by histogramAbove, which
+// would still skip such buckets.
 func groupAboveSealed(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) ([]db.GroupMeasurementsPageRow, error) {
 	rows, err := q.GroupMeasurementsAboveSealed(ctx, db.GroupMeasurementsAboveSealedParams{
 		StartedAt: f.StartedAt, EndedAt: f.EndedAt, MinElapsed: *f.MinElapsed, Name: p.Name, Methods: p.Methods,

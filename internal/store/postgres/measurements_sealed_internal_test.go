@@ -208,3 +208,50 @@ func TestSealedGroupedFunctionSettings(t *testing.T) {
 		}
 	}
 }
+
+// With an elapsed filter below the slow-row threshold, the grouped view's
+// function sends each sealed cell's histogram from its first occupied
+// bucket above the filter's own (migration 00036): the buckets up to it
+// were only skipped in Go. Its answers are TestMeasurementsCountAboveFromSealedUnits'.
+func TestSealedGroupedAboveCutsHistograms(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ms := New(pool, Options{}).Measurements
+	ctx := context.Background()
+	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var recs []store.Measurement
+	for i, e := range []float64{0.0001, 0.004, 0.05, 0.0999, 0.1, 0.101, 0.13, 0.5, 0.5, 2, 40} {
+		for j, name := range []string{"/a", "/b"} {
+			at := day.Add(time.Duration(i*3+j) * time.Hour)
+			recs = append(recs, store.Measurement{StartedAt: at, EndedAt: at.Add(time.Minute), Elapsed: e * float64(j+1), Name: name, Method: "GET"})
+		}
+	}
+	if _, err := ms.Insert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.Seal(ctx, day.Add(10*24*time.Hour), time.Time{}, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.New(customPlans{pool}).GroupMeasurementsAboveSealed(ctx, db.GroupMeasurementsAboveSealedParams{
+		StartedAt: day, EndedAt: day.Add(2 * 24 * time.Hour), MinElapsed: 0.1, Methods: []string{},
+		SortKey: "count", Descending: true, RowLimit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, r := range rows {
+		for _, h := range r.Hists {
+			_, first, _, err := histHeader(h)
+			if err != nil {
+				t.Fatalf("%s: %v", r.Name, err)
+			}
+			if first <= int(r.FloorBucket) {
+				t.Errorf("%s: a histogram from bucket %d, the filter's is %d", r.Name, first, r.FloorBucket)
+			}
+			n++
+		}
+	}
+	if len(rows) != 2 || n == 0 {
+		t.Fatalf("%d groups, %d histograms: the day was not sealed", len(rows), n)
+	}
+}
