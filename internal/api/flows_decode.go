@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/telemetry/telemetry/internal/store"
 )
@@ -21,17 +23,6 @@ import (
 // typed values and checks the rules by hand; only a body that breaks some
 // rule goes through huma's schema validator, so that the 422 lists every
 // failure exactly as for any other endpoint.
-
-// flowWire is a flow as decoded: pointers tell a missing (or null) field
-// from a zero.
-type flowWire struct {
-	SrcApp  *string `json:"src_app"`
-	DestApp *string `json:"dest_app"`
-	VpcID   *string `json:"vpc_id"`
-	BytesTx *int64  `json:"bytes_tx"`
-	BytesRx *int64  `json:"bytes_rx"`
-	Hour    *int64  `json:"hour"`
-}
 
 // The flow rules the schema documents, as the store enforces them.
 const (
@@ -59,26 +50,188 @@ func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, err
 	return nil, d.explain(body)
 }
 
-// fastDecode accepts only a fully valid batch, decoded straight into the
-// store's flows (no copy of a 100,000-flow batch on the way). json v2
-// (github.com/go-json-experiment/json) matches names exactly and refuses
-// unknown and repeated names, invalid UTF-8 and lone surrogates; null
-// leaves a field nil, and an escaped NUL is looked for here.
+// fastDecode accepts only a fully valid batch and decodes it straight into
+// the store's flows, reading the body token by token with jsontext (the
+// tokenizer of github.com/go-json-experiment/json): it refuses repeated
+// names, invalid UTF-8 and lone surrogates itself. Names match exactly
+// (after unescaping, as json v2 matches them); an unknown name, a missing
+// or null field, a fraction or exponent in an integer, or anything else
+// off the documented shape refuses the batch, and explain says why.
+//
+// Without reflection or a pointer per field it decodes a 1,000-flow batch
+// in about a third of the time json v2's Unmarshal took, with one
+// allocation per distinct name instead of eight or nine per flow: a
+// batch's flows repeat a few applications and VPCs, and each is stored
+// once (docs/decoders.md).
 func fastDecode(body []byte) ([]store.Flow, bool) {
-	var wire []flowWire
-	if err := jsonv2.Unmarshal(body, &wire, jsonv2.RejectUnknownMembers(true)); err != nil || wire == nil {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if dec.PeekKind() != '[' {
 		return nil, false
 	}
-	flows := make([]store.Flow, len(wire))
-	for i, w := range wire {
-		if w.SrcApp == nil || w.DestApp == nil || w.VpcID == nil || w.BytesTx == nil || w.BytesRx == nil || w.Hour == nil ||
-			!validText(*w.SrcApp, 1, maxNameLen) || !validText(*w.DestApp, 1, maxNameLen) || !validText(*w.VpcID, 1, maxNameLen) ||
-			*w.BytesTx < 0 || *w.BytesRx < 0 || *w.Hour < 0 || *w.Hour > maxHour {
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, false
+	}
+	flows := make([]store.Flow, 0, len(body)/96+1)
+	names := map[string]string{}
+	for dec.PeekKind() == '{' {
+		f, ok := decodeFlow(dec, names)
+		if !ok {
 			return nil, false
 		}
-		flows[i] = store.Flow{SrcApp: *w.SrcApp, DestApp: *w.DestApp, VpcID: *w.VpcID, BytesTx: *w.BytesTx, BytesRx: *w.BytesRx, Hour: *w.Hour}
+		flows = append(flows, f)
+	}
+	if dec.PeekKind() != ']' {
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, false // more after the array
 	}
 	return flows, true
+}
+
+// The fields of a flow, as bits of what decodeFlow has seen.
+const (
+	flowSrcApp = 1 << iota
+	flowDestApp
+	flowVpcID
+	flowBytesTx
+	flowBytesRx
+	flowHour
+	flowAll = 1<<iota - 1
+)
+
+// decodeFlow reads one flow object; the decoder is at its '{'.
+func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, bool) {
+	var f store.Flow
+	if _, err := dec.ReadToken(); err != nil {
+		return f, false
+	}
+	seen := 0
+	var unquoted []byte
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return f, false
+		}
+		if bytes.IndexByte(name, '\\') >= 0 {
+			if unquoted, err = jsontext.AppendUnquote(unquoted[:0], name); err != nil {
+				return f, false
+			}
+			name = unquoted
+		} else {
+			name = name[1 : len(name)-1]
+		}
+		var field int
+		switch string(name) {
+		case "src_app":
+			field = flowSrcApp
+		case "dest_app":
+			field = flowDestApp
+		case "vpc_id":
+			field = flowVpcID
+		case "bytes_tx":
+			field = flowBytesTx
+		case "bytes_rx":
+			field = flowBytesRx
+		case "hour":
+			field = flowHour
+		default:
+			return f, false
+		}
+		seen |= field // jsontext refuses a repeated name
+		v, err := dec.ReadValue()
+		if err != nil {
+			return f, false
+		}
+		switch field {
+		case flowSrcApp, flowDestApp, flowVpcID:
+			s, ok := flowText(v, names)
+			if !ok {
+				return f, false
+			}
+			switch field {
+			case flowSrcApp:
+				f.SrcApp = s
+			case flowDestApp:
+				f.DestApp = s
+			default:
+				f.VpcID = s
+			}
+		default:
+			n, ok := flowInt(v)
+			if !ok {
+				return f, false
+			}
+			switch field {
+			case flowBytesTx:
+				f.BytesTx = n
+			case flowBytesRx:
+				f.BytesRx = n
+			default:
+				if n > maxHour {
+					return f, false
+				}
+				f.Hour = n
+			}
+		}
+	}
+	if seen != flowAll || dec.PeekKind() != '}' {
+		return f, false
+	}
+	_, err := dec.ReadToken()
+	return f, err == nil
+}
+
+// flowText is a name field's value: a JSON string of 1 to maxNameLen
+// characters without NUL, the same string for the same value within a batch.
+func flowText(v jsontext.Value, names map[string]string) (string, bool) {
+	if v.Kind() != '"' {
+		return "", false
+	}
+	raw := v[1 : len(v)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		u, err := jsontext.AppendUnquote(nil, v)
+		if err != nil {
+			return "", false
+		}
+		raw = u
+	}
+	if s, ok := names[string(raw)]; ok {
+		return s, true
+	}
+	s := string(raw)
+	if !validText(s, 1, maxNameLen) {
+		return "", false
+	}
+	names[s] = s
+	return s, true
+}
+
+// flowInt is a count field's value: a JSON integer from 0 to the largest
+// int64, written without a fraction or exponent ("-0" is 0, as json v2 and
+// encoding/json read it).
+func flowInt(v jsontext.Value) (int64, bool) {
+	if v.Kind() != '0' {
+		return 0, false
+	}
+	if v[0] == '-' {
+		return 0, string(v) == "-0"
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }
 
 // explain builds the answer for a body the fast path refused: 400 when it
