@@ -5,23 +5,34 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pgSnapshot holds the server's background work counters that a benchmark
-// round can pay for without asking: checkpoints, WAL and autovacuum.
+// pgSnapshot holds what a benchmark round can pay for without asking: the
+// server's background work (checkpoints, WAL, autovacuum) and the machine's
+// CPU time that went elsewhere (iowait, and steal: the hypervisor's other
+// guests).
 type pgSnapshot struct {
 	checkpoints int64
 	walBytes    int64
 	walFPI      int64
 	autovacuum  map[string]int64 // per table: autovacuum_count + autoanalyze_count
+	cpu         [8]int64         // the machine's /proc/stat cpu line: user nice system idle iowait irq softirq steal
 }
 
 func readPGSnapshot(pool *pgxpool.Pool) pgSnapshot {
 	ctx := context.Background()
 	s := pgSnapshot{autovacuum: map[string]int64{}}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		if f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]); len(f) >= 9 && f[0] == "cpu" {
+			for i := range s.cpu {
+				s.cpu[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+			}
+		}
+	}
 	_ = pool.QueryRow(ctx, `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&s.checkpoints)
 	_ = pool.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&s.walBytes, &s.walFPI)
 	rows, err := pool.Query(ctx, `SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_all_tables
@@ -49,8 +60,18 @@ func (s pgSnapshot) since(before pgSnapshot) string {
 		}
 	}
 	sort.Strings(av)
-	return fmt.Sprintf("checkpoints +%d, WAL %.1f MB (%d full pages), autovacuum [%s]",
-		s.checkpoints-before.checkpoints, float64(s.walBytes-before.walBytes)/1e6, s.walFPI-before.walFPI, strings.Join(av, ", "))
+	var total int64
+	for i := range s.cpu {
+		total += s.cpu[i] - before.cpu[i]
+	}
+	share := func(i int) float64 {
+		if total == 0 {
+			return 0
+		}
+		return 100 * float64(s.cpu[i]-before.cpu[i]) / float64(total)
+	}
+	return fmt.Sprintf("machine idle %.1f%%, iowait %.1f%%, steal %.1f%%; checkpoints +%d, WAL %.1f MB (%d full pages), autovacuum [%s]",
+		share(3), share(4), share(7), s.checkpoints-before.checkpoints, float64(s.walBytes-before.walBytes)/1e6, s.walFPI-before.walFPI, strings.Join(av, ", "))
 }
 
 // benchTrace is whether BENCH_TRACE asks a benchmark to log each round.
