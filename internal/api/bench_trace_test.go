@@ -19,6 +19,7 @@ type pgSnapshot struct {
 	checkpoints int64
 	walBytes    int64
 	walFPI      int64
+	lsn         string           // pg_current_wal_lsn(), for pg_waldump --start/--end
 	autovacuum  map[string]int64 // per table: autovacuum_count + autoanalyze_count
 	cpu         [8]int64         // the machine's /proc/stat cpu line: user nice system idle iowait irq softirq steal
 }
@@ -34,7 +35,7 @@ func readPGSnapshot(pool *pgxpool.Pool) pgSnapshot {
 		}
 	}
 	_ = pool.QueryRow(ctx, `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&s.checkpoints)
-	_ = pool.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&s.walBytes, &s.walFPI)
+	_ = pool.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi, pg_current_wal_lsn()::text FROM pg_stat_wal`).Scan(&s.walBytes, &s.walFPI, &s.lsn)
 	rows, err := pool.Query(ctx, `SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_all_tables
 		WHERE autovacuum_count + autoanalyze_count > 0`)
 	if err == nil {
@@ -70,8 +71,8 @@ func (s pgSnapshot) since(before pgSnapshot) string {
 		}
 		return 100 * float64(s.cpu[i]-before.cpu[i]) / float64(total)
 	}
-	return fmt.Sprintf("machine idle %.1f%%, iowait %.1f%%, steal %.1f%%; checkpoints +%d, WAL %.1f MB (%d full pages), autovacuum [%s]",
-		share(3), share(4), share(7), s.checkpoints-before.checkpoints, float64(s.walBytes-before.walBytes)/1e6, s.walFPI-before.walFPI, strings.Join(av, ", "))
+	return fmt.Sprintf("machine idle %.1f%%, iowait %.1f%%, steal %.1f%%; checkpoints +%d, WAL %.1f MB (%d full pages, %s-%s), autovacuum [%s]",
+		share(3), share(4), share(7), s.checkpoints-before.checkpoints, float64(s.walBytes-before.walBytes)/1e6, s.walFPI-before.walFPI, before.lsn, s.lsn, strings.Join(av, ", "))
 }
 
 // benchTrace is whether BENCH_TRACE asks a benchmark to log each round.
