@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -77,3 +78,12 @@ func (s pgSnapshot) since(before pgSnapshot) string {
 
 // benchTrace is whether BENCH_TRACE asks a benchmark to log each round.
 func benchTrace() bool { return os.Getenv("BENCH_TRACE") != "" }
+
+// traceStart is the snapshot and time a traced round starts from; without
+// BENCH_TRACE it asks the server nothing.
+func traceStart(pool *pgxpool.Pool) (pgSnapshot, time.Time) {
+	if !benchTrace() {
+		return pgSnapshot{}, time.Now()
+	}
+	return readPGSnapshot(pool), time.Now()
+}

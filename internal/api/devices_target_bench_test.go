@@ -175,7 +175,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		settle()
 		batches0, rows0 := batchStats(prom)
 		c0 := readCPU(b, pool)
-		pg0, t0 := readPGSnapshot(pool), time.Now()
+		pg0, t0 := traceStart(pool)
 		s, gen, err := runWrkScript(wrk, target, lua, clients, perFigure, args...)
 		if benchTrace() {
 			b.Logf("round %s at %s: %.0f/s p99 %s; %s", name, t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
@@ -199,7 +199,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		}
 		settle()
 		c0 := readCPU(b, pool)
-		pg0, t0 := readPGSnapshot(pool), time.Now()
+		pg0, t0 := traceStart(pool)
 		s, gen, err := runPgbenchScript(pgbench, url, script, clients, perFigure)
 		if benchTrace() {
 			b.Logf("round pgbench at %s: %.0f/s p99 %s; %s", t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
