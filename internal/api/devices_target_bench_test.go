@@ -177,11 +177,11 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		c0 := readCPU(b, pool)
 		pg0, t0 := traceStart(pool)
 		s, gen, err := runWrkScript(wrk, target, lua, clients, perFigure, args...)
-		if benchTrace() {
-			b.Logf("round %s at %s: %.0f/s p99 %s; %s", name, t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
-		}
 		if err != nil {
 			b.Fatal(err)
+		}
+		if benchTrace() {
+			b.Logf("round %s at %s: %.0f/s p99 %s; %s", name, t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
 		}
 		if strings.HasSuffix(name, "_on") {
 			settle() // its records' writing is part of its cost
@@ -201,11 +201,11 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		c0 := readCPU(b, pool)
 		pg0, t0 := traceStart(pool)
 		s, gen, err := runPgbenchScript(pgbench, url, script, clients, perFigure)
-		if benchTrace() {
-			b.Logf("round pgbench at %s: %.0f/s p99 %s; %s", t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
-		}
 		if err != nil {
 			b.Fatal(err)
+		}
+		if benchTrace() {
+			b.Logf("round pgbench at %s: %.0f/s p99 %s; %s", t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
 		}
 		c1 := readCPU(b, pool)
 		add("pgbench", s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, 0, 0)

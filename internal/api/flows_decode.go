@@ -110,22 +110,20 @@ func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, boo
 		return f, false
 	}
 	seen := 0
-	var unquoted []byte
+	var buf []byte // unescaped names and strings, reused
 	for dec.PeekKind() == '"' {
 		name, err := dec.ReadValue()
 		if err != nil {
 			return f, false
 		}
-		if bytes.IndexByte(name, '\\') >= 0 {
-			if unquoted, err = jsontext.AppendUnquote(unquoted[:0], name); err != nil {
-				return f, false
-			}
-			name = unquoted
-		} else {
-			name = name[1 : len(name)-1]
+		key, ok := stringContent(name, &buf)
+		if !ok {
+			return f, false
 		}
+		// jsontext refuses a repeated name, so each bit is set once. The
+		// name is only compared: the value may reuse buf.
 		var field int
-		switch string(name) {
+		switch string(key) {
 		case "src_app":
 			field = flowSrcApp
 		case "dest_app":
@@ -141,41 +139,28 @@ func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, boo
 		default:
 			return f, false
 		}
-		seen |= field // jsontext refuses a repeated name
+		seen |= field
 		v, err := dec.ReadValue()
 		if err != nil {
 			return f, false
 		}
 		switch field {
-		case flowSrcApp, flowDestApp, flowVpcID:
-			s, ok := flowText(v, names)
-			if !ok {
-				return f, false
-			}
-			switch field {
-			case flowSrcApp:
-				f.SrcApp = s
-			case flowDestApp:
-				f.DestApp = s
-			default:
-				f.VpcID = s
-			}
-		default:
-			n, ok := flowInt(v)
-			if !ok {
-				return f, false
-			}
-			switch field {
-			case flowBytesTx:
-				f.BytesTx = n
-			case flowBytesRx:
-				f.BytesRx = n
-			default:
-				if n > maxHour {
-					return f, false
-				}
-				f.Hour = n
-			}
+		case flowSrcApp:
+			f.SrcApp, ok = flowText(v, names, &buf)
+		case flowDestApp:
+			f.DestApp, ok = flowText(v, names, &buf)
+		case flowVpcID:
+			f.VpcID, ok = flowText(v, names, &buf)
+		case flowBytesTx:
+			f.BytesTx, ok = flowInt(v)
+		case flowBytesRx:
+			f.BytesRx, ok = flowInt(v)
+		case flowHour:
+			f.Hour, ok = flowInt(v)
+			ok = ok && f.Hour <= maxHour
+		}
+		if !ok {
+			return f, false
 		}
 	}
 	if seen != flowAll || dec.PeekKind() != '}' {
@@ -185,19 +170,27 @@ func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, boo
 	return f, err == nil
 }
 
+// stringContent is a JSON string's content, unescaped into *buf when it
+// has escapes (jsontext has already checked the string is valid).
+func stringContent(v jsontext.Value, buf *[]byte) ([]byte, bool) {
+	raw := v[1 : len(v)-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw, true
+	}
+	u, err := jsontext.AppendUnquote((*buf)[:0], v)
+	*buf = u
+	return u, err == nil
+}
+
 // flowText is a name field's value: a JSON string of 1 to maxNameLen
 // characters without NUL, the same string for the same value within a batch.
-func flowText(v jsontext.Value, names map[string]string) (string, bool) {
+func flowText(v jsontext.Value, names map[string]string, buf *[]byte) (string, bool) {
 	if v.Kind() != '"' {
 		return "", false
 	}
-	raw := v[1 : len(v)-1]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		u, err := jsontext.AppendUnquote(nil, v)
-		if err != nil {
-			return "", false
-		}
-		raw = u
+	raw, ok := stringContent(v, buf)
+	if !ok {
+		return "", false
 	}
 	if s, ok := names[string(raw)]; ok {
 		return s, true
