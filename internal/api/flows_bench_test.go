@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -57,13 +58,12 @@ func BenchmarkFlowsIngest(b *testing.B) {
 					}
 				}
 				q := db.New(sqlSide)
-				maxOps := int64(400 * 1000 / size)
 				seq := make([]int, clients)
-				direct := runLoad(clients, 8*time.Second, maxOps, func(ctx context.Context, c int) error {
+				directOp := func(ctx context.Context, c int) error {
 					seq[c]++
 					return q.UpsertFlows(ctx, params[c][seq[c]%batches])
-				})
-				api := runLoad(clients, 8*time.Second, maxOps, func(ctx context.Context, c int) error {
+				}
+				apiOp := func(ctx context.Context, c int) error {
 					seq[c]++
 					res, err := http.Post(s.URL+"/flows", "application/json", bytesReader(bodies[c][seq[c]%batches]))
 					if err != nil {
@@ -74,7 +74,26 @@ func BenchmarkFlowsIngest(b *testing.B) {
 						return fmt.Errorf("status %d", res.StatusCode)
 					}
 					return nil
-				})
+				}
+				// Four rounds of 2 s a side, the side that goes first
+				// alternating (direct, API, API, direct, ...): the machine's
+				// pace drifts over seconds (it is shared), and back-to-back
+				// 8 s runs let that drift fall on one side only.
+				const rounds = 4
+				maxOps := int64(400 * 1000 / size / rounds)
+				var direct, api loadStats
+				for round := range rounds {
+					sides := []func(){
+						func() { direct = addStats(direct, runLoad(clients, 2*time.Second, maxOps, directOp)) },
+						func() { api = addStats(api, runLoad(clients, 2*time.Second, maxOps, apiOp)) },
+					}
+					if round%2 == 1 {
+						slices.Reverse(sides)
+					}
+					for _, run := range sides {
+						run()
+					}
+				}
 				if api.Errors > 0 || direct.Errors > 0 {
 					b.Fatalf("errors: api %d, direct %d", api.Errors, direct.Errors)
 				}
