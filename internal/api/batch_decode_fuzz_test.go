@@ -19,8 +19,9 @@ import (
 // The batch bodies (POST /flows, POST /api/measurements) have a fast typed
 // decode (jsontext tokens for flows, json v2 into pointers for
 // measurements; names exact, unknown and repeated names, invalid UTF-8 and
-// lone surrogates refused, then the rules and the NUL check by hand) and a slow path (checkBodyText, then huma's validator on
-// encoding/json's generic parse) that explains a refusal. These targets
+// lone surrogates refused, then the rules and the NUL check by hand) and a
+// slow path (checkBodyText, then huma's validator on encoding/json's
+// generic parse) that explains a refusal. These targets
 // check that the fast path accepts only what the slow path and
 // encoding/json agree on, decodes the same items, and that a refusal
 // lists every string that cannot be stored and every repeated name.
