@@ -13,12 +13,13 @@ import (
 
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/telemetry/telemetry/internal/store"
 )
 
 // The batch bodies (POST /flows, POST /api/measurements) have a fast typed
-// decode (jsontext tokens for flows, json v2 into pointers for
-// measurements; names exact, unknown and repeated names, invalid UTF-8 and
+// decode (jsontext tokens; names exact, unknown and repeated names, invalid UTF-8 and
 // lone surrogates refused, then the rules and the NUL check by hand) and a
 // slow path (checkBodyText, then huma's validator on encoding/json's
 // generic parse) that explains a refusal. These targets
@@ -115,6 +116,9 @@ func FuzzFlowsDecode(f *testing.F) {
 
 // FuzzMeasurementsDecode: the POST /api/measurements decoder.
 //
+//   - fastDecodeMeasurements accepts exactly what refDecodeMeasurements
+//     (json v2's Unmarshal into pointer structs, the fast path before it
+//     read tokens) accepts, and decodes the same records;
 //   - whenever fastDecodeMeasurements accepts a body, the slow path (huma's
 //     validator, then encoding/json into []MeasurementInput and Resolve, as
 //     huma did before the fast path) accepts it too and decodes the same
@@ -143,6 +147,13 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		"[{\"name\":\"\xff\xfe\",\"method\":\"GET\",\"startedAt\":1,\"endedAt\":2,\"app\":\"\x00\"}]",
 		`[{"n\u0061me":"n","method":"GET","startedAt":1,"endedAt":2,"unknown":true}]`,
 		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]`,
+		`[{"name":"n","method":"G\u0045T","startedAt":1,"endedAt":2,"app":null,"elapsed":null}, {"name":"n","method":"PUT","startedAt":1,"endedAt":2, "args" : [ 1 , {"a" : "\u00e9"} ] }]`,
+		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":{"b":1,"b":2}}}]`,
+		`[{"name":"n","method":"GET","startedAt":"1","endedAt":2,"elapsed":1e400}]`,
+		`[{"name":"` + strings.Repeat("a", 256) + `","method":"GET","startedAt":1,"endedAt":2},` +
+			`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"app":"` + strings.Repeat("a", 256) + `"}]`,
+		`[{"name":"` + strings.Repeat("é", 1024) + `","method":"GET","startedAt":1,"endedAt":2,"app":""}]`,
+		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"context":{"x":"\\u0000"}}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -150,6 +161,10 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		_, d := fuzzDecoders()
 		recs, err := d.decode("application/json", body)
 		fast, ok := fastDecodeMeasurements(body)
+		ref, refOK := refDecodeMeasurements(body)
+		if ok != refOK || !reflect.DeepEqual(fast, ref) {
+			t.Fatalf("%q: fast path ok=%v %+v, json v2's Unmarshal ok=%v %+v", body, ok, fast, refOK, ref)
+		}
 		if err == nil {
 			checkNoFaults(t, body)
 		}
@@ -174,6 +189,58 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		}
 		checkItemNames(t, body, measurementKeys, map[string]bool{"name": true, "method": true, "startedAt": true, "endedAt": true})
 	})
+}
+
+// measurementWire is a record as json v2 decodes it for
+// refDecodeMeasurements: pointers tell a missing field from a zero; args,
+// kwargs and context stay raw.
+type measurementWire struct {
+	Name      *string        `json:"name"`
+	Method    *string        `json:"method"`
+	StartedAt *float64       `json:"startedAt"`
+	EndedAt   *float64       `json:"endedAt"`
+	Elapsed   *float64       `json:"elapsed"`
+	Args      jsontext.Value `json:"args"`
+	Kwargs    jsontext.Value `json:"kwargs"`
+	Context   jsontext.Value `json:"context"`
+	App       *string        `json:"app"`
+}
+
+// refMethods is the schema's enum for method.
+var refMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+	"DELETE": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
+
+// refDecodeMeasurements is the fast path as it was before it read tokens:
+// json v2's Unmarshal (names exact; unknown and repeated names, invalid
+// UTF-8, lone surrogates refused) into pointer structs, then the rules by
+// hand. fastDecodeMeasurements must agree with it on every body.
+func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
+	var wire []measurementWire
+	if err := jsonv2.Unmarshal(body, &wire, jsonv2.RejectUnknownMembers(true)); err != nil || wire == nil {
+		return nil, false
+	}
+	recs := make([]MeasurementInput, len(wire))
+	for i := range wire {
+		w := &wire[i]
+		if w.Name == nil || !validText(*w.Name, 1, maxMeasurementName) ||
+			w.Method == nil || !refMethods[*w.Method] ||
+			w.StartedAt == nil || !validEpoch(*w.StartedAt) ||
+			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt < *w.StartedAt ||
+			(w.Elapsed != nil && !(*w.Elapsed >= 0 && *w.Elapsed <= maxElapsedSeconds)) ||
+			(w.Args != nil && (w.Args[0] != '[' || hasEscapedNUL(w.Args))) ||
+			(w.Kwargs != nil && (w.Kwargs[0] != '{' || hasEscapedNUL(w.Kwargs))) ||
+			(w.Context != nil && (w.Context[0] != '{' || hasEscapedNUL(w.Context))) ||
+			(w.App != nil && !validText(*w.App, 0, maxMeasurementApp)) {
+			return nil, false
+		}
+		r := MeasurementInput{Name: *w.Name, Method: *w.Method, StartedAt: *w.StartedAt, EndedAt: *w.EndedAt,
+			Elapsed: w.Elapsed, Args: jsonArray(w.Args), Kwargs: jsonObject(w.Kwargs), Context: jsonObject(w.Context)}
+		if w.App != nil {
+			r.App = *w.App
+		}
+		recs[i] = r
+	}
+	return recs, true
 }
 
 // checkBatchRefusal checks a batch decoder's refusal: a problem, 400 for
