@@ -19,10 +19,10 @@ import (
 )
 
 // The batch bodies (POST /flows, POST /api/measurements) have a fast typed
-// decode (jsontext tokens; names exact, unknown and repeated names, invalid UTF-8 and
-// lone surrogates refused, then the rules and the NUL check by hand) and a
-// slow path (checkBodyText, then huma's validator on encoding/json's
-// generic parse) that explains a refusal. These targets
+// decode (jsontext tokens; names exact, unknown and repeated names, invalid
+// UTF-8 and lone surrogates refused, then the rules and the NUL check by
+// hand) and a slow path (checkBodyText, then huma's validator on
+// encoding/json's generic parse) that explains a refusal. These targets
 // check that the fast path accepts only what the slow path and
 // encoding/json agree on, decodes the same items, and that a refusal
 // lists every string that cannot be stored and every repeated name.
@@ -147,7 +147,8 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		"[{\"name\":\"\xff\xfe\",\"method\":\"GET\",\"startedAt\":1,\"endedAt\":2,\"app\":\"\x00\"}]",
 		`[{"n\u0061me":"n","method":"GET","startedAt":1,"endedAt":2,"unknown":true}]`,
 		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]`,
-		`[{"name":"n","method":"G\u0045T","startedAt":1,"endedAt":2,"app":null,"elapsed":null}, {"name":"n","method":"PUT","startedAt":1,"endedAt":2, "args" : [ 1 , {"a" : "\u00e9"} ] }]`,
+		`[{"name":"n","method":"G\u0045T","startedAt":1,"endedAt":2,"app":null,"elapsed":null}, ` +
+			`{"name":"n","method":"PUT","startedAt":1,"endedAt":2, "args" : [ 1 , {"a" : "\u00e9"} ] }]`,
 		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":{"b":1,"b":2}}}]`,
 		`[{"name":"n","method":"GET","startedAt":"1","endedAt":2,"elapsed":1e400}]`,
 		`[{"name":"` + strings.Repeat("a", 256) + `","method":"GET","startedAt":1,"endedAt":2},` +
