@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bytes"
+	"io"
 	"mime"
 	"net/http"
 	"reflect"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The batch endpoints (POST /flows, POST /api/measurements) take their body
@@ -84,4 +87,28 @@ func isASCII(s string) bool {
 // json v2 has checked is valid UTF-8: it must hold no NUL either.
 func validText(s string, lo, hi int) bool {
 	return validLength(s, lo, hi) && strings.IndexByte(s, 0) < 0
+}
+
+// openBatch starts the fast paths' token reading of a batch: the decoder
+// past the array's '[', or false when the body is not an array.
+func openBatch(body []byte) (*jsontext.Decoder, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if dec.PeekKind() != '[' {
+		return nil, false
+	}
+	_, err := dec.ReadToken()
+	return dec, err == nil
+}
+
+// closeBatch ends it after the last item: the array's ']' and nothing
+// after it.
+func closeBatch(dec *jsontext.Decoder) bool {
+	if dec.PeekKind() != ']' {
+		return false
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return false
+	}
+	_, err := dec.ReadToken()
+	return err == io.EOF
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"reflect"
@@ -64,11 +63,8 @@ func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, err
 // batch's flows repeat a few applications and VPCs, and each is stored
 // once (docs/decoders.md).
 func fastDecode(body []byte) ([]store.Flow, bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	if dec.PeekKind() != '[' {
-		return nil, false
-	}
-	if _, err := dec.ReadToken(); err != nil {
+	dec, ok := openBatch(body)
+	if !ok {
 		return nil, false
 	}
 	flows := make([]store.Flow, 0, len(body)/96+1)
@@ -80,16 +76,7 @@ func fastDecode(body []byte) ([]store.Flow, bool) {
 		}
 		flows = append(flows, f)
 	}
-	if dec.PeekKind() != ']' {
-		return nil, false
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, false
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, false // more after the array
-	}
-	return flows, true
+	return flows, closeBatch(dec)
 }
 
 // The fields of a flow, as bits of what decodeFlow has seen.
@@ -185,22 +172,7 @@ func stringContent(v jsontext.Value, buf *[]byte) ([]byte, bool) {
 // flowText is a name field's value: a JSON string of 1 to maxNameLen
 // characters without NUL, the same string for the same value within a batch.
 func flowText(v jsontext.Value, names map[string]string, buf *[]byte) (string, bool) {
-	if v.Kind() != '"' {
-		return "", false
-	}
-	raw, ok := stringContent(v, buf)
-	if !ok {
-		return "", false
-	}
-	if s, ok := names[string(raw)]; ok {
-		return s, true
-	}
-	s := string(raw)
-	if !validText(s, 1, maxNameLen) {
-		return "", false
-	}
-	names[s] = s
-	return s, true
+	return internText(v, names, buf, 1, maxNameLen)
 }
 
 // flowInt is a count field's value: a JSON integer from 0 to the largest
