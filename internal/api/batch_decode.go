@@ -112,3 +112,55 @@ func closeBatch(dec *jsontext.Decoder) bool {
 	_, err := dec.ReadToken()
 	return err == io.EOF
 }
+
+// batchLimit is the most items a batch may carry (FLOWS_MAX_BATCH,
+// MEASUREMENTS_MAX_BATCH) and the 406 for more. A batch over it is refused
+// before its items are checked or kept: the decoders keep at most max
+// items and only count the rest, so a body of a million small items costs
+// a scan, not a million records (nor, when some are invalid, a generic
+// parse and a 422 listing each of them).
+type batchLimit struct {
+	max     int
+	tooMany func(n int) error
+}
+
+// countRest counts the items of a batch from the decoder's place to its
+// end, keeping none, and reads the closing ']'; false when the rest is not
+// well-formed JSON.
+func countRest(dec *jsontext.Decoder) (int, bool) {
+	n := 0
+	for k := dec.PeekKind(); k != ']' && k != 0; k = dec.PeekKind() {
+		if err := dec.SkipValue(); err != nil {
+			return 0, false
+		}
+		n++
+	}
+	return n, closeBatch(dec)
+}
+
+// countBatch is the number of items of a batch the fast path refused;
+// false when the body is not a well-formed JSON array.
+func countBatch(body []byte) (int, bool) {
+	dec, ok := openBatch(body)
+	if !ok {
+		return 0, false
+	}
+	return countRest(dec)
+}
+
+// check is the 406 for a batch over the limit, else nil: n is the count
+// of items the fast path read when it took the body (fast), and a body it
+// refused is counted here (nil too when it is not a well-formed array,
+// which the slow path explains).
+func (l batchLimit) check(body []byte, n int, fast bool) error {
+	if !fast {
+		var ok bool
+		if n, ok = countBatch(body); !ok {
+			return nil
+		}
+	}
+	if n > l.max {
+		return l.tooMany(n)
+	}
+	return nil
+}

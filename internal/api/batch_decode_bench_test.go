@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -27,8 +28,8 @@ func BenchmarkBatchDecode(b *testing.B) {
 		body   []byte
 		decode func([]byte) bool
 	}{
-		{"flows", flows, func(b []byte) bool { _, ok := fastDecode(b); return ok }},
-		{"measurements", meas, func(b []byte) bool { _, ok := fastDecodeMeasurements(b); return ok }},
+		{"flows", flows, func(b []byte) bool { _, _, ok := fastDecode(b, math.MaxInt); return ok }},
+		{"measurements", meas, func(b []byte) bool { _, _, ok := fastDecodeMeasurements(b, math.MaxInt); return ok }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -42,7 +43,8 @@ var (
 var fuzzDecoders = sync.OnceValues(func() (*flowDecoder, *measurementDecoder) {
 	installErrorModel() // as New does: names are matched exactly
 	api := humachi.New(chi.NewMux(), humaConfig())
-	return newFlowDecoder(api), newMeasurementDecoder(api)
+	tooMany := func(int) error { return NewProblem(http.StatusNotAcceptable, "too many") }
+	return newFlowDecoder(api, batchLimit{100000, tooMany}), newMeasurementDecoder(api, batchLimit{10000, tooMany})
 })
 
 // FuzzFlowsDecode: the POST /flows decoder.
@@ -80,7 +82,7 @@ func FuzzFlowsDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, _ := fuzzDecoders()
 		flows, err := d.decode("application/json", body)
-		fast, ok := fastDecode(body)
+		fast, _, ok := fastDecode(body, math.MaxInt)
 		if ok != (err == nil) {
 			t.Fatalf("%q: fastDecode ok=%v, decode error %v", body, ok, err)
 		}
@@ -161,7 +163,7 @@ func FuzzMeasurementsDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, d := fuzzDecoders()
 		recs, err := d.decode("application/json", body)
-		fast, ok := fastDecodeMeasurements(body)
+		fast, _, ok := fastDecodeMeasurements(body, math.MaxInt)
 		ref, refOK := refDecodeMeasurements(body)
 		if ok != refOK || !reflect.DeepEqual(fast, ref) {
 			t.Fatalf("%q: fast path ok=%v %+v, json v2's Unmarshal ok=%v %+v", body, ok, fast, refOK, ref)

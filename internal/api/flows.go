@@ -45,7 +45,8 @@ const TooManyFlows = "Too many flow objects are being registered"
 // registerFlows builds the batch decoder (flows_decode.go), whose schema
 // documentFlows puts on the operation.
 func (s *server) registerFlows(api huma.API) {
-	s.flows = newFlowDecoder(api)
+	s.flows = newFlowDecoder(api, batchLimit{s.cfg.FlowsMaxBatch,
+		func(int) error { return NewProblem(http.StatusNotAcceptable, TooManyFlows) }})
 }
 
 // flowsDocs documents the flows operations by id (routes.go lists them).
@@ -57,7 +58,7 @@ func (s *server) flowsDocs() map[string]huma.Operation {
 			Description: "Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). " +
 				"The batch is one transaction: when any flow is invalid nothing is stored and the 422 names " +
 				"every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: " +
-				"more is a 406. Bodies over MAX_BODY_BYTES are a 413.",
+				"more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.",
 			Tags:          tags,
 			DefaultStatus: http.StatusCreated,
 			MaxBodyBytes:  s.bodyLimit(),
@@ -102,10 +103,7 @@ func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsO
 	if err != nil {
 		return nil, err
 	}
-	n := len(flows)
-	if n > s.cfg.FlowsMaxBatch {
-		return nil, NewProblem(http.StatusNotAcceptable, TooManyFlows)
-	}
+	n := len(flows) // within FLOWS_MAX_BATCH: decode refuses more
 	out := &postFlowsOutput{}
 	out.Body.Received = n
 	if n == 0 && keyedRequestOf(ctx) == nil {

@@ -30,20 +30,28 @@ const (
 )
 
 // flowDecoder validates flow batches (batch_decode.go).
-type flowDecoder struct{ batchSchema }
-
-func newFlowDecoder(api huma.API) *flowDecoder {
-	// null is not a batch: the schema says so.
-	return &flowDecoder{newBatchSchema(api, reflect.TypeOf([]Flow{}),
-		"Flows to add to the hourly totals; an empty array is accepted.", false)}
+type flowDecoder struct {
+	batchSchema
+	limit batchLimit
 }
 
-// decode returns the batch, or the problem to answer.
+func newFlowDecoder(api huma.API, limit batchLimit) *flowDecoder {
+	// null is not a batch: the schema says so.
+	return &flowDecoder{newBatchSchema(api, reflect.TypeOf([]Flow{}),
+		"Flows to add to the hourly totals; an empty array is accepted.", false), limit}
+}
+
+// decode returns the batch, or the problem to answer: a batch of more than
+// the limit's flows is its 406 whatever the flows hold.
 func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, error) {
 	if err := checkContentType(contentType); err != nil {
 		return nil, err
 	}
-	if flows, ok := fastDecode(body); ok {
+	flows, n, ok := fastDecode(body, d.limit.max)
+	if err := d.limit.check(body, n, ok); err != nil {
+		return nil, err
+	}
+	if ok {
 		return flows, nil
 	}
 	return nil, d.explain(body)
@@ -62,21 +70,28 @@ func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, err
 // allocation per distinct name instead of eight or nine per flow: a
 // batch's flows repeat a few applications and VPCs, and each is stored
 // once (docs/decoders.md).
-func fastDecode(body []byte) ([]store.Flow, bool) {
+//
+// n is the number of items; past maxItems it only counts them (flows is then
+// nil: the batch is refused as too large).
+func fastDecode(body []byte, maxItems int) (flows []store.Flow, n int, ok bool) {
 	dec, ok := openBatch(body)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	flows := make([]store.Flow, 0, len(body)/96+1)
+	flows = make([]store.Flow, 0, min(len(body)/96+1, maxItems))
 	names := map[string]string{}
 	for dec.PeekKind() == '{' {
+		if len(flows) == maxItems {
+			rest, ok := countRest(dec)
+			return nil, maxItems + rest, ok
+		}
 		f, ok := decodeFlow(dec, names)
 		if !ok {
-			return nil, false
+			return nil, 0, false
 		}
 		flows = append(flows, f)
 	}
-	return flows, closeBatch(dec)
+	return flows, len(flows), closeBatch(dec)
 }
 
 // The fields of a flow, as bits of what decodeFlow has seen.

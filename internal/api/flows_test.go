@@ -254,6 +254,15 @@ func TestFlowsTooMany(t *testing.T) {
 	if page.Total != 0 {
 		t.Fatal("a refused batch was stored")
 	}
+	// Over the limit is a 406 whatever the items hold: counted before they
+	// are checked.
+	for _, body := range []string{`[1,2,3,4]`, `[{},{},{},{"hour":-1}]`} {
+		if p := s.do("POST", "/flows", body).problem(t, http.StatusNotAcceptable); p.Detail != TooManyFlows {
+			t.Fatalf("%s: detail = %q", body, p.Detail)
+		}
+	}
+	s.do("POST", "/flows", `[{},{},{}]`).problem(t, http.StatusUnprocessableEntity)
+	s.do("POST", "/flows", `[1,2,3,4`).problem(t, http.StatusBadRequest)
 	s.do("POST", "/flows", flows[:3]).wantStatus(t, http.StatusCreated)
 }
 

@@ -472,7 +472,10 @@ const TooManyMeasurements = "Too many measurements are being registered"
 // registerMeasurements builds the batch decoder; routes.go registers the
 // routes.
 func (s *server) registerMeasurements(api huma.API) {
-	s.meas = newMeasurementDecoder(api)
+	s.meas = newMeasurementDecoder(api, batchLimit{s.cfg.MeasurementsMaxBatch, func(n int) error {
+		return NewProblem(http.StatusNotAcceptable, fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)",
+			TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
+	}})
 }
 
 // measurementsDocs documents the measurements operations by id (routes.go
@@ -497,7 +500,7 @@ func (s *server) measurementsDocs() map[string]huma.Operation {
 			Description: "Stores a batch of request measurements and answers their new ids in order. The batch is " +
 				"one transaction: when any record is invalid nothing is stored and the 422 names every failing " +
 				"record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is " +
-				"a 406. Bodies over MAX_BODY_BYTES are a 413. The app \"telemetry\" is reserved for the " +
+				"a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app \"telemetry\" is reserved for the " +
 				"service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).",
 			Tags:          tags,
 			DefaultStatus: http.StatusCreated,
@@ -558,11 +561,7 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 	if err != nil {
 		return nil, err
 	}
-	n := len(body)
-	if n > s.cfg.MeasurementsMaxBatch {
-		return nil, NewProblem(http.StatusNotAcceptable,
-			fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)", TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
-	}
+	n := len(body) // within MEASUREMENTS_MAX_BATCH: decode refuses more
 	if errs := reservedApps(body); len(errs) > 0 {
 		return nil, validationFailed(errs...)
 	}

@@ -30,14 +30,18 @@ const (
 
 // measurementDecoder validates measurement batches (batch_decode.go). Its
 // schema stays nullable, as huma generated it before the fast path.
-type measurementDecoder struct{ batchSchema }
-
-func newMeasurementDecoder(api huma.API) *measurementDecoder {
-	return &measurementDecoder{newBatchSchema(api, reflect.TypeOf([]MeasurementInput{}),
-		"Measurements to store; an empty array is accepted.", true)}
+type measurementDecoder struct {
+	batchSchema
+	limit batchLimit
 }
 
-// decode returns the batch, or the problem to answer.
+func newMeasurementDecoder(api huma.API, limit batchLimit) *measurementDecoder {
+	return &measurementDecoder{newBatchSchema(api, reflect.TypeOf([]MeasurementInput{}),
+		"Measurements to store; an empty array is accepted.", true), limit}
+}
+
+// decode returns the batch, or the problem to answer: a batch of more than
+// the limit's records is its 406 whatever the records hold.
 func (d *measurementDecoder) decode(contentType string, body []byte) ([]MeasurementInput, error) {
 	if err := checkContentType(contentType); err != nil {
 		return nil, err
@@ -45,7 +49,11 @@ func (d *measurementDecoder) decode(contentType string, body []byte) ([]Measurem
 	if len(body) == 0 {
 		return nil, NewProblem(http.StatusBadRequest, "request body is required")
 	}
-	if recs, ok := fastDecodeMeasurements(body); ok {
+	recs, n, ok := fastDecodeMeasurements(body, d.limit.max)
+	if err := d.limit.check(body, n, ok); err != nil {
+		return nil, err
+	}
+	if ok {
 		return recs, nil
 	}
 	return d.slow(body)
@@ -65,39 +73,44 @@ func (d *measurementDecoder) decode(contentType string, body []byte) ([]Measurem
 // ten per record: names and apps repeat within a batch and each is stored
 // once, methods are the enum's constants, args, kwargs and context share
 // one buffer, the elapsed times one array (docs/decoders.md).
-func fastDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
+//
+// n is the number of items; past maxItems it only counts them (recs is then
+// nil: the batch is refused as too large).
+func fastDecodeMeasurements(body []byte, maxItems int) (recs []MeasurementInput, n int, ok bool) {
 	dec, ok := openBatch(body)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	// The values kept verbatim are parts of the body, so one buffer of its
-	// size holds them all without growing.
-	p := measurementParse{names: map[string]string{}, apps: map[string]string{}, raw: make([]byte, 0, len(body))}
-	recs := make([]MeasurementInput, 0, len(body)/256+1)
+	p := measurementParse{names: map[string]string{}, apps: map[string]string{}}
+	recs = make([]MeasurementInput, 0, min(len(body)/256+1, maxItems))
 	var elapsed []float64 // each record's, NaN when absent or null
 	for dec.PeekKind() == '{' {
+		if len(recs) == maxItems {
+			rest, ok := countRest(dec)
+			return nil, maxItems + rest, ok
+		}
 		r, e, ok := p.record(dec)
 		if !ok {
-			return nil, false
+			return nil, 0, false
 		}
 		recs = append(recs, r)
 		elapsed = append(elapsed, e)
 	}
 	if !closeBatch(dec) {
-		return nil, false
+		return nil, 0, false
 	}
 	for i, e := range elapsed {
 		if !math.IsNaN(e) {
 			recs[i].Elapsed = &elapsed[i]
 		}
 	}
-	return recs, true
+	return recs, len(recs), true
 }
 
 // measurementParse is what the records of one batch share.
 type measurementParse struct {
 	buf   []byte            // unescaped names and strings, reused
-	raw   []byte            // args, kwargs and context, one after another
+	raw   []byte            // args, kwargs and context, one after another in chunks
 	names map[string]string // one string per distinct name
 	apps  map[string]string // and per distinct app
 }
@@ -273,13 +286,23 @@ func jsonFloat(v jsontext.Value) (float64, bool) {
 	return f, err == nil
 }
 
+// rawChunk is the size of the buffers rawValue fills: a batch's args,
+// kwargs and context take as many as they need, each value in one, none
+// copied again when the next is allocated (a single buffer grown by append
+// was slower than json v2: the copies, and the page faults of each larger
+// buffer).
+const rawChunk = 64 << 10
+
 // rawValue keeps args, kwargs or context verbatim in the batch's shared
-// buffer (the decoder's own is reused): an array or an object as open
-// says, without an escaped NUL. A slice of the buffer is capped at its end,
+// buffers (the decoder's own is reused): an array or an object as open
+// says, without an escaped NUL. A slice of a buffer is capped at its end,
 // so that appending to one value cannot overwrite the next.
 func (p *measurementParse) rawValue(v jsontext.Value, open byte) ([]byte, bool) {
 	if v[0] != open || hasEscapedNUL(v) {
 		return nil, false
+	}
+	if cap(p.raw)-len(p.raw) < len(v) {
+		p.raw = make([]byte, 0, max(rawChunk, len(v)))
 	}
 	start := len(p.raw)
 	p.raw = append(p.raw, v...)

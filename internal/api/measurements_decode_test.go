@@ -1,8 +1,15 @@
 package api
 
 import (
+	"errors"
+	"math"
+	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
 )
 
 // TestMeasurementsDecodeSharedBuffer: args, kwargs and context share one
@@ -11,7 +18,7 @@ import (
 func TestMeasurementsDecodeSharedBuffer(t *testing.T) {
 	body := []byte(`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":[1, 2],"kwargs":{"a" : 1},"context":{}},` +
 		`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":["x"],"kwargs":{"b":2},"context":{"c":[3]}}]`)
-	recs, ok := fastDecodeMeasurements(body)
+	recs, _, ok := fastDecodeMeasurements(body, math.MaxInt)
 	if !ok || len(recs) != 2 {
 		t.Fatalf("refused (%v) or %d records", ok, len(recs))
 	}
@@ -29,4 +36,67 @@ func TestMeasurementsDecodeSharedBuffer(t *testing.T) {
 	if recs[0].Name != recs[1].Name || recs[0].Elapsed != nil {
 		t.Fatalf("records %+v", recs)
 	}
+}
+
+// TestBatchOverLimitIsCountedNotKept: a batch over its limit is a 406
+// whatever its items hold, and the decoders only count the items past the
+// limit: a body of 200,000 items (valid, or invalid so that the slow path
+// would have parsed it whole and listed every fault) costs a small part of
+// its size in allocations, where decoding it allocated several times its
+// size.
+func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
+	const items, limit = 200000, 10
+	var n int
+	tooMany := func(got int) error { n = got; return NewProblem(http.StatusNotAcceptable, "too many") }
+	installErrorModel() // as New does
+	api := humachi.New(chi.NewMux(), humaConfig())
+	flows := newFlowDecoder(api, batchLimit{limit, tooMany})
+	meas := newMeasurementDecoder(api, batchLimit{limit, tooMany})
+	batch := func(item string) []byte {
+		return []byte("[" + strings.TrimSuffix(strings.Repeat(item+",", items), ",") + "]")
+	}
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		decode func([]byte) error
+	}{
+		{"flows", batch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`),
+			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+		{"flows, invalid", batch(`{"src_app":"","dest_app":"b","vpc_id":"v","bytes_tx":-1,"bytes_rx":2,"hour":3}`),
+			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+		{"flows, not objects", batch(`1`), func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+		{"measurements", batch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":1}}`),
+			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
+		{"measurements, invalid", batch(`{"name":"n","method":"get","startedAt":2,"endedAt":1}`),
+			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n = 0
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := c.decode(c.body)
+			runtime.ReadMemStats(&after)
+			var p *Problem
+			if !errors.As(err, &p) || p.Status != http.StatusNotAcceptable || n != items {
+				t.Fatalf("error %v, counted %d items, want a 406 for %d", err, n, items)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(len(c.body))/4 {
+				t.Fatalf("%d bytes allocated for a %d-byte body over the limit", alloc, len(c.body))
+			}
+		})
+	}
+	// Malformed past the limit: the slow path's 400, as for any body that is
+	// not JSON.
+	body := append(batch(`1`)[:1000], ",]"...)
+	if _, err := meas.decode("application/json", body); !isStatus(err, http.StatusBadRequest) {
+		t.Fatalf("malformed batch over the limit: %v", err)
+	}
+	if _, err := flows.decode("application/json", body); !isStatus(err, http.StatusBadRequest) {
+		t.Fatalf("malformed batch over the limit: %v", err)
+	}
+}
+
+func isStatus(err error, status int) bool {
+	var p *Problem
+	return errors.As(err, &p) && p.Status == status
 }

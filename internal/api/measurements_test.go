@@ -788,6 +788,16 @@ func TestMeasurementsTooMany(t *testing.T) {
 	if l := list(t, s, "/api/measurements/?startedAt=0&endedAt=1000"); l.Total != 0 {
 		t.Fatal("a refused batch was stored")
 	}
+	// Over the limit is a 406 whatever the records hold: counted before
+	// they are checked.
+	for _, body := range []string{`[1,2,3,4,5]`, `[{},{},{},{},{"method":"get"}]`} {
+		p := s.do("POST", "/api/measurements", body).problem(t, http.StatusNotAcceptable)
+		if want := TooManyMeasurements + ": 5 in this batch, at most 3 (MEASUREMENTS_MAX_BATCH)"; p.Detail != want {
+			t.Fatalf("%s: detail %q, want %q", body, p.Detail, want)
+		}
+	}
+	s.do("POST", "/api/measurements", `[{},{},{}]`).problem(t, http.StatusUnprocessableEntity)
+	s.do("POST", "/api/measurements", `[1,2,3,4`).problem(t, http.StatusBadRequest)
 	postIDs(t, s, recs[:3])
 }
 

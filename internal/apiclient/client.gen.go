@@ -3487,7 +3487,7 @@ type ClientInterface interface {
 
 	// PostMeasurementsWithBody Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -3500,7 +3500,7 @@ type ClientInterface interface {
 
 	// PostMeasurements Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -3719,7 +3719,7 @@ type ClientInterface interface {
 
 	// PostFlowsWithBody Add flows to the hourly totals
 	//
-	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -3732,7 +3732,7 @@ type ClientInterface interface {
 
 	// PostFlows Add flows to the hourly totals
 	//
-	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -3904,7 +3904,7 @@ type ClientInterface interface {
 
 // PostMeasurementsWithBody Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -3927,7 +3927,7 @@ func (c *Client) PostMeasurementsWithBody(ctx context.Context, params *PostMeasu
 
 // PostMeasurements Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -4354,7 +4354,7 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 
 // PostFlowsWithBody Add flows to the hourly totals
 //
-// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -4377,7 +4377,7 @@ func (c *Client) PostFlowsWithBody(ctx context.Context, params *PostFlowsParams,
 
 // PostFlows Add flows to the hourly totals
 //
-// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -6965,7 +6965,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostMeasurementsWithBodyWithResponse Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -6978,7 +6978,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostMeasurementsWithResponse Store measurements
 	//
-	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+	// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -7229,7 +7229,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostFlowsWithBodyWithResponse Add flows to the hourly totals
 	//
-	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -7242,7 +7242,7 @@ type ClientWithResponsesInterface interface {
 
 	// PostFlowsWithResponse Add flows to the hourly totals
 	//
-	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+	// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
@@ -10354,7 +10354,7 @@ func (r GetReadyResponse) ContentType() string {
 
 // PostMeasurementsWithBodyWithResponse Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -10373,7 +10373,7 @@ func (c *ClientWithResponses) PostMeasurementsWithBodyWithResponse(ctx context.C
 
 // PostMeasurementsWithResponse Store measurements
 //
-// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
+// Stores a batch of request measurements and answers their new ids in order. The batch is one transaction: when any record is invalid nothing is stored and the 422 names every failing record by index. At most MEASUREMENTS_MAX_BATCH records (default 10,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413. The app "telemetry" is reserved for the service's own measurements (self-profiling): a record claiming it is a 422 (rule reserved).
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -10748,7 +10748,7 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 
 // PostFlowsWithBodyWithResponse Add flows to the hourly totals
 //
-// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
@@ -10767,7 +10767,7 @@ func (c *ClientWithResponses) PostFlowsWithBodyWithResponse(ctx context.Context,
 
 // PostFlowsWithResponse Add flows to the hourly totals
 //
-// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406. Bodies over MAX_BODY_BYTES are a 413.
+// Adds each flow's bytes to the totals of its (src_app, dest_app, vpc_id, hour). The batch is one transaction: when any flow is invalid nothing is stored and the 422 names every failing item by index. At most FLOWS_MAX_BATCH flows (default 100,000) per request: more is a 406, whatever they hold (they are counted before they are checked). Bodies over MAX_BODY_BYTES are a 413.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
