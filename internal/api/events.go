@@ -409,7 +409,7 @@ func (s *server) eventsDocs() map[string]huma.Operation {
 				"`targetHost`, `tags.{mode,hostname}`, `state`); unknown extra fields are accepted and stored. " +
 				"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
 			Tags:         tags,
-			MaxBodyBytes: s.bodyLimit(),
+			MaxBodyBytes: s.eventsBodyLimit(),
 			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 				Examples: map[string]*huma.Example{
 					"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
@@ -425,7 +425,7 @@ func (s *server) eventsDocs() map[string]huma.Operation {
 				"committed once: an unknown uuid is a 404, a committed one a 409, and of two concurrent commits " +
 				"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
 			Tags:         tags,
-			MaxBodyBytes: s.bodyLimit(),
+			MaxBodyBytes: s.eventsBodyLimit(),
 			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 				Examples: map[string]*huma.Example{
 					"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},

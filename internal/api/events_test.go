@@ -347,6 +347,46 @@ func TestEventsRegisterValidation(t *testing.T) {
 	}
 }
 
+// TestEventsBodyLimit: register and commit take bodies up to
+// EVENTS_MAX_BODY_BYTES (a 413 beyond, before anything is parsed or
+// stored), below MAX_BODY_BYTES, which the batches keep.
+func TestEventsBodyLimit(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.EventsMaxBodyBytes = 4000 })
+	pad := func(n int) string {
+		return `{"host": "h", "measurement": {"fields": {}}, "pad": "` + strings.Repeat("x", n) + `"}`
+	}
+	fits := pad(4000 - len(pad(0)))
+	var reg struct{ UUID string }
+	s.do("POST", "/apiv0.1/events/register", fits).wantStatus(t, http.StatusOK).decode(t, &reg)
+	runs := func() int {
+		var n int
+		if err := s.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM event_runs) + (SELECT count(*) FROM events)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := runs()
+	for _, path := range []string{"/apiv0.1/events/register", "/apiv0.1/events/commit"} {
+		p := s.do("POST", path, fits+" ").problem(t, http.StatusRequestEntityTooLarge)
+		if p.Detail != "request body is too large: at most 4000 bytes" {
+			t.Fatalf("%s: detail %q", path, p.Detail)
+		}
+	}
+	if runs() != before {
+		t.Fatal("a refused body was stored")
+	}
+	commit := `{"uuid": "` + reg.UUID + `", "measurement": {"fields": {"requestStats": {"pad": "` + strings.Repeat("x", 3000) + `"}}}}`
+	s.do("POST", "/apiv0.1/events/commit", commit).wantStatus(t, http.StatusOK)
+	// The batches keep MAX_BODY_BYTES.
+	flows := `[{"src_app":"` + strings.Repeat("a", 200) + `","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":1}` +
+		strings.Repeat(`,{"src_app":"`+strings.Repeat("a", 200)+`","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":1}`, 30) + `]`
+	if len(flows) <= 4000 {
+		t.Fatalf("the flows body has %d bytes, want more than the events' limit", len(flows))
+	}
+	s.do("POST", "/flows", flows).wantStatus(t, http.StatusCreated)
+}
+
 func TestEventsBadBodies(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, func(c *config.Config) { c.MaxBodyBytes = 4000 })

@@ -223,16 +223,16 @@ func (d *flowDecoder) explain(body []byte) error {
 	if err != nil {
 		return notJSON(err)
 	}
-	var parsed any
-	if err := json.Unmarshal(body, &parsed); err != nil {
-		return notJSON(err)
-	}
-	if _, ok := parsed.([]any); !ok {
+	if bodyKind(body) != '[' {
 		// The wrong JSON type for the body as a whole is a 400, like
 		// malformed JSON (README.md, "API at a glance"); item errors are 422s.
 		return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
 			Title: "type", Location: "body", Detail: "the body must be a JSON array of flows",
 		})
+	}
+	var parsed any
+	if err := json.Unmarshal(body, &parsed); err != nil {
+		return notJSON(err)
 	}
 	errs := append(faults, d.validate(parsed)...)
 	if len(errs) == len(faults) {

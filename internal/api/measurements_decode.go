@@ -323,6 +323,12 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 	if err != nil {
 		return nil, notJSON(err)
 	}
+	if k := bodyKind(body); k != '[' && k != 'n' {
+		// The wrong JSON type as a whole (null is an empty batch): a 400,
+		// told without parsing the body or echoing it.
+		return nil, validationFailed(append(errs, &ProblemItem{Title: "type", Location: "body",
+			Detail: "the body must be an array"})...)
+	}
 	var parsed any
 	if err := json.Unmarshal(body, &parsed); err != nil {
 		return nil, notJSON(err)

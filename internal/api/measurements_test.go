@@ -754,6 +754,46 @@ func TestMeasurementsPostValidation(t *testing.T) {
 	}
 }
 
+// TestBatchBodyOfTheWrongKind: a batch body that is JSON but not an array
+// is a 400 with one type item at body that does not echo the body (its
+// strings that cannot be stored listed before it, for measurements), and
+// null is an empty measurements batch but no flows batch.
+func TestBatchBodyOfTheWrongKind(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, c := range []struct {
+		path, body, detail string
+		faults             int
+	}{
+		{"/api/measurements", `{"name":"/a","method":"GET","startedAt":100,"endedAt":101}`, "the body must be an array", 0},
+		{"/api/measurements", `{"name":"/a\u0000"}`, "the body must be an array", 1},
+		{"/api/measurements", `"x"`, "the body must be an array", 0},
+		{"/api/measurements", `12`, "the body must be an array", 0},
+		{"/flows", `{"src_app":"a"}`, "the body must be a JSON array of flows", 0},
+		{"/flows", `null`, "the body must be a JSON array of flows", 0},
+		{"/flows", `true`, "the body must be a JSON array of flows", 0},
+	} {
+		p := s.do("POST", c.path, c.body).problem(t, http.StatusBadRequest)
+		if len(p.Errors) != c.faults+1 {
+			t.Fatalf("%s %s: %d items, want %d: %+v", c.path, c.body, len(p.Errors), c.faults+1, p.Errors)
+		}
+		it := p.Errors[c.faults]
+		if it.Title != "type" || it.Location != "body" || it.Detail != c.detail || it.Value != nil {
+			t.Fatalf("%s %s: item %+v", c.path, c.body, it)
+		}
+		for _, f := range p.Errors[:c.faults] {
+			if f.Title != "unicode" {
+				t.Fatalf("%s %s: item %+v, want unicode", c.path, c.body, f)
+			}
+		}
+	}
+	var out struct{ IDs []int64 }
+	s.do("POST", "/api/measurements", `null`).wantStatus(t, http.StatusCreated).decode(t, &out)
+	if out.IDs == nil || len(out.IDs) != 0 {
+		t.Fatalf("null batch: %+v", out)
+	}
+}
+
 func TestMeasurementsPostBadBodies(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, func(c *config.Config) { c.MaxBodyBytes = 2000 })

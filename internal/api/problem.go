@@ -144,6 +144,12 @@ var installErrorModel = sync.OnceFunc(func() {
 			// A body that did not arrive is not a 500 (limits.go).
 			p = bodyReadProblem(ctx.Context(), status, errs)
 		}
+		if p == nil && status == http.StatusRequestEntityTooLarge && ctx != nil && ctx.Operation() != nil &&
+			ctx.Operation().MaxBodyBytes > 0 {
+			// huma's detail names its limit, which refuses a body of
+			// exactly that size (api.go, bodyLimit): say what is taken.
+			p = NewProblem(status, fmt.Sprintf("request body is too large: at most %d bytes", ctx.Operation().MaxBodyBytes-1))
+		}
 		if p == nil {
 			p = bodyTypeIsMalformed(NewProblem(status, msg, errs...))
 		}

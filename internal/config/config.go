@@ -30,11 +30,14 @@ type Config struct {
 	PprofAddr string
 	// BasePath is the path prefix a reverse proxy serves the API under
 	// ("" or "/telemetry"; the proxy strips it before forwarding).
-	BasePath        string
-	LogLevel        slog.Level
-	MaxBodyBytes    int64
-	FlowsMaxBatch   int
-	ShutdownTimeout time.Duration
+	BasePath     string
+	LogLevel     slog.Level
+	MaxBodyBytes int64
+	// EventsMaxBodyBytes bounds the events' register and commit bodies,
+	// which are parsed whole and stored as one JSON value.
+	EventsMaxBodyBytes int64
+	FlowsMaxBatch      int
+	ShutdownTimeout    time.Duration
 
 	// DatabaseReadURL names a streaming replica for the reads that
 	// tolerate lag, used while it is at most ReadMaxLag behind.
@@ -136,6 +139,9 @@ var Vars = []Var{
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names",
 		positive(func(c *Config) *int64 { return &c.MaxBodyBytes })},
+	{"EVENTS_MAX_BODY_BYTES", "8388608", "largest body of an events register or commit, in bytes (larger: 413; MAX_BODY_BYTES when that is smaller): " +
+		"a run's body is parsed whole and stored as one JSON value, so it gets a smaller limit than the batches",
+		positive(func(c *Config) *int64 { return &c.EventsMaxBodyBytes })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
