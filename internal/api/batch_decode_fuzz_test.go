@@ -216,7 +216,8 @@ var refMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT":
 // refDecodeMeasurements is the fast path as it was before it read tokens:
 // json v2's Unmarshal (names exact; unknown and repeated names, invalid
 // UTF-8, lone surrogates refused) into pointer structs, then the rules by
-// hand. fastDecodeMeasurements must agree with it on every body.
+// hand (with the size limit of args, kwargs and context added since).
+// fastDecodeMeasurements must agree with it on every body.
 func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 	var wire []measurementWire
 	if err := jsonv2.Unmarshal(body, &wire, jsonv2.RejectUnknownMembers(true)); err != nil || wire == nil {
@@ -230,9 +231,9 @@ func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 			w.StartedAt == nil || !validEpoch(*w.StartedAt) ||
 			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt < *w.StartedAt ||
 			(w.Elapsed != nil && !(*w.Elapsed >= 0 && *w.Elapsed <= maxElapsedSeconds)) ||
-			(w.Args != nil && (w.Args[0] != '[' || hasEscapedNUL(w.Args))) ||
-			(w.Kwargs != nil && (w.Kwargs[0] != '{' || hasEscapedNUL(w.Kwargs))) ||
-			(w.Context != nil && (w.Context[0] != '{' || hasEscapedNUL(w.Context))) ||
+			(w.Args != nil && (w.Args[0] != '[' || len(w.Args) > maxMeasurementValue || hasEscapedNUL(w.Args))) ||
+			(w.Kwargs != nil && (w.Kwargs[0] != '{' || len(w.Kwargs) > maxMeasurementValue || hasEscapedNUL(w.Kwargs))) ||
+			(w.Context != nil && (w.Context[0] != '{' || len(w.Context) > maxMeasurementValue || hasEscapedNUL(w.Context))) ||
 			(w.App != nil && !validText(*w.App, 0, maxMeasurementApp)) {
 			return nil, false
 		}

@@ -82,9 +82,9 @@ type MeasurementInput struct {
 	StartedAt float64    `json:"startedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945813" doc:"When the request started, epoch seconds (microsecond precision is kept)."`
 	EndedAt   float64    `json:"endedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945816" doc:"When it ended, epoch seconds; not before startedAt."`
 	Elapsed   *float64   `json:"elapsed,omitempty" minimum:"0" maximum:"253402300799" example:"0.000003" doc:"Seconds it took (at most 253402300799, the widest span of two valid times); endedAt - startedAt when absent."`
-	Args      jsonArray  `json:"args,omitempty" doc:"Positional arguments of the profiled function."`
-	Kwargs    jsonObject `json:"kwargs,omitempty" doc:"Keyword arguments, e.g. path parameters: {\"productId\": 412}."`
-	Context   jsonObject `json:"context,omitempty" doc:"The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too."`
+	Args      jsonArray  `json:"args,omitempty" doc:"Positional arguments of the profiled function; at most 8 MiB (8388608 bytes) of JSON."`
+	Kwargs    jsonObject `json:"kwargs,omitempty" doc:"Keyword arguments, e.g. path parameters: {\"productId\": 412}; at most 8 MiB (8388608 bytes) of JSON."`
+	Context   jsonObject `json:"context,omitempty" doc:"The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too. At most 8 MiB (8388608 bytes) of JSON."`
 	App       string     `json:"app,omitempty" maxLength:"255" example:"shop" doc:"The profiled application; \"telemetry\" is reserved for the service's own measurements."`
 }
 

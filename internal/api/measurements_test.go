@@ -794,6 +794,43 @@ func TestBatchBodyOfTheWrongKind(t *testing.T) {
 	}
 }
 
+// TestMeasurementsValueSize: args, kwargs and context take at most
+// maxMeasurementValue bytes of JSON each; over it a record is a 422 item
+// max at the field, told before the batch's other rules, and nothing is
+// stored.
+func TestMeasurementsValueSize(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	big := `{"k":"` + strings.Repeat("x", maxMeasurementValue-7) + `"}` // one byte over
+	body := `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"kwargs":` + big + `},` +
+		`{"name":"/b","method":"get","startedAt":100,"endedAt":101}]`
+	p := s.do("POST", "/api/measurements", body).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 1 {
+		t.Fatalf("items %+v", p.Errors)
+	}
+	it := p.Errors[0]
+	want := fmt.Sprintf("kwargs must be at most %d bytes of JSON (%d given)", maxMeasurementValue, maxMeasurementValue+1)
+	if it.Title != "max" || it.Location != "body[0].kwargs" || it.Source != "kwargs" || it.Detail != want || it.Value != nil {
+		t.Fatalf("item %+v", it)
+	}
+	if l := list(t, s, "/api/measurements/?startedAt=0&endedAt=1000"); l.Total != 0 {
+		t.Fatal("a refused batch was stored")
+	}
+	// The schema's descriptions say the same limit.
+	for _, f := range []string{"Args", "Kwargs", "Context"} {
+		sf, _ := reflect.TypeOf(MeasurementInput{}).FieldByName(f)
+		if !strings.Contains(sf.Tag.Get("doc"), fmt.Sprintf("(%d bytes)", maxMeasurementValue)) {
+			t.Fatalf("%s's doc does not give the limit: %q", f, sf.Tag.Get("doc"))
+		}
+	}
+	// At the limit, the fast path takes it.
+	atLimit := []byte(`[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"args":["` +
+		strings.Repeat("x", maxMeasurementValue-4) + `"]}]`)
+	if recs, _, ok := fastDecodeMeasurements(atLimit, 1); !ok || len(recs[0].Args) != maxMeasurementValue {
+		t.Fatalf("a value of %d bytes refused", maxMeasurementValue)
+	}
+}
+
 func TestMeasurementsPostBadBodies(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, func(c *config.Config) { c.MaxBodyBytes = 2000 })

@@ -1450,10 +1450,10 @@ type MeasurementInput struct {
 	// Example: shop
 	App *string `json:"app,omitempty"`
 
-	// Args Positional arguments of the profiled function.
+	// Args Positional arguments of the profiled function; at most 8 MiB (8388608 bytes) of JSON.
 	Args *[]interface{} `json:"args,omitempty"`
 
-	// Context The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too.
+	// Context The request: url, args (query), form, body, headers, func (handler name), ip; any other keys are kept too. At most 8 MiB (8388608 bytes) of JSON.
 	Context *map[string]interface{} `json:"context,omitempty"`
 
 	// Elapsed Seconds it took (at most 253402300799, the widest span of two valid times); endedAt - startedAt when absent.
@@ -1466,7 +1466,7 @@ type MeasurementInput struct {
 	// Example: 1444991539.945816
 	EndedAt float64 `json:"endedAt"`
 
-	// Kwargs Keyword arguments, e.g. path parameters: {"productId": 412}.
+	// Kwargs Keyword arguments, e.g. path parameters: {"productId": 412}; at most 8 MiB (8388608 bytes) of JSON.
 	Kwargs *map[string]interface{} `json:"kwargs,omitempty"`
 
 	// Method HTTP method.
