@@ -231,7 +231,7 @@ func (d *flowDecoder) explain(body []byte) error {
 		})
 	}
 	var parsed any
-	if err := json.Unmarshal(body, &parsed); err != nil {
+	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
 		return notJSON(err)
 	}
 	errs := append(faults, d.validate(parsed)...)

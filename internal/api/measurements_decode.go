@@ -342,7 +342,7 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 		return nil, validationFailed(append(errs, big...)...)
 	}
 	var parsed any
-	if err := json.Unmarshal(body, &parsed); err != nil {
+	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
 		return nil, notJSON(err)
 	}
 	errs = append(errs, d.validate(parsed)...)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -99,4 +100,73 @@ func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
 func isStatus(err error, status int) bool {
 	var p *Problem
 	return errors.As(err, &p) && p.Status == status
+}
+
+// TestSlimBatch: the validator's copy of a refused batch keeps every item
+// and member with its scalar values, and empties the arrays and objects
+// inside items (and items that are not objects); a body that is not a
+// well-formed array is handed over as it is.
+func TestSlimBatch(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`[{"name":"n","args":[1,{"a":2}],"kwargs":{"k":[3]},"x":null,"n":1.5,"s":"\u00e9"}, [4,5], {"a":{}}, 6, "t"]`,
+			`[{"name":"n","args":[],"kwargs":{},"x":null,"n":1.5,"s":"\u00e9"},[],{"a":{}},6,"t"]`},
+		{`[{"a":1,"a":[2]}]`, `[{"a":1,"a":[]}]`}, // repeated names stay, for the slow path to judge
+		{"[{\"a\":\"\xff\"}]", "[{\"a\":\"\xff\"}]"},
+		{` [ ] `, `[]`},
+		{`{"a":[1]}`, `{"a":[1]}`},
+		{`[1,`, `[1,`},
+		{`[1] [2]`, `[1] [2]`},
+	} {
+		if got := string(slimBatch([]byte(c.in))); got != c.want {
+			t.Errorf("slimBatch(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestRefusedBatchIsExplainedWithoutItsValues: a batch within its limit
+// whose items hold many small values and an unknown member is explained
+// without the generic parse of those values (some 20 times the body in
+// memory), and its items do not echo them.
+func TestRefusedBatchIsExplainedWithoutItsValues(t *testing.T) {
+	installErrorModel() // as New does
+	api := humachi.New(chi.NewMux(), humaConfig())
+	tooMany := func(int) error { return NewProblem(http.StatusNotAcceptable, "too many") }
+	flows := newFlowDecoder(api, batchLimit{100000, tooMany})
+	meas := newMeasurementDecoder(api, batchLimit{10000, tooMany})
+	values := "[" + strings.TrimSuffix(strings.Repeat("1,", 3000), ",") + "]"
+	batch := func(item string, n int) []byte {
+		return []byte("[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]")
+	}
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		decode func([]byte) error
+	}{
+		{"measurements", batch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"extra":`+values+`}`, 500),
+			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
+		{"flows", batch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3,"extra":`+values+`}`, 500),
+			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := c.decode(c.body)
+			runtime.ReadMemStats(&after)
+			var p *Problem
+			if !errors.As(err, &p) || p.Status != http.StatusUnprocessableEntity || len(p.Errors) != 500 {
+				t.Fatalf("error %v, want a 422 with 500 items", err)
+			}
+			for _, it := range p.Errors {
+				if it.Title != "unknown" || it.Source != "extra" {
+					t.Fatalf("item %+v", it)
+				}
+				if b, _ := json.Marshal(it.Value); len(b) > 100 {
+					t.Fatalf("item at %s echoes the value (%d bytes)", it.Location, len(b))
+				}
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(c.body)) {
+				t.Fatalf("%d bytes allocated to explain a %d-byte body", alloc, len(c.body))
+			}
+		})
+	}
 }
