@@ -83,16 +83,51 @@ func isASCII(s string) bool {
 	return true
 }
 
+// stringContent is a JSON string's content, unescaped into *buf when it
+// has escapes (jsontext has already checked the string is valid).
+func stringContent(v jsontext.Value, buf *[]byte) ([]byte, bool) {
+	raw := v[1 : len(v)-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw, true
+	}
+	u, err := jsontext.AppendUnquote((*buf)[:0], v)
+	*buf = u
+	return u, err == nil
+}
+
+// internText is a string field's value: a JSON string of lo to hi
+// characters without NUL, the same string for the same value within a
+// batch (seen holds the batch's strings of one field, or of fields with the
+// same rule, such as a flow's three names).
+func internText(v jsontext.Value, seen map[string]string, buf *[]byte, lo, hi int) (string, bool) {
+	if v.Kind() != '"' {
+		return "", false
+	}
+	raw, ok := stringContent(v, buf)
+	if !ok {
+		return "", false
+	}
+	if s, ok := seen[string(raw)]; ok {
+		return s, true
+	}
+	s := string(raw)
+	if !validText(s, lo, hi) {
+		return "", false
+	}
+	seen[s] = s
+	return s, true
+}
+
 // validText is validLength for a string the fast paths decoded, which
 // json v2 has checked is valid UTF-8: it must hold no NUL either.
 func validText(s string, lo, hi int) bool {
 	return validLength(s, lo, hi) && strings.IndexByte(s, 0) < 0
 }
 
-// openBatch starts the fast paths' token reading of a batch: the decoder
+// openBatch starts the token reading of a batch: the decoder (with opts)
 // past the array's '[', or false when the body is not an array.
-func openBatch(body []byte) (*jsontext.Decoder, bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+func openBatch(body []byte, opts ...jsontext.Options) (*jsontext.Decoder, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body), opts...)
 	if dec.PeekKind() != '[' {
 		return nil, false
 	}
@@ -186,12 +221,8 @@ func bodyKind(body []byte) jsontext.Kind {
 // are found in the whole body before (checkBodyText), and the records are
 // decoded from it. The body itself when it is not a well-formed array.
 func slimBatch(body []byte) []byte {
-	dec := jsontext.NewDecoder(bytes.NewReader(body),
-		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	if dec.PeekKind() != '[' {
-		return body
-	}
-	if _, err := dec.ReadToken(); err != nil {
+	dec, ok := openBatch(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if !ok {
 		return body
 	}
 	out := append(make([]byte, 0, 4096), '[')

@@ -172,18 +172,6 @@ func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, boo
 	return f, err == nil
 }
 
-// stringContent is a JSON string's content, unescaped into *buf when it
-// has escapes (jsontext has already checked the string is valid).
-func stringContent(v jsontext.Value, buf *[]byte) ([]byte, bool) {
-	raw := v[1 : len(v)-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return raw, true
-	}
-	u, err := jsontext.AppendUnquote((*buf)[:0], v)
-	*buf = u
-	return u, err == nil
-}
-
 // flowText is a name field's value: a JSON string of 1 to maxNameLen
 // characters without NUL, the same string for the same value within a batch.
 func flowText(v jsontext.Value, names map[string]string, buf *[]byte) (string, bool) {

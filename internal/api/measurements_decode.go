@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-json-experiment/json/jsontext"
@@ -226,28 +227,17 @@ func (p *measurementParse) record(dec *jsontext.Decoder) (r MeasurementInput, el
 	return r, elapsed, err == nil
 }
 
-// internText is a string field's value: a JSON string of lo to hi
-// characters without NUL, the same string for the same value within a
-// batch (seen holds the batch's strings of one field, or of fields with the
-// same rule, such as a flow's three names).
-func internText(v jsontext.Value, seen map[string]string, buf *[]byte, lo, hi int) (string, bool) {
-	if v.Kind() != '"' {
-		return "", false
+// measurementMethods maps each method of the schema's enum (the tag of
+// MeasurementInput.Method) to itself, so that a decoded method is one of
+// these strings, not a new one.
+var measurementMethods = func() map[string]string {
+	f, _ := reflect.TypeFor[MeasurementInput]().FieldByName("Method")
+	set := map[string]string{}
+	for _, m := range strings.Split(f.Tag.Get("enum"), ",") {
+		set[m] = m
 	}
-	raw, ok := stringContent(v, buf)
-	if !ok {
-		return "", false
-	}
-	if s, ok := seen[string(raw)]; ok {
-		return s, true
-	}
-	s := string(raw)
-	if !validText(s, lo, hi) {
-		return "", false
-	}
-	seen[s] = s
-	return s, true
-}
+	return set
+}()
 
 // measurementMethod is method's value, one of the schema's enum, spelt
 // exactly (after unescaping).
@@ -259,27 +249,8 @@ func measurementMethod(v jsontext.Value, buf *[]byte) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	switch string(raw) {
-	case "GET":
-		return "GET", true
-	case "HEAD":
-		return "HEAD", true
-	case "POST":
-		return "POST", true
-	case "PUT":
-		return "PUT", true
-	case "PATCH":
-		return "PATCH", true
-	case "DELETE":
-		return "DELETE", true
-	case "OPTIONS":
-		return "OPTIONS", true
-	case "TRACE":
-		return "TRACE", true
-	case "CONNECT":
-		return "CONNECT", true
-	}
-	return "", false
+	m, ok := measurementMethods[string(raw)]
+	return m, ok
 }
 
 // jsonFloat is a JSON number as json v2 reads it into a float64 (jsontext
