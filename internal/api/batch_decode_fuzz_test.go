@@ -41,11 +41,21 @@ var (
 // fuzzDecoders are the batch decoders as the server makes them (same huma
 // configuration), without routes or a database.
 var fuzzDecoders = sync.OnceValues(func() (*flowDecoder, *measurementDecoder) {
+	tooMany := func(int) error { return NewProblem(http.StatusNotAcceptable, "too many") }
+	return testDecoders(batchLimit{100000, tooMany}, batchLimit{10000, tooMany})
+})
+
+// testDecoders makes the batch decoders with these limits, as New does.
+func testDecoders(flows, meas batchLimit) (*flowDecoder, *measurementDecoder) {
 	installErrorModel() // as New does: names are matched exactly
 	api := humachi.New(chi.NewMux(), humaConfig())
-	tooMany := func(int) error { return NewProblem(http.StatusNotAcceptable, "too many") }
-	return newFlowDecoder(api, batchLimit{100000, tooMany}), newMeasurementDecoder(api, batchLimit{10000, tooMany})
-})
+	return newFlowDecoder(api, flows), newMeasurementDecoder(api, meas)
+}
+
+// repeatBatch is a JSON array of n copies of item.
+func repeatBatch(item string, n int) []byte {
+	return []byte("[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]")
+}
 
 // FuzzFlowsDecode: the POST /flows decoder.
 //

@@ -8,13 +8,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/danielgtaylor/huma/v2/adapters/humachi"
-	"github.com/go-chi/chi/v5"
 )
 
-// TestMeasurementsDecodeSharedBuffer: args, kwargs and context share one
-// buffer per batch; appending to one record's value must not change the
+// TestMeasurementsDecodeSharedBuffer: args, kwargs and context share
+// buffers within a batch; appending to one record's value must not change the
 // next one's, and the values are the body's bytes verbatim.
 func TestMeasurementsDecodeSharedBuffer(t *testing.T) {
 	body := []byte(`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":[1, 2],"kwargs":{"a" : 1},"context":{}},` +
@@ -49,13 +46,8 @@ func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
 	const items, limit = 200000, 10
 	var n int
 	tooMany := func(got int) error { n = got; return NewProblem(http.StatusNotAcceptable, "too many") }
-	installErrorModel() // as New does
-	api := humachi.New(chi.NewMux(), humaConfig())
-	flows := newFlowDecoder(api, batchLimit{limit, tooMany})
-	meas := newMeasurementDecoder(api, batchLimit{limit, tooMany})
-	batch := func(item string) []byte {
-		return []byte("[" + strings.TrimSuffix(strings.Repeat(item+",", items), ",") + "]")
-	}
+	flows, meas := testDecoders(batchLimit{limit, tooMany}, batchLimit{limit, tooMany})
+	batch := func(item string) []byte { return repeatBatch(item, items) }
 	for _, c := range []struct {
 		name   string
 		body   []byte
@@ -128,23 +120,16 @@ func TestSlimBatch(t *testing.T) {
 // without the generic parse of those values (some 20 times the body in
 // memory), and its items do not echo them.
 func TestRefusedBatchIsExplainedWithoutItsValues(t *testing.T) {
-	installErrorModel() // as New does
-	api := humachi.New(chi.NewMux(), humaConfig())
-	tooMany := func(int) error { return NewProblem(http.StatusNotAcceptable, "too many") }
-	flows := newFlowDecoder(api, batchLimit{100000, tooMany})
-	meas := newMeasurementDecoder(api, batchLimit{10000, tooMany})
-	values := "[" + strings.TrimSuffix(strings.Repeat("1,", 3000), ",") + "]"
-	batch := func(item string, n int) []byte {
-		return []byte("[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]")
-	}
+	flows, meas := fuzzDecoders()
+	values := string(repeatBatch("1", 3000))
 	for _, c := range []struct {
 		name   string
 		body   []byte
 		decode func([]byte) error
 	}{
-		{"measurements", batch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"extra":`+values+`}`, 500),
+		{"measurements", repeatBatch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"extra":`+values+`}`, 500),
 			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
-		{"flows", batch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3,"extra":`+values+`}`, 500),
+		{"flows", repeatBatch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3,"extra":`+values+`}`, 500),
 			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
