@@ -178,9 +178,14 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// Spec builds the API without a database and returns its OpenAPI document.
+// Spec builds the API without a database, configured with every default,
+// and returns its OpenAPI document (whose body limits are the defaults').
 func Spec() *huma.OpenAPI {
-	_, api := New(Deps{})
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		panic("api: the default configuration does not load: " + err.Error())
+	}
+	_, api := New(Deps{Config: cfg})
 	return api.OpenAPI()
 }
 

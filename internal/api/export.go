@@ -169,7 +169,7 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 		if err != nil {
 			if isCanceled(err) {
 				// The client went away before the first row; nobody reads this.
-				return NewProblem(499, "request cancelled")
+				return NewProblem(statusClientGone, "request cancelled")
 			}
 			return err
 		}

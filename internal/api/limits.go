@@ -134,8 +134,10 @@ func withReadTimeout(op *huma.Operation, readTimeout time.Duration) {
 }
 
 // documentBodyErrors lists, on every operation that takes a body, the
-// answers to a body that does not arrive: 400 (cut off, malformed chunked
-// encoding) and 408 (too slow); documentErrors gives them their examples.
+// answers to a body that does not arrive or cannot be taken: 400 (cut off,
+// malformed chunked encoding), 408 (too slow), 413 (over the operation's
+// limit, which the example states) and 415 (not JSON); documentErrors gives
+// the others their examples.
 func documentBodyErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	if op.RequestBody == nil {
 		return
@@ -143,7 +145,8 @@ func documentBodyErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	if op.Responses == nil {
 		op.Responses = map[string]*huma.Response{}
 	}
-	for _, status := range []int{http.StatusBadRequest, http.StatusRequestTimeout} {
+	for _, status := range []int{http.StatusBadRequest, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge,
+		http.StatusUnsupportedMediaType} {
 		code := strconv.Itoa(status)
 		if op.Responses[code] == nil {
 			op.Responses[code] = &huma.Response{
@@ -153,4 +156,15 @@ func documentBodyErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 			}
 		}
 	}
+	if r := op.Responses["413"]; r != nil && r.Content["application/problem+json"] != nil && op.MaxBodyBytes > 0 {
+		example := problemExample(http.StatusRequestEntityTooLarge)
+		example.Detail = tooLargeDetail(op.MaxBodyBytes)
+		r.Content["application/problem+json"].Example = example
+	}
+}
+
+// tooLargeDetail is the detail of a 413: huma's limit refuses a body of
+// exactly that size (api.go, bodyLimit), so what is taken is one byte less.
+func tooLargeDetail(maxBodyBytes int64) string {
+	return fmt.Sprintf("request body is too large: at most %d bytes", maxBodyBytes-1)
 }

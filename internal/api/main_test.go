@@ -148,8 +148,10 @@ func (p Problem) hasError(location, title string) bool {
 	return false
 }
 
+// newHTTPTest serves h for a test, checking that every answer's status is
+// documented for its operation (auditStatuses).
 func newHTTPTest(t testing.TB, h http.Handler) *httptest.Server {
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(auditStatuses(t, h))
 	t.Cleanup(srv.Close)
 	return srv
 }

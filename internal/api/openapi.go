@@ -8,8 +8,9 @@ import (
 )
 
 // documentErrors runs for every operation as it is added: every operation
-// can answer 406 (Accept) and 500, so both are documented everywhere, and
-// each error response gets an example body.
+// can answer 406 (Accept), 422 (an unknown query parameter, see humaConfig)
+// and 500, so these are documented everywhere, and each error response gets
+// an example body.
 func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	if op.Responses == nil {
 		op.Responses = map[string]*huma.Response{}
@@ -23,12 +24,18 @@ func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	if problemSchema == nil {
 		problemSchema = oapi.Components.Schemas.Schema(reflectProblem, true, "")
 	}
-	for _, status := range []int{http.StatusNotAcceptable, http.StatusInternalServerError} {
+	for _, status := range []int{http.StatusNotAcceptable, http.StatusUnprocessableEntity, http.StatusInternalServerError} {
 		code := strconv.Itoa(status)
 		if op.Responses[code] == nil {
+			mt := &huma.MediaType{Schema: problemSchema}
+			if status == http.StatusUnprocessableEntity {
+				// An operation without parameters or body of its own
+				// refuses only what it does not know.
+				mt.Example = unknownParameterExample()
+			}
 			op.Responses[code] = &huma.Response{
 				Description: http.StatusText(status),
-				Content:     map[string]*huma.MediaType{"application/problem+json": {Schema: problemSchema}},
+				Content:     map[string]*huma.MediaType{"application/problem+json": mt},
 			}
 		}
 	}
@@ -41,6 +48,15 @@ func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 			mt.Example = problemExample(status)
 		}
 	}
+}
+
+// unknownParameterExample is the 422 of a query parameter the operation
+// does not take.
+func unknownParameterExample() *Problem {
+	p := problemExample(http.StatusUnprocessableEntity)
+	p.Errors = []*ProblemItem{{Status: 422, Title: "unknown", Detail: "limit is not a known parameter", Source: "limit",
+		Location: "query.limit", Value: ""}}
+	return p
 }
 
 // problemExample is a representative body for an error status.
@@ -59,7 +75,7 @@ func problemExample(status int) *Problem {
 	case http.StatusConflict:
 		p.Detail = "conflict with the current state"
 	case http.StatusRequestEntityTooLarge:
-		p.Detail = "request body is too large limit=67108864 bytes"
+		p.Detail = "request body is too large: at most 67108864 bytes"
 	case http.StatusUnsupportedMediaType:
 		p.Detail = "validation failed"
 		p.Errors = []*ProblemItem{{Status: 415, Title: "contentType", Detail: "unknown content type: text/plain; send Content-Type: application/json", Location: "body"}}

@@ -281,7 +281,11 @@ func TestEveryOperationIsDocumented(t *testing.T) {
 			if op.OperationID == "" || op.Summary == "" || len(op.Tags) != 1 || !tags[op.Tags[0]] {
 				t.Errorf("%s: operationId %q, summary %q, tags %v", where, op.OperationID, op.Summary, op.Tags)
 			}
-			for _, code := range []string{"406", "500"} {
+			codes := []string{"406", "422", "500"}
+			if op.RequestBody != nil {
+				codes = append(codes, "400", "408", "413", "415")
+			}
+			for _, code := range codes {
 				if op.Responses[code] == nil {
 					t.Errorf("%s does not document %s", where, code)
 				}

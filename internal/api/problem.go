@@ -146,9 +146,8 @@ var installErrorModel = sync.OnceFunc(func() {
 		}
 		if p == nil && status == http.StatusRequestEntityTooLarge && ctx != nil && ctx.Operation() != nil &&
 			ctx.Operation().MaxBodyBytes > 0 {
-			// huma's detail names its limit, which refuses a body of
-			// exactly that size (api.go, bodyLimit): say what is taken.
-			p = NewProblem(status, fmt.Sprintf("request body is too large: at most %d bytes", ctx.Operation().MaxBodyBytes-1))
+			// huma's detail names its limit: say what is taken.
+			p = NewProblem(status, tooLargeDetail(ctx.Operation().MaxBodyBytes))
 		}
 		if p == nil {
 			p = bodyTypeIsMalformed(NewProblem(status, msg, errs...))
@@ -370,6 +369,11 @@ func (s *server) storeError(ctx context.Context, op string, err error) error {
 	return storeProblem(ctx, s.log, op, err)
 }
 
+// statusClientGone is the status logged for a request whose client went
+// away before its answer (nginx's 499): nobody reads it, so the document
+// does not list it.
+const statusClientGone = 499
+
 func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) error {
 	rule, detail := store.Explain(err)
 	var p *Problem
@@ -395,7 +399,7 @@ func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) e
 		return NewProblem(http.StatusConflict, detail)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
-		return NewProblem(499, "request cancelled")
+		return NewProblem(statusClientGone, "request cancelled")
 	}
 	log.ErrorContext(ctx, "internal error", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
 	return internalError(ctx)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/telemetry/telemetry/internal/config"
 )
 
 // aliasIDs is the operation id of every alias in the route table.
@@ -68,6 +70,57 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 	}
 	// Authentication comes first: without a token the answer is 401.
 	s.do(put, "/mrd/rack1-node3/metrics?bogus=1", "{}").problem(t, http.StatusUnauthorized)
+}
+
+// Every operation that takes a body refuses one over its limit with a 413
+// that states the limit (one byte less is read: it fails, if at all, for
+// what it holds) and a body that is not JSON with a 415. The table is the
+// document, so an operation added later is covered too; the status audit of
+// the test server checks that each documents both.
+func TestEveryBodyOperationRefusesLargeAndForeignBodies(t *testing.T) {
+	t.Parallel()
+	limits := func(c *config.Config) {
+		c.MaxBodyBytes, c.EventsMaxBodyBytes = 5000, 3000
+		c.EnableTokenEndpoint = true
+	}
+	s := newDevicesServer(t, limits)
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.JWTSecret = testSecret
+	limits(&cfg)
+	_, api := New(Deps{Config: cfg})
+	auth := bearer(t)
+	n := 0
+	for path, item := range api.OpenAPI().Paths {
+		for method, op := range map[string]*huma.Operation{post: item.Post, put: item.Put} {
+			if op == nil || op.RequestBody == nil {
+				continue
+			}
+			n++
+			where := method + " " + path
+			if op.MaxBodyBytes <= 0 || op.MaxBodyBytes > 1<<20 {
+				t.Errorf("%s: MaxBodyBytes %d", where, op.MaxBodyBytes)
+				continue
+			}
+			// JSON that is valid up to its last byte, so that only the
+			// size can refuse it.
+			body := func(size int64) string { return "[" + strings.Repeat(" ", int(size)-2) + "]" }
+			p := s.do(method, samplePath(path), body(op.MaxBodyBytes), auth...).problem(t, http.StatusRequestEntityTooLarge)
+			if want := fmt.Sprintf("request body is too large: at most %d bytes", op.MaxBodyBytes-1); p.Detail != want {
+				t.Errorf("%s: detail %q, want %q", where, p.Detail, want)
+			}
+			if res := s.do(method, samplePath(path), body(op.MaxBodyBytes-1), auth...); res.Status == http.StatusRequestEntityTooLarge {
+				t.Errorf("%s: a body of %d bytes: %s", where, op.MaxBodyBytes-1, res.Body)
+			}
+			s.do(method, samplePath(path), "{}", append([]string{"Content-Type", "text/plain"}, auth...)...).
+				problem(t, http.StatusUnsupportedMediaType)
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d operations with a body found", n)
+	}
 }
 
 // The parameters flask-profiler's dashboard and the seed's document send

@@ -1,0 +1,162 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+)
+
+// Every operation documents every status it can return (CONVENTIONS,
+// "Documents and docs"). A list kept by hand drifts, so the test servers
+// check it on every answer they give: newHTTPTest wraps the API in
+// auditStatuses, which finds the operation a request reached (its aliases
+// included) and fails the test when the operation's responses in the
+// document lack the answer's status. Each test's requests, the error paths
+// above all, so keep the document honest as a side effect. Benchmarks are
+// not audited (they measure the server as it is).
+
+// documentedOps is what auditStatuses matches requests against: a router
+// with every operation's path and aliases, and each operation's documented
+// statuses by method and documented path.
+type documentedOps struct {
+	router   *chi.Mux
+	statuses map[string]map[string]bool // "POST /flows" -> {"201": true, ...}
+}
+
+var documented = sync.OnceValue(func() documentedOps {
+	spec := Spec()
+	d := documentedOps{router: chi.NewRouter(), statuses: map[string]map[string]bool{}}
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for path, item := range spec.Paths {
+		for method, op := range map[string]*huma.Operation{get: item.Get, post: item.Post, put: item.Put, del: item.Delete} {
+			if op == nil {
+				continue
+			}
+			codes := map[string]bool{}
+			for code := range op.Responses {
+				codes[code] = true
+			}
+			d.statuses[method+" "+path] = codes
+			d.router.Method(method, path, noop)
+		}
+	}
+	// An alias answers as its route does: it is checked against the
+	// route's documented path.
+	aliasOf := map[string]string{}
+	for _, r := range (&server{}).routes() {
+		for _, a := range r.aliases {
+			aliasOf[r.method+" "+a.path] = r.method + " " + r.path
+			d.router.Method(r.method, a.path, noop)
+		}
+	}
+	for alias, main := range aliasOf {
+		d.statuses[alias] = d.statuses[main]
+	}
+	return d
+})
+
+// undocumented names the operation a request reached when its responses
+// lack status ("POST /mrd/devices"), or is "" when the status is documented
+// or the request reached no operation of the document (the docs, /metrics,
+// the dashboard, an unknown path or method).
+func (d documentedOps) undocumented(r *http.Request, status int) string {
+	rctx := chi.NewRouteContext()
+	if !d.router.Match(rctx, r.Method, r.URL.Path) {
+		return ""
+	}
+	// RoutePattern would drop a trailing slash, which tells some
+	// operations from their aliases.
+	key := r.Method + " " + strings.Join(rctx.RoutePatterns, "")
+	codes, ok := d.statuses[key]
+	if !ok || codes[strconv.Itoa(status)] || codes["default"] {
+		return ""
+	}
+	return key
+}
+
+// auditStatuses wraps h so that an answer whose status its operation does
+// not document fails t.
+func auditStatuses(t testing.TB, h http.Handler) http.Handler {
+	if _, bench := t.(*testing.B); bench {
+		return h
+	}
+	d := documented()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == 0 || sw.status == statusClientGone {
+			return // nobody to read the answer: not part of the contract
+		}
+		if op := d.undocumented(r, sw.status); op != "" {
+			t.Errorf("%s answered %d (%s %s), which its responses in the document do not list",
+				op, sw.status, r.Method, r.URL.RequestURI())
+		}
+	})
+}
+
+// statusWriter remembers the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines, flushes).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestStatusAuditFindsUndocumented checks the audit itself: a documented
+// status passes, an undocumented one is named with its operation, aliases
+// are checked as their route, and paths outside the document are left
+// alone.
+func TestStatusAuditFindsUndocumented(t *testing.T) {
+	t.Parallel()
+	d := documented()
+	req := func(method, path string) *http.Request {
+		r, err := http.NewRequest(method, "http://x"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+		want         string
+	}{
+		{post, "/flows", http.StatusCreated, ""},
+		{post, "/flows", http.StatusNotAcceptable, ""},
+		{post, "/flows", http.StatusTeapot, "POST /flows"},
+		{get, "/mrd/devices/abc", http.StatusNotFound, ""},
+		{get, "/mrd/devices/abc", http.StatusTeapot, "GET /mrd/devices/{id}"},
+		{get, "/api/measurements/", http.StatusOK, ""},
+		{get, "/api/measurements/", http.StatusTeapot, "GET /api/measurements/"},
+		{get, "/api/v1/timeseries", http.StatusOK, ""},
+		{get, "/api/v1/timeseries", http.StatusTeapot, "GET /api/v1/timeseries"},
+		{get, "/metrics", http.StatusTeapot, ""},
+		{get, "/no/such/path", http.StatusNotFound, ""},
+		{http.MethodPatch, "/flows", http.StatusMethodNotAllowed, ""},
+	} {
+		if got := d.undocumented(req(c.method, c.path), c.status); got != c.want {
+			t.Errorf("%s %s %d: undocumented = %q, want %q", c.method, c.path, c.status, got, c.want)
+		}
+	}
+}
