@@ -55,7 +55,7 @@ func documentErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 func unknownParameterExample() *Problem {
 	p := problemExample(http.StatusUnprocessableEntity)
 	p.Errors = []*ProblemItem{{Status: 422, Title: "unknown", Detail: "limit is not a known parameter", Source: "limit",
-		Location: "query.limit", Value: ""}}
+		Location: "query.limit", Value: "10"}}
 	return p
 }
 

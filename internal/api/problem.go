@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -154,10 +155,33 @@ var installErrorModel = sync.OnceFunc(func() {
 		}
 		if ctx != nil {
 			p.RequestID = RequestID(ctx.Context())
+			unknownParameterValues(ctx, p)
 		}
 		return p
 	}
 })
+
+// unknownParameterValues puts in each item about an unknown query parameter
+// the value it was given (its first, when given more than once): huma's
+// item carries an empty one.
+func unknownParameterValues(ctx huma.Context, p *Problem) {
+	var query url.Values
+	for _, it := range p.Errors {
+		name, ok := strings.CutPrefix(it.Location, "query.")
+		if !ok || it.Title != "unknown" || it.Value != "" {
+			continue
+		}
+		if query == nil {
+			u := ctx.URL()
+			query = u.Query()
+		}
+		if v := query.Get(name); len(v) > 256 {
+			it.Value = v[:256] + "..."
+		} else {
+			it.Value = v
+		}
+	}
+}
 
 // validationFailed is the 422 listing every failed rule (a 400 when the body
 // as a whole has the wrong JSON type).

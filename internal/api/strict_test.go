@@ -55,7 +55,7 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 			res := s.do(r.method, samplePath(p)+"?bogus.param=1&bogus.param=2", body, auth...)
 			pr := res.problem(t, http.StatusUnprocessableEntity)
 			if len(pr.Errors) != 1 || !pr.hasError("query.bogus.param", "unknown") || pr.Errors[0].Source != "bogus.param" ||
-				!strings.Contains(pr.Errors[0].Detail, "bogus.param") {
+				!strings.Contains(pr.Errors[0].Detail, "bogus.param") || pr.Errors[0].Value != "1" {
 				t.Errorf("%s %s: %s", r.method, p, res.Body)
 			}
 		}
