@@ -83,7 +83,9 @@ func New(d Deps) (http.Handler, huma.API) {
 
 	api := humachi.New(mux, humaConfig())
 	documentServer(api.OpenAPI(), d.Config.BasePath)
-	api.UseMiddleware(negotiate, operationID)
+	budget := newBodyBudget(max(d.Config.BodyMemoryBytes, d.Config.MaxBodyBytes), d.Config.ReadTimeout)
+	d.Metrics.RegisterBodyBudget(budget.held.Load, budget.waiting.Load)
+	api.UseMiddleware(negotiate, operationID, budget.middleware)
 
 	// Each resource's setup (decoders, authentication), then every route
 	// (routes.go), then what the document needs beyond the routes.
@@ -115,7 +117,7 @@ func humaConfig() huma.Config {
 		}
 		return v, nil
 	})
-	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentErrors, explicitSecurity, documentExport)
+	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentBodyBudget, documentErrors, explicitSecurity, documentExport)
 	// A misspelt or unsupported query parameter is a 422 item titled
 	// `unknown`, never silently ignored (a filter that does nothing returns
 	// every row). Every operation, present and future, is covered; the

@@ -81,7 +81,8 @@ func (b *recordedBody) Read(p []byte) (int, error) {
 // bodyReadProblem is the answer to a body that could not be read, or nil
 // when the error huma is about to write (status, errs) does not come from
 // reading the body: 408 when it did not arrive in time, 413 when it was too
-// large for a limit, 400 when it was cut off or its chunked encoding is
+// large for a limit, 503 when it found no room in BODY_MEMORY_BYTES in time
+// (body_budget.go), 400 when it was cut off or its chunked encoding is
 // malformed. The reader's own message is never shown.
 func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 	info, _ := ctx.Value(requestInfoKey).(*requestInfo)
@@ -109,7 +110,10 @@ func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 	case errors.As(info.bodyErr, &ne) && ne.Timeout():
 		return NewProblem(http.StatusRequestTimeout, "the request body did not arrive in time (READ_TIMEOUT)")
 	case errors.As(info.bodyErr, &tooLarge):
-		return NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", tooLarge.Limit))
+		// Content-Length over the operation's limit (body_budget.go).
+		return NewProblem(http.StatusRequestEntityTooLarge, tooLargeDetail(tooLarge.Limit))
+	case errors.Is(info.bodyErr, errBodyBudget):
+		return unavailable("the service is holding BODY_MEMORY_BYTES of other request bodies; retry later")
 	}
 	return NewProblem(http.StatusBadRequest, "the request body was cut off or its chunked encoding is malformed", &ProblemItem{
 		Title: "body", Location: "body",
@@ -158,13 +162,14 @@ func documentBodyErrors(oapi *huma.OpenAPI, op *huma.Operation) {
 	}
 	if r := op.Responses["413"]; r != nil && r.Content["application/problem+json"] != nil && op.MaxBodyBytes > 0 {
 		example := problemExample(http.StatusRequestEntityTooLarge)
-		example.Detail = tooLargeDetail(op.MaxBodyBytes)
+		example.Detail = tooLargeDetail(op.MaxBodyBytes - 1)
 		r.Content["application/problem+json"].Example = example
 	}
 }
 
-// tooLargeDetail is the detail of a 413: huma's limit refuses a body of
-// exactly that size (api.go, bodyLimit), so what is taken is one byte less.
-func tooLargeDetail(maxBodyBytes int64) string {
-	return fmt.Sprintf("request body is too large: at most %d bytes", maxBodyBytes-1)
+// tooLargeDetail is the detail of a 413 with the most bytes a body may
+// have: an operation's MaxBodyBytes less one, since huma's limit refuses a
+// body of exactly that size (api.go, bodyLimit).
+func tooLargeDetail(atMost int64) string {
+	return fmt.Sprintf("request body is too large: at most %d bytes", atMost)
 }

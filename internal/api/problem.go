@@ -142,13 +142,20 @@ var installErrorModel = sync.OnceFunc(func() {
 	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 		var p *Problem
 		if ctx != nil {
-			// A body that did not arrive is not a 500 (limits.go).
+			// A body that did not arrive is not a 500 (limits.go). huma
+			// writes this answer with WriteErr, which leaves a problem's
+			// own headers (Retry-After) out: set them here.
 			p = bodyReadProblem(ctx.Context(), status, errs)
+			if p != nil {
+				for k, v := range p.headers {
+					ctx.SetHeader(k, strings.Join(v, ", "))
+				}
+			}
 		}
 		if p == nil && status == http.StatusRequestEntityTooLarge && ctx != nil && ctx.Operation() != nil &&
 			ctx.Operation().MaxBodyBytes > 0 {
 			// huma's detail names its limit: say what is taken.
-			p = NewProblem(status, tooLargeDetail(ctx.Operation().MaxBodyBytes))
+			p = NewProblem(status, tooLargeDetail(ctx.Operation().MaxBodyBytes-1))
 		}
 		if p == nil {
 			p = bodyTypeIsMalformed(NewProblem(status, msg, errs...))

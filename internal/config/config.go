@@ -36,8 +36,11 @@ type Config struct {
 	// EventsMaxBodyBytes bounds the events' register and commit bodies,
 	// which are parsed whole and stored as one JSON value.
 	EventsMaxBodyBytes int64
-	FlowsMaxBatch      int
-	ShutdownTimeout    time.Duration
+	// BodyMemoryBytes is how many bytes of large request bodies (over
+	// 1 MiB) are held at once; at least MaxBodyBytes.
+	BodyMemoryBytes int64
+	FlowsMaxBatch   int
+	ShutdownTimeout time.Duration
 
 	// DatabaseReadURL names a streaming replica for the reads that
 	// tolerate lag, used while it is at most ReadMaxLag behind.
@@ -142,6 +145,9 @@ var Vars = []Var{
 	{"EVENTS_MAX_BODY_BYTES", "8388608", "largest body of an events register or commit, in bytes (larger: 413; MAX_BODY_BYTES when that is smaller): " +
 		"a run's body is parsed whole and stored as one JSON value, so it gets a smaller limit than the batches",
 		positive(func(c *Config) *int64 { return &c.EventsMaxBodyBytes })},
+	{"BODY_MEMORY_BYTES", "67108864", "bytes of request bodies over 1 MiB held in memory at once (never less than MAX_BODY_BYTES): " +
+		"a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts as its limit once past 1 MiB",
+		positive(func(c *Config) *int64 { return &c.BodyMemoryBytes })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",

@@ -59,6 +59,20 @@ func New() *Metrics {
 	return m
 }
 
+// RegisterBodyBudget exports the bytes of request bodies held under
+// BODY_MEMORY_BYTES and the bodies waiting for their share.
+func (m *Metrics) RegisterBodyBudget(held, waiting func() int64) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "telemetry_request_body_bytes_held",
+			Help: "Bytes of request bodies over 1 MiB being read or served (at most BODY_MEMORY_BYTES).",
+		}, func() float64 { return float64(held()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "telemetry_request_bodies_waiting",
+			Help: "Request bodies over 1 MiB waiting for BODY_MEMORY_BYTES to have room.",
+		}, func() float64 { return float64(waiting()) }))
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

@@ -1,0 +1,310 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/config"
+)
+
+// flowsBodyOf is a valid POST /flows body of exactly size bytes: one flow,
+// padded with white space.
+func flowsBodyOf(size int) string {
+	const item = `[{"src_app":"budget","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":7}`
+	return item + strings.Repeat(" ", size-len(item)-1) + "]"
+}
+
+// exchange is a request written by hand on its own connection, whose
+// answer is read in the background.
+type exchange struct {
+	conn   net.Conn
+	answer chan rawAnswer
+}
+
+type rawAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+	err    error
+}
+
+// start writes head (lines ending in \n, and the blank line) and the first
+// bytes of the body, and starts reading the answer.
+func start(t *testing.T, s *testServer, head, first string) *exchange {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")+first); err != nil {
+		t.Fatal(err)
+	}
+	e := &exchange{conn: conn, answer: make(chan rawAnswer, 1)}
+	go func() {
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			e.answer <- rawAnswer{err: err}
+			return
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		e.answer <- rawAnswer{status: res.StatusCode, header: res.Header, body: body}
+	}()
+	return e
+}
+
+// send writes more of the body.
+func (e *exchange) send(t *testing.T, more string) {
+	t.Helper()
+	if _, err := io.WriteString(e.conn, more); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait is the answer, which must come within 30 s.
+func (e *exchange) wait(t *testing.T) rawAnswer {
+	t.Helper()
+	select {
+	case a := <-e.answer:
+		if a.err != nil {
+			t.Fatalf("no answer: %v", a.err)
+		}
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer within 30 s")
+		return rawAnswer{}
+	}
+}
+
+// answered reports whether the answer has come (keeping it for wait).
+func (e *exchange) answered() bool {
+	select {
+	case a := <-e.answer:
+		e.answer <- a
+		return true
+	default:
+		return false
+	}
+}
+
+func postHead(s *testServer, path, framing, extra string) string {
+	return "POST " + path + " HTTP/1.1\nHost: " + strings.TrimPrefix(s.URL, "http://") +
+		"\nContent-Type: application/json\n" + extra + framing + "\n"
+}
+
+// gauge reads a gauge of /metrics.
+func gauge(s *testServer, name string) float64 {
+	s.t.Helper()
+	r := s.do("GET", "/metrics", nil).wantStatus(s.t, http.StatusOK)
+	for _, l := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			var n float64
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	s.t.Fatalf("/metrics has no %s", name)
+	return 0
+}
+
+// eventually waits (at most 20 s) for gauge name to read want.
+func eventually(t *testing.T, s *testServer, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := gauge(s, name)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", name, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const (
+	heldGauge    = "telemetry_request_body_bytes_held"
+	waitingGauge = "telemetry_request_bodies_waiting"
+)
+
+// budget3MiB is a server whose large bodies share 3 MiB.
+func budget3MiB(readTimeout time.Duration) func(*config.Config) {
+	return func(c *config.Config) {
+		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout = 3<<20, 3<<20, readTimeout
+	}
+}
+
+// Two 2 MiB bodies do not fit in 3 MiB together: the second waits until
+// the first is answered, then is served; a small body meanwhile does not
+// wait; and every share is given back.
+func TestBodyBudgetLargeBodiesTakeTurns(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(30*time.Second))
+	const size = 2 << 20
+	body := flowsBodyOf(size)
+	first := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body[:size/2])
+	eventually(t, s, heldGauge, size)
+
+	second := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
+	eventually(t, s, waitingGauge, 1)
+	s.do("POST", "/flows", flowsBodyOf(1000)).wantStatus(t, http.StatusCreated)
+	if second.answered() {
+		t.Fatalf("the second body was served while the first held its share: %s", second.wait(t).body)
+	}
+
+	first.send(t, body[size/2:])
+	if a := first.wait(t); a.status != http.StatusCreated {
+		t.Fatalf("first: %d %s", a.status, a.body)
+	}
+	if a := second.wait(t); a.status != http.StatusCreated {
+		t.Fatalf("second: %d %s", a.status, a.body)
+	}
+	eventually(t, s, heldGauge, 0)
+	eventually(t, s, waitingGauge, 0)
+	var sum struct {
+		Items []struct {
+			BytesTx int64 `json:"bytes_tx"`
+		} `json:"items"`
+	}
+	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &sum)
+	if len(sum.Items) != 1 || sum.Items[0].BytesTx != 3 {
+		t.Fatalf("flows stored: %+v, want one of 3 bytes (three bodies of 1)", sum.Items)
+	}
+}
+
+// A body that finds no room within READ_TIMEOUT is a 503 with Retry-After
+// that names the setting, and stores nothing. The body holding the room has
+// arrived, and its handler waits for a lock on the flows table.
+func TestBodyBudgetWaitEndsIn503(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(1500*time.Millisecond), func(c *config.Config) { c.DBTimeout = time.Minute })
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE flows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	const size = 2 << 20
+	body := flowsBodyOf(size)
+	holder := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
+	eventually(t, s, heldGauge, size)
+	waiter := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
+
+	a := waiter.wait(t)
+	p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusServiceUnavailable)
+	if !strings.Contains(p.Detail, "BODY_MEMORY_BYTES") || a.header.Get("Retry-After") == "" {
+		t.Fatalf("503 %q, Retry-After %q", p.Detail, a.header.Get("Retry-After"))
+	}
+	if holder.answered() {
+		t.Fatalf("the holder was answered while the table was locked: %s", holder.wait(t).body)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := holder.wait(t); a.status != http.StatusCreated {
+		t.Fatalf("holder: %d %s", a.status, a.body)
+	}
+	eventually(t, s, heldGauge, 0)
+	var page struct {
+		Items []struct {
+			BytesTx int64 `json:"bytes_tx"`
+		}
+	}
+	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if len(page.Items) != 1 || page.Items[0].BytesTx != 1 {
+		t.Fatalf("flows stored: %+v, want the holder's alone", page.Items)
+	}
+}
+
+// A Content-Length over the operation's limit is refused at once: before,
+// the service waited for the body (here it never comes) to read it up to
+// the limit.
+func TestBodyContentLengthOverTheLimitIs413AtOnce(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(25*time.Second), func(c *config.Config) { c.EventsMaxBodyBytes = 2 << 20 })
+	for path, limit := range map[string]int{
+		"/flows":                   3 << 20,
+		"/api/measurements":        3 << 20,
+		"/apiv0.1/events/register": 2 << 20,
+	} {
+		e := start(t, s, postHead(s, path, fmt.Sprintf("Content-Length: %d\n", limit+1), ""), "[")
+		a := e.wait(t)
+		p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusRequestEntityTooLarge)
+		if want := fmt.Sprintf("request body is too large: at most %d bytes", limit); p.Detail != want {
+			t.Errorf("%s: %q, want %q", path, p.Detail, want)
+		}
+	}
+	if held := gauge(s, heldGauge); held != 0 {
+		t.Fatalf("held %v", held)
+	}
+}
+
+// A chunked body reads its first MiB without a share, then takes its
+// operation's whole limit: a small chunked body is served meanwhile, a
+// large one waits.
+func TestBodyBudgetChunkedBodies(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(30*time.Second))
+	body := flowsBodyOf(3 << 19) // 1.5 MiB
+	chunk := func(b string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(b), b) }
+	chunked := postHead(s, "/flows", "Transfer-Encoding: chunked\n", "")
+
+	small := start(t, s, chunked, chunk(flowsBodyOf(900<<10))+"0\r\n\r\n")
+	if a := small.wait(t); a.status != http.StatusCreated {
+		t.Fatalf("small chunked body: %d %s", a.status, a.body)
+	}
+	if held := gauge(s, heldGauge); held != 0 {
+		t.Fatalf("held %v after a small chunked body", held)
+	}
+
+	large := start(t, s, chunked, chunk(body[:5<<18])) // 1.25 MiB: past the first MiB
+	eventually(t, s, heldGauge, 3<<20)
+	other := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", len(body)), ""), body)
+	eventually(t, s, waitingGauge, 1)
+	large.send(t, chunk(body[5<<18:])+"0\r\n\r\n")
+	for name, e := range map[string]*exchange{"large": large, "other": other} {
+		if a := e.wait(t); a.status != http.StatusCreated {
+			t.Fatalf("%s: %d %s", name, a.status, a.body)
+		}
+	}
+	eventually(t, s, heldGauge, 0)
+}
+
+// The share is taken when the body is read, after the operation's own
+// checks: with AUTH_WRITES a body without a token is a 401 even when the
+// budget is full, and never waits.
+func TestBodyBudgetAfterAuthentication(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, budget3MiB(30*time.Second), func(c *config.Config) { c.AuthWrites = true })
+	const size = 3 << 20
+	body := flowsBodyOf(size)
+	auth := "Authorization: Bearer " + validToken(t) + "\n"
+	holder := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), auth), body[:size/2])
+	eventually(t, s, heldGauge, size)
+	stranger := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
+	if a := stranger.wait(t); a.status != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d %s", a.status, a.body)
+	}
+	if w := gauge(s, waitingGauge); w != 0 {
+		t.Fatalf("%v waiting", w)
+	}
+	holder.send(t, body[size/2:])
+	if a := holder.wait(t); a.status != http.StatusCreated {
+		t.Fatalf("holder: %d %s", a.status, a.body)
+	}
+}
