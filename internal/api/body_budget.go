@@ -18,13 +18,16 @@ import (
 // the handler then decodes it: a body of N bytes costs about 2N of memory
 // until its answer is written (a 60 MB batch took the process from 25 to
 // 145 MB resident). Sixteen clients posting 60 MB bodies at once took it
-// to 1.2 GB. So a body over smallBody takes its size from a budget before
-// its first byte is read and gives it back once its answer is written; a
-// body that does not fit waits for others to finish.
+// to 1.2 GB. So a body reads its first smallBody bytes freely; to read
+// more, it takes its whole size from a budget, and gives it back once its
+// answer is written. A body that does not fit waits for others to finish.
 //
-//   - The size is the Content-Length. A body without one (chunked) reads
-//     its first smallBody bytes freely and then takes its operation's whole
-//     limit, since nobody knows how much more will come.
+//   - The size is the Content-Length; a body without one (chunked) takes
+//     its operation's whole limit, since nobody knows how much more will
+//     come.
+//   - The first MiB is read before the share is taken so that a client
+//     must send it, not only announce a size, to hold the budget: one that
+//     then dribbles holds it at most READ_TIMEOUT, like any slow body.
 //   - A Content-Length over the operation's limit is a 413 at the first
 //     read, without reading what would be refused.
 //   - Bodies up to smallBody (every device report, most batches) never wait
@@ -130,13 +133,13 @@ func (b *budgetedBody) Read(p []byte) (int, error) {
 		switch {
 		case b.length > b.limit:
 			return 0, b.fail(&http.MaxBytesError{Limit: b.limit})
+		case b.read < smallBody:
+			// The first MiB without a share.
+			p = p[:min(int64(len(p)), smallBody-b.read)]
 		case b.length >= 0:
 			if err := b.take(b.length); err != nil {
 				return 0, err
 			}
-		case b.read < smallBody:
-			// Unknown length: read up to smallBody without a share.
-			p = p[:min(int64(len(p)), smallBody-b.read)]
 		default:
 			if err := b.take(b.limit); err != nil {
 				return 0, err

@@ -308,3 +308,22 @@ func TestBodyBudgetAfterAuthentication(t *testing.T) {
 		t.Fatalf("holder: %d %s", a.status, a.body)
 	}
 }
+
+// A body holds no share before its first MiB has arrived: one that
+// announces the whole budget and sends less does not hold up another.
+func TestBodyBudgetFirstMiBIsFree(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(30*time.Second))
+	const size = 3 << 20
+	body := flowsBodyOf(size)
+	announced := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body[:512<<10])
+	other := flowsBodyOf(2 << 20)
+	s.do("POST", "/flows", other).wantStatus(t, http.StatusCreated)
+	if held := gauge(s, heldGauge); held != 0 {
+		t.Fatalf("held %v", held)
+	}
+	announced.send(t, body[512<<10:])
+	if a := announced.wait(t); a.status != http.StatusCreated {
+		t.Fatalf("announced: %d %s", a.status, a.body)
+	}
+}

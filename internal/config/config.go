@@ -146,7 +146,7 @@ var Vars = []Var{
 		"a run's body is parsed whole and stored as one JSON value, so it gets a smaller limit than the batches",
 		positive(func(c *Config) *int64 { return &c.EventsMaxBodyBytes })},
 	{"BODY_MEMORY_BYTES", "67108864", "bytes of request bodies over 1 MiB held in memory at once (never less than MAX_BODY_BYTES): " +
-		"a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts as its limit once past 1 MiB",
+		"past its first MiB, a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts as its operation's limit",
 		positive(func(c *Config) *int64 { return &c.BodyMemoryBytes })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
