@@ -327,3 +327,19 @@ func TestBodyBudgetFirstMiBIsFree(t *testing.T) {
 		t.Fatalf("announced: %d %s", a.status, a.body)
 	}
 }
+
+// An events body counts eightfold (eventsBodyWeight): 1.2 MiB of it takes
+// the whole 3 MiB.
+func TestBodyBudgetEventsWeighMore(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(30*time.Second))
+	const size = 1200 << 10
+	body := eventsSeedRegister + strings.Repeat(" ", size-len(eventsSeedRegister))
+	e := start(t, s, postHead(s, "/apiv0.1/events/register", fmt.Sprintf("Content-Length: %d\n", size), ""), body[:1100<<10])
+	eventually(t, s, heldGauge, 3<<20)
+	e.send(t, body[1100<<10:])
+	if a := e.wait(t); a.status != http.StatusOK {
+		t.Fatalf("register: %d %s", a.status, a.body)
+	}
+	eventually(t, s, heldGauge, 0)
+}

@@ -410,6 +410,7 @@ func (s *server) eventsDocs() map[string]huma.Operation {
 				"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
 			Tags:         tags,
 			MaxBodyBytes: s.eventsBodyLimit(),
+			Metadata:     map[string]any{bodyWeightKey: eventsBodyWeight},
 			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 				Examples: map[string]*huma.Example{
 					"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
@@ -426,6 +427,7 @@ func (s *server) eventsDocs() map[string]huma.Operation {
 				"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
 			Tags:         tags,
 			MaxBodyBytes: s.eventsBodyLimit(),
+			Metadata:     map[string]any{bodyWeightKey: eventsBodyWeight},
 			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 				Examples: map[string]*huma.Example{
 					"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},
