@@ -26,7 +26,7 @@ import (
 //     its operation's whole limit, since nobody knows how much more will
 //     come. An operation that parses its body into generic values (the
 //     events' register and commit) counts it bodyWeight times (its
-//     Metadata): eight 8 MB events bodies at once took 1.1 GB.
+//     Metadata): eight 8 MB events bodies at once took 0.9-1.1 GB.
 //   - The first MiB is read before the share is taken so that a client
 //     must send it, not only announce a size, to hold the budget: one that
 //     then dribbles holds it at most READ_TIMEOUT, like any slow body.
