@@ -1,7 +1,10 @@
 package api
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,13 +99,50 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 			t.Errorf("%s answered %d (%s %s), which its responses in the document do not list",
 				op, sw.status, r.Method, r.URL.RequestURI())
 		}
+		if err := sw.notAProblem(r); err != "" {
+			t.Errorf("%s %s answered %d: %s", r.Method, r.URL.RequestURI(), sw.status, err)
+		}
 	})
 }
 
-// statusWriter remembers the status of an answer.
+// statusWriter remembers the status of an answer, and the start of an
+// error answer's body.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   []byte
+	cut    bool // the body was longer than what was kept
+}
+
+// keptErrorBody is how much of an error answer's body the audit keeps.
+const keptErrorBody = 1 << 20
+
+// notAProblem says how an error answer breaks the error format
+// (CONVENTIONS, "Errors"), or "" when it does not: problem+json, a body
+// whose status and title are the answer's, and the request id of the
+// X-Request-Id header. A HEAD answer has no body to check.
+func (w *statusWriter) notAProblem(r *http.Request) string {
+	if w.status < 400 || r.Method == http.MethodHead {
+		return ""
+	}
+	h := w.Header()
+	if ct := h.Get("Content-Type"); ct != "application/problem+json" {
+		return fmt.Sprintf("Content-Type %q, not application/problem+json", ct)
+	}
+	if w.cut {
+		return ""
+	}
+	var p Problem
+	if err := json.Unmarshal(w.body, &p); err != nil {
+		return fmt.Sprintf("a body that is not a problem (%v): %.200s", err, w.body)
+	}
+	if p.Status != w.status || p.Title != http.StatusText(w.status) {
+		return fmt.Sprintf("problem status %d and title %q", p.Status, p.Title)
+	}
+	if p.RequestID == "" || p.RequestID != h.Get("X-Request-Id") {
+		return fmt.Sprintf("problem requestId %q, X-Request-Id %q", p.RequestID, h.Get("X-Request-Id"))
+	}
+	return ""
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -115,6 +155,13 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.status >= 400 && !w.cut {
+		if len(w.body)+len(b) > keptErrorBody {
+			w.cut = true
+		} else {
+			w.body = append(w.body, b...)
+		}
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -157,6 +204,38 @@ func TestStatusAuditFindsUndocumented(t *testing.T) {
 	} {
 		if got := d.undocumented(req(c.method, c.path), c.status); got != c.want {
 			t.Errorf("%s %s %d: undocumented = %q, want %q", c.method, c.path, c.status, got, c.want)
+		}
+	}
+}
+
+// TestProblemAuditFindsMalformedErrors checks the audit of error bodies:
+// a conforming problem passes; a plain JSON error, a problem with another
+// status, or one without the request id does not.
+func TestProblemAuditFindsMalformedErrors(t *testing.T) {
+	t.Parallel()
+	r, err := http.NewRequest(get, "http://x/flows", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, contentType, body string
+		ok                      bool
+	}{
+		{"problem", "application/problem+json", `{"title":"Not Found","status":404,"requestId":"abc"}`, true},
+		{"plain JSON", "application/json", `{"title":"Not Found","status":404,"requestId":"abc"}`, false},
+		{"another status", "application/problem+json", `{"title":"Bad Request","status":400,"requestId":"abc"}`, false},
+		{"no request id", "application/problem+json", `{"title":"Not Found","status":404}`, false},
+		{"not JSON", "application/problem+json", `not found`, false},
+	} {
+		w := &statusWriter{ResponseWriter: httptest.NewRecorder()}
+		w.Header().Set("Content-Type", c.contentType)
+		w.Header().Set("X-Request-Id", "abc")
+		w.WriteHeader(http.StatusNotFound)
+		if _, err := w.Write([]byte(c.body)); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.notAProblem(r); (got == "") != c.ok {
+			t.Errorf("%s: notAProblem = %q", c.name, got)
 		}
 	}
 }
