@@ -29,22 +29,31 @@ import (
 type documentedOps struct {
 	router   *chi.Mux
 	statuses map[string]map[string]bool // "POST /flows" -> {"201": true, ...}
+	// schemas is the JSON schema of each operation's answers by status
+	// ("POST /flows" -> "201" -> schema), in registry.
+	schemas  map[string]map[string]*huma.Schema
+	registry huma.Registry
 }
 
 var documented = sync.OnceValue(func() documentedOps {
 	spec := Spec()
-	d := documentedOps{router: chi.NewRouter(), statuses: map[string]map[string]bool{}}
+	d := documentedOps{router: chi.NewRouter(), statuses: map[string]map[string]bool{},
+		schemas: map[string]map[string]*huma.Schema{}, registry: spec.Components.Schemas}
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	for path, item := range spec.Paths {
 		for method, op := range map[string]*huma.Operation{get: item.Get, post: item.Post, put: item.Put, del: item.Delete} {
 			if op == nil {
 				continue
 			}
-			codes := map[string]bool{}
-			for code := range op.Responses {
+			codes, schemas := map[string]bool{}, map[string]*huma.Schema{}
+			for code, r := range op.Responses {
 				codes[code] = true
+				if mt := r.Content["application/json"]; mt != nil && mt.Schema != nil {
+					schemas[code] = mt.Schema
+				}
 			}
 			d.statuses[method+" "+path] = codes
+			d.schemas[method+" "+path] = schemas
 			d.router.Method(method, path, noop)
 		}
 	}
@@ -59,6 +68,7 @@ var documented = sync.OnceValue(func() documentedOps {
 	}
 	for alias, main := range aliasOf {
 		d.statuses[alias] = d.statuses[main]
+		d.schemas[alias] = d.schemas[main]
 	}
 	return d
 })
@@ -68,18 +78,47 @@ var documented = sync.OnceValue(func() documentedOps {
 // or the request reached no operation of the document (the docs, /metrics,
 // the dashboard, an unknown path or method).
 func (d documentedOps) undocumented(r *http.Request, status int) string {
+	key := d.operation(r)
+	codes, ok := d.statuses[key]
+	if !ok || codes[strconv.Itoa(status)] || codes["default"] {
+		return ""
+	}
+	return key
+}
+
+// operation is the operation (method and documented path) r reaches, or ""
+// for none of the document's.
+func (d documentedOps) operation(r *http.Request) string {
 	rctx := chi.NewRouteContext()
 	if !d.router.Match(rctx, r.Method, r.URL.Path) {
 		return ""
 	}
 	// RoutePattern would drop a trailing slash, which tells some
 	// operations from their aliases.
-	key := r.Method + " " + strings.Join(rctx.RoutePatterns, "")
-	codes, ok := d.statuses[key]
-	if !ok || codes[strconv.Itoa(status)] || codes["default"] {
+	return r.Method + " " + strings.Join(rctx.RoutePatterns, "")
+}
+
+// offSchema says how a JSON success answer differs from its documented
+// schema (huma's validator, as a generated client reads it), or "" when it
+// does not, or when the answer is not JSON or was too long to keep.
+func (d documentedOps) offSchema(r *http.Request, w *statusWriter) string {
+	if w.status >= 300 || w.cut || len(w.body) == 0 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		return ""
 	}
-	return key
+	schema := d.schemas[d.operation(r)][strconv.Itoa(w.status)]
+	if schema == nil {
+		return ""
+	}
+	var v any
+	if err := json.Unmarshal(w.body, &v); err != nil {
+		return fmt.Sprintf("not JSON: %v", err)
+	}
+	res := &huma.ValidateResult{}
+	huma.Validate(d.registry, schema, huma.NewPathBuffer([]byte{}, 0), huma.ModeReadFromServer, v, res)
+	if len(res.Errors) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%v (body %.300s)", res.Errors, w.body)
 }
 
 // auditStatuses wraps h so that an answer whose status its operation does
@@ -102,11 +141,14 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 		if err := sw.notAProblem(r); err != "" {
 			t.Errorf("%s %s answered %d: %s", r.Method, r.URL.RequestURI(), sw.status, err)
 		}
+		if err := d.offSchema(r, sw); err != "" {
+			t.Errorf("%s %s answered %d off its documented schema: %s", r.Method, r.URL.RequestURI(), sw.status, err)
+		}
 	})
 }
 
-// statusWriter remembers the status of an answer, and the start of an
-// error answer's body.
+// statusWriter remembers the status of an answer, and its body up to
+// keptBody.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -114,8 +156,8 @@ type statusWriter struct {
 	cut    bool // the body was longer than what was kept
 }
 
-// keptErrorBody is how much of an error answer's body the audit keeps.
-const keptErrorBody = 1 << 20
+// keptBody is how much of an answer's body the audit keeps.
+const keptBody = 1 << 20
 
 // notAProblem says how an error answer breaks the error format
 // (CONVENTIONS, "Errors"), or "" when it does not: problem+json, a body
@@ -156,8 +198,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if w.status >= 400 && !w.cut {
-		if len(w.body)+len(b) > keptErrorBody {
+	if !w.cut {
+		if len(w.body)+len(b) > keptBody {
 			w.cut = true
 		} else {
 			w.body = append(w.body, b...)
@@ -236,6 +278,33 @@ func TestProblemAuditFindsMalformedErrors(t *testing.T) {
 		}
 		if got := w.notAProblem(r); (got == "") != c.ok {
 			t.Errorf("%s: notAProblem = %q", c.name, got)
+		}
+	}
+}
+
+// TestSchemaAuditFindsOffSchemaAnswers checks the audit of success bodies
+// against the document: POST /flows answers 201 {"received": n}.
+func TestSchemaAuditFindsOffSchemaAnswers(t *testing.T) {
+	t.Parallel()
+	d := documented()
+	r, err := http.NewRequest(post, "http://x/flows", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for body, ok := range map[string]bool{
+		`{"received":3}`:              true,
+		`{"received":"3"}`:            false,
+		`{"received":3,"extra":true}`: false,
+		`{}`:                          false,
+	} {
+		w := &statusWriter{ResponseWriter: httptest.NewRecorder()}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		if _, err := w.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.offSchema(r, w); (got == "") != ok {
+			t.Errorf("%s: offSchema = %q", body, got)
 		}
 	}
 }
