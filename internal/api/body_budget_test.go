@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -39,15 +38,8 @@ type rawAnswer struct {
 // bytes of the body, and starts reading the answer.
 func start(t *testing.T, s *testServer, head, first string) *exchange {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")+first); err != nil {
+	conn := dialRaw(t, s, head, 60*time.Second)
+	if _, err := io.WriteString(conn, first); err != nil {
 		t.Fatal(err)
 	}
 	e := &exchange{conn: conn, answer: make(chan rawAnswer, 1)}
@@ -85,6 +77,16 @@ func (e *exchange) wait(t *testing.T) rawAnswer {
 		t.Fatal("no answer within 30 s")
 		return rawAnswer{}
 	}
+}
+
+// wantStatus is the answer, which must have status.
+func (e *exchange) wantStatus(t *testing.T, status int) rawAnswer {
+	t.Helper()
+	a := e.wait(t)
+	if a.status != status {
+		t.Fatalf("status %d, want %d: %s", a.status, status, a.body)
+	}
+	return a
 }
 
 // answered reports whether the answer has come (keeping it for wait).
@@ -165,12 +167,8 @@ func TestBodyBudgetLargeBodiesTakeTurns(t *testing.T) {
 	}
 
 	first.send(t, body[size/2:])
-	if a := first.wait(t); a.status != http.StatusCreated {
-		t.Fatalf("first: %d %s", a.status, a.body)
-	}
-	if a := second.wait(t); a.status != http.StatusCreated {
-		t.Fatalf("second: %d %s", a.status, a.body)
-	}
+	first.wantStatus(t, http.StatusCreated)
+	second.wantStatus(t, http.StatusCreated)
 	eventually(t, s, heldGauge, 0)
 	eventually(t, s, waitingGauge, 0)
 	var sum struct {
@@ -190,15 +188,7 @@ func TestBodyBudgetLargeBodiesTakeTurns(t *testing.T) {
 func TestBodyBudgetWaitEndsIn503(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, budget3MiB(1500*time.Millisecond), func(c *config.Config) { c.DBTimeout = time.Minute })
-	ctx := context.Background()
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE flows IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	unlock := s.lockTable(t, "flows")
 	const size = 2 << 20
 	body := flowsBodyOf(size)
 	holder := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
@@ -213,12 +203,8 @@ func TestBodyBudgetWaitEndsIn503(t *testing.T) {
 	if holder.answered() {
 		t.Fatalf("the holder was answered while the table was locked: %s", holder.wait(t).body)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if a := holder.wait(t); a.status != http.StatusCreated {
-		t.Fatalf("holder: %d %s", a.status, a.body)
-	}
+	unlock()
+	holder.wantStatus(t, http.StatusCreated)
 	eventually(t, s, heldGauge, 0)
 	var page struct {
 		Items []struct {
@@ -265,9 +251,7 @@ func TestBodyBudgetChunkedBodies(t *testing.T) {
 	chunked := postHead(s, "/flows", "Transfer-Encoding: chunked\n", "")
 
 	small := start(t, s, chunked, chunk(flowsBodyOf(900<<10))+"0\r\n\r\n")
-	if a := small.wait(t); a.status != http.StatusCreated {
-		t.Fatalf("small chunked body: %d %s", a.status, a.body)
-	}
+	small.wantStatus(t, http.StatusCreated)
 	if held := gauge(s, heldGauge); held != 0 {
 		t.Fatalf("held %v after a small chunked body", held)
 	}
@@ -277,11 +261,8 @@ func TestBodyBudgetChunkedBodies(t *testing.T) {
 	other := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", len(body)), ""), body)
 	eventually(t, s, waitingGauge, 1)
 	large.send(t, chunk(body[5<<18:])+"0\r\n\r\n")
-	for name, e := range map[string]*exchange{"large": large, "other": other} {
-		if a := e.wait(t); a.status != http.StatusCreated {
-			t.Fatalf("%s: %d %s", name, a.status, a.body)
-		}
-	}
+	large.wantStatus(t, http.StatusCreated)
+	other.wantStatus(t, http.StatusCreated)
 	eventually(t, s, heldGauge, 0)
 }
 
@@ -297,16 +278,12 @@ func TestBodyBudgetAfterAuthentication(t *testing.T) {
 	holder := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), auth), body[:size/2])
 	eventually(t, s, heldGauge, size)
 	stranger := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
-	if a := stranger.wait(t); a.status != http.StatusUnauthorized {
-		t.Fatalf("without a token: %d %s", a.status, a.body)
-	}
+	stranger.wantStatus(t, http.StatusUnauthorized)
 	if w := gauge(s, waitingGauge); w != 0 {
 		t.Fatalf("%v waiting", w)
 	}
 	holder.send(t, body[size/2:])
-	if a := holder.wait(t); a.status != http.StatusCreated {
-		t.Fatalf("holder: %d %s", a.status, a.body)
-	}
+	holder.wantStatus(t, http.StatusCreated)
 }
 
 // A body holds no share before its first MiB has arrived: one that
@@ -323,9 +300,7 @@ func TestBodyBudgetFirstMiBIsFree(t *testing.T) {
 		t.Fatalf("held %v", held)
 	}
 	announced.send(t, body[512<<10:])
-	if a := announced.wait(t); a.status != http.StatusCreated {
-		t.Fatalf("announced: %d %s", a.status, a.body)
-	}
+	announced.wantStatus(t, http.StatusCreated)
 }
 
 // An events body counts eightfold (eventsBodyWeight): 1.2 MiB of it takes
@@ -338,8 +313,6 @@ func TestBodyBudgetEventsWeighMore(t *testing.T) {
 	e := start(t, s, postHead(s, "/apiv0.1/events/register", fmt.Sprintf("Content-Length: %d\n", size), ""), body[:1100<<10])
 	eventually(t, s, heldGauge, 3<<20)
 	e.send(t, body[1100<<10:])
-	if a := e.wait(t); a.status != http.StatusOK {
-		t.Fatalf("register: %d %s", a.status, a.body)
-	}
+	e.wantStatus(t, http.StatusOK)
 	eventually(t, s, heldGauge, 0)
 }

@@ -327,15 +327,7 @@ func TestExportErrorsBeforeStreaming(t *testing.T) {
 
 	// A table locked by another session: no first row within DB_TIMEOUT
 	// is a 503, as for the JSON list.
-	ctx := context.Background()
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	s.lockTable(t, "flows")
 	r := s.do("GET", "/flows?hour=1", nil, "Accept", "text/csv")
 	r.problem(t, http.StatusServiceUnavailable)
 	if r.Header.Get("Retry-After") == "" {
@@ -558,14 +550,7 @@ func TestExportClientGoneBeforeFirstRow(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, func(c *config.Config) { c.DBTimeout = 0; c.SelfProfile = false })
 	ctx := context.Background()
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	s.lockTable(t, "flows")
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(cctx, "GET", s.URL+"/flows?hour=1", nil)

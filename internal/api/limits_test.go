@@ -75,17 +75,7 @@ func newLoggedServer(t *testing.T, tweak ...func(*config.Config)) (*testServer, 
 // the test instead of hanging it.
 func raw(t *testing.T, s *testServer, head string, feed func(net.Conn)) (*http.Response, []byte, net.Conn) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, s, head, 30*time.Second)
 	if feed != nil {
 		feed(conn)
 	}
@@ -96,6 +86,24 @@ func raw(t *testing.T, s *testServer, head string, feed func(net.Conn)) (*http.R
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	return res, body, conn
+}
+
+// dialRaw opens a connection to s that closes with the test and gives up
+// after limit, and writes head on it (its \n as \r\n).
+func dialRaw(t *testing.T, s *testServer, head string, limit time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(limit)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // wantProblem checks a raw answer's status and problem body, and that the
@@ -336,15 +344,7 @@ func TestReadTimeoutDoesNotCutTheHandler(t *testing.T) {
 		c.ReadTimeout = 300 * time.Millisecond
 		c.DBTimeout = 0
 	})
-	ctx := context.Background()
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE measurements IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	unlock := s.lockTable(t, "measurements")
 	done := make(chan response, 1)
 	go func() {
 		done <- s.do("POST", "/api/measurements", []rec{mrec("/x", "GET", 1.7e9, 0.5)})
@@ -355,9 +355,7 @@ func TestReadTimeoutDoesNotCutTheHandler(t *testing.T) {
 		t.Fatalf("answered %d while the table was locked: %s", r.Status, r.Body)
 	case <-time.After(1500 * time.Millisecond):
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	(<-done).wantStatus(t, http.StatusCreated)
 }
 
@@ -372,15 +370,7 @@ func TestDBTimeoutIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(t, http.StatusCreated)
-	ctx := context.Background()
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE flows IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	unlock := s.lockTable(t, "flows")
 	answer := make(chan response, 1)
 	go func() { answer <- s.do("GET", "/flows?hour=1", nil) }()
 	var r response
@@ -396,9 +386,7 @@ func TestDBTimeoutIs503(t *testing.T) {
 	if len(logs.lines("internal error")) != 0 {
 		t.Fatal("the deadline was logged as an internal error")
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	// The lock gone, the same request is served.
 	s.do("GET", "/flows?hour=1", nil).wantStatus(t, http.StatusOK)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -52,6 +53,28 @@ func newTestServer(t testing.TB, tweak ...func(*config.Config)) *testServer {
 	prom.RegisterPool(st.PoolStats)
 	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom})
 	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: prom, t: t}
+}
+
+// lockTable takes an ACCESS EXCLUSIVE lock on table, in a transaction of
+// its own, until release is called (or the test ends): the API's queries on
+// it wait meanwhile.
+func (s *testServer) lockTable(t testing.TB, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // response is what a test needs of an answer.
