@@ -73,11 +73,11 @@ func New(d Deps) (http.Handler, huma.API) {
 			fmt.Sprintf("%s is not supported on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))))
 	})
 	mux.Method(http.MethodGet, "/metrics", protectMetrics(d.Config.MetricsToken, d.Metrics.Handler()))
-	mux.Method(http.MethodGet, "/docs", docsHandler())
-	mux.Method(http.MethodGet, "/docs/*", docsHandler())
+	mux.Method(http.MethodGet, "/docs", staticProblems(docsHandler()))
+	mux.Method(http.MethodGet, "/docs/*", staticProblems(docsHandler()))
 	// The dashboard (internal/ui): static files, outside the OpenAPI
 	// document and AUTH_READS; the API calls it makes carry the token.
-	dashboard := ui.Handler()
+	dashboard := staticProblems(ui.Handler())
 	mux.Handle("/ui", dashboard)
 	mux.Handle("/ui/*", dashboard)
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"sort"
 	"strings"
@@ -63,8 +62,7 @@ func newCollectionServers(t *testing.T, env collectionsEnv) []*testServer {
 			t.Cleanup(sampler.Close)
 		}
 		h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Profiler: prof})
-		srv := httptest.NewServer(h)
-		t.Cleanup(srv.Close)
+		srv := newHTTPTest(t, h)
 		servers[i] = &testServer{Server: srv, Pool: pool, Metrics: prom, t: t}
 	}
 	return servers
@@ -505,8 +503,7 @@ func TestCollectionsDatabaseErrors(t *testing.T) {
 	}
 	t.Cleanup(dead.Close)
 	h, _ := New(Deps{Store: postgres.New(dead, postgres.Options{}).Stores(), Config: cfg})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := newHTTPTest(t, h)
 	down := &testServer{Server: srv, Pool: dead, t: t}
 
 	broken := newCollectionServers(t, collectionsEnv{})[0]

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -390,8 +389,7 @@ func newDashboardServer(t testing.TB, tweak func(*config.Config)) dashboardServe
 	// Sampled when the test says (Sample), not on a timer.
 	sampler := runtimestats.New(st.Runtime, nil, prom.Registry, runtimestats.Config{Interval: time.Hour})
 	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Profiler: prof})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := newHTTPTest(t, h)
 	return dashboardServer{&testServer{Server: srv, Pool: pool, Metrics: prom, t: t}, prof, sampler}
 }
 

@@ -114,3 +114,32 @@ func TestDocumentServerDefault(t *testing.T) {
 		t.Fatalf("servers %+v", sv)
 	}
 }
+
+// The static files (the docs page's assets, the dashboard) answer their
+// errors as problems too, not net/http's plain text.
+func TestStaticFilesAnswerProblems(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, c := range []struct {
+		method, path string
+		header       []string
+		status       int
+	}{
+		{"GET", "/docs/missing.js", nil, http.StatusNotFound},
+		{"GET", "/ui/missing.js", nil, http.StatusNotFound},
+		{"POST", "/ui/", nil, http.StatusMethodNotAllowed},
+		{"GET", "/ui/", []string{"Range", "bytes=99999999-"}, http.StatusRequestedRangeNotSatisfiable},
+	} {
+		res := s.do(c.method, c.path, nil, c.header...)
+		p := res.problem(t, c.status)
+		if c.status == http.StatusMethodNotAllowed && (res.Header.Get("Allow") == "" || !strings.Contains(p.Detail, "GET, HEAD")) {
+			t.Errorf("%s %s: Allow %q, detail %q", c.method, c.path, res.Header.Get("Allow"), p.Detail)
+		}
+		if c.status == http.StatusNotFound && p.Detail != "no resource at "+c.path {
+			t.Errorf("%s %s: detail %q", c.method, c.path, p.Detail)
+		}
+	}
+	// What they serve is unchanged.
+	s.do("GET", "/ui/", nil).wantStatus(t, http.StatusOK)
+	s.do("GET", "/docs", nil).wantStatus(t, http.StatusOK)
+}

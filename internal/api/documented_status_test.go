@@ -3,8 +3,10 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +35,7 @@ type documentedOps struct {
 	// ("POST /flows" -> "201" -> schema), in registry.
 	schemas  map[string]map[string]*huma.Schema
 	registry huma.Registry
+	aliasOf  map[string]string // "GET /api/v1/timeseries" -> "GET /api/measurements/timeseries/"
 }
 
 var documented = sync.OnceValue(func() documentedOps {
@@ -60,6 +63,7 @@ var documented = sync.OnceValue(func() documentedOps {
 	// An alias answers as its route does: it is checked against the
 	// route's documented path.
 	aliasOf := map[string]string{}
+	d.aliasOf = aliasOf
 	for _, r := range (&server{}).routes() {
 		for _, a := range r.aliases {
 			aliasOf[r.method+" "+a.path] = r.method + " " + r.path
@@ -134,6 +138,7 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 		if sw.status == 0 || sw.status == statusClientGone {
 			return // nobody to read the answer: not part of the contract
 		}
+		exercised.add(d, r, sw.status)
 		if op := d.undocumented(r, sw.status); op != "" {
 			t.Errorf("%s answered %d (%s %s), which its responses in the document do not list",
 				op, sw.status, r.Method, r.URL.RequestURI())
@@ -145,6 +150,53 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 			t.Errorf("%s %s answered %d off its documented schema: %s", r.Method, r.URL.RequestURI(), sw.status, err)
 		}
 	})
+}
+
+// exercised is every operation and status the test servers answered,
+// aliases counted as their route. With AUDIT_COVERAGE set, TestMain lists
+// the documented answers no test produced (reportUnexercised).
+var exercised = &answersSeen{seen: map[string]bool{}}
+
+type answersSeen struct {
+	sync.Mutex
+	seen map[string]bool // "POST /flows 413"
+}
+
+func (a *answersSeen) add(d documentedOps, r *http.Request, status int) {
+	key := d.operation(r)
+	if key == "" {
+		return
+	}
+	if main, ok := d.aliasOf[key]; ok {
+		key = main
+	}
+	a.Lock()
+	a.seen[key+" "+strconv.Itoa(status)] = true
+	a.Unlock()
+}
+
+// reportUnexercised writes to w, for each operation, the statuses its
+// document lists that no test answered.
+func reportUnexercised(w io.Writer) {
+	d := documented()
+	var lines []string
+	for key, codes := range d.statuses {
+		if _, alias := d.aliasOf[key]; alias {
+			continue
+		}
+		var missing []string
+		for code := range codes {
+			if !exercised.seen[key+" "+code] {
+				missing = append(missing, code)
+			}
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			lines = append(lines, fmt.Sprintf("%-55s %s", key, strings.Join(missing, " ")))
+		}
+	}
+	slices.Sort(lines)
+	fmt.Fprintf(w, "documented answers no test produced (%d operations):\n%s\n", len(lines), strings.Join(lines, "\n"))
 }
 
 // statusWriter remembers the status of an answer, and its body up to

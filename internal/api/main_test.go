@@ -18,7 +18,13 @@ import (
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+func TestMain(m *testing.M) {
+	code := testdb.Run(m)
+	if os.Getenv("AUDIT_COVERAGE") != "" {
+		reportUnexercised(os.Stdout)
+	}
+	os.Exit(code)
+}
 
 // testServer is a real API on a real, freshly migrated database.
 type testServer struct {

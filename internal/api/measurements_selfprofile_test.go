@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -37,8 +36,7 @@ func newProfiledServer(t *testing.T, pc selfprofile.Config) (*testServer, *selfp
 	prof.Start()
 	t.Cleanup(func() { prof.Close(context.Background()) })
 	h, _ := New(Deps{Store: st.Stores(), Config: cfg, Metrics: prom, Profiler: prof})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := newHTTPTest(t, h)
 	return &testServer{Server: srv, Pool: pool, Metrics: prom, t: t}, prof
 }
 
@@ -57,8 +55,7 @@ func newTestServerOnDeadDatabase(t *testing.T) *testServer {
 	}
 	t.Cleanup(pool.Close)
 	h, _ := New(Deps{Store: postgres.New(pool, postgres.Options{}).Stores(), Config: cfg})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := newHTTPTest(t, h)
 	return &testServer{Server: srv, Pool: pool, t: t}
 }
 

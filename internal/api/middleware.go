@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -223,3 +224,48 @@ func negotiate(ctx huma.Context, next func(huma.Context)) {
 	ctx.SetStatus(p.Status)
 	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
 }
+
+// staticProblems makes the error answers of a handler of static files
+// (the docs page's assets, the dashboard) problems like every other error
+// of the service: net/http writes its 404, 405 and 416 as plain text.
+func staticProblems(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&problemOnError{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// problemOnError writes a problem instead of an error answer's own body.
+type problemOnError struct {
+	http.ResponseWriter
+	r      *http.Request
+	failed bool
+}
+
+func (p *problemOnError) WriteHeader(code int) {
+	if code < 400 || p.failed {
+		p.ResponseWriter.WriteHeader(code)
+		return
+	}
+	p.failed = true
+	detail := http.StatusText(code)
+	switch code {
+	case http.StatusNotFound:
+		detail = fmt.Sprintf("no resource at %s", p.r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		detail = fmt.Sprintf("%s is not supported on %s; allowed: %s", p.r.Method, p.r.URL.Path, p.Header().Get("Allow"))
+	}
+	for _, k := range []string{"Content-Length", "Cache-Control", "ETag", "Last-Modified"} {
+		p.Header().Del(k)
+	}
+	writeProblem(p.ResponseWriter, p.r, NewProblem(code, detail))
+}
+
+func (p *problemOnError) Write(b []byte) (int, error) {
+	if p.failed {
+		return len(b), nil // the handler's own text: the problem replaced it
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (p *problemOnError) Unwrap() http.ResponseWriter { return p.ResponseWriter }

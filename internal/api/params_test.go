@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -99,8 +98,7 @@ func TestParamsNeverAskTheDatabase(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	h, _ := New(Deps{Store: postgres.New(pool, postgres.Options{}).Stores(), Config: cfg})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := newHTTPTest(t, h)
 	s := &testServer{Server: srv, Pool: pool, t: t}
 
 	// Control: a well-formed request does reach the (dead) database.
