@@ -137,18 +137,24 @@ func count(s *testServer, method, route string, status int) float64 {
 	return 0
 }
 
-// The three raw-body endpoints and a header line for each (PUT /mrd needs a
-// token and a registered device).
+// Every operation that takes a body, and a header line for each (the
+// devices' need a token, and PUT a registered device).
 type bodyEndpoint struct {
 	method, path, route, auth string
 }
 
 func bodyEndpoints(t *testing.T, s *testServer) []bodyEndpoint {
 	s.createDevice(t, "n1")
+	auth := "Authorization: Bearer " + validToken(t) + "\n"
 	return []bodyEndpoint{
 		{"POST", "/flows", "/flows", ""},
 		{"POST", "/api/measurements", "/api/measurements", ""},
-		{"PUT", "/mrd/n1/metrics", "/mrd/{device_id}/metrics", "Authorization: Bearer " + validToken(t) + "\n"},
+		{"PUT", "/mrd/n1/metrics", "/mrd/{device_id}/metrics", auth},
+		{"POST", "/apiv0.1/events/register", "/apiv0.1/events/register", ""},
+		{"POST", "/apiv0.1/events/commit", "/apiv0.1/events/commit", ""},
+		{"POST", "/mrd/devices", "/mrd/devices", auth},
+		{"PUT", "/mrd/devices/n1", "/mrd/devices/{id}", auth},
+		{"POST", "/mrd/token", "/mrd/token", ""},
 	}
 }
 
@@ -163,7 +169,8 @@ func (e bodyEndpoint) head(s *testServer, framing string) string {
 func TestSlowBodyIs408(t *testing.T) {
 	t.Parallel()
 	s, logs := newLoggedServer(t, func(c *config.Config) { c.ReadTimeout = 700 * time.Millisecond })
-	for _, e := range bodyEndpoints(t, s) {
+	endpoints := bodyEndpoints(t, s)
+	for _, e := range endpoints {
 		t.Run(e.path, func(t *testing.T) {
 			stop := make(chan struct{})
 			res, body, conn := raw(t, s, e.head(s, "Content-Length: 100000\n"), func(c net.Conn) {
@@ -206,8 +213,8 @@ func TestSlowBodyIs408(t *testing.T) {
 			}
 		}
 	}
-	if n != 3 {
-		t.Fatalf("%d 408s logged, want 3", n)
+	if n != len(endpoints) {
+		t.Fatalf("%d 408s logged, want %d", n, len(endpoints))
 	}
 }
 

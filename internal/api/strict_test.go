@@ -123,6 +123,36 @@ func TestEveryBodyOperationRefusesLargeAndForeignBodies(t *testing.T) {
 	}
 }
 
+// Every operation, and every alias, answers 406 to an Accept that admits
+// nothing it produces, before looking at its input.
+func TestUnacceptableAcceptEveryOperation(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.EnableTokenEndpoint = true })
+	auth := bearer(t)
+	n := 0
+	for _, r := range (&server{}).routes() {
+		paths := []string{r.path}
+		for _, a := range r.aliases {
+			paths = append(paths, a.path)
+		}
+		for _, p := range paths {
+			n++
+			var body any
+			if r.method == post || r.method == put {
+				body = "{}"
+			}
+			pr := s.do(r.method, samplePath(p), body, append([]string{"Accept", "text/html"}, auth...)...).
+				problem(t, http.StatusNotAcceptable)
+			if !strings.Contains(pr.Detail, "Accept") {
+				t.Errorf("%s %s: %q", r.method, p, pr.Detail)
+			}
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d paths tried", n)
+	}
+}
+
 // The parameters flask-profiler's dashboard and the seed's document send
 // beyond the contract stay accepted; skip and limit page as they did.
 func TestSeedClientParamsAccepted(t *testing.T) {
