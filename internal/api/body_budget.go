@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -25,8 +24,9 @@ import (
 //   - The size is the Content-Length; a body without one (chunked) takes
 //     its operation's whole limit, since nobody knows how much more will
 //     come. An operation that parses its body into generic values (the
-//     events' register and commit) counts it bodyWeight times (its
-//     Metadata): eight 8 MB events bodies at once took 0.9-1.1 GB.
+//     events' register and commit) counts it several times over: its
+//     Metadata's bodyWeightKey (eventsBodyWeight, 8), as eight 8 MB events
+//     bodies at once took 0.9-1.1 GB.
 //   - The first MiB is read before the share is taken so that a client
 //     must send it, not only announce a size, to hold the budget: one that
 //     then dribbles holds it at most READ_TIMEOUT, like any slow body.
@@ -56,12 +56,16 @@ type bodyBudget struct {
 	sem         *semaphore.Weighted
 	size        int64
 	readTimeout time.Duration
-	held        atomic.Int64 // bytes taken by bodies being read or served
-	waiting     atomic.Int64 // bodies waiting for their share
+	held        gauge // bytes taken by bodies being read or served
+	waiting     gauge // bodies waiting for their share
 }
 
-func newBodyBudget(size int64, readTimeout time.Duration) *bodyBudget {
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, readTimeout: readTimeout}
+// gauge is what the budget needs of a Prometheus gauge (metrics.go).
+type gauge interface{ Add(float64) }
+
+func newBodyBudget(size int64, readTimeout time.Duration, held, waiting gauge) *bodyBudget {
+	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, readTimeout: readTimeout,
+		held: held, waiting: waiting}
 }
 
 // errBodyBudget is the read error of a body that did not get its share of
@@ -169,7 +173,7 @@ func (b *budgetedBody) take(n int64) error {
 		return b.fail(errBodyBudget)
 	}
 	b.held = n
-	b.budget.held.Add(n)
+	b.budget.held.Add(float64(n))
 	return nil
 }
 
@@ -185,7 +189,7 @@ func (b *budgetedBody) fail(err error) error {
 // release gives the body's share back, once its answer is written.
 func (b *budgetedBody) release() {
 	if b.held > 0 {
-		b.budget.held.Add(-b.held)
+		b.budget.held.Add(float64(-b.held))
 		b.budget.sem.Release(b.held)
 		b.held = 0
 	}

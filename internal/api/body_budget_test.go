@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/metrics"
 )
 
 // flowsBodyOf is a valid POST /flows body of exactly size bytes: one flow,
@@ -105,8 +106,8 @@ func postHead(s *testServer, path, framing, extra string) string {
 		"\nContent-Type: application/json\n" + extra + framing + "\n"
 }
 
-// gauge reads a gauge of /metrics.
-func gauge(s *testServer, name string) float64 {
+// readGauge reads a gauge of /metrics.
+func readGauge(s *testServer, name string) float64 {
 	s.t.Helper()
 	r := s.do("GET", "/metrics", nil).wantStatus(s.t, http.StatusOK)
 	for _, l := range strings.Split(string(r.Body), "\n") {
@@ -125,7 +126,7 @@ func eventually(t *testing.T, s *testServer, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := gauge(s, name)
+		got := readGauge(s, name)
 		if got == want {
 			return
 		}
@@ -235,7 +236,7 @@ func TestBodyContentLengthOverTheLimitIs413AtOnce(t *testing.T) {
 			t.Errorf("%s: %q, want %q", path, p.Detail, want)
 		}
 	}
-	if held := gauge(s, heldGauge); held != 0 {
+	if held := readGauge(s, heldGauge); held != 0 {
 		t.Fatalf("held %v", held)
 	}
 }
@@ -252,7 +253,7 @@ func TestBodyBudgetChunkedBodies(t *testing.T) {
 
 	small := start(t, s, chunked, chunk(flowsBodyOf(900<<10))+"0\r\n\r\n")
 	small.wantStatus(t, http.StatusCreated)
-	if held := gauge(s, heldGauge); held != 0 {
+	if held := readGauge(s, heldGauge); held != 0 {
 		t.Fatalf("held %v after a small chunked body", held)
 	}
 
@@ -279,7 +280,7 @@ func TestBodyBudgetAfterAuthentication(t *testing.T) {
 	eventually(t, s, heldGauge, size)
 	stranger := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body)
 	stranger.wantStatus(t, http.StatusUnauthorized)
-	if w := gauge(s, waitingGauge); w != 0 {
+	if w := readGauge(s, waitingGauge); w != 0 {
 		t.Fatalf("%v waiting", w)
 	}
 	holder.send(t, body[size/2:])
@@ -296,7 +297,7 @@ func TestBodyBudgetFirstMiBIsFree(t *testing.T) {
 	announced := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), body[:512<<10])
 	other := flowsBodyOf(2 << 20)
 	s.do("POST", "/flows", other).wantStatus(t, http.StatusCreated)
-	if held := gauge(s, heldGauge); held != 0 {
+	if held := readGauge(s, heldGauge); held != 0 {
 		t.Fatalf("held %v", held)
 	}
 	announced.send(t, body[512<<10:])
@@ -315,4 +316,18 @@ func TestBodyBudgetEventsWeighMore(t *testing.T) {
 	e.send(t, body[1100<<10:])
 	e.wantStatus(t, http.StatusOK)
 	eventually(t, s, heldGauge, 0)
+}
+
+// Two APIs may share one Prometheus registry (BenchmarkDevicesTarget
+// serves the same store with self-profiling on and off): New registers no
+// collector of its own, which the second would register twice (a panic).
+func TestTwoAPIsShareOneRegistry(t *testing.T) {
+	t.Parallel()
+	prom := metrics.New()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	New(Deps{Config: cfg, Metrics: prom})
+	New(Deps{Config: cfg, Metrics: prom})
 }

@@ -23,6 +23,11 @@ type Metrics struct {
 	// byte, client_gone), and ExportRows the rows they sent.
 	Exports    *prometheus.CounterVec
 	ExportRows *prometheus.CounterVec
+	// BodyBytesHeld is the bytes of request bodies over 1 MiB being read
+	// or served under BODY_MEMORY_BYTES, and BodiesWaiting the bodies
+	// waiting for room in it.
+	BodyBytesHeld prometheus.Gauge
+	BodiesWaiting prometheus.Gauge
 }
 
 // New registers the HTTP, batch, Go runtime and process collectors.
@@ -52,25 +57,19 @@ func New() *Metrics {
 			Name: "telemetry_export_rows_total",
 			Help: "Rows sent by CSV and NDJSON exports, by format.",
 		}, []string{"format"}),
+		BodyBytesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "telemetry_request_body_bytes_held",
+			Help: "Bytes of request bodies over 1 MiB being read or served (at most BODY_MEMORY_BYTES).",
+		}),
+		BodiesWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "telemetry_request_bodies_waiting",
+			Help: "Request bodies over 1 MiB waiting for BODY_MEMORY_BYTES to have room.",
+		}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems, m.Exports, m.ExportRows,
+	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems, m.Exports, m.ExportRows, m.BodyBytesHeld, m.BodiesWaiting,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
-}
-
-// RegisterBodyBudget exports the bytes of request bodies held under
-// BODY_MEMORY_BYTES and the bodies waiting for their share.
-func (m *Metrics) RegisterBodyBudget(held, waiting func() int64) {
-	m.Registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "telemetry_request_body_bytes_held",
-			Help: "Bytes of request bodies over 1 MiB being read or served (at most BODY_MEMORY_BYTES).",
-		}, func() float64 { return float64(held()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "telemetry_request_bodies_waiting",
-			Help: "Request bodies over 1 MiB waiting for BODY_MEMORY_BYTES to have room.",
-		}, func() float64 { return float64(waiting()) }))
 }
 
 // Handler serves the registry in the Prometheus text format.
