@@ -32,6 +32,34 @@ func samplePath(p string) string {
 		"{device_id}", "rack1-node3", "{name}", "cpu_temp").Replace(p)
 }
 
+// pathCase is one request to every route and alias: its method, its path
+// with sample parameters, and an empty JSON object as the body of a write.
+type pathCase struct {
+	method, path string
+	body         any
+}
+
+// everyPath is a request for every route of the table and every alias of
+// each, so that a route added later is covered too.
+func everyPath(t *testing.T) []pathCase {
+	t.Helper()
+	var cases []pathCase
+	for _, r := range (&server{}).routes() {
+		var body any
+		if r.method == post || r.method == put {
+			body = "{}"
+		}
+		cases = append(cases, pathCase{r.method, samplePath(r.path), body})
+		for _, a := range r.aliases {
+			cases = append(cases, pathCase{r.method, samplePath(a.path), body})
+		}
+	}
+	if len(cases) < 40 {
+		t.Fatalf("only %d paths in the route table", len(cases))
+	}
+	return cases
+}
+
 // Every operation, and every alias, refuses a query parameter it does not
 // take with a 422 item titled unknown that names it: the table is the
 // route table, so an operation added later is covered too.
@@ -39,29 +67,14 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
 	auth := bearer(t)
-	n := 0
-	for _, r := range (&server{}).routes() {
-		paths := []string{r.path}
-		for _, a := range r.aliases {
-			paths = append(paths, a.path)
+	for _, c := range everyPath(t) {
+		// A name with a dot and one given twice are named whole, once.
+		res := s.do(c.method, c.path+"?bogus.param=1&bogus.param=2", c.body, auth...)
+		pr := res.problem(t, http.StatusUnprocessableEntity)
+		if len(pr.Errors) != 1 || !pr.hasError("query.bogus.param", "unknown") || pr.Errors[0].Source != "bogus.param" ||
+			!strings.Contains(pr.Errors[0].Detail, "bogus.param") || pr.Errors[0].Value != "1" {
+			t.Errorf("%s %s: %s", c.method, c.path, res.Body)
 		}
-		for _, p := range paths {
-			n++
-			var body any
-			if r.method == post || r.method == put {
-				body = "{}"
-			}
-			// A name with a dot and one given twice are named whole, once.
-			res := s.do(r.method, samplePath(p)+"?bogus.param=1&bogus.param=2", body, auth...)
-			pr := res.problem(t, http.StatusUnprocessableEntity)
-			if len(pr.Errors) != 1 || !pr.hasError("query.bogus.param", "unknown") || pr.Errors[0].Source != "bogus.param" ||
-				!strings.Contains(pr.Errors[0].Detail, "bogus.param") || pr.Errors[0].Value != "1" {
-				t.Errorf("%s %s: %s", r.method, p, res.Body)
-			}
-		}
-	}
-	if n < 40 {
-		t.Fatalf("only %d paths tried", n)
 	}
 	// Every unknown parameter is listed, next to none of the known ones.
 	pr := s.do(get, "/flows?hour=1&src_app=web&app=web&size=5&limit=1", nil).problem(t, http.StatusUnprocessableEntity)
@@ -129,27 +142,12 @@ func TestUnacceptableAcceptEveryOperation(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t, func(c *config.Config) { c.EnableTokenEndpoint = true })
 	auth := bearer(t)
-	n := 0
-	for _, r := range (&server{}).routes() {
-		paths := []string{r.path}
-		for _, a := range r.aliases {
-			paths = append(paths, a.path)
+	for _, c := range everyPath(t) {
+		pr := s.do(c.method, c.path, c.body, append([]string{"Accept", "text/html"}, auth...)...).
+			problem(t, http.StatusNotAcceptable)
+		if !strings.Contains(pr.Detail, "Accept") {
+			t.Errorf("%s %s: %q", c.method, c.path, pr.Detail)
 		}
-		for _, p := range paths {
-			n++
-			var body any
-			if r.method == post || r.method == put {
-				body = "{}"
-			}
-			pr := s.do(r.method, samplePath(p), body, append([]string{"Accept", "text/html"}, auth...)...).
-				problem(t, http.StatusNotAcceptable)
-			if !strings.Contains(pr.Detail, "Accept") {
-				t.Errorf("%s %s: %q", r.method, p, pr.Detail)
-			}
-		}
-	}
-	if n < 40 {
-		t.Fatalf("only %d paths tried", n)
 	}
 }
 
