@@ -168,6 +168,15 @@ var installErrorModel = sync.OnceFunc(func() {
 	}
 })
 
+// shortValue is a string value as an item shows it: its first 256 bytes
+// and "..." when longer.
+func shortValue(s string) string {
+	if len(s) > 256 {
+		return s[:256] + "..."
+	}
+	return s
+}
+
 // unknownParameterValues puts in each item about an unknown query parameter
 // the value it was given (its first, when given more than once): huma's
 // item carries an empty one.
@@ -182,11 +191,7 @@ func unknownParameterValues(ctx huma.Context, p *Problem) {
 			u := ctx.URL()
 			query = u.Query()
 		}
-		if v := query.Get(name); len(v) > 256 {
-			it.Value = v[:256] + "..."
-		} else {
-			it.Value = v
-		}
+		it.Value = shortValue(query.Get(name))
 	}
 }
 
@@ -259,8 +264,8 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 		it.Value = nil
 	}
 	// Never echo a large body back (huma puts the whole body in value).
-	if s, ok := it.Value.(string); ok && len(s) > 256 {
-		it.Value = s[:256] + "..."
+	if s, ok := it.Value.(string); ok {
+		it.Value = shortValue(s)
 	}
 	// JSON has no Inf or NaN (a float parameter given as "Inf"): say it as text.
 	if f, ok := it.Value.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
