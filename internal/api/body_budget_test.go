@@ -109,16 +109,11 @@ func postHead(s *testServer, path, framing, extra string) string {
 // readGauge reads a gauge of /metrics.
 func readGauge(s *testServer, name string) float64 {
 	s.t.Helper()
-	r := s.do("GET", "/metrics", nil).wantStatus(s.t, http.StatusOK)
-	for _, l := range strings.Split(string(r.Body), "\n") {
-		if v, ok := strings.CutPrefix(l, name+" "); ok {
-			var n float64
-			fmt.Sscan(v, &n)
-			return n
-		}
+	v, ok := metricValue(s, name)
+	if !ok {
+		s.t.Fatalf("/metrics has no %s", name)
 	}
-	s.t.Fatalf("/metrics has no %s", name)
-	return 0
+	return v
 }
 
 // eventually waits (at most 20 s) for gauge name to read want.

@@ -125,16 +125,23 @@ func wantProblem(t *testing.T, res *http.Response, body []byte, status int) Prob
 // /metrics tells it.
 func count(s *testServer, method, route string, status int) float64 {
 	s.t.Helper()
+	n, _ := metricValue(s, fmt.Sprintf("telemetry_http_requests_total{method=%q,route=%q,status=\"%d\"}", method, route, status))
+	return n
+}
+
+// metricValue is the value of one series of /metrics (a name, with its
+// labels if any), and whether /metrics has it.
+func metricValue(s *testServer, series string) (float64, bool) {
+	s.t.Helper()
 	r := s.do("GET", "/metrics", nil).wantStatus(s.t, http.StatusOK)
-	series := fmt.Sprintf("telemetry_http_requests_total{method=%q,route=%q,status=\"%d\"} ", method, route, status)
 	for _, l := range strings.Split(string(r.Body), "\n") {
-		if v, ok := strings.CutPrefix(l, series); ok {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
 			var n float64
 			fmt.Sscan(v, &n)
-			return n
+			return n, true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // Every operation that takes a body, and a header line for each (the

@@ -165,17 +165,6 @@ func TestSelfProfileCloseFlushes(t *testing.T) {
 	}
 }
 
-func metricValue(t *testing.T, s *testServer, name string) string {
-	t.Helper()
-	r := s.do("GET", "/metrics", nil).wantStatus(t, http.StatusOK)
-	for _, line := range strings.Split(string(r.Body), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			return strings.TrimPrefix(line, name+" ")
-		}
-	}
-	return ""
-}
-
 // A full buffer drops records without slowing or failing the request, and
 // the drops are counted.
 func TestSelfProfileDropsAreCounted(t *testing.T) {
@@ -184,17 +173,17 @@ func TestSelfProfileDropsAreCounted(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		s.do("GET", "/api/measurements/methodDistribution/", nil).wantStatus(t, http.StatusOK)
 	}
-	if got := metricValue(t, s, `telemetry_selfprofile_dropped_total{reason="buffer_full"}`); got != "2" {
-		t.Fatalf("dropped = %q, want 2", got)
+	if got, _ := metricValue(s, `telemetry_selfprofile_dropped_total{reason="buffer_full"}`); got != 2 {
+		t.Fatalf("dropped = %v, want 2", got)
 	}
-	if got := metricValue(t, s, "telemetry_selfprofile_buffered"); got != "3" {
-		t.Fatalf("buffered = %q, want 3", got)
+	if got, _ := metricValue(s, "telemetry_selfprofile_buffered"); got != 3 {
+		t.Fatalf("buffered = %v, want 3", got)
 	}
 	if err := prof.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := metricValue(t, s, "telemetry_selfprofile_written_total"); got != "3" {
-		t.Fatalf("written = %q, want 3", got)
+	if got, _ := metricValue(s, "telemetry_selfprofile_written_total"); got != 3 {
+		t.Fatalf("written = %v, want 3", got)
 	}
 }
 
