@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Every operation documents every status it can return (CONVENTIONS,
@@ -105,16 +105,16 @@ func (d documentedOps) operation(r *http.Request) string {
 // offSchema says how a JSON success answer differs from its documented
 // schema (huma's validator, as a generated client reads it), or "" when it
 // does not, or when the answer is not JSON or was too long to keep.
-func (d documentedOps) offSchema(r *http.Request, w *statusWriter) string {
-	if w.status >= 300 || w.cut || len(w.body) == 0 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+func (d documentedOps) offSchema(r *http.Request, a answer) string {
+	if a.status >= 300 || a.body.cut || len(a.body.kept) == 0 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
 		return ""
 	}
-	schema := d.schemas[d.operation(r)][strconv.Itoa(w.status)]
+	schema := d.schemas[d.operation(r)][strconv.Itoa(a.status)]
 	if schema == nil {
 		return ""
 	}
 	var v any
-	if err := json.Unmarshal(w.body, &v); err != nil {
+	if err := json.Unmarshal(a.body.kept, &v); err != nil {
 		return fmt.Sprintf("not JSON: %v", err)
 	}
 	res := &huma.ValidateResult{}
@@ -122,7 +122,7 @@ func (d documentedOps) offSchema(r *http.Request, w *statusWriter) string {
 	if len(res.Errors) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%v (body %.300s)", res.Errors, w.body)
+	return fmt.Sprintf("%v (body %.300s)", res.Errors, a.body.kept)
 }
 
 // auditStatuses wraps h so that an answer whose status its operation does
@@ -133,21 +133,24 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 	}
 	d := documented()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		if sw.status == 0 || sw.status == statusClientGone {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		body := &keptBody{}
+		ww.Tee(body)
+		h.ServeHTTP(ww, r)
+		a := answer{status: ww.Status(), header: ww.Header(), body: body}
+		if a.status == 0 || a.status == statusClientGone {
 			return // nobody to read the answer: not part of the contract
 		}
-		exercised.add(d, r, sw.status)
-		if op := d.undocumented(r, sw.status); op != "" {
+		exercised.add(d, r, a.status)
+		if op := d.undocumented(r, a.status); op != "" {
 			t.Errorf("%s answered %d (%s %s), which its responses in the document do not list",
-				op, sw.status, r.Method, r.URL.RequestURI())
+				op, a.status, r.Method, r.URL.RequestURI())
 		}
-		if err := sw.notAProblem(r); err != "" {
-			t.Errorf("%s %s answered %d: %s", r.Method, r.URL.RequestURI(), sw.status, err)
+		if err := a.notAProblem(r); err != "" {
+			t.Errorf("%s %s answered %d: %s", r.Method, r.URL.RequestURI(), a.status, err)
 		}
-		if err := d.offSchema(r, sw); err != "" {
-			t.Errorf("%s %s answered %d off its documented schema: %s", r.Method, r.URL.RequestURI(), sw.status, err)
+		if err := d.offSchema(r, a); err != "" {
+			t.Errorf("%s %s answered %d off its documented schema: %s", r.Method, r.URL.RequestURI(), a.status, err)
 		}
 	})
 }
@@ -204,70 +207,60 @@ func reportUnexercised(w io.Writer) {
 	fmt.Fprintf(w, "documented answers no test produced (%d operations):\n%s\n", len(lines), strings.Join(lines, "\n"))
 }
 
-// statusWriter remembers the status of an answer, and its body up to
-// keptBody.
-type statusWriter struct {
-	http.ResponseWriter
+// answer is what the audit saw of an answer: its status, its headers and
+// the start of its body (chi's response writer wrapper, as observe uses,
+// records the status and tees the body).
+type answer struct {
 	status int
-	body   []byte
-	cut    bool // the body was longer than what was kept
+	header http.Header
+	body   *keptBody
 }
 
-// keptBody is how much of an answer's body the audit keeps.
-const keptBody = 1 << 20
+// keptBody keeps the first keptBodyBytes of an answer's body.
+type keptBody struct {
+	kept []byte
+	cut  bool // the body was longer than what was kept
+}
+
+const keptBodyBytes = 1 << 20
+
+func (b *keptBody) Write(p []byte) (int, error) {
+	if !b.cut {
+		if len(b.kept)+len(p) > keptBodyBytes {
+			b.cut = true
+		} else {
+			b.kept = append(b.kept, p...)
+		}
+	}
+	return len(p), nil
+}
 
 // notAProblem says how an error answer breaks the error format
 // (CONVENTIONS, "Errors"), or "" when it does not: problem+json, a body
 // whose status and title are the answer's, and the request id of the
 // X-Request-Id header. A HEAD answer has no body to check.
-func (w *statusWriter) notAProblem(r *http.Request) string {
-	if w.status < 400 || r.Method == http.MethodHead {
+func (a answer) notAProblem(r *http.Request) string {
+	if a.status < 400 || r.Method == http.MethodHead {
 		return ""
 	}
-	h := w.Header()
-	if ct := h.Get("Content-Type"); ct != "application/problem+json" {
+	if ct := a.header.Get("Content-Type"); ct != "application/problem+json" {
 		return fmt.Sprintf("Content-Type %q, not application/problem+json", ct)
 	}
-	if w.cut {
+	if a.body.cut {
 		return ""
 	}
 	var p Problem
-	if err := json.Unmarshal(w.body, &p); err != nil {
-		return fmt.Sprintf("a body that is not a problem (%v): %.200s", err, w.body)
+	if err := json.Unmarshal(a.body.kept, &p); err != nil {
+		return fmt.Sprintf("a body that is not a problem (%v): %.200s", err, a.body.kept)
 	}
-	if p.Status != w.status || p.Title != http.StatusText(w.status) {
+	if p.Status != a.status || p.Title != http.StatusText(a.status) {
 		return fmt.Sprintf("problem status %d and title %q", p.Status, p.Title)
 	}
-	if p.RequestID == "" || p.RequestID != h.Get("X-Request-Id") {
-		return fmt.Sprintf("problem requestId %q, X-Request-Id %q", p.RequestID, h.Get("X-Request-Id"))
+	if p.RequestID == "" || p.RequestID != a.header.Get("X-Request-Id") {
+		return fmt.Sprintf("problem requestId %q, X-Request-Id %q", p.RequestID, a.header.Get("X-Request-Id"))
 	}
 	return ""
 }
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if !w.cut {
-		if len(w.body)+len(b) > keptBody {
-			w.cut = true
-		} else {
-			w.body = append(w.body, b...)
-		}
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (read
-// deadlines, flushes).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // TestStatusAuditFindsUndocumented checks the audit itself: a documented
 // status passes, an undocumented one is named with its operation, aliases
@@ -326,14 +319,10 @@ func TestProblemAuditFindsMalformedErrors(t *testing.T) {
 		{"no request id", "application/problem+json", `{"title":"Not Found","status":404}`, false},
 		{"not JSON", "application/problem+json", `not found`, false},
 	} {
-		w := &statusWriter{ResponseWriter: httptest.NewRecorder()}
-		w.Header().Set("Content-Type", c.contentType)
-		w.Header().Set("X-Request-Id", "abc")
-		w.WriteHeader(http.StatusNotFound)
-		if _, err := w.Write([]byte(c.body)); err != nil {
-			t.Fatal(err)
-		}
-		if got := w.notAProblem(r); (got == "") != c.ok {
+		a := answer{status: http.StatusNotFound, header: http.Header{}, body: &keptBody{kept: []byte(c.body)}}
+		a.header.Set("Content-Type", c.contentType)
+		a.header.Set("X-Request-Id", "abc")
+		if got := a.notAProblem(r); (got == "") != c.ok {
 			t.Errorf("%s: notAProblem = %q", c.name, got)
 		}
 	}
@@ -354,13 +343,9 @@ func TestSchemaAuditFindsOffSchemaAnswers(t *testing.T) {
 		`{"received":3,"extra":true}`: false,
 		`{}`:                          false,
 	} {
-		w := &statusWriter{ResponseWriter: httptest.NewRecorder()}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		if _, err := w.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-		if got := d.offSchema(r, w); (got == "") != ok {
+		a := answer{status: http.StatusCreated, header: http.Header{"Content-Type": {"application/json"}},
+			body: &keptBody{kept: []byte(body)}}
+		if got := d.offSchema(r, a); (got == "") != ok {
 			t.Errorf("%s: offSchema = %q", body, got)
 		}
 	}
