@@ -44,10 +44,7 @@ var documented = sync.OnceValue(func() documentedOps {
 		schemas: map[string]map[string]*huma.Schema{}, registry: spec.Components.Schemas}
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	for path, item := range spec.Paths {
-		for method, op := range map[string]*huma.Operation{get: item.Get, post: item.Post, put: item.Put, del: item.Delete} {
-			if op == nil {
-				continue
-			}
+		for method, op := range itemOperations(item) {
 			codes, schemas := map[string]bool{}, map[string]*huma.Schema{}
 			for code, r := range op.Responses {
 				codes[code] = true
