@@ -85,7 +85,7 @@ func (b *bodyBudget) middleware(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	info, _ := r.Context().Value(requestInfoKey).(*requestInfo)
-	wait, cancel := context.WithCancel(r.Context())
+	wait, cancel := r.Context(), context.CancelFunc(func() {})
 	if b.readTimeout > 0 {
 		wait, cancel = context.WithTimeout(r.Context(), b.readTimeout)
 	}
