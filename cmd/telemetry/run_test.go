@@ -36,7 +36,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	}
 	for _, want := range []string{"serve", "migrate [up|status|down]", "openapi", "token", "version", "DATABASE_URL", "LISTEN_ADDR", "BASE_PATH",
 		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL", "READ_HEADER_TIMEOUT", "READ_TIMEOUT", "WRITE_TIMEOUT",
-		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN"} {
+		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN", "BODY_MEMORY_BYTES", "BODY_MIN_RATE"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("--help lacks %q:\n%s", want, out.String())
 		}
@@ -60,6 +60,9 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_HEADER_TIMEOUT": "0"}, "READ_HEADER_TIMEOUT"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "IDLE_TIMEOUT": "-1s"}, "IDLE_TIMEOUT"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "DB_TIMEOUT": "-1s"}, "DB_TIMEOUT"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "BODY_MEMORY_BYTES": "0"}, "BODY_MEMORY_BYTES"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "BODY_MIN_RATE": "-1"}, "BODY_MIN_RATE"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "BODY_MIN_RATE": "fast"}, "BODY_MIN_RATE"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "WRITE_TIMEOUT": "30s"}, "WRITE_TIMEOUT (30s) must be longer than READ_TIMEOUT"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_WRITES": "maybe"}, "AUTH_WRITES"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_READS": "2"}, "AUTH_READS"},

@@ -84,7 +84,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	api := humachi.New(mux, humaConfig())
 	documentServer(api.OpenAPI(), d.Config.BasePath)
 	budget := newBodyBudget(max(d.Config.BodyMemoryBytes, d.Config.MaxBodyBytes), d.Config.ReadTimeout,
-		d.Metrics.BodyBytesHeld, d.Metrics.BodiesWaiting)
+		d.Config.BodyMinRate, d.Metrics.BodyBytesHeld, d.Metrics.BodiesWaiting)
 	api.UseMiddleware(negotiate, operationID, budget.middleware)
 
 	// Each resource's setup (decoders, authentication), then every route

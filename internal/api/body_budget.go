@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -28,8 +29,14 @@ import (
 //     Metadata's bodyWeightKey (eventsBodyWeight, 8), as eight 8 MB events
 //     bodies at once took 0.9-1.1 GB.
 //   - The first MiB is read before the share is taken so that a client
-//     must send it, not only announce a size, to hold the budget: one that
-//     then dribbles holds it at most READ_TIMEOUT, like any slow body.
+//     must send it, not only announce a size, to hold the budget.
+//   - A body holding a share must keep arriving at BODY_MIN_RATE bytes a
+//     second from the moment it took it, falling at most minRateSlack
+//     behind: its read deadline moves on with every read, and a body that
+//     falls further behind is a 408 (never later than READ_TIMEOUT). Without
+//     it a client could send one MiB, announce 64, then stall, and keep
+//     every other large body waiting for the whole READ_TIMEOUT, request
+//     after request, at the cost of one MiB a minute.
 //   - A Content-Length over the operation's limit is a 413 at the first
 //     read, without reading what would be refused.
 //   - Bodies up to smallBody (every device report, most batches) never wait
@@ -47,6 +54,11 @@ import (
 // its read buffers of up to this size for reuse).
 const smallBody = 1 << 20
 
+// minRateSlack is how far behind BODY_MIN_RATE a body holding a share may
+// fall (4 s at the default 256 KiB/s): room for the time a client that
+// waited for its share takes to send again.
+const minRateSlack = 1 << 20
+
 // bodyWeightKey is the key, in an operation's Metadata, of how many times
 // its bodies count (an int64; 1 when absent).
 const bodyWeightKey = "bodyWeight"
@@ -56,6 +68,7 @@ type bodyBudget struct {
 	sem         *semaphore.Weighted
 	size        int64
 	readTimeout time.Duration
+	minRate     int64 // BODY_MIN_RATE, bytes a second; 0: none
 	held        gauge // bytes taken by bodies being read or served
 	waiting     gauge // bodies waiting for their share
 }
@@ -63,14 +76,18 @@ type bodyBudget struct {
 // gauge is what the budget needs of a Prometheus gauge (metrics.go).
 type gauge interface{ Add(float64) }
 
-func newBodyBudget(size int64, readTimeout time.Duration, held, waiting gauge) *bodyBudget {
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, readTimeout: readTimeout,
+func newBodyBudget(size int64, readTimeout time.Duration, minRate int64, held, waiting gauge) *bodyBudget {
+	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, readTimeout: readTimeout, minRate: minRate,
 		held: held, waiting: waiting}
 }
 
 // errBodyBudget is the read error of a body that did not get its share of
 // the budget in time (bodyReadProblem answers it with a 503).
 var errBodyBudget = errors.New("the request body did not fit in BODY_MEMORY_BYTES in time")
+
+// errBodyTooSlow is the read error of a body that fell behind BODY_MIN_RATE
+// while holding its share (bodyReadProblem answers it with a 408).
+var errBodyTooSlow = errors.New("the request body arrived slower than BODY_MIN_RATE while holding BODY_MEMORY_BYTES")
 
 // middleware puts every large enough operation's body under the budget.
 func (b *bodyBudget) middleware(ctx huma.Context, next func(huma.Context)) {
@@ -92,6 +109,10 @@ func (b *bodyBudget) middleware(ctx huma.Context, next func(huma.Context)) {
 	weight, _ := op.Metadata[bodyWeightKey].(int64)
 	body := &budgetedBody{ReadCloser: r.Body, budget: b, wait: wait, info: info,
 		length: r.ContentLength, limit: op.MaxBodyBytes - 1, weight: max(weight, 1)}
+	if b.minRate > 0 {
+		body.setDeadline = ctx.SetReadDeadline
+		body.readDeadline, _ = wait.Deadline() // READ_TIMEOUT's, or none
+	}
 	r.Body = body
 	defer func() {
 		cancel()
@@ -105,8 +126,8 @@ func budgeted(op *huma.Operation) bool {
 	return op != nil && op.RequestBody != nil && op.MaxBodyBytes > smallBody+1
 }
 
-// documentBodyBudget says, in the 503 answer of every operation whose
-// bodies the budget covers, that it may come from the budget.
+// documentBodyBudget says, in the 503 and 408 answers of every operation
+// whose bodies the budget covers, that they may come from the budget.
 func documentBodyBudget(oapi *huma.OpenAPI, op *huma.Operation) {
 	if !budgeted(op) {
 		return
@@ -120,6 +141,10 @@ func documentBodyBudget(oapi *huma.OpenAPI, op *huma.Operation) {
 	r.Description = "Service Unavailable: the database cannot be reached or is overloaded, or a body over 1 MiB " +
 		"found no room in BODY_MEMORY_BYTES (the bodies being read or served) within READ_TIMEOUT. " +
 		"Retry after the Retry-After header's seconds."
+	if r := op.Responses["408"]; r != nil { // documentBodyErrors
+		r.Description = "Request Timeout: the body did not arrive within READ_TIMEOUT, or, past its first MiB, " +
+			"arrived slower than BODY_MIN_RATE while holding room in BODY_MEMORY_BYTES."
+	}
 }
 
 // budgetedBody is a request body that takes its share of the budget
@@ -135,6 +160,13 @@ type budgetedBody struct {
 	read   int64
 	held   int64 // its share, once taken
 	err    error // why it stopped, once it has
+
+	// BODY_MIN_RATE, while the share is held (nil setDeadline: none).
+	setDeadline  func(time.Time) error // the connection's read deadline
+	readDeadline time.Time             // READ_TIMEOUT's (zero: none)
+	takenAt      time.Time
+	readAtTake   int64
+	ended        bool // the body's reader has ended: deadlines are net/http's again
 }
 
 func (b *budgetedBody) Read(p []byte) (int, error) {
@@ -158,9 +190,35 @@ func (b *budgetedBody) Read(p []byte) (int, error) {
 			}
 		}
 	}
+	var paced bool // a BODY_MIN_RATE deadline is in force for this read
+	if b.held > 0 && b.setDeadline != nil && !b.ended {
+		paced = b.pace()
+	}
 	n, err := b.ReadCloser.Read(p)
 	b.read += int64(n)
+	if err != nil {
+		b.ended = true
+		var ne net.Error
+		if paced && b.info != nil && errors.As(err, &ne) && ne.Timeout() {
+			b.info.bodyErr = errBodyTooSlow // instead of the bare timeout
+		}
+	}
 	return n, err
+}
+
+// pace sets the connection's read deadline to when the body, at
+// BODY_MIN_RATE since it took its share, would be minRateSlack behind, or
+// to READ_TIMEOUT's deadline if that comes first, and reports whether the
+// rate's is the one set. net/http clears the deadline itself once the body
+// has been read to its end (limits.go), and pace is not called after that.
+func (b *budgetedBody) pace() bool {
+	ahead := b.read - b.readAtTake + minRateSlack
+	due := b.takenAt.Add(time.Duration(float64(ahead) / float64(b.budget.minRate) * float64(time.Second)))
+	paced := b.readDeadline.IsZero() || due.Before(b.readDeadline)
+	if !paced {
+		due = b.readDeadline
+	}
+	return b.setDeadline(due) == nil && paced
 }
 
 // take waits for the share of n bytes of body (at most all of the budget).
@@ -173,6 +231,7 @@ func (b *budgetedBody) take(n int64) error {
 		return b.fail(errBodyBudget)
 	}
 	b.held = n
+	b.takenAt, b.readAtTake = time.Now(), b.read
 	b.budget.held.Add(float64(n))
 	return nil
 }

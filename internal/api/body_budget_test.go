@@ -137,10 +137,12 @@ const (
 	waitingGauge = "telemetry_request_bodies_waiting"
 )
 
-// budget3MiB is a server whose large bodies share 3 MiB.
+// budget3MiB is a server whose large bodies share 3 MiB, with no
+// BODY_MIN_RATE: these tests hold shares while they look at the gauges
+// (TestBodyBudgetMinRate sets one).
 func budget3MiB(readTimeout time.Duration) func(*config.Config) {
 	return func(c *config.Config) {
-		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout = 3<<20, 3<<20, readTimeout
+		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout, c.BodyMinRate = 3<<20, 3<<20, readTimeout, 0
 	}
 }
 
@@ -297,6 +299,48 @@ func TestBodyBudgetFirstMiBIsFree(t *testing.T) {
 	}
 	announced.send(t, body[512<<10:])
 	announced.wantStatus(t, http.StatusCreated)
+}
+
+// BODY_MIN_RATE: a body that stalls while it holds its share is a 408 once
+// it falls the rate's slack (1 MiB) behind, long before READ_TIMEOUT, and
+// the body that waited for its room is then served; a body that keeps
+// arriving above the rate is served, also when it takes longer than the
+// slack alone would allow.
+func TestBodyBudgetMinRate(t *testing.T) {
+	t.Parallel()
+	const rate = 512 << 10 // the slack is 2 s of it
+	s := newTestServer(t, budget3MiB(30*time.Second), func(c *config.Config) { c.BodyMinRate = rate })
+	const size = 3 << 20
+	body := flowsBodyOf(size)
+	head := postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), "")
+
+	stalled := start(t, s, head, body[:5<<18]) // 1.25 MiB, then nothing
+	eventually(t, s, heldGauge, size)
+	waiter := start(t, s, head, body)
+	a := stalled.wait(t)
+	p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusRequestTimeout)
+	if !strings.Contains(p.Detail, "BODY_MIN_RATE") {
+		t.Fatalf("408 %q does not name BODY_MIN_RATE", p.Detail)
+	}
+	waiter.wantStatus(t, http.StatusCreated)
+	eventually(t, s, heldGauge, 0)
+
+	// 64 KiB every 100 ms (640 KiB/s) for 2.8 s after the first 1.25 MiB.
+	steady := start(t, s, head, body[:5<<18])
+	for off := 5 << 18; off < size; off += 64 << 10 {
+		time.Sleep(100 * time.Millisecond)
+		steady.send(t, body[off:min(off+64<<10, size)])
+	}
+	steady.wantStatus(t, http.StatusCreated)
+	var page struct {
+		Items []struct {
+			BytesTx int64 `json:"bytes_tx"`
+		}
+	}
+	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if len(page.Items) != 1 || page.Items[0].BytesTx != 2 {
+		t.Fatalf("flows stored: %+v, want the waiter's and the steady body's (2 bytes), not the stalled one's", page.Items)
+	}
 }
 
 // An events body counts eightfold (eventsBodyWeight): 1.2 MiB of it takes

@@ -107,6 +107,9 @@ func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 	var ne net.Error
 	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.Is(info.bodyErr, errBodyTooSlow):
+		return NewProblem(http.StatusRequestTimeout, "the request body arrived slower than BODY_MIN_RATE while holding "+
+			"room in BODY_MEMORY_BYTES that other bodies wait for")
 	case errors.As(info.bodyErr, &ne) && ne.Timeout():
 		return NewProblem(http.StatusRequestTimeout, "the request body did not arrive in time (READ_TIMEOUT)")
 	case errors.As(info.bodyErr, &tooLarge):

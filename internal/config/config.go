@@ -39,6 +39,9 @@ type Config struct {
 	// BodyMemoryBytes is how many bytes of large request bodies (over
 	// 1 MiB) are held at once; at least MaxBodyBytes.
 	BodyMemoryBytes int64
+	// BodyMinRate is how many bytes a second a body must keep arriving
+	// at while it holds room in BodyMemoryBytes (0: no such floor).
+	BodyMinRate     int64
 	FlowsMaxBatch   int
 	ShutdownTimeout time.Duration
 
@@ -148,6 +151,9 @@ var Vars = []Var{
 	{"BODY_MEMORY_BYTES", "67108864", "bytes of request bodies over 1 MiB held in memory at once (never less than MAX_BODY_BYTES): " +
 		"past its first MiB, a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts as its operation's limit",
 		positive(func(c *Config) *int64 { return &c.BodyMemoryBytes })},
+	{"BODY_MIN_RATE", "262144", "bytes a second a body must keep arriving at once it holds room in BODY_MEMORY_BYTES (it may fall 1 MiB behind); " +
+		"slower is a 408, so that a stalled client cannot keep the other large bodies waiting. 0 turns it off",
+		nonNegative(func(c *Config) *int64 { return &c.BodyMinRate })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
@@ -258,6 +264,17 @@ func positive(field func(*Config) *int64) func(*Config, string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
 			return errors.New("must be a positive integer")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func nonNegative(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("must be 0 or a positive integer")
 		}
 		*field(c) = n
 		return nil
