@@ -21,6 +21,25 @@ func flowsBodyOf(size int) string {
 	return item + strings.Repeat(" ", size-len(item)-1) + "]"
 }
 
+// budgetFlowBytes is bytes_tx of the one flow that flowsBodyOf's bodies
+// add to (hour 7, budget -> b), 0 when none was stored: each body adds 1.
+func budgetFlowBytes(t *testing.T, s *testServer) int64 {
+	t.Helper()
+	var page struct {
+		Items []struct {
+			BytesTx int64 `json:"bytes_tx"`
+		} `json:"items"`
+	}
+	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if len(page.Items) > 1 {
+		t.Fatalf("%d flows for one key: %+v", len(page.Items), page.Items)
+	}
+	if len(page.Items) == 0 {
+		return 0
+	}
+	return page.Items[0].BytesTx
+}
+
 // exchange is a request written by hand on its own connection, whose
 // answer is read in the background.
 type exchange struct {
@@ -169,14 +188,8 @@ func TestBodyBudgetLargeBodiesTakeTurns(t *testing.T) {
 	second.wantStatus(t, http.StatusCreated)
 	eventually(t, s, heldGauge, 0)
 	eventually(t, s, waitingGauge, 0)
-	var sum struct {
-		Items []struct {
-			BytesTx int64 `json:"bytes_tx"`
-		} `json:"items"`
-	}
-	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &sum)
-	if len(sum.Items) != 1 || sum.Items[0].BytesTx != 3 {
-		t.Fatalf("flows stored: %+v, want one of 3 bytes (three bodies of 1)", sum.Items)
+	if got := budgetFlowBytes(t, s); got != 3 {
+		t.Fatalf("flows stored: %d bytes, want 3 (three bodies of 1)", got)
 	}
 }
 
@@ -204,14 +217,8 @@ func TestBodyBudgetWaitEndsIn503(t *testing.T) {
 	unlock()
 	holder.wantStatus(t, http.StatusCreated)
 	eventually(t, s, heldGauge, 0)
-	var page struct {
-		Items []struct {
-			BytesTx int64 `json:"bytes_tx"`
-		}
-	}
-	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &page)
-	if len(page.Items) != 1 || page.Items[0].BytesTx != 1 {
-		t.Fatalf("flows stored: %+v, want the holder's alone", page.Items)
+	if got := budgetFlowBytes(t, s); got != 1 {
+		t.Fatalf("flows stored: %d bytes, want the holder's alone (1)", got)
 	}
 }
 
@@ -332,14 +339,8 @@ func TestBodyBudgetMinRate(t *testing.T) {
 		steady.send(t, body[off:min(off+64<<10, size)])
 	}
 	steady.wantStatus(t, http.StatusCreated)
-	var page struct {
-		Items []struct {
-			BytesTx int64 `json:"bytes_tx"`
-		}
-	}
-	s.do("GET", "/flows?hour=7&src_app=budget", nil).wantStatus(t, http.StatusOK).decode(t, &page)
-	if len(page.Items) != 1 || page.Items[0].BytesTx != 2 {
-		t.Fatalf("flows stored: %+v, want the waiter's and the steady body's (2 bytes), not the stalled one's", page.Items)
+	if got := budgetFlowBytes(t, s); got != 2 {
+		t.Fatalf("flows stored: %d bytes, want the waiter's and the steady body's (2), not the stalled one's", got)
 	}
 }
 

@@ -260,21 +260,18 @@ func str(field func(*Config) *string) func(*Config, string) error {
 }
 
 func positive(field func(*Config) *int64) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return errors.New("must be a positive integer")
-		}
-		*field(c) = n
-		return nil
-	}
+	return atLeast(field, 1, "a positive integer")
 }
 
 func nonNegative(field func(*Config) *int64) func(*Config, string) error {
+	return atLeast(field, 0, "0 or a positive integer")
+}
+
+func atLeast(field func(*Config) *int64, least int64, want string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return errors.New("must be 0 or a positive integer")
+		if err != nil || n < least {
+			return errors.New("must be " + want)
 		}
 		*field(c) = n
 		return nil
