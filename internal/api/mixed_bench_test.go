@@ -36,6 +36,8 @@ import (
 //     p99 of each also as a metric);
 //   - overall requests/s, p50 and p99;
 //   - the server's resident memory every 5 s (target: at most 150 MB, flat);
+//   - the requests/s of each whole minute, and the database's size at the
+//     end (a long MIXED_DURATION shows whether they drift as tables grow);
 //   - CPU split over the run, from /proc: the server process, every
 //     PostgreSQL process, this process (the load generator), and the rest
 //     of the machine (other work sharing the cores), each in µs per request;
@@ -54,6 +56,26 @@ import (
 //   - MIXED_PG_LOG_MS=n with MIXED_PG_LOG=file: PostgreSQL logs every
 //     statement of the run's database slower than n ms, copied to file;
 //     with MIXED_PG_EXPLAIN=1 also their plans (auto_explain).
+// perMinute is the rate of each whole minute of counts sampled every 5 s
+// (a run that drifts as its tables grow shows it here).
+func perMinute(counts []int64) string {
+	var out []string
+	for i := 12; i < len(counts); i += 12 {
+		out = append(out, strconv.FormatInt((counts[i]-counts[i-12])/60, 10))
+	}
+	return strings.Join(out, " ")
+}
+
+// databaseSize is the size of the benchmark's database, as psql's \l+
+// shows it.
+func databaseSize(b *testing.B, ctx context.Context, pool *pgxpool.Pool) string {
+	var size string
+	if err := pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+		b.Errorf("database size: %v", err)
+	}
+	return size
+}
+
 func BenchmarkMixedLoadMemory(b *testing.B) {
 	duration := 5 * time.Minute
 	if v := os.Getenv("MIXED_SECONDS"); v != "" {
@@ -147,6 +169,8 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 
 	pid := cmd.Process.Pid
 	var rss []int64
+	var answered atomic.Int64 // requests done, also sampled every 5 s
+	var answeredAt []int64
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -155,6 +179,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 		defer tick.Stop()
 		for {
 			rss = append(rss, residentKB(pid))
+			answeredAt = append(answeredAt, answered.Load())
 			select {
 			case <-tick.C:
 			case <-stopSampling:
@@ -183,6 +208,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 		t0 := time.Now()
 		err := ops[i].do(lg, &states[c])
 		latencies[c][i] = append(latencies[c][i], time.Since(t0))
+		answered.Add(1)
 		if err != nil && ops[i].failed.Add(1) <= 3 {
 			b.Logf("%s: %v", ops[i].name, err)
 		}
@@ -290,6 +316,7 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	b.ReportMetric(msOf(load.P50), "p50_ms")
 	b.ReportMetric(msOf(load.P99), "p99_ms")
 	b.Logf("%s of mixed load: %s; resident MB every 5 s: %s", duration, load, mbList(rss))
+	b.Logf("requests/s in each whole minute: %s; database size at the end: %s", perMinute(answeredAt), databaseSize(b, ctx, pool))
 	if profile != "" {
 		if err := <-profiled; err != nil {
 			b.Errorf("cpu profile: %v", err)
