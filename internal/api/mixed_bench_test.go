@@ -659,7 +659,9 @@ func startStatementLog(b *testing.B, ctx context.Context, pool *pgxpool.Pool, db
 		// buffers (no per-node timing: it would slow every statement).
 		settings = append(settings, "session_preload_libraries = 'auto_explain'",
 			"auto_explain.log_min_duration = "+threshold, "auto_explain.log_analyze = on",
-			"auto_explain.log_buffers = on", "auto_explain.log_timing = off")
+			"auto_explain.log_buffers = on", "auto_explain.log_timing = off",
+			// The statements inside functions (collection_http's, say).
+			"auto_explain.log_nested_statements = on")
 	}
 	for _, set := range settings {
 		if _, err := pool.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbName}.Sanitize()+" SET "+set); err != nil {
