@@ -159,14 +159,13 @@ type budgetedBody struct {
 	weight int64 // how many times its bytes count
 	read   int64
 	held   int64 // its share, once taken
-	err    error // why it stopped, once it has
+	err    error // why it stopped (its reader's end included), once it has
 
 	// BODY_MIN_RATE, while the share is held (nil setDeadline: none).
 	setDeadline  func(time.Time) error // the connection's read deadline
 	readDeadline time.Time             // READ_TIMEOUT's (zero: none)
 	takenAt      time.Time
 	readAtTake   int64
-	ended        bool // the body's reader has ended: deadlines are net/http's again
 }
 
 func (b *budgetedBody) Read(p []byte) (int, error) {
@@ -191,13 +190,15 @@ func (b *budgetedBody) Read(p []byte) (int, error) {
 		}
 	}
 	var paced bool // a BODY_MIN_RATE deadline is in force for this read
-	if b.held > 0 && b.setDeadline != nil && !b.ended {
+	if b.held > 0 && b.setDeadline != nil {
 		paced = b.pace()
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.read += int64(n)
 	if err != nil {
-		b.ended = true
+		// Ended: later reads give the same error without touching the
+		// deadline, which is net/http's again.
+		b.err = err
 		var ne net.Error
 		if paced && b.info != nil && errors.As(err, &ne) && ne.Timeout() {
 			b.info.bodyErr = errBodyTooSlow // instead of the bare timeout
