@@ -56,6 +56,7 @@ import (
 //   - MIXED_PG_LOG_MS=n with MIXED_PG_LOG=file: PostgreSQL logs every
 //     statement of the run's database slower than n ms, copied to file;
 //     with MIXED_PG_EXPLAIN=1 also their plans (auto_explain).
+//
 // perMinute is the rate of each whole minute of counts sampled every 5 s
 // (a run that drifts as its tables grow shows it here).
 func perMinute(counts []int64) string {
