@@ -26,6 +26,26 @@ import (
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
+// perMinute is the rate of each whole minute of counts sampled every 5 s
+// (a run that drifts as its tables grow shows it here).
+func perMinute(counts []int64) string {
+	var out []string
+	for i := 12; i < len(counts); i += 12 {
+		out = append(out, strconv.FormatInt((counts[i]-counts[i-12])/60, 10))
+	}
+	return strings.Join(out, " ")
+}
+
+// databaseSize is the size of the benchmark's database, as psql's \l+
+// shows it.
+func databaseSize(b *testing.B, ctx context.Context, pool *pgxpool.Pool) string {
+	var size string
+	if err := pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+		b.Errorf("database size: %v", err)
+	}
+	return size
+}
+
 // BenchmarkMixedLoadMemory runs the real binary (`telemetry serve` with its
 // defaults: self-profiling and the runtime sampler on, as in production)
 // under 16 clients spread over every resource, reads and writes, for
@@ -56,27 +76,6 @@ import (
 //   - MIXED_PG_LOG_MS=n with MIXED_PG_LOG=file: PostgreSQL logs every
 //     statement of the run's database slower than n ms, copied to file;
 //     with MIXED_PG_EXPLAIN=1 also their plans (auto_explain).
-//
-// perMinute is the rate of each whole minute of counts sampled every 5 s
-// (a run that drifts as its tables grow shows it here).
-func perMinute(counts []int64) string {
-	var out []string
-	for i := 12; i < len(counts); i += 12 {
-		out = append(out, strconv.FormatInt((counts[i]-counts[i-12])/60, 10))
-	}
-	return strings.Join(out, " ")
-}
-
-// databaseSize is the size of the benchmark's database, as psql's \l+
-// shows it.
-func databaseSize(b *testing.B, ctx context.Context, pool *pgxpool.Pool) string {
-	var size string
-	if err := pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
-		b.Errorf("database size: %v", err)
-	}
-	return size
-}
-
 func BenchmarkMixedLoadMemory(b *testing.B) {
 	duration := 5 * time.Minute
 	if v := os.Getenv("MIXED_SECONDS"); v != "" {
