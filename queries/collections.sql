@@ -8,9 +8,12 @@ VALUES (@time, @instance_id, @interval_seconds, sqlc.narg('process_cpu'), sqlc.n
     @gc_pause_seconds, @gc_cycles, @gomaxprocs, @heap_live_bytes, @go_memory_bytes, sqlc.narg('rss_bytes'), @goroutines);
 
 -- name: LockCollections :exec
--- Serialises creates (and makes deletes and clears wait) until the end of
--- the transaction, in every server process sharing the database, so that the
--- count below and the insert after it see the same set of collections.
+-- Serialises creates, clears and deletes until the end of the transaction,
+-- in every server process sharing the database, so that a create's count
+-- and insert see the same set of collections; and keeps out the writes of
+-- the service's own requests (telemetry_add_collection_http_cells takes
+-- the table in ROW EXCLUSIVE mode), so that a collection's running totals
+-- (migration 00038) start from exactly the requests written before.
 -- Reads are not blocked.
 LOCK TABLE collections IN SHARE ROW EXCLUSIVE MODE;
 
@@ -32,7 +35,40 @@ FROM collections
 WHERE id = @id;
 
 -- name: ClearCollection :execrows
+-- Under LockCollections, with its totals deleted and started again after.
 UPDATE collections SET started_at = clock_timestamp() WHERE id = @id;
+
+-- name: DeleteCollectionHTTPTotals :exec
+DELETE FROM collection_http_totals WHERE collection_id = @id;
+
+-- name: StartCollectionHTTPTotals :exec
+-- A collection's totals (migration 00038) from the cells and rows of its
+-- window so far, under LockCollections, after its create or clear: the
+-- requests of its window that were written before (none, unless an
+-- instance's clock is ahead of the database's); the writes after it add
+-- theirs.
+INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
+SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
+FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
+WHERE c.id = @id;
+
+-- name: DeleteAllCollectionHTTPTotals :exec
+-- First step of their rebuild (RebuildRollup), under LockCollections.
+DELETE FROM collection_http_totals;
+
+-- name: StartAllCollectionHTTPTotals :exec
+-- Second step: every collection's totals from the rebuilt cells and rows.
+INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
+SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
+FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s;
+
+-- name: CollectionHTTPTotals :many
+-- A collection's httpUrls from its running totals (migration 00038), in
+-- path then method order (the primary key's).
+SELECT t.path, t.method, t.hits, (t.sum_elapsed / t.hits)::float8 AS avg_elapsed, t.max_elapsed
+FROM collection_http_totals t
+WHERE t.collection_id = @id
+ORDER BY t.path, t.method;
 
 -- name: DeleteCollection :execrows
 DELETE FROM collections WHERE id = @id;

@@ -285,7 +285,7 @@ func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getC
 	if err != nil {
 		return nil, s.storeError(ctx, "collection runtime figures", err)
 	}
-	urls, err := s.st.Collections.HTTP(ctx, w.Start, w.End)
+	urls, err := s.st.Collections.HTTPTotals(ctx, id)
 	if err != nil {
 		return nil, s.storeError(ctx, "collection http figures", err)
 	}

@@ -516,7 +516,7 @@ func TestCollectionsDatabaseErrors(t *testing.T) {
 	if !strings.Contains(p.Detail, p.RequestID) || strings.Contains(p.Detail, "runtime_samples") {
 		t.Fatalf("500 detail %q", p.Detail)
 	}
-	if _, err := broken.Pool.Exec(context.Background(), "DROP TABLE collections"); err != nil {
+	if _, err := broken.Pool.Exec(context.Background(), "DROP TABLE collections CASCADE"); err != nil {
 		t.Fatal(err)
 	}
 

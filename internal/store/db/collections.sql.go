@@ -16,6 +16,7 @@ const clearCollection = `-- name: ClearCollection :execrows
 UPDATE collections SET started_at = clock_timestamp() WHERE id = $1
 `
 
+// Under LockCollections, with its totals deleted and started again after.
 func (q *Queries) ClearCollection(ctx context.Context, id int64) (int64, error) {
 	result, err := q.db.Exec(ctx, clearCollection, id)
 	if err != nil {
@@ -57,6 +58,49 @@ func (q *Queries) CollectionHTTP(ctx context.Context, arg CollectionHTTPParams) 
 	items := []CollectionHTTPRow{}
 	for rows.Next() {
 		var i CollectionHTTPRow
+		if err := rows.Scan(
+			&i.Path,
+			&i.Method,
+			&i.Hits,
+			&i.AvgElapsed,
+			&i.MaxElapsed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const collectionHTTPTotals = `-- name: CollectionHTTPTotals :many
+SELECT t.path, t.method, t.hits, (t.sum_elapsed / t.hits)::float8 AS avg_elapsed, t.max_elapsed
+FROM collection_http_totals t
+WHERE t.collection_id = $1
+ORDER BY t.path, t.method
+`
+
+type CollectionHTTPTotalsRow struct {
+	Path       string
+	Method     string
+	Hits       int64
+	AvgElapsed float64
+	MaxElapsed float64
+}
+
+// A collection's httpUrls from its running totals (migration 00038), in
+// path then method order (the primary key's).
+func (q *Queries) CollectionHTTPTotals(ctx context.Context, id int64) ([]CollectionHTTPTotalsRow, error) {
+	rows, err := q.db.Query(ctx, collectionHTTPTotals, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CollectionHTTPTotalsRow{}
+	for rows.Next() {
+		var i CollectionHTTPTotalsRow
 		if err := rows.Scan(
 			&i.Path,
 			&i.Method,
@@ -158,6 +202,16 @@ func (q *Queries) CreateCollection(ctx context.Context) (int64, error) {
 	return id, err
 }
 
+const deleteAllCollectionHTTPTotals = `-- name: DeleteAllCollectionHTTPTotals :exec
+DELETE FROM collection_http_totals
+`
+
+// First step of their rebuild (RebuildRollup), under LockCollections.
+func (q *Queries) DeleteAllCollectionHTTPTotals(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, deleteAllCollectionHTTPTotals)
+	return err
+}
+
 const deleteCollection = `-- name: DeleteCollection :execrows
 DELETE FROM collections WHERE id = $1
 `
@@ -168,6 +222,15 @@ func (q *Queries) DeleteCollection(ctx context.Context, id int64) (int64, error)
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const deleteCollectionHTTPTotals = `-- name: DeleteCollectionHTTPTotals :exec
+DELETE FROM collection_http_totals WHERE collection_id = $1
+`
+
+func (q *Queries) DeleteCollectionHTTPTotals(ctx context.Context, id int64) error {
+	_, err := q.db.Exec(ctx, deleteCollectionHTTPTotals, id)
+	return err
 }
 
 const getCollectionWindow = `-- name: GetCollectionWindow :one
@@ -264,11 +327,43 @@ const lockCollections = `-- name: LockCollections :exec
 LOCK TABLE collections IN SHARE ROW EXCLUSIVE MODE
 `
 
-// Serialises creates (and makes deletes and clears wait) until the end of
-// the transaction, in every server process sharing the database, so that the
-// count below and the insert after it see the same set of collections.
+// Serialises creates, clears and deletes until the end of the transaction,
+// in every server process sharing the database, so that a create's count
+// and insert see the same set of collections; and keeps out the writes of
+// the service's own requests (telemetry_add_collection_http_cells takes
+// the table in ROW EXCLUSIVE mode), so that a collection's running totals
+// (migration 00038) start from exactly the requests written before.
 // Reads are not blocked.
 func (q *Queries) LockCollections(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, lockCollections)
+	return err
+}
+
+const startAllCollectionHTTPTotals = `-- name: StartAllCollectionHTTPTotals :exec
+INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
+SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
+FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
+`
+
+// Second step: every collection's totals from the rebuilt cells and rows.
+func (q *Queries) StartAllCollectionHTTPTotals(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, startAllCollectionHTTPTotals)
+	return err
+}
+
+const startCollectionHTTPTotals = `-- name: StartCollectionHTTPTotals :exec
+INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
+SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
+FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
+WHERE c.id = $1
+`
+
+// A collection's totals (migration 00038) from the cells and rows of its
+// window so far, under LockCollections, after its create or clear: the
+// requests of its window that were written before (none, unless an
+// instance's clock is ahead of the database's); the writes after it add
+// theirs.
+func (q *Queries) StartCollectionHTTPTotals(ctx context.Context, id int64) error {
+	_, err := q.db.Exec(ctx, startCollectionHTTPTotals, id)
 	return err
 }

@@ -54,6 +54,22 @@ type CollectionHttpMinute struct {
 	MaxElapsed float64
 }
 
+// A metrics collection's httpUrls as running totals: the service's own requests (measurements of app 'telemetry') started in the collection's window, per (collection, URL path, method), added to in the transaction that writes the rows; recomputed from the cells at each clear and rebuild; deleted with the collection.
+type CollectionHttpTotal struct {
+	// The collection (collections.id).
+	CollectionID int64
+	// The request path without its query (context path, else the url before ?, else name).
+	Path string
+	// The request's HTTP method.
+	Method string
+	// Requests, a self-profiling summary row counting as its context.count.
+	Hits int64
+	// Sum of the requests' elapsed seconds.
+	SumElapsed float64
+	// The longest request, seconds.
+	MaxElapsed float64
+}
+
 // Devices allowed to report metrics (PUT /mrd/{id}/metrics answers 404 "Host Not Found" for any other id). Deleting a device deletes its metrics (ON DELETE CASCADE).
 type Device struct {
 	// Device id as reporters use it in the URL: 1 to 64 of [A-Za-z0-9._-].

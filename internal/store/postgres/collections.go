@@ -48,8 +48,10 @@ func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
 			return &store.Error{Op: "create collection", Kind: store.ErrConflict, Err: store.ErrTooManyCollections,
 				Detail: fmt.Sprintf("at most %d collections may exist at a time", limit)}
 		}
-		id, err = q.CreateCollection(ctx)
-		return err
+		if id, err = q.CreateCollection(ctx); err != nil {
+			return err
+		}
+		return q.StartCollectionHTTPTotals(ctx, id)
 	})
 	return id, wrap("create collection", err)
 }
@@ -102,17 +104,59 @@ func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store
 	return out, nil
 }
 
-// Clear restarts the window of collection id now; ErrNotFound when there
-// is no such collection.
+// HTTPTotals is collection id's httpUrls from its running totals
+// (migration 00038): the requests started in its window so far, per path
+// and method, in path then method order; its cost is the answer's entries,
+// whatever the window's length. Never nil; empty for an unknown id.
+func (c *Collections) HTTPTotals(ctx context.Context, id int64) ([]store.CollectionURL, error) {
+	var rows []db.CollectionHTTPTotalsRow
+	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
+		rows, err = q.CollectionHTTPTotals(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("collection http figures", err)
+	}
+	out := make([]store.CollectionURL, len(rows))
+	for i, r := range rows {
+		out[i] = store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
+	}
+	return out, nil
+}
+
+// Clear restarts the window of collection id now, its running totals with
+// it; ErrNotFound when there is no such collection. Under the collections
+// lock, so that no write of the service's requests runs meanwhile.
 func (c *Collections) Clear(ctx context.Context, id int64) error {
-	n, err := c.q.ClearCollection(ctx, id)
+	var n int64
+	err := inTx(ctx, c.pool, func(q *db.Queries) (err error) {
+		if err = q.LockCollections(ctx); err != nil {
+			return err
+		}
+		if n, err = q.ClearCollection(ctx, id); err != nil || n == 0 {
+			return err
+		}
+		if err = q.DeleteCollectionHTTPTotals(ctx, id); err != nil {
+			return err
+		}
+		return q.StartCollectionHTTPTotals(ctx, id)
+	})
 	return collectionChanged("clear collection", id, n, err)
 }
 
-// Delete deletes collection id (its id is never given again); ErrNotFound
-// when there is no such collection.
+// Delete deletes collection id (its id is never given again) and its
+// running totals; ErrNotFound when there is no such collection. Under the
+// collections lock: a write of the service's requests adding to the totals
+// meanwhile could otherwise deadlock with the delete of its rows.
 func (c *Collections) Delete(ctx context.Context, id int64) error {
-	n, err := c.q.DeleteCollection(ctx, id)
+	var n int64
+	err := inTx(ctx, c.pool, func(q *db.Queries) (err error) {
+		if err = q.LockCollections(ctx); err != nil {
+			return err
+		}
+		n, err = q.DeleteCollection(ctx, id)
+		return err
+	})
 	return collectionChanged("delete collection", id, n, err)
 }
 

@@ -29,7 +29,10 @@ GROUP BY 1, 2 ORDER BY 1, 2`
 // service's own traffic, COLLECTIONS_BENCH_RATE requests a second (default
 // 300, over 200 distinct paths), written through Measurements.Insert in
 // one-second batches as self-profiling writes them; beside it the same
-// figures from the rows alone (rows_only_ms). Reports ms per call.
+// figures from the rows alone (rows_only_ms), and the same collection's
+// figures from its running totals (Collections.HTTPTotals, migration
+// 00038; totals_ms): the traffic is stamped after the collection's create,
+// so that its window holds all of it. Reports ms per call.
 func BenchmarkCollectionsHTTP(b *testing.B) {
 	minutes, rate := 30, 300
 	if v, err := strconv.Atoi(os.Getenv("COLLECTIONS_BENCH_MINUTES")); err == nil && v > 0 {
@@ -41,8 +44,12 @@ func BenchmarkCollectionsHTTP(b *testing.B) {
 	pool := testdb.New(b)
 	st := postgres.New(pool, postgres.Options{})
 	ctx := context.Background()
-	end := time.Now().Truncate(time.Second)
-	start := end.Add(-time.Duration(minutes) * time.Minute)
+	id, err := st.Collections.Create(ctx, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Truncate(time.Second).Add(time.Second)
+	end := start.Add(time.Duration(minutes) * time.Minute)
 	for s := start; s.Before(end); s = s.Add(time.Second) {
 		recs := make([]store.Measurement, rate)
 		for i := range recs {
@@ -82,6 +89,17 @@ func BenchmarkCollectionsHTTP(b *testing.B) {
 			b.Fatal(rows.Err())
 		}
 	}
+	t2 := time.Now()
+	for i := 0; i < rounds; i++ {
+		got, err := st.Collections.HTTPTotals(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != urls {
+			b.Fatalf("the collection's totals hold %d urls, the window %d", len(got), urls)
+		}
+	}
+	b.ReportMetric(float64(time.Since(t2).Microseconds())/1000/rounds, "totals_ms")
 	b.ReportMetric(float64(per.Microseconds())/1000, "ms/call")
 	b.ReportMetric(float64(time.Since(t1).Microseconds())/1000/rounds, "rows_only_ms")
 	b.ReportMetric(float64(minutes*60*rate), "requests")

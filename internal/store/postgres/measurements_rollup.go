@@ -226,5 +226,21 @@ func (m *Measurements) RebuildRollup(ctx context.Context, since, until time.Time
 		}
 		return q.FillMeasurementCoarseRollups(ctx, db.FillMeasurementCoarseRollupsParams{Since: since, Until: until})
 	})
-	return wrap("rebuild measurements rollup", err)
+	if err != nil {
+		return wrap("rebuild measurements rollup", err)
+	}
+	// The collections' running totals (migration 00038) from the rebuilt
+	// cells, in a transaction of its own: it takes the collections lock,
+	// which the writes of the service's requests take after their rollup
+	// rows, so taking it while holding the rebuilt cells could deadlock.
+	err = inTx(ctx, m.pool, func(q *db.Queries) error {
+		if err := q.LockCollections(ctx); err != nil {
+			return err
+		}
+		if err := q.DeleteAllCollectionHTTPTotals(ctx); err != nil {
+			return err
+		}
+		return q.StartAllCollectionHTTPTotals(ctx)
+	})
+	return wrap("rebuild collections' http totals", err)
 }
