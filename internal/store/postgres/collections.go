@@ -99,7 +99,7 @@ func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store
 	}
 	out := make([]store.CollectionURL, len(rows))
 	for i, r := range rows {
-		out[i] = store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
+		out[i] = collectionURL(r)
 	}
 	return out, nil
 }
@@ -119,9 +119,14 @@ func (c *Collections) HTTPTotals(ctx context.Context, id int64) ([]store.Collect
 	}
 	out := make([]store.CollectionURL, len(rows))
 	for i, r := range rows {
-		out[i] = store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
+		out[i] = collectionURL(db.CollectionHTTPRow(r))
 	}
 	return out, nil
+}
+
+// collectionURL is the store's form of a row of a collection's httpUrls.
+func collectionURL(r db.CollectionHTTPRow) store.CollectionURL {
+	return store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
 }
 
 // Clear restarts the window of collection id now, its running totals with
