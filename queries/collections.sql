@@ -43,24 +43,19 @@ DELETE FROM collection_http_totals WHERE collection_id = @id;
 
 -- name: StartCollectionHTTPTotals :exec
 -- A collection's totals (migration 00038) from the cells and rows of its
--- window so far, under LockCollections, after its create or clear: the
+-- window so far, under LockCollections: after its create or clear, the
 -- requests of its window that were written before (none, unless an
--- instance's clock is ahead of the database's); the writes after it add
--- theirs.
+-- instance's clock is ahead of the database's), the writes after it adding
+-- theirs; with a null @id every collection's, after
+-- DeleteAllCollectionHTTPTotals (RebuildRollup).
 INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
 SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
 FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
-WHERE c.id = @id;
+WHERE sqlc.narg('id')::bigint IS NULL OR c.id = sqlc.narg('id')::bigint;
 
 -- name: DeleteAllCollectionHTTPTotals :exec
 -- First step of their rebuild (RebuildRollup), under LockCollections.
 DELETE FROM collection_http_totals;
-
--- name: StartAllCollectionHTTPTotals :exec
--- Second step: every collection's totals from the rebuilt cells and rows.
-INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
-SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
-FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s;
 
 -- name: CollectionHTTPTotals :many
 -- A collection's httpUrls from its running totals (migration 00038), in

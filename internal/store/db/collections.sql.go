@@ -339,31 +339,20 @@ func (q *Queries) LockCollections(ctx context.Context) error {
 	return err
 }
 
-const startAllCollectionHTTPTotals = `-- name: StartAllCollectionHTTPTotals :exec
-INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
-SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
-FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
-`
-
-// Second step: every collection's totals from the rebuilt cells and rows.
-func (q *Queries) StartAllCollectionHTTPTotals(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, startAllCollectionHTTPTotals)
-	return err
-}
-
 const startCollectionHTTPTotals = `-- name: StartCollectionHTTPTotals :exec
 INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
 SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
 FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
-WHERE c.id = $1
+WHERE $1::bigint IS NULL OR c.id = $1::bigint
 `
 
 // A collection's totals (migration 00038) from the cells and rows of its
-// window so far, under LockCollections, after its create or clear: the
+// window so far, under LockCollections: after its create or clear, the
 // requests of its window that were written before (none, unless an
-// instance's clock is ahead of the database's); the writes after it add
-// theirs.
-func (q *Queries) StartCollectionHTTPTotals(ctx context.Context, id int64) error {
+// instance's clock is ahead of the database's), the writes after it adding
+// theirs; with a null @id every collection's, after
+// DeleteAllCollectionHTTPTotals (RebuildRollup).
+func (q *Queries) StartCollectionHTTPTotals(ctx context.Context, id *int64) error {
 	_, err := q.db.Exec(ctx, startCollectionHTTPTotals, id)
 	return err
 }

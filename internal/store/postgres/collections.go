@@ -51,7 +51,7 @@ func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
 		if id, err = q.CreateCollection(ctx); err != nil {
 			return err
 		}
-		return q.StartCollectionHTTPTotals(ctx, id)
+		return q.StartCollectionHTTPTotals(ctx, &id)
 	})
 	return id, wrap("create collection", err)
 }
@@ -144,7 +144,7 @@ func (c *Collections) Clear(ctx context.Context, id int64) error {
 		if err = q.DeleteCollectionHTTPTotals(ctx, id); err != nil {
 			return err
 		}
-		return q.StartCollectionHTTPTotals(ctx, id)
+		return q.StartCollectionHTTPTotals(ctx, &id)
 	})
 	return collectionChanged("clear collection", id, n, err)
 }

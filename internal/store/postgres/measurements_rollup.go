@@ -240,7 +240,7 @@ func (m *Measurements) RebuildRollup(ctx context.Context, since, until time.Time
 		if err := q.DeleteAllCollectionHTTPTotals(ctx); err != nil {
 			return err
 		}
-		return q.StartAllCollectionHTTPTotals(ctx)
+		return q.StartCollectionHTTPTotals(ctx, nil)
 	})
 	return wrap("rebuild collections' http totals", err)
 }
