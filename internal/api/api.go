@@ -110,6 +110,7 @@ func humaConfig() huma.Config {
 	// No $schema field in bodies and no describedBy Link header: generated
 	// clients should see exactly the documented fields.
 	cfg.CreateHooks = nil
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	// Problems built in handlers learn the request id on the way out.
 	cfg.Transformers = append(cfg.Transformers, func(ctx huma.Context, _ string, v any) (any, error) {
 		if p, ok := v.(*Problem); ok && p.RequestID == "" {

@@ -270,11 +270,11 @@ func keyedWrite[B any](ctx context.Context, s *server, raw []byte, status int,
 		WithHeader("Retry-After", "1")
 }
 
-// marshalAnswer encodes a body exactly as huma writes it (its default JSON
-// format), so that a replayed answer is the same bytes as the first.
+// marshalAnswer encodes a body exactly as huma writes it (jsonFormat), so
+// that a replayed answer is the same bytes as the first.
 func marshalAnswer(v any) ([]byte, error) {
 	var b bytes.Buffer
-	if err := huma.DefaultJSONFormat.Marshal(&b, v); err != nil {
+	if err := jsonFormat.Marshal(&b, v); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
