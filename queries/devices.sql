@@ -20,10 +20,15 @@ RETURNING id, name, created_at, updated_at;
 DELETE FROM devices WHERE id = @id;
 
 -- name: ListDevices :many
-SELECT id, name, created_at, updated_at, count(*) OVER () AS total
-FROM devices
-ORDER BY id
-LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+-- One page of devices; total beside it as in ListRuns.
+SELECT p.id, p.name, p.created_at, p.updated_at, (SELECT count(*) FROM devices c) AS total
+FROM (
+    SELECT d.id, d.name, d.created_at, d.updated_at
+    FROM devices d
+    ORDER BY d.id
+    LIMIT @row_limit::bigint OFFSET @row_offset::bigint
+) p
+ORDER BY p.id;
 
 -- name: CountDevices :one
 SELECT count(*) FROM devices;
@@ -47,13 +52,21 @@ FROM telemetry_insert_device_metrics(
     @value_texts::text[], @units::text[], @slopes::text[], @ttls::integer[]) AS d (id);
 
 -- name: ListCurrentDeviceMetrics :many
--- A device's current metrics: the latest report per name unless stale.
-SELECT name, time, type, value_num, value_text, units, slope, ttl, count(*) OVER () AS total
-FROM device_metrics_latest
-WHERE device_id = @device_id
-  AND time + make_interval(secs => ttl) > @now::timestamptz
-ORDER BY name
-LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+-- A device's current metrics: the latest report per name unless stale;
+-- total beside the page as in ListRuns.
+SELECT p.name, p.time, p.type, p.value_num, p.value_text, p.units, p.slope, p.ttl,
+       (SELECT count(*) FROM device_metrics_latest c
+        WHERE c.device_id = @device_id
+          AND c.time + make_interval(secs => c.ttl) > @now::timestamptz) AS total
+FROM (
+    SELECT l.name, l.time, l.type, l.value_num, l.value_text, l.units, l.slope, l.ttl
+    FROM device_metrics_latest l
+    WHERE l.device_id = @device_id
+      AND l.time + make_interval(secs => l.ttl) > @now::timestamptz
+    ORDER BY l.name
+    LIMIT @row_limit::bigint OFFSET @row_offset::bigint
+) p
+ORDER BY p.name;
 
 -- name: CountCurrentDeviceMetrics :one
 SELECT count(*) FROM device_metrics_latest
@@ -80,14 +93,22 @@ SELECT count(DISTINCT name) FROM device_metrics_latest
 WHERE time + make_interval(secs => ttl) > @now::timestamptz;
 
 -- name: ListMetricHistory :many
--- Raw numeric points of one series in [from, to), oldest first.
-SELECT time, value_num::float8 AS value, count(*) OVER () AS total
-FROM device_metrics
-WHERE device_id = @device_id AND name = @name
-  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
-  AND value_num IS NOT NULL
-ORDER BY time
-LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+-- Raw numeric points of one series in [from, to), oldest first; total
+-- beside the page as in ListRuns.
+SELECT p.time, p.value, (SELECT count(*) FROM device_metrics c
+                         WHERE c.device_id = @device_id AND c.name = @name
+                           AND c.time >= @from_time::timestamptz AND c.time < @to_time::timestamptz
+                           AND c.value_num IS NOT NULL) AS total
+FROM (
+    SELECT m.time, m.value_num::float8 AS value
+    FROM device_metrics m
+    WHERE m.device_id = @device_id AND m.name = @name
+      AND m.time >= @from_time::timestamptz AND m.time < @to_time::timestamptz
+      AND m.value_num IS NOT NULL
+    ORDER BY m.time
+    LIMIT @row_limit::bigint OFFSET @row_offset::bigint
+) p
+ORDER BY p.time;
 
 -- name: CountMetricHistory :one
 SELECT count(*) FROM device_metrics

@@ -377,12 +377,19 @@ func (q *Queries) InsertDeviceMetrics(ctx context.Context, arg InsertDeviceMetri
 }
 
 const listCurrentDeviceMetrics = `-- name: ListCurrentDeviceMetrics :many
-SELECT name, time, type, value_num, value_text, units, slope, ttl, count(*) OVER () AS total
-FROM device_metrics_latest
-WHERE device_id = $1
-  AND time + make_interval(secs => ttl) > $2::timestamptz
-ORDER BY name
-LIMIT $4::bigint OFFSET $3::bigint
+SELECT p.name, p.time, p.type, p.value_num, p.value_text, p.units, p.slope, p.ttl,
+       (SELECT count(*) FROM device_metrics_latest c
+        WHERE c.device_id = $1
+          AND c.time + make_interval(secs => c.ttl) > $2::timestamptz) AS total
+FROM (
+    SELECT l.name, l.time, l.type, l.value_num, l.value_text, l.units, l.slope, l.ttl
+    FROM device_metrics_latest l
+    WHERE l.device_id = $1
+      AND l.time + make_interval(secs => l.ttl) > $2::timestamptz
+    ORDER BY l.name
+    LIMIT $4::bigint OFFSET $3::bigint
+) p
+ORDER BY p.name
 `
 
 type ListCurrentDeviceMetricsParams struct {
@@ -404,7 +411,8 @@ type ListCurrentDeviceMetricsRow struct {
 	Total     int64
 }
 
-// A device's current metrics: the latest report per name unless stale.
+// A device's current metrics: the latest report per name unless stale;
+// total beside the page as in ListRuns.
 func (q *Queries) ListCurrentDeviceMetrics(ctx context.Context, arg ListCurrentDeviceMetricsParams) ([]ListCurrentDeviceMetricsRow, error) {
 	rows, err := q.db.Query(ctx, listCurrentDeviceMetrics,
 		arg.DeviceID,
@@ -499,10 +507,14 @@ func (q *Queries) ListCurrentMetricNames(ctx context.Context, arg ListCurrentMet
 }
 
 const listDevices = `-- name: ListDevices :many
-SELECT id, name, created_at, updated_at, count(*) OVER () AS total
-FROM devices
-ORDER BY id
-LIMIT $2::bigint OFFSET $1::bigint
+SELECT p.id, p.name, p.created_at, p.updated_at, (SELECT count(*) FROM devices c) AS total
+FROM (
+    SELECT d.id, d.name, d.created_at, d.updated_at
+    FROM devices d
+    ORDER BY d.id
+    LIMIT $2::bigint OFFSET $1::bigint
+) p
+ORDER BY p.id
 `
 
 type ListDevicesParams struct {
@@ -518,6 +530,7 @@ type ListDevicesRow struct {
 	Total     int64
 }
 
+// One page of devices; total beside it as in ListRuns.
 func (q *Queries) ListDevices(ctx context.Context, arg ListDevicesParams) ([]ListDevicesRow, error) {
 	rows, err := q.db.Query(ctx, listDevices, arg.RowOffset, arg.RowLimit)
 	if err != nil {
@@ -545,13 +558,20 @@ func (q *Queries) ListDevices(ctx context.Context, arg ListDevicesParams) ([]Lis
 }
 
 const listMetricHistory = `-- name: ListMetricHistory :many
-SELECT time, value_num::float8 AS value, count(*) OVER () AS total
-FROM device_metrics
-WHERE device_id = $1 AND name = $2
-  AND time >= $3::timestamptz AND time < $4::timestamptz
-  AND value_num IS NOT NULL
-ORDER BY time
-LIMIT $6::bigint OFFSET $5::bigint
+SELECT p.time, p.value, (SELECT count(*) FROM device_metrics c
+                         WHERE c.device_id = $1 AND c.name = $2
+                           AND c.time >= $3::timestamptz AND c.time < $4::timestamptz
+                           AND c.value_num IS NOT NULL) AS total
+FROM (
+    SELECT m.time, m.value_num::float8 AS value
+    FROM device_metrics m
+    WHERE m.device_id = $1 AND m.name = $2
+      AND m.time >= $3::timestamptz AND m.time < $4::timestamptz
+      AND m.value_num IS NOT NULL
+    ORDER BY m.time
+    LIMIT $6::bigint OFFSET $5::bigint
+) p
+ORDER BY p.time
 `
 
 type ListMetricHistoryParams struct {
@@ -569,7 +589,8 @@ type ListMetricHistoryRow struct {
 	Total int64
 }
 
-// Raw numeric points of one series in [from, to), oldest first.
+// Raw numeric points of one series in [from, to), oldest first; total
+// beside the page as in ListRuns.
 func (q *Queries) ListMetricHistory(ctx context.Context, arg ListMetricHistoryParams) ([]ListMetricHistoryRow, error) {
 	rows, err := q.db.Query(ctx, listMetricHistory,
 		arg.DeviceID,

@@ -288,16 +288,26 @@ func (q *Queries) ListRunningRuns(ctx context.Context) ([]ListRunningRunsRow, er
 }
 
 const listRuns = `-- name: ListRuns :many
-SELECT uuid, host, target_host, mode, clients, hatch_rate, requests, state, started_at, ended_at,
-       count(*) OVER () AS total
-FROM event_runs
-WHERE ($1::text IS NULL OR state = $1::text)
-  AND ($2::text IS NULL OR host = $2::text)
-  AND ($3::text IS NULL OR mode = $3::text)
-  AND ($4::timestamptz IS NULL OR started_at >= $4::timestamptz)
-  AND ($5::timestamptz IS NULL OR started_at < $5::timestamptz)
-ORDER BY started_at DESC, uuid DESC
-LIMIT $7::bigint OFFSET $6::bigint
+SELECT p.uuid, p.host, p.target_host, p.mode, p.clients, p.hatch_rate, p.requests, p.state, p.started_at, p.ended_at,
+       (SELECT count(*)
+        FROM event_runs c
+        WHERE ($1::text IS NULL OR c.state = $1::text)
+          AND ($2::text IS NULL OR c.host = $2::text)
+          AND ($3::text IS NULL OR c.mode = $3::text)
+          AND ($4::timestamptz IS NULL OR c.started_at >= $4::timestamptz)
+          AND ($5::timestamptz IS NULL OR c.started_at < $5::timestamptz)) AS total
+FROM (
+    SELECT r.uuid, r.host, r.target_host, r.mode, r.clients, r.hatch_rate, r.requests, r.state, r.started_at, r.ended_at
+    FROM event_runs r
+    WHERE ($1::text IS NULL OR r.state = $1::text)
+      AND ($2::text IS NULL OR r.host = $2::text)
+      AND ($3::text IS NULL OR r.mode = $3::text)
+      AND ($4::timestamptz IS NULL OR r.started_at >= $4::timestamptz)
+      AND ($5::timestamptz IS NULL OR r.started_at < $5::timestamptz)
+    ORDER BY r.started_at DESC, r.uuid DESC
+    LIMIT $7::bigint OFFSET $6::bigint
+) p
+ORDER BY p.started_at DESC, p.uuid DESC
 `
 
 type ListRunsParams struct {
@@ -324,7 +334,11 @@ type ListRunsRow struct {
 	Total      int64
 }
 
-// One page of runs, newest first; total counts every run the filter matches.
+// One page of runs, newest first; total counts every run the filter matches,
+// in the same statement (one snapshot) but as a count of its own: a window
+// count(*) OVER () over the page's query kept every matching run in a
+// tuplestore before the page's first row (20 ms at 30,000 runs against 2;
+// docs/performance-mixed.md, "Counting beside the page").
 func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]ListRunsRow, error) {
 	rows, err := q.db.Query(ctx, listRuns,
 		arg.State,
