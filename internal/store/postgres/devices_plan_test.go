@@ -1,0 +1,155 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// A series' history (the raw page, its total, and the buckets) is read from
+// device_metrics_values_idx alone once autovacuum has been over the table
+// (migration 00039): the reports of all devices arrive interleaved, so
+// fetching a series' rows from the table read a page per row or two. Every
+// scan of device_metrics in the plans the store's calls really run
+// (auto_explain of their statements, with row counts) must be an index-only
+// scan of that index that fetched no table row, and the answers must be
+// the rows written.
+func TestDeviceHistoryIndexOnly(t *testing.T) {
+	t.Parallel()
+	base := testdb.New(t)
+	ctx := context.Background()
+	const devices, points = 64, 600
+	start := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := base.Exec(ctx, `INSERT INTO devices (id, name) SELECT 'd' || i, 'd' || i FROM generate_series(1, $1::int) i`,
+		devices); err != nil {
+		t.Fatal(err)
+	}
+	// A report of every device each second, in time order: interleaved.
+	// The commit is flushed before VACUUM (the test clusters commit
+	// asynchronously), else VACUUM cannot set the rows' hint bits and
+	// leaves every page not all visible.
+	tx, err := base.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
+		SELECT $1::timestamptz + s * interval '1 s', 'd' || d, 'cpu', 'float', s % 100, 'percent', 'both', 60
+		FROM generate_series(0, $2::int - 1) s, generate_series(1, $3::int) d ORDER BY s, d`,
+		start, points, devices); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What autovacuum does to an insert-only table: the pages all visible.
+	if _, err := base.Exec(ctx, "VACUUM ANALYZE device_metrics"); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	if err := base.QueryRow(ctx, `SELECT array_agg(c.relname::text) FROM pg_class c
+		WHERE c.oid = 'device_metrics'::regclass
+		   OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'device_metrics'::regclass)`).Scan(&names); err != nil {
+		t.Fatal(err)
+	}
+	isTable := map[string]bool{}
+	for _, n := range names {
+		isTable[n] = true
+	}
+
+	cfg := base.Config().Copy()
+	var mu sync.Mutex
+	var notices []string
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Message)
+		mu.Unlock()
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		for _, s := range []string{"LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+			"SET auto_explain.log_analyze = on", "SET auto_explain.log_timing = off",
+			"SET auto_explain.log_format = json", "SET auto_explain.log_level = notice",
+			"SET client_min_messages = notice"} {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := postgres.New(pool, postgres.Options{})
+	defer st.Devices.Close()
+
+	h := store.HistoryQuery{DeviceID: "d3", Name: "cpu", From: start, To: start.Add(points * time.Second)}
+	raw, err := st.Devices.History(ctx, h, store.PageRequest{Limit: 50, Offset: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Total != points || len(raw.Items) != 50 || !raw.Items[0].Time.Equal(start.Add(100*time.Second)) || raw.Items[0].Value != 0 {
+		t.Fatalf("raw history: total %d, %d items, first %+v; want %d, 50, 100 s in, value 0", raw.Total, len(raw.Items),
+			raw.Items[0], points)
+	}
+	buckets, err := st.Devices.HistoryBuckets(ctx, h, time.Minute, store.PageRequest{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buckets.Total != points/60 || len(buckets.Items) != points/60 || buckets.Items[0].Count != 60 || buckets.Items[0].Max != 59 {
+		t.Fatalf("buckets: total %d, %d items, first %+v; want %d of 60 points, max 59", buckets.Total, len(buckets.Items),
+			buckets.Items[0], points/60)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	var scans []map[string]any
+	for _, msg := range notices {
+		i := strings.Index(msg, "{")
+		if i < 0 {
+			continue
+		}
+		var explained struct {
+			Plan map[string]any `json:"Plan"`
+		}
+		if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
+			t.Fatalf("auto_explain notice: %v\n%s", err, msg)
+		}
+		walkPlan(explained.Plan, func(node map[string]any) {
+			if provider, _ := node["Custom Plan Provider"].(string); provider == "ChunkAppend" || provider == "ConstraintAwareAppend" {
+				return
+			}
+			if rel, _ := node["Relation Name"].(string); isTable[rel] {
+				scans = append(scans, node)
+			}
+		})
+	}
+	// The raw page, its total, the buckets: three scans at least.
+	if len(scans) < 3 {
+		t.Fatalf("%d scans of device_metrics in the plans (%d notices): %q", len(scans), len(notices), notices)
+	}
+	for _, node := range scans {
+		kind, _ := node["Node Type"].(string)
+		index, _ := node["Index Name"].(string)
+		fetches, _ := node["Heap Fetches"].(float64)
+		if kind != "Index Only Scan" || !strings.HasSuffix(index, "device_metrics_values_idx") || fetches != 0 {
+			t.Errorf("history read device_metrics by %s %q with %.0f rows fetched from the table; want an index-only "+
+				"scan of device_metrics_values_idx fetching none: %v", kind, index, fetches, node)
+		}
+	}
+}
