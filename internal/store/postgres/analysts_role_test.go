@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -32,13 +31,7 @@ func migrateDB(t *testing.T, dbURL string, down bool) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var notices []string
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		notices = append(notices, n.Message)
-		mu.Unlock()
-	}
+	received := collectNotices(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +51,7 @@ func migrateDB(t *testing.T, dbURL string, down bool) []string {
 	if err != nil {
 		t.Fatalf("migrate (down %v) %s: %v", down, dbURL, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return notices
+	return received()
 }
 
 func mustExec(t *testing.T, dbURL string, sql string) {

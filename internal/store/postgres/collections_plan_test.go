@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,17 +44,7 @@ func TestCollectionsHTTPEdgeRangesPlanNarrow(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM measurements WHERE app = 'telemetry'").Scan(&own); err != nil {
 		t.Fatal(err)
 	}
-	// measurements and, on TimescaleDB, its chunks (children of it).
-	var names []string
-	if err := pool.QueryRow(ctx, `SELECT array_agg(c.relname::text) FROM pg_class c
-		WHERE c.oid = 'measurements'::regclass
-		   OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'measurements'::regclass)`).Scan(&names); err != nil {
-		t.Fatal(err)
-	}
-	isMeasurements := map[string]bool{}
-	for _, n := range names {
-		isMeasurements[n] = true
-	}
+	isMeasurements := relationAndChunks(t, pool, "measurements")
 
 	cfg := pool.Config().ConnConfig.Copy()
 	var notices []string
@@ -66,9 +54,7 @@ func TestCollectionsHTTPEdgeRangesPlanNarrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, s := range []string{"LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-		"SET auto_explain.log_nested_statements = on", "SET auto_explain.log_format = json",
-		"SET auto_explain.log_level = notice", "SET client_min_messages = notice"} {
+	for _, s := range autoExplainSettings(false) {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
@@ -104,30 +90,7 @@ func TestCollectionsHTTPEdgeRangesPlanNarrow(t *testing.T) {
 		t.Fatalf("collection_http counted %d requests, the edge rows are %d", hits, want)
 	}
 
-	var scans []map[string]any
-	for _, msg := range notices {
-		i := strings.Index(msg, "{")
-		if i < 0 {
-			continue
-		}
-		var explained struct {
-			QueryText string         `json:"Query Text"`
-			Plan      map[string]any `json:"Plan"`
-		}
-		if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
-			t.Fatalf("auto_explain notice: %v\n%s", err, msg)
-		}
-		walkPlan(explained.Plan, func(node map[string]any) {
-			// TimescaleDB's ChunkAppend names the hypertable and holds
-			// the scans of its chunks, which are visited in turn.
-			if provider, _ := node["Custom Plan Provider"].(string); provider == "ChunkAppend" || provider == "ConstraintAwareAppend" {
-				return
-			}
-			if rel, _ := node["Relation Name"].(string); isMeasurements[rel] {
-				scans = append(scans, node)
-			}
-		})
-	}
+	scans := scansOf(t, notices, isMeasurements)
 	if len(scans) == 0 {
 		t.Fatalf("no scan of measurements in the plans of collection_http (%d notices): %q", len(notices), notices)
 	}
@@ -140,19 +103,5 @@ func TestCollectionsHTTPEdgeRangesPlanNarrow(t *testing.T) {
 			t.Errorf("collection_http expects %.0f rows of one edge range, over 2 %% of the %.0f rows of the service: "+
 				"the planner does not see the range as narrow (%s on %v)", est, own, kind, node["Relation Name"])
 		}
-	}
-}
-
-// walkPlan calls visit on node and every node under it (an EXPLAIN in
-// JSON: each node's children in "Plans").
-func walkPlan(node map[string]any, visit func(map[string]any)) {
-	if node == nil {
-		return
-	}
-	visit(node)
-	children, _ := node["Plans"].([]any)
-	for _, c := range children {
-		child, _ := c.(map[string]any)
-		walkPlan(child, visit)
 	}
 }

@@ -2,14 +2,11 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
@@ -60,30 +57,12 @@ func TestDeviceHistoryIndexOnly(t *testing.T) {
 	if _, err := base.Exec(ctx, "VACUUM ANALYZE device_metrics"); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	if err := base.QueryRow(ctx, `SELECT array_agg(c.relname::text) FROM pg_class c
-		WHERE c.oid = 'device_metrics'::regclass
-		   OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'device_metrics'::regclass)`).Scan(&names); err != nil {
-		t.Fatal(err)
-	}
-	isTable := map[string]bool{}
-	for _, n := range names {
-		isTable[n] = true
-	}
+	isTable := relationAndChunks(t, base, "device_metrics")
 
 	cfg := base.Config().Copy()
-	var mu sync.Mutex
-	var notices []string
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		notices = append(notices, n.Message)
-		mu.Unlock()
-	}
+	received := collectNotices(cfg)
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		for _, s := range []string{"LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-			"SET auto_explain.log_analyze = on", "SET auto_explain.log_timing = off",
-			"SET auto_explain.log_format = json", "SET auto_explain.log_level = notice",
-			"SET client_min_messages = notice"} {
+		for _, s := range autoExplainSettings(true) {
 			if _, err := conn.Exec(ctx, s); err != nil {
 				return err
 			}
@@ -116,29 +95,8 @@ func TestDeviceHistoryIndexOnly(t *testing.T) {
 			buckets.Items[0], points/60)
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	var scans []map[string]any
-	for _, msg := range notices {
-		i := strings.Index(msg, "{")
-		if i < 0 {
-			continue
-		}
-		var explained struct {
-			Plan map[string]any `json:"Plan"`
-		}
-		if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
-			t.Fatalf("auto_explain notice: %v\n%s", err, msg)
-		}
-		walkPlan(explained.Plan, func(node map[string]any) {
-			if provider, _ := node["Custom Plan Provider"].(string); provider == "ChunkAppend" || provider == "ConstraintAwareAppend" {
-				return
-			}
-			if rel, _ := node["Relation Name"].(string); isTable[rel] {
-				scans = append(scans, node)
-			}
-		})
-	}
+	notices := received()
+	scans := scansOf(t, notices, isTable)
 	// The raw page, its total, the buckets: three scans at least.
 	if len(scans) < 3 {
 		t.Fatalf("%d scans of device_metrics in the plans (%d notices): %q", len(scans), len(notices), notices)
