@@ -31,6 +31,7 @@ import (
 // text alone: either way a broken answer, which the handlers prevent
 // (finite). writeProblem, for the answers written outside huma, uses it
 // too.
+//
 // Request bodies without a decoder of their own are read by encoding/json,
 // as before.
 var jsonFormat = huma.Format{Marshal: marshalJSON, Unmarshal: json.Unmarshal}
