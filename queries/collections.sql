@@ -39,23 +39,22 @@ WHERE id = @id;
 UPDATE collections SET started_at = clock_timestamp() WHERE id = @id;
 
 -- name: DeleteCollectionHTTPTotals :exec
-DELETE FROM collection_http_totals WHERE collection_id = @id;
+-- A collection's running totals, or with a null @id every collection's,
+-- before StartCollectionHTTPTotals starts them again (a clear, RebuildRollup),
+-- under LockCollections.
+DELETE FROM collection_http_totals
+WHERE sqlc.narg('id')::bigint IS NULL OR collection_id = sqlc.narg('id')::bigint;
 
 -- name: StartCollectionHTTPTotals :exec
 -- A collection's totals (migration 00038) from the cells and rows of its
 -- window so far, under LockCollections: after its create or clear, the
 -- requests of its window that were written before (none, unless an
 -- instance's clock is ahead of the database's), the writes after it adding
--- theirs; with a null @id every collection's, after
--- DeleteAllCollectionHTTPTotals (RebuildRollup).
+-- theirs; with a null @id every collection's (RebuildRollup).
 INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
 SELECT c.id, s.path, s.method, s.hits, s.sum_elapsed, s.max_elapsed
 FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + interval '100 years') s
 WHERE sqlc.narg('id')::bigint IS NULL OR c.id = sqlc.narg('id')::bigint;
-
--- name: DeleteAllCollectionHTTPTotals :exec
--- First step of their rebuild (RebuildRollup), under LockCollections.
-DELETE FROM collection_http_totals;
 
 -- name: CollectionHTTPTotals :many
 -- A collection's httpUrls from its running totals (migration 00038), in

@@ -98,10 +98,8 @@ type CollectionStore interface {
 	Create(ctx context.Context, limit int) (int64, error)
 	Window(ctx context.Context, id int64) (CollectionWindow, error)
 	Runtime(ctx context.Context, since, until time.Time) (CollectionRuntime, error)
-	// HTTP is the service's own requests started in [since, until], from
-	// the rollup cells and rows; HTTPTotals a collection's window, from
-	// its running totals.
-	HTTP(ctx context.Context, since, until time.Time) ([]CollectionURL, error)
+	// HTTPTotals is a collection's httpUrls so far, from its running
+	// totals.
 	HTTPTotals(ctx context.Context, id int64) ([]CollectionURL, error)
 	Clear(ctx context.Context, id int64) error
 	Delete(ctx context.Context, id int64) error

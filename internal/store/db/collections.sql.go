@@ -202,16 +202,6 @@ func (q *Queries) CreateCollection(ctx context.Context) (int64, error) {
 	return id, err
 }
 
-const deleteAllCollectionHTTPTotals = `-- name: DeleteAllCollectionHTTPTotals :exec
-DELETE FROM collection_http_totals
-`
-
-// First step of their rebuild (RebuildRollup), under LockCollections.
-func (q *Queries) DeleteAllCollectionHTTPTotals(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, deleteAllCollectionHTTPTotals)
-	return err
-}
-
 const deleteCollection = `-- name: DeleteCollection :execrows
 DELETE FROM collections WHERE id = $1
 `
@@ -225,10 +215,14 @@ func (q *Queries) DeleteCollection(ctx context.Context, id int64) (int64, error)
 }
 
 const deleteCollectionHTTPTotals = `-- name: DeleteCollectionHTTPTotals :exec
-DELETE FROM collection_http_totals WHERE collection_id = $1
+DELETE FROM collection_http_totals
+WHERE $1::bigint IS NULL OR collection_id = $1::bigint
 `
 
-func (q *Queries) DeleteCollectionHTTPTotals(ctx context.Context, id int64) error {
+// A collection's running totals, or with a null @id every collection's,
+// before StartCollectionHTTPTotals starts them again (a clear, RebuildRollup),
+// under LockCollections.
+func (q *Queries) DeleteCollectionHTTPTotals(ctx context.Context, id *int64) error {
 	_, err := q.db.Exec(ctx, deleteCollectionHTTPTotals, id)
 	return err
 }
@@ -350,8 +344,7 @@ WHERE $1::bigint IS NULL OR c.id = $1::bigint
 // window so far, under LockCollections: after its create or clear, the
 // requests of its window that were written before (none, unless an
 // instance's clock is ahead of the database's), the writes after it adding
-// theirs; with a null @id every collection's, after
-// DeleteAllCollectionHTTPTotals (RebuildRollup).
+// theirs; with a null @id every collection's (RebuildRollup).
 func (q *Queries) StartCollectionHTTPTotals(ctx context.Context, id *int64) error {
 	_, err := q.db.Exec(ctx, startCollectionHTTPTotals, id)
 	return err

@@ -87,7 +87,10 @@ func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (stor
 }
 
 // HTTP aggregates the service's own requests started in [since, until],
-// per path and method, in path then method order. Never nil.
+// per path and method, in path then method order, from the rollup cells
+// and rows (collection_http, which also starts the running totals). Never
+// nil. The API reads HTTPTotals; the tests and BenchmarkCollectionsHTTP
+// compare the totals with this read of the same window.
 func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store.CollectionURL, error) {
 	var rows []db.CollectionHTTPRow
 	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
@@ -141,12 +144,19 @@ func (c *Collections) Clear(ctx context.Context, id int64) error {
 		if n, err = q.ClearCollection(ctx, id); err != nil || n == 0 {
 			return err
 		}
-		if err = q.DeleteCollectionHTTPTotals(ctx, id); err != nil {
-			return err
-		}
-		return q.StartCollectionHTTPTotals(ctx, &id)
+		return restartHTTPTotals(ctx, q, &id)
 	})
 	return collectionChanged("clear collection", id, n, err)
+}
+
+// restartHTTPTotals starts collection *id's running totals again from its
+// window so far, or with a nil id every collection's; the caller holds
+// LockCollections.
+func restartHTTPTotals(ctx context.Context, q *db.Queries, id *int64) error {
+	if err := q.DeleteCollectionHTTPTotals(ctx, id); err != nil {
+		return err
+	}
+	return q.StartCollectionHTTPTotals(ctx, id)
 }
 
 // Delete deletes collection id (its id is never given again) and its

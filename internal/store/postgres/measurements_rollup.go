@@ -237,10 +237,7 @@ func (m *Measurements) RebuildRollup(ctx context.Context, since, until time.Time
 		if err := q.LockCollections(ctx); err != nil {
 			return err
 		}
-		if err := q.DeleteAllCollectionHTTPTotals(ctx); err != nil {
-			return err
-		}
-		return q.StartCollectionHTTPTotals(ctx, nil)
+		return restartHTTPTotals(ctx, q, nil)
 	})
 	return wrap("rebuild collections' http totals", err)
 }
