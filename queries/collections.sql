@@ -57,12 +57,23 @@ FROM collections c, collection_http_sums(c.started_at, clock_timestamp() + inter
 WHERE sqlc.narg('id')::bigint IS NULL OR c.id = sqlc.narg('id')::bigint;
 
 -- name: CollectionHTTPTotals :many
--- A collection's httpUrls from its running totals (migration 00038), in
--- path then method order (the primary key's).
+-- The first @n entries of a collection's httpUrls from its running totals
+-- (migration 00038), in path then method order (the primary key's).
 SELECT t.path, t.method, t.hits, (t.sum_elapsed / t.hits)::float8 AS avg_elapsed, t.max_elapsed
 FROM collection_http_totals t
 WHERE t.collection_id = @id
-ORDER BY t.path, t.method;
+ORDER BY t.path, t.method
+LIMIT @n;
+
+-- name: CollectionHTTPTotalsAfter :many
+-- The next @n entries after (@after_path, @after_method): the row
+-- comparison is a range of the primary key, so each page costs its own
+-- entries.
+SELECT t.path, t.method, t.hits, (t.sum_elapsed / t.hits)::float8 AS avg_elapsed, t.max_elapsed
+FROM collection_http_totals t
+WHERE t.collection_id = @id AND (t.path, t.method) > (@after_path::text, @after_method::text)
+ORDER BY t.path, t.method
+LIMIT @n;
 
 -- name: DeleteCollection :execrows
 DELETE FROM collections WHERE id = @id;

@@ -81,6 +81,9 @@ type CollectionURL struct {
 type CollectionHTTP struct {
 	Data  []CollectionURL     `json:"data" doc:"One entry per (url, method) the service served in the window, by url then method."`
 	Units CollectionHTTPUnits `json:"units"`
+	// rest reads the entries after Data while the answer is written, when
+	// Data is a full first page (collection_stream.go).
+	rest *collectionRest
 }
 
 // CollectionTimeData is the data of CollectionTime.
@@ -285,11 +288,15 @@ func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getC
 	if err != nil {
 		return nil, s.storeError(ctx, "collection runtime figures", err)
 	}
-	urls, err := s.st.Collections.HTTPTotals(ctx, id)
+	urls, err := s.st.Collections.HTTPTotalsPage(ctx, id, nil, collectionPage)
 	if err != nil {
 		return nil, s.storeError(ctx, "collection http figures", err)
 	}
-	return &getCollectionOutput{Body: collectionOf(w, rt, urls)}, nil
+	out := &getCollectionOutput{Body: collectionOf(w, rt, urls)}
+	if len(urls) == collectionPage {
+		out.Body.HTTPURLs.rest = s.collectionRest(ctx, w, urls[len(urls)-1])
+	}
+	return out, nil
 }
 
 func noCollection(id int64) *Problem {
@@ -309,14 +316,20 @@ func collectionOf(w store.CollectionWindow, rt store.CollectionRuntime, urls []s
 	c.GC.Data.GCTime, c.GC.Units.GCTime = finite(rt.GCTime), unitFraction
 	c.Memory.Data.UsedHeapAfterGCPeak, c.Memory.Data.UsedNativePeak = rt.HeapLivePeak, rt.RSSPeak
 	c.Memory.Units.UsedHeapAfterGCPeak, c.Memory.Units.UsedNativePeak = unitBytes, unitBytes
-	c.HTTPURLs.Data = make([]CollectionURL, len(urls))
-	for i, u := range urls {
-		c.HTTPURLs.Data[i] = CollectionURL{URL: u.Path, Method: u.Method, Hits: u.Hits,
-			AverageResponseTime: finite(u.AvgSeconds * 1000), LongestResponseTime: finite(u.MaxSeconds * 1000)}
-	}
+	c.HTTPURLs.Data = collectionURLs(urls)
 	c.HTTPURLs.Units.AverageResponseTime, c.HTTPURLs.Units.LongestResponseTime = unitMs, unitMs
 	c.HTTPURLs.Units.Hits = unitCount
 	return c
+}
+
+// collectionURLs is the answer's form of entries of httpUrls.
+func collectionURLs(urls []store.CollectionURL) []CollectionURL {
+	out := make([]CollectionURL, len(urls))
+	for i, u := range urls {
+		out[i] = CollectionURL{URL: u.Path, Method: u.Method, Hits: u.Hits,
+			AverageResponseTime: finite(u.AvgSeconds * 1000), LongestResponseTime: finite(u.MaxSeconds * 1000)}
+	}
+	return out
 }
 
 func (s *server) clearCollection(ctx context.Context, in *collectionIDPath) (*struct{}, error) {

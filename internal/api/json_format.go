@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"sync"
 
@@ -49,12 +50,22 @@ const jsonChunk = 32 << 10
 
 var jsonWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, jsonChunk) }}
 
+// answerErr is the error of an answer's encoding for huma: none when the
+// encoding cut the connection itself (errAnswerCut, collection_stream.go),
+// as huma would write its text to the closed connection.
+func answerErr(err error) error {
+	if errors.Is(err, errAnswerCut) {
+		return nil
+	}
+	return err
+}
+
 // marshalJSON writes v and a newline to w, through a pooled buffer of
 // jsonChunk bytes unless w is a bytes.Buffer already.
 func marshalJSON(w io.Writer, v any) error {
 	if b, ok := w.(*bytes.Buffer); ok {
 		if err := jsonv2.MarshalWrite(b, v, jsonOptions); err != nil {
-			return err
+			return answerErr(err)
 		}
 		return b.WriteByte('\n')
 	}
@@ -65,7 +76,7 @@ func marshalJSON(w io.Writer, v any) error {
 		jsonWriters.Put(bw)
 	}()
 	if err := jsonv2.MarshalWrite(bw, v, jsonOptions); err != nil {
-		return err
+		return answerErr(err)
 	}
 	if err := bw.WriteByte('\n'); err != nil {
 		return err

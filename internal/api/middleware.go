@@ -42,7 +42,9 @@ type requestInfo struct {
 	// prefixed with it, as clients reach the service through the proxy.
 	basePath string
 	// export is the CSV or NDJSON format negotiate chose for a list
-	// operation, and w the response writer the export writes to (export.go).
+	// operation (export.go), and w the response writer of every huma
+	// operation: exports write to it, and a streamed answer that fails
+	// midway closes its connection (collection_stream.go).
 	export *exportFormat
 	w      http.ResponseWriter
 }
@@ -207,7 +209,9 @@ func acceptable(accept string) bool {
 func negotiate(ctx huma.Context, next func(huma.Context)) {
 	exports := exportsOf(ctx.Operation())
 	if f, ok := chooseFormat(ctx.Header("Accept"), exports); ok {
-		if ri, _ := ctx.Context().Value(requestInfoKey).(*requestInfo); ri != nil && f != nil {
+		if ri, _ := ctx.Context().Value(requestInfoKey).(*requestInfo); ri != nil {
+			// The writer, for an export and for an answer that may have to
+			// be cut short (collection_stream.go).
 			_, ri.w = humachi.Unwrap(ctx)
 			ri.export = f
 		}

@@ -98,9 +98,11 @@ type CollectionStore interface {
 	Create(ctx context.Context, limit int) (int64, error)
 	Window(ctx context.Context, id int64) (CollectionWindow, error)
 	Runtime(ctx context.Context, since, until time.Time) (CollectionRuntime, error)
-	// HTTPTotals is a collection's httpUrls so far, from its running
-	// totals.
-	HTTPTotals(ctx context.Context, id int64) ([]CollectionURL, error)
+	// HTTPTotalsPage is at most limit entries of a collection's httpUrls
+	// so far, from its running totals, in path then method order: the
+	// first ones when after is nil, else those after after's path and
+	// method.
+	HTTPTotalsPage(ctx context.Context, id int64, after *CollectionURL, limit int) ([]CollectionURL, error)
 	Clear(ctx context.Context, id int64) error
 	Delete(ctx context.Context, id int64) error
 }

@@ -80,7 +80,13 @@ SELECT t.path, t.method, t.hits, (t.sum_elapsed / t.hits)::float8 AS avg_elapsed
 FROM collection_http_totals t
 WHERE t.collection_id = $1
 ORDER BY t.path, t.method
+LIMIT $2
 `
+
+type CollectionHTTPTotalsParams struct {
+	ID int64
+	N  int32
+}
 
 type CollectionHTTPTotalsRow struct {
 	Path       string
@@ -90,10 +96,10 @@ type CollectionHTTPTotalsRow struct {
 	MaxElapsed float64
 }
 
-// A collection's httpUrls from its running totals (migration 00038), in
-// path then method order (the primary key's).
-func (q *Queries) CollectionHTTPTotals(ctx context.Context, id int64) ([]CollectionHTTPTotalsRow, error) {
-	rows, err := q.db.Query(ctx, collectionHTTPTotals, id)
+// The first @n entries of a collection's httpUrls from its running totals
+// (migration 00038), in path then method order (the primary key's).
+func (q *Queries) CollectionHTTPTotals(ctx context.Context, arg CollectionHTTPTotalsParams) ([]CollectionHTTPTotalsRow, error) {
+	rows, err := q.db.Query(ctx, collectionHTTPTotals, arg.ID, arg.N)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +107,63 @@ func (q *Queries) CollectionHTTPTotals(ctx context.Context, id int64) ([]Collect
 	items := []CollectionHTTPTotalsRow{}
 	for rows.Next() {
 		var i CollectionHTTPTotalsRow
+		if err := rows.Scan(
+			&i.Path,
+			&i.Method,
+			&i.Hits,
+			&i.AvgElapsed,
+			&i.MaxElapsed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const collectionHTTPTotalsAfter = `-- name: CollectionHTTPTotalsAfter :many
+SELECT t.path, t.method, t.hits, (t.sum_elapsed / t.hits)::float8 AS avg_elapsed, t.max_elapsed
+FROM collection_http_totals t
+WHERE t.collection_id = $1 AND (t.path, t.method) > ($2::text, $3::text)
+ORDER BY t.path, t.method
+LIMIT $4
+`
+
+type CollectionHTTPTotalsAfterParams struct {
+	ID          int64
+	AfterPath   string
+	AfterMethod string
+	N           int32
+}
+
+type CollectionHTTPTotalsAfterRow struct {
+	Path       string
+	Method     string
+	Hits       int64
+	AvgElapsed float64
+	MaxElapsed float64
+}
+
+// The next @n entries after (@after_path, @after_method): the row
+// comparison is a range of the primary key, so each page costs its own
+// entries.
+func (q *Queries) CollectionHTTPTotalsAfter(ctx context.Context, arg CollectionHTTPTotalsAfterParams) ([]CollectionHTTPTotalsAfterRow, error) {
+	rows, err := q.db.Query(ctx, collectionHTTPTotalsAfter,
+		arg.ID,
+		arg.AfterPath,
+		arg.AfterMethod,
+		arg.N,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CollectionHTTPTotalsAfterRow{}
+	for rows.Next() {
+		var i CollectionHTTPTotalsAfterRow
 		if err := rows.Scan(
 			&i.Path,
 			&i.Method,

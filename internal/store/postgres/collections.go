@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -109,12 +110,49 @@ func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store
 
 // HTTPTotals is collection id's httpUrls from its running totals
 // (migration 00038): the requests started in its window so far, per path
-// and method, in path then method order; its cost is the answer's entries,
-// whatever the window's length. Never nil; empty for an unknown id.
+// and method, in path then method order, read in pages of HTTPTotalsPage
+// (so not one snapshot when there are more than a page's). Never nil;
+// empty for an unknown id. The API reads the pages as it writes them; the
+// tests read them whole with this.
 func (c *Collections) HTTPTotals(ctx context.Context, id int64) ([]store.CollectionURL, error) {
+	const page = 10000
+	out := []store.CollectionURL{}
+	var after *store.CollectionURL
+	for {
+		urls, err := c.HTTPTotalsPage(ctx, id, after, page)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, urls...)
+		if len(urls) < page {
+			return out, nil
+		}
+		after = &out[len(out)-1]
+	}
+}
+
+// HTTPTotalsPage is at most limit (> 0) entries of collection id's
+// httpUrls from its running totals, in path then method order: the first
+// ones when after is nil, else those after the entry of after's path and
+// method. Each page is a range of the primary key: its cost is its own
+// entries, wherever it starts. Never nil.
+func (c *Collections) HTTPTotalsPage(ctx context.Context, id int64, after *store.CollectionURL, limit int) ([]store.CollectionURL, error) {
+	if limit <= 0 || limit > math.MaxInt32 {
+		return nil, fmt.Errorf("collection http figures: a page of %d entries", limit)
+	}
 	var rows []db.CollectionHTTPTotalsRow
 	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
-		rows, err = q.CollectionHTTPTotals(ctx, id)
+		if after == nil {
+			rows, err = q.CollectionHTTPTotals(ctx, db.CollectionHTTPTotalsParams{ID: id, N: int32(limit)})
+			return err
+		}
+		var next []db.CollectionHTTPTotalsAfterRow
+		next, err = q.CollectionHTTPTotalsAfter(ctx, db.CollectionHTTPTotalsAfterParams{
+			ID: id, AfterPath: after.Path, AfterMethod: after.Method, N: int32(limit)})
+		rows = make([]db.CollectionHTTPTotalsRow, len(next))
+		for i, r := range next {
+			rows[i] = db.CollectionHTTPTotalsRow(r)
+		}
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,166 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/telemetry/telemetry/internal/store"
+)
+
+// A collection's httpUrls has one entry per raw path its window saw (the
+// seed's shape): a collection left open on a busy instance whose paths
+// carry ids grows without bound, and an answer built whole held every
+// entry in memory twice (the rows, then the answer's structs) before the
+// first byte went out. So GET collections/{id} reads the entries in pages
+// of collectionPage from the running totals, in the answer's order (a range
+// of the primary key each, store.CollectionStore.HTTPTotalsPage), and
+// writes each page as it comes: its memory is one page and the encoder's
+// chunk, whatever the collection's size. docs/collections.md, "Large
+// collections", has the contract; in short:
+//
+//   - The handler reads the first page with the window and the runtime
+//     figures. A collection of fewer entries than a page (the usual case)
+//     is answered exactly as before, and a failure of any of these reads is
+//     the usual problem+json answer.
+//   - Past the first page, CollectionHTTP.MarshalJSONTo reads each next
+//     page while the answer is encoded (jsonFormat streams it), each read
+//     with a DB_TIMEOUT of its own: the answer is not one snapshot, and an
+//     entry of a later page may count requests served after time.end.
+//   - After the last page, the collection must still have the window the
+//     answer began with: a clear or a delete meanwhile (the later pages
+//     from another window, or none) fails the answer.
+//   - A failure of a later page comes after the status was sent: the
+//     connection is cut (as a failed export is, export.go), so the client
+//     reads a truncated body, never a complete one that misses entries.
+
+// collectionPage is how many entries of a collection's httpUrls are read
+// at a time (2-3 MB of answer at the 30-minute mixed load's paths).
+const collectionPage = 10000
+
+// errAnswerCut is what CollectionHTTP.MarshalJSONTo answers after it cut
+// the connection: marshalJSON then stops without writing more.
+var errAnswerCut = errors.New("answer cut short: the connection was closed")
+
+// collectionRest reads the pages of a collection's httpUrls after the
+// first.
+type collectionRest struct {
+	s     *server
+	ctx   context.Context // the request's values, without the handler's deadline
+	w     store.CollectionWindow
+	after store.CollectionURL
+}
+
+func (s *server) collectionRest(ctx context.Context, w store.CollectionWindow, after store.CollectionURL) *collectionRest {
+	// The handler's context ends when it returns, before huma encodes the
+	// answer: the pages take the request's values (its DB_TIMEOUT) without
+	// its cancellation. A client that goes away fails the next write,
+	// which ends the encoding.
+	return &collectionRest{s: s, ctx: context.WithoutCancel(ctx), w: w, after: after}
+}
+
+// next reads the page after r.after.
+func (r *collectionRest) next() ([]store.CollectionURL, error) {
+	ctx, cancel := withDBDeadline(r.ctx)
+	defer cancel()
+	return r.s.st.Collections.HTTPTotalsPage(ctx, r.w.ID, &r.after, collectionPage)
+}
+
+// errWindowChanged: the collection was cleared or deleted while its answer
+// was written, so its pages may come from two windows, or stop early.
+var errWindowChanged = errors.New("the collection was cleared or deleted while its answer was written")
+
+// unchanged checks, after the last page, that the collection still has the
+// window the answer began with.
+func (r *collectionRest) unchanged() error {
+	ctx, cancel := withDBDeadline(r.ctx)
+	defer cancel()
+	w, err := r.s.st.Collections.Window(ctx, r.w.ID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !w.Start.Equal(r.w.Start) {
+		return errWindowChanged
+	}
+	return err
+}
+
+// MarshalJSONTo writes httpUrls with every page of its entries, reading the
+// pages after the first as it goes. Without more pages it answers
+// errors.ErrUnsupported, so that the default encoding (encoding/json's
+// bytes, TestJSONFormatSameBytes) writes the value.
+func (h CollectionHTTP) MarshalJSONTo(enc *jsontext.Encoder) error {
+	if h.rest == nil {
+		return errors.ErrUnsupported
+	}
+	if err := enc.WriteToken(jsontext.BeginObject); err != nil {
+		return err
+	}
+	if err := enc.WriteToken(jsontext.String("data")); err != nil {
+		return err
+	}
+	if err := enc.WriteToken(jsontext.BeginArray); err != nil {
+		return err
+	}
+	entries := 0
+	page := h.Data
+	for {
+		for i := range page {
+			if err := jsonv2.MarshalEncode(enc, &page[i]); err != nil {
+				return err
+			}
+		}
+		entries += len(page)
+		if len(page) < collectionPage {
+			if err := h.rest.unchanged(); err != nil {
+				h.rest.cut(entries, err)
+				return errAnswerCut
+			}
+			break
+		}
+		urls, err := h.rest.next()
+		if err != nil {
+			h.rest.cut(entries, err)
+			return errAnswerCut
+		}
+		if len(urls) > 0 {
+			h.rest.after = urls[len(urls)-1]
+		}
+		page = collectionURLs(urls)
+	}
+	if err := enc.WriteToken(jsontext.EndArray); err != nil {
+		return err
+	}
+	if err := enc.WriteToken(jsontext.String("units")); err != nil {
+		return err
+	}
+	if err := jsonv2.MarshalEncode(enc, &h.Units); err != nil {
+		return err
+	}
+	return enc.WriteToken(jsontext.EndObject)
+}
+
+// cut ends an answer whose page after entries failed: logged, then the
+// connection closed without the chunked encoding's last chunk (HTTP/1) or
+// the stream reset (HTTP/2, through http.ErrAbortHandler).
+func (r *collectionRest) cut(entries int, err error) {
+	ri, _ := r.ctx.Value(requestInfoKey).(*requestInfo)
+	id := ""
+	if ri != nil {
+		id = ri.id
+	}
+	level := slog.LevelError
+	if errors.Is(err, errWindowChanged) {
+		level = slog.LevelWarn // another client's doing
+	}
+	r.s.log.Log(r.ctx, level, "collection answer cut short after the first byte", "request_id", id,
+		"collection", r.w.ID, "entries", entries, "error", err.Error())
+	if ri != nil && ri.w != nil {
+		if conn, _, herr := http.NewResponseController(ri.w).Hijack(); herr == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
