@@ -47,6 +47,9 @@ type server struct {
 	meas  *measurementDecoder
 	// dev is the devices API (its handlers and authentication).
 	dev *devicesAPI
+	// exportSlots holds a token per export streaming (EXPORTS_MAX; nil:
+	// no limit), export.go.
+	exportSlots chan struct{}
 }
 
 // New builds the router and the huma API on it.
@@ -59,6 +62,9 @@ func New(d Deps) (http.Handler, huma.API) {
 		d.Metrics = metrics.New()
 	}
 	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config}
+	if d.Config.ExportsMax > 0 {
+		s.exportSlots = make(chan struct{}, d.Config.ExportsMax)
+	}
 
 	mux := chi.NewMux()
 	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), limits(d.Config.ReadTimeout, d.Config.DBTimeout),

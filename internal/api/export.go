@@ -39,6 +39,10 @@ import (
 //     client reports a truncated body (curl exits 18; Go's client reads
 //     io.ErrUnexpectedEOF); it is logged and counted
 //     (telemetry_exports_total{outcome="failed"}).
+//   - At most EXPORTS_MAX exports stream at a time per instance: each
+//     holds a database connection until its client has read the last row,
+//     and slow readers must not take the whole pool. One more is a 503
+//     with Retry-After at once (telemetry_exports_total{outcome="busy"}).
 //   - The rows go out in chunks of exportBuffer bytes, and at least every
 //     exportFlushInterval; each chunk moves the connection's write deadline
 //     WRITE_TIMEOUT ahead (http.ResponseController): a client that reads
@@ -138,6 +142,18 @@ var errFirstRow = errors.New("no row within DB_TIMEOUT")
 // huma writes nothing more.
 func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols columns,
 	run func(context.Context, func(T) error) error) error {
+	if s.exportSlots != nil {
+		select {
+		case s.exportSlots <- struct{}{}:
+			defer func() { <-s.exportSlots }()
+		default:
+			s.prom.Exports.WithLabelValues(ri.export.name, "busy").Inc()
+			s.log.WarnContext(ctx, "export refused: EXPORTS_MAX exports in progress", "request_id", ri.id,
+				"exports_max", cap(s.exportSlots))
+			return unavailable(fmt.Sprintf("this instance is streaming %d exports already (EXPORTS_MAX); retry later",
+				cap(s.exportSlots)))
+		}
+	}
 	reqCtx := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -504,5 +520,6 @@ func documentExport(oapi *huma.OpenAPI, op *huma.Operation) {
 	op.Description += "\n\n**Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, " +
 		"the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` " +
 		"and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts " +
-		"the connection, so the body ends truncated (no final chunk)."
+		"the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` " +
+		"exports at a time: one more is a 503 with `Retry-After`."
 }

@@ -572,3 +572,57 @@ func TestExportClientGoneBeforeFirstRow(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// An instance streams at most EXPORTS_MAX exports at a time (each holds a
+// database connection while its client reads): one more is a 503 problem
+// with Retry-After at once, counted as busy, whatever its format; the JSON
+// page of the same list still answers; once an export ends its slot is
+// free again.
+func TestExportsAtMostExportsMax(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) {
+		c.SelfProfile = false
+		c.ExportsMax = 2
+	})
+	fillMeasurements(t, s, 60_000) // ~25 MB of NDJSON: more than the sockets buffer
+	var open []*http.Response
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res := exportRequest(t, s, ctx, "/api/measurements/", "application/x-ndjson")
+		if _, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, res)
+	}
+	// Both exports are blocked on their readers now.
+	for _, accept := range []string{"text/csv", "application/x-ndjson"} {
+		r := s.do("GET", "/flows?hour=0", nil, "Accept", accept)
+		p := r.problem(t, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" || !strings.Contains(p.Detail, "EXPORTS_MAX") {
+			t.Fatalf("a third export (%s): Retry-After %q, detail %q", accept, r.Header.Get("Retry-After"), p.Detail)
+		}
+	}
+	if got := s.exportsCounted(t, "csv", "busy"); got != "1" {
+		t.Fatalf("busy csv exports = %q, want 1", got)
+	}
+	s.do("GET", "/api/measurements/?size=5", nil).wantStatus(t, http.StatusOK)
+
+	open[0].Body.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.do("GET", "/flows?hour=0", nil, "Accept", "text/csv")
+		if r.Status == http.StatusOK {
+			if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/csv") || string(r.Body) != "src_app,dest_app,vpc_id,bytes_tx,bytes_rx,hour\r\n" {
+				t.Fatalf("the export after a slot was freed: %s %q", r.Header.Get("Content-Type"), r.Body)
+			}
+			break
+		}
+		r.problem(t, http.StatusServiceUnavailable)
+		if time.Now().After(deadline) {
+			t.Fatal("the slot of the closed export was not freed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	open[1].Body.Close()
+}

@@ -3517,7 +3517,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 	ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3528,7 +3528,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 	FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3539,7 +3539,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 	ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3656,7 +3656,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 	ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3712,7 +3712,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /flows (the `ListFlows` operationId).
 	ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3763,7 +3763,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 	ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3822,7 +3822,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 	ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3833,7 +3833,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 	GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3844,7 +3844,7 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 	ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3954,7 +3954,7 @@ func (c *Client) PostMeasurements(ctx context.Context, params *PostMeasurementsP
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /api/measurements/ (the `ListMeasurements` operationId).
 func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3975,7 +3975,7 @@ func (c *Client) ListMeasurements(ctx context.Context, params *ListMeasurementsP
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /api/measurements/filter/ (the `FilterMeasurements` operationId).
 func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasurementsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3996,7 +3996,7 @@ func (c *Client) FilterMeasurements(ctx context.Context, params *FilterMeasureme
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /api/measurements/grouped/ (the `ListMeasurementGroups` operationId).
 func (c *Client) ListMeasurementGroups(ctx context.Context, params *ListMeasurementGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4221,7 +4221,7 @@ func (c *Client) EventsPing(ctx context.Context, reqEditors ...RequestEditorFn) 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /apiv0.1/states (the `ListStates` operationId).
 func (c *Client) ListStates(ctx context.Context, params *ListStatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4337,7 +4337,7 @@ func (c *Client) ClearCollection(ctx context.Context, id string, reqEditors ...R
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /flows (the `ListFlows` operationId).
 func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4438,7 +4438,7 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /mrd/devices (the `ListDevices` operationId).
 func (c *Client) ListDevices(ctx context.Context, params *ListDevicesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4565,7 +4565,7 @@ func (c *Client) UpdateDevice(ctx context.Context, id string, body UpdateDeviceJ
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /mrd/devices/{id}/metrics (the `ListCurrentDeviceMetrics` operationId).
 func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params *ListCurrentDeviceMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4586,7 +4586,7 @@ func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /mrd/devices/{id}/metrics/{name}/history (the `GetDeviceMetricHistory` operationId).
 func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name string, params *GetDeviceMetricHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4607,7 +4607,7 @@ func (c *Client) GetDeviceMetricHistory(ctx context.Context, id string, name str
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /mrd/metrics/current (the `ListCurrentMetricNames` operationId).
 func (c *Client) ListCurrentMetricNames(ctx context.Context, params *ListCurrentMetricNamesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6995,7 +6995,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7008,7 +7008,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7021,7 +7021,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7152,7 +7152,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7220,7 +7220,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7277,7 +7277,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7342,7 +7342,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7355,7 +7355,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7368,7 +7368,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
-	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10487,7 +10487,7 @@ func (c *ClientWithResponses) PostMeasurementsWithResponse(ctx context.Context, 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10506,7 +10506,7 @@ func (c *ClientWithResponses) ListMeasurementsWithResponse(ctx context.Context, 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10525,7 +10525,7 @@ func (c *ClientWithResponses) FilterMeasurementsWithResponse(ctx context.Context
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10720,7 +10720,7 @@ func (c *ClientWithResponses) EventsPingWithResponse(ctx context.Context, reqEdi
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10824,7 +10824,7 @@ func (c *ClientWithResponses) ClearCollectionWithResponse(ctx context.Context, i
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10911,7 +10911,7 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11016,7 +11016,7 @@ func (c *ClientWithResponses) UpdateDeviceWithResponse(ctx context.Context, id s
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11035,7 +11035,7 @@ func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.C
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11054,7 +11054,7 @@ func (c *ClientWithResponses) GetDeviceMetricHistoryWithResponse(ctx context.Con
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
-// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk).
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -44,6 +44,9 @@ type Config struct {
 	BodyMinRate     int64
 	FlowsMaxBatch   int
 	ShutdownTimeout time.Duration
+	// ExportsMax is how many CSV and NDJSON exports one instance streams
+	// at a time (each holds a database connection while its client reads).
+	ExportsMax int
 
 	// DatabaseReadURL names a streaming replica for the reads that
 	// tolerate lag, used while it is at most ReadMaxLag behind.
@@ -156,6 +159,9 @@ var Vars = []Var{
 		nonNegative(func(c *Config) *int64 { return &c.BodyMinRate })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
+	{"EXPORTS_MAX", "4", "CSV and NDJSON exports (Accept: text/csv or application/x-ndjson on a list) one instance streams at a time; each holds a database connection " +
+		"until its client has read the last row, so keep it well under pool_max_conns. One more is a 503 with Retry-After, at once",
+		positiveInt(func(c *Config) *int { return &c.ExportsMax })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
 		duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, "a positive duration such as 30s")},
 	{"READ_HEADER_TIMEOUT", "10s", "longest time to receive a request's headers; the connection is closed past it",
