@@ -83,7 +83,9 @@ func TestCollectionAnswerCutWhenAPageFails(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, func(c *config.Config) {
 		c.SelfProfile = false
-		c.DBTimeout = 500 * time.Millisecond
+		// Short enough for the test, long enough for a page of 10,000
+		// entries under the race detector.
+		c.DBTimeout = 3 * time.Second
 	})
 	uri := createCollection(t, s)
 	// About 25 MB of answer: far more than the sockets' buffers hold, so
