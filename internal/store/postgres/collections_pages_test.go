@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
@@ -130,21 +129,7 @@ func TestCollectionsHTTPTotalsPages(t *testing.T) {
 
 	// The plan of a page in the middle, as the store runs it.
 	isTotals := relationAndChunks(t, base, "collection_http_totals")
-	cfg := base.Config().Copy()
-	received := collectNotices(cfg)
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		for _, s := range autoExplainSettings(true) {
-			if _, err := conn.Exec(ctx, s); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, received := explainedPool(t, base, true)
 	explained := postgres.New(pool, postgres.Options{})
 	mid := whole[len(whole)/2]
 	page, err := explained.Collections.HTTPTotalsPage(ctx, a, &mid, 100)

@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
@@ -59,21 +56,7 @@ func TestDeviceHistoryIndexOnly(t *testing.T) {
 	}
 	isTable := relationAndChunks(t, base, "device_metrics")
 
-	cfg := base.Config().Copy()
-	received := collectNotices(cfg)
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		for _, s := range autoExplainSettings(true) {
-			if _, err := conn.Exec(ctx, s); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, received := explainedPool(t, base, true)
 	st := postgres.New(pool, postgres.Options{})
 	defer st.Devices.Close()
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -42,6 +43,30 @@ func collectNotices(cfg *pgxpool.Config) func() []string {
 		defer mu.Unlock()
 		return slices.Clone(notices)
 	}
+}
+
+// explainedPool opens a pool on base's database whose sessions send the
+// plan of every statement they run (autoExplainSettings(analyze)), closed
+// when the test ends, and the function that gives the plans received so
+// far: a store over it runs its own calls, and the test reads their plans.
+func explainedPool(t *testing.T, base *pgxpool.Pool, analyze bool) (*pgxpool.Pool, func() []string) {
+	t.Helper()
+	cfg := base.Config().Copy()
+	received := collectNotices(cfg)
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		for _, s := range autoExplainSettings(analyze) {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, received
 }
 
 // relationAndChunks is the set of the names of table and, on TimescaleDB,
