@@ -142,25 +142,17 @@ func (h CollectionHTTP) MarshalJSONTo(enc *jsontext.Encoder) error {
 }
 
 // cut ends an answer whose page after entries failed: logged, then the
-// connection closed without the chunked encoding's last chunk (HTTP/1) or
-// the stream reset (HTTP/2, through http.ErrAbortHandler).
+// connection cut (cutConnection).
 func (r *collectionRest) cut(entries int, err error) {
-	ri, _ := r.ctx.Value(requestInfoKey).(*requestInfo)
-	id := ""
-	if ri != nil {
-		id = ri.id
-	}
 	level := slog.LevelError
 	if errors.Is(err, errWindowChanged) {
 		level = slog.LevelWarn // another client's doing
 	}
-	r.s.log.Log(r.ctx, level, "collection answer cut short after the first byte", "request_id", id,
+	r.s.log.Log(r.ctx, level, "collection answer cut short after the first byte", "request_id", RequestID(r.ctx),
 		"collection", r.w.ID, "entries", entries, "error", err.Error())
-	if ri != nil && ri.w != nil {
-		if conn, _, herr := http.NewResponseController(ri.w).Hijack(); herr == nil {
-			_ = conn.Close()
-			return
-		}
+	var rc *http.ResponseController
+	if ri, _ := r.ctx.Value(requestInfoKey).(*requestInfo); ri != nil && ri.w != nil {
+		rc = http.NewResponseController(ri.w)
 	}
-	panic(http.ErrAbortHandler)
+	cutConnection(rc)
 }

@@ -348,9 +348,20 @@ func (w *exportWriter) finish() error {
 func (w *exportWriter) abort() {
 	w.flush()
 	w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
-	if conn, _, err := w.rc.Hijack(); err == nil {
-		_ = conn.Close()
-		return
+	cutConnection(w.rc)
+}
+
+// cutConnection ends an answer that failed after its status was sent, so
+// that the client sees a truncated body: the connection is closed without
+// the chunked encoding's last chunk (HTTP/1), or the stream reset (HTTP/2,
+// or no controller: through http.ErrAbortHandler). Exports and a
+// collection's paged answer (collection_stream.go) use it.
+func cutConnection(rc *http.ResponseController) {
+	if rc != nil {
+		if conn, _, err := rc.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
 	}
 	panic(http.ErrAbortHandler)
 }

@@ -90,8 +90,8 @@ func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (stor
 // HTTP aggregates the service's own requests started in [since, until],
 // per path and method, in path then method order, from the rollup cells
 // and rows (collection_http, which also starts the running totals). Never
-// nil. The API reads HTTPTotals; the tests and BenchmarkCollectionsHTTP
-// compare the totals with this read of the same window.
+// nil. The API reads the running totals (HTTPTotalsPage); the tests and
+// BenchmarkCollectionsHTTP compare them with this read of the same window.
 func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store.CollectionURL, error) {
 	var rows []db.CollectionHTTPRow
 	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
@@ -101,11 +101,7 @@ func (c *Collections) HTTP(ctx context.Context, since, until time.Time) ([]store
 	if err != nil {
 		return nil, wrap("collection http figures", err)
 	}
-	out := make([]store.CollectionURL, len(rows))
-	for i, r := range rows {
-		out[i] = collectionURL(r)
-	}
-	return out, nil
+	return collectionURLs(rows), nil
 }
 
 // HTTPTotals is collection id's httpUrls from its running totals
@@ -140,34 +136,34 @@ func (c *Collections) HTTPTotalsPage(ctx context.Context, id int64, after *store
 	if limit <= 0 || limit > math.MaxInt32 {
 		return nil, fmt.Errorf("collection http figures: a page of %d entries", limit)
 	}
-	var rows []db.CollectionHTTPTotalsRow
-	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
+	var out []store.CollectionURL
+	err := c.reads.do(ctx, func(q *db.Queries) error {
 		if after == nil {
-			rows, err = q.CollectionHTTPTotals(ctx, db.CollectionHTTPTotalsParams{ID: id, N: int32(limit)})
+			rows, err := q.CollectionHTTPTotals(ctx, db.CollectionHTTPTotalsParams{ID: id, N: int32(limit)})
+			out = collectionURLs(rows)
 			return err
 		}
-		var next []db.CollectionHTTPTotalsAfterRow
-		next, err = q.CollectionHTTPTotalsAfter(ctx, db.CollectionHTTPTotalsAfterParams{
+		rows, err := q.CollectionHTTPTotalsAfter(ctx, db.CollectionHTTPTotalsAfterParams{
 			ID: id, AfterPath: after.Path, AfterMethod: after.Method, N: int32(limit)})
-		rows = make([]db.CollectionHTTPTotalsRow, len(next))
-		for i, r := range next {
-			rows[i] = db.CollectionHTTPTotalsRow(r)
-		}
+		out = collectionURLs(rows)
 		return err
 	})
 	if err != nil {
 		return nil, wrap("collection http figures", err)
 	}
-	out := make([]store.CollectionURL, len(rows))
-	for i, r := range rows {
-		out[i] = collectionURL(db.CollectionHTTPRow(r))
-	}
 	return out, nil
 }
 
-// collectionURL is the store's form of a row of a collection's httpUrls.
-func collectionURL(r db.CollectionHTTPRow) store.CollectionURL {
-	return store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
+// collectionURLs is the store's form of rows of a collection's httpUrls,
+// from any of the queries that read them (sqlc gives each its own row
+// type, all of the same fields). Never nil.
+func collectionURLs[R db.CollectionHTTPRow | db.CollectionHTTPTotalsRow | db.CollectionHTTPTotalsAfterRow](rows []R) []store.CollectionURL {
+	out := make([]store.CollectionURL, len(rows))
+	for i, row := range rows {
+		r := db.CollectionHTTPRow(row)
+		out[i] = store.CollectionURL{Path: r.Path, Method: r.Method, Hits: r.Hits, AvgSeconds: r.AvgElapsed, MaxSeconds: r.MaxElapsed}
+	}
+	return out
 }
 
 // Clear restarts the window of collection id now, its running totals with
