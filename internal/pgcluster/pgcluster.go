@@ -35,6 +35,28 @@ type Options struct {
 	// that a benchmark can say which statements took the time. It ships
 	// with PostgreSQL itself.
 	StatStatements bool
+	// Locale is the new cluster's default collation: "" or "C" (what the
+	// tests, make run and the benchmarks use), another libc locale
+	// ("C.UTF-8"), or "icu:" and an ICU locale ("icu:en-US"), to measure
+	// the service on a database with a linguistic collation
+	// (docs/performance.md, "The database's collation"). Used by initdb
+	// only: a cluster that exists keeps its own.
+	Locale string
+}
+
+// initdbLocale gives initdb's locale arguments for Options.Locale.
+func initdbLocale(locale string) ([]string, error) {
+	switch {
+	case locale == "" || locale == "C":
+		return []string{"--locale=C"}, nil
+	case strings.HasPrefix(locale, "icu:") && len(locale) > len("icu:"):
+		// The ICU collation is the default one; ctype and messages stay on
+		// a libc locale every Debian has.
+		return []string{"--locale=C.UTF-8", "--locale-provider=icu", "--icu-locale=" + strings.TrimPrefix(locale, "icu:")}, nil
+	case strings.HasPrefix(locale, "icu:") || strings.ContainsAny(locale, " =\x00"):
+		return nil, fmt.Errorf("locale %q: want C, a libc locale such as C.UTF-8, or icu:<ICU locale>", locale)
+	}
+	return []string{"--locale=" + locale}, nil
 }
 
 // Cluster is a running PostgreSQL cluster.
@@ -66,8 +88,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		if err := c.run(ctx, "initdb", "-D", c.dataDir(), "-U", "postgres", "--auth=trust",
-			"--encoding=UTF8", "--locale=C", "--no-instructions"); err != nil {
+		locale, err := initdbLocale(opts.Locale)
+		if err != nil {
+			return nil, err
+		}
+		args := append([]string{"-D", c.dataDir(), "-U", "postgres", "--auth=trust", "--encoding=UTF8"}, locale...)
+		if err := c.run(ctx, "initdb", append(args, "--no-instructions")...); err != nil {
 			return nil, fmt.Errorf("initdb: %w", err)
 		}
 	}

@@ -55,9 +55,11 @@ func Run(m *testing.M) int {
 		// defaults; tests run with fsync off.
 		fast := os.Getenv("TESTDB_DURABLE") != "1"
 		// TESTDB_STAT_STATEMENTS=1 preloads pg_stat_statements (the mixed
-		// load benchmark then lists the statements that took its time).
+		// load benchmark then lists the statements that took its time);
+		// TESTDB_LOCALE sets the cluster's collation (pgcluster.Options.Locale:
+		// C by default, e.g. icu:en-US to measure a linguistic one).
 		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: fast,
-			StatStatements: os.Getenv("TESTDB_STAT_STATEMENTS") == "1"})
+			StatStatements: os.Getenv("TESTDB_STAT_STATEMENTS") == "1", Locale: os.Getenv("TESTDB_LOCALE")})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testdb: starting a throwaway PostgreSQL cluster:", err)
 			os.RemoveAll(dir)
