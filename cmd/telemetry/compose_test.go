@@ -80,6 +80,12 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("db healthcheck must run pg_isready over TCP (-h 127.0.0.1): %q", hc)
 	}
 
+	// The database is created with the C collation, the one the tests and
+	// benchmarks run on (docs/performance.md, "The database's collation").
+	if args := strings.Fields(db.Environment["POSTGRES_INITDB_ARGS"]); !slices.Contains(args, "--locale=C") {
+		t.Errorf("db: POSTGRES_INITDB_ARGS %q, want --locale=C", db.Environment["POSTGRES_INITDB_ARGS"])
+	}
+
 	// migrate waits for a healthy database, and itself for a while longer.
 	if !slices.Equal(migrate.Command, []string{"migrate"}) || migrate.DependsOn["db"].Condition != "service_healthy" {
 		t.Errorf("migrate: command %q, depends on db %q", migrate.Command, migrate.DependsOn["db"].Condition)
