@@ -674,12 +674,19 @@ WITH batch AS (
     RETURNING f.hour, f.src_app, f.dest_app, f.vpc_id, (f.xmax = 0) AS inserted
 )
 INSERT INTO flows_hourly AS r (dim, hour, key, flows, bytes_tx, bytes_rx)
-SELECT d.dim, b.hour, d.key, count(*) FILTER (WHERE u.inserted), sum(b.bytes_tx), sum(b.bytes_rx)
-FROM batch b
-JOIN up u ON u.hour = b.hour AND u.src_app = b.src_app AND u.dest_app = b.dest_app AND u.vpc_id = b.vpc_id
-CROSS JOIN LATERAL (VALUES ('all', ''), ('src_app', b.src_app), ('dest_app', b.dest_app), ('vpc_id', b.vpc_id)) AS d (dim, key)
-GROUP BY d.dim, b.hour, d.key
-ORDER BY d.dim, b.hour, d.key
+SELECT x.dim, x.hour, x.key, sum(x.flows), sum(x.bytes_tx), sum(x.bytes_rx)
+FROM (
+    SELECT d.dim, b.hour, d.key, 0 AS flows, b.bytes_tx, b.bytes_rx
+    FROM batch b
+    CROSS JOIN LATERAL (VALUES ('all', ''), ('src_app', b.src_app), ('dest_app', b.dest_app), ('vpc_id', b.vpc_id)) AS d (dim, key)
+    UNION ALL
+    SELECT d.dim, u.hour, d.key, 1, 0, 0
+    FROM up u
+    CROSS JOIN LATERAL (VALUES ('all', ''), ('src_app', u.src_app), ('dest_app', u.dest_app), ('vpc_id', u.vpc_id)) AS d (dim, key)
+    WHERE u.inserted
+) AS x
+GROUP BY x.dim, x.hour, x.key
+ORDER BY x.dim, x.hour, x.key
 ON CONFLICT (dim, hour, key) DO UPDATE
 SET flows = r.flows + excluded.flows,
     bytes_tx = r.bytes_tx + excluded.bytes_tx,
@@ -702,7 +709,10 @@ type UpsertFlowsParams struct {
 // flows_hourly, so that concurrent batches lock the same rows in the same
 // order and cannot deadlock each other. The rollup gets the batch's bytes
 // per hour and key, and one more row for each flows row the upsert
-// inserted (xmax = 0: an inserted row, not an updated one).
+// inserted (xmax = 0: an inserted row, not an updated one). The two are
+// summed from the batch and from the upsert's inserted rows apart: joining
+// each upsert row back to its batch row on the four key columns (two sorts
+// and a merge join of text keys) was a quarter of the statement.
 func (q *Queries) UpsertFlows(ctx context.Context, arg UpsertFlowsParams) error {
 	_, err := q.db.Exec(ctx, upsertFlows,
 		arg.Hours,
