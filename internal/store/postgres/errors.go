@@ -41,13 +41,17 @@ func wrap(op string, err error) error {
 	return e
 }
 
+// detailOverflow explains a total past 64 bits (22003, or FlowUpsert's
+// sums).
+const detailOverflow = "a value is out of range: a 64-bit total would overflow"
+
 // kindOf maps a SQLSTATE to a kind and what a client may be told of it.
 func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 	switch code := pgErr.Code; {
 	case code == "23505": // unique_violation
 		return "", "already exists", store.ErrConflict
 	case code == "22003": // numeric_value_out_of_range
-		return "", "a value is out of range: a 64-bit total would overflow", store.ErrTooLarge
+		return "", detailOverflow, store.ErrTooLarge
 	case code == "22P05", // untranslatable_character (\u0000 in jsonb)
 		code == "22021": // character_not_in_repertoire (NUL or invalid UTF-8 in text)
 		return "unicode", `a string in the request contains \u0000 or a character PostgreSQL cannot store`, store.ErrInvalid

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
+	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
 
@@ -37,15 +38,15 @@ func TestFlowsUpsertsAreHOT(t *testing.T) {
 	defer conn.Release()
 	q := db.New(conn)
 	const keys = 1000
-	hour := time.Unix(480000*3600, 0).UTC()
-	var p db.UpsertFlowsParams
+	const hour = 480000
+	var flows []store.Flow
 	for i := range keys {
-		p.Hours = append(p.Hours, hour)
-		p.SrcApps = append(p.SrcApps, fmt.Sprintf("app-%03d", i/10))
-		p.DestApps = append(p.DestApps, fmt.Sprintf("db-%d", i%10))
-		p.VpcIds = append(p.VpcIds, "vpc-1")
-		p.BytesTx = append(p.BytesTx, int64(1000+i))
-		p.BytesRx = append(p.BytesRx, int64(2*i+1))
+		flows = append(flows, store.Flow{Hour: hour, SrcApp: fmt.Sprintf("app-%03d", i/10), DestApp: fmt.Sprintf("db-%d", i%10),
+			VpcID: "vpc-1", BytesTx: int64(1000 + i), BytesRx: int64(2*i + 1)})
+	}
+	p, err := postgres.FlowUpsert(flows)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// The statistics a backend gathers reach the shared ones when it is
 	// next idle; pg_stat_force_next_flush makes that flush unconditional.

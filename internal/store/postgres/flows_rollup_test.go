@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"math/rand/v2"
 	"slices"
@@ -208,14 +209,32 @@ func TestFlowsRollupSumPastInt64(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkRollup(t, pool)
-	var sum string
-	if err := pool.QueryRow(ctx, `SELECT bytes_tx::text FROM flows_hourly WHERE dim = 'all'`).Scan(&sum); err != nil {
+	// The same flows in one batch (hour 1001): the batch's own rollup sums
+	// pass 64 bits before they reach the database (FlowUpsert sends them
+	// in parts), bytes_rx too.
+	one := []store.Flow{
+		{SrcApp: "a", DestApp: "x", VpcID: "v", BytesTx: big1, BytesRx: math.MaxInt64, Hour: 1001},
+		{SrcApp: "a", DestApp: "y", VpcID: "v", BytesTx: big1, BytesRx: math.MaxInt64, Hour: 1001},
+		{SrcApp: "a", DestApp: "z", VpcID: "v", BytesTx: big1, BytesRx: 5, Hour: 1001},
+	}
+	if err := st.Flows.Add(ctx, one); err != nil {
 		t.Fatal(err)
 	}
-	want := new(big.Int).Mul(big.NewInt(big1), big.NewInt(3))
-	if sum != want.String() {
-		t.Errorf("rollup sum %s, want %s", sum, want)
+	checkRollup(t, pool)
+	three := new(big.Int).Mul(big.NewInt(big1), big.NewInt(3)).String()
+	rx := new(big.Int).Add(new(big.Int).Mul(big.NewInt(math.MaxInt64), big.NewInt(2)), big.NewInt(5)).String()
+	for _, c := range []struct {
+		hour   int64
+		tx, rx string
+	}{{1000, three, "0"}, {1001, three, rx}} {
+		var tx, rx string
+		if err := pool.QueryRow(ctx, `SELECT bytes_tx::text, bytes_rx::text FROM flows_hourly WHERE dim = 'all' AND hour = $1`,
+			time.Unix(c.hour*3600, 0)).Scan(&tx, &rx); err != nil {
+			t.Fatal(err)
+		}
+		if tx != c.tx || rx != c.rx {
+			t.Errorf("hour %d: rollup sums %s, %s, want %s, %s", c.hour, tx, rx, c.tx, c.rx)
+		}
 	}
 	_, err := st.Flows.Summary(ctx, store.FlowFilter{FromHour: 1000, ToHour: 1001}, "src_app", store.PageRequest{Limit: 10})
 	if !errors.Is(err, store.ErrTooLarge) {
