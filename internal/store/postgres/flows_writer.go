@@ -192,7 +192,7 @@ func (w *flowWriter) upsert(ctx context.Context, jobs []*flowJob, flows []store.
 // hour and key for flows_hourly. Summing here rather than in the statement
 // took a third off a 1,000-key round (docs/flows-storage.md). A key's total
 // that would pass 64 bits is ErrTooLarge, as PostgreSQL's refusal of the
-// stored one is (errors.go); a rollup sum that would is sent in two parts,
+// stored one is (errors.go); a rollup sum that would is sent in parts,
 // which the statement adds up as numeric. flows must hold no negative
 // bytes (checkFlows).
 func FlowUpsert(flows []store.Flow) (db.UpsertFlowsParams, error) {
