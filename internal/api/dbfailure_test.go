@@ -32,14 +32,11 @@ type faultProxy struct {
 	target string
 	cut    bool
 	reset  bool
-	// after, when set, cuts the one connection that sends it, once it is
-	// forwarded (a one-shot cut at a chosen message).
-	after []byte
+	// reply, when set, cuts the one connection whose server sends it (a
+	// one-shot cut at a chosen answer): the server has acted, the client
+	// never reads the answer.
+	reply []byte
 	conns map[net.Conn]bool
-	// lost marks the client connections whose next answer from the server
-	// is to be lost (cutAfter): the server acts on the message, and the
-	// link breaks once it has answered.
-	lost map[net.Conn]bool
 }
 
 func newFaultProxy(t *testing.T, target string) *faultProxy {
@@ -48,7 +45,7 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{ln: ln, target: target, conns: map[net.Conn]bool{}, lost: map[net.Conn]bool{}}
+	p := &faultProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -69,18 +66,20 @@ func (p *faultProxy) set(cut, reset bool) {
 	p.mu.Unlock()
 }
 
-// cutAfter arms a one-shot cut: the first connection to send message is cut
-// right after it is forwarded, so the server acts on it (a COMMIT commits)
-// and its answer is lost.
-func (p *faultProxy) cutAfter(message []byte) {
+// cutAtReply arms a one-shot cut: the first connection whose server sends
+// message is cut there, and the bytes that hold it are not forwarded (nor
+// anything after them): the server has acted (a COMMIT committed), the
+// client never learns it.
+func (p *faultProxy) cutAtReply(message []byte) {
 	p.mu.Lock()
-	p.after = message
+	p.reply = message
 	p.mu.Unlock()
 }
 
-// pgCommit is the message pgx sends to commit a transaction: a simple
-// query "commit".
-var pgCommit = []byte("Q\x00\x00\x00\x0bcommit\x00")
+// pgCommitted is the server's answer to a COMMIT that committed: a
+// CommandComplete "COMMIT", whether the COMMIT came as a simple query
+// (pgx's Tx.Commit) or at the end of a pipelined batch.
+var pgCommitted = []byte("C\x00\x00\x00\x0bCOMMIT\x00")
 
 func (p *faultProxy) serve() {
 	for {
@@ -119,11 +118,6 @@ func (p *faultProxy) forward(client, server net.Conn) {
 		if n > 0 {
 			p.mu.Lock()
 			cut, reset := p.cut, p.reset
-			if p.after != nil && bytes.Contains(buf[:n], p.after) {
-				// Forwarded below, so that the server acts on it (a COMMIT
-				// commits); answer drops the reply and breaks the link.
-				p.after, p.lost[client] = nil, true
-			}
 			p.mu.Unlock()
 			if cut {
 				// The link is down: nothing is forwarded, so no answer can
@@ -145,20 +139,27 @@ func (p *faultProxy) forward(client, server net.Conn) {
 	}
 }
 
-// answer copies what the server sends back to the client, unless the
-// client's answer is to be lost (cutAfter): then both ends are closed
-// before the client sees it.
+// answer copies what the server sends back to the client, unless it holds
+// the answer armed by cutAtReply: then both ends are closed before the
+// client sees it. The last bytes of each read are kept, so that an answer
+// split between two reads is found too (the client then holds a part of
+// it, which is no answer).
 func (p *faultProxy) answer(client, server net.Conn) {
 	defer client.Close()
 	buf := make([]byte, 32<<10)
+	var tail []byte
 	for {
 		n, err := server.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			lost := p.lost[client]
-			delete(p.lost, client)
+			hit := p.reply != nil && bytes.Contains(append(tail, buf[:n]...), p.reply)
+			if hit {
+				p.reply = nil
+			} else if p.reply != nil {
+				tail = append(tail[:0], buf[max(0, n-len(p.reply)+1):n]...)
+			}
 			p.mu.Unlock()
-			if lost {
+			if hit {
 				server.Close()
 				return
 			}

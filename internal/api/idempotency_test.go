@@ -212,8 +212,8 @@ func TestIdempotencyKeyConcurrentRepeats(t *testing.T) {
 }
 
 // The answer is recorded in the write's transaction: when the connection
-// is lost right after the COMMIT was sent, the client gets a 503 although
-// the write is stored; its retry with the same key gets the stored answer
+// is lost once the COMMIT committed, before the client reads that it did,
+// the client gets a 503 although the write is stored; its retry with the same key gets the stored answer
 // and writes nothing.
 func TestIdempotencyKeyAfterLostCommit(t *testing.T) {
 	t.Parallel()
@@ -226,7 +226,7 @@ func TestIdempotencyKeyAfterLostCommit(t *testing.T) {
 			}
 			body := c.body(t, s, 0)
 			before := c.count(t, s)
-			proxy.cutAfter(pgCommit)
+			proxy.cutAtReply(pgCommitted)
 			r := c.send(t, s, body, "lost-commit")
 			r.problem(t, http.StatusServiceUnavailable)
 			if got := c.count(t, s); got != before+1 {

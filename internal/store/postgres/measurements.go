@@ -61,7 +61,7 @@ func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 // cannot return them), then the rows are copied (in started_at order,
 // copyRows) and the batch's aggregates added to the four rollups, in one
 // transaction. Their upserts go in one pipelined batch (one round trip),
-// after the histograms'. A keyed insert (store.Idempotent in
+// after the histograms', and the COMMIT with them. A keyed insert (store.Idempotent in
 // ctx) also records its answer, which holds the ids, in that transaction,
 // right after reserving them: a concurrent repeat waits there, before the
 // copy. A keyed empty batch records its answer alone.
@@ -78,14 +78,26 @@ func (m *Measurements) Insert(ctx context.Context, recs []store.Measurement) ([]
 }
 
 func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, idem *store.Idempotent) ([]int64, error) {
-	tx, err := m.pool.Begin(ctx)
+	// The transaction by hand rather than a pgx.Tx, so that its COMMIT goes
+	// in the last round trip with the rollups (below).
+	c, err := m.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Rolled back even when ctx is done, so that the connection goes back
-	// to the pool clean.
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	q := db.New(tx)
+	defer c.Release()
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// Rolled back even when ctx is done, so that the connection
+			// goes back to the pool clean (pgxpool closes one left in a
+			// transaction).
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	q := db.New(c)
 	ids := []int64{}
 	if len(recs) > 0 {
 		if ids, err = q.ReserveMeasurementIDs(ctx, int32(len(recs))); err != nil {
@@ -97,7 +109,12 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 			return nil, err
 		}
 		if len(recs) == 0 {
-			return ids, tx.Commit(ctx)
+			tag, err := c.Exec(ctx, "COMMIT")
+			if err == nil && tag.String() != "COMMIT" {
+				err = fmt.Errorf("the transaction was rolled back (%s)", tag)
+			}
+			committed = err == nil
+			return ids, err
 		}
 	}
 	if _, err := q.CopyMeasurements(ctx, copyRows(recs, ids)); err != nil {
@@ -105,16 +122,16 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	}
 	// The percentiles' histograms first (their cells locked and read in
 	// one round trip), then in one more round trip the histograms written
-	// back and the rollups, then the commit: the locks a batch takes are
-	// held for as few round trips as can be, since concurrent batches of
-	// the same routes (and, for the per-method cells, of every app) wait
-	// on them. Same order in every transaction (histograms hourly then
-	// daily, rollups hourly, daily, per method, 5-minute, then the minute
-	// cells of the service's own requests; each in key order), so
-	// concurrent batches cannot deadlock.
+	// back, the rollups and the commit: the locks a batch takes are held
+	// for as few round trips as can be, since concurrent batches of the
+	// same routes (and, for the per-method cells, of every app) wait on
+	// them. Same order in every transaction (histograms hourly then daily,
+	// rollups hourly, daily, per method, 5-minute, then the minute cells of
+	// the service's own requests; each in key order), so concurrent batches
+	// cannot deadlock.
 	r := rollupOf(recs)
 	b := &batcher{}
-	if err := writeHistograms(ctx, tx, histOf(recs), &b.batch); err != nil {
+	if err := writeHistograms(ctx, c, histOf(recs), &b.batch); err != nil {
 		return nil, err
 	}
 	qb := db.New(b)
@@ -128,12 +145,28 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	// Last, so that the shared locks are held for the shortest time: the
 	// batch's hours and days unsealed (measurements_sealed.go).
 	unseal(ctx, qb, recs)
-	if err := tx.SendBatch(ctx, &b.batch).Close(); err != nil {
-		return nil, fmt.Errorf("histograms and rollup: %w", err)
+	// The commit in the same round trip: the rollups' rows are locked from
+	// their upsert to the commit, and the next batch of the same routes
+	// waits for them; a round trip more (on a busy machine, two wake-ups)
+	// would lengthen that wait. A statement that fails makes the server
+	// skip the rest, COMMIT included, and the deferred ROLLBACK ends the
+	// transaction.
+	b.batch.Queue("COMMIT")
+	br := c.SendBatch(ctx, &b.batch)
+	var tag pgconn.CommandTag
+	for i := 0; i < b.batch.Len() && err == nil; i++ {
+		tag, err = br.Exec()
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("the transaction was rolled back (%s)", tag)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("histograms, rollup and commit: %w", err)
+	}
+	committed = true
 	return ids, nil
 }
 

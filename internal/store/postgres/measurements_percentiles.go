@@ -300,6 +300,12 @@ func keyedOf(cells histCells) keyed {
 	return k
 }
 
+// batchSender sends a pgx.Batch on the caller's transaction (a pooled
+// connection in one).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // writeHistograms adds a batch's histograms (per hourly cell; the daily
 // cells are folded from them) to measurements_hourly_hist and
 // measurements_daily_hist in the caller's transaction, as
@@ -309,7 +315,7 @@ func keyedOf(cells histCells) keyed {
 // them, and the sums are written back by statements queued into next, the
 // caller's batch of the statements that follow (the rollups). A cell with
 // no free part gets a new one (one more round trip, only then).
-func writeHistograms(ctx context.Context, tx pgx.Tx, hourly histCells, next *pgx.Batch) error {
+func writeHistograms(ctx context.Context, tx batchSender, hourly histCells, next *pgx.Batch) error {
 	if len(hourly) == 0 {
 		return nil
 	}
