@@ -152,11 +152,14 @@ func (p *faultProxy) answer(client, server net.Conn) {
 		n, err := server.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			hit := p.reply != nil && bytes.Contains(append(tail, buf[:n]...), p.reply)
-			if hit {
-				p.reply = nil
-			} else if p.reply != nil {
-				tail = append(tail[:0], buf[max(0, n-len(p.reply)+1):n]...)
+			var hit bool
+			if p.reply != nil {
+				seen := append(tail, buf[:n]...)
+				if hit = bytes.Contains(seen, p.reply); hit {
+					p.reply = nil
+				} else {
+					tail = append(tail[:0], seen[max(0, len(seen)-len(p.reply)+1):]...)
+				}
 			}
 			p.mu.Unlock()
 			if hit {

@@ -109,10 +109,7 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 			return nil, err
 		}
 		if len(recs) == 0 {
-			tag, err := c.Exec(ctx, "COMMIT")
-			if err == nil && tag.String() != "COMMIT" {
-				err = fmt.Errorf("the transaction was rolled back (%s)", tag)
-			}
+			err := committedBy(c.Exec(ctx, "COMMIT"))
 			committed = err == nil
 			return ids, err
 		}
@@ -160,14 +157,20 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && tag.String() != "COMMIT" {
-		err = fmt.Errorf("the transaction was rolled back (%s)", tag)
-	}
-	if err != nil {
+	if err = committedBy(tag, err); err != nil {
 		return nil, fmt.Errorf("histograms, rollup and commit: %w", err)
 	}
 	committed = true
 	return ids, nil
+}
+
+// committedBy is the outcome of a COMMIT from its command tag: a COMMIT
+// in a failed transaction answers ROLLBACK, without an error.
+func committedBy(tag pgconn.CommandTag, err error) error {
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("the transaction was rolled back (%s)", tag)
+	}
+	return err
 }
 
 // copyRows returns the batch's rows in started_at order (stable: ties keep
