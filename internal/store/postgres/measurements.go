@@ -109,7 +109,9 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 			return nil, err
 		}
 		if len(recs) == 0 {
-			err := committedBy(c.Exec(ctx, "COMMIT"))
+			last, cancel := lastRoundTrip(ctx)
+			defer cancel()
+			err := committedBy(c.Exec(last, "COMMIT"))
 			committed = err == nil
 			return ids, err
 		}
@@ -148,8 +150,17 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	// would lengthen that wait. A statement that fails makes the server
 	// skip the rest, COMMIT included, and the deferred ROLLBACK ends the
 	// transaction.
+	//
+	// That round trip runs on its own deadline, not the request's: once it
+	// is sent the server may commit before a cancellation reaches it, so a
+	// request cut off there (DB_TIMEOUT, a client gone) would answer a
+	// failure for a batch that is stored, and a client retrying without an
+	// Idempotency-Key would store it twice. Only a broken connection leaves
+	// the outcome unknown now, as with any COMMIT.
 	b.batch.Queue("COMMIT")
-	br := c.SendBatch(ctx, &b.batch)
+	last, cancel := lastRoundTrip(ctx)
+	defer cancel()
+	br := c.SendBatch(last, &b.batch)
 	var tag pgconn.CommandTag
 	for i := 0; i < b.batch.Len() && err == nil; i++ {
 		tag, err = br.Exec()
@@ -162,6 +173,16 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	}
 	committed = true
 	return ids, nil
+}
+
+// measurementCommitTimeout bounds a batch's last round trip (its rollups
+// and COMMIT), which the request's own deadline does not cut (insert).
+const measurementCommitTimeout = 30 * time.Second
+
+// lastRoundTrip is the context of the round trip that carries a batch's
+// COMMIT: ctx's values without its cancellation, on its own deadline.
+func lastRoundTrip(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), measurementCommitTimeout)
 }
 
 // committedBy is the outcome of a COMMIT from its command tag: a COMMIT
