@@ -85,6 +85,7 @@ func FuzzFlowsDecode(f *testing.F) {
 		"[{\"src_app\":\"a\x00\",\"dest_app\":\"c\",\"vpc_id\":\"v\",\"bytes_tx\":0,\"bytes_rx\":0,\"hour\":0}]",
 		`[{"src_\u0061pp":"a","dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
 		`[{"src_app":"` + strings.Repeat("é", 255) + `","dest_app":"` + strings.Repeat("x", 256) + `","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
+		`[{"src_app":"` + strings.Repeat("😀", 200) + `","dest_app":"` + strings.Repeat("😀", 201) + `","vpc_id":"v","bytes_tx":0,"bytes_rx":0,"hour":0}]`,
 		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{}]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
 	} {
 		f.Add([]byte(s))
@@ -166,6 +167,8 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		`[{"name":"` + strings.Repeat("a", 256) + `","method":"GET","startedAt":1,"endedAt":2},` +
 			`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"app":"` + strings.Repeat("a", 256) + `"}]`,
 		`[{"name":"` + strings.Repeat("é", 1024) + `","method":"GET","startedAt":1,"endedAt":2,"app":""}]`,
+		`[{"name":"` + strings.Repeat("é", 768) + `","method":"GET","startedAt":1,"endedAt":2,"app":""}]`,
+		`[{"name":"` + strings.Repeat("😀", 385) + `","method":"GET","startedAt":1,"endedAt":2,"app":""}]`,
 		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"context":{"x":"\\u0000"}}]`,
 	} {
 		f.Add([]byte(s))
@@ -236,7 +239,7 @@ func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 	recs := make([]MeasurementInput, len(wire))
 	for i := range wire {
 		w := &wire[i]
-		if w.Name == nil || !validText(*w.Name, 1, maxMeasurementName) ||
+		if w.Name == nil || !validText(*w.Name, 1, maxMeasurementName) || len(*w.Name) > maxMeasurementNameBytes ||
 			w.Method == nil || !refMethods[*w.Method] ||
 			w.StartedAt == nil || !validEpoch(*w.StartedAt) ||
 			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt < *w.StartedAt ||

@@ -11,9 +11,9 @@ import (
 // flow and to answer an hour's totals. Its fields are store.Flow's, so
 // that one converts to the other.
 type Flow struct {
-	SrcApp  string `json:"src_app" minLength:"1" maxLength:"255" example:"foo" doc:"Source application."`
-	DestApp string `json:"dest_app" minLength:"1" maxLength:"255" example:"bar" doc:"Destination application."`
-	VpcID   string `json:"vpc_id" minLength:"1" maxLength:"255" example:"vpc-0" doc:"VPC identifier."`
+	SrcApp  string `json:"src_app" minLength:"1" maxLength:"255" example:"foo" doc:"Source application: at most 255 characters and 800 bytes of UTF-8."`
+	DestApp string `json:"dest_app" minLength:"1" maxLength:"255" example:"bar" doc:"Destination application: at most 255 characters and 800 bytes of UTF-8."`
+	VpcID   string `json:"vpc_id" minLength:"1" maxLength:"255" example:"vpc-0" doc:"VPC identifier: at most 255 characters and 800 bytes of UTF-8."`
 	BytesTx int64  `json:"bytes_tx" minimum:"0" example:"300" doc:"Bytes transmitted (a 64-bit integer: at most 9223372036854775807)."`
 	BytesRx int64  `json:"bytes_rx" minimum:"0" example:"900" doc:"Bytes received (a 64-bit integer: at most 9223372036854775807)."`
 	Hour    int64  `json:"hour" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC)."`

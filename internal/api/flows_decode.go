@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-json-experiment/json/jsontext"
@@ -175,7 +176,8 @@ func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, boo
 // flowText is a name field's value: a JSON string of 1 to maxNameLen
 // characters without NUL, the same string for the same value within a batch.
 func flowText(v jsontext.Value, names map[string]string, buf *[]byte) (string, bool) {
-	return internText(v, names, buf, 1, maxNameLen)
+	s, ok := internText(v, names, buf, 1, maxNameLen)
+	return s, ok && len(s) <= store.MaxFlowNameBytes
 }
 
 // flowInt is a count field's value: a JSON integer from 0 to the largest
@@ -223,6 +225,7 @@ func (d *flowDecoder) explain(body []byte) error {
 		return notJSON(err)
 	}
 	errs := append(faults, d.validate(parsed)...)
+	errs = append(errs, flowNameBytesErrors(parsed)...)
 	if len(errs) == len(faults) {
 		// Valid for the schema (whose numbers are float64) yet refused by
 		// the typed decode: integers written as 1.0 or 1e3, or beyond 64
@@ -233,6 +236,24 @@ func (d *flowDecoder) explain(body []byte) error {
 		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
 	}
 	return validationFailed(errs...)
+}
+
+// flowNameBytesErrors lists the names within their characters (the
+// schema's maxLength) but over store.MaxFlowNameBytes bytes.
+func flowNameBytesErrors(parsed any) []error {
+	items, _ := parsed.([]any)
+	var errs []error
+	for i, item := range items {
+		flow, _ := item.(map[string]any)
+		for _, field := range [...]string{"src_app", "dest_app", "vpc_id"} {
+			s, ok := flow[field].(string)
+			if ok && len(s) > store.MaxFlowNameBytes && utf8.RuneCountInString(s) <= maxNameLen {
+				errs = append(errs, &ProblemItem{Title: "max", Source: field, Location: fmt.Sprintf("body[%d].%s", i, field),
+					Detail: fmt.Sprintf("%s must be at most %d bytes of UTF-8 (it has %d)", field, store.MaxFlowNameBytes, len(s))})
+			}
+		}
+	}
+	return errs
 }
 
 // notJSON is the 400 for a body that is not JSON.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -161,6 +162,7 @@ func TestFlowsPostValidation(t *testing.T) {
 		{"missing hour", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2}`, "hour", "required"},
 		{"empty dest_app", `{"src_app":"a","dest_app":"","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`, "dest_app", "min"},
 		{"long vpc_id", `{"src_app":"a","dest_app":"b","vpc_id":"` + strings.Repeat("v", 256) + `","bytes_tx":1,"bytes_rx":2,"hour":3}`, "vpc_id", "max"},
+		{"dest_app of 801 bytes", `{"src_app":"a","dest_app":"` + strings.Repeat("😀", 200) + `é","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`, "dest_app", "max"},
 		{"string for integer", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":"5","bytes_rx":2,"hour":3}`, "bytes_tx", "type"},
 		{"float for integer", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1.5,"bytes_rx":2,"hour":3}`, "bytes_tx", "type"},
 		{"negative bytes", `{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":-2,"hour":3}`, "bytes_rx", "min"},
@@ -199,6 +201,43 @@ func TestFlowsPostValidation(t *testing.T) {
 	if !p.hasError("body[1].src_app", "min") || !p.hasError("body[3].bytes_tx", "min") || len(p.Errors) != 2 {
 		t.Fatalf("errors = %+v", p.Errors)
 	}
+}
+
+// The longest names the API takes are stored, even when nothing in them
+// compresses: the three names of a key are in one primary-key entry,
+// which PostgreSQL bounds at 2,704 bytes (255 four-byte characters each
+// were an error 500).
+func TestFlowsLongestNamesStored(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	rng := rand.New(rand.NewPCG(8, 8))
+	f := Flow{SrcApp: randomRunes(rng, 200, 4), DestApp: randomRunes(rng, 200, 4), VpcID: randomRunes(rng, 200, 4),
+		BytesTx: 1, BytesRx: 2, Hour: 4}
+	s.do("POST", "/flows", []Flow{f}).wantStatus(t, http.StatusCreated)
+	var page Page[Flow]
+	s.do("GET", "/flows?hour=4", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if len(page.Items) != 1 || page.Items[0] != f {
+		t.Fatalf("stored %+v, want %+v", page.Items, f)
+	}
+	f.VpcID = randomRunes(rng, 201, 4)
+	p := s.do("POST", "/flows", []Flow{f}).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body[0].vpc_id", "max") {
+		t.Fatalf("errors %+v lack body[0].vpc_id/max", p.Errors)
+	}
+}
+
+// randomRunes is n random characters of size bytes of UTF-8 each (3: CJK,
+// 4: the supplementary planes): text that does not compress.
+func randomRunes(rng *rand.Rand, n, size int) string {
+	lo, hi := rune(0x4E00), rune(0x9FFF)
+	if size == 4 {
+		lo, hi = 0x10000, 0x10FFFF
+	}
+	var b strings.Builder
+	for range n {
+		b.WriteRune(lo + rune(rng.IntN(int(hi-lo+1))))
+	}
+	return b.String()
 }
 
 func TestFlowsPostBadBodies(t *testing.T) {

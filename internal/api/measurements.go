@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -77,7 +78,7 @@ func (jsonArray) Schema(huma.Registry) *huma.Schema {
 
 // MeasurementInput is one record of POST /api/measurements.
 type MeasurementInput struct {
-	Name      string     `json:"name" minLength:"1" maxLength:"1024" example:"/api/products/<id>" doc:"The route (a pattern, not the raw path)."`
+	Name      string     `json:"name" minLength:"1" maxLength:"1024" example:"/api/products/<id>" doc:"The route (a pattern, not the raw path): at most 1024 characters and 1536 bytes of UTF-8."`
 	Method    string     `json:"method" enum:"GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE,CONNECT" example:"GET" doc:"HTTP method."`
 	StartedAt float64    `json:"startedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945813" doc:"When the request started, epoch seconds (microsecond precision is kept)."`
 	EndedAt   float64    `json:"endedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945816" doc:"When it ended, epoch seconds; not before startedAt."`
@@ -100,6 +101,11 @@ func (m *MeasurementInput) Resolve(_ huma.Context, prefix *huma.PathBuffer) []er
 			errs = append(errs, &ProblemItem{Title: "type", Source: f.name, Location: prefix.With(f.name),
 				Detail: f.name + " must be " + f.kind + "; leave it out for an empty one"})
 		}
+	}
+	// Within its characters (the schema's maxLength) but not its bytes.
+	if len(m.Name) > maxMeasurementNameBytes && utf8.RuneCountInString(m.Name) <= maxMeasurementName {
+		errs = append(errs, &ProblemItem{Title: "max", Source: "name", Location: prefix.With("name"),
+			Detail: fmt.Sprintf("name must be at most %d bytes of UTF-8 (it has %d)", maxMeasurementNameBytes, len(m.Name))})
 	}
 	// A field that failed to decode is 0 here and already reported.
 	if m.StartedAt > 0 && m.EndedAt > 0 && m.EndedAt < m.StartedAt {

@@ -26,7 +26,14 @@ import (
 const (
 	maxMeasurementName = 1024
 	maxMeasurementApp  = 255
-	maxEpochSeconds    = 253402300799
+	// maxMeasurementNameBytes bounds a name in bytes of UTF-8 as well: the
+	// indexes that hold the name and the app (measurements_slow_idx, the
+	// rollups' keys) refuse an entry of more than 2,704 bytes, which 1,024
+	// characters of 3 or 4 bytes would pass beside a long app (an error
+	// 500 until 2026-12-04). 1,536 bytes and an app of 255 four-byte
+	// characters fit, with room to spare.
+	maxMeasurementNameBytes = 1536
+	maxEpochSeconds         = 253402300799
 	// maxMeasurementValue is the most bytes of JSON args, kwargs or context
 	// may take. PostgreSQL builds a jsonb in memory as a tree of its values
 	// and refuses one of more than 1 GB: 60 MB of small numbers was that
@@ -186,6 +193,7 @@ func (p *measurementParse) record(dec *jsontext.Decoder) (r MeasurementInput, el
 		switch field {
 		case measName:
 			r.Name, ok = internText(v, p.names, &p.buf, 1, maxMeasurementName)
+			ok = ok && len(r.Name) <= maxMeasurementNameBytes
 		case measMethod:
 			r.Method, ok = measurementMethod(v, &p.buf)
 		case measStartedAt:

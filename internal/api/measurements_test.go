@@ -898,6 +898,32 @@ func TestMeasurementsDatabaseDown(t *testing.T) {
 	}
 }
 
+// The longest name and app the API takes are stored, even when nothing in
+// them compresses, for a slow row too (measurements_slow_idx holds both,
+// and PostgreSQL bounds an index entry at 2,704 bytes: names of 1,024
+// three- or four-byte characters were an error 500). A name of 1,536 bytes
+// or less within 1,024 characters is taken, a longer one is a 422.
+func TestMeasurementsLongestNamesStored(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	rng := rand.New(rand.NewPCG(9, 9))
+	app := randomRunes(rng, 255, 4)
+	for _, name := range []string{randomRunes(rng, 384, 4), randomRunes(rng, 512, 3)} {
+		ids := postIDs(t, s, []rec{mrec(name, "DELETE", 100, 2, "app", app)})
+		var got struct{ Measurement Measurement }
+		s.do("GET", fmt.Sprintf("/api/measurements/%d", ids[0]), nil).wantStatus(t, http.StatusOK).decode(t, &got)
+		if m := got.Measurement; m.Name != name || m.App != app {
+			t.Fatalf("stored name of %d bytes, app of %d; want %d and %d", len(got.Measurement.Name), len(got.Measurement.App), len(name), len(app))
+		}
+	}
+	for _, name := range []string{randomRunes(rng, 385, 4), randomRunes(rng, 1024, 3)} {
+		p := s.do("POST", "/api/measurements", []rec{mrec(name, "GET", 100, 2, "app", app)}).problem(t, http.StatusUnprocessableEntity)
+		if !p.hasError("body[0].name", "max") || len(p.Errors) != 1 {
+			t.Fatalf("name of %d bytes: errors %+v, want body[0].name/max alone", len(name), p.Errors)
+		}
+	}
+}
+
 // The body is decoded by a fast path that accepts only what the schema
 // accepts and hands every other body to huma's validator: bodies at the
 // border of the two get the same answer as ever.
@@ -915,7 +941,9 @@ func TestMeasurementsPostDecodeEdges(t *testing.T) {
 		{"nulls inside context", `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"context":{"form":null,"NAME":[null]}}]`, 201, "", ""},
 		{"escaped key", `[{"na\u006de":"/a","method":"GET","startedAt":100,"endedAt":101}]`, 201, "", ""},
 		{"key in another case", `[{"NAME":"/a","name":"/a","method":"GET","startedAt":100,"endedAt":101}]`, 422, "body[0].NAME", "unknown"},
-		{"name of 1024 characters", `[{"name":"` + strings.Repeat("é", 1024) + `","method":"GET","startedAt":100,"endedAt":101}]`, 201, "", ""},
+		{"name of 1024 characters", `[{"name":"` + strings.Repeat("a", 1024) + `","method":"GET","startedAt":100,"endedAt":101}]`, 201, "", ""},
+		{"name of 1536 bytes", `[{"name":"` + strings.Repeat("é", 768) + `","method":"GET","startedAt":100,"endedAt":101}]`, 201, "", ""},
+		{"name of 1024 characters, 2048 bytes", `[{"name":"` + strings.Repeat("é", 1024) + `","method":"GET","startedAt":100,"endedAt":101}]`, 422, "body[0].name", "max"},
 		{"name of 1025 characters", `[{"name":"` + strings.Repeat("é", 1025) + `","method":"GET","startedAt":100,"endedAt":101}]`, 422, "body[0].name", "max"},
 		{"lower-case method", `[{"name":"/a","method":"get","startedAt":100,"endedAt":101}]`, 422, "body[0].method", "oneof"},
 		{"args null", `[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"args":null}]`, 422, "body[0].args", "type"},

@@ -1239,7 +1239,7 @@ type Flow struct {
 	// Example: 300
 	BytesTx int64 `json:"bytes_tx"`
 
-	// DestApp Destination application.
+	// DestApp Destination application: at most 255 characters and 800 bytes of UTF-8.
 	//
 	// Example: bar
 	DestApp string `json:"dest_app"`
@@ -1249,12 +1249,12 @@ type Flow struct {
 	// Example: 1
 	Hour int64 `json:"hour"`
 
-	// SrcApp Source application.
+	// SrcApp Source application: at most 255 characters and 800 bytes of UTF-8.
 	//
 	// Example: foo
 	SrcApp string `json:"src_app"`
 
-	// VpcId VPC identifier.
+	// VpcId VPC identifier: at most 255 characters and 800 bytes of UTF-8.
 	//
 	// Example: vpc-0
 	VpcId string `json:"vpc_id"`
@@ -1474,7 +1474,7 @@ type MeasurementInput struct {
 	// Example: GET
 	Method MeasurementInputMethod `json:"method"`
 
-	// Name The route (a pattern, not the raw path).
+	// Name The route (a pattern, not the raw path): at most 1024 characters and 1536 bytes of UTF-8.
 	//
 	// Example: /api/products/<id>
 	Name string `json:"name"`

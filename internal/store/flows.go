@@ -1,11 +1,17 @@
 package store
 
 // The ranges a flow's fields must be in to be stored (the flows table's
-// CHECKs and the API's schema): names of 1 to MaxFlowName characters, of
-// valid UTF-8 without NUL; byte counts >= 0; hours 0 to MaxFlowHour.
+// CHECKs and the API's schema): names of 1 to MaxFlowName characters and
+// at most MaxFlowNameBytes bytes, of valid UTF-8 without NUL; byte counts
+// >= 0; hours 0 to MaxFlowHour.
 const (
 	MaxFlowName = 255
-	MaxFlowHour = 2147483647
+	// MaxFlowNameBytes: the primary key holds the three names, and
+	// PostgreSQL refuses an index entry of more than 2,704 bytes, which
+	// three names of 255 four-byte characters pass (an error 500 until
+	// 2026-12-04; 223 such characters each was the most that fit).
+	MaxFlowNameBytes = 800
+	MaxFlowHour      = 2147483647
 )
 
 // Flow is one network flow as posted, or, when listed, the totals of every

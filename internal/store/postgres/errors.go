@@ -55,6 +55,11 @@ func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 	case code == "22P05", // untranslatable_character (\u0000 in jsonb)
 		code == "22021": // character_not_in_repertoire (NUL or invalid UTF-8 in text)
 		return "unicode", `a string in the request contains \u0000 or a character PostgreSQL cannot store`, store.ErrInvalid
+	case code == "54000" && strings.HasPrefix(pgErr.Message, "index row size"):
+		// program_limit_exceeded: an index entry over 2,704 bytes. The
+		// API's byte bounds on the indexed strings keep a request under
+		// it; a value that passes them anyway is the request's fault.
+		return "max", "a value in the request is too long to be stored (an index entry would pass 2704 bytes)", store.ErrInvalid
 	case code == "22P02", // invalid_text_representation
 		code == "22007", code == "22008", // invalid datetime format, datetime field overflow
 		code == "22001", // string_data_right_truncation

@@ -80,6 +80,8 @@ func TestWrapConnectionErrors(t *testing.T) {
 		{&pgconn.PgError{Code: "42P01"}, nil}, // undefined_table: a bug, not an outage
 		{&pgconn.PgError{Code: "23505"}, store.ErrConflict},
 		{&pgconn.PgError{Code: "22P02"}, store.ErrInvalid},
+		{&pgconn.PgError{Code: "54000", Message: `index row size 2832 exceeds btree version 4 maximum 2704 for index "measurements_name_idx"`}, store.ErrInvalid},
+		{&pgconn.PgError{Code: "54000", Message: "stack depth limit exceeded"}, nil},
 		{pgx.ErrNoRows, store.ErrNotFound},
 		{context.Canceled, nil},
 	} {

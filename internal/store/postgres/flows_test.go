@@ -279,6 +279,7 @@ func TestFlowsAddRefusesInvalidBatchBeforeTheRound(t *testing.T) {
 		"NUL in src_app":          flow("a\x00b", 1),
 		"invalid UTF-8 in dest":   {SrcApp: "s", DestApp: "\xff\xfe", VpcID: "v", BytesTx: 1, Hour: hour},
 		"vpc_id too long":         {SrcApp: "s", DestApp: "d", VpcID: strings.Repeat("é", 256), BytesTx: 1, Hour: hour},
+		"dest_app of 804 bytes":   {SrcApp: "s", DestApp: strings.Repeat("😀", 201), VpcID: "v", BytesTx: 1, Hour: hour},
 		"empty src_app":           flow("", 1),
 		"negative bytes":          flow("neg", -1),
 		"hour beyond the maximum": {SrcApp: "s", DestApp: "d", VpcID: "v", BytesTx: 1, Hour: store.MaxFlowHour + 1},

@@ -347,6 +347,10 @@ func checkFlows(flows []store.Flow) error {
 			if n := utf8.RuneCountInString(field.value); n < 1 || n > store.MaxFlowName {
 				return invalid(i, "invalid", fmt.Sprintf("%s must be 1 to %d characters", field.name, store.MaxFlowName))
 			}
+			// flows_pkey: an index entry holds at most 2,704 bytes.
+			if len(field.value) > store.MaxFlowNameBytes {
+				return invalid(i, "max", fmt.Sprintf("%s must be at most %d bytes of UTF-8", field.name, store.MaxFlowNameBytes))
+			}
 		}
 		if f.BytesTx < 0 || f.BytesRx < 0 { // flows_bytes_*_nonnegative
 			return invalid(i, "invalid", "bytes_tx and bytes_rx must not be negative")

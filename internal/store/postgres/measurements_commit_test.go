@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 	"github.com/telemetry/telemetry/internal/testdb"
 )
@@ -222,5 +224,33 @@ func TestMeasurementsCutBatchStoredIffAnswered(t *testing.T) {
 	}
 	if n := rollupMismatches(t, pool); n != 0 {
 		t.Errorf("%d rollup cells differ from the rows", n)
+	}
+}
+
+// A name too long for its index entry (2,704 bytes at most: here 1,024
+// four-byte characters, which do not compress) is the request's fault:
+// ErrInvalid, a 422, not an unexpected error. The API bounds names in bytes
+// so that none reaches this; the store does not rely on it.
+func TestMeasurementsNameTooLongForTheIndexIsInvalid(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), testdb.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	m := postgres.New(pool, postgres.Options{}).Measurements
+	rng := rand.New(rand.NewPCG(6, 6))
+	recs := randomMeasurements(rng, 3)
+	var name []rune
+	for range 1024 {
+		name = append(name, 0x10000+rune(rng.IntN(0xF0000)))
+	}
+	recs[1].Name = string(name)
+	_, err = m.Insert(context.Background(), recs)
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("error %v, want ErrInvalid", err)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements`); n != 0 {
+		t.Fatalf("%d rows of the refused batch stored", n)
 	}
 }
