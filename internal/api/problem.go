@@ -281,6 +281,17 @@ type humaRule struct {
 	re     *regexp.Regexp
 }
 
+// plainNumber writes a bound huma formatted with %v (a float64:
+// 2.147483647e+09) as the schema writes it (2147483647); anything else is
+// left as it is.
+func plainNumber(a string) string {
+	f, err := strconv.ParseFloat(a, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return a
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
 // humaRules are built from huma's exported message formats (package
 // validation), so that a huma upgrade that rewords one fails
 // TestValidationTitles instead of silently changing a title. The few
@@ -295,13 +306,13 @@ var humaRules = compileHumaRules([]humaRule{
 	{format: "unknown query parameter", title: "unknown",
 		detail: func(f, _ string) string { return f + " is not a known parameter" }},
 	{format: validation.MsgExpectedMinimumNumber, title: "min",
-		detail: func(f, a string) string { return f + " must be " + a + " or greater" }},
+		detail: func(f, a string) string { return f + " must be " + plainNumber(a) + " or greater" }},
 	{format: validation.MsgExpectedExclusiveMinimumNumber, title: "gt",
-		detail: func(f, a string) string { return f + " must be greater than " + a }},
+		detail: func(f, a string) string { return f + " must be greater than " + plainNumber(a) }},
 	{format: validation.MsgExpectedMaximumNumber, title: "max",
-		detail: func(f, a string) string { return f + " must be " + a + " or less" }},
+		detail: func(f, a string) string { return f + " must be " + plainNumber(a) + " or less" }},
 	{format: validation.MsgExpectedExclusiveMaximumNumber, title: "lt",
-		detail: func(f, a string) string { return f + " must be less than " + a }},
+		detail: func(f, a string) string { return f + " must be less than " + plainNumber(a) }},
 	{format: validation.MsgExpectedMinLength, title: "min",
 		detail: func(f, a string) string { return f + " must be at least " + a + " characters long" }},
 	{format: validation.MsgExpectedMaxLength, title: "max",
@@ -313,7 +324,7 @@ var humaRules = compileHumaRules([]humaRule{
 	{format: validation.MsgExpectedOneOf, title: "oneof",
 		detail: func(f, a string) string { return f + " must be one of " + a }},
 	{format: validation.MsgExpectedMatchPattern, title: "pattern",
-		detail: func(f, a string) string { return f + " string to match pattern " + a }},
+		detail: func(f, a string) string { return f + " must match the pattern " + a }},
 	{format: validation.MsgExpectedBePattern, title: "format", // every "expected string to be <format>"
 		detail: func(f, a string) string { return f + " must be " + a }},
 	{format: validation.MsgExpectedMatchAtLeastOneSchema, title: titleUnmatched,

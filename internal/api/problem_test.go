@@ -20,6 +20,8 @@ type ruleProbe struct {
 		Min      int64    `json:"min,omitempty" minimum:"1"`
 		Gt       float64  `json:"gt,omitempty" exclusiveMinimum:"1"`
 		Max      int64    `json:"max,omitempty" maximum:"1"`
+		Big      int64    `json:"big,omitempty" maximum:"2147483647"`
+		Small    float64  `json:"small,omitempty" minimum:"0.25"`
 		Lt       float64  `json:"lt,omitempty" exclusiveMaximum:"1"`
 		MinLen   string   `json:"minLen,omitempty" minLength:"2"`
 		MaxLen   string   `json:"maxLen,omitempty" maxLength:"2"`
@@ -82,6 +84,28 @@ func TestValidationTitles(t *testing.T) {
 		{"integer parameter", "needed=1&hour=x", `{"required":"x"}`, "query.hour", "type"},
 		{"float parameter", "needed=1&ratio=x", `{"required":"x"}`, "query.ratio", "type"},
 		{"boolean parameter", "needed=1&flag=x", `{"required":"x"}`, "query.flag", "type"},
+	}
+	// A bound is written as the schema writes it (huma's message has
+	// 2.147483647e+09), and a pattern's detail is a sentence like the others.
+	details := []struct{ name, body, location, detail string }{
+		{"large maximum", `{"required":"x","big":2147483648}`, "body.big", "big must be 2147483647 or less"},
+		{"fractional minimum", `{"required":"x","small":0.1}`, "body.small", "small must be 0.25 or greater"},
+		{"pattern", `{"required":"x","pattern":"y"}`, "body.pattern", "pattern must match the pattern ^x+$"},
+	}
+	for _, c := range details {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/probe?needed=1", strings.NewReader(c.body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			var p Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Errors) != 1 || p.Errors[0].Location != c.location || p.Errors[0].Detail != c.detail {
+				t.Fatalf("errors %+v, want one at %s: %q", p.Errors, c.location, c.detail)
+			}
+		})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
