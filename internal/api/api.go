@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/metrics"
@@ -67,8 +68,11 @@ func New(d Deps) (http.Handler, huma.API) {
 	}
 
 	mux := chi.NewMux()
+	// HEAD is served wherever GET is (RFC 9110 9.1: uptime checks and load
+	// balancers probe with it): routed as GET, and net/http sends the
+	// headers without the body.
 	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), limits(d.Config.ReadTimeout, d.Config.DBTimeout),
-		withBasePath(d.Config.BasePath))
+		withBasePath(d.Config.BasePath), middleware.GetHead)
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})
@@ -157,12 +161,15 @@ func humaConfig() huma.Config {
 var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 	http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
-// allowedMethods lists the methods some route serves at path.
+// allowedMethods lists the methods some route serves at path (HEAD
+// wherever GET is: middleware.GetHead).
 func allowedMethods(mux *chi.Mux, path string) []string {
 	var allowed []string
+	get := false
 	for _, m := range methods {
-		if mux.Match(chi.NewRouteContext(), m, path) {
+		if mux.Match(chi.NewRouteContext(), m, path) || m == http.MethodHead && get {
 			allowed = append(allowed, m)
+			get = get || m == http.MethodGet
 		}
 	}
 	return allowed

@@ -92,19 +92,53 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		t.Fatalf("detail %q", p.Detail)
 	}
 	for _, c := range []struct{ method, path, allow string }{
-		{"DELETE", "/flows", "GET, POST"},
-		{"PUT", "/flows", "GET, POST"},
-		{"POST", "/healthz", "GET"},
-		{"POST", "/readyz", "GET"},
-		{"DELETE", "/openapi.json", "GET"},
-		{"POST", "/docs", "GET"},
-		{"POST", "/metrics", "GET"},
+		{"DELETE", "/flows", "GET, HEAD, POST"},
+		{"PUT", "/flows", "GET, HEAD, POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"POST", "/readyz", "GET, HEAD"},
+		{"DELETE", "/openapi.json", "GET, HEAD"},
+		{"POST", "/docs", "GET, HEAD"},
+		{"POST", "/metrics", "GET, HEAD"},
+		{"HEAD", "/mrd/token", "POST"},
+		{"HEAD", "/apiv0.1/events/register", "POST"},
 	} {
 		r := s.do(c.method, c.path, nil)
-		r.problem(t, http.StatusMethodNotAllowed)
+		if c.method == "HEAD" { // no body to read
+			r.wantStatus(t, http.StatusMethodNotAllowed)
+		} else {
+			r.problem(t, http.StatusMethodNotAllowed)
+		}
 		if got := r.Header.Get("Allow"); got != c.allow {
 			t.Fatalf("%s %s: Allow = %q, want %q", c.method, c.path, got, c.allow)
 		}
+	}
+}
+
+// HEAD is answered wherever GET is (RFC 9110 9.1), as GET would answer
+// but without the body: uptime checks and load balancers probe with it.
+func TestHeadWhereGet(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, path := range []string{"/healthz", "/readyz", "/openapi.yaml", "/openapi.json", "/docs", "/metrics",
+		"/mrd/status", "/apiv0.1/ping", "/flows?hour=1", "/api/measurements/", "/api/v1/timeseries",
+		"/appmetrics/api/v1/collections", "/ui/"} {
+		get := s.do("GET", path, nil)
+		head := s.do("HEAD", path, nil)
+		if head.Status != get.Status || head.Status != http.StatusOK {
+			t.Fatalf("HEAD %s: %d, GET %d", path, head.Status, get.Status)
+		}
+		if h, g := head.Header.Get("Content-Type"), get.Header.Get("Content-Type"); h != g {
+			t.Fatalf("HEAD %s: Content-Type %q, GET's %q", path, h, g)
+		}
+		if len(head.Body) != 0 {
+			t.Fatalf("HEAD %s: %d bytes of body", path, len(head.Body))
+		}
+	}
+	// The same validation as GET, the problem's body left out.
+	r := s.do("HEAD", "/flows?hour=1&nope=1", nil)
+	if r.Status != http.StatusUnprocessableEntity || len(r.Body) != 0 ||
+		r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("HEAD with an unknown parameter: %d %q, %d bytes", r.Status, r.Header.Get("Content-Type"), len(r.Body))
 	}
 }
 
