@@ -119,7 +119,11 @@ func exportable[I, O, T any](s *server, h func(context.Context, *I) (*O, error),
 			op.Metadata = map[string]any{}
 		}
 		op.Metadata[exportKey] = true
+		query := withQueryNames[I](&op)
 		huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+			if err := query.check(ctx); err != nil {
+				return nil, err
+			}
 			if ri, _ := ctx.Value(requestInfoKey).(*requestInfo); ri != nil && ri.export != nil && ri.w != nil {
 				return nil, runExport(ctx, s, ri, cols, func(ctx context.Context, emit func(T) error) error {
 					return ex(ctx, in, emit)

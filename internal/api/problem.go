@@ -156,6 +156,11 @@ var installErrorModel = sync.OnceFunc(func() {
 			// huma's detail names its limit: say what is taken.
 			p = NewProblem(status, tooLargeDetail(ctx.Operation().MaxBodyBytes-1))
 		}
+		if p == nil && status == http.StatusUnprocessableEntity && ctx != nil {
+			// huma's failures and the unknown query parameters, at once
+			// (strict_query.go).
+			errs = append(unknownQueryOf(ctx), errs...)
+		}
 		if p == nil {
 			p = bodyTypeIsMalformed(NewProblem(status, msg, errs...))
 		}

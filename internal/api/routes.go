@@ -29,7 +29,11 @@ type alias struct{ id, path string }
 // read (limits.go).
 func handle[I, O any](h func(context.Context, *I) (*O, error)) func(huma.API, huma.Operation) {
 	return func(api huma.API, op huma.Operation) {
+		query := withQueryNames[I](&op)
 		huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+			if err := query.check(ctx); err != nil {
+				return nil, err
+			}
 			ctx, cancel := withDBDeadline(ctx)
 			defer cancel()
 			return h(ctx, in)

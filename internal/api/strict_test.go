@@ -67,17 +67,51 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
 	auth := bearer(t)
+	var pr Problem
 	for _, c := range everyPath(t) {
 		// A name with a dot and one given twice are named whole, once.
 		res := s.do(c.method, c.path+"?bogus.param=1&bogus.param=2", c.body, auth...)
-		pr := res.problem(t, http.StatusUnprocessableEntity)
-		if len(pr.Errors) != 1 || !pr.hasError("query.bogus.param", "unknown") || pr.Errors[0].Source != "bogus.param" ||
-			!strings.Contains(pr.Errors[0].Detail, "bogus.param") || pr.Errors[0].Value != "1" {
+		// It comes first, beside whatever else the request fails (here
+		// the required parameters and fields it lacks).
+		pr = res.problem(t, http.StatusUnprocessableEntity)
+		if len(pr.Errors) == 0 || !pr.hasError("query.bogus.param", "unknown") || pr.Errors[0].Source != "bogus.param" ||
+			!strings.Contains(pr.Errors[0].Detail, "bogus.param") || pr.Errors[0].Value != "1" ||
+			slices.ContainsFunc(pr.Errors[1:], func(e *ProblemItem) bool { return e.Title == "unknown" }) {
 			t.Errorf("%s %s: %s", c.method, c.path, res.Body)
 		}
 	}
+	// Listed with every other failure, at once, in any operation: before,
+	// an unknown parameter was answered alone.
+	for _, c := range []struct {
+		path string
+		want [][2]string
+	}{
+		{"/api/measurements/?size=0&bogus=1&startedAt=abc", [][2]string{{"query.bogus", "unknown"}, {"query.size", "min"}, {"query.startedAt", "type"}}},
+		{"/flows?hour=1&sort=foo&size=0&bogus=1", [][2]string{{"query.bogus", "unknown"}, {"query.size", "min"}, {"query.sort", "oneof"}}},
+	} {
+		pr := s.do(get, c.path, nil).problem(t, http.StatusUnprocessableEntity)
+		for _, w := range c.want {
+			if !pr.hasError(w[0], w[1]) {
+				t.Errorf("%s: errors %+v lack %s/%s", c.path, pr.Errors, w[0], w[1])
+			}
+		}
+		if len(pr.Errors) != len(c.want) {
+			t.Errorf("%s: %d errors %+v, want %d", c.path, len(pr.Errors), pr.Errors, len(c.want))
+		}
+	}
+	// A valid write with an unknown parameter stores nothing.
+	flow := `[{"src_app":"strict","dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":7}]`
+	pr = s.do(post, "/flows?bogus=1", flow).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 1 || !pr.hasError("query.bogus", "unknown") {
+		t.Fatalf("POST /flows?bogus=1: %+v", pr.Errors)
+	}
+	var page Page[Flow]
+	s.do(get, "/flows?hour=7", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 0 {
+		t.Fatalf("a write refused for its parameters stored %d flows", page.Total)
+	}
 	// Every unknown parameter is listed, next to none of the known ones.
-	pr := s.do(get, "/flows?hour=1&src_app=web&app=web&size=5&limit=1", nil).problem(t, http.StatusUnprocessableEntity)
+	pr = s.do(get, "/flows?hour=1&src_app=web&app=web&size=5&limit=1", nil).problem(t, http.StatusUnprocessableEntity)
 	if len(pr.Errors) != 2 || !pr.hasError("query.app", "unknown") || !pr.hasError("query.limit", "unknown") {
 		t.Fatalf("flows: %+v", pr.Errors)
 	}

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// A misspelt or unsupported query parameter is a 422 item titled
+// `unknown`, never silently ignored (a filter that does nothing returns
+// every row), and it is listed with every other failure of the request at
+// once (README, "API at a glance"). huma's own check
+// (RejectUnknownQueryParameters) answers before it parses the other
+// parameters, so that `?size=0&bogus=1` named bogus alone: the check is
+// made here instead, for every operation registered through handle or
+// exportable (routes.go). When huma finds other failures, its 422 gets
+// the unknown parameters too (installErrorModel); when it finds none, the
+// handler's wrapper answers them before the handler runs.
+
+// queryNamesKey is the operation metadata that holds its queryNames.
+const queryNamesKey = "telemetry.queryNames"
+
+// queryNames are the query parameters an operation's input takes, hidden
+// ones included (the flask-profiler dashboard's): names, and the prefixes
+// of deepObject parameters (columns[0][data]).
+type queryNames struct {
+	names    map[string]bool
+	prefixes []string
+}
+
+// queryNamesOf reads the query parameters of an input struct type, through
+// embedded structs, as huma does.
+func queryNamesOf(t reflect.Type) queryNames {
+	q := queryNames{names: map[string]bool{}}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			tag, ok := f.Tag.Lookup("query")
+			if !ok {
+				continue
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "" {
+				name = f.Name
+			}
+			if strings.Contains(opts, "deepObject") {
+				q.prefixes = append(q.prefixes, name+"[")
+				continue
+			}
+			q.names[name] = true
+		}
+	}
+	walk(t)
+	return q
+}
+
+// unknown lists the query parameters of u the operation does not take, in
+// order of name, each with the value it was given (its first).
+func (q queryNames) unknown(u *url.URL) []error {
+	if u == nil || u.RawQuery == "" {
+		return nil
+	}
+	query := u.Query()
+	var errs []error
+	for _, key := range slices.Sorted(maps.Keys(query)) {
+		if q.names[key] || slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+			continue
+		}
+		it := fromHumaDetail(http.StatusUnprocessableEntity,
+			&huma.ErrorDetail{Location: "query." + key, Message: "unknown query parameter"})
+		it.Value = shortValue(query.Get(key))
+		errs = append(errs, it)
+	}
+	return errs
+}
+
+// withQueryNames records on op the query parameters its input type I
+// takes, and returns them.
+func withQueryNames[I any](op *huma.Operation) queryNames {
+	q := queryNamesOf(reflect.TypeFor[I]())
+	op.Metadata = maps.Clone(op.Metadata)
+	if op.Metadata == nil {
+		op.Metadata = map[string]any{}
+	}
+	op.Metadata[queryNamesKey] = q
+	return q
+}
+
+// check is the 422 for the unknown query parameters of the request
+// in ctx, or nil.
+func (q queryNames) check(ctx context.Context) error {
+	if errs := q.unknown(requestURL(ctx)); len(errs) > 0 {
+		return validationFailed(errs...)
+	}
+	return nil
+}
+
+// unknownQueryOf lists the unknown query parameters of the request huma
+// is answering, for an operation registered with withQueryNames.
+func unknownQueryOf(ctx huma.Context) []error {
+	op := ctx.Operation()
+	if op == nil {
+		return nil
+	}
+	q, ok := op.Metadata[queryNamesKey].(queryNames)
+	if !ok {
+		return nil
+	}
+	u := ctx.URL()
+	return q.unknown(&u)
+}
