@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
 )
 
@@ -247,7 +248,7 @@ func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 			(w.Args != nil && (w.Args[0] != '[' || len(w.Args) > maxMeasurementValue || hasEscapedNUL(w.Args))) ||
 			(w.Kwargs != nil && (w.Kwargs[0] != '{' || len(w.Kwargs) > maxMeasurementValue || hasEscapedNUL(w.Kwargs))) ||
 			(w.Context != nil && (w.Context[0] != '{' || len(w.Context) > maxMeasurementValue || hasEscapedNUL(w.Context))) ||
-			(w.App != nil && !validText(*w.App, 0, maxMeasurementApp)) {
+			(w.App != nil && (!validText(*w.App, 0, maxMeasurementApp) || *w.App == selfprofile.App)) {
 			return nil, false
 		}
 		r := MeasurementInput{Name: *w.Name, Method: *w.Method, StartedAt: *w.StartedAt, EndedAt: *w.EndedAt,

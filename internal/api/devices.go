@@ -175,6 +175,43 @@ type historyInput struct {
 	To     string `query:"to" format:"date-time" example:"2024-05-01T11:00:00Z" doc:"End of the window, exclusive (RFC 3339). Default: now."`
 	Bucket string `query:"bucket" example:"5m" doc:"Aggregate per bucket of this width (a duration such as 30s, 5m, 1h; at least 1s), aligned to the Unix epoch. Without it: raw points."`
 	PageQuery
+	// query and width are the series, window and bucket width (0: raw
+	// points) Resolve read from the parameters.
+	query store.HistoryQuery
+	width time.Duration
+}
+
+// Resolve checks the window and the bucket, with the other parameters'
+// rules (one 422 lists them all).
+func (in *historyInput) Resolve(huma.Context) []error {
+	to, toOK := time.Now(), true
+	if in.To != "" {
+		var err error
+		to, err = time.Parse(time.RFC3339Nano, in.To)
+		toOK = err == nil // else huma reports its format
+	}
+	from, fromOK := to.Add(-24*time.Hour), toOK
+	if in.From != "" {
+		var err error
+		from, err = time.Parse(time.RFC3339Nano, in.From)
+		fromOK = err == nil
+	}
+	var errs []error
+	if fromOK && toOK && !from.Before(to) {
+		errs = append(errs, &ProblemItem{Title: "range", Detail: "from must be before to", Source: "from",
+			Location: "query.from", Value: from.Format(time.RFC3339Nano)})
+	}
+	if in.Bucket != "" {
+		width, err := time.ParseDuration(in.Bucket)
+		if err != nil || width < time.Second || width > maxBucket {
+			errs = append(errs, &ProblemItem{Title: "format",
+				Detail: "bucket must be a duration from 1s to 8784h, such as 30s, 5m or 1h", Source: "bucket",
+				Location: "query.bucket", Value: in.Bucket})
+		}
+		in.width = width
+	}
+	in.query = store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: from, To: to}
+	return errs
 }
 
 // errHostNotFound is the seed's 404 for an unknown device.
@@ -457,10 +494,7 @@ func (d *devicesAPI) listCurrentNames(ctx context.Context, in *currentNamesInput
 const maxBucket = 366 * 24 * time.Hour
 
 func (d *devicesAPI) history(ctx context.Context, in *historyInput) (*PageOutput[HistoryPoint], error) {
-	q, width, err := d.historyQuery(in)
-	if err != nil {
-		return nil, err
-	}
+	q, width := in.query, in.width
 	p := store.PageRequest{Limit: in.Size, Offset: in.Offset()}
 	var items []HistoryPoint
 	var total int64
@@ -492,38 +526,4 @@ func historyPoint(pt store.HistoryPoint) HistoryPoint {
 
 func historyBucket(b store.HistoryBucket) HistoryPoint {
 	return HistoryPoint{Time: b.Start, Avg: &b.Avg, Min: &b.Min, Max: &b.Max, P95: &b.P95, Count: &b.Count}
-}
-
-// historyQuery is the series and window a history request asks for, and
-// its bucket width (0: raw points), or the 422 of its parameters.
-func (d *devicesAPI) historyQuery(in *historyInput) (store.HistoryQuery, time.Duration, error) {
-	// huma has checked the format of both.
-	to := d.now()
-	if in.To != "" {
-		to, _ = time.Parse(time.RFC3339Nano, in.To)
-	}
-	from := to.Add(-24 * time.Hour)
-	if in.From != "" {
-		from, _ = time.Parse(time.RFC3339Nano, in.From)
-	}
-	var errs []error
-	if !from.Before(to) {
-		errs = append(errs, &ProblemItem{Title: "range", Detail: "from must be before to", Source: "from",
-			Location: "query.from", Value: from.Format(time.RFC3339Nano)})
-	}
-	var width time.Duration
-	if in.Bucket != "" {
-		var err error
-		width, err = time.ParseDuration(in.Bucket)
-		if err != nil || width < time.Second || width > maxBucket {
-			errs = append(errs, &ProblemItem{Title: "format",
-				Detail: "bucket must be a duration from 1s to 8784h, such as 30s, 5m or 1h", Source: "bucket",
-				Location: "query.bucket", Value: in.Bucket})
-		}
-	}
-	if len(errs) > 0 {
-		return store.HistoryQuery{}, 0, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
-	}
-
-	return store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: from, To: to}, width, nil
 }

@@ -789,6 +789,14 @@ func TestDevicesHistory(t *testing.T) {
 			}
 		})
 	}
+	// The window's and the bucket's rules are listed with the others, at
+	// once (they used to be checked only once the others had passed).
+	p := s.do("GET", "/mrd/devices/h1/metrics/load/history?bucket=0s&size=0&from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z",
+		nil).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 3 || !p.hasError("query.bucket", "format") || !p.hasError("query.size", "min") ||
+		!p.hasError("query.from", "range") {
+		t.Fatalf("errors %+v, want bucket, size and from", p.Errors)
+	}
 }
 
 func TestDevicesCurrentMetricsPages(t *testing.T) {

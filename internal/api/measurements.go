@@ -107,6 +107,11 @@ func (m *MeasurementInput) Resolve(_ huma.Context, prefix *huma.PathBuffer) []er
 		errs = append(errs, &ProblemItem{Title: "max", Source: "name", Location: prefix.With("name"),
 			Detail: fmt.Sprintf("name must be at most %d bytes of UTF-8 (it has %d)", maxMeasurementNameBytes, len(m.Name))})
 	}
+	// The service's own app (self-profiling) is reserved; the decoder's
+	// fast path refuses it, so that it is listed here with the rest.
+	if m.App == selfprofile.App {
+		errs = append(errs, reservedApp(prefix.With("app")))
+	}
 	// A field that failed to decode is 0 here and already reported.
 	if m.StartedAt > 0 && m.EndedAt > 0 && m.EndedAt < m.StartedAt {
 		errs = append(errs, &ProblemItem{Title: "gtefield", Source: "endedAt", Location: prefix.With("endedAt"),
@@ -568,9 +573,6 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 		return nil, err
 	}
 	n := len(body) // within MEASUREMENTS_MAX_BATCH: decode refuses more
-	if errs := reservedApps(body); len(errs) > 0 {
-		return nil, validationFailed(errs...)
-	}
 	recs := make([]store.Measurement, n)
 	for i, m := range body {
 		r := store.Measurement{StartedAt: fromEpoch(m.StartedAt), EndedAt: fromEpoch(m.EndedAt), Name: m.Name,
@@ -604,18 +606,11 @@ func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput
 	return out, nil
 }
 
-// reservedApps refuses records that claim to be the service's own
-// (selfprofile.App): the collections' httpUrls are read from them, and a
-// client must not be able to forge entries there.
-func reservedApps(body []MeasurementInput) []error {
-	var errs []error
-	for i, m := range body {
-		if m.App == selfprofile.App {
-			errs = append(errs, &ProblemItem{Title: "reserved", Source: "app", Location: fmt.Sprintf("body[%d].app", i),
-				Value: m.App, Detail: fmt.Sprintf("app %q is reserved for the service's own measurements", selfprofile.App)})
-		}
-	}
-	return errs
+// reservedApp is the item of a record at location (body[i].app) that
+// claims the reserved app.
+func reservedApp(location string) *ProblemItem {
+	return &ProblemItem{Title: "reserved", Source: "app", Location: location, Value: selfprofile.App,
+		Detail: fmt.Sprintf("app %q is reserved for the service's own measurements", selfprofile.App)}
 }
 
 func (s *server) listMeasurements(ctx context.Context, in *listMeasurementsInput) (*measurementPageOutput[Measurement], error) {

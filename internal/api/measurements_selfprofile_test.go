@@ -368,5 +368,13 @@ func TestPostMeasurementsRefusesReservedApp(t *testing.T) {
 	if err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM measurements").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d stored (%v) after a refused batch", n, err)
 	}
-	postIDs(t, s, []rec{recs[0], recs[2]})
+	// Listed with the batch's other failures, at once (the reserved app
+	// used to be checked only once the rest had passed).
+	recs[2] = mrec("/c", "FOO", 100, 1)
+	p = s.do("POST", "/api/measurements", recs).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 3 || !p.hasError("body[1].app", "reserved") || !p.hasError("body[2].method", "oneof") ||
+		!p.hasError("body[3].app", "reserved") {
+		t.Fatalf("errors %+v, want body[1].app, body[2].method and body[3].app", p.Errors)
+	}
+	postIDs(t, s, []rec{recs[0], mrec("/c", "GET", 100, 1)})
 }
