@@ -16,6 +16,11 @@ func (s *server) exportFlows(ctx context.Context, in *listFlowsInput, emit func(
 	return s.exportError(ctx, "export flows", err)
 }
 
+func (s *server) exportFlowSummary(ctx context.Context, in *flowSummaryInput, emit func(FlowTotal) error) error {
+	err := s.st.Export.FlowSummary(ctx, in.filter, in.By, func(t store.FlowTotal) error { return emit(FlowTotal(t)) })
+	return s.exportError(ctx, "export flow summary", err)
+}
+
 func (s *server) exportStates(ctx context.Context, in *listStatesInput, emit func(EventRun) error) error {
 	f, err := in.filter()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -173,6 +174,14 @@ func TestExportEveryList(t *testing.T) {
 	s.do("POST", "/flows", flows).wantStatus(t, http.StatusCreated)
 	if n := s.checkExport(t, "/flows?hour=7"); n != 150 {
 		t.Fatalf("flows export: %d items, want 150 (hour 7 only)", n)
+	}
+	// The summary, from the rows (a filter on another key) and from the
+	// rollup.
+	if n := s.checkExport(t, "/flows/summary?hour=7&by=src_app&dest_app="+url.QueryEscape(awkward)); n != 150 {
+		t.Fatalf("flow summary export: %d keys, want 150", n)
+	}
+	if n := s.checkExport(t, "/flows/summary?from_hour=7&to_hour=9&by=vpc_id"); n != 2 {
+		t.Fatalf("flow summary export by vpc_id: %d keys, want 2", n)
 	}
 
 	// Devices: 120, and one with current metrics and a history of 130

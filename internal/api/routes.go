@@ -58,7 +58,7 @@ func (s *server) routes() []route {
 		// flows.go
 		{post, "/flows", "postFlows", nil, handle(s.postFlows)},
 		{get, "/flows", "listFlows", nil, exportable(s, s.listFlows, s.exportFlows)},
-		{get, "/flows/summary", "getFlowSummary", nil, handle(s.flowSummary)},
+		{get, "/flows/summary", "getFlowSummary", nil, exportable(s, s.flowSummary, s.exportFlowSummary)},
 
 		// events.go
 		{post, eventsPrefix + "/events/register", "registerEvent", nil, handle(s.registerEvent)},

@@ -3749,6 +3749,8 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
+	//
 	// Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
 	GetFlowSummary(ctx context.Context, params *GetFlowSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -4403,6 +4405,8 @@ func (c *Client) PostFlows(ctx context.Context, params *PostFlowsParams, body Po
 // Sums bytes_tx and bytes_rx over the hourly totals of the range (hour, or from_hour and to_hour: [from_hour, to_hour), at most 744 hours), optionally narrowed by src_app, dest_app and vpc_id, per value of by, largest bytes_tx + bytes_rx first, ties by key. total is the number of keys. A total past 64 bits is a 422.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+//
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 //
 // Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
 func (c *Client) GetFlowSummary(ctx context.Context, params *GetFlowSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7258,6 +7262,8 @@ type ClientWithResponsesInterface interface {
 	// Sums bytes_tx and bytes_rx over the hourly totals of the range (hour, or from_hour and to_hour: [from_hour, to_hour), at most 744 hours), optionally narrowed by src_app, dest_app and vpc_id, per value of by, largest bytes_tx + bytes_rx first, ties by key. total is the number of keys. A total past 64 bits is a 422.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
+	//
+	// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10881,6 +10887,8 @@ func (c *ClientWithResponses) PostFlowsWithResponse(ctx context.Context, params 
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
+// **Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` and `size` are ignored. Errors found before the first row are problem+json as usual; a failure after it cuts the connection, so the body ends truncated (no final chunk). An instance streams at most `EXPORTS_MAX` exports at a time: one more is a 503 with `Retry-After`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /flows/summary (the `GetFlowSummary` operationId).
@@ -12760,6 +12768,9 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 

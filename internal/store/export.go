@@ -18,6 +18,8 @@ import (
 // it runs.
 type Exporter interface {
 	Flows(ctx context.Context, f FlowFilter, s FlowSort, fn func(Flow) error) error
+	// FlowSummary streams Flows.Summary's totals per key, largest first.
+	FlowSummary(ctx context.Context, f FlowFilter, by string, fn func(FlowTotal) error) error
 	Runs(ctx context.Context, f RunFilter, fn func(Run) error) error
 	Devices(ctx context.Context, fn func(Device) error) error
 	// CurrentMetrics, History and HistoryBuckets return ErrNotFound, before

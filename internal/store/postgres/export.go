@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -146,6 +147,35 @@ func (e *Exports) Flows(ctx context.Context, f store.FlowFilter, s store.FlowSor
 	})
 	_, err := each(ctx, e.pool, "export flows", c, false, func(r db.Flow) store.Flow {
 		return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
+	}, fn)
+	return err
+}
+
+// FlowSummary streams the totals per key Flows.Summary pages, in its
+// order (largest first), with its statements (from flows_hourly when the
+// filter allows, as Summary) and no page.
+func (e *Exports) FlowSummary(ctx context.Context, f store.FlowFilter, by string, fn func(store.FlowTotal) error) error {
+	const op = "export flow summary"
+	if !slices.Contains(store.FlowSummaryKeys(), by) {
+		return fmt.Errorf("%s by %q: %w", op, by, store.ErrInvalid)
+	}
+	from, to := hourTime(f.FromHour), hourTime(f.ToHour)
+	if key, ok := summaryRollupKey(f, by); ok {
+		c := capture(func(q *db.Queries) ([]db.SummarizeFlowsRollupRow, error) {
+			return q.SummarizeFlowsRollup(context.Background(), db.SummarizeFlowsRollupParams{By: by, Key: key,
+				FromHour: from, ToHour: to, RowLimit: math.MaxInt64})
+		})
+		_, err := each(ctx, e.pool, op, c, false, func(r db.SummarizeFlowsRollupRow) store.FlowTotal {
+			return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
+		}, fn)
+		return err
+	}
+	c := capture(func(q *db.Queries) ([]db.SummarizeFlowsRow, error) {
+		return q.SummarizeFlows(context.Background(), db.SummarizeFlowsParams{By: by, FromHour: from, ToHour: to,
+			SrcApp: f.SrcApp, DestApp: f.DestApp, VpcID: f.VpcID, RowLimit: math.MaxInt64})
+	})
+	_, err := each(ctx, e.pool, op, c, false, func(r db.SummarizeFlowsRow) store.FlowTotal {
+		return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
 	}, fn)
 	return err
 }
