@@ -247,7 +247,20 @@ SELECT (
                    SELECT generate_series(telemetry_elapsed_bucket($11::float8)::integer,
                                           telemetry_elapsed_bucket(253402300799::float8)::integer)::smallint)))
     )
-    + COALESCE((
+    -- Edge B: the cells that end in the window's last hour, less the rows
+    -- in them that ended after the window; once rows of it may have
+    -- expired (retention_watermarks, migration 00021), the late rows are no
+    -- longer there to subtract, and edge B is what is left of its rows
+    -- (docs/lifecycle.md).
+    + CASE WHEN coalesce((SELECT w.deleted_before > $6::timestamptz FROM retention_watermarks w
+                          WHERE w.table_name = 'measurements'), true) THEN (
+        SELECT count(*) FROM measurements m
+        WHERE m.ended_at >= $7::timestamptz AND m.ended_at <= $9::timestamptz
+          AND m.started_at >= $6::timestamptz
+          AND ($3::text IS NULL OR m.name = $3::text)
+          AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
+          AND ($5::text IS NULL OR m.app = $5::text)
+    ) ELSE COALESCE((
         SELECT sum(r.count) FROM measurements_hourly r
         WHERE r.end_hour = $7::timestamptz AND r.start_hour >= $6::timestamptz
           AND ($3::text IS NULL OR r.name = $3::text)
@@ -261,7 +274,7 @@ SELECT (
           AND ($3::text IS NULL OR m.name = $3::text)
           AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
           AND ($5::text IS NULL OR m.app = $5::text)
-    )
+    ) END
 )::bigint AS total
 `
 
@@ -1243,10 +1256,14 @@ func (q *Queries) ListSlowMeasurements(ctx context.Context, arg ListSlowMeasurem
 }
 
 const measurementMethodDistribution = `-- name: MeasurementMethodDistribution :many
-WITH parts AS (
+WITH x AS (
+    SELECT coalesce((SELECT w.deleted_before > $1::timestamptz FROM retention_watermarks w
+                     WHERE w.table_name = 'measurements'), true) AS expired
+), parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $1::timestamptz AND r.end_hour <= $2::timestamptz
+    WHERE r.start_hour >= $1::timestamptz
+      AND (r.end_hour < $2::timestamptz OR r.end_hour = $2::timestamptz AND NOT (SELECT x.expired FROM x))
     GROUP BY r.method
     UNION ALL
     SELECT m.method, count(*) AS n
@@ -1261,6 +1278,13 @@ WITH parts AS (
     FROM measurements m
     WHERE m.started_at >= $1::timestamptz AND m.started_at < $5::timestamptz
       AND m.ended_at > $4::timestamptz AND m.ended_at < $5::timestamptz
+      AND NOT (SELECT x.expired FROM x)
+    GROUP BY m.method
+    UNION ALL
+    SELECT m.method, count(*) AS n
+    FROM measurements m
+    WHERE m.ended_at >= $2::timestamptz AND m.ended_at <= $4::timestamptz AND m.started_at >= $1::timestamptz
+      AND (SELECT x.expired FROM x)
     GROUP BY m.method
 )
 SELECT p.method, sum(p.n)::bigint AS count
@@ -1283,7 +1307,10 @@ type MeasurementMethodDistributionRow struct {
 	Count  int64
 }
 
-// Number of measurements per method in the window.
+// Number of measurements per method in the window. Edge B (the cells that
+// end in the window's last hour) as in CountMeasurements: the cells less
+// the rows that ended after the window, or, once rows of it may have
+// expired, its rows.
 func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg MeasurementMethodDistributionParams) ([]MeasurementMethodDistributionRow, error) {
 	rows, err := q.db.Query(ctx, measurementMethodDistribution,
 		arg.H1,
@@ -1311,27 +1338,40 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 }
 
 const measurementTimeseries = `-- name: MeasurementTimeseries :many
-WITH parts AS (
-    SELECT date_bin(make_interval(secs => $1::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, r.count::bigint AS n
+WITH x AS (
+    -- Edge B as in MeasurementMethodDistribution.
+    SELECT coalesce((SELECT w.deleted_before > $1::timestamptz FROM retention_watermarks w
+                     WHERE w.table_name = 'measurements'), true) AS expired
+), parts AS (
+    SELECT date_bin(make_interval(secs => $2::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, r.count::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $2::timestamptz AND r.end_hour <= $3::timestamptz AND NOT $4::bool
+    WHERE r.start_hour >= $1::timestamptz AND NOT $3::bool
+      AND (r.end_hour < $4::timestamptz OR r.end_hour = $4::timestamptz AND NOT (SELECT x.expired FROM x))
     UNION ALL
-    SELECT date_bin(make_interval(secs => $1::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz), r.count::bigint
+    SELECT date_bin(make_interval(secs => $2::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz), r.count::bigint
     FROM measurements_5min r
-    WHERE r.start_bin >= $2::timestamptz AND r.end_bin <= $3::timestamptz AND $4::bool
+    WHERE r.start_bin >= $1::timestamptz AND $3::bool
+      AND (r.end_bin < $4::timestamptz OR r.end_bin = $4::timestamptz AND NOT (SELECT x.expired FROM x))
     UNION ALL
-    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
+    SELECT date_bin(make_interval(secs => $2::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
     FROM measurements m
-    WHERE m.started_at >= $5::timestamptz AND m.started_at < $2::timestamptz
+    WHERE m.started_at >= $5::timestamptz AND m.started_at < $1::timestamptz
       AND m.started_at <= $6::timestamptz AND m.ended_at <= $6::timestamptz
       -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
       AND m.ended_at >= $5::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), -count(*)
+    SELECT date_bin(make_interval(secs => $2::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), -count(*)
     FROM measurements m
-    WHERE m.started_at >= $2::timestamptz AND m.started_at < $7::timestamptz
+    WHERE m.started_at >= $1::timestamptz AND m.started_at < $7::timestamptz
       AND m.ended_at > $6::timestamptz AND m.ended_at < $7::timestamptz
+      AND NOT (SELECT x.expired FROM x)
+    GROUP BY 1
+    UNION ALL
+    SELECT date_bin(make_interval(secs => $2::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
+    FROM measurements m
+    WHERE m.ended_at >= $4::timestamptz AND m.ended_at <= $6::timestamptz AND m.started_at >= $1::timestamptz
+      AND (SELECT x.expired FROM x)
     GROUP BY 1
 )
 SELECT p.bucket::timestamptz AS bucket, sum(p.n)::bigint AS count
@@ -1340,10 +1380,10 @@ GROUP BY p.bucket
 `
 
 type MeasurementTimeseriesParams struct {
-	WidthSeconds int32
 	H1           time.Time
-	H2           time.Time
+	WidthSeconds int32
 	Bins         bool
+	H2           time.Time
 	StartedAt    time.Time
 	EndedAt      time.Time
 	H2Next       time.Time
@@ -1371,10 +1411,10 @@ type MeasurementTimeseriesRow struct {
 // at 10 M rows against 5.3-5.9 ms without.
 func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTimeseriesParams) ([]MeasurementTimeseriesRow, error) {
 	rows, err := q.db.Query(ctx, measurementTimeseries,
-		arg.WidthSeconds,
 		arg.H1,
-		arg.H2,
+		arg.WidthSeconds,
 		arg.Bins,
+		arg.H2,
 		arg.StartedAt,
 		arg.EndedAt,
 		arg.H2Next,

@@ -69,8 +69,12 @@ const groupMeasurementsPage = `-- name: GroupMeasurementsPage :many
 WITH late AS (
     -- Whether edge B's cells hold a row that ended after the window: their
     -- minima and maxima cannot be corrected, so edge B is then read from
-    -- the rows.
-    SELECT EXISTS (
+    -- the rows. Likewise once rows of it may have expired
+    -- (retention_watermarks): a late row may be gone, and edge B is what is
+    -- left of its rows (docs/lifecycle.md).
+    SELECT coalesce((SELECT w.deleted_before > $1::timestamptz FROM retention_watermarks w
+                     WHERE w.table_name = 'measurements'), true)
+        OR EXISTS (
         SELECT 1 FROM measurements m
         WHERE m.started_at >= $1::timestamptz AND m.started_at < $2::timestamptz
           AND m.ended_at > $3::timestamptz AND m.ended_at < $2::timestamptz
