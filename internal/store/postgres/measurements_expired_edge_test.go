@@ -37,7 +37,7 @@ func TestMeasurementsExpiredLastHourCountsWhatIsLeft(t *testing.T) {
 	}
 	shop := "shop"
 	windows := []store.MeasurementFilter{
-		{StartedAt: h, EndedAt: h.Add(210 * time.Minute)},              // 09:00-12:30
+		{StartedAt: h, EndedAt: h.Add(210 * time.Minute)},             // 09:00-12:30
 		{StartedAt: h, EndedAt: h.Add(210 * time.Minute), App: &shop}, // the grouped view without its sealed form
 	}
 	// want: the count of every view but the 5-minute series, whose whole
