@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -448,9 +449,12 @@ func TestDevicesReportUnknownDeviceInBatch(t *testing.T) {
 	if n := countRows(t, pool); n != want {
 		t.Fatalf("stored %d rows, want %d", n, want)
 	}
-	committed, _, _ := log.snapshot()
-	if len(committed) != 2 || committed[1] != len(rows) {
-		t.Fatalf("commits of %v rows, want [1 %d]: the queued reports did not share one commit", committed, len(rows))
+	// One statement for the queued reports; the commit stored the rows of
+	// known devices only, and counts those.
+	committed, attempted, _ := log.snapshot()
+	if len(committed) != 2 || committed[1] != want-1 || len(attempted) != 2 || attempted[1] != len(rows) {
+		t.Fatalf("commits of %v rows (statements of %v), want [1 %d] ([1 %d]): the queued reports did not share one commit",
+			committed, attempted, want-1, len(rows))
 	}
 }
 
@@ -545,5 +549,29 @@ func TestDevicesCloseCommitsQueuedReports(t *testing.T) {
 	err := d.Report(context.Background(), numRow("w1", "late", 1, time.Now(), 60))
 	if !errors.Is(err, store.ErrClosed) || !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("report after Close = %v", err)
+	}
+}
+
+// The batch sizes observed (telemetry_ingest_batch_items) are of what a
+// commit stored: a keyed report of an unknown device, whose key is taken
+// back in its transaction, stores nothing and is not counted; a keyed
+// report of a known device is.
+func TestDevicesObserveCountsStoredRowsOnly(t *testing.T) {
+	t.Parallel()
+	d, _, log := newDevices(t, 1, 64)
+	mustCreate(t, d, "k1")
+	keyed := func(key string) context.Context {
+		hash := sha256.Sum256([]byte(key))
+		return store.WithIdempotent(context.Background(), &store.Idempotent{Key: key, Endpoint: "PUT /mrd/x/metrics",
+			Hash: hash[:], Status: 200, TTL: time.Hour, Body: func(any) ([]byte, error) { return []byte("{}"), nil }})
+	}
+	if err := d.Report(keyed("ghost-key"), numRow("ghost", "m", 1, time.Now(), 60)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown device: %v, want ErrNotFound", err)
+	}
+	if err := d.Report(keyed("known-key"), numRow("k1", "m", 1, time.Now(), 60)); err != nil {
+		t.Fatal(err)
+	}
+	if committed, _, _ := log.snapshot(); len(committed) != 1 || committed[0] != 1 {
+		t.Fatalf("observed commits of %v rows, want [1]", committed)
 	}
 }

@@ -249,8 +249,9 @@ func (w *deviceWriter) commit(ctx context.Context, batch []*pendingReport) (know
 	}
 	// Run again whole after a deadlock or a serialization failure: the
 	// statement alone, or the transaction.
+	stored := 0 // rows of the last run of the transaction that it stores
 	err = inKeyedTx(ctx, w.pool, w.q, claims != nil, func(q *db.Queries) (err error) {
-		known = nil
+		known, stored = nil, 0
 		var free []bool
 		if claims != nil {
 			if free, err = claimKeys(ctx, q, claims); err != nil {
@@ -272,6 +273,11 @@ func (w *deviceWriter) commit(ctx context.Context, batch []*pendingReport) (know
 		if known, err = w.insert(ctx, q, rows); err != nil {
 			return err
 		}
+		for _, r := range rows {
+			if known[r.DeviceID] {
+				stored++
+			}
+		}
 		var refused []string
 		for j, i := range keyed {
 			if free[j] && !known[batch[i].row.DeviceID] {
@@ -283,6 +289,11 @@ func (w *deviceWriter) commit(ctx context.Context, batch []*pendingReport) (know
 		}
 		return q.DeleteIdempotencyKeys(ctx, refused)
 	})
+	if err == nil && stored > 0 {
+		// Once committed, and only what was stored: not a run the
+		// transaction was rolled back from, nor rows of unknown devices.
+		w.opts.Observe(stored)
+	}
 	return known, taken, err
 }
 
@@ -313,7 +324,6 @@ func (w *deviceWriter) insert(ctx context.Context, q *db.Queries, rows []store.M
 	if err != nil {
 		return nil, err
 	}
-	w.opts.Observe(n)
 	known := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		known[id] = true
