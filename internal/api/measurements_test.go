@@ -965,3 +965,25 @@ func TestMeasurementsPostDecodeEdges(t *testing.T) {
 		})
 	}
 }
+
+// A number in args, kwargs or context that jsonb cannot hold (numeric's
+// range: 131072 digits before the point, 16383 after) is a 422 item saying
+// so, not the overflow of a 64-bit total it used to be described as.
+func TestMeasurementsNumberBeyondJSONB(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, body := range []string{
+		`[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"args":[1e1000000]}]`,
+		`[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"kwargs":{"x":1e-20000}}]`,
+	} {
+		p := s.do("POST", "/api/measurements", body).problem(t, http.StatusUnprocessableEntity)
+		if len(p.Errors) != 1 || !p.hasError("body", "max") ||
+			!strings.Contains(p.Errors[0].Detail, "beyond what PostgreSQL stores in JSON") {
+			t.Fatalf("%s: errors %+v", body, p.Errors)
+		}
+	}
+	var n int64
+	if err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM measurements").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d stored (%v)", n, err)
+	}
+}

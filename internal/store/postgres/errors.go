@@ -50,6 +50,11 @@ func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 	switch code := pgErr.Code; {
 	case code == "23505": // unique_violation
 		return "", "already exists", store.ErrConflict
+	case code == "22003" && pgErr.Message == "value overflows numeric format":
+		// A JSON number stored in jsonb (measurements' args, an event's
+		// fields) that numeric cannot hold: 1e1000000, 1e-20000.
+		return "max", "a number in the request is beyond what PostgreSQL stores in JSON (at most 131072 digits " +
+			"before the decimal point and 16383 after)", store.ErrInvalid
 	case code == "22003": // numeric_value_out_of_range
 		return "", detailOverflow, store.ErrTooLarge
 	case code == "22P05", // untranslatable_character (\u0000 in jsonb)

@@ -82,6 +82,8 @@ func TestWrapConnectionErrors(t *testing.T) {
 		{&pgconn.PgError{Code: "22P02"}, store.ErrInvalid},
 		{&pgconn.PgError{Code: "54000", Message: `index row size 2832 exceeds btree version 4 maximum 2704 for index "measurements_name_idx"`}, store.ErrInvalid},
 		{&pgconn.PgError{Code: "54000", Message: "stack depth limit exceeded"}, nil},
+		{&pgconn.PgError{Code: "22003", Message: "value overflows numeric format"}, store.ErrInvalid},
+		{&pgconn.PgError{Code: "22003", Message: "bigint out of range"}, store.ErrTooLarge},
 		{pgx.ErrNoRows, store.ErrNotFound},
 		{context.Canceled, nil},
 	} {
