@@ -223,3 +223,17 @@ SELECT count(*) FROM (
     GROUP BY key
     HAVING sum(flows) > 0
 ) k;
+
+-- name: FlowTotalsOfKeys :many
+-- The stored totals of the given keys (one array element per key; keys not
+-- stored are left out): what a batch that overflowed a total is checked
+-- against, to name its flow that passed the limit (flows_writer.go).
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+FROM flows f
+JOIN ROWS FROM (
+        unnest(@hours::timestamptz[]),
+        unnest(@src_apps::text[]),
+        unnest(@dest_apps::text[]),
+        unnest(@vpc_ids::text[])
+    ) AS k (hour, src_app, dest_app, vpc_id)
+    ON f.hour = k.hour AND f.src_app = k.src_app AND f.dest_app = k.dest_app AND f.vpc_id = k.vpc_id;

@@ -310,10 +310,22 @@ func TestFlowsOverflowIsRefused(t *testing.T) {
 	s := newTestServer(t)
 	big := Flow{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 1 << 62, BytesRx: 0, Hour: 4}
 	s.do("POST", "/flows", []Flow{big}).wantStatus(t, http.StatusCreated)
-	// Two more of these would wrap a 64-bit total: refused, nothing changed.
-	s.do("POST", "/flows", []Flow{big, big}).problem(t, http.StatusUnprocessableEntity)
-	s.do("POST", "/flows", []Flow{big, big, {SrcApp: "other", DestApp: "b", VpcID: "v", BytesTx: 1, Hour: 4}}).
-		problem(t, http.StatusUnprocessableEntity)
+	// Two more of these would wrap a 64-bit total: refused, nothing
+	// changed, and the 422 names the flow at which the total passes the
+	// limit (the first big one: 2^62 stored plus 2^62 is 2^63).
+	for _, batch := range [][]Flow{{big, big}, {{SrcApp: "other", DestApp: "b", VpcID: "v", BytesTx: 1, Hour: 4}, big, big}} {
+		p := s.do("POST", "/flows", batch).problem(t, http.StatusUnprocessableEntity)
+		at := fmt.Sprintf("body[%d].bytes_tx", len(batch)-2)
+		if len(p.Errors) != 1 || !p.hasError(at, "max") || !strings.Contains(p.Errors[0].Detail, "9223372036854775807") {
+			t.Fatalf("%d flows: errors %+v, want one at %s", len(batch), p.Errors, at)
+		}
+	}
+	// Within one batch alone (summed before the database is asked).
+	huge := Flow{SrcApp: "new", DestApp: "b", VpcID: "v", BytesRx: math.MaxInt64, Hour: 5}
+	p := s.do("POST", "/flows", []Flow{huge, huge}).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 1 || !p.hasError("body[1].bytes_rx", "max") {
+		t.Fatalf("a batch's own overflow: errors %+v", p.Errors)
+	}
 	var page Page[Flow]
 	s.do("GET", "/flows?hour=4", nil).decode(t, &page)
 	if page.Total != 1 || page.Items[0].BytesTx != 1<<62 {

@@ -439,6 +439,15 @@ func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) e
 	case errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "database unavailable", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is unavailable; retry later")
+	case errors.Is(err, store.ErrTooLarge) && store.Faults(err) != nil:
+		// The batch's items the store named (POST /flows: the flow at
+		// which a total passes 64 bits).
+		var items []error
+		for _, f := range store.Faults(err) {
+			items = append(items, &ProblemItem{Title: "max", Source: f.Field,
+				Location: fmt.Sprintf("body[%d].%s", f.Index, f.Field), Detail: f.Detail})
+		}
+		return NewProblem(http.StatusUnprocessableEntity, detail, items...)
 	case errors.Is(err, store.ErrTooLarge):
 		return NewProblem(http.StatusUnprocessableEntity, detail)
 	case errors.Is(err, store.ErrInvalid):

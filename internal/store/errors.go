@@ -52,7 +52,26 @@ type Error struct {
 	Kind   error
 	Rule   string // for ErrInvalid: "unicode" (a character PostgreSQL cannot store) or "invalid"
 	Detail string
-	Err    error
+	// Items, when known, are the items of a batch the error is about.
+	Items []ItemFault
+	Err   error
+}
+
+// ItemFault names an item of a batch (by its index) and its field that a
+// store error is about, so that the API's 422 names them as its decoders
+// do (body[3].bytes_tx).
+type ItemFault struct {
+	Index         int
+	Field, Detail string
+}
+
+// Faults are the items err names, if any.
+func Faults(err error) []ItemFault {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Items
+	}
+	return nil
 }
 
 func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }

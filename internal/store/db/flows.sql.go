@@ -130,6 +130,60 @@ func (q *Queries) CountFlowsRollup(ctx context.Context, arg CountFlowsRollupPara
 	return column_1, err
 }
 
+const flowTotalsOfKeys = `-- name: FlowTotalsOfKeys :many
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+FROM flows f
+JOIN ROWS FROM (
+        unnest($1::timestamptz[]),
+        unnest($2::text[]),
+        unnest($3::text[]),
+        unnest($4::text[])
+    ) AS k (hour, src_app, dest_app, vpc_id)
+    ON f.hour = k.hour AND f.src_app = k.src_app AND f.dest_app = k.dest_app AND f.vpc_id = k.vpc_id
+`
+
+type FlowTotalsOfKeysParams struct {
+	Hours    []time.Time
+	SrcApps  []string
+	DestApps []string
+	VpcIds   []string
+}
+
+// The stored totals of the given keys (one array element per key; keys not
+// stored are left out): what a batch that overflowed a total is checked
+// against, to name its flow that passed the limit (flows_writer.go).
+func (q *Queries) FlowTotalsOfKeys(ctx context.Context, arg FlowTotalsOfKeysParams) ([]Flow, error) {
+	rows, err := q.db.Query(ctx, flowTotalsOfKeys,
+		arg.Hours,
+		arg.SrcApps,
+		arg.DestApps,
+		arg.VpcIds,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Flow{}
+	for rows.Next() {
+		var i Flow
+		if err := rows.Scan(
+			&i.Hour,
+			&i.SrcApp,
+			&i.DestApp,
+			&i.VpcID,
+			&i.BytesTx,
+			&i.BytesRx,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listFlowsByBytesAsc = `-- name: ListFlowsByBytesAsc :many
 SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
 FROM flows

@@ -115,7 +115,7 @@ func (w *flowWriter) flushRound() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if len(jobs) == 1 {
-		jobs[0].done <- w.upsert(ctx, jobs, jobs[0].flows)
+		jobs[0].done <- w.lone(ctx, jobs[0])
 		return
 	}
 	var all []store.Flow
@@ -134,8 +134,74 @@ func (w *flowWriter) flushRound() {
 	// overflow in Go, or another request holds a batch's Idempotency-Key:
 	// write the batches one by one, so that only the offending one fails.
 	for _, j := range jobs {
-		j.done <- w.upsert(ctx, []*flowJob{j}, j.flows)
+		j.done <- w.lone(ctx, j)
 	}
+}
+
+// lone writes one job's batch alone; a total it would overflow is
+// answered naming the flows that pass the limit (overflowFaults).
+func (w *flowWriter) lone(ctx context.Context, j *flowJob) error {
+	err := w.upsert(ctx, []*flowJob{j}, j.flows)
+	if !errors.Is(err, store.ErrTooLarge) {
+		return err
+	}
+	faults := w.overflowFaults(ctx, j.flows)
+	if len(faults) == 0 {
+		return err // the totals changed meanwhile, or could not be read
+	}
+	return &store.Error{Op: "upsert flows", Kind: store.ErrTooLarge, Detail: detailOverflow, Items: faults, Err: err}
+}
+
+// overflowFaults names, for each key and byte count of flows whose total
+// passes 64 bits, the flow at which it does: the stored total (read now)
+// plus the batch's flows of the key, in the batch's order.
+func (w *flowWriter) overflowFaults(ctx context.Context, flows []store.Flow) []store.ItemFault {
+	type key struct {
+		hour           int64
+		src, dest, vpc string
+	}
+	type total struct {
+		tx, rx         int64
+		txOver, rxOver bool
+	}
+	totals := map[key]*total{}
+	var p db.FlowTotalsOfKeysParams
+	for _, f := range flows {
+		k := key{f.Hour, f.SrcApp, f.DestApp, f.VpcID}
+		if totals[k] == nil {
+			totals[k] = &total{}
+			p.Hours, p.SrcApps = append(p.Hours, hourTime(f.Hour)), append(p.SrcApps, f.SrcApp)
+			p.DestApps, p.VpcIds = append(p.DestApps, f.DestApp), append(p.VpcIds, f.VpcID)
+		}
+	}
+	stored, err := w.q.FlowTotalsOfKeys(ctx, p)
+	if err != nil {
+		return nil
+	}
+	for _, r := range stored {
+		if t := totals[key{r.Hour.Unix() / 3600, r.SrcApp, r.DestApp, r.VpcID}]; t != nil {
+			t.tx, t.rx = r.BytesTx, r.BytesRx
+		}
+	}
+	var faults []store.ItemFault
+	add := func(sum *int64, over *bool, n int64, i int, field string) {
+		if *over {
+			return
+		}
+		if *sum > math.MaxInt64-n {
+			*over = true
+			faults = append(faults, store.ItemFault{Index: i, Field: field, Detail: fmt.Sprintf(
+				"with it the hour's %s for its src_app, dest_app and vpc_id would pass 9223372036854775807", field)})
+			return
+		}
+		*sum += n
+	}
+	for i, f := range flows {
+		t := totals[key{f.Hour, f.SrcApp, f.DestApp, f.VpcID}]
+		add(&t.tx, &t.txOver, f.BytesTx, i, "bytes_tx")
+		add(&t.rx, &t.rxOver, f.BytesRx, i, "bytes_rx")
+	}
+	return faults
 }
 
 // isolate reports whether a failed round is retried batch by batch: when
