@@ -93,6 +93,15 @@ var errBodyTooSlow = errors.New("the request body arrived slower than BODY_MIN_R
 func (b *bodyBudget) middleware(ctx huma.Context, next func(huma.Context)) {
 	op := ctx.Operation()
 	if !budgeted(op) {
+		// A small body's operation: a Content-Length over its limit is a
+		// 413 at once too, rather than a wait for a body it would refuse
+		// (until READ_TIMEOUT, then a 408: POST /mrd/token, which needs
+		// no token, could hold a connection that long).
+		if r, _ := humachi.Unwrap(ctx); op != nil && op.RequestBody != nil && op.MaxBodyBytes > 0 && r != nil &&
+			r.ContentLength > op.MaxBodyBytes-1 {
+			info, _ := r.Context().Value(requestInfoKey).(*requestInfo)
+			r.Body = &refusedBody{err: &http.MaxBytesError{Limit: op.MaxBodyBytes - 1}, info: info}
+		}
 		next(ctx)
 		return
 	}
@@ -120,6 +129,22 @@ func (b *bodyBudget) middleware(ctx huma.Context, next func(huma.Context)) {
 	}()
 	next(ctx)
 }
+
+// refusedBody stands in for a body refused by its Content-Length: its
+// reads fail at once (bodyReadProblem answers the error, a 413).
+type refusedBody struct {
+	err  error
+	info *requestInfo
+}
+
+func (b *refusedBody) Read([]byte) (int, error) {
+	if b.info != nil && b.info.bodyErr == nil {
+		b.info.bodyErr = b.err
+	}
+	return 0, b.err
+}
+
+func (b *refusedBody) Close() error { return nil }
 
 // budgeted reports whether op's bodies can be large enough for the budget.
 func budgeted(op *huma.Operation) bool {

@@ -113,8 +113,11 @@ func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 	case errors.As(info.bodyErr, &ne) && ne.Timeout():
 		return NewProblem(http.StatusRequestTimeout, "the request body did not arrive in time (READ_TIMEOUT)")
 	case errors.As(info.bodyErr, &tooLarge):
-		// Content-Length over the operation's limit (body_budget.go).
-		return NewProblem(http.StatusRequestEntityTooLarge, tooLargeDetail(tooLarge.Limit))
+		// Content-Length over the operation's limit (body_budget.go). The
+		// connection is closed after the answer: net/http would otherwise
+		// read what is left of a body under 256 KiB before it answers,
+		// waiting for bytes the client may never send.
+		return NewProblem(http.StatusRequestEntityTooLarge, tooLargeDetail(tooLarge.Limit)).WithHeader("Connection", "close")
 	case errors.Is(info.bodyErr, errBodyBudget):
 		return unavailable("the service is holding BODY_MEMORY_BYTES of other request bodies; retry later")
 	}
