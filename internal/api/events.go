@@ -196,7 +196,16 @@ func parseStartedAt(raw json.RawMessage) (*time.Time, *ProblemItem) {
 			}
 			return nil, item("format", "startedAt must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z, or Unix epoch seconds", s)
 		}
+		// The range of the numbers below, so that every stored time can
+		// be answered (JSON times stop at year 9999: a run started in
+		// 9999-12-31T23:59:59-01:00 broke every list that held it).
 		t = t.UTC()
+		switch {
+		case t.Unix() < 0:
+			return nil, item("min", "startedAt must be 1970-01-01T00:00:00Z or later", s)
+		case t.Unix() > eventsMaxEpochSeconds:
+			return nil, item("max", "startedAt must be 9999-12-31T23:59:59Z or earlier", s)
+		}
 		return &t, nil
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		f, err := strconv.ParseFloat(string(raw), 64)
@@ -620,6 +629,12 @@ func (in *listStatesInput) filter() (store.RunFilter, error) {
 				Detail: t.name + " must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z"})
 			continue
 		}
+		// Times are stored to the microsecond: a bound between two is
+		// rounded up, so that [from, to) keeps its meaning (truncated, a
+		// run started at 10:00:00 was in from=10:00:00.0000001).
+		if c := v.Truncate(time.Microsecond); !c.Equal(v) {
+			v = c.Add(time.Microsecond)
+		}
 		*t.dst = &v
 	}
 	if errs != nil {
@@ -633,7 +648,9 @@ func eventRun(r store.Run) EventRun {
 		HatchRate: r.HatchRate, Requests: r.Requests, State: string(r.State), StartedAt: r.StartedAt}
 	if r.EndedAt != nil {
 		end := *r.EndedAt
-		d := end.Sub(run.StartedAt).Seconds()
+		// In seconds from the Unix times: a time.Duration stops at 292
+		// years.
+		d := float64(end.Unix()-run.StartedAt.Unix()) + float64(end.Nanosecond()-run.StartedAt.Nanosecond())/1e9
 		run.EndedAt, run.Duration = &end, &d
 	}
 	return run

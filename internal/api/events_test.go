@@ -313,6 +313,11 @@ func TestEventsRegisterValidation(t *testing.T) {
 		{"startedAt object", body(`"host": "h", "startedAt": {}`, "", ""), "body.startedAt", "type"},
 		{"startedAt negative", body(`"host": "h", "startedAt": -1`, "", ""), "body.startedAt", "min"},
 		{"startedAt in milliseconds", body(`"host": "h", "startedAt": 1763805600000`, "", ""), "body.startedAt", "max"},
+		// A string within the numbers' range: past year 9999 in UTC a time
+		// cannot be answered in JSON (it broke every list holding it).
+		{"startedAt past 9999 in UTC", body(`"host": "h", "startedAt": "9999-12-31T23:59:59-01:00"`, "", ""), "body.startedAt", "max"},
+		{"startedAt before 1970", body(`"host": "h", "startedAt": "1969-12-31T23:59:59Z"`, "", ""), "body.startedAt", "min"},
+		{"startedAt before year 0 in UTC", body(`"host": "h", "startedAt": "0000-01-01T00:00:00+01:00"`, "", ""), "body.startedAt", "min"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -698,6 +703,9 @@ func TestEventsStates(t *testing.T) {
 		{"from=2025-11-22T15:00:00Z", []int{5, 6, 7, 8, 9, 10, 11}},
 		{"to=2025-11-22T12:00:00Z", []int{0, 1}},
 		{"from=2025-11-22T12:00:00%2B01:00&to=2025-11-22T14:00:00Z", []int{1, 2, 3}},
+		// Bounds between two microseconds (times are stored to the
+		// microsecond): [from, to) still holds.
+		{"from=2025-11-22T10:00:00.0000001Z&to=2025-11-22T11:00:00.0000001Z", []int{1}},
 	}
 	for _, c := range cases {
 		t.Run(c.query, func(t *testing.T) {
@@ -726,6 +734,22 @@ func TestEventsStates(t *testing.T) {
 	}
 	if fmt.Sprint(paged) != fmt.Sprint(want(0, 1, 2, 3, 4, 5)) {
 		t.Fatalf("pages = %v", paged)
+	}
+}
+
+// A run's duration is exact over the whole range of startedAt (a
+// time.Duration stops at 292 years).
+func TestEventsLongRunDuration(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	id := s.eventsRegister(t, eventsRegisterBody("long", "single", "1970-01-01T00:00:00Z"))
+	s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(`{"uuid": %q, "startedAt": "2470-01-01T00:00:00.5Z", "measurement": {"fields": {"requestStats": {}}}}`,
+		id)).wantStatus(t, http.StatusOK)
+	var run EventRunDetail
+	s.do("GET", "/apiv0.1/events/"+id, nil).wantStatus(t, http.StatusOK).decode(t, &run)
+	want := float64(time.Date(2470, 1, 1, 0, 0, 0, 0, time.UTC).Unix()) + 0.5
+	if run.Duration == nil || *run.Duration != want {
+		t.Fatalf("duration %v, want %v", run.Duration, want)
 	}
 }
 
