@@ -277,20 +277,38 @@ func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getC
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.st.Collections.Window(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, noCollection(id)
-	}
-	if err != nil {
-		return nil, s.storeError(ctx, "get collection", err)
-	}
-	rt, err := s.st.Collections.Runtime(ctx, w.Start, w.End)
-	if err != nil {
-		return nil, s.storeError(ctx, "collection runtime figures", err)
-	}
-	urls, err := s.st.Collections.HTTPTotalsPage(ctx, id, nil, collectionPage)
-	if err != nil {
-		return nil, s.storeError(ctx, "collection http figures", err)
+	// The window, the runtime figures and the first page of the HTTP
+	// figures are three reads: a clear (PUT) or a DELETE between them would
+	// answer one window with another's figures. The window is read again
+	// after them: cleared meanwhile, the reads are made again; deleted, a
+	// 404.
+	var w store.CollectionWindow
+	var rt store.CollectionRuntime
+	var urls []store.CollectionURL
+	for attempt := 1; ; attempt++ {
+		if w, err = s.st.Collections.Window(ctx, id); errors.Is(err, store.ErrNotFound) {
+			return nil, noCollection(id)
+		} else if err != nil {
+			return nil, s.storeError(ctx, "get collection", err)
+		}
+		if rt, err = s.st.Collections.Runtime(ctx, w.Start, w.End); err != nil {
+			return nil, s.storeError(ctx, "collection runtime figures", err)
+		}
+		if urls, err = s.st.Collections.HTTPTotalsPage(ctx, id, nil, collectionPage); err != nil {
+			return nil, s.storeError(ctx, "collection http figures", err)
+		}
+		again, err := s.st.Collections.Window(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, noCollection(id)
+		} else if err != nil {
+			return nil, s.storeError(ctx, "get collection", err)
+		}
+		if again.Start.Equal(w.Start) {
+			break
+		}
+		if attempt == 3 {
+			return nil, unavailable("the collection was cleared while it was read; retry")
+		}
 	}
 	out := &getCollectionOutput{Body: collectionOf(w, rt, urls)}
 	if len(urls) == collectionPage {

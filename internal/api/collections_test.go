@@ -597,3 +597,70 @@ func TestCollectionHTTPURLsCountSummaries(t *testing.T) {
 		t.Fatalf("entry %+v, stored total %v s, longest %v s", flows, total, longest)
 	}
 }
+
+// A clear (PUT) or a DELETE while a collection is read, between its window
+// and its figures (held here by a lock on runtime_samples), does not mix
+// two windows: the answer is the new window with its own figures, or a
+// 404 once deleted. It used to claim the old window with the cleared
+// figures, or answer 200 for the deleted collection.
+func TestCollectionReadDuringClearOrDelete(t *testing.T) {
+	t.Parallel()
+	for _, change := range []string{"PUT", "DELETE"} {
+		t.Run(change, func(t *testing.T) {
+			s := newCollectionServers(t, collectionsEnv{profile: true})[0]
+			uri := createCollection(t, s)
+			path := collectionsURL + "/" + strings.TrimPrefix(uri, "collections/")
+			for range 3 {
+				s.do("GET", "/flows?hour=1", nil).wantStatus(t, http.StatusOK)
+			}
+			var before Collection
+			for deadline := time.Now().Add(15 * time.Second); ; {
+				before = getCollection(t, s, uri)
+				if e, ok := urlEntry(before, "/flows", "GET"); ok && e.Hits == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the requests never showed up: %+v", before.HTTPURLs.Data)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			release := s.lockTable(t, "runtime_samples")
+			got := make(chan response, 1)
+			go func() { got <- s.do("GET", path, nil) }()
+			waitForLockOn(t, s, "runtime_samples")
+			s.do(change, path, nil).wantStatus(t, http.StatusNoContent)
+			release()
+			r := <-got
+			if change == "DELETE" {
+				r.problem(t, http.StatusNotFound)
+				return
+			}
+			var c Collection
+			r.wantStatus(t, http.StatusOK).decode(t, &c)
+			if c.Time.Data.Start == before.Time.Data.Start {
+				t.Fatalf("the answer claims the window before the clear (start %d)", c.Time.Data.Start)
+			}
+			if e, ok := urlEntry(c, "/flows", "GET"); ok && e.Hits != 0 {
+				t.Fatalf("the cleared window holds the old window's GET /flows: %+v", e)
+			}
+		})
+	}
+}
+
+// waitForLockOn waits until a session waits for a lock in a statement that
+// names table.
+func waitForLockOn(t *testing.T, s *testServer, table string) {
+	t.Helper()
+	for range 500 {
+		var n int
+		if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query ILIKE '%' || $1 || '%'`, table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no request waited for %s", table)
+}
