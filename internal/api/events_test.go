@@ -292,6 +292,7 @@ func TestEventsRegisterValidation(t *testing.T) {
 		{"fractional clients", body("", `"clients": 1.5`, ""), "body.measurement.fields.clients", "type"},
 		{"string clients", body("", `"clients": "3"`, ""), "body.measurement.fields.clients", "type"},
 		{"huge clients", body("", `"clients": 99999999999`, ""), "body.measurement.fields.clients", "max"},
+		{"clients with an exponent", body("", `"clients": 1e2`, ""), "body.measurement.fields.clients", "type"},
 		{"negative requests", body("", `"requests": -1`, ""), "body.measurement.fields.requests", "min"},
 		{"negative hatchRate", body("", `"hatchRate": -0.5`, ""), "body.measurement.fields.hatchRate", "min"},
 		{"string hatchRate", body("", `"hatchRate": "fast"`, ""), "body.measurement.fields.hatchRate", "type"},

@@ -262,7 +262,20 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 		it.Title, it.Detail, it.Value = "json", "the body is not valid JSON: "+msg, nil
 	case it.Location == "body" && (strings.Contains(msg, "cannot unmarshal number") || // encoding/json
 		strings.Contains(msg, "cannot unmarshal JSON number")): // json v2 (unmarshalBody)
-		it.Title, it.Detail, it.Value = "range", "a number in the body is outside the range of a 64-bit integer", nil
+		// The schema took the number as an integer (huma checks a
+		// float64), the typed decode did not: written with a fraction or
+		// an exponent (1e2, 1.0), or past 64 bits. Named where the
+		// decoder says it is.
+		it.Title, it.Value = "type", nil
+		it.Detail = "a number in the body must be an integer written without a fraction or exponent, within 64 bits"
+		if path := numberPath(msg); path != "" {
+			it.Location, it.Source = "body."+path, leafName("body."+path)
+			name := it.Source
+			if name == "" { // an array's element
+				name = path
+			}
+			it.Detail = name + " must be an integer written without a fraction or exponent, within 64 bits"
+		}
 	}
 	if it.Title == "required" {
 		it.Value = nil
@@ -276,6 +289,38 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 		it.Value = strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return it
+}
+
+// Where a typed decode's number error is: encoding/json names the struct
+// field's JSON path after its type's name, json v2 a JSON pointer.
+var (
+	numberFieldRe   = regexp.MustCompile(`Go struct field [^ .]+\.(\S+) of type`)
+	numberPointerRe = regexp.MustCompile(`within "/([^"]+)"`)
+)
+
+// numberPath is the dotted location (measurement.fields.clients, l[1])
+// of the number an unmarshal error message names, or "".
+func numberPath(msg string) string {
+	if m := numberFieldRe.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	m := numberPointerRe.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	var b strings.Builder
+	for i, part := range strings.Split(m[1], "/") {
+		part = strings.NewReplacer("~1", "/", "~0", "~").Replace(part)
+		if _, err := strconv.Atoi(part); err == nil {
+			b.WriteString("[" + part + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
 }
 
 // humaRule names the rule behind one of huma's validation messages.

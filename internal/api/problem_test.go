@@ -142,3 +142,20 @@ func TestBodyOfWrongTypeIs400(t *testing.T) {
 		t.Fatalf("a field of the wrong type: status %d, want 422", got.Status)
 	}
 }
+
+// numberPath reads where a typed decode's number error is, from either
+// JSON package's message.
+func TestNumberPath(t *testing.T) {
+	for msg, want := range map[string]string{
+		"json: cannot unmarshal number 1e2 into Go struct field F.measurement.fields.clients of type int64":         "measurement.fields.clients",
+		"json: cannot unmarshal number 2e3 into Go struct field B.l of type int64":                                  "l",
+		`json: cannot unmarshal JSON number 1e2 into Go int64 within "/measurement/fields/clients": invalid syntax`: "measurement.fields.clients",
+		`json: cannot unmarshal JSON number 2e3 into Go int64 within "/l/1": invalid syntax`:                        "l[1]",
+		`json: cannot unmarshal JSON number 2e3 into Go int64 within "/a~1b/0/c": invalid syntax`:                   "a/b[0].c",
+		"json: cannot unmarshal number into Go value of type int64":                                                 "",
+	} {
+		if got := numberPath(msg); got != want {
+			t.Errorf("%s: %q, want %q", msg, got, want)
+		}
+	}
+}
