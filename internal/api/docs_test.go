@@ -143,3 +143,18 @@ func TestStaticFilesAnswerProblems(t *testing.T) {
 	s.do("GET", "/ui/", nil).wantStatus(t, http.StatusOK)
 	s.do("GET", "/docs", nil).wantStatus(t, http.StatusOK)
 }
+
+// The Swagger UI page and its files may not be framed (the page keeps a
+// token for "Try it out") and load nothing from another origin.
+func TestDocsSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, path := range []string{"/docs", "/docs/init.js", "/docs/swagger-ui.css"} {
+		r := s.do("GET", path, nil).wantStatus(t, http.StatusOK)
+		csp := r.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'self'") ||
+			!strings.Contains(csp, "script-src 'self';") || r.Header.Get("X-Frame-Options") != "DENY" {
+			t.Fatalf("%s: Content-Security-Policy %q, X-Frame-Options %q", path, csp, r.Header.Get("X-Frame-Options"))
+		}
+	}
+}
