@@ -24,17 +24,8 @@ import (
 // transaction, so the next batch on it commits.
 func TestMeasurementsFailedLastRoundTripCommitsNothing(t *testing.T) {
 	t.Parallel()
-	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
 	ctx := context.Background()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := poolOf(t, 1)
 	m := postgres.New(pool, postgres.Options{}).Measurements
 	rng := rand.New(rand.NewPCG(3, 3))
 
@@ -44,7 +35,7 @@ func TestMeasurementsFailedLastRoundTripCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	conns := pool.Stat().NewConnsCount()
-	_, err = m.Insert(ctx, randomMeasurements(rng, 50))
+	_, err := m.Insert(ctx, randomMeasurements(rng, 50))
 	if err == nil {
 		t.Fatal("the batch was stored although its 5-minute rollup was refused")
 	}
@@ -163,17 +154,8 @@ func TestMeasurementsLastRoundTripOutlivesRequestDeadline(t *testing.T) {
 // this way were stored anyway.)
 func TestMeasurementsCutBatchStoredIffAnswered(t *testing.T) {
 	t.Parallel()
-	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 2
 	ctx := context.Background()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := poolOf(t, 2)
 	m := postgres.New(pool, postgres.Options{}).Measurements
 	rng := rand.New(rand.NewPCG(5, 5))
 	answered := map[int]bool{}
@@ -253,4 +235,20 @@ func TestMeasurementsNameTooLongForTheIndexIsInvalid(t *testing.T) {
 	if n := countOf(t, pool, `SELECT count(*) FROM measurements`); n != 0 {
 		t.Fatalf("%d rows of the refused batch stored", n)
 	}
+}
+
+// poolOf is a pool of at most maxConns connections to a new test database.
+func poolOf(t *testing.T, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
