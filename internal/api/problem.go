@@ -261,7 +261,9 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	case it.Location == "body" && status == http.StatusBadRequest:
 		it.Title, it.Detail, it.Value = "json", "the body is not valid JSON: "+msg, nil
 	case it.Location == "body" && (strings.Contains(msg, "cannot unmarshal number") || // encoding/json
-		strings.Contains(msg, "cannot unmarshal JSON number")): // json v2 (unmarshalBody)
+		// json v2 (unmarshalBody) says "cannot" or "unable to", chosen
+		// at random once per process so that nobody matches on it.
+		strings.Contains(msg, "unmarshal JSON number")):
 		// The schema took the number as an integer (huma checks a
 		// float64), the typed decode did not: written with a fraction or
 		// an exponent (1e2, 1.0), or past 64 bits. Named where the

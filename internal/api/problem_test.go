@@ -150,7 +150,7 @@ func TestNumberPath(t *testing.T) {
 		"json: cannot unmarshal number 1e2 into Go struct field F.measurement.fields.clients of type int64":         "measurement.fields.clients",
 		"json: cannot unmarshal number 2e3 into Go struct field B.l of type int64":                                  "l",
 		`json: cannot unmarshal JSON number 1e2 into Go int64 within "/measurement/fields/clients": invalid syntax`: "measurement.fields.clients",
-		`json: cannot unmarshal JSON number 2e3 into Go int64 within "/l/1": invalid syntax`:                        "l[1]",
+		`json: unable to unmarshal JSON number 2e3 into Go int64 within "/l/1": invalid syntax`:                     "l[1]",
 		`json: cannot unmarshal JSON number 2e3 into Go int64 within "/a~1b/0/c": invalid syntax`:                   "a/b[0].c",
 		"json: cannot unmarshal number into Go value of type int64":                                                 "",
 	} {
