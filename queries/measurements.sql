@@ -427,11 +427,11 @@ SELECT (
     )
     -- Edge B: the cells that end in the window's last hour, less the rows
     -- in them that ended after the window; once rows of it may have
-    -- expired (retention_watermarks, migration 00021), the late rows are no
-    -- longer there to subtract, and edge B is what is left of its rows
-    -- (docs/lifecycle.md).
-    + CASE WHEN coalesce((SELECT w.deleted_before > @h1::timestamptz FROM retention_watermarks w
-                          WHERE w.table_name = 'measurements'), true) THEN (
+    -- expired (@expired: MeasurementsExpiredSince of @h1), the late rows
+    -- are no longer there to subtract, and edge B is what is left of its
+    -- rows (docs/lifecycle.md). A parameter rather than a subquery, so that
+    -- the plan keeps only the branch taken.
+    + CASE WHEN @expired::bool THEN (
         SELECT count(*) FROM measurements m
         WHERE m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz
           AND m.started_at >= @h1::timestamptz
@@ -459,15 +459,12 @@ SELECT (
 -- Number of measurements per method in the window. Edge B (the cells that
 -- end in the window's last hour) as in CountMeasurements: the cells less
 -- the rows that ended after the window, or, once rows of it may have
--- expired, its rows.
-WITH x AS (
-    SELECT coalesce((SELECT w.deleted_before > @h1::timestamptz FROM retention_watermarks w
-                     WHERE w.table_name = 'measurements'), true) AS expired
-), parts AS (
+-- expired (@expired), its rows.
+WITH parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= @h1::timestamptz
-      AND (r.end_hour < @h2::timestamptz OR r.end_hour = @h2::timestamptz AND NOT (SELECT x.expired FROM x))
+    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz
+      AND NOT (@expired::bool AND r.end_hour = @h2::timestamptz)
     GROUP BY r.method
     UNION ALL
     SELECT m.method, count(*) AS n
@@ -482,13 +479,13 @@ WITH x AS (
     FROM measurements m
     WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
       AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
-      AND NOT (SELECT x.expired FROM x)
+      AND NOT @expired::bool
     GROUP BY m.method
     UNION ALL
     SELECT m.method, count(*) AS n
     FROM measurements m
     WHERE m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz AND m.started_at >= @h1::timestamptz
-      AND (SELECT x.expired FROM x)
+      AND @expired::bool
     GROUP BY m.method
 )
 SELECT p.method, sum(p.n)::bigint AS count
@@ -519,20 +516,17 @@ SELECT coalesce((SELECT w.deleted_before > @started_at::timestamptz FROM retenti
 -- the cells were aggregated twice as well, then joined to the window's
 -- series of buckets and sorted, 8.6-11.3 ms for the default 5-minute call
 -- at 10 M rows against 5.3-5.9 ms without.
-WITH x AS (
-    -- Edge B as in MeasurementMethodDistribution.
-    SELECT coalesce((SELECT w.deleted_before > @h1::timestamptz FROM retention_watermarks w
-                     WHERE w.table_name = 'measurements'), true) AS expired
-), parts AS (
+-- Edge B as in MeasurementMethodDistribution (@expired).
+WITH parts AS (
     SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, r.count::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= @h1::timestamptz AND NOT @bins::bool
-      AND (r.end_hour < @h2::timestamptz OR r.end_hour = @h2::timestamptz AND NOT (SELECT x.expired FROM x))
+    WHERE r.start_hour >= @h1::timestamptz AND r.end_hour <= @h2::timestamptz AND NOT @bins::bool
+      AND NOT (@expired::bool AND r.end_hour = @h2::timestamptz)
     UNION ALL
     SELECT date_bin(make_interval(secs => @width_seconds::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz), r.count::bigint
     FROM measurements_5min r
-    WHERE r.start_bin >= @h1::timestamptz AND @bins::bool
-      AND (r.end_bin < @h2::timestamptz OR r.end_bin = @h2::timestamptz AND NOT (SELECT x.expired FROM x))
+    WHERE r.start_bin >= @h1::timestamptz AND r.end_bin <= @h2::timestamptz AND @bins::bool
+      AND NOT (@expired::bool AND r.end_bin = @h2::timestamptz)
     UNION ALL
     SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
     FROM measurements m
@@ -546,13 +540,13 @@ WITH x AS (
     FROM measurements m
     WHERE m.started_at >= @h1::timestamptz AND m.started_at < @h2_next::timestamptz
       AND m.ended_at > @ended_at::timestamptz AND m.ended_at < @h2_next::timestamptz
-      AND NOT (SELECT x.expired FROM x)
+      AND NOT @expired::bool
     GROUP BY 1
     UNION ALL
     SELECT date_bin(make_interval(secs => @width_seconds::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
     FROM measurements m
     WHERE m.ended_at >= @h2::timestamptz AND m.ended_at <= @ended_at::timestamptz AND m.started_at >= @h1::timestamptz
-      AND (SELECT x.expired FROM x)
+      AND @expired::bool
     GROUP BY 1
 )
 SELECT p.bucket::timestamptz AS bucket, sum(p.n)::bigint AS count

@@ -249,11 +249,11 @@ SELECT (
     )
     -- Edge B: the cells that end in the window's last hour, less the rows
     -- in them that ended after the window; once rows of it may have
-    -- expired (retention_watermarks, migration 00021), the late rows are no
-    -- longer there to subtract, and edge B is what is left of its rows
-    -- (docs/lifecycle.md).
-    + CASE WHEN coalesce((SELECT w.deleted_before > $6::timestamptz FROM retention_watermarks w
-                          WHERE w.table_name = 'measurements'), true) THEN (
+    -- expired (@expired: MeasurementsExpiredSince of @h1), the late rows
+    -- are no longer there to subtract, and edge B is what is left of its
+    -- rows (docs/lifecycle.md). A parameter rather than a subquery, so that
+    -- the plan keeps only the branch taken.
+    + CASE WHEN $12::bool THEN (
         SELECT count(*) FROM measurements m
         WHERE m.ended_at >= $7::timestamptz AND m.ended_at <= $9::timestamptz
           AND m.started_at >= $6::timestamptz
@@ -269,8 +269,8 @@ SELECT (
     ), 0)
     - (
         SELECT count(*) FROM measurements m
-        WHERE m.started_at >= $6::timestamptz AND m.started_at < $12::timestamptz
-          AND m.ended_at > $9::timestamptz AND m.ended_at < $12::timestamptz
+        WHERE m.started_at >= $6::timestamptz AND m.started_at < $13::timestamptz
+          AND m.ended_at > $9::timestamptz AND m.ended_at < $13::timestamptz
           AND ($3::text IS NULL OR m.name = $3::text)
           AND (cardinality($4::text[]) = 0 OR m.method = ANY($4::text[]))
           AND ($5::text IS NULL OR m.app = $5::text)
@@ -290,6 +290,7 @@ type CountMeasurementsParams struct {
 	EndedAt     time.Time
 	MinElapsed  *float64
 	BucketFloor *float64
+	Expired     bool
 	H2Next      time.Time
 }
 
@@ -307,6 +308,7 @@ func (q *Queries) CountMeasurements(ctx context.Context, arg CountMeasurementsPa
 		arg.EndedAt,
 		arg.MinElapsed,
 		arg.BucketFloor,
+		arg.Expired,
 		arg.H2Next,
 	)
 	var total int64
@@ -1256,35 +1258,32 @@ func (q *Queries) ListSlowMeasurements(ctx context.Context, arg ListSlowMeasurem
 }
 
 const measurementMethodDistribution = `-- name: MeasurementMethodDistribution :many
-WITH x AS (
-    SELECT coalesce((SELECT w.deleted_before > $1::timestamptz FROM retention_watermarks w
-                     WHERE w.table_name = 'measurements'), true) AS expired
-), parts AS (
+WITH parts AS (
     SELECT r.method, sum(r.count)::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $1::timestamptz
-      AND (r.end_hour < $2::timestamptz OR r.end_hour = $2::timestamptz AND NOT (SELECT x.expired FROM x))
+    WHERE r.start_hour >= $1::timestamptz AND r.end_hour <= $2::timestamptz
+      AND NOT ($3::bool AND r.end_hour = $2::timestamptz)
     GROUP BY r.method
     UNION ALL
     SELECT m.method, count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $3::timestamptz AND m.started_at < $1::timestamptz
-      AND m.started_at <= $4::timestamptz AND m.ended_at <= $4::timestamptz
+    WHERE m.started_at >= $4::timestamptz AND m.started_at < $1::timestamptz
+      AND m.started_at <= $5::timestamptz AND m.ended_at <= $5::timestamptz
       -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
-      AND m.ended_at >= $3::timestamptz
+      AND m.ended_at >= $4::timestamptz
     GROUP BY m.method
     UNION ALL
     SELECT m.method, -count(*) AS n
     FROM measurements m
-    WHERE m.started_at >= $1::timestamptz AND m.started_at < $5::timestamptz
-      AND m.ended_at > $4::timestamptz AND m.ended_at < $5::timestamptz
-      AND NOT (SELECT x.expired FROM x)
+    WHERE m.started_at >= $1::timestamptz AND m.started_at < $6::timestamptz
+      AND m.ended_at > $5::timestamptz AND m.ended_at < $6::timestamptz
+      AND NOT $3::bool
     GROUP BY m.method
     UNION ALL
     SELECT m.method, count(*) AS n
     FROM measurements m
-    WHERE m.ended_at >= $2::timestamptz AND m.ended_at <= $4::timestamptz AND m.started_at >= $1::timestamptz
-      AND (SELECT x.expired FROM x)
+    WHERE m.ended_at >= $2::timestamptz AND m.ended_at <= $5::timestamptz AND m.started_at >= $1::timestamptz
+      AND $3::bool
     GROUP BY m.method
 )
 SELECT p.method, sum(p.n)::bigint AS count
@@ -1297,6 +1296,7 @@ ORDER BY p.method
 type MeasurementMethodDistributionParams struct {
 	H1        time.Time
 	H2        time.Time
+	Expired   bool
 	StartedAt time.Time
 	EndedAt   time.Time
 	H2Next    time.Time
@@ -1310,11 +1310,12 @@ type MeasurementMethodDistributionRow struct {
 // Number of measurements per method in the window. Edge B (the cells that
 // end in the window's last hour) as in CountMeasurements: the cells less
 // the rows that ended after the window, or, once rows of it may have
-// expired, its rows.
+// expired (@expired), its rows.
 func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg MeasurementMethodDistributionParams) ([]MeasurementMethodDistributionRow, error) {
 	rows, err := q.db.Query(ctx, measurementMethodDistribution,
 		arg.H1,
 		arg.H2,
+		arg.Expired,
 		arg.StartedAt,
 		arg.EndedAt,
 		arg.H2Next,
@@ -1338,40 +1339,36 @@ func (q *Queries) MeasurementMethodDistribution(ctx context.Context, arg Measure
 }
 
 const measurementTimeseries = `-- name: MeasurementTimeseries :many
-WITH x AS (
-    -- Edge B as in MeasurementMethodDistribution.
-    SELECT coalesce((SELECT w.deleted_before > $1::timestamptz FROM retention_watermarks w
-                     WHERE w.table_name = 'measurements'), true) AS expired
-), parts AS (
-    SELECT date_bin(make_interval(secs => $2::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, r.count::bigint AS n
+WITH parts AS (
+    SELECT date_bin(make_interval(secs => $1::int), r.start_hour, '1970-01-01 00:00:00+00'::timestamptz) AS bucket, r.count::bigint AS n
     FROM measurements_method_hourly r
-    WHERE r.start_hour >= $1::timestamptz AND NOT $3::bool
-      AND (r.end_hour < $4::timestamptz OR r.end_hour = $4::timestamptz AND NOT (SELECT x.expired FROM x))
+    WHERE r.start_hour >= $2::timestamptz AND r.end_hour <= $3::timestamptz AND NOT $4::bool
+      AND NOT ($5::bool AND r.end_hour = $3::timestamptz)
     UNION ALL
-    SELECT date_bin(make_interval(secs => $2::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz), r.count::bigint
+    SELECT date_bin(make_interval(secs => $1::int), r.start_bin, '1970-01-01 00:00:00+00'::timestamptz), r.count::bigint
     FROM measurements_5min r
-    WHERE r.start_bin >= $1::timestamptz AND $3::bool
-      AND (r.end_bin < $4::timestamptz OR r.end_bin = $4::timestamptz AND NOT (SELECT x.expired FROM x))
+    WHERE r.start_bin >= $2::timestamptz AND r.end_bin <= $3::timestamptz AND $4::bool
+      AND NOT ($5::bool AND r.end_bin = $3::timestamptz)
     UNION ALL
-    SELECT date_bin(make_interval(secs => $2::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
     FROM measurements m
-    WHERE m.started_at >= $5::timestamptz AND m.started_at < $1::timestamptz
-      AND m.started_at <= $6::timestamptz AND m.ended_at <= $6::timestamptz
+    WHERE m.started_at >= $6::timestamptz AND m.started_at < $2::timestamptz
+      AND m.started_at <= $7::timestamptz AND m.ended_at <= $7::timestamptz
       -- Never false (ended_at >= started_at is a CHECK): it bounds a name index scan to the window.
-      AND m.ended_at >= $5::timestamptz
+      AND m.ended_at >= $6::timestamptz
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => $2::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), -count(*)
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), -count(*)
     FROM measurements m
-    WHERE m.started_at >= $1::timestamptz AND m.started_at < $7::timestamptz
-      AND m.ended_at > $6::timestamptz AND m.ended_at < $7::timestamptz
-      AND NOT (SELECT x.expired FROM x)
+    WHERE m.started_at >= $2::timestamptz AND m.started_at < $8::timestamptz
+      AND m.ended_at > $7::timestamptz AND m.ended_at < $8::timestamptz
+      AND NOT $5::bool
     GROUP BY 1
     UNION ALL
-    SELECT date_bin(make_interval(secs => $2::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
+    SELECT date_bin(make_interval(secs => $1::int), m.started_at, '1970-01-01 00:00:00+00'::timestamptz), count(*)
     FROM measurements m
-    WHERE m.ended_at >= $4::timestamptz AND m.ended_at <= $6::timestamptz AND m.started_at >= $1::timestamptz
-      AND (SELECT x.expired FROM x)
+    WHERE m.ended_at >= $3::timestamptz AND m.ended_at <= $7::timestamptz AND m.started_at >= $2::timestamptz
+      AND $5::bool
     GROUP BY 1
 )
 SELECT p.bucket::timestamptz AS bucket, sum(p.n)::bigint AS count
@@ -1380,10 +1377,11 @@ GROUP BY p.bucket
 `
 
 type MeasurementTimeseriesParams struct {
-	H1           time.Time
 	WidthSeconds int32
-	Bins         bool
+	H1           time.Time
 	H2           time.Time
+	Bins         bool
+	Expired      bool
 	StartedAt    time.Time
 	EndedAt      time.Time
 	H2Next       time.Time
@@ -1409,12 +1407,14 @@ type MeasurementTimeseriesRow struct {
 // the cells were aggregated twice as well, then joined to the window's
 // series of buckets and sorted, 8.6-11.3 ms for the default 5-minute call
 // at 10 M rows against 5.3-5.9 ms without.
+// Edge B as in MeasurementMethodDistribution (@expired).
 func (q *Queries) MeasurementTimeseries(ctx context.Context, arg MeasurementTimeseriesParams) ([]MeasurementTimeseriesRow, error) {
 	rows, err := q.db.Query(ctx, measurementTimeseries,
-		arg.H1,
 		arg.WidthSeconds,
-		arg.Bins,
+		arg.H1,
 		arg.H2,
+		arg.Bins,
+		arg.Expired,
 		arg.StartedAt,
 		arg.EndedAt,
 		arg.H2Next,

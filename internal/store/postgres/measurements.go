@@ -287,11 +287,28 @@ func count(ctx context.Context, q *db.Queries, f store.MeasurementFilter) (int64
 		return countAboveSealed(ctx, q, f)
 	}
 	b := split(f)
+	expired, err := edgeExpired(ctx, q, b.h1)
+	if err != nil {
+		return 0, wrap("count measurements", err)
+	}
 	n, err := q.CountMeasurements(ctx, db.CountMeasurementsParams{
 		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), D1: b.d1, D2: b.d2, StartedAt: f.StartedAt, EndedAt: f.EndedAt,
 		Name: f.Name, Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, BucketFloor: bucketFloor(f),
+		Expired: expired,
 	})
 	return n, wrap("count measurements", err)
+}
+
+// edgeExpired reports whether rows started at or after h1 may have been
+// expired (retention_watermarks): a window's last partial hour is then
+// counted from what is left of its rows, not from its cells less the rows
+// that ended after the window (queries/measurements.sql, docs/lifecycle.md).
+// No question is asked when the rollups are not read (h1 far in the future).
+func edgeExpired(ctx context.Context, q *db.Queries, h1 time.Time) (bool, error) {
+	if !h1.Before(farFuture) {
+		return false, nil
+	}
+	return q.MeasurementsExpiredSince(ctx, h1)
 }
 
 // countAboveSealed is count for an elapsed filter below slowElapsed and no
@@ -460,7 +477,9 @@ func listByMethod(ctx context.Context, q *db.Queries, f store.MeasurementFilter,
 		rows, err = listQueryOf(store.MeasurementSort{Key: "method", Desc: desc})(ctx, q, params)
 		return rows, -1, err
 	}
-	counts, err := q.MeasurementMethodDistribution(ctx, distributionParams(store.MeasurementFilter{StartedAt: f.StartedAt, EndedAt: f.EndedAt}))
+	// Not expired since the window's start, so not since its first whole
+	// hour either.
+	counts, err := q.MeasurementMethodDistribution(ctx, distributionParams(store.MeasurementFilter{StartedAt: f.StartedAt, EndedAt: f.EndedAt}, false))
 	if err != nil {
 		return nil, -1, err
 	}
@@ -557,7 +576,11 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 func (m *Measurements) MethodDistribution(ctx context.Context, f store.MeasurementFilter) (map[string]int64, error) {
 	var rows []db.MeasurementMethodDistributionRow
 	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
-		rows, err = q.MeasurementMethodDistribution(ctx, distributionParams(f))
+		expired, err := edgeExpired(ctx, q, split(f).h1)
+		if err != nil {
+			return err
+		}
+		rows, err = q.MeasurementMethodDistribution(ctx, distributionParams(f, expired))
 		return err
 	})
 	if err != nil {
@@ -571,11 +594,11 @@ func (m *Measurements) MethodDistribution(ctx context.Context, f store.Measureme
 }
 
 // distributionParams is MeasurementMethodDistribution's parameters for the
-// window of f.
-func distributionParams(f store.MeasurementFilter) db.MeasurementMethodDistributionParams {
+// window of f (expired: edgeExpired of its first whole hour).
+func distributionParams(f store.MeasurementFilter, expired bool) db.MeasurementMethodDistributionParams {
 	b := split(f)
 	return db.MeasurementMethodDistributionParams{
-		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt,
+		H1: b.h1, H2: b.h2, H2Next: b.h2.Add(time.Hour), StartedAt: f.StartedAt, EndedAt: f.EndedAt, Expired: expired,
 	}
 }
 
@@ -609,6 +632,9 @@ func (m *Measurements) Timeseries(ctx context.Context, f store.MeasurementFilter
 	}
 	var rows []db.MeasurementTimeseriesRow
 	err := m.reads.do(ctx, func(q *db.Queries) (err error) {
+		if p.Expired, err = edgeExpired(ctx, q, p.H1); err != nil {
+			return err
+		}
 		rows, err = q.MeasurementTimeseries(ctx, p)
 		return err
 	})
