@@ -282,14 +282,21 @@ func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getC
 	// answer one window with another's figures. The window is read again
 	// after them: cleared meanwhile, the reads are made again; deleted, a
 	// 404.
+	window := func() (store.CollectionWindow, error) {
+		w, err := s.st.Collections.Window(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return w, noCollection(id)
+		} else if err != nil {
+			return w, s.storeError(ctx, "get collection", err)
+		}
+		return w, nil
+	}
 	var w store.CollectionWindow
 	var rt store.CollectionRuntime
 	var urls []store.CollectionURL
 	for attempt := 1; ; attempt++ {
-		if w, err = s.st.Collections.Window(ctx, id); errors.Is(err, store.ErrNotFound) {
-			return nil, noCollection(id)
-		} else if err != nil {
-			return nil, s.storeError(ctx, "get collection", err)
+		if w, err = window(); err != nil {
+			return nil, err
 		}
 		if rt, err = s.st.Collections.Runtime(ctx, w.Start, w.End); err != nil {
 			return nil, s.storeError(ctx, "collection runtime figures", err)
@@ -297,11 +304,9 @@ func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getC
 		if urls, err = s.st.Collections.HTTPTotalsPage(ctx, id, nil, collectionPage); err != nil {
 			return nil, s.storeError(ctx, "collection http figures", err)
 		}
-		again, err := s.st.Collections.Window(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, noCollection(id)
-		} else if err != nil {
-			return nil, s.storeError(ctx, "get collection", err)
+		again, err := window()
+		if err != nil {
+			return nil, err
 		}
 		if again.Start.Equal(w.Start) {
 			break
