@@ -131,7 +131,8 @@ func humaConfig() huma.Config {
 	cfg.OnAddOperation = append(cfg.OnAddOperation, idempotentOperation, documentBodyErrors, documentBodyBudget, documentErrors, explicitSecurity, documentExport)
 	// A misspelt or unsupported query parameter is a 422 item titled
 	// `unknown`, never silently ignored (a filter that does nothing returns
-	// every row), listed with the request's other failures: checked for
+	// every row), and so is one given twice (`duplicate`), listed with
+	// the request's other failures: checked for
 	// every operation by handle and exportable (strict_query.go), not by
 	// huma's RejectUnknownQueryParameters, which answered it alone. The
 	// parameters the seeds' clients send beyond the contract are declared

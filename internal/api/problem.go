@@ -172,15 +172,6 @@ var installErrorModel = sync.OnceFunc(func() {
 	}
 })
 
-// shortValue is a string value as an item shows it: its first 256 bytes
-// and "..." when longer.
-func shortValue(s string) string {
-	if len(s) > 256 {
-		return s[:256] + "..."
-	}
-	return s
-}
-
 // unknownParameterValues puts in each item about an unknown query parameter
 // the value it was given (its first, when given more than once): huma's
 // item carries an empty one.
@@ -195,7 +186,7 @@ func unknownParameterValues(ctx huma.Context, p *Problem) {
 			u := ctx.URL()
 			query = u.Query()
 		}
-		it.Value = shortValue(query.Get(name))
+		it.Value = shownText(query.Get(name))
 	}
 }
 
@@ -284,7 +275,7 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	}
 	// Never echo a large body back (huma puts the whole body in value).
 	if s, ok := it.Value.(string); ok {
-		it.Value = shortValue(s)
+		it.Value = shownText(s)
 	}
 	// JSON has no Inf or NaN (a float parameter given as "Inf"): say it as text.
 	if f, ok := it.Value.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -15,7 +16,11 @@ import (
 // A misspelt or unsupported query parameter is a 422 item titled
 // `unknown`, never silently ignored (a filter that does nothing returns
 // every row), and it is listed with every other failure of the request at
-// once (README, "API at a glance"). huma's own check
+// once (README, "API at a glance"). A parameter given more than once
+// (`?page=1&page=2`) is a 422 item titled `duplicate` in the same list:
+// every parameter takes one value, and huma would read the first and
+// drop the rest without a word (a client that meant the second would get
+// another page or another filter than it asked for). huma's own check
 // (RejectUnknownQueryParameters) answers before it parses the other
 // parameters, so that `?size=0&bogus=1` named bogus alone: the check is
 // made here instead, for every operation registered through handle or
@@ -71,8 +76,10 @@ func queryNamesOf(t reflect.Type) queryNames {
 	return q
 }
 
-// unknown lists the query parameters of u the operation does not take, in
-// order of name, each with the value it was given (its first).
+// unknown lists the query parameters of u the operation does not take,
+// each with the value it was given (its first), and those it takes that
+// are given more than once, each with its values: in order of name. The
+// deepObject parameters (the DataTables ones) are left to their parser.
 func (q queryNames) unknown(u *url.URL) []error {
 	if u == nil || u.RawQuery == "" {
 		return nil
@@ -80,12 +87,20 @@ func (q queryNames) unknown(u *url.URL) []error {
 	query := u.Query()
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(query)) {
-		if q.names[key] || slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+		if q.names[key] {
+			if values := query[key]; len(values) > 1 {
+				errs = append(errs, &ProblemItem{Status: http.StatusUnprocessableEntity, Title: titleDuplicate,
+					Source: key, Location: "query." + key, Value: shownText(strings.Join(values, ",")),
+					Detail: fmt.Sprintf("%s is given %d times: each query parameter takes one value", key, len(values))})
+			}
+			continue
+		}
+		if slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
 			continue
 		}
 		it := fromHumaDetail(http.StatusUnprocessableEntity,
 			&huma.ErrorDetail{Location: "query." + key, Message: "unknown query parameter"})
-		it.Value = shortValue(query.Get(key))
+		it.Value = shownText(query.Get(key))
 		errs = append(errs, it)
 	}
 	return errs

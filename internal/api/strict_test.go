@@ -121,6 +121,70 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 	s.do(put, "/mrd/rack1-node3/metrics?bogus=1", "{}").problem(t, http.StatusUnauthorized)
 }
 
+// Every query parameter of every operation given twice is a 422 item
+// titled duplicate that names it and shows both values, listed with the
+// request's other failures; huma alone would take the first value and
+// drop the second. The table is the document, so an operation added
+// later is covered too.
+func TestRepeatedQueryParameterEveryOperation(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.JWTSecret = testSecret
+	_, api := New(Deps{Config: cfg})
+	auth := bearer(t)
+	n := 0
+	for path, item := range api.OpenAPI().Paths {
+		for method, op := range itemOperations(item) {
+			for _, prm := range op.Parameters {
+				if prm.In != "query" {
+					continue
+				}
+				n++
+				where := method + " " + path + " " + prm.Name
+				// Two values that parse wherever a value of one of these
+				// types does not matter: the repetition alone is the fault.
+				res := s.do(method, samplePath(path)+"?"+prm.Name+"=1&"+prm.Name+"=2&bogus=1", "{}", auth...)
+				pr := res.problem(t, http.StatusUnprocessableEntity)
+				i := slices.IndexFunc(pr.Errors, func(e *ProblemItem) bool { return e.Location == "query."+prm.Name })
+				if i < 0 || pr.Errors[i].Title != "duplicate" || pr.Errors[i].Source != prm.Name || pr.Errors[i].Value != "1,2" ||
+					!strings.Contains(pr.Errors[i].Detail, prm.Name+" is given 2 times") || !pr.hasError("query.bogus", "unknown") {
+					t.Errorf("%s: %s", where, res.Body)
+				}
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d query parameters found", n)
+	}
+	// Beside huma's own failures, at once, and once each.
+	pr := s.do(get, "/flows?hour=1&hour=2&size=0&sort=a&sort=b", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 4 || !pr.hasError("query.hour", "duplicate") || !pr.hasError("query.sort", "duplicate") ||
+		!pr.hasError("query.size", "min") || !pr.hasError("query.sort", "oneof") {
+		t.Fatalf("flows: %+v", pr.Errors)
+	}
+	// A valid request whose only fault is a repetition answers it alone
+	// (the handler's check, not huma's 422).
+	pr = s.do(get, "/flows?hour=1&hour=1", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 1 || !pr.hasError("query.hour", "duplicate") || pr.Errors[0].Value != "1,1" {
+		t.Fatalf("flows: %+v", pr.Errors)
+	}
+	// Values are echoed as other items echo text: NUL and invalid bytes
+	// as U+FFFD.
+	pr = s.do(get, "/flows?hour=1&hour=%00&bogus=%ff", nil).problem(t, http.StatusUnprocessableEntity)
+	if !pr.hasError("query.hour", "duplicate") || !pr.hasError("query.bogus", "unknown") ||
+		!slices.ContainsFunc(pr.Errors, func(e *ProblemItem) bool { return e.Value == "1,\uFFFD" }) ||
+		!slices.ContainsFunc(pr.Errors, func(e *ProblemItem) bool { return e.Value == "\uFFFD" }) {
+		t.Fatalf("flows: %+v", pr.Errors)
+	}
+	// The flask-profiler dashboard's deepObject parameters are not
+	// parameters of one value: they stay accepted.
+	s.do(get, "/api/measurements/grouped?columns[0][data]=name&columns[1][data]=count", nil).wantStatus(t, http.StatusOK)
+}
+
 // Every operation that takes a body refuses one over its limit with a 413
 // that states the limit (one byte less is read: it fails, if at all, for
 // what it holds) and a body that is not JSON with a 415. The table is the
