@@ -186,15 +186,11 @@ type historyInput struct {
 func (in *historyInput) Resolve(huma.Context) []error {
 	to, toOK := time.Now(), true
 	if in.To != "" {
-		var err error
-		to, err = time.Parse(time.RFC3339Nano, in.To)
-		toOK = err == nil // else huma reports its format
+		to, toOK = parseDateTime(in.To) // else huma reports its format
 	}
 	from, fromOK := to.Add(-24*time.Hour), toOK
 	if in.From != "" {
-		var err error
-		from, err = time.Parse(time.RFC3339Nano, in.From)
-		fromOK = err == nil
+		from, fromOK = parseDateTime(in.From)
 	}
 	var errs []error
 	if fromOK && toOK && !from.Before(to) {

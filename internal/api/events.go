@@ -391,6 +391,8 @@ type listStatesInput struct {
 	From  string `query:"from" format:"date-time" example:"2025-11-22T00:00:00Z" doc:"Only runs started at or after this time (RFC 3339; escape + as %2B)."`
 	To    string `query:"to" format:"date-time" example:"2025-11-23T00:00:00Z" doc:"Only runs started before this time (RFC 3339; escape + as %2B)."`
 	PageQuery
+
+	filter store.RunFilter // set by Resolve
 }
 
 const (
@@ -596,11 +598,7 @@ func runEvent(e store.RunEvent) RunEvent {
 }
 
 func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutput[EventRun], error) {
-	f, err := in.filter()
-	if err != nil {
-		return nil, err
-	}
-	page, err := s.st.Events.List(ctx, f, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
+	page, err := s.st.Events.List(ctx, in.filter, store.PageRequest{Limit: in.Size, Offset: in.Offset()})
 	if err != nil {
 		return nil, s.storeError(ctx, "list runs", err)
 	}
@@ -611,22 +609,20 @@ func (s *server) listStates(ctx context.Context, in *listStatesInput) (*PageOutp
 	return newPage(ctx, in.PageQuery, items, page.Total), nil
 }
 
-// filter is the runs a listStates request selects, or the 422 of its
-// from and to.
-func (in *listStatesInput) filter() (store.RunFilter, error) {
+// Resolve sets the runs a listStates request selects (its from and to
+// are checked by their date-time format, with the request's other
+// failures).
+func (in *listStatesInput) Resolve(huma.Context) []error {
 	f := store.RunFilter{State: store.RunState(in.State), Host: in.Host, Mode: in.Mode}
-	var errs []error
 	for _, t := range []struct {
-		name, value string
-		dst         **time.Time
-	}{{"from", in.From, &f.StartedFrom}, {"to", in.To, &f.StartedTo}} {
+		value string
+		dst   **time.Time
+	}{{in.From, &f.StartedFrom}, {in.To, &f.StartedTo}} {
 		if t.value == "" {
 			continue
 		}
-		v, err := time.Parse(time.RFC3339Nano, t.value)
-		if err != nil { // the schema's date-time check is a little more lenient
-			errs = append(errs, &ProblemItem{Title: "format", Source: t.name, Location: "query." + t.name, Value: t.value,
-				Detail: t.name + " must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z"})
+		v, ok := parseDateTime(t.value)
+		if !ok { // huma's date-time check has its item
 			continue
 		}
 		// Times are stored to the microsecond: a bound between two is
@@ -637,10 +633,20 @@ func (in *listStatesInput) filter() (store.RunFilter, error) {
 		}
 		*t.dst = &v
 	}
-	if errs != nil {
-		return f, NewProblem(http.StatusUnprocessableEntity, "validation failed", errs...)
+	in.filter = f
+	return nil
+}
+
+// parseDateTime reads a parameter of format date-time as huma's check of
+// that format does (RFC 3339, with or without a fraction of a second):
+// false means huma has already listed it.
+func parseDateTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
 	}
-	return f, nil
+	return time.Time{}, false
 }
 
 func eventRun(r store.Run) EventRun {

@@ -22,11 +22,7 @@ func (s *server) exportFlowSummary(ctx context.Context, in *flowSummaryInput, em
 }
 
 func (s *server) exportStates(ctx context.Context, in *listStatesInput, emit func(EventRun) error) error {
-	f, err := in.filter()
-	if err != nil {
-		return err
-	}
-	err = s.st.Export.Runs(ctx, f, func(r store.Run) error { return emit(eventRun(r)) })
+	err := s.st.Export.Runs(ctx, in.filter, func(r store.Run) error { return emit(eventRun(r)) })
 	return s.exportError(ctx, "export runs", err)
 }
 
