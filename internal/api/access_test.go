@@ -126,6 +126,47 @@ func TestAuthWrites(t *testing.T) {
 	// The token may come in the jwt cookie, as for /mrd.
 	s.do("POST", "/flows", flows, "Cookie", "jwt="+validToken(t)).wantStatus(t, http.StatusCreated)
 	s.do("GET", "/healthz", nil).wantStatus(t, http.StatusOK)
+	// A write authenticated by the cookie alone must say its body is
+	// JSON (another site can make a browser send the cookie with a body
+	// of no type, without a CORS preflight); with the Authorization
+	// header, no Content-Type stays accepted, as the seeds' clients send.
+	untyped := func(method, path, body string, header ...string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	cookie := []string{"Cookie", "jwt=" + validToken(t)}
+	if res := untyped("POST", "/flows", flows, cookie...); res.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("cookie, no Content-Type: %d", res.StatusCode)
+	}
+	p = s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), append(cookie, "Content-Type", "")...).
+		problem(t, http.StatusUnsupportedMediaType)
+	if len(p.Errors) != 1 || p.Errors[0].Title != "contentType" || !strings.Contains(p.Errors[0].Detail, "jwt cookie") {
+		t.Fatalf("errors %+v", p.Errors)
+	}
+	s.do("GET", "/flows?hour=5", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 1 {
+		t.Fatalf("total %d: a write refused for its Content-Type was stored", page.Total)
+	}
+	if res := untyped("POST", "/flows", strings.Replace(flows, `"hour":5`, `"hour":6`, 1), bearer(t)...); res.StatusCode != http.StatusCreated {
+		t.Fatalf("bearer, no Content-Type: %d", res.StatusCode)
+	}
+	// A write without a body (DELETE) needs no Content-Type.
+	s.do("POST", "/mrd/devices", `{"id": "n9", "name": "n9"}`, bearer(t)...).wantStatus(t, http.StatusCreated)
+	if res := untyped("DELETE", "/mrd/devices/n9", "", cookie...); res.StatusCode != http.StatusOK && res.StatusCode != http.StatusNoContent {
+		t.Fatalf("cookie DELETE: %d", res.StatusCode)
+	}
 }
 
 // AUTH_READS=true: GET /flows needs a token; health, readiness and

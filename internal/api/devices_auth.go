@@ -43,9 +43,24 @@ func documentSecurity(api huma.API) {
 // with WWW-Authenticate: Bearer unless the request carries a valid one.
 func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		token, err := auth.Token(ctx.Header("Authorization"), cookiesIfNoHeader(ctx))
+		cookies := cookiesIfNoHeader(ctx)
+		token, err := auth.Token(ctx.Header("Authorization"), cookies)
 		if err == nil {
 			err = a.Verify(token)
+		}
+		if err == nil && cookies != nil && ctx.Header("Content-Type") == "" && takesBody(ctx.Operation()) {
+			// A browser sends the jwt cookie with whatever another site
+			// makes it send, and a body without Content-Type needs no
+			// CORS preflight: a write authenticated by the cookie must
+			// say it is JSON, which only a page of this origin, or a
+			// client that is not a browser, can do. A body of another
+			// type is refused by every operation anyway (415).
+			p := NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
+				Title: "contentType", Location: "body",
+				Detail: "no content type; a write authenticated by the jwt cookie must send Content-Type: application/json",
+			})
+			_ = huma.WriteErr(api, ctx, p.Status, p.Detail, p.Errors[0])
+			return
 		}
 		if err == nil {
 			next(ctx)
@@ -61,6 +76,11 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 			Title: "Unauthorized", Detail: err.Error(), Source: "Authorization", Location: "header.Authorization",
 		})
 	}
+}
+
+// takesBody says whether op reads a request body.
+func takesBody(op *huma.Operation) bool {
+	return op != nil && op.RequestBody != nil
 }
 
 func cookiesIfNoHeader(ctx huma.Context) []*http.Cookie {
