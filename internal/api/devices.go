@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"time"
 
@@ -184,7 +185,7 @@ type historyInput struct {
 // Resolve checks the window and the bucket, with the other parameters'
 // rules (one 422 lists them all).
 func (in *historyInput) Resolve(huma.Context) []error {
-	to, toOK := time.Now(), true
+	to, toOK := time.Now().Truncate(time.Microsecond), true
 	if in.To != "" {
 		to, toOK = parseDateTime(in.To) // else huma reports its format
 	}
@@ -206,8 +207,24 @@ func (in *historyInput) Resolve(huma.Context) []error {
 		}
 		in.width = width
 	}
-	in.query = store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: from, To: to}
+	// Cut to the microsecond, now holds the same stored rows and can be
+	// written exactly in the page links (pinned); a bound given finer
+	// is rounded up (ceilMicro).
+	in.query = store.HistoryQuery{DeviceID: in.ID, Name: in.Name, From: ceilMicro(from), To: ceilMicro(to)}
 	return errs
+}
+
+// pinned are the bounds the request left to their default, as the page
+// links give them (newPage).
+func (in *historyInput) pinned() url.Values {
+	v := url.Values{}
+	if in.From == "" {
+		v.Set("from", in.query.From.UTC().Format(time.RFC3339Nano))
+	}
+	if in.To == "" {
+		v.Set("to", in.query.To.UTC().Format(time.RFC3339Nano))
+	}
+	return v
 }
 
 // errHostNotFound is the seed's 404 for an unknown device.
@@ -513,7 +530,7 @@ func (d *devicesAPI) history(ctx context.Context, in *historyInput) (*PageOutput
 			items[i] = historyBucket(b)
 		}
 	}
-	return newPage(ctx, in.PageQuery, items, total), nil
+	return newPage(ctx, in.PageQuery, items, total, in.pinned()), nil
 }
 
 func historyPoint(pt store.HistoryPoint) HistoryPoint {

@@ -35,7 +35,7 @@ func documentSecurity(api huma.API) {
 	}
 	c.SecuritySchemes[securityCookie] = &huma.SecurityScheme{
 		Type: "apiKey", In: "cookie", Name: auth.CookieName,
-		Description: "The same JWT in a cookie named jwt, used when there is no Authorization header.",
+		Description: "The same JWT in a cookie named jwt, used when there is no Authorization header. A write authenticated by it must send Content-Type: application/json (415 otherwise).",
 	}
 }
 

@@ -625,16 +625,22 @@ func (in *listStatesInput) Resolve(huma.Context) []error {
 		if !ok { // huma's date-time check has its item
 			continue
 		}
-		// Times are stored to the microsecond: a bound between two is
-		// rounded up, so that [from, to) keeps its meaning (truncated, a
-		// run started at 10:00:00 was in from=10:00:00.0000001).
-		if c := v.Truncate(time.Microsecond); !c.Equal(v) {
-			v = c.Add(time.Microsecond)
-		}
+		v = ceilMicro(v)
 		*t.dst = &v
 	}
 	in.filter = f
 	return nil
+}
+
+// ceilMicro rounds a bound up to the microsecond. Times are stored to the
+// microsecond, and pgx would cut a finer bound down: [from, to) keeps its
+// meaning only rounded up (cut, a run started at 10:00:00 was in
+// from=10:00:00.0000001, and not in to=10:00:00.0000001).
+func ceilMicro(t time.Time) time.Time {
+	if c := t.Truncate(time.Microsecond); !c.Equal(t) {
+		return c.Add(time.Microsecond)
+	}
+	return t
 }
 
 // parseDateTime reads a parameter of format date-time as huma's check of

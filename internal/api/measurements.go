@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -196,7 +197,10 @@ func notANumber(name string) *ProblemItem {
 }
 
 func (w *MeasurementWindow) filter() store.MeasurementFilter {
-	now := time.Now()
+	// Times are stored to the microsecond: a window ending at now, cut
+	// to the microsecond, holds the same rows, and can be written
+	// exactly in a page's links (pinned).
+	now := time.Now().Truncate(time.Microsecond)
 	f := store.MeasurementFilter{StartedAt: now.Add(-defaultWindow), EndedAt: now}
 	if w.StartedAt.Set {
 		f.StartedAt = fromEpoch(w.StartedAt.Value)
@@ -205,6 +209,29 @@ func (w *MeasurementWindow) filter() store.MeasurementFilter {
 		f.EndedAt = fromEpoch(w.EndedAt.Value)
 	}
 	return f
+}
+
+// pinned are the bounds of f the request left to their default, as the
+// page links give them (newPage).
+func (w *MeasurementWindow) pinned(f store.MeasurementFilter) url.Values {
+	v := url.Values{}
+	if !w.StartedAt.Set {
+		v.Set("startedAt", epochText(f.StartedAt))
+	}
+	if !w.EndedAt.Set {
+		v.Set("endedAt", epochText(f.EndedAt))
+	}
+	return v
+}
+
+// epochText writes t as epoch seconds to the microsecond, exactly.
+func epochText(t time.Time) string {
+	us := t.UnixMicro()
+	sign := ""
+	if us < 0 {
+		sign, us = "-", -us
+	}
+	return fmt.Sprintf("%s%d.%06d", sign, us/1e6, us%1e6)
 }
 
 // MeasurementFilter is the list and grouped filters.
@@ -383,8 +410,8 @@ func measurementPageRequest(q PageQuery) store.PageRequest {
 }
 
 // newMeasurementPage is newPage with the items also under "measurements".
-func newMeasurementPage[T any](ctx context.Context, q PageQuery, items []T, total int64) *measurementPageOutput[T] {
-	p := newPage(ctx, q, items, total)
+func newMeasurementPage[T any](ctx context.Context, q PageQuery, items []T, total int64, pinned url.Values) *measurementPageOutput[T] {
+	p := newPage(ctx, q, items, total, pinned)
 	return &measurementPageOutput[T]{Link: p.Link, Body: MeasurementPage[T]{Page: p.Body, Measurements: p.Body.Items}}
 }
 
@@ -614,7 +641,8 @@ func reservedApp(location string) *ProblemItem {
 }
 
 func (s *server) listMeasurements(ctx context.Context, in *listMeasurementsInput) (*measurementPageOutput[Measurement], error) {
-	page, err := s.st.Measurements.List(ctx, in.filter(), store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
+	f := in.filter()
+	page, err := s.st.Measurements.List(ctx, f, store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
 		measurementPageRequest(in.PageQuery))
 	if err != nil {
 		return nil, s.storeError(ctx, "list measurements", err)
@@ -623,11 +651,12 @@ func (s *server) listMeasurements(ctx context.Context, in *listMeasurementsInput
 	for i, r := range page.Items {
 		items[i] = measurementOf(r)
 	}
-	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
+	return newMeasurementPage(ctx, in.PageQuery, items, page.Total, in.pinned(f)), nil
 }
 
 func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInput) (*measurementPageOutput[MeasurementGroup], error) {
-	page, err := s.st.Measurements.Grouped(ctx, in.filter(), store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
+	f := in.filter()
+	page, err := s.st.Measurements.Grouped(ctx, f, store.MeasurementSort{Key: in.sortKey, Desc: in.desc},
 		measurementPageRequest(in.PageQuery))
 	if err != nil {
 		return nil, s.storeError(ctx, "group measurements", err)
@@ -636,7 +665,7 @@ func (s *server) groupMeasurements(ctx context.Context, in *groupMeasurementsInp
 	for i, r := range page.Items {
 		items[i] = measurementGroupOf(r)
 	}
-	return newMeasurementPage(ctx, in.PageQuery, items, page.Total), nil
+	return newMeasurementPage(ctx, in.PageQuery, items, page.Total, in.pinned(f)), nil
 }
 
 func (s *server) getMeasurement(ctx context.Context, in *getMeasurementInput) (*getMeasurementOutput, error) {

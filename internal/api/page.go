@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -30,20 +31,26 @@ type PageOutput[T any] struct {
 	Body Page[T]
 }
 
-// newPage builds the answer for one page of items out of total.
-func newPage[T any](ctx context.Context, q PageQuery, items []T, total int64) *PageOutput[T] {
+// newPage builds the answer for one page of items out of total. pinned
+// are the values a list gave the parameters the request left out whose
+// default moves (a window ending now): the links carry them, so that the
+// next page is a page of the same rows, not of a window that has moved
+// (a row added at its top would repeat the last row of this page on the
+// next, and change the total).
+func newPage[T any](ctx context.Context, q PageQuery, items []T, total int64, pinned ...url.Values) *PageOutput[T] {
 	if items == nil {
 		items = []T{}
 	}
 	return &PageOutput[T]{
-		Link: pageLinks(ctx, q, total),
+		Link: pageLinks(ctx, q, total, pinned...),
 		Body: Page[T]{Items: items, Total: total, Page: q.Page, Size: q.Size},
 	}
 }
 
 // pageLinks builds the Link header from the request's own URL, so every
-// filter the client gave is kept.
-func pageLinks(ctx context.Context, q PageQuery, total int64) string {
+// filter the client gave is kept, and the pinned defaults of those it did
+// not give.
+func pageLinks(ctx context.Context, q PageQuery, total int64, pinned ...url.Values) string {
 	u := *requestURL(ctx)
 	last := (total + q.Size - 1) / q.Size
 	if last < 1 {
@@ -55,6 +62,13 @@ func pageLinks(ctx context.Context, q PageQuery, total int64) string {
 		// override page and size.
 		v.Del("skip")
 		v.Del("limit")
+		for _, pin := range pinned {
+			for k, vs := range pin {
+				if !v.Has(k) {
+					v[k] = vs
+				}
+			}
+		}
 		v.Set("page", strconv.FormatInt(page, 10))
 		v.Set("size", strconv.FormatInt(q.Size, 10))
 		u.RawQuery = v.Encode()
