@@ -144,3 +144,51 @@ func TestServeRunsMaintenance(t *testing.T) {
 		t.Errorf("after serve's pass: %d measurements, want 1", m)
 	}
 }
+
+// `telemetry migrate` runs once per release before the new instances
+// start (docs/scaling.md): an instance of the release before keeps
+// serving on the newer schema and stays ready, so that the load balancer
+// keeps it until it is replaced, with its maintenance pass off; a
+// one-off `maintain` of that release refuses, and says to upgrade, not to
+// migrate (which would change nothing).
+func TestPreviousReleaseOnANewerSchema(t *testing.T) {
+	vars, pool := migratedWithOldRows(t)
+	if _, err := pool.Exec(context.Background(), `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, true)`); err != nil {
+		t.Fatal(err)
+	}
+	vars["LISTEN_ADDR"], vars["JWT_SECRET"] = "127.0.0.1:0", testSecret
+	vars["MEASUREMENTS_RETENTION"], vars["MAINTENANCE_INTERVAL"] = "30d", "1s"
+	base, stop, done, logs := startServeLogged(t, vars)
+	res, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"schemaVersion":99999`) {
+		t.Fatalf("readyz on a newer schema: %d %s", res.StatusCode, body)
+	}
+	hc := map[string]string{"LISTEN_ADDR": strings.TrimPrefix(base, "http://")}
+	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err != nil {
+		t.Fatalf("healthcheck: %v", err)
+	}
+	if res, err := http.Get(base + "/flows?hour=1"); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /flows: %v %v", res, err)
+	}
+	// Past two maintenance intervals the 60-day-old row is still there.
+	time.Sleep(2500 * time.Millisecond)
+	if n := rowsOf(t, pool, "measurements WHERE name = '/x'"); n != 2 {
+		t.Fatalf("%d measurements: the maintenance pass ran on a newer schema", n)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "the database schema is newer than this binary") {
+		t.Fatalf("no warning logged:\n%s", logs)
+	}
+	err = run(context.Background(), []string{"maintain"}, env(vars), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "upgrade this binary") || strings.Contains(err.Error(), "telemetry migrate") {
+		t.Fatalf("maintain on a newer schema: %v", err)
+	}
+}

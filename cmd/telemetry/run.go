@@ -341,6 +341,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	err = m.CheckCurrent(ctx)
 	m.Close()
+	var ahead *migrate.SchemaAhead
+	if errors.As(err, &ahead) {
+		// A later release migrated the database for its instances, which
+		// replace this one: serve meanwhile, without the maintenance
+		// pass the later release may run differently.
+		log.Warn("the database schema is newer than this binary: serving, maintenance off until this binary is upgraded",
+			"schema_version", ahead.Current, "binary_version", ahead.Latest)
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -365,7 +374,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		defer sampler.Close()
 	}
 	// The data lifecycle loop; stopped (deferred) before the pool closes.
-	if cfg.MaintenanceInterval > 0 {
+	if cfg.MaintenanceInterval > 0 && ahead == nil {
 		lc := lifecycle.New(st.Lifecycle, retentionOf(cfg), log, prom.Registry)
 		lc.Start(cfg.MaintenanceInterval)
 		defer lc.Close()

@@ -19,7 +19,7 @@ type healthOutput struct{ Body Health }
 
 // Readiness is the readiness answer.
 type Readiness struct {
-	Status        string `json:"status" example:"ready" doc:"ready when the database answers and the schema is current."`
+	Status        string `json:"status" example:"ready" doc:"ready when the database answers and the schema is current, or newer (a later release's, migrated before its instances start)."`
 	SchemaVersion int64  `json:"schemaVersion" example:"2" doc:"Applied migration version."`
 	Mode          string `json:"mode" example:"timescaledb" enum:"timescaledb,postgresql" doc:"Whether time-series tables are TimescaleDB hypertables or plain tables."`
 }
@@ -30,7 +30,7 @@ func (s *server) operationsDocs() map[string]huma.Operation {
 	tags := []string{"operations"}
 	return map[string]huma.Operation{
 		"getHealth": {Summary: "Liveness: the process is alive", Tags: tags},
-		"getReady": {Summary: "Readiness: the database answers and the schema is current", Tags: tags,
+		"getReady": {Summary: "Readiness: the database answers and the schema is not behind", Tags: tags,
 			Errors: []int{http.StatusServiceUnavailable}},
 	}
 }

@@ -1866,7 +1866,7 @@ type Readiness struct {
 	// Example: 2
 	SchemaVersion int64 `json:"schemaVersion"`
 
-	// Status ready when the database answers and the schema is current.
+	// Status ready when the database answers and the schema is current, or newer (a later release's, migrated before its instances start).
 	//
 	// Example: ready
 	Status string `json:"status"`
@@ -3898,7 +3898,7 @@ type ClientInterface interface {
 	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
 	PutDeviceMetric(ctx context.Context, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetReady Readiness: the database answers and the schema is current
+	// GetReady Readiness: the database answers and the schema is not behind
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4723,7 +4723,7 @@ func (c *Client) PutDeviceMetric(ctx context.Context, deviceId string, params *P
 	return c.Client.Do(req)
 }
 
-// GetReady Readiness: the database answers and the schema is current
+// GetReady Readiness: the database answers and the schema is not behind
 //
 // Corresponds with GET /readyz (the `GetReady` operationId).
 func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7430,7 +7430,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /mrd/{device_id}/metrics (the `PutDeviceMetric` operationId).
 	PutDeviceMetricWithResponse(ctx context.Context, deviceId string, params *PutDeviceMetricParams, body PutDeviceMetricJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceMetricResponse, error)
 
-	// GetReadyWithResponse Readiness: the database answers and the schema is current
+	// GetReadyWithResponse Readiness: the database answers and the schema is not behind
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11154,7 +11154,7 @@ func (c *ClientWithResponses) PutDeviceMetricWithResponse(ctx context.Context, d
 	return ParsePutDeviceMetricResponse(rsp)
 }
 
-// GetReadyWithResponse Readiness: the database answers and the schema is current
+// GetReadyWithResponse Readiness: the database answers and the schema is not behind
 //
 // Returns a wrapper object for the known response body format(s).
 //

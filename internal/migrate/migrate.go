@@ -163,14 +163,29 @@ func (m *Migrator) Versions(ctx context.Context) (current, latest int64, err err
 	return current, latest, nil
 }
 
-// CheckCurrent fails unless the schema is at the latest embedded migration.
+// SchemaAhead is CheckCurrent's error for a schema newer than the binary:
+// a later release has migrated it. The binary can serve (migrations keep
+// the release before them working, docs/scaling.md) but should not run
+// the maintenance pass, which the later release may do differently.
+type SchemaAhead struct{ Current, Latest int64 }
+
+func (e *SchemaAhead) Error() string {
+	return fmt.Sprintf("database schema is at version %d, newer than this binary's %d: a later release migrated it; upgrade this binary",
+		e.Current, e.Latest)
+}
+
+// CheckCurrent fails when the schema is behind the latest embedded
+// migration, and answers a *SchemaAhead when it is ahead of it.
 func (m *Migrator) CheckCurrent(ctx context.Context) error {
 	current, latest, err := m.Versions(ctx)
 	if err != nil {
 		return err
 	}
-	if current != latest {
+	if current < latest {
 		return fmt.Errorf("database schema is at version %d, this binary needs %d: run `telemetry migrate` (or `make migrate`) first", current, latest)
+	}
+	if current > latest {
+		return &SchemaAhead{Current: current, Latest: latest}
 	}
 	return nil
 }

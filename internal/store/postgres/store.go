@@ -200,7 +200,9 @@ func (s *Store) Ready(ctx context.Context) (version int64, mode string, err erro
 	if err != nil {
 		return 0, "", wrap("schema version", err)
 	}
-	if current != latest {
+	// A schema ahead of the binary is a later release's, migrated before
+	// its instances start: this one keeps serving (docs/scaling.md).
+	if current < latest {
 		return current, "", fmt.Errorf("schema at version %d, latest is %d", current, latest)
 	}
 	mode, err = migrate.Mode(ctx, s.pool)
