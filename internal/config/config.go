@@ -116,7 +116,7 @@ var Vars = []Var{
 		str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"DATABASE_WAIT", "60s", "how long migrate and serve wait for the database to accept connections at start (a container starting beside it), retrying and logging each attempt; 0 tries once. A wrong password or database name fails at once",
 		duration(func(c *Config) *time.Duration { return &c.DatabaseWait }, 0, "0 (try once) or a duration such as 60s")},
-	{"DATABASE_EXEC_MODE", "cache_describe", "how queries are sent (pgx's query exec modes): cache_describe (default: no named prepared statements, so PgBouncer in transaction pooling mode works with the URL as written), cache_statement (named prepared statements: fastest, direct connections or session pooling only), describe_exec, exec or simple_protocol. A default_query_exec_mode parameter in DATABASE_URL wins",
+	{"DATABASE_EXEC_MODE", "cache_describe", "how queries are sent (pgx's query exec modes): cache_describe (default: no named prepared statements, so PgBouncer in transaction pooling mode works with the URL as written), cache_statement (named prepared statements: fastest, direct connections or session pooling only), describe_exec (direct connections or session pooling only: through transaction pooling a query may run another client's statement), exec or simple_protocol. A default_query_exec_mode parameter in DATABASE_URL wins",
 		func(c *Config, v string) error {
 			switch v {
 			case "cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol":
