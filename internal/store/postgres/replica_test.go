@@ -340,3 +340,42 @@ func TestStoreOnAReadOnlyServer(t *testing.T) {
 		t.Fatalf("migrate down on a replica: %v", err)
 	}
 }
+
+// A collection's httpUrls are running totals that a clear restarts, not
+// bounded by its window: they are read from the primary, as the window
+// is, so that a replica behind a clear never pairs the new window with
+// the old totals (hits started before the window's start).
+func TestCollectionTotalsAfterAClearComeFromThePrimary(t *testing.T) {
+	ctx := context.Background()
+	st, pair, primaryURL, _ := replicated(t, postgres.Options{ReadMaxLag: time.Hour})
+	eventually(t, "the replica in use", inUse(st))
+	id, err := st.Collections.Create(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary := replicaTestPool(t, primaryURL)
+	if _, err := primary.Exec(ctx, `INSERT INTO collection_http_totals (collection_id, path, method, hits, sum_elapsed, max_elapsed)
+		VALUES ($1, '/before-clear', 'GET', 5, 1, 0.5)`, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.PauseReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pair.ResumeReplay(context.Background()) })
+	if err := st.Collections.Clear(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if !st.ReplicaStats().InUse {
+		t.Fatal("the replica is out of service: the test would not tell where the totals came from")
+	}
+	urls, err := st.Collections.HTTPTotals(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(urls) != 0 {
+		t.Fatalf("after a clear the replica has not replayed: httpUrls %+v, want none", urls)
+	}
+}
