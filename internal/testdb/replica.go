@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,6 +169,49 @@ func (p *Pair) ResumeReplay(ctx context.Context) error {
 // StopReplica shuts the replica down (Replicated starts it again for the
 // next test).
 func (p *Pair) StopReplica(ctx context.Context) error { return p.Replica.Stop(ctx) }
+
+// FreezeReplica stops the replica's processes (SIGSTOP), as a host that
+// hangs or a network cut without a reset would: its connections stay
+// open, and nothing it was asked is answered or refused. thaw (SIGCONT)
+// must be called before the test ends.
+func (p *Pair) FreezeReplica() (thaw func(), err error) {
+	b, err := os.ReadFile(filepath.Join(p.Replica.Dir, "pgdata", "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return nil, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	pids := []int{postmaster}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		_, rest, ok := strings.Cut(string(stat), ") ")
+		if f := strings.Fields(rest); ok && len(f) > 1 && f[1] == strconv.Itoa(postmaster) {
+			pids = append(pids, pid)
+		}
+	}
+	signal := func(sig syscall.Signal) {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	signal(syscall.SIGSTOP)
+	return func() { signal(syscall.SIGCONT) }, nil
+}
 
 // CatchUp waits until the replica has replayed everything the primary had
 // written when it was called.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/metrics"
@@ -50,7 +51,11 @@ import (
 // probes that bound grows with time, so a replica whose probes stop
 // answering is left within READ_MAX_LAG even before a probe fails; a failed
 // probe, or a read that fails on the replica because it is unreachable,
-// leaves it at once until a probe succeeds again.
+// leaves it at once until a probe succeeds again. The reads already running
+// on it then stop and run again on the primary: a replica that hangs (a
+// stopped host, a network cut without a reset) answers nothing and fails
+// nothing, so without this every read sent to it waited out its whole
+// DB_TIMEOUT and answered 503 (found by the scale-out audit).
 
 // ReadProbeInterval is how often the lag of the replica is measured.
 const ReadProbeInterval = time.Second
@@ -72,11 +77,13 @@ type readRouter struct {
 	onPrimary, onReplica, fallbacks, probes atomic.Int64
 
 	mu        sync.Mutex
-	up        bool          // the last probe reached the replica, in recovery
-	state     string        // "up" or why not, logged when it changes
-	lag       time.Duration // measured by the last probe that reached it
-	freshAsOf time.Duration // 0: unknown
-	samples   []lsnSample   // the primary's positions, oldest first
+	up        bool               // the last probe reached the replica, in recovery
+	service   context.Context    // done when the replica leaves service
+	leave     context.CancelFunc // ends service
+	state     string             // "up" or why not, logged when it changes
+	lag       time.Duration      // measured by the last probe that reached it
+	freshAsOf time.Duration      // 0: unknown
+	samples   []lsnSample        // the primary's positions, oldest first
 
 	stop chan struct{}
 	done chan struct{}
@@ -106,6 +113,7 @@ func newReadRouter(primary, replica *pgxpool.Pool, maxLag, interval time.Duratio
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	r.service, r.leave = context.WithCancel(context.Background())
 	r.stop, r.done = make(chan struct{}), make(chan struct{})
 	go r.monitor()
 	return r
@@ -124,6 +132,9 @@ func (r *readRouter) close() {
 		close(r.stop)
 	}
 	<-r.done
+	r.mu.Lock()
+	r.leave()
+	r.mu.Unlock()
 }
 
 func (r *readRouter) monitor() {
@@ -206,6 +217,12 @@ func (r *readRouter) probe() {
 		r.state = state
 	}
 	r.up = state == "up"
+	switch {
+	case !r.up:
+		r.leave()
+	case r.service.Err() != nil:
+		r.service, r.leave = context.WithCancel(context.Background())
+	}
 	if r.up {
 		// The newest sample the replica has replayed: it holds everything
 		// the primary had then. Replay never goes back, so an older
@@ -251,7 +268,16 @@ func (r *readRouter) replicaFailed() {
 	r.mu.Lock()
 	r.up = false
 	r.freshUntil.Store(0)
+	r.leave()
 	r.mu.Unlock()
+}
+
+// inService is done when the replica leaves service: a read running on
+// it then stops, to run again on the primary.
+func (r *readRouter) inService() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.service
 }
 
 // stats are the router's figures, for /metrics.
@@ -267,9 +293,9 @@ func (r *readRouter) stats() metrics.ReplicaStats {
 // readers runs a store's lag-tolerant reads: on the replica's queries when
 // it is fresh, else on the primary's.
 type readers struct {
-	router           *readRouter
-	primary, replica *db.Queries
-	through          func(db.DBTX) db.DBTX // what readersOf wraps the pools' queries in
+	router  *readRouter
+	primary *db.Queries
+	through func(db.DBTX) db.DBTX // what readersOf wraps the pools' queries in
 }
 
 // readersOf builds the readers of a store; through wraps each pool's
@@ -278,11 +304,7 @@ func (r *readRouter) readersOf(through func(db.DBTX) db.DBTX) readers {
 	if through == nil {
 		through = func(d db.DBTX) db.DBTX { return d }
 	}
-	rs := readers{router: r, primary: db.New(through(r.primary)), through: through}
-	if r.replica != nil {
-		rs.replica = db.New(through(r.replica))
-	}
-	return rs
+	return readers{router: r, primary: db.New(through(r.primary)), through: through}
 }
 
 // do runs fn, a read, on the replica when it is fresh and on the primary
@@ -293,29 +315,35 @@ func (r *readRouter) readersOf(through func(db.DBTX) db.DBTX) readers {
 // a client that gets an id back from a write and reads it at once finds
 // it). fn may run twice, so it must only read.
 func (rs readers) do(ctx context.Context, fn func(q *db.Queries) error) error {
-	return rs.route(ctx, func(_ *pgxpool.Pool, q *db.Queries) error { return fn(q) })
+	return rs.route(ctx, func(_ context.Context, _ *pgxpool.Pool, q *db.Queries) error { return fn(q) })
 }
 
 // snapshot is do with fn's reads in one read-only repeatable-read
 // transaction: they see one snapshot, so that a page and the total read
 // after it agree even while rows are being written.
 func (rs readers) snapshot(ctx context.Context, fn func(q *db.Queries) error) error {
-	return rs.route(ctx, func(pool *pgxpool.Pool, _ *db.Queries) error {
-		return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
-			func(tx pgx.Tx) error { return fn(db.New(rs.through(tx))) })
+	return rs.route(ctx, func(abort context.Context, pool *pgxpool.Pool, _ *db.Queries) error {
+		c, release := withAbort(ctx, abort)
+		defer release()
+		return pgx.BeginTxFunc(c, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+			func(tx pgx.Tx) error { return fn(db.New(abortableDB{rs.through(tx), abort})) })
 	})
 }
 
 // route runs run with the replica's pool and queries when it is fresh, else
-// with the primary's, as do describes.
-func (rs readers) route(ctx context.Context, run func(pool *pgxpool.Pool, q *db.Queries) error) error {
+// with the primary's, as do describes. On the replica, every query run
+// makes stops when the replica leaves service (abort, abortableDB); on
+// the primary abort never ends.
+func (rs readers) route(ctx context.Context, run func(abort context.Context, pool *pgxpool.Pool, q *db.Queries) error) error {
 	r := rs.router
 	if !r.fresh() {
 		r.onPrimary.Add(1)
-		return run(r.primary, rs.primary)
+		return run(context.Background(), r.primary, rs.primary)
 	}
-	err := run(r.replica, rs.replica)
-	if err == nil || ctx.Err() != nil || !replicaMissed(err) {
+	service := r.inService()
+	err := run(service, r.replica, db.New(abortableDB{rs.through(r.replica), service}))
+	left := err != nil && service.Err() != nil
+	if err == nil || ctx.Err() != nil || !(left || replicaMissed(err)) {
 		r.onReplica.Add(1)
 		return err
 	}
@@ -325,7 +353,76 @@ func (rs readers) route(ctx context.Context, run func(pool *pgxpool.Pool, q *db.
 	}
 	r.fallbacks.Add(1)
 	r.onPrimary.Add(1)
-	return run(r.primary, rs.primary)
+	return run(context.Background(), r.primary, rs.primary)
+}
+
+// errReplicaLeft is why a read on the replica was stopped.
+var errReplicaLeft = errors.New("the read replica left service")
+
+// abortableDB runs each query of DBTX with its context also cancelled when
+// abort is done (the replica left service).
+type abortableDB struct {
+	db.DBTX
+	abort context.Context
+}
+
+func (a abortableDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx, cancel := withAbort(ctx, a.abort)
+	defer cancel()
+	return a.DBTX.Exec(ctx, sql, args...)
+}
+
+func (a abortableDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	ctx, cancel := withAbort(ctx, a.abort)
+	rows, err := a.DBTX.Query(ctx, sql, args...)
+	if err != nil {
+		cancel()
+		return rows, err
+	}
+	return abortableRows{rows, cancel}, nil
+}
+
+func (a abortableDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	ctx, cancel := withAbort(ctx, a.abort)
+	return abortableRow{a.DBTX.QueryRow(ctx, sql, args...), cancel}
+}
+
+func (a abortableDB) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	ctx, cancel := withAbort(ctx, a.abort)
+	defer cancel()
+	return a.DBTX.CopyFrom(ctx, table, columns, src)
+}
+
+// withAbort is ctx, also cancelled when abort is done, and what releases it.
+func withAbort(ctx, abort context.Context) (context.Context, context.CancelFunc) {
+	if abort.Done() == nil {
+		return ctx, func() {}
+	}
+	c, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(abort, func() { cancel(errReplicaLeft) })
+	return c, func() { stop(); cancel(nil) }
+}
+
+// abortableRows releases its query's context when closed.
+type abortableRows struct {
+	pgx.Rows
+	release context.CancelFunc
+}
+
+func (r abortableRows) Close() {
+	r.Rows.Close()
+	r.release()
+}
+
+// abortableRow releases its query's context once scanned.
+type abortableRow struct {
+	pgx.Row
+	release context.CancelFunc
+}
+
+func (r abortableRow) Scan(dest ...any) error {
+	defer r.release()
+	return r.Row.Scan(dest...)
 }
 
 // replicaMissed reports whether the primary may answer a read the replica

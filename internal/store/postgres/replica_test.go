@@ -379,3 +379,59 @@ func TestCollectionTotalsAfterAClearComeFromThePrimary(t *testing.T) {
 		t.Fatalf("after a clear the replica has not replayed: httpUrls %+v, want none", urls)
 	}
 }
+
+// A replica that hangs (its processes stopped: a frozen host, a network
+// cut without a reset) answers nothing and refuses nothing. The reads
+// already sent to it stop when the probe takes it out of service and run
+// again on the primary, instead of waiting out their whole deadline
+// (DB_TIMEOUT, 10 s here) and failing; the reads sent after go to the
+// primary.
+func TestReadsOnAHungReplicaRunAgainOnThePrimary(t *testing.T) {
+	ctx := context.Background()
+	st, pair, _, _ := replicated(t, postgres.Options{})
+	if err := st.Flows.Add(ctx, []store.Flow{keyFlow("kept", 4)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica in use", inUse(st))
+	for range 8 { // connections to the replica in its pool
+		listFlows(t, st, 4)
+	}
+	thaw, err := pair.FreezeReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	defer func() {
+		if !thawed {
+			thaw()
+		}
+	}()
+	before := st.ReplicaStats()
+	type result struct {
+		n   int
+		err error
+	}
+	results := make(chan result, 30)
+	for range 30 {
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			page, err := st.Flows.List(rctx, store.FlowFilter{FromHour: 4, ToHour: 5}, store.FlowSort{}, store.PageRequest{Limit: 50})
+			results <- result{len(page.Items), err}
+		}()
+		time.Sleep(100 * time.Millisecond)
+	}
+	for range 30 {
+		if r := <-results; r.err != nil || r.n != 1 {
+			t.Errorf("a read with the replica hung: %d flows, %v; want the primary's answer", r.n, r.err)
+		}
+	}
+	thaw()
+	thawed = true
+	if _, _, f := reads(before, st.ReplicaStats()); f == 0 {
+		t.Error("no read fell back: none was sent to the hung replica, the test tells nothing")
+	}
+}
