@@ -106,7 +106,7 @@ var commands = []command{
 			if err := noArgs(args); err != nil {
 				return err
 			}
-			y, err := api.Spec().DowngradeYAML()
+			y, err := api.Spec30YAML()
 			if err != nil {
 				return err
 			}

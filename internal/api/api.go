@@ -92,6 +92,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Handle("/ui/*", dashboard)
 
 	api := humachi.New(mux, humaConfig())
+	serveDocuments(mux, api.OpenAPI())
 	documentServer(api.OpenAPI(), d.Config.BasePath)
 	budget := newBodyBudget(max(d.Config.BodyMemoryBytes, d.Config.MaxBodyBytes), d.Config.ReadTimeout,
 		d.Config.BodyMinRate, d.Metrics.BodyBytesHeld, d.Metrics.BodiesWaiting)
@@ -110,6 +111,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s.documentDevices(api)
 	s.documentMeasurements(api)
 	s.documentCollections(api)
+	nullInEnums(api.OpenAPI())
 	s.hideAliases(api) // last: the aliases stay served, out of the document
 
 	return mux, api
@@ -139,6 +141,9 @@ func humaConfig() huma.Config {
 	// hidden where they are taken (measurements_dashboard.go).
 	// The default docs page loads its renderer from a CDN; ours is embedded.
 	cfg.DocsPath = ""
+	// The documents are served by serveDocuments (openapi.go), whose 3.0
+	// form differs from huma's in its nullable enums.
+	cfg.OpenAPIPath = ""
 	cfg.Info.Description = "One service for five kinds of operational data: hourly network flows, " +
 		"load-test events, device metrics, request measurements and metrics collections.\n\n" +
 		"Errors are RFC 9457 problem details (application/problem+json) whose `errors` items name the " +

@@ -87,6 +87,7 @@ func addEventExamples(oapi *huma.OpenAPI) {
 				mt.Examples = map[string]*huma.Example{}
 			}
 			mt.Examples[name] = &huma.Example{Summary: summary, Value: value}
+			mt.Example = nil // the two are mutually exclusive (OpenAPI 3.0 and 3.1)
 		}
 	}
 	path := func(p string) *huma.PathItem {

@@ -1,10 +1,16 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/yaml"
+	"github.com/go-chi/chi/v5"
 )
 
 // documentErrors runs for every operation as it is added: every operation
@@ -88,4 +94,117 @@ func problemExample(status int) *Problem {
 		p.Detail = "internal error; quote request id 5f0c3a7e9b1d4c2a when reporting it"
 	}
 	return p
+}
+
+// nullInEnums adds null to the enum of every nullable schema that has one
+// (EventRun's mode): JSON Schema checks enum apart from type, so in the
+// 3.1 document a schema of type [string, null] whose enum lacks null
+// refuses null, and a validator the answers that hold it. The 3.0
+// document leaves null out of such enums again (Spec30): there nullable
+// says it, and a Go client generated from an enum holding null (the
+// committed openapi.yaml's, oapi-codegen) gets a constant "<nil>".
+func nullInEnums(oapi *huma.OpenAPI) {
+	seen := map[*huma.Schema]bool{}
+	var walk func(s *huma.Schema)
+	walk = func(s *huma.Schema) {
+		if s == nil || seen[s] {
+			return
+		}
+		seen[s] = true
+		if s.Nullable && len(s.Enum) > 0 && !slices.Contains(s.Enum, nil) {
+			s.Enum = append(s.Enum, nil)
+		}
+		for _, p := range s.Properties {
+			walk(p)
+		}
+		walk(s.Items)
+		if a, ok := s.AdditionalProperties.(*huma.Schema); ok {
+			walk(a)
+		}
+		for _, list := range [][]*huma.Schema{s.OneOf, s.AnyOf, s.AllOf} {
+			for _, x := range list {
+				walk(x)
+			}
+		}
+		walk(s.Not)
+	}
+	if oapi.Components != nil && oapi.Components.Schemas != nil {
+		for _, s := range oapi.Components.Schemas.Map() {
+			walk(s)
+		}
+	}
+}
+
+// serveDocuments serves the OpenAPI document, 3.1 at /openapi.json and
+// /openapi.yaml and 3.0.3 at /openapi-3.0.json and /openapi-3.0.yaml (what
+// huma serves, but for the 3.0 form's nullable enums: downgrade30), each
+// built at its first request, once every operation is registered.
+func serveDocuments(mux *chi.Mux, oapi *huma.OpenAPI) {
+	for _, d := range []struct {
+		path, contentType string
+		build             func() ([]byte, error)
+	}{
+		{"/openapi.json", "application/openapi+json", func() ([]byte, error) { return json.Marshal(oapi) }},
+		{"/openapi.yaml", "application/openapi+yaml", oapi.YAML},
+		{"/openapi-3.0.json", "application/openapi+json", func() ([]byte, error) { return downgrade30(oapi) }},
+		{"/openapi-3.0.yaml", "application/openapi+yaml", func() ([]byte, error) { return downgrade30YAML(oapi) }},
+	} {
+		build := sync.OnceValues(d.build)
+		mux.Method(http.MethodGet, d.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := build()
+			if err != nil {
+				writeProblem(w, r, NewProblem(http.StatusInternalServerError, "the OpenAPI document could not be built"))
+				return
+			}
+			w.Header().Set("Content-Type", d.contentType)
+			_, _ = w.Write(body)
+		}))
+	}
+}
+
+// Spec30YAML is the OpenAPI 3.0.3 document of Spec, in YAML: what `make
+// openapi` commits as openapi.yaml and /openapi-3.0.yaml serves.
+func Spec30YAML() ([]byte, error) { return downgrade30YAML(Spec()) }
+
+// downgrade30 is huma's 3.0.3 form of oapi with null left out of the
+// enums of nullable schemas (nullInEnums says why).
+func downgrade30(oapi *huma.OpenAPI) ([]byte, error) {
+	b, err := oapi.Downgrade()
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // int64 bounds stay exact
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if enum, ok := v["enum"].([]any); ok && v["nullable"] == true {
+				v["enum"] = slices.DeleteFunc(enum, func(x any) bool { return x == nil })
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	return json.Marshal(doc)
+}
+
+func downgrade30YAML(oapi *huma.OpenAPI) ([]byte, error) {
+	b, err := downgrade30(oapi)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = yaml.Convert(&buf, bytes.NewReader(b))
+	return buf.Bytes(), err
 }
