@@ -347,7 +347,10 @@ func (rs readers) route(ctx context.Context, run func(abort context.Context, poo
 		r.onReplica.Add(1)
 		return err
 	}
-	if errors.Is(err, store.ErrUnavailable) || unreachable(err) {
+	// Classified as replicaMissed does (a raw driver error has no kind
+	// until wrapped); a read stopped because the replica left service
+	// has nothing more to say.
+	if !left && (errors.Is(wrap("replica read", err), store.ErrUnavailable) || unreachable(err)) {
 		r.replicaFailed()
 		r.log.Warn("read replica failed: reads go to the primary", "error", err.Error())
 	}

@@ -435,3 +435,40 @@ func TestReadsOnAHungReplicaRunAgainOnThePrimary(t *testing.T) {
 		t.Error("no read fell back: none was sent to the hung replica, the test tells nothing")
 	}
 }
+
+// A replica whose server ends its sessions (pg_terminate_backend, a fast
+// shutdown: SQLSTATE 57P01, raw from pgx) leaves service at once, as an
+// unreachable one does, and the read is answered by the primary.
+func TestATerminatedReplicaSessionTakesItOutOfService(t *testing.T) {
+	ctx := context.Background()
+	st, pair, _, replicaURL := replicated(t, postgres.Options{ReadMaxLag: 2 * time.Hour, ReadProbeInterval: time.Hour})
+	ids, err := st.Measurements.Insert(ctx, []store.Measurement{{StartedAt: time.Now(), EndedAt: time.Now(), Name: "/t", Method: "GET"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica in use", func() bool {
+		if err := pair.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		postgres.ProbeReplica(st)
+		return st.ReplicaStats().InUse
+	})
+	if _, err := st.Measurements.Get(ctx, ids[0]); err != nil { // a replica connection in the pool
+		t.Fatal(err)
+	}
+	admin := replicaTestPool(t, replicaURL)
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`); err != nil {
+		t.Fatal(err)
+	}
+	before := st.ReplicaStats()
+	if m, err := st.Measurements.Get(ctx, ids[0]); err != nil || m.Name != "/t" {
+		t.Fatalf("a read on a terminated session: %+v %v", m, err)
+	}
+	if _, _, f := reads(before, st.ReplicaStats()); f != 1 {
+		t.Fatalf("%d fallbacks, want 1: the read did not meet the terminated session", f)
+	}
+	if st.ReplicaStats().InUse {
+		t.Fatal("the replica is still in service after its session was terminated")
+	}
+}
