@@ -404,6 +404,22 @@ func writeCSV(w *bufio.Writer, record []string) error {
 	return err
 }
 
+// csvText is the cell of a text value: the text, with a ' before it when
+// it starts with a character that makes a spreadsheet read the cell as a
+// formula (=, +, -, @, a tab or a CR): stored strings come from any client
+// that may write, and analysts open these files in spreadsheets
+// (formula injection, =HYPERLINK(...) or worse). Numbers are not text:
+// -2 stays -2. NDJSON keeps every string exactly.
+func csvText(s string) string {
+	if s != "" && formulaStart[s[0]] {
+		return "'" + s
+	}
+	return s
+}
+
+// formulaStart are the first bytes csvText neutralises.
+var formulaStart = [256]bool{'=': true, '+': true, '-': true, '@': true, '\t': true, '\r': true}
+
 // columns are the CSV columns of an item type: its JSON fields in order.
 type columns struct {
 	names []string
@@ -430,9 +446,9 @@ func columnsOf(t reflect.Type) columns {
 }
 
 // split turns an item's JSON object (as encoding/json writes it: compact,
-// valid) into its CSV record: a string is its text, null (or a field left
-// out) an empty cell, a number or boolean its JSON text, and an object or
-// array (args, kwargs, context) its JSON text.
+// valid) into its CSV record: a string is its text (csvText), null (or a
+// field left out) an empty cell, a number or boolean its JSON text, and an
+// object or array (args, kwargs, context) its JSON text.
 func (c columns) split(b []byte, record []string) error {
 	for i := range record {
 		record[i] = ""
@@ -448,14 +464,14 @@ func (c columns) split(b []byte, record []string) error {
 			switch v[0] {
 			case '"':
 				if bytes.IndexByte(v, '\\') < 0 {
-					record[col] = string(v[1 : len(v)-1]) // nothing escaped
+					record[col] = csvText(string(v[1 : len(v)-1])) // nothing escaped
 					break
 				}
 				var s string
 				if err := json.Unmarshal(v, &s); err != nil {
 					return err
 				}
-				record[col] = s
+				record[col] = csvText(s)
 			case 'n':
 			default:
 				record[col] = string(v)

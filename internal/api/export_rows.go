@@ -149,6 +149,11 @@ func appendCSVField[S string | []byte](b []byte, field S) []byte {
 	return append(b, '"')
 }
 
+// appendCSVText appends the cell of a text value, as csvText makes it.
+func appendCSVText(b []byte, s string) []byte {
+	return appendCSVField(b, csvText(s))
+}
+
 // rawOr is a JSON text as the item's MarshalJSON writes it: empty and
 // null stand for the empty value.
 func rawOr(j []byte, empty string) []byte {
@@ -204,9 +209,9 @@ func (m Measurement) appendCSV(b []byte) ([]byte, bool) {
 	ok1, ok2, ok3 := true, true, true
 	b = strconv.AppendInt(b, m.ID, 10)
 	b = append(b, ',')
-	b = appendCSVField(b, m.Name)
+	b = appendCSVText(b, m.Name)
 	b = append(b, ',')
-	b = appendCSVField(b, m.Method)
+	b = appendCSVText(b, m.Method)
 	b = append(b, ',')
 	b, ok1 = appendJSONFloat(b, m.StartedAt)
 	b = append(b, ',')
@@ -220,7 +225,7 @@ func (m Measurement) appendCSV(b []byte) ([]byte, bool) {
 		b = appendCSVField(b, appendCompact(scratch[:0], j))
 	}
 	b = append(b, ',')
-	b = appendCSVField(b, m.App)
+	b = appendCSVText(b, m.App)
 	b = append(b, "\r\n"...)
 	return b, ok1 && ok2 && ok3
 }

