@@ -136,6 +136,9 @@ func exportable[I, O, T any](s *server, h func(context.Context, *I) (*O, error),
 	}
 }
 
+// errHeadAnswered ends the export of a HEAD request at its first row.
+var errHeadAnswered = errors.New("HEAD: the headers are written")
+
 // errFirstRow is why an export that waited DB_TIMEOUT for its first row
 // was cancelled.
 var errFirstRow = errors.New("no row within DB_TIMEOUT")
@@ -179,8 +182,17 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 			}
 			w.start()
 		}
+		if ri.head {
+			// HEAD asks for the answer's status and headers, known at the
+			// first row: the rest would be read, encoded and discarded
+			// while holding a connection and an EXPORTS_MAX slot.
+			return errHeadAnswered
+		}
 		return w.row(v)
 	})
+	if errors.Is(err, errHeadAnswered) {
+		err = nil
+	}
 	if !w.started {
 		if timedOut.Load() || !begin() {
 			s.log.WarnContext(ctx, "export: no row within DB_TIMEOUT", "request_id", ri.id, "db_timeout", ri.dbTimeout.String())

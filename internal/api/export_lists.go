@@ -36,7 +36,7 @@ func (d *devicesAPI) exportCurrentMetrics(ctx context.Context, in *currentMetric
 		return emit(CurrentMetric{Name: m.Name, Value: MetricValue{Str: m.Text, Num: m.Num}, Units: m.Units,
 			Type: m.Type, Slope: m.Slope, TTL: m.TTL, ReportedAt: m.ReportedAt})
 	})
-	if err != nil && !isCanceled(err) {
+	if err != nil && !exportEnded(err) {
 		return d.deviceError(ctx, "export current device metrics", in.ID, err)
 	}
 	return err
@@ -57,7 +57,7 @@ func (d *devicesAPI) exportHistory(ctx context.Context, in *historyInput, emit f
 	} else {
 		err = d.st.Export.HistoryBuckets(ctx, q, width, func(b store.HistoryBucket) error { return emit(historyBucket(b)) })
 	}
-	if err != nil && !isCanceled(err) {
+	if err != nil && !exportEnded(err) {
 		return d.deviceError(ctx, "export metric history", in.ID, err)
 	}
 	return err
@@ -79,10 +79,15 @@ func (s *server) exportMeasurementGroups(ctx context.Context, in *groupMeasureme
 // cancelled export (the client went away, or the first row did not come
 // within DB_TIMEOUT: runExport tells them apart) is left as is.
 func (s *server) exportError(ctx context.Context, op string, err error) error {
-	if err == nil || isCanceled(err) {
+	if err == nil || exportEnded(err) {
 		return err
 	}
 	return s.storeError(ctx, op, err)
 }
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
+
+// exportEnded reports whether an export's store call ended because the
+// export did (its client went away, or a HEAD had its headers), not for a
+// fault of the store: runExport answers it.
+func exportEnded(err error) bool { return isCanceled(err) || errors.Is(err, errHeadAnswered) }

@@ -703,3 +703,82 @@ func TestExportsAtMostExportsMax(t *testing.T) {
 	}
 	open[1].Body.Close()
 }
+
+// HEAD of an export answers its status and headers as GET would, at the
+// first row, without reading the rest: before, net/http discarded the
+// body while the whole export ran, holding a connection and an
+// EXPORTS_MAX slot (a GET export meanwhile was a 503).
+func TestExportHead(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.ExportsMax = 1 })
+	const n = 20000
+	fillMeasurements(t, s, n)
+	path := fmt.Sprintf("/api/measurements/?startedAt=%d", time.Now().Add(-2*time.Hour).Unix())
+	for _, accept := range []string{"text/csv", "application/x-ndjson"} {
+		req, _ := http.NewRequest(http.MethodHead, s.URL+path, nil)
+		req.Header.Set("Accept", accept)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), accept) {
+			t.Fatalf("HEAD %s: %d %q", accept, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		format := map[string]string{"text/csv": "csv", "application/x-ndjson": "ndjson"}[accept]
+		if got := s.exportsCounted(t, format, "complete"); got != "1" {
+			t.Fatalf("HEAD %s: %q exports complete, want 1", accept, got)
+		}
+		body := string(s.do("GET", "/metrics", nil).Body)
+		if line := fmt.Sprintf("telemetry_export_rows_total{format=%q} ", format); strings.Contains(body, line) &&
+			!strings.Contains(body, line+"0\n") {
+			t.Fatalf("HEAD %s streamed rows: %s", accept, body[strings.Index(body, line):][:60])
+		}
+	}
+	waitIdle(t, s)
+	// The slot is free: a GET export streams every row.
+	if got := len(bytes.Split(bytes.TrimSpace(s.export(t, path, "application/x-ndjson")), []byte("\n"))); got < n {
+		t.Fatalf("GET export after HEAD: %d rows, want at least %d", got, n)
+	}
+	// Errors found before the first row are answered to HEAD as to GET.
+	req, _ := http.NewRequest(http.MethodHead, s.URL+"/mrd/devices/nosuch/metrics", nil)
+	req.Header.Set("Accept", "text/csv")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD export of an unknown device: %d", res.StatusCode)
+	}
+}
+
+// Every exported list answers HEAD at its first row, with no error logged
+// as a failure: each kind of export call (exportError, deviceError).
+func TestExportHeadEveryList(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "hd1")
+	s.do("PUT", "/mrd/hd1/metrics", metricDoc("load", 1, "int8", 60), bearer(t)...).wantStatus(t, http.StatusOK)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`).wantStatus(t, http.StatusCreated)
+	paths := []string{"/flows?hour=3", "/flows/summary?hour=3&by=src_app", "/mrd/devices", "/mrd/devices/hd1/metrics",
+		"/mrd/devices/hd1/metrics/load/history", "/mrd/devices/hd1/metrics/load/history?bucket=1h", "/mrd/metrics/current"}
+	for _, path := range paths {
+		req, _ := http.NewRequest(http.MethodHead, s.URL+path, nil)
+		req.Header.Set("Accept", "text/csv")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %d", path, res.StatusCode)
+		}
+	}
+	if got := s.exportsCounted(t, "csv", "failed"); got != "" && got != "0" {
+		t.Fatalf("%s HEAD exports counted failed", got)
+	}
+	if got := s.exportsCounted(t, "csv", "complete"); got != fmt.Sprint(len(paths)) {
+		t.Fatalf("%s HEAD exports complete, want %d", got, len(paths))
+	}
+}

@@ -38,6 +38,9 @@ type requestInfo struct {
 	// reading of the body, if any (limits.go).
 	dbTimeout time.Duration
 	bodyErr   error
+	// head is a HEAD request (served by the GET route, its body
+	// discarded): an export then stops after its first row (export.go).
+	head bool
 	// basePath is BASE_PATH: links the service writes (Link headers) are
 	// prefixed with it, as clients reach the service through the proxy.
 	basePath string
@@ -124,7 +127,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			// Every answer (JSON, problem+json, the metrics text, the docs'
 			// assets) says its type: browsers must not guess another.
 			w.Header().Set("X-Content-Type-Options", "nosniff")
-			info := &requestInfo{id: id, url: r.URL}
+			info := &requestInfo{id: id, url: r.URL, head: r.Method == http.MethodHead}
 			ctx := context.WithValue(r.Context(), requestInfoKey, info)
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r.WithContext(ctx))
