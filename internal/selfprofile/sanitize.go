@@ -165,13 +165,24 @@ func redactQuery(raw string) (string, []queryPart) {
 	return b.String(), parts
 }
 
-// redactURL redacts the query of a URL (a Referer) and drops its fragment,
-// which a browser never sends but an OAuth implicit flow puts a token in.
+// redactURL redacts the query of a URL (a Referer) and its userinfo
+// (https://user:password@host/: browsers leave it out, other clients may
+// not), and drops its fragment, which a browser never sends but an OAuth
+// implicit flow puts a token in.
 func redactURL(u string) string {
 	u, _, _ = strings.Cut(u, "#")
 	head, query, ok := strings.Cut(u, "?")
+	if i := strings.Index(head, "//"); i >= 0 {
+		authority := head[i+2:]
+		if j := strings.IndexByte(authority, '/'); j >= 0 {
+			authority = authority[:j]
+		}
+		if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+			head = head[:i+2] + "[redacted]" + head[i+2+at:]
+		}
+	}
 	if !ok {
-		return u
+		return head
 	}
 	query, _ = redactQuery(query)
 	return head + "?" + query

@@ -82,6 +82,18 @@ func TestRedactQuery(t *testing.T) {
 	if got := redactURL("https://app.example/#access_token=abc"); got != "https://app.example/" {
 		t.Errorf("redactURL = %q", got)
 	}
+	// The userinfo goes, whatever it holds; an @ after the host stays.
+	for raw, want := range map[string]string{
+		"https://alice:s3cr3t-pass@app.example/page?x=1": "https://[redacted]@app.example/page?x=1",
+		"http://u:p@ss@x/y?password=p#access_token=q":    "http://[redacted]@x/y?password=[redacted]",
+		"//token@cdn.example":                            "//[redacted]@cdn.example",
+		"https://app.example/users/@alice?q=1":           "https://app.example/users/@alice?q=1",
+		"https://app.example:8443/a":                     "https://app.example:8443/a",
+	} {
+		if got := redactURL(raw); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
 }
 
 // A hostile request makes a record of valid text, without NUL, of bounded
