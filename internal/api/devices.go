@@ -47,7 +47,7 @@ func deviceOf(d store.Device) Device {
 
 // NewDevice is the body that registers a device.
 type NewDevice struct {
-	ID   string `json:"id" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9._-]+$" example:"node01" doc:"Device id: 1 to 64 of A-Z a-z 0-9 . _ -."`
+	ID   string `json:"id" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9._-]+$" example:"node01" doc:"Device id: 1 to 64 of A-Z a-z 0-9 . _ -; not devices, . or .. (reserved)."`
 	Name string `json:"name" minLength:"1" maxLength:"255" example:"Compute node 1" doc:"Human-readable name."`
 
 	faults []error // strings that cannot be stored, repeated names
@@ -65,8 +65,25 @@ type createDeviceInput struct {
 	Body NewDevice
 }
 
-// Resolve reports the body's faults with huma's own checks.
-func (in *createDeviceInput) Resolve(huma.Context) []error { return in.Body.faults }
+// Resolve reports the body's faults, and a reserved id, with huma's own
+// checks.
+func (in *createDeviceInput) Resolve(huma.Context) []error {
+	id := in.Body.ID
+	switch {
+	case reservedDeviceIDs[id]:
+		return append(in.Body.faults, &ProblemItem{Title: "reserved", Source: "id", Location: "body.id", Value: id,
+			Detail: fmt.Sprintf("id %q is reserved: /mrd/%s/metrics is another route", id, id)})
+	case dotSegment(id):
+		return append(in.Body.faults, &ProblemItem{Title: "reserved", Source: "id", Location: "body.id", Value: id,
+			Detail: fmt.Sprintf("id %q is reserved: as a URL path segment clients remove it (/mrd/devices/%s/metrics is not a path to it)", id, id)})
+	}
+	return in.Body.faults
+}
+
+// dotSegment reports whether s is a URL path's dot segment: clients and
+// browsers remove "." and ".." from a path (RFC 3986, 5.2.4), escaped or
+// not, so a device or metric of that name could never be read back.
+func dotSegment(s string) bool { return s == "." || s == ".." }
 
 type deviceOutput struct {
 	Body Device
@@ -265,7 +282,7 @@ func (s *server) devicesDocs() map[string]huma.Operation {
 			Description: "Stores one metric report of a registered device. The 200 means the report is committed. " +
 				"Errors use the Concertim daemon's shapes inside the service's problem model: 400 with " +
 				"`errors[0].title` \"error parsing JSON body\" when the body is not a JSON object; 422 listing every " +
-				"failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; " +
+				"failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; " +
 				"source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string " +
 				"anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a " +
 				"repeated name (each at its field's place when in one of the six); 404 with " +
@@ -418,12 +435,6 @@ func (d *devicesAPI) putMetric(ctx context.Context, in *putMetricInput) (*status
 }
 
 func (d *devicesAPI) createDevice(ctx context.Context, in *createDeviceInput) (*createDeviceOutput, error) {
-	if reservedDeviceIDs[in.Body.ID] {
-		return nil, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
-			Title: "reserved", Detail: fmt.Sprintf("id %q is reserved: /mrd/%s/metrics is another route", in.Body.ID, in.Body.ID),
-			Source: "id", Location: "body.id", Value: in.Body.ID,
-		})
-	}
 	dev, err := d.st.Devices.Create(ctx, in.Body.ID, in.Body.Name)
 	if errors.Is(err, store.ErrConflict) {
 		return nil, NewProblem(http.StatusConflict, fmt.Sprintf("device %q already exists", in.Body.ID))

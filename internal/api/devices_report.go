@@ -40,7 +40,7 @@ const unitsForbidden = `<>'"&`
 // see parseReport).
 type MetricReport struct {
 	_     struct{}    `additionalProperties:"true"`
-	Name  string      `json:"name" required:"true" minLength:"1" maxLength:"255" pattern:"\\S" example:"ct.ipmi.temperature" doc:"Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank; at most 255 characters."`
+	Name  string      `json:"name" required:"true" minLength:"1" maxLength:"255" pattern:"\\S" example:"ct.ipmi.temperature" doc:"Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank, not . or .. (reserved); at most 255 characters."`
 	Value MetricValue `json:"value" required:"true" doc:"The value: a JSON string when type is string (empty allowed), otherwise a JSON number: integral and within range for the integer types (int8 -128..127, uint8 0..255, int16, uint16, int32, uint32), any finite number for float and double. Booleans and null are refused."`
 	Units string      `json:"units" required:"true" minLength:"1" maxLength:"255" pattern:"^[^<>'\"&]*$" example:"degrees C" doc:"Units of the value; at most 255 characters, none of < > ' \" &."`
 	Type  string      `json:"type" required:"true" enum:"string,int8,uint8,int16,uint16,int32,uint32,float,double" example:"int32" doc:"Type of the value."`
@@ -356,6 +356,9 @@ func (p *reportParser) parse(body []byte) (store.MetricRow, error) {
 				fail("name", "notblank", "name cannot be blank", itemString(name))
 			case !validLength(name, 0, maxMetricText):
 				fail("name", "max", fmt.Sprintf("name must be at most %d characters long", maxMetricText), itemString(name))
+			case dotSegment(name):
+				fail("name", "reserved", fmt.Sprintf("name %q is reserved: as a URL path segment (the metric's history) clients remove it", name),
+					itemString(name))
 			}
 			row.Name = name
 		}

@@ -113,6 +113,8 @@ func TestDevicesReportValidation(t *testing.T) {
 		{"name empty", `{"type": "int32", "name": "", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "name", "required", "name is a required field"},
 		{"name missing", `{"type": "int32", "value": 1, "units": "u", "slope": "both", "ttl": 60}`, "name", "required", "name is a required field"},
 		{"name blank", `{"type": "int32", "name": " ", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "name", "notblank", "name cannot be blank"},
+		{"name dot", `{"type": "int32", "name": ".", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "name", "reserved", `name "." is reserved: as a URL path segment (the metric's history) clients remove it`},
+		{"name dot dot", `{"type": "int32", "name": "..", "value": 1, "units": " ", "slope": "both", "ttl": 60}`, "name", "reserved", `name ".." is reserved: as a URL path segment (the metric's history) clients remove it`},
 		{"name not a string", `{"type": "int32", "name": 5, "value": 1, "units": "u", "slope": "both", "ttl": 60}`, "name", "type", "name must be a string"},
 		{"value missing", `{"type": "int32", "name": "foo", "units": "u", "slope": "both", "ttl": 60}`, "value", "required", "value is a required field"},
 		{"string for int32", `{"type": "int32", "name": "foo", "value": "a string", "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int32"},
@@ -434,6 +436,10 @@ func TestDevicesCRUD(t *testing.T) {
 		{"id with slash", `{"id":"a/b","name":"x"}`, "body.id", "pattern"},
 		{"id with space", `{"id":"a b","name":"x"}`, "body.id", "pattern"},
 		{"id reserved", `{"id":"devices","name":"x"}`, "body.id", "reserved"},
+		// Dot segments: clients remove them from a path, escaped or not.
+		{"id dot", `{"id":".","name":"x"}`, "body.id", "reserved"},
+		{"id dot dot", `{"id":"..","name":"x"}`, "body.id", "reserved"},
+		{"id reserved and name empty at once", `{"id":"..","name":""}`, "body.name", "min"},
 		{"name missing", `{"id":"a"}`, "body.name", "required"},
 		{"name empty", `{"id":"a","name":""}`, "body.name", "min"},
 		{"name too long", `{"id":"a","name":"` + strings.Repeat("n", 256) + `"}`, "body.name", "max"},
@@ -448,6 +454,9 @@ func TestDevicesCRUD(t *testing.T) {
 		})
 	}
 	s.do("POST", "/mrd/devices", `{"id":`, tok...).problem(t, http.StatusBadRequest)
+	// Dots elsewhere in an id are plain characters.
+	s.createDevice(t, "...")
+	s.createDevice(t, ".a")
 	// 64 characters is the longest id.
 	s.createDevice(t, strings.Repeat("z", 64))
 

@@ -1540,7 +1540,7 @@ type MeasurementPageMeasurementGroup struct {
 
 // MetricReport defines model for MetricReport.
 type MetricReport struct {
-	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank; at most 255 characters.
+	// Name Metric name; a dotted prefix such as ct.ipmi, ct.snmp or ct.user may be used. Not blank, not . or .. (reserved); at most 255 characters.
 	//
 	// Example: ct.ipmi.temperature
 	Name string `json:"name"`
@@ -1628,7 +1628,7 @@ type MrdStatus struct {
 
 // NewDevice defines model for NewDevice.
 type NewDevice struct {
-	// Id Device id: 1 to 64 of A-Z a-z 0-9 . _ -.
+	// Id Device id: 1 to 64 of A-Z a-z 0-9 . _ -; not devices, . or .. (reserved).
 	//
 	// Example: node01
 	Id string `json:"id"`
@@ -3878,7 +3878,7 @@ type ClientInterface interface {
 
 	// PutDeviceMetricWithBody Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -3889,7 +3889,7 @@ type ClientInterface interface {
 
 	// PutDeviceMetric Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -4683,7 +4683,7 @@ func (c *Client) CreateMrdToken(ctx context.Context, body CreateMrdTokenJSONRequ
 
 // PutDeviceMetricWithBody Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -4704,7 +4704,7 @@ func (c *Client) PutDeviceMetricWithBody(ctx context.Context, deviceId string, p
 
 // PutDeviceMetric Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -7410,7 +7410,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutDeviceMetricWithBodyWithResponse Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -7421,7 +7421,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutDeviceMetricWithResponse Report a metric of a device
 	//
-	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+	// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 	//
 	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 	//
@@ -11122,7 +11122,7 @@ func (c *ClientWithResponses) CreateMrdTokenWithResponse(ctx context.Context, bo
 
 // PutDeviceMetricWithBodyWithResponse Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
@@ -11139,7 +11139,7 @@ func (c *ClientWithResponses) PutDeviceMetricWithBodyWithResponse(ctx context.Co
 
 // PutDeviceMetricWithResponse Report a metric of a device
 //
-// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
+// Stores one metric report of a registered device. The 200 means the report is committed. Errors use the Concertim daemon's shapes inside the service's problem model: 400 with `errors[0].title` "error parsing JSON body" when the body is not a JSON object; 422 listing every failed rule (title = rule: required, notblank, reserved, type, validtype, excludesall, oneof, min, max; source = field) in the order name, value, units, type, slope, ttl, then `unicode` for a string anywhere in the body with a NUL, invalid UTF-8 or a lone UTF-16 surrogate and `duplicate` for a repeated name (each at its field's place when in one of the six); 404 with `errors[0].title` "Host Not Found" for an unregistered device; 415 for a Content-Type other than JSON (none is accepted).
 //
 // Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
 //
