@@ -231,10 +231,11 @@ func (s *server) documentCollections(api huma.API) {
 
 func collectionURI(id int64) string { return "collections/" + strconv.FormatInt(id, 10) }
 
-// collectionID parses a path id; anything but a decimal number in range
-// names no collection.
+// collectionID parses a path id; anything but a decimal number in range,
+// written as the list writes it (no leading zero: 013 is not 13), names no
+// collection.
 func collectionID(raw string) (int64, error) {
-	valid := raw != "" && len(raw) <= 19
+	valid := raw != "" && len(raw) <= 19 && (raw == "0" || raw[0] != '0')
 	for _, c := range raw {
 		valid = valid && c >= '0' && c <= '9'
 	}
