@@ -853,3 +853,33 @@ func TestDashboardAsksForToken(t *testing.T) {
 	tb.contains("0 runs")
 	tb.clean()
 }
+
+// Byte counters past 2^53 (a JavaScript number's exact integers) are shown
+// as the API wrote them, and so are their sums: the flows page read them
+// as numbers and showed 9,007,199,254,740,992 for ...993.
+func TestDashboardShowsLargeCountersExactly(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, nil)
+	s := ds.testServer
+	hour := time.Now().Unix() / 3600
+	s.do("POST", "/flows", []map[string]any{
+		{"src_app": "huge-src", "dest_app": "huge-dest", "vpc_id": "vpc-h", "bytes_tx": int64(9007199254740993), "bytes_rx": 1, "hour": hour},
+		{"src_app": "small-src", "dest_app": "d", "vpc_id": "vpc-h", "bytes_tx": int64(4503599627370496), "bytes_rx": int64(4503599627370497), "hour": hour},
+	}).wantStatus(t, http.StatusCreated)
+	tb := newTab(t, newBrowser(t))
+	tb.open(fmt.Sprintf("%s/ui/flows?range=hour&hour=%d", s.URL, hour))
+	text := tb.text()
+	for _, want := range []string{
+		"9,007,199,254,740,993", // huge-src's bytes sent
+		"9,007,199,254,740,994", // its total
+		"9,007,199,254,740,993", // small-src's total: two safe numbers whose sum is not
+		"(13,510,798,882,111,489 B)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the flows page does not show %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "9,007,199,254,740,992") {
+		t.Errorf("a counter rounded to a float:\n%s", text)
+	}
+}

@@ -37,6 +37,21 @@ export function query(params) {
 
 // call sends one request and returns the decoded JSON (null for 204). A 401
 // asks for a token (onUnauthorized) and is thrown as an APIError.
+// exactKeys are the 64-bit counters of the API's answers (a flow's bytes,
+// a run's request counts) whose values may pass 2^53, where a JavaScript
+// number is no longer exact: exact reads those from the JSON text as
+// BigInt (JSON.parse's source text access), so that they are shown as the
+// API wrote them. Smaller values stay numbers.
+const exactKeys = new Set(["bytes_tx", "bytes_rx", "bytes", "num_requests", "num_failures"]);
+
+function exact(key, value, context) {
+  if (typeof value === "number" && exactKeys.has(key) && !Number.isSafeInteger(value) &&
+    context && typeof context.source === "string" && /^-?\d+$/.test(context.source)) {
+    return BigInt(context.source);
+  }
+  return value;
+}
+
 export async function call(method, path, params, body) {
   const headers = { Accept: "application/json" };
   const t = token();
@@ -49,7 +64,7 @@ export async function call(method, path, params, body) {
   let data = null;
   const text = await res.text();
   if (text) {
-    try { data = JSON.parse(text); } catch { data = { detail: text.slice(0, 200) }; }
+    try { data = JSON.parse(text, exact); } catch { data = { detail: text.slice(0, 200) }; }
   }
   if (!res.ok) {
     if (res.status === 401 && onUnauthorized) onUnauthorized(data);

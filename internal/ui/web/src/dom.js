@@ -26,9 +26,21 @@ function append(el, children) {
 // with at most `digits` decimals.
 export function fmt(v, digits = 3) {
   if (v === null || v === undefined) return "–";
+  if (typeof v === "bigint") return v.toLocaleString("en-US");
   if (typeof v !== "number") return String(v);
   if (Number.isInteger(v)) return v.toLocaleString("en-US");
   return v.toLocaleString("en-US", { maximumFractionDigits: digits });
+}
+
+// add sums two integer counters exactly: numbers while the sum is safe,
+// BigInt past 2^53 (api.js reads such values as BigInt).
+export function add(a, b) {
+  if (typeof a === "number" && typeof b === "number") {
+    const sum = a + b;
+    if (Number.isSafeInteger(sum) || !Number.isInteger(a) || !Number.isInteger(b)) return sum;
+  }
+  const sum = BigInt(a) + BigInt(b);
+  return sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum;
 }
 
 // count says "1 run", "2 runs", "1,024 keys".
@@ -39,6 +51,7 @@ export function count(n, word) {
 // bytes formats a byte count (1,536 → "1.5 KiB").
 export function bytes(n) {
   if (n === null || n === undefined) return "–";
+  if (typeof n === "bigint") n = Number(n); // scaled to a unit: a float is exact enough
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }

@@ -5,7 +5,7 @@
 // reads one page of each.
 import { download, get } from "../api.js";
 import { barChart } from "../charts.js";
-import { actionButton, bytes, count, field, fmt, h, select, table, when } from "../dom.js";
+import { actionButton, add, bytes, count, field, fmt, h, select, table, when } from "../dom.js";
 import { pager } from "./measurements.js";
 
 const ranges = [["hour", "One hour"], ["day", "Last 24 hours"], ["week", "Last 7 days"], ["custom", "Custom (UTC)"]];
@@ -53,7 +53,7 @@ export default async function flows(q, nav) {
     get("/flows", { ...range, sort: "bytes,desc", page, size: 25 }),
   ]);
   const totals = summary.items || [];
-  const rows = (list.items || []).map((f) => ({ ...f, total: f.bytes_tx + f.bytes_rx }));
+  const rows = (list.items || []).map((f) => ({ ...f, total: add(f.bytes_tx, f.bytes_rx) }));
   const byLabel = keys.find(([k]) => k === by)[1];
   const top = spage === 1 ? totals.slice(0, 12) : [];
 
@@ -95,8 +95,8 @@ export default async function flows(q, nav) {
   const filtered = filterNames.filter((k) => filters[k]).map((k) => `${k} ${filters[k]}`);
   // The totals over every key are known when the summary fits one page.
   const all = summary.total <= totals.length && spage === 1;
-  const tx = totals.reduce((a, t) => a + t.bytes_tx, 0);
-  const rx = totals.reduce((a, t) => a + t.bytes_rx, 0);
+  const tx = totals.reduce((a, t) => add(a, t.bytes_tx), 0);
+  const rx = totals.reduce((a, t) => add(a, t.bytes_rx), 0);
 
   return {
     title: `Flows, ${span}`,
@@ -108,7 +108,7 @@ export default async function flows(q, nav) {
         `${count(list.total, "hourly total")}`,
         all ? `, ${bytes(tx)} sent (${fmt(tx)} B), ${bytes(rx)} received (${fmt(rx)} B)` : ""),
       h("h2", {}, `Totals per ${byLabel.toLowerCase().replace("vpc", "VPC")}`),
-      top.length ? barChart(`Largest ${by} (bytes sent + received)`, top.map((t) => t.key), top.map((t) => t.bytes), { wide: true, yLabel: "bytes" }) : null,
+      top.length ? barChart(`Largest ${by} (bytes sent + received)`, top.map((t) => t.key), top.map((t) => Number(t.bytes)), { wide: true, yLabel: "bytes" }) : null,
       table({
         caption: `Largest first; a key shows its flows below`,
         columns: [
