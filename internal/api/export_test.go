@@ -715,13 +715,7 @@ func TestExportHead(t *testing.T) {
 	fillMeasurements(t, s, n)
 	path := fmt.Sprintf("/api/measurements/?startedAt=%d", time.Now().Add(-2*time.Hour).Unix())
 	for _, accept := range []string{"text/csv", "application/x-ndjson"} {
-		req, _ := http.NewRequest(http.MethodHead, s.URL+path, nil)
-		req.Header.Set("Accept", accept)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
+		res := s.headExport(t, path, accept)
 		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), accept) {
 			t.Fatalf("HEAD %s: %d %q", accept, res.StatusCode, res.Header.Get("Content-Type"))
 		}
@@ -741,16 +735,23 @@ func TestExportHead(t *testing.T) {
 		t.Fatalf("GET export after HEAD: %d rows, want at least %d", got, n)
 	}
 	// Errors found before the first row are answered to HEAD as to GET.
-	req, _ := http.NewRequest(http.MethodHead, s.URL+"/mrd/devices/nosuch/metrics", nil)
-	req.Header.Set("Accept", "text/csv")
+	if res := s.headExport(t, "/mrd/devices/nosuch/metrics", "text/csv"); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD export of an unknown device: %d", res.StatusCode)
+	}
+}
+
+// headExport sends HEAD path with Accept accept, and returns the answer
+// (its body closed).
+func (s *testServer) headExport(t *testing.T, path, accept string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, s.URL+path, nil)
+	req.Header.Set("Accept", accept)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != http.StatusNotFound {
-		t.Fatalf("HEAD export of an unknown device: %d", res.StatusCode)
-	}
+	return res
 }
 
 // Every exported list answers HEAD at its first row, with no error logged
@@ -764,14 +765,7 @@ func TestExportHeadEveryList(t *testing.T) {
 	paths := []string{"/flows?hour=3", "/flows/summary?hour=3&by=src_app", "/mrd/devices", "/mrd/devices/hd1/metrics",
 		"/mrd/devices/hd1/metrics/load/history", "/mrd/devices/hd1/metrics/load/history?bucket=1h", "/mrd/metrics/current"}
 	for _, path := range paths {
-		req, _ := http.NewRequest(http.MethodHead, s.URL+path, nil)
-		req.Header.Set("Accept", "text/csv")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
+		if res := s.headExport(t, path, "text/csv"); res.StatusCode != http.StatusOK {
 			t.Errorf("HEAD %s: %d", path, res.StatusCode)
 		}
 	}
