@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -252,6 +253,19 @@ func errHostNotFound(id string) *Problem {
 	})
 }
 
+// formAsJSON reads a body sent as application/x-www-form-urlencoded as
+// JSON: the daemon's document gets a token with `curl -X POST .../token
+// -d '{}'`, and curl's -d says the body is a form. Any other type that is
+// not JSON stays a 415.
+func formAsJSON(ctx huma.Context, next func(huma.Context)) {
+	if r, _ := humachi.Unwrap(ctx); r != nil {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-www-form-urlencoded" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+	}
+	next(ctx)
+}
+
 // reservedDeviceIDs cannot be registered: PUT /mrd/devices/metrics is the
 // device registry's PUT /mrd/devices/{id}, not a report of device "devices".
 var reservedDeviceIDs = map[string]bool{"devices": true}
@@ -300,9 +314,11 @@ func (s *server) devicesDocs() map[string]huma.Operation {
 			Summary: "Get a token (development only)",
 			Description: "Answers `{\"status\": 200, \"token\": \"...\"}` with a token valid for `expires_in` seconds " +
 				"(default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true " +
-				"(`make run` sets it); otherwise 404. In production use `telemetry token`.",
-			Tags:   tags,
-			Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity},
+				"(`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON " +
+				"when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).",
+			Tags:        tags,
+			Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotAcceptable, http.StatusUnprocessableEntity},
+			Middlewares: huma.Middlewares{formAsJSON},
 		},
 		"createDevice": {
 			Summary:       "Register a device",

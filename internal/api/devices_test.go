@@ -398,6 +398,18 @@ func TestDevicesTokenEndpoint(t *testing.T) {
 		t.Fatalf("errors %+v", p.Errors)
 	}
 	s.do("POST", "/mrd/token", `{`).problem(t, http.StatusBadRequest)
+	// The daemon's documented call, curl -d '{}', says its JSON is a form.
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	var out TokenResponse
+	s.do("POST", "/mrd/token", `{}`, form...).wantStatus(t, http.StatusOK).decode(t, &out)
+	if out.Status != 200 || out.Token == "" {
+		t.Fatalf("token by form: %+v", out)
+	}
+	s.do("POST", "/mrd/token", `{"expires_in": 60}`, form...).wantStatus(t, http.StatusOK)
+	s.do("POST", "/mrd/token", `expires_in=60`, form...).problem(t, http.StatusBadRequest)
+	s.do("POST", "/mrd/token", `{}`, "Content-Type", "text/plain").problem(t, http.StatusUnsupportedMediaType)
+	// The rewrite is the token's alone: a form elsewhere stays a 415.
+	s.do("POST", "/mrd/devices", `{"id":"f1","name":"f"}`, append(bearer(t), form...)...).problem(t, http.StatusUnsupportedMediaType)
 }
 
 func TestDevicesTokenIssuedByAuthPackage(t *testing.T) {

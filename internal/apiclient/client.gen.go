@@ -3860,7 +3860,7 @@ type ClientInterface interface {
 
 	// CreateMrdTokenWithBody Get a token (development only)
 	//
-	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3869,7 +3869,7 @@ type ClientInterface interface {
 
 	// CreateMrdToken Get a token (development only)
 	//
-	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4645,7 +4645,7 @@ func (c *Client) GetMrdStatus(ctx context.Context, reqEditors ...RequestEditorFn
 
 // CreateMrdTokenWithBody Get a token (development only)
 //
-// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 //
 // Takes any type of body and a specified content type.
 //
@@ -4664,7 +4664,7 @@ func (c *Client) CreateMrdTokenWithBody(ctx context.Context, contentType string,
 
 // CreateMrdToken Get a token (development only)
 //
-// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7392,7 +7392,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateMrdTokenWithBodyWithResponse Get a token (development only)
 	//
-	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7401,7 +7401,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateMrdTokenWithResponse Get a token (development only)
 	//
-	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+	// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11092,7 +11092,7 @@ func (c *ClientWithResponses) GetMrdStatusWithResponse(ctx context.Context, reqE
 
 // CreateMrdTokenWithBodyWithResponse Get a token (development only)
 //
-// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11107,7 +11107,7 @@ func (c *ClientWithResponses) CreateMrdTokenWithBodyWithResponse(ctx context.Con
 
 // CreateMrdTokenWithResponse Get a token (development only)
 //
-// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`.
+// Answers `{"status": 200, "token": "..."}` with a token valid for `expires_in` seconds (default 86400), like the Concertim daemon's /token. Only when ENABLE_TOKEN_ENDPOINT=true (`make run` sets it); otherwise 404. In production use `telemetry token`. The body is read as JSON when sent as a form too (`curl -d '{}'`, the daemon's documented call, says application/x-www-form-urlencoded).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
