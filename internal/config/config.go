@@ -159,6 +159,7 @@ var Vars = []Var{
 		nonNegative(func(c *Config) *int64 { return &c.BodyMinRate })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
+	{flowsBatchAlias, "", "the flows aggregation service's name for FLOWS_MAX_BATCH, taken when FLOWS_MAX_BATCH is unset (both set: an error)", nil},
 	{"EXPORTS_MAX", "4", "CSV and NDJSON exports (Accept: text/csv or application/x-ndjson on a list) one instance streams at a time; each holds a database connection " +
 		"until its client has read the last row, so keep it well under pool_max_conns. One more is a 503 with Retry-After, at once",
 		positiveInt(func(c *Config) *int { return &c.ExportsMax })},
@@ -361,6 +362,10 @@ const DefaultMemoryLimit = 128 << 20
 
 // Load reads the configuration through getenv (os.Getenv in production).
 // Every bad value is reported at once, each naming its variable.
+// flowsBatchAlias is FLOWS_MAX_BATCH's name in the flows aggregation
+// service the flows API replaces (its deployments keep their settings).
+const flowsBatchAlias = "TOTAL_INPUT_FLOW_EVENTS"
+
 func Load(getenv func(string) string) (Config, error) {
 	var cfg Config
 	var errs []error
@@ -374,6 +379,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if err := v.set(&cfg, val); err != nil {
 			errs = append(errs, fmt.Errorf("%s %v, got %q", v.Name, err, val))
+		}
+	}
+	if alias := strings.TrimSpace(getenv(flowsBatchAlias)); alias != "" {
+		if strings.TrimSpace(getenv("FLOWS_MAX_BATCH")) != "" {
+			errs = append(errs, fmt.Errorf("set FLOWS_MAX_BATCH or %s (its old name), not both", flowsBatchAlias))
+		} else if err := positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })(&cfg, alias); err != nil {
+			errs = append(errs, fmt.Errorf("%s %v, got %q", flowsBatchAlias, err, alias))
 		}
 	}
 	secret, secretFile := getenv("JWT_SECRET"), strings.TrimSpace(getenv("JWT_SECRET_FILE"))
