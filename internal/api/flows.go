@@ -46,7 +46,15 @@ const TooManyFlows = "Too many flow objects are being registered"
 // documentFlows puts on the operation.
 func (s *server) registerFlows(api huma.API) {
 	s.flows = newFlowDecoder(api, batchLimit{s.cfg.FlowsMaxBatch,
-		func(int) error { return NewProblem(http.StatusNotAcceptable, TooManyFlows) }})
+		func(int) error { return tooManyFlows() }})
+}
+
+// tooManyFlows is the 406 of a batch over FLOWS_MAX_BATCH, with the seed's
+// own keys beside the problem's: {"error_message": ..., "status_code": 406}.
+func tooManyFlows() *Problem {
+	p := NewProblem(http.StatusNotAcceptable, TooManyFlows)
+	p.ErrorMessage, p.StatusCode = TooManyFlows, http.StatusNotAcceptable
+	return p
 }
 
 // flowsDocs documents the flows operations by id (routes.go lists them).
@@ -90,7 +98,7 @@ func (s *server) documentFlows(api huma.API) {
 		Content:     map[string]*huma.MediaType{"application/json": {Schema: s.flows.schema}},
 	}
 	tooMany := problemExample(http.StatusNotAcceptable)
-	tooMany.Detail = TooManyFlows
+	tooMany.Detail, tooMany.ErrorMessage, tooMany.StatusCode = TooManyFlows, TooManyFlows, http.StatusNotAcceptable
 	post.Responses["406"].Content["application/problem+json"].Examples = map[string]*huma.Example{
 		"tooManyFlows": {Summary: "more than FLOWS_MAX_BATCH flows", Value: tooMany},
 		"accept":       {Summary: "an Accept header that admits no JSON", Value: problemExample(http.StatusNotAcceptable)},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math"
@@ -284,9 +285,23 @@ func TestFlowsTooMany(t *testing.T) {
 	for i := range flows {
 		flows[i] = Flow{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 1, BytesRx: 1, Hour: 9}
 	}
-	p := s.do("POST", "/flows", flows).problem(t, http.StatusNotAcceptable)
+	r := s.do("POST", "/flows", flows)
+	p := r.problem(t, http.StatusNotAcceptable)
 	if p.Detail != TooManyFlows {
 		t.Fatalf("detail = %q", p.Detail)
+	}
+	// The seed's own keys too: its clients read error_message.
+	var seed struct {
+		ErrorMessage string `json:"error_message"`
+		StatusCode   int    `json:"status_code"`
+	}
+	r.decode(t, &seed)
+	if seed.ErrorMessage != TooManyFlows || seed.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("the seed's keys: %s", r.Body)
+	}
+	// No other problem carries them.
+	if r := s.do("POST", "/flows", `[{}]`); bytes.Contains(r.Body, []byte("error_message")) || bytes.Contains(r.Body, []byte("status_code")) {
+		t.Fatalf("a 422 with the seed's keys: %s", r.Body)
 	}
 	var page Page[Flow]
 	s.do("GET", "/flows?hour=9", nil).decode(t, &page)

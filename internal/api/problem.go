@@ -30,6 +30,11 @@ type Problem struct {
 	Detail    string         `json:"detail,omitempty" example:"validation failed" doc:"Explanation of this occurrence."`
 	RequestID string         `json:"requestId,omitempty" example:"5f0c3a7e9b1d4c2a" doc:"The request's X-Request-Id: quote it when reporting a problem."`
 	Errors    []*ProblemItem `json:"errors,omitempty" doc:"One item per failed rule, all of them at once."`
+	// The flows seed's keys (RFC 9457 extension members), on the 406 of a
+	// POST /flows batch over FLOWS_MAX_BATCH only, so that its clients
+	// read the answer they know.
+	ErrorMessage string `json:"error_message,omitempty" example:"Too many flow objects are being registered" doc:"The flows aggregation service's message: on the 406 of a POST /flows batch over FLOWS_MAX_BATCH only."`
+	StatusCode   int    `json:"status_code,omitempty" example:"406" doc:"The flows aggregation service's status: on the 406 of a POST /flows batch over FLOWS_MAX_BATCH only."`
 
 	headers http.Header
 }

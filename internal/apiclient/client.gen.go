@@ -1801,6 +1801,11 @@ type Problem struct {
 	// Example: validation failed
 	Detail *string `json:"detail,omitempty"`
 
+	// ErrorMessage The flows aggregation service's message: on the 406 of a POST /flows batch over FLOWS_MAX_BATCH only.
+	//
+	// Example: Too many flow objects are being registered
+	ErrorMessage *string `json:"error_message,omitempty"`
+
 	// Errors One item per failed rule, all of them at once.
 	Errors *[]ProblemItem `json:"errors,omitempty"`
 
@@ -1813,6 +1818,11 @@ type Problem struct {
 	//
 	// Example: 422
 	Status int64 `json:"status"`
+
+	// StatusCode The flows aggregation service's status: on the 406 of a POST /flows batch over FLOWS_MAX_BATCH only.
+	//
+	// Example: 406
+	StatusCode *int64 `json:"status_code,omitempty"`
 
 	// Title Short summary of the problem type: the HTTP status text.
 	//
