@@ -247,6 +247,9 @@ func (in *historyInput) pinned() url.Values {
 
 // errHostNotFound is the seed's 404 for an unknown device.
 func errHostNotFound(id string) *Problem {
+	// The id as the path gave it, cut as every echoed text is: a path of
+	// a megabyte is not answered three times over.
+	id = shownText(id)
 	detail := "Unknown host: " + id
 	return NewProblem(http.StatusNotFound, detail, &ProblemItem{
 		Title: "Host Not Found", Detail: detail, Source: "device_id", Location: "path.device_id", Value: id,

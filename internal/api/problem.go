@@ -278,15 +278,71 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	if it.Title == "required" {
 		it.Value = nil
 	}
-	// Never echo a large body back (huma puts the whole body in value).
-	if s, ok := it.Value.(string); ok {
-		it.Value = shownText(s)
+	// huma's item about an unknown member carries the whole object that
+	// holds it: the member's own value is what was given (echoing the
+	// object made a body of n unknown members an answer of n^2).
+	if obj, ok := it.Value.(map[string]any); ok && it.Title == "unknown" {
+		it.Value = obj[leafName(it.Location)]
+	}
+	// Never echo a large body back (huma puts the whole body in value),
+	// nor a long message (a decoder's names the number it refused, whole).
+	it.Value = shownValue(it.Value)
+	if len(it.Detail) > maxDetail {
+		it.Detail = strings.ToValidUTF8(it.Detail[:maxDetail], "") + "..."
 	}
 	// JSON has no Inf or NaN (a float parameter given as "Inf"): say it as text.
 	if f, ok := it.Value.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
 		it.Value = strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return it
+}
+
+// shownValue is a value fit to echo in an item: text as shownText makes
+// it, an object or array only when small (at most shownNodes values, none
+// of them long text, so that its JSON is a few hundred bytes and shallow),
+// null otherwise.
+func shownValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return shownText(v)
+	case map[string]any, []any:
+		budget := shownNodes
+		if !smallValue(v, &budget) {
+			return nil
+		}
+	}
+	return v
+}
+
+// maxDetail bounds the bytes of an item's detail.
+const maxDetail = 1024
+
+// shownNodes bounds the values of an echoed object or array.
+const shownNodes = 32
+
+// smallValue spends budget on each value of v, and reports whether v fits
+// it: it stops at the first value past it, so its cost is the budget's.
+func smallValue(v any, budget *int) bool {
+	if *budget--; *budget < 0 {
+		return false
+	}
+	switch v := v.(type) {
+	case string:
+		return len(v) <= 64
+	case map[string]any:
+		for k, x := range v {
+			if len(k) > 64 || !smallValue(x, budget) {
+				return false
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if !smallValue(x, budget) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Where a typed decode's number error is: encoding/json names the struct
