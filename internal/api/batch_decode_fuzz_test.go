@@ -233,6 +233,9 @@ var refMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT":
 // hand (with the size limit of args, kwargs and context added since).
 // fastDecodeMeasurements must agree with it on every body.
 func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
+	if !refNestedWithin(body, maxNesting) {
+		return nil, false
+	}
 	var wire []measurementWire
 	if err := jsonv2.Unmarshal(body, &wire, jsonv2.RejectUnknownMembers(true)); err != nil || wire == nil {
 		return nil, false
@@ -379,6 +382,20 @@ func batchItemNames(body []byte) (items [][]string, ok bool) {
 				return nil, false
 			}
 			valueDone()
+		}
+	}
+}
+
+// refNestedWithin reports whether body, valid JSON or not, never nests
+// objects and arrays deeper than limit, by jsontext's own count.
+func refNestedWithin(body []byte, limit int) bool {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		if _, err := dec.ReadToken(); err != nil {
+			return true // the rest is the decoders' to refuse
+		}
+		if dec.StackDepth() > limit {
+			return false
 		}
 	}
 }

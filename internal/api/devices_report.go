@@ -197,7 +197,7 @@ var errReportSlow = errors.New("left to the careful path")
 // split fills raw from a body that is a JSON object. strict (the fast
 // path) fails on anything checkBodyText would report: a repeated name,
 // invalid UTF-8 or a lone surrogate (json v2 refuses them by default), an
-// escaped NUL (errReportSlow). Otherwise (strict false) those are let
+// escaped NUL or a value nested too deep (errReportSlow). Otherwise (strict false) those are let
 // through, the last repeated name winning, for the rules to run on a body
 // whose faults checkBodyText lists. The error is a *Problem (400) when the
 // body is not an object.
@@ -245,7 +245,8 @@ func (p *reportParser) split(body []byte, raw *rawReport, strict bool) error {
 		if err != nil {
 			return err
 		}
-		if strict && (hasEscapedNUL(value) || hasEscapedNUL(name)) {
+		// (A member's value is 1 deep in the body.)
+		if strict && (hasEscapedNUL(value) || hasEscapedNUL(name) || !nestedWithin(value, maxNesting-1)) {
 			return errReportSlow
 		}
 		if f := raw.slot(name); f != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,59 @@ func TestAnswersEchoBoundedValues(t *testing.T) {
 	r = s.do("POST", "/apiv0.1/events/register", `{"host":"h","note":1`+strings.Repeat("0", 200_000)+`,"measurement":{"fields":{}}}`)
 	if r.Status < 400 || r.Status >= 500 || len(r.Body) > 3000 {
 		t.Fatalf("status %d, %d bytes", r.Status, len(r.Body))
+	}
+}
+
+// A body may nest objects and arrays 100 deep, itself included; deeper is
+// a 422 "max" and nothing is stored. Before, a measurement's args or an
+// event's extra field nested near json v2's 10,000 levels was stored, and
+// every read that included it answered 200 with a broken body (the
+// answer nests it deeper still).
+func TestBodiesNestAtMost100Deep(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	nested := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	record := func(args string) string {
+		return fmt.Sprintf(`[{"name":"/deep","method":"GET","startedAt":%d,"endedAt":%d,"args":%s}]`, day0, day0+1, args)
+	}
+	// (A device report ignores its extra fields, as the daemon did: a deep
+	// one is neither stored nor echoed.)
+	// args 98 deep: the body is 100 deep, taken, and read back whole.
+	s.do("POST", "/api/measurements", record(nested(98))).wantStatus(t, http.StatusCreated)
+	var page measurementPage
+	s.do("GET", fmt.Sprintf("/api/measurements/?startedAt=%d&endedAt=%d", day0-1, day0+2), nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 1 {
+		t.Fatalf("list: %+v", page)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		auth               bool
+	}{
+		{"POST", "/api/measurements", record(nested(99)), false},
+		{"POST", "/api/measurements", record(nested(9990)), false},
+		{"POST", "/apiv0.1/events/register", `{"host":"h","note":` + nested(9990) + `,"measurement":{"fields":{}}}`, false},
+		{"POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{"x":` + nested(120) + `}}}`, false},
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":1,"x":` + nested(9990) + `}]`, false},
+		{"POST", "/mrd/token", `{"expires_in":60,"note":` + nested(9990) + `}`, false},
+		{"POST", "/mrd/devices", `{"id":"d","name":"n","note":` + nested(9990) + `}`, true},
+	} {
+		var header []string
+		if c.auth {
+			header = bearer(t)
+		}
+		r := s.do(c.method, c.path, c.body, header...)
+		p := r.problem(t, http.StatusUnprocessableEntity)
+		if !slices.ContainsFunc(p.Errors, func(it *ProblemItem) bool { return it.Title == "max" && strings.Contains(it.Detail, "100 deep") }) {
+			t.Errorf("%s %s: %s", c.method, c.path, r.Body[:min(len(r.Body), 500)])
+		}
+	}
+	s.do("GET", fmt.Sprintf("/api/measurements/?startedAt=%d&endedAt=%d", day0-1, day0+2), nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 1 {
+		t.Fatalf("a refused batch was stored: %+v", page.Total)
+	}
+	var runs Page[EventRun]
+	s.do("GET", "/apiv0.1/states", nil).wantStatus(t, http.StatusOK).decode(t, &runs)
+	if runs.Total != 0 {
+		t.Fatalf("a refused run was stored")
 	}
 }

@@ -287,7 +287,8 @@ const rawChunk = 64 << 10
 // says, without an escaped NUL. A slice of a buffer is capped at its end,
 // so that appending to one value cannot overwrite the next.
 func (p *measurementParse) rawValue(v jsontext.Value, open byte) ([]byte, bool) {
-	if v[0] != open || len(v) > maxMeasurementValue || hasEscapedNUL(v) {
+	// A record's value is 2 deep in the body ([{"args": ...}]).
+	if v[0] != open || len(v) > maxMeasurementValue || hasEscapedNUL(v) || !nestedWithin(v, maxNesting-2) {
 		return nil, false
 	}
 	if cap(p.raw)-len(p.raw) < len(v) {
@@ -403,4 +404,30 @@ func oversizeValues(body []byte) []error {
 		}
 	}
 	return errs
+}
+
+// nestedWithin reports whether the valid JSON text v nests objects and
+// arrays at most limit deep (checkBodyText reports the body that does not).
+func nestedWithin(v []byte, limit int) bool {
+	depth, in := 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case in:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				in = false
+			}
+		case c == '"':
+			in = true
+		case c == '[' || c == '{':
+			if depth++; depth > limit {
+				return false
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return true
 }

@@ -23,13 +23,22 @@ import (
 // (body[3].src_app, body.measurement.fields.x); a repeated member name is a
 // 422 item titled "duplicate" at the member's location (RFC 8259 leaves
 // their meaning open; encoding/json kept the last, other readers keep the
-// first). All of them are listed at once.
+// first); a value nested past maxNesting is a 422 item titled "max" at the
+// place it passes it. All of them are listed at once.
 //
 // The decoders' fast paths refuse such bodies by themselves (json v2
 // refuses invalid UTF-8, lone surrogates and repeated names by default;
 // they look for NUL in what they decoded): checkBodyText only explains a
 // body a fast path refused, and checks the bodies huma decodes (events,
 // devices, token), so the common body is read once.
+
+// maxNesting is how deep a body may nest objects and arrays, itself
+// included ([{"args": [...]}] is 3 deep). json v2 refuses 10,000 levels,
+// and an answer nests a stored value a level or two deeper than its body
+// did ({"items": [{...}]}): a value stored just under that limit made every
+// read that included it fail after its 200 was sent. Nothing the seeds'
+// clients send comes near 100.
+const maxNesting = 100
 
 // Titles of the items checkBodyText reports.
 const (
@@ -120,6 +129,11 @@ func checkBodyText(body []byte) (items []error, err error) {
 				names = stack[:len(stack)+1][len(stack)].names[:0]
 			}
 			stack = append(stack, textFrame{object: kind == '{', index: -1, names: names})
+			if len(stack) == maxNesting+1 {
+				loc := textLocation(stack[:len(stack)-1])
+				items = append(items, &ProblemItem{Title: "max", Location: loc, Source: leafName(loc),
+					Detail: fmt.Sprintf("the body nests objects and arrays more than %d deep", maxNesting)})
+			}
 			continue
 		}
 		raw, err := readRaw(dec, body)
