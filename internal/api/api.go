@@ -96,7 +96,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	documentServer(api.OpenAPI(), d.Config.BasePath)
 	budget := newBodyBudget(max(d.Config.BodyMemoryBytes, d.Config.MaxBodyBytes), d.Config.ReadTimeout,
 		d.Config.BodyMinRate, d.Metrics.BodyBytesHeld, d.Metrics.BodiesWaiting)
-	api.UseMiddleware(negotiate, operationID, budget.middleware)
+	api.UseMiddleware(negotiate, operationID, requestShape, budget.middleware)
 
 	// Each resource's setup (decoders, authentication), then every route
 	// (routes.go), then what the document needs beyond the routes.

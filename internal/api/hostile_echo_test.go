@@ -111,3 +111,45 @@ func TestBodiesNestAtMost100Deep(t *testing.T) {
 		t.Fatalf("a refused run was stored")
 	}
 }
+
+// A query holds at most 1,000 parameters and 64 KiB (huma's reading of a
+// bare key scanned the whole query each time, and past 10,000 parameters
+// the strict checks saw none); a body with a Content-Encoding is refused
+// (it was read as if it had none).
+func TestQueryBoundsAndContentEncoding(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	for _, q := range []string{
+		"hour=1" + strings.Repeat("&x", 1000),
+		"hour=1&hour=2&src_app=web" + strings.Repeat("&pad=1", 10_000),
+		"hour=1" + strings.Repeat("&x", 400_000),
+		"hour=1&src_app=" + strings.Repeat("a", 70_000),
+	} {
+		p := s.do(get, "/flows?"+q, nil).problem(t, http.StatusUnprocessableEntity)
+		if len(p.Errors) != 1 || p.Errors[0].Title != "max" || p.Errors[0].Location != "query" {
+			t.Fatalf("%d bytes of query: %+v", len(q), p.Errors)
+		}
+	}
+	// Under the bounds, every parameter is checked as before.
+	p := s.do(get, "/flows?hour=1"+strings.Repeat("&page=1", 998), nil).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 1 || !p.hasError("query.page", "duplicate") {
+		t.Fatalf("998 x: %+v", p.Errors[:min(3, len(p.Errors))])
+	}
+
+	flow := `[{"src_app":"ce","dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":4}]`
+	for _, enc := range []string{"gzip", "br", "deflate, gzip"} {
+		r := s.do("POST", "/flows", flow, "Content-Encoding", enc)
+		p := r.problem(t, http.StatusUnsupportedMediaType)
+		if len(p.Errors) != 1 || p.Errors[0].Title != "contentEncoding" || r.Header.Get("Accept-Encoding") != "identity" {
+			t.Fatalf("%s: %s %v", enc, r.Body, r.Header)
+		}
+	}
+	var page Page[Flow]
+	s.do(get, "/flows?hour=4", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 0 {
+		t.Fatal("a body refused for its encoding was stored")
+	}
+	s.do("POST", "/flows", flow, "Content-Encoding", "identity").wantStatus(t, http.StatusCreated)
+	// An operation that takes no body ignores the header.
+	s.do(get, "/flows?hour=4", nil, "Content-Encoding", "gzip").wantStatus(t, http.StatusOK)
+}

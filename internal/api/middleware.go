@@ -232,6 +232,51 @@ func negotiate(ctx huma.Context, next func(huma.Context)) {
 	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
 }
 
+// A request's query holds at most maxQueryParams parameters and
+// maxQueryBytes bytes. Past Go's own 10,000, url.ParseQuery returns none,
+// so the strict checks (strict_query.go) saw nothing while huma still read
+// its parameters; and huma's reading of a parameter scans the query once
+// per bare key (?x&x&...), so that 400,000 of them (800 KB, under the
+// header limit) took over 30 s of CPU (found by the hostile-input audit).
+// The most the operations and the seeds' clients send (flask-profiler's
+// DataTables parameters) is about a hundred.
+const (
+	maxQueryParams = 1000
+	maxQueryBytes  = 64 << 10
+)
+
+// requestShape answers, before huma reads anything of the request, a
+// query past its bounds (422) and a body with a Content-Encoding (415, with
+// Accept-Encoding: identity, RFC 9110 15.5.16): the service reads bodies
+// as they are sent, so a gzip body was a 400 "not valid JSON" and a plain
+// one labelled br was stored as if the label were not there.
+func requestShape(ctx huma.Context, next func(huma.Context)) {
+	q := ctx.URL().RawQuery
+	if len(q) > maxQueryBytes || strings.Count(q, "&") >= maxQueryParams {
+		writeMiddlewareProblem(ctx, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
+			Title: "max", Location: "query",
+			Detail: fmt.Sprintf("a query holds at most %d parameters and %d bytes", maxQueryParams, maxQueryBytes)}))
+		return
+	}
+	if enc := strings.TrimSpace(ctx.Header("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") &&
+		takesBody(ctx.Operation()) {
+		ctx.SetHeader("Accept-Encoding", "identity")
+		writeMiddlewareProblem(ctx, NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
+			Title: "contentEncoding", Location: "header.Content-Encoding", Source: "Content-Encoding", Value: shownText(enc),
+			Detail: "Content-Encoding " + shownText(enc) + " is not supported: send the body as it is (identity)"}))
+		return
+	}
+	next(ctx)
+}
+
+// writeMiddlewareProblem writes p as the answer of a huma middleware.
+func writeMiddlewareProblem(ctx huma.Context, p *Problem) {
+	p.RequestID = RequestID(ctx.Context())
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
+}
+
 // staticProblems makes the error answers of a handler of static files
 // (the docs page's assets, the dashboard) problems like every other error
 // of the service: net/http writes its 404, 405 and 416 as plain text.
