@@ -127,7 +127,31 @@ func (b *bodyBudget) middleware(ctx huma.Context, next func(huma.Context)) {
 		cancel()
 		body.release()
 	}()
-	next(ctx)
+	// The share is the body's: it goes back when the answer begins, not
+	// when the client has read the answer, or a client that sends a body
+	// and reads nothing of its 422 (one item per fault: megabytes) held it
+	// until WRITE_TIMEOUT, and every large body meanwhile waited out
+	// READ_TIMEOUT and answered 503 (found by the hostile-input audit).
+	next(&releasingContext{wrapped: ctx, body: body})
+}
+
+// releasingContext releases its request body's share of BODY_MEMORY_BYTES
+// when the answer's status is set, before its body is written.
+type releasingContext struct {
+	wrapped
+	body *budgetedBody
+}
+
+// wrapped is the huma.Context a wrapper embeds (a field named Context
+// would hide the interface's Context method).
+type wrapped huma.Context
+
+// Unwrap lets humachi.Unwrap reach the request and writer beneath.
+func (c *releasingContext) Unwrap() huma.Context { return c.wrapped }
+
+func (c *releasingContext) SetStatus(code int) {
+	c.body.release()
+	c.wrapped.SetStatus(code)
 }
 
 // refusedBody stands in for a body refused by its Content-Length: its

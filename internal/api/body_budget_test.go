@@ -371,3 +371,34 @@ func TestTwoAPIsShareOneRegistry(t *testing.T) {
 	New(Deps{Config: cfg, Metrics: prom})
 	New(Deps{Config: cfg, Metrics: prom})
 }
+
+// A body's share of BODY_MEMORY_BYTES goes back when its answer begins: a
+// client that sends an invalid batch and never reads its 422 (megabytes:
+// an item per fault) no longer holds the share until WRITE_TIMEOUT while
+// every other large body waits out READ_TIMEOUT and answers 503.
+func TestBodyBudgetReleasedWhenTheAnswerBegins(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, budget3MiB(5*time.Second))
+	const item = `{"src_app":"","dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":1}`
+	invalid := "[" + strings.TrimSuffix(strings.Repeat(item+",", (3<<20-100)/(len(item)+1)), ",") + "]"
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "POST /flows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(invalid), invalid); err != nil {
+		t.Fatal(err)
+	}
+	// The answer has begun (its status line is read, the rest never is):
+	// the share is back.
+	status := make([]byte, 12)
+	if _, err := io.ReadFull(conn, status); err != nil || string(status) != "HTTP/1.1 422" {
+		t.Fatalf("%q %v", status, err)
+	}
+	eventually(t, s, heldGauge, 0)
+	s.do("POST", "/flows", flowsBodyOf(3<<19)).wantStatus(t, http.StatusCreated)
+	if got := budgetFlowBytes(t, s); got != 1 {
+		t.Fatalf("flows stored: %d bytes, want 1", got)
+	}
+}
