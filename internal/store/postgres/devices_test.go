@@ -575,3 +575,53 @@ func TestDevicesObserveCountsStoredRowsOnly(t *testing.T) {
 		t.Fatalf("observed commits of %v rows, want [1]", committed)
 	}
 }
+
+// A report still queued when its request's deadline passes leaves the
+// queue and answers the deadline's error (the API's 503), instead of
+// waiting behind every batch before it; nothing of it is stored. The one
+// already in a batch waits for the batch's commit, and is stored.
+func TestDevicesQueuedReportLeavesAtItsDeadline(t *testing.T) {
+	t.Parallel()
+	d, pool, _ := newDevices(t, 1, 1)
+	mustCreate(t, d, "q1")
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) // a failing test must not hold the lock
+	if _, err := tx.Exec(ctx, `LOCK TABLE device_metrics IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- d.Report(context.Background(), numRow("q1", "first", 1, time.Now(), 60)) }()
+	time.Sleep(200 * time.Millisecond) // the first holds the one writer, waiting on the lock
+	queued := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			queued <- d.Report(rctx, numRow("q1", fmt.Sprint("queued", i), 1, time.Now(), 60))
+		}()
+	}
+	// Both answer while the lock is still held.
+	for range 2 {
+		select {
+		case err := <-queued:
+			if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("a queued report past its deadline: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a queued report waited past its deadline for the batches before it")
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the report in a batch: %v", err)
+	}
+	if n := countRows(t, pool); n != 1 {
+		t.Fatalf("%d rows stored, want the first's alone", n)
+	}
+}

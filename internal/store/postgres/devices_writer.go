@@ -26,6 +26,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -107,8 +108,12 @@ func newDeviceWriter(pool *pgxpool.Pool, q *db.Queries, opts deviceWriterOptions
 }
 
 // Write stores r and returns once it is committed: nil, errUnknownDevice,
-// ErrClosed, or the database error of its batch. It does not give up when
-// ctx ends, because the row may already be on its way to a commit.
+// ErrClosed, or the database error of its batch. When ctx ends while r
+// still waits in the queue, r is taken out and ctx's error returned (it
+// was waiting behind every batch before it, each with its own deadline,
+// far past the request's: found by the hostile-input audit); once r is in
+// a batch it may be on its way to a commit, and Write waits for the
+// batch's answer.
 func (w *deviceWriter) Write(ctx context.Context, r store.MetricRow) error {
 	p := w.slots.Get().(*pendingReport)
 	p.row, p.idem = r, store.IdempotentFrom(ctx)
@@ -134,7 +139,16 @@ func (w *deviceWriter) Write(ctx context.Context, r store.MetricRow) error {
 	} else if leader != nil {
 		leader.done <- errLeadBatch
 	}
-	err := <-p.done
+	var err error
+	select {
+	case err = <-p.done:
+	case <-ctx.Done():
+		if w.dequeue(p) {
+			err = wrap("report device metric", context.Cause(ctx))
+			break
+		}
+		err = <-p.done
+	}
 	if err == errLeadBatch {
 		w.lead(p)
 		err = <-p.done
@@ -149,6 +163,19 @@ func (w *deviceWriter) Write(ctx context.Context, r store.MetricRow) error {
 	}
 	w.mu.Unlock()
 	return err
+}
+
+// dequeue takes p out of the queue, and reports whether it was there (not
+// yet in a batch).
+func (w *deviceWriter) dequeue(p *pendingReport) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := slices.Index(w.queue, p)
+	if i < 0 {
+		return false
+	}
+	w.queue = slices.Delete(w.queue, i, i+1)
+	return true
 }
 
 // takeBatchLocked moves up to MaxBatch rows from the head of the queue
