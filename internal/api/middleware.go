@@ -225,11 +225,7 @@ func negotiate(ctx huma.Context, next func(huma.Context)) {
 	if exports {
 		detail = "this endpoint produces application/json, text/csv and application/x-ndjson (errors: application/problem+json); the Accept header admits none of them"
 	}
-	p := NewProblem(http.StatusNotAcceptable, detail)
-	p.RequestID = RequestID(ctx.Context())
-	ctx.SetHeader("Content-Type", "application/problem+json")
-	ctx.SetStatus(p.Status)
-	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
+	writeMiddlewareProblem(ctx, NewProblem(http.StatusNotAcceptable, detail))
 }
 
 // A request's query holds at most maxQueryParams parameters and

@@ -129,15 +129,9 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 func TestRepeatedQueryParameterEveryOperation(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
-	cfg, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.JWTSecret = testSecret
-	_, api := New(Deps{Config: cfg})
 	auth := bearer(t)
 	n := 0
-	for path, item := range api.OpenAPI().Paths {
+	for path, item := range Spec().Paths {
 		for method, op := range itemOperations(item) {
 			for _, prm := range op.Parameters {
 				if prm.In != "query" {

@@ -295,6 +295,7 @@ func (r *readRouter) stats() metrics.ReplicaStats {
 type readers struct {
 	router  *readRouter
 	primary *db.Queries
+	replica db.DBTX               // the replica's pool, wrapped by through; nil without one
 	through func(db.DBTX) db.DBTX // what readersOf wraps the pools' queries in
 }
 
@@ -304,7 +305,11 @@ func (r *readRouter) readersOf(through func(db.DBTX) db.DBTX) readers {
 	if through == nil {
 		through = func(d db.DBTX) db.DBTX { return d }
 	}
-	return readers{router: r, primary: db.New(through(r.primary)), through: through}
+	rs := readers{router: r, primary: db.New(through(r.primary)), through: through}
+	if r.replica != nil {
+		rs.replica = through(r.replica)
+	}
+	return rs
 }
 
 // do runs fn, a read, on the replica when it is fresh and on the primary
@@ -341,7 +346,7 @@ func (rs readers) route(ctx context.Context, run func(abort context.Context, poo
 		return run(context.Background(), r.primary, rs.primary)
 	}
 	service := r.inService()
-	err := run(service, r.replica, db.New(abortableDB{rs.through(r.replica), service}))
+	err := run(service, r.replica, db.New(abortableDB{rs.replica, service}))
 	left := err != nil && service.Err() != nil
 	if err == nil || ctx.Err() != nil || !(left || replicaMissed(err)) {
 		r.onReplica.Add(1)
