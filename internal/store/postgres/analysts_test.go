@@ -417,6 +417,41 @@ func TestAnalystsDocCoversTheSchema(t *testing.T) {
 	}
 }
 
+// TestEveryColumnHasAComment: README.md and docs/analysts.md promise a
+// comment on every table and column of the schema (`\d+ flows`), goose's
+// own bookkeeping aside; and the comment of device_metrics_current names the
+// operation it mirrors by a path the API serves.
+func TestEveryColumnHasAComment(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	rows, err := pool.Query(ctx, `
+		SELECT c.relname || coalesce('.' || a.attname, '')
+		FROM pg_class c
+		LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE c.relnamespace = current_schema()::regnamespace
+		  AND c.relkind IN ('r', 'p', 'v', 'm')
+		  AND c.relname NOT LIKE 'goose%'
+		  AND (obj_description(c.oid, 'pg_class') IS NULL OR col_description(c.oid, a.attnum) IS NULL)
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d tables or columns have no comment:\n  %s", len(missing), strings.Join(missing, "\n  "))
+	}
+	var comment string
+	if err := pool.QueryRow(ctx, `SELECT obj_description('device_metrics_current'::regclass, 'pg_class')`).Scan(&comment); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(comment, "GET /mrd/devices/{id}/metrics.") {
+		t.Errorf("device_metrics_current's comment does not name GET /mrd/devices/{id}/metrics: %s", comment)
+	}
+}
+
 // TestDeviceMetricsCurrentAppliesTTL: the view gives what the store's
 // current metrics give, at the same moment, stale rows left out.
 func TestDeviceMetricsCurrentAppliesTTL(t *testing.T) {
