@@ -429,6 +429,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		if err := srv.Close(); err != nil {
 			log.Warn("closing connections", "error", err.Error())
 		}
+		// Their clients are gone: the writes still running on deadlines of
+		// their own (a flows round or a device batch waiting on a lock) are
+		// cut too, or the pool's close would wait for them, up to minutes.
+		st.Abort()
 	}
 	// Commit the device metric reports still queued before the
 	// self-profiling flush and the pool close (st.Close, deferred, closes

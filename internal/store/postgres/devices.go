@@ -22,9 +22,9 @@ type Devices struct {
 	writer *deviceWriter
 }
 
-func newDevices(pool *pgxpool.Pool, q *db.Queries, opts Options) *Devices {
+func newDevices(pool *pgxpool.Pool, q *db.Queries, opts Options, h *halt) *Devices {
 	observe := opts.ObserveBatch
-	return &Devices{q: q, writer: newDeviceWriter(pool, q, deviceWriterOptions{
+	return &Devices{q: q, writer: newDeviceWriter(pool, q, h, deviceWriterOptions{
 		Writers:  opts.DeviceWriters,
 		MaxBatch: opts.DeviceMaxBatch,
 		Observe:  func(n int) { observe("device_metrics", n) },

@@ -77,6 +77,7 @@ var errLeadBatch = errors.New("lead the next batch")
 type deviceWriter struct {
 	pool *pgxpool.Pool
 	q    *db.Queries
+	halt *halt
 	opts deviceWriterOptions
 	// slots recycles the rows' waiting slots (and their channels).
 	slots sync.Pool
@@ -91,7 +92,7 @@ type deviceWriter struct {
 
 // newDeviceWriter returns a writer that stores rows through q (in
 // transactions on pool for keyed rows).
-func newDeviceWriter(pool *pgxpool.Pool, q *db.Queries, opts deviceWriterOptions) *deviceWriter {
+func newDeviceWriter(pool *pgxpool.Pool, q *db.Queries, h *halt, opts deviceWriterOptions) *deviceWriter {
 	if opts.Writers < 1 {
 		opts.Writers = 2
 	}
@@ -101,7 +102,7 @@ func newDeviceWriter(pool *pgxpool.Pool, q *db.Queries, opts deviceWriterOptions
 	if opts.Observe == nil {
 		opts.Observe = func(int) {}
 	}
-	w := &deviceWriter{pool: pool, q: q, opts: opts}
+	w := &deviceWriter{pool: pool, q: q, halt: h, opts: opts}
 	w.slots.New = func() any { return &pendingReport{done: make(chan error, 1)} }
 	w.drained = sync.NewCond(&w.mu)
 	return w
@@ -226,7 +227,7 @@ func (w *deviceWriter) Close() {
 // alone so that one bad row cannot fail its neighbours; when the database
 // is unreachable every row gets that error.
 func (w *deviceWriter) flush(batch []*pendingReport) {
-	ctx, cancel := context.WithTimeout(context.Background(), deviceBatchTimeout)
+	ctx, cancel := w.halt.detach(context.Background(), deviceBatchTimeout)
 	defer cancel()
 	known, taken, err := w.commit(ctx, batch)
 	if err != nil && len(batch) > 1 && dataError(err) {

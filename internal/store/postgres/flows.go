@@ -20,8 +20,8 @@ type Flows struct {
 	writer *flowWriter
 }
 
-func newFlows(pool *pgxpool.Pool, q *db.Queries, _ Options) *Flows {
-	return &Flows{q: q, writer: newFlowWriter(pool, q)}
+func newFlows(pool *pgxpool.Pool, q *db.Queries, h *halt) *Flows {
+	return &Flows{q: q, writer: newFlowWriter(pool, q, h)}
 }
 
 // Add adds the batch to the hourly totals, all or nothing: when it returns

@@ -32,6 +32,7 @@ import (
 type flowWriter struct {
 	pool *pgxpool.Pool
 	q    *db.Queries
+	halt *halt
 
 	mu      sync.Mutex
 	pending []*flowJob
@@ -47,8 +48,8 @@ type flowJob struct {
 // maxCombinedFlows bounds one combined upsert.
 const maxCombinedFlows = 200_000
 
-func newFlowWriter(pool *pgxpool.Pool, q *db.Queries) *flowWriter {
-	return &flowWriter{pool: pool, q: q}
+func newFlowWriter(pool *pgxpool.Pool, q *db.Queries, h *halt) *flowWriter {
+	return &flowWriter{pool: pool, q: q, halt: h}
 }
 
 // write stores the batch (recording its answer under idem's key, when not
@@ -111,8 +112,8 @@ func (w *flowWriter) flushRound() {
 		return
 	}
 	// The upsert serves several requests: none of their cancellations may
-	// abort it, so it runs on its own deadline.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// abort it, so it runs on its own deadline (or until Store.Abort).
+	ctx, cancel := w.halt.detach(context.Background(), 2*time.Minute)
 	defer cancel()
 	if len(jobs) == 1 {
 		jobs[0].done <- w.lone(ctx, jobs[0])

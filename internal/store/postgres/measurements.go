@@ -24,13 +24,14 @@ import (
 // write through Insert.
 type Measurements struct {
 	pool *pgxpool.Pool
+	halt *halt
 	// reads runs every read query with a custom plan (see customPlans),
 	// on the replica when it is fresh (New sets it).
 	reads readers
 }
 
-func newMeasurements(pool *pgxpool.Pool, _ *db.Queries, _ Options) *Measurements {
-	return &Measurements{pool: pool}
+func newMeasurements(pool *pgxpool.Pool, h *halt) *Measurements {
+	return &Measurements{pool: pool, halt: h}
 }
 
 // customPlans runs every query as an unnamed statement, planned with its
@@ -109,7 +110,7 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 			return nil, err
 		}
 		if len(recs) == 0 {
-			last, cancel := lastRoundTrip(ctx)
+			last, cancel := m.lastRoundTrip(ctx)
 			defer cancel()
 			err := committedBy(c.Exec(last, "COMMIT"))
 			committed = err == nil
@@ -158,7 +159,7 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 	// Idempotency-Key would store it twice. Only a broken connection leaves
 	// the outcome unknown now, as with any COMMIT.
 	b.batch.Queue("COMMIT")
-	last, cancel := lastRoundTrip(ctx)
+	last, cancel := m.lastRoundTrip(ctx)
 	defer cancel()
 	br := c.SendBatch(last, &b.batch)
 	var tag pgconn.CommandTag
@@ -180,9 +181,10 @@ func (m *Measurements) insert(ctx context.Context, recs []store.Measurement, ide
 const measurementCommitTimeout = 30 * time.Second
 
 // lastRoundTrip is the context of the round trip that carries a batch's
-// COMMIT: ctx's values without its cancellation, on its own deadline.
-func lastRoundTrip(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), measurementCommitTimeout)
+// COMMIT: ctx's values without its cancellation, on its own deadline (or
+// until Store.Abort).
+func (m *Measurements) lastRoundTrip(ctx context.Context) (context.Context, context.CancelFunc) {
+	return m.halt.detach(ctx, measurementCommitTimeout)
 }
 
 // committedBy is the outcome of a COMMIT from its command tag: a COMMIT

@@ -62,6 +62,7 @@ type Options struct {
 type Store struct {
 	pool  *pgxpool.Pool
 	reads *readRouter // the replica, when there is one
+	halt  *halt       // cancelled by Abort
 
 	Flows        *Flows
 	Events       *Events
@@ -127,12 +128,14 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		opts.ObserveBatch = func(string, int) {}
 	}
 	q := db.New(pool)
+	h := newHalt()
 	s := &Store{
 		pool:         pool,
-		Flows:        newFlows(pool, q, opts),
+		halt:         h,
+		Flows:        newFlows(pool, q, h),
 		Events:       newEvents(pool, q),
-		Devices:      newDevices(pool, q, opts),
-		Measurements: newMeasurements(pool, q, opts),
+		Devices:      newDevices(pool, q, opts, h),
+		Measurements: newMeasurements(pool, h),
 		Collections:  newCollections(pool, q),
 		Runtime:      newRuntimeSamples(pool, q),
 		Idempotency:  newIdempotency(pool, q),

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/telemetry/telemetry/internal/auth"
+	"github.com/telemetry/telemetry/internal/testdb"
+)
+
+// TestShutdownCutsStuckWrites: a write waiting on the database at SIGTERM
+// (another session holds its table) is cut once SHUTDOWN_TIMEOUT is spent,
+// and serve returns. Before, the flows round kept the process for its own
+// 2-minute deadline, a device batch for 30 s and a measurement batch's last
+// round trip for 30 s, all after "stopped" was logged (found by an audit).
+// Nothing of the cut write is stored: its transaction is rolled back.
+func TestShutdownCutsStuckWrites(t *testing.T) {
+	token, err := auth.New([]byte(testSecret)).Issue(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, lock, method, path, body, stored string
+	}{
+		{"flows round", "flows", "POST", "/flows",
+			`[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`, "SELECT count(*) FROM flows"},
+		{"device batch", "device_metrics", "PUT", "/mrd/n1/metrics",
+			`{"name":"t","value":1,"units":"C","type":"float","slope":"both","ttl":60}`, "SELECT count(*) FROM device_metrics"},
+		{"measurement commit", "measurements_hourly", "POST", "/api/measurements",
+			`[{"name":"/a","method":"GET","startedAt":1700000000,"endedAt":1700000001,"args":[],"kwargs":{},"context":{}}]`,
+			"SELECT count(*) FROM measurements"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			url := testdb.Empty(t)
+			vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+				"SHUTDOWN_TIMEOUT": "1s", "SELF_SAMPLE_INTERVAL": "0", "SELF_PROFILE": "false", "MAINTENANCE_INTERVAL": "0"}
+			if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			base, stop, done := startServe(t, vars)
+			send := func(method, path, body string) int {
+				req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return 0
+				}
+				res.Body.Close()
+				return res.StatusCode
+			}
+			if code := send("POST", "/mrd/devices", `{"id":"n1","name":"n"}`); code != http.StatusCreated {
+				t.Fatalf("register device: %d", code)
+			}
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+c.lock+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			answered := make(chan int, 1)
+			go func() { answered <- send(c.method, c.path, c.body) }()
+			// Wait until the write waits on the lock.
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				var waiting bool
+				if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = $1::regclass)`,
+					c.lock).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the write never waited on the lock")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			stop() // SIGTERM
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("serve: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				// Far beyond SHUTDOWN_TIMEOUT (1 s) and the final flush's
+				// 5 s: the stuck write holds the process.
+				_ = tx.Rollback(ctx)
+				<-done
+				t.Fatal("serve was still running 20 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
+			}
+			if code := <-answered; code >= 200 && code < 300 {
+				t.Fatalf("the cut write was answered %d", code)
+			}
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := conn.QueryRow(ctx, c.stored).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatalf("%s: %d rows stored by a write that was cut", c.stored, n)
+			}
+		})
+	}
+}
