@@ -138,14 +138,15 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			}
 			elapsed := end.Sub(start)
 			route := routePattern(r)
-			m.Requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
-			m.RequestDuration.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+			method := methodLabel(r.Method)
+			m.Requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+			m.RequestDuration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
 			}
 			attrs := []slog.Attr{
-				slog.String("method", r.Method),
+				slog.String("method", clipMethod(r.Method)),
 				slog.String("route", route),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),
@@ -164,6 +165,28 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 				Route: route, OperationID: info.op, RequestID: id})
 		})
 	}
+}
+
+// methodLabel is the method as a metrics label: the standard methods, and
+// "other" for any other token a client sends (net/http accepts any, up to
+// a megabyte long: as labels they would add series, kept for the life of
+// the process, without bound).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// clipMethod bounds a method in the log line (a token: ASCII).
+func clipMethod(m string) string {
+	const most = 32
+	if len(m) > most {
+		return m[:most] + "..."
+	}
+	return m
 }
 
 // operationID is the huma middleware that tells observe which operation
