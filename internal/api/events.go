@@ -198,8 +198,12 @@ func parseStartedAt(raw json.RawMessage) (*time.Time, *ProblemItem) {
 		}
 		// The range of the numbers below, so that every stored time can
 		// be answered (JSON times stop at year 9999: a run started in
-		// 9999-12-31T23:59:59-01:00 broke every list that held it).
-		t = t.UTC()
+		// 9999-12-31T23:59:59-01:00 broke every list that held it). A
+		// time finer than the microsecond stored is rounded up, as the
+		// states' from and to are: a run is then found by from=<the time
+		// it was sent with>, and not by to=<that time> (the database used
+		// to cut it down instead).
+		t = ceilMicro(t.UTC())
 		switch {
 		case t.Unix() < 0:
 			return nil, item("min", "startedAt must be 1970-01-01T00:00:00Z or later", s)

@@ -754,6 +754,60 @@ func TestEventsLongRunDuration(t *testing.T) {
 	}
 }
 
+// TestEventsStartedAtFinerThanMicrosecond: a startedAt string with a
+// fraction finer than the stored microsecond is rounded up, as the states'
+// from and to are, so that the run is in from=<the time sent> and not in
+// to=<the time sent>; a number of epoch seconds rounds to the nearest
+// microsecond, here the same one. The string used to be cut down when
+// stored (found by an audit). Rounded up past 9999-12-31T23:59:59Z is max.
+func TestEventsStartedAtFinerThanMicrosecond(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	body := func(host, startedAt string) string {
+		return fmt.Sprintf(`{"startedAt": %s, "host": %q, "measurement": {"fields": {"clients": 2}}}`, startedAt, host)
+	}
+	ids := []string{
+		s.eventsRegister(t, body("string", `"2025-11-22T10:00:00.0000009Z"`)),
+		s.eventsRegister(t, body("offset", `"2025-11-22T15:30:00.0000009+05:30"`)),
+		s.eventsRegister(t, body("number", `1763805600.0000009`)),
+	}
+	want := time.Date(2025, 11, 22, 10, 0, 0, 1000, time.UTC)
+	for _, id := range ids {
+		var run EventRunDetail
+		s.do("GET", "/apiv0.1/events/"+id, nil).wantStatus(t, http.StatusOK).decode(t, &run)
+		if !run.StartedAt.Equal(want) {
+			t.Errorf("run %s: startedAt %s, want %s", id, run.StartedAt.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+		}
+	}
+	states := func(q string) map[string]bool {
+		var page struct {
+			Items []struct {
+				UUID string `json:"uuid"`
+			} `json:"items"`
+		}
+		s.do("GET", "/apiv0.1/states?"+q, nil).wantStatus(t, http.StatusOK).decode(t, &page)
+		found := map[string]bool{}
+		for _, it := range page.Items {
+			found[it.UUID] = true
+		}
+		return found
+	}
+	from := states("from=2025-11-22T10:00:00.0000009Z&to=2025-11-22T10:00:01Z")
+	before := states("from=2025-11-22T09:00:00Z&to=2025-11-22T10:00:00.0000009Z")
+	for _, id := range ids {
+		if !from[id] {
+			t.Errorf("run %s is not in from=<its startedAt> (inclusive)", id)
+		}
+		if before[id] {
+			t.Errorf("run %s is in to=<its startedAt> (exclusive)", id)
+		}
+	}
+	p := s.do("POST", "/apiv0.1/events/register", body("late", `"9999-12-31T23:59:59.9999999Z"`)).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 1 || p.Errors[0].Title != "max" {
+		t.Fatalf("a startedAt rounded up past year 9999: %+v", p.Errors)
+	}
+}
+
 func TestEventsStatesValidation(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
