@@ -93,8 +93,11 @@ SELECT count(DISTINCT name) FROM device_metrics_latest
 WHERE time + make_interval(secs => ttl) > @now::timestamptz;
 
 -- name: ListMetricHistory :many
--- Raw numeric points of one series in [from, to), oldest first; total
--- beside the page as in ListRuns.
+-- Raw numeric points of one series in [from, to), oldest first, points of
+-- one time by value: rows have no key, and reports stamped in the same
+-- microsecond share a time, so without the value the offset pages could
+-- repeat a point and miss another; points equal in both answer the same.
+-- Total beside the page as in ListRuns.
 SELECT p.time, p.value, (SELECT count(*) FROM device_metrics c
                          WHERE c.device_id = @device_id AND c.name = @name
                            AND c.time >= @from_time::timestamptz AND c.time < @to_time::timestamptz
@@ -105,10 +108,10 @@ FROM (
     WHERE m.device_id = @device_id AND m.name = @name
       AND m.time >= @from_time::timestamptz AND m.time < @to_time::timestamptz
       AND m.value_num IS NOT NULL
-    ORDER BY m.time
+    ORDER BY m.time, m.value_num
     LIMIT @row_limit::bigint OFFSET @row_offset::bigint
 ) p
-ORDER BY p.time;
+ORDER BY p.time, p.value;
 
 -- name: CountMetricHistory :one
 SELECT count(*) FROM device_metrics
@@ -157,13 +160,14 @@ FROM devices
 ORDER BY id;
 
 -- name: ExportMetricHistory :many
--- Every raw point of ListMetricHistory's series, for an export.
+-- Every raw point of ListMetricHistory's series, in its order, for an
+-- export.
 SELECT time, value_num::float8 AS value
 FROM device_metrics
 WHERE device_id = @device_id AND name = @name
   AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
   AND value_num IS NOT NULL
-ORDER BY time;
+ORDER BY time, value_num;
 
 -- name: ExportMetricHistoryBuckets :many
 -- Every bucket of ListMetricHistoryBuckets' series, for an export.

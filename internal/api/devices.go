@@ -372,7 +372,7 @@ func (s *server) devicesDocs() map[string]huma.Operation {
 		},
 		"getDeviceMetricHistory": {
 			Summary: "History of a numeric metric",
-			Description: "Every numeric report of the metric in [from, to), oldest first, or with `bucket` the " +
+			Description: "Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the " +
 				"average, minimum, maximum and count per bucket (empty buckets are left out). String metrics " +
 				"have no numeric history: their list is empty.",
 			Tags:   tags,

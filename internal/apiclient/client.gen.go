@@ -3841,7 +3841,7 @@ type ClientInterface interface {
 
 	// GetDeviceMetricHistory History of a numeric metric
 	//
-	// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+	// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -4596,7 +4596,7 @@ func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params
 
 // GetDeviceMetricHistory History of a numeric metric
 //
-// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -7367,7 +7367,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetDeviceMetricHistoryWithResponse History of a numeric metric
 	//
-	// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+	// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -11049,7 +11049,7 @@ func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.C
 
 // GetDeviceMetricHistoryWithResponse History of a numeric metric
 //
-// Every numeric report of the metric in [from, to), oldest first, or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //

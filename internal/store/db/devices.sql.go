@@ -192,7 +192,7 @@ FROM device_metrics
 WHERE device_id = $1 AND name = $2
   AND time >= $3::timestamptz AND time < $4::timestamptz
   AND value_num IS NOT NULL
-ORDER BY time
+ORDER BY time, value_num
 `
 
 type ExportMetricHistoryParams struct {
@@ -207,7 +207,8 @@ type ExportMetricHistoryRow struct {
 	Value float64
 }
 
-// Every raw point of ListMetricHistory's series, for an export.
+// Every raw point of ListMetricHistory's series, in its order, for an
+// export.
 func (q *Queries) ExportMetricHistory(ctx context.Context, arg ExportMetricHistoryParams) ([]ExportMetricHistoryRow, error) {
 	rows, err := q.db.Query(ctx, exportMetricHistory,
 		arg.DeviceID,
@@ -568,10 +569,10 @@ FROM (
     WHERE m.device_id = $1 AND m.name = $2
       AND m.time >= $3::timestamptz AND m.time < $4::timestamptz
       AND m.value_num IS NOT NULL
-    ORDER BY m.time
+    ORDER BY m.time, m.value_num
     LIMIT $6::bigint OFFSET $5::bigint
 ) p
-ORDER BY p.time
+ORDER BY p.time, p.value
 `
 
 type ListMetricHistoryParams struct {
@@ -589,8 +590,11 @@ type ListMetricHistoryRow struct {
 	Total int64
 }
 
-// Raw numeric points of one series in [from, to), oldest first; total
-// beside the page as in ListRuns.
+// Raw numeric points of one series in [from, to), oldest first, points of
+// one time by value: rows have no key, and reports stamped in the same
+// microsecond share a time, so without the value the offset pages could
+// repeat a point and miss another; points equal in both answer the same.
+// Total beside the page as in ListRuns.
 func (q *Queries) ListMetricHistory(ctx context.Context, arg ListMetricHistoryParams) ([]ListMetricHistoryRow, error) {
 	rows, err := q.db.Query(ctx, listMetricHistory,
 		arg.DeviceID,

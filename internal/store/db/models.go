@@ -104,7 +104,7 @@ type DeviceMetric struct {
 	TTL int32
 }
 
-// The metrics each device reports now: the latest report per (device, name) from device_metrics_latest, left out once stale (time + ttl seconds has passed, at the start of the reading transaction). The same rule as GET /mrd/{device_id}/metrics/current.
+// The metrics each device reports now: the latest report per (device, name) from device_metrics_latest, left out once stale (time + ttl seconds has passed, at the start of the reading transaction). The same rule as GET /mrd/devices/{id}/metrics.
 type DeviceMetricsCurrent struct {
 	// The reporting device (devices.id).
 	DeviceID string
@@ -271,7 +271,8 @@ type Flow struct {
 // Per hour, the number of flows rows and their byte sums: for the whole hour (dim all) and per src_app, dest_app and vpc_id. Maintained by the flows upsert in the same statement; read for the exact totals of flows ranges and summaries.
 type FlowsHourly struct {
 	// all (the whole hour, key is empty), src_app, dest_app or vpc_id.
-	Dim  string
+	Dim string
+	// Start of the UTC hour (flows.hour).
 	Hour time.Time
 	// The src_app, dest_app or vpc_id value ('' for dim all).
 	Key string
@@ -371,11 +372,16 @@ type MeasurementsDaily struct {
 
 // Elapsed histogram of each measurements_daily cell (see measurements_hourly_hist).
 type MeasurementsDailyHist struct {
+	// UTC day of started_at, as in measurements_daily.
 	StartDay time.Time
-	EndDay   time.Time
-	App      string
-	Name     string
-	Method   string
+	// UTC day of ended_at.
+	EndDay time.Time
+	// measurements.app.
+	App string
+	// measurements.name.
+	Name string
+	// measurements.method.
+	Method string
 	// The counts per bucket (see measurements_hourly_hist.hist).
 	Hist []byte
 	// A cell may be held in several rows (parts), written by concurrent ingest batches: its histogram is the sum of its parts.
@@ -406,11 +412,16 @@ type MeasurementsHourly struct {
 
 // Elapsed histogram of each measurements_hourly cell: how many of its measurements fall in each bucket of telemetry_elapsed_bucket (a log scale of ratio 1.05), encoded in hist. Written in the same transaction as the rows; the grouped view's p50/p95/p99 are read from it, so they survive the raw rows.
 type MeasurementsHourlyHist struct {
+	// UTC hour of started_at, as in measurements_hourly.
 	StartHour time.Time
-	EndHour   time.Time
-	App       string
-	Name      string
-	Method    string
+	// UTC hour of ended_at.
+	EndHour time.Time
+	// measurements.app.
+	App string
+	// measurements.name.
+	Name string
+	// measurements.method.
+	Method string
 	// The counts per bucket: byte 0 the width w of each count (1, 2, 4 or 8 bytes), bytes 1-2 the first bucket, then one big-endian count of w bytes per bucket from it. telemetry_hist_buckets(hist) lists the occupied buckets.
 	Hist []byte
 	// A cell may be held in several rows (parts), written by concurrent ingest batches: its histogram is the sum of its parts.
@@ -447,8 +458,10 @@ type MeasurementsSealedCell struct {
 	UnitSecs int32
 	// Start of the bin, hour, quarter or day (UTC).
 	UnitStart time.Time
-	Name      string
-	Method    string
+	// measurements.name (all apps together).
+	Name string
+	// measurements.method.
+	Method string
 	// Number of measurements started in the unit with this name and method.
 	Count int64
 	// Sum of their elapsed seconds.
@@ -483,7 +496,9 @@ type MeasurementsSealedTotal struct {
 
 // Per table the maintenance pass expires: rows started before deleted_before may have been deleted (the rollups, kept longer, may still count them).
 type RetentionWatermark struct {
-	TableName     string
+	// The table whose rows the maintenance pass expires (measurements).
+	TableName string
+	// Rows started before this time may have been deleted; -infinity while none can have been.
 	DeletedBefore time.Time
 }
 
