@@ -91,7 +91,7 @@ type deviceOutput struct {
 }
 
 type createDeviceOutput struct {
-	Location string `header:"Location" doc:"The device's URL."`
+	Location string `header:"Location" doc:"The device's URL (under BASE_PATH when the service is served under one)."`
 	Body     Device
 }
 
@@ -461,7 +461,9 @@ func (d *devicesAPI) createDevice(ctx context.Context, in *createDeviceInput) (*
 	if err != nil {
 		return nil, d.storeError(ctx, "create device", err)
 	}
-	return &createDeviceOutput{Location: "/mrd/devices/" + dev.ID, Body: deviceOf(dev)}, nil
+	// Under the proxy's prefix, as the lists' links are (the id's
+	// characters need no escaping: pattern).
+	return &createDeviceOutput{Location: basePath(ctx) + "/mrd/devices/" + dev.ID, Body: deviceOf(dev)}, nil
 }
 
 func (d *devicesAPI) listDevices(ctx context.Context, in *listDevicesInput) (*PageOutput[Device], error) {

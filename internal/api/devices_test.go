@@ -708,6 +708,19 @@ func TestDevicesCurrentMetricNames(t *testing.T) {
 // same microsecond) come ordered by value, so that following the pages
 // gives each once. Ordered by time alone, a page size of 7 over 200 points
 // at 4 times gave 32 of them twice and 32 never (found by an audit).
+// TestCreateDeviceLocationUnderBasePath: the new device's Location is
+// under BASE_PATH, as the lists' links are; without it, a client behind the
+// proxy that strips the prefix followed it to a 404 (found by an audit).
+func TestCreateDeviceLocationUnderBasePath(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.BasePath = "/telemetry" })
+	r := s.do("POST", "/mrd/devices", `{"id": "n1", "name": "x"}`, bearer(t)...).wantStatus(t, http.StatusCreated)
+	if got := r.Header.Get("Location"); got != "/telemetry/mrd/devices/n1" {
+		t.Fatalf("Location %q", got)
+	}
+	s.do("GET", strings.TrimPrefix(r.Header.Get("Location"), "/telemetry"), nil, bearer(t)...).wantStatus(t, http.StatusOK)
+}
+
 func TestDevicesHistoryTiesPage(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
