@@ -77,12 +77,12 @@ var commands = []command{
 				sub = args[0]
 			}
 			if len(args) > 1 {
-				return fmt.Errorf("unexpected arguments %q", args[1:])
+				return usageError{fmt.Errorf("unexpected arguments %q", args[1:])}
 			}
 			switch sub {
 			case "", "up", "status", "down":
 			default:
-				return fmt.Errorf("unknown migrate command %q (want up, status or down)", sub)
+				return usageError{fmt.Errorf("unknown migrate command %q (want up, status or down)", sub)}
 			}
 			cfg, log, err := e.config()
 			if err != nil {
@@ -150,10 +150,16 @@ var commands = []command{
 
 func noArgs(args []string) error {
 	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q", args)
+		return usageError{fmt.Errorf("unexpected arguments %q", args)}
 	}
 	return nil
 }
+
+// usageError is a command line a command refuses (a stray argument, an
+// unknown migrate command): run prints the command's usage with it.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 // version is the main module's version from the build information: a
 // release tag, or the pseudo-version go build stamps from the VCS, with
@@ -227,7 +233,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil
 			}
 		}
-		return do(ctx, e, fs.Args())
+		err := do(ctx, e, fs.Args())
+		if errors.As(err, new(usageError)) {
+			usage(stderr)
+		}
+		return err
 	}
 	printUsage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
