@@ -119,6 +119,17 @@ func TestMigrateUsesMigrateDatabaseURL(t *testing.T) {
 	}
 }
 
+// A malformed MIGRATE_DATABASE_URL is reported under its own name, not as
+// DATABASE_URL, which is well formed here (found by an audit).
+func TestMigrateDatabaseURLErrorNamesItsVariable(t *testing.T) {
+	vars := env(map[string]string{"DATABASE_URL": "postgres://u:p@127.0.0.1:5432/telemetry",
+		"MIGRATE_DATABASE_URL": "postgres://u:p@127.0.0.1:notaport/telemetry"})
+	err := run(context.Background(), []string{"migrate", "status"}, vars, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "MIGRATE_DATABASE_URL: ") {
+		t.Fatalf("error %v, want one naming MIGRATE_DATABASE_URL", err)
+	}
+}
+
 // migrate up and down refuse a server in recovery (a streaming replica)
 // with a message saying to migrate the primary, instead of reporting the
 // schema up to date. The server: a cluster restarted with standby.signal

@@ -278,10 +278,11 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 	if sub != "" && sub != "up" && sub != "status" && sub != "down" {
 		return fmt.Errorf("unknown migrate command %q (want status or down)", sub)
 	}
+	opts := postgres.Options{}
 	if cfg.MigrateDatabaseURL != "" {
-		cfg.DatabaseURL = cfg.MigrateDatabaseURL
+		cfg.DatabaseURL, opts.URLVar = cfg.MigrateDatabaseURL, "MIGRATE_DATABASE_URL"
 	}
-	st, err := openStore(ctx, cfg, postgres.Options{})
+	st, err := openStore(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,10 @@ type Options struct {
 	// ObserveBatch, when set, learns the size of every ingest batch
 	// committed, by resource ("flows", "device_metrics", ...).
 	ObserveBatch func(resource string, items int)
+	// URLVar names the variable Open's url came from in its messages
+	// (empty: DATABASE_URL; `migrate` may use MIGRATE_DATABASE_URL).
+	URLVar string
+
 	// ExecMode is how Open's pool sends queries (DATABASE_EXEC_MODE, see
 	// execmode.go); empty means DefaultExecMode.
 	ExecMode string
@@ -85,7 +90,7 @@ const DefaultMaxConns = 16
 // requests from hanging when the database is down (they fail with
 // ErrUnavailable instead).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
-	pool, err := openPool(ctx, url, "DATABASE_URL", opts.ExecMode)
+	pool, err := openPool(ctx, url, cmp.Or(opts.URLVar, "DATABASE_URL"), opts.ExecMode)
 	if err != nil {
 		return nil, err
 	}
