@@ -401,7 +401,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
-		return err
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
 	// READ_TIMEOUT is not the server's ReadTimeout: the API bounds each
 	// request's body itself (internal/api/limits.go), in step with huma's

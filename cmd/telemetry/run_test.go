@@ -69,6 +69,10 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "AUTH_READS": "2"}, "AUTH_READS"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "SELF_PROFILE_DETAIL": "-1"}, "SELF_PROFILE_DETAIL"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "SELF_PROFILE_DETAIL": "lots"}, "SELF_PROFILE_DETAIL"},
+		// Checked at start-up, not after the database work (found by an audit).
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LISTEN_ADDR": "localhost8080"}, "LISTEN_ADDR"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LISTEN_ADDR": "localhost:"}, "LISTEN_ADDR"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "PPROF_ADDR": "6060"}, "PPROF_ADDR"},
 		{[]string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": testdb.Empty(t)}, "unknown migrate command"},
 	}
 	for _, c := range cases {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -132,9 +133,9 @@ var Vars = []Var{
 	{"READ_MAX_LAG", "5s", "how far behind the primary DATABASE_READ_URL may be and still serve reads (measured from WAL positions every second, or four times per READ_MAX_LAG when it is under 4s); past it, or when the replica is unreachable, reads go to DATABASE_URL",
 		duration(func(c *Config) *time.Duration { return &c.ReadMaxLag }, 100*time.Millisecond, "a duration of at least 100ms such as 5s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
-		str(func(c *Config) *string { return &c.ListenAddr })},
+		address(func(c *Config) *string { return &c.ListenAddr })},
 	{"PPROF_ADDR", "", "when set (e.g. 127.0.0.1:6060), serve answers Go's profiler (/debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback. Unset: no profiler",
-		str(func(c *Config) *string { return &c.PprofAddr })},
+		address(func(c *Config) *string { return &c.PprofAddr })},
 	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page works under any prefix without it",
 		func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")
@@ -264,6 +265,19 @@ const MinJWTSecret = 32
 
 func str(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+// address takes a host:port to listen on (the host may be empty), checked
+// at start-up rather than when serve, after its database work, listens;
+// empty is PPROF_ADDR's default (no profiler).
+func address(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, port, err := net.SplitHostPort(v); v != "" && (err != nil || port == "") {
+			return errors.New("must be host:port or :port, such as :8080 or 127.0.0.1:8080")
+		}
+		*field(c) = v
+		return nil
+	}
 }
 
 func positive(field func(*Config) *int64) func(*Config, string) error {
