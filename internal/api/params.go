@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/telemetry/telemetry/internal/selfprofile"
 )
 
 // Query, path and header parameters are text that may end up in a SQL
@@ -103,6 +105,18 @@ func textProblem(in, name, v string) *ProblemItem {
 		return nil
 	}
 	return &ProblemItem{Title: "unicode", Source: name, Location: in + "." + name, Detail: detail, Value: shownText(v)}
+}
+
+// shownQuery is the value of query parameter key fit to echo in a problem:
+// shownText, or [redacted] when key looks like it holds a secret (token,
+// password, ...: the self-profiler's rule), so that an error body a client
+// or a proxy logs does not carry a token sent by mistake (found by an
+// audit).
+func shownQuery(key, v string) string {
+	if selfprofile.SecretKey(key) {
+		return selfprofile.Redacted
+	}
+	return shownText(v)
 }
 
 // shownText is a value fit to echo in a problem: invalid bytes and NUL

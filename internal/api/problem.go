@@ -191,7 +191,7 @@ func unknownParameterValues(ctx huma.Context, p *Problem) {
 			u := ctx.URL()
 			query = u.Query()
 		}
-		it.Value = shownText(query.Get(name))
+		it.Value = shownQuery(name, query.Get(name))
 	}
 }
 

@@ -90,7 +90,7 @@ func (q queryNames) unknown(u *url.URL) []error {
 		if q.names[key] {
 			if values := query[key]; len(values) > 1 {
 				errs = append(errs, &ProblemItem{Status: http.StatusUnprocessableEntity, Title: titleDuplicate,
-					Source: key, Location: "query." + key, Value: shownText(strings.Join(values, ",")),
+					Source: key, Location: "query." + key, Value: shownQuery(key, strings.Join(values, ",")),
 					Detail: fmt.Sprintf("%s is given %d times: each query parameter takes one value", key, len(values))})
 			}
 			continue
@@ -100,7 +100,7 @@ func (q queryNames) unknown(u *url.URL) []error {
 		}
 		it := fromHumaDetail(http.StatusUnprocessableEntity,
 			&huma.ErrorDetail{Location: "query." + key, Message: "unknown query parameter"})
-		it.Value = shownText(query.Get(key))
+		it.Value = shownQuery(key, query.Get(key))
 		errs = append(errs, it)
 	}
 	return errs

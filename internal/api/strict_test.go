@@ -126,6 +126,32 @@ func TestUnknownQueryParameterEveryOperation(t *testing.T) {
 // request's other failures; huma alone would take the first value and
 // drop the second. The table is the document, so an operation added
 // later is covered too.
+// TestUnknownSecretQueryValueRedacted: an unknown query parameter whose
+// name looks like it holds a secret has its value echoed as [redacted], as
+// the self-profiler stores it: a 422 body a client or a proxy logs does not
+// carry the token (found by an audit). Other values are echoed as they are.
+func TestUnknownSecretQueryValueRedacted(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	r := s.do("GET", "/flows?hour=1&access_token=sk_live_SECRET123&password=hunter2&colour=red", nil)
+	p := r.problem(t, http.StatusUnprocessableEntity)
+	if strings.Contains(string(r.Body), "SECRET123") || strings.Contains(string(r.Body), "hunter2") {
+		t.Fatalf("the answer carries the secret values: %s", r.Body)
+	}
+	got := map[string]any{}
+	for _, it := range p.Errors {
+		got[it.Source] = it.Value
+	}
+	if got["access_token"] != "[redacted]" || got["password"] != "[redacted]" || got["colour"] != "red" {
+		t.Fatalf("items %s", r.Body)
+	}
+	r = s.do("GET", "/flows?hour=1&api_key=k1&api_key=k2", nil)
+	r.problem(t, http.StatusUnprocessableEntity)
+	if strings.Contains(string(r.Body), "k1") {
+		t.Fatalf("the answer carries the secret values: %s", r.Body)
+	}
+}
+
 func TestRepeatedQueryParameterEveryOperation(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
