@@ -53,7 +53,11 @@ func (f *Flows) List(ctx context.Context, fl store.FlowFilter, so store.FlowSort
 		page, err = f.list(ctx, q, fl, so, p)
 		return err
 	})
-	return page, err
+	if err != nil {
+		// Beginning or ending the snapshot fails as a read would.
+		return store.Page[store.Flow]{}, wrap("list flows", err)
+	}
+	return page, nil
 }
 
 // list is List on q's server (the count and the page on the same one).
