@@ -44,6 +44,11 @@ func (s *server) applyAccess(api huma.API, op *huma.Operation) {
 	if !slices.Contains(op.Errors, http.StatusUnauthorized) {
 		op.Errors = append(slices.Clone(op.Errors), http.StatusUnauthorized)
 	}
+	if op.Method == http.MethodPost && !slices.Contains(op.Errors, http.StatusUnsupportedMediaType) {
+		// A POST authenticated by the jwt cookie alone must be typed
+		// JSON, with a body or none (requireToken).
+		op.Errors = append(slices.Clone(op.Errors), http.StatusUnsupportedMediaType)
+	}
 	switch {
 	case read:
 		op.Description += "\n\nNeeds a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true."

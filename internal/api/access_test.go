@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -166,6 +167,91 @@ func TestAuthWrites(t *testing.T) {
 	s.do("POST", "/mrd/devices", `{"id": "n9", "name": "n9"}`, bearer(t)...).wantStatus(t, http.StatusCreated)
 	if res := untyped("DELETE", "/mrd/devices/n9", "", cookie...); res.StatusCode != http.StatusOK && res.StatusCode != http.StatusNoContent {
 		t.Fatalf("cookie DELETE: %d", res.StatusCode)
+	}
+}
+
+// TestCookiePostMustBeJSON: a POST authenticated by the jwt cookie alone
+// must say it is JSON even without a body: POST is a simple CORS request,
+// so another site's form (text/plain, a form, multipart) or a body-less
+// fetch could create collections as the victim (found by an audit: each
+// answered 201). With Authorization, or a JSON type, it stays accepted.
+func TestCookiePostMustBeJSON(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.AuthWrites = true })
+	cookie := "jwt=" + validToken(t)
+	send := func(contentType string, header ...string) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", s.URL+"/appmetrics/api/v1/collections", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset"} {
+		if got := send(ct, "Cookie", cookie); got != http.StatusUnsupportedMediaType {
+			t.Errorf("cookie, Content-Type %q: %d, want 415", ct, got)
+		}
+	}
+	var list struct {
+		CollectionURIs []string `json:"collectionUris"`
+	}
+	s.do("GET", "/appmetrics/api/v1/collections", nil).wantStatus(t, http.StatusOK).decode(t, &list)
+	if len(list.CollectionURIs) != 0 {
+		t.Fatalf("%d collections created by refused requests", len(list.CollectionURIs))
+	}
+	for _, ct := range []string{"application/json", "Application/JSON; charset=UTF-8"} {
+		if got := send(ct, "Cookie", cookie); got != http.StatusCreated {
+			t.Errorf("cookie, Content-Type %q: %d, want 201", ct, got)
+		}
+	}
+	if got := send("", bearer(t)...); got != http.StatusCreated {
+		t.Errorf("bearer, no Content-Type: %d, want 201", got)
+	}
+}
+
+// TestJSONContentTypeCaseInsensitive: a media type is case-insensitive and
+// may carry parameters (RFC 9110 8.3.1), on the operations huma decodes as
+// on those the service decodes itself; a malformed one is a 415 on both
+// (found by an audit: Application/JSON was a 415 on POST /mrd/devices and
+// accepted on POST /flows, and a malformed one the other way round).
+func TestJSONContentTypeCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	ops := []struct{ method, path, body string }{
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":5}]`},
+		{"POST", "/mrd/devices", `{"id": "%s", "name": "n"}`},
+		{"POST", "/apiv0.1/events/register", `{"host": "h", "measurement": {"fields": {"clients": 1}}}`},
+	}
+	for i, ct := range []string{"Application/JSON", "APPLICATION/JSON; charset=UTF-8", "application/json ; charset=utf-8", "application/problem+json"} {
+		for _, op := range ops {
+			body := op.body
+			if strings.Contains(body, "%s") {
+				body = fmt.Sprintf(body, fmt.Sprintf("d%d", i))
+			}
+			r := s.do(op.method, op.path, body, append(bearer(t), "Content-Type", ct)...)
+			if r.Status >= 300 {
+				t.Errorf("%s %s, Content-Type %q: %d %s", op.method, op.path, ct, r.Status, r.Body)
+			}
+		}
+	}
+	for _, op := range ops {
+		body := strings.ReplaceAll(op.body, "%s", "bad")
+		p := s.do(op.method, op.path, body, append(bearer(t), "Content-Type", "application/json; charset")...).
+			problem(t, http.StatusUnsupportedMediaType)
+		if len(p.Errors) != 1 || p.Errors[0].Title != "contentType" {
+			t.Errorf("%s %s: %+v", op.method, op.path, p.Errors)
+		}
 	}
 }
 

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -35,7 +37,7 @@ func documentSecurity(api huma.API) {
 	}
 	c.SecuritySchemes[securityCookie] = &huma.SecurityScheme{
 		Type: "apiKey", In: "cookie", Name: auth.CookieName,
-		Description: "The same JWT in a cookie named jwt, used when there is no Authorization header. A write authenticated by it must send Content-Type: application/json (415 otherwise).",
+		Description: "The same JWT in a cookie named jwt, used when there is no Authorization header. A POST authenticated by it, with a body or none, and any other write with a body, must send Content-Type: application/json (415 otherwise).",
 	}
 }
 
@@ -48,16 +50,17 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 		if err == nil {
 			err = a.Verify(token)
 		}
-		if err == nil && cookies != nil && ctx.Header("Content-Type") == "" && takesBody(ctx.Operation()) {
+		if err == nil && cookies != nil && !cookieWriteTyped(ctx) {
 			// A browser sends the jwt cookie with whatever another site
-			// makes it send, and a body without Content-Type needs no
-			// CORS preflight: a write authenticated by the cookie must
-			// say it is JSON, which only a page of this origin, or a
-			// client that is not a browser, can do. A body of another
-			// type is refused by every operation anyway (415).
+			// makes it send, and a POST (with a body or none), or a body
+			// without Content-Type, needs no CORS preflight: a write
+			// authenticated by the cookie must say it is JSON, which only
+			// a page of this origin, or a client that is not a browser,
+			// can do. (A POST without a body, creating a collection, used
+			// to pass with any type; found by an audit.)
 			p := NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
 				Title: "contentType", Location: "body",
-				Detail: "no content type; a write authenticated by the jwt cookie must send Content-Type: application/json",
+				Detail: "a write authenticated by the jwt cookie must send Content-Type: application/json",
 			})
 			_ = huma.WriteErr(api, ctx, p.Status, p.Detail, p.Errors[0])
 			return
@@ -79,6 +82,20 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 }
 
 // takesBody says whether op reads a request body.
+// cookieWriteTyped reports whether a request authenticated by the jwt
+// cookie alone may go on: a POST must say its body, if any, is JSON; any
+// other write with a body must give a type (one that is not JSON is a 415
+// anyway). A PUT or DELETE is not a simple CORS request, so another site
+// cannot send one without this origin's consent; GET and HEAD only read.
+func cookieWriteTyped(ctx huma.Context) bool {
+	ct := ctx.Header("Content-Type")
+	if ctx.Method() == http.MethodPost {
+		mt, _, err := mime.ParseMediaType(ct)
+		return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	}
+	return ct != "" || !takesBody(ctx.Operation())
+}
+
 func takesBody(op *huma.Operation) bool {
 	return op != nil && op.RequestBody != nil
 }

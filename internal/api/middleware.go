@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -284,6 +285,24 @@ func requestShape(ctx huma.Context, next func(huma.Context)) {
 			Title: "contentEncoding", Location: "header.Content-Encoding", Source: "Content-Encoding", Value: shownText(enc),
 			Detail: "Content-Encoding " + shownText(enc) + " is not supported: send the body as it is (identity)"}))
 		return
+	}
+	if ct := ctx.Header("Content-Type"); ct != "" && ct != "application/json" && takesBody(ctx.Operation()) {
+		// Media types are case-insensitive and may carry parameters (RFC
+		// 9110 8.3.1): huma matched the header's text as it is, so that
+		// Application/JSON was a 415 on the operations it decodes and
+		// accepted on those decoded here, and a malformed header the
+		// other way round (found by an audit). Every operation now reads
+		// the header as checkContentType does.
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			writeMiddlewareProblem(ctx, checkContentType(ct).(*Problem))
+			return
+		case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+			if r, _ := humachi.Unwrap(ctx); r != nil {
+				r.Header.Set("Content-Type", "application/json")
+			}
+		}
 	}
 	next(ctx)
 }
