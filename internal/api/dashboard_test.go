@@ -883,3 +883,33 @@ func TestDashboardShowsLargeCountersExactly(t *testing.T) {
 		t.Errorf("a counter rounded to a float:\n%s", text)
 	}
 }
+
+// TestDashboardLongNamesWrap: a name without spaces (a URL-like
+// measurement name, a flow key of 255 characters) wraps in its cell rather
+// than stretching the table, and the page, past the window (found by an
+// audit: 3,100-3,300 px on a 1,280 px window).
+func TestDashboardLongNamesWrap(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, nil)
+	s := ds.testServer
+	long := "/api/" + strings.Repeat("a", 250)
+	now := float64(time.Now().Unix())
+	s.do("POST", "/api/measurements", []map[string]any{{"name": long, "method": "GET", "app": "wrap",
+		"startedAt": now - 100, "endedAt": now - 99}}).wantStatus(t, http.StatusCreated)
+	hour := time.Now().Unix() / 3600
+	s.do("POST", "/flows", []map[string]any{{"src_app": strings.Repeat("s", 255), "dest_app": strings.Repeat("d", 255),
+		"vpc_id": "v", "bytes_tx": 1, "bytes_rx": 2, "hour": hour}}).wantStatus(t, http.StatusCreated)
+	tb := newTab(t, newBrowser(t))
+	for _, page := range []string{
+		"/ui/measurements?window=hour&app=wrap",
+		"/ui/measurements?window=hour&app=wrap&ep=" + url.QueryEscape(long) + "&epm=GET",
+		fmt.Sprintf("/ui/flows?range=hour&hour=%d", hour),
+	} {
+		tb.open(s.URL + page)
+		w := eval[[]int](tb, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`)
+		if w[0] > w[1] {
+			t.Logf("wider than the window: %v", eval[[]string](tb, `[...document.querySelectorAll("main *")].filter((e) => e.scrollWidth > innerWidth).slice(-3).map((e) => e.tagName + " " + e.scrollWidth)`))
+			t.Errorf("%s: the page is %d px wide in a window of %d", page, w[0], w[1])
+		}
+	}
+}
