@@ -114,6 +114,11 @@ func TestAuthWrites(t *testing.T) {
 	if got := s.do("POST", "/flows", flows, "Authorization", "Bearer not-a-token").Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
 		t.Fatalf("bad token: WWW-Authenticate %q", got)
 	}
+	// Credentials of another scheme are none to Bearer: no error code (RFC
+	// 6750 3.1; found by an audit).
+	if got := s.do("POST", "/flows", flows, "Authorization", "Basic dXNlcjpwYXNz").Header.Get("WWW-Authenticate"); got != `Bearer` {
+		t.Fatalf("Basic credentials: WWW-Authenticate %q", got)
+	}
 	var page struct{ Total int }
 	s.do("GET", "/flows?hour=5", nil).wantStatus(t, http.StatusOK).decode(t, &page)
 	if page.Total != 0 {

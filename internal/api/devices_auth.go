@@ -69,9 +69,10 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 			next(ctx)
 			return
 		}
-		// RFC 6750: no error code when the request had no credentials.
+		// RFC 6750 3.1: no error code when the request had no credentials,
+		// or only those of another scheme.
 		challenge := `Bearer`
-		if !errors.Is(err, auth.ErrNoToken) {
+		if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrNotBearer) {
 			challenge = `Bearer error="invalid_token"`
 		}
 		ctx.SetHeader("WWW-Authenticate", challenge)

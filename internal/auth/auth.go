@@ -22,6 +22,10 @@ const CookieName = "jwt"
 // ErrNoToken means the request carries no token at all.
 var ErrNoToken = errors.New("no token: send Authorization: Bearer <JWT> or a jwt cookie")
 
+// ErrNotBearer means the Authorization header uses another scheme (Basic,
+// ...): to the Bearer scheme, a request without its credentials.
+var ErrNotBearer = errors.New("the Authorization header must use the Bearer scheme")
+
 // Authenticator signs and verifies tokens with one HS256 secret.
 type Authenticator struct {
 	secret []byte
@@ -146,7 +150,7 @@ func Token(authorization string, cookies []*http.Cookie) (string, error) {
 	if authorization != "" {
 		scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return "", errors.New("the Authorization header must use the Bearer scheme")
+			return "", ErrNotBearer
 		}
 		if token = strings.TrimSpace(token); token == "" {
 			return "", errors.New("the Authorization header has no token")
