@@ -106,21 +106,29 @@ func each[R, T any](ctx context.Context, pool *pgxpool.Pool, op string, c *captu
 		}
 		q = tx
 	}
-	rows, err := q.Query(ctx, c.sql, args...)
+	// The query's own context: an export that ends before its last row (a
+	// HEAD answered at the first, a client gone) cancels the query, for
+	// Close would otherwise read every row left before it returns (found
+	// by an audit: a HEAD read 400,000 rows, holding a connection and an
+	// EXPORTS_MAX slot). Close drains nothing once it is cancelled: pgx
+	// cancels the query and the connection goes back to the pool (or is
+	// closed when it cannot be recovered).
+	qctx, stop := context.WithCancel(ctx)
+	defer stop()
+	rows, err := q.Query(qctx, c.sql, args...)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
-	// Close drains nothing once ctx is cancelled: pgx cancels the query and
-	// the connection goes back to the pool (or is closed when it cannot be
-	// recovered).
 	defer rows.Close()
 	var n int64
 	for rows.Next() {
 		r, err := pgx.RowToStructByPos[R](rows)
 		if err != nil {
+			stop()
 			return n, wrap(op+": scan", err)
 		}
 		if err := fn(item(r)); err != nil {
+			stop()
 			return n, err
 		}
 		n++
