@@ -335,13 +335,20 @@ func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Ti
 // text spliced into the statement.
 const (
 	dropChunksSQL = `SELECT count(*) FROM drop_chunks($1::text::regclass, older_than => $2::timestamptz)`
-	// Chunks wholly older than the cutoff that are not compressed yet.
+	// Chunks wholly older than the cutoff that are not compressed yet, or
+	// only partly: a late write into a compressed chunk (a flows upsert
+	// into an old hour, a late device report) leaves the rows it touched
+	// uncompressed, and the chunk's catalog status gets the partial bit
+	// (8) while is_compressed stays true. Such chunks used to be skipped
+	// for good (found by an audit); compress_chunk compresses their
+	// uncompressed rows again.
 	uncompressedChunksSQL = `
-SELECT format('%I.%I', chunk_schema, chunk_name)
-FROM timescaledb_information.chunks
-WHERE hypertable_schema = current_schema() AND hypertable_name = $1
-  AND NOT is_compressed AND range_end <= $2::timestamptz
-ORDER BY range_start`
+SELECT format('%I.%I', c.chunk_schema, c.chunk_name)
+FROM timescaledb_information.chunks c
+JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name
+WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = $1
+  AND (NOT c.is_compressed OR k.status & 8 <> 0) AND c.range_end <= $2::timestamptz
+ORDER BY c.range_start`
 	compressChunkSQL = `SELECT compress_chunk($1::text::regclass, if_not_compressed => true)`
 )
 
