@@ -130,13 +130,17 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 	}
 	d := documented()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		fw := &failedWrites{ResponseWriter: w}
+		ww := middleware.NewWrapResponseWriter(fw, r.ProtoMajor)
 		body := &keptBody{}
 		ww.Tee(body)
 		h.ServeHTTP(ww, r)
 		a := answer{status: ww.Status(), header: ww.Header(), body: body}
-		if a.status == 0 || a.status == statusClientGone {
-			return // nobody to read the answer: not part of the contract
+		if a.status == 0 || a.status == statusClientGone || fw.failed {
+			// Nobody to read the answer, or only its beginning (a client
+			// that stopped reading: WRITE_TIMEOUT cut the rest): not part
+			// of the contract.
+			return
 		}
 		exercised.add(d, r, a.status)
 		if op := d.undocumented(r, a.status); op != "" {
@@ -214,6 +218,30 @@ type answer struct {
 }
 
 // keptBody keeps the first keptBodyBytes of an answer's body.
+// failedWrites notes whether a write of the answer failed (its client
+// gone or not reading past WRITE_TIMEOUT), so that the kept body, cut
+// there, is not checked as a whole answer.
+type failedWrites struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (f *failedWrites) Write(p []byte) (int, error) {
+	n, err := f.ResponseWriter.Write(p)
+	if err != nil {
+		f.failed = true
+	}
+	return n, err
+}
+
+func (f *failedWrites) Flush() {
+	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+func (f *failedWrites) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
 type keptBody struct {
 	kept []byte
 	cut  bool // the body was longer than what was kept
