@@ -138,19 +138,7 @@ func TestAuthWrites(t *testing.T) {
 	// header, no Content-Type stays accepted, as the seeds' clients send.
 	untyped := func(method, path, body string, header ...string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res
+		return rawRequest(t, method, s.URL+path, body, header...)
 	}
 	cookie := []string{"Cookie", "jwt=" + validToken(t)}
 	if res := untyped("POST", "/flows", flows, cookie...); res.StatusCode != http.StatusUnsupportedMediaType {
@@ -175,6 +163,25 @@ func TestAuthWrites(t *testing.T) {
 	}
 }
 
+// rawRequest sends a request with only the headers given (s.do sets a
+// Content-Type for a body), its answer's body read and closed.
+func rawRequest(t *testing.T, method, url, body string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
+}
+
 // TestCookiePostMustBeJSON: a POST authenticated by the jwt cookie alone
 // must say it is JSON even without a body: POST is a simple CORS request,
 // so another site's form (text/plain, a form, multipart) or a body-less
@@ -186,22 +193,10 @@ func TestCookiePostMustBeJSON(t *testing.T) {
 	cookie := "jwt=" + validToken(t)
 	send := func(contentType string, header ...string) int {
 		t.Helper()
-		req, err := http.NewRequest("POST", s.URL+"/appmetrics/api/v1/collections", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
+			header = append(header, "Content-Type", contentType)
 		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
+		return rawRequest(t, "POST", s.URL+"/appmetrics/api/v1/collections", "", header...).StatusCode
 	}
 	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset"} {
 		if got := send(ct, "Cookie", cookie); got != http.StatusUnsupportedMediaType {
