@@ -46,13 +46,22 @@ func (b batchSchema) validate(parsed any) []error {
 
 // checkContentType is nil for a JSON body (or none given), else the 415.
 func checkContentType(contentType string) error {
-	if contentType == "" {
+	if ok, _ := jsonMediaType(contentType); ok || contentType == "" {
 		return nil
 	}
+	return unknownContentType(contentType)
+}
+
+// jsonMediaType reports whether the media type contentType names JSON:
+// application/json or a +json type, in any case, with any parameters (RFC
+// 9110 8.3.1); err when it is malformed.
+func jsonMediaType(contentType string) (bool, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
-	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-		return nil
-	}
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")), err
+}
+
+// unknownContentType is the 415 for a body of contentType.
+func unknownContentType(contentType string) *Problem {
 	return NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
 		Title: "contentType", Location: "body",
 		Detail: "unknown content type: " + contentType + "; send Content-Type: application/json",

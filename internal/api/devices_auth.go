@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"mime"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -82,7 +80,6 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 	}
 }
 
-// takesBody says whether op reads a request body.
 // cookieWriteTyped reports whether a request authenticated by the jwt
 // cookie alone may go on: a POST must say its body, if any, is JSON; any
 // other write with a body must give a type (one that is not JSON is a 415
@@ -91,12 +88,13 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 func cookieWriteTyped(ctx huma.Context) bool {
 	ct := ctx.Header("Content-Type")
 	if ctx.Method() == http.MethodPost {
-		mt, _, err := mime.ParseMediaType(ct)
-		return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+		isJSON, _ := jsonMediaType(ct)
+		return isJSON
 	}
 	return ct != "" || !takesBody(ctx.Operation())
 }
 
+// takesBody says whether op reads a request body.
 func takesBody(op *huma.Operation) bool {
 	return op != nil && op.RequestBody != nil
 }

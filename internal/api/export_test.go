@@ -745,14 +745,7 @@ func TestExportHead(t *testing.T) {
 // (its body closed).
 func (s *testServer) headExport(t *testing.T, path, accept string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodHead, s.URL+path, nil)
-	req.Header.Set("Accept", accept)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	return res
+	return rawRequest(t, http.MethodHead, s.URL+path, "", "Accept", accept)
 }
 
 // Every exported list answers HEAD at its first row, with no error logged

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -293,12 +292,12 @@ func requestShape(ctx huma.Context, next func(huma.Context)) {
 		// accepted on those decoded here, and a malformed header the
 		// other way round (found by an audit). Every operation now reads
 		// the header as checkContentType does.
-		mt, _, err := mime.ParseMediaType(ct)
+		isJSON, err := jsonMediaType(ct)
 		switch {
 		case err != nil:
-			writeMiddlewareProblem(ctx, checkContentType(ct).(*Problem))
+			writeMiddlewareProblem(ctx, unknownContentType(ct))
 			return
-		case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		case isJSON:
 			if r, _ := humachi.Unwrap(ctx); r != nil {
 				r.Header.Set("Content-Type", "application/json")
 			}

@@ -61,6 +61,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func inUse(st *postgres.Store) func() bool { return func() bool { return st.ReplicaStats().InUse } }
 
+// probedInUse is inUse for a store whose probes are the test's (one an
+// hour otherwise): each check lets the replica catch up and probes it.
+func probedInUse(t *testing.T, st *postgres.Store, pair *testdb.Pair) func() bool {
+	return func() bool {
+		if err := pair.CatchUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		postgres.ProbeReplica(st)
+		return st.ReplicaStats().InUse
+	}
+}
+
 func keyFlow(src string, hour int64) store.Flow {
 	return store.Flow{SrcApp: src, DestApp: "b", VpcID: "v", BytesTx: 1, BytesRx: 2, Hour: hour}
 }
@@ -190,13 +202,7 @@ func TestReadsFallBackWhenTheReplicaStops(t *testing.T) {
 	if err := st.Flows.Add(ctx, []store.Flow{keyFlow("kept", 3)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the replica in use", func() bool {
-		if err := pair.CatchUp(ctx); err != nil {
-			t.Fatal(err)
-		}
-		postgres.ProbeReplica(st)
-		return st.ReplicaStats().InUse
-	})
+	eventually(t, "the replica in use", probedInUse(t, st, pair))
 	listFlows(t, st, 3) // a replica connection in the pool, now to be cut
 	if err := pair.StopReplica(ctx); err != nil {
 		t.Fatal(err)
@@ -446,13 +452,7 @@ func TestATerminatedReplicaSessionTakesItOutOfService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the replica in use", func() bool {
-		if err := pair.CatchUp(ctx); err != nil {
-			t.Fatal(err)
-		}
-		postgres.ProbeReplica(st)
-		return st.ReplicaStats().InUse
-	})
+	eventually(t, "the replica in use", probedInUse(t, st, pair))
 	if _, err := st.Measurements.Get(ctx, ids[0]); err != nil { // a replica connection in the pool
 		t.Fatal(err)
 	}
