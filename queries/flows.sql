@@ -58,26 +58,61 @@ SET flows = r.flows + excluded.flows,
 -- The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
 -- matching the optional filters, one query per order so that each is a
 -- plain ORDER BY ... LIMIT the planner can serve from an index (key order)
--- or with a bounded top-N sort (bytes order); the exact total is CountFlows.
--- A window count(*) OVER () here made every page sort the whole range
+-- or with a bounded top-N sort (bytes order). Each row carries the exact
+-- total, read in the page's statement (so in its snapshot) by the CTE
+-- total: from flows_hourly when at most one filter is given (@rollup_dim
+-- the filtered column or 'all', @rollup_key its value), else CountFlows's
+-- count; '' as @rollup_dim picks the count. Only the CASE's chosen branch
+-- runs. The total is an init plan, computed once, and the page's scan is
+-- gated on @row_offset < total: a page past the last reads no row (the
+-- caller asks CountFlows or CountFlowsRollup for the total then). A window
+-- count(*) OVER () here made every page sort the whole range
 -- (BenchmarkFlowsRange10M, docs/flows-storage.md).
 -- name: ListFlowsByKeyAsc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN @rollup_dim::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = @rollup_dim::text AND r.hour >= @from_hour::timestamptz AND r.hour < @to_hour::timestamptz
+                 AND r.key = @rollup_key::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= @from_hour::timestamptz AND c.hour < @to_hour::timestamptz
+                 AND (sqlc.narg('src_app')::text IS NULL OR c.src_app = sqlc.narg('src_app')::text)
+                 AND (sqlc.narg('dest_app')::text IS NULL OR c.dest_app = sqlc.narg('dest_app')::text)
+                 AND (sqlc.narg('vpc_id')::text IS NULL OR c.vpc_id = sqlc.narg('vpc_id')::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
   AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
   AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+  AND @row_offset::bigint < (SELECT n FROM total)
 ORDER BY hour, src_app, dest_app, vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
 -- name: ListFlowsByKeyDesc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN @rollup_dim::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = @rollup_dim::text AND r.hour >= @from_hour::timestamptz AND r.hour < @to_hour::timestamptz
+                 AND r.key = @rollup_key::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= @from_hour::timestamptz AND c.hour < @to_hour::timestamptz
+                 AND (sqlc.narg('src_app')::text IS NULL OR c.src_app = sqlc.narg('src_app')::text)
+                 AND (sqlc.narg('dest_app')::text IS NULL OR c.dest_app = sqlc.narg('dest_app')::text)
+                 AND (sqlc.narg('vpc_id')::text IS NULL OR c.vpc_id = sqlc.narg('vpc_id')::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
   AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
   AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+  AND @row_offset::bigint < (SELECT n FROM total)
 ORDER BY hour DESC, src_app DESC, dest_app DESC, vpc_id DESC
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
@@ -89,22 +124,50 @@ LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 -- is odd. Neither can overflow (bytes are >= 0). A numeric sum did the same
 -- at twice the cost: at 10 M rows the top talkers of a day sort 60,000
 -- rows (migration 00032).
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN @rollup_dim::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = @rollup_dim::text AND r.hour >= @from_hour::timestamptz AND r.hour < @to_hour::timestamptz
+                 AND r.key = @rollup_key::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= @from_hour::timestamptz AND c.hour < @to_hour::timestamptz
+                 AND (sqlc.narg('src_app')::text IS NULL OR c.src_app = sqlc.narg('src_app')::text)
+                 AND (sqlc.narg('dest_app')::text IS NULL OR c.dest_app = sqlc.narg('dest_app')::text)
+                 AND (sqlc.narg('vpc_id')::text IS NULL OR c.vpc_id = sqlc.narg('vpc_id')::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
   AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
   AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+  AND @row_offset::bigint < (SELECT n FROM total)
 ORDER BY (bytes_tx >> 1) + (bytes_rx >> 1) + (bytes_tx & bytes_rx & 1) DESC, (bytes_tx # bytes_rx) & 1 DESC, hour, src_app, dest_app, vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
 -- name: ListFlowsByBytesAsc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN @rollup_dim::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = @rollup_dim::text AND r.hour >= @from_hour::timestamptz AND r.hour < @to_hour::timestamptz
+                 AND r.key = @rollup_key::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= @from_hour::timestamptz AND c.hour < @to_hour::timestamptz
+                 AND (sqlc.narg('src_app')::text IS NULL OR c.src_app = sqlc.narg('src_app')::text)
+                 AND (sqlc.narg('dest_app')::text IS NULL OR c.dest_app = sqlc.narg('dest_app')::text)
+                 AND (sqlc.narg('vpc_id')::text IS NULL OR c.vpc_id = sqlc.narg('vpc_id')::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
   AND (sqlc.narg('src_app')::text IS NULL OR src_app = sqlc.narg('src_app')::text)
   AND (sqlc.narg('dest_app')::text IS NULL OR dest_app = sqlc.narg('dest_app')::text)
   AND (sqlc.narg('vpc_id')::text IS NULL OR vpc_id = sqlc.narg('vpc_id')::text)
+  AND @row_offset::bigint < (SELECT n FROM total)
 ORDER BY (bytes_tx >> 1) + (bytes_rx >> 1) + (bytes_tx & bytes_rx & 1), (bytes_tx # bytes_rx) & 1, hour, src_app, dest_app, vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
@@ -158,7 +221,20 @@ WHERE hour >= @from_hour::timestamptz AND hour < @to_hour::timestamptz
 -- jit_above_cost and spent 7 ms compiling it (EXPLAIN ANALYZE in
 -- BenchmarkFlowsRange10M). Until migration 00032 flows_bytes_idx gave each
 -- hour's rows in this order.
-SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+WITH total AS (
+    SELECT CASE WHEN @rollup_dim::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = @rollup_dim::text AND r.hour >= @from_hour::timestamptz AND r.hour < @to_hour::timestamptz
+                 AND r.key = @rollup_key::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= @from_hour::timestamptz AND c.hour < @to_hour::timestamptz
+                 AND (sqlc.narg('src_app')::text IS NULL OR c.src_app = sqlc.narg('src_app')::text)
+                 AND (sqlc.narg('dest_app')::text IS NULL OR c.dest_app = sqlc.narg('dest_app')::text)
+                 AND (sqlc.narg('vpc_id')::text IS NULL OR c.vpc_id = sqlc.narg('vpc_id')::text))
+           END AS n
+)
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
@@ -170,12 +246,26 @@ CROSS JOIN LATERAL (
     ORDER BY (x.bytes_tx >> 1) + (x.bytes_rx >> 1) + (x.bytes_tx & x.bytes_rx & 1) DESC, (x.bytes_tx # x.bytes_rx) & 1 DESC, x.src_app, x.dest_app, x.vpc_id
     LIMIT @per_hour::bigint
 ) AS f
+WHERE @row_offset::bigint < (SELECT n FROM total)
 ORDER BY (f.bytes_tx >> 1) + (f.bytes_rx >> 1) + (f.bytes_tx & f.bytes_rx & 1) DESC, (f.bytes_tx # f.bytes_rx) & 1 DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 
 -- name: ListFlowsTopByHourAsc :many
 -- ListFlowsTopByHourDesc, smallest first.
-SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+WITH total AS (
+    SELECT CASE WHEN @rollup_dim::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = @rollup_dim::text AND r.hour >= @from_hour::timestamptz AND r.hour < @to_hour::timestamptz
+                 AND r.key = @rollup_key::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= @from_hour::timestamptz AND c.hour < @to_hour::timestamptz
+                 AND (sqlc.narg('src_app')::text IS NULL OR c.src_app = sqlc.narg('src_app')::text)
+                 AND (sqlc.narg('dest_app')::text IS NULL OR c.dest_app = sqlc.narg('dest_app')::text)
+                 AND (sqlc.narg('vpc_id')::text IS NULL OR c.vpc_id = sqlc.narg('vpc_id')::text))
+           END AS n
+)
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM generate_series(@first_hour::bigint, @last_hour::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
@@ -187,6 +277,7 @@ CROSS JOIN LATERAL (
     ORDER BY (x.bytes_tx >> 1) + (x.bytes_rx >> 1) + (x.bytes_tx & x.bytes_rx & 1), (x.bytes_tx # x.bytes_rx) & 1, x.src_app, x.dest_app, x.vpc_id
     LIMIT @per_hour::bigint
 ) AS f
+WHERE @row_offset::bigint < (SELECT n FROM total)
 ORDER BY (f.bytes_tx >> 1) + (f.bytes_rx >> 1) + (f.bytes_tx & f.bytes_rx & 1), (f.bytes_tx # f.bytes_rx) & 1, f.hour, f.src_app, f.dest_app, f.vpc_id
 LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
 

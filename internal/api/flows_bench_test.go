@@ -175,7 +175,7 @@ func BenchmarkFlowsStorage(b *testing.B) {
 	}
 	agg := queryLoad(func(ctx context.Context, rng *rand.Rand) error {
 		h := randomHour(rng)
-		_, err := q.ListFlowsByKeyAsc(ctx, db.ListFlowsByKeyAscParams{FromHour: h, ToHour: h.Add(time.Hour), RowLimit: 50, RowOffset: rng.Int64N(50) * 50})
+		_, err := q.ListFlowsByKeyAsc(ctx, db.ListFlowsByKeyAscParams{FromHour: h, ToHour: h.Add(time.Hour), RowLimit: 50, RowOffset: rng.Int64N(50) * 50, RollupDim: "all"})
 		return err
 	})
 	raw := queryLoad(func(ctx context.Context, rng *rand.Rand) error {

@@ -205,7 +205,7 @@ func BenchmarkFlowsRange10M(b *testing.B) {
 		run  func() error
 	}{
 		{"range", func() error {
-			_, err := q.ListFlowsByKeyAsc(ctx, db.ListFlowsByKeyAscParams{FromHour: from, ToHour: to, RowLimit: 50, RowOffset: 500})
+			_, err := q.ListFlowsByKeyAsc(ctx, db.ListFlowsByKeyAscParams{FromHour: from, ToHour: to, RowLimit: 50, RowOffset: 500, RollupDim: "all"})
 			return err
 		}},
 		{"count (rollup)", func() error {
@@ -217,11 +217,13 @@ func BenchmarkFlowsRange10M(b *testing.B) {
 			return err
 		}},
 		{"top_talkers (per hour)", func() error {
-			_, err := q.ListFlowsTopByHourDesc(ctx, db.ListFlowsTopByHourDescParams{FirstHour: from.Unix() / 3600, LastHour: last.Unix() / 3600, PerHour: 50, RowLimit: 50})
+			_, err := q.ListFlowsTopByHourDesc(ctx, db.ListFlowsTopByHourDescParams{FirstHour: from.Unix() / 3600, LastHour: last.Unix() / 3600, PerHour: 50, RowLimit: 50,
+				FromHour: from, ToHour: to, RollupDim: "all"})
 			return err
 		}},
 		{"top_talkers vpc_id (per hour)", func() error {
-			_, err := q.ListFlowsTopByHourDesc(ctx, db.ListFlowsTopByHourDescParams{FirstHour: from.Unix() / 3600, LastHour: last.Unix() / 3600, VpcID: &vpc1, PerHour: 50, RowLimit: 50})
+			_, err := q.ListFlowsTopByHourDesc(ctx, db.ListFlowsTopByHourDescParams{FirstHour: from.Unix() / 3600, LastHour: last.Unix() / 3600, VpcID: &vpc1, PerHour: 50, RowLimit: 50,
+				FromHour: from, ToHour: to, RollupDim: "vpc_id", RollupKey: vpc1})
 			return err
 		}},
 		{"dest_vpc", func() error {
@@ -233,7 +235,7 @@ func BenchmarkFlowsRange10M(b *testing.B) {
 			return err
 		}},
 		{"src_app", func() error {
-			_, err := q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams{FromHour: from, ToHour: to, SrcApp: &src3, RowLimit: 50})
+			_, err := q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams{FromHour: from, ToHour: to, SrcApp: &src3, RowLimit: 50, RollupDim: "src_app", RollupKey: src3})
 			return err
 		}},
 		{"summary_src (rollup)", func() error {

@@ -185,12 +185,26 @@ func (q *Queries) FlowTotalsOfKeys(ctx context.Context, arg FlowTotalsOfKeysPara
 }
 
 const listFlowsByBytesAsc = `-- name: ListFlowsByBytesAsc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN $8::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = $8::text AND r.hour >= $1::timestamptz AND r.hour < $2::timestamptz
+                 AND r.key = $9::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= $1::timestamptz AND c.hour < $2::timestamptz
+                 AND ($3::text IS NULL OR c.src_app = $3::text)
+                 AND ($4::text IS NULL OR c.dest_app = $4::text)
+                 AND ($5::text IS NULL OR c.vpc_id = $5::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
   AND ($3::text IS NULL OR src_app = $3::text)
   AND ($4::text IS NULL OR dest_app = $4::text)
   AND ($5::text IS NULL OR vpc_id = $5::text)
+  AND $6::bigint < (SELECT n FROM total)
 ORDER BY (bytes_tx >> 1) + (bytes_rx >> 1) + (bytes_tx & bytes_rx & 1), (bytes_tx # bytes_rx) & 1, hour, src_app, dest_app, vpc_id
 LIMIT $7::bigint OFFSET $6::bigint
 `
@@ -203,9 +217,21 @@ type ListFlowsByBytesAscParams struct {
 	VpcID     *string
 	RowOffset int64
 	RowLimit  int64
+	RollupDim string
+	RollupKey string
 }
 
-func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]Flow, error) {
+type ListFlowsByBytesAscRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+	Total   int64
+}
+
+func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesAscParams) ([]ListFlowsByBytesAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByBytesAsc,
 		arg.FromHour,
 		arg.ToHour,
@@ -214,14 +240,16 @@ func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesA
 		arg.VpcID,
 		arg.RowOffset,
 		arg.RowLimit,
+		arg.RollupDim,
+		arg.RollupKey,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByBytesAscRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByBytesAscRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -229,6 +257,7 @@ func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesA
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -241,12 +270,26 @@ func (q *Queries) ListFlowsByBytesAsc(ctx context.Context, arg ListFlowsByBytesA
 }
 
 const listFlowsByBytesDesc = `-- name: ListFlowsByBytesDesc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN $8::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = $8::text AND r.hour >= $1::timestamptz AND r.hour < $2::timestamptz
+                 AND r.key = $9::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= $1::timestamptz AND c.hour < $2::timestamptz
+                 AND ($3::text IS NULL OR c.src_app = $3::text)
+                 AND ($4::text IS NULL OR c.dest_app = $4::text)
+                 AND ($5::text IS NULL OR c.vpc_id = $5::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
   AND ($3::text IS NULL OR src_app = $3::text)
   AND ($4::text IS NULL OR dest_app = $4::text)
   AND ($5::text IS NULL OR vpc_id = $5::text)
+  AND $6::bigint < (SELECT n FROM total)
 ORDER BY (bytes_tx >> 1) + (bytes_rx >> 1) + (bytes_tx & bytes_rx & 1) DESC, (bytes_tx # bytes_rx) & 1 DESC, hour, src_app, dest_app, vpc_id
 LIMIT $7::bigint OFFSET $6::bigint
 `
@@ -259,6 +302,18 @@ type ListFlowsByBytesDescParams struct {
 	VpcID     *string
 	RowOffset int64
 	RowLimit  int64
+	RollupDim string
+	RollupKey string
+}
+
+type ListFlowsByBytesDescRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+	Total   int64
 }
 
 // Top talkers: ordered by bytes_tx + bytes_rx, ties by key. The sum of
@@ -268,7 +323,7 @@ type ListFlowsByBytesDescParams struct {
 // is odd. Neither can overflow (bytes are >= 0). A numeric sum did the same
 // at twice the cost: at 10 M rows the top talkers of a day sort 60,000
 // rows (migration 00032).
-func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]Flow, error) {
+func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytesDescParams) ([]ListFlowsByBytesDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByBytesDesc,
 		arg.FromHour,
 		arg.ToHour,
@@ -277,14 +332,16 @@ func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytes
 		arg.VpcID,
 		arg.RowOffset,
 		arg.RowLimit,
+		arg.RollupDim,
+		arg.RollupKey,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByBytesDescRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByBytesDescRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -292,6 +349,7 @@ func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytes
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -304,12 +362,26 @@ func (q *Queries) ListFlowsByBytesDesc(ctx context.Context, arg ListFlowsByBytes
 }
 
 const listFlowsByKeyAsc = `-- name: ListFlowsByKeyAsc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN $8::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = $8::text AND r.hour >= $1::timestamptz AND r.hour < $2::timestamptz
+                 AND r.key = $9::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= $1::timestamptz AND c.hour < $2::timestamptz
+                 AND ($3::text IS NULL OR c.src_app = $3::text)
+                 AND ($4::text IS NULL OR c.dest_app = $4::text)
+                 AND ($5::text IS NULL OR c.vpc_id = $5::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
   AND ($3::text IS NULL OR src_app = $3::text)
   AND ($4::text IS NULL OR dest_app = $4::text)
   AND ($5::text IS NULL OR vpc_id = $5::text)
+  AND $6::bigint < (SELECT n FROM total)
 ORDER BY hour, src_app, dest_app, vpc_id
 LIMIT $7::bigint OFFSET $6::bigint
 `
@@ -322,15 +394,34 @@ type ListFlowsByKeyAscParams struct {
 	VpcID     *string
 	RowOffset int64
 	RowLimit  int64
+	RollupDim string
+	RollupKey string
+}
+
+type ListFlowsByKeyAscRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+	Total   int64
 }
 
 // The flows lists: one page of the hourly totals of [@from_hour, @to_hour)
 // matching the optional filters, one query per order so that each is a
 // plain ORDER BY ... LIMIT the planner can serve from an index (key order)
-// or with a bounded top-N sort (bytes order); the exact total is CountFlows.
-// A window count(*) OVER () here made every page sort the whole range
+// or with a bounded top-N sort (bytes order). Each row carries the exact
+// total, read in the page's statement (so in its snapshot) by the CTE
+// total: from flows_hourly when at most one filter is given (@rollup_dim
+// the filtered column or 'all', @rollup_key its value), else CountFlows's
+// count; ” as @rollup_dim picks the count. Only the CASE's chosen branch
+// runs. The total is an init plan, computed once, and the page's scan is
+// gated on @row_offset < total: a page past the last reads no row (the
+// caller asks CountFlows or CountFlowsRollup for the total then). A window
+// count(*) OVER () here made every page sort the whole range
 // (BenchmarkFlowsRange10M, docs/flows-storage.md).
-func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]Flow, error) {
+func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscParams) ([]ListFlowsByKeyAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByKeyAsc,
 		arg.FromHour,
 		arg.ToHour,
@@ -339,14 +430,16 @@ func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscPa
 		arg.VpcID,
 		arg.RowOffset,
 		arg.RowLimit,
+		arg.RollupDim,
+		arg.RollupKey,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByKeyAscRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByKeyAscRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -354,6 +447,7 @@ func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscPa
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -366,12 +460,26 @@ func (q *Queries) ListFlowsByKeyAsc(ctx context.Context, arg ListFlowsByKeyAscPa
 }
 
 const listFlowsByKeyDesc = `-- name: ListFlowsByKeyDesc :many
-SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx
+WITH total AS (
+    SELECT CASE WHEN $8::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = $8::text AND r.hour >= $1::timestamptz AND r.hour < $2::timestamptz
+                 AND r.key = $9::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= $1::timestamptz AND c.hour < $2::timestamptz
+                 AND ($3::text IS NULL OR c.src_app = $3::text)
+                 AND ($4::text IS NULL OR c.dest_app = $4::text)
+                 AND ($5::text IS NULL OR c.vpc_id = $5::text))
+           END AS n
+)
+SELECT hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM flows
 WHERE hour >= $1::timestamptz AND hour < $2::timestamptz
   AND ($3::text IS NULL OR src_app = $3::text)
   AND ($4::text IS NULL OR dest_app = $4::text)
   AND ($5::text IS NULL OR vpc_id = $5::text)
+  AND $6::bigint < (SELECT n FROM total)
 ORDER BY hour DESC, src_app DESC, dest_app DESC, vpc_id DESC
 LIMIT $7::bigint OFFSET $6::bigint
 `
@@ -384,9 +492,21 @@ type ListFlowsByKeyDescParams struct {
 	VpcID     *string
 	RowOffset int64
 	RowLimit  int64
+	RollupDim string
+	RollupKey string
 }
 
-func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]Flow, error) {
+type ListFlowsByKeyDescRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+	Total   int64
+}
+
+func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDescParams) ([]ListFlowsByKeyDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsByKeyDesc,
 		arg.FromHour,
 		arg.ToHour,
@@ -395,14 +515,16 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 		arg.VpcID,
 		arg.RowOffset,
 		arg.RowLimit,
+		arg.RollupDim,
+		arg.RollupKey,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsByKeyDescRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsByKeyDescRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -410,6 +532,7 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -422,7 +545,20 @@ func (q *Queries) ListFlowsByKeyDesc(ctx context.Context, arg ListFlowsByKeyDesc
 }
 
 const listFlowsTopByHourAsc = `-- name: ListFlowsTopByHourAsc :many
-SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+WITH total AS (
+    SELECT CASE WHEN $9::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = $9::text AND r.hour >= $10::timestamptz AND r.hour < $11::timestamptz
+                 AND r.key = $12::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= $10::timestamptz AND c.hour < $11::timestamptz
+                 AND ($3::text IS NULL OR c.src_app = $3::text)
+                 AND ($4::text IS NULL OR c.dest_app = $4::text)
+                 AND ($5::text IS NULL OR c.vpc_id = $5::text))
+           END AS n
+)
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
@@ -434,6 +570,7 @@ CROSS JOIN LATERAL (
     ORDER BY (x.bytes_tx >> 1) + (x.bytes_rx >> 1) + (x.bytes_tx & x.bytes_rx & 1), (x.bytes_tx # x.bytes_rx) & 1, x.src_app, x.dest_app, x.vpc_id
     LIMIT $6::bigint
 ) AS f
+WHERE $7::bigint < (SELECT n FROM total)
 ORDER BY (f.bytes_tx >> 1) + (f.bytes_rx >> 1) + (f.bytes_tx & f.bytes_rx & 1), (f.bytes_tx # f.bytes_rx) & 1, f.hour, f.src_app, f.dest_app, f.vpc_id
 LIMIT $8::bigint OFFSET $7::bigint
 `
@@ -447,10 +584,24 @@ type ListFlowsTopByHourAscParams struct {
 	PerHour   int64
 	RowOffset int64
 	RowLimit  int64
+	RollupDim string
+	FromHour  time.Time
+	ToHour    time.Time
+	RollupKey string
+}
+
+type ListFlowsTopByHourAscRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+	Total   int64
 }
 
 // ListFlowsTopByHourDesc, smallest first.
-func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]Flow, error) {
+func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByHourAscParams) ([]ListFlowsTopByHourAscRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourAsc,
 		arg.FirstHour,
 		arg.LastHour,
@@ -460,14 +611,18 @@ func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByH
 		arg.PerHour,
 		arg.RowOffset,
 		arg.RowLimit,
+		arg.RollupDim,
+		arg.FromHour,
+		arg.ToHour,
+		arg.RollupKey,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsTopByHourAscRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsTopByHourAscRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -475,6 +630,7 @@ func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByH
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -487,7 +643,20 @@ func (q *Queries) ListFlowsTopByHourAsc(ctx context.Context, arg ListFlowsTopByH
 }
 
 const listFlowsTopByHourDesc = `-- name: ListFlowsTopByHourDesc :many
-SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx
+WITH total AS (
+    SELECT CASE WHEN $9::text <> '' THEN (
+               SELECT coalesce(sum(r.flows), 0)::bigint FROM flows_hourly r
+               WHERE r.dim = $9::text AND r.hour >= $10::timestamptz AND r.hour < $11::timestamptz
+                 AND r.key = $12::text)
+           ELSE (
+               SELECT count(*) FROM flows c
+               WHERE c.hour >= $10::timestamptz AND c.hour < $11::timestamptz
+                 AND ($3::text IS NULL OR c.src_app = $3::text)
+                 AND ($4::text IS NULL OR c.dest_app = $4::text)
+                 AND ($5::text IS NULL OR c.vpc_id = $5::text))
+           END AS n
+)
+SELECT f.hour, f.src_app, f.dest_app, f.vpc_id, f.bytes_tx, f.bytes_rx, (SELECT n FROM total)::bigint AS total
 FROM generate_series($1::bigint, $2::bigint) AS h (n)
 CROSS JOIN LATERAL (
     SELECT x.hour, x.src_app, x.dest_app, x.vpc_id, x.bytes_tx, x.bytes_rx
@@ -499,6 +668,7 @@ CROSS JOIN LATERAL (
     ORDER BY (x.bytes_tx >> 1) + (x.bytes_rx >> 1) + (x.bytes_tx & x.bytes_rx & 1) DESC, (x.bytes_tx # x.bytes_rx) & 1 DESC, x.src_app, x.dest_app, x.vpc_id
     LIMIT $6::bigint
 ) AS f
+WHERE $7::bigint < (SELECT n FROM total)
 ORDER BY (f.bytes_tx >> 1) + (f.bytes_rx >> 1) + (f.bytes_tx & f.bytes_rx & 1) DESC, (f.bytes_tx # f.bytes_rx) & 1 DESC, f.hour, f.src_app, f.dest_app, f.vpc_id
 LIMIT $8::bigint OFFSET $7::bigint
 `
@@ -512,6 +682,20 @@ type ListFlowsTopByHourDescParams struct {
 	PerHour   int64
 	RowOffset int64
 	RowLimit  int64
+	RollupDim string
+	FromHour  time.Time
+	ToHour    time.Time
+	RollupKey string
+}
+
+type ListFlowsTopByHourDescRow struct {
+	Hour    time.Time
+	SrcApp  string
+	DestApp string
+	VpcID   string
+	BytesTx int64
+	BytesRx int64
+	Total   int64
 }
 
 // Top talkers of a range without a src_app or dest_app filter, in
@@ -525,7 +709,7 @@ type ListFlowsTopByHourDescParams struct {
 // jit_above_cost and spent 7 ms compiling it (EXPLAIN ANALYZE in
 // BenchmarkFlowsRange10M). Until migration 00032 flows_bytes_idx gave each
 // hour's rows in this order.
-func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]Flow, error) {
+func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopByHourDescParams) ([]ListFlowsTopByHourDescRow, error) {
 	rows, err := q.db.Query(ctx, listFlowsTopByHourDesc,
 		arg.FirstHour,
 		arg.LastHour,
@@ -535,14 +719,18 @@ func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopBy
 		arg.PerHour,
 		arg.RowOffset,
 		arg.RowLimit,
+		arg.RollupDim,
+		arg.FromHour,
+		arg.ToHour,
+		arg.RollupKey,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []Flow{}
+	items := []ListFlowsTopByHourDescRow{}
 	for rows.Next() {
-		var i Flow
+		var i ListFlowsTopByHourDescRow
 		if err := rows.Scan(
 			&i.Hour,
 			&i.SrcApp,
@@ -550,6 +738,7 @@ func (q *Queries) ListFlowsTopByHourDesc(ctx context.Context, arg ListFlowsTopBy
 			&i.VpcID,
 			&i.BytesTx,
 			&i.BytesRx,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}

@@ -43,44 +43,33 @@ func (f *Flows) Add(ctx context.Context, flows []store.Flow) error {
 }
 
 // List gives one page of the hourly totals the filter selects, in the
-// sort's order, with the number of rows the filter matches. The total is
-// counted apart (in the page query a window count would make it sort the
-// whole range instead of stopping after the page), in the page's snapshot:
-// read apart, a batch committed between the two was in the page and not in
-// the total (found by an audit: 12 items on a page of a total of 11).
+// sort's order, with the number of rows the filter matches. The page's
+// statement reads the total too (queries/flows.sql), so both come from one
+// snapshot: read apart, a batch committed between the two was in the page
+// and not in the total (found by an audit: 12 items on a page of a total
+// of 11). A page past the last has no row to carry the total, which is
+// then counted apart.
 func (f *Flows) List(ctx context.Context, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (page store.Page[store.Flow], err error) {
-	err = f.reads.snapshot(ctx, func(q *db.Queries) (err error) {
+	err = f.reads.do(ctx, func(q *db.Queries) (err error) {
 		page, err = f.list(ctx, q, fl, so, p)
 		return err
 	})
-	if err != nil {
-		// Beginning or ending the snapshot fails as a read would.
-		return store.Page[store.Flow]{}, wrap("list flows", err)
-	}
-	return page, nil
+	return page, err
 }
 
-// list is List on q's server (the count and the page on the same one).
+// flowPageRow is a row of any of the flows lists' page queries (they
+// differ only in their order).
+type flowPageRow = db.ListFlowsByKeyAscRow
+
+// list is List on q's server.
 func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so store.FlowSort, p store.PageRequest) (store.Page[store.Flow], error) {
 	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(fl.FromHour), ToHour: hourTime(fl.ToHour),
 		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, RowLimit: p.Limit, RowOffset: p.Offset}
-	var total int64
-	var err error
-	if dim, key, ok := rollupFilter(fl); ok {
+	dim, key, rollup := rollupFilter(fl)
+	if rollup {
 		// No filter, or one: the rollup has the count per hour (and key).
-		total, err = q.CountFlowsRollup(ctx, db.CountFlowsRollupParams{Dim: dim, Key: key, FromHour: arg.FromHour, ToHour: arg.ToHour})
-	} else {
-		total, err = q.CountFlows(ctx, db.CountFlowsParams{FromHour: arg.FromHour, ToHour: arg.ToHour,
-			SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+		arg.RollupDim, arg.RollupKey = dim, key
 	}
-	if err != nil {
-		return store.Page[store.Flow]{}, wrap("count flows", err)
-	}
-	out := store.Page[store.Flow]{Items: []store.Flow{}, Total: total}
-	if p.Offset >= total {
-		return out, nil
-	}
-	var rows []db.Flow
 	// Without a src_app or dest_app filter the bytes order merges each
 	// hour's first rows (a top-N sort per hour: at 2 M rows its p99 was
 	// lower than one top-N sort of the range's rows); with one, the
@@ -88,27 +77,50 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 	// them is cheaper.
 	perHour := so.ByBytes && fl.SrcApp == nil && fl.DestApp == nil
 	top := db.ListFlowsTopByHourDescParams{FirstHour: fl.FromHour, LastHour: fl.ToHour - 1,
-		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit}
-	switch {
-	case perHour && so.Desc:
-		rows, err = q.ListFlowsTopByHourDesc(ctx, top)
-	case perHour:
-		rows, err = q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top))
-	case so.ByBytes && so.Desc:
-		rows, err = q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg))
-	case so.ByBytes:
-		rows, err = q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg))
-	case so.Desc:
-		rows, err = q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg))
-	default:
-		rows, err = q.ListFlowsByKeyAsc(ctx, arg)
+		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit,
+		RollupDim: arg.RollupDim, RollupKey: arg.RollupKey, FromHour: arg.FromHour, ToHour: arg.ToHour}
+	list := func(ctx context.Context) ([]flowPageRow, error) {
+		switch {
+		case perHour && so.Desc:
+			return pageRows(q.ListFlowsTopByHourDesc(ctx, top))
+		case perHour:
+			return pageRows(q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top)))
+		case so.ByBytes && so.Desc:
+			return pageRows(q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg)))
+		case so.ByBytes:
+			return pageRows(q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg)))
+		case so.Desc:
+			return pageRows(q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg)))
+		default:
+			return q.ListFlowsByKeyAsc(ctx, arg)
+		}
 	}
+	count := func(ctx context.Context) (int64, error) {
+		if rollup {
+			return q.CountFlowsRollup(ctx, db.CountFlowsRollupParams{Dim: dim, Key: key, FromHour: arg.FromHour, ToHour: arg.ToHour})
+		}
+		return q.CountFlows(ctx, db.CountFlowsParams{FromHour: arg.FromHour, ToHour: arg.ToHour,
+			SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID})
+	}
+	return listPage(ctx, "list flows", p, list,
+		func(r flowPageRow) int64 { return r.Total },
+		count,
+		func(r flowPageRow) store.Flow {
+			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
+				BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
+		})
+}
+
+// pageRows gives the rows of a flows list's page query as flowPageRow:
+// the page queries' row types have the same fields.
+func pageRows[R db.ListFlowsTopByHourDescRow | db.ListFlowsTopByHourAscRow | db.ListFlowsByBytesDescRow |
+	db.ListFlowsByBytesAscRow | db.ListFlowsByKeyDescRow](rows []R, err error) ([]flowPageRow, error) {
 	if err != nil {
-		return store.Page[store.Flow]{}, wrap("list flows", err)
+		return nil, err
 	}
-	for _, r := range rows {
-		out.Items = append(out.Items, store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
-			BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600})
+	out := make([]flowPageRow, len(rows))
+	for i, r := range rows {
+		out[i] = flowPageRow(r)
 	}
 	return out, nil
 }
