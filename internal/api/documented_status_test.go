@@ -157,8 +157,9 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 }
 
 // exercised is every operation and status the test servers answered,
-// aliases counted as their route. With AUDIT_COVERAGE set, TestMain lists
-// the documented answers no test produced (reportUnexercised).
+// aliases counted as their route. TestMain fails a whole run in which a
+// documented answer was produced by no test, and with AUDIT_COVERAGE set
+// lists them in any run (reportUnexercised).
 var exercised = &answersSeen{seen: map[string]bool{}}
 
 type answersSeen struct {
@@ -180,8 +181,9 @@ func (a *answersSeen) add(d documentedOps, r *http.Request, status int) {
 }
 
 // reportUnexercised writes to w, for each operation, the statuses its
-// document lists that no test answered (500 and default aside).
-func reportUnexercised(w io.Writer) {
+// document lists that no test answered (500 and default aside), and gives
+// the number of such operations.
+func reportUnexercised(w io.Writer) int {
 	d := documented()
 	var lines []string
 	for key, codes := range d.statuses {
@@ -206,6 +208,7 @@ func reportUnexercised(w io.Writer) {
 	}
 	slices.Sort(lines)
 	fmt.Fprintf(w, "documented answers no test produced (%d operations):\n%s\n", len(lines), strings.Join(lines, "\n"))
+	return len(lines)
 }
 
 // answer is what the audit saw of an answer: its status, its headers and

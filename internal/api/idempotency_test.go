@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/store"
 )
 
 // idemCase is one endpoint that takes an Idempotency-Key.
@@ -431,5 +432,42 @@ func TestIdempotencyKeyDocumented(t *testing.T) {
 	}
 	if !maps.Equal(seen, want) {
 		t.Fatalf("documented on %v, want %v", seen, want)
+	}
+}
+
+// hiddenAnswers is an IdempotencyStore that finds no answer: the state of
+// a key another request has claimed and whose answer cannot be read, which
+// only a race of two requests with the record's expiry produces.
+type hiddenAnswers struct{}
+
+func (hiddenAnswers) Answer(context.Context, string) (store.IdempotentAnswer, error) {
+	return store.IdempotentAnswer{}, store.ErrNotFound
+}
+
+// On each endpoint: a repeat that finds its key taken on both of its tries
+// and no answer to read is a 409 with Retry-After, naming the header, and
+// writes nothing.
+func TestIdempotencyKeyHeldWithoutAnswerIs409(t *testing.T) {
+	t.Parallel()
+	for _, c := range idemCases() {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newTestServerOver(t, func(st *store.Store) { st.Idempotency = hiddenAnswers{} },
+				func(c *config.Config) { c.JWTSecret = testSecret })
+			if c.prepare != nil {
+				c.prepare(t, s)
+			}
+			body := c.body(t, s, 0)
+			c.send(t, s, body, "key-held").wantStatus(t, c.status)
+			before, keys := c.count(t, s), countKeys(t, s)
+			again := c.send(t, s, body, "key-held")
+			p := again.problem(t, http.StatusConflict)
+			if !p.hasError("header."+IdempotencyKeyHeader, "idempotency") || again.Header.Get("Retry-After") != "1" {
+				t.Fatalf("409 %+v, Retry-After %q", p.Errors, again.Header.Get("Retry-After"))
+			}
+			if c.count(t, s) != before || countKeys(t, s) != keys {
+				t.Fatalf("the refused repeat wrote %d (keys %d -> %d)", c.count(t, s)-before, keys, countKeys(t, s))
+			}
+		})
 	}
 }
