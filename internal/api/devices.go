@@ -245,14 +245,16 @@ func (in *historyInput) pinned() url.Values {
 	return v
 }
 
-// errHostNotFound is the seed's 404 for an unknown device.
-func errHostNotFound(id string) *Problem {
+// errHostNotFound is the seed's 404 for an unknown device, whose id the
+// path parameter param holds (device_id on the report's route, id on
+// /mrd/devices/{id} and below).
+func errHostNotFound(param, id string) *Problem {
 	// The id as the path gave it, cut as every echoed text is: a path of
 	// a megabyte is not answered three times over.
 	id = shownText(id)
 	detail := "Unknown host: " + id
 	return NewProblem(http.StatusNotFound, detail, &ProblemItem{
-		Title: "Host Not Found", Detail: detail, Source: "device_id", Location: "path.device_id", Value: id,
+		Title: "Host Not Found", Detail: detail, Source: param, Location: "path." + param, Value: id,
 	})
 }
 
@@ -403,6 +405,13 @@ func (s *server) documentDevices(api huma.API) {
 		Example: map[string]any{"name": "my-metric", "value": 12, "units": "my-units", "type": "uint32",
 			"slope": "both", "ttl": 180},
 	}
+	// Its 400 is the daemon's (errParse), not the other operations' "json".
+	if r := put.Responses["400"]; r != nil && r.Content["application/problem+json"] != nil {
+		ex := errParse("unexpected end of JSON input")
+		ex.RequestID = problemExample(http.StatusBadRequest).RequestID
+		ex.Errors[0].Status = http.StatusBadRequest
+		r.Content["application/problem+json"].Example = ex
+	}
 }
 
 // requireBody answers an empty body with the seed's 400 (huma's own answer
@@ -442,7 +451,7 @@ func (d *devicesAPI) putMetric(ctx context.Context, in *putMetricInput) (*status
 	if err != nil {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return nil, errHostNotFound(in.DeviceID)
+			return nil, errHostNotFound("device_id", in.DeviceID)
 		case errors.Is(err, store.ErrClosed):
 			return nil, NewProblem(http.StatusServiceUnavailable, "the server is shutting down; retry").
 				WithHeader("Retry-After", "1")
@@ -482,7 +491,7 @@ func (d *devicesAPI) listDevices(ctx context.Context, in *listDevicesInput) (*Pa
 // 404 for an unknown device.
 func (d *devicesAPI) deviceError(ctx context.Context, op, id string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return errHostNotFound(id)
+		return errHostNotFound("id", id)
 	}
 	return d.storeError(ctx, op, err)
 }

@@ -146,7 +146,11 @@ func rawValue(raw []byte) any {
 		return itemString(s)
 	}
 	var v any
-	_ = jsonv2.Unmarshal(raw, &v, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+	if err := jsonv2.Unmarshal(raw, &v, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true)); err != nil {
+		// A number past float64's range (1e400): echoed as it was
+		// written, not as the 0 a failed decode leaves.
+		return itemString(string(raw))
+	}
 	return v
 }
 

@@ -132,6 +132,7 @@ func TestDevicesReportValidation(t *testing.T) {
 		{"uint16 overflow", `{"type": "uint16", "name": "foo", "value": 65536, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type uint16"},
 		{"int32 overflow", `{"type": "int32", "name": "foo", "value": 2147483648, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int32"},
 		{"double overflow", `{"type": "double", "name": "foo", "value": 1e400, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type double"},
+		{"ttl overflow", `{"type": "int32", "name": "foo", "value": 1, "units": "u", "slope": "both", "ttl": 1e400}`, "ttl", "type", "ttl must be an integer"},
 		{"bool for double", `{"type": "double", "name": "foo", "value": true, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type double"},
 		{"bool for string", `{"type": "string", "name": "foo", "value": false, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type string"},
 		{"bool for int8", `{"type": "int8", "name": "foo", "value": true, "units": "u", "slope": "both", "ttl": 60}`, "value", "validtype", "value is not valid for type int8"},
@@ -164,6 +165,10 @@ func TestDevicesReportValidation(t *testing.T) {
 			e := p.Errors[0]
 			if e.Status != 422 || e.Source != c.source || e.Title != c.title || e.Detail != c.detail || e.Location != "body."+c.source {
 				t.Fatalf("error = %+v, want source %s title %s detail %q", e, c.source, c.title, c.detail)
+			}
+			// A number past float64's range is echoed as it was sent.
+			if strings.Contains(c.doc, "1e400") && e.Value != "1e400" {
+				t.Fatalf("value echoed as %#v, want \"1e400\"", e.Value)
 			}
 		})
 	}
@@ -262,7 +267,8 @@ func TestDevicesReportUnknownDevice(t *testing.T) {
 	t.Parallel()
 	s := newDevicesServer(t)
 	p := s.do("PUT", "/mrd/nope/metrics", metricDoc("x", 1, "int8", 5), bearer(t)...).problem(t, http.StatusNotFound)
-	if len(p.Errors) != 1 || p.Errors[0].Title != "Host Not Found" || p.Errors[0].Detail != "Unknown host: nope" {
+	if len(p.Errors) != 1 || p.Errors[0].Title != "Host Not Found" || p.Errors[0].Detail != "Unknown host: nope" ||
+		p.Errors[0].Location != "path.device_id" || p.Errors[0].Source != "device_id" {
 		t.Fatalf("errors = %+v", p.Errors)
 	}
 	// Validation comes first: an invalid report of an unknown device is a 422.
@@ -478,7 +484,8 @@ func TestDevicesCRUD(t *testing.T) {
 		t.Fatalf("got %+v", dev)
 	}
 	p := s.do("GET", "/mrd/devices/nope", nil).problem(t, http.StatusNotFound)
-	if p.Errors[0].Title != "Host Not Found" {
+	// Named as the route names its parameter (the report's is device_id).
+	if p.Errors[0].Title != "Host Not Found" || p.Errors[0].Location != "path.id" || p.Errors[0].Source != "id" {
 		t.Fatalf("errors %+v", p.Errors)
 	}
 
@@ -904,7 +911,7 @@ func TestDevicesCurrentMetricsPages(t *testing.T) {
 		t.Fatalf("past the end = %+v", page)
 	}
 	p := s.do("GET", "/mrd/devices/p9/metrics", nil).problem(t, http.StatusNotFound)
-	if p.Errors[0].Title != "Host Not Found" || p.Errors[0].Detail != "Unknown host: p9" {
+	if p.Errors[0].Title != "Host Not Found" || p.Errors[0].Detail != "Unknown host: p9" || p.Errors[0].Location != "path.id" {
 		t.Fatalf("errors %+v", p.Errors)
 	}
 }

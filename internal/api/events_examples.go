@@ -99,7 +99,7 @@ func addEventExamples(oapi *huma.OpenAPI) {
 
 	reg := path("/events/register").Post
 	set(reg, 200, "registered", "The new run's id", map[string]any{"uuid": eventsExampleUUID, "data": map[string]any{"uuid": eventsExampleUUID}})
-	set(reg, 400, "malformed", "Malformed JSON", eventsExampleProblem(400, "validation failed",
+	set(reg, 400, "malformed", "Malformed JSON", eventsExampleProblem(400, "the body is not valid JSON: unexpected end of JSON input",
 		&ProblemItem{Title: "json", Location: "body", Detail: "the body is not valid JSON: unexpected end of JSON input"}))
 	set(reg, 422, "invalid", "Every failed rule at once", eventsExampleProblem(422, "validation failed",
 		&ProblemItem{Title: "min", Source: "clients", Location: "body.measurement.fields.clients", Value: -1, Detail: "clients must be 0 or greater"},
@@ -112,7 +112,7 @@ func addEventExamples(oapi *huma.OpenAPI) {
 	set(commit, 404, "unknown", "No such run", eventsExampleProblem(404, "no run with uuid "+eventsExampleUUID+": register it first"))
 	set(commit, 409, "committed", "Committed before", eventsExampleProblem(409, "run "+eventsExampleUUID+" is already committed: a run is committed once"))
 	set(commit, 422, "invalid", "Every failed rule at once", eventsExampleProblem(422, "validation failed",
-		&ProblemItem{Title: "format", Source: "uuid", Location: "body.uuid", Value: "xkjpw-ajta-jwt", Detail: "uuid must be RFC 4122 uuid: invalid UUID length: 14"},
+		&ProblemItem{Title: "format", Source: "uuid", Location: "body.uuid", Value: "xkjpw-ajta-jwt", Detail: "uuid must be a UUID such as " + exampleUUID},
 		&ProblemItem{Title: "required", Source: "requestStats", Location: "body.measurement.fields.requestStats", Detail: "requestStats is a required field"},
 		&ProblemItem{Title: "format", Source: "startedAt", Location: "body.startedAt", Value: "yesterday", Detail: "startedAt must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z, or Unix epoch seconds"}))
 

@@ -211,7 +211,7 @@ func flowInt(v jsontext.Value) (int64, bool) {
 func (d *flowDecoder) explain(body []byte) error {
 	faults, err := checkBodyText(body)
 	if err != nil {
-		return notJSON(err)
+		return notJSON(err, body)
 	}
 	if bodyKind(body) != '[' {
 		// The wrong JSON type for the body as a whole is a 400, like
@@ -222,7 +222,7 @@ func (d *flowDecoder) explain(body []byte) error {
 	}
 	var parsed any
 	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
-		return notJSON(err)
+		return notJSON(err, body)
 	}
 	errs := append(faults, d.validate(parsed)...)
 	errs = append(errs, flowNameBytesErrors(parsed)...)
@@ -256,8 +256,13 @@ func flowNameBytesErrors(parsed any) []error {
 	return errs
 }
 
-// notJSON is the 400 for a body that is not JSON.
-func notJSON(err error) *Problem {
+// notJSON is the 400 for a body that is not JSON, given the error of its
+// parse; or the 422 for a number in body past the range of a JSON number
+// (float64), which the parse also refuses.
+func notJSON(err error, body []byte) *Problem {
+	if it := hugeNumberItem(err.Error(), string(body)); it != nil {
+		return NewProblem(http.StatusUnprocessableEntity, "validation failed", it)
+	}
 	return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
 		Title: "json", Location: "body", Detail: "the body is not valid JSON: " + strings.TrimPrefix(err.Error(), "jsontext: "),
 	})

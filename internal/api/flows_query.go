@@ -119,11 +119,11 @@ func (in *listFlowsInput) Resolve(ctx huma.Context) []error {
 		in.sort.ByBytes, in.sort.Desc = true, !hasDir || dir == "desc"
 	default:
 		return append(errs, &ProblemItem{Title: "oneof", Source: "sort", Location: "query.sort", Value: in.Sort,
-			Detail: "sort field must be one of [hour bytes], as field,asc or field,desc"})
+			Detail: "sort field must be hour or bytes (sort=field,asc or sort=field,desc)"})
 	}
 	if hasDir && dir != "asc" && dir != "desc" {
 		errs = append(errs, &ProblemItem{Title: "oneof", Source: "sort", Location: "query.sort", Value: in.Sort,
-			Detail: "sort direction must be one of [asc desc]"})
+			Detail: "sort direction must be asc or desc"})
 	}
 	return errs
 }

@@ -241,9 +241,14 @@ func keyedWrite[B any](ctx context.Context, s *server, raw []byte, status int,
 		switch {
 		case err == nil:
 			if !bytes.Equal(rec.Hash, hash) {
+				// Named by what differs: the operation, or the body.
+				other := rec.Endpoint
+				if other == endpoint {
+					other = "the same operation with another body"
+				}
 				return body, false, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
 					Title: "idempotency", Source: IdempotencyKeyHeader, Location: "header." + IdempotencyKeyHeader, Value: k.key,
-					Detail: "this Idempotency-Key was used for another request (" + rec.Endpoint + " with another body): " +
+					Detail: "this Idempotency-Key was used for another request (" + other + "): " +
 						"a key names one request; use a new key for a new request"})
 			}
 			if err := json.Unmarshal(rec.Body, &body); err != nil {

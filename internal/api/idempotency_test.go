@@ -128,8 +128,14 @@ func TestIdempotencyKeyReplays(t *testing.T) {
 			other := c.body(t, s, 1)
 			before = c.count(t, s)
 			p := c.send(t, s, other, "key-1").problem(t, http.StatusUnprocessableEntity)
-			if !p.hasError("header."+IdempotencyKeyHeader, "idempotency") || p.Errors[0].Source != IdempotencyKeyHeader {
+			if !p.hasError("header."+IdempotencyKeyHeader, "idempotency") || p.Errors[0].Source != IdempotencyKeyHeader ||
+				!strings.Contains(p.Errors[0].Detail, "(the same operation with another body)") {
 				t.Fatalf("mismatch problem %+v", p.Errors)
+			}
+			// On another operation, the key's own is named.
+			cross := s.do("POST", "/flows", `[]`, IdempotencyKeyHeader, "key-1").problem(t, http.StatusUnprocessableEntity)
+			if c.path != "/flows" && !strings.Contains(cross.Errors[0].Detail, "("+c.method+" "+c.path+")") {
+				t.Fatalf("another operation's key: %+v", cross.Errors)
 			}
 			if got := c.count(t, s); got != before {
 				t.Fatalf("a refused repeat wrote %d", got-before)

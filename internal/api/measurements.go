@@ -291,11 +291,11 @@ func parseSort(s string, keys []string) (key string, desc bool, err error) {
 	}
 	if !ok {
 		return "", false, &ProblemItem{Title: "oneof", Source: "sort", Location: "query.sort", Value: s,
-			Detail: fmt.Sprintf("sort field must be one of [%s], as field,asc or field,desc", strings.Join(keys, " "))}
+			Detail: fmt.Sprintf("sort field must be one of %s (sort=field,asc or sort=field,desc)", strings.Join(keys, ", "))}
 	}
 	if hasDir && dir != "asc" && dir != "desc" {
 		return "", false, &ProblemItem{Title: "oneof", Source: "sort", Location: "query.sort", Value: s,
-			Detail: "sort direction must be one of [asc desc]"}
+			Detail: "sort direction must be asc or desc"}
 	}
 	return field, dir != "asc", nil
 }

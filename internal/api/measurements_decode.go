@@ -311,7 +311,7 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 	// come first.
 	errs, err := checkBodyText(body)
 	if err != nil {
-		return nil, notJSON(err)
+		return nil, notJSON(err, body)
 	}
 	if k := bodyKind(body); k != '[' && k != 'n' {
 		// The wrong JSON type as a whole (null is an empty batch): a 400,
@@ -327,7 +327,7 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 	}
 	var parsed any
 	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
-		return nil, notJSON(err)
+		return nil, notJSON(err, body)
 	}
 	errs = append(errs, d.validate(parsed)...)
 	var recs []MeasurementInput

@@ -84,7 +84,15 @@ func TestNumberRanges(t *testing.T) {
 		{"GET", "/flows?hour=1&page=0", "", "query.page", "min"},
 		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":9223372036854775808,"bytes_rx":0,"hour":1}]`, "body[0].bytes_tx", "max"},
 		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":0,"bytes_rx":99999999999999999999999,"hour":1}]`, "body[0].bytes_rx", "max"},
-		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":0,"bytes_rx":1e309,"hour":1}]`, "", ""},
+		// Past the range of a JSON number (float64): valid JSON, a type
+		// item where the number is.
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":0,"bytes_rx":1e309,"hour":1}]`, "body[0].bytes_rx", "type"},
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":-1e400,"bytes_rx":0,"hour":1}]`, "body[0].bytes_tx", "type"},
+		{"POST", "/api/measurements", m(`,"elapsed":1e400`), "body[0].elapsed", "type"},
+		{"POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{"hatchRate":1e400}}}`, "body.measurement.fields.hatchRate", "type"},
+		// A check of its own says more there: its max, the type item left out.
+		{"POST", "/apiv0.1/events/register", `{"host":"h","startedAt":1e400,"measurement":{"fields":{}}}`, "body.startedAt", "max"},
+		{"POST", "/mrd/token", `{"expires_in":1e400}`, "body.expires_in", "type"},
 		{"POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{"hatchRate":2147483648}}}`, "body.measurement.fields.hatchRate", "max"},
 		{"POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{"hatchRate":-0.5}}}`, "body.measurement.fields.hatchRate", "min"},
 		{"POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{"clients":2147483648}}}`, "body.measurement.fields.clients", "max"},

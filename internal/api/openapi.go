@@ -70,8 +70,8 @@ func problemExample(status int) *Problem {
 	p := &Problem{Title: http.StatusText(status), Status: status, RequestID: "5f0c3a7e9b1d4c2a"}
 	switch status {
 	case http.StatusBadRequest:
-		p.Detail = "validation failed"
-		p.Errors = []*ProblemItem{{Status: 400, Title: "json", Detail: "the body is not valid JSON: unexpected end of JSON input", Location: "body"}}
+		p.Detail = "the body is not valid JSON: unexpected end of JSON input"
+		p.Errors = []*ProblemItem{{Status: 400, Title: "json", Detail: p.Detail, Location: "body"}}
 	case http.StatusUnauthorized:
 		p.Detail = "a valid bearer token is required"
 	case http.StatusNotFound:
@@ -83,8 +83,8 @@ func problemExample(status int) *Problem {
 	case http.StatusRequestEntityTooLarge:
 		p.Detail = "request body is too large: at most 67108864 bytes"
 	case http.StatusUnsupportedMediaType:
-		p.Detail = "validation failed"
-		p.Errors = []*ProblemItem{{Status: 415, Title: "contentType", Detail: "unknown content type: text/plain; send Content-Type: application/json", Location: "body"}}
+		p.Detail = "unknown content type: text/plain; send Content-Type: application/json"
+		p.Errors = []*ProblemItem{{Status: 415, Title: "contentType", Detail: p.Detail, Location: "body"}}
 	case http.StatusUnprocessableEntity:
 		p.Detail = "validation failed"
 		p.Errors = []*ProblemItem{{Status: 422, Title: "min", Detail: "bytes_tx must be 0 or greater", Source: "bytes_tx", Location: "body[3].bytes_tx", Value: -1}}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/validation"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/telemetry/telemetry/internal/store"
 )
@@ -99,6 +100,32 @@ func NewProblem(status int, detail string, errs ...error) *Problem {
 		p.Errors = append(p.Errors, item)
 	}
 	p.Errors = dropUnmatchedSchema(p.Errors)
+	// huma answers a body it could not parse with a 400 whose detail is
+	// "validation failed". A number past float64's range is valid JSON
+	// (fromHumaDetail makes it a 422 item), and the other items then are
+	// checks of values too: the answer is a 422, without the number's
+	// item where a check named the same place more precisely.
+	if status == http.StatusBadRequest && slices.ContainsFunc(p.Errors, isHugeNumber) {
+		var out []*ProblemItem
+		for _, it := range p.Errors {
+			if isHugeNumber(it) && slices.ContainsFunc(p.Errors, func(o *ProblemItem) bool {
+				return o != it && o.Location == it.Location
+			}) {
+				continue
+			}
+			if it.Status == http.StatusBadRequest && it.Title != "json" {
+				it.Status = http.StatusUnprocessableEntity
+			}
+			out = append(out, it)
+		}
+		p.Errors = out
+		if !slices.ContainsFunc(p.Errors, func(it *ProblemItem) bool { return it.Status != http.StatusUnprocessableEntity }) {
+			p.Status, p.Title = http.StatusUnprocessableEntity, http.StatusText(http.StatusUnprocessableEntity)
+		}
+	}
+	if detail == "validation failed" && p.Status != http.StatusUnprocessableEntity && len(p.Errors) == 1 {
+		p.Detail = p.Errors[0].Detail
+	}
 	return p
 }
 
@@ -214,6 +241,9 @@ func bodyTypeIsMalformed(p *Problem) *Problem {
 			for _, it := range p.Errors {
 				it.Status = http.StatusBadRequest
 			}
+			if len(p.Errors) == 1 {
+				p.Detail = it.Detail // as NewProblem has it for a 400
+			}
 			break
 		}
 	}
@@ -254,6 +284,9 @@ func fromHumaDetail(status int, d *huma.ErrorDetail) *ProblemItem {
 	case matched:
 	case strings.HasPrefix(msg, huma.ErrUnknownContentType.Error()):
 		it.Title, it.Detail, it.Value = "contentType", msg+"; send Content-Type: application/json", nil
+	case it.Location == "body" && status == http.StatusBadRequest && hugeNumberRe.MatchString(msg):
+		body, _ := d.Value.(string)
+		it = hugeNumberItem(msg, body)
 	case it.Location == "body" && status == http.StatusBadRequest:
 		it.Title, it.Detail, it.Value = "json", "the body is not valid JSON: "+msg, nil
 	case it.Location == "body" && (strings.Contains(msg, "cannot unmarshal number") || // encoding/json
@@ -362,8 +395,71 @@ func numberPath(msg string) string {
 	if m == nil {
 		return ""
 	}
+	return pointerPath(m[1])
+}
+
+// hugeNumberRe is encoding/json's refusal of a number past float64's range
+// (1e400): huma parses the whole body into an any before it validates it.
+var hugeNumberRe = regexp.MustCompile(`cannot unmarshal number (\S+) into Go value of type float64`)
+
+// isHugeNumber reports whether it is a hugeNumberItem.
+func isHugeNumber(it *ProblemItem) bool {
+	return it.Title == "type" && strings.HasSuffix(it.Detail, hugeNumberDetail)
+}
+
+const hugeNumberDetail = ", beyond the range of a JSON number (about ±1.8e308)"
+
+// hugeNumberItem is the 422 item for the number past float64's range
+// that msg (an encoding/json error) refused in body, nil when msg is not
+// such a refusal: the body is valid JSON, with a number no JSON parser
+// here holds, refused as any value out of range is, where it is.
+func hugeNumberItem(msg, body string) *ProblemItem {
+	m := hugeNumberRe.FindStringSubmatch(msg)
+	if m == nil {
+		return nil
+	}
+	it := &ProblemItem{Status: http.StatusUnprocessableEntity, Title: "type", Location: "body", Value: shownValue(m[1])}
+	if path := hugeNumberPath(body); strings.HasPrefix(path, "[") {
+		it.Location = "body" + path
+	} else if path != "" {
+		it.Location = "body." + path
+	}
+	it.Source = leafName(it.Location)
+	name := it.Source
+	if name == "" {
+		name = "a number in the body"
+	}
+	it.Detail = name + " is " + m[1] + hugeNumberDetail
+	return it
+}
+
+// hugeNumberPath is the dotted location of the first number in body that
+// a float64 cannot hold (measurement.fields.hatchRate, [0].bytes_tx), ""
+// for the body itself or when there is none.
+func hugeNumberPath(body string) string {
+	d := jsontext.NewDecoder(strings.NewReader(body))
+	for {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if tok.Kind() != '0' {
+			continue
+		}
+		if _, err := strconv.ParseFloat(tok.String(), 64); err != nil {
+			return pointerPath(strings.TrimPrefix(string(d.StackPointer()), "/"))
+		}
+	}
+}
+
+// pointerPath is the dotted location of a JSON pointer's tokens (given
+// without their leading slash): measurement/fields/clients, l/1 as l[1].
+func pointerPath(ptr string) string {
+	if ptr == "" {
+		return ""
+	}
 	var b strings.Builder
-	for i, part := range strings.Split(m[1], "/") {
+	for i, part := range strings.Split(ptr, "/") {
 		part = strings.NewReplacer("~1", "/", "~0", "~").Replace(part)
 		if _, err := strconv.Atoi(part); err == nil {
 			b.WriteString("[" + part + "]")
@@ -395,6 +491,9 @@ func plainNumber(a string) string {
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }
+
+// exampleUUID is the UUID the format items show.
+const exampleUUID = "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f"
 
 // humaRules are built from huma's exported message formats (package
 // validation), so that a huma upgrade that rewords one fails
@@ -429,6 +528,14 @@ var humaRules = compileHumaRules([]humaRule{
 		detail: func(f, a string) string { return f + " must be one of " + a }},
 	{format: validation.MsgExpectedMatchPattern, title: "pattern",
 		detail: func(f, a string) string { return f + " must match the pattern " + a }},
+	// The formats users get wrong most, with an example (the library's
+	// own words after the format are left out).
+	{format: validation.MsgExpectedRFC4122UUID, title: "format",
+		detail: func(f, _ string) string { return f + " must be a UUID such as " + exampleUUID }},
+	{format: validation.MsgExpectedRFC3339DateTime, title: "format",
+		detail: func(f, _ string) string {
+			return f + " must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z (in a URL, write a + offset as %2B)"
+		}},
 	{format: validation.MsgExpectedBePattern, title: "format", // every "expected string to be <format>"
 		detail: func(f, a string) string { return f + " must be " + a }},
 	{format: validation.MsgExpectedMatchAtLeastOneSchema, title: titleUnmatched,

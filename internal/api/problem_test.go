@@ -30,6 +30,7 @@ type ruleProbe struct {
 		OneOf    string   `json:"oneOf,omitempty" enum:"a,b"`
 		Pattern  string   `json:"pattern,omitempty" pattern:"^x+$"`
 		Format   string   `json:"format,omitempty" format:"date-time"`
+		UUID     string   `json:"uuid,omitempty" format:"uuid"`
 		Integer  *int64   `json:"integer,omitempty"`
 		Number   *float64 `json:"number,omitempty"`
 		String   *string  `json:"string,omitempty"`
@@ -91,6 +92,11 @@ func TestValidationTitles(t *testing.T) {
 		{"large maximum", `{"required":"x","big":2147483648}`, "body.big", "big must be 2147483647 or less"},
 		{"fractional minimum", `{"required":"x","small":0.1}`, "body.small", "small must be 0.25 or greater"},
 		{"pattern", `{"required":"x","pattern":"y"}`, "body.pattern", "pattern must match the pattern ^x+$"},
+		// The formats users get wrong most show an example, and not the
+		// library's words after the format.
+		{"date-time", `{"required":"x","format":"2025-01-02"}`, "body.format",
+			"format must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z (in a URL, write a + offset as %2B)"},
+		{"uuid", `{"required":"x","uuid":"not-a-uuid"}`, "body.uuid", "uuid must be a UUID such as " + exampleUUID},
 	}
 	for _, c := range details {
 		t.Run(c.name, func(t *testing.T) {
@@ -156,6 +162,39 @@ func TestNumberPath(t *testing.T) {
 	} {
 		if got := numberPath(msg); got != want {
 			t.Errorf("%s: %q, want %q", msg, got, want)
+		}
+	}
+}
+
+// Where nothing was validated (a body that is not JSON, of the wrong type
+// as a whole, or not typed JSON), the problem's own detail says what is
+// wrong, as its one item does, on every resource; the device report keeps
+// the daemon's 400.
+func TestProblemDetailSaysWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "d1")
+	for _, c := range []struct {
+		method, path, body, ctype string
+		status                    int
+		detail                    string // its prefix
+	}{
+		{"POST", "/flows", "{bad", "application/json", 400, "the body is not valid JSON"},
+		{"POST", "/flows", "{}", "application/json", 400, "the body must be a JSON array of flows"},
+		{"POST", "/flows", "[]", "text/plain", 415, "unknown content type: text/plain; send Content-Type: application/json"},
+		{"POST", "/api/measurements", "{bad", "application/json", 400, "the body is not valid JSON"},
+		{"POST", "/api/measurements", "{}", "application/json", 400, "the body must be an array"},
+		{"POST", "/api/measurements", "[]", "text/plain", 415, "unknown content type"},
+		{"POST", "/apiv0.1/events/register", "{bad", "application/json", 400, "the body is not valid JSON"},
+		{"POST", "/apiv0.1/events/register", "{}", "text/plain", 415, "unknown content type"},
+		{"PUT", "/mrd/d1/metrics", "{bad", "application/json", 400, "error parsing JSON body: "},
+	} {
+		h := append(bearer(t), "Content-Type", c.ctype)
+		r := s.do(c.method, c.path, c.body, h...)
+		p := r.problem(t, c.status)
+		if len(p.Errors) != 1 || !strings.HasPrefix(p.Detail, c.detail) ||
+			(!strings.HasPrefix(c.path, "/mrd") && p.Detail != p.Errors[0].Detail) {
+			t.Errorf("%s %s %s (%s): detail %q, items %+v", c.method, c.path, c.body, c.ctype, p.Detail, p.Errors)
 		}
 	}
 }
