@@ -16,8 +16,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 )
 
-// Every operation documents every status it can return (CONVENTIONS,
-// "Documents and docs"). A list kept by hand drifts, so the test servers
+// Every operation documents every status it can return (docs/architecture.md,
+// "Conventions every operation follows"). A list kept by hand drifts, so the test servers
 // check it on every answer they give: newHTTPTest wraps the API in
 // auditStatuses, which finds the operation a request reached (its aliases
 // included) and fails the test when the operation's responses in the
@@ -264,7 +264,7 @@ func (b *keptBody) Write(p []byte) (int, error) {
 }
 
 // notAProblem says how an error answer breaks the error format
-// (CONVENTIONS, "Errors"), or "" when it does not: problem+json, a body
+// (README.md, "API at a glance": Errors), or "" when it does not: problem+json, a body
 // whose status and title are the answer's, and the request id of the
 // X-Request-Id header. A HEAD answer has no body to check.
 func (a answer) notAProblem(r *http.Request) string {

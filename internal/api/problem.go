@@ -230,7 +230,7 @@ func validationFailed(errs ...error) *Problem {
 
 // bodyTypeIsMalformed makes huma's 422 for a body of the wrong JSON type as
 // a whole (an array where an object is expected) a 400, like malformed JSON
-// (CONVENTIONS); field errors stay 422s.
+// (README.md, "API at a glance": Errors); field errors stay 422s.
 func bodyTypeIsMalformed(p *Problem) *Problem {
 	if p.Status != http.StatusUnprocessableEntity {
 		return p
