@@ -34,8 +34,8 @@ const (
 }`
 )
 
-// The original Locust client's payloads, exactly as the Metrics-Consumer documented them
-// them (including the Total row's literal "...": "same fields").
+// The original Locust client's payloads, exactly as the Metrics-Consumer
+// documented them (including the Total row's literal "...": "same fields").
 const (
 	eventsLocustRegister = `{"startedAt": 1763805600, "hostname": "loadgen-1", "targetHost": "http://10.0.0.5:8089",
  "tags": {"mode": "single", "hostname": "http://10.0.0.5:8089"},
