@@ -78,7 +78,11 @@ func TestNumberRanges(t *testing.T) {
 		{"GET", "/api/measurements/methodDistribution/?endedAt=253402300800", "", "query.endedAt", "max"},
 		{"GET", "/api/measurements/timeseries/?startedAt=99999999999999999999", "", "query.startedAt", "max"},
 		{"GET", "/api/measurements/timeseries/?endedAt=-1e309", "", "query.endedAt", "type"},
-		{"GET", "/api/measurements/99999999999999999999", "", "path.id", "type"},
+		{"GET", "/api/measurements/99999999999999999999", "", "path.id", "max"},
+		{"GET", "/api/measurements/-99999999999999999999", "", "path.id", "min"},
+		{"GET", "/flows?hour=99999999999999999999", "", "query.hour", "max"},
+		{"GET", "/mrd/devices?size=99999999999999999999", "", "query.size", "max"},
+		{"GET", "/flows?hour=1x", "", "query.hour", "type"},
 		{"GET", "/flows?hour=2147483648", "", "query.hour", "max"},
 		{"GET", "/flows?hour=1&size=101", "", "query.size", "max"},
 		{"GET", "/flows?hour=1&page=0", "", "query.page", "min"},
@@ -121,6 +125,18 @@ func TestNumberRanges(t *testing.T) {
 				t.Fatalf("no %s item at %s: %s", c.title, c.location, r.Body)
 			}
 		})
+	}
+	// An integer past 64 bits is told its documented bound, as one that
+	// parses is; without one, 64 bits.
+	for path, want := range map[string]string{
+		"/flows?hour=99999999999999999999":        "hour must be 2147483647 or less",
+		"/flows?hour=1&page=-99999999999999999999": "page must be 1 or greater",
+		"/api/measurements/99999999999999999999":   "id must fit in a 64-bit integer",
+	} {
+		p := s.do("GET", path, nil).problem(t, http.StatusUnprocessableEntity)
+		if len(p.Errors) != 1 || p.Errors[0].Detail != want {
+			t.Errorf("%s: %+v, want %q", path, p.Errors, want)
+		}
 	}
 	// Nothing of that was stored.
 	var n int64

@@ -199,10 +199,52 @@ var installErrorModel = sync.OnceFunc(func() {
 		if ctx != nil {
 			p.RequestID = RequestID(ctx.Context())
 			unknownParameterValues(ctx, p)
+			integersPastRange(ctx.Operation(), p)
 		}
 		return p
 	}
 })
+
+// wholeNumberRe is an integer written in digits, which "must be an
+// integer" would misname when it does not parse: it is past 64 bits.
+var wholeNumberRe = regexp.MustCompile(`^[+-]?[0-9]+$`)
+
+// integersPastRange makes huma's type item for a query or path integer
+// written in digits but past 64 bits (hour=99999999999999999999) the min
+// or max item it is, with the parameter's documented bound (as a value
+// that parses but is out of range gets), or 64 bits when none is.
+func integersPastRange(op *huma.Operation, p *Problem) {
+	if op == nil {
+		return
+	}
+	for _, it := range p.Errors {
+		v, ok := it.Value.(string)
+		in, name, _ := strings.Cut(it.Location, ".")
+		if !ok || it.Title != "type" || (in != "query" && in != "path") || !wholeNumberRe.MatchString(v) {
+			continue
+		}
+		var schema *huma.Schema
+		for _, prm := range op.Parameters {
+			if prm.In == in && prm.Name == name {
+				schema = prm.Schema
+			}
+		}
+		if schema == nil || (schema.Type != "integer" && schema.Type != "") {
+			continue
+		}
+		if strings.HasPrefix(v, "-") {
+			it.Title, it.Detail = "min", name+" must fit in a 64-bit integer"
+			if schema.Minimum != nil {
+				it.Detail = name + " must be " + plainNumber(strconv.FormatFloat(*schema.Minimum, 'g', -1, 64)) + " or greater"
+			}
+		} else {
+			it.Title, it.Detail = "max", name+" must fit in a 64-bit integer"
+			if schema.Maximum != nil {
+				it.Detail = name + " must be " + plainNumber(strconv.FormatFloat(*schema.Maximum, 'g', -1, 64)) + " or less"
+			}
+		}
+	}
+}
 
 // unknownParameterValues puts in each item about an unknown query parameter
 // the value it was given (its first, when given more than once): huma's
