@@ -129,7 +129,7 @@ func TestNumberRanges(t *testing.T) {
 	// An integer past 64 bits is told its documented bound, as one that
 	// parses is; without one, 64 bits.
 	for path, want := range map[string]string{
-		"/flows?hour=99999999999999999999":        "hour must be 2147483647 or less",
+		"/flows?hour=99999999999999999999":         "hour must be 2147483647 or less",
 		"/flows?hour=1&page=-99999999999999999999": "page must be 1 or greater",
 		"/api/measurements/99999999999999999999":   "id must fit in a 64-bit integer",
 	} {
