@@ -82,7 +82,10 @@ func addEventExamples(oapi *huma.OpenAPI) {
 		if r == nil {
 			return
 		}
-		for _, mt := range r.Content {
+		for ct, mt := range r.Content {
+			if ct != "application/json" && ct != "application/problem+json" {
+				continue // an export's media type: the JSON answer is not its example
+			}
 			if mt.Examples == nil {
 				mt.Examples = map[string]*huma.Example{}
 			}
@@ -140,7 +143,7 @@ func addEventExamples(oapi *huma.OpenAPI) {
 	}}, "total": 1, "page": 1, "size": 50})
 	set(states, 422, "invalid", "Bad filters", eventsExampleProblem(422, "validation failed",
 		&ProblemItem{Title: "oneof", Source: "state", Location: "query.state", Value: "done", Detail: "state must be one of running, committed"},
-		&ProblemItem{Title: "format", Source: "from", Location: "query.from", Value: "yesterday", Detail: "from must be RFC 3339 date-time"}))
+		&ProblemItem{Title: "format", Source: "from", Location: "query.from", Value: "yesterday", Detail: "from must be an RFC 3339 date-time such as 2025-11-22T10:00:00Z (in a URL, write a + offset as %2B)"}))
 
 	set(path("/ping").Get, 200, "pong", "PONG!", map[string]string{"res": "PONG!"})
 }

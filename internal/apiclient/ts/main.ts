@@ -11,7 +11,10 @@ declare const process: { argv: string[]; exitCode?: number };
 
 // JSON answers only: the list operations also answer text/csv and
 // application/x-ndjson (exports), which this client does not ask for.
-type Client = ReturnType<typeof createClient<paths, "application/json">>;
+// Naming both JSON media types makes data the page and error the Problem
+// (README, "Generated clients").
+type Media = "application/json" | "application/problem+json";
+type Client = ReturnType<typeof createClient<paths, Media>>;
 type Problem = components["schemas"]["Problem"];
 
 function check(ok: boolean, what: string, got?: unknown): void {
@@ -43,7 +46,7 @@ async function unknownParameter(c: Client): Promise<string> {
   const res = await c.GET("/flows", {
     params: { query: { hour: 1, app: "web" } as { hour: number } },
   });
-  const p = res.error as Problem | undefined;
+  const p: Problem | undefined = res.error;
   const item = p?.errors?.[0];
   check(res.response.status === 422 && item?.title === "unknown" && item?.source === "app", "unknown parameter", p);
   return "422 unknown app";
@@ -185,7 +188,7 @@ async function flowsFilters(c: Client): Promise<string> {
   const totals = sum.data?.items ?? [];
   check(totals[0]?.key === "cache" && totals[0].bytes === 1000 && totals[1]?.bytes === 46, "summary", sum.data ?? sum.error);
   const bad = await c.GET("/flows/summary", { params: { query: { from_hour: 103, to_hour: 100, by: "src_app" } } });
-  const p = bad.error as Problem | undefined;
+  const p: Problem | undefined = bad.error;
   check(bad.response.status === 422 && p?.errors?.[0]?.source === "to_hour", "reversed range", p);
   return `top ${items[0].bytes_tx + items[0].bytes_rx} bytes, ${totals.length} destinations`;
 }
@@ -245,7 +248,7 @@ async function percentiles(c: Client): Promise<string> {
 // the served document's server carry it.
 async function basePath(_: Client): Promise<string> {
   const base = `${process.argv[2]}/telemetry`;
-  const c = createClient<paths, "application/json">({ baseUrl: base });
+  const c = createClient<paths, Media>({ baseUrl: base });
   const post = await c.POST("/flows", {
     body: ["a", "b", "c"].map((d) => ({ src_app: "bp", dest_app: d, vpc_id: "v", bytes_tx: 1, bytes_rx: 1, hour: 300 })),
   });
@@ -268,7 +271,7 @@ const checks: Record<string, (c: Client) => Promise<string>> = {
 };
 
 async function main(): Promise<void> {
-  const client = createClient<paths, "application/json">({ baseUrl: process.argv[2] });
+  const client = createClient<paths, Media>({ baseUrl: process.argv[2] });
   const results: Record<string, string> = {};
   for (const [name, run] of Object.entries(checks)) {
     results[name] = await run(client);
