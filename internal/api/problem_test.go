@@ -166,6 +166,24 @@ func TestNumberPath(t *testing.T) {
 	}
 }
 
+// hugeNumberPath finds the first number past float64's range, at any
+// depth, and ignores huge numbers inside strings.
+func TestHugeNumberPath(t *testing.T) {
+	for body, want := range map[string]string{
+		`1e400`:      "",
+		`[1, 2e400]`: "[1]",
+		`[{"a": 1}, {"a": "1e400", "b": -1e999}]`: "[1].b",
+		`{"m": {"f": [[0, 1e309]]}}`:              "m.f[0][1]",
+		`{"a/b": {"c~d": 1e400}}`:                 "a/b.c~d",
+		`{"a": 1.5e308, "b": 2}`:                  "",
+		`{"a": 1e400`:                             "a", // cut after the number: still found
+	} {
+		if got := hugeNumberPath(body); got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
+	}
+}
+
 // Where nothing was validated (a body that is not JSON, of the wrong type
 // as a whole, or not typed JSON), the problem's own detail says what is
 // wrong, as its one item does, on every resource; the device report keeps
