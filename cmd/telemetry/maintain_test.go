@@ -192,3 +192,43 @@ func TestPreviousReleaseOnANewerSchema(t *testing.T) {
 		t.Fatalf("maintain on a newer schema: %v", err)
 	}
 }
+
+// An instance that started on its own schema stops its maintenance passes
+// once a later release migrates the database under it (a rolling upgrade:
+// its statements are not that schema's), and says why; it keeps serving.
+func TestMaintenanceStopsWhenALaterReleaseMigrates(t *testing.T) {
+	vars, pool := migratedWithOldRows(t)
+	vars["LISTEN_ADDR"], vars["JWT_SECRET"] = "127.0.0.1:0", testSecret
+	vars["MEASUREMENTS_RETENTION"], vars["MAINTENANCE_INTERVAL"], vars["SELF_PROFILE"] = "30d", "1s", "false"
+	base, stop, done, logs := startServeLogged(t, vars)
+	// The first pass, on this binary's schema, expires the 60-day-old row.
+	deadline := time.Now().Add(30 * time.Second)
+	for rowsOf(t, pool, "measurements WHERE name = '/x'") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first pass did not run")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A later release migrates; then an expired row arrives.
+	if _, err := pool.Exec(context.Background(), `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), `INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
+		VALUES (now() - interval '60 days', now() - interval '60 days', 0, '/late', 'GET')`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if n := rowsOf(t, pool, "measurements WHERE name = '/late'"); n != 1 {
+		t.Fatalf("%d rows: a maintenance pass ran on the later release's schema", n)
+	}
+	if res, err := http.Get(base + "/readyz"); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("readyz after the later release migrated: %v %v", res, err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "maintenance pass skipped: the database schema is a later release's") {
+		t.Fatalf("no warning logged:\n%s", logs)
+	}
+}

@@ -165,9 +165,10 @@ func TestMeasurementsGet(t *testing.T) {
 		t.Fatalf("404 detail %q", p.Detail)
 	}
 	s.do("GET", "/api/v1/measurements/-5", nil).problem(t, http.StatusNotFound)
-	for _, bad := range []string{"abc", "56168da96bb200684f92c117", "99999999999999999999", "1.5"} {
+	for bad, title := range map[string]string{"abc": "type", "56168da96bb200684f92c117": "type", "1.5": "type",
+		"99999999999999999999": "max"} {
 		p := s.do("GET", "/api/measurements/"+bad, nil).problem(t, http.StatusUnprocessableEntity)
-		if !p.hasError("path.id", "type") {
+		if !p.hasError("path.id", title) {
 			t.Fatalf("%s: errors %+v", bad, p.Errors)
 		}
 	}

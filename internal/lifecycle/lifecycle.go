@@ -53,7 +53,7 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 		}, []string{"table"}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_passes_total",
-			Help: "Maintenance passes by outcome: done, skipped (another pass held the lease) or failed.",
+			Help: "Maintenance passes by outcome: done, skipped (another pass held the lease, or the schema is a later release's) or failed.",
 		}, []string{"outcome"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_failures_total",
@@ -100,6 +100,10 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 		l.passes.WithLabelValues("failed").Inc()
 		l.failures.Inc()
 		l.log.Error("maintenance pass failed", append(attrs, "error", err.Error())...)
+	case res.SchemaAhead:
+		l.passes.WithLabelValues("skipped").Inc()
+		l.log.Warn("maintenance pass skipped: the database schema is a later release's; upgrade this binary",
+			"schema_version", res.SchemaVersion, "binary_version", res.BinaryVersion)
 	case res.Skipped:
 		l.passes.WithLabelValues("skipped").Inc()
 		l.log.Info("maintenance pass skipped: another pass is running", "duration", took.String())

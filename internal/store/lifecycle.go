@@ -51,8 +51,14 @@ type TableWork struct {
 // MaintenanceResult is what one maintenance pass did.
 type MaintenanceResult struct {
 	// Skipped is true when another pass (another instance, say) was
-	// running: this one did nothing.
+	// running, or when SchemaAhead: this one did nothing.
 	Skipped bool
+	// SchemaAhead is true when the database's schema (SchemaVersion) is a
+	// later release's than this binary's (BinaryVersion): a later release
+	// migrated it while this one serves on, and the pass is that
+	// release's to run (docs/scaling.md).
+	SchemaAhead                  bool
+	SchemaVersion, BinaryVersion int64
 	// Mode is the storage mode the pass ran on: "timescaledb" or
 	// "postgresql".
 	Mode string

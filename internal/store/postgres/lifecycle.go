@@ -39,6 +39,9 @@ type Lifecycle struct {
 	// beforeTable, when set (tests), is called as the pass starts on each
 	// table, lease held.
 	beforeTable func(table string)
+	// versions gives the database's schema version and this binary's
+	// latest (Store.schemaVersions); nil skips the check.
+	versions func(ctx context.Context) (current, latest int64, err error)
 }
 
 func newLifecycle(pool *pgxpool.Pool, q *db.Queries, opts Options) *Lifecycle {
@@ -67,6 +70,18 @@ type batchDelete func(ctx context.Context, after, before time.Time, batch int32)
 
 // Maintain runs one pass unless another one holds the lease.
 func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
+	// Asked before every pass, not once at start: a later release may
+	// migrate the database while this instance serves on (a rolling
+	// upgrade), and this binary's statements are not that schema's.
+	if l.versions != nil {
+		current, latest, err := l.versions(ctx)
+		if err != nil {
+			return store.MaintenanceResult{}, err
+		}
+		if current > latest {
+			return store.MaintenanceResult{Skipped: true, SchemaAhead: true, SchemaVersion: current, BinaryVersion: latest}, nil
+		}
+	}
 	holder := uuid.New()
 	_, err := l.q.AcquireMaintenanceLease(ctx, db.AcquireMaintenanceLeaseParams{Holder: holder, LeaseSeconds: leaseSeconds})
 	// No row back: another pass holds the lease.

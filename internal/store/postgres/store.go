@@ -154,6 +154,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	s.Devices.reads = s.reads.readersOf(nil)
 	s.Measurements.reads = s.reads.readersOf(func(d db.DBTX) db.DBTX { return customPlans{d} })
 	s.Collections.reads = s.reads.readersOf(nil)
+	s.Lifecycle.versions = s.schemaVersions
 	return s
 }
 
@@ -200,13 +201,9 @@ func (s *Store) Ready(ctx context.Context) (version int64, mode string, err erro
 		return 0, "", &store.Error{Op: "ready", Kind: store.ErrReadOnly, Detail: "the database is a replica in recovery (read-only)",
 			Err: errors.New("DATABASE_URL names a server in recovery (pg_is_in_recovery): a replica, or a primary not yet promoted")}
 	}
-	s.readyOnce.Do(func() { s.migrator, s.readyErr = migrate.New(s.pool) })
-	if s.readyErr != nil {
-		return 0, "", s.readyErr
-	}
-	current, latest, err := s.migrator.Versions(ctx)
+	current, latest, err := s.schemaVersions(ctx)
 	if err != nil {
-		return 0, "", wrap("schema version", err)
+		return 0, "", err
 	}
 	// A schema ahead of the binary is a later release's, migrated before
 	// its instances start: this one keeps serving (docs/scaling.md).
@@ -215,6 +212,17 @@ func (s *Store) Ready(ctx context.Context) (version int64, mode string, err erro
 	}
 	mode, err = migrate.Mode(ctx, s.pool)
 	return current, mode, wrap("storage mode", err)
+}
+
+// schemaVersions gives the database's schema version and the latest
+// embedded migration's. The migration provider is built once.
+func (s *Store) schemaVersions(ctx context.Context) (current, latest int64, err error) {
+	s.readyOnce.Do(func() { s.migrator, s.readyErr = migrate.New(s.pool) })
+	if s.readyErr != nil {
+		return 0, 0, s.readyErr
+	}
+	current, latest, err = s.migrator.Versions(ctx)
+	return current, latest, wrap("schema version", err)
 }
 
 // Close stops the stores' background work (the device metric writer
