@@ -409,7 +409,6 @@ func (s *server) documentDevices(api huma.API) {
 	if r := put.Responses["400"]; r != nil && r.Content["application/problem+json"] != nil {
 		ex := errParse("unexpected end of JSON input")
 		ex.RequestID = problemExample(http.StatusBadRequest).RequestID
-		ex.Errors[0].Status = http.StatusBadRequest
 		r.Content["application/problem+json"].Example = ex
 	}
 }

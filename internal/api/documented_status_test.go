@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -159,7 +158,7 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 // exercised is every operation and status the test servers answered,
 // aliases counted as their route. TestMain fails a whole run in which a
 // documented answer was produced by no test, and with AUDIT_COVERAGE set
-// lists them in any run (reportUnexercised).
+// lists them in any run (unexercised).
 var exercised = &answersSeen{seen: map[string]bool{}}
 
 type answersSeen struct {
@@ -180,10 +179,9 @@ func (a *answersSeen) add(d documentedOps, r *http.Request, status int) {
 	a.Unlock()
 }
 
-// reportUnexercised writes to w, for each operation, the statuses its
-// document lists that no test answered (500 and default aside), and gives
-// the number of such operations.
-func reportUnexercised(w io.Writer) int {
+// unexercised lists, one line per operation, the statuses its document
+// lists that no test answered (500 and default aside).
+func unexercised() []string {
 	d := documented()
 	var lines []string
 	for key, codes := range d.statuses {
@@ -207,8 +205,7 @@ func reportUnexercised(w io.Writer) int {
 		}
 	}
 	slices.Sort(lines)
-	fmt.Fprintf(w, "documented answers no test produced (%d operations):\n%s\n", len(lines), strings.Join(lines, "\n"))
-	return len(lines)
+	return lines
 }
 
 // answer is what the audit saw of an answer: its status, its headers and

@@ -48,6 +48,9 @@ type ProblemItem struct {
 	Source   string `json:"source,omitempty" example:"units" doc:"The field or parameter at fault."`
 	Location string `json:"location,omitempty" example:"body.units" doc:"Where the field is: body.units, body[3].bytes_tx, query.hour."`
 	Value    any    `json:"value" doc:"The value received, null when missing."`
+
+	// hugeNumber marks a hugeNumberItem (not sent).
+	hugeNumber bool
 }
 
 func (p *Problem) Error() string { return p.Detail }
@@ -232,16 +235,13 @@ func integersPastRange(op *huma.Operation, p *Problem) {
 		if schema == nil || (schema.Type != "integer" && schema.Type != "") {
 			continue
 		}
+		title, bound, side := "max", schema.Maximum, " or less"
 		if strings.HasPrefix(v, "-") {
-			it.Title, it.Detail = "min", name+" must fit in a 64-bit integer"
-			if schema.Minimum != nil {
-				it.Detail = name + " must be " + plainNumber(strconv.FormatFloat(*schema.Minimum, 'g', -1, 64)) + " or greater"
-			}
-		} else {
-			it.Title, it.Detail = "max", name+" must fit in a 64-bit integer"
-			if schema.Maximum != nil {
-				it.Detail = name + " must be " + plainNumber(strconv.FormatFloat(*schema.Maximum, 'g', -1, 64)) + " or less"
-			}
+			title, bound, side = "min", schema.Minimum, " or greater"
+		}
+		it.Title, it.Detail = title, name+" must fit in a 64-bit integer"
+		if bound != nil {
+			it.Detail = name + " must be " + strconv.FormatFloat(*bound, 'f', -1, 64) + side
 		}
 	}
 }
@@ -445,11 +445,7 @@ func numberPath(msg string) string {
 var hugeNumberRe = regexp.MustCompile(`cannot unmarshal number (\S+) into Go value of type float64`)
 
 // isHugeNumber reports whether it is a hugeNumberItem.
-func isHugeNumber(it *ProblemItem) bool {
-	return it.Title == "type" && strings.HasSuffix(it.Detail, hugeNumberDetail)
-}
-
-const hugeNumberDetail = ", beyond the range of a JSON number (about ±1.8e308)"
+func isHugeNumber(it *ProblemItem) bool { return it.hugeNumber }
 
 // hugeNumberItem is the 422 item for the number past float64's range
 // that msg (an encoding/json error) refused in body, nil when msg is not
@@ -460,7 +456,7 @@ func hugeNumberItem(msg, body string) *ProblemItem {
 	if m == nil {
 		return nil
 	}
-	it := &ProblemItem{Status: http.StatusUnprocessableEntity, Title: "type", Location: "body", Value: shownValue(m[1])}
+	it := &ProblemItem{Status: http.StatusUnprocessableEntity, Title: "type", Location: "body", Value: shownValue(m[1]), hugeNumber: true}
 	if path := hugeNumberPath(body); strings.HasPrefix(path, "[") {
 		it.Location = "body" + path
 	} else if path != "" {
@@ -471,7 +467,7 @@ func hugeNumberItem(msg, body string) *ProblemItem {
 	if name == "" {
 		name = "a number in the body"
 	}
-	it.Detail = name + " is " + m[1] + hugeNumberDetail
+	it.Detail = name + " is " + m[1] + ", beyond the range of a JSON number (about ±1.8e308)"
 	return it
 }
 

@@ -145,16 +145,7 @@ func (e *Exports) Flows(ctx context.Context, f store.FlowFilter, s store.FlowSor
 	arg := db.ListFlowsByKeyAscParams{FromHour: hourTime(f.FromHour), ToHour: hourTime(f.ToHour),
 		SrcApp: f.SrcApp, DestApp: f.DestApp, VpcID: f.VpcID, RowLimit: math.MaxInt64, RollupDim: "all"}
 	c := capture(func(q *db.Queries) ([]flowPageRow, error) {
-		ctx := context.Background()
-		switch {
-		case s.ByBytes && s.Desc:
-			return pageRows(q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg)))
-		case s.ByBytes:
-			return pageRows(q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg)))
-		case s.Desc:
-			return pageRows(q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg)))
-		}
-		return q.ListFlowsByKeyAsc(ctx, arg)
+		return flowPage(context.Background(), q, s, false, arg, db.ListFlowsTopByHourDescParams{})
 	})
 	_, err := each(ctx, e.pool, "export flows", c, false, func(r flowPageRow) store.Flow {
 		return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}

@@ -79,22 +79,7 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 	top := db.ListFlowsTopByHourDescParams{FirstHour: fl.FromHour, LastHour: fl.ToHour - 1,
 		SrcApp: fl.SrcApp, DestApp: fl.DestApp, VpcID: fl.VpcID, PerHour: p.Offset + p.Limit, RowOffset: p.Offset, RowLimit: p.Limit,
 		RollupDim: arg.RollupDim, RollupKey: arg.RollupKey, FromHour: arg.FromHour, ToHour: arg.ToHour}
-	list := func(ctx context.Context) ([]flowPageRow, error) {
-		switch {
-		case perHour && so.Desc:
-			return pageRows(q.ListFlowsTopByHourDesc(ctx, top))
-		case perHour:
-			return pageRows(q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top)))
-		case so.ByBytes && so.Desc:
-			return pageRows(q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg)))
-		case so.ByBytes:
-			return pageRows(q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg)))
-		case so.Desc:
-			return pageRows(q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg)))
-		default:
-			return q.ListFlowsByKeyAsc(ctx, arg)
-		}
-	}
+	list := func(ctx context.Context) ([]flowPageRow, error) { return flowPage(ctx, q, so, perHour, arg, top) }
 	count := func(ctx context.Context) (int64, error) {
 		if rollup {
 			return q.CountFlowsRollup(ctx, db.CountFlowsRollupParams{Dim: dim, Key: key, FromHour: arg.FromHour, ToHour: arg.ToHour})
@@ -109,6 +94,25 @@ func (f *Flows) list(ctx context.Context, q *db.Queries, fl store.FlowFilter, so
 			return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID,
 				BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
 		})
+}
+
+// flowPage runs the page query of the order so: with perHour, the bytes
+// order's per-hour form (top; List says when), else arg's query.
+func flowPage(ctx context.Context, q *db.Queries, so store.FlowSort, perHour bool,
+	arg db.ListFlowsByKeyAscParams, top db.ListFlowsTopByHourDescParams) ([]flowPageRow, error) {
+	switch {
+	case perHour && so.Desc:
+		return pageRows(q.ListFlowsTopByHourDesc(ctx, top))
+	case perHour:
+		return pageRows(q.ListFlowsTopByHourAsc(ctx, db.ListFlowsTopByHourAscParams(top)))
+	case so.ByBytes && so.Desc:
+		return pageRows(q.ListFlowsByBytesDesc(ctx, db.ListFlowsByBytesDescParams(arg)))
+	case so.ByBytes:
+		return pageRows(q.ListFlowsByBytesAsc(ctx, db.ListFlowsByBytesAscParams(arg)))
+	case so.Desc:
+		return pageRows(q.ListFlowsByKeyDesc(ctx, db.ListFlowsByKeyDescParams(arg)))
+	}
+	return q.ListFlowsByKeyAsc(ctx, arg)
 }
 
 // pageRows gives the rows of a flows list's page query as flowPageRow:
