@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -228,9 +227,7 @@ func batchStats(m *metrics.Metrics) (batches, rows float64) {
 type cpuTimes struct{ Go, PG time.Duration }
 
 func readCPU(b *testing.B, pool *pgxpool.Pool) cpuTimes {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	c := cpuTimes{Go: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	c := cpuTimes{Go: processCPU()}
 	var dir string
 	if err := pool.QueryRow(context.Background(), "SHOW data_directory").Scan(&dir); err != nil {
 		return c
@@ -242,21 +239,10 @@ func readCPU(b *testing.B, pool *pgxpool.Pool) cpuTimes {
 	pm, _ := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
 	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pm, pm))
 	for _, pid := range append(strings.Fields(string(children)), strconv.Itoa(pm)) {
-		stat, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		if pid == strconv.Itoa(pm) {
-			// Backends that exited (pgbench's, a pool's closed
-			// connections) count in the postmaster's reaped children.
-			cut, _ := strconv.ParseInt(f[13], 10, 64)
-			cst, _ := strconv.ParseInt(f[14], 10, 64)
-			ut, st = ut+cut, st+cst
-		}
-		c.PG += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
+		// Backends that exited (pgbench's, a pool's closed connections)
+		// count in the postmaster's reaped children.
+		n, _ := strconv.Atoi(pid)
+		c.PG += time.Duration(procCPU(n, n == pm) * float64(time.Second))
 	}
 	return c
 }

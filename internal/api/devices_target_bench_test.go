@@ -136,10 +136,11 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		genCPU time.Duration
 		rows   float64 // device metric rows and batches committed
 		batch  float64
+		prof   float64 // self-profiling rows written
 	}
 	figures := map[string]*figure{}
 	perRound := map[string][]float64{} // each round's requests/s of a figure
-	add := func(name string, s loadStats, cpu cpuTimes, gen time.Duration, rows, batches float64) {
+	add := func(name string, s loadStats, cpu cpuTimes, gen time.Duration, rows, batches, prof float64) {
 		f := figures[name]
 		if f == nil {
 			f = &figure{}
@@ -156,6 +157,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		f.genCPU += gen
 		f.rows += rows
 		f.batch += batches
+		f.prof += prof
 	}
 	settle := func() {
 		// The self-profiler writes what a figure recorded within a second
@@ -174,6 +176,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		}
 		settle()
 		batches0, rows0 := batchStats(prom)
+		written0 := selfprofileCounter(prom, "telemetry_selfprofile_written_total")
 		c0 := readCPU(b, pool)
 		pg0, t0 := traceStart(pool)
 		s, gen, err := runWrkScript(wrk, target, lua, clients, perFigure, args...)
@@ -191,7 +194,8 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		if s.Errors > 0 {
 			b.Errorf("%s: %d errors", name, s.Errors)
 		}
-		add(name, s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, rows1-rows0, batches1-batches0)
+		add(name, s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, rows1-rows0, batches1-batches0,
+			selfprofileCounter(prom, "telemetry_selfprofile_written_total")-written0)
 	}
 	runPgbench := func() {
 		if only != "" {
@@ -208,7 +212,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 			b.Logf("round pgbench at %s: %.0f/s p99 %s; %s", t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
 		}
 		c1 := readCPU(b, pool)
-		add("pgbench", s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, 0, 0)
+		add("pgbench", s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, 0, 0, 0)
 	}
 	put := func(srv *httptest.Server, name string) func() {
 		return func() { runAPI(name, srv.URL, wrkPutScript, strconv.Itoa(clients), token) }
@@ -236,7 +240,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 	if _, _, err := runPgbenchScript(pgbench, url, script, clients, 3*time.Second); err != nil && !errors.Is(err, errPgbenchIdle) {
 		b.Fatal(err)
 	}
-	dropped0 := selfprofileDropped(prom)
+	dropped0 := selfprofileCounter(prom, "telemetry_selfprofile_dropped_total")
 	for r := range rounds {
 		steps := []func(){runPgbench, put(srvOn, "put_on"), put(srvOff, "put_off"), flows(srvOn, "flows_on"), flows(srvOff, "flows_off")}
 		if r%2 == 1 {
@@ -250,11 +254,12 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		}
 	}
 	settle()
-	dropped := selfprofileDropped(prom) - dropped0
+	dropped := selfprofileCounter(prom, "telemetry_selfprofile_dropped_total") - dropped0
 
 	if only != "" {
 		for n, f := range figures {
-			b.Logf("%s: %.0f/s p99 %s; CPU per op go %s pg %s", n, f.stats.PerSecond(), ms(f.stats.P99), perOp(f.cpu.Go, f.stats), perOp(f.cpu.PG, f.stats))
+			b.Logf("%s: %.0f/s p99 %s; CPU per op go %s pg %s; %.0f self-profiling rows written a second", n, f.stats.PerSecond(), ms(f.stats.P99),
+				perOp(f.cpu.Go, f.stats), perOp(f.cpu.PG, f.stats), f.prof/f.stats.Elapsed.Seconds())
 		}
 		return
 	}
@@ -275,6 +280,9 @@ func BenchmarkDevicesTarget(b *testing.B) {
 			ms(f.stats.P50), ms(f.stats.P99), perOp(f.cpu.Go, f.stats), perOp(f.cpu.PG, f.stats), perOp(f.genCPU, f.stats))
 		if f.batch > 0 {
 			line += fmt.Sprintf("; %.1f rows per commit", f.rows/f.batch)
+		}
+		if f.prof > 0 {
+			line += fmt.Sprintf("; %.0f self-profiling rows written a second", f.prof/f.stats.Elapsed.Seconds())
 		}
 		b.Log(line)
 	}
@@ -319,8 +327,34 @@ func BenchmarkDevicesTarget(b *testing.B) {
 	flowsMedian, flowsRounds := roundOverheads("flows_on", "flows_off")
 	b.ReportMetric(putMedian, "overhead_put_median")
 	b.ReportMetric(flowsMedian, "overhead_flows_median")
-	b.Logf("self-profiling overhead per round (1 - on/off): PUT %s (median %.1f%%), GET /flows %s (median %.1f%%)",
-		strings.Join(putRounds, " "), 100*putMedian, strings.Join(flowsRounds, " "), 100*flowsMedian)
+	// How far a run's figure can be from the overhead itself: the
+	// rounds' spread over the square root of their number.
+	roundError := func(on, off string) float64 {
+		var o []float64
+		for r := range min(len(perRound[on]), len(perRound[off])) {
+			o = append(o, 1-perRound[on][r]/perRound[off][r])
+		}
+		_, se := meanAndError(o)
+		return se
+	}
+	putSE, flowsSE := roundError("put_on", "put_off"), roundError("flows_on", "flows_off")
+	b.ReportMetric(putSE, "overhead_put_se")
+	b.ReportMetric(flowsSE, "overhead_flows_se")
+	b.Logf("self-profiling overhead per round (1 - on/off): PUT %s (median %.1f%%, standard error %.1f points), GET /flows %s (median %.1f%%, standard error %.1f points)",
+		strings.Join(putRounds, " "), 100*putMedian, 100*putSE, strings.Join(flowsRounds, " "), 100*flowsMedian, 100*flowsSE)
+	// The profiler's own cost, measured directly at the rate each on
+	// figure ran (profilerCost), against the CPU a request cost with it off.
+	direct := func(name string, k profiledRequest, on, off string) float64 {
+		goPer, pgPer := profilerCost(b, url, k, figures[on].stats.PerSecond(), 60)
+		f := figures[off]
+		share := float64(goPer+pgPer) / (float64(f.cpu.Go+f.cpu.PG) / float64(f.stats.Requests))
+		b.Logf("self-profiler's own cost on %s at %.0f req/s: %.2f µs of this process and %.2f µs of PostgreSQL a request = %.1f%% of the %s CPU a request with it off",
+			name, figures[on].stats.PerSecond(), float64(goPer.Nanoseconds())/1000, float64(pgPer.Nanoseconds())/1000, 100*share,
+			perOp(f.cpu.Go+f.cpu.PG, f.stats))
+		return share
+	}
+	b.ReportMetric(direct("PUT /mrd", profiledPut, "put_on", "put_off"), "overhead_put_direct")
+	b.ReportMetric(direct("GET /flows", profiledFlows, "flows_on", "flows_off"), "overhead_flows_direct")
 	b.Logf("PUT /mrd default %.0f req/s = %.2fx pgbench %.0f TPS (p99 %s, pgbench's %s); self-profiling overhead: PUT %.1f%%, GET /flows %.1f%% "+
 		"(by CPU per request: PUT %.1f%%, GET /flows %.1f%%); %.0f records dropped",
 		putOn, putOn/base, base, ms(figures["put_on"].stats.P99), ms(figures["pgbench"].stats.P99), 100*(1-putOn/putOff), 100*(1-flowsOn/flowsOff),
@@ -423,15 +457,16 @@ func pgbenchLatencies(dir string) (p50, p99 time.Duration, err error) {
 	return lat[len(lat)/2], lat[len(lat)*99/100], nil
 }
 
-// selfprofileDropped is how many self-profiling records were lost so far.
-func selfprofileDropped(m *metrics.Metrics) float64 {
+// selfprofileCounter is the self-profiler's counter name so far, summed
+// over its labels (dropped_total over its reasons).
+func selfprofileCounter(m *metrics.Metrics, name string) float64 {
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		return 0
 	}
 	var n float64
 	for _, mf := range mfs {
-		if mf.GetName() == "telemetry_selfprofile_dropped_total" {
+		if mf.GetName() == name {
 			for _, c := range mf.GetMetric() {
 				n += c.GetCounter().GetValue()
 			}

@@ -42,14 +42,24 @@ type sumVal struct {
 }
 
 // detailed reports whether the request that ended in second sec gets a row
-// of its own, and counts it against that second's budget.
+// of its own, and counts it against that second's budget. The budget only
+// moves forward: concurrent requests reach the profiler a little out of
+// the order they ended in, and one that ended in the second before the
+// budget's is summarised, not given a fresh budget for its second (which
+// the next request, of the newer second, would then reset again: around
+// each second's turn the budget could be granted many times over). A
+// second further back is the wall clock stepped back: the budget starts
+// again from there.
 func (p *Profiler) detailed(sec int64) bool {
 	if p.cfg.Detail < 0 {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sec != p.detailSec {
+	switch {
+	case sec == p.detailSec-1:
+		return false
+	case sec != p.detailSec:
 		p.detailSec, p.detailN = sec, 0
 	}
 	if p.detailN >= p.cfg.Detail {

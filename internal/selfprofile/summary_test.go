@@ -139,3 +139,35 @@ func TestSummariesBoundedByBuffer(t *testing.T) {
 		t.Errorf("dropped after Close %v, want 1", got)
 	}
 }
+
+// Concurrent requests reach the profiler a little out of the order they
+// ended in. Around a second's turn, one that ended in the second before
+// must not give that second a fresh budget (and the next request of the
+// newer second another): the budget moves forward only, unless the wall
+// clock steps back by more than a second.
+func TestDetailBudgetOnlyMovesForward(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	p := New(failingWriter{}, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 2})
+	sec := time.Now().Truncate(time.Second).Add(-10 * time.Second)
+	late, turn := sec.Add(990*time.Millisecond), sec.Add(1005*time.Millisecond) // ending in sec, sec+1
+	p.Record(servedAt("GET", "/a", 200, late, time.Millisecond))
+	p.Record(servedAt("GET", "/a", 200, late, time.Millisecond)) // sec's budget spent
+	for range 20 {
+		p.Record(servedAt("GET", "/a", 200, turn, time.Millisecond))
+		p.Record(servedAt("GET", "/a", 200, late, time.Millisecond))
+	}
+	// 2 of sec's own, 2 of sec+1's; the other 38 summed into one row per
+	// second started.
+	if got := counter(t, reg, "telemetry_selfprofile_summarised_total", ""); got != 38 {
+		t.Errorf("summarised %v, want 38", got)
+	}
+	if got := p.Buffered(); got != 4+2 {
+		t.Errorf("buffered %d, want 6 (4 detailed, 2 summaries)", got)
+	}
+	// The clock stepped back a minute: a budget again, from there.
+	p.Record(servedAt("GET", "/a", 200, sec.Add(-time.Minute), time.Millisecond))
+	if got := counter(t, reg, "telemetry_selfprofile_summarised_total", ""); got != 38 {
+		t.Errorf("summarised %v after the clock stepped back, want 38 (the request detailed)", got)
+	}
+}
