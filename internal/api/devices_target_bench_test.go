@@ -137,10 +137,11 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		rows   float64 // device metric rows and batches committed
 		batch  float64
 		prof   float64 // self-profiling rows written
+		wal    float64 // WAL bytes written (the cluster's, over the figure)
 	}
 	figures := map[string]*figure{}
 	perRound := map[string][]float64{} // each round's requests/s of a figure
-	add := func(name string, s loadStats, cpu cpuTimes, gen time.Duration, rows, batches, prof float64) {
+	add := func(name string, s loadStats, cpu cpuTimes, gen time.Duration, rows, batches, prof, wal float64) {
 		f := figures[name]
 		if f == nil {
 			f = &figure{}
@@ -158,6 +159,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		f.rows += rows
 		f.batch += batches
 		f.prof += prof
+		f.wal += wal
 	}
 	settle := func() {
 		// The self-profiler writes what a figure recorded within a second
@@ -177,7 +179,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		settle()
 		batches0, rows0 := batchStats(prom)
 		written0 := selfprofileCounter(prom, "telemetry_selfprofile_written_total")
-		c0 := readCPU(b, pool)
+		c0, wal0 := readCPU(b, pool), walPosition(pool)
 		pg0, t0 := traceStart(pool)
 		s, gen, err := runWrkScript(wrk, target, lua, clients, perFigure, args...)
 		if err != nil {
@@ -189,13 +191,13 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		if strings.HasSuffix(name, "_on") {
 			settle() // its records' writing is part of its cost
 		}
-		c1 := readCPU(b, pool)
+		c1, wal1 := readCPU(b, pool), walPosition(pool)
 		batches1, rows1 := batchStats(prom)
 		if s.Errors > 0 {
 			b.Errorf("%s: %d errors", name, s.Errors)
 		}
 		add(name, s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, rows1-rows0, batches1-batches0,
-			selfprofileCounter(prom, "telemetry_selfprofile_written_total")-written0)
+			selfprofileCounter(prom, "telemetry_selfprofile_written_total")-written0, float64(wal1-wal0))
 	}
 	runPgbench := func() {
 		if only != "" {
@@ -212,7 +214,7 @@ func BenchmarkDevicesTarget(b *testing.B) {
 			b.Logf("round pgbench at %s: %.0f/s p99 %s; %s", t0.UTC().Format("15:04:05"), s.PerSecond(), ms(s.P99), readPGSnapshot(pool).since(pg0))
 		}
 		c1 := readCPU(b, pool)
-		add("pgbench", s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, 0, 0, 0)
+		add("pgbench", s, cpuTimes{c1.Go - c0.Go, c1.PG - c0.PG}, gen, 0, 0, 0, 0)
 	}
 	put := func(srv *httptest.Server, name string) func() {
 		return func() { runAPI(name, srv.URL, wrkPutScript, strconv.Itoa(clients), token) }
@@ -281,6 +283,9 @@ func BenchmarkDevicesTarget(b *testing.B) {
 		if f.batch > 0 {
 			line += fmt.Sprintf("; %.1f rows per commit", f.rows/f.batch)
 		}
+		if f.wal > 0 && n != "pgbench" {
+			line += fmt.Sprintf("; WAL %.0f B a request", f.wal/float64(f.stats.Requests))
+		}
 		if f.prof > 0 {
 			line += fmt.Sprintf("; %.0f self-profiling rows written a second", f.prof/f.stats.Elapsed.Seconds())
 		}
@@ -345,12 +350,13 @@ func BenchmarkDevicesTarget(b *testing.B) {
 	// The profiler's own cost, measured directly at the rate each on
 	// figure ran (profilerCost), against the CPU a request cost with it off.
 	direct := func(name string, k profiledRequest, on, off string) float64 {
-		goPer, pgPer := profilerCost(b, url, k, figures[on].stats.PerSecond(), 60)
+		c := profilerCost(b, url, k, figures[on].stats.PerSecond(), 60)
 		f := figures[off]
-		share := float64(goPer+pgPer) / (float64(f.cpu.Go+f.cpu.PG) / float64(f.stats.Requests))
-		b.Logf("self-profiler's own cost on %s at %.0f req/s: %.2f µs of this process and %.2f µs of PostgreSQL a request = %.1f%% of the %s CPU a request with it off",
-			name, figures[on].stats.PerSecond(), float64(goPer.Nanoseconds())/1000, float64(pgPer.Nanoseconds())/1000, 100*share,
-			perOp(f.cpu.Go+f.cpu.PG, f.stats))
+		share := float64(c.goPer+c.pgPer) / (float64(f.cpu.Go+f.cpu.PG) / float64(f.stats.Requests))
+		b.Logf("self-profiler's own cost on %s at %.0f req/s: %.2f µs of this process and %.2f µs of PostgreSQL a request = %.1f%% of the %s CPU a request with it off; "+
+			"%.0f B of WAL a request (%.0f with it off)",
+			name, figures[on].stats.PerSecond(), float64(c.goPer.Nanoseconds())/1000, float64(c.pgPer.Nanoseconds())/1000, 100*share,
+			perOp(f.cpu.Go+f.cpu.PG, f.stats), c.walPer, f.wal/float64(f.stats.Requests))
 		return share
 	}
 	b.ReportMetric(direct("PUT /mrd", profiledPut, "put_on", "put_off"), "overhead_put_direct")

@@ -63,20 +63,20 @@ func (k profiledRequest) requests() []*http.Request {
 // directly: a profiler of its own (the service's default settings) is
 // handed `rate` requests a second of kind k, for `seconds` simulated
 // seconds, from 64 goroutines, and writes what it keeps into the
-// measurements table through a store of one connection, once a second, at
-// mid-second as its ticker would (a second's summary rows then come in two
-// writes). It returns the CPU this process spent (Record, Flush, pgx) and
-// the CPU of that connection's PostgreSQL backend, each per request.
+// measurements table through a store of one connection, once a second at
+// mid-second, as its ticker would (WriteDue). It returns the CPU this
+// process spent (Record, the writes, pgx), the CPU of that connection's
+// PostgreSQL backend and the WAL written, each per request.
 //
 // It is what the self-profiling overhead is once the machine's drift is
 // taken out: BenchmarkDevicesTarget's on-against-off figure moves by
 // several points from run to run on these shared cores (its rounds by
 // tens), while nothing here waits on the clock or on other tenants except
 // for the CPU it reads. What it leaves out: the WAL writer's and the
-// checkpointer's share of the records. Its goroutines do nothing but
-// record, so they contend for the profiler's mutex more than the server's
-// do: this process's figure errs high.
-func profilerCost(b *testing.B, url string, k profiledRequest, rate float64, seconds int) (goPer, pgPer time.Duration) {
+// checkpointer's CPU for the records (their WAL is counted). Its
+// goroutines do nothing but record, so they contend for the profiler's
+// mutex more than the server's do: this process's figure errs high.
+func profilerCost(b *testing.B, url string, k profiledRequest, rate float64, seconds int) profiledCost {
 	b.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, url+"&pool_max_conns=1")
@@ -124,10 +124,10 @@ func profilerCost(b *testing.B, url string, k profiledRequest, rate float64, sec
 		}
 		wg.Wait()
 	}
-	go0, pg0 := processCPU(), procCPU(pid, false)
+	go0, pg0, wal0 := processCPU(), procCPU(pid, false), walPosition(pool)
 	for sec := range seconds {
 		feed(sec, 0, half)
-		if err := prof.Flush(ctx); err != nil {
+		if err := prof.WriteDue(ctx, base.Add(time.Duration(sec)*time.Second+time.Second/2)); err != nil {
 			b.Fatal(err)
 		}
 		feed(sec, half, perSecond)
@@ -135,9 +135,25 @@ func profilerCost(b *testing.B, url string, k profiledRequest, rate float64, sec
 	if err := prof.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
-	go1, pg1 := processCPU(), procCPU(pid, false)
+	go1, pg1, wal1 := processCPU(), procCPU(pid, false), walPosition(pool)
 	n := float64(seconds * perSecond)
-	return (go1 - go0) / time.Duration(n), time.Duration((pg1 - pg0) / n * float64(time.Second))
+	return profiledCost{goPer: (go1 - go0) / time.Duration(n), pgPer: time.Duration((pg1 - pg0) / n * float64(time.Second)),
+		walPer: float64(wal1-wal0) / n}
+}
+
+// profiledCost is profilerCost's answer.
+type profiledCost struct {
+	goPer, pgPer time.Duration
+	walPer       float64 // bytes
+}
+
+// walPosition is the cluster's WAL insert position in bytes (0 if it
+// cannot be read): the difference of two is the WAL written between them,
+// by every session.
+func walPosition(pool *pgxpool.Pool) int64 {
+	var n int64
+	_ = pool.QueryRow(context.Background(), `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&n)
+	return n
 }
 
 // processCPU is this process's CPU time so far (user and system).

@@ -4,8 +4,8 @@
 // served (Record), which goes into a bounded in-memory buffer (past
 // Config.Detail requests a second, summed into summary rows: summary.go);
 // a background writer COPYs the
-// buffer into the measurements table at least every second and once more at
-// Close. Recording never blocks or fails a request: when the buffer is full,
+// buffer into the measurements table every second (a second's summaries
+// once that second has ended) and once more at Close. Recording never blocks or fails a request: when the buffer is full,
 // records are dropped, counted in /metrics and logged.
 //
 // A record never holds a secret or text PostgreSQL refuses (sanitize.go):
@@ -249,18 +249,51 @@ func (p *Profiler) writer() {
 		case <-t.C:
 		case <-p.wake:
 		}
-		_ = p.Flush(context.Background())
+		_ = p.WriteDue(context.Background(), time.Now())
 	}
 }
+
+// WriteDue writes what the background writer writes at now: the records
+// buffered, and the summaries of the seconds that ended summaryGrace before
+// now (all of them once FlushAt rows wait).
+func (p *Profiler) WriteDue(ctx context.Context, now time.Time) error {
+	return p.flush(ctx, now.Add(-summaryGrace))
+}
+
+// summaryGrace is how long after its second ends the writer writes that
+// second's summary rows: the requests that started in it and were still
+// being served at its end have mostly been recorded by then, so that a
+// second's requests of one route, path, method and status make one row,
+// not one per write that fell in it.
+const summaryGrace = 250 * time.Millisecond
 
 // writeBatch bounds one COPY of the writer.
 const writeBatch = 10000
 
 // Flush writes everything buffered now.
-func (p *Profiler) Flush(ctx context.Context) error {
+func (p *Profiler) Flush(ctx context.Context) error { return p.flush(ctx, time.Time{}) }
+
+// flush writes the records buffered and the summaries of the seconds that
+// ended by until (every summary when until is zero). The others wait for a
+// later write, unless FlushAt rows are waiting (the early write that wakes
+// the writer: a second's requests over that many routes, paths, methods
+// and statuses, say): then all go, as the buffer must drain.
+func (p *Profiler) flush(ctx context.Context, until time.Time) error {
 	p.mu.Lock()
 	batch, sums := p.buf, p.sums
 	p.buf, p.sums = nil, nil
+	if !until.IsZero() && len(batch)+len(sums) < p.cfg.FlushAt {
+		cut := until.Unix() // a second before it ended by until
+		for k, v := range sums {
+			if k.sec >= cut {
+				if p.sums == nil {
+					p.sums = map[sumKey]sumVal{}
+				}
+				p.sums[k] = v
+				delete(sums, k)
+			}
+		}
+	}
 	dropped := p.dropped
 	p.dropped = 0
 	p.mu.Unlock()

@@ -171,3 +171,79 @@ func TestDetailBudgetOnlyMovesForward(t *testing.T) {
 		t.Errorf("summarised %v after the clock stepped back, want 38 (the request detailed)", got)
 	}
 }
+
+// The writer's regular write leaves a second's summaries until the second
+// has ended (and summaryGrace more): a second's requests of one key make
+// one row, not one per write that fell in the second. Detailed records go
+// at once; past FlushAt waiting rows everything goes.
+func TestSummariesWrittenOnceTheirSecondEnded(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{})
+	t.Cleanup(st.Close)
+	ctx := context.Background()
+	p := New(st.Measurements, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 1})
+	rowsOf := func(where string) (n, count int64) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT count(*), coalesce(sum((context->>'count')::int), 0) FROM measurements
+			WHERE app = 'telemetry' AND `+where).Scan(&n, &count); err != nil {
+			t.Fatal(err)
+		}
+		return n, count
+	}
+	sec := time.Now().Truncate(time.Second).Add(-10 * time.Second)
+	at := func(ms int) time.Time { return sec.Add(time.Duration(ms) * time.Millisecond) }
+	p.Record(servedAt("GET", "/a", 200, at(-500), time.Millisecond)) // the second before: its detailed row
+	p.Record(servedAt("GET", "/a", 200, at(-400), time.Millisecond)) // and a summary
+	p.Record(servedAt("GET", "/a", 200, at(100), time.Millisecond))  // sec's detailed row
+	for range 3 {
+		p.Record(servedAt("GET", "/a", 200, at(200), time.Millisecond))
+	}
+	// A write at sec + 0.5 s: the detailed rows and the summary of the
+	// second before go; sec's summary waits.
+	if err := p.WriteDue(ctx, at(500).Add(summaryGrace)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rowsOf(`NOT context ? 'count'`); n != 2 {
+		t.Errorf("%d detailed rows written, want 2", n)
+	}
+	if n, count := rowsOf(`context ? 'count'`); n != 1 || count != 1 {
+		t.Errorf("%d summary rows of %d requests written, want the second before's alone (1 of 1)", n, count)
+	}
+	if got := p.Buffered(); got != 1 {
+		t.Errorf("buffered %d, want sec's summary", got)
+	}
+	for range 2 {
+		p.Record(servedAt("GET", "/a", 200, at(900), time.Millisecond))
+	}
+	// sec ended 0.1 s before this write, within summaryGrace's 0.25 s of
+	// the writer's own: still waiting. The write after it takes it.
+	if err := p.WriteDue(ctx, at(1100)); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Buffered(); got != 1 {
+		t.Errorf("buffered %d, want sec's summary still", got)
+	}
+	if err := p.WriteDue(ctx, at(1300)); err != nil {
+		t.Fatal(err)
+	}
+	if n, count := rowsOf(`context ? 'count' AND started_at >= '` + sec.UTC().Format(time.RFC3339Nano) + `'`); n != 1 || count != 5 {
+		t.Errorf("sec: %d summary rows of %d requests, want one row of 5", n, count)
+	}
+	if got := p.Buffered(); got != 0 {
+		t.Errorf("buffered %d, want 0", got)
+	}
+
+	// With FlushAt rows waiting, the write takes every summary.
+	q := New(st.Measurements, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 3, Detail: -1})
+	now := time.Now()
+	for _, path := range []string{"/x", "/y", "/z"} {
+		q.Record(servedAt("GET", path, 200, now, time.Millisecond))
+	}
+	if err := q.WriteDue(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.Buffered(); got != 0 {
+		t.Errorf("buffered %d past FlushAt, want 0", got)
+	}
+}
