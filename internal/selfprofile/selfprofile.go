@@ -3,10 +3,10 @@
 // profiles a Flask application. The HTTP layer hands it each request it
 // served (Record), which goes into a bounded in-memory buffer (past
 // Config.Detail requests a second, summed into summary rows: summary.go);
-// a background writer COPYs the
-// buffer into the measurements table every second (a second's summaries
-// once that second has ended) and once more at Close. Recording never blocks or fails a request: when the buffer is full,
-// records are dropped, counted in /metrics and logged.
+// a background writer COPYs the buffer into the measurements table every
+// second (a second's summaries once that second has ended) and once more at
+// Close. Recording never blocks or fails a request: when the buffer is
+// full, records are dropped, counted in /metrics and logged.
 //
 // A record never holds a secret or text PostgreSQL refuses (sanitize.go):
 // headers come from an allow-list without Authorization or Cookie,
@@ -277,7 +277,9 @@ func (p *Profiler) Flush(ctx context.Context) error { return p.flush(ctx, time.T
 // ended by until (every summary when until is zero). The others wait for a
 // later write, unless FlushAt rows are waiting (the early write that wakes
 // the writer: a second's requests over that many routes, paths, methods
-// and statuses, say): then all go, as the buffer must drain.
+// and statuses, say): then all go, as the buffer must drain. Summaries of
+// a second over a minute after until go too: the wall clock stepped back,
+// and their second would not end before it caught up.
 func (p *Profiler) flush(ctx context.Context, until time.Time) error {
 	p.mu.Lock()
 	batch, sums := p.buf, p.sums
@@ -285,7 +287,7 @@ func (p *Profiler) flush(ctx context.Context, until time.Time) error {
 	if !until.IsZero() && len(batch)+len(sums) < p.cfg.FlushAt {
 		cut := until.Unix() // a second before it ended by until
 		for k, v := range sums {
-			if k.sec >= cut {
+			if k.sec >= cut && k.sec <= cut+60 {
 				if p.sums == nil {
 					p.sums = map[sumKey]sumVal{}
 				}

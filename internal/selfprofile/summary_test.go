@@ -234,6 +234,17 @@ func TestSummariesWrittenOnceTheirSecondEnded(t *testing.T) {
 		t.Errorf("buffered %d, want 0", got)
 	}
 
+	// A summary of a second over a minute ahead (the clock stepped back
+	// since) is not held until the clock catches up.
+	p.Record(servedAt("GET", "/a", 200, at(120_000), time.Millisecond)) // its detailed row
+	p.Record(servedAt("GET", "/a", 200, at(120_000), time.Millisecond)) // its summary
+	if err := p.WriteDue(ctx, at(1300)); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Buffered(); got != 0 {
+		t.Errorf("buffered %d, want 0: a second two minutes ahead is written", got)
+	}
+
 	// With FlushAt rows waiting, the write takes every summary.
 	q := New(st.Measurements, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 3, Detail: -1})
 	now := time.Now()
