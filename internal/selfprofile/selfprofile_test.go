@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telemetry/telemetry/internal/store"
@@ -58,13 +59,20 @@ func (f failingWriter) Insert(context.Context, []store.Measurement) ([]int64, er
 	return nil, f.err
 }
 
-// measurements is a store on a fresh database.
-func measurements(t *testing.T) (*postgres.Measurements, func() int64) {
+// storeOn is a fresh database and the measurements store on it.
+func storeOn(t *testing.T) (*pgxpool.Pool, *postgres.Measurements) {
 	t.Helper()
 	pool := testdb.New(t)
 	st := postgres.New(pool, postgres.Options{})
 	t.Cleanup(st.Close)
-	return st.Measurements, func() int64 {
+	return pool, st.Measurements
+}
+
+// measurements is a store on a fresh database.
+func measurements(t *testing.T) (*postgres.Measurements, func() int64) {
+	t.Helper()
+	pool, m := storeOn(t)
+	return m, func() int64 {
 		var n int64
 		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM measurements").Scan(&n); err != nil {
 			t.Fatal(err)

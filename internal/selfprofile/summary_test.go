@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/telemetry/telemetry/internal/store/postgres"
-	"github.com/telemetry/telemetry/internal/testdb"
 )
 
 // servedAt is a request to path served from start for el.
@@ -25,11 +22,9 @@ func servedAt(method, path string, status int, start time.Time, el time.Duration
 // count, mean, total, longest, earliest start and latest end are exact.
 func TestSummariesPastDetail(t *testing.T) {
 	t.Parallel()
-	pool := testdb.New(t)
-	st := postgres.New(pool, postgres.Options{})
-	t.Cleanup(st.Close)
+	pool, m := storeOn(t)
 	reg := prometheus.NewRegistry()
-	p := New(st.Measurements, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 2})
+	p := New(m, nil, reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 2})
 
 	sec := time.Now().Truncate(time.Second).Add(-10 * time.Second)
 	var els []time.Duration
@@ -178,11 +173,9 @@ func TestDetailBudgetOnlyMovesForward(t *testing.T) {
 // at once; past FlushAt waiting rows everything goes.
 func TestSummariesWrittenOnceTheirSecondEnded(t *testing.T) {
 	t.Parallel()
-	pool := testdb.New(t)
-	st := postgres.New(pool, postgres.Options{})
-	t.Cleanup(st.Close)
+	pool, m := storeOn(t)
 	ctx := context.Background()
-	p := New(st.Measurements, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 1})
+	p := New(m, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000, Detail: 1})
 	rowsOf := func(where string) (n, count int64) {
 		t.Helper()
 		if err := pool.QueryRow(ctx, `SELECT count(*), coalesce(sum((context->>'count')::int), 0) FROM measurements
@@ -246,7 +239,7 @@ func TestSummariesWrittenOnceTheirSecondEnded(t *testing.T) {
 	}
 
 	// With FlushAt rows waiting, the write takes every summary.
-	q := New(st.Measurements, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 3, Detail: -1})
+	q := New(m, nil, nil, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 3, Detail: -1})
 	now := time.Now()
 	for _, path := range []string{"/x", "/y", "/z"} {
 		q.Record(servedAt("GET", path, 200, now, time.Millisecond))
