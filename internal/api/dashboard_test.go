@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,7 +384,8 @@ func newDashboardServer(t testing.TB, tweak func(*config.Config)) dashboardServe
 	pool := testdb.New(t)
 	prom := metrics.New()
 	st := postgres.New(pool, postgres.Options{DeviceWriters: cfg.DeviceMetricsWriters, DeviceMaxBatch: cfg.DeviceMetricsBatch})
-	prof := selfprofile.New(st.Measurements, nil, prom.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude})
+	prof := selfprofile.New(st.Measurements, nil, prom.Registry, selfprofile.Config{Sample: 1, Exclude: cfg.SelfProfileExclude,
+		Detail: cfg.SelfProfileDetail})
 	prof.Start()
 	t.Cleanup(func() { _ = prof.Close(context.Background()) })
 	// Sampled when the test says (Sample), not on a timer.
@@ -597,13 +599,16 @@ func TestDashboard(t *testing.T) {
 		cs := eval[[][]string](tb, `[...document.querySelectorAll("figure.chart")].map((f) => [f.dataset.chart, f.dataset.points])`)
 		if len(cs) != 2 {
 			t.Errorf("charts = %v, want 2", cs)
-		} else if points, _ := strconv.Atoi(cs[1][1]); cs[1][0] != "Requests per 15 minutes (UTC)" || points < 4 {
+		} else if points, _ := strconv.Atoi(cs[1][1]); cs[1][0] != "Measurements per 15 minutes (UTC)" || points < 4 {
 			t.Errorf("timeseries chart = %v, want per 15 minutes over the hour (4 or 5 points)", cs[1])
 		}
 		tb.screenshot("measurements")
 		// A row opens the endpoint's requests, a request its detail.
 		tb.click(`//td/button[text()="/ui-test/orders"]`)
-		tb.contains("Requests of GET /ui-test/orders", "3 requests, newest first")
+		tb.contains("Measurements of GET /ui-test/orders", "3 measurements, newest first")
+		if heads := eval[[]string](tb, `[...document.querySelectorAll("#requests + table th, #requests ~ table th")].map((c) => c.innerText)`); slices.Contains(heads, "Requests") {
+			t.Errorf("another app's measurements have a Requests column: %v", heads)
+		}
 		// The endpoint's requests as CSV (the second button: the first is the grouped
 		// table's); each row names the endpoint twice, in name and in context.url.
 		if name, csv := tb.download(`(//button[text()="Download CSV"])[2]`); name != "measurements.csv" || strings.Count(csv, "/ui-test/orders") != 2*3 || strings.Contains(csv, "/ui-test/pay") {
@@ -618,7 +623,7 @@ func TestDashboard(t *testing.T) {
 		// The URL is the view: loading it again shows the same request.
 		loc := tb.location()
 		tb.open(s.URL + loc)
-		tb.contains("orderId", "Requests of GET /ui-test/orders")
+		tb.contains("orderId", "Measurements of GET /ui-test/orders")
 		// A custom window (UTC) around the seeded requests, then one before them.
 		at := func(d time.Duration) string { return time.Now().UTC().Add(d).Format("2006-01-02T15:04") }
 		from := at(-20 * time.Minute)
@@ -882,6 +887,53 @@ func TestDashboardShowsLargeCountersExactly(t *testing.T) {
 	if strings.Contains(text, "9,007,199,254,740,992") {
 		t.Errorf("a counter rounded to a float:\n%s", text)
 	}
+}
+
+// The service's own requests past SELF_PROFILE_DETAIL a second are summary
+// rows: the measurements page says its figures count rows, and an
+// endpoint's list shows how many requests each row stands for (an audit
+// found "3,594 requests" shown for 210,910).
+func TestDashboardShowsSummaryRowsRequests(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, func(c *config.Config) { c.SelfProfileDetail = -1 }) // every request summed
+	s := ds.testServer
+	const route = "/apiv0.1/events/isrunning"
+	for range 7 {
+		s.do("GET", route, nil).wantStatus(t, http.StatusOK)
+	}
+	if err := ds.prof.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM measurements
+		WHERE app = 'telemetry' AND name = $1 AND method = 'GET'`, route).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTab(t, newBrowser(t))
+	tb.open(s.URL + "/ui/measurements?window=hour&app=telemetry&ep=" + url.QueryEscape(route) + "&epm=GET")
+	tb.contains("Counts, means and percentiles are over measurements", "Measurements of GET "+route,
+		fmt.Sprintf("%d measurement", rows))
+	cols := eval[[]string](tb, `[...document.querySelectorAll("#requests ~ table")[0].tHead.rows[0].cells].map((c) => c.innerText)`)
+	i := slices.Index(cols, "Requests")
+	if i < 0 || !slices.Contains(cols, "Elapsed, mean of a summary (s)") {
+		t.Fatalf("the endpoint's columns %v: want Requests and the elapsed as a summary's mean", cols)
+	}
+	cells := eval[[]string](tb, fmt.Sprintf(`[...document.querySelectorAll("#requests ~ table")[0].tBodies[0].rows].map((r) => r.cells[%d].innerText)`, i))
+	sum := 0
+	for _, c := range cells {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			t.Fatalf("Requests cells %v", cells)
+		}
+		sum += n
+	}
+	if sum != 7 || len(cells) != rows {
+		t.Errorf("Requests cells %v (of %d rows), want 7 requests in all", cells, rows)
+	}
+	// A row opens its detail, which says what it stands for.
+	tb.click(`(//h2[@id="requests"]/following::table[1]//td/button)[1]`)
+	tb.contains("a summary of " + cells[0] + " requests (elapsed is their mean)")
+	tb.clean()
 }
 
 // TestDashboardLongNamesWrap: a name without spaces (a URL-like

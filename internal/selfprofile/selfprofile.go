@@ -148,7 +148,7 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 		}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_written_total",
-			Help: "Self-profiling measurements written to the database.",
+			Help: "Self-profiling rows written to the database (a summary row stands for context.count requests).",
 		}),
 		summarised: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_summarised_total",
@@ -156,7 +156,7 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 		}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_dropped_total",
-			Help: "Self-profiling measurements lost, by reason: buffer_full (more requests than the writer keeps up with), write_failed (the database refused the records or could not be reached), closed (recorded after shutdown).",
+			Help: "Self-profiling records lost, by reason: buffer_full (requests past a full buffer: more than the writer keeps up with), closed (requests recorded after shutdown), write_failed (rows the database refused or could not take).",
 		}, []string{"reason"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_write_failures_total",
@@ -179,7 +179,7 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 	if reg != nil {
 		buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "telemetry_selfprofile_buffered",
-			Help: "Self-profiling measurements waiting to be written.",
+			Help: "Self-profiling rows waiting to be written (a second's summaries count once).",
 		}, func() float64 { return float64(p.Buffered()) })
 		reg.MustRegister(p.recorded, p.written, p.summarised, p.drops, p.failures, buffered)
 	}

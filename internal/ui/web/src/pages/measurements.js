@@ -1,6 +1,9 @@
 // Measurements: the grouped table (per name and method) over a window with
 // filters, the method distribution and timeseries charts; a row opens that
-// endpoint's requests, and a request opens its detail.
+// endpoint's measurements, and a measurement opens its detail. Every figure
+// counts measurements (rows): the service's own requests past
+// SELF_PROFILE_DETAIL a second are summary rows, each standing for
+// context.count requests, which the page shows and says.
 import { download, get } from "../api.js";
 import { barChart, timeChart } from "../charts.js";
 import { actionButton, count, field, fmt, h, select, table, when } from "../dom.js";
@@ -92,26 +95,33 @@ export default async function measurements(q, nav) {
   const methods = Object.keys(dist.distribution || {}).sort();
   const keys = Object.keys(series.serie || {}).sort();
   const charts = h("div", { class: "charts" },
-    barChart("Requests per method", methods, methods.map((m) => dist.distribution[m]), { yLabel: "requests" }),
-    timeChart(`Requests ${per[bucket]} (UTC)`, keys.map(bucketTime),
-      [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "requests" }));
+    barChart("Measurements per method", methods, methods.map((m) => dist.distribution[m]), { yLabel: "measurements" }),
+    timeChart(`Measurements ${per[bucket]} (UTC)`, keys.map(bucketTime),
+      [{ label: "measurements", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "measurements" }));
 
-  const nodes = [h("h1", {}, "Measurements"), form, charts, h("h2", {}, "Endpoints"), grouped,
+  const nodes = [h("h1", {}, "Measurements"), form,
+    h("p", { class: "muted", id: "rows-note" }, "Counts, means and percentiles are over measurements. The service's own " +
+      "requests (app telemetry) past a hundred a second are summary rows, one per endpoint and second, each standing " +
+      "for the requests its context.count says and holding their mean elapsed; the Collections page counts them exactly."),
+    charts, h("h2", {}, "Endpoints"), grouped,
     pager(groups, page, (p) => nav({ page: p })),
     actionButton("Download CSV", () => download("/api/measurements/grouped/", { ...win, ...filters, sort }, "measurements-grouped.csv"))];
 
   if (requests) {
-    nodes.push(h("h2", { id: "requests" }, `Requests of ${epMethod} ${ep}`), table({
-      caption: `${count(requests.total, "request")}, newest first`,
+    const rows = requests.items || [];
+    const summaries = rows.some((r) => typeof requestsOf(r) === "number");
+    nodes.push(h("h2", { id: "requests" }, `Measurements of ${epMethod} ${ep}`), table({
+      caption: `${count(requests.total, "measurement")}, newest first`,
       columns: [
         { key: "id", label: "Id", cell: (r) => String(r.id) },
         { key: "startedAt", label: "Started", cell: (r) => when(r.startedAt) },
-        { key: "elapsed", label: "Elapsed (s)", num: true, cell: (r) => fmt(r.elapsed, 4) },
+        { key: "elapsed", label: summaries ? "Elapsed, mean of a summary (s)" : "Elapsed (s)", num: true, cell: (r) => fmt(r.elapsed, 4) },
+        ...(summaries ? [{ key: "requests", label: "Requests", num: true, cell: (r) => fmt(requestsOf(r) ?? 1) }] : []),
         { key: "method", label: "Method", cell: (r) => r.method },
         { key: "name", label: "Name", cell: (r) => r.name },
         { key: "app", label: "App", cell: (r) => r.app },
       ],
-      rows: requests.items || [],
+      rows,
       onRow: (r) => nav({ id: r.id }),
       selected: (r) => String(r.id) === id,
     }), pager(requests, rpage, (p) => nav({ rpage: p })),
@@ -120,8 +130,9 @@ export default async function measurements(q, nav) {
   if (detail) {
     const m = detail.measurement;
     nodes.push(h("section", { "aria-labelledby": "detail-title", id: "detail" },
-      h("h2", { id: "detail-title" }, `Request ${m.id}: ${m.method} ${m.name}`),
-      h("p", {}, `${when(m.startedAt)} → ${when(m.endedAt)}, ${fmt(m.elapsed, 6)} s, app ${m.app || "–"}`),
+      h("h2", { id: "detail-title" }, `Measurement ${m.id}: ${m.method} ${m.name}`),
+      h("p", {}, `${when(m.startedAt)} → ${when(m.endedAt)}, ${fmt(m.elapsed, 6)} s, app ${m.app || "–"}`,
+        typeof requestsOf(m) === "number" ? `; a summary of ${fmt(requestsOf(m))} requests (elapsed is their mean)` : ""),
       h("h3", {}, "args"), h("pre", {}, JSON.stringify(m.args ?? [], null, 2)),
       h("h3", {}, "kwargs"), h("pre", {}, JSON.stringify(m.kwargs ?? {}, null, 2)),
       h("h3", {}, "context"), h("pre", {}, JSON.stringify(m.context ?? {}, null, 2)),
@@ -130,6 +141,14 @@ export default async function measurements(q, nav) {
   return { title: ep ? `Measurements: ${ep}` : "Measurements", nodes };
 }
 measurements.title = "Measurements";
+
+// requestsOf is how many requests a self-profiling summary row stands for
+// (its context.count), undefined for any other measurement (another app's
+// context may hold a count of its own).
+function requestsOf(m) {
+  const n = m.app === "telemetry" && m.context ? m.context.count : undefined;
+  return typeof n === "number" ? n : undefined;
+}
 
 // pager gives Previous/Next buttons for a page of {total, size}.
 export function pager(r, page, go) {

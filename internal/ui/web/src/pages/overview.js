@@ -64,8 +64,8 @@ export default async function overview() {
       h("h2", {}, "Measurements over the last day"),
       series instanceof Error ? h("p", { class: "bad" }, series.message) : (() => {
         const keys = Object.keys(series.serie || {}).sort();
-        return timeChart("Requests per hour (UTC)", keys.map((k) => Date.parse(k.replace(" ", "T") + ":00:00Z") / 1000),
-          [{ label: "requests", values: keys.map((k) => series.serie[k]) }], { yLabel: "requests" });
+        return timeChart("Measurements per hour (UTC)", keys.map((k) => Date.parse(k.replace(" ", "T") + ":00:00Z") / 1000),
+          [{ label: "measurements", values: keys.map((k) => series.serie[k]) }], { yLabel: "measurements" });
       })(),
     ],
   };
