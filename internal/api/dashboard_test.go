@@ -416,7 +416,8 @@ func seedDashboard(t *testing.T, ds dashboardServer) seeded {
 	rec := func(name, method string, ago, elapsed float64) map[string]any {
 		return map[string]any{"name": name, "method": method, "startedAt": now - ago, "endedAt": now - ago + elapsed,
 			"elapsed": elapsed, "app": "uitest", "args": []any{"alpha"}, "kwargs": map[string]any{"orderId": 412},
-			"context": map[string]any{"url": "http://shop.local" + name + "?x=1", "ip": "10.1.2.3"}}
+			"context": map[string]any{"url": "http://shop.local" + name + "?x=1", "ip": "10.1.2.3",
+				"count": 2}} // another app's own count: not a summary row's
 	}
 	s.do("POST", "/api/measurements", []any{
 		rec("/ui-test/orders", "GET", 600, 0.25), rec("/ui-test/orders", "GET", 500, 0.5), rec("/ui-test/orders", "GET", 400, 0.75),
