@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -406,6 +407,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	// READ_TIMEOUT is not the server's ReadTimeout: the API bounds each
 	// request's body itself (internal/api/limits.go), in step with huma's
 	// per-operation body read timeout.
+	// Handlers still running: after a shutdown that ran out of time, the
+	// final self-profiling write waits for the ones Abort cut to record
+	// themselves.
+	var running atomic.Int64
+	served := handler
+	handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		running.Add(1)
+		defer running.Add(-1)
+		served.ServeHTTP(w, r)
+	})
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -451,8 +462,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	st.Devices.Close()
 	fctx, fcancel := sctx, context.CancelFunc(func() {})
 	if sctx.Err() != nil {
-		// SHUTDOWN_TIMEOUT is spent: the final flush gets a short time of its own.
+		// SHUTDOWN_TIMEOUT is spent: the final flush gets a short time of
+		// its own, its writes no longer cut by the Abort above (which
+		// failed it: the records of the cut requests and any still
+		// buffered were lost, found by an audit) but by one at its end.
 		fctx, fcancel = context.WithTimeout(context.Background(), finalFlushTimeout)
+		st.Resume()
+		reabort := time.AfterFunc(finalFlushTimeout, st.Abort)
+		defer reabort.Stop()
+		for running.Load() > 0 && fctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	defer fcancel()
 	if err := prof.Close(fctx); err != nil {

@@ -119,3 +119,77 @@ func TestShutdownCutsStuckWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownTimeoutKeepsSelfProfileRecords: when SHUTDOWN_TIMEOUT runs
+// out and Abort cuts a stuck write, the final self-profiling write still
+// stores what was buffered and the cut request's own record. Abort used to
+// fail that write too ("self-profiling: final flush failed ... context
+// canceled"; found by an audit of the operator's view).
+func TestShutdownTimeoutKeepsSelfProfileRecords(t *testing.T) {
+	t.Parallel()
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"SHUTDOWN_TIMEOUT": "1s", "SELF_SAMPLE_INTERVAL": "0", "MAINTENANCE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, done, logs := startServeLogged(t, vars)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // released below; a failed test must not leave it
+	go func() {
+		res, err := http.Post(base+"/flows", "application/json",
+			strings.NewReader(`[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`))
+		if err == nil {
+			res.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'flows'::regclass)`).
+			Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flows write never waited on the lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop() // SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve was still running 20 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "final flush failed") {
+		t.Errorf("the final self-profiling write failed:\n%s", logs)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM measurements WHERE app = 'telemetry' AND name = '/flows' AND method = 'POST'`).
+		Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d self-profiling records of the cut POST /flows, want 1:\n%s", n, logs)
+	}
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -15,6 +16,7 @@ import (
 // its requests: their clients' connections are closed, so a round cut then
 // answers nobody.
 type halt struct {
+	mu     sync.Mutex
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -27,13 +29,39 @@ func newHalt() *halt {
 // detach gives ctx's values without its cancellation, cancelled after d or
 // by Abort.
 func (h *halt) detach(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	h.mu.Lock()
+	hctx := h.ctx
+	h.mu.Unlock()
 	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
-	stop := context.AfterFunc(h.ctx, cancel)
+	stop := context.AfterFunc(hctx, cancel)
+	if hctx.Err() != nil {
+		// After Abort: cut before it starts. AfterFunc cancels from a
+		// goroutine of its own, by which time a round trip may have been
+		// sent and its COMMIT gone through, answered as cancelled.
+		cancel()
+	}
 	return c, func() { stop(); cancel() }
 }
 
-// Abort cuts the writes still running on their own deadlines (see halt).
+// Abort cuts the writes still running on their own deadlines (see halt),
+// and every one started after it until Resume.
 // For a shutdown that has run out of SHUTDOWN_TIMEOUT and closed the
 // server's connections: call it before Close, which waits for the pool's
 // connections to come back.
-func (s *Store) Abort() { s.halt.cancel() }
+func (s *Store) Abort() {
+	s.halt.mu.Lock()
+	defer s.halt.mu.Unlock()
+	s.halt.cancel()
+}
+
+// Resume lets the writes started from now on run to their own deadlines
+// again, after Abort: the shutdown's last writes of its own (the
+// self-profiling records of the requests Abort cut, and those still
+// buffered), which a later Abort bounds.
+func (s *Store) Resume() {
+	s.halt.mu.Lock()
+	defer s.halt.mu.Unlock()
+	if s.halt.ctx.Err() != nil {
+		s.halt.ctx, s.halt.cancel = context.WithCancel(context.Background())
+	}
+}
