@@ -61,48 +61,11 @@ func TestShutdownCutsStuckWrites(t *testing.T) {
 				t.Fatalf("register device: %d", code)
 			}
 			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(ctx, "LOCK TABLE "+c.lock+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
+			conn, tx := lockTable(t, url, c.lock)
 			answered := make(chan int, 1)
 			go func() { answered <- send(c.method, c.path, c.body) }()
-			// Wait until the write waits on the lock.
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				var waiting bool
-				if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = $1::regclass)`,
-					c.lock).Scan(&waiting); err != nil {
-					t.Fatal(err)
-				}
-				if waiting {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the write never waited on the lock")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			stop() // SIGTERM
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("serve: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				// Far beyond SHUTDOWN_TIMEOUT (1 s) and the final flush's
-				// 5 s: the stuck write holds the process.
-				_ = tx.Rollback(ctx)
-				<-done
-				t.Fatal("serve was still running 20 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
-			}
+			waitOnLock(t, conn, c.lock)
+			stopStuck(t, stop, done, tx)
 			if code := <-answered; code >= 200 && code < 300 {
 				t.Fatalf("the cut write was answered %d", code)
 			}
@@ -135,19 +98,7 @@ func TestShutdownTimeoutKeepsSelfProfileRecords(t *testing.T) {
 	}
 	base, stop, done, logs := startServeLogged(t, vars)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE flows IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // released below; a failed test must not leave it
+	conn, tx := lockTable(t, url, "flows")
 	go func() {
 		res, err := http.Post(base+"/flows", "application/json",
 			strings.NewReader(`[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}]`))
@@ -155,29 +106,8 @@ func TestShutdownTimeoutKeepsSelfProfileRecords(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var waiting bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'flows'::regclass)`).
-			Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the flows write never waited on the lock")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	stop() // SIGTERM
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve was still running 20 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
-	}
+	waitOnLock(t, conn, "flows")
+	stopStuck(t, stop, done, tx)
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -192,4 +122,65 @@ func TestShutdownTimeoutKeepsSelfProfileRecords(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d self-profiling records of the cut POST /flows, want 1:\n%s", n, logs)
 	}
+}
+
+// waitOnLock returns once a session waits on a lock of table (the write
+// under test, blocked by the lock conn's transaction holds).
+func waitOnLock(t *testing.T, conn *pgx.Conn, table string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting bool
+		if err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = $1::regclass)`,
+			table).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write never waited on the lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stopStuck sends SIGTERM (stop) and waits for serve to return, failing
+// when it is still running 20 s later: far beyond SHUTDOWN_TIMEOUT (1 s)
+// and the final flush's 5 s, the stuck write holds the process. The lock
+// (tx) is then released so that serve can end.
+func stopStuck(t *testing.T, stop context.CancelFunc, done <-chan error, tx pgx.Tx) {
+	t.Helper()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = tx.Rollback(context.Background())
+		<-done
+		t.Fatal("serve was still running 20 s after SIGTERM with SHUTDOWN_TIMEOUT=1s")
+	}
+}
+
+// lockTable holds table in ACCESS EXCLUSIVE mode in a transaction of a
+// connection of its own (rolled back and closed at the test's end, if the
+// test has not released it before).
+func lockTable(t *testing.T, url, table string) (*pgx.Conn, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return conn, tx
 }
