@@ -313,36 +313,28 @@ func BenchmarkDevicesTarget(b *testing.B) {
 	// Each round's on and off ran one after the other: their ratio is
 	// free of the drift between rounds, and the median of the rounds'
 	// overheads is not moved by one round the machine's other tenants
-	// disturbed, as the sums above are.
-	roundOverheads := func(on, off string) (median float64, each []string) {
+	// disturbed, as the sums above are. Their standard error (the rounds'
+	// spread over the square root of their number) is how far a run's
+	// figure can be from the overhead itself.
+	roundOverheads := func(on, off string) (median, se float64, each []string) {
 		var o []float64
 		for r := range min(len(perRound[on]), len(perRound[off])) {
 			o = append(o, 1-perRound[on][r]/perRound[off][r])
 			each = append(each, fmt.Sprintf("%.1f%%", 100*o[r]))
 		}
+		se = standardError(o)
 		sort.Float64s(o)
 		if n := len(o); n%2 == 1 {
 			median = o[n/2]
 		} else {
 			median = (o[n/2-1] + o[n/2]) / 2
 		}
-		return median, each
+		return median, se, each
 	}
-	putMedian, putRounds := roundOverheads("put_on", "put_off")
-	flowsMedian, flowsRounds := roundOverheads("flows_on", "flows_off")
+	putMedian, putSE, putRounds := roundOverheads("put_on", "put_off")
+	flowsMedian, flowsSE, flowsRounds := roundOverheads("flows_on", "flows_off")
 	b.ReportMetric(putMedian, "overhead_put_median")
 	b.ReportMetric(flowsMedian, "overhead_flows_median")
-	// How far a run's figure can be from the overhead itself: the
-	// rounds' spread over the square root of their number.
-	roundError := func(on, off string) float64 {
-		var o []float64
-		for r := range min(len(perRound[on]), len(perRound[off])) {
-			o = append(o, 1-perRound[on][r]/perRound[off][r])
-		}
-		_, se := meanAndError(o)
-		return se
-	}
-	putSE, flowsSE := roundError("put_on", "put_off"), roundError("flows_on", "flows_off")
 	b.ReportMetric(putSE, "overhead_put_se")
 	b.ReportMetric(flowsSE, "overhead_flows_se")
 	b.Logf("self-profiling overhead per round (1 - on/off): PUT %s (median %.1f%%, standard error %.1f points), GET /flows %s (median %.1f%%, standard error %.1f points)",

@@ -163,22 +163,20 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// meanAndError is the mean of xs and its standard error (the sample
-// standard deviation over the square root of their number).
-func meanAndError(xs []float64) (mean, se float64) {
-	if len(xs) == 0 {
-		return 0, 0
+// standardError is the standard error of the mean of xs: their sample
+// standard deviation over the square root of their number (0 for fewer
+// than two).
+func standardError(xs []float64) float64 {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0
 	}
+	var mean, ss float64
 	for _, x := range xs {
-		mean += x
+		mean += x / n
 	}
-	mean /= float64(len(xs))
-	if len(xs) < 2 {
-		return mean, 0
-	}
-	var ss float64
 	for _, x := range xs {
 		ss += (x - mean) * (x - mean)
 	}
-	return mean, math.Sqrt(ss/float64(len(xs)-1)) / math.Sqrt(float64(len(xs)))
+	return math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 }
