@@ -51,6 +51,9 @@ type server struct {
 	// exportSlots holds a token per export streaming (EXPORTS_MAX; nil:
 	// no limit), export.go.
 	exportSlots chan struct{}
+	// warns logs the database's failures at most once per kind and
+	// operation every warnEvery (warnlimit.go).
+	warns *warnLimiter
 }
 
 // New builds the router and the huma API on it.
@@ -62,7 +65,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New()
 	}
-	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config}
+	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config, warns: newWarnLimiter(d.Log)}
 	if d.Config.ExportsMax > 0 {
 		s.exportSlots = make(chan struct{}, d.Config.ExportsMax)
 	}

@@ -393,12 +393,19 @@ func TestDBTimeoutIs503(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("no answer while the table is locked: no database deadline")
 	}
-	r.problem(t, http.StatusServiceUnavailable)
+	p := r.problem(t, http.StatusServiceUnavailable)
 	if r.Header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
 	}
+	if !strings.Contains(p.Detail, "did not answer within DB_TIMEOUT") {
+		t.Fatalf("detail %q does not say the database was too slow", p.Detail)
+	}
 	if len(logs.lines("internal error")) != 0 {
 		t.Fatal("the deadline was logged as an internal error")
+	}
+	if l := logs.lines("database timeout"); len(l) != 1 || l[0]["op"] != "list flows" ||
+		l[0]["request_id"] != p.RequestID || l[0]["db_timeout"] != "300ms" {
+		t.Fatalf("timeout log lines %v, want one naming the operation, request %s and DB_TIMEOUT", l, p.RequestID)
 	}
 	unlock()
 	// The lock gone, the same request is served.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -661,15 +660,6 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 // otherwise a logged 500 that shows only the request id, never the
 // driver's message or SQL.
 func (s *server) storeError(ctx context.Context, op string, err error) error {
-	return storeProblem(ctx, s.log, op, err)
-}
-
-// statusClientGone is the status logged for a request whose client went
-// away before its answer (nginx's 499): nobody reads it, so the document
-// does not list it.
-const statusClientGone = 499
-
-func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) error {
 	rule, detail := store.Explain(err)
 	var p *Problem
 	switch {
@@ -678,10 +668,17 @@ func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) e
 	case errors.Is(err, store.ErrReadOnly):
 		// DATABASE_URL reaches a replica, or a primary in recovery: a
 		// failover may be under way, so a retry may succeed.
-		log.WarnContext(ctx, "database read-only", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
+		s.warns.warn(ctx, "database read-only", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is read-only (a replica or in recovery); retry later")
+	case errors.Is(err, store.ErrUnavailable) && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The request's DB_TIMEOUT passed (handle gives ctx that deadline):
+		// the database is slow or the pool has no connection free, not
+		// necessarily down.
+		s.warns.warn(ctx, "database timeout", op, "error", err.Error(), "request_id", RequestID(ctx),
+			"db_timeout", s.cfg.DBTimeout.String())
+		return unavailable("the database did not answer within DB_TIMEOUT; retry later")
 	case errors.Is(err, store.ErrUnavailable):
-		log.WarnContext(ctx, "database unavailable", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
+		s.warns.warn(ctx, "database unavailable", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is unavailable; retry later")
 	case errors.Is(err, store.ErrTooLarge) && store.Faults(err) != nil:
 		// The batch's items the store named (POST /flows: the flow at
@@ -705,9 +702,14 @@ func storeProblem(ctx context.Context, log *slog.Logger, op string, err error) e
 		// The client went away; nobody reads this answer.
 		return NewProblem(statusClientGone, "request cancelled")
 	}
-	log.ErrorContext(ctx, "internal error", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
+	s.log.ErrorContext(ctx, "internal error", "op", op, "error", err.Error(), "request_id", RequestID(ctx))
 	return internalError(ctx)
 }
+
+// statusClientGone is the status logged for a request whose client went
+// away before its answer (nginx's 499): nobody reads it, so the document
+// does not list it.
+const statusClientGone = 499
 
 // unavailable is a 503 with Retry-After.
 func unavailable(detail string) *Problem {
