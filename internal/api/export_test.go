@@ -658,7 +658,7 @@ func TestExportClientGoneBeforeFirstRow(t *testing.T) {
 // free again.
 func TestExportsAtMostExportsMax(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, func(c *config.Config) {
+	s, logs := newLoggedServer(t, func(c *config.Config) {
 		c.SelfProfile = false
 		c.ExportsMax = 2
 	})
@@ -683,6 +683,10 @@ func TestExportsAtMostExportsMax(t *testing.T) {
 	}
 	if got := s.exportsCounted(t, "csv", "busy"); got != "1" {
 		t.Fatalf("busy csv exports = %q, want 1", got)
+	}
+	// The refusals' cause is logged once, not per refusal (warnlimit.go).
+	if l := logs.lines("export refused: EXPORTS_MAX exports in progress"); len(l) != 1 {
+		t.Fatalf("%d log lines for two refusals, want 1", len(l))
 	}
 	s.do("GET", "/api/measurements/?size=5", nil).wantStatus(t, http.StatusOK)
 
