@@ -45,8 +45,7 @@ func (s *server) getReady(ctx context.Context, _ *struct{}) (*readyOutput, error
 	version, mode, err := s.st.Health.Ready(ctx)
 	if err != nil {
 		s.warns.warn(ctx, "not ready", "", "error", err.Error(), "request_id", RequestID(ctx))
-		return nil, NewProblem(http.StatusServiceUnavailable, "not ready: "+readyReason(err)).
-			WithHeader("Retry-After", "5")
+		return nil, unavailable("not ready: " + readyReason(err))
 	}
 	out := &readyOutput{}
 	out.Body.Status, out.Body.SchemaVersion, out.Body.Mode = "ready", version, mode
