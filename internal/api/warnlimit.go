@@ -16,7 +16,8 @@ const warnEvery = 10 * time.Second
 // warnLimiter logs the first failure of a kind (a message and an operation,
 // a bounded set: both are constants of the code) at once, then at most one
 // line of that kind every warnEvery, which says how many it stood for
-// ("suppressed": the lines not written since the last one). Nothing of a
+// ("suppressed": the lines not written since the last one, at
+// "suppressed_since"). Nothing of a
 // request is lost: its own request line still carries its status and id.
 type warnLimiter struct {
 	log   *slog.Logger
@@ -53,14 +54,16 @@ func (w *warnLimiter) warn(ctx context.Context, msg, op string, args ...any) {
 		w.mu.Unlock()
 		return
 	}
-	suppressed := st.suppressed
+	suppressed, since := st.suppressed, st.last
 	st.last, st.suppressed = now, 0
 	w.mu.Unlock()
 	if op != "" {
 		args = append(args, "op", op)
 	}
 	if suppressed > 0 {
-		args = append(args, "suppressed", suppressed)
+		// Since when: the failures suppressed may be those of an outage
+		// that ended long before this line.
+		args = append(args, "suppressed", suppressed, "suppressed_since", since.UTC().Format(time.RFC3339))
 	}
 	w.log.WarnContext(ctx, msg, args...)
 }

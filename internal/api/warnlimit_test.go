@@ -78,7 +78,7 @@ func TestWarnLimiterSaysWhatItSuppressed(t *testing.T) {
 	for _, l := range logs.lines("database unavailable") {
 		got = append(got, l["op"].(string)+" "+l["error"].(string)+" "+suppressedOf(l))
 	}
-	want := []string{"add flows x -", "list flows x -", "add flows y 4"}
+	want := []string{"add flows x -", "list flows x -", "add flows y 4 since 2026-12-05T00:00:00Z"}
 	if len(got) != len(want) {
 		t.Fatalf("lines %q, want %q", got, want)
 	}
@@ -91,7 +91,7 @@ func TestWarnLimiterSaysWhatItSuppressed(t *testing.T) {
 
 func suppressedOf(l map[string]any) string {
 	if n, ok := l["suppressed"].(float64); ok {
-		return fmt.Sprint(n)
+		return fmt.Sprint(n, " since ", l["suppressed_since"])
 	}
 	return "-"
 }
