@@ -20,6 +20,9 @@ type loadStats struct {
 	Errors   int64
 	Elapsed  time.Duration
 	P50, P99 time.Duration
+	// Quantiles, when known (wrk and pgbench runs), are the latencies at
+	// latencyGrid's percentiles, for pooledQuantile.
+	Quantiles []time.Duration
 }
 
 // PerSecond is successful operations per second.
