@@ -16,9 +16,9 @@ const warnEvery = 10 * time.Second
 // warnLimiter logs the first failure of a kind (a message and an operation,
 // a bounded set: both are constants of the code) at once, then at most one
 // line of that kind every warnEvery, which says how many it stood for
-// ("suppressed": the lines not written since the last one, at
-// "suppressed_since"). Nothing of a
-// request is lost: its own request line still carries its status and id.
+// ("suppressed": the lines not written since the last one, written at
+// "suppressed_since"). Nothing of a request is lost: its own request line
+// still carries its status and id. Only failures take its lock.
 type warnLimiter struct {
 	log   *slog.Logger
 	every time.Duration
