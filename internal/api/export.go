@@ -16,6 +16,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/elnormous/contenttype"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Exports: every list operation that answers pages of items (see
@@ -304,7 +305,8 @@ func (w *exportWriter) row(v any) error {
 
 // encode writes v's row: through its hand-written appender when it has one
 // that takes it (export_rows.go), into the buffer's free space, or through
-// encoding/json.
+// the JSON encoder with the JSON answers' options (jsonOptions: <, >, &
+// written as they are), so that an NDJSON line is the JSON list's item.
 func (w *exportWriter) encode(v any) error {
 	if ra, ok := v.(rowAppender); ok {
 		buf := w.bw.AvailableBuffer()
@@ -320,7 +322,7 @@ func (w *exportWriter) encode(v any) error {
 			return nil
 		}
 	}
-	b, err := json.Marshal(v)
+	b, err := jsonv2.Marshal(v, jsonOptions) // as the JSON answers write their items
 	if err != nil {
 		return err
 	}
@@ -457,8 +459,8 @@ func columnsOf(t reflect.Type) columns {
 	return c
 }
 
-// split turns an item's JSON object (as encoding/json writes it: compact,
-// valid) into its CSV record: a string is its text (csvText), null (or a
+// split turns an item's JSON object (as the JSON encoder writes it:
+// compact, valid) into its CSV record: a string is its text (csvText), null (or a
 // field left out) an empty cell, a number or boolean its JSON text, and an
 // object or array (args, kwargs, context) its JSON text.
 func (c columns) split(b []byte, record []string) error {

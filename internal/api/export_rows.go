@@ -20,9 +20,9 @@ import (
 // UTF-8 and escapes U+2028), a control character, a quote or backslash in
 // a string, or a number that is not finite (which json.Marshal refuses).
 // The HTML characters <, >, & (flask-profiler's names are /api/<id>) are
-// escaped as json.Marshal does, \u003c, \u003e, \u0026, in the JSON
-// strings and the JSON texts (args, kwargs, context) alike. The test TestExportRowsMatchJSON
-// compares both paths on random rows.
+// written as they are, as in the JSON answers (jsonOptions), in the JSON
+// strings and the JSON texts (args, kwargs, context) alike. The test
+// TestExportRowsMatchJSON compares both paths on random rows.
 
 // rowAppender is an item with hand-written export rows. Each appends one
 // whole row (with its line end) to b.
@@ -33,9 +33,9 @@ type rowAppender interface {
 
 var _ rowAppender = Measurement{}
 
-// plainByte marks the bytes that encoding/json writes inside a string as
-// they are, or (<, >, &) as a \u escape: printable ASCII except the quote
-// and the backslash.
+// plainByte marks the bytes that the JSON encoder (jsonOptions) writes
+// inside a string as they are: printable ASCII except the quote and the
+// backslash.
 var plainByte = func() (t [256]bool) {
 	for c := 0x20; c < 0x7f; c++ {
 		t[c] = c != '"' && c != '\\'
@@ -43,23 +43,8 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// htmlEscape is how encoding/json writes <, > and & in a string.
-var htmlEscape = [256]string{'<': `\u003c`, '>': `\u003e`, '&': `\u0026`}
-
-// appendHTMLEscaped appends s with <, > and & escaped.
-func appendHTMLEscaped(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if e := htmlEscape[s[i]]; e != "" {
-			b = append(b, e...)
-		} else {
-			b = append(b, s[i])
-		}
-	}
-	return b
-}
-
-// plain reports whether s is a string the appenders write: as it is in a
-// CSV cell, and in JSON with <, >, & escaped.
+// plain reports whether s is a string the appenders write as it is, in a
+// CSV cell and in JSON.
 func plain(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !plainByte[s[i]] {
@@ -69,8 +54,8 @@ func plain(s string) bool {
 	return true
 }
 
-// plainJSON reports whether compacting the JSON text j and escaping its
-// <, >, & is all json.Marshal does to it: printable ASCII (quotes and
+// plainJSON reports whether compacting the JSON text j is all the JSON
+// encoder (jsonOptions) does to it: printable ASCII (quotes and
 // backslash escapes included) and JSON whitespace. j comes from a jsonb
 // column, so it is valid JSON.
 func plainJSON(j []byte) bool {
@@ -83,18 +68,14 @@ func plainJSON(j []byte) bool {
 }
 
 // appendCompact appends the valid JSON text j without the whitespace
-// outside its strings and with <, > and & escaped, as json.Marshal writes
-// a RawMessage. PostgreSQL prints jsonb as `{"a": 1, "b": [2, 3]}`.
+// outside its strings, as the JSON encoder (jsonOptions) writes a
+// RawMessage. PostgreSQL prints jsonb as `{"a": 1, "b": [2, 3]}`.
 func appendCompact(b, j []byte) []byte {
 	in := false
 	for i := 0; i < len(j); i++ {
 		c := j[i]
 		switch {
 		case in:
-			if e := htmlEscape[c]; e != "" {
-				b = append(b, e...)
-				continue
-			}
 			b = append(b, c)
 			if c == '\\' && i+1 < len(j) {
 				i++
@@ -178,9 +159,9 @@ func (m Measurement) appendNDJSON(b []byte) ([]byte, bool) {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, m.ID, 10)
 	b = append(b, `,"name":"`...)
-	b = appendHTMLEscaped(b, m.Name)
+	b = append(b, m.Name...)
 	b = append(b, `","method":"`...)
-	b = appendHTMLEscaped(b, m.Method)
+	b = append(b, m.Method...)
 	b = append(b, `","startedAt":`...)
 	b, ok1 = appendJSONFloat(b, m.StartedAt)
 	b = append(b, `,"endedAt":`...)
@@ -195,7 +176,7 @@ func (m Measurement) appendNDJSON(b []byte) ([]byte, bool) {
 	b = appendCompact(b, rawOr(m.Context, "{}"))
 	if m.App != "" {
 		b = append(b, `,"app":"`...)
-		b = appendHTMLEscaped(b, m.App)
+		b = append(b, m.App...)
 		b = append(b, '"')
 	}
 	b = append(b, "}\n"...)

@@ -56,6 +56,27 @@ func (s *testServer) allPages(t *testing.T, path string) []map[string]any {
 	}
 }
 
+// rawPages is allPages with each item's bytes as the JSON answer wrote them.
+func (s *testServer) rawPages(t *testing.T, path string) []json.RawMessage {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	var items []json.RawMessage
+	for page := 1; ; page++ {
+		r := s.do("GET", fmt.Sprintf("%s%spage=%d&size=100", path, sep, page), nil, bearer(t)...).wantStatus(t, http.StatusOK)
+		var body struct{ Items []json.RawMessage }
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Items) == 0 {
+			return items
+		}
+		items = append(items, body.Items...)
+	}
+}
+
 // export fetches path with Accept, checking the answer's status and type.
 func (s *testServer) export(t *testing.T, path, accept string) []byte {
 	t.Helper()
@@ -68,12 +89,13 @@ func (s *testServer) export(t *testing.T, path, accept string) []byte {
 }
 
 // checkExport compares both exports of path with the items of its JSON
-// pages: NDJSON line by line, CSV cell by cell (a string its text, null
-// empty, a number its JSON text, an object or array its JSON). It returns
-// the number of items.
+// pages: NDJSON line by line, byte for byte, CSV cell by cell (a string its
+// text, null empty, a number its JSON text, an object or array its JSON).
+// It returns the number of items.
 func (s *testServer) checkExport(t *testing.T, path string) int {
 	t.Helper()
 	want := s.allPages(t, path)
+	wantBytes := s.rawPages(t, path)
 
 	nd := s.export(t, path, "application/x-ndjson")
 	if len(want) > 0 && !bytes.HasSuffix(nd, []byte("\n")) {
@@ -88,6 +110,9 @@ func (s *testServer) checkExport(t *testing.T, path string) int {
 		}
 		if got := decodeJSON(t, sc.Bytes()); !reflect.DeepEqual(got, any(want[n])) {
 			t.Fatalf("%s: NDJSON line %d = %v, want %v", path, n+1, got, want[n])
+		}
+		if n < len(wantBytes) && !bytes.Equal(sc.Bytes(), wantBytes[n]) {
+			t.Fatalf("%s: NDJSON line %d is\n%s\nwhere the JSON list's item is\n%s", path, n+1, sc.Bytes(), wantBytes[n])
 		}
 		n++
 	}
@@ -156,7 +181,7 @@ func contains(list []string, s string) bool {
 }
 
 // A name with every character CSV must quote, and more.
-const awkward = "a,b \"quoted\"\nline2\r\nline3; é ✓"
+const awkward = "a,b \"quoted\"\nline2\r\nline3; é ✓ <id> &amp;"
 
 func TestExportEveryList(t *testing.T) {
 	t.Parallel()
@@ -253,6 +278,22 @@ func TestExportEveryList(t *testing.T) {
 		t.Fatalf("grouped export: %d groups, want 14", n)
 	}
 	s.checkExport(t, "/api/v1/measurements/grouped")
+
+	// ASCII rows take the hand-written path (export_rows.go): <, > and &
+	// as the JSON list writes them, not escaped.
+	var plain []rec
+	for i := range 3 {
+		plain = append(plain, mrec("/api/products/<id>", "GET", now+float64(i), 0.1,
+			"kwargs", map[string]any{"id": "<b>"}, "context", map[string]any{"q": "a&b"}))
+	}
+	postIDs(t, s, plain)
+	path := "/api/measurements/?name=" + url.QueryEscape("/api/products/<id>")
+	if n := s.checkExport(t, path); n != 3 {
+		t.Fatalf("measurements export by name: %d, want 3", n)
+	}
+	if nd := s.export(t, path, "application/x-ndjson"); !bytes.Contains(nd, []byte(`"name":"/api/products/<id>"`)) {
+		t.Fatalf("NDJSON export escapes the name: %s", nd)
+	}
 }
 
 // page and size are ignored by the exports, JSON is the default, and
