@@ -14,11 +14,12 @@ import (
 //
 // "The same bytes" is the contract (docs/export.md: the NDJSON lines are
 // the JSON list's items), so an appender takes only the rows whose every
-// byte it writes exactly as encoding/json would, and answers ok false for
-// the others, which then take the generic path: a string or JSON text
-// holding a byte outside printable ASCII (encoding/json replaces invalid
-// UTF-8 and escapes U+2028), a control character, a quote or backslash in
-// a string, or a number that is not finite (which json.Marshal refuses).
+// byte it writes exactly as the generic path's encoder (jsonOptions) would,
+// and answers ok false for the others, which then take the generic path: a
+// string or JSON text holding a byte outside printable ASCII (the encoder
+// replaces invalid UTF-8 and escapes U+2028), a control character, a quote
+// or backslash in a string, or a number that is not finite (which the
+// encoder refuses).
 // The HTML characters <, >, & (flask-profiler's names are /api/<id>) are
 // written as they are, as in the JSON answers (jsonOptions), in the JSON
 // strings and the JSON texts (args, kwargs, context) alike. The test
