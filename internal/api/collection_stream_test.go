@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/telemetry/telemetry/internal/config"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 )
@@ -152,5 +155,57 @@ func TestCollectionAnswerCutWhenChangedMidway(t *testing.T) {
 				s.do("DELETE", path, nil).wantStatus(t, http.StatusNoContent)
 			}
 		})
+	}
+}
+
+// Collection.writeJSON writes the bytes of the collection's default
+// encoding (marshalJSON's for a type without writeJSON), on
+// random collections: the entries it writes by hand (plain urls and
+// methods, every kind of float) and the ones it hands to the encoder
+// (escaped characters, invalid UTF-8), a nil and an empty httpUrls.
+func TestCollectionWriteJSONBytes(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	texts := []string{"/flows", "/apiv0.1/events/3f2a1c9e-0d4b-4c1a-9a77-1b2c3d4e5f60", "/api/products/<id>", "GET",
+		"POST", "", "a,b", `say "hi"`, "tab\there", "é✓", "x&y", "\u2028", "\x00", "bad\xffutf8", "back\\slash", "/sp ace"}
+	floats := []float64{0, 1, 0.0123, 5.0827, 1e-7, 1.5e-7, 9.99e-7, 1e-6, 123456.789, 1e20, 1e21, 1.7e308,
+		math.MaxFloat64, math.SmallestNonzeroFloat64, 1.0 / 3}
+	pick := func(list []string) string { return list[r.IntN(len(list))] }
+	for i := range 300 {
+		c := Collection{ID: r.Int64N(1 << 40)}
+		c.Time.Data.Start, c.Time.Data.End = r.Int64N(1<<42), r.Int64N(1<<42)
+		c.Time.Units.Start, c.Time.Units.End = unitEpochMs, unitEpochMs
+		c.CPU.Data.SystemMean, c.CPU.Data.ProcessPeak = r.Float64(), floats[r.IntN(len(floats))]
+		c.CPU.Units.SystemMean = pick(texts)
+		c.GC.Data.GCTime = r.Float64()
+		c.Memory.Data.UsedHeapAfterGCPeak = r.Int64N(1 << 33)
+		switch i {
+		case 0: // Data nil: null
+		case 1:
+			c.HTTPURLs.Data = []CollectionURL{}
+		default:
+			c.HTTPURLs.Data = make([]CollectionURL, r.IntN(40))
+		}
+		for k := range c.HTTPURLs.Data {
+			u := CollectionURL{URL: pick(texts[:4]), Method: pick(texts[3:5]), Hits: r.Int64N(1 << 50),
+				AverageResponseTime: floats[r.IntN(len(floats))] * r.Float64(), LongestResponseTime: floats[r.IntN(len(floats))]}
+			if r.IntN(4) == 0 {
+				u.URL, u.Method = pick(texts), pick(texts)
+			}
+			c.HTTPURLs.Data[k] = u
+		}
+		c.HTTPURLs.Units.Hits = unitCount
+		type defaultCollection Collection // the same fields, without writeJSON
+		want, err := jsonv2.Marshal(defaultCollection(c), jsonOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		var got bytes.Buffer
+		if err := marshalJSON(&got, c); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("collection %d:\n got %s\nwant %s", i, got.Bytes(), want)
+		}
 	}
 }

@@ -60,10 +60,17 @@ func answerErr(err error) error {
 	return err
 }
 
+// jsonStreamer is an answer that writes its own bytes, the same as its
+// default encoding's (a collection, collection_stream.go).
+type jsonStreamer interface {
+	writeJSON(w *bufio.Writer) error
+}
+
 // marshalJSON writes v and a newline to w, through a pooled buffer of
 // jsonChunk bytes unless w is a bytes.Buffer already.
 func marshalJSON(w io.Writer, v any) error {
-	if b, ok := w.(*bytes.Buffer); ok {
+	s, stream := v.(jsonStreamer)
+	if b, ok := w.(*bytes.Buffer); ok && !stream {
 		if err := jsonv2.MarshalWrite(b, v, jsonOptions); err != nil {
 			return answerErr(err)
 		}
@@ -75,7 +82,13 @@ func marshalJSON(w io.Writer, v any) error {
 		bw.Reset(nil) // do not pin the response
 		jsonWriters.Put(bw)
 	}()
-	if err := jsonv2.MarshalWrite(bw, v, jsonOptions); err != nil {
+	var err error
+	if stream {
+		err = s.writeJSON(bw)
+	} else {
+		err = jsonv2.MarshalWrite(bw, v, jsonOptions)
+	}
+	if err != nil {
 		return answerErr(err)
 	}
 	if err := bw.WriteByte('\n'); err != nil {
