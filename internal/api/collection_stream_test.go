@@ -209,3 +209,29 @@ func TestCollectionWriteJSONBytes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCollectionURLBytes: any entry is written with the bytes of the
+// default encoding, by hand or through the encoder.
+func FuzzCollectionURLBytes(f *testing.F) {
+	f.Add("/flows", "GET", int64(1), 5.0827, 5.0827)
+	f.Add("/api/products/<id>", "POST", int64(1)<<62, 1e-7, 1e21)
+	f.Add("/a\"b\\c", "G\x00T", int64(-1), 0.0, math.MaxFloat64)
+	f.Add("bad\xffutf8 \u2028", "", int64(0), math.SmallestNonzeroFloat64, 123456.789)
+	f.Fuzz(func(t *testing.T, url, method string, hits int64, avg, longest float64) {
+		c := Collection{}
+		c.HTTPURLs.Data = []CollectionURL{{URL: url, Method: method, Hits: hits,
+			AverageResponseTime: finite(avg), LongestResponseTime: finite(longest)}}
+		type defaultCollection Collection
+		want, err := jsonv2.Marshal(defaultCollection(c), jsonOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := marshalJSON(&got, c); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), append(want, '\n')) {
+			t.Fatalf("got  %s\nwant %s", got.Bytes(), want)
+		}
+	})
+}
