@@ -222,7 +222,7 @@ func (d *flowDecoder) explain(body []byte) error {
 	}
 	var parsed any
 	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
-		return notJSON(err, body)
+		return notJSON(err, body, faults...)
 	}
 	errs := append(faults, d.validate(parsed)...)
 	errs = append(errs, flowNameBytesErrors(parsed)...)
@@ -258,10 +258,12 @@ func flowNameBytesErrors(parsed any) []error {
 
 // notJSON is the 400 for a body that is not JSON, given the error of its
 // parse; or the 422 for a number in body past the range of a JSON number
-// (float64), which the parse also refuses.
-func notJSON(err error, body []byte) *Problem {
+// (float64), which the parse also refuses, after faults: the items already
+// found in the body (checkBodyText's), so that the answer still lists
+// every fault.
+func notJSON(err error, body []byte, faults ...error) *Problem {
 	if it := hugeNumberItem(err.Error(), string(body)); it != nil {
-		return NewProblem(http.StatusUnprocessableEntity, "validation failed", it)
+		return NewProblem(http.StatusUnprocessableEntity, "validation failed", append(faults, it)...)
 	}
 	return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
 		Title: "json", Location: "body", Detail: "the body is not valid JSON: " + strings.TrimPrefix(err.Error(), "jsontext: "),

@@ -327,7 +327,7 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 	}
 	var parsed any
 	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
-		return nil, notJSON(err, body)
+		return nil, notJSON(err, body, errs...)
 	}
 	errs = append(errs, d.validate(parsed)...)
 	var recs []MeasurementInput

@@ -149,6 +149,37 @@ func TestNumberRanges(t *testing.T) {
 	}
 }
 
+// A number past the range of a JSON number in a body that also repeats a
+// name or holds a NUL: one 422 listing every fault, the number's item
+// where the number is (the fuzzer found the measurements' answer without
+// the repeated name).
+func TestHugeNumberBesideOtherFaults(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, c := range []struct {
+		path, body  string
+		fault, item string // the other fault's location and title
+		number      string // the number's location
+	}{
+		{"/api/measurements", `[{"name":"/x","name":"/y","method":"GET","startedAt":1,"endedAt":2,"elapsed":1e700}]`,
+			"body[0].name", titleDuplicate, "body[0].elapsed"},
+		{"/api/measurements", `[{"":0,"":1e700}]`, "body[0].", titleDuplicate, "body[0]."},
+		{"/api/measurements", `[{"name":"/x\u0000","method":"GET","startedAt":1,"endedAt":1e700}]`,
+			"body[0].name", titleUnicode, "body[0].endedAt"},
+		{"/flows", `[{"src_app":"a","src_app":"b","dest_app":"c","vpc_id":"v","bytes_tx":1e700,"bytes_rx":0,"hour":1}]`,
+			"body[0].src_app", titleDuplicate, "body[0].bytes_tx"},
+		{"/flows", `[{"src_app":"a\u0000","dest_app":"c","vpc_id":"v","bytes_tx":0,"bytes_rx":-1e700,"hour":1}]`,
+			"body[0].src_app", titleUnicode, "body[0].bytes_rx"},
+		{"/apiv0.1/events/register", `{"host":"h","host":"i","measurement":{"fields":{"hatchRate":1e700}}}`,
+			"body.host", titleDuplicate, "body.measurement.fields.hatchRate"},
+	} {
+		p := s.do("POST", c.path, c.body).problem(t, http.StatusUnprocessableEntity)
+		if !p.hasError(c.fault, c.item) || !p.hasError(c.number, "type") {
+			t.Errorf("POST %s %s: want a %s item at %s and a type item at %s: %+v", c.path, c.body, c.item, c.fault, c.number, p.Errors)
+		}
+	}
+}
+
 // The largest values every numeric input allows, stored and read back
 // through every aggregate: 200 with finite figures. 10,000 records of the
 // largest elapsed share one hourly cell (one batch), and the records at

@@ -474,7 +474,9 @@ func hugeNumberItem(msg, body string) *ProblemItem {
 // a float64 cannot hold (measurement.fields.hatchRate, [0].bytes_tx), ""
 // for the body itself or when there is none.
 func hugeNumberPath(body string) string {
-	d := jsontext.NewDecoder(strings.NewReader(body))
+	// Repeated names and invalid UTF-8 are other items of the same answer
+	// (checkBodyText): they must not hide where the number is.
+	d := jsontext.NewDecoder(strings.NewReader(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	for {
 		tok, err := d.ReadToken()
 		if err != nil {
