@@ -83,6 +83,7 @@ func startPair() (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
+	Watch(dir)
 	// The clusters' own directories below belong to the postgres user when
 	// the tests run as root: it must be able to reach them.
 	if err := os.Chmod(dir, 0o755); err != nil {

@@ -41,6 +41,10 @@ var (
 // TEST_DATABASE_URL is unset and removes it after the tests. Use it from
 // TestMain: func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }.
 func Run(m *testing.M) int {
+	if os.Getenv(reaperEnv) == "1" {
+		reap() // this process is a test process's reaper (reaper.go)
+		os.Exit(0)
+	}
 	ctx := context.Background()
 	var cluster *pgcluster.Cluster
 	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
@@ -51,6 +55,7 @@ func Run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "testdb:", err)
 			return 1
 		}
+		Watch(dir)
 		// Benchmarks (TESTDB_DURABLE=1) measure a server with initdb's
 		// defaults; tests run with fsync off.
 		fast := os.Getenv("TESTDB_DURABLE") != "1"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/pgcluster"
+	"github.com/telemetry/telemetry/internal/testdb"
 )
 
 // The role telemetry_analyst belongs to the whole cluster, so its life
@@ -101,6 +102,7 @@ func TestAnalystRoleAcrossDatabasesAndUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testdb.Watch(dir)
 	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
 	if err != nil {
 		os.RemoveAll(dir)

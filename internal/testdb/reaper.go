@@ -1,0 +1,111 @@
+package testdb
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/pgcluster"
+)
+
+// A throwaway cluster is a daemon (pg_ctl starts it): it outlives the test
+// process unless Run removes it at the end, and a test process that ends
+// otherwise (Ctrl-C, go test's -timeout, a kill) used to leave the cluster
+// running and its directory behind, one more each time. So the first
+// throwaway directory starts a reaper: this same test binary again, in a
+// session of its own (a Ctrl-C at the terminal does not reach it), reading
+// the directories to watch from a pipe whose only writer is the test
+// process. The pipe closes when the test process ends, however it ends;
+// the reaper then stops every cluster in those directories and removes
+// them, and exits. After a normal end there is nothing left to do.
+
+// reaperEnv marks the reaper's process.
+const reaperEnv = "TESTDB_REAPER"
+
+var (
+	reaperMu sync.Mutex
+	reaperW  *os.File // the pipe's write end, nil until the first watch
+)
+
+// Watch has dir (a temporary directory named telemetry-*, holding clusters
+// in dir/pgdata or dir/*/pgdata) stopped and removed when this process
+// ends without removing it itself. Run watches the throwaway clusters it
+// starts; a test that starts a cluster of its own (pgcluster.Start) calls
+// Watch with its directory first. Only in a test binary whose TestMain
+// calls Run (which runs the reaper). A failure to start the reaper is
+// reported and otherwise ignored: the tests run as they did before it.
+func Watch(dir string) {
+	reaperMu.Lock()
+	defer reaperMu.Unlock()
+	if reaperW == nil {
+		w, err := startReaper()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testdb: no reaper for the throwaway clusters (an interrupted run may leave one running):", err)
+			return
+		}
+		reaperW = w
+	}
+	fmt.Fprintf(reaperW, "%s\n", dir)
+}
+
+func startReaper() (*os.File, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe() // close-on-exec: no other child inherits the write end
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), reaperEnv+"=1")
+	cmd.ExtraFiles = []*os.File{r} // its fd 3
+	// No stdio (go test waits for the test's output to close) and a
+	// session of its own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	_ = cmd.Process.Release()
+	return w, nil
+}
+
+// reap is the reaper's life: the directories to watch until the pipe
+// closes, then every cluster in them stopped and the directories removed.
+func reap() {
+	in := os.NewFile(3, "testdb-reaper")
+	var dirs []string
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		if d := strings.TrimSpace(sc.Text()); filepath.IsAbs(d) && strings.HasPrefix(filepath.Base(d), "telemetry-") {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		removeClusters(d)
+	}
+}
+
+// removeClusters stops the clusters whose data directories are dir/pgdata
+// or dir/*/pgdata (a primary and its replica), then removes dir.
+func removeClusters(dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data, _ := filepath.Glob(filepath.Join(dir, "pgdata"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*", "pgdata"))
+	for _, d := range append(data, more...) {
+		if c, err := pgcluster.Open(filepath.Dir(d)); err == nil {
+			_ = c.Stop(ctx)
+		}
+	}
+	_ = os.RemoveAll(dir)
+}

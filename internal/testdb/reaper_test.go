@@ -1,0 +1,100 @@
+package testdb
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/pgcluster"
+)
+
+// This package's tests need no database of their own: only the reaper's
+// dispatch of Run.
+func TestMain(m *testing.M) {
+	if os.Getenv(reaperEnv) == "1" {
+		reap()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// childEnv makes TestReaperRemovesAKilledProcessCluster's process the
+// child that starts a watched cluster and waits to be killed.
+const childEnv = "TESTDB_REAPER_TEST_CHILD"
+
+// A test process killed outright (as go test's -timeout or a Ctrl-C ends
+// one: no deferred call, no TestMain epilogue) leaves no cluster running
+// and no directory behind: its reaper stops and removes them.
+func TestReaperRemovesAKilledProcessCluster(t *testing.T) {
+	if os.Getenv(childEnv) == "1" {
+		dir, err := os.MkdirTemp("", "telemetry-testpg-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		Watch(dir)
+		if _, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: dir, Fast: true}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("cluster", dir)
+		time.Sleep(time.Minute) // killed before
+		t.Fatal("not killed")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReaperRemovesAKilledProcessCluster$")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "cluster "); ok {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("the child started no cluster")
+	}
+	pidFile, err := os.ReadFile(filepath.Join(dir, "pgdata", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(pidFile), "\n")
+	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || syscall.Kill(postmaster, 0) != nil {
+		t.Fatalf("no running postmaster in %s: %q", dir, first)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, statErr := os.Stat(dir)
+		alive := syscall.Kill(postmaster, 0) == nil
+		if os.IsNotExist(statErr) && !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			// Clean up after a failure, so that it does not leak either.
+			removeClusters(dir)
+			t.Fatalf("60 s after the kill: directory %s stat %v, postmaster %d running %v", dir, statErr, postmaster, alive)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
