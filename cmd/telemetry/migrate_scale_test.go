@@ -143,6 +143,7 @@ func TestMigrateRefusesAServerInRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testdb.Watch(dir)
 	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -52,6 +52,7 @@ func startBouncerWith(t *testing.T, opts pgbouncer.Options) *pgbouncer.Bouncer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testdb.Watch(dir)
 	opts.Dir, opts.ServerHost, opts.ServerPort = dir, u.Hostname(), port
 	b, err := pgbouncer.Start(context.Background(), opts)
 	if err != nil {

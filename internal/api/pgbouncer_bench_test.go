@@ -33,6 +33,7 @@ func benchViaPgBouncer(b *testing.B, dbURL string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	testdb.Watch(dir)
 	pb, err := pgbouncer.Start(context.Background(), pgbouncer.Options{Dir: dir, ServerHost: u.Hostname(), ServerPort: port})
 	if err != nil {
 		os.RemoveAll(dir)

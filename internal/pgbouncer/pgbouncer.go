@@ -54,6 +54,10 @@ type Bouncer struct {
 	done chan error
 }
 
+// PIDFile is the file in Options.Dir where PgBouncer writes its process
+// id (removed when it exits), for testdb's reaper.
+const PIDFile = "pgbouncer.pid"
+
 // Binary is where Debian's package installs PgBouncer; PGBOUNCER overrides it.
 func Binary() string {
 	if p := os.Getenv("PGBOUNCER"); p != "" {
@@ -122,7 +126,9 @@ default_pool_size = %d
 max_client_conn = 2000
 ignore_startup_parameters = extra_float_digits
 logfile = %s
-`, opts.ServerHost, opts.ServerPort, port, userlist, opts.PoolMode, opts.DefaultPoolSize, filepath.Join(dir, "pgbouncer.log"))
+pidfile = %s
+`, opts.ServerHost, opts.ServerPort, port, userlist, opts.PoolMode, opts.DefaultPoolSize, filepath.Join(dir, "pgbouncer.log"),
+		filepath.Join(dir, PIDFile))
 	if opts.RoundRobin {
 		ini += "server_round_robin = 1\n"
 	}
@@ -138,8 +144,9 @@ logfile = %s
 	// Before the log file opens, PgBouncer complains on stderr.
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	// Its own process group: a test's Ctrl-C reaches the test, which stops
-	// the pooler itself.
+	// Its own process group, so that a Ctrl-C at the terminal does not
+	// reach it: the test stops it, or, when the test process is cut short,
+	// the test's reaper does through the pid file (testdb.Watch).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("pgbouncer: %w", err)
@@ -152,6 +159,9 @@ logfile = %s
 	}
 	return b, nil
 }
+
+// Pid is the pooler's process id.
+func (b *Bouncer) Pid() int { return b.cmd.Process.Pid }
 
 // URL is a connection string for database through the pooler.
 func (b *Bouncer) URL(database string) string {

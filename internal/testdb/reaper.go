@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/telemetry/telemetry/internal/pgbouncer"
 	"github.com/telemetry/telemetry/internal/pgcluster"
 )
 
@@ -35,10 +37,11 @@ var (
 )
 
 // Watch has dir (a temporary directory named telemetry-*, holding clusters
-// in dir/pgdata or dir/*/pgdata) stopped and removed when this process
-// ends without removing it itself. Run watches the throwaway clusters it
-// starts; a test that starts a cluster of its own (pgcluster.Start) calls
-// Watch with its directory first. Only in a test binary whose TestMain
+// in dir/pgdata or dir/*/pgdata, or a PgBouncer's files) stopped and
+// removed when this process ends without removing it itself. Run watches
+// the throwaway clusters it starts; a test that starts a cluster
+// (pgcluster.Start) or a PgBouncer (pgbouncer.Start) of its own calls Watch
+// with its directory first. Only in a test binary whose TestMain
 // calls Run (which runs the reaper). A failure to start the reaper is
 // reported and otherwise ignored: the tests run as they did before it.
 func Watch(dir string) {
@@ -91,13 +94,15 @@ func reap() {
 		}
 	}
 	for _, d := range dirs {
-		removeClusters(d)
+		removeWatched(d)
 	}
 }
 
-// removeClusters stops the clusters whose data directories are dir/pgdata
-// or dir/*/pgdata (a primary and its replica), then removes dir.
-func removeClusters(dir string) {
+// removeWatched stops the PgBouncer whose pid file is in dir and the
+// clusters whose data directories are dir/pgdata or dir/*/pgdata (a
+// primary and its replica), then removes dir.
+func removeWatched(dir string) {
+	stopPgBouncer(filepath.Join(dir, pgbouncer.PIDFile))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	data, _ := filepath.Glob(filepath.Join(dir, "pgdata"))
@@ -108,4 +113,29 @@ func removeClusters(dir string) {
 		}
 	}
 	_ = os.RemoveAll(dir)
+}
+
+// stopPgBouncer ends the PgBouncer named by pidFile, if it still runs (it
+// removes the file when it exits): SIGTERM, its immediate shutdown, then
+// SIGKILL after 5 s. A process of that id that is not PgBouncer is left
+// alone.
+func stopPgBouncer(pidFile string) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != "pgbouncer" {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telemetry/telemetry/internal/pgbouncer"
 	"github.com/telemetry/telemetry/internal/pgcluster"
 )
 
@@ -31,8 +32,9 @@ func TestMain(m *testing.M) {
 const childEnv = "TESTDB_REAPER_TEST_CHILD"
 
 // A test process killed outright (as go test's -timeout or a Ctrl-C ends
-// one: no deferred call, no TestMain epilogue) leaves no cluster running
-// and no directory behind: its reaper stops and removes them.
+// one: no deferred call, no TestMain epilogue) leaves no cluster or
+// PgBouncer running and no directory behind: its reaper stops and removes
+// them.
 func TestReaperRemovesAKilledProcessCluster(t *testing.T) {
 	if os.Getenv(childEnv) == "1" {
 		dir, err := os.MkdirTemp("", "telemetry-testpg-")
@@ -40,9 +42,20 @@ func TestReaperRemovesAKilledProcessCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		Watch(dir)
-		if _, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: dir, Fast: true}); err != nil {
+		c, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: dir, Fast: true})
+		if err != nil {
 			t.Fatal(err)
 		}
+		bdir, err := os.MkdirTemp("", "telemetry-pgbouncer-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		Watch(bdir)
+		b, err := pgbouncer.Start(context.Background(), pgbouncer.Options{Dir: bdir, ServerPort: c.Port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("pgbouncer", bdir, b.Pid())
 		fmt.Println("cluster", dir)
 		time.Sleep(time.Minute) // killed before
 		t.Fatal("not killed")
@@ -57,18 +70,23 @@ func TestReaperRemovesAKilledProcessCluster(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var dir string
+	var dir, bdir string
+	bouncer := 0
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if d, ok := strings.CutPrefix(sc.Text(), "cluster "); ok {
 			dir = d
 			break
 		}
+		if rest, ok := strings.CutPrefix(sc.Text(), "pgbouncer "); ok {
+			d, pid, _ := strings.Cut(rest, " ")
+			bdir, bouncer = d, atoi(pid)
+		}
 	}
-	if dir == "" {
+	if dir == "" || bouncer <= 1 || syscall.Kill(bouncer, 0) != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatal("the child started no cluster")
+		t.Fatal("the child started no cluster or no PgBouncer")
 	}
 	pidFile, err := os.ReadFile(filepath.Join(dir, "pgdata", "postmaster.pid"))
 	if err != nil {
@@ -86,15 +104,23 @@ func TestReaperRemovesAKilledProcessCluster(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, statErr := os.Stat(dir)
-		alive := syscall.Kill(postmaster, 0) == nil
-		if os.IsNotExist(statErr) && !alive {
+		_, bstatErr := os.Stat(bdir)
+		alive, balive := syscall.Kill(postmaster, 0) == nil, syscall.Kill(bouncer, 0) == nil
+		if os.IsNotExist(statErr) && os.IsNotExist(bstatErr) && !alive && !balive {
 			return
 		}
 		if time.Now().After(deadline) {
 			// Clean up after a failure, so that it does not leak either.
-			removeClusters(dir)
-			t.Fatalf("60 s after the kill: directory %s stat %v, postmaster %d running %v", dir, statErr, postmaster, alive)
+			removeWatched(bdir)
+			removeWatched(dir)
+			t.Fatalf("60 s after the kill: directories %s (stat %v) and %s (stat %v), postmaster %d running %v, PgBouncer %d running %v",
+				dir, statErr, bdir, bstatErr, postmaster, alive, bouncer, balive)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
