@@ -172,6 +172,11 @@ func TestHugeNumberBesideOtherFaults(t *testing.T) {
 			"body[0].src_app", titleUnicode, "body[0].bytes_rx"},
 		{"/apiv0.1/events/register", `{"host":"h","host":"i","measurement":{"fields":{"hatchRate":1e700}}}`,
 			"body.host", titleDuplicate, "body.measurement.fields.hatchRate"},
+		// A member named with digits is a name, not an index.
+		{"/apiv0.1/events/register", `{"host":"h","host":"i","measurement":{"fields":{"0":[1,1e700]}}}`,
+			"body.host", titleDuplicate, "body.measurement.fields.0[1]"},
+		{"/api/measurements", `[{"name":"/x","name":"/y","method":"GET","startedAt":1,"endedAt":2,"7":1e700}]`,
+			"body[0].name", titleDuplicate, "body[0].7"},
 	} {
 		p := s.do("POST", c.path, c.body).problem(t, http.StatusUnprocessableEntity)
 		if !p.hasError(c.fault, c.item) || !p.hasError(c.number, "type") {

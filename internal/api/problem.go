@@ -486,7 +486,22 @@ func hugeNumberPath(body string) string {
 			continue
 		}
 		if _, err := strconv.ParseFloat(tok.String(), 64); err != nil {
-			return pointerPath(strings.TrimPrefix(string(d.StackPointer()), "/"))
+			// The stack says which tokens are array indexes: a member
+			// named "0" is .0, not [0] (pointerPath cannot tell).
+			var b strings.Builder
+			level := 1
+			for part := range d.StackPointer().Tokens() {
+				if kind, _ := d.StackIndex(level); kind == '[' {
+					b.WriteString("[" + part + "]")
+				} else {
+					if level > 1 {
+						b.WriteByte('.')
+					}
+					b.WriteString(part)
+				}
+				level++
+			}
+			return b.String()
 		}
 	}
 }
