@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,6 +115,9 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	secret := "mixed-load-secret-0123456789abcdef"
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "LISTEN_ADDR=127.0.0.1:0", "JWT_SECRET="+secret, "LOG_LEVEL=warn")
+	// Ended with this process however it ends (a -timeout, a kill), as its
+	// database is (internal/testdb/reaper.go): not left serving on.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	profile := os.Getenv("MIXED_CPUPROFILE")
 	var pprofAddr string
 	if profile != "" {
