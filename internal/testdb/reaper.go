@@ -25,8 +25,8 @@ import (
 // session of its own (a Ctrl-C at the terminal does not reach it), reading
 // the directories to watch from a pipe whose only writer is the test
 // process. The pipe closes when the test process ends, however it ends;
-// the reaper then stops every cluster in those directories and removes
-// them, and exits. After a normal end there is nothing left to do.
+// the reaper then stops every cluster and PgBouncer in those directories
+// and removes them, and exits. After a normal end there is nothing left to do.
 
 // reaperEnv marks the reaper's process.
 const reaperEnv = "TESTDB_REAPER"
@@ -82,8 +82,19 @@ func startReaper() (*os.File, error) {
 	return w, nil
 }
 
+// reapIfAsked makes this process the reaper when it was started as one
+// (startReaper): it reaps, then exits. Every TestMain that may start a
+// reaper calls it first, through Run.
+func reapIfAsked() {
+	if os.Getenv(reaperEnv) == "1" {
+		reap()
+		os.Exit(0)
+	}
+}
+
 // reap is the reaper's life: the directories to watch until the pipe
-// closes, then every cluster in them stopped and the directories removed.
+// closes, then what they hold stopped (removeWatched) and the directories
+// removed.
 func reap() {
 	in := os.NewFile(3, "testdb-reaper")
 	var dirs []string
