@@ -136,13 +136,18 @@ type eventBody struct {
 // host. It never fails: huma reports wrong JSON and wrong types, this only
 // adds to them.
 func (e *eventBody) decode(data []byte, hostRequired bool) {
+	e.raw, e.startedAt, e.problems = nil, nil, nil
+	// First, so that a body of the wrong type lists them beside its 400.
+	problems, err := checkBodyText(data)
+	if err != nil {
+		return // not JSON: huma's parse says so
+	}
+	e.problems = problems
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil || top == nil {
 		return // not an object: huma's schema check says so
 	}
 	e.raw = bytes.Clone(data)
-	e.startedAt, e.problems = nil, nil
-	e.problems, _ = checkBodyText(data)
 	if t, p := parseStartedAt(top["startedAt"]); p != nil {
 		e.problems = append(e.problems, p)
 	} else {

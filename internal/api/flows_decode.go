@@ -215,10 +215,12 @@ func (d *flowDecoder) explain(body []byte) error {
 	}
 	if bodyKind(body) != '[' {
 		// The wrong JSON type for the body as a whole is a 400, like
-		// malformed JSON (README.md, "API at a glance"); item errors are 422s.
-		return NewProblem(http.StatusBadRequest, "validation failed", &ProblemItem{
+		// malformed JSON (README.md, "API at a glance"); item errors are
+		// 422s. The strings that cannot be stored and the repeated names
+		// are listed beside it, as for a measurement batch.
+		return validationFailed(append(faults, &ProblemItem{
 			Title: "type", Location: "body", Detail: "the body must be a JSON array of flows",
-		})
+		})...)
 	}
 	var parsed any
 	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {

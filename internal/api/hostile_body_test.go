@@ -317,3 +317,43 @@ func TestBodyNamesAreExact(t *testing.T) {
 		t.Fatalf("errors %+v", p.Errors)
 	}
 }
+
+// A body of the wrong JSON type as a whole is a 400 that still lists the
+// strings that cannot be stored and the repeated names inside it, as every
+// other answer lists every fault at once. The flows batch and the events
+// bodies used to answer the type alone.
+func TestWrongBodyTypeListsTheOtherFaults(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.EnableTokenEndpoint = true })
+	s.createDevice(t, "n1")
+	object := []struct{ method, path string }{
+		{"POST", "/apiv0.1/events/register"}, {"POST", "/apiv0.1/events/commit"}, {"POST", "/mrd/token"},
+		{"POST", "/mrd/devices"}, {"PUT", "/mrd/devices/n1"},
+	}
+	type fault struct{ location, title string }
+	type kase struct {
+		method, path, body string
+		faults             []fault
+	}
+	var cases []kase
+	for _, batch := range []string{"/flows", "/api/measurements"} {
+		cases = append(cases,
+			kase{"POST", batch, `{"a":1,"a":2}`, []fault{{"body.a", titleDuplicate}}},
+			kase{"POST", batch, `{"a":"x\u0000","b":{"c":1,"c":2}}`, []fault{{"body.a", titleUnicode}, {"body.b.c", titleDuplicate}}})
+	}
+	for _, op := range object {
+		cases = append(cases,
+			kase{op.method, op.path, `[{"a":1,"a":2}]`, []fault{{"body[0].a", titleDuplicate}}},
+			kase{op.method, op.path, `["x\u0000",{"b":{"c":1,"c":2}}]`, []fault{{"body[0]", titleUnicode}, {"body[1].b.c", titleDuplicate}}})
+	}
+	for _, c := range cases {
+		p := s.do(c.method, c.path, c.body, bearer(t)...).problem(t, http.StatusBadRequest)
+		ok := p.hasError("body", "type") && len(p.Errors) == len(c.faults)+1
+		for _, f := range c.faults {
+			ok = ok && p.hasError(f.location, f.title)
+		}
+		if !ok {
+			t.Errorf("%s %s %s: want the body's type item and %v: %+v", c.method, c.path, c.body, c.faults, p.Errors)
+		}
+	}
+}
