@@ -42,7 +42,7 @@ var (
 // the throwaway clusters it starts; a test that starts a cluster
 // (pgcluster.Start) or a PgBouncer (pgbouncer.Start) of its own calls Watch
 // with its directory first. Only in a test binary whose TestMain
-// calls Run (which runs the reaper). A failure to start the reaper is
+// calls Run or ReapIfAsked (which run the reaper). A failure to start the reaper is
 // reported and otherwise ignored: the tests run as they did before it.
 func Watch(dir string) {
 	reaperMu.Lock()
@@ -82,10 +82,12 @@ func startReaper() (*os.File, error) {
 	return w, nil
 }
 
-// reapIfAsked makes this process the reaper when it was started as one
-// (startReaper): it reaps, then exits. Every TestMain that may start a
-// reaper calls it first, through Run.
-func reapIfAsked() {
+// ReapIfAsked makes this process the reaper when it was started as one
+// (startReaper): it reaps, then exits. Every TestMain of a binary that may
+// start a reaper calls it first: Run does, and a TestMain that does not
+// call Run but whose tests call Watch calls it itself (the reaper is the
+// test binary again, which would otherwise run the tests).
+func ReapIfAsked() {
 	if os.Getenv(reaperEnv) == "1" {
 		reap()
 		os.Exit(0)

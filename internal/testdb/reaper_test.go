@@ -20,7 +20,7 @@ import (
 // This package's tests need no database of their own: only the reaper's
 // dispatch of Run.
 func TestMain(m *testing.M) {
-	reapIfAsked()
+	ReapIfAsked()
 	os.Exit(m.Run())
 }
 

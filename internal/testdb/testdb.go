@@ -41,7 +41,7 @@ var (
 // TEST_DATABASE_URL is unset and removes it after the tests. Use it from
 // TestMain: func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }.
 func Run(m *testing.M) int {
-	reapIfAsked() // this process may be a test process's reaper (reaper.go)
+	ReapIfAsked() // this process may be a test process's reaper (reaper.go)
 	ctx := context.Background()
 	var cluster *pgcluster.Cluster
 	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
