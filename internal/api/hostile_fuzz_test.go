@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -97,6 +98,93 @@ func FuzzReadQueries(f *testing.F) {
 		case r.Status == http.StatusOK && (strings.HasPrefix(ct, "text/csv") || strings.HasPrefix(ct, "application/x-ndjson")):
 		default:
 			t.Fatalf("GET %q: status %d, Content-Type %q", path, r.Status, ct)
+		}
+	})
+}
+
+// FuzzPathParams gives one path parameter of any operation of the document
+// (every method) a value the fuzzer writes, sent as it is or escaped
+// (TestHostileParameters gives it values from a list), the other path
+// parameters a well-formed id that names nothing, and a write its valid
+// body, over a database with a row of every resource. No answer is a 5xx;
+// a 4xx is problem+json whose status is the answer's, and a refused write
+// changes no table.
+func FuzzPathParams(f *testing.F) {
+	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret })
+	auth := []string{"Authorization", "Bearer " + validToken(f)}
+	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
+	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
+	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
+	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK)
+	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+
+	var cases []hostileCase // one per operation and path parameter
+	seen := map[string]bool{}
+	for _, c := range hostileCases(Spec()) {
+		if c.in == "path" && !seen[c.method+c.template+c.param] {
+			seen[c.method+c.template+c.param] = true
+			cases = append(cases, c)
+		}
+	}
+	if len(cases) < 12 {
+		f.Fatalf("only %d path parameters: the document's operations were not found", len(cases))
+	}
+	bodies := hostileBodies()
+	for i, v := range []string{"1", "0", "dev1", "cpu", "-1", "9223372036854775808", "1e3", "%2e%2e", "..", ".", "a b",
+		"%00", "%ff", "é", "x/y", "%2F", "devices", strings.Repeat("9", 30), "0b6b2a1e-3f4c-4d5e-8f90-1a2b3c4d5e6f"} {
+		f.Add(uint8(i), v, i%2 == 0)
+	}
+	f.Fuzz(func(t *testing.T, op uint8, value string, escape bool) {
+		c := cases[int(op)%len(cases)]
+		if escape {
+			value = url.PathEscape(value)
+		} else if strings.ContainsFunc(value, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' || r == '?' || r == '#' }) {
+			t.Skip("not one path segment as it is") // the escaped form is fuzzed too
+		}
+		path := strings.ReplaceAll(c.template, "{"+c.param+"}", value)
+		for _, other := range []string{"{id}", "{uuid}", "{name}", "{device_id}"} {
+			path = strings.ReplaceAll(path, other, "9")
+		}
+		req, err := http.NewRequest(c.method, s.URL+path, nil)
+		if err != nil {
+			t.Skip("not a URL a client can send")
+		}
+		if b, ok := bodies[c.method+" "+c.template]; ok {
+			j, _ := json.Marshal(b)
+			req.Body = io.NopCloser(strings.NewReader(string(j)))
+			req.ContentLength = int64(len(j))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set(auth[0], auth[1])
+		write := c.method != "GET"
+		var before string
+		if write {
+			before = rowCounts(t, s)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %q: %v", c.method, path, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("%s %q: %v", c.method, path, err)
+		}
+		ct := res.Header.Get("Content-Type")
+		switch {
+		case res.StatusCode >= 500:
+			t.Fatalf("%s %q: status %d; body %.300s", c.method, path, res.StatusCode, body)
+		case res.StatusCode >= 400:
+			var p Problem
+			if ct != "application/problem+json" || json.Unmarshal(body, &p) != nil || p.Status != res.StatusCode {
+				t.Fatalf("%s %q: status %d, Content-Type %q, body %.300s", c.method, path, res.StatusCode, ct, body)
+			}
+			if write {
+				if after := rowCounts(t, s); after != before {
+					t.Fatalf("%s %q: refused (%d) yet the tables changed:\n before %s\n after  %s", c.method, path, res.StatusCode, before, after)
+				}
+			}
 		}
 	})
 }
