@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/telemetry/telemetry/internal/config"
 )
@@ -185,6 +188,89 @@ func FuzzPathParams(f *testing.F) {
 					t.Fatalf("%s %q: refused (%d) yet the tables changed:\n before %s\n after  %s", c.method, path, res.StatusCode, before, after)
 				}
 			}
+		}
+	})
+}
+
+// FuzzWriteBodies sends any body the fuzzer writes to any operation of the
+// document that takes one (POST and PUT; path parameters naming a row of
+// every resource), over a database with a row of every
+// resource: no answer is a 5xx, a 4xx is problem+json whose status is the
+// answer's, and a refused write changes no table. The decoders' own
+// targets (FuzzFlowsDecode, FuzzMeasurementsDecode, FuzzParseReport,
+// FuzzEventBodies) check what an accepted body holds; this one the whole
+// way through the server, huma's bodies included.
+func FuzzWriteBodies(f *testing.F) {
+	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret; c.EnableTokenEndpoint = true })
+	auth := []string{"Authorization", "Bearer " + validToken(f)}
+	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
+	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
+	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
+	var run struct{ UUID string }
+	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK).decode(f, &run)
+	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+
+	type writeOp struct{ method, path string }
+	var ops []writeOp
+	for tmpl, item := range Spec().Paths {
+		for _, mo := range []struct {
+			method string
+			op     *huma.Operation
+		}{{"PUT", item.Put}, {"POST", item.Post}} {
+			if mo.op == nil {
+				continue
+			}
+			p := strings.NewReplacer("{device_id}", "dev1", "{name}", "cpu", "{uuid}", run.UUID).Replace(tmpl)
+			if strings.HasPrefix(p, collectionsURL+"/{id}") {
+				p = strings.Replace(p, "{id}", "0", 1)
+			}
+			ops = append(ops, writeOp{mo.method, strings.Replace(p, "{id}", "dev1", 1)})
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].method+ops[i].path < ops[j].method+ops[j].path })
+	if len(ops) < 9 {
+		f.Fatalf("only %d write operations: the document's paths were not found", len(ops))
+	}
+	for i, b := range []string{"", "{}", "[]", "null", `{"name":"x"}`, `[{"a":1,"a":2}]`, `{"a":"\u0000"}`, "\xff",
+		`[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1e400}]`,
+		`[{"name":"/x","method":"GET","startedAt":1,"endedAt":0}]`, `{"expires_in":0}`, `{"id":"..","name":"n"}`,
+		`{"name":"m","value":"x","units":"u","type":"int8","slope":"both","ttl":60}`,
+		`{"host":"h","startedAt":-1,"measurement":{"fields":{}}}`, `{"uuid":"x","measurement":{"fields":{"requestStats":{}}}}`} {
+		f.Add(uint8(i), []byte(b))
+	}
+	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
+		o := ops[int(op)%len(ops)]
+		req, err := http.NewRequest(o.method, s.URL+o.path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(auth[0], auth[1])
+		before := rowCounts(t, s)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s %q: %v", o.method, o.path, body, err)
+		}
+		answer, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("%s %s %q: %v", o.method, o.path, body, err)
+		}
+		ct := res.Header.Get("Content-Type")
+		switch {
+		case res.StatusCode >= 500:
+			t.Fatalf("%s %s %q: status %d; body %.300s", o.method, o.path, body, res.StatusCode, answer)
+		case res.StatusCode >= 400:
+			var p Problem
+			if ct != "application/problem+json" || json.Unmarshal(answer, &p) != nil || p.Status != res.StatusCode {
+				t.Fatalf("%s %s %q: status %d, Content-Type %q, body %.300s", o.method, o.path, body, res.StatusCode, ct, answer)
+			}
+			if after := rowCounts(t, s); after != before {
+				t.Fatalf("%s %s %q: refused (%d) yet the tables changed:\n before %s\n after  %s", o.method, o.path, body, res.StatusCode, before, after)
+			}
+		case !json.Valid(answer) && len(answer) > 0:
+			t.Fatalf("%s %s %q: status %d with a body that is not JSON: %.300s", o.method, o.path, body, res.StatusCode, answer)
 		}
 	})
 }
