@@ -349,6 +349,10 @@ func TestWrongBodyTypeListsTheOtherFaults(t *testing.T) {
 	for _, c := range cases {
 		p := s.do(c.method, c.path, c.body, bearer(t)...).problem(t, http.StatusBadRequest)
 		ok := p.hasError("body", "type") && len(p.Errors) == len(c.faults)+1
+		for _, it := range p.Errors {
+			// The body is not echoed back as the type item's value.
+			ok = ok && !(it.Location == "body" && it.Value != nil)
+		}
 		for _, f := range c.faults {
 			ok = ok && p.hasError(f.location, f.title)
 		}

@@ -278,6 +278,10 @@ func bodyTypeIsMalformed(p *Problem) *Problem {
 	}
 	for _, it := range p.Errors {
 		if it.Location == "body" && it.Title == "type" {
+			// The body is what the client sent: not echoed back (huma's
+			// item held it whole, NULs and all, when it was small), as
+			// the batches' decoders never did.
+			it.Value = nil
 			p.Status, p.Title = http.StatusBadRequest, http.StatusText(http.StatusBadRequest)
 			for _, it := range p.Errors {
 				it.Status = http.StatusBadRequest
