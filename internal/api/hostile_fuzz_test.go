@@ -274,3 +274,110 @@ func FuzzWriteBodies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRequestHeaders gives the headers the service reads (Accept,
+// Content-Type, Idempotency-Key, X-Request-Id, Authorization, Cookie,
+// Accept-Encoding, If-None-Match) values the fuzzer writes, on any
+// operation of the document with a valid request otherwise (a write with
+// its valid body), over a database with a row of every resource: no answer
+// is a 5xx, a 4xx is problem+json whose status is the answer's, and a
+// refused write changes no table.
+func FuzzRequestHeaders(f *testing.F) {
+	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret; c.EnableTokenEndpoint = true })
+	token := validToken(f)
+	auth := []string{"Authorization", "Bearer " + token}
+	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
+	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
+	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
+	var run struct{ UUID string }
+	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK).decode(f, &run)
+	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+
+	bodies := map[string]string{
+		"POST /flows":                     `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`,
+		"POST /api/measurements":          `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`,
+		"POST /apiv0.1/events/register":   `{"host":"h","measurement":{"fields":{}}}`,
+		"POST /apiv0.1/events/commit":     `{"uuid":"` + run.UUID + `","measurement":{"fields":{"requestStats":{}}}}`,
+		"PUT /mrd/{device_id}/metrics":    `{"name":"cpu","value":2,"units":"u","type":"int8","slope":"both","ttl":60}`,
+		"POST /mrd/token":                 `{}`,
+		"POST /mrd/devices":               `{"id":"dev2","name":"n"}`,
+		"PUT /mrd/devices/{id}":           `{"name":"renamed"}`,
+		"POST " + collectionsURL:          ``,
+		"PUT " + collectionsURL + "/{id}": ``,
+	}
+	type operation struct{ method, template, path string }
+	var ops []operation
+	for tmpl, item := range Spec().Paths {
+		for _, mo := range []struct {
+			method string
+			op     *huma.Operation
+		}{{"GET", item.Get}, {"PUT", item.Put}, {"POST", item.Post}} {
+			if mo.op == nil {
+				continue
+			}
+			p := strings.NewReplacer("{device_id}", "dev1", "{name}", "cpu", "{uuid}", run.UUID).Replace(tmpl)
+			if strings.HasPrefix(p, collectionsURL+"/{id}") {
+				p = strings.Replace(p, "{id}", "0", 1)
+			}
+			ops = append(ops, operation{mo.method, tmpl, strings.Replace(strings.Replace(p, "{id}", "dev1", 1), "{id}", "1", 1)})
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].method+ops[i].path < ops[j].method+ops[j].path })
+	if len(ops) < 30 {
+		f.Fatalf("only %d operations: the document's paths were not found", len(ops))
+	}
+	headers := []string{"Accept", "Content-Type", "Idempotency-Key", "X-Request-Id", "Authorization", "Cookie",
+		"Accept-Encoding", "If-None-Match"}
+	for i, v := range []string{"text/csv", "application/x-ndjson;q=0.5, text/csv;q=0.9", "*/*;q=0", "application/json; charset=latin1",
+		`"k\"1"`, "k 1", strings.Repeat("x", 300), "Bearer " + token, "Bearer", "jwt=" + token, "jwt=x; jwt=y", "gzip;q=0, identity;q=0",
+		"W/\"x\"", "application/problem+json", "text/*", "multipart/form-data; boundary=x", "é", "a\tb"} {
+		f.Add(uint8(i), uint8(i), v)
+	}
+	f.Fuzz(func(t *testing.T, op, header uint8, value string) {
+		o := ops[int(op)%len(ops)]
+		name := headers[int(header)%len(headers)]
+		body, hasBody := bodies[o.method+" "+o.template]
+		req, err := http.NewRequest(o.method, s.URL+o.path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hasBody && body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set(auth[0], auth[1])
+		if strings.ContainsFunc(value, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			t.Skip("not a header value a client can send")
+		}
+		req.Header.Set(name, value)
+		write := o.method != "GET"
+		var before string
+		if write {
+			before = rowCounts(t, s)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s %s: %q: %v", o.method, o.path, name, value, err)
+		}
+		answer, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("%s %s %s: %q: %v", o.method, o.path, name, value, err)
+		}
+		ct := res.Header.Get("Content-Type")
+		switch {
+		case res.StatusCode >= 500:
+			t.Fatalf("%s %s %s: %q: status %d; body %.300s", o.method, o.path, name, value, res.StatusCode, answer)
+		case res.StatusCode >= 400:
+			var p Problem
+			if ct != "application/problem+json" || json.Unmarshal(answer, &p) != nil || p.Status != res.StatusCode {
+				t.Fatalf("%s %s %s: %q: status %d, Content-Type %q, body %.300s", o.method, o.path, name, value, res.StatusCode, ct, answer)
+			}
+			if write {
+				if after := rowCounts(t, s); after != before {
+					t.Fatalf("%s %s %s: %q: refused (%d) yet the tables changed:\n before %s\n after  %s", o.method, o.path, name, value, res.StatusCode, before, after)
+				}
+			}
+		}
+	})
+}

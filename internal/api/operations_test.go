@@ -162,6 +162,45 @@ func TestAcceptNegotiation(t *testing.T) {
 	}
 }
 
+// An Accept header huma's negotiation misreads is ignored: the answer is
+// what it is without one. With a parameter without a value before a comma
+// every operation answered 500 (huma panicked), and "json" (a key of the
+// formats, no media type) was answered with Content-Type: json (found by
+// FuzzRequestHeaders).
+func TestUnreadableAcceptIsIgnored(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, accept := range []string{"a/b;,c/d", "x;,y", "0000;,0", "text/csv;,application/json", "application/json;q=0;,x",
+		"json", "json;q=0.5", "json;q=0", "text/csv, json"} {
+		for _, c := range []struct {
+			method, path, body string
+			status             int
+		}{
+			{"GET", "/healthz", "", http.StatusOK},
+			{"GET", "/flows?hour=1", "", http.StatusOK},
+			{"GET", "/api/measurements/", "", http.StatusOK},
+			{"GET", "/flows?hour=x", "", http.StatusUnprocessableEntity},
+			{"PUT", "/mrd/d1/metrics", "{}", http.StatusUnauthorized},
+			{"POST", "/flows", "{", http.StatusBadRequest},
+			{"POST", "/flows", "[]", http.StatusCreated},
+		} {
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			r := s.do(c.method, c.path, body, "Accept", accept)
+			ct := r.Header.Get("Content-Type")
+			want := "application/json"
+			if c.status >= 400 {
+				want = "application/problem+json"
+			}
+			if r.Status != c.status || !strings.HasPrefix(ct, want) {
+				t.Errorf("%s %s, Accept %q: %d %q, want %d as JSON; body %.200s", c.method, c.path, accept, r.Status, ct, c.status, r.Body)
+			}
+		}
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
