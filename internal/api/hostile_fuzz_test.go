@@ -279,7 +279,7 @@ func FuzzWriteBodies(f *testing.F) {
 // Content-Type, Idempotency-Key, X-Request-Id, Authorization, Cookie,
 // Accept-Encoding, If-None-Match) values the fuzzer writes, on any
 // operation of the document with a valid request otherwise (a write with
-// its valid body), over a database with a row of every resource: no answer
+// its valid body) and on the paths outside the document, over a database with a row of every resource: no answer
 // is a 5xx, a 4xx is problem+json whose status is the answer's, and a
 // refused write changes no table.
 func FuzzRequestHeaders(f *testing.F) {
@@ -322,6 +322,14 @@ func FuzzRequestHeaders(f *testing.F) {
 			}
 			ops = append(ops, operation{mo.method, tmpl, strings.Replace(strings.Replace(p, "{id}", "dev1", 1), "{id}", "1", 1)})
 		}
+	}
+	// And what the document does not list: its own pages, the dashboard,
+	// the metrics, an unknown path, a method a path does not take, and a
+	// DELETE of a row that does not exist.
+	for _, o := range []operation{{"GET", "", "/docs"}, {"GET", "", "/ui/"}, {"GET", "", "/metrics"},
+		{"GET", "", "/openapi.json"}, {"GET", "", "/openapi-3.0.yaml"}, {"GET", "", "/nope"}, {"DELETE", "", "/flows"},
+		{"DELETE", "", "/mrd/devices/dev9"}, {"DELETE", "", collectionsURL + "/9"}} {
+		ops = append(ops, o)
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].method+ops[i].path < ops[j].method+ops[j].path })
 	if len(ops) < 30 {
