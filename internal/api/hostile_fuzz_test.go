@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +16,61 @@ import (
 	"github.com/telemetry/telemetry/internal/config"
 )
 
+// fuzzServer is the fuzz targets' server (with the token endpoint on) over
+// a database with a row of every resource: device dev1 with metric cpu, a
+// flow of hour 1, a measurement, an events run (its uuid) and collection 0.
+func fuzzServer(f *testing.F) (s *testServer, token, runUUID string) {
+	s = newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret; c.EnableTokenEndpoint = true })
+	token = validToken(f)
+	auth := []string{"Authorization", "Bearer " + token}
+	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
+	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
+	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
+	var run struct{ UUID string }
+	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK).decode(f, &run)
+	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+	return s, token, run.UUID
+}
+
+// fuzzSend sends req (label names it in failures) and checks what every
+// fuzz target of this file checks: no 5xx; a 4xx is problem+json whose
+// status is the answer's; and, for a request other than a GET, that a
+// refusal changed no table. It returns the answer.
+func fuzzSend(t *testing.T, s *testServer, req *http.Request, label string) response {
+	t.Helper()
+	write := req.Method != "GET"
+	var before string
+	if write {
+		before = rowCounts(t, s)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	ct := res.Header.Get("Content-Type")
+	switch {
+	case res.StatusCode >= 500:
+		t.Fatalf("%s: status %d; body %.300s", label, res.StatusCode, body)
+	case res.StatusCode >= 400:
+		var p Problem
+		if ct != "application/problem+json" || json.Unmarshal(body, &p) != nil || p.Status != res.StatusCode {
+			t.Fatalf("%s: status %d, Content-Type %q, body %.300s", label, res.StatusCode, ct, body)
+		}
+		if write {
+			if after := rowCounts(t, s); after != before {
+				t.Fatalf("%s: refused (%d) yet the tables changed:\n before %s\n after  %s", label, res.StatusCode, before, after)
+			}
+		}
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: body}
+}
+
 // FuzzReadQueries sends every GET operation of the document a query string
 // the fuzzer writes (any bytes, any parameters, any combination of them;
 // TestHostileParameters gives one parameter at a time a value from a
@@ -23,19 +79,12 @@ import (
 // status is the answer's; a 200 is JSON, CSV or NDJSON as its type says,
 // and its JSON parses.
 func FuzzReadQueries(f *testing.F) {
-	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret })
-	auth := []string{"Authorization", "Bearer " + validToken(f)}
-	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
-	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
-	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
-	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
-	var run struct{ UUID string }
-	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK).decode(f, &run)
-	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+	s, token, runUUID := fuzzServer(f)
+	auth := []string{"Authorization", "Bearer " + token}
 
 	// Every GET path of the document, its path parameters naming the rows
 	// above.
-	ids := map[string]string{"{id}": "1", "{uuid}": run.UUID, "{name}": "cpu", "{device_id}": "dev1"}
+	ids := map[string]string{"{id}": "1", "{uuid}": runUUID, "{name}": "cpu", "{device_id}": "dev1"}
 	var paths []string
 	for tmpl, item := range Spec().Paths {
 		if item.Get == nil {
@@ -75,25 +124,10 @@ func FuzzReadQueries(f *testing.F) {
 			t.Skip("not a URL a client can send")
 		}
 		req.Header.Set(auth[0], auth[1])
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("GET %q: %v", path, err)
-		}
-		body, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			t.Fatalf("GET %q: %v", path, err)
-		}
-		r := response{Status: res.StatusCode, Header: res.Header, Body: body}
+		r := fuzzSend(t, s, req, fmt.Sprintf("GET %q", path))
 		ct := r.Header.Get("Content-Type")
 		switch {
-		case r.Status >= 500:
-			t.Fatalf("GET %q: status %d; body %.300s", path, r.Status, r.Body)
 		case r.Status >= 400:
-			var p Problem
-			if ct != "application/problem+json" || json.Unmarshal(r.Body, &p) != nil || p.Status != r.Status {
-				t.Fatalf("GET %q: status %d, Content-Type %q, body %.300s", path, r.Status, ct, r.Body)
-			}
 		case r.Status == http.StatusOK && strings.HasPrefix(ct, "application/json"):
 			if !json.Valid(r.Body) {
 				t.Fatalf("GET %q: 200 with a body that is not JSON: %.300s", path, r.Body)
@@ -113,14 +147,8 @@ func FuzzReadQueries(f *testing.F) {
 // a 4xx is problem+json whose status is the answer's, and a refused write
 // changes no table.
 func FuzzPathParams(f *testing.F) {
-	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret })
-	auth := []string{"Authorization", "Bearer " + validToken(f)}
-	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
-	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
-	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
-	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
-	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK)
-	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+	s, token, _ := fuzzServer(f)
+	auth := []string{"Authorization", "Bearer " + token}
 
 	var cases []hostileCase // one per operation and path parameter
 	seen := map[string]bool{}
@@ -160,35 +188,7 @@ func FuzzPathParams(f *testing.F) {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		req.Header.Set(auth[0], auth[1])
-		write := c.method != "GET"
-		var before string
-		if write {
-			before = rowCounts(t, s)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %q: %v", c.method, path, err)
-		}
-		body, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			t.Fatalf("%s %q: %v", c.method, path, err)
-		}
-		ct := res.Header.Get("Content-Type")
-		switch {
-		case res.StatusCode >= 500:
-			t.Fatalf("%s %q: status %d; body %.300s", c.method, path, res.StatusCode, body)
-		case res.StatusCode >= 400:
-			var p Problem
-			if ct != "application/problem+json" || json.Unmarshal(body, &p) != nil || p.Status != res.StatusCode {
-				t.Fatalf("%s %q: status %d, Content-Type %q, body %.300s", c.method, path, res.StatusCode, ct, body)
-			}
-			if write {
-				if after := rowCounts(t, s); after != before {
-					t.Fatalf("%s %q: refused (%d) yet the tables changed:\n before %s\n after  %s", c.method, path, res.StatusCode, before, after)
-				}
-			}
-		}
+		fuzzSend(t, s, req, fmt.Sprintf("%s %q", c.method, path))
 	})
 }
 
@@ -201,15 +201,8 @@ func FuzzPathParams(f *testing.F) {
 // FuzzEventBodies) check what an accepted body holds; this one the whole
 // way through the server, huma's bodies included.
 func FuzzWriteBodies(f *testing.F) {
-	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret; c.EnableTokenEndpoint = true })
-	auth := []string{"Authorization", "Bearer " + validToken(f)}
-	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
-	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
-	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
-	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
-	var run struct{ UUID string }
-	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK).decode(f, &run)
-	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
+	s, token, runUUID := fuzzServer(f)
+	auth := []string{"Authorization", "Bearer " + token}
 
 	type writeOp struct{ method, path string }
 	var ops []writeOp
@@ -221,7 +214,7 @@ func FuzzWriteBodies(f *testing.F) {
 			if mo.op == nil {
 				continue
 			}
-			p := strings.NewReplacer("{device_id}", "dev1", "{name}", "cpu", "{uuid}", run.UUID).Replace(tmpl)
+			p := strings.NewReplacer("{device_id}", "dev1", "{name}", "cpu", "{uuid}", runUUID).Replace(tmpl)
 			if strings.HasPrefix(p, collectionsURL+"/{id}") {
 				p = strings.Replace(p, "{id}", "0", 1)
 			}
@@ -247,30 +240,9 @@ func FuzzWriteBodies(f *testing.F) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(auth[0], auth[1])
-		before := rowCounts(t, s)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s %q: %v", o.method, o.path, body, err)
-		}
-		answer, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			t.Fatalf("%s %s %q: %v", o.method, o.path, body, err)
-		}
-		ct := res.Header.Get("Content-Type")
-		switch {
-		case res.StatusCode >= 500:
-			t.Fatalf("%s %s %q: status %d; body %.300s", o.method, o.path, body, res.StatusCode, answer)
-		case res.StatusCode >= 400:
-			var p Problem
-			if ct != "application/problem+json" || json.Unmarshal(answer, &p) != nil || p.Status != res.StatusCode {
-				t.Fatalf("%s %s %q: status %d, Content-Type %q, body %.300s", o.method, o.path, body, res.StatusCode, ct, answer)
-			}
-			if after := rowCounts(t, s); after != before {
-				t.Fatalf("%s %s %q: refused (%d) yet the tables changed:\n before %s\n after  %s", o.method, o.path, body, res.StatusCode, before, after)
-			}
-		case !json.Valid(answer) && len(answer) > 0:
-			t.Fatalf("%s %s %q: status %d with a body that is not JSON: %.300s", o.method, o.path, body, res.StatusCode, answer)
+		label := fmt.Sprintf("%s %s %q", o.method, o.path, body)
+		if r := fuzzSend(t, s, req, label); r.Status < 400 && len(r.Body) > 0 && !json.Valid(r.Body) {
+			t.Fatalf("%s: status %d with a body that is not JSON: %.300s", label, r.Status, r.Body)
 		}
 	})
 }
@@ -283,22 +255,14 @@ func FuzzWriteBodies(f *testing.F) {
 // is a 5xx, a 4xx is problem+json whose status is the answer's, and a
 // refused write changes no table.
 func FuzzRequestHeaders(f *testing.F) {
-	s := newTestServer(f, func(c *config.Config) { c.JWTSecret = testSecret; c.EnableTokenEndpoint = true })
-	token := validToken(f)
+	s, token, runUUID := fuzzServer(f)
 	auth := []string{"Authorization", "Bearer " + token}
-	s.do("POST", "/mrd/devices", map[string]string{"id": "dev1", "name": "device dev1"}, auth...).wantStatus(f, http.StatusCreated)
-	s.do("PUT", "/mrd/dev1/metrics", metricDoc("cpu", 1, "int8", 60), auth...).wantStatus(f, http.StatusOK)
-	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).wantStatus(f, http.StatusCreated)
-	s.do("POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`).wantStatus(f, http.StatusCreated)
-	var run struct{ UUID string }
-	s.do("POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`).wantStatus(f, http.StatusOK).decode(f, &run)
-	s.do("POST", collectionsURL, nil).wantStatus(f, http.StatusCreated)
 
 	bodies := map[string]string{
 		"POST /flows":                     `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`,
 		"POST /api/measurements":          `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`,
 		"POST /apiv0.1/events/register":   `{"host":"h","measurement":{"fields":{}}}`,
-		"POST /apiv0.1/events/commit":     `{"uuid":"` + run.UUID + `","measurement":{"fields":{"requestStats":{}}}}`,
+		"POST /apiv0.1/events/commit":     `{"uuid":"` + runUUID + `","measurement":{"fields":{"requestStats":{}}}}`,
 		"PUT /mrd/{device_id}/metrics":    `{"name":"cpu","value":2,"units":"u","type":"int8","slope":"both","ttl":60}`,
 		"POST /mrd/token":                 `{}`,
 		"POST /mrd/devices":               `{"id":"dev2","name":"n"}`,
@@ -316,7 +280,7 @@ func FuzzRequestHeaders(f *testing.F) {
 			if mo.op == nil {
 				continue
 			}
-			p := strings.NewReplacer("{device_id}", "dev1", "{name}", "cpu", "{uuid}", run.UUID).Replace(tmpl)
+			p := strings.NewReplacer("{device_id}", "dev1", "{name}", "cpu", "{uuid}", runUUID).Replace(tmpl)
 			if strings.HasPrefix(p, collectionsURL+"/{id}") {
 				p = strings.Replace(p, "{id}", "0", 1)
 			}
@@ -326,11 +290,9 @@ func FuzzRequestHeaders(f *testing.F) {
 	// And what the document does not list: its own pages, the dashboard,
 	// the metrics, an unknown path, a method a path does not take, and a
 	// DELETE of a row that does not exist.
-	for _, o := range []operation{{"GET", "", "/docs"}, {"GET", "", "/ui/"}, {"GET", "", "/metrics"},
+	ops = append(ops, []operation{{"GET", "", "/docs"}, {"GET", "", "/ui/"}, {"GET", "", "/metrics"},
 		{"GET", "", "/openapi.json"}, {"GET", "", "/openapi-3.0.yaml"}, {"GET", "", "/nope"}, {"DELETE", "", "/flows"},
-		{"DELETE", "", "/mrd/devices/dev9"}, {"DELETE", "", collectionsURL + "/9"}} {
-		ops = append(ops, o)
-	}
+		{"DELETE", "", "/mrd/devices/dev9"}, {"DELETE", "", collectionsURL + "/9"}}...)
 	sort.Slice(ops, func(i, j int) bool { return ops[i].method+ops[i].path < ops[j].method+ops[j].path })
 	if len(ops) < 30 {
 		f.Fatalf("only %d operations: the document's paths were not found", len(ops))
@@ -358,34 +320,6 @@ func FuzzRequestHeaders(f *testing.F) {
 			t.Skip("not a header value a client can send")
 		}
 		req.Header.Set(name, value)
-		write := o.method != "GET"
-		var before string
-		if write {
-			before = rowCounts(t, s)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s %s: %q: %v", o.method, o.path, name, value, err)
-		}
-		answer, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			t.Fatalf("%s %s %s: %q: %v", o.method, o.path, name, value, err)
-		}
-		ct := res.Header.Get("Content-Type")
-		switch {
-		case res.StatusCode >= 500:
-			t.Fatalf("%s %s %s: %q: status %d; body %.300s", o.method, o.path, name, value, res.StatusCode, answer)
-		case res.StatusCode >= 400:
-			var p Problem
-			if ct != "application/problem+json" || json.Unmarshal(answer, &p) != nil || p.Status != res.StatusCode {
-				t.Fatalf("%s %s %s: %q: status %d, Content-Type %q, body %.300s", o.method, o.path, name, value, res.StatusCode, ct, answer)
-			}
-			if write {
-				if after := rowCounts(t, s); after != before {
-					t.Fatalf("%s %s %s: %q: refused (%d) yet the tables changed:\n before %s\n after  %s", o.method, o.path, name, value, res.StatusCode, before, after)
-				}
-			}
-		}
+		fuzzSend(t, s, req, fmt.Sprintf("%s %s %s: %q", o.method, o.path, name, value))
 	})
 }
