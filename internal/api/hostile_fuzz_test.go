@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -321,5 +323,83 @@ func FuzzRequestHeaders(f *testing.F) {
 		}
 		req.Header.Set(name, value)
 		fuzzSend(t, s, req, fmt.Sprintf("%s %s %s: %q", o.method, o.path, name, value))
+	})
+}
+
+// FuzzIdempotencyKeys sends each write that takes an Idempotency-Key twice
+// with a key the fuzzer writes, then once more with another body. Whatever
+// the key: the repeat gets the first answer again (status and body, a
+// problem's requestId aside), marked Idempotency-Replayed when the first
+// succeeded, and writes nothing; after a success the other body under the
+// same key is a 422 titled "idempotency". The keys stay in the database
+// from one input to the next, so a key may arrive already taken.
+func FuzzIdempotencyKeys(f *testing.F) {
+	s, token, runUUID := fuzzServer(f)
+	auth := []string{"Authorization", "Bearer " + token}
+	ops := []struct{ method, path, body, other string }{
+		{"POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`,
+			`[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":2,"bytes_rx":2,"hour":1}]`},
+		{"POST", "/api/measurements", `[{"name":"/x","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`,
+			`[{"name":"/y","method":"GET","startedAt":1700000000,"endedAt":1700000001}]`},
+		{"POST", "/apiv0.1/events/register", `{"host":"h","measurement":{"fields":{}}}`, `{"host":"i","measurement":{"fields":{}}}`},
+		{"POST", "/apiv0.1/events/commit", `{"uuid":"` + runUUID + `","measurement":{"fields":{"requestStats":{}}}}`,
+			`{"uuid":"` + runUUID + `","measurement":{"fields":{"requestStats":{"x":1}}}}`},
+		{"PUT", "/mrd/dev1/metrics", `{"name":"cpu","value":2,"units":"u","type":"int8","slope":"both","ttl":60}`,
+			`{"name":"cpu","value":3,"units":"u","type":"int8","slope":"both","ttl":60}`},
+	}
+	// What a write changes: the rows of every table, and the contents of
+	// those an upsert or an update changes in place.
+	state := func(t *testing.T) string {
+		var sum string
+		err := s.Pool.QueryRow(context.Background(), `SELECT concat_ws(' ',
+			(SELECT md5(string_agg(f::text, ',' ORDER BY f::text)) FROM flows f),
+			(SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM event_runs r),
+			(SELECT md5(string_agg(l::text, ',' ORDER BY l::text)) FROM device_metrics_latest l))`).Scan(&sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rowCounts(t, s) + sum
+	}
+	for i, k := range []string{"k1", `"k1"`, `"a\"b"`, `"a\\b"`, " k ", "", `"`, `""`, strings.Repeat("k", 255),
+		strings.Repeat("k", 256), "é", "k\x7f"} {
+		f.Add(uint8(i), k)
+	}
+	f.Fuzz(func(t *testing.T, op uint8, key string) {
+		if strings.ContainsFunc(key, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			t.Skip("not a header value a client can send")
+		}
+		o := ops[int(op)%len(ops)]
+		send := func(body string) response {
+			req, err := http.NewRequest(o.method, s.URL+o.path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(auth[0], auth[1])
+			req.Header.Set(IdempotencyKeyHeader, key)
+			return fuzzSend(t, s, req, fmt.Sprintf("%s %s, key %q", o.method, o.path, key))
+		}
+		first := send(o.body)
+		before := state(t)
+		again := send(o.body)
+		if after := state(t); after != before {
+			t.Fatalf("%s %s, key %q: the repeat wrote (%d then %d):\n before %s\n after  %s", o.method, o.path, key, first.Status, again.Status, before, after)
+		}
+		withoutID := func(r response) string {
+			return regexp.MustCompile(`"requestId":"[^"]*"`).ReplaceAllString(string(r.Body), "")
+		}
+		if again.Status != first.Status || withoutID(again) != withoutID(first) {
+			t.Fatalf("%s %s, key %q: %d %s, then %d %s", o.method, o.path, key, first.Status, first.Body, again.Status, again.Body)
+		}
+		if first.Status >= 400 {
+			return
+		}
+		if again.Header.Get(ReplayedHeader) != "true" {
+			t.Fatalf("%s %s, key %q: the repeat is not marked %s", o.method, o.path, key, ReplayedHeader)
+		}
+		p := send(o.other).problem(t, http.StatusUnprocessableEntity)
+		if !p.hasError("header."+IdempotencyKeyHeader, "idempotency") {
+			t.Fatalf("%s %s, key %q: another body: %+v", o.method, o.path, key, p.Errors)
+		}
 	})
 }
