@@ -89,8 +89,7 @@ func chooseFormat(accept string, exports bool) (f *exportFormat, ok bool) {
 	if !exports {
 		return nil, acceptable(accept)
 	}
-	switch strings.TrimSpace(accept) {
-	case "", "*/*", "application/json":
+	if commonAccept(accept) {
 		return nil, true
 	}
 	mt, _, err := contenttype.GetAcceptableMediaTypeFromHeader(accept, exportProduced)

@@ -229,8 +229,7 @@ func ignoreUnreadableAccept(next http.Handler) http.Handler {
 // humaReadsAccept reports whether huma's negotiation reads accept as a
 // media type (or reads it as none); the common headers skip it.
 func humaReadsAccept(accept string) (ok bool) {
-	switch accept {
-	case "", "*/*", "application/json":
+	if commonAccept(accept) {
 		return true
 	}
 	defer func() {
@@ -248,13 +247,22 @@ var produced = []contenttype.MediaType{
 	contenttype.NewMediaType("application/problem+json; charset=utf-8"),
 }
 
+// commonAccept reports whether accept is one of the headers most clients
+// send, all of which mean JSON: none, */* or application/json.
+func commonAccept(accept string) bool {
+	switch strings.TrimSpace(accept) {
+	case "", "*/*", "application/json":
+		return true
+	}
+	return false
+}
+
 // acceptable reports whether an Accept header admits JSON (or problem+json),
 // by RFC 9110 proactive negotiation (wildcards, q=0 refusals, precedence).
 // A missing header admits anything, and so does a malformed one (a server
 // may ignore it); the common headers skip the parser.
 func acceptable(accept string) bool {
-	switch strings.TrimSpace(accept) {
-	case "", "*/*", "application/json":
+	if commonAccept(accept) {
 		return true
 	}
 	_, _, err := contenttype.GetAcceptableMediaTypeFromHeader(accept, produced)
