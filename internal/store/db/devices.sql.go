@@ -338,13 +338,15 @@ type InsertDeviceMetricsParams struct {
 // Stores a batch of reports in one statement (one commit): each row goes to
 // the history and, the newest per (device, name), to device_metrics_latest.
 // Rows of unknown devices are left out; the answer lists the devices that
-// exist, so the caller can tell which rows were stored. A device deleted
-// between that lookup and the foreign key checks fails the statement with
-// 23503 (the caller then retries row by row); the foreign key checks lock
-// the devices FOR KEY SHARE, so a DELETE after them waits for this commit
-// and removes these rows too. Latest rows are written in key order so that
-// concurrent batches cannot deadlock. The statement is the body of
-// telemetry_insert_device_metrics (migration 00033), which each connection
+// exist, so the caller can tell which rows were stored. That lookup locks
+// the devices FOR KEY SHARE before any row is written (migration 00043): a
+// DELETE committed while it waited leaves that device's rows out, and a
+// DELETE that comes later waits for this commit and removes these rows too
+// (the foreign key checks took the same lock at the statement's end, after
+// the latest rows: a DELETE in between deadlocked with the report). Latest
+// rows are written in key order so that concurrent batches cannot
+// deadlock. The statement is the body of
+// telemetry_insert_device_metrics (migrations 00033, 00043), which each connection
 // plans once: sent as an unnamed statement, as the service sends its
 // queries, it was parsed and planned at every call, most of its cost.
 func (q *Queries) InsertDeviceMetrics(ctx context.Context, arg InsertDeviceMetricsParams) ([]string, error) {

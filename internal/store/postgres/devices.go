@@ -74,7 +74,14 @@ func (d *Devices) Rename(ctx context.Context, id, name string) (store.Device, er
 // Delete removes a device and every metric it reported, in one statement
 // (ON DELETE CASCADE): ErrNotFound when it is not registered.
 func (d *Devices) Delete(ctx context.Context, id string) error {
-	n, err := d.q.DeleteDevice(ctx, id)
+	// Its metrics go with it (ON DELETE CASCADE), and the maintenance pass
+	// may be deleting the same old history rows: run again after a deadlock
+	// (the statement is atomic).
+	var n int64
+	err := withRetry(ctx, func() (err error) {
+		n, err = d.q.DeleteDevice(ctx, id)
+		return err
+	})
 	if err != nil {
 		return wrap("delete device", err)
 	}
