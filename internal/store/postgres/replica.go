@@ -76,14 +76,17 @@ type readRouter struct {
 
 	onPrimary, onReplica, fallbacks, probes atomic.Int64
 
-	mu        sync.Mutex
-	up        bool               // the last probe reached the replica, in recovery
-	service   context.Context    // done when the replica leaves service
-	leave     context.CancelFunc // ends service
-	state     string             // "up" or why not, logged when it changes
-	lag       time.Duration      // measured by the last probe that reached it
-	freshAsOf time.Duration      // 0: unknown
-	samples   []lsnSample        // the primary's positions, oldest first
+	mu      sync.Mutex
+	up      bool               // the last probe reached the replica, in recovery
+	service context.Context    // done when the replica leaves service
+	leave   context.CancelFunc // ends service
+	state   string             // "up" or why not, logged when it changes
+	// primaryFailing: the last probe could not read the primary's
+	// position (logged when it changes).
+	primaryFailing bool
+	lag            time.Duration // measured by the last probe that reached it
+	freshAsOf      time.Duration // 0: unknown
+	samples        []lsnSample   // the primary's positions, oldest first
 
 	stop chan struct{}
 	done chan struct{}
@@ -153,19 +156,30 @@ func (r *readRouter) monitor() {
 
 // probe measures the replica's lag once (see the comment at the top).
 func (r *readRouter) probe() {
-	ctx, cancel := context.WithTimeout(context.Background(), r.interval+time.Second)
-	defer cancel()
+	stopping, stop := context.WithCancel(context.Background())
+	defer stop()
 	go func() {
 		// Close must not wait for a probe stuck on an unreachable server.
 		select {
 		case <-r.stop:
-			cancel()
-		case <-ctx.Done():
+			stop()
+		case <-stopping.Done():
 		}
 	}()
+	// Each server has its own deadline: a primary slow to answer (a
+	// paused PgBouncer, a pool with no connection free) used to spend the
+	// deadline the replica's check then failed on at once, and a replica
+	// that answered was taken out of service as unreachable, its reads
+	// sent to the primary that was not answering (found by the scale-out
+	// audit). The primary's failure only means no new sample: the replica
+	// keeps serving within READ_MAX_LAG of the last one it has replayed.
 	start := r.now()
 	var primaryLSN int64
-	primaryErr := r.primary.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&primaryLSN)
+	primaryCtx, cancelPrimary := context.WithTimeout(stopping, r.interval+time.Second)
+	primaryErr := r.primary.QueryRow(primaryCtx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&primaryLSN)
+	cancelPrimary()
+	ctx, cancel := context.WithTimeout(stopping, r.interval+time.Second)
+	defer cancel()
 	var inRecovery bool
 	var replayed *int64
 	check := func() error {
@@ -195,6 +209,15 @@ func (r *readRouter) probe() {
 	if primaryErr == nil {
 		r.samples = append(r.samples, lsnSample{at: start, lsn: primaryLSN})
 	}
+	if failing := primaryErr != nil && stopping.Err() == nil; failing != r.primaryFailing {
+		if failing {
+			r.log.Warn("read replica's lag not measured: the primary did not answer; the replica serves reads "+
+				"until READ_MAX_LAG past the last position it is known to have", "error", primaryErr.Error())
+		} else {
+			r.log.Info("read replica's lag measured again: the primary answers")
+		}
+		r.primaryFailing = failing
+	}
 	state := "up"
 	switch {
 	case replicaErr != nil:
@@ -207,7 +230,7 @@ func (r *readRouter) probe() {
 	if state != r.state {
 		if state == "up" {
 			r.log.Info("read replica in service", "replayed_lsn", *replayed)
-		} else if ctx.Err() == nil || replicaErr == nil {
+		} else if stopping.Err() == nil {
 			attrs := []any{"state", state}
 			if replicaErr != nil {
 				attrs = append(attrs, "error", replicaErr.Error())

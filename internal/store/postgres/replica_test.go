@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -471,4 +472,80 @@ func TestATerminatedReplicaSessionTakesItOutOfService(t *testing.T) {
 	if st.ReplicaStats().InUse {
 		t.Fatal("the replica is still in service after its session was terminated")
 	}
+}
+
+// A primary slow to answer the probe (a paused PgBouncer, a pool with no
+// connection free) leaves a replica that answers in service: its lag is not
+// measured meanwhile, so it serves reads until READ_MAX_LAG past the last
+// position it is known to have, and the log says so. The probe used to
+// spend its one deadline on the primary and then fail the replica's check
+// at once: the replica was reported down and its reads sent to the primary
+// that was not answering (found by the scale-out audit).
+func TestASlowPrimaryLeavesTheReplicaInService(t *testing.T) {
+	pair, primaryURL, replicaURL := testdb.Replicated(t)
+	cfg, err := pgxpool.ParseConfig(primaryURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	primary, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(primary.Close)
+	var logged lockedLog
+	st := postgres.New(primary, postgres.Options{ReadPool: replicaTestPool(t, replicaURL), ReadMaxLag: time.Hour,
+		ReadProbeInterval: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	t.Cleanup(st.Close)
+	if err := pair.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica in use", inUse(st))
+
+	// The primary's one connection taken: each probe waits its deadline
+	// (the interval and a second) for it.
+	conn, err := primary.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			conn.Release()
+		}
+	}()
+	probes := st.ReplicaStats().Probes
+	eventually(t, "two probes with the primary busy", func() bool { return st.ReplicaStats().Probes >= probes+2 })
+	if s := st.ReplicaStats(); !s.Up || !s.InUse {
+		t.Fatalf("replica up %v, in use %v with the primary slow to answer the probe; want both (it answers, "+
+			"and its last measure is well within READ_MAX_LAG)", s.Up, s.InUse)
+	}
+	if out := logged.String(); !strings.Contains(out, "lag not measured: the primary did not answer") ||
+		strings.Contains(out, "read replica out of service") {
+		t.Fatalf("log:\n%s\nwant the primary's failure, not the replica's", out)
+	}
+	conn.Release()
+	released = true
+	eventually(t, "the lag measured again", func() bool { return strings.Contains(logged.String(), "lag measured again") })
+	if !st.ReplicaStats().InUse {
+		t.Fatal("replica out of service once the primary answers again")
+	}
+}
+
+// lockedLog is a log's output, written and read from several goroutines.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
