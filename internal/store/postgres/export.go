@@ -29,10 +29,65 @@ import (
 // 0), so the order and filters are the list's by construction: the
 // measurement lists have no window count, and the other two are as small
 // as the number of names (their count is computed over the groups).
+//
+// An export reads where the list it exports reads (docs/scaling.md): on the
+// replica while it is fresh, else on the primary (readers.route), the whole
+// export on one server. A replica that fails before the first row is handed
+// on runs the export again on the primary, as a list's read would; once a
+// row is on its way to the client, the failure ends the export (answered).
 type Exports struct {
-	pool         *pgxpool.Pool
-	devices      *Devices
-	measurements *Measurements
+	reads readers
+}
+
+// answered is an export's error after rows were handed on: route does not
+// run it again on the primary (the client has part of the answer).
+type answered struct{ error }
+
+func (a answered) Unwrap() error { return a.error }
+
+// onReaders runs an export (run, reading through pool) on the replica when
+// it is fresh and on the primary otherwise, as described at Exports. run's
+// ctx is also cancelled when the replica leaves service; run calls handed
+// before it hands on its first row.
+func (e *Exports) onReaders(ctx context.Context, run func(ctx context.Context, pool *pgxpool.Pool, handed func()) error) error {
+	sent := false
+	handed := func() { sent = true }
+	err := e.reads.route(ctx, func(abort context.Context, pool *pgxpool.Pool, _ *db.Queries) error {
+		c, release := withAbort(ctx, abort)
+		defer release()
+		sent = false
+		err := run(c, pool, handed)
+		if err != nil && sent {
+			return answered{err}
+		}
+		return err
+	})
+	var a answered
+	if errors.As(err, &a) {
+		return a.error
+	}
+	return err
+}
+
+// stream is each, run by onReaders.
+func stream[R, T any](ctx context.Context, e *Exports, op string, c *captured, custom bool,
+	item func(R) T, fn func(T) error) error {
+	return e.onReaders(ctx, func(ctx context.Context, pool *pgxpool.Pool, handed func()) error {
+		_, err := each(ctx, pool, op, c, custom, item, func(t T) error { handed(); return fn(t) })
+		return err
+	})
+}
+
+// streamDevice is stream for a device's list: an empty export of a device
+// not registered (on the server it read) is ErrNotFound (emptyOf); on the
+// replica, the primary is asked again (it may have been registered a
+// moment ago).
+func streamDevice[R, T any](ctx context.Context, e *Exports, op, id string, c *captured,
+	item func(R) T, fn func(T) error) error {
+	return e.onReaders(ctx, func(ctx context.Context, pool *pgxpool.Pool, handed func()) error {
+		n, err := each(ctx, pool, op, c, false, item, func(t T) error { handed(); return fn(t) })
+		return emptyOf(ctx, db.New(pool), op, id, int(min(n, 1)), err)
+	})
 }
 
 var _ store.Exporter = (*Exports)(nil)
@@ -147,10 +202,9 @@ func (e *Exports) Flows(ctx context.Context, f store.FlowFilter, s store.FlowSor
 	c := capture(func(q *db.Queries) ([]flowPageRow, error) {
 		return flowPage(context.Background(), q, s, false, arg, db.ListFlowsTopByHourDescParams{})
 	})
-	_, err := each(ctx, e.pool, "export flows", c, false, func(r flowPageRow) store.Flow {
+	return stream(ctx, e, "export flows", c, false, func(r flowPageRow) store.Flow {
 		return store.Flow{SrcApp: r.SrcApp, DestApp: r.DestApp, VpcID: r.VpcID, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Hour: r.Hour.Unix() / 3600}
 	}, fn)
-	return err
 }
 
 // FlowSummary streams the totals per key Flows.Summary pages, in its
@@ -167,19 +221,17 @@ func (e *Exports) FlowSummary(ctx context.Context, f store.FlowFilter, by string
 			return q.SummarizeFlowsRollup(context.Background(), db.SummarizeFlowsRollupParams{By: by, Key: key,
 				FromHour: from, ToHour: to, RowLimit: math.MaxInt64})
 		})
-		_, err := each(ctx, e.pool, op, c, false, func(r db.SummarizeFlowsRollupRow) store.FlowTotal {
+		return stream(ctx, e, op, c, false, func(r db.SummarizeFlowsRollupRow) store.FlowTotal {
 			return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
 		}, fn)
-		return err
 	}
 	c := capture(func(q *db.Queries) ([]db.SummarizeFlowsRow, error) {
 		return q.SummarizeFlows(context.Background(), db.SummarizeFlowsParams{By: by, FromHour: from, ToHour: to,
 			SrcApp: f.SrcApp, DestApp: f.DestApp, VpcID: f.VpcID, RowLimit: math.MaxInt64})
 	})
-	_, err := each(ctx, e.pool, op, c, false, func(r db.SummarizeFlowsRow) store.FlowTotal {
+	return stream(ctx, e, op, c, false, func(r db.SummarizeFlowsRow) store.FlowTotal {
 		return store.FlowTotal{Key: r.Key, BytesTx: r.BytesTx, BytesRx: r.BytesRx, Bytes: r.Bytes}
 	}, fn)
-	return err
 }
 
 // Runs streams the runs f matches, newest first.
@@ -188,21 +240,19 @@ func (e *Exports) Runs(ctx context.Context, f store.RunFilter, fn func(store.Run
 		return q.ExportRuns(context.Background(), db.ExportRunsParams{State: runsMatch(string(f.State)),
 			Host: runsMatch(f.Host), Mode: runsMatch(f.Mode), StartedFrom: f.StartedFrom, StartedTo: f.StartedTo})
 	})
-	_, err := each(ctx, e.pool, "export runs", c, false, func(r db.ExportRunsRow) store.Run {
+	return stream(ctx, e, "export runs", c, false, func(r db.ExportRunsRow) store.Run {
 		return runOf(db.ListRunsRow{UUID: r.UUID, Host: r.Host, TargetHost: r.TargetHost, Mode: r.Mode,
 			Clients: r.Clients, HatchRate: r.HatchRate, Requests: r.Requests, State: r.State,
 			StartedAt: r.StartedAt, EndedAt: r.EndedAt})
 	}, fn)
-	return err
 }
 
 // Devices streams every device by id.
 func (e *Exports) Devices(ctx context.Context, fn func(store.Device) error) error {
 	c := capture(func(q *db.Queries) ([]db.Device, error) { return q.ExportDevices(context.Background()) })
-	_, err := each(ctx, e.pool, "export devices", c, false, func(r db.Device) store.Device {
+	return stream(ctx, e, "export devices", c, false, func(r db.Device) store.Device {
 		return store.Device{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	}, fn)
-	return err
 }
 
 // CurrentMetrics streams a device's current metrics by name.
@@ -212,7 +262,7 @@ func (e *Exports) CurrentMetrics(ctx context.Context, id string, now time.Time, 
 			DeviceID: id, Now: now, RowLimit: noLimit})
 	})
 	const op = "export current device metrics"
-	n, err := each(ctx, e.pool, op, c, false, func(r db.ListCurrentDeviceMetricsRow) store.CurrentMetric {
+	return streamDevice(ctx, e, op, id, c, func(r db.ListCurrentDeviceMetricsRow) store.CurrentMetric {
 		m := store.CurrentMetric{Name: r.Name, Text: r.ValueText, Units: r.Units, Type: r.Type, Slope: r.Slope,
 			TTL: r.TTL, ReportedAt: r.Time.UTC()}
 		if r.ValueNum != nil {
@@ -220,7 +270,6 @@ func (e *Exports) CurrentMetrics(ctx context.Context, id string, now time.Time, 
 		}
 		return m
 	}, fn)
-	return emptyOf(ctx, e.devices.q, op, id, int(min(n, 1)), err)
 }
 
 // CurrentNames streams the metric names reported now, by name.
@@ -228,14 +277,13 @@ func (e *Exports) CurrentNames(ctx context.Context, now time.Time, fn func(store
 	c := capture(func(q *db.Queries) ([]db.ListCurrentMetricNamesRow, error) {
 		return q.ListCurrentMetricNames(context.Background(), db.ListCurrentMetricNamesParams{Now: now, RowLimit: noLimit})
 	})
-	_, err := each(ctx, e.pool, "export current metric names", c, false, func(r db.ListCurrentMetricNamesRow) store.MetricSummary {
+	return stream(ctx, e, "export current metric names", c, false, func(r db.ListCurrentMetricNamesRow) store.MetricSummary {
 		s := store.MetricSummary{Name: r.Name, Devices: r.Devices}
 		if r.Numeric > 0 {
 			s.Min, s.Max = &r.MinValue, &r.MaxValue
 		}
 		return s
 	}, fn)
-	return err
 }
 
 // History streams a series' raw points, oldest first.
@@ -245,10 +293,9 @@ func (e *Exports) History(ctx context.Context, h store.HistoryQuery, fn func(sto
 			Name: h.Name, FromTime: h.From, ToTime: h.To})
 	})
 	const op = "export metric history"
-	n, err := each(ctx, e.pool, op, c, false, func(r db.ExportMetricHistoryRow) store.HistoryPoint {
+	return streamDevice(ctx, e, op, h.DeviceID, c, func(r db.ExportMetricHistoryRow) store.HistoryPoint {
 		return store.HistoryPoint{Time: r.Time.UTC(), Value: r.Value}
 	}, fn)
-	return emptyOf(ctx, e.devices.q, op, h.DeviceID, int(min(n, 1)), err)
 }
 
 // HistoryBuckets streams a series' buckets, oldest first.
@@ -258,10 +305,9 @@ func (e *Exports) HistoryBuckets(ctx context.Context, h store.HistoryQuery, widt
 			WidthSeconds: width.Seconds(), DeviceID: h.DeviceID, Name: h.Name, FromTime: h.From, ToTime: h.To})
 	})
 	const op = "export metric history buckets"
-	n, err := each(ctx, e.pool, op, c, false, func(r db.ExportMetricHistoryBucketsRow) store.HistoryBucket {
+	return streamDevice(ctx, e, op, h.DeviceID, c, func(r db.ExportMetricHistoryBucketsRow) store.HistoryBucket {
 		return store.HistoryBucket{Start: r.Bucket.UTC(), Avg: r.AvgValue, Min: r.MinValue, Max: r.MaxValue, P95: r.P95Value, Count: r.Points}
 	}, fn)
-	return emptyOf(ctx, e.devices.q, op, h.DeviceID, int(min(n, 1)), err)
 }
 
 // Measurements streams the measurements f matches in the order s, through
@@ -279,11 +325,10 @@ func (e *Exports) Measurements(ctx context.Context, f store.MeasurementFilter, s
 		return list(context.Background(), q, listParams{StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name,
 			Methods: methodsOf(f), App: f.App, MinElapsed: f.MinElapsed, RowLimit: noLimit})
 	})
-	_, err := each(ctx, e.pool, "export measurements", c, true, func(r measurementRow) store.Measurement {
+	return stream(ctx, e, "export measurements", c, true, func(r measurementRow) store.Measurement {
 		return store.Measurement{ID: r.ID, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Elapsed: r.Elapsed, Name: r.Name,
 			Method: r.Method, Args: r.Args, Kwargs: r.Kwargs, Context: r.Context, App: r.App}
 	}, fn)
-	return err
 }
 
 // measurementRow is db.Measurement (the columns in the same order) with
@@ -306,33 +351,36 @@ type measurementRow struct {
 // one read-only transaction, so that they all see one snapshot.
 func (e *Exports) MeasurementGroups(ctx context.Context, f store.MeasurementFilter, s store.MeasurementSort, fn func(store.MeasurementGroup) error) error {
 	const op = "export measurement groups"
-	params := groupPageParams(f, s)
-	params.RowLimit = exportGroupRun
-	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
-	if err != nil {
-		return wrap(op, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to keep: it only read
-	q := db.New(customPlans{tx})
-	for {
-		rows, err := groupPage(ctx, q, f, params)
+	return e.onReaders(ctx, func(ctx context.Context, pool *pgxpool.Pool, handed func()) error {
+		params := groupPageParams(f, s)
+		params.RowLimit = exportGroupRun
+		tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 		if err != nil {
 			return wrap(op, err)
 		}
-		for _, r := range rows {
-			g, err := pageGroup(r)
+		defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to keep: it only read
+		q := db.New(customPlans{tx})
+		for {
+			rows, err := groupPage(ctx, q, f, params)
 			if err != nil {
 				return wrap(op, err)
 			}
-			if err := fn(g); err != nil {
-				return err
+			for _, r := range rows {
+				g, err := pageGroup(r)
+				if err != nil {
+					return wrap(op, err)
+				}
+				handed()
+				if err := fn(g); err != nil {
+					return err
+				}
 			}
+			if len(rows) < exportGroupRun {
+				return nil
+			}
+			params.RowOffset += exportGroupRun
 		}
-		if len(rows) < exportGroupRun {
-			return nil
-		}
-		params.RowOffset += exportGroupRun
-	}
+	})
 }
 
 // exportGroupRun is how many groups an export reads at once.

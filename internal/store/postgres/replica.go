@@ -378,6 +378,13 @@ func (rs readers) route(ctx context.Context, run func(abort context.Context, poo
 	// Classified as replicaMissed does (a raw driver error has no kind
 	// until wrapped); a read stopped because the replica left service
 	// has nothing more to say.
+	if errors.As(err, new(answered)) {
+		// An export that handed rows on: not run again (export.go), and
+		// its error may be its client's (a broken pipe is not the
+		// replica's); the probe finds a replica that failed meanwhile.
+		r.onReplica.Add(1)
+		return err
+	}
 	if !left && (errors.Is(wrap("replica read", err), store.ErrUnavailable) || unreachable(err)) {
 		r.replicaFailed()
 		r.log.Warn("read replica failed: reads go to the primary", "error", err.Error())

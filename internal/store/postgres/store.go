@@ -162,7 +162,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 func (s *Store) Stores() *store.Store {
 	return &store.Store{Flows: s.Flows, Events: s.Events, Devices: s.Devices, Measurements: s.Measurements,
 		Collections: s.Collections, Runtime: s.Runtime, Idempotency: s.Idempotency, Health: s,
-		Export: &Exports{pool: s.pool, devices: s.Devices, measurements: s.Measurements}}
+		Export: &Exports{reads: s.reads.readersOf(nil)}}
 }
 
 // PoolStats are the pool's figures, for /metrics.
