@@ -145,6 +145,31 @@ func TestServeReadsFromTheReplica(t *testing.T) {
 	if after := metric(t, base, `telemetry_db_reads_total{pool="replica"}`); after != before+1 {
 		t.Fatalf("replica reads %v then %v, want one more", before, after)
 	}
+	// Its export too (docs/scaling.md), through the replica's pool.
+	req, err := http.NewRequest(http.MethodGet, base+"/flows?hour=7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(exported) != 0 {
+		t.Fatalf("NDJSON export of GET /flows with the replica paused: %d %q %v, want 200 and no line (answered by the primary?)",
+			resp.StatusCode, exported, err)
+	}
+	if after := metric(t, base, `telemetry_db_reads_total{pool="replica"}`); after != before+2 {
+		t.Fatalf("replica reads %v then %v after the export, want two more", before, after)
+	}
+	if v := metric(t, base, "telemetry_db_replica_pool_acquires_total"); v < 2 {
+		t.Errorf("telemetry_db_replica_pool_acquires_total %v, want the reads' acquires", v)
+	}
+	if v := metric(t, base, "telemetry_db_replica_pool_max_conns"); v <= 0 {
+		t.Errorf("telemetry_db_replica_pool_max_conns %v", v)
+	}
 	eventually(t, "a lag in /metrics", func() bool { return metric(t, base, "telemetry_db_replica_lag_seconds") > 0 })
 
 	if err := pair.ResumeReplay(ctx); err != nil {

@@ -369,6 +369,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	prom.RegisterPool(st.PoolStats)
 	if st.Replicated() {
 		prom.RegisterReplica(st.ReplicaStats)
+		prom.RegisterReplicaPool(st.ReplicaPoolStats)
 	}
 	// Self-profiling writes through the store: it is closed (flushed) after
 	// the server stops and before the deferred st.Close.

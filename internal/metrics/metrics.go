@@ -85,37 +85,52 @@ type PoolStats struct {
 	AcquireTime                            time.Duration
 }
 
-// RegisterPool exports the figures of a connection pool, read by stats at
-// each scrape.
+// RegisterPool exports the figures of the connection pool of DATABASE_URL
+// (telemetry_db_pool_*), read by stats at each scrape.
 func (m *Metrics) RegisterPool(stats func() PoolStats) {
-	m.Registry.MustRegister(&poolCollector{stats: stats})
+	m.Registry.MustRegister(&poolCollector{descs: newPoolDescs("telemetry_db_pool_", "The pool's"), stats: stats})
 }
 
-var (
-	poolMaxConns = prometheus.NewDesc("telemetry_db_pool_max_conns", "Largest number of connections the pool may open.", nil, nil)
-	poolTotal    = prometheus.NewDesc("telemetry_db_pool_conns", "Connections open, by state.", []string{"state"}, nil)
-	poolAcquires = prometheus.NewDesc("telemetry_db_pool_acquires_total", "Connections handed out by the pool.", nil, nil)
-	poolWaits    = prometheus.NewDesc("telemetry_db_pool_empty_acquires_total", "Acquires that had to wait for a connection.", nil, nil)
-	poolWaitSecs = prometheus.NewDesc("telemetry_db_pool_acquire_seconds_total", "Time spent acquiring connections.", nil, nil)
-)
+// RegisterReplicaPool exports the figures of the read replica's pool
+// (DATABASE_READ_URL: telemetry_db_replica_pool_*), read by stats at each
+// scrape.
+func (m *Metrics) RegisterReplicaPool(stats func() PoolStats) {
+	m.Registry.MustRegister(&poolCollector{descs: newPoolDescs("telemetry_db_replica_pool_", "The read replica's pool's"), stats: stats})
+}
 
-type poolCollector struct{ stats func() PoolStats }
+// poolDescs are a pool's metrics.
+type poolDescs struct{ maxConns, total, acquires, waits, waitSecs *prometheus.Desc }
+
+func newPoolDescs(prefix, whose string) poolDescs {
+	return poolDescs{
+		maxConns: prometheus.NewDesc(prefix+"max_conns", whose+" largest number of connections it may open.", nil, nil),
+		total:    prometheus.NewDesc(prefix+"conns", whose+" connections open, by state.", []string{"state"}, nil),
+		acquires: prometheus.NewDesc(prefix+"acquires_total", whose+" connections handed out.", nil, nil),
+		waits:    prometheus.NewDesc(prefix+"empty_acquires_total", whose+" acquires that had to wait for a connection.", nil, nil),
+		waitSecs: prometheus.NewDesc(prefix+"acquire_seconds_total", whose+" time spent acquiring connections.", nil, nil),
+	}
+}
+
+type poolCollector struct {
+	descs poolDescs
+	stats func() PoolStats
+}
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- poolMaxConns
-	ch <- poolTotal
-	ch <- poolAcquires
-	ch <- poolWaits
-	ch <- poolWaitSecs
+	ch <- c.descs.maxConns
+	ch <- c.descs.total
+	ch <- c.descs.acquires
+	ch <- c.descs.waits
+	ch <- c.descs.waitSecs
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.stats()
-	ch <- prometheus.MustNewConstMetric(poolMaxConns, prometheus.GaugeValue, float64(s.MaxConns))
-	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.Acquired), "acquired")
-	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.Idle), "idle")
-	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.Constructing), "constructing")
-	ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(s.Acquires))
-	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquires))
-	ch <- prometheus.MustNewConstMetric(poolWaitSecs, prometheus.CounterValue, s.AcquireTime.Seconds())
+	s, d := c.stats(), c.descs
+	ch <- prometheus.MustNewConstMetric(d.maxConns, prometheus.GaugeValue, float64(s.MaxConns))
+	ch <- prometheus.MustNewConstMetric(d.total, prometheus.GaugeValue, float64(s.Acquired), "acquired")
+	ch <- prometheus.MustNewConstMetric(d.total, prometheus.GaugeValue, float64(s.Idle), "idle")
+	ch <- prometheus.MustNewConstMetric(d.total, prometheus.GaugeValue, float64(s.Constructing), "constructing")
+	ch <- prometheus.MustNewConstMetric(d.acquires, prometheus.CounterValue, float64(s.Acquires))
+	ch <- prometheus.MustNewConstMetric(d.waits, prometheus.CounterValue, float64(s.EmptyAcquires))
+	ch <- prometheus.MustNewConstMetric(d.waitSecs, prometheus.CounterValue, s.AcquireTime.Seconds())
 }

@@ -166,8 +166,19 @@ func (s *Store) Stores() *store.Store {
 }
 
 // PoolStats are the pool's figures, for /metrics.
-func (s *Store) PoolStats() metrics.PoolStats {
-	st := s.pool.Stat()
+func (s *Store) PoolStats() metrics.PoolStats { return poolStats(s.pool) }
+
+// ReplicaPoolStats are the read replica's pool's figures, for /metrics
+// (zero without a replica).
+func (s *Store) ReplicaPoolStats() metrics.PoolStats {
+	if s.reads.replica == nil {
+		return metrics.PoolStats{}
+	}
+	return poolStats(s.reads.replica)
+}
+
+func poolStats(pool *pgxpool.Pool) metrics.PoolStats {
+	st := pool.Stat()
 	return metrics.PoolStats{MaxConns: st.MaxConns(), Acquired: st.AcquiredConns(), Idle: st.IdleConns(),
 		Constructing: st.ConstructingConns(), Acquires: st.AcquireCount(), EmptyAcquires: st.EmptyAcquireCount(),
 		AcquireTime: st.AcquireDuration()}
