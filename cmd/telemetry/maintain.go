@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,9 @@ func maintain(ctx context.Context, cfg config.Config, log *slog.Logger, stdout i
 		return err
 	}
 	res, err := lifecycle.New(st.Lifecycle, retentionOf(cfg), log, nil).RunOnce(ctx)
+	if errors.Is(err, store.ErrReadOnly) {
+		return errMaintainReplica
+	}
 	if err != nil {
 		return fmt.Errorf("maintenance: %w", err)
 	}
@@ -44,6 +48,11 @@ func maintain(ctx context.Context, cfg config.Config, log *slog.Logger, stdout i
 	}
 	return nil
 }
+
+// errMaintainReplica is maintain's answer on a server in recovery, as
+// migrate's (migrate.ErrReadOnly), instead of the lease's raw SQL error.
+var errMaintainReplica = errors.New("maintenance: the database server is in recovery (a read-only replica): " +
+	"run maintain against the primary (DATABASE_URL)")
 
 // retentionOf is the lifecycle part of the configuration.
 func retentionOf(cfg config.Config) store.Retention {

@@ -115,6 +115,16 @@ func TestMigrateOnAReplicaRefuses(t *testing.T) {
 	}
 }
 
+// maintain on a replica refuses, saying why, as migrate does, instead of
+// the maintenance lease's raw SQL error.
+func TestMaintainOnAReplicaRefuses(t *testing.T) {
+	_, _, replicaURL := testdb.Replicated(t)
+	err := run(context.Background(), []string{"maintain"}, env(map[string]string{"DATABASE_URL": replicaURL}), io.Discard, io.Discard)
+	if !errors.Is(err, errMaintainReplica) {
+		t.Fatalf("maintain on a replica: %v, want %v", err, errMaintainReplica)
+	}
+}
+
 // serve with DATABASE_READ_URL reads GET /flows from the replica while it
 // is fresh (with its replay paused, a flow just written on the primary is
 // not in the answer) and says so in /metrics.

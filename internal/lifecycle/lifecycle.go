@@ -53,7 +53,7 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 		}, []string{"table"}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_passes_total",
-			Help: "Maintenance passes by outcome: done, skipped (another pass held the lease, or the schema is a later release's) or failed.",
+			Help: "Maintenance passes by outcome: done, skipped (another pass held the lease, the schema is a later release's, or the database is read-only) or failed.",
 		}, []string{"outcome"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_failures_total",
@@ -96,6 +96,13 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 	case err != nil && l.ctx.Err() != nil && errors.Is(err, context.Canceled):
 		// Shutdown stopped the pass between two batches: not a failure.
 		l.log.Info("maintenance pass stopped by shutdown", attrs...)
+	case errors.Is(err, store.ErrReadOnly):
+		// DATABASE_URL reaches a replica or a primary in recovery (a
+		// failover under way): nothing to maintain here; the primary's
+		// instances do it.
+		l.passes.WithLabelValues("skipped").Inc()
+		l.log.Warn("maintenance pass skipped: the database is read-only (a replica or in recovery)",
+			"duration", took.String())
 	case err != nil:
 		l.passes.WithLabelValues("failed").Inc()
 		l.failures.Inc()

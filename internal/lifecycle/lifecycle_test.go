@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -126,4 +127,34 @@ func TestRunnerLoop(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.Close()
+}
+
+// A database that is read-only (DATABASE_URL at a replica, a primary in
+// recovery) skips the pass with a warning that says so, counted as skipped,
+// not as a failed pass with the lease's SQL error.
+func TestRunnerSkipsAReadOnlyDatabase(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	r := lifecycle.New(postgres.New(pool, postgres.Options{}).Lifecycle, retention, slog.New(slog.NewJSONHandler(&logs, nil)), reg)
+	if _, err := r.RunOnce(context.Background()); !errors.Is(err, store.ErrReadOnly) {
+		t.Fatalf("a pass on a read-only database: %v, want ErrReadOnly", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"maintenance pass skipped: the database is read-only (a replica or in recovery)"`) ||
+		strings.Contains(logs.String(), "maintenance pass failed") {
+		t.Errorf("log: %s", logs.String())
+	}
+	if passes := metric(t, reg, "telemetry_maintenance_passes_total"); !strings.Contains(passes, `value:"skipped"`) ||
+		strings.Contains(passes, `value:"failed"`) {
+		t.Errorf("passes: %s", passes)
+	}
 }
