@@ -44,7 +44,12 @@ func maintain(ctx context.Context, cfg config.Config, log *slog.Logger, stdout i
 	}
 	fmt.Fprintf(stdout, "telemetry: maintenance done (%s)\n", res.Mode)
 	for _, t := range res.Tables {
-		fmt.Fprintf(stdout, "  %-28s rows %d, chunks dropped %d, chunks compressed %d\n", t.Table, t.Rows, t.Chunks, t.Compressed)
+		fmt.Fprintf(stdout, "  %-28s rows %d, chunks dropped %d, chunks compressed %d", t.Table, t.Rows, t.Chunks, t.Compressed)
+		if t.Deferred > 0 {
+			// Being written to: left for the next pass (docs/lifecycle.md).
+			fmt.Fprintf(stdout, ", chunks left for the next pass %d", t.Deferred)
+		}
+		fmt.Fprintln(stdout)
 	}
 	return nil
 }

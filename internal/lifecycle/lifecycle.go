@@ -90,6 +90,9 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 		if t.Sealed > 0 {
 			group = append(group, "sealed", t.Sealed)
 		}
+		if t.Deferred > 0 {
+			group = append(group, "deferred", t.Deferred)
+		}
 		attrs = append(attrs, slog.Group(t.Table, group...))
 	}
 	switch {

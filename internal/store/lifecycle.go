@@ -43,6 +43,10 @@ type TableWork struct {
 	Chunks int64
 	// Compressed is the number of TimescaleDB chunks compressed.
 	Compressed int64
+	// Deferred is the number of TimescaleDB chunks left for the next pass:
+	// compressed in part, and written to while the pass compressed them
+	// again (TimescaleDB aborts such a recompression).
+	Deferred int64
 	// Sealed is the number of units (closed hours and days) whose grouped
 	// statistics the pass built (measurements_sealed).
 	Sealed int64

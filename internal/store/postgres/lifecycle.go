@@ -291,9 +291,12 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			if err := l.enter(ctx, e.table, renew); err != nil {
 				return res, errors.Join(append(errs, err)...)
 			}
-			n, err := l.compress(ctx, e.table, now.Add(-r.CompressAfter), renew)
+			n, deferred, err := l.compress(ctx, e.table, now.Add(-r.CompressAfter), renew)
 			if n > 0 {
 				work(e.table).Compressed += n
+			}
+			if deferred > 0 {
+				work(e.table).Deferred += deferred
 			}
 			if errors.Is(err, errLeaseLost) {
 				return res, errors.Join(append(errs, err)...)
@@ -377,25 +380,41 @@ func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Ti
 }
 
 // compress compresses table's chunks older than before, one statement (and
-// transaction) per chunk so that each holds its locks briefly.
-func (l *Lifecycle) compress(ctx context.Context, table string, before time.Time, renew func(context.Context) error) (int64, error) {
+// transaction) per chunk so that each holds its locks briefly, and returns
+// how many it compressed and how many it left for the next pass.
+//
+// Compressing a chunk again after late writes (a partly compressed chunk)
+// is aborted by TimescaleDB with 40001 ("aborting recompression due to
+// concurrent DML on uncompressed data") when writes into that chunk are
+// under way, after waiting about 5 s for them here. Such a chunk (or one
+// whose compression met a deadlock) is left for the next pass, as
+// TimescaleDB's own policy does, and the pass goes on with the other
+// chunks; trying again at once would mostly wait the 5 s again under a
+// steady trickle of late writes. It used to fail the pass and skip the
+// table's later chunks, at every pass while late writes went on (found by
+// an audit).
+func (l *Lifecycle) compress(ctx context.Context, table string, before time.Time, renew func(context.Context) error) (compressed, deferred int64, err error) {
 	rows, err := l.pool.Query(ctx, uncompressedChunksSQL, table, before)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	chunks, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var n int64
 	for _, c := range chunks {
-		if _, err := l.pool.Exec(ctx, compressChunkSQL, c); err != nil {
-			return n, fmt.Errorf("chunk %s: %w", c, err)
+		_, err := l.pool.Exec(ctx, compressChunkSQL, c)
+		switch {
+		case retryable(err):
+			deferred++
+		case err != nil:
+			return compressed, deferred, fmt.Errorf("chunk %s: %w", c, err)
+		default:
+			compressed++
 		}
-		n++
 		if err := renew(ctx); err != nil {
-			return n, err
+			return compressed, deferred, err
 		}
 	}
-	return n, nil
+	return compressed, deferred, nil
 }

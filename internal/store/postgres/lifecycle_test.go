@@ -465,3 +465,93 @@ func TestMaintainCompressionKeepsEverythingWorking(t *testing.T) {
 		t.Fatalf("flows of the hour compressed again: %+v %v", flows, err)
 	}
 }
+
+// A partly compressed chunk that is being written to while the pass
+// compresses it again is left for the next pass (TimescaleDB aborts that
+// recompression with 40001), and the pass goes on with the other tables and
+// chunks. It used to fail the pass, at every pass while late writes went on
+// (found by an audit).
+func TestMaintainLeavesAChunkBeingWrittenForTheNextPass(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	if !timescaleEnabled(t, pool) {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): compression is TimescaleDB only")
+	}
+	ctx := context.Background()
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 20*day, 10*day)
+	retention := store.Retention{Measurements: 30 * day, Flows: 30 * day, CompressAfter: 7 * day}
+	if _, err := st.Lifecycle.Maintain(ctx, retention, lifecycleNow); err != nil {
+		t.Fatal(err)
+	}
+	old := lifecycleNow.Add(-20 * day)
+	// Late writes: the chunks of both tables are now compressed in part.
+	if _, err := st.Measurements.Insert(ctx, []store.Measurement{measurementAt(old.Add(2*time.Minute), "/late")}); err != nil {
+		t.Fatal(err)
+	}
+	hour := old.Unix() / 3600
+	if err := st.Flows.Add(ctx, []store.Flow{{SrcApp: "a", DestApp: "b", VpcID: "v", BytesTx: 10, BytesRx: 20, Hour: hour}}); err != nil {
+		t.Fatal(err)
+	}
+	// A write into the measurements chunk, under way during the pass.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
+		VALUES ($1, $1, 0.1, '/writing', 'GET')`, old.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	uncompressed := func(table string) int64 {
+		t.Helper()
+		rows, err := pool.Query(ctx, `SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks
+			WHERE hypertable_name = $1 AND range_end <= $2`, table, lifecycleNow.Add(-7*day))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, c := range chunks {
+			n += countOf(t, pool, `SELECT count(*) FROM ONLY `+c)
+		}
+		return n
+	}
+
+	res, err := st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	if err != nil {
+		t.Fatalf("a pass with a write under way in a partly compressed chunk: %v", err)
+	}
+	work := map[string]store.TableWork{}
+	for _, w := range res.Tables {
+		work[w.Table] = w
+	}
+	if work["measurements"].Deferred != 1 {
+		t.Errorf("measurements: %+v, want its chunk deferred", work["measurements"])
+	}
+	if work["flows"].Compressed == 0 || uncompressed("flows") != 0 {
+		t.Errorf("flows: %+v, %d rows left uncompressed: the other tables' chunks were not compressed", work["flows"], uncompressed("flows"))
+	}
+
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err = st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Tables {
+		if w.Table == "measurements" && (w.Compressed == 0 || w.Deferred != 0) {
+			t.Errorf("the next pass: %+v, want the chunk compressed", w)
+		}
+	}
+	if n := uncompressed("measurements"); n != 0 {
+		t.Errorf("%d measurements left uncompressed after the next pass", n)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements WHERE name IN ('/late', '/writing')`); n != 2 {
+		t.Errorf("%d of the 2 late measurements stored", n)
+	}
+}
