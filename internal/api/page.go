@@ -57,7 +57,9 @@ func pageLinks(ctx context.Context, q PageQuery, total int64, pinned ...url.Valu
 		last = 1
 	}
 	link := func(page int64, rel string) string {
-		v := u.Query()
+		// As huma read it (url.Values leaves out a pair holding a ';',
+		// which huma applied).
+		v := url.Values(rawQueryValues(u.RawQuery))
 		// flask-profiler's skip and limit (measurements_dashboard.go) would
 		// override page and size.
 		v.Del("skip")

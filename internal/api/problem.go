@@ -257,7 +257,7 @@ func unknownParameterValues(ctx huma.Context, p *Problem) {
 		}
 		if query == nil {
 			u := ctx.URL()
-			query = u.Query()
+			query = rawQueryValues(u.RawQuery)
 		}
 		it.Value = shownQuery(name, query.Get(name))
 	}

@@ -84,7 +84,9 @@ func (q queryNames) unknown(u *url.URL) []error {
 	if u == nil || u.RawQuery == "" {
 		return nil
 	}
-	query := u.Query()
+	// As huma reads the query: pairs split on '&' alone (url.Values
+	// leaves out every pair holding a ';').
+	query := url.Values(rawQueryValues(u.RawQuery))
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(query)) {
 		if q.names[key] {

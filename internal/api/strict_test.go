@@ -205,6 +205,46 @@ func TestRepeatedQueryParameterEveryOperation(t *testing.T) {
 	s.do(get, "/api/measurements/grouped?columns[0][data]=name&columns[1][data]=count", nil).wantStatus(t, http.StatusOK)
 }
 
+// A query pair holding a raw ';' is a parameter like any other: huma reads
+// it (it splits on '&' alone), so the strict checks and the page links must
+// too. They used Go's url.Values, which leaves out every pair holding a ';'
+// since Go 1.17: '?hour=1&bogus;=1' answered every flow of the hour, a
+// second src_app 'a;b' was neither refused nor applied, and a page's Link
+// dropped the src_app filter it had applied (found by a security audit).
+func TestSemicolonQueryPairsAreParameters(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	flows := []map[string]any{}
+	for _, src := range []string{"a;b", "other", "third"} {
+		flows = append(flows, map[string]any{"src_app": src, "dest_app": "d", "vpc_id": "v", "bytes_tx": 1, "bytes_rx": 1, "hour": 5})
+	}
+	s.do(http.MethodPost, "/flows", flows).wantStatus(t, http.StatusCreated)
+
+	pr := s.do(get, "/flows?hour=5&bogus;=1", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 1 || !pr.hasError("query.bogus;", "unknown") || pr.Errors[0].Value != "1" {
+		t.Errorf("an unknown parameter holding ';': %+v", pr.Errors)
+	}
+	pr = s.do(get, "/flows?hour=5&src_app=other&src_app=a;b", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 1 || !pr.hasError("query.src_app", "duplicate") || pr.Errors[0].Value != "other,a;b" {
+		t.Errorf("a repeated parameter whose second value holds ';': %+v", pr.Errors)
+	}
+	res := s.do(get, "/flows?hour=5&src_app=a;b&size=1", nil)
+	res.wantStatus(t, http.StatusOK)
+	var page struct {
+		Items []struct {
+			SrcApp string `json:"src_app"`
+		}
+		Total int64
+	}
+	res.decode(t, &page)
+	if page.Total != 1 || len(page.Items) != 1 || page.Items[0].SrcApp != "a;b" {
+		t.Fatalf("src_app=a;b: %s", res.Body)
+	}
+	if link := res.Header.Get("Link"); !strings.Contains(link, "src_app=a%3Bb") {
+		t.Errorf("Link %q drops the src_app filter the page applied", link)
+	}
+}
+
 // Every operation that takes a body refuses one over its limit with a 413
 // that states the limit (one byte less is read: it fails, if at all, for
 // what it holds) and a body that is not JSON with a 415. The table is the
