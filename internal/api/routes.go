@@ -155,6 +155,10 @@ func (s *server) registerRoutes(api huma.API) {
 		op.Method, op.Path, op.OperationID = r.method, r.path, r.id
 		withReadTimeout(&op, s.cfg.ReadTimeout)
 		s.applyAccess(api, &op) // AUTH_WRITES, AUTH_READS (access.go)
+		if op.Method != http.MethodGet && !slices.Contains(op.Errors, http.StatusForbidden) {
+			// A browser's write from another origin (crossorigin.go).
+			op.Errors = append(slices.Clone(op.Errors), http.StatusForbidden)
+		}
 		op.Middlewares = append(slices.Clip(op.Middlewares), params)
 		r.register(api, op)
 		for _, a := range r.aliases {
