@@ -344,6 +344,49 @@ func TestBodyBudgetMinRate(t *testing.T) {
 	}
 }
 
+// A body of known length holding its share must also keep the pace at which
+// it would end before READ_TIMEOUT, when that is faster than BODY_MIN_RATE:
+// one that falls further behind would be cut at READ_TIMEOUT anyway, and is
+// a 408 at once, so that the bodies waiting for its room go on. It used to
+// hold the room until READ_TIMEOUT while arriving above BODY_MIN_RATE
+// (found by a security audit: 64 MiB announced and sent at 300 KiB/s held
+// the whole budget for 60 s, request after request). A body that keeps
+// that pace is stored.
+func TestBodyBudgetMustEndBeforeReadTimeout(t *testing.T) {
+	t.Parallel()
+	const size = 16 << 20
+	s := newTestServer(t, func(c *config.Config) {
+		// BODY_MIN_RATE alone would allow the stalled body 1,024 s.
+		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout, c.BodyMinRate = size, size, 30*time.Second, 1<<10
+	})
+	body := flowsBodyOf(size)
+	head := postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), "")
+
+	// The first 2 MiB, then nothing: 14 MiB to go in under 30 s is a pace
+	// of about 490 KiB/s, and it falls a MiB behind within about 2 s.
+	stalled := start(t, s, head, body[:2<<20])
+	eventually(t, s, heldGauge, size)
+	waiter := start(t, s, head, body)
+	a := stalled.wait(t)
+	p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusRequestTimeout)
+	if !strings.Contains(p.Detail, "too slowly to end before READ_TIMEOUT") {
+		t.Fatalf("408 %q: not the pace READ_TIMEOUT sets", p.Detail)
+	}
+	waiter.wantStatus(t, http.StatusCreated)
+	eventually(t, s, heldGauge, 0)
+
+	// 256 KiB every 100 ms (about 2.5 MiB/s, five times the pace).
+	steady := start(t, s, head, body[:2<<20])
+	for off := 2 << 20; off < size; off += 256 << 10 {
+		time.Sleep(100 * time.Millisecond)
+		steady.send(t, body[off:min(off+256<<10, size)])
+	}
+	steady.wantStatus(t, http.StatusCreated)
+	if got := budgetFlowBytes(t, s); got != 2 {
+		t.Fatalf("flows stored: %d bytes, want the waiter's and the steady body's (2)", got)
+	}
+}
+
 // An events body counts eightfold (eventsBodyWeight): 1.2 MiB of it takes
 // the whole 3 MiB.
 func TestBodyBudgetEventsWeighMore(t *testing.T) {

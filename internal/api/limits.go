@@ -107,6 +107,9 @@ func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 	var ne net.Error
 	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.Is(info.bodyErr, errBodyTooLate):
+		return NewProblem(http.StatusRequestTimeout, "the request body arrived too slowly to end before READ_TIMEOUT "+
+			"while holding room in BODY_MEMORY_BYTES that other bodies wait for")
 	case errors.Is(info.bodyErr, errBodyTooSlow):
 		return NewProblem(http.StatusRequestTimeout, "the request body arrived slower than BODY_MIN_RATE while holding "+
 			"room in BODY_MEMORY_BYTES that other bodies wait for")
