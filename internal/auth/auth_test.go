@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +113,50 @@ func TestToken(t *testing.T) {
 		if got != c.want || (err == nil) != c.ok {
 			t.Errorf("Token(%q) = %q, %v", c.header, got, err)
 		}
+	}
+}
+
+// A token with a crit header (extensions the verifier must understand) and
+// one whose time claims are numbers written as strings are refused, their
+// signatures valid; neither is cached (found by a security audit: the
+// library accepted both).
+func TestVerifyRefusesCritAndStringTimes(t *testing.T) {
+	a := New(secret)
+	exp := time.Now().Add(time.Hour).Unix()
+	crit := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": exp})
+	crit.Header["crit"] = []string{"x-ext"}
+	crit.Header["x-ext"] = true
+	critTok, err := crit.SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(critTok); err == nil || err.Error() != "token has a crit header: no JWS extension is understood here" {
+		t.Errorf("crit header: Verify = %v, want %v", err, errCrit)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		claims := jwt.MapClaims{"exp": exp}
+		claims[name] = fmt.Sprint(time.Now().Add(-time.Minute).Unix())
+		if name == "exp" {
+			claims[name] = fmt.Sprint(exp)
+		}
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Verify(tok); err == nil || !strings.Contains(err.Error(), name+" must be a number") {
+			t.Errorf("%s as a string: Verify = %v, want it refused", name, err)
+		}
+		if _, ok := a.verified[tok]; ok {
+			t.Errorf("%s as a string: the token was cached", name)
+		}
+	}
+	// The same claims as numbers pass.
+	ok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": exp, "nbf": time.Now().Add(-time.Minute).Unix(),
+		"iat": time.Now().Add(-time.Minute).Unix()}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(ok); err != nil {
+		t.Fatalf("numeric claims: %v", err)
 	}
 }
