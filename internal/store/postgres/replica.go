@@ -375,9 +375,6 @@ func (rs readers) route(ctx context.Context, run func(abort context.Context, poo
 		r.onReplica.Add(1)
 		return err
 	}
-	// Classified as replicaMissed does (a raw driver error has no kind
-	// until wrapped); a read stopped because the replica left service
-	// has nothing more to say.
 	if errors.As(err, new(answered)) {
 		// An export that handed rows on: not run again (export.go), and
 		// its error may be its client's (a broken pipe is not the
@@ -385,6 +382,9 @@ func (rs readers) route(ctx context.Context, run func(abort context.Context, poo
 		r.onReplica.Add(1)
 		return err
 	}
+	// Classified as replicaMissed does (a raw driver error has no kind
+	// until wrapped); a read stopped because the replica left service
+	// has nothing more to say.
 	if !left && (errors.Is(wrap("replica read", err), store.ErrUnavailable) || unreachable(err)) {
 		r.replicaFailed()
 		r.log.Warn("read replica failed: reads go to the primary", "error", err.Error())
