@@ -276,8 +276,9 @@ func (b *budgetedBody) Read(p []byte) (int, error) {
 // its share until then kept every other large body waiting (found by a
 // security audit: 64 MiB announced and sent at 300 KiB/s, above
 // BODY_MIN_RATE, held the whole budget for the 60 s of READ_TIMEOUT,
-// request after request). Its slack is minRateSlack, or a sixteenth of its
-// rest when more, for the jitter of a large body's transfer. net/http
+// request after request). Its slack is minRateSlack, or at that faster
+// pace a sixteenth of its rest when more, for the jitter of a large body's
+// transfer. net/http
 // clears the deadline itself once the body has been read to its end
 // (limits.go), and pace is not called after that.
 func (b *budgetedBody) pace() bool {
@@ -286,8 +287,8 @@ func (b *budgetedBody) pace() bool {
 	if rest := b.length - b.readAtTake; b.length >= 0 && !b.readDeadline.IsZero() {
 		if window := b.readDeadline.Sub(b.takenAt).Seconds(); window > 0 && float64(rest)/window > rate {
 			rate, b.late = float64(rest)/window, true
+			slack = max(slack, rest/16)
 		}
-		slack = max(slack, rest/16)
 	}
 	ahead := b.read - b.readAtTake + slack
 	due := b.takenAt.Add(time.Duration(float64(ahead) / rate * float64(time.Second)))
