@@ -79,10 +79,14 @@ func idempotentOperation(oapi *huma.OpenAPI, op *huma.Operation) {
 			"same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and " +
 			"stores nothing; a repeat sent while the first is in progress waits for it. The same key with " +
 			"another body, method or path is a 422. Error answers are not stored: correct the request and " +
-			"retry with the same key.",
-		Example: "8e03978e-40d5-43e8-bc93-6894a57f9324",
-		Schema: &huma.Schema{Type: "string", MinLength: &minLen, MaxLength: &maxLen, Pattern: "^[ -~]+$",
-			Examples: []any{"8e03978e-40d5-43e8-bc93-6894a57f9324"}},
+			"retry with the same key. Make a new one for each request (a UUID such as " +
+			"8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).",
+		// No example value: Swagger UI fills a parameter with its example,
+		// so every "Try it out" sent the same key, and after the first one
+		// every other keyed operation answered 422 (a key names one
+		// request) and the first replayed, for IDEMPOTENCY_TTL, for every
+		// user of the server (found by an audit of the docs page).
+		Schema: &huma.Schema{Type: "string", MinLength: &minLen, MaxLength: &maxLen, Pattern: "^[ -~]+$"},
 	})
 	op.Description += "\n\nTakes an optional `Idempotency-Key` header: a repeat with the same key and body " +
 		"gets the first answer again without a second write (see the parameter)."

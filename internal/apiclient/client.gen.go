@@ -1963,7 +1963,7 @@ type PostMeasurementsJSONBody = []MeasurementInput
 
 // PostMeasurementsParams defines parameters for PostMeasurements.
 type PostMeasurementsParams struct {
-	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key. Make a new one for each request (a UUID such as 8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
@@ -2089,13 +2089,13 @@ type GetMeasurementTimeseriesParamsBucket string
 
 // CommitEventParams defines parameters for CommitEvent.
 type CommitEventParams struct {
-	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key. Make a new one for each request (a UUID such as 8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // RegisterEventParams defines parameters for RegisterEvent.
 type RegisterEventParams struct {
-	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key. Make a new one for each request (a UUID such as 8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
@@ -2164,7 +2164,7 @@ type PostFlowsJSONBody = []Flow
 
 // PostFlowsParams defines parameters for PostFlows.
 type PostFlowsParams struct {
-	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key. Make a new one for each request (a UUID such as 8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
@@ -2248,7 +2248,7 @@ type ListCurrentMetricNamesParams struct {
 
 // PutDeviceMetricParams defines parameters for PutDeviceMetric.
 type PutDeviceMetricParams struct {
-	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key.
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key. Make a new one for each request (a UUID such as 8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
