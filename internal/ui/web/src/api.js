@@ -7,7 +7,10 @@ const TOKEN_KEY = "telemetry.token";
 
 export class APIError extends Error {
   constructor(status, problem, path) {
-    const detail = problem && (problem.detail || problem.title);
+    // The problem's detail, and its items' (a 422's "validation failed"
+    // says nothing without them: the flows range over 744 hours, say).
+    const items = (problem && problem.errors || []).map((e) => e && e.detail).filter(Boolean);
+    const detail = problem && [problem.detail || problem.title, ...items].filter(Boolean).join(": ");
     super(`${path}: ${status}${detail ? " " + detail : ""}`);
     this.status = status;
     this.problem = problem;

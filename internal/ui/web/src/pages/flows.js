@@ -17,6 +17,10 @@ const filterNames = keys.map(([k]) => k);
 // hour; the end is exclusive, like the API's to_hour.
 const toLocal = (hour) => new Date(hour * 3600000).toISOString().slice(0, 16);
 const fromLocal = (s) => {
+  // A datetime-local value (YYYY-MM-DDTHH:MM) or nothing: Chromium parses
+  // ":00Z" alone as 2000-01-01, which made an empty custom bound that day
+  // instead of the default (found by an audit).
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(s)) return null;
   const t = Date.parse(s + ":00Z");
   return isNaN(t) ? null : Math.floor(t / 3600000);
 };

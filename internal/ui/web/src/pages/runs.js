@@ -41,7 +41,9 @@ export default async function runs(q, nav) {
   if (run) {
     const stats = Array.isArray(run.requestStats?.stats) ? run.requestStats.stats : [];
     const label = (s) => `${s.method ?? ""} ${s.name ?? ""}`.trim();
-    const endpoints = stats.filter((s) => s.name !== "Total" || s.method);
+    // Locust's total row, named "Aggregated" by recent versions and "Total"
+    // by older ones, has no method: not an endpoint.
+    const endpoints = stats.filter((s) => !["Total", "Aggregated"].includes(s.name) || s.method);
     nodes.push(h("section", { id: "run", "aria-labelledby": "run-title" },
       h("h2", { id: "run-title" }, `Run ${run.uuid} on ${run.host}`),
       h("p", {}, `${run.state}, ${when(run.startedAt)} → ${when(run.endedAt)}`,

@@ -8,6 +8,10 @@ const seconds = { hour: 3600, day: 86400, week: 7 * 86400 };
 
 const toLocal = (t) => new Date(t * 1000).toISOString().slice(0, 16);
 const fromLocal = (s) => {
+  // A datetime-local value (YYYY-MM-DDTHH:MM) or nothing: Chromium parses
+  // ":00Z" alone as 2000-01-01, which made an empty custom bound that day
+  // instead of the default (found by an audit).
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(s)) return null;
   const t = Date.parse(s + ":00Z");
   return isNaN(t) ? null : Math.floor(t / 1000);
 };
