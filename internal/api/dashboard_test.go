@@ -952,8 +952,23 @@ func TestDashboardLongNamesWrap(t *testing.T) {
 	hour := time.Now().Unix() / 3600
 	s.do("POST", "/flows", []map[string]any{{"src_app": strings.Repeat("s", 255), "dest_app": strings.Repeat("d", 255),
 		"vpc_id": "v", "bytes_tx": 1, "bytes_rx": 2, "hour": hour}}).wantStatus(t, http.StatusCreated)
+	s.do("POST", "/mrd/devices", map[string]string{"id": "wrap-node", "name": strings.Repeat("n", 240)},
+		bearer(t)...).wantStatus(t, http.StatusCreated)
 	tb := newTab(t, newBrowser(t))
+	// Dates stay on one line beside a long name (an audit found the
+	// devices' Registered and Updated dates broken over four lines).
+	tb.open(s.URL + "/ui/devices")
+	lines := eval[[]int](tb, `[...document.querySelectorAll("table")].flatMap((t) => {
+		const heads = [...(t.tHead ? t.tHead.rows[0].cells : [])].map((c) => c.innerText.trim());
+		const cols = ["Registered", "Updated"].map((l) => heads.indexOf(l)).filter((i) => i >= 0);
+		return [...t.tBodies[0].rows].flatMap((row) => cols.map((i) => {
+			const r = document.createRange(); r.selectNodeContents(row.cells[i]); return r.getClientRects().length; }));
+	})`)
+	if len(lines) < 2 || slices.ContainsFunc(lines, func(n int) bool { return n != 1 }) {
+		t.Errorf("the devices' date cells take %v lines each, want 1", lines)
+	}
 	for _, page := range []string{
+		"/ui/devices",
 		"/ui/measurements?window=hour&app=wrap",
 		"/ui/measurements?window=hour&app=wrap&ep=" + url.QueryEscape(long) + "&epm=GET",
 		fmt.Sprintf("/ui/flows?range=hour&hour=%d", hour),

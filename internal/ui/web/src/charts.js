@@ -30,7 +30,7 @@ export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) 
       label: s.label, stroke: palette[i % palette.length], width: 2,
       fill: series.length === 1 ? "rgba(31,95,191,0.08)" : undefined, points: { show: xs.length < 60, fill: palette[i % palette.length] },
     }))],
-    axes: [{}, { label: yLabel, size: 60 }],
+    axes: [{}, { label: yLabel, size: 60, values: (u, splits) => splits.map(compact) }],
   }, [xs, ...series.map((s) => s.values)], fig);
   return fig;
 }
@@ -52,11 +52,22 @@ export function barChart(title, labels, values, { wide = false, yLabel = "" } = 
     ],
     axes: [
       { splits: () => xs, values: (u, splits) => splits.map((i) => shorten(labels[i] ?? "")), gap: 4, size: 40 },
-      { label: yLabel, size: 60 },
+      { label: yLabel, size: 60, values: (u, splits) => splits.map(compact) },
     ],
     legend: { show: false },
   }, [xs, values], fig);
   return fig;
+}
+
+// compact writes an axis value in a few characters (1.2k, 34M, 5.1G): the
+// 60-pixel axis cut the leading digits of billions, so that a flows chart
+// read "000,000,000" (found by an audit).
+export function compact(v) {
+  const a = Math.abs(v);
+  for (const [d, s] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (a >= d) return +(v / d).toFixed(a / d < 10 ? 1 : 0) + s;
+  }
+  return String(+v.toFixed(3));
 }
 
 function shorten(s) {

@@ -70,6 +70,8 @@ export function when(t) {
 // sort: true}] and rows. sortState {key, desc} and onSort(key) make the
 // sortable headers buttons (keyboard usable); onRow(row) makes each row's
 // first cell a button that opens it.
+// A column: key, label, and optionally cell (its content), num (a figure,
+// right-aligned), time (a date, kept on one line) and sort.
 export function table({ caption, columns, rows, sort, onSort, onRow, selected }) {
   const head = h("tr", {}, columns.map((c) => {
     let label = c.label;
@@ -86,7 +88,7 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected })
     columns.map((c, i) => {
       let v = c.cell ? c.cell(r) : fmt(r[c.key]);
       if (i === 0 && onRow) v = h("button", { type: "button", class: "link", onclick: () => onRow(r) }, v);
-      return h("td", { class: c.num ? "num" : null }, v);
+      return h("td", { class: c.num ? "num" : c.time ? "time" : null }, v);
     })));
   return h("table", { class: "data" }, caption ? h("caption", { class: "muted" }, caption) : null,
     h("thead", {}, head), h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing here."))));

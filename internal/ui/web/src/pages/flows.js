@@ -130,7 +130,7 @@ export default async function flows(q, nav) {
       table({
         caption: "Hourly totals per key, largest first",
         columns: [
-          { key: "hour", label: "Hour (UTC)", cell: (f) => when(f.hour * 3600).replace(":00:00 UTC", ":00") },
+          { key: "hour", label: "Hour (UTC)", time: true, cell: (f) => when(f.hour * 3600).replace(":00:00 UTC", ":00") },
           { key: "src_app", label: "Source app", cell: (f) => f.src_app },
           { key: "dest_app", label: "Destination app", cell: (f) => f.dest_app },
           { key: "vpc_id", label: "VPC", cell: (f) => f.vpc_id },

@@ -117,7 +117,7 @@ export default async function measurements(q, nav) {
       caption: `${count(requests.total, "measurement")}, newest first`,
       columns: [
         { key: "id", label: "Id", cell: (r) => String(r.id) },
-        { key: "startedAt", label: "Started", cell: (r) => when(r.startedAt) },
+        { key: "startedAt", label: "Started", time: true, cell: (r) => when(r.startedAt) },
         { key: "elapsed", label: summaries ? "Elapsed, mean of a summary (s)" : "Elapsed (s)", num: true, cell: (r) => fmt(r.elapsed, 4) },
         ...(summaries ? [{ key: "requests", label: "Requests", num: true, cell: (r) => fmt(requestsOf(r) ?? 1) }] : []),
         { key: "method", label: "Method", cell: (r) => r.method },

@@ -27,7 +27,7 @@ export default async function runs(q, nav) {
         { key: "host", label: "Host", cell: (r) => r.host },
         { key: "targetHost", label: "Target", cell: (r) => r.targetHost ?? "–" },
         { key: "state", label: "State", cell: (r) => r.state },
-        { key: "startedAt", label: "Started", cell: (r) => when(r.startedAt) },
+        { key: "startedAt", label: "Started", time: true, cell: (r) => when(r.startedAt) },
         { key: "duration", label: "Duration (s)", num: true },
         { key: "clients", label: "Clients", num: true },
       ],
