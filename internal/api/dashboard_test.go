@@ -1010,6 +1010,20 @@ func TestDashboardAuditedControls(t *testing.T) {
 	if !slices.ContainsFunc(sortable, func(c string) bool { return strings.HasPrefix(c, "Count") }) {
 		t.Fatalf("no sortable Count header: %v", sortable)
 	}
+	// A control that renders the page again keeps the focus (on its
+	// replacement), for a keyboard user to go on from (it went to <body>).
+	focused := func() string {
+		return eval[string](tb, `document.activeElement === document.body ? "<body>" :
+			(document.activeElement.getAttribute("name") || document.activeElement.textContent).trim().slice(0, 40)`)
+	}
+	tb.choose("window", "week")
+	if f := focused(); f != "window" {
+		t.Errorf("after choosing a window the focus is on %q, want the window select", f)
+	}
+	tb.click(`//th/button[starts-with(normalize-space(.), "Avg")]`)
+	if f := focused(); !strings.HasPrefix(f, "Avg") {
+		t.Errorf("after sorting by Avg the focus is on %q, want its header", f)
+	}
 
 	tb.open(s.URL + "/ui/measurements?window=custom&app=audit")
 	if text := tb.text(); strings.Contains(text, "2000-01-01") || !strings.Contains(text, "1 endpoint") {

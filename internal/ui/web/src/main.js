@@ -56,11 +56,36 @@ async function render() {
   }
   if (gen !== generation) return;
   document.title = title + " · Telemetry";
+  const focused = focusKey(root);
   root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+  if (focused) refocus(root, focused);
   renders++;
   document.body.dataset.renders = String(renders);
   document.body.dataset.state = "ready";
   if (renders === 1) performance.mark("rendered");
+}
+
+// A control of the page that changes the view (a select, a sort header, a
+// row, a pager button) renders the page again, which replaces the control:
+// focusKey says which one had the focus and refocus gives it to its
+// replacement, or to the page when it is gone, so that a keyboard user goes
+// on from there (an audit found the focus back on <body> after every such
+// control, and a select left after its first keystroke).
+function focusKey(root) {
+  const el = document.activeElement;
+  if (!el || el === root || !root.contains(el)) return null;
+  return { tag: el.tagName, name: el.getAttribute("name"), text: label(el) };
+}
+
+// label is a control's text without the sort arrow its header adds.
+function label(el) {
+  return el.textContent.replace(/[▲▼]/g, "").trim();
+}
+
+function refocus(root, { tag, name, text }) {
+  const same = [...root.querySelectorAll(tag)].find((e) =>
+    name ? e.getAttribute("name") === name : label(e) === text);
+  (same || root).focus({ preventScroll: true });
 }
 
 // The token form: shown when the API answers 401, and while a token is kept.
