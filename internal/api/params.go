@@ -109,11 +109,11 @@ func textProblem(in, name, v string) *ProblemItem {
 
 // shownQuery is the value of query parameter key fit to echo in a problem:
 // shownText, or [redacted] when key looks like it holds a secret (token,
-// password, ...: the self-profiler's rule), so that an error body a client
+// password, ...) or v is a JWT (the self-profiler's rules), so that an error body a client
 // or a proxy logs does not carry a token sent by mistake (found by an
 // audit).
 func shownQuery(key, v string) string {
-	if selfprofile.SecretKey(key) {
+	if selfprofile.SecretKey(key) || selfprofile.SecretValue(v) {
 		return selfprofile.Redacted
 	}
 	return shownText(v)

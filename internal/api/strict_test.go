@@ -150,6 +150,13 @@ func TestUnknownSecretQueryValueRedacted(t *testing.T) {
 	if strings.Contains(string(r.Body), "k1") {
 		t.Fatalf("the answer carries the secret values: %s", r.Body)
 	}
+	// A JWT is a secret whatever its key (a device token sent as ?t=...).
+	jwt := validToken(t)
+	r = s.do("GET", "/flows?hour=1&t="+jwt, nil)
+	p = r.problem(t, http.StatusUnprocessableEntity)
+	if strings.Contains(string(r.Body), jwt) || len(p.Errors) != 1 || p.Errors[0].Value != "[redacted]" {
+		t.Fatalf("the answer carries the token: %s", r.Body)
+	}
 }
 
 func TestRepeatedQueryParameterEveryOperation(t *testing.T) {

@@ -63,7 +63,7 @@ var secretNames = map[string]bool{
 	"token": true, "access_token": true, "refresh_token": true, "id_token": true,
 	"password": true, "passwd": true, "pwd": true, "secret": true, "client_secret": true,
 	"key": true, "api_key": true, "apikey": true, "auth": true, "authorization": true,
-	"signature": true, "sig": true, "session": true, "jwt": true,
+	"signature": true, "sig": true, "session": true, "jwt": true, "bearer": true,
 }
 
 // secretParts make a key secret when any of its words contains them
@@ -92,6 +92,25 @@ func SecretKey(k string) bool {
 		}
 	}
 	return false
+}
+
+// SecretValue reports whether a query parameter's value must not be stored
+// whatever its key: a JWT (a compact JWS: three base64url parts, the first
+// two JSON objects, so starting eyJ), such as the device API's token sent
+// under a key of no meaning (?t=eyJ...: found by a security audit).
+func SecretValue(v string) bool {
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 || !strings.HasPrefix(parts[0], "eyJ") || !strings.HasPrefix(parts[1], "eyJ") {
+		return false
+	}
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // words splits a key as SecretKey describes.
@@ -154,7 +173,7 @@ func redactQuery(raw string) (string, []queryPart) {
 		rk, rv, hasValue := strings.Cut(part, "=")
 		k := clean(unescape(rk), maxValue)
 		v := unescape(rv)
-		if hasValue && SecretKey(k) {
+		if hasValue && (SecretKey(k) || SecretValue(v)) {
 			v = Redacted
 			part = rk + "=" + Redacted
 		}

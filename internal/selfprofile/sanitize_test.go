@@ -70,6 +70,12 @@ func TestRedactQuery(t *testing.T) {
 		{"a=1;token=abc", "a=1;token=[redacted]"},              // ; separates too
 		{"token&token=&x=%zz", "token&token=[redacted]&x=%zz"}, // no value, empty value, bad escape
 		{"api+key=abc", "api+key=[redacted]"},
+		{"bearer=abc", "bearer=[redacted]"},
+		// A JWT whatever its key (a security audit found ?t=eyJ... stored).
+		{"t=eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln&q=1", "t=[redacted]&q=1"},
+		{"t=eyJhbGciOiJub25lIn0.eyJleHAiOjF9.", "t=[redacted]"},
+		// Not a JWT: kept.
+		{"v=eyJ.abc.def&w=a.b.c&x=eyJa.eyJb.c%20d", "v=eyJ.abc.def&w=a.b.c&x=eyJa.eyJb.c%20d"},
 	}
 	for _, c := range cases {
 		if got, _ := redactQuery(c.raw); got != c.want {
