@@ -373,12 +373,7 @@ func forceBatch(t *testing.T, d *postgres.Devices, pool *pgxpool.Pool, holder st
 	}
 	first := make(chan error, 1)
 	go func() { first <- d.Report(ctx, numRow(holder, "first", 0, time.Now(), 60)) }()
-	waitFor(t, "the first report to wait on the lock", func() bool {
-		var waiting int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
-		return err == nil && waiting > 0
-	})
+	waitForLockWait(t, pool) // the first report, on the lock
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(rows))

@@ -7,6 +7,7 @@ import { download, get } from "../api.js";
 import { barChart } from "../charts.js";
 import { actionButton, add, bytes, count, field, fmt, h, select, table, when } from "../dom.js";
 import { pager } from "./measurements.js";
+import { localMillis } from "./window.js";
 
 const ranges = [["hour", "One hour"], ["day", "Last 24 hours"], ["week", "Last 7 days"], ["custom", "Custom (UTC)"]];
 const spans = { day: 24, week: 168 };
@@ -17,12 +18,8 @@ const filterNames = keys.map(([k]) => k);
 // hour; the end is exclusive, like the API's to_hour.
 const toLocal = (hour) => new Date(hour * 3600000).toISOString().slice(0, 16);
 const fromLocal = (s) => {
-  // A datetime-local value (YYYY-MM-DDTHH:MM) or nothing: Chromium parses
-  // ":00Z" alone as 2000-01-01, which made an empty custom bound that day
-  // instead of the default (found by an audit).
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(s)) return null;
-  const t = Date.parse(s + ":00Z");
-  return isNaN(t) ? null : Math.floor(t / 3600000);
+  const t = localMillis(s);
+  return t === null ? null : Math.floor(t / 3600000);
 };
 
 // hours reads the range from the query string: {range, from, to} in hours

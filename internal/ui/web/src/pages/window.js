@@ -7,13 +7,18 @@ export const windows = [["hour", "Last hour"], ["day", "Last day"], ["week", "La
 const seconds = { hour: 3600, day: 86400, week: 7 * 86400 };
 
 const toLocal = (t) => new Date(t * 1000).toISOString().slice(0, 16);
-const fromLocal = (s) => {
-  // A datetime-local value (YYYY-MM-DDTHH:MM) or nothing: Chromium parses
-  // ":00Z" alone as 2000-01-01, which made an empty custom bound that day
-  // instead of the default (found by an audit).
+// localMillis reads a datetime-local value (YYYY-MM-DDTHH:MM, UTC) as
+// milliseconds since the epoch, null for anything else: Chromium parses
+// ":00Z" alone as 2000-01-01, which made an empty custom bound that day
+// instead of the default (found by an audit).
+export function localMillis(s) {
   if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(s)) return null;
   const t = Date.parse(s + ":00Z");
-  return isNaN(t) ? null : Math.floor(t / 1000);
+  return isNaN(t) ? null : t;
+}
+const fromLocal = (s) => {
+  const t = localMillis(s);
+  return t === null ? null : Math.floor(t / 1000);
 };
 
 // bounds gives {win, startedAt, endedAt} in epoch seconds.
