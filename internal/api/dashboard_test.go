@@ -499,7 +499,7 @@ func TestDashboard(t *testing.T) {
 		if ct := r.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 			t.Errorf("Content-Type = %q", ct)
 		}
-		if r := s.do("GET", "/ui", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "/ui/app.js") {
+		if r := s.do("GET", "/ui", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `src="./app.js"`) {
 			t.Errorf("/ui answered %d (following the redirect)", r.Status)
 		}
 		s.do("GET", "/ui/missing.js", nil).wantStatus(t, http.StatusNotFound)
@@ -1032,6 +1032,9 @@ func TestDashboardAuditedControls(t *testing.T) {
 	if text := tb.text(); strings.Contains(text, "2000-01-01") || !strings.Contains(text, "1 endpoint") {
 		t.Errorf("a custom window without bounds is not the last day:\n%s", text)
 	}
+
+	tb.open(s.URL + "/ui/measurements?window=custom&from=2026-12-02T00:00&to=2026-12-01T00:00")
+	tb.contains("From is after its To", "0 endpoints")
 
 	tb.open(s.URL + "/ui/flows?range=custom&from=2026-01-01T00:00&to=2026-03-01T00:00")
 	tb.contains("422", "744")

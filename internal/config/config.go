@@ -136,7 +136,7 @@ var Vars = []Var{
 		address(func(c *Config) *string { return &c.ListenAddr })},
 	{"PPROF_ADDR", "", "when set (e.g. 127.0.0.1:6060), serve answers Go's profiler (/debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback. Unset: no profiler",
 		address(func(c *Config) *string { return &c.PprofAddr })},
-	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page works under any prefix without it",
+	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page and the dashboard work under any prefix without it",
 		func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")
 			if v != "" && (!strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ")) {

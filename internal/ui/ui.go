@@ -34,6 +34,14 @@ type asset struct {
 // Handler serves /ui/ (and redirects /ui there). The bundle's files are
 // served by name; every other path under /ui/ is a page of the
 // application and gets index.html, which routes on the path.
+//
+// Every URL the dashboard uses is relative to where it is served, so that
+// it works behind a reverse proxy that serves the service under a prefix
+// and strips it (BASE_PATH, README "Configuration"), whether or not
+// BASE_PATH is set: index.html refers to its files and pages as "./x" and
+// to the API docs as "../docs", and each page's copy is rewritten for its
+// depth under /ui/ (/ui/a/b is one level down: "../x"); the application
+// reads its root from those links once loaded (web/src/paths.js).
 func Handler() http.Handler {
 	assets := map[string]asset{}
 	sub, err := fs.Sub(dist, "dist")
@@ -62,6 +70,12 @@ func Handler() http.Handler {
 	if !ok {
 		panic("ui: dist/index.html missing: run make ui")
 	}
+	// The copies of index.html one and two levels down (a deeper path is
+	// no page, but still gets a working page saying so).
+	indexAt := map[int]asset{0: index}
+	for depth := 1; depth <= 2; depth++ {
+		indexAt[depth] = indexFor(index, depth)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -69,11 +83,14 @@ func Handler() http.Handler {
 			return
 		}
 		if r.URL.Path == "/ui" {
-			target := "/ui/"
+			// A relative Location ("ui/" from /ui), which stays under a
+			// reverse proxy's prefix (http.Redirect would make it absolute).
+			target := "ui/"
 			if r.URL.RawQuery != "" {
 				target += "?" + r.URL.RawQuery
 			}
-			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			w.Header().Set("Location", target)
+			w.WriteHeader(http.StatusMovedPermanently)
 			return
 		}
 		name := strings.TrimPrefix(r.URL.Path, "/ui/")
@@ -85,7 +102,12 @@ func Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		case !ok:
-			a = index
+			// Counted on the path as sent, as the browser resolves
+			// relative links on it (an escaped "/" is no level).
+			depth := strings.Count(strings.TrimPrefix(r.URL.EscapedPath(), "/ui/"), "/")
+			if a, ok = indexAt[depth]; !ok {
+				a = indexFor(index, depth)
+			}
 		}
 		h := w.Header()
 		h.Set("Content-Security-Policy", CSP)
@@ -98,4 +120,15 @@ func Handler() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 	})
+}
+
+// indexFor is index.html for a page depth levels below /ui/: its relative
+// links ("./x", "../docs") each go up depth levels more.
+func indexFor(index asset, depth int) asset {
+	up := strings.Repeat("../", depth)
+	// "../" first: its result does not contain `="./`.
+	b := bytes.ReplaceAll(index.body, []byte(`="../`), []byte(`="`+up+`../`))
+	b = bytes.ReplaceAll(b, []byte(`="./`), []byte(`="`+up))
+	sum := sha256.Sum256(b)
+	return asset{body: b, contentType: index.contentType, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -178,8 +179,37 @@ func TestHandler(t *testing.T) {
 			t.Errorf("%s: Content-Security-Policy = %q", p, res.Header.Get("Content-Security-Policy"))
 		}
 	}
-	if res := get("/ui?window=day"); res.StatusCode != http.StatusMovedPermanently || res.Header.Get("Location") != "/ui/?window=day" {
+	// Relative, so that it stays under a reverse proxy's prefix.
+	if res := get("/ui?window=day"); res.StatusCode != http.StatusMovedPermanently || res.Header.Get("Location") != "ui/?window=day" {
 		t.Errorf("/ui: %d Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// Each page's copy of index.html links relative to its depth.
+	for p, want := range map[string][]string{
+		"/ui/":                {`href="./style.css"`, `src="./app.js"`, `href="./measurements"`, `href="../docs"`},
+		"/ui/flows":           {`href="./style.css"`, `src="./app.js"`, `href="./"`, `href="../docs"`},
+		"/ui/flows/":          {`href="../style.css"`, `src="../app.js"`, `href="../"`, `href="../../docs"`},
+		"/ui/devices/a":       {`href="../style.css"`, `src="../app.js"`, `href="../measurements"`, `href="../../docs"`},
+		"/ui/a/b/c/d":         {`href="../../../style.css"`, `src="../../../app.js"`, `href="../../../../docs"`},
+		"/ui/devices/a%2Fb/c": {`href="../../style.css"`},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+p, nil)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: index.html has no %s:\n%s", p, w, b)
+			}
+		}
+		if again := get(p, "If-None-Match", res.Header.Get("ETag")); again.StatusCode != http.StatusNotModified {
+			t.Errorf("%s with its ETag: %d, want 304", p, again.StatusCode)
+		}
+	}
+	if a, b := get("/ui/flows").Header.Get("ETag"), get("/ui/flows/").Header.Get("ETag"); a == b {
+		t.Errorf("two depths' copies share the ETag %s", a)
 	}
 	for p, ct := range map[string]string{"/ui/app.js": "text/javascript; charset=utf-8", "/ui/style.css": "text/css; charset=utf-8"} {
 		res := get(p)

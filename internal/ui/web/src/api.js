@@ -3,6 +3,8 @@
 // given, is kept for the browser session (sessionStorage) and sent as
 // Authorization: Bearer.
 
+import { api } from "./paths.js";
+
 const TOKEN_KEY = "telemetry.token";
 
 export class APIError extends Error {
@@ -60,7 +62,7 @@ export async function call(method, path, params, body) {
   const t = token();
   if (t) headers.Authorization = "Bearer " + t;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path + query(params), {
+  const res = await fetch(api(path) + query(params), {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
   });
   if (res.status === 204) return { status: 204, headers: res.headers, body: null };
@@ -101,7 +103,7 @@ export async function download(path, params, filename) {
   const headers = { Accept: "text/csv" };
   const t = token();
   if (t) headers.Authorization = "Bearer " + t;
-  const res = await fetch(path + query(params), { headers, credentials: "same-origin" });
+  const res = await fetch(api(path) + query(params), { headers, credentials: "same-origin" });
   if (!res.ok) {
     let data = null;
     try { data = await res.json(); } catch { data = null; }

@@ -1,7 +1,7 @@
 // Small DOM helpers. Text always goes in as text nodes (never innerHTML), so
 // whatever the API returns cannot inject markup.
 
-// h builds an element: h("a", {href: "/ui/"}, "Overview", child, ...).
+// h builds an element: h("a", {href: ui("")}, "Overview", child, ...).
 // Attributes starting with "on" are listeners; null/undefined/false are skipped.
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);

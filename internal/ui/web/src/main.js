@@ -3,6 +3,7 @@
 // view can be shared. Navigation inside /ui/ uses the History API.
 import { alertBox, h } from "./dom.js";
 import { setToken, token, whenUnauthorized } from "./api.js";
+import { absoluteLinks, ui, uiRoot } from "./paths.js";
 import overview from "./pages/overview.js";
 import measurements from "./pages/measurements.js";
 import devices from "./pages/devices.js";
@@ -12,8 +13,10 @@ import collections from "./pages/collections.js";
 
 const pages = { "": overview, measurements, devices, flows, runs, collections };
 
+// pageName is the path under the dashboard's root ("" for the overview).
 function pageName() {
-  return location.pathname.replace(/^\/ui\/?/, "").replace(/\/+$/, "");
+  const p = location.pathname;
+  return (p.startsWith(uiRoot) ? p.slice(uiRoot.length) : p).replace(/\/+$/, "");
 }
 
 // nav changes the query string (null or "" removes a key) and renders again;
@@ -32,6 +35,8 @@ function nav(changes, { push = true, path } = {}) {
 
 let generation = 0;
 let renders = 0;
+// shown is the page whose view is on screen (null when none is).
+let shown = null;
 
 // render draws the current page. A render started later wins: an older one
 // still waiting for the API leaves the page alone.
@@ -39,7 +44,7 @@ async function render() {
   const gen = ++generation;
   const name = pageName();
   for (const a of document.querySelectorAll("nav a")) {
-    if (a.getAttribute("href") === "/ui/" + name) a.setAttribute("aria-current", "page");
+    if (a.getAttribute("href") === ui(name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   document.body.dataset.state = "loading";
@@ -47,17 +52,33 @@ async function render() {
   const page = pages[name];
   let title = page ? page.title : "Not found";
   let nodes;
+  let failed = null;
   try {
     if (!page) nodes = [h("h1", {}, title), h("p", {}, "No dashboard page at ", location.pathname, ".")];
     else ({ title, nodes } = await page(new URLSearchParams(location.search), nav));
   } catch (e) {
-    // The API refused or failed: say so where the page would be.
-    nodes = [h("h1", {}, title), alertBox(e)];
+    failed = e;
   }
   if (gen !== generation) return;
   document.title = title + " · Telemetry";
   const focused = focusKey(root);
-  root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+  if (failed && shown === name) {
+    // The API refused this view (a reversed custom window, say) or failed:
+    // the page stays as it was, with the controls as the user left them to
+    // correct, under the reason.
+    root.querySelector(":scope > .view-error")?.remove();
+    root.prepend(h("div", { class: "view-error" }, alertBox(failed),
+      h("p", { class: "muted" }, "The figures below are still those of the view before; change the controls to try again.")));
+  } else if (failed) {
+    // Nothing of this page on screen yet (a shared link whose view the API
+    // refuses): the reason, and the page with its defaults.
+    root.replaceChildren(h("h1", {}, title), alertBox(failed),
+      h("p", {}, h("a", { href: ui(name) }, `Open ${title.toLowerCase()} with its defaults`)));
+    shown = null;
+  } else {
+    root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+    shown = page ? name : null;
+  }
   if (focused) refocus(root, focused);
   renders++;
   document.body.dataset.renders = String(renders);
@@ -114,12 +135,13 @@ document.addEventListener("click", (e) => {
   const a = e.target.closest("a");
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   const url = new URL(a.href, location.href);
-  if (url.origin !== location.origin || !url.pathname.startsWith("/ui")) return;
+  if (url.origin !== location.origin || !url.pathname.startsWith(uiRoot)) return;
   e.preventDefault();
   history.pushState(null, "", url.pathname + url.search);
   render().then(() => document.getElementById("page").focus({ preventScroll: true }));
 });
 window.addEventListener("popstate", () => render());
 
+absoluteLinks();
 tokenForm();
 render();

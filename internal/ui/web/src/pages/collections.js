@@ -1,6 +1,7 @@
 // Collections (appmetrics): open a collection, read its window's CPU, GC,
 // memory and per-URL figures, restart its window, delete it.
 import { call, get } from "../api.js";
+import { ui } from "../paths.js";
 import { barChart } from "../charts.js";
 import { alertBox, bytes, fmt, h, table, when } from "../dom.js";
 
@@ -31,7 +32,7 @@ export default async function collections(q, nav) {
     status,
     uris.length ? h("ul", { "aria-label": "Open collections" }, uris.map((u) => {
       const cid = u.split("/").pop();
-      return h("li", {}, h("a", { href: "/ui/collections?id=" + encodeURIComponent(cid), "aria-current": cid === id ? "true" : null }, u));
+      return h("li", {}, h("a", { href: ui("collections") + "?id=" + encodeURIComponent(cid), "aria-current": cid === id ? "true" : null }, u));
     })) : h("p", { class: "muted" }, "No collection is open."),
   ];
 

@@ -107,6 +107,10 @@ export default async function measurements(q, nav) {
       [{ label: "measurements", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "measurements" }));
 
   const nodes = [h("h1", {}, "Measurements"), form,
+    // The API takes a reversed window and finds nothing in it: say why the
+    // page is empty (found by an audit).
+    b.startedAt > b.endedAt ? h("p", { class: "alert", role: "alert" },
+      "The window's From is after its To: it holds no measurement.") : null,
     h("p", { class: "muted", id: "rows-note" }, "Counts, means and percentiles are over measurements. The service's own " +
       "requests (app telemetry) past a hundred a second are summary rows, one per endpoint and second, each standing " +
       "for the requests its context.count says and holding their mean elapsed; the Collections page counts them exactly."),

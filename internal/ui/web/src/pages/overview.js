@@ -1,6 +1,7 @@
 // Overview: per resource, what arrived in the last hour and day (the totals
 // of the API's own lists), with links, and the service's health (/readyz).
 import { get } from "../api.js";
+import { api, ui } from "../paths.js";
 import { timeChart } from "../charts.js";
 import { fmt, h } from "../dom.js";
 
@@ -25,7 +26,7 @@ export default async function overview() {
 
   // Flows are hourly totals per key: a range's total counts (key, hour) pairs.
   const [ready, series, mHour, mDay, rHour, rDay, running, devices, metrics, colls, fHour, fDay] = await Promise.all([
-    settle(fetch("/readyz", { headers: { Accept: "application/json" } }).then(async (r) => ({ ok: r.ok, body: await r.json() }))),
+    settle(fetch(api("/readyz"), { headers: { Accept: "application/json" } }).then(async (r) => ({ ok: r.ok, body: await r.json() }))),
     settle(get("/api/measurements/timeseries/", { startedAt: now - 24 * HOUR, endedAt: now, bucket: "1h" })),
     total("/api/measurements/", { startedAt: now - HOUR, endedAt: now }),
     total("/api/measurements/", { startedAt: now - 24 * HOUR, endedAt: now }),
@@ -55,11 +56,11 @@ export default async function overview() {
       h("h2", {}, "Service health"), health,
       h("h2", {}, "Arrived recently"),
       h("div", { class: "cards" },
-        card("Measurements", "/ui/measurements", [["last hour", mHour], ["last day", mDay]]),
-        card("Flows", "/ui/flows", [["keys this hour", fHour], ["hourly totals, last 24 hours", fDay]]),
-        card("Runs", "/ui/runs", [["started last hour", rHour], ["started last day", rDay], ["running", running]]),
-        card("Devices", "/ui/devices", [["devices", devices], ["metric names reported now", metrics]]),
-        card("Collections", "/ui/collections", [["open", colls]])),
+        card("Measurements", ui("measurements"), [["last hour", mHour], ["last day", mDay]]),
+        card("Flows", ui("flows"), [["keys this hour", fHour], ["hourly totals, last 24 hours", fDay]]),
+        card("Runs", ui("runs"), [["started last hour", rHour], ["started last day", rDay], ["running", running]]),
+        card("Devices", ui("devices"), [["devices", devices], ["metric names reported now", metrics]]),
+        card("Collections", ui("collections"), [["open", colls]])),
       h("p", { class: "muted" }, "Counts are the totals of the API's lists over windows ending now (UTC)."),
       h("h2", {}, "Measurements over the last day"),
       series instanceof Error ? h("p", { class: "bad" }, series.message) : (() => {

@@ -1,0 +1,194 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/chromedp"
+)
+
+// prefixProxy is a reverse proxy serving the service under /telemetry and
+// stripping it, as README "Configuration" (BASE_PATH) describes; a request
+// outside the prefix gets its 404, and every path asked for is recorded.
+type prefixProxy struct {
+	*httptest.Server
+	mu    sync.Mutex
+	paths []string
+}
+
+func newPrefixProxy(t *testing.T, backend string) *prefixProxy {
+	t.Helper()
+	target, err := url.Parse(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &prefixProxy{}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target) // Host becomes the backend's, as a proxy's default is
+		r.Out.URL.Path = strings.TrimPrefix(r.In.URL.Path, "/telemetry")
+		r.Out.URL.RawPath = ""
+	}}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.paths = append(p.paths, r.URL.Path)
+		p.mu.Unlock()
+		if r.URL.Path != "/telemetry" && !strings.HasPrefix(r.URL.Path, "/telemetry/") {
+			http.NotFound(w, r)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// outside are the paths asked for outside the prefix.
+func (p *prefixProxy) outside() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, path := range p.paths {
+		if !strings.HasPrefix(path, "/telemetry/") {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
+// TestDashboardUnderAPrefix: behind a reverse proxy that serves the service
+// under /telemetry (BASE_PATH unset, as the docs page needs it unset too),
+// the dashboard loads its files, reads the API and links its pages under
+// the prefix: every page, a page one level deeper, its links, a download
+// and a write (an audit found every path absolute: the page loaded no
+// script and no style there).
+func TestDashboardUnderAPrefix(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, nil)
+	data := seedDashboard(t, ds)
+	proxy := newPrefixProxy(t, ds.URL)
+	tb := newTab(t, newBrowser(t))
+
+	// /telemetry/ui redirects to /telemetry/ui/, not to /ui/.
+	tb.open(proxy.URL + "/telemetry/ui")
+	if got := tb.location(); got != "/telemetry/ui/" {
+		t.Errorf("after the redirect the page is %q, want /telemetry/ui/", got)
+	}
+	tb.title("Overview")
+	tb.contains("Measurements", "Flows", "Runs", "Devices", "Collections")
+	// The stylesheet applied (the header is a flex row).
+	if d := eval[string](tb, `getComputedStyle(document.querySelector("header")).display`); d != "flex" {
+		t.Errorf("header display %q: the stylesheet did not load", d)
+	}
+	links := eval[[]string](tb, `[...document.querySelectorAll("a[href]")].map((a) => a.getAttribute("href"))`)
+	for _, want := range []string{"/telemetry/ui/", "/telemetry/ui/measurements", "/telemetry/ui/flows", "/telemetry/docs"} {
+		if !strings.Contains(strings.Join(links, " "), want) {
+			t.Errorf("no link to %s: %v", want, links)
+		}
+	}
+	for _, l := range links {
+		if !strings.HasPrefix(l, "/telemetry/") {
+			t.Errorf("link %q leaves the prefix", l)
+		}
+	}
+
+	// The nav's links stay right after the History API moved the page.
+	tb.click(`//nav/a[normalize-space(.)="Measurements"]`)
+	if got := tb.location(); got != "/telemetry/ui/measurements" {
+		t.Errorf("the Measurements link went to %q", got)
+	}
+	tb.contains("/ui-test/orders", "/ui-test/pay")
+	tb.charts(2)
+	if cur := eval[string](tb, `document.querySelector("nav a[aria-current=page]")?.textContent || ""`); cur != "Measurements" {
+		t.Errorf("current nav link %q, want Measurements", cur)
+	}
+	tb.click(`//nav/a[normalize-space(.)="Flows"]`)
+	tb.contains("big-src", "svc-149")
+	name, body := tb.download(`//button[normalize-space(.)="Download CSV"]`)
+	if !strings.HasSuffix(name, ".csv") || !strings.Contains(body, "big-src") {
+		t.Errorf("download %s:\n%s", name, body)
+	}
+
+	// A write through the proxy (the browser says same-origin).
+	tb.open(proxy.URL + "/telemetry/ui/collections")
+	n := tb.renders()
+	tb.run(chromedp.Click(`//button[normalize-space(.)="Open a collection"]`))
+	tb.waitRender(n)
+	if loc := tb.location(); !strings.HasPrefix(loc, "/telemetry/ui/collections?id=") || strings.HasSuffix(loc, "id="+data.collection) {
+		t.Errorf("after opening a collection the page is %q", loc)
+	}
+
+	// One level deeper: no such page, but a working one saying so, whose
+	// links still lead to the pages.
+	tb.open(proxy.URL + "/telemetry/ui/devices/ui-node-1")
+	tb.contains("No dashboard page at /telemetry/ui/devices/ui-node-1")
+	tb.click(`//nav/a[normalize-space(.)="Devices"]`)
+	tb.contains("ui-node-1", "ui-node-2")
+
+	tb.clean()
+	if out := proxy.outside(); len(out) > 0 {
+		t.Errorf("requests outside /telemetry/: %v", out)
+	}
+}
+
+// TestDashboardKeepsTheViewOnError: a view the API refuses (a flows range
+// over 744 hours) leaves the page as it was, the controls as the user set
+// them to correct, under the API's reason; a shared link the API refuses
+// offers the page with its defaults (an audit found the page replaced by the
+// error alone, controls gone).
+func TestDashboardKeepsTheViewOnError(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, nil)
+	seedDashboard(t, ds)
+	tb := newTab(t, newBrowser(t))
+	tb.expect(func(e *cdplog.Entry) bool {
+		return e.Source == cdplog.EntrySourceNetwork && strings.Contains(e.Text, "422")
+	})
+
+	now := time.Now().UTC().Truncate(time.Hour)
+	local := func(t time.Time) string { return t.Format("2006-01-02T15:04") }
+	tb.open(ds.URL + "/ui/flows?range=custom&from=" + local(now.Add(-6*time.Hour)) + "&to=" + local(now.Add(time.Hour)))
+	tb.contains("big-src")
+
+	setRange := func(from, to string) {
+		t.Helper()
+		n := tb.renders()
+		eval[bool](tb, `(() => { const f = document.querySelector("form.filters");
+			f.elements.from.value = "`+from+`"; f.elements.to.value = "`+to+`"; f.requestSubmit(); return true; })()`)
+		tb.waitRender(n)
+	}
+	setRange("2026-01-01T00:00", "2026-03-01T00:00")
+	tb.contains("422", "744", "still those of the view before", "big-src")
+	if got := eval[[]string](tb, `(() => { const f = document.querySelector("form.filters"); return [f.elements.from.value, f.elements.to.value]; })()`); got[0] != "2026-01-01T00:00" || got[1] != "2026-03-01T00:00" {
+		t.Errorf("the range controls show %v, want what the user set", got)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("#page [role=alert]").length`); n != 1 {
+		t.Errorf("%d alerts, want 1", n)
+	}
+	// Refused again: still one alert.
+	setRange("2026-01-01T00:00", "2026-02-15T00:00")
+	if n := eval[int](tb, `document.querySelectorAll("#page [role=alert]").length`); n != 1 {
+		t.Errorf("after a second refusal %d alerts, want 1", n)
+	}
+	// Corrected: the new view, without the alert.
+	setRange(local(now.Add(-2*time.Hour)), local(now.Add(time.Hour)))
+	if text := tb.text(); strings.Contains(text, "422") || strings.Contains(text, "view before") || !strings.Contains(text, "big-src") {
+		t.Errorf("after correcting the range:\n%s", text)
+	}
+
+	// A shared link the API refuses: its reason and the page's defaults.
+	tb.open(ds.URL + "/ui/flows?range=custom&from=2026-01-01T00:00&to=2026-03-01T00:00")
+	tb.contains("422", "744", "Open flows with its defaults")
+	tb.click(`//a[normalize-space(.)="Open flows with its defaults"]`)
+	if loc := tb.location(); loc != "/ui/flows" {
+		t.Errorf("the defaults link went to %q", loc)
+	}
+	tb.contains("big-src")
+	tb.clean()
+}
