@@ -1040,3 +1040,29 @@ func TestDashboardAuditedControls(t *testing.T) {
 	tb.contains("422", "744")
 	tb.clean()
 }
+
+// TestDashboardDeviceMetricsPages: a device reporting more metric names than
+// one page of the API (100) shows how many and the rest in pages (an audit
+// found the first 100 shown and the rest dropped without a word).
+func TestDashboardDeviceMetricsPages(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, nil)
+	s := ds.testServer
+	s.do("POST", "/mrd/devices", map[string]string{"id": "wide-node", "name": "Wide"}, bearer(t)...).wantStatus(t, http.StatusCreated)
+	for i := range 130 {
+		s.do("PUT", "/mrd/wide-node/metrics", map[string]any{"name": fmt.Sprintf("m%03d", i), "value": float64(i),
+			"units": "u", "type": "float", "slope": "both", "ttl": 3600}, bearer(t)...).wantStatus(t, http.StatusOK)
+	}
+	tb := newTab(t, newBrowser(t))
+	tb.open(s.URL + "/ui/devices?device=wide-node")
+	tb.contains("130 metrics", "m000", "m099", "page 1 of 2")
+	if strings.Contains(tb.text(), "m100") {
+		t.Error("the first page shows m100")
+	}
+	tb.click(`(//div[@class="pager"])[last()]/button[normalize-space(.)="Next"]`)
+	tb.contains("m100", "m129", "page 2 of 2")
+	if loc := tb.location(); !strings.Contains(loc, "cpage=2") {
+		t.Errorf("the second page of metrics is at %q, want cpage=2", loc)
+	}
+	tb.clean()
+}

@@ -12,6 +12,10 @@ const spanSeconds = { hour: 3600, day: 86400, week: 7 * 86400 };
 
 export default async function devices(q, nav) {
   const page = Math.max(1, parseInt(q.get("page") || "1", 10) || 1);
+  // The device's current metrics in pages of 100 (the API's largest): a
+  // device may report more names than one page (an audit found the rest
+  // dropped without a word).
+  const cpage = Math.max(1, parseInt(q.get("cpage") || "1", 10) || 1);
   const device = q.get("device");
   const metric = q.get("metric");
   // "raw" in the URL is the empty bucket (raw points); unset is 5 minutes.
@@ -23,7 +27,7 @@ export default async function devices(q, nav) {
 
   const [list, current, history] = await Promise.all([
     get("/mrd/devices", { page, size: 50 }),
-    device ? get(`/mrd/devices/${encodeURIComponent(device)}/metrics`, { size: 100 }) : null,
+    device ? get(`/mrd/devices/${encodeURIComponent(device)}/metrics`, { page: cpage, size: 100 }) : null,
     device && metric ? allPages(`/mrd/devices/${encodeURIComponent(device)}/metrics/${encodeURIComponent(metric)}/history`,
       { from: iso(now - spanSeconds[span] * 1000), to: iso(now), bucket }, 10) : null,
   ]);
@@ -37,13 +41,13 @@ export default async function devices(q, nav) {
       { key: "updatedAt", label: "Updated", time: true, cell: (r) => when(r.updatedAt) },
     ],
     rows: list.items || [],
-    onRow: (r) => nav({ device: r.id, metric: null }),
+    onRow: (r) => nav({ device: r.id, metric: null, cpage: null }),
     selected: (r) => r.id === device,
   }), pager(list, page, (p) => nav({ page: p }))];
 
   if (current) {
     nodes.push(h("h2", {}, `Current metrics of ${device}`), table({
-      caption: "Latest value per metric whose TTL has not run out",
+      caption: `${count(current.total, "metric")}: the latest value of each whose TTL has not run out`,
       columns: [
         { key: "name", label: "Metric", cell: (r) => r.name },
         { key: "value", label: "Value", num: true, cell: (r) => fmt(r.value) },
@@ -56,7 +60,7 @@ export default async function devices(q, nav) {
       rows: current.items || [],
       onRow: (r) => nav({ metric: r.name }),
       selected: (r) => r.name === metric,
-    }));
+    }), pager(current, cpage, (p) => nav({ cpage: p })));
   }
   if (history) {
     const pts = history.items;
