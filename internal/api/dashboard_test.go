@@ -1028,6 +1028,23 @@ func TestDashboardAuditedControls(t *testing.T) {
 		t.Errorf("after sorting by Avg the focus is on %q, want its header", f)
 	}
 
+	// A row that opens a section takes the focus there (its heading), for a
+	// keyboard or screen reader user to be told what opened.
+	opened := func(id string) {
+		t.Helper()
+		if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](fmt.Sprintf(`document.activeElement && document.activeElement.id === %q`, id),
+			chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			t.Errorf("the focus is on %q, want the heading #%s", focused(), id)
+		}
+	}
+	tb.click(`//td/button[normalize-space(.)="/audited"]`)
+	opened("requests")
+	if cur := eval[string](tb, `document.querySelector("td button[aria-current=true]")?.textContent || ""`); cur != "/audited" {
+		t.Errorf("the opened row's button is %q, want /audited marked aria-current", cur)
+	}
+	tb.click(`//h2[@id="requests"]/following::table[1]//td/button`)
+	opened("detail-title")
+
 	tb.open(s.URL + "/ui/measurements?window=custom&app=audit")
 	if text := tb.text(); strings.Contains(text, "2000-01-01") || !strings.Contains(text, "1 endpoint") {
 		t.Errorf("a custom window without bounds is not the last day:\n%s", text)

@@ -72,7 +72,11 @@ export function when(t) {
 // first cell a button that opens it.
 // A column: key, label, and optionally cell (its content), num (a figure,
 // right-aligned), time (a date, kept on one line) and sort.
-export function table({ caption, columns, rows, sort, onSort, onRow, selected }) {
+// opens is the id of the heading of the section a row's action shows: the
+// focus moves there once the page has drawn it, so that a keyboard or
+// screen reader user is taken to what opened (an audit found it opened
+// below, unannounced, the focus left on the row).
+export function table({ caption, columns, rows, sort, onSort, onRow, selected, opens }) {
   const head = h("tr", {}, columns.map((c) => {
     let label = c.label;
     let ariaSort = null;
@@ -87,7 +91,15 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected })
   const body = rows.map((r) => h("tr", { class: selected && selected(r) ? "selected" : null },
     columns.map((c, i) => {
       let v = c.cell ? c.cell(r) : fmt(r[c.key]);
-      if (i === 0 && onRow) v = h("button", { type: "button", class: "link", onclick: () => onRow(r) }, v);
+      if (i === 0 && onRow) {
+        v = h("button", {
+          type: "button", class: "link", "aria-current": selected && selected(r) ? "true" : null,
+          onclick: async () => {
+            await onRow(r);
+            if (opens) document.getElementById(opens)?.focus();
+          },
+        }, v);
+      }
       return h("td", { class: c.num ? "num" : c.time ? "time" : null }, v);
     })));
   return h("table", { class: "data" }, caption ? h("caption", { class: "muted" }, caption) : null,

@@ -43,10 +43,11 @@ export default async function devices(q, nav) {
     rows: list.items || [],
     onRow: (r) => nav({ device: r.id, metric: null, cpage: null }),
     selected: (r) => r.id === device,
+    opens: "current",
   }), pager(list, page, (p) => nav({ page: p }))];
 
   if (current) {
-    nodes.push(h("h2", {}, `Current metrics of ${device}`), table({
+    nodes.push(h("h2", { id: "current", tabindex: -1 }, `Current metrics of ${device}`), table({
       caption: `${count(current.total, "metric")}: the latest value of each whose TTL has not run out`,
       columns: [
         { key: "name", label: "Metric", cell: (r) => r.name },
@@ -60,6 +61,7 @@ export default async function devices(q, nav) {
       rows: current.items || [],
       onRow: (r) => nav({ metric: r.name }),
       selected: (r) => r.name === metric,
+      opens: "history",
     }), pager(current, cpage, (p) => nav({ cpage: p })));
   }
   if (history) {
@@ -68,7 +70,7 @@ export default async function devices(q, nav) {
     const series = bucket
       ? [{ label: "avg", values: pts.map((p) => p.avg) }, { label: "min", values: pts.map((p) => p.min) }, { label: "max", values: pts.map((p) => p.max) }]
       : [{ label: metric, values: pts.map((p) => p.value) }];
-    nodes.push(h("h2", {}, `History of ${metric}`),
+    nodes.push(h("h2", { id: "history", tabindex: -1 }, `History of ${metric}`),
       h("form", { class: "toolbar", "aria-label": "History options", onsubmit: (e) => e.preventDefault() },
         field("Period", select("span", spans, span, (v) => nav({ span: v }))),
         field("Bucket", select("bucket", buckets, bucket, (v) => nav({ bucket: v || "raw" })))),

@@ -93,6 +93,7 @@ export default async function measurements(q, nav) {
     onSort: (k) => nav({ sort: k + "," + (k === sortKey && sortDir !== "asc" ? "asc" : "desc"), page: null }),
     onRow: (r) => nav({ ep: r.name, epm: r.method, rpage: null, id: null }),
     selected: (r) => r.name === ep && r.method === epMethod,
+    opens: "requests",
   });
 
   const methods = Object.keys(dist.distribution || {}).sort();
@@ -121,7 +122,7 @@ export default async function measurements(q, nav) {
   if (requests) {
     const rows = requests.items || [];
     const summaries = rows.some((r) => typeof requestsOf(r) === "number");
-    nodes.push(h("h2", { id: "requests" }, `Measurements of ${epMethod} ${ep}`), table({
+    nodes.push(h("h2", { id: "requests", tabindex: -1 }, `Measurements of ${epMethod} ${ep}`), table({
       caption: `${count(requests.total, "measurement")}, newest first`,
       columns: [
         { key: "id", label: "Id", cell: (r) => String(r.id) },
@@ -135,13 +136,14 @@ export default async function measurements(q, nav) {
       rows,
       onRow: (r) => nav({ id: r.id }),
       selected: (r) => String(r.id) === id,
+      opens: "detail-title",
     }), pager(requests, rpage, (p) => nav({ rpage: p })),
     actionButton("Download CSV", () => download("/api/measurements/", { ...win, app: filters.app, name: ep, method: epMethod, sort: "endedAt,desc" }, "measurements.csv")));
   }
   if (detail) {
     const m = detail.measurement;
     nodes.push(h("section", { "aria-labelledby": "detail-title", id: "detail" },
-      h("h2", { id: "detail-title" }, `Measurement ${m.id}: ${m.method} ${m.name}`),
+      h("h2", { id: "detail-title", tabindex: -1 }, `Measurement ${m.id}: ${m.method} ${m.name}`),
       h("p", {}, `${when(m.startedAt)} → ${when(m.endedAt)}, ${fmt(m.elapsed, 6)} s, app ${m.app || "–"}`,
         typeof requestsOf(m) === "number" ? `; a summary of ${fmt(requestsOf(m))} requests (elapsed is their mean)` : ""),
       h("h3", {}, "args"), h("pre", {}, JSON.stringify(m.args ?? [], null, 2)),

@@ -34,6 +34,7 @@ export default async function runs(q, nav) {
       rows: list.items || [],
       onRow: (r) => nav({ run: r.uuid }),
       selected: (r) => r.uuid === uuid,
+      opens: "run-title",
     }),
     pager(list, page, (p) => nav({ page: p })),
   ];
@@ -45,7 +46,7 @@ export default async function runs(q, nav) {
     // by older ones, has no method: not an endpoint.
     const endpoints = stats.filter((s) => !["Total", "Aggregated"].includes(s.name) || s.method);
     nodes.push(h("section", { id: "run", "aria-labelledby": "run-title" },
-      h("h2", { id: "run-title" }, `Run ${run.uuid} on ${run.host}`),
+      h("h2", { id: "run-title", tabindex: -1 }, `Run ${run.uuid} on ${run.host}`),
       h("p", {}, `${run.state}, ${when(run.startedAt)} → ${when(run.endedAt)}`,
         run.requestStats?.total_rps !== undefined ? `, ${fmt(run.requestStats.total_rps)} requests/s in total` : ""),
       stats.length ? [
