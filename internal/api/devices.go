@@ -189,7 +189,7 @@ type HistoryPoint struct {
 
 type historyInput struct {
 	ID     string `path:"id" example:"node01" doc:"Device id."`
-	Name   string `path:"name" example:"ct.ipmi.temperature" doc:"Metric name."`
+	Name   string `path:"name" maxLength:"255" example:"ct.ipmi.temperature" doc:"Metric name (a reported name has at most 255 characters)."`
 	From   string `query:"from" format:"date-time" example:"2024-05-01T10:00:00Z" doc:"Start of the window, inclusive (RFC 3339). Default: 24 hours before to."`
 	To     string `query:"to" format:"date-time" example:"2024-05-01T11:00:00Z" doc:"End of the window, exclusive (RFC 3339). Default: now."`
 	Bucket string `query:"bucket" example:"5m" doc:"Aggregate per bucket of this width (a duration such as 30s, 5m, 1h; at least 1s), aligned to the Unix epoch. Without it: raw points."`

@@ -864,6 +864,13 @@ func TestDevicesHistory(t *testing.T) {
 	}
 	s.do("GET", "/mrd/devices/empty/metrics/load/history", nil).wantStatus(t, http.StatusOK)
 	s.do("GET", "/mrd/devices/nope/metrics/load/history", nil).problem(t, http.StatusNotFound)
+	// No reported name is longer than 255 characters: a longer one is a
+	// 422, not an empty page whose links clients could not read (found by
+	// an audit).
+	if p := s.do("GET", "/mrd/devices/h1/metrics/"+strings.Repeat("n", 256)+"/history", nil).problem(t, http.StatusUnprocessableEntity); !p.hasError("path.name", "max") {
+		t.Errorf("a 256-character metric name: %+v", p.Errors)
+	}
+	s.do("GET", "/mrd/devices/h1/metrics/"+strings.Repeat("n", 255)+"/history", nil).wantStatus(t, http.StatusOK)
 
 	cases := []struct {
 		query, location, title string

@@ -111,7 +111,9 @@ type listFlowsInput struct {
 func (in *listFlowsInput) Resolve(ctx huma.Context) []error {
 	var errs []error
 	in.filter, errs = in.FlowRange.filter(ctx)
+	// The direction in either case, as the measurements' sort takes it.
 	field, dir, hasDir := strings.Cut(in.Sort, ",")
+	dir = strings.ToLower(strings.TrimSpace(dir))
 	switch field {
 	case "hour":
 		in.sort.Desc = hasDir && dir == "desc"

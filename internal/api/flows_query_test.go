@@ -45,6 +45,9 @@ func TestFlowsRangeFiltersAndSort(t *testing.T) {
 		{"from_hour=10&to_hour=13&sort=bytes", "11:web>cache@vpc-0 10:batch>db@vpc-1 10:web>db@vpc-0 12:web>db@vpc-0 11:batch>db@vpc-1"},
 		{"from_hour=10&to_hour=13&sort=bytes,desc&size=2", "11:web>cache@vpc-0 10:batch>db@vpc-1"},
 		{"from_hour=10&to_hour=13&sort=bytes,asc", "11:batch>db@vpc-1 12:web>db@vpc-0 10:web>db@vpc-0 10:batch>db@vpc-1 11:web>cache@vpc-0"},
+		// The direction in either case, as the measurements take it.
+		{"from_hour=10&to_hour=13&sort=bytes,ASC", "11:batch>db@vpc-1 12:web>db@vpc-0 10:web>db@vpc-0 10:batch>db@vpc-1 11:web>cache@vpc-0"},
+		{"from_hour=10&to_hour=12&sort=hour,Desc", "11:web>cache@vpc-0 11:batch>db@vpc-1 10:web>db@vpc-0 10:batch>db@vpc-1"},
 		// The seed's hour still answers one hour, in key order, and takes the filters.
 		{"hour=11", "11:batch>db@vpc-1 11:web>cache@vpc-0"},
 		{"hour=11&src_app=web", "11:web>cache@vpc-0"},

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,21 +180,41 @@ type MeasurementWindow struct {
 	EndedAt   optionalNumber `query:"endedAt" minimum:"0" maximum:"253402300799" example:"1444953600" doc:"Only measurements ended at or before this time, epoch seconds. Default: now."`
 }
 
-func (w *MeasurementWindow) check() []error {
+func (w *MeasurementWindow) check(ctx huma.Context) []error {
+	return decimalParams(ctx, "startedAt", "endedAt")
+}
+
+// decimalRe is a number as the API documents its numeric query
+// parameters: decimal digits, a fraction, an exponent (JSON's number, with
+// "5." and ".5" too).
+var decimalRe = regexp.MustCompile(`^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// decimalParams lists a type item for each of the named query parameters
+// given in another syntax than decimalRe's, which huma's parser (Go's
+// strconv.ParseFloat) would take: NaN, Inf and Infinity, hexadecimal
+// (0x1p4), digits with underscores (1_000), found by an audit. The item
+// stands alone for its parameter: the error model drops huma's min or
+// max item about the same value (Infinity), dropShadowed in problem.go.
+func decimalParams(ctx huma.Context, names ...string) []error {
+	if ctx == nil {
+		return nil
+	}
+	u := ctx.URL()
+	if u.RawQuery == "" {
+		return nil
+	}
+	query := rawQueryValues(u.RawQuery)
 	var errs []error
-	for _, p := range []struct {
-		name string
-		v    optionalNumber
-	}{{"startedAt", w.StartedAt}, {"endedAt", w.EndedAt}} {
-		if p.v.Set && math.IsNaN(p.v.Value) {
-			errs = append(errs, notANumber(p.name))
+	for _, name := range names {
+		for _, v := range query[name] {
+			if v != "" && !decimalRe.MatchString(v) {
+				errs = append(errs, &ProblemItem{Title: "type", Source: name, Location: "query." + name, Value: shownQuery(name, v),
+					Detail: name + " must be a decimal number, such as 1444780800 or 0.25"})
+				break
+			}
 		}
 	}
 	return errs
-}
-
-func notANumber(name string) *ProblemItem {
-	return &ProblemItem{Title: "type", Source: name, Location: "query." + name, Detail: name + " must be a number", Value: "NaN"}
 }
 
 func (w *MeasurementWindow) filter() store.MeasurementFilter {
@@ -238,17 +259,13 @@ func epochText(t time.Time) string {
 type MeasurementFilter struct {
 	MeasurementWindow
 	Elapsed optionalNumber `query:"elapsed" minimum:"0" maximum:"253402300799" example:"3.5" doc:"Only measurements that took at least this many seconds."`
-	Method  string         `query:"method" example:"PUT,POST" doc:"Only these methods: one, or a comma list (exact match)."`
-	Name    string         `query:"name" example:"/api/products" doc:"Only this name (exact match)."`
-	App     string         `query:"app" example:"telemetry" doc:"Only this application (exact match)."`
+	Method  string         `query:"method" maxLength:"255" example:"PUT,POST" doc:"Only these methods: one, or a comma list (exact match)."`
+	Name    string         `query:"name" maxLength:"1024" example:"/api/products" doc:"Only this name (exact match; a stored name has at most 1024 characters)."`
+	App     string         `query:"app" maxLength:"255" example:"telemetry" doc:"Only this application (exact match; a stored app has at most 255 characters)."`
 }
 
-func (q *MeasurementFilter) check() []error {
-	errs := q.MeasurementWindow.check()
-	if q.Elapsed.Set && math.IsNaN(q.Elapsed.Value) {
-		errs = append(errs, notANumber("elapsed"))
-	}
-	return errs
+func (q *MeasurementFilter) check(ctx huma.Context) []error {
+	return decimalParams(ctx, "startedAt", "endedAt", "elapsed")
 }
 
 func (q *MeasurementFilter) filter() store.MeasurementFilter {
@@ -309,8 +326,8 @@ type listMeasurementsInput struct {
 	desc    bool
 }
 
-func (in *listMeasurementsInput) Resolve(huma.Context) []error {
-	errs := in.check()
+func (in *listMeasurementsInput) Resolve(ctx huma.Context) []error {
+	errs := in.check(ctx)
 	in.PageQuery = in.DashboardParams.page(in.PageQuery)
 	var err error
 	if in.sortKey, in.desc, err = parseSort(in.Sort, store.MeasurementSortKeys()); err != nil {
@@ -328,8 +345,8 @@ type groupMeasurementsInput struct {
 	desc    bool
 }
 
-func (in *groupMeasurementsInput) Resolve(huma.Context) []error {
-	errs := in.check()
+func (in *groupMeasurementsInput) Resolve(ctx huma.Context) []error {
+	errs := in.check(ctx)
 	in.PageQuery = in.DashboardParams.page(in.PageQuery)
 	var err error
 	if in.sortKey, in.desc, err = parseSort(in.Sort, store.MeasurementGroupSortKeys()); err != nil {
@@ -342,7 +359,7 @@ type windowInput struct {
 	MeasurementWindow
 }
 
-func (in *windowInput) Resolve(huma.Context) []error { return in.check() }
+func (in *windowInput) Resolve(ctx huma.Context) []error { return in.check(ctx) }
 
 type timeseriesInput struct {
 	MeasurementWindow
@@ -350,7 +367,7 @@ type timeseriesInput struct {
 	Bucket   string `query:"bucket" enum:"5m,15m,1h,6h,1d" example:"15m" doc:"Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval."`
 }
 
-func (in *timeseriesInput) Resolve(huma.Context) []error { return in.check() }
+func (in *timeseriesInput) Resolve(ctx huma.Context) []error { return in.check(ctx) }
 
 // timeseriesBuckets are the widths of bucket, with the key layout of each.
 var timeseriesBuckets = map[string]struct {

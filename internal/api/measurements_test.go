@@ -661,7 +661,20 @@ func TestMeasurementsQueryValidation(t *testing.T) {
 		{"/api/measurements/", "startedAt=NaN", "query.startedAt", "type"},
 		{"/api/measurements/", "startedAt=-1", "query.startedAt", "min"},
 		{"/api/measurements/", "endedAt=1e20", "query.endedAt", "max"},
-		{"/api/measurements/", "endedAt=Inf", "query.endedAt", "max"},
+		// Only decimal numbers: not Go's other syntaxes, which its parser
+		// takes (found by an audit), nor Infinity (one item, not max too).
+		{"/api/measurements/", "endedAt=Inf", "query.endedAt", "type"},
+		{"/api/measurements/", "endedAt=Infinity", "query.endedAt", "type"},
+		{"/api/measurements/", "startedAt=0x1p4", "query.startedAt", "type"},
+		{"/api/measurements/", "startedAt=1_796_463_980", "query.startedAt", "type"},
+		{"/api/measurements/grouped/", "elapsed=0x1p-2", "query.elapsed", "type"},
+		{"/api/measurements/timeseries/", "endedAt=%2B5", "query.endedAt", "type"},
+		// Filters no longer than what a measurement can hold: a longer
+		// one matched nothing, and its page links were too long for
+		// clients to read (found by an audit).
+		{"/api/measurements/", "name=" + strings.Repeat("n", 1025), "query.name", "max"},
+		{"/api/measurements/grouped/", "app=" + strings.Repeat("a", 256), "query.app", "max"},
+		{"/api/measurements/filter/", "method=" + strings.Repeat("GET,", 64), "query.method", "max"},
 		{"/api/measurements/", "elapsed=fast", "query.elapsed", "type"},
 		{"/api/measurements/", "elapsed=-0.5", "query.elapsed", "min"},
 		{"/api/measurements/filter/", "elapsed=NaN", "query.elapsed", "type"},
@@ -682,8 +695,8 @@ func TestMeasurementsQueryValidation(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.path+"?"+c.query, func(t *testing.T) {
 			p := s.do("GET", c.path+"?"+c.query, nil).problem(t, http.StatusUnprocessableEntity)
-			if !p.hasError(c.location, c.title) {
-				t.Fatalf("errors %+v lack %s/%s", p.Errors, c.location, c.title)
+			if !p.hasError(c.location, c.title) || len(p.Errors) != 1 {
+				t.Fatalf("errors %+v: want %s/%s alone", p.Errors, c.location, c.title)
 			}
 			for _, e := range p.Errors {
 				if e.Status != 422 || e.Detail == "" || e.Source != strings.TrimPrefix(c.location, "query.") {
@@ -696,6 +709,14 @@ func TestMeasurementsQueryValidation(t *testing.T) {
 	p := s.do("GET", "/api/measurements/?startedAt=x&elapsed=-1&sort=nope&size=0", nil).problem(t, http.StatusUnprocessableEntity)
 	if len(p.Errors) != 4 {
 		t.Fatalf("want 4 errors, got %+v", p.Errors)
+	}
+	p = s.do("GET", "/api/measurements/grouped/?startedAt=0x10&endedAt=Infinity&size=0", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 3 || !p.hasError("query.startedAt", "type") || !p.hasError("query.endedAt", "type") || !p.hasError("query.size", "min") {
+		t.Fatalf("want 3 errors, got %+v", p.Errors)
+	}
+	// Decimal numbers in their forms.
+	for _, q := range []string{"startedAt=1444780800.5&endedAt=5.", "elapsed=.5", "startedAt=1e3&endedAt=-0", "name=" + strings.Repeat("n", 1024)} {
+		s.do("GET", "/api/measurements/?"+q, nil).wantStatus(t, http.StatusOK)
 	}
 }
 

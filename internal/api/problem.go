@@ -202,10 +202,32 @@ var installErrorModel = sync.OnceFunc(func() {
 			p.RequestID = RequestID(ctx.Context())
 			unknownParameterValues(ctx, p)
 			integersPastRange(ctx.Operation(), p)
+			dropShadowed(p)
 		}
 		return p
 	}
 })
+
+// dropShadowed leaves one item for a query value that has a type item
+// from decimalParams: that one, which says what the API takes, without
+// huma's min or max item about the same value (Infinity is not a number
+// the API takes, rather than one past its maximum) or its own type item
+// (for yesterday, which neither parses).
+func dropShadowed(p *Problem) {
+	last := map[string]*ProblemItem{} // the last type item of each query location
+	for _, it := range p.Errors {
+		if it.Title == "type" && strings.HasPrefix(it.Location, "query.") {
+			last[it.Location] = it
+		}
+	}
+	if len(last) == 0 {
+		return
+	}
+	p.Errors = slices.DeleteFunc(p.Errors, func(it *ProblemItem) bool {
+		keep, typed := last[it.Location]
+		return typed && it != keep && (it.Title == "min" || it.Title == "max" || it.Title == "type")
+	})
+}
 
 // wholeNumberRe is an integer written in digits, which "must be an
 // integer" would misname when it does not parse: it is past 64 bits.

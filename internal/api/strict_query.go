@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -91,13 +92,16 @@ func (q queryNames) unknown(u *url.URL) []error {
 	for _, key := range slices.Sorted(maps.Keys(query)) {
 		if q.names[key] {
 			if values := query[key]; len(values) > 1 {
-				errs = append(errs, &ProblemItem{Status: http.StatusUnprocessableEntity, Title: titleDuplicate,
-					Source: key, Location: "query." + key, Value: shownQuery(key, strings.Join(values, ",")),
-					Detail: fmt.Sprintf("%s is given %d times: each query parameter takes one value", key, len(values))})
+				errs = append(errs, duplicateQuery(key, values))
 			}
 			continue
 		}
-		if slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+		if slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) && deepObjectNameRe.MatchString(key) {
+			// A DataTables parameter: one value too (an audit found
+			// order[0][dir] given twice taken).
+			if values := query[key]; len(values) > 1 {
+				errs = append(errs, duplicateQuery(key, values))
+			}
 			continue
 		}
 		it := fromHumaDetail(http.StatusUnprocessableEntity,
@@ -107,6 +111,18 @@ func (q queryNames) unknown(u *url.URL) []error {
 	}
 	return errs
 }
+
+// duplicateQuery is the item for query parameter key given more than once.
+func duplicateQuery(key string, values []string) *ProblemItem {
+	return &ProblemItem{Status: http.StatusUnprocessableEntity, Title: titleDuplicate,
+		Source: key, Location: "query." + key, Value: shownQuery(key, strings.Join(values, ",")),
+		Detail: fmt.Sprintf("%s is given %d times: each query parameter takes one value", key, len(values))}
+}
+
+// deepObjectNameRe is a deepObject parameter's name as DataTables writes
+// them: a name and one or more bracketed keys (columns[0][search][value],
+// order[0][dir]); anything else under the prefix (columns[=x) is unknown.
+var deepObjectNameRe = regexp.MustCompile(`^[A-Za-z_]+(\[[^\[\]]*\])+$`)
 
 // withQueryNames records on op the query parameters its input type I
 // takes, and returns them.

@@ -210,6 +210,25 @@ func TestRepeatedQueryParameterEveryOperation(t *testing.T) {
 	// The flask-profiler dashboard's deepObject parameters are not
 	// parameters of one value: they stay accepted.
 	s.do(get, "/api/measurements/grouped?columns[0][data]=name&columns[1][data]=count", nil).wantStatus(t, http.StatusOK)
+	// But each takes one value, holds text, and is named as DataTables
+	// names them (found by an audit: all three taken).
+	pr = s.do(get, "/api/measurements/grouped?order[0][dir]=asc&order[0][dir]=desc", nil).problem(t, http.StatusUnprocessableEntity)
+	if !pr.hasError("query.order[0][dir]", "duplicate") || len(pr.Errors) != 1 {
+		t.Fatalf("a DataTables parameter twice: %+v", pr.Errors)
+	}
+	pr = s.do(get, "/api/measurements/grouped?columns[0][data]=%00&search[value]=%ff&order[%00]=1", nil).problem(t, http.StatusUnprocessableEntity)
+	if !pr.hasError("query.columns[0][data]", "unicode") || !pr.hasError("query.search[value]", "unicode") ||
+		!slices.ContainsFunc(pr.Errors, func(e *ProblemItem) bool { return e.Title == "unicode" && e.Source == "order" }) || len(pr.Errors) != 3 {
+		t.Fatalf("DataTables parameters not text: %+v", pr.Errors)
+	}
+	pr = s.do(get, "/api/measurements/?draw=%00&_=%ff", nil).problem(t, http.StatusUnprocessableEntity)
+	if !pr.hasError("query.draw", "unicode") || !pr.hasError("query._", "unicode") || len(pr.Errors) != 2 {
+		t.Fatalf("hidden parameters not text: %+v", pr.Errors)
+	}
+	pr = s.do(get, "/api/measurements/?columns[=x&columns[0]data=y", nil).problem(t, http.StatusUnprocessableEntity)
+	if !pr.hasError("query.columns[", "unknown") || !pr.hasError("query.columns[0]data", "unknown") {
+		t.Fatalf("misnamed DataTables parameters: %+v", pr.Errors)
+	}
 }
 
 // A query pair holding a raw ';' is a parameter like any other: huma reads

@@ -1981,10 +1981,10 @@ type ListMeasurementsParams struct {
 	// Method Only these methods: one, or a comma list (exact match).
 	Method *string `form:"method,omitempty" json:"method,omitempty"`
 
-	// Name Only this name (exact match).
+	// Name Only this name (exact match; a stored name has at most 1024 characters).
 	Name *string `form:"name,omitempty" json:"name,omitempty"`
 
-	// App Only this application (exact match).
+	// App Only this application (exact match; a stored app has at most 255 characters).
 	App *string `form:"app,omitempty" json:"app,omitempty"`
 
 	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
@@ -2011,10 +2011,10 @@ type FilterMeasurementsParams struct {
 	// Method Only these methods: one, or a comma list (exact match).
 	Method *string `form:"method,omitempty" json:"method,omitempty"`
 
-	// Name Only this name (exact match).
+	// Name Only this name (exact match; a stored name has at most 1024 characters).
 	Name *string `form:"name,omitempty" json:"name,omitempty"`
 
-	// App Only this application (exact match).
+	// App Only this application (exact match; a stored app has at most 255 characters).
 	App *string `form:"app,omitempty" json:"app,omitempty"`
 
 	// Sort Order: field,direction with field one of startedAt, endedAt, elapsed, name, method and direction asc or desc (default desc). Ties are broken by id.
@@ -2041,10 +2041,10 @@ type ListMeasurementGroupsParams struct {
 	// Method Only these methods: one, or a comma list (exact match).
 	Method *string `form:"method,omitempty" json:"method,omitempty"`
 
-	// Name Only this name (exact match).
+	// Name Only this name (exact match; a stored name has at most 1024 characters).
 	Name *string `form:"name,omitempty" json:"name,omitempty"`
 
-	// App Only this application (exact match).
+	// App Only this application (exact match; a stored app has at most 255 characters).
 	App *string `form:"app,omitempty" json:"app,omitempty"`
 
 	// Sort Order: field,direction with field one of count, avgElapsed, minElapsed, maxElapsed, name and direction asc or desc (default desc). Ties are broken by name, method.
