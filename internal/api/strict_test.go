@@ -589,3 +589,27 @@ func announceBody(t *testing.T, base, method, path string, length int64, header 
 	}
 	return ""
 }
+
+// TestEmptyQueryValueIsAbsent: a parameter given with an empty value is
+// taken as absent, its default or no filter (README, "API at a glance"),
+// as flask-profiler's dashboard sends its unused filters.
+func TestEmptyQueryValueIsAbsent(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, c := range []struct {
+		path       string
+		page, size int
+	}{
+		{"/flows?hour=1&page=&size=", 1, 50},
+		{"/api/measurements/?method=&name=&app=&page=", 1, 50},
+		{"/apiv0.1/states?state=&page=", 1, 50},
+		{"/mrd/devices?size=", 1, 50},
+	} {
+		var got struct{ Page, Size int }
+		s.do("GET", c.path, nil).wantStatus(t, http.StatusOK).decode(t, &got)
+		if got.Page != c.page || got.Size != c.size {
+			t.Errorf("%s: page %d size %d, want %d and %d", c.path, got.Page, got.Size, c.page, c.size)
+		}
+	}
+	s.do("GET", "/flows?hour=1&page=0", nil).wantStatus(t, http.StatusUnprocessableEntity)
+}
