@@ -18,8 +18,24 @@ import (
 // audit: flows from another origin stored, the ten open collections filled).
 // The API sends no CORS headers, so a write from another origin never had
 // a legitimate way through a browser.
-func refuseCrossOrigin(next http.Handler) http.Handler {
+//
+// Browsers send Sec-Fetch-Site to trustworthy origins only (HTTPS, or
+// localhost); to another host over plain HTTP they send Origin alone,
+// which is then compared with Host. Behind a reverse proxy that rewrites
+// Host (nginx's default), the dashboard's own writes were refused so
+// (found by an audit): trusted are TRUSTED_ORIGINS, the proxy's public
+// origin, checked by config.
+func refuseCrossOrigin(trusted []string) func(http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
+	for _, o := range trusted {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			panic("TRUSTED_ORIGINS: " + err.Error()) // config.Load checked them
+		}
+	}
+	return func(next http.Handler) http.Handler { return crossOriginChecked(cop, next) }
+}
+
+func crossOriginChecked(cop *http.CrossOriginProtection, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := cop.Check(r); err != nil {
 			header, value := "Sec-Fetch-Site", r.Header.Get("Sec-Fetch-Site")

@@ -51,3 +51,22 @@ func TestCrossOriginWritesRefusedEveryOperation(t *testing.T) {
 		s.do(post, "/flows", flow, h...).wantStatus(t, http.StatusCreated)
 	}
 }
+
+// TestCrossOriginTrustedOrigins: behind a reverse proxy that rewrites Host,
+// a browser reaching it over plain HTTP sends Origin (the proxy's public
+// origin) and no Sec-Fetch-Site; TRUSTED_ORIGINS lets that origin's pages
+// write (an audit found the dashboard's own writes refused there), and no
+// other.
+func TestCrossOriginTrustedOrigins(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) {
+		c.TrustedOrigins = []string{"http://telemetry.example:8080", "https://telemetry.example"}
+	})
+	for _, origin := range []string{"http://telemetry.example:8080", "https://telemetry.example"} {
+		s.do(post, collectionsPath, nil, "Origin", origin).wantStatus(t, http.StatusCreated)
+	}
+	for _, origin := range []string{"http://telemetry.example", "http://elsewhere.example:8080"} {
+		s.do(post, collectionsPath, nil, "Origin", origin).problem(t, http.StatusForbidden)
+	}
+	s.do(post, collectionsPath, nil, "Origin", "http://elsewhere.example", "Sec-Fetch-Site", "cross-site").problem(t, http.StatusForbidden)
+}

@@ -117,3 +117,29 @@ func (c *calls) all() []string {
 	defer c.mu.Unlock()
 	return slices.Clone(c.list)
 }
+
+// TestSwaggerUIUnderAPrefixWithoutBasePath: behind a proxy serving the
+// service under /telemetry, BASE_PATH unset, "Try it out" sends its requests
+// under the prefix, where the page is (an audit found them sent to the
+// host's root, which the proxy does not serve).
+func TestSwaggerUIUnderAPrefixWithoutBasePath(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	proxy := newPrefixProxy(t, s.URL)
+	tb := newTab(t, newBrowser(t))
+	tb.run(chromedp.Navigate(proxy.URL + "/telemetry/docs"))
+	op := `document.querySelector('[id$="-listCollections"]')`
+	value(tb, chromedp.Poll[bool](op+` !== null`, chromedp.WithPollingTimeout(time.Minute)))
+	eval[bool](tb, op+`.querySelector("button.opblock-summary-control").click() || true`)
+	value(tb, chromedp.Poll[bool](op+`.querySelector(".btn.execute") !== null`, chromedp.WithPollingTimeout(time.Minute)))
+	eval[bool](tb, op+`.querySelector(".btn.execute").click() || true`)
+	got := value(tb, chromedp.Poll[string](`(() => { const c = `+op+`.querySelector(".live-responses-table tbody .response-col_status"); return c ? c.innerText.trim() : false })()`,
+		chromedp.WithPollingTimeout(time.Minute)))
+	if !strings.HasPrefix(got, "200") {
+		t.Errorf("Try it out: status %q, want 200", got)
+	}
+	if out := proxy.outside(); len(out) > 0 {
+		t.Errorf("requests outside /telemetry/: %v", out)
+	}
+	tb.clean()
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -31,9 +32,13 @@ type Config struct {
 	PprofAddr string
 	// BasePath is the path prefix a reverse proxy serves the API under
 	// ("" or "/telemetry"; the proxy strips it before forwarding).
-	BasePath     string
-	LogLevel     slog.Level
-	MaxBodyBytes int64
+	BasePath string
+	// TrustedOrigins are origins (scheme://host[:port]) whose browser
+	// pages may write although they are not the request's Host: the
+	// public origin of a proxy that rewrites Host.
+	TrustedOrigins []string
+	LogLevel       slog.Level
+	MaxBodyBytes   int64
 	// EventsMaxBodyBytes bounds the events' register and commit bodies,
 	// which are parsed whole and stored as one JSON value.
 	EventsMaxBodyBytes int64
@@ -136,6 +141,20 @@ var Vars = []Var{
 		address(func(c *Config) *string { return &c.ListenAddr })},
 	{"PPROF_ADDR", "", "when set (e.g. 127.0.0.1:6060), serve answers Go's profiler (/debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback. Unset: no profiler",
 		address(func(c *Config) *string { return &c.PprofAddr })},
+	{"TRUSTED_ORIGINS", "", "comma list of origins (scheme://host[:port], such as https://telemetry.example.com) whose browser pages may write here although they are not the request's Host: the public origin of a reverse proxy that rewrites Host (nginx's default) when browsers reach it over plain HTTP, where they send Origin but no Sec-Fetch-Site. Unset: a browser's write must come from the request's own origin",
+		func(c *Config, v string) error {
+			cop := http.NewCrossOriginProtection()
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o == "" {
+					continue
+				}
+				if err := cop.AddTrustedOrigin(o); err != nil {
+					return fmt.Errorf("must be origins such as https://telemetry.example.com (scheme://host[:port], no path): %q", o)
+				}
+				c.TrustedOrigins = append(c.TrustedOrigins, o)
+			}
+			return nil
+		}},
 	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page and the dashboard work under any prefix without it",
 		func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")
