@@ -725,7 +725,7 @@ func TestDashboard(t *testing.T) {
 		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 25 || rows[0][0] != "svc-149" || rows[24][0] != "svc-125" {
 			t.Errorf("%d rows, first %v, last %v; want 25, svc-149 first, svc-125 last", len(rows), rows[0], rows[len(rows)-1])
 		}
-		tb.click(`(//div[@class="pager"])[1]/button[text()="Next"]`)
+		tb.click(`(//nav[@class="pager"])[1]/button[text()="Next"]`)
 		if rows := eval[[][]string](tb, rowsJS(0)); len(rows) != 25 || rows[0][0] != "svc-124" {
 			t.Errorf("second page: %d rows, first %v; want svc-124", len(rows), rows[0])
 		}
@@ -839,6 +839,10 @@ func TestDashboardAsksForToken(t *testing.T) {
 	})
 	tb.open(s.URL + "/ui/devices")
 	tb.contains("401")
+	// The problem's detail once, though its item repeats it.
+	if text := tb.text(); strings.Count(text, "no token") != 1 {
+		t.Errorf("the 401's reason is not said once:\n%s", text)
+	}
 	prompt := value(tb, chromedp.Text(chromedp.CSS(`#token`)))
 	if !strings.Contains(prompt, "The API wants a token") {
 		t.Fatalf("no token prompt: %q", prompt)
@@ -847,6 +851,11 @@ func TestDashboardAsksForToken(t *testing.T) {
 	tb.run(chromedp.SendKeys(chromedp.CSS(`#token-input`), validToken(t)), chromedp.Click(`//button[text()="Use token"]`))
 	tb.waitRender(n)
 	tb.contains("secret-node", "1 device")
+	// The form is gone: the focus is on the page it opened, not <body>.
+	if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](`document.activeElement && document.activeElement.id === "page"`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("after the token the focus is on %s", eval[string](tb, `document.activeElement.tagName`))
+	}
 	// Kept for the session: a reload needs no prompt.
 	tb.open(s.URL + "/ui/devices")
 	tb.contains("secret-node")
@@ -1076,8 +1085,13 @@ func TestDashboardDeviceMetricsPages(t *testing.T) {
 	if strings.Contains(tb.text(), "m100") {
 		t.Error("the first page shows m100")
 	}
-	tb.click(`(//div[@class="pager"])[last()]/button[normalize-space(.)="Next"]`)
+	tb.click(`(//nav[@class="pager"])[last()]/button[normalize-space(.)="Next"]`)
 	tb.contains("m100", "m129", "page 2 of 2")
+	// The last page's Next is disabled: the focus goes to the page, not
+	// to <body> (found by an audit).
+	if id := eval[string](tb, `document.activeElement.id || document.activeElement.tagName`); id != "page" {
+		t.Errorf("after the last page the focus is on %s, want the page", id)
+	}
 	if loc := tb.location(); !strings.Contains(loc, "cpage=2") {
 		t.Errorf("the second page of metrics is at %q, want cpage=2", loc)
 	}

@@ -12,7 +12,8 @@ export class APIError extends Error {
     // The problem's detail, and its items' (a 422's "validation failed"
     // says nothing without them: the flows range over 744 hours, say).
     const items = (problem && problem.errors || []).map((e) => e && e.detail).filter(Boolean);
-    const detail = problem && [problem.detail || problem.title, ...items].filter(Boolean).join(": ");
+    // Each text once: a 401's item repeats its detail.
+    const detail = problem && [...new Set([problem.detail || problem.title, ...items].filter(Boolean))].join(": ");
     super(`${path}: ${status}${detail ? " " + detail : ""}`);
     this.status = status;
     this.problem = problem;
@@ -57,12 +58,23 @@ function exact(key, value, context) {
   return value;
 }
 
+// reach is fetch with a network failure (the service down or unreachable)
+// said in words, naming the request ("Failed to fetch" alone said neither).
+async function reach(method, path, init) {
+  try {
+    return await fetch(init.url, init);
+  } catch (e) {
+    throw new Error(`${method} ${path}: the service did not answer (${e.message || e}); is it running and reachable?`);
+  }
+}
+
 export async function call(method, path, params, body) {
   const headers = { Accept: "application/json" };
   const t = token();
   if (t) headers.Authorization = "Bearer " + t;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(api(path) + query(params), {
+  const res = await reach(method, path, {
+    url: api(path) + query(params),
     method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
   });
   if (res.status === 204) return { status: 204, headers: res.headers, body: null };
@@ -103,7 +115,7 @@ export async function download(path, params, filename) {
   const headers = { Accept: "text/csv" };
   const t = token();
   if (t) headers.Authorization = "Bearer " + t;
-  const res = await fetch(api(path) + query(params), { headers, credentials: "same-origin" });
+  const res = await reach("GET", path, { url: api(path) + query(params), headers, credentials: "same-origin" });
   if (!res.ok) {
     let data = null;
     try { data = await res.json(); } catch { data = null; }

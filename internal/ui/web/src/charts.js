@@ -1,7 +1,7 @@
 // Charts, drawn by uPlot on a canvas. Each chart's container says how many
 // points it drew (data-points), which the browser tests read.
 import uPlot from "uplot";
-import { h } from "./dom.js";
+import { fmt, h, when } from "./dom.js";
 
 const palette = ["#1f5fbf", "#d9480f", "#2b8a3e", "#ae3ec9", "#e67700", "#0b7285"];
 
@@ -12,8 +12,19 @@ function width(wide) {
 }
 
 function frame(title, points) {
-  return h("figure", { class: "chart", "data-chart": title, "data-points": points },
+  return h("figure", { class: "chart", "data-chart": title, "data-points": points, "aria-label": title },
     h("figcaption", { class: "muted" }, title));
+}
+
+// dataOf is a chart's text alternative: its points as a table, folded
+// under "Data" (a canvas says nothing to a screen reader, and a device's
+// history or the timeseries is nowhere else on the page; found by an
+// audit). heads are the columns' names, rows their cells.
+function dataOf(title, heads, rows) {
+  return h("details", { class: "chart-data" }, h("summary", {}, "Data"),
+    h("table", { class: "points" }, h("caption", { class: "muted" }, title),
+      h("thead", {}, h("tr", {}, heads.map((c, i) => h("th", { scope: "col", class: i ? "num" : null }, c)))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: i ? "num" : null }, c)))))));
 }
 
 const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
@@ -32,6 +43,8 @@ export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) 
     }))],
     axes: [{}, { label: yLabel, size: 60, values: (u, splits) => splits.map(compact) }],
   }, [xs, ...series.map((s) => s.values)], fig);
+  fig.append(dataOf(title, ["Time (UTC)", ...series.map((s) => s.label)],
+    xs.map((x, i) => [when(x), ...series.map((s) => fmt(s.values[i]))])));
   return fig;
 }
 
@@ -56,6 +69,7 @@ export function barChart(title, labels, values, { wide = false, yLabel = "" } = 
     ],
     legend: { show: false },
   }, [xs, values], fig);
+  fig.append(dataOf(title, ["", yLabel || title], labels.map((l, i) => [l, fmt(values[i])])));
   return fig;
 }
 

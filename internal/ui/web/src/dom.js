@@ -76,7 +76,9 @@ export function when(t) {
 // focus moves there once the page has drawn it, so that a keyboard or
 // screen reader user is taken to what opened (an audit found it opened
 // below, unannounced, the focus left on the row).
-export function table({ caption, columns, rows, sort, onSort, onRow, selected, opens }) {
+// rowLabel names a row's button when its first cell alone is ambiguous
+// (two endpoints of one name and different methods).
+export function table({ caption, columns, rows, sort, onSort, onRow, selected, opens, rowLabel }) {
   const head = h("tr", {}, columns.map((c) => {
     let label = c.label;
     let ariaSort = null;
@@ -84,7 +86,7 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected, o
       const active = sort && sort.key === c.key;
       ariaSort = active ? (sort.desc ? "descending" : "ascending") : "none";
       label = h("button", { type: "button", onclick: () => onSort(c.key) },
-        c.label, active ? (sort.desc ? " ▼" : " ▲") : "");
+        c.label, active ? h("span", { "aria-hidden": "true" }, sort.desc ? " ▼" : " ▲") : "");
     }
     return h("th", { scope: "col", class: c.num ? "num" : null, "aria-sort": ariaSort }, label);
   }));
@@ -94,6 +96,7 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected, o
       if (i === 0 && onRow) {
         v = h("button", {
           type: "button", class: "link", "aria-current": selected && selected(r) ? "true" : null,
+          "aria-label": rowLabel ? rowLabel(r) : null,
           onclick: async () => {
             await onRow(r);
             if (opens) document.getElementById(opens)?.focus();
@@ -104,6 +107,17 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected, o
     })));
   return h("table", { class: "data" }, caption ? h("caption", { class: "muted" }, caption) : null,
     h("thead", {}, head), h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing here."))));
+}
+
+// submitNow submits a form on a select's change without the browser's
+// checks of its fields: a field the new choice no longer uses (the hour of
+// "One hour" when "Last 7 days" is chosen) left empty and required would
+// otherwise stop it with a bubble while the select shows the new choice
+// (found by an audit). The pages read an empty or unreadable bound as its
+// default.
+export function submitNow(form) {
+  form.noValidate = true;
+  try { form.requestSubmit(); } finally { form.noValidate = false; }
 }
 
 // field wraps a control in its label.

@@ -35,15 +35,17 @@ function nav(changes, { push = true, path } = {}) {
 
 let generation = 0;
 let renders = 0;
-// shown is the page whose view is on screen (null when none is).
+// shown is the page whose view is on screen (null when none is), and
+// shownURL that view's path and query.
 let shown = null;
+let shownURL = "";
 
 // render draws the current page. A render started later wins: an older one
 // still waiting for the API leaves the page alone.
 async function render() {
   const gen = ++generation;
   const name = pageName();
-  for (const a of document.querySelectorAll("nav a")) {
+  for (const a of document.querySelectorAll("header nav a")) {
     if (a.getAttribute("href") === ui(name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
@@ -60,12 +62,14 @@ async function render() {
     failed = e;
   }
   if (gen !== generation) return;
-  document.title = title + " · Telemetry";
   const focused = focusKey(root);
   if (failed && shown === name) {
     // The API refused this view (a reversed custom window, say) or failed:
     // the page stays as it was, with the controls as the user left them to
-    // correct, under the reason.
+    // correct, under the reason. The URL goes back to the view on screen,
+    // so that its rows, pagers and links act on it, not on the refused one
+    // (found by an audit).
+    history.replaceState(null, "", shownURL);
     root.querySelector(":scope > .view-error")?.remove();
     root.prepend(h("div", { class: "view-error" }, alertBox(failed),
       h("p", { class: "muted" }, "The figures below are still those of the view before; change the controls to try again.")));
@@ -74,10 +78,13 @@ async function render() {
     // refuses): the reason, and the page with its defaults.
     root.replaceChildren(h("h1", {}, title), alertBox(failed),
       h("p", {}, h("a", { href: ui(name) }, `Open ${title.toLowerCase()} with its defaults`)));
+    document.title = title + " · Telemetry";
     shown = null;
   } else {
     root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+    document.title = title + " · Telemetry";
     shown = page ? name : null;
+    shownURL = location.pathname + location.search;
   }
   if (focused) refocus(root, focused);
   renders++;
@@ -92,21 +99,34 @@ async function render() {
 // replacement, or to the page when it is gone, so that a keyboard user goes
 // on from there (an audit found the focus back on <body> after every such
 // control, and a select left after its first keystroke).
+// The key is the control's tag, name or label, and its place among the
+// controls of the same key (the second of two pagers' "Next"; an audit
+// found the focus on the first one's).
 function focusKey(root) {
   const el = document.activeElement;
   if (!el || el === root || !root.contains(el)) return null;
-  return { tag: el.tagName, name: el.getAttribute("name"), text: label(el) };
+  const key = { tag: el.tagName, name: el.getAttribute("name"), text: label(el) };
+  key.index = alike(root, key).indexOf(el);
+  return key;
 }
 
-// label is a control's text without the sort arrow its header adds.
+// label is a control's accessible name as the page sets it: its aria-label,
+// or its text without the sort arrow its header adds.
 function label(el) {
-  return el.textContent.replace(/[▲▼]/g, "").trim();
+  return el.getAttribute("aria-label") || el.textContent.replace(/[▲▼]/g, "").trim();
 }
 
-function refocus(root, { tag, name, text }) {
-  const same = [...root.querySelectorAll(tag)].find((e) =>
-    name ? e.getAttribute("name") === name : label(e) === text);
-  (same || root).focus({ preventScroll: true });
+function alike(root, { tag, name, text }) {
+  return [...root.querySelectorAll(tag)].filter((e) => (name ? e.getAttribute("name") === name : label(e) === text));
+}
+
+// refocus focuses the key's control, or the page when it is gone or
+// disabled (the last page's "Next": focus() on it did nothing, leaving the
+// focus on <body>).
+function refocus(root, key) {
+  const all = alike(root, key);
+  const same = all[key.index] || all[0];
+  (same && !same.disabled ? same : root).focus({ preventScroll: true });
 }
 
 // The token form: shown when the API answers 401, and while a token is kept.
@@ -119,13 +139,18 @@ function tokenForm(message) {
       e.preventDefault();
       setToken(input.value.trim());
       tokenForm();
-      render();
+      // The form is replaced: the focus goes to the page it opens.
+      render().then(() => document.getElementById("page").focus({ preventScroll: true }));
     },
   },
   message ? h("p", { role: "alert" }, message) : h("span", { class: "muted" }, "A token is kept for this browser session."),
   h("label", { for: "token-input" }, "API token (JWT)", input),
   h("button", { type: "submit", class: "primary" }, "Use token"),
-  token() ? h("button", { type: "button", onclick: () => { setToken(""); tokenForm(); render(); } }, "Forget token") : null));
+  token() ? h("button", { type: "button", onclick: () => {
+    setToken("");
+    tokenForm();
+    render().then(() => document.getElementById("page").focus({ preventScroll: true }));
+  } }, "Forget token") : null));
 }
 
 whenUnauthorized((problem) => tokenForm(

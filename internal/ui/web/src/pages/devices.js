@@ -44,7 +44,7 @@ export default async function devices(q, nav) {
     onRow: (r) => nav({ device: r.id, metric: null, cpage: null }),
     selected: (r) => r.id === device,
     opens: "current",
-  }), pager(list, page, (p) => nav({ page: p }))];
+  }), pager(list, page, (p) => nav({ page: p }), "devices")];
 
   if (current) {
     nodes.push(h("h2", { id: "current", tabindex: -1 }, `Current metrics of ${device}`), table({
@@ -62,7 +62,7 @@ export default async function devices(q, nav) {
       onRow: (r) => nav({ metric: r.name }),
       selected: (r) => r.name === metric,
       opens: "history",
-    }), pager(current, cpage, (p) => nav({ cpage: p })));
+    }), pager(current, cpage, (p) => nav({ cpage: p }), "current metrics"));
   }
   if (history) {
     const pts = history.items;

@@ -5,7 +5,7 @@
 // reads one page of each.
 import { download, get } from "../api.js";
 import { barChart } from "../charts.js";
-import { actionButton, add, bytes, count, field, fmt, h, select, table, when } from "../dom.js";
+import { actionButton, add, bytes, count, field, fmt, h, select, submitNow, table, when } from "../dom.js";
 import { pager } from "./measurements.js";
 import { localMillis } from "./window.js";
 
@@ -78,7 +78,7 @@ export default async function flows(q, nav) {
         by: v("by"), src_app: v("src_app"), dest_app: v("dest_app"), vpc_id: v("vpc_id"), page: null, spage: null,
       });
     },
-    onchange: (e) => { if (e.target.tagName === "SELECT") e.currentTarget.requestSubmit(); },
+    onchange: (e) => { if (e.target.tagName === "SELECT") submitNow(e.currentTarget); },
   },
   field("Range", select("range", ranges, r.range, () => {})),
   r.range === "hour" ? field("Hour (since the Unix epoch)", h("input", { type: "number", name: "hour", min: 0, value: r.from, required: true })) : null,
@@ -122,7 +122,7 @@ export default async function flows(q, nav) {
         onRow: (t) => nav({ [by]: t.key, page: null, spage: null }),
         selected: (t) => filters[by] === t.key,
       }),
-      pager(summary, spage, (p) => nav({ spage: p })),
+      pager(summary, spage, (p) => nav({ spage: p }), "totals"),
       h("h2", { id: "talkers" }, "Top talkers"),
       table({
         caption: "Hourly totals per key, largest first",
@@ -137,7 +137,7 @@ export default async function flows(q, nav) {
         ],
         rows,
       }),
-      pager(list, page, (p) => nav({ page: p })),
+      pager(list, page, (p) => nav({ page: p }), "top talkers"),
       actionButton("Download CSV", () => download("/flows", { ...range, sort: "bytes,desc" }, `flows-${r.from}-${r.to}.csv`)),
     ],
   };

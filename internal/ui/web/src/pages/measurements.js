@@ -6,7 +6,7 @@
 // context.count requests, which the page shows and says.
 import { download, get } from "../api.js";
 import { barChart, timeChart } from "../charts.js";
-import { actionButton, count, field, fmt, h, select, table, when } from "../dom.js";
+import { actionButton, count, field, fmt, h, select, submitNow, table, when } from "../dom.js";
 import { bounds, windowControls } from "./window.js";
 
 const percentiles = [["p50Elapsed", "p50 (s)"], ["p95Elapsed", "p95 (s)"], ["p99Elapsed", "p99 (s)"]];
@@ -62,7 +62,7 @@ export default async function measurements(q, nav) {
       if (e.target.tagName !== "SELECT") return;
       // Another window starts with its own bucket (a week in 5 minutes is 2,016 points).
       if (e.target.name === "window") e.currentTarget.elements.bucket.value = bucketFor[e.target.value] || "1h";
-      e.currentTarget.requestSubmit();
+      submitNow(e.currentTarget);
     },
   },
   windowControls(b),
@@ -94,6 +94,7 @@ export default async function measurements(q, nav) {
     onRow: (r) => nav({ ep: r.name, epm: r.method, rpage: null, id: null }),
     selected: (r) => r.name === ep && r.method === epMethod,
     opens: "requests",
+    rowLabel: (r) => `${r.method} ${r.name}`,
   });
 
   const methods = Object.keys(dist.distribution || {}).sort();
@@ -116,7 +117,7 @@ export default async function measurements(q, nav) {
       "requests (app telemetry) past a hundred a second are summary rows, one per endpoint and second, each standing " +
       "for the requests its context.count says and holding their mean elapsed; the Collections page counts them exactly."),
     charts, h("h2", {}, "Endpoints"), grouped,
-    pager(groups, page, (p) => nav({ page: p })),
+    pager(groups, page, (p) => nav({ page: p }), "endpoints"),
     actionButton("Download CSV", () => download("/api/measurements/grouped/", { ...win, ...filters, sort }, "measurements-grouped.csv"))];
 
   if (requests) {
@@ -137,7 +138,7 @@ export default async function measurements(q, nav) {
       onRow: (r) => nav({ id: r.id }),
       selected: (r) => String(r.id) === id,
       opens: "detail-title",
-    }), pager(requests, rpage, (p) => nav({ rpage: p })),
+    }), pager(requests, rpage, (p) => nav({ rpage: p }), "measurements"),
     actionButton("Download CSV", () => download("/api/measurements/", { ...win, app: filters.app, name: ep, method: epMethod, sort: "endedAt,desc" }, "measurements.csv")));
   }
   if (detail) {
@@ -164,10 +165,12 @@ function requestsOf(m) {
 }
 
 // pager gives Previous/Next buttons for a page of {total, size}.
-export function pager(r, page, go) {
+// pager pages a list; of names what it pages ("endpoints"), for a screen
+// reader where a page has two pagers.
+export function pager(r, page, go, of = "") {
   const last = Math.max(1, Math.ceil((r.total || 0) / (r.size || 50)));
   if (last <= 1) return null;
-  return h("div", { class: "pager" },
+  return h("nav", { class: "pager", "aria-label": of ? `Pages of ${of}` : "Pages" },
     h("button", { type: "button", disabled: page <= 1, onclick: () => go(page - 1) }, "Previous"),
     h("span", {}, `page ${page} of ${last}`),
     h("button", { type: "button", disabled: page >= last, onclick: () => go(page + 1) }, "Next"));

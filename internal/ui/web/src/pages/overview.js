@@ -13,9 +13,18 @@ const settle = (p) => p.then((v) => v, (e) => (e instanceof Error ? e : new Erro
 
 function card(title, href, rows) {
   return h("section", { class: "card", "aria-label": title },
-    h("h2", {}, h("a", { href }, title)),
+    h("h3", {}, h("a", { href }, title)),
     h("dl", {}, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-figure": k },
-      v instanceof Error ? h("span", { class: "bad", title: v.message }, "error") : fmt(v))])));
+      v instanceof Error ? h("span", { class: "bad" }, "error") : fmt(v))])),
+    // The reasons in words, not in a tooltip only a mouse reaches (found
+    // by an audit).
+    errorsOf(rows));
+}
+
+// errorsOf says why the card's figures that failed did.
+function errorsOf(rows) {
+  const failed = rows.filter(([, v]) => v instanceof Error);
+  return failed.length ? h("p", { class: "bad small" }, failed.map(([k, v]) => `${k}: ${v.message}`).join("; ")) : null;
 }
 
 export default async function overview() {

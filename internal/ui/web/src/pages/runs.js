@@ -36,7 +36,7 @@ export default async function runs(q, nav) {
       selected: (r) => r.uuid === uuid,
       opens: "run-title",
     }),
-    pager(list, page, (p) => nav({ page: p })),
+    pager(list, page, (p) => nav({ page: p }), "runs"),
   ];
 
   if (run) {

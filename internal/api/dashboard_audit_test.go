@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,8 +164,14 @@ func TestDashboardKeepsTheViewOnError(t *testing.T) {
 			f.elements.from.value = "`+from+`"; f.elements.to.value = "`+to+`"; f.requestSubmit(); return true; })()`)
 		tb.waitRender(n)
 	}
+	shownURL := tb.location()
 	setRange("2026-01-01T00:00", "2026-03-01T00:00")
 	tb.contains("422", "744", "still those of the view before", "big-src")
+	// The URL is the view's on screen, so that its rows and pagers act on
+	// it (they carried the refused range along; found by an audit).
+	if loc := tb.location(); loc != shownURL {
+		t.Errorf("after a refused view the URL is %q, want the view on screen's %q", loc, shownURL)
+	}
 	if got := eval[[]string](tb, `(() => { const f = document.querySelector("form.filters"); return [f.elements.from.value, f.elements.to.value]; })()`); got[0] != "2026-01-01T00:00" || got[1] != "2026-03-01T00:00" {
 		t.Errorf("the range controls show %v, want what the user set", got)
 	}
@@ -191,4 +198,69 @@ func TestDashboardKeepsTheViewOnError(t *testing.T) {
 	}
 	tb.contains("big-src")
 	tb.clean()
+}
+
+// TestDashboardAuditedKeyboard: what a keyboard and screen reader audit
+// found, each checked as a user meets it.
+func TestDashboardAuditedKeyboard(t *testing.T) {
+	t.Parallel()
+	ds := newDashboardServer(t, nil)
+	seedDashboard(t, ds)
+	tb := newTab(t, newBrowser(t))
+	tb.expect(func(e *cdplog.Entry) bool { return e.Source == cdplog.EntrySourceNetwork })
+
+	// Two pagers on one page: "Next" of the second keeps the focus on the
+	// second's (it went to the first's, whose Enter then paged the other
+	// table).
+	now := time.Now().UTC().Truncate(time.Hour)
+	tb.open(ds.URL + "/ui/flows?range=custom&from=" + now.Add(-3*time.Hour).Format("2006-01-02T15:04") + "&to=" + now.Add(time.Hour).Format("2006-01-02T15:04"))
+	if n := eval[int](tb, `document.querySelectorAll("nav.pager").length`); n != 2 {
+		t.Fatalf("%d pagers, want 2", n)
+	}
+	tb.click(`(//nav[@class="pager"])[2]/button[normalize-space(.)="Next"]`)
+	if !strings.Contains(tb.location(), "page=2") || strings.Contains(tb.location(), "spage=") {
+		t.Errorf("the second pager's Next went to %q", tb.location())
+	}
+	if which := eval[int](tb, `[...document.querySelectorAll("nav.pager")].indexOf(document.activeElement.closest("nav.pager"))`); which != 1 {
+		t.Errorf("the focus is in pager %d, want the second (1)", which)
+	}
+	if label := eval[string](tb, `document.querySelectorAll("nav.pager")[1].getAttribute("aria-label")`); label != "Pages of top talkers" {
+		t.Errorf("the second pager is labelled %q", label)
+	}
+
+	// A select changes the view although a field the new choice does not
+	// use is empty and required (the browser stopped it with a bubble).
+	tb.open(ds.URL + "/ui/flows?range=hour")
+	eval[bool](tb, `(() => { document.querySelector("input[name=hour]").value = ""; return true; })()`)
+	tb.choose("range", "week")
+	if loc := tb.location(); !strings.Contains(loc, "range=week") {
+		t.Errorf("choosing the last 7 days with the hour empty left the page at %q", loc)
+	}
+
+	// Rows of one name and two methods have distinct names; the sort
+	// arrow is not part of its header's name; each chart has its points
+	// as text.
+	tb.open(ds.URL + "/ui/measurements?window=day&app=uitest")
+	if labels := eval[[]string](tb, `[...document.querySelectorAll("td button.link")].map((b) => b.getAttribute("aria-label"))`); !slices.Contains(labels, "GET /ui-test/orders") {
+		t.Errorf("row buttons' names %q, want GET /ui-test/orders among them", labels)
+	}
+	if hidden := eval[int](tb, `document.querySelectorAll('th button span[aria-hidden="true"]').length`); hidden != 1 {
+		t.Errorf("%d sort arrows hidden from screen readers, want the active one", hidden)
+	}
+	points := eval[[]int](tb, `[...document.querySelectorAll("figure.chart")].map((f) => f.querySelectorAll("details table.points tbody tr").length)`)
+	if len(points) != 2 || points[0] == 0 || points[1] == 0 {
+		t.Errorf("charts' data tables have %v rows, want two with points", points)
+	}
+	// Headings nest: a card's is h3 under the page's h2.
+	tb.open(ds.URL + "/ui/")
+	if n := eval[int](tb, `document.querySelectorAll(".card h2").length`); n != 0 {
+		t.Errorf("%d cards headed h2 inside an h2 section", n)
+	}
+
+	// The service gone: the page says so and names the request, not
+	// "Failed to fetch" alone.
+	tb.open(ds.URL + "/ui/runs")
+	ds.Close()
+	tb.click(`//header//nav/a[normalize-space(.)="Flows"]`)
+	tb.contains("the service did not answer", "GET /flows")
 }
