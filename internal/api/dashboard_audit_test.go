@@ -13,6 +13,7 @@ import (
 
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // prefixProxy is a reverse proxy serving the service under /telemetry and
@@ -235,6 +236,25 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 	tb.choose("range", "week")
 	if loc := tb.location(); !strings.Contains(loc, "range=week") {
 		t.Errorf("choosing the last 7 days with the hour empty left the page at %q", loc)
+	}
+
+	// Arrow keys on a select step through its options without loading a
+	// view each; leaving it (Tab) or Enter applies the choice, once.
+	tb.open(ds.URL + "/ui/runs")
+	n := tb.renders()
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)))
+	tb.run(chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown))
+	if v := eval[string](tb, `document.querySelector('select[name="state"]').value`); v == "" {
+		t.Fatal("the arrow keys did not change the select")
+	}
+	time.Sleep(300 * time.Millisecond) // a render, if one started, has its API answer by now
+	if got := tb.renders(); got != n || strings.Contains(tb.location(), "state=") {
+		t.Errorf("stepping through the select rendered %d times, URL %q", got-n, tb.location())
+	}
+	tb.run(chromedp.KeyEvent(kb.Enter))
+	tb.waitRender(n)
+	if got := tb.renders(); got != n+1 || !strings.Contains(tb.location(), "state=committed") {
+		t.Errorf("Enter rendered %d times, URL %q, want once, state=committed", got-n, tb.location())
 	}
 
 	// Rows of one name and two methods have distinct names; the sort

@@ -125,10 +125,41 @@ export function field(label, control) {
   return h("label", {}, label, control);
 }
 
-// select builds a <select> with options [[value, text]].
+// select builds a <select> with options [[value, text]]. A choice made with
+// the pointer applies at once (onchange, and the form's change listeners);
+// one made with the keyboard, where each arrow key is a change, applies
+// when the user leaves the select or presses Enter, so that stepping
+// through the options does not load a view per option (found by an audit:
+// a view, its API calls and a history entry for each key).
 export function select(name, options, value, onchange) {
-  return h("select", { name, onchange: (e) => onchange(e.target.value) },
-    options.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
+  let keyed = false;
+  let pending = false;
+  let applying = false;
+  const el = h("select", {
+    name,
+    onpointerdown: () => { keyed = false; },
+    onkeydown: (e) => {
+      keyed = true;
+      if (e.key === "Enter" && pending) { e.preventDefault(); apply(); }
+    },
+    onchange: (e) => {
+      if (keyed && !applying) {
+        pending = true;
+        e.stopPropagation();
+        return;
+      }
+      onchange(e.target.value);
+    },
+    onblur: () => { if (pending) apply(); },
+  }, options.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
+  // apply sends the change the keyboard made, to this select's listener
+  // and the form's.
+  function apply() {
+    pending = false;
+    applying = true;
+    try { el.dispatchEvent(new Event("change", { bubbles: true })); } finally { applying = false; }
+  }
+  return el;
 }
 
 export function alertBox(err) {
