@@ -149,7 +149,7 @@ var Vars = []Var{
 					continue
 				}
 				if err := cop.AddTrustedOrigin(o); err != nil {
-					return fmt.Errorf("must be origins such as https://telemetry.example.com (scheme://host[:port], no path): %q", o)
+					return fmt.Errorf("must be origins such as https://telemetry.example.com (scheme://host[:port], no path); %q is not", o)
 				}
 				c.TrustedOrigins = append(c.TrustedOrigins, o)
 			}
@@ -165,7 +165,13 @@ var Vars = []Var{
 			return nil
 		}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",
-		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+		func(c *Config, v string) error {
+			// slog's own message repeated the value and listed no level.
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("must be debug, info, warn or error")
+			}
+			return nil
+		}},
 	{"MAX_BODY_BYTES", "67108864", "largest request body accepted, in bytes (larger: 413); the default fits a full batch of 100,000 flows with long names",
 		positive(func(c *Config) *int64 { return &c.MaxBodyBytes })},
 	{"EVENTS_MAX_BODY_BYTES", "8388608", "largest body of an events register or commit, in bytes (larger: 413; MAX_BODY_BYTES when that is smaller): " +

@@ -29,3 +29,17 @@ func TestTrustedOrigins(t *testing.T) {
 		}
 	}
 }
+
+// A bad LOG_LEVEL names the levels and the value once (slog's own message
+// repeated the value and listed none).
+func TestLogLevelBadValue(t *testing.T) {
+	_, err := Load(func(k string) string {
+		if k == "LOG_LEVEL" {
+			return "verbose"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "LOG_LEVEL must be debug, info, warn or error") || strings.Count(err.Error(), "verbose") != 1 {
+		t.Fatalf("LOG_LEVEL=verbose: %v", err)
+	}
+}

@@ -206,7 +206,7 @@ func (s *Store) Ready(ctx context.Context) (version int64, mode string, err erro
 	// not ready, so that a load balancer sends requests elsewhere.
 	recovering, err := migrate.InRecovery(ctx, s.pool)
 	if err != nil {
-		return 0, "", wrap("recovery state", err)
+		return 0, "", wrap("ready", err) // InRecovery's error says "recovery state"
 	}
 	if recovering {
 		return 0, "", &store.Error{Op: "ready", Kind: store.ErrReadOnly, Detail: "the database is a replica in recovery (read-only)",
