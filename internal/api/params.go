@@ -72,47 +72,50 @@ func paramErrors(ctx huma.Context) []error {
 	// The hidden query parameters (the flask-profiler dashboard's: draw,
 	// skip, columns[0][data], ...) are not among op.Parameters, which are
 	// the documented ones: they are checked from the names the operation
-	// takes (strict_query.go). An audit found a NUL in them taken.
-	if q, ok := op.Metadata[queryNamesKey].(queryNames); ok {
-		u := ctx.URL()
-		if u.RawQuery != "" {
+	// takes (strict_query.go), among those the request gives. An audit
+	// found a NUL in them taken.
+	if q, ok := op.Metadata[queryNamesKey].(queryNames); ok && (len(q.prefixes) > 0 || len(q.names) > documentedQuery(op)) {
+		if u := ctx.URL(); u.RawQuery != "" {
 			if query == nil {
 				query = rawQueryValues(u.RawQuery)
 			}
-			documented := func(name string) bool {
-				return slices.ContainsFunc(op.Parameters, func(p *huma.Param) bool { return p != nil && p.In == "query" && p.Name == name })
-			}
-			for _, name := range slices.Sorted(maps.Keys(q.names)) {
-				if len(query[name]) == 0 || documented(name) {
-					continue
-				}
-				for _, v := range query[name] {
-					if it := textProblem("query", name, v); it != nil {
-						errs = append(errs, it)
-						break
-					}
-				}
-			}
-			for _, prefix := range q.prefixes {
-				errs = append(errs, deepObjectText(strings.TrimSuffix(prefix, "["), query)...)
-			}
+			errs = append(errs, hiddenText(op, q, query)...)
 		}
 	}
 	return errs
 }
 
-// deepObjectText lists one unicode item per name under a deepObject
-// parameter's prefix whose name or value is not valid text, in order of
-// name.
-func deepObjectText(prefix string, query map[string][]string) []error {
+// documentedQuery is how many query parameters op documents.
+func documentedQuery(op *huma.Operation) int {
+	n := 0
+	for _, p := range op.Parameters {
+		if p != nil && p.In == "query" {
+			n++
+		}
+	}
+	return n
+}
+
+// hiddenText lists one unicode item per hidden query parameter of the
+// request whose value is not valid text, and per name under a deepObject
+// prefix whose name or value is not, in order of name.
+func hiddenText(op *huma.Operation, q queryNames, query map[string][]string) []error {
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(query)) {
-		if !strings.HasPrefix(key, prefix+"[") {
-			continue
+		texts := query[key]
+		switch {
+		case q.names[key]:
+			if slices.ContainsFunc(op.Parameters, func(p *huma.Param) bool { return p != nil && p.In == "query" && p.Name == key }) {
+				continue // checked with the documented ones
+			}
+		case slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }):
+			texts = append([]string{key}, texts...)
+		default:
+			continue // unknown: refused as such
 		}
-		for _, v := range append([]string{key}, query[key]...) {
+		for _, v := range texts {
 			if it := textProblem("query", key, v); it != nil {
-				it.Source, it.Location = prefix, "query."+shownText(key)
+				it.Source, it.Location = shownText(key), "query."+shownText(key)
 				errs = append(errs, it)
 				break
 			}
