@@ -166,8 +166,12 @@ func TestDashboardKeepsTheViewOnError(t *testing.T) {
 		tb.waitRender(n)
 	}
 	shownURL := tb.location()
+	hist := eval[int](tb, `history.length`)
 	setRange("2026-01-01T00:00", "2026-03-01T00:00")
 	tb.contains("422", "744", "still those of the view before", "big-src")
+	if h := eval[int](tb, `history.length`); h != hist {
+		t.Errorf("a refused view added %d history entries", h-hist)
+	}
 	// The URL is the view's on screen, so that its rows and pagers act on
 	// it (they carried the refused range along; found by an audit).
 	if loc := tb.location(); loc != shownURL {
@@ -247,14 +251,37 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 	if v := eval[string](tb, `document.querySelector('select[name="state"]').value`); v == "" {
 		t.Fatal("the arrow keys did not change the select")
 	}
-	time.Sleep(300 * time.Millisecond) // a render, if one started, has its API answer by now
-	if got := tb.renders(); got != n || strings.Contains(tb.location(), "state=") {
-		t.Errorf("stepping through the select rendered %d times, URL %q", got-n, tb.location())
+	// A render starts within the change event (its state is "loading" at
+	// once): none did.
+	if got, state := tb.renders(), eval[string](tb, `document.body.dataset.state`); got != n || state != "ready" || strings.Contains(tb.location(), "state=") {
+		t.Errorf("stepping through the select rendered %d times (state %s), URL %q", got-n, state, tb.location())
 	}
 	tb.run(chromedp.KeyEvent(kb.Enter))
 	tb.waitRender(n)
 	if got := tb.renders(); got != n+1 || !strings.Contains(tb.location(), "state=committed") {
 		t.Errorf("Enter rendered %d times, URL %q, want once, state=committed", got-n, tb.location())
+	}
+	// A choice made in the select's opened list (Space opens it, Enter
+	// picks) applies at once, as with the pointer (it waited for the user
+	// to leave the select; found by a review).
+	n = tb.renders()
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(" "), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.Enter))
+	tb.waitRender(n)
+	if got := tb.renders(); got != n+1 || !strings.Contains(tb.location(), "state=running") {
+		t.Errorf("a choice in the opened list rendered %d times, URL %q, want once, state=running", got-n, tb.location())
+	}
+	// A keyboard step, then a pick with the pointer: applied once (the
+	// pending step applied again on the replaced select's blur; found by a
+	// review).
+	hist := eval[int](tb, `history.length`)
+	n = tb.renders()
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowUp))
+	eval[bool](tb, `(() => { const s = document.querySelector('select[name="state"]'); s.dispatchEvent(new PointerEvent("pointerdown", {bubbles: true}));
+		s.value = ""; s.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`)
+	tb.waitRender(n)
+	eval[bool](tb, `(document.activeElement && document.activeElement.blur(), true)`)
+	if got, state := tb.renders(), eval[string](tb, `document.body.dataset.state`); got != n+1 || state != "ready" || eval[int](tb, `history.length`) != hist+1 {
+		t.Errorf("a keyboard step then a pointer pick rendered %d times (state %s), history +%d", got-n, state, eval[int](tb, `history.length`)-hist)
 	}
 
 	// Rows of one name and two methods have distinct names; the sort

@@ -113,7 +113,7 @@ func (in *listFlowsInput) Resolve(ctx huma.Context) []error {
 	in.filter, errs = in.FlowRange.filter(ctx)
 	// The direction in either case, as the measurements' sort takes it.
 	field, dir, hasDir := strings.Cut(in.Sort, ",")
-	dir = strings.ToLower(strings.TrimSpace(dir))
+	field, dir = strings.TrimSpace(field), strings.ToLower(strings.TrimSpace(dir))
 	switch field {
 	case "hour":
 		in.sort.Desc = hasDir && dir == "desc"

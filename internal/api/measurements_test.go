@@ -714,6 +714,12 @@ func TestMeasurementsQueryValidation(t *testing.T) {
 	if len(p.Errors) != 3 || !p.hasError("query.startedAt", "type") || !p.hasError("query.endedAt", "type") || !p.hasError("query.size", "min") {
 		t.Fatalf("want 3 errors, got %+v", p.Errors)
 	}
+	// Given twice, each value's fault stays: huma's about the value it
+	// read, decimalParams' about the other, beside the duplicate.
+	p = s.do("GET", "/api/measurements/?startedAt=-1&startedAt=0x10", nil).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("query.startedAt", "duplicate") || !p.hasError("query.startedAt", "min") {
+		t.Fatalf("startedAt given twice: %+v", p.Errors)
+	}
 	// Decimal numbers in their forms.
 	for _, q := range []string{"startedAt=1444780800.5&endedAt=5.", "elapsed=.5", "startedAt=1e3&endedAt=-0", "name=" + strings.Repeat("n", 1024)} {
 		s.do("GET", "/api/measurements/?"+q, nil).wantStatus(t, http.StatusOK)

@@ -108,7 +108,7 @@ func hiddenText(op *huma.Operation, q queryNames, query map[string][]string) []e
 			if slices.ContainsFunc(op.Parameters, func(p *huma.Param) bool { return p != nil && p.In == "query" && p.Name == key }) {
 				continue // checked with the documented ones
 			}
-		case slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }):
+		case q.deepObject(key):
 			texts = append([]string{key}, texts...)
 		default:
 			continue // unknown: refused as such

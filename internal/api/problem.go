@@ -202,7 +202,7 @@ var installErrorModel = sync.OnceFunc(func() {
 			p.RequestID = RequestID(ctx.Context())
 			unknownParameterValues(ctx, p)
 			integersPastRange(ctx.Operation(), p)
-			dropShadowed(p)
+			dropShadowed(ctx, p)
 		}
 		return p
 	}
@@ -212,8 +212,10 @@ var installErrorModel = sync.OnceFunc(func() {
 // from decimalParams: that one, which says what the API takes, without
 // huma's min or max item about the same value (Infinity is not a number
 // the API takes, rather than one past its maximum) or its own type item
-// (for yesterday, which neither parses).
-func dropShadowed(p *Problem) {
+// (for yesterday, which neither parses). Only for a parameter given once:
+// given twice, huma's item is about the value it read, decimalParams' may
+// be about the other, and both stay (found by a review).
+func dropShadowed(ctx huma.Context, p *Problem) {
 	last := map[string]*ProblemItem{} // the last type item of each query location
 	for _, it := range p.Errors {
 		if it.Title == "type" && strings.HasPrefix(it.Location, "query.") {
@@ -222,6 +224,13 @@ func dropShadowed(p *Problem) {
 	}
 	if len(last) == 0 {
 		return
+	}
+	u := ctx.URL()
+	query := rawQueryValues(u.RawQuery)
+	for loc := range last {
+		if len(query[strings.TrimPrefix(loc, "query.")]) != 1 {
+			delete(last, loc)
+		}
 	}
 	p.Errors = slices.DeleteFunc(p.Errors, func(it *ProblemItem) bool {
 		keep, typed := last[it.Location]

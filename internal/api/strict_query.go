@@ -96,7 +96,7 @@ func (q queryNames) unknown(u *url.URL) []error {
 			}
 			continue
 		}
-		if slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) && deepObjectNameRe.MatchString(key) {
+		if q.deepObject(key) {
 			// A DataTables parameter: one value too (an audit found
 			// order[0][dir] given twice taken).
 			if values := query[key]; len(values) > 1 {
@@ -123,6 +123,12 @@ func duplicateQuery(key string, values []string) *ProblemItem {
 // them: a name and one or more bracketed keys (columns[0][search][value],
 // order[0][dir]); anything else under the prefix (columns[=x) is unknown.
 var deepObjectNameRe = regexp.MustCompile(`^[A-Za-z_]+(\[[^\[\]]*\])+$`)
+
+// deepObject says whether key is a name under one of the operation's
+// deepObject parameters, in DataTables' form.
+func (q queryNames) deepObject(key string) bool {
+	return slices.ContainsFunc(q.prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) && deepObjectNameRe.MatchString(key)
+}
 
 // withQueryNames records on op the query parameters its input type I
 // takes, and returns them.

@@ -225,6 +225,11 @@ func TestRepeatedQueryParameterEveryOperation(t *testing.T) {
 	if !pr.hasError("query.draw", "unicode") || !pr.hasError("query._", "unicode") || len(pr.Errors) != 2 {
 		t.Fatalf("hidden parameters not text: %+v", pr.Errors)
 	}
+	// A misnamed one is unknown, once, whatever its text.
+	pr = s.do(get, "/api/measurements/grouped/?columns[=%00", nil).problem(t, http.StatusUnprocessableEntity)
+	if len(pr.Errors) != 1 || !pr.hasError("query.columns[", "unknown") {
+		t.Fatalf("a misnamed DataTables parameter holding a NUL: %+v", pr.Errors)
+	}
 	pr = s.do(get, "/api/measurements/?columns[=x&columns[0]data=y", nil).problem(t, http.StatusUnprocessableEntity)
 	if !pr.hasError("query.columns[", "unknown") || !pr.hasError("query.columns[0]data", "unknown") {
 		t.Fatalf("misnamed DataTables parameters: %+v", pr.Errors)

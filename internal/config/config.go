@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -143,15 +144,15 @@ var Vars = []Var{
 		address(func(c *Config) *string { return &c.PprofAddr })},
 	{"TRUSTED_ORIGINS", "", "comma list of origins (scheme://host[:port], such as https://telemetry.example.com) whose browser pages may write here although they are not the request's Host: the public origin of a reverse proxy that rewrites Host (nginx's default) when browsers reach it over plain HTTP, where they send Origin but no Sec-Fetch-Site. Unset: a browser's write must come from the request's own origin",
 		func(c *Config, v string) error {
-			cop := http.NewCrossOriginProtection()
 			for _, o := range strings.Split(v, ",") {
 				if o = strings.TrimSpace(o); o == "" {
 					continue
 				}
-				if err := cop.AddTrustedOrigin(o); err != nil {
-					return fmt.Errorf("must be origins such as https://telemetry.example.com (scheme://host[:port], no path); %q is not", o)
+				origin, ok := canonicalOrigin(o)
+				if !ok {
+					return errors.New("must be origins such as https://telemetry.example.com (http or https, host and port, no path)")
 				}
-				c.TrustedOrigins = append(c.TrustedOrigins, o)
+				c.TrustedOrigins = append(c.TrustedOrigins, origin)
 			}
 			return nil
 		}},
@@ -280,6 +281,33 @@ var Vars = []Var{
 			c.MaintenanceInterval = d
 			return nil
 		}},
+}
+
+// canonicalOrigin writes an origin as a browser sends it in Origin (lower
+// case, no default port), which http.CrossOriginProtection compares
+// exactly: https://Telemetry.example:443 would never have matched (found by
+// a review). ok is false for anything but an http or https origin.
+func canonicalOrigin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(s, "?") {
+		return "", false
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	origin := strings.ToLower(u.Scheme) + "://" + host
+	if port != "" {
+		origin += ":" + port
+	}
+	if err := http.NewCrossOriginProtection().AddTrustedOrigin(origin); err != nil {
+		return "", false
+	}
+	return origin, true
 }
 
 // MinJWTSecret is the shortest JWT secret accepted, in bytes: RFC 7518

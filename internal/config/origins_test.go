@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -22,10 +23,16 @@ func TestTrustedOrigins(t *testing.T) {
 	if c, err := Load(env("")); err != nil || c.TrustedOrigins != nil {
 		t.Fatalf("unset: %q, %v", c.TrustedOrigins, err)
 	}
-	for _, bad := range []string{"telemetry.example", "https://telemetry.example/ui", "https://telemetry.example?x=1"} {
+	// As a browser writes them in Origin, which is compared exactly.
+	c, err = Load(env("HTTPS://Telemetry.Example:443,http://telemetry.example:80/,http://[::1]:8080,https://telemetry.example:8443"))
+	if err != nil || !slices.Equal(c.TrustedOrigins, []string{"https://telemetry.example", "http://telemetry.example", "http://[::1]:8080", "https://telemetry.example:8443"}) {
+		t.Fatalf("TrustedOrigins %q, %v", c.TrustedOrigins, err)
+	}
+	for _, bad := range []string{"telemetry.example", "https://telemetry.example/ui", "https://telemetry.example?x=1", "ftp://telemetry.example",
+		"https://user@telemetry.example", "https://", "https://telemetry.example#x"} {
 		_, err := Load(env(bad))
-		if err == nil || !strings.Contains(err.Error(), "TRUSTED_ORIGINS") || !strings.Contains(err.Error(), bad) {
-			t.Errorf("TRUSTED_ORIGINS=%q: error %v, want one naming the variable and the value", bad, err)
+		if err == nil || !strings.Contains(err.Error(), "TRUSTED_ORIGINS") || strings.Count(err.Error(), fmt.Sprintf("%q", bad)) != 1 {
+			t.Errorf("TRUSTED_ORIGINS=%q: error %v, want one naming the variable and the value once", bad, err)
 		}
 	}
 }

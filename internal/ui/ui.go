@@ -70,12 +70,12 @@ func Handler() http.Handler {
 	if !ok {
 		panic("ui: dist/index.html missing: run make ui")
 	}
-	// The copies of index.html one and two levels down (a deeper path is
-	// no page, but still gets a working page saying so).
-	indexAt := map[int]asset{0: index}
-	for depth := 1; depth <= 2; depth++ {
-		indexAt[depth] = indexFor(index, depth)
-	}
+	// The copies of index.html one and two levels down: a path one level
+	// down is no page of today's, but gets a working page saying so, and
+	// one two levels down too (a link of a later version, say). A deeper
+	// one is a 404: a copy per depth would answer a request of N slashes
+	// with N times index.html's links (found by a review).
+	indexAt := []asset{index, indexFor(index, 1), indexFor(index, 2)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -105,9 +105,11 @@ func Handler() http.Handler {
 			// Counted on the path as sent, as the browser resolves
 			// relative links on it (an escaped "/" is no level).
 			depth := strings.Count(strings.TrimPrefix(r.URL.EscapedPath(), "/ui/"), "/")
-			if a, ok = indexAt[depth]; !ok {
-				a = indexFor(index, depth)
+			if depth >= len(indexAt) {
+				http.NotFound(w, r)
+				return
 			}
+			a = indexAt[depth]
 		}
 		h := w.Header()
 		h.Set("Content-Security-Policy", CSP)

@@ -189,7 +189,6 @@ func TestHandler(t *testing.T) {
 		"/ui/flows":           {`href="./style.css"`, `src="./app.js"`, `href="./"`, `href="../docs"`},
 		"/ui/flows/":          {`href="../style.css"`, `src="../app.js"`, `href="../"`, `href="../../docs"`},
 		"/ui/devices/a":       {`href="../style.css"`, `src="../app.js"`, `href="../measurements"`, `href="../../docs"`},
-		"/ui/a/b/c/d":         {`href="../../../style.css"`, `src="../../../app.js"`, `href="../../../../docs"`},
 		"/ui/devices/a%2Fb/c": {`href="../../style.css"`},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+p, nil)
@@ -206,6 +205,12 @@ func TestHandler(t *testing.T) {
 		}
 		if again := get(p, "If-None-Match", res.Header.Get("ETag")); again.StatusCode != http.StatusNotModified {
 			t.Errorf("%s with its ETag: %d, want 304", p, again.StatusCode)
+		}
+	}
+	// Deeper than two levels: no page, and no copy built for it.
+	for _, p := range []string{"/ui/a/b/c/d", "/ui/" + strings.Repeat("/", 10000)} {
+		if res := get(p); res.StatusCode != http.StatusNotFound {
+			t.Errorf("%.40s: %d, want 404", p, res.StatusCode)
 		}
 	}
 	if a, b := get("/ui/flows").Header.Get("ETag"), get("/ui/flows/").Header.Get("ETag"); a == b {

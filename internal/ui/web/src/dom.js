@@ -98,8 +98,10 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected, o
           type: "button", class: "link", "aria-current": selected && selected(r) ? "true" : null,
           "aria-label": rowLabel ? rowLabel(r) : null,
           onclick: async () => {
-            await onRow(r);
-            if (opens) document.getElementById(opens)?.focus();
+            // onRow's render says whether the view was drawn: a refused or
+            // superseded one opened nothing to move to.
+            const drawn = await onRow(r);
+            if (opens && drawn !== false) document.getElementById(opens)?.focus();
           },
         }, v);
       }
@@ -125,6 +127,9 @@ export function field(label, control) {
   return h("label", {}, label, control);
 }
 
+// stepKeys step a closed select through its options.
+const stepKeys = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]);
+
 // select builds a <select> with options [[value, text]]. A choice made with
 // the pointer applies at once (onchange, and the form's change listeners);
 // one made with the keyboard, where each arrow key is a change, applies
@@ -139,8 +144,15 @@ export function select(name, options, value, onchange) {
     name,
     onpointerdown: () => { keyed = false; },
     onkeydown: (e) => {
-      keyed = true;
-      if (e.key === "Enter" && pending) { e.preventDefault(); apply(); }
+      if (e.key === "Enter" && pending) {
+        e.preventDefault();
+        apply();
+        return;
+      }
+      // Keys that change a closed select's value; the others (Space,
+      // Enter, F4, Alt+arrow) open its list, where a choice is made as with
+      // the pointer and applies at once.
+      keyed = !e.altKey && (stepKeys.has(e.key) || (e.key.length === 1 && e.key !== " "));
     },
     onchange: (e) => {
       if (keyed && !applying) {
@@ -148,9 +160,11 @@ export function select(name, options, value, onchange) {
         e.stopPropagation();
         return;
       }
+      pending = false;
       onchange(e.target.value);
     },
-    onblur: () => { if (pending) apply(); },
+    // A select the page has replaced meanwhile applies nothing.
+    onblur: () => { if (pending && el.isConnected) apply(); },
   }, options.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
   // apply sends the change the keyboard made, to this select's listener
   // and the form's.

@@ -14,13 +14,13 @@ import collections from "./pages/collections.js";
 const pages = { "": overview, measurements, devices, flows, runs, collections };
 
 // pageName is the path under the dashboard's root ("" for the overview).
-function pageName() {
-  const p = location.pathname;
+function pageName(p = location.pathname) {
   return (p.startsWith(uiRoot) ? p.slice(uiRoot.length) : p).replace(/\/+$/, "");
 }
 
 // nav changes the query string (null or "" removes a key) and renders again;
-// push adds a history entry (a new view), otherwise the entry is replaced.
+// push adds a history entry (a new view), otherwise the entry is replaced,
+// once the view is drawn (render).
 function nav(changes, { push = true, path } = {}) {
   const q = path ? new URLSearchParams() : new URLSearchParams(location.search);
   for (const [k, v] of Object.entries(changes || {})) {
@@ -29,22 +29,25 @@ function nav(changes, { push = true, path } = {}) {
   }
   const s = q.toString();
   const url = (path || location.pathname) + (s ? "?" + s : "");
-  history[push ? "pushState" : "replaceState"](null, "", url);
-  return render();
+  return render(url, push ? "pushState" : "replaceState");
 }
 
 let generation = 0;
 let renders = 0;
-// shown is the page whose view is on screen (null when none is), and
-// shownURL that view's path and query.
+// shown is the page whose view is on screen (null when none is).
 let shown = null;
-let shownURL = "";
 
-// render draws the current page. A render started later wins: an older one
-// still waiting for the API leaves the page alone.
-async function render() {
+// render draws the view of target (a path and query; the current URL by
+// default) and then records it in the history as how says ("pushState",
+// "replaceState", or nothing: the current entry is already target's). A
+// render started later wins: an older one still waiting for the API leaves
+// the page and the history alone. Resolves true when target's view was
+// drawn, false when it was refused or superseded (what follows a render,
+// moving the focus, is then not done).
+async function render(target = location.pathname + location.search, how = null) {
   const gen = ++generation;
-  const name = pageName();
+  const url = new URL(target, location.href);
+  const name = pageName(url.pathname);
   for (const a of document.querySelectorAll("header nav a")) {
     if (a.getAttribute("href") === ui(name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -56,24 +59,25 @@ async function render() {
   let nodes;
   let failed = null;
   try {
-    if (!page) nodes = [h("h1", {}, title), h("p", {}, "No dashboard page at ", location.pathname, ".")];
-    else ({ title, nodes } = await page(new URLSearchParams(location.search), nav));
+    if (!page) nodes = [h("h1", {}, title), h("p", {}, "No dashboard page at ", url.pathname, ".")];
+    else ({ title, nodes } = await page(new URLSearchParams(url.search), nav));
   } catch (e) {
     failed = e;
   }
-  if (gen !== generation) return;
+  if (gen !== generation) return false;
   const focused = focusKey(root);
   if (failed && shown === name) {
     // The API refused this view (a reversed custom window, say) or failed:
     // the page stays as it was, with the controls as the user left them to
-    // correct, under the reason. The URL goes back to the view on screen,
-    // so that its rows, pagers and links act on it, not on the refused one
-    // (found by an audit).
-    history.replaceState(null, "", shownURL);
+    // correct, under the reason. The URL stays the view on screen's (it is
+    // recorded once a view is drawn), so that its rows, pagers and links
+    // act on it, not on the refused one, and the history gets no entry
+    // for it (found by two audits).
     root.querySelector(":scope > .view-error")?.remove();
     root.prepend(h("div", { class: "view-error" }, alertBox(failed),
       h("p", { class: "muted" }, "The figures below are still those of the view before; change the controls to try again.")));
   } else if (failed) {
+    if (how) history[how](null, "", url.pathname + url.search);
     // Nothing of this page on screen yet (a shared link whose view the API
     // refuses): the reason, and the page with its defaults.
     root.replaceChildren(h("h1", {}, title), alertBox(failed),
@@ -81,16 +85,17 @@ async function render() {
     document.title = title + " · Telemetry";
     shown = null;
   } else {
+    if (how) history[how](null, "", url.pathname + url.search);
     root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
     document.title = title + " · Telemetry";
     shown = page ? name : null;
-    shownURL = location.pathname + location.search;
   }
   if (focused) refocus(root, focused);
   renders++;
   document.body.dataset.renders = String(renders);
   document.body.dataset.state = "ready";
   if (renders === 1) performance.mark("rendered");
+  return !failed;
 }
 
 // A control of the page that changes the view (a select, a sort header, a
@@ -129,6 +134,13 @@ function refocus(root, key) {
   (same && !same.disabled ? same : root).focus({ preventScroll: true });
 }
 
+// focusAfterToken moves the focus, once the token form has been replaced,
+// to the page its token opened, or back to the form when it was refused.
+function focusAfterToken(drawn) {
+  const to = drawn ? document.getElementById("page") : document.getElementById("token-input") || document.getElementById("page");
+  to.focus({ preventScroll: true });
+}
+
 // The token form: shown when the API answers 401, and while a token is kept.
 function tokenForm(message) {
   const box = document.getElementById("token");
@@ -140,7 +152,7 @@ function tokenForm(message) {
       setToken(input.value.trim());
       tokenForm();
       // The form is replaced: the focus goes to the page it opens.
-      render().then(() => document.getElementById("page").focus({ preventScroll: true }));
+      render().then(focusAfterToken);
     },
   },
   message ? h("p", { role: "alert" }, message) : h("span", { class: "muted" }, "A token is kept for this browser session."),
@@ -149,7 +161,7 @@ function tokenForm(message) {
   token() ? h("button", { type: "button", onclick: () => {
     setToken("");
     tokenForm();
-    render().then(() => document.getElementById("page").focus({ preventScroll: true }));
+    render().then(focusAfterToken);
   } }, "Forget token") : null));
 }
 
@@ -162,8 +174,7 @@ document.addEventListener("click", (e) => {
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || !url.pathname.startsWith(uiRoot)) return;
   e.preventDefault();
-  history.pushState(null, "", url.pathname + url.search);
-  render().then(() => document.getElementById("page").focus({ preventScroll: true }));
+  render(url.pathname + url.search, "pushState").then((drawn) => drawn && document.getElementById("page").focus({ preventScroll: true }));
 });
 window.addEventListener("popstate", () => render());
 
