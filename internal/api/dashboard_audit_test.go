@@ -261,6 +261,13 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 	if got := tb.renders(); got != n+1 || !strings.Contains(tb.location(), "state=committed") {
 		t.Errorf("Enter rendered %d times, URL %q, want once, state=committed", got-n, tb.location())
 	}
+	// Stepped away and back, then left: nothing changed, nothing loaded.
+	n, hist0 := tb.renders(), eval[int](tb, `history.length`)
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowDown))
+	eval[bool](tb, `(document.activeElement.blur(), true)`)
+	if got, state := tb.renders(), eval[string](tb, `document.body.dataset.state`); got != n || state != "ready" || eval[int](tb, `history.length`) != hist0 {
+		t.Errorf("a select stepped away and back rendered %d times (state %s)", got-n, state)
+	}
 	// A choice made in the select's opened list (Space opens it, Enter
 	// picks) applies at once, as with the pointer (it waited for the user
 	// to leave the select; found by a review).

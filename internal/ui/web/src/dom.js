@@ -170,6 +170,7 @@ export function select(name, options, value, onchange) {
   // and the form's.
   function apply() {
     pending = false;
+    if (el.value === value) return; // stepped away and back: nothing changed
     applying = true;
     try { el.dispatchEvent(new Event("change", { bubbles: true })); } finally { applying = false; }
   }
