@@ -364,7 +364,7 @@ func (in *windowInput) Resolve(ctx huma.Context) []error { return in.check(ctx) 
 type timeseriesInput struct {
 	MeasurementWindow
 	Interval string `query:"interval" enum:"daily,hourly" default:"hourly" doc:"Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given."`
-	Bucket   string `query:"bucket" enum:"5m,15m,1h,6h,1d" example:"15m" doc:"Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval."`
+	Bucket   string `query:"bucket" enum:"5m,15m,1h,6h,1d" example:"15m" doc:"Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup, 5m and 15m from the 5-minute rollup (both kept ROLLUPS_RETENTION); a window's partial edge bins from the rows. Takes precedence over interval."`
 }
 
 func (in *timeseriesInput) Resolve(ctx huma.Context) []error { return in.check(ctx) }

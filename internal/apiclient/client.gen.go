@@ -2077,7 +2077,7 @@ type GetMeasurementTimeseriesParams struct {
 	// Interval Bucket size as flask-profiler names it: UTC days (keys YYYY-MM-DD, the same as bucket=1d) or UTC hours (keys YYYY-MM-DD HH, as bucket=1h). Ignored when bucket is given.
 	Interval *GetMeasurementTimeseriesParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
 
-	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup; 5m and 15m from the rows themselves (slower over long windows, and rows past their retention are not counted). Takes precedence over interval.
+	// Bucket Bucket width, aligned on UTC: 5m and 15m (keys YYYY-MM-DD HH:MM), 1h and 6h (keys YYYY-MM-DD HH, the bucket's first hour), 1d (keys YYYY-MM-DD). Widths of whole hours are counted from the hourly rollup, 5m and 15m from the 5-minute rollup (both kept ROLLUPS_RETENTION); a window's partial edge bins from the rows. Takes precedence over interval.
 	Bucket *GetMeasurementTimeseriesParamsBucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
 
