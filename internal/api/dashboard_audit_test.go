@@ -291,6 +291,18 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 		t.Errorf("a keyboard step then a pointer pick rendered %d times (state %s), history +%d", got-n, state, eval[int](tb, `history.length`)-hist)
 	}
 
+	// A keyboard step held back, then a link clicked: the step applies on
+	// the select's blur, but the link's view, started after it, supersedes
+	// it, and only a drawn view is recorded: one history entry (there were
+	// two; found by a review).
+	tb.open(ds.URL + "/ui/runs")
+	hist = eval[int](tb, `history.length`)
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowDown))
+	tb.click(`//header//nav/a[normalize-space(.)="Devices"]`)
+	if loc, h := tb.location(), eval[int](tb, `history.length`); loc != "/ui/devices" || h != hist+1 {
+		t.Errorf("after a held-back step and a link: at %q, history +%d, want /ui/devices and +1", loc, h-hist)
+	}
+
 	// Rows of one name and two methods have distinct names; the sort
 	// arrow is not part of its header's name; each chart has its points
 	// as text.
