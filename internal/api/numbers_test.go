@@ -82,6 +82,9 @@ func TestNumberRanges(t *testing.T) {
 		{"GET", "/api/measurements/-99999999999999999999", "", "path.id", "min"},
 		{"GET", "/flows?hour=99999999999999999999", "", "query.hour", "max"},
 		{"GET", "/mrd/devices?size=99999999999999999999", "", "query.size", "max"},
+		// The hidden flask-profiler parameters as the documented ones.
+		{"GET", "/api/measurements/?skip=99999999999999999999", "", "query.skip", "max"},
+		{"GET", "/api/measurements/grouped/?limit=-99999999999999999999", "", "query.limit", "min"},
 		{"GET", "/flows?hour=1x", "", "query.hour", "type"},
 		{"GET", "/flows?hour=2147483648", "", "query.hour", "max"},
 		{"GET", "/flows?hour=1&size=101", "", "query.size", "max"},

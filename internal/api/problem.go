@@ -262,6 +262,9 @@ func integersPastRange(op *huma.Operation, p *Problem) {
 				schema = prm.Schema
 			}
 		}
+		if q, ok := op.Metadata[queryNamesKey].(queryNames); ok && schema == nil && in == "query" {
+			schema = q.hiddenInts[name] // skip, limit: as page and size (found by an audit)
+		}
 		if schema == nil || (schema.Type != "integer" && schema.Type != "") {
 			continue
 		}

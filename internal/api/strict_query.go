@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -38,6 +39,10 @@ const queryNamesKey = "telemetry.queryNames"
 type queryNames struct {
 	names    map[string]bool
 	prefixes []string
+	// hiddenInts are the hidden integer parameters' schemas (their
+	// bounds), which op.Parameters, the documented ones, lack: for
+	// integersPastRange.
+	hiddenInts map[string]*huma.Schema
 }
 
 // queryNamesOf reads the query parameters of an input struct type, through
@@ -71,6 +76,19 @@ func queryNamesOf(t reflect.Type) queryNames {
 				continue
 			}
 			q.names[name] = true
+			if f.Tag.Get("hidden") == "true" && f.Type == reflect.TypeFor[optionalInt]() {
+				if q.hiddenInts == nil {
+					q.hiddenInts = map[string]*huma.Schema{}
+				}
+				sc := &huma.Schema{Type: huma.TypeInteger}
+				if v, err := strconv.ParseFloat(f.Tag.Get("minimum"), 64); err == nil {
+					sc.Minimum = &v
+				}
+				if v, err := strconv.ParseFloat(f.Tag.Get("maximum"), 64); err == nil {
+					sc.Maximum = &v
+				}
+				q.hiddenInts[name] = sc
+			}
 		}
 	}
 	walk(t)
