@@ -202,6 +202,18 @@ func TestDashboardKeepsTheViewOnError(t *testing.T) {
 		t.Errorf("the defaults link went to %q", loc)
 	}
 	tb.contains("big-src")
+	// Back to the refused link: the screen says what the URL is (it kept
+	// the defaults' figures under the refused URL; found by an audit).
+	n := tb.renders()
+	eval[bool](tb, `(history.back(), true)`)
+	tb.waitRender(n)
+	if loc := tb.location(); !strings.Contains(loc, "from=2026-01-01") {
+		t.Errorf("Back went to %q", loc)
+	}
+	tb.contains("422", "Open flows with its defaults")
+	if strings.Contains(tb.text(), "still those of the view before") {
+		t.Error("after Back the refused URL's page kept the other view's figures")
+	}
 	tb.clean()
 }
 
@@ -261,6 +273,36 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 	if got := tb.renders(); got != n+1 || !strings.Contains(tb.location(), "state=committed") {
 		t.Errorf("Enter rendered %d times, URL %q, want once, state=committed", got-n, tb.location())
 	}
+	// A second control used while the first's view is loading adds to it
+	// (the keyboard step applies on the select's blur, then the pager's
+	// click: the step was lost; found by an audit).
+	tb.open(ds.URL + "/ui/flows?range=custom&from=" + now.Add(-3*time.Hour).Format("2006-01-02T15:04") + "&to=" + now.Add(time.Hour).Format("2006-01-02T15:04"))
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="by"]`)), chromedp.KeyEvent(kb.ArrowDown))
+	tb.click(`(//nav[@class="pager"])[1]/button[normalize-space(.)="Next"]`)
+	value(tb, chromedp.Poll[bool](`document.body.dataset.state === "ready" && location.search.includes("spage=2")`, chromedp.WithPollingTimeout(time.Minute)))
+	if loc := tb.location(); !strings.Contains(loc, "by=dest_app") || !strings.Contains(loc, "spage=2") {
+		t.Errorf("a keyboard step then a pager: at %q, want by=dest_app and spage=2", loc)
+	}
+
+	// A link to the view on screen adds no history entry.
+	tb.open(ds.URL + "/ui/devices")
+	hist1 := eval[int](tb, `history.length`)
+	tb.click(`//header//nav/a[normalize-space(.)="Devices"]`)
+	tb.click(`//td/button[normalize-space(.)="ui-node-1"]`)
+	tb.click(`//td/button[normalize-space(.)="ui-node-1"]`)
+	if h := eval[int](tb, `history.length`); h != hist1+1 {
+		t.Errorf("the same view twice: history +%d, want +1 (the device opened once)", h-hist1)
+	}
+
+	// A custom measurements window chosen from the select is written in
+	// the URL, bounds and all, so that a reload shows the same.
+	tb.open(ds.URL + "/ui/measurements?window=day")
+	tb.choose("window", "custom")
+	if loc := tb.location(); !strings.Contains(loc, "window=custom") || !strings.Contains(loc, "from=") || !strings.Contains(loc, "to=") {
+		t.Errorf("a custom window from the select is at %q, want its bounds in the URL", loc)
+	}
+	tb.open(ds.URL + "/ui/runs?state=committed") // back where the select's checks go on
+
 	// Stepped away and back, then left: nothing changed, nothing loaded.
 	n, hist0 := tb.renders(), eval[int](tb, `history.length`)
 	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowDown))

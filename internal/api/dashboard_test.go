@@ -843,6 +843,14 @@ func TestDashboardAsksForToken(t *testing.T) {
 	if text := tb.text(); strings.Count(text, "no token") != 1 {
 		t.Errorf("the 401's reason is not said once:\n%s", text)
 	}
+	// The form is rebuilt on each 401: the focus in it stays in it.
+	tb.run(chromedp.Focus(chromedp.CSS(`#token-input`)))
+	n0 := tb.renders()
+	eval[bool](tb, `(window.dispatchEvent(new PopStateEvent("popstate")), true)`)
+	tb.waitRender(n0)
+	if id := eval[string](tb, `document.activeElement.id || document.activeElement.tagName`); id != "token-input" {
+		t.Errorf("after another 401 the focus is on %s, want the token input", id)
+	}
 	prompt := value(tb, chromedp.Text(chromedp.CSS(`#token`)))
 	if !strings.Contains(prompt, "The API wants a token") {
 		t.Fatalf("no token prompt: %q", prompt)

@@ -22,24 +22,33 @@ function pageName(p = location.pathname) {
 // push adds a history entry (a new view), otherwise the entry is replaced,
 // once the view is drawn (render).
 function nav(changes, { push = true, path } = {}) {
-  const q = path ? new URLSearchParams() : new URLSearchParams(location.search);
+  // On the view being loaded, when there is one: a second control used
+  // before the first's view arrives adds to it (it dropped the first
+  // change; found by an audit).
+  const base = new URL(loading || location.pathname + location.search, location.href);
+  const q = path ? new URLSearchParams() : new URLSearchParams(base.search);
   for (const [k, v] of Object.entries(changes || {})) {
     if (v === null || v === undefined || v === "") q.delete(k);
     else q.set(k, String(v));
   }
   const s = q.toString();
-  const url = (path || location.pathname) + (s ? "?" + s : "");
+  const url = (path || base.pathname) + (s ? "?" + s : "");
   return render(url, push ? "pushState" : "replaceState");
 }
 
 let generation = 0;
 let renders = 0;
-// shown is the page whose view is on screen (null when none is).
+// shown is the page whose view is on screen (null when none is); loading
+// the path and query of the view the latest render is loading (null when
+// none is).
 let shown = null;
+let loading = null;
 
 // render draws the view of target (a path and query; the current URL by
 // default) and then records it in the history as how says ("pushState",
-// "replaceState", or nothing: the current entry is already target's). A
+// "replaceState", or nothing: the current entry is already target's; "pop"
+// when the browser moved to it, Back or Forward). A push of the URL already
+// shown replaces it instead (no duplicate entry). A
 // render started later wins: an older one still waiting for the API leaves
 // the page and the history alone. Resolves true when target's view was
 // drawn, false when it was refused or superseded (what follows a render,
@@ -48,6 +57,9 @@ async function render(target = location.pathname + location.search, how = null) 
   const gen = ++generation;
   const url = new URL(target, location.href);
   const name = pageName(url.pathname);
+  const path = url.pathname + url.search;
+  if (how === "pushState" && path === location.pathname + location.search) how = "replaceState";
+  loading = path;
   for (const a of document.querySelectorAll("header nav a")) {
     if (a.getAttribute("href") === ui(name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -65,8 +77,14 @@ async function render(target = location.pathname + location.search, how = null) 
     failed = e;
   }
   if (gen !== generation) return false;
+  loading = null;
   const focused = focusKey(root);
-  if (failed && shown === name) {
+  // Back or Forward: the browser's entry is already the URL, so a refused
+  // view cannot keep the one on screen under it; it is drawn as a refused
+  // link's (found by an audit: the URL said one view, the screen another).
+  const popped = how === "pop";
+  if (popped) how = null;
+  if (failed && shown === name && !popped) {
     // The API refused this view (a reversed custom window, say) or failed:
     // the page stays as it was, with the controls as the user left them to
     // correct, under the reason. The URL stays the view on screen's (it is
@@ -77,7 +95,7 @@ async function render(target = location.pathname + location.search, how = null) 
     root.prepend(h("div", { class: "view-error" }, alertBox(failed),
       h("p", { class: "muted" }, "The figures below are still those of the view before; change the controls to try again.")));
   } else if (failed) {
-    if (how) history[how](null, "", url.pathname + url.search);
+    if (how) history[how](null, "", path);
     // Nothing of this page on screen yet (a shared link whose view the API
     // refuses): the reason, and the page with its defaults.
     root.replaceChildren(h("h1", {}, title), alertBox(failed),
@@ -85,7 +103,7 @@ async function render(target = location.pathname + location.search, how = null) 
     document.title = title + " · Telemetry";
     shown = null;
   } else {
-    if (how) history[how](null, "", url.pathname + url.search);
+    if (how) history[how](null, "", path);
     root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
     document.title = title + " · Telemetry";
     shown = page ? name : null;
@@ -144,6 +162,8 @@ function focusAfterToken(drawn) {
 // The token form: shown when the API answers 401, and while a token is kept.
 function tokenForm(message) {
   const box = document.getElementById("token");
+  // Rebuilt on every 401: the focus in it stays in it (it fell to <body>).
+  const hadFocus = box.contains(document.activeElement);
   if (!message && !token()) { box.replaceChildren(); return; }
   const input = h("input", { type: "password", name: "token", id: "token-input", autocomplete: "off", size: 40 });
   box.replaceChildren(h("form", {
@@ -163,6 +183,7 @@ function tokenForm(message) {
     tokenForm();
     render().then(focusAfterToken);
   } }, "Forget token") : null));
+  if (hadFocus) input.focus({ preventScroll: true });
 }
 
 whenUnauthorized((problem) => tokenForm(
@@ -176,7 +197,7 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   render(url.pathname + url.search, "pushState").then((drawn) => drawn && document.getElementById("page").focus({ preventScroll: true }));
 });
-window.addEventListener("popstate", () => render());
+window.addEventListener("popstate", () => render(undefined, "pop"));
 
 absoluteLinks();
 tokenForm();

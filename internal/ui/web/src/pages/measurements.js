@@ -7,7 +7,7 @@
 import { download, get } from "../api.js";
 import { barChart, timeChart } from "../charts.js";
 import { actionButton, count, field, fmt, h, select, submitNow, table, when } from "../dom.js";
-import { bounds, windowControls } from "./window.js";
+import { bounds, toLocal, windowControls } from "./window.js";
 
 const percentiles = [["p50Elapsed", "p50 (s)"], ["p95Elapsed", "p95 (s)"], ["p99Elapsed", "p99 (s)"]];
 
@@ -55,7 +55,13 @@ export default async function measurements(q, nav) {
       e.preventDefault();
       const f = new FormData(e.target);
       const v = (k) => (f.get(k) || "").toString().trim();
-      nav({ window: v("window"), from: v("from"), to: v("to"), app: v("app"), method: v("method"), name: v("name"),
+      // A custom window chosen from the select has no bounds fields yet:
+      // it starts from the window on screen, written in the URL, so that a
+      // reload or a shared link shows the same (found by an audit: it
+      // followed the clock).
+      const custom = v("window") === "custom";
+      nav({ window: v("window"), from: v("from") || (custom ? toLocal(b.startedAt) : ""),
+        to: v("to") || (custom ? toLocal(b.endedAt) : ""), app: v("app"), method: v("method"), name: v("name"),
         bucket: v("bucket"), interval: null, page: null, ep: null, epm: null, rpage: null, id: null });
     },
     onchange: (e) => {

@@ -6,7 +6,7 @@ import { field, h, select } from "../dom.js";
 export const windows = [["hour", "Last hour"], ["day", "Last day"], ["week", "Last week"], ["custom", "Custom (UTC)"]];
 const seconds = { hour: 3600, day: 86400, week: 7 * 86400 };
 
-const toLocal = (t) => new Date(t * 1000).toISOString().slice(0, 16);
+export const toLocal = (t) => new Date(t * 1000).toISOString().slice(0, 16);
 // localMillis reads a datetime-local value (YYYY-MM-DDTHH:MM, UTC) as
 // milliseconds since the epoch, null for anything else: Chromium parses
 // ":00Z" alone as 2000-01-01, which made an empty custom bound that day
