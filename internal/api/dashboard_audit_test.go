@@ -284,6 +284,17 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 		t.Errorf("a keyboard step then a pager: at %q, want by=dest_app and spage=2", loc)
 	}
 
+	// But a control of the page on screen, used while a link's other page
+	// is loading, acts on its own page (not on the link's).
+	tb.open(ds.URL + "/ui/measurements?window=day&app=uitest")
+	eval[bool](tb, `(() => { const f = window.fetch; window.fetch = (u, o) => String(u).includes("/flows")
+		? new Promise((r) => setTimeout(r, 1500)).then(() => f(u, o)) : f(u, o); return true; })()`)
+	eval[bool](tb, `(document.evaluate('//header//nav/a[normalize-space(.)="Flows"]', document, null, 9, null).singleNodeValue.click(), true)`)
+	tb.click(`//th/button[starts-with(normalize-space(.), "Name")]`)
+	if loc := tb.location(); !strings.HasPrefix(loc, "/ui/measurements?") || !strings.Contains(loc, "sort=name") {
+		t.Errorf("a sort while another page loaded went to %q", loc)
+	}
+
 	// A link to the view on screen adds no history entry.
 	tb.open(ds.URL + "/ui/devices")
 	hist1 := eval[int](tb, `history.length`)

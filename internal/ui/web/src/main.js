@@ -22,10 +22,12 @@ function pageName(p = location.pathname) {
 // push adds a history entry (a new view), otherwise the entry is replaced,
 // once the view is drawn (render).
 function nav(changes, { push = true, path } = {}) {
-  // On the view being loaded, when there is one: a second control used
-  // before the first's view arrives adds to it (it dropped the first
-  // change; found by an audit).
-  const base = new URL(loading || location.pathname + location.search, location.href);
+  // On the view of this page being loaded, when there is one: a second
+  // control used before the first's view arrives adds to it (it dropped
+  // the first change; found by an audit). Another page being loaded (a
+  // link) is not this control's.
+  const pending = loading && new URL(loading, location.href).pathname === location.pathname ? loading : null;
+  const base = new URL(pending || location.pathname + location.search, location.href);
   const q = path ? new URLSearchParams() : new URLSearchParams(base.search);
   for (const [k, v] of Object.entries(changes || {})) {
     if (v === null || v === undefined || v === "") q.delete(k);
