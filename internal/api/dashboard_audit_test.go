@@ -314,6 +314,38 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 	}
 	tb.open(ds.URL + "/ui/runs?state=committed") // back where the select's checks go on
 
+	// Leaving a custom window drops its bounds from the URL.
+	tb.open(ds.URL + "/ui/measurements?window=custom&from=2026-12-05T08:00&to=2026-12-05T12:00")
+	tb.choose("window", "week")
+	if loc := tb.location(); strings.Contains(loc, "from=") || strings.Contains(loc, "to=") {
+		t.Errorf("leaving a custom window kept its bounds: %q", loc)
+	}
+	// Each bar chart's "Data" table names its categories.
+	tb.open(ds.URL + "/ui/flows")
+	if heads := eval[[]string](tb, `[...document.querySelectorAll("figure.chart table.points thead th:first-child")].map((c) => c.textContent)`); len(heads) == 0 || slices.Contains(heads, "") {
+		t.Errorf("charts' data tables' first headers: %q", heads)
+	}
+	// A keyboard change applied by Tab, whose next field the new view
+	// removes, leaves the focus on the select (it went to the top).
+	tb.open(ds.URL + "/ui/flows?range=custom&from=" + now.Add(-3*time.Hour).Format("2006-01-02T15:04") + "&to=" + now.Add(time.Hour).Format("2006-01-02T15:04"))
+	n = tb.renders()
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="range"]`)), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.Tab))
+	tb.waitRender(n)
+	if name := eval[string](tb, `document.activeElement.getAttribute("name") || document.activeElement.id || document.activeElement.tagName`); name != "range" || !strings.Contains(tb.location(), "range=hour") {
+		t.Errorf("after a keyboard change and Tab: focus on %q at %q, want the range select at range=hour", name, tb.location())
+	}
+	// At 600 pixels the page does not scroll sideways: a wide table
+	// scrolls in its own box.
+	tb.run(chromedp.EmulateViewport(600, 900))
+	for _, page := range []string{"/ui/measurements?window=day", "/ui/flows", "/ui/runs"} {
+		tb.open(ds.URL + page)
+		if w := eval[int](tb, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+			t.Errorf("%s at 600 px scrolls sideways by %d px", page, w)
+		}
+	}
+	tb.run(chromedp.EmulateViewport(1280, 900))
+	tb.open(ds.URL + "/ui/runs?state=committed")
+
 	// Stepped away and back, then left: nothing changed, nothing loaded.
 	n, hist0 := tb.renders(), eval[int](tb, `history.length`)
 	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowDown))

@@ -607,7 +607,7 @@ func TestDashboard(t *testing.T) {
 		// A row opens the endpoint's requests, a request its detail.
 		tb.click(`//td/button[text()="/ui-test/orders"]`)
 		tb.contains("Measurements of GET /ui-test/orders", "3 measurements, newest first")
-		if heads := eval[[]string](tb, `[...document.querySelectorAll("#requests + table th, #requests ~ table th")].map((c) => c.innerText)`); slices.Contains(heads, "Requests") {
+		if heads := eval[[]string](tb, `[...document.querySelectorAll("#requests + table th, #requests ~ .table-wrap table th")].map((c) => c.innerText)`); slices.Contains(heads, "Requests") {
 			t.Errorf("another app's measurements have a Requests column: %v", heads)
 		}
 		// The endpoint's requests as CSV (the second button: the first is the grouped
@@ -931,12 +931,12 @@ func TestDashboardShowsSummaryRowsRequests(t *testing.T) {
 	tb.open(s.URL + "/ui/measurements?window=hour&app=telemetry&ep=" + url.QueryEscape(route) + "&epm=GET")
 	tb.contains("Counts, means and percentiles are over measurements", "Measurements of GET "+route,
 		fmt.Sprintf("%d measurement", rows))
-	cols := eval[[]string](tb, `[...document.querySelectorAll("#requests ~ table")[0].tHead.rows[0].cells].map((c) => c.innerText)`)
+	cols := eval[[]string](tb, `[...document.querySelectorAll("#requests ~ .table-wrap table")[0].tHead.rows[0].cells].map((c) => c.innerText)`)
 	i := slices.Index(cols, "Requests")
 	if i < 0 || !slices.Contains(cols, "Elapsed, mean of a summary (s)") {
 		t.Fatalf("the endpoint's columns %v: want Requests and the elapsed as a summary's mean", cols)
 	}
-	cells := eval[[]string](tb, fmt.Sprintf(`[...document.querySelectorAll("#requests ~ table")[0].tBodies[0].rows].map((r) => r.cells[%d].innerText)`, i))
+	cells := eval[[]string](tb, fmt.Sprintf(`[...document.querySelectorAll("#requests ~ .table-wrap table")[0].tBodies[0].rows].map((r) => r.cells[%d].innerText)`, i))
 	sum := 0
 	for _, c := range cells {
 		n, err := strconv.Atoi(c)

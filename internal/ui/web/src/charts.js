@@ -49,7 +49,8 @@ export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) 
 }
 
 // barChart draws one bar per category: labels and their values.
-export function barChart(title, labels, values, { wide = false, yLabel = "" } = {}) {
+// xLabel names the categories (the first column of its "Data" table).
+export function barChart(title, labels, values, { wide = false, yLabel = "", xLabel = "Category" } = {}) {
   const fig = frame(title, labels.length);
   const xs = labels.map((_, i) => i);
   new uPlot({
@@ -69,7 +70,7 @@ export function barChart(title, labels, values, { wide = false, yLabel = "" } = 
     ],
     legend: { show: false },
   }, [xs, values], fig);
-  fig.append(dataOf(title, ["", yLabel || title], labels.map((l, i) => [l, fmt(values[i])])));
+  fig.append(dataOf(title, [xLabel, yLabel || title], labels.map((l, i) => [l, fmt(values[i])])));
   return fig;
 }
 

@@ -107,8 +107,10 @@ export function table({ caption, columns, rows, sort, onSort, onRow, selected, o
       }
       return h("td", { class: c.num ? "num" : c.time ? "time" : null }, v);
     })));
-  return h("table", { class: "data" }, caption ? h("caption", { class: "muted" }, caption) : null,
-    h("thead", {}, head), h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing here."))));
+  // In a box of its own that scrolls sideways when the table is wider than
+  // the window, rather than the whole page (found by an audit at 600 px).
+  return h("div", { class: "table-wrap" }, h("table", { class: "data" }, caption ? h("caption", { class: "muted" }, caption) : null,
+    h("thead", {}, head), h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing here.")))));
 }
 
 // submitNow submits a form on a select's change without the browser's
@@ -125,6 +127,18 @@ export function submitNow(form) {
 // field wraps a control in its label.
 export function field(label, control) {
   return h("label", {}, label, control);
+}
+
+// lastApplied is the name of the select whose keyboard change applied last
+// (on Enter or when left): the page gives it the focus back when the
+// control the focus moved to is gone after the new view (Tab to a bounds
+// field the new choice removes sent the focus to the top; found by an
+// audit).
+let lastApplied = null;
+export function takeLastApplied() {
+  const n = lastApplied;
+  lastApplied = null;
+  return n;
 }
 
 // stepKeys step a closed select through its options.
@@ -171,6 +185,7 @@ export function select(name, options, value, onchange) {
   function apply() {
     pending = false;
     if (el.value === value) return; // stepped away and back: nothing changed
+    lastApplied = name;
     applying = true;
     try { el.dispatchEvent(new Event("change", { bubbles: true })); } finally { applying = false; }
   }

@@ -1,7 +1,7 @@
 // The dashboard: one page per resource under /ui/, chosen by the path; the
 // query string carries each page's state (filters, window, selection), so a
 // view can be shared. Navigation inside /ui/ uses the History API.
-import { alertBox, h } from "./dom.js";
+import { alertBox, h, takeLastApplied } from "./dom.js";
 import { setToken, token, whenUnauthorized } from "./api.js";
 import { absoluteLinks, ui, uiRoot } from "./paths.js";
 import overview from "./pages/overview.js";
@@ -110,7 +110,8 @@ async function render(target = location.pathname + location.search, how = null) 
     document.title = title + " · Telemetry";
     shown = page ? name : null;
   }
-  if (focused) refocus(root, focused);
+  const applied = takeLastApplied();
+  if (focused) refocus(root, focused, applied);
   renders++;
   document.body.dataset.renders = String(renders);
   document.body.dataset.state = "ready";
@@ -148,10 +149,11 @@ function alike(root, { tag, name, text }) {
 // refocus focuses the key's control, or the page when it is gone or
 // disabled (the last page's "Next": focus() on it did nothing, leaving the
 // focus on <body>).
-function refocus(root, key) {
+function refocus(root, key, applied) {
   const all = alike(root, key);
   const same = all[key.index] || all[0];
-  (same && !same.disabled ? same : root).focus({ preventScroll: true });
+  const select = applied && root.querySelector(`select[name="${CSS.escape(applied)}"]`);
+  (same && !same.disabled ? same : select || root).focus({ preventScroll: true });
 }
 
 // focusAfterToken moves the focus, once the token form has been replaced,

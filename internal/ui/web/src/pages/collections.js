@@ -69,7 +69,7 @@ export default async function collections(q, nav) {
       urls.length ? (() => {
         // The ten slowest, so that their labels stay readable.
         const slow = [...urls].sort((a, b) => b.averageResponseTime - a.averageResponseTime).slice(0, 10);
-        return barChart("Slowest URLs: average response time (ms)", slow.map((u) => `${u.method} ${u.url}`), slow.map((u) => u.averageResponseTime), { wide: true, yLabel: "ms" });
+        return barChart("Slowest URLs: average response time (ms)", slow.map((u) => `${u.method} ${u.url}`), slow.map((u) => u.averageResponseTime), { wide: true, yLabel: "ms", xLabel: "URL" });
       })() : null,
       table({
         columns: [

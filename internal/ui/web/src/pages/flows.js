@@ -109,7 +109,7 @@ export default async function flows(q, nav) {
         `${count(list.total, "hourly total")}`,
         all ? `, ${bytes(tx)} sent (${fmt(tx)} B), ${bytes(rx)} received (${fmt(rx)} B)` : ""),
       h("h2", {}, `Totals per ${byLabel.toLowerCase().replace("vpc", "VPC")}`),
-      top.length ? barChart(`Largest ${by} (bytes sent + received)`, top.map((t) => t.key), top.map((t) => Number(t.bytes)), { wide: true, yLabel: "bytes" }) : null,
+      top.length ? barChart(`Largest ${by} (bytes sent + received)`, top.map((t) => t.key), top.map((t) => Number(t.bytes)), { wide: true, yLabel: "bytes", xLabel: byLabel }) : null,
       table({
         caption: `Largest first; a key shows its flows below`,
         columns: [

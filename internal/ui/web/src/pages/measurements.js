@@ -59,9 +59,11 @@ export default async function measurements(q, nav) {
       // it starts from the window on screen, written in the URL, so that a
       // reload or a shared link shows the same (found by an audit: it
       // followed the clock).
+      // Another window drops the bounds (they stayed in the URL; found by
+      // an audit).
       const custom = v("window") === "custom";
-      nav({ window: v("window"), from: v("from") || (custom ? toLocal(b.startedAt) : ""),
-        to: v("to") || (custom ? toLocal(b.endedAt) : ""), app: v("app"), method: v("method"), name: v("name"),
+      nav({ window: v("window"), from: custom ? v("from") || toLocal(b.startedAt) : "",
+        to: custom ? v("to") || toLocal(b.endedAt) : "", app: v("app"), method: v("method"), name: v("name"),
         bucket: v("bucket"), interval: null, page: null, ep: null, epm: null, rpage: null, id: null });
     },
     onchange: (e) => {
@@ -110,7 +112,7 @@ export default async function measurements(q, nav) {
   // filter is set (found by an audit: app=shop showed another app's PUTs).
   const all = filters.app || filters.method || filters.name ? ", all apps, methods and names" : "";
   const charts = h("div", { class: "charts" },
-    barChart("Measurements per method" + all, methods, methods.map((m) => dist.distribution[m]), { yLabel: "measurements" }),
+    barChart("Measurements per method" + all, methods, methods.map((m) => dist.distribution[m]), { yLabel: "measurements", xLabel: "Method" }),
     timeChart(`Measurements ${per[bucket]} (UTC)${all}`, keys.map(bucketTime),
       [{ label: "measurements", values: keys.map((k) => series.serie[k]) }], { wide: false, yLabel: "measurements" }));
 

@@ -65,7 +65,7 @@ export default async function runs(q, nav) {
           rows: stats,
         }),
         barChart("Average response time per endpoint (ms)", endpoints.map(label),
-          endpoints.map((s) => (typeof s.avg_response_time === "number" ? s.avg_response_time : null)), { wide: true, yLabel: "ms" }),
+          endpoints.map((s) => (typeof s.avg_response_time === "number" ? s.avg_response_time : null)), { wide: true, yLabel: "ms", xLabel: "Endpoint" }),
       ] : h("p", { class: "muted" }, run.state === "running" ? "Still running: no statistics yet." : "No request statistics in the commit.")));
   }
   return { title: uuid ? `Run ${uuid}` : "Runs", nodes };
