@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -343,7 +344,21 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 			t.Errorf("%s at 600 px scrolls sideways by %d px", page, w)
 		}
 	}
+	// Charts follow the window's width (they kept the one they were
+	// drawn at).
 	tb.run(chromedp.EmulateViewport(1280, 900))
+	tb.open(ds.URL + "/ui/flows")
+	wide := eval[int](tb, `document.querySelector("figure.chart canvas").getBoundingClientRect().width`)
+	tb.run(chromedp.EmulateViewport(600, 900))
+	if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](`document.querySelector("figure.chart canvas").getBoundingClientRect().width < 600 &&
+		document.documentElement.scrollWidth <= document.documentElement.clientWidth`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("a chart drawn %d px wide stays %v px in a 600 px window", wide, eval[float64](tb, `document.querySelector("figure.chart canvas").getBoundingClientRect().width`))
+	}
+	tb.run(chromedp.EmulateViewport(1280, 900))
+	if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector("figure.chart canvas").getBoundingClientRect().width >= %d`, wide),
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("back at 1280 px the chart is %v px, was %d", eval[float64](tb, `document.querySelector("figure.chart canvas").getBoundingClientRect().width`), wide)
+	}
 	tb.open(ds.URL + "/ui/runs?state=committed")
 
 	// Stepped away and back, then left: nothing changed, nothing loaded.

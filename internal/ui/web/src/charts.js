@@ -11,6 +11,30 @@ function width(wide) {
   return wide ? Math.min(1100, avail) : Math.min(540, avail);
 }
 
+// drawn are the charts on the page with their width rule: a resize of the
+// window sizes them again (they kept the width they were drawn at; found
+// by an audit), once it has settled.
+const drawn = new Set();
+let resizing = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => {
+    for (const c of drawn) {
+      if (!c.u.root.isConnected) {
+        drawn.delete(c);
+        c.u.destroy();
+        continue;
+      }
+      c.u.setSize({ width: width(c.wide), height: 240 });
+    }
+  }, 150);
+});
+
+function keep(u, wide) {
+  drawn.add({ u, wide });
+  return u;
+}
+
 function frame(title, points) {
   return h("figure", { class: "chart", "data-chart": title, "data-points": points, "aria-label": title },
     h("figcaption", { class: "muted" }, title));
@@ -33,7 +57,7 @@ const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
 // [{label, values}]. Times are shown in UTC, like the tables.
 export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) {
   const fig = frame(title, xs.length);
-  new uPlot({
+  keep(new uPlot({
     width: width(wide), height: 240, tzDate: utc,
     // One point alone would sit on a zero-width scale: centre it in an hour.
     scales: { x: xs.length === 1 ? { time: true, auto: false, range: [xs[0] - 1800, xs[0] + 1800] } : { time: true } },
@@ -42,7 +66,7 @@ export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) 
       fill: series.length === 1 ? "rgba(31,95,191,0.08)" : undefined, points: { show: xs.length < 60, fill: palette[i % palette.length] },
     }))],
     axes: [{}, { label: yLabel, size: 60, values: (u, splits) => splits.map(compact) }],
-  }, [xs, ...series.map((s) => s.values)], fig);
+  }, [xs, ...series.map((s) => s.values)], fig), wide);
   fig.append(dataOf(title, ["Time (UTC)", ...series.map((s) => s.label)],
     xs.map((x, i) => [when(x), ...series.map((s) => fmt(s.values[i]))])));
   return fig;
@@ -53,7 +77,7 @@ export function timeChart(title, xs, series, { wide = true, yLabel = "" } = {}) 
 export function barChart(title, labels, values, { wide = false, yLabel = "", xLabel = "Category" } = {}) {
   const fig = frame(title, labels.length);
   const xs = labels.map((_, i) => i);
-  new uPlot({
+  keep(new uPlot({
     width: width(wide), height: 240,
     // Bars start at zero, or their heights would mislead.
     scales: {
@@ -69,7 +93,7 @@ export function barChart(title, labels, values, { wide = false, yLabel = "", xLa
       { label: yLabel, size: 60, values: (u, splits) => splits.map(compact) },
     ],
     legend: { show: false },
-  }, [xs, values], fig);
+  }, [xs, values], fig), wide);
   fig.append(dataOf(title, [xLabel, yLabel || title], labels.map((l, i) => [l, fmt(values[i])])));
   return fig;
 }
