@@ -318,25 +318,36 @@ func TestBodyBudgetMinRate(t *testing.T) {
 	const rate = 512 << 10 // the slack is 2 s of it
 	s := newTestServer(t, budget3MiB(30*time.Second), func(c *config.Config) { c.BodyMinRate = rate })
 	const size = 3 << 20
+	// 1.25 MiB, then nothing; then 64 KiB every 100 ms (640 KiB/s) for
+	// 2.8 s after the first 1.25 MiB.
+	stallThenKeepPace(t, s, size, 5<<18, 64<<10, "BODY_MIN_RATE")
+}
+
+// stallThenKeepPace posts three flows bodies of size bytes to s: one that
+// sends its first bytes and stalls, holding the budget, which must be a 408
+// whose detail holds want; one waiting for that room, stored once the
+// stalled one is cut; and one that sends its first bytes, then chunk bytes
+// every 100 ms, stored. Only the last two store their flows.
+func stallThenKeepPace(t *testing.T, s *testServer, size, first, chunk int, want string) {
+	t.Helper()
 	body := flowsBodyOf(size)
 	head := postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), "")
 
-	stalled := start(t, s, head, body[:5<<18]) // 1.25 MiB, then nothing
-	eventually(t, s, heldGauge, size)
+	stalled := start(t, s, head, body[:first])
+	eventually(t, s, heldGauge, float64(size))
 	waiter := start(t, s, head, body)
 	a := stalled.wait(t)
 	p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusRequestTimeout)
-	if !strings.Contains(p.Detail, "BODY_MIN_RATE") {
-		t.Fatalf("408 %q does not name BODY_MIN_RATE", p.Detail)
+	if !strings.Contains(p.Detail, want) {
+		t.Fatalf("408 %q does not say %q", p.Detail, want)
 	}
 	waiter.wantStatus(t, http.StatusCreated)
 	eventually(t, s, heldGauge, 0)
 
-	// 64 KiB every 100 ms (640 KiB/s) for 2.8 s after the first 1.25 MiB.
-	steady := start(t, s, head, body[:5<<18])
-	for off := 5 << 18; off < size; off += 64 << 10 {
+	steady := start(t, s, head, body[:first])
+	for off := first; off < size; off += chunk {
 		time.Sleep(100 * time.Millisecond)
-		steady.send(t, body[off:min(off+64<<10, size)])
+		steady.send(t, body[off:min(off+chunk, size)])
 	}
 	steady.wantStatus(t, http.StatusCreated)
 	if got := budgetFlowBytes(t, s); got != 2 {
@@ -359,32 +370,10 @@ func TestBodyBudgetMustEndBeforeReadTimeout(t *testing.T) {
 		// BODY_MIN_RATE alone would allow the stalled body 1,024 s.
 		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout, c.BodyMinRate = size, size, 30*time.Second, 1<<10
 	})
-	body := flowsBodyOf(size)
-	head := postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), "")
-
 	// The first 2 MiB, then nothing: 14 MiB to go in under 30 s is a pace
-	// of about 490 KiB/s, and it falls a MiB behind within about 2 s.
-	stalled := start(t, s, head, body[:2<<20])
-	eventually(t, s, heldGauge, size)
-	waiter := start(t, s, head, body)
-	a := stalled.wait(t)
-	p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusRequestTimeout)
-	if !strings.Contains(p.Detail, "too slowly to end before READ_TIMEOUT") {
-		t.Fatalf("408 %q: not the pace READ_TIMEOUT sets", p.Detail)
-	}
-	waiter.wantStatus(t, http.StatusCreated)
-	eventually(t, s, heldGauge, 0)
-
+	// of about 490 KiB/s, and it falls a MiB behind within about 2 s. Then
 	// 256 KiB every 100 ms (about 2.5 MiB/s, five times the pace).
-	steady := start(t, s, head, body[:2<<20])
-	for off := 2 << 20; off < size; off += 256 << 10 {
-		time.Sleep(100 * time.Millisecond)
-		steady.send(t, body[off:min(off+256<<10, size)])
-	}
-	steady.wantStatus(t, http.StatusCreated)
-	if got := budgetFlowBytes(t, s); got != 2 {
-		t.Fatalf("flows stored: %d bytes, want the waiter's and the steady body's (2)", got)
-	}
+	stallThenKeepPace(t, s, size, 2<<20, 256<<10, "too slowly to end before READ_TIMEOUT")
 }
 
 // An events body counts eightfold (eventsBodyWeight): 1.2 MiB of it takes

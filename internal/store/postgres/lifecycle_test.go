@@ -348,19 +348,28 @@ func TestMaintainWhileWriting(t *testing.T) {
 	}
 }
 
+// compressionStore is a store on a database of its own holding
+// lifecycleData 20 and 10 days old, for the compression tests, which skip,
+// saying so, where TimescaleDB is not there.
+func compressionStore(t *testing.T) (*pgxpool.Pool, *postgres.Store) {
+	t.Helper()
+	pool := testdb.New(t)
+	if !timescaleEnabled(t, pool) {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): compression is TimescaleDB only")
+	}
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 20*day, 10*day)
+	return pool, st
+}
+
 // On TimescaleDB the pass compresses chunks older than COMPRESS_AFTER, and
 // everything keeps working on them: reads, late inserts (measurements with
 // their rollups, device reports, runtime samples) and the flows upsert
 // adding to a total stored in a compressed chunk.
 func TestMaintainCompressionKeepsEverythingWorking(t *testing.T) {
 	t.Parallel()
-	pool := testdb.New(t)
-	if !timescaleEnabled(t, pool) {
-		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): compression is TimescaleDB only")
-	}
+	pool, st := compressionStore(t)
 	ctx := context.Background()
-	st := postgres.New(pool, postgres.Options{})
-	lifecycleData(t, st, 20*day, 10*day)
 	res, err := st.Lifecycle.Maintain(ctx, store.Retention{Measurements: 30 * day, Flows: 30 * day, CompressAfter: 7 * day}, lifecycleNow)
 	if err != nil {
 		t.Fatal(err)
@@ -462,13 +471,8 @@ func TestMaintainCompressionKeepsEverythingWorking(t *testing.T) {
 // (found by an audit).
 func TestMaintainLeavesAChunkBeingWrittenForTheNextPass(t *testing.T) {
 	t.Parallel()
-	pool := testdb.New(t)
-	if !timescaleEnabled(t, pool) {
-		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): compression is TimescaleDB only")
-	}
+	pool, st := compressionStore(t)
 	ctx := context.Background()
-	st := postgres.New(pool, postgres.Options{})
-	lifecycleData(t, st, 20*day, 10*day)
 	retention := store.Retention{Measurements: 30 * day, Flows: 30 * day, CompressAfter: 7 * day}
 	if _, err := st.Lifecycle.Maintain(ctx, retention, lifecycleNow); err != nil {
 		t.Fatal(err)
