@@ -74,44 +74,30 @@ func paramErrors(ctx huma.Context) []error {
 	// the documented ones: they are checked from the names the operation
 	// takes (strict_query.go), among those the request gives. An audit
 	// found a NUL in them taken.
-	if q, ok := op.Metadata[queryNamesKey].(queryNames); ok && (len(q.prefixes) > 0 || len(q.names) > documentedQuery(op)) {
+	if q, ok := op.Metadata[queryNamesKey].(queryNames); ok && (len(q.prefixes) > 0 || len(q.hidden) > 0) {
 		if u := ctx.URL(); u.RawQuery != "" {
 			if query == nil {
 				query = rawQueryValues(u.RawQuery)
 			}
-			errs = append(errs, hiddenText(op, q, query)...)
+			errs = append(errs, hiddenText(q, query)...)
 		}
 	}
 	return errs
 }
 
-// documentedQuery is how many query parameters op documents.
-func documentedQuery(op *huma.Operation) int {
-	n := 0
-	for _, p := range op.Parameters {
-		if p != nil && p.In == "query" {
-			n++
-		}
-	}
-	return n
-}
-
 // hiddenText lists one unicode item per hidden query parameter of the
 // request whose value is not valid text, and per name under a deepObject
 // prefix whose name or value is not, in order of name.
-func hiddenText(op *huma.Operation, q queryNames, query map[string][]string) []error {
+func hiddenText(q queryNames, query map[string][]string) []error {
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(query)) {
 		texts := query[key]
 		switch {
-		case q.names[key]:
-			if slices.ContainsFunc(op.Parameters, func(p *huma.Param) bool { return p != nil && p.In == "query" && p.Name == key }) {
-				continue // checked with the documented ones
-			}
+		case q.hidden[key]:
 		case q.deepObject(key):
 			texts = append([]string{key}, texts...)
 		default:
-			continue // unknown: refused as such
+			continue // documented: checked above; unknown: refused as such
 		}
 		for _, v := range texts {
 			if it := textProblem("query", key, v); it != nil {

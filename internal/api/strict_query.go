@@ -39,9 +39,11 @@ const queryNamesKey = "telemetry.queryNames"
 type queryNames struct {
 	names    map[string]bool
 	prefixes []string
-	// hiddenInts are the hidden integer parameters' schemas (their
-	// bounds), which op.Parameters, the documented ones, lack: for
-	// integersPastRange.
+	// hidden are the names hidden from the document (the flask-profiler
+	// dashboard's), which op.Parameters, the documented ones, lack: for
+	// paramErrors' text check. hiddenInts are the integer ones' schemas
+	// (their bounds), for integersPastRange.
+	hidden     map[string]bool
 	hiddenInts map[string]*huma.Schema
 }
 
@@ -76,7 +78,14 @@ func queryNamesOf(t reflect.Type) queryNames {
 				continue
 			}
 			q.names[name] = true
-			if f.Tag.Get("hidden") == "true" && f.Type == reflect.TypeFor[optionalInt]() {
+			if f.Tag.Get("hidden") != "true" {
+				continue
+			}
+			if q.hidden == nil {
+				q.hidden = map[string]bool{}
+			}
+			q.hidden[name] = true
+			if f.Type == reflect.TypeFor[optionalInt]() {
 				if q.hiddenInts == nil {
 					q.hiddenInts = map[string]*huma.Schema{}
 				}
