@@ -8,7 +8,7 @@ import (
 
 // ReplicaStats are the figures of the read replica (DATABASE_READ_URL).
 type ReplicaStats struct {
-	// Up: the last probe reached the replica and it is in recovery.
+	// Up: the last probe reached the replica, in recovery, of the primary's database.
 	Up bool
 	// Lag: how far behind the primary the replica was at the last probe
 	// that reached it (0 when it had replayed everything).
@@ -30,7 +30,7 @@ func (m *Metrics) RegisterReplica(stats func() ReplicaStats) {
 }
 
 var (
-	replicaUp        = prometheus.NewDesc("telemetry_db_replica_up", "1 when the last probe reached the read replica and it is in recovery.", nil, nil)
+	replicaUp        = prometheus.NewDesc("telemetry_db_replica_up", "1 when the last probe reached the read replica, it is in recovery and its database is the primary's.", nil, nil)
 	replicaLag       = prometheus.NewDesc("telemetry_db_replica_lag_seconds", "How far the read replica was behind the primary at its last probe (0: it had replayed everything the primary had written).", nil, nil)
 	replicaInUse     = prometheus.NewDesc("telemetry_db_replica_in_use", "1 when the lag-tolerant reads go to the read replica (up and within READ_MAX_LAG), 0 when they go to the primary.", nil, nil)
 	replicaReads     = prometheus.NewDesc("telemetry_db_reads_total", "Lag-tolerant reads, by the pool that served them (primary or replica).", []string{"pool"}, nil)

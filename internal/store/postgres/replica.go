@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -84,13 +85,25 @@ type readRouter struct {
 	// primaryFailing: the last probe could not read the primary's
 	// position (logged when it changes).
 	primaryFailing bool
-	lag            time.Duration // measured by the last probe that reached it
-	freshAsOf      time.Duration // 0: unknown
-	samples        []lsnSample   // the primary's positions, oldest first
+	primaryID      serverIdentity // as the last probe that reached the primary read it
+	lag            time.Duration  // measured by the last probe that reached it
+	freshAsOf      time.Duration  // 0: unknown
+	samples        []lsnSample    // the primary's positions, oldest first
 
 	stop chan struct{}
 	done chan struct{}
 }
+
+// serverIdentity is what a streaming replica has in common with its
+// primary: the database (current_database(), whatever name a pooler gives
+// it) and the cluster's system identifier (pg_control_system(): set by
+// initdb, copied by pg_basebackup), read by identityColumns.
+type serverIdentity struct {
+	database string
+	system   int64
+}
+
+const identityColumns = `current_database(), (SELECT system_identifier FROM pg_control_system())`
 
 type lsnSample struct {
 	at  time.Duration // since epoch
@@ -175,16 +188,21 @@ func (r *readRouter) probe() {
 	// keeps serving within READ_MAX_LAG of the last one it has replayed.
 	start := r.now()
 	var primaryLSN int64
+	var primaryID serverIdentity
 	primaryCtx, cancelPrimary := context.WithTimeout(stopping, r.interval+time.Second)
-	primaryErr := r.primary.QueryRow(primaryCtx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&primaryLSN)
+	primaryErr := r.primary.QueryRow(primaryCtx,
+		`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint, `+identityColumns).
+		Scan(&primaryLSN, &primaryID.database, &primaryID.system)
 	cancelPrimary()
 	ctx, cancel := context.WithTimeout(stopping, r.interval+time.Second)
 	defer cancel()
 	var inRecovery bool
 	var replayed *int64
+	var replicaID serverIdentity
 	check := func() error {
 		return r.replica.QueryRow(ctx,
-			`SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&inRecovery, &replayed)
+			`SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, `+identityColumns).
+			Scan(&inRecovery, &replayed, &replicaID.database, &replicaID.system)
 	}
 	replicaErr := check()
 	checked := r.now()
@@ -208,6 +226,7 @@ func (r *readRouter) probe() {
 	defer r.mu.Unlock()
 	if primaryErr == nil {
 		r.samples = append(r.samples, lsnSample{at: start, lsn: primaryLSN})
+		r.primaryID = primaryID
 	}
 	if failing := primaryErr != nil && stopping.Err() == nil; failing != r.primaryFailing {
 		if failing {
@@ -226,6 +245,18 @@ func (r *readRouter) probe() {
 		// A promoted replica, or DATABASE_READ_URL naming a primary: its
 		// data may differ from the primary's, so it serves no reads.
 		state = "not a replica (not in recovery)"
+	case r.primaryID != (serverIdentity{}) && replicaID != r.primaryID:
+		// A standby of another cluster, or another database of this one
+		// (DATABASE_READ_URL naming the wrong host or database): its
+		// positions in the WAL say nothing of the primary's, and its
+		// answers would be another database's rows, or errors for tables
+		// it does not have. Found by the scale-out audit: a read URL
+		// naming the replica's postgres database made every lag-tolerant
+		// read a 500, one naming another migrated database answered its
+		// (empty) lists as this one's.
+		state = fmt.Sprintf("not a replica of DATABASE_URL's database (it is database %q of system %d, "+
+			"the primary's is database %q of system %d)", replicaID.database, replicaID.system,
+			r.primaryID.database, r.primaryID.system)
 	}
 	if state != r.state {
 		if state == "up" {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/metrics"
@@ -288,6 +290,70 @@ func TestAReadURLThatIsNotAReplicaIsNotUsed(t *testing.T) {
 	listFlows(t, st, 1)
 	if p, r, _ := reads(before, st.ReplicaStats()); p != 1 || r != 0 {
 		t.Fatalf("reads on primary %d, on replica %d; want 1 and 0", p, r)
+	}
+}
+
+// DATABASE_READ_URL naming a standby that is not the primary's database's
+// (the replica's postgres database, another database on it, a standby of
+// another cluster) serves no reads, and the log says why. The first made
+// every lag-tolerant read fail (relation does not exist: a 500) and the
+// second answered the other database's rows, both with the replica in
+// service (found by the scale-out audit).
+func TestAReadURLOfAnotherDatabaseIsNotUsed(t *testing.T) {
+	ctx := context.Background()
+	pair, primaryURL, replicaURL := testdb.Replicated(t)
+	_, _, otherURL := testdb.Replicated(t)
+	replicaDB := replicaURL[strings.LastIndex(replicaURL, "/")+1:]
+	replicaDB = replicaDB[:strings.Index(replicaDB, "?")]
+	// A database of the same name on another cluster, as the primary: the
+	// standby has the name, not the system.
+	admin, err := pgx.Connect(ctx, testdb.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{replicaDB}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{replicaDB}.Sanitize()+" WITH (FORCE)")
+	})
+	u, err := url.Parse(testdb.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + replicaDB
+	for _, c := range []struct{ name, primary, replica, want string }{
+		{"the replica's postgres database", primaryURL, pair.Replica.URL("postgres"), `it is database \"postgres\"`},
+		{"another database of the replica", primaryURL, otherURL, "not a replica of DATABASE_URL's database"},
+		{"a standby of another cluster", u.String(), replicaURL, "of system"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logged lockedLog
+			st := postgres.New(replicaTestPool(t, c.primary), postgres.Options{ReadPool: replicaTestPool(t, c.replica),
+				ReadMaxLag: time.Hour, ReadProbeInterval: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logged, nil))})
+			defer st.Close()
+			eventually(t, "probes", func() bool { return st.ReplicaStats().Probes >= 3 })
+			if s := st.ReplicaStats(); s.Up || s.InUse {
+				t.Fatalf("up %v, in use %v; want neither", s.Up, s.InUse)
+			}
+			if out := logged.String(); !strings.Contains(out, "read replica out of service") || !strings.Contains(out, c.want) {
+				t.Fatalf("log:\n%s\nwant the replica out of service, saying %q", out, c.want)
+			}
+			if c.primary != primaryURL {
+				return // no schema there to read from
+			}
+			if err := st.Flows.Add(ctx, []store.Flow{keyFlow("mine", 5)}); err != nil {
+				t.Fatal(err)
+			}
+			before := st.ReplicaStats()
+			if got := listFlows(t, st, 5); len(got) != 1 || got[0] != "mine" {
+				t.Fatalf("flows %v, want [mine] (read on the primary)", got)
+			}
+			if p, r, _ := reads(before, st.ReplicaStats()); p != 1 || r != 0 {
+				t.Fatalf("reads on primary %d, on replica %d; want 1 and 0", p, r)
+			}
+		})
 	}
 }
 
