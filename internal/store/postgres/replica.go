@@ -105,6 +105,29 @@ type serverIdentity struct {
 
 const identityColumns = `current_database(), (SELECT system_identifier FROM pg_control_system())`
 
+// insertedUpTo is the primary's WAL position up to which every record is
+// inserted: pg_current_wal_insert_lsn(), except where that is the first
+// byte after a page's header (nothing inserted on the page yet), where it is
+// the page's start. That is where a replica's pg_last_wal_replay_lsn()
+// stops once it has replayed the record before, which ended with the page
+// before: after a WAL segment switch (pg_switch_wal(), archive_timeout, a
+// base backup's start) the insert position is 40 bytes (a segment's long
+// page header) past the replayed one, and on an idle primary it stays there.
+// The replica then never had "everything", its lag grew without bound and
+// it left service READ_MAX_LAG into the quiet (found by the scale-out
+// audit). The headers are MAXALIGN(20) and MAXALIGN(36) bytes
+// (XLogPageHeaderData, XLogLongPageHeaderData); pg_control_init() gives the
+// server's alignment, page and segment sizes.
+const insertedUpTo = `(SELECT CASE
+		WHEN p.lsn % c.bytes_per_wal_segment = c.long_header THEN p.lsn - c.long_header
+		WHEN p.lsn % c.wal_block_size = c.short_header THEN p.lsn - c.short_header
+		ELSE p.lsn END
+	FROM (SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint AS lsn) p,
+		(SELECT wal_block_size, bytes_per_wal_segment,
+			(20 + max_data_alignment - 1) / max_data_alignment * max_data_alignment AS short_header,
+			(36 + max_data_alignment - 1) / max_data_alignment * max_data_alignment AS long_header
+		FROM pg_control_init()) c)`
+
 type lsnSample struct {
 	at  time.Duration // since epoch
 	lsn int64
@@ -190,8 +213,7 @@ func (r *readRouter) probe() {
 	var primaryLSN int64
 	var primaryID serverIdentity
 	primaryCtx, cancelPrimary := context.WithTimeout(stopping, r.interval+time.Second)
-	primaryErr := r.primary.QueryRow(primaryCtx,
-		`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint, `+identityColumns).
+	primaryErr := r.primary.QueryRow(primaryCtx, `SELECT `+insertedUpTo+`, `+identityColumns).
 		Scan(&primaryLSN, &primaryID.database, &primaryID.system)
 	cancelPrimary()
 	ctx, cancel := context.WithTimeout(stopping, r.interval+time.Second)

@@ -145,6 +145,35 @@ func TestReadsOnAFreshReplica(t *testing.T) {
 	eventually(t, "the lag back to 0", func() bool { return st.ReplicaStats().Lag == 0 })
 }
 
+// A primary idle after a WAL segment switch (pg_switch_wal(), as
+// archive_timeout and a base backup's start do) is no lag either: its
+// insert position is then past the new segment's page header, where the
+// replica, having replayed the switch, stops at the segment's start. The
+// replica was never found complete again until the next write: its lag grew
+// and it left service READ_MAX_LAG into the quiet (found by the scale-out
+// audit).
+func TestAnIdlePrimaryAfterAWALSwitchIsNoLag(t *testing.T) {
+	ctx := context.Background()
+	st, pair, primaryURL, _ := replicated(t, postgres.Options{ReadMaxLag: 300 * time.Millisecond,
+		ReadProbeInterval: 50 * time.Millisecond})
+	if err := pair.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replica in use", inUse(st))
+	primary := replicaTestPool(t, primaryURL)
+	if _, err := primary.Exec(ctx, `SELECT pg_switch_wal()`); err != nil {
+		t.Fatal(err)
+	}
+	// Past READ_MAX_LAG with nothing written: a replica found behind the
+	// switch would be out of service by now.
+	probes := st.ReplicaStats().Probes
+	eventually(t, "a second of probes", func() bool { return st.ReplicaStats().Probes >= probes+20 })
+	if s := st.ReplicaStats(); !s.Up || !s.InUse || s.Lag >= 300*time.Millisecond {
+		t.Fatalf("after a WAL switch on an idle primary: up %v, in use %v, lag %v; want in use, lag under READ_MAX_LAG",
+			s.Up, s.InUse, s.Lag)
+	}
+}
+
 // Past READ_MAX_LAG the reads go to the primary, and see what it has; an
 // idle primary with a caught-up replica is no lag at all (a lag taken from
 // the replica's last replayed transaction would grow while nothing is
