@@ -1,7 +1,8 @@
 // Package auth issues and verifies the JWTs of the device metrics API: HS256
 // with one shared secret, as the Concertim daemon did. Every other algorithm,
 // "none" included, is refused; exp is required (a token without it would be
-// good forever), nbf and iat are enforced when present.
+// good forever), nbf and iat are enforced when present, with ClockSkew of
+// leeway.
 package auth
 
 import (
@@ -48,6 +49,14 @@ type timeClaims struct{ exp, nbf, iat time.Time }
 // maxVerified bounds the cache of verified tokens.
 const maxVerified = 4096
 
+// ClockSkew is how far in the future a token's nbf or iat may be: the
+// service's instances and the token's issuer keep their own clocks, and a
+// token issued by one instance, used at once on another whose clock is
+// behind, was refused as "issued in the future" (iat is whole seconds, so
+// any skew above the issue time's fraction of a second refused it; found by
+// the scale-out audit). exp has no leeway: a token never outlives it.
+const ClockSkew = 30 * time.Second
+
 // New returns an Authenticator for secret. An empty secret verifies nothing.
 func New(secret []byte) *Authenticator {
 	a := &Authenticator{secret: secret, now: time.Now, verified: map[string]timeClaims{}}
@@ -55,6 +64,9 @@ func New(secret []byte) *Authenticator {
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuedAt(),
 		jwt.WithExpirationRequired(),
+		// The library's leeway applies to exp too; check, called after
+		// it, holds exp to the second.
+		jwt.WithLeeway(ClockSkew),
 		jwt.WithTimeFunc(func() time.Time { return a.now() }),
 	)
 	return a
@@ -110,7 +122,7 @@ func (a *Authenticator) Verify(token string) error {
 	}
 	a.verified[token] = tc
 	a.mu.Unlock()
-	return nil
+	return tc.check(a.now())
 }
 
 // errCrit refuses a token with a crit header.
@@ -153,15 +165,15 @@ func numericTime(d *jwt.NumericDate) time.Time {
 	return d.Time
 }
 
-// check applies the library's rules to a cached token: valid before exp,
-// from nbf, and not issued in the future.
+// check applies the time rules to a verified token: valid before exp, from
+// nbf, and not issued in the future, nbf and iat with ClockSkew of leeway.
 func (tc timeClaims) check(now time.Time) error {
 	switch {
 	case !tc.exp.IsZero() && !now.Before(tc.exp):
 		return errors.New("token has expired")
-	case !tc.nbf.IsZero() && now.Before(tc.nbf):
+	case !tc.nbf.IsZero() && now.Add(ClockSkew).Before(tc.nbf):
 		return errors.New("token is not valid yet (nbf)")
-	case !tc.iat.IsZero() && now.Before(tc.iat):
+	case !tc.iat.IsZero() && now.Add(ClockSkew).Before(tc.iat):
 		return errors.New("token is issued in the future (iat)")
 	}
 	return nil

@@ -160,3 +160,68 @@ func TestVerifyRefusesCritAndStringTimes(t *testing.T) {
 		t.Fatalf("numeric claims: %v", err)
 	}
 }
+
+// Instances keep their own clocks: a token issued on one and used at once on
+// another whose clock is behind is accepted within ClockSkew, nbf likewise;
+// beyond it both are refused, and exp has no leeway at all.
+func TestVerifyClockSkew(t *testing.T) {
+	issued := time.Date(2026, 12, 5, 12, 0, 0, 900_000_000, time.UTC) // iat is whole seconds: 12:00:00
+	issuer := New(secret)
+	issuer.now = func() time.Time { return issued }
+	tok, err := issuer.Issue(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := New(secret)
+	now := issued.Add(-2 * time.Second) // a clock 2 s behind, a few ms after the issue
+	behind.now = func() time.Time { return now }
+	for range 2 { // verified, then from the cache
+		if err := behind.Verify(tok); err != nil {
+			t.Fatalf("a token issued 2 s ahead of this clock: %v", err)
+		}
+	}
+	now = issued.Add(-ClockSkew - 2*time.Second)
+	if err := behind.Verify(tok); err == nil || err.Error() != "token is issued in the future (iat)" {
+		t.Fatalf("cached token issued beyond ClockSkew: %v", err)
+	}
+	if err := New(secret).withNow(now).Verify(tok); err == nil || err.Error() != "token is issued in the future (iat)" {
+		t.Fatalf("token issued beyond ClockSkew: %v", err)
+	}
+
+	sign := func(claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	at := issued.Truncate(time.Second)
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+		want   string // "" accepted
+	}{
+		{"nbf within the skew", jwt.MapClaims{"nbf": at.Add(ClockSkew - time.Second).Unix(), "exp": at.Add(time.Hour).Unix()}, ""},
+		{"nbf beyond it", jwt.MapClaims{"nbf": at.Add(ClockSkew + time.Second).Unix(), "exp": at.Add(time.Hour).Unix()}, "token is not valid yet (nbf)"},
+		{"iat within the skew", jwt.MapClaims{"iat": at.Add(ClockSkew - time.Second).Unix(), "exp": at.Add(time.Hour).Unix()}, ""},
+		{"iat beyond it", jwt.MapClaims{"iat": at.Add(ClockSkew + time.Second).Unix(), "exp": at.Add(time.Hour).Unix()}, "token is issued in the future (iat)"},
+		{"exp a second ago", jwt.MapClaims{"exp": at.Add(-time.Second).Unix()}, "token has expired"},
+		{"exp now", jwt.MapClaims{"exp": at.Unix()}, "token has expired"},
+		{"exp beyond the skew", jwt.MapClaims{"exp": at.Add(-ClockSkew - time.Second).Unix()}, "token has expired"},
+	}
+	for _, c := range cases {
+		a := New(secret).withNow(at)
+		for _, pass := range []string{"verified", "cached"} {
+			err := a.Verify(sign(c.claims))
+			if (c.want == "" && err != nil) || (c.want != "" && (err == nil || err.Error() != c.want)) {
+				t.Errorf("%s (%s): got %v, want %q", c.name, pass, err, c.want)
+			}
+		}
+	}
+}
+
+// withNow fixes a's clock at t.
+func (a *Authenticator) withNow(t time.Time) *Authenticator {
+	a.now = func() time.Time { return t }
+	return a
+}
