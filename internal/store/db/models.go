@@ -314,7 +314,7 @@ type MaintenanceLease struct {
 	ExpiresAt time.Time
 }
 
-// Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry). Append-only; write through the API so that the rollups (measurements_hourly, measurements_daily, measurements_method_hourly) stay in step.
+// Request measurements (flask-profiler): one row per profiled request, posted to POST /api/measurements or recorded by the service about itself (app = telemetry); but past SELF_PROFILE_DETAIL requests a second the service sums its own requests into summary rows, one per second, route, method, path and status, each standing for context.count requests (sum(coalesce((context->>'count')::bigint, 1)) counts requests; count(*) and the rollups count rows). Append-only; write through the API so that the rollups (measurements_hourly, measurements_daily, measurements_method_hourly) stay in step.
 type Measurement struct {
 	// Measurement id, increasing in insertion order (reserved before the COPY so the API can answer the ids).
 	ID int64
@@ -322,7 +322,7 @@ type Measurement struct {
 	StartedAt time.Time
 	// When the request ended (API: endedAt, epoch seconds); never before started_at.
 	EndedAt time.Time
-	// Seconds the request took (API: elapsed), 0 to 253402300799; ended_at - started_at unless the client said otherwise.
+	// Seconds the request took (API: elapsed), 0 to 253402300799; ended_at - started_at unless the client said otherwise. A summary row (context.count present): the mean of its requests.
 	Elapsed float64
 	// The route, e.g. /api/products/<id> or /api/measurements/{id}: a pattern, not the raw path.
 	Name string
@@ -332,7 +332,7 @@ type Measurement struct {
 	Args json.RawMessage
 	// Keyword arguments of the profiled function, e.g. path parameters (JSON object).
 	Kwargs json.RawMessage
-	// Request context (JSON object): url, args (query), form, body, headers, func (handler or operationId), ip.
+	// Request context (JSON object): url, args (query), form, body, headers, func (handler or operationId), ip. A self-profiling summary row (app telemetry) has count (the requests it stands for), elapsedTotal and elapsedMax (seconds), path and status instead of per-request fields.
 	Context json.RawMessage
 	// The profiled application; '' when the client did not say; telemetry for the service itself.
 	App string

@@ -183,6 +183,11 @@ func seedAnalysts(t *testing.T, st *postgres.Store, now time.Time) {
 	add("shop", "POST", "/orders", now.Add(-30*time.Minute), 1.5)
 	add("shop", "GET", "/products", now.Add(-2*time.Hour), 1000)
 	add("telemetry", "GET", "/flows", now.Add(-time.Minute), 500)
+	// A self-profiling summary row: 40 requests of 0.05 s on average.
+	add("telemetry", "GET", "/flows", now.Add(-2*time.Minute), 0.05)
+	ms[len(ms)-1].Context = json.RawMessage(`{"path": "/flows", "url": "/flows", "status": 200, "count": 40, "elapsedTotal": 2, "elapsedMax": 0.25}`)
+	add("telemetry", "GET", "/readyz", now.Add(-3*time.Minute), 0.001)
+	add("telemetry", "GET", "/flows", now.Add(-2*time.Hour), 9) // before the hour
 	// For the daily rollup: two days of the window, and the day after it.
 	add("shop", "GET", "/products", time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC), 1)
 	add("shop", "GET", "/products", time.Date(2025, 11, 20, 23, 59, 0, 0, time.UTC), 3) // ends the next day
@@ -268,6 +273,11 @@ var analystsAnswers = map[string][][]string{
 	"failing-endpoints": {
 		{"GET", "/x", "200", "20", "10.0"},
 		{"POST", "/z", "40", "2", "5.0"},
+	},
+	"own-requests": {
+		// 1 + 40 requests, (500 + 2) / 41 s on average.
+		{"GET", "/flows", "41", "12.244", "500"},
+		{"GET", "/readyz", "1", "0.001", "0.001"},
 	},
 	"daily-rollup": {
 		{"2025-11-20", "shop", "GET", "/products", "2", "2.000", "3"},
@@ -492,5 +502,72 @@ func TestDeviceMetricsCurrentAppliesTTL(t *testing.T) {
 	var latest int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM device_metrics_latest WHERE device_id = 'n1'`).Scan(&latest); err != nil || latest != 3 {
 		t.Fatalf("device_metrics_latest: %d rows, %v", latest, err)
+	}
+}
+
+// TestAnalystsDocFunctionsHaveComments: every function of the schema that
+// docs/analysts.md names (telemetry_hist_buckets, telemetry_elapsed_bucket,
+// ...) says what it does in the database too (\df+, obj_description), as
+// the tables and columns do. The two the page tells analysts to use had
+// none (found by an audit; migration 00044).
+func TestAnalystsDocFunctionsHaveComments(t *testing.T) {
+	ctx := context.Background()
+	doc, err := os.ReadFile(analystsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := testdb.New(t)
+	rows, err := pool.Query(ctx, `SELECT p.proname, obj_description(p.oid, 'pg_proc') IS NOT NULL
+		FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fn struct {
+		name      string
+		commented bool
+	}
+	fns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fn, error) {
+		var f fn
+		return f, r.Scan(&f.name, &f.commented)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := 0
+	for _, f := range fns {
+		if !regexp.MustCompile(`\b` + regexp.QuoteMeta(f.name) + `\(`).Match(doc) {
+			continue
+		}
+		named++
+		if !f.commented {
+			t.Errorf("%s names the function %s, which has no comment", analystsDoc, f.name)
+		}
+	}
+	if named < 3 {
+		t.Fatalf("only %d functions of the schema named in %s: the check proves nothing", named, analystsDoc)
+	}
+}
+
+// TestMeasurementsCommentsNameSummaryRows: the service's own requests past
+// SELF_PROFILE_DETAIL a second are summary rows standing for context.count
+// requests; the comments an analyst reads with \d+ measurements said "one
+// row per profiled request" (found by an audit; migration 00044).
+func TestMeasurementsCommentsNameSummaryRows(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	for _, c := range []struct{ what, sql, want string }{
+		{"the table", `SELECT obj_description('measurements'::regclass, 'pg_class')`, "context->>'count'"},
+		{"elapsed", `SELECT col_description(attrelid, attnum) FROM pg_attribute
+			WHERE attrelid = 'measurements'::regclass AND attname = 'elapsed'`, "summary row"},
+		{"context", `SELECT col_description(attrelid, attnum) FROM pg_attribute
+			WHERE attrelid = 'measurements'::regclass AND attname = 'context'`, "elapsedTotal"},
+	} {
+		var comment string
+		if err := pool.QueryRow(ctx, c.sql).Scan(&comment); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(comment, c.want) {
+			t.Errorf("the comment of measurements' %s does not mention %q: %s", c.what, c.want, comment)
+		}
 	}
 }
