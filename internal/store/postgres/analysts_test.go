@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -194,6 +196,20 @@ func seedAnalysts(t *testing.T, st *postgres.Store, now time.Time) {
 	add("shop", "GET", "/products", time.Date(2025, 11, 21, 8, 0, 0, 0, time.UTC), 0.5)
 	add("shop", "POST", "/orders", time.Date(2025, 11, 21, 9, 0, 0, 0, time.UTC), 0.25)
 	add("shop", "GET", "/products", time.Date(2025, 11, 23, 0, 0, 0, 0, time.UTC), 9)
+	// For the percentiles from the histograms (10 and 11 November): a group
+	// whose p95 falls inside the histogram, across two days and two apps,
+	// one with a single row, and decoys the day before and after.
+	for i := 1; i <= 30; i++ {
+		app := "shop"
+		if i%3 == 0 {
+			app = "billing"
+		}
+		add(app, "GET", "/search", time.Date(2025, 11, 10+i%2, 1+i%20, 0, 0, 0, time.UTC), 0.001*float64(i*i))
+	}
+	add("shop", "POST", "/search", time.Date(2025, 11, 11, 5, 0, 0, 0, time.UTC), 0.0000005)
+	add("shop", "GET", "/search", time.Date(2025, 11, 9, 23, 0, 0, 0, time.UTC), 50)
+	add("shop", "GET", "/search", time.Date(2025, 11, 12, 0, 0, 0, 0, time.UTC), 60)
+	add("shop", "GET", "/search", time.Date(2025, 11, 11, 23, 59, 59, 0, time.UTC), 70) // ends on the 12th
 	if _, err := st.Measurements.Insert(ctx, ms); err != nil {
 		t.Fatalf("measurements: %v", err)
 	}
@@ -256,10 +272,17 @@ var analystsAnswers = map[string][][]string{
 		{"web", "cache", "10", "20", "30"},
 	},
 	"p95-last-hour": {
-		// percentile_cont(0.95) of 1..10: 9 + 0.55 * (10 - 9).
-		{"shop", "GET", "/products", "10", "9.550"},
-		// of 0.5 and 1.5: 0.5 + 0.95 * 1.
-		{"shop", "POST", "/orders", "2", "1.450"},
+		// percentile_disc(0.95) of 1..10: the 10th value, as the API's
+		// nearest rank (percentile_cont gave 9.55).
+		{"shop", "GET", "/products", "10", "10.000"},
+		{"shop", "POST", "/orders", "2", "1.500"},
+	},
+	"p95-histograms": {
+		// The 29th of the 30 values 0.001 * i^2 (0.841) falls in bucket
+		// 280, which the API answers as 2e-6 * 1.05^280 / 2.05; TestAnalystsQueries
+		// checks these against the store's Grouped too.
+		{"/search", "GET", "30", "0.836142"},
+		{"/search", "POST", "1", "0.000001"},
 	},
 	"fastest-last-day": {
 		{"shop", "POST", "/orders", "0.5"},
@@ -292,8 +315,10 @@ func TestAnalystsQueries(t *testing.T) {
 	owner := openPool(t, dbURL)
 	st := postgres.New(owner, postgres.Options{})
 	t.Cleanup(st.Devices.Close)
-	seedAnalysts(t, st, time.Now())
+	now := time.Now()
+	seedAnalysts(t, st, now)
 	alice, bob := analystLogins(t, owner, dbURL)
+	analystsMatchTheAPI(t, st, now)
 
 	blocks := analystsBlocks(t)
 	for name := range analystsAnswers {
@@ -341,6 +366,53 @@ func TestAnalystsQueries(t *testing.T) {
 		}
 		if got := strings.TrimRight(string(out), "\n"); got != strings.Join(lines, "\n") {
 			t.Errorf("psql %s:\n%s\nwant\n%s", name, got, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// analystsMatchTheAPI checks that the doc's percentile questions answer
+// what the API answers (the store's Grouped, which GET
+// /api/measurements/grouped/ serves) on seedAnalysts' data.
+func analystsMatchTheAPI(t *testing.T, st *postgres.Store, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	grouped := func(f store.MeasurementFilter) []store.MeasurementGroup {
+		t.Helper()
+		page, err := st.Measurements.Grouped(ctx, f, store.MeasurementSort{Key: "count", Desc: true}, store.PageRequest{Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Items
+	}
+	// Whole days from the histograms: the API's p95Elapsed, rounded as the
+	// query rounds it.
+	var got [][]string
+	for _, g := range grouped(store.MeasurementFilter{StartedAt: time.Date(2025, 11, 10, 0, 0, 0, 0, time.UTC),
+		EndedAt: time.Date(2025, 11, 12, 0, 0, 0, 0, time.UTC)}) {
+		got = append(got, []string{g.Name, g.Method, strconv.FormatInt(g.Count, 10),
+			strconv.FormatFloat(math.Round(g.P95Elapsed*1e6)/1e6, 'f', 6, 64)})
+	}
+	if want := analystsAnswers["p95-histograms"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("the API's p95 over 10-11 November: %q, the doc's query answers %q", got, want)
+	}
+	// The last hour from the rows: percentile_disc, which the API's
+	// histogram answer is within PercentileRelativeError of.
+	shop := "shop"
+	want := map[string]string{}
+	for _, row := range analystsAnswers["p95-last-hour"] {
+		want[row[1]+" "+row[2]] = row[4]
+	}
+	groups := grouped(store.MeasurementFilter{StartedAt: now.Add(-time.Hour), EndedAt: now, App: &shop})
+	if len(groups) != len(want) {
+		t.Fatalf("the API's groups of the last hour: %+v, the doc's query has %d", groups, len(want))
+	}
+	for _, g := range groups {
+		sql, err := strconv.ParseFloat(want[g.Method+" "+g.Name], 64)
+		if err != nil {
+			t.Fatalf("%s %s: %v", g.Method, g.Name, err)
+		}
+		if math.Abs(g.P95Elapsed-sql) > sql*store.PercentileRelativeError {
+			t.Errorf("%s %s: the API's p95 %v, the doc's query %v", g.Method, g.Name, g.P95Elapsed, sql)
 		}
 	}
 }
