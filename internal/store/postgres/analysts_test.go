@@ -192,7 +192,7 @@ func seedAnalysts(t *testing.T, st *postgres.Store, now time.Time) {
 	add("telemetry", "GET", "/flows", now.Add(-2*time.Hour), 9) // before the hour
 	// For the daily rollup: two days of the window, and the day after it.
 	add("shop", "GET", "/products", time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC), 1)
-	add("shop", "GET", "/products", time.Date(2025, 11, 20, 23, 59, 0, 0, time.UTC), 3) // ends the next day
+	add("shop", "GET", "/products", time.Date(2025, 11, 20, 23, 59, 58, 0, time.UTC), 3) // ends the next day
 	add("shop", "GET", "/products", time.Date(2025, 11, 21, 8, 0, 0, 0, time.UTC), 0.5)
 	add("shop", "POST", "/orders", time.Date(2025, 11, 21, 9, 0, 0, 0, time.UTC), 0.25)
 	add("shop", "GET", "/products", time.Date(2025, 11, 23, 0, 0, 0, 0, time.UTC), 9)
@@ -395,6 +395,33 @@ func analystsMatchTheAPI(t *testing.T, st *postgres.Store, now time.Time) {
 	if want := analystsAnswers["p95-histograms"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("the API's p95 over 10-11 November: %q, the doc's query answers %q", got, want)
 	}
+	// A day of the daily rollup: the API counts the requests that ended
+	// by the day's end, which the doc's query gives with end_day = start_day.
+	day := time.Date(2025, 11, 20, 0, 0, 0, 0, time.UTC)
+	api := map[string]int64{}
+	for _, g := range grouped(store.MeasurementFilter{StartedAt: day, EndedAt: day.Add(24 * time.Hour)}) {
+		api[g.Method+" "+g.Name] = g.Count
+	}
+	daily := analystsBlocks(t)["daily-rollup"]
+	sameDay := strings.Replace(daily, "GROUP BY", "  AND end_day = start_day\nGROUP BY", 1)
+	if sameDay == daily {
+		t.Fatalf("the daily-rollup block has no GROUP BY:\n%s", daily)
+	}
+	rows, err := textRows(ctx, st.Pool(), sameDay)
+	if err != nil {
+		t.Fatalf("daily-rollup with end_day = start_day: %v\n%s", err, sameDay)
+	}
+	sql := map[string]int64{}
+	for _, r := range rows {
+		if r[0] == "2025-11-20" {
+			n, _ := strconv.ParseInt(r[4], 10, 64)
+			sql[r[2]+" "+r[3]] = n
+		}
+	}
+	if !reflect.DeepEqual(api, sql) || api["GET /products"] != 1 {
+		t.Errorf("20 November: the API counts %v, the doc's daily query with end_day = start_day %v (want GET /products 1: one of its 2 requests ended the next day)", api, sql)
+	}
+
 	// The last hour from the rows: percentile_disc, which the API's
 	// histogram answer is within PercentileRelativeError of.
 	shop := "shop"
