@@ -45,7 +45,9 @@ type TableWork struct {
 	Compressed int64
 	// Deferred is the number of TimescaleDB chunks left for the next pass:
 	// compressed in part, and written to while the pass compressed them
-	// again (TimescaleDB aborts such a recompression).
+	// again (TimescaleDB aborts such a recompression), or in use by another
+	// session (a long query, an open transaction) past the pass's lock
+	// timeout, to drop or to compress.
 	Deferred int64
 	// Sealed is the number of units (closed hours and days) whose grouped
 	// statistics the pass built (measurements_sealed).

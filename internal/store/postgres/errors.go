@@ -128,6 +128,13 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
+// lockTimedOut reports whether a statement gave up waiting for a lock
+// (lock_not_available: lock_timeout, or NOWAIT).
+func lockTimedOut(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
 // dataError reports whether a statement failed on what it was asked to
 // store (classes 22 data exception and 23 integrity constraint violation),
 // as opposed to the database failing: the same rows sent one by one would

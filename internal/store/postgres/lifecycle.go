@@ -220,7 +220,7 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			}
 		}
 		if ts && e.hypertable {
-			w.Chunks, err = l.dropChunks(ctx, e.table, before)
+			w.Chunks, w.Deferred, err = l.dropChunks(ctx, e.table, before)
 		} else {
 			w.Rows, err = l.batches(ctx, e.del, before, renew)
 		}
@@ -353,6 +353,8 @@ func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Ti
 // text spliced into the statement.
 const (
 	dropChunksSQL = `SELECT count(*) FROM drop_chunks($1::text::regclass, older_than => $2::timestamptz)`
+	// The chunks drop_chunks would drop.
+	dueChunksSQL = `SELECT count(*) FROM show_chunks($1::text::regclass, older_than => $2::timestamptz)`
 	// Chunks wholly older than the cutoff that are not compressed yet, or
 	// only partly: a late write into a compressed chunk (a flows upsert
 	// into an old hour, a late device report) leaves the rows it touched
@@ -370,13 +372,44 @@ ORDER BY c.range_start`
 	compressChunkSQL = `SELECT compress_chunk($1::text::regclass, if_not_compressed => true)`
 )
 
+// chunkLockTimeout bounds how long dropping or compressing a chunk waits
+// for its lock. Both take a lock that conflicts with every read of the
+// chunk, and PostgreSQL queues the reads that come after a waiting lock
+// behind it: without a bound, a pass waiting for another session's long
+// query or open transaction on an old chunk (an analyst, an export) held
+// every API read planned over that chunk for as long as that session
+// lasted, and they answered 503 at DB_TIMEOUT (found by an operations
+// audit). Past it the chunk is left for the next pass.
+const chunkLockTimeout = 2 * time.Second
+
+// withChunkLock runs fn in a transaction whose lock waits end after
+// chunkLockTimeout (SQLSTATE 55P03, lockTimedOut). SET LOCAL, not a
+// session setting: through a transaction pooler the next transaction may
+// run on another server connection.
+func (l *Lifecycle) withChunkLock(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
+			fmt.Sprintf("%dms", chunkLockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
 // dropChunks drops the chunks of table whose whole range is older than
 // before: rows in the chunk holding the cutoff wait for the next pass after
-// the chunk's end passes it.
-func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Time) (int64, error) {
-	var n int64
-	err := l.pool.QueryRow(ctx, dropChunksSQL, table, before).Scan(&n)
-	return n, err
+// the chunk's end passes it. When a chunk to drop is in use past
+// chunkLockTimeout, none is dropped: it answers how many were due, as
+// deferred.
+func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Time) (dropped, deferred int64, err error) {
+	err = l.withChunkLock(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, dropChunksSQL, table, before).Scan(&dropped)
+	})
+	if lockTimedOut(err) {
+		err = l.pool.QueryRow(ctx, dueChunksSQL, table, before).Scan(&deferred)
+		return 0, deferred, err
+	}
+	return dropped, 0, err
 }
 
 // compress compresses table's chunks older than before, one statement (and
@@ -387,7 +420,8 @@ func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Ti
 // is aborted by TimescaleDB with 40001 ("aborting recompression due to
 // concurrent DML on uncompressed data") when writes into that chunk are
 // under way, after waiting about 5 s for them here. Such a chunk (or one
-// whose compression met a deadlock) is left for the next pass, as
+// whose compression met a deadlock, or whose lock another session held
+// past chunkLockTimeout) is left for the next pass, as
 // TimescaleDB's own policy does, and the pass goes on with the other
 // chunks; trying again at once would mostly wait the 5 s again under a
 // steady trickle of late writes. It used to fail the pass and skip the
@@ -403,9 +437,12 @@ func (l *Lifecycle) compress(ctx context.Context, table string, before time.Time
 		return 0, 0, err
 	}
 	for _, c := range chunks {
-		_, err := l.pool.Exec(ctx, compressChunkSQL, c)
+		err := l.withChunkLock(ctx, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, compressChunkSQL, c)
+			return err
+		})
 		switch {
-		case retryable(err):
+		case retryable(err), lockTimedOut(err):
 			deferred++
 		case err != nil:
 			return compressed, deferred, fmt.Errorf("chunk %s: %w", c, err)

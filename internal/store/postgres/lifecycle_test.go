@@ -556,3 +556,89 @@ func rowsOutsideCompression(t *testing.T, pool *pgxpool.Pool, table string, befo
 	}
 	return n
 }
+
+// On TimescaleDB, dropping or compressing a chunk waits for a lock that
+// conflicts with every read of it: while a pass waited behind another
+// session's long query or open transaction on an old chunk (an analyst in
+// psql), every API read planned over that chunk queued behind the pass and
+// answered 503 at DB_TIMEOUT, for as long as that session lasted (found by
+// an operations audit: a default GET /api/measurements/grouped/ answered
+// 503 while an analyst's transaction held a chunk the pass was dropping).
+// The pass now waits a short lock_timeout and leaves such a chunk for the
+// next pass, and goes on with the other tables.
+func TestMaintainLeavesAChunkInUseForTheNextPass(t *testing.T) {
+	t.Parallel()
+	pool, st := compressionStore(t)
+	ctx := context.Background()
+	// Another session reads the old measurements and keeps its transaction
+	// open: it holds its lock on their chunks until it ends.
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(ctx) }()
+	if n := countTx(t, holder, `SELECT count(*) FROM measurements WHERE started_at < $1`, lifecycleNow.Add(-7*day)); n == 0 {
+		t.Fatal("no old measurement: the check below proves nothing")
+	}
+	// Without the fix the pass waits for the holder forever: release it
+	// after a while so that the test fails instead of hanging.
+	var released sync.Once
+	releasedByWatchdog := false
+	watchdog := time.AfterFunc(time.Minute, func() {
+		released.Do(func() { releasedByWatchdog = true; _ = holder.Rollback(context.Background()) })
+	})
+	retention := store.Retention{Measurements: 15 * day, Flows: 30 * day, CompressAfter: 7 * day}
+	res, err := st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	watchdog.Stop()
+	released.Do(func() {})
+	if releasedByWatchdog {
+		t.Fatalf("the pass waited for the other session's lock until the test ended that session: %+v %v", res, err)
+	}
+	if err != nil {
+		t.Fatalf("a pass with a chunk in use by another session: %v", err)
+	}
+	work := map[string]store.TableWork{}
+	for _, w := range res.Tables {
+		work[w.Table] = w
+	}
+	// The 20-day-old chunk (past the retention) and the 10-day-old one
+	// (past COMPRESS_AFTER) are both left.
+	if m := work["measurements"]; m.Chunks != 0 || m.Compressed != 0 || m.Deferred == 0 {
+		t.Errorf("measurements: %+v, want its chunks left for the next pass", m)
+	}
+	if work["device_metrics"].Compressed == 0 || work["flows"].Compressed == 0 {
+		t.Errorf("the other tables' chunks were not compressed: %+v", res.Tables)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements WHERE started_at < $1`, lifecycleNow.Add(-15*day)); n == 0 {
+		t.Error("the expired measurements went although their chunk was in use")
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Once the other session has ended, the next pass does it all.
+	res, err = st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Tables {
+		if w.Table == "measurements" && (w.Chunks == 0 || w.Compressed == 0 || w.Deferred != 0) {
+			t.Errorf("the next pass: %+v, want the expired chunk dropped and the other compressed", w)
+		}
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements WHERE started_at < $1`, lifecycleNow.Add(-15*day)); n != 0 {
+		t.Errorf("%d expired measurements left after the next pass", n)
+	}
+	if n := rowsOutsideCompression(t, pool, "measurements", lifecycleNow.Add(-7*day)); n != 0 {
+		t.Errorf("%d measurements left uncompressed after the next pass", n)
+	}
+}
+
+func countTx(t *testing.T, tx pgx.Tx, query string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := tx.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
