@@ -80,4 +80,7 @@ type Maintainer interface {
 	// the others: the error joins every failure, and the result still
 	// says what was done.
 	Maintain(ctx context.Context, r Retention, now time.Time) (MaintenanceResult, error)
+	// Clock is the database server's current time, which the runner
+	// compares with its own before a pass.
+	Clock(ctx context.Context) (time.Time, error)
 }

@@ -309,6 +309,13 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 	return res, errors.Join(errs...)
 }
 
+// Clock is the database server's current time.
+func (l *Lifecycle) Clock(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	err := l.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
+	return now, wrap("database clock", err)
+}
+
 // enter is called before each table's work: it stops a cancelled pass and
 // keeps the lease.
 func (l *Lifecycle) enter(ctx context.Context, table string, renew func(context.Context) error) error {
