@@ -26,6 +26,7 @@ type Runner struct {
 	now       func() time.Time
 
 	removedRows, removedChunks, compressed *prometheus.CounterVec
+	deferred                               *prometheus.CounterVec
 	passes                                 *prometheus.CounterVec
 	failures                               prometheus.Counter
 	lastPass, lastDuration                 prometheus.Gauge
@@ -52,6 +53,10 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 			Name: "telemetry_maintenance_compressed_chunks_total",
 			Help: "TimescaleDB chunks the maintenance pass compressed, by hypertable.",
 		}, []string{"table"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telemetry_maintenance_deferred_chunks_total",
+			Help: "TimescaleDB chunks the maintenance pass left for the next one, by hypertable: in use by another session past its lock timeout (to drop or compress), or written to while it compressed them again.",
+		}, []string{"table"}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_passes_total",
 			Help: "Maintenance passes by outcome: done, skipped (another pass held the lease, the schema is a later release's, or the database is read-only) or failed.",
@@ -70,7 +75,7 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(l.removedRows, l.removedChunks, l.compressed, l.passes, l.failures, l.lastPass, l.lastDuration)
+		reg.MustRegister(l.removedRows, l.removedChunks, l.compressed, l.deferred, l.passes, l.failures, l.lastPass, l.lastDuration)
 	}
 	return l
 }
@@ -87,6 +92,7 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 		l.removedRows.WithLabelValues(t.Table).Add(float64(t.Rows))
 		l.removedChunks.WithLabelValues(t.Table).Add(float64(t.Chunks))
 		l.compressed.WithLabelValues(t.Table).Add(float64(t.Compressed))
+		l.deferred.WithLabelValues(t.Table).Add(float64(t.Deferred))
 		group := []any{"rows", t.Rows, "chunks", t.Chunks, "compressed", t.Compressed}
 		if t.Sealed > 0 {
 			group = append(group, "sealed", t.Sealed)
