@@ -202,10 +202,22 @@ func InRecovery(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 }
 
 // Mode says whether the time-series tables are TimescaleDB hypertables
-// ("timescaledb") or plain tables ("postgresql").
+// ("timescaledb") or plain tables ("postgresql"). The extension alone does
+// not make them hypertables: a database migrated by a user that could not
+// create it, where a superuser created it afterwards, keeps plain tables.
 func Mode(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 	var enabled bool
 	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')`).Scan(&enabled)
+	if err != nil {
+		return "", fmt.Errorf("storage mode: %w", err)
+	}
+	if !enabled {
+		return "postgresql", nil
+	}
+	// (A separate statement: timescaledb_information exists only with the
+	// extension.)
+	err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+		WHERE hypertable_schema = current_schema() AND hypertable_name = 'measurements')`).Scan(&enabled)
 	if err != nil {
 		return "", fmt.Errorf("storage mode: %w", err)
 	}

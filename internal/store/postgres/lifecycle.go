@@ -119,7 +119,15 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		return store.MaintenanceResult{}, wrap("maintenance", err)
 	}
 	res := store.MaintenanceResult{Mode: mode}
-	ts := mode == "timescaledb"
+	// Chunks are dropped and compressed on the tables that are hypertables,
+	// not wherever the extension is: a database migrated before it was
+	// created in it keeps plain tables, whose rows are deleted in batches
+	// (migrate.Mode). The pass used to fail on each of them (TS001).
+	hyper, err := l.hypertables(ctx)
+	if err != nil {
+		return store.MaintenanceResult{}, wrap("maintenance", err)
+	}
+	ts := len(hyper) > 0
 	var errs []error
 	// work is the entry of table in res, added on first use; the pointer
 	// is good until the next table is added.
@@ -219,7 +227,7 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 				continue
 			}
 		}
-		if ts && e.hypertable {
+		if e.hypertable && hyper[e.table] {
 			w.Chunks, w.Deferred, err = l.dropChunks(ctx, e.table, before)
 		} else {
 			w.Rows, err = l.batches(ctx, e.del, before, renew)
@@ -288,6 +296,9 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 	}
 	if ts && r.CompressAfter > 0 {
 		for _, e := range expiries {
+			if !e.hypertable || !hyper[e.table] {
+				continue
+			}
 			if err := l.enter(ctx, e.table, renew); err != nil {
 				return res, errors.Join(append(errs, err)...)
 			}
@@ -314,6 +325,29 @@ func (l *Lifecycle) Clock(ctx context.Context) (time.Time, error) {
 	var now time.Time
 	err := l.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
 	return now, wrap("database clock", err)
+}
+
+// hypertables is the set of this schema's TimescaleDB hypertables (none
+// without the extension).
+func (l *Lifecycle) hypertables(ctx context.Context) (map[string]bool, error) {
+	var ext bool
+	if err := l.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')`).Scan(&ext); err != nil || !ext {
+		return nil, err
+	}
+	rows, err := l.pool.Query(ctx, `SELECT hypertable_name::text FROM timescaledb_information.hypertables
+		WHERE hypertable_schema = current_schema()`)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return set, nil
 }
 
 // enter is called before each table's work: it stops a cancelled pass and

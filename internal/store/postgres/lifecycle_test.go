@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -641,4 +643,72 @@ func countTx(t *testing.T, tx pgx.Tx, query string, args ...any) int64 {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// A database whose tables were created as plain tables (migrated by a user
+// that could not create the extension) and that has TimescaleDB since (a
+// superuser created it afterwards, or a plain deployment's dump was
+// restored into a server whose image creates it) is maintained as on plain
+// PostgreSQL: every pass used to fail on its time-series tables with
+// `"measurements" is not a hypertable` (TS001), since the pass chose
+// drop_chunks by the extension's presence, so their retention never ran
+// (found by an operations audit).
+func TestMaintainPlainTablesWithTheExtensionCreatedLater(t *testing.T) {
+	t.Parallel()
+	if !timescaleEnabled(t, testdb.New(t)) {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded)")
+	}
+	ctx := context.Background()
+	role := fmt.Sprintf("plain_tables_%d", time.Now().UnixNano())
+	mustExec(t, testdb.ServerURL(), "CREATE ROLE "+role+" LOGIN CREATEROLE")
+	// Registered before the database's cleanup, so run after it.
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), testdb.ServerURL())
+		if err != nil {
+			t.Log(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP ROLE IF EXISTS "+role); err != nil {
+			t.Log(err)
+		}
+	})
+	dbURL := testdb.Empty(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, dbURL, "ALTER DATABASE "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()+" OWNER TO "+role)
+	roleURL := asUser(t, dbURL, role)
+	migrateDB(t, roleURL, false)
+	mustExec(t, dbURL, "CREATE EXTENSION timescaledb")
+
+	pool, err := pgxpool.New(ctx, roleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if !timescaleEnabled(t, pool) || countOf(t, pool, `SELECT count(*) FROM timescaledb_information.hypertables`) != 0 {
+		t.Fatal("want the extension and no hypertable: the check below proves nothing")
+	}
+	st := postgres.New(pool, postgres.Options{})
+	lifecycleData(t, st, 40*day, 10*day)
+	retention := allThirtyDays
+	retention.CompressAfter = 7 * day
+	res, err := st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	if err != nil {
+		t.Fatalf("a pass on plain tables with the extension created later: %v", err)
+	}
+	if res.Mode != "postgresql" {
+		t.Errorf("mode %q, want postgresql: the tables are plain", res.Mode)
+	}
+	for _, table := range []string{"measurements", "device_metrics", "runtime_samples", "flows"} {
+		col := map[string]string{"measurements": "started_at", "flows": "hour"}[table]
+		if col == "" {
+			col = "time"
+		}
+		if n := countOf(t, pool, `SELECT count(*) FROM `+table+` WHERE `+col+` < $1`, lifecycleNow.Add(-30*day)); n != 0 {
+			t.Errorf("%s: %d rows past the retention left", table, n)
+		}
+	}
 }
