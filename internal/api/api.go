@@ -19,6 +19,7 @@ import (
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/ui"
+	"github.com/telemetry/telemetry/internal/warnlimit"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -52,8 +53,8 @@ type server struct {
 	// no limit), export.go.
 	exportSlots chan struct{}
 	// warns logs the database's failures at most once per kind and
-	// operation every warnEvery (warnlimit.go).
-	warns *warnLimiter
+	// operation every warnlimit.Every.
+	warns *warnlimit.Limiter
 }
 
 // New builds the router and the huma API on it.
@@ -65,7 +66,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New()
 	}
-	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config, warns: newWarnLimiter(d.Log)}
+	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config, warns: warnlimit.New(d.Log)}
 	if d.Config.ExportsMax > 0 {
 		s.exportSlots = make(chan struct{}, d.Config.ExportsMax)
 	}

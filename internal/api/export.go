@@ -155,7 +155,7 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 			defer func() { <-s.exportSlots }()
 		default:
 			s.prom.Exports.WithLabelValues(ri.export.name, "busy").Inc()
-			s.warns.warn(ctx, "export refused: EXPORTS_MAX exports in progress", "", "request_id", ri.id,
+			s.warns.Warn(ctx, "export refused: EXPORTS_MAX exports in progress", "", "request_id", ri.id,
 				"exports_max", cap(s.exportSlots))
 			return unavailable(fmt.Sprintf("this instance is streaming %d exports already (EXPORTS_MAX); retry later",
 				cap(s.exportSlots)))
@@ -195,7 +195,7 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 	}
 	if !w.started {
 		if timedOut.Load() || !begin() {
-			s.warns.warn(ctx, "export: no row within DB_TIMEOUT", "", "request_id", ri.id, "db_timeout", ri.dbTimeout.String())
+			s.warns.Warn(ctx, "export: no row within DB_TIMEOUT", "", "request_id", ri.id, "db_timeout", ri.dbTimeout.String())
 			return unavailable("the database did not start the export within DB_TIMEOUT; retry later")
 		}
 		if err != nil {

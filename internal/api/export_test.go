@@ -725,7 +725,7 @@ func TestExportsAtMostExportsMax(t *testing.T) {
 	if got := s.exportsCounted(t, "csv", "busy"); got != "1" {
 		t.Fatalf("busy csv exports = %q, want 1", got)
 	}
-	// The refusals' cause is logged once, not per refusal (warnlimit.go).
+	// The refusals' cause is logged once, not per refusal (internal/warnlimit).
 	if l := logs.lines("export refused: EXPORTS_MAX exports in progress"); len(l) != 1 {
 		t.Fatalf("%d log lines for two refusals, want 1", len(l))
 	}

@@ -44,7 +44,7 @@ func (s *server) getHealth(context.Context, *struct{}) (*healthOutput, error) {
 func (s *server) getReady(ctx context.Context, _ *struct{}) (*readyOutput, error) {
 	version, mode, err := s.st.Health.Ready(ctx)
 	if err != nil {
-		s.warns.warn(ctx, "not ready", "", "error", err.Error(), "request_id", RequestID(ctx))
+		s.warns.Warn(ctx, "not ready", "", "error", err.Error(), "request_id", RequestID(ctx))
 		return nil, unavailable("not ready: " + readyReason(err))
 	}
 	out := &readyOutput{}

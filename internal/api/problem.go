@@ -723,17 +723,17 @@ func (s *server) storeError(ctx context.Context, op string, err error) error {
 	case errors.Is(err, store.ErrReadOnly):
 		// DATABASE_URL reaches a replica, or a primary in recovery: a
 		// failover may be under way, so a retry may succeed.
-		s.warns.warn(ctx, "database read-only", op, "error", err.Error(), "request_id", RequestID(ctx))
+		s.warns.Warn(ctx, "database read-only", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is read-only (a replica or in recovery); retry later")
 	case errors.Is(err, store.ErrUnavailable) && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// The request's DB_TIMEOUT passed (handle gives ctx that deadline):
 		// the database is slow or the pool has no connection free, not
 		// necessarily down.
-		s.warns.warn(ctx, "database timeout", op, "error", err.Error(), "request_id", RequestID(ctx),
+		s.warns.Warn(ctx, "database timeout", op, "error", err.Error(), "request_id", RequestID(ctx),
 			"db_timeout", s.cfg.DBTimeout.String())
 		return unavailable("the database did not answer within DB_TIMEOUT; retry later")
 	case errors.Is(err, store.ErrUnavailable):
-		s.warns.warn(ctx, "database unavailable", op, "error", err.Error(), "request_id", RequestID(ctx))
+		s.warns.Warn(ctx, "database unavailable", op, "error", err.Error(), "request_id", RequestID(ctx))
 		return unavailable("the database is unavailable; retry later")
 	case errors.Is(err, store.ErrTooLarge) && store.Faults(err) != nil:
 		// The batch's items the store named (POST /flows: the flow at

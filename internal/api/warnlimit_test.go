@@ -1,16 +1,12 @@
 package api
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"testing"
-	"time"
 )
 
 // During a database outage the cause is logged once per kind and operation
-// every warnEvery, not once per request; every request still has its own
+// every warnlimit.Every, not once per request; every request still has its own
 // line, and the readiness probe's line names its request.
 func TestOutageWarningsAreThrottled(t *testing.T) {
 	t.Parallel()
@@ -55,43 +51,4 @@ func TestOutageWarningsAreThrottled(t *testing.T) {
 	if len(ready) != 1 || ready[0]["request_id"] != ids[0] {
 		t.Fatalf("not-ready lines %v, want one naming request %s", ready, ids[0])
 	}
-}
-
-// Once warnEvery has passed, the next failure of a kind is logged with the
-// number of lines it stands for; kinds count apart.
-func TestWarnLimiterSaysWhatItSuppressed(t *testing.T) {
-	logs := &logBuffer{}
-	w := newWarnLimiter(slog.New(slog.NewJSONHandler(logs, nil)))
-	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	w.now = func() time.Time { return now }
-	ctx := context.Background()
-	for range 5 {
-		w.warn(ctx, "database unavailable", "add flows", "error", "x")
-		now = now.Add(time.Second)
-	}
-	w.warn(ctx, "database unavailable", "list flows", "error", "x")
-	now = now.Add(warnEvery)
-	w.warn(ctx, "database unavailable", "add flows", "error", "y")
-	w.warn(ctx, "database unavailable", "add flows", "error", "z")
-
-	var got []string
-	for _, l := range logs.lines("database unavailable") {
-		got = append(got, l["op"].(string)+" "+l["error"].(string)+" "+suppressedOf(l))
-	}
-	want := []string{"add flows x -", "list flows x -", "add flows y 4 since 2026-12-05T00:00:00Z"}
-	if len(got) != len(want) {
-		t.Fatalf("lines %q, want %q", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("lines %q, want %q", got, want)
-		}
-	}
-}
-
-func suppressedOf(l map[string]any) string {
-	if n, ok := l["suppressed"].(float64); ok {
-		return fmt.Sprint(n, " since ", l["suppressed_since"])
-	}
-	return "-"
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/warnlimit"
 )
 
 // Config tunes a Sampler. Zero values take the defaults noted.
@@ -53,10 +54,11 @@ type Writer interface {
 // Sampler takes and writes samples. A nil *Sampler does nothing, so callers
 // can call its methods unconditionally.
 type Sampler struct {
-	w   Writer
-	log *slog.Logger
-	cfg Config
-	id  [16]byte
+	w     Writer
+	log   *slog.Logger
+	warns *warnlimit.Limiter // write failures, one line of a kind every warnlimit.Every
+	cfg   Config
+	id    [16]byte
 
 	mu      sync.Mutex // serialises readings: each delta is against the one before
 	prev    reading
@@ -90,7 +92,7 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Sam
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sampler{
-		w: w, log: log, cfg: cfg,
+		w: w, log: log, warns: warnlimit.New(log), cfg: cfg,
 		done: make(chan struct{}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_runtime_samples_written_total",
@@ -150,7 +152,9 @@ func (s *Sampler) loop() {
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 		if _, err := s.Sample(ctx); err != nil && s.ctx.Err() == nil {
-			s.log.Error("runtime sampler: writing a sample failed", "error", err.Error())
+			// During an outage every sample fails alike: one line every
+			// warnlimit.Every.
+			s.warns.Error(ctx, "runtime sampler: writing a sample failed", "", "error", err.Error())
 		}
 		cancel()
 		t.Reset(s.cfg.Interval)

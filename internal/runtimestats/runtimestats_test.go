@@ -2,12 +2,14 @@ package runtimestats
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -380,4 +382,51 @@ func TestStartAndClose(t *testing.T) {
 	if off.InstanceID() != "" {
 		t.Fatal("nil sampler has an id")
 	}
+}
+
+// A sampler whose writes keep failing (a database outage) logs the failure
+// once, then once every warnlimit.Every, and counts every one.
+func TestFailuresAreLoggedOnce(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	reg := prometheus.NewRegistry()
+	var logs syncBuilder
+	s := New(samples(pool), slog.New(slog.NewTextHandler(&logs, nil)), reg, Config{Interval: 20 * time.Millisecond, First: 10 * time.Millisecond})
+	if _, err := pool.Exec(context.Background(), "DROP TABLE runtime_samples"); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, failed := counters(t, reg); failed >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 3 failed samples after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Close()
+	if n := strings.Count(logs.String(), "writing a sample failed"); n != 1 {
+		t.Fatalf("%d lines for 3 or more failed samples, want 1:\n%s", n, logs.String())
+	}
+}
+
+// syncBuilder is a strings.Builder the sampler's goroutine may write to
+// while the test reads it.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/warnlimit"
 )
 
 // App is the app name of the service's own measurements.
@@ -92,6 +93,7 @@ type Writer interface {
 type Profiler struct {
 	w       Writer
 	log     *slog.Logger
+	warns   *warnlimit.Limiter // its failures, at most one line of a kind every warnlimit.Every
 	cfg     Config
 	exclude []string
 	prefix  []string
@@ -140,7 +142,7 @@ func New(w Writer, log *slog.Logger, reg prometheus.Registerer, cfg Config) *Pro
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Profiler{
-		w: w, log: log, cfg: cfg,
+		w: w, log: log, warns: warnlimit.New(log), cfg: cfg,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		recorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_selfprofile_recorded_total",
@@ -300,7 +302,7 @@ func (p *Profiler) flush(ctx context.Context, until time.Time) error {
 	p.dropped = 0
 	p.mu.Unlock()
 	if dropped > 0 {
-		p.log.Warn("self-profiling buffer full: measurements dropped", "dropped", dropped, "buffer_size", p.cfg.BufferSize)
+		p.warns.Warn(ctx, "self-profiling buffer full: measurements dropped", "", "dropped", dropped, "buffer_size", p.cfg.BufferSize)
 	}
 	all := make([]store.Measurement, 0, len(batch)+len(sums))
 	for _, e := range batch {
@@ -319,7 +321,10 @@ func (p *Profiler) flush(ctx context.Context, until time.Time) error {
 		if err != nil {
 			p.failures.Inc()
 			p.drops.WithLabelValues("write_failed").Add(float64(lost))
-			p.log.Error("self-profiling: writing measurements failed", "count", lost, "batch", n,
+			// During an outage every flush fails alike: one line every
+			// warnlimit.Every (the records lost are counted in
+			// telemetry_selfprofile_dropped_total).
+			p.warns.Error(ctx, "self-profiling: writing measurements failed", "", "count", lost, "batch", n,
 				"data_error", dataError(err), "error", err.Error())
 			if firstErr == nil {
 				firstErr = err

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,5 +213,29 @@ func TestIsolationIsBounded(t *testing.T) {
 	}
 	if got := counter(t, reg, "telemetry_selfprofile_dropped_total", "write_failed"); got != writeBatch {
 		t.Errorf("dropped %v, want %d", got, writeBatch)
+	}
+}
+
+// During a database outage every flush fails alike: the failure is logged
+// once (then once every warnlimit.Every), while every lost record is
+// counted.
+func TestOutageFailuresAreLoggedOnce(t *testing.T) {
+	t.Parallel()
+	pool, m := storeOn(t)
+	pool.Close()
+	var logs strings.Builder
+	reg := prometheus.NewRegistry()
+	p := New(m, slog.New(slog.NewTextHandler(&logs, nil)), reg, Config{Sample: 1, FlushEvery: time.Hour, FlushAt: 100000})
+	for i := range 5 {
+		p.Record(served(fmt.Sprintf("/r/%d", i)))
+		if err := p.Flush(context.Background()); err == nil {
+			t.Fatal("a flush with the database closed succeeded")
+		}
+	}
+	if n := strings.Count(logs.String(), "writing measurements failed"); n != 1 {
+		t.Fatalf("%d lines for 5 failed flushes, want 1:\n%s", n, logs.String())
+	}
+	if got := counter(t, reg, "telemetry_selfprofile_dropped_total", "write_failed"); got != 5 {
+		t.Errorf("dropped %v, want 5", got)
 	}
 }
