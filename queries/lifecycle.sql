@@ -212,3 +212,17 @@ SELECT count(*)::bigint AS deleted, coalesce(max(start_day), @after::timestamptz
 INSERT INTO retention_watermarks AS w (table_name, deleted_before)
 VALUES (@table_name::text, @before::timestamptz)
 ON CONFLICT (table_name) DO UPDATE SET deleted_before = greatest(w.deleted_before, excluded.deleted_before);
+
+-- name: DeleteExpiredIdempotencyKeys :execrows
+-- Expired answers of keyed writes, the oldest first, a batch at a time.
+-- Each keyed request also deletes up to 10 (GetIdempotentAnswer); this
+-- sweep clears what is left once keyed writes stop coming. Rows another
+-- transaction holds (a key being overwritten) are skipped.
+DELETE FROM idempotency_keys
+WHERE key IN (
+    SELECT e.key FROM idempotency_keys e
+    WHERE e.expires_at <= now()
+    ORDER BY e.expires_at
+    LIMIT @batch
+    FOR UPDATE SKIP LOCKED
+);

@@ -360,6 +360,29 @@ func (q *Queries) DeleteExpiredHourlyRollup(ctx context.Context, arg DeleteExpir
 	return i, err
 }
 
+const deleteExpiredIdempotencyKeys = `-- name: DeleteExpiredIdempotencyKeys :execrows
+DELETE FROM idempotency_keys
+WHERE key IN (
+    SELECT e.key FROM idempotency_keys e
+    WHERE e.expires_at <= now()
+    ORDER BY e.expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+`
+
+// Expired answers of keyed writes, the oldest first, a batch at a time.
+// Each keyed request also deletes up to 10 (GetIdempotentAnswer); this
+// sweep clears what is left once keyed writes stop coming. Rows another
+// transaction holds (a key being overwritten) are skipped.
+func (q *Queries) DeleteExpiredIdempotencyKeys(ctx context.Context, batch int32) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteExpiredIdempotencyKeys, batch)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteExpiredMeasurements = `-- name: DeleteExpiredMeasurements :one
 WITH gone AS (
     DELETE FROM measurements

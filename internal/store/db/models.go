@@ -284,7 +284,7 @@ type FlowsHourly struct {
 	BytesRx pgtype.Numeric
 }
 
-// Answers of keyed writes (Idempotency-Key request header): one row per key, inserted in the same transaction as the write it answers, so a row exists exactly when its write was committed. A repeat with the same key and the same method, path and body is answered from here (status and body) without writing again; the same key with another request is refused (422). Refused writes are never recorded. Rows live IDEMPOTENCY_TTL (default 24 h): an expired row is ignored, overwritten when its key is used again, and deleted lazily (each keyed request deletes up to 10 expired rows).
+// Answers of keyed writes (Idempotency-Key request header): one row per key, inserted in the same transaction as the write it answers, so a row exists exactly when its write was committed. A repeat with the same key and the same method, path and body is answered from here (status and body) without writing again; the same key with another request is refused (422). Refused writes are never recorded. Rows live IDEMPOTENCY_TTL (default 24 h): an expired row is ignored, overwritten when its key is used again, and deleted by the next keyed request (up to 10 each) or maintenance pass.
 type IdempotencyKey struct {
 	// The client's Idempotency-Key: 1 to 255 printable ASCII characters. One key names one request of any endpoint.
 	Key string

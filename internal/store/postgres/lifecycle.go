@@ -294,6 +294,32 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			break
 		}
 	}
+	// Expired answers of keyed writes (IDEMPOTENCY_TTL, by the database's
+	// clock like their lookup). Each keyed request deletes up to 10 of
+	// them; without this sweep the ones left stayed for good once keyed
+	// writes stopped (found by the operations audit). Whatever the
+	// retention settings: an expired row answers nothing.
+	if err := l.enter(ctx, "idempotency_keys", renew); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	for {
+		n, err := q.DeleteExpiredIdempotencyKeys(ctx, l.batch)
+		if n > 0 {
+			work("idempotency_keys").Rows += n
+		}
+		if err == nil && n == int64(l.batch) {
+			if err = renew(ctx); err == nil {
+				continue
+			}
+		}
+		if errors.Is(err, errLeaseLost) {
+			return res, errors.Join(append(errs, err)...)
+		}
+		if err != nil {
+			errs = append(errs, wrap("maintenance idempotency_keys", err))
+		}
+		break
+	}
 	if ts && r.CompressAfter > 0 {
 		for _, e := range expiries {
 			if !e.hypertable || !hyper[e.table] {

@@ -712,3 +712,38 @@ func TestMaintainPlainTablesWithTheExtensionCreatedLater(t *testing.T) {
 		}
 	}
 }
+
+// The pass deletes every expired answer of a keyed write, in batches, and
+// keeps the live ones: once keyed writes stop, nothing else would.
+func TestMaintainExpiresIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{MaintenanceBatch: 2})
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (key, endpoint, request_hash, status, body, created_at, expires_at)
+		SELECT 'k' || i, 'POST /flows', sha256(i::text::bytea), 200, '{}'::bytea,
+		       now() - interval '2 days', now() + CASE WHEN i <= 5 THEN interval '-1 day' ELSE interval '1 hour' END
+		FROM generate_series(1, 7) i`); err != nil {
+		t.Fatal(err)
+	}
+	// Retention off everywhere: the keys expire by IDEMPOTENCY_TTL alone.
+	res, err := st.Lifecycle.Maintain(ctx, store.Retention{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var swept int64 = -1
+	for _, w := range res.Tables {
+		if w.Table == "idempotency_keys" {
+			swept = w.Rows
+		}
+	}
+	if swept != 5 {
+		t.Errorf("the pass says it deleted %d keys, want 5: %+v", swept, res)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM idempotency_keys WHERE expires_at <= now()`); n != 0 {
+		t.Errorf("%d expired keys left", n)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM idempotency_keys WHERE key IN ('k6', 'k7')`); n != 2 {
+		t.Errorf("%d of the 2 live keys left", n)
+	}
+}
