@@ -176,7 +176,11 @@ type currentNamesInput struct {
 }
 
 // HistoryPoint is a raw point (time, value) or, with bucket, a bucket's
-// aggregates (time is the bucket start; avg, min, max, count).
+// aggregates (time is the bucket start; avg, min, max, p95, count). The
+// handlers fill one of the two sets of fields; the document describes it
+// as exactly one of HistoryRawPoint and HistoryBucket (TransformSchema),
+// so that generated clients get the fields each shape always has as
+// required rather than seven optional ones.
 type HistoryPoint struct {
 	Time  time.Time `json:"time" doc:"When the value was reported, or the start of the bucket (RFC 3339, UTC)."`
 	Value *float64  `json:"value,omitempty" example:"42" doc:"The value (raw points only)."`
@@ -185,6 +189,39 @@ type HistoryPoint struct {
 	Max   *float64  `json:"max,omitempty" example:"44" doc:"Largest value in the bucket (with bucket only)."`
 	P95   *float64  `json:"p95,omitempty" format:"double" example:"43.5" doc:"95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc) (with bucket only)."`
 	Count *int64    `json:"count,omitempty" example:"10" doc:"Points in the bucket (with bucket only)."`
+}
+
+// HistoryRawPoint is a history item without bucket, as the document
+// describes it (HistoryPoint is what the handlers write).
+type HistoryRawPoint struct {
+	Time  time.Time `json:"time" example:"2024-05-01T10:00:07Z" doc:"When the value was reported (RFC 3339, UTC)."`
+	Value float64   `json:"value" example:"42" doc:"The value."`
+}
+
+// HistoryBucket is a history item with bucket, as the document describes
+// it (HistoryPoint is what the handlers write).
+type HistoryBucket struct {
+	Time  time.Time `json:"time" example:"2024-05-01T10:05:00Z" doc:"Start of the bucket (RFC 3339, UTC), aligned to the Unix epoch."`
+	Avg   float64   `json:"avg" example:"41.5" doc:"Average over the bucket."`
+	Min   float64   `json:"min" example:"39" doc:"Smallest value in the bucket."`
+	Max   float64   `json:"max" example:"44" doc:"Largest value in the bucket."`
+	P95   float64   `json:"p95" example:"43.5" doc:"95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc)."`
+	Count int64     `json:"count" minimum:"1" example:"10" doc:"Points in the bucket (empty buckets are left out)."`
+}
+
+// TransformSchema documents a HistoryPoint as one of its two shapes: a raw
+// point {time, value} without bucket, a bucket {time, avg, min, max, p95,
+// count} with it. Each refuses the other's fields, so an item matches
+// exactly one.
+func (HistoryPoint) TransformSchema(r huma.Registry, _ *huma.Schema) *huma.Schema {
+	return &huma.Schema{
+		Description: "Without bucket, a raw point (HistoryRawPoint: time, value); with bucket, a bucket's aggregates " +
+			"(HistoryBucket: time, avg, min, max, p95, count).",
+		OneOf: []*huma.Schema{
+			r.Schema(reflect.TypeFor[HistoryRawPoint](), true, ""),
+			r.Schema(reflect.TypeFor[HistoryBucket](), true, ""),
+		},
+	}
 }
 
 type historyInput struct {
@@ -375,7 +412,7 @@ func (s *server) devicesDocs() map[string]huma.Operation {
 		"getDeviceMetricHistory": {
 			Summary: "History of a numeric metric",
 			Description: "Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the " +
-				"average, minimum, maximum and count per bucket (empty buckets are left out). String metrics " +
+				"average, minimum, maximum, 95th percentile and count per bucket (empty buckets are left out). String metrics " +
 				"have no numeric history: their list is empty.",
 			Tags:   tags,
 			Errors: append([]int{http.StatusNotFound}, readErrors...),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -943,5 +944,54 @@ func TestDevicesOpenAPI(t *testing.T) {
 	b, _ := json.Marshal(doc.Components.Schemas.Map()["MetricReport"])
 	if !strings.Contains(string(b), `"additionalProperties":true`) {
 		t.Fatalf("MetricReport schema = %s", b)
+	}
+}
+
+// TestHistoryPointSchemaIsExact: the document describes a history item as
+// exactly one of a raw point {time, value} and a bucket {time, avg, min,
+// max, p95, count}, each with every field required, so that a generated
+// client reads value, or p95 and count, without a check for absence (the
+// TypeScript types had seven optional fields, and {time} alone passed).
+// The real answers match it; an item of neither shape, or of both, is
+// refused.
+func TestHistoryPointSchemaIsExact(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "hp1")
+	for _, v := range []float64{40, 42} {
+		s.do("PUT", "/mrd/hp1/metrics", metricDoc("temp", v, "float", 600), bearer(t)...).wantStatus(t, http.StatusOK)
+	}
+	d := documented()
+	r := httptest.NewRequest(http.MethodGet, "/mrd/devices/hp1/metrics/temp/history", nil)
+	check := func(body string, ok bool) {
+		t.Helper()
+		a := answer{status: http.StatusOK, header: http.Header{"Content-Type": {"application/json"}},
+			body: &keptBody{kept: []byte(body)}}
+		if got := d.offSchema(r, a); (got == "") != ok {
+			t.Errorf("%s: offSchema = %q, want the item %s", body, got, map[bool]string{true: "taken", false: "refused"}[ok])
+		}
+	}
+	raw := s.do("GET", "/mrd/devices/hp1/metrics/temp/history", nil).wantStatus(t, http.StatusOK)
+	buckets := s.do("GET", "/mrd/devices/hp1/metrics/temp/history?bucket=1h", nil).wantStatus(t, http.StatusOK)
+	for _, b := range []response{raw, buckets} {
+		var p Page[map[string]any]
+		b.decode(t, &p)
+		if p.Total == 0 {
+			t.Fatalf("no history: %s", b.Body)
+		}
+		check(string(b.Body), true)
+	}
+	page := func(item string) string { return `{"items":[` + item + `],"total":1,"page":1,"size":50}` }
+	const at = `"time":"2026-12-05T10:00:00Z"`
+	for item, ok := range map[string]bool{
+		`{` + at + `,"value":42}`:                                    true,
+		`{` + at + `,"avg":41,"min":40,"max":42,"p95":42,"count":2}`: true,
+		`{` + at + `}`:                                                         false, // neither shape
+		`{` + at + `,"value":42,"count":1}`:                                    false, // both
+		`{` + at + `,"avg":41,"min":40,"max":42,"count":2}`:                    false, // no p95
+		`{` + at + `,"avg":41,"min":40,"max":42,"p95":42,"count":2,"value":1}`: false,
+		`{"value":42}`: false, // no time
+	} {
+		check(page(item), ok)
 	}
 }

@@ -1304,40 +1304,55 @@ type Health struct {
 	Status string `json:"status"`
 }
 
-// HistoryPoint defines model for HistoryPoint.
-type HistoryPoint struct {
-	// Avg Average over the bucket (with bucket only).
+// HistoryBucket defines model for HistoryBucket.
+type HistoryBucket struct {
+	// Avg Average over the bucket.
 	//
 	// Example: 41.5
-	Avg *float64 `json:"avg,omitempty"`
+	Avg float64 `json:"avg"`
 
-	// Count Points in the bucket (with bucket only).
+	// Count Points in the bucket (empty buckets are left out).
 	//
 	// Example: 10
-	Count *int64 `json:"count,omitempty"`
+	Count int64 `json:"count"`
 
-	// Max Largest value in the bucket (with bucket only).
+	// Max Largest value in the bucket.
 	//
 	// Example: 44
-	Max *float64 `json:"max,omitempty"`
+	Max float64 `json:"max"`
 
-	// Min Smallest value in the bucket (with bucket only).
+	// Min Smallest value in the bucket.
 	//
 	// Example: 39
-	Min *float64 `json:"min,omitempty"`
+	Min float64 `json:"min"`
 
-	// P95 95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc) (with bucket only).
+	// P95 95th percentile of the bucket's values, exact and nearest-rank (a value of the bucket, as percentile_disc).
 	//
 	// Example: 43.5
-	P95 *float64 `json:"p95,omitempty"`
+	P95 float64 `json:"p95"`
 
-	// Time When the value was reported, or the start of the bucket (RFC 3339, UTC).
+	// Time Start of the bucket (RFC 3339, UTC), aligned to the Unix epoch.
+	//
+	// Example: 2024-05-01T10:05:00Z
+	Time time.Time `json:"time"`
+}
+
+// HistoryPoint Without bucket, a raw point (HistoryRawPoint: time, value); with bucket, a bucket's aggregates (HistoryBucket: time, avg, min, max, p95, count).
+type HistoryPoint struct {
+	union json.RawMessage
+}
+
+// HistoryRawPoint defines model for HistoryRawPoint.
+type HistoryRawPoint struct {
+	// Time When the value was reported (RFC 3339, UTC).
+	//
+	// Example: 2024-05-01T10:00:07Z
 	Time time.Time `json:"time"`
 
-	// Value The value (raw points only).
+	// Value The value.
 	//
 	// Example: 42
-	Value *float64 `json:"value,omitempty"`
+	Value float64 `json:"value"`
 }
 
 // ListCollectionsOutputBody defines model for ListCollectionsOutputBody.
@@ -3359,6 +3374,68 @@ func (t *EventRegisterBody_StartedAt) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// AsHistoryRawPoint returns the union data inside the HistoryPoint as a HistoryRawPoint
+func (t HistoryPoint) AsHistoryRawPoint() (HistoryRawPoint, error) {
+	var body HistoryRawPoint
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromHistoryRawPoint overwrites any union data inside the HistoryPoint as the provided HistoryRawPoint
+func (t *HistoryPoint) FromHistoryRawPoint(v HistoryRawPoint) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeHistoryRawPoint performs a merge with any union data inside the HistoryPoint, using the provided HistoryRawPoint
+func (t *HistoryPoint) MergeHistoryRawPoint(v HistoryRawPoint) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsHistoryBucket returns the union data inside the HistoryPoint as a HistoryBucket
+func (t HistoryPoint) AsHistoryBucket() (HistoryBucket, error) {
+	var body HistoryBucket
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromHistoryBucket overwrites any union data inside the HistoryPoint as the provided HistoryBucket
+func (t *HistoryPoint) FromHistoryBucket(v HistoryBucket) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeHistoryBucket performs a merge with any union data inside the HistoryPoint, using the provided HistoryBucket
+func (t *HistoryPoint) MergeHistoryBucket(v HistoryBucket) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t HistoryPoint) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *HistoryPoint) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // AsMetricReportValue0 returns the union data inside the MetricReport_Value as a MetricReportValue0
 func (t MetricReport_Value) AsMetricReportValue0() (MetricReportValue0, error) {
 	var body MetricReportValue0
@@ -3841,7 +3918,7 @@ type ClientInterface interface {
 
 	// GetDeviceMetricHistory History of a numeric metric
 	//
-	// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+	// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum, 95th percentile and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -4596,7 +4673,7 @@ func (c *Client) ListCurrentDeviceMetrics(ctx context.Context, id string, params
 
 // GetDeviceMetricHistory History of a numeric metric
 //
-// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum, 95th percentile and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //
@@ -7367,7 +7444,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetDeviceMetricHistoryWithResponse History of a numeric metric
 	//
-	// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+	// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum, 95th percentile and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 	//
@@ -11140,7 +11217,7 @@ func (c *ClientWithResponses) ListCurrentDeviceMetricsWithResponse(ctx context.C
 
 // GetDeviceMetricHistoryWithResponse History of a numeric metric
 //
-// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
+// Every numeric report of the metric in [from, to), oldest first (points of the same time by value), or with `bucket` the average, minimum, maximum, 95th percentile and count per bucket (empty buckets are left out). String metrics have no numeric history: their list is empty.
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_READS=true.
 //

@@ -383,18 +383,33 @@ func TestGeneratedClientBucketsAndHistoryP95(t *testing.T) {
 	if hist.JSON200 == nil {
 		t.Fatalf("history: %d %s", hist.StatusCode(), hist.Body)
 	}
+	// An item is a HistoryRawPoint or a HistoryBucket (a oneOf): with
+	// bucket, each is a bucket whose fields are all there.
 	var count int64
-	for _, b := range hist.JSON200.Items {
-		if b.P95 == nil || b.Count == nil {
-			t.Fatalf("bucket without p95 or count: %s", hist.Body)
+	var buckets []apiclient.HistoryBucket
+	for _, item := range hist.JSON200.Items {
+		b, err := item.AsHistoryBucket()
+		if err != nil || b.Count == 0 {
+			t.Fatalf("not a bucket (%v): %s", err, hist.Body)
 		}
-		count += *b.Count
+		count += b.Count
+		buckets = append(buckets, b)
 	}
 	if count != 20 {
 		t.Fatalf("history buckets hold %d points, want 20: %s", count, hist.Body)
 	}
-	if len(hist.JSON200.Items) == 1 && *hist.JSON200.Items[0].P95 != 19 {
-		t.Fatalf("p95 of 1..20 is %v, want 19 (nearest rank)", *hist.JSON200.Items[0].P95)
+	if len(buckets) == 1 && buckets[0].P95 != 19 {
+		t.Fatalf("p95 of 1..20 is %v, want 19 (nearest rank)", buckets[0].P95)
+	}
+	raw, err := c.GetDeviceMetricHistoryWithResponse(ctx, "node-p95", "cpu_temp",
+		&apiclient.GetDeviceMetricHistoryParams{From: &since}, auth)
+	if err != nil || raw.JSON200 == nil || len(raw.JSON200.Items) != 20 {
+		t.Fatalf("raw history: %v %s", err, raw.Body)
+	}
+	for i, item := range raw.JSON200.Items {
+		if p, err := item.AsHistoryRawPoint(); err != nil || p.Value != float64(i+1) || p.Time.IsZero() {
+			t.Fatalf("raw point %d: %+v %v", i, p, err)
+		}
 	}
 }
 

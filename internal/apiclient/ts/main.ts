@@ -236,10 +236,21 @@ async function percentiles(c: Client): Promise<string> {
     params: { path: { id: "ts-node", name: "cpu_temp" }, query: { from, bucket: "24h" } },
     headers,
   });
-  const hb = hist.data?.items ?? [];
-  check(hb.length >= 1 && hb.every((b) => b.p95 !== undefined) && hb.reduce((a, b) => a + (b.count ?? 0), 0) === 20,
-    "history buckets with p95", hist.data ?? hist.error);
+  // An item is a raw point or a bucket (HistoryPoint is their union): once
+  // narrowed, every field of its shape is there (number, not
+  // number | undefined), which tsc --strict checks here.
+  type Bucket = components["schemas"]["HistoryBucket"];
+  const hb: Bucket[] = (hist.data?.items ?? []).filter((b): b is Bucket => "p95" in b);
+  const count: number = hb.reduce((a, b) => a + b.count, 0);
+  check(hb.length >= 1 && hb.length === hist.data?.items.length && count === 20, "history buckets with p95",
+    hist.data ?? hist.error);
   check(hb.length > 1 || hb[0].p95 === 19, "p95 of 1..20 is 19", hb);
+  const raw = await c.GET("/mrd/devices/{id}/metrics/{name}/history", {
+    params: { path: { id: "ts-node", name: "cpu_temp" }, query: { from } },
+    headers,
+  });
+  const values: number[] = (raw.data?.items ?? []).map((p) => ("value" in p ? p.value : NaN));
+  check(values.length === 20 && values.every((v, i) => v === i + 1), "raw points", raw.data ?? raw.error);
   return `grouped p95 ${it!.p95Elapsed}, ${counts.join(" ")}, history p95 ${hb[hb.length - 1].p95}`;
 }
 
