@@ -116,6 +116,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s.documentMeasurements(api)
 	s.documentCollections(api)
 	nullInEnums(api.OpenAPI())
+	documentErrorHeaders(api.OpenAPI())
 	s.hideAliases(api) // last: the aliases stay served, out of the document
 
 	return mux, api

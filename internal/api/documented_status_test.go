@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -32,7 +33,14 @@ type documentedOps struct {
 	statuses map[string]map[string]bool // "POST /flows" -> {"201": true, ...}
 	// schemas is the JSON schema of each operation's answers by status
 	// ("POST /flows" -> "201" -> schema), in registry.
-	schemas  map[string]map[string]*huma.Schema
+	schemas map[string]map[string]*huma.Schema
+	// headers is each operation's documented response headers by status
+	// ("POST /flows" -> "503" -> "Retry-After" -> required).
+	headers map[string]map[string]map[string]bool
+	// audited is every header some response documents, and
+	// alwaysAudited: an answer must not carry one where its response
+	// does not list it.
+	audited  map[string]bool
 	registry huma.Registry
 	aliasOf  map[string]string // "GET /api/v1/timeseries" -> "GET /api/measurements/timeseries/"
 }
@@ -40,19 +48,26 @@ type documentedOps struct {
 var documented = sync.OnceValue(func() documentedOps {
 	spec := Spec()
 	d := documentedOps{router: chi.NewRouter(), statuses: map[string]map[string]bool{},
-		schemas: map[string]map[string]*huma.Schema{}, registry: spec.Components.Schemas}
+		schemas: map[string]map[string]*huma.Schema{}, headers: map[string]map[string]map[string]bool{},
+		audited: maps.Clone(alwaysAudited), registry: spec.Components.Schemas}
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	for path, item := range spec.Paths {
 		for method, op := range itemOperations(item) {
-			codes, schemas := map[string]bool{}, map[string]*huma.Schema{}
+			codes, schemas, headers := map[string]bool{}, map[string]*huma.Schema{}, map[string]map[string]bool{}
 			for code, r := range op.Responses {
 				codes[code] = true
+				headers[code] = map[string]bool{}
+				for name, h := range r.Headers {
+					headers[code][http.CanonicalHeaderKey(name)] = h.Required
+					d.audited[http.CanonicalHeaderKey(name)] = true
+				}
 				if mt := r.Content["application/json"]; mt != nil && mt.Schema != nil {
 					schemas[code] = mt.Schema
 				}
 			}
 			d.statuses[method+" "+path] = codes
 			d.schemas[method+" "+path] = schemas
+			d.headers[method+" "+path] = headers
 			d.router.Method(method, path, noop)
 		}
 	}
@@ -69,6 +84,7 @@ var documented = sync.OnceValue(func() documentedOps {
 	for alias, main := range aliasOf {
 		d.statuses[alias] = d.statuses[main]
 		d.schemas[alias] = d.schemas[main]
+		d.headers[alias] = d.headers[main]
 	}
 	return d
 })
@@ -96,6 +112,37 @@ func (d documentedOps) operation(r *http.Request) string {
 	// RoutePattern would drop a trailing slash, which tells some
 	// operations from their aliases.
 	return r.Method + " " + strings.Join(rctx.RoutePatterns, "")
+}
+
+// alwaysAudited are response headers an answer must not carry where its
+// documented response does not list them, whether or not any response
+// lists them (beside those some response does: documentedOps.audited).
+var alwaysAudited = map[string]bool{"Retry-After": true, "Www-Authenticate": true, "Allow": true,
+	"Accept-Encoding": true, "Location": true, "Link": true, "Idempotency-Replayed": true}
+
+// headersOff says how an answer's headers differ from its documented
+// response's: one of d.audited sent that the response does not list,
+// or one it lists as required missing; "" when they agree or the request
+// reached no operation of the document.
+func (d documentedOps) headersOff(r *http.Request, a answer) string {
+	byStatus, ok := d.headers[d.operation(r)]
+	if !ok {
+		return ""
+	}
+	documented := byStatus[strconv.Itoa(a.status)]
+	var off []string
+	for name := range a.header {
+		if _, listed := documented[name]; d.audited[name] && !listed {
+			off = append(off, name+" sent, not documented")
+		}
+	}
+	for name, required := range documented {
+		if required && a.header.Get(name) == "" {
+			off = append(off, name+" documented as always sent, missing")
+		}
+	}
+	slices.Sort(off)
+	return strings.Join(off, "; ")
 }
 
 // offSchema says how a JSON success answer differs from its documented
@@ -148,6 +195,9 @@ func auditStatuses(t testing.TB, h http.Handler) http.Handler {
 		}
 		if err := a.notAProblem(r); err != "" {
 			t.Errorf("%s %s answered %d: %s", r.Method, r.URL.RequestURI(), a.status, err)
+		}
+		if err := d.headersOff(r, a); err != "" {
+			t.Errorf("%s %s answered %d with headers off its document: %s", r.Method, r.URL.RequestURI(), a.status, err)
 		}
 		if err := d.offSchema(r, a); err != "" {
 			t.Errorf("%s %s answered %d off its documented schema: %s", r.Method, r.URL.RequestURI(), a.status, err)
@@ -372,6 +422,46 @@ func TestSchemaAuditFindsOffSchemaAnswers(t *testing.T) {
 			body: &keptBody{kept: []byte(body)}}
 		if got := d.offSchema(r, a); (got == "") != ok {
 			t.Errorf("%s: offSchema = %q", body, got)
+		}
+	}
+}
+
+// TestHeaderAuditFindsUndocumentedHeaders checks the audit of answer
+// headers against the document: a 503 always carries Retry-After, which
+// its responses list (as a 401 does WWW-Authenticate and a 405 Allow),
+// and a header an answer carries is listed on its response.
+func TestHeaderAuditFindsUndocumentedHeaders(t *testing.T) {
+	t.Parallel()
+	d := documented()
+	for _, c := range []struct {
+		method, path string
+		status       int
+		header       http.Header
+		ok           bool
+	}{
+		{post, "/flows", http.StatusServiceUnavailable, http.Header{"Retry-After": {"5"}}, true},
+		{post, "/flows", http.StatusServiceUnavailable, http.Header{}, false},
+		{get, "/api/measurements/grouped/", http.StatusServiceUnavailable, http.Header{"Retry-After": {"5"}}, true},
+		{post, "/flows", http.StatusConflict, http.Header{"Retry-After": {"1"}}, true},        // an Idempotency-Key's
+		{post, "/mrd/devices", http.StatusConflict, http.Header{"Retry-After": {"1"}}, false}, // takes no key
+		{post, "/mrd/devices", http.StatusUnauthorized, http.Header{"Www-Authenticate": {"Bearer"}}, true},
+		{post, "/mrd/devices", http.StatusUnauthorized, http.Header{}, false},
+		{get, "/apiv0.1/events/register", http.StatusMethodNotAllowed, http.Header{"Allow": {"POST"}}, true},
+		{post, "/flows", http.StatusUnsupportedMediaType, http.Header{"Accept-Encoding": {"identity"}}, true},
+		{post, "/flows", http.StatusCreated, http.Header{"Idempotency-Replayed": {"true"}}, true},
+		{post, "/flows", http.StatusCreated, http.Header{"Retry-After": {"5"}}, false},
+		{get, "/flows", http.StatusOK, http.Header{"Link": {`</flows?page=1>; rel="first"`}}, true},
+		{get, "/flows", http.StatusNotAcceptable, http.Header{"Link": {`</flows?page=1>; rel="first"`}}, false},
+		{post, "/mrd/devices", http.StatusCreated, http.Header{"Location": {"/mrd/devices/n1"}}, true},
+		{get, "/mrd/devices/n1", http.StatusNotFound, http.Header{"Location": {"/mrd/devices/n1"}}, false},
+	} {
+		r, err := http.NewRequest(c.method, "http://x"+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := answer{status: c.status, header: c.header, body: &keptBody{}}
+		if got := d.headersOff(r, a); (got == "") != c.ok {
+			t.Errorf("%s %s %d %v: headersOff = %q", c.method, c.path, c.status, c.header, got)
 		}
 	}
 }

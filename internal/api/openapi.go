@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -207,4 +208,64 @@ func downgrade30YAML(oapi *huma.OpenAPI) ([]byte, error) {
 	var buf bytes.Buffer
 	err = yaml.Convert(&buf, bytes.NewReader(b))
 	return buf.Bytes(), err
+}
+
+// errorHeaders are the headers the service sends with some error answers,
+// by status: the document lists each on every response of that status
+// (documentErrorHeaders), and the test servers fail an answer that carries
+// one its response does not list (auditStatuses). A client reads them
+// from the document: how long to wait before retrying a 503, which scheme
+// a 401 wants.
+var errorHeaders = map[string]map[string]*huma.Param{
+	"401": {"WWW-Authenticate": {
+		Description: "The scheme the operation wants: `Bearer`, or `Bearer error=\"invalid_token\"` when the token " +
+			"sent was refused.",
+		Required: true,
+		Schema:   &huma.Schema{Type: huma.TypeString, Examples: []any{"Bearer"}},
+	}},
+	"405": {"Allow": {
+		Description: "The methods the path takes.",
+		Required:    true,
+		Schema:      &huma.Schema{Type: huma.TypeString, Examples: []any{"POST"}},
+	}},
+	"409": {"Retry-After": {
+		Description: "Seconds to wait before sending the request again: only on the 409 of an Idempotency-Key " +
+			"found held by another request with no answer recorded to read.",
+		Schema: &huma.Schema{Type: huma.TypeInteger, Format: "int32", Minimum: &one, Examples: []any{1}},
+	}},
+	"415": {"Accept-Encoding": {
+		Description: "`identity` when the request had a Content-Encoding: bodies are read as they are sent.",
+		Schema:      &huma.Schema{Type: huma.TypeString, Enum: []any{"identity"}},
+	}},
+	"503": {"Retry-After": {
+		Description: "Seconds to wait before sending the request again (always sent with a 503).",
+		Required:    true,
+		Schema:      &huma.Schema{Type: huma.TypeInteger, Format: "int32", Minimum: &one, Examples: []any{retryAfterSeconds}},
+	}},
+}
+
+var one = 1.0
+
+// documentErrorHeaders adds errorHeaders to the responses of every
+// operation, once all are registered and documented (a resource's
+// document* may add or replace responses after OnAddOperation). The 409's
+// Retry-After only where a 409 can be an Idempotency-Key's.
+func documentErrorHeaders(oapi *huma.OpenAPI) {
+	for _, item := range oapi.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch, item.Head} {
+			if op == nil {
+				continue
+			}
+			for code, headers := range errorHeaders {
+				r := op.Responses[code]
+				if r == nil || code == "409" && !idempotentOperations[op.OperationID] {
+					continue
+				}
+				if r.Headers == nil {
+					r.Headers = map[string]*huma.Param{}
+				}
+				maps.Copy(r.Headers, headers)
+			}
+		}
+	}
 }

@@ -7530,6 +7530,26 @@ type PostMeasurementsResponse201Headers struct {
 	IdempotencyReplayed *string
 }
 
+// PostMeasurementsResponse401Headers the declared response headers of an HTTP 401 response for PostMeasurements
+type PostMeasurementsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PostMeasurementsResponse409Headers the declared response headers of an HTTP 409 response for PostMeasurements
+type PostMeasurementsResponse409Headers struct {
+	RetryAfter *int32
+}
+
+// PostMeasurementsResponse415Headers the declared response headers of an HTTP 415 response for PostMeasurements
+type PostMeasurementsResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// PostMeasurementsResponse503Headers the declared response headers of an HTTP 503 response for PostMeasurements
+type PostMeasurementsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type PostMeasurementsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7559,6 +7579,14 @@ type PostMeasurementsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *PostMeasurementsResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostMeasurementsResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostMeasurementsResponse409Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostMeasurementsResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostMeasurementsResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -7655,6 +7683,16 @@ type ListMeasurementsResponse200Headers struct {
 	Link *string
 }
 
+// ListMeasurementsResponse401Headers the declared response headers of an HTTP 401 response for ListMeasurements
+type ListMeasurementsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListMeasurementsResponse503Headers the declared response headers of an HTTP 503 response for ListMeasurements
+type ListMeasurementsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListMeasurementsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7672,6 +7710,10 @@ type ListMeasurementsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListMeasurementsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMeasurementsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMeasurementsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7738,6 +7780,16 @@ type FilterMeasurementsResponse200Headers struct {
 	Link *string
 }
 
+// FilterMeasurementsResponse401Headers the declared response headers of an HTTP 401 response for FilterMeasurements
+type FilterMeasurementsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// FilterMeasurementsResponse503Headers the declared response headers of an HTTP 503 response for FilterMeasurements
+type FilterMeasurementsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type FilterMeasurementsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7755,6 +7807,10 @@ type FilterMeasurementsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *FilterMeasurementsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *FilterMeasurementsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *FilterMeasurementsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7821,6 +7877,16 @@ type ListMeasurementGroupsResponse200Headers struct {
 	Link *string
 }
 
+// ListMeasurementGroupsResponse401Headers the declared response headers of an HTTP 401 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListMeasurementGroupsResponse503Headers the declared response headers of an HTTP 503 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListMeasurementGroupsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7838,6 +7904,10 @@ type ListMeasurementGroupsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListMeasurementGroupsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMeasurementGroupsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMeasurementGroupsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7899,6 +7969,16 @@ func (r ListMeasurementGroupsResponse) ContentType() string {
 	return ""
 }
 
+// GetMethodDistributionResponse401Headers the declared response headers of an HTTP 401 response for GetMethodDistribution
+type GetMethodDistributionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetMethodDistributionResponse503Headers the declared response headers of an HTTP 503 response for GetMethodDistribution
+type GetMethodDistributionResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetMethodDistributionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7914,6 +7994,10 @@ type GetMethodDistributionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMethodDistributionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMethodDistributionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7975,6 +8059,16 @@ func (r GetMethodDistributionResponse) ContentType() string {
 	return ""
 }
 
+// GetMeasurementTimeseriesResponse401Headers the declared response headers of an HTTP 401 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetMeasurementTimeseriesResponse503Headers the declared response headers of an HTTP 503 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetMeasurementTimeseriesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7990,6 +8084,10 @@ type GetMeasurementTimeseriesResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMeasurementTimeseriesResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeasurementTimeseriesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8051,6 +8149,16 @@ func (r GetMeasurementTimeseriesResponse) ContentType() string {
 	return ""
 }
 
+// GetMeasurementResponse401Headers the declared response headers of an HTTP 401 response for GetMeasurement
+type GetMeasurementResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetMeasurementResponse503Headers the declared response headers of an HTTP 503 response for GetMeasurement
+type GetMeasurementResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetMeasurementResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8068,6 +8176,10 @@ type GetMeasurementResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMeasurementResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeasurementResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8139,6 +8251,26 @@ type CommitEventResponse200Headers struct {
 	IdempotencyReplayed *string
 }
 
+// CommitEventResponse401Headers the declared response headers of an HTTP 401 response for CommitEvent
+type CommitEventResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CommitEventResponse409Headers the declared response headers of an HTTP 409 response for CommitEvent
+type CommitEventResponse409Headers struct {
+	RetryAfter *int32
+}
+
+// CommitEventResponse415Headers the declared response headers of an HTTP 415 response for CommitEvent
+type CommitEventResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// CommitEventResponse503Headers the declared response headers of an HTTP 503 response for CommitEvent
+type CommitEventResponse503Headers struct {
+	RetryAfter int32
+}
+
 type CommitEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8170,6 +8302,14 @@ type CommitEventResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CommitEventResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CommitEventResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CommitEventResponse409Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CommitEventResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CommitEventResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8266,6 +8406,16 @@ func (r CommitEventResponse) ContentType() string {
 	return ""
 }
 
+// ListRunningEventsResponse401Headers the declared response headers of an HTTP 401 response for ListRunningEvents
+type ListRunningEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListRunningEventsResponse503Headers the declared response headers of an HTTP 503 response for ListRunningEvents
+type ListRunningEventsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListRunningEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8281,6 +8431,10 @@ type ListRunningEventsResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListRunningEventsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListRunningEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8347,6 +8501,26 @@ type RegisterEventResponse200Headers struct {
 	IdempotencyReplayed *string
 }
 
+// RegisterEventResponse401Headers the declared response headers of an HTTP 401 response for RegisterEvent
+type RegisterEventResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// RegisterEventResponse409Headers the declared response headers of an HTTP 409 response for RegisterEvent
+type RegisterEventResponse409Headers struct {
+	RetryAfter *int32
+}
+
+// RegisterEventResponse415Headers the declared response headers of an HTTP 415 response for RegisterEvent
+type RegisterEventResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// RegisterEventResponse503Headers the declared response headers of an HTTP 503 response for RegisterEvent
+type RegisterEventResponse503Headers struct {
+	RetryAfter int32
+}
+
 type RegisterEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8376,6 +8550,14 @@ type RegisterEventResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RegisterEventResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RegisterEventResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RegisterEventResponse409Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RegisterEventResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RegisterEventResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8467,6 +8649,21 @@ func (r RegisterEventResponse) ContentType() string {
 	return ""
 }
 
+// GetEventResponse401Headers the declared response headers of an HTTP 401 response for GetEvent
+type GetEventResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetEventResponse405Headers the declared response headers of an HTTP 405 response for GetEvent
+type GetEventResponse405Headers struct {
+	Allow string
+}
+
+// GetEventResponse503Headers the declared response headers of an HTTP 503 response for GetEvent
+type GetEventResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8486,6 +8683,12 @@ type GetEventResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetEventResponse401Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *GetEventResponse405Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEventResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8557,6 +8760,11 @@ func (r GetEventResponse) ContentType() string {
 	return ""
 }
 
+// EventsPingResponse401Headers the declared response headers of an HTTP 401 response for EventsPing
+type EventsPingResponse401Headers struct {
+	WWWAuthenticate string
+}
+
 type EventsPingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8570,6 +8778,8 @@ type EventsPingResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EventsPingResponse401Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8631,6 +8841,16 @@ type ListStatesResponse200Headers struct {
 	Link *string
 }
 
+// ListStatesResponse401Headers the declared response headers of an HTTP 401 response for ListStates
+type ListStatesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListStatesResponse503Headers the declared response headers of an HTTP 503 response for ListStates
+type ListStatesResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListStatesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8648,6 +8868,10 @@ type ListStatesResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListStatesResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListStatesResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListStatesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8709,6 +8933,16 @@ func (r ListStatesResponse) ContentType() string {
 	return ""
 }
 
+// ListCollectionsResponse401Headers the declared response headers of an HTTP 401 response for ListCollections
+type ListCollectionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListCollectionsResponse503Headers the declared response headers of an HTTP 503 response for ListCollections
+type ListCollectionsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListCollectionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8724,6 +8958,10 @@ type ListCollectionsResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListCollectionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListCollectionsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8790,6 +9028,21 @@ type CreateCollectionResponse201Headers struct {
 	Location *string
 }
 
+// CreateCollectionResponse401Headers the declared response headers of an HTTP 401 response for CreateCollection
+type CreateCollectionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CreateCollectionResponse415Headers the declared response headers of an HTTP 415 response for CreateCollection
+type CreateCollectionResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// CreateCollectionResponse503Headers the declared response headers of an HTTP 503 response for CreateCollection
+type CreateCollectionResponse503Headers struct {
+	RetryAfter int32
+}
+
 type CreateCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8813,6 +9066,12 @@ type CreateCollectionResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateCollectionResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateCollectionResponse401Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateCollectionResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateCollectionResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -8889,6 +9148,16 @@ func (r CreateCollectionResponse) ContentType() string {
 	return ""
 }
 
+// DeleteCollectionResponse401Headers the declared response headers of an HTTP 401 response for DeleteCollection
+type DeleteCollectionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DeleteCollectionResponse503Headers the declared response headers of an HTTP 503 response for DeleteCollection
+type DeleteCollectionResponse503Headers struct {
+	RetryAfter int32
+}
+
 type DeleteCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8906,6 +9175,10 @@ type DeleteCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteCollectionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteCollectionResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -8972,6 +9245,16 @@ func (r DeleteCollectionResponse) ContentType() string {
 	return ""
 }
 
+// GetCollectionResponse401Headers the declared response headers of an HTTP 401 response for GetCollection
+type GetCollectionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetCollectionResponse503Headers the declared response headers of an HTTP 503 response for GetCollection
+type GetCollectionResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8989,6 +9272,10 @@ type GetCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCollectionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCollectionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9055,6 +9342,16 @@ func (r GetCollectionResponse) ContentType() string {
 	return ""
 }
 
+// ClearCollectionResponse401Headers the declared response headers of an HTTP 401 response for ClearCollection
+type ClearCollectionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ClearCollectionResponse503Headers the declared response headers of an HTTP 503 response for ClearCollection
+type ClearCollectionResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ClearCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9072,6 +9369,10 @@ type ClearCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ClearCollectionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ClearCollectionResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -9143,6 +9444,16 @@ type ListFlowsResponse200Headers struct {
 	Link *string
 }
 
+// ListFlowsResponse401Headers the declared response headers of an HTTP 401 response for ListFlows
+type ListFlowsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListFlowsResponse503Headers the declared response headers of an HTTP 503 response for ListFlows
+type ListFlowsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListFlowsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9160,6 +9471,10 @@ type ListFlowsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListFlowsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListFlowsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListFlowsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9226,6 +9541,26 @@ type PostFlowsResponse201Headers struct {
 	IdempotencyReplayed *string
 }
 
+// PostFlowsResponse401Headers the declared response headers of an HTTP 401 response for PostFlows
+type PostFlowsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PostFlowsResponse409Headers the declared response headers of an HTTP 409 response for PostFlows
+type PostFlowsResponse409Headers struct {
+	RetryAfter *int32
+}
+
+// PostFlowsResponse415Headers the declared response headers of an HTTP 415 response for PostFlows
+type PostFlowsResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// PostFlowsResponse503Headers the declared response headers of an HTTP 503 response for PostFlows
+type PostFlowsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type PostFlowsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9255,6 +9590,14 @@ type PostFlowsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *PostFlowsResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostFlowsResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostFlowsResponse409Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostFlowsResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostFlowsResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -9351,6 +9694,16 @@ type GetFlowSummaryResponse200Headers struct {
 	Link *string
 }
 
+// GetFlowSummaryResponse401Headers the declared response headers of an HTTP 401 response for GetFlowSummary
+type GetFlowSummaryResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetFlowSummaryResponse503Headers the declared response headers of an HTTP 503 response for GetFlowSummary
+type GetFlowSummaryResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetFlowSummaryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9368,6 +9721,10 @@ type GetFlowSummaryResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetFlowSummaryResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetFlowSummaryResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetFlowSummaryResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9503,6 +9860,16 @@ type ListDevicesResponse200Headers struct {
 	Link *string
 }
 
+// ListDevicesResponse401Headers the declared response headers of an HTTP 401 response for ListDevices
+type ListDevicesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListDevicesResponse503Headers the declared response headers of an HTTP 503 response for ListDevices
+type ListDevicesResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListDevicesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9520,6 +9887,10 @@ type ListDevicesResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListDevicesResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListDevicesResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDevicesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9586,6 +9957,21 @@ type CreateDeviceResponse201Headers struct {
 	Location *string
 }
 
+// CreateDeviceResponse401Headers the declared response headers of an HTTP 401 response for CreateDevice
+type CreateDeviceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CreateDeviceResponse415Headers the declared response headers of an HTTP 415 response for CreateDevice
+type CreateDeviceResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// CreateDeviceResponse503Headers the declared response headers of an HTTP 503 response for CreateDevice
+type CreateDeviceResponse503Headers struct {
+	RetryAfter int32
+}
+
 type CreateDeviceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9615,6 +10001,12 @@ type CreateDeviceResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateDeviceResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateDeviceResponse401Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateDeviceResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateDeviceResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -9706,6 +10098,16 @@ func (r CreateDeviceResponse) ContentType() string {
 	return ""
 }
 
+// DeleteDeviceResponse401Headers the declared response headers of an HTTP 401 response for DeleteDevice
+type DeleteDeviceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DeleteDeviceResponse503Headers the declared response headers of an HTTP 503 response for DeleteDevice
+type DeleteDeviceResponse503Headers struct {
+	RetryAfter int32
+}
+
 type DeleteDeviceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9723,6 +10125,10 @@ type DeleteDeviceResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteDeviceResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteDeviceResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -9789,6 +10195,16 @@ func (r DeleteDeviceResponse) ContentType() string {
 	return ""
 }
 
+// GetDeviceResponse401Headers the declared response headers of an HTTP 401 response for GetDevice
+type GetDeviceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetDeviceResponse503Headers the declared response headers of an HTTP 503 response for GetDevice
+type GetDeviceResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetDeviceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9806,6 +10222,10 @@ type GetDeviceResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetDeviceResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetDeviceResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9872,6 +10292,21 @@ func (r GetDeviceResponse) ContentType() string {
 	return ""
 }
 
+// UpdateDeviceResponse401Headers the declared response headers of an HTTP 401 response for UpdateDevice
+type UpdateDeviceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UpdateDeviceResponse415Headers the declared response headers of an HTTP 415 response for UpdateDevice
+type UpdateDeviceResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// UpdateDeviceResponse503Headers the declared response headers of an HTTP 503 response for UpdateDevice
+type UpdateDeviceResponse503Headers struct {
+	RetryAfter int32
+}
+
 type UpdateDeviceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9899,6 +10334,12 @@ type UpdateDeviceResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateDeviceResponse401Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UpdateDeviceResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateDeviceResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9995,6 +10436,16 @@ type ListCurrentDeviceMetricsResponse200Headers struct {
 	Link *string
 }
 
+// ListCurrentDeviceMetricsResponse401Headers the declared response headers of an HTTP 401 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListCurrentDeviceMetricsResponse503Headers the declared response headers of an HTTP 503 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListCurrentDeviceMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10014,6 +10465,10 @@ type ListCurrentDeviceMetricsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListCurrentDeviceMetricsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListCurrentDeviceMetricsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListCurrentDeviceMetricsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10085,6 +10540,16 @@ type GetDeviceMetricHistoryResponse200Headers struct {
 	Link *string
 }
 
+// GetDeviceMetricHistoryResponse401Headers the declared response headers of an HTTP 401 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetDeviceMetricHistoryResponse503Headers the declared response headers of an HTTP 503 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetDeviceMetricHistoryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10104,6 +10569,10 @@ type GetDeviceMetricHistoryResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetDeviceMetricHistoryResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetDeviceMetricHistoryResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetDeviceMetricHistoryResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10175,6 +10644,16 @@ type ListCurrentMetricNamesResponse200Headers struct {
 	Link *string
 }
 
+// ListCurrentMetricNamesResponse401Headers the declared response headers of an HTTP 401 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListCurrentMetricNamesResponse503Headers the declared response headers of an HTTP 503 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse503Headers struct {
+	RetryAfter int32
+}
+
 type ListCurrentMetricNamesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10192,6 +10671,10 @@ type ListCurrentMetricNamesResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListCurrentMetricNamesResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListCurrentMetricNamesResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListCurrentMetricNamesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10322,6 +10805,11 @@ func (r GetMrdStatusResponse) ContentType() string {
 	return ""
 }
 
+// CreateMrdTokenResponse415Headers the declared response headers of an HTTP 415 response for CreateMrdToken
+type CreateMrdTokenResponse415Headers struct {
+	AcceptEncoding *string
+}
+
 type CreateMrdTokenResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10345,6 +10833,8 @@ type CreateMrdTokenResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateMrdTokenResponse415Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10431,6 +10921,26 @@ type PutDeviceMetricResponse200Headers struct {
 	IdempotencyReplayed *string
 }
 
+// PutDeviceMetricResponse401Headers the declared response headers of an HTTP 401 response for PutDeviceMetric
+type PutDeviceMetricResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PutDeviceMetricResponse409Headers the declared response headers of an HTTP 409 response for PutDeviceMetric
+type PutDeviceMetricResponse409Headers struct {
+	RetryAfter *int32
+}
+
+// PutDeviceMetricResponse415Headers the declared response headers of an HTTP 415 response for PutDeviceMetric
+type PutDeviceMetricResponse415Headers struct {
+	AcceptEncoding *string
+}
+
+// PutDeviceMetricResponse503Headers the declared response headers of an HTTP 503 response for PutDeviceMetric
+type PutDeviceMetricResponse503Headers struct {
+	RetryAfter int32
+}
+
 type PutDeviceMetricResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10462,6 +10972,14 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PutDeviceMetricResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutDeviceMetricResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PutDeviceMetricResponse409Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutDeviceMetricResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutDeviceMetricResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10558,6 +11076,11 @@ func (r PutDeviceMetricResponse) ContentType() string {
 	return ""
 }
 
+// GetReadyResponse503Headers the declared response headers of an HTTP 503 response for GetReady
+type GetReadyResponse503Headers struct {
+	RetryAfter int32
+}
+
 type GetReadyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10571,6 +11094,8 @@ type GetReadyResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReadyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -11456,6 +11981,46 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostMeasurementsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostMeasurementsResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostMeasurementsResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostMeasurementsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11533,6 +12098,26 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMeasurementsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMeasurementsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11610,6 +12195,26 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers FilterMeasurementsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers FilterMeasurementsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11687,6 +12292,26 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMeasurementGroupsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMeasurementGroupsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11750,6 +12375,29 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 
 	}
 
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetMethodDistributionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMethodDistributionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -11809,6 +12457,29 @@ func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementT
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetMeasurementTimeseriesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeasurementTimeseriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11877,6 +12548,29 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetMeasurementResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeasurementResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12000,6 +12694,46 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers CommitEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers CommitEventResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 415:
+		var headers CommitEventResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers CommitEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12061,6 +12795,29 @@ func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsRespo
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListRunningEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListRunningEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12177,6 +12934,46 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RegisterEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers RegisterEventResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 415:
+		var headers RegisterEventResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers RegisterEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12254,6 +13051,39 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 
 	}
 
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 405:
+		var headers GetEventResponse405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -12306,6 +13136,19 @@ func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers EventsPingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -12383,6 +13226,26 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListStatesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListStatesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12444,6 +13307,29 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListCollectionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListCollectionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12539,6 +13425,36 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateCollectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateCollectionResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateCollectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12612,6 +13528,29 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 
 	}
 
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteCollectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteCollectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -12678,6 +13617,29 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetCollectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetCollectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12749,6 +13711,29 @@ func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ClearCollectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ClearCollectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12826,6 +13811,26 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListFlowsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListFlowsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12942,6 +13947,46 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostFlowsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostFlowsResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostFlowsResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostFlowsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13019,6 +14064,26 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetFlowSummaryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetFlowSummaryResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13150,6 +14215,26 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListDevicesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListDevicesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13266,6 +14351,36 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateDeviceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateDeviceResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateDeviceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13339,6 +14454,29 @@ func ParseDeleteDeviceResponse(rsp *http.Response) (*DeleteDeviceResponse, error
 
 	}
 
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteDeviceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteDeviceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -13405,6 +14543,29 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetDeviceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetDeviceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13510,6 +14671,39 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 
 	}
 
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateDeviceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 415:
+		var headers UpdateDeviceResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateDeviceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -13592,6 +14786,26 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListCurrentDeviceMetricsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListCurrentDeviceMetricsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13676,6 +14890,26 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetDeviceMetricHistoryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetDeviceMetricHistoryResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13753,6 +14987,26 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListCurrentMetricNamesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListCurrentMetricNamesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13898,6 +15152,19 @@ func ParseCreateMrdTokenResponse(rsp *http.Response) (*CreateMrdTokenResponse, e
 
 	}
 
+	switch {
+	case rsp.StatusCode == 415:
+		var headers CreateMrdTokenResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	}
+
 	return response, nil
 }
 
@@ -14019,6 +15286,46 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutDeviceMetricResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers PutDeviceMetricResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutDeviceMetricResponse415Headers
+		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept-Encoding", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.AcceptEncoding = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutDeviceMetricResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14073,6 +15380,19 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetReadyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -480,3 +480,37 @@ func TestGeneratedClientBehindPathPrefix(t *testing.T) {
 		t.Fatalf("ping through the document's server: %v %v", err, ping)
 	}
 }
+
+// The error answers' headers are in the document, so the generated client
+// parses them: Retry-After (seconds) on a 503, here with the database pool
+// closed under the server, and WWW-Authenticate on a 401.
+func TestGeneratedClientErrorHeaders(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.JWTSecret = testSecret
+	pool := testdb.New(t)
+	h, _ := api.New(api.Deps{Store: postgres.New(pool, postgres.Options{}).Stores(), Config: cfg})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, err := apiclient.NewClientWithResponses(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	dev, err := c.CreateDeviceWithResponse(ctx, apiclient.CreateDeviceJSONRequestBody{Id: "n1", Name: "n1"})
+	if err != nil || dev.StatusCode() != http.StatusUnauthorized || dev.Headers401 == nil ||
+		dev.Headers401.WWWAuthenticate != "Bearer" {
+		t.Fatalf("401: %v %+v %s", err, dev.Headers401, dev.Body)
+	}
+
+	pool.Close()
+	flows, err := c.ListFlowsWithResponse(ctx, &apiclient.ListFlowsParams{Hour: ptr(int64(1))})
+	if err != nil || flows.StatusCode() != http.StatusServiceUnavailable || flows.Headers503 == nil ||
+		flows.Headers503.RetryAfter < 1 {
+		t.Fatalf("503: %v %+v %s", err, flows.Headers503, flows.Body)
+	}
+}
