@@ -36,11 +36,14 @@ func (optionalHour) Schema(huma.Registry) *huma.Schema {
 // or the half-open range [from_hour, to_hour). Exported because huma only
 // reads the parameters of exported embedded structs.
 type FlowRange struct {
+	// Only hour has an example: Swagger UI's "Try it out" sends every
+	// parameter's example, and hour with from_hour and to_hour is a 422.
+	// The filters' examples are the flow of POST /flows's example body.
 	Hour     optionalHour `query:"hour" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC): this hour only. Give either hour, or from_hour and to_hour."`
-	FromHour optionalHour `query:"from_hour" minimum:"0" maximum:"2147483647" example:"456000" doc:"First hour of a range (hours since the Unix epoch, inclusive). Needs to_hour; not with hour."`
-	ToHour   optionalHour `query:"to_hour" minimum:"1" maximum:"2147483648" example:"456024" doc:"End of the range (hours since the Unix epoch, exclusive): from_hour=456000&to_hour=456024 is one day. Greater than from_hour, at most 744 hours (31 days) after it."`
-	SrcApp   string       `query:"src_app" maxLength:"255" example:"web" doc:"Only flows from this source application (exact match)."`
-	DestApp  string       `query:"dest_app" maxLength:"255" example:"db" doc:"Only flows to this destination application (exact match)."`
+	FromHour optionalHour `query:"from_hour" minimum:"0" maximum:"2147483647" doc:"First hour of a range (hours since the Unix epoch, inclusive), such as 456000 (2022-01-08T00:00Z). Needs to_hour; not with hour."`
+	ToHour   optionalHour `query:"to_hour" minimum:"1" maximum:"2147483648" doc:"End of the range (hours since the Unix epoch, exclusive): from_hour=456000&to_hour=456024 is one day. Greater than from_hour, at most 744 hours (31 days) after it."`
+	SrcApp   string       `query:"src_app" maxLength:"255" example:"foo" doc:"Only flows from this source application (exact match)."`
+	DestApp  string       `query:"dest_app" maxLength:"255" example:"bar" doc:"Only flows to this destination application (exact match)."`
 	VpcID    string       `query:"vpc_id" maxLength:"255" example:"vpc-0" doc:"Only flows in this VPC (exact match)."`
 }
 

@@ -2149,7 +2149,7 @@ type ListFlowsParams struct {
 	// Hour Hours since the Unix epoch (UTC): this hour only. Give either hour, or from_hour and to_hour.
 	Hour *int64 `form:"hour,omitempty" json:"hour,omitempty"`
 
-	// FromHour First hour of a range (hours since the Unix epoch, inclusive). Needs to_hour; not with hour.
+	// FromHour First hour of a range (hours since the Unix epoch, inclusive), such as 456000 (2022-01-08T00:00Z). Needs to_hour; not with hour.
 	FromHour *int64 `form:"from_hour,omitempty" json:"from_hour,omitempty"`
 
 	// ToHour End of the range (hours since the Unix epoch, exclusive): from_hour=456000&to_hour=456024 is one day. Greater than from_hour, at most 744 hours (31 days) after it.
@@ -2188,7 +2188,7 @@ type GetFlowSummaryParams struct {
 	// Hour Hours since the Unix epoch (UTC): this hour only. Give either hour, or from_hour and to_hour.
 	Hour *int64 `form:"hour,omitempty" json:"hour,omitempty"`
 
-	// FromHour First hour of a range (hours since the Unix epoch, inclusive). Needs to_hour; not with hour.
+	// FromHour First hour of a range (hours since the Unix epoch, inclusive), such as 456000 (2022-01-08T00:00Z). Needs to_hour; not with hour.
 	FromHour *int64 `form:"from_hour,omitempty" json:"from_hour,omitempty"`
 
 	// ToHour End of the range (hours since the Unix epoch, exclusive): from_hour=456000&to_hour=456024 is one day. Greater than from_hour, at most 744 hours (31 days) after it.
