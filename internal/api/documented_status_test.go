@@ -61,8 +61,10 @@ var documented = sync.OnceValue(func() documentedOps {
 					headers[code][http.CanonicalHeaderKey(name)] = h.Required
 					d.audited[http.CanonicalHeaderKey(name)] = true
 				}
-				if mt := r.Content["application/json"]; mt != nil && mt.Schema != nil {
-					schemas[code] = mt.Schema
+				for _, ct := range []string{"application/json", "application/problem+json"} {
+					if mt := r.Content[ct]; mt != nil && mt.Schema != nil {
+						schemas[code] = mt.Schema
+					}
 				}
 			}
 			d.statuses[method+" "+path] = codes
@@ -145,14 +147,22 @@ func (d documentedOps) headersOff(r *http.Request, a answer) string {
 	return strings.Join(off, "; ")
 }
 
-// offSchema says how a JSON success answer differs from its documented
-// schema (huma's validator, as a generated client reads it), or "" when it
-// does not, or when the answer is not JSON or was too long to keep.
+// offSchema says how a JSON success answer, or a problem, differs from its
+// documented schema (huma's validator, as a generated client reads it), or
+// "" when it does not, or when the answer is neither or was too long to
+// keep.
 func (d documentedOps) offSchema(r *http.Request, a answer) string {
-	if a.status >= 300 || a.body.cut || len(a.body.kept) == 0 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+	ct := a.header.Get("Content-Type")
+	success := a.status < 300 && strings.HasPrefix(ct, "application/json")
+	problem := a.status >= 400 && ct == "application/problem+json"
+	if !success && !problem || a.body.cut || len(a.body.kept) == 0 {
 		return ""
 	}
-	schema := d.schemas[d.operation(r)][strconv.Itoa(a.status)]
+	schemas := d.schemas[d.operation(r)]
+	schema := schemas[strconv.Itoa(a.status)]
+	if schema == nil && problem {
+		schema = schemas["default"]
+	}
 	if schema == nil {
 		return ""
 	}
@@ -404,7 +414,8 @@ func TestProblemAuditFindsMalformedErrors(t *testing.T) {
 }
 
 // TestSchemaAuditFindsOffSchemaAnswers checks the audit of success bodies
-// against the document: POST /flows answers 201 {"received": n}.
+// and problems against the document: POST /flows answers 201 {"received":
+// n}, its errors are Problems.
 func TestSchemaAuditFindsOffSchemaAnswers(t *testing.T) {
 	t.Parallel()
 	d := documented()
@@ -419,6 +430,19 @@ func TestSchemaAuditFindsOffSchemaAnswers(t *testing.T) {
 		`{}`:                          false,
 	} {
 		a := answer{status: http.StatusCreated, header: http.Header{"Content-Type": {"application/json"}},
+			body: &keptBody{kept: []byte(body)}}
+		if got := d.offSchema(r, a); (got == "") != ok {
+			t.Errorf("%s: offSchema = %q", body, got)
+		}
+	}
+	// A problem is checked against the Problem schema too.
+	for body, ok := range map[string]bool{
+		`{"title":"Conflict","status":409,"requestId":"a"}`:                       true,
+		`{"title":"Conflict","status":409,"requestId":"a","instance":"/x"}`:       false,
+		`{"title":"Conflict","status":"409","requestId":"a"}`:                     false,
+		`{"title":"Conflict","status":409,"errors":[{"title":"x","status":409}]}`: false,
+	} {
+		a := answer{status: http.StatusConflict, header: http.Header{"Content-Type": {"application/problem+json"}},
 			body: &keptBody{kept: []byte(body)}}
 		if got := d.offSchema(r, a); (got == "") != ok {
 			t.Errorf("%s: offSchema = %q", body, got)
