@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/telemetry/telemetry/internal/config"
 )
 
 // Rules of OpenAPI and JSON Schema that tools validating the document
@@ -87,10 +91,7 @@ func TestParameterExamplesTogetherAreAccepted(t *testing.T) {
 		reads++
 		q := url.Values{}
 		for _, p := range op.Parameters {
-			ex := p.Example
-			if ex == nil && p.Schema != nil && len(p.Schema.Examples) > 0 {
-				ex = p.Schema.Examples[0]
-			}
+			ex := paramExample(p)
 			if ex == nil {
 				continue
 			}
@@ -112,4 +113,110 @@ func TestParameterExamplesTogetherAreAccepted(t *testing.T) {
 	if reads < 20 {
 		t.Fatalf("only %d reads in the document", reads)
 	}
+}
+
+// Every request body example of the document (an example, a named one, or
+// the object Swagger UI builds from the schema's property examples when
+// there is neither) is a body the service stores: 2xx. The registry's
+// device comes first, as the reports need it; a commit example names the
+// run of a fresh register.
+func TestRequestBodyExamplesAreAccepted(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.EnableTokenEndpoint = true })
+	oapi := Spec()
+	type write struct {
+		method, path string
+		op           *huma.Operation
+	}
+	var writes []write
+	for path, item := range oapi.Paths {
+		for method, op := range itemOperations(item) {
+			if op.RequestBody != nil {
+				writes = append(writes, write{method, path, op})
+			}
+		}
+	}
+	first := func(w write) bool { return w.op.OperationID == "createDevice" }
+	slices.SortFunc(writes, func(a, b write) int {
+		if first(a) != first(b) {
+			if first(a) {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.method+a.path, b.method+b.path)
+	})
+	sent := 0
+	for _, w := range writes {
+		mt := w.op.RequestBody.Content["application/json"]
+		if mt == nil {
+			t.Fatalf("%s: no application/json body", w.op.OperationID)
+		}
+		bodies := map[string]any{}
+		if mt.Example != nil {
+			bodies["example"] = mt.Example
+		}
+		for name, e := range mt.Examples {
+			bodies[name] = e.Value
+		}
+		if len(bodies) == 0 {
+			bodies["from the schema"] = schemaExample(oapi.Components.Schemas, mt.Schema)
+		}
+		path := w.path
+		for _, p := range w.op.Parameters {
+			if p.In == "path" {
+				path = strings.ReplaceAll(path, "{"+p.Name+"}", url.PathEscape(fmt.Sprint(paramExample(p))))
+			}
+		}
+		for name, body := range bodies {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.op.OperationID == "commitEvent" {
+				id := s.eventsRegister(t, `{"host": "h", "measurement": {"fields": {}}}`)
+				b = bytes.ReplaceAll(b, []byte(eventsExampleUUID), []byte(id))
+			}
+			sent++
+			if r := s.do(w.method, path, b, bearer(t)...); r.Status/100 != 2 {
+				t.Errorf("%s %s, example %s: %d %s", w.method, path, name, r.Status, r.Body)
+			}
+		}
+	}
+	if sent < 10 {
+		t.Fatalf("only %d example bodies sent", sent)
+	}
+}
+
+// paramExample is a parameter's example, or nil.
+func paramExample(p *huma.Param) any {
+	if p.Example == nil && p.Schema != nil && len(p.Schema.Examples) > 0 {
+		return p.Schema.Examples[0]
+	}
+	return p.Example
+}
+
+// schemaExample is the value Swagger UI shows for a schema without an
+// example of its own: each property's example, an array of one item.
+func schemaExample(r huma.Registry, s *huma.Schema) any {
+	if s.Ref != "" {
+		s = r.SchemaFromRef(s.Ref)
+	}
+	switch {
+	case len(s.Examples) > 0:
+		return s.Examples[0]
+	case len(s.OneOf) > 0:
+		return schemaExample(r, s.OneOf[0])
+	case s.Type == huma.TypeArray:
+		return []any{schemaExample(r, s.Items)}
+	case s.Type == huma.TypeObject:
+		o := map[string]any{}
+		for name, p := range s.Properties {
+			if v := schemaExample(r, p); v != nil {
+				o[name] = v
+			}
+		}
+		return o
+	}
+	return nil
 }
