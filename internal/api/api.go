@@ -179,6 +179,9 @@ func allowedMethods(mux *chi.Mux, path string) []string {
 	var allowed []string
 	get := false
 	for _, m := range methods {
+		if (m == http.MethodGet || m == http.MethodHead) && eventsPostOnly(path) {
+			continue // the {uuid} route's GET answers 405 there (getEvent)
+		}
 		if mux.Match(chi.NewRouteContext(), m, path) || m == http.MethodHead && get {
 			allowed = append(allowed, m)
 			get = get || m == http.MethodGet

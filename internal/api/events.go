@@ -575,7 +575,7 @@ func (s *server) listRunningEvents(ctx context.Context, _ *struct{}) (*isRunning
 }
 
 func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutput, error) {
-	if in.UUID == "register" || in.UUID == "commit" {
+	if eventsPostOnly(eventsPrefix + "/events/" + in.UUID) {
 		// GET on a POST-only path lands on this route: answer like the router does.
 		return nil, NewProblem(http.StatusMethodNotAllowed,
 			fmt.Sprintf("GET is not supported on %s/events/%s; allowed: POST", eventsPrefix, in.UUID)).WithHeader("Allow", "POST")
@@ -600,6 +600,13 @@ func (s *server) getEvent(ctx context.Context, in *getEventInput) (*getEventOutp
 		out.Body.RequestStats = EventJSON(run.RequestStats)
 	}
 	return out, nil
+}
+
+// eventsPostOnly tells the POST-only paths that the route of GET
+// /apiv0.1/events/{uuid} also matches: GET (and so HEAD) is not allowed
+// there, although the router finds a GET route.
+func eventsPostOnly(path string) bool {
+	return path == eventsPrefix+"/events/register" || path == eventsPrefix+"/events/commit"
 }
 
 func runEvent(e store.RunEvent) RunEvent {

@@ -591,11 +591,20 @@ func TestEventsGet(t *testing.T) {
 		})
 	}
 	// The POST-only paths under /events answer 405 to GET, as the router does elsewhere.
+	// Every other method's 405 names the same single method: GET reaches
+	// the {uuid} route there, but is not allowed (an Allow of "GET, HEAD,
+	// POST" sent clients to a 405).
 	for _, path := range []string{"/apiv0.1/events/register", "/apiv0.1/events/commit"} {
-		r := s.do("GET", path, nil)
-		r.problem(t, http.StatusMethodNotAllowed)
-		if r.Header.Get("Allow") != "POST" {
-			t.Fatalf("%s: Allow = %q", path, r.Header.Get("Allow"))
+		for _, method := range []string{"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+			r := s.do(method, path, nil)
+			if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" {
+				t.Fatalf("%s %s = %d, Allow %q; want 405, Allow POST", method, path, r.Status, r.Header.Get("Allow"))
+			}
+			if method != "HEAD" {
+				if p := r.problem(t, http.StatusMethodNotAllowed); !strings.HasSuffix(p.Detail, "allowed: POST") {
+					t.Fatalf("%s %s: detail %q", method, path, p.Detail)
+				}
+			}
 		}
 	}
 	r := s.do("POST", "/apiv0.1/events/isrunning", "{}")
