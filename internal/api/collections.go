@@ -39,9 +39,13 @@ type listCollectionsOutput struct {
 
 type createCollectionOutput struct {
 	Location string `header:"Location" example:"collections/1" doc:"URI of the new collection, relative to /appmetrics/api/v1."`
-	Body     struct {
-		URI string `json:"uri" example:"collections/1" doc:"URI of the new collection, relative to /appmetrics/api/v1."`
-	}
+	Body     createCollectionBody
+}
+
+// createCollectionBody is the answer of a create, also the one stored under
+// its Idempotency-Key (its Location is the same URI).
+type createCollectionBody struct {
+	URI string `json:"uri" example:"collections/1" doc:"URI of the new collection, relative to /appmetrics/api/v1."`
 }
 
 // CollectionTime is the window of a collection.
@@ -260,7 +264,12 @@ func (s *server) listCollections(ctx context.Context, _ *struct{}) (*listCollect
 }
 
 func (s *server) createCollection(ctx context.Context, _ *struct{}) (*createCollectionOutput, error) {
-	id, err := s.st.Collections.Create(ctx, MaxCollections)
+	// Keyed: a create retried after a lost answer would otherwise open a
+	// second collection (of MaxCollections). The operation has no body, so
+	// a repeat is the same method and path.
+	body, _, err := keyedWrite(ctx, s, nil, http.StatusCreated,
+		func(ctx context.Context) (any, error) { return s.st.Collections.Create(ctx, MaxCollections) },
+		func(id any) createCollectionBody { return createCollectionBody{URI: collectionURI(id.(int64))} })
 	if errors.Is(err, store.ErrTooManyCollections) {
 		return nil, NewProblem(http.StatusBadRequest,
 			fmt.Sprintf("at most %d collections may exist at a time: delete one first", MaxCollections))
@@ -268,9 +277,7 @@ func (s *server) createCollection(ctx context.Context, _ *struct{}) (*createColl
 	if err != nil {
 		return nil, s.storeError(ctx, "create collection", err)
 	}
-	out := &createCollectionOutput{Location: collectionURI(id)}
-	out.Body.URI = out.Location
-	return out, nil
+	return &createCollectionOutput{Location: body.URI, Body: body}, nil
 }
 
 func (s *server) getCollection(ctx context.Context, in *collectionIDPath) (*getCollectionOutput, error) {

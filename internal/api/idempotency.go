@@ -57,6 +57,7 @@ var idempotentOperations = map[string]bool{
 	"registerEvent":         true,
 	"commitEvent":           true,
 	"putDeviceMetric":       true,
+	"createCollection":      true,
 }
 
 // idempotentOperation runs for every operation as it is added (huma's

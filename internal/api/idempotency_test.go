@@ -32,6 +32,9 @@ type idemCase struct {
 	body func(t *testing.T, s *testServer, i int) string
 	// written counts what the endpoint has stored.
 	written string
+	// bodyless: the operation takes no body, so a repeat with another one
+	// is the same request.
+	bodyless bool
 }
 
 func idemCases() []idemCase {
@@ -65,6 +68,10 @@ func idemCases() []idemCase {
 				return fmt.Sprintf(`{"name":"m","value":%d,"units":"u","type":"int32","slope":"both","ttl":60}`, i)
 			},
 			written: `SELECT count(*) FROM device_metrics`},
+		{name: "collections", method: "POST", path: "/appmetrics/api/v1/collections", status: http.StatusCreated,
+			repeatable: true, bodyless: true,
+			body:       func(*testing.T, *testServer, int) string { return "" },
+			written:    `SELECT count(*) FROM collections`},
 	}
 }
 
@@ -127,10 +134,12 @@ func TestIdempotencyKeyReplays(t *testing.T) {
 
 			other := c.body(t, s, 1)
 			before = c.count(t, s)
-			p := c.send(t, s, other, "key-1").problem(t, http.StatusUnprocessableEntity)
-			if !p.hasError("header."+IdempotencyKeyHeader, "idempotency") || p.Errors[0].Source != IdempotencyKeyHeader ||
-				!strings.Contains(p.Errors[0].Detail, "(the same operation with another body)") {
-				t.Fatalf("mismatch problem %+v", p.Errors)
+			if !c.bodyless {
+				p := c.send(t, s, other, "key-1").problem(t, http.StatusUnprocessableEntity)
+				if !p.hasError("header."+IdempotencyKeyHeader, "idempotency") || p.Errors[0].Source != IdempotencyKeyHeader ||
+					!strings.Contains(p.Errors[0].Detail, "(the same operation with another body)") {
+					t.Fatalf("mismatch problem %+v", p.Errors)
+				}
 			}
 			// On another operation, the key's own is named.
 			cross := s.do("POST", "/flows", `[]`, IdempotencyKeyHeader, "key-1").problem(t, http.StatusUnprocessableEntity)
@@ -476,4 +485,45 @@ func TestIdempotencyKeyHeldWithoutAnswerIs409(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A keyed create that opens the last collection allowed: its repeats sent
+// at the same time, which wait on the create's lock and then find the
+// limit reached, get its answer, not the 400 of a create past the limit.
+func TestIdempotencyKeyCollectionAtTheLimit(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for range MaxCollections - 1 {
+		s.do("POST", "/appmetrics/api/v1/collections", "").wantStatus(t, http.StatusCreated)
+	}
+	const senders = 6
+	answers := make([]response, senders)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			answers[i] = s.do("POST", "/appmetrics/api/v1/collections", "", IdempotencyKeyHeader, "last-one")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	fresh := 0
+	for _, r := range answers {
+		if r.Status != http.StatusCreated || !bytes.Equal(r.Body, answers[0].Body) ||
+			r.Header.Get("Location") != fmt.Sprintf("collections/%d", MaxCollections-1) {
+			t.Fatalf("answers differ: %d %s (Location %q) and %d %s", r.Status, r.Body, r.Header.Get("Location"),
+				answers[0].Status, answers[0].Body)
+		}
+		if r.Header.Get(ReplayedHeader) == "" {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d answers not replayed, want 1", fresh)
+	}
+	// Past the limit, a new key is refused as before.
+	s.do("POST", "/appmetrics/api/v1/collections", "", IdempotencyKeyHeader, "one-more").problem(t, http.StatusBadRequest)
 }

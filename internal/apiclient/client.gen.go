@@ -814,8 +814,8 @@ type CommitEventOutputBody struct {
 	Uuid openapi_types.UUID `json:"uuid"`
 }
 
-// CreateCollectionOutputBody defines model for CreateCollectionOutputBody.
-type CreateCollectionOutputBody struct {
+// CreateCollectionBody defines model for CreateCollectionBody.
+type CreateCollectionBody struct {
 	// Uri URI of the new collection, relative to /appmetrics/api/v1.
 	//
 	// Example: collections/1
@@ -2143,6 +2143,12 @@ type ListStatesParamsState string
 
 // ListStatesParamsMode defines parameters for ListStates.
 type ListStatesParamsMode string
+
+// CreateCollectionParams defines parameters for CreateCollection.
+type CreateCollectionParams struct {
+	// IdempotencyKey Makes the request safe to retry (IETF httpapi draft "The Idempotency-Key HTTP Header Field"): a unique value such as a UUID, 1 to 255 printable ASCII characters, bare or as a structured-field string ("..."). The first successful answer is stored with the key, in the same transaction as the write, for IDEMPOTENCY_TTL (default 24 h). A repeat with the same key and the same method, path and body gets that status and body again, with `Idempotency-Replayed: true`, and stores nothing; a repeat sent while the first is in progress waits for it. The same key with another body, method or path is a 422. Error answers are not stored: correct the request and retry with the same key. Make a new one for each request (a UUID such as 8e03978e-40d5-43e8-bc93-6894a57f9324, but your own).
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
 
 // ListFlowsParams defines parameters for ListFlows.
 type ListFlowsParams struct {
@@ -3763,8 +3769,10 @@ type ClientInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
-	CreateCollection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCollection(ctx context.Context, params *CreateCollectionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteCollection Delete a metrics collection
 	//
@@ -4350,9 +4358,11 @@ func (c *Client) ListCollections(ctx context.Context, reqEditors ...RequestEdito
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
-func (c *Client) CreateCollection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCollectionRequest(c.Server)
+func (c *Client) CreateCollection(ctx context.Context, params *CreateCollectionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCollectionRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5872,7 +5882,7 @@ func NewListCollectionsRequest(server string) (*http.Request, error) {
 }
 
 // NewCreateCollectionRequest constructs an http.Request for the CreateCollection method
-func NewCreateCollectionRequest(server string) (*http.Request, error) {
+func NewCreateCollectionRequest(server string, params *CreateCollectionParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5893,6 +5903,21 @@ func NewCreateCollectionRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -7267,10 +7292,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 	//
+	// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
-	CreateCollectionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreateCollectionResponse, error)
+	CreateCollectionWithResponse(ctx context.Context, params *CreateCollectionParams, reqEditors ...RequestEditorFn) (*CreateCollectionResponse, error)
 
 	// DeleteCollectionWithResponse Delete a metrics collection
 	//
@@ -9025,12 +9052,18 @@ func (r ListCollectionsResponse) ContentType() string {
 
 // CreateCollectionResponse201Headers the declared response headers of an HTTP 201 response for CreateCollection
 type CreateCollectionResponse201Headers struct {
-	Location *string
+	IdempotencyReplayed *string
+	Location            *string
 }
 
 // CreateCollectionResponse401Headers the declared response headers of an HTTP 401 response for CreateCollection
 type CreateCollectionResponse401Headers struct {
 	WWWAuthenticate string
+}
+
+// CreateCollectionResponse409Headers the declared response headers of an HTTP 409 response for CreateCollection
+type CreateCollectionResponse409Headers struct {
+	RetryAfter *int32
 }
 
 // CreateCollectionResponse415Headers the declared response headers of an HTTP 415 response for CreateCollection
@@ -9047,7 +9080,7 @@ type CreateCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *CreateCollectionOutputBody
+	JSON201 *CreateCollectionBody
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -9056,6 +9089,8 @@ type CreateCollectionResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -9068,6 +9103,8 @@ type CreateCollectionResponse struct {
 	Headers201 *CreateCollectionResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateCollectionResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateCollectionResponse409Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateCollectionResponse415Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9075,7 +9112,7 @@ type CreateCollectionResponse struct {
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r CreateCollectionResponse) GetJSON201() *CreateCollectionOutputBody {
+func (r CreateCollectionResponse) GetJSON201() *CreateCollectionBody {
 	return r.JSON201
 }
 
@@ -9097,6 +9134,11 @@ func (r CreateCollectionResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r CreateCollectionResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
@@ -11465,11 +11507,13 @@ func (c *ClientWithResponses) ListCollectionsWithResponse(ctx context.Context, r
 //
 // Needs a token (`Authorization: Bearer <JWT>` or the `jwt` cookie) when the server runs with AUTH_WRITES=true.
 //
+// Takes an optional `Idempotency-Key` header: a repeat with the same key and body gets the first answer again without a second write (see the parameter).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /appmetrics/api/v1/collections (the `CreateCollection` operationId).
-func (c *ClientWithResponses) CreateCollectionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreateCollectionResponse, error) {
-	rsp, err := c.CreateCollection(ctx, reqEditors...)
+func (c *ClientWithResponses) CreateCollectionWithResponse(ctx context.Context, params *CreateCollectionParams, reqEditors ...RequestEditorFn) (*CreateCollectionResponse, error) {
+	rsp, err := c.CreateCollection(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13350,7 +13394,7 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest CreateCollectionOutputBody
+		var dest CreateCollectionBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13383,6 +13427,13 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest Problem
@@ -13417,6 +13468,13 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateCollectionResponse201Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13435,6 +13493,16 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateCollectionResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 415:
 		var headers CreateCollectionResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {

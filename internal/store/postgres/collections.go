@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
@@ -46,13 +48,31 @@ func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
 			return err
 		}
 		if n >= int64(limit) {
+			// A keyed repeat that waited on the lock for the first
+			// create with its key finds the limit that create reached:
+			// it reads that create's answer instead (keyedWrite).
+			if idem := store.IdempotentFrom(ctx); idem != nil {
+				if _, err := q.GetIdempotentAnswer(ctx, idem.Key); err == nil {
+					return store.ErrKeyInUse
+				} else if !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+			}
 			return &store.Error{Op: "create collection", Kind: store.ErrConflict, Err: store.ErrTooManyCollections,
 				Detail: fmt.Sprintf("at most %d collections may exist at a time", limit)}
 		}
 		if id, err = q.CreateCollection(ctx); err != nil {
 			return err
 		}
-		return q.StartCollectionHTTPTotals(ctx, &id)
+		if err := q.StartCollectionHTTPTotals(ctx, &id); err != nil {
+			return err
+		}
+		// A keyed create (store.Idempotent in ctx) records its answer,
+		// which holds the new id, in the same transaction.
+		if idem := store.IdempotentFrom(ctx); idem != nil {
+			return claimKey(ctx, q, idem, id)
+		}
+		return nil
 	})
 	return id, wrap("create collection", err)
 }
