@@ -192,9 +192,9 @@ WITH s AS (
 SELECT
     count(*)::bigint AS samples,
     count(DISTINCT s.instance_id)::bigint AS instances,
-    coalesce(sum(s.w * s.system_cpu) / nullif(sum(s.w) FILTER (WHERE s.system_cpu IS NOT NULL), 0), 0)::float8 AS system_mean,
+    coalesce(least(sum(s.w * s.system_cpu) / nullif(sum(s.w) FILTER (WHERE s.system_cpu IS NOT NULL), 0), max(s.system_cpu)), 0)::float8 AS system_mean,
     coalesce(max(s.system_cpu), 0)::float8 AS system_peak,
-    coalesce(sum(s.w * s.process_cpu) / nullif(sum(s.w) FILTER (WHERE s.process_cpu IS NOT NULL), 0), 0)::float8 AS process_mean,
+    coalesce(least(sum(s.w * s.process_cpu) / nullif(sum(s.w) FILTER (WHERE s.process_cpu IS NOT NULL), 0), max(s.process_cpu)), 0)::float8 AS process_mean,
     coalesce(max(s.process_cpu), 0)::float8 AS process_peak,
     least(1, coalesce(sum(s.gc_cpu_seconds * s.w / s.interval_seconds) / nullif(sum(s.w * s.gomaxprocs), 0), 0))::float8 AS gc_time,
     coalesce(max(s.heap_live_bytes), 0)::bigint AS heap_live_peak,
@@ -224,7 +224,9 @@ type CollectionRuntimeRow struct {
 // of it inside the window (w seconds) weights its CPU fractions, and its GC
 // CPU time is prorated by the same share. gc_time is GC CPU time over the CPU
 // capacity available to Go (w * gomaxprocs) summed over the samples. Every
-// figure is 0 when the window holds no sample yet.
+// figure is 0 when the window holds no sample yet. A mean is at most its
+// peak: the weighted sum's rounding put a single sample's mean one unit in
+// the last place above it (0.1 over 3 s: 0.10000000000000002).
 func (q *Queries) CollectionRuntime(ctx context.Context, arg CollectionRuntimeParams) (CollectionRuntimeRow, error) {
 	row := q.db.QueryRow(ctx, collectionRuntime, arg.Since, arg.Until)
 	var i CollectionRuntimeRow

@@ -218,6 +218,18 @@ func TestCollectionsRuntimeFigures(t *testing.T) {
 		t.Fatalf("figures %+v", got)
 	}
 
+	// One sample whose weighted mean rounds above it (0.1 * 3 / 3 is
+	// 0.10000000000000002 in float8): the mean is still at most the peak.
+	t1 := t0.Add(10 * time.Hour)
+	if err := st.Runtime.Insert(ctx, store.RuntimeSample{InstanceID: a, Time: t1.Add(3 * time.Second), Interval: 3 * time.Second,
+		SystemCPU: f(0.1), ProcessCPU: f(0.1), GOMAXPROCS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	one, err := st.Collections.Runtime(ctx, t1, t1.Add(time.Hour))
+	if err != nil || one.SystemMean > one.SystemPeak || one.ProcessMean > one.ProcessPeak || one.SystemPeak != 0.1 {
+		t.Fatalf("one sample: %+v, %v", one, err)
+	}
+
 	empty, err := st.Collections.Runtime(ctx, t0.Add(2*time.Hour), t0.Add(3*time.Hour))
 	if err != nil || empty != (store.CollectionRuntime{}) {
 		t.Fatalf("empty window: %+v, %v", empty, err)
