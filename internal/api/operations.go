@@ -52,13 +52,20 @@ func (s *server) getReady(ctx context.Context, _ *struct{}) (*readyOutput, error
 	return out, nil
 }
 
-// readyReason says why without leaking driver messages.
+// readyReason says why without leaking driver messages (the warning
+// logged by getReady has them): a store failure names the check that
+// failed, whose text (store.Error's) would carry the driver's message, with
+// table, role and SQLSTATE, to anyone who can reach /readyz. Other errors
+// are the service's own (the schema behind the binary) and are shown.
 func readyReason(err error) string {
 	if errors.Is(err, store.ErrReadOnly) {
 		return "the database is read-only (a replica or in recovery): writes would fail"
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return "the database is unreachable"
+	}
+	if se := (*store.Error)(nil); errors.As(err, &se) {
+		return "the database failed the " + se.Op + " check; the server's log has the cause"
 	}
 	return err.Error()
 }

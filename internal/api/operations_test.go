@@ -47,6 +47,32 @@ func TestReadyFailsWhenSchemaIsBehind(t *testing.T) {
 	}
 }
 
+// A database failure /readyz cannot classify (here the schema's version
+// table is missing: a database restored without it, or a role that may not
+// read it) is a 503 that says what was being checked, never the driver's
+// message: /readyz is open whatever AUTH_READS says, and the message names
+// tables, roles and SQLSTATEs (found by a security audit: the answer was
+// "not ready: schema version: schema version: failed to get latest version:
+// ERROR: relation \"goose_db_version\" does not exist (SQLSTATE 42P01)").
+func TestReadyHidesDriverMessages(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.do("GET", "/readyz", nil).wantStatus(t, http.StatusOK)
+	if _, err := s.Pool.Exec(context.Background(), `ALTER TABLE goose_db_version RENAME TO goose_db_version_gone`); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("GET", "/readyz", nil)
+	p := r.problem(t, http.StatusServiceUnavailable)
+	for _, leak := range []string{"goose_db_version", "SQLSTATE", "ERROR", "relation"} {
+		if strings.Contains(string(r.Body), leak) {
+			t.Errorf("the answer shows the driver's message (%q): %s", leak, r.Body)
+		}
+	}
+	if !strings.Contains(p.Detail, "schema version") || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("detail %q, Retry-After %q", p.Detail, r.Header.Get("Retry-After"))
+	}
+}
+
 // With the database gone, requests answer 503 with Retry-After (not 500,
 // and no driver message).
 func TestDatabaseDownIs503(t *testing.T) {
