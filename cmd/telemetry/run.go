@@ -323,6 +323,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := cfg.RequireJWTSecret(); err != nil {
 		return err
 	}
+	for _, w := range unsafeSettings(cfg) {
+		log.Warn(w.msg, w.attrs...)
+	}
 	if getenv("GOMEMLIMIT") == "" {
 		// Large batches make short-lived garbage; without a limit the heap
 		// (and resident memory) doubles past the live set before a GC.
@@ -521,4 +524,53 @@ func selfProfileDetail(n int) int {
 		return -1
 	}
 	return n
+}
+
+// unsafeSetting is a warning serve logs at start about a setting that is
+// meant for development or must not be reachable from the network.
+type unsafeSetting struct {
+	msg   string
+	attrs []any
+}
+
+// unsafeSettings lists what serve warns about at start (found by a
+// security audit: these settings were taken silently, and an operator who
+// copied `make run`'s environment into a deployment had no sign of it):
+//
+//   - ENABLE_TOKEN_ENDPOINT=true: anyone who reaches the service gets a
+//     token from POST /mrd/token, so the device registry's writes,
+//     AUTH_WRITES and AUTH_READS keep out no one;
+//   - PPROF_ADDR on an address other than loopback: the profiler has no
+//     authentication, and its CPU profiles and traces cost the service.
+//
+// Both stay allowed (make run sets the first), as warnings.
+func unsafeSettings(cfg config.Config) []unsafeSetting {
+	var out []unsafeSetting
+	if cfg.EnableTokenEndpoint {
+		out = append(out, unsafeSetting{
+			msg:   "ENABLE_TOKEN_ENDPOINT=true: anyone who reaches the service gets a token from POST /mrd/token (development only)",
+			attrs: []any{"auth_writes", cfg.AuthWrites, "auth_reads", cfg.AuthReads}})
+	}
+	if cfg.PprofAddr != "" && !loopbackAddr(cfg.PprofAddr) {
+		out = append(out, unsafeSetting{
+			msg:   "PPROF_ADDR is not a loopback address: the profiler answers anyone who reaches it, without authentication",
+			attrs: []any{"addr", cfg.PprofAddr}})
+	}
+	return out
+}
+
+// loopbackAddr reports whether a host:port listens on loopback only: an IP
+// literal in 127.0.0.0/8 or ::1, or localhost. An empty host (":6060") is
+// every interface; other names are not resolved here and count as not
+// loopback.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
