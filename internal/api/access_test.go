@@ -262,6 +262,30 @@ func TestAuthReads(t *testing.T) {
 	s := newDevicesServer(t, func(c *config.Config) { c.AuthReads = true })
 	s.do("GET", "/flows?hour=1", nil).problem(t, http.StatusUnauthorized)
 	s.do("GET", "/flows?hour=1", nil, bearer(t)...).wantStatus(t, http.StatusOK)
+	// An answer given for a token is no cache's to keep: a shared cache
+	// that ignores the request's credentials (nginx's proxy_cache keys on
+	// the URL alone) would hand it to clients without one (found by a
+	// security audit: the JSON answers carried no Cache-Control, only the
+	// exports said no-store). Errors after the check too, and the
+	// device registry's always-guarded operations.
+	for _, c := range []struct {
+		method, path string
+		body         any
+		header       []string
+		status       int
+	}{
+		{"GET", "/flows?hour=1", nil, bearer(t), http.StatusOK},
+		{"GET", "/flows?hour=1", nil, []string{"Cookie", "jwt=" + validToken(t)}, http.StatusOK},
+		{"HEAD", "/flows?hour=1", nil, bearer(t), http.StatusOK},
+		{"GET", "/mrd/devices/nobody", nil, bearer(t), http.StatusNotFound},
+		{"GET", "/flows?hour=x", nil, bearer(t), http.StatusUnprocessableEntity},
+		{"POST", "/mrd/devices", `{"id": "cc1", "name": "cc1"}`, bearer(t), http.StatusCreated},
+	} {
+		r := s.do(c.method, c.path, c.body, c.header...).wantStatus(t, c.status)
+		if got := r.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s %s with a token: Cache-Control %q, want no-store", c.method, c.path, got)
+		}
+	}
 	// Writes stay open with AUTH_READS alone.
 	s.do("POST", "/flows", `[]`).wantStatus(t, http.StatusCreated)
 	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/mrd/status"} {

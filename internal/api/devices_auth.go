@@ -64,6 +64,12 @@ func requireToken(api huma.API, a *auth.Authenticator) func(huma.Context, func(h
 			return
 		}
 		if err == nil {
+			// What is answered for a token is no cache's to keep: RFC 9111
+			// keeps a shared cache from reusing an answer to a request with
+			// Authorization, but not one authenticated by a cookie, and a
+			// proxy cache keyed on the URL alone (nginx's proxy_cache)
+			// honours neither, only the answer's own Cache-Control.
+			ctx.SetHeader("Cache-Control", "no-store")
 			next(ctx)
 			return
 		}
