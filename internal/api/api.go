@@ -117,6 +117,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	s.documentCollections(api)
 	nullInEnums(api.OpenAPI())
 	documentErrorHeaders(api.OpenAPI())
+	documentCacheControl(api.OpenAPI())
 	s.hideAliases(api) // last: the aliases stay served, out of the document
 
 	return mux, api

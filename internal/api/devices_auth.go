@@ -148,7 +148,10 @@ func (in *tokenInput) Resolve(huma.Context) []error {
 }
 
 type tokenOutput struct {
-	Body TokenResponse
+	// A token is a credential: no cache may keep it (RFC 6749 5.1 asks the
+	// same of OAuth token answers; found by the security review).
+	CacheControl string `header:"Cache-Control" enum:"no-store" doc:"Always no-store: the answer holds a credential."`
+	Body         TokenResponse
 }
 
 // defaultTokenTTL is the lifetime of tokens from POST /mrd/token and
@@ -168,7 +171,7 @@ func (d *devicesAPI) issueToken(ctx context.Context, in *tokenInput) (*tokenOutp
 		d.log.ErrorContext(ctx, "issue token", "error", err.Error(), "request_id", RequestID(ctx))
 		return nil, internalError(ctx)
 	}
-	out := &tokenOutput{}
+	out := &tokenOutput{CacheControl: "no-store"}
 	out.Body.Status, out.Body.Token = http.StatusOK, token
 	return out, nil
 }

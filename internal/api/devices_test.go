@@ -382,9 +382,10 @@ func TestDevicesTokenEndpoint(t *testing.T) {
 			Status int    `json:"status"`
 			Token  string `json:"token"`
 		}
-		s.do("POST", "/mrd/token", body).wantStatus(t, http.StatusOK).decode(t, &out)
-		if out.Status != 200 || out.Token == "" {
-			t.Fatalf("token answer %+v", out)
+		r := s.do("POST", "/mrd/token", body).wantStatus(t, http.StatusOK)
+		r.decode(t, &out)
+		if out.Status != 200 || out.Token == "" || r.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("token answer %+v, Cache-Control %q (want no-store)", out, r.Header.Get("Cache-Control"))
 		}
 		s.do("PUT", "/mrd/n1/metrics", metricDoc("x", 1, "int8", 5), "Authorization", "Bearer "+out.Token).wantStatus(t, http.StatusOK)
 		claims := jwt.MapClaims{}

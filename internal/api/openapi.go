@@ -246,6 +246,38 @@ var errorHeaders = map[string]map[string]*huma.Param{
 
 var one = 1.0
 
+// documentCacheControl lists Cache-Control on the answers that carry it:
+// every answer of an operation that may take a token (requireToken sets
+// no-store once the token is checked, whichever the status) and the 200 of
+// an exportable list (an export is no-store). The token endpoint's 200
+// lists it itself (tokenOutput).
+func documentCacheControl(oapi *huma.OpenAPI) {
+	for _, item := range oapi.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch, item.Head} {
+			if op == nil {
+				continue
+			}
+			tokened := slices.ContainsFunc(op.Security, func(req map[string][]string) bool { return len(req) > 0 })
+			for code, r := range op.Responses {
+				if !tokened && (code != "200" || !exportsOf(op)) {
+					continue
+				}
+				if r.Headers == nil {
+					r.Headers = map[string]*huma.Param{}
+				}
+				if r.Headers["Cache-Control"] != nil {
+					continue
+				}
+				r.Headers["Cache-Control"] = &huma.Param{
+					Description: "`no-store` on an answer to a request authenticated by a token, and on an export " +
+						"(`text/csv`, `application/x-ndjson`): no cache may keep it; absent otherwise.",
+					Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"no-store"}},
+				}
+			}
+		}
+	}
+}
+
 // documentErrorHeaders adds errorHeaders to the responses of every
 // operation, once all are registered and documented (a resource's
 // document* may add or replace responses after OnAddOperation). The 409's

@@ -7554,27 +7554,67 @@ type ClientWithResponsesInterface interface {
 
 // PostMeasurementsResponse201Headers the declared response headers of an HTTP 201 response for PostMeasurements
 type PostMeasurementsResponse201Headers struct {
+	CacheControl        *string
 	IdempotencyReplayed *string
+}
+
+// PostMeasurementsResponse400Headers the declared response headers of an HTTP 400 response for PostMeasurements
+type PostMeasurementsResponse400Headers struct {
+	CacheControl *string
 }
 
 // PostMeasurementsResponse401Headers the declared response headers of an HTTP 401 response for PostMeasurements
 type PostMeasurementsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// PostMeasurementsResponse403Headers the declared response headers of an HTTP 403 response for PostMeasurements
+type PostMeasurementsResponse403Headers struct {
+	CacheControl *string
+}
+
+// PostMeasurementsResponse406Headers the declared response headers of an HTTP 406 response for PostMeasurements
+type PostMeasurementsResponse406Headers struct {
+	CacheControl *string
+}
+
+// PostMeasurementsResponse408Headers the declared response headers of an HTTP 408 response for PostMeasurements
+type PostMeasurementsResponse408Headers struct {
+	CacheControl *string
 }
 
 // PostMeasurementsResponse409Headers the declared response headers of an HTTP 409 response for PostMeasurements
 type PostMeasurementsResponse409Headers struct {
-	RetryAfter *int32
+	CacheControl *string
+	RetryAfter   *int32
+}
+
+// PostMeasurementsResponse413Headers the declared response headers of an HTTP 413 response for PostMeasurements
+type PostMeasurementsResponse413Headers struct {
+	CacheControl *string
 }
 
 // PostMeasurementsResponse415Headers the declared response headers of an HTTP 415 response for PostMeasurements
 type PostMeasurementsResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// PostMeasurementsResponse422Headers the declared response headers of an HTTP 422 response for PostMeasurements
+type PostMeasurementsResponse422Headers struct {
+	CacheControl *string
+}
+
+// PostMeasurementsResponse500Headers the declared response headers of an HTTP 500 response for PostMeasurements
+type PostMeasurementsResponse500Headers struct {
+	CacheControl *string
 }
 
 // PostMeasurementsResponse503Headers the declared response headers of an HTTP 503 response for PostMeasurements
 type PostMeasurementsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type PostMeasurementsResponse struct {
@@ -7606,12 +7646,26 @@ type PostMeasurementsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *PostMeasurementsResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostMeasurementsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PostMeasurementsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostMeasurementsResponse403Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *PostMeasurementsResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PostMeasurementsResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *PostMeasurementsResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostMeasurementsResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PostMeasurementsResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostMeasurementsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostMeasurementsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PostMeasurementsResponse503Headers
 }
@@ -7707,17 +7761,35 @@ func (r PostMeasurementsResponse) ContentType() string {
 
 // ListMeasurementsResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurements
 type ListMeasurementsResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListMeasurementsResponse401Headers the declared response headers of an HTTP 401 response for ListMeasurements
 type ListMeasurementsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListMeasurementsResponse406Headers the declared response headers of an HTTP 406 response for ListMeasurements
+type ListMeasurementsResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListMeasurementsResponse422Headers the declared response headers of an HTTP 422 response for ListMeasurements
+type ListMeasurementsResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListMeasurementsResponse500Headers the declared response headers of an HTTP 500 response for ListMeasurements
+type ListMeasurementsResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListMeasurementsResponse503Headers the declared response headers of an HTTP 503 response for ListMeasurements
 type ListMeasurementsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListMeasurementsResponse struct {
@@ -7739,6 +7811,12 @@ type ListMeasurementsResponse struct {
 	Headers200 *ListMeasurementsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMeasurementsResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListMeasurementsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListMeasurementsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListMeasurementsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMeasurementsResponse503Headers
 }
@@ -7804,17 +7882,35 @@ func (r ListMeasurementsResponse) ContentType() string {
 
 // FilterMeasurementsResponse200Headers the declared response headers of an HTTP 200 response for FilterMeasurements
 type FilterMeasurementsResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // FilterMeasurementsResponse401Headers the declared response headers of an HTTP 401 response for FilterMeasurements
 type FilterMeasurementsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// FilterMeasurementsResponse406Headers the declared response headers of an HTTP 406 response for FilterMeasurements
+type FilterMeasurementsResponse406Headers struct {
+	CacheControl *string
+}
+
+// FilterMeasurementsResponse422Headers the declared response headers of an HTTP 422 response for FilterMeasurements
+type FilterMeasurementsResponse422Headers struct {
+	CacheControl *string
+}
+
+// FilterMeasurementsResponse500Headers the declared response headers of an HTTP 500 response for FilterMeasurements
+type FilterMeasurementsResponse500Headers struct {
+	CacheControl *string
 }
 
 // FilterMeasurementsResponse503Headers the declared response headers of an HTTP 503 response for FilterMeasurements
 type FilterMeasurementsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type FilterMeasurementsResponse struct {
@@ -7836,6 +7932,12 @@ type FilterMeasurementsResponse struct {
 	Headers200 *FilterMeasurementsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *FilterMeasurementsResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *FilterMeasurementsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *FilterMeasurementsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *FilterMeasurementsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *FilterMeasurementsResponse503Headers
 }
@@ -7901,17 +8003,35 @@ func (r FilterMeasurementsResponse) ContentType() string {
 
 // ListMeasurementGroupsResponse200Headers the declared response headers of an HTTP 200 response for ListMeasurementGroups
 type ListMeasurementGroupsResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListMeasurementGroupsResponse401Headers the declared response headers of an HTTP 401 response for ListMeasurementGroups
 type ListMeasurementGroupsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListMeasurementGroupsResponse406Headers the declared response headers of an HTTP 406 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListMeasurementGroupsResponse422Headers the declared response headers of an HTTP 422 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListMeasurementGroupsResponse500Headers the declared response headers of an HTTP 500 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListMeasurementGroupsResponse503Headers the declared response headers of an HTTP 503 response for ListMeasurementGroups
 type ListMeasurementGroupsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListMeasurementGroupsResponse struct {
@@ -7933,6 +8053,12 @@ type ListMeasurementGroupsResponse struct {
 	Headers200 *ListMeasurementGroupsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMeasurementGroupsResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListMeasurementGroupsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListMeasurementGroupsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListMeasurementGroupsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMeasurementGroupsResponse503Headers
 }
@@ -7996,14 +8122,36 @@ func (r ListMeasurementGroupsResponse) ContentType() string {
 	return ""
 }
 
+// GetMethodDistributionResponse200Headers the declared response headers of an HTTP 200 response for GetMethodDistribution
+type GetMethodDistributionResponse200Headers struct {
+	CacheControl *string
+}
+
 // GetMethodDistributionResponse401Headers the declared response headers of an HTTP 401 response for GetMethodDistribution
 type GetMethodDistributionResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetMethodDistributionResponse406Headers the declared response headers of an HTTP 406 response for GetMethodDistribution
+type GetMethodDistributionResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetMethodDistributionResponse422Headers the declared response headers of an HTTP 422 response for GetMethodDistribution
+type GetMethodDistributionResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetMethodDistributionResponse500Headers the declared response headers of an HTTP 500 response for GetMethodDistribution
+type GetMethodDistributionResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetMethodDistributionResponse503Headers the declared response headers of an HTTP 503 response for GetMethodDistribution
 type GetMethodDistributionResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetMethodDistributionResponse struct {
@@ -8021,8 +8169,16 @@ type GetMethodDistributionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMethodDistributionResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMethodDistributionResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetMethodDistributionResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetMethodDistributionResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMethodDistributionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMethodDistributionResponse503Headers
 }
@@ -8086,14 +8242,36 @@ func (r GetMethodDistributionResponse) ContentType() string {
 	return ""
 }
 
+// GetMeasurementTimeseriesResponse200Headers the declared response headers of an HTTP 200 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse200Headers struct {
+	CacheControl *string
+}
+
 // GetMeasurementTimeseriesResponse401Headers the declared response headers of an HTTP 401 response for GetMeasurementTimeseries
 type GetMeasurementTimeseriesResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetMeasurementTimeseriesResponse406Headers the declared response headers of an HTTP 406 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetMeasurementTimeseriesResponse422Headers the declared response headers of an HTTP 422 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetMeasurementTimeseriesResponse500Headers the declared response headers of an HTTP 500 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetMeasurementTimeseriesResponse503Headers the declared response headers of an HTTP 503 response for GetMeasurementTimeseries
 type GetMeasurementTimeseriesResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetMeasurementTimeseriesResponse struct {
@@ -8111,8 +8289,16 @@ type GetMeasurementTimeseriesResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMeasurementTimeseriesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMeasurementTimeseriesResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetMeasurementTimeseriesResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetMeasurementTimeseriesResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMeasurementTimeseriesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMeasurementTimeseriesResponse503Headers
 }
@@ -8176,14 +8362,41 @@ func (r GetMeasurementTimeseriesResponse) ContentType() string {
 	return ""
 }
 
+// GetMeasurementResponse200Headers the declared response headers of an HTTP 200 response for GetMeasurement
+type GetMeasurementResponse200Headers struct {
+	CacheControl *string
+}
+
 // GetMeasurementResponse401Headers the declared response headers of an HTTP 401 response for GetMeasurement
 type GetMeasurementResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetMeasurementResponse404Headers the declared response headers of an HTTP 404 response for GetMeasurement
+type GetMeasurementResponse404Headers struct {
+	CacheControl *string
+}
+
+// GetMeasurementResponse406Headers the declared response headers of an HTTP 406 response for GetMeasurement
+type GetMeasurementResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetMeasurementResponse422Headers the declared response headers of an HTTP 422 response for GetMeasurement
+type GetMeasurementResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetMeasurementResponse500Headers the declared response headers of an HTTP 500 response for GetMeasurement
+type GetMeasurementResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetMeasurementResponse503Headers the declared response headers of an HTTP 503 response for GetMeasurement
 type GetMeasurementResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetMeasurementResponse struct {
@@ -8203,8 +8416,18 @@ type GetMeasurementResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMeasurementResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMeasurementResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetMeasurementResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetMeasurementResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetMeasurementResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMeasurementResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMeasurementResponse503Headers
 }
@@ -8275,27 +8498,72 @@ func (r GetMeasurementResponse) ContentType() string {
 
 // CommitEventResponse200Headers the declared response headers of an HTTP 200 response for CommitEvent
 type CommitEventResponse200Headers struct {
+	CacheControl        *string
 	IdempotencyReplayed *string
+}
+
+// CommitEventResponse400Headers the declared response headers of an HTTP 400 response for CommitEvent
+type CommitEventResponse400Headers struct {
+	CacheControl *string
 }
 
 // CommitEventResponse401Headers the declared response headers of an HTTP 401 response for CommitEvent
 type CommitEventResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// CommitEventResponse403Headers the declared response headers of an HTTP 403 response for CommitEvent
+type CommitEventResponse403Headers struct {
+	CacheControl *string
+}
+
+// CommitEventResponse404Headers the declared response headers of an HTTP 404 response for CommitEvent
+type CommitEventResponse404Headers struct {
+	CacheControl *string
+}
+
+// CommitEventResponse406Headers the declared response headers of an HTTP 406 response for CommitEvent
+type CommitEventResponse406Headers struct {
+	CacheControl *string
+}
+
+// CommitEventResponse408Headers the declared response headers of an HTTP 408 response for CommitEvent
+type CommitEventResponse408Headers struct {
+	CacheControl *string
 }
 
 // CommitEventResponse409Headers the declared response headers of an HTTP 409 response for CommitEvent
 type CommitEventResponse409Headers struct {
-	RetryAfter *int32
+	CacheControl *string
+	RetryAfter   *int32
+}
+
+// CommitEventResponse413Headers the declared response headers of an HTTP 413 response for CommitEvent
+type CommitEventResponse413Headers struct {
+	CacheControl *string
 }
 
 // CommitEventResponse415Headers the declared response headers of an HTTP 415 response for CommitEvent
 type CommitEventResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// CommitEventResponse422Headers the declared response headers of an HTTP 422 response for CommitEvent
+type CommitEventResponse422Headers struct {
+	CacheControl *string
+}
+
+// CommitEventResponse500Headers the declared response headers of an HTTP 500 response for CommitEvent
+type CommitEventResponse500Headers struct {
+	CacheControl *string
 }
 
 // CommitEventResponse503Headers the declared response headers of an HTTP 503 response for CommitEvent
 type CommitEventResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type CommitEventResponse struct {
@@ -8329,12 +8597,28 @@ type CommitEventResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CommitEventResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CommitEventResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CommitEventResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CommitEventResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CommitEventResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *CommitEventResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *CommitEventResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *CommitEventResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CommitEventResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CommitEventResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CommitEventResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CommitEventResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CommitEventResponse503Headers
 }
@@ -8433,14 +8717,36 @@ func (r CommitEventResponse) ContentType() string {
 	return ""
 }
 
+// ListRunningEventsResponse200Headers the declared response headers of an HTTP 200 response for ListRunningEvents
+type ListRunningEventsResponse200Headers struct {
+	CacheControl *string
+}
+
 // ListRunningEventsResponse401Headers the declared response headers of an HTTP 401 response for ListRunningEvents
 type ListRunningEventsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListRunningEventsResponse406Headers the declared response headers of an HTTP 406 response for ListRunningEvents
+type ListRunningEventsResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListRunningEventsResponse422Headers the declared response headers of an HTTP 422 response for ListRunningEvents
+type ListRunningEventsResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListRunningEventsResponse500Headers the declared response headers of an HTTP 500 response for ListRunningEvents
+type ListRunningEventsResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListRunningEventsResponse503Headers the declared response headers of an HTTP 503 response for ListRunningEvents
 type ListRunningEventsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListRunningEventsResponse struct {
@@ -8458,8 +8764,16 @@ type ListRunningEventsResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRunningEventsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListRunningEventsResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListRunningEventsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListRunningEventsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListRunningEventsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListRunningEventsResponse503Headers
 }
@@ -8525,27 +8839,67 @@ func (r ListRunningEventsResponse) ContentType() string {
 
 // RegisterEventResponse200Headers the declared response headers of an HTTP 200 response for RegisterEvent
 type RegisterEventResponse200Headers struct {
+	CacheControl        *string
 	IdempotencyReplayed *string
+}
+
+// RegisterEventResponse400Headers the declared response headers of an HTTP 400 response for RegisterEvent
+type RegisterEventResponse400Headers struct {
+	CacheControl *string
 }
 
 // RegisterEventResponse401Headers the declared response headers of an HTTP 401 response for RegisterEvent
 type RegisterEventResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// RegisterEventResponse403Headers the declared response headers of an HTTP 403 response for RegisterEvent
+type RegisterEventResponse403Headers struct {
+	CacheControl *string
+}
+
+// RegisterEventResponse406Headers the declared response headers of an HTTP 406 response for RegisterEvent
+type RegisterEventResponse406Headers struct {
+	CacheControl *string
+}
+
+// RegisterEventResponse408Headers the declared response headers of an HTTP 408 response for RegisterEvent
+type RegisterEventResponse408Headers struct {
+	CacheControl *string
 }
 
 // RegisterEventResponse409Headers the declared response headers of an HTTP 409 response for RegisterEvent
 type RegisterEventResponse409Headers struct {
-	RetryAfter *int32
+	CacheControl *string
+	RetryAfter   *int32
+}
+
+// RegisterEventResponse413Headers the declared response headers of an HTTP 413 response for RegisterEvent
+type RegisterEventResponse413Headers struct {
+	CacheControl *string
 }
 
 // RegisterEventResponse415Headers the declared response headers of an HTTP 415 response for RegisterEvent
 type RegisterEventResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// RegisterEventResponse422Headers the declared response headers of an HTTP 422 response for RegisterEvent
+type RegisterEventResponse422Headers struct {
+	CacheControl *string
+}
+
+// RegisterEventResponse500Headers the declared response headers of an HTTP 500 response for RegisterEvent
+type RegisterEventResponse500Headers struct {
+	CacheControl *string
 }
 
 // RegisterEventResponse503Headers the declared response headers of an HTTP 503 response for RegisterEvent
 type RegisterEventResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type RegisterEventResponse struct {
@@ -8577,12 +8931,26 @@ type RegisterEventResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RegisterEventResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RegisterEventResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RegisterEventResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RegisterEventResponse403Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *RegisterEventResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *RegisterEventResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *RegisterEventResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RegisterEventResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *RegisterEventResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RegisterEventResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RegisterEventResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RegisterEventResponse503Headers
 }
@@ -8676,19 +9044,47 @@ func (r RegisterEventResponse) ContentType() string {
 	return ""
 }
 
+// GetEventResponse200Headers the declared response headers of an HTTP 200 response for GetEvent
+type GetEventResponse200Headers struct {
+	CacheControl *string
+}
+
 // GetEventResponse401Headers the declared response headers of an HTTP 401 response for GetEvent
 type GetEventResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetEventResponse404Headers the declared response headers of an HTTP 404 response for GetEvent
+type GetEventResponse404Headers struct {
+	CacheControl *string
 }
 
 // GetEventResponse405Headers the declared response headers of an HTTP 405 response for GetEvent
 type GetEventResponse405Headers struct {
-	Allow string
+	Allow        string
+	CacheControl *string
+}
+
+// GetEventResponse406Headers the declared response headers of an HTTP 406 response for GetEvent
+type GetEventResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetEventResponse422Headers the declared response headers of an HTTP 422 response for GetEvent
+type GetEventResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetEventResponse500Headers the declared response headers of an HTTP 500 response for GetEvent
+type GetEventResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetEventResponse503Headers the declared response headers of an HTTP 503 response for GetEvent
 type GetEventResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetEventResponse struct {
@@ -8710,10 +9106,20 @@ type GetEventResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetEventResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetEventResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetEventResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *GetEventResponse405Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetEventResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetEventResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetEventResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetEventResponse503Headers
 }
@@ -8787,9 +9193,30 @@ func (r GetEventResponse) ContentType() string {
 	return ""
 }
 
+// EventsPingResponse200Headers the declared response headers of an HTTP 200 response for EventsPing
+type EventsPingResponse200Headers struct {
+	CacheControl *string
+}
+
 // EventsPingResponse401Headers the declared response headers of an HTTP 401 response for EventsPing
 type EventsPingResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// EventsPingResponse406Headers the declared response headers of an HTTP 406 response for EventsPing
+type EventsPingResponse406Headers struct {
+	CacheControl *string
+}
+
+// EventsPingResponse422Headers the declared response headers of an HTTP 422 response for EventsPing
+type EventsPingResponse422Headers struct {
+	CacheControl *string
+}
+
+// EventsPingResponse500Headers the declared response headers of an HTTP 500 response for EventsPing
+type EventsPingResponse500Headers struct {
+	CacheControl *string
 }
 
 type EventsPingResponse struct {
@@ -8805,8 +9232,16 @@ type EventsPingResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *EventsPingResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *EventsPingResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *EventsPingResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *EventsPingResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *EventsPingResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8865,17 +9300,35 @@ func (r EventsPingResponse) ContentType() string {
 
 // ListStatesResponse200Headers the declared response headers of an HTTP 200 response for ListStates
 type ListStatesResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListStatesResponse401Headers the declared response headers of an HTTP 401 response for ListStates
 type ListStatesResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListStatesResponse406Headers the declared response headers of an HTTP 406 response for ListStates
+type ListStatesResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListStatesResponse422Headers the declared response headers of an HTTP 422 response for ListStates
+type ListStatesResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListStatesResponse500Headers the declared response headers of an HTTP 500 response for ListStates
+type ListStatesResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListStatesResponse503Headers the declared response headers of an HTTP 503 response for ListStates
 type ListStatesResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListStatesResponse struct {
@@ -8897,6 +9350,12 @@ type ListStatesResponse struct {
 	Headers200 *ListStatesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListStatesResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListStatesResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListStatesResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListStatesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListStatesResponse503Headers
 }
@@ -8960,14 +9419,36 @@ func (r ListStatesResponse) ContentType() string {
 	return ""
 }
 
+// ListCollectionsResponse200Headers the declared response headers of an HTTP 200 response for ListCollections
+type ListCollectionsResponse200Headers struct {
+	CacheControl *string
+}
+
 // ListCollectionsResponse401Headers the declared response headers of an HTTP 401 response for ListCollections
 type ListCollectionsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListCollectionsResponse406Headers the declared response headers of an HTTP 406 response for ListCollections
+type ListCollectionsResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListCollectionsResponse422Headers the declared response headers of an HTTP 422 response for ListCollections
+type ListCollectionsResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListCollectionsResponse500Headers the declared response headers of an HTTP 500 response for ListCollections
+type ListCollectionsResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListCollectionsResponse503Headers the declared response headers of an HTTP 503 response for ListCollections
 type ListCollectionsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListCollectionsResponse struct {
@@ -8985,8 +9466,16 @@ type ListCollectionsResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCollectionsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListCollectionsResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListCollectionsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListCollectionsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListCollectionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListCollectionsResponse503Headers
 }
@@ -9052,28 +9541,58 @@ func (r ListCollectionsResponse) ContentType() string {
 
 // CreateCollectionResponse201Headers the declared response headers of an HTTP 201 response for CreateCollection
 type CreateCollectionResponse201Headers struct {
+	CacheControl        *string
 	IdempotencyReplayed *string
 	Location            *string
 }
 
+// CreateCollectionResponse400Headers the declared response headers of an HTTP 400 response for CreateCollection
+type CreateCollectionResponse400Headers struct {
+	CacheControl *string
+}
+
 // CreateCollectionResponse401Headers the declared response headers of an HTTP 401 response for CreateCollection
 type CreateCollectionResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// CreateCollectionResponse403Headers the declared response headers of an HTTP 403 response for CreateCollection
+type CreateCollectionResponse403Headers struct {
+	CacheControl *string
+}
+
+// CreateCollectionResponse406Headers the declared response headers of an HTTP 406 response for CreateCollection
+type CreateCollectionResponse406Headers struct {
+	CacheControl *string
 }
 
 // CreateCollectionResponse409Headers the declared response headers of an HTTP 409 response for CreateCollection
 type CreateCollectionResponse409Headers struct {
-	RetryAfter *int32
+	CacheControl *string
+	RetryAfter   *int32
 }
 
 // CreateCollectionResponse415Headers the declared response headers of an HTTP 415 response for CreateCollection
 type CreateCollectionResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// CreateCollectionResponse422Headers the declared response headers of an HTTP 422 response for CreateCollection
+type CreateCollectionResponse422Headers struct {
+	CacheControl *string
+}
+
+// CreateCollectionResponse500Headers the declared response headers of an HTTP 500 response for CreateCollection
+type CreateCollectionResponse500Headers struct {
+	CacheControl *string
 }
 
 // CreateCollectionResponse503Headers the declared response headers of an HTTP 503 response for CreateCollection
 type CreateCollectionResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type CreateCollectionResponse struct {
@@ -9101,12 +9620,22 @@ type CreateCollectionResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateCollectionResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateCollectionResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateCollectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateCollectionResponse403Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *CreateCollectionResponse406Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *CreateCollectionResponse409Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateCollectionResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateCollectionResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateCollectionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateCollectionResponse503Headers
 }
@@ -9190,14 +9719,46 @@ func (r CreateCollectionResponse) ContentType() string {
 	return ""
 }
 
+// DeleteCollectionResponse204Headers the declared response headers of an HTTP 204 response for DeleteCollection
+type DeleteCollectionResponse204Headers struct {
+	CacheControl *string
+}
+
 // DeleteCollectionResponse401Headers the declared response headers of an HTTP 401 response for DeleteCollection
 type DeleteCollectionResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// DeleteCollectionResponse403Headers the declared response headers of an HTTP 403 response for DeleteCollection
+type DeleteCollectionResponse403Headers struct {
+	CacheControl *string
+}
+
+// DeleteCollectionResponse404Headers the declared response headers of an HTTP 404 response for DeleteCollection
+type DeleteCollectionResponse404Headers struct {
+	CacheControl *string
+}
+
+// DeleteCollectionResponse406Headers the declared response headers of an HTTP 406 response for DeleteCollection
+type DeleteCollectionResponse406Headers struct {
+	CacheControl *string
+}
+
+// DeleteCollectionResponse422Headers the declared response headers of an HTTP 422 response for DeleteCollection
+type DeleteCollectionResponse422Headers struct {
+	CacheControl *string
+}
+
+// DeleteCollectionResponse500Headers the declared response headers of an HTTP 500 response for DeleteCollection
+type DeleteCollectionResponse500Headers struct {
+	CacheControl *string
 }
 
 // DeleteCollectionResponse503Headers the declared response headers of an HTTP 503 response for DeleteCollection
 type DeleteCollectionResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type DeleteCollectionResponse struct {
@@ -9217,8 +9778,20 @@ type DeleteCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteCollectionResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteCollectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteCollectionResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteCollectionResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *DeleteCollectionResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *DeleteCollectionResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteCollectionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteCollectionResponse503Headers
 }
@@ -9287,14 +9860,41 @@ func (r DeleteCollectionResponse) ContentType() string {
 	return ""
 }
 
+// GetCollectionResponse200Headers the declared response headers of an HTTP 200 response for GetCollection
+type GetCollectionResponse200Headers struct {
+	CacheControl *string
+}
+
 // GetCollectionResponse401Headers the declared response headers of an HTTP 401 response for GetCollection
 type GetCollectionResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetCollectionResponse404Headers the declared response headers of an HTTP 404 response for GetCollection
+type GetCollectionResponse404Headers struct {
+	CacheControl *string
+}
+
+// GetCollectionResponse406Headers the declared response headers of an HTTP 406 response for GetCollection
+type GetCollectionResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetCollectionResponse422Headers the declared response headers of an HTTP 422 response for GetCollection
+type GetCollectionResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetCollectionResponse500Headers the declared response headers of an HTTP 500 response for GetCollection
+type GetCollectionResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetCollectionResponse503Headers the declared response headers of an HTTP 503 response for GetCollection
 type GetCollectionResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetCollectionResponse struct {
@@ -9314,8 +9914,18 @@ type GetCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCollectionResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetCollectionResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetCollectionResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetCollectionResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetCollectionResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCollectionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCollectionResponse503Headers
 }
@@ -9384,14 +9994,46 @@ func (r GetCollectionResponse) ContentType() string {
 	return ""
 }
 
+// ClearCollectionResponse204Headers the declared response headers of an HTTP 204 response for ClearCollection
+type ClearCollectionResponse204Headers struct {
+	CacheControl *string
+}
+
 // ClearCollectionResponse401Headers the declared response headers of an HTTP 401 response for ClearCollection
 type ClearCollectionResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ClearCollectionResponse403Headers the declared response headers of an HTTP 403 response for ClearCollection
+type ClearCollectionResponse403Headers struct {
+	CacheControl *string
+}
+
+// ClearCollectionResponse404Headers the declared response headers of an HTTP 404 response for ClearCollection
+type ClearCollectionResponse404Headers struct {
+	CacheControl *string
+}
+
+// ClearCollectionResponse406Headers the declared response headers of an HTTP 406 response for ClearCollection
+type ClearCollectionResponse406Headers struct {
+	CacheControl *string
+}
+
+// ClearCollectionResponse422Headers the declared response headers of an HTTP 422 response for ClearCollection
+type ClearCollectionResponse422Headers struct {
+	CacheControl *string
+}
+
+// ClearCollectionResponse500Headers the declared response headers of an HTTP 500 response for ClearCollection
+type ClearCollectionResponse500Headers struct {
+	CacheControl *string
 }
 
 // ClearCollectionResponse503Headers the declared response headers of an HTTP 503 response for ClearCollection
 type ClearCollectionResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ClearCollectionResponse struct {
@@ -9411,8 +10053,20 @@ type ClearCollectionResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ClearCollectionResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ClearCollectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ClearCollectionResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ClearCollectionResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ClearCollectionResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ClearCollectionResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ClearCollectionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ClearCollectionResponse503Headers
 }
@@ -9483,17 +10137,35 @@ func (r ClearCollectionResponse) ContentType() string {
 
 // ListFlowsResponse200Headers the declared response headers of an HTTP 200 response for ListFlows
 type ListFlowsResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListFlowsResponse401Headers the declared response headers of an HTTP 401 response for ListFlows
 type ListFlowsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListFlowsResponse406Headers the declared response headers of an HTTP 406 response for ListFlows
+type ListFlowsResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListFlowsResponse422Headers the declared response headers of an HTTP 422 response for ListFlows
+type ListFlowsResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListFlowsResponse500Headers the declared response headers of an HTTP 500 response for ListFlows
+type ListFlowsResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListFlowsResponse503Headers the declared response headers of an HTTP 503 response for ListFlows
 type ListFlowsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListFlowsResponse struct {
@@ -9515,6 +10187,12 @@ type ListFlowsResponse struct {
 	Headers200 *ListFlowsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListFlowsResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListFlowsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListFlowsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListFlowsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListFlowsResponse503Headers
 }
@@ -9580,27 +10258,67 @@ func (r ListFlowsResponse) ContentType() string {
 
 // PostFlowsResponse201Headers the declared response headers of an HTTP 201 response for PostFlows
 type PostFlowsResponse201Headers struct {
+	CacheControl        *string
 	IdempotencyReplayed *string
+}
+
+// PostFlowsResponse400Headers the declared response headers of an HTTP 400 response for PostFlows
+type PostFlowsResponse400Headers struct {
+	CacheControl *string
 }
 
 // PostFlowsResponse401Headers the declared response headers of an HTTP 401 response for PostFlows
 type PostFlowsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// PostFlowsResponse403Headers the declared response headers of an HTTP 403 response for PostFlows
+type PostFlowsResponse403Headers struct {
+	CacheControl *string
+}
+
+// PostFlowsResponse406Headers the declared response headers of an HTTP 406 response for PostFlows
+type PostFlowsResponse406Headers struct {
+	CacheControl *string
+}
+
+// PostFlowsResponse408Headers the declared response headers of an HTTP 408 response for PostFlows
+type PostFlowsResponse408Headers struct {
+	CacheControl *string
 }
 
 // PostFlowsResponse409Headers the declared response headers of an HTTP 409 response for PostFlows
 type PostFlowsResponse409Headers struct {
-	RetryAfter *int32
+	CacheControl *string
+	RetryAfter   *int32
+}
+
+// PostFlowsResponse413Headers the declared response headers of an HTTP 413 response for PostFlows
+type PostFlowsResponse413Headers struct {
+	CacheControl *string
 }
 
 // PostFlowsResponse415Headers the declared response headers of an HTTP 415 response for PostFlows
 type PostFlowsResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// PostFlowsResponse422Headers the declared response headers of an HTTP 422 response for PostFlows
+type PostFlowsResponse422Headers struct {
+	CacheControl *string
+}
+
+// PostFlowsResponse500Headers the declared response headers of an HTTP 500 response for PostFlows
+type PostFlowsResponse500Headers struct {
+	CacheControl *string
 }
 
 // PostFlowsResponse503Headers the declared response headers of an HTTP 503 response for PostFlows
 type PostFlowsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type PostFlowsResponse struct {
@@ -9632,12 +10350,26 @@ type PostFlowsResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *PostFlowsResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostFlowsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PostFlowsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostFlowsResponse403Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *PostFlowsResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PostFlowsResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *PostFlowsResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostFlowsResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PostFlowsResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostFlowsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostFlowsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PostFlowsResponse503Headers
 }
@@ -9733,17 +10465,35 @@ func (r PostFlowsResponse) ContentType() string {
 
 // GetFlowSummaryResponse200Headers the declared response headers of an HTTP 200 response for GetFlowSummary
 type GetFlowSummaryResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // GetFlowSummaryResponse401Headers the declared response headers of an HTTP 401 response for GetFlowSummary
 type GetFlowSummaryResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetFlowSummaryResponse406Headers the declared response headers of an HTTP 406 response for GetFlowSummary
+type GetFlowSummaryResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetFlowSummaryResponse422Headers the declared response headers of an HTTP 422 response for GetFlowSummary
+type GetFlowSummaryResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetFlowSummaryResponse500Headers the declared response headers of an HTTP 500 response for GetFlowSummary
+type GetFlowSummaryResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetFlowSummaryResponse503Headers the declared response headers of an HTTP 503 response for GetFlowSummary
 type GetFlowSummaryResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetFlowSummaryResponse struct {
@@ -9765,6 +10515,12 @@ type GetFlowSummaryResponse struct {
 	Headers200 *GetFlowSummaryResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetFlowSummaryResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetFlowSummaryResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetFlowSummaryResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetFlowSummaryResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetFlowSummaryResponse503Headers
 }
@@ -9899,17 +10655,35 @@ func (r GetHealthResponse) ContentType() string {
 
 // ListDevicesResponse200Headers the declared response headers of an HTTP 200 response for ListDevices
 type ListDevicesResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListDevicesResponse401Headers the declared response headers of an HTTP 401 response for ListDevices
 type ListDevicesResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListDevicesResponse406Headers the declared response headers of an HTTP 406 response for ListDevices
+type ListDevicesResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListDevicesResponse422Headers the declared response headers of an HTTP 422 response for ListDevices
+type ListDevicesResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListDevicesResponse500Headers the declared response headers of an HTTP 500 response for ListDevices
+type ListDevicesResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListDevicesResponse503Headers the declared response headers of an HTTP 503 response for ListDevices
 type ListDevicesResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListDevicesResponse struct {
@@ -9931,6 +10705,12 @@ type ListDevicesResponse struct {
 	Headers200 *ListDevicesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListDevicesResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListDevicesResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListDevicesResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListDevicesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListDevicesResponse503Headers
 }
@@ -9996,22 +10776,66 @@ func (r ListDevicesResponse) ContentType() string {
 
 // CreateDeviceResponse201Headers the declared response headers of an HTTP 201 response for CreateDevice
 type CreateDeviceResponse201Headers struct {
-	Location *string
+	CacheControl *string
+	Location     *string
+}
+
+// CreateDeviceResponse400Headers the declared response headers of an HTTP 400 response for CreateDevice
+type CreateDeviceResponse400Headers struct {
+	CacheControl *string
 }
 
 // CreateDeviceResponse401Headers the declared response headers of an HTTP 401 response for CreateDevice
 type CreateDeviceResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// CreateDeviceResponse403Headers the declared response headers of an HTTP 403 response for CreateDevice
+type CreateDeviceResponse403Headers struct {
+	CacheControl *string
+}
+
+// CreateDeviceResponse406Headers the declared response headers of an HTTP 406 response for CreateDevice
+type CreateDeviceResponse406Headers struct {
+	CacheControl *string
+}
+
+// CreateDeviceResponse408Headers the declared response headers of an HTTP 408 response for CreateDevice
+type CreateDeviceResponse408Headers struct {
+	CacheControl *string
+}
+
+// CreateDeviceResponse409Headers the declared response headers of an HTTP 409 response for CreateDevice
+type CreateDeviceResponse409Headers struct {
+	CacheControl *string
+}
+
+// CreateDeviceResponse413Headers the declared response headers of an HTTP 413 response for CreateDevice
+type CreateDeviceResponse413Headers struct {
+	CacheControl *string
 }
 
 // CreateDeviceResponse415Headers the declared response headers of an HTTP 415 response for CreateDevice
 type CreateDeviceResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// CreateDeviceResponse422Headers the declared response headers of an HTTP 422 response for CreateDevice
+type CreateDeviceResponse422Headers struct {
+	CacheControl *string
+}
+
+// CreateDeviceResponse500Headers the declared response headers of an HTTP 500 response for CreateDevice
+type CreateDeviceResponse500Headers struct {
+	CacheControl *string
 }
 
 // CreateDeviceResponse503Headers the declared response headers of an HTTP 503 response for CreateDevice
 type CreateDeviceResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type CreateDeviceResponse struct {
@@ -10043,10 +10867,26 @@ type CreateDeviceResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateDeviceResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateDeviceResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateDeviceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateDeviceResponse403Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *CreateDeviceResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *CreateDeviceResponse408Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateDeviceResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateDeviceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateDeviceResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateDeviceResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateDeviceResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateDeviceResponse503Headers
 }
@@ -10140,14 +10980,46 @@ func (r CreateDeviceResponse) ContentType() string {
 	return ""
 }
 
+// DeleteDeviceResponse204Headers the declared response headers of an HTTP 204 response for DeleteDevice
+type DeleteDeviceResponse204Headers struct {
+	CacheControl *string
+}
+
 // DeleteDeviceResponse401Headers the declared response headers of an HTTP 401 response for DeleteDevice
 type DeleteDeviceResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// DeleteDeviceResponse403Headers the declared response headers of an HTTP 403 response for DeleteDevice
+type DeleteDeviceResponse403Headers struct {
+	CacheControl *string
+}
+
+// DeleteDeviceResponse404Headers the declared response headers of an HTTP 404 response for DeleteDevice
+type DeleteDeviceResponse404Headers struct {
+	CacheControl *string
+}
+
+// DeleteDeviceResponse406Headers the declared response headers of an HTTP 406 response for DeleteDevice
+type DeleteDeviceResponse406Headers struct {
+	CacheControl *string
+}
+
+// DeleteDeviceResponse422Headers the declared response headers of an HTTP 422 response for DeleteDevice
+type DeleteDeviceResponse422Headers struct {
+	CacheControl *string
+}
+
+// DeleteDeviceResponse500Headers the declared response headers of an HTTP 500 response for DeleteDevice
+type DeleteDeviceResponse500Headers struct {
+	CacheControl *string
 }
 
 // DeleteDeviceResponse503Headers the declared response headers of an HTTP 503 response for DeleteDevice
 type DeleteDeviceResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type DeleteDeviceResponse struct {
@@ -10167,8 +11039,20 @@ type DeleteDeviceResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteDeviceResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteDeviceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteDeviceResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteDeviceResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *DeleteDeviceResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *DeleteDeviceResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteDeviceResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteDeviceResponse503Headers
 }
@@ -10237,14 +11121,41 @@ func (r DeleteDeviceResponse) ContentType() string {
 	return ""
 }
 
+// GetDeviceResponse200Headers the declared response headers of an HTTP 200 response for GetDevice
+type GetDeviceResponse200Headers struct {
+	CacheControl *string
+}
+
 // GetDeviceResponse401Headers the declared response headers of an HTTP 401 response for GetDevice
 type GetDeviceResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetDeviceResponse404Headers the declared response headers of an HTTP 404 response for GetDevice
+type GetDeviceResponse404Headers struct {
+	CacheControl *string
+}
+
+// GetDeviceResponse406Headers the declared response headers of an HTTP 406 response for GetDevice
+type GetDeviceResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetDeviceResponse422Headers the declared response headers of an HTTP 422 response for GetDevice
+type GetDeviceResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetDeviceResponse500Headers the declared response headers of an HTTP 500 response for GetDevice
+type GetDeviceResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetDeviceResponse503Headers the declared response headers of an HTTP 503 response for GetDevice
 type GetDeviceResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetDeviceResponse struct {
@@ -10264,8 +11175,18 @@ type GetDeviceResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDeviceResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetDeviceResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDeviceResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetDeviceResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetDeviceResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetDeviceResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetDeviceResponse503Headers
 }
@@ -10334,19 +11255,67 @@ func (r GetDeviceResponse) ContentType() string {
 	return ""
 }
 
+// UpdateDeviceResponse200Headers the declared response headers of an HTTP 200 response for UpdateDevice
+type UpdateDeviceResponse200Headers struct {
+	CacheControl *string
+}
+
+// UpdateDeviceResponse400Headers the declared response headers of an HTTP 400 response for UpdateDevice
+type UpdateDeviceResponse400Headers struct {
+	CacheControl *string
+}
+
 // UpdateDeviceResponse401Headers the declared response headers of an HTTP 401 response for UpdateDevice
 type UpdateDeviceResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// UpdateDeviceResponse403Headers the declared response headers of an HTTP 403 response for UpdateDevice
+type UpdateDeviceResponse403Headers struct {
+	CacheControl *string
+}
+
+// UpdateDeviceResponse404Headers the declared response headers of an HTTP 404 response for UpdateDevice
+type UpdateDeviceResponse404Headers struct {
+	CacheControl *string
+}
+
+// UpdateDeviceResponse406Headers the declared response headers of an HTTP 406 response for UpdateDevice
+type UpdateDeviceResponse406Headers struct {
+	CacheControl *string
+}
+
+// UpdateDeviceResponse408Headers the declared response headers of an HTTP 408 response for UpdateDevice
+type UpdateDeviceResponse408Headers struct {
+	CacheControl *string
+}
+
+// UpdateDeviceResponse413Headers the declared response headers of an HTTP 413 response for UpdateDevice
+type UpdateDeviceResponse413Headers struct {
+	CacheControl *string
 }
 
 // UpdateDeviceResponse415Headers the declared response headers of an HTTP 415 response for UpdateDevice
 type UpdateDeviceResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// UpdateDeviceResponse422Headers the declared response headers of an HTTP 422 response for UpdateDevice
+type UpdateDeviceResponse422Headers struct {
+	CacheControl *string
+}
+
+// UpdateDeviceResponse500Headers the declared response headers of an HTTP 500 response for UpdateDevice
+type UpdateDeviceResponse500Headers struct {
+	CacheControl *string
 }
 
 // UpdateDeviceResponse503Headers the declared response headers of an HTTP 503 response for UpdateDevice
 type UpdateDeviceResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type UpdateDeviceResponse struct {
@@ -10376,10 +11345,28 @@ type UpdateDeviceResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateDeviceResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UpdateDeviceResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateDeviceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateDeviceResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UpdateDeviceResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *UpdateDeviceResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *UpdateDeviceResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UpdateDeviceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *UpdateDeviceResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateDeviceResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UpdateDeviceResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateDeviceResponse503Headers
 }
@@ -10475,17 +11462,40 @@ func (r UpdateDeviceResponse) ContentType() string {
 
 // ListCurrentDeviceMetricsResponse200Headers the declared response headers of an HTTP 200 response for ListCurrentDeviceMetrics
 type ListCurrentDeviceMetricsResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListCurrentDeviceMetricsResponse401Headers the declared response headers of an HTTP 401 response for ListCurrentDeviceMetrics
 type ListCurrentDeviceMetricsResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListCurrentDeviceMetricsResponse404Headers the declared response headers of an HTTP 404 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse404Headers struct {
+	CacheControl *string
+}
+
+// ListCurrentDeviceMetricsResponse406Headers the declared response headers of an HTTP 406 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListCurrentDeviceMetricsResponse422Headers the declared response headers of an HTTP 422 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListCurrentDeviceMetricsResponse500Headers the declared response headers of an HTTP 500 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListCurrentDeviceMetricsResponse503Headers the declared response headers of an HTTP 503 response for ListCurrentDeviceMetrics
 type ListCurrentDeviceMetricsResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListCurrentDeviceMetricsResponse struct {
@@ -10509,6 +11519,14 @@ type ListCurrentDeviceMetricsResponse struct {
 	Headers200 *ListCurrentDeviceMetricsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListCurrentDeviceMetricsResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListCurrentDeviceMetricsResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListCurrentDeviceMetricsResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListCurrentDeviceMetricsResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListCurrentDeviceMetricsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListCurrentDeviceMetricsResponse503Headers
 }
@@ -10579,17 +11597,40 @@ func (r ListCurrentDeviceMetricsResponse) ContentType() string {
 
 // GetDeviceMetricHistoryResponse200Headers the declared response headers of an HTTP 200 response for GetDeviceMetricHistory
 type GetDeviceMetricHistoryResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // GetDeviceMetricHistoryResponse401Headers the declared response headers of an HTTP 401 response for GetDeviceMetricHistory
 type GetDeviceMetricHistoryResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// GetDeviceMetricHistoryResponse404Headers the declared response headers of an HTTP 404 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse404Headers struct {
+	CacheControl *string
+}
+
+// GetDeviceMetricHistoryResponse406Headers the declared response headers of an HTTP 406 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse406Headers struct {
+	CacheControl *string
+}
+
+// GetDeviceMetricHistoryResponse422Headers the declared response headers of an HTTP 422 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse422Headers struct {
+	CacheControl *string
+}
+
+// GetDeviceMetricHistoryResponse500Headers the declared response headers of an HTTP 500 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse500Headers struct {
+	CacheControl *string
 }
 
 // GetDeviceMetricHistoryResponse503Headers the declared response headers of an HTTP 503 response for GetDeviceMetricHistory
 type GetDeviceMetricHistoryResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type GetDeviceMetricHistoryResponse struct {
@@ -10613,6 +11654,14 @@ type GetDeviceMetricHistoryResponse struct {
 	Headers200 *GetDeviceMetricHistoryResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetDeviceMetricHistoryResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDeviceMetricHistoryResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetDeviceMetricHistoryResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetDeviceMetricHistoryResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetDeviceMetricHistoryResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetDeviceMetricHistoryResponse503Headers
 }
@@ -10683,17 +11732,35 @@ func (r GetDeviceMetricHistoryResponse) ContentType() string {
 
 // ListCurrentMetricNamesResponse200Headers the declared response headers of an HTTP 200 response for ListCurrentMetricNames
 type ListCurrentMetricNamesResponse200Headers struct {
-	Link *string
+	CacheControl *string
+	Link         *string
 }
 
 // ListCurrentMetricNamesResponse401Headers the declared response headers of an HTTP 401 response for ListCurrentMetricNames
 type ListCurrentMetricNamesResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// ListCurrentMetricNamesResponse406Headers the declared response headers of an HTTP 406 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse406Headers struct {
+	CacheControl *string
+}
+
+// ListCurrentMetricNamesResponse422Headers the declared response headers of an HTTP 422 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse422Headers struct {
+	CacheControl *string
+}
+
+// ListCurrentMetricNamesResponse500Headers the declared response headers of an HTTP 500 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse500Headers struct {
+	CacheControl *string
 }
 
 // ListCurrentMetricNamesResponse503Headers the declared response headers of an HTTP 503 response for ListCurrentMetricNames
 type ListCurrentMetricNamesResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type ListCurrentMetricNamesResponse struct {
@@ -10715,6 +11782,12 @@ type ListCurrentMetricNamesResponse struct {
 	Headers200 *ListCurrentMetricNamesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListCurrentMetricNamesResponse401Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *ListCurrentMetricNamesResponse406Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListCurrentMetricNamesResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListCurrentMetricNamesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListCurrentMetricNamesResponse503Headers
 }
@@ -10847,6 +11920,11 @@ func (r GetMrdStatusResponse) ContentType() string {
 	return ""
 }
 
+// CreateMrdTokenResponse200Headers the declared response headers of an HTTP 200 response for CreateMrdToken
+type CreateMrdTokenResponse200Headers struct {
+	CacheControl *string
+}
+
 // CreateMrdTokenResponse415Headers the declared response headers of an HTTP 415 response for CreateMrdToken
 type CreateMrdTokenResponse415Headers struct {
 	AcceptEncoding *string
@@ -10875,6 +11953,8 @@ type CreateMrdTokenResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CreateMrdTokenResponse200Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateMrdTokenResponse415Headers
 }
@@ -10960,27 +12040,72 @@ func (r CreateMrdTokenResponse) ContentType() string {
 
 // PutDeviceMetricResponse200Headers the declared response headers of an HTTP 200 response for PutDeviceMetric
 type PutDeviceMetricResponse200Headers struct {
+	CacheControl        *string
 	IdempotencyReplayed *string
+}
+
+// PutDeviceMetricResponse400Headers the declared response headers of an HTTP 400 response for PutDeviceMetric
+type PutDeviceMetricResponse400Headers struct {
+	CacheControl *string
 }
 
 // PutDeviceMetricResponse401Headers the declared response headers of an HTTP 401 response for PutDeviceMetric
 type PutDeviceMetricResponse401Headers struct {
+	CacheControl    *string
 	WWWAuthenticate string
+}
+
+// PutDeviceMetricResponse403Headers the declared response headers of an HTTP 403 response for PutDeviceMetric
+type PutDeviceMetricResponse403Headers struct {
+	CacheControl *string
+}
+
+// PutDeviceMetricResponse404Headers the declared response headers of an HTTP 404 response for PutDeviceMetric
+type PutDeviceMetricResponse404Headers struct {
+	CacheControl *string
+}
+
+// PutDeviceMetricResponse406Headers the declared response headers of an HTTP 406 response for PutDeviceMetric
+type PutDeviceMetricResponse406Headers struct {
+	CacheControl *string
+}
+
+// PutDeviceMetricResponse408Headers the declared response headers of an HTTP 408 response for PutDeviceMetric
+type PutDeviceMetricResponse408Headers struct {
+	CacheControl *string
 }
 
 // PutDeviceMetricResponse409Headers the declared response headers of an HTTP 409 response for PutDeviceMetric
 type PutDeviceMetricResponse409Headers struct {
-	RetryAfter *int32
+	CacheControl *string
+	RetryAfter   *int32
+}
+
+// PutDeviceMetricResponse413Headers the declared response headers of an HTTP 413 response for PutDeviceMetric
+type PutDeviceMetricResponse413Headers struct {
+	CacheControl *string
 }
 
 // PutDeviceMetricResponse415Headers the declared response headers of an HTTP 415 response for PutDeviceMetric
 type PutDeviceMetricResponse415Headers struct {
 	AcceptEncoding *string
+	CacheControl   *string
+}
+
+// PutDeviceMetricResponse422Headers the declared response headers of an HTTP 422 response for PutDeviceMetric
+type PutDeviceMetricResponse422Headers struct {
+	CacheControl *string
+}
+
+// PutDeviceMetricResponse500Headers the declared response headers of an HTTP 500 response for PutDeviceMetric
+type PutDeviceMetricResponse500Headers struct {
+	CacheControl *string
 }
 
 // PutDeviceMetricResponse503Headers the declared response headers of an HTTP 503 response for PutDeviceMetric
 type PutDeviceMetricResponse503Headers struct {
-	RetryAfter int32
+	CacheControl *string
+	RetryAfter   int32
 }
 
 type PutDeviceMetricResponse struct {
@@ -11014,12 +12139,28 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PutDeviceMetricResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutDeviceMetricResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PutDeviceMetricResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutDeviceMetricResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PutDeviceMetricResponse404Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *PutDeviceMetricResponse406Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PutDeviceMetricResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *PutDeviceMetricResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutDeviceMetricResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PutDeviceMetricResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PutDeviceMetricResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutDeviceMetricResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PutDeviceMetricResponse503Headers
 }
@@ -12017,6 +13158,13 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 	switch {
 	case rsp.StatusCode == 201:
 		var headers PostMeasurementsResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12025,8 +13173,25 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostMeasurementsResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers PostMeasurementsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12035,8 +13200,45 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostMeasurementsResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 406:
+		var headers PostMeasurementsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers PostMeasurementsResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers PostMeasurementsResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -12045,6 +13247,16 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 			headers.RetryAfter = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostMeasurementsResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers PostMeasurementsResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -12054,9 +13266,43 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostMeasurementsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostMeasurementsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostMeasurementsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12134,6 +13380,13 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListMeasurementsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12144,6 +13397,13 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListMeasurementsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12152,8 +13412,45 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListMeasurementsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListMeasurementsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListMeasurementsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMeasurementsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12231,6 +13528,13 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 	switch {
 	case rsp.StatusCode == 200:
 		var headers FilterMeasurementsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12241,6 +13545,13 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers FilterMeasurementsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12249,8 +13560,45 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers FilterMeasurementsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers FilterMeasurementsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers FilterMeasurementsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers FilterMeasurementsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12328,6 +13676,13 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListMeasurementGroupsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12338,6 +13693,13 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListMeasurementGroupsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12346,8 +13708,45 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListMeasurementGroupsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListMeasurementGroupsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListMeasurementGroupsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMeasurementGroupsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12420,8 +13819,25 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMethodDistributionResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetMethodDistributionResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12430,8 +13846,45 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetMethodDistributionResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetMethodDistributionResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMethodDistributionResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMethodDistributionResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12504,8 +13957,25 @@ func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementT
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMeasurementTimeseriesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetMeasurementTimeseriesResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12514,8 +13984,45 @@ func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementT
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetMeasurementTimeseriesResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetMeasurementTimeseriesResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMeasurementTimeseriesResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMeasurementTimeseriesResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12595,8 +14102,25 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMeasurementResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetMeasurementResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12605,8 +14129,55 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetMeasurementResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetMeasurementResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetMeasurementResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMeasurementResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMeasurementResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12730,6 +14301,13 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 	switch {
 	case rsp.StatusCode == 200:
 		var headers CommitEventResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12738,8 +14316,25 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers CommitEventResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CommitEventResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12748,8 +14343,55 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CommitEventResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CommitEventResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers CommitEventResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers CommitEventResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers CommitEventResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -12758,6 +14400,16 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			headers.RetryAfter = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CommitEventResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers CommitEventResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -12767,9 +14419,43 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CommitEventResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers CommitEventResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CommitEventResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12842,8 +14528,25 @@ func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsRespo
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRunningEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListRunningEventsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12852,8 +14555,45 @@ func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsRespo
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListRunningEventsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListRunningEventsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListRunningEventsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListRunningEventsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -12970,6 +14710,13 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 	switch {
 	case rsp.StatusCode == 200:
 		var headers RegisterEventResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12978,8 +14725,25 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RegisterEventResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RegisterEventResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12988,8 +14752,45 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RegisterEventResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 406:
+		var headers RegisterEventResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers RegisterEventResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers RegisterEventResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -12998,6 +14799,16 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			headers.RetryAfter = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers RegisterEventResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers RegisterEventResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -13007,9 +14818,43 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers RegisterEventResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers RegisterEventResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RegisterEventResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13096,8 +14941,25 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetEventResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetEventResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13106,6 +14968,16 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetEventResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
 	case rsp.StatusCode == 405:
 		var headers GetEventResponse405Headers
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -13115,9 +14987,53 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 			}
 			headers.Allow = value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetEventResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetEventResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetEventResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetEventResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13183,8 +15099,25 @@ func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers EventsPingResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers EventsPingResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13193,6 +15126,36 @@ func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers EventsPingResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers EventsPingResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers EventsPingResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -13262,6 +15225,13 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListStatesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13272,6 +15242,13 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListStatesResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13280,8 +15257,45 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListStatesResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListStatesResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListStatesResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListStatesResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13354,8 +15368,25 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCollectionsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListCollectionsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13364,8 +15395,45 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListCollectionsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListCollectionsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListCollectionsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListCollectionsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13468,6 +15536,13 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateCollectionResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13483,8 +15558,25 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateCollectionResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateCollectionResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13493,8 +15585,35 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateCollectionResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 406:
+		var headers CreateCollectionResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateCollectionResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -13512,9 +15631,43 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateCollectionResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateCollectionResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateCollectionResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13597,8 +15750,25 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteCollectionResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers DeleteCollectionResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13607,8 +15777,65 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteCollectionResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteCollectionResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers DeleteCollectionResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers DeleteCollectionResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteCollectionResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteCollectionResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13688,8 +15915,25 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCollectionResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetCollectionResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13698,8 +15942,55 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetCollectionResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetCollectionResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetCollectionResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCollectionResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCollectionResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13782,8 +16073,25 @@ func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers ClearCollectionResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers ClearCollectionResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13792,8 +16100,65 @@ func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse,
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ClearCollectionResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ClearCollectionResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers ClearCollectionResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ClearCollectionResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ClearCollectionResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ClearCollectionResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -13871,6 +16236,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListFlowsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13881,6 +16253,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListFlowsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13889,8 +16268,45 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListFlowsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListFlowsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListFlowsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListFlowsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14007,6 +16423,13 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers PostFlowsResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14015,8 +16438,25 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostFlowsResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers PostFlowsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14025,8 +16465,45 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostFlowsResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 406:
+		var headers PostFlowsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers PostFlowsResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers PostFlowsResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -14035,6 +16512,16 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostFlowsResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers PostFlowsResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -14044,9 +16531,43 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostFlowsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostFlowsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostFlowsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14124,6 +16645,13 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetFlowSummaryResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14134,6 +16662,13 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetFlowSummaryResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14142,8 +16677,45 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetFlowSummaryResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetFlowSummaryResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetFlowSummaryResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetFlowSummaryResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14275,6 +16847,13 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListDevicesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14285,6 +16864,13 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListDevicesResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14293,8 +16879,45 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListDevicesResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListDevicesResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListDevicesResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListDevicesResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14411,6 +17034,13 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateDeviceResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14419,8 +17049,25 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateDeviceResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateDeviceResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14429,6 +17076,56 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateDeviceResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 406:
+		var headers CreateDeviceResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers CreateDeviceResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateDeviceResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateDeviceResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers CreateDeviceResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -14438,9 +17135,43 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateDeviceResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateDeviceResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateDeviceResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14523,8 +17254,25 @@ func ParseDeleteDeviceResponse(rsp *http.Response) (*DeleteDeviceResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteDeviceResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers DeleteDeviceResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14533,8 +17281,65 @@ func ParseDeleteDeviceResponse(rsp *http.Response) (*DeleteDeviceResponse, error
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteDeviceResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteDeviceResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers DeleteDeviceResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers DeleteDeviceResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteDeviceResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteDeviceResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14614,8 +17419,25 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDeviceResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetDeviceResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14624,8 +17446,55 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDeviceResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetDeviceResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetDeviceResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetDeviceResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetDeviceResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14740,8 +17609,35 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateDeviceResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers UpdateDeviceResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers UpdateDeviceResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14750,6 +17646,56 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateDeviceResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UpdateDeviceResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers UpdateDeviceResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers UpdateDeviceResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers UpdateDeviceResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers UpdateDeviceResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -14759,9 +17705,43 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateDeviceResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers UpdateDeviceResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateDeviceResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14846,6 +17826,13 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListCurrentDeviceMetricsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14856,6 +17843,13 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListCurrentDeviceMetricsResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14864,8 +17858,55 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListCurrentDeviceMetricsResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListCurrentDeviceMetricsResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListCurrentDeviceMetricsResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListCurrentDeviceMetricsResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListCurrentDeviceMetricsResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -14950,6 +17991,13 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetDeviceMetricHistoryResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14960,6 +18008,13 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetDeviceMetricHistoryResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14968,8 +18023,55 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDeviceMetricHistoryResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetDeviceMetricHistoryResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetDeviceMetricHistoryResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetDeviceMetricHistoryResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetDeviceMetricHistoryResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -15047,6 +18149,13 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListCurrentMetricNamesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Link"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -15057,6 +18166,13 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListCurrentMetricNamesResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15065,8 +18181,45 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 406:
+		var headers ListCurrentMetricNamesResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListCurrentMetricNamesResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListCurrentMetricNamesResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListCurrentMetricNamesResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
@@ -15221,6 +18374,16 @@ func ParseCreateMrdTokenResponse(rsp *http.Response) (*CreateMrdTokenResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers CreateMrdTokenResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 415:
 		var headers CreateMrdTokenResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -15346,6 +18509,13 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 	switch {
 	case rsp.StatusCode == 200:
 		var headers PutDeviceMetricResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -15354,8 +18524,25 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutDeviceMetricResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers PutDeviceMetricResponse401Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15364,8 +18551,55 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutDeviceMetricResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PutDeviceMetricResponse404Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 406:
+		var headers PutDeviceMetricResponse406Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 408:
+		var headers PutDeviceMetricResponse408Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers PutDeviceMetricResponse409Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -15374,6 +18608,16 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			headers.RetryAfter = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutDeviceMetricResponse413Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers PutDeviceMetricResponse415Headers
 		if values := rsp.Header.Values("Accept-Encoding"); len(values) > 0 {
@@ -15383,9 +18627,43 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			}
 			headers.AcceptEncoding = &value
 		}
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PutDeviceMetricResponse422Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutDeviceMetricResponse500Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers PutDeviceMetricResponse503Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
