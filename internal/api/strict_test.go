@@ -618,3 +618,47 @@ func TestEmptyQueryValueIsAbsent(t *testing.T) {
 	}
 	s.do("GET", "/flows?hour=1&page=0", nil).wantStatus(t, http.StatusUnprocessableEntity)
 }
+
+// TestBareQueryKeyIsAbsent: a parameter written without "=" (`?src_app`)
+// has the empty value (url.ParseQuery's reading, and the strict check's),
+// so it is absent too. huma's query reader took it as the value "true": an
+// audit found /flows?hour=1&src_app answering no flows (the filter
+// src_app="true"), /api/measurements/?size=1&name none, and
+// /flows?hour=1&page a 422 "page must be an integer" echoing "true".
+func TestBareQueryKeyIsAbsent(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.do("POST", "/flows", `[{"src_app":"foo","dest_app":"bar","vpc_id":"vpc-0","bytes_tx":1,"bytes_rx":2,"hour":1}]`).
+		wantStatus(t, http.StatusCreated)
+	now := time.Now().Unix()
+	s.do("POST", "/api/measurements", fmt.Sprintf(`[{"name":"/a","method":"GET","app":"shop","startedAt":%d,"endedAt":%d}]`,
+		now-10, now-9)).wantStatus(t, http.StatusCreated)
+	for _, c := range []struct {
+		path        string
+		total, page int
+	}{
+		{"/flows?hour=1&src_app", 1, 1},
+		{"/flows?hour=1&page", 1, 1},
+		{"/flows?hour=1&size&vpc_id", 1, 1},
+		{"/api/measurements/?app=shop&name", 1, 1},
+		{"/api/measurements/grouped/?app=shop&method&sort", 1, 1},
+		{"/api/measurements/?app=shop&skip&limit", 1, 1},
+	} {
+		var got struct{ Total, Page, Size int }
+		s.do("GET", c.path, nil).wantStatus(t, http.StatusOK).decode(t, &got)
+		if got.Total != c.total || got.Page != c.page || got.Size != 50 {
+			t.Errorf("%s: total %d page %d size %d, want %d, %d and 50", c.path, got.Total, got.Page, got.Size, c.total, c.page)
+		}
+	}
+	var ts struct{ Series map[string]int64 }
+	s.do("GET", fmt.Sprintf("/api/measurements/timeseries/?startedAt=%d&endedAt=%d&interval", now-3600, now), nil).
+		wantStatus(t, http.StatusOK).decode(t, &ts)
+	if len(ts.Series) != 2 { // hourly, the default: the two hours the window touches
+		t.Errorf("timeseries with a bare interval: %v, want two hourly buckets", ts.Series)
+	}
+	// A required parameter written bare is missing, not "true".
+	p := s.do("GET", "/flows?hour", nil).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("query.hour", "required") || len(p.Errors) != 1 {
+		t.Errorf("/flows?hour: %+v, want one required item at query.hour", p.Errors)
+	}
+}
