@@ -343,20 +343,32 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 	if len(errs) == 0 && decodeErr != nil {
 		errs = append(errs, &huma.ErrorDetail{Location: "body", Message: decodeErr.Error()})
 	}
-	if len(errs) == 0 {
-		// Every time decoded, so Resolve's guard against undecoded zeros no
-		// longer hides an endedAt of 0 before a later startedAt.
-		for i, r := range recs {
-			if r.EndedAt < r.StartedAt {
-				errs = append(errs, &ProblemItem{Title: "gtefield", Source: "endedAt", Location: fmt.Sprintf("body[%d].endedAt", i),
-					Detail: "endedAt must be greater than or equal to startedAt", Value: r.EndedAt})
-			}
-		}
-	}
+	errs = append(errs, zeroEndedAtFaults(parsed)...)
 	if len(errs) > 0 {
 		return nil, validationFailed(errs...)
 	}
 	return recs, nil
+}
+
+// zeroEndedAtFaults lists the gtefield item of each record of a parsed batch
+// whose endedAt is 0 and startedAt a later valid time: the one case
+// Resolve leaves out, as it cannot tell a decoded 0 from a field that failed
+// to decode. Read from the generic parse, where both are JSON numbers, so
+// it holds beside any other record's failure (until 2026-12-05 it was made
+// only for a batch with no other: a 422 that did not list every failure).
+func zeroEndedAtFaults(parsed any) []error {
+	batch, _ := parsed.([]any)
+	var errs []error
+	for i, v := range batch {
+		rec, _ := v.(map[string]any)
+		started, okS := rec["startedAt"].(float64)
+		ended, okE := rec["endedAt"].(float64)
+		if okS && okE && ended == 0 && started > 0 && validEpoch(started) {
+			errs = append(errs, &ProblemItem{Title: "gtefield", Source: "endedAt", Location: fmt.Sprintf("body[%d].endedAt", i),
+				Detail: "endedAt must be greater than or equal to startedAt", Value: ended})
+		}
+	}
+	return errs
 }
 
 // oversizeValues lists the args, kwargs and context of a batch's records

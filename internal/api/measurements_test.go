@@ -780,6 +780,16 @@ func TestMeasurementsPostValidation(t *testing.T) {
 	if !p.hasError("body[1].name", "min") || !p.hasError("body[3].endedAt", "gtefield") || len(p.Errors) != 2 {
 		t.Fatalf("errors = %+v", p.Errors)
 	}
+	// An endedAt of 0 before startedAt is named beside another record's
+	// failure too (an audit found it listed only when it was the batch's
+	// one fault: the other failure sent the batch down the slow path,
+	// where the check was made only for a batch that had no other).
+	body = "[" + good + `,{"name":"","method":"GET","startedAt":100,"endedAt":101},` +
+		`{"name":"/a","method":"GET","startedAt":100,"endedAt":0}]`
+	p = s.do("POST", "/api/measurements", body).problem(t, http.StatusUnprocessableEntity)
+	if !p.hasError("body[1].name", "min") || !p.hasError("body[2].endedAt", "gtefield") || len(p.Errors) != 2 {
+		t.Fatalf("errors = %+v", p.Errors)
+	}
 }
 
 // TestBatchBodyOfTheWrongKind: a batch body that is JSON but not an array
