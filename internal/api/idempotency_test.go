@@ -70,8 +70,8 @@ func idemCases() []idemCase {
 			written: `SELECT count(*) FROM device_metrics`},
 		{name: "collections", method: "POST", path: "/appmetrics/api/v1/collections", status: http.StatusCreated,
 			repeatable: true, bodyless: true,
-			body:       func(*testing.T, *testServer, int) string { return "" },
-			written:    `SELECT count(*) FROM collections`},
+			body:    func(*testing.T, *testServer, int) string { return "" },
+			written: `SELECT count(*) FROM collections`},
 	}
 }
 

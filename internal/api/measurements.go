@@ -270,7 +270,11 @@ func (q *MeasurementFilter) check(ctx huma.Context) []error {
 
 func (q *MeasurementFilter) filter() store.MeasurementFilter {
 	f := q.MeasurementWindow.filter()
-	if q.Elapsed.Set {
+	// elapsed=0 selects every row (elapsed is never negative), and
+	// flask-profiler's dashboard sends it with every request: it is no
+	// filter, so that it reads what an unfiltered request reads (the
+	// sealed units' totals) rather than the elapsed filter's paths.
+	if q.Elapsed.Set && q.Elapsed.Value > 0 {
 		v := q.Elapsed.Value
 		f.MinElapsed = &v
 	}

@@ -269,7 +269,7 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 	const clients = 4
 	now := time.Now()
 	window := store.MeasurementFilter{StartedAt: now.Add(-7 * 24 * time.Hour), EndedAt: now}
-	name, app, el, low := "/api/r7/<id>", "billing", 1.0, 0.1
+	name, app, el, low, zero := "/api/r7/<id>", "billing", 1.0, 0.1, 0.0
 	with := func(f func(*store.MeasurementFilter)) store.MeasurementFilter {
 		w := window
 		f(&w)
@@ -278,6 +278,9 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 	withName := with(func(w *store.MeasurementFilter) { w.Name = &name })
 	withElapsed := with(func(w *store.MeasurementFilter) { w.MinElapsed = &el })
 	withLow := with(func(w *store.MeasurementFilter) { w.MinElapsed = &low })
+	// elapsed=0, which flask-profiler's dashboard sends with every request:
+	// every row (elapsed is never negative).
+	withZero := with(func(w *store.MeasurementFilter) { w.MinElapsed = &zero })
 	withMethod := with(func(w *store.MeasurementFilter) { w.Methods = []string{"POST"} })
 	withApp := with(func(w *store.MeasurementFilter) { w.App = &app })
 	ctx := context.Background()
@@ -311,6 +314,7 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 		{"list_page100", "/api/measurements/?page=100", list(window, "endedAt", true, 99*50)},
 		{"list_elapsed", "/api/measurements/?elapsed=1", list(withElapsed, "endedAt", true, 0)},
 		{"list_elapsed_0.1", "/api/measurements/?elapsed=0.1", list(withLow, "endedAt", true, 0)},
+		{"list_elapsed_0", "/api/measurements/?elapsed=0", list(withZero, "endedAt", true, 0)},
 		{"list_elapsed_sort_startedAt", "/api/measurements/?elapsed=1&sort=startedAt,asc", list(withElapsed, "startedAt", false, 0)},
 		{"list_sort_endedAt_asc", "/api/measurements/?sort=endedAt,asc", list(window, "endedAt", false, 0)},
 		{"list_sort_startedAt", "/api/measurements/?sort=startedAt,desc", list(window, "startedAt", true, 0)},
@@ -323,6 +327,7 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 		{"grouped_sort_avg", "/api/measurements/grouped/?sort=avgElapsed,desc", grouped(window, "avgElapsed")},
 		{"grouped_elapsed", "/api/measurements/grouped/?elapsed=1", grouped(withElapsed, "count")},
 		{"grouped_elapsed_0.1", "/api/measurements/grouped/?elapsed=0.1", grouped(withLow, "count")},
+		{"grouped_elapsed_0", "/api/measurements/grouped/?elapsed=0", grouped(withZero, "count")},
 		{"distribution", "/api/measurements/methodDistribution/", func(st *postgres.Measurements) error {
 			_, err := st.MethodDistribution(ctx, window)
 			return err

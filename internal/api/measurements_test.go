@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -1023,5 +1024,37 @@ func TestMeasurementsNumberBeyondJSONB(t *testing.T) {
 	var n int64
 	if err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM measurements").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d stored (%v)", n, err)
+	}
+}
+
+// elapsed=0, which flask-profiler's dashboard sends with every request,
+// selects every row (elapsed is never negative), zero-elapsed ones
+// included: each view answers exactly as without it. (It is read as no
+// filter, so it takes the unfiltered paths: BenchmarkMeasurementsQueries'
+// *_elapsed_0 cases.)
+func TestMeasurementsElapsedZeroIsEveryRow(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	fixture(t, s)
+	postIDs(t, s, []rec{mrec("/api/instant", "GET", day0+100, 0), mrec("/api/instant", "GET", day0+200, 0)})
+	all := fmt.Sprintf("startedAt=%d&endedAt=%d", day0, day0+3*86400)
+	for _, path := range []string{"/api/measurements/?", "/api/measurements/grouped/?", "/api/measurements/grouped/?sort=avgElapsed,asc&",
+		"/api/measurements/?sort=elapsed,asc&", "/api/measurements/?name=/api/instant&"} {
+		plain := s.do("GET", path+all, nil).wantStatus(t, http.StatusOK)
+		for _, zero := range []string{"elapsed=0", "elapsed=0.0", "elapsed=-0"} {
+			z := s.do("GET", path+all+"&"+zero, nil).wantStatus(t, http.StatusOK)
+			if !bytes.Equal(plain.Body, z.Body) {
+				t.Fatalf("%s%s answered\n%s\nwithout it\n%s", path, zero, z.Body, plain.Body)
+			}
+		}
+		if !bytes.Contains(plain.Body, []byte("/api/instant")) {
+			t.Fatalf("%s: the zero-elapsed rows are missing: %s", path, plain.Body)
+		}
+	}
+	csv := func(q string) []byte {
+		return s.do("GET", "/api/measurements/?"+all+q, nil, "Accept", "text/csv").wantStatus(t, http.StatusOK).Body
+	}
+	if a, b := csv(""), csv("&elapsed=0"); !bytes.Equal(a, b) {
+		t.Fatalf("the export with elapsed=0 differs:\n%s\nwithout it\n%s", b, a)
 	}
 }
