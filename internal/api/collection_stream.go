@@ -204,8 +204,9 @@ func (r *collectionRest) cut(entries int, err error) {
 	r.s.log.Log(r.ctx, level, "collection answer cut short after the first byte", "request_id", RequestID(r.ctx),
 		"collection", r.w.ID, "entries", entries, "error", err.Error())
 	var rc *http.ResponseController
+	reset := false
 	if ri, _ := r.ctx.Value(requestInfoKey).(*requestInfo); ri != nil && ri.w != nil {
-		rc = http.NewResponseController(ri.w)
+		rc, reset = http.NewResponseController(ri.w), ri.http10
 	}
-	cutConnection(rc)
+	cutConnection(rc, reset)
 }

@@ -360,22 +360,34 @@ func (w *exportWriter) finish() error {
 
 // abort ends an export that failed after its first byte so that the client
 // sees a truncated body: the rows written so far are sent, then the
-// connection is closed without the chunked encoding's last chunk (HTTP/1),
-// or the stream reset (HTTP/2, through http.ErrAbortHandler).
+// connection is closed without the chunked encoding's last chunk (HTTP/1.1),
+// reset (HTTP/1.0), or the stream reset (HTTP/2, through
+// http.ErrAbortHandler).
 func (w *exportWriter) abort() {
 	w.flush()
 	w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
-	cutConnection(w.rc)
+	cutConnection(w.rc, w.ri.http10)
 }
 
 // cutConnection ends an answer that failed after its status was sent, so
 // that the client sees a truncated body: the connection is closed without
-// the chunked encoding's last chunk (HTTP/1), or the stream reset (HTTP/2,
-// or no controller: through http.ErrAbortHandler). Exports and a
+// the chunked encoding's last chunk (HTTP/1.1), or the stream reset
+// (HTTP/2, or no controller: through http.ErrAbortHandler). Exports and a
 // collection's paged answer (collection_stream.go) use it.
-func cutConnection(rc *http.ResponseController) {
+//
+// An HTTP/1.0 answer has no chunks: its body ends where the connection
+// does, so a close would read as a complete answer (curl exited 0 with
+// part of an export; nginx talks HTTP/1.0 to its upstreams by default and
+// would then end its own answer cleanly). With reset (an HTTP/1.0
+// request) the connection is reset instead (SO_LINGER 0): the client reads
+// an error (ECONNRESET), not an end, and may lose the bytes still in
+// flight, which a failed answer can spare.
+func cutConnection(rc *http.ResponseController, reset bool) {
 	if rc != nil {
 		if conn, _, err := rc.Hijack(); err == nil {
+			if l, ok := conn.(interface{ SetLinger(int) error }); ok && reset {
+				_ = l.SetLinger(0)
+			}
 			_ = conn.Close()
 			return
 		}

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -486,6 +488,50 @@ func TestExportFailureAfterFirstByte(t *testing.T) {
 	_, err = io.Copy(io.Discard, br)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("reading the rest: %v, want io.ErrUnexpectedEOF (a truncated body)", err)
+	}
+	if got := s.exportsCounted(t, "csv", "failed"); got != "1" {
+		t.Fatalf("failed exports = %q, want 1", got)
+	}
+	waitIdle(t, s)
+}
+
+// An HTTP/1.0 answer has no chunked encoding: its body ends where the
+// connection does. An export cut short over HTTP/1.0 resets the connection,
+// so that the client reads an error, not the end of a complete-looking
+// file: with a plain close, curl -0 exited 0 with part of the rows, and so
+// did every client behind nginx, which proxies in HTTP/1.0 by default.
+func TestExportFailureAfterFirstByteHTTP10(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+	fillMeasurements(t, s, 60_000)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/measurements/ HTTP/1.0\r\nAccept: text/csv\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || res.ProtoMinor != 0 || len(res.TransferEncoding) != 0 {
+		t.Fatalf("%s %d, transfer encoding %v: want an HTTP/1.0 200 without chunks", res.Proto, res.StatusCode, res.TransferEncoding)
+	}
+	br := bufio.NewReader(res.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err = s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%FROM measurements%'`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("terminated %d backends: %v", n, err)
+	}
+	read, err := io.Copy(io.Discard, br)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("reading the rest (%d bytes): %v, want the connection reset (a clean end reads as a complete export)", read, err)
 	}
 	if got := s.exportsCounted(t, "csv", "failed"); got != "1" {
 		t.Fatalf("failed exports = %q, want 1", got)

@@ -42,6 +42,9 @@ type requestInfo struct {
 	// head is a HEAD request (served by the GET route, its body
 	// discarded): an export then stops after its first row (export.go).
 	head bool
+	// http10 is an HTTP/1.0 request: its answer ends where the connection
+	// does, so one cut short must reset it (cutConnection).
+	http10 bool
 	// basePath is BASE_PATH: links the service writes (Link headers) are
 	// prefixed with it, as clients reach the service through the proxy.
 	basePath string
@@ -128,7 +131,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			// Every answer (JSON, problem+json, the metrics text, the docs'
 			// assets) says its type: browsers must not guess another.
 			w.Header().Set("X-Content-Type-Options", "nosniff")
-			info := &requestInfo{id: id, url: r.URL, head: r.Method == http.MethodHead}
+			info := &requestInfo{id: id, url: r.URL, head: r.Method == http.MethodHead, http10: !r.ProtoAtLeast(1, 1)}
 			ctx := context.WithValue(r.Context(), requestInfoKey, info)
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r.WithContext(ctx))
