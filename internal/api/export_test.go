@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -352,6 +353,39 @@ func TestExportNegotiation(t *testing.T) {
 		if !strings.Contains(p.Detail, "application/json") {
 			t.Errorf("%s %s: detail %q", c.path, c.accept, p.Detail)
 		}
+	}
+}
+
+// Every answer of an exporting operation says that it depends on Accept
+// (Vary), so that a cache does not hand a JSON page it kept to a client
+// asking the same URL for CSV or NDJSON: JSON, CSV and NDJSON answers,
+// and the errors that Accept can decide (406) or not (422).
+func TestExportVaryAccept(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":1}]`).
+		wantStatus(t, http.StatusCreated)
+	for _, c := range []struct {
+		path, accept string
+		status       int
+	}{
+		{"/flows?hour=1", "", http.StatusOK},
+		{"/flows?hour=1", "application/json", http.StatusOK},
+		{"/flows?hour=1", "text/csv", http.StatusOK},
+		{"/flows?hour=1", "application/x-ndjson", http.StatusOK},
+		{"/api/measurements", "text/csv", http.StatusOK},
+		{"/flows?hour=1", "text/html", http.StatusNotAcceptable},
+		{"/flows?hour=x", "text/csv", http.StatusUnprocessableEntity},
+	} {
+		r := s.do("GET", c.path, nil, "Accept", c.accept).wantStatus(t, c.status)
+		if !slices.ContainsFunc(r.Header.Values("Vary"), func(v string) bool {
+			return slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), "Accept")
+		}) {
+			t.Errorf("GET %s, Accept %q: %d with Vary %q, want Accept in it", c.path, c.accept, c.status, r.Header.Values("Vary"))
+		}
+	}
+	if res := s.headExport(t, "/flows?hour=1", "text/csv"); res.Header.Get("Vary") != "Accept" {
+		t.Errorf("HEAD export: Vary %q", res.Header.Get("Vary"))
 	}
 }
 

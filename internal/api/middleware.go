@@ -278,6 +278,13 @@ func acceptable(accept string) bool {
 // application/x-ndjson, and remember which one the client chose.
 func negotiate(ctx huma.Context, next func(huma.Context)) {
 	exports := exportsOf(ctx.Operation())
+	if exports {
+		// The same URL answers JSON, CSV or NDJSON by Accept: a cache
+		// (a proxy's, a browser's) must key its copies on it, or it hands
+		// a JSON page it kept to a client that asked for CSV (RFC 9110
+		// 12.5.5). Every answer of these operations says so, errors too.
+		ctx.AppendHeader("Vary", "Accept")
+	}
 	if f, ok := chooseFormat(ctx.Header("Accept"), exports); ok {
 		if ri, _ := ctx.Context().Value(requestInfoKey).(*requestInfo); ri != nil {
 			// The writer, for an export and for an answer that may have to
