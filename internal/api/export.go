@@ -78,10 +78,14 @@ func exportsOf(op *huma.Operation) bool {
 }
 
 // exportProduced is what an exporting operation produces; JSON first, so
-// that */* and ties choose it.
+// that */* and ties choose it. Each with the parameters its answers carry
+// or imply (CSV's header row, NDJSON's UTF-8), because an Accept range
+// with parameters matches only a type that has them: with text/csv;
+// charset=utf-8 alone here, an Accept of the answer's own Content-Type
+// (text/csv; charset=utf-8; header=present) was a 406.
 var exportProduced = append(append([]contenttype.MediaType{}, produced...),
-	contenttype.NewMediaType("text/csv; charset=utf-8"),
-	contenttype.NewMediaType("application/x-ndjson"),
+	contenttype.NewMediaType("text/csv; charset=utf-8; header=present"),
+	contenttype.NewMediaType("application/x-ndjson; charset=utf-8"),
 )
 
 // chooseFormat is negotiate's choice: ok false for a 406, f nil for JSON.

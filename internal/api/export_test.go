@@ -314,11 +314,16 @@ func TestExportNegotiation(t *testing.T) {
 		}
 	}
 	for accept, want := range map[string]string{
-		"text/csv":                             "text/csv; charset=utf-8; header=present",
-		"text/*":                               "text/csv; charset=utf-8; header=present",
-		"text/csv; charset=utf-8":              "text/csv; charset=utf-8; header=present",
-		"application/x-ndjson":                 "application/x-ndjson",
-		"application/x-ndjson, text/csv;q=0.5": "application/x-ndjson",
+		"text/csv":                 "text/csv; charset=utf-8; header=present",
+		"text/*":                   "text/csv; charset=utf-8; header=present",
+		"text/csv; charset=utf-8":  "text/csv; charset=utf-8; header=present",
+		"text/csv; header=present": "text/csv; charset=utf-8; header=present",
+		// The answer's own Content-Type, sent back as Accept.
+		"text/csv; charset=utf-8; header=present":      "text/csv; charset=utf-8; header=present",
+		"application/x-ndjson":                         "application/x-ndjson",
+		"application/x-ndjson; charset=utf-8":          "application/x-ndjson",
+		"application/x-ndjson; charset=UTF-8, */*;q=0": "application/x-ndjson",
+		"application/x-ndjson, text/csv;q=0.5":         "application/x-ndjson",
 	} {
 		r := s.do("GET", "/flows?hour=1&page=2&size=1", nil, "Accept", accept).wantStatus(t, http.StatusOK)
 		if ct := r.Header.Get("Content-Type"); ct != want {
@@ -348,6 +353,10 @@ func TestExportNegotiation(t *testing.T) {
 		{"/api/measurements/timeseries/", "text/csv"},
 		{"/flows?hour=1", "text/html"},
 		{"/flows?hour=1", "text/csv;q=0, application/json;q=0"},
+		// Parameters the answers do not have.
+		{"/flows?hour=1", "text/csv; header=absent"},
+		{"/flows?hour=1", "text/csv; charset=iso-8859-1"},
+		{"/flows?hour=1", "application/x-ndjson; charset=utf-16"},
 	} {
 		p := s.do("GET", c.path, nil, "Accept", c.accept).problem(t, http.StatusNotAcceptable)
 		if !strings.Contains(p.Detail, "application/json") {
