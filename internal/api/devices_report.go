@@ -63,10 +63,13 @@ func (MetricValue) Schema(huma.Registry) *huma.Schema {
 	}
 }
 
-// MarshalJSON writes the value in its JSON type.
+// MarshalJSON writes the value in its JSON type, a string as every JSON
+// answer writes its strings (jsonOptions: <, > and & as they are; the JSON
+// encoder keeps these bytes as they come). encoding/json's Marshal wrote
+// them \u003c, \u003e, \u0026 in the current metrics' pages and exports.
 func (v MetricValue) MarshalJSON() ([]byte, error) {
 	if v.Str != nil {
-		return json.Marshal(*v.Str)
+		return jsonv2.Marshal(*v.Str, jsonOptions)
 	}
 	return json.Marshal(v.Num)
 }

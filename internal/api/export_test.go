@@ -299,6 +299,27 @@ func TestExportEveryList(t *testing.T) {
 	}
 }
 
+// A string metric value holding <, > and & is written as the JSON
+// answers write their strings (jsonOptions), in the current metrics' page
+// and in their NDJSON export: MetricValue encoded it with encoding/json,
+// which wrote \u003c, \u003e and \u0026 (the same string to a JSON
+// reader, not to grep). U+2028 stays escaped, as in every answer.
+func TestExportMetricStringValueUnescaped(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "html1")
+	s.do("PUT", "/mrd/html1/metrics", metricDoc("label", "<b> & </b>\u2028", "string", 600), bearer(t)...).
+		wantStatus(t, http.StatusOK)
+	const want = `"value":"<b> & </b>\u2028"`
+	if b := s.do("GET", "/mrd/devices/html1/metrics", nil, bearer(t)...).wantStatus(t, http.StatusOK).Body; !bytes.Contains(b, []byte(want)) {
+		t.Errorf("JSON page: %s, want %s in it", b, want)
+	}
+	if nd := s.export(t, "/mrd/devices/html1/metrics", "application/x-ndjson"); !bytes.Contains(nd, []byte(want)) {
+		t.Errorf("NDJSON export: %s, want %s in it", nd, want)
+	}
+	s.checkExport(t, "/mrd/devices/html1/metrics")
+}
+
 // page and size are ignored by the exports, JSON is the default, and
 // JSON stays the answer of the other Accept headers that admit it.
 func TestExportNegotiation(t *testing.T) {
