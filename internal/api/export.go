@@ -573,9 +573,13 @@ func documentExport(oapi *huma.OpenAPI, op *huma.Operation) {
 		item = items.Properties["items"].Items
 	}
 	ok.Content["text/csv"] = &huma.MediaType{Schema: &huma.Schema{Type: "string",
-		Description: "Every item the filters select, in the list's order: a header row of the JSON field names, then one " +
-			"row per item (RFC 4180: CRLF line ends, fields with commas, quotes or line breaks quoted). A string is its " +
-			"text, null an empty cell, an object or array (args, kwargs, context) its JSON text."}}
+		Description: "Every item the filters select, in the list's order: a header row of the JSON field names (every " +
+			"field the item type has; a field an item leaves out is an empty cell), then one row per item (RFC 4180: " +
+			"CRLF line ends; a field with a comma, a quote or a line break, or starting with a space, quoted, its " +
+			"quotes doubled). A string is its text, except that one starting with =, +, -, @, a tab or a CR gets a ' " +
+			"before it, so that a spreadsheet shows it instead of running it as a formula (NDJSON keeps it exact); " +
+			"null an empty cell; a number or boolean its JSON text; an object or array (args, kwargs, context) its " +
+			"JSON text."}}
 	ok.Content["application/x-ndjson"] = &huma.MediaType{Schema: item}
 	op.Description += "\n\n**Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, " +
 		"the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` " +

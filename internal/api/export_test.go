@@ -320,6 +320,50 @@ func TestExportMetricStringValueUnescaped(t *testing.T) {
 	s.checkExport(t, "/mrd/devices/html1/metrics")
 }
 
+// The document's text/csv answer says what the CSV does to a string that
+// a spreadsheet would run as a formula (a ' before it): a client reading
+// the document alone was told that a string is its text, and got '=x for
+// =x. Every exporting operation documents it, and only they do.
+func TestExportDocumentedCSV(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+			Responses   map[string]struct {
+				Content map[string]struct {
+					Schema struct {
+						Description string `json:"description"`
+					} `json:"schema"`
+				} `json:"content"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(s.do("GET", "/openapi.json", nil).wantStatus(t, http.StatusOK).Body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ops := 0
+	for path, methods := range doc.Paths {
+		for method, op := range methods {
+			csv, ok := op.Responses["200"].Content["text/csv"]
+			if !ok {
+				continue
+			}
+			ops++
+			for _, want := range []string{"starting with =, +, -, @, a tab or a CR gets a ' before it", "an empty cell",
+				"starting with a space, quoted"} {
+				if !strings.Contains(csv.Schema.Description, want) {
+					t.Errorf("%s %s (%s): text/csv described as %q, without %q", method, path, op.OperationID,
+						csv.Schema.Description, want)
+				}
+			}
+		}
+	}
+	if ops < 10 {
+		t.Fatalf("%d operations document a text/csv answer, want every exporting one (at least 10)", ops)
+	}
+}
+
 // page and size are ignored by the exports, JSON is the default, and
 // JSON stays the answer of the other Accept headers that admit it.
 func TestExportNegotiation(t *testing.T) {
