@@ -7,7 +7,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
@@ -52,9 +51,11 @@ func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
 			// create with its key finds the limit that create reached:
 			// it reads that create's answer instead (keyedWrite).
 			if idem := store.IdempotentFrom(ctx); idem != nil {
-				if _, err := q.GetIdempotentAnswer(ctx, idem.Key); err == nil {
+				_, err := q.GetIdempotentAnswer(ctx, idem.Key)
+				if err == nil {
 					return store.ErrKeyInUse
-				} else if !errors.Is(err, pgx.ErrNoRows) {
+				}
+				if err = wrap("idempotency key", err); !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
 			}
