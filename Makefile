@@ -21,13 +21,16 @@ help: ## list the targets
 build: ## build the binary into .bin/telemetry
 	$(GO) build -buildvcs=auto -o $(BIN)/telemetry ./cmd/telemetry
 
-run: build pg-bin ## migrate, then serve (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
-	@url="$(DB_URL)" && echo "database: $$url" && \
+# `make run` serves on 127.0.0.1 only unless LISTEN_ADDR says otherwise: it
+# turns the token endpoint on (anyone who reaches it gets a token). The
+# database URL it prints has its password masked.
+run: build pg-bin ## migrate, then serve on 127.0.0.1:8080 (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
+	@url="$(DB_URL)" && echo "database: $$(printf '%s' "$$url" | sed -E 's#^([a-z]+://[^:/@]*:)[^@]*@#\1***@#; s#([?&]password=)[^&]*#\1***#')" && \
 	DATABASE_URL="$$url" $(BIN)/telemetry migrate && \
 	if [ -z "$$JWT_SECRET$$JWT_SECRET_FILE" ]; then \
 		mkdir -p .data && { [ -s .data/jwt-secret ] || (umask 077 && head -c 32 /dev/urandom | base64 > .data/jwt-secret); } && \
 		export JWT_SECRET_FILE="$(CURDIR)/.data/jwt-secret"; fi && \
-	DATABASE_URL="$$url" ENABLE_TOKEN_ENDPOINT=true exec $(BIN)/telemetry serve
+	DATABASE_URL="$$url" LISTEN_ADDR="$${LISTEN_ADDR:-127.0.0.1:8080}" ENABLE_TOKEN_ENDPOINT=true exec $(BIN)/telemetry serve
 
 migrate: build ## apply pending migrations to the configured database
 	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate
