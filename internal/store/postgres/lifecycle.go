@@ -328,7 +328,16 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			if err := l.enter(ctx, e.table, renew); err != nil {
 				return res, errors.Join(append(errs, err)...)
 			}
-			n, deferred, err := l.compress(ctx, e.table, now.Add(-r.CompressAfter), renew)
+			// Not the chunks due to be dropped: those the drop above
+			// left (in use past chunkLockTimeout) would be tried again,
+			// waited for and counted as deferred a second time, or
+			// compressed only to be dropped by the next pass.
+			var dropBefore *time.Time
+			if e.keep > 0 {
+				b := now.Add(-e.keep)
+				dropBefore = &b
+			}
+			n, deferred, err := l.compress(ctx, e.table, dropBefore, now.Add(-r.CompressAfter), renew)
 			if n > 0 {
 				work(e.table).Compressed += n
 			}
@@ -428,13 +437,15 @@ const (
 	// uncompressed, and the chunk's catalog status gets the partial bit
 	// (8) while is_compressed stays true. Such chunks used to be skipped
 	// for good (found by an audit); compress_chunk compresses their
-	// uncompressed rows again.
+	// uncompressed rows again. $3, when not null, is the retention's
+	// cutoff: the chunks drop_chunks drops (range_end <= $3) are left out.
 	uncompressedChunksSQL = `
 SELECT format('%I.%I', c.chunk_schema, c.chunk_name)
 FROM timescaledb_information.chunks c
 JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name
 WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = $1
   AND (NOT c.is_compressed OR k.status & 8 <> 0) AND c.range_end <= $2::timestamptz
+  AND ($3::timestamptz IS NULL OR c.range_end > $3::timestamptz)
 ORDER BY c.range_start`
 	compressChunkSQL = `SELECT compress_chunk($1::text::regclass, if_not_compressed => true)`
 )
@@ -479,7 +490,8 @@ func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Ti
 	return dropped, 0, err
 }
 
-// compress compresses table's chunks older than before, one statement (and
+// compress compresses table's chunks older than before and not due to be
+// dropped (wholly older than dropBefore, when not nil), one statement (and
 // transaction) per chunk so that each holds its locks briefly, and returns
 // how many it compressed and how many it left for the next pass.
 //
@@ -494,8 +506,8 @@ func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Ti
 // steady trickle of late writes. It used to fail the pass and skip the
 // table's later chunks, at every pass while late writes went on (found by
 // an audit).
-func (l *Lifecycle) compress(ctx context.Context, table string, before time.Time, renew func(context.Context) error) (compressed, deferred int64, err error) {
-	rows, err := l.pool.Query(ctx, uncompressedChunksSQL, table, before)
+func (l *Lifecycle) compress(ctx context.Context, table string, dropBefore *time.Time, before time.Time, renew func(context.Context) error) (compressed, deferred int64, err error) {
+	rows, err := l.pool.Query(ctx, uncompressedChunksSQL, table, before, dropBefore)
 	if err != nil {
 		return 0, 0, err
 	}
