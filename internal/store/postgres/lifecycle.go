@@ -299,26 +299,24 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 	// them; without this sweep the ones left stayed for good once keyed
 	// writes stopped (found by the operations audit). Whatever the
 	// retention settings: an expired row answers nothing.
+	// In batches like the tables above (l.batches: the lease renewed and a
+	// rest between two batches); the statement takes the oldest expired
+	// rows itself, so it needs no keyset.
 	if err := l.enter(ctx, "idempotency_keys", renew); err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
-	for {
-		n, err := q.DeleteExpiredIdempotencyKeys(ctx, l.batch)
-		if n > 0 {
-			work("idempotency_keys").Rows += n
-		}
-		if err == nil && n == int64(l.batch) {
-			if err = renew(ctx); err == nil {
-				continue
-			}
-		}
-		if errors.Is(err, errLeaseLost) {
-			return res, errors.Join(append(errs, err)...)
-		}
-		if err != nil {
-			errs = append(errs, wrap("maintenance idempotency_keys", err))
-		}
-		break
+	keys, err := l.batches(ctx, func(ctx context.Context, after, _ time.Time, n int32) (int64, time.Time, error) {
+		deleted, err := q.DeleteExpiredIdempotencyKeys(ctx, n)
+		return deleted, after, err
+	}, time.Time{}, renew)
+	if keys > 0 {
+		work("idempotency_keys").Rows += keys
+	}
+	if errors.Is(err, errLeaseLost) {
+		return res, errors.Join(append(errs, err)...)
+	}
+	if err != nil {
+		errs = append(errs, wrap("maintenance idempotency_keys", err))
 	}
 	if ts && r.CompressAfter > 0 {
 		for _, e := range expiries {
