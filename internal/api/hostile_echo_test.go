@@ -153,3 +153,24 @@ func TestQueryBoundsAndContentEncoding(t *testing.T) {
 	// An operation that takes no body ignores the header.
 	s.do(get, "/flows?hour=4", nil, "Content-Encoding", "gzip").wantStatus(t, http.StatusOK)
 }
+
+// The query bounds are those of the query as sent: a bare key (`&method`,
+// absent as `&method=` is) is given its "=" by bareQueryKeys before
+// requestShape measures the query, and those added bytes must not push a
+// query of at most 64 KiB past the bound (it was a 422 `max`).
+func TestQueryBoundsCountTheQueryAsSent(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	head := "search[value]="
+	tail := "&method&name"
+	q := head + strings.Repeat("a", maxQueryBytes-len(head)-len(tail)) + tail
+	if len(q) != maxQueryBytes {
+		t.Fatalf("query of %d bytes", len(q))
+	}
+	s.do(get, "/api/measurements/grouped/?"+q, nil).wantStatus(t, http.StatusOK)
+	// One byte more is past the bound, bare keys or not.
+	p := s.do(get, "/api/measurements/grouped/?a"+q, nil).problem(t, http.StatusUnprocessableEntity)
+	if len(p.Errors) != 1 || p.Errors[0].Title != "max" || p.Errors[0].Location != "query" {
+		t.Fatalf("%d bytes of query: %+v", len(q)+1, p.Errors)
+	}
+}

@@ -321,7 +321,13 @@ const (
 // as they are sent, so a gzip body was a 400 "not valid JSON" and a plain
 // one labelled br was stored as if the label were not there.
 func requestShape(ctx huma.Context, next func(huma.Context)) {
+	// The query as sent (observe keeps it), not as bareQueryKeys gave it
+	// to the router: its added "=" must not make a query within the bounds
+	// a 422.
 	q := ctx.URL().RawQuery
+	if ri, ok := ctx.Context().Value(requestInfoKey).(*requestInfo); ok && ri.url != nil {
+		q = ri.url.RawQuery
+	}
 	if len(q) > maxQueryBytes || strings.Count(q, "&") >= maxQueryParams {
 		writeMiddlewareProblem(ctx, NewProblem(http.StatusUnprocessableEntity, "validation failed", &ProblemItem{
 			Title: "max", Location: "query",
