@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -526,4 +527,39 @@ func TestIdempotencyKeyCollectionAtTheLimit(t *testing.T) {
 	}
 	// Past the limit, a new key is refused as before.
 	s.do("POST", "/appmetrics/api/v1/collections", "", IdempotencyKeyHeader, "one-more").problem(t, http.StatusBadRequest)
+}
+
+// lateAnswers is an IdempotencyStore whose first two lookups find nothing,
+// then the real store's: a repeat that read the key before the first
+// request committed (as the concurrent repeats of the test above do when
+// they win the race to the lookup), without depending on the race.
+type lateAnswers struct {
+	store.IdempotencyStore
+	lookups atomic.Int32
+}
+
+func (l *lateAnswers) Answer(ctx context.Context, key string) (store.IdempotentAnswer, error) {
+	if l.lookups.Add(1) <= 2 {
+		return store.IdempotentAnswer{}, store.ErrNotFound
+	}
+	return l.IdempotencyStore.Answer(ctx, key)
+}
+
+// The limit branch of a keyed create, deterministically: a repeat that
+// found no answer, then the limit its first request reached, reads that
+// request's answer (a replay) instead of answering 400.
+func TestIdempotencyKeyCollectionLimitReadsTheKey(t *testing.T) {
+	t.Parallel()
+	s := newTestServerOver(t, func(st *store.Store) { st.Idempotency = &lateAnswers{IdempotencyStore: st.Idempotency} })
+	for range MaxCollections - 1 {
+		s.do("POST", "/appmetrics/api/v1/collections", "").wantStatus(t, http.StatusCreated)
+	}
+	first := s.do("POST", "/appmetrics/api/v1/collections", "", IdempotencyKeyHeader, "last-one").
+		wantStatus(t, http.StatusCreated)
+	again := s.do("POST", "/appmetrics/api/v1/collections", "", IdempotencyKeyHeader, "last-one").
+		wantStatus(t, http.StatusCreated)
+	if again.Header.Get(ReplayedHeader) != "true" || !bytes.Equal(again.Body, first.Body) ||
+		again.Header.Get("Location") != first.Header.Get("Location") {
+		t.Fatalf("repeat at the limit: %s %v, first %s", again.Body, again.Header, first.Body)
+	}
 }
