@@ -4,7 +4,8 @@ package api
 // Idempotency-Key HTTP Header Field") on the writes a client may need to
 // retry without knowing whether the first attempt was stored: POST /flows,
 // POST /api/measurements, POST /apiv0.1/events/register and commit, PUT
-// /mrd/{device_id}/metrics.
+// /mrd/{device_id}/metrics, POST /appmetrics/api/v1/collections
+// (idempotentOperations).
 //
 //   - The header is optional. A key is 1 to 255 printable ASCII characters,
 //     sent bare or as a structured-field string ("..."); anything else, or
