@@ -405,6 +405,28 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 		t.Errorf("after a held-back step and a link: at %q, history +%d, %d views drawn, want /ui/devices, +1 and 1",
 			loc, h-hist, tb.renders()-n)
 	}
+	// That press is over once a key is pressed: a step then left by Tab
+	// applies (the flag stayed set from the link's press and dropped it).
+	tb.click(`//header//nav/a[normalize-space(.)="Runs"]`)
+	n = tb.renders()
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Tab))
+	if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](fmt.Sprintf(`Number(document.body.dataset.renders || 0) > %d && location.search.includes("state=")`, n),
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("a keyboard step left by Tab after a link's press: not applied (%d views drawn, at %q)", tb.renders()-n, tb.location())
+	}
+	tb.waitRender(n)
+	// A press that opens the link elsewhere (middle button, or a
+	// modifier) leaves this page: a held-back step applies on the blur.
+	tb.open(ds.URL + "/ui/runs")
+	n = tb.renders()
+	tb.run(chromedp.Focus(chromedp.CSS(`select[name="state"]`)), chromedp.KeyEvent(kb.ArrowDown))
+	eval[bool](tb, `(() => { const a = [...document.querySelectorAll("header nav a")].find((a) => a.textContent.trim() === "Devices");
+		a.dispatchEvent(new PointerEvent("pointerdown", {bubbles: true, button: 1})); document.activeElement.blur(); return true; })()`)
+	if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](fmt.Sprintf(`Number(document.body.dataset.renders || 0) > %d && location.search.includes("state=")`, n),
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("a keyboard step left for a middle press on a link: not applied (%d views drawn, at %q)", tb.renders()-n, tb.location())
+	}
+	tb.waitRender(n)
 
 	// Rows of one name and two methods have distinct names; the sort
 	// arrow is not part of its header's name; each chart has its points

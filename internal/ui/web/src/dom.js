@@ -141,17 +141,23 @@ export function takeLastApplied() {
   return n;
 }
 
-// pressedAway: the pointer last went down on a link to another page. A
-// keyboard step held back in a select that this press takes the focus from
-// is dropped, not applied: the link's page replaces the view anyway. (It
-// started the step's view, whose API calls ran for nothing and which, drawn
-// before the link's on a busy machine, added a history entry of its own;
-// found by a review and by a test that failed under load.)
+// pressedAway: the pointer last went down on a link to another page, as a
+// plain press (main.js's router follows those; one with a modifier or
+// another button opens a new tab and leaves this page as it is), and no
+// key was pressed since. A keyboard step held back in a select that this
+// press takes the focus from is dropped, not applied: the link's page
+// replaces the view anyway. (It started the step's view, whose API calls
+// ran for nothing and which, drawn before the link's on a busy machine,
+// added a history entry of its own; found by a review and by a test that
+// failed under load.) A key clears it, so that a select left by Tab after
+// such a press applies its step (the flag stayed set, and dropped it).
 let pressedAway = false;
 document.addEventListener("pointerdown", (e) => {
   const a = e.target instanceof Element ? e.target.closest("a[href]") : null;
-  pressedAway = a !== null && a.pathname !== location.pathname;
+  pressedAway = a !== null && a.pathname !== location.pathname && e.button === 0 &&
+    !(e.metaKey || e.ctrlKey || e.shiftKey || e.altKey);
 }, true);
+document.addEventListener("keydown", () => { pressedAway = false; }, true);
 
 // stepKeys step a closed select through its options.
 const stepKeys = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]);
