@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"iter"
 	"maps"
 	"net/http"
 	"slices"
@@ -252,28 +253,17 @@ var one = 1.0
 // an exportable list (an export is no-store). The token endpoint's 200
 // lists it itself (tokenOutput).
 func documentCacheControl(oapi *huma.OpenAPI) {
-	for _, item := range oapi.Paths {
-		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch, item.Head} {
-			if op == nil {
+	for op := range documentedOperations(oapi) {
+		tokened := slices.ContainsFunc(op.Security, func(req map[string][]string) bool { return len(req) > 0 })
+		for code, r := range op.Responses {
+			if !tokened && (code != "200" || !exportsOf(op)) || r.Headers["Cache-Control"] != nil {
 				continue
 			}
-			tokened := slices.ContainsFunc(op.Security, func(req map[string][]string) bool { return len(req) > 0 })
-			for code, r := range op.Responses {
-				if !tokened && (code != "200" || !exportsOf(op)) {
-					continue
-				}
-				if r.Headers == nil {
-					r.Headers = map[string]*huma.Param{}
-				}
-				if r.Headers["Cache-Control"] != nil {
-					continue
-				}
-				r.Headers["Cache-Control"] = &huma.Param{
-					Description: "`no-store` on an answer to a request authenticated by a token, and on an export " +
-						"(`text/csv`, `application/x-ndjson`): no cache may keep it; absent otherwise.",
-					Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"no-store"}},
-				}
-			}
+			addResponseHeaders(r, map[string]*huma.Param{"Cache-Control": {
+				Description: "`no-store` on an answer to a request authenticated by a token, and on an export " +
+					"(`text/csv`, `application/x-ndjson`): no cache may keep it; absent otherwise.",
+				Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"no-store"}},
+			}})
 		}
 	}
 }
@@ -283,21 +273,35 @@ func documentCacheControl(oapi *huma.OpenAPI) {
 // document* may add or replace responses after OnAddOperation). The 409's
 // Retry-After only where a 409 can be an Idempotency-Key's.
 func documentErrorHeaders(oapi *huma.OpenAPI) {
-	for _, item := range oapi.Paths {
-		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch, item.Head} {
-			if op == nil {
-				continue
-			}
-			for code, headers := range errorHeaders {
-				r := op.Responses[code]
-				if r == nil || code == "409" && !idempotentOperations[op.OperationID] {
-					continue
-				}
-				if r.Headers == nil {
-					r.Headers = map[string]*huma.Param{}
-				}
-				maps.Copy(r.Headers, headers)
+	for op := range documentedOperations(oapi) {
+		for code, headers := range errorHeaders {
+			if r := op.Responses[code]; r != nil && (code != "409" || idempotentOperations[op.OperationID]) {
+				addResponseHeaders(r, headers)
 			}
 		}
 	}
+}
+
+// documentedOperations are the operations of the document, every path's
+// and method's: what the document* passes that run once all are registered
+// walk.
+func documentedOperations(oapi *huma.OpenAPI) iter.Seq[*huma.Operation] {
+	return func(yield func(*huma.Operation) bool) {
+		for _, item := range oapi.Paths {
+			for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch, item.Head} {
+				if op != nil && !yield(op) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// addResponseHeaders lists headers on response r, beside (or over) those it
+// lists already.
+func addResponseHeaders(r *huma.Response, headers map[string]*huma.Param) {
+	if r.Headers == nil {
+		r.Headers = map[string]*huma.Param{}
+	}
+	maps.Copy(r.Headers, headers)
 }
