@@ -9,8 +9,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,4 +236,37 @@ func FuzzCollectionURLBytes(f *testing.F) {
 			t.Fatalf("got  %s\nwant %s", got.Bytes(), want)
 		}
 	})
+}
+
+// Over HTTP/1.0, whose answer ends where the connection does, a cut
+// answer resets the connection (cutConnection's reset, as for an export):
+// a plain close reads as a complete body, which here lacks entries.
+func TestCollectionAnswerCutOverHTTP10(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+	uri := createCollection(t, s)
+	const entries = 100_000
+	fillCollection(t, s, uri, entries, 200)
+	path := collectionsURL + "/" + strings.TrimPrefix(uri, "collections/")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || res.ProtoMinor != 0 || len(res.TransferEncoding) != 0 || res.ContentLength >= 0 {
+		t.Fatalf("%s %d, transfer encoding %v, length %d: want an HTTP/1.0 200 ended by the connection",
+			res.Proto, res.StatusCode, res.TransferEncoding, res.ContentLength)
+	}
+	s.do("DELETE", path, nil).wantStatus(t, http.StatusNoContent)
+	n, err := io.Copy(io.Discard, res.Body)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("reading the answer after a DELETE: %d bytes, %v; want the connection reset (a clean end reads as complete)", n, err)
+	}
 }
