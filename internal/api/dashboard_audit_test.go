@@ -278,6 +278,12 @@ func TestDashboardAuditedKeyboard(t *testing.T) {
 	// (the keyboard step applies on the select's blur, then the pager's
 	// click: the step was lost; found by an audit).
 	tb.open(ds.URL + "/ui/flows?range=custom&from=" + now.Add(-3*time.Hour).Format("2006-01-02T15:04") + "&to=" + now.Add(time.Hour).Format("2006-01-02T15:04"))
+	// The step's view is held loading for a while, so that the pager is
+	// clicked while it loads whatever the machine's pace (under load it
+	// could be drawn first, its pager replacing the one being clicked: the
+	// click then missed, a CI run's timeout).
+	eval[bool](tb, `(() => { const f = window.fetch; window.fetch = (u, o) => String(u).includes("/flows")
+		? new Promise((r) => setTimeout(r, 1000)).then(() => f(u, o)) : f(u, o); return true; })()`)
 	tb.run(chromedp.Focus(chromedp.CSS(`select[name="by"]`)), chromedp.KeyEvent(kb.ArrowDown))
 	tb.click(`(//nav[@class="pager"])[1]/button[normalize-space(.)="Next"]`)
 	value(tb, chromedp.Poll[bool](`document.body.dataset.state === "ready" && location.search.includes("spage=2")`, chromedp.WithPollingTimeout(time.Minute)))
