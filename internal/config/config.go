@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -159,8 +160,12 @@ var Vars = []Var{
 	{"BASE_PATH", "", "path prefix under which a reverse proxy serves the API and strips it before forwarding (e.g. /telemetry); the OpenAPI document's servers URL. The docs page and the dashboard work under any prefix without it",
 		func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")
-			if v != "" && (!strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ")) {
-				return errors.New("must be a path starting with /, such as /telemetry")
+			if v != "" && (!strings.HasPrefix(v, "/") || !basePathRe.MatchString(v)) {
+				// It is written into Link and Location headers and the
+				// document's servers URL: a path of URL-safe characters
+				// only (it took <, >, quotes and control characters; found
+				// by the security review).
+				return errors.New("must be a path starting with /, such as /telemetry, of letters, digits and - . _ ~ / % only")
 			}
 			c.BasePath = v
 			return nil
@@ -309,6 +314,13 @@ func canonicalOrigin(s string) (string, bool) {
 	}
 	return origin, true
 }
+
+// basePathRe is what BASE_PATH may hold: RFC 3986's unreserved characters,
+// slashes and percent-escapes.
+var basePathRe = regexp.MustCompile(`^(/([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})*)+$`)
+
+// MinMetricsToken is the shortest METRICS_TOKEN accepted, in bytes.
+const MinMetricsToken = 16
 
 // MinJWTSecret is the shortest JWT secret accepted, in bytes: RFC 7518
 // (3.2) wants an HS256 key of at least the hash's size.
@@ -473,6 +485,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	// METRICS_TOKEN is a secret: read by hand, so that --help never prints a default.
 	cfg.MetricsToken = strings.TrimSpace(getenv("METRICS_TOKEN"))
+	if n := len(cfg.MetricsToken); n > 0 && n < MinMetricsToken {
+		// A bearer token is guessed by trying: as long as the JWT secret's
+		// minimum would be overkill for a read-only endpoint, but a short
+		// word was accepted (found by the security review).
+		errs = append(errs, fmt.Errorf("METRICS_TOKEN is %d bytes long; it needs at least %d (for instance: head -c 24 /dev/urandom | base64)",
+			n, MinMetricsToken))
+	}
 	if cfg.WriteTimeout <= cfg.ReadTimeout && cfg.WriteTimeout > 0 {
 		// The 408 of a body that ran out of READ_TIMEOUT could not be written.
 		errs = append(errs, fmt.Errorf("WRITE_TIMEOUT (%s) must be longer than READ_TIMEOUT (%s)", cfg.WriteTimeout, cfg.ReadTimeout))
