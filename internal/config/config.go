@@ -211,7 +211,7 @@ var Vars = []Var{
 		boolean(func(c *Config) *bool { return &c.AuthWrites })},
 	{"AUTH_READS", "false", "true requires a JWT on every read (GET) except /healthz, /readyz, /mrd/status, /docs, /ui, /openapi* and /metrics",
 		boolean(func(c *Config) *bool { return &c.AuthReads })},
-	{"METRICS_TOKEN", "", "when set, /metrics wants Authorization: Bearer <this token>; unset, /metrics is open", nil},
+	{"METRICS_TOKEN", "", "when set, /metrics wants Authorization: Bearer <this token> (at least 16 bytes); unset, /metrics is open", nil},
 	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches", nil},
 	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd) and of AUTH_WRITES/AUTH_READS; at least 32 bytes. Required by serve unless JWT_SECRET_FILE is set.", nil},
 	{"JWT_SECRET_FILE", "", "file holding the JWT secret, at least 32 bytes (surrounding whitespace is ignored); alternative to JWT_SECRET", nil},
