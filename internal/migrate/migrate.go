@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -206,23 +207,43 @@ func InRecovery(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 // not make them hypertables: a database migrated by a user that could not
 // create it, where a superuser created it afterwards, keeps plain tables.
 func Mode(ctx context.Context, pool *pgxpool.Pool) (string, error) {
-	var enabled bool
-	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')`).Scan(&enabled)
+	hyper, err := Hypertables(ctx, pool)
 	if err != nil {
 		return "", fmt.Errorf("storage mode: %w", err)
 	}
-	if !enabled {
-		return "postgresql", nil
+	return ModeOf(hyper), nil
+}
+
+// ModeOf is Mode given the schema's hypertables: "timescaledb" when
+// measurements is one.
+func ModeOf(hypertables map[string]bool) string {
+	if hypertables["measurements"] {
+		return "timescaledb"
+	}
+	return "postgresql"
+}
+
+// Hypertables is the set of this schema's TimescaleDB hypertables (none
+// without the extension).
+func Hypertables(ctx context.Context, pool *pgxpool.Pool) (map[string]bool, error) {
+	var ext bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')`).Scan(&ext); err != nil || !ext {
+		return nil, err
 	}
 	// (A separate statement: timescaledb_information exists only with the
 	// extension.)
-	err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
-		WHERE hypertable_schema = current_schema() AND hypertable_name = 'measurements')`).Scan(&enabled)
+	rows, err := pool.Query(ctx, `SELECT hypertable_name::text FROM timescaledb_information.hypertables
+		WHERE hypertable_schema = current_schema()`)
 	if err != nil {
-		return "", fmt.Errorf("storage mode: %w", err)
+		return nil, err
 	}
-	if enabled {
-		return "timescaledb", nil
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
 	}
-	return "postgresql", nil
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return set, nil
 }

@@ -114,19 +114,15 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		return nil
 	}
 
-	mode, err := migrate.Mode(ctx, l.pool)
-	if err != nil {
-		return store.MaintenanceResult{}, wrap("maintenance", err)
-	}
-	res := store.MaintenanceResult{Mode: mode}
 	// Chunks are dropped and compressed on the tables that are hypertables,
 	// not wherever the extension is: a database migrated before it was
 	// created in it keeps plain tables, whose rows are deleted in batches
 	// (migrate.Mode). The pass used to fail on each of them (TS001).
-	hyper, err := l.hypertables(ctx)
+	hyper, err := migrate.Hypertables(ctx, l.pool)
 	if err != nil {
 		return store.MaintenanceResult{}, wrap("maintenance", err)
 	}
+	res := store.MaintenanceResult{Mode: migrate.ModeOf(hyper)}
 	ts := len(hyper) > 0
 	var errs []error
 	// work is the entry of table in res, added on first use; the pointer
@@ -358,29 +354,6 @@ func (l *Lifecycle) Clock(ctx context.Context) (time.Time, error) {
 	var now time.Time
 	err := l.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
 	return now, wrap("database clock", err)
-}
-
-// hypertables is the set of this schema's TimescaleDB hypertables (none
-// without the extension).
-func (l *Lifecycle) hypertables(ctx context.Context) (map[string]bool, error) {
-	var ext bool
-	if err := l.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')`).Scan(&ext); err != nil || !ext {
-		return nil, err
-	}
-	rows, err := l.pool.Query(ctx, `SELECT hypertable_name::text FROM timescaledb_information.hypertables
-		WHERE hypertable_schema = current_schema()`)
-	if err != nil {
-		return nil, err
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		set[n] = true
-	}
-	return set, nil
 }
 
 // enter is called before each table's work: it stops a cancelled pass and
