@@ -37,6 +37,7 @@ func (c *Collections) IDs(ctx context.Context) ([]int64, error) {
 // is PostgreSQL's, so the limit holds across every process sharing the
 // database.
 func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
+	idem := store.IdempotentFrom(ctx) // a keyed create's
 	var id int64
 	err := inTx(ctx, c.pool, func(q *db.Queries) error {
 		if err := q.LockCollections(ctx); err != nil {
@@ -50,7 +51,7 @@ func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
 			// A keyed repeat that waited on the lock for the first
 			// create with its key finds the limit that create reached:
 			// it reads that create's answer instead (keyedWrite).
-			if idem := store.IdempotentFrom(ctx); idem != nil {
+			if idem != nil {
 				_, err := q.GetIdempotentAnswer(ctx, idem.Key)
 				if err == nil {
 					return store.ErrKeyInUse
@@ -68,9 +69,9 @@ func (c *Collections) Create(ctx context.Context, limit int) (int64, error) {
 		if err := q.StartCollectionHTTPTotals(ctx, &id); err != nil {
 			return err
 		}
-		// A keyed create (store.Idempotent in ctx) records its answer,
-		// which holds the new id, in the same transaction.
-		if idem := store.IdempotentFrom(ctx); idem != nil {
+		// A keyed create records its answer, which holds the new id, in
+		// the same transaction.
+		if idem != nil {
 			return claimKey(ctx, q, idem, id)
 		}
 		return nil
