@@ -35,9 +35,6 @@ func startBouncer(t *testing.T) *pgbouncer.Bouncer {
 // are filled in).
 func startBouncerWith(t *testing.T, opts pgbouncer.Options) *pgbouncer.Bouncer {
 	t.Helper()
-	if !pgbouncer.Available() {
-		t.Fatal("pgbouncer is not installed (make test installs it: apt-get install pgbouncer)")
-	}
 	u, err := url.Parse(testdb.ServerURL())
 	if err != nil {
 		t.Fatal(err)
@@ -46,29 +43,8 @@ func startBouncerWith(t *testing.T, opts pgbouncer.Options) *pgbouncer.Bouncer {
 		t.Skip("the PgBouncer tests need a test server that trusts local connections (the throwaway cluster, not TEST_DATABASE_URL with a password)")
 	}
 	port, _ := strconv.Atoi(u.Port())
-	// Not t.TempDir: its parent is private to root, and PgBouncer runs as
-	// the postgres user when the tests run as root.
-	dir, err := os.MkdirTemp("", "telemetry-pgbouncer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testdb.Watch(dir)
-	opts.Dir, opts.ServerHost, opts.ServerPort = dir, u.Hostname(), port
-	b, err := pgbouncer.Start(context.Background(), opts)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer os.RemoveAll(dir)
-		if err := b.Stop(); err != nil {
-			t.Log(err)
-		}
-		if t.Failed() {
-			t.Logf("pgbouncer log:\n%s", b.Log())
-		}
-	})
-	return b
+	opts.ServerHost, opts.ServerPort = u.Hostname(), port
+	return testdb.Bouncer(t, opts)
 }
 
 // syncBuffer collects a serve process's log lines.

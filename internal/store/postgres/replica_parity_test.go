@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -48,27 +47,7 @@ func TestLagTolerantReadsOnTheReplicaAnswerAsThePrimary(t *testing.T) {
 
 func bouncerFor(t *testing.T, port int) *pgbouncer.Bouncer {
 	t.Helper()
-	if !pgbouncer.Available() {
-		t.Fatal("pgbouncer is not installed (make test installs it: apt-get install pgbouncer)")
-	}
-	dir, err := os.MkdirTemp("", "telemetry-pgbouncer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testdb.Watch(dir)
-	b, err := pgbouncer.Start(context.Background(), pgbouncer.Options{Dir: dir, ServerPort: port, RoundRobin: true,
-		DefaultPoolSize: 4})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer os.RemoveAll(dir)
-		if err := b.Stop(); err != nil {
-			t.Log(err)
-		}
-	})
-	return b
+	return testdb.Bouncer(t, pgbouncer.Options{ServerPort: port, RoundRobin: true, DefaultPoolSize: 4})
 }
 
 func lagTolerantReadsAgree(t *testing.T, ctx context.Context, st, primaryOnly *postgres.Store, pair *testdb.Pair) {
