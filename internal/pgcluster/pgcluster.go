@@ -42,6 +42,19 @@ type Options struct {
 	// (docs/performance.md, "The database's collation"). Used by initdb
 	// only: a cluster that exists keeps its own.
 	Locale string
+	// Password, when not empty, is the postgres role's password in a new
+	// cluster, and every connection must give it (initdb
+	// --auth=scram-sha-256): the local cluster of `make run` (cmd/devdb),
+	// which lives on and may sit on a shared machine. Empty: initdb
+	// --auth=trust, any local user connects as any role without a password.
+	// The throwaway test clusters keep trust: the tests log in as roles they
+	// create without passwords (the analysts' roles), PgBouncer's test
+	// configuration (internal/pgbouncer) trusts the server, and replicas
+	// (StartReplica) stream over a trusted replication connection; the
+	// clusters live as long as the tests, hold only test data, and are
+	// removed at the end. Used by initdb only: a cluster that exists keeps
+	// its pg_hba.conf (RequirePassword changes it).
+	Password string
 }
 
 // initdbLocale gives initdb's locale arguments for Options.Locale.
@@ -92,8 +105,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		args := append([]string{"-D", c.dataDir(), "-U", "postgres", "--auth=trust", "--encoding=UTF8"}, locale...)
-		if err := c.run(ctx, "initdb", append(args, "--no-instructions")...); err != nil {
+		args := append([]string{"-D", c.dataDir(), "-U", "postgres", "--encoding=UTF8", "--no-instructions"}, locale...)
+		if err := c.initdb(ctx, args, opts.Password); err != nil {
 			return nil, fmt.Errorf("initdb: %w", err)
 		}
 	}
@@ -139,6 +152,134 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// initdb runs initdb with args and the authentication password asks for.
+// The password goes through a file (--pwfile) that initdb, run as the
+// postgres user when we are root, can read: in the cluster's directory,
+// which that user owns, private, and removed once initdb is done.
+func (c *Cluster) initdb(ctx context.Context, args []string, password string) error {
+	if password == "" {
+		return c.run(ctx, "initdb", append(args, "--auth=trust")...)
+	}
+	if strings.ContainsAny(password, "\r\n") {
+		return errors.New("the password may not contain a line break")
+	}
+	f, err := os.CreateTemp(c.Dir, "initdb-password-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(password + "\n")
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	if err := chownToPostgres(f.Name()); err != nil {
+		return err
+	}
+	return c.run(ctx, "initdb", append(args, "--auth=scram-sha-256", "--pwfile="+f.Name())...)
+}
+
+// Initialised says whether the cluster's data directory has been created
+// (initdb has run).
+func (c *Cluster) Initialised() bool {
+	_, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION"))
+	return err == nil
+}
+
+// Trusts says whether the cluster's pg_hba.conf lets some connections in
+// without a password (a "trust" method): a cluster initialised without
+// Options.Password.
+func (c *Cluster) Trusts() (bool, error) {
+	lines, err := c.hbaLines()
+	if err != nil {
+		return false, err
+	}
+	for _, l := range lines {
+		if l.method() == "trust" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// RequirePassword changes every "trust" method of the cluster's
+// pg_hba.conf to scram-sha-256 and has the running server reload it: from
+// then on a connection needs its role's password. Set the password first
+// (ALTER ROLE ... PASSWORD): a role without one can no longer log in.
+// Comments and the other lines are kept as they are.
+func (c *Cluster) RequirePassword(ctx context.Context) error {
+	lines, err := c.hbaLines()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if l.method() == "trust" {
+			// Rewritten from its fields: its spacing and a comment at its
+			// end are not kept.
+			l.fields[l.methodField()] = "scram-sha-256"
+			b.WriteString(strings.Join(l.fields, "\t"))
+		} else {
+			b.WriteString(l.text)
+		}
+		b.WriteString("\n")
+	}
+	// Written in place: the file keeps its owner (postgres) and mode.
+	if err := os.WriteFile(c.hbaFile(), []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return c.run(ctx, "pg_ctl", "-D", c.dataDir(), "reload")
+}
+
+func (c *Cluster) hbaFile() string { return filepath.Join(c.dataDir(), "pg_hba.conf") }
+
+// hbaLine is a line of pg_hba.conf: its text, and its fields unless it is
+// a comment or blank.
+type hbaLine struct {
+	text   string
+	fields []string
+}
+
+// methodField is the index of the authentication method among the
+// fields of a rule: after the connection type, database and user, and the
+// address of a host rule (an IP address and a separate mask are two
+// fields); -1 for a comment.
+func (l hbaLine) methodField() int {
+	switch {
+	case len(l.fields) == 0:
+		return -1
+	case l.fields[0] == "local":
+		return 3
+	case len(l.fields) > 3 && !strings.Contains(l.fields[3], "/") && net.ParseIP(l.fields[3]) != nil:
+		return 5
+	}
+	return 4
+}
+
+// method is the rule's authentication method, "" for a comment.
+func (l hbaLine) method() string {
+	if i := l.methodField(); i >= 0 && i < len(l.fields) {
+		return l.fields[i]
+	}
+	return ""
+}
+
+func parseHBALine(text string) hbaLine {
+	rule, _, _ := strings.Cut(text, "#")
+	return hbaLine{text: text, fields: strings.Fields(rule)}
+}
+
+func (c *Cluster) hbaLines() ([]hbaLine, error) {
+	b, err := os.ReadFile(c.hbaFile())
+	if err != nil {
+		return nil, err
+	}
+	var lines []hbaLine
+	for _, text := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		lines = append(lines, parseHBALine(text))
+	}
+	return lines, nil
 }
 
 // HasTimescaleDB says whether the installation in use ships TimescaleDB:

@@ -17,7 +17,8 @@ import (
 // read-only queries while it replays the primary's WAL. Stopped, it starts
 // again (StartReplica or Start on the same Dir) and catches up.
 //
-// initdb --auth=trust (Start) lets local replication connections in: its
+// initdb --auth=trust (Start without Options.Password, as the tests start
+// their clusters) lets local replication connections in: its
 // pg_hba.conf has "host replication all 127.0.0.1/32 trust", and PostgreSQL
 // 15's defaults (wal_level=replica, max_wal_senders=10) allow streaming.
 // The replica gets the same settings as its primary from opts (Fast, the
