@@ -224,7 +224,7 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 			}
 		}
 		if e.hypertable && hyper[e.table] {
-			w.Chunks, w.Deferred, err = l.dropChunks(ctx, e.table, before)
+			w.Chunks, w.Deferred, err = l.dropChunks(ctx, e.table, before, renew)
 		} else {
 			w.Rows, err = l.batches(ctx, e.del, before, renew)
 		}
@@ -399,9 +399,18 @@ func (l *Lifecycle) batches(ctx context.Context, del batchDelete, before time.Ti
 // The TimescaleDB calls. The table is a parameter cast to regclass, not
 // text spliced into the statement.
 const (
-	dropChunksSQL = `SELECT count(*) FROM drop_chunks($1::text::regclass, older_than => $2::timestamptz)`
-	// The chunks drop_chunks would drop.
-	dueChunksSQL = `SELECT count(*) FROM show_chunks($1::text::regclass, older_than => $2::timestamptz)`
+	// The chunks wholly older than $2, those drop_chunks(table,
+	// older_than => $2) drops, oldest first, with their time ranges.
+	expiredChunksSQL = `
+SELECT format('%I.%I', c.chunk_schema, c.chunk_name), c.range_start, c.range_end
+FROM timescaledb_information.chunks c
+WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = $1 AND c.range_end <= $2::timestamptz
+ORDER BY c.range_start`
+	// One of those chunks: drop_chunks drops the chunks whose range lies
+	// within [newer_than, older_than], and a hypertable's chunks do not
+	// overlap in time (one dimension, time), so given a chunk's own range
+	// it drops that chunk alone.
+	dropChunkSQL = `SELECT count(*) FROM drop_chunks($1::text::regclass, older_than => $2::timestamptz, newer_than => $3::timestamptz)`
 	// Chunks wholly older than the cutoff that are not compressed yet, or
 	// only partly: a late write into a compressed chunk (a flows upsert
 	// into an old hour, a late device report) leaves the rows it touched
@@ -446,19 +455,49 @@ func (l *Lifecycle) withChunkLock(ctx context.Context, fn func(tx pgx.Tx) error)
 }
 
 // dropChunks drops the chunks of table whose whole range is older than
-// before: rows in the chunk holding the cutoff wait for the next pass after
-// the chunk's end passes it. When a chunk to drop is in use past
-// chunkLockTimeout, none is dropped: it answers how many were due, as
-// deferred.
-func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Time) (dropped, deferred int64, err error) {
-	err = l.withChunkLock(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, dropChunksSQL, table, before).Scan(&dropped)
-	})
-	if lockTimedOut(err) {
-		err = l.pool.QueryRow(ctx, dueChunksSQL, table, before).Scan(&deferred)
-		return 0, deferred, err
+// before, one statement (and transaction) per chunk: rows in the chunk
+// holding the cutoff wait for the next pass after the chunk's end passes
+// it. A chunk in use past chunkLockTimeout (or whose drop met a deadlock)
+// is left for the next pass and counted as deferred, and the other chunks
+// are dropped. It used to be one drop_chunks for the whole table, so one
+// chunk held by a long reader left all of the table's expired chunks for
+// the next pass (found by an audit).
+func (l *Lifecycle) dropChunks(ctx context.Context, table string, before time.Time, renew func(context.Context) error) (dropped, deferred int64, err error) {
+	type chunk struct {
+		name       string
+		start, end time.Time
 	}
-	return dropped, 0, err
+	rows, err := l.pool.Query(ctx, expiredChunksSQL, table, before)
+	if err != nil {
+		return 0, 0, err
+	}
+	chunks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (chunk, error) {
+		var c chunk
+		err := row.Scan(&c.name, &c.start, &c.end)
+		return c, err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range chunks {
+		var n int64
+		err := l.withChunkLock(ctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, dropChunkSQL, table, c.end, c.start).Scan(&n)
+		})
+		switch {
+		case retryable(err), lockTimedOut(err):
+			deferred++
+		case err != nil:
+			return dropped, deferred, fmt.Errorf("chunk %s: %w", c.name, err)
+		default:
+			// 0 when the chunk went meanwhile.
+			dropped += n
+		}
+		if err := renew(ctx); err != nil {
+			return dropped, deferred, err
+		}
+	}
+	return dropped, deferred, nil
 }
 
 // compress compresses table's chunks older than before and not due to be

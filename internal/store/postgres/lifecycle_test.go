@@ -641,6 +641,100 @@ func TestMaintainLeavesAChunkInUseForTheNextPass(t *testing.T) {
 	}
 }
 
+// Of a table's expired chunks, only the one another session holds is left
+// for the next pass: the others are dropped in the same pass. The pass used
+// to drop them all in one drop_chunks, so a long reader of one old chunk
+// kept every expired chunk of the table until it ended (found by an audit).
+// The retention watermark moves to the cutoff all the same: it says rows
+// before it may be gone, not that they are (docs/lifecycle.md).
+func TestMaintainDropsTheExpiredChunksNotInUse(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	if !timescaleEnabled(t, pool) {
+		t.Skip("SKIPPED: this PostgreSQL server has no TimescaleDB (extension not available or not preloaded): chunks are TimescaleDB only")
+	}
+	st := postgres.New(pool, postgres.Options{})
+	ctx := context.Background()
+	// Two expired chunks of measurements (one day wide), 20 and 17 days
+	// old, and a kept one.
+	lifecycleData(t, st, 20*day, 17*day, 5*day)
+	cutoff := lifecycleNow.Add(-15 * day)
+	retention := store.Retention{Measurements: 15 * day}
+	chunkOf := func(at time.Time) string {
+		t.Helper()
+		var name string
+		if err := pool.QueryRow(ctx, `SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks
+			WHERE hypertable_name = 'measurements' AND range_start <= $1 AND range_end > $1`, at).Scan(&name); err != nil {
+			t.Fatalf("the chunk of %s: %v", at, err)
+		}
+		return name
+	}
+	held, other := chunkOf(lifecycleNow.Add(-20*day)), chunkOf(lifecycleNow.Add(-17*day))
+	if n := countOf(t, pool, `SELECT count(*) FROM show_chunks('measurements', older_than => $1::timestamptz)`, cutoff); n != 2 {
+		t.Fatalf("%d expired chunks, want 2", n)
+	}
+
+	// Another session reads the older chunk's day and keeps its
+	// transaction open: it holds that chunk, and not the other.
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(ctx) }()
+	from := lifecycleNow.Add(-20 * day).Truncate(day)
+	if n := countTx(t, holder, `SELECT count(*) FROM measurements WHERE started_at >= $1 AND started_at < $2`, from, from.Add(day)); n == 0 {
+		t.Fatal("no measurement in the held chunk: the check below proves nothing")
+	}
+	locks := func(chunk string) int64 {
+		return countOf(t, pool, `SELECT count(*) FROM pg_locks WHERE relation = $1::text::regclass AND pid <> pg_backend_pid()`, chunk)
+	}
+	if locks(held) == 0 || locks(other) != 0 {
+		t.Fatalf("the other session holds %d locks on %s and %d on %s, want some and none", locks(held), held, locks(other), other)
+	}
+
+	res, err := st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	if err != nil {
+		t.Fatalf("a pass with one expired chunk in use: %v", err)
+	}
+	work := map[string]store.TableWork{}
+	for _, w := range res.Tables {
+		work[w.Table] = w
+	}
+	if m := work["measurements"]; m.Chunks != 1 || m.Deferred != 1 {
+		t.Errorf("measurements: %+v, want the chunk not in use dropped and the other deferred", m)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements WHERE started_at >= $1 AND started_at < $2`, from.Add(day), cutoff); n != 0 {
+		t.Errorf("%d measurements of the expired chunk nobody held left", n)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements WHERE started_at >= $1 AND started_at < $2`, from, from.Add(day)); n == 0 {
+		t.Error("the measurements of the held chunk went")
+	}
+	var mark time.Time
+	if err := pool.QueryRow(ctx, `SELECT deleted_before FROM retention_watermarks WHERE table_name = 'measurements'`).Scan(&mark); err != nil || !mark.Equal(cutoff) {
+		t.Errorf("retention watermark %s, %v; want the cutoff %s", mark, err, cutoff)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next pass drops the chunk left.
+	res, err = st.Lifecycle.Maintain(ctx, retention, lifecycleNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Tables {
+		if w.Table == "measurements" && (w.Chunks != 1 || w.Deferred != 0) {
+			t.Errorf("the next pass: %+v, want the chunk left dropped", w)
+		}
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements WHERE started_at < $1`, cutoff); n != 0 {
+		t.Errorf("%d expired measurements left after the next pass", n)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM measurements`); n == 0 {
+		t.Error("the kept measurements went")
+	}
+}
+
 func countTx(t *testing.T, tx pgx.Tx, query string, args ...any) int64 {
 	t.Helper()
 	var n int64
