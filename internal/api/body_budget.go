@@ -6,11 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
-	"golang.org/x/sync/semaphore"
 )
 
 // BODY_MEMORY_BYTES: how many bytes of large request bodies the service
@@ -22,12 +23,21 @@ import (
 // more, it takes its whole size from a budget, and gives it back once its
 // answer is written. A body that does not fit waits for others to finish.
 //
-//   - The size is the Content-Length; a body without one (chunked) takes
-//     its operation's whole limit, since nobody knows how much more will
-//     come. An operation that parses its body into generic values (the
-//     events' register and commit) counts it several times over: its
-//     Metadata's bodyWeightKey (eventsBodyWeight, 8), as eight 8 MB events
-//     bodies at once took 0.9-1.1 GB.
+//   - The size is the Content-Length. A body without one (chunked) takes
+//     what it has read and one more chunkStep, and reads no further than
+//     its share covers: past it, it takes the next chunkStep at once, or,
+//     when the budget has no room for it, is a 503 (errBodyBudget), since a
+//     body that waited while holding a share could wait for another that
+//     waits for it. It used to take its operation's whole limit, so a few
+//     chunked bodies of a little over a MiB each (one, with the default
+//     limits) held the budget and the other large bodies waited for them.
+//     A chunked body's first share waits its turn as any other; its later
+//     steps go ahead of the bodies waiting for a first share (it holds
+//     room that it gives back the sooner it ends).
+//   - An operation that parses its body into generic values (the events'
+//     register and commit) counts it several times over: its Metadata's
+//     bodyWeightKey (eventsBodyWeight, 8), as eight 8 MB events bodies at
+//     once took 0.9-1.1 GB.
 //   - The first MiB is read before the share is taken so that a client
 //     must send it, not only announce a size, to hold the budget.
 //   - A body holding a share must keep arriving at BODY_MIN_RATE bytes a
@@ -65,22 +75,92 @@ const minRateSlack = 1 << 20
 // its bodies count (an int64; 1 when absent).
 const bodyWeightKey = "bodyWeight"
 
+// chunkStep is how many more bytes of a chunked body each step of its
+// share covers.
+const chunkStep = 1 << 20
+
 // bodyBudget is the shared budget of large request bodies.
 type bodyBudget struct {
-	sem         *semaphore.Weighted
 	size        int64
 	readTimeout time.Duration
 	minRate     int64 // BODY_MIN_RATE, bytes a second; 0: none
 	held        gauge // bytes taken by bodies being read or served
 	waiting     gauge // bodies waiting for their share
+
+	mu    sync.Mutex
+	free  int64
+	queue []*budgetWaiter // bodies waiting for their first share, in turn
+}
+
+// budgetWaiter is a body waiting for its first share of n bytes.
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{} // closed once the share is its
 }
 
 // gauge is what the budget needs of a Prometheus gauge (metrics.go).
 type gauge interface{ Add(float64) }
 
 func newBodyBudget(size int64, readTimeout time.Duration, minRate int64, held, waiting gauge) *bodyBudget {
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, readTimeout: readTimeout, minRate: minRate,
-		held: held, waiting: waiting}
+	return &bodyBudget{size: size, free: size, readTimeout: readTimeout, minRate: minRate, held: held, waiting: waiting}
+}
+
+// acquire waits, after the bodies already waiting, for n bytes (at most
+// size), until ctx is done.
+func (b *bodyBudget) acquire(ctx context.Context, n int64) error {
+	b.mu.Lock()
+	if len(b.queue) == 0 && b.free >= n {
+		b.free -= n
+		b.mu.Unlock()
+		return nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.queue = append(b.queue, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-w.ready: // granted meanwhile: given back
+		b.free += n
+	default:
+		b.queue = slices.DeleteFunc(b.queue, func(q *budgetWaiter) bool { return q == w })
+	}
+	b.grant() // those behind it may fit now
+	return ctx.Err()
+}
+
+// grow takes n more bytes for a body that holds a share, ahead of the
+// bodies waiting for theirs, if they are free; it never waits.
+func (b *bodyBudget) grow(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.free < n {
+		return false
+	}
+	b.free -= n
+	return true
+}
+
+// give returns n bytes and hands them on to the bodies waiting.
+func (b *bodyBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n
+	b.grant()
+}
+
+// grant gives the free bytes to the waiting bodies in turn (b.mu held).
+func (b *bodyBudget) grant() {
+	for len(b.queue) > 0 && b.queue[0].n <= b.free {
+		b.free -= b.queue[0].n
+		close(b.queue[0].ready)
+		b.queue = slices.Delete(b.queue, 0, 1)
+	}
 }
 
 // errBodyBudget is the read error of a body that did not get its share of
@@ -194,7 +274,8 @@ func documentBodyBudget(oapi *huma.OpenAPI, op *huma.Operation) {
 		op.Responses["503"] = r
 	}
 	r.Description = "Service Unavailable: the database cannot be reached or is overloaded, or a body over 1 MiB " +
-		"found no room in BODY_MEMORY_BYTES (the bodies being read or served) within READ_TIMEOUT. " +
+		"found no room in BODY_MEMORY_BYTES (the bodies being read or served) within READ_TIMEOUT, or a chunked one " +
+		"found none for its next MiB. " +
 		"Retry after the Retry-After header's seconds."
 	if r := op.Responses["408"]; r != nil { // documentBodyErrors
 		r.Description = "Request Timeout: the body did not arrive within READ_TIMEOUT, or, past its first MiB, " +
@@ -214,6 +295,8 @@ type budgetedBody struct {
 	weight int64 // how many times its bytes count
 	read   int64
 	held   int64 // its share, once taken
+	covers int64 // how many of its bytes its share covers
+	whole  bool  // its share covers all it may still read
 	err    error // why it stopped (its reader's end included), once it has
 
 	// BODY_MIN_RATE, while the share is held (nil setDeadline: none).
@@ -228,21 +311,28 @@ func (b *budgetedBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.held == 0 {
-		switch {
-		case b.length > b.limit:
-			return 0, b.fail(&http.MaxBytesError{Limit: b.limit})
-		case b.read < smallBody:
-			// The first MiB without a share.
-			p = p[:min(int64(len(p)), smallBody-b.read)]
-		case b.length >= 0:
-			if err := b.take(b.length); err != nil {
+	switch {
+	case b.whole:
+	case b.length > b.limit:
+		return 0, b.fail(&http.MaxBytesError{Limit: b.limit})
+	case b.held == 0 && b.read < smallBody:
+		// The first MiB without a share.
+		p = p[:min(int64(len(p)), smallBody-b.read)]
+	case b.length >= 0:
+		if err := b.cover(b.length, true); err != nil {
+			return 0, err
+		}
+	default:
+		// Chunked: its next step once it has read what its share covers,
+		// and no further than that.
+		if b.read >= b.covers {
+			n := min(b.read+chunkStep, b.limit)
+			if err := b.cover(n, n == b.limit); err != nil {
 				return 0, err
 			}
-		default:
-			if err := b.take(b.limit); err != nil {
-				return 0, err
-			}
+		}
+		if !b.whole {
+			p = p[:min(int64(len(p)), b.covers-b.read)]
 		}
 	}
 	var paced bool // a BODY_MIN_RATE deadline is in force for this read
@@ -299,18 +389,24 @@ func (b *budgetedBody) pace() bool {
 	return b.setDeadline(due) == nil && paced
 }
 
-// take waits for the share of n bytes of body (at most all of the budget).
-func (b *budgetedBody) take(n int64) error {
-	n = min(n*b.weight, b.budget.size)
-	b.budget.waiting.Add(1)
-	err := b.budget.sem.Acquire(b.wait, n)
-	b.budget.waiting.Add(-1)
-	if err != nil {
+// cover makes the body's share cover its first n bytes (all it may still
+// read if whole), counted weight times and at most the whole budget: its
+// first share waits its turn, a larger one is taken at once or is a 503.
+func (b *budgetedBody) cover(n int64, whole bool) error {
+	share := min(n*b.weight, b.budget.size)
+	if b.held == 0 {
+		b.budget.waiting.Add(1)
+		err := b.budget.acquire(b.wait, share)
+		b.budget.waiting.Add(-1)
+		if err != nil {
+			return b.fail(errBodyBudget)
+		}
+		b.takenAt, b.readAtTake = time.Now(), b.read
+	} else if !b.budget.grow(share - b.held) {
 		return b.fail(errBodyBudget)
 	}
-	b.held = n
-	b.takenAt, b.readAtTake = time.Now(), b.read
-	b.budget.held.Add(float64(n))
+	b.budget.held.Add(float64(share - b.held))
+	b.held, b.covers, b.whole = share, n, whole || share == b.budget.size
 	return nil
 }
 
@@ -327,7 +423,7 @@ func (b *budgetedBody) fail(err error) error {
 func (b *budgetedBody) release() {
 	if b.held > 0 {
 		b.budget.held.Add(float64(-b.held))
-		b.budget.sem.Release(b.held)
+		b.budget.give(b.held)
 		b.held = 0
 	}
 }

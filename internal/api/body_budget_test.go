@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -245,14 +246,20 @@ func TestBodyContentLengthOverTheLimitIs413AtOnce(t *testing.T) {
 	}
 }
 
-// A chunked body reads its first MiB without a share, then takes its
-// operation's whole limit: a small chunked body is served meanwhile, a
-// large one waits.
+// chunk is b as one chunk of a chunked body.
+func chunk(b string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(b), b) }
+
+// A chunked body reads its first MiB without a share, then takes what it
+// has read and one more MiB, and another MiB each time it has read what its
+// share covers. Three chunked bodies 1.25 MiB into their 1.5 hold 2 MiB
+// each, and a 2 MiB body is served beside them, in a budget of 8 MiB whose
+// operations take 4: each took its operation's whole limit, two of them
+// the whole budget, and the third waited.
 func TestBodyBudgetChunkedBodies(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, budget3MiB(30*time.Second))
-	body := flowsBodyOf(3 << 19) // 1.5 MiB
-	chunk := func(b string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(b), b) }
+	s := newTestServer(t, func(c *config.Config) {
+		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout, c.BodyMinRate = 4<<20, 8<<20, 30*time.Second, 0
+	})
 	chunked := postHead(s, "/flows", "Transfer-Encoding: chunked\n", "")
 
 	small := start(t, s, chunked, chunk(flowsBodyOf(900<<10))+"0\r\n\r\n")
@@ -261,14 +268,67 @@ func TestBodyBudgetChunkedBodies(t *testing.T) {
 		t.Fatalf("held %v after a small chunked body", held)
 	}
 
-	large := start(t, s, chunked, chunk(body[:5<<18])) // 1.25 MiB: past the first MiB
-	eventually(t, s, heldGauge, 3<<20)
-	other := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", len(body)), ""), body)
-	eventually(t, s, waitingGauge, 1)
-	large.send(t, chunk(body[5<<18:])+"0\r\n\r\n")
-	large.wantStatus(t, http.StatusCreated)
-	other.wantStatus(t, http.StatusCreated)
+	body := flowsBodyOf(3 << 19) // 1.5 MiB
+	var open []*exchange
+	for range 3 {
+		open = append(open, start(t, s, chunked, chunk(body[:5<<18]))) // 1.25 MiB: past the first MiB
+	}
+	eventually(t, s, heldGauge, 3*(2<<20))
+	if w := readGauge(s, waitingGauge); w != 0 {
+		t.Fatalf("%v waiting", w)
+	}
+	s.do("POST", "/flows", flowsBodyOf(2<<20)).wantStatus(t, http.StatusCreated)
+	for _, e := range open {
+		e.send(t, chunk(body[5<<18:])+"0\r\n\r\n")
+		e.wantStatus(t, http.StatusCreated)
+	}
 	eventually(t, s, heldGauge, 0)
+	if got := budgetFlowBytes(t, s); got != 5 {
+		t.Fatalf("flows stored: %d bytes, want 5 (five bodies of 1)", got)
+	}
+}
+
+// A chunked body that has read what its share covers while the budget has
+// no room for its next MiB is a 503 at once, whose detail names the
+// setting (it does not wait: it could wait for a body that waits for its
+// room), and gives its share back; the body that holds the room is served.
+// A chunked body over its operation's limit is a 413 and holds nothing
+// after.
+func TestBodyBudgetChunkedBodyFindsNoRoom(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) {
+		c.MaxBodyBytes, c.BodyMemoryBytes, c.ReadTimeout, c.BodyMinRate = 4<<20, 4<<20, 30*time.Second, 0
+	})
+	chunked := postHead(s, "/flows", "Transfer-Encoding: chunked\n", "")
+	body := flowsBodyOf(3 << 20)
+	grower := start(t, s, chunked, chunk(body[:5<<18])) // holds 2 MiB
+	eventually(t, s, heldGauge, 2<<20)
+	const size = 2 << 20
+	other := flowsBodyOf(size)
+	holder := start(t, s, postHead(s, "/flows", fmt.Sprintf("Content-Length: %d\n", size), ""), other[:3<<19])
+	eventually(t, s, heldGauge, 4<<20)
+
+	// The rest, of which the service reads up to its share's 2 MiB.
+	go io.WriteString(grower.conn, chunk(body[5<<18:])+"0\r\n\r\n")
+	a := grower.wait(t)
+	p := (response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusServiceUnavailable)
+	if !strings.Contains(p.Detail, "BODY_MEMORY_BYTES") || a.header.Get("Retry-After") == "" {
+		t.Fatalf("503 %q, Retry-After %q", p.Detail, a.header.Get("Retry-After"))
+	}
+	eventually(t, s, heldGauge, 2<<20)
+	holder.send(t, other[3<<19:])
+	holder.wantStatus(t, http.StatusCreated)
+	eventually(t, s, heldGauge, 0)
+
+	over := flowsBodyOf(4<<20 + 1000)
+	tooLarge := start(t, s, chunked, chunk(over[:5<<18]))
+	go io.WriteString(tooLarge.conn, chunk(over[5<<18:])+"0\r\n\r\n")
+	a = tooLarge.wait(t)
+	(response{Status: a.status, Header: a.header, Body: a.body}).problem(t, http.StatusRequestEntityTooLarge)
+	eventually(t, s, heldGauge, 0)
+	if got := budgetFlowBytes(t, s); got != 1 {
+		t.Fatalf("flows stored: %d bytes, want the holder's alone (1)", got)
+	}
 }
 
 // The share is taken when the body is read, after the operation's own
@@ -432,5 +492,51 @@ func TestBodyBudgetReleasedWhenTheAnswerBegins(t *testing.T) {
 	s.do("POST", "/flows", flowsBodyOf(3<<19)).wantStatus(t, http.StatusCreated)
 	if got := budgetFlowBytes(t, s); got != 1 {
 		t.Fatalf("flows stored: %d bytes, want 1", got)
+	}
+}
+
+// The budget's own accounting: a first share waits its turn behind the
+// bodies waiting before it, a body that holds a share grows ahead of them
+// or not at all, and a waiter that gives up lets those behind it go on.
+func TestBodyBudgetTurns(t *testing.T) {
+	t.Parallel()
+	b := newBodyBudget(10, 0, 0, nil, nil)
+	queued := func(n int) {
+		t.Helper()
+		for {
+			b.mu.Lock()
+			got := len(b.queue)
+			b.mu.Unlock()
+			if got == n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ctx := t.Context()
+	if err := b.acquire(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	giveUp, cancel := context.WithCancel(ctx)
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- b.acquire(giveUp, 8) }()
+	queued(1)
+	go func() { second <- b.acquire(ctx, 4) }() // fits, but waits its turn
+	queued(2)
+	if !b.grow(4) || b.grow(1) {
+		t.Fatal("a share grows by the free bytes, ahead of the waiting bodies, and no further")
+	}
+	cancel()
+	if err := <-first; err == nil {
+		t.Fatal("the first waiter was given 8 of 10 while 10 were held")
+	}
+	queued(1)
+	b.give(4)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	b.give(10)
+	if b.free != 10 || len(b.queue) != 0 {
+		t.Fatalf("free %d, %d waiting", b.free, len(b.queue))
 	}
 }

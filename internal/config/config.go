@@ -184,7 +184,7 @@ var Vars = []Var{
 		"a run's body is parsed whole and stored as one JSON value, so it gets a smaller limit than the batches",
 		positive(func(c *Config) *int64 { return &c.EventsMaxBodyBytes })},
 	{"BODY_MEMORY_BYTES", "67108864", "bytes of request bodies over 1 MiB held in memory at once (never less than MAX_BODY_BYTES): " +
-		"past its first MiB, a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts as its operation's limit",
+		"past its first MiB, a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts what it has read and one more MiB, taken as it arrives (503 when there is no room)",
 		positive(func(c *Config) *int64 { return &c.BodyMemoryBytes })},
 	{"BODY_MIN_RATE", "262144", "bytes a second a body must keep arriving at once it holds room in BODY_MEMORY_BYTES (it may fall 1 MiB behind); " +
 		"slower is a 408, so that a stalled client cannot keep the other large bodies waiting. 0 turns it off",
