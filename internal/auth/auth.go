@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,8 +45,24 @@ type Authenticator struct {
 	verified map[string]timeClaims
 }
 
-// timeClaims are a verified token's exp, nbf and iat (zero when absent).
+// timeClaims are a verified token's exp, nbf and iat. An absent nbf or iat
+// is farPast, which never refuses anything.
 type timeClaims struct{ exp, nbf, iat time.Time }
+
+// farPast and farFuture bound the times a claim can stand for: a NumericDate
+// beyond them (the JSON number has no limit; time.Time and int64 seconds do)
+// is read as the bound, which is on the same side of every clock this
+// service will ever see. So a larger exp never makes a token less valid, nor
+// a larger nbf or iat more valid: exp 1e19 is far-future, not "expired", and
+// nbf 1e19 is "not valid yet" (the library converts seconds to int64 without
+// a range check, which read both as a time before the epoch).
+var (
+	farPast   = time.Unix(-maxSeconds, 0)
+	farFuture = time.Unix(maxSeconds, 0)
+)
+
+// maxSeconds is about 3e10 years.
+const maxSeconds = 1e18
 
 // maxVerified bounds the cache of verified tokens.
 const maxVerified = 4096
@@ -62,12 +80,11 @@ func New(secret []byte) *Authenticator {
 	a := &Authenticator{secret: secret, now: time.Now, verified: map[string]timeClaims{}}
 	a.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithIssuedAt(),
-		jwt.WithExpirationRequired(),
-		// The library's leeway applies to exp too; check, called after
-		// it, holds exp to the second.
-		jwt.WithLeeway(ClockSkew),
-		jwt.WithTimeFunc(func() time.Time { return a.now() }),
+		// The time claims are read and checked here (times, check): the
+		// library reads a NumericDate beyond int64 seconds as a time
+		// before 1970, a number written as a string as a number, and
+		// claim names in any case ("EXP").
+		jwt.WithoutClaimsValidation(),
 	)
 	return a
 }
@@ -99,7 +116,7 @@ func (a *Authenticator) Verify(token string) error {
 	if ok {
 		return tc.check(a.now())
 	}
-	var claims jwt.RegisteredClaims
+	var claims payload
 	_, err := a.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Header["crit"]; ok {
 			// RFC 7515 4.1.11: a token naming extensions the verifier
@@ -112,10 +129,10 @@ func (a *Authenticator) Verify(token string) error {
 	if err != nil {
 		return describe(err)
 	}
-	if err := a.numericTimes(token); err != nil {
+	tc, err = claims.times()
+	if err != nil {
 		return err
 	}
-	tc = timeClaims{exp: numericTime(claims.ExpiresAt), nbf: numericTime(claims.NotBefore), iat: numericTime(claims.IssuedAt)}
 	a.mu.Lock()
 	if len(a.verified) >= maxVerified {
 		clear(a.verified)
@@ -128,76 +145,97 @@ func (a *Authenticator) Verify(token string) error {
 // errCrit refuses a token with a crit header.
 var errCrit = errors.New("token has a crit header: no JWS extension is understood here")
 
-// numericTimes refuses a token whose exp, nbf or iat is not a JSON number
-// (RFC 7519's NumericDate): the library also reads a number written as a
-// string ("exp":"1700000000"), which no conforming issuer writes (found
-// by a security audit). token's signature is verified: its payload is
-// well formed.
-func (a *Authenticator) numericTimes(token string) error {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return errors.New("malformed token")
+// payload is a token's claims, each as its JSON text: only exp, nbf and iat
+// are read, by times. Its methods satisfy jwt.Claims for the parser, which
+// validates no claim (WithoutClaimsValidation).
+type payload map[string]json.RawMessage
+
+func (payload) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+func (payload) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (payload) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (payload) GetIssuer() (string, error)                   { return "", nil }
+func (payload) GetSubject() (string, error)                  { return "", nil }
+func (payload) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// times reads the time claims of a token whose signature checked out. exp
+// is required (a token without it would be good forever). Each must be a
+// JSON number (RFC 7519's NumericDate): the library also read a number
+// written as a string ("exp":"1700000000"), which no conforming issuer
+// writes (found by a security audit). Names are case-sensitive (RFC 7519
+// 4), so "EXP" is not exp.
+func (p payload) times() (timeClaims, error) {
+	if _, ok := p["exp"]; !ok {
+		return timeClaims{}, errors.New("token has no exp claim: tokens must expire")
 	}
-	payload, err := a.parser.DecodeSegment(parts[1])
-	if err != nil {
-		return errors.New("malformed token")
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return errors.New("malformed token")
-	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		v, ok := raw[name]
+	tc := timeClaims{nbf: farPast, iat: farPast}
+	for _, c := range []struct {
+		name string
+		to   *time.Time
+	}{{"exp", &tc.exp}, {"nbf", &tc.nbf}, {"iat", &tc.iat}} {
+		v, ok := p[c.name]
 		if !ok {
 			continue
 		}
-		if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
-			return fmt.Errorf("token's %s must be a number (seconds since the epoch, RFC 7519 NumericDate)", name)
+		t, ok := numericDate(v)
+		if !ok {
+			return timeClaims{}, fmt.Errorf("token's %s must be a number (seconds since the epoch, RFC 7519 NumericDate)", c.name)
 		}
+		*c.to = t
 	}
-	return nil
+	return tc, nil
 }
 
-func numericTime(d *jwt.NumericDate) time.Time {
-	if d == nil {
-		return time.Time{}
+// numericDate reads a JSON number of seconds since the epoch, fractions
+// kept to the nanosecond, and clamps it to [farPast, farFuture]. ok is false
+// when v is not a number (a string, null, ...).
+func numericDate(v json.RawMessage) (t time.Time, ok bool) {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return time.Time{}, false
 	}
-	return d.Time
+	// A JSON number's syntax is a subset of ParseFloat's; one beyond
+	// float64's range parses as ±Inf (or 0 when tiny) with ErrRange,
+	// which the clamp below handles.
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return time.Time{}, false
+	}
+	switch {
+	case f >= maxSeconds:
+		return farFuture, true
+	case f <= -maxSeconds:
+		return farPast, true
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
 // check applies the time rules to a verified token: valid before exp, from
-// nbf, and not issued in the future, nbf and iat with ClockSkew of leeway.
+// nbf, and not issued in the future, nbf and iat with ClockSkew of leeway
+// (exp has none: a token never outlives it).
 func (tc timeClaims) check(now time.Time) error {
 	switch {
-	case !tc.exp.IsZero() && !now.Before(tc.exp):
+	case !now.Before(tc.exp):
 		return errors.New("token has expired")
-	case !tc.nbf.IsZero() && now.Add(ClockSkew).Before(tc.nbf):
+	case now.Add(ClockSkew).Before(tc.nbf):
 		return errors.New("token is not valid yet (nbf)")
-	case !tc.iat.IsZero() && now.Add(ClockSkew).Before(tc.iat):
+	case now.Add(ClockSkew).Before(tc.iat):
 		return errors.New("token is issued in the future (iat)")
 	}
 	return nil
 }
 
-// describe turns the library's error into a short reason for the client.
+// describe turns the library's error into a short reason for the client
+// (it checks no claim: times does).
 func describe(err error) error {
 	switch {
 	case errors.Is(err, errCrit):
 		return errCrit
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return errors.New("token has no exp claim: tokens must expire")
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return errors.New("malformed token")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return errors.New("invalid token signature or algorithm (HS256 only)")
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		return errors.New("token cannot be verified: only HS256 is accepted")
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return errors.New("token has expired")
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return errors.New("token is not valid yet (nbf)")
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return errors.New("token is issued in the future (iat)")
 	}
 	return errors.New("invalid token")
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -224,4 +225,55 @@ func TestVerifyClockSkew(t *testing.T) {
 func (a *Authenticator) withNow(t time.Time) *Authenticator {
 	a.now = func() time.Time { return t }
 	return a
+}
+
+// A NumericDate is any JSON number: one beyond int64 seconds (or float64)
+// stands for a time past every clock, on its side of it. exp 1e19 was read
+// as "expired" and nbf 1e19 as long past (the library converts to int64
+// without a range check); now a larger exp never makes a token less valid,
+// nor a larger nbf or iat more valid. Claim names are case-sensitive.
+func TestVerifyHugeTimes(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	hour := json.Number(fmt.Sprint(now.Add(time.Hour).Unix()))
+	ago := json.Number(fmt.Sprint(now.Add(-time.Hour).Unix()))
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+		want   string // "" accepted
+	}{
+		{"exp 1e18", jwt.MapClaims{"exp": json.Number("1000000000000000000")}, ""},
+		{"exp 2^63", jwt.MapClaims{"exp": json.Number("9223372036854775808")}, ""},
+		{"exp 1e19", jwt.MapClaims{"exp": json.Number("1e19")}, ""},
+		{"exp 1.5e300", jwt.MapClaims{"exp": json.Number("1.5e300")}, ""},
+		{"exp 1e400", jwt.MapClaims{"exp": json.Number("1e400")}, ""},
+		{"exp -1e19", jwt.MapClaims{"exp": json.Number("-1e19")}, "token has expired"},
+		{"exp -1e400", jwt.MapClaims{"exp": json.Number("-1e400")}, "token has expired"},
+		{"exp 1e-400", jwt.MapClaims{"exp": json.Number("1e-400")}, "token has expired"},
+		{"nbf 1e19", jwt.MapClaims{"exp": hour, "nbf": json.Number("1e19")}, "token is not valid yet (nbf)"},
+		{"nbf 1e400", jwt.MapClaims{"exp": hour, "nbf": json.Number("1e400")}, "token is not valid yet (nbf)"},
+		{"nbf -1e19", jwt.MapClaims{"exp": hour, "nbf": json.Number("-1e19")}, ""},
+		{"iat 1e19", jwt.MapClaims{"exp": hour, "iat": json.Number("1e19")}, "token is issued in the future (iat)"},
+		{"iat 9223372036854775807", jwt.MapClaims{"exp": hour, "iat": json.Number("9223372036854775807")}, "token is issued in the future (iat)"},
+		{"iat -1e19", jwt.MapClaims{"exp": hour, "iat": json.Number("-1e19")}, ""},
+		{"all huge", jwt.MapClaims{"exp": json.Number("1e20"), "nbf": json.Number("-1e20"), "iat": ago}, ""},
+		{"exp at year 1", jwt.MapClaims{"exp": json.Number("-62135596800")}, "token has expired"},
+		{"EXP is not exp", jwt.MapClaims{"EXP": hour}, "token has no exp claim: tokens must expire"},
+		{"NBF is not nbf", jwt.MapClaims{"exp": hour, "NBF": json.Number("1e19")}, ""},
+		{"exp null", jwt.MapClaims{"exp": nil}, "token's exp must be a number (seconds since the epoch, RFC 7519 NumericDate)"},
+		{"exp an object", jwt.MapClaims{"exp": map[string]any{}}, "token's exp must be a number (seconds since the epoch, RFC 7519 NumericDate)"},
+		{"fractional exp just ahead", jwt.MapClaims{"exp": json.Number(fmt.Sprint(now.Unix()) + ".5")}, ""},
+	}
+	for _, c := range cases {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c.claims).SignedString(secret)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		a := New(secret).withNow(now)
+		for _, pass := range []string{"verified", "cached"} {
+			err := a.Verify(tok)
+			if (c.want == "" && err != nil) || (c.want != "" && (err == nil || err.Error() != c.want)) {
+				t.Errorf("%s (%s): got %v, want %q", c.name, pass, err, c.want)
+			}
+		}
+	}
 }
