@@ -8,13 +8,19 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/telemetry/telemetry/internal/api"
+	"github.com/telemetry/telemetry/internal/config"
 )
 
 // servePprof answers Go's profiler on addr (PPROF_ADDR), on a listener of
 // its own so that profiling a server under load goes past none of the
 // API's middleware, authentication or self-profiling, and is never exposed
 // on the API's address. It returns what stops it.
-func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+// hosts (config.PprofHosts) are the names its requests' Host may carry:
+// by default localhost and IP addresses on a loopback address, so that a
+// DNS-rebinding page cannot read the profiles.
+func servePprof(addr string, hosts config.Hosts, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -26,7 +32,7 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// No WriteTimeout: a CPU profile or a trace answers after its seconds.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.RefuseOtherHosts(hosts)(mux), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("profiler listening", "addr", ln.Addr().String())
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -46,6 +46,32 @@ func TestServePprofAddr(t *testing.T) {
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("the API's address answers the profiler: %d", res.StatusCode)
 	}
+	// Both listen on loopback: by default (ALLOWED_HOSTS unset) a name
+	// other than localhost, as a DNS-rebinding page sends, is refused
+	// (421), on the profiler too; localhost and IP addresses pass.
+	for _, c := range []struct {
+		url, host string
+		want      int
+	}{
+		{base + "/healthz", "evil.example", http.StatusMisdirectedRequest},
+		{base + "/healthz", "localhost:8080", http.StatusOK},
+		{"http://" + addr + "/debug/pprof/cmdline", "evil.example:6060", http.StatusMisdirectedRequest},
+		{"http://" + addr + "/debug/pprof/cmdline", "localhost", http.StatusOK},
+	} {
+		req, err := http.NewRequest(http.MethodGet, c.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = c.host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%s with Host %s: %d, want %d", c.url, c.host, res.StatusCode, c.want)
+		}
+	}
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)

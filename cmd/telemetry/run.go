@@ -397,7 +397,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	handler, _ := api.New(api.Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
 	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		stopPprof, err := servePprof(cfg.PprofAddr, cfg.PprofHosts(), log)
 		if err != nil {
 			return fmt.Errorf("PPROF_ADDR: %w", err)
 		}
@@ -428,7 +428,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", "addr", ln.Addr().String(), "allowed_hosts", cfg.AllowedHosts.String())
 	fmt.Fprintf(stdout, "telemetry: serving on http://%s (docs at /docs)\n", ln.Addr().String())
 
 	errc := make(chan error, 1)
@@ -551,26 +551,10 @@ func unsafeSettings(cfg config.Config) []unsafeSetting {
 			msg:   "ENABLE_TOKEN_ENDPOINT=true: anyone who reaches the service gets a token from POST /mrd/token (development only)",
 			attrs: []any{"auth_writes", cfg.AuthWrites, "auth_reads", cfg.AuthReads}})
 	}
-	if cfg.PprofAddr != "" && !loopbackAddr(cfg.PprofAddr) {
+	if cfg.PprofAddr != "" && !config.LoopbackAddr(cfg.PprofAddr) {
 		out = append(out, unsafeSetting{
 			msg:   "PPROF_ADDR is not a loopback address: the profiler answers anyone who reaches it, without authentication",
 			attrs: []any{"addr", cfg.PprofAddr}})
 	}
 	return out
-}
-
-// loopbackAddr reports whether a host:port listens on loopback only: an IP
-// literal in 127.0.0.0/8 or ::1, or localhost. An empty host (":6060") is
-// every interface; other names are not resolved here and count as not
-// loopback.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

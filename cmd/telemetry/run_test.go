@@ -267,7 +267,7 @@ func TestServeShutdownWithSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /flows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n["); err != nil {
+	if _, err := io.WriteString(conn, "POST /flows HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n["); err != nil {
 		t.Fatal(err)
 	}
 	dribbling := make(chan struct{})
@@ -327,13 +327,13 @@ func TestServeHeaderAndIdleTimeouts(t *testing.T) {
 		return conn
 	}
 	headers := dial()
-	if _, err := io.WriteString(headers, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+	if _, err := io.WriteString(headers, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	closedByServer(headers)
 
 	idle := dial()
-	if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(idle)

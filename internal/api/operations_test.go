@@ -386,7 +386,7 @@ func TestPanicIs500(t *testing.T) {
 }
 
 // Every operation is documented as docs/architecture.md asks: an operationId, a
-// summary, a tag, 406 and 500 among its answers, and an example body for
+// summary, a tag, 406, 421, 422 and 500 among its answers, and an example body for
 // every error answer.
 func TestEveryOperationIsDocumented(t *testing.T) {
 	t.Parallel()
@@ -403,7 +403,7 @@ func TestEveryOperationIsDocumented(t *testing.T) {
 			if op.OperationID == "" || op.Summary == "" || len(op.Tags) != 1 || !tags[op.Tags[0]] {
 				t.Errorf("%s: operationId %q, summary %q, tags %v", where, op.OperationID, op.Summary, op.Tags)
 			}
-			codes := []string{"406", "422", "500"}
+			codes := []string{"406", "421", "422", "500"}
 			if op.RequestBody != nil {
 				codes = append(codes, "400", "408", "413", "415")
 			}

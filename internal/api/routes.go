@@ -159,6 +159,10 @@ func (s *server) registerRoutes(api huma.API) {
 			// A browser's write from another origin (crossorigin.go).
 			op.Errors = append(slices.Clone(op.Errors), http.StatusForbidden)
 		}
+		if !slices.Contains(op.Errors, http.StatusMisdirectedRequest) {
+			// A Host that ALLOWED_HOSTS does not list (hostcheck.go).
+			op.Errors = append(slices.Clone(op.Errors), http.StatusMisdirectedRequest)
+		}
 		op.Middlewares = append(slices.Clip(op.Middlewares), params)
 		r.register(api, op)
 		for _, a := range r.aliases {

@@ -7601,6 +7601,11 @@ type PostMeasurementsResponse415Headers struct {
 	CacheControl   *string
 }
 
+// PostMeasurementsResponse421Headers the declared response headers of an HTTP 421 response for PostMeasurements
+type PostMeasurementsResponse421Headers struct {
+	CacheControl *string
+}
+
 // PostMeasurementsResponse422Headers the declared response headers of an HTTP 422 response for PostMeasurements
 type PostMeasurementsResponse422Headers struct {
 	CacheControl *string
@@ -7638,6 +7643,8 @@ type PostMeasurementsResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7662,6 +7669,8 @@ type PostMeasurementsResponse struct {
 	Headers413 *PostMeasurementsResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PostMeasurementsResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *PostMeasurementsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostMeasurementsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -7713,6 +7722,11 @@ func (r PostMeasurementsResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PostMeasurementsResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r PostMeasurementsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7776,6 +7790,11 @@ type ListMeasurementsResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListMeasurementsResponse421Headers the declared response headers of an HTTP 421 response for ListMeasurements
+type ListMeasurementsResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListMeasurementsResponse422Headers the declared response headers of an HTTP 422 response for ListMeasurements
 type ListMeasurementsResponse422Headers struct {
 	CacheControl *string
@@ -7801,6 +7820,8 @@ type ListMeasurementsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7813,6 +7834,8 @@ type ListMeasurementsResponse struct {
 	Headers401 *ListMeasurementsResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListMeasurementsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListMeasurementsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListMeasurementsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -7834,6 +7857,11 @@ func (r ListMeasurementsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListMeasurementsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7897,6 +7925,11 @@ type FilterMeasurementsResponse406Headers struct {
 	CacheControl *string
 }
 
+// FilterMeasurementsResponse421Headers the declared response headers of an HTTP 421 response for FilterMeasurements
+type FilterMeasurementsResponse421Headers struct {
+	CacheControl *string
+}
+
 // FilterMeasurementsResponse422Headers the declared response headers of an HTTP 422 response for FilterMeasurements
 type FilterMeasurementsResponse422Headers struct {
 	CacheControl *string
@@ -7922,6 +7955,8 @@ type FilterMeasurementsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7934,6 +7969,8 @@ type FilterMeasurementsResponse struct {
 	Headers401 *FilterMeasurementsResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *FilterMeasurementsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *FilterMeasurementsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *FilterMeasurementsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -7955,6 +7992,11 @@ func (r FilterMeasurementsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r FilterMeasurementsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r FilterMeasurementsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8018,6 +8060,11 @@ type ListMeasurementGroupsResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListMeasurementGroupsResponse421Headers the declared response headers of an HTTP 421 response for ListMeasurementGroups
+type ListMeasurementGroupsResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListMeasurementGroupsResponse422Headers the declared response headers of an HTTP 422 response for ListMeasurementGroups
 type ListMeasurementGroupsResponse422Headers struct {
 	CacheControl *string
@@ -8043,6 +8090,8 @@ type ListMeasurementGroupsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8055,6 +8104,8 @@ type ListMeasurementGroupsResponse struct {
 	Headers401 *ListMeasurementGroupsResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListMeasurementGroupsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListMeasurementGroupsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListMeasurementGroupsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8076,6 +8127,11 @@ func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListMeasurementGroupsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8138,6 +8194,11 @@ type GetMethodDistributionResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetMethodDistributionResponse421Headers the declared response headers of an HTTP 421 response for GetMethodDistribution
+type GetMethodDistributionResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetMethodDistributionResponse422Headers the declared response headers of an HTTP 422 response for GetMethodDistribution
 type GetMethodDistributionResponse422Headers struct {
 	CacheControl *string
@@ -8163,6 +8224,8 @@ type GetMethodDistributionResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8175,6 +8238,8 @@ type GetMethodDistributionResponse struct {
 	Headers401 *GetMethodDistributionResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetMethodDistributionResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetMethodDistributionResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetMethodDistributionResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8196,6 +8261,11 @@ func (r GetMethodDistributionResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetMethodDistributionResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetMethodDistributionResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8258,6 +8328,11 @@ type GetMeasurementTimeseriesResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetMeasurementTimeseriesResponse421Headers the declared response headers of an HTTP 421 response for GetMeasurementTimeseries
+type GetMeasurementTimeseriesResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetMeasurementTimeseriesResponse422Headers the declared response headers of an HTTP 422 response for GetMeasurementTimeseries
 type GetMeasurementTimeseriesResponse422Headers struct {
 	CacheControl *string
@@ -8283,6 +8358,8 @@ type GetMeasurementTimeseriesResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8295,6 +8372,8 @@ type GetMeasurementTimeseriesResponse struct {
 	Headers401 *GetMeasurementTimeseriesResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetMeasurementTimeseriesResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetMeasurementTimeseriesResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetMeasurementTimeseriesResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8316,6 +8395,11 @@ func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON401() *Proble
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetMeasurementTimeseriesResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8383,6 +8467,11 @@ type GetMeasurementResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetMeasurementResponse421Headers the declared response headers of an HTTP 421 response for GetMeasurement
+type GetMeasurementResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetMeasurementResponse422Headers the declared response headers of an HTTP 422 response for GetMeasurement
 type GetMeasurementResponse422Headers struct {
 	CacheControl *string
@@ -8410,6 +8499,8 @@ type GetMeasurementResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8424,6 +8515,8 @@ type GetMeasurementResponse struct {
 	Headers404 *GetMeasurementResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetMeasurementResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetMeasurementResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetMeasurementResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8450,6 +8543,11 @@ func (r GetMeasurementResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetMeasurementResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetMeasurementResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8550,6 +8648,11 @@ type CommitEventResponse415Headers struct {
 	CacheControl   *string
 }
 
+// CommitEventResponse421Headers the declared response headers of an HTTP 421 response for CommitEvent
+type CommitEventResponse421Headers struct {
+	CacheControl *string
+}
+
 // CommitEventResponse422Headers the declared response headers of an HTTP 422 response for CommitEvent
 type CommitEventResponse422Headers struct {
 	CacheControl *string
@@ -8589,6 +8692,8 @@ type CommitEventResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8615,6 +8720,8 @@ type CommitEventResponse struct {
 	Headers413 *CommitEventResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CommitEventResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *CommitEventResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *CommitEventResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8671,6 +8778,11 @@ func (r CommitEventResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CommitEventResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r CommitEventResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8733,6 +8845,11 @@ type ListRunningEventsResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListRunningEventsResponse421Headers the declared response headers of an HTTP 421 response for ListRunningEvents
+type ListRunningEventsResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListRunningEventsResponse422Headers the declared response headers of an HTTP 422 response for ListRunningEvents
 type ListRunningEventsResponse422Headers struct {
 	CacheControl *string
@@ -8758,6 +8875,8 @@ type ListRunningEventsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8770,6 +8889,8 @@ type ListRunningEventsResponse struct {
 	Headers401 *ListRunningEventsResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListRunningEventsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListRunningEventsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListRunningEventsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8791,6 +8912,11 @@ func (r ListRunningEventsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListRunningEventsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListRunningEventsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8886,6 +9012,11 @@ type RegisterEventResponse415Headers struct {
 	CacheControl   *string
 }
 
+// RegisterEventResponse421Headers the declared response headers of an HTTP 421 response for RegisterEvent
+type RegisterEventResponse421Headers struct {
+	CacheControl *string
+}
+
 // RegisterEventResponse422Headers the declared response headers of an HTTP 422 response for RegisterEvent
 type RegisterEventResponse422Headers struct {
 	CacheControl *string
@@ -8923,6 +9054,8 @@ type RegisterEventResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8947,6 +9080,8 @@ type RegisterEventResponse struct {
 	Headers413 *RegisterEventResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *RegisterEventResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *RegisterEventResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *RegisterEventResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -8998,6 +9133,11 @@ func (r RegisterEventResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r RegisterEventResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r RegisterEventResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9071,6 +9211,11 @@ type GetEventResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetEventResponse421Headers the declared response headers of an HTTP 421 response for GetEvent
+type GetEventResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetEventResponse422Headers the declared response headers of an HTTP 422 response for GetEvent
 type GetEventResponse422Headers struct {
 	CacheControl *string
@@ -9100,6 +9245,8 @@ type GetEventResponse struct {
 	ApplicationproblemJSON405 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9116,6 +9263,8 @@ type GetEventResponse struct {
 	Headers405 *GetEventResponse405Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetEventResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetEventResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetEventResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9147,6 +9296,11 @@ func (r GetEventResponse) GetApplicationproblemJSON405() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetEventResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetEventResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9209,6 +9363,11 @@ type EventsPingResponse406Headers struct {
 	CacheControl *string
 }
 
+// EventsPingResponse421Headers the declared response headers of an HTTP 421 response for EventsPing
+type EventsPingResponse421Headers struct {
+	CacheControl *string
+}
+
 // EventsPingResponse422Headers the declared response headers of an HTTP 422 response for EventsPing
 type EventsPingResponse422Headers struct {
 	CacheControl *string
@@ -9228,6 +9387,8 @@ type EventsPingResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9238,6 +9399,8 @@ type EventsPingResponse struct {
 	Headers401 *EventsPingResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *EventsPingResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *EventsPingResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *EventsPingResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9257,6 +9420,11 @@ func (r EventsPingResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r EventsPingResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r EventsPingResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9315,6 +9483,11 @@ type ListStatesResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListStatesResponse421Headers the declared response headers of an HTTP 421 response for ListStates
+type ListStatesResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListStatesResponse422Headers the declared response headers of an HTTP 422 response for ListStates
 type ListStatesResponse422Headers struct {
 	CacheControl *string
@@ -9340,6 +9513,8 @@ type ListStatesResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9352,6 +9527,8 @@ type ListStatesResponse struct {
 	Headers401 *ListStatesResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListStatesResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListStatesResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListStatesResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9373,6 +9550,11 @@ func (r ListStatesResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListStatesResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListStatesResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9435,6 +9617,11 @@ type ListCollectionsResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListCollectionsResponse421Headers the declared response headers of an HTTP 421 response for ListCollections
+type ListCollectionsResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListCollectionsResponse422Headers the declared response headers of an HTTP 422 response for ListCollections
 type ListCollectionsResponse422Headers struct {
 	CacheControl *string
@@ -9460,6 +9647,8 @@ type ListCollectionsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9472,6 +9661,8 @@ type ListCollectionsResponse struct {
 	Headers401 *ListCollectionsResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListCollectionsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListCollectionsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListCollectionsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9493,6 +9684,11 @@ func (r ListCollectionsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListCollectionsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListCollectionsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9579,6 +9775,11 @@ type CreateCollectionResponse415Headers struct {
 	CacheControl   *string
 }
 
+// CreateCollectionResponse421Headers the declared response headers of an HTTP 421 response for CreateCollection
+type CreateCollectionResponse421Headers struct {
+	CacheControl *string
+}
+
 // CreateCollectionResponse422Headers the declared response headers of an HTTP 422 response for CreateCollection
 type CreateCollectionResponse422Headers struct {
 	CacheControl *string
@@ -9612,6 +9813,8 @@ type CreateCollectionResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9632,6 +9835,8 @@ type CreateCollectionResponse struct {
 	Headers409 *CreateCollectionResponse409Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateCollectionResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *CreateCollectionResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *CreateCollectionResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9673,6 +9878,11 @@ func (r CreateCollectionResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateCollectionResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r CreateCollectionResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9745,6 +9955,11 @@ type DeleteCollectionResponse406Headers struct {
 	CacheControl *string
 }
 
+// DeleteCollectionResponse421Headers the declared response headers of an HTTP 421 response for DeleteCollection
+type DeleteCollectionResponse421Headers struct {
+	CacheControl *string
+}
+
 // DeleteCollectionResponse422Headers the declared response headers of an HTTP 422 response for DeleteCollection
 type DeleteCollectionResponse422Headers struct {
 	CacheControl *string
@@ -9772,6 +9987,8 @@ type DeleteCollectionResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9788,6 +10005,8 @@ type DeleteCollectionResponse struct {
 	Headers404 *DeleteCollectionResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *DeleteCollectionResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *DeleteCollectionResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *DeleteCollectionResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9814,6 +10033,11 @@ func (r DeleteCollectionResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r DeleteCollectionResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -9881,6 +10105,11 @@ type GetCollectionResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetCollectionResponse421Headers the declared response headers of an HTTP 421 response for GetCollection
+type GetCollectionResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetCollectionResponse422Headers the declared response headers of an HTTP 422 response for GetCollection
 type GetCollectionResponse422Headers struct {
 	CacheControl *string
@@ -9908,6 +10137,8 @@ type GetCollectionResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9922,6 +10153,8 @@ type GetCollectionResponse struct {
 	Headers404 *GetCollectionResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetCollectionResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetCollectionResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetCollectionResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -9948,6 +10181,11 @@ func (r GetCollectionResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetCollectionResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10020,6 +10258,11 @@ type ClearCollectionResponse406Headers struct {
 	CacheControl *string
 }
 
+// ClearCollectionResponse421Headers the declared response headers of an HTTP 421 response for ClearCollection
+type ClearCollectionResponse421Headers struct {
+	CacheControl *string
+}
+
 // ClearCollectionResponse422Headers the declared response headers of an HTTP 422 response for ClearCollection
 type ClearCollectionResponse422Headers struct {
 	CacheControl *string
@@ -10047,6 +10290,8 @@ type ClearCollectionResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10063,6 +10308,8 @@ type ClearCollectionResponse struct {
 	Headers404 *ClearCollectionResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ClearCollectionResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ClearCollectionResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ClearCollectionResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -10089,6 +10336,11 @@ func (r ClearCollectionResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ClearCollectionResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ClearCollectionResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10152,6 +10404,11 @@ type ListFlowsResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListFlowsResponse421Headers the declared response headers of an HTTP 421 response for ListFlows
+type ListFlowsResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListFlowsResponse422Headers the declared response headers of an HTTP 422 response for ListFlows
 type ListFlowsResponse422Headers struct {
 	CacheControl *string
@@ -10177,6 +10434,8 @@ type ListFlowsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10189,6 +10448,8 @@ type ListFlowsResponse struct {
 	Headers401 *ListFlowsResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListFlowsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListFlowsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListFlowsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -10210,6 +10471,11 @@ func (r ListFlowsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListFlowsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListFlowsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10305,6 +10571,11 @@ type PostFlowsResponse415Headers struct {
 	CacheControl   *string
 }
 
+// PostFlowsResponse421Headers the declared response headers of an HTTP 421 response for PostFlows
+type PostFlowsResponse421Headers struct {
+	CacheControl *string
+}
+
 // PostFlowsResponse422Headers the declared response headers of an HTTP 422 response for PostFlows
 type PostFlowsResponse422Headers struct {
 	CacheControl *string
@@ -10342,6 +10613,8 @@ type PostFlowsResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10366,6 +10639,8 @@ type PostFlowsResponse struct {
 	Headers413 *PostFlowsResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PostFlowsResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *PostFlowsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostFlowsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -10417,6 +10692,11 @@ func (r PostFlowsResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PostFlowsResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r PostFlowsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10480,6 +10760,11 @@ type GetFlowSummaryResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetFlowSummaryResponse421Headers the declared response headers of an HTTP 421 response for GetFlowSummary
+type GetFlowSummaryResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetFlowSummaryResponse422Headers the declared response headers of an HTTP 422 response for GetFlowSummary
 type GetFlowSummaryResponse422Headers struct {
 	CacheControl *string
@@ -10505,6 +10790,8 @@ type GetFlowSummaryResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10517,6 +10804,8 @@ type GetFlowSummaryResponse struct {
 	Headers401 *GetFlowSummaryResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetFlowSummaryResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetFlowSummaryResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetFlowSummaryResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -10538,6 +10827,11 @@ func (r GetFlowSummaryResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetFlowSummaryResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetFlowSummaryResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10591,12 +10885,12 @@ type GetHealthResponse struct {
 	JSON200 *Health
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationproblemJSONDefault *Problem
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10609,6 +10903,11 @@ func (r GetHealthResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
 }
 
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetHealthResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
+}
+
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r GetHealthResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
@@ -10617,11 +10916,6 @@ func (r GetHealthResponse) GetApplicationproblemJSON422() *Problem {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetHealthResponse) GetApplicationproblemJSON500() *Problem {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r GetHealthResponse) GetApplicationproblemJSONDefault() *Problem {
-	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -10670,6 +10964,11 @@ type ListDevicesResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListDevicesResponse421Headers the declared response headers of an HTTP 421 response for ListDevices
+type ListDevicesResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListDevicesResponse422Headers the declared response headers of an HTTP 422 response for ListDevices
 type ListDevicesResponse422Headers struct {
 	CacheControl *string
@@ -10695,6 +10994,8 @@ type ListDevicesResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10707,6 +11008,8 @@ type ListDevicesResponse struct {
 	Headers401 *ListDevicesResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListDevicesResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListDevicesResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListDevicesResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -10728,6 +11031,11 @@ func (r ListDevicesResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListDevicesResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListDevicesResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10822,6 +11130,11 @@ type CreateDeviceResponse415Headers struct {
 	CacheControl   *string
 }
 
+// CreateDeviceResponse421Headers the declared response headers of an HTTP 421 response for CreateDevice
+type CreateDeviceResponse421Headers struct {
+	CacheControl *string
+}
+
 // CreateDeviceResponse422Headers the declared response headers of an HTTP 422 response for CreateDevice
 type CreateDeviceResponse422Headers struct {
 	CacheControl *string
@@ -10859,6 +11172,8 @@ type CreateDeviceResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -10883,6 +11198,8 @@ type CreateDeviceResponse struct {
 	Headers413 *CreateDeviceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateDeviceResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *CreateDeviceResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *CreateDeviceResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -10934,6 +11251,11 @@ func (r CreateDeviceResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateDeviceResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r CreateDeviceResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11006,6 +11328,11 @@ type DeleteDeviceResponse406Headers struct {
 	CacheControl *string
 }
 
+// DeleteDeviceResponse421Headers the declared response headers of an HTTP 421 response for DeleteDevice
+type DeleteDeviceResponse421Headers struct {
+	CacheControl *string
+}
+
 // DeleteDeviceResponse422Headers the declared response headers of an HTTP 422 response for DeleteDevice
 type DeleteDeviceResponse422Headers struct {
 	CacheControl *string
@@ -11033,6 +11360,8 @@ type DeleteDeviceResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11049,6 +11378,8 @@ type DeleteDeviceResponse struct {
 	Headers404 *DeleteDeviceResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *DeleteDeviceResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *DeleteDeviceResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *DeleteDeviceResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -11075,6 +11406,11 @@ func (r DeleteDeviceResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r DeleteDeviceResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DeleteDeviceResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11142,6 +11478,11 @@ type GetDeviceResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetDeviceResponse421Headers the declared response headers of an HTTP 421 response for GetDevice
+type GetDeviceResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetDeviceResponse422Headers the declared response headers of an HTTP 422 response for GetDevice
 type GetDeviceResponse422Headers struct {
 	CacheControl *string
@@ -11169,6 +11510,8 @@ type GetDeviceResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11183,6 +11526,8 @@ type GetDeviceResponse struct {
 	Headers404 *GetDeviceResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetDeviceResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetDeviceResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetDeviceResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -11209,6 +11554,11 @@ func (r GetDeviceResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetDeviceResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetDeviceResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11302,6 +11652,11 @@ type UpdateDeviceResponse415Headers struct {
 	CacheControl   *string
 }
 
+// UpdateDeviceResponse421Headers the declared response headers of an HTTP 421 response for UpdateDevice
+type UpdateDeviceResponse421Headers struct {
+	CacheControl *string
+}
+
 // UpdateDeviceResponse422Headers the declared response headers of an HTTP 422 response for UpdateDevice
 type UpdateDeviceResponse422Headers struct {
 	CacheControl *string
@@ -11339,6 +11694,8 @@ type UpdateDeviceResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11363,6 +11720,8 @@ type UpdateDeviceResponse struct {
 	Headers413 *UpdateDeviceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *UpdateDeviceResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *UpdateDeviceResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *UpdateDeviceResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -11414,6 +11773,11 @@ func (r UpdateDeviceResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r UpdateDeviceResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r UpdateDeviceResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11482,6 +11846,11 @@ type ListCurrentDeviceMetricsResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListCurrentDeviceMetricsResponse421Headers the declared response headers of an HTTP 421 response for ListCurrentDeviceMetrics
+type ListCurrentDeviceMetricsResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListCurrentDeviceMetricsResponse422Headers the declared response headers of an HTTP 422 response for ListCurrentDeviceMetrics
 type ListCurrentDeviceMetricsResponse422Headers struct {
 	CacheControl *string
@@ -11509,6 +11878,8 @@ type ListCurrentDeviceMetricsResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11523,6 +11894,8 @@ type ListCurrentDeviceMetricsResponse struct {
 	Headers404 *ListCurrentDeviceMetricsResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListCurrentDeviceMetricsResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListCurrentDeviceMetricsResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListCurrentDeviceMetricsResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -11549,6 +11922,11 @@ func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON404() *Proble
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListCurrentDeviceMetricsResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11617,6 +11995,11 @@ type GetDeviceMetricHistoryResponse406Headers struct {
 	CacheControl *string
 }
 
+// GetDeviceMetricHistoryResponse421Headers the declared response headers of an HTTP 421 response for GetDeviceMetricHistory
+type GetDeviceMetricHistoryResponse421Headers struct {
+	CacheControl *string
+}
+
 // GetDeviceMetricHistoryResponse422Headers the declared response headers of an HTTP 422 response for GetDeviceMetricHistory
 type GetDeviceMetricHistoryResponse422Headers struct {
 	CacheControl *string
@@ -11644,6 +12027,8 @@ type GetDeviceMetricHistoryResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11658,6 +12043,8 @@ type GetDeviceMetricHistoryResponse struct {
 	Headers404 *GetDeviceMetricHistoryResponse404Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *GetDeviceMetricHistoryResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *GetDeviceMetricHistoryResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *GetDeviceMetricHistoryResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -11684,6 +12071,11 @@ func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON404() *Problem 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetDeviceMetricHistoryResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11747,6 +12139,11 @@ type ListCurrentMetricNamesResponse406Headers struct {
 	CacheControl *string
 }
 
+// ListCurrentMetricNamesResponse421Headers the declared response headers of an HTTP 421 response for ListCurrentMetricNames
+type ListCurrentMetricNamesResponse421Headers struct {
+	CacheControl *string
+}
+
 // ListCurrentMetricNamesResponse422Headers the declared response headers of an HTTP 422 response for ListCurrentMetricNames
 type ListCurrentMetricNamesResponse422Headers struct {
 	CacheControl *string
@@ -11772,6 +12169,8 @@ type ListCurrentMetricNamesResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11784,6 +12183,8 @@ type ListCurrentMetricNamesResponse struct {
 	Headers401 *ListCurrentMetricNamesResponse401Headers
 	// Headers406 the parsed response headers for an HTTP 406 response
 	Headers406 *ListCurrentMetricNamesResponse406Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *ListCurrentMetricNamesResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ListCurrentMetricNamesResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -11805,6 +12206,11 @@ func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON401() *Problem 
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListCurrentMetricNamesResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -11858,12 +12264,12 @@ type GetMrdStatusResponse struct {
 	JSON200 *MrdStatus
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
-	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationproblemJSONDefault *Problem
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -11876,6 +12282,11 @@ func (r GetMrdStatusResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
 }
 
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetMrdStatusResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
+}
+
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r GetMrdStatusResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
@@ -11884,11 +12295,6 @@ func (r GetMrdStatusResponse) GetApplicationproblemJSON422() *Problem {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetMrdStatusResponse) GetApplicationproblemJSON500() *Problem {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r GetMrdStatusResponse) GetApplicationproblemJSONDefault() *Problem {
-	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -11949,6 +12355,8 @@ type CreateMrdTokenResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -11997,6 +12405,11 @@ func (r CreateMrdTokenResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateMrdTokenResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r CreateMrdTokenResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -12092,6 +12505,11 @@ type PutDeviceMetricResponse415Headers struct {
 	CacheControl   *string
 }
 
+// PutDeviceMetricResponse421Headers the declared response headers of an HTTP 421 response for PutDeviceMetric
+type PutDeviceMetricResponse421Headers struct {
+	CacheControl *string
+}
+
 // PutDeviceMetricResponse422Headers the declared response headers of an HTTP 422 response for PutDeviceMetric
 type PutDeviceMetricResponse422Headers struct {
 	CacheControl *string
@@ -12131,6 +12549,8 @@ type PutDeviceMetricResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -12157,6 +12577,8 @@ type PutDeviceMetricResponse struct {
 	Headers413 *PutDeviceMetricResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PutDeviceMetricResponse415Headers
+	// Headers421 the parsed response headers for an HTTP 421 response
+	Headers421 *PutDeviceMetricResponse421Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDeviceMetricResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -12215,6 +12637,11 @@ func (r PutDeviceMetricResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
 }
 
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r PutDeviceMetricResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
+}
+
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDeviceMetricResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
@@ -12271,6 +12698,8 @@ type GetReadyResponse struct {
 	JSON200 *Readiness
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
 	ApplicationproblemJSON406 *Problem
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -12289,6 +12718,11 @@ func (r GetReadyResponse) GetJSON200() *Readiness {
 // GetApplicationproblemJSON406 returns the response for an HTTP 406 `application/problem+json` response
 func (r GetReadyResponse) GetApplicationproblemJSON406() *Problem {
 	return r.ApplicationproblemJSON406
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetReadyResponse) GetApplicationproblemJSON421() *Problem {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -13132,6 +13566,13 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13274,6 +13715,16 @@ func ParsePostMeasurementsResponse(rsp *http.Response) (*PostMeasurementsRespons
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers PostMeasurementsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers PostMeasurementsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -13351,6 +13802,13 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13422,6 +13880,16 @@ func ParseListMeasurementsResponse(rsp *http.Response) (*ListMeasurementsRespons
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListMeasurementsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListMeasurementsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -13499,6 +13967,13 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13570,6 +14045,16 @@ func ParseFilterMeasurementsResponse(rsp *http.Response) (*FilterMeasurementsRes
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers FilterMeasurementsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers FilterMeasurementsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -13647,6 +14132,13 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13718,6 +14210,16 @@ func ParseListMeasurementGroupsResponse(rsp *http.Response) (*ListMeasurementGro
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListMeasurementGroupsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListMeasurementGroupsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -13795,6 +14297,13 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13856,6 +14365,16 @@ func ParseGetMethodDistributionResponse(rsp *http.Response) (*GetMethodDistribut
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetMethodDistributionResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetMethodDistributionResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -13933,6 +14452,13 @@ func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementT
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13994,6 +14520,16 @@ func ParseGetMeasurementTimeseriesResponse(rsp *http.Response) (*GetMeasurementT
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetMeasurementTimeseriesResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetMeasurementTimeseriesResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -14078,6 +14614,13 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14149,6 +14692,16 @@ func ParseGetMeasurementResponse(rsp *http.Response) (*GetMeasurementResponse, e
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetMeasurementResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetMeasurementResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -14274,6 +14827,13 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -14427,6 +14987,16 @@ func ParseCommitEventResponse(rsp *http.Response) (*CommitEventResponse, error) 
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers CommitEventResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers CommitEventResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -14504,6 +15074,13 @@ func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsRespo
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14565,6 +15142,16 @@ func ParseListRunningEventsResponse(rsp *http.Response) (*ListRunningEventsRespo
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListRunningEventsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListRunningEventsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -14683,6 +15270,13 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -14826,6 +15420,16 @@ func ParseRegisterEventResponse(rsp *http.Response) (*RegisterEventResponse, err
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers RegisterEventResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers RegisterEventResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -14917,6 +15521,13 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15005,6 +15616,16 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetEventResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetEventResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -15082,6 +15703,13 @@ func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15136,6 +15764,16 @@ func ParseEventsPingResponse(rsp *http.Response) (*EventsPingResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers EventsPingResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers EventsPingResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -15195,6 +15833,13 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -15267,6 +15912,16 @@ func ParseListStatesResponse(rsp *http.Response) (*ListStatesResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListStatesResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListStatesResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -15344,6 +15999,13 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15405,6 +16067,16 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListCollectionsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListCollectionsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -15509,6 +16181,13 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -15639,6 +16318,16 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers CreateCollectionResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateCollectionResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -15726,6 +16415,13 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15807,6 +16503,16 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers DeleteCollectionResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers DeleteCollectionResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -15891,6 +16597,13 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15962,6 +16675,16 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetCollectionResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetCollectionResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -16049,6 +16772,13 @@ func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse,
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16130,6 +16860,16 @@ func ParseClearCollectionResponse(rsp *http.Response) (*ClearCollectionResponse,
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ClearCollectionResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ClearCollectionResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -16207,6 +16947,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16278,6 +17025,16 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListFlowsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListFlowsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -16396,6 +17153,13 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -16539,6 +17303,16 @@ func ParsePostFlowsResponse(rsp *http.Response) (*PostFlowsResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers PostFlowsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers PostFlowsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -16616,6 +17390,13 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16687,6 +17468,16 @@ func ParseGetFlowSummaryResponse(rsp *http.Response) (*GetFlowSummaryResponse, e
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetFlowSummaryResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetFlowSummaryResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -16757,6 +17548,13 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16770,13 +17568,6 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSONDefault = &dest
 
 	}
 
@@ -16817,6 +17608,13 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -16889,6 +17687,16 @@ func ParseListDevicesResponse(rsp *http.Response) (*ListDevicesResponse, error) 
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListDevicesResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListDevicesResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -17007,6 +17815,13 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -17143,6 +17958,16 @@ func ParseCreateDeviceResponse(rsp *http.Response) (*CreateDeviceResponse, error
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers CreateDeviceResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateDeviceResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -17230,6 +18055,13 @@ func ParseDeleteDeviceResponse(rsp *http.Response) (*DeleteDeviceResponse, error
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17311,6 +18143,16 @@ func ParseDeleteDeviceResponse(rsp *http.Response) (*DeleteDeviceResponse, error
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers DeleteDeviceResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers DeleteDeviceResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -17395,6 +18237,13 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17466,6 +18315,16 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetDeviceResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetDeviceResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -17584,6 +18443,13 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -17713,6 +18579,16 @@ func ParseUpdateDeviceResponse(rsp *http.Response) (*UpdateDeviceResponse, error
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers UpdateDeviceResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers UpdateDeviceResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -17797,6 +18673,13 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17878,6 +18761,16 @@ func ParseListCurrentDeviceMetricsResponse(rsp *http.Response) (*ListCurrentDevi
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListCurrentDeviceMetricsResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListCurrentDeviceMetricsResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -17962,6 +18855,13 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18043,6 +18943,16 @@ func ParseGetDeviceMetricHistoryResponse(rsp *http.Response) (*GetDeviceMetricHi
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers GetDeviceMetricHistoryResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetDeviceMetricHistoryResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -18120,6 +19030,13 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18191,6 +19108,16 @@ func ParseListCurrentMetricNamesResponse(rsp *http.Response) (*ListCurrentMetric
 			headers.CacheControl = &value
 		}
 		response.Headers406 = &headers
+	case rsp.StatusCode == 421:
+		var headers ListCurrentMetricNamesResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListCurrentMetricNamesResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -18261,6 +19188,13 @@ func ParseGetMrdStatusResponse(rsp *http.Response) (*GetMrdStatusResponse, error
 		}
 		response.ApplicationproblemJSON406 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18274,13 +19208,6 @@ func ParseGetMrdStatusResponse(rsp *http.Response) (*GetMrdStatusResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSONDefault = &dest
 
 	}
 
@@ -18356,6 +19283,13 @@ func ParseCreateMrdTokenResponse(rsp *http.Response) (*CreateMrdTokenResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -18482,6 +19416,13 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -18635,6 +19576,16 @@ func ParsePutDeviceMetricResponse(rsp *http.Response) (*PutDeviceMetricResponse,
 			headers.CacheControl = &value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 421:
+		var headers PutDeviceMetricResponse421Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers421 = &headers
 	case rsp.StatusCode == 422:
 		var headers PutDeviceMetricResponse422Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -18704,6 +19655,13 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem

@@ -39,8 +39,14 @@ type Config struct {
 	// pages may write although they are not the request's Host: the
 	// public origin of a proxy that rewrites Host.
 	TrustedOrigins []string
-	LogLevel       slog.Level
-	MaxBodyBytes   int64
+	// AllowedHosts are the names a request's Host may carry on
+	// LISTEN_ADDR: ALLOWED_HOSTS, else its default for that address
+	// (hosts.go); allowedHostsVar is ALLOWED_HOSTS itself, nil when unset.
+	AllowedHosts    Hosts
+	allowedHostsVar *Hosts
+
+	LogLevel     slog.Level
+	MaxBodyBytes int64
 	// EventsMaxBodyBytes bounds the events' register and commit bodies,
 	// which are parsed whole and stored as one JSON value.
 	EventsMaxBodyBytes int64
@@ -143,6 +149,20 @@ var Vars = []Var{
 		address(func(c *Config) *string { return &c.ListenAddr })},
 	{"PPROF_ADDR", "", "when set (e.g. 127.0.0.1:6060), serve answers Go's profiler (/debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback. Unset: no profiler",
 		address(func(c *Config) *string { return &c.PprofAddr })},
+	{"ALLOWED_HOSTS", "", "comma list of the names clients reach the service by, which a request's Host must carry (421 otherwise): host names (telemetry.example.com), *.example.com for every name under example.com, each with an optional :port that Host must then carry; * for any host. " +
+		"An IP address as Host always passes (DNS rebinding needs a name; probes use addresses). It keeps pages of other sites from reaching the service through a name of theirs that resolves to its address (DNS rebinding). " +
+		"Unset: localhost when LISTEN_ADDR is a loopback address (the same rule for PPROF_ADDR), any host otherwise",
+		func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			h, err := parseHosts(v)
+			if err != nil {
+				return err
+			}
+			c.allowedHostsVar = &h
+			return nil
+		}},
 	{"TRUSTED_ORIGINS", "", "comma list of origins (scheme://host[:port], such as https://telemetry.example.com) whose browser pages may write here although they are not the request's Host: the public origin of a reverse proxy that rewrites Host (nginx's default) when browsers reach it over plain HTTP, where they send Origin but no Sec-Fetch-Site. Unset: a browser's write must come from the request's own origin",
 		func(c *Config, v string) error {
 			for _, o := range strings.Split(v, ",") {
@@ -460,6 +480,7 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s %v, got %q", v.Name, err, val))
 		}
 	}
+	cfg.AllowedHosts = cfg.hostsFor(cfg.ListenAddr)
 	if alias := strings.TrimSpace(getenv(flowsBatchAlias)); alias != "" {
 		if strings.TrimSpace(getenv("FLOWS_MAX_BATCH")) != "" {
 			errs = append(errs, fmt.Errorf("set FLOWS_MAX_BATCH or %s (its old name), not both", flowsBatchAlias))
