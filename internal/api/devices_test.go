@@ -996,3 +996,59 @@ func TestHistoryPointSchemaIsExact(t *testing.T) {
 		check(page(item), ok)
 	}
 }
+
+// A history bound between two microseconds (points are stored to the
+// microsecond) keeps [from, to): from rounds up, and to, exclusive, up as
+// well (a point before to.0000015 is one at or before .000001); raw points,
+// buckets and the NDJSON export alike.
+func TestDevicesHistorySubMicrosecondBounds(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t)
+	s.createDevice(t, "edge")
+	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 3 { // at, at+1µs, at+2µs
+		if _, err := s.Pool.Exec(context.Background(), `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
+			VALUES ($1, 'edge', 'load', 'double', $2, 'u', 'both', 60)`, at.Add(time.Duration(i)*time.Microsecond), float64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		from, to string
+		want     []float64
+	}{
+		{"10:00:00Z", "10:00:01Z", []float64{0, 1, 2}},
+		{"10:00:00.0000005Z", "10:00:01Z", []float64{1, 2}},
+		{"10:00:00.000000001Z", "10:00:01Z", []float64{1, 2}},
+		{"10:00:00.000001Z", "10:00:01Z", []float64{1, 2}},
+		{"10:00:00.000001001Z", "10:00:01Z", []float64{2}},
+		{"10:00:00Z", "10:00:00.0000015Z", []float64{0, 1}},
+		{"10:00:00Z", "10:00:00.000001Z", []float64{0}},
+		{"10:00:00Z", "10:00:00.000001999Z", []float64{0, 1}},
+		{"10:00:00.0000005Z", "10:00:00.0000015Z", []float64{1}},
+		{"10:00:00.0000005Z", "10:00:00.0000009Z", nil},
+	} {
+		q := "from=2024-05-01T" + c.from + "&to=2024-05-01T" + c.to
+		var raw Page[HistoryPoint]
+		s.do("GET", "/mrd/devices/edge/metrics/load/history?"+q, nil).wantStatus(t, http.StatusOK).decode(t, &raw)
+		var got []float64
+		for _, p := range raw.Items {
+			got = append(got, *p.Value)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) || raw.Total != int64(len(c.want)) {
+			t.Errorf("%s: points %v (total %d), want %v", q, got, raw.Total, c.want)
+		}
+		var buckets Page[HistoryPoint]
+		s.do("GET", "/mrd/devices/edge/metrics/load/history?bucket=1h&"+q, nil).wantStatus(t, http.StatusOK).decode(t, &buckets)
+		var n int64
+		for _, b := range buckets.Items {
+			n += *b.Count
+		}
+		if n != int64(len(c.want)) {
+			t.Errorf("%s: buckets count %d points, want %d", q, n, len(c.want))
+		}
+		nd := s.do("GET", "/mrd/devices/edge/metrics/load/history?"+q, nil, "Accept", "application/x-ndjson").wantStatus(t, http.StatusOK)
+		if lines := strings.Count(string(nd.Body), "\n"); lines != len(c.want) {
+			t.Errorf("%s: NDJSON has %d lines, want %d", q, lines, len(c.want))
+		}
+	}
+}

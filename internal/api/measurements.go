@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/big"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -178,10 +179,61 @@ func (optionalNumber) Schema(huma.Registry) *huma.Schema {
 type MeasurementWindow struct {
 	StartedAt optionalNumber `query:"startedAt" minimum:"0" maximum:"253402300799" example:"1444780800" doc:"Only measurements started at or after this time, epoch seconds. Default: 7 days before now."`
 	EndedAt   optionalNumber `query:"endedAt" minimum:"0" maximum:"253402300799" example:"1444953600" doc:"Only measurements ended at or before this time, epoch seconds. Default: now."`
+
+	// startedAt and endedAt are the bounds to the microsecond, read by
+	// check from the parameters' text (see inwardMicros).
+	startedAt, endedAt exactBound
+}
+
+// exactBound is a window bound in microseconds since the epoch, when its
+// parameter's text could be read exactly.
+type exactBound struct {
+	us int64
+	ok bool
 }
 
 func (w *MeasurementWindow) check(ctx huma.Context) []error {
-	return decimalParams(ctx, "startedAt", "endedAt")
+	errs := decimalParams(ctx, "startedAt", "endedAt")
+	if ctx != nil {
+		// Both ends are inclusive: startedAt rounds up, endedAt down.
+		w.startedAt = inwardMicros(ctx.Query("startedAt"), true)
+		w.endedAt = inwardMicros(ctx.Query("endedAt"), false)
+	}
+	return errs
+}
+
+// inwardMicros reads a window bound given in epoch seconds (the decimal
+// text of the query, exponent allowed) to the microsecond, rounding inward:
+// up for a start, down for an end. Times are stored to the microsecond, so
+// the window then holds exactly the stored rows the bounds given hold. The
+// float64 huma parses would not do: near 1.7e9 s it is 0.24 µs coarse, so
+// no rounding of it is right for a bound like 1700000000.0000005 (rounded
+// to nearest, that endedAt took in a row ended at ...000001, after it).
+// ok is false for text that is not such a number (already a 422), and for
+// one longer than 64 bytes or with an exponent beyond ±40 (big.Rat would
+// compute 10 to its power): the float's rounding, as before, serves those.
+func inwardMicros(text string, up bool) exactBound {
+	if text == "" || !decimalRe.MatchString(text) || len(text) > 64 {
+		return exactBound{}
+	}
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		if exp, err := strconv.Atoi(text[i+1:]); err != nil || exp < -40 || exp > 40 {
+			return exactBound{}
+		}
+	}
+	r, ok := new(big.Rat).SetString(text)
+	if !ok {
+		return exactBound{}
+	}
+	r.Mul(r, big.NewRat(1e6, 1))
+	q := new(big.Int).Div(r.Num(), r.Denom()) // floor: Denom is positive
+	if up && !r.IsInt() {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return exactBound{}
+	}
+	return exactBound{us: q.Int64(), ok: true}
 }
 
 // decimalRe is a number as the API documents its numeric query
@@ -223,11 +275,17 @@ func (w *MeasurementWindow) filter() store.MeasurementFilter {
 	// exactly in a page's links (pinned).
 	now := time.Now().Truncate(time.Microsecond)
 	f := store.MeasurementFilter{StartedAt: now.Add(-defaultWindow), EndedAt: now}
-	if w.StartedAt.Set {
-		f.StartedAt = fromEpoch(w.StartedAt.Value)
-	}
-	if w.EndedAt.Set {
-		f.EndedAt = fromEpoch(w.EndedAt.Value)
+	for _, b := range []struct {
+		p   optionalNumber
+		e   exactBound
+		dst *time.Time
+	}{{w.StartedAt, w.startedAt, &f.StartedAt}, {w.EndedAt, w.endedAt, &f.EndedAt}} {
+		switch {
+		case b.e.ok:
+			*b.dst = time.UnixMicro(b.e.us).UTC()
+		case b.p.Set:
+			*b.dst = fromEpoch(b.p.Value)
+		}
 	}
 	return f
 }
@@ -265,7 +323,7 @@ type MeasurementFilter struct {
 }
 
 func (q *MeasurementFilter) check(ctx huma.Context) []error {
-	return decimalParams(ctx, "startedAt", "endedAt", "elapsed")
+	return append(q.MeasurementWindow.check(ctx), decimalParams(ctx, "elapsed")...)
 }
 
 func (q *MeasurementFilter) filter() store.MeasurementFilter {

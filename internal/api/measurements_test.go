@@ -1058,3 +1058,77 @@ func TestMeasurementsElapsedZeroIsEveryRow(t *testing.T) {
 		t.Fatalf("the export with elapsed=0 differs:\n%s\nwithout it\n%s", b, a)
 	}
 }
+
+// A window bound between two microseconds (times are stored to the
+// microsecond) is rounded inward: startedAt up, endedAt down, both ends
+// being inclusive, so the window holds exactly the rows the bounds hold.
+// Rounded to the nearest microsecond (the float huma parses is too coarse
+// for anything better), startedAt=X.0000004 took in a row started at X and
+// endedAt=X.0000026 one ended at X.000003; on the list, the grouped counts,
+// the NDJSON export, the method distribution and the timeseries alike.
+func TestMeasurementsWindowSubMicrosecond(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	const x = day0 + 7200
+	id := postIDs(t, s, []rec{
+		{"name": "/edge", "method": "GET", "startedAt": json.Number(fmt.Sprintf("%d.000000", x)), "endedAt": json.Number(fmt.Sprintf("%d.000002", x))}, // 0
+		{"name": "/edge", "method": "GET", "startedAt": json.Number(fmt.Sprintf("%d.000001", x)), "endedAt": json.Number(fmt.Sprintf("%d.000003", x))}, // 1
+	})
+	for _, c := range []struct {
+		startedAt, endedAt string
+		want               []int // fixture indexes, endedAt desc
+	}{
+		{fmt.Sprint(x), fmt.Sprint(x + 1), []int{1, 0}},
+		{fmt.Sprintf("%d.0000004", x), fmt.Sprint(x + 1), []int{1}},
+		{fmt.Sprintf("%d.0000005", x), fmt.Sprint(x + 1), []int{1}},
+		{fmt.Sprintf("%d.000000999", x), fmt.Sprint(x + 1), []int{1}},
+		{fmt.Sprintf("%d.000001", x), fmt.Sprint(x + 1), []int{1}},
+		{fmt.Sprintf("%d.0000010001", x), fmt.Sprint(x + 1), []int{}},
+		{fmt.Sprint(x), fmt.Sprintf("%d.0000026", x), []int{0}},
+		{fmt.Sprint(x), fmt.Sprintf("%d.0000025", x), []int{0}},
+		{fmt.Sprint(x), fmt.Sprintf("%d.0000029999", x), []int{0}},
+		{fmt.Sprint(x), fmt.Sprintf("%d.000003", x), []int{1, 0}},
+		{fmt.Sprint(x), fmt.Sprintf("%d.0000019", x), []int{}},
+		{fmt.Sprint(x), fmt.Sprintf("%d.000002", x), []int{0}},
+		{fmt.Sprintf("%d.0000005", x), fmt.Sprintf("%d.0000025", x), []int{}},
+		// Exponents: the same values.
+		{fmt.Sprintf("%d0000004e-7", x), fmt.Sprintf("%d0000026E-7", x), []int{}},
+		{fmt.Sprintf("%d0000004e-7", x), fmt.Sprintf("%d000003e-6", x), []int{1}},
+	} {
+		q := "startedAt=" + c.startedAt + "&endedAt=" + c.endedAt
+		want := []int64{}
+		for _, i := range c.want {
+			want = append(want, id[i])
+		}
+		if p := list(t, s, "/api/measurements/?"+q); fmt.Sprint(ids(p.Items)) != fmt.Sprint(want) || p.Total != int64(len(want)) {
+			t.Errorf("%s: ids %v total %d, want %v", q, ids(p.Items), p.Total, want)
+		}
+		nd := s.do("GET", "/api/measurements/?"+q, nil, "Accept", "application/x-ndjson").wantStatus(t, http.StatusOK)
+		if lines := strings.Count(string(nd.Body), "\n"); lines != len(want) {
+			t.Errorf("%s: NDJSON export has %d lines, want %d", q, lines, len(want))
+		}
+		var g groupPage
+		s.do("GET", "/api/measurements/grouped/?"+q, nil).wantStatus(t, http.StatusOK).decode(t, &g)
+		var n int64
+		for _, it := range g.Items {
+			n += it.Count
+		}
+		if n != int64(len(want)) {
+			t.Errorf("%s: grouped counts %d, want %d", q, n, len(want))
+		}
+		var d struct{ Distribution map[string]int64 }
+		s.do("GET", "/api/measurements/methodDistribution/?"+q, nil).wantStatus(t, http.StatusOK).decode(t, &d)
+		if d.Distribution["GET"] != int64(len(want)) {
+			t.Errorf("%s: distribution %v, want %d GET", q, d.Distribution, len(want))
+		}
+		var ts struct{ Serie map[string]int64 }
+		s.do("GET", "/api/measurements/timeseries/?interval=hourly&"+q, nil).wantStatus(t, http.StatusOK).decode(t, &ts)
+		n = 0
+		for _, v := range ts.Serie {
+			n += v
+		}
+		if n != int64(len(want)) {
+			t.Errorf("%s: timeseries %v, want %d in all", q, ts.Serie, len(want))
+		}
+	}
+}
