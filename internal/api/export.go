@@ -433,20 +433,68 @@ func writeCSV(w *bufio.Writer, record []string) error {
 	return err
 }
 
-// csvText is the cell of a text value: the text, with a ' before it when
-// it starts with a character that makes a spreadsheet read the cell as a
-// formula (=, +, -, @, a tab or a CR): stored strings come from any client
-// that may write, and analysts open these files in spreadsheets
-// (formula injection, =HYPERLINK(...) or worse). Numbers are not text:
-// -2 stays -2. NDJSON keeps every string exactly.
+// csvText is the cell of a text value, or of an object's or array's JSON
+// text: stored strings come from any client that may write, and analysts
+// open these files in spreadsheets (formula injection, =HYPERLINK(...) or
+// worse). A spreadsheet runs a cell that starts with =, +, - or @ (or a
+// tab or a CR before one) as a formula, so such a cell gets a ' before it,
+// which makes the spreadsheet show the text instead.
+//
+// A spreadsheet does not always split the file where RFC 4180 does: Excel
+// opens a .csv with the list separator of the user's locale, which is ;
+// wherever the decimal mark is a comma (most of Europe). It then splits
+// every line at each ;, and a double quote only quotes when it starts such
+// a field, so a line break inside a comma-quoted cell ends the row too.
+// Each part of the text that such a split can turn into a cell of its own
+// (the text's start, and what follows each ;, LF or CR in it) is guarded
+// the same way: when it begins, past any spaces and double quotes (which
+// open a quoted field there), with one of those characters, a ' goes at
+// its start. So x;=HYPERLINK(...) is x;'=HYPERLINK(...). The comma is not
+// among these separators: a spreadsheet that splits at it reads the RFC
+// 4180 quotes, which keep the cell whole. Numbers are not text: -2 stays
+// -2 (nor do they hold ;). NDJSON keeps every string exactly.
 func csvText(s string) string {
-	if s != "" && formulaStart[s[0]] {
-		return "'" + s
+	if !formulaAt(s, 0) && strings.IndexAny(s, cellBreaks) < 0 {
+		return s
 	}
-	return s
+	var b strings.Builder
+	done := 0 // s[:done] is in b
+	for i := 0; ; {
+		if formulaAt(s, i) {
+			b.WriteString(s[done:i])
+			b.WriteByte('\'')
+			done = i
+		}
+		j := strings.IndexAny(s[i:], cellBreaks)
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
 }
 
-// formulaStart are the first bytes csvText neutralises.
+// cellBreaks are the bytes at which a spreadsheet may start a new cell
+// inside csvText's text: the ; of a locale's list separator, and the line
+// breaks once that split has undone the quotes.
+const cellBreaks = ";\n\r"
+
+// formulaAt reports whether the part of s that starts at i begins, past
+// any spaces and double quotes, with a byte of formulaStart.
+func formulaAt(s string, i int) bool {
+	for i < len(s) && (s[i] == ' ' || s[i] == '"') {
+		i++
+	}
+	return i < len(s) && formulaStart[s[i]]
+}
+
+// formulaStart are the bytes a cell must not start with (OWASP's list for
+// CSV injection: the formula characters, and a tab or a CR, which some
+// spreadsheets drop before one).
 var formulaStart = [256]bool{'=': true, '+': true, '-': true, '@': true, '\t': true, '\r': true}
 
 // columns are the CSV columns of an item type: its JSON fields in order.
@@ -477,7 +525,8 @@ func columnsOf(t reflect.Type) columns {
 // split turns an item's JSON object (as the JSON encoder writes it:
 // compact, valid) into its CSV record: a string is its text (csvText), null (or a
 // field left out) an empty cell, a number or boolean its JSON text, and an
-// object or array (args, kwargs, context) its JSON text.
+// object or array (args, kwargs, context) its JSON text (csvText too: its
+// strings may hold a ; or a formula after it).
 func (c columns) split(b []byte, record []string) error {
 	for i := range record {
 		record[i] = ""
@@ -502,6 +551,8 @@ func (c columns) split(b []byte, record []string) error {
 				}
 				record[col] = csvText(s)
 			case 'n':
+			case '{', '[':
+				record[col] = csvText(string(v))
 			default:
 				record[col] = string(v)
 			}
@@ -577,9 +628,10 @@ func documentExport(oapi *huma.OpenAPI, op *huma.Operation) {
 			"field the item type has; a field an item leaves out is an empty cell), then one row per item (RFC 4180: " +
 			"CRLF line ends; a field with a comma, a quote or a line break, or starting with a space, quoted, its " +
 			"quotes doubled). A string is its text, except that one starting with =, +, -, @, a tab or a CR gets a ' " +
-			"before it, so that a spreadsheet shows it instead of running it as a formula (NDJSON keeps it exact); " +
-			"null an empty cell; a number or boolean its JSON text; an object or array (args, kwargs, context) its " +
-			"JSON text."}}
+			"before it, so that a spreadsheet shows it instead of running it as a formula (NDJSON keeps it exact), and " +
+			"so does each part of it after a ;, a LF or a CR (a spreadsheet whose locale separates with ; splits " +
+			"there), both past any spaces and double quotes; null an empty cell; a number or boolean its JSON text; " +
+			"an object or array (args, kwargs, context) its JSON text, with the same ' after a ; in it."}}
 	ok.Content["application/x-ndjson"] = &huma.MediaType{Schema: item}
 	op.Description += "\n\n**Export**: with `Accept: text/csv` or `Accept: application/x-ndjson` (one JSON item per line, " +
 		"the same objects as `items`) the answer is every item the filters select, in the same order, streamed; `page` " +

