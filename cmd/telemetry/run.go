@@ -395,7 +395,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		lc.Start(cfg.MaintenanceInterval)
 		defer lc.Close()
 	}
-	handler, _ := api.New(api.Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof})
+	exports := api.NewExports()
+	handler, _ := api.New(api.Deps{Store: st.Stores(), Log: log, Metrics: prom, Config: cfg, Profiler: prof, Exports: exports})
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, cfg.PprofHosts(), log)
 		if err != nil {
@@ -452,6 +453,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		// dribbling a body, a request stuck on the database) are closed:
 		// the stop is still a clean one, and the process exits 0.
 		log.Warn("shutdown timeout: closing the connections still open")
+		// The exports still streaming end themselves first, as a failed
+		// one does, and count as interrupted: closed here, each was
+		// counted as a client that went away.
+		ictx, icancel := context.WithTimeout(context.Background(), exportsInterruptTimeout)
+		exports.Interrupt(ictx)
+		icancel()
 		if err := srv.Close(); err != nil {
 			log.Warn("closing connections", "error", err.Error())
 		}
@@ -489,6 +496,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 // finalFlushTimeout bounds the self-profiling flush after a shutdown that
 // used all of SHUTDOWN_TIMEOUT.
 const finalFlushTimeout = 5 * time.Second
+
+// exportsInterruptTimeout bounds the wait for the exports that a shutdown
+// interrupts to end (each cancels its query and cuts its connection: a
+// matter of milliseconds unless the database does not answer the cancel).
+const exportsInterruptTimeout = 2 * time.Second
 
 // healthcheck asks the server listening on LISTEN_ADDR whether it is ready;
 // container images have no curl, so the binary checks itself.

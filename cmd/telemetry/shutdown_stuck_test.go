@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -183,4 +185,61 @@ func lockTable(t *testing.T, url, table string) (*pgx.Conn, pgx.Tx) {
 		t.Fatal(err)
 	}
 	return conn, tx
+}
+
+// TestShutdownInterruptsExports: an export still streaming when
+// SHUTDOWN_TIMEOUT runs out (its client stopped reading) is ended by the
+// API before serve closes the connections: its client reads a truncated
+// body, and it is logged (and counted) as interrupted by the shutdown.
+// Before, the server's close cut it and it was counted as a client that
+// went away (telemetry_exports_total{outcome="client_gone"}).
+func TestShutdownInterruptsExports(t *testing.T) {
+	t.Parallel()
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"SHUTDOWN_TIMEOUT": "1s", "SELF_SAMPLE_INTERVAL": "0", "SELF_PROFILE": "false", "MAINTENANCE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// ~25 MB of NDJSON: more than the sockets hold.
+	if _, err := conn.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, context)
+		SELECT now() - interval '1 hour' + i * interval '1 ms', now() - interval '1 hour' + i * interval '1 ms', 0,
+		       '/bulk/' || (i % 50), 'GET', jsonb_build_object('url', repeat('x', 200))
+		FROM generate_series(1, 60000) i`); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, done, logs := startServeLogged(t, vars)
+	req, _ := http.NewRequest("GET", base+"/api/measurements/", nil)
+	req.Header.Set("Accept", "application/x-ndjson")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "{") {
+		t.Fatalf("first line %q: %v", line, err)
+	}
+	stop() // SIGTERM, the client reading nothing more
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("serve still running a minute after SIGTERM with SHUTDOWN_TIMEOUT=1s")
+	}
+	if _, err := io.Copy(io.Discard, br); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("reading the rest: %v, want io.ErrUnexpectedEOF (a truncated body)", err)
+	}
+	if !strings.Contains(logs.String(), "export interrupted by the shutdown") ||
+		strings.Contains(logs.String(), "export: client went away") {
+		t.Errorf("the export was not logged as interrupted by the shutdown:\n%s", logs)
+	}
 }

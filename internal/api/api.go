@@ -37,6 +37,9 @@ type Deps struct {
 	// Profiler records the service's own requests as measurements; nil
 	// turns self-profiling off.
 	Profiler *selfprofile.Profiler
+	// Exports lets the caller end the exports still streaming when its
+	// shutdown runs out of time (export.go); nil: nobody does.
+	Exports *Exports
 }
 
 // server carries the dependencies into the handlers.
@@ -52,6 +55,8 @@ type server struct {
 	// exportSlots holds a token per export streaming (EXPORTS_MAX; nil:
 	// no limit), export.go.
 	exportSlots chan struct{}
+	// exports are the exports in flight, for a shutdown (Deps.Exports).
+	exports *Exports
 	// warns logs the database's failures at most once per kind and
 	// operation every warnlimit.Every.
 	warns *warnlimit.Limiter
@@ -69,6 +74,9 @@ func New(d Deps) (http.Handler, huma.API) {
 	s := &server{st: d.Store, log: d.Log, prom: d.Metrics, cfg: d.Config, warns: warnlimit.New(d.Log)}
 	if d.Config.ExportsMax > 0 {
 		s.exportSlots = make(chan struct{}, d.Config.ExportsMax)
+	}
+	if s.exports = d.Exports; s.exports == nil {
+		s.exports = NewExports()
 	}
 
 	mux := chi.NewMux()

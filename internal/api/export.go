@@ -50,6 +50,43 @@ import (
 //     keeps the export going however long it takes, one that stops reading
 //     for WRITE_TIMEOUT is cut off. A client that goes away cancels the
 //     query.
+//   - A shutdown lets the exports in flight finish, for SHUTDOWN_TIMEOUT;
+//     then serve calls Exports.Interrupt, which ends each one before the
+//     server closes the connections: cut as a failed one is, or a 503
+//     before its first row, and counted as
+//     telemetry_exports_total{outcome="interrupted"}, not as a client that
+//     went away. A write blocked on a client that does not read is made
+//     to fail (its deadline set in the past), and net/http then closes
+//     the connection itself: an HTTP/1.1 body still ends without its last
+//     chunk, but an HTTP/1.0 one is closed, not reset (docs/export.md).
+
+// Exports are the exports a handler streams, for the shutdown of the
+// server that serves it.
+type Exports struct {
+	stop    context.Context // done once Interrupt is called
+	cancel  context.CancelFunc
+	running atomic.Int64
+}
+
+// NewExports returns the Exports for a Deps.
+func NewExports() *Exports {
+	e := &Exports{}
+	e.stop, e.cancel = context.WithCancel(context.Background())
+	return e
+}
+
+// Interrupt ends every export still streaming or waiting for its first
+// row, and waits until they have ended, or ctx is done. serve calls it once
+// SHUTDOWN_TIMEOUT has run out, before it closes the connections.
+func (e *Exports) Interrupt(ctx context.Context) {
+	e.cancel()
+	for e.running.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// errInterrupted is why an export that the shutdown ended was cancelled.
+var errInterrupted = errors.New("export: interrupted by the server's shutdown")
 
 // exportFormat is one of the two export formats.
 type exportFormat struct {
@@ -165,9 +202,25 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 				cap(s.exportSlots)))
 		}
 	}
+	s.exports.running.Add(1)
+	defer s.exports.running.Add(-1)
 	reqCtx := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	w := &exportWriter{s: s, ri: ri, f: ri.export, cols: cols, rc: http.NewResponseController(ri.w)}
+	// The shutdown's Interrupt cancels the query, and a write blocked on a
+	// client that does not read fails at once.
+	interrupted := make(chan struct{})
+	unwatch := context.AfterFunc(s.exports.stop, func() {
+		defer close(interrupted)
+		cancel(errInterrupted)
+		w.interrupt()
+	})
+	defer func() {
+		if !unwatch() {
+			<-interrupted // w.interrupt is done with the connection
+		}
+	}()
 	var timedOut atomic.Bool
 	var timer *time.Timer
 	if ri.dbTimeout > 0 {
@@ -178,7 +231,6 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 	}
 	// begin stops the first-row deadline, unless it has fired already.
 	begin := func() bool { return timer == nil || timer.Stop() }
-	w := &exportWriter{s: s, ri: ri, f: ri.export, cols: cols}
 	err := run(ctx, func(v T) error {
 		if !w.started {
 			if !begin() {
@@ -198,6 +250,12 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 		err = nil
 	}
 	if !w.started {
+		if w.interrupted.Load() {
+			begin()
+			s.prom.Exports.WithLabelValues(w.f.name, "interrupted").Inc()
+			s.log.InfoContext(ctx, "export interrupted by the shutdown before its first row", "request_id", ri.id)
+			return unavailable("this instance is shutting down; retry (another instance may answer)")
+		}
 		if timedOut.Load() || !begin() {
 			s.warns.Warn(ctx, "export: no row within DB_TIMEOUT", "", "request_id", ri.id, "db_timeout", ri.dbTimeout.String())
 			return unavailable("the database did not start the export within DB_TIMEOUT; retry later")
@@ -217,6 +275,13 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 	switch {
 	case err == nil:
 		s.prom.Exports.WithLabelValues(w.f.name, "complete").Inc()
+	case w.interrupted.Load():
+		// The client may still be reading: its answer must read as cut.
+		s.prom.Exports.WithLabelValues(w.f.name, "interrupted").Inc()
+		s.log.WarnContext(ctx, "export interrupted by the shutdown", "request_id", ri.id, "rows", w.rows,
+			"format", w.f.name)
+		w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
+		cutConnection(w.rc, w.ri.http10)
 	case w.writeErr != nil || reqCtx.Err() != nil:
 		// The client went away or stopped reading: nothing to tell it.
 		s.prom.Exports.WithLabelValues(w.f.name, "client_gone").Inc()
@@ -239,8 +304,12 @@ type exportWriter struct {
 	f    *exportFormat
 	cols columns
 
+	rc *http.ResponseController
+	// streaming is set once the status is sent, interrupted by
+	// Exports.Interrupt (from another goroutine: see interrupt).
+	streaming, interrupted atomic.Bool
+
 	started   bool
-	rc        *http.ResponseController
 	bw        *bufio.Writer
 	csv       bool
 	record    []string
@@ -251,8 +320,8 @@ type exportWriter struct {
 
 func (w *exportWriter) start() {
 	w.started = true
+	w.streaming.Store(true)
 	body := w.ri.w
-	w.rc = http.NewResponseController(body)
 	w.extendDeadline()
 	body.Header().Set("Content-Type", w.f.contentType)
 	body.Header().Set("Cache-Control", "no-store")
@@ -276,7 +345,27 @@ func (w *exportWriter) extendDeadline() {
 	if d := w.s.cfg.WriteTimeout; d > 0 {
 		_ = w.rc.SetWriteDeadline(time.Now().Add(d))
 	}
+	if w.interrupted.Load() {
+		// interrupt ran since: its deadline stands (after ours).
+		_ = w.rc.SetWriteDeadline(pastDeadline)
+	}
 }
+
+// interrupt (Exports.Interrupt, on a goroutine of its own) makes the
+// export's writes fail at once, a write blocked on its client included.
+// Before the first row it leaves the connection alone: the 503 is still
+// to be written. Either this or extendDeadline sets the deadline last, and
+// whichever does sees interrupted: extendDeadline reads it after its
+// own deadline, and interrupt sets it before it reads streaming.
+func (w *exportWriter) interrupt() {
+	w.interrupted.Store(true)
+	if w.streaming.Load() {
+		_ = w.rc.SetWriteDeadline(pastDeadline)
+	}
+}
+
+// pastDeadline is a write deadline that has passed: writes fail at once.
+var pastDeadline = time.Unix(1, 0)
 
 func (w *exportWriter) setErr(err error) {
 	if err != nil && w.writeErr == nil {

@@ -20,7 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/telemetry/telemetry/internal/config"
+	"github.com/telemetry/telemetry/internal/metrics"
 	"github.com/telemetry/telemetry/internal/store/postgres"
 )
 
@@ -1005,4 +1008,117 @@ func TestExportHeadEveryList(t *testing.T) {
 	if got := s.exportsCounted(t, "csv", "complete"); got != fmt.Sprint(len(paths)) {
 		t.Fatalf("%s HEAD exports complete, want %d", got, len(paths))
 	}
+}
+
+// A shutdown that runs out of SHUTDOWN_TIMEOUT interrupts the exports still
+// running (serve calls Exports.Interrupt before it closes the connections):
+// one streaming to a client that stopped reading is cut as a failed one is
+// (a truncated HTTP/1.1 body), one waiting for its first row is a 503 with
+// Retry-After, and each is counted as interrupted, not client_gone (as they
+// were when the server's close cut them). Interrupt returns once they have
+// ended.
+func TestExportInterruptedByShutdown(t *testing.T) {
+	t.Parallel()
+	base := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+	fillMeasurements(t, base, 60_000) // ~25 MB: more than the sockets buffer
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SelfProfile, cfg.DBTimeout = false, 0
+	exports, prom := NewExports(), metrics.New()
+	h, _ := New(Deps{Store: postgres.New(base.Pool, postgres.Options{}).Stores(), Config: cfg, Metrics: prom, Exports: exports})
+	s := &testServer{Server: newHTTPTest(t, h), Pool: base.Pool, Metrics: prom, t: t}
+
+	// HTTP/1.1, NDJSON: the client reads a line, then nothing.
+	res := exportRequest(t, s, context.Background(), "/api/measurements/", "application/x-ndjson")
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	// HTTP/1.0, CSV: the same.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/measurements/ HTTP/1.0\r\nAccept: text/csv\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res10, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || res10.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP/1.0 export: %v %v", res10, err)
+	}
+	br10 := bufio.NewReader(res10.Body)
+	if _, err := br10.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	// A CSV export waiting for its first row: its table is locked. (The
+	// pool's 4 connections are taken now: the lock is watched from a
+	// connection of its own.)
+	watch, err := pgx.Connect(context.Background(), s.Pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	release := s.lockTable(t, "flows")
+	waiting := make(chan response, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", s.URL+"/flows?hour=1", nil)
+		req.Header.Set("Accept", "text/csv")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			waiting <- response{}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		waiting <- response{Status: res.StatusCode, Header: res.Header, Body: b}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var n int
+		if err := watch.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'flows'::regclass`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the export never waited on the lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	exports.Interrupt(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("Interrupt did not return: the exports still run")
+	}
+	// Counted before Interrupt returned.
+	if got := s.exportsCounted(t, "ndjson", "interrupted"); got != "1" {
+		t.Errorf("interrupted NDJSON exports = %q, want 1", got)
+	}
+	if got := s.exportsCounted(t, "csv", "interrupted"); got != "2" {
+		t.Errorf("interrupted CSV exports = %q, want 2", got)
+	}
+	for _, format := range []string{"csv", "ndjson"} {
+		if got := s.exportsCounted(t, format, "client_gone"); got != "" {
+			t.Errorf("%s exports counted client_gone: %s", format, got)
+		}
+	}
+	if _, err := io.Copy(io.Discard, br); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("HTTP/1.1: reading the rest: %v, want io.ErrUnexpectedEOF (a truncated body)", err)
+	}
+	// (The HTTP/1.0 answer is closed by net/http after its failed write, not
+	// reset: docs/export.md, "Time limits".)
+	_, _ = io.Copy(io.Discard, br10)
+	r := <-waiting
+	if p := r.problem(t, http.StatusServiceUnavailable); r.Header.Get("Retry-After") == "" || !strings.Contains(p.Detail, "shutting down") {
+		t.Errorf("the export waiting for its first row: Retry-After %q, detail %q", r.Header.Get("Retry-After"), p.Detail)
+	}
+	release()
+	waitIdle(t, s)
 }

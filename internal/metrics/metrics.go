@@ -21,7 +21,8 @@ type Metrics struct {
 	// Exports counts the CSV and NDJSON exports by format and outcome
 	// (complete, failed: cut short by a database error after the first
 	// byte, client_gone, busy: refused because EXPORTS_MAX were
-	// streaming), and ExportRows the rows they sent.
+	// streaming, interrupted: ended by the server's shutdown once
+	// SHUTDOWN_TIMEOUT ran out), and ExportRows the rows they sent.
 	Exports    *prometheus.CounterVec
 	ExportRows *prometheus.CounterVec
 	// BodyBytesHeld is the bytes of request bodies over 1 MiB being read
@@ -52,7 +53,7 @@ func New() *Metrics {
 		}, []string{"resource"}),
 		Exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_exports_total",
-			Help: "CSV and NDJSON exports by format and outcome: complete, failed, client_gone (once streaming), busy (refused: EXPORTS_MAX streaming already).",
+			Help: "CSV and NDJSON exports by format and outcome: complete, failed, client_gone (once streaming), busy (refused: EXPORTS_MAX streaming already), interrupted (ended by the server's shutdown after SHUTDOWN_TIMEOUT).",
 		}, []string{"format", "outcome"}),
 		ExportRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_export_rows_total",
