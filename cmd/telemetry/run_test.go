@@ -36,7 +36,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	}
 	for _, want := range []string{"serve", "migrate [up|status|down]", "openapi", "token", "version", "DATABASE_URL", "LISTEN_ADDR", "BASE_PATH",
 		"FLOWS_MAX_BATCH", "MAX_BODY_BYTES", "LOG_LEVEL", "READ_HEADER_TIMEOUT", "READ_TIMEOUT", "WRITE_TIMEOUT",
-		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN", "BODY_MEMORY_BYTES", "BODY_MIN_RATE", "EXPORTS_MAX"} {
+		"IDLE_TIMEOUT", "DB_TIMEOUT", "AUTH_WRITES", "AUTH_READS", "METRICS_TOKEN", "BODY_MEMORY_BYTES", "BODY_MIN_RATE", "EXPORTS_MAX", "EXPORT_MIN_RATE"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("--help lacks %q:\n%s", want, out.String())
 		}
@@ -56,6 +56,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"migrate"}, nil, "DATABASE_URL is not set"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "FLOWS_MAX_BATCH": "-1"}, "FLOWS_MAX_BATCH"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "EXPORTS_MAX": "0"}, "EXPORTS_MAX"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "EXPORT_MIN_RATE": "-1"}, "EXPORT_MIN_RATE"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "EXPORT_MIN_RATE": "slow"}, "EXPORT_MIN_RATE"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_TIMEOUT": "soon"}, "READ_TIMEOUT"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "x", "READ_HEADER_TIMEOUT": "0"}, "READ_HEADER_TIMEOUT"},

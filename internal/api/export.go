@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -46,10 +47,11 @@ import (
 //     with Retry-After at once (telemetry_exports_total{outcome="busy"}).
 //   - The rows go out in chunks of exportBuffer bytes, and at least every
 //     exportFlushInterval; each chunk moves the connection's write deadline
-//     WRITE_TIMEOUT ahead (http.ResponseController): a client that reads
-//     keeps the export going however long it takes, one that stops reading
-//     for WRITE_TIMEOUT is cut off. A client that goes away cancels the
-//     query.
+//     ahead (http.ResponseController): a client that reads keeps the export
+//     going however long it takes, one that stops reading for
+//     WRITE_TIMEOUT, or reads slower than EXPORT_MIN_RATE, is cut off
+//     (telemetry_exports_total{outcome="too_slow"}), which frees its slot
+//     and connection. A client that goes away cancels the query.
 //   - A shutdown lets the exports in flight finish, for SHUTDOWN_TIMEOUT;
 //     then serve calls Exports.Interrupt, which ends each one before the
 //     server closes the connections: cut as a failed one is, or a 503
@@ -282,6 +284,11 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 			"format", w.f.name)
 		w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
 		cutConnection(w.rc, w.ri.http10)
+	case errors.Is(w.writeErr, os.ErrDeadlineExceeded):
+		// net/http has closed the connection after the failed write.
+		s.prom.Exports.WithLabelValues(w.f.name, "too_slow").Inc()
+		s.log.InfoContext(ctx, "export: client too slow, cut", "request_id", ri.id, "rows", w.rows, "format", w.f.name,
+			"sent_bytes", w.sent, "export_min_rate", s.cfg.ExportMinRate, "write_timeout", s.cfg.WriteTimeout.String())
 	case w.writeErr != nil || reqCtx.Err() != nil:
 		// The client went away or stopped reading: nothing to tell it.
 		s.prom.Exports.WithLabelValues(w.f.name, "client_gone").Inc()
@@ -309,27 +316,35 @@ type exportWriter struct {
 	// Exports.Interrupt (from another goroutine: see interrupt).
 	streaming, interrupted atomic.Bool
 
-	started   bool
-	bw        *bufio.Writer
-	csv       bool
-	record    []string
-	lastFlush time.Time
-	rows      int64
-	writeErr  error // the first failed write: the client is gone
+	started bool
+	bw      *bufio.Writer
+	// sent counts the bytes handed to the connection; waitBudget is how
+	// long the writes may still wait on the client (EXPORT_MIN_RATE, see
+	// pace).
+	sent       int64
+	waitBudget time.Duration
+	csv        bool
+	record     []string
+	lastFlush  time.Time
+	rows       int64
+	writeErr   error // the first failed write: the client is gone
 }
 
 func (w *exportWriter) start() {
 	w.started = true
 	w.streaming.Store(true)
 	body := w.ri.w
-	w.extendDeadline()
+	w.waitBudget = rateSlack(w.s.cfg.ExportMinRate)
+	w.extendDeadline(0)
 	body.Header().Set("Content-Type", w.f.contentType)
 	body.Header().Set("Cache-Control", "no-store")
 	body.WriteHeader(http.StatusOK)
 	w.bw = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) {
-		// Each chunk gets WRITE_TIMEOUT to reach the client.
-		w.extendDeadline()
-		return body.Write(p)
+		// Each chunk gets its time to reach the client (pace).
+		start := w.extendDeadline(len(p))
+		n, err := body.Write(p)
+		w.waited(start, n)
+		return n, err
 	}), exportBuffer)
 	w.lastFlush = time.Now()
 	if w.f == csvExport {
@@ -339,16 +354,56 @@ func (w *exportWriter) start() {
 	}
 }
 
-// extendDeadline moves the connection's write deadline WRITE_TIMEOUT ahead
-// (not supported by a test's ResponseRecorder: nothing to extend there).
-func (w *exportWriter) extendDeadline() {
-	if d := w.s.cfg.WriteTimeout; d > 0 {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(d))
+// extendDeadline sets the connection's write deadline for a write of n
+// bytes (pace), and answers when it was set, for waited (not supported by
+// a test's ResponseRecorder: nothing to extend there).
+func (w *exportWriter) extendDeadline(n int) time.Time {
+	now := time.Now()
+	if d := w.pace(n); d > 0 {
+		_ = w.rc.SetWriteDeadline(now.Add(d))
 	}
 	if w.interrupted.Load() {
 		// interrupt ran since: its deadline stands (after ours).
 		_ = w.rc.SetWriteDeadline(pastDeadline)
 	}
+	return now
+}
+
+// pace answers how long a write of n bytes may wait on the client: at
+// most WRITE_TIMEOUT (a stall), and with EXPORT_MIN_RATE, what is left of
+// the export's wait budget. Each byte adds 1/EXPORT_MIN_RATE seconds to
+// the budget, and each write takes the time it waited (waited), so the
+// client must read at that rate over the time the export waits on it;
+// what it is ahead of that rate counts for at most rateSlack, or a client
+// that read a gigabyte fast could then crawl for hours. The time the
+// export waits for the database is not counted: a slow query is not a
+// slow client. (The sockets' buffers take the first megabytes at once,
+// and more slack.)
+func (w *exportWriter) pace(n int) time.Duration {
+	d := w.s.cfg.WriteTimeout
+	if rate := w.s.cfg.ExportMinRate; rate > 0 {
+		w.waitBudget = min(w.waitBudget, rateSlack(rate)) + time.Duration(float64(n)/float64(rate)*float64(time.Second))
+		if d <= 0 || w.waitBudget < d {
+			d = max(w.waitBudget, time.Millisecond)
+		}
+	}
+	return d
+}
+
+// waited takes the time a write of n bytes, begun at start, waited on the
+// client from the wait budget.
+func (w *exportWriter) waited(start time.Time, n int) {
+	w.sent += int64(n)
+	w.waitBudget -= time.Since(start)
+}
+
+// rateSlack is how far behind EXPORT_MIN_RATE (rate) an export's client
+// may fall: minRateSlack bytes, as for the bodies (BODY_MIN_RATE).
+func rateSlack(rate int64) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(minRateSlack) / float64(rate) * float64(time.Second))
 }
 
 // interrupt (Exports.Interrupt, on a goroutine of its own) makes the
@@ -435,8 +490,9 @@ func (w *exportWriter) encode(v any) error {
 func (w *exportWriter) flush() {
 	w.setErr(w.bw.Flush())
 	if w.writeErr == nil {
-		w.extendDeadline()
+		start := w.extendDeadline(0)
 		w.setErr(w.rc.Flush())
+		w.waited(start, 0)
 	}
 	w.lastFlush = time.Now()
 }

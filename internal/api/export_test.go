@@ -896,6 +896,7 @@ func TestExportsAtMostExportsMax(t *testing.T) {
 	s, logs := newLoggedServer(t, func(c *config.Config) {
 		c.SelfProfile = false
 		c.ExportsMax = 2
+		c.ExportMinRate = 0 // the two stalled exports hold their slots
 	})
 	fillMeasurements(t, s, 60_000) // ~25 MB of NDJSON: more than the sockets buffer
 	var open []*http.Response
@@ -1025,7 +1026,7 @@ func TestExportInterruptedByShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.SelfProfile, cfg.DBTimeout = false, 0
+	cfg.SelfProfile, cfg.DBTimeout, cfg.ExportMinRate = false, 0, 0
 	exports, prom := NewExports(), metrics.New()
 	h, _ := New(Deps{Store: postgres.New(base.Pool, postgres.Options{}).Stores(), Config: cfg, Metrics: prom, Exports: exports})
 	s := &testServer{Server: newHTTPTest(t, h), Pool: base.Pool, Metrics: prom, t: t}
@@ -1121,4 +1122,49 @@ func TestExportInterruptedByShutdown(t *testing.T) {
 	}
 	release()
 	waitIdle(t, s)
+}
+
+// EXPORT_MIN_RATE frees the slot of a client that reads too slowly: one
+// that keeps reading, but slower than the rate, is cut (a truncated body)
+// long before WRITE_TIMEOUT (10 minutes here: it never waits that long for
+// one write), counted as too_slow, and the next export gets its
+// EXPORTS_MAX slot. Before, such a client held its slot and database
+// connection for as long as it kept each write under WRITE_TIMEOUT.
+func TestExportMinRateCutsSlowReaders(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) {
+		c.SelfProfile = false
+		c.ExportsMax = 1
+		c.WriteTimeout = 10 * time.Minute
+		c.ExportMinRate = 4 << 20 // 4 MiB/s: 1 MiB (250 ms) behind at most
+	})
+	fillMeasurements(t, s, 60_000) // ~25 MB of NDJSON: more than the sockets buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := exportRequest(t, s, ctx, "/api/measurements/", "application/x-ndjson")
+	defer res.Body.Close()
+	// 32 KiB every 50 ms: about 640 KiB/s, never a pause near WRITE_TIMEOUT.
+	buf := make([]byte, 32<<10)
+	var read int64
+	var err error
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+		var n int
+		n, err = res.Body.Read(buf) // io.EOF at a clean end
+		read += int64(n)
+		if err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("after %d bytes: %v, want the export cut (io.ErrUnexpectedEOF)", read, err)
+	}
+	if got := s.exportsCounted(t, "ndjson", "too_slow"); got != "1" {
+		t.Fatalf("too_slow exports = %q, want 1 (client_gone %q)", got, s.exportsCounted(t, "ndjson", "client_gone"))
+	}
+	waitIdle(t, s)
+	// The slot is free: another export answers.
+	if r := s.do("GET", "/flows?hour=0", nil, "Accept", "text/csv"); r.Status != http.StatusOK {
+		t.Fatalf("an export after the slow one was cut: %d %s", r.Status, r.Body)
+	}
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// ExportsMax is how many CSV and NDJSON exports one instance streams
 	// at a time (each holds a database connection while its client reads).
 	ExportsMax int
+	// ExportMinRate is how many bytes a second an export's client must
+	// take its rows at, over the time the export waits on it (0: no such
+	// floor; WRITE_TIMEOUT alone bounds a stall).
+	ExportMinRate int64
 
 	// DatabaseReadURL names a streaming replica for the reads that
 	// tolerate lag, used while it is at most ReadMaxLag behind.
@@ -215,6 +219,9 @@ var Vars = []Var{
 	{"EXPORTS_MAX", "4", "CSV and NDJSON exports (Accept: text/csv or application/x-ndjson on a list) one instance streams at a time; each holds a database connection " +
 		"until its client has read the last row, so keep it well under pool_max_conns. One more is a 503 with Retry-After, at once",
 		positiveInt(func(c *Config) *int { return &c.ExportsMax })},
+	{"EXPORT_MIN_RATE", "32768", "bytes a second an export's client must keep reading at while the export waits on it (it may fall 1 MiB behind: 32 s at the default, " +
+		"besides what the sockets hold); slower, the export is cut and its EXPORTS_MAX slot and database connection freed. Time spent waiting for the database does not count. 0 turns it off",
+		nonNegative(func(c *Config) *int64 { return &c.ExportMinRate })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
 		duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, "a positive duration such as 30s")},
 	{"READ_HEADER_TIMEOUT", "10s", "longest time to receive a request's headers; the connection is closed past it",

@@ -22,7 +22,9 @@ type Metrics struct {
 	// (complete, failed: cut short by a database error after the first
 	// byte, client_gone, busy: refused because EXPORTS_MAX were
 	// streaming, interrupted: ended by the server's shutdown once
-	// SHUTDOWN_TIMEOUT ran out), and ExportRows the rows they sent.
+	// SHUTDOWN_TIMEOUT ran out, too_slow: cut because its client read
+	// slower than EXPORT_MIN_RATE or not for WRITE_TIMEOUT), and
+	// ExportRows the rows they sent.
 	Exports    *prometheus.CounterVec
 	ExportRows *prometheus.CounterVec
 	// BodyBytesHeld is the bytes of request bodies over 1 MiB being read
@@ -53,7 +55,7 @@ func New() *Metrics {
 		}, []string{"resource"}),
 		Exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_exports_total",
-			Help: "CSV and NDJSON exports by format and outcome: complete, failed, client_gone (once streaming), busy (refused: EXPORTS_MAX streaming already), interrupted (ended by the server's shutdown after SHUTDOWN_TIMEOUT).",
+			Help: "CSV and NDJSON exports by format and outcome: complete, failed, client_gone (once streaming), busy (refused: EXPORTS_MAX streaming already), interrupted (ended by the server's shutdown after SHUTDOWN_TIMEOUT), too_slow (cut: its client read slower than EXPORT_MIN_RATE, or nothing for WRITE_TIMEOUT).",
 		}, []string{"format", "outcome"}),
 		ExportRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_export_rows_total",
