@@ -514,11 +514,33 @@ func healthcheck(ctx context.Context, cfg config.Config) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	// The request names the address it reached, not LISTEN_ADDR's name:
+	// an IP address as Host passes whatever ALLOWED_HOSTS lists, and a
+	// name there (localhost, the machine's name) may not be listed.
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return err
 	}
-	res, err := http.DefaultClient.Do(req)
+	defer conn.Close()
+	conns := make(chan net.Conn, 1)
+	conns <- conn
+	client := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			select {
+			case c := <-conns:
+				return c, nil
+			default:
+				return nil, errors.New("healthcheck: one connection only")
+			}
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+conn.RemoteAddr().String()+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -473,3 +473,37 @@ func TestSelfProfileDetail(t *testing.T) {
 		t.Errorf("SELF_PROFILE_DETAIL=250 gives Detail %d", got)
 	}
 }
+
+// The healthcheck passes whatever ALLOWED_HOSTS lists, also when
+// LISTEN_ADDR names the host (localhost, the machine's name) instead of
+// giving an address: it sends the address it reached as Host, which
+// always passes. It used to send LISTEN_ADDR's name, a 421 from a
+// server whose ALLOWED_HOSTS (its public name) did not list it.
+func TestHealthcheckWithAllowedHosts(t *testing.T) {
+	t.Parallel()
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
+		"ALLOWED_HOSTS": "telemetry.example.com", "SELF_PROFILE": "false", "SELF_SAMPLE_INTERVAL": "0", "MAINTENANCE_INTERVAL": "0"}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := startServe(t, vars)
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/readyz", nil)
+	req.Host = "localhost:" + port
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("Host localhost with ALLOWED_HOSTS=telemetry.example.com: %d, want 421", res.StatusCode)
+	}
+	hc := map[string]string{"LISTEN_ADDR": "localhost:" + port, "ALLOWED_HOSTS": vars["ALLOWED_HOSTS"]}
+	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err != nil {
+		t.Fatalf("healthcheck with LISTEN_ADDR=localhost:%s: %v", port, err)
+	}
+}
