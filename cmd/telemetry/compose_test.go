@@ -126,6 +126,19 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("compose.yaml requires a variable (%s...): docker compose down/logs/ps would fail without it", m)
 	}
 
+	// The published API answers localhost (and IP addresses) by default:
+	// on every interface ALLOWED_HOSTS would otherwise allow any name, and
+	// a DNS-rebinding page could reach a local trial (AUTH_WRITES off) as
+	// its own origin.
+	allowed := regexp.MustCompile(`^\$\{ALLOWED_HOSTS:-([^}]*)\}$`).FindStringSubmatch(api.Environment["ALLOWED_HOSTS"])
+	if allowed == nil {
+		t.Errorf("api: ALLOWED_HOSTS %q, want ${ALLOWED_HOSTS:-localhost}", api.Environment["ALLOWED_HOSTS"])
+	} else if cfg, err := config.Load(func(k string) string {
+		return map[string]string{"LISTEN_ADDR": api.Environment["LISTEN_ADDR"], "ALLOWED_HOSTS": allowed[1]}[k]
+	}); err != nil || cfg.AllowedHosts.Any() || !cfg.AllowedHosts.Allow("localhost:8080") || cfg.AllowedHosts.Allow("evil.example:8080") {
+		t.Errorf("api: ALLOWED_HOSTS default %q: %v, %q", allowed[1], err, cfg.AllowedHosts)
+	}
+
 	// The service's containers set only variables the binary reads.
 	known := map[string]bool{}
 	for _, v := range config.Vars {
