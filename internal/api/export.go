@@ -274,6 +274,9 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 	if err == nil {
 		err = w.finish()
 	}
+	// Every started export's rows, whatever its outcome (written to the
+	// connection; a client that went away may not have read them all).
+	s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
 	switch {
 	case err == nil:
 		s.prom.Exports.WithLabelValues(w.f.name, "complete").Inc()
@@ -282,7 +285,6 @@ func runExport[T any](ctx context.Context, s *server, ri *requestInfo, cols colu
 		s.prom.Exports.WithLabelValues(w.f.name, "interrupted").Inc()
 		s.log.WarnContext(ctx, "export interrupted by the shutdown", "request_id", ri.id, "rows", w.rows,
 			"format", w.f.name)
-		w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
 		cutConnection(w.rc, w.ri.http10)
 	case errors.Is(w.writeErr, os.ErrDeadlineExceeded):
 		// net/http has closed the connection after the failed write.
@@ -500,7 +502,6 @@ func (w *exportWriter) flush() {
 // finish sends the rest: the export is complete.
 func (w *exportWriter) finish() error {
 	w.flush()
-	w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
 	if w.writeErr != nil {
 		return errClientGone
 	}
@@ -514,7 +515,6 @@ func (w *exportWriter) finish() error {
 // http.ErrAbortHandler).
 func (w *exportWriter) abort() {
 	w.flush()
-	w.s.prom.ExportRows.WithLabelValues(w.f.name).Add(float64(w.rows))
 	cutConnection(w.rc, w.ri.http10)
 }
 

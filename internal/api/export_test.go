@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -1163,8 +1164,31 @@ func TestExportMinRateCutsSlowReaders(t *testing.T) {
 		t.Fatalf("too_slow exports = %q, want 1 (client_gone %q)", got, s.exportsCounted(t, "ndjson", "client_gone"))
 	}
 	waitIdle(t, s)
+	// The rows it wrote before the cut are counted, as a failed or an
+	// interrupted export's are.
+	if rows := s.exportRowsCounted(t, "ndjson"); rows < 1000 {
+		t.Fatalf("telemetry_export_rows_total{format=\"ndjson\"} = %d after %d bytes read, want the rows written", rows, read)
+	}
 	// The slot is free: another export answers.
 	if r := s.do("GET", "/flows?hour=0", nil, "Accept", "text/csv"); r.Status != http.StatusOK {
 		t.Fatalf("an export after the slow one was cut: %d %s", r.Status, r.Body)
 	}
+}
+
+// exportRowsCounted reads telemetry_export_rows_total for format (0 when
+// absent).
+func (s *testServer) exportRowsCounted(t *testing.T, format string) int64 {
+	t.Helper()
+	body := string(s.do("GET", "/metrics", nil).wantStatus(t, http.StatusOK).Body)
+	prefix := fmt.Sprintf("telemetry_export_rows_total{format=%q} ", format)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s%s: %v", prefix, v, err)
+			}
+			return int64(f)
+		}
+	}
+	return 0
 }

@@ -24,7 +24,7 @@ type Metrics struct {
 	// streaming, interrupted: ended by the server's shutdown once
 	// SHUTDOWN_TIMEOUT ran out, too_slow: cut because its client read
 	// slower than EXPORT_MIN_RATE or not for WRITE_TIMEOUT), and
-	// ExportRows the rows they sent.
+	// ExportRows the rows they wrote, whatever the outcome.
 	Exports    *prometheus.CounterVec
 	ExportRows *prometheus.CounterVec
 	// BodyBytesHeld is the bytes of request bodies over 1 MiB being read
@@ -59,7 +59,7 @@ func New() *Metrics {
 		}, []string{"format", "outcome"}),
 		ExportRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_export_rows_total",
-			Help: "Rows sent by CSV and NDJSON exports, by format.",
+			Help: "Rows written by CSV and NDJSON exports, by format, whatever their outcome (a client cut or gone may not have read them all).",
 		}, []string{"format"}),
 		BodyBytesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "telemetry_request_body_bytes_held",
