@@ -684,6 +684,7 @@ func TestExportOutlastsWriteTimeout(t *testing.T) {
 	h, _ := New(Deps{Store: postgres.New(s.Pool, postgres.Options{}).Stores(), Config: cfg})
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.WriteTimeout = cfg.WriteTimeout // as serve sets it
+	srv.Config.ConnContext = ConnContext
 	srv.Start()
 	defer srv.Close()
 
@@ -1191,4 +1192,94 @@ func (s *testServer) exportRowsCounted(t *testing.T, format string) int64 {
 		}
 	}
 	return 0
+}
+
+// http10Export sends GET path with Accept accept over HTTP/1.0 on a
+// connection of its own and answers the response (a 200 without chunks).
+func http10Export(t *testing.T, s *testServer, path, accept string) (*http.Response, net.Conn) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.0\r\nAccept: "+accept+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || res.ProtoMinor != 0 || len(res.TransferEncoding) != 0 {
+		t.Fatalf("%s %d, transfer encoding %v: want an HTTP/1.0 200 without chunks", res.Proto, res.StatusCode, res.TransferEncoding)
+	}
+	return res, conn
+}
+
+// An HTTP/1.0 export that EXPORT_MIN_RATE cuts resets the connection: net/http
+// closes it itself after the write that missed its deadline, before the
+// handler can cut it, and a plain close read as the end of a complete
+// export (the connection resets while the handler runs: resetHTTP10).
+func TestExportMinRateCutResetsHTTP10(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) {
+		c.SelfProfile = false
+		c.WriteTimeout = 10 * time.Minute
+		c.ExportMinRate = 4 << 20
+	})
+	fillMeasurements(t, s, 60_000) // ~25 MB of CSV
+	res, _ := http10Export(t, s, "/api/measurements/", "text/csv")
+	buf := make([]byte, 32<<10)
+	var read int64
+	var err error
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+		var n int
+		n, err = res.Body.Read(buf)
+		read += int64(n)
+		if err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after %d bytes: %v, want the connection reset (a clean end reads as a complete export)", read, err)
+	}
+	if got := s.exportsCounted(t, "csv", "too_slow"); got != "1" {
+		t.Fatalf("too_slow exports = %q, want 1", got)
+	}
+	waitIdle(t, s)
+}
+
+// A whole HTTP/1.0 export ends with a plain close, every row delivered:
+// the reset is lifted once the handler has written its last byte, and the
+// bytes still in the socket's buffer then (the client reads slowly) reach
+// the client.
+func TestExportCompleteHTTP10EndsCleanly(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false; c.ExportMinRate = 0 })
+	const n = 20_000
+	fillMeasurements(t, s, n)
+	path := fmt.Sprintf("/api/measurements/?startedAt=%d", time.Now().Add(-2*time.Hour).Unix())
+	res, _ := http10Export(t, s, path, "application/x-ndjson")
+	// Slower than the service writes, so that its socket buffer is full
+	// when it has written the last row.
+	buf := make([]byte, 16<<10)
+	var body bytes.Buffer
+	for {
+		k, err := res.Body.Read(buf)
+		body.Write(buf[:k])
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v, want the whole export", body.Len(), err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := bytes.Count(body.Bytes(), []byte("\n")); got != n {
+		t.Fatalf("%d rows, want %d", got, n)
+	}
+	if got := s.exportsCounted(t, "ndjson", "complete"); got != "1" {
+		t.Fatalf("complete exports = %q, want 1", got)
+	}
 }

@@ -211,7 +211,9 @@ func (p Problem) hasError(location, title string) bool {
 // newHTTPTest serves h for a test, checking that every answer's status is
 // documented for its operation (auditStatuses).
 func newHTTPTest(t testing.TB, h http.Handler) *httptest.Server {
-	srv := httptest.NewServer(auditStatuses(t, h))
+	srv := httptest.NewUnstartedServer(auditStatuses(t, h))
+	srv.Config.ConnContext = ConnContext // as serve sets it
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }

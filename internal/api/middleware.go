@@ -134,7 +134,11 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			info := &requestInfo{id: id, url: r.URL, head: r.Method == http.MethodHead, http10: !r.ProtoAtLeast(1, 1)}
 			ctx := context.WithValue(r.Context(), requestInfoKey, info)
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			// Not deferred: a handler that panics (http.ErrAbortHandler:
+			// an answer cut short) leaves the reset in force.
+			restore := resetHTTP10(r)
 			next.ServeHTTP(ww, r.WithContext(ctx))
+			restore()
 			end := time.Now()
 			status := ww.Status()
 			if status == 0 {

@@ -1,0 +1,47 @@
+package api
+
+import (
+	"context"
+	"net"
+	"net/http"
+)
+
+// connKey is the request context's key for its connection (ConnContext).
+type connKey struct{}
+
+// ConnContext is the http.Server ConnContext of the API's server (serve
+// sets it): it keeps each connection in its requests' contexts, so that an
+// HTTP/1.0 answer can be reset rather than ended if it is cut (resetHTTP10).
+// Without it the reset is done only where the handler cuts the answer
+// itself (cutConnection).
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// linger is what resetHTTP10 needs of a connection (*net.TCPConn).
+type linger interface{ SetLinger(sec int) error }
+
+// resetHTTP10 makes an HTTP/1.0 request's connection reset (SO_LINGER 0)
+// rather than close while its handler runs, and puts the default back when
+// the handler returns. An HTTP/1.0 answer has no chunked encoding and most
+// of ours no Content-Length (exports, collections, anything larger than
+// net/http's buffer): its body ends where the connection does. When a
+// write misses its deadline (WRITE_TIMEOUT, EXPORT_MIN_RATE), net/http
+// closes the connection itself, and the shutdown's Close closes every one:
+// a plain close then reads as the end of a complete answer (curl -0 exits
+// 0, nginx, which proxies in HTTP/1.0 by default, ends its own answer
+// cleanly), a reset as an error. Once the handler has returned, what is
+// left in net/http's buffer belongs to a whole answer, which a plain close
+// delivers.
+func resetHTTP10(r *http.Request) (restore func()) {
+	if r.ProtoAtLeast(1, 1) {
+		return func() {}
+	}
+	c, ok := r.Context().Value(connKey{}).(linger)
+	if !ok || c.SetLinger(0) != nil {
+		return func() {}
+	}
+	// An error here means the connection is gone (hijacked and closed by
+	// cutConnection, or closed by net/http): nothing left to restore.
+	return func() { _ = c.SetLinger(-1) }
+}
