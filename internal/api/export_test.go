@@ -1145,19 +1145,7 @@ func TestExportMinRateCutsSlowReaders(t *testing.T) {
 	defer cancel()
 	res := exportRequest(t, s, ctx, "/api/measurements/", "application/x-ndjson")
 	defer res.Body.Close()
-	// 32 KiB every 50 ms: about 640 KiB/s, never a pause near WRITE_TIMEOUT.
-	buf := make([]byte, 32<<10)
-	var read int64
-	var err error
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
-		var n int
-		n, err = res.Body.Read(buf) // io.EOF at a clean end
-		read += int64(n)
-		if err != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	read, err := readSlowly(res.Body)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("after %d bytes: %v, want the export cut (io.ErrUnexpectedEOF)", read, err)
 	}
@@ -1229,18 +1217,7 @@ func TestExportMinRateCutResetsHTTP10(t *testing.T) {
 	})
 	fillMeasurements(t, s, 60_000) // ~25 MB of CSV
 	res, _ := http10Export(t, s, "/api/measurements/", "text/csv")
-	buf := make([]byte, 32<<10)
-	var read int64
-	var err error
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
-		var n int
-		n, err = res.Body.Read(buf)
-		read += int64(n)
-		if err != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	read, err := readSlowly(res.Body)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after %d bytes: %v, want the connection reset (a clean end reads as a complete export)", read, err)
 	}
@@ -1282,4 +1259,21 @@ func TestExportCompleteHTTP10EndsCleanly(t *testing.T) {
 	if got := s.exportsCounted(t, "ndjson", "complete"); got != "1" {
 		t.Fatalf("complete exports = %q, want 1", got)
 	}
+}
+
+// readSlowly reads body 32 KiB every 50 ms (about 640 KiB/s, never a pause
+// near WRITE_TIMEOUT) until an error (io.EOF at a clean end) or 3 minutes,
+// and answers how much it read and the error.
+func readSlowly(body io.Reader) (int64, error) {
+	buf := make([]byte, 32<<10)
+	var read int64
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+		n, err := body.Read(buf)
+		read += int64(n)
+		if err != nil {
+			return read, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return read, nil
 }
