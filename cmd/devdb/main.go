@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,6 +47,13 @@ func main() {
 }
 
 func run(ctx context.Context, dir, passfile, cmd string, stdout, stderr io.Writer) error {
+	if cmd == "start" || cmd == "stop" {
+		unlock, err := lockDir(dir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	switch cmd {
 	case "start":
 		u, err := start(ctx, dir, passfile, stderr)
@@ -66,6 +74,26 @@ func run(ctx context.Context, dir, passfile, cmd string, stdout, stderr io.Write
 	}
 	flag.Usage()
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// lockDir takes an exclusive lock on dir's cluster (a lock file beside
+// it, dir + ".lock"), waiting for another devdb that holds it: two `make
+// run`s (or `make run` and `make psql`) started together on a new
+// checkout both ran initdb into the same directory and wrote the password
+// file, and one failed.
+func lockDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil // closing the file releases the lock
 }
 
 // start starts the cluster (initialising it, with a new password, the
@@ -147,7 +175,11 @@ func readPassword(passfile string) (string, error) {
 
 // newPassword writes a new random password (32 random bytes in hex: no
 // character the password file or a SQL literal would need to escape) into
-// passfile, readable by its owner only.
+// passfile, readable by its owner only. The file appears whole or not at
+// all (written aside, then linked into place): two first starts at once
+// (two `make run`s) both get the password of the one that linked first,
+// where the second used to fail on the file the first had just created, or
+// read it half written.
 func newPassword(passfile string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -157,13 +189,18 @@ func newPassword(passfile string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(passfile), 0o755); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(passfile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(passfile), ".pgpass-*") // 0600
 	if err != nil {
 		return "", err
 	}
+	defer os.Remove(f.Name())
 	_, err = fmt.Fprintf(f, "# The postgres role's password of the local cluster (cmd/devdb).\n%s%s\n", passfileLine, password)
 	if err = errors.Join(err, f.Close()); err != nil {
-		os.Remove(passfile)
+		return "", err
+	}
+	if err := os.Link(f.Name(), passfile); errors.Is(err, fs.ErrExist) {
+		return readPassword(passfile)
+	} else if err != nil {
 		return "", err
 	}
 	return password, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,4 +174,36 @@ func TestStartWithoutThePasswordFile(t *testing.T) {
 	if _, err := os.Stat(passfile); err == nil {
 		t.Error("devdb wrote a new password file the cluster does not know")
 	}
+}
+
+// Two first starts at once (two `make run`s on a new checkout) both get
+// the cluster and the same URL: devdb holds a lock on the cluster's
+// directory while it starts it, and the password file appears whole. Both
+// used to run initdb into the same directory and write the password file,
+// and one failed.
+func TestStartTwiceAtOnce(t *testing.T) {
+	dir, passfile := devDir(t)
+	type result struct {
+		url string
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), dir, passfile, "start", &stdout, &stderr)
+			if err != nil {
+				err = fmt.Errorf("%w (%s)", err, stderr.String())
+			}
+			results <- result{strings.TrimSpace(stdout.String()), err}
+		}()
+	}
+	a, b := <-results, <-results
+	if a.err != nil || b.err != nil {
+		t.Fatalf("two starts at once: %v; %v", a.err, b.err)
+	}
+	if a.url != b.url {
+		t.Fatalf("two starts at once: %s and %s, want one URL", a.url, b.url)
+	}
+	checkPassword(t, dir, a.url)
 }
