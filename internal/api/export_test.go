@@ -651,6 +651,23 @@ func TestExportFailureAfterFirstByteHTTP10(t *testing.T) {
 	waitIdle(t, s)
 }
 
+// waitExportsCounted waits up to 30 s for exportsCounted to be want, and
+// answers its last value. The export is counted after its answer's last
+// byte is written: a client can see the answer end before the count, when
+// there is no body after the headers (HEAD) or when net/http closes the
+// connection itself after a write that missed its deadline (too_slow).
+func (s *testServer) waitExportsCounted(t *testing.T, format, outcome, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := s.exportsCounted(t, format, outcome)
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // exportsCounted reads telemetry_exports_total{format, outcome} from
 // /metrics ("" when absent).
 func (s *testServer) exportsCounted(t *testing.T, format, outcome string) string {
@@ -963,7 +980,7 @@ func TestExportHead(t *testing.T) {
 			t.Fatalf("HEAD %s: %d %q", accept, res.StatusCode, res.Header.Get("Content-Type"))
 		}
 		format := map[string]string{"text/csv": "csv", "application/x-ndjson": "ndjson"}[accept]
-		if got := s.exportsCounted(t, format, "complete"); got != "1" {
+		if got := s.waitExportsCounted(t, format, "complete", "1"); got != "1" {
 			t.Fatalf("HEAD %s: %q exports complete, want 1", accept, got)
 		}
 		body := string(s.do("GET", "/metrics", nil).Body)
@@ -1008,7 +1025,7 @@ func TestExportHeadEveryList(t *testing.T) {
 	if got := s.exportsCounted(t, "csv", "failed"); got != "" && got != "0" {
 		t.Fatalf("%s HEAD exports counted failed", got)
 	}
-	if got := s.exportsCounted(t, "csv", "complete"); got != fmt.Sprint(len(paths)) {
+	if got := s.waitExportsCounted(t, "csv", "complete", fmt.Sprint(len(paths))); got != fmt.Sprint(len(paths)) {
 		t.Fatalf("%s HEAD exports complete, want %d", got, len(paths))
 	}
 }
@@ -1149,7 +1166,7 @@ func TestExportMinRateCutsSlowReaders(t *testing.T) {
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("after %d bytes: %v, want the export cut (io.ErrUnexpectedEOF)", read, err)
 	}
-	if got := s.exportsCounted(t, "ndjson", "too_slow"); got != "1" {
+	if got := s.waitExportsCounted(t, "ndjson", "too_slow", "1"); got != "1" {
 		t.Fatalf("too_slow exports = %q, want 1 (client_gone %q)", got, s.exportsCounted(t, "ndjson", "client_gone"))
 	}
 	waitIdle(t, s)
@@ -1221,7 +1238,7 @@ func TestExportMinRateCutResetsHTTP10(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after %d bytes: %v, want the connection reset (a clean end reads as a complete export)", read, err)
 	}
-	if got := s.exportsCounted(t, "csv", "too_slow"); got != "1" {
+	if got := s.waitExportsCounted(t, "csv", "too_slow", "1"); got != "1" {
 		t.Fatalf("too_slow exports = %q, want 1", got)
 	}
 	waitIdle(t, s)
