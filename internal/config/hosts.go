@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -235,5 +236,16 @@ func (c Config) hostsFor(addr string) Hosts {
 }
 
 // PprofHosts is the Hosts the profiler's listener (PPROF_ADDR) answers to:
-// like the API's, its default follows its own address.
-func (c Config) PprofHosts() Hosts { return c.hostsFor(c.PprofAddr) }
+// like the API's, its default follows its own address, and a loopback one
+// answers to localhost whatever ALLOWED_HOSTS lists (the service's public
+// names): `go tool pprof http://localhost:6060/...` on the host itself got
+// a 421 once ALLOWED_HOSTS was set. localhost names this machine, so no
+// page elsewhere can rebind it to another.
+func (c Config) PprofHosts() Hosts {
+	h := c.hostsFor(c.PprofAddr)
+	if !h.restrict || !LoopbackAddr(c.PprofAddr) || h.Allow("localhost") {
+		return h
+	}
+	h.patterns = append(slices.Clip(h.patterns), LocalHosts.patterns...)
+	return h
+}

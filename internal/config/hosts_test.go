@@ -43,8 +43,22 @@ func TestAllowedHosts(t *testing.T) {
 	c = load(map[string]string{"LISTEN_ADDR": "127.0.0.1:8080", "PPROF_ADDR": "127.0.0.1:6060",
 		"ALLOWED_HOSTS": " Telemetry.Example.com. ,*.Apps.example:8443,[::1]:8080,10.0.0.5,"})
 	want := "telemetry.example.com,*.apps.example:8443,[::1]:8080,10.0.0.5"
-	if c.AllowedHosts.String() != want || c.PprofHosts().String() != want {
-		t.Errorf("ALLOWED_HOSTS: %q, pprof %q, want %q", c.AllowedHosts, c.PprofHosts(), want)
+	if c.AllowedHosts.String() != want || c.PprofHosts().String() != want+",localhost" {
+		t.Errorf("ALLOWED_HOSTS: %q, pprof %q, want %q and localhost on the loopback profiler", c.AllowedHosts, c.PprofHosts(), want)
+	}
+	// A profiler on loopback answers to localhost whatever ALLOWED_HOSTS
+	// says (go tool pprof http://localhost:6060 got a 421); the API does
+	// not, nor a profiler elsewhere.
+	if h := c.PprofHosts(); !h.Allow("localhost:6060") || c.AllowedHosts.Allow("localhost:8080") {
+		t.Errorf("pprof allows localhost: %v, the API: %v", h.Allow("localhost:6060"), c.AllowedHosts.Allow("localhost:8080"))
+	}
+	c = load(map[string]string{"LISTEN_ADDR": "127.0.0.1:8080", "PPROF_ADDR": "10.0.0.5:6060", "ALLOWED_HOSTS": "telemetry.example.com"})
+	if got := c.PprofHosts().String(); got != "telemetry.example.com" {
+		t.Errorf("a profiler off loopback: %q, want ALLOWED_HOSTS alone", got)
+	}
+	c = load(map[string]string{"LISTEN_ADDR": "127.0.0.1:8080", "PPROF_ADDR": "127.0.0.1:6060", "ALLOWED_HOSTS": "localhost,a.example"})
+	if got := c.PprofHosts().String(); got != "localhost,a.example" {
+		t.Errorf("ALLOWED_HOSTS with localhost: pprof %q, want it as is", got)
 	}
 	if c := load(map[string]string{"LISTEN_ADDR": "127.0.0.1:8080", "ALLOWED_HOSTS": "a.example, *"}); !c.AllowedHosts.Any() {
 		t.Errorf("ALLOWED_HOSTS with *: %q", c.AllowedHosts)
