@@ -616,27 +616,13 @@ func TestExportFailureAfterFirstByteHTTP10(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
 	fillMeasurements(t, s, 60_000)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /api/measurements/ HTTP/1.0\r\nAccept: text/csv\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusOK || res.ProtoMinor != 0 || len(res.TransferEncoding) != 0 {
-		t.Fatalf("%s %d, transfer encoding %v: want an HTTP/1.0 200 without chunks", res.Proto, res.StatusCode, res.TransferEncoding)
-	}
+	res, _ := http10Export(t, s, "/api/measurements/", "text/csv")
 	br := bufio.NewReader(res.Body)
 	if _, err := br.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
 	var n int
-	err = s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	err := s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%FROM measurements%'`).Scan(&n)
 	if err != nil || n != 1 {
 		t.Fatalf("terminated %d backends: %v", n, err)
@@ -1058,18 +1044,7 @@ func TestExportInterruptedByShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// HTTP/1.0, CSV: the same.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /api/measurements/ HTTP/1.0\r\nAccept: text/csv\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	res10, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil || res10.StatusCode != http.StatusOK {
-		t.Fatalf("HTTP/1.0 export: %v %v", res10, err)
-	}
+	res10, _ := http10Export(t, s, "/api/measurements/", "text/csv")
 	br10 := bufio.NewReader(res10.Body)
 	if _, err := br10.ReadString('\n'); err != nil {
 		t.Fatal(err)
