@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net"
-	"net/http"
 )
 
 // connKey is the request context's key for its connection (ConnContext).
@@ -21,9 +20,10 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // linger is what resetHTTP10 needs of a connection (*net.TCPConn).
 type linger interface{ SetLinger(sec int) error }
 
-// resetHTTP10 makes an HTTP/1.0 request's connection reset (SO_LINGER 0)
-// rather than close while its handler runs, and puts the default back when
-// the handler returns. An HTTP/1.0 answer has no chunked encoding and most
+// resetHTTP10 makes an HTTP/1.0 request's connection (http10, as
+// requestInfo has it; ctx the request's, which ConnContext gave the
+// connection) reset (SO_LINGER 0) rather than close while its handler
+// runs, and puts the default back when the handler returns. An HTTP/1.0 answer has no chunked encoding and most
 // of ours no Content-Length (exports, collections, anything larger than
 // net/http's buffer): its body ends where the connection does. When a
 // write misses its deadline (WRITE_TIMEOUT, EXPORT_MIN_RATE), net/http
@@ -33,11 +33,11 @@ type linger interface{ SetLinger(sec int) error }
 // cleanly), a reset as an error. Once the handler has returned, what is
 // left in net/http's buffer belongs to a whole answer, which a plain close
 // delivers.
-func resetHTTP10(r *http.Request) (restore func()) {
-	if r.ProtoAtLeast(1, 1) {
+func resetHTTP10(ctx context.Context, http10 bool) (restore func()) {
+	if !http10 {
 		return func() {}
 	}
-	c, ok := r.Context().Value(connKey{}).(linger)
+	c, ok := ctx.Value(connKey{}).(linger)
 	if !ok || c.SetLinger(0) != nil {
 		return func() {}
 	}

@@ -591,13 +591,8 @@ func TestExportFailureAfterFirstByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The export's backend is terminated, as by an operator or a failover.
-	var n int
-	err := s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%FROM measurements%'`).Scan(&n)
-	if err != nil || n != 1 {
-		t.Fatalf("terminated %d backends: %v", n, err)
-	}
-	_, err = io.Copy(io.Discard, br)
+	terminateExportBackend(t, s)
+	_, err := io.Copy(io.Discard, br)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("reading the rest: %v, want io.ErrUnexpectedEOF (a truncated body)", err)
 	}
@@ -621,12 +616,7 @@ func TestExportFailureAfterFirstByteHTTP10(t *testing.T) {
 	if _, err := br.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	err := s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%FROM measurements%'`).Scan(&n)
-	if err != nil || n != 1 {
-		t.Fatalf("terminated %d backends: %v", n, err)
-	}
+	terminateExportBackend(t, s)
 	read, err := io.Copy(io.Discard, br)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("reading the rest (%d bytes): %v, want the connection reset (a clean end reads as a complete export)", read, err)
@@ -1268,4 +1258,16 @@ func readSlowly(body io.Reader) (int64, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return read, nil
+}
+
+// terminateExportBackend terminates the backend of the one export of
+// measurements under way, as an operator or a failover would.
+func terminateExportBackend(t *testing.T, s *testServer) {
+	t.Helper()
+	var n int
+	err := s.Pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%FROM measurements%'`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("terminated %d backends: %v", n, err)
+	}
 }

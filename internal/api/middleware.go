@@ -136,7 +136,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			// Not deferred: a handler that panics (http.ErrAbortHandler:
 			// an answer cut short) leaves the reset in force.
-			restore := resetHTTP10(r)
+			restore := resetHTTP10(r.Context(), info.http10)
 			next.ServeHTTP(ww, r.WithContext(ctx))
 			restore()
 			end := time.Now()
