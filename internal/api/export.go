@@ -60,7 +60,8 @@ import (
 //     went away. A write blocked on a client that does not read is made
 //     to fail (its deadline set in the past), and net/http then closes
 //     the connection itself: an HTTP/1.1 body still ends without its last
-//     chunk, but an HTTP/1.0 one is closed, not reset (docs/export.md).
+//     chunk, and an HTTP/1.0 one is reset, since its connection resets
+//     while the handler runs (resetHTTP10, conn_reset.go).
 
 // Exports are the exports a handler streams, for the shutdown of the
 // server that serves it.
