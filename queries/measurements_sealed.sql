@@ -275,3 +275,49 @@ FROM telemetry_measurements_grouped_above(
     @started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8, sqlc.narg('name')::text, @methods::text[],
     @sort_key::text, @descending::boolean, @row_offset::bigint, @row_limit::bigint)
     AS g (name, method, count, avg_elapsed, min_elapsed, max_elapsed, total, hists, edge_buckets, floor_bucket);
+
+-- name: GroupMeasurementsAboveParts :many
+-- GroupMeasurementsAboveSealed's inputs but the sealed cells, which the
+-- service keeps in memory keyed by their seal (measurements_cells.go): the
+-- window's sealed tiles with their seal (tile_secs > 0), and per name and
+-- method the window's rows read from the table (tile_secs = 0). The
+-- function telemetry_measurements_grouped_above_parts (migration 00046);
+-- its columns named in the alias list and cast, as above.
+SELECT g.tile_secs::integer AS tile_secs, g.tile_start::timestamptz AS tile_start, g.sealed_at::timestamptz AS sealed_at,
+       g.seal_xmin::bigint AS seal_xmin, g.name::text AS name, g.method::text AS method, g.count::bigint AS count,
+       g.sum_elapsed::float8 AS sum_elapsed, g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed,
+       g.buckets::smallint[] AS buckets, g.floor_bucket::smallint AS floor_bucket
+FROM telemetry_measurements_grouped_above_parts(
+    @started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8, sqlc.narg('name')::text, @methods::text[])
+    AS g (tile_secs, tile_start, sealed_at, seal_xmin, name, method, count, sum_elapsed, min_elapsed, max_elapsed,
+          buckets, floor_bucket);
+
+-- name: MeasurementSealedTileCells :many
+-- The cells of the sealed tiles (@tile_secs[i], @tile_starts[i]) that are
+-- still sealed by the seal the caller read (@sealed_ats[i], @seal_xmins[i]):
+-- every cell of each, all names and methods, whole. A tile whose seal is
+-- still that one has one row with a NULL name when it holds no cell; a
+-- tile resealed or unsealed since has none.
+SELECT t.secs::integer AS tile_secs, t.start::timestamptz AS tile_start,
+       c.name, c.method, c.max_elapsed, c.hist, c.above_buckets, c.above_counts, c.above_sums, c.above_mins
+FROM ROWS FROM (
+    unnest(@tile_secs::int[]),
+    unnest(@tile_starts::timestamptz[]),
+    unnest(@sealed_ats::timestamptz[]),
+    unnest(@seal_xmins::bigint[])
+) AS t (secs, start, sealed_at, seal_xmin)
+JOIN measurements_sealed s
+  ON s.unit_secs = greatest(t.secs, 3600)
+ AND s.unit_start = date_bin(make_interval(secs => greatest(t.secs, 3600)), t.start, '1970-01-01 00:00:00+00')
+ AND s.sealed_at = t.sealed_at AND s.xmin::text::bigint = t.seal_xmin
+LEFT JOIN measurements_sealed_cells c ON c.unit_secs = t.secs AND c.unit_start = t.start;
+
+-- name: DatabaseComparesBytes :one
+-- Whether the database's default collation compares text as bytes (C or
+-- POSIX with the libc provider), as Go compares strings: the kept sealed
+-- cells' groups are ranked in Go only then (measurements_cells.go). The
+-- provider is read through to_jsonb, which PostgreSQL before 15 (no
+-- datlocprovider) also answers.
+SELECT (d.datcollate IN ('C', 'POSIX') AND coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c')::boolean AS bytes
+FROM pg_catalog.pg_database d
+WHERE d.datname = current_database();

@@ -119,6 +119,24 @@ func (q *Queries) CountMeasurementsAboveSealed(ctx context.Context, arg CountMea
 	return i, err
 }
 
+const databaseComparesBytes = `-- name: DatabaseComparesBytes :one
+SELECT (d.datcollate IN ('C', 'POSIX') AND coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c')::boolean AS bytes
+FROM pg_catalog.pg_database d
+WHERE d.datname = current_database()
+`
+
+// Whether the database's default collation compares text as bytes (C or
+// POSIX with the libc provider), as Go compares strings: the kept sealed
+// cells' groups are ranked in Go only then (measurements_cells.go). The
+// provider is read through to_jsonb, which PostgreSQL before 15 (no
+// datlocprovider) also answers.
+func (q *Queries) DatabaseComparesBytes(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, databaseComparesBytes)
+	var bytes bool
+	err := row.Scan(&bytes)
+	return bytes, err
+}
+
 const deleteExpiredSealedBins = `-- name: DeleteExpiredSealedBins :execrows
 WITH totals AS (
     DELETE FROM measurements_sealed_totals
@@ -194,6 +212,85 @@ func (q *Queries) FirstMeasurementHour(ctx context.Context) (time.Time, error) {
 	var start_hour time.Time
 	err := row.Scan(&start_hour)
 	return start_hour, err
+}
+
+const groupMeasurementsAboveParts = `-- name: GroupMeasurementsAboveParts :many
+SELECT g.tile_secs::integer AS tile_secs, g.tile_start::timestamptz AS tile_start, g.sealed_at::timestamptz AS sealed_at,
+       g.seal_xmin::bigint AS seal_xmin, g.name::text AS name, g.method::text AS method, g.count::bigint AS count,
+       g.sum_elapsed::float8 AS sum_elapsed, g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed,
+       g.buckets::smallint[] AS buckets, g.floor_bucket::smallint AS floor_bucket
+FROM telemetry_measurements_grouped_above_parts(
+    $1::timestamptz, $2::timestamptz, $3::float8, $4::text, $5::text[])
+    AS g (tile_secs, tile_start, sealed_at, seal_xmin, name, method, count, sum_elapsed, min_elapsed, max_elapsed,
+          buckets, floor_bucket)
+`
+
+type GroupMeasurementsAbovePartsParams struct {
+	StartedAt  time.Time
+	EndedAt    time.Time
+	MinElapsed float64
+	Name       *string
+	Methods    []string
+}
+
+type GroupMeasurementsAbovePartsRow struct {
+	TileSecs    int32
+	TileStart   time.Time
+	SealedAt    time.Time
+	SealXmin    int64
+	Name        string
+	Method      string
+	Count       int64
+	SumElapsed  float64
+	MinElapsed  float64
+	MaxElapsed  float64
+	Buckets     []int16
+	FloorBucket int16
+}
+
+// GroupMeasurementsAboveSealed's inputs but the sealed cells, which the
+// service keeps in memory keyed by their seal (measurements_cells.go): the
+// window's sealed tiles with their seal (tile_secs > 0), and per name and
+// method the window's rows read from the table (tile_secs = 0). The
+// function telemetry_measurements_grouped_above_parts (migration 00046);
+// its columns named in the alias list and cast, as above.
+func (q *Queries) GroupMeasurementsAboveParts(ctx context.Context, arg GroupMeasurementsAbovePartsParams) ([]GroupMeasurementsAbovePartsRow, error) {
+	rows, err := q.db.Query(ctx, groupMeasurementsAboveParts,
+		arg.StartedAt,
+		arg.EndedAt,
+		arg.MinElapsed,
+		arg.Name,
+		arg.Methods,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []GroupMeasurementsAbovePartsRow{}
+	for rows.Next() {
+		var i GroupMeasurementsAbovePartsRow
+		if err := rows.Scan(
+			&i.TileSecs,
+			&i.TileStart,
+			&i.SealedAt,
+			&i.SealXmin,
+			&i.Name,
+			&i.Method,
+			&i.Count,
+			&i.SumElapsed,
+			&i.MinElapsed,
+			&i.MaxElapsed,
+			&i.Buckets,
+			&i.FloorBucket,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const groupMeasurementsAboveSealed = `-- name: GroupMeasurementsAboveSealed :many
@@ -526,6 +623,83 @@ func (q *Queries) MeasurementRowsKeptSince(ctx context.Context) (time.Time, erro
 	var since time.Time
 	err := row.Scan(&since)
 	return since, err
+}
+
+const measurementSealedTileCells = `-- name: MeasurementSealedTileCells :many
+SELECT t.secs::integer AS tile_secs, t.start::timestamptz AS tile_start,
+       c.name, c.method, c.max_elapsed, c.hist, c.above_buckets, c.above_counts, c.above_sums, c.above_mins
+FROM ROWS FROM (
+    unnest($1::int[]),
+    unnest($2::timestamptz[]),
+    unnest($3::timestamptz[]),
+    unnest($4::bigint[])
+) AS t (secs, start, sealed_at, seal_xmin)
+JOIN measurements_sealed s
+  ON s.unit_secs = greatest(t.secs, 3600)
+ AND s.unit_start = date_bin(make_interval(secs => greatest(t.secs, 3600)), t.start, '1970-01-01 00:00:00+00')
+ AND s.sealed_at = t.sealed_at AND s.xmin::text::bigint = t.seal_xmin
+LEFT JOIN measurements_sealed_cells c ON c.unit_secs = t.secs AND c.unit_start = t.start
+`
+
+type MeasurementSealedTileCellsParams struct {
+	TileSecs   []int32
+	TileStarts []time.Time
+	SealedAts  []time.Time
+	SealXmins  []int64
+}
+
+type MeasurementSealedTileCellsRow struct {
+	TileSecs     int32
+	TileStart    time.Time
+	Name         *string
+	Method       *string
+	MaxElapsed   *float64
+	Hist         []byte
+	AboveBuckets []int16
+	AboveCounts  []int64
+	AboveSums    []float64
+	AboveMins    []float64
+}
+
+// The cells of the sealed tiles (@tile_secs[i], @tile_starts[i]) that are
+// still sealed by the seal the caller read (@sealed_ats[i], @seal_xmins[i]):
+// every cell of each, all names and methods, whole. A tile whose seal is
+// still that one has one row with a NULL name when it holds no cell; a
+// tile resealed or unsealed since has none.
+func (q *Queries) MeasurementSealedTileCells(ctx context.Context, arg MeasurementSealedTileCellsParams) ([]MeasurementSealedTileCellsRow, error) {
+	rows, err := q.db.Query(ctx, measurementSealedTileCells,
+		arg.TileSecs,
+		arg.TileStarts,
+		arg.SealedAts,
+		arg.SealXmins,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MeasurementSealedTileCellsRow{}
+	for rows.Next() {
+		var i MeasurementSealedTileCellsRow
+		if err := rows.Scan(
+			&i.TileSecs,
+			&i.TileStart,
+			&i.Name,
+			&i.Method,
+			&i.MaxElapsed,
+			&i.Hist,
+			&i.AboveBuckets,
+			&i.AboveCounts,
+			&i.AboveSums,
+			&i.AboveMins,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const measurementUnitBuckets = `-- name: MeasurementUnitBuckets :many

@@ -28,10 +28,20 @@ type Measurements struct {
 	// reads runs every read query with a custom plan (see customPlans),
 	// on the replica when it is fresh (New sets it).
 	reads readers
+	// cells keeps the sealed cells the grouped view with a low elapsed
+	// filter has read (measurements_cells.go).
+	cells *cellCache
 }
 
-func newMeasurements(pool *pgxpool.Pool, h *halt) *Measurements {
-	return &Measurements{pool: pool, halt: h}
+func newMeasurements(pool *pgxpool.Pool, h *halt, keptCells int64) *Measurements {
+	m := &Measurements{pool: pool, halt: h}
+	switch {
+	case keptCells == 0:
+		m.cells = newCellCache(DefaultKeptCellsBytes)
+	case keptCells > 0:
+		m.cells = newCellCache(keptCells)
+	}
+	return m
 }
 
 // customPlans runs every query as an unnamed statement, planned with its
@@ -535,7 +545,7 @@ func (m *Measurements) Grouped(ctx context.Context, f store.MeasurementFilter, s
 		total int64
 	}
 	read := func(ctx context.Context, q *db.Queries, params db.GroupMeasurementsPageParams) ([]row, error) {
-		rows, err := groupPage(ctx, q, f, params)
+		rows, err := m.groupPage(ctx, q, f, params)
 		if err != nil {
 			return nil, err
 		}

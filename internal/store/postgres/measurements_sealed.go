@@ -378,6 +378,19 @@ func groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p 
 	return out, nil
 }
 
+// groupPage is groupPage with the kept sealed cells where they answer:
+// an elapsed filter below the slow-row threshold and no app
+// (measurements_cells.go).
+func (m *Measurements) groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) ([]db.GroupMeasurementsPageRow, error) {
+	if f.App == nil && bucketFloor(f) != nil && m.cells != nil {
+		rows, ok, err := m.cells.groupAboveKept(ctx, q, f, p)
+		if err != nil || ok {
+			return rows, err
+		}
+	}
+	return groupPage(ctx, q, f, p)
+}
+
 // groupAboveSealed runs GroupMeasurementsAboveSealed. Its histograms are
 // the page's groups' sealed cells from their first bucket above the
 // filter's own (floor_bucket, bucketed in SQL as the cells were; the

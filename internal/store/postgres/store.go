@@ -61,6 +61,12 @@ type Options struct {
 	// MaintenanceBatch is the most rows one DELETE of the maintenance pass
 	// removes (0: DefaultMaintenanceBatch).
 	MaintenanceBatch int
+
+	// KeptCellsBytes bounds the memory of the sealed cells the grouped
+	// measurements keep (measurements_cells.go): 0 means
+	// DefaultKeptCellsBytes, a negative value keeps none (every call reads
+	// its cells from PostgreSQL, as before; the benchmarks compare both).
+	KeptCellsBytes int64
 }
 
 // Store holds one store per resource, all on one pool.
@@ -140,7 +146,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		Flows:        newFlows(pool, q, h),
 		Events:       newEvents(pool, q),
 		Devices:      newDevices(pool, q, opts, h),
-		Measurements: newMeasurements(pool, h),
+		Measurements: newMeasurements(pool, h, opts.KeptCellsBytes),
 		Collections:  newCollections(pool, q),
 		Runtime:      newRuntimeSamples(pool, q),
 		Idempotency:  newIdempotency(pool, q),

@@ -1,0 +1,369 @@
+package postgres
+
+import (
+	"cmp"
+	"container/list"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/store/db"
+)
+
+// The grouped view with an elapsed filter below the slow-row threshold and
+// no app reads most of its window from the sealed units' cells
+// (groupAboveSealed): at 10 M rows a week is about 2,400 cells, half of
+// the statement's time. A sealed unit's cells do not change while it stays
+// sealed: a build writes them with its seal, and a late batch or the next
+// build deletes or replaces the seal (measurements_sealed.go). So the
+// service keeps the cells it has read, per tile, keyed by the seal they
+// were read under (its sealed_at and the row's xmin), and asks PostgreSQL
+// only for the tiles, their seals and the rows no sealed tile holds
+// (GroupMeasurementsAboveParts); it adds the cells up, ranks the groups and
+// cuts the page itself. docs/measurements.md, "The sealed cells kept in
+// memory".
+
+// DefaultKeptCellsBytes bounds the memory the kept cells take unless
+// Options.KeptCellsBytes says otherwise (about 7 MB for a week's window at
+// 10 M rows, 20 MB for 30 days); the least recently used tiles go first.
+const DefaultKeptCellsBytes = 32 << 20
+
+// cellTileKey names a tile's cells as of one seal: a tile resealed or
+// unsealed and sealed again has another key, so cells kept under an older
+// seal are never read again (the LRU drops them).
+type cellTileKey struct {
+	secs            int32
+	start, sealedAt int64 // Unix microseconds, as PostgreSQL keeps them
+	xmin            int64
+}
+
+func tileKeyOf(secs int32, start, sealedAt time.Time, xmin int64) cellTileKey {
+	return cellTileKey{secs: secs, start: start.UnixMicro(), sealedAt: sealedAt.UnixMicro(), xmin: xmin}
+}
+
+// keptCell is one sealed cell as measurements_sealed_cells holds it: the
+// whole histogram and the suffix statistics of migration 00027 (for each
+// occupied bucket, ascending, the count, sum and least elapsed of the rows
+// in it and every higher bucket).
+type keptCell struct {
+	name, method string
+	maxElapsed   float64
+	hist         []byte
+	buckets      []int16
+	counts       []int64
+	sums, mins   []float64
+}
+
+func (c *keptCell) size() int64 {
+	return int64(96 + len(c.name) + len(c.method) + len(c.hist) + 2*len(c.buckets) + 8*(len(c.counts)+len(c.sums)+len(c.mins)))
+}
+
+type keptTile struct {
+	key   cellTileKey
+	cells []keptCell
+	size  int64
+}
+
+// cellCache is the kept tiles, least recently used last.
+type cellCache struct {
+	mu    sync.Mutex
+	limit int64
+	size  int64
+	order list.List // of *keptTile, most recently used first
+	tiles map[cellTileKey]*list.Element
+	// byteOrder: 0 not known yet, 1 the database compares text as bytes
+	// (the page can be ranked here), 2 it does not.
+	byteOrder atomic.Int32
+}
+
+func newCellCache(limit int64) *cellCache {
+	return &cellCache{limit: limit, tiles: map[cellTileKey]*list.Element{}}
+}
+
+func (c *cellCache) get(k cellTileKey) (*keptTile, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.tiles[k]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*keptTile), true
+}
+
+func (c *cellCache) put(t *keptTile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.tiles[t.key]; ok || t.size > c.limit {
+		return
+	}
+	c.tiles[t.key] = c.order.PushFront(t)
+	c.size += t.size
+	for c.size > c.limit {
+		last := c.order.Back()
+		old := last.Value.(*keptTile)
+		c.order.Remove(last)
+		delete(c.tiles, old.key)
+		c.size -= old.size
+	}
+}
+
+// len is the number of kept tiles (for the tests).
+func (c *cellCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.tiles)
+}
+
+// rankable reports whether the database compares text as bytes, as Go's
+// strings do, so that the groups can be ranked here in PostgreSQL's order
+// (the tests', the benchmarks' and make run's clusters are created with
+// --locale=C; a linguistic collation leaves the ranking to the function).
+// Asked once; an error is not remembered.
+func (c *cellCache) rankable(ctx context.Context, q *db.Queries) (bool, error) {
+	switch c.byteOrder.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
+	ok, err := q.DatabaseComparesBytes(ctx)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		c.byteOrder.Store(1)
+	} else {
+		c.byteOrder.Store(2)
+	}
+	return ok, nil
+}
+
+// keptCellsGap, when set (tests), runs between groupAboveKept's two
+// statements.
+var keptCellsGap atomic.Pointer[func()]
+
+// errSealMoved says a tile's seal changed between the two statements of
+// groupAboveKept: the caller answers from the function instead.
+var errSealMoved = fmt.Errorf("a sealed tile changed while it was read")
+
+// groupAboveKept answers groupAboveSealed's page from the kept cells and
+// GroupMeasurementsAboveParts, or reports ok false when it cannot (the
+// database does not compare text as bytes, or a tile's seal moved between
+// the parts and its cells): the caller then runs groupAboveSealed.
+func (c *cellCache) groupAboveKept(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) (rows []db.GroupMeasurementsPageRow, ok bool, err error) {
+	if ok, err := c.rankable(ctx, q); err != nil || !ok {
+		return nil, false, err
+	}
+	parts, err := q.GroupMeasurementsAboveParts(ctx, db.GroupMeasurementsAbovePartsParams{
+		StartedAt: f.StartedAt, EndedAt: f.EndedAt, MinElapsed: *f.MinElapsed, Name: p.Name, Methods: p.Methods,
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	var tiles []*keptTile
+	var missing db.MeasurementSealedTileCellsParams
+	floor := 0
+	for _, r := range parts {
+		floor = int(r.FloorBucket)
+		if r.TileSecs == 0 {
+			continue
+		}
+		if t, ok := c.get(tileKeyOf(r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin)); ok {
+			tiles = append(tiles, t)
+			continue
+		}
+		missing.TileSecs = append(missing.TileSecs, r.TileSecs)
+		missing.TileStarts = append(missing.TileStarts, r.TileStart)
+		missing.SealedAts = append(missing.SealedAts, r.SealedAt)
+		missing.SealXmins = append(missing.SealXmins, r.SealXmin)
+	}
+	if len(missing.TileSecs) > 0 {
+		if gap := keptCellsGap.Load(); gap != nil {
+			(*gap)()
+		}
+		read, err := c.readTiles(ctx, q, missing)
+		if err == errSealMoved {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		tiles = append(tiles, read...)
+	}
+	groups, err := addUpKept(tiles, parts, p, floor)
+	if err != nil {
+		return nil, false, err
+	}
+	return groups, true, nil
+}
+
+// readTiles reads the cells of the tiles named in m under the seals named
+// there and keeps them; errSealMoved when a tile is no longer sealed so.
+func (c *cellCache) readTiles(ctx context.Context, q *db.Queries, m db.MeasurementSealedTileCellsParams) ([]*keptTile, error) {
+	rows, err := q.MeasurementSealedTileCells(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	type at struct {
+		secs  int32
+		start int64
+	}
+	read := make(map[at]*keptTile, len(m.TileSecs))
+	for i := range m.TileSecs {
+		read[at{m.TileSecs[i], m.TileStarts[i].UnixMicro()}] = &keptTile{
+			key: tileKeyOf(m.TileSecs[i], m.TileStarts[i], m.SealedAts[i], m.SealXmins[i])}
+	}
+	seen := make(map[at]bool, len(m.TileSecs))
+	for _, r := range rows {
+		k := at{r.TileSecs, r.TileStart.UnixMicro()}
+		t := read[k]
+		if t == nil {
+			return nil, fmt.Errorf("sealed cells: tile %d s at %s not asked for", r.TileSecs, r.TileStart)
+		}
+		seen[k] = true
+		if r.Name == nil {
+			continue // sealed, without a cell
+		}
+		n := len(r.AboveBuckets)
+		if r.Method == nil || r.MaxElapsed == nil || n == 0 || len(r.AboveCounts) != n || len(r.AboveSums) != n || len(r.AboveMins) != n {
+			return nil, fmt.Errorf("sealed cell %s %s of tile %d s at %s: malformed", deref(r.Name), deref(r.Method), r.TileSecs, r.TileStart)
+		}
+		t.cells = append(t.cells, keptCell{name: *r.Name, method: *r.Method, maxElapsed: *r.MaxElapsed, hist: r.Hist,
+			buckets: r.AboveBuckets, counts: r.AboveCounts, sums: r.AboveSums, mins: r.AboveMins})
+	}
+	if len(seen) != len(read) {
+		return nil, errSealMoved
+	}
+	out := make([]*keptTile, 0, len(read))
+	for _, t := range read {
+		t.size = 64
+		for i := range t.cells {
+			t.size += t.cells[i].size()
+		}
+		c.put(t)
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<NULL>"
+	}
+	return *s
+}
+
+// keptGroup is one (name, method) of the page being added up.
+type keptGroup struct {
+	name, method string
+	count        int64
+	sum          float64
+	min, max     float64
+	hists        [][]byte // its cells' whole histograms
+	edgeBuckets  []int16  // the buckets of its rows read from the table
+}
+
+// addUpKept is telemetry_measurements_grouped_above's grouping, ranking and
+// page, over the kept tiles' cells and the rows' parts: each cell counts
+// from its first occupied bucket above floor (the filter's bucket B) on,
+// as the function's width_bucket finds it; the groups are ranked by the
+// page's sort key, then by name and method (descending for the name key
+// descending), as PostgreSQL ranks them with a byte-order collation.
+func addUpKept(tiles []*keptTile, parts []db.GroupMeasurementsAbovePartsRow, p db.GroupMeasurementsPageParams, floor int) ([]db.GroupMeasurementsPageRow, error) {
+	type gk struct{ name, method string }
+	byKey := map[gk]*keptGroup{}
+	groupOf := func(name, method string) *keptGroup {
+		g := byKey[gk{name, method}]
+		if g == nil {
+			g = &keptGroup{name: name, method: method}
+			byKey[gk{name, method}] = g
+		}
+		return g
+	}
+	add := func(g *keptGroup, n int64, sum, lo, hi float64) {
+		if g.count == 0 {
+			g.min, g.max = lo, hi
+		} else {
+			g.min, g.max = min(g.min, lo), max(g.max, hi)
+		}
+		g.count += n
+		g.sum += sum
+	}
+	for _, t := range tiles {
+		for i := range t.cells {
+			c := &t.cells[i]
+			if (p.Name != nil && c.name != *p.Name) || (len(p.Methods) > 0 && !slices.Contains(p.Methods, c.method)) {
+				continue
+			}
+			k, _ := slices.BinarySearch(c.buckets, int16(floor+1))
+			if k == len(c.buckets) {
+				continue // no row of the cell above bucket B
+			}
+			g := groupOf(c.name, c.method)
+			add(g, c.counts[k], c.sums[k], c.mins[k], c.maxElapsed)
+			g.hists = append(g.hists, c.hist)
+		}
+	}
+	for _, r := range parts {
+		if r.TileSecs != 0 || r.Count == 0 {
+			continue
+		}
+		g := groupOf(r.Name, r.Method)
+		add(g, r.Count, r.SumElapsed, r.MinElapsed, r.MaxElapsed)
+		g.edgeBuckets = r.Buckets
+	}
+	groups := make([]*keptGroup, 0, len(byKey))
+	for _, g := range byKey {
+		groups = append(groups, g)
+	}
+	value := func(g *keptGroup) float64 {
+		switch p.SortKey {
+		case "count":
+			return float64(g.count)
+		case "avgElapsed":
+			return g.sum / float64(g.count)
+		case "minElapsed":
+			return g.min
+		case "maxElapsed":
+			return g.max
+		}
+		return 0
+	}
+	slices.SortFunc(groups, func(a, b *keptGroup) int {
+		c := cmp.Compare(value(a), value(b))
+		if p.SortKey == "name" && p.Descending {
+			c = cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.method, b.method))
+		}
+		if p.Descending {
+			c = -c
+		}
+		return cmp.Or(c, cmp.Compare(a.name, b.name), cmp.Compare(a.method, b.method))
+	})
+	total := int64(len(groups))
+	lo := min(max(p.RowOffset, 0), total)
+	hi := min(lo+max(p.RowLimit, 0), total)
+	out := make([]db.GroupMeasurementsPageRow, 0, hi-lo)
+	for _, g := range groups[lo:hi] {
+		h, err := histogramAbove(g.hists, floor)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", g.name, g.method, err)
+		}
+		var hists [][]byte
+		if e := h.encode(); e != nil {
+			hists = [][]byte{e}
+		}
+		edges := g.edgeBuckets
+		if edges == nil {
+			edges = []int16{}
+		}
+		out = append(out, db.GroupMeasurementsPageRow{Name: g.name, Method: g.method, Count: g.count,
+			AvgElapsed: g.sum / float64(g.count), MinElapsed: g.min, MaxElapsed: g.max, Total: total,
+			Hists: hists, EdgeBuckets: edges})
+	}
+	return out, nil
+}
