@@ -299,7 +299,8 @@ FROM telemetry_measurements_grouped_above_parts(
 -- still that one has one row with a NULL name when it holds no cell; a
 -- tile resealed or unsealed since has none.
 SELECT t.secs::integer AS tile_secs, t.start::timestamptz AS tile_start,
-       c.name, c.method, c.max_elapsed, c.hist, c.above_buckets, c.above_counts, c.above_sums, c.above_mins
+       c.name, c.method, c.count, c.sum_elapsed, c.min_elapsed, c.max_elapsed, c.hist,
+       c.above_buckets, c.above_counts, c.above_sums, c.above_mins
 FROM ROWS FROM (
     unnest(@tile_secs::int[]),
     unnest(@tile_starts::timestamptz[]),
@@ -321,3 +322,21 @@ LEFT JOIN measurements_sealed_cells c ON c.unit_secs = t.secs AND c.unit_start =
 SELECT (d.datcollate IN ('C', 'POSIX') AND coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c')::boolean AS bytes
 FROM pg_catalog.pg_database d
 WHERE d.datname = current_database();
+
+-- name: GroupMeasurementsParts :many
+-- GroupMeasurementsPageSealed's inputs but the sealed cells, which the
+-- service keeps in memory keyed by their seal (measurements_cells.go): the
+-- sealed units and edge A's bins it would read, with their seal
+-- (tile_secs > 0), and per name and method every other part added up,
+-- with its histograms and the edges' rows' buckets (tile_secs = 0). The
+-- function telemetry_measurements_grouped_parts (migration 00047); its
+-- columns named in the alias list and cast, as above.
+SELECT g.tile_secs::integer AS tile_secs, g.tile_start::timestamptz AS tile_start, g.sealed_at::timestamptz AS sealed_at,
+       g.seal_xmin::bigint AS seal_xmin, g.name::text AS name, g.method::text AS method, g.count::bigint AS count,
+       g.sum_elapsed::float8 AS sum_elapsed, g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed,
+       g.hists::bytea[] AS hists, g.buckets::smallint[] AS buckets
+FROM telemetry_measurements_grouped_parts(
+    @h1::timestamptz, @h2::timestamptz, @h2_next::timestamptz, @d1::timestamptz, @d2::timestamptz,
+    @a5::timestamptz, @started_at::timestamptz, @ended_at::timestamptz, sqlc.narg('name')::text, @methods::text[])
+    AS g (tile_secs, tile_start, sealed_at, seal_xmin, name, method, count, sum_elapsed, min_elapsed, max_elapsed,
+          hists, buckets);

@@ -502,6 +502,97 @@ func (q *Queries) GroupMeasurementsPageSealed(ctx context.Context, arg GroupMeas
 	return items, nil
 }
 
+const groupMeasurementsParts = `-- name: GroupMeasurementsParts :many
+SELECT g.tile_secs::integer AS tile_secs, g.tile_start::timestamptz AS tile_start, g.sealed_at::timestamptz AS sealed_at,
+       g.seal_xmin::bigint AS seal_xmin, g.name::text AS name, g.method::text AS method, g.count::bigint AS count,
+       g.sum_elapsed::float8 AS sum_elapsed, g.min_elapsed::float8 AS min_elapsed, g.max_elapsed::float8 AS max_elapsed,
+       g.hists::bytea[] AS hists, g.buckets::smallint[] AS buckets
+FROM telemetry_measurements_grouped_parts(
+    $1::timestamptz, $2::timestamptz, $3::timestamptz, $4::timestamptz, $5::timestamptz,
+    $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::text, $10::text[])
+    AS g (tile_secs, tile_start, sealed_at, seal_xmin, name, method, count, sum_elapsed, min_elapsed, max_elapsed,
+          hists, buckets)
+`
+
+type GroupMeasurementsPartsParams struct {
+	H1        time.Time
+	H2        time.Time
+	H2Next    time.Time
+	D1        time.Time
+	D2        time.Time
+	A5        time.Time
+	StartedAt time.Time
+	EndedAt   time.Time
+	Name      *string
+	Methods   []string
+}
+
+type GroupMeasurementsPartsRow struct {
+	TileSecs   int32
+	TileStart  time.Time
+	SealedAt   time.Time
+	SealXmin   int64
+	Name       string
+	Method     string
+	Count      int64
+	SumElapsed float64
+	MinElapsed float64
+	MaxElapsed float64
+	Hists      [][]byte
+	Buckets    []int16
+}
+
+// GroupMeasurementsPageSealed's inputs but the sealed cells, which the
+// service keeps in memory keyed by their seal (measurements_cells.go): the
+// sealed units and edge A's bins it would read, with their seal
+// (tile_secs > 0), and per name and method every other part added up,
+// with its histograms and the edges' rows' buckets (tile_secs = 0). The
+// function telemetry_measurements_grouped_parts (migration 00047); its
+// columns named in the alias list and cast, as above.
+func (q *Queries) GroupMeasurementsParts(ctx context.Context, arg GroupMeasurementsPartsParams) ([]GroupMeasurementsPartsRow, error) {
+	rows, err := q.db.Query(ctx, groupMeasurementsParts,
+		arg.H1,
+		arg.H2,
+		arg.H2Next,
+		arg.D1,
+		arg.D2,
+		arg.A5,
+		arg.StartedAt,
+		arg.EndedAt,
+		arg.Name,
+		arg.Methods,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []GroupMeasurementsPartsRow{}
+	for rows.Next() {
+		var i GroupMeasurementsPartsRow
+		if err := rows.Scan(
+			&i.TileSecs,
+			&i.TileStart,
+			&i.SealedAt,
+			&i.SealXmin,
+			&i.Name,
+			&i.Method,
+			&i.Count,
+			&i.SumElapsed,
+			&i.MinElapsed,
+			&i.MaxElapsed,
+			&i.Hists,
+			&i.Buckets,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 type InsertMeasurementSealedCellsParams struct {
 	UnitSecs     int32
 	UnitStart    time.Time
@@ -627,7 +718,8 @@ func (q *Queries) MeasurementRowsKeptSince(ctx context.Context) (time.Time, erro
 
 const measurementSealedTileCells = `-- name: MeasurementSealedTileCells :many
 SELECT t.secs::integer AS tile_secs, t.start::timestamptz AS tile_start,
-       c.name, c.method, c.max_elapsed, c.hist, c.above_buckets, c.above_counts, c.above_sums, c.above_mins
+       c.name, c.method, c.count, c.sum_elapsed, c.min_elapsed, c.max_elapsed, c.hist,
+       c.above_buckets, c.above_counts, c.above_sums, c.above_mins
 FROM ROWS FROM (
     unnest($1::int[]),
     unnest($2::timestamptz[]),
@@ -653,6 +745,9 @@ type MeasurementSealedTileCellsRow struct {
 	TileStart    time.Time
 	Name         *string
 	Method       *string
+	Count        *int64
+	SumElapsed   *float64
+	MinElapsed   *float64
 	MaxElapsed   *float64
 	Hist         []byte
 	AboveBuckets []int16
@@ -685,6 +780,9 @@ func (q *Queries) MeasurementSealedTileCells(ctx context.Context, arg Measuremen
 			&i.TileStart,
 			&i.Name,
 			&i.Method,
+			&i.Count,
+			&i.SumElapsed,
+			&i.MinElapsed,
 			&i.MaxElapsed,
 			&i.Hist,
 			&i.AboveBuckets,

@@ -452,7 +452,7 @@ type MeasurementsSealed struct {
 	SealedAt time.Time
 }
 
-// Per sealed unit (measurements_sealed) and its 5-minute bins: count and elapsed statistics per (name, method) of the rows started in it, all apps, with their elapsed histogram. Valid only while measurements_sealed holds the unit (the hour, for a 5-minute bin).
+// Per sealed unit (measurements_sealed) and its 5-minute bins: count and elapsed statistics per (name, method) of the rows started in it, all apps, with their elapsed histogram. Valid only while measurements_sealed holds the unit (the hour, for a 5-minute bin). The service keeps the cells it has read in memory for as long as their unit's measurements_sealed row stays the same (its sealed_at and xmin): a cell changed by hand is seen only once that row is changed too.
 type MeasurementsSealedCell struct {
 	// 300 (a 5-minute bin of a sealed hour), 3600, 21600 or 86400.
 	UnitSecs int32

@@ -51,6 +51,9 @@ func tileKeyOf(secs int32, start, sealedAt time.Time, xmin int64) cellTileKey {
 // in it and every higher bucket).
 type keptCell struct {
 	name, method string
+	count        int64
+	sum          float64
+	minElapsed   float64
 	maxElapsed   float64
 	hist         []byte
 	buckets      []int16
@@ -151,6 +154,54 @@ var keptCellsGap atomic.Pointer[func()]
 // groupAboveKept: the caller answers from the function instead.
 var errSealMoved = fmt.Errorf("a sealed tile changed while it was read")
 
+// keptPart is what PostgreSQL answered for one (name, method) besides the
+// sealed cells: its other parts added up, with their histograms (none with
+// an elapsed filter) and the buckets of its rows read from the table.
+type keptPart struct {
+	name, method string
+	count        int64
+	sum          float64
+	min, max     float64
+	hists        [][]byte
+	buckets      []int16
+}
+
+// keptTileRef is a tile named by a parts statement, with its seal.
+type keptTileRef struct {
+	secs            int32
+	start, sealedAt time.Time
+	xmin            int64
+}
+
+// tilesOf is the kept tiles named in refs, those not kept yet read from
+// PostgreSQL and kept; errSealMoved when one's seal is no longer the one
+// named.
+func (c *cellCache) tilesOf(ctx context.Context, q *db.Queries, refs []keptTileRef) ([]*keptTile, error) {
+	var tiles []*keptTile
+	var missing db.MeasurementSealedTileCellsParams
+	for _, r := range refs {
+		if t, ok := c.get(tileKeyOf(r.secs, r.start, r.sealedAt, r.xmin)); ok {
+			tiles = append(tiles, t)
+			continue
+		}
+		missing.TileSecs = append(missing.TileSecs, r.secs)
+		missing.TileStarts = append(missing.TileStarts, r.start)
+		missing.SealedAts = append(missing.SealedAts, r.sealedAt)
+		missing.SealXmins = append(missing.SealXmins, r.xmin)
+	}
+	if len(missing.TileSecs) == 0 {
+		return tiles, nil
+	}
+	if gap := keptCellsGap.Load(); gap != nil {
+		(*gap)()
+	}
+	read, err := c.readTiles(ctx, q, missing)
+	if err != nil {
+		return nil, err
+	}
+	return append(tiles, read...), nil
+}
+
 // groupAboveKept answers groupAboveSealed's page from the kept cells and
 // GroupMeasurementsAboveParts, or reports ok false when it cannot (the
 // database does not compare text as bytes, or a tile's seal moved between
@@ -165,41 +216,62 @@ func (c *cellCache) groupAboveKept(ctx context.Context, q *db.Queries, f store.M
 	if err != nil {
 		return nil, false, err
 	}
-	var tiles []*keptTile
-	var missing db.MeasurementSealedTileCellsParams
+	var refs []keptTileRef
+	var others []keptPart
 	floor := 0
 	for _, r := range parts {
 		floor = int(r.FloorBucket)
-		if r.TileSecs == 0 {
-			continue
+		if r.TileSecs != 0 {
+			refs = append(refs, keptTileRef{r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin})
+		} else if r.Count > 0 {
+			others = append(others, keptPart{name: r.Name, method: r.Method, count: r.Count, sum: r.SumElapsed,
+				min: r.MinElapsed, max: r.MaxElapsed, buckets: r.Buckets})
 		}
-		if t, ok := c.get(tileKeyOf(r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin)); ok {
-			tiles = append(tiles, t)
-			continue
-		}
-		missing.TileSecs = append(missing.TileSecs, r.TileSecs)
-		missing.TileStarts = append(missing.TileStarts, r.TileStart)
-		missing.SealedAts = append(missing.SealedAts, r.SealedAt)
-		missing.SealXmins = append(missing.SealXmins, r.SealXmin)
 	}
-	if len(missing.TileSecs) > 0 {
-		if gap := keptCellsGap.Load(); gap != nil {
-			(*gap)()
-		}
-		read, err := c.readTiles(ctx, q, missing)
-		if err == errSealMoved {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		tiles = append(tiles, read...)
+	tiles, err := c.tilesOf(ctx, q, refs)
+	if err == errSealMoved {
+		return nil, false, nil
 	}
-	groups, err := addUpKept(tiles, parts, p, floor)
 	if err != nil {
 		return nil, false, err
 	}
-	return groups, true, nil
+	groups, err := addUpKept(tiles, others, p, floor)
+	return groups, err == nil, err
+}
+
+// groupKept answers GroupMeasurementsPageSealed's page (no elapsed filter,
+// no app) from the kept cells and GroupMeasurementsParts, or reports ok
+// false when it cannot, as groupAboveKept does.
+func (c *cellCache) groupKept(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) (rows []db.GroupMeasurementsPageRow, ok bool, err error) {
+	if ok, err := c.rankable(ctx, q); err != nil || !ok {
+		return nil, false, err
+	}
+	parts, err := q.GroupMeasurementsParts(ctx, db.GroupMeasurementsPartsParams{
+		H1: p.H1, H2: p.H2, H2Next: p.H2Next, D1: p.D1, D2: p.D2, A5: binCeil(f.StartedAt),
+		StartedAt: p.StartedAt, EndedAt: p.EndedAt, Name: p.Name, Methods: p.Methods,
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	var refs []keptTileRef
+	var others []keptPart
+	for _, r := range parts {
+		if r.TileSecs != 0 {
+			refs = append(refs, keptTileRef{r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin})
+		} else if r.Count > 0 {
+			others = append(others, keptPart{name: r.Name, method: r.Method, count: r.Count, sum: r.SumElapsed,
+				min: r.MinElapsed, max: r.MaxElapsed, hists: r.Hists, buckets: r.Buckets})
+		}
+	}
+	tiles, err := c.tilesOf(ctx, q, refs)
+	if err == errSealMoved {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	groups, err := addUpKept(tiles, others, p, noFloor)
+	return groups, err == nil, err
 }
 
 // readTiles reads the cells of the tiles named in m under the seals named
@@ -230,10 +302,12 @@ func (c *cellCache) readTiles(ctx context.Context, q *db.Queries, m db.Measureme
 			continue // sealed, without a cell
 		}
 		n := len(r.AboveBuckets)
-		if r.Method == nil || r.MaxElapsed == nil || n == 0 || len(r.AboveCounts) != n || len(r.AboveSums) != n || len(r.AboveMins) != n {
+		if r.Method == nil || r.Count == nil || r.SumElapsed == nil || r.MinElapsed == nil || r.MaxElapsed == nil ||
+			n == 0 || len(r.AboveCounts) != n || len(r.AboveSums) != n || len(r.AboveMins) != n {
 			return nil, fmt.Errorf("sealed cell %s %s of tile %d s at %s: malformed", deref(r.Name), deref(r.Method), r.TileSecs, r.TileStart)
 		}
-		t.cells = append(t.cells, keptCell{name: *r.Name, method: *r.Method, maxElapsed: *r.MaxElapsed, hist: r.Hist,
+		t.cells = append(t.cells, keptCell{name: *r.Name, method: *r.Method, count: *r.Count, sum: *r.SumElapsed,
+			minElapsed: *r.MinElapsed, maxElapsed: *r.MaxElapsed, hist: r.Hist,
 			buckets: r.AboveBuckets, counts: r.AboveCounts, sums: r.AboveSums, mins: r.AboveMins})
 	}
 	if len(seen) != len(read) {
@@ -268,13 +342,19 @@ type keptGroup struct {
 	edgeBuckets  []int16  // the buckets of its rows read from the table
 }
 
-// addUpKept is telemetry_measurements_grouped_above's grouping, ranking and
-// page, over the kept tiles' cells and the rows' parts: each cell counts
-// from its first occupied bucket above floor (the filter's bucket B) on,
-// as the function's width_bucket finds it; the groups are ranked by the
-// page's sort key, then by name and method (descending for the name key
-// descending), as PostgreSQL ranks them with a byte-order collation.
-func addUpKept(tiles []*keptTile, parts []db.GroupMeasurementsAbovePartsRow, p db.GroupMeasurementsPageParams, floor int) ([]db.GroupMeasurementsPageRow, error) {
+// noFloor is addUpKept's floor without an elapsed filter: every cell
+// counts whole.
+const noFloor = -1
+
+// addUpKept is the grouping, ranking and page of
+// telemetry_measurements_grouped_above (floor: the filter's bucket B) or
+// of telemetry_measurements_grouped (floor noFloor), over the kept tiles'
+// cells and the other parts: with a floor each cell counts from its first
+// occupied bucket above it on, as the function's width_bucket finds it,
+// without one it counts whole. The groups are ranked by the page's sort
+// key, then by name and method (descending for the name key descending),
+// as PostgreSQL ranks them with a byte-order collation.
+func addUpKept(tiles []*keptTile, parts []keptPart, p db.GroupMeasurementsPageParams, floor int) ([]db.GroupMeasurementsPageRow, error) {
 	type gk struct{ name, method string }
 	byKey := map[gk]*keptGroup{}
 	groupOf := func(name, method string) *keptGroup {
@@ -300,6 +380,12 @@ func addUpKept(tiles []*keptTile, parts []db.GroupMeasurementsAbovePartsRow, p d
 			if (p.Name != nil && c.name != *p.Name) || (len(p.Methods) > 0 && !slices.Contains(p.Methods, c.method)) {
 				continue
 			}
+			if floor == noFloor {
+				g := groupOf(c.name, c.method)
+				add(g, c.count, c.sum, c.minElapsed, c.maxElapsed)
+				g.hists = append(g.hists, c.hist)
+				continue
+			}
 			k, _ := slices.BinarySearch(c.buckets, int16(floor+1))
 			if k == len(c.buckets) {
 				continue // no row of the cell above bucket B
@@ -310,12 +396,10 @@ func addUpKept(tiles []*keptTile, parts []db.GroupMeasurementsAbovePartsRow, p d
 		}
 	}
 	for _, r := range parts {
-		if r.TileSecs != 0 || r.Count == 0 {
-			continue
-		}
-		g := groupOf(r.Name, r.Method)
-		add(g, r.Count, r.SumElapsed, r.MinElapsed, r.MaxElapsed)
-		g.edgeBuckets = r.Buckets
+		g := groupOf(r.name, r.method)
+		add(g, r.count, r.sum, r.min, r.max)
+		g.hists = append(g.hists, r.hists...)
+		g.edgeBuckets = r.buckets
 	}
 	groups := make([]*keptGroup, 0, len(byKey))
 	for _, g := range byKey {
@@ -349,13 +433,18 @@ func addUpKept(tiles []*keptTile, parts []db.GroupMeasurementsAbovePartsRow, p d
 	hi := min(lo+max(p.RowLimit, 0), total)
 	out := make([]db.GroupMeasurementsPageRow, 0, hi-lo)
 	for _, g := range groups[lo:hi] {
-		h, err := histogramAbove(g.hists, floor)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", g.name, g.method, err)
-		}
-		var hists [][]byte
-		if e := h.encode(); e != nil {
-			hists = [][]byte{e}
+		hists := g.hists
+		if floor != noFloor {
+			// The cells' buckets up to B count rows below the filter or
+			// read from the table: one histogram of those above it.
+			h, err := histogramAbove(g.hists, floor)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", g.name, g.method, err)
+			}
+			hists = nil
+			if e := h.encode(); e != nil {
+				hists = [][]byte{e}
+			}
 		}
 		edges := g.edgeBuckets
 		if edges == nil {

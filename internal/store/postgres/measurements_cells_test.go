@@ -36,6 +36,14 @@ func sameGroups(t *testing.T, label string, got, want store.Page[store.Measureme
 	}
 }
 
+// elapsedOf is an elapsed filter for a message: "none" when unset.
+func elapsedOf(el *float64) string {
+	if el == nil {
+		return "none"
+	}
+	return fmt.Sprint(*el)
+}
+
 // sealedMeasurements is a store whose two days of measurements are sealed
 // (every closed hour, quarter and day), with its pool.
 func sealedMeasurements(t *testing.T, seed uint64) (*postgres.Measurements, *pgxpool.Pool, *rand.Rand) {
@@ -52,9 +60,10 @@ func sealedMeasurements(t *testing.T, seed uint64) (*postgres.Measurements, *pgx
 	return ms, pool, rng
 }
 
-// The grouped view with an elapsed filter below the slow-row threshold and
-// no app answers from the sealed cells it keeps (measurements_cells.go)
-// exactly as the function that reads them from PostgreSQL each time: in
+// The grouped view without an app, and without an elapsed filter or with
+// one below the slow-row threshold, answers from the sealed cells it keeps
+// (measurements_cells.go) exactly as the functions that read them from
+// PostgreSQL each time: in
 // every order, both directions, on pages inside, across and past the end
 // of the groups, with a name and with methods, over every window shape of
 // the sealed tests, with filters at a bucket's bottom and inside one. The
@@ -66,14 +75,18 @@ func TestGroupedKeptCellsAnswerAsTheFunction(t *testing.T) {
 	if n := ms.KeptCellTiles(); n != 0 {
 		t.Fatalf("%d tiles kept before any call", n)
 	}
-	filters := []float64{0.001, 0.1, 1e-6 * math.Pow(1.05, 200), 0.0123}
+	low := []float64{0.001, 0.1, 1e-6 * math.Pow(1.05, 200), 0.0123}
+	filters := []*float64{nil}
+	for i := range low {
+		filters = append(filters, &low[i])
+	}
 	pages := []store.PageRequest{{Limit: 1000}, {Limit: 2, Offset: 1}, {Limit: 4, Offset: 6}, {Limit: 3, Offset: 100}}
 	windows := sealedWindows(rng)
 	for round := range 2 {
 		for label, w := range windows {
 			for _, el := range filters {
 				f := w
-				f.MinElapsed = &el
+				f.MinElapsed = el
 				for _, key := range store.MeasurementGroupSortKeys() {
 					for _, desc := range []bool{true, false} {
 						s := store.MeasurementSort{Key: key, Desc: desc}
@@ -86,7 +99,7 @@ func TestGroupedKeptCellsAnswerAsTheFunction(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							sameGroups(t, fmt.Sprintf("round %d, %s, elapsed >= %v, by %s desc %v, page %+v", round, label, el, key, desc, p), got, want)
+							sameGroups(t, fmt.Sprintf("round %d, %s, elapsed >= %v, by %s desc %v, page %+v", round, label, elapsedOf(el), key, desc, p), got, want)
 						}
 					}
 				}
@@ -112,10 +125,17 @@ func TestGroupedKeptCellsSealMoved(t *testing.T) {
 	s := store.MeasurementSort{Key: "count", Desc: true}
 	p := store.PageRequest{Limit: 1000}
 	const day = "2024-03-11Z"
-	for label, change := range map[string]string{
-		"unsealed": `DELETE FROM measurements_sealed WHERE unit_secs = 86400 AND unit_start = $1`,
-		"resealed": `UPDATE measurements_sealed SET sealed_at = clock_timestamp() WHERE unit_secs = 86400 AND unit_start = $1`,
+	for _, c := range []struct {
+		label, change string
+		elapsed       *float64
+	}{
+		{"unsealed", `DELETE FROM measurements_sealed WHERE unit_secs = 86400 AND unit_start = $1`, &el},
+		{"resealed", `UPDATE measurements_sealed SET sealed_at = clock_timestamp() WHERE unit_secs = 86400 AND unit_start = $1`, &el},
+		{"unsealed, no elapsed filter", `DELETE FROM measurements_sealed WHERE unit_secs = 86400 AND unit_start = $1`, nil},
+		{"resealed, no elapsed filter", `UPDATE measurements_sealed SET sealed_at = clock_timestamp() WHERE unit_secs = 86400 AND unit_start = $1`, nil},
 	} {
+		label, change := c.label, c.change
+		f.MinElapsed = c.elapsed
 		fresh := postgres.New(pool, postgres.Options{}).Measurements
 		changed := 0
 		postgres.SetKeptCellsGap(t, func() {

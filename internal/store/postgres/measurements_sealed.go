@@ -379,11 +379,18 @@ func groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p 
 }
 
 // groupPage is groupPage with the kept sealed cells where they answer:
-// an elapsed filter below the slow-row threshold and no app
+// no app, and no elapsed filter or one below the slow-row threshold
 // (measurements_cells.go).
 func (m *Measurements) groupPage(ctx context.Context, q *db.Queries, f store.MeasurementFilter, p db.GroupMeasurementsPageParams) ([]db.GroupMeasurementsPageRow, error) {
-	if f.App == nil && bucketFloor(f) != nil && m.cells != nil {
-		rows, ok, err := m.cells.groupAboveKept(ctx, q, f, p)
+	if f.App == nil && m.cells != nil {
+		var rows []db.GroupMeasurementsPageRow
+		ok, err := false, error(nil)
+		switch {
+		case bucketFloor(f) != nil:
+			rows, ok, err = m.cells.groupAboveKept(ctx, q, f, p)
+		case f.MinElapsed == nil:
+			rows, ok, err = m.cells.groupKept(ctx, q, f, p)
+		}
 		if err != nil || ok {
 			return rows, err
 		}

@@ -154,7 +154,9 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 	}
 
 	// The sealed cells are what answers: a day's, a quarter's, an hour's
-	// and a 5-minute bin's cell changed by hand shows.
+	// and a 5-minute bin's cell changed by hand shows, once its unit's seal
+	// (the hour's, for a bin) changes too: the service keeps the cells it
+	// has read under their seal (measurements_cells.go).
 	for _, unit := range []struct {
 		window, unit string
 		secs         int
@@ -170,10 +172,16 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 			unit.secs, unit.unit).Scan(&name, &method); err != nil {
 			t.Fatalf("%v: %v", unit, err)
 		}
-		const cell = `UPDATE measurements_sealed_cells SET count = count + $5, above_counts[1] = above_counts[1] + $5
-			WHERE unit_secs = $1 AND unit_start = $2 AND name = $3 AND method = $4`
-		if _, err := pool.Exec(ctx, cell, unit.secs, unit.unit, name, method, 1000); err != nil {
-			t.Fatal(err)
+		const cell = `WITH c AS (
+				UPDATE measurements_sealed_cells SET count = count + $5, above_counts[1] = above_counts[1] + $5
+				WHERE unit_secs = $1 AND unit_start = $2 AND name = $3 AND method = $4
+				RETURNING 1)
+			UPDATE measurements_sealed SET sealed_at = clock_timestamp()
+			WHERE unit_secs = greatest($1, 3600)
+			  AND unit_start = date_bin(make_interval(secs => greatest($1, 3600)), $2::timestamptz, 'epoch')
+			  AND EXISTS (SELECT 1 FROM c)`
+		if tag, err := pool.Exec(ctx, cell, unit.secs, unit.unit, name, method, 1000); err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("%v: %v, %v", unit, tag, err)
 		}
 		var changed int64
 		for _, g := range grouped(f).Items {
@@ -184,8 +192,8 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 		if want := rawGroups(t, pool, f)[name+" "+method].count + 1000; changed != want {
 			t.Errorf("with the cell of %v changed by 1000: count %d, want %d", unit, changed, want)
 		}
-		if _, err := pool.Exec(ctx, cell, unit.secs, unit.unit, name, method, -1000); err != nil {
-			t.Fatal(err)
+		if tag, err := pool.Exec(ctx, cell, unit.secs, unit.unit, name, method, -1000); err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("%v: %v, %v", unit, tag, err)
 		}
 	}
 
