@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -81,10 +82,43 @@ type cellCache struct {
 	// byteOrder: 0 not known yet, 1 the database compares text as bytes
 	// (the page can be ranked here), 2 it does not.
 	byteOrder atomic.Int32
+	// tileCap is the most tiles a call may use (maxKeptTiles, less for
+	// tileCapFor after a call read more than its budget: see tilesOf);
+	// cappedAt is when it was lowered (Unix nanoseconds).
+	tileCap  atomic.Int32
+	cappedAt atomic.Int64
 }
 
+// A call uses kept cells for at most maxKeptTiles tiles (a 30-day window
+// has about 55; a longer one is answered by the functions, which return
+// only the page, not every cell). It reads the tiles it lacks
+// tileReadChunk at a time, and gives up once it has read more than a
+// quarter of the cache's bound with more still to read: the window's cells
+// would not stay (many names and methods), and reading them every call
+// would cost more than the functions. The tiles a call may then use are
+// lowered to half of those it had reached, for tileCapFor, so that later
+// calls of such windows go straight to the functions.
+const (
+	maxKeptTiles  = 64
+	tileReadChunk = 8
+	tileCapFor    = 10 * time.Minute
+)
+
 func newCellCache(limit int64) *cellCache {
-	return &cellCache{limit: limit, tiles: map[cellTileKey]*list.Element{}}
+	c := &cellCache{limit: limit, tiles: map[cellTileKey]*list.Element{}}
+	c.tileCap.Store(maxKeptTiles)
+	return c
+}
+
+// usableTiles is how many tiles a call may use now.
+func (c *cellCache) usableTiles() int {
+	if n := c.tileCap.Load(); n < maxKeptTiles {
+		if time.Since(time.Unix(0, c.cappedAt.Load())) < tileCapFor {
+			return int(n)
+		}
+		c.tileCap.Store(maxKeptTiles)
+	}
+	return maxKeptTiles
 }
 
 func (c *cellCache) get(k cellTileKey) (*keptTile, bool) {
@@ -150,9 +184,10 @@ func (c *cellCache) rankable(ctx context.Context, q *db.Queries) (bool, error) {
 // statements.
 var keptCellsGap atomic.Pointer[func()]
 
-// errSealMoved says a tile's seal changed between the two statements of
-// groupAboveKept: the caller answers from the function instead.
-var errSealMoved = fmt.Errorf("a sealed tile changed while it was read")
+// errUseFunction says the kept cells cannot answer a call (a tile's seal
+// changed between the statements, or its window has too many tiles or
+// cells to keep): the caller answers from the function instead.
+var errUseFunction = errors.New("the kept sealed cells cannot answer")
 
 // keptPart is what PostgreSQL answered for one (name, method) besides the
 // sealed cells: its other parts added up, with their histograms (none with
@@ -174,32 +209,56 @@ type keptTileRef struct {
 }
 
 // tilesOf is the kept tiles named in refs, those not kept yet read from
-// PostgreSQL and kept; errSealMoved when one's seal is no longer the one
-// named.
+// PostgreSQL and kept; errUseFunction when one's seal is no longer the one
+// named, when refs are more than usableTiles, or when the tiles lacking
+// are more than a call may read (see maxKeptTiles).
 func (c *cellCache) tilesOf(ctx context.Context, q *db.Queries, refs []keptTileRef) ([]*keptTile, error) {
-	var tiles []*keptTile
+	if len(refs) > c.usableTiles() {
+		return nil, errUseFunction
+	}
+	// The tiles in refs' order, whether kept or read now, so that a group's
+	// sums are added in the same order at every call (on the primary as on
+	// a replica): the same answer to the last digit.
+	tiles := make([]*keptTile, len(refs))
 	var missing db.MeasurementSealedTileCellsParams
-	for _, r := range refs {
+	var at []int // missing tile i is tiles[at[i]]
+	for i, r := range refs {
 		if t, ok := c.get(tileKeyOf(r.secs, r.start, r.sealedAt, r.xmin)); ok {
-			tiles = append(tiles, t)
+			tiles[i] = t
 			continue
 		}
+		at = append(at, i)
 		missing.TileSecs = append(missing.TileSecs, r.secs)
 		missing.TileStarts = append(missing.TileStarts, r.start)
 		missing.SealedAts = append(missing.SealedAts, r.sealedAt)
 		missing.SealXmins = append(missing.SealXmins, r.xmin)
 	}
-	if len(missing.TileSecs) == 0 {
+	if len(at) == 0 {
 		return tiles, nil
 	}
 	if gap := keptCellsGap.Load(); gap != nil {
 		(*gap)()
 	}
-	read, err := c.readTiles(ctx, q, missing)
-	if err != nil {
-		return nil, err
+	var read int64
+	for i := 0; i < len(at); i += tileReadChunk {
+		j := min(i+tileReadChunk, len(at))
+		chunk, size, err := c.readTiles(ctx, q, db.MeasurementSealedTileCellsParams{
+			TileSecs: missing.TileSecs[i:j], TileStarts: missing.TileStarts[i:j],
+			SealedAts: missing.SealedAts[i:j], SealXmins: missing.SealXmins[i:j]})
+		if err != nil {
+			return nil, err
+		}
+		for k, t := range chunk {
+			tiles[at[i+k]] = t
+		}
+		read += size
+		if read > c.limit/4 && j < len(at) {
+			c.tileCap.Store(int32(max(1, (len(refs)-len(at)+j)/2)))
+			c.cappedAt.Store(time.Now().UnixNano())
+			return nil, errUseFunction
+		}
 	}
-	return append(tiles, read...), nil
+	return tiles, nil
 }
 
 // groupAboveKept answers groupAboveSealed's page from the kept cells and
@@ -229,7 +288,7 @@ func (c *cellCache) groupAboveKept(ctx context.Context, q *db.Queries, f store.M
 		}
 	}
 	tiles, err := c.tilesOf(ctx, q, refs)
-	if err == errSealMoved {
+	if err == errUseFunction {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -264,7 +323,7 @@ func (c *cellCache) groupKept(ctx context.Context, q *db.Queries, f store.Measur
 		}
 	}
 	tiles, err := c.tilesOf(ctx, q, refs)
-	if err == errSealMoved {
+	if err == errUseFunction {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -275,54 +334,61 @@ func (c *cellCache) groupKept(ctx context.Context, q *db.Queries, f store.Measur
 }
 
 // readTiles reads the cells of the tiles named in m under the seals named
-// there and keeps them; errSealMoved when a tile is no longer sealed so.
-func (c *cellCache) readTiles(ctx context.Context, q *db.Queries, m db.MeasurementSealedTileCellsParams) ([]*keptTile, error) {
+// there and keeps them, with the bytes they take; errUseFunction when a
+// tile is no longer sealed so.
+func (c *cellCache) readTiles(ctx context.Context, q *db.Queries, m db.MeasurementSealedTileCellsParams) ([]*keptTile, int64, error) {
 	rows, err := q.MeasurementSealedTileCells(ctx, m)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	type at struct {
 		secs  int32
 		start int64
 	}
-	read := make(map[at]*keptTile, len(m.TileSecs))
+	// The tiles in m's order (tilesOf places them by it).
+	out := make([]*keptTile, len(m.TileSecs))
+	index := make(map[at]int, len(m.TileSecs))
 	for i := range m.TileSecs {
-		read[at{m.TileSecs[i], m.TileStarts[i].UnixMicro()}] = &keptTile{
-			key: tileKeyOf(m.TileSecs[i], m.TileStarts[i], m.SealedAts[i], m.SealXmins[i])}
+		index[at{m.TileSecs[i], m.TileStarts[i].UnixMicro()}] = i
+		out[i] = &keptTile{key: tileKeyOf(m.TileSecs[i], m.TileStarts[i], m.SealedAts[i], m.SealXmins[i])}
 	}
-	seen := make(map[at]bool, len(m.TileSecs))
+	seen := make([]bool, len(out))
 	for _, r := range rows {
-		k := at{r.TileSecs, r.TileStart.UnixMicro()}
-		t := read[k]
-		if t == nil {
-			return nil, fmt.Errorf("sealed cells: tile %d s at %s not asked for", r.TileSecs, r.TileStart)
+		i, ok := index[at{r.TileSecs, r.TileStart.UnixMicro()}]
+		if !ok {
+			return nil, 0, fmt.Errorf("sealed cells: tile %d s at %s not asked for", r.TileSecs, r.TileStart)
 		}
-		seen[k] = true
+		seen[i] = true
 		if r.Name == nil {
 			continue // sealed, without a cell
 		}
 		n := len(r.AboveBuckets)
 		if r.Method == nil || r.Count == nil || r.SumElapsed == nil || r.MinElapsed == nil || r.MaxElapsed == nil ||
 			n == 0 || len(r.AboveCounts) != n || len(r.AboveSums) != n || len(r.AboveMins) != n {
-			return nil, fmt.Errorf("sealed cell %s %s of tile %d s at %s: malformed", deref(r.Name), deref(r.Method), r.TileSecs, r.TileStart)
+			return nil, 0, fmt.Errorf("sealed cell %s %s of tile %d s at %s: malformed", deref(r.Name), deref(r.Method), r.TileSecs, r.TileStart)
 		}
-		t.cells = append(t.cells, keptCell{name: *r.Name, method: *r.Method, count: *r.Count, sum: *r.SumElapsed,
+		out[i].cells = append(out[i].cells, keptCell{name: *r.Name, method: *r.Method, count: *r.Count, sum: *r.SumElapsed,
 			minElapsed: *r.MinElapsed, maxElapsed: *r.MaxElapsed, hist: r.Hist,
 			buckets: r.AboveBuckets, counts: r.AboveCounts, sums: r.AboveSums, mins: r.AboveMins})
 	}
-	if len(seen) != len(read) {
-		return nil, errSealMoved
+	if slices.Contains(seen, false) {
+		return nil, 0, errUseFunction
 	}
-	out := make([]*keptTile, 0, len(read))
-	for _, t := range read {
+	var size int64
+	for _, t := range out {
+		// By name and method, whatever order the rows came in: a group's
+		// sums are then added in one order at every call.
+		slices.SortFunc(t.cells, func(a, b keptCell) int {
+			return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.method, b.method))
+		})
 		t.size = 64
 		for i := range t.cells {
 			t.size += t.cells[i].size()
 		}
 		c.put(t)
-		out = append(out, t)
+		size += t.size
 	}
-	return out, nil
+	return out, size, nil
 }
 
 func deref(s *string) string {

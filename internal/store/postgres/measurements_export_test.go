@@ -81,3 +81,6 @@ func SetKeptCellsGap(t interface{ Cleanup(func()) }, fn func()) {
 	keptCellsGap.Store(&fn)
 	t.Cleanup(func() { keptCellsGap.Store(nil) })
 }
+
+// KeptTileCap is how many tiles a grouped call of m may use now.
+func (m *Measurements) KeptTileCap() int { return m.cells.usableTiles() }
