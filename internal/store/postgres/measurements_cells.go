@@ -216,9 +216,13 @@ func (c *cellCache) tilesOf(ctx context.Context, q *db.Queries, refs []keptTileR
 	if len(refs) > c.usableTiles() {
 		return nil, errUseFunction
 	}
-	// The tiles in refs' order, whether kept or read now, so that a group's
-	// sums are added in the same order at every call (on the primary as on
-	// a replica): the same answer to the last digit.
+	// In time order, whatever order the statement gave them in.
+	slices.SortFunc(refs, func(a, b keptTileRef) int {
+		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.secs, b.secs))
+	})
+	// The tiles in time order, whether kept or read now, so that a group's
+	// cells are added in the same order at every call (on the primary as on
+	// a replica); the rows' part is one sum per group, PostgreSQL's.
 	tiles := make([]*keptTile, len(refs))
 	var missing db.MeasurementSealedTileCellsParams
 	var at []int // missing tile i is tiles[at[i]]
