@@ -291,15 +291,7 @@ func (c *cellCache) groupAboveKept(ctx context.Context, q *db.Queries, f store.M
 				min: r.MinElapsed, max: r.MaxElapsed, buckets: r.Buckets})
 		}
 	}
-	tiles, err := c.tilesOf(ctx, q, refs)
-	if err == errUseFunction {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	groups, err := addUpKept(tiles, others, p, floor)
-	return groups, err == nil, err
+	return c.page(ctx, q, refs, others, p, floor)
 }
 
 // groupKept answers GroupMeasurementsPageSealed's page (no elapsed filter,
@@ -326,6 +318,13 @@ func (c *cellCache) groupKept(ctx context.Context, q *db.Queries, f store.Measur
 				min: r.MinElapsed, max: r.MaxElapsed, hists: r.Hists, buckets: r.Buckets})
 		}
 	}
+	return c.page(ctx, q, refs, others, p, noFloor)
+}
+
+// page is groupAboveKept's and groupKept's answer from their parts: the
+// tiles named in refs (kept or read now) added to the other parts, ranked
+// and cut (addUpKept); ok false when the kept cells cannot answer.
+func (c *cellCache) page(ctx context.Context, q *db.Queries, refs []keptTileRef, others []keptPart, p db.GroupMeasurementsPageParams, floor int) (rows []db.GroupMeasurementsPageRow, ok bool, err error) {
 	tiles, err := c.tilesOf(ctx, q, refs)
 	if err == errUseFunction {
 		return nil, false, nil
@@ -333,8 +332,8 @@ func (c *cellCache) groupKept(ctx context.Context, q *db.Queries, f store.Measur
 	if err != nil {
 		return nil, false, err
 	}
-	groups, err := addUpKept(tiles, others, p, noFloor)
-	return groups, err == nil, err
+	rows, err = addUpKept(tiles, others, p, floor)
+	return rows, err == nil, err
 }
 
 // readTiles reads the cells of the tiles named in m under the seals named

@@ -17,6 +17,11 @@ func (m *Measurements) GroupedFromRows(ctx context.Context, f store.MeasurementF
 	if err != nil {
 		return store.Page[store.MeasurementGroup]{}, err
 	}
+	return groupsPage(rows)
+}
+
+// groupsPage is the page of the grouped statements' rows.
+func groupsPage(rows []db.GroupMeasurementsPageRow) (store.Page[store.MeasurementGroup], error) {
 	page := store.Page[store.MeasurementGroup]{Items: []store.MeasurementGroup{}}
 	for _, r := range rows {
 		g, err := pageGroup(r)
@@ -39,9 +44,9 @@ func (m *Measurements) GroupedUnkept(ctx context.Context, f store.MeasurementFil
 	if err != nil {
 		return store.Page[store.MeasurementGroup]{}, err
 	}
-	page := store.Page[store.MeasurementGroup]{Items: []store.MeasurementGroup{}}
 	if len(rows) == 0 && p.Offset > 0 {
 		// Past the last group: their number, as Grouped counts it.
+		page := store.Page[store.MeasurementGroup]{Items: []store.MeasurementGroup{}}
 		first := params
 		first.RowLimit, first.RowOffset = 1, 0
 		some, err := groupPage(ctx, q, f, first)
@@ -51,14 +56,7 @@ func (m *Measurements) GroupedUnkept(ctx context.Context, f store.MeasurementFil
 		page.Total = some[0].Total
 		return page, nil
 	}
-	for _, r := range rows {
-		g, err := pageGroup(r)
-		if err != nil {
-			return page, err
-		}
-		page.Items, page.Total = append(page.Items, g), r.Total
-	}
-	return page, nil
+	return groupsPage(rows)
 }
 
 // KeptCellTiles is how many sealed tiles' cells m keeps (-1: it keeps
