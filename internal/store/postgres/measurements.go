@@ -28,8 +28,8 @@ type Measurements struct {
 	// reads runs every read query with a custom plan (see customPlans),
 	// on the replica when it is fresh (New sets it).
 	reads readers
-	// cells keeps the sealed cells the grouped view with a low elapsed
-	// filter has read (measurements_cells.go).
+	// cells keeps the sealed cells the grouped view has read
+	// (measurements_cells.go); nil with Options.KeptCellsBytes < 0.
 	cells *cellCache
 }
 

@@ -15,16 +15,17 @@ import (
 	"github.com/telemetry/telemetry/internal/store/db"
 )
 
-// The grouped view with an elapsed filter below the slow-row threshold and
-// no app reads most of its window from the sealed units' cells
-// (groupAboveSealed): at 10 M rows a week is about 2,400 cells, half of
-// the statement's time. A sealed unit's cells do not change while it stays
+// The grouped view without an app, and without an elapsed filter or with
+// one below the slow-row threshold, reads most of its window from the
+// sealed units' cells (groupPage: GroupMeasurementsPageSealed,
+// GroupMeasurementsAboveSealed): at 10 M rows a week is 1,500-2,400 cells,
+// about half of the statement's time. A sealed unit's cells do not change while it stays
 // sealed: a build writes them with its seal, and a late batch or the next
 // build deletes or replaces the seal (measurements_sealed.go). So the
 // service keeps the cells it has read, per tile, keyed by the seal they
 // were read under (its sealed_at and the row's xmin), and asks PostgreSQL
-// only for the tiles, their seals and the rows no sealed tile holds
-// (GroupMeasurementsAboveParts); it adds the cells up, ranks the groups and
+// only for the tiles, their seals and what no sealed tile holds
+// (GroupMeasurementsAboveParts, GroupMeasurementsParts); it adds the cells up, ranks the groups and
 // cuts the page itself. docs/measurements.md, "The sealed cells kept in
 // memory".
 
@@ -180,8 +181,8 @@ func (c *cellCache) rankable(ctx context.Context, q *db.Queries) (bool, error) {
 	return ok, nil
 }
 
-// keptCellsGap, when set (tests), runs between groupAboveKept's two
-// statements.
+// keptCellsGap, when set (tests), runs between a kept-cells call's parts
+// statement and its first read of cells (tilesOf).
 var keptCellsGap atomic.Pointer[func()]
 
 // errUseFunction says the kept cells cannot answer a call (a tile's seal
