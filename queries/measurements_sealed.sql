@@ -25,11 +25,14 @@ SELECT telemetry_lock_measurement_units_shared(
 
 -- name: UnsealMeasurementUnits :exec
 -- After LockMeasurementUnitsShared, in a statement of its own (so that it
--- sees a build that committed while the lock waited).
+-- sees a build that committed while the lock waited): the seals of the
+-- hours, quarters and days the rows start in, and of their 5-minute bins
+-- sealed on their own (migration 00048; a bin's build holds its hour's
+-- lock).
 -- The statement is the body of telemetry_unseal_measurement_units
--- (migration 00034), which each connection plans once.
+-- (migrations 00034, 00048), which each connection plans once.
 SELECT telemetry_unseal_measurement_units(
-    @hours::timestamptz[], @quarters::timestamptz[], @days::timestamptz[]);
+    @hours::timestamptz[], @quarters::timestamptz[], @days::timestamptz[], @bins::timestamptz[]);
 
 -- name: LockMeasurementUnit :exec
 -- A build's exclusive lock on its unit, until it commits.
@@ -53,14 +56,43 @@ WHERE NOT EXISTS (
 ORDER BY u.unit_start
 LIMIT @max_units::int;
 
+-- name: MeasurementBinsToSeal :many
+-- The 5-minute bins in [@since, @until) that hold measurements, are not
+-- sealed on their own and whose hour is not sealed (migration 00048),
+-- oldest first, at most @max_units.
+SELECT b.bin::timestamptz AS bin_start
+FROM generate_series(@since::timestamptz, (@until::timestamptz) - '5 minutes'::interval, '5 minutes'::interval) AS b (bin)
+WHERE NOT EXISTS (
+    SELECT 1 FROM measurements_sealed s
+    WHERE (s.unit_secs = 300 AND s.unit_start = b.bin)
+       OR (s.unit_secs = 3600 AND s.unit_start = date_bin('1 hour', b.bin, '1970-01-01 00:00:00+00'))
+) AND EXISTS (
+    SELECT 1 FROM measurements m
+    WHERE m.started_at >= b.bin AND m.started_at < b.bin + '5 minutes'::interval
+)
+ORDER BY b.bin
+LIMIT @max_units::int;
+
+-- name: MeasurementHourSealed :one
+-- Whether the hour @hour_start is sealed: a bin's build, under the hour's
+-- lock, builds nothing then (the hour's cells hold the bin's).
+SELECT EXISTS (
+    SELECT 1 FROM measurements_sealed s WHERE s.unit_secs = 3600 AND s.unit_start = @hour_start::timestamptz
+)::boolean AS sealed;
+
 -- name: FirstMeasurementHour :one
 -- The first hour that holds measurements (in the hourly rollup), if any.
 SELECT start_hour FROM measurements_hourly ORDER BY start_hour LIMIT 1;
 
 -- name: DeleteMeasurementSealedCells :exec
--- A build's first step: the unit's old cells and totals (of widths
--- @widths, in [@since, @until)).
-WITH totals AS (
+-- A build's first step, after its lock: the unit's old cells, totals and
+-- seals (of widths @widths, in [@since, @until)); an hour's build so
+-- deletes the seals of its bins sealed on their own (migration 00048),
+-- whose cells it writes again. The build's last step seals the unit anew.
+WITH seals AS (
+    DELETE FROM measurements_sealed
+    WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz
+), totals AS (
     DELETE FROM measurements_sealed_totals
     WHERE unit_secs = ANY(@widths::int[]) AND unit_start >= @since::timestamptz AND unit_start < @until::timestamptz
 )
@@ -122,8 +154,12 @@ DELETE FROM measurements_sealed_cells WHERE unit_start >= @since::timestamptz AN
 -- the rollups: they are most of the cells (12 per hour), and they stand for
 -- rows, edge A's, that are read from the table otherwise. A bin is deleted
 -- once all of its 5 minutes are before @before; its totals (migration
--- 00026) with it. The count is the cells'.
-WITH totals AS (
+-- 00026) with it, and its seal when it was sealed on its own (migration
+-- 00048). The count is the cells'.
+WITH seals AS (
+    DELETE FROM measurements_sealed
+    WHERE unit_secs = 300 AND unit_start <= (@before::timestamptz) - '5 minutes'::interval
+), totals AS (
     DELETE FROM measurements_sealed_totals
     WHERE unit_secs = 300 AND unit_start <= (@before::timestamptz) - '5 minutes'::interval
 )
@@ -307,10 +343,17 @@ FROM ROWS FROM (
     unnest(@sealed_ats::timestamptz[]),
     unnest(@seal_xmins::bigint[])
 ) AS t (secs, start, sealed_at, seal_xmin)
-JOIN measurements_sealed s
-  ON s.unit_secs = greatest(t.secs, 3600)
- AND s.unit_start = date_bin(make_interval(secs => greatest(t.secs, 3600)), t.start, '1970-01-01 00:00:00+00')
- AND s.sealed_at = t.sealed_at AND s.xmin::text::bigint = t.seal_xmin
+-- The tile's own seal, or for a 5-minute bin its hour's (a bin has one or
+-- the other, migration 00048), still the one the caller read.
+JOIN LATERAL (
+    SELECT 1 FROM measurements_sealed o
+    WHERE o.unit_secs = t.secs AND o.unit_start = t.start
+      AND o.sealed_at = t.sealed_at AND o.xmin::text::bigint = t.seal_xmin
+    UNION ALL
+    SELECT 1 FROM measurements_sealed h
+    WHERE t.secs = 300 AND h.unit_secs = 3600 AND h.unit_start = date_bin('1 hour', t.start, '1970-01-01 00:00:00+00')
+      AND h.sealed_at = t.sealed_at AND h.xmin::text::bigint = t.seal_xmin
+) s ON true
 LEFT JOIN measurements_sealed_cells c ON c.unit_secs = t.secs AND c.unit_start = t.start;
 
 -- name: DatabaseComparesBytes :one

@@ -390,9 +390,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		defer sampler.Close()
 	}
 	// The data lifecycle loop; stopped (deferred) before the pool closes.
-	if cfg.MaintenanceInterval > 0 && ahead == nil {
+	// The sealing loop (SEAL_INTERVAL) runs also without it (cron users).
+	if (cfg.MaintenanceInterval > 0 || cfg.SealInterval > 0) && ahead == nil {
 		lc := lifecycle.New(st.Lifecycle, retentionOf(cfg), log, prom.Registry)
-		lc.Start(cfg.MaintenanceInterval)
+		if cfg.MaintenanceInterval > 0 {
+			lc.Start(cfg.MaintenanceInterval)
+		}
+		if cfg.SealInterval > 0 {
+			lc.StartSealing(cfg.SealInterval)
+		}
 		defer lc.Close()
 	}
 	exports := api.NewExports()

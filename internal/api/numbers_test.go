@@ -347,6 +347,16 @@ func TestElapsedMigrationRepairsOldRows(t *testing.T) {
 	// And the write path's functions (migration 00034), created from the
 	// migration itself and dropped by its own Down section.
 	up, down := migrationSections(t, "00034_measurements_write_functions.sql")
+	// With the unseal function's form of migration 00048 (the bins too), a
+	// stand-in of it: that migration's other statements need tables this
+	// schema has not.
+	up += `;
+		CREATE FUNCTION telemetry_unseal_measurement_units(timestamptz[], timestamptz[], timestamptz[], timestamptz[])
+		RETURNS void LANGUAGE sql AS $$ DELETE FROM measurements_sealed
+			WHERE (unit_secs = 3600 AND unit_start = ANY($1)) OR (unit_secs = 21600 AND unit_start = ANY($2))
+			   OR (unit_secs = 86400 AND unit_start = ANY($3)) OR (unit_secs = 300 AND unit_start = ANY($4)) $$`
+	down += `;
+		DROP FUNCTION telemetry_unseal_measurement_units(timestamptz[], timestamptz[], timestamptz[], timestamptz[])`
 	if _, err := s.Pool.Exec(ctx, up); err != nil {
 		t.Fatal(err)
 	}

@@ -117,6 +117,7 @@ type Config struct {
 	RollupsRetention        time.Duration
 	CompressAfter           time.Duration
 	MaintenanceInterval     time.Duration
+	SealInterval            time.Duration
 }
 
 // Var documents one environment variable and says how to read it into a
@@ -311,6 +312,15 @@ var Vars = []Var{
 				return errors.New("must be 0 (off) or a duration of at least 1s such as 1h, 90m or 1d")
 			}
 			c.MaintenanceInterval = d
+			return nil
+		}},
+	{"SEAL_INTERVAL", "1m", "how often serve seals the measurements' closed hours, quarters, days and 5-minute bins between maintenance passes (the grouped view and the list's total with an elapsed filter read sealed units instead of rows; a pass seals too). 0 turns the loop off",
+		func(c *Config, v string) error {
+			d, err := parseAge(v)
+			if err != nil || (d > 0 && d < time.Second) {
+				return errors.New("must be 0 (off) or a duration of at least 1s such as 1m or 5m")
+			}
+			c.SealInterval = d
 			return nil
 		}},
 }

@@ -20,6 +20,7 @@ func TestLifecycleDefaults(t *testing.T) {
 		"ROLLUPS_RETENTION":         {c.RollupsRetention, 400 * 24 * time.Hour},
 		"COMPRESS_AFTER":            {c.CompressAfter, 7 * 24 * time.Hour},
 		"MAINTENANCE_INTERVAL":      {c.MaintenanceInterval, time.Hour},
+		"SEAL_INTERVAL":             {c.SealInterval, time.Minute},
 	}
 	for name, v := range want {
 		if v[0] != v[1] {
@@ -52,7 +53,7 @@ func TestLifecycleBadValues(t *testing.T) {
 		{"MEASUREMENTS_RETENTION", "-1d"}, {"MEASUREMENTS_RETENTION", "14days"}, {"DEVICE_METRICS_RETENTION", "1.5d"},
 		{"RUNTIME_SAMPLES_RETENTION", "30s"}, {"EVENTS_RETENTION", "forever"}, {"FLOWS_RETENTION", "-90m"},
 		{"ROLLUPS_RETENTION", "99999999d"}, {"COMPRESS_AFTER", "7"}, {"MAINTENANCE_INTERVAL", "10ms"},
-		{"MAINTENANCE_INTERVAL", "-1h"},
+		{"MAINTENANCE_INTERVAL", "-1h"}, {"SEAL_INTERVAL", "500ms"}, {"SEAL_INTERVAL", "often"},
 	} {
 		_, err := Load(func(k string) string {
 			if k == c.name {

@@ -27,7 +27,7 @@ type Runner struct {
 
 	removedRows, removedChunks, compressed *prometheus.CounterVec
 	deferred                               *prometheus.CounterVec
-	passes                                 *prometheus.CounterVec
+	passes, seals                          *prometheus.CounterVec
 	failures                               prometheus.Counter
 	lastPass, lastDuration                 prometheus.Gauge
 
@@ -61,6 +61,10 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 			Name: "telemetry_maintenance_passes_total",
 			Help: "Maintenance passes by outcome: done, skipped (another pass held the lease, the schema is a later release's, or the database is read-only) or failed.",
 		}, []string{"outcome"}),
+		seals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telemetry_maintenance_seal_passes_total",
+			Help: "Sealing passes (SEAL_INTERVAL: the measurements' closed units and 5-minute bins, between maintenance passes) by outcome: done, skipped (another pass held the lease, the schema is a later release's, or the database is read-only) or failed.",
+		}, []string{"outcome"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_failures_total",
 			Help: "Maintenance passes that failed (in whole or in part).",
@@ -75,7 +79,7 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(l.removedRows, l.removedChunks, l.compressed, l.deferred, l.passes, l.failures, l.lastPass, l.lastDuration)
+		reg.MustRegister(l.removedRows, l.removedChunks, l.compressed, l.deferred, l.passes, l.seals, l.failures, l.lastPass, l.lastDuration)
 	}
 	return l
 }
@@ -131,6 +135,33 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 	return res, err
 }
 
+// SealOnce runs one sealing pass (store.Maintainer's Seal) and counts it.
+// One that sealed something is logged at debug level (one a minute is
+// normal), a failure as an error; the units it sealed are not counted in
+// the maintenance metrics, which are the full passes'.
+func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) {
+	start := l.now()
+	res, err := l.run(ctx, start, l.m.Seal)
+	var sealed int64
+	for _, t := range res.Tables {
+		sealed += t.Sealed
+	}
+	switch {
+	case err != nil && l.ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case errors.Is(err, store.ErrReadOnly) || (err == nil && res.Skipped):
+		l.seals.WithLabelValues("skipped").Inc()
+	case err != nil:
+		l.seals.WithLabelValues("failed").Inc()
+		l.log.Error("sealing pass failed", "duration", l.now().Sub(start).String(), "error", err.Error())
+	default:
+		l.seals.WithLabelValues("done").Inc()
+		if sealed > 0 {
+			l.log.Debug("sealing pass", "duration", l.now().Sub(start).String(), "sealed", sealed)
+		}
+	}
+	return res, err
+}
+
 // maxClockSkew is how far this instance's clock and the database's may
 // disagree for a pass to run.
 const maxClockSkew = 5 * time.Minute
@@ -142,6 +173,12 @@ const maxClockSkew = 5 * time.Minute
 // retention, for good; from one far behind, seal units that are not closed
 // yet. Found by an operations audit.
 func (l *Runner) pass(ctx context.Context, now time.Time) (store.MaintenanceResult, error) {
+	return l.run(ctx, now, l.m.Maintain)
+}
+
+// run runs fn (a pass or a sealing pass) with now as the current time, once
+// the database's clock agrees with it.
+func (l *Runner) run(ctx context.Context, now time.Time, fn func(context.Context, store.Retention, time.Time) (store.MaintenanceResult, error)) (store.MaintenanceResult, error) {
 	db, err := l.m.Clock(ctx)
 	if err != nil {
 		return store.MaintenanceResult{}, err
@@ -151,7 +188,7 @@ func (l *Runner) pass(ctx context.Context, now time.Time) (store.MaintenanceResu
 			"disagree by %s, more than %s: the retention would be cut at the wrong time; synchronise the clocks (NTP)",
 			now.UTC().Format(time.RFC3339), db.UTC().Format(time.RFC3339), skew.Round(time.Second), maxClockSkew)
 	}
-	return l.m.Maintain(ctx, l.retention, now)
+	return fn(ctx, l.retention, now)
 }
 
 // Start runs a pass now and then every interval, until Close.
@@ -172,7 +209,26 @@ func (l *Runner) Start(interval time.Duration) {
 	}()
 }
 
-// Close stops the loop, cancelling a pass in flight (it stops between two
+// StartSealing runs a sealing pass every interval (the first after one
+// interval: Start's first pass seals too), until Close.
+func (l *Runner) StartSealing(interval time.Duration) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, _ = l.SealOnce(l.ctx)
+		}
+	}()
+}
+
+// Close stops the loops, cancelling a pass in flight (it stops between two
 // batches, its lease released), and waits for it.
 func (l *Runner) Close() {
 	l.cancel()

@@ -49,7 +49,8 @@ type TableWork struct {
 	// session (a long query, an open transaction) past the pass's lock
 	// timeout, to drop or to compress.
 	Deferred int64
-	// Sealed is the number of units (closed hours and days) whose grouped
+	// Sealed is the number of units (closed hours, quarters and days, and
+	// 5-minute bins of the hour not closed yet) whose grouped
 	// statistics the pass built (measurements_sealed).
 	Sealed int64
 }
@@ -80,6 +81,10 @@ type Maintainer interface {
 	// the others: the error joins every failure, and the result still
 	// says what was done.
 	Maintain(ctx context.Context, r Retention, now time.Time) (MaintenanceResult, error)
+	// Seal runs only the pass's sealing of the measurements' closed units
+	// (Tables has measurements_sealed when it sealed any), under the same
+	// lease: Skipped while another pass holds it.
+	Seal(ctx context.Context, r Retention, now time.Time) (MaintenanceResult, error)
 	// Clock is the database server's current time, which the runner
 	// compares with its own before a pass.
 	Clock(ctx context.Context) (time.Time, error)

@@ -138,7 +138,10 @@ func (q *Queries) DatabaseComparesBytes(ctx context.Context) (bool, error) {
 }
 
 const deleteExpiredSealedBins = `-- name: DeleteExpiredSealedBins :execrows
-WITH totals AS (
+WITH seals AS (
+    DELETE FROM measurements_sealed
+    WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interval
+), totals AS (
     DELETE FROM measurements_sealed_totals
     WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interval
 )
@@ -150,7 +153,8 @@ WHERE unit_secs = 300 AND unit_start <= ($1::timestamptz) - '5 minutes'::interva
 // the rollups: they are most of the cells (12 per hour), and they stand for
 // rows, edge A's, that are read from the table otherwise. A bin is deleted
 // once all of its 5 minutes are before @before; its totals (migration
-// 00026) with it. The count is the cells'.
+// 00026) with it, and its seal when it was sealed on its own (migration
+// 00048). The count is the cells'.
 func (q *Queries) DeleteExpiredSealedBins(ctx context.Context, before time.Time) (int64, error) {
 	result, err := q.db.Exec(ctx, deleteExpiredSealedBins, before)
 	if err != nil {
@@ -181,7 +185,10 @@ func (q *Queries) DeleteMeasurementSealed(ctx context.Context, arg DeleteMeasure
 }
 
 const deleteMeasurementSealedCells = `-- name: DeleteMeasurementSealedCells :exec
-WITH totals AS (
+WITH seals AS (
+    DELETE FROM measurements_sealed
+    WHERE unit_secs = ANY($1::int[]) AND unit_start >= $2::timestamptz AND unit_start < $3::timestamptz
+), totals AS (
     DELETE FROM measurements_sealed_totals
     WHERE unit_secs = ANY($1::int[]) AND unit_start >= $2::timestamptz AND unit_start < $3::timestamptz
 )
@@ -195,8 +202,10 @@ type DeleteMeasurementSealedCellsParams struct {
 	Until  time.Time
 }
 
-// A build's first step: the unit's old cells and totals (of widths
-// @widths, in [@since, @until)).
+// A build's first step, after its lock: the unit's old cells, totals and
+// seals (of widths @widths, in [@since, @until)); an hour's build so
+// deletes the seals of its bins sealed on their own (migration 00048),
+// whose cells it writes again. The build's last step seals the unit anew.
 func (q *Queries) DeleteMeasurementSealedCells(ctx context.Context, arg DeleteMeasurementSealedCellsParams) error {
 	_, err := q.db.Exec(ctx, deleteMeasurementSealedCells, arg.Widths, arg.Since, arg.Until)
 	return err
@@ -701,6 +710,65 @@ func (q *Queries) LockMeasurementUnitsShared(ctx context.Context, arg LockMeasur
 	return err
 }
 
+const measurementBinsToSeal = `-- name: MeasurementBinsToSeal :many
+SELECT b.bin::timestamptz AS bin_start
+FROM generate_series($1::timestamptz, ($2::timestamptz) - '5 minutes'::interval, '5 minutes'::interval) AS b (bin)
+WHERE NOT EXISTS (
+    SELECT 1 FROM measurements_sealed s
+    WHERE (s.unit_secs = 300 AND s.unit_start = b.bin)
+       OR (s.unit_secs = 3600 AND s.unit_start = date_bin('1 hour', b.bin, '1970-01-01 00:00:00+00'))
+) AND EXISTS (
+    SELECT 1 FROM measurements m
+    WHERE m.started_at >= b.bin AND m.started_at < b.bin + '5 minutes'::interval
+)
+ORDER BY b.bin
+LIMIT $3::int
+`
+
+type MeasurementBinsToSealParams struct {
+	Since    time.Time
+	Until    time.Time
+	MaxUnits int32
+}
+
+// The 5-minute bins in [@since, @until) that hold measurements, are not
+// sealed on their own and whose hour is not sealed (migration 00048),
+// oldest first, at most @max_units.
+func (q *Queries) MeasurementBinsToSeal(ctx context.Context, arg MeasurementBinsToSealParams) ([]time.Time, error) {
+	rows, err := q.db.Query(ctx, measurementBinsToSeal, arg.Since, arg.Until, arg.MaxUnits)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []time.Time{}
+	for rows.Next() {
+		var bin_start time.Time
+		if err := rows.Scan(&bin_start); err != nil {
+			return nil, err
+		}
+		items = append(items, bin_start)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const measurementHourSealed = `-- name: MeasurementHourSealed :one
+SELECT EXISTS (
+    SELECT 1 FROM measurements_sealed s WHERE s.unit_secs = 3600 AND s.unit_start = $1::timestamptz
+)::boolean AS sealed
+`
+
+// Whether the hour @hour_start is sealed: a bin's build, under the hour's
+// lock, builds nothing then (the hour's cells hold the bin's).
+func (q *Queries) MeasurementHourSealed(ctx context.Context, hourStart time.Time) (bool, error) {
+	row := q.db.QueryRow(ctx, measurementHourSealed, hourStart)
+	var sealed bool
+	err := row.Scan(&sealed)
+	return sealed, err
+}
+
 const measurementRowsKeptSince = `-- name: MeasurementRowsKeptSince :one
 SELECT coalesce((SELECT greatest(w.deleted_before, '1970-01-01 00:00:00+00'::timestamptz) FROM retention_watermarks w
                  WHERE w.table_name = 'measurements'), now())::timestamptz AS since
@@ -726,10 +794,15 @@ FROM ROWS FROM (
     unnest($3::timestamptz[]),
     unnest($4::bigint[])
 ) AS t (secs, start, sealed_at, seal_xmin)
-JOIN measurements_sealed s
-  ON s.unit_secs = greatest(t.secs, 3600)
- AND s.unit_start = date_bin(make_interval(secs => greatest(t.secs, 3600)), t.start, '1970-01-01 00:00:00+00')
- AND s.sealed_at = t.sealed_at AND s.xmin::text::bigint = t.seal_xmin
+JOIN LATERAL (
+    SELECT 1 FROM measurements_sealed o
+    WHERE o.unit_secs = t.secs AND o.unit_start = t.start
+      AND o.sealed_at = t.sealed_at AND o.xmin::text::bigint = t.seal_xmin
+    UNION ALL
+    SELECT 1 FROM measurements_sealed h
+    WHERE t.secs = 300 AND h.unit_secs = 3600 AND h.unit_start = date_bin('1 hour', t.start, '1970-01-01 00:00:00+00')
+      AND h.sealed_at = t.sealed_at AND h.xmin::text::bigint = t.seal_xmin
+) s ON true
 LEFT JOIN measurements_sealed_cells c ON c.unit_secs = t.secs AND c.unit_start = t.start
 `
 
@@ -761,6 +834,8 @@ type MeasurementSealedTileCellsRow struct {
 // every cell of each, all names and methods, whole. A tile whose seal is
 // still that one has one row with a NULL name when it holds no cell; a
 // tile resealed or unsealed since has none.
+// The tile's own seal, or for a 5-minute bin its hour's (a bin has one or
+// the other, migration 00048), still the one the caller read.
 func (q *Queries) MeasurementSealedTileCells(ctx context.Context, arg MeasurementSealedTileCellsParams) ([]MeasurementSealedTileCellsRow, error) {
 	rows, err := q.db.Query(ctx, measurementSealedTileCells,
 		arg.TileSecs,
@@ -935,20 +1010,29 @@ func (q *Queries) SealMeasurementUnit(ctx context.Context, arg SealMeasurementUn
 
 const unsealMeasurementUnits = `-- name: UnsealMeasurementUnits :exec
 SELECT telemetry_unseal_measurement_units(
-    $1::timestamptz[], $2::timestamptz[], $3::timestamptz[])
+    $1::timestamptz[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
 `
 
 type UnsealMeasurementUnitsParams struct {
 	Hours    []time.Time
 	Quarters []time.Time
 	Days     []time.Time
+	Bins     []time.Time
 }
 
 // After LockMeasurementUnitsShared, in a statement of its own (so that it
-// sees a build that committed while the lock waited).
+// sees a build that committed while the lock waited): the seals of the
+// hours, quarters and days the rows start in, and of their 5-minute bins
+// sealed on their own (migration 00048; a bin's build holds its hour's
+// lock).
 // The statement is the body of telemetry_unseal_measurement_units
-// (migration 00034), which each connection plans once.
+// (migrations 00034, 00048), which each connection plans once.
 func (q *Queries) UnsealMeasurementUnits(ctx context.Context, arg UnsealMeasurementUnitsParams) error {
-	_, err := q.db.Exec(ctx, unsealMeasurementUnits, arg.Hours, arg.Quarters, arg.Days)
+	_, err := q.db.Exec(ctx, unsealMeasurementUnits,
+		arg.Hours,
+		arg.Quarters,
+		arg.Days,
+		arg.Bins,
+	)
 	return err
 }

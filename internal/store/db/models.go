@@ -440,9 +440,9 @@ type MeasurementsMethodHourly struct {
 	Count int64
 }
 
-// Units (UTC hours with their 5-minute bins, quarters of UTC days, UTC days) whose measurements_sealed_cells match their rows; the ingest deletes the units its rows start in.
+// Units (UTC hours with their 5-minute bins, quarters of UTC days, UTC days, and 5-minute bins of hours not sealed yet) whose measurements_sealed_cells match their rows; the ingest deletes the units its rows start in.
 type MeasurementsSealed struct {
-	// Width of the unit in seconds: 3600 (an hour and its twelve 5-minute bins), 21600 (a quarter of a UTC day) or 86400 (a day).
+	// Width of the unit in seconds: 300 (a 5-minute bin sealed on its own, only while its hour is not), 3600 (an hour and its twelve 5-minute bins), 21600 (a quarter of a UTC day) or 86400 (a day).
 	UnitSecs int32
 	// Start of the unit (UTC, aligned on its width).
 	UnitStart time.Time
@@ -454,7 +454,7 @@ type MeasurementsSealed struct {
 
 // Per sealed unit (measurements_sealed) and its 5-minute bins: count and elapsed statistics per (name, method) of the rows started in it, all apps, with their elapsed histogram. Valid only while measurements_sealed holds the unit (the hour, for a 5-minute bin). The service keeps the cells it has read in memory for as long as their unit's measurements_sealed row stays the same (its sealed_at and xmin): a cell changed by hand is seen only once that row is changed too.
 type MeasurementsSealedCell struct {
-	// 300 (a 5-minute bin of a sealed hour), 3600, 21600 or 86400.
+	// 300 (a 5-minute bin of a sealed hour, or sealed on its own), 3600, 21600 or 86400.
 	UnitSecs int32
 	// Start of the bin, hour, quarter or day (UTC).
 	UnitStart time.Time
@@ -484,7 +484,7 @@ type MeasurementsSealedCell struct {
 
 // Per sealed unit (measurements_sealed) and per 5-minute bin of a sealed hour: the number of measurements started in it and their elapsed histogram, all names, methods and apps. Valid only while measurements_sealed holds the unit (the hour, for a bin).
 type MeasurementsSealedTotal struct {
-	// 300 (a 5-minute bin of a sealed hour), 3600, 21600 or 86400.
+	// 300 (a 5-minute bin of a sealed hour, or sealed on its own), 3600, 21600 or 86400.
 	UnitSecs int32
 	// Start of the bin, hour, quarter or day (UTC).
 	UnitStart time.Time

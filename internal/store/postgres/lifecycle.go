@@ -70,6 +70,38 @@ type batchDelete func(ctx context.Context, after, before time.Time, batch int32)
 
 // Maintain runs one pass unless another one holds the lease.
 func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
+	return l.leased(ctx, func(renew func(context.Context) error) (store.MaintenanceResult, error) {
+		return l.maintain(ctx, r, now, renew)
+	})
+}
+
+// Seal runs the pass's sealing of the measurements' closed units and bins
+// alone (measurements_sealed), under the same lease: serve runs it every
+// SEAL_INTERVAL, so that a window's unsealed tail stays 15-20 minutes
+// between the hourly passes. Nothing is deleted here: the units older than
+// the retention marks are not sealed, and the full pass deletes them.
+func (l *Lifecycle) Seal(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
+	return l.leased(ctx, func(renew func(context.Context) error) (store.MaintenanceResult, error) {
+		var rollupsBefore time.Time
+		if keep := r.RollupsKept(); keep > 0 {
+			rollupsBefore = dayOf(now.Add(-keep))
+		}
+		var res store.MaintenanceResult
+		sealed, err := (&Measurements{pool: l.pool}).Seal(ctx, now, rollupsBefore, renew)
+		if n := sealed.Units(); n > 0 {
+			res.Tables = append(res.Tables, store.TableWork{Table: "measurements_sealed", Sealed: n})
+		}
+		if err != nil && !errors.Is(err, errLeaseLost) {
+			err = wrap("maintenance measurements_sealed", err)
+		}
+		return res, err
+	})
+}
+
+// leased runs fn under the maintenance lease, with the function that renews
+// it, unless the schema is a later release's or another pass holds it
+// (Skipped).
+func (l *Lifecycle) leased(ctx context.Context, fn func(renew func(context.Context) error) (store.MaintenanceResult, error)) (store.MaintenanceResult, error) {
 	// Asked before every pass, not once at start: a later release may
 	// migrate the database while this instance serves on (a rolling
 	// upgrade), and this binary's statements are not that schema's.
@@ -113,6 +145,11 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		renewed = time.Now()
 		return nil
 	}
+	return fn(renew)
+}
+
+// maintain is Maintain's pass, the lease held.
+func (l *Lifecycle) maintain(ctx context.Context, r store.Retention, now time.Time, renew func(context.Context) error) (store.MaintenanceResult, error) {
 
 	// Chunks are dropped and compressed on the tables that are hypertables,
 	// not wherever the extension is: a database migrated before it was
@@ -256,7 +293,7 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 		}
 	}
 	sealed, err := (&Measurements{pool: l.pool}).Seal(ctx, now, rollupsBefore, renew)
-	if n := sealed.Hours + sealed.Quarters + sealed.Days; n > 0 {
+	if n := sealed.Units(); n > 0 {
 		work("measurements_sealed").Sealed += n
 	}
 	if errors.Is(err, errLeaseLost) {

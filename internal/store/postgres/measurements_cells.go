@@ -91,8 +91,9 @@ type cellCache struct {
 }
 
 // A call uses kept cells for at most maxKeptTiles tiles (a 30-day window
-// has about 55; a longer one is answered by the functions, which return
-// only the page, not every cell). It reads the tiles it lacks
+// has about 55, plus up to 11 bins sealed on their own at its end; a
+// longer one is answered by the functions, which return only the page, not
+// every cell). It reads the tiles it lacks
 // tileReadChunk at a time, and gives up once it has read more than a
 // quarter of the cache's bound with more still to read: the window's cells
 // would not stay (many names and methods), and reading them every call
@@ -100,7 +101,7 @@ type cellCache struct {
 // lowered to half of those it had reached, for tileCapFor, so that later
 // calls of such windows go straight to the functions.
 const (
-	maxKeptTiles  = 64
+	maxKeptTiles  = 80
 	tileReadChunk = 8
 	tileCapFor    = 10 * time.Minute
 )

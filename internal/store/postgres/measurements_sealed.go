@@ -36,19 +36,27 @@ const (
 )
 
 // sealWidth is a kind of unit: its width in seconds, its lock class and
-// the widths of the cells a build of one writes, its bins' width first (an hour
-// also its 5-minute bins).
+// the width of the unit that lock is of (a bin takes its hour's), and the
+// widths of the cells a build of one writes, its bins' width first (an
+// hour also its 5-minute bins).
 type sealWidth struct {
-	secs, class int32
-	cells       []int32
+	secs, class, lockSecs int32
+	cells                 []int32
 }
 
 // sealWidths are the kinds of unit: hours, quarters, days.
 var sealWidths = []sealWidth{
-	{3600, sealHourClass, []int32{300, 3600}},
-	{21600, sealQuarterClass, []int32{21600}},
-	{86400, sealDayClass, []int32{86400}},
+	{3600, sealHourClass, 3600, []int32{300, 3600}},
+	{21600, sealQuarterClass, 21600, []int32{21600}},
+	{86400, sealDayClass, 86400, []int32{86400}},
 }
+
+// sealBin is a 5-minute bin sealed on its own while its hour is not
+// (migration 00048), so that a window's unsealed tail is SealDelay plus
+// at most 5 minutes instead of up to an hour more. It is built under its
+// hour's lock, which the ingest takes for the bin's rows already; a build
+// of the hour deletes the bin's own seal.
+var sealBin = sealWidth{300, sealHourClass, 3600, []int32{300}}
 
 // SealDelay is how long after its end a unit is sealed: batches that arrive
 // later than that for it unseal it again (it is then read from
@@ -60,30 +68,40 @@ const SealDelay = 15 * time.Minute
 const maxSealsPerPass = 2000
 
 // sealUnits is the hours, quarters and days records start in, ascending,
-// as their lock keys and start times.
+// as their lock keys and start times, and their 5-minute bins' starts.
 type sealUnits struct {
 	keys   [3][]int32
 	starts [3][]time.Time
+	bins   []time.Time
 }
 
 func unitsOf(recs []store.Measurement) sealUnits {
 	var u sealUnits
 	for i, w := range sealWidths {
-		// A batch's records mostly come in time order: only the changes
-		// of unit are kept before sorting.
-		var ns []int64
-		for j := range recs {
-			if n := floorDiv(recs[j].StartedAt.Unix(), int64(w.secs)); len(ns) == 0 || ns[len(ns)-1] != n {
-				ns = append(ns, n)
-			}
-		}
-		slices.Sort(ns)
-		for _, n := range slices.Compact(ns) {
+		for _, n := range unitNumbers(recs, int64(w.secs)) {
 			u.keys[i] = append(u.keys[i], lockKey(n))
 			u.starts[i] = append(u.starts[i], time.Unix(n*int64(w.secs), 0).UTC())
 		}
 	}
+	for _, n := range unitNumbers(recs, int64(sealBin.secs)) {
+		u.bins = append(u.bins, time.Unix(n*int64(sealBin.secs), 0).UTC())
+	}
 	return u
+}
+
+// unitNumbers is the distinct units of secs seconds (numbered from the Unix
+// epoch) that records start in, ascending.
+func unitNumbers(recs []store.Measurement, secs int64) []int64 {
+	// A batch's records mostly come in time order: only the changes of
+	// unit are kept before sorting.
+	var ns []int64
+	for j := range recs {
+		if n := floorDiv(recs[j].StartedAt.Unix(), secs); len(ns) == 0 || ns[len(ns)-1] != n {
+			ns = append(ns, n)
+		}
+	}
+	slices.Sort(ns)
+	return slices.Compact(ns)
 }
 
 func floorDiv(a, b int64) int64 {
@@ -111,18 +129,23 @@ func unseal(ctx context.Context, q *db.Queries, recs []store.Measurement) {
 	_ = q.LockMeasurementUnitsShared(ctx, db.LockMeasurementUnitsSharedParams{
 		HourClass: sealHourClass, Hours: u.keys[0], QuarterClass: sealQuarterClass, Quarters: u.keys[1],
 		DayClass: sealDayClass, Days: u.keys[2]})
-	_ = q.UnsealMeasurementUnits(ctx, db.UnsealMeasurementUnitsParams{Hours: u.starts[0], Quarters: u.starts[1], Days: u.starts[2]})
+	_ = q.UnsealMeasurementUnits(ctx, db.UnsealMeasurementUnitsParams{Hours: u.starts[0], Quarters: u.starts[1], Days: u.starts[2], Bins: u.bins})
 }
 
-// SealResult is what a call of Seal did: the units it sealed.
+// SealResult is what a call of Seal did: the units it sealed (Bins: the
+// 5-minute bins sealed on their own).
 type SealResult struct {
-	Hours, Quarters, Days int64
+	Hours, Quarters, Days, Bins int64
 }
+
+// Units is the number of units sealed, bins included.
+func (r SealResult) Units() int64 { return r.Hours + r.Quarters + r.Days + r.Bins }
 
 // Seal builds the seals of the closed hours, quarters and days (ended
 // SealDelay before now) from the first hour of the hourly rollup or from keepFrom on,
 // whichever is later, and not before the first row that may have been
-// expired: at most maxSealsPerPass units, each in its own transaction.
+// expired, then those of the closed 5-minute bins of the hour that is not
+// closed yet: at most maxSealsPerPass units, each in its own transaction.
 // renew is called between units (the maintenance lease).
 func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew func(context.Context) error) (SealResult, error) {
 	var res SealResult
@@ -169,10 +192,40 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 			if err := renew(ctx); err != nil {
 				return res, err
 			}
-			if err := m.sealUnit(ctx, u, s); err != nil {
+			if _, err := m.sealUnit(ctx, u, s); err != nil {
 				return res, fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), u.secs, err)
 			}
 			*counts[i]++
+		}
+	}
+	// The bins of the hour that ended less than SealDelay ago, or has not
+	// ended: every hour before it is closed and sealed above (or read from
+	// the rollups when the pass ran out of units).
+	until := now.Add(-SealDelay).UTC().Truncate(5 * time.Minute)
+	from := until.Truncate(time.Hour)
+	for _, mark := range []time.Time{first, keepFrom, kept} {
+		if mark.After(from) {
+			from = binCeil(mark)
+		}
+	}
+	left := maxSealsPerPass - int32(res.Units())
+	if !from.Before(until) || left <= 0 {
+		return res, nil
+	}
+	starts, err := q.MeasurementBinsToSeal(ctx, db.MeasurementBinsToSealParams{Since: from, Until: until, MaxUnits: left})
+	if err != nil {
+		return res, err
+	}
+	for _, s := range starts {
+		if err := renew(ctx); err != nil {
+			return res, err
+		}
+		built, err := m.sealUnit(ctx, sealBin, s)
+		if err != nil {
+			return res, fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), sealBin.secs, err)
+		}
+		if built {
+			res.Bins++
 		}
 	}
 	return res, nil
@@ -181,17 +234,26 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 // sealUnit builds one unit in one transaction: its exclusive lock, then
 // (in statements after it, so that every batch that held the shared lock
 // has committed and is seen) its cells from one read of its rows and its
-// seal. An hour also gets the cells of its 5-minute bins.
-func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Time) error {
+// seal. An hour also gets the cells of its 5-minute bins (and drops their
+// own seals). A bin whose hour is sealed is not built (built false): the
+// hour's cells hold it.
+func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Time) (built bool, err error) {
 	until := start.Add(time.Duration(u.secs) * time.Second)
 	// Custom plans (customPlans): a generic plan of these statements does
 	// not know how narrow the unit's range is and was seen reading the
 	// whole table (4 s an hour at 10 M rows).
-	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		q := db.New(customPlans{tx})
-		if err := q.LockMeasurementUnit(ctx, db.LockMeasurementUnitParams{Class: u.class, ID: lockKey(floorDiv(start.Unix(), int64(u.secs)))}); err != nil {
+		if err := q.LockMeasurementUnit(ctx, db.LockMeasurementUnitParams{Class: u.class, ID: lockKey(floorDiv(start.Unix(), int64(u.lockSecs)))}); err != nil {
 			return err
 		}
+		if u.lockSecs != u.secs {
+			sealed, err := q.MeasurementHourSealed(ctx, start.Truncate(time.Duration(u.lockSecs)*time.Second))
+			if err != nil || sealed {
+				return err
+			}
+		}
+		built = true
 		if err := q.DeleteMeasurementSealedCells(ctx, db.DeleteMeasurementSealedCellsParams{Widths: u.cells, Since: start, Until: until}); err != nil {
 			return err
 		}
@@ -210,6 +272,7 @@ func (m *Measurements) sealUnit(ctx context.Context, u sealWidth, start time.Tim
 		}
 		return q.SealMeasurementUnit(ctx, db.SealMeasurementUnitParams{Width: u.secs, UnitStart: start, MaxEndedAt: last})
 	})
+	return built && err == nil, err
 }
 
 // sealedCell is a cell of measurements_sealed_cells being added up, with

@@ -66,7 +66,7 @@ func TestSealedUnitLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	built := make(chan error, 1)
-	go func() { built <- ms.sealUnit(ctx, sealWidths[0], hour) }()
+	go func() { _, err := ms.sealUnit(ctx, sealWidths[0], hour); built <- err }()
 	waitForLockWait(t, pool, sealHourClass, key)
 	if err := batch.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -137,6 +137,79 @@ func TestSealUnitsOf(t *testing.T) {
 	}
 	if !u.starts[0][0].Equal(at("1969-12-31T23:00:00Z")) || !u.starts[1][2].Equal(at("1970-01-02T00:00:00Z")) || !u.starts[2][2].Equal(at("1970-01-02T00:00:00Z")) {
 		t.Errorf("starts %v", u.starts)
+	}
+	want := []time.Time{at("1969-12-31T23:55:00Z"), at("1970-01-01T00:00:00Z"), at("1970-01-02T01:00:00Z"), at("1970-01-02T01:30:00Z")}
+	if !slices.EqualFunc(u.bins, want, time.Time.Equal) {
+		t.Errorf("bins %v, want %v", u.bins, want)
+	}
+}
+
+// A 5-minute bin sealed on its own (migration 00048) is built under its
+// hour's lock: its build waits for a batch of the hour in flight and then
+// counts its row. A bin whose hour is sealed is not built (the hour's
+// cells hold it), and the hour's build drops the bins' own seals.
+func TestSealedBinLocks(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ms := New(pool, Options{}).Measurements
+	ctx := context.Background()
+	hour := time.Date(2024, 5, 6, 7, 0, 0, 0, time.UTC)
+	bin := hour.Add(10 * time.Minute)
+	key := lockKey(hour.Unix() / 3600)
+	rec := store.Measurement{StartedAt: bin.Add(10 * time.Second), EndedAt: bin.Add(11 * time.Second), Elapsed: 1, Name: "/a", Method: "GET"}
+	if _, err := ms.Insert(ctx, []store.Measurement{rec}); err != nil {
+		t.Fatal(err)
+	}
+	batch, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batch.Rollback(ctx)
+	if _, err := batch.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, $2)`, sealHourClass, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batch.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, app)
+		VALUES ($1, $2, 1, '/a', 'GET', '')`, bin.Add(20*time.Second), bin.Add(21*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		built bool
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		built, err := ms.sealUnit(ctx, sealBin, bin)
+		done <- result{built, err}
+	}()
+	waitForLockWait(t, pool, sealHourClass, key)
+	if err := batch.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || !r.built {
+		t.Fatalf("bin build: %+v", r)
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT c.count FROM measurements_sealed_cells c JOIN measurements_sealed s USING (unit_secs, unit_start)
+		WHERE c.unit_secs = 300 AND c.unit_start = $1`, bin).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the bin's build counted %d rows (%v), want 2: it did not wait for the batch", n, err)
+	}
+
+	// The hour's build replaces the bin's own seal with the hour's.
+	if _, err := ms.sealUnit(ctx, sealWidths[0], hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements_sealed WHERE unit_secs = 300`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d bins sealed on their own after the hour's build (%v)", n, err)
+	}
+	// A bin of a sealed hour is not built.
+	if built, err := ms.sealUnit(ctx, sealBin, bin); err != nil || built {
+		t.Fatalf("bin of a sealed hour: built %v, %v", built, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements_sealed WHERE unit_secs = 300`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d bins sealed on their own beside their sealed hour (%v)", n, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements_sealed_cells WHERE unit_secs = 300 AND unit_start = $1`, bin).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d cells of the bin (%v), want the hour's build's 1", n, err)
 	}
 }
 
