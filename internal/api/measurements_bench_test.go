@@ -375,6 +375,42 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 	// cells read from PostgreSQL every call, as before (_direct_kept against
 	// _direct_unkept).
 	unkept := postgres.New(s.Pool, postgres.Options{KeptCellsBytes: -1}).Measurements
+	// The window's tail not sealed (migration 00048): minutes of rows after
+	// the last sealed unit, with the 5-minute bins sealed on their own and
+	// without them (the hours' end, as before the migration).
+	var tailBins, tailHours float64
+	if err := s.Pool.QueryRow(ctx, `SELECT extract(epoch FROM m.last - s.bins) / 60, extract(epoch FROM m.last - s.hours) / 60
+		FROM (SELECT max(started_at) AS last FROM measurements) m,
+		     (SELECT max(unit_start + make_interval(secs => unit_secs)) AS bins,
+		             max(unit_start + make_interval(secs => unit_secs)) FILTER (WHERE unit_secs > 300) AS hours
+		      FROM measurements_sealed) s`).Scan(&tailBins, &tailHours); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(tailBins, "tail_unsealed_min")
+	b.ReportMetric(tailHours, "tail_unsealed_without_bins_min")
+	b.Logf("rows not sealed at the window's end: %.1f minutes (%.1f without the bins sealed on their own)", tailBins, tailHours)
+	// withoutBins runs f with the bins' own seals set aside (as before
+	// migration 00048), then puts them back.
+	exec := func(sql string) {
+		if _, err := s.Pool.Exec(ctx, sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exec(`CREATE TABLE bench_bins AS SELECT * FROM measurements_sealed WHERE unit_secs = 300`)
+	withoutBins := func(f func()) {
+		exec(`DELETE FROM measurements_sealed WHERE unit_secs = 300`)
+		defer exec(`INSERT INTO measurements_sealed SELECT * FROM bench_bins`)
+		f()
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	median := func(rounds [][2]float64, i int) float64 {
+		v := make([]float64, len(rounds))
+		for j, r := range rounds {
+			v[j] = r[i]
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
 	for _, c := range cases {
 		direct := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
 		api := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return benchGet(s.URL + c.path) })
@@ -386,25 +422,36 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 			// Five alternating pairs of 3 s, each way's medians: one pair
 			// moves 20 % or more with the machine's hour.
 			var kept, none [][2]float64 // p50, p99 in ms
-			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 			for range 5 {
 				k := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
 				u := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(unkept) })
 				kept, none = append(kept, [2]float64{ms(k.P50), ms(k.P99)}), append(none, [2]float64{ms(u.P50), ms(u.P99)})
 				b.Logf("%s: direct, cells kept %s; none kept %s", c.name, k, u)
 			}
-			median := func(rounds [][2]float64, i int) float64 {
-				v := make([]float64, len(rounds))
-				for j, r := range rounds {
-					v[j] = r[i]
-				}
-				slices.Sort(v)
-				return v[len(v)/2]
-			}
 			b.ReportMetric(median(kept, 0), c.name+"_direct_kept_p50_ms")
 			b.ReportMetric(median(kept, 1), c.name+"_direct_kept_p99_ms")
 			b.ReportMetric(median(none, 0), c.name+"_direct_unkept_p50_ms")
 			b.ReportMetric(median(none, 1), c.name+"_direct_unkept_p99_ms")
+		}
+		if c.name == "grouped_elapsed_0.1" || c.name == "list_elapsed_0.1" {
+			// The same, five alternating pairs with and without the bins
+			// sealed on their own (each without-round a second's warm-up
+			// first: the kept cells of the hour's bins are read again).
+			var with, without [][2]float64
+			for range 5 {
+				w := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
+				var o loadStats
+				withoutBins(func() {
+					runLoad(clients, time.Second, 1000, func(context.Context, int) error { return c.direct(st) })
+					o = runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
+				})
+				with, without = append(with, [2]float64{ms(w.P50), ms(w.P99)}), append(without, [2]float64{ms(o.P50), ms(o.P99)})
+				b.Logf("%s: direct, bins sealed %s; without them %s", c.name, w, o)
+			}
+			b.ReportMetric(median(with, 0), c.name+"_direct_bins_p50_ms")
+			b.ReportMetric(median(with, 1), c.name+"_direct_bins_p99_ms")
+			b.ReportMetric(median(without, 0), c.name+"_direct_nobins_p50_ms")
+			b.ReportMetric(median(without, 1), c.name+"_direct_nobins_p99_ms")
 		}
 		if api.Errors > 0 || direct.Errors > 0 {
 			// A query slower than the client's timeout: reported, so the
