@@ -34,6 +34,9 @@ type Runner struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// one keeps this process's passes and sealing passes apart: a sealing
+	// pass holding the lease would make the pass it overlaps skip.
+	one sync.Mutex
 }
 
 // New builds a Runner; reg (may be nil) receives its metrics.
@@ -86,6 +89,8 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 
 // RunOnce runs one pass, logs it on one line and updates the metrics.
 func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
+	l.one.Lock()
+	defer l.one.Unlock()
 	start := l.now()
 	res, err := l.pass(ctx, start)
 	took := l.now().Sub(start)
@@ -140,6 +145,8 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 // normal), a failure as an error; the units it sealed are not counted in
 // the maintenance metrics, which are the full passes'.
 func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) {
+	l.one.Lock()
+	defer l.one.Unlock()
 	start := l.now()
 	res, err := l.run(ctx, start, l.m.Seal)
 	var sealed int64
