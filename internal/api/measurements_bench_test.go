@@ -402,14 +402,36 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 		defer exec(`INSERT INTO measurements_sealed SELECT * FROM bench_bins`)
 		f()
 	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	median := func(rounds [][2]float64, i int) float64 {
-		v := make([]float64, len(rounds))
-		for j, r := range rounds {
-			v[j] = r[i]
+	// pairs runs five alternating pairs of 3 s of call, first as one() then
+	// as other() sets it up, and reports each way's medians of p50 and p99
+	// as name_{a,b}_p{50,99}_ms: one pair moves 20 % or more with the
+	// machine's hour.
+	pairs := func(name, a, bName string, call func() error, one, other func(run func() loadStats) loadStats) {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		load := func() loadStats {
+			return runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return call() })
 		}
-		slices.Sort(v)
-		return v[len(v)/2]
+		var first, second [][2]float64
+		for range 5 {
+			x, y := one(load), other(load)
+			first, second = append(first, [2]float64{ms(x.P50), ms(x.P99)}), append(second, [2]float64{ms(y.P50), ms(y.P99)})
+			b.Logf("%s: direct, %s %s; %s %s", name, a, x, bName, y)
+		}
+		median := func(rounds [][2]float64, i int) float64 {
+			v := make([]float64, len(rounds))
+			for j, r := range rounds {
+				v[j] = r[i]
+			}
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		for _, way := range []struct {
+			key    string
+			rounds [][2]float64
+		}{{a, first}, {bName, second}} {
+			b.ReportMetric(median(way.rounds, 0), name+"_direct_"+way.key+"_p50_ms")
+			b.ReportMetric(median(way.rounds, 1), name+"_direct_"+way.key+"_p99_ms")
+		}
 	}
 	for _, c := range cases {
 		direct := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
@@ -419,39 +441,27 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 		b.ReportMetric(api.PerSecond()/direct.PerSecond(), c.name+"_api/direct")
 		b.Logf("%s: direct %s", c.name, direct)
 		if c.name == "grouped_elapsed_0.1" || c.name == "grouped" {
-			// Five alternating pairs of 3 s, each way's medians: one pair
-			// moves 20 % or more with the machine's hour.
-			var kept, none [][2]float64 // p50, p99 in ms
-			for range 5 {
-				k := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
-				u := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(unkept) })
-				kept, none = append(kept, [2]float64{ms(k.P50), ms(k.P99)}), append(none, [2]float64{ms(u.P50), ms(u.P99)})
-				b.Logf("%s: direct, cells kept %s; none kept %s", c.name, k, u)
-			}
-			b.ReportMetric(median(kept, 0), c.name+"_direct_kept_p50_ms")
-			b.ReportMetric(median(kept, 1), c.name+"_direct_kept_p99_ms")
-			b.ReportMetric(median(none, 0), c.name+"_direct_unkept_p50_ms")
-			b.ReportMetric(median(none, 1), c.name+"_direct_unkept_p99_ms")
+			// The kept cells against a store that keeps none.
+			var on *postgres.Measurements
+			pairs(c.name, "kept", "unkept", func() error { return c.direct(on) },
+				func(run func() loadStats) loadStats { on = st; return run() },
+				func(run func() loadStats) loadStats { on = unkept; return run() })
 		}
 		if c.name == "grouped_elapsed_0.1" || c.name == "list_elapsed_0.1" {
-			// The same, five alternating pairs with and without the bins
-			// sealed on their own (each without-round a second's warm-up
-			// first: the kept cells of the hour's bins are read again).
-			var with, without [][2]float64
-			for range 5 {
-				w := runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
-				var o loadStats
-				withoutBins(func() {
-					runLoad(clients, time.Second, 1000, func(context.Context, int) error { return c.direct(st) })
-					o = runLoad(clients, 3*time.Second, 3000, func(context.Context, int) error { return c.direct(st) })
+			// With and without the bins sealed on their own (each
+			// without-round a second's warm-up first: the kept cells of the
+			// hour's bins are read again).
+			direct := func() error { return c.direct(st) }
+			pairs(c.name, "bins", "nobins", direct,
+				func(run func() loadStats) loadStats { return run() },
+				func(run func() loadStats) loadStats {
+					var o loadStats
+					withoutBins(func() {
+						runLoad(clients, time.Second, 1000, func(context.Context, int) error { return direct() })
+						o = run()
+					})
+					return o
 				})
-				with, without = append(with, [2]float64{ms(w.P50), ms(w.P99)}), append(without, [2]float64{ms(o.P50), ms(o.P99)})
-				b.Logf("%s: direct, bins sealed %s; without them %s", c.name, w, o)
-			}
-			b.ReportMetric(median(with, 0), c.name+"_direct_bins_p50_ms")
-			b.ReportMetric(median(with, 1), c.name+"_direct_bins_p99_ms")
-			b.ReportMetric(median(without, 0), c.name+"_direct_nobins_p50_ms")
-			b.ReportMetric(median(without, 1), c.name+"_direct_nobins_p99_ms")
 		}
 		if api.Errors > 0 || direct.Errors > 0 {
 			// A query slower than the client's timeout: reported, so the

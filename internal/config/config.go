@@ -306,23 +306,9 @@ var Vars = []Var{
 	{"COMPRESS_AFTER", "7d", "TimescaleDB only: chunks older than this are compressed by the maintenance pass; 0 turns compression off",
 		age(func(c *Config) *time.Duration { return &c.CompressAfter })},
 	{"MAINTENANCE_INTERVAL", "1h", "how often serve runs the maintenance pass (retention, compression; also `telemetry maintain`); the first pass runs at start. 0 turns the loop off",
-		func(c *Config, v string) error {
-			d, err := parseAge(v)
-			if err != nil || (d > 0 && d < time.Second) {
-				return errors.New("must be 0 (off) or a duration of at least 1s such as 1h, 90m or 1d")
-			}
-			c.MaintenanceInterval = d
-			return nil
-		}},
+		interval(func(c *Config) *time.Duration { return &c.MaintenanceInterval }, "1h, 90m or 1d")},
 	{"SEAL_INTERVAL", "1m", "how often serve seals the measurements' closed hours, quarters, days and 5-minute bins between maintenance passes (the grouped view and the list's total with an elapsed filter read sealed units instead of rows; a pass seals too). 0 turns the loop off",
-		func(c *Config, v string) error {
-			d, err := parseAge(v)
-			if err != nil || (d > 0 && d < time.Second) {
-				return errors.New("must be 0 (off) or a duration of at least 1s such as 1m or 5m")
-			}
-			c.SealInterval = d
-			return nil
-		}},
+		interval(func(c *Config) *time.Duration { return &c.SealInterval }, "1m or 5m")},
 }
 
 // canonicalOrigin writes an origin as a browser sends it in Origin (lower
@@ -428,6 +414,19 @@ func duration(field func(*Config) *time.Duration, least time.Duration, want stri
 		d, err := time.ParseDuration(v)
 		if err != nil || d < least {
 			return errors.New("must be " + want)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// interval parses a loop's interval: 0 (off), or a duration as age takes
+// them of at least a second (examples: what the message suggests).
+func interval(field func(*Config) *time.Duration, examples string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := parseAge(v)
+		if err != nil || (d > 0 && d < time.Second) {
+			return errors.New("must be 0 (off) or a duration of at least 1s such as " + examples)
 		}
 		*field(c) = d
 		return nil

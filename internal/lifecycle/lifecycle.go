@@ -199,38 +199,29 @@ func (l *Runner) run(ctx context.Context, now time.Time, fn func(context.Context
 }
 
 // Start runs a pass now and then every interval, until Close.
-func (l *Runner) Start(interval time.Duration) {
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			_, _ = l.RunOnce(l.ctx)
-			select {
-			case <-l.ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
+func (l *Runner) Start(interval time.Duration) { l.loop(interval, true, l.RunOnce) }
 
 // StartSealing runs a sealing pass every interval (the first after one
 // interval: Start's first pass seals too), until Close.
-func (l *Runner) StartSealing(interval time.Duration) {
+func (l *Runner) StartSealing(interval time.Duration) { l.loop(interval, false, l.SealOnce) }
+
+// loop runs pass every interval (and at once when now), until Close.
+func (l *Runner) loop(interval time.Duration, now bool, pass func(context.Context) (store.MaintenanceResult, error)) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
+			if now {
+				_, _ = pass(l.ctx)
+			}
+			now = true
 			select {
 			case <-l.ctx.Done():
 				return
 			case <-t.C:
 			}
-			_, _ = l.SealOnce(l.ctx)
 		}
 	}()
 }
