@@ -82,12 +82,8 @@ func (l *Lifecycle) Maintain(ctx context.Context, r store.Retention, now time.Ti
 // the retention marks are not sealed, and the full pass deletes them.
 func (l *Lifecycle) Seal(ctx context.Context, r store.Retention, now time.Time) (store.MaintenanceResult, error) {
 	return l.leased(ctx, func(renew func(context.Context) error) (store.MaintenanceResult, error) {
-		var rollupsBefore time.Time
-		if keep := r.RollupsKept(); keep > 0 {
-			rollupsBefore = dayOf(now.Add(-keep))
-		}
 		var res store.MaintenanceResult
-		sealed, err := (&Measurements{pool: l.pool}).Seal(ctx, now, rollupsBefore, renew)
+		sealed, err := (&Measurements{pool: l.pool}).Seal(ctx, now, rollupsCut(r, now), renew)
 		if n := sealed.Units(); n > 0 {
 			res.Tables = append(res.Tables, store.TableWork{Table: "measurements_sealed", Sealed: n})
 		}
@@ -96,6 +92,17 @@ func (l *Lifecycle) Seal(ctx context.Context, r store.Retention, now time.Time) 
 		}
 		return res, err
 	})
+}
+
+// rollupsCut is where the rollups' retention cuts them at now (zero when
+// they are kept forever): at a UTC day, so that the hourly and the daily
+// cells always cover the same days (a window reads its whole days from one
+// and its edge hours from the other).
+func rollupsCut(r store.Retention, now time.Time) time.Time {
+	if keep := r.RollupsKept(); keep > 0 {
+		return dayOf(now.Add(-keep))
+	}
+	return time.Time{}
 }
 
 // leased runs fn under the maintenance lease, with the function that renews
@@ -197,13 +204,7 @@ func (l *Lifecycle) maintain(ctx context.Context, r store.Retention, now time.Ti
 			return r.Deleted, r.Last, err
 		}},
 	}
-	// The rollups are cut at a UTC day, so that the hourly and the daily
-	// cells always cover the same days (a window reads its whole days from
-	// one and its edge hours from the other).
-	var rollupsBefore time.Time
-	if keep := r.RollupsKept(); keep > 0 {
-		rollupsBefore = dayOf(now.Add(-keep))
-	}
+	rollupsBefore := rollupsCut(r, now)
 	rollups := []expiry{
 		{"measurements_hourly", r.RollupsKept(), false, func(ctx context.Context, a, _ time.Time, n int32) (int64, time.Time, error) {
 			r, err := q.DeleteExpiredHourlyRollup(ctx, db.DeleteExpiredHourlyRollupParams{After: a, Before: rollupsBefore, Batch: n})

@@ -162,25 +162,34 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 	if err != nil {
 		return res, err
 	}
+	// build seals the units of kind u starting at starts, counting those
+	// built in count.
+	build := func(u sealWidth, starts []time.Time, count *int64) error {
+		for _, s := range starts {
+			if err := renew(ctx); err != nil {
+				return err
+			}
+			built, err := m.sealUnit(ctx, u, s)
+			if err != nil {
+				return fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), u.secs, err)
+			}
+			if built {
+				*count++
+			}
+		}
+		return nil
+	}
 	counts := []*int64{&res.Hours, &res.Quarters, &res.Days}
 	for i, u := range sealWidths {
 		// From the first unit with rows, but only whole units after the
 		// rollups' and the rows' retention marks.
 		w := time.Duration(u.secs) * time.Second
-		from := first.UTC().Truncate(w)
-		for _, mark := range []time.Time{keepFrom, kept} {
-			if m := mark.UTC().Truncate(w); m.Before(mark) {
-				mark = m.Add(w)
-			}
-			if mark.After(from) {
-				from = mark
-			}
-		}
+		from := wholeAfter(first.UTC().Truncate(w), w, keepFrom, kept)
 		until := now.Add(-SealDelay).UTC().Truncate(w)
 		if !from.Before(until) {
 			continue
 		}
-		left := maxSealsPerPass - int32(res.Hours+res.Quarters+res.Days)
+		left := maxSealsPerPass - int32(res.Units())
 		if left <= 0 {
 			break
 		}
@@ -188,26 +197,15 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 		if err != nil {
 			return res, err
 		}
-		for _, s := range starts {
-			if err := renew(ctx); err != nil {
-				return res, err
-			}
-			if _, err := m.sealUnit(ctx, u, s); err != nil {
-				return res, fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), u.secs, err)
-			}
-			*counts[i]++
+		if err := build(u, starts, counts[i]); err != nil {
+			return res, err
 		}
 	}
 	// The bins of the hour that ended less than SealDelay ago, or has not
 	// ended: every hour before it is closed and sealed above (or read from
 	// the rollups when the pass ran out of units).
 	until := now.Add(-SealDelay).UTC().Truncate(5 * time.Minute)
-	from := until.Truncate(time.Hour)
-	for _, mark := range []time.Time{first, keepFrom, kept} {
-		if mark.After(from) {
-			from = binCeil(mark)
-		}
-	}
+	from := wholeAfter(until.Truncate(time.Hour), 5*time.Minute, first, keepFrom, kept)
 	left := maxSealsPerPass - int32(res.Units())
 	if !from.Before(until) || left <= 0 {
 		return res, nil
@@ -216,19 +214,22 @@ func (m *Measurements) Seal(ctx context.Context, now, keepFrom time.Time, renew 
 	if err != nil {
 		return res, err
 	}
-	for _, s := range starts {
-		if err := renew(ctx); err != nil {
-			return res, err
+	err = build(sealBin, starts, &res.Bins)
+	return res, err
+}
+
+// wholeAfter is from, or the start of the first whole unit of w after the
+// latest of marks when that is later (a zero mark is none).
+func wholeAfter(from time.Time, w time.Duration, marks ...time.Time) time.Time {
+	for _, mark := range marks {
+		if m := mark.UTC().Truncate(w); m.Before(mark) {
+			mark = m.Add(w)
 		}
-		built, err := m.sealUnit(ctx, sealBin, s)
-		if err != nil {
-			return res, fmt.Errorf("seal %s (%d s): %w", s.Format(time.RFC3339), sealBin.secs, err)
-		}
-		if built {
-			res.Bins++
+		if mark.After(from) {
+			from = mark
 		}
 	}
-	return res, nil
+	return from
 }
 
 // sealUnit builds one unit in one transaction: its exclusive lock, then
