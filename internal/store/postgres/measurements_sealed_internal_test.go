@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
@@ -35,6 +36,28 @@ func waitForLockWait(t *testing.T, pool *pgxpool.Pool, class, key int32) {
 	}
 }
 
+// batchInFlight is an ingest transaction of one row started at, in flight:
+// the shared lock of its hour (key) taken and the row inserted, not
+// committed.
+func batchInFlight(t *testing.T, pool *pgxpool.Pool, key int32, at time.Time) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	batch, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batch.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, $2)`, sealHourClass, key); err != nil {
+		batch.Rollback(ctx)
+		t.Fatal(err)
+	}
+	if _, err := batch.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, app)
+		VALUES ($1, $2, 1, '/a', 'GET', '')`, at, at.Add(time.Second)); err != nil {
+		batch.Rollback(ctx)
+		t.Fatal(err)
+	}
+	return batch
+}
+
 // The seal's locks: a build waits for a batch of its hour still in flight
 // and then counts its rows; a batch that meets a build in flight waits for
 // it and then unseals the hour. Without the locks the first build would
@@ -53,18 +76,8 @@ func TestSealedUnitLocks(t *testing.T) {
 
 	// A batch in flight (its shared lock held, its row written, not
 	// committed) and a build of its hour.
-	batch, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	batch := batchInFlight(t, pool, key, hour.Add(20*time.Second))
 	defer batch.Rollback(ctx)
-	if _, err := batch.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, $2)`, sealHourClass, key); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := batch.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, app)
-		VALUES ($1, $2, 1, '/a', 'GET', '')`, hour.Add(20*time.Second), hour.Add(21*time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	built := make(chan error, 1)
 	go func() { _, err := ms.sealUnit(ctx, sealWidths[0], hour); built <- err }()
 	waitForLockWait(t, pool, sealHourClass, key)
@@ -160,18 +173,8 @@ func TestSealedBinLocks(t *testing.T) {
 	if _, err := ms.Insert(ctx, []store.Measurement{rec}); err != nil {
 		t.Fatal(err)
 	}
-	batch, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	batch := batchInFlight(t, pool, key, bin.Add(20*time.Second))
 	defer batch.Rollback(ctx)
-	if _, err := batch.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, $2)`, sealHourClass, key); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := batch.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method, app)
-		VALUES ($1, $2, 1, '/a', 'GET', '')`, bin.Add(20*time.Second), bin.Add(21*time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	type result struct {
 		built bool
 		err   error
