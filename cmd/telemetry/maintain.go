@@ -39,7 +39,7 @@ func maintain(ctx context.Context, cfg config.Config, log *slog.Logger, stdout i
 		return fmt.Errorf("maintenance: %w", err)
 	}
 	if res.Skipped {
-		_, err = fmt.Fprintln(stdout, "telemetry: maintenance skipped: another pass is running")
+		_, err = fmt.Fprintln(stdout, "telemetry: maintenance skipped: another pass holds the lease")
 		return err
 	}
 	fmt.Fprintf(stdout, "telemetry: maintenance done (%s)\n", res.Mode)

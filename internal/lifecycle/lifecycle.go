@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -37,13 +38,31 @@ type Runner struct {
 	// one keeps this process's passes and sealing passes apart: a sealing
 	// pass holding the lease would make the pass it overlaps skip.
 	one sync.Mutex
+	// heldRetries and heldWait: a pass that finds the lease held tries
+	// again that many times, after a wait drawn from [heldWait, 2 heldWait)
+	// each time (see RunOnce).
+	heldRetries int
+	heldWait    time.Duration
 }
+
+// A pass that finds the lease held tries again up to heldRetries times,
+// 0.5-1 s apart: the holder is most often another instance's sealing pass,
+// which holds it for milliseconds. Without the retries such a pass was
+// skipped at every interval for as long as both processes ran: the loops'
+// tickers keep their phase, and MAINTENANCE_INTERVAL is a multiple of
+// SEAL_INTERVAL, so a pass that met a sealing pass once met it every hour
+// (found by an audit, reproduced with two runners).
+const (
+	heldRetries = 3
+	heldWait    = 500 * time.Millisecond
+)
 
 // New builds a Runner; reg (may be nil) receives its metrics.
 func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus.Registerer) *Runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Runner{
 		m: m, retention: r, log: log, now: time.Now, ctx: ctx, cancel: cancel,
+		heldRetries: heldRetries, heldWait: heldWait,
 		removedRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_removed_rows_total",
 			Help: "Rows the maintenance pass deleted, by table (plain tables; dropped TimescaleDB chunks are counted apart).",
@@ -87,12 +106,24 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 	return l
 }
 
-// RunOnce runs one pass, logs it on one line and updates the metrics.
+// RunOnce runs one pass, logs it on one line and updates the metrics. A
+// pass that finds the lease held tries again a few times, a second or so
+// apart (heldRetries), and is skipped only when it is held at each try.
 func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 	l.one.Lock()
 	defer l.one.Unlock()
 	start := l.now()
 	res, err := l.pass(ctx, start)
+	for try := 0; try < l.heldRetries && err == nil && res.Skipped && !res.SchemaAhead; try++ {
+		wait := time.NewTimer(l.heldWait + rand.N(l.heldWait+1))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			err = ctx.Err()
+		case <-wait.C:
+			res, err = l.pass(ctx, l.now())
+		}
+	}
 	took := l.now().Sub(start)
 	l.lastPass.Set(float64(l.now().UnixNano()) / 1e9)
 	l.lastDuration.Set(took.Seconds())
@@ -132,7 +163,8 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 			"schema_version", res.SchemaVersion, "binary_version", res.BinaryVersion)
 	case res.Skipped:
 		l.passes.WithLabelValues("skipped").Inc()
-		l.log.Info("maintenance pass skipped: another pass is running", "duration", took.String())
+		l.log.Info("maintenance pass skipped: another pass holds the lease", "duration", took.String(),
+			"tries", 1+l.heldRetries)
 	default:
 		l.passes.WithLabelValues("done").Inc()
 		l.log.Info("maintenance pass", attrs...)
@@ -141,8 +173,9 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 }
 
 // SealOnce runs one sealing pass (store.Maintainer's Seal) and counts it.
-// One that sealed something is logged at debug level (one a minute is
-// normal), a failure as an error; the units it sealed are not counted in
+// One that sealed something or was skipped is logged at debug level (one a
+// minute is normal), a failure as an error; it does not retry a held lease
+// (the next one is a minute away); the units it sealed are not counted in
 // the maintenance metrics, which are the full passes'.
 func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) {
 	l.one.Lock()
@@ -156,7 +189,17 @@ func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) 
 	switch {
 	case err != nil && l.ctx.Err() != nil && errors.Is(err, context.Canceled):
 	case errors.Is(err, store.ErrReadOnly) || (err == nil && res.Skipped):
+		// At debug level, as the passes that sealed something: a
+		// replica's instance would say so every minute.
 		l.seals.WithLabelValues("skipped").Inc()
+		reason := "another pass holds the lease"
+		switch {
+		case err != nil:
+			reason = "the database is read-only (a replica or in recovery)"
+		case res.SchemaAhead:
+			reason = "the database schema is a later release's"
+		}
+		l.log.Debug("sealing pass skipped", "reason", reason)
 	case err != nil:
 		l.seals.WithLabelValues("failed").Inc()
 		l.log.Error("sealing pass failed", "duration", l.now().Sub(start).String(), "error", err.Error())

@@ -281,19 +281,14 @@ func (c *cellCache) groupAboveKept(ctx context.Context, q *db.Queries, f store.M
 	if err != nil {
 		return nil, false, err
 	}
-	var refs []keptTileRef
-	var others []keptPart
+	var s partsOf
 	floor := 0
 	for _, r := range parts {
 		floor = int(r.FloorBucket)
-		if r.TileSecs != 0 {
-			refs = append(refs, keptTileRef{r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin})
-		} else if r.Count > 0 {
-			others = append(others, keptPart{name: r.Name, method: r.Method, count: r.Count, sum: r.SumElapsed,
-				min: r.MinElapsed, max: r.MaxElapsed, buckets: r.Buckets})
-		}
+		s.add(keptTileRef{r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin}, keptPart{name: r.Name, method: r.Method,
+			count: r.Count, sum: r.SumElapsed, min: r.MinElapsed, max: r.MaxElapsed, buckets: r.Buckets})
 	}
-	return c.page(ctx, q, refs, others, p, floor)
+	return c.page(ctx, q, s.refs, s.others, p, floor)
 }
 
 // groupKept answers GroupMeasurementsPageSealed's page (no elapsed filter,
@@ -310,17 +305,28 @@ func (c *cellCache) groupKept(ctx context.Context, q *db.Queries, f store.Measur
 	if err != nil {
 		return nil, false, err
 	}
-	var refs []keptTileRef
-	var others []keptPart
+	var s partsOf
 	for _, r := range parts {
-		if r.TileSecs != 0 {
-			refs = append(refs, keptTileRef{r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin})
-		} else if r.Count > 0 {
-			others = append(others, keptPart{name: r.Name, method: r.Method, count: r.Count, sum: r.SumElapsed,
-				min: r.MinElapsed, max: r.MaxElapsed, hists: r.Hists, buckets: r.Buckets})
-		}
+		s.add(keptTileRef{r.TileSecs, r.TileStart, r.SealedAt, r.SealXmin}, keptPart{name: r.Name, method: r.Method,
+			count: r.Count, sum: r.SumElapsed, min: r.MinElapsed, max: r.MaxElapsed, hists: r.Hists, buckets: r.Buckets})
 	}
-	return c.page(ctx, q, refs, others, p, noFloor)
+	return c.page(ctx, q, s.refs, s.others, p, noFloor)
+}
+
+// partsOf sorts a parts statement's rows: a row naming a tile (tile secs
+// not 0) is a sealed tile whose cells are kept or read, any other with
+// rows is a (name, method)'s other parts.
+type partsOf struct {
+	refs   []keptTileRef
+	others []keptPart
+}
+
+func (s *partsOf) add(tile keptTileRef, other keptPart) {
+	if tile.secs != 0 {
+		s.refs = append(s.refs, tile)
+	} else if other.count > 0 {
+		s.others = append(s.others, other)
+	}
 }
 
 // page is groupAboveKept's and groupKept's answer from their parts: the
