@@ -343,12 +343,15 @@ FROM ROWS FROM (
     unnest(@sealed_ats::timestamptz[]),
     unnest(@seal_xmins::bigint[])
 ) AS t (secs, start, sealed_at, seal_xmin)
--- The tile's own seal, or for a 5-minute bin its hour's (a bin has one or
--- the other, migration 00048), still the one the caller read.
+-- The tile's own seal (for a 5-minute bin, only while its hour has none:
+-- migration 00049), or for a bin its hour's, still the one the caller read.
 JOIN LATERAL (
     SELECT 1 FROM measurements_sealed o
     WHERE o.unit_secs = t.secs AND o.unit_start = t.start
       AND o.sealed_at = t.sealed_at AND o.xmin::text::bigint = t.seal_xmin
+      AND NOT (t.secs = 300 AND EXISTS (
+          SELECT 1 FROM measurements_sealed x
+          WHERE x.unit_secs = 3600 AND x.unit_start = date_bin('1 hour', t.start, '1970-01-01 00:00:00+00')))
     UNION ALL
     SELECT 1 FROM measurements_sealed h
     WHERE t.secs = 300 AND h.unit_secs = 3600 AND h.unit_start = date_bin('1 hour', t.start, '1970-01-01 00:00:00+00')

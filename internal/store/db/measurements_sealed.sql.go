@@ -798,6 +798,9 @@ JOIN LATERAL (
     SELECT 1 FROM measurements_sealed o
     WHERE o.unit_secs = t.secs AND o.unit_start = t.start
       AND o.sealed_at = t.sealed_at AND o.xmin::text::bigint = t.seal_xmin
+      AND NOT (t.secs = 300 AND EXISTS (
+          SELECT 1 FROM measurements_sealed x
+          WHERE x.unit_secs = 3600 AND x.unit_start = date_bin('1 hour', t.start, '1970-01-01 00:00:00+00')))
     UNION ALL
     SELECT 1 FROM measurements_sealed h
     WHERE t.secs = 300 AND h.unit_secs = 3600 AND h.unit_start = date_bin('1 hour', t.start, '1970-01-01 00:00:00+00')
@@ -834,8 +837,8 @@ type MeasurementSealedTileCellsRow struct {
 // every cell of each, all names and methods, whole. A tile whose seal is
 // still that one has one row with a NULL name when it holds no cell; a
 // tile resealed or unsealed since has none.
-// The tile's own seal, or for a 5-minute bin its hour's (a bin has one or
-// the other, migration 00048), still the one the caller read.
+// The tile's own seal (for a 5-minute bin, only while its hour has none:
+// migration 00049), or for a bin its hour's, still the one the caller read.
 func (q *Queries) MeasurementSealedTileCells(ctx context.Context, arg MeasurementSealedTileCellsParams) ([]MeasurementSealedTileCellsRow, error) {
 	rows, err := q.db.Query(ctx, measurementSealedTileCells,
 		arg.TileSecs,
