@@ -386,3 +386,11 @@ FROM telemetry_measurements_grouped_parts(
     @a5::timestamptz, @started_at::timestamptz, @ended_at::timestamptz, sqlc.narg('name')::text, @methods::text[])
     AS g (tile_secs, tile_start, sealed_at, seal_xmin, name, method, count, sum_elapsed, min_elapsed, max_elapsed,
           hists, buckets);
+
+-- name: CountMeasurementsAboveSealedWindow :one
+-- CountMeasurementsAboveSealed without a name or methods, by the function
+-- of migration 00050 (the same statement, planned once per connection).
+SELECT c.rows_below::bigint AS rows_below, c.rows_above::bigint AS rows_above, c.bucket::integer AS bucket,
+       c.hists::bytea[] AS hists
+FROM telemetry_measurements_count_above(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8)
+    AS c (rows_below, rows_above, bucket, hists);

@@ -119,6 +119,40 @@ func (q *Queries) CountMeasurementsAboveSealed(ctx context.Context, arg CountMea
 	return i, err
 }
 
+const countMeasurementsAboveSealedWindow = `-- name: CountMeasurementsAboveSealedWindow :one
+SELECT c.rows_below::bigint AS rows_below, c.rows_above::bigint AS rows_above, c.bucket::integer AS bucket,
+       c.hists::bytea[] AS hists
+FROM telemetry_measurements_count_above($1::timestamptz, $2::timestamptz, $3::float8)
+    AS c (rows_below, rows_above, bucket, hists)
+`
+
+type CountMeasurementsAboveSealedWindowParams struct {
+	StartedAt  time.Time
+	EndedAt    time.Time
+	MinElapsed float64
+}
+
+type CountMeasurementsAboveSealedWindowRow struct {
+	RowsBelow int64
+	RowsAbove int64
+	Bucket    int32
+	Hists     [][]byte
+}
+
+// CountMeasurementsAboveSealed without a name or methods, by the function
+// of migration 00050 (the same statement, planned once per connection).
+func (q *Queries) CountMeasurementsAboveSealedWindow(ctx context.Context, arg CountMeasurementsAboveSealedWindowParams) (CountMeasurementsAboveSealedWindowRow, error) {
+	row := q.db.QueryRow(ctx, countMeasurementsAboveSealedWindow, arg.StartedAt, arg.EndedAt, arg.MinElapsed)
+	var i CountMeasurementsAboveSealedWindowRow
+	err := row.Scan(
+		&i.RowsBelow,
+		&i.RowsAbove,
+		&i.Bucket,
+		&i.Hists,
+	)
+	return i, err
+}
+
 const databaseComparesBytes = `-- name: DatabaseComparesBytes :one
 SELECT (d.datcollate IN ('C', 'POSIX') AND coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c')::boolean AS bytes
 FROM pg_catalog.pg_database d

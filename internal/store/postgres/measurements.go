@@ -330,9 +330,20 @@ func edgeExpired(ctx context.Context, q *db.Queries, h1 time.Time) (bool, error)
 // units from their histograms (CountMeasurementsAboveSealed). At 10 M rows
 // the filter elapsed >= 0.1 matches 14 % of a week's rows, its bucket 1.3 %.
 func countAboveSealed(ctx context.Context, q *db.Queries, f store.MeasurementFilter) (int64, error) {
-	r, err := q.CountMeasurementsAboveSealed(ctx, db.CountMeasurementsAboveSealedParams{
-		MinElapsed: *f.MinElapsed, StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name, Methods: methodsOf(f),
-	})
+	var r db.CountMeasurementsAboveSealedRow
+	var err error
+	if f.Name == nil && len(f.Methods) == 0 {
+		// The same statement in a function that keeps its plan (migration
+		// 00050): its planning took 1.8-2.4 ms a call at 10 M rows.
+		var w db.CountMeasurementsAboveSealedWindowRow
+		w, err = q.CountMeasurementsAboveSealedWindow(ctx, db.CountMeasurementsAboveSealedWindowParams{
+			StartedAt: f.StartedAt, EndedAt: f.EndedAt, MinElapsed: *f.MinElapsed})
+		r = db.CountMeasurementsAboveSealedRow(w)
+	} else {
+		r, err = q.CountMeasurementsAboveSealed(ctx, db.CountMeasurementsAboveSealedParams{
+			MinElapsed: *f.MinElapsed, StartedAt: f.StartedAt, EndedAt: f.EndedAt, Name: f.Name, Methods: methodsOf(f),
+		})
+	}
 	if err != nil {
 		return 0, wrap("count measurements", err)
 	}
