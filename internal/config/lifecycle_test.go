@@ -44,6 +44,29 @@ func TestLifecycleValues(t *testing.T) {
 			t.Errorf("FLOWS_RETENTION=%q: %v %v, want %v", v, c.FlowsRetention, err, want)
 		}
 	}
+	// The two loops' intervals: 0 turns a loop off; at least a second for
+	// SEAL_INTERVAL (TestLifecycleBadValues has the values below it).
+	for _, v := range []struct {
+		name, value string
+		want        time.Duration
+		got         func(Config) time.Duration
+	}{
+		{"SEAL_INTERVAL", "0", 0, func(c Config) time.Duration { return c.SealInterval }},
+		{"SEAL_INTERVAL", "1s", time.Second, func(c Config) time.Duration { return c.SealInterval }},
+		{"SEAL_INTERVAL", "1d", 24 * time.Hour, func(c Config) time.Duration { return c.SealInterval }},
+		{"MAINTENANCE_INTERVAL", "0", 0, func(c Config) time.Duration { return c.MaintenanceInterval }},
+		{"MAINTENANCE_INTERVAL", "30m", 30 * time.Minute, func(c Config) time.Duration { return c.MaintenanceInterval }},
+	} {
+		c, err := Load(func(k string) string {
+			if k == v.name {
+				return v.value
+			}
+			return ""
+		})
+		if err != nil || v.got(c) != v.want {
+			t.Errorf("%s=%q: %v %v, want %v", v.name, v.value, v.got(c), err, v.want)
+		}
+	}
 }
 
 // A bad value is refused with a message naming its variable (Load's

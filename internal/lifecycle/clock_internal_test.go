@@ -48,6 +48,18 @@ func TestRunnerRefusesAClockThatDisagreesWithTheDatabase(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("the clock %s off: the measurement within its retention was deleted", jump)
 		}
+		// The sealing pass makes the same check: from a clock far behind
+		// it would seal units not closed yet.
+		if _, err := r.SealOnce(ctx); err == nil || !strings.Contains(err.Error(), "clock") {
+			t.Errorf("a sealing pass with the clock %s off: %v, want it refused", jump, err)
+		}
+		var sealed int64
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM measurements_sealed`).Scan(&sealed); err != nil {
+			t.Fatal(err)
+		}
+		if sealed != 0 {
+			t.Fatalf("the clock %s off: a refused sealing pass sealed %d units", jump, sealed)
+		}
 	}
 	if !strings.Contains(logs.String(), `"msg":"maintenance pass failed"`) {
 		t.Errorf("log: %s", logs.String())

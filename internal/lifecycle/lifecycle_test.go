@@ -270,7 +270,8 @@ func TestRunnerSealingPass(t *testing.T) {
 		t.Errorf("a sealing pass counted as a maintenance pass: %s", got)
 	}
 
-	// The loop: a late row unseals its unit, and the next tick seals it again.
+	// The loop: with the unit's seal gone (as a late batch's unsealing
+	// deletes it), the next tick seals it again.
 	if _, err := pool.Exec(ctx, `DELETE FROM measurements_sealed`); err != nil {
 		t.Fatal(err)
 	}
