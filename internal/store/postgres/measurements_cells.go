@@ -31,8 +31,13 @@ import (
 
 // DefaultKeptCellsBytes bounds the memory the kept cells take unless
 // Options.KeptCellsBytes says otherwise (about 7 MB for a week's window at
-// 10 M rows, 20 MB for 30 days); the least recently used tiles go first.
-const DefaultKeptCellsBytes = 32 << 20
+// 10 M rows, 20 MB for 30 days, more for a week ending just after midnight
+// UTC, whose last day is still tiled by quarters, hours and bins); the least
+// recently used tiles go first. A call may read a quarter of it (tilesOf):
+// with 32 MiB the week ending at 00:10 UTC read more and fell back to the
+// function after paying for its parts, p50 45.9 ms against 13.4-14.8 with 64
+// or 256 MiB (forty-fifth session, docs/performance.md).
+const DefaultKeptCellsBytes = 64 << 20
 
 // cellTileKey names a tile's cells as of one seal: a tile resealed or
 // unsealed and sealed again has another key, so cells kept under an older
