@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -26,7 +27,7 @@ func BenchmarkDashboardFirstRender(b *testing.B) {
 		n = v
 	}
 	s := newTestServer(b)
-	generateMeasurements(b, s, n, 30)
+	generateMeasurements(b, s, n, 30, time.Now())
 	b.ReportMetric(float64(n), "rows")
 	browser := newBrowser(b)
 

@@ -161,12 +161,42 @@ func benchRows() int {
 	return 10_000_000
 }
 
+// benchNow is the query benchmark's "now" (MEASUREMENTS_BENCH_NOW): by
+// default the time it is called; set to a UTC clock time such as 00:10:30,
+// the latest such instant before it. The rows end there, the units closed
+// by then are sealed, and the window ends there too, the API's included
+// (its paths then carry the window's bounds). Some windows cost more than
+// others: one ending in the first 15 minutes after midnight UTC tiles its
+// last day with quarters, hours and bins rather than one sealed day (the
+// forty-fifth session's 00:10 run, docs/performance.md).
+func benchNow(b *testing.B) (time.Time, bool) {
+	v := os.Getenv("MEASUREMENTS_BENCH_NOW")
+	now := time.Now().UTC()
+	if v == "" {
+		return now, false
+	}
+	clock, err := time.Parse(time.TimeOnly, v)
+	if err != nil {
+		b.Fatalf("MEASUREMENTS_BENCH_NOW=%q: want a UTC clock time such as 00:10:30", v)
+	}
+	y, m, d := now.Date()
+	t := time.Date(y, m, d, clock.Hour(), clock.Minute(), clock.Second(), 0, time.UTC)
+	if t.After(now) {
+		t = t.AddDate(0, 0, -1)
+	}
+	return t, true
+}
+
 // generateMeasurements fills the table server-side: n rows evenly spread
-// over the last `days` days, 50 routes, 4 methods, 3 apps, exponential
+// over the `days` days before now, 50 routes, 4 methods, 3 apps, exponential
 // elapsed (mean 50 ms, a few long ones). The secondary indexes are dropped
 // for the load and rebuilt after, then the rollup is rebuilt, the closed
 // units sealed and the database vacuumed and analysed.
-func generateMeasurements(b *testing.B, s *testServer, n, days int) {
+func generateMeasurements(b *testing.B, s *testServer, n, days int, now time.Time) {
+	// The clock of the rollup's and the seals' steps: now, moved on as much
+	// as the real time has since.
+	start := time.Now()
+	clock := func() time.Time { return now.Add(time.Since(start)) }
 	ctx := context.Background()
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
@@ -206,9 +236,9 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 		           'func', 'handler' || (g.i % 50), 'ip', '10.0.0.7', 'args', '{}'::jsonb,
 		           'headers', '{"Accept": "application/json", "User-Agent": "shop-client/2.1"}'::jsonb),
 		       (ARRAY['shop','shop','billing','telemetry'])[1 + (g.i * 31) % 4]
-		FROM (SELECT i, now() - make_interval(secs => (i::float8 / $1) * $2 * 86400) AS s,
+		FROM (SELECT i, $3::timestamptz - make_interval(secs => (i::float8 / $1) * $2 * 86400) AS s,
 		             CASE WHEN i % 1000 = 0 THEN 5 + random() * 60 ELSE -ln(1 - random()) * 0.05 END AS e
-		      FROM generate_series(1, $1::bigint) AS i) AS g`, n, days)
+		      FROM generate_series(1, $1::bigint) AS i) AS g`, n, days, now)
 	load := time.Since(t0)
 	t1 := time.Now()
 	for _, def := range defs {
@@ -216,7 +246,7 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 	}
 	indexes := time.Since(t1)
 	t2 := time.Now()
-	if err := postgres.New(s.Pool, postgres.Options{}).Measurements.RebuildRollup(ctx, time.Now().AddDate(0, 0, -days-1), time.Now().Add(time.Hour)); err != nil {
+	if err := postgres.New(s.Pool, postgres.Options{}).Measurements.RebuildRollup(ctx, now.AddDate(0, 0, -days-1), clock().Add(time.Hour)); err != nil {
 		b.Fatal(err)
 	}
 	exec("VACUUM ANALYZE measurements")
@@ -229,7 +259,7 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 	t3 := time.Now()
 	ms := postgres.New(s.Pool, postgres.Options{}).Measurements
 	for {
-		res, err := ms.Seal(ctx, time.Now(), time.Time{}, func(context.Context) error { return nil })
+		res, err := ms.Seal(ctx, clock(), time.Time{}, func(context.Context) error { return nil })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -258,18 +288,26 @@ func generateMeasurements(b *testing.B, s *testServer, n, days int) {
 // BUFFERS, through auto_explain) from the
 // throwaway server's log (into MEASUREMENTS_BENCH_EXPLAIN_FILE when set:
 // go test cuts long benchmark logs); MEASUREMENTS_BENCH_CASES=list,grouped measures only
-// the cases named.
+// the cases named; MEASUREMENTS_BENCH_NOW=00:10:30 ends the rows and the
+// window at that UTC clock time (benchNow).
 func BenchmarkMeasurementsQueries(b *testing.B) {
 	bigBenchSelected(b)
 	s := newTestServer(b)
 	n, days := benchRows(), 30
-	generateMeasurements(b, s, n, days)
+	// The rows end at now: the moment they are generated, or
+	// MEASUREMENTS_BENCH_NOW's clock time, where the window ends then, when the API's paths name it too
+	// (their default window would end at the real time).
+	now, clockSet := benchNow(b)
+	generateMeasurements(b, s, n, days, now)
+	if !clockSet {
+		// As before the option: the window ends when the queries start.
+		now = time.Now()
+	}
 	var total, someID int64
 	_ = s.Pool.QueryRow(context.Background(), "SELECT count(*), min(id) + count(*) / 2 FROM measurements").Scan(&total, &someID)
 	b.ReportMetric(float64(total), "rows")
 
 	const clients = 4
-	now := time.Now()
 	window := store.MeasurementFilter{StartedAt: now.Add(-7 * 24 * time.Hour), EndedAt: now}
 	name, app, el, low, zero := "/api/r7/<id>", "billing", 1.0, 0.1, 0.0
 	with := func(f func(*store.MeasurementFilter)) store.MeasurementFilter {
@@ -341,6 +379,19 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 			_, err := st.Get(ctx, someID)
 			return err
 		}},
+	}
+	if clockSet {
+		b.Logf("the rows and the window end at %s (MEASUREMENTS_BENCH_NOW)", now.Format(time.RFC3339))
+		for i := range cases {
+			if cases[i].name == "get" {
+				continue
+			}
+			sep := "?"
+			if strings.Contains(cases[i].path, "?") {
+				sep = "&"
+			}
+			cases[i].path += sep + "startedAt=" + epochText(window.StartedAt) + "&endedAt=" + epochText(window.EndedAt)
+		}
 	}
 	if only := os.Getenv("MEASUREMENTS_BENCH_CASES"); only != "" {
 		// A comma list of case names: re-measure a few after a change.
