@@ -204,8 +204,10 @@ SELECT coalesce((SELECT greatest(w.deleted_before, '1970-01-01 00:00:00+00'::tim
 
 -- name: CountMeasurementsAboveSealed :one
 -- The rows of CountMeasurements' filter with an elapsed filter @min_elapsed
--- below the slow-row threshold and no app, counted from the sealed units
--- where the window has them (measurements.go, countAboveSealed): the
+-- below the slow-row threshold, no app and a name or methods (without
+-- either, CountMeasurementsAboveSealedWindow counts them from the units'
+-- totals), counted from the sealed units where the window has them
+-- (measurements.go, countAboveSealed): the
 -- window's rows with elapsed >= @min_elapsed are those of its bucket B =
 -- telemetry_elapsed_bucket(@min_elapsed) that pass the filter, and every
 -- row of a higher bucket (the bucket never decreases as elapsed grows).
@@ -213,21 +215,20 @@ SELECT coalesce((SELECT greatest(w.deleted_before, '1970-01-01 00:00:00+00'::tim
 -- whole window (rows_below: about a hundredth of the window's rows at 10 M
 -- rows, where the filter matches an eighth). The second come from the
 -- histograms of the sealed units that tile the window (hists: a unit's
--- totals without a name or methods, migration 00026, else its cells of
--- them; the buckets above B added up in Go: the units' histograms were
--- built by the same SQL function as the index) and from the rows of the
+-- cells of the name or methods; the buckets above B added up in Go: the
+-- units' histograms were built by the same SQL function as the index) and
+-- from the rows of the
 -- gaps the units leave (rows_above). The units and gaps are
 -- telemetry_measurements_sealed_tiling's (migration 00027: days, quarters,
 -- hours, then 5-minute bins, each only when all its rows ended by
 -- @ended_at and it starts at or after the retention mark), so the total is
 -- the rows' count as before.
 WITH tiling AS MATERIALIZED (
-    -- Without a name or methods the totals answer: only units that have them.
-    -- (sqlc cannot type a table function's columns: named and cast here.)
+    -- The cells answer, so any sealed unit (false: not only those with
+    -- totals). (sqlc cannot type a table function's columns: named and cast here.)
     SELECT t.tile_secs::integer AS tile_secs, t.tile_start::timestamptz AS tile_start,
            t.tile_end::timestamptz AS tile_end, t.gap_buckets::smallint[] AS gap_buckets
-    FROM telemetry_measurements_sealed_tiling(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8,
-                                              sqlc.narg('name')::text IS NULL AND cardinality(@methods::text[]) = 0)
+    FROM telemetry_measurements_sealed_tiling(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8, false)
         AS t (tile_secs, tile_start, tile_end, gap_buckets)
 ), units AS (
     SELECT t.tile_secs AS unit_secs, t.tile_start AS unit_start FROM tiling t WHERE t.tile_secs IS NOT NULL
@@ -258,24 +259,17 @@ SELECT
            AND (cardinality(@methods::text[]) = 0 OR m.method = ANY(@methods::text[]))
      )), 0) FROM gap_buckets g)::bigint AS rows_above,
     (SELECT k.b FROM bucket k)::integer AS bucket,
-    -- A unit's totals (migration 00026) without a name or methods, else its
-    -- cells of them, each unit's by its key (OFFSET 0 keeps the lookup per
-    -- unit: from the tiling's estimate, 150 units, the planner hashed the
-    -- whole totals table, 9,500 rows at 10 M rows, to join 17).
-    coalesce(CASE WHEN sqlc.narg('name')::text IS NULL AND cardinality(@methods::text[]) = 0
-             THEN (SELECT array_agg(x.hist) FROM units u
-                   CROSS JOIN LATERAL (
-                       SELECT t.hist FROM measurements_sealed_totals t
-                       WHERE t.unit_secs = u.unit_secs AND t.unit_start = u.unit_start AND t.hist IS NOT NULL
-                       OFFSET 0) x)
-             ELSE (SELECT array_agg(x.hist) FROM units u
-                   CROSS JOIN LATERAL (
-                       SELECT c.hist FROM measurements_sealed_cells c
-                       WHERE c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
-                         AND (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
-                         AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[]))
-                       OFFSET 0) x)
-             END, '{}')::bytea[] AS hists;
+    -- A unit's cells of the name or methods, each unit's by its key (OFFSET
+    -- 0 keeps the lookup per unit: from the tiling's estimate, 150 units,
+    -- the planner hashed the whole totals table, 9,500 rows at 10 M rows,
+    -- to join 17, when this statement still read the totals).
+    coalesce((SELECT array_agg(x.hist) FROM units u
+              CROSS JOIN LATERAL (
+                  SELECT c.hist FROM measurements_sealed_cells c
+                  WHERE c.unit_secs = u.unit_secs AND c.unit_start = u.unit_start
+                    AND (sqlc.narg('name')::text IS NULL OR c.name = sqlc.narg('name')::text)
+                    AND (cardinality(@methods::text[]) = 0 OR c.method = ANY(@methods::text[]))
+                  OFFSET 0) x), '{}')::bytea[] AS hists;
 
 -- name: GroupMeasurementsAboveSealed :many
 -- GroupMeasurementsPage's page with an elapsed filter @min_elapsed below the
@@ -388,8 +382,10 @@ FROM telemetry_measurements_grouped_parts(
           hists, buckets);
 
 -- name: CountMeasurementsAboveSealedWindow :one
--- CountMeasurementsAboveSealed without a name or methods, by the function
--- of migration 00050 (the same statement, planned once per connection).
+-- CountMeasurementsAboveSealed's count without a name or methods, from the
+-- units' totals (migration 00026), by the function of migration 00050
+-- (planned once per connection; until the forty-sixth session the statement
+-- had this case too).
 SELECT c.rows_below::bigint AS rows_below, c.rows_above::bigint AS rows_above, c.bucket::integer AS bucket,
        c.hists::bytea[] AS hists
 FROM telemetry_measurements_count_above(@started_at::timestamptz, @ended_at::timestamptz, @min_elapsed::float8)
