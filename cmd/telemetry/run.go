@@ -305,6 +305,15 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 	return m.Down(ctx, log)
 }
 
+// keptCellsBytes is MEASUREMENTS_KEPT_CELLS_BYTES as the store's option
+// takes it: there 0 is the default bound and a negative value keeps none.
+func keptCellsBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // printToken prints a token for the device metrics API, like the Concertim
 // daemon's create-auth-token.
 func printToken(cfg config.Config, ttl time.Duration, stdout io.Writer) error {
@@ -338,9 +347,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		ObserveBatch: func(resource string, n int) {
 			prom.BatchItems.WithLabelValues(resource).Observe(float64(n))
 		},
-		ReadURL:    cfg.DatabaseReadURL,
-		ReadMaxLag: cfg.ReadMaxLag,
-		Log:        log,
+		ReadURL:        cfg.DatabaseReadURL,
+		ReadMaxLag:     cfg.ReadMaxLag,
+		Log:            log,
+		KeptCellsBytes: keptCellsBytes(cfg.MeasurementsKeptCellsBytes),
 	})
 	if err != nil {
 		return err
