@@ -188,15 +188,19 @@ func benchNow(b *testing.B) (time.Time, bool) {
 }
 
 // generateMeasurements fills the table server-side: n rows evenly spread
-// over the `days` days before now, 50 routes, 4 methods, 3 apps, exponential
-// elapsed (mean 50 ms, a few long ones). The secondary indexes are dropped
+// over the `days` days before now (the zero time: the real time), 50
+// routes, 4 methods, 3 apps, exponential elapsed (mean 50 ms, a few long
+// ones). The secondary indexes are dropped
 // for the load and rebuilt after, then the rollup is rebuilt, the closed
 // units sealed and the database vacuumed and analysed.
 func generateMeasurements(b *testing.B, s *testServer, n, days int, now time.Time) {
-	// The clock of the rollup's and the seals' steps: now, moved on as much
-	// as the real time has since.
-	start := time.Now()
-	clock := func() time.Time { return now.Add(time.Since(start)) }
+	// The clock of the rollup's and the seals' steps: the real time, or
+	// with a now given, that now (the seals are then those the sealing
+	// pass would have made by then).
+	clock := func() time.Time { return now }
+	if now.IsZero() {
+		now, clock = time.Now(), time.Now
+	}
 	ctx := context.Background()
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
@@ -294,13 +298,15 @@ func BenchmarkMeasurementsQueries(b *testing.B) {
 	bigBenchSelected(b)
 	s := newTestServer(b)
 	n, days := benchRows(), 30
-	// The rows end at now: the moment they are generated, or
-	// MEASUREMENTS_BENCH_NOW's clock time, where the window ends then, when the API's paths name it too
-	// (their default window would end at the real time).
+	// The rows end when they are generated, and the window when the
+	// queries start; or both at MEASUREMENTS_BENCH_NOW's clock time, which
+	// the API's paths then name (their default window would end at the
+	// real time).
 	now, clockSet := benchNow(b)
-	generateMeasurements(b, s, n, days, now)
-	if !clockSet {
-		// As before the option: the window ends when the queries start.
+	if clockSet {
+		generateMeasurements(b, s, n, days, now)
+	} else {
+		generateMeasurements(b, s, n, days, time.Time{})
 		now = time.Now()
 	}
 	var total, someID int64
