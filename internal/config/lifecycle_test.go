@@ -57,12 +57,7 @@ func TestLifecycleValues(t *testing.T) {
 		{"MAINTENANCE_INTERVAL", "0", 0, func(c Config) time.Duration { return c.MaintenanceInterval }},
 		{"MAINTENANCE_INTERVAL", "30m", 30 * time.Minute, func(c Config) time.Duration { return c.MaintenanceInterval }},
 	} {
-		c, err := Load(func(k string) string {
-			if k == v.name {
-				return v.value
-			}
-			return ""
-		})
+		c, err := Load(envOf(map[string]string{v.name: v.value}))
 		if err != nil || v.got(c) != v.want {
 			t.Errorf("%s=%q: %v %v, want %v", v.name, v.value, v.got(c), err, v.want)
 		}
