@@ -216,8 +216,8 @@ var Vars = []Var{
 		"past its first MiB, a body that does not fit waits for others to be answered, at most READ_TIMEOUT, then 503; a body without Content-Length counts what it has read and one more MiB, taken as it arrives (503 when there is no room)",
 		positive(func(c *Config) *int64 { return &c.BodyMemoryBytes })},
 	{"BODY_MIN_RATE", "262144", "bytes a second a body must keep arriving at once it holds room in BODY_MEMORY_BYTES (it may fall 1 MiB behind); " +
-		"slower is a 408, so that a stalled client cannot keep the other large bodies waiting. 0 turns it off",
-		nonNegative(func(c *Config) *int64 { return &c.BodyMinRate })},
+		"slower is a 408, so that a stalled client cannot keep the other large bodies waiting. At most 16777216 (16 MiB/s). 0 turns it off",
+		minRate(func(c *Config) *int64 { return &c.BodyMinRate })},
 	{"FLOWS_MAX_BATCH", "100000", "most flows one POST /flows may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.FlowsMaxBatch })},
 	{flowsBatchAlias, "", "the flows aggregation service's name for FLOWS_MAX_BATCH, taken when FLOWS_MAX_BATCH is unset (both set: an error)", nil},
@@ -225,8 +225,8 @@ var Vars = []Var{
 		"until its client has read the last row, so keep it well under pool_max_conns. One more is a 503 with Retry-After, at once",
 		positiveInt(func(c *Config) *int { return &c.ExportsMax })},
 	{"EXPORT_MIN_RATE", "32768", "bytes a second an export's client must keep reading at while the export waits on it (it may fall 1 MiB behind: 32 s at the default, " +
-		"besides what the sockets hold); slower, the export is cut and its EXPORTS_MAX slot and database connection freed. Time spent waiting for the database does not count. 0 turns it off",
-		nonNegative(func(c *Config) *int64 { return &c.ExportMinRate })},
+		"besides what the sockets hold); slower, the export is cut and its EXPORTS_MAX slot and database connection freed. Time spent waiting for the database does not count. At most 16777216 (16 MiB/s). 0 turns it off",
+		minRate(func(c *Config) *int64 { return &c.ExportMinRate })},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for requests in flight before closing",
 		duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, "a positive duration such as 30s")},
 	{"READ_HEADER_TIMEOUT", "10s", "longest time to receive a request's headers; the connection is closed past it",
@@ -381,6 +381,25 @@ func positive(field func(*Config) *int64) func(*Config, string) error {
 
 func nonNegative(field func(*Config) *int64) func(*Config, string) error {
 	return atLeast(field, 0, "0 or a positive integer")
+}
+
+// maxMinRate is the largest BODY_MIN_RATE and EXPORT_MIN_RATE, 16 MiB/s:
+// a client may fall 1 MiB behind either rate, which above it is less than
+// 63 ms, the scheduling delays of a busy host. A value past it is a
+// mistake (bits for bytes, a zero too many) that would cut every large
+// body or export, not a policy.
+const maxMinRate = 16 << 20
+
+// minRate parses BODY_MIN_RATE or EXPORT_MIN_RATE: 0 (off) to maxMinRate.
+func minRate(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > maxMinRate {
+			return errors.New("must be 0 (off) or a rate in bytes a second up to 16777216 (16 MiB/s)")
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 func atLeast(field func(*Config) *int64, least int64, want string) func(*Config, string) error {
