@@ -413,6 +413,13 @@ func TestExportNegotiation(t *testing.T) {
 	if b := s.do("GET", "/flows?hour=2", nil, "Accept", "application/x-ndjson").wantStatus(t, http.StatusOK).Body; len(b) != 0 {
 		t.Errorf("empty NDJSON = %q", b)
 	}
+	// The summaries too, from the rollup and from the rows (a filter on
+	// another column).
+	for _, path := range []string{"/flows/summary?hour=2&by=src_app", "/flows/summary?hour=2&by=src_app&vpc_id=v"} {
+		if b := s.do("GET", path, nil, "Accept", "application/x-ndjson").wantStatus(t, http.StatusOK).Body; len(b) != 0 {
+			t.Errorf("%s: empty NDJSON = %q", path, b)
+		}
+	}
 
 	// 406: an export type on an operation that does not export, or a type
 	// no operation produces.

@@ -117,8 +117,11 @@ func TestFlowsRollupExactUnderConcurrentWriters(t *testing.T) {
 				want = append(want, f)
 			}
 		}
-		// Every order (each its own statement), and a page past the last,
-		// whose total is counted apart.
+		// Every order (each its own statement), and pages past the last,
+		// whose total is counted apart: the last row alone (offset
+		// total-1) and the first offset past it (total: no row).
+		pages := []store.PageRequest{{Limit: 7}, {Limit: 5, Offset: 9}, {Limit: 1000}, {Limit: 5, Offset: 5000},
+			{Limit: 3, Offset: int64(len(want))}, {Limit: 3, Offset: max(int64(len(want))-1, 0)}}
 		for _, so := range []store.FlowSort{{ByBytes: true, Desc: true}, {ByBytes: true}, {Desc: true}, {}} {
 			sorted := slices.Clone(want)
 			slices.SortFunc(sorted, func(a, b store.Flow) int {
@@ -132,7 +135,7 @@ func TestFlowsRollupExactUnderConcurrentWriters(t *testing.T) {
 				}
 				return cmp.Or(c, byKey(a, b))
 			})
-			for _, p := range []store.PageRequest{{Limit: 7}, {Limit: 5, Offset: 9}, {Limit: 1000}, {Limit: 5, Offset: 5000}} {
+			for _, p := range pages {
 				page, err := st.Flows.List(ctx, fl, so, p)
 				if err != nil {
 					t.Fatal(err)
@@ -175,13 +178,25 @@ func TestFlowsRollupExactUnderConcurrentWriters(t *testing.T) {
 			if page.Total != int64(len(wantTotals)) || !slices.Equal(page.Items, wantTotals) {
 				t.Errorf("%s summary by %s: %+v (total %d), want %+v", describe(fl), by, page.Items, page.Total, wantTotals)
 			}
-			// A page past the last still counts the keys.
-			past, err := st.Flows.Summary(ctx, fl, by, store.PageRequest{Limit: 10, Offset: 50})
-			if err != nil {
-				t.Fatal(err)
+			// Pages past the last still count the keys, and the last key
+			// alone (offset total-1) is a row of the page, not the total's.
+			for _, off := range []int64{50, int64(len(wantTotals))} {
+				past, err := st.Flows.Summary(ctx, fl, by, store.PageRequest{Limit: 10, Offset: off})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if past.Total != int64(len(wantTotals)) || past.Items == nil || len(past.Items) != 0 {
+					t.Errorf("%s summary by %s past the end (offset %d): %+v", describe(fl), by, off, past)
+				}
 			}
-			if past.Total != int64(len(wantTotals)) || len(past.Items) != 0 {
-				t.Errorf("%s summary by %s past the end: %+v", describe(fl), by, past)
+			if n := len(wantTotals); n > 1 {
+				last, err := st.Flows.Summary(ctx, fl, by, store.PageRequest{Limit: 10, Offset: int64(n - 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last.Total != int64(n) || !slices.Equal(last.Items, wantTotals[n-1:]) {
+					t.Errorf("%s summary by %s, last key: %+v, want %+v", describe(fl), by, last, wantTotals[n-1:])
+				}
 			}
 		}
 	}
