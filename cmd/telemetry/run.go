@@ -379,6 +379,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 
+	// Bind before any background work starts: on a port already taken (a
+	// second `make run`) serve fails here, without a runtime sampler or a
+	// maintenance pass started and cut short in its log first.
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	defer ln.Close() // an early return below; Shutdown closes it otherwise
+
 	prom.RegisterPool(st.PoolStats)
 	if st.Replicated() {
 		prom.RegisterReplica(st.ReplicaStats)
@@ -421,10 +430,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		defer stopPprof()
 	}
 
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR: %w", err)
-	}
 	// READ_TIMEOUT is not the server's ReadTimeout: the API bounds each
 	// request's body itself (internal/api/limits.go), in step with huma's
 	// per-operation body read timeout.

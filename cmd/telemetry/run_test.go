@@ -95,6 +95,38 @@ func TestServeRefusesAnUnmigratedDatabase(t *testing.T) {
 	}
 }
 
+// serve on a port already taken (a second `make run`) fails naming
+// LISTEN_ADDR before it starts anything: it used to start the runtime
+// sampler and a maintenance pass first, whose lines ("runtime sampler
+// started", "maintenance pass stopped by shutdown") came before the error.
+func TestServeOnATakenPortStartsNothing(t *testing.T) {
+	url := testdb.Empty(t)
+	vars := map[string]string{"DATABASE_URL": url, "JWT_SECRET": testSecret}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	vars["LISTEN_ADDR"] = held.Addr().String()
+	var stdout bytes.Buffer
+	logs := &syncBuffer{}
+	err = run(context.Background(), []string{"serve"}, env(vars), &stdout, logs)
+	if err == nil || !strings.Contains(err.Error(), "LISTEN_ADDR") {
+		t.Fatalf("serve on a taken port: %v, want an error naming LISTEN_ADDR", err)
+	}
+	for _, started := range []string{"runtime sampler started", "maintenance pass", "self-profiling"} {
+		if strings.Contains(logs.String(), started) {
+			t.Errorf("serve on a taken port logged %q before failing:\n%s", started, logs)
+		}
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("serve on a taken port printed %q", stdout.String())
+	}
+}
+
 func TestMigrateStatusAndDown(t *testing.T) {
 	vars := env(map[string]string{"DATABASE_URL": testdb.Empty(t)})
 	ctx := context.Background()
