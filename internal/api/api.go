@@ -86,7 +86,13 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), RefuseOtherHosts(d.Config.AllowedHosts), bareQueryKeys, limits(d.Config.ReadTimeout, d.Config.DBTimeout),
 		withBasePath(d.Config.BasePath), middleware.GetHead, ignoreUnreadableAccept, refuseCrossOrigin(d.Config.TrustedOrigins))
 	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, NewProblem(http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path)))
+		detail := fmt.Sprintf("no resource at %s", r.URL.Path)
+		if r.URL.Path == "/" {
+			// Where a browser lands first (http://localhost:8080 after make run).
+			p := basePath(r.Context())
+			detail += fmt.Sprintf(": the API is described at %s/docs (Swagger UI) and %s/openapi.json, the dashboard is at %s/ui/", p, p, p)
+		}
+		writeProblem(w, r, NewProblem(http.StatusNotFound, detail))
 	})
 	mux.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		allowed := allowedMethods(mux, r.URL.Path)

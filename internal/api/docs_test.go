@@ -144,6 +144,26 @@ func TestStaticFilesAnswerProblems(t *testing.T) {
 	s.do("GET", "/docs", nil).wantStatus(t, http.StatusOK)
 }
 
+// GET / (where a browser opened on the service's address lands) is a 404
+// that names the docs and the dashboard, under BASE_PATH when it is set;
+// it used to say only "no resource at /".
+func TestRootNamesTheDocsAndTheDashboard(t *testing.T) {
+	t.Parallel()
+	for _, prefix := range []string{"", "/telemetry"} {
+		s := newTestServer(t, func(c *config.Config) { c.BasePath = prefix })
+		p := s.do("GET", "/", nil).problem(t, http.StatusNotFound)
+		for _, want := range []string{"no resource at /", prefix + "/docs", prefix + "/openapi.json", prefix + "/ui/"} {
+			if !strings.Contains(p.Detail, want) {
+				t.Errorf("BASE_PATH %q: GET / detail %q lacks %q", prefix, p.Detail, want)
+			}
+		}
+		// Other unknown paths keep the short detail.
+		if p := s.do("GET", "/nope", nil).problem(t, http.StatusNotFound); p.Detail != "no resource at /nope" {
+			t.Errorf("GET /nope detail %q", p.Detail)
+		}
+	}
+}
+
 // The Swagger UI page and its files may not be framed (the page keeps a
 // token for "Try it out") and load nothing from another origin.
 func TestDocsSecurityHeaders(t *testing.T) {
