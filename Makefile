@@ -16,7 +16,7 @@ DB_URL = $${DATABASE_URL:-$$($(GO) run ./cmd/devdb start)}
 .PHONY: help run migrate serve build test generate openapi lint psql db-stop bench clean swagger-ui pg-bin wrk-bin psql-bin pgbench-bin pgbouncer-bin ui ui-screenshots ui-bench chromium-bin node-bin
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 build: ## build the binary into .bin/telemetry
 	$(GO) build -buildvcs=auto -o $(BIN)/telemetry ./cmd/telemetry
@@ -24,7 +24,7 @@ build: ## build the binary into .bin/telemetry
 # `make run` serves on 127.0.0.1 only unless LISTEN_ADDR says otherwise: it
 # turns the token endpoint on (anyone who reaches it gets a token). The
 # database URL it prints has its password masked.
-run: build pg-bin ## migrate, then serve on 127.0.0.1:8080 (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
+run: build pg-bin ## migrate, then serve on 127.0.0.1:8080 or LISTEN_ADDR (starts a local PostgreSQL under ./.data when DATABASE_URL is unset)
 	@url="$(DB_URL)" && echo "database: $$(printf '%s' "$$url" | sed -E 's#^([a-z]+://[^:/@]*:)[^@]*@#\1***@#; s#([?&]password=)[^&]*#\1***#')" && \
 	DATABASE_URL="$$url" $(BIN)/telemetry migrate && \
 	if [ -z "$$JWT_SECRET$$JWT_SECRET_FILE" ]; then \
