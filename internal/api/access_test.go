@@ -293,6 +293,29 @@ func TestAuthReads(t *testing.T) {
 	}
 }
 
+// What AUTH_READS=true leaves open, the OpenAPI document's description
+// (the top of /docs) says so: it used to leave out the dashboard's files,
+// and listed /metrics among nothing, so that it read as needing a JWT.
+func TestDocumentNamesWhatAuthReadsLeavesOpen(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *config.Config) { c.AuthReads = true })
+	desc := Spec().Info.Description
+	for _, c := range []struct{ path, named string }{
+		{"/healthz", "/healthz"},
+		{"/readyz", "/readyz"},
+		{"/mrd/status", "/mrd/status"},
+		{"/docs", "/docs"},
+		{"/ui/", "/ui/"},
+		{"/openapi.json", "the OpenAPI documents"},
+		{"/metrics", "/metrics takes no JWT"},
+	} {
+		s.do("GET", c.path, nil).wantStatus(t, http.StatusOK)
+		if !strings.Contains(desc, c.named) {
+			t.Errorf("GET %s is open with AUTH_READS=true, but the document's description does not say %q:\n%s", c.path, c.named, desc)
+		}
+	}
+}
+
 // METRICS_TOKEN puts /metrics behind its own Bearer token.
 func TestMetricsToken(t *testing.T) {
 	t.Parallel()

@@ -172,8 +172,9 @@ func humaConfig() huma.Config {
 		"Tokens: the device registry's writes and the metric reports always need a JWT " +
 		"(`Authorization: Bearer <JWT>` or a `jwt` cookie). A server started with AUTH_WRITES=true also requires " +
 		"one on every other write, and with AUTH_READS=true on every read, except /healthz, /readyz, /mrd/status, " +
-		"POST /mrd/token, /docs and the OpenAPI documents; those operations list the token as optional in their " +
-		"`security`. /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set."
+		"POST /mrd/token, /docs, the dashboard's files under /ui/ and the OpenAPI documents; those operations list the " +
+		"token as optional in their `security`. /metrics takes no JWT: it needs `Authorization: Bearer <METRICS_TOKEN>` " +
+		"when METRICS_TOKEN is set, and is open otherwise."
 	cfg.Tags = []*huma.Tag{
 		{Name: "flows", Description: "Hourly network flows (aggregation_ws)."},
 		{Name: "events", Description: "Load-test events from Locust (Metrics-Consumer): register, commit, running and past runs."},
