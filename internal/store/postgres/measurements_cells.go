@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
@@ -68,14 +70,59 @@ type keptCell struct {
 	sums, mins   []float64
 }
 
+// size is the heap a kept cell holds beside its place in its tile's slice
+// (which keptTile.finish counts): its seven allocations (the two strings
+// and five slices pgx decoded), each rounded up as Go's allocator rounds
+// it. Until 2026-12-06 a cell counted 96 bytes for its 208-byte struct, the
+// slices' bytes unrounded and not the tile slice's spare capacity: the heap
+// the tiles held was 1.2 times the bound for cells of 20 buckets and 1.9
+// times for cells of one (a name and method with few rows in an hour), so
+// the 64 MiB default could hold about 120 MiB against GOMEMLIMIT's 128
+// (TestKeptTileSizeIsTheHeapItHolds).
 func (c *keptCell) size() int64 {
-	return int64(96 + len(c.name) + len(c.method) + len(c.hist) + 2*len(c.buckets) + 8*(len(c.counts)+len(c.sums)+len(c.mins)))
+	return allocSize(len(c.name)) + allocSize(len(c.method)) + allocSize(cap(c.hist)) +
+		allocSize(2*cap(c.buckets)) + allocSize(8*cap(c.counts)) + allocSize(8*cap(c.sums)) + allocSize(8*cap(c.mins))
+}
+
+// allocSize is about what the Go allocator takes for n bytes without
+// pointers: below 16 bytes they share 16-byte blocks (n rounded up to 8
+// here), then n is rounded up to a sixteenth of the power of two at or
+// above it, about the spacing of its size classes (16 up to 256, 32 up to
+// 512, 64 up to 1024, ...).
+func allocSize(n int) int64 {
+	if n <= 0 {
+		return 0
+	}
+	if n < 16 {
+		return int64((n + 7) &^ 7)
+	}
+	step := max(16, (1<<bits.Len(uint(n-1)))/16)
+	return int64((n + step - 1) / step * step)
 }
 
 type keptTile struct {
 	key   cellTileKey
 	cells []keptCell
 	size  int64
+}
+
+// finish sorts a tile read from the database by name and method (a
+// group's sums are then added in one order at every call, whatever order
+// the rows came in), gives back its slice's spare capacity when it is more
+// than an eighth (append doubles it, and a kept tile keeps it) and sets its
+// size: the tile, its slice and cells, and about 64 bytes for its map
+// entry and list element.
+func (t *keptTile) finish() {
+	slices.SortFunc(t.cells, func(a, b keptCell) int {
+		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.method, b.method))
+	})
+	if cap(t.cells)-len(t.cells) > len(t.cells)/8 {
+		t.cells = slices.Clone(t.cells)
+	}
+	t.size = int64(unsafe.Sizeof(*t)) + 64 + allocSize(cap(t.cells)*int(unsafe.Sizeof(keptCell{})))
+	for i := range t.cells {
+		t.size += t.cells[i].size()
+	}
 }
 
 // cellCache is the kept tiles, least recently used last.
@@ -392,15 +439,7 @@ func (c *cellCache) readTiles(ctx context.Context, q *db.Queries, m db.Measureme
 	}
 	var size int64
 	for _, t := range out {
-		// By name and method, whatever order the rows came in: a group's
-		// sums are then added in one order at every call.
-		slices.SortFunc(t.cells, func(a, b keptCell) int {
-			return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.method, b.method))
-		})
-		t.size = 64
-		for i := range t.cells {
-			t.size += t.cells[i].size()
-		}
+		t.finish()
 		c.put(t)
 		size += t.size
 	}
