@@ -347,7 +347,7 @@ func TestSelfProfileRecordsHostileRequests(t *testing.T) {
 	}
 	var n int64
 	if err := s.Pool.QueryRow(context.Background(),
-		`SELECT count(*) FROM measurements WHERE app = 'telemetry' AND (method = 'VERYLONGMETHODNA' OR context->>'path' = '/nowhere/ab/`+"\uFFFD"+`')`).Scan(&n); err != nil || n != 2 {
+		`SELECT count(*) FROM measurements WHERE app = 'telemetry' AND (method = 'OTHER' OR context->>'path' = '/nowhere/ab/`+"\uFFFD"+`')`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("the long method and the NUL path: %d rows (%v), want 2", n, err)
 	}
 }
@@ -377,4 +377,38 @@ func TestPostMeasurementsRefusesReservedApp(t *testing.T) {
 		t.Fatalf("errors %+v, want body[1].app, body[2].method and body[3].app", p.Errors)
 	}
 	postIDs(t, s, []rec{recs[0], mrec("/c", "GET", 100, 1)})
+}
+
+// A request's method is recorded as one of the standard methods or OTHER,
+// whatever token the client sent: each token used to become a method of
+// the measurements, a key of every methodDistribution answer over the
+// rollups' 400 days and rows of every open collection's totals (the 41
+// tokens here made 42 methods with GET). Both ways a request is recorded: a row of its
+// own and a second's summary.
+func TestSelfProfileMethodsAreBounded(t *testing.T) {
+	t.Parallel()
+	for _, detail := range []int{1 << 30, -1} {
+		s, prof := newProfiledServer(t, selfprofile.Config{Sample: 1, Detail: detail})
+		for i := range 40 {
+			s.do(fmt.Sprintf("M%d", i), "/nowhere", nil)
+		}
+		s.do("FOO", "/flows", nil).wantStatus(t, http.StatusMethodNotAllowed)
+		s.do("GET", "/nowhere", nil).wantStatus(t, http.StatusNotFound)
+		if err := prof.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var methods []string
+		if err := s.Pool.QueryRow(context.Background(),
+			`SELECT array_agg(DISTINCT method ORDER BY method) FROM measurements WHERE app = 'telemetry'`).Scan(&methods); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(methods) != "[GET OTHER]" {
+			t.Errorf("detail %d: recorded methods %d: %.200v", detail, len(methods), methods)
+		}
+		var d struct{ Distribution map[string]int64 }
+		s.do("GET", "/api/measurements/methodDistribution/", nil).wantStatus(t, http.StatusOK).decode(t, &d)
+		if len(d.Distribution) != 2 || d.Distribution[selfprofile.OtherMethod] == 0 {
+			t.Errorf("detail %d: methodDistribution has %d methods: %v", detail, len(d.Distribution), d.Distribution)
+		}
+	}
 }

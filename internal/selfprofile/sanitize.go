@@ -23,9 +23,6 @@ const (
 	maxArgs = 64
 	// maxParams bounds the path parameters stored in kwargs.
 	maxParams = 16
-	// maxMethod is measurements_method_length's bound (characters; a
-	// method is ASCII): a longer, valid-token method would fail the COPY.
-	maxMethod = 16
 )
 
 // Redacted replaces the value of a secret-looking query parameter.

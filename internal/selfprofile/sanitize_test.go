@@ -126,7 +126,7 @@ func TestRecordIsCleanAndBounded(t *testing.T) {
 	if !utf8.Valid(m.Context) || !utf8.Valid(m.Kwargs) || !utf8.ValidString(m.Name) || !utf8.ValidString(m.Method) {
 		t.Fatalf("invalid UTF-8 in %+v", m)
 	}
-	if m.Method != "VERYLONGMETHODNA" || m.Name != "unmatched" {
+	if m.Method != OtherMethod || m.Name != "unmatched" {
 		t.Errorf("method %q name %q", m.Method, m.Name)
 	}
 	if m.Elapsed != 0 || m.EndedAt.Before(m.StartedAt) {

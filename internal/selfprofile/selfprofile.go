@@ -436,7 +436,7 @@ func (p *Profiler) Record(s Served) {
 	}
 	// Everything kept is clipped and copied here (sanitize.go); redaction
 	// and cleaning happen in the writer, off the request path.
-	e := entry{start: s.Start, end: s.End, method: clip(r.Method, maxMethod), op: clip(s.OperationID, maxValue),
+	e := entry{start: s.Start, end: s.End, method: Method(r.Method), op: clip(s.OperationID, maxValue),
 		path: clip(r.URL.Path, maxValue), rawQuery: clip(r.URL.RawQuery, maxQuery),
 		ip: clip(clientIP(r.RemoteAddr), maxValue), status: s.Status, pattern: clip(s.Route, maxValue)}
 	e.params = pathParams(r)
@@ -460,6 +460,28 @@ func (p *Profiler) Record(s Served) {
 // values are redacted like the request's own.
 var recordedHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "Content-Length",
 	"Origin", "Referer", "User-Agent", "X-Forwarded-For"}
+
+// OtherMethod is the method recorded for a request whose method is none of
+// the standard ones (Method).
+const OtherMethod = "OTHER"
+
+// Method is the method a request is recorded with: one of the nine methods
+// of RFC 9110 and RFC 5789 (those POST /api/measurements accepts), or
+// OtherMethod for any other token. net/http serves any token as a method
+// (a 404 or 405), and each one recorded as sent became a value of the
+// measurements' method for as long as the rollups keep it (400 days by
+// default): one more key of every methodDistribution answer over its
+// window, rows of measurements_method_hourly and, per path, of every open
+// collection's totals, at a client's will (found by an audit of long
+// runs). The request's log line still names the method it sent.
+func Method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return OtherMethod
+}
 
 func clientIP(remote string) string {
 	if host, _, err := net.SplitHostPort(remote); err == nil {
@@ -511,10 +533,6 @@ func (e entry) record() store.Measurement {
 	if name == "" {
 		name = "unmatched"
 	}
-	method := clean(e.method, maxMethod)
-	if method == "" {
-		method = "UNKNOWN" // net/http refuses an empty method; a direct caller might not
-	}
 	// measurements_ended_after_started and _elapsed_nonnegative: times
 	// without a monotonic reading (set by a caller) could go backwards.
 	end := e.end
@@ -523,6 +541,6 @@ func (e entry) record() store.Measurement {
 	}
 	return store.Measurement{
 		StartedAt: e.start, EndedAt: end, Elapsed: end.Sub(e.start).Seconds(),
-		Name: name, Method: method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
+		Name: name, Method: e.method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
 	}
 }

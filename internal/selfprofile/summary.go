@@ -80,7 +80,7 @@ func cut(s string, n int) string {
 // summarise counts s into its summary row.
 func (p *Profiler) summarise(s Served) {
 	r := s.Request
-	k := sumKey{sec: s.Start.Unix(), pattern: cut(s.Route, maxValue), method: cut(r.Method, maxMethod),
+	k := sumKey{sec: s.Start.Unix(), pattern: cut(s.Route, maxValue), method: Method(r.Method),
 		path: cut(r.URL.Path, maxValue), op: cut(s.OperationID, maxValue), status: s.Status}
 	el := max(s.End.Sub(s.Start), 0)
 	p.mu.Lock()
@@ -101,7 +101,7 @@ func (p *Profiler) summarise(s Served) {
 			p.sums = map[sumKey]sumVal{}
 		}
 		// A new key keeps copies, not the request's memory.
-		k.pattern, k.method, k.path, k.op = strings.Clone(k.pattern), strings.Clone(k.method), strings.Clone(k.path), strings.Clone(k.op)
+		k.pattern, k.path, k.op = strings.Clone(k.pattern), strings.Clone(k.path), strings.Clone(k.op) // the method is a constant
 		v = sumVal{first: s.Start, last: s.End, params: pathParams(r)}
 	}
 	v.n++
@@ -159,16 +159,12 @@ func (k sumKey) record(v sumVal) store.Measurement {
 	if name == "" {
 		name = "unmatched"
 	}
-	method := clean(k.method, maxMethod)
-	if method == "" {
-		method = "UNKNOWN"
-	}
 	end := v.last
 	if end.Before(v.first) {
 		end = v.first
 	}
 	return store.Measurement{
 		StartedAt: v.first, EndedAt: end, Elapsed: mean.Seconds(),
-		Name: name, Method: method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
+		Name: name, Method: k.method, Args: []byte("[]"), Kwargs: kj, Context: cj, App: App,
 	}
 }
