@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -438,5 +439,31 @@ func TestRequestIDCharsetAndNosniff(t *testing.T) {
 		if got := s.do("GET", path, nil).Header.Get("X-Content-Type-Options"); got != "nosniff" {
 			t.Errorf("GET %s: X-Content-Type-Options %q", path, got)
 		}
+	}
+}
+
+// A request's log line is bounded whatever its path: a megabyte-long path
+// (net/http takes a request line that long) was logged whole, at the info
+// level, by every request.
+func TestRequestLogLineIsBounded(t *testing.T) {
+	t.Parallel()
+	s, logs := newLoggedServer(t)
+	long := "/" + strings.Repeat("\x01é", 100_000)
+	res, _, _ := raw(t, s, "GET "+(&url.URL{Path: long}).EscapedPath()+" HTTP/1.1\nHost: localhost\nConnection: close\n\n", nil)
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	logs.mu.Lock()
+	text := logs.buf.String()
+	logs.mu.Unlock()
+	if len(text) > 16<<10 {
+		t.Errorf("the log holds %d bytes for one request", len(text))
+	}
+	lines := logs.lines("request")
+	if len(lines) != 1 {
+		t.Fatalf("%d request lines", len(lines))
+	}
+	if p, _ := lines[0]["path"].(string); len(p) > maxLoggedPath+3 || !strings.HasPrefix(long, strings.TrimSuffix(p, "...")) {
+		t.Errorf("logged path of %d bytes: %.40q", len(p), p)
 	}
 }

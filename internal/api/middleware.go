@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
@@ -156,7 +157,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 			attrs := []slog.Attr{
 				slog.String("method", clipMethod(r.Method)),
 				slog.String("route", route),
-				slog.String("path", r.URL.Path),
+				slog.String("path", clipLogged(r.URL.Path)),
 				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.Int("bytes", ww.BytesWritten()),
@@ -195,6 +196,27 @@ func clipMethod(m string) string {
 		return m[:most] + "..."
 	}
 	return m
+}
+
+// maxLoggedPath bounds the path in the request's log line, in bytes.
+const maxLoggedPath = 1024
+
+// clipLogged bounds a path in the log line: net/http takes a request line
+// of up to a megabyte (MaxHeaderBytes), and every request, a 404 included,
+// is logged at the info level, so a client could write a megabyte of log
+// (twice that once escaped) with each request; the request line of the
+// self-profiling record is cut at the same length (found by an audit of
+// long runs; TestRequestLogLineIsBounded). The cut is at a character
+// boundary.
+func clipLogged(p string) string {
+	if len(p) <= maxLoggedPath {
+		return p
+	}
+	cut := maxLoggedPath
+	for cut > 0 && !utf8.RuneStart(p[cut]) {
+		cut--
+	}
+	return p[:cut] + "..."
 }
 
 // operationID is the huma middleware that tells observe which operation
