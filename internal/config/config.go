@@ -256,7 +256,7 @@ var Vars = []Var{
 	{"MEASUREMENTS_MAX_BATCH", "10000", "most measurements one POST /api/measurements may carry (more: 406)",
 		positiveInt(func(c *Config) *int { return &c.MeasurementsMaxBatch })},
 	{"MEASUREMENTS_KEPT_CELLS_BYTES", "67108864", "bytes of sealed cells GET /api/measurements/grouped keeps in memory, the least recently used going first; a request reads at most a quarter of it, " +
-		"past that it is answered by PostgreSQL alone, slower. The default is about three times what 30 days of 200 routes and methods take (20 MB at 10 M rows); it is part of the heap GOMEMLIMIT bounds. 0 keeps none",
+		"past that it is answered by PostgreSQL alone, slower. The default holds 30 days of 200 routes and methods with room to spare (about 20 MB at 10 M rows as sizes were counted before 2026-12-06, 1.2 to 1.9 times that as the heap is counted now); it is part of the heap GOMEMLIMIT bounds. 0 keeps none",
 		nonNegative(func(c *Config) *int64 { return &c.MeasurementsKeptCellsBytes })},
 	{"SELF_PROFILE", "true", "record every request the service serves as a measurement with app=telemetry (true or false)",
 		boolean(func(c *Config) *bool { return &c.SelfProfile })},
