@@ -85,7 +85,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	// headers without the body.
 	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), RefuseOtherHosts(d.Config.AllowedHosts), bareQueryKeys, limits(d.Config.ReadTimeout, d.Config.DBTimeout),
 		withBasePath(d.Config.BasePath), middleware.GetHead, ignoreUnreadableAccept, refuseCrossOrigin(d.Config.TrustedOrigins))
-	mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		detail := fmt.Sprintf("no resource at %s", r.URL.Path)
 		if r.URL.Path == "/" {
 			// Where a browser lands first (http://localhost:8080 after make run).
@@ -93,9 +93,18 @@ func New(d Deps) (http.Handler, huma.API) {
 			detail += fmt.Sprintf(": the API is described at %s/docs (Swagger UI) and %s/openapi.json, the dashboard is at %s/ui/", p, p, p)
 		}
 		writeProblem(w, r, NewProblem(http.StatusNotFound, detail))
-	})
+	}
+	mux.NotFound(notFound)
 	mux.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		allowed := allowedMethods(mux, r.URL.Path)
+		if len(allowed) == 0 {
+			// chi answers a method it does not know (any token but the
+			// standard ones) here before it looks at the path: on a path
+			// that no method serves, that is a 404, not a 405 with an
+			// empty Allow (found by an audit).
+			notFound(w, r)
+			return
+		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		writeProblem(w, r, NewProblem(http.StatusMethodNotAllowed,
 			fmt.Sprintf("%s is not supported on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))))

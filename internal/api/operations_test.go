@@ -139,6 +139,18 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 			t.Fatalf("%s %s: Allow = %q, want %q", c.method, c.path, got, c.allow)
 		}
 	}
+	// A method no route knows: 405 where the path has routes, 404 where it
+	// has none (chi sends unknown methods to its 405 handler first).
+	r := s.do("FROB", "/flows", nil)
+	if p := r.problem(t, http.StatusMethodNotAllowed); r.Header.Get("Allow") != "GET, HEAD, POST" || !strings.Contains(p.Detail, "allowed: GET, HEAD, POST") {
+		t.Fatalf("FROB /flows: Allow %q, detail %q", r.Header.Get("Allow"), p.Detail)
+	}
+	for _, m := range []string{"FROB", "GET", "DELETE"} {
+		r := s.do(m, "/no/such/path", nil)
+		if p := r.problem(t, http.StatusNotFound); r.Header.Get("Allow") != "" || p.Detail != "no resource at /no/such/path" {
+			t.Fatalf("%s /no/such/path: Allow %q, detail %q", m, r.Header.Get("Allow"), p.Detail)
+		}
+	}
 }
 
 // HEAD is answered wherever GET is (RFC 9110 9.1), as GET would answer
