@@ -389,6 +389,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	defer ln.Close() // an early return below; Shutdown closes it otherwise
 
 	prom.RegisterPool(st.PoolStats)
+	prom.RegisterKeptCells(st.KeptCells)
 	if st.Replicated() {
 		prom.RegisterReplica(st.ReplicaStats)
 		prom.RegisterReplicaPool(st.ReplicaPoolStats)

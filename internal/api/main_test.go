@@ -80,6 +80,7 @@ func newTestServerOver(t testing.TB, wrap func(*store.Store), tweak ...func(*con
 		},
 	})
 	prom.RegisterPool(st.PoolStats)
+	prom.RegisterKeptCells(st.KeptCells)
 	stores := st.Stores()
 	if wrap != nil {
 		wrap(stores)

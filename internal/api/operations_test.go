@@ -298,6 +298,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`telemetry_http_requests_total{method="POST",route="/flows",status="201"} 1`,
 		`telemetry_http_request_duration_seconds_bucket{method="GET",route="/flows"`,
 		`telemetry_db_pool_max_conns`,
+		"telemetry_measurements_kept_cells_bytes 0\n",
+		"telemetry_measurements_kept_cells_limit_bytes 6.7108864e+07\n",
 		`telemetry_batch_items_count{resource="flows"} 1`,
 		`go_goroutines`,
 	} {

@@ -101,6 +101,19 @@ func (m *Metrics) RegisterReplicaPool(stats func() PoolStats) {
 	m.Registry.MustRegister(&poolCollector{descs: newPoolDescs("telemetry_db_replica_pool_", "The read replica's pool's"), stats: stats})
 }
 
+// RegisterKeptCells exports the heap the grouped view's kept sealed cells
+// hold and their bound (telemetry_measurements_kept_cells_bytes and
+// _limit_bytes), read by stats at each scrape.
+func (m *Metrics) RegisterKeptCells(stats func() (size, limit int64)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telemetry_measurements_kept_cells_bytes",
+			Help: "Heap the sealed cells GET /api/measurements/grouped keeps in memory hold now (the least recently used go first past the limit)."},
+			func() float64 { n, _ := stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telemetry_measurements_kept_cells_limit_bytes",
+			Help: "The kept sealed cells' bound, MEASUREMENTS_KEPT_CELLS_BYTES (0: none kept)."},
+			func() float64 { _, n := stats(); return float64(n) }))
+}
+
 // poolDescs are a pool's metrics.
 type poolDescs struct{ maxConns, total, acquires, waits, waitSecs *prometheus.Desc }
 

@@ -578,3 +578,15 @@ func addUpKept(tiles []*keptTile, parts []keptPart, p db.GroupMeasurementsPagePa
 	}
 	return out, nil
 }
+
+// KeptCells is the heap the kept sealed cells hold now and their bound
+// (MEASUREMENTS_KEPT_CELLS_BYTES), for /metrics; both 0 when none are kept.
+func (s *Store) KeptCells() (size, limit int64) {
+	c := s.Measurements.cells
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size, c.limit
+}

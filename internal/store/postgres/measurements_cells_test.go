@@ -14,6 +14,7 @@ import (
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/db"
 	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/testdb"
 )
 
 // sameGroups reports where got differs from want: the same groups in the
@@ -274,5 +275,42 @@ func TestGroupedKeptCellsOverBudget(t *testing.T) {
 	sameGroups(t, "second call", got, want)
 	if n := small.KeptCellTiles(); n != kept {
 		t.Errorf("the second call kept %d tiles, the first %d: want it answered by the function", n, kept)
+	}
+}
+
+// /metrics' kept cells gauges read Store.KeptCells: nothing kept before a
+// grouped call, the tiles' heap after one, within the bound; a store that
+// keeps none answers 0 and 0.
+func TestStoreKeptCells(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{KeptCellsBytes: 8 << 20})
+	t.Cleanup(st.Close)
+	if size, limit := st.KeptCells(); size != 0 || limit != 8<<20 {
+		t.Fatalf("before any call: %d of %d bytes, want 0 of %d", size, limit, 8<<20)
+	}
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(percentileSeed, 47))
+	recs := randomMeasurements(rng, 3000)
+	spreadElapsed(rng, recs)
+	insertInBatches(t, st.Measurements, recs, 500)
+	if _, err := st.Measurements.Seal(ctx, time.Date(2024, 3, 20, 0, 0, 0, 0, time.UTC), time.Time{},
+		func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range sealedWindows(rng) {
+		if _, err := st.Measurements.Grouped(ctx, w, store.MeasurementSort{Key: store.MeasurementGroupSortKeys()[0], Desc: true},
+			store.PageRequest{Limit: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size, limit := st.KeptCells()
+	if st.Measurements.KeptCellTiles() == 0 || size <= 0 || size > limit || limit != 8<<20 {
+		t.Fatalf("after grouped calls: %d tiles, %d of %d bytes", st.Measurements.KeptCellTiles(), size, limit)
+	}
+	none := postgres.New(pool, postgres.Options{KeptCellsBytes: -1})
+	t.Cleanup(none.Close)
+	if size, limit := none.KeptCells(); size != 0 || limit != 0 {
+		t.Fatalf("no cells kept: %d of %d bytes", size, limit)
 	}
 }
