@@ -40,8 +40,17 @@ RETURNING uuid;
 -- name: GetRunState :one
 SELECT state FROM event_runs WHERE uuid = @uuid;
 
--- name: ListRunningRuns :many
-SELECT uuid, host FROM event_runs WHERE state = 'running' ORDER BY started_at, uuid;
+-- name: ListRunningKeysAfter :many
+-- At most @n keys <host>-<uuid> (the ones GET /apiv0.1/events/isrunning
+-- answers) of the runs not yet committed that sort after @after, in that
+-- order, bytewise (COLLATE "C"): a range of event_runs_running_key_idx
+-- (migration 00052), so a page costs its own rows wherever it starts. The
+-- first page passes the empty string (no key is empty: a host has a
+-- character at least).
+SELECT (host || '-' || uuid::text)::text AS key FROM event_runs
+WHERE state = 'running' AND (host || '-' || uuid::text) COLLATE "C" > @after::text
+ORDER BY (host || '-' || uuid::text) COLLATE "C"
+LIMIT @n;
 
 -- name: ListRuns :many
 -- One page of runs, newest first; total counts every run the filter matches,

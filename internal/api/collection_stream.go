@@ -203,9 +203,15 @@ func (r *collectionRest) cut(entries int, err error) {
 	}
 	r.s.log.Log(r.ctx, level, "collection answer cut short after the first byte", "request_id", RequestID(r.ctx),
 		"collection", r.w.ID, "entries", entries, "error", err.Error())
+	cutAnswer(r.ctx)
+}
+
+// cutAnswer cuts the connection of the request of ctx, whose answer has
+// begun (cutConnection: reset over HTTP/1.0, closed otherwise).
+func cutAnswer(ctx context.Context) {
 	var rc *http.ResponseController
 	reset := false
-	if ri, _ := r.ctx.Value(requestInfoKey).(*requestInfo); ri != nil && ri.w != nil {
+	if ri, _ := ctx.Value(requestInfoKey).(*requestInfo); ri != nil && ri.w != nil {
 		rc, reset = http.NewResponseController(ri.w), ri.http10
 	}
 	cutConnection(rc, reset)

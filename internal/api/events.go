@@ -345,7 +345,7 @@ type commitEventBody = struct {
 }
 
 type isRunningOutput struct {
-	Body map[string]bool `doc:"One key <host>-<uuid> per run registered and not yet committed, each true."`
+	Body RunningRuns `doc:"One key <host>-<uuid> per run registered and not yet committed, each true."`
 }
 
 type eventsPingOutput struct {
@@ -563,13 +563,15 @@ func (s *server) commitEvent(ctx context.Context, in *commitEventInput) (*commit
 }
 
 func (s *server) listRunningEvents(ctx context.Context, _ *struct{}) (*isRunningOutput, error) {
-	runs, err := s.st.Events.Running(ctx)
+	runs, err := s.st.Events.RunningKeys(ctx, "", runningPage)
 	if err != nil {
 		return nil, s.storeError(ctx, "list running runs", err)
 	}
-	out := &isRunningOutput{Body: make(map[string]bool, len(runs))}
-	for _, r := range runs {
-		out.Body[r.Host+"-"+r.ID.String()] = true
+	// The later pages, if any, are read as the answer is written
+	// (events_running.go); a HEAD's would be discarded.
+	out := &isRunningOutput{Body: RunningRuns{first: runs}}
+	if len(runs) == runningPage && !isHead(ctx) {
+		out.Body.rest = s.runningRest(ctx)
 	}
 	return out, nil
 }

@@ -522,8 +522,9 @@ func (w *exportWriter) abort() {
 // cutConnection ends an answer that failed after its status was sent, so
 // that the client sees a truncated body: the connection is closed without
 // the chunked encoding's last chunk (HTTP/1.1), or the stream reset
-// (HTTP/2, or no controller: through http.ErrAbortHandler). Exports and a
-// collection's paged answer (collection_stream.go) use it.
+// (HTTP/2, or no controller: through http.ErrAbortHandler). Exports, a
+// collection's paged answer (collection_stream.go) and isrunning's
+// (events_running.go) use it.
 //
 // An HTTP/1.0 answer has no chunks: its body ends where the connection
 // does, so a close would read as a complete answer (curl exited 0 with

@@ -61,7 +61,8 @@ func answerErr(err error) error {
 }
 
 // jsonStreamer is an answer that writes its own bytes, the same as its
-// default encoding's (a collection, collection_stream.go).
+// default encoding's (a collection, collection_stream.go; the running runs,
+// events_running.go).
 type jsonStreamer interface {
 	writeJSON(w *bufio.Writer) error
 }

@@ -47,6 +47,10 @@ type testServer struct {
 	Pool    *pgxpool.Pool
 	Metrics *metrics.Metrics
 	t       testing.TB
+	// handler is the API without the test server's audit (which keeps a
+	// copy of each answer's first MiB): what a test that counts the
+	// service's own allocations calls.
+	handler http.Handler
 }
 
 // newTestServer starts the API on its own database; tweak adjusts the
@@ -86,7 +90,7 @@ func newTestServerOver(t testing.TB, wrap func(*store.Store), tweak ...func(*con
 		wrap(stores)
 	}
 	h, _ := New(Deps{Store: stores, Config: cfg, Metrics: prom})
-	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: prom, t: t}
+	return &testServer{Server: newHTTPTest(t, h), Pool: pool, Metrics: prom, t: t, handler: h}
 }
 
 // lockTable takes an ACCESS EXCLUSIVE lock on table, in a transaction of

@@ -41,7 +41,8 @@ type requestInfo struct {
 	dbTimeout time.Duration
 	bodyErr   error
 	// head is a HEAD request (served by the GET route, its body
-	// discarded): an export then stops after its first row (export.go).
+	// discarded): an export then stops after its first row (export.go),
+	// isrunning after its first page (events_running.go).
 	head bool
 	// http10 is an HTTP/1.0 request: its answer ends where the connection
 	// does, so one cut short must reset it (cutConnection).
@@ -63,6 +64,13 @@ func RequestID(ctx context.Context) string {
 		return ri.id
 	}
 	return ""
+}
+
+// isHead reports whether ctx is a HEAD request's, whose body net/http
+// discards.
+func isHead(ctx context.Context) bool {
+	ri, ok := ctx.Value(requestInfoKey).(*requestInfo)
+	return ok && ri.head
 }
 
 // withBasePath records BASE_PATH in each request's info (after observe,

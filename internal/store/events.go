@@ -60,12 +60,6 @@ type Run struct {
 	EndedAt   *time.Time // UTC; nil while running
 }
 
-// RunningRun is a run registered and not yet committed.
-type RunningRun struct {
-	ID   uuid.UUID
-	Host string
-}
-
 // RunEvent is one stored register or commit.
 type RunEvent struct {
 	Time       time.Time // the event's startedAt (the end of the run for a commit), UTC

@@ -52,7 +52,10 @@ type EventStore interface {
 	// ErrConflict (with a *CommittedError) for one no longer running.
 	// Honours an Idempotent in ctx.
 	Commit(ctx context.Context, c RunCommit) error
-	Running(ctx context.Context) ([]RunningRun, error)
+	// RunningKeys is at most limit (> 0) keys <host>-<uuid> of the runs
+	// not yet committed, in bytewise order: those after after, the first
+	// ones when after is "". Never nil.
+	RunningKeys(ctx context.Context, after string, limit int) ([]string, error)
 	Get(ctx context.Context, id uuid.UUID) (RunDetail, error)
 	List(ctx context.Context, f RunFilter, p PageRequest) (Page[Run], error)
 }

@@ -258,28 +258,37 @@ func (q *Queries) ListRunEvents(ctx context.Context, argUuid uuid.UUID) ([]ListR
 	return items, nil
 }
 
-const listRunningRuns = `-- name: ListRunningRuns :many
-SELECT uuid, host FROM event_runs WHERE state = 'running' ORDER BY started_at, uuid
+const listRunningKeysAfter = `-- name: ListRunningKeysAfter :many
+SELECT (host || '-' || uuid::text)::text AS key FROM event_runs
+WHERE state = 'running' AND (host || '-' || uuid::text) COLLATE "C" > $1::text
+ORDER BY (host || '-' || uuid::text) COLLATE "C"
+LIMIT $2
 `
 
-type ListRunningRunsRow struct {
-	UUID uuid.UUID
-	Host string
+type ListRunningKeysAfterParams struct {
+	After string
+	N     int32
 }
 
-func (q *Queries) ListRunningRuns(ctx context.Context) ([]ListRunningRunsRow, error) {
-	rows, err := q.db.Query(ctx, listRunningRuns)
+// At most @n keys <host>-<uuid> (the ones GET /apiv0.1/events/isrunning
+// answers) of the runs not yet committed that sort after @after, in that
+// order, bytewise (COLLATE "C"): a range of event_runs_running_key_idx
+// (migration 00052), so a page costs its own rows wherever it starts. The
+// first page passes the empty string (no key is empty: a host has a
+// character at least).
+func (q *Queries) ListRunningKeysAfter(ctx context.Context, arg ListRunningKeysAfterParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, listRunningKeysAfter, arg.After, arg.N)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListRunningRunsRow{}
+	items := []string{}
 	for rows.Next() {
-		var i ListRunningRunsRow
-		if err := rows.Scan(&i.UUID, &i.Host); err != nil {
+		var key string
+		if err := rows.Scan(&key); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, key)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

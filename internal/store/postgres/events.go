@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -103,17 +105,21 @@ func (s *Events) Commit(ctx context.Context, c store.RunCommit) error {
 	return wrap("commit run", err)
 }
 
-// Running lists the runs not yet committed, oldest first.
-func (s *Events) Running(ctx context.Context) ([]store.RunningRun, error) {
-	rows, err := s.q.ListRunningRuns(ctx)
+// RunningKeys is at most limit (> 0) keys <host>-<uuid> of the runs not
+// yet committed (the isrunning answer's keys), in bytewise order: those
+// after after, the first ones when after is "". Each page is a range of a
+// partial index of the running runs by that key (migration 00052): its cost
+// is its own rows, wherever it starts. Never nil. Read from the primary:
+// Locust polls right after its commit (docs/scaling.md).
+func (s *Events) RunningKeys(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit <= 0 || limit > math.MaxInt32 {
+		return nil, fmt.Errorf("list running runs: a page of %d runs", limit)
+	}
+	keys, err := s.q.ListRunningKeysAfter(ctx, db.ListRunningKeysAfterParams{After: after, N: int32(limit)})
 	if err != nil {
 		return nil, wrap("list running runs", err)
 	}
-	out := make([]store.RunningRun, len(rows))
-	for i, r := range rows {
-		out[i] = store.RunningRun{ID: r.UUID, Host: r.Host}
-	}
-	return out, nil
+	return keys, nil
 }
 
 // Get returns a run with its events, payloads whole (requestStats back in

@@ -82,8 +82,8 @@ func TestEventsRegisterCommitGet(t *testing.T) {
 	if d.State != store.RunRunning || d.Commit != nil || d.RequestStats != nil || d.EndedAt != nil {
 		t.Fatalf("running run = %+v", d)
 	}
-	running, err := ev.Running(ctx)
-	if err != nil || len(running) != 1 || running[0] != (store.RunningRun{ID: id, Host: "loadgen-1"}) {
+	running, err := ev.RunningKeys(ctx, "", 10)
+	if err != nil || len(running) != 1 || running[0] != "loadgen-1-"+id.String() {
 		t.Fatalf("running = %+v, %v", running, err)
 	}
 
@@ -118,7 +118,7 @@ func TestEventsRegisterCommitGet(t *testing.T) {
 	eventsSameJSON(t, "commit payload", d.Commit.Payload, commitPayload)
 	eventsSameJSON(t, "requestStats", d.RequestStats, json.RawMessage(stats))
 
-	if running, err := ev.Running(ctx); err != nil || len(running) != 0 {
+	if running, err := ev.RunningKeys(ctx, "", 10); err != nil || running == nil || len(running) != 0 {
 		t.Fatalf("running after commit = %+v, %v", running, err)
 	}
 }
