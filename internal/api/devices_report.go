@@ -160,11 +160,15 @@ func rawValue(raw []byte) any {
 // itemString is a string as a problem item echoes it: at most
 // maxItemValue bytes (on a character boundary), so that a 70 KB name is
 // not sent back whole.
-func itemString(s string) string {
-	if len(s) <= maxItemValue {
+func itemString(s string) string { return clipText(s, maxItemValue) }
+
+// clipText is s cut to at most n bytes, at a character boundary, with
+// "..." after the cut; s itself when it fits.
+func clipText(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxItemValue
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

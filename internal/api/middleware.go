@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
@@ -188,13 +187,12 @@ func observe(log *slog.Logger, m *metrics.Metrics, prof *selfprofile.Profiler) f
 // "other" for any other token a client sends (net/http accepts any, up to
 // a megabyte long: as labels they would add series, kept for the life of
 // the process, without bound).
+// The standard methods are the ones self-profiling records as they are.
 func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
+	if m = selfprofile.Method(m); m == selfprofile.OtherMethod {
+		return "other"
 	}
-	return "other"
+	return m
 }
 
 // clipMethod bounds a method in the log line (a token: ASCII).
@@ -216,16 +214,7 @@ const maxLoggedPath = 1024
 // self-profiling record is cut at the same length (found by an audit of
 // long runs; TestRequestLogLineIsBounded). The cut is at a character
 // boundary.
-func clipLogged(p string) string {
-	if len(p) <= maxLoggedPath {
-		return p
-	}
-	cut := maxLoggedPath
-	for cut > 0 && !utf8.RuneStart(p[cut]) {
-		cut--
-	}
-	return p[:cut] + "..."
-}
+func clipLogged(p string) string { return clipText(p, maxLoggedPath) }
 
 // operationID is the huma middleware that tells observe which operation
 // served the request.

@@ -474,14 +474,20 @@ const OtherMethod = "OTHER"
 // window, rows of measurements_method_hourly and, per path, of every open
 // collection's totals, at a client's will (found by an audit of long
 // runs). The request's log line still names the method it sent.
+// The method returned is the package's constant, not the request's string,
+// so a summary's key keeps no memory of the request.
 func Method(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
+	for _, s := range standardMethods {
+		if m == s {
+			return s
+		}
 	}
 	return OtherMethod
 }
+
+// standardMethods are the methods Method records as they are.
+var standardMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace}
 
 func clientIP(remote string) string {
 	if host, _, err := net.SplitHostPort(remote); err == nil {
