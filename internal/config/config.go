@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -392,20 +393,19 @@ const maxMinRate = 16 << 20
 
 // minRate parses BODY_MIN_RATE or EXPORT_MIN_RATE: 0 (off) to maxMinRate.
 func minRate(field func(*Config) *int64) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 || n > maxMinRate {
-			return errors.New("must be 0 (off) or a rate in bytes a second up to 16777216 (16 MiB/s)")
-		}
-		*field(c) = n
-		return nil
-	}
+	return between(field, 0, maxMinRate, "0 (off) or a rate in bytes a second up to 16777216 (16 MiB/s)")
 }
 
 func atLeast(field func(*Config) *int64, least int64, want string) func(*Config, string) error {
+	return between(field, least, math.MaxInt64, want)
+}
+
+// between parses a whole number from least to most into field; want says
+// what the error asks for.
+func between(field func(*Config) *int64, least, most int64, want string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < least {
+		if err != nil || n < least || n > most {
 			return errors.New("must be " + want)
 		}
 		*field(c) = n
