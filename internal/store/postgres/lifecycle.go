@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,6 +43,15 @@ type Lifecycle struct {
 	// versions gives the database's schema version and this binary's
 	// latest (Store.schemaVersions); nil skips the check.
 	versions func(ctx context.Context) (current, latest int64, err error)
+
+	// unreleased are the holders this process may still hold the lease
+	// under, with when each pass ended: a pass whose release failed (the
+	// database went down under it) or whose acquire got no answer (it may
+	// have committed). The next pass releases them first, so that a
+	// database restart does not leave this instance's own lease to lapse,
+	// every pass skipped meanwhile (found by a crash audit).
+	mu         sync.Mutex
+	unreleased map[uuid.UUID]time.Time
 }
 
 func newLifecycle(pool *pgxpool.Pool, q *db.Queries, opts Options) *Lifecycle {
@@ -121,6 +131,9 @@ func (l *Lifecycle) leased(ctx context.Context, fn func(renew func(context.Conte
 			return store.MaintenanceResult{Skipped: true, SchemaAhead: true, SchemaVersion: current, BinaryVersion: latest}, nil
 		}
 	}
+	if err := l.releaseUnreleased(ctx); err != nil {
+		return store.MaintenanceResult{}, wrap("maintenance lease", err)
+	}
 	holder := uuid.New()
 	_, err := l.q.AcquireMaintenanceLease(ctx, db.AcquireMaintenanceLeaseParams{Holder: holder, LeaseSeconds: leaseSeconds})
 	// No row back: another pass holds the lease.
@@ -128,6 +141,7 @@ func (l *Lifecycle) leased(ctx context.Context, fn func(renew func(context.Conte
 		return store.MaintenanceResult{Skipped: true}, nil
 	}
 	if err != nil {
+		l.remember(holder)
 		return store.MaintenanceResult{}, err
 	}
 	defer func() {
@@ -135,7 +149,9 @@ func (l *Lifecycle) leased(ctx context.Context, fn func(renew func(context.Conte
 		// pass need not wait for the lease to lapse.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = l.q.ReleaseMaintenanceLease(rctx, holder)
+		if l.q.ReleaseMaintenanceLease(rctx, holder) != nil {
+			l.remember(holder)
+		}
 	}()
 	renewed := time.Now()
 	renew := func(ctx context.Context) error {
@@ -153,6 +169,37 @@ func (l *Lifecycle) leased(ctx context.Context, fn func(renew func(context.Conte
 		return nil
 	}
 	return fn(renew)
+}
+
+// remember notes a holder whose lease may still be held (see
+// Lifecycle.unreleased).
+func (l *Lifecycle) remember(holder uuid.UUID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unreleased == nil {
+		l.unreleased = map[uuid.UUID]time.Time{}
+	}
+	l.unreleased[holder] = time.Now()
+}
+
+// releaseUnreleased releases the leases this process may still hold
+// (Lifecycle.unreleased) and forgets them; those older than the lease have
+// lapsed and are forgotten unasked. Each is a DELETE of the row if it still
+// names that holder: a no-op when the acquire never took it or another pass
+// has since. A holder is remembered once its pass has ended, so none of
+// these is a pass still at work.
+func (l *Lifecycle) releaseUnreleased(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for holder, at := range l.unreleased {
+		if time.Since(at) < leaseSeconds*time.Second {
+			if err := l.q.ReleaseMaintenanceLease(ctx, holder); err != nil {
+				return err
+			}
+		}
+		delete(l.unreleased, holder)
+	}
+	return nil
 }
 
 // maintain is Maintain's pass, the lease held.

@@ -267,6 +267,61 @@ func TestMaintainOnePassAtATime(t *testing.T) {
 	}
 }
 
+// A pass whose database goes away under it cannot release its lease; once
+// the database is back, the next pass of the same instance releases it and
+// runs, instead of being skipped until the lease lapses (two minutes: after
+// every database restart that met a pass, found by a crash audit). Here
+// the database refuses connections and the pass's are terminated while it
+// holds the lease, and its release fails with them.
+func TestMaintainAfterTheDatabaseWentAwayMidPass(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := postgres.New(pool, postgres.Options{})
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testdb.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	database := pool.Config().ConnConfig.Database
+	name := pgx.Identifier{database}.Sanitize()
+	var once sync.Once
+	postgres.SetBeforeMaintainTable(st.Lifecycle, func(string) {
+		once.Do(func() {
+			if _, err := admin.Exec(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false"); err != nil {
+				t.Error(err)
+			}
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, database); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	if _, err := st.Lifecycle.Maintain(ctx, allThirtyDays, lifecycleNow); err == nil {
+		t.Fatal("a pass whose database went away did not fail")
+	}
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM maintenance_lease`); n != 1 {
+		t.Fatalf("%d leases held after the failed pass, want its own (the release failed)", n)
+	}
+	postgres.SetBeforeMaintainTable(st.Lifecycle, nil)
+	for _, pass := range []func() (store.MaintenanceResult, error){
+		func() (store.MaintenanceResult, error) { return st.Lifecycle.Seal(ctx, allThirtyDays, lifecycleNow) },
+		func() (store.MaintenanceResult, error) {
+			return st.Lifecycle.Maintain(ctx, allThirtyDays, lifecycleNow)
+		},
+	} {
+		res, err := pass()
+		if err != nil || res.Skipped {
+			t.Fatalf("the pass after the database came back: %+v %v, want it run", res, err)
+		}
+	}
+	if n := countOf(t, pool, `SELECT count(*) FROM maintenance_lease`); n != 0 {
+		t.Fatalf("%d leases held after the passes", n)
+	}
+}
+
 // A pass that fails on one table still does the others, and says which
 // failed.
 func TestMaintainTableFailureDoesNotStopOthers(t *testing.T) {
