@@ -342,6 +342,13 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-m", "fast", "-w", "stop")
 }
 
+// Crash stops the cluster as a crash would (immediate mode: every server
+// process quits at once, without a checkpoint; the next start replays the
+// WAL), for tests of what the service does when its database dies.
+func (c *Cluster) Crash(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-m", "immediate", "-w", "stop")
+}
+
 // Remove stops the cluster and deletes its directory.
 func (c *Cluster) Remove(ctx context.Context) error {
 	err := c.Stop(ctx)
