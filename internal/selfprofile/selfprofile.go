@@ -111,6 +111,7 @@ type Profiler struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	lastErr error // the writer's final write's failure, read by Close once done is closed
 	started bool
 	once    sync.Once
 
@@ -203,8 +204,10 @@ func (p *Profiler) Start() {
 }
 
 // Close stops the writer and writes what is still buffered; requests
-// recorded afterwards are dropped (reason closed). Call it after the HTTP
-// server has shut down and before the pool closes. Safe to call twice.
+// recorded afterwards are dropped (reason closed). Its error says those
+// last writes lost records (the database down), or ctx ended first. Call
+// it after the HTTP server has shut down and before the pool closes. Safe
+// to call twice.
 func (p *Profiler) Close(ctx context.Context) error {
 	if p == nil {
 		return nil
@@ -218,6 +221,7 @@ func (p *Profiler) Close(ctx context.Context) error {
 			close(p.stop)
 			select {
 			case <-p.done:
+				err = p.lastErr
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
@@ -246,7 +250,7 @@ func (p *Profiler) writer() {
 	for {
 		select {
 		case <-p.stop:
-			_ = p.Flush(context.Background())
+			p.lastErr = p.Flush(context.Background())
 			return
 		case <-t.C:
 		case <-p.wake:

@@ -239,3 +239,22 @@ func TestOutageFailuresAreLoggedOnce(t *testing.T) {
 		t.Errorf("dropped %v, want 5", got)
 	}
 }
+
+// Close reports the failure of the writer's last write. It used to say nil
+// when the records buffered at shutdown could not be written (the database
+// down): the writer's final flush dropped its error and Close's own found
+// nothing left, so serve's "self-profiling: final flush failed" never
+// showed, and the rate-limited line of the write (at most one every 10 s)
+// stayed silent during an outage, its count of failures going with the
+// process (found by a crash audit).
+func TestCloseReportsTheFinalWriteFailing(t *testing.T) {
+	t.Parallel()
+	pool, m := storeOn(t)
+	p := New(m, nil, nil, Config{Sample: 1, FlushEvery: time.Hour})
+	p.Start()
+	p.Record(served("/x"))
+	pool.Close() // the database gone
+	if err := p.Close(context.Background()); err == nil {
+		t.Fatal("Close lost a record and said nil")
+	}
+}
