@@ -106,6 +106,7 @@ func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 	}
 	var ne net.Error
 	var tooLarge *http.MaxBytesError
+	var notJSON *errNotJSON
 	switch {
 	case errors.Is(info.bodyErr, errBodyTooLate):
 		return NewProblem(http.StatusRequestTimeout, "the request body arrived too slowly to end before READ_TIMEOUT "+
@@ -123,6 +124,9 @@ func bodyReadProblem(ctx context.Context, status int, errs []error) *Problem {
 		return NewProblem(http.StatusRequestEntityTooLarge, tooLargeDetail(tooLarge.Limit)).WithHeader("Connection", "close")
 	case errors.Is(info.bodyErr, errBodyBudget):
 		return unavailable("the service is holding BODY_MEMORY_BYTES of other request bodies; retry later")
+	case errors.As(info.bodyErr, &notJSON):
+		// Refused before any of the body was read (requestShape).
+		return unknownContentType(notJSON.contentType)
 	}
 	return NewProblem(http.StatusBadRequest, "the request body was cut off or its chunked encoding is malformed", &ProblemItem{
 		Title: "body", Location: "body",
