@@ -2,8 +2,11 @@ package api
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -172,5 +175,35 @@ func TestQueryBoundsCountTheQueryAsSent(t *testing.T) {
 	p := s.do(get, "/api/measurements/grouped/?a"+q, nil).problem(t, http.StatusUnprocessableEntity)
 	if len(p.Errors) != 1 || p.Errors[0].Title != "max" || p.Errors[0].Location != "query" {
 		t.Fatalf("%d bytes of query: %+v", len(q)+1, p.Errors)
+	}
+}
+
+// A Content-Encoding given on two lines is one list (RFC 9110 5.3): the
+// second line's coding counts as much as the first's. Only the first line
+// was read, so a body said to be gzip on the second was stored as if it
+// were plain (found by an audit of HTTP edge cases).
+func TestContentEncodingOnEveryLine(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	flow := `[{"src_app":"ce2","dest_app":"d","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":5}]`
+	post := func(lines string) (*http.Response, []byte) {
+		head := "POST /flows HTTP/1.1\nHost: " + strings.TrimPrefix(s.URL, "http://") + "\nContent-Type: application/json\n" +
+			lines + "Content-Length: " + strconv.Itoa(len(flow)) + "\n\n"
+		res, body, _ := raw(t, s, head, func(c net.Conn) { _, _ = io.WriteString(c, flow) })
+		return res, body
+	}
+	res, body := post("Content-Encoding: identity\nContent-Encoding: gzip\n")
+	p := wantProblem(t, res, body, http.StatusUnsupportedMediaType)
+	if len(p.Errors) != 1 || p.Errors[0].Title != "contentEncoding" || res.Header.Get("Accept-Encoding") != "identity" ||
+		!strings.Contains(p.Detail, "identity, gzip") {
+		t.Fatalf("%s %v", body, res.Header)
+	}
+	var page Page[Flow]
+	s.do(get, "/flows?hour=5", nil).wantStatus(t, http.StatusOK).decode(t, &page)
+	if page.Total != 0 {
+		t.Fatal("a body said to be gzip was stored")
+	}
+	if res, body := post("Content-Encoding: identity\nContent-Encoding: identity\n"); res.StatusCode != http.StatusCreated {
+		t.Fatalf("identity twice: %d %s", res.StatusCode, body)
 	}
 }

@@ -358,8 +358,7 @@ func requestShape(ctx huma.Context, next func(huma.Context)) {
 			Detail: fmt.Sprintf("a query holds at most %d parameters and %d bytes", maxQueryParams, maxQueryBytes)}))
 		return
 	}
-	if enc := strings.TrimSpace(ctx.Header("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") &&
-		takesBody(ctx.Operation()) {
+	if enc := contentEncoding(ctx); enc != "" && takesBody(ctx.Operation()) {
 		ctx.SetHeader("Accept-Encoding", "identity")
 		writeMiddlewareProblem(ctx, NewProblem(http.StatusUnsupportedMediaType, "validation failed", &ProblemItem{
 			Title: "contentEncoding", Location: "header.Content-Encoding", Source: "Content-Encoding", Value: shownText(enc),
@@ -440,6 +439,26 @@ func (b *typedBody) Close() error {
 		return nil
 	}
 	return b.ReadCloser.Close()
+}
+
+// contentEncoding is the request's Content-Encoding when it names a coding
+// other than identity, else "". Every line of the header counts: they make
+// one list (RFC 9110 5.3), and a gzip on the second line was read as if
+// only the first, identity, had been sent.
+func contentEncoding(ctx huma.Context) string {
+	var lines []string
+	ctx.EachHeader(func(name, value string) {
+		if strings.EqualFold(name, "Content-Encoding") {
+			lines = append(lines, value)
+		}
+	})
+	all := strings.Join(lines, ", ")
+	for _, c := range strings.Split(all, ",") {
+		if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+			return strings.TrimSpace(all)
+		}
+	}
+	return ""
 }
 
 // writeMiddlewareProblem writes p as the answer of a huma middleware.
