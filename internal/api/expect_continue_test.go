@@ -2,9 +2,12 @@ package api
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/telemetry/telemetry/internal/config"
 )
@@ -76,6 +79,40 @@ func TestNonJSONBodyRefusedBeforeItIsRead(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != c.status {
 			t.Fatalf("%s, %s: %d after the body", c.path, c.ct, res.StatusCode)
+		}
+	}
+}
+
+// A request sent with Expect: 100-continue and answered before its body
+// was asked for (401, 404, 415 here) is the connection's last: net/http
+// says Connection: close, since the client may or may not send the body
+// now. It then closed the connection only after READ_TIMEOUT (60 s): it
+// first waited for up to 256 KiB of the body to see its end, and the
+// client, which has its answer, sends none. The connection now closes once
+// the answer is sent (found by an audit of HTTP edge cases).
+func TestExpectContinueRefusalClosesTheConnection(t *testing.T) {
+	t.Parallel()
+	s := newDevicesServer(t, func(c *config.Config) { c.ReadTimeout = 10 * time.Minute })
+	host := "Host: " + strings.TrimPrefix(s.URL, "http://") + "\n"
+	for _, head := range []string{
+		"PUT /mrd/e1/metrics HTTP/1.1\n" + host + "Content-Type: application/json\n",
+		"POST /nowhere HTTP/1.1\n" + host + "Content-Type: application/json\n",
+		"POST /flows HTTP/1.1\n" + host + "Content-Type: text/plain\n",
+	} {
+		// The connection's own limit, far under READ_TIMEOUT.
+		conn := dialRaw(t, s, head+"Content-Length: 100\nExpect: 100-continue\n\n", 20*time.Second)
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode < 400 || !res.Close {
+			t.Fatalf("%s: %d, close %v", head, res.StatusCode, res.Close)
+		}
+		if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: the connection is still open after the answer: %d bytes, %v", head, n, err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -48,6 +49,7 @@ func limits(readTimeout, dbTimeout time.Duration) func(http.Handler) http.Handle
 			if info != nil {
 				info.dbTimeout = dbTimeout
 			}
+			var body *recordedBody
 			if r.Body != nil && r.Body != http.NoBody {
 				if readTimeout > 0 {
 					// Unsupported only on writers that are no connection
@@ -55,22 +57,44 @@ func limits(readTimeout, dbTimeout time.Duration) func(http.Handler) http.Handle
 					_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readTimeout))
 				}
 				if info != nil {
-					r.Body = &recordedBody{ReadCloser: r.Body, info: info}
+					body = &recordedBody{ReadCloser: r.Body, info: info}
+					r.Body = body
 				}
 			}
 			next.ServeHTTP(w, r)
+			if body != nil && !body.read && r.ProtoAtLeast(1, 1) &&
+				strings.EqualFold(strings.TrimSpace(r.Header.Get("Expect")), "100-continue") {
+				// Answered without asking for the body (a 401, 404, 415...):
+				// net/http closes the connection after this answer (an
+				// HTTP/1.1 request that expected 100-continue and whose
+				// body it has not read to its end), but first reads up to
+				// 256 KiB of the body looking for its end, until the read
+				// deadline (READ_TIMEOUT), and the client, which has its
+				// answer, sends none. The answer is written all the same;
+				// the close comes a second later: the bytes of a client
+				// that sent its body anyway are still read, so that its
+				// connection is not reset under its answer.
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(expectDrainGrace))
+			}
 		})
 	}
 }
+
+// expectDrainGrace is how long net/http may still read the body of a
+// request that expected 100-continue and was answered without it, before
+// its connection closes (limits).
+const expectDrainGrace = time.Second
 
 // recordedBody remembers the first error of a body's reader (other than
 // its end), for bodyReadProblem and the log line.
 type recordedBody struct {
 	io.ReadCloser
 	info *requestInfo
+	read bool // asked for (with Expect: 100-continue, net/http's 100 is sent)
 }
 
 func (b *recordedBody) Read(p []byte) (int, error) {
+	b.read = true
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.info.bodyErr == nil {
 		b.info.bodyErr = err
