@@ -194,8 +194,8 @@ func parseStartedAt(raw json.RawMessage) (*time.Time, *ProblemItem) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, item("type", "startedAt must be a string or a number", nil)
 		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
+		t, ok := parseDateTime(s)
+		if !ok {
 			if len(s) > 64 {
 				s = s[:64] + "..."
 			}
@@ -663,14 +663,35 @@ func ceilMicro(t time.Time) time.Time {
 
 // parseDateTime reads a parameter of format date-time as huma's check of
 // that format does (RFC 3339, with or without a fraction of a second):
-// false means huma has already listed it.
+// false means huma has already listed it. A fraction finer than the
+// nanosecond is rounded up to the next one: Go keeps nine digits and drops
+// the rest, so ceilMicro would have cut .0000010001 down to .000001.
 func parseDateTime(s string) (time.Time, bool) {
 	for _, layout := range []string{time.RFC3339Nano, time.RFC3339} {
 		if t, err := time.Parse(layout, s); err == nil {
+			if finerThanNanos(s) {
+				t = t.Add(time.Nanosecond)
+			}
 			return t, true
 		}
 	}
 	return time.Time{}, false
+}
+
+// finerThanNanos reports whether the RFC 3339 date-time s (one time.Parse
+// took) has a fraction of a second with a non-zero digit after the ninth.
+func finerThanNanos(s string) bool {
+	// The fraction follows "2006-01-02T15:04:05" (Go reads four-digit
+	// years only), after a dot or a comma.
+	if len(s) < 20 || (s[19] != '.' && s[19] != ',') {
+		return false
+	}
+	for i := 20; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if i >= 29 && s[i] != '0' {
+			return true
+		}
+	}
+	return false
 }
 
 func eventRun(r store.Run) EventRun {

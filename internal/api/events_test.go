@@ -779,6 +779,8 @@ func TestEventsStartedAtFinerThanMicrosecond(t *testing.T) {
 		s.eventsRegister(t, body("string", `"2025-11-22T10:00:00.0000009Z"`)),
 		s.eventsRegister(t, body("offset", `"2025-11-22T15:30:00.0000009+05:30"`)),
 		s.eventsRegister(t, body("number", `1763805600.0000009`)),
+		// Beyond the nanosecond, which Go's parse keeps and cuts the rest.
+		s.eventsRegister(t, body("tenth", `"2025-11-22T10:00:00.0000000000001Z"`)),
 	}
 	want := time.Date(2025, 11, 22, 10, 0, 0, 1000, time.UTC)
 	for _, id := range ids {
@@ -803,12 +805,17 @@ func TestEventsStartedAtFinerThanMicrosecond(t *testing.T) {
 	}
 	from := states("from=2025-11-22T10:00:00.0000009Z&to=2025-11-22T10:00:01Z")
 	before := states("from=2025-11-22T09:00:00Z&to=2025-11-22T10:00:00.0000009Z")
+	after := states("from=2025-11-22T10:00:00.0000010000001Z&to=2025-11-22T10:00:01Z")
+	through := states("from=2025-11-22T09:00:00Z&to=2025-11-22T10:00:00.0000010000001Z")
 	for _, id := range ids {
 		if !from[id] {
 			t.Errorf("run %s is not in from=<its startedAt> (inclusive)", id)
 		}
 		if before[id] {
 			t.Errorf("run %s is in to=<its startedAt> (exclusive)", id)
+		}
+		if after[id] || !through[id] {
+			t.Errorf("run %s at .000001: in from=.0000010000001 %v (want false), in to=.0000010000001 %v (want true)", id, after[id], through[id])
 		}
 	}
 	p := s.do("POST", "/apiv0.1/events/register", body("late", `"9999-12-31T23:59:59.9999999Z"`)).problem(t, http.StatusUnprocessableEntity)
