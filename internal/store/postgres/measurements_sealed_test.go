@@ -210,7 +210,7 @@ func TestMeasurementsSealedUnitsAnswerAlike(t *testing.T) {
 	}
 	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed WHERE (unit_secs = 3600 AND unit_start IN ('2024-03-11 09:00Z', '2024-03-10 22:00Z', '2024-03-11 23:00Z'))
 		OR (unit_secs = 21600 AND unit_start IN ('2024-03-11 06:00Z', '2024-03-10 18:00Z', '2024-03-11 18:00Z'))
-		OR (unit_secs = 86400 AND unit_start IN ('2024-03-11', '2024-03-10'))`); n != 0 {
+		OR (unit_secs = 86400 AND unit_start IN ('2024-03-11 00:00Z', '2024-03-10 00:00Z'))`); n != 0 {
 		t.Fatalf("%d of the late rows' units still sealed", n)
 	}
 	if n := countOf(t, pool, `SELECT count(*) FROM measurements_sealed`); n != hours+quarters+days-8 {

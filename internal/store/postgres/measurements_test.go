@@ -213,7 +213,7 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := pool.Query(ctx, `SELECT date_bin(make_interval(secs => $3), started_at, '1970-01-01'), count(*)
+		rows, err := pool.Query(ctx, `SELECT date_bin(make_interval(secs => $3), started_at, '1970-01-01 00:00:00+00'), count(*)
 			FROM measurements WHERE started_at >= $1 AND ended_at <= $2 GROUP BY 1`, f.StartedAt, f.EndedAt, int(width.Seconds()))
 		if err != nil {
 			t.Fatal(err)
@@ -244,8 +244,8 @@ func TestMeasurementsInsertRollups(t *testing.T) {
 		// From the bucket of the window's start to that of its end (the
 		// epoch-aligned grid of date_bin).
 		var first, last time.Time
-		if err := pool.QueryRow(ctx, `SELECT date_bin(make_interval(secs => $3), $1::timestamptz, '1970-01-01'),
-			date_bin(make_interval(secs => $3), $2::timestamptz, '1970-01-01')`,
+		if err := pool.QueryRow(ctx, `SELECT date_bin(make_interval(secs => $3), $1::timestamptz, '1970-01-01 00:00:00+00'),
+			date_bin(make_interval(secs => $3), $2::timestamptz, '1970-01-01 00:00:00+00')`,
 			f.StartedAt, f.EndedAt, int(width.Seconds())).Scan(&first, &last); err != nil {
 			t.Fatal(err)
 		}
