@@ -152,7 +152,14 @@ type MeasurementGroup struct {
 
 func epoch(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
 
-func fromEpoch(s float64) time.Time { return time.UnixMicro(int64(math.Round(s * 1e6))).UTC() }
+// fromEpoch is the time of s epoch seconds (0 or more) to the nearest
+// microsecond. The fraction is rounded alone: s * 1e6 near 1.4e15 is itself
+// rounded to a quarter, so 1444780800.0000014 (1.43 µs past the second as a
+// double) came out as 1444780800.000002.
+func fromEpoch(s float64) time.Time {
+	sec, frac := math.Modf(s)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
+}
 
 func measurementOf(r store.Measurement) Measurement {
 	return Measurement{ID: r.ID, Name: r.Name, Method: r.Method, StartedAt: epoch(r.StartedAt), EndedAt: epoch(r.EndedAt),

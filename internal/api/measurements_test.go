@@ -175,6 +175,30 @@ func TestMeasurementsGet(t *testing.T) {
 	}
 }
 
+// A posted time is stored to the nearest microsecond of the number sent,
+// its fraction rounded alone (as events' startedAt numbers are).
+func TestMeasurementsPostedTimeNearestMicrosecond(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, c := range []struct{ sent, want string }{
+		{"1444780800.0000014", "1444780800.000001"}, // 1.43 µs as a double; x * 1e6 rounded it to 2.5
+		{"1444780800.0000004", "1444780800"},
+		{"1444780800.0000016", "1444780800.000002"},
+		{"1444780800.9999996", "1444780801"},
+		{"0.0000004", "0"},
+	} {
+		id := postIDs(t, s, []rec{{"name": "/t", "method": "GET", "startedAt": json.Number(c.sent), "endedAt": json.Number(c.sent)}})[0]
+		r := s.do("GET", fmt.Sprintf("/api/measurements/%d", id), nil).wantStatus(t, http.StatusOK)
+		var got struct {
+			Measurement struct{ StartedAt, EndedAt json.Number }
+		}
+		r.decode(t, &got)
+		if got.Measurement.StartedAt.String() != c.want || got.Measurement.EndedAt.String() != c.want {
+			t.Errorf("sent %s: stored startedAt %s, endedAt %s; want %s", c.sent, got.Measurement.StartedAt, got.Measurement.EndedAt, c.want)
+		}
+	}
+}
+
 // fixture posts a small, known set of measurements around 2015-10-15.
 const day0 = 1444867200 // 2015-10-15T00:00:00Z
 
