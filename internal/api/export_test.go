@@ -235,7 +235,7 @@ func TestExportEveryList(t *testing.T) {
 		FROM generate_series(1, 130) i`, base); err != nil {
 		t.Fatal(err)
 	}
-	from := base.Format(time.RFC3339)
+	from := base.UTC().Format(time.RFC3339) // a local offset such as +10:30 would need escaping
 	if n := s.checkExport(t, "/mrd/devices/dev-001/metrics/temp/history?from="+from); n != 130 {
 		t.Fatalf("history export: %d points, want 130", n)
 	}
