@@ -3,6 +3,9 @@ SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 export PATH := $(dir $(GO)):$(PATH)
 BIN := $(CURDIR)/.bin
+# The tests' process runs in a zone east of Greenwich with a half-hour offset and daylight saving time (and
+# their clusters' sessions in another, internal/testdb), so that a time formatted or cut in the local zone fails them.
+TEST_TZ ?= Australia/Adelaide
 SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 STATICCHECK_VERSION := v0.8.2
@@ -37,7 +40,7 @@ migrate: build ## apply pending migrations to the configured database
 
 test: $(SQLC) pg-bin psql-bin pgbouncer-bin chromium-bin node-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
 	$(GO) vet ./...
-	SQLC=$(SQLC) $(GO) test -race -count=1 -timeout 20m ./...
+	SQLC=$(SQLC) TZ=$(TEST_TZ) $(GO) test -race -count=1 -timeout 20m ./...
 	@# Say whether the TimescaleDB checks ran or were skipped (go test hides skips).
 	@$(GO) test -count=1 -run 'TimescaleDB' -v ./internal/api | grep -E -- '--- (SKIP|PASS|FAIL)|SKIPPED|^(ok|FAIL)' || true
 

@@ -128,7 +128,7 @@ func TestServeThroughDatabaseCrashAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	testdb.Watch(dir)
-	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true, TimeZone: testdb.TimeZone()})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -379,7 +379,7 @@ func TestServeThroughDatabaseCrashAndRestart(t *testing.T) {
 			t.Errorf("%s: /readyz with the database down: %v %v", what, res, err)
 		}
 		port := c.Port
-		if c, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Port: port, Fast: true}); err != nil {
+		if c, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Port: port, Fast: true, TimeZone: testdb.TimeZone()}); err != nil {
 			t.Fatalf("%s: restarting: %v", what, err)
 		}
 		if c.Port != port {

@@ -55,6 +55,12 @@ type Options struct {
 	// removed at the end. Used by initdb only: a cluster that exists keeps
 	// its pg_hba.conf (RequirePassword changes it).
 	Password string
+	// TimeZone, when not empty, is the server's default TimeZone for every
+	// session (-c timezone=...); empty leaves initdb's choice, the
+	// machine's zone. The throwaway test clusters set one with a half-hour
+	// offset and daylight saving time (internal/testdb), so that a query
+	// that cuts hours or days in the session's zone fails the tests.
+	TimeZone string
 }
 
 // initdbLocale gives initdb's locale arguments for Options.Locale.
@@ -139,6 +145,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=200",
+	}
+	if opts.TimeZone != "" {
+		if strings.ContainsAny(opts.TimeZone, " '\"\x00") {
+			return nil, fmt.Errorf("time zone %q: want a name such as UTC or America/St_Johns", opts.TimeZone)
+		}
+		settings = append(settings, "-c", "timezone="+opts.TimeZone)
 	}
 	if opts.Fast {
 		settings = append(settings, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")

@@ -21,7 +21,8 @@ func TestMain(m *testing.M) {
 
 // TestStartLocale starts a cluster of each kind and checks the collation
 // its databases sort text by: bytes under C (upper case first), ICU's
-// English rules under icu:en-US.
+// English rules under icu:en-US; and the sessions' TimeZone where one is
+// set.
 func TestStartLocale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two PostgreSQL clusters")
@@ -30,10 +31,11 @@ func TestStartLocale(t *testing.T) {
 	for _, c := range []struct {
 		locale   string
 		provider string
-		aBeforeB bool // 'a' < 'B'
+		aBeforeB bool   // 'a' < 'B'
+		timeZone string // Options.TimeZone, and the sessions' when set
 	}{
-		{"", "c", false},
-		{"icu:en-US", "i", true},
+		{"", "c", false, "America/St_Johns"},
+		{"icu:en-US", "i", true, ""},
 	} {
 		// Not t.TempDir: its parent is private to root, and the server runs
 		// as postgres.
@@ -43,7 +45,7 @@ func TestStartLocale(t *testing.T) {
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		testdb.Watch(dir) // stopped and removed should the test binary be killed
-		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true, Locale: c.locale})
+		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true, Locale: c.locale, TimeZone: c.timeZone})
 		if err != nil {
 			t.Fatalf("Start(locale %q): %v", c.locale, err)
 		}
@@ -52,15 +54,19 @@ func TestStartLocale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var provider string
+		var provider, zone string
 		var less bool
-		err = conn.QueryRow(ctx, `SELECT datlocprovider::text, 'a' < 'B' FROM pg_database WHERE datname = current_database()`).Scan(&provider, &less)
+		err = conn.QueryRow(ctx, `SELECT datlocprovider::text, 'a' < 'B', current_setting('TimeZone')
+			FROM pg_database WHERE datname = current_database()`).Scan(&provider, &less, &zone)
 		conn.Close(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if provider != c.provider || less != c.aBeforeB {
 			t.Errorf("locale %q: provider %q, 'a' < 'B' %v; want %q, %v", c.locale, provider, less, c.provider, c.aBeforeB)
+		}
+		if c.timeZone != "" && zone != c.timeZone {
+			t.Errorf("TimeZone %q: the session's is %q", c.timeZone, zone)
 		}
 	}
 }

@@ -91,7 +91,7 @@ func startPair() (*Pair, error) {
 	}
 	p := &Pair{dir: dir, template: "tmpl_" + strconv.Itoa(os.Getpid())}
 	fast := os.Getenv("TESTDB_DURABLE") != "1"
-	if p.Primary, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "primary"), Fast: fast}); err != nil {
+	if p.Primary, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "primary"), Fast: fast, TimeZone: TimeZone()}); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("primary: %w", err)
 	}
@@ -116,7 +116,7 @@ func startPair() (*Pair, error) {
 		p.remove(ctx)
 		return nil, fmt.Errorf("migrate the template: %w", err)
 	}
-	if p.Replica, err = pgcluster.StartReplica(ctx, p.Primary, pgcluster.Options{Dir: filepath.Join(dir, "replica"), Fast: fast}); err != nil {
+	if p.Replica, err = pgcluster.StartReplica(ctx, p.Primary, pgcluster.Options{Dir: filepath.Join(dir, "replica"), Fast: fast, TimeZone: TimeZone()}); err != nil {
 		p.remove(ctx)
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -245,7 +245,7 @@ func (p *Pair) CatchUp(ctx context.Context) error {
 // when a test paused it.
 func (p *Pair) restore(ctx context.Context) error {
 	if _, err := pgcluster.Start(ctx, pgcluster.Options{Dir: p.Replica.Dir, Port: p.Replica.Port,
-		Fast: os.Getenv("TESTDB_DURABLE") != "1"}); err != nil {
+		Fast: os.Getenv("TESTDB_DURABLE") != "1", TimeZone: TimeZone()}); err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
 	return p.ResumeReplay(ctx)

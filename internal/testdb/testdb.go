@@ -61,7 +61,8 @@ func Run(m *testing.M) int {
 		// TESTDB_LOCALE sets the cluster's collation (pgcluster.Options.Locale:
 		// C by default, e.g. icu:en-US to measure a linguistic one).
 		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: fast,
-			StatStatements: os.Getenv("TESTDB_STAT_STATEMENTS") == "1", Locale: os.Getenv("TESTDB_LOCALE")})
+			StatStatements: os.Getenv("TESTDB_STAT_STATEMENTS") == "1", Locale: os.Getenv("TESTDB_LOCALE"),
+			TimeZone: TimeZone()})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testdb: starting a throwaway PostgreSQL cluster:", err)
 			os.RemoveAll(dir)
@@ -225,4 +226,17 @@ func dropDatabase(ctx context.Context, name string) {
 	}
 	defer conn.Close(ctx)
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// TimeZone is the throwaway clusters' TimeZone: TESTDB_TIMEZONE, else
+// America/St_Johns, a zone with a half-hour offset and daylight saving
+// time, so that SQL that cuts hours or days in the session's zone instead
+// of UTC (a bare date_trunc('day', t), a date_bin origin written without
+// +00) fails the tests wherever they run; an analyst's session may be in
+// any zone. TESTDB_TIMEZONE=UTC runs them in UTC.
+func TimeZone() string {
+	if tz := os.Getenv("TESTDB_TIMEZONE"); tz != "" {
+		return tz
+	}
+	return "America/St_Johns"
 }
