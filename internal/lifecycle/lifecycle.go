@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telemetry/telemetry/internal/store"
+	"github.com/telemetry/telemetry/internal/warnlimit"
 )
 
 // Runner runs maintenance passes and reports them.
@@ -25,6 +26,10 @@ type Runner struct {
 	retention store.Retention
 	log       *slog.Logger
 	now       func() time.Time
+	// sealWarns bounds the sealing passes' failure lines: at most one
+	// every warnlimit.Every, whatever SEAL_INTERVAL (1s is allowed), for
+	// as long as the database is down (found by a crash audit).
+	sealWarns *warnlimit.Limiter
 
 	removedRows, removedChunks, compressed *prometheus.CounterVec
 	deferred                               *prometheus.CounterVec
@@ -61,7 +66,7 @@ const (
 func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus.Registerer) *Runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Runner{
-		m: m, retention: r, log: log, now: time.Now, ctx: ctx, cancel: cancel,
+		m: m, retention: r, log: log, now: time.Now, ctx: ctx, cancel: cancel, sealWarns: warnlimit.New(log),
 		heldRetries: heldRetries, heldWait: heldWait,
 		removedRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_removed_rows_total",
@@ -174,7 +179,8 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 
 // SealOnce runs one sealing pass (store.Maintainer's Seal) and counts it.
 // One that sealed something or was skipped is logged at debug level (one a
-// minute is normal), a failure as an error; it does not retry a held lease
+// minute is normal), a failure as an error (at most one line every
+// warnlimit.Every, which counts the ones it stands for); it does not retry a held lease
 // (the next one is a minute away); the units it sealed are not counted in
 // the maintenance metrics, which are the full passes'.
 func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) {
@@ -202,7 +208,7 @@ func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) 
 		l.log.Debug("sealing pass skipped", "reason", reason)
 	case err != nil:
 		l.seals.WithLabelValues("failed").Inc()
-		l.log.Error("sealing pass failed", "duration", l.now().Sub(start).String(), "error", err.Error())
+		l.sealWarns.Error(ctx, "sealing pass failed", "", "duration", l.now().Sub(start).String(), "error", err.Error())
 	default:
 		l.seals.WithLabelValues("done").Inc()
 		if sealed > 0 {

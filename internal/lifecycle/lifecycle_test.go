@@ -285,3 +285,32 @@ func TestRunnerSealingPass(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Sealing passes that fail one after another (the database down, with
+// SEAL_INTERVAL as short as 1s) write one failure line per
+// warnlimit.Every, not one each; the metric still counts every one.
+func TestRunnerSealingFailuresAreThrottled(t *testing.T) {
+	ctx := context.Background()
+	closed, err := pgxpool.New(ctx, testdb.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	r := lifecycle.New(postgres.New(closed, postgres.Options{}).Lifecycle, retention,
+		slog.New(slog.NewJSONHandler(&logs, nil)), reg)
+	const passes = 5
+	for range passes {
+		if _, err := r.SealOnce(ctx); err == nil {
+			t.Fatal("a sealing pass on a closed pool succeeded")
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"sealing pass failed"`); n != 1 {
+		t.Errorf("%d failure lines for %d failed sealing passes, want 1 (within warnlimit.Every): %s", n, passes, logs.String())
+	}
+	if got := metric(t, reg, "telemetry_maintenance_seal_passes_total"); !strings.Contains(got, `value:"failed"`) ||
+		!strings.Contains(got, `counter:{value:5 `) {
+		t.Errorf("sealing passes: %s", got)
+	}
+}
