@@ -32,7 +32,7 @@ func migratedWithOldRows(t *testing.T) (map[string]string, *pgxpool.Pool) {
 		INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
 		SELECT now() - d * interval '1 day', now() - d * interval '1 day', 0, '/x', 'GET' FROM unnest(ARRAY[60, 1]) AS d;
 		INSERT INTO flows (hour, src_app, dest_app, vpc_id, bytes_tx, bytes_rx)
-		SELECT date_trunc('hour', now()) - d * interval '1 day', 'a', 'b', 'v', 1, 1 FROM unnest(ARRAY[60, 1]) AS d`); err != nil {
+		SELECT date_trunc('hour', now(), 'UTC') - d * interval '1 day', 'a', 'b', 'v', 1, 1 FROM unnest(ARRAY[60, 1]) AS d`); err != nil {
 		t.Fatal(err)
 	}
 	return vars, pool
@@ -68,7 +68,7 @@ func TestMaintainCommand(t *testing.T) {
 
 	// Retention 0 keeps everything.
 	vars["MEASUREMENTS_RETENTION"], vars["FLOWS_RETENTION"] = "0", "0"
-	if _, err := pool.Exec(context.Background(), `INSERT INTO flows VALUES (date_trunc('hour', now()) - interval '90 days', 'a', 'b', 'v', 1, 1)`); err != nil {
+	if _, err := pool.Exec(context.Background(), `INSERT INTO flows VALUES (date_trunc('hour', now(), 'UTC') - interval '90 days', 'a', 'b', 'v', 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := run(context.Background(), []string{"maintain"}, env(vars), io.Discard, io.Discard); err != nil {
