@@ -681,13 +681,16 @@ func parseDateTime(s string) (time.Time, bool) {
 // finerThanNanos reports whether the RFC 3339 date-time s (one time.Parse
 // took) has a fraction of a second with a non-zero digit after the ninth.
 func finerThanNanos(s string) bool {
-	// The fraction follows "2006-01-02T15:04:05" (Go reads four-digit
-	// years only), after a dot or a comma.
-	if len(s) < 20 || (s[19] != '.' && s[19] != ',') {
+	// The fraction follows the seconds after a dot or a comma, the first
+	// in s: the date, the time and the offset hold neither. Not at a fixed
+	// place: Go (and huma's date-time check) takes an hour of one digit,
+	// T9:00:00.
+	dot := strings.IndexAny(s, ".,")
+	if dot < 0 {
 		return false
 	}
-	for i := 20; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		if i >= 29 && s[i] != '0' {
+	for i := dot + 1; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if i > dot+9 && s[i] != '0' {
 			return true
 		}
 	}

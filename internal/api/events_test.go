@@ -781,6 +781,9 @@ func TestEventsStartedAtFinerThanMicrosecond(t *testing.T) {
 		s.eventsRegister(t, body("number", `1763805600.0000009`)),
 		// Beyond the nanosecond, which Go's parse keeps and cuts the rest.
 		s.eventsRegister(t, body("tenth", `"2025-11-22T10:00:00.0000000000001Z"`)),
+		// An hour of one digit, which Go's parse (and huma's date-time
+		// check) takes: the fraction is not where a two-digit hour puts it.
+		s.eventsRegister(t, body("short hour", `"2025-11-22T9:00:00.0000000000001-01:00"`)),
 	}
 	want := time.Date(2025, 11, 22, 10, 0, 0, 1000, time.UTC)
 	for _, id := range ids {
@@ -807,6 +810,7 @@ func TestEventsStartedAtFinerThanMicrosecond(t *testing.T) {
 	before := states("from=2025-11-22T09:00:00Z&to=2025-11-22T10:00:00.0000009Z")
 	after := states("from=2025-11-22T10:00:00.0000010000001Z&to=2025-11-22T10:00:01Z")
 	through := states("from=2025-11-22T09:00:00Z&to=2025-11-22T10:00:00.0000010000001Z")
+	afterShort := states("from=2025-11-22T9:00:00.0000010000001-01:00&to=2025-11-22T10:00:01Z")
 	for _, id := range ids {
 		if !from[id] {
 			t.Errorf("run %s is not in from=<its startedAt> (inclusive)", id)
@@ -816,6 +820,9 @@ func TestEventsStartedAtFinerThanMicrosecond(t *testing.T) {
 		}
 		if after[id] || !through[id] {
 			t.Errorf("run %s at .000001: in from=.0000010000001 %v (want false), in to=.0000010000001 %v (want true)", id, after[id], through[id])
+		}
+		if afterShort[id] {
+			t.Errorf("run %s at .000001 is in from=T9:00:00.0000010000001-01:00", id)
 		}
 	}
 	p := s.do("POST", "/apiv0.1/events/register", body("late", `"9999-12-31T23:59:59.9999999Z"`)).problem(t, http.StatusUnprocessableEntity)
