@@ -240,8 +240,10 @@ func (c *releasingContext) SetStatus(code int) {
 	c.wrapped.SetStatus(code)
 }
 
-// refusedBody stands in for a body refused by its Content-Length: its
-// reads fail at once (bodyReadProblem answers the error, a 413).
+// refusedBody stands in for a body refused before any of it is read (by
+// its Content-Length, or its Content-Type: typedBody): its reads fail at
+// once (bodyReadProblem answers the error, a 413 or a 415), and its Close
+// leaves the body it stands for to net/http.
 type refusedBody struct {
 	err  error
 	info *requestInfo

@@ -404,41 +404,27 @@ type errNotJSON struct{ contentType string }
 func (e *errNotJSON) Error() string { return "the body's Content-Type is not JSON: " + e.contentType }
 
 // typedBody is a request body that is read only if its Content-Type, as
-// the operation's middlewares leave it, is JSON (or none).
+// the operation's middlewares leave it, is JSON (or none). Refused, it
+// becomes a refusedBody, whose Close leaves the body to net/http, which
+// closes it once the answer is sent: closing it here (huma does, right
+// after reading) would read what is left of a body under 256 KiB before
+// the answer, and a client that sent Expect: 100-continue sends nothing
+// until it has one.
 type typedBody struct {
 	io.ReadCloser
 	header  http.Header
 	info    *requestInfo
 	checked bool
-	refused error
 }
 
 func (b *typedBody) Read(p []byte) (int, error) {
-	if b.refused != nil {
-		return 0, b.refused
-	}
 	if !b.checked {
-		if ct := b.header.Get("Content-Type"); checkContentType(ct) != nil {
-			b.refused = &errNotJSON{contentType: ct}
-			if b.info != nil && b.info.bodyErr == nil {
-				b.info.bodyErr = b.refused
-			}
-			return 0, b.refused
-		}
 		b.checked = true
+		if ct := b.header.Get("Content-Type"); checkContentType(ct) != nil {
+			b.ReadCloser = &refusedBody{err: &errNotJSON{contentType: ct}, info: b.info}
+		}
 	}
 	return b.ReadCloser.Read(p)
-}
-
-// Close leaves a refused body to net/http, which closes it once the answer
-// is sent: closing it here (huma does, right after reading) reads what is
-// left of a body under 256 KiB before the answer, and a client that sent
-// Expect: 100-continue sends nothing until it has one.
-func (b *typedBody) Close() error {
-	if b.refused != nil {
-		return nil
-	}
-	return b.ReadCloser.Close()
 }
 
 // contentEncoding is the request's Content-Encoding when it names a coding
