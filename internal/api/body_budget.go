@@ -250,9 +250,7 @@ type refusedBody struct {
 }
 
 func (b *refusedBody) Read([]byte) (int, error) {
-	if b.info != nil && b.info.bodyErr == nil {
-		b.info.bodyErr = b.err
-	}
+	b.info.noteBodyErr(b.err)
 	return 0, b.err
 }
 
@@ -415,9 +413,7 @@ func (b *budgetedBody) cover(n int64, whole bool) error {
 // fail stops the body with err, recorded for bodyReadProblem.
 func (b *budgetedBody) fail(err error) error {
 	b.err = err
-	if b.info != nil && b.info.bodyErr == nil {
-		b.info.bodyErr = err
-	}
+	b.info.noteBodyErr(err)
 	return err
 }
 

@@ -96,8 +96,8 @@ type recordedBody struct {
 func (b *recordedBody) Read(p []byte) (int, error) {
 	b.read = true
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.info.bodyErr == nil {
-		b.info.bodyErr = err
+	if err != nil && err != io.EOF {
+		b.info.noteBodyErr(err)
 	}
 	return n, err
 }

@@ -66,6 +66,14 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
+// noteBodyErr records err as the request body's error unless one is
+// already recorded (the first one is the cause); ri may be nil.
+func (ri *requestInfo) noteBodyErr(err error) {
+	if ri != nil && ri.bodyErr == nil {
+		ri.bodyErr = err
+	}
+}
+
 // isHead reports whether ctx is a HEAD request's, whose body net/http
 // discards.
 func isHead(ctx context.Context) bool {
