@@ -62,8 +62,7 @@ func limits(readTimeout, dbTimeout time.Duration) func(http.Handler) http.Handle
 				}
 			}
 			next.ServeHTTP(w, r)
-			if body != nil && !body.read && r.ProtoAtLeast(1, 1) &&
-				strings.EqualFold(strings.TrimSpace(r.Header.Get("Expect")), "100-continue") {
+			if body != nil && !body.read && r.ProtoAtLeast(1, 1) && expectsContinue(r) {
 				// Answered without asking for the body (a 401, 404, 415...):
 				// net/http closes the connection after this answer (an
 				// HTTP/1.1 request that expected 100-continue and whose
@@ -78,6 +77,21 @@ func limits(readTimeout, dbTimeout time.Duration) func(http.Handler) http.Handle
 			}
 		})
 	}
+}
+
+// expectsContinue reports whether net/http treats r as expecting
+// 100-continue: its first Expect line lists the token 100-continue, in any
+// case, among others separated by commas, spaces or tabs (what net/http's
+// own check accepts; `100-continue, foo` is one).
+func expectsContinue(r *http.Request) bool {
+	for _, tok := range strings.FieldsFunc(r.Header.Get("Expect"), func(c rune) bool {
+		return c == ',' || c == ' ' || c == '\t'
+	}) {
+		if strings.EqualFold(tok, "100-continue") {
+			return true
+		}
+	}
+	return false
 }
 
 // expectDrainGrace is how long net/http may still read the body of a
