@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -417,6 +418,22 @@ func TestDevicesTokenEndpoint(t *testing.T) {
 	s.do("POST", "/mrd/token", `{"expires_in": 60}`, form...).wantStatus(t, http.StatusOK)
 	s.do("POST", "/mrd/token", `expires_in=60`, form...).problem(t, http.StatusBadRequest)
 	s.do("POST", "/mrd/token", `{}`, "Content-Type", "text/plain").problem(t, http.StatusUnsupportedMediaType)
+	// No body is one answer however it is framed: Content-Length: 0 or an
+	// empty chunked body, 415 with a type that is not JSON (the chunked one
+	// was refused and the other a 200), 200 with JSON's or none.
+	s.do("POST", "/mrd/token", nil, "Content-Type", "text/plain").problem(t, http.StatusUnsupportedMediaType)
+	host := "Host: " + strings.TrimPrefix(s.URL, "http://") + "\n"
+	for ct, want := range map[string]int{"Content-Type: text/plain\n": 415, "Content-Type: application/json\n": 200, "": 200} {
+		conn := dialRaw(t, s, "POST /mrd/token HTTP/1.1\n"+host+ct+"Transfer-Encoding: chunked\n\n0\n\n", 20*time.Second)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("an empty chunked body, %q: %d, want %d", ct, res.StatusCode, want)
+		}
+	}
 	// The rewrite is the token's alone: a form elsewhere stays a 415.
 	s.do("POST", "/mrd/devices", `{"id":"f1","name":"f"}`, append(bearer(t), form...)...).problem(t, http.StatusUnsupportedMediaType)
 }

@@ -390,16 +390,22 @@ func requestShape(ctx huma.Context, next func(huma.Context)) {
 			if r != nil {
 				r.Header.Set("Content-Type", "application/json")
 			}
-		case r != nil && r.Body != nil && r.Body != http.NoBody:
+		case r != nil:
 			// Another type is a 415 whatever the body holds: refused at its
 			// first read, before a byte of it is read, so that a client
 			// sending Expect: 100-continue hears the 415 instead of "100
 			// Continue" followed by the whole body (found by an audit of
 			// HTTP edge cases). At the read, not here: the token check
 			// comes first (401), and POST /mrd/token reads a form as JSON
-			// (formAsJSON).
+			// (formAsJSON). No body (Content-Length: 0) is refused the
+			// same, as an empty chunked body is: POST /mrd/token, whose
+			// body is optional, answered the one 200 and the other 415.
+			body := r.Body
+			if body == nil {
+				body = http.NoBody
+			}
 			info, _ := r.Context().Value(requestInfoKey).(*requestInfo)
-			r.Body = &typedBody{ReadCloser: r.Body, header: r.Header, info: info}
+			r.Body = &typedBody{ReadCloser: body, header: r.Header, info: info}
 		}
 	}
 	next(ctx)
