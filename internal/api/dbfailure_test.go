@@ -390,3 +390,31 @@ func routesForTest() []route {
 	srv := &server{dev: &devicesAPI{}}
 	return srv.routes()
 }
+
+// A write PostgreSQL refuses for want of disk space (53100 disk_full:
+// "could not extend file ...: No space left on device") answers 503 with
+// Retry-After and says the disk is full, not that the database is
+// unavailable: it answers, and the reads go on (found by a disk-full audit,
+// cmd/telemetry/diskfull_test.go, where a tmpfs fills for real). Here a
+// trigger raises PostgreSQL's own error of that code.
+func TestDiskFullIs503(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		`CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+			RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device' USING ERRCODE = 'disk_full', HINT = 'Check free disk space.';
+		END $$`,
+		`CREATE TRIGGER disk_full BEFORE INSERT ON collections FOR EACH ROW EXECUTE FUNCTION disk_full()`,
+	} {
+		if _, err := s.Pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.do("POST", "/appmetrics/api/v1/collections", nil)
+	p := r.problem(t, http.StatusServiceUnavailable)
+	if p.Detail != "the database server's disk is full; retry later" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("503 %q, Retry-After %q", p.Detail, r.Header.Get("Retry-After"))
+	}
+	s.do("GET", "/appmetrics/api/v1/collections", nil).wantStatus(t, http.StatusOK)
+}

@@ -734,7 +734,10 @@ func (s *server) storeError(ctx context.Context, op string, err error) error {
 		return unavailable("the database did not answer within DB_TIMEOUT; retry later")
 	case errors.Is(err, store.ErrUnavailable):
 		s.warns.Warn(ctx, "database unavailable", op, "error", err.Error(), "request_id", RequestID(ctx))
-		return unavailable("the database is unavailable; retry later")
+		if detail == "" {
+			detail = "the database is unavailable" // unreachable: no PostgreSQL error to explain
+		}
+		return unavailable(detail + "; retry later")
 	case errors.Is(err, store.ErrTooLarge) && store.Faults(err) != nil:
 		// The batch's items the store named (POST /flows: the flow at
 		// which a total passes 64 bits).

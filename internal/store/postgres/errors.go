@@ -45,6 +45,9 @@ func wrap(op string, err error) error {
 // sums).
 const detailOverflow = "a value is out of range: a 64-bit total would overflow"
 
+// detailDiskFull explains disk_full (53100).
+const detailDiskFull = "the database server's disk is full"
+
 // kindOf maps a SQLSTATE to a kind and what a client may be told of it.
 func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 	switch code := pgErr.Code; {
@@ -74,6 +77,12 @@ func kindOf(pgErr *pgconn.PgError) (rule, detail string, kind error) {
 		strings.Contains(pgErr.Message, "read-only transaction"),                      // the same, raised under another code
 		code == "55000" && strings.Contains(pgErr.Message, "recovery is in progress"): // WAL functions on a standby
 		return "", "the database is read-only (a replica or in recovery)", store.ErrReadOnly
+	case code == "53100": // disk_full: "could not extend file ...: No space left on device"
+		// The server answers (reads go on) but cannot store anything new
+		// until space is freed: "unavailable" alone sent operators looking
+		// for a server that was up (found by a disk-full audit,
+		// cmd/telemetry/diskfull_test.go).
+		return "", detailDiskFull, store.ErrUnavailable
 	case strings.HasPrefix(code, "08"), // connection exception
 		strings.HasPrefix(code, "53"), // insufficient resources: too many connections, disk full, out of memory
 		// Operator intervention: admin_shutdown (pg_terminate_backend,
