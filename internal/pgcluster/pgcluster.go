@@ -61,6 +61,13 @@ type Options struct {
 	// offset and daylight saving time (internal/testdb), so that a query
 	// that cuts hours or days in the session's zone fails the tests.
 	TimeZone string
+	// WALDir, when not empty, is where a new cluster keeps its write-ahead
+	// log (initdb --waldir: pgdata/pg_wal becomes a link to it), so that
+	// the WAL may sit on another volume than the data files: the disk-full
+	// tests (cmd/telemetry/diskfull_test.go) fill each one apart. It must
+	// be empty or not exist; when we are root it is given to the postgres
+	// user. Used by initdb only: a cluster that exists keeps its own.
+	WALDir string
 }
 
 // initdbLocale gives initdb's locale arguments for Options.Locale.
@@ -112,6 +119,19 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 		args := append([]string{"-D", c.dataDir(), "-U", "postgres", "--encoding=UTF8", "--no-instructions"}, locale...)
+		if opts.WALDir != "" {
+			wal, err := filepath.Abs(opts.WALDir)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(wal, 0o700); err != nil {
+				return nil, err
+			}
+			if err := chownToPostgres(wal); err != nil {
+				return nil, err
+			}
+			args = append(args, "--waldir="+wal)
+		}
 		if err := c.initdb(ctx, args, opts.Password); err != nil {
 			return nil, fmt.Errorf("initdb: %w", err)
 		}

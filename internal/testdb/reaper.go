@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +126,35 @@ func removeWatched(dir string) {
 			_ = c.Stop(ctx)
 		}
 	}
+	unmountUnder(dir)
 	_ = os.RemoveAll(dir)
+}
+
+// unmountUnder detaches the file systems mounted under dir, the deepest
+// first: the small volumes a disk-full test (cmd/telemetry/diskfull_test.go)
+// mounts there and unmounts itself unless it is killed. RemoveAll would
+// empty them and leave them mounted.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		// The kernel escapes a space, tab, newline and backslash in octal.
+		p := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[1])
+		if strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			points = append(points, p)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 // stopPgBouncer ends the PgBouncer named by pidFile, if it still runs (it

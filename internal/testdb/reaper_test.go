@@ -121,3 +121,40 @@ func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
 }
+
+// The reaper unmounts what a killed test left mounted in a watched
+// directory (the disk-full test's small volumes) before removing it: a
+// removal alone would empty the volumes and leave them mounted. Mounting
+// needs root with CAP_SYS_ADMIN, as the tests have here and in CI.
+func TestReaperUnmountsVolumes(t *testing.T) {
+	dir, err := os.MkdirTemp("", "telemetry-testpg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := filepath.Join(dir, "data", "vol")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", vol).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("mounting a tmpfs needs root with CAP_SYS_ADMIN: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Unmount(vol, syscall.MNT_DETACH)
+		os.RemoveAll(dir)
+	})
+	if err := os.WriteFile(filepath.Join(vol, "file"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removeWatched(dir)
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mounts), " "+vol+" ") {
+		t.Errorf("%s still mounted", vol)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s left behind: %v", dir, err)
+	}
+}
