@@ -36,15 +36,18 @@ type crashWriter struct {
 	// the answer with its body read, or the transport's error.
 	send func(k int, key string) (*http.Response, []byte, error)
 	done atomic.Int64
+	// failed counts its tries that failed (each a violation or a 503).
+	failed atomic.Int64
 }
 
 // crashRecord counts what the writers and readers met.
 type crashRecord struct {
 	mu         sync.Mutex
 	ok         int
-	unavail    int // 503 with Retry-After
-	cut        int // an export cut short (a streamed answer's only way to fail)
-	replayed   int // a retry answered from the stored answer
+	unavail    int            // 503 with Retry-After
+	cut        int            // an export cut short (a streamed answer's only way to fail)
+	replayed   int            // a retry answered from the stored answer
+	details    map[string]int // the 503s' details, by detail
 	violations []string
 }
 
@@ -52,6 +55,28 @@ func (r *crashRecord) add(f func(r *crashRecord)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f(r)
+}
+
+// unavailable counts a 503 (with Retry-After) whose problem is body.
+func (r *crashRecord) unavailable(body []byte) {
+	r.unavail++
+	var p struct{ Detail string }
+	_ = json.Unmarshal(body, &p)
+	if r.details == nil {
+		r.details = map[string]int{}
+	}
+	r.details[p.Detail]++
+}
+
+// detailCounts is a copy of details.
+func (r *crashRecord) detailCounts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range r.details {
+		m[k] = v
+	}
+	return m
 }
 
 func (r *crashRecord) failures() int {
@@ -83,6 +108,7 @@ func (w *crashWriter) run(stop <-chan struct{}, rec *crashRecord) {
 				break
 			}
 			failed = true
+			w.failed.Add(1)
 			switch {
 			case err != nil:
 				// Not even an error answer: the README promises one.
@@ -90,7 +116,7 @@ func (w *crashWriter) run(stop <-chan struct{}, rec *crashRecord) {
 					r.violations = append(r.violations, fmt.Sprintf("%s write %d: no answer: %v", w.name, k, err))
 				})
 			case res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") != "":
-				rec.add(func(r *crashRecord) { r.unavail++ })
+				rec.add(func(r *crashRecord) { r.unavailable(body) })
 			default:
 				rec.add(func(r *crashRecord) {
 					r.violations = append(r.violations, fmt.Sprintf("%s write %d: %d %s", w.name, k, res.StatusCode, body))
@@ -262,7 +288,7 @@ func startOutageLoad(t *testing.T, base string, logs *syncBuffer) *outageLoad {
 			case res.StatusCode == http.StatusOK:
 				l.readsDone.Add(1)
 			case res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") != "":
-				rec.add(func(r *crashRecord) { r.unavail++ })
+				rec.add(func(r *crashRecord) { r.unavailable(body) })
 			default:
 				rec.add(func(rc *crashRecord) {
 					rc.violations = append(rc.violations, fmt.Sprintf("GET %s: %d %s", r.path, res.StatusCode, body))
