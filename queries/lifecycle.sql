@@ -28,7 +28,12 @@ SET expires_at = now() + make_interval(secs => @lease_seconds::float8)
 WHERE name = 'maintenance' AND holder = @holder;
 
 -- name: ReleaseMaintenanceLease :exec
-DELETE FROM maintenance_lease WHERE name = 'maintenance' AND holder = @holder;
+-- Lets the lease lapse now and keeps its row: a row deleted at every
+-- release let autovacuum truncate the table to no page, and taking the
+-- lease again then had to extend the file, which fails on a full disk: the
+-- pass that would drop the expired chunks could not start. Kept, the row is
+-- updated in place (docs/lifecycle.md, "A full disk").
+UPDATE maintenance_lease SET expires_at = now() WHERE name = 'maintenance' AND holder = @holder;
 
 -- name: DeleteExpiredMeasurements :one
 WITH gone AS (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -277,5 +278,116 @@ func TestServeThroughFullDisk(t *testing.T) {
 	stopServe()
 	if err := <-served; err != nil {
 		t.Fatalf("serve after the outage: %v", err)
+	}
+}
+
+// A maintenance pass on a full disk still deletes what retention says to:
+// TimescaleDB's dropped chunks are what frees space then. The pass used to
+// fail before it began, on its lease: the lease row was deleted at the end
+// of every pass, autovacuum then truncated the table to no page at all, and
+// taking the lease again had to extend the file ("maintenance lease: could
+// not extend file ...: No space left on device"), so the data past its
+// retention stayed and the disk full (found by a disk-full audit). The
+// database is on a small tmpfs of its own; the VACUUM here is the one
+// autovacuum runs after some fifty passes (a sealing pass every
+// SEAL_INTERVAL takes the lease too).
+func TestMaintainOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "telemetry-diskfull-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testdb.Watch(dir)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vol := filepath.Join(dir, "data")
+	mountTmpfs(t, vol, 48)
+	space := filepath.Join(vol, "tablespace")
+	if err := os.Mkdir(space, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	chownPostgres(t, space)
+	admin, err := pgx.Connect(ctx, testdb.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	// Dropped in this order at the end: the database, its tablespace, then
+	// the volume is unmounted.
+	name := fmt.Sprintf("diskfull_%d", os.Getpid())
+	tablespace := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, "CREATE TABLESPACE "+tablespace+" LOCATION '"+space+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), testdb.ServerURL()); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP TABLESPACE "+tablespace)
+			c.Close(context.Background())
+		}
+	})
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+tablespace+" TABLESPACE "+tablespace); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), testdb.ServerURL()); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE "+tablespace+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(testdb.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	vars := map[string]string{"DATABASE_URL": u.String()}
+	var out strings.Builder
+	for _, cmd := range []string{"migrate", "maintain"} {
+		if err := run(ctx, []string{cmd}, env(vars), &out, &out); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out.String())
+		}
+	}
+	db, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	// Measurements past their retention (30 days), in three days' chunks
+	// under TimescaleDB.
+	if _, err := db.Exec(ctx, `VACUUM maintenance_lease`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO measurements (started_at, ended_at, elapsed, name, method)
+		SELECT now() - interval '60 days' + i * interval '1 minute', now() - interval '60 days' + i * interval '1 minute', 0, '/old', 'GET'
+		FROM generate_series(0, 3 * 24 * 60) i`); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := db.QueryRow(ctx, `SELECT CASE WHEN to_regclass('timescaledb_information.hypertables') IS NULL THEN 'postgresql' ELSE 'timescaledb' END`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	fillDisk(t, vol)
+	out.Reset()
+	err = run(ctx, []string{"maintain"}, env(vars), &out, &out)
+	if err != nil {
+		t.Fatalf("maintain on a full disk: %v\n%s", err, out.String())
+	}
+	t.Logf("maintain on a full disk (%s):\n%s", mode, out.String())
+	var old int64
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM measurements WHERE started_at < now() - interval '30 days'`).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if old != 0 {
+		t.Errorf("%d measurements past their retention left", old)
+	}
+	// Dropped chunks free their files at once; deleted rows free nothing
+	// until VACUUM makes their room reusable (docs/lifecycle.md).
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(vol, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if free := fs.Bavail * uint64(fs.Bsize); mode == "timescaledb" && free == 0 {
+		t.Error("the dropped chunks freed no space")
 	}
 }

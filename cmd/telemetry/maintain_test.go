@@ -80,7 +80,7 @@ func TestMaintainCommand(t *testing.T) {
 
 	// Another pass holds the lease: this one says so and does nothing.
 	if _, err := pool.Exec(context.Background(), `
-		INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour')`); err != nil {
+		INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour') ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`); err != nil {
 		t.Fatal(err)
 	}
 	vars["FLOWS_RETENTION"] = "30d"

@@ -71,7 +71,7 @@ func TestRunnerOutcomes(t *testing.T) {
 		t.Errorf("removed rows metric: %s", got)
 	}
 
-	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour')`); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour') ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.RunOnce(ctx); err != nil || !res.Skipped {
@@ -246,7 +246,7 @@ func TestRunnerSealingPass(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := lifecycle.New(st.Lifecycle, retention, slog.New(slog.DiscardHandler), reg)
 
-	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour')`); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour') ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.SealOnce(ctx); err != nil || !res.Skipped || sealedRow() {

@@ -45,7 +45,7 @@ func TestRunnerRetriesAHeldLease(t *testing.T) {
 	r.heldWait = 400 * time.Millisecond // tries at 0, then 0.4-0.8, 0.8-1.6 and 1.2-2.4 s
 
 	// Another holder's lease, let go a second from now.
-	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 second')`); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 second') ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.RunOnce(ctx)
@@ -69,7 +69,7 @@ func TestRunnerRetriesAHeldLease(t *testing.T) {
 
 	// Held at every try.
 	r.heldWait = 20 * time.Millisecond
-	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour')`); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO maintenance_lease VALUES ('maintenance', gen_random_uuid(), now(), now() + interval '1 hour') ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.RunOnce(ctx); err != nil || !res.Skipped {

@@ -531,9 +531,14 @@ func (q *Queries) RaiseRetentionWatermark(ctx context.Context, arg RaiseRetentio
 }
 
 const releaseMaintenanceLease = `-- name: ReleaseMaintenanceLease :exec
-DELETE FROM maintenance_lease WHERE name = 'maintenance' AND holder = $1
+UPDATE maintenance_lease SET expires_at = now() WHERE name = 'maintenance' AND holder = $1
 `
 
+// Lets the lease lapse now and keeps its row: a row deleted at every
+// release let autovacuum truncate the table to no page, and taking the
+// lease again then had to extend the file, which fails on a full disk: the
+// pass that would drop the expired chunks could not start. Kept, the row is
+// updated in place (docs/lifecycle.md, "A full disk").
 func (q *Queries) ReleaseMaintenanceLease(ctx context.Context, holder uuid.UUID) error {
 	_, err := q.db.Exec(ctx, releaseMaintenanceLease, holder)
 	return err
