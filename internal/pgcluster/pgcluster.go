@@ -99,6 +99,11 @@ func (c *Cluster) URL(database string) string {
 
 func (c *Cluster) dataDir() string { return filepath.Join(c.Dir, "pgdata") }
 
+// BinDir is the directory of the server binaries the cluster runs (PG_BIN,
+// or the newest /usr/lib/postgresql/*/bin): its pg_dump and pg_restore
+// are those of the server's version.
+func (c *Cluster) BinDir() string { return c.bin }
+
 // Start initialises the cluster when its directory is new and starts it,
 // unless it is already running, in which case it is reused.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
