@@ -100,11 +100,47 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("migrate up: %w", err)
 	}
+	if current >= jitOffVersion {
+		if err := m.keepJITOff(ctx, log); err != nil {
+			return err
+		}
+	}
 	mode, err := Mode(ctx, m.pool)
 	if err != nil {
 		return err
 	}
 	log.Info("schema up to date", "version", current, "applied", len(results), "mode", mode)
+	return nil
+}
+
+// jitOffVersion is the migration that turns JIT off for the migrating
+// role (migrations/00022_jit_off.sql).
+const jitOffVersion = 22
+
+// keepJITOff gives the migrating role migration 00022's jit = off again
+// when it has no jit setting at all, for every database or this one. The
+// setting belongs to the role, which is cluster-wide: a database restored
+// from pg_dump into another cluster, or migrated by a new role, has every
+// migration applied, so 00022 never runs again, and its role was left
+// with JIT on (a grouped call 157 ms of CPU instead of 27, README). A jit
+// setting the role has, on or off, is left as it is.
+func (m *Migrator) keepJITOff(ctx context.Context, log *slog.Logger) error {
+	var missing bool
+	var role string
+	if err := m.pool.QueryRow(ctx, `SELECT current_user, NOT EXISTS (
+		SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+		WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+		  AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+		  AND c LIKE 'jit=%')`).Scan(&role, &missing); err != nil {
+		return fmt.Errorf("migrate up: the role's jit setting: %w", err)
+	}
+	if !missing {
+		return nil
+	}
+	if _, err := m.pool.Exec(ctx, `ALTER ROLE CURRENT_USER SET jit = off`); err != nil {
+		return fmt.Errorf("migrate up: ALTER ROLE CURRENT_USER SET jit = off (migration 00022's setting, which this role lacks): %w", err)
+	}
+	log.Info("jit turned off for the role, as migration 00022 does (the role had no jit setting: a role setting is not in a pg_dump)", "role", role)
 	return nil
 }
 
