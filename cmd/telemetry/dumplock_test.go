@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/telemetry/telemetry/internal/migrate"
 	"github.com/telemetry/telemetry/internal/pgcluster"
+	"github.com/telemetry/telemetry/internal/testdb"
 )
 
 // A pg_dump under way holds ACCESS SHARE on every table it dumps (on
@@ -194,4 +196,77 @@ func holdDump(t *testing.T, url string, pool *pgxpool.Pool) (holds func() bool, 
 		}
 	}
 	return holds, finish
+}
+
+// `telemetry migrate` run while a pg_dump is under way (a release
+// deployed during the nightly backup): a migration that alters a table
+// (migration 00048 alters measurements_sealed, which needs ACCESS
+// EXCLUSIVE) waits behind the dump's ACCESS SHARE, and every query of that
+// table queues behind the migration. The migration gives up after its
+// lock_timeout instead (its transaction rolled back) and migrate tries
+// again, logging why, so that the table's readers are answered while the
+// dump lasts; once the dump is done, migrate completes.
+func TestMigrateBesideADumpLetsReadersThrough(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		t.Skip("finds pg_dump beside the server binaries of the throwaway cluster (TEST_DATABASE_URL is set)")
+	}
+	ctx := context.Background()
+	url := testdb.Empty(t)
+	migrateLog(t, url)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	m, err := migrate.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DownTo(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 47); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+
+	dumpHolds, finishDump := holdDump(t, url, pool)
+	logs := &syncBuffer{}
+	migrated := make(chan error, 1)
+	go func() {
+		migrated <- run(ctx, []string{"migrate"}, env(map[string]string{"DATABASE_URL": url}), io.Discard, logs)
+	}()
+	// The migration asks for its lock (and waits, or has given up once).
+	eventually(t, "migrate waiting for measurements_sealed", func() bool {
+		var waiting bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE relation = 'measurements_sealed'::regclass AND NOT granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		return waiting || strings.Contains(logs.String(), "retrying")
+	})
+	// A reader of the table is answered while the dump goes on (bounded:
+	// without the timeout it waited as long as the dump).
+	for i := 0; i < 3; i++ {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		var n int64
+		err := pool.QueryRow(rctx, `SELECT count(*) FROM measurements_sealed`).Scan(&n)
+		cancel()
+		if err != nil {
+			t.Fatalf("a reader of measurements_sealed while migrate waits behind the dump: %v\n%s", err, logs.String())
+		}
+	}
+	eventually(t, "migrate saying why it retries", func() bool { return strings.Contains(logs.String(), "retrying") })
+	if !dumpHolds() {
+		t.Fatal("pg_dump no longer holds its locks: the test proved nothing")
+	}
+	select {
+	case err := <-migrated:
+		t.Fatalf("migrate ended while the dump held its tables: %v\n%s", err, logs.String())
+	default:
+	}
+	finishDump()
+	if err := <-migrated; err != nil {
+		t.Fatalf("migrate after the dump: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"schema up to date"`) {
+		t.Errorf("migrate log:\n%s", logs.String())
+	}
 }

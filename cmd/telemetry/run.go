@@ -296,6 +296,7 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger, sub st
 		return err
 	}
 	defer m.Close()
+	m.RetryWhen(postgres.LockTimedOut)
 	switch sub {
 	case "", "up":
 		return m.Up(ctx, log)

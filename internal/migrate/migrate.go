@@ -10,6 +10,7 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -28,9 +29,10 @@ import (
 
 // Migrator runs the embedded migrations against one database.
 type Migrator struct {
-	pool     *pgxpool.Pool
-	db       *sql.DB
-	provider *goose.Provider
+	pool         *pgxpool.Pool
+	db           *sql.DB
+	provider     *goose.Provider
+	lockTimedOut func(error) bool // RetryWhen
 }
 
 // New builds a Migrator on pool. Close it when done.
@@ -46,7 +48,10 @@ func New(pool *pgxpool.Pool) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration locker: %w", err)
 	}
-	db := stdlib.OpenDBFromPool(pool)
+	db := sql.OpenDB(lockTimeoutConnector{stdlib.GetPoolConnector(pool)})
+	// As stdlib.OpenDBFromPool does: the pool keeps the idle connections,
+	// or the *sql.DB would hold some acquired and pool.Close would wait.
+	db.SetMaxIdleConns(0)
 	fsys := fs.FS(migrations.FS)
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithLocker(locker))
 	if err != nil {
@@ -61,6 +66,63 @@ const (
 	lockRetry = 500 * time.Millisecond
 	lockWait  = 5 * time.Minute
 )
+
+// migrationLockTimeout bounds how long a migration's statement waits for a
+// table lock (lock_timeout, SET LOCAL in each migration's transaction).
+// A migration that alters a table needs ACCESS EXCLUSIVE on it, which
+// waits for every session using the table: behind a pg_dump under way
+// (ACCESS SHARE on every table for its whole run, an hour for a large
+// database) or a long export or analyst's transaction. PostgreSQL queues
+// every later query of the table behind the waiting migration, so without
+// a bound the API's reads and writes of that table waited as long as the
+// dump and answered 503 at DB_TIMEOUT (found by a backup audit;
+// TestMigrateBesideADumpLetsReadersThrough). With it the migration gives
+// up (its transaction rolls back) and Up tries again after
+// migrationLockPause (RetryWhen), so the queue drains in between.
+const (
+	migrationLockTimeout = 2 * time.Second
+	migrationLockPause   = 3 * time.Second
+)
+
+// lockTimeoutConnector hands out connections whose transactions start
+// with SET LOCAL lock_timeout: goose runs each migration in one (no
+// migration here is NO TRANSACTION), and a transaction-local setting
+// works through a transaction pooler, where a session SET would stay on
+// a server connection other clients use.
+type lockTimeoutConnector struct{ driver.Connector }
+
+func (c lockTimeoutConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(*stdlib.Conn)
+	if !ok {
+		return conn, nil
+	}
+	return lockTimeoutConn{sc}, nil
+}
+
+type lockTimeoutConn struct{ *stdlib.Conn }
+
+func (c lockTimeoutConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.Conn.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Conn.ExecContext(ctx, fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", migrationLockTimeout.Milliseconds()), nil); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
+// RetryWhen makes Up try again, after migrationLockPause and for up to
+// lockWait, when a migration failed with an error lockTimedOut reports as
+// a lock wait that gave up (postgres.LockTimedOut: the store's errors.go
+// is the one place that knows SQLSTATEs, and it imports this package).
+// Without it Up fails at the first lock timeout.
+func (m *Migrator) RetryWhen(lockTimedOut func(error) bool) { m.lockTimedOut = lockTimedOut }
 
 // ErrReadOnly is returned by Up and Down on a server in recovery (a
 // streaming replica), which cannot be migrated: migrate the primary.
@@ -89,12 +151,30 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	if err := m.refuseReplica(ctx); err != nil {
 		return err
 	}
-	results, err := m.provider.Up(ctx)
-	for _, r := range results {
-		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
-	}
-	if err != nil {
-		return fmt.Errorf("migrate up: %w", err)
+	var applied int
+	deadline := time.Now().Add(lockWait)
+	for {
+		results, err := m.provider.Up(ctx)
+		for _, r := range results {
+			log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
+		}
+		applied += len(results)
+		if err == nil {
+			break
+		}
+		if m.lockTimedOut == nil || !m.lockTimedOut(err) {
+			return fmt.Errorf("migrate up: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("migrate up: for %s a migration could not lock a table another session holds (a pg_dump under way, a long transaction: pg_stat_activity shows it); that migration was rolled back (those logged as applied stay): run migrate again once that session is done: %w", lockWait, err)
+		}
+		log.Warn("a migration waited more than its lock_timeout for a table another session holds (a pg_dump under way, a long transaction): rolled back, retrying",
+			"lock_timeout", migrationLockTimeout.String(), "retry_in", migrationLockPause.String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migrate up: %w", ctx.Err())
+		case <-time.After(migrationLockPause):
+		}
 	}
 	current, _, err := m.provider.GetVersions(ctx)
 	if err != nil {
@@ -109,7 +189,7 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("schema up to date", "version", current, "applied", len(results), "mode", mode)
+	log.Info("schema up to date", "version", current, "applied", applied, "mode", mode)
 	return nil
 }
 

@@ -144,6 +144,11 @@ func lockTimedOut(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
+// LockTimedOut is lockTimedOut for `telemetry migrate`, whose migrations
+// run with a lock_timeout and are tried again when it expires
+// (migrate.Migrator.RetryWhen).
+func LockTimedOut(err error) bool { return lockTimedOut(err) }
+
 // dataError reports whether a statement failed on what it was asked to
 // store (classes 22 data exception and 23 integrity constraint violation),
 // as opposed to the database failing: the same rows sent one by one would
