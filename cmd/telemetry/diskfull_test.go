@@ -10,9 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,23 +45,7 @@ func mountTmpfs(t *testing.T, dir string, sizeMB int) {
 			}
 		}
 	})
-	chownPostgres(t, dir)
-}
-
-// chownPostgres gives path to the postgres user, which the cluster's
-// processes run as (the tests run as root).
-func chownPostgres(t *testing.T, path string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(path, uid, gid); err != nil {
+	if err := pgcluster.ChownToPostgres(dir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -141,7 +123,9 @@ func TestServeThroughFullDisk(t *testing.T) {
 	if err := os.Mkdir(space, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	chownPostgres(t, space)
+	if err := pgcluster.ChownToPostgres(space); err != nil {
+		t.Fatal(err)
+	}
 	admin, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +292,9 @@ func TestMaintainOnFullDisk(t *testing.T) {
 	if err := os.Mkdir(space, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	chownPostgres(t, space)
+	if err := pgcluster.ChownToPostgres(space); err != nil {
+		t.Fatal(err)
+	}
 	admin, err := pgx.Connect(ctx, testdb.ServerURL())
 	if err != nil {
 		t.Fatal(err)

@@ -115,7 +115,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := chownToPostgres(dir); err != nil {
+	if err := ChownToPostgres(dir); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
@@ -132,7 +132,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			if err := os.MkdirAll(wal, 0o700); err != nil {
 				return nil, err
 			}
-			if err := chownToPostgres(wal); err != nil {
+			if err := ChownToPostgres(wal); err != nil {
 				return nil, err
 			}
 			args = append(args, "--waldir="+wal)
@@ -211,7 +211,7 @@ func (c *Cluster) initdb(ctx context.Context, args []string, password string) er
 	if err = errors.Join(err, f.Close()); err != nil {
 		return err
 	}
-	if err := chownToPostgres(f.Name()); err != nil {
+	if err := ChownToPostgres(f.Name()); err != nil {
 		return err
 	}
 	return c.run(ctx, "initdb", append(args, "--auth=scram-sha-256", "--pwfile="+f.Name())...)
@@ -443,8 +443,9 @@ func versionOf(binDir string) int {
 	return v
 }
 
-// chownToPostgres lets the postgres user write dir when we run as root.
-func chownToPostgres(dir string) error {
+// ChownToPostgres lets the postgres user write dir when we run as root
+// (also a volume a test mounts for a cluster, cmd/telemetry/diskfull_test.go).
+func ChownToPostgres(dir string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}

@@ -31,7 +31,7 @@ func StartReplica(ctx context.Context, primary *Cluster, opts Options) (*Cluster
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := chownToPostgres(c.Dir); err != nil {
+	if err := ChownToPostgres(c.Dir); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
