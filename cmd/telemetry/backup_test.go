@@ -67,39 +67,10 @@ func runTool(t *testing.T, path string, args ...string) {
 	}
 }
 
-// backupClient sends the API's requests of the backup tests.
-type backupClient struct {
-	t     *testing.T
-	base  string
-	token string
-}
-
-func (c backupClient) do(method, path, body string, headers ...string) (int, http.Header, []byte) {
-	c.t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.base+path, r)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return res.StatusCode, res.Header, b
-}
+// backupClient sends the API's requests of the backup tests: the
+// package's client (scale_round_test.go), whose want here returns the
+// answer's body.
+type backupClient struct{ *client }
 
 func (c backupClient) want(status int, method, path, body string, headers ...string) []byte {
 	c.t.Helper()
@@ -341,7 +312,7 @@ func quietServe(t *testing.T, url string) (backupClient, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backupClient{t: t, base: base, token: token}, func() {
+	return backupClient{&client{t: t, base: base, token: token}}, func() {
 		t.Helper()
 		stop()
 		if err := <-done; err != nil {
@@ -595,7 +566,7 @@ func TestDumpAndRestoreKeepEveryAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fillForBackup(t, backupClient{t: t, base: base, token: token}, src)
+	f := fillForBackup(t, backupClient{&client{t: t, base: base, token: token}}, src)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)

@@ -52,7 +52,6 @@ func TestMaintenanceWhileADumpRuns(t *testing.T) {
 	vars["MAINTENANCE_INTERVAL"], vars["SEAL_INTERVAL"] = "1s", "1s"
 	vars["FLOWS_RETENTION"], vars["COMPRESS_AFTER"] = "30d", "1h"
 	base, stop, done, logs := startServeLogged(t, vars)
-	client := backupClient{t: t, base: base}
 	var okWrites atomic.Int64
 	var failures []string
 	var mu sync.Mutex
@@ -72,6 +71,7 @@ func TestMaintenanceWhileADumpRuns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			api := &client{t: t, base: base} // its own: client counts what it sent
 			for k := 0; ; k++ {
 				select {
 				case <-halt:
@@ -79,7 +79,7 @@ func TestMaintenanceWhileADumpRuns(t *testing.T) {
 				default:
 				}
 				path, body := w(k)
-				status, _, b := client.do("POST", path, body)
+				status, _, b := api.do("POST", path, body)
 				if status != http.StatusCreated {
 					mu.Lock()
 					failures = append(failures, fmt.Sprintf("POST %s: %d %s", path, status, b))
