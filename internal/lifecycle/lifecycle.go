@@ -26,10 +26,11 @@ type Runner struct {
 	retention store.Retention
 	log       *slog.Logger
 	now       func() time.Time
-	// sealWarns bounds the sealing passes' failure lines: at most one
-	// every warnlimit.Every, whatever SEAL_INTERVAL (1s is allowed), for
-	// as long as the database is down (found by a crash audit).
-	sealWarns *warnlimit.Limiter
+	// warns bounds the passes' failure lines, sealing and maintenance
+	// each: at most one every warnlimit.Every, whatever SEAL_INTERVAL or
+	// MAINTENANCE_INTERVAL (1s is allowed), for as long as the database is
+	// down or its disk full (found by the crash and disk-full audits).
+	warns *warnlimit.Limiter
 
 	removedRows, removedChunks, compressed *prometheus.CounterVec
 	deferred                               *prometheus.CounterVec
@@ -66,7 +67,7 @@ const (
 func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus.Registerer) *Runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Runner{
-		m: m, retention: r, log: log, now: time.Now, ctx: ctx, cancel: cancel, sealWarns: warnlimit.New(log),
+		m: m, retention: r, log: log, now: time.Now, ctx: ctx, cancel: cancel, warns: warnlimit.New(log),
 		heldRetries: heldRetries, heldWait: heldWait,
 		removedRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telemetry_maintenance_removed_rows_total",
@@ -111,7 +112,8 @@ func New(m store.Maintainer, r store.Retention, log *slog.Logger, reg prometheus
 	return l
 }
 
-// RunOnce runs one pass, logs it on one line and updates the metrics. A
+// RunOnce runs one pass, logs it on one line (a failure at most once every
+// warnlimit.Every, with the count it stands for) and updates the metrics. A
 // pass that finds the lease held tries again a few times, a second or so
 // apart (heldRetries), and is skipped only when it is held at each try.
 func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
@@ -161,7 +163,7 @@ func (l *Runner) RunOnce(ctx context.Context) (store.MaintenanceResult, error) {
 	case err != nil:
 		l.passes.WithLabelValues("failed").Inc()
 		l.failures.Inc()
-		l.log.Error("maintenance pass failed", append(attrs, "error", err.Error())...)
+		l.warns.Error(ctx, "maintenance pass failed", "", append(attrs, "error", err.Error())...)
 	case res.SchemaAhead:
 		l.passes.WithLabelValues("skipped").Inc()
 		l.log.Warn("maintenance pass skipped: the database schema is a later release's; upgrade this binary",
@@ -208,7 +210,7 @@ func (l *Runner) SealOnce(ctx context.Context) (store.MaintenanceResult, error) 
 		l.log.Debug("sealing pass skipped", "reason", reason)
 	case err != nil:
 		l.seals.WithLabelValues("failed").Inc()
-		l.sealWarns.Error(ctx, "sealing pass failed", "", "duration", l.now().Sub(start).String(), "error", err.Error())
+		l.warns.Error(ctx, "sealing pass failed", "", "duration", l.now().Sub(start).String(), "error", err.Error())
 	default:
 		l.seals.WithLabelValues("done").Inc()
 		if sealed > 0 {

@@ -313,4 +313,19 @@ func TestRunnerSealingFailuresAreThrottled(t *testing.T) {
 		!strings.Contains(got, `counter:{value:5 `) {
 		t.Errorf("sealing passes: %s", got)
 	}
+	// The maintenance passes' failures the same, apart from the sealing
+	// ones (MAINTENANCE_INTERVAL=2s gave a line a pass through a full
+	// disk, found by TestServeThroughFullDisk in CI).
+	for range passes {
+		if _, err := r.RunOnce(ctx); err == nil {
+			t.Fatal("a maintenance pass on a closed pool succeeded")
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"maintenance pass failed"`); n != 1 {
+		t.Errorf("%d failure lines for %d failed maintenance passes, want 1 (within warnlimit.Every): %s", n, passes, logs.String())
+	}
+	if got := metric(t, reg, "telemetry_maintenance_passes_total"); !strings.Contains(got, `value:"failed"`) ||
+		!strings.Contains(got, `counter:{value:5 `) {
+		t.Errorf("maintenance passes: %s", got)
+	}
 }
