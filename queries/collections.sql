@@ -1,11 +1,38 @@
 -- Metrics collections (appmetrics) and the runtime samples they read.
 
 -- name: InsertRuntimeSample :exec
--- One sample of one instance (written by internal/runtimestats).
-INSERT INTO runtime_samples (time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds,
-    gc_pause_seconds, gc_cycles, gomaxprocs, heap_live_bytes, go_memory_bytes, rss_bytes, goroutines)
-VALUES (@time, @instance_id, @interval_seconds, sqlc.narg('process_cpu'), sqlc.narg('system_cpu'), @gc_cpu_seconds,
-    @gc_pause_seconds, @gc_cycles, @gomaxprocs, @heap_live_bytes, @go_memory_bytes, sqlc.narg('rss_bytes'), @goroutines);
+-- One sample of one instance (written by internal/runtimestats), added to
+-- its hourly cell (migration 00054) in the same statement: as
+-- telemetry_runtime_hourly_rebuild sums a cell's samples.
+WITH s AS (
+    INSERT INTO runtime_samples (time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds,
+        gc_pause_seconds, gc_cycles, gomaxprocs, heap_live_bytes, go_memory_bytes, rss_bytes, goroutines)
+    VALUES (@time, @instance_id, @interval_seconds, sqlc.narg('process_cpu'), sqlc.narg('system_cpu'), @gc_cpu_seconds,
+        @gc_pause_seconds, @gc_cycles, @gomaxprocs, @heap_live_bytes, @go_memory_bytes, sqlc.narg('rss_bytes'), @goroutines)
+    RETURNING time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds, gomaxprocs, heap_live_bytes, rss_bytes
+)
+INSERT INTO runtime_samples_hourly AS c (hour, instance_id, samples, first_start, system_wsum, system_w, system_peak,
+    process_wsum, process_w, process_peak, gc_cpu_seconds, gomaxprocs_w, heap_peak, rss_peak)
+SELECT date_bin('1 hour', s.time, '1970-01-01 00:00:00+00'), s.instance_id, 1, s.time - make_interval(secs => s.interval_seconds),
+       coalesce(s.interval_seconds * s.system_cpu, 0), CASE WHEN s.system_cpu IS NULL THEN 0 ELSE s.interval_seconds END,
+       s.system_cpu,
+       coalesce(s.interval_seconds * s.process_cpu, 0), CASE WHEN s.process_cpu IS NULL THEN 0 ELSE s.interval_seconds END,
+       s.process_cpu,
+       s.gc_cpu_seconds, s.interval_seconds * s.gomaxprocs, s.heap_live_bytes, s.rss_bytes
+FROM s
+ON CONFLICT (hour, instance_id) DO UPDATE
+SET samples        = c.samples + 1,
+    first_start    = least(c.first_start, excluded.first_start),
+    system_wsum    = c.system_wsum + excluded.system_wsum,
+    system_w       = c.system_w + excluded.system_w,
+    system_peak    = greatest(c.system_peak, excluded.system_peak),
+    process_wsum   = c.process_wsum + excluded.process_wsum,
+    process_w      = c.process_w + excluded.process_w,
+    process_peak   = greatest(c.process_peak, excluded.process_peak),
+    gc_cpu_seconds = c.gc_cpu_seconds + excluded.gc_cpu_seconds,
+    gomaxprocs_w   = c.gomaxprocs_w + excluded.gomaxprocs_w,
+    heap_peak      = greatest(c.heap_peak, excluded.heap_peak),
+    rss_peak       = greatest(c.rss_peak, excluded.rss_peak);
 
 -- name: LockCollections :exec
 -- Serialises creates, clears and deletes until the end of the transaction,
@@ -87,24 +114,71 @@ DELETE FROM collections WHERE id = @id;
 -- figure is 0 when the window holds no sample yet. A mean is at most its
 -- peak: the weighted sum's rounding put a single sample's mean one unit in
 -- the last place above it (0.1 over 3 s: 0.10000000000000002).
-WITH s AS (
+--
+-- The window's whole UTC hours [h1, h2) come from the hourly cells
+-- (migration 00054) of the instances whose samples there all began inside
+-- the window (first_start >= @since: each counts with its whole interval,
+-- w = interval_seconds, as the cells sum them); the samples of the partial
+-- hours at both ends, and those of any other cell of a whole hour, from the
+-- rows. Every bound is a scalar subquery, so that each read is a narrow
+-- index range whatever the planner knows of the window (see migration
+-- 00037). Without a whole hour in the window (h2 = h1) it is the rows alone,
+-- summed as before the cells.
+WITH b AS (
+    SELECT x.h1, greatest(x.h1, date_bin('1 hour', @until::timestamptz, '1970-01-01 00:00:00+00')) AS h2
+    FROM (SELECT date_bin('1 hour', @since::timestamptz, '1970-01-01 00:00:00+00') + interval '1 hour' AS h1) x
+), cells AS (
+    SELECT c.*
+    FROM runtime_samples_hourly c
+    WHERE c.hour >= (SELECT b.h1 FROM b) AND c.hour < (SELECT b.h2 FROM b)
+), edge AS (
     SELECT r.process_cpu, r.system_cpu, r.gc_cpu_seconds, r.interval_seconds, r.gomaxprocs,
-           r.heap_live_bytes, r.rss_bytes, r.instance_id,
+           r.heap_live_bytes, r.rss_bytes,
            least(r.interval_seconds, extract(epoch FROM r.time - @since::timestamptz)::float8) AS w
-    FROM runtime_samples r
-    WHERE r.time > @since::timestamptz AND r.time <= @until::timestamptz
+    FROM (
+        SELECT r.* FROM runtime_samples r
+        WHERE r.time > @since::timestamptz AND r.time < (SELECT b.h1 FROM b) AND r.time <= @until::timestamptz
+        UNION ALL
+        SELECT r.* FROM runtime_samples r
+        WHERE r.time >= (SELECT b.h2 FROM b) AND r.time > @since::timestamptz AND r.time <= @until::timestamptz
+        UNION ALL
+        SELECT r.* FROM cells c
+        JOIN runtime_samples r ON r.instance_id = c.instance_id AND r.time >= c.hour AND r.time < c.hour + interval '1 hour'
+        WHERE c.first_start < @since::timestamptz
+    ) r
+), edges AS (
+    SELECT count(*) AS samples,
+           sum(s.w * s.system_cpu) AS system_wsum, sum(s.w) FILTER (WHERE s.system_cpu IS NOT NULL) AS system_w,
+           max(s.system_cpu) AS system_peak,
+           sum(s.w * s.process_cpu) AS process_wsum, sum(s.w) FILTER (WHERE s.process_cpu IS NOT NULL) AS process_w,
+           max(s.process_cpu) AS process_peak,
+           sum(s.gc_cpu_seconds * s.w / s.interval_seconds) AS gc_cpu, sum(s.w * s.gomaxprocs) AS gomaxprocs_w,
+           max(s.heap_live_bytes) AS heap_peak, max(s.rss_bytes) AS rss_peak
+    FROM edge s
+), hourly AS (
+    SELECT sum(c.samples) AS samples,
+           sum(c.system_wsum) AS system_wsum, sum(c.system_w) AS system_w, max(c.system_peak) AS system_peak,
+           sum(c.process_wsum) AS process_wsum, sum(c.process_w) AS process_w, max(c.process_peak) AS process_peak,
+           sum(c.gc_cpu_seconds) AS gc_cpu, sum(c.gomaxprocs_w) AS gomaxprocs_w,
+           max(c.heap_peak) AS heap_peak, max(c.rss_peak) AS rss_peak
+    FROM cells c
+    WHERE c.first_start >= @since::timestamptz
 )
 SELECT
-    count(*)::bigint AS samples,
-    count(DISTINCT s.instance_id)::bigint AS instances,
-    coalesce(least(sum(s.w * s.system_cpu) / nullif(sum(s.w) FILTER (WHERE s.system_cpu IS NOT NULL), 0), max(s.system_cpu)), 0)::float8 AS system_mean,
-    coalesce(max(s.system_cpu), 0)::float8 AS system_peak,
-    coalesce(least(sum(s.w * s.process_cpu) / nullif(sum(s.w) FILTER (WHERE s.process_cpu IS NOT NULL), 0), max(s.process_cpu)), 0)::float8 AS process_mean,
-    coalesce(max(s.process_cpu), 0)::float8 AS process_peak,
-    least(1, coalesce(sum(s.gc_cpu_seconds * s.w / s.interval_seconds) / nullif(sum(s.w * s.gomaxprocs), 0), 0))::float8 AS gc_time,
-    coalesce(max(s.heap_live_bytes), 0)::bigint AS heap_live_peak,
-    coalesce(max(s.rss_bytes), 0)::bigint AS rss_peak
-FROM s;
+    (s.samples + coalesce(h.samples, 0))::bigint AS samples,
+    coalesce(least((coalesce(s.system_wsum, 0) + coalesce(h.system_wsum, 0))
+                   / nullif(coalesce(s.system_w, 0) + coalesce(h.system_w, 0), 0),
+                   greatest(s.system_peak, h.system_peak)), 0)::float8 AS system_mean,
+    coalesce(greatest(s.system_peak, h.system_peak), 0)::float8 AS system_peak,
+    coalesce(least((coalesce(s.process_wsum, 0) + coalesce(h.process_wsum, 0))
+                   / nullif(coalesce(s.process_w, 0) + coalesce(h.process_w, 0), 0),
+                   greatest(s.process_peak, h.process_peak)), 0)::float8 AS process_mean,
+    coalesce(greatest(s.process_peak, h.process_peak), 0)::float8 AS process_peak,
+    least(1, coalesce((coalesce(s.gc_cpu, 0) + coalesce(h.gc_cpu, 0))
+                      / nullif(coalesce(s.gomaxprocs_w, 0) + coalesce(h.gomaxprocs_w, 0), 0), 0))::float8 AS gc_time,
+    coalesce(greatest(s.heap_peak, h.heap_peak), 0)::bigint AS heap_live_peak,
+    coalesce(greatest(s.rss_peak, h.rss_peak), 0)::bigint AS rss_peak
+FROM edges s, hourly h;
 
 -- name: CollectionHTTP :many
 -- The service's own requests started in [@since, @until], per (URL path

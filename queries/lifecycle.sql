@@ -70,6 +70,20 @@ WITH gone AS (
 )
 SELECT count(*)::bigint AS deleted, coalesce(max(time), @after::timestamptz)::timestamptz AS last FROM gone;
 
+-- name: DeleteExpiredRuntimeSamplesHourly :one
+-- The runtime samples' hourly cells (migration 00054), kept as long as the
+-- samples: @before is the samples' cutoff less an hour, so that only cells
+-- wholly before the cutoff go.
+WITH gone AS (
+    DELETE FROM runtime_samples_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM runtime_samples_hourly x
+        WHERE x.hour >= @after::timestamptz AND x.hour < @before::timestamptz
+        ORDER BY x.hour LIMIT @batch))
+    RETURNING hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(hour), @after::timestamptz)::timestamptz AS last FROM gone;
+
 -- name: DeleteExpiredFlows :one
 WITH gone AS (
     DELETE FROM flows

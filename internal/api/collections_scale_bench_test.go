@@ -29,7 +29,8 @@ import (
 // (api.MaxCollections) open for 45 days down to a minute, their ids past
 // 1,990 (created and deleted over the months). The minute cells, 10-second
 // bins and each collection's running totals are built from the rows by
-// RebuildRollup, the service's own statements. Per case: p50 and p99, the
+// RebuildRollup, the service's own statements, the samples' hourly cells by
+// telemetry_runtime_hourly_rebuild (migration 00054). Per case: p50 and p99, the
 // answer's size, the server's resident memory at its peak, and from EXPLAIN
 // (ANALYZE, BUFFERS) of the same store calls the rows their statements read
 // (VOLUME_EXPLAIN_FILE keeps the plans). Then the writes: a self-profiling
@@ -225,6 +226,9 @@ func generateCollections(b *testing.B, pool *pgxpool.Pool, instances, requests, 
 	      FROM generate_series($1::timestamptz - interval '7 days' + interval '10 minutes', $1::timestamptz, interval '5 seconds') AS t(t),
 	           generate_series(0, $2::int - 1) AS k
 	      ORDER BY 1`, now, instances)
+	// Their hourly cells, as each insert of the service adds to them
+	// (migration 00054).
+	exec(`SELECT telemetry_runtime_hourly_rebuild('-infinity', 'infinity')`)
 	// The service's own requests, as self-profiling writes them
 	// (internal/selfprofile): 30 routes, and one in 10 a run by uuid.
 	exec(`INSERT INTO measurements (started_at, ended_at, elapsed, name, method, args, kwargs, context, app)

@@ -138,7 +138,7 @@ type volumeCase struct {
 	name, path, accept string
 	paths              []string // when set, the requests take them in turn instead of path
 	want               int      // the status, 200 when 0
-	maxOps             int64    // per measurement, 0: volumeOps
+	maxOps             int64    // requests per measurement, 0: the caller's
 	direct             func(ctx context.Context, st *postgres.Store) error
 }
 

@@ -19,7 +19,7 @@ type CollectionWindow struct {
 // CollectionRuntime aggregates the runtime samples of every instance in a
 // window. Every figure is 0 while the window holds no sample.
 type CollectionRuntime struct {
-	Samples, Instances int64
+	Samples int64
 	// Fractions 0..1 of the machine's CPU capacity: time-weighted means and
 	// the largest value of one sample.
 	SystemMean, SystemPeak   float64

@@ -512,6 +512,39 @@ func (q *Queries) DeleteExpiredRuntimeSamples(ctx context.Context, arg DeleteExp
 	return i, err
 }
 
+const deleteExpiredRuntimeSamplesHourly = `-- name: DeleteExpiredRuntimeSamplesHourly :one
+WITH gone AS (
+    DELETE FROM runtime_samples_hourly
+    WHERE ctid = ANY (ARRAY(
+        SELECT x.ctid FROM runtime_samples_hourly x
+        WHERE x.hour >= $1::timestamptz AND x.hour < $2::timestamptz
+        ORDER BY x.hour LIMIT $3))
+    RETURNING hour
+)
+SELECT count(*)::bigint AS deleted, coalesce(max(hour), $1::timestamptz)::timestamptz AS last FROM gone
+`
+
+type DeleteExpiredRuntimeSamplesHourlyParams struct {
+	After  time.Time
+	Before time.Time
+	Batch  int32
+}
+
+type DeleteExpiredRuntimeSamplesHourlyRow struct {
+	Deleted int64
+	Last    time.Time
+}
+
+// The runtime samples' hourly cells (migration 00054), kept as long as the
+// samples: @before is the samples' cutoff less an hour, so that only cells
+// wholly before the cutoff go.
+func (q *Queries) DeleteExpiredRuntimeSamplesHourly(ctx context.Context, arg DeleteExpiredRuntimeSamplesHourlyParams) (DeleteExpiredRuntimeSamplesHourlyRow, error) {
+	row := q.db.QueryRow(ctx, deleteExpiredRuntimeSamplesHourly, arg.After, arg.Before, arg.Batch)
+	var i DeleteExpiredRuntimeSamplesHourlyRow
+	err := row.Scan(&i.Deleted, &i.Last)
+	return i, err
+}
+
 const raiseRetentionWatermark = `-- name: RaiseRetentionWatermark :exec
 INSERT INTO retention_watermarks AS w (table_name, deleted_before)
 VALUES ($1::text, $2::timestamptz)

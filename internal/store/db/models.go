@@ -531,3 +531,35 @@ type RuntimeSample struct {
 	// Live goroutines (/sched/goroutines:goroutines).
 	Goroutines int64
 }
+
+// Hourly cells of runtime_samples per instance: the sums a collection's CPU, GC and memory figures are made of, for the whole hours of its window (the edges are read from the samples). Written with each sample; expired with the samples.
+type RuntimeSamplesHourly struct {
+	// The UTC hour of the samples' time.
+	Hour time.Time
+	// The server process (runtime_samples.instance_id).
+	InstanceID uuid.UUID
+	// Samples summed here.
+	Samples int64
+	// The earliest start of the samples' intervals (time - interval_seconds): the cell counts in a window that starts at or before it.
+	FirstStart time.Time
+	// sum(interval_seconds * system_cpu) over the samples with a system_cpu.
+	SystemWsum float64
+	// sum(interval_seconds) over the samples with a system_cpu.
+	SystemW float64
+	// max(system_cpu); NULL when no sample had one.
+	SystemPeak *float64
+	// sum(interval_seconds * process_cpu) over the samples with a process_cpu.
+	ProcessWsum float64
+	// sum(interval_seconds) over the samples with a process_cpu.
+	ProcessW float64
+	// max(process_cpu); NULL when no sample had one.
+	ProcessPeak *float64
+	// sum(gc_cpu_seconds).
+	GcCpuSeconds float64
+	// sum(interval_seconds * gomaxprocs): the CPU seconds available to Go code.
+	GomaxprocsW float64
+	// max(heap_live_bytes).
+	HeapPeak int64
+	// max(rss_bytes); NULL when no sample had one.
+	RssPeak *int64
+}

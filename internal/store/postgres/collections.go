@@ -90,7 +90,8 @@ func (c *Collections) Window(ctx context.Context, id int64) (store.CollectionWin
 }
 
 // Runtime aggregates the runtime samples of every instance that end in
-// (since, until].
+// (since, until]: those of the window's whole hours from their hourly cells
+// (migration 00054), the others from the rows.
 func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (store.CollectionRuntime, error) {
 	var r db.CollectionRuntimeRow
 	err := c.reads.do(ctx, func(q *db.Queries) (err error) {
@@ -101,7 +102,7 @@ func (c *Collections) Runtime(ctx context.Context, since, until time.Time) (stor
 		return store.CollectionRuntime{}, wrap("collection runtime figures", err)
 	}
 	return store.CollectionRuntime{
-		Samples: r.Samples, Instances: r.Instances,
+		Samples:    r.Samples,
 		SystemMean: r.SystemMean, SystemPeak: r.SystemPeak,
 		ProcessMean: r.ProcessMean, ProcessPeak: r.ProcessPeak,
 		GCTime:       r.GcTime,

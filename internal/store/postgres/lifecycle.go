@@ -273,6 +273,12 @@ func (l *Lifecycle) maintain(ctx context.Context, r store.Retention, now time.Ti
 			r, err := q.DeleteExpiredCollectionHTTPMinutes(ctx, db.DeleteExpiredCollectionHTTPMinutesParams{After: a, Before: rollupsBefore, Batch: n})
 			return r.Deleted, r.Last, err
 		}},
+		// The runtime samples' hourly cells (migration 00054) go with the
+		// samples: every cell whose hour is wholly before their cutoff.
+		{"runtime_samples_hourly", r.RuntimeSamples, false, func(ctx context.Context, a, b time.Time, n int32) (int64, time.Time, error) {
+			r, err := q.DeleteExpiredRuntimeSamplesHourly(ctx, db.DeleteExpiredRuntimeSamplesHourlyParams{After: a, Before: b.Add(-time.Hour), Batch: n})
+			return r.Deleted, r.Last, err
+		}},
 		// The collections' 10-second bins stand in for the rows, so they go
 		// with them (MEASUREMENTS_RETENTION): every bin whose 10 s are all
 		// before the rows' cutoff. (In this list, not in expiries, since
