@@ -2,8 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/store"
 	"github.com/telemetry/telemetry/internal/store/postgres"
@@ -88,5 +93,83 @@ func TestEventsListByHostReadsItsRuns(t *testing.T) {
 			t.Fatalf("%s: the statements read %.0f rows of event_runs, want at most %.0f (the host's 40 runs, once for the page "+
 				"and once for its total)", c.name, read, c.maxRows)
 		}
+	}
+}
+
+// The states list counts its runs in one process (migration 00055:
+// event_runs has no parallel workers): with parallel plans made free in
+// the session, the count of every run, of a state and of a mode, and the
+// export, are still planned without a Gather. Past about 50,000 runs the
+// planner counted with two workers started for every page, 8 times slower
+// on 2 cores (docs/events.md, "At volume"). The pages' answers are checked
+// too.
+func TestEventsListCountsInOneProcess(t *testing.T) {
+	t.Parallel()
+	base := testdb.New(t)
+	ctx := context.Background()
+	if _, err := base.Exec(ctx, `INSERT INTO event_runs (uuid, host, state, mode, started_at, ended_at, committed_at)
+		SELECT md5('r' || g)::uuid, 'gen-' || g % 7, 'committed', CASE WHEN g % 3 = 0 THEN 'cluster' ELSE 'single' END,
+		       now() - g * interval '1 minute', now(), now()
+		FROM generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base.Exec(ctx, "VACUUM ANALYZE event_runs"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := base.Config().Copy()
+	received := collectNotices(cfg)
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		for _, s := range append(autoExplainSettings(false), "SET parallel_setup_cost = 0", "SET parallel_tuple_cost = 0",
+			"SET min_parallel_table_scan_size = 0", "SET min_parallel_index_scan_size = 0",
+			"SET max_parallel_workers_per_gather = 2") {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := postgres.New(pool, postgres.Options{})
+	for _, c := range []struct {
+		f     store.RunFilter
+		total int64
+	}{{store.RunFilter{}, 20000}, {store.RunFilter{State: store.RunCommitted}, 20000}, {store.RunFilter{Mode: "cluster"}, 6666}} {
+		page, err := st.Events.List(ctx, c.f, store.PageRequest{Limit: 50, Offset: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 50 || page.Total != c.total {
+			t.Fatalf("%+v: %d runs of %d, want 50 of %d", c.f, len(page.Items), page.Total, c.total)
+		}
+	}
+	n := 0
+	if err := st.Stores().Export.Runs(ctx, store.RunFilter{}, func(store.Run) error { n++; return nil }); err != nil || n != 20000 {
+		t.Fatalf("export: %d runs, %v", n, err)
+	}
+	plans := 0
+	for _, msg := range received() {
+		i := strings.Index(msg, "{")
+		if i < 0 || !strings.Contains(msg, "event_runs") {
+			continue
+		}
+		var explained struct {
+			Plan map[string]any `json:"Plan"`
+		}
+		if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
+			t.Fatalf("auto_explain notice: %v\n%s", err, msg)
+		}
+		plans++
+		walkPlan(explained.Plan, func(node map[string]any) {
+			if kind, _ := node["Node Type"].(string); strings.HasPrefix(kind, "Gather") {
+				t.Errorf("a plan of the states list has a %s node (parallel workers): %s", kind, msg[i:])
+			}
+		})
+	}
+	if plans < 4 {
+		t.Fatalf("%d plans received, want those of 3 pages and an export", plans)
 	}
 }
