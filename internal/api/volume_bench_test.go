@@ -144,16 +144,15 @@ type volumeCase struct {
 
 // volumeFigures is what one case measured.
 type volumeFigures struct {
-	name          string
-	load          loadStats
-	answerBytes   int64
-	rssPeakMB     float64
-	rowsRead      int64 // by every statement, from EXPLAIN ANALYZE
-	rowsAnswered  int64 // the statements' top nodes' rows
-	buffers       int64 // shared blocks hit and read
-	statements    int
-	statementMs   float64 // execution time of the statements, summed
-	planFileNotes string
+	name         string
+	load         loadStats
+	answerBytes  int64
+	rssPeakMB    float64
+	rowsRead     int64 // by every statement, from EXPLAIN ANALYZE
+	rowsAnswered int64 // the statements' top nodes' rows
+	buffers      int64 // shared blocks hit and read
+	statements   int
+	statementMs  float64 // execution time of the statements, summed
 }
 
 // volumeClients is the number of concurrent clients of every measurement.
