@@ -20,8 +20,13 @@
 -- when first_start is not before the window's start (then every sample of
 -- the cell counts with its whole interval, as the rows would), the samples
 -- of the partial hours at both ends and of any other cell from the rows
--- (telemetry_runtime_window, below). The insert of a sample adds it to its
--- cell in the same statement (InsertRuntimeSample); the maintenance pass
+-- (queries/collections.sql, CollectionRuntime). Every sample inserted
+-- into runtime_samples is added to its cell by a trigger
+-- (runtime_samples_hourly_cell): by this release's InsertRuntimeSample, by
+-- a release before this migration still running beside it during a rolling
+-- upgrade (docs/scaling.md: its instances' samples would otherwise be
+-- missing from the whole hours this release reads from the cells), or by
+-- an INSERT of an analyst's. The maintenance pass
 -- expires the cells with the samples (RUNTIME_SAMPLES_RETENTION, whole
 -- hours); telemetry_runtime_hourly_rebuild builds the cells of a range again
 -- from the samples (for samples loaded straight into the table), and builds
@@ -103,8 +108,54 @@ $$;
 COMMENT ON FUNCTION telemetry_runtime_hourly_rebuild(timestamptz, timestamptz) IS
     'Builds the runtime_samples_hourly cells of the hours of [since, until) again from runtime_samples.';
 
+-- +goose StatementBegin
+-- telemetry_runtime_sample_cell adds an inserted sample to its cell, as
+-- telemetry_runtime_hourly_rebuild sums a cell's samples. One sample every
+-- SELF_SAMPLE_INTERVAL (5 s) per instance, each instance its own cells: no
+-- two writers meet on a cell.
+CREATE FUNCTION telemetry_runtime_sample_cell() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO runtime_samples_hourly AS c (hour, instance_id, samples, first_start, system_wsum, system_w, system_peak,
+        process_wsum, process_w, process_peak, gc_cpu_seconds, gomaxprocs_w, heap_peak, rss_peak)
+    VALUES (date_bin('1 hour', NEW.time, '1970-01-01 00:00:00+00'), NEW.instance_id, 1,
+            NEW.time - make_interval(secs => NEW.interval_seconds),
+            coalesce(NEW.interval_seconds * NEW.system_cpu, 0),
+            CASE WHEN NEW.system_cpu IS NULL THEN 0 ELSE NEW.interval_seconds END, NEW.system_cpu,
+            coalesce(NEW.interval_seconds * NEW.process_cpu, 0),
+            CASE WHEN NEW.process_cpu IS NULL THEN 0 ELSE NEW.interval_seconds END, NEW.process_cpu,
+            NEW.gc_cpu_seconds, NEW.interval_seconds * NEW.gomaxprocs, NEW.heap_live_bytes, NEW.rss_bytes)
+    ON CONFLICT (hour, instance_id) DO UPDATE
+    SET samples        = c.samples + 1,
+        first_start    = least(c.first_start, excluded.first_start),
+        system_wsum    = c.system_wsum + excluded.system_wsum,
+        system_w       = c.system_w + excluded.system_w,
+        system_peak    = greatest(c.system_peak, excluded.system_peak),
+        process_wsum   = c.process_wsum + excluded.process_wsum,
+        process_w      = c.process_w + excluded.process_w,
+        process_peak   = greatest(c.process_peak, excluded.process_peak),
+        gc_cpu_seconds = c.gc_cpu_seconds + excluded.gc_cpu_seconds,
+        gomaxprocs_w   = c.gomaxprocs_w + excluded.gomaxprocs_w,
+        heap_peak      = greatest(c.heap_peak, excluded.heap_peak),
+        rss_peak       = greatest(c.rss_peak, excluded.rss_peak);
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+
+COMMENT ON FUNCTION telemetry_runtime_sample_cell() IS
+    'Trigger function: adds a sample inserted into runtime_samples to its runtime_samples_hourly cell.';
+
+-- The trigger first, then the cells of the samples already stored: the
+-- trigger's lock holds inserts back until this migration commits, so no
+-- sample falls between the two.
+CREATE TRIGGER runtime_samples_hourly_cell AFTER INSERT ON runtime_samples
+    FOR EACH ROW EXECUTE FUNCTION telemetry_runtime_sample_cell();
+
 SELECT telemetry_runtime_hourly_rebuild('-infinity', 'infinity');
 
 -- +goose Down
+DROP TRIGGER IF EXISTS runtime_samples_hourly_cell ON runtime_samples;
+DROP FUNCTION IF EXISTS telemetry_runtime_sample_cell();
 DROP FUNCTION IF EXISTS telemetry_runtime_hourly_rebuild(timestamptz, timestamptz);
 DROP TABLE IF EXISTS runtime_samples_hourly;

@@ -1,38 +1,12 @@
 -- Metrics collections (appmetrics) and the runtime samples they read.
 
 -- name: InsertRuntimeSample :exec
--- One sample of one instance (written by internal/runtimestats), added to
--- its hourly cell (migration 00054) in the same statement: as
--- telemetry_runtime_hourly_rebuild sums a cell's samples.
-WITH s AS (
-    INSERT INTO runtime_samples (time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds,
-        gc_pause_seconds, gc_cycles, gomaxprocs, heap_live_bytes, go_memory_bytes, rss_bytes, goroutines)
-    VALUES (@time, @instance_id, @interval_seconds, sqlc.narg('process_cpu'), sqlc.narg('system_cpu'), @gc_cpu_seconds,
-        @gc_pause_seconds, @gc_cycles, @gomaxprocs, @heap_live_bytes, @go_memory_bytes, sqlc.narg('rss_bytes'), @goroutines)
-    RETURNING time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds, gomaxprocs, heap_live_bytes, rss_bytes
-)
-INSERT INTO runtime_samples_hourly AS c (hour, instance_id, samples, first_start, system_wsum, system_w, system_peak,
-    process_wsum, process_w, process_peak, gc_cpu_seconds, gomaxprocs_w, heap_peak, rss_peak)
-SELECT date_bin('1 hour', s.time, '1970-01-01 00:00:00+00'), s.instance_id, 1, s.time - make_interval(secs => s.interval_seconds),
-       coalesce(s.interval_seconds * s.system_cpu, 0), CASE WHEN s.system_cpu IS NULL THEN 0 ELSE s.interval_seconds END,
-       s.system_cpu,
-       coalesce(s.interval_seconds * s.process_cpu, 0), CASE WHEN s.process_cpu IS NULL THEN 0 ELSE s.interval_seconds END,
-       s.process_cpu,
-       s.gc_cpu_seconds, s.interval_seconds * s.gomaxprocs, s.heap_live_bytes, s.rss_bytes
-FROM s
-ON CONFLICT (hour, instance_id) DO UPDATE
-SET samples        = c.samples + 1,
-    first_start    = least(c.first_start, excluded.first_start),
-    system_wsum    = c.system_wsum + excluded.system_wsum,
-    system_w       = c.system_w + excluded.system_w,
-    system_peak    = greatest(c.system_peak, excluded.system_peak),
-    process_wsum   = c.process_wsum + excluded.process_wsum,
-    process_w      = c.process_w + excluded.process_w,
-    process_peak   = greatest(c.process_peak, excluded.process_peak),
-    gc_cpu_seconds = c.gc_cpu_seconds + excluded.gc_cpu_seconds,
-    gomaxprocs_w   = c.gomaxprocs_w + excluded.gomaxprocs_w,
-    heap_peak      = greatest(c.heap_peak, excluded.heap_peak),
-    rss_peak       = greatest(c.rss_peak, excluded.rss_peak);
+-- One sample of one instance (written by internal/runtimestats); a trigger
+-- adds it to its hourly cell (migration 00054).
+INSERT INTO runtime_samples (time, instance_id, interval_seconds, process_cpu, system_cpu, gc_cpu_seconds,
+    gc_pause_seconds, gc_cycles, gomaxprocs, heap_live_bytes, go_memory_bytes, rss_bytes, goroutines)
+VALUES (@time, @instance_id, @interval_seconds, sqlc.narg('process_cpu'), sqlc.narg('system_cpu'), @gc_cpu_seconds,
+    @gc_pause_seconds, @gc_cycles, @gomaxprocs, @heap_live_bytes, @go_memory_bytes, sqlc.narg('rss_bytes'), @goroutines);
 
 -- name: LockCollections :exec
 -- Serialises creates, clears and deletes until the end of the transaction,

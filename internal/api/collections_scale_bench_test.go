@@ -30,7 +30,7 @@ import (
 // 1,990 (created and deleted over the months). The minute cells, 10-second
 // bins and each collection's running totals are built from the rows by
 // RebuildRollup, the service's own statements, the samples' hourly cells by
-// telemetry_runtime_hourly_rebuild (migration 00054). Per case: p50 and p99, the
+// the trigger that adds each inserted sample to its cell (migration 00054). Per case: p50 and p99, the
 // answer's size, the server's resident memory at its peak, and from EXPLAIN
 // (ANALYZE, BUFFERS) of the same store calls the rows their statements read
 // (VOLUME_EXPLAIN_FILE keeps the plans). Then the writes: a self-profiling
@@ -226,9 +226,8 @@ func generateCollections(b *testing.B, pool *pgxpool.Pool, instances, requests, 
 	      FROM generate_series($1::timestamptz - interval '7 days' + interval '10 minutes', $1::timestamptz, interval '5 seconds') AS t(t),
 	           generate_series(0, $2::int - 1) AS k
 	      ORDER BY 1`, now, instances)
-	// Their hourly cells, as each insert of the service adds to them
+	// Their hourly cells were added to by the trigger as they went in
 	// (migration 00054).
-	exec(`SELECT telemetry_runtime_hourly_rebuild('-infinity', 'infinity')`)
 	// The service's own requests, as self-profiling writes them
 	// (internal/selfprofile): 30 routes, and one in 10 a run by uuid.
 	exec(`INSERT INTO measurements (started_at, ended_at, elapsed, name, method, args, kwargs, context, app)

@@ -21,7 +21,8 @@ import (
 // without CPU figures one time in five nor RSS, one that stopped after two
 // hours, one whose single sample covers 90 minutes), each window's figures
 // are those of every sample weighted by the part of its interval inside the
-// window, computed here from the samples; the cells Insert wrote are those
+// window, computed here from the samples, one instance's written by a bare
+// INSERT (a release before the cells); the cells the inserts wrote are those
 // telemetry_runtime_hourly_rebuild builds from the samples; and a window of
 // four and a half hours reads the samples of its two partial hours only,
 // not the whole window's (before the cells it read them all: 0.5 s a read
@@ -51,11 +52,25 @@ func TestCollectionsRuntimeHourlyCells(t *testing.T) {
 		}
 	}
 	series(uuid.New(), 10*time.Second, t0.Add(3*time.Second), t0.Add(6*time.Hour), false)
-	series(uuid.New(), 13*time.Second, t0.Add(7*time.Second), t0.Add(6*time.Hour), true)
+	// This instance's samples are written by a bare INSERT, as a release
+	// before migration 00054 still serving during a rolling upgrade writes
+	// them (or an analyst's load): the trigger adds them to their cells too.
+	earlier := uuid.New()
+	series(earlier, 13*time.Second, t0.Add(7*time.Second), t0.Add(6*time.Hour), true)
 	series(uuid.New(), 10*time.Second, t0.Add(5*time.Second), t0.Add(2*time.Hour), false)
 	samples = append(samples, store.RuntimeSample{InstanceID: uuid.New(), Time: t0.Add(3*time.Hour + 10*time.Minute),
 		Interval: 90 * time.Minute, SystemCPU: f(0.9), ProcessCPU: f(0.8), GCCPUSeconds: 3, GOMAXPROCS: 2, HeapLiveBytes: 1 << 31})
 	for _, s := range samples {
+		if s.InstanceID == earlier {
+			if _, err := base.Exec(ctx, `INSERT INTO runtime_samples (time, instance_id, interval_seconds, process_cpu,
+				system_cpu, gc_cpu_seconds, gc_pause_seconds, gc_cycles, gomaxprocs, heap_live_bytes, go_memory_bytes,
+				rss_bytes, goroutines) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, 0, $9, 1)`,
+				s.Time, s.InstanceID, s.Interval.Seconds(), s.ProcessCPU, s.SystemCPU, s.GCCPUSeconds, s.GOMAXPROCS,
+				s.HeapLiveBytes, s.RSSBytes); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if err := st.Runtime.Insert(ctx, s); err != nil {
 			t.Fatal(err)
 		}
