@@ -38,8 +38,8 @@ run: build pg-bin ## migrate, then serve on 127.0.0.1:8080 or LISTEN_ADDR (start
 migrate: build ## apply pending migrations to the configured database
 	@url="$(DB_URL)" && DATABASE_URL="$$url" $(BIN)/telemetry migrate
 
-test: $(SQLC) pg-bin psql-bin pgbouncer-bin chromium-bin node-bin ## vet and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
-	$(GO) vet ./...
+test: $(SQLC) pg-bin psql-bin pgbouncer-bin chromium-bin node-bin ## lint (vet, gofmt, staticcheck, sqlc diff) and run every test against a throwaway PostgreSQL (or TEST_DATABASE_URL)
+	@$(MAKE) --no-print-directory lint
 	SQLC=$(SQLC) TZ=$(TEST_TZ) $(GO) test -race -count=1 -timeout 20m ./...
 	@# Say whether the TimescaleDB checks ran or were skipped (go test hides skips).
 	@$(GO) test -count=1 -run 'TimescaleDB' -v ./internal/api | grep -E -- '--- (SKIP|PASS|FAIL)|SKIPPED|^(ok|FAIL)' || true

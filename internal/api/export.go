@@ -601,7 +601,7 @@ func writeCSV(w *bufio.Writer, record []string) error {
 // 4180 quotes, which keep the cell whole. Numbers are not text: -2 stays
 // -2 (nor do they hold ;). NDJSON keeps every string exactly.
 func csvText(s string) string {
-	if !formulaAt(s, 0) && strings.IndexAny(s, cellBreaks) < 0 {
+	if !formulaAt(s, 0) && !strings.ContainsAny(s, cellBreaks) {
 		return s
 	}
 	var b strings.Builder
