@@ -123,30 +123,28 @@ WHERE device_id = @device_id AND name = @name
 
 -- name: ListMetricHistoryBuckets :many
 -- Numeric points of one series in [from, to) per bucket of the given width
--- (aligned to the Unix epoch), oldest first; empty buckets are left out.
--- The average is taken over numeric: a float8 sum of two values near the
--- largest double overflows (an error for every reader of the bucket),
--- whereas the numeric sum is exact and the average, between min and max,
--- always fits a float8 again. Through text, because float8::numeric keeps
--- 15 digits only (it would round the largest double past the float8 range);
--- float8's text is the shortest exact form. p95 is exact and nearest-rank
--- (percentile_disc: a value of the bucket, so it never overflows as an
--- interpolation between extreme values could); the bucket's rows are read
--- anyway, the ordered aggregate only sorts each bucket's values.
-SELECT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
-       avg(value_num::text::numeric)::float8 AS avg_value,
-       min(value_num)::float8 AS min_value,
-       max(value_num)::float8 AS max_value,
-       (percentile_disc(0.95) WITHIN GROUP (ORDER BY value_num))::float8 AS p95_value,
-       count(*) AS points,
-       count(*) OVER () AS total
-FROM device_metrics
-WHERE device_id = @device_id AND name = @name
-  AND time >= @from_time::timestamptz AND time < @to_time::timestamptz
-  AND value_num IS NOT NULL
-GROUP BY bucket
-ORDER BY bucket
-LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+-- (aligned to the Unix epoch), oldest first; empty buckets are left out;
+-- total beside the page as in ListRuns (no row past the last page: the
+-- caller counts). The statement is the body of the PL/pgSQL function
+-- telemetry_device_metric_buckets (migration 00053), which each connection
+-- plans once; it aggregates the page's buckets only. The average is taken
+-- over numeric: a float8 sum of two values near the largest double
+-- overflows (an error for every reader of the bucket), whereas the numeric
+-- sum is exact and the average, between min and max, always fits a float8
+-- again. Through text, because float8::numeric keeps 15 digits only (it
+-- would round the largest double past the float8 range); float8's text is
+-- the shortest exact form. p95 is exact and nearest-rank (percentile_disc:
+-- a value of the bucket, so it never overflows as an interpolation between
+-- extreme values could).
+SELECT b.bucket::timestamptz AS bucket,
+       b.avg_value::float8 AS avg_value,
+       b.min_value::float8 AS min_value,
+       b.max_value::float8 AS max_value,
+       b.p95_value::float8 AS p95_value,
+       b.points::bigint AS points,
+       b.total::bigint AS total
+FROM telemetry_device_metric_buckets(@width_seconds::float8, @device_id::text, @name::text,
+    @from_time::timestamptz, @to_time::timestamptz, @row_offset::bigint, @row_limit::bigint) AS b;
 
 -- name: CountMetricHistoryBuckets :one
 SELECT count(DISTINCT date_bin(make_interval(secs => @width_seconds::float8), time, '1970-01-01 00:00:00+00'::timestamptz))

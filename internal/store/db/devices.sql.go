@@ -625,20 +625,15 @@ func (q *Queries) ListMetricHistory(ctx context.Context, arg ListMetricHistoryPa
 }
 
 const listMetricHistoryBuckets = `-- name: ListMetricHistoryBuckets :many
-SELECT date_bin(make_interval(secs => $1::float8), time, '1970-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
-       avg(value_num::text::numeric)::float8 AS avg_value,
-       min(value_num)::float8 AS min_value,
-       max(value_num)::float8 AS max_value,
-       (percentile_disc(0.95) WITHIN GROUP (ORDER BY value_num))::float8 AS p95_value,
-       count(*) AS points,
-       count(*) OVER () AS total
-FROM device_metrics
-WHERE device_id = $2 AND name = $3
-  AND time >= $4::timestamptz AND time < $5::timestamptz
-  AND value_num IS NOT NULL
-GROUP BY bucket
-ORDER BY bucket
-LIMIT $7::bigint OFFSET $6::bigint
+SELECT b.bucket::timestamptz AS bucket,
+       b.avg_value::float8 AS avg_value,
+       b.min_value::float8 AS min_value,
+       b.max_value::float8 AS max_value,
+       b.p95_value::float8 AS p95_value,
+       b.points::bigint AS points,
+       b.total::bigint AS total
+FROM telemetry_device_metric_buckets($1::float8, $2::text, $3::text,
+    $4::timestamptz, $5::timestamptz, $6::bigint, $7::bigint) AS b
 `
 
 type ListMetricHistoryBucketsParams struct {
@@ -662,16 +657,19 @@ type ListMetricHistoryBucketsRow struct {
 }
 
 // Numeric points of one series in [from, to) per bucket of the given width
-// (aligned to the Unix epoch), oldest first; empty buckets are left out.
-// The average is taken over numeric: a float8 sum of two values near the
-// largest double overflows (an error for every reader of the bucket),
-// whereas the numeric sum is exact and the average, between min and max,
-// always fits a float8 again. Through text, because float8::numeric keeps
-// 15 digits only (it would round the largest double past the float8 range);
-// float8's text is the shortest exact form. p95 is exact and nearest-rank
-// (percentile_disc: a value of the bucket, so it never overflows as an
-// interpolation between extreme values could); the bucket's rows are read
-// anyway, the ordered aggregate only sorts each bucket's values.
+// (aligned to the Unix epoch), oldest first; empty buckets are left out;
+// total beside the page as in ListRuns (no row past the last page: the
+// caller counts). The statement is the body of the PL/pgSQL function
+// telemetry_device_metric_buckets (migration 00053), which each connection
+// plans once; it aggregates the page's buckets only. The average is taken
+// over numeric: a float8 sum of two values near the largest double
+// overflows (an error for every reader of the bucket), whereas the numeric
+// sum is exact and the average, between min and max, always fits a float8
+// again. Through text, because float8::numeric keeps 15 digits only (it
+// would round the largest double past the float8 range); float8's text is
+// the shortest exact form. p95 is exact and nearest-rank (percentile_disc:
+// a value of the bucket, so it never overflows as an interpolation between
+// extreme values could).
 func (q *Queries) ListMetricHistoryBuckets(ctx context.Context, arg ListMetricHistoryBucketsParams) ([]ListMetricHistoryBucketsRow, error) {
 	rows, err := q.db.Query(ctx, listMetricHistoryBuckets,
 		arg.WidthSeconds,

@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +119,121 @@ func TestDeviceHistoryIndexOnly(t *testing.T) {
 			t.Errorf("history read device_metrics by %s %q with %.0f rows fetched from the table; want an index-only "+
 				"scan of device_metrics_values_idx fetching none: %v", kind, index, fetches, node)
 		}
+	}
+}
+
+// A page of buckets aggregates the page's buckets only, and answers what
+// aggregating every point of the window and cutting that to the page
+// would: each bucket's count, min, max, average and nearest-rank p95, and
+// the total of non-empty buckets, on a window whose bounds fall inside
+// buckets, with an empty stretch, points that share a time, another
+// series' points in between and pages past the last. Until 2026-12-06 the
+// statement aggregated every bucket of the window for every page
+// (docs/devices.md, "At volume"): the plan's aggregate then emitted every
+// bucket, which the check of the plans below refuses.
+func TestDeviceHistoryBucketsAggregateThePageOnly(t *testing.T) {
+	t.Parallel()
+	base := testdb.New(t)
+	ctx := context.Background()
+	if _, err := base.Exec(ctx, `INSERT INTO devices (id, name) VALUES ('d1', 'd1'), ('d2', 'd2')`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 6, 1, 10, 0, 3, 0, time.UTC)
+	type point struct {
+		at    time.Time
+		value float64
+	}
+	var points []point
+	for i := range 500 {
+		at := start.Add(time.Duration(i) * 7 * time.Second)
+		if m := at.Sub(start); m >= 20*time.Minute && m < 31*time.Minute {
+			continue // no report: empty buckets
+		}
+		points = append(points, point{at, float64((i*37)%101 - 50)})
+		if i%10 == 0 { // a second report of the same time
+			points = append(points, point{at, float64(i % 7)})
+		}
+	}
+	for _, p := range points {
+		if _, err := base.Exec(ctx, `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
+			VALUES ($1, 'd1', 'cpu', 'float', $2, 'percent', 'both', 60), ($1, 'd2', 'cpu', 'float', -$2, 'percent', 'both', 60)`,
+			p.at, p.value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := base.Exec(ctx, "ANALYZE device_metrics"); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the page must answer: 90-second buckets from the Unix epoch,
+	// over the window's points.
+	const width = 90 * time.Second
+	from, to := start.Add(95*time.Second), start.Add(55*time.Minute+3*time.Second)
+	var want []store.HistoryBucket
+	values := map[time.Time][]float64{}
+	for _, p := range points {
+		if p.at.Before(from) || !p.at.Before(to) {
+			continue
+		}
+		b := time.Unix(p.at.Unix()/int64(width.Seconds())*int64(width.Seconds()), 0).UTC()
+		if len(values[b]) == 0 {
+			want = append(want, store.HistoryBucket{Start: b})
+		}
+		values[b] = append(values[b], p.value)
+	}
+	for i, b := range want {
+		vs := slices.Clone(values[b.Start])
+		slices.Sort(vs)
+		sum := 0.0
+		for _, v := range vs {
+			sum += v
+		}
+		want[i] = store.HistoryBucket{Start: b.Start, Avg: sum / float64(len(vs)), Min: vs[0], Max: vs[len(vs)-1],
+			P95: vs[(95*len(vs)+99)/100-1], Count: int64(len(vs))}
+	}
+
+	pool, received := explainedPool(t, base, true)
+	st := postgres.New(pool, postgres.Options{})
+	defer st.Devices.Close()
+	h := store.HistoryQuery{DeviceID: "d1", Name: "cpu", From: from, To: to}
+	const size = 7
+	for offset := 0; offset < len(want)+2*size; offset += size {
+		before := len(received())
+		page, err := st.Devices.HistoryBuckets(ctx, h, width, store.PageRequest{Limit: size, Offset: int64(offset)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPage := want[min(offset, len(want)):min(offset+size, len(want))]
+		if page.Total != int64(len(want)) || !slices.Equal(page.Items, wantPage) {
+			t.Fatalf("offset %d: total %d, %+v; want %d, %+v", offset, page.Total, page.Items, len(want), wantPage)
+		}
+		// The statement's aggregates emit the page's buckets, no more.
+		plans := 0
+		for _, msg := range received()[before:] {
+			i := strings.Index(msg, "{")
+			if i < 0 || !strings.Contains(msg, "percentile_disc") {
+				continue
+			}
+			var explained struct {
+				Plan map[string]any `json:"Plan"`
+			}
+			if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
+				t.Fatalf("auto_explain notice: %v\n%s", err, msg)
+			}
+			plans++
+			walkPlan(explained.Plan, func(node map[string]any) {
+				rows, _ := node["Actual Rows"].(float64)
+				if kind, _ := node["Node Type"].(string); kind == "Aggregate" && rows > size {
+					t.Errorf("offset %d: an aggregate emitted %.0f rows for a page of %d buckets (of %d): %v",
+						offset, rows, size, len(want), node)
+				}
+			})
+		}
+		if plans == 0 {
+			t.Fatalf("offset %d: no plan of the buckets' statement among the notices", offset)
+		}
+	}
+	if len(want) < 4*size {
+		t.Fatalf("only %d buckets: the test needs pages", len(want))
 	}
 }
