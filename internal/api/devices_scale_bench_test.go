@@ -350,7 +350,8 @@ func resetPeakRSS() {
 // DEVICES_BENCH_SECONDS (5) each (exports: one client), each request on a
 // device and metric drawn at random: p50, p99, and the process's peak
 // resident memory during the figure (server and client: the server runs
-// in this process; VmHWM, reset before each figure). Then it records the
+// in this process; VmHWM, reset before each figure), and the CPU time per
+// request of this process and of PostgreSQL. Then it records the
 // statements one request of each figure sent and prints EXPLAIN (ANALYZE,
 // BUFFERS) of each, with the rows its scans read. DEVICES_BENCH_ONLY=a,b
 // runs the figures whose names start with one of those.
@@ -492,7 +493,8 @@ func BenchmarkDevicesReads10M(b *testing.B) {
 		only = strings.Split(v, ",")
 	}
 
-	fmt.Printf("%-28s %9s %9s %9s %8s %8s  %s\n", "figure", "req/s", "p50 ms", "p99 ms", "RSS MB", "peak MB", "statements: ms, rows read, rows out, buffers")
+	fmt.Printf("%-28s %9s %9s %9s %8s %8s %9s %9s  %s\n", "figure", "req/s", "p50 ms", "p99 ms", "RSS MB", "peak MB",
+		"go cpu ms", "pg cpu ms", "statements: ms, rows read, rows out, buffers")
 	var plans []string
 	for _, f := range figures {
 		if only != nil && !func() bool {
@@ -529,10 +531,16 @@ func BenchmarkDevicesReads10M(b *testing.B) {
 		}
 		resetPeakRSS()
 		rss0 := residentKB(os.Getpid())
+		cpu0 := readCPU(b, loader)
 		st := runLoad(clients, perFigure, 1_000_000, op)
+		cpu1 := readCPU(b, loader)
 		peak := vmHWM(b)
 		report(b, f.name, st)
 		b.ReportMetric(float64(peak)/1024, f.name+"_peak_rss_MB")
+		// CPU per request (this process: server and client; PostgreSQL):
+		// steadier than latency on a machine shared with other work.
+		perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(max(1, st.Requests)) }
+		b.ReportMetric(perReq(cpu1.PG-cpu0.PG), f.name+"_pg_cpu_ms")
 		if st.Errors > 0 {
 			b.Errorf("%s: %d errors", f.name, st.Errors)
 		}
@@ -568,8 +576,9 @@ func BenchmarkDevicesReads10M(b *testing.B) {
 				answer = fmt.Sprintf("%d items of %d", len(p.Items), p.Total)
 			}
 		}
-		fmt.Printf("%-28s %9.0f %9.2f %9.2f %8d %8d  %s [%s]\n", f.name, st.PerSecond(), float64(st.P50.Microseconds())/1000,
-			float64(st.P99.Microseconds())/1000, rss0/1024, peak/1024, strings.Join(figs, "; "), answer)
+		fmt.Printf("%-28s %9.0f %9.2f %9.2f %8d %8d %9.2f %9.2f  %s [%s]\n", f.name, st.PerSecond(), float64(st.P50.Microseconds())/1000,
+			float64(st.P99.Microseconds())/1000, rss0/1024, peak/1024, perReq(cpu1.Go-cpu0.Go), perReq(cpu1.PG-cpu0.PG),
+			strings.Join(figs, "; "), answer)
 	}
 	// Printed, not logged: the test log cuts long benchmark output.
 	fmt.Println(strings.Join(plans, "\n"))
