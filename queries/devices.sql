@@ -126,7 +126,7 @@ WHERE device_id = @device_id AND name = @name
 -- (aligned to the Unix epoch), oldest first; empty buckets are left out;
 -- total beside the page as in ListRuns (no row past the last page: the
 -- caller counts). The statement is the body of the PL/pgSQL function
--- telemetry_device_metric_buckets (migration 00053), which each connection
+-- telemetry_device_metric_buckets (migration 00056), which each connection
 -- plans once; it aggregates the page's buckets only. The average is taken
 -- over numeric: a float8 sum of two values near the largest double
 -- overflows (an error for every reader of the bucket), whereas the numeric

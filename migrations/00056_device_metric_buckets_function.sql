@@ -87,7 +87,7 @@ $$;
 -- +goose StatementEnd
 
 COMMENT ON FUNCTION telemetry_device_metric_buckets(float8, text, text, timestamptz, timestamptz, bigint, bigint) IS
-    'A page of the buckets of one device metric''s numeric history (GET /mrd/devices/{id}/metrics/{name}/history?bucket=): p_width_seconds wide, aligned to the Unix epoch, over [p_from, p_to), empty buckets left out, the p_limit buckets after the first p_offset, oldest first, each with its average, min, max, nearest-rank p95 and number of points, and total, the number of non-empty buckets. No row past the last page. Aggregates the page''s buckets only; a function so that each connection plans its statement once (migration 00053).';
+    'A page of the buckets of one device metric''s numeric history (GET /mrd/devices/{id}/metrics/{name}/history?bucket=): p_width_seconds wide, aligned to the Unix epoch, over [p_from, p_to), empty buckets left out, the p_limit buckets after the first p_offset, oldest first, each with its average, min, max, nearest-rank p95 and number of points, and total, the number of non-empty buckets. No row past the last page. Aggregates the page''s buckets only; a function so that each connection plans its statement once (migration 00056).';
 
 -- +goose Down
 DROP FUNCTION telemetry_device_metric_buckets(float8, text, text, timestamptz, timestamptz, bigint, bigint);
