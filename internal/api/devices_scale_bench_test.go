@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/telemetry/telemetry/internal/config"
@@ -290,8 +292,11 @@ type planFigures struct {
 }
 
 // explainStmt runs EXPLAIN (ANALYZE, BUFFERS) of a recorded statement, in
-// JSON for the figures and in text to print.
-func explainStmt(b *testing.B, pool *pgxpool.Pool, s recordedStmt) planFigures {
+// JSON for the figures and in text to print; then, when the statement
+// calls a function (telemetry_device_metric_buckets), the plans of the
+// statements the function ran (nestedPlans), whose rows count among those
+// read.
+func explainStmt(b *testing.B, pool *pgxpool.Pool, nested *planLogger, s recordedStmt) planFigures {
 	b.Helper()
 	ctx := context.Background()
 	var raw []byte
@@ -305,27 +310,10 @@ func explainStmt(b *testing.B, pool *pgxpool.Pool, s recordedStmt) planFigures {
 	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) == 0 {
 		b.Fatalf("EXPLAIN JSON: %v: %s", err, raw)
 	}
-	f := planFigures{ms: doc[0].ExecutionTime}
-	num := func(n map[string]any, k string) float64 { v, _ := n[k].(float64); return v }
-	f.rowsOut = num(doc[0].Plan, "Actual Rows") * num(doc[0].Plan, "Actual Loops")
-	f.buffers = num(doc[0].Plan, "Shared Hit Blocks") + num(doc[0].Plan, "Shared Read Blocks")
-	var walk func(n map[string]any)
-	walk = func(n map[string]any) {
-		kind, _ := n["Node Type"].(string)
-		if strings.HasSuffix(kind, "Scan") && kind != "Bitmap Index Scan" && kind != "Function Scan" &&
-			kind != "Subquery Scan" && kind != "CTE Scan" && kind != "Values Scan" {
-			f.rowsRead += (num(n, "Actual Rows") + num(n, "Rows Removed by Filter") + num(n, "Rows Removed by Index Recheck")) *
-				num(n, "Actual Loops")
-		}
-		if kids, ok := n["Plans"].([]any); ok {
-			for _, k := range kids {
-				if m, ok := k.(map[string]any); ok {
-					walk(m)
-				}
-			}
-		}
-	}
-	walk(doc[0].Plan)
+	f := planFigures{ms: doc[0].ExecutionTime, rowsRead: rowsRead(doc[0].Plan)}
+	f.rowsOut = planNumber(doc[0].Plan, "Actual Rows") * planNumber(doc[0].Plan, "Actual Loops")
+	// The top node's buffers count those of the functions it called too.
+	f.buffers = planNumber(doc[0].Plan, "Shared Hit Blocks") + planNumber(doc[0].Plan, "Shared Read Blocks")
 	rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+s.sql, s.args...)
 	if err != nil {
 		b.Fatal(err)
@@ -335,7 +323,108 @@ func explainStmt(b *testing.B, pool *pgxpool.Pool, s recordedStmt) planFigures {
 		b.Fatal(err)
 	}
 	f.text = strings.Join(lines, "\n")
+	if strings.Contains(s.sql, "telemetry_device_metric_buckets(") {
+		for _, msg := range nested.nestedPlans(b, s, "json") {
+			var plan struct {
+				Plan map[string]any `json:"Plan"`
+			}
+			if i := strings.Index(msg, "{"); i < 0 || json.Unmarshal([]byte(msg[i:]), &plan) != nil {
+				b.Fatalf("auto_explain: %s", msg)
+			}
+			f.rowsRead += rowsRead(plan.Plan)
+		}
+		for _, msg := range nested.nestedPlans(b, s, "text") {
+			f.text += "\n-- inside the function (auto_explain):\n" + msg
+		}
+	}
 	return f
+}
+
+func planNumber(n map[string]any, k string) float64 { v, _ := n[k].(float64); return v }
+
+// rowsRead is the number of rows the scans of a plan (EXPLAIN in JSON)
+// visited: returned or filtered out, over their loops.
+func rowsRead(n map[string]any) float64 {
+	var read float64
+	kind, _ := n["Node Type"].(string)
+	if strings.HasSuffix(kind, "Scan") && kind != "Bitmap Index Scan" && kind != "Function Scan" &&
+		kind != "Subquery Scan" && kind != "CTE Scan" && kind != "Values Scan" {
+		read += (planNumber(n, "Actual Rows") + planNumber(n, "Rows Removed by Filter") +
+			planNumber(n, "Rows Removed by Index Recheck")) * planNumber(n, "Actual Loops")
+	}
+	if kids, ok := n["Plans"].([]any); ok {
+		for _, k := range kids {
+			if m, ok := k.(map[string]any); ok {
+				read += rowsRead(m)
+			}
+		}
+	}
+	return read
+}
+
+// planLogger is a connection whose session sends the plan of every
+// statement it runs, those inside functions included, as a NOTICE
+// (auto_explain, with actual rows and buffers).
+type planLogger struct {
+	conn    *pgx.Conn
+	mu      sync.Mutex
+	notices []string
+}
+
+func newPlanLogger(b *testing.B, dbURL string) *planLogger {
+	b.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pl := &planLogger{}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		pl.mu.Lock()
+		pl.notices = append(pl.notices, n.Message)
+		pl.mu.Unlock()
+	}
+	if pl.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pl.conn.Close(ctx) })
+	for _, set := range []string{"LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+		"SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
+		"SET auto_explain.log_buffers = on", "SET auto_explain.log_level = notice", "SET client_min_messages = notice"} {
+		if _, err := pl.conn.Exec(ctx, set); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return pl
+}
+
+// nestedPlans runs s and answers the plans, in format (json or text), of
+// the statements it ran inside functions: every plan but the last, which
+// is the statement's own (auto_explain logs a statement as it ends).
+func (pl *planLogger) nestedPlans(b *testing.B, s recordedStmt, format string) []string {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := pl.conn.Exec(ctx, "SET auto_explain.log_format = "+format); err != nil {
+		b.Fatal(err)
+	}
+	pl.mu.Lock()
+	pl.notices = nil
+	pl.mu.Unlock()
+	rows, err := pl.conn.Query(ctx, s.sql, s.args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+	}
+	if rows.Close(); rows.Err() != nil {
+		b.Fatal(rows.Err())
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.notices) < 2 {
+		b.Fatalf("auto_explain sent %d plans for a statement that calls a function", len(pl.notices))
+	}
+	return slices.Clone(pl.notices[:len(pl.notices)-1])
 }
 
 // resetPeakRSS starts a new peak of the process's resident set (VmHWM).
@@ -374,6 +463,7 @@ func BenchmarkDevicesReads10M(b *testing.B) {
 	// The API's pool traced: only the device statements are kept.
 	tr := &stmtRecorder{skip: func(sql string) bool { return !strings.Contains(sql, "device") }}
 	srv := deviceScaleServer(b, dbURL, tr, metrics.New())
+	nested := newPlanLogger(b, dbURL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	// get answers the status and the body, or only its size for an
 	// export (discarded as read: the peak resident memory is then the
@@ -560,7 +650,7 @@ func BenchmarkDevicesReads10M(b *testing.B) {
 		var figs []string
 		var read float64
 		for i, s := range stmts {
-			pf := explainStmt(b, loader, s)
+			pf := explainStmt(b, loader, nested, s)
 			read += pf.rowsRead
 			figs = append(figs, fmt.Sprintf("%.1f ms, %.0f read, %.0f out, %.0f buf", pf.ms, pf.rowsRead, pf.rowsOut, pf.buffers))
 			plans = append(plans, fmt.Sprintf("== %s (%s) statement %d:\n%s\n%s\n", f.name, path, i+1, oneLine(s.sql), pf.text))
@@ -572,7 +662,7 @@ func BenchmarkDevicesReads10M(b *testing.B) {
 				Items []json.RawMessage
 				Total int64
 			}
-			if json.Unmarshal(sent, &p) == nil {
+			if json.Unmarshal(sent, &p) == nil && p.Items != nil { // a page
 				answer = fmt.Sprintf("%d items of %d", len(p.Items), p.Total)
 			}
 		}
@@ -631,9 +721,9 @@ end
 // loadDeviceScale (10 M rows) and one with the same devices and no
 // metrics, alternating DEVICES_BENCH_ROUNDS (2) times, each round right
 // after a CHECKPOINT. The reports go to the grid's existing series, every
-// series in turn. Per figure: req/s, p50, p99, PostgreSQL CPU and WAL per
-// request (the WAL of the whole cluster, in which nothing else runs
-// meanwhile), rows per commit.
+// series in turn. Per figure: req/s, p50, p99, PostgreSQL CPU, WAL and
+// full-page images per request (the whole cluster's, in which nothing else
+// runs meanwhile), rows per commit.
 func BenchmarkDevicesWrites10M(b *testing.B) {
 	bigBenchSelected(b)
 	wrk := wrkPath()
@@ -681,11 +771,12 @@ func BenchmarkDevicesWrites10M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	lsn := func(pool *pgxpool.Pool) (n int64) {
-		if err := pool.QueryRow(ctx, `SELECT pg_current_wal_lsn() - '0/0'::pg_lsn`).Scan(&n); err != nil {
+	// The cluster's WAL position and full-page images written so far.
+	wal := func(pool *pgxpool.Pool) (bytes, fpi int64) {
+		if err := pool.QueryRow(ctx, `SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, wal_fpi FROM pg_stat_wal`).Scan(&bytes, &fpi); err != nil {
 			b.Fatal(err)
 		}
-		return n
+		return bytes, fpi
 	}
 	for r := range rounds {
 		order := targets
@@ -697,20 +788,23 @@ func BenchmarkDevicesWrites10M(b *testing.B) {
 				b.Fatal(err)
 			}
 			batches0, rows0 := batchStats(t.prom)
-			cpu0, wal0 := readCPU(b, t.pool), lsn(t.pool)
+			cpu0 := readCPU(b, t.pool)
+			wal0, fpi0 := wal(t.pool)
 			st, _, err := runWrkScript(wrk, t.srv.URL, wrkScalePutScript, 64, perFigure, strconv.Itoa(deviceScaleDevices), token)
 			if err != nil {
 				b.Fatal(err)
 			}
-			cpu1, wal1 := readCPU(b, t.pool), lsn(t.pool)
+			cpu1 := readCPU(b, t.pool)
+			wal1, fpi1 := wal(t.pool)
 			batches1, rows1 := batchStats(t.prom)
 			if st.Errors > 0 {
 				b.Errorf("%s: %d errors", t.name, st.Errors)
 			}
 			t.runs = append(t.runs, st)
-			fmt.Printf("round %d, %s: %.0f req/s, p50 %s, p99 %s, CPU per request go %s pg %s, WAL %.0f bytes per request, %.1f rows per commit\n",
+			fmt.Printf("round %d, %s: %.0f req/s, p50 %s, p99 %s, CPU per request go %s pg %s, WAL %.0f bytes and %.2f full-page images per request, %.1f rows per commit\n",
 				r+1, t.name, st.PerSecond(), ms(st.P50), ms(st.P99), perOp(cpu1.Go-cpu0.Go, st), perOp(cpu1.PG-cpu0.PG, st),
-				float64(wal1-wal0)/float64(max(1, st.Requests)), (rows1-rows0)/max(1, batches1-batches0))
+				float64(wal1-wal0)/float64(max(1, st.Requests)), float64(fpi1-fpi0)/float64(max(1, st.Requests)),
+				(rows1-rows0)/max(1, batches1-batches0))
 		}
 	}
 	for _, t := range targets {
