@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -208,20 +207,9 @@ func TestDeviceHistoryBucketsAggregateThePageOnly(t *testing.T) {
 			t.Fatalf("offset %d: total %d, %+v; want %d, %+v", offset, page.Total, page.Items, len(want), wantPage)
 		}
 		// The statement's aggregates emit the page's buckets, no more.
-		plans := 0
-		for _, msg := range received()[before:] {
-			i := strings.Index(msg, "{")
-			if i < 0 || !strings.Contains(msg, "percentile_disc") {
-				continue
-			}
-			var explained struct {
-				Plan map[string]any `json:"Plan"`
-			}
-			if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
-				t.Fatalf("auto_explain notice: %v\n%s", err, msg)
-			}
-			plans++
-			walkPlan(explained.Plan, func(node map[string]any) {
+		plans := plansOf(t, received()[before:], "percentile_disc")
+		for _, plan := range plans {
+			walkPlan(plan, func(node map[string]any) {
 				rows, _ := node["Actual Rows"].(float64)
 				if kind, _ := node["Node Type"].(string); kind == "Aggregate" && rows > size {
 					t.Errorf("offset %d: an aggregate emitted %.0f rows for a page of %d buckets (of %d): %v",
@@ -229,7 +217,7 @@ func TestDeviceHistoryBucketsAggregateThePageOnly(t *testing.T) {
 				}
 			})
 		}
-		if plans == 0 {
+		if len(plans) == 0 {
 			t.Fatalf("offset %d: no plan of the buckets' statement among the notices", offset)
 		}
 	}

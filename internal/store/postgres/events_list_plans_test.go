@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -150,26 +149,15 @@ func TestEventsListCountsInOneProcess(t *testing.T) {
 	if err := st.Stores().Export.Runs(ctx, store.RunFilter{}, func(store.Run) error { n++; return nil }); err != nil || n != 20000 {
 		t.Fatalf("export: %d runs, %v", n, err)
 	}
-	plans := 0
-	for _, msg := range received() {
-		i := strings.Index(msg, "{")
-		if i < 0 || !strings.Contains(msg, "event_runs") {
-			continue
-		}
-		var explained struct {
-			Plan map[string]any `json:"Plan"`
-		}
-		if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
-			t.Fatalf("auto_explain notice: %v\n%s", err, msg)
-		}
-		plans++
-		walkPlan(explained.Plan, func(node map[string]any) {
+	plans := plansOf(t, received(), "event_runs")
+	for _, plan := range plans {
+		walkPlan(plan, func(node map[string]any) {
 			if kind, _ := node["Node Type"].(string); strings.HasPrefix(kind, "Gather") {
-				t.Errorf("a plan of the states list has a %s node (parallel workers): %s", kind, msg[i:])
+				t.Errorf("a plan of the states list has a %s node (parallel workers): %v", kind, node)
 			}
 		})
 	}
-	if plans < 4 {
-		t.Fatalf("%d plans received, want those of 3 pages and an export", plans)
+	if len(plans) < 4 {
+		t.Fatalf("%d plans received, want those of 3 pages and an export", len(plans))
 	}
 }

@@ -86,16 +86,14 @@ func relationAndChunks(t *testing.T, pool *pgxpool.Pool, table string) map[strin
 	return out
 }
 
-// scansOf returns the plan nodes that scan one of rels in the plans of
-// notices (auto_explain's, autoExplainSettings). TimescaleDB's ChunkAppend
-// and ConstraintAwareAppend nodes name the hypertable and hold the scans
-// of its chunks: they are passed over, the scans under them kept.
-func scansOf(t *testing.T, notices []string, rels map[string]bool) []map[string]any {
+// plansOf returns the plans of notices (auto_explain's, autoExplainSettings)
+// whose text contains substr ("" for every one), each its top node.
+func plansOf(t *testing.T, notices []string, substr string) []map[string]any {
 	t.Helper()
-	var scans []map[string]any
+	var plans []map[string]any
 	for _, msg := range notices {
 		i := strings.Index(msg, "{")
-		if i < 0 {
+		if i < 0 || !strings.Contains(msg, substr) {
 			continue
 		}
 		var explained struct {
@@ -104,7 +102,20 @@ func scansOf(t *testing.T, notices []string, rels map[string]bool) []map[string]
 		if err := json.Unmarshal([]byte(msg[i:]), &explained); err != nil {
 			t.Fatalf("auto_explain notice: %v\n%s", err, msg)
 		}
-		walkPlan(explained.Plan, func(node map[string]any) {
+		plans = append(plans, explained.Plan)
+	}
+	return plans
+}
+
+// scansOf returns the plan nodes that scan one of rels in the plans of
+// notices (auto_explain's, autoExplainSettings). TimescaleDB's ChunkAppend
+// and ConstraintAwareAppend nodes name the hypertable and hold the scans
+// of its chunks: they are passed over, the scans under them kept.
+func scansOf(t *testing.T, notices []string, rels map[string]bool) []map[string]any {
+	t.Helper()
+	var scans []map[string]any
+	for _, plan := range plansOf(t, notices, "") {
+		walkPlan(plan, func(node map[string]any) {
 			if provider, _ := node["Custom Plan Provider"].(string); provider == "ChunkAppend" || provider == "ConstraintAwareAppend" {
 				return
 			}
