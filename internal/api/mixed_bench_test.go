@@ -10,13 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -105,42 +103,17 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 	pgLog := startStatementLog(b, ctx, pool, dbName)
 	url := pool.Config().ConnString()
 
-	bin := os.Getenv("MIXED_BIN")
-	if bin == "" {
-		bin = filepath.Join(b.TempDir(), "telemetry")
-		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/telemetry").CombinedOutput(); err != nil {
-			b.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
 	secret := "mixed-load-secret-0123456789abcdef"
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "LISTEN_ADDR=127.0.0.1:0", "JWT_SECRET="+secret, "LOG_LEVEL=warn")
-	// Ended with this process however it ends (a -timeout, a kill), as its
-	// database is (internal/testdb/reaper.go): not left serving on.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	env := []string{"DATABASE_URL=" + url, "LISTEN_ADDR=127.0.0.1:0", "JWT_SECRET=" + secret, "LOG_LEVEL=warn"}
 	profile := os.Getenv("MIXED_CPUPROFILE")
 	var pprofAddr string
 	if profile != "" {
 		pprofAddr = freeAddr(b)
-		cmd.Env = append(cmd.Env, "PPROF_ADDR="+pprofAddr)
+		env = append(env, "PPROF_ADDR="+pprofAddr)
 	}
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr // LOG_LEVEL=warn: only what went wrong
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("server printed nothing: %v", err)
-	}
-	var base string
-	if _, err := fmt.Sscanf(line, "telemetry: serving on %s", &base); err != nil {
-		b.Fatalf("unexpected first line %q", line)
-	}
+	// LOG_LEVEL=warn: only what went wrong reaches stderr.
+	base, pid, stop := startServeBinary(b, serveBinary(b, "MIXED_BIN"), env)
+	defer stop()
 	token, err := auth.New([]byte(secret)).Issue(time.Hour)
 	if err != nil {
 		b.Fatal(err)
@@ -171,7 +144,6 @@ func BenchmarkMixedLoadMemory(b *testing.B) {
 		}
 	}
 
-	pid := cmd.Process.Pid
 	var rss []int64
 	var answered atomic.Int64 // requests done, also sampled every 5 s
 	var answeredAt []int64

@@ -1,20 +1,16 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,37 +52,11 @@ type volumeServer struct {
 // pool's database with production defaults plus env, until b ends.
 func startVolumeServer(b *testing.B, pool *pgxpool.Pool, env ...string) *volumeServer {
 	b.Helper()
-	bin := os.Getenv("VOLUME_BIN")
-	if bin == "" {
-		bin = filepath.Join(b.TempDir(), "telemetry")
-		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/telemetry").CombinedOutput(); err != nil {
-			b.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+pool.Config().ConnString(), "LISTEN_ADDR=127.0.0.1:0",
-		"JWT_SECRET=volume-bench-secret-0123456789abcdef", "LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, env...)
-	// Ended with this process however it ends (as mixed_bench_test.go's).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("server printed nothing: %v", err)
-	}
-	var base string
-	if _, err := fmt.Sscanf(line, "telemetry: serving on %s", &base); err != nil {
-		b.Fatalf("unexpected first line %q", line)
-	}
-	return &volumeServer{base: base, pid: cmd.Process.Pid,
+	base, pid, stop := startServeBinary(b, serveBinary(b, "VOLUME_BIN"), append([]string{
+		"DATABASE_URL=" + pool.Config().ConnString(), "LISTEN_ADDR=127.0.0.1:0",
+		"JWT_SECRET=volume-bench-secret-0123456789abcdef", "LOG_LEVEL=warn"}, env...))
+	b.Cleanup(stop)
+	return &volumeServer{base: base, pid: pid,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}}
 }
 
