@@ -155,7 +155,7 @@ func TestDeviceHistoryBucketsAggregateThePageOnly(t *testing.T) {
 	}
 	for _, p := range points {
 		if _, err := base.Exec(ctx, `INSERT INTO device_metrics (time, device_id, name, type, value_num, units, slope, ttl)
-			VALUES ($1, 'd1', 'cpu', 'float', $2, 'percent', 'both', 60), ($1, 'd2', 'cpu', 'float', -$2, 'percent', 'both', 60)`,
+			VALUES ($1, 'd1', 'cpu', 'float', $2::float8, 'percent', 'both', 60), ($1, 'd2', 'cpu', 'float', -$2::float8, 'percent', 'both', 60)`,
 			p.at, p.value); err != nil {
 			t.Fatal(err)
 		}
