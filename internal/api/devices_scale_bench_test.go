@@ -208,43 +208,6 @@ func loadDeviceScale(b *testing.B, pool *pgxpool.Pool, rows int) deviceScale {
 	return sc
 }
 
-// stmtRecorder keeps the statements run through its pool while on, so
-// that a benchmark can EXPLAIN what one request sent.
-type stmtRecorder struct {
-	mu   sync.Mutex
-	on   bool
-	got  []recordedStmt
-	skip func(sql string) bool
-}
-
-type recordedStmt struct {
-	sql  string
-	args []any
-}
-
-func (r *stmtRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.on && !strings.HasPrefix(d.SQL, "EXPLAIN") && (r.skip == nil || !r.skip(d.SQL)) {
-		r.got = append(r.got, recordedStmt{d.SQL, d.Args})
-	}
-	return ctx
-}
-
-func (r *stmtRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// record turns recording on, runs fn and gives what it sent.
-func (r *stmtRecorder) record(fn func()) []recordedStmt {
-	r.mu.Lock()
-	r.on, r.got = true, nil
-	r.mu.Unlock()
-	fn()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.on = false
-	return r.got
-}
-
 // deviceScaleServer is the API as serve builds it (pool of 16, the default
 // exec mode) on the database at dbURL, its pool traced by tr when not nil.
 func deviceScaleServer(b *testing.B, dbURL string, tr pgx.QueryTracer, prom *metrics.Metrics) *httptest.Server {

@@ -186,33 +186,42 @@ func (v *volumeServer) measure(b *testing.B, c volumeCase, d time.Duration, maxO
 	return volumeFigures{name: c.name, load: st, answerBytes: bytes.Load(), rssPeakMB: float64(peak) / 1024}
 }
 
-// statementTracer keeps the text and arguments of every statement its pool
-// runs until taken.
-type statementTracer struct {
-	mu    sync.Mutex
-	stmts []tracedStatement
+// stmtRecorder keeps the statements run through its pool while on (less
+// its own EXPLAINs, and those skip refuses when set), so that a benchmark
+// can EXPLAIN what one request or one store call sent.
+type stmtRecorder struct {
+	mu   sync.Mutex
+	on   bool
+	got  []recordedStmt
+	skip func(sql string) bool
 }
 
-type tracedStatement struct {
+type recordedStmt struct {
 	sql  string
 	args []any
 }
 
-func (t *statementTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.stmts = append(t.stmts, tracedStatement{d.SQL, d.Args})
+func (r *stmtRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.on && !strings.HasPrefix(d.SQL, "EXPLAIN") && (r.skip == nil || !r.skip(d.SQL)) {
+		r.got = append(r.got, recordedStmt{d.SQL, d.Args})
+	}
 	return ctx
 }
 
-func (t *statementTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *stmtRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-func (t *statementTracer) take() []tracedStatement {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := t.stmts
-	t.stmts = nil
-	return out
+// record turns recording on, runs fn and gives what it sent.
+func (r *stmtRecorder) record(fn func()) []recordedStmt {
+	r.mu.Lock()
+	r.on, r.got = true, nil
+	r.mu.Unlock()
+	fn()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.on = false
+	return r.got
 }
 
 // volumeExplainer makes a case's direct call on a store whose pool records
@@ -221,13 +230,13 @@ func (t *statementTracer) take() []tracedStatement {
 type volumeExplainer struct {
 	pool   *pgxpool.Pool
 	st     *postgres.Store
-	tracer *statementTracer
+	tracer *stmtRecorder
 	out    io.Writer // the text plans
 }
 
 func newVolumeExplainer(b *testing.B, pool *pgxpool.Pool, out io.Writer) *volumeExplainer {
 	b.Helper()
-	tr := &statementTracer{}
+	tr := &stmtRecorder{}
 	cfg := pool.Config().Copy()
 	cfg.ConnConfig.Tracer = tr
 	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
@@ -264,12 +273,13 @@ func (e *volumeExplainer) explain(b *testing.B, c volumeCase, f *volumeFigures) 
 		return
 	}
 	ctx := context.Background()
-	e.tracer.take()
-	if err := c.direct(ctx, e.st); err != nil {
+	var err error
+	stmts := e.tracer.record(func() { err = c.direct(ctx, e.st) })
+	if err != nil {
 		b.Fatalf("%s (direct): %v", c.name, err)
 	}
-	for _, s := range e.tracer.take() {
-		if !readStatement(s.sql) || strings.HasPrefix(strings.TrimSpace(s.sql), "EXPLAIN") {
+	for _, s := range stmts {
+		if !readStatement(s.sql) {
 			continue
 		}
 		var raw []byte
