@@ -83,7 +83,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	// HEAD is served wherever GET is (RFC 9110 9.1: uptime checks and load
 	// balancers probe with it): routed as GET, and net/http sends the
 	// headers without the body.
-	mux.Use(observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), RefuseOtherHosts(d.Config.AllowedHosts), bareQueryKeys, limits(d.Config.ReadTimeout, d.Config.DBTimeout),
+	mux.Use(closeAfterChunked, observe(d.Log, d.Metrics, d.Profiler), recoverer(d.Log), RefuseOtherHosts(d.Config.AllowedHosts), bareQueryKeys, limits(d.Config.ReadTimeout, d.Config.DBTimeout),
 		withBasePath(d.Config.BasePath), middleware.GetHead, ignoreUnreadableAccept, refuseCrossOrigin(d.Config.TrustedOrigins))
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		detail := fmt.Sprintf("no resource at %s", r.URL.Path)

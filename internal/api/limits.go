@@ -79,6 +79,27 @@ func limits(readTimeout, dbTimeout time.Duration) func(http.Handler) http.Handle
 	}
 }
 
+// closeAfterChunked answers every request whose body came chunked with
+// Connection: close, so that net/http closes the connection after the
+// answer. RFC 9112 (6.3) has a server close the connection after a request
+// with both Content-Length and Transfer-Encoding, which can be an attempt
+// at request smuggling: a proxy in front that went by Content-Length would
+// have forwarded bytes past the chunked body's end, which this server
+// would read as a request of its own on the same connection. net/http
+// follows Transfer-Encoding, as it should, but removes Content-Length
+// before any handler runs and keeps the connection open, so such a
+// request cannot be told from a plain chunked one here: both close. The
+// clients of this API send Content-Length (a body they hold whole); a
+// chunked upload costs its client a new connection for the next request.
+func closeAfterChunked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // expectsContinue reports whether net/http treats r as expecting
 // 100-continue: its first Expect line lists the token 100-continue, in any
 // case, among others separated by commas, spaces or tabs (what net/http's

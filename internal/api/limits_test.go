@@ -330,6 +330,80 @@ func TestMalformedChunkedBodies(t *testing.T) {
 	}
 }
 
+// A request with both Content-Length and Transfer-Encoding (RFC 9112 6.3),
+// or chunked alone, is answered with Connection: close and its connection
+// closed, so that bytes a proxy forwarded past the chunked body's end are
+// never read as a request of their own; one with Content-Length alone
+// keeps its connection, whatever its answer.
+func TestChunkedRequestsCloseTheirConnection(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	host := strings.TrimPrefix(s.URL, "http://")
+	smuggled := "GET /healthz HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+	for _, c := range []struct {
+		name, framing, body string
+		status              int
+	}{
+		// The Content-Length covers the chunked body and the request
+		// after it, as a proxy going by Content-Length would forward them.
+		{"both, the batch stored", "Content-Length: %d\nTransfer-Encoding: chunked\n",
+			"2\r\n[]\r\n0\r\n\r\n" + smuggled, http.StatusCreated},
+		{"both, the batch refused", "Content-Length: %d\nTransfer-Encoding: chunked\n",
+			"2\r\n{}\r\n0\r\n\r\n" + smuggled, http.StatusBadRequest},
+		{"chunked alone", "Transfer-Encoding: chunked\n", "2\r\n[]\r\n0\r\n\r\n" + smuggled, http.StatusCreated},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			framing := c.framing
+			if strings.Contains(framing, "%d") {
+				framing = fmt.Sprintf(framing, len(c.body))
+			}
+			head := "POST /flows HTTP/1.1\nHost: " + host + "\nContent-Type: application/json\n" + framing + "\n"
+			conn := dialRaw(t, s, head, 30*time.Second)
+			if _, err := io.WriteString(conn, c.body); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, c.status, body)
+			}
+			if !res.Close { // Connection: close (ReadResponse takes the header out)
+				t.Fatal("answer without Connection: close")
+			}
+			// The request after the chunked body is never answered: the
+			// server closes instead.
+			if next, err := http.ReadResponse(br, nil); err == nil {
+				t.Fatalf("the bytes after the chunked body were served as a request: %d", next.StatusCode)
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("want the connection closed, got %v", err)
+			}
+		})
+	}
+	t.Run("content-length alone keeps the connection", func(t *testing.T) {
+		conn := dialRaw(t, s, "POST /flows HTTP/1.1\nHost: "+host+"\nContent-Type: application/json\nContent-Length: 2\n\n", 30*time.Second)
+		if _, err := io.WriteString(conn, "[]"+smuggled); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		for i, want := range []int{http.StatusCreated, http.StatusOK} {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer %d: %v", i+1, err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != want || res.Close {
+				t.Fatalf("answer %d: status %d (want %d), close %v", i+1, res.StatusCode, want, res.Close)
+			}
+		}
+	})
+}
+
 // A request whose handler ignores the body (a GET with one) cannot hold
 // its connection open by dribbling: it is answered, then closed once
 // READ_TIMEOUT has passed.
