@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -32,17 +34,24 @@ import (
 // release before does not have, would fail here (migration 00054 had that
 // defect until review: the runtime samples' hourly cells).
 //
-// The release before is the commit before the newest migration was added
-// (UPGRADE_FROM=<commit> names another, e.g. ac55cfc, the first release
-// that keeps the promise), built from the repository's history with git
-// archive and go build. The same fill by this release is the control:
-// its derived tables must equal their rebuild too, or the comparison
-// itself is wrong.
+// The release before is the newest commit whose migrations are all older
+// than this release's newest (UPGRADE_FROM=<commit> names another, e.g.
+// ac55cfc, the first release that keeps the promise), built from the
+// repository's history with git archive and go build. The same fill by
+// this release is the control: its derived tables must equal their
+// rebuild too, or the comparison itself is wrong.
+//
+// Then going back: this release's migrations undone with migrate down to
+// the release before's schema (each Down section between the two run on
+// stored data), the release before serving on it with its maintenance on
+// and running a maintain pass, and migrated up again, the derived tables
+// still their rebuild.
 func TestRollingUpgradeKeepsThePreviousReleaseWorking(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the release before from git history (-short)")
 	}
-	prev := previousReleaseBinary(t)
+	prev, prevVersion := previousReleaseBinary(t)
+	ctx := context.Background()
 	for _, c := range []struct {
 		name string
 		bin  string // "": this release, in process
@@ -50,7 +59,7 @@ func TestRollingUpgradeKeepsThePreviousReleaseWorking(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			url := testdb.Empty(t)
 			migrateLog(t, url) // this release's schema
-			pool, err := pgxpool.New(context.Background(), url)
+			pool, err := pgxpool.New(ctx, url)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +78,7 @@ func TestRollingUpgradeKeepsThePreviousReleaseWorking(t *testing.T) {
 					noErrorsLogged(t, "serve", logs)
 				}
 			} else {
-				base, stop = startBinary(t, c.bin, vars)
+				base, stop = startBinary(t, c.bin, vars, true)
 			}
 			token, err := auth.New([]byte(testSecret)).Issue(time.Hour)
 			if err != nil {
@@ -82,36 +91,71 @@ func TestRollingUpgradeKeepsThePreviousReleaseWorking(t *testing.T) {
 			f := fillForBackup(t, cl, pool, c.bin == "")
 			answers(t, cl, f)
 			stop() // its last self-profiling rows flushed
-
-			before := derivedTables(t, pool)
-			rebuildDerived(t, pool)
-			after := derivedTables(t, pool)
-			for _, table := range slices.Sorted(func(yield func(string) bool) {
-				for k := range after {
-					if !yield(k) {
-						return
-					}
-				}
-			}) {
-				if len(after[table]) == 0 {
-					t.Errorf("%s: no rows after the rebuild: the fill does not reach it", table)
-				}
-				if d := diffRows(before[table], after[table]); d != "" {
-					t.Errorf("%s as written differs from its rebuild from the rows:\n%s", table, d)
-				}
-			}
-
+			derivedAreTheirRebuild(t, pool)
 			// This release reads what was written (each answer a 200).
 			hc, stopQuiet := quietServe(t, url)
+			answers(t, hc, f)
+			stopQuiet()
+			if c.bin == "" {
+				return
+			}
+
+			// Going back (docs/scaling.md): this release's migrations
+			// undone, one by one, down to the release before's schema, on
+			// which it serves with its maintenance on; then up again.
+			for v := schemaVersion(t, pool); v > prevVersion; v = schemaVersion(t, pool) {
+				if err := run(ctx, []string{"migrate", "down"}, env(map[string]string{"DATABASE_URL": url}), io.Discard, io.Discard); err != nil {
+					t.Fatalf("migrate down from %d: %v", v, err)
+				}
+			}
+			base, stop = startBinary(t, c.bin, vars, false)
+			answers(t, backupClient{&client{t: t, base: base, token: token}}, f)
+			stop()
+			maintain := exec.Command(c.bin, "maintain")
+			maintain.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + url}
+			if out, err := maintain.CombinedOutput(); err != nil {
+				t.Fatalf("%s maintain on its own schema: %v\n%s", filepath.Base(c.bin), err, out)
+			}
+			migrateLog(t, url)
+			derivedAreTheirRebuild(t, pool)
+			hc, stopQuiet = quietServe(t, url)
 			answers(t, hc, f)
 			stopQuiet()
 		})
 	}
 }
 
+// derivedAreTheirRebuild checks that every derived table holds what a
+// rebuild from the rows gives (and is not empty), then leaves the rebuild.
+func derivedAreTheirRebuild(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	before := derivedTables(t, pool)
+	rebuildDerived(t, pool)
+	after := derivedTables(t, pool)
+	for _, table := range slices.Sorted(maps.Keys(after)) {
+		if len(after[table]) == 0 {
+			t.Errorf("%s: no rows after the rebuild: the fill does not reach it", table)
+		}
+		if d := diffRows(before[table], after[table]); d != "" {
+			t.Errorf("%s as written differs from its rebuild from the rows:\n%s", table, d)
+		}
+	}
+}
+
+// schemaVersion is the newest migration applied to the database.
+func schemaVersion(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var v int
+	if err := pool.QueryRow(context.Background(), `SELECT max(version_id) FROM goose_db_version WHERE version_id > 0`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // previousReleaseBinary builds the serve binary of the release before this
-// one's newest migration (or of UPGRADE_FROM) into a temporary folder.
-func previousReleaseBinary(t *testing.T) string {
+// one's newest migration (or of UPGRADE_FROM) into a temporary folder, and
+// gives its newest migration's version too.
+func previousReleaseBinary(t *testing.T) (string, int) {
 	t.Helper()
 	git := func(args ...string) string {
 		t.Helper()
@@ -145,6 +189,10 @@ func previousReleaseBinary(t *testing.T) string {
 		}
 	}
 	commit = git("-C", root, "rev-parse", "--short", commit)
+	version, ok := migrationVersions(strings.Fields(git("-C", root, "ls-tree", "--name-only", commit, "migrations/")))
+	if !ok {
+		t.Fatalf("%s has no migrations, or one version twice", commit)
+	}
 	dir := t.TempDir()
 	archive := exec.Command("sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, commit, dir)
 	if out, err := archive.CombinedOutput(); err != nil {
@@ -156,8 +204,8 @@ func previousReleaseBinary(t *testing.T) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", commit, err, out)
 	}
-	t.Logf("the release before: %s", commit)
-	return bin
+	t.Logf("the release before: %s (schema version %d)", commit, version)
+	return bin, version
 }
 
 // migrationVersions is the newest version among the migration files
@@ -180,8 +228,9 @@ func migrationVersions(names []string) (int, bool) {
 
 // startBinary runs bin serve with vars as its whole environment (and
 // PATH), and gives its address and a stop that sends SIGTERM, waits, and
-// fails the test on an error it logged.
-func startBinary(t *testing.T, bin string, vars map[string]string) (string, func()) {
+// fails the test on an error it logged, or when it did (not) say, as ahead
+// wants, that it serves a later release's schema.
+func startBinary(t *testing.T, bin string, vars map[string]string, ahead bool) (string, func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -211,8 +260,8 @@ func startBinary(t *testing.T, bin string, vars map[string]string) (string, func
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("%s serve: %v\n%s", filepath.Base(bin), err, logs)
 		}
-		if !strings.Contains(logs.String(), "the database schema is newer than this binary") {
-			t.Errorf("%s did not run as a release before the schema (no warning logged)", filepath.Base(bin))
+		if got := strings.Contains(logs.String(), "the database schema is newer than this binary"); got != ahead {
+			t.Errorf("%s: warned of a newer schema %v, want %v", filepath.Base(bin), got, ahead)
 		}
 		noErrorsLogged(t, filepath.Base(bin), logs)
 	}
