@@ -315,7 +315,9 @@ var reservedDeviceIDs = map[string]bool{"devices": true}
 // registerDevices builds the devices API (authentication and its
 // middlewares) and documents the two ways to send a token.
 func (s *server) registerDevices(api huma.API) {
-	d := &devicesAPI{server: s, auth: auth.New(s.cfg.JWTSecret), now: time.Now}
+	a := auth.New(s.cfg.JWTSecret).AcceptPrevious(s.cfg.JWTPreviousSecret)
+	a.OnPrevious = s.prom.JWTPrevious.Inc
+	d := &devicesAPI{server: s, auth: a, now: time.Now}
 	d.authn = huma.Middlewares{requireToken(api, d.auth)}
 	d.reportMiddlewares = huma.Middlewares{requireToken(api, d.auth), requireBody(api)}
 	s.dev = d

@@ -1072,3 +1072,39 @@ func TestDevicesHistorySubMicrosecondBounds(t *testing.T) {
 		}
 	}
 }
+
+// While the JWT secret is rotated (JWT_PREVIOUS_SECRET), a token signed
+// with the previous secret still reports and, with AUTH_WRITES, writes;
+// each such request is counted in /metrics, a token of the current secret
+// is not, and a token of any other secret is still a 401.
+func TestPreviousJWTSecretDuringRotation(t *testing.T) {
+	t.Parallel()
+	previous := []byte("device-metrics-previous-secret-0123456789")
+	s := newDevicesServer(t, func(c *config.Config) { c.JWTPreviousSecret, c.AuthWrites = previous, true })
+	s.createDevice(t, "n1")
+	live := jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}
+	old := []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS256, previous, live)}
+	other := []string{"Authorization", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte("some-other-secret-0123456789abcdef"), live)}
+	used := func() float64 {
+		n, ok := metricValue(s, "telemetry_jwt_previous_secret_total")
+		if !ok {
+			t.Fatal("/metrics has no telemetry_jwt_previous_secret_total")
+		}
+		return n
+	}
+	if n := used(); n != 0 {
+		t.Fatalf("%v uses of the previous secret before any", n)
+	}
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("cpu", 1.5, "float", 60), old...).wantStatus(t, http.StatusOK)
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("cpu", 2.5, "float", 60), old...).wantStatus(t, http.StatusOK)
+	s.do("POST", "/flows", `[{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":1,"hour":1}]`, old...).wantStatus(t, http.StatusCreated)
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("cpu", 3.5, "float", 60), bearer(t)...).wantStatus(t, http.StatusOK)
+	s.do("PUT", "/mrd/n1/metrics", metricDoc("cpu", 4.5, "float", 60), other...).wantStatus(t, http.StatusUnauthorized)
+	if n := used(); n != 3 {
+		t.Fatalf("%v requests counted with the previous secret, want 3", n)
+	}
+	var stored int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM device_metrics`).Scan(&stored); err != nil || stored != 3 {
+		t.Fatalf("%d reports stored (%v), want 3", stored, err)
+	}
+}

@@ -30,11 +30,17 @@ var ErrNoToken = errors.New("no token: send Authorization: Bearer <JWT> or a jwt
 // ...): to the Bearer scheme, a request without its credentials.
 var ErrNotBearer = errors.New("the Authorization header must use the Bearer scheme")
 
-// Authenticator signs and verifies tokens with one HS256 secret.
+// Authenticator signs tokens with one HS256 secret and verifies them with
+// it or, while secrets are being rotated, with the secret before it.
 type Authenticator struct {
-	secret []byte
-	parser *jwt.Parser
-	now    func() time.Time
+	secret   []byte
+	previous []byte // nil: no rotation under way
+	parser   *jwt.Parser
+	now      func() time.Time
+	// OnPrevious, when set, is called on every successful Verify of a
+	// token signed with the previous secret (cached or not), so that an
+	// operator can tell when no client uses one any more.
+	OnPrevious func()
 
 	// verified remembers the time claims of tokens whose signature checked
 	// out: reporters send the same token with every request, and the cache
@@ -46,8 +52,12 @@ type Authenticator struct {
 }
 
 // timeClaims are a verified token's exp, nbf and iat. An absent nbf or iat
-// is farPast, which never refuses anything.
-type timeClaims struct{ exp, nbf, iat time.Time }
+// is farPast, which never refuses anything. previous: its signature is the
+// previous secret's.
+type timeClaims struct {
+	exp, nbf, iat time.Time
+	previous      bool
+}
 
 // farPast and farFuture bound the times a claim can stand for: a NumericDate
 // beyond them (the JSON number has no limit; time.Time and int64 seconds do)
@@ -89,6 +99,18 @@ func New(secret []byte) *Authenticator {
 	return a
 }
 
+// AcceptPrevious makes a accept tokens signed with previous as well, the
+// secret before its own while it is rotated (JWT_PREVIOUS_SECRET); an
+// empty previous accepts none. Tokens are still issued with a's secret.
+// To be called before a verifies anything.
+func (a *Authenticator) AcceptPrevious(previous []byte) *Authenticator {
+	a.previous = nil
+	if len(previous) > 0 {
+		a.previous = previous
+	}
+	return a
+}
+
 // Issue returns a token that expires after ttl.
 func (a *Authenticator) Issue(ttl time.Duration) (string, error) {
 	if len(a.secret) == 0 {
@@ -114,8 +136,37 @@ func (a *Authenticator) Verify(token string) error {
 	tc, ok := a.verified[token]
 	a.mu.RUnlock()
 	if ok {
-		return tc.check(a.now())
+		return a.checked(tc)
 	}
+	claims, err := a.parse(token, a.secret)
+	previous := false
+	if errors.Is(err, jwt.ErrTokenSignatureInvalid) && a.previous != nil {
+		// Signed with the secret before the current one, during its
+		// rotation; any other failure is the token's whatever the key.
+		if claims, err = a.parse(token, a.previous); err == nil {
+			previous = true
+		}
+	}
+	if err != nil {
+		return describe(err)
+	}
+	tc, err = claims.times()
+	if err != nil {
+		return err
+	}
+	tc.previous = previous
+	a.mu.Lock()
+	if len(a.verified) >= maxVerified {
+		clear(a.verified)
+	}
+	a.verified[token] = tc
+	a.mu.Unlock()
+	return a.checked(tc)
+}
+
+// parse checks token's signature and algorithm with key, and reads its
+// claims.
+func (a *Authenticator) parse(token string, key []byte) (payload, error) {
 	var claims payload
 	_, err := a.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Header["crit"]; ok {
@@ -124,22 +175,21 @@ func (a *Authenticator) Verify(token string) error {
 			// ignores crit).
 			return nil, errCrit
 		}
-		return a.secret, nil
+		return key, nil
 	})
-	if err != nil {
-		return describe(err)
-	}
-	tc, err = claims.times()
-	if err != nil {
+	return claims, err
+}
+
+// checked checks a verified token's time claims now, and counts a valid
+// one signed with the previous secret.
+func (a *Authenticator) checked(tc timeClaims) error {
+	if err := tc.check(a.now()); err != nil {
 		return err
 	}
-	a.mu.Lock()
-	if len(a.verified) >= maxVerified {
-		clear(a.verified)
+	if tc.previous && a.OnPrevious != nil {
+		a.OnPrevious()
 	}
-	a.verified[token] = tc
-	a.mu.Unlock()
-	return tc.check(a.now())
+	return nil
 }
 
 // errCrit refuses a token with a crit header.

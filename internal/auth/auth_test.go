@@ -277,3 +277,61 @@ func TestVerifyHugeTimes(t *testing.T) {
 		}
 	}
 }
+
+// While the secret is rotated, tokens signed with the previous one are
+// accepted too, each use of one counted (cached or not); new tokens are
+// signed with the current secret, and a token of any other secret, or a
+// previous one past its exp, is still refused.
+func TestVerifyAcceptsThePreviousSecret(t *testing.T) {
+	previous := []byte("auth-test-previous-secret-0123456789")
+	now := time.Now()
+	old := New(previous).withNow(now)
+	oldTok, err := old.Issue(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(secret).withNow(now).Verify(oldTok); err == nil || err.Error() != "invalid token signature or algorithm (HS256 only)" {
+		t.Fatalf("a token of another secret without rotation: %v", err)
+	}
+
+	uses := 0
+	a := New(secret).AcceptPrevious(previous).withNow(now)
+	a.OnPrevious = func() { uses++ }
+	for i := range 3 { // the first verified, then cached
+		if err := a.Verify(oldTok); err != nil {
+			t.Fatalf("use %d of a token of the previous secret: %v", i+1, err)
+		}
+	}
+	if uses != 3 {
+		t.Fatalf("%d uses of the previous secret counted, want 3", uses)
+	}
+	tok, err := a.Issue(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(secret).withNow(now).Verify(tok); err != nil {
+		t.Fatalf("a new token is not signed with the current secret: %v", err)
+	}
+	if err := a.Verify(tok); err != nil || uses != 3 {
+		t.Fatalf("a token of the current secret: %v, previous-secret uses %d", err, uses)
+	}
+	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": now.Add(time.Hour).Unix()}).
+		SignedString([]byte("yet-another-secret-0123456789abcdef"))
+	if err := a.Verify(other); err == nil || err.Error() != "invalid token signature or algorithm (HS256 only)" {
+		t.Fatalf("a token of a third secret: %v", err)
+	}
+	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x"}).SignedString(previous)
+	if err := a.Verify(noExp); err == nil {
+		t.Fatal("a token of the previous secret without exp accepted")
+	}
+	a.now = func() time.Time { return now.Add(2 * time.Minute) }
+	if err := a.Verify(oldTok); err == nil || err.Error() != "token has expired" {
+		t.Fatalf("an expired token of the previous secret: %v", err)
+	}
+	if uses != 3 {
+		t.Fatalf("refused tokens counted: %d", uses)
+	}
+	if err := New(secret).AcceptPrevious(nil).withNow(now).Verify(oldTok); err == nil {
+		t.Fatal("an empty previous secret accepted a token of another")
+	}
+}

@@ -89,8 +89,12 @@ type Config struct {
 	// Device metrics (/mrd): the HS256 secret for JWTs (from JWT_SECRET or
 	// the file named by JWT_SECRET_FILE), whether POST /mrd/token issues
 	// tokens, and how reports are coalesced into commits.
-	JWTSecret            []byte
-	jwtSecretVar         string // the variable JWTSecret came from, for messages
+	JWTSecret    []byte
+	jwtSecretVar string // the variable JWTSecret came from, for messages
+	// JWTPreviousSecret (JWT_PREVIOUS_SECRET or JWT_PREVIOUS_SECRET_FILE)
+	// also verifies tokens while JWTSecret replaces it; nil otherwise.
+	JWTPreviousSecret    []byte
+	jwtPreviousVar       string
 	EnableTokenEndpoint  bool
 	DeviceMetricsWriters int
 	DeviceMetricsBatch   int
@@ -248,6 +252,8 @@ var Vars = []Var{
 	{"GOMEMLIMIT", "128MiB", "the Go runtime's soft memory limit; serve sets 128MiB when unset, which keeps resident memory near 120 MB even during 100,000-flow batches", nil},
 	{"JWT_SECRET", "", "HS256 secret that signs and verifies the JWTs of the device metrics API (/mrd) and of AUTH_WRITES/AUTH_READS; at least 32 bytes. Required by serve unless JWT_SECRET_FILE is set.", nil},
 	{"JWT_SECRET_FILE", "", "file holding the JWT secret, at least 32 bytes (surrounding whitespace is ignored); alternative to JWT_SECRET", nil},
+	{"JWT_PREVIOUS_SECRET", "", "while the JWT secret is rotated, the secret it replaces: tokens signed with it are still accepted (new ones are signed with JWT_SECRET); at least 32 bytes. Unset it once telemetry_jwt_previous_secret_total stays flat", nil},
+	{"JWT_PREVIOUS_SECRET_FILE", "", "file holding the previous JWT secret; alternative to JWT_PREVIOUS_SECRET", nil},
 	{"ENABLE_TOKEN_ENDPOINT", "false", "true lets anyone get a token from POST /mrd/token (development only; make run sets it); otherwise that endpoint is 404",
 		boolean(func(c *Config) *bool { return &c.EnableTokenEndpoint })},
 	{"DEVICE_METRICS_WRITERS", "2", "commits of device metric reports that may run at once; concurrent reports share them (more writers: smaller batches)",
@@ -530,21 +536,12 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s %v, got %q", flowsBatchAlias, err, alias))
 		}
 	}
-	secret, secretFile := getenv("JWT_SECRET"), strings.TrimSpace(getenv("JWT_SECRET_FILE"))
-	switch {
-	case secret != "" && secretFile != "":
-		errs = append(errs, errors.New("set JWT_SECRET or JWT_SECRET_FILE, not both"))
-	case secretFile != "":
-		b, err := os.ReadFile(secretFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("JWT_SECRET_FILE: %w", err))
-		} else if cfg.JWTSecret = bytes.TrimSpace(b); len(cfg.JWTSecret) == 0 {
-			errs = append(errs, fmt.Errorf("JWT_SECRET_FILE: %s is empty", secretFile))
-		}
-		cfg.jwtSecretVar = "JWT_SECRET_FILE"
-	case secret != "":
-		cfg.JWTSecret = []byte(secret)
-		cfg.jwtSecretVar = "JWT_SECRET"
+	var err error
+	if cfg.JWTSecret, cfg.jwtSecretVar, err = readSecret(getenv, "JWT_SECRET"); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.JWTPreviousSecret, cfg.jwtPreviousVar, err = readSecret(getenv, "JWT_PREVIOUS_SECRET"); err != nil {
+		errs = append(errs, err)
 	}
 	// METRICS_TOKEN is a secret: read by hand, so that --help never prints a default.
 	cfg.MetricsToken = strings.TrimSpace(getenv("METRICS_TOKEN"))
@@ -562,6 +559,29 @@ func Load(getenv func(string) string) (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// readSecret reads the secret of variable name, or of the file named by
+// name_FILE (surrounding whitespace left out), and the variable it came
+// from; nil when neither is set.
+func readSecret(getenv func(string) string, name string) ([]byte, string, error) {
+	secret, file := getenv(name), strings.TrimSpace(getenv(name+"_FILE"))
+	switch {
+	case secret != "" && file != "":
+		return nil, "", fmt.Errorf("set %s or %s_FILE, not both", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		if b = bytes.TrimSpace(b); len(b) == 0 {
+			return nil, "", fmt.Errorf("%s_FILE: %s is empty", name, file)
+		}
+		return b, name + "_FILE", nil
+	case secret != "":
+		return []byte(secret), name, nil
+	}
+	return nil, "", nil
+}
+
 // RequireJWTSecret fails with a helpful message when no JWT secret is set.
 func (c Config) RequireJWTSecret() error {
 	if len(c.JWTSecret) == 0 {
@@ -574,6 +594,13 @@ func (c Config) RequireJWTSecret() error {
 		}
 		return fmt.Errorf("%s is %d bytes long; an HS256 secret needs at least %d (for instance: head -c 32 /dev/urandom | base64)",
 			name, len(c.JWTSecret), MinJWTSecret)
+	}
+	switch p := c.JWTPreviousSecret; {
+	case p == nil:
+	case len(p) < MinJWTSecret:
+		return fmt.Errorf("%s is %d bytes long; an HS256 secret needs at least %d", c.jwtPreviousVar, len(p), MinJWTSecret)
+	case bytes.Equal(p, c.JWTSecret):
+		return fmt.Errorf("%s is the same as %s: set it to the secret being replaced, or unset it", c.jwtPreviousVar, c.jwtSecretVar)
 	}
 	return nil
 }

@@ -32,6 +32,9 @@ type Metrics struct {
 	// waiting for room in it.
 	BodyBytesHeld prometheus.Gauge
 	BodiesWaiting prometheus.Gauge
+	// JWTPrevious counts the requests accepted with a token signed by
+	// JWT_PREVIOUS_SECRET, while the secret is rotated.
+	JWTPrevious prometheus.Counter
 }
 
 // New registers the HTTP, batch, Go runtime and process collectors.
@@ -69,8 +72,12 @@ func New() *Metrics {
 			Name: "telemetry_request_bodies_waiting",
 			Help: "Request bodies over 1 MiB waiting for BODY_MEMORY_BYTES to have room.",
 		}),
+		JWTPrevious: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "telemetry_jwt_previous_secret_total",
+			Help: "Requests whose token was signed with JWT_PREVIOUS_SECRET (the secret being rotated out); once it stays flat for the longest token lifetime in use, unset JWT_PREVIOUS_SECRET.",
+		}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems, m.Exports, m.ExportRows, m.BodyBytesHeld, m.BodiesWaiting,
+	reg.MustRegister(m.Requests, m.RequestDuration, m.BatchItems, m.Exports, m.ExportRows, m.BodyBytesHeld, m.BodiesWaiting, m.JWTPrevious,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
