@@ -166,6 +166,9 @@ func previousReleaseBinary(t *testing.T) (string, int) {
 		return strings.TrimSpace(string(out))
 	}
 	root := git("rev-parse", "--show-toplevel")
+	if git("-C", root, "rev-parse", "--is-shallow-repository") == "true" {
+		t.Fatal("a shallow clone has no release before to build: git fetch --unshallow")
+	}
 	commit := os.Getenv("UPGRADE_FROM")
 	if commit == "" {
 		files, err := filepath.Glob(filepath.Join(root, "migrations", "*.sql"))
