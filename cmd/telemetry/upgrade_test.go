@@ -179,11 +179,15 @@ func previousReleaseBinary(t *testing.T) (string, int) {
 		// The newest commit before this schema whose migrations are a
 		// release's: all older than this release's newest, no version
 		// twice (a branch's migration renumbered on merge leaves a commit
-		// with two).
+		// with two). HEAD itself when the newest is not committed yet.
+		candidates := []string{"HEAD"}
 		for _, c := range strings.Fields(git("-C", root, "log", "--format=%H", "--", "migrations")) {
-			names := strings.Fields(git("-C", root, "ls-tree", "--name-only", c+"^", "migrations/"))
+			candidates = append(candidates, c+"^")
+		}
+		for _, c := range candidates {
+			names := strings.Fields(git("-C", root, "ls-tree", "--name-only", c, "migrations/"))
 			if v, ok := migrationVersions(names); ok && v < newest {
-				commit = c + "^"
+				commit = c
 				break
 			}
 		}
@@ -250,13 +254,14 @@ func startBinary(t *testing.T, bin string, vars map[string]string, ahead bool) (
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	_, base, found := strings.Cut(line, "serving on ")
 	if err != nil || !found {
 		t.Fatalf("%s serve: %q %v\n%s", filepath.Base(bin), line, err, logs)
 	}
 	base, _, _ = strings.Cut(strings.TrimSpace(base), " ")
-	go func() { _, _ = bufio.NewReader(stdout).WriteTo(discard{}) }()
+	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return base, func() {
 		t.Helper()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -269,10 +274,6 @@ func startBinary(t *testing.T, bin string, vars map[string]string, ahead bool) (
 		noErrorsLogged(t, filepath.Base(bin), logs)
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // derivedTableQueries read the tables filled from others as rows are
 // written, each of which rebuildDerived builds again from those rows. The
