@@ -308,19 +308,12 @@ func quietServe(t *testing.T, url string) (backupClient, func()) {
 	t.Helper()
 	vars := map[string]string{"DATABASE_URL": url, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
 		"MAINTENANCE_INTERVAL": "0", "SEAL_INTERVAL": "0", "SELF_PROFILE": "false", "SELF_SAMPLE_INTERVAL": "0"}
-	base, stop, done, logs := startServeLogged(t, vars)
+	base, stop := startServeChecked(t, vars)
 	token, err := auth.New([]byte(testSecret)).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backupClient{&client{t: t, base: base, token: token}}, func() {
-		t.Helper()
-		stop()
-		if err := <-done; err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-		noErrorsLogged(t, "serve", logs)
-	}
+	return backupClient{&client{t: t, base: base, token: token}}, stop
 }
 
 func sameAnswers(t *testing.T, what string, want, got map[string]string) {
@@ -562,17 +555,13 @@ func TestDumpAndRestoreKeepEveryAnswer(t *testing.T) {
 	// self-profiling rows flushed).
 	vars := map[string]string{"DATABASE_URL": srcURL, "LISTEN_ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret,
 		"SEAL_INTERVAL": "1s", "SELF_SAMPLE_INTERVAL": "1s"}
-	base, stop, done, logs := startServeLogged(t, vars)
+	base, stop := startServeChecked(t, vars)
 	token, err := auth.New([]byte(testSecret)).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := fillForBackup(t, backupClient{&client{t: t, base: base, token: token}}, src, true)
 	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
-	}
-	noErrorsLogged(t, "serve", logs)
 	// A pass with COMPRESS_AFTER's default: on TimescaleDB the chunk of
 	// the measurements ten days old is compressed.
 	if err := run(ctx, []string{"maintain"}, env(map[string]string{"DATABASE_URL": srcURL}), io.Discard, io.Discard); err != nil {

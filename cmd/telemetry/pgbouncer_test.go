@@ -90,6 +90,21 @@ func startServeLogged(t *testing.T, vars map[string]string) (string, context.Can
 	return base, cancel, done, logs
 }
 
+// startServeChecked is startServeLogged with a stop that waits for serve
+// to exit and fails the test on its error, or on an error line it logged.
+func startServeChecked(t *testing.T, vars map[string]string) (string, func()) {
+	t.Helper()
+	base, cancel, done, logs := startServeLogged(t, vars)
+	return base, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		noErrorsLogged(t, "serve", logs)
+	}
+}
+
 // noErrorsLogged fails when a serve log has an error line: a failed query,
 // a lost self-profiling or runtime sample batch.
 func noErrorsLogged(t *testing.T, name string, logs *syncBuffer) {

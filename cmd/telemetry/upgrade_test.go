@@ -69,14 +69,7 @@ func TestRollingUpgradeKeepsThePreviousReleaseWorking(t *testing.T) {
 			var base string
 			var stop func()
 			if c.bin == "" {
-				b, cancel, done, logs := startServeLogged(t, vars)
-				base, stop = b, func() {
-					cancel()
-					if err := <-done; err != nil {
-						t.Fatalf("serve: %v", err)
-					}
-					noErrorsLogged(t, "serve", logs)
-				}
+				base, stop = startServeChecked(t, vars)
 			} else {
 				base, stop = startBinary(t, c.bin, vars, true)
 			}
@@ -240,6 +233,9 @@ func migrationVersions(names []string) (int, bool) {
 func startBinary(t *testing.T, bin string, vars map[string]string, ahead bool) (string, func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
+	// Ends with the test binary however it ends (a -timeout): never left
+	// serving on, as internal/api's startServeBinary does for its benchmarks.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
