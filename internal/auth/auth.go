@@ -34,7 +34,7 @@ var ErrNotBearer = errors.New("the Authorization header must use the Bearer sche
 // it or, while secrets are being rotated, with the secret before it.
 type Authenticator struct {
 	secret   []byte
-	previous []byte // nil: no rotation under way
+	previous []byte // empty: no rotation under way
 	parser   *jwt.Parser
 	now      func() time.Time
 	// OnPrevious, when set, is called on every successful Verify of a
@@ -104,10 +104,7 @@ func New(secret []byte) *Authenticator {
 // empty previous accepts none. Tokens are still issued with a's secret.
 // To be called before a verifies anything.
 func (a *Authenticator) AcceptPrevious(previous []byte) *Authenticator {
-	a.previous = nil
-	if len(previous) > 0 {
-		a.previous = previous
-	}
+	a.previous = previous
 	return a
 }
 
@@ -140,7 +137,7 @@ func (a *Authenticator) Verify(token string) error {
 	}
 	claims, err := a.parse(token, a.secret)
 	previous := false
-	if errors.Is(err, jwt.ErrTokenSignatureInvalid) && a.previous != nil {
+	if errors.Is(err, jwt.ErrTokenSignatureInvalid) && len(a.previous) > 0 {
 		// Signed with the secret before the current one, during its
 		// rotation; any other failure is the token's whatever the key.
 		if claims, err = a.parse(token, a.previous); err == nil {
