@@ -17,6 +17,17 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
+// rawConn is c, or the connection under c's TLS when c is a *tls.Conn
+// (TLS_CERT_FILE): where a reset is set, and what a cut answer closes, so
+// that no TLS close_notify tells the client the answer ended whole (an
+// HTTP/1.0 answer's end is its connection's).
+func rawConn(c net.Conn) net.Conn {
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return t.NetConn()
+	}
+	return c
+}
+
 // linger is what resetHTTP10 needs of a connection (*net.TCPConn).
 type linger interface{ SetLinger(sec int) error }
 
@@ -37,7 +48,8 @@ func resetHTTP10(ctx context.Context, http10 bool) (restore func()) {
 	if !http10 {
 		return func() {}
 	}
-	c, ok := ctx.Value(connKey{}).(linger)
+	conn, _ := ctx.Value(connKey{}).(net.Conn)
+	c, ok := rawConn(conn).(linger)
 	if !ok || c.SetLinger(0) != nil {
 		return func() {}
 	}

@@ -536,6 +536,10 @@ func (w *exportWriter) abort() {
 func cutConnection(rc *http.ResponseController, reset bool) {
 	if rc != nil {
 		if conn, _, err := rc.Hijack(); err == nil {
+			// Closed under its TLS, if any: a close_notify would end a cut
+			// HTTP/1.0 answer as a whole one, and waits for a client that
+			// stopped reading.
+			conn = rawConn(conn)
 			if l, ok := conn.(interface{ SetLinger(int) error }); ok && reset {
 				_ = l.SetLinger(0)
 			}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -614,24 +615,31 @@ func TestExportFailureAfterFirstByte(t *testing.T) {
 // so that the client reads an error, not the end of a complete-looking
 // file: with a plain close, curl -0 exited 0 with part of the rows, and so
 // did every client behind nginx, which proxies in HTTP/1.0 by default.
+// Over TLS too (TLS_CERT_FILE), where closing the TLS connection would
+// also end it with a close_notify, which reads as a whole answer.
 func TestExportFailureAfterFirstByteHTTP10(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
-	fillMeasurements(t, s, 60_000)
-	res, _ := http10Export(t, s, "/api/measurements/", "text/csv")
-	br := bufio.NewReader(res.Body)
-	if _, err := br.ReadString('\n'); err != nil {
-		t.Fatal(err)
+	for _, overTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%t", overTLS), func(t *testing.T) {
+			t.Parallel()
+			s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false })
+			fillMeasurements(t, s, 60_000)
+			res, _ := http10ExportOver(t, s, overTLS, "/api/measurements/", "text/csv")
+			br := bufio.NewReader(res.Body)
+			if _, err := br.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+			terminateExportBackend(t, s)
+			read, err := io.Copy(io.Discard, br)
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("reading the rest (%d bytes): %v, want the connection reset (a clean end reads as a complete export)", read, err)
+			}
+			if got := s.exportsCounted(t, "csv", "failed"); got != "1" {
+				t.Fatalf("failed exports = %q, want 1", got)
+			}
+			waitIdle(t, s)
+		})
 	}
-	terminateExportBackend(t, s)
-	read, err := io.Copy(io.Discard, br)
-	if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("reading the rest (%d bytes): %v, want the connection reset (a clean end reads as a complete export)", read, err)
-	}
-	if got := s.exportsCounted(t, "csv", "failed"); got != "1" {
-		t.Fatalf("failed exports = %q, want 1", got)
-	}
-	waitIdle(t, s)
 }
 
 // waitExportsCounted waits up to 30 s for exportsCounted to be want, and
@@ -1175,7 +1183,26 @@ func (s *testServer) exportRowsCounted(t *testing.T, format string) int64 {
 // connection of its own and answers the response (a 200 without chunks).
 func http10Export(t *testing.T, s *testServer, path, accept string) (*http.Response, net.Conn) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	return http10ExportOver(t, s, false, path, accept)
+}
+
+// http10ExportOver is http10Export, over TLS when overTLS: to a server of
+// its own on the same API (as serve serves it with TLS_CERT_FILE, HTTP/1.1
+// at most), where a close would also send TLS's close_notify, the end of a
+// whole answer.
+func http10ExportOver(t *testing.T, s *testServer, overTLS bool, path, accept string) (*http.Response, net.Conn) {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	if overTLS {
+		srv := httptest.NewUnstartedServer(s.handler)
+		srv.Config.ConnContext = ConnContext
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		conn, err = tls.Dial("tcp", srv.Listener.Addr().String(), srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	} else {
+		conn, err = net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1197,56 +1224,67 @@ func http10Export(t *testing.T, s *testServer, path, accept string) (*http.Respo
 // closes it itself after the write that missed its deadline, before the
 // handler can cut it, and a plain close read as the end of a complete
 // export (the connection resets while the handler runs: resetHTTP10).
+// Over TLS too, where net/http's close also sends TLS's close_notify.
 func TestExportMinRateCutResetsHTTP10(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, func(c *config.Config) {
-		c.SelfProfile = false
-		c.WriteTimeout = 10 * time.Minute
-		c.ExportMinRate = 4 << 20
-	})
-	fillMeasurements(t, s, 60_000) // ~25 MB of CSV
-	res, _ := http10Export(t, s, "/api/measurements/", "text/csv")
-	read, err := readSlowly(res.Body)
-	if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("after %d bytes: %v, want the connection reset (a clean end reads as a complete export)", read, err)
+	for _, overTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%t", overTLS), func(t *testing.T) {
+			t.Parallel()
+			s := newTestServer(t, func(c *config.Config) {
+				c.SelfProfile = false
+				c.WriteTimeout = 10 * time.Minute
+				c.ExportMinRate = 4 << 20
+			})
+			fillMeasurements(t, s, 60_000) // ~25 MB of CSV
+			res, _ := http10ExportOver(t, s, overTLS, "/api/measurements/", "text/csv")
+			read, err := readSlowly(res.Body)
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("after %d bytes: %v, want the connection reset (a clean end reads as a complete export)", read, err)
+			}
+			if got := s.waitExportsCounted(t, "csv", "too_slow", "1"); got != "1" {
+				t.Fatalf("too_slow exports = %q, want 1", got)
+			}
+			waitIdle(t, s)
+		})
 	}
-	if got := s.waitExportsCounted(t, "csv", "too_slow", "1"); got != "1" {
-		t.Fatalf("too_slow exports = %q, want 1", got)
-	}
-	waitIdle(t, s)
 }
 
 // A whole HTTP/1.0 export ends with a plain close, every row delivered:
 // the reset is lifted once the handler has written its last byte, and the
 // bytes still in the socket's buffer then (the client reads slowly) reach
-// the client.
+// the client. Over TLS, with TLS's close_notify at the end.
 func TestExportCompleteHTTP10EndsCleanly(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false; c.ExportMinRate = 0 })
-	const n = 20_000
-	fillMeasurements(t, s, n)
-	path := fmt.Sprintf("/api/measurements/?startedAt=%d", time.Now().Add(-2*time.Hour).Unix())
-	res, _ := http10Export(t, s, path, "application/x-ndjson")
-	// Slower than the service writes, so that its socket buffer is full
-	// when it has written the last row.
-	buf := make([]byte, 16<<10)
-	var body bytes.Buffer
-	for {
-		k, err := res.Body.Read(buf)
-		body.Write(buf[:k])
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("after %d bytes: %v, want the whole export", body.Len(), err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if got := bytes.Count(body.Bytes(), []byte("\n")); got != n {
-		t.Fatalf("%d rows, want %d", got, n)
-	}
-	if got := s.exportsCounted(t, "ndjson", "complete"); got != "1" {
-		t.Fatalf("complete exports = %q, want 1", got)
+	for _, overTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%t", overTLS), func(t *testing.T) {
+			t.Parallel()
+			s := newTestServer(t, func(c *config.Config) { c.SelfProfile = false; c.ExportMinRate = 0 })
+			const n = 20_000
+			fillMeasurements(t, s, n)
+			path := fmt.Sprintf("/api/measurements/?startedAt=%d", time.Now().Add(-2*time.Hour).Unix())
+			res, _ := http10ExportOver(t, s, overTLS, path, "application/x-ndjson")
+			// Slower than the service writes, so that its socket buffer is full
+			// when it has written the last row.
+			buf := make([]byte, 16<<10)
+			var body bytes.Buffer
+			for {
+				k, err := res.Body.Read(buf)
+				body.Write(buf[:k])
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d bytes: %v, want the whole export", body.Len(), err)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			if got := bytes.Count(body.Bytes(), []byte("\n")); got != n {
+				t.Fatalf("%d rows, want %d", got, n)
+			}
+			if got := s.exportsCounted(t, "ndjson", "complete"); got != "1" {
+				t.Fatalf("complete exports = %q, want 1", got)
+			}
+		})
 	}
 }
 
