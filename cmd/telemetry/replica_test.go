@@ -40,6 +40,12 @@ func get(t *testing.T, method, url, body string) (int, http.Header, string) {
 func metric(t *testing.T, base, sample string) float64 {
 	t.Helper()
 	_, _, text := get(t, http.MethodGet, base+"/metrics", "")
+	return metricIn(t, text, sample)
+}
+
+// metricIn is the value of one sample of a /metrics text, -1 when absent.
+func metricIn(t *testing.T, text, sample string) float64 {
+	t.Helper()
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindStringSubmatch(text)
 	if m == nil {
 		return -1

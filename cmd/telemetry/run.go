@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/telemetry/telemetry/internal/api"
 	"github.com/telemetry/telemetry/internal/auth"
 	"github.com/telemetry/telemetry/internal/config"
@@ -24,6 +27,7 @@ import (
 	"github.com/telemetry/telemetry/internal/runtimestats"
 	"github.com/telemetry/telemetry/internal/selfprofile"
 	"github.com/telemetry/telemetry/internal/store/postgres"
+	"github.com/telemetry/telemetry/internal/tlsfiles"
 )
 
 // command is one subcommand: its usage line and summary (the help lists
@@ -336,6 +340,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	for _, w := range unsafeSettings(cfg) {
 		log.Warn(w.msg, w.attrs...)
 	}
+	// The certificate is read before the database is reached: a missing
+	// or mismatched file stops serve at once, with the file it is about.
+	var certs *tlsfiles.Pair
+	if cfg.TLSCertFile != "" {
+		var err error
+		if certs, err = tlsfiles.Load(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return err
+		}
+	}
 	if getenv("GOMEMLIMIT") == "" {
 		// Large batches make short-lived garbage; without a limit the heap
 		// (and resident memory) doubles past the live set before a GC.
@@ -388,6 +401,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
 	defer ln.Close() // an early return below; Shutdown closes it otherwise
+	scheme := "http"
+	var handshakeErrors prometheus.Counter
+	if certs != nil {
+		tcfg, tlsCounters := serverTLS(certs, log, prom)
+		handshakeErrors = tlsCounters.HandshakeErrors
+		ln, scheme = tls.NewListener(ln, tcfg), "https"
+	}
 
 	prom.RegisterPool(st.PoolStats)
 	prom.RegisterKeptCells(st.KeptCells)
@@ -451,10 +471,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(log, handshakeErrors),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "allowed_hosts", cfg.AllowedHosts.String())
-	fmt.Fprintf(stdout, "telemetry: serving on http://%s (docs at /docs)\n", ln.Addr().String())
+	if certs != nil {
+		// No HTTP/2 (serverTLS): none offered, none set up by net/http.
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "allowed_hosts", cfg.AllowedHosts.String())
+	fmt.Fprintf(stdout, "telemetry: serving on %s://%s (docs at /docs)\n", scheme, ln.Addr().String())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -526,8 +550,9 @@ const finalFlushTimeout = 5 * time.Second
 // matter of milliseconds unless the database does not answer the cancel).
 const exportsInterruptTimeout = 2 * time.Second
 
-// healthcheck asks the server listening on LISTEN_ADDR whether it is ready;
-// container images have no curl, so the binary checks itself.
+// healthcheck asks the server listening on LISTEN_ADDR whether it is ready
+// (over HTTPS when TLS_CERT_FILE is set); container images have no curl,
+// so the binary checks itself.
 func healthcheck(ctx context.Context, cfg config.Config) error {
 	host, port, err := net.SplitHostPort(cfg.ListenAddr)
 	if err != nil {
@@ -549,7 +574,17 @@ func healthcheck(ctx context.Context, cfg config.Config) error {
 	defer conn.Close()
 	conns := make(chan net.Conn, 1)
 	conns <- conn
+	scheme := "http"
+	var tlsConf *tls.Config
+	if cfg.TLSCertFile != "" {
+		// The server this process's own LISTEN_ADDR reaches, by address:
+		// its certificate names the service's public names, not that
+		// address, and whether clients trust it is theirs to check. A
+		// liveness probe sends nothing secret.
+		scheme, tlsConf = "https", &tls.Config{InsecureSkipVerify: true}
+	}
 	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   tlsConf,
 		DisableKeepAlives: true,
 		DialContext: func(context.Context, string, string) (net.Conn, error) {
 			select {
@@ -560,7 +595,7 @@ func healthcheck(ctx context.Context, cfg config.Config) error {
 			}
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+conn.RemoteAddr().String()+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+conn.RemoteAddr().String()+"/readyz", nil)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ type Config struct {
 	MigrateDatabaseURL string
 
 	ListenAddr string
+	// TLSCertFile and TLSKeyFile, when set (both or neither), make
+	// LISTEN_ADDR serve HTTPS with the certificate chain and key in these
+	// PEM files, read again when they change (internal/tlsfiles).
+	TLSCertFile, TLSKeyFile string
 	// PprofAddr, when set, is where serve answers net/http/pprof (apart
 	// from the API, for profiling under load).
 	PprofAddr string
@@ -161,6 +165,10 @@ var Vars = []Var{
 		duration(func(c *Config) *time.Duration { return &c.ReadMaxLag }, 100*time.Millisecond, "a duration of at least 100ms such as 5s")},
 	{"LISTEN_ADDR", ":8080", "address the HTTP server listens on",
 		address(func(c *Config) *string { return &c.ListenAddr })},
+	{"TLS_CERT_FILE", "", "PEM file of the certificate chain (the server's certificate first) LISTEN_ADDR serves HTTPS with, HTTP/1.1 only; with TLS_KEY_FILE, both or neither. Read again when it changes (a renewed certificate is served without a restart). Unset: plain HTTP, for a reverse proxy or load balancer that terminates TLS",
+		str(func(c *Config) *string { return &c.TLSCertFile })},
+	{"TLS_KEY_FILE", "", "PEM file of TLS_CERT_FILE's private key",
+		str(func(c *Config) *string { return &c.TLSKeyFile })},
 	{"PPROF_ADDR", "", "when set (e.g. 127.0.0.1:6060), serve answers Go's profiler (/debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback. Unset: no profiler",
 		address(func(c *Config) *string { return &c.PprofAddr })},
 	{"ALLOWED_HOSTS", "", "comma list of the names clients reach the service by, which a request's Host must carry (421 otherwise): host names (telemetry.example.com), *.example.com for every name under example.com, each with an optional :port that Host must then carry; * for any host. " +
@@ -529,6 +537,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	cfg.AllowedHosts = cfg.hostsFor(cfg.ListenAddr)
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		errs = append(errs, errors.New("set both TLS_CERT_FILE and TLS_KEY_FILE (HTTPS), or neither (plain HTTP)"))
+	}
 	if alias := strings.TrimSpace(getenv(flowsBatchAlias)); alias != "" {
 		if strings.TrimSpace(getenv("FLOWS_MAX_BATCH")) != "" {
 			errs = append(errs, fmt.Errorf("set FLOWS_MAX_BATCH or %s (its old name), not both", flowsBatchAlias))

@@ -157,3 +157,35 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.waits, prometheus.CounterValue, float64(s.EmptyAcquires))
 	ch <- prometheus.MustNewConstMetric(d.waitSecs, prometheus.CounterValue, s.AcquireTime.Seconds())
 }
+
+// TLS is what serve counts of HTTPS on LISTEN_ADDR (TLS_CERT_FILE).
+type TLS struct {
+	// HandshakeErrors counts the connections whose TLS handshake failed
+	// (a load balancer's TCP check, a scanner, a client that does not
+	// trust the certificate, plain HTTP sent to the HTTPS port);
+	// ReloadFailures the changes of the certificate files that did not
+	// make a valid pair (the previous one is still served).
+	HandshakeErrors prometheus.Counter
+	ReloadFailures  prometheus.Counter
+}
+
+// RegisterTLS exports the TLS counters and the served certificate's
+// expiry (telemetry_tls_certificate_expiry_timestamp_seconds, read by
+// notAfter at each scrape), for an alert well before it comes.
+func (m *Metrics) RegisterTLS(notAfter func() time.Time) TLS {
+	t := TLS{
+		HandshakeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "telemetry_tls_handshake_errors_total",
+			Help: "Connections to LISTEN_ADDR whose TLS handshake failed (logged at DEBUG only: a load balancer's TCP check makes one each time).",
+		}),
+		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "telemetry_tls_certificate_reload_failures_total",
+			Help: "Changes of TLS_CERT_FILE or TLS_KEY_FILE that did not make a valid pair; the previous certificate is still served.",
+		}),
+	}
+	m.Registry.MustRegister(t.HandshakeErrors, t.ReloadFailures,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telemetry_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the certificate served on LISTEN_ADDR expires (its NotAfter), in seconds since the Unix epoch."},
+			func() float64 { return float64(notAfter().Unix()) }))
+	return t
+}
