@@ -184,9 +184,9 @@ func (l *Lifecycle) remember(holder uuid.UUID) {
 
 // releaseUnreleased releases the leases this process may still hold
 // (Lifecycle.unreleased) and forgets them; those older than the lease have
-// lapsed and are forgotten unasked. Each is a DELETE of the row if it still
-// names that holder: a no-op when the acquire never took it or another pass
-// has since. A holder is remembered once its pass has ended, so none of
+// lapsed and are forgotten unasked. Each is ReleaseMaintenanceLease (the
+// row's expires_at set to now, the row kept) if the row still names that
+// holder: a no-op when the acquire never took it or another pass has since. A holder is remembered once its pass has ended, so none of
 // these is a pass still at work.
 func (l *Lifecycle) releaseUnreleased(ctx context.Context) error {
 	l.mu.Lock()
