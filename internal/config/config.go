@@ -118,6 +118,10 @@ type Config struct {
 	// IdempotencyTTL is how long the answer of a write sent with an
 	// Idempotency-Key is kept for repeats.
 	IdempotencyTTL time.Duration
+	// MaxTimeAhead is how far past the server's clock the times clients
+	// give may be (0: up to 9999-12-31): rows dated ahead would outlive
+	// every retention.
+	MaxTimeAhead time.Duration
 
 	// Data lifecycle (docs/lifecycle.md): how long each kind of data is
 	// kept (0: forever), when TimescaleDB chunks are compressed, and how
@@ -313,6 +317,8 @@ var Vars = []Var{
 		}},
 	{"IDEMPOTENCY_TTL", "24h", "how long the answer of a write sent with an Idempotency-Key header is kept: a repeat with the same key within it gets the same answer without a second write",
 		duration(func(c *Config) *time.Duration { return &c.IdempotencyTTL }, time.Second, "a duration of at least 1s such as 24h")},
+	{"MAX_TIME_AHEAD", "1d", "how far ahead of the server's clock the times clients give may be: a measurement's startedAt and endedAt, a flow's hour (its start), a load-test run's startedAt; a later one is a 422 naming it. A retention counts from these times, so a row dated ahead (a client's clock years fast, a far-future time) would be kept until long after, whatever the retention (docs/lifecycle.md). Days (1d), hours (36h) or minutes (90m); 0 takes any time up to 9999-12-31",
+		age(func(c *Config) *time.Duration { return &c.MaxTimeAhead })},
 	{"MEASUREMENTS_RETENTION", "30d", "how long request measurements are kept (by startedAt); 0 keeps them forever. Days (14d), hours (36h) or minutes (90m). Their rollups keep ROLLUPS_RETENTION",
 		age(func(c *Config) *time.Duration { return &c.MeasurementsRetention })},
 	{"DEVICE_METRICS_RETENTION", "90d", "how long the history of device metric reports is kept; 0 keeps it forever. The latest report of each metric (the current views) is kept whatever its age",
