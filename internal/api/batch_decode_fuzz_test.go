@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
@@ -46,12 +47,23 @@ var fuzzDecoders = sync.OnceValues(func() (*flowDecoder, *measurementDecoder) {
 	return testDecoders(batchLimit{100000, tooMany}, batchLimit{10000, tooMany})
 })
 
-// testDecoders makes the batch decoders with these limits, as New does.
+// testDecoders makes the batch decoders with these limits, as New does,
+// and MAX_TIME_AHEAD at its default (1d).
 func testDecoders(flows, meas batchLimit) (*flowDecoder, *measurementDecoder) {
 	installErrorModel() // as New does: names are matched exactly
 	api := humachi.New(chi.NewMux(), humaConfig())
-	return newFlowDecoder(api, flows), newMeasurementDecoder(api, meas)
+	return newFlowDecoder(api, flows), newMeasurementDecoder(api, meas, testAhead)
 }
+
+// testAhead is the decoders' MAX_TIME_AHEAD (testDecoders), and
+// fuzzMeasurementsNow the clock FuzzMeasurementsDecode decodes at: its
+// latest time accepted is fuzzMeasurementsLatest.
+const (
+	testAhead              = 24 * time.Hour
+	fuzzMeasurementsLatest = 1444991539 + 86400
+)
+
+var fuzzMeasurementsNow = time.Unix(1444991539, 0)
 
 // repeatBatch is a JSON array of n copies of item.
 func repeatBatch(item string, n int) []byte {
@@ -139,7 +151,8 @@ func FuzzFlowsDecode(f *testing.F) {
 //     records, and every item's names are spelt exactly as documented;
 //   - decode never panics; it accepts whatever the fast path accepts (and
 //     may accept more: the slow path lets some nulls through, as huma did),
-//     never a body with a fault checkBodyText finds; a refusal is a 400
+//     never a body with a fault checkBodyText finds nor a time past
+//     MAX_TIME_AHEAD (decoded at fuzzMeasurementsNow); a refusal is a 400
 //     when the body is not JSON, else a 400 or 422 listing every such
 //     fault.
 func FuzzMeasurementsDecode(f *testing.F) {
@@ -157,6 +170,9 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":{},"kwargs":[],"context":"x"}]`,
 		`[{"name":"n","method":"GET","startedAt":-0,"endedAt":1e309}]`,
 		`[{"name":"n","method":"GET","startedAt":253402300799,"endedAt":253402300800,"elapsed":-0}]`,
+		`[{"name":"n","method":"GET","startedAt":1445077939,"endedAt":1445077939.000001},{"name":"m","method":"GET","startedAt":3,"endedAt":2}]`,
+		`[{"name":"n","method":"GET","startedAt":1445077939,"endedAt":1445077939.000001}]`,
+		`[{"name":"n","method":"GET","startedAt":1445077940,"endedAt":1445077940,"elapsed":null,"app":null}]`,
 		`[{"name":"\u0000\ud800","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":{"b":[null,{"c":null}]}}}]`,
 		"[{\"name\":\"\xff\xfe\",\"method\":\"GET\",\"startedAt\":1,\"endedAt\":2,\"app\":\"\x00\"}]",
 		`[{"n\u0061me":"n","method":"GET","startedAt":1,"endedAt":2,"unknown":true}]`,
@@ -176,14 +192,19 @@ func FuzzMeasurementsDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, d := fuzzDecoders()
-		recs, err := d.decode("application/json", body)
-		fast, _, ok := fastDecodeMeasurements(body, math.MaxInt)
-		ref, refOK := refDecodeMeasurements(body)
+		recs, err := d.decode("application/json", body, fuzzMeasurementsNow)
+		fast, _, ok := fastDecodeMeasurements(body, math.MaxInt, fuzzMeasurementsLatest)
+		ref, refOK := refDecodeMeasurements(body, fuzzMeasurementsLatest)
 		if ok != refOK || !reflect.DeepEqual(fast, ref) {
 			t.Fatalf("%q: fast path ok=%v %+v, json v2's Unmarshal ok=%v %+v", body, ok, fast, refOK, ref)
 		}
 		if err == nil {
 			checkNoFaults(t, body)
+			for _, r := range recs {
+				if r.StartedAt > fuzzMeasurementsLatest || r.EndedAt > fuzzMeasurementsLatest {
+					t.Fatalf("%q: accepted a time past MAX_TIME_AHEAD: %+v", body, r)
+				}
+			}
 		}
 		if !ok {
 			if err != nil {
@@ -197,7 +218,7 @@ func FuzzMeasurementsDecode(f *testing.F) {
 		if !reflect.DeepEqual(recs, fast) {
 			t.Fatalf("%q: decode %+v, fast path %+v", body, recs, fast)
 		}
-		slow, err := d.slow(body)
+		slow, err := d.slow(body, fuzzMeasurementsNow)
 		if err != nil {
 			t.Fatalf("fast path accepted %q, the slow path refuses it: %v", body, err)
 		}
@@ -230,9 +251,10 @@ var refMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT":
 // refDecodeMeasurements is the fast path as it was before it read tokens:
 // json v2's Unmarshal (names exact; unknown and repeated names, invalid
 // UTF-8, lone surrogates refused) into pointer structs, then the rules by
-// hand (with the size limit of args, kwargs and context added since).
-// fastDecodeMeasurements must agree with it on every body.
-func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
+// hand (with the size limit of args, kwargs and context, and the latest
+// time accepted, added since). fastDecodeMeasurements must agree with it on
+// every body.
+func refDecodeMeasurements(body []byte, latest float64) ([]MeasurementInput, bool) {
 	if !refNestedWithin(body, maxNesting) {
 		return nil, false
 	}
@@ -245,8 +267,8 @@ func refDecodeMeasurements(body []byte) ([]MeasurementInput, bool) {
 		w := &wire[i]
 		if w.Name == nil || !validText(*w.Name, 1, maxMeasurementName) || len(*w.Name) > maxMeasurementNameBytes ||
 			w.Method == nil || !refMethods[*w.Method] ||
-			w.StartedAt == nil || !validEpoch(*w.StartedAt) ||
-			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt < *w.StartedAt ||
+			w.StartedAt == nil || !validEpoch(*w.StartedAt) || *w.StartedAt > latest ||
+			w.EndedAt == nil || !validEpoch(*w.EndedAt) || *w.EndedAt > latest || *w.EndedAt < *w.StartedAt ||
 			(w.Elapsed != nil && !(*w.Elapsed >= 0 && *w.Elapsed <= maxElapsedSeconds)) ||
 			(w.Args != nil && (w.Args[0] != '[' || len(w.Args) > maxMeasurementValue || hasEscapedNUL(w.Args))) ||
 			(w.Kwargs != nil && (w.Kwargs[0] != '{' || len(w.Kwargs) > maxMeasurementValue || hasEscapedNUL(w.Kwargs))) ||

@@ -83,8 +83,8 @@ func (jsonArray) Schema(huma.Registry) *huma.Schema {
 type MeasurementInput struct {
 	Name      string     `json:"name" minLength:"1" maxLength:"1024" example:"/api/products/<id>" doc:"The route (a pattern, not the raw path): at most 1024 characters and 1536 bytes of UTF-8."`
 	Method    string     `json:"method" enum:"GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE,CONNECT" example:"GET" doc:"HTTP method."`
-	StartedAt float64    `json:"startedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945813" doc:"When the request started, epoch seconds (microsecond precision is kept)."`
-	EndedAt   float64    `json:"endedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945816" doc:"When it ended, epoch seconds; not before startedAt."`
+	StartedAt float64    `json:"startedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945813" doc:"When the request started, epoch seconds (microsecond precision is kept); at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock."`
+	EndedAt   float64    `json:"endedAt" minimum:"0" maximum:"253402300799" example:"1444991539.945816" doc:"When it ended, epoch seconds; not before startedAt, and at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock."`
 	Elapsed   *float64   `json:"elapsed,omitempty" minimum:"0" maximum:"253402300799" example:"0.000003" doc:"Seconds it took (at most 253402300799, the widest span of two valid times); endedAt - startedAt when absent."`
 	Args      jsonArray  `json:"args,omitempty" doc:"Positional arguments of the profiled function; at most 8 MiB (8388608 bytes) of JSON."`
 	Kwargs    jsonObject `json:"kwargs,omitempty" doc:"Keyword arguments, e.g. path parameters: {\"productId\": 412}; at most 8 MiB (8388608 bytes) of JSON."`
@@ -599,7 +599,7 @@ func (s *server) registerMeasurements(api huma.API) {
 	s.meas = newMeasurementDecoder(api, batchLimit{s.cfg.MeasurementsMaxBatch, func(n int) error {
 		return NewProblem(http.StatusNotAcceptable, fmt.Sprintf("%s: %d in this batch, at most %d (MEASUREMENTS_MAX_BATCH)",
 			TooManyMeasurements, n, s.cfg.MeasurementsMaxBatch))
-	}})
+	}}, s.cfg.MaxTimeAhead)
 }
 
 // measurementsDocs documents the measurements operations by id (routes.go
@@ -681,7 +681,7 @@ func (s *server) documentMeasurements(api huma.API) {
 }
 
 func (s *server) postMeasurements(ctx context.Context, in *postMeasurementsInput) (*postMeasurementsOutput, error) {
-	body, err := s.meas.decode(in.contentType, in.RawBody)
+	body, err := s.meas.decode(in.contentType, in.RawBody, time.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-json-experiment/json/jsontext"
@@ -49,30 +50,38 @@ const (
 type measurementDecoder struct {
 	batchSchema
 	limit batchLimit
+	// ahead is MAX_TIME_AHEAD: how far past the request's clock startedAt
+	// and endedAt may be (0: up to 9999-12-31).
+	ahead time.Duration
 }
 
-func newMeasurementDecoder(api huma.API, limit batchLimit) *measurementDecoder {
+func newMeasurementDecoder(api huma.API, limit batchLimit, ahead time.Duration) *measurementDecoder {
 	return &measurementDecoder{newBatchSchema(api, reflect.TypeOf([]MeasurementInput{}),
-		"Measurements to store; an empty array is accepted.", true), limit}
+		"Measurements to store; an empty array is accepted.", true), limit, ahead}
 }
 
 // decode returns the batch, or the problem to answer: a batch of more than
-// the limit's records is its 406 whatever the records hold.
-func (d *measurementDecoder) decode(contentType string, body []byte) ([]MeasurementInput, error) {
+// the limit's records is its 406 whatever the records hold. now is the
+// request's clock, which MAX_TIME_AHEAD counts from.
+func (d *measurementDecoder) decode(contentType string, body []byte, now time.Time) ([]MeasurementInput, error) {
 	if err := checkContentType(contentType); err != nil {
 		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, NewProblem(http.StatusBadRequest, "request body is required")
 	}
-	recs, n, ok := fastDecodeMeasurements(body, d.limit.max)
+	latest := float64(maxEpochSeconds)
+	if t, on := aheadLimit(now, d.ahead); on {
+		latest = min(latest, float64(t.Unix()))
+	}
+	recs, n, ok := fastDecodeMeasurements(body, d.limit.max, latest)
 	if err := d.limit.check(body, n, ok); err != nil {
 		return nil, err
 	}
 	if ok {
 		return recs, nil
 	}
-	return d.slow(body)
+	return d.slow(body, now)
 }
 
 // fastDecodeMeasurements accepts only a batch the schema and Resolve accept
@@ -90,14 +99,18 @@ func (d *measurementDecoder) decode(contentType string, body []byte) ([]Measurem
 // once, methods are the enum's constants, args, kwargs and context share
 // one buffer, the elapsed times one array (docs/decoders.md).
 //
+// latest is the latest startedAt and endedAt accepted, epoch seconds: the
+// request's MAX_TIME_AHEAD limit, or maxEpochSeconds when it is off. A later
+// one refuses the batch, so that the slow path lists it beside the rest.
+//
 // n is the number of items; past maxItems it only counts them (recs is then
 // nil: the batch is refused as too large).
-func fastDecodeMeasurements(body []byte, maxItems int) (recs []MeasurementInput, n int, ok bool) {
+func fastDecodeMeasurements(body []byte, maxItems int, latest float64) (recs []MeasurementInput, n int, ok bool) {
 	dec, ok := openBatch(body)
 	if !ok {
 		return nil, 0, false
 	}
-	p := measurementParse{names: map[string]string{}, apps: map[string]string{}}
+	p := measurementParse{names: map[string]string{}, apps: map[string]string{}, latest: latest}
 	recs = make([]MeasurementInput, 0, min(len(body)/256+1, maxItems))
 	var elapsed []float64 // each record's, NaN when absent or null
 	for dec.PeekKind() == '{' {
@@ -129,6 +142,8 @@ type measurementParse struct {
 	raw   []byte            // args, kwargs and context, one after another in chunks
 	names map[string]string // one string per distinct name
 	apps  map[string]string // and per distinct app
+	// latest is the latest time accepted (fastDecodeMeasurements).
+	latest float64
 }
 
 // The fields of a measurement, as bits of what record has seen.
@@ -200,10 +215,10 @@ func (p *measurementParse) record(dec *jsontext.Decoder) (r MeasurementInput, el
 			r.Method, ok = measurementMethod(v, &p.buf)
 		case measStartedAt:
 			r.StartedAt, ok = jsonFloat(v)
-			ok = ok && validEpoch(r.StartedAt)
+			ok = ok && validEpoch(r.StartedAt) && r.StartedAt <= p.latest
 		case measEndedAt:
 			r.EndedAt, ok = jsonFloat(v)
-			ok = ok && validEpoch(r.EndedAt)
+			ok = ok && validEpoch(r.EndedAt) && r.EndedAt <= p.latest
 		case measElapsed:
 			if v.Kind() != 'n' {
 				elapsed, ok = jsonFloat(v)
@@ -305,8 +320,9 @@ func validEpoch(f float64) bool { return f >= 0 && f <= maxEpochSeconds }
 // not JSON, else the strings that cannot be stored, the repeated names,
 // the schema's errors and the records' Resolve errors (422, or 400 when
 // the body as a whole has the wrong type), else the batch decoded as huma
-// decoded it (nulls huma lets through included).
-func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
+// decoded it (nulls huma lets through included). The times past
+// MAX_TIME_AHEAD from now are listed with the rest.
+func (d *measurementDecoder) slow(body []byte, now time.Time) ([]MeasurementInput, error) {
 	// The strings that cannot be stored and repeated names (textcheck.go)
 	// come first.
 	errs, err := checkBodyText(body)
@@ -344,6 +360,9 @@ func (d *measurementDecoder) slow(body []byte) ([]MeasurementInput, error) {
 		errs = append(errs, &huma.ErrorDetail{Location: "body", Message: decodeErr.Error()})
 	}
 	errs = append(errs, zeroEndedAtFaults(parsed)...)
+	if latest, on := aheadLimit(now, d.ahead); on {
+		errs = append(errs, aheadFaults(parsed, latest, d.ahead)...)
+	}
 	if len(errs) > 0 {
 		return nil, validationFailed(errs...)
 	}
@@ -366,6 +385,30 @@ func zeroEndedAtFaults(parsed any) []error {
 		if okS && okE && ended == 0 && started > 0 && validEpoch(started) {
 			errs = append(errs, &ProblemItem{Title: "gtefield", Source: "endedAt", Location: fmt.Sprintf("body[%d].endedAt", i),
 				Detail: "endedAt must be greater than or equal to startedAt", Value: ended})
+		}
+	}
+	return errs
+}
+
+// aheadFaults lists a max item for each startedAt and endedAt of a parsed
+// batch later than latest (MAX_TIME_AHEAD ahead of the request's clock).
+// A time past 253402300799 has the schema's max item instead, and a value
+// that is not a number its type item: one item per field. Read from the
+// generic parse, as zeroEndedAtFaults, so that it holds beside any other
+// record's failure.
+func aheadFaults(parsed any, latest time.Time, ahead time.Duration) []error {
+	batch, _ := parsed.([]any)
+	limit := float64(latest.Unix())
+	var errs []error
+	for i, v := range batch {
+		rec, _ := v.(map[string]any)
+		for _, field := range [...]string{"startedAt", "endedAt"} {
+			t, ok := rec[field].(float64)
+			if ok && validEpoch(t) && t > limit {
+				errs = append(errs, &ProblemItem{Title: "max", Source: field, Location: fmt.Sprintf("body[%d].%s", i, field),
+					Value: t, Detail: fmt.Sprintf("%s must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
+						field, formatAhead(ahead), latest.Format(time.RFC3339))})
+			}
 		}
 	}
 	return errs

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMeasurementsDecodeSharedBuffer: args, kwargs and context share
@@ -16,7 +17,7 @@ import (
 func TestMeasurementsDecodeSharedBuffer(t *testing.T) {
 	body := []byte(`[{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":[1, 2],"kwargs":{"a" : 1},"context":{}},` +
 		`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"args":["x"],"kwargs":{"b":2},"context":{"c":[3]}}]`)
-	recs, _, ok := fastDecodeMeasurements(body, math.MaxInt)
+	recs, _, ok := fastDecodeMeasurements(body, math.MaxInt, maxEpochSeconds)
 	if !ok || len(recs) != 2 {
 		t.Fatalf("refused (%v) or %d records", ok, len(recs))
 	}
@@ -59,9 +60,9 @@ func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
 			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
 		{"flows, not objects", batch(`1`), func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
 		{"measurements", batch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":1}}`),
-			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
+			func(b []byte) error { _, err := meas.decode("application/json", b, time.Now()); return err }},
 		{"measurements, invalid", batch(`{"name":"n","method":"get","startedAt":2,"endedAt":1}`),
-			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
+			func(b []byte) error { _, err := meas.decode("application/json", b, time.Now()); return err }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n = 0
@@ -81,7 +82,7 @@ func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
 	// Malformed past the limit: the slow path's 400, as for any body that is
 	// not JSON.
 	body := append(batch(`1`)[:1000], ",]"...)
-	if _, err := meas.decode("application/json", body); !isStatus(err, http.StatusBadRequest) {
+	if _, err := meas.decode("application/json", body, time.Now()); !isStatus(err, http.StatusBadRequest) {
 		t.Fatalf("malformed batch over the limit: %v", err)
 	}
 	if _, err := flows.decode("application/json", body); !isStatus(err, http.StatusBadRequest) {
@@ -128,7 +129,7 @@ func TestRefusedBatchIsExplainedWithoutItsValues(t *testing.T) {
 		decode func([]byte) error
 	}{
 		{"measurements", repeatBatch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"extra":`+values+`}`, 500),
-			func(b []byte) error { _, err := meas.decode("application/json", b); return err }},
+			func(b []byte) error { _, err := meas.decode("application/json", b, time.Now()); return err }},
 		{"flows", repeatBatch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3,"extra":`+values+`}`, 500),
 			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
 	} {

@@ -889,7 +889,7 @@ func TestMeasurementsValueSize(t *testing.T) {
 	// At the limit, the fast path takes it.
 	atLimit := []byte(`[{"name":"/a","method":"GET","startedAt":100,"endedAt":101,"args":["` +
 		strings.Repeat("x", maxMeasurementValue-4) + `"]}]`)
-	if recs, _, ok := fastDecodeMeasurements(atLimit, 1); !ok || len(recs[0].Args) != maxMeasurementValue {
+	if recs, _, ok := fastDecodeMeasurements(atLimit, 1, maxEpochSeconds); !ok || len(recs[0].Args) != maxMeasurementValue {
 		t.Fatalf("a value of %d bytes refused", maxMeasurementValue)
 	}
 }

@@ -36,11 +36,11 @@ func TestMeasurementsFastPathElapsedBound(t *testing.T) {
 	body := func(elapsed string) []byte {
 		return []byte(`[{"name":"/x","method":"GET","startedAt":1,"endedAt":2,"elapsed":` + elapsed + `}]`)
 	}
-	if _, _, ok := fastDecodeMeasurements(body("253402300799"), math.MaxInt); !ok {
+	if _, _, ok := fastDecodeMeasurements(body("253402300799"), math.MaxInt, maxEpochSeconds); !ok {
 		t.Fatal("the largest elapsed is refused by the fast path")
 	}
 	for _, e := range []string{"253402300799.001", "1e306", "-0.5"} {
-		if _, _, ok := fastDecodeMeasurements(body(e), math.MaxInt); ok {
+		if _, _, ok := fastDecodeMeasurements(body(e), math.MaxInt, maxEpochSeconds); ok {
 			t.Fatalf("elapsed %s accepted by the fast path", e)
 		}
 	}
