@@ -34,7 +34,8 @@ type EventTimestamp struct{}
 func (EventTimestamp) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{
 		Description: "An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds " +
-			"(1763805600, fractions allowed). Absent or null: the time the server receives the request.",
+			"(1763805600, fractions allowed), at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock. " +
+			"Absent or null: the time the server receives the request.",
 		Examples: []any{"2025-11-22T10:00:00Z"},
 		// Either form or null; generated clients get string | number | null.
 		// parseStartedAt's items are the ones a client sees (problem.go
@@ -124,10 +125,12 @@ type EventCommon struct {
 }
 
 // eventBody is filled while decoding: the raw body (stored as the event's
-// payload), startedAt and the field errors that the schema cannot express.
+// payload), startedAt (and its JSON text, sentAt) and the field errors
+// that the schema cannot express.
 type eventBody struct {
 	raw       []byte
 	startedAt *time.Time
+	sentAt    json.RawMessage
 	problems  []error
 }
 
@@ -136,7 +139,7 @@ type eventBody struct {
 // host. It never fails: huma reports wrong JSON and wrong types, this only
 // adds to them.
 func (e *eventBody) decode(data []byte, hostRequired bool) {
-	e.raw, e.startedAt, e.problems = nil, nil, nil
+	e.raw, e.startedAt, e.sentAt, e.problems = nil, nil, nil, nil
 	// First, so that a body of the wrong type lists them beside its 400.
 	problems, err := checkBodyText(data)
 	if err != nil {
@@ -150,8 +153,8 @@ func (e *eventBody) decode(data []byte, hostRequired bool) {
 	e.raw = bytes.Clone(data)
 	if t, p := parseStartedAt(top["startedAt"]); p != nil {
 		e.problems = append(e.problems, p)
-	} else {
-		e.startedAt = t
+	} else if t != nil {
+		e.startedAt, e.sentAt = t, top["startedAt"]
 	}
 	if hostRequired && !eventsHostGiven(top["host"]) && !eventsHostGiven(top["hostname"]) {
 		e.problems = append(e.problems, errEventsHostRequired())
@@ -175,6 +178,36 @@ func eventsHostGiven(raw json.RawMessage) bool {
 	}
 	return strings.TrimSpace(s) != ""
 }
+
+// problemsAt is the body's field errors with, when MAX_TIME_AHEAD is on
+// (the operation's Metadata[timeAheadKey]), one for a startedAt past the
+// server's clock at the request plus MAX_TIME_AHEAD: the register's is the
+// run's start and the commit's its end, which EVENTS_RETENTION counts from
+// (queries/lifecycle.sql, DeleteExpiredRuns), so a run dated ahead would
+// outlive it. Checked here and not while decoding, which does not know
+// the setting; huma lists these beside its own failures.
+func (e *eventBody) problemsAt(ctx huma.Context) []error {
+	if e.startedAt == nil || ctx == nil || ctx.Operation() == nil {
+		return e.problems
+	}
+	d, _ := ctx.Operation().Metadata[timeAheadKey].(time.Duration)
+	latest, on := aheadLimit(time.Now(), d)
+	if !on || !e.startedAt.After(latest) {
+		return e.problems
+	}
+	// The value as sent: the string, or the number (parseStartedAt read
+	// either).
+	var value any
+	_ = json.Unmarshal(e.sentAt, &value)
+	return append(e.problems, &ProblemItem{Title: "max", Source: "startedAt", Location: "body.startedAt", Value: value,
+		Detail: fmt.Sprintf("startedAt must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
+			formatAhead(d), latest.UTC().Truncate(time.Second).Format(time.RFC3339))})
+}
+
+// timeAheadKey is the key, in the register and commit operations'
+// Metadata, of MAX_TIME_AHEAD (a time.Duration), which their Resolve
+// reads.
+const timeAheadKey = "maxTimeAhead"
 
 // Epoch seconds up to the end of year 9999.
 const eventsMaxEpochSeconds = 253402300799
@@ -303,14 +336,14 @@ type registerEventInput struct {
 
 // Resolve adds the hand-made checks to huma's, so that every failure is
 // reported at once.
-func (in *registerEventInput) Resolve(huma.Context) []error { return in.Body.problems }
+func (in *registerEventInput) Resolve(ctx huma.Context) []error { return in.Body.problemsAt(ctx) }
 
 type commitEventInput struct {
 	Body EventCommitBody
 }
 
 // Resolve adds the hand-made checks to huma's.
-func (in *commitEventInput) Resolve(huma.Context) []error { return in.Body.problems }
+func (in *commitEventInput) Resolve(ctx huma.Context) []error { return in.Body.problemsAt(ctx) }
 
 // RegisterEventData is where the original's Locust client reads the id.
 type RegisterEventData struct {
@@ -430,7 +463,7 @@ func (s *server) eventsDocs() map[string]huma.Operation {
 				"`startedAt` is an RFC 3339 string or epoch seconds; absent, the time of receipt.",
 			Tags:         tags,
 			MaxBodyBytes: s.eventsBodyLimit(),
-			Metadata:     map[string]any{bodyWeightKey: eventsBodyWeight},
+			Metadata:     map[string]any{bodyWeightKey: eventsBodyWeight, timeAheadKey: s.cfg.MaxTimeAhead},
 			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 				Examples: map[string]*huma.Example{
 					"document": {Summary: "The body the seed documents", Value: eventsExampleRegisterDocument},
@@ -447,7 +480,7 @@ func (s *server) eventsDocs() map[string]huma.Operation {
 				"exactly one succeeds. Accepts the Locust client's body as well (`hostname`, `user_count`, `state`, ...).",
 			Tags:         tags,
 			MaxBodyBytes: s.eventsBodyLimit(),
-			Metadata:     map[string]any{bodyWeightKey: eventsBodyWeight},
+			Metadata:     map[string]any{bodyWeightKey: eventsBodyWeight, timeAheadKey: s.cfg.MaxTimeAhead},
 			RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
 				Examples: map[string]*huma.Example{
 					"document": {Summary: "The body the seed documents", Value: eventsExampleCommitDocument},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -751,7 +752,8 @@ func TestEventsStates(t *testing.T) {
 // time.Duration stops at 292 years).
 func TestEventsLongRunDuration(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t)
+	// MAX_TIME_AHEAD off: the run ends in 2470, the range's far side.
+	s := newTestServer(t, func(c *config.Config) { c.MaxTimeAhead = 0 })
 	id := s.eventsRegister(t, eventsRegisterBody("long", "single", "1970-01-01T00:00:00Z"))
 	s.do("POST", "/apiv0.1/events/commit", fmt.Sprintf(`{"uuid": %q, "startedAt": "2470-01-01T00:00:00.5Z", "measurement": {"fields": {"requestStats": {}}}}`,
 		id)).wantStatus(t, http.StatusOK)
@@ -931,4 +933,106 @@ func TestEventsRequestStatsViewOddShapes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEventsStartedAtAhead: MAX_TIME_AHEAD (default 1d) bounds the
+// startedAt of a register (the run's start) and of a commit (its end), the
+// times EVENTS_RETENTION counts from: a run dated further ahead of the
+// server's clock would outlive every retention. Past it is a 422 max item
+// with the value sent, beside the body's other failures, and nothing is
+// stored; within it the run is stored. 0 takes any time up to 9999.
+func TestEventsStartedAtAhead(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	tables := []string{"event_runs", "events"}
+	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	epoch := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+	register := func(startedAt, clients string) string {
+		return fmt.Sprintf(`{"startedAt": %s, "host": "h", "measurement": {"fields": {"clients": %s}}}`, startedAt, clients)
+	}
+	commit := func(id, startedAt, userCount string) string {
+		return fmt.Sprintf(`{"uuid": %q, "startedAt": %s, "user_count": %s, "measurement": {"fields": {"requestStats": {}}}}`,
+			id, startedAt, userCount)
+	}
+	// checkAhead checks the answer's startedAt item (the only one with
+	// others=0) and that the limit it names is now+1d to the second.
+	checkAhead := func(t *testing.T, p Problem, sent time.Time, value any, ahead string, others int) {
+		t.Helper()
+		var item *ProblemItem
+		for i, e := range p.Errors {
+			if e.Location == "body.startedAt" {
+				item = p.Errors[i]
+			}
+		}
+		if item == nil || item.Title != "max" || item.Source != "startedAt" || item.Status != 422 || item.Value != value ||
+			len(p.Errors) != others+1 {
+			t.Fatalf("errors %+v (value %#v): want a body.startedAt max item with value %#v (and %d others)", p.Errors, item, value, others)
+		}
+		prefix := "startedAt must be at most MAX_TIME_AHEAD (" + ahead + ") ahead of the server's clock: "
+		at, ok := strings.CutPrefix(item.Detail, prefix)
+		at, ok2 := strings.CutSuffix(at, " or earlier")
+		latest, err := time.Parse(time.RFC3339, at)
+		if !ok || !ok2 || err != nil || !strings.HasSuffix(at, "Z") || latest.Nanosecond() != 0 {
+			t.Fatalf("detail %q: want %q<RFC 3339 UTC, seconds> or earlier", item.Detail, prefix)
+		}
+		if d := map[string]time.Duration{"1d": 24 * time.Hour, "36h": 36 * time.Hour}[ahead]; latest.Before(time.Now().Add(d-time.Minute)) || latest.After(time.Now().Add(d)) || !latest.Before(sent) {
+			t.Fatalf("detail %q: the latest time is not now+%s (and before %s)", item.Detail, ahead, rfc(sent))
+		}
+	}
+
+	now := time.Now()
+	soon, late := now.Add(time.Hour), now.Add(72*time.Hour)
+	// Within the limit: stored, as a string and as epoch seconds.
+	id := s.eventsRegister(t, register(strconv.Quote(rfc(soon)), "1"))
+	s.eventsRegister(t, register(epoch(soon), "1"))
+	before := s.counts(t, tables)
+
+	t.Run("register", func(t *testing.T) {
+		p := s.do("POST", "/apiv0.1/events/register", register(strconv.Quote(rfc(late)), "1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late, rfc(late), "1d", 0)
+		p = s.do("POST", "/apiv0.1/events/register", register(epoch(late), "1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late.Truncate(time.Second), float64(late.Unix()), "1d", 0)
+		// With an offset: the limit is on the instant.
+		offset := late.In(time.FixedZone("", -11*3600)).Format(time.RFC3339)
+		p = s.do("POST", "/apiv0.1/events/register", register(strconv.Quote(offset), "1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late.Truncate(time.Second), offset, "1d", 0)
+		// Beside the body's other failures, in one answer.
+		p = s.do("POST", "/apiv0.1/events/register", register(epoch(late), "-1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late.Truncate(time.Second), float64(late.Unix()), "1d", 1)
+		if !p.hasError("body.measurement.fields.clients", "min") {
+			t.Fatalf("errors %+v lack body.measurement.fields.clients/min", p.Errors)
+		}
+	})
+	t.Run("commit", func(t *testing.T) {
+		p := s.do("POST", "/apiv0.1/events/commit", commit(id, strconv.Quote(rfc(late)), "1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late, rfc(late), "1d", 0)
+		p = s.do("POST", "/apiv0.1/events/commit", commit(id, epoch(late), "-1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late.Truncate(time.Second), float64(late.Unix()), "1d", 1)
+		if !p.hasError("body.user_count", "min") {
+			t.Fatalf("errors %+v lack body.user_count/min", p.Errors)
+		}
+	})
+	if after := s.counts(t, tables); after != before {
+		t.Fatalf("refused bodies stored rows: %s, then %s", before, after)
+	}
+	if !s.eventsRunning(t)["h-"+id] {
+		t.Fatalf("run %s is no longer running after refused commits", id)
+	}
+	// The run ends within the limit.
+	s.do("POST", "/apiv0.1/events/commit", commit(id, epoch(soon.Add(time.Minute)), "1")).wantStatus(t, http.StatusOK)
+
+	t.Run("36h", func(t *testing.T) {
+		t.Parallel()
+		s := newTestServer(t, func(c *config.Config) { c.MaxTimeAhead = 36 * time.Hour })
+		s.eventsRegister(t, register(epoch(time.Now().Add(30*time.Hour)), "1"))
+		late := time.Now().Add(40 * time.Hour)
+		p := s.do("POST", "/apiv0.1/events/register", register(strconv.Quote(rfc(late)), "1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, late, rfc(late), "36h", 0)
+	})
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		s := newTestServer(t, func(c *config.Config) { c.MaxTimeAhead = 0 })
+		id := s.eventsRegister(t, register(`"9999-12-31T23:59:58Z"`, "1"))
+		s.do("POST", "/apiv0.1/events/commit", commit(id, "253402300799", "1")).wantStatus(t, http.StatusOK)
+	})
 }
