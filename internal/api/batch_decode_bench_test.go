@@ -25,13 +25,14 @@ func BenchmarkBatchDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	// MAX_TIME_AHEAD at its default, as a request would decode them.
-	latest, _ := aheadLimit(time.Now(), 24*time.Hour)
+	now := time.Now()
+	latest, _ := aheadLimit(now, 24*time.Hour)
 	for _, c := range []struct {
 		name   string
 		body   []byte
 		decode func([]byte) bool
 	}{
-		{"flows", flows, func(b []byte) bool { _, _, ok := fastDecode(b, math.MaxInt); return ok }},
+		{"flows", flows, func(b []byte) bool { _, _, ok := fastDecode(b, math.MaxInt, flowHourLimit(now, 24*time.Hour).max); return ok }},
 		{"measurements", meas, func(b []byte) bool {
 			_, _, ok := fastDecodeMeasurements(b, math.MaxInt, float64(latest.Unix()))
 			return ok

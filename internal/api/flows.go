@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 )
@@ -16,7 +17,7 @@ type Flow struct {
 	VpcID   string `json:"vpc_id" minLength:"1" maxLength:"255" example:"vpc-0" doc:"VPC identifier: at most 255 characters and 800 bytes of UTF-8."`
 	BytesTx int64  `json:"bytes_tx" minimum:"0" example:"300" doc:"Bytes transmitted (a 64-bit integer: at most 9223372036854775807)."`
 	BytesRx int64  `json:"bytes_rx" minimum:"0" example:"900" doc:"Bytes received (a 64-bit integer: at most 9223372036854775807)."`
-	Hour    int64  `json:"hour" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC)."`
+	Hour    int64  `json:"hour" minimum:"0" maximum:"2147483647" example:"1" doc:"Hours since the Unix epoch (UTC); at most the hour that holds the server's clock + MAX_TIME_AHEAD (default 1 day): an hour past it is a 422."`
 }
 
 // postFlowsInput takes the body raw: flows_decode.go decodes it (the
@@ -107,7 +108,9 @@ func (s *server) documentFlows(api huma.API) {
 }
 
 func (s *server) postFlows(ctx context.Context, in *postFlowsInput) (*postFlowsOutput, error) {
-	flows, err := s.flows.decode(in.contentType, in.RawBody)
+	// The server's clock once per request: every hour of the batch has
+	// the same limit.
+	flows, err := s.flows.decode(in.contentType, in.RawBody, flowHourLimit(time.Now(), s.cfg.MaxTimeAhead))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -42,20 +43,46 @@ func newFlowDecoder(api huma.API, limit batchLimit) *flowDecoder {
 		"Flows to add to the hourly totals; an empty array is accepted.", false), limit}
 }
 
+// hourLimit is the latest hour a request accepts: maxHour, or under
+// MAX_TIME_AHEAD the hour that holds the server's clock + MAX_TIME_AHEAD.
+type hourLimit struct {
+	max   int64         // the latest hour accepted
+	ahead time.Duration // MAX_TIME_AHEAD when it set max, else 0
+}
+
+// flowHourLimit is the hour limit of a request the server's clock reads
+// now at, under MAX_TIME_AHEAD ahead (0: off, hours up to maxHour):
+// floor((now + ahead) / 1h), so a flow of the hour that holds now + ahead
+// is accepted and one of the next hour refused.
+func flowHourLimit(now time.Time, ahead time.Duration) hourLimit {
+	latest, on := aheadLimit(now, ahead)
+	if !on {
+		return hourLimit{max: maxHour}
+	}
+	// Truncate counts from year 1, a whole number of hours before the
+	// Unix epoch: the start of latest's hour, exactly.
+	h := latest.Truncate(time.Hour).Unix() / 3600
+	if h >= maxHour {
+		return hourLimit{max: maxHour}
+	}
+	return hourLimit{max: h, ahead: ahead}
+}
+
 // decode returns the batch, or the problem to answer: a batch of more than
-// the limit's flows is its 406 whatever the flows hold.
-func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, error) {
+// the limit's flows is its 406 whatever the flows hold. Hours past hours.max
+// are refused.
+func (d *flowDecoder) decode(contentType string, body []byte, hours hourLimit) ([]store.Flow, error) {
 	if err := checkContentType(contentType); err != nil {
 		return nil, err
 	}
-	flows, n, ok := fastDecode(body, d.limit.max)
+	flows, n, ok := fastDecode(body, d.limit.max, hours.max)
 	if err := d.limit.check(body, n, ok); err != nil {
 		return nil, err
 	}
 	if ok {
 		return flows, nil
 	}
-	return nil, d.explain(body)
+	return nil, d.explain(body, hours)
 }
 
 // fastDecode accepts only a fully valid batch and decodes it straight into
@@ -73,8 +100,9 @@ func (d *flowDecoder) decode(contentType string, body []byte) ([]store.Flow, err
 // once (docs/decoders.md).
 //
 // n is the number of items; past maxItems it only counts them (flows is then
-// nil: the batch is refused as too large).
-func fastDecode(body []byte, maxItems int) (flows []store.Flow, n int, ok bool) {
+// nil: the batch is refused as too large). An hour past lastHour (maxHour,
+// or less under MAX_TIME_AHEAD) refuses the batch.
+func fastDecode(body []byte, maxItems int, lastHour int64) (flows []store.Flow, n int, ok bool) {
 	dec, ok := openBatch(body)
 	if !ok {
 		return nil, 0, false
@@ -86,7 +114,7 @@ func fastDecode(body []byte, maxItems int) (flows []store.Flow, n int, ok bool) 
 			rest, ok := countRest(dec)
 			return nil, maxItems + rest, ok
 		}
-		f, ok := decodeFlow(dec, names)
+		f, ok := decodeFlow(dec, names, lastHour)
 		if !ok {
 			return nil, 0, false
 		}
@@ -106,8 +134,9 @@ const (
 	flowAll = 1<<iota - 1
 )
 
-// decodeFlow reads one flow object; the decoder is at its '{'.
-func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, bool) {
+// decodeFlow reads one flow object; the decoder is at its '{'. Its hour
+// is at most lastHour.
+func decodeFlow(dec *jsontext.Decoder, names map[string]string, lastHour int64) (store.Flow, bool) {
 	var f store.Flow
 	if _, err := dec.ReadToken(); err != nil {
 		return f, false
@@ -160,7 +189,7 @@ func decodeFlow(dec *jsontext.Decoder, names map[string]string) (store.Flow, boo
 			f.BytesRx, ok = flowInt(v)
 		case flowHour:
 			f.Hour, ok = flowInt(v)
-			ok = ok && f.Hour <= maxHour
+			ok = ok && f.Hour <= lastHour
 		}
 		if !ok {
 			return f, false
@@ -207,8 +236,8 @@ func flowInt(v jsontext.Value) (int64, bool) {
 // explain builds the answer for a body the fast path refused: 400 when it
 // is not JSON, else a 422 listing every rule broken, item by item: the
 // strings that cannot be stored and the repeated names (textcheck.go),
-// then the schema's rules.
-func (d *flowDecoder) explain(body []byte) error {
+// then the schema's rules, then the hours past MAX_TIME_AHEAD.
+func (d *flowDecoder) explain(body []byte, hours hourLimit) error {
 	faults, err := checkBodyText(body)
 	if err != nil {
 		return notJSON(err, body)
@@ -234,6 +263,9 @@ func (d *flowDecoder) explain(body []byte) error {
 		// bits.
 		errs = append(errs, integerErrors(body)...)
 	}
+	// After the check above, so that an hour ahead does not hide the
+	// integers integerErrors finds.
+	errs = append(errs, aheadHourErrors(parsed, body, hours)...)
 	if len(errs) == 0 {
 		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
 	}
@@ -256,6 +288,51 @@ func flowNameBytesErrors(parsed any) []error {
 		}
 	}
 	return errs
+}
+
+// aheadHourErrors lists the hours past hours.max under MAX_TIME_AHEAD,
+// one "max" item each, given the generic parse of the body. Only the hours
+// that break no other rule are listed (integers written without a fraction
+// or exponent, 0 to maxHour): the others have their item already, so that
+// a field has one item.
+func aheadHourErrors(parsed any, body []byte, hours hourLimit) []error {
+	if hours.ahead == 0 || !hasHourPast(parsed, hours.max) {
+		return nil
+	}
+	// The numbers as written: the generic parse made them float64.
+	dec := json.NewDecoder(bytes.NewReader(slimBatch(body)))
+	dec.UseNumber()
+	var items []any
+	if dec.Decode(&items) != nil {
+		return nil
+	}
+	start := time.Unix(hours.max*3600, 0).UTC().Format(time.RFC3339)
+	var errs []error
+	for i, item := range items {
+		flow, _ := item.(map[string]any)
+		n, _ := flow["hour"].(json.Number)
+		h, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil || h <= hours.max || h > maxHour {
+			continue
+		}
+		errs = append(errs, &ProblemItem{Title: "max", Source: "hour", Location: fmt.Sprintf("body[%d].hour", i), Value: h,
+			Detail: fmt.Sprintf("hour must be at most %d, the hour MAX_TIME_AHEAD (%s) ahead of the server's clock (%s)",
+				hours.max, formatAhead(hours.ahead), start)})
+	}
+	return errs
+}
+
+// hasHourPast reports whether some item of the generic parse has an hour
+// over last: the cheap look before aheadHourErrors parses the body again.
+func hasHourPast(parsed any, last int64) bool {
+	items, _ := parsed.([]any)
+	for _, item := range items {
+		flow, _ := item.(map[string]any)
+		if h, ok := flow["hour"].(float64); ok && h > float64(last) {
+			return true
+		}
+	}
+	return false
 }
 
 // notJSON is the 400 for a body that is not JSON, given the error of its

@@ -55,10 +55,10 @@ func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
 		decode func([]byte) error
 	}{
 		{"flows", batch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3}`),
-			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+			func(b []byte) error { _, err := flows.decode("application/json", b, fuzzHours); return err }},
 		{"flows, invalid", batch(`{"src_app":"","dest_app":"b","vpc_id":"v","bytes_tx":-1,"bytes_rx":2,"hour":3}`),
-			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
-		{"flows, not objects", batch(`1`), func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+			func(b []byte) error { _, err := flows.decode("application/json", b, fuzzHours); return err }},
+		{"flows, not objects", batch(`1`), func(b []byte) error { _, err := flows.decode("application/json", b, fuzzHours); return err }},
 		{"measurements", batch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"kwargs":{"a":1}}`),
 			func(b []byte) error { _, err := meas.decode("application/json", b, time.Now()); return err }},
 		{"measurements, invalid", batch(`{"name":"n","method":"get","startedAt":2,"endedAt":1}`),
@@ -85,7 +85,7 @@ func TestBatchOverLimitIsCountedNotKept(t *testing.T) {
 	if _, err := meas.decode("application/json", body, time.Now()); !isStatus(err, http.StatusBadRequest) {
 		t.Fatalf("malformed batch over the limit: %v", err)
 	}
-	if _, err := flows.decode("application/json", body); !isStatus(err, http.StatusBadRequest) {
+	if _, err := flows.decode("application/json", body, fuzzHours); !isStatus(err, http.StatusBadRequest) {
 		t.Fatalf("malformed batch over the limit: %v", err)
 	}
 }
@@ -131,7 +131,7 @@ func TestRefusedBatchIsExplainedWithoutItsValues(t *testing.T) {
 		{"measurements", repeatBatch(`{"name":"n","method":"GET","startedAt":1,"endedAt":2,"extra":`+values+`}`, 500),
 			func(b []byte) error { _, err := meas.decode("application/json", b, time.Now()); return err }},
 		{"flows", repeatBatch(`{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":3,"extra":`+values+`}`, 500),
-			func(b []byte) error { _, err := flows.decode("application/json", b); return err }},
+			func(b []byte) error { _, err := flows.decode("application/json", b, fuzzHours); return err }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var before, after runtime.MemStats
