@@ -929,7 +929,7 @@ type EventCommitBody struct {
 	Hostname    *string                `json:"hostname,omitempty"`
 	Measurement EventCommitMeasurement `json:"measurement"`
 
-	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed), at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock. Absent or null: the time the server receives the request.
 	//
 	// Example: 2025-11-22T10:00:00Z
 	StartedAt *EventCommitBody_StartedAt `json:"startedAt,omitempty"`
@@ -963,7 +963,7 @@ type EventCommitBodyStartedAt0 = time.Time
 // EventCommitBodyStartedAt1 defines model for EventCommitBody.StartedAt.1.
 type EventCommitBodyStartedAt1 = float64
 
-// EventCommitBody_StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+// EventCommitBody_StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed), at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock. Absent or null: the time the server receives the request.
 //
 // Example: 2025-11-22T10:00:00Z
 type EventCommitBody_StartedAt struct {
@@ -997,7 +997,7 @@ type EventRegisterBody struct {
 	Hostname    *string                  `json:"hostname,omitempty"`
 	Measurement EventRegisterMeasurement `json:"measurement"`
 
-	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+	// StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed), at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock. Absent or null: the time the server receives the request.
 	//
 	// Example: 2025-11-22T10:00:00Z
 	StartedAt *EventRegisterBody_StartedAt `json:"startedAt,omitempty"`
@@ -1021,7 +1021,7 @@ type EventRegisterBodyStartedAt0 = time.Time
 // EventRegisterBodyStartedAt1 defines model for EventRegisterBody.StartedAt.1.
 type EventRegisterBodyStartedAt1 = float64
 
-// EventRegisterBody_StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed). Absent or null: the time the server receives the request.
+// EventRegisterBody_StartedAt An RFC 3339 date-time string (2025-11-22T10:00:00Z) or a number of Unix epoch seconds (1763805600, fractions allowed), at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock. Absent or null: the time the server receives the request.
 //
 // Example: 2025-11-22T10:00:00Z
 type EventRegisterBody_StartedAt struct {
@@ -1244,7 +1244,7 @@ type Flow struct {
 	// Example: bar
 	DestApp string `json:"dest_app"`
 
-	// Hour Hours since the Unix epoch (UTC).
+	// Hour Hours since the Unix epoch (UTC); at most the hour that holds the server's clock + MAX_TIME_AHEAD (default 1 day): an hour past it is a 422.
 	//
 	// Example: 1
 	Hour int64 `json:"hour"`
@@ -1476,7 +1476,7 @@ type MeasurementInput struct {
 	// Example: 0.000003
 	Elapsed *float64 `json:"elapsed,omitempty"`
 
-	// EndedAt When it ended, epoch seconds; not before startedAt.
+	// EndedAt When it ended, epoch seconds; not before startedAt, and at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock.
 	//
 	// Example: 1444991539.945816
 	EndedAt float64 `json:"endedAt"`
@@ -1494,7 +1494,7 @@ type MeasurementInput struct {
 	// Example: /api/products/<id>
 	Name string `json:"name"`
 
-	// StartedAt When the request started, epoch seconds (microsecond precision is kept).
+	// StartedAt When the request started, epoch seconds (microsecond precision is kept); at most MAX_TIME_AHEAD (default 1 day) ahead of the server's clock.
 	//
 	// Example: 1444991539.945813
 	StartedAt float64 `json:"startedAt"`
