@@ -32,7 +32,10 @@ func BenchmarkBatchDecode(b *testing.B) {
 		body   []byte
 		decode func([]byte) bool
 	}{
-		{"flows", flows, func(b []byte) bool { _, _, ok := fastDecode(b, math.MaxInt, flowHourLimit(now, 24*time.Hour).max); return ok }},
+		{"flows", flows, func(b []byte) bool {
+			_, _, ok := fastDecode(b, math.MaxInt, flowHourLimit(now, 24*time.Hour).max)
+			return ok
+		}},
 		{"measurements", meas, func(b []byte) bool {
 			_, _, ok := fastDecodeMeasurements(b, math.MaxInt, float64(latest.Unix()))
 			return ok
