@@ -430,6 +430,22 @@ func TestFlowsDecodingEdges(t *testing.T) {
 			t.Fatalf("bytes_tx %s: errors %+v", body, p.Errors)
 		}
 	}
+	// Beside other failures, each place once: a 1.0 and a 1e3 beside an
+	// empty src_app are listed with it (they went unsaid until 2026-12-06),
+	// and an hour of 1.5 or past 2147483647 keeps the schema's one item.
+	p = s.do("POST", "/flows", `[{"src_app":"","dest_app":"b","vpc_id":"v","bytes_tx":1.0,"bytes_rx":1e3,"hour":1.5},
+		{"src_app":"a","dest_app":"b","vpc_id":"v","bytes_tx":1,"bytes_rx":2,"hour":99999999999}]`).problem(t, http.StatusUnprocessableEntity)
+	got := map[string]string{}
+	for _, e := range p.Errors {
+		if _, dup := got[e.Location]; dup {
+			t.Errorf("%s listed twice: %+v", e.Location, p.Errors)
+		}
+		got[e.Location] = e.Title
+	}
+	if want := map[string]string{"body[0].src_app": "min", "body[0].bytes_tx": "type", "body[0].bytes_rx": "type",
+		"body[0].hour": "type", "body[1].hour": "max"}; !maps.Equal(got, want) {
+		t.Fatalf("items %v, want %v", got, want)
+	}
 	// Not one JSON document, or not an array.
 	s.do("POST", "/flows", "[] []").problem(t, http.StatusBadRequest)
 	s.do("POST", "/flows", "null").problem(t, http.StatusBadRequest)
