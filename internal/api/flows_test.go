@@ -409,7 +409,7 @@ func TestFlowsDecodingEdges(t *testing.T) {
 	// 255 characters is the limit, counted in characters, not bytes.
 	s.do("POST", "/flows", "["+item(`"`+strings.Repeat("é", 255)+`"`)+"]").wantStatus(t, http.StatusCreated)
 	p := s.do("POST", "/flows", "["+item(`"`+strings.Repeat("é", 256)+`"`)+"]").problem(t, http.StatusUnprocessableEntity)
-	if !p.hasError("body[0].src_app", "max") {
+	if !p.hasError("body[0].src_app", "max") || p.Errors[0].Detail != "src_app must be at most 255 characters long" {
 		t.Fatalf("errors %+v", p.Errors)
 	}
 	// Keys are case-sensitive.
@@ -445,6 +445,11 @@ func TestFlowsDecodingEdges(t *testing.T) {
 	if want := map[string]string{"body[0].src_app": "min", "body[0].bytes_tx": "type", "body[0].bytes_rx": "type",
 		"body[0].hour": "type", "body[1].hour": "max"}; !maps.Equal(got, want) {
 		t.Fatalf("items %v, want %v", got, want)
+	}
+	for _, e := range p.Errors {
+		if e.Location == "body[0].src_app" && e.Detail != "src_app must be at least 1 character long" {
+			t.Errorf("the empty src_app: %q", e.Detail)
+		}
 	}
 	// Not one JSON document, or not an array.
 	s.do("POST", "/flows", "[] []").problem(t, http.StatusBadRequest)

@@ -157,6 +157,15 @@ func unmatched(it *ProblemItem) bool {
 	return it.Title == titleUnmatched && strings.HasSuffix(it.Detail, detailUnmatched)
 }
 
+// plural is n and noun, with an s but for n "1" ("1 character", "255
+// characters": a required name said "at least 1 characters long").
+func plural(n, noun string) string {
+	if n == "1" {
+		return n + " " + noun
+	}
+	return n + " " + noun + "s"
+}
+
 // installErrorModel makes huma produce Problem for every error it writes:
 // validation, body parsing, body size, and the handlers' own errors. huma
 // keeps these hooks in package variables, so New sets them once (not an
@@ -609,13 +618,13 @@ var humaRules = compileHumaRules([]humaRule{
 	{format: validation.MsgExpectedExclusiveMaximumNumber, title: "lt",
 		detail: func(f, a string) string { return f + " must be less than " + plainNumber(a) }},
 	{format: validation.MsgExpectedMinLength, title: "min",
-		detail: func(f, a string) string { return f + " must be at least " + a + " characters long" }},
+		detail: func(f, a string) string { return f + " must be at least " + plural(a, "character") + " long" }},
 	{format: validation.MsgExpectedMaxLength, title: "max",
-		detail: func(f, a string) string { return f + " must be at most " + a + " characters long" }},
+		detail: func(f, a string) string { return f + " must be at most " + plural(a, "character") + " long" }},
 	{format: validation.MsgExpectedMinItems, title: "min",
-		detail: func(f, a string) string { return f + " must have at least " + a + " items" }},
+		detail: func(f, a string) string { return f + " must have at least " + plural(a, "item") }},
 	{format: validation.MsgExpectedMaxItems, title: "max",
-		detail: func(f, a string) string { return f + " must have at most " + a + " items" }},
+		detail: func(f, a string) string { return f + " must have at most " + plural(a, "item") }},
 	{format: validation.MsgExpectedOneOf, title: "oneof",
 		detail: func(f, a string) string { return f + " must be one of " + a }},
 	{format: validation.MsgExpectedMatchPattern, title: "pattern",
