@@ -254,7 +254,8 @@ func (d *flowDecoder) explain(body []byte, hours hourLimit) error {
 		})...)
 	}
 	var parsed any
-	if err := json.Unmarshal(slimBatch(body), &parsed); err != nil {
+	slim := slimBatch(body)
+	if err := json.Unmarshal(slim, &parsed); err != nil {
 		return notJSON(err, body, faults...)
 	}
 	errs := append(faults, d.validate(parsed)...)
@@ -266,7 +267,7 @@ func (d *flowDecoder) explain(body []byte, hours hourLimit) error {
 	// place has its item already (1.5 is the schema's type item, an hour
 	// past 2147483647 its max) and the whole-body item of a batch that is
 	// not all objects, which the schema's items explain.
-	ints := integerErrors(body)
+	ints := integerErrors(slim)
 	if len(errs) > len(faults) {
 		ints = slices.DeleteFunc(ints, func(e error) bool {
 			loc := errorLocation(e)
@@ -276,7 +277,7 @@ func (d *flowDecoder) explain(body []byte, hours hourLimit) error {
 	errs = append(errs, ints...)
 	// After the check above, so that an hour ahead does not hide the
 	// integers integerErrors finds.
-	errs = append(errs, aheadHourErrors(parsed, body, hours)...)
+	errs = append(errs, aheadHourErrors(parsed, slim, hours)...)
 	if len(errs) == 0 {
 		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
 	}
@@ -316,16 +317,17 @@ func flowNameBytesErrors(parsed any) []error {
 }
 
 // aheadHourErrors lists the hours past hours.max under MAX_TIME_AHEAD,
-// one "max" item each, given the generic parse of the body. Only the hours
+// one "max" item each, given the generic parse of the body and its slim
+// form (slimBatch), whose numbers it reads as written. Only the hours
 // that break no other rule are listed (integers written without a fraction
 // or exponent, 0 to maxHour): the others have their item already, so that
 // a field has one item.
-func aheadHourErrors(parsed any, body []byte, hours hourLimit) []error {
+func aheadHourErrors(parsed any, slim []byte, hours hourLimit) []error {
 	if hours.ahead == 0 || !hasHourPast(parsed, hours.max) {
 		return nil
 	}
 	// The numbers as written: the generic parse made them float64.
-	dec := json.NewDecoder(bytes.NewReader(slimBatch(body)))
+	dec := json.NewDecoder(bytes.NewReader(slim))
 	dec.UseNumber()
 	var items []any
 	if dec.Decode(&items) != nil {
@@ -374,9 +376,12 @@ func notJSON(err error, body []byte, faults ...error) *Problem {
 	})
 }
 
-// integerErrors finds the integer fields that do not parse as int64.
-func integerErrors(body []byte) []error {
-	dec := json.NewDecoder(bytes.NewReader(body))
+// integerErrors finds the integer fields that do not parse as int64, in
+// the slim form of the body (slimBatch: its items' numbers as written,
+// their composite values emptied, so that a body of many large values
+// costs little more than its size to explain).
+func integerErrors(slim []byte) []error {
+	dec := json.NewDecoder(bytes.NewReader(slim))
 	dec.UseNumber()
 	var items []map[string]any
 	if err := dec.Decode(&items); err != nil {
