@@ -302,7 +302,7 @@ type IdempotencyKey struct {
 	ExpiresAt time.Time
 }
 
-// Who runs the maintenance pass (retention and compression) now: at most one row per name, taken by an atomic INSERT .. ON CONFLICT DO UPDATE .. WHERE expires_at <= now(), renewed while the pass works and deleted at its end. A crashed pass's lease lapses at expires_at.
+// Who runs the maintenance pass (retention and compression) now: at most one row per name, taken by an atomic INSERT .. ON CONFLICT DO UPDATE .. WHERE expires_at <= now(), renewed while the pass works and let lapse at its end (expires_at set to now(); the row is kept, so that taking the lease never needs a new page: docs/lifecycle.md, "A full disk"). A crashed pass's lease lapses at expires_at.
 type MaintenanceLease struct {
 	// The work the lease is for (maintenance).
 	Name string
