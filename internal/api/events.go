@@ -187,12 +187,24 @@ func eventsHostGiven(raw json.RawMessage) bool {
 // outlive it. Checked here and not while decoding, which does not know
 // the setting; huma lists these beside its own failures.
 func (e *eventBody) problemsAt(ctx huma.Context) []error {
-	if e.startedAt == nil || ctx == nil || ctx.Operation() == nil {
+	if ctx == nil || ctx.Operation() == nil {
 		return e.problems
 	}
 	d, _ := ctx.Operation().Metadata[timeAheadKey].(time.Duration)
 	latest, on := aheadLimit(time.Now(), d)
-	if !on || !e.startedAt.After(latest) {
+	if !on {
+		return e.problems
+	}
+	detail := fmt.Sprintf("startedAt must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
+		formatAhead(d), latest.UTC().Truncate(time.Second).Format(time.RFC3339))
+	// A time past 9999-12-31 (parseStartedAt's max item) is past the
+	// limit too: its item names the limit a client can use.
+	for _, p := range e.problems {
+		if it, ok := p.(*ProblemItem); ok && it.Source == "startedAt" && it.Title == "max" {
+			it.Detail = detail
+		}
+	}
+	if e.startedAt == nil || !e.startedAt.After(latest) {
 		return e.problems
 	}
 	// The value as sent: the string, or the number (parseStartedAt read
@@ -200,8 +212,7 @@ func (e *eventBody) problemsAt(ctx huma.Context) []error {
 	var value any
 	_ = json.Unmarshal(e.sentAt, &value)
 	return append(e.problems, &ProblemItem{Title: "max", Source: "startedAt", Location: "body.startedAt", Value: value,
-		Detail: fmt.Sprintf("startedAt must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
-			formatAhead(d), latest.UTC().Truncate(time.Second).Format(time.RFC3339))})
+		Detail: detail})
 }
 
 // timeAheadKey is the key, in the register and commit operations'

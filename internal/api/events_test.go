@@ -996,6 +996,11 @@ func TestEventsStartedAtAhead(t *testing.T) {
 		offset := late.In(time.FixedZone("", -11*3600)).Format(time.RFC3339)
 		p = s.do("POST", "/apiv0.1/events/register", register(strconv.Quote(offset), "1")).problem(t, http.StatusUnprocessableEntity)
 		checkAhead(t, p, late.Truncate(time.Second), offset, "1d", 0)
+		// Past 9999-12-31 too (parseStartedAt's own max item): the item
+		// names the limit a client can use, not the year 9999.
+		past := "9999-12-31T23:59:59-01:00"
+		p = s.do("POST", "/apiv0.1/events/register", register(strconv.Quote(past), "1")).problem(t, http.StatusUnprocessableEntity)
+		checkAhead(t, p, time.Date(10000, 1, 1, 0, 59, 59, 0, time.UTC), past, "1d", 0)
 		// Beside the body's other failures, in one answer.
 		p = s.do("POST", "/apiv0.1/events/register", register(epoch(late), "-1")).problem(t, http.StatusUnprocessableEntity)
 		checkAhead(t, p, late.Truncate(time.Second), float64(late.Unix()), "1d", 1)
