@@ -36,6 +36,11 @@ type Pair struct {
 	stamp stamp      // the files as last read, whether they loaded or not
 	// statFailure is the last failure to find the files, said once.
 	statFailure string
+	// loadFailure is the last failure to load the files as stamp has
+	// them ("" once they loaded): such files are read again at each look,
+	// as what makes them load (a chmod, a chown) may not change the stamp,
+	// and the failure is said again only when it or the stamp changes.
+	loadFailure string
 }
 
 // stamp tells whether either file changed: the file each name leads to
@@ -104,7 +109,9 @@ func (p *Pair) Certificate() *tls.Certificate { return p.cert.Load() }
 // that changed are read again; when they do not make a valid pair (a
 // renewal half written, a key that is not the new certificate's) the
 // previous pair goes on being served and OnError hears of it once for
-// that state of the files: they are read again once they change again.
+// that state of the files and failure: they are read again at each look
+// until they load, since a key made readable (chmod, chown) changes
+// neither its size nor its modification time.
 // A handshake that finds another one looking at the files does not wait.
 func (p *Pair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	now := p.now().UnixNano()
@@ -131,15 +138,19 @@ func (p *Pair) check(now int64) {
 		return
 	}
 	p.statFailure = ""
-	if st.same(p.stamp) {
+	if st.same(p.stamp) && p.loadFailure == "" {
 		return
 	}
-	p.stamp = st
 	c, err := load(p.certFile, p.keyFile)
 	if err != nil {
-		p.fail(err)
+		if msg := err.Error(); !st.same(p.stamp) || msg != p.loadFailure {
+			p.loadFailure = msg
+			p.fail(err)
+		}
+		p.stamp = st
 		return
 	}
+	p.stamp, p.loadFailure = st, ""
 	p.cert.Store(c)
 	if p.OnReload != nil {
 		p.OnReload(c)

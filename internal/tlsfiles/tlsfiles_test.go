@@ -192,3 +192,54 @@ func TestConcurrentHandshakesDuringARenewal(t *testing.T) {
 		t.Fatalf("serving %q after a renewal and %s of handshakes, want b", got, CheckEvery)
 	}
 }
+
+// A renewal whose key the service cannot read yet (a new key file left
+// 0600 to another user) is said once; once the key is made readable
+// (chmod, chown), the new pair is served. Neither changes what the files'
+// stamp holds (the file, its size, its modification time), so the files
+// are read again while they fail to load, not only once they change.
+// Run as root, which reads any file, the permission is stood in for by a
+// key of the same size rewritten in place with its modification time put
+// back: a change the stamp does not see either.
+func TestAKeyMadeReadableIsServed(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := tlsfilestest.New(t, "a", time.Now().Add(time.Hour)).Write(t, dir)
+	w := watch(t, certFile, keyFile)
+	b := tlsfilestest.New(t, "b", time.Now().Add(2*time.Hour))
+	tlsfilestest.WriteFile(t, certFile, b.CertPEM)
+	asRoot := os.Geteuid() == 0
+	if asRoot {
+		junk := []byte(strings.Repeat("x", len(b.KeyPEM)))
+		tlsfilestest.WriteFile(t, keyFile, junk)
+	} else {
+		tlsfilestest.WriteFile(t, keyFile, b.KeyPEM)
+		if err := os.Chmod(keyFile, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if got := w.served(t, CheckEvery); got != "a" {
+			t.Fatalf("look %d: serving %q with b's key unreadable, want a", i, got)
+		}
+	}
+	if len(w.errs) != 1 || len(w.reloaded) != 0 {
+		t.Fatalf("errors %q, reloaded %q: want the unreadable key said once, nothing reloaded", w.errs, w.reloaded)
+	}
+	if asRoot {
+		before, err := os.Stat(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, b.KeyPEM, 0o600); err != nil { // in place: the same file
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(keyFile, time.Time{}, before.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.served(t, CheckEvery); got != "b" || len(w.reloaded) != 1 || len(w.errs) != 1 {
+		t.Fatalf("serving %q, reloaded %q, errors %q: want b once its key is readable, the failure said once", got, w.reloaded, w.errs)
+	}
+}
