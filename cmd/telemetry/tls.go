@@ -19,8 +19,10 @@ import (
 // HTTP/1.1 only: every rule of "Security and timeouts" (README) is written
 // and tested for HTTP/1.1 framing (a chunked body closing its connection,
 // Connection: close after a refused Expect, an HTTP/1.0 export reset when
-// cut), so HTTP/2 is not offered through ALPN. TLS 1.2 at least, with Go's
-// default cipher suites and curves.
+// cut), so HTTP/2 is not offered through ALPN; http/1.0 is, for the
+// clients that name it (curl -0 offers it alone, and crypto/tls refuses a
+// handshake whose client offers no protocol the server lists). TLS 1.2 at
+// least, with Go's default cipher suites and curves.
 func serverTLS(pair *tlsfiles.Pair, log *slog.Logger, prom *metrics.Metrics) (*tls.Config, metrics.TLS) {
 	counters := prom.RegisterTLS(func() time.Time { return pair.Certificate().Leaf.NotAfter })
 	logCertificate(log, "serving HTTPS", pair.Certificate())
@@ -34,7 +36,7 @@ func serverTLS(pair *tlsfiles.Pair, log *slog.Logger, prom *metrics.Metrics) (*t
 	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"http/1.1"},
+		NextProtos:     []string{"http/1.1", "http/1.0"},
 		GetCertificate: pair.GetCertificate,
 	}, counters
 }

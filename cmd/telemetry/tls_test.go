@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -81,6 +82,25 @@ func TestServeTLS(t *testing.T) {
 	}
 	if got := metric("telemetry_tls_certificate_expiry_timestamp_seconds"); got != float64(a.Leaf.NotAfter.Unix()) {
 		t.Fatalf("expiry %v, want %d", got, a.Leaf.NotAfter.Unix())
+	}
+
+	// An HTTP/1.0 client names its protocol in ALPN (curl -0 offers
+	// http/1.0 alone): it is served, not refused in the handshake.
+	http10, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.0"}})
+	if err != nil {
+		t.Fatalf("a TLS client offering http/1.0: %v", err)
+	}
+	if _, err := io.WriteString(http10, "GET /readyz HTTP/1.0\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res10, err := http.ReadResponse(bufio.NewReader(http10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res10.Body.Close()
+	http10.Close()
+	if res10.StatusCode != http.StatusOK || http10.ConnectionState().NegotiatedProtocol != "http/1.0" {
+		t.Fatalf("HTTP/1.0 over TLS: %s (ALPN %q), want 200 (http/1.0)", res10.Status, http10.ConnectionState().NegotiatedProtocol)
 	}
 
 	// Plain HTTP to the HTTPS port, and a TCP check that connects and
