@@ -24,7 +24,13 @@ import (
 // handshake whose client offers no protocol the server lists). TLS 1.2 at
 // least, with Go's default cipher suites and curves.
 func serverTLS(pair *tlsfiles.Pair, log *slog.Logger, prom *metrics.Metrics) (*tls.Config, metrics.TLS) {
-	counters := prom.RegisterTLS(func() time.Time { return pair.Certificate().Leaf.NotAfter })
+	// A scrape looks at the files as a handshake does: a scraper that
+	// keeps its connection, alone on an idle service, would otherwise see
+	// the expiry of a certificate already renewed on disk.
+	counters := prom.RegisterTLS(func() time.Time {
+		c, _ := pair.GetCertificate(nil)
+		return c.Leaf.NotAfter
+	})
 	logCertificate(log, "serving HTTPS", pair.Certificate())
 	pair.OnReload = func(c *tls.Certificate) {
 		logCertificate(log, "TLS certificate files changed: serving the new certificate", c)

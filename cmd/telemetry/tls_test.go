@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,12 +131,34 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal("healthcheck over plain HTTP to the HTTPS port passed")
 	}
 
-	// A renewal: both files replaced. The next connections get it.
-	b.Write(t, dir)
-	eventually(t, "the renewed certificate served", func() bool { return served() == "telemetry-b" })
-	if got := metric("telemetry_tls_certificate_expiry_timestamp_seconds"); got != float64(b.Leaf.NotAfter.Unix()) {
-		t.Fatalf("expiry %v after the renewal, want %d", got, b.Leaf.NotAfter.Unix())
+	// A renewal: both files replaced. A scraper that keeps its connection
+	// open, alone on the service (no handshake to look at the files), sees
+	// the renewed certificate's expiry, not an expiry that would page
+	// someone about a certificate already renewed on disk.
+	var handshakes atomic.Int32
+	scraper := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
+		VerifyConnection: func(tls.ConnectionState) error { handshakes.Add(1); return nil }}}}
+	scrape := func() float64 {
+		t.Helper()
+		res, err := scraper.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		text, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return metricIn(t, string(text), "telemetry_tls_certificate_expiry_timestamp_seconds")
 	}
+	scrape()
+	b.Write(t, dir)
+	eventually(t, "the renewed certificate's expiry scraped", func() bool { return scrape() == float64(b.Leaf.NotAfter.Unix()) })
+	if n := handshakes.Load(); n != 1 {
+		t.Fatalf("the scraper made %d handshakes, want 1 (its connection kept)", n)
+	}
+	// The next connections get it.
+	eventually(t, "the renewed certificate served", func() bool { return served() == "telemetry-b" })
 
 	// A certificate without its key: refused, counted, said, and the
 	// previous pair served meanwhile.
