@@ -603,8 +603,13 @@ func healthcheck(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	res.Body.Close()
+	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
+		// net/http's answer to plain HTTP on an HTTPS port.
+		head, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		if tlsConf == nil && res.StatusCode == http.StatusBadRequest && strings.Contains(string(head), "HTTPS server") {
+			return fmt.Errorf("not ready: %s: LISTEN_ADDR serves HTTPS; give the healthcheck the server's TLS_CERT_FILE and TLS_KEY_FILE too", res.Status)
+		}
 		return fmt.Errorf("not ready: %s", res.Status)
 	}
 	return nil

@@ -127,8 +127,9 @@ func TestServeTLS(t *testing.T) {
 	if err := run(context.Background(), []string{"healthcheck"}, env(hc), io.Discard, io.Discard); err != nil {
 		t.Fatalf("healthcheck over HTTPS: %v", err)
 	}
-	if err := run(context.Background(), []string{"healthcheck"}, env(map[string]string{"LISTEN_ADDR": addr}), io.Discard, io.Discard); err == nil {
-		t.Fatal("healthcheck over plain HTTP to the HTTPS port passed")
+	if err := run(context.Background(), []string{"healthcheck"}, env(map[string]string{"LISTEN_ADDR": addr}), io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "LISTEN_ADDR serves HTTPS") {
+		t.Fatalf("healthcheck over plain HTTP to the HTTPS port: %v, want a failure that says the port speaks HTTPS", err)
 	}
 
 	// A renewal: both files replaced. A scraper that keeps its connection
