@@ -195,8 +195,7 @@ func (e *eventBody) problemsAt(ctx huma.Context) []error {
 	if !on {
 		return e.problems
 	}
-	detail := fmt.Sprintf("startedAt must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
-		formatAhead(d), latest.UTC().Truncate(time.Second).Format(time.RFC3339))
+	detail := aheadDetail("startedAt", d, latest)
 	// A time past 9999-12-31 (parseStartedAt's max item) is past the
 	// limit too: its item names the limit a client can use.
 	for _, p := range e.problems {

@@ -406,8 +406,7 @@ func aheadFaults(parsed any, latest time.Time, ahead time.Duration) []error {
 			t, ok := rec[field].(float64)
 			if ok && validEpoch(t) && t > limit {
 				errs = append(errs, &ProblemItem{Title: "max", Source: field, Location: fmt.Sprintf("body[%d].%s", i, field),
-					Value: t, Detail: fmt.Sprintf("%s must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
-						field, formatAhead(ahead), latest.Format(time.RFC3339))})
+					Value: t, Detail: aheadDetail(field, ahead, latest)})
 			}
 		}
 	}

@@ -22,6 +22,13 @@ func aheadLimit(now time.Time, d time.Duration) (latest time.Time, on bool) {
 	return now.Add(d).UTC().Truncate(time.Second), true
 }
 
+// aheadDetail is the detail of the 422 item of a time field past latest
+// (aheadLimit's) under MAX_TIME_AHEAD d.
+func aheadDetail(field string, d time.Duration, latest time.Time) string {
+	return fmt.Sprintf("%s must be at most MAX_TIME_AHEAD (%s) ahead of the server's clock: %s or earlier",
+		field, formatAhead(d), latest.Format(time.RFC3339))
+}
+
 // formatAhead writes d as an operator writes MAX_TIME_AHEAD: whole days as
 // 1d, else whole hours as 36h, else whole minutes as 90m; anything else as
 // Go writes a duration (1m30s).
