@@ -265,19 +265,19 @@ func (d *flowDecoder) explain(body []byte, hours hourLimit) error {
 	// Listed beside the other failures (until 2026-12-06 only when there
 	// were none: a 1.0 beside an empty name went unsaid), except where a
 	// place has its item already (1.5 is the schema's type item, an hour
-	// past 2147483647 its max) and the whole-body item of a batch that is
-	// not all objects, which the schema's items explain.
-	ints := integerErrors(slim)
+	// past 2147483647 its max).
+	items := numberedItems(slim)
+	ints := integerErrors(items)
 	if len(errs) > len(faults) {
 		ints = slices.DeleteFunc(ints, func(e error) bool {
 			loc := errorLocation(e)
-			return loc == "body" || slices.ContainsFunc(errs, func(o error) bool { return errorLocation(o) == loc })
+			return slices.ContainsFunc(errs, func(o error) bool { return errorLocation(o) == loc })
 		})
 	}
 	errs = append(errs, ints...)
 	// After the check above, so that an hour ahead does not hide the
 	// integers integerErrors finds.
-	errs = append(errs, aheadHourErrors(parsed, slim, hours)...)
+	errs = append(errs, aheadHourErrors(items, hours)...)
 	if len(errs) == 0 {
 		errs = append(errs, &ProblemItem{Title: "invalid", Location: "body", Detail: "the batch could not be decoded"})
 	}
@@ -317,20 +317,12 @@ func flowNameBytesErrors(parsed any) []error {
 }
 
 // aheadHourErrors lists the hours past hours.max under MAX_TIME_AHEAD,
-// one "max" item each, given the generic parse of the body and its slim
-// form (slimBatch), whose numbers it reads as written. Only the hours
-// that break no other rule are listed (integers written without a fraction
-// or exponent, 0 to maxHour): the others have their item already, so that
-// a field has one item.
-func aheadHourErrors(parsed any, slim []byte, hours hourLimit) []error {
-	if hours.ahead == 0 || !hasHourPast(parsed, hours.max) {
-		return nil
-	}
-	// The numbers as written: the generic parse made them float64.
-	dec := json.NewDecoder(bytes.NewReader(slim))
-	dec.UseNumber()
-	var items []any
-	if dec.Decode(&items) != nil {
+// one "max" item each, given the items with their numbers as written
+// (numberedItems). Only the hours that break no other rule are listed
+// (integers written without a fraction or exponent, 0 to maxHour): the
+// others have their item already, so that a field has one item.
+func aheadHourErrors(items []any, hours hourLimit) []error {
+	if hours.ahead == 0 {
 		return nil
 	}
 	start := time.Unix(hours.max*3600, 0).UTC().Format(time.RFC3339)
@@ -349,19 +341,6 @@ func aheadHourErrors(parsed any, slim []byte, hours hourLimit) []error {
 	return errs
 }
 
-// hasHourPast reports whether some item of the generic parse has an hour
-// over last: the cheap look before aheadHourErrors parses the body again.
-func hasHourPast(parsed any, last int64) bool {
-	items, _ := parsed.([]any)
-	for _, item := range items {
-		flow, _ := item.(map[string]any)
-		if h, ok := flow["hour"].(float64); ok && h > float64(last) {
-			return true
-		}
-	}
-	return false
-}
-
 // notJSON is the 400 for a body that is not JSON, given the error of its
 // parse; or the 422 for a number in body past the range of a JSON number
 // (float64), which the parse also refuses, after faults: the items already
@@ -376,19 +355,28 @@ func notJSON(err error, body []byte, faults ...error) *Problem {
 	})
 }
 
-// integerErrors finds the integer fields that do not parse as int64, in
-// the slim form of the body (slimBatch: its items' numbers as written,
-// their composite values emptied, so that a body of many large values
-// costs little more than its size to explain).
-func integerErrors(slim []byte) []error {
+// numberedItems is the items of the slim form of the body (slimBatch: its
+// items' numbers as written, their composite values emptied, so that a body
+// of many large values costs little more than its size to explain) with
+// their numbers as json.Number: the generic parse makes them float64,
+// which tells 1 from neither 1.0 nor 1e0 and holds no int64 past 2^53
+// exactly. Read once for integerErrors and aheadHourErrors, after the
+// generic parse of the same bytes succeeded (so this one does too; an item
+// that is not an object has no fields to look at).
+func numberedItems(slim []byte) []any {
 	dec := json.NewDecoder(bytes.NewReader(slim))
 	dec.UseNumber()
-	var items []map[string]any
-	if err := dec.Decode(&items); err != nil {
-		return []error{&ProblemItem{Title: "json", Location: "body", Detail: "the body is not a valid batch: " + err.Error()}}
-	}
+	var items []any
+	_ = dec.Decode(&items)
+	return items
+}
+
+// integerErrors finds the integer fields of the items (numberedItems)
+// that do not parse as int64.
+func integerErrors(items []any) []error {
 	var errs []error
-	for i, item := range items {
+	for i, v := range items {
+		item, _ := v.(map[string]any)
 		for _, field := range []string{"bytes_tx", "bytes_rx", "hour"} {
 			n, ok := item[field].(json.Number)
 			if !ok {
